@@ -1,0 +1,73 @@
+/**
+ * Codec registry. Every stored object records the codec its bytes are encoded
+ * with (object metadata and catalog), so decoding never guesses and the
+ * default can change without rewriting the archive.
+ *
+ * The default is zstd level 1 through node:zlib: measured by bench/codec.ts on
+ * real PostgreSQL WAL (docs/decisions.md has the figures). The async zlib calls
+ * run on libuv's thread pool, so compression of several objects overlaps.
+ */
+import { promisify } from "node:util";
+import * as zlib from "node:zlib";
+import { gzipSync as fflateGzip, gunzipSync as fflateGunzip } from "fflate";
+import { CodecError } from "./errors.js";
+
+export type CodecName = "none" | "zstd" | "gzip" | "fflate-gzip";
+export const CODEC_NAMES: readonly CodecName[] = ["none", "zstd", "gzip", "fflate-gzip"];
+export const DEFAULT_CODEC: CodecName = "zstd";
+
+export interface Codec {
+  readonly name: CodecName;
+  encode(raw: Uint8Array): Promise<Buffer>;
+  decode(encoded: Uint8Array): Promise<Buffer>;
+}
+
+const zstdCompress = promisify(zlib.zstdCompress);
+const zstdDecompress = promisify(zlib.zstdDecompress);
+const gzip = promisify(zlib.gzip);
+const gunzip = promisify(zlib.gunzip);
+
+const codecs: Record<CodecName, Codec> = {
+  none: {
+    name: "none",
+    encode: async (raw) => Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength),
+    decode: async (enc) => Buffer.from(enc.buffer, enc.byteOffset, enc.byteLength),
+  },
+  zstd: {
+    name: "zstd",
+    encode: (raw) =>
+      zstdCompress(raw, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } }),
+    decode: (enc) => zstdDecompress(enc),
+  },
+  gzip: {
+    name: "gzip",
+    encode: (raw) => gzip(raw, { level: 1 }),
+    decode: (enc) => gunzip(enc),
+  },
+  "fflate-gzip": {
+    name: "fflate-gzip",
+    encode: async (raw) => Buffer.from(fflateGzip(raw, { level: 1 })),
+    decode: async (enc) => Buffer.from(fflateGunzip(enc)),
+  },
+};
+
+export function isCodecName(name: string): name is CodecName {
+  return (CODEC_NAMES as readonly string[]).includes(name);
+}
+
+export function getCodec(name: string): Codec {
+  if (!isCodecName(name)) {
+    throw new CodecError(`unknown codec '${name}' (known: ${CODEC_NAMES.join(", ")})`);
+  }
+  return codecs[name];
+}
+
+/** Decodes, turning any decoder failure into a CodecError naming the codec and the object. */
+export async function decodeWith(name: string, encoded: Uint8Array, what: string): Promise<Buffer> {
+  const codec = getCodec(name);
+  try {
+    return await codec.decode(encoded);
+  } catch (cause) {
+    throw new CodecError(`${what} does not decode as ${name}: ${(cause as Error).message}`, { cause });
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The one catalogue of walvault errors. Every error a user can see is one of
+ * these classes: it has a stable `code` (for --json output and Step Functions
+ * Catch/Retry on `Error` names), a one-line message that names what was wrong
+ * and what to do, and the underlying `cause` when there is one.
+ *
+ * Step Functions matches Catch `ErrorEquals` against the error's `name`, so
+ * each class sets `name` to its class name and the ASL refers to those names.
+ */
+export interface WalvaultErrorOptions {
+  cause?: unknown;
+}
+
+export abstract class WalvaultError extends Error {
+  /** Stable machine-readable code, e.g. "segment_conflict". */
+  abstract readonly code: string;
+  /** Process exit code the CLI uses for this error. */
+  readonly exitCode: number = 2;
+
+  constructor(message: string, options: WalvaultErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+  }
+}
+
+/** Input from a user, a config file or an event failed validation. */
+export class InvalidInputError extends WalvaultError {
+  readonly code = "invalid_input";
+}
+
+/** The database id is well formed but not registered in the catalog. */
+export class UnknownDatabaseError extends WalvaultError {
+  readonly code = "unknown_database";
+}
+
+/** A file name is not a WAL segment, history, backup or partial file. */
+export class InvalidWalNameError extends WalvaultError {
+  readonly code = "invalid_wal_name";
+}
+
+/** Bytes do not match what was recorded (SHA-256 or size). */
+export class ChecksumMismatchError extends WalvaultError {
+  readonly code = "checksum_mismatch";
+}
+
+/** Bytes could not be decoded with the codec they claim. */
+export class CodecError extends WalvaultError {
+  readonly code = "codec_error";
+}
+
+/**
+ * The same name was already archived with different bytes. The archived copy
+ * is never overwritten; the newcomer is quarantined.
+ */
+export class SegmentConflictError extends WalvaultError {
+  readonly code = "segment_conflict";
+  override readonly exitCode = 3;
+}
+
+/** Something asked for does not exist (segment, object, snapshot). */
+export class NotFoundError extends WalvaultError {
+  readonly code = "not_found";
+  override readonly exitCode = 1;
+}
+
+/** A local file the user named does not exist or cannot be read. */
+export class FileAccessError extends WalvaultError {
+  readonly code = "file_access";
+}
+
+/** Configuration is missing or wrong (no config file, bad endpoint...). */
+export class ConfigError extends WalvaultError {
+  readonly code = "config_error";
+}
+
+/** A service (S3, DynamoDB, the local stack) could not be reached. */
+export class ServiceUnavailableError extends WalvaultError {
+  readonly code = "service_unavailable";
+  override readonly exitCode = 4;
+}
+
+/** Waiting for durability or a workflow did not finish in time. */
+export class TimeoutError extends WalvaultError {
+  readonly code = "timeout";
+  override readonly exitCode = 5;
+}
+
+/** The object was quarantined by ingest; the reason is in the message. */
+export class QuarantinedError extends WalvaultError {
+  readonly code = "quarantined";
+  override readonly exitCode = 3;
+}
+
+/** A conditional write lost against a concurrent writer. */
+export class ConcurrentUpdateError extends WalvaultError {
+  readonly code = "concurrent_update";
+}
+
+/** WAL is missing between two archived positions on a timeline. */
+export class WalGapError extends WalvaultError {
+  readonly code = "wal_gap";
+}
+
+/** Type guard usable on anything caught. */
+export function isWalvaultError(e: unknown): e is WalvaultError {
+  return e instanceof WalvaultError;
+}
+
+/** Best one-line description of any thrown value. */
+export function describeError(e: unknown): string {
+  if (e instanceof Error) return e.message.split("\n")[0] ?? e.name;
+  return String(e);
+}

@@ -1,0 +1,141 @@
+/**
+ * Schemas for everything that crosses a boundary: events, workflow state,
+ * object metadata, catalog records, configuration. Handlers parse their input
+ * with these; nothing trusts a shape it did not check.
+ */
+import { z } from "zod";
+import { CODEC_NAMES, type CodecName } from "./codec.js";
+import { SHA256_RE } from "./hash.js";
+import { DATABASE_ID_RE } from "./keys.js";
+
+export const databaseIdSchema = z.string().regex(DATABASE_ID_RE, "invalid database id");
+export const sha256Schema = z.string().regex(SHA256_RE, "not a lowercase hex SHA-256");
+export const codecSchema = z.enum(CODEC_NAMES as [CodecName, ...CodecName[]]);
+
+/** EventBridge "Object Created" event from S3 (the fields ingest uses). */
+export const objectCreatedEventSchema = z.object({
+  "detail-type": z.literal("Object Created"),
+  source: z.literal("aws.s3"),
+  time: z.string().optional(),
+  region: z.string().optional(),
+  detail: z.object({
+    bucket: z.object({ name: z.string().min(1) }),
+    object: z.object({
+      key: z.string().min(1),
+      size: z.number().int().nonnegative().optional(),
+      etag: z.string().optional(),
+      "version-id": z.string().optional(),
+      sequencer: z.string().optional(),
+    }),
+  }),
+});
+export type ObjectCreatedEvent = z.infer<typeof objectCreatedEventSchema>;
+
+/** User metadata walvault writes on every object (S3 lowercases keys). Untrusted on input. */
+export const META_SHA256 = "walvault-sha256";
+export const META_CODEC = "walvault-codec";
+export const META_SIZE = "walvault-size";
+export const META_DATABASE = "walvault-database";
+
+export const objectMetaSchema = z.object({
+  [META_SHA256]: sha256Schema,
+  [META_CODEC]: codecSchema,
+  [META_SIZE]: z.string().regex(/^\d+$/, "size is not a decimal integer"),
+});
+
+export const walKindSchema = z.enum(["segment", "partial", "history", "backup"]);
+
+/** Output of the Validate step: a WAL file proven well formed, ready to promote. */
+export const validatedWalSchema = z.object({
+  databaseId: databaseIdSchema,
+  name: z.string(),
+  kind: walKindSchema,
+  timeline: z.number().int().positive(),
+  /** Hex LSN text, segments/partials only. */
+  startLsn: z.string().optional(),
+  endLsn: z.string().optional(),
+  size: z.number().int().nonnegative(),
+  storedSize: z.number().int().nonnegative(),
+  sha256: sha256Schema,
+  codec: codecSchema,
+  incoming: z.object({ bucket: z.string(), key: z.string(), versionId: z.string().optional() }),
+  vaultKey: z.string(),
+  /** True when the catalog already holds this exact file: nothing more to do. */
+  duplicate: z.boolean(),
+  replicaRegions: z.array(z.string()),
+});
+export type ValidatedWal = z.infer<typeof validatedWalSchema>;
+
+export const promotedSchema = z.object({
+  vaultBucket: z.string(),
+  vaultKey: z.string(),
+  versionId: z.string().optional(),
+  /** False when the vault already held these exact bytes. */
+  copied: z.boolean(),
+});
+export type Promoted = z.infer<typeof promotedSchema>;
+
+/** Error object Step Functions puts at a Catch's ResultPath. */
+export const stepErrorSchema = z.object({ Error: z.string(), Cause: z.string().optional() });
+
+export const replicaStatusSchema = z.object({
+  status: z.enum(["pending", "replicated", "failed"]),
+  at: z.string(),
+  versionId: z.string().optional(),
+  error: z.string().optional(),
+});
+
+/** Catalog item of an archived WAL file (segment, partial, history, backup label). */
+export const walRecordSchema = z.object({
+  databaseId: databaseIdSchema,
+  name: z.string(),
+  kind: walKindSchema,
+  timeline: z.number().int().positive(),
+  startLsn: z.string().optional(),
+  endLsn: z.string().optional(),
+  size: z.number().int().nonnegative(),
+  storedSize: z.number().int().nonnegative(),
+  sha256: sha256Schema,
+  codec: codecSchema,
+  status: z.literal("stored"),
+  vaultKey: z.string(),
+  vaultVersionId: z.string().optional(),
+  archivedAt: z.string(),
+  replicas: z.record(z.string(), replicaStatusSchema),
+});
+export type WalRecord = z.infer<typeof walRecordSchema>;
+
+export const quarantineRecordSchema = z.object({
+  databaseId: databaseIdSchema,
+  /** The file name the upload claimed (may be invalid: it is what was rejected). */
+  name: z.string(),
+  incomingKey: z.string(),
+  quarantineKey: z.string().optional(),
+  error: z.string(),
+  reason: z.string(),
+  at: z.string(),
+});
+export type QuarantineRecord = z.infer<typeof quarantineRecordSchema>;
+
+export const databaseRecordSchema = z.object({
+  databaseId: databaseIdSchema,
+  kind: z.enum(["postgres", "generic"]),
+  walSegmentSize: z.number().int().positive(),
+  createdAt: z.string(),
+});
+export type DatabaseRecord = z.infer<typeof databaseRecordSchema>;
+
+export const headRecordSchema = z.object({
+  databaseId: databaseIdSchema,
+  lastName: z.string(),
+  lastSortKey: z.string(),
+  lastArchivedAt: z.string(),
+});
+export type HeadRecord = z.infer<typeof headRecordSchema>;
+
+/** Replicate step input: one Map item. */
+export const replicateItemSchema = z.object({
+  region: z.string(),
+  ingest: validatedWalSchema,
+  promoted: promotedSchema,
+});

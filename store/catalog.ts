@@ -1,0 +1,44 @@
+/**
+ * Catalog: the per-database record of what the vault holds (DynamoDB in AWS,
+ * DynamoDB Local on the local stack). Items are keyed by database, so one
+ * database's agent can be limited to its own items (IAM LeadingKeys).
+ *
+ * Contract (every implementation, checked by test/store/catalog.contract.ts):
+ * - recordWal() is a conditional, idempotent create: when no item exists for
+ *   (databaseId, name) it writes one and resolves "created"; when one exists
+ *   with the same sha256 it changes nothing and resolves "duplicate" with the
+ *   existing record; when one exists with a different sha256 it changes
+ *   nothing and rejects with SegmentConflictError naming both hashes.
+ * - getWal() resolves undefined for a name never recorded.
+ * - listWal() returns every WAL record of a database ordered by timeline, then
+ *   name (so segments come in LSN order within a timeline), across pages.
+ * - advanceHead() moves the database head forward only: a record older than
+ *   the current head leaves it unchanged; never rejects for that.
+ * - recordQuarantine() appends; listQuarantine() returns newest last, and
+ *   filters by file name when given one.
+ * - putDatabase() creates or replaces the registration; getDatabase() resolves
+ *   undefined for an unknown id.
+ * - No operation needs multi-item transactions.
+ * - Service failures reject with ServiceUnavailableError.
+ */
+import type { DatabaseRecord, HeadRecord, QuarantineRecord, WalRecord } from "../core/schemas.js";
+
+export type RecordOutcome = { outcome: "created"; record: WalRecord } | { outcome: "duplicate"; record: WalRecord };
+
+export interface Catalog {
+  putDatabase(record: DatabaseRecord): Promise<void>;
+  getDatabase(databaseId: string): Promise<DatabaseRecord | undefined>;
+  listDatabases(): Promise<DatabaseRecord[]>;
+
+  recordWal(record: WalRecord): Promise<RecordOutcome>;
+  getWal(databaseId: string, name: string): Promise<WalRecord | undefined>;
+  listWal(databaseId: string): Promise<WalRecord[]>;
+  /** Sets the replica status of one region on an existing record. */
+  setReplicaStatus(databaseId: string, name: string, region: string, status: WalRecord["replicas"][string]): Promise<void>;
+
+  advanceHead(databaseId: string, name: string, sortKey: string, archivedAt: string): Promise<void>;
+  getHead(databaseId: string): Promise<HeadRecord | undefined>;
+
+  recordQuarantine(record: QuarantineRecord): Promise<void>;
+  listQuarantine(databaseId: string, name?: string): Promise<QuarantineRecord[]>;
+}

@@ -1,0 +1,57 @@
+/**
+ * ObjectStore: the only way walvault touches object storage (S3 in AWS,
+ * s3rver on the local stack). One instance talks to one endpoint/region.
+ *
+ * Contract (every implementation, checked by test/store/object-store.contract.ts):
+ * - put() stores the bytes and user metadata exactly; a later get() returns
+ *   the same bytes and metadata (keys lowercased). It returns the version id
+ *   when the bucket is versioned.
+ * - get() and head() resolve `undefined` when the key (or version) does not
+ *   exist; every other failure rejects. They never return partial bodies.
+ * - copy() copies bytes and metadata server-side to another key, possibly in
+ *   another bucket of the same endpoint, and returns the new version id.
+ * - delete() is idempotent: deleting a missing key succeeds.
+ * - list() yields every key under the prefix in lexicographic order, across
+ *   as many pages as it takes.
+ * - Conditional writes are NOT part of the contract (s3rver ignores
+ *   If-None-Match): callers decide "exists?" with head() and the catalog's
+ *   conditional writes, and never rely on the store to refuse an overwrite.
+ * - Network/service failures reject with ServiceUnavailableError naming the
+ *   endpoint; nothing is retried silently beyond the SDK's own retries.
+ */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** User metadata, keys lowercased. */
+  metadata: Record<string, string>;
+  versionId?: string;
+  etag?: string;
+}
+
+export interface StoredObject extends ObjectInfo {
+  body: Buffer;
+}
+
+export interface PutResult {
+  versionId?: string;
+  etag?: string;
+}
+
+export interface ListedObject {
+  key: string;
+  size: number;
+}
+
+export interface ObjectStore {
+  /** A name for messages: region or endpoint. */
+  readonly name: string;
+  put(bucket: string, key: string, body: Uint8Array, metadata: Record<string, string>): Promise<PutResult>;
+  get(bucket: string, key: string, versionId?: string): Promise<StoredObject | undefined>;
+  head(bucket: string, key: string, versionId?: string): Promise<ObjectInfo | undefined>;
+  copy(
+    from: { bucket: string; key: string; versionId?: string },
+    to: { bucket: string; key: string },
+  ): Promise<PutResult>;
+  delete(bucket: string, key: string, versionId?: string): Promise<void>;
+  list(bucket: string, prefix: string): AsyncIterable<ListedObject>;
+}
