@@ -108,6 +108,6 @@ export function isWalvaultError(e: unknown): e is WalvaultError {
 
 /** Best one-line description of any thrown value. */
 export function describeError(e: unknown): string {
-  if (e instanceof Error) return e.message.split("\n")[0] ?? e.name;
+  if (e instanceof Error) return e.message.split(/\r?\n/)[0] || e.name;
   return String(e);
 }

@@ -106,7 +106,8 @@ export const walRecordSchema = z.object({
 export type WalRecord = z.infer<typeof walRecordSchema>;
 
 export const quarantineRecordSchema = z.object({
-  databaseId: databaseIdSchema,
+  /** "_invalid" when the upload's key did not even name a valid database id. */
+  databaseId: z.union([databaseIdSchema, z.literal("_invalid")]),
   /** The file name the upload claimed (may be invalid: it is what was rejected). */
   name: z.string(),
   incomingKey: z.string(),

@@ -32,7 +32,16 @@ export function parseTimelineHistory(text: string): TimelineHistoryEntry[] {
         `timeline history line ${i + 1}: timeline ${timeline} does not increase after ${prev.timeline}`,
       );
     }
-    out.push({ timeline, switchLsn: parseLsn(lsn), reason: parts.slice(2).join(" ") });
+    let switchLsn: bigint;
+    try {
+      switchLsn = parseLsn(lsn);
+    } catch (cause) {
+      throw new InvalidInputError(
+        `timeline history line ${i + 1} is malformed: '${line}' (switch point '${lsn}' is not an LSN)`,
+        { cause },
+      );
+    }
+    out.push({ timeline, switchLsn, reason: parts.slice(2).join(" ") });
   });
   return out;
 }

@@ -1,0 +1,203 @@
+#!/usr/bin/env node
+/**
+ * walvault — the agent beside the database.
+ * Errors are one line on stderr (`walvault: …`) and a non-zero exit code.
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { fileURLToPath } from "node:url";
+import { describeError, InvalidInputError, isWalvaultError, NotFoundError } from "../core/errors.js";
+import { assertDatabaseId } from "../core/keys.js";
+import { DEFAULT_WAL_SEGMENT_SIZE, assertSegmentSize } from "../core/wal.js";
+import { loadConfig, requireDatabase, defaultLocalStateDir } from "./config.js";
+import { agentClients } from "./clients.js";
+
+/** restore_command exit status PostgreSQL treats as fatal (> 125): recovery stops instead of ending early. */
+export const RESTORE_FATAL_EXIT = 126;
+
+const USAGE = `usage: walvault <command> [options]
+
+archiving (PostgreSQL)
+  wal-push <path>            archive a WAL file (archive_command = 'walvault wal-push %p')
+      --wait none|stored     durability to wait for before exit 0 (default stored)
+      --timeout SECONDS      give up waiting after this long (default 60)
+  wal-fetch <name> <dest>    fetch a verified WAL file (restore_command = 'walvault wal-fetch %f %p')
+      --no-prefetch          do not prefetch the following segments
+  wal list [--json]          every archived WAL file of the database
+  status [--json]            last archived segment, archive lag, gaps
+
+administration
+  db add <id> [--kind postgres|generic] [--wal-segment-size BYTES]
+  local up [--state-dir DIR] [--database ID]...   run the embedded stack in the foreground
+  local down [--state-dir DIR]                    stop it
+
+common options
+  --database ID   database id (or WALVAULT_DATABASE, or the config file's)
+  --config FILE   configuration file (or WALVAULT_CONFIG; the local stack writes one)
+`;
+
+const common = {
+  database: { type: "string" },
+  config: { type: "string" },
+  json: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} satisfies ParseArgsConfig["options"];
+
+function parse<T extends NonNullable<ParseArgsConfig["options"]>>(argv: string[], options: T) {
+  try {
+    return parseArgs({ args: argv, options: { ...common, ...options }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new InvalidInputError(describeError(e));
+  }
+}
+
+function positionals(p: string[], names: string[], command: string): string[] {
+  if (p.length !== names.length) {
+    throw new InvalidInputError(
+      `${command} takes ${names.map((n) => `<${n}>`).join(" ")}, got ${p.length === 0 ? "nothing" : p.map((x) => `'${x}'`).join(" ")}`,
+    );
+  }
+  return p;
+}
+
+function print(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + "\n" : human() + "\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return 0;
+
+    case "wal-push": {
+      const { values, positionals: p } = parse(rest, {
+        wait: { type: "string", default: "stored" },
+        timeout: { type: "string" },
+      });
+      const [path] = positionals(p, ["path"], "wal-push");
+      if (values.wait !== "none" && values.wait !== "stored") {
+        throw new InvalidInputError(`--wait must be none or stored, not '${values.wait}'`);
+      }
+      const cfg = loadConfig(values);
+      const databaseId = requireDatabase(cfg);
+      const timeoutSeconds = values.timeout === undefined ? (cfg.waitTimeoutSeconds ?? 60) : Number(values.timeout);
+      if (!(timeoutSeconds > 0)) throw new InvalidInputError(`--timeout must be a positive number of seconds`);
+      const { walPush } = await import("./wal-push.js");
+      const r = await walPush(path!, { ...cfg, databaseId }, agentClients(cfg), {
+        wait: values.wait,
+        timeoutMs: timeoutSeconds * 1000,
+        cwd: process.cwd(),
+      });
+      if (values.json) print(true, r, () => "");
+      return 0;
+    }
+
+    case "wal-fetch": {
+      const { values, positionals: p } = parse(rest, { "no-prefetch": { type: "boolean", default: false } });
+      const [name, dest] = positionals(p, ["name", "dest"], "wal-fetch");
+      try {
+        const cfg = loadConfig(values);
+        const databaseId = requireDatabase(cfg);
+        const { walFetch, spawnPrefetch } = await import("./wal-fetch.js");
+        const { markRestoredFrom } = await import("./restore-marker.js");
+        const r = await walFetch(name!, dest!, { ...cfg, databaseId }, agentClients(cfg));
+        markRestoredFrom(process.cwd(), databaseId);
+        if (!values["no-prefetch"]) spawnPrefetch(name!, dest!, cfg, fileURLToPath(import.meta.url));
+        if (values.json) print(true, r, () => "");
+        return 0;
+      } catch (e) {
+        if (e instanceof NotFoundError) throw e;
+        // Anything but "never archived" must stop recovery rather than end it early.
+        process.stderr.write(`walvault: ${describeError(e)}\n`);
+        return RESTORE_FATAL_EXIT;
+      }
+    }
+
+    case "wal-prefetch": {
+      const { values, positionals: p } = parse(rest, { count: { type: "string", default: "8" } });
+      const [after, dir] = positionals(p, ["after", "dir"], "wal-prefetch");
+      const cfg = loadConfig(values);
+      const { walPrefetch } = await import("./wal-fetch.js");
+      await walPrefetch(after!, dir!, Number(values.count), { ...cfg, databaseId: requireDatabase(cfg) }, agentClients(cfg));
+      return 0;
+    }
+
+    case "wal": {
+      const [sub, ...args] = rest;
+      if (sub !== "list") throw new InvalidInputError(`unknown command 'wal ${sub ?? ""}': did you mean 'wal list'?`);
+      const { values, positionals: p } = parse(args, {});
+      positionals(p, [], "wal list");
+      const cfg = loadConfig(values);
+      const { listWal, formatWalList } = await import("./status.js");
+      const records = await listWal(agentClients(cfg), requireDatabase(cfg));
+      print(values.json, records, () => formatWalList(records));
+      return 0;
+    }
+
+    case "status": {
+      const { values, positionals: p } = parse(rest, {});
+      positionals(p, [], "status");
+      const cfg = loadConfig(values);
+      const { status, formatStatus } = await import("./status.js");
+      const report = await status(agentClients(cfg), requireDatabase(cfg));
+      print(values.json, report, () => formatStatus(report));
+      return 0;
+    }
+
+    case "db": {
+      const [sub, ...args] = rest;
+      if (sub !== "add") throw new InvalidInputError(`unknown command 'db ${sub ?? ""}': did you mean 'db add'?`);
+      const { values, positionals: p } = parse(args, {
+        kind: { type: "string", default: "postgres" },
+        "wal-segment-size": { type: "string", default: String(DEFAULT_WAL_SEGMENT_SIZE) },
+      });
+      const [id] = positionals(p, ["id"], "db add");
+      assertDatabaseId(id!);
+      if (values.kind !== "postgres" && values.kind !== "generic") {
+        throw new InvalidInputError(`--kind must be postgres or generic, not '${values.kind}'`);
+      }
+      const size = Number(values["wal-segment-size"]);
+      assertSegmentSize(size);
+      const cfg = loadConfig(values);
+      const { catalog } = agentClients(cfg);
+      const existing = await catalog.getDatabase(id!);
+      if (!existing) {
+        await catalog.putDatabase({ databaseId: id!, kind: values.kind, walSegmentSize: size, createdAt: new Date().toISOString() });
+      }
+      print(values.json, existing ?? { databaseId: id }, () => (existing ? `database ${id} is already registered` : `registered database ${id}`));
+      return 0;
+    }
+
+    case "local": {
+      const [sub, ...args] = rest;
+      const { values, positionals: p } = parse(args, {
+        "state-dir": { type: "string" },
+        database: { type: "string", multiple: true },
+      });
+      positionals(p, [], `local ${sub}`);
+      const stateDir = values["state-dir"] ?? defaultLocalStateDir();
+      const { localUp, localDown } = await import("../local/cli.js");
+      if (sub === "up") return localUp(stateDir, values.database ?? ["pg-main"]);
+      if (sub === "down") return localDown(stateDir);
+      throw new InvalidInputError(`unknown command 'local ${sub ?? ""}': use 'local up' or 'local down'`);
+    }
+
+    default:
+      throw new InvalidInputError(`unknown command '${command}' (see walvault help)`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`walvault: ${describeError(e)}\n`);
+    if (process.env.WALVAULT_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.exitCode = isWalvaultError(e) ? e.exitCode : 2;
+  },
+);

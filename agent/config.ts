@@ -1,0 +1,71 @@
+/**
+ * Finds and loads the agent configuration. Order: --config, $WALVAULT_CONFIG,
+ * ~/.config/walvault/config.json, then the local stack's well-known file
+ * ($WALVAULT_LOCAL_DIR or <tmp>/walvault-local)/config.json — so after
+ * `walvault local up` the agent (and PostgreSQL's archive_command, running as
+ * another user) finds it by itself. $WALVAULT_DATABASE or --database names
+ * the database.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { agentConfigSchema, type AgentConfig } from "../core/config.js";
+import { ConfigError, ServiceUnavailableError } from "../core/errors.js";
+import { assertDatabaseId } from "../core/keys.js";
+
+export function defaultLocalStateDir(): string {
+  return process.env.WALVAULT_LOCAL_DIR ?? join(tmpdir(), "walvault-local");
+}
+
+export function configCandidates(explicit?: string): string[] {
+  if (explicit) return [explicit];
+  if (process.env.WALVAULT_CONFIG) return [process.env.WALVAULT_CONFIG];
+  return [join(homedir(), ".config", "walvault", "config.json"), join(defaultLocalStateDir(), "config.json")];
+}
+
+export interface LoadedConfig extends AgentConfig {
+  path: string;
+}
+
+export function loadConfig(opts: { config?: string | undefined; database?: string | undefined } = {}): LoadedConfig {
+  const candidates = configCandidates(opts.config);
+  const path = candidates.find((p) => existsSync(p));
+  if (!path) {
+    throw new ConfigError(
+      `no walvault configuration found (looked at ${candidates.join(", ")}): start the local stack with \`walvault local up\`, or pass --config FILE`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (cause) {
+    throw new ConfigError(`configuration ${path} is not readable JSON: ${(cause as Error).message}`, { cause });
+  }
+  const parsed = agentConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new ConfigError(`configuration ${path}: ${i?.path.join(".") ?? "?"}: ${i?.message ?? "invalid"}`);
+  }
+  const databaseId = opts.database ?? process.env.WALVAULT_DATABASE ?? parsed.data.databaseId;
+  return { ...parsed.data, ...(databaseId ? { databaseId: assertDatabaseId(databaseId) } : {}), path };
+}
+
+export function requireDatabase(cfg: AgentConfig): string {
+  if (!cfg.databaseId) {
+    throw new ConfigError("no database id: pass --database ID or set WALVAULT_DATABASE");
+  }
+  return cfg.databaseId;
+}
+
+/** A config written by the local stack names its process; fail fast and clearly when it is gone. */
+export function assertLocalStackAlive(cfg: AgentConfig): void {
+  if (!cfg.local) return;
+  try {
+    process.kill(cfg.local.pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EPERM") return; // alive, another user's process
+    throw new ServiceUnavailableError(
+      `the local stack is not running (pid ${cfg.local.pid} from ${cfg.local.stateDir} has exited): start it with \`walvault local up\``,
+    );
+  }
+}

@@ -1,0 +1,101 @@
+/** `walvault wal list` and `walvault status`: what the catalog says about one database. */
+import { analyzeContinuity } from "../core/continuity.js";
+import type { WalRecord } from "../core/schemas.js";
+import { parseWalFileName, segmentName } from "../core/wal.js";
+import type { AgentClients } from "./clients.js";
+
+export interface StatusReport {
+  databaseId: string;
+  segments: number;
+  historyFiles: number;
+  storedBytes: number;
+  rawBytes: number;
+  lastArchived?: { name: string; archivedAt: string };
+  /** Seconds since the last segment was archived. */
+  archiveLagSeconds?: number;
+  timelines: {
+    timeline: number;
+    ranges: { first: string; last: string; segments: number }[];
+    gaps: { after: string; before: string; missing: number }[];
+  }[];
+  gaps: number;
+  quarantined: number;
+}
+
+export async function listWal(clients: AgentClients, databaseId: string): Promise<WalRecord[]> {
+  return clients.catalog.listWal(databaseId);
+}
+
+export async function status(clients: AgentClients, databaseId: string, now = new Date()): Promise<StatusReport> {
+  const [db, records, head, quarantined] = await Promise.all([
+    clients.catalog.getDatabase(databaseId),
+    clients.catalog.listWal(databaseId),
+    clients.catalog.getHead(databaseId),
+    clients.catalog.listQuarantine(databaseId),
+  ]);
+  const segSize = db?.walSegmentSize;
+  const segments = records.filter((r) => r.kind === "segment");
+  const continuity = analyzeContinuity(
+    segments.map((r) => {
+      const p = parseWalFileName(r.name, segSize);
+      return { timeline: p.timeline, segno: p.segno! };
+    }),
+  );
+  const name = (tl: number, segno: bigint): string => segmentName(tl, segno, segSize);
+  const timelines = continuity.map((c) => ({
+    timeline: c.timeline,
+    ranges: c.ranges.map((r) => ({ first: name(r.timeline, r.first), last: name(r.timeline, r.last), segments: Number(r.last - r.first + 1n) })),
+    gaps: c.gaps.map((g) => ({ after: name(g.timeline, g.after), before: name(g.timeline, g.before), missing: Number(g.missing) })),
+  }));
+  return {
+    databaseId,
+    segments: segments.length,
+    historyFiles: records.filter((r) => r.kind === "history").length,
+    storedBytes: records.reduce((a, r) => a + r.storedSize, 0),
+    rawBytes: records.reduce((a, r) => a + r.size, 0),
+    ...(head
+      ? {
+          lastArchived: { name: head.lastName, archivedAt: head.lastArchivedAt },
+          archiveLagSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(head.lastArchivedAt)) / 1000)),
+        }
+      : {}),
+    timelines,
+    gaps: timelines.reduce((a, t) => a + t.gaps.length, 0),
+    quarantined: quarantined.length,
+  };
+}
+
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+export function formatStatus(s: StatusReport): string {
+  const lines = [`database ${s.databaseId}`];
+  lines.push(
+    s.lastArchived
+      ? `  last archived   ${s.lastArchived.name} at ${s.lastArchived.archivedAt} (${s.archiveLagSeconds} s ago)`
+      : "  last archived   nothing yet",
+  );
+  lines.push(`  archived        ${s.segments} segments, ${s.historyFiles} history files, ${formatBytes(s.rawBytes)} (${formatBytes(s.storedBytes)} stored)`);
+  for (const t of s.timelines) {
+    for (const r of t.ranges) lines.push(`  timeline ${t.timeline}      ${r.first} .. ${r.last} (${r.segments} segments)`);
+    for (const g of t.gaps) lines.push(`  GAP             ${g.missing} segment(s) missing after ${g.after}, before ${g.before}`);
+  }
+  lines.push(`  gaps            ${s.gaps === 0 ? "none" : s.gaps}`);
+  if (s.quarantined > 0) lines.push(`  quarantined     ${s.quarantined} upload(s) rejected by ingest`);
+  return lines.join("\n");
+}
+
+export function formatWalList(records: WalRecord[]): string {
+  const header = ["NAME", "KIND", "TL", "START LSN", "SIZE", "STORED", "CODEC", "ARCHIVED"];
+  const rows = records.map((r) => [r.name, r.kind, String(r.timeline), r.startLsn ?? "-", formatBytes(r.size), formatBytes(r.storedSize), r.codec, r.archivedAt]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}

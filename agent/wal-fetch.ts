@@ -1,0 +1,158 @@
+/**
+ * `walvault wal-fetch <name> <dest>` — PostgreSQL's restore_command.
+ *
+ * Writes `dest` only with bytes whose SHA-256 matches the catalog, atomically
+ * (temp file, fsync, rename). Exit 1 means exactly "this file was never
+ * archived"; every other failure (unreachable storage, missing or corrupt
+ * vault object) is reported as fatal to PostgreSQL (see cli.ts), because a
+ * "not found" there would end recovery early at the wrong point.
+ *
+ * Prefetch: after serving a segment, a detached `walvault wal-prefetch`
+ * downloads and verifies the next segments into pg_wal/.walvault-prefetch/;
+ * the next wal-fetch takes its file from there after re-hashing it.
+ */
+import { spawn } from "node:child_process";
+import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { decodeWith } from "../core/codec.js";
+import { ChecksumMismatchError, InvalidInputError, NotFoundError } from "../core/errors.js";
+import { sha256Hex } from "../core/hash.js";
+import type { WalRecord } from "../core/schemas.js";
+import { nextSegmentName, parseWalFileName, DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
+import type { AgentConfig } from "../core/config.js";
+import type { AgentClients } from "./clients.js";
+
+export const PREFETCH_DIR = ".walvault-prefetch";
+
+export interface FetchResult {
+  name: string;
+  size: number;
+  source: "vault" | "prefetch";
+}
+
+async function writeAtomic(dest: string, data: Uint8Array): Promise<void> {
+  const tmp = join(dirname(dest), `.${basename(dest)}.walvault-tmp-${process.pid}`);
+  const fh = await open(tmp, "w", 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, dest);
+}
+
+/** Downloads a recorded file from the vault and proves it against the catalog record. */
+export async function downloadVerified(clients: AgentClients, cfg: AgentConfig, rec: WalRecord): Promise<Buffer> {
+  const obj = await clients.store.get(cfg.vaultBucket, rec.vaultKey, rec.vaultVersionId);
+  if (!obj) {
+    throw new ChecksumMismatchError(
+      `${rec.name} is recorded in the catalog but its vault object ${rec.vaultKey} is missing`,
+    );
+  }
+  const raw = await decodeWith(rec.codec, obj.body, `vault object ${rec.vaultKey}`);
+  const sha = sha256Hex(raw);
+  if (sha !== rec.sha256 || raw.length !== rec.size) {
+    throw new ChecksumMismatchError(
+      `vault object ${rec.vaultKey} is corrupt: SHA-256 ${sha.slice(0, 12)}… (${raw.length} bytes), catalog says ${rec.sha256.slice(0, 12)}… (${rec.size} bytes)`,
+    );
+  }
+  return raw;
+}
+
+async function takePrefetched(dir: string, rec: WalRecord): Promise<Buffer | undefined> {
+  const file = join(dir, rec.name);
+  if (!existsSync(file)) return undefined;
+  try {
+    const data = await readFile(file);
+    await rm(file, { force: true });
+    return sha256Hex(data) === rec.sha256 ? data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function walFetch(
+  name: string,
+  dest: string,
+  cfg: AgentConfig & { databaseId: string },
+  clients: AgentClients,
+): Promise<FetchResult> {
+  if (name.includes("/") || name === "" || name.startsWith(".")) {
+    throw new InvalidInputError(`'${name}' is not a WAL file name`);
+  }
+  const rec = await clients.catalog.getWal(cfg.databaseId, name);
+  if (!rec) throw new NotFoundError(`${name} is not in the archive of database ${cfg.databaseId}`);
+  const prefetchDir = join(dirname(dest), PREFETCH_DIR);
+  const pre = await takePrefetched(prefetchDir, rec);
+  const data = pre ?? (await downloadVerified(clients, cfg, rec));
+  await writeAtomic(dest, data);
+  return { name, size: data.length, source: pre ? "prefetch" : "vault" };
+}
+
+/** Names of the segments after `name` on its timeline. */
+export function followingSegments(name: string, count: number, segmentSize = DEFAULT_WAL_SEGMENT_SIZE): string[] {
+  const out: string[] = [];
+  let cur = name;
+  for (let i = 0; i < count; i++) {
+    cur = nextSegmentName(cur, segmentSize);
+    out.push(cur);
+  }
+  return out;
+}
+
+/** Starts a detached prefetcher for the segments after `name`; never blocks or fails the fetch. */
+export function spawnPrefetch(name: string, dest: string, cfg: AgentConfig, cliPath: string): void {
+  const count = cfg.prefetch ?? 8;
+  if (count === 0) return;
+  try {
+    if (parseWalFileName(name, cfg.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE).kind !== "segment") return;
+  } catch {
+    return;
+  }
+  const args = [cliPath, "wal-prefetch", name, join(dirname(dest), PREFETCH_DIR), "--count", String(count)];
+  if (cfg.databaseId) args.push("--database", cfg.databaseId);
+  if ("path" in cfg && typeof cfg.path === "string") args.push("--config", cfg.path);
+  const child = spawn(process.execPath, args, { detached: true, stdio: "ignore" });
+  child.unref();
+}
+
+/**
+ * `walvault wal-prefetch <after> <dir>`: fetch and verify the next segments in
+ * parallel into dir, each written atomically; stops at the end of the archive.
+ * One prefetcher per directory at a time (a lock file), so a fast recovery does
+ * not pile them up.
+ */
+export async function walPrefetch(
+  after: string,
+  dir: string,
+  count: number,
+  cfg: AgentConfig & { databaseId: string },
+  clients: AgentClients,
+): Promise<number> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const lock = join(dir, ".lock");
+  try {
+    await writeFile(lock, String(process.pid), { flag: "wx" });
+  } catch {
+    return 0; // another prefetcher is running
+  }
+  try {
+    const db = await clients.catalog.getDatabase(cfg.databaseId);
+    const names = followingSegments(after, count, db?.walSegmentSize);
+    const results = await Promise.all(
+      names.map(async (n) => {
+        if (existsSync(join(dir, n))) return true;
+        const rec = await clients.catalog.getWal(cfg.databaseId, n);
+        if (!rec) return false;
+        const data = await downloadVerified(clients, cfg, rec);
+        await writeAtomic(join(dir, n), data);
+        return true;
+      }),
+    );
+    return results.filter(Boolean).length;
+  } finally {
+    await rm(lock, { force: true });
+  }
+}

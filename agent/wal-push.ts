@@ -1,0 +1,131 @@
+/**
+ * `walvault wal-push <path>` — PostgreSQL's archive_command.
+ * Exit 0 only when the file is durable at the requested level:
+ *   none    uploaded to the incoming bucket;
+ *   stored  the catalog records it in the vault (the ingest workflow finished).
+ * Idempotent: the same bytes already archived → exit 0 without uploading;
+ * different bytes under the same name → SegmentConflictError, the archived
+ * copy untouched.
+ */
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { getCodec, DEFAULT_CODEC } from "../core/codec.js";
+import {
+  FileAccessError,
+  QuarantinedError,
+  SegmentConflictError,
+  TimeoutError,
+  UnknownDatabaseError,
+} from "../core/errors.js";
+import { sha256Hex } from "../core/hash.js";
+import { incomingWalKey } from "../core/keys.js";
+import { META_DATABASE } from "../core/schemas.js";
+import { checkWalSize, objectMeta } from "../core/verify.js";
+import { parseWalFileName } from "../core/wal.js";
+import type { Catalog } from "../store/catalog.js";
+import type { WalRecord } from "../core/schemas.js";
+import type { AgentClients } from "./clients.js";
+import type { AgentConfig } from "../core/config.js";
+import { assertMayArchiveInto } from "./restore-marker.js";
+
+export type WaitLevel = "none" | "stored";
+
+export interface WalPushOptions {
+  wait: WaitLevel;
+  timeoutMs: number;
+  /** Directory PostgreSQL runs archive_command in (the data directory). */
+  cwd: string;
+}
+
+export interface WalPushResult {
+  name: string;
+  outcome: "uploaded" | "stored" | "already-archived";
+  sha256: string;
+  size: number;
+  storedSize?: number;
+}
+
+function conflict(name: string, databaseId: string, archived: string, pushed: string): SegmentConflictError {
+  return new SegmentConflictError(
+    `${name} is already archived for database ${databaseId} with different contents ` +
+      `(archived sha256 ${archived.slice(0, 12)}…, pushed ${pushed.slice(0, 12)}…); the archived copy was kept`,
+  );
+}
+
+export async function walPush(
+  path: string,
+  cfg: AgentConfig & { databaseId: string },
+  clients: AgentClients,
+  opts: WalPushOptions,
+): Promise<WalPushResult> {
+  const { databaseId } = cfg;
+  const name = basename(path);
+  const [content, db, existing] = await Promise.all([
+    readFile(path).catch((cause: NodeJS.ErrnoException) => {
+      throw new FileAccessError(`cannot read WAL file ${path}: ${cause.code === "ENOENT" ? "no such file" : cause.message}`, { cause });
+    }),
+    clients.catalog.getDatabase(databaseId),
+    clients.catalog.getWal(databaseId, name),
+  ]);
+  if (!db) {
+    throw new UnknownDatabaseError(
+      `database '${databaseId}' is not registered in the catalog: register it with \`walvault db add ${databaseId}\` or fix --database`,
+    );
+  }
+  const file = parseWalFileName(name, db.walSegmentSize);
+  checkWalSize(file, content.length, db.walSegmentSize);
+  assertMayArchiveInto(opts.cwd, databaseId);
+  const sha256 = sha256Hex(content);
+  if (existing) {
+    if (existing.sha256 !== sha256) throw conflict(name, databaseId, existing.sha256, sha256);
+    return { name, outcome: "already-archived", sha256, size: content.length, storedSize: existing.storedSize };
+  }
+  const codec = getCodec(cfg.codec ?? DEFAULT_CODEC);
+  const encoded = await codec.encode(content);
+  const startedAt = new Date();
+  await clients.store.put(cfg.incomingBucket, incomingWalKey(databaseId, name), encoded, {
+    ...objectMeta({ sha256, codec: codec.name, size: content.length }),
+    [META_DATABASE]: databaseId,
+  });
+  if (opts.wait === "none") return { name, outcome: "uploaded", sha256, size: content.length, storedSize: encoded.length };
+  const record = await waitStored(clients.catalog, databaseId, name, sha256, startedAt, opts.timeoutMs);
+  return { name, outcome: "stored", sha256, size: content.length, storedSize: record.storedSize };
+}
+
+/**
+ * Polls the catalog until the record appears (or a quarantine record for this
+ * upload does). Fast at first — ingest usually takes tens of milliseconds — then
+ * backing off to 250 ms.
+ */
+export async function waitStored(
+  catalog: Catalog,
+  databaseId: string,
+  name: string,
+  sha256: string,
+  since: Date,
+  timeoutMs: number,
+): Promise<WalRecord> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 5;
+  let polls = 0;
+  for (;;) {
+    const rec = await catalog.getWal(databaseId, name);
+    if (rec) {
+      if (rec.sha256 !== sha256) throw conflict(name, databaseId, rec.sha256, sha256);
+      return rec;
+    }
+    if (++polls % 4 === 0 || Date.now() + delay >= deadline) {
+      const q = (await catalog.listQuarantine(databaseId, name)).filter((r) => r.at >= since.toISOString());
+      const last = q.at(-1);
+      if (last) throw new QuarantinedError(`${name} was rejected by ingest and quarantined: ${last.reason}`);
+    }
+    if (Date.now() >= deadline) {
+      throw new TimeoutError(
+        `${name} was uploaded but the catalog did not record it within ${Math.round(timeoutMs / 1000)} s; ` +
+          `PostgreSQL will retry (the upload is idempotent) — check the ingest workflow`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 250);
+  }
+}

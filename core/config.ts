@@ -1,0 +1,27 @@
+/**
+ * The agent's configuration: where the buckets and the catalog are, which
+ * database this host archives, how long to wait. Comes from a config file
+ * (the local stack writes one), WALVAULT_* environment variables and flags.
+ */
+import { z } from "zod";
+import { codecSchema, databaseIdSchema } from "./schemas.js";
+
+export const agentConfigSchema = z.object({
+  databaseId: databaseIdSchema.optional(),
+  region: z.string().min(1),
+  incomingBucket: z.string().min(1),
+  vaultBucket: z.string().min(1),
+  table: z.string().min(1),
+  s3Endpoint: z.string().url().optional(),
+  dynamodbEndpoint: z.string().url().optional(),
+  credentials: z.object({ accessKeyId: z.string(), secretAccessKey: z.string() }).optional(),
+  walSegmentSize: z.number().int().positive().optional(),
+  codec: codecSchema.optional(),
+  /** How long wal-push --wait stored waits for the catalog, seconds. */
+  waitTimeoutSeconds: z.number().positive().optional(),
+  /** Segments wal-fetch prefetches ahead. 0 disables. */
+  prefetch: z.number().int().nonnegative().optional(),
+  /** Present when the local stack wrote this file. */
+  local: z.object({ pid: z.number().int(), stateDir: z.string() }).optional(),
+});
+export type AgentConfig = z.infer<typeof agentConfigSchema>;

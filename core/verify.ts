@@ -1,0 +1,85 @@
+/**
+ * Verification of a WAL object's bytes against what it claims: the codec it
+ * names decodes it, the decoded bytes have the claimed SHA-256 and size, and
+ * the size is right for the kind of file. Pure (no I/O beyond codecs).
+ */
+import { decodeWith } from "./codec.js";
+import { ChecksumMismatchError, InvalidInputError } from "./errors.js";
+import { sha256Hex } from "./hash.js";
+import { objectMetaSchema, META_CODEC, META_SHA256, META_SIZE } from "./schemas.js";
+import type { CodecName } from "./codec.js";
+import { parseTimelineHistory } from "./timeline.js";
+import type { WalFileName } from "./wal.js";
+
+export interface ClaimedMeta {
+  sha256: string;
+  codec: CodecName;
+  size: number;
+}
+
+/** Reads walvault's metadata off an object; anything missing or malformed is an InvalidInputError. */
+export function parseObjectMeta(metadata: Record<string, string>, what: string): ClaimedMeta {
+  const r = objectMetaSchema.safeParse(metadata);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new InvalidInputError(
+      `${what} has missing or malformed walvault metadata (${issue?.path.join(".") ?? "?"}: ${issue?.message ?? "invalid"})`,
+    );
+  }
+  return { sha256: r.data[META_SHA256], codec: r.data[META_CODEC], size: Number(r.data[META_SIZE]) };
+}
+
+/** Metadata to write on an object. */
+export function objectMeta(meta: ClaimedMeta): Record<string, string> {
+  return { [META_SHA256]: meta.sha256, [META_CODEC]: meta.codec, [META_SIZE]: String(meta.size) };
+}
+
+/** Size rules per kind: segments are exactly one segment; nothing is empty; partials fit in a segment. */
+export function checkWalSize(file: WalFileName, size: number, segmentSize: number): void {
+  if (size === 0) throw new InvalidInputError(`${file.name} is empty`);
+  if (file.kind === "segment" && size !== segmentSize) {
+    throw new InvalidInputError(
+      `${file.name} is ${size} bytes but WAL segments of this database are ${segmentSize} bytes`,
+    );
+  }
+  if (file.kind === "partial" && size > segmentSize) {
+    throw new InvalidInputError(`${file.name} is ${size} bytes, larger than a ${segmentSize}-byte segment`);
+  }
+  if ((file.kind === "history" || file.kind === "backup") && size > 1 << 20) {
+    throw new InvalidInputError(`${file.name} is ${size} bytes; ${file.kind} files are small text files`);
+  }
+}
+
+/**
+ * Decodes `encoded` with the claimed codec and proves the claim. Returns the
+ * raw bytes. Throws CodecError, ChecksumMismatchError or InvalidInputError.
+ */
+export async function verifyWalBytes(
+  file: WalFileName,
+  encoded: Uint8Array,
+  claimed: ClaimedMeta,
+  segmentSize: number,
+  what: string,
+): Promise<Buffer> {
+  const raw = await decodeWith(claimed.codec, encoded, what);
+  if (raw.length !== claimed.size) {
+    throw new ChecksumMismatchError(`${what} decodes to ${raw.length} bytes, not the ${claimed.size} it claims`);
+  }
+  const actual = sha256Hex(raw);
+  if (actual !== claimed.sha256) {
+    throw new ChecksumMismatchError(
+      `${what} has SHA-256 ${actual.slice(0, 12)}…, not the ${claimed.sha256.slice(0, 12)}… it claims`,
+    );
+  }
+  checkWalSize(file, raw.length, segmentSize);
+  if (file.kind === "history") {
+    const entries = parseTimelineHistory(raw.toString("utf8"));
+    const last = entries.at(-1);
+    if (last && last.timeline >= file.timeline) {
+      throw new InvalidInputError(
+        `${file.name} lists timeline ${last.timeline}, which is not an ancestor of timeline ${file.timeline}`,
+      );
+    }
+  }
+  return raw;
+}

@@ -1,0 +1,41 @@
+/**
+ * Ingest step 3 — Record: conditional, idempotent catalog write.
+ * Input: { ingest: ValidatedWal, promoted: Promoted }. Output: { outcome, name }.
+ * Same bytes recorded before → "duplicate" (no change); different bytes →
+ * SegmentConflictError (the workflow quarantines the upload).
+ */
+import { z } from "zod";
+import { lsnSortKey, parseLsn } from "../../core/wal.js";
+import { timelineDir } from "../../core/keys.js";
+import { promotedSchema, validatedWalSchema, type WalRecord } from "../../core/schemas.js";
+import { getDeps } from "../deps.js";
+import { parseInput } from "../parse.js";
+
+const inputSchema = z.object({ ingest: validatedWalSchema, promoted: promotedSchema });
+
+export async function handler(input: unknown): Promise<{ outcome: "created" | "duplicate"; name: string; archivedAt: string }> {
+  const { ingest, promoted } = parseInput(inputSchema, input, "record input");
+  const deps = getDeps();
+  const record: WalRecord = {
+    databaseId: ingest.databaseId,
+    name: ingest.name,
+    kind: ingest.kind,
+    timeline: ingest.timeline,
+    ...(ingest.startLsn ? { startLsn: ingest.startLsn, endLsn: ingest.endLsn } : {}),
+    size: ingest.size,
+    storedSize: ingest.storedSize,
+    sha256: ingest.sha256,
+    codec: ingest.codec,
+    status: "stored",
+    vaultKey: promoted.vaultKey,
+    ...(promoted.versionId ? { vaultVersionId: promoted.versionId } : {}),
+    archivedAt: new Date().toISOString(),
+    replicas: {},
+  };
+  const result = await deps.catalog.recordWal(record);
+  if (result.outcome === "created" && ingest.kind === "segment" && ingest.startLsn) {
+    const sortKey = `${timelineDir(ingest.timeline)}-${lsnSortKey(parseLsn(ingest.startLsn))}`;
+    await deps.catalog.advanceHead(ingest.databaseId, ingest.name, sortKey, record.archivedAt);
+  }
+  return { outcome: result.outcome, name: ingest.name, archivedAt: result.record.archivedAt };
+}

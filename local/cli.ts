@@ -1,0 +1,53 @@
+/** `walvault local up|down`: run the embedded stack in the foreground, or stop it. */
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { agentConfigSchema } from "../core/config.js";
+import { ServiceUnavailableError } from "../core/errors.js";
+import { startLocalStack } from "./stack.js";
+
+export async function localUp(stateDir: string, databases: string[]): Promise<number> {
+  const stack = await startLocalStack({ stateDir, databases: databases.map((id) => ({ id })), verbose: true });
+  process.stdout.write(
+    `walvault local stack is up (Ctrl-C or \`walvault local down\` stops it)\n` +
+      `  S3        ${stack.config.s3Endpoint}  buckets ${stack.config.incomingBucket}, ${stack.config.vaultBucket}\n` +
+      `  DynamoDB  ${stack.config.dynamodbEndpoint}  table ${stack.config.table}\n` +
+      `  ingest    statemachines/ingest.asl.json on aws-local-stepfunctions\n` +
+      `  databases ${databases.join(", ")}\n` +
+      `  config    ${stack.configPath} (the agent finds it by itself)\n`,
+  );
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await stack.stop();
+  rmSync(stack.configPath, { force: true });
+  process.stdout.write("walvault local stack stopped\n");
+  return 0;
+}
+
+export async function localDown(stateDir: string): Promise<number> {
+  const configPath = join(stateDir, "config.json");
+  if (!existsSync(configPath)) throw new ServiceUnavailableError(`no local stack is running from ${stateDir}`);
+  const cfg = agentConfigSchema.parse(JSON.parse(readFileSync(configPath, "utf8")));
+  const pid = cfg.local?.pid;
+  if (pid === undefined) throw new ServiceUnavailableError(`${configPath} was not written by the local stack`);
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    rmSync(configPath, { force: true });
+    throw new ServiceUnavailableError(`the local stack (pid ${pid}) was not running; removed its stale config`);
+  }
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  process.stdout.write(`walvault local stack (pid ${pid}) stopped\n`);
+  return 0;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

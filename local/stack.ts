@@ -1,0 +1,202 @@
+/**
+ * The embedded stack: s3rver (incoming + vault buckets), DynamoDB Local, and
+ * the ingest state machine — the very ASL file CDK deploys — run by
+ * aws-local-stepfunctions, with each Task state calling the handler module in
+ * this process. s3rver's object-created notifications become the EventBridge
+ * "Object Created" events AWS sends, filtered by the same rule pattern.
+ */
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { StateMachine } from "aws-local-stepfunctions";
+import { ConfigError, describeError } from "../core/errors.js";
+import type { AgentConfig } from "../core/config.js";
+import { DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
+import { INCOMING_PREFIX } from "../core/keys.js";
+import { createCatalog } from "../store/factory.js";
+import { createTable, DynamoCatalog } from "../store/dynamo-catalog.js";
+import { resetDeps } from "../functions/deps.js";
+import * as validate from "../functions/ingest/validate.js";
+import * as promote from "../functions/ingest/promote.js";
+import * as record from "../functions/ingest/record.js";
+import * as replicate from "../functions/ingest/replicate.js";
+import * as quarantine from "../functions/ingest/quarantine.js";
+import { loadAsl, taskResources } from "./asl.js";
+import { startDynamo, startS3 } from "./emulators.js";
+
+export const LOCAL_REGION = "local-1";
+export const LOCAL_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
+export const INCOMING_BUCKET = "walvault-incoming";
+export const VAULT_BUCKET = "walvault-vault";
+export const CATALOG_TABLE = "walvault-catalog";
+
+type Handler = (input: unknown) => Promise<unknown>;
+
+/** Local stand-ins for the Lambda ARNs CDK substitutes. */
+const FUNCTIONS: Record<string, { arn: string; handler: Handler }> = Object.fromEntries(
+  (
+    [
+      ["ValidateFunctionArn", "ingest-validate", validate.handler],
+      ["PromoteFunctionArn", "ingest-promote", promote.handler],
+      ["RecordFunctionArn", "ingest-record", record.handler],
+      ["ReplicateFunctionArn", "ingest-replicate", replicate.handler],
+      ["QuarantineFunctionArn", "ingest-quarantine", quarantine.handler],
+    ] as const
+  ).map(([placeholder, fn, handler]) => [
+    placeholder,
+    { arn: `arn:aws:lambda:${LOCAL_REGION}:000000000000:function:walvault-${fn}`, handler: handler as Handler },
+  ]),
+);
+
+export interface LocalDatabase {
+  id: string;
+  kind?: "postgres" | "generic";
+  walSegmentSize?: number;
+}
+
+export interface LocalStackOptions {
+  stateDir: string;
+  databases?: LocalDatabase[];
+  /** Keep the catalog on disk under stateDir (default) or in memory. */
+  persistent?: boolean;
+  /** Print each execution's failure to stderr. */
+  verbose?: boolean;
+}
+
+export interface ExecutionStats {
+  started: number;
+  succeeded: number;
+  failed: number;
+  inFlight: number;
+}
+
+export interface LocalStack {
+  config: AgentConfig;
+  configPath: string;
+  stats: ExecutionStats;
+  /** Resolves when no ingest execution is running. */
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
+  const { stateDir } = opts;
+  mkdirSync(stateDir, { recursive: true });
+  const logFile = join(stateDir, "executions.log");
+  const s3 = await startS3({ directory: join(stateDir, "s3"), buckets: [INCOMING_BUCKET, VAULT_BUCKET] });
+  let dynamo: Awaited<ReturnType<typeof startDynamo>>;
+  try {
+    dynamo = await startDynamo(opts.persistent === false ? {} : { dbPath: mkdirp(join(stateDir, "dynamodb")) });
+  } catch (e) {
+    await s3.stop();
+    throw e;
+  }
+  const endpoints = {
+    region: LOCAL_REGION,
+    s3Endpoint: s3.endpoint,
+    dynamodbEndpoint: dynamo.endpoint,
+    credentials: LOCAL_CREDENTIALS,
+  };
+
+  // The handlers read the same variables as in Lambda.
+  Object.assign(process.env, {
+    AWS_REGION: LOCAL_REGION,
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    WALVAULT_INCOMING_BUCKET: INCOMING_BUCKET,
+    WALVAULT_VAULT_BUCKET: VAULT_BUCKET,
+    WALVAULT_TABLE: CATALOG_TABLE,
+    WALVAULT_S3_ENDPOINT: s3.endpoint,
+    WALVAULT_DYNAMODB_ENDPOINT: dynamo.endpoint,
+    WALVAULT_REPLICAS: "[]",
+  });
+  resetDeps();
+
+  const catalog = createCatalog({ ...endpoints, table: CATALOG_TABLE });
+  await createTable((catalog as DynamoCatalog).client, CATALOG_TABLE);
+  for (const db of opts.databases ?? [{ id: "pg-main" }]) {
+    if (!(await catalog.getDatabase(db.id))) {
+      await catalog.putDatabase({
+        databaseId: db.id,
+        kind: db.kind ?? "postgres",
+        walSegmentSize: db.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE,
+        createdAt: new Date().toISOString(),
+      });
+    }
+  }
+
+  const definition = loadAsl(
+    "ingest.asl.json",
+    Object.fromEntries(Object.entries(FUNCTIONS).map(([k, v]) => [k, v.arn])),
+  );
+  const byArn = new Map(Object.values(FUNCTIONS).map((f) => [f.arn, f.handler]));
+  const localHandlers: Record<string, Handler> = {};
+  for (const [state, arn] of taskResources(definition)) {
+    const h = byArn.get(arn);
+    if (!h) throw new ConfigError(`ingest.asl.json: Task state ${state} calls ${arn}, which has no local handler`);
+    localHandlers[state] = h;
+  }
+  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: true } });
+
+  const stats: ExecutionStats = { started: 0, succeeded: 0, failed: 0, inFlight: 0 };
+  let idleWaiters: (() => void)[] = [];
+  const settle = (): void => {
+    if (stats.inFlight === 0) {
+      const w = idleWaiters;
+      idleWaiters = [];
+      w.forEach((f) => f());
+    }
+  };
+
+  s3.onObjectCreated((event) => {
+    // The EventBridge rule: Object Created in the incoming bucket under incoming/db/.
+    if (event.detail.bucket.name !== INCOMING_BUCKET || !event.detail.object.key.startsWith(INCOMING_PREFIX)) return;
+    stats.started++;
+    stats.inFlight++;
+    const execution = machine.run(event as never, {
+      overrides: { taskResourceLocalHandlers: localHandlers as never },
+    });
+    execution.result
+      .then(() => {
+        stats.succeeded++;
+      })
+      .catch((err: unknown) => {
+        stats.failed++;
+        const line = `${new Date().toISOString()} ingest ${event.detail.object.key}: ${describeError(err)}`;
+        appendFileSync(logFile, line + "\n");
+        if (opts.verbose) console.error(line);
+      })
+      .finally(() => {
+        stats.inFlight--;
+        settle();
+      });
+  });
+
+  const config: AgentConfig = {
+    region: LOCAL_REGION,
+    incomingBucket: INCOMING_BUCKET,
+    vaultBucket: VAULT_BUCKET,
+    table: CATALOG_TABLE,
+    s3Endpoint: s3.endpoint,
+    dynamodbEndpoint: dynamo.endpoint,
+    credentials: LOCAL_CREDENTIALS,
+    ...(opts.databases?.length === 1 ? { databaseId: opts.databases[0]!.id } : {}),
+    local: { pid: process.pid, stateDir },
+  };
+  const configPath = join(stateDir, "config.json");
+  writeFileSync(configPath, JSON.stringify(config, null, 2) + "\n", { mode: 0o644 });
+
+  return {
+    config,
+    configPath,
+    stats,
+    idle: () => (stats.inFlight === 0 ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
+    async stop() {
+      await Promise.allSettled([s3.stop(), dynamo.stop()]);
+    },
+  };
+}
+
+function mkdirp(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
