@@ -1,0 +1,145 @@
+import { describe, expect, it } from "vitest";
+import * as errors from "../../core/errors.js";
+import {
+  ChecksumMismatchError,
+  CodecError,
+  ConcurrentUpdateError,
+  ConfigError,
+  FileAccessError,
+  InvalidInputError,
+  InvalidWalNameError,
+  NotFoundError,
+  QuarantinedError,
+  SegmentConflictError,
+  ServiceUnavailableError,
+  TimeoutError,
+  UnknownDatabaseError,
+  WalGapError,
+  WalvaultError,
+  describeError,
+  isWalvaultError,
+} from "../../core/errors.js";
+
+type ErrorClass = new (message: string, options?: errors.WalvaultErrorOptions) => WalvaultError;
+
+const CLASSES: ReadonlyArray<{ cls: ErrorClass; name: string; code: string; exitCode: number }> = [
+  { cls: InvalidInputError, name: "InvalidInputError", code: "invalid_input", exitCode: 2 },
+  { cls: UnknownDatabaseError, name: "UnknownDatabaseError", code: "unknown_database", exitCode: 2 },
+  { cls: InvalidWalNameError, name: "InvalidWalNameError", code: "invalid_wal_name", exitCode: 2 },
+  { cls: ChecksumMismatchError, name: "ChecksumMismatchError", code: "checksum_mismatch", exitCode: 2 },
+  { cls: CodecError, name: "CodecError", code: "codec_error", exitCode: 2 },
+  { cls: SegmentConflictError, name: "SegmentConflictError", code: "segment_conflict", exitCode: 3 },
+  { cls: NotFoundError, name: "NotFoundError", code: "not_found", exitCode: 1 },
+  { cls: FileAccessError, name: "FileAccessError", code: "file_access", exitCode: 2 },
+  { cls: ConfigError, name: "ConfigError", code: "config_error", exitCode: 2 },
+  { cls: ServiceUnavailableError, name: "ServiceUnavailableError", code: "service_unavailable", exitCode: 4 },
+  { cls: TimeoutError, name: "TimeoutError", code: "timeout", exitCode: 5 },
+  { cls: QuarantinedError, name: "QuarantinedError", code: "quarantined", exitCode: 3 },
+  { cls: ConcurrentUpdateError, name: "ConcurrentUpdateError", code: "concurrent_update", exitCode: 2 },
+  { cls: WalGapError, name: "WalGapError", code: "wal_gap", exitCode: 2 },
+];
+
+describe("error classes", () => {
+  it("cover every WalvaultError subclass that core/errors.ts exports", () => {
+    // Prepare: every exported class derived from WalvaultError
+    const exported = Object.entries(errors)
+      .filter(([, v]) => typeof v === "function" && v.prototype instanceof WalvaultError)
+      .map(([k]) => k)
+      .sort();
+    // Assess: the table below tests them all
+    expect(exported).toEqual(CLASSES.map((c) => c.name).sort());
+  });
+
+  it("have distinct codes", () => {
+    const codes = CLASSES.map((c) => c.code);
+    expect(new Set(codes).size).toBe(codes.length);
+  });
+
+  describe.each(CLASSES)("$name", ({ cls, name, code, exitCode }) => {
+    it("sets name to the class name, which Step Functions Catch matches on", () => {
+      const e = new cls("boom");
+      expect(e.name).toBe(name);
+      expect(e.name).toBe(cls.name);
+      expect(String(e)).toBe(`${name}: boom`);
+    });
+
+    it(`has code '${code}' and exit code ${exitCode}`, () => {
+      const e = new cls("boom");
+      expect(e.code).toBe(code);
+      expect(e.exitCode).toBe(exitCode);
+    });
+
+    it("is an Error and a WalvaultError with the message and a stack", () => {
+      const e = new cls("segment 000000010000000000000001 is missing");
+      expect(e).toBeInstanceOf(Error);
+      expect(e).toBeInstanceOf(WalvaultError);
+      expect(e).toBeInstanceOf(cls);
+      expect(e.message).toBe("segment 000000010000000000000001 is missing");
+      expect(e.stack).toContain(name);
+      expect(isWalvaultError(e)).toBe(true);
+    });
+
+    it("carries the cause it was given", () => {
+      // Prepare
+      const cause = new Error("ECONNREFUSED");
+      // Act
+      const e = new cls("could not reach S3", { cause });
+      // Assess
+      expect(e.cause).toBe(cause);
+    });
+
+    it("carries a non-Error cause", () => {
+      expect(new cls("x", { cause: "text" }).cause).toBe("text");
+    });
+
+    it("has no cause property when none was given", () => {
+      const e = new cls("x");
+      expect(e.cause).toBeUndefined();
+      expect(Object.hasOwn(e, "cause")).toBe(false);
+      expect(Object.hasOwn(new cls("x", {}), "cause")).toBe(false);
+    });
+  });
+
+  it("tells the classes apart with instanceof", () => {
+    const e = new CodecError("x");
+    expect(e).not.toBeInstanceOf(InvalidInputError);
+    expect(new InvalidWalNameError("x")).not.toBeInstanceOf(InvalidInputError);
+  });
+});
+
+describe("isWalvaultError", () => {
+  it.each([
+    ["a plain Error", new Error("x")],
+    ["a TypeError", new TypeError("x")],
+    ["an error-shaped object", { name: "CodecError", code: "codec_error", message: "x" }],
+    ["a string", "CodecError"],
+    ["null", null],
+    ["undefined", undefined],
+  ])("is false for %s", (_label, value) => {
+    expect(isWalvaultError(value)).toBe(false);
+  });
+});
+
+describe("describeError", () => {
+  it("takes the first line of a multi-line message", () => {
+    expect(describeError(new InvalidInputError("bad config\n  at line 3\n  at line 4"))).toBe("bad config");
+    expect(describeError(new Error("first\r\nsecond"))).toBe("first");
+  });
+
+  it("returns a one-line message unchanged", () => {
+    expect(describeError(new CodecError("object x does not decode as zstd"))).toBe("object x does not decode as zstd");
+  });
+
+  it("falls back to the error name when the message is empty", () => {
+    expect(describeError(new TimeoutError(""))).toBe("TimeoutError");
+    expect(describeError(new Error(""))).toBe("Error");
+    expect(describeError(new ConfigError("\ndetails on the next line"))).toBe("ConfigError");
+  });
+
+  it("stringifies values that are not Errors", () => {
+    expect(describeError("plain text")).toBe("plain text");
+    expect(describeError(42)).toBe("42");
+    expect(describeError(undefined)).toBe("undefined");
+    expect(describeError(null)).toBe("null");
+  });
+});

@@ -1,0 +1,208 @@
+import { describe, expect, it } from "vitest";
+import { InvalidInputError, InvalidWalNameError } from "../../core/errors.js";
+import {
+  DATABASE_ID_RE,
+  INCOMING_PREFIX,
+  QUARANTINE_PREFIX,
+  assertDatabaseId,
+  incomingWalKey,
+  parseIncomingKey,
+  quarantineKey,
+  timelineDir,
+  vaultWalKey,
+} from "../../core/keys.js";
+import { parseWalFileName } from "../../core/wal.js";
+
+const SEG = "000000010000000000000001";
+
+/** Runs fn and returns what it threw (undefined if it did not throw). */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
+describe("database ids", () => {
+  it.each(["pg-main", "abc", "a1b", "0db", "db-2024-01", "a-b", "x".repeat(63), `a${"-".repeat(61)}b`])(
+    "accepts %j",
+    (id) => {
+      expect(assertDatabaseId(id)).toBe(id);
+      expect(DATABASE_ID_RE.test(id)).toBe(true);
+    },
+  );
+
+  it.each([
+    ["too short", "ab"],
+    ["one character", "a"],
+    ["empty", ""],
+    ["too long (64)", "x".repeat(64)],
+    ["uppercase", "PG-main"],
+    ["underscore", "pg_main"],
+    ["leading hyphen", "-pgmain"],
+    ["trailing hyphen", "pgmain-"],
+    ["dot-dot", ".."],
+    ["dot", "pg.main"],
+    ["slash", "pg/main"],
+    ["space", "pg main"],
+    ["trailing newline", "pg-main\n"],
+    ["non-ASCII", "pg-mäin"],
+  ])("rejects a %s id", (_label, id) => {
+    // Act
+    const error = thrown(() => assertDatabaseId(id));
+    // Assess
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect((error as Error).message).toContain(`database id '${id}' is invalid`);
+    expect(DATABASE_ID_RE.test(id)).toBe(false);
+  });
+});
+
+describe("parseIncomingKey", () => {
+  it("accepts incoming/db/pg-main/wal/<segment>", () => {
+    // Act
+    const parsed = parseIncomingKey(`incoming/db/pg-main/wal/${SEG}`);
+    // Assess
+    expect(parsed).toEqual({
+      databaseId: "pg-main",
+      file: { kind: "segment", name: SEG, timeline: 1, segno: 1n },
+    });
+  });
+
+  it("accepts history, partial and backup file names", () => {
+    expect(parseIncomingKey("incoming/db/pg-main/wal/00000002.history").file).toEqual({
+      kind: "history",
+      name: "00000002.history",
+      timeline: 2,
+    });
+    expect(parseIncomingKey(`incoming/db/pg-main/wal/${SEG}.partial`).file.kind).toBe("partial");
+    expect(parseIncomingKey("incoming/db/pg-main/wal/000000010000000000000002.00000028.backup").file).toMatchObject({
+      kind: "backup",
+      backupOffset: 0x28,
+    });
+  });
+
+  it("interprets the name with the given segment size", () => {
+    const key = "incoming/db/pg-main/wal/000000010000000000000100";
+    expect(parseIncomingKey(key, 1 << 20).file.segno).toBe(256n);
+    expect(() => parseIncomingKey(key)).toThrow(InvalidWalNameError);
+  });
+
+  it("parses what incomingWalKey builds", () => {
+    // Prepare
+    const key = incomingWalKey("pg-main", "0000000300000002000000A0");
+    // Act
+    const parsed = parseIncomingKey(key);
+    // Assess
+    expect(key).toBe(`${INCOMING_PREFIX}pg-main/wal/0000000300000002000000A0`);
+    expect(parsed.databaseId).toBe("pg-main");
+    expect(parsed.file).toEqual(parseWalFileName("0000000300000002000000A0"));
+  });
+
+  it.each([
+    ["an absolute key", `/incoming/db/pg-main/wal/${SEG}`, /is absolute/],
+    ["a '..' segment before the name", `incoming/db/pg-main/wal/../${SEG}`, /contains a '\.' or '\.\.' path segment/],
+    ["a '..' database id", `incoming/db/../wal/${SEG}`, /contains a '\.' or '\.\.' path segment/],
+    ["a '..' file name", "incoming/db/pg-main/wal/..", /contains a '\.' or '\.\.' path segment/],
+    ["a '.' segment", `incoming/./db/pg-main/wal/${SEG}`, /contains a '\.' or '\.\.' path segment/],
+    ["a '.' file name", "incoming/db/pg-main/wal/.", /contains a '\.' or '\.\.' path segment/],
+    ["a double slash", `incoming//db/pg-main/wal/${SEG}`, /has an empty path segment/],
+    ["a trailing slash", "incoming/db/pg-main/wal/", /has an empty path segment/],
+    ["an empty key", "", /has an empty path segment/],
+    ["an extra path part after the name", `incoming/db/pg-main/wal/${SEG}/x`, /not of the form incoming\/db\/<databaseId>\/wal\/<file>/],
+    ["an extra path part before the name", `incoming/db/pg-main/wal/sub/${SEG}`, /not of the form/],
+    ["a missing file name", "incoming/db/pg-main/wal", /not of the form/],
+    ["a missing wal part", `incoming/db/pg-main/${SEG}`, /not of the form/],
+    ["a wrong top-level prefix", `outgoing/db/pg-main/wal/${SEG}`, /not of the form/],
+    ["the quarantine prefix", `quarantine/db/pg-main/wal/${SEG}`, /not of the form/],
+    ["a wrong second part", `incoming/dbs/pg-main/wal/${SEG}`, /not of the form/],
+    ["a wrong kind part", `incoming/db/pg-main/history/00000002.history`, /not of the form/],
+    ["an uppercase prefix", `Incoming/db/pg-main/wal/${SEG}`, /not of the form/],
+    ["a vault-layout key", `db/pg-main/wal/00000001/${SEG}`, /not of the form/],
+  ])("rejects %s with InvalidInputError naming the problem", (_label, key, problem) => {
+    // Act
+    const error = thrown(() => parseIncomingKey(key));
+    // Assess
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect((error as Error).message).toMatch(problem);
+    expect((error as Error).message).toContain(`'${key}'`);
+  });
+
+  it.each(["PG-MAIN", "pg_main", "-pg", "ab", "x".repeat(64)])(
+    "rejects the invalid database id %j in a key",
+    (id) => {
+      const error = thrown(() => parseIncomingKey(`incoming/db/${id}/wal/${SEG}`));
+      expect(error).toBeInstanceOf(InvalidInputError);
+      expect((error as Error).message).toContain(`database id '${id}' is invalid`);
+    },
+  );
+
+  it.each(["RECOVERYXLOG", "foo", "0000000100000000000000ff", "00000001000000000000000", `${SEG}.tmp`, "000000000000000000000001"])(
+    "rejects the non-WAL file name %j with InvalidWalNameError",
+    (name) => {
+      const error = thrown(() => parseIncomingKey(`incoming/db/pg-main/wal/${name}`));
+      expect(error).toBeInstanceOf(InvalidWalNameError);
+      expect((error as Error).message).toContain(`'${name}'`);
+    },
+  );
+});
+
+describe("incomingWalKey", () => {
+  it("refuses an invalid database id", () => {
+    expect(() => incomingWalKey("../etc", SEG)).toThrow(InvalidInputError);
+  });
+});
+
+describe("vault keys", () => {
+  it("puts a segment under its timeline directory", () => {
+    expect(vaultWalKey("pg-main", parseWalFileName(SEG))).toBe(`db/pg-main/wal/00000001/${SEG}`);
+  });
+
+  it("names the timeline directory with 8 uppercase hex digits", () => {
+    expect(timelineDir(1)).toBe("00000001");
+    expect(timelineDir(26)).toBe("0000001A");
+    expect(timelineDir(0xffffffff)).toBe("FFFFFFFF");
+    expect(vaultWalKey("pg-main", parseWalFileName("0000001A0000000300000004"))).toBe(
+      "db/pg-main/wal/0000001A/0000001A0000000300000004",
+    );
+  });
+
+  it("puts partial and backup files under their timeline directory too", () => {
+    expect(vaultWalKey("pg-main", parseWalFileName("000000020000000000000003.partial"))).toBe(
+      "db/pg-main/wal/00000002/000000020000000000000003.partial",
+    );
+    expect(vaultWalKey("pg-main", parseWalFileName("000000010000000000000002.00000028.backup"))).toBe(
+      "db/pg-main/wal/00000001/000000010000000000000002.00000028.backup",
+    );
+  });
+
+  it("puts history files under history/, not under a timeline directory", () => {
+    expect(vaultWalKey("pg-main", parseWalFileName("00000002.history"))).toBe("db/pg-main/history/00000002.history");
+  });
+
+  it("refuses an invalid database id", () => {
+    expect(() => vaultWalKey("PG", parseWalFileName(SEG))).toThrow(InvalidInputError);
+  });
+});
+
+describe("quarantineKey", () => {
+  it("prefixes the file name with a compact UTC timestamp", () => {
+    // Prepare
+    const at = new Date("2024-03-05T06:07:08.009Z");
+    // Act
+    const key = quarantineKey("pg-main", SEG, at);
+    // Assess
+    expect(key).toBe(`${QUARANTINE_PREFIX}pg-main/20240305T060708009Z-${SEG}`);
+  });
+
+  it("sorts keys of the same database by time", () => {
+    const early = quarantineKey("pg-main", SEG, new Date("2024-03-05T06:07:08.009Z"));
+    const late = quarantineKey("pg-main", SEG, new Date("2024-03-05T06:07:08.010Z"));
+    expect(early < late).toBe(true);
+  });
+
+  it("refuses an invalid database id", () => {
+    expect(() => quarantineKey("pg_main", SEG, new Date(0))).toThrow(InvalidInputError);
+  });
+});
