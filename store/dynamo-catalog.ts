@@ -1,0 +1,522 @@
+/**
+ * Catalog on one DynamoDB table (DynamoDB Local on the local stack).
+ *
+ * Item layout (string keys pk, sk):
+ *   pk = db#<databaseId>
+ *   sk = meta                                      the database registration
+ *        head                                      last archived position
+ *        wal#<timeline 8 upper hex>#<name>         one archived WAL file
+ *        quarantine#<name>#<iso time>#<random>     one rejected upload
+ * so one Query per database answers every listing, and IAM LeadingKeys on
+ * pk can confine an agent to its own database. Items hold the record fields
+ * plus pk/sk; reads strip the keys and parse with core/schemas.ts.
+ */
+import {
+  ConditionalCheckFailedException,
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  type KeySchemaElement,
+  type AttributeDefinition,
+} from "@aws-sdk/client-dynamodb";
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateCommand,
+  type QueryCommandInput,
+} from "@aws-sdk/lib-dynamodb";
+import { randomBytes } from "node:crypto";
+import type { z } from "zod";
+import {
+  ConcurrentUpdateError,
+  ConfigError,
+  InvalidInputError,
+  NotFoundError,
+  SegmentConflictError,
+  ServiceUnavailableError,
+  TimeoutError,
+  type WalvaultError,
+} from "../core/errors.js";
+import {
+  databaseRecordSchema,
+  headRecordSchema,
+  quarantineRecordSchema,
+  walRecordSchema,
+  type DatabaseRecord,
+  type HeadRecord,
+  type QuarantineRecord,
+  type WalRecord,
+} from "../core/schemas.js";
+import { timelineDir } from "../core/keys.js";
+import type { Catalog, RecordOutcome } from "./catalog.js";
+
+/** Key schema of the catalog table; infra/ mirrors it in the CDK stack. */
+export const CATALOG_KEY_SCHEMA = {
+  partitionKey: { name: "pk", type: "S" },
+  sortKey: { name: "sk", type: "S" },
+} as const;
+
+export const CATALOG_SORT_KEYS = {
+  meta: "meta",
+  head: "head",
+  walPrefix: "wal#",
+  quarantinePrefix: "quarantine#",
+} as const;
+
+export function databasePk(databaseId: string): string {
+  return `db#${databaseId}`;
+}
+
+export function walSk(timeline: number, name: string): string {
+  return `${CATALOG_SORT_KEYS.walPrefix}${timelineDir(timeline)}#${name}`;
+}
+
+/** Timeline of a WAL file name (the first 8 hex digits of every kind walvault archives). */
+function timelineOfName(name: string): number | undefined {
+  const m = /^([0-9A-F]{8})/.exec(name);
+  if (!m?.[1]) return undefined;
+  const tli = Number.parseInt(m[1], 16);
+  return tli > 0 ? tli : undefined;
+}
+
+export interface DynamoCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface DynamoCatalogOptions {
+  tableName: string;
+  region: string;
+  /** Custom endpoint (DynamoDB Local), e.g. http://127.0.0.1:8000. */
+  endpoint?: string;
+  credentials?: DynamoCredentials;
+  /** SDK attempts per call (default: SDK default, 3). */
+  maxAttempts?: number;
+  /** Query/Scan Limit per page (default: DynamoDB's 1 MB pages); small values exercise paging. */
+  pageSize?: number;
+}
+
+export interface DynamoCatalogFromClient {
+  tableName: string;
+  client: DynamoDBClient;
+  /** Endpoint or region text for messages. */
+  where?: string;
+  pageSize?: number;
+}
+
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EPIPE",
+  "ERR_SOCKET_CONNECTION_TIMEOUT",
+]);
+const NETWORK_NAMES = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException", "NetworkingError", "AbortError"]);
+
+function isNetworkError(e: unknown): boolean {
+  if (typeof e !== "object" || e === null) return false;
+  const err = e as { code?: unknown; name?: unknown; errors?: unknown; cause?: unknown; $metadata?: { httpStatusCode?: number } };
+  if (typeof err.code === "string" && NETWORK_CODES.has(err.code)) return true;
+  if (typeof err.name === "string" && NETWORK_NAMES.has(err.name) && err.$metadata?.httpStatusCode === undefined) return true;
+  if (Array.isArray(err.errors) && err.errors.some(isNetworkError)) return true;
+  if (err.cause !== undefined && err.cause !== e) return isNetworkError(err.cause);
+  return false;
+}
+
+function errorName(e: unknown): string | undefined {
+  if (typeof e !== "object" || e === null) return undefined;
+  const name = (e as { name?: unknown }).name;
+  return typeof name === "string" ? name : undefined;
+}
+
+function firstLine(e: unknown): string {
+  if (e instanceof Error) return (e.message.split("\n")[0] ?? "").trim() || e.name;
+  return String(e);
+}
+
+function isConditionFailed(e: unknown): boolean {
+  return e instanceof ConditionalCheckFailedException || errorName(e) === "ConditionalCheckFailedException";
+}
+
+type Item = Record<string, unknown>;
+
+function stripKeys(item: Item): Item {
+  const { pk: _pk, sk: _sk, ...rest } = item;
+  return rest;
+}
+
+function short(sha256: string): string {
+  return `${sha256.slice(0, 12)}…`;
+}
+
+export class DynamoCatalog implements Catalog {
+  readonly tableName: string;
+  /** Low-level client (createTable, DescribeTable...). */
+  readonly client: DynamoDBClient;
+  /** Document client used for items. */
+  readonly doc: DynamoDBDocumentClient;
+  private readonly where: string;
+  private readonly pageSize: number | undefined;
+
+  constructor(opts: DynamoCatalogOptions | DynamoCatalogFromClient) {
+    this.tableName = opts.tableName;
+    this.pageSize = opts.pageSize;
+    if ("client" in opts) {
+      this.client = opts.client;
+      this.where = opts.where ?? "DynamoDB";
+    } else {
+      this.client = new DynamoDBClient({
+        region: opts.region,
+        ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint }),
+        ...(opts.credentials === undefined ? {} : { credentials: opts.credentials }),
+        ...(opts.maxAttempts === undefined ? {} : { maxAttempts: opts.maxAttempts }),
+      });
+      this.where = opts.endpoint ?? `region ${opts.region}`;
+    }
+    this.doc = DynamoDBDocumentClient.from(this.client, { marshallOptions: { removeUndefinedValues: true } });
+  }
+
+  // ------------------------------------------------------------- errors
+
+  private fail(op: string, e: unknown): WalvaultError {
+    if (isNetworkError(e)) {
+      const local = this.where.startsWith("http://127.0.0.1") || this.where.startsWith("http://localhost");
+      const hint = local ? " (is the local stack running? `walvault local up`)" : "";
+      return new ServiceUnavailableError(`cannot reach DynamoDB at ${this.where}${hint}: ${firstLine(e)}`, { cause: e });
+    }
+    const name = errorName(e);
+    if (name === "ResourceNotFoundException") {
+      return new ConfigError(`DynamoDB table '${this.tableName}' does not exist at ${this.where}: ${firstLine(e)}`, { cause: e });
+    }
+    if (name === "CredentialsProviderError" || name === "UnrecognizedClientException" || name === "InvalidSignatureException") {
+      return new ConfigError(`DynamoDB at ${this.where} rejected the credentials (${op}): ${firstLine(e)}`, { cause: e });
+    }
+    if (name === "AccessDeniedException") {
+      return new ConfigError(`DynamoDB at ${this.where} denied ${op} on table '${this.tableName}': ${firstLine(e)}`, { cause: e });
+    }
+    if (name === "ValidationException") {
+      return new InvalidInputError(`DynamoDB rejected ${op} on table '${this.tableName}': ${firstLine(e)}`, { cause: e });
+    }
+    return new ServiceUnavailableError(`DynamoDB ${op} on table '${this.tableName}' failed at ${this.where}: ${name ?? "error"}: ${firstLine(e)}`, {
+      cause: e,
+    });
+  }
+
+  private parse<S extends z.ZodTypeAny>(schema: S, item: Item, what: string): z.infer<S> {
+    const result = schema.safeParse(stripKeys(item));
+    if (!result.success) {
+      throw new InvalidInputError(
+        `catalog item ${String(item.pk)} ${String(item.sk)} in table '${this.tableName}' is not a valid ${what}: ${result.error.issues
+          .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+          .join("; ")}`,
+        { cause: result.error },
+      );
+    }
+    return result.data as z.infer<S>;
+  }
+
+  private check<S extends z.ZodTypeAny>(schema: S, value: unknown, what: string): z.infer<S> {
+    const result = schema.safeParse(value);
+    if (!result.success) {
+      throw new InvalidInputError(
+        `invalid ${what}: ${result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`,
+        { cause: result.error },
+      );
+    }
+    return result.data as z.infer<S>;
+  }
+
+  private async getItem(pk: string, sk: string, op: string): Promise<Item | undefined> {
+    try {
+      const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk, sk }, ConsistentRead: true }));
+      return out.Item;
+    } catch (e) {
+      throw this.fail(op, e);
+    }
+  }
+
+  private async queryAll(pk: string, skPrefix: string, op: string): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const input: QueryCommandInput = {
+        TableName: this.tableName,
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues: { ":pk": pk, ":prefix": skPrefix },
+        ConsistentRead: true,
+        ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+        ...(this.pageSize === undefined ? {} : { Limit: this.pageSize }),
+      };
+      let out;
+      try {
+        out = await this.doc.send(new QueryCommand(input));
+      } catch (e) {
+        throw this.fail(op, e);
+      }
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined);
+    return items;
+  }
+
+  // ---------------------------------------------------------- databases
+
+  async putDatabase(record: DatabaseRecord): Promise<void> {
+    const r = this.check(databaseRecordSchema, record, "database record");
+    try {
+      await this.doc.send(
+        new PutCommand({ TableName: this.tableName, Item: { ...r, pk: databasePk(r.databaseId), sk: CATALOG_SORT_KEYS.meta } }),
+      );
+    } catch (e) {
+      throw this.fail("PutItem (database)", e);
+    }
+  }
+
+  async getDatabase(databaseId: string): Promise<DatabaseRecord | undefined> {
+    const item = await this.getItem(databasePk(databaseId), CATALOG_SORT_KEYS.meta, "GetItem (database)");
+    return item === undefined ? undefined : this.parse(databaseRecordSchema, item, "database record");
+  }
+
+  async listDatabases(): Promise<DatabaseRecord[]> {
+    const records: DatabaseRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      let out;
+      try {
+        out = await this.doc.send(
+          new ScanCommand({
+            TableName: this.tableName,
+            FilterExpression: "sk = :meta",
+            ExpressionAttributeValues: { ":meta": CATALOG_SORT_KEYS.meta },
+            ConsistentRead: true,
+            ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+            ...(this.pageSize === undefined ? {} : { Limit: this.pageSize }),
+          }),
+        );
+      } catch (e) {
+        throw this.fail("Scan (databases)", e);
+      }
+      for (const item of out.Items ?? []) records.push(this.parse(databaseRecordSchema, item, "database record"));
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined);
+    return records.sort((a, b) => (a.databaseId < b.databaseId ? -1 : a.databaseId > b.databaseId ? 1 : 0));
+  }
+
+  // ---------------------------------------------------------------- WAL
+
+  async recordWal(record: WalRecord): Promise<RecordOutcome> {
+    const r = this.check(walRecordSchema, record, "WAL record");
+    if (timelineOfName(r.name) !== r.timeline) {
+      throw new InvalidInputError(`WAL record ${r.name} for database ${r.databaseId} claims timeline ${r.timeline}, which its name does not start with`);
+    }
+    const pk = databasePk(r.databaseId);
+    const sk = walSk(r.timeline, r.name);
+    // A write that loses to a concurrent writer reads the winner; if the winner vanished in between, try again once.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await this.doc.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: { ...r, pk, sk },
+            ConditionExpression: "attribute_not_exists(pk)",
+          }),
+        );
+        return { outcome: "created", record: r };
+      } catch (e) {
+        if (!isConditionFailed(e)) throw this.fail("PutItem (WAL)", e);
+      }
+      const existingItem = await this.getItem(pk, sk, "GetItem (WAL)");
+      if (existingItem === undefined) continue;
+      const existing = this.parse(walRecordSchema, existingItem, "WAL record");
+      if (existing.sha256 === r.sha256) return { outcome: "duplicate", record: existing };
+      throw new SegmentConflictError(
+        `${r.name} is already archived for database ${r.databaseId} with different contents ` +
+          `(archived sha256 ${short(existing.sha256)}, pushed sha256 ${short(r.sha256)}); the archived copy was kept`,
+      );
+    }
+    throw new ConcurrentUpdateError(
+      `${r.name} for database ${r.databaseId} changed while it was being recorded; retry the push`,
+    );
+  }
+
+  async getWal(databaseId: string, name: string): Promise<WalRecord | undefined> {
+    const timeline = timelineOfName(name);
+    if (timeline === undefined) return undefined; // not a WAL file name: it can never have been recorded
+    const item = await this.getItem(databasePk(databaseId), walSk(timeline, name), "GetItem (WAL)");
+    return item === undefined ? undefined : this.parse(walRecordSchema, item, "WAL record");
+  }
+
+  async listWal(databaseId: string): Promise<WalRecord[]> {
+    const items = await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.walPrefix, "Query (WAL)");
+    return items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
+  }
+
+  async setReplicaStatus(
+    databaseId: string,
+    name: string,
+    region: string,
+    status: WalRecord["replicas"][string],
+  ): Promise<void> {
+    const timeline = timelineOfName(name);
+    const missing = (cause?: unknown): NotFoundError =>
+      new NotFoundError(`no WAL record ${name} for database ${databaseId} to set the ${region} replica status on`, { cause });
+    if (timeline === undefined) throw missing();
+    const value = this.check(walRecordSchema.shape.replicas.element, status, "replica status");
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: databasePk(databaseId), sk: walSk(timeline, name) },
+          UpdateExpression: "SET replicas.#region = :status",
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeNames: { "#region": region },
+          ExpressionAttributeValues: { ":status": value },
+        }),
+      );
+    } catch (e) {
+      if (isConditionFailed(e)) throw missing(e);
+      throw this.fail("UpdateItem (replica status)", e);
+    }
+  }
+
+  // --------------------------------------------------------------- head
+
+  async advanceHead(databaseId: string, name: string, sortKey: string, archivedAt: string): Promise<void> {
+    const head = this.check(
+      headRecordSchema,
+      { databaseId, lastName: name, lastSortKey: sortKey, lastArchivedAt: archivedAt },
+      "head",
+    );
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: databasePk(databaseId), sk: CATALOG_SORT_KEYS.head },
+          UpdateExpression: "SET databaseId = :db, lastName = :name, lastSortKey = :sk, lastArchivedAt = :at",
+          ConditionExpression: "attribute_not_exists(lastSortKey) OR lastSortKey < :sk",
+          ExpressionAttributeValues: {
+            ":db": head.databaseId,
+            ":name": head.lastName,
+            ":sk": head.lastSortKey,
+            ":at": head.lastArchivedAt,
+          },
+        }),
+      );
+    } catch (e) {
+      if (isConditionFailed(e)) return; // the head is already at or past this record
+      throw this.fail("UpdateItem (head)", e);
+    }
+  }
+
+  async getHead(databaseId: string): Promise<HeadRecord | undefined> {
+    const item = await this.getItem(databasePk(databaseId), CATALOG_SORT_KEYS.head, "GetItem (head)");
+    return item === undefined ? undefined : this.parse(headRecordSchema, item, "head");
+  }
+
+  // --------------------------------------------------------- quarantine
+
+  async recordQuarantine(record: QuarantineRecord): Promise<void> {
+    const r = this.check(quarantineRecordSchema, record, "quarantine record");
+    const sk = `${CATALOG_SORT_KEYS.quarantinePrefix}${r.name}#${r.at}#${randomBytes(6).toString("hex")}`;
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...r, pk: databasePk(r.databaseId), sk },
+          ConditionExpression: "attribute_not_exists(pk)",
+        }),
+      );
+    } catch (e) {
+      throw this.fail("PutItem (quarantine)", e);
+    }
+  }
+
+  async listQuarantine(databaseId: string, name?: string): Promise<QuarantineRecord[]> {
+    const prefix = `${CATALOG_SORT_KEYS.quarantinePrefix}${name === undefined ? "" : `${name}#`}`;
+    const items = await this.queryAll(databasePk(databaseId), prefix, "Query (quarantine)");
+    const keyed = items.map((item) => ({ sk: String(item.sk), record: this.parse(quarantineRecordSchema, item, "quarantine record") }));
+    // A name containing '#' could share a prefix with another name: keep exact matches only.
+    const matching = name === undefined ? keyed : keyed.filter((k) => k.record.name === name);
+    // Newest last: by time, then by key for a stable order within one instant.
+    matching.sort((a, b) => compareTime(a.record.at, b.record.at) || (a.sk < b.sk ? -1 : a.sk > b.sk ? 1 : 0));
+    return matching.map((k) => k.record);
+  }
+}
+
+function compareTime(a: string, b: string): number {
+  const ta = Date.parse(a);
+  const tb = Date.parse(b);
+  if (Number.isFinite(ta) && Number.isFinite(tb) && ta !== tb) return ta - tb;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+// ------------------------------------------------------------------ table
+
+/**
+ * Creates the catalog table (on-demand capacity) unless it exists, and waits
+ * until it is ACTIVE. Safe to call on every start.
+ */
+export async function createTable(client: DynamoDBClient, tableName: string, timeoutMs = 120_000): Promise<void> {
+  const keySchema: KeySchemaElement[] = [
+    { AttributeName: CATALOG_KEY_SCHEMA.partitionKey.name, KeyType: "HASH" },
+    { AttributeName: CATALOG_KEY_SCHEMA.sortKey.name, KeyType: "RANGE" },
+  ];
+  const attributes: AttributeDefinition[] = [
+    { AttributeName: CATALOG_KEY_SCHEMA.partitionKey.name, AttributeType: CATALOG_KEY_SCHEMA.partitionKey.type },
+    { AttributeName: CATALOG_KEY_SCHEMA.sortKey.name, AttributeType: CATALOG_KEY_SCHEMA.sortKey.type },
+  ];
+  const where = await describeEndpoint(client);
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName: tableName,
+        KeySchema: keySchema,
+        AttributeDefinitions: attributes,
+        BillingMode: "PAY_PER_REQUEST",
+      }),
+    );
+  } catch (e) {
+    if (errorName(e) !== "ResourceInUseException") throw tableError(`create table '${tableName}'`, where, e);
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let status: string | undefined;
+    try {
+      const out = await client.send(new DescribeTableCommand({ TableName: tableName }));
+      status = out.Table?.TableStatus;
+    } catch (e) {
+      if (errorName(e) !== "ResourceNotFoundException") throw tableError(`describe table '${tableName}'`, where, e);
+    }
+    if (status === "ACTIVE") return;
+    if (Date.now() > deadline) {
+      throw new TimeoutError(`DynamoDB table '${tableName}' at ${where} is not ACTIVE after ${timeoutMs} ms (status ${status ?? "unknown"})`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function describeEndpoint(client: DynamoDBClient): Promise<string> {
+  try {
+    const endpoint = client.config.endpoint ? await client.config.endpoint() : undefined;
+    if (endpoint) return `${endpoint.protocol}//${endpoint.hostname}${endpoint.port ? `:${endpoint.port}` : ""}`;
+    return `region ${await client.config.region()}`;
+  } catch {
+    return "DynamoDB";
+  }
+}
+
+function tableError(op: string, where: string, e: unknown): WalvaultError {
+  if (isNetworkError(e)) {
+    return new ServiceUnavailableError(`cannot reach DynamoDB at ${where} to ${op}: ${firstLine(e)}`, { cause: e });
+  }
+  return new ServiceUnavailableError(`DynamoDB could not ${op} at ${where}: ${errorName(e) ?? "error"}: ${firstLine(e)}`, { cause: e });
+}

@@ -1,0 +1,293 @@
+/**
+ * ObjectStore on Amazon S3 (and on s3rver for the local stack), with the AWS
+ * SDK v3. One instance talks to one endpoint/region.
+ *
+ * Notes that matter:
+ * - Checksums are computed and validated only WHEN_REQUIRED: the SDK's
+ *   default (since 3.729) frames bodies as aws-chunked with trailing CRC32
+ *   checksums, which s3rver stores verbatim. walvault carries its own SHA-256
+ *   of the raw bytes in object metadata and checks it on every read.
+ * - Bodies are read fully into a Buffer; a body shorter than its
+ *   Content-Length is an error, never a partial result.
+ * - Every rejection is a WalvaultError (core/errors.ts) with the SDK error as
+ *   `cause`.
+ */
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { ConfigError, NotFoundError, ServiceUnavailableError, type WalvaultError } from "../core/errors.js";
+import type { ListedObject, ObjectInfo, ObjectStore, PutResult, StoredObject } from "./object-store.js";
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface S3ObjectStoreOptions {
+  /** Name for messages (usually the region, or "local"). */
+  name: string;
+  region: string;
+  /** Custom endpoint (s3rver on the local stack), e.g. http://127.0.0.1:4568. */
+  endpoint?: string;
+  credentials?: S3Credentials;
+  /** Path-style addressing; defaults to true when an endpoint is given. */
+  forcePathStyle?: boolean;
+  /** SDK attempts per call (default: SDK default, 3). */
+  maxAttempts?: number;
+  /** ListObjectsV2 MaxKeys per page (default: S3's 1000). */
+  listPageSize?: number;
+}
+
+export interface S3ObjectStoreFromClient {
+  name: string;
+  client: S3Client;
+  /** Endpoint or region text for error messages (default: name). */
+  where?: string;
+  listPageSize?: number;
+}
+
+/** The S3Client configuration walvault uses everywhere (agent, functions, local stack). */
+export function s3ClientConfig(opts: Omit<S3ObjectStoreOptions, "name" | "listPageSize">): S3ClientConfig {
+  return {
+    region: opts.region,
+    ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint }),
+    ...(opts.credentials === undefined ? {} : { credentials: opts.credentials }),
+    forcePathStyle: opts.forcePathStyle ?? opts.endpoint !== undefined,
+    ...(opts.maxAttempts === undefined ? {} : { maxAttempts: opts.maxAttempts }),
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  };
+}
+
+export function createS3Client(opts: Omit<S3ObjectStoreOptions, "name" | "listPageSize">): S3Client {
+  return new S3Client(s3ClientConfig(opts));
+}
+
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EPIPE",
+  "ERR_SOCKET_CONNECTION_TIMEOUT",
+]);
+const NETWORK_NAMES = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException", "NetworkingError", "AbortError"]);
+
+/** True for failures to reach the service at all (refused, reset, DNS, timeout). */
+export function isNetworkError(e: unknown): boolean {
+  if (typeof e !== "object" || e === null) return false;
+  const err = e as { code?: unknown; name?: unknown; errors?: unknown; cause?: unknown; $metadata?: { httpStatusCode?: number } };
+  if (typeof err.code === "string" && NETWORK_CODES.has(err.code)) return true;
+  if (typeof err.name === "string" && NETWORK_NAMES.has(err.name) && err.$metadata?.httpStatusCode === undefined) return true;
+  if (Array.isArray(err.errors) && err.errors.some(isNetworkError)) return true; // AggregateError (happy eyeballs)
+  if (err.cause !== undefined && err.cause !== e) return isNetworkError(err.cause);
+  return false;
+}
+
+function errorName(e: unknown): string | undefined {
+  if (typeof e !== "object" || e === null) return undefined;
+  const err = e as { name?: unknown; Code?: unknown };
+  if (typeof err.Code === "string") return err.Code;
+  return typeof err.name === "string" ? err.name : undefined;
+}
+
+function httpStatus(e: unknown): number | undefined {
+  if (typeof e !== "object" || e === null) return undefined;
+  return (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+function isMissing(e: unknown): boolean {
+  const name = errorName(e);
+  if (name === "NoSuchKey" || name === "NotFound" || name === "NoSuchVersion") return true;
+  // HEAD has no body, so the SDK can only see the status; a missing bucket is named.
+  return httpStatus(e) === 404 && name !== "NoSuchBucket";
+}
+
+function firstLine(e: unknown): string {
+  if (e instanceof Error) return (e.message.split("\n")[0] ?? "").trim() || e.name;
+  return String(e);
+}
+
+function copySourceOf(bucket: string, key: string, versionId?: string): string {
+  // Per-segment encoding keeps '/' literal: s3rver decodes the header with decodeURI, which leaves %2F alone.
+  const path = `${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
+  return versionId === undefined ? path : `${path}?versionId=${encodeURIComponent(versionId)}`;
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+export class S3ObjectStore implements ObjectStore {
+  readonly name: string;
+  /** The SDK client, for operations outside the ObjectStore contract (e.g. RestoreObject). */
+  readonly client: S3Client;
+  private readonly where: string;
+  private readonly listPageSize: number | undefined;
+
+  constructor(opts: S3ObjectStoreOptions | S3ObjectStoreFromClient) {
+    this.name = opts.name;
+    this.listPageSize = opts.listPageSize;
+    if ("client" in opts) {
+      this.client = opts.client;
+      this.where = opts.where ?? opts.name;
+    } else {
+      this.client = createS3Client(opts);
+      this.where = opts.endpoint ?? `region ${opts.region}`;
+    }
+  }
+
+  /** Maps any SDK failure onto the error catalogue. */
+  private fail(op: string, target: string, e: unknown): WalvaultError {
+    if (isNetworkError(e)) {
+      const hint = this.where.startsWith("http://127.0.0.1") || this.where.startsWith("http://localhost")
+        ? " (is the local stack running? `walvault local up`)"
+        : "";
+      return new ServiceUnavailableError(`cannot reach S3 at ${this.where}${hint}: ${firstLine(e)}`, { cause: e });
+    }
+    const name = errorName(e);
+    if (name === "NoSuchKey" || name === "NoSuchVersion") {
+      return new NotFoundError(`${target} does not exist at ${this.where} (${op})`, { cause: e });
+    }
+    if (name === "NoSuchBucket") {
+      return new ConfigError(`S3 bucket for ${target} does not exist at ${this.where}`, { cause: e });
+    }
+    if (name === "CredentialsProviderError" || name === "InvalidAccessKeyId" || name === "SignatureDoesNotMatch") {
+      return new ConfigError(`S3 at ${this.where} rejected the credentials (${op} ${target}): ${firstLine(e)}`, { cause: e });
+    }
+    if (name === "AccessDenied" || httpStatus(e) === 403) {
+      return new ConfigError(`S3 at ${this.where} denied ${op} on ${target}: ${firstLine(e)}`, { cause: e });
+    }
+    return new ServiceUnavailableError(`S3 ${op} of ${target} failed at ${this.where}: ${name ?? "error"}: ${firstLine(e)}`, {
+      cause: e,
+    });
+  }
+
+  async put(bucket: string, key: string, body: Uint8Array, metadata: Record<string, string>): Promise<PutResult> {
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.byteLength, Metadata: metadata }),
+      );
+      return { ...(out.VersionId ? { versionId: out.VersionId } : {}), ...(out.ETag ? { etag: out.ETag } : {}) };
+    } catch (e) {
+      throw this.fail("PutObject", `s3://${bucket}/${key}`, e);
+    }
+  }
+
+  async get(bucket: string, key: string, versionId?: string): Promise<StoredObject | undefined> {
+    const target = `s3://${bucket}/${key}`;
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: bucket, Key: key, ...(versionId === undefined ? {} : { VersionId: versionId }) }),
+      );
+      const bytes = out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray();
+      if (out.ContentLength !== undefined && bytes.byteLength !== out.ContentLength) {
+        throw new ServiceUnavailableError(
+          `S3 GetObject of ${target} at ${this.where} returned ${bytes.byteLength} of ${out.ContentLength} bytes`,
+        );
+      }
+      return {
+        key,
+        size: bytes.byteLength,
+        metadata: lowerKeys(out.Metadata),
+        ...(out.VersionId ? { versionId: out.VersionId } : {}),
+        ...(out.ETag ? { etag: out.ETag } : {}),
+        body: toBuffer(bytes),
+      };
+    } catch (e) {
+      if (e instanceof ServiceUnavailableError) throw e;
+      if (isMissing(e)) return undefined;
+      throw this.fail("GetObject", target, e);
+    }
+  }
+
+  async head(bucket: string, key: string, versionId?: string): Promise<ObjectInfo | undefined> {
+    try {
+      const out = await this.client.send(
+        new HeadObjectCommand({ Bucket: bucket, Key: key, ...(versionId === undefined ? {} : { VersionId: versionId }) }),
+      );
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        metadata: lowerKeys(out.Metadata),
+        ...(out.VersionId ? { versionId: out.VersionId } : {}),
+        ...(out.ETag ? { etag: out.ETag } : {}),
+      };
+    } catch (e) {
+      if (isMissing(e)) return undefined;
+      throw this.fail("HeadObject", `s3://${bucket}/${key}`, e);
+    }
+  }
+
+  async copy(
+    from: { bucket: string; key: string; versionId?: string },
+    to: { bucket: string; key: string },
+  ): Promise<PutResult> {
+    try {
+      const out = await this.client.send(
+        new CopyObjectCommand({
+          Bucket: to.bucket,
+          Key: to.key,
+          CopySource: copySourceOf(from.bucket, from.key, from.versionId),
+          MetadataDirective: "COPY",
+        }),
+      );
+      const etag = out.CopyObjectResult?.ETag;
+      return { ...(out.VersionId ? { versionId: out.VersionId } : {}), ...(etag ? { etag } : {}) };
+    } catch (e) {
+      throw this.fail("CopyObject", `s3://${from.bucket}/${from.key} -> s3://${to.bucket}/${to.key}`, e);
+    }
+  }
+
+  async delete(bucket: string, key: string, versionId?: string): Promise<void> {
+    try {
+      await this.client.send(
+        new DeleteObjectCommand({ Bucket: bucket, Key: key, ...(versionId === undefined ? {} : { VersionId: versionId }) }),
+      );
+    } catch (e) {
+      if (isMissing(e)) return;
+      throw this.fail("DeleteObject", `s3://${bucket}/${key}`, e);
+    }
+  }
+
+  async *list(bucket: string, prefix: string): AsyncIterable<ListedObject> {
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: bucket,
+            Prefix: prefix,
+            ...(token === undefined ? {} : { ContinuationToken: token }),
+            ...(this.listPageSize === undefined ? {} : { MaxKeys: this.listPageSize }),
+          }),
+        );
+      } catch (e) {
+        throw this.fail("ListObjectsV2", `s3://${bucket}/${prefix}`, e);
+      }
+      for (const o of page.Contents ?? []) {
+        if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0 };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+}
+
+function lowerKeys(meta: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(meta ?? {})) out[k.toLowerCase()] = v;
+  return out;
+}

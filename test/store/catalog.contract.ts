@@ -1,0 +1,453 @@
+/**
+ * The Catalog contract (store/catalog.ts), as one suite every implementation
+ * runs: call catalogContract() from a *.test.ts file with a factory that
+ * returns a fresh, empty catalog for each test.
+ */
+import { createHash } from "node:crypto";
+import { beforeEach, describe, expect, it } from "vitest";
+import { NotFoundError, SegmentConflictError, ServiceUnavailableError } from "../../core/errors.js";
+import type { DatabaseRecord, QuarantineRecord, WalRecord } from "../../core/schemas.js";
+import type { Catalog } from "../../store/catalog.js";
+
+export interface CatalogFixture {
+  /** A fresh, empty catalog. */
+  catalog: Catalog;
+  /** A catalog of the same kind pointed at an endpoint where nothing listens, and that endpoint's text. */
+  unreachable: { catalog: Catalog; endpoint: string };
+}
+
+export interface CatalogFactoryOptions {
+  /** Items per page for listings; small values make them cross pages with few items. */
+  pageSize?: number;
+}
+
+export type CatalogFactory = (opts?: CatalogFactoryOptions) => CatalogFixture | Promise<CatalogFixture>;
+
+const DB = "pg-main";
+
+function sha(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+function hex8(n: number): string {
+  return n.toString(16).toUpperCase().padStart(8, "0");
+}
+
+function segmentName(timeline: number, segno: number): string {
+  return `${hex8(timeline)}${hex8(Math.floor(segno / 256))}${hex8(segno % 256)}`;
+}
+
+function wal(name: string, overrides: Partial<WalRecord> = {}): WalRecord {
+  const timeline = Number.parseInt(name.slice(0, 8), 16);
+  const kind = name.endsWith(".history") ? "history" : name.endsWith(".partial") ? "partial" : "segment";
+  return {
+    databaseId: DB,
+    name,
+    kind,
+    timeline,
+    size: 16 * 1024 * 1024,
+    storedSize: 1024,
+    sha256: sha(name),
+    codec: "zstd",
+    status: "stored",
+    vaultKey: `db/${DB}/wal/${hex8(timeline)}/${name}`,
+    archivedAt: "2025-01-01T00:00:00.000Z",
+    replicas: {},
+    ...overrides,
+  };
+}
+
+function database(databaseId: string, overrides: Partial<DatabaseRecord> = {}): DatabaseRecord {
+  return { databaseId, kind: "postgres", walSegmentSize: 16 * 1024 * 1024, createdAt: "2025-01-01T00:00:00.000Z", ...overrides };
+}
+
+function quarantine(name: string, at: string, overrides: Partial<QuarantineRecord> = {}): QuarantineRecord {
+  return {
+    databaseId: DB,
+    name,
+    incomingKey: `incoming/db/${DB}/wal/${name}`,
+    error: "ChecksumMismatchError",
+    reason: `bytes of ${name} do not match`,
+    at,
+    ...overrides,
+  };
+}
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error("expected the promise to reject");
+}
+
+export function catalogContract(name: string, factory: CatalogFactory): void {
+  describe(`Catalog contract: ${name}`, () => {
+    let catalog: Catalog;
+    let fixture: CatalogFixture;
+
+    beforeEach(async () => {
+      fixture = await factory();
+      catalog = fixture.catalog;
+    });
+
+    describe("databases", () => {
+      it("getDatabase resolves undefined for an unknown id", async () => {
+        // Act
+        const got = await catalog.getDatabase("never-registered");
+
+        // Assess
+        expect(got).toBeUndefined();
+      });
+
+      it("putDatabase creates a registration that getDatabase returns", async () => {
+        // Prepare
+        const record = database(DB);
+
+        // Act
+        await catalog.putDatabase(record);
+
+        // Assess
+        expect(await catalog.getDatabase(DB)).toEqual(record);
+      });
+
+      it("putDatabase replaces an existing registration", async () => {
+        // Prepare
+        await catalog.putDatabase(database(DB, { kind: "postgres" }));
+
+        // Act
+        await catalog.putDatabase(database(DB, { kind: "generic", walSegmentSize: 64 * 1024 * 1024 }));
+
+        // Assess
+        expect(await catalog.getDatabase(DB)).toEqual(database(DB, { kind: "generic", walSegmentSize: 64 * 1024 * 1024 }));
+        expect(await catalog.listDatabases()).toHaveLength(1);
+      });
+
+      it("listDatabases returns every registration across pages, and none of the other items", async () => {
+        // Prepare: five databases with WAL and heads beside them, listed two per page
+        const paged = (await factory({ pageSize: 2 })).catalog;
+        const ids = ["db-e", "db-a", "db-c", "db-b", "db-d"];
+        for (const id of ids) {
+          await paged.putDatabase(database(id));
+          await paged.recordWal(wal(segmentName(1, 1), { databaseId: id }));
+          await paged.advanceHead(id, segmentName(1, 1), "0000000100000001", "2025-01-01T00:00:00.000Z");
+        }
+
+        // Act
+        const listed = await paged.listDatabases();
+
+        // Assess
+        expect(listed.map((d) => d.databaseId).sort()).toEqual([...ids].sort());
+        expect(listed.every((d) => d.kind === "postgres")).toBe(true);
+      });
+    });
+
+    describe("recordWal", () => {
+      it("creates the record when the name is new and getWal returns it", async () => {
+        // Prepare
+        const record = wal(segmentName(1, 3));
+
+        // Act
+        const outcome = await catalog.recordWal(record);
+
+        // Assess
+        expect(outcome).toEqual({ outcome: "created", record });
+        expect(await catalog.getWal(DB, record.name)).toEqual(record);
+      });
+
+      it("resolves duplicate with the existing record and changes nothing when the same bytes come again", async () => {
+        // Prepare
+        const first = wal(segmentName(1, 3), { archivedAt: "2025-01-01T00:00:00.000Z" });
+        await catalog.recordWal(first);
+        const again = wal(segmentName(1, 3), { archivedAt: "2025-01-02T00:00:00.000Z", storedSize: 999 });
+
+        // Act
+        const outcome = await catalog.recordWal(again);
+
+        // Assess
+        expect(outcome).toEqual({ outcome: "duplicate", record: first });
+        expect(await catalog.getWal(DB, first.name)).toEqual(first);
+      });
+
+      it("rejects with SegmentConflictError naming the file, the database and both hashes when the bytes differ, keeping the first", async () => {
+        // Prepare
+        const first = wal(segmentName(1, 3), { sha256: sha("first") });
+        await catalog.recordWal(first);
+        const other = wal(segmentName(1, 3), { sha256: sha("second") });
+
+        // Act
+        const err = await rejection(catalog.recordWal(other));
+
+        // Assess
+        expect(err).toBeInstanceOf(SegmentConflictError);
+        const message = (err as Error).message;
+        expect(message).toContain(first.name);
+        expect(message).toContain(DB);
+        expect(message).toContain(sha("first").slice(0, 8));
+        expect(message).toContain(sha("second").slice(0, 8));
+        expect(await catalog.getWal(DB, first.name)).toEqual(first);
+      });
+
+      it("keeps records of different databases apart", async () => {
+        // Prepare
+        await catalog.recordWal(wal(segmentName(1, 3), { databaseId: "pg-one", sha256: sha("one") }));
+
+        // Act
+        const outcome = await catalog.recordWal(wal(segmentName(1, 3), { databaseId: "pg-one-b", sha256: sha("two") }));
+
+        // Assess
+        expect(outcome.outcome).toBe("created");
+        expect((await catalog.getWal("pg-one", segmentName(1, 3)))?.sha256).toBe(sha("one"));
+        expect((await catalog.getWal("pg-one-b", segmentName(1, 3)))?.sha256).toBe(sha("two"));
+      });
+
+      it("treats concurrent pushes of the same bytes as one create and the rest duplicates", async () => {
+        // Prepare
+        const record = wal(segmentName(1, 9));
+
+        // Act
+        const outcomes = await Promise.all(Array.from({ length: 6 }, () => catalog.recordWal(record)));
+
+        // Assess
+        expect(outcomes.filter((o) => o.outcome === "created")).toHaveLength(1);
+        expect(outcomes.filter((o) => o.outcome === "duplicate")).toHaveLength(5);
+        for (const o of outcomes) expect(o.record).toEqual(record);
+      });
+    });
+
+    describe("getWal and listWal", () => {
+      it("getWal resolves undefined for a name never recorded", async () => {
+        // Prepare: another name of the same database is recorded
+        await catalog.recordWal(wal(segmentName(1, 1)));
+
+        // Act
+        const got = await catalog.getWal(DB, segmentName(1, 2));
+
+        // Assess
+        expect(got).toBeUndefined();
+        expect(await catalog.getWal("pg-other", segmentName(1, 1))).toBeUndefined();
+      });
+
+      it("listWal returns every record ordered by timeline, then name, across pages", async () => {
+        // Prepare: timelines 1, 2, 9, 10 (0xA) and 16 (0x10), history and partial files, written shuffled, 3 per page
+        const paged = (await factory({ pageSize: 3 })).catalog;
+        const expected = [
+          segmentName(1, 1),
+          segmentName(1, 2),
+          segmentName(1, 255),
+          segmentName(1, 256),
+          `${segmentName(1, 257)}.partial`,
+          "00000002.history",
+          segmentName(2, 257),
+          segmentName(2, 258),
+          segmentName(9, 1),
+          segmentName(10, 1),
+          segmentName(16, 1),
+        ];
+        const shuffled = [...expected].sort(() => Math.random() - 0.5);
+        for (const name of shuffled) await paged.recordWal(wal(name));
+        await paged.recordWal(wal(segmentName(1, 5), { databaseId: "pg-other" }));
+        await paged.putDatabase(database(DB));
+        await paged.advanceHead(DB, segmentName(16, 1), "0000001000000001", "2025-01-01T00:00:00.000Z");
+        await paged.recordQuarantine(quarantine(segmentName(1, 3), "2025-01-01T00:00:00.000Z"));
+
+        // Act
+        const listed = await paged.listWal(DB);
+
+        // Assess
+        expect(listed.map((r) => r.name)).toEqual(expected);
+        expect(listed.every((r) => r.databaseId === DB)).toBe(true);
+      });
+
+      it("listWal returns an empty list for a database without WAL", async () => {
+        // Act
+        const listed = await catalog.listWal("pg-empty");
+
+        // Assess
+        expect(listed).toEqual([]);
+      });
+    });
+
+    describe("setReplicaStatus", () => {
+      it("sets one region's status and leaves the other regions and fields untouched", async () => {
+        // Prepare
+        const record = wal(segmentName(1, 4), {
+          replicas: { "eu-west-1": { status: "pending", at: "2025-01-01T00:00:00.000Z" } },
+        });
+        await catalog.recordWal(record);
+
+        // Act
+        await catalog.setReplicaStatus(DB, record.name, "us-west-2", {
+          status: "replicated",
+          at: "2025-01-01T00:01:00.000Z",
+          versionId: "v1",
+        });
+        await catalog.setReplicaStatus(DB, record.name, "eu-west-1", {
+          status: "failed",
+          at: "2025-01-01T00:02:00.000Z",
+          error: "AccessDenied",
+        });
+
+        // Assess
+        expect(await catalog.getWal(DB, record.name)).toEqual({
+          ...record,
+          replicas: {
+            "eu-west-1": { status: "failed", at: "2025-01-01T00:02:00.000Z", error: "AccessDenied" },
+            "us-west-2": { status: "replicated", at: "2025-01-01T00:01:00.000Z", versionId: "v1" },
+          },
+        });
+      });
+
+      it("rejects with NotFoundError for a record that does not exist, creating nothing", async () => {
+        // Act
+        const err = await rejection(
+          catalog.setReplicaStatus(DB, segmentName(1, 77), "us-west-2", { status: "replicated", at: "2025-01-01T00:00:00.000Z" }),
+        );
+
+        // Assess
+        expect(err).toBeInstanceOf(NotFoundError);
+        expect(await catalog.getWal(DB, segmentName(1, 77))).toBeUndefined();
+        expect(await catalog.listWal(DB)).toEqual([]);
+      });
+    });
+
+    describe("advanceHead", () => {
+      it("getHead resolves undefined before anything was archived", async () => {
+        // Act + Assess
+        expect(await catalog.getHead(DB)).toBeUndefined();
+      });
+
+      it("sets the head on first use and moves it forward", async () => {
+        // Prepare
+        await catalog.advanceHead(DB, segmentName(1, 1), "0000000100000001", "2025-01-01T00:00:00.000Z");
+
+        // Act
+        await catalog.advanceHead(DB, segmentName(1, 2), "0000000100000002", "2025-01-01T00:01:00.000Z");
+
+        // Assess
+        expect(await catalog.getHead(DB)).toEqual({
+          databaseId: DB,
+          lastName: segmentName(1, 2),
+          lastSortKey: "0000000100000002",
+          lastArchivedAt: "2025-01-01T00:01:00.000Z",
+        });
+      });
+
+      it("leaves the head unchanged, without rejecting, for an older or equal record", async () => {
+        // Prepare
+        await catalog.advanceHead(DB, segmentName(1, 5), "0000000100000005", "2025-01-01T00:05:00.000Z");
+        const before = await catalog.getHead(DB);
+
+        // Act
+        await catalog.advanceHead(DB, segmentName(1, 3), "0000000100000003", "2025-01-01T00:09:00.000Z");
+        await catalog.advanceHead(DB, segmentName(1, 5), "0000000100000005", "2025-01-01T00:10:00.000Z");
+
+        // Assess
+        expect(await catalog.getHead(DB)).toEqual(before);
+      });
+
+      it("ends at the newest record whatever the order of concurrent advances", async () => {
+        // Prepare
+        const keys = Array.from({ length: 8 }, (_, i) => `00000001${hex8(i + 1)}`).sort(() => Math.random() - 0.5);
+
+        // Act
+        await Promise.all(keys.map((k) => catalog.advanceHead(DB, `name-${k}`, k, "2025-01-01T00:00:00.000Z")));
+
+        // Assess
+        expect((await catalog.getHead(DB))?.lastSortKey).toBe("0000000100000008");
+      });
+
+      it("keeps the heads of different databases apart", async () => {
+        // Act
+        await catalog.advanceHead("pg-one", "a", "0000000100000009", "2025-01-01T00:00:00.000Z");
+        await catalog.advanceHead("pg-two", "b", "0000000100000001", "2025-01-01T00:00:00.000Z");
+
+        // Assess
+        expect((await catalog.getHead("pg-one"))?.lastSortKey).toBe("0000000100000009");
+        expect((await catalog.getHead("pg-two"))?.lastSortKey).toBe("0000000100000001");
+      });
+    });
+
+    describe("quarantine", () => {
+      it("appends every record, even two for the same name at the same instant, and lists newest last", async () => {
+        // Prepare
+        const seg = segmentName(1, 3);
+        const records = [
+          quarantine(seg, "2025-01-01T00:02:00.000Z", { reason: "second" }),
+          quarantine(segmentName(1, 9), "2025-01-01T00:03:00.000Z", { reason: "third" }),
+          quarantine(seg, "2025-01-01T00:01:00.000Z", { reason: "first" }),
+          quarantine(seg, "2025-01-01T00:04:00.000Z", { reason: "fourth-a" }),
+          quarantine(seg, "2025-01-01T00:04:00.000Z", { reason: "fourth-b" }),
+        ];
+
+        // Act
+        for (const r of records) await catalog.recordQuarantine(r);
+        const listed = await catalog.listQuarantine(DB);
+
+        // Assess
+        expect(listed).toHaveLength(5);
+        expect(listed.map((r) => r.reason).slice(0, 3)).toEqual(["first", "second", "third"]);
+        expect(listed.map((r) => r.reason).slice(3).sort()).toEqual(["fourth-a", "fourth-b"]);
+        expect(listed.map((r) => r.at)).toEqual([...listed.map((r) => r.at)].sort());
+      });
+
+      it("filters by exact file name, not by name prefix", async () => {
+        // Prepare: one name is a prefix of the others
+        const seg = segmentName(1, 3);
+        await catalog.recordQuarantine(quarantine(seg, "2025-01-01T00:02:00.000Z", { reason: "b" }));
+        await catalog.recordQuarantine(quarantine(`${seg}.partial`, "2025-01-01T00:01:00.000Z"));
+        await catalog.recordQuarantine(quarantine(`${seg}#odd`, "2025-01-01T00:01:00.000Z"));
+        await catalog.recordQuarantine(quarantine(seg, "2025-01-01T00:01:00.000Z", { reason: "a" }));
+
+        // Act
+        const listed = await catalog.listQuarantine(DB, seg);
+
+        // Assess
+        expect(listed.map((r) => [r.name, r.reason])).toEqual([
+          [seg, "a"],
+          [seg, "b"],
+        ]);
+      });
+
+      it("returns the records exactly as written, for their own database only", async () => {
+        // Prepare
+        const record = quarantine("not-a-wal-name", "2025-01-01T00:00:00.000Z", { quarantineKey: "quarantine/db/pg-main/x" });
+        await catalog.recordQuarantine(record);
+        await catalog.recordQuarantine(quarantine("x", "2025-01-01T00:00:00.000Z", { databaseId: "pg-other" }));
+
+        // Act
+        const listed = await catalog.listQuarantine(DB);
+
+        // Assess
+        expect(listed).toEqual([record]);
+        expect(await catalog.listQuarantine(DB, "nothing-by-this-name")).toEqual([]);
+      });
+    });
+
+    describe("when the service cannot be reached", () => {
+      it("rejects reads and writes with ServiceUnavailableError naming the endpoint", async () => {
+        // Prepare
+        const { catalog: down, endpoint } = fixture.unreachable;
+        const calls: [string, () => Promise<unknown>][] = [
+          ["getWal", () => down.getWal(DB, segmentName(1, 1))],
+          ["recordWal", () => down.recordWal(wal(segmentName(1, 1)))],
+          ["listWal", () => down.listWal(DB)],
+          ["advanceHead", () => down.advanceHead(DB, "n", "0000000100000001", "2025-01-01T00:00:00.000Z")],
+          ["getDatabase", () => down.getDatabase(DB)],
+          ["listQuarantine", () => down.listQuarantine(DB)],
+        ];
+
+        // Act
+        const errors = await Promise.all(calls.map(async ([op, call]) => [op, await rejection(call())] as const));
+
+        // Assess
+        for (const [op, err] of errors) {
+          expect(err, op).toBeInstanceOf(ServiceUnavailableError);
+          expect((err as Error).message, op).toContain(endpoint);
+          expect((err as Error).cause, op).toBeDefined();
+        }
+      });
+    });
+  });
+}

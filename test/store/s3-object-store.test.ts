@@ -1,0 +1,182 @@
+/**
+ * S3ObjectStore against a real s3rver (local/emulators.ts), through the
+ * shared ObjectStore contract, plus the emulator's object-created events.
+ * Needs dist/local/s3rver-child.js: `npm run build` first (npm test does).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { objectCreatedEventSchema } from "../../core/schemas.js";
+import { LOCAL_CREDENTIALS, freePort, startS3, type S3Emulator, type S3ObjectCreatedEvent } from "../../local/emulators.js";
+import { S3ObjectStore } from "../../store/s3-object-store.js";
+import { objectStoreContract } from "./object-store.contract.js";
+
+const BUCKETS = ["walvault-incoming", "walvault-vault"] as const;
+
+let s3: S3Emulator;
+let dir: string;
+let closedEndpoint: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "walvault-s3-test-"));
+  s3 = await startS3({ directory: dir, buckets: [...BUCKETS] });
+  closedEndpoint = `http://127.0.0.1:${await freePort()}`;
+});
+
+afterAll(async () => {
+  await s3?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function store(endpoint: string, listPageSize?: number): S3ObjectStore {
+  return new S3ObjectStore({
+    name: "local",
+    region: "us-east-1",
+    endpoint,
+    credentials: LOCAL_CREDENTIALS,
+    forcePathStyle: true,
+    ...(listPageSize === undefined ? {} : { listPageSize }),
+  });
+}
+
+objectStoreContract("S3ObjectStore on s3rver", (opts) => ({
+  store: store(s3.endpoint, opts?.listPageSize),
+  bucket: BUCKETS[0],
+  otherBucket: BUCKETS[1],
+  missingBucket: "walvault-no-such-bucket",
+  versioned: false, // s3rver does not implement versioning
+  unreachable: { store: store(closedEndpoint), endpoint: closedEndpoint },
+}));
+
+describe("S3ObjectStore on s3rver, beyond the contract", () => {
+  it("computes and validates SDK checksums only when required, so s3rver stores the raw bytes", async () => {
+    // Prepare: with the SDK default (WHEN_SUPPORTED) streamed bodies are sent aws-chunked, which s3rver keeps verbatim
+    const s = store(s3.endpoint);
+    const body = Buffer.from("plain bytes, no chunk signatures");
+
+    // Act
+    await s.put(BUCKETS[0], "framing/check", body, {});
+    const got = await s.get(BUCKETS[0], "framing/check");
+
+    // Assess
+    expect(await s.client.config.requestChecksumCalculation()).toBe("WHEN_REQUIRED");
+    expect(await s.client.config.responseChecksumValidation()).toBe("WHEN_REQUIRED");
+    expect(got?.body.equals(body)).toBe(true);
+  });
+
+  it("names the endpoint and suggests `walvault local up` when a loopback endpoint is down", async () => {
+    // Act
+    const err = await store(closedEndpoint).get(BUCKETS[0], "x").catch((e: unknown) => e);
+
+    // Assess
+    expect((err as Error).message).toContain(`cannot reach S3 at ${closedEndpoint}`);
+    expect((err as Error).message).toContain("walvault local up");
+  });
+});
+
+describe("startS3 object-created events", () => {
+  it("delivers an EventBridge 'Object Created' event for a put, with the exact key, size and etag", async () => {
+    // Prepare
+    const events: S3ObjectCreatedEvent[] = [];
+    const unsubscribe = s3.onObjectCreated((e) => {
+      events.push(e);
+    });
+    const key = `incoming/db/pg-main/wal/000000010000000000000003 x%41`;
+
+    // Act
+    await store(s3.endpoint).put(BUCKETS[0], key, Buffer.from("12345"), {});
+    await waitFor(() => events.some((e) => e.detail.object.key === key));
+    unsubscribe();
+
+    // Assess
+    const event = events.find((e) => e.detail.object.key === key);
+    expect(event).toMatchObject({
+      version: "0",
+      "detail-type": "Object Created",
+      source: "aws.s3",
+      account: "000000000000",
+      region: "us-east-1",
+      resources: [`arn:aws:s3:::${BUCKETS[0]}`],
+      detail: {
+        version: "0",
+        bucket: { name: BUCKETS[0] },
+        object: { key, size: 5, etag: "827ccb0eea8a706c4c34a16891f84e7b" },
+        reason: "PutObject",
+      },
+    });
+    expect(event?.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(event?.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(objectCreatedEventSchema.safeParse(event).success).toBe(true);
+  });
+
+  it("reports server-side copies as CopyObject and never reports deletes", async () => {
+    // Prepare
+    const s = store(s3.endpoint);
+    await s.put(BUCKETS[0], "events/src", Buffer.from("x"), {});
+    const events: S3ObjectCreatedEvent[] = [];
+    const unsubscribe = s3.onObjectCreated((e) => {
+      events.push(e);
+    });
+
+    // Act
+    await s.copy({ bucket: BUCKETS[0], key: "events/src" }, { bucket: BUCKETS[1], key: "events/dst" });
+    await s.delete(BUCKETS[0], "events/src");
+    await waitFor(() => events.some((e) => e.detail.object.key === "events/dst"));
+    await new Promise((r) => setTimeout(r, 100));
+    unsubscribe();
+
+    // Assess
+    expect(events.map((e) => [e.detail.bucket.name, e.detail.object.key, e.detail.reason])).toEqual([
+      [BUCKETS[1], "events/dst", "CopyObject"],
+    ]);
+  });
+
+  it("stops delivering to a listener once it unsubscribes", async () => {
+    // Prepare
+    let calls = 0;
+    const unsubscribe = s3.onObjectCreated(() => {
+      calls++;
+    });
+    unsubscribe();
+
+    // Act
+    await store(s3.endpoint).put(BUCKETS[0], "events/after-unsubscribe", Buffer.from("x"), {});
+    await new Promise((r) => setTimeout(r, 150));
+
+    // Assess
+    expect(calls).toBe(0);
+  });
+});
+
+describe("startS3 lifecycle", () => {
+  it("keeps objects in its directory across a restart on the same port, and stop() is idempotent", async () => {
+    // Prepare
+    const own = await mkdtemp(join(tmpdir(), "walvault-s3-restart-"));
+    try {
+      const first = await startS3({ directory: own, buckets: ["b1"] });
+      await store(first.endpoint).put("b1", "kept", Buffer.from("still here"), {});
+      await first.stop();
+      await first.stop();
+
+      // Act
+      const second = await startS3({ directory: own, buckets: ["b1"], port: first.port });
+      const got = await store(second.endpoint).get("b1", "kept");
+      await second.stop();
+
+      // Assess
+      expect(second.endpoint).toBe(first.endpoint);
+      expect(got?.body.toString()).toBe("still here");
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+});
+
+async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
