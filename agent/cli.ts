@@ -97,9 +97,10 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "wal-fetch": {
-      const { values, positionals: p } = parse(rest, { "no-prefetch": { type: "boolean", default: false } });
-      const [name, dest] = positionals(p, ["name", "dest"], "wal-fetch");
       try {
+        // Inside the try: even a usage error must not read as "not archived" to PostgreSQL.
+        const { values, positionals: p } = parse(rest, { "no-prefetch": { type: "boolean", default: false } });
+        const [name, dest] = positionals(p, ["name", "dest"], "wal-fetch");
         const cfg = loadConfig(values);
         const databaseId = requireDatabase(cfg);
         const { walFetch, spawnPrefetch } = await import("./wal-fetch.js");

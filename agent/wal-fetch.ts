@@ -16,7 +16,7 @@ import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { decodeWith } from "../core/codec.js";
-import { ChecksumMismatchError, InvalidInputError, NotFoundError } from "../core/errors.js";
+import { ChecksumMismatchError, InvalidInputError, NotFoundError, UnknownDatabaseError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 import type { WalRecord } from "../core/schemas.js";
 import { nextSegmentName, parseWalFileName, DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
@@ -83,7 +83,13 @@ export async function walFetch(
     throw new InvalidInputError(`'${name}' is not a WAL file name`);
   }
   const rec = await clients.catalog.getWal(cfg.databaseId, name);
-  if (!rec) throw new NotFoundError(`${name} is not in the archive of database ${cfg.databaseId}`);
+  if (!rec) {
+    // "Not archived" ends recovery, so make sure it is not a mistyped database id.
+    if (!(await clients.catalog.getDatabase(cfg.databaseId))) {
+      throw new UnknownDatabaseError(`database '${cfg.databaseId}' is not registered in the catalog: check --database in restore_command`);
+    }
+    throw new NotFoundError(`${name} is not in the archive of database ${cfg.databaseId}`);
+  }
   const prefetchDir = join(dirname(dest), PREFETCH_DIR);
   const pre = await takePrefetched(prefetchDir, rec);
   const data = pre ?? (await downloadVerified(clients, cfg, rec));

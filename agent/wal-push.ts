@@ -20,7 +20,7 @@ import {
 import { sha256Hex } from "../core/hash.js";
 import { incomingWalKey } from "../core/keys.js";
 import { META_DATABASE } from "../core/schemas.js";
-import { checkWalSize, objectMeta } from "../core/verify.js";
+import { checkPgWalHeader, checkWalSize, objectMeta } from "../core/verify.js";
 import { parseWalFileName } from "../core/wal.js";
 import type { Catalog } from "../store/catalog.js";
 import type { WalRecord } from "../core/schemas.js";
@@ -74,6 +74,7 @@ export async function walPush(
   }
   const file = parseWalFileName(name, db.walSegmentSize);
   checkWalSize(file, content.length, db.walSegmentSize);
+  if (db.kind === "postgres") checkPgWalHeader(file, content, db.walSegmentSize);
   assertMayArchiveInto(opts.cwd, databaseId);
   const sha256 = sha256Hex(content);
   if (existing) {

@@ -22,6 +22,14 @@ export interface Codec {
   decode(encoded: Uint8Array): Promise<Buffer>;
 }
 
+/**
+ * 1 MiB output chunks: the default 16 KiB costs ~1000 thread-pool round trips
+ * per 16 MB segment (decode measured 2-2.5x faster). The output cap keeps a
+ * corrupt or hostile object from inflating without bound: nothing walvault
+ * stores decodes to more than a 1 GB WAL segment.
+ */
+const CHUNK = 1 << 20;
+export const MAX_DECODED_BYTES = (1 << 30) + (1 << 20);
 const zstdCompress = promisify(zlib.zstdCompress);
 const zstdDecompress = promisify(zlib.zstdDecompress);
 const gzip = promisify(zlib.gzip);
@@ -36,13 +44,13 @@ const codecs: Record<CodecName, Codec> = {
   zstd: {
     name: "zstd",
     encode: (raw) =>
-      zstdCompress(raw, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } }),
-    decode: (enc) => zstdDecompress(enc),
+      zstdCompress(raw, { chunkSize: CHUNK, params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } }),
+    decode: (enc) => zstdDecompress(enc, { chunkSize: CHUNK, maxOutputLength: MAX_DECODED_BYTES }),
   },
   gzip: {
     name: "gzip",
-    encode: (raw) => gzip(raw, { level: 1 }),
-    decode: (enc) => gunzip(enc),
+    encode: (raw) => gzip(raw, { level: 1, chunkSize: CHUNK }),
+    decode: (enc) => gunzip(enc, { chunkSize: CHUNK, maxOutputLength: MAX_DECODED_BYTES }),
   },
   "fflate-gzip": {
     name: "fflate-gzip",

@@ -1,0 +1,319 @@
+/**
+ * `walvault wal-push` end to end: the real CLI (bin/walvault → dist/) against
+ * the real local stack (s3rver + DynamoDB Local + the ingest state machine).
+ * Needs `npm run build` first.
+ */
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sha256Hex } from "../../core/hash.js";
+import { incomingWalKey, vaultWalKey } from "../../core/keys.js";
+import type { WalRecord } from "../../core/schemas.js";
+import { formatLsn, parseWalFileName, segmentEndLsn, segmentStartLsn } from "../../core/wal.js";
+import { freePort } from "../../local/emulators.js";
+import { deadPid, listKeys, objectStamp, poll, quietPeriod, stackClients, tempDir, writeWal, type StackClients } from "../support/harness.js";
+import { startTestStack, type TestStack } from "../support/stack.js";
+import { syntheticSegment } from "../support/wal.js";
+
+const DB = "pg-main";
+const SEGMENT = 16 * 1024 * 1024;
+
+let stack: TestStack;
+let clients: StackClients;
+let dir: string;
+
+beforeAll(async () => {
+  stack = await startTestStack([{ id: DB }]);
+  clients = stackClients(stack);
+  dir = tempDir("walvault-push-");
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.destroy();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function vaultKeyOf(name: string): string {
+  return vaultWalKey(DB, parseWalFileName(name));
+}
+
+async function walList(): Promise<WalRecord[]> {
+  const r = await stack.cli(["wal", "list", "--json"]);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as WalRecord[];
+}
+
+/** Everything archived anywhere: catalog records, vault keys, incoming keys, ingest runs. */
+async function archiveSnapshot() {
+  return {
+    records: await clients.catalog.listWal(DB),
+    vault: await listKeys(clients.store, stack.config.vaultBucket, ""),
+    incoming: await listKeys(clients.store, stack.config.incomingBucket, ""),
+    started: stack.stats.started,
+  };
+}
+
+function stderrLines(stderr: string): string[] {
+  return stderr.split("\n").filter((l) => l.length > 0);
+}
+
+describe("wal-push of a new segment", () => {
+  it("archives it: exit 0, listed with its sha256, size, timeline and start LSN, and stored in the vault", async () => {
+    // Prepare
+    const name = "000000010000000000000003";
+    const bytes = syntheticSegment(name, 3);
+    const path = writeWal(dir, name, bytes);
+
+    // Act
+    const r = await stack.cli(["wal-push", path, "--timeout", "30"]);
+
+    // Assess
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe("");
+    const rec = (await walList()).find((x) => x.name === name);
+    expect(rec).toMatchObject({
+      name,
+      kind: "segment",
+      sha256: sha256Hex(bytes),
+      size: SEGMENT,
+      timeline: 1,
+      startLsn: formatLsn(segmentStartLsn(3n)),
+      endLsn: formatLsn(segmentEndLsn(3n)),
+      vaultKey: vaultKeyOf(name),
+      status: "stored",
+    });
+    expect(rec!.startLsn).toBe("0/3000000");
+    const vaultObject = await clients.store.head(stack.config.vaultBucket, vaultKeyOf(name));
+    expect(vaultObject).toBeDefined();
+    expect(vaultObject!.metadata["walvault-sha256"]).toBe(sha256Hex(bytes));
+    expect(vaultObject!.size).toBe(rec!.storedSize);
+  });
+
+  it("with --wait none exits 0 right after the upload, and the catalog records it shortly after", async () => {
+    // Prepare
+    const name = "000000010000000000000010";
+    const bytes = syntheticSegment(name, 10);
+    const path = writeWal(dir, name, bytes);
+
+    // Act
+    const r = await stack.cli(["wal-push", path, "--wait", "none", "--json"]);
+
+    // Assess
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name, outcome: "uploaded", sha256: sha256Hex(bytes), size: SEGMENT });
+    const rec = await poll(() => clients.catalog.getWal(DB, name), 15_000, `${name} in the catalog`);
+    expect(rec.sha256).toBe(sha256Hex(bytes));
+    expect(await clients.store.head(stack.config.vaultBucket, vaultKeyOf(name))).toBeDefined();
+  });
+
+  it("archives a timeline history file, listed with kind history", async () => {
+    // Prepare
+    const name = "00000002.history";
+    const content = "1\t0/3000000\tno recovery target specified\n";
+    const path = writeWal(dir, name, content);
+
+    // Act
+    const r = await stack.cli(["wal-push", path, "--timeout", "30"]);
+
+    // Assess
+    expect(r.code, r.stderr).toBe(0);
+    const rec = (await walList()).find((x) => x.name === name);
+    expect(rec).toMatchObject({ name, kind: "history", timeline: 2, size: content.length, sha256: sha256Hex(Buffer.from(content)) });
+    expect(rec!.startLsn).toBeUndefined();
+    expect(await clients.store.head(stack.config.vaultBucket, `db/${DB}/history/${name}`)).toBeDefined();
+  });
+
+  it("archives a .partial segment and a .backup label, listed with their kinds", async () => {
+    // Prepare
+    const partial = "000000010000000000000005.partial";
+    const partialBytes = syntheticSegment("000000010000000000000005", 5);
+    const backup = "000000010000000000000005.00000028.backup";
+    const backupText =
+      "START WAL LOCATION: 0/5000028 (file 000000010000000000000005)\nSTOP WAL LOCATION: 0/5000100 (file 000000010000000000000005)\n";
+
+    // Act
+    const [p, b] = await Promise.all([
+      stack.cli(["wal-push", writeWal(dir, partial, partialBytes), "--timeout", "30"]),
+      stack.cli(["wal-push", writeWal(dir, backup, backupText), "--timeout", "30"]),
+    ]);
+
+    // Assess
+    expect(p.code, p.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const list = await walList();
+    expect(list.find((x) => x.name === partial)).toMatchObject({ kind: "partial", sha256: sha256Hex(partialBytes), startLsn: "0/5000000" });
+    expect(list.find((x) => x.name === backup)).toMatchObject({ kind: "backup", size: Buffer.byteLength(backupText) });
+  });
+
+  it("an upload that ingest rejects: exits non-zero at once with the quarantine reason, not at the timeout", async () => {
+    // Prepare: a history file naming its own timeline as an ancestor passes the agent's checks, not ingest's
+    const name = "00000004.history";
+    const path = writeWal(dir, name, "1\t0/3000000\tfirst\n4\t0/5000000\tsecond\n");
+    const t0 = Date.now();
+
+    // Act
+    const r = await stack.cli(["wal-push", path, "--timeout", "30"]);
+
+    // Assess
+    expect(r.code).not.toBe(0);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    const lines = stderrLines(r.stderr);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^walvault: 00000004\.history was rejected by ingest and quarantined: .*not an ancestor/);
+    expect(await clients.catalog.getWal(DB, name)).toBeUndefined();
+  });
+});
+
+describe("wal-push of a name already archived", () => {
+  const name = "000000010000000000000004";
+  const original = syntheticSegment(name, 4);
+
+  beforeAll(async () => {
+    const r = await stack.cli(["wal-push", writeWal(dir, name, original), "--timeout", "30"]);
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  it("with the same bytes exits 0 without uploading again: no ingest run, vault and incoming objects untouched", async () => {
+    // Prepare
+    await stack.idle();
+    const vaultBefore = await objectStamp(stack, stack.config.vaultBucket, vaultKeyOf(name));
+    const incomingBefore = await objectStamp(stack, stack.config.incomingBucket, incomingWalKey(DB, name));
+    const recordBefore = await clients.catalog.getWal(DB, name);
+    const startedBefore = stack.stats.started;
+    await new Promise((r) => setTimeout(r, 1100)); // so a rewrite would show in Last-Modified (1 s resolution)
+    const again = tempDir("walvault-push-dup-");
+    const path = writeWal(again, name, original);
+
+    // Act
+    const r = await stack.cli(["wal-push", path, "--json"]);
+
+    // Assess
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name, outcome: "already-archived", sha256: sha256Hex(original) });
+    await quietPeriod();
+    expect(stack.stats.started).toBe(startedBefore);
+    expect(vaultBefore).toBeDefined();
+    expect(await objectStamp(stack, stack.config.vaultBucket, vaultKeyOf(name))).toEqual(vaultBefore);
+    expect(await objectStamp(stack, stack.config.incomingBucket, incomingWalKey(DB, name))).toEqual(incomingBefore);
+    expect(await clients.catalog.getWal(DB, name)).toEqual(recordBefore);
+    rmSync(again, { recursive: true, force: true });
+  });
+
+  it("with different bytes fails with one 'already archived … different contents' line and keeps the archived copy", async () => {
+    // Prepare
+    const other = syntheticSegment(name, 99);
+    const conflictDir = tempDir("walvault-push-conflict-");
+    const path = writeWal(conflictDir, name, other);
+    const vaultBefore = await objectStamp(stack, stack.config.vaultBucket, vaultKeyOf(name));
+    const recordBefore = await clients.catalog.getWal(DB, name);
+    const startedBefore = stack.stats.started;
+
+    // Act
+    const r = await stack.cli(["wal-push", path]);
+
+    // Assess
+    expect(r.code).not.toBe(0);
+    const lines = stderrLines(r.stderr);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^walvault: /);
+    expect(lines[0]).toMatch(/already archived.*different contents/);
+    expect(lines[0]).toContain(name);
+    await quietPeriod();
+    expect(stack.stats.started).toBe(startedBefore);
+    expect(await objectStamp(stack, stack.config.vaultBucket, vaultKeyOf(name))).toEqual(vaultBefore);
+    expect(await clients.catalog.getWal(DB, name)).toEqual(recordBefore);
+    const dest = join(conflictDir, "RECOVERYXLOG");
+    const fetched = await stack.cli(["wal-fetch", name, dest, "--no-prefetch"]);
+    expect(fetched.code, fetched.stderr).toBe(0);
+    expect(sha256Hex(readFileSync(dest))).toBe(sha256Hex(original));
+    rmSync(conflictDir, { recursive: true, force: true });
+  });
+});
+
+describe("wal-push refuses bad input with one line naming the problem and archives nothing", () => {
+  async function expectRefused(
+    args: string[],
+    message: RegExp,
+    opts: { env?: Record<string, string>; cwd?: string } = {},
+  ): Promise<void> {
+    // Prepare
+    await stack.idle();
+    const before = await archiveSnapshot();
+
+    // Act
+    const r = await stack.cli(args, opts);
+
+    // Assess
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe("");
+    const lines = stderrLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^walvault: /);
+    expect(lines[0]).toMatch(message);
+    await quietPeriod(300);
+    expect(await archiveSnapshot()).toEqual(before);
+  }
+
+  it("an unregistered database id: says it is not registered", async () => {
+    const name = "000000010000000000000020";
+    const path = writeWal(dir, name, syntheticSegment(name, 20));
+    await expectRefused(["wal-push", path, "--database", "nope-db"], /'nope-db' is not registered/);
+  });
+
+  it("a file that is not a WAL or history file: names the file", async () => {
+    const path = writeWal(dir, "notwal.txt", "hello\n");
+    await expectRefused(["wal-push", path], /'notwal\.txt' is not a WAL/);
+  });
+
+  it("an empty file named like a segment: says it is empty", async () => {
+    const name = "000000010000000000000021";
+    const path = writeWal(dir, name, Buffer.alloc(0));
+    await expectRefused(["wal-push", path], new RegExp(`${name} is empty`));
+  });
+
+  it("a segment of the wrong size: gives both sizes", async () => {
+    const name = "000000010000000000000022";
+    const path = writeWal(dir, name, syntheticSegment(name, 22).subarray(0, 1024 * 1024));
+    await expectRefused(["wal-push", path], /1048576 bytes.*16777216/);
+  });
+
+  it("a missing file: says there is no such file", async () => {
+    const path = join(dir, "000000010000000000000023");
+    await expectRefused(["wal-push", path], /cannot read WAL file .*000000010000000000000023.*no such file/);
+  });
+
+  it("a segment whose page header names another LSN: says the header disagrees with the name", async () => {
+    const name = "000000010000000000000024";
+    const path = writeWal(dir, name, syntheticSegment("000000010000000000000025", 24));
+    await expectRefused(["wal-push", path], /not a PostgreSQL WAL segment of this name.*0\/25000000.*0\/24000000/);
+  });
+
+  it("--wait with an unknown level: names the allowed levels", async () => {
+    const name = "000000010000000000000026";
+    const path = writeWal(dir, name, syntheticSegment(name, 26));
+    await expectRefused(["wal-push", path, "--wait", "bogus"], /--wait must be none or stored, not 'bogus'/);
+  });
+
+  it("a config whose local stack has exited: says to run `walvault local up`", async () => {
+    const name = "000000010000000000000027";
+    const path = writeWal(dir, name, syntheticSegment(name, 27));
+    const cfg = JSON.parse(readFileSync(stack.configPath, "utf8")) as Record<string, unknown>;
+    const stale = {
+      ...cfg,
+      s3Endpoint: `http://127.0.0.1:${await freePort()}`,
+      dynamodbEndpoint: `http://127.0.0.1:${await freePort()}`,
+      local: { pid: deadPid(), stateDir: join(dir, "gone") },
+    };
+    const staleConfig = join(dir, "stale-config.json");
+    writeFileSync(staleConfig, JSON.stringify(stale));
+    await expectRefused(["wal-push", path], /local stack is not running.*`walvault local up`/, { env: { WALVAULT_CONFIG: staleConfig } });
+  });
+
+  it("no configuration at all: says no configuration was found", async () => {
+    const name = "000000010000000000000028";
+    const path = writeWal(dir, name, syntheticSegment(name, 28));
+    await expectRefused(["wal-push", path], /no walvault configuration found/, {
+      env: { WALVAULT_CONFIG: join(dir, "no-such-config.json") },
+    });
+  });
+});

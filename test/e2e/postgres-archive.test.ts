@@ -1,0 +1,159 @@
+/**
+ * The WAL archive path end to end on a real PostgreSQL 15:
+ * archive_command = walvault wal-push → incoming bucket → ingest workflow
+ * (the deployed ASL on aws-local-stepfunctions) → vault + catalog; then
+ * wal-fetch of every segment, and a base backup recovered with
+ * restore_command = walvault wal-fetch to the end of the archive.
+ */
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { analyzeContinuity } from "../../core/continuity.js";
+import type { WalRecord } from "../../core/schemas.js";
+import { isWalFileName, parseWalFileName } from "../../core/wal.js";
+import { WALVAULT_BIN } from "../../local/paths.js";
+import { ScratchPostgres } from "../../local/postgres.js";
+import { startTestStack, type TestStack } from "../support/stack.js";
+
+const MIN_SEGMENTS = 30;
+
+let stack: TestStack;
+let primary: ScratchPostgres;
+let restored: ScratchPostgres | undefined;
+let workDir: string;
+let originals: string;
+let backupDir: string;
+let expected: { history: string; balance: string };
+
+/** Closes the current segment and waits until PostgreSQL reports it archived. */
+async function switchAndWaitArchived(pg: ScratchPostgres, timeoutMs = 120_000): Promise<string> {
+  const closed = await pg.psql("select pg_walfile_name(pg_switch_wal())");
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const last = await pg.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver");
+    if (last >= closed) return closed;
+    if (Date.now() > deadline) throw new Error(`${closed} not archived (last ${last})\n${await pg.logTail(20)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function counts(pg: ScratchPostgres): Promise<{ history: string; balance: string }> {
+  const out = await pg.psql("select count(*) from pgbench_history; select sum(abalance) from pgbench_accounts;");
+  const [history, balance] = out.split("\n");
+  return { history: history!, balance: balance! };
+}
+
+beforeAll(async () => {
+  // Prepare: the local stack, and a primary whose archive_command pushes through walvault
+  // (and keeps a copy of each archived file to compare against).
+  stack = await startTestStack([{ id: "pg-main" }]);
+  workDir = mkdtempSync(join(tmpdir(), "walvault-e2e-"));
+  chmodSync(workDir, 0o777);
+  originals = join(workDir, "originals");
+  backupDir = join(workDir, "backup");
+  const env = { WALVAULT_CONFIG: stack.configPath };
+  primary = await ScratchPostgres.create({
+    settings: {
+      archive_mode: "on",
+      archive_command: `'${WALVAULT_BIN}' wal-push %p && mkdir -p '${originals}' && cp %p '${originals}/%f'`,
+    },
+    env,
+  });
+  await primary.start();
+  await primary.pgbench(["-i", "-s", "2", "-q"]);
+  // The base backup comes before the writes it must replay.
+  await primary.basebackup(backupDir, ["-X", "none"]);
+  for (let i = 0; i < MIN_SEGMENTS; i++) {
+    await primary.pgbench(["-c", "2", "-t", "150", "-n"]);
+    await primary.psql("select pg_switch_wal()");
+  }
+  await primary.psql("checkpoint");
+  await switchAndWaitArchived(primary);
+  expected = await counts(primary);
+  await stack.idle();
+}, 600_000);
+
+afterAll(async () => {
+  await restored?.destroy().catch(() => undefined);
+  await primary?.destroy().catch(() => undefined);
+  await stack?.destroy();
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+describe("archive_command = walvault wal-push on PostgreSQL 15", () => {
+  it("archives every segment, contiguous with no gap, and lists them with --json", async () => {
+    // Prepare: what archive_command reported archived (copied only after wal-push exited 0).
+    const archivedHere = readdirSync(originals).filter((f) => isWalFileName(f) && parseWalFileName(f).kind === "segment");
+
+    // Act
+    const r = await stack.cli(["wal", "list", "--json"]);
+    const status = await stack.cli(["status", "--json"]);
+
+    // Assess: every segment PostgreSQL saw archived is in the catalog, contiguous.
+    expect(r.code, r.stderr).toBe(0);
+    const records = JSON.parse(r.stdout) as WalRecord[];
+    const segments = records.filter((x) => x.kind === "segment");
+    expect(segments.length).toBeGreaterThanOrEqual(MIN_SEGMENTS);
+    expect(segments.map((s) => s.name)).toEqual(expect.arrayContaining(archivedHere));
+    expect(archivedHere.length).toBeGreaterThanOrEqual(MIN_SEGMENTS);
+    const continuity = analyzeContinuity(segments.map((s) => parseWalFileName(s.name) as { timeline: number; segno: bigint }));
+    expect(continuity).toHaveLength(1);
+    expect(continuity[0]!.gaps).toEqual([]);
+    expect(continuity[0]!.ranges).toHaveLength(1);
+    expect(JSON.parse(status.stdout)).toMatchObject({ databaseId: "pg-main", gaps: 0, segments: segments.length });
+  });
+
+  it("fetches every archived segment byte-identical to what PostgreSQL wrote", async () => {
+    // Prepare
+    const dest = mkdtempSync(join(tmpdir(), "walvault-fetch-"));
+    const names = readdirSync(originals).filter((f) => isWalFileName(f));
+    try {
+      for (const name of names) {
+        // Act
+        const r = await stack.cli(["wal-fetch", name, join(dest, name), "--no-prefetch"]);
+        // Assess
+        expect(r.code, r.stderr).toBe(0);
+        expect(readFileSync(join(dest, name)).equals(readFileSync(join(originals, name))), name).toBe(true);
+      }
+    } finally {
+      rmSync(dest, { recursive: true, force: true });
+    }
+  }, 300_000);
+
+  it("recovers a base backup to the end of the archive with restore_command = walvault wal-fetch, and keeps the copy out of the source's stream", async () => {
+    // Prepare: the backup inherits the primary's archive_command (push into pg-main): the classic trap.
+    restored = await ScratchPostgres.fromDataDir(backupDir, {
+      signal: "recovery",
+      settings: { restore_command: `'${WALVAULT_BIN}' wal-fetch %f %p` },
+      env: { WALVAULT_CONFIG: stack.configPath },
+      ownDataDir: true,
+    });
+
+    // Act
+    await restored.start();
+    await restored.waitForRecoveryEnd(300_000);
+    const got = await counts(restored);
+
+    // Assess: exactly the primary's rows.
+    expect(got).toEqual(expected);
+    expect(readFileSync(join(backupDir, "walvault.restored-from"), "utf8").trim()).toBe("pg-main");
+
+    // Assess: the promoted copy tried to archive (its timeline history at least) and was refused.
+    await restored.psql("create table after_restore(x int); insert into after_restore values (1); select pg_switch_wal();");
+    const deadline = Date.now() + 60_000;
+    let failed = 0;
+    while (failed === 0 && Date.now() < deadline) {
+      failed = Number(await restored.psql("select failed_count from pg_stat_archiver"));
+      if (failed === 0) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(failed).toBeGreaterThan(0);
+    expect(await restored.logTail(200)).toContain("restored from database 'pg-main'");
+    await stack.idle();
+    const after = await stack.cli(["wal", "list", "--json"]);
+    expect(after.code, after.stderr).toBe(0);
+    const list = JSON.parse(after.stdout) as WalRecord[];
+    expect(list.filter((x) => x.timeline !== 1)).toEqual([]);
+    expect(existsSync(join(restored.dataDir, "pg_wal", "00000002.history"))).toBe(true);
+  }, 400_000);
+});

@@ -1,0 +1,50 @@
+/** Test support: a local stack per suite, and the real CLI run as a child process. */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startLocalStack, type LocalDatabase, type LocalStack } from "../../local/stack.js";
+import { WALVAULT_BIN } from "../../local/paths.js";
+
+export interface TestStack extends LocalStack {
+  stateDir: string;
+  /** Runs `walvault <args>` against this stack. */
+  cli(args: string[], opts?: { env?: Record<string, string>; cwd?: string }): Promise<CliResult>;
+  destroy(): Promise<void>;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(WALVAULT_BIN, args, {
+      env: { ...process.env, ...opts.env },
+      cwd: opts.cwd ?? tmpdir(),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+export async function startTestStack(databases: LocalDatabase[] = [{ id: "pg-main" }]): Promise<TestStack> {
+  const stateDir = mkdtempSync(join(tmpdir(), "walvault-test-"));
+  const stack = await startLocalStack({ stateDir, databases, persistent: false });
+  return {
+    ...stack,
+    stateDir,
+    cli: (args, opts = {}) => runCli(args, { ...opts, env: { WALVAULT_CONFIG: stack.configPath, ...opts.env } }),
+    async destroy() {
+      await stack.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
