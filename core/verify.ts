@@ -9,7 +9,7 @@ import { sha256Hex } from "./hash.js";
 import { objectMetaSchema, META_CODEC, META_SHA256, META_SIZE } from "./schemas.js";
 import type { CodecName } from "./codec.js";
 import { parseTimelineHistory } from "./timeline.js";
-import type { WalFileName } from "./wal.js";
+import { formatLsn, segmentStartLsn, type WalFileName } from "./wal.js";
 
 export interface ClaimedMeta {
   sha256: string;
@@ -50,6 +50,39 @@ export function checkWalSize(file: WalFileName, size: number, segmentSize: numbe
   }
 }
 
+const XLP_LONG_HEADER = 0x0002;
+const LONG_PAGE_HEADER_SIZE = 40;
+
+/**
+ * A PostgreSQL segment (or .partial) starts with a long page header naming
+ * the LSN of its first page and the segment size (XLogLongPageHeaderData,
+ * little-endian: xlp_info @2, xlp_pageaddr @8, xlp_seg_size @32). A file
+ * whose header disagrees with its name is a renamed or foreign file.
+ */
+export function checkPgWalHeader(file: WalFileName, raw: Uint8Array, segmentSize: number): void {
+  if ((file.kind !== "segment" && file.kind !== "partial") || file.segno === undefined) return;
+  const what = `${file.name} is not a PostgreSQL WAL segment of this name`;
+  if (raw.length < LONG_PAGE_HEADER_SIZE) throw new InvalidInputError(`${what}: shorter than a page header`);
+  const view = Buffer.from(raw.buffer, raw.byteOffset, LONG_PAGE_HEADER_SIZE);
+  if ((view.readUInt16LE(2) & XLP_LONG_HEADER) === 0) {
+    throw new InvalidInputError(`${what}: its first page has no long header`);
+  }
+  const pageAddr = view.readBigUInt64LE(8);
+  const expected = segmentStartLsn(file.segno, segmentSize);
+  if (pageAddr !== expected) {
+    throw new InvalidInputError(`${what}: its first page is at LSN ${formatLsn(pageAddr)}, the name says ${formatLsn(expected)}`);
+  }
+  const headerSegSize = view.readUInt32LE(32);
+  if (headerSegSize !== segmentSize) {
+    throw new InvalidInputError(`${what}: written with ${headerSegSize}-byte segments, the database has ${segmentSize}`);
+  }
+}
+
+export interface VerifyOptions {
+  /** Check PostgreSQL page headers (databases of kind "postgres"). */
+  postgres: boolean;
+}
+
 /**
  * Decodes `encoded` with the claimed codec and proves the claim. Returns the
  * raw bytes. Throws CodecError, ChecksumMismatchError or InvalidInputError.
@@ -60,6 +93,7 @@ export async function verifyWalBytes(
   claimed: ClaimedMeta,
   segmentSize: number,
   what: string,
+  options: VerifyOptions,
 ): Promise<Buffer> {
   const raw = await decodeWith(claimed.codec, encoded, what);
   if (raw.length !== claimed.size) {
@@ -72,6 +106,7 @@ export async function verifyWalBytes(
     );
   }
   checkWalSize(file, raw.length, segmentSize);
+  if (options.postgres) checkPgWalHeader(file, raw, segmentSize);
   if (file.kind === "history") {
     const entries = parseTimelineHistory(raw.toString("utf8"));
     const last = entries.at(-1);

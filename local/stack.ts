@@ -5,7 +5,7 @@
  * this process. s3rver's object-created notifications become the EventBridge
  * "Object Created" events AWS sends, filtered by the same rule pattern.
  */
-import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { StateMachine } from "aws-local-stepfunctions";
 import { ConfigError, describeError } from "../core/errors.js";
@@ -80,7 +80,10 @@ export interface LocalStack {
 
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
   const { stateDir } = opts;
+  const databases = opts.databases ?? [{ id: "pg-main" }];
   mkdirSync(stateDir, { recursive: true });
+  // archive_command runs as the database's OS user: it must be able to read config.json here.
+  chmodSync(stateDir, 0o755);
   const logFile = join(stateDir, "executions.log");
   const s3 = await startS3({ directory: join(stateDir, "s3"), buckets: [INCOMING_BUCKET, VAULT_BUCKET] });
   let dynamo: Awaited<ReturnType<typeof startDynamo>>;
@@ -113,7 +116,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
 
   const catalog = createCatalog({ ...endpoints, table: CATALOG_TABLE });
   await createTable((catalog as DynamoCatalog).client, CATALOG_TABLE);
-  for (const db of opts.databases ?? [{ id: "pg-main" }]) {
+  for (const db of databases) {
     if (!(await catalog.getDatabase(db.id))) {
       await catalog.putDatabase({
         databaseId: db.id,
@@ -179,7 +182,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     s3Endpoint: s3.endpoint,
     dynamodbEndpoint: dynamo.endpoint,
     credentials: LOCAL_CREDENTIALS,
-    ...(opts.databases?.length === 1 ? { databaseId: opts.databases[0]!.id } : {}),
+    ...(databases.length === 1 ? { databaseId: databases[0]!.id } : {}),
     local: { pid: process.pid, stateDir },
   };
   const configPath = join(stateDir, "config.json");

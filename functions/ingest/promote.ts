@@ -9,7 +9,7 @@
  * store has no reliable conditional put, so we look first).
  */
 import { z } from "zod";
-import { NotFoundError, SegmentConflictError } from "../../core/errors.js";
+import { NotFoundError, SegmentConflictError, UnknownDatabaseError } from "../../core/errors.js";
 import { META_DATABASE, META_SHA256, validatedWalSchema, type Promoted } from "../../core/schemas.js";
 import { objectMeta, parseObjectMeta, verifyWalBytes } from "../../core/verify.js";
 import { parseWalFileName } from "../../core/wal.js";
@@ -31,7 +31,8 @@ export async function handler(input: unknown): Promise<Promoted> {
     return { vaultBucket: deps.vaultBucket, vaultKey: ingest.vaultKey, ...(existing.versionId ? { versionId: existing.versionId } : {}), copied: false };
   }
   const db = await deps.catalog.getDatabase(ingest.databaseId);
-  const segmentSize = db?.walSegmentSize ?? 16 * 1024 * 1024;
+  if (!db) throw new UnknownDatabaseError(`database '${ingest.databaseId}' is not registered`);
+  const segmentSize = db.walSegmentSize;
   const obj = await deps.incoming.get(ingest.incoming.bucket, ingest.incoming.key, ingest.incoming.versionId);
   if (!obj) throw new NotFoundError(`incoming object ${ingest.incoming.key} disappeared before promotion`);
   const what = `upload ${ingest.incoming.key}`;
@@ -39,7 +40,7 @@ export async function handler(input: unknown): Promise<Promoted> {
   if (claimed.sha256 !== ingest.sha256 || claimed.codec !== ingest.codec) {
     throw new SegmentConflictError(`${what} changed after validation (now sha256 ${claimed.sha256.slice(0, 12)}…)`);
   }
-  await verifyWalBytes(parseWalFileName(ingest.name, segmentSize), obj.body, claimed, segmentSize, what);
+  await verifyWalBytes(parseWalFileName(ingest.name, segmentSize), obj.body, claimed, segmentSize, what, { postgres: db.kind === "postgres" });
   const put = await deps.vault.put(deps.vaultBucket, ingest.vaultKey, obj.body, {
     ...objectMeta(claimed),
     [META_DATABASE]: ingest.databaseId,

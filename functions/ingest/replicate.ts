@@ -4,7 +4,7 @@
  * SHA-256 there, and record the region's status in the catalog.
  * Input: { region, ingest, promoted }. Output: { region, status }.
  */
-import { ConfigError, NotFoundError } from "../../core/errors.js";
+import { ConfigError, NotFoundError, UnknownDatabaseError } from "../../core/errors.js";
 import { META_DATABASE, replicateItemSchema } from "../../core/schemas.js";
 import { objectMeta, parseObjectMeta, verifyWalBytes } from "../../core/verify.js";
 import { parseWalFileName } from "../../core/wal.js";
@@ -20,7 +20,8 @@ export async function handler(input: unknown): Promise<{ region: string; status:
   if (!src) throw new NotFoundError(`vault object ${promoted.vaultKey} is missing`);
   const claimed = parseObjectMeta(src.metadata, `vault object ${promoted.vaultKey}`);
   const db = await deps.catalog.getDatabase(ingest.databaseId);
-  const segmentSize = db?.walSegmentSize ?? 16 * 1024 * 1024;
+  if (!db) throw new UnknownDatabaseError(`database '${ingest.databaseId}' is not registered`);
+  const segmentSize = db.walSegmentSize;
   const file = parseWalFileName(ingest.name, segmentSize);
   const put = await replica.store.put(replica.bucket, promoted.vaultKey, src.body, {
     ...objectMeta(claimed),
@@ -29,7 +30,7 @@ export async function handler(input: unknown): Promise<{ region: string; status:
   // Read back from the replica and prove the bytes there.
   const copy = await replica.store.get(replica.bucket, promoted.vaultKey, put.versionId);
   if (!copy) throw new NotFoundError(`copy of ${promoted.vaultKey} in ${region} is missing right after the write`);
-  await verifyWalBytes(file, copy.body, { ...claimed, sha256: ingest.sha256 }, segmentSize, `copy of ${promoted.vaultKey} in ${region}`);
+  await verifyWalBytes(file, copy.body, { ...claimed, sha256: ingest.sha256 }, segmentSize, `copy of ${promoted.vaultKey} in ${region}`, { postgres: db.kind === "postgres" });
   await deps.catalog.setReplicaStatus(ingest.databaseId, ingest.name, region, {
     status: "replicated",
     at: new Date().toISOString(),

@@ -33,7 +33,7 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
   if (!obj) throw new NotFoundError(`incoming object ${key} no longer exists`);
   const what = `upload ${key}`;
   const claimed = parseObjectMeta(obj.metadata, what);
-  await verifyWalBytes(file, obj.body, claimed, db.walSegmentSize, what);
+  await verifyWalBytes(file, obj.body, claimed, db.walSegmentSize, what, { postgres: db.kind === "postgres" });
 
   const existing = await deps.catalog.getWal(databaseId, file.name);
   if (existing && existing.sha256 !== claimed.sha256) {
