@@ -1,0 +1,727 @@
+/**
+ * The walvault primary-region stack: the storage (incoming + vault buckets,
+ * their KMS key and access logs), the catalog table, the ingest workflow
+ * (five Lambda handlers run by an Express state machine that EventBridge
+ * starts for every upload) and one IAM role per database for its agent.
+ *
+ * The security boundary this stack draws (see docs/deploy.md):
+ *   - an agent role can only PutObject under incoming/db/<id>/ and read its
+ *     own db/<id>/ objects and catalog items; it can never write, delete or
+ *     unlock anything in the vault (IAM allows nothing of the kind, and the
+ *     vault bucket policy denies it to every walvault-agent-* role anyway);
+ *   - only the control-plane functions write the vault, which is versioned
+ *     and under Object Lock, so a compromised database host cannot destroy
+ *     its backups.
+ */
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Aws, type CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
+import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { NagSuppressions } from "cdk-nag";
+import type { Construct, Node } from "constructs";
+import { DATABASE_ID_RE, INCOMING_PREFIX, QUARANTINE_PREFIX } from "../core/keys.js";
+import { missingSubstitutions } from "./asl.js";
+
+/** A vault in another region that the ingest workflow copies every promoted object to. */
+export interface ReplicaTarget {
+  readonly region: string;
+  /**
+   * The replica vault bucket.
+   * @default `walvault-vault-<account>-<region>` (the replica stack's bucket name)
+   */
+  readonly bucket?: string;
+}
+
+export type ObjectLockMode = "GOVERNANCE" | "COMPLIANCE";
+
+/** The walvault-specific settings; `walvaultSettingsFromContext` reads them from cdk.json / `-c`. */
+export interface WalvaultSettings {
+  /** Database ids; each gets an agent role `walvault-agent-<id>` limited to its own prefixes and items. */
+  readonly databases: readonly string[];
+  /** Replica regions (vaults elsewhere); none by default. */
+  readonly replicas?: readonly ReplicaTarget[];
+  /** Default Object Lock mode of the vault. @default "GOVERNANCE" */
+  readonly objectLockMode?: ObjectLockMode;
+  /** Default Object Lock retention of every vault object version, in days. @default 7 */
+  readonly objectLockDays?: number;
+  /**
+   * Principal ARNs allowed to assume the agent roles (e.g. the instance role
+   * of the database hosts). Empty: any principal of this account that its own
+   * IAM policy allows to call sts:AssumeRole on the role.
+   * @default []
+   */
+  readonly agentPrincipalArns?: readonly string[];
+}
+
+export interface PrimaryStackProps extends StackProps, WalvaultSettings {
+  /** Repository root (holds package-lock.json, functions/, statemachines/). @default found from this file */
+  readonly projectRoot?: string;
+}
+
+/** The ingest workflow's Lambda steps, named as in statemachines/ingest.asl.json. */
+export const INGEST_STEPS = ["validate", "promote", "record", "replicate", "quarantine"] as const;
+export type IngestStep = (typeof INGEST_STEPS)[number];
+
+const AGENT_ROLE_PREFIX = "walvault-agent-";
+const REGION_RE = /^[a-z]{2}(?:-[a-z]+)+-\d+$/;
+
+/** Finds the repository root: the nearest ancestor of `start` holding package-lock.json. */
+export function findProjectRoot(start: string = dirname(fileURLToPath(import.meta.url))): string {
+  let dir = resolve(start);
+  for (;;) {
+    if (existsSync(join(dir, "package-lock.json"))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`no package-lock.json above ${start}: cannot find the walvault project root`);
+    dir = parent;
+  }
+}
+
+/** A context value; strings that look like JSON (as `-c key='["a"]'` passes them) are parsed. */
+function contextValue(node: Node, key: string): unknown {
+  const raw: unknown = node.tryGetContext(key);
+  if (typeof raw === "string") {
+    const text = raw.trim();
+    if (text.startsWith("[") || text.startsWith("{")) {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        throw new Error(`context ${key} is not valid JSON: ${raw}`);
+      }
+    }
+  }
+  return raw;
+}
+
+function stringList(node: Node, key: string, fallback: string[]): string[] {
+  const value = contextValue(node, key);
+  if (value === undefined || value === null || value === "") return fallback;
+  if (typeof value === "string") return value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (Array.isArray(value) && value.every((v) => typeof v === "string")) return value;
+  throw new Error(`context ${key} must be a list of strings, got ${JSON.stringify(value)}`);
+}
+
+/** Reads the walvault settings from CDK context (cdk.json, or `-c key=value` on the command line). */
+export function walvaultSettingsFromContext(node: Node): WalvaultSettings {
+  const databases = stringList(node, "walvault:databases", ["pg-main"]);
+
+  const replicasRaw = contextValue(node, "walvault:replicaRegions") ?? [];
+  const replicaList = typeof replicasRaw === "string" ? replicasRaw.split(",").map((s) => s.trim()).filter((s) => s) : replicasRaw;
+  if (!Array.isArray(replicaList)) {
+    throw new Error(`context walvault:replicaRegions must be a list of regions or {"region","bucket"} objects`);
+  }
+  const replicas = replicaList.map((r: unknown): ReplicaTarget => {
+    if (typeof r === "string") return { region: r };
+    if (r !== null && typeof r === "object" && typeof (r as { region?: unknown }).region === "string") {
+      const { region, bucket } = r as { region: string; bucket?: unknown };
+      if (bucket !== undefined && typeof bucket !== "string") throw new Error(`replica ${region}: bucket must be a string`);
+      return bucket === undefined ? { region } : { region, bucket };
+    }
+    throw new Error(`context walvault:replicaRegions: ${JSON.stringify(r)} is neither a region nor {"region","bucket"}`);
+  });
+
+  const mode = String(contextValue(node, "walvault:objectLockMode") ?? "GOVERNANCE").toUpperCase();
+  if (mode !== "GOVERNANCE" && mode !== "COMPLIANCE") {
+    throw new Error(`context walvault:objectLockMode must be GOVERNANCE or COMPLIANCE, got ${mode}`);
+  }
+  const days = Number(contextValue(node, "walvault:objectLockDays") ?? 7);
+
+  return {
+    databases,
+    replicas,
+    objectLockMode: mode,
+    objectLockDays: days,
+    agentPrincipalArns: stringList(node, "walvault:agentPrincipalArns", []),
+  };
+}
+
+/** `pg-main` -> `PgMain`: database ids as construct ids and output names. */
+function pascal(id: string): string {
+  return id
+    .split("-")
+    .map((p) => (p ? p[0]!.toUpperCase() + p.slice(1) : ""))
+    .join("");
+}
+
+interface StepConfig {
+  readonly description: string;
+  readonly memorySize: number;
+  readonly timeout: Duration;
+}
+
+// The WAL handlers hold a whole segment (16 MiB by default) in memory, hash
+// and decode it: memory also buys CPU. Express workflows end after 5 minutes.
+const STEP_CONFIG: Record<IngestStep, StepConfig> = {
+  validate: { description: "walvault ingest: verify an uploaded WAL file", memorySize: 1024, timeout: Duration.seconds(60) },
+  promote: { description: "walvault ingest: put verified WAL bytes into the vault", memorySize: 1024, timeout: Duration.seconds(60) },
+  record: { description: "walvault ingest: record a WAL file in the catalog", memorySize: 256, timeout: Duration.seconds(20) },
+  replicate: { description: "walvault ingest: copy a WAL file to one replica vault", memorySize: 1024, timeout: Duration.seconds(90) },
+  quarantine: { description: "walvault ingest: keep a rejected upload and record why", memorySize: 1024, timeout: Duration.seconds(60) },
+};
+
+export class PrimaryStack extends Stack {
+  public readonly vaultKey: kms.Key;
+  public readonly accessLogsBucket: s3.Bucket;
+  public readonly incomingBucket: s3.Bucket;
+  public readonly vaultBucket: s3.Bucket;
+  public readonly catalog: dynamodb.TableV2;
+  public readonly functions: Record<IngestStep, NodejsFunction>;
+  public readonly ingestStateMachine: sfn.StateMachine;
+  public readonly ingestRule: events.Rule;
+  public readonly ingestDeadLetterQueue: sqs.Queue;
+  /** Agent role per database id. */
+  public readonly agentRoles: Record<string, iam.Role>;
+  /** The path of the ingest ASL file the state machine is deployed from. */
+  public readonly ingestAslFile: string;
+
+  constructor(scope: Construct, id: string, props: PrimaryStackProps) {
+    super(scope, id, props);
+
+    const root = props.projectRoot ?? findProjectRoot();
+    const lockMode = props.objectLockMode ?? "GOVERNANCE";
+    const lockDays = props.objectLockDays ?? 7;
+    if (!Number.isInteger(lockDays) || lockDays < 1 || lockDays > 36500) {
+      throw new Error(`objectLockDays must be a whole number of days between 1 and 36500, got ${lockDays}`);
+    }
+    const databases = [...new Set(props.databases)];
+    if (databases.length === 0) throw new Error("at least one database id is needed (context walvault:databases)");
+    for (const db of databases) {
+      if (!DATABASE_ID_RE.test(db)) {
+        throw new Error(`database id '${db}' is invalid: use 3-63 lowercase letters, digits and inner hyphens`);
+      }
+      if ((AGENT_ROLE_PREFIX + db).length > 64) {
+        throw new Error(`database id '${db}' is too long for the IAM role name ${AGENT_ROLE_PREFIX}${db} (64 characters at most)`);
+      }
+    }
+    const replicas = (props.replicas ?? []).map((r) => {
+      if (!REGION_RE.test(r.region)) throw new Error(`replica region '${r.region}' is not a region name`);
+      if (r.region === this.region) throw new Error(`replica region '${r.region}' is this stack's own region`);
+      return { region: r.region, bucket: r.bucket ?? `walvault-vault-${Aws.ACCOUNT_ID}-${r.region}` };
+    });
+    if (new Set(replicas.map((r) => r.region)).size !== replicas.length) {
+      throw new Error("a replica region is listed twice");
+    }
+
+    // ---------------------------------------------------------------- storage
+
+    this.vaultKey = new kms.Key(this, "VaultKey", {
+      description: "walvault: encrypts the vault bucket (SSE-KMS)",
+      alias: `alias/${this.stackName}/vault`,
+      enableKeyRotation: true,
+      // Losing the key loses every backup: never deleted with the stack.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // S3 server access logs of both data buckets. Log delivery only supports
+    // SSE-S3 and no Object Lock default retention on the target bucket.
+    this.accessLogsBucket = new s3.Bucket(this, "AccessLogsBucket", {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      lifecycleRules: [
+        { id: "expire-access-logs", expiration: Duration.days(365) },
+        { id: "abort-multipart", abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // incoming: the only bucket agents write. Uploads are transient (the
+    // workflow copies them into the vault within seconds), so SSE-S3 is
+    // enough and keeps KMS out of the agent's permissions.
+    this.incomingBucket = new s3.Bucket(this, "IncomingBucket", {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      eventBridgeEnabled: true,
+      serverAccessLogsBucket: this.accessLogsBucket,
+      serverAccessLogsPrefix: "incoming/",
+      lifecycleRules: [
+        { id: "expire-uploads", prefix: "incoming/", expiration: Duration.days(1) },
+        { id: "expire-quarantine", prefix: "quarantine/", expiration: Duration.days(30) },
+        { id: "abort-multipart", abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // vault: what was validated. Versioned + Object Lock: every version is
+    // immutable for the default retention, whoever asks.
+    this.vaultBucket = new s3.Bucket(this, "VaultBucket", {
+      versioned: true,
+      objectLockEnabled: true,
+      objectLockDefaultRetention:
+        lockMode === "COMPLIANCE"
+          ? s3.ObjectLockRetention.compliance(Duration.days(lockDays))
+          : s3.ObjectLockRetention.governance(Duration.days(lockDays)),
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: this.vaultKey,
+      bucketKeyEnabled: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      serverAccessLogsBucket: this.accessLogsBucket,
+      serverAccessLogsPrefix: "vault/",
+      lifecycleRules: [
+        // The retention workflow decides what is deleted; a deleted or
+        // replaced version stays recoverable for 30 days (and never before
+        // its Object Lock retention ends), then stops costing storage.
+        {
+          id: "expire-noncurrent",
+          noncurrentVersionExpiration: Duration.days(Math.max(30, lockDays)),
+          expiredObjectDeleteMarker: true,
+        },
+        { id: "abort-multipart", abortIncompleteMultipartUploadAfter: Duration.days(7) },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // Defence in depth: even if someone attaches more permissions to an agent
+    // role, the vault refuses every write, delete and unlock from it.
+    this.vaultBucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "DenyAgentWrites",
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: [
+          "s3:PutObject*",
+          "s3:DeleteObject*",
+          "s3:BypassGovernanceRetention",
+          "s3:RestoreObject",
+          "s3:PutBucket*",
+          "s3:DeleteBucket*",
+          "s3:PutLifecycleConfiguration",
+          "s3:PutEncryptionConfiguration",
+          "s3:PutReplicationConfiguration",
+        ],
+        resources: [this.vaultBucket.bucketArn, this.vaultBucket.arnForObjects("*")],
+        conditions: {
+          ArnLike: { "aws:PrincipalArn": `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${AGENT_ROLE_PREFIX}*` },
+        },
+      }),
+    );
+
+    // ---------------------------------------------------------------- catalog
+
+    // TableV2 (AWS::DynamoDB::GlobalTable): the design makes the catalog a
+    // global table across the replica regions. Encryption uses the AWS managed
+    // key (aws/dynamodb): KMS encryption at rest with CloudTrail-audited key
+    // use, and - unlike a customer managed key - no key grants for every
+    // reader (each agent role) and no per-region replica keys. The catalog is
+    // metadata; the backup payload is protected by the vault's own CMK.
+    this.catalog = new dynamodb.TableV2(this, "Catalog", {
+      partitionKey: { name: "pk", type: dynamodb.AttributeType.STRING },
+      sortKey: { name: "sk", type: dynamodb.AttributeType.STRING },
+      billing: dynamodb.Billing.onDemand(),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryptionV2.awsManagedKey(),
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      replicas: replicas.map((r) => ({ region: r.region })),
+    });
+
+    // ---------------------------------------------------------------- handlers
+
+    const environment = {
+      WALVAULT_INCOMING_BUCKET: this.incomingBucket.bucketName,
+      WALVAULT_VAULT_BUCKET: this.vaultBucket.bucketName,
+      WALVAULT_TABLE: this.catalog.tableName,
+      WALVAULT_REPLICAS: this.toJsonString(replicas),
+    };
+    const fns: Partial<Record<IngestStep, NodejsFunction>> = {};
+    for (const step of INGEST_STEPS) {
+      const cfg = STEP_CONFIG[step];
+      const name = pascal(step);
+      const logGroup = new logs.LogGroup(this, `${name}Logs`, {
+        retention: logs.RetentionDays.THREE_MONTHS,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      // An explicit role instead of AWSLambdaBasicExecutionRole: logs go to
+      // this function's own log group only.
+      const role = new iam.Role(this, `${name}Role`, {
+        assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+        description: `walvault ingest ${step} function`,
+      });
+      logGroup.grantWrite(role);
+      fns[step] = new NodejsFunction(this, `${name}Function`, {
+        description: cfg.description,
+        entry: join(root, "functions", "ingest", `${step}.ts`),
+        handler: "handler",
+        projectRoot: root,
+        depsLockFilePath: join(root, "package-lock.json"),
+        runtime: lambda.Runtime.NODEJS_22_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: cfg.memorySize,
+        timeout: cfg.timeout,
+        role,
+        logGroup,
+        loggingFormat: lambda.LoggingFormat.JSON,
+        tracing: lambda.Tracing.ACTIVE,
+        environment,
+        bundling: {
+          format: OutputFormat.ESM,
+          target: "node22",
+          mainFields: ["module", "main"],
+          banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
+          minify: true,
+          // Step Functions' Retry/Catch match error names, and core/errors.ts
+          // names each error after its class: minified class names would break both.
+          keepNames: true,
+          sourceMap: true,
+          // Ship the SDK version the lockfile pins (and the tests ran), not
+          // whatever the runtime happens to include.
+          bundleAwsSDK: true,
+          // Local esbuild only: no Docker on build hosts.
+          forceDockerBundling: false,
+        },
+      });
+    }
+    this.functions = fns as Record<IngestStep, NodejsFunction>;
+    this.grantIngestPermissions(replicas);
+
+    // ---------------------------------------------------------------- workflow
+
+    this.ingestAslFile = join(root, "statemachines", "ingest.asl.json");
+    const substitutions: Record<string, string> = {
+      ValidateFunctionArn: this.functions.validate.functionArn,
+      PromoteFunctionArn: this.functions.promote.functionArn,
+      RecordFunctionArn: this.functions.record.functionArn,
+      ReplicateFunctionArn: this.functions.replicate.functionArn,
+      QuarantineFunctionArn: this.functions.quarantine.functionArn,
+    };
+    const missing = missingSubstitutions(this.ingestAslFile, substitutions);
+    if (missing.length > 0) {
+      throw new Error(`${this.ingestAslFile} has placeholders without a substitution: ${missing.join(", ")}`);
+    }
+
+    // Express executions keep no history in the console: the execution log
+    // (ALL events, with data) is where their story is. Left unnamed so that
+    // a retained log group never blocks re-creating the stack.
+    const workflowLogs = new logs.LogGroup(this, "IngestWorkflowLogs", {
+      retention: logs.RetentionDays.ONE_YEAR,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const workflowRole = new iam.Role(this, "IngestWorkflowRole", {
+      assumedBy: new iam.ServicePrincipal("states.amazonaws.com"),
+      description: "walvault ingest state machine",
+    });
+    // The ASL's Task states name the functions' unqualified ARNs directly.
+    workflowRole.addToPolicy(
+      new iam.PolicyStatement({
+        sid: "InvokeIngestSteps",
+        actions: ["lambda:InvokeFunction"],
+        resources: INGEST_STEPS.map((s) => this.functions[s].functionArn),
+      }),
+    );
+    this.ingestStateMachine = new sfn.StateMachine(this, "IngestWorkflow", {
+      comment: "walvault ingest: validate, promote, record, replicate an uploaded WAL file",
+      stateMachineType: sfn.StateMachineType.EXPRESS,
+      definitionBody: sfn.DefinitionBody.fromFile(this.ingestAslFile),
+      definitionSubstitutions: substitutions,
+      role: workflowRole,
+      logs: { destination: workflowLogs, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      tracingEnabled: true,
+    });
+
+    // Events EventBridge could not deliver (after retrying for a day) land
+    // here instead of being dropped; the object stays in incoming/ for a day.
+    this.ingestDeadLetterQueue = new sqs.Queue(this, "IngestEventsDlq", {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.ingestRule = new events.Rule(this, "IngestOnUpload", {
+      description: "walvault: start the ingest workflow for every upload under incoming/db/",
+      eventPattern: {
+        source: ["aws.s3"],
+        detailType: ["Object Created"],
+        detail: {
+          bucket: { name: [this.incomingBucket.bucketName] },
+          object: { key: [{ prefix: INCOMING_PREFIX }] },
+        },
+      },
+      targets: [
+        new targets.SfnStateMachine(this.ingestStateMachine, {
+          deadLetterQueue: this.ingestDeadLetterQueue,
+          maxEventAge: Duration.hours(24),
+          retryAttempts: 185,
+        }),
+      ],
+    });
+
+    // ---------------------------------------------------------------- agents
+
+    this.agentRoles = {};
+    const agentTrust: iam.IPrincipal =
+      props.agentPrincipalArns && props.agentPrincipalArns.length > 0
+        ? new iam.CompositePrincipal(...props.agentPrincipalArns.map((arn) => new iam.ArnPrincipal(arn)))
+        : new iam.AccountRootPrincipal();
+    for (const db of databases) {
+      this.agentRoles[db] = this.agentRole(db, agentTrust);
+    }
+
+    // ---------------------------------------------------------------- outputs
+
+    new CfnOutput(this, "IncomingBucketName", { value: this.incomingBucket.bucketName, description: "Agents upload here (incoming/db/<id>/wal/<file>)" });
+    new CfnOutput(this, "VaultBucketName", { value: this.vaultBucket.bucketName, description: "Validated, locked backups (db/<id>/...)" });
+    new CfnOutput(this, "AccessLogsBucketName", { value: this.accessLogsBucket.bucketName });
+    new CfnOutput(this, "VaultKeyArn", { value: this.vaultKey.keyArn });
+    new CfnOutput(this, "CatalogTableName", { value: this.catalog.tableName });
+    new CfnOutput(this, "IngestStateMachineArn", { value: this.ingestStateMachine.stateMachineArn });
+    new CfnOutput(this, "IngestDeadLetterQueueUrl", { value: this.ingestDeadLetterQueue.queueUrl });
+    for (const db of databases) {
+      new CfnOutput(this, `AgentRoleArn${pascal(db)}`, {
+        value: this.agentRoles[db]!.roleArn,
+        description: `Role the walvault agent of database ${db} assumes`,
+      });
+    }
+
+    this.suppressNagFindings(replicas);
+  }
+
+  /** Least-privilege grants of the five ingest functions. */
+  private grantIngestPermissions(replicas: readonly { region: string; bucket: string }[]): void {
+    const { validate, promote, record, replicate, quarantine } = this.functions;
+    const uploads = this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}*`);
+    const quarantined = this.incomingBucket.arnForObjects(`${QUARANTINE_PREFIX}*`);
+    const vaultObjects = this.vaultBucket.arnForObjects("db/*");
+    const table = this.catalog.tableArn;
+    const s3ViaHere = `s3.${Aws.REGION}.amazonaws.com`;
+    const readUploads = new iam.PolicyStatement({
+      sid: "ReadUploads",
+      actions: ["s3:GetObject", "s3:GetObjectVersion"],
+      resources: [uploads],
+    });
+    // Without s3:ListBucket a GetObject/HeadObject of a missing key is a 403,
+    // which the object store cannot tell from a real denial; with it, a 404.
+    const listUploads = new iam.PolicyStatement({
+      sid: "ListIncoming",
+      actions: ["s3:ListBucket"],
+      resources: [this.incomingBucket.bucketArn],
+    });
+    const add = (fn: NodejsFunction, ...statements: iam.PolicyStatement[]): void => {
+      for (const s of statements) fn.addToRolePolicy(s);
+    };
+    const catalog = (sid: string, ...actions: string[]): iam.PolicyStatement =>
+      new iam.PolicyStatement({ sid, actions: actions.map((a) => `dynamodb:${a}`), resources: [table] });
+    const vaultKeyUse = (sid: string, ...actions: string[]): iam.PolicyStatement =>
+      new iam.PolicyStatement({
+        sid,
+        actions: actions.map((a) => `kms:${a}`),
+        resources: [this.vaultKey.keyArn],
+        conditions: { StringEquals: { "kms:ViaService": s3ViaHere } },
+      });
+
+    // validate: read the upload, read the catalog.
+    add(validate, readUploads, listUploads, catalog("ReadCatalog", "GetItem", "Query"));
+
+    // promote: read the upload, look up / write the vault key, read the
+    // database registration.
+    add(
+      promote,
+      readUploads,
+      listUploads,
+      new iam.PolicyStatement({
+        sid: "WriteVault",
+        actions: ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"],
+        resources: [vaultObjects],
+      }),
+      new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [this.vaultBucket.bucketArn] }),
+      // SSE-KMS writes need GenerateDataKey (S3 never calls kms:Encrypt), reads Decrypt.
+      vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
+      catalog("ReadCatalog", "GetItem"),
+    );
+
+    // record: conditional create of the WAL item, head item update.
+    add(record, catalog("WriteCatalog", "GetItem", "PutItem", "UpdateItem"));
+
+    // replicate: read the vault, write each replica vault, update the item.
+    add(
+      replicate,
+      new iam.PolicyStatement({ sid: "ReadVault", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [vaultObjects] }),
+      vaultKeyUse("DecryptVaultObjects", "Decrypt"),
+      catalog("UpdateCatalog", "GetItem", "UpdateItem"),
+    );
+    if (replicas.length > 0) {
+      add(
+        replicate,
+        new iam.PolicyStatement({
+          sid: "WriteReplicaVaults",
+          actions: ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"],
+          resources: replicas.map((r) => `arn:${Aws.PARTITION}:s3:::${r.bucket}/db/*`),
+        }),
+        // The replica vaults' keys belong to the replica stacks; S3 in those
+        // regions is the only way these permissions can be used.
+        new iam.PolicyStatement({
+          sid: "UseReplicaVaultKeys",
+          actions: ["kms:GenerateDataKey", "kms:Decrypt"],
+          resources: replicas.map((r) => `arn:${Aws.PARTITION}:kms:${r.region}:${Aws.ACCOUNT_ID}:key/*`),
+          conditions: { StringEquals: { "kms:ViaService": replicas.map((r) => `s3.${r.region}.amazonaws.com`) } },
+        }),
+      );
+    }
+
+    // quarantine: read the upload, keep a copy under quarantine/, record why.
+    add(
+      quarantine,
+      readUploads,
+      listUploads,
+      new iam.PolicyStatement({ sid: "WriteQuarantine", actions: ["s3:PutObject"], resources: [quarantined] }),
+      catalog("RecordQuarantine", "PutItem"),
+    );
+  }
+
+  /**
+   * The role of one database's agent. Trust: `trust` (by default the account:
+   * any principal of this account whose own policy allows sts:AssumeRole on
+   * this role). On a database host it is used by role chaining:
+   *   - EC2: the instance profile's role gets `sts:AssumeRole` on this role
+   *     ARN, and the host's ~/.aws/config has a profile with
+   *     `role_arn = <this role>` and `credential_source = Ec2InstanceMetadata`;
+   *   - EKS (IRSA / Pod Identity): the pod's service-account role gets
+   *     `sts:AssumeRole` on this role, and the profile uses
+   *     `source_profile` / `credential_source = Environment`;
+   *   - or name the host's instance role ARN in walvault:agentPrincipalArns
+   *     so only it can assume this role.
+   */
+  private agentRole(db: string, trust: iam.IPrincipal): iam.Role {
+    const role = new iam.Role(this, `Agent${pascal(db)}Role`, {
+      roleName: `${AGENT_ROLE_PREFIX}${db}`,
+      description: `walvault agent of database ${db}: upload under incoming/db/${db}/, read db/${db}/ and its catalog items`,
+      assumedBy: trust,
+      maxSessionDuration: Duration.hours(1),
+      inlinePolicies: {
+        walvault: new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({
+              sid: "UploadOwnWal",
+              actions: ["s3:PutObject"],
+              resources: [this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}${db}/*`)],
+            }),
+            new iam.PolicyStatement({
+              sid: "ReadOwnVault",
+              actions: ["s3:GetObject"],
+              resources: [this.vaultBucket.arnForObjects(`db/${db}/*`)],
+            }),
+            // Reading SSE-KMS objects needs kms:Decrypt, through S3 only, for
+            // this vault only (the bucket ARN is the encryption context when
+            // S3 Bucket Keys are on, the object ARN when they are not).
+            new iam.PolicyStatement({
+              sid: "DecryptOwnVaultObjects",
+              actions: ["kms:Decrypt"],
+              resources: [this.vaultKey.keyArn],
+              conditions: {
+                StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` },
+                StringLike: {
+                  "kms:EncryptionContext:aws:s3:arn": [this.vaultBucket.bucketArn, this.vaultBucket.arnForObjects(`db/${db}/*`)],
+                },
+              },
+            }),
+            new iam.PolicyStatement({
+              sid: "ReadOwnCatalogItems",
+              actions: ["dynamodb:GetItem", "dynamodb:Query"],
+              resources: [this.catalog.tableArn],
+              conditions: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`db#${db}`] } },
+            }),
+          ],
+        }),
+      },
+    });
+    NagSuppressions.addResourceSuppressions(role, [
+      {
+        id: "AwsSolutions-IAM5",
+        reason: `The object wildcards end a key prefix of this database only (incoming/db/${db}/*, db/${db}/*); every WAL file has its own key.`,
+        appliesTo: [
+          this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}${db}/*`),
+          this.nagArn(this.vaultBucket, `/db/${db}/*`),
+        ],
+      },
+    ]);
+    return role;
+  }
+
+  /** How cdk-nag prints `Fn::GetAtt [<bucket>, Arn]` followed by `suffix`: for granular `appliesTo`. */
+  private nagArn(bucket: s3.Bucket, suffix: string): string {
+    return `Resource::<${this.getLogicalId(bucket.node.defaultChild as CfnElement)}.Arn>${suffix}`;
+  }
+
+  private suppressNagFindings(replicas: readonly { region: string; bucket: string }[]): void {
+    const xray = "Resource::*";
+    const uploads = this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*`);
+    const quarantined = this.nagArn(this.incomingBucket, `/${QUARANTINE_PREFIX}*`);
+    const vaultObjects = this.nagArn(this.vaultBucket, "/db/*");
+    const replicaObjects = replicas.map((r) => `Resource::arn:<AWS::Partition>:s3:::${r.bucket.replace(Aws.ACCOUNT_ID, "<AWS::AccountId>")}/db/*`);
+    const replicaKeys = replicas.map((r) => `Resource::arn:<AWS::Partition>:kms:${r.region}:<AWS::AccountId>:key/*`);
+    const wildcards: Record<IngestStep, string[]> = {
+      validate: [xray, uploads],
+      promote: [xray, uploads, vaultObjects],
+      record: [xray],
+      replicate: [xray, vaultObjects, ...replicaObjects, ...replicaKeys],
+      quarantine: [xray, uploads, quarantined],
+    };
+    for (const step of INGEST_STEPS) {
+      NagSuppressions.addResourceSuppressions(
+        this.functions[step].role!,
+        [
+          {
+            id: "AwsSolutions-IAM5",
+            reason:
+              "Object wildcards end one key prefix (incoming/db/*, quarantine/db/*, or db/* of the vault or a replica vault: one object per WAL file); " +
+              "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*'); " +
+              "replica vault keys belong to the replica stacks and are usable only through S3 in their region (kms:ViaService).",
+            appliesTo: wildcards[step],
+          },
+        ],
+        true,
+      );
+      NagSuppressions.addResourceSuppressions(this.functions[step], [
+        {
+          id: "AwsSolutions-L1",
+          reason: "Pinned to nodejs22.x on purpose: the handlers are built and tested on Node 22 (package.json engines), and node:zlib zstd needs it.",
+        },
+      ]);
+    }
+    NagSuppressions.addResourceSuppressions(
+      this.ingestStateMachine.role,
+      [
+        {
+          id: "AwsSolutions-IAM5",
+          reason:
+            "Step Functions' CloudWatch Logs delivery (logs:CreateLogDelivery etc.) and X-Ray (xray:PutTraceSegments etc.) support no resource-level permissions.",
+          appliesTo: ["Resource::*"],
+        },
+      ],
+      true,
+    );
+    NagSuppressions.addResourceSuppressions(this.accessLogsBucket, [
+      { id: "AwsSolutions-S1", reason: "This is the server access log bucket itself; logging it would log its own log deliveries." },
+    ]);
+    // eventBridgeEnabled is applied by CDK's singleton BucketNotificationsHandler
+    // custom resource (a deploy-time function, not part of the data path).
+    for (const child of this.node.children.filter((c) => c.node.id.startsWith("BucketNotificationsHandler"))) {
+      NagSuppressions.addResourceSuppressions(
+        child,
+        [
+          {
+            id: "AwsSolutions-IAM4",
+            reason: "CDK's bucket notifications custom resource uses AWSLambdaBasicExecutionRole; it only runs during deployment.",
+            appliesTo: ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
+          },
+        ],
+        true,
+      );
+    }
+    NagSuppressions.addResourceSuppressions(this.ingestDeadLetterQueue, [
+      { id: "AwsSolutions-SQS3", reason: "This queue is the dead-letter queue of the ingest EventBridge target." },
+    ]);
+  }
+}

@@ -1,0 +1,550 @@
+/**
+ * The primary stack as CloudFormation sees it: the agent roles' boundaries,
+ * the vault's protections, the catalog, the ingest workflow and its trigger,
+ * and cdk-nag. Two stacks are synthesized once each (esbuild bundles the five
+ * handlers): "Default" exactly as `cdk synth` builds it from cdk.json, and
+ * "Multi" with two databases, a replica region and a named agent principal.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { App, Aspects, type CfnElement } from "aws-cdk-lib";
+import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
+import type { CloudAssembly } from "aws-cdk-lib/cx-api";
+import type { IConstruct } from "constructs";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { beforeAll, describe, expect, it } from "vitest";
+import { aslPlaceholders } from "../../infra/asl.js";
+import { findProjectRoot, INGEST_STEPS, PrimaryStack, walvaultSettingsFromContext } from "../../infra/primary-stack.js";
+
+const root = findProjectRoot();
+const cdkJson = JSON.parse(readFileSync(join(root, "cdk.json"), "utf8")) as { context: Record<string, unknown> };
+
+interface Statement {
+  Sid?: string;
+  Effect: "Allow" | "Deny";
+  Action: string | string[];
+  Resource?: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+  Principal?: unknown;
+}
+interface CfnResource {
+  Type: string;
+  Properties?: Record<string, unknown>;
+  DeletionPolicy?: string;
+  UpdateReplacePolicy?: string;
+}
+
+/** A CloudFormation value as one string: Fn::Join concatenated, GetAtt as <Id.Attr>, Ref as <Id>. */
+function render(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value !== null && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    if ("Fn::Join" in o) {
+      const [sep, parts] = o["Fn::Join"] as [string, unknown[]];
+      return parts.map(render).join(sep);
+    }
+    if ("Fn::GetAtt" in o) {
+      const [id, attr] = o["Fn::GetAtt"] as [string, string];
+      return `<${id}.${attr}>`;
+    }
+    if ("Ref" in o) return `<${String(o.Ref)}>`;
+  }
+  return JSON.stringify(value);
+}
+
+const list = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+function logicalId(stack: PrimaryStack, construct: IConstruct): string {
+  return stack.getLogicalId(construct.node.defaultChild as CfnElement);
+}
+
+/** Every statement that applies to a role: its inline policies plus every AWS::IAM::Policy attached to it. */
+function roleStatements(template: Template, roleId: string): Statement[] {
+  const resources = template.toJSON().Resources as Record<string, CfnResource>;
+  const role = resources[roleId];
+  if (!role) throw new Error(`no resource ${roleId}`);
+  const inline = list(role.Properties?.Policies as { PolicyDocument: { Statement: Statement[] } }[] | undefined);
+  const attached = Object.values(resources).filter(
+    (r) => r.Type === "AWS::IAM::Policy" && list(r.Properties?.Roles as unknown[]).some((x) => render(x) === `<${roleId}>`),
+  );
+  return [
+    ...inline.flatMap((p) => p.PolicyDocument.Statement),
+    ...attached.flatMap((p) => (p.Properties?.PolicyDocument as { Statement: Statement[] }).Statement),
+  ];
+}
+
+/** Every Allow statement of every Lambda role of the stack, by step. */
+function functionStatements(stack: PrimaryStack, template: Template): Record<string, Statement[]> {
+  return Object.fromEntries(
+    INGEST_STEPS.map((step) => [step, roleStatements(template, logicalId(stack, stack.functions[step].role!))]),
+  );
+}
+
+let app: App;
+let assembly: CloudAssembly;
+let defaultStack: PrimaryStack;
+let multiStack: PrimaryStack;
+let defaultTemplate: Template;
+let multiTemplate: Template;
+
+beforeAll(() => {
+  // Prepare: one app holding both stacks, with cdk.json's context (feature flags
+  // and walvault settings) and the cdk-nag AWS Solutions checks, as in app.ts.
+  // cdk.json turns error annotations into a synth failure; here they stay
+  // annotations so that the cdk-nag test below names each finding.
+  app = new App({ context: { ...cdkJson.context, "@aws-cdk/core:annotationsInValidationReport": false } });
+  defaultStack = new PrimaryStack(app, "Default", walvaultSettingsFromContext(app.node));
+  multiStack = new PrimaryStack(app, "Multi", {
+    env: { account: "123456789012", region: "eu-west-1" },
+    databases: ["pg-main", "orders-db"],
+    replicas: [{ region: "eu-central-1" }],
+    agentPrincipalArns: ["arn:aws:iam::123456789012:role/db-host"],
+  });
+  Aspects.of(app).add(new AwsSolutionsChecks());
+  // Act: synthesize once.
+  assembly = app.synth();
+  defaultTemplate = Template.fromStack(defaultStack);
+  multiTemplate = Template.fromStack(multiStack);
+});
+
+describe("settings from context", () => {
+  it("reads database ids and replicas passed as JSON strings on the command line", () => {
+    // Prepare
+    const cli = new App({
+      context: {
+        "walvault:databases": '["pg-main","orders-db"]',
+        "walvault:replicaRegions": '[{"region":"eu-central-1","bucket":"my-replica"},"us-west-2"]',
+        "walvault:objectLockDays": "30",
+        "walvault:objectLockMode": "compliance",
+      },
+    });
+    // Act
+    const settings = walvaultSettingsFromContext(cli.node);
+    // Assess
+    expect(settings.databases).toEqual(["pg-main", "orders-db"]);
+    expect(settings.replicas).toEqual([{ region: "eu-central-1", bucket: "my-replica" }, { region: "us-west-2" }]);
+    expect(settings.objectLockDays).toBe(30);
+    expect(settings.objectLockMode).toBe("COMPLIANCE");
+  });
+
+  it("defaults to the pg-main database, no replicas and a 7-day GOVERNANCE lock", () => {
+    // Prepare
+    const bare = new App();
+    // Act
+    const settings = walvaultSettingsFromContext(bare.node);
+    // Assess
+    expect(settings).toMatchObject({ databases: ["pg-main"], replicas: [], objectLockMode: "GOVERNANCE", objectLockDays: 7 });
+  });
+});
+
+describe("agent roles", () => {
+  const cases = () => [
+    { stack: defaultStack, template: defaultTemplate, db: "pg-main" },
+    { stack: multiStack, template: multiTemplate, db: "pg-main" },
+    { stack: multiStack, template: multiTemplate, db: "orders-db" },
+  ];
+
+  it("exist once per database, named walvault-agent-<id>, with no managed policies", () => {
+    for (const { stack, template, db } of cases()) {
+      // Prepare
+      const role = stack.agentRoles[db]!;
+      // Act
+      const props = template.toJSON().Resources[logicalId(stack, role)].Properties as Record<string, unknown>;
+      // Assess
+      expect(props.RoleName).toBe(`walvault-agent-${db}`);
+      expect(props.ManagedPolicyArns).toBeUndefined();
+    }
+    expect(Object.keys(multiStack.agentRoles).sort()).toEqual(["orders-db", "pg-main"]);
+  });
+
+  it("reach S3 only under their own incoming/db/<id>/ and db/<id>/ prefixes, writing only to incoming", () => {
+    for (const { stack, template, db } of cases()) {
+      // Prepare
+      const incoming = `<${logicalId(stack, stack.incomingBucket)}.Arn>`;
+      const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
+      const statements = roleStatements(template, logicalId(stack, stack.agentRoles[db]!));
+      // Act
+      const s3 = statements.flatMap((s) =>
+        list(s.Action)
+          .filter((a) => a.startsWith("s3:"))
+          .flatMap((action) => list(s.Resource).map((r) => ({ action, resource: render(r), effect: s.Effect }))),
+      );
+      // Assess
+      expect(s3.length).toBeGreaterThan(0);
+      for (const { action, resource, effect } of s3) {
+        expect(effect).toBe("Allow");
+        const inIncoming = resource.startsWith(`${incoming}/incoming/db/${db}/`);
+        const inVault = resource.startsWith(`${vault}/db/${db}/`);
+        expect(inIncoming || inVault, `${action} on ${resource}`).toBe(true);
+        if (inVault) expect(action, `vault access ${action}`).toBe("s3:GetObject");
+        if (inIncoming) expect(action, `incoming access ${action}`).toBe("s3:PutObject");
+      }
+    }
+  });
+
+  it("can delete nothing, unlock nothing and use no wildcard actions or other services", () => {
+    for (const { stack, template, db } of cases()) {
+      // Prepare
+      const statements = roleStatements(template, logicalId(stack, stack.agentRoles[db]!));
+      // Act
+      const actions = statements.flatMap((s) => list(s.Action));
+      // Assess
+      for (const action of actions) {
+        expect(action).not.toMatch(/Delete|Retention|LegalHold|Bypass|PutBucket|Restore|\*/i);
+        expect(action.split(":")[0]).toMatch(/^(s3|kms|dynamodb)$/);
+      }
+      expect(new Set(actions)).toEqual(new Set(["s3:PutObject", "s3:GetObject", "kms:Decrypt", "dynamodb:GetItem", "dynamodb:Query"]));
+    }
+  });
+
+  it("decrypt only through S3 and only for the vault", () => {
+    for (const { stack, template, db } of cases()) {
+      // Prepare
+      const statements = roleStatements(template, logicalId(stack, stack.agentRoles[db]!));
+      // Act
+      const kms = statements.filter((s) => list(s.Action).some((a) => a.startsWith("kms:")));
+      // Assess
+      expect(kms).toHaveLength(1);
+      expect(list(kms[0]!.Action)).toEqual(["kms:Decrypt"]);
+      expect(list(kms[0]!.Resource).map(render)).toEqual([`<${logicalId(stack, stack.vaultKey)}.Arn>`]);
+      expect(render(kms[0]!.Condition?.StringEquals?.["kms:ViaService"])).toBe("s3.<AWS::Region>.amazonaws.com");
+      const contexts = list(kms[0]!.Condition?.StringLike?.["kms:EncryptionContext:aws:s3:arn"]).map(render);
+      const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
+      expect(contexts).toEqual([vault, `${vault}/db/${db}/*`]);
+    }
+  });
+
+  it("read the catalog only with the LeadingKeys condition on their own db#<id> items", () => {
+    for (const { stack, template, db } of cases()) {
+      // Prepare
+      const statements = roleStatements(template, logicalId(stack, stack.agentRoles[db]!));
+      // Act
+      const ddb = statements.filter((s) => list(s.Action).some((a) => a.startsWith("dynamodb:")));
+      // Assess
+      expect(ddb).toHaveLength(1);
+      expect(new Set(list(ddb[0]!.Action))).toEqual(new Set(["dynamodb:GetItem", "dynamodb:Query"]));
+      expect(list(ddb[0]!.Resource).map(render)).toEqual([`<${logicalId(stack, stack.catalog)}.Arn>`]);
+      expect(ddb[0]!.Condition).toEqual({ "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`db#${db}`] } });
+    }
+  });
+
+  it("trust the account by default and only the named principals when configured", () => {
+    // Prepare
+    const trustOf = (stack: PrimaryStack, template: Template): string[] => {
+      const props = template.toJSON().Resources[logicalId(stack, stack.agentRoles["pg-main"]!)].Properties;
+      return (props.AssumeRolePolicyDocument.Statement as Statement[]).flatMap((s) =>
+        list((s.Principal as { AWS: unknown }).AWS).map(render),
+      );
+    };
+    // Act
+    const byDefault = trustOf(defaultStack, defaultTemplate);
+    const configured = trustOf(multiStack, multiTemplate);
+    // Assess
+    expect(byDefault).toEqual(["arn:<AWS::Partition>:iam::<AWS::AccountId>:root"]);
+    expect(configured).toEqual(["arn:aws:iam::123456789012:role/db-host"]);
+  });
+});
+
+describe("vault bucket", () => {
+  it("is versioned, under Object Lock by default, SSE-KMS with a bucket key and blocks public access", () => {
+    // Prepare
+    const keyId = logicalId(defaultStack, defaultStack.vaultKey);
+    // Act
+    const vault = defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.vaultBucket)] as CfnResource;
+    // Assess
+    expect(vault.DeletionPolicy).toBe("Retain");
+    expect(vault.Properties).toMatchObject({
+      ObjectLockEnabled: true,
+      ObjectLockConfiguration: { ObjectLockEnabled: "Enabled", Rule: { DefaultRetention: { Mode: "GOVERNANCE", Days: 7 } } },
+      VersioningConfiguration: { Status: "Enabled" },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          {
+            BucketKeyEnabled: true,
+            ServerSideEncryptionByDefault: { SSEAlgorithm: "aws:kms", KMSMasterKeyID: { "Fn::GetAtt": [keyId, "Arn"] } },
+          },
+        ],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      LoggingConfiguration: { DestinationBucketName: { Ref: logicalId(defaultStack, defaultStack.accessLogsBucket) } },
+    });
+    defaultTemplate.hasResourceProperties("AWS::KMS::Key", { EnableKeyRotation: true });
+  });
+
+  it("denies every request without TLS and every write or delete from an agent role", () => {
+    // Prepare
+    const vaultId = logicalId(defaultStack, defaultStack.vaultBucket);
+    // Act
+    const policies = defaultTemplate.findResources("AWS::S3::BucketPolicy", { Properties: { Bucket: { Ref: vaultId } } });
+    const statements = Object.values(policies).flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+    // Assess
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: "Deny",
+        Action: "s3:*",
+        Principal: { AWS: "*" },
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
+      }),
+    );
+    const agentDeny = statements.find((s) => s.Sid === "DenyAgentWrites");
+    expect(agentDeny?.Effect).toBe("Deny");
+    expect(list(agentDeny?.Action)).toEqual(expect.arrayContaining(["s3:PutObject*", "s3:DeleteObject*", "s3:BypassGovernanceRetention"]));
+    expect(render(agentDeny?.Condition?.ArnLike?.["aws:PrincipalArn"])).toBe(
+      "arn:<AWS::Partition>:iam::<AWS::AccountId>:role/walvault-agent-*",
+    );
+  });
+});
+
+describe("incoming bucket", () => {
+  it("sends events to EventBridge and expires uploads after a day and quarantine after 30 days", () => {
+    // Prepare
+    const id = logicalId(defaultStack, defaultStack.incomingBucket);
+    // Act
+    const bucket = defaultTemplate.toJSON().Resources[id] as CfnResource;
+    // Assess
+    expect(bucket.Properties).toMatchObject({
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      LifecycleConfiguration: {
+        Rules: expect.arrayContaining([
+          expect.objectContaining({ Prefix: "incoming/", ExpirationInDays: 1, Status: "Enabled" }),
+          expect.objectContaining({ Prefix: "quarantine/", ExpirationInDays: 30, Status: "Enabled" }),
+          expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: "Enabled" }),
+        ]),
+      },
+    });
+    defaultTemplate.hasResourceProperties("Custom::S3BucketNotifications", {
+      BucketName: { Ref: id },
+      NotificationConfiguration: { EventBridgeConfiguration: {} },
+    });
+  });
+});
+
+describe("catalog table", () => {
+  it("is keyed by pk/sk, on demand, with point-in-time recovery, KMS encryption, deletion protection and retained", () => {
+    // Prepare
+    const id = logicalId(defaultStack, defaultStack.catalog);
+    // Act
+    const table = defaultTemplate.toJSON().Resources[id] as CfnResource;
+    // Assess
+    expect(table.Type).toBe("AWS::DynamoDB::GlobalTable");
+    expect(table.DeletionPolicy).toBe("Retain");
+    expect(table.Properties).toMatchObject({
+      KeySchema: [
+        { AttributeName: "pk", KeyType: "HASH" },
+        { AttributeName: "sk", KeyType: "RANGE" },
+      ],
+      BillingMode: "PAY_PER_REQUEST",
+      SSESpecification: { SSEEnabled: true, SSEType: "KMS" },
+    });
+    for (const replica of table.Properties?.Replicas as Record<string, unknown>[]) {
+      expect(replica).toMatchObject({
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        DeletionProtectionEnabled: true,
+      });
+    }
+  });
+
+  it("has a replica in every replica region", () => {
+    // Prepare
+    const id = logicalId(multiStack, multiStack.catalog);
+    // Act
+    const replicas = (multiTemplate.toJSON().Resources[id] as CfnResource).Properties?.Replicas as { Region: string }[];
+    // Assess
+    expect(replicas.map((r) => r.Region).sort()).toEqual(["eu-central-1", "eu-west-1"]);
+  });
+});
+
+describe("ingest workflow", () => {
+  it("is an Express state machine logging all events and traced with X-Ray", () => {
+    // Prepare
+    const logsId = defaultStack.getLogicalId(
+      defaultStack.node.findChild("IngestWorkflowLogs").node.defaultChild as CfnElement,
+    );
+    // Act
+    const machine = defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.ingestStateMachine)] as CfnResource;
+    // Assess
+    expect(machine.Properties).toMatchObject({
+      StateMachineType: "EXPRESS",
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: {
+        Level: "ALL",
+        IncludeExecutionData: true,
+        Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { "Fn::GetAtt": [logsId, "Arn"] } } }],
+      },
+    });
+  });
+
+  it("substitutes every placeholder of the ASL file with the matching function's ARN", () => {
+    // Prepare
+    const placeholders = aslPlaceholders(defaultStack.ingestAslFile);
+    const machine = defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.ingestStateMachine)] as CfnResource;
+    const substitutions = machine.Properties?.DefinitionSubstitutions as Record<string, unknown>;
+    // Act: render the definition CloudFormation will deploy: the DefinitionString,
+    // or the asset file behind DefinitionS3Location, with the substitutions applied.
+    const location = machine.Properties?.DefinitionS3Location as { Key: string } | undefined;
+    let definition = location
+      ? readFileSync(join(assembly.directory, `asset.${location.Key}`), "utf8")
+      : render(machine.Properties?.DefinitionString);
+    for (const [name, value] of Object.entries(substitutions)) definition = definition.split(`\${${name}}`).join(render(value));
+    // Assess
+    expect(placeholders).toEqual([
+      "PromoteFunctionArn",
+      "QuarantineFunctionArn",
+      "RecordFunctionArn",
+      "ReplicateFunctionArn",
+      "ValidateFunctionArn",
+    ]);
+    for (const name of placeholders) {
+      expect(definition, `placeholder \${${name}} left`).not.toContain(`\${${name}}`);
+      const step = name.replace(/FunctionArn$/, "").toLowerCase() as (typeof INGEST_STEPS)[number];
+      expect(substitutions[name]).toEqual({ "Fn::GetAtt": [logicalId(defaultStack, defaultStack.functions[step]), "Arn"] });
+    }
+    expect(definition).not.toMatch(/\$\{/);
+    const parsed = JSON.parse(definition) as { States: Record<string, { Type: string; Resource?: string }> };
+    expect(parsed.States.Validate?.Resource).toBe(`<${logicalId(defaultStack, defaultStack.functions.validate)}.Arn>`);
+  });
+
+  it("may invoke exactly the five ingest functions", () => {
+    // Prepare
+    const roleId = logicalId(defaultStack, defaultStack.ingestStateMachine.role);
+    // Act
+    const invoke = roleStatements(defaultTemplate, roleId).filter((s) => list(s.Action).includes("lambda:InvokeFunction"));
+    // Assess
+    expect(invoke).toHaveLength(1);
+    expect(list(invoke[0]!.Resource).map(render).sort()).toEqual(
+      INGEST_STEPS.map((s) => `<${logicalId(defaultStack, defaultStack.functions[s])}.Arn>`).sort(),
+    );
+  });
+
+  it("starts on every object created under incoming/db/ in the incoming bucket", () => {
+    // Prepare
+    const bucketId = logicalId(defaultStack, defaultStack.incomingBucket);
+    const machineId = logicalId(defaultStack, defaultStack.ingestStateMachine);
+    // Act
+    const rules = defaultTemplate.findResources("AWS::Events::Rule");
+    // Assess
+    expect(Object.values(rules)).toHaveLength(1);
+    defaultTemplate.hasResourceProperties("AWS::Events::Rule", {
+      EventPattern: {
+        source: ["aws.s3"],
+        "detail-type": ["Object Created"],
+        detail: { bucket: { name: [{ Ref: bucketId }] }, object: { key: [{ prefix: "incoming/db/" }] } },
+      },
+      Targets: [
+        Match.objectLike({
+          Arn: { Ref: machineId },
+          DeadLetterConfig: { Arn: Match.anyValue() },
+          RoleArn: Match.anyValue(),
+        }),
+      ],
+    });
+  });
+});
+
+describe("ingest functions", () => {
+  it("run on Node 22, arm64, from ESM bundles, with the walvault environment", () => {
+    for (const step of INGEST_STEPS) {
+      // Prepare
+      const id = logicalId(defaultStack, defaultStack.functions[step]);
+      // Act
+      const fn = defaultTemplate.toJSON().Resources[id] as CfnResource;
+      // Assess
+      expect(fn.Properties).toMatchObject({
+        Runtime: "nodejs22.x",
+        Architectures: ["arm64"],
+        Handler: "index.handler",
+        TracingConfig: { Mode: "Active" },
+        Environment: {
+          Variables: {
+            WALVAULT_INCOMING_BUCKET: { Ref: logicalId(defaultStack, defaultStack.incomingBucket) },
+            WALVAULT_VAULT_BUCKET: { Ref: logicalId(defaultStack, defaultStack.vaultBucket) },
+            WALVAULT_TABLE: { Ref: logicalId(defaultStack, defaultStack.catalog) },
+            WALVAULT_REPLICAS: "[]",
+          },
+        },
+      });
+    }
+  });
+
+  it("are ESM bundles that load on Node 22 and keep the error class names Step Functions matches", () => {
+    // Prepare: the staged bundle of each function's code asset.
+    const bundles = INGEST_STEPS.map((step) => {
+      const fn = defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.functions[step])] as CfnResource;
+      const hash = String((fn.Properties?.Code as { S3Key: string }).S3Key).replace(/\.zip$/, "");
+      return pathToFileURL(join(assembly.directory, `asset.${hash}`, "index.mjs")).href;
+    });
+    const script =
+      "const names = [];" +
+      "for (const url of JSON.parse(process.argv[1])) {" +
+      "  const { handler } = await import(url);" +
+      "  names.push(await handler({}).then(() => 'resolved', (e) => e.name));" +
+      "}" +
+      "console.log(JSON.stringify(names));";
+    // Act: a plain Node process, as Lambda loads them (not through vitest's transform).
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(bundles)], { encoding: "utf8" });
+    // Assess: malformed input is rejected before any AWS call, under its class name.
+    expect(JSON.parse(out)).toEqual(INGEST_STEPS.map(() => "InvalidInputError"));
+  });
+
+  it("tell the handlers where each replica vault is", () => {
+    // Prepare
+    const id = logicalId(multiStack, multiStack.functions.replicate);
+    // Act
+    const vars = (multiTemplate.toJSON().Resources[id] as CfnResource).Properties?.Environment as { Variables: Record<string, unknown> };
+    // Assess
+    expect(JSON.parse(render(vars.Variables.WALVAULT_REPLICAS).replace("<AWS::AccountId>", "123456789012"))).toEqual([
+      { region: "eu-central-1", bucket: "walvault-vault-123456789012-eu-central-1" },
+    ]);
+  });
+
+  it("delete nothing; only promote writes the vault, only quarantine writes incoming (under quarantine/)", () => {
+    for (const [stack, template] of [
+      [defaultStack, defaultTemplate],
+      [multiStack, multiTemplate],
+    ] as const) {
+      // Prepare
+      const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
+      const incoming = `<${logicalId(stack, stack.incomingBucket)}.Arn>`;
+      // Act
+      const byStep = functionStatements(stack, template);
+      // Assess
+      for (const [step, statements] of Object.entries(byStep)) {
+        for (const s of statements) {
+          for (const action of list(s.Action)) {
+            expect(action, `${step}: ${action}`).not.toMatch(/Delete|Bypass|Retention|LegalHold|PutBucket|^s3:\*|^dynamodb:\*/);
+            if (action !== "s3:PutObject") continue;
+            for (const resource of list(s.Resource).map(render)) {
+              if (resource.startsWith(vault)) expect(step).toBe("promote");
+              if (resource.startsWith(incoming)) {
+                expect(step).toBe("quarantine");
+                expect(resource).toBe(`${incoming}/quarantine/db/*`);
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+});
+
+describe("cdk-nag AWS Solutions checks", () => {
+  it("leave no unsuppressed errors or warnings", () => {
+    for (const stack of [defaultStack, multiStack]) {
+      // Prepare
+      const annotations = Annotations.fromStack(stack);
+      // Act
+      const errors = annotations.findError("*", Match.stringLikeRegexp("AwsSolutions-.*"));
+      const warnings = annotations.findWarning("*", Match.stringLikeRegexp("AwsSolutions-.*"));
+      // Assess
+      expect(errors.map((e) => `${e.id}: ${String(e.entry.data)}`)).toEqual([]);
+      expect(warnings.map((w) => `${w.id}: ${String(w.entry.data)}`)).toEqual([]);
+    }
+  });
+});
