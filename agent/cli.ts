@@ -3,13 +3,21 @@
  * walvault — the agent beside the database.
  * Errors are one line on stderr (`walvault: …`) and a non-zero exit code.
  */
+// Only light modules are imported statically: with a resident agent running,
+// `wal-push` is this file, agent/locate.ts, agent/push-client.ts and a socket
+// round trip. Everything that loads the AWS SDK or zod is imported on demand.
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { fileURLToPath } from "node:url";
 import { describeError, InvalidInputError, isWalvaultError, NotFoundError } from "../core/errors.js";
-import { assertDatabaseId } from "../core/keys.js";
-import { DEFAULT_WAL_SEGMENT_SIZE, assertSegmentSize } from "../core/wal.js";
-import { loadConfig, requireDatabase, defaultLocalStateDir } from "./config.js";
-import { agentClients } from "./clients.js";
+import { agentSocketPath, defaultLocalStateDir, findConfigFile, quickDatabaseId } from "./locate.js";
+import { askResidentAgent } from "./push-client.js";
+
+async function heavy() {
+  const [config, clients] = await Promise.all([import("./config.js"), import("./clients.js")]);
+  return { loadConfig: config.loadConfig, requireDatabase: config.requireDatabase, agentClients: clients.agentClients };
+}
 
 /** restore_command exit status PostgreSQL treats as fatal (> 125): recovery stops instead of ending early. */
 export const RESTORE_FATAL_EXIT = 126;
@@ -22,6 +30,10 @@ archiving (PostgreSQL)
       --timeout SECONDS      give up waiting after this long (default 60)
   wal-fetch <name> <dest>    fetch a verified WAL file (restore_command = 'walvault wal-fetch %f %p')
       --no-prefetch          do not prefetch the following segments
+      --no-agent             push directly even if a resident agent is running
+  agent [--pgdata DIR]       resident agent: keeps connections warm and pushes .ready
+                             segments ahead of the archiver (wal-push uses it by itself)
+      --concurrency N        segments pushed at once ahead (default 2)
   wal list [--json]          every archived WAL file of the database
   status [--json]            last archived segment, archive lag, gaps
 
@@ -77,15 +89,38 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals: p } = parse(rest, {
         wait: { type: "string", default: "stored" },
         timeout: { type: "string" },
+        "no-agent": { type: "boolean", default: false },
       });
       const [path] = positionals(p, ["path"], "wal-push");
       if (values.wait !== "none" && values.wait !== "stored") {
         throw new InvalidInputError(`--wait must be none or stored, not '${values.wait}'`);
       }
+      if (values.timeout !== undefined && !(Number(values.timeout) > 0)) {
+        throw new InvalidInputError(`--timeout must be a positive number of seconds`);
+      }
+      // Fast path: a resident agent for this database answers for us.
+      const quickDb = quickDatabaseId(values.database, findConfigFile(values.config).path);
+      if (quickDb && !values["no-agent"] && existsSync(agentSocketPath(quickDb))) {
+        const answer = await askResidentAgent(agentSocketPath(quickDb), {
+          op: "push",
+          path: resolve(path!),
+          wait: values.wait,
+          timeoutMs: Number(values.timeout ?? 60) * 1000,
+          cwd: process.cwd(),
+        });
+        if (answer?.ok) {
+          if (values.json) print(true, answer.result, () => "");
+          return 0;
+        }
+        if (answer) {
+          process.stderr.write(`walvault: ${answer.error.message}\n`);
+          return answer.error.exitCode;
+        }
+      }
+      const { loadConfig, requireDatabase, agentClients } = await heavy();
       const cfg = loadConfig(values);
       const databaseId = requireDatabase(cfg);
       const timeoutSeconds = values.timeout === undefined ? (cfg.waitTimeoutSeconds ?? 60) : Number(values.timeout);
-      if (!(timeoutSeconds > 0)) throw new InvalidInputError(`--timeout must be a positive number of seconds`);
       const { walPush } = await import("./wal-push.js");
       const r = await walPush(path!, { ...cfg, databaseId }, agentClients(cfg), {
         wait: values.wait,
@@ -101,6 +136,7 @@ async function main(argv: string[]): Promise<number> {
         // Inside the try: even a usage error must not read as "not archived" to PostgreSQL.
         const { values, positionals: p } = parse(rest, { "no-prefetch": { type: "boolean", default: false } });
         const [name, dest] = positionals(p, ["name", "dest"], "wal-fetch");
+        const { loadConfig, requireDatabase, agentClients } = await heavy();
         const cfg = loadConfig(values);
         const databaseId = requireDatabase(cfg);
         const { walFetch, spawnPrefetch } = await import("./wal-fetch.js");
@@ -121,6 +157,7 @@ async function main(argv: string[]): Promise<number> {
     case "wal-prefetch": {
       const { values, positionals: p } = parse(rest, { count: { type: "string", default: "8" } });
       const [after, dir] = positionals(p, ["after", "dir"], "wal-prefetch");
+      const { loadConfig, requireDatabase, agentClients } = await heavy();
       const cfg = loadConfig(values);
       const { walPrefetch } = await import("./wal-fetch.js");
       await walPrefetch(after!, dir!, Number(values.count), { ...cfg, databaseId: requireDatabase(cfg) }, agentClients(cfg));
@@ -132,6 +169,7 @@ async function main(argv: string[]): Promise<number> {
       if (sub !== "list") throw new InvalidInputError(`unknown command 'wal ${sub ?? ""}': did you mean 'wal list'?`);
       const { values, positionals: p } = parse(args, {});
       positionals(p, [], "wal list");
+      const { loadConfig, requireDatabase, agentClients } = await heavy();
       const cfg = loadConfig(values);
       const { listWal, formatWalList } = await import("./status.js");
       const records = await listWal(agentClients(cfg), requireDatabase(cfg));
@@ -142,6 +180,7 @@ async function main(argv: string[]): Promise<number> {
     case "status": {
       const { values, positionals: p } = parse(rest, {});
       positionals(p, [], "status");
+      const { loadConfig, requireDatabase, agentClients } = await heavy();
       const cfg = loadConfig(values);
       const { status, formatStatus } = await import("./status.js");
       const report = await status(agentClients(cfg), requireDatabase(cfg));
@@ -154,15 +193,18 @@ async function main(argv: string[]): Promise<number> {
       if (sub !== "add") throw new InvalidInputError(`unknown command 'db ${sub ?? ""}': did you mean 'db add'?`);
       const { values, positionals: p } = parse(args, {
         kind: { type: "string", default: "postgres" },
-        "wal-segment-size": { type: "string", default: String(DEFAULT_WAL_SEGMENT_SIZE) },
+        "wal-segment-size": { type: "string", default: String(16 * 1024 * 1024) },
       });
       const [id] = positionals(p, ["id"], "db add");
+      const { assertDatabaseId } = await import("../core/keys.js");
+      const { assertSegmentSize } = await import("../core/wal.js");
       assertDatabaseId(id!);
       if (values.kind !== "postgres" && values.kind !== "generic") {
         throw new InvalidInputError(`--kind must be postgres or generic, not '${values.kind}'`);
       }
       const size = Number(values["wal-segment-size"]);
       assertSegmentSize(size);
+      const { loadConfig, agentClients } = await heavy();
       const cfg = loadConfig(values);
       const { catalog } = agentClients(cfg);
       const existing = await catalog.getDatabase(id!);
@@ -170,6 +212,40 @@ async function main(argv: string[]): Promise<number> {
         await catalog.putDatabase({ databaseId: id!, kind: values.kind, walSegmentSize: size, createdAt: new Date().toISOString() });
       }
       print(values.json, existing ?? { databaseId: id }, () => (existing ? `database ${id} is already registered` : `registered database ${id}`));
+      return 0;
+    }
+
+    case "agent": {
+      const { values, positionals: p } = parse(rest, {
+        pgdata: { type: "string" },
+        socket: { type: "string" },
+        concurrency: { type: "string", default: "2" },
+        timeout: { type: "string", default: "60" },
+      });
+      positionals(p, [], "agent");
+      const concurrency = Number(values.concurrency);
+      if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidInputError(`--concurrency must be a positive integer`);
+      if (values.pgdata && !existsSync(resolve(values.pgdata, "pg_wal"))) {
+        throw new InvalidInputError(`--pgdata ${values.pgdata} is not a PostgreSQL data directory (no pg_wal)`);
+      }
+      const { loadConfig, requireDatabase, agentClients } = await heavy();
+      const cfg = loadConfig(values);
+      const databaseId = requireDatabase(cfg);
+      const { startResidentAgent } = await import("./resident.js");
+      const socketPath = values.socket ?? agentSocketPath(databaseId);
+      const agent = await startResidentAgent({ ...cfg, databaseId }, agentClients(cfg), {
+        socketPath,
+        ...(values.pgdata ? { pgdata: resolve(values.pgdata) } : {}),
+        concurrency,
+        timeoutMs: Number(values.timeout) * 1000,
+        log: (line) => process.stderr.write(`walvault agent: ${line}\n`),
+      });
+      process.stdout.write(`walvault agent for ${databaseId} listening on ${socketPath}${values.pgdata ? `, pushing ahead from ${values.pgdata}` : ""}\n`);
+      await new Promise<void>((r) => {
+        process.once("SIGINT", () => r());
+        process.once("SIGTERM", () => r());
+      });
+      await agent.close();
       return 0;
     }
 

@@ -6,30 +6,20 @@
  * another user) finds it by itself. $WALVAULT_DATABASE or --database names
  * the database.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { agentConfigSchema, type AgentConfig } from "../core/config.js";
 import { ConfigError, ServiceUnavailableError } from "../core/errors.js";
 import { assertDatabaseId } from "../core/keys.js";
+import { findConfigFile } from "./locate.js";
 
-export function defaultLocalStateDir(): string {
-  return process.env.WALVAULT_LOCAL_DIR ?? join(tmpdir(), "walvault-local");
-}
-
-export function configCandidates(explicit?: string): string[] {
-  if (explicit) return [explicit];
-  if (process.env.WALVAULT_CONFIG) return [process.env.WALVAULT_CONFIG];
-  return [join(homedir(), ".config", "walvault", "config.json"), join(defaultLocalStateDir(), "config.json")];
-}
+export { configCandidates, defaultLocalStateDir } from "./locate.js";
 
 export interface LoadedConfig extends AgentConfig {
   path: string;
 }
 
 export function loadConfig(opts: { config?: string | undefined; database?: string | undefined } = {}): LoadedConfig {
-  const candidates = configCandidates(opts.config);
-  const path = candidates.find((p) => existsSync(p));
+  const { path, candidates } = findConfigFile(opts.config);
   if (!path) {
     throw new ConfigError(
       `no walvault configuration found (looked at ${candidates.join(", ")}): start the local stack with \`walvault local up\`, or pass --config FILE`,

@@ -99,10 +99,10 @@ describe("ScratchPostgres", () => {
     // Assess
     expect(segment).toMatch(WAL_SEGMENT_RE);
     const statusDir = path.join(pg.dataDir, "pg_wal", "archive_status");
-    await waitFor(() => existsSync(path.join(archiveDir, segment)), 20_000);
+    // .done comes after archive_command exited 0, so the copy is complete by then.
+    await waitFor(() => existsSync(path.join(statusDir, `${segment}.done`)), 20_000);
     expect((await fs.stat(path.join(archiveDir, segment))).size).toBe(16 * 1024 * 1024);
     expect(await fs.readFile(path.join(archiveDir, `${segment}.env`), "utf8")).toBe("from-the-harness");
-    await waitFor(() => existsSync(path.join(statusDir, `${segment}.done`)), 20_000);
   });
 
   it("takes a base backup that starts as a second cluster", async () => {

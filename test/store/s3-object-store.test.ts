@@ -113,7 +113,14 @@ describe("startS3 object-created events", () => {
   it("reports server-side copies as CopyObject and never reports deletes", async () => {
     // Prepare
     const s = store(s3.endpoint);
+    // The put's own event arrives asynchronously: let it pass before listening.
+    let srcSeen = false;
+    const untilSrc = s3.onObjectCreated((e) => {
+      if (e.detail.object.key === "events/src") srcSeen = true;
+    });
     await s.put(BUCKETS[0], "events/src", Buffer.from("x"), {});
+    await waitFor(() => srcSeen);
+    untilSrc();
     const events: S3ObjectCreatedEvent[] = [];
     const unsubscribe = s3.onObjectCreated((e) => {
       events.push(e);

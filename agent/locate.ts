@@ -1,0 +1,42 @@
+/**
+ * Where the configuration and the resident agent's socket are. Kept free of
+ * heavy imports: `wal-push` reads this first, and when a resident agent is
+ * running the whole call is this module, a socket round trip and exit.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+
+export function defaultLocalStateDir(): string {
+  return process.env.WALVAULT_LOCAL_DIR ?? join(tmpdir(), "walvault-local");
+}
+
+export function configCandidates(explicit?: string): string[] {
+  if (explicit) return [explicit];
+  if (process.env.WALVAULT_CONFIG) return [process.env.WALVAULT_CONFIG];
+  return [join(homedir(), ".config", "walvault", "config.json"), join(defaultLocalStateDir(), "config.json")];
+}
+
+export function findConfigFile(explicit?: string): { path?: string; candidates: string[] } {
+  const candidates = configCandidates(explicit);
+  const path = candidates.find((p) => existsSync(p));
+  return path ? { path, candidates } : { candidates };
+}
+
+/** The resident agent's socket for a database: $WALVAULT_AGENT_SOCKET, else <tmp>/walvault-agent-<id>.sock. */
+export function agentSocketPath(databaseId: string): string {
+  return process.env.WALVAULT_AGENT_SOCKET ?? join(tmpdir(), `walvault-agent-${databaseId}.sock`);
+}
+
+/** Database id from flag, environment or the config file, without validating the file (the slow path does). */
+export function quickDatabaseId(flag: string | undefined, configPath: string | undefined): string | undefined {
+  if (flag) return flag;
+  if (process.env.WALVAULT_DATABASE) return process.env.WALVAULT_DATABASE;
+  if (!configPath) return undefined;
+  try {
+    const raw = JSON.parse(readFileSync(configPath, "utf8")) as { databaseId?: unknown };
+    return typeof raw.databaseId === "string" ? raw.databaseId : undefined;
+  } catch {
+    return undefined;
+  }
+}

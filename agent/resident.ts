@@ -1,0 +1,198 @@
+/**
+ * The resident agent (`walvault agent`): a long-lived process beside the
+ * database that keeps its S3/DynamoDB connections warm and, given the data
+ * directory, pushes closed segments as soon as PostgreSQL marks them .ready —
+ * ahead of the archiver, several at a time. archive_command (`wal-push`)
+ * then asks it over a Unix socket and usually gets "already stored" at once.
+ *
+ * Correctness does not depend on it: every answer is what walPush() returns
+ * (exit 0 only once the catalog records the segment with these bytes), a
+ * cached answer is given only for the same file (device, inode, size, mtime)
+ * that was pushed, and when the agent is not running wal-push does the push
+ * itself.
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import { chmodSync, existsSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
+import { basename, join } from "node:path";
+import { describeError, isWalvaultError } from "../core/errors.js";
+import type { AgentConfig } from "../core/config.js";
+import type { AgentClients } from "./clients.js";
+import { walPush, type WaitLevel, type WalPushResult } from "./wal-push.js";
+
+export interface ResidentRequest {
+  op: "push";
+  path: string;
+  wait: WaitLevel;
+  timeoutMs: number;
+  cwd: string;
+}
+
+export type ResidentResponse =
+  | { ok: true; result: WalPushResult }
+  | { ok: false; error: { name: string; message: string; exitCode: number } };
+
+export interface ResidentOptions {
+  socketPath: string;
+  /** Data directory whose pg_wal/archive_status/*.ready files are pushed ahead. */
+  pgdata?: string;
+  /** Segments pushed at once ahead of the archiver. */
+  concurrency: number;
+  timeoutMs: number;
+  log: (line: string) => void;
+}
+
+interface FileIdentity {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+const CACHE_LIMIT = 4096;
+
+function identity(path: string): FileIdentity {
+  const s = statSync(path);
+  return { dev: s.dev, ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
+}
+
+function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+export interface ResidentAgent {
+  readonly stats: { requests: number; cached: number; aheadPushed: number; aheadFailed: number };
+  close(): Promise<void>;
+}
+
+export async function startResidentAgent(
+  cfg: AgentConfig & { databaseId: string },
+  clients: AgentClients,
+  opts: ResidentOptions,
+): Promise<ResidentAgent> {
+  const stored = new Map<string, { id: FileIdentity; result: WalPushResult }>();
+  const inFlight = new Map<string, Promise<WalPushResult>>();
+  const stats = { requests: 0, cached: 0, aheadPushed: 0, aheadFailed: 0 };
+
+  async function push(path: string, wait: WaitLevel, timeoutMs: number, cwd: string): Promise<WalPushResult> {
+    const name = basename(path);
+    for (;;) {
+      const id = identity(path);
+      const hit = stored.get(name);
+      if (hit && sameFile(hit.id, id)) {
+        stats.cached++;
+        return { ...hit.result, outcome: "already-archived" };
+      }
+      const running = inFlight.get(name);
+      if (running) {
+        await running.catch(() => undefined);
+        continue; // re-check: the running push may have been of another file under this name
+      }
+      const p = walPush(path, cfg, clients, { wait, timeoutMs, cwd });
+      inFlight.set(name, p);
+      try {
+        const result = await p;
+        if (wait === "stored") {
+          stored.set(name, { id, result });
+          if (stored.size > CACHE_LIMIT) stored.delete(stored.keys().next().value!);
+        }
+        return result;
+      } finally {
+        inFlight.delete(name);
+      }
+    }
+  }
+
+  // Push-ahead of .ready segments.
+  let watcher: FSWatcher | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const ahead = new Set<string>();
+  const scan = (): void => {
+    if (!opts.pgdata) return;
+    const statusDir = join(opts.pgdata, "pg_wal", "archive_status");
+    let ready: string[];
+    try {
+      ready = readdirSync(statusDir).filter((f) => f.endsWith(".ready")).map((f) => f.slice(0, -6)).sort();
+    } catch {
+      return;
+    }
+    for (const name of ready) {
+      if (ahead.size >= opts.concurrency) break;
+      if (ahead.has(name) || stored.has(name) || inFlight.has(name)) continue;
+      const path = join(opts.pgdata, "pg_wal", name);
+      if (!existsSync(path)) continue;
+      ahead.add(name);
+      push(path, "stored", opts.timeoutMs, opts.pgdata)
+        .then(() => stats.aheadPushed++)
+        .catch((e: unknown) => {
+          stats.aheadFailed++;
+          opts.log(`push-ahead of ${name} failed (archive_command will retry it): ${describeError(e)}`);
+        })
+        .finally(() => {
+          ahead.delete(name);
+          scan();
+        });
+    }
+  };
+  if (opts.pgdata) {
+    const statusDir = join(opts.pgdata, "pg_wal", "archive_status");
+    try {
+      watcher = watch(statusDir, () => scan());
+    } catch (e) {
+      opts.log(`cannot watch ${statusDir} (${describeError(e)}); polling only`);
+    }
+    timer = setInterval(scan, 250);
+    scan();
+  }
+
+  const handle = (sock: Socket): void => {
+    let buf = "";
+    sock.setEncoding("utf8");
+    sock.on("data", (d: string) => {
+      buf += d;
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      const line = buf.slice(0, nl);
+      buf = "";
+      stats.requests++;
+      void (async (): Promise<ResidentResponse> => {
+        try {
+          const req = JSON.parse(line) as ResidentRequest;
+          if (req.op !== "push" || typeof req.path !== "string" || !req.path.startsWith("/")) {
+            throw new Error("malformed request");
+          }
+          return { ok: true, result: await push(req.path, req.wait === "none" ? "none" : "stored", req.timeoutMs, req.cwd) };
+        } catch (e) {
+          return {
+            ok: false,
+            error: {
+              name: e instanceof Error ? e.name : "Error",
+              message: describeError(e),
+              exitCode: isWalvaultError(e) ? e.exitCode : 2,
+            },
+          };
+        }
+      })().then((resp) => sock.end(JSON.stringify(resp) + "\n"));
+    });
+    sock.on("error", () => undefined);
+  };
+
+  if (existsSync(opts.socketPath)) rmSync(opts.socketPath, { force: true });
+  const server: Server = createServer(handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.socketPath, () => resolve());
+  });
+  // Only this OS user (the database's, which runs archive_command) may ask.
+  chmodSync(opts.socketPath, 0o600);
+
+  return {
+    stats,
+    async close() {
+      watcher?.close();
+      if (timer) clearInterval(timer);
+      await new Promise<void>((r) => server.close(() => r()));
+      rmSync(opts.socketPath, { force: true });
+      await Promise.allSettled([...inFlight.values()]);
+    },
+  };
+}

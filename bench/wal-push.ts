@@ -1,0 +1,200 @@
+/**
+ * WAL push benchmark: 64 real 16 MB segments presented as a `.ready` backlog
+ * (as shared/anchors/archive_loop.py does), `walvault wal-push %p` called once
+ * per segment, one after another, through /bin/sh as the database's OS user,
+ * exactly like PostgreSQL's archiver — against the embedded local stack, so
+ * every call waits for the whole ingest workflow (`--wait stored`).
+ *
+ * Modes:
+ *   direct  each call pushes by itself (Node start, SDK load, push, wait)
+ *   agent   a resident `walvault agent --pgdata` pushes .ready segments ahead
+ *           and archive_command asks it over its Unix socket
+ *
+ * Where pgBackRest and the anchor scripts are set up (bench/anchor-setup.sh),
+ * the pgBackRest archive-push anchor is measured in the same run and the
+ * ratios printed. Usage: npm run bench:wal-push [-- --modes direct,agent --segments 64]
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, existsSync, linkSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { startLocalStack, type LocalStack } from "../local/stack.js";
+import { PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js";
+import { createCatalog } from "../store/factory.js";
+import { collectWalSegments } from "./collect-wal.js";
+import { anchorAvailable, runPgbackrestArchiveAnchor, segmentsDir, type AnchorResult } from "./anchor.js";
+
+const MiB = 1024 * 1024;
+
+interface ModeResult {
+  mode: string;
+  segments: number;
+  p50Ms: number;
+  p95Ms: number;
+  maxMs: number;
+  wallS: number;
+  segPerS: number;
+  mbPerS: number;
+  storedMiB: number;
+  failed: number;
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function osUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const u = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
+  const g = spawnSync("id", ["-g", "postgres"], { encoding: "utf8" });
+  return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
+}
+
+/** A fake data directory: pg_wal with the segments (hard links) and a .ready for each. */
+function fakePgdata(segDir: string, names: string[], user: { uid: number; gid: number } | undefined): string {
+  const dir = mkdtempSync(join(tmpdir(), "walvault-bench-pgdata-"));
+  const status = join(dir, "pg_wal", "archive_status");
+  mkdirSync(status, { recursive: true });
+  for (const n of names) {
+    try {
+      linkSync(join(segDir, n), join(dir, "pg_wal", n));
+    } catch {
+      copyFileSync(join(segDir, n), join(dir, "pg_wal", n));
+    }
+    writeFileSync(join(status, `${n}.ready`), "");
+  }
+  chmodSync(dir, 0o700);
+  if (user) {
+    for (const p of [dir, join(dir, "pg_wal"), status, ...names.map((n) => join(dir, "pg_wal", n)), ...names.map((n) => join(status, `${n}.ready`))]) {
+      chownSync(p, user.uid, user.gid);
+    }
+  }
+  return dir;
+}
+
+function runAs(cmd: string, cwd: string, env: Record<string, string>, user: { uid: number; gid: number } | undefined): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn("/bin/sh", ["-c", cmd], {
+      cwd,
+      env: { PATH: "/usr/bin:/bin", ...env },
+      stdio: ["ignore", "ignore", "inherit"],
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+    });
+    child.on("close", (code) => resolve(code ?? -1));
+  });
+}
+
+async function archiveLoop(mode: string, pgdata: string, names: string[], env: Record<string, string>, user: ReturnType<typeof osUser>): Promise<Omit<ModeResult, "storedMiB">> {
+  const lat: number[] = [];
+  let failed = 0;
+  const t0 = performance.now();
+  for (const n of names) {
+    const s = performance.now();
+    const code = await runAs(`'${WALVAULT_BIN}' wal-push${mode === "direct" ? " --no-agent" : ""} pg_wal/${n}`, pgdata, env, user);
+    lat.push(performance.now() - s);
+    if (code === 0) renameSync(join(pgdata, "pg_wal/archive_status", `${n}.ready`), join(pgdata, "pg_wal/archive_status", `${n}.done`));
+    else failed++;
+  }
+  const wallS = (performance.now() - t0) / 1000;
+  const sorted = [...lat].sort((a, b) => a - b);
+  const bytes = names.reduce((a, n) => a + statSync(join(pgdata, "pg_wal", n)).size, 0);
+  return {
+    mode,
+    segments: names.length,
+    p50Ms: Math.round(pct(sorted, 50)),
+    p95Ms: Math.round(pct(sorted, 95)),
+    maxMs: Math.round(sorted.at(-1)!),
+    wallS: Number(wallS.toFixed(2)),
+    segPerS: Number((names.length / wallS).toFixed(2)),
+    mbPerS: Number((bytes / MiB / wallS).toFixed(1)),
+    failed,
+  };
+}
+
+async function startAgent(pgdata: string, env: Record<string, string>, user: ReturnType<typeof osUser>, socket: string): Promise<ChildProcess> {
+  rmSync(socket, { force: true });
+  const child = spawn(WALVAULT_BIN, ["agent", "--pgdata", pgdata, "--socket", socket], {
+    env: { ...process.env, ...env, WALVAULT_AGENT_SOCKET: socket },
+    stdio: ["ignore", "ignore", "inherit"],
+    ...(user ? { uid: user.uid, gid: user.gid } : {}),
+  });
+  for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 25));
+  if (!existsSync(socket)) throw new Error("resident agent did not start");
+  return child;
+}
+
+async function storedMiB(stack: LocalStack, databaseId: string): Promise<number> {
+  const catalog = createCatalog({ region: stack.config.region, s3Endpoint: stack.config.s3Endpoint, dynamodbEndpoint: stack.config.dynamodbEndpoint, credentials: stack.config.credentials, table: stack.config.table });
+  const recs = await catalog.listWal(databaseId);
+  return Number((recs.reduce((a, r) => a + r.storedSize, 0) / MiB).toFixed(1));
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { modes: { type: "string", default: "direct,agent" }, segments: { type: "string", default: "64" }, anchor: { type: "boolean", default: true }, "no-anchor": { type: "boolean", default: false } } });
+  const count = Number(values.segments);
+  const modes = values.modes.split(",");
+  const anchor = anchorAvailable();
+  let segDir = segmentsDir();
+  if (!existsSync(segDir) || readdirSync(segDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).length < count) {
+    segDir = "/tmp/walvault-bench/wal";
+    process.stderr.write(`collecting ${count} real segments into ${segDir} ...\n`);
+    await collectWalSegments(count, segDir);
+  }
+  const names = readdirSync(segDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort().slice(0, count);
+  const user = osUser();
+  const stateDir = mkdtempSync(join(tmpdir(), "walvault-bench-stack-"));
+  const stack = await startLocalStack({ stateDir, databases: modes.map((m) => ({ id: `bench-${m}` })), persistent: false });
+  const results: ModeResult[] = [];
+  try {
+    for (const mode of modes) {
+      const databaseId = `bench-${mode}`;
+      const pgdata = fakePgdata(segDir, names, user);
+      const env = { WALVAULT_CONFIG: stack.configPath, WALVAULT_DATABASE: databaseId, HOME: pgdata };
+      const socket = join(tmpdir(), `walvault-bench-${process.pid}-${mode}.sock`);
+      const agent = mode === "agent" ? await startAgent(pgdata, env, user, socket) : undefined;
+      try {
+        process.stderr.write(`mode ${mode}: pushing ${names.length} segments ...\n`);
+        const r = await archiveLoop(mode, pgdata, names, { ...env, WALVAULT_AGENT_SOCKET: socket }, user);
+        await stack.idle();
+        results.push({ ...r, storedMiB: await storedMiB(stack, databaseId) });
+      } finally {
+        agent?.kill("SIGTERM");
+        rmSync(pgdata, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    await stack.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+
+  let anchorResult: AnchorResult | undefined;
+  if (values["no-anchor"]) process.stderr.write("anchor skipped (--no-anchor)\n");
+  else if (!anchor.ok) process.stderr.write(`anchor not available: ${anchor.reason}\n`);
+  else {
+    process.stderr.write("measuring the pgBackRest anchor (pgbr-s3-sync-zst) in the same run ...\n");
+    anchorResult = await runPgbackrestArchiveAnchor({ variant: "pgbr-s3-sync-zst", runs: 1, log: () => undefined });
+  }
+
+  console.log(`\nwal-push --wait stored, ${names.length} x 16 MiB real WAL segments, sequential archive_command calls`);
+  console.log("mode      p50 ms  p95 ms  max ms  wall s  seg/s   MiB/s   stored MiB  failed");
+  for (const r of results) {
+    console.log(`${r.mode.padEnd(8)}  ${String(r.p50Ms).padStart(6)}  ${String(r.p95Ms).padStart(6)}  ${String(r.maxMs).padStart(6)}  ${r.wallS.toFixed(2).padStart(6)}  ${r.segPerS.toFixed(2).padStart(5)}  ${r.mbPerS.toFixed(1).padStart(6)}  ${r.storedMiB.toFixed(1).padStart(10)}  ${r.failed}`);
+  }
+  if (anchorResult) {
+    const a = anchorResult;
+    console.log(`pgbackrest ${String(Math.round(a.latencyMedianS * 1000)).padStart(6)}  p90 ${Math.round(a.latencyP90S * 1000)}        ${a.wallS.toFixed(2).padStart(6)}  ${a.segPerS.toFixed(2).padStart(5)}  ${a.mbPerS.toFixed(1).padStart(6)}  ${String(a.storedMiB ?? "-").padStart(10)}   (pgbr-s3-sync-zst, acks when in S3)`);
+    for (const r of results) {
+      console.log(`ratio ${r.mode}/pgbackrest: throughput ${(r.mbPerS / a.mbPerS).toFixed(2)}x, p50 latency ${(r.p50Ms / (a.latencyMedianS * 1000)).toFixed(2)}x`);
+    }
+  }
+  mkdirSync(join(PACKAGE_ROOT, "bench", "results"), { recursive: true });
+  const out = join(PACKAGE_ROOT, "bench", "results", "wal-push.json");
+  writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), segments: names.length, segmentsFrom: segDir, results, anchor: anchorResult ?? null }, null, 2) + "\n");
+  console.log(`\nresults written to ${out}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench wal-push: ${e instanceof Error ? e.stack : String(e)}`);
+  process.exitCode = 1;
+});
