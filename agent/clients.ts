@@ -1,6 +1,7 @@
 /** Store clients for the agent, built once from its configuration. */
 import type { AgentConfig } from "../core/config.js";
 import type { Catalog } from "../store/catalog.js";
+import { withDatabaseCache } from "../store/cached-catalog.js";
 import { createCatalog, createObjectStore } from "../store/factory.js";
 import type { ObjectStore } from "../store/object-store.js";
 import { assertLocalStackAlive } from "./config.js";
@@ -18,5 +19,5 @@ export function agentClients(cfg: AgentConfig): AgentClients {
     dynamodbEndpoint: cfg.dynamodbEndpoint,
     credentials: cfg.credentials,
   };
-  return { store: createObjectStore(endpoints), catalog: createCatalog({ ...endpoints, table: cfg.table }) };
+  return { store: createObjectStore(endpoints), catalog: withDatabaseCache(createCatalog({ ...endpoints, table: cfg.table })) };
 }

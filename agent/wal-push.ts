@@ -76,13 +76,15 @@ export async function walPush(
   checkWalSize(file, content.length, db.walSegmentSize);
   if (db.kind === "postgres") checkPgWalHeader(file, content, db.walSegmentSize);
   assertMayArchiveInto(opts.cwd, databaseId);
+  const codec = getCodec(cfg.codec ?? DEFAULT_CODEC);
+  // Compression runs on the thread pool while this thread hashes.
+  const encoding = existing ? undefined : codec.encode(content);
   const sha256 = sha256Hex(content);
   if (existing) {
     if (existing.sha256 !== sha256) throw conflict(name, databaseId, existing.sha256, sha256);
     return { name, outcome: "already-archived", sha256, size: content.length, storedSize: existing.storedSize };
   }
-  const codec = getCodec(cfg.codec ?? DEFAULT_CODEC);
-  const encoded = await codec.encode(content);
+  const encoded = await encoding!;
   const startedAt = new Date();
   await clients.store.put(cfg.incomingBucket, incomingWalKey(databaseId, name), encoded, {
     ...objectMeta({ sha256, codec: codec.name, size: content.length }),
@@ -95,8 +97,9 @@ export async function walPush(
 
 /**
  * Polls the catalog until the record appears (or a quarantine record for this
- * upload does). Fast at first — ingest usually takes tens of milliseconds — then
- * backing off to 250 ms.
+ * upload does). Every 10 ms at first, growing by a quarter each poll to 100 ms,
+ * and to 500 ms after 10 s: ingest usually takes tens to a few hundred ms, and a
+ * steep backoff would notice it late.
  */
 export async function waitStored(
   catalog: Catalog,
@@ -107,7 +110,8 @@ export async function waitStored(
   timeoutMs: number,
 ): Promise<WalRecord> {
   const deadline = Date.now() + timeoutMs;
-  let delay = 5;
+  const started = Date.now();
+  let delay = 10;
   let polls = 0;
   for (;;) {
     const rec = await catalog.getWal(databaseId, name);
@@ -127,6 +131,6 @@ export async function waitStored(
       );
     }
     await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 250);
+    delay = Math.min(delay * 1.25, Date.now() - started > 10_000 ? 500 : 100);
   }
 }

@@ -15,7 +15,7 @@
  * ratios printed. Usage: npm run bench:wal-push [-- --modes direct,agent --segments 64]
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, existsSync, linkSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, readFileSync, linkSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -26,6 +26,50 @@ import { collectWalSegments } from "./collect-wal.js";
 import { anchorAvailable, runPgbackrestArchiveAnchor, segmentsDir, type AnchorResult } from "./anchor.js";
 
 const MiB = 1024 * 1024;
+
+/** CPU seconds (user+sys) of a process from /proc; with `children`, of its waited-for children. */
+function procCpu(pid: number, children = false): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    const [u, s] = children ? [f[13], f[14]] : [f[11], f[12]];
+    return (Number(u) + Number(s)) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Pids whose command line contains every needle. */
+function pidsMatching(...needles: string[]): number[] {
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
+        return needles.every((n) => cmd.includes(n));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+interface CpuSample {
+  ingest: number;
+  s3rver: number;
+  dynamodb: number;
+  agentAndClients: number;
+}
+
+function sampleCpu(stack: LocalStack, agentPid: number | undefined): CpuSample {
+  const s3Port = new URL(stack.config.s3Endpoint!).port;
+  const ddbPort = new URL(stack.config.dynamodbEndpoint!).port;
+  return {
+    ingest: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+    s3rver: pidsMatching("s3rver-child", `"port":${s3Port}`).concat(pidsMatching("s3rver-child", stack.config.local!.stateDir)).filter((v, i, a) => a.indexOf(v) === i).reduce((a, p) => a + procCpu(p), 0),
+    dynamodb: pidsMatching("DynamoDBLocal.jar", ddbPort).reduce((a, p) => a + procCpu(p), 0),
+    agentAndClients: procCpu(process.pid, true) + (agentPid ? procCpu(agentPid) : 0),
+  };
+}
 
 interface ModeResult {
   mode: string;
@@ -38,6 +82,8 @@ interface ModeResult {
   mbPerS: number;
   storedMiB: number;
   failed: number;
+  /** CPU seconds per segment by component (ingest = the local stack's handlers and interpreter). */
+  cpuPerSegmentMs?: Record<keyof CpuSample, number>;
 }
 
 function pct(sorted: number[], p: number): number {
@@ -155,9 +201,14 @@ async function main(): Promise<void> {
       const agent = mode === "agent" ? await startAgent(pgdata, env, user, socket) : undefined;
       try {
         process.stderr.write(`mode ${mode}: pushing ${names.length} segments ...\n`);
+        const cpu0 = sampleCpu(stack, agent?.pid);
         const r = await archiveLoop(mode, pgdata, names, { ...env, WALVAULT_AGENT_SOCKET: socket }, user);
         await stack.idle();
-        results.push({ ...r, storedMiB: await storedMiB(stack, databaseId) });
+        const cpu1 = sampleCpu(stack, agent?.pid);
+        const per = Object.fromEntries(
+          (Object.keys(cpu0) as (keyof CpuSample)[]).map((k) => [k, Math.round(((cpu1[k] - cpu0[k]) * 1000) / names.length)]),
+        ) as Record<keyof CpuSample, number>;
+        results.push({ ...r, storedMiB: await storedMiB(stack, databaseId), cpuPerSegmentMs: per });
       } finally {
         agent?.kill("SIGTERM");
         rmSync(pgdata, { recursive: true, force: true });
@@ -180,6 +231,9 @@ async function main(): Promise<void> {
   console.log("mode      p50 ms  p95 ms  max ms  wall s  seg/s   MiB/s   stored MiB  failed");
   for (const r of results) {
     console.log(`${r.mode.padEnd(8)}  ${String(r.p50Ms).padStart(6)}  ${String(r.p95Ms).padStart(6)}  ${String(r.maxMs).padStart(6)}  ${r.wallS.toFixed(2).padStart(6)}  ${r.segPerS.toFixed(2).padStart(5)}  ${r.mbPerS.toFixed(1).padStart(6)}  ${r.storedMiB.toFixed(1).padStart(10)}  ${r.failed}`);
+  }
+  for (const r of results) {
+    if (r.cpuPerSegmentMs) console.log(`${r.mode.padEnd(8)}  CPU ms per segment: ${Object.entries(r.cpuPerSegmentMs).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   }
   if (anchorResult) {
     const a = anchorResult;

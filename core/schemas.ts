@@ -57,6 +57,8 @@ export const validatedWalSchema = z.object({
   size: z.number().int().nonnegative(),
   storedSize: z.number().int().nonnegative(),
   sha256: sha256Schema,
+  /** SHA-256 of the stored (encoded) bytes Validate proved: Promote checks its re-read against it. */
+  encodedSha256: sha256Schema,
   codec: codecSchema,
   incoming: z.object({ bucket: z.string(), key: z.string(), versionId: z.string().optional() }),
   vaultKey: z.string(),

@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { ConfigError } from "../core/errors.js";
 import type { Catalog } from "../store/catalog.js";
+import { withDatabaseCache } from "../store/cached-catalog.js";
 import { createCatalog, createObjectStore, type Endpoints } from "../store/factory.js";
 import type { ObjectStore } from "../store/object-store.js";
 
@@ -56,7 +57,7 @@ function build(): Deps {
     vaultBucket: required("WALVAULT_VAULT_BUCKET"),
     incoming: store,
     vault: store,
-    catalog: createCatalog({ ...endpoints, table: required("WALVAULT_TABLE") }),
+    catalog: withDatabaseCache(createCatalog({ ...endpoints, table: required("WALVAULT_TABLE") })),
     replicas: replicas.map((r) => ({
       region: r.region,
       bucket: r.bucket,

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { InvalidInputError, NotFoundError, SegmentConflictError, UnknownDatabaseError } from "../../core/errors.js";
+import { sha256Hex } from "../../core/hash.js";
 import { parseIncomingKey, vaultWalKey } from "../../core/keys.js";
 import { objectCreatedEventSchema, type ValidatedWal } from "../../core/schemas.js";
 import { parseObjectMeta, verifyWalBytes } from "../../core/verify.js";
@@ -58,6 +59,7 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
     size: claimed.size,
     storedSize: obj.body.length,
     sha256: claimed.sha256,
+    encodedSha256: sha256Hex(obj.body),
     codec: claimed.codec,
     incoming: { bucket, key, ...(versionId ? { versionId } : {}) },
     vaultKey: vaultWalKey(databaseId, file),
