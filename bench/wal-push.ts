@@ -158,9 +158,9 @@ async function archiveLoop(mode: string, pgdata: string, names: string[], env: R
   };
 }
 
-async function startAgent(pgdata: string, env: Record<string, string>, user: ReturnType<typeof osUser>, socket: string): Promise<ChildProcess> {
+async function startAgent(pgdata: string, env: Record<string, string>, user: ReturnType<typeof osUser>, socket: string, concurrency: string): Promise<ChildProcess> {
   rmSync(socket, { force: true });
-  const child = spawn(WALVAULT_BIN, ["agent", "--pgdata", pgdata, "--socket", socket], {
+  const child = spawn(WALVAULT_BIN, ["agent", "--pgdata", pgdata, "--socket", socket, "--concurrency", concurrency], {
     env: { ...process.env, ...env, WALVAULT_AGENT_SOCKET: socket },
     stdio: ["ignore", "ignore", "inherit"],
     ...(user ? { uid: user.uid, gid: user.gid } : {}),
@@ -177,7 +177,7 @@ async function storedMiB(stack: LocalStack, databaseId: string): Promise<number>
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { modes: { type: "string", default: "direct,agent" }, segments: { type: "string", default: "64" }, anchor: { type: "boolean", default: true }, "no-anchor": { type: "boolean", default: false } } });
+  const { values } = parseArgs({ options: { modes: { type: "string", default: "direct,agent" }, segments: { type: "string", default: "64" }, concurrency: { type: "string", default: "4" }, anchor: { type: "boolean", default: true }, "no-anchor": { type: "boolean", default: false } } });
   const count = Number(values.segments);
   const modes = values.modes.split(",");
   const anchor = anchorAvailable();
@@ -198,7 +198,7 @@ async function main(): Promise<void> {
       const pgdata = fakePgdata(segDir, names, user);
       const env = { WALVAULT_CONFIG: stack.configPath, WALVAULT_DATABASE: databaseId, HOME: pgdata };
       const socket = join(tmpdir(), `walvault-bench-${process.pid}-${mode}.sock`);
-      const agent = mode === "agent" ? await startAgent(pgdata, env, user, socket) : undefined;
+      const agent = mode === "agent" ? await startAgent(pgdata, env, user, socket, values.concurrency) : undefined;
       try {
         process.stderr.write(`mode ${mode}: pushing ${names.length} segments ...\n`);
         const cpu0 = sampleCpu(stack, agent?.pid);
