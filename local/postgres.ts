@@ -30,9 +30,9 @@
 import { spawn, spawnSync, type SpawnOptions } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import * as fs from "node:fs/promises";
-import { createServer } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { freePort } from "./emulators.js";
 
 export type SettingValue = string | number | boolean;
 export type Settings = Record<string, SettingValue>;
@@ -119,21 +119,8 @@ const DEFAULT_SETTINGS: Settings = {
   shared_buffers: "64MB",
 };
 
-/** Returns a TCP port that was free a moment ago (bind to port 0 on loopback). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === "object") resolve(address.port);
-        else reject(new Error("could not determine a free port"));
-      });
-    });
-  });
-}
+/** A TCP port that was free a moment ago (the emulators' helper). */
+export { freePort };
 
 let cachedBinDir: string | undefined;
 

@@ -11,6 +11,7 @@
  * pk can confine an agent to its own database. Items hold the record fields
  * plus pk/sk; reads strip the keys and parse with core/schemas.ts.
  */
+import { isNetworkError } from "./aws-errors.js";
 import {
   ConditionalCheckFailedException,
   CreateTableCommand,
@@ -108,29 +109,6 @@ export interface DynamoCatalogFromClient {
   pageSize?: number;
 }
 
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EPIPE",
-  "ERR_SOCKET_CONNECTION_TIMEOUT",
-]);
-const NETWORK_NAMES = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException", "NetworkingError", "AbortError"]);
-
-function isNetworkError(e: unknown): boolean {
-  if (typeof e !== "object" || e === null) return false;
-  const err = e as { code?: unknown; name?: unknown; errors?: unknown; cause?: unknown; $metadata?: { httpStatusCode?: number } };
-  if (typeof err.code === "string" && NETWORK_CODES.has(err.code)) return true;
-  if (typeof err.name === "string" && NETWORK_NAMES.has(err.name) && err.$metadata?.httpStatusCode === undefined) return true;
-  if (Array.isArray(err.errors) && err.errors.some(isNetworkError)) return true;
-  if (err.cause !== undefined && err.cause !== e) return isNetworkError(err.cause);
-  return false;
-}
 
 function errorName(e: unknown): string | undefined {
   if (typeof e !== "object" || e === null) return undefined;
