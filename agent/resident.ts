@@ -106,6 +106,9 @@ export async function startResidentAgent(
   let watcher: FSWatcher | undefined;
   let timer: NodeJS.Timeout | undefined;
   const ahead = new Set<string>();
+  // A push-ahead that failed is not retried at every scan: archive_command
+  // gets the real error when it asks; the agent tries again after a backoff.
+  const failedUntil = new Map<string, { until: number; delayMs: number }>();
   const scan = (): void => {
     if (!opts.pgdata) return;
     const statusDir = join(opts.pgdata, "pg_wal", "archive_status");
@@ -118,14 +121,21 @@ export async function startResidentAgent(
     for (const name of ready) {
       if (ahead.size >= opts.concurrency) break;
       if (ahead.has(name) || stored.has(name) || inFlight.has(name)) continue;
+      if ((failedUntil.get(name)?.until ?? 0) > Date.now()) continue;
       const path = join(opts.pgdata, "pg_wal", name);
       if (!existsSync(path)) continue;
       ahead.add(name);
       push(path, "stored", opts.timeoutMs, opts.pgdata)
-        .then(() => stats.aheadPushed++)
+        .then(() => {
+          stats.aheadPushed++;
+          failedUntil.delete(name);
+        })
         .catch((e: unknown) => {
           stats.aheadFailed++;
-          opts.log(`push-ahead of ${name} failed (archive_command will retry it): ${describeError(e)}`);
+          const delayMs = Math.min((failedUntil.get(name)?.delayMs ?? 500) * 2, 60_000);
+          failedUntil.set(name, { until: Date.now() + delayMs, delayMs });
+          if (failedUntil.size > CACHE_LIMIT) failedUntil.delete(failedUntil.keys().next().value!);
+          opts.log(`push-ahead of ${name} failed (archive_command will retry it; next try in ${delayMs / 1000} s): ${describeError(e)}`);
         })
         .finally(() => {
           ahead.delete(name);
