@@ -11,7 +11,7 @@ import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { fileURLToPath } from "node:url";
 import { describeError, InvalidInputError, isWalvaultError, NotFoundError } from "../core/errors.js";
-import { agentSocketPath, defaultLocalStateDir, findConfigFile, quickDatabaseId } from "./locate.js";
+import { agentSocketPath, defaultLocalStateDir, findConfigFile, quickSettings } from "./locate.js";
 import { askResidentAgent } from "./push-client.js";
 
 async function heavy() {
@@ -28,12 +28,14 @@ archiving (PostgreSQL)
   wal-push <path>            archive a WAL file (archive_command = 'walvault wal-push %p')
       --wait none|stored     durability to wait for before exit 0 (default stored)
       --timeout SECONDS      give up waiting after this long (default 60)
+      --no-agent             push directly even if a resident agent is running
   wal-fetch <name> <dest>    fetch a verified WAL file (restore_command = 'walvault wal-fetch %f %p')
       --no-prefetch          do not prefetch the following segments
-      --no-agent             push directly even if a resident agent is running
   agent [--pgdata DIR]       resident agent: keeps connections warm and pushes .ready
                              segments ahead of the archiver (wal-push uses it by itself)
       --concurrency N        segments pushed at once ahead (default 2)
+      --socket PATH          socket (default $WALVAULT_AGENT_SOCKET or <tmp>/walvault-agent-<id>.sock)
+      --timeout SECONDS      how long a push waits for the catalog (default 60)
   wal list [--json]          every archived WAL file of the database
   status [--json]            last archived segment, archive lag, gaps
 
@@ -99,13 +101,14 @@ async function main(argv: string[]): Promise<number> {
         throw new InvalidInputError(`--timeout must be a positive number of seconds`);
       }
       // Fast path: a resident agent for this database answers for us.
-      const quickDb = quickDatabaseId(values.database, findConfigFile(values.config).path);
-      if (quickDb && !values["no-agent"] && existsSync(agentSocketPath(quickDb))) {
-        const answer = await askResidentAgent(agentSocketPath(quickDb), {
+      const quick = quickSettings(values.database, findConfigFile(values.config).path);
+      if (quick.databaseId && !values["no-agent"] && existsSync(agentSocketPath(quick.databaseId))) {
+        const answer = await askResidentAgent(agentSocketPath(quick.databaseId), {
           op: "push",
+          databaseId: quick.databaseId,
           path: resolve(path!),
           wait: values.wait,
-          timeoutMs: Number(values.timeout ?? 60) * 1000,
+          timeoutMs: Number(values.timeout ?? quick.waitTimeoutSeconds ?? 60) * 1000,
           cwd: process.cwd(),
         });
         if (answer?.ok) {
@@ -225,6 +228,7 @@ async function main(argv: string[]): Promise<number> {
       positionals(p, [], "agent");
       const concurrency = Number(values.concurrency);
       if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidInputError(`--concurrency must be a positive integer`);
+      if (!(Number(values.timeout) > 0)) throw new InvalidInputError(`--timeout must be a positive number of seconds`);
       if (values.pgdata && !existsSync(resolve(values.pgdata, "pg_wal"))) {
         throw new InvalidInputError(`--pgdata ${values.pgdata} is not a PostgreSQL data directory (no pg_wal)`);
       }

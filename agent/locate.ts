@@ -28,15 +28,23 @@ export function agentSocketPath(databaseId: string): string {
   return process.env.WALVAULT_AGENT_SOCKET ?? join(tmpdir(), `walvault-agent-${databaseId}.sock`);
 }
 
-/** Database id from flag, environment or the config file, without validating the file (the slow path does). */
-export function quickDatabaseId(flag: string | undefined, configPath: string | undefined): string | undefined {
-  if (flag) return flag;
-  if (process.env.WALVAULT_DATABASE) return process.env.WALVAULT_DATABASE;
-  if (!configPath) return undefined;
-  try {
-    const raw = JSON.parse(readFileSync(configPath, "utf8")) as { databaseId?: unknown };
-    return typeof raw.databaseId === "string" ? raw.databaseId : undefined;
-  } catch {
-    return undefined;
+/**
+ * Database id (flag, environment, config file) and the configured wait
+ * timeout, without validating the file: the slow path does that.
+ */
+export function quickSettings(
+  flag: string | undefined,
+  configPath: string | undefined,
+): { databaseId?: string; waitTimeoutSeconds?: number } {
+  let raw: { databaseId?: unknown; waitTimeoutSeconds?: unknown } = {};
+  if (configPath) {
+    try {
+      raw = JSON.parse(readFileSync(configPath, "utf8")) as typeof raw;
+    } catch {
+      raw = {};
+    }
   }
+  const databaseId = flag ?? process.env.WALVAULT_DATABASE ?? (typeof raw.databaseId === "string" ? raw.databaseId : undefined);
+  const timeout = typeof raw.waitTimeoutSeconds === "number" ? raw.waitTimeoutSeconds : undefined;
+  return { ...(databaseId ? { databaseId } : {}), ...(timeout ? { waitTimeoutSeconds: timeout } : {}) };
 }

@@ -7,12 +7,15 @@
 import { createConnection } from "node:net";
 import type { ResidentRequest, ResidentResponse } from "./resident.js";
 
-export function askResidentAgent(socketPath: string, req: ResidentRequest): Promise<ResidentResponse | undefined> {
+export type ResidentAnswer = Exclude<ResidentResponse, { decline: string }>;
+
+/** The agent's answer, or undefined when the caller must push by itself (no agent, gone, or declined). */
+export function askResidentAgent(socketPath: string, req: ResidentRequest): Promise<ResidentAnswer | undefined> {
   return new Promise((resolve) => {
     let answered = false;
     let buf = "";
     const sock = createConnection(socketPath);
-    const done = (r: ResidentResponse | undefined): void => {
+    const done = (r: ResidentAnswer | undefined): void => {
       if (answered) return;
       answered = true;
       sock.destroy();
@@ -26,7 +29,8 @@ export function askResidentAgent(socketPath: string, req: ResidentRequest): Prom
       const nl = buf.indexOf("\n");
       if (nl >= 0) {
         try {
-          done(JSON.parse(buf.slice(0, nl)) as ResidentResponse);
+          const r = JSON.parse(buf.slice(0, nl)) as ResidentResponse;
+          done("decline" in r ? undefined : r);
         } catch {
           done(undefined);
         }

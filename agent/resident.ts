@@ -11,16 +11,18 @@
  * that was pushed, and when the agent is not running wal-push does the push
  * itself.
  */
-import { createServer, type Server, type Socket } from "node:net";
-import { chmodSync, existsSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { existsSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, join } from "node:path";
-import { describeError, isWalvaultError } from "../core/errors.js";
+import { ConfigError, describeError, FileAccessError, isWalvaultError } from "../core/errors.js";
 import type { AgentConfig } from "../core/config.js";
 import type { AgentClients } from "./clients.js";
 import { walPush, type WaitLevel, type WalPushResult } from "./wal-push.js";
 
 export interface ResidentRequest {
   op: "push";
+  /** The database the caller means; an agent for another database declines. */
+  databaseId: string;
   path: string;
   wait: WaitLevel;
   timeoutMs: number;
@@ -29,7 +31,9 @@ export interface ResidentRequest {
 
 export type ResidentResponse =
   | { ok: true; result: WalPushResult }
-  | { ok: false; error: { name: string; message: string; exitCode: number } };
+  | { ok: false; error: { name: string; message: string; exitCode: number } }
+  /** Not this agent's business (another database): the caller pushes by itself. */
+  | { ok: false; decline: string };
 
 export interface ResidentOptions {
   socketPath: string;
@@ -41,22 +45,41 @@ export interface ResidentOptions {
   log: (line: string) => void;
 }
 
+/** ctime is in it because programs can set mtime back but not ctime. */
 interface FileIdentity {
   dev: number;
   ino: number;
   size: number;
   mtimeMs: number;
+  ctimeMs: number;
 }
 
 const CACHE_LIMIT = 4096;
 
 function identity(path: string): FileIdentity {
-  const s = statSync(path);
-  return { dev: s.dev, ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
+  try {
+    const s = statSync(path);
+    return { dev: s.dev, ino: s.ino, size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs };
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new FileAccessError(`cannot read WAL file ${path}: ${code === "ENOENT" ? "no such file" : describeError(cause)}`, { cause });
+  }
 }
 
 function sameFile(a: FileIdentity, b: FileIdentity): boolean {
-  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+}
+
+/** True when something answers on the socket (another agent is running). */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection(path);
+    c.once("connect", () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once("error", () => resolve(false));
+  });
 }
 
 export interface ResidentAgent {
@@ -106,11 +129,12 @@ export async function startResidentAgent(
   let watcher: FSWatcher | undefined;
   let timer: NodeJS.Timeout | undefined;
   const ahead = new Set<string>();
+  let closed = false;
   // A push-ahead that failed is not retried at every scan: archive_command
   // gets the real error when it asks; the agent tries again after a backoff.
   const failedUntil = new Map<string, { until: number; delayMs: number }>();
   const scan = (): void => {
-    if (!opts.pgdata) return;
+    if (!opts.pgdata || closed) return;
     const statusDir = join(opts.pgdata, "pg_wal", "archive_status");
     let ready: string[];
     try {
@@ -170,6 +194,9 @@ export async function startResidentAgent(
           if (req.op !== "push" || typeof req.path !== "string" || !req.path.startsWith("/")) {
             throw new Error("malformed request");
           }
+          if (req.databaseId !== cfg.databaseId) {
+            return { ok: false, decline: `this agent archives database ${cfg.databaseId}, not ${String(req.databaseId)}` };
+          }
           return { ok: true, result: await push(req.path, req.wait === "none" ? "none" : "stored", req.timeoutMs, req.cwd) };
         } catch (e) {
           return {
@@ -186,22 +213,40 @@ export async function startResidentAgent(
     sock.on("error", () => undefined);
   };
 
-  if (existsSync(opts.socketPath)) rmSync(opts.socketPath, { force: true });
+  if (existsSync(opts.socketPath)) {
+    if (await socketAnswers(opts.socketPath)) {
+      throw new ConfigError(`another walvault agent is already listening on ${opts.socketPath}`);
+    }
+    rmSync(opts.socketPath, { force: true }); // stale, from an agent that died
+  }
   const server: Server = createServer(handle);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.socketPath, () => resolve());
-  });
-  // Only this OS user (the database's, which runs archive_command) may ask.
-  chmodSync(opts.socketPath, 0o600);
+  // Only this OS user (the database's, which runs archive_command) may ask:
+  // the socket is created 0600, with no window of wider permissions.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(opts.socketPath, () => resolve());
+    });
+  } finally {
+    process.umask(umask);
+  }
+  const ours = identity(opts.socketPath);
 
   return {
     stats,
     async close() {
+      closed = true;
       watcher?.close();
       if (timer) clearInterval(timer);
       await new Promise<void>((r) => server.close(() => r()));
-      rmSync(opts.socketPath, { force: true });
+      // Remove the socket only if it is still the one this agent created.
+      try {
+        const now = identity(opts.socketPath);
+        if (now.ino === ours.ino && now.dev === ours.dev) rmSync(opts.socketPath, { force: true });
+      } catch {
+        // already gone
+      }
       await Promise.allSettled([...inFlight.values()]);
     },
   };

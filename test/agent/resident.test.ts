@@ -1,0 +1,358 @@
+/**
+ * The resident agent (`walvault agent`) end to end: the real CLI run as a child
+ * process against the real local stack (s3rver + DynamoDB Local + the ingest
+ * state machine), a fake data directory to push ahead from, and `wal-push`
+ * finding it through $WALVAULT_AGENT_SOCKET. Needs `npm run build` first.
+ *
+ * "Through the agent" is made observable: those wal-push calls get no
+ * configuration of their own (WALVAULT_CONFIG names a missing file, the
+ * database comes from WALVAULT_DATABASE), so had wal-push fallen back to
+ * pushing by itself it would fail with "no walvault configuration found".
+ */
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { sha256Hex } from "../../core/hash.js";
+import type { WalRecord } from "../../core/schemas.js";
+import { fakeDataDir, runToExit, spawnAgent, stopAgent, uniqueSocketPath, type AgentProcess } from "../support/agent-process.js";
+import { poll, quietPeriod, stackClients, tempDir, writeWal, type StackClients } from "../support/harness.js";
+import { startTestStack, type TestStack } from "../support/stack.js";
+import { syntheticSegment } from "../support/wal.js";
+
+const DB = "pg-main";
+
+let stack: TestStack;
+let clients: StackClients;
+let scratch: string;
+/** Agents started by the running test; afterEach stops them. */
+let agents: AgentProcess[] = [];
+/** Temp dirs and stray files made by the running test. */
+let cleanup: string[] = [];
+
+beforeAll(async () => {
+  stack = await startTestStack([{ id: DB }]);
+  clients = stackClients(stack);
+  scratch = tempDir("walvault-resident-");
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.destroy();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+afterEach(async () => {
+  const running = agents;
+  agents = [];
+  try {
+    for (const agent of running) {
+      if (agent.hasExited()) continue; // killed by the test itself
+      const exit = await stopAgent(agent, "SIGTERM");
+      expect(exit, `agent stderr: ${agent.stderr}`).toEqual({ code: 0, signal: null });
+      expect(existsSync(agent.socketPath), `${agent.socketPath} left behind after SIGTERM`).toBe(false);
+    }
+  } finally {
+    for (const p of [...cleanup, ...running.map((a) => a.socketPath)]) rmSync(p, { recursive: true, force: true });
+    cleanup = [];
+  }
+}, 30_000);
+
+function seg(n: number): string {
+  return `00000001000000000000${n.toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+async function startAgent(pgdata: string, extra: string[] = []): Promise<AgentProcess> {
+  const agent = await spawnAgent(stack, uniqueSocketPath(), ["--pgdata", pgdata, ...extra]);
+  agents.push(agent);
+  return agent;
+}
+
+function dataDir(segments: Parameters<typeof fakeDataDir>[0]): string {
+  const dir = fakeDataDir(segments);
+  cleanup.push(dir);
+  return dir;
+}
+
+/** Env for a wal-push that can only succeed through the agent: no configuration of its own. */
+function throughAgentOnly(agent: AgentProcess): Record<string, string> {
+  return { WALVAULT_AGENT_SOCKET: agent.socketPath, WALVAULT_CONFIG: join(scratch, "no-such-config.json"), WALVAULT_DATABASE: DB };
+}
+
+function stderrLines(stderr: string): string[] {
+  return stderr.split("\n").filter((l) => l.length > 0);
+}
+
+function pgWal(pgdata: string, name: string): string {
+  return join(pgdata, "pg_wal", name);
+}
+
+async function waitArchived(name: string, timeoutMs = 20_000): Promise<WalRecord> {
+  return poll(() => clients.catalog.getWal(DB, name), timeoutMs, `${name} in the catalog`);
+}
+
+describe("push-ahead of .ready segments", () => {
+  const names = [seg(0x30), seg(0x31), seg(0x32), seg(0x33)];
+  let pgdata: string;
+
+  beforeAll(() => {
+    pgdata = fakeDataDir(names.map((name, i) => ({ name, seed: 0x30 + i, ready: true })));
+  });
+
+  afterAll(() => {
+    if (pgdata) rmSync(pgdata, { recursive: true, force: true });
+  });
+
+  it("archives every .ready segment by itself, without any wal-push call, with the right sha256", async () => {
+    // Prepare
+    for (const name of names) expect(await clients.catalog.getWal(DB, name)).toBeUndefined();
+    const startedBefore = stack.stats.started;
+
+    // Act
+    const agent = await startAgent(pgdata);
+
+    // Assess
+    const records = await poll(
+      async () => {
+        const listed = await clients.catalog.listWal(DB);
+        const mine = names.map((n) => listed.find((r) => r.name === n));
+        return mine.every((r) => r !== undefined) ? (mine as WalRecord[]) : undefined;
+      },
+      20_000,
+      "the 4 .ready segments in the catalog",
+    );
+    for (const [i, name] of names.entries()) {
+      expect(records[i]).toMatchObject({ name, kind: "segment", status: "stored", sha256: sha256Hex(syntheticSegment(name, 0x30 + i)) });
+    }
+    expect(stack.stats.started - startedBefore).toBe(4);
+    const listed = await stack.cli(["wal", "list", "--json"]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as WalRecord[]).map((r) => r.name)).toEqual(expect.arrayContaining(names));
+    expect(agent.stderr).toBe("");
+  });
+
+  it("answers archive_command for a segment it pushed ahead with already-archived, without another ingest run", async () => {
+    // Prepare
+    const agent = await startAgent(pgdata);
+    const name = names[2]!;
+    for (const n of names) await waitArchived(n);
+    await stack.idle();
+    const recordBefore = await clients.catalog.getWal(DB, name);
+    const startedBefore = stack.stats.started;
+
+    // Act
+    const r = await stack.cli(["wal-push", "--json", join("pg_wal", name)], { cwd: pgdata, env: throughAgentOnly(agent) });
+
+    // Assess
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toMatchObject({ name, outcome: "already-archived", sha256: sha256Hex(syntheticSegment(name, 0x32)) });
+    await quietPeriod();
+    expect(stack.stats.started).toBe(startedBefore);
+    expect(await clients.catalog.getWal(DB, name)).toEqual(recordBefore);
+  });
+});
+
+describe("wal-push through the agent", () => {
+  it("a segment that is not .ready (not pushed ahead): exit 0, outcome stored, recorded in the catalog", async () => {
+    // Prepare
+    const name = seg(0x40);
+    const pgdata = dataDir([{ name, seed: 0x40, ready: false }]);
+    const agent = await startAgent(pgdata);
+    await quietPeriod(600); // several scan intervals: nothing must be pushed ahead
+    expect(await clients.catalog.getWal(DB, name)).toBeUndefined();
+
+    // Act
+    const r = await stack.cli(["wal-push", "--json", pgWal(pgdata, name)], { cwd: pgdata, env: throughAgentOnly(agent) });
+
+    // Assess
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name, outcome: "stored", sha256: sha256Hex(syntheticSegment(name, 0x40)) });
+    const rec = await clients.catalog.getWal(DB, name);
+    expect(rec).toMatchObject({ name, status: "stored", sha256: sha256Hex(syntheticSegment(name, 0x40)) });
+  });
+
+  it("different bytes under an archived name: exit 3, one 'already archived … different contents' line, catalog unchanged", async () => {
+    // Prepare
+    const name = seg(0x41);
+    const pgdata = dataDir([{ name, seed: 0x41, ready: true }]);
+    const agent = await startAgent(pgdata);
+    await waitArchived(name);
+    await stack.idle();
+    const recordBefore = await clients.catalog.getWal(DB, name);
+    const startedBefore = stack.stats.started;
+    const other = tempDir("walvault-resident-other-");
+    cleanup.push(other);
+    const path = writeWal(other, name, syntheticSegment(name, 0x141));
+
+    // Act
+    const r = await stack.cli(["wal-push", path], { cwd: pgdata, env: throughAgentOnly(agent) });
+
+    // Assess
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe("");
+    const lines = stderrLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^walvault: /);
+    expect(lines[0]).toMatch(new RegExp(`${name} is already archived.*different contents`));
+    await quietPeriod();
+    expect(stack.stats.started).toBe(startedBefore);
+    expect(await clients.catalog.getWal(DB, name)).toEqual(recordBefore);
+    expect(recordBefore?.sha256).toBe(sha256Hex(syntheticSegment(name, 0x41)));
+  });
+
+  it("does not answer from its cache for another file under the same path: a replaced segment is a conflict (exit 3)", async () => {
+    // Prepare: pushed ahead, and answered once from the agent's work
+    const name = seg(0x42);
+    const pgdata = dataDir([{ name, seed: 0x42, ready: true }]);
+    const agent = await startAgent(pgdata);
+    await waitArchived(name);
+    const first = await stack.cli(["wal-push", "--json", pgWal(pgdata, name)], { cwd: pgdata, env: throughAgentOnly(agent) });
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ outcome: "already-archived" });
+    await stack.idle();
+    const recordBefore = await clients.catalog.getWal(DB, name);
+    const startedBefore = stack.stats.started;
+    const inodeBefore = statSync(pgWal(pgdata, name)).ino;
+    const replacement = join(pgdata, "pg_wal", `${name}.tmp`);
+    writeFileSync(replacement, syntheticSegment(name, 0x142));
+    renameSync(replacement, pgWal(pgdata, name));
+    expect(statSync(pgWal(pgdata, name)).ino).not.toBe(inodeBefore);
+
+    // Act
+    const r = await stack.cli(["wal-push", "--json", pgWal(pgdata, name)], { cwd: pgdata, env: throughAgentOnly(agent) });
+
+    // Assess
+    expect(r.code, r.stdout).toBe(3);
+    expect(r.stdout).toBe("");
+    const lines = stderrLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^walvault: ${name} is already archived.*different contents`));
+    await quietPeriod();
+    expect(stack.stats.started).toBe(startedBefore);
+    expect(await clients.catalog.getWal(DB, name)).toEqual(recordBefore);
+  });
+
+  it("a missing file: non-zero exit and one line saying the file cannot be read", async () => {
+    // Prepare
+    const name = seg(0x43);
+    const pgdata = dataDir([]);
+    const agent = await startAgent(pgdata);
+
+    // Act
+    const r = await stack.cli(["wal-push", pgWal(pgdata, name)], { cwd: pgdata, env: throughAgentOnly(agent) });
+
+    // Assess
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe("");
+    const lines = stderrLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^walvault: cannot read WAL file .*${name}.*no such file`));
+    expect(await clients.catalog.getWal(DB, name)).toBeUndefined();
+  });
+});
+
+describe("wal-push without a working agent", () => {
+  it("pushes by itself when the agent was killed and its socket file is stale", async () => {
+    // Prepare
+    const name = seg(0x50);
+    const pgdata = dataDir([{ name, seed: 0x50, ready: false }]);
+    const agent = await startAgent(pgdata);
+    const exit = await stopAgent(agent, "SIGKILL");
+    expect(exit.signal).toBe("SIGKILL");
+    expect(existsSync(agent.socketPath)).toBe(true);
+
+    // Act
+    const r = await stack.cli(["wal-push", "--json", pgWal(pgdata, name)], {
+      cwd: pgdata,
+      env: { WALVAULT_AGENT_SOCKET: agent.socketPath },
+    });
+
+    // Assess
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name, outcome: "stored" });
+    expect(await clients.catalog.getWal(DB, name)).toMatchObject({ sha256: sha256Hex(syntheticSegment(name, 0x50)) });
+  });
+
+  it("pushes by itself when the socket path is a regular file", async () => {
+    // Prepare
+    const name = seg(0x51);
+    const pgdata = dataDir([{ name, seed: 0x51, ready: false }]);
+    const notSocket = uniqueSocketPath();
+    cleanup.push(notSocket);
+    writeFileSync(notSocket, "not a socket\n");
+
+    // Act
+    const r = await stack.cli(["wal-push", "--json", pgWal(pgdata, name)], { cwd: pgdata, env: { WALVAULT_AGENT_SOCKET: notSocket } });
+
+    // Assess
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name, outcome: "stored" });
+    expect(await clients.catalog.getWal(DB, name)).toMatchObject({ sha256: sha256Hex(syntheticSegment(name, 0x51)) });
+    expect(readFileSync(notSocket, "utf8")).toBe("not a socket\n");
+  });
+
+  it("--no-agent pushes directly even with the agent running, and never asks it", async () => {
+    // Prepare
+    const name = seg(0x52);
+    const unasked = seg(0x53);
+    const pgdata = dataDir([
+      { name, seed: 0x52, ready: false },
+      { name: unasked, seed: 0x53, ready: false },
+    ]);
+    const agent = await startAgent(pgdata);
+
+    // Act
+    const r = await stack.cli(["wal-push", "--no-agent", "--json", pgWal(pgdata, name)], {
+      cwd: pgdata,
+      env: { WALVAULT_AGENT_SOCKET: agent.socketPath },
+    });
+    const withoutConfig = await stack.cli(["wal-push", "--no-agent", pgWal(pgdata, unasked)], { cwd: pgdata, env: throughAgentOnly(agent) });
+
+    // Assess
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name, outcome: "stored" });
+    expect(await clients.catalog.getWal(DB, name)).toMatchObject({ sha256: sha256Hex(syntheticSegment(name, 0x52)) });
+    // Had it asked the agent, this would have succeeded; by itself it has no configuration.
+    expect(withoutConfig.code).not.toBe(0);
+    expect(stderrLines(withoutConfig.stderr)).toEqual([expect.stringMatching(/^walvault: no walvault configuration found/)]);
+    expect(await clients.catalog.getWal(DB, unasked)).toBeUndefined();
+  });
+});
+
+describe("walvault agent refuses bad input with one line and does not listen", () => {
+  it("--pgdata naming a directory that does not exist: names the directory", async () => {
+    // Prepare
+    const socket = uniqueSocketPath();
+    cleanup.push(socket);
+    const missing = join(scratch, "nonexistent");
+
+    // Act
+    const r = await runToExit(stack, ["agent", "--pgdata", missing, "--socket", socket]);
+
+    // Assess
+    expect(r.killed).toBe(false);
+    expect(r.code).not.toBe(0);
+    const lines = stderrLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^walvault: /);
+    expect(lines[0]).toContain(missing);
+    expect(existsSync(socket)).toBe(false);
+  });
+
+  it("--concurrency 0: says it must be a positive integer", async () => {
+    // Prepare
+    const socket = uniqueSocketPath();
+    cleanup.push(socket);
+    const pgdata = dataDir([]);
+
+    // Act
+    const r = await runToExit(stack, ["agent", "--pgdata", pgdata, "--socket", socket, "--concurrency", "0"]);
+
+    // Assess
+    expect(r.killed).toBe(false);
+    expect(r.code).not.toBe(0);
+    const lines = stderrLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^walvault: --concurrency must be a positive integer/);
+    expect(existsSync(socket)).toBe(false);
+  });
+});
