@@ -95,6 +95,8 @@ export async function startResidentAgent(
   const stored = new Map<string, { id: FileIdentity; result: WalPushResult }>();
   const inFlight = new Map<string, Promise<WalPushResult>>();
   const stats = { requests: 0, cached: 0, aheadPushed: 0, aheadFailed: 0 };
+  // Moving average of upload → catalog record, to time the first catalog poll.
+  let storeMsAvg: number | undefined;
 
   async function push(path: string, wait: WaitLevel, timeoutMs: number, cwd: string): Promise<WalPushResult> {
     const name = basename(path);
@@ -110,10 +112,11 @@ export async function startResidentAgent(
         await running.catch(() => undefined);
         continue; // re-check: the running push may have been of another file under this name
       }
-      const p = walPush(path, cfg, clients, { wait, timeoutMs, cwd });
+      const p = walPush(path, cfg, clients, { wait, timeoutMs, cwd, ...(storeMsAvg ? { expectedStoreMs: storeMsAvg } : {}) });
       inFlight.set(name, p);
       try {
         const result = await p;
+        if (result.storeMs !== undefined) storeMsAvg = storeMsAvg === undefined ? result.storeMs : storeMsAvg * 0.8 + result.storeMs * 0.2;
         if (wait === "stored") {
           stored.set(name, { id, result });
           if (stored.size > CACHE_LIMIT) stored.delete(stored.keys().next().value!);

@@ -51,7 +51,7 @@ export async function downloadVerified(clients: AgentClients, cfg: AgentConfig, 
       `${rec.name} is recorded in the catalog but its vault object ${rec.vaultKey} is missing`,
     );
   }
-  const raw = await decodeWith(rec.codec, obj.body, `vault object ${rec.vaultKey}`);
+  const raw = await decodeWith(rec.codec, obj.body, `vault object ${rec.vaultKey}`, rec.size);
   const sha = sha256Hex(raw);
   if (sha !== rec.sha256 || raw.length !== rec.size) {
     throw new ChecksumMismatchError(

@@ -19,7 +19,20 @@ export const DEFAULT_CODEC: CodecName = "zstd";
 export interface Codec {
   readonly name: CodecName;
   encode(raw: Uint8Array): Promise<Buffer>;
-  decode(encoded: Uint8Array): Promise<Buffer>;
+  /**
+   * With `expectedSize` (the recorded raw size) the output goes into one
+   * buffer of that size (no concatenation of chunks) and anything larger is
+   * refused while decoding.
+   */
+  decode(encoded: Uint8Array, expectedSize?: number): Promise<Buffer>;
+}
+
+function decodeOptions(expectedSize: number | undefined): { chunkSize: number; maxOutputLength: number } {
+  if (expectedSize === undefined) return { chunkSize: CHUNK, maxOutputLength: MAX_DECODED_BYTES };
+  // +1: a stream longer than expected then shows up as a larger result
+  // (or a RangeError) instead of silently stopping at the chunk boundary.
+  const size = Math.min(Math.max(expectedSize + 1, 64), MAX_DECODED_BYTES);
+  return { chunkSize: size, maxOutputLength: size };
 }
 
 /**
@@ -45,12 +58,12 @@ const codecs: Record<CodecName, Codec> = {
     name: "zstd",
     encode: (raw) =>
       zstdCompress(raw, { chunkSize: CHUNK, params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } }),
-    decode: (enc) => zstdDecompress(enc, { chunkSize: CHUNK, maxOutputLength: MAX_DECODED_BYTES }),
+    decode: (enc, expectedSize) => zstdDecompress(enc, decodeOptions(expectedSize)),
   },
   gzip: {
     name: "gzip",
     encode: (raw) => gzip(raw, { level: 1, chunkSize: CHUNK }),
-    decode: (enc) => gunzip(enc, { chunkSize: CHUNK, maxOutputLength: MAX_DECODED_BYTES }),
+    decode: (enc, expectedSize) => gunzip(enc, decodeOptions(expectedSize)),
   },
   "fflate-gzip": {
     name: "fflate-gzip",
@@ -71,10 +84,10 @@ export function getCodec(name: string): Codec {
 }
 
 /** Decodes, turning any decoder failure into a CodecError naming the codec and the object. */
-export async function decodeWith(name: string, encoded: Uint8Array, what: string): Promise<Buffer> {
+export async function decodeWith(name: string, encoded: Uint8Array, what: string, expectedSize?: number): Promise<Buffer> {
   const codec = getCodec(name);
   try {
-    return await codec.decode(encoded);
+    return await codec.decode(encoded, expectedSize);
   } catch (cause) {
     throw new CodecError(`${what} does not decode as ${name}: ${(cause as Error).message}`, { cause });
   }

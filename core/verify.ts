@@ -95,7 +95,7 @@ export async function verifyWalBytes(
   what: string,
   options: VerifyOptions,
 ): Promise<Buffer> {
-  const raw = await decodeWith(claimed.codec, encoded, what);
+  const raw = await decodeWith(claimed.codec, encoded, what, claimed.size);
   if (raw.length !== claimed.size) {
     throw new ChecksumMismatchError(`${what} decodes to ${raw.length} bytes, not the ${claimed.size} it claims`);
   }
