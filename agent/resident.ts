@@ -170,16 +170,6 @@ export async function startResidentAgent(
         });
     }
   };
-  if (opts.pgdata) {
-    const statusDir = join(opts.pgdata, "pg_wal", "archive_status");
-    try {
-      watcher = watch(statusDir, () => scan());
-    } catch (e) {
-      opts.log(`cannot watch ${statusDir} (${describeError(e)}); polling only`);
-    }
-    timer = setInterval(scan, 250);
-    scan();
-  }
 
   const handle = (sock: Socket): void => {
     let buf = "";
@@ -235,6 +225,19 @@ export async function startResidentAgent(
     process.umask(umask);
   }
   const ours = identity(opts.socketPath);
+
+  // Push-ahead starts only once this agent owns the socket: a refused second
+  // agent must neither push nor linger.
+  if (opts.pgdata) {
+    const statusDir = join(opts.pgdata, "pg_wal", "archive_status");
+    try {
+      watcher = watch(statusDir, () => scan());
+    } catch (e) {
+      opts.log(`cannot watch ${statusDir} (${describeError(e)}); polling only`);
+    }
+    timer = setInterval(scan, 250);
+    scan();
+  }
 
   return {
     stats,

@@ -8,18 +8,34 @@
  * configuration of their own (WALVAULT_CONFIG names a missing file, the
  * database comes from WALVAULT_DATABASE), so had wal-push fallen back to
  * pushing by itself it would fail with "no walvault configuration found".
+ *
+ * The stack registers two databases (pg-main, pg-copy), so its configuration
+ * names no default database: every command gets --database (or, for the
+ * through-the-agent-only calls, WALVAULT_DATABASE). One stack for the whole
+ * file: the ingest handlers' clients are per process, so a second stack in
+ * this process would take them over from the first.
  */
-import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { sha256Hex } from "../../core/hash.js";
 import type { WalRecord } from "../../core/schemas.js";
-import { fakeDataDir, runToExit, spawnAgent, stopAgent, uniqueSocketPath, type AgentProcess } from "../support/agent-process.js";
+import {
+  fakeDataDir,
+  rewriteInPlace,
+  runToExit,
+  spawnAgent,
+  stopAgent,
+  uniqueSocketPath,
+  type AgentProcess,
+} from "../support/agent-process.js";
 import { poll, quietPeriod, stackClients, tempDir, writeWal, type StackClients } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { syntheticSegment } from "../support/wal.js";
 
 const DB = "pg-main";
+/** The second registered database: no agent ever runs for it. */
+const COPY_DB = "pg-copy";
 
 let stack: TestStack;
 let clients: StackClients;
@@ -30,7 +46,7 @@ let agents: AgentProcess[] = [];
 let cleanup: string[] = [];
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: DB }]);
+  stack = await startTestStack([{ id: DB }, { id: COPY_DB }]);
   clients = stackClients(stack);
   scratch = tempDir("walvault-resident-");
 }, 120_000);
@@ -61,7 +77,7 @@ function seg(n: number): string {
 }
 
 async function startAgent(pgdata: string, extra: string[] = []): Promise<AgentProcess> {
-  const agent = await spawnAgent(stack, uniqueSocketPath(), ["--pgdata", pgdata, ...extra]);
+  const agent = await spawnAgent(stack, uniqueSocketPath(), ["--database", DB, "--pgdata", pgdata, ...extra]);
   agents.push(agent);
   return agent;
 }
@@ -123,7 +139,7 @@ describe("push-ahead of .ready segments", () => {
       expect(records[i]).toMatchObject({ name, kind: "segment", status: "stored", sha256: sha256Hex(syntheticSegment(name, 0x30 + i)) });
     }
     expect(stack.stats.started - startedBefore).toBe(4);
-    const listed = await stack.cli(["wal", "list", "--json"]);
+    const listed = await stack.cli(["wal", "list", "--database", DB, "--json"]);
     expect(listed.code, listed.stderr).toBe(0);
     expect((JSON.parse(listed.stdout) as WalRecord[]).map((r) => r.name)).toEqual(expect.arrayContaining(names));
     expect(agent.stderr).toBe("");
@@ -231,6 +247,46 @@ describe("wal-push through the agent", () => {
     expect(await clients.catalog.getWal(DB, name)).toEqual(recordBefore);
   });
 
+  it("does not answer from its cache for a file rewritten in place with its size and mtime kept: a conflict (exit 3)", async () => {
+    // Prepare: pushed ahead and answered once; the file has a whole-second
+    // mtime so that it can be set back exactly after the rewrite.
+    const name = seg(0x44);
+    const pgdata = dataDir([{ name, seed: 0x44, ready: true }]);
+    const wholeSecond = Math.floor(Date.now() / 1000) - 3600;
+    utimesSync(pgWal(pgdata, name), wholeSecond, wholeSecond);
+    const agent = await startAgent(pgdata);
+    await waitArchived(name);
+    const first = await stack.cli(["wal-push", "--json", pgWal(pgdata, name)], { cwd: pgdata, env: throughAgentOnly(agent) });
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ outcome: "already-archived" });
+    await stack.idle();
+    const recordBefore = await clients.catalog.getWal(DB, name);
+    const startedBefore = stack.stats.started;
+    const { before, after } = rewriteInPlace(pgWal(pgdata, name), syntheticSegment(name, 0x144));
+    expect({ dev: after.dev, ino: after.ino, size: after.size, mtimeMs: after.mtimeMs }).toEqual({
+      dev: before.dev,
+      ino: before.ino,
+      size: before.size,
+      mtimeMs: before.mtimeMs,
+    });
+    expect(after.ctimeMs).not.toBe(before.ctimeMs);
+    expect(readFileSync(pgWal(pgdata, name)).equals(syntheticSegment(name, 0x144))).toBe(true);
+
+    // Act
+    const r = await stack.cli(["wal-push", "--json", pgWal(pgdata, name)], { cwd: pgdata, env: throughAgentOnly(agent) });
+
+    // Assess
+    expect(r.code, r.stdout).toBe(3);
+    expect(r.stdout).toBe("");
+    const lines = stderrLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^walvault: ${name} is already archived.*different contents`));
+    await quietPeriod();
+    expect(stack.stats.started).toBe(startedBefore);
+    expect(await clients.catalog.getWal(DB, name)).toEqual(recordBefore);
+    expect(recordBefore?.sha256).toBe(sha256Hex(syntheticSegment(name, 0x44)));
+  });
+
   it("a missing file: non-zero exit and one line saying the file cannot be read", async () => {
     // Prepare
     const name = seg(0x43);
@@ -261,7 +317,7 @@ describe("wal-push without a working agent", () => {
     expect(existsSync(agent.socketPath)).toBe(true);
 
     // Act
-    const r = await stack.cli(["wal-push", "--json", pgWal(pgdata, name)], {
+    const r = await stack.cli(["wal-push", "--database", DB, "--json", pgWal(pgdata, name)], {
       cwd: pgdata,
       env: { WALVAULT_AGENT_SOCKET: agent.socketPath },
     });
@@ -281,7 +337,10 @@ describe("wal-push without a working agent", () => {
     writeFileSync(notSocket, "not a socket\n");
 
     // Act
-    const r = await stack.cli(["wal-push", "--json", pgWal(pgdata, name)], { cwd: pgdata, env: { WALVAULT_AGENT_SOCKET: notSocket } });
+    const r = await stack.cli(["wal-push", "--database", DB, "--json", pgWal(pgdata, name)], {
+      cwd: pgdata,
+      env: { WALVAULT_AGENT_SOCKET: notSocket },
+    });
 
     // Assess
     expect(r.code, r.stderr).toBe(0);
@@ -301,7 +360,7 @@ describe("wal-push without a working agent", () => {
     const agent = await startAgent(pgdata);
 
     // Act
-    const r = await stack.cli(["wal-push", "--no-agent", "--json", pgWal(pgdata, name)], {
+    const r = await stack.cli(["wal-push", "--database", DB, "--no-agent", "--json", pgWal(pgdata, name)], {
       cwd: pgdata,
       env: { WALVAULT_AGENT_SOCKET: agent.socketPath },
     });
@@ -326,7 +385,7 @@ describe("walvault agent refuses bad input with one line and does not listen", (
     const missing = join(scratch, "nonexistent");
 
     // Act
-    const r = await runToExit(stack, ["agent", "--pgdata", missing, "--socket", socket]);
+    const r = await runToExit(stack, ["agent", "--database", DB, "--pgdata", missing, "--socket", socket]);
 
     // Assess
     expect(r.killed).toBe(false);
@@ -345,7 +404,7 @@ describe("walvault agent refuses bad input with one line and does not listen", (
     const pgdata = dataDir([]);
 
     // Act
-    const r = await runToExit(stack, ["agent", "--pgdata", pgdata, "--socket", socket, "--concurrency", "0"]);
+    const r = await runToExit(stack, ["agent", "--database", DB, "--pgdata", pgdata, "--socket", socket, "--concurrency", "0"]);
 
     // Assess
     expect(r.killed).toBe(false);
@@ -354,5 +413,120 @@ describe("walvault agent refuses bad input with one line and does not listen", (
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(/^walvault: --concurrency must be a positive integer/);
     expect(existsSync(socket)).toBe(false);
+  });
+
+  it("--timeout abc: says --timeout must be a positive number of seconds", async () => {
+    // Prepare
+    const socket = uniqueSocketPath();
+    cleanup.push(socket);
+    const pgdata = dataDir([]);
+
+    // Act
+    const r = await runToExit(stack, ["agent", "--database", DB, "--pgdata", pgdata, "--socket", socket, "--timeout", "abc"]);
+
+    // Assess
+    expect(r.killed).toBe(false);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe("");
+    const lines = stderrLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^walvault: .*--timeout/);
+    expect(lines[0]).toMatch(/^walvault: --timeout must be a positive number of seconds/);
+    expect(existsSync(socket)).toBe(false);
+  });
+});
+
+describe("a second walvault agent on the same socket", () => {
+  it("exits non-zero with one 'already listening' line; the first keeps its socket and keeps answering", async () => {
+    // Prepare
+    const name = seg(0x60);
+    const pgdata = dataDir([{ name, seed: 0x60, ready: false }]);
+    const first = await startAgent(pgdata);
+
+    // Act: started the same way as the first (same database, data directory and socket)
+    const second = await runToExit(stack, ["agent", "--database", DB, "--pgdata", pgdata, "--socket", first.socketPath], 8_000);
+
+    // Assess
+    expect(second.killed, `second agent still running after 8 s; stderr: ${second.stderr}`).toBe(false);
+    expect(second.code).not.toBe(0);
+    expect(second.stdout).toBe("");
+    const lines = stderrLines(second.stderr);
+    expect(lines, second.stderr).toHaveLength(1);
+    expect(lines[0]).toBe(`walvault: another walvault agent is already listening on ${first.socketPath}`);
+    expect(first.hasExited()).toBe(false);
+    expect(existsSync(first.socketPath)).toBe(true);
+    const r = await stack.cli(["wal-push", "--json", pgWal(pgdata, name)], { cwd: pgdata, env: throughAgentOnly(first) });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name, outcome: "stored" });
+    expect(await clients.catalog.getWal(DB, name)).toMatchObject({ sha256: sha256Hex(syntheticSegment(name, 0x60)) });
+    expect(existsSync(first.socketPath)).toBe(true);
+    expect(first.stderr).toBe("");
+  });
+});
+
+describe("requests carry the database", () => {
+  it("wal-push --database pg-copy with an agent for pg-main on the socket: the agent declines, wal-push stores it in pg-copy only", async () => {
+    // Prepare: not .ready, so the agent cannot push it ahead by itself
+    const name = seg(0x70);
+    const pgdata = dataDir([{ name, seed: 0x70, ready: false }]);
+    const agent = await startAgent(pgdata);
+    // The socket answers: a pg-main request through it alone (no configuration) succeeds.
+    const control = seg(0x71);
+    writeFileSync(pgWal(pgdata, control), syntheticSegment(control, 0x71));
+    const viaAgent = await stack.cli(["wal-push", "--database", DB, pgWal(pgdata, control)], { cwd: pgdata, env: throughAgentOnly(agent) });
+    expect(viaAgent.code, viaAgent.stderr).toBe(0);
+    expect(await clients.catalog.getWal(COPY_DB, name)).toBeUndefined();
+    expect(await clients.catalog.getWal(DB, name)).toBeUndefined();
+
+    // Act: the stack's configuration (WALVAULT_CONFIG, set by stack.cli) to push by itself with
+    const r = await stack.cli(["wal-push", "--database", COPY_DB, "--json", pgWal(pgdata, name)], {
+      cwd: pgdata,
+      env: { WALVAULT_AGENT_SOCKET: agent.socketPath },
+    });
+
+    // Assess
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toMatchObject({ name, outcome: "stored", sha256: sha256Hex(syntheticSegment(name, 0x70)) });
+    expect(await clients.catalog.getWal(COPY_DB, name)).toMatchObject({
+      name,
+      status: "stored",
+      sha256: sha256Hex(syntheticSegment(name, 0x70)),
+    });
+    await stack.idle();
+    expect(await clients.catalog.getWal(DB, name)).toBeUndefined();
+    const listed = await stack.cli(["wal", "list", "--database", DB, "--json"]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as WalRecord[]).map((x) => x.name)).not.toContain(name);
+    expect(agent.hasExited()).toBe(false);
+    expect(agent.stderr).toBe("");
+  });
+});
+
+describe("shutdown", () => {
+  it("SIGTERM: no new push-ahead starts; the agent waits only for the pushes already running", async () => {
+    // Prepare
+    const names = Array.from({ length: 8 }, (_, i) => seg(0x80 + i));
+    const pgdata = dataDir(names.map((name, i) => ({ name, seed: 0x80 + i, ready: true })));
+    const archivedCount = async (): Promise<number> => {
+      const listed = await clients.catalog.listWal(DB);
+      return listed.filter((r) => names.includes(r.name)).length;
+    };
+    const agent = await startAgent(pgdata, ["--concurrency", "1"]);
+    await poll(() => clients.catalog.getWal(DB, names[0]!), 20_000, `${names[0]} in the catalog`);
+
+    // Act
+    const exit = await stopAgent(agent, "SIGTERM");
+
+    // Assess
+    expect(exit, `agent stderr: ${agent.stderr}`).toEqual({ code: 0, signal: null });
+    expect(existsSync(agent.socketPath)).toBe(false);
+    const atExit = await archivedCount();
+    await quietPeriod(2_000);
+    const later = await archivedCount();
+    expect(atExit).toBeGreaterThanOrEqual(1);
+    expect(later, `${later} of ${names.length} archived 2 s after the agent exited (${atExit} when it exited)`).toBe(atExit);
+    expect(later).toBeLessThan(names.length);
+    expect(agent.stderr).toBe("");
   });
 });

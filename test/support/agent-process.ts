@@ -5,7 +5,7 @@
  * files) for it to push ahead from.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, statSync, utimesSync, writeFileSync, type Stats } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WALVAULT_BIN } from "../../local/paths.js";
@@ -38,6 +38,25 @@ export function fakeDataDir(segments: FakeSegment[]): string {
     if (s.ready) writeFileSync(join(dir, "pg_wal", "archive_status", `${s.name}.ready`), "");
   }
   return dir;
+}
+
+/**
+ * Writes other bytes of the same length into the file's own inode (opened
+ * r+: no new file, no truncation) and sets atime/mtime back to what they
+ * were, so that device, inode, size and mtime are all unchanged and only
+ * ctime tells. Throws if mtime cannot be restored exactly (give the file a
+ * whole-second mtime first: sub-millisecond parts do not survive utimes).
+ */
+export function rewriteInPlace(path: string, bytes: Uint8Array): { before: Stats; after: Stats } {
+  const before = statSync(path);
+  if (before.size !== bytes.length) throw new Error(`rewriteInPlace: ${path} has ${before.size} bytes, not ${bytes.length}`);
+  writeFileSync(path, bytes, { flag: "r+" });
+  utimesSync(path, before.atime, before.mtime);
+  const after = statSync(path);
+  if (after.mtimeMs !== before.mtimeMs) {
+    throw new Error(`rewriteInPlace: could not set the mtime of ${path} back exactly (${before.mtimeMs} -> ${after.mtimeMs})`);
+  }
+  return { before, after };
 }
 
 export interface Exit {
