@@ -7,8 +7,9 @@
  * different bytes under the same name → SegmentConflictError, the archived
  * copy untouched.
  */
+import { existsSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { basename } from "node:path";
+import { basename, join } from "node:path";
 import { getCodec, DEFAULT_CODEC } from "../core/codec.js";
 import {
   FileAccessError,
@@ -27,6 +28,7 @@ import type { WalRecord } from "../core/schemas.js";
 import type { AgentClients } from "./clients.js";
 import type { AgentConfig } from "../core/config.js";
 import { assertMayArchiveInto } from "./restore-marker.js";
+import { PREFETCH_DIR } from "./wal-fetch.js";
 
 export type WaitLevel = "none" | "stored";
 
@@ -82,6 +84,7 @@ export async function walPush(
   const file = parseWalFileName(name, db.walSegmentSize);
   checkWalSize(file, content.length, db.walSegmentSize);
   if (db.kind === "postgres") checkPgWalHeader(file, content, db.walSegmentSize);
+  clearLeftoverPrefetch(opts.cwd);
   assertMayArchiveInto(opts.cwd, databaseId);
   const codec = getCodec(cfg.codec ?? DEFAULT_CODEC);
   // Compression runs on the thread pool while this thread hashes.
@@ -100,6 +103,18 @@ export async function walPush(
   if (opts.wait === "none") return { name, outcome: "uploaded", sha256, size: content.length, storedSize: encoded.length };
   const record = await waitStored(clients.catalog, databaseId, name, sha256, startedAt, opts.timeoutMs, opts.expectedStoreMs);
   return { name, outcome: "stored", sha256, size: content.length, storedSize: record.storedSize, storeMs: Date.now() - startedAt.getTime() };
+}
+
+/**
+ * Segments wal-fetch prefetched during a recovery that has ended are of no
+ * further use (up to 8 x 16 MB in pg_wal): the first archive_command after
+ * recovery removes them. Never while recovery or standby mode is on.
+ */
+export function clearLeftoverPrefetch(dataDir: string): void {
+  const dir = join(dataDir, "pg_wal", PREFETCH_DIR);
+  if (!existsSync(dir)) return;
+  if (existsSync(join(dataDir, "recovery.signal")) || existsSync(join(dataDir, "standby.signal"))) return;
+  rmSync(dir, { recursive: true, force: true });
 }
 
 /**

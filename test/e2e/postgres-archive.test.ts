@@ -150,6 +150,10 @@ describe("archive_command = walvault wal-push on PostgreSQL 15", () => {
       if (failed === 0) await new Promise((r) => setTimeout(r, 250));
     }
     expect(failed).toBeGreaterThan(0);
+    // ...and its first archive_command cleared what wal-fetch had prefetched during recovery.
+    const prefetchDir = join(restored.dataDir, "pg_wal", ".walvault-prefetch");
+    for (let i = 0; i < 100 && existsSync(prefetchDir); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(prefetchDir)).toBe(false);
     expect(await restored.logTail(200)).toContain("restored from database 'pg-main'");
     await stack.idle();
     const after = await stack.cli(["wal", "list", "--json"]);
