@@ -111,3 +111,37 @@ export function describeError(e: unknown): string {
   if (e instanceof Error) return e.message.split(/\r?\n/)[0] || e.name;
   return String(e);
 }
+
+// ---------------------------------------------------------------------------
+// Restore planning (core/restore-plan.ts). The messages name the target, the
+// snapshot or the WAL involved, and what to do instead.
+
+/** No snapshot on the target timeline's history is consistent at or before the target. */
+export class NoSnapshotBeforeTargetError extends WalvaultError {
+  readonly code = "no_snapshot_before_target";
+}
+
+/** The target lies past the end of the archived WAL (or past what it can prove). */
+export class TargetAfterArchiveEndError extends WalvaultError {
+  readonly code = "target_after_archive_end";
+}
+
+/** The target could mean more than one point (duplicate restore point names, two histories). */
+export class AmbiguousTargetError extends WalvaultError {
+  readonly code = "ambiguous_target";
+}
+
+/** A restore asked for a snapshot id the catalog does not know. */
+export class UnknownSnapshotError extends WalvaultError {
+  readonly code = "unknown_snapshot";
+}
+
+/** A timeline was asked for (or is the latest) but its history file is not archived. */
+export class TimelineNotFoundError extends WalvaultError {
+  readonly code = "timeline_not_found";
+}
+
+/** The target (a restore point, a snapshot) exists, but not on the history of the timeline asked for. */
+export class TargetNotOnTimelineError extends WalvaultError {
+  readonly code = "target_not_on_timeline";
+}

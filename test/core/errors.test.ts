@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import * as errors from "../../core/errors.js";
 import {
+  AmbiguousTargetError,
   ChecksumMismatchError,
   CodecError,
   ConcurrentUpdateError,
@@ -8,12 +9,17 @@ import {
   FileAccessError,
   InvalidInputError,
   InvalidWalNameError,
+  NoSnapshotBeforeTargetError,
   NotFoundError,
   QuarantinedError,
   SegmentConflictError,
   ServiceUnavailableError,
+  TargetAfterArchiveEndError,
+  TargetNotOnTimelineError,
+  TimelineNotFoundError,
   TimeoutError,
   UnknownDatabaseError,
+  UnknownSnapshotError,
   WalGapError,
   WalvaultError,
   describeError,
@@ -37,6 +43,12 @@ const CLASSES: ReadonlyArray<{ cls: ErrorClass; name: string; code: string; exit
   { cls: QuarantinedError, name: "QuarantinedError", code: "quarantined", exitCode: 3 },
   { cls: ConcurrentUpdateError, name: "ConcurrentUpdateError", code: "concurrent_update", exitCode: 2 },
   { cls: WalGapError, name: "WalGapError", code: "wal_gap", exitCode: 2 },
+  { cls: NoSnapshotBeforeTargetError, name: "NoSnapshotBeforeTargetError", code: "no_snapshot_before_target", exitCode: 2 },
+  { cls: TargetAfterArchiveEndError, name: "TargetAfterArchiveEndError", code: "target_after_archive_end", exitCode: 2 },
+  { cls: AmbiguousTargetError, name: "AmbiguousTargetError", code: "ambiguous_target", exitCode: 2 },
+  { cls: UnknownSnapshotError, name: "UnknownSnapshotError", code: "unknown_snapshot", exitCode: 2 },
+  { cls: TimelineNotFoundError, name: "TimelineNotFoundError", code: "timeline_not_found", exitCode: 2 },
+  { cls: TargetNotOnTimelineError, name: "TargetNotOnTimelineError", code: "target_not_on_timeline", exitCode: 2 },
 ];
 
 describe("error classes", () => {
