@@ -89,6 +89,9 @@ export async function decodeWith(name: string, encoded: Uint8Array, what: string
   try {
     return await codec.decode(encoded, expectedSize);
   } catch (cause) {
+    if (expectedSize !== undefined && (cause as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new CodecError(`${what} decodes to more than the ${expectedSize} bytes it claims`, { cause });
+    }
     throw new CodecError(`${what} does not decode as ${name}: ${(cause as Error).message}`, { cause });
   }
 }

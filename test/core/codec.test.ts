@@ -179,3 +179,20 @@ describe("compression", () => {
     expect((await getCodec("gzip").decode(fromFflate)).equals(Buffer.from(raw))).toBe(true);
   });
 });
+
+describe("decodeWith and the recorded size", () => {
+  it.each(["zstd", "gzip"] as const)("refuses %s output longer than the recorded size, saying so", async (name) => {
+    // Prepare
+    const raw = Buffer.alloc(64 * 1024, 1);
+    const encoded = await getCodec(name).encode(raw);
+    // Act / Assess
+    await expect(decodeWith(name, encoded, "object X", 1024)).rejects.toThrow(/object X decodes to more than the 1024 bytes it claims/);
+    await expect(decodeWith(name, encoded, "object X", 1024)).rejects.toBeInstanceOf(CodecError);
+  });
+
+  it.each(["zstd", "gzip"] as const)("decodes %s output of exactly the recorded size into one buffer of that size", async (name) => {
+    const raw = Buffer.alloc(3 * 1024 * 1024 + 7, 9);
+    const out = await decodeWith(name, await getCodec(name).encode(raw), "object Y", raw.length);
+    expect(out.equals(raw)).toBe(true);
+  });
+});
