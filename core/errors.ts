@@ -145,3 +145,43 @@ export class TimelineNotFoundError extends WalvaultError {
 export class TargetNotOnTimelineError extends WalvaultError {
   readonly code = "target_not_on_timeline";
 }
+
+// ---------------------------------------------------------------------------
+// Snapshot manifests (core/snapshot.ts). Ingest quarantines a snapshot whose
+// manifest throws either of these; the message names the field or path.
+
+export interface ManifestErrorOptions extends WalvaultErrorOptions {
+  /** Where in the manifest, e.g. "files[3].chunks[0].size", "postgres.startWalFile", "totals.uniqueChunks". */
+  field?: string;
+}
+
+/** A snapshot manifest (or what a pipeline fed the builder) is malformed or inconsistent. */
+export class ManifestInvalidError extends WalvaultError {
+  readonly code = "manifest_invalid";
+  readonly field: string | undefined;
+
+  constructor(message: string, options: ManifestErrorOptions = {}) {
+    super(message, options);
+    this.field = options.field;
+  }
+}
+
+export interface UnsafePathErrorOptions extends WalvaultErrorOptions {
+  /** The offending path, as given. */
+  path?: string;
+}
+
+/**
+ * A path in a snapshot could write outside the directory it belongs to
+ * (absolute, '..', empty segments, NUL) or escapes a restore target. Never
+ * followed, never normalised into something acceptable: refused.
+ */
+export class UnsafePathError extends WalvaultError {
+  readonly code = "unsafe_path";
+  readonly path: string | undefined;
+
+  constructor(message: string, options: UnsafePathErrorOptions = {}) {
+    super(message, options);
+    this.path = options.path;
+  }
+}

@@ -9,6 +9,7 @@
  *                    db/<databaseId>/history/<timeline>.history
  */
 import { InvalidInputError } from "./errors.js";
+import { SHA256_RE } from "./hash.js";
 import { DEFAULT_WAL_SEGMENT_SIZE, parseWalFileName, type WalFileName } from "./wal.js";
 
 /** Lowercase letters, digits and inner hyphens, 3–63 characters: safe in S3 keys, IAM and DynamoDB. */
@@ -68,4 +69,106 @@ export function parseIncomingKey(key: string, segmentSize = DEFAULT_WAL_SEGMENT_
     throw new InvalidInputError(`object key '${key}' is not of the form incoming/db/<databaseId>/wal/<file>`);
   }
   return { databaseId: assertDatabaseId(id), file: parseWalFileName(name, segmentSize) };
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots (core/snapshot.ts; layout fixed in docs/snapshots.md).
+//
+//   vault bucket:    db/<databaseId>/chunks/<sha256>                                  one object per chunk, ever
+//                    db/<databaseId>/snapshots/<snapshotId>/manifest.json             the commit point
+//   incoming bucket: incoming/db/<databaseId>/chunks/<sha256>                         new chunks, any push
+//                    incoming/db/<databaseId>/snapshots/<snapshotId>/manifest.json    uploaded LAST
+//
+// Incoming chunks form one pool per database, named like their vault keys: a
+// push that dies and starts again (under a new snapshot id, as a new
+// PostgreSQL backup must) finds its earlier uploads still there for the day
+// incoming keeps them. Only a manifest's object-created event starts snapshot
+// ingest; chunk uploads are never ingested on their own (the EventBridge rule
+// matches manifests; parseIncomingSnapshotKey tells the two apart). Ingest
+// promotes the chunks a manifest flags as new from this pool, re-hashing each:
+// a chunk's key is its SHA-256, so whoever uploaded it, it is the same bytes.
+//
+// Snapshot ids are the UTC start time to the second, then 6 random hex digits:
+// "20261121T073000Z-ab12cd". Fixed width, so they sort by start time as text.
+
+export const SNAPSHOT_ID_RE =
+  /^(\d{4})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3])([0-5]\d)([0-5]\d)Z-([0-9a-f]{6})$/;
+
+export const SNAPSHOT_MANIFEST_NAME = "manifest.json";
+
+/** Throws InvalidInputError unless `id` is a snapshot id naming a real calendar second. */
+export function assertSnapshotId(id: string): string {
+  const m = typeof id === "string" ? SNAPSHOT_ID_RE.exec(id) : null;
+  const ok =
+    m !== null &&
+    (() => {
+      const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+      const date = new Date(Date.UTC(y, mo - 1, d));
+      return date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d;
+    })();
+  if (!ok) {
+    throw new InvalidInputError(
+      `snapshot id '${String(id)}' is invalid: expected the UTC start time and 6 lowercase hex digits, e.g. 20261121T073000Z-ab12cd`,
+    );
+  }
+  return id;
+}
+
+function assertChunkSha(sha256: string): string {
+  if (!SHA256_RE.test(sha256)) throw new InvalidInputError(`chunk id '${sha256}' is not a lowercase hex SHA-256`);
+  return sha256;
+}
+
+/** Vault key of a chunk: its SHA-256 (of the raw, decoded bytes). */
+export function vaultChunkKey(databaseId: string, sha256: string): string {
+  return `db/${assertDatabaseId(databaseId)}/chunks/${assertChunkSha(sha256)}`;
+}
+
+/** Prefix under which a database's snapshot manifests live (list it to rebuild the catalog). */
+export function vaultSnapshotsPrefix(databaseId: string): string {
+  return `db/${assertDatabaseId(databaseId)}/snapshots/`;
+}
+
+export function vaultSnapshotManifestKey(databaseId: string, snapshotId: string): string {
+  return `${vaultSnapshotsPrefix(databaseId)}${assertSnapshotId(snapshotId)}/${SNAPSHOT_MANIFEST_NAME}`;
+}
+
+/** Incoming key of a snapshot's manifest (the agent uploads it last; its event starts ingest). */
+export function incomingSnapshotKey(databaseId: string, snapshotId: string): string {
+  return `${INCOMING_PREFIX}${assertDatabaseId(databaseId)}/snapshots/${assertSnapshotId(snapshotId)}/${SNAPSHOT_MANIFEST_NAME}`;
+}
+
+/** Incoming key of a new chunk (object metadata: SHA-256, codec, raw size, as for WAL). */
+export function incomingChunkKey(databaseId: string, sha256: string): string {
+  return `${INCOMING_PREFIX}${assertDatabaseId(databaseId)}/chunks/${assertChunkSha(sha256)}`;
+}
+
+export type IncomingSnapshotObject =
+  | { databaseId: string; object: "manifest"; snapshotId: string }
+  | { databaseId: string; object: "chunk"; sha256: string };
+
+/**
+ * Parses an incoming snapshot key: exactly
+ * incoming/db/<id>/snapshots/<snapshotId>/manifest.json or
+ * incoming/db/<id>/chunks/<sha256>; nothing else.
+ */
+export function parseIncomingSnapshotKey(key: string): IncomingSnapshotObject {
+  if (key.startsWith("/")) throw new InvalidInputError(`object key '${key}' is absolute`);
+  const parts = key.split("/");
+  if (parts.some((p) => p === ".." || p === ".")) {
+    throw new InvalidInputError(`object key '${key}' contains a '.' or '..' path segment`);
+  }
+  if (parts.some((p) => p === "")) throw new InvalidInputError(`object key '${key}' has an empty path segment`);
+  const [top, db, id, kind, a, b, ...rest] = parts;
+  if (top === "incoming" && db === "db" && id !== undefined && rest.length === 0) {
+    if (kind === "chunks" && a !== undefined && b === undefined) {
+      return { databaseId: assertDatabaseId(id), object: "chunk", sha256: assertChunkSha(a) };
+    }
+    if (kind === "snapshots" && a !== undefined && b === SNAPSHOT_MANIFEST_NAME) {
+      return { databaseId: assertDatabaseId(id), object: "manifest", snapshotId: assertSnapshotId(a) };
+    }
+  }
+  throw new InvalidInputError(
+    `object key '${key}' is not of the form incoming/db/<databaseId>/snapshots/<snapshotId>/manifest.json or incoming/db/<databaseId>/chunks/<sha256>`,
+  );
 }

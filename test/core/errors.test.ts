@@ -9,6 +9,7 @@ import {
   FileAccessError,
   InvalidInputError,
   InvalidWalNameError,
+  ManifestInvalidError,
   NoSnapshotBeforeTargetError,
   NotFoundError,
   QuarantinedError,
@@ -20,6 +21,7 @@ import {
   TimeoutError,
   UnknownDatabaseError,
   UnknownSnapshotError,
+  UnsafePathError,
   WalGapError,
   WalvaultError,
   describeError,
@@ -49,6 +51,8 @@ const CLASSES: ReadonlyArray<{ cls: ErrorClass; name: string; code: string; exit
   { cls: UnknownSnapshotError, name: "UnknownSnapshotError", code: "unknown_snapshot", exitCode: 2 },
   { cls: TimelineNotFoundError, name: "TimelineNotFoundError", code: "timeline_not_found", exitCode: 2 },
   { cls: TargetNotOnTimelineError, name: "TargetNotOnTimelineError", code: "target_not_on_timeline", exitCode: 2 },
+  { cls: ManifestInvalidError, name: "ManifestInvalidError", code: "manifest_invalid", exitCode: 2 },
+  { cls: UnsafePathError, name: "UnsafePathError", code: "unsafe_path", exitCode: 2 },
 ];
 
 describe("error classes", () => {
