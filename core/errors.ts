@@ -185,3 +185,9 @@ export class UnsafePathError extends WalvaultError {
     this.path = options.path;
   }
 }
+
+/** A snapshot id was already recorded with a different manifest; the recorded one is kept. */
+export class SnapshotConflictError extends WalvaultError {
+  readonly code = "snapshot_conflict";
+  override readonly exitCode = 3;
+}

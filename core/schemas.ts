@@ -142,3 +142,52 @@ export const replicateItemSchema = z.object({
   ingest: validatedWalSchema,
   promoted: promotedSchema,
 });
+
+/** Catalog item of a restorable snapshot (its manifest is in the vault at manifestKey). */
+export const snapshotRecordSchema = z.object({
+  databaseId: databaseIdSchema,
+  snapshotId: z.string(),
+  kind: z.enum(["postgres", "generic"]),
+  /** PostgreSQL: backup start/stop (text LSNs), timeline and WAL files. */
+  timeline: z.number().int().positive().optional(),
+  startLsn: z.string().optional(),
+  stopLsn: z.string().optional(),
+  startWalFile: z.string().optional(),
+  stopWalFile: z.string().optional(),
+  /** Generic: per WAL stream, the last segment the snapshot includes. */
+  streams: z.record(z.string(), z.string()).optional(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  manifestKey: z.string(),
+  /** SHA-256 of the manifest bytes as stored (uncompressed JSON). */
+  manifestSha256: sha256Schema,
+  manifestSize: z.number().int().nonnegative(),
+  totals: z.object({
+    files: z.number().int().nonnegative(),
+    logicalBytes: z.number().int().nonnegative(),
+    uniqueChunks: z.number().int().nonnegative(),
+    newChunks: z.number().int().nonnegative(),
+    storedBytes: z.number().int().nonnegative(),
+    newStoredBytes: z.number().int().nonnegative(),
+  }),
+  status: z.literal("restorable"),
+  recordedAt: z.string(),
+  pinned: z.boolean().optional(),
+  replicas: z.record(z.string(), replicaStatusSchema),
+});
+export type SnapshotRecord = z.infer<typeof snapshotRecordSchema>;
+
+/**
+ * Catalog item of a chunk in the vault (db/<id>/chunks/<sha256>). Chunks are
+ * content-addressed: a record describes bytes, so writing it again is harmless.
+ */
+export const chunkItemSchema = z.object({
+  databaseId: databaseIdSchema,
+  sha256: sha256Schema,
+  size: z.number().int().nonnegative(),
+  storedSize: z.number().int().nonnegative(),
+  codec: codecSchema,
+  vaultKey: z.string(),
+  recordedAt: z.string(),
+});
+export type ChunkItem = z.infer<typeof chunkItemSchema>;

@@ -18,12 +18,22 @@
  *   filters by file name when given one.
  * - putDatabase() creates or replaces the registration; getDatabase() resolves
  *   undefined for an unknown id.
+ * - missingChunks() returns, of the given hashes, those with no chunk record,
+ *   each once, in input order; it asks in batches (BatchGetItem, <= 100 keys
+ *   per request), never one round trip per chunk.
+ * - recordChunks() writes chunk records in batches; writing an existing one
+ *   again is harmless (a record describes content-addressed bytes).
+ * - recordSnapshot() is a conditional create like recordWal(): same
+ *   manifestSha256 -> "duplicate", different -> SnapshotConflictError.
+ * - listSnapshots() returns a database's snapshots ordered by snapshotId
+ *   (which sorts by start time), across pages.
  * - No operation needs multi-item transactions.
  * - Service failures reject with ServiceUnavailableError.
  */
-import type { DatabaseRecord, HeadRecord, QuarantineRecord, WalRecord } from "../core/schemas.js";
+import type { ChunkItem, DatabaseRecord, HeadRecord, QuarantineRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
 
 export type RecordOutcome = { outcome: "created"; record: WalRecord } | { outcome: "duplicate"; record: WalRecord };
+export type SnapshotOutcome = { outcome: "created" | "duplicate"; record: SnapshotRecord };
 
 export interface Catalog {
   putDatabase(record: DatabaseRecord): Promise<void>;
@@ -41,4 +51,10 @@ export interface Catalog {
 
   recordQuarantine(record: QuarantineRecord): Promise<void>;
   listQuarantine(databaseId: string, name?: string): Promise<QuarantineRecord[]>;
+
+  missingChunks(databaseId: string, sha256s: readonly string[]): Promise<string[]>;
+  recordChunks(records: readonly ChunkItem[]): Promise<void>;
+  recordSnapshot(record: SnapshotRecord): Promise<SnapshotOutcome>;
+  getSnapshot(databaseId: string, snapshotId: string): Promise<SnapshotRecord | undefined>;
+  listSnapshots(databaseId: string): Promise<SnapshotRecord[]>;
 }

@@ -7,8 +7,12 @@
  *        head                                      last archived position
  *        wal#<timeline 8 upper hex>#<name>         one archived WAL file
  *        quarantine#<name>#<iso time>#<random>     one rejected upload
+ *        snap#<snapshotId>                         one restorable snapshot
+ *        chunk#<sha256>                            one chunk in the vault
  * so one Query per database answers every listing, and IAM LeadingKeys on
- * pk can confine an agent to its own database. Items hold the record fields
+ * pk can confine an agent to its own database. Chunk lookups and writes go in
+ * batches (BatchGetItem / BatchWriteItem), so the agent role needs
+ * dynamodb:BatchGetItem and ingest dynamodb:BatchWriteItem. Items hold the record fields
  * plus pk/sk; reads strip the keys and parse with core/schemas.ts.
  */
 import { isNetworkError } from "./aws-errors.js";
@@ -21,12 +25,15 @@ import {
   type AttributeDefinition,
 } from "@aws-sdk/client-dynamodb";
 import {
+  BatchGetCommand,
+  BatchWriteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
   ScanCommand,
   UpdateCommand,
+  type BatchWriteCommandInput,
   type QueryCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { randomBytes } from "node:crypto";
@@ -38,21 +45,27 @@ import {
   NotFoundError,
   SegmentConflictError,
   ServiceUnavailableError,
+  SnapshotConflictError,
   TimeoutError,
   type WalvaultError,
 } from "../core/errors.js";
 import {
+  chunkItemSchema,
   databaseRecordSchema,
   headRecordSchema,
   quarantineRecordSchema,
+  sha256Schema,
+  snapshotRecordSchema,
   walRecordSchema,
+  type ChunkItem,
   type DatabaseRecord,
   type HeadRecord,
   type QuarantineRecord,
+  type SnapshotRecord,
   type WalRecord,
 } from "../core/schemas.js";
 import { timelineDir } from "../core/keys.js";
-import type { Catalog, RecordOutcome } from "./catalog.js";
+import type { Catalog, RecordOutcome, SnapshotOutcome } from "./catalog.js";
 
 /** Key schema of the catalog table; infra/ mirrors it in the CDK stack. */
 export const CATALOG_KEY_SCHEMA = {
@@ -65,7 +78,15 @@ export const CATALOG_SORT_KEYS = {
   head: "head",
   walPrefix: "wal#",
   quarantinePrefix: "quarantine#",
+  snapshotPrefix: "snap#",
+  chunkPrefix: "chunk#",
 } as const;
+
+/** DynamoDB's limits per BatchGetItem / BatchWriteItem request. */
+export const BATCH_GET_MAX_KEYS = 100;
+export const BATCH_WRITE_MAX_ITEMS = 25;
+/** Batch requests one call keeps in flight. */
+export const BATCH_CONCURRENCY = 4;
 
 export function databasePk(databaseId: string): string {
   return `db#${databaseId}`;
@@ -73,6 +94,14 @@ export function databasePk(databaseId: string): string {
 
 export function walSk(timeline: number, name: string): string {
   return `${CATALOG_SORT_KEYS.walPrefix}${timelineDir(timeline)}#${name}`;
+}
+
+export function snapshotSk(snapshotId: string): string {
+  return `${CATALOG_SORT_KEYS.snapshotPrefix}${snapshotId}`;
+}
+
+export function chunkSk(sha256: string): string {
+  return `${CATALOG_SORT_KEYS.chunkPrefix}${sha256}`;
 }
 
 /** Timeline of a WAL file name (the first 8 hex digits of every kind walvault archives). */
@@ -99,6 +128,18 @@ export interface DynamoCatalogOptions {
   maxAttempts?: number;
   /** Query/Scan Limit per page (default: DynamoDB's 1 MB pages); small values exercise paging. */
   pageSize?: number;
+  batchRetry?: BatchRetryOptions;
+}
+
+/**
+ * How batch calls retry the keys/items DynamoDB leaves unprocessed (under
+ * throttling it may process only part of a batch, without an error).
+ */
+export interface BatchRetryOptions {
+  /** Requests per batch, the first included, before giving up (default 8). */
+  attempts?: number;
+  /** First backoff; doubles each retry, with full jitter, capped at 2 s (default 50 ms). */
+  baseDelayMs?: number;
 }
 
 export interface DynamoCatalogFromClient {
@@ -107,6 +148,7 @@ export interface DynamoCatalogFromClient {
   /** Endpoint or region text for messages. */
   where?: string;
   pageSize?: number;
+  batchRetry?: BatchRetryOptions;
 }
 
 
@@ -126,6 +168,7 @@ function isConditionFailed(e: unknown): boolean {
 }
 
 type Item = Record<string, unknown>;
+type WriteRequests = NonNullable<BatchWriteCommandInput["RequestItems"]>[string];
 
 function stripKeys(item: Item): Item {
   const { pk: _pk, sk: _sk, ...rest } = item;
@@ -144,10 +187,14 @@ export class DynamoCatalog implements Catalog {
   readonly doc: DynamoDBDocumentClient;
   private readonly where: string;
   private readonly pageSize: number | undefined;
+  private readonly batchAttempts: number;
+  private readonly batchBaseDelayMs: number;
 
   constructor(opts: DynamoCatalogOptions | DynamoCatalogFromClient) {
     this.tableName = opts.tableName;
     this.pageSize = opts.pageSize;
+    this.batchAttempts = Math.max(1, Math.floor(opts.batchRetry?.attempts ?? 8));
+    this.batchBaseDelayMs = Math.max(0, opts.batchRetry?.baseDelayMs ?? 50);
     if ("client" in opts) {
       this.client = opts.client;
       this.where = opts.where ?? "DynamoDB";
@@ -428,6 +475,177 @@ export class DynamoCatalog implements Catalog {
     matching.sort((a, b) => compareTime(a.record.at, b.record.at) || (a.sk < b.sk ? -1 : a.sk > b.sk ? 1 : 0));
     return matching.map((k) => k.record);
   }
+
+  // ------------------------------------------------------------- chunks
+
+  /** Waits before retry number `retry` (1-based) of unprocessed batch work: full jitter, exponential, capped. */
+  private async backoff(retry: number): Promise<void> {
+    const ceiling = Math.min(2_000, this.batchBaseDelayMs * 2 ** (retry - 1));
+    const ms = Math.random() * ceiling;
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+  }
+
+  async missingChunks(databaseId: string, sha256s: readonly string[]): Promise<string[]> {
+    const unique: string[] = [];
+    const seen = new Set<string>();
+    for (const h of sha256s) {
+      if (seen.has(h)) continue;
+      seen.add(h);
+      unique.push(this.check(sha256Schema, h, `chunk hash '${String(h)}' for database ${databaseId}`));
+    }
+    if (unique.length === 0) return [];
+    const pk = databasePk(databaseId);
+    const present = new Set<string>();
+    const batches: string[][] = [];
+    for (let i = 0; i < unique.length; i += BATCH_GET_MAX_KEYS) batches.push(unique.slice(i, i + BATCH_GET_MAX_KEYS));
+
+    await inParallel(batches, BATCH_CONCURRENCY, async (batch) => {
+      let keys: Record<string, unknown>[] = batch.map((h) => ({ pk, sk: chunkSk(h) }));
+      for (let attempt = 1; ; attempt++) {
+        let out;
+        try {
+          out = await this.doc.send(
+            new BatchGetCommand({
+              RequestItems: {
+                [this.tableName]: {
+                  Keys: keys,
+                  ProjectionExpression: "#sk",
+                  ExpressionAttributeNames: { "#sk": "sk" },
+                  ConsistentRead: true,
+                },
+              },
+            }),
+          );
+        } catch (e) {
+          throw this.fail("BatchGetItem (chunks)", e);
+        }
+        for (const item of out.Responses?.[this.tableName] ?? []) {
+          const sk = item.sk;
+          if (typeof sk === "string" && sk.startsWith(CATALOG_SORT_KEYS.chunkPrefix)) {
+            present.add(sk.slice(CATALOG_SORT_KEYS.chunkPrefix.length));
+          }
+        }
+        const left = out.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+        if (left.length === 0) return;
+        if (attempt >= this.batchAttempts) {
+          throw new ServiceUnavailableError(
+            `DynamoDB left ${left.length} of ${batch.length} chunk keys of database ${databaseId} unprocessed ` +
+              `after ${attempt} BatchGetItem requests on table '${this.tableName}' at ${this.where} (throttled?); retry later`,
+          );
+        }
+        keys = left;
+        await this.backoff(attempt);
+      }
+    });
+    return unique.filter((h) => !present.has(h));
+  }
+
+  async recordChunks(records: readonly ChunkItem[]): Promise<void> {
+    // BatchWriteItem rejects a request naming one key twice: keep the last record per key.
+    const byKey = new Map<string, ChunkItem>();
+    for (const record of records) {
+      const r = this.check(chunkItemSchema, record, "chunk record");
+      byKey.set(`${databasePk(r.databaseId)} ${chunkSk(r.sha256)}`, r);
+    }
+    if (byKey.size === 0) return;
+    const items = [...byKey.values()];
+    const batches: ChunkItem[][] = [];
+    for (let i = 0; i < items.length; i += BATCH_WRITE_MAX_ITEMS) batches.push(items.slice(i, i + BATCH_WRITE_MAX_ITEMS));
+
+    await inParallel(batches, BATCH_CONCURRENCY, async (batch) => {
+      let requests: WriteRequests = batch.map((r) => ({
+        PutRequest: { Item: { ...r, pk: databasePk(r.databaseId), sk: chunkSk(r.sha256) } },
+      }));
+      for (let attempt = 1; ; attempt++) {
+        let out;
+        try {
+          out = await this.doc.send(
+            new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
+          );
+        } catch (e) {
+          throw this.fail("BatchWriteItem (chunks)", e);
+        }
+        const left = out.UnprocessedItems?.[this.tableName] ?? [];
+        if (left.length === 0) return;
+        if (attempt >= this.batchAttempts) {
+          throw new ServiceUnavailableError(
+            `DynamoDB left ${left.length} of ${batch.length} chunk records unprocessed after ${attempt} BatchWriteItem requests ` +
+              `on table '${this.tableName}' at ${this.where} (throttled?); retry later`,
+          );
+        }
+        requests = left;
+        await this.backoff(attempt);
+      }
+    });
+  }
+
+  // ---------------------------------------------------------- snapshots
+
+  async recordSnapshot(record: SnapshotRecord): Promise<SnapshotOutcome> {
+    const r = this.check(snapshotRecordSchema, record, "snapshot record");
+    if (r.snapshotId.length === 0) {
+      throw new InvalidInputError(`snapshot record for database ${r.databaseId} has an empty snapshotId`);
+    }
+    const pk = databasePk(r.databaseId);
+    const sk = snapshotSk(r.snapshotId);
+    // As recordWal: a write that loses to a concurrent writer reads the winner; if it vanished in between, try again once.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await this.doc.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: { ...r, pk, sk },
+            ConditionExpression: "attribute_not_exists(pk)",
+          }),
+        );
+        return { outcome: "created", record: r };
+      } catch (e) {
+        if (!isConditionFailed(e)) throw this.fail("PutItem (snapshot)", e);
+      }
+      const existingItem = await this.getItem(pk, sk, "GetItem (snapshot)");
+      if (existingItem === undefined) continue;
+      const existing = this.parse(snapshotRecordSchema, existingItem, "snapshot record");
+      if (existing.manifestSha256 === r.manifestSha256) return { outcome: "duplicate", record: existing };
+      throw new SnapshotConflictError(
+        `snapshot ${r.snapshotId} is already recorded for database ${r.databaseId} with a different manifest ` +
+          `(recorded manifest sha256 ${short(existing.manifestSha256)}, new manifest sha256 ${short(r.manifestSha256)}); ` +
+          `the recorded snapshot was kept`,
+      );
+    }
+    throw new ConcurrentUpdateError(
+      `snapshot ${r.snapshotId} for database ${r.databaseId} changed while it was being recorded; retry`,
+    );
+  }
+
+  async getSnapshot(databaseId: string, snapshotId: string): Promise<SnapshotRecord | undefined> {
+    if (snapshotId.length === 0) return undefined;
+    const item = await this.getItem(databasePk(databaseId), snapshotSk(snapshotId), "GetItem (snapshot)");
+    return item === undefined ? undefined : this.parse(snapshotRecordSchema, item, "snapshot record");
+  }
+
+  async listSnapshots(databaseId: string): Promise<SnapshotRecord[]> {
+    // Query returns items in sort-key order, i.e. by snapshotId.
+    const items = await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.snapshotPrefix, "Query (snapshots)");
+    return items.map((item) => this.parse(snapshotRecordSchema, item, "snapshot record"));
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; rejects with the first failure (after the others settle). */
+async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (e) {
+        failure ??= { error: e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, () => worker()));
+  if (failure !== undefined) throw failure.error;
 }
 
 function compareTime(a: string, b: string): number {

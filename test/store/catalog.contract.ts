@@ -5,8 +5,8 @@
  */
 import { createHash } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
-import { NotFoundError, SegmentConflictError, ServiceUnavailableError } from "../../core/errors.js";
-import type { DatabaseRecord, QuarantineRecord, WalRecord } from "../../core/schemas.js";
+import { NotFoundError, SegmentConflictError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
+import type { ChunkItem, DatabaseRecord, QuarantineRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import type { Catalog } from "../../store/catalog.js";
 
 export interface CatalogFixture {
@@ -69,6 +69,52 @@ function quarantine(name: string, at: string, overrides: Partial<QuarantineRecor
     error: "ChecksumMismatchError",
     reason: `bytes of ${name} do not match`,
     at,
+    ...overrides,
+  };
+}
+
+/** Snapshot ids sort by start time: zero-padded UTC time first. */
+function snapshotId(n: number): string {
+  return `2025010${1 + Math.floor(n / 100)}T${String(n % 100).padStart(2, "0")}0000Z-${hex8(n).toLowerCase()}`;
+}
+
+function snapshot(id: string, overrides: Partial<SnapshotRecord> = {}): SnapshotRecord {
+  return {
+    databaseId: DB,
+    snapshotId: id,
+    kind: "postgres",
+    timeline: 1,
+    startLsn: "0/3000028",
+    stopLsn: "0/3000100",
+    startWalFile: segmentName(1, 3),
+    stopWalFile: segmentName(1, 3),
+    startedAt: "2025-01-01T00:00:00.000Z",
+    finishedAt: "2025-01-01T00:01:00.000Z",
+    manifestKey: `db/${DB}/snapshots/${id}/manifest.json`,
+    manifestSha256: sha(`manifest ${id}`),
+    manifestSize: 4096,
+    totals: { files: 3, logicalBytes: 3 << 20, uniqueChunks: 4, newChunks: 2, storedBytes: 1 << 20, newStoredBytes: 1 << 19 },
+    status: "restorable",
+    recordedAt: "2025-01-01T00:02:00.000Z",
+    replicas: {},
+    ...overrides,
+  };
+}
+
+function chunkHash(n: number): string {
+  return sha(`chunk ${n}`);
+}
+
+function chunk(sha256: string, overrides: Partial<ChunkItem> = {}): ChunkItem {
+  const databaseId = overrides.databaseId ?? DB;
+  return {
+    databaseId,
+    sha256,
+    size: 2 << 20,
+    storedSize: 1 << 20,
+    codec: "zstd",
+    vaultKey: `db/${databaseId}/chunks/${sha256}`,
+    recordedAt: "2025-01-01T00:00:00.000Z",
     ...overrides,
   };
 }
@@ -425,6 +471,264 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
       });
     });
 
+    describe("missingChunks", () => {
+      it("resolves an empty list for no hashes", async () => {
+        // Act
+        const missing = await catalog.missingChunks(DB, []);
+
+        // Assess
+        expect(missing).toEqual([]);
+      });
+
+      it("returns every hash, in input order, when none is recorded", async () => {
+        // Prepare
+        const hashes = [chunkHash(3), chunkHash(1), chunkHash(2)];
+
+        // Act
+        const missing = await catalog.missingChunks(DB, hashes);
+
+        // Assess
+        expect(missing).toEqual(hashes);
+      });
+
+      it("returns only the hashes without a record, in input order", async () => {
+        // Prepare
+        await catalog.recordChunks([chunk(chunkHash(2)), chunk(chunkHash(4))]);
+        const hashes = [chunkHash(5), chunkHash(4), chunkHash(1), chunkHash(2), chunkHash(3)];
+
+        // Act
+        const missing = await catalog.missingChunks(DB, hashes);
+
+        // Assess
+        expect(missing).toEqual([chunkHash(5), chunkHash(1), chunkHash(3)]);
+      });
+
+      it("returns each missing hash once, where it first appears, however often it is asked for", async () => {
+        // Prepare: repeats both within and across batches of 100; one repeated hash is recorded
+        await catalog.recordChunks([chunk(chunkHash(7))]);
+        const unique = Array.from({ length: 150 }, (_, i) => chunkHash(i));
+        const hashes = [chunkHash(9), chunkHash(9), ...unique, ...[...unique].reverse(), chunkHash(7)];
+
+        // Act
+        const missing = await catalog.missingChunks(DB, hashes);
+
+        // Assess
+        const expected = [chunkHash(9), ...unique.filter((h) => h !== chunkHash(9) && h !== chunkHash(7))];
+        expect(missing).toEqual(expected);
+        expect(new Set(missing).size).toBe(missing.length);
+      });
+
+      it.each([100, 101, 251, 1_000])("answers for %i hashes (more than one batch), keeping input order", async (count) => {
+        // Prepare: every third hash is recorded; the question comes shuffled
+        const all = Array.from({ length: count }, (_, i) => chunkHash(i));
+        const recorded = all.filter((_, i) => i % 3 === 0);
+        await catalog.recordChunks(recorded.map((h) => chunk(h)));
+        const asked = [...all].sort(() => Math.random() - 0.5);
+
+        // Act
+        const missing = await catalog.missingChunks(DB, asked);
+
+        // Assess
+        const recordedSet = new Set(recorded);
+        expect(missing).toEqual(asked.filter((h) => !recordedSet.has(h)));
+      }, 60_000);
+
+      it("does not see another database's chunks", async () => {
+        // Prepare: pg-main-b shares a prefix with pg-main
+        await catalog.recordChunks([chunk(chunkHash(1), { databaseId: "pg-other" }), chunk(chunkHash(2), { databaseId: `${DB}-b` })]);
+
+        // Act
+        const missing = await catalog.missingChunks(DB, [chunkHash(1), chunkHash(2)]);
+
+        // Assess
+        expect(missing).toEqual([chunkHash(1), chunkHash(2)]);
+        expect(await catalog.missingChunks("pg-other", [chunkHash(1), chunkHash(2)])).toEqual([chunkHash(2)]);
+      });
+    });
+
+    describe("recordChunks", () => {
+      it("resolves for no records", async () => {
+        // Act + Assess
+        await expect(catalog.recordChunks([])).resolves.toBeUndefined();
+      });
+
+      it("is harmless to repeat, within one call and across calls", async () => {
+        // Prepare
+        const records = [chunk(chunkHash(1)), chunk(chunkHash(2))];
+        await catalog.recordChunks(records);
+
+        // Act
+        await catalog.recordChunks([...records, chunk(chunkHash(1), { recordedAt: "2025-02-01T00:00:00.000Z" }), chunk(chunkHash(3))]);
+        await catalog.recordChunks(records);
+
+        // Assess
+        expect(await catalog.missingChunks(DB, [chunkHash(1), chunkHash(2), chunkHash(3), chunkHash(4)])).toEqual([chunkHash(4)]);
+      });
+
+      it("records more than one batch of 25 in one call", async () => {
+        // Prepare
+        const hashes = Array.from({ length: 137 }, (_, i) => chunkHash(i));
+
+        // Act
+        await catalog.recordChunks(hashes.map((h) => chunk(h)));
+
+        // Assess
+        expect(await catalog.missingChunks(DB, hashes)).toEqual([]);
+      }, 60_000);
+
+      it("records each chunk under its own database when one call mixes databases", async () => {
+        // Act
+        await catalog.recordChunks([chunk(chunkHash(1)), chunk(chunkHash(2), { databaseId: "pg-other" })]);
+
+        // Assess
+        expect(await catalog.missingChunks(DB, [chunkHash(1), chunkHash(2)])).toEqual([chunkHash(2)]);
+        expect(await catalog.missingChunks("pg-other", [chunkHash(1), chunkHash(2)])).toEqual([chunkHash(1)]);
+      });
+    });
+
+    describe("recordSnapshot", () => {
+      it("creates the record when the id is new and getSnapshot returns it", async () => {
+        // Prepare
+        const record = snapshot(snapshotId(1));
+
+        // Act
+        const outcome = await catalog.recordSnapshot(record);
+
+        // Assess
+        expect(outcome).toEqual({ outcome: "created", record });
+        expect(await catalog.getSnapshot(DB, record.snapshotId)).toEqual(record);
+      });
+
+      it("keeps optional fields and generic streams exactly as written", async () => {
+        // Prepare
+        const record: SnapshotRecord = {
+          ...snapshot(snapshotId(2), { kind: "generic", pinned: true, streams: { "wal-a": "000042.log", "wal-b": "000007.log" } }),
+          replicas: { "eu-west-1": { status: "replicated", at: "2025-01-01T00:03:00.000Z", versionId: "v1" } },
+        };
+        delete record.timeline;
+        delete record.startLsn;
+        delete record.stopLsn;
+        delete record.startWalFile;
+        delete record.stopWalFile;
+
+        // Act
+        await catalog.recordSnapshot(record);
+
+        // Assess
+        expect(await catalog.getSnapshot(DB, record.snapshotId)).toEqual(record);
+      });
+
+      it("resolves duplicate with the recorded snapshot and changes nothing when the same manifest comes again", async () => {
+        // Prepare
+        const first = snapshot(snapshotId(1));
+        await catalog.recordSnapshot(first);
+        const again = snapshot(snapshotId(1), { recordedAt: "2025-01-02T00:00:00.000Z", pinned: true });
+
+        // Act
+        const outcome = await catalog.recordSnapshot(again);
+
+        // Assess
+        expect(outcome).toEqual({ outcome: "duplicate", record: first });
+        expect(await catalog.getSnapshot(DB, first.snapshotId)).toEqual(first);
+      });
+
+      it("rejects with SnapshotConflictError naming the snapshot, the database and both manifest hashes, keeping the first", async () => {
+        // Prepare
+        const first = snapshot(snapshotId(1), { manifestSha256: sha("first manifest") });
+        await catalog.recordSnapshot(first);
+        const other = snapshot(snapshotId(1), { manifestSha256: sha("second manifest"), manifestSize: 1 });
+
+        // Act
+        const err = await rejection(catalog.recordSnapshot(other));
+
+        // Assess
+        expect(err).toBeInstanceOf(SnapshotConflictError);
+        const message = (err as Error).message;
+        expect(message).toContain(first.snapshotId);
+        expect(message).toContain(DB);
+        expect(message).toContain(sha("first manifest").slice(0, 8));
+        expect(message).toContain(sha("second manifest").slice(0, 8));
+        expect(await catalog.getSnapshot(DB, first.snapshotId)).toEqual(first);
+        expect(await catalog.listSnapshots(DB)).toEqual([first]);
+      });
+
+      it("treats concurrent records of the same manifest as one create and the rest duplicates", async () => {
+        // Prepare
+        const record = snapshot(snapshotId(5));
+
+        // Act
+        const outcomes = await Promise.all(Array.from({ length: 6 }, () => catalog.recordSnapshot(record)));
+
+        // Assess
+        expect(outcomes.filter((o) => o.outcome === "created")).toHaveLength(1);
+        expect(outcomes.filter((o) => o.outcome === "duplicate")).toHaveLength(5);
+        for (const o of outcomes) expect(o.record).toEqual(record);
+      });
+
+      it("keeps snapshots of different databases apart", async () => {
+        // Prepare
+        const id = snapshotId(1);
+        await catalog.recordSnapshot(snapshot(id, { databaseId: "pg-one", manifestSha256: sha("one") }));
+
+        // Act
+        const outcome = await catalog.recordSnapshot(snapshot(id, { databaseId: "pg-one-b", manifestSha256: sha("two") }));
+
+        // Assess
+        expect(outcome.outcome).toBe("created");
+        expect((await catalog.getSnapshot("pg-one", id))?.manifestSha256).toBe(sha("one"));
+        expect((await catalog.getSnapshot("pg-one-b", id))?.manifestSha256).toBe(sha("two"));
+      });
+    });
+
+    describe("getSnapshot and listSnapshots", () => {
+      it("getSnapshot resolves undefined for an id never recorded, and for another database's snapshot", async () => {
+        // Prepare
+        await catalog.recordSnapshot(snapshot(snapshotId(1)));
+
+        // Act
+        const got = await catalog.getSnapshot(DB, snapshotId(2));
+
+        // Assess
+        expect(got).toBeUndefined();
+        expect(await catalog.getSnapshot("pg-other", snapshotId(1))).toBeUndefined();
+      });
+
+      it("listSnapshots returns every snapshot ordered by snapshotId, across pages, and none of the other items", async () => {
+        // Prepare: seven snapshots written shuffled, 2 per page, with WAL, chunks, a head, a registration,
+        // quarantine records and another database's snapshots beside them
+        const paged = (await factory({ pageSize: 2 })).catalog;
+        const ids = [1, 2, 9, 10, 99, 100, 250].map(snapshotId);
+        for (const id of [...ids].sort(() => Math.random() - 0.5)) await paged.recordSnapshot(snapshot(id));
+        await paged.putDatabase(database(DB));
+        await paged.recordWal(wal(segmentName(1, 3)));
+        await paged.advanceHead(DB, segmentName(1, 3), "0000000100000003", "2025-01-01T00:00:00.000Z");
+        await paged.recordChunks([chunk(chunkHash(1)), chunk(chunkHash(2)), chunk(chunkHash(3))]);
+        await paged.recordQuarantine(quarantine("snap#x", "2025-01-01T00:00:00.000Z"));
+        await paged.recordSnapshot(snapshot(snapshotId(3), { databaseId: "pg-other" }));
+        await paged.recordSnapshot(snapshot(snapshotId(4), { databaseId: `${DB}-b` }));
+
+        // Act
+        const listed = await paged.listSnapshots(DB);
+
+        // Assess
+        expect(listed.map((r) => r.snapshotId)).toEqual([...ids].sort());
+        expect(listed).toEqual([...ids].sort().map((id) => snapshot(id)));
+        expect((await paged.listSnapshots("pg-other")).map((r) => r.snapshotId)).toEqual([snapshotId(3)]);
+      });
+
+      it("listSnapshots returns an empty list for a database without snapshots", async () => {
+        // Prepare
+        await catalog.recordSnapshot(snapshot(snapshotId(1), { databaseId: "pg-other" }));
+        await catalog.recordWal(wal(segmentName(1, 1)));
+
+        // Act
+        const listed = await catalog.listSnapshots(DB);
+
+        // Assess
+        expect(listed).toEqual([]);
+      });
+    });
+
     describe("when the service cannot be reached", () => {
       it("rejects reads and writes with ServiceUnavailableError naming the endpoint", async () => {
         // Prepare
@@ -436,6 +740,11 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
           ["advanceHead", () => down.advanceHead(DB, "n", "0000000100000001", "2025-01-01T00:00:00.000Z")],
           ["getDatabase", () => down.getDatabase(DB)],
           ["listQuarantine", () => down.listQuarantine(DB)],
+          ["missingChunks", () => down.missingChunks(DB, [chunkHash(1)])],
+          ["recordChunks", () => down.recordChunks([chunk(chunkHash(1))])],
+          ["recordSnapshot", () => down.recordSnapshot(snapshot(snapshotId(1)))],
+          ["getSnapshot", () => down.getSnapshot(DB, snapshotId(1))],
+          ["listSnapshots", () => down.listSnapshots(DB)],
         ];
 
         // Act

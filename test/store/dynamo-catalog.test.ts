@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError } from "../../core/errors.js";
-import type { WalRecord } from "../../core/schemas.js";
+import { ConfigError, InvalidInputError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
+import type { ChunkItem, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { LOCAL_CREDENTIALS, freePort, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
-import { CATALOG_KEY_SCHEMA, DynamoCatalog, createTable } from "../../store/dynamo-catalog.js";
+import { CATALOG_KEY_SCHEMA, DynamoCatalog, createTable, type BatchRetryOptions } from "../../store/dynamo-catalog.js";
 import { catalogContract } from "./catalog.contract.js";
 
 let ddb: DynamoEmulator;
@@ -30,13 +30,14 @@ afterAll(async () => {
   await ddb?.stop();
 });
 
-function catalogAt(endpoint: string, tableName: string, pageSize?: number): DynamoCatalog {
+function catalogAt(endpoint: string, tableName: string, pageSize?: number, batchRetry?: BatchRetryOptions): DynamoCatalog {
   return new DynamoCatalog({
     tableName,
     region: "us-east-1",
     endpoint,
     credentials: LOCAL_CREDENTIALS,
     ...(pageSize === undefined ? {} : { pageSize }),
+    ...(batchRetry === undefined ? {} : { batchRetry }),
   });
 }
 
@@ -162,6 +163,233 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
     // Assess
     expect((err as Error).message).toContain(`cannot reach DynamoDB at ${closedEndpoint}`);
     expect((err as Error).message).toContain("walvault local up");
+  });
+});
+
+function hash(n: number): string {
+  return n.toString(16).padStart(64, "0");
+}
+
+function chunkItem(sha256: string, overrides: Partial<ChunkItem> = {}): ChunkItem {
+  return {
+    databaseId: "pg-main",
+    sha256,
+    size: 100,
+    storedSize: 50,
+    codec: "zstd",
+    vaultKey: `db/pg-main/chunks/${sha256}`,
+    recordedAt: "2025-01-01T00:00:00.000Z",
+    ...overrides,
+  };
+}
+
+function snapshotRecord(overrides: Partial<SnapshotRecord> = {}): SnapshotRecord {
+  const snapshotId = overrides.snapshotId ?? "20250101T000000Z-0001";
+  return {
+    databaseId: "pg-main",
+    snapshotId,
+    kind: "postgres",
+    timeline: 1,
+    startLsn: "0/3000028",
+    stopLsn: "0/3000100",
+    startWalFile: SEG,
+    stopWalFile: SEG,
+    startedAt: "2025-01-01T00:00:00.000Z",
+    finishedAt: "2025-01-01T00:01:00.000Z",
+    manifestKey: `db/pg-main/snapshots/${snapshotId}/manifest.json`,
+    manifestSha256: "ab12".repeat(16),
+    manifestSize: 10,
+    totals: { files: 1, logicalBytes: 100, uniqueChunks: 1, newChunks: 1, storedBytes: 50, newStoredBytes: 50 },
+    status: "restorable",
+    recordedAt: "2025-01-01T00:02:00.000Z",
+    replicas: {},
+    ...overrides,
+  };
+}
+
+type BatchCall = { command: string; size: number; input: Record<string, unknown> };
+
+/**
+ * Watches the batch requests a catalog sends (document-level input, before
+ * marshalling). With unprocess "half", DynamoDB Local gets only the first
+ * half of each request and the rest comes back unprocessed, as DynamoDB does
+ * under throttling; with "all", nothing is sent and everything comes back.
+ */
+function probe(catalog: DynamoCatalog, table: string, unprocess: "none" | "half" | "all" = "none") {
+  const calls: BatchCall[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  catalog.client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const command = String(context.commandName);
+      if (command !== "BatchGetItemCommand" && command !== "BatchWriteItemCommand") return next(args);
+      const input = args.input as { RequestItems: Record<string, unknown> };
+      const isGet = command === "BatchGetItemCommand";
+      const request = input.RequestItems[table] as { Keys: unknown[] } | unknown[];
+      const entries = isGet ? (request as { Keys: unknown[] }).Keys : (request as unknown[]);
+      calls.push({ command, size: entries.length, input: structuredClone(input.RequestItems[table]) as Record<string, unknown> });
+      const keep = unprocess === "none" ? entries.length : unprocess === "half" ? Math.ceil(entries.length / 2) : 0;
+      const sent = entries.slice(0, keep);
+      const left = entries.slice(keep);
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      try {
+        let result;
+        if (sent.length === 0) {
+          await new Promise((r) => setTimeout(r, 5));
+          result = { output: { $metadata: {} } as Record<string, unknown>, response: {} };
+        } else {
+          const narrowed = isGet ? { ...(request as object), Keys: sent } : sent;
+          result = await next({ ...args, input: { ...input, RequestItems: { [table]: narrowed } } });
+        }
+        const output = result.output as Record<string, unknown>;
+        if (left.length > 0) {
+          if (isGet) output.UnprocessedKeys = { [table]: { ...(request as object), Keys: left } };
+          else output.UnprocessedItems = { [table]: left };
+        }
+        return result as typeof result & { output: never };
+      } finally {
+        inFlight--;
+      }
+    },
+    { step: "initialize", name: "walvaultTestBatchProbe" },
+  );
+  return { calls, maxInFlight: () => maxInFlight };
+}
+
+describe("DynamoCatalog snapshots and chunks on DynamoDB Local", () => {
+  it("stores snapshots under sk snap#<snapshotId> and chunks under sk chunk#<sha256>, with the record fields", async () => {
+    // Prepare
+    const table = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, table);
+    const snap = snapshotRecord();
+
+    // Act
+    await catalog.recordSnapshot(snap);
+    await catalog.recordChunks([chunkItem(hash(1))]);
+    const items = await catalog.doc.send(
+      new QueryCommand({ TableName: table, KeyConditionExpression: "pk = :pk", ExpressionAttributeValues: { ":pk": "db#pg-main" } }),
+    );
+
+    // Assess
+    expect((items.Items ?? []).map((i) => String(i.sk))).toEqual([`chunk#${hash(1)}`, `snap#${snap.snapshotId}`]);
+    expect(items.Items?.[0]).toEqual({ ...chunkItem(hash(1)), pk: "db#pg-main", sk: `chunk#${hash(1)}` });
+    expect(items.Items?.[1]).toEqual({ ...snap, pk: "db#pg-main", sk: `snap#${snap.snapshotId}` });
+  });
+
+  it("explains a snapshot conflict in one line naming the snapshot, the database and both manifest hash prefixes", async () => {
+    // Prepare
+    const catalog = catalogAt(ddb.endpoint, await freshTable());
+    await catalog.recordSnapshot(snapshotRecord({ manifestSha256: "ab12".repeat(16) }));
+
+    // Act
+    const err = await catalog.recordSnapshot(snapshotRecord({ manifestSha256: "cd34".repeat(16) })).catch((e: unknown) => e);
+
+    // Assess
+    expect(err).toBeInstanceOf(SnapshotConflictError);
+    expect((err as Error).message).toBe(
+      "snapshot 20250101T000000Z-0001 is already recorded for database pg-main with a different manifest " +
+        "(recorded manifest sha256 ab12ab12ab12…, new manifest sha256 cd34cd34cd34…); the recorded snapshot was kept",
+    );
+  });
+
+  it("asks for missing chunks in consistent BatchGetItem requests of at most 100 keys, at most 4 in flight, projecting sk only", async () => {
+    // Prepare
+    const table = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, table);
+    await catalog.recordChunks([chunkItem(hash(5))]);
+    const watch = probe(catalog, table);
+    const hashes = Array.from({ length: 1_050 }, (_, i) => hash(i));
+
+    // Act
+    const none = await catalog.missingChunks("pg-main", []);
+    const missing = await catalog.missingChunks("pg-main", [...hashes, ...hashes]);
+
+    // Assess
+    expect(none).toEqual([]);
+    expect(missing).toEqual(hashes.filter((h) => h !== hash(5)));
+    expect(watch.calls.map((c) => c.command)).toEqual(Array(11).fill("BatchGetItemCommand"));
+    expect(watch.calls.map((c) => c.size).sort((a, b) => b - a)).toEqual([...Array(10).fill(100), 50]);
+    expect(watch.maxInFlight()).toBeGreaterThan(1);
+    expect(watch.maxInFlight()).toBeLessThanOrEqual(4);
+    for (const call of watch.calls) {
+      expect(call.input).toMatchObject({ ConsistentRead: true, ProjectionExpression: "#sk", ExpressionAttributeNames: { "#sk": "sk" } });
+    }
+  }, 60_000);
+
+  it("writes chunk records in BatchWriteItem requests of at most 25, one item per key", async () => {
+    // Prepare
+    const table = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, table);
+    const watch = probe(catalog, table);
+    const records = Array.from({ length: 120 }, (_, i) => chunkItem(hash(i)));
+
+    // Act
+    await catalog.recordChunks([]);
+    await catalog.recordChunks([...records, ...records.slice(0, 30)]);
+
+    // Assess
+    expect(watch.calls.every((c) => c.command === "BatchWriteItemCommand")).toBe(true);
+    expect(watch.calls.map((c) => c.size).sort((a, b) => b - a)).toEqual([25, 25, 25, 25, 20]);
+    expect(watch.maxInFlight()).toBeLessThanOrEqual(4);
+    expect(await catalog.missingChunks("pg-main", records.map((r) => r.sha256))).toEqual([]);
+  });
+
+  it("retries the keys and items DynamoDB leaves unprocessed until every one is answered", async () => {
+    // Prepare: each request is only half processed
+    const table = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, table, undefined, { baseDelayMs: 1 });
+    const watch = probe(catalog, table, "half");
+    const hashes = Array.from({ length: 130 }, (_, i) => hash(i));
+    const recorded = hashes.filter((_, i) => i % 2 === 0);
+
+    // Act
+    await catalog.recordChunks(recorded.map((h) => chunkItem(h)));
+    const missing = await catalog.missingChunks("pg-main", hashes);
+
+    // Assess
+    expect(missing).toEqual(hashes.filter((_, i) => i % 2 === 1));
+    const writes = watch.calls.filter((c) => c.command === "BatchWriteItemCommand");
+    const gets = watch.calls.filter((c) => c.command === "BatchGetItemCommand");
+    expect(writes.length).toBeGreaterThan(3);
+    expect(gets.length).toBeGreaterThan(2);
+    for (const get of gets) expect(get.input).toMatchObject({ ConsistentRead: true });
+  });
+
+  it("rejects with ServiceUnavailableError when DynamoDB keeps leaving keys or items unprocessed", async () => {
+    // Prepare
+    const table = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, table, undefined, { attempts: 3, baseDelayMs: 1 });
+    const watch = probe(catalog, table, "all");
+
+    // Act
+    const getErr = await catalog.missingChunks("pg-main", [hash(1), hash(2)]).catch((e: unknown) => e);
+    const writeErr = await catalog.recordChunks([chunkItem(hash(1))]).catch((e: unknown) => e);
+
+    // Assess
+    expect(getErr).toBeInstanceOf(ServiceUnavailableError);
+    expect((getErr as Error).message).toContain("2 of 2 chunk keys of database pg-main unprocessed after 3 BatchGetItem requests");
+    expect(writeErr).toBeInstanceOf(ServiceUnavailableError);
+    expect((writeErr as Error).message).toContain("1 of 1 chunk records unprocessed after 3 BatchWriteItem requests");
+    expect(watch.calls).toHaveLength(6);
+  });
+
+  it("rejects malformed hashes and chunk records with InvalidInputError before sending anything", async () => {
+    // Prepare
+    const table = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, table);
+    const watch = probe(catalog, table);
+
+    // Act
+    const upper = await catalog.missingChunks("pg-main", [hash(1), hash(2).toUpperCase().replace(/^0/, "A")]).catch((e: unknown) => e);
+    const short = await catalog.recordChunks([chunkItem(hash(1)), chunkItem("abc")]).catch((e: unknown) => e);
+    const badDb = await catalog.recordChunks([chunkItem(hash(1), { databaseId: "Not Valid" })]).catch((e: unknown) => e);
+    const badSnap = await catalog.recordSnapshot(snapshotRecord({ manifestSha256: "xyz" })).catch((e: unknown) => e);
+
+    // Assess
+    for (const err of [upper, short, badDb, badSnap]) expect(err).toBeInstanceOf(InvalidInputError);
+    expect(watch.calls).toEqual([]);
+    expect(await catalog.listSnapshots("pg-main")).toEqual([]);
   });
 });
 
