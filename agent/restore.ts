@@ -1,0 +1,1193 @@
+/**
+ * `walvault restore --to DIR [--target-time|--target-lsn|--target-name|--latest]`:
+ * point-in-time restore from the vault (docs/snapshots.md, "Restore").
+ *
+ * 1. Plan first (loadPlanInput + core/restore-plan.ts): every typed planning
+ *    error (no snapshot before the target, a WAL gap, an unknown timeline...)
+ *    comes before a single chunk is downloaded. `--plan-only` stops here
+ *    (formatPlan / planToJson).
+ * 2. The target directory: refused when it is not empty unless `force`; a
+ *    mount point is refused (the restore could not be renamed into place);
+ *    with `force`, a directory a running PostgreSQL owns (postmaster.pid with
+ *    a live pid) is still refused.
+ * 3. The manifest comes from the vault (the catalog record's manifestKey); its
+ *    SHA-256 must equal the record's manifestSha256, and it must agree with
+ *    the record the plan was made from.
+ * 4. Everything is built in a sibling `<DIR>.walvault-partial-<pid>` and
+ *    renamed into place at the very end: a failed or interrupted restore never
+ *    leaves a directory that looks complete. On failure the partial directory
+ *    is removed; a later restore removes partial directories of processes
+ *    that no longer exist. With `force` the old DIR is moved aside, the
+ *    restore renamed in, then the old one deleted (if the second rename fails
+ *    the old one is put back).
+ * 5. core/snapshot.ts restoreLayout gives the operations: mkdir, then files
+ *    (chunks downloaded `parallel` at a time, each decoded and its SHA-256
+ *    compared with its name, written at its offset with positioned writes,
+ *    then the whole file read back and its SHA-256 and size checked), then
+ *    symlinks, then mtimes and modes deepest first. A missing, undecodable or
+ *    corrupt chunk stops the restore with a ChecksumMismatchError naming the
+ *    chunk and the file. Memory is bounded: at most `parallel` chunks in
+ *    flight plus a small cache (CHUNK_CACHE_BYTES) of chunks the snapshot
+ *    references more than once (runs of zero pages in relation files), never
+ *    a whole file.
+ * 6. PostgreSQL: recovery.signal; the recovery settings
+ *    (core/recovery.ts: restore_command = walvault wal-fetch, the planned
+ *    target, a numeric timeline, promote) appended to postgresql.auto.conf;
+ *    the restore marker (agent/restore-marker.ts) so the restored server can
+ *    never archive into the source database; standby.signal and
+ *    postmaster.pid removed; tablespace_map removed (tablespaces are restored
+ *    in place under pg_tblspc/<oid>/: with the map PostgreSQL would replace
+ *    those directories by links to the ORIGINAL locations); directory mode
+ *    0700. WAL is not laid out: restore_command fetches (and prefetches) it.
+ * 7. Generic: the snapshot, then every planned WAL segment of every stream
+ *    (downloadVerified: SHA-256 against the catalog) written into that
+ *    stream's WAL directory, which is the directory of the manifest's
+ *    `generic.streams[].lastSegment` (a path relative to the data directory,
+ *    which is the snapshot's root), under the segment's archived file name.
+ *    A file of that name already in the snapshot (the segment that was still
+ *    open when the snapshot was taken) is replaced by the closed, archived
+ *    one. The database replays what it finds when it starts.
+ *
+ * Generic WAL in the catalog (the contract `walvault watch` must keep; see
+ * genericSegno/streamOfRecord): a segment record's stream is the directory of
+ * its vault key (`db/<id>/wal/<stream>/<name>`; with one stream every segment
+ * record belongs to it), and its position is `startLsn` as decimal text,
+ * else the segment number of a PostgreSQL-style name, else the last run of
+ * decimal digits in its name. A snapshot record's `streams[stream]` is a
+ * decimal position or the path of the last segment it includes (what ingest
+ * records), read by the same rule from its file name; a record that cannot be
+ * read that way is planned from its manifest. Either way the chosen
+ * snapshot's manifest (`lastSegno`) has the last word: if it disagrees, that
+ * snapshot is planned again from the manifest (settlePlan). Note the catalog
+ * keys WAL by timeline and file name, not by stream: two streams whose files
+ * have the same names must be recorded on different timelines.
+ *
+ * Durability: each file is fdatasync'ed before it counts (`durable`, default
+ * on), the directory and its parent after the rename. The whole-file check
+ * reads every file back once (chunks arrive out of order), which also proves
+ * the bytes on disk, not just the bytes downloaded.
+ */
+import { constants as fsc } from "node:fs";
+import {
+  appendFile,
+  chmod,
+  lstat,
+  lutimes,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+  type FileHandle,
+} from "node:fs/promises";
+import { basename, dirname, join, posix, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { decodeWith } from "../core/codec.js";
+import type { AgentConfig } from "../core/config.js";
+import {
+  ChecksumMismatchError,
+  CodecError,
+  InvalidInputError,
+  ManifestInvalidError,
+  UnknownDatabaseError,
+  UnsafePathError,
+} from "../core/errors.js";
+import { sha256File, sha256Hex } from "../core/hash.js";
+import { recoverySettings, renderRecoveryConf } from "../core/recovery.js";
+import {
+  planRestore,
+  type DatabaseKind,
+  type RestorePlan,
+  type RestorePlanInput,
+  type RestoreTarget,
+  type SnapshotInfo,
+  type WalSegmentInfo,
+} from "../core/restore-plan.js";
+import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
+import {
+  parseManifest,
+  pathProblem,
+  resolveUnder,
+  restoreLayout,
+  toSnapshotInfo,
+  type RestoreChunk,
+  type RestoreOperation,
+  type SnapshotManifest,
+} from "../core/snapshot.js";
+import { parseTimelineHistory, type TimelineHistoryEntry } from "../core/timeline.js";
+import { formatLsn, parseLsn, parseWalFileName } from "../core/wal.js";
+import { WALVAULT_BIN } from "../local/paths.js";
+import type { AgentClients } from "./clients.js";
+import { RESTORE_MARKER } from "./restore-marker.js";
+import { downloadVerified } from "./wal-fetch.js";
+
+/** Decoded chunks kept for later references to the same chunk (bytes). */
+export const CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
+/** WAL segments in memory at once while laying out a generic restore (bytes, at least one segment). */
+const WAL_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
+/** History files fetched at once while planning. */
+const HISTORY_FETCH_CONCURRENCY = 8;
+
+export type RestoreConfig = AgentConfig & { path?: string };
+
+// ---------------------------------------------------------------------------
+// Planning
+
+/** What the catalog knows about one database, read once for planning. */
+interface CatalogState {
+  database: DatabaseRecord;
+  records: SnapshotRecord[];
+  /** WAL segment records (kind "segment"). */
+  segments: WalRecord[];
+  histories: Map<number, TimelineHistoryEntry[]>;
+  /** Generic: WAL stream ids, in the order they are planned (the first picks the snapshot). */
+  streams: string[];
+  /** Snapshot infos the records could not give (fields missing): read from their manifests. */
+  manifestInfos: Map<string, SnapshotManifest>;
+}
+
+/** One generic WAL stream's plan (all for the same snapshot). */
+export interface StreamPlan {
+  stream: string;
+  plan: RestorePlan;
+}
+
+/** A plan for one database, with what the executor needs to find its pieces. */
+export interface PlannedRestore {
+  databaseId: string;
+  kind: DatabaseKind;
+  segmentSize: number;
+  /** PostgreSQL: the plan. Generic: the first stream's plan (the others use the same snapshot). */
+  plan: RestorePlan;
+  /** Generic: one plan per WAL stream, `plan` first. PostgreSQL: empty. */
+  streams: StreamPlan[];
+  /** The catalog record of the chosen snapshot (manifest key and checksum). */
+  snapshotRecord: SnapshotRecord;
+}
+
+/**
+ * Position of a generic WAL segment record: `startLsn` as decimal text, else
+ * the segment number of a PostgreSQL-style name, else the last run of decimal
+ * digits in the name. Undefined when none applies.
+ */
+export function genericSegno(rec: { name: string; startLsn?: string | undefined }, segmentSize?: number): bigint | undefined {
+  if (rec.startLsn !== undefined && /^\d{1,20}$/.test(rec.startLsn)) return BigInt(rec.startLsn);
+  try {
+    const p = parseWalFileName(rec.name, segmentSize);
+    if (p.kind === "segment" && p.segno !== undefined) return p.segno;
+  } catch {
+    // not a PostgreSQL-style name
+  }
+  const runs = rec.name.match(/\d+/g);
+  const last = runs?.at(-1);
+  return last === undefined ? undefined : BigInt(last);
+}
+
+/** The stream a generic WAL record belongs to: the directory of its vault key db/<id>/wal/<stream>/<name>. */
+export function streamOfRecord(rec: WalRecord): string | undefined {
+  const parts = rec.vaultKey.split("/");
+  if (parts.length === 5 && parts[0] === "db" && parts[1] === rec.databaseId && parts[2] === "wal" && parts[4] === rec.name) return parts[3];
+  return undefined;
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]!, i);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const rejected = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (rejected) throw rejected.reason;
+  return out;
+}
+
+/** Reads, checks and parses a snapshot's manifest from the vault. */
+async function fetchManifest(clients: AgentClients, cfg: RestoreConfig, record: SnapshotRecord, database: DatabaseRecord): Promise<SnapshotManifest> {
+  const obj = await clients.store.get(cfg.vaultBucket, record.manifestKey);
+  if (!obj) {
+    throw new ChecksumMismatchError(
+      `snapshot ${record.snapshotId} is recorded in the catalog but its manifest ${record.manifestKey} is missing from the vault`,
+    );
+  }
+  const sha = sha256Hex(obj.body);
+  if (sha !== record.manifestSha256) {
+    throw new ChecksumMismatchError(
+      `manifest of snapshot ${record.snapshotId} (${record.manifestKey}) is corrupt: SHA-256 ${sha.slice(0, 12)}…, catalog says ${record.manifestSha256.slice(0, 12)}…`,
+    );
+  }
+  return parseManifest(obj.body, {
+    databaseId: record.databaseId,
+    snapshotId: record.snapshotId,
+    kind: database.kind,
+    ...(database.kind === "postgres" ? { walSegmentSize: database.walSegmentSize } : {}),
+  }).manifest;
+}
+
+async function loadCatalogState(clients: AgentClients, cfg: RestoreConfig, databaseId: string): Promise<CatalogState> {
+  const [database, records, wal] = await Promise.all([
+    clients.catalog.getDatabase(databaseId),
+    clients.catalog.listSnapshots(databaseId),
+    clients.catalog.listWal(databaseId),
+  ]);
+  if (!database) {
+    throw new UnknownDatabaseError(`database '${databaseId}' is not registered in the catalog: check --database (register it with 'walvault db add')`);
+  }
+  const segments = wal.filter((w) => w.kind === "segment");
+  const histories = new Map<number, TimelineHistoryEntry[]>();
+  if (database.kind === "postgres") {
+    const files = wal.filter((w) => w.kind === "history");
+    const parsed = await mapLimit(files, HISTORY_FETCH_CONCURRENCY, async (rec) => {
+      const raw = await downloadVerified(clients, cfg, rec);
+      try {
+        return parseTimelineHistory(raw.toString("utf8"));
+      } catch (e) {
+        throw new InvalidInputError(`history file ${rec.name} of database ${databaseId} is unreadable: ${(e as Error).message}`, { cause: e });
+      }
+    });
+    files.forEach((rec, i) => histories.set(rec.timeline, parsed[i]!));
+  }
+  // Records that lack what planning needs (older or partial records): read their manifests.
+  const manifestInfos = new Map<string, SnapshotManifest>();
+  const incomplete = records.filter((r) =>
+    database.kind === "postgres"
+      ? r.timeline === undefined || r.startLsn === undefined || r.stopLsn === undefined
+      : r.streams === undefined ||
+        Object.keys(r.streams).length === 0 ||
+        Object.values(r.streams).some((last) => recordedPosition(last, database.walSegmentSize) === undefined),
+  );
+  const manifests = await mapLimit(incomplete, HISTORY_FETCH_CONCURRENCY, (r) => fetchManifest(clients, cfg, r, database));
+  incomplete.forEach((r, i) => manifestInfos.set(r.snapshotId, manifests[i]!));
+
+  const streams: string[] = [];
+  if (database.kind === "generic") {
+    const seen = new Set<string>();
+    for (const r of records) {
+      const ids = manifestInfos.get(r.snapshotId)?.kind === "generic"
+        ? (manifestInfos.get(r.snapshotId) as Extract<SnapshotManifest, { kind: "generic" }>).generic.streams.map((s) => s.id)
+        : Object.keys(r.streams ?? {});
+      for (const id of ids) seen.add(id);
+    }
+    streams.push(...[...seen].sort());
+  }
+  return { database, records, segments, histories, streams, manifestInfos };
+}
+
+function snapshotInfoOf(state: CatalogState, rec: SnapshotRecord, stream: string | undefined): SnapshotInfo | undefined {
+  const manifest = state.manifestInfos.get(rec.snapshotId);
+  if (manifest) {
+    if (manifest.kind === "generic" && !manifest.generic.streams.some((s) => s.id === stream)) return undefined;
+    return { ...toSnapshotInfo(manifest, stream === undefined ? {} : { stream }), ...(rec.pinned ? { pinned: true } : {}) };
+  }
+  const common = {
+    id: rec.snapshotId,
+    databaseId: rec.databaseId,
+    startedAt: new Date(rec.startedAt),
+    finishedAt: new Date(rec.finishedAt),
+    ...(rec.pinned ? { pinned: true } : {}),
+  };
+  if (state.database.kind === "postgres") {
+    return { ...common, kind: "postgres", timeline: rec.timeline!, startLsn: parseLsn(rec.startLsn!), stopLsn: parseLsn(rec.stopLsn!) };
+  }
+  const last = stream === undefined ? undefined : rec.streams?.[stream];
+  if (last === undefined) return undefined;
+  // Records whose positions cannot be read this way were planned from their manifests (loadCatalogState).
+  const segno = recordedPosition(last, state.database.walSegmentSize)!;
+  return { ...common, kind: "generic", timeline: 1, startLsn: segno, stopLsn: segno };
+}
+
+/** A generic snapshot record's stream entry: a decimal position, or the path of its last segment (position from the name). */
+function recordedPosition(last: string, segmentSize: number): bigint | undefined {
+  return /^\d{1,20}$/.test(last) ? BigInt(last) : genericSegno({ name: posix.basename(last) }, segmentSize);
+}
+
+function walOf(state: CatalogState, stream: string | undefined): WalSegmentInfo[] {
+  const size = state.database.walSegmentSize;
+  if (state.database.kind === "postgres") {
+    const out: WalSegmentInfo[] = [];
+    for (const w of state.segments) {
+      const p = parseWalFileName(w.name, size);
+      if (p.kind !== "segment" || p.segno === undefined) continue;
+      out.push({ timeline: w.timeline, segno: p.segno, name: w.name, archivedAt: new Date(w.archivedAt) });
+    }
+    return out;
+  }
+  const out: WalSegmentInfo[] = [];
+  for (const w of state.segments) {
+    if (state.streams.length > 1 && streamOfRecord(w) !== stream) continue;
+    const segno = genericSegno(w, size);
+    if (segno === undefined) {
+      throw new InvalidInputError(`WAL segment '${w.name}' of database ${w.databaseId} has no position (no decimal startLsn, no number in its name)`);
+    }
+    out.push({ timeline: 1, segno, name: w.name, archivedAt: new Date(w.archivedAt) });
+  }
+  return out;
+}
+
+function buildPlanInput(state: CatalogState, target: RestoreTarget, stream: string | undefined, onlySnapshot?: string): RestorePlanInput {
+  const snapshots: SnapshotInfo[] = [];
+  for (const r of state.records) {
+    if (onlySnapshot !== undefined && r.snapshotId !== onlySnapshot) continue;
+    const info = snapshotInfoOf(state, r, stream);
+    if (info) snapshots.push(info);
+  }
+  return {
+    snapshots,
+    wal: walOf(state, stream),
+    histories: state.histories,
+    segmentSize: state.database.walSegmentSize,
+    target,
+  };
+}
+
+function pickStream(state: CatalogState, stream: string | undefined): string | undefined {
+  if (state.database.kind !== "generic") return undefined;
+  if (stream !== undefined) {
+    if (!state.streams.includes(stream)) {
+      throw new InvalidInputError(`database ${state.database.databaseId} has no WAL stream '${stream}' (its snapshots name ${state.streams.join(", ") || "none"})`);
+    }
+    return stream;
+  }
+  if (state.streams.length > 1) {
+    throw new InvalidInputError(
+      `database ${state.database.databaseId} has ${state.streams.length} WAL streams (${state.streams.join(", ")}): name the one to plan`,
+    );
+  }
+  return state.streams[0];
+}
+
+/**
+ * What the catalog knows, shaped for core/restore-plan.ts: snapshots (from
+ * the records' fields), WAL segments, parsed timeline histories (each history
+ * file fetched and verified through downloadVerified) and the segment size.
+ * Generic databases with several WAL streams plan one stream at a time
+ * (`options.stream`).
+ */
+export async function loadPlanInput(
+  clients: AgentClients,
+  cfg: RestoreConfig,
+  databaseId: string,
+  target: RestoreTarget,
+  options: { stream?: string } = {},
+): Promise<RestorePlanInput> {
+  const state = await loadCatalogState(clients, cfg, databaseId);
+  return buildPlanInput(state, target, pickStream(state, options.stream));
+}
+
+function planFromState(state: CatalogState, target: RestoreTarget): PlannedRestore {
+  const db = state.database;
+  const recordOf = (id: string): SnapshotRecord => state.records.find((r) => r.snapshotId === id)!;
+  const base = { databaseId: db.databaseId, kind: db.kind, segmentSize: db.walSegmentSize };
+  if (db.kind === "postgres" || state.streams.length <= 1) {
+    const stream = db.kind === "generic" ? state.streams[0] : undefined;
+    const plan = planRestore(buildPlanInput(state, target, stream));
+    return { ...base, plan, streams: stream === undefined ? [] : [{ stream, plan }], snapshotRecord: recordOf(plan.snapshot.id) };
+  }
+  // Several generic streams: one snapshot for all of them. The first stream picks the newest
+  // snapshot that works for it; every other stream must reach the target from that same snapshot,
+  // else the next older one is tried.
+  if (target.kind === "lsn" || target.kind === "name") {
+    throw new InvalidInputError(
+      `database ${db.databaseId} has ${state.streams.length} WAL streams (${state.streams.join(", ")}): a segment-position or restore-point target would mean a different point in each; use a time, --latest or a snapshot`,
+    );
+  }
+  const [first, ...rest] = state.streams as [string, ...string[]];
+  const excluded = new Set<string>();
+  let firstError: unknown;
+  const warnings: string[] = [];
+  for (;;) {
+    const input = buildPlanInput(state, target, first);
+    input.snapshots = input.snapshots.filter((s) => !excluded.has(s.id));
+    let plan: RestorePlan;
+    try {
+      plan = planRestore(input);
+    } catch (e) {
+      throw firstError ?? e;
+    }
+    try {
+      const streams: StreamPlan[] = [{ stream: first, plan }];
+      for (const s of rest) streams.push({ stream: s, plan: planRestore(buildPlanInput(state, target, s, plan.snapshot.id)) });
+      plan.warnings.unshift(...warnings);
+      return { ...base, plan, streams, snapshotRecord: recordOf(plan.snapshot.id) };
+    } catch (e) {
+      firstError ??= e;
+      warnings.push(`snapshot ${plan.snapshot.id} cannot be used: ${(e as Error).message}`);
+      excluded.add(plan.snapshot.id);
+    }
+  }
+}
+
+/** Why a plan made from catalog records does not fit the snapshot's manifest, or undefined when it does. */
+function disagreement(planned: PlannedRestore, manifest: SnapshotManifest): string | undefined {
+  const s = planned.plan.snapshot;
+  if (manifest.kind === "postgres") {
+    const info = toSnapshotInfo(manifest);
+    if (info.timeline === s.timeline && info.startLsn === s.startLsn && info.stopLsn === s.stopLsn) return undefined;
+    return (
+      `the catalog records timeline ${s.timeline}, ${formatLsn(s.startLsn)}..${formatLsn(s.stopLsn)}, ` +
+      `its manifest says timeline ${info.timeline}, ${formatLsn(info.startLsn)}..${formatLsn(info.stopLsn)}`
+    );
+  }
+  for (const sp of planned.streams) {
+    const m = manifest.generic.streams.find((x) => x.id === sp.stream);
+    if (!m) return `its manifest has no WAL stream '${sp.stream}'`;
+    if (BigInt(m.lastSegno) !== sp.plan.snapshot.stopLsn) {
+      return `stream '${sp.stream}': the catalog record gives position ${sp.plan.snapshot.stopLsn}, its manifest ${m.lastSegno}`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Plans, then (with `verify`) reads the chosen snapshot's manifest and checks
+ * that it agrees with the record the plan came from. For a generic database
+ * the catalog record names each stream's last segment, whose position is
+ * derived (genericSegno); the manifest's lastSegno is authoritative, so on a
+ * difference that snapshot is planned again from its manifest. For
+ * PostgreSQL a difference is an error.
+ */
+async function settlePlan(
+  clients: AgentClients,
+  cfg: RestoreConfig,
+  state: CatalogState,
+  target: RestoreTarget,
+  verify: boolean,
+): Promise<{ planned: PlannedRestore; manifest: SnapshotManifest | undefined }> {
+  for (;;) {
+    const planned = planFromState(state, target);
+    if (!verify) return { planned, manifest: undefined };
+    const record = planned.snapshotRecord;
+    const known = state.manifestInfos.get(record.snapshotId);
+    const manifest = known ?? (await fetchManifest(clients, cfg, record, state.database));
+    const why = disagreement(planned, manifest);
+    if (why === undefined) return { planned, manifest };
+    if (manifest.kind === "postgres" || known !== undefined) {
+      throw new ManifestInvalidError(`snapshot ${record.snapshotId}: ${why}`, { field: manifest.kind });
+    }
+    state.manifestInfos.set(record.snapshotId, manifest);
+  }
+}
+
+/**
+ * Plans a restore from the catalog: loadPlanInput + planRestore (typed
+ * errors, no chunk downloaded). For a generic database the chosen snapshot's
+ * manifest is read to confirm each stream's position (see settlePlan).
+ */
+export async function planFor(clients: AgentClients, cfg: RestoreConfig, databaseId: string, target: RestoreTarget): Promise<PlannedRestore> {
+  const state = await loadCatalogState(clients, cfg, databaseId);
+  return (await settlePlan(clients, cfg, state, target, state.database.kind === "generic")).planned;
+}
+
+// ---------------------------------------------------------------------------
+// Plan output
+
+const pos = (kind: DatabaseKind, v: bigint): string => (kind === "postgres" ? formatLsn(v) : v.toString());
+
+function describeTarget(plan: RestorePlan): string {
+  const r = plan.recoveryTarget;
+  if (!r) return plan.endLsn === undefined ? "the snapshot alone" : `through segment ${plan.endLsn}`;
+  if (r.recovery_target === "immediate") return `the snapshot's consistent point (timeline ${r.recovery_target_timeline})`;
+  if (r.recovery_target_time) return `time ${r.recovery_target_time} on timeline ${r.recovery_target_timeline}`;
+  if (r.recovery_target_lsn) return `LSN ${r.recovery_target_lsn} on timeline ${r.recovery_target_timeline}`;
+  if (r.recovery_target_name) return `restore point '${r.recovery_target_name}' on timeline ${r.recovery_target_timeline}`;
+  return `the end of the archive on timeline ${r.recovery_target_timeline}`;
+}
+
+function walLine(kind: DatabaseKind, plan: RestorePlan, segmentSize: number): string {
+  if (plan.wal.length === 0) return "none";
+  const first = plan.wal[0]!.name;
+  const last = plan.wal.at(-1)!.name;
+  const size = kind === "postgres" ? ` (${((plan.wal.length * segmentSize) / 2 ** 20).toFixed(0)} MiB)` : "";
+  return `${plan.wal.length} segment${plan.wal.length === 1 ? "" : "s"}, ${first}${plan.wal.length > 1 ? ` .. ${last}` : ""}${size}`;
+}
+
+/** The plan for people (`restore --plan-only`). */
+export function formatPlan(p: PlannedRestore): string {
+  const { plan, kind } = p;
+  const s = plan.snapshot;
+  const t = p.snapshotRecord.totals;
+  const lines = [
+    `restore plan for database ${p.databaseId} (${kind})`,
+    `  snapshot   ${s.id}  finished ${s.finishedAt.toISOString()}` +
+      (kind === "postgres" ? `, timeline ${s.timeline}, consistent at ${formatLsn(s.stopLsn)}` : `, through segment ${s.stopLsn}`),
+    `             ${t.files} files, ${(t.logicalBytes / 1e6).toFixed(1)} MB (${(t.storedBytes / 1e6).toFixed(1)} MB stored)`,
+    `  target     ${describeTarget(plan)}`,
+  ];
+  if (kind === "postgres") {
+    lines.push(`  timelines  ${plan.timelinePath.join(" -> ")}`);
+    lines.push(`  WAL        ${walLine(kind, plan, p.segmentSize)}, fetched by restore_command during recovery`);
+    if (plan.endLsn !== undefined) lines.push(`  replays to ${formatLsn(plan.endLsn)} at most`);
+    for (const [k, v] of Object.entries(plan.recoveryTarget ?? {})) lines.push(`  ${k} = '${v}'`);
+  } else {
+    for (const sp of p.streams) lines.push(`  WAL ${sp.stream.padEnd(7)} ${walLine(kind, sp.plan, p.segmentSize)}`);
+  }
+  for (const w of [...plan.warnings, ...p.streams.slice(1).flatMap((sp) => sp.plan.warnings.map((x) => `${sp.stream}: ${x}`))]) {
+    lines.push(`  warning: ${w}`);
+  }
+  return lines.join("\n");
+}
+
+/** JSON-safe form of one plan: LSNs as PostgreSQL prints them, generic positions and segment numbers as decimal text. */
+export function restorePlanToJson(kind: DatabaseKind, plan: RestorePlan): Record<string, unknown> {
+  const s = plan.snapshot;
+  return {
+    snapshot: {
+      id: s.id,
+      timeline: s.timeline,
+      startLsn: pos(kind, s.startLsn),
+      stopLsn: pos(kind, s.stopLsn),
+      startedAt: s.startedAt.toISOString(),
+      finishedAt: s.finishedAt.toISOString(),
+    },
+    targetTimeline: plan.targetTimeline,
+    timelinePath: plan.timelinePath,
+    wal: plan.wal.map((w) => ({ timeline: w.timeline, segno: w.segno.toString(), name: w.name })),
+    recoveryTarget: plan.recoveryTarget ?? null,
+    endLsn: plan.endLsn === undefined ? null : pos(kind, plan.endLsn),
+    warnings: plan.warnings,
+  };
+}
+
+/** The plan for `restore --plan-only --json`. */
+export function planToJson(p: PlannedRestore): Record<string, unknown> {
+  const r = p.snapshotRecord;
+  return {
+    databaseId: p.databaseId,
+    kind: p.kind,
+    walSegmentSize: p.segmentSize,
+    ...restorePlanToJson(p.kind, p.plan),
+    manifestKey: r.manifestKey,
+    totals: r.totals,
+    ...(p.kind === "generic" ? { streams: p.streams.map((sp) => ({ stream: sp.stream, ...restorePlanToJson(p.kind, sp.plan) })) } : {}),
+  };
+}
+
+/**
+ * A RestoreTarget from CLI flags. At most one of time / lsn / name /
+ * snapshot / latest (none: latest). `lsn` is "X/Y" (PostgreSQL) or a decimal
+ * segment position (generic). `timeline` is a number or "latest".
+ */
+export function targetFromFlags(flags: {
+  targetTime?: string | undefined;
+  targetLsn?: string | undefined;
+  targetName?: string | undefined;
+  snapshot?: string | undefined;
+  latest?: boolean | undefined;
+  timeline?: string | undefined;
+}): RestoreTarget {
+  const given = [
+    flags.targetTime !== undefined && "--target-time",
+    flags.targetLsn !== undefined && "--target-lsn",
+    flags.targetName !== undefined && "--target-name",
+    flags.snapshot !== undefined && "--snapshot",
+    flags.latest === true && "--latest",
+  ].filter((x): x is string => typeof x === "string");
+  if (given.length > 1) throw new InvalidInputError(`give one restore target, not ${given.join(" and ")}`);
+  let timeline: RestoreTarget["timeline"];
+  if (flags.timeline !== undefined) {
+    if (flags.timeline === "latest") timeline = "latest";
+    else if (/^\d{1,10}$/.test(flags.timeline) && Number(flags.timeline) >= 1) timeline = Number(flags.timeline);
+    else throw new InvalidInputError(`--timeline must be a timeline number or 'latest', not '${flags.timeline}'`);
+  }
+  const tl = timeline === undefined ? {} : { timeline };
+  if (flags.targetTime !== undefined) {
+    const time = new Date(flags.targetTime);
+    if (!Number.isFinite(time.getTime())) {
+      throw new InvalidInputError(`--target-time '${flags.targetTime}' is not a time (e.g. 2026-11-21T07:30:00Z)`);
+    }
+    return { kind: "time", time, ...tl };
+  }
+  if (flags.targetLsn !== undefined) {
+    const lsn = /^\d{1,20}$/.test(flags.targetLsn) ? BigInt(flags.targetLsn) : parseLsn(flags.targetLsn);
+    return { kind: "lsn", lsn, ...tl };
+  }
+  if (flags.targetName !== undefined) return { kind: "name", name: flags.targetName, ...tl };
+  if (flags.snapshot !== undefined) return { kind: "snapshot", id: flags.snapshot, ...tl };
+  return { kind: "latest", ...tl };
+}
+
+// ---------------------------------------------------------------------------
+// Restore
+
+export interface RestoreProgress {
+  phase: "planned" | "files" | "wal" | "finishing" | "done";
+  filesDone: number;
+  filesTotal: number;
+  /** Raw bytes written to files so far / in the snapshot. */
+  bytesDone: number;
+  bytesTotal: number;
+  walDone: number;
+  walTotal: number;
+}
+
+export interface RestoreOptions {
+  databaseId: string;
+  target: RestoreTarget;
+  /** The directory to restore into (created; must be empty unless force). */
+  toDir: string;
+  /** Replace a non-empty toDir (only once the restore is complete). */
+  force?: boolean;
+  /** Chunks downloaded at once (default 8). */
+  parallel?: number;
+  /** Symlinks that point out of the restored tree: refused (default) or created as recorded. */
+  outsideSymlinks?: "refuse" | "keep";
+  /** Sync each restored file to disk before it counts as done (default true). */
+  durable?: boolean;
+  onProgress?: (p: RestoreProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface RestoreResult {
+  databaseId: string;
+  kind: DatabaseKind;
+  toDir: string;
+  plan: PlannedRestore;
+  snapshotId: string;
+  files: number;
+  directories: number;
+  symlinks: number;
+  /** Raw bytes written: snapshot files plus WAL segments laid out. */
+  bytes: number;
+  fileBytes: number;
+  walSegments: number;
+  walBytes: number;
+  /** Chunk objects downloaded (repeated chunks are fetched once while they fit the cache). */
+  chunksFetched: number;
+  /** Encoded bytes downloaded for chunks and WAL. */
+  downloadedBytes: number;
+  seconds: number;
+  /** Raw MB (10^6 bytes) written per second of the whole restore, planning included. */
+  mbPerSecond: number;
+  warnings: string[];
+}
+
+/** One line for the end of a restore. */
+export function formatRestoreResult(r: RestoreResult): string {
+  const wal = r.walSegments > 0 ? ` + ${r.walSegments} WAL segment${r.walSegments === 1 ? "" : "s"}` : "";
+  return (
+    `restored snapshot ${r.snapshotId} of ${r.databaseId} into ${r.toDir}: ${r.files} files${wal}, ` +
+    `${(r.bytes / 1e6).toFixed(1)} MB in ${r.seconds.toFixed(1)} s (${r.mbPerSecond.toFixed(1)} MB/s)`
+  );
+}
+
+const PARTIAL_TAG = ".walvault-partial-";
+const OLD_TAG = ".walvault-old-";
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+interface TargetState {
+  /** toDir, symlinks in its parent path resolved. */
+  dir: string;
+  existed: boolean;
+  nonEmpty: boolean;
+  mode: number | undefined;
+}
+
+/** Checks toDir before anything is downloaded; one clear line for every refusal. */
+async function inspectTarget(toDir: string, force: boolean): Promise<TargetState> {
+  let dir = resolve(toDir);
+  let st;
+  try {
+    st = await lstat(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new InvalidInputError(`cannot inspect restore target ${dir}: ${(e as Error).message}`);
+  }
+  if (st?.isSymbolicLink()) {
+    dir = await realpath(dir).catch(() => {
+      throw new InvalidInputError(`restore target ${dir} is a symlink to nothing`);
+    });
+    st = await stat(dir);
+  }
+  if (st === undefined) {
+    // Resolve the parent's symlinks so the partial directory lands on the same filesystem.
+    const parent = await realpath(dirname(dir)).catch(() => undefined);
+    return { dir: parent === undefined ? dir : join(parent, basename(dir)), existed: false, nonEmpty: false, mode: undefined };
+  }
+  if (!st.isDirectory()) throw new InvalidInputError(`restore target ${dir} exists and is not a directory`);
+  if (dir === "/") throw new InvalidInputError("restore target must not be the root directory");
+  const entries = await readdir(dir);
+  if (entries.length > 0 && !force) {
+    throw new InvalidInputError(
+      `restore target ${dir} is not empty (${entries.length} entr${entries.length === 1 ? "y" : "ies"}): restore into an empty or new directory, or pass --force to replace it`,
+    );
+  }
+  const parentSt = await stat(dirname(dir));
+  if (parentSt.dev !== st.dev) {
+    throw new InvalidInputError(
+      `restore target ${dir} is a mount point: restore into a new directory inside it (e.g. ${join(dir, "data")}), so the finished restore can be renamed into place`,
+    );
+  }
+  if (entries.includes("postmaster.pid")) {
+    const pid = Number((await readFile(join(dir, "postmaster.pid"), "utf8").catch(() => "")).split("\n")[0]);
+    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) {
+      throw new InvalidInputError(`restore target ${dir} belongs to a running PostgreSQL server (pid ${pid}): stop it first`);
+    }
+  }
+  return { dir, existed: true, nonEmpty: entries.length > 0, mode: st.mode & 0o7777 };
+}
+
+/** Removes `<name>.walvault-partial-<pid>` siblings left by restores whose process is gone. */
+async function removeStalePartials(dir: string): Promise<void> {
+  const parent = dirname(dir);
+  const prefix = `${basename(dir)}${PARTIAL_TAG}`;
+  const names = await readdir(parent).catch(() => [] as string[]);
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const pid = n.slice(prefix.length);
+    if (/^\d+$/.test(pid) && Number(pid) !== process.pid && !pidAlive(Number(pid))) {
+      await rm(join(parent, n), { recursive: true, force: true });
+    }
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw signal.reason instanceof Error ? signal.reason : new InvalidInputError("restore interrupted");
+  }
+}
+
+/**
+ * Decoded chunks, fetched once per restore while the cache allows: chunks the
+ * snapshot references several times stay in memory (bounded by
+ * CHUNK_CACHE_BYTES) until their last reference is written; concurrent
+ * requests for a chunk share one download.
+ */
+class ChunkSource {
+  private readonly remaining = new Map<string, number>();
+  private readonly cache = new Map<string, Buffer>();
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+  private cached = 0;
+  fetched = 0;
+  downloaded = 0;
+
+  constructor(
+    private readonly clients: AgentClients,
+    private readonly bucket: string,
+    ops: readonly RestoreOperation[],
+    private readonly budget = CHUNK_CACHE_BYTES,
+  ) {
+    for (const op of ops) if (op.op === "writeFile") for (const c of op.chunks) this.remaining.set(c.sha256, (this.remaining.get(c.sha256) ?? 0) + 1);
+  }
+
+  async get(chunk: RestoreChunk, file: string): Promise<Buffer> {
+    const hit = this.cache.get(chunk.sha256);
+    if (hit) return hit;
+    let p = this.inflight.get(chunk.sha256);
+    if (!p) {
+      p = this.fetch(chunk, file).finally(() => this.inflight.delete(chunk.sha256));
+      this.inflight.set(chunk.sha256, p);
+    }
+    const buf = await p;
+    if ((this.remaining.get(chunk.sha256) ?? 0) > 1 && !this.cache.has(chunk.sha256) && this.cached + buf.length <= this.budget) {
+      this.cache.set(chunk.sha256, buf);
+      this.cached += buf.length;
+    }
+    return buf;
+  }
+
+  /** One reference of `sha256` is written: drop it from the cache after its last. */
+  release(sha256: string): void {
+    const left = (this.remaining.get(sha256) ?? 1) - 1;
+    this.remaining.set(sha256, left);
+    if (left <= 0) {
+      const buf = this.cache.get(sha256);
+      if (buf) {
+        this.cached -= buf.length;
+        this.cache.delete(sha256);
+      }
+    }
+  }
+
+  private async fetch(chunk: RestoreChunk, file: string): Promise<Buffer> {
+    const what = `chunk ${chunk.sha256} of file ${JSON.stringify(file)}`;
+    const obj = await this.clients.store.get(this.bucket, chunk.key);
+    if (!obj) throw new ChecksumMismatchError(`${what} is missing from the vault (${chunk.key})`);
+    this.fetched++;
+    this.downloaded += obj.body.length;
+    let raw: Buffer;
+    try {
+      raw = await decodeWith(chunk.codec, obj.body, what, chunk.size);
+    } catch (e) {
+      if (!(e instanceof CodecError)) throw e;
+      throw new ChecksumMismatchError(`${what} is corrupt in the vault (${chunk.key}): ${e.message}`, { cause: e });
+    }
+    const sha = sha256Hex(raw);
+    if (sha !== chunk.sha256 || raw.length !== chunk.size) {
+      throw new ChecksumMismatchError(
+        `${what} is corrupt in the vault (${chunk.key}): its ${raw.length} bytes hash to ${sha.slice(0, 12)}…, expected ${chunk.size} bytes`,
+      );
+    }
+    return raw;
+  }
+}
+
+type WriteOp = Extract<RestoreOperation, { op: "writeFile" }>;
+
+interface FileState {
+  op: WriteOp;
+  left: number;
+  handle: Promise<FileHandle> | undefined;
+}
+
+const CREATE_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
+
+async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off, position + off);
+    if (bytesWritten <= 0) throw new Error(`short write at offset ${position + off}`);
+    off += bytesWritten;
+  }
+}
+
+async function verifyFile(op: WriteOp): Promise<void> {
+  const { sha256, size } = await sha256File(op.path);
+  if (sha256 !== op.sha256 || size !== op.size) {
+    throw new ChecksumMismatchError(
+      `restored file ${JSON.stringify(op.relativePath)} does not match the snapshot: ${size} bytes hashing to ${sha256.slice(0, 12)}…, manifest says ${op.size} bytes, ${op.sha256.slice(0, 12)}…`,
+    );
+  }
+}
+
+/** Writes every file of the layout: chunks `parallel` at a time, in file order; returns raw bytes written. */
+async function writeFiles(
+  ops: readonly RestoreOperation[],
+  source: ChunkSource,
+  opts: { parallel: number; durable: boolean; signal: AbortSignal | undefined; progress: () => void; counters: { filesDone: number; bytesDone: number } },
+): Promise<void> {
+  const files = ops.filter((o): o is WriteOp => o.op === "writeFile");
+  type Task = { state: FileState; chunk: RestoreChunk | undefined };
+  function* tasks(): Generator<Task> {
+    for (const op of files) {
+      const state: FileState = { op, left: op.chunks.length, handle: undefined };
+      if (op.chunks.length === 0) yield { state, chunk: undefined };
+      for (const chunk of op.chunks) yield { state, chunk };
+    }
+  }
+  const open_ = new Set<FileState>();
+  const openFile = (state: FileState): Promise<FileHandle> => {
+    if (!state.handle) {
+      open_.add(state);
+      state.handle = open(state.op.path, CREATE_FLAGS, 0o600);
+    }
+    return state.handle;
+  };
+  const finish = async (state: FileState): Promise<void> => {
+    const fh = await state.handle!;
+    try {
+      if (opts.durable) await fh.datasync();
+    } finally {
+      await fh.close();
+      open_.delete(state);
+    }
+    await verifyFile(state.op);
+    opts.counters.filesDone++;
+    opts.progress();
+  };
+
+  const iter = tasks();
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined) {
+      const next = iter.next();
+      if (next.done) return;
+      const { state, chunk } = next.value;
+      try {
+        throwIfAborted(opts.signal);
+        const fh = await openFile(state);
+        if (chunk !== undefined) {
+          const buf = await source.get(chunk, state.op.relativePath);
+          await writeFully(fh, buf, chunk.offset);
+          source.release(chunk.sha256);
+          opts.counters.bytesDone += chunk.size;
+          state.left--;
+        }
+        if (state.left === 0) await finish(state);
+        else opts.progress();
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.parallel }, worker));
+  // Close whatever a failure left open (the partial directory is removed next).
+  await Promise.all([...open_].map(async (s) => (await s.handle!.catch(() => undefined))?.close().catch(() => undefined)));
+  if (failure !== undefined) throw failure;
+}
+
+/** Writes bytes to `dest` through a temporary file beside it (replacing a file of that name from the snapshot). */
+async function writeReplacing(dest: string, data: Uint8Array, durable: boolean): Promise<void> {
+  const tmp = join(dirname(dest), `.${basename(dest)}.walvault-tmp-${process.pid}`);
+  const fh = await open(tmp, CREATE_FLAGS, 0o600);
+  try {
+    await fh.writeFile(data);
+    if (durable) await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, dest);
+}
+
+interface WalPlacement {
+  stream: string;
+  dir: string;
+  segments: { rec: WalRecord; dest: string }[];
+}
+
+/** Where each planned generic WAL segment goes; checked before anything is downloaded. */
+function placeGenericWal(planned: PlannedRestore, manifest: SnapshotManifest, segments: readonly WalRecord[], root: string): WalPlacement[] {
+  if (manifest.kind !== "generic") return [];
+  const entries = new Map(manifest.files.map((f) => [f.path, f.type]));
+  const out: WalPlacement[] = [];
+  for (const sp of planned.streams) {
+    const s = manifest.generic.streams.find((x) => x.id === sp.stream);
+    if (!s) throw new ManifestInvalidError(`snapshot ${manifest.snapshotId} has no WAL stream '${sp.stream}'`, { field: "generic.streams" });
+    const rel = posix.dirname(s.lastSegment);
+    if (rel !== ".") {
+      const parts = rel.split("/");
+      for (let i = 1; i <= parts.length; i++) {
+        const prefix = parts.slice(0, i).join("/");
+        const type = entries.get(prefix);
+        if (type !== undefined && type !== "directory") {
+          throw new UnsafePathError(`WAL directory ${JSON.stringify(rel)} of stream '${sp.stream}' goes through the ${type} ${JSON.stringify(prefix)} of the snapshot`, {
+            path: rel,
+          });
+        }
+      }
+    }
+    const byName = new Map<string, WalRecord>();
+    for (const w of segments) if (planned.streams.length === 1 || streamOfRecord(w) === sp.stream) byName.set(w.name, w);
+    const dir = rel === "." ? root : resolveUnder(root, rel);
+    const placed = sp.plan.wal.map((seg) => {
+      const rec = byName.get(seg.name);
+      if (!rec) throw new InvalidInputError(`planned WAL segment ${seg.name} of stream '${sp.stream}' has no catalog record`);
+      const problem = pathProblem(rec.name) ?? (rec.name.includes("/") ? "contains a '/'" : undefined);
+      if (problem !== undefined) throw new UnsafePathError(`WAL segment name ${JSON.stringify(rec.name)} ${problem}`, { path: rec.name });
+      const relPath = rel === "." ? rec.name : `${rel}/${rec.name}`;
+      const type = entries.get(relPath);
+      if (type !== undefined && type !== "file") {
+        throw new UnsafePathError(`WAL segment ${rec.name} of stream '${sp.stream}' would replace the ${type} ${JSON.stringify(relPath)} of the snapshot`, { path: relPath });
+      }
+      return { rec, dest: resolveUnder(root, relPath) };
+    });
+    out.push({ stream: sp.stream, dir, segments: placed });
+  }
+  return out;
+}
+
+/** PostgreSQL: what makes the restored directory recover to the planned target and never archive into the source. */
+async function preparePostgres(root: string, planned: PlannedRestore, cfg: RestoreConfig, manifest: SnapshotManifest, warnings: string[]): Promise<void> {
+  const settings = recoverySettings(planned.plan, {
+    walvaultBin: WALVAULT_BIN,
+    databaseId: planned.databaseId,
+    ...(cfg.path === undefined ? {} : { configPath: cfg.path }),
+  });
+  const note = `walvault restore of database ${planned.databaseId}, snapshot ${planned.plan.snapshot.id}, at ${new Date().toISOString()}`;
+  const conf = join(root, "postgresql.auto.conf");
+  const before = await readFile(conf, "utf8").catch((e: NodeJS.ErrnoException) => {
+    if (e.code === "ENOENT") return undefined;
+    throw e;
+  });
+  const sep = before === undefined || before === "" || before.endsWith("\n") ? "" : "\n";
+  await appendFile(conf, sep + renderRecoveryConf(settings, note), { mode: 0o600 });
+  await writeFile(join(root, "recovery.signal"), "", { mode: 0o600, flag: "w" });
+  await writeFile(join(root, RESTORE_MARKER), `${planned.databaseId}\n`, { mode: 0o600, flag: "w" });
+  await rm(join(root, "standby.signal"), { force: true });
+  await rm(join(root, "postmaster.pid"), { force: true });
+  if (manifest.kind === "postgres") {
+    let hadMap = false;
+    try {
+      await lstat(join(root, "tablespace_map"));
+      hadMap = true;
+    } catch {
+      // none
+    }
+    if (hadMap || manifest.postgres.tablespaces.length > 0) {
+      await rm(join(root, "tablespace_map"), { force: true });
+      if (manifest.postgres.tablespaces.length > 0) {
+        warnings.push(
+          `tablespaces ${manifest.postgres.tablespaces.map((t) => `${t.oid} (was ${t.location})`).join(", ")} are restored in place under pg_tblspc/`,
+        );
+      }
+    }
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY).catch(() => undefined);
+  if (!fh) return;
+  try {
+    await fh.sync();
+  } catch {
+    // some filesystems refuse fsync on directories
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Restores a database into `toDir` (see the file comment for the steps and
+ * guarantees). Planning errors are thrown before anything is downloaded or
+ * created; any later failure removes the partial directory and leaves
+ * `toDir` as it was.
+ */
+export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: RestoreOptions): Promise<RestoreResult> {
+  const t0 = performance.now();
+  const parallel = opts.parallel ?? 8;
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 256) {
+    throw new InvalidInputError(`--parallel must be a whole number from 1 to 256, not ${String(opts.parallel)}`);
+  }
+  const durable = opts.durable ?? true;
+  const warnings: string[] = [];
+
+  // 1. Plan: every planning error before any download (a first plan from the records alone).
+  const state = await loadCatalogState(clients, cfg, opts.databaseId);
+  planFromState(state, opts.target);
+
+  // 2. The target directory.
+  const target = await inspectTarget(opts.toDir, opts.force === true);
+  throwIfAborted(opts.signal);
+
+  // 3. The manifest, checked against the record the plan came from.
+  const settled = await settlePlan(clients, cfg, state, opts.target, true);
+  const planned = settled.planned;
+  const manifest = settled.manifest!;
+  const counters = { filesDone: 0, bytesDone: 0, walDone: 0 };
+  let filesTotal = 0;
+  let bytesTotal = 0;
+  const walTotal = planned.kind === "generic" ? planned.streams.reduce((n, sp) => n + sp.plan.wal.length, 0) : 0;
+  const emit = (phase: RestoreProgress["phase"]): void =>
+    opts.onProgress?.({ phase, filesDone: counters.filesDone, filesTotal, bytesDone: counters.bytesDone, bytesTotal, walDone: counters.walDone, walTotal });
+  emit("planned");
+
+  // 4. The layout against the partial directory; refusals before any download.
+  const partial = `${target.dir}${PARTIAL_TAG}${process.pid}`;
+  const ops = restoreLayout(manifest, partial);
+  const outside = ops.filter((o) => o.op === "symlink" && o.outside);
+  if (outside.length > 0 && opts.outsideSymlinks !== "keep") {
+    const o = outside[0] as Extract<RestoreOperation, { op: "symlink" }>;
+    throw new UnsafePathError(
+      `snapshot ${manifest.snapshotId} has ${outside.length} symlink(s) pointing out of the restored tree, e.g. ${JSON.stringify(o.relativePath)} -> ${JSON.stringify(o.target)}: ` +
+        `the restored database would write there; move them into the tree or allow them explicitly (outsideSymlinks "keep")`,
+      { path: o.relativePath },
+    );
+  }
+  const walPlacements = placeGenericWal(planned, manifest, state.segments, partial);
+  for (const op of ops) {
+    if (op.op === "writeFile") {
+      filesTotal++;
+      bytesTotal += op.size;
+    }
+  }
+
+  await mkdir(dirname(target.dir), { recursive: true });
+  await removeStalePartials(target.dir);
+  await rm(partial, { recursive: true, force: true });
+  await mkdir(partial, { mode: 0o700 });
+  const source = new ChunkSource(clients, cfg.vaultBucket, ops);
+  let walBytes = 0;
+  let walDownloaded = 0;
+  try {
+    // 5. Directories, files, symlinks.
+    for (const op of ops) if (op.op === "mkdir") await mkdir(op.path, { mode: op.mode });
+    emit("files");
+    await writeFiles(ops, source, { parallel, durable, signal: opts.signal, counters, progress: () => emit("files") });
+    for (const op of ops) if (op.op === "symlink") await symlink(op.target, op.path);
+
+    // 6/7. Database specifics, before recorded modes close anything.
+    if (planned.kind === "postgres") {
+      await preparePostgres(partial, planned, cfg, manifest, warnings);
+    } else {
+      emit("wal");
+      const all = walPlacements.flatMap((p) => p.segments);
+      const largest = all.reduce((m, s) => Math.max(m, s.rec.size), 1);
+      const limit = Math.max(1, Math.min(parallel, Math.floor(WAL_BYTES_IN_FLIGHT / largest)));
+      for (const p of walPlacements) await mkdir(p.dir, { recursive: true, mode: 0o700 });
+      await mapLimit(all, limit, async ({ rec, dest }) => {
+        throwIfAborted(opts.signal);
+        const data = await downloadVerified(clients, cfg, rec);
+        await writeReplacing(dest, data, durable);
+        walBytes += data.length;
+        walDownloaded += rec.storedSize;
+        counters.walDone++;
+        emit("wal");
+      });
+    }
+    throwIfAborted(opts.signal);
+
+    // Recorded mtimes and modes, deepest first; then the root.
+    emit("finishing");
+    for (const op of ops) {
+      if (op.op === "utimes") await (op.noFollow ? lutimes(op.path, op.mtime, op.mtime) : utimes(op.path, op.mtime, op.mtime));
+      else if (op.op === "chmod") await chmod(op.path, op.mode);
+    }
+    await chmod(partial, planned.kind === "postgres" ? 0o700 : (target.mode ?? 0o700));
+    if (durable) await syncDir(partial);
+
+    // Into place.
+    if (target.nonEmpty) {
+      const old = `${target.dir}${OLD_TAG}${process.pid}`;
+      await rm(old, { recursive: true, force: true });
+      await rename(target.dir, old);
+      try {
+        await rename(partial, target.dir);
+      } catch (e) {
+        await rename(old, target.dir).catch(() => undefined);
+        throw e;
+      }
+      await rm(old, { recursive: true, force: true });
+    } else {
+      await rename(partial, target.dir);
+    }
+    if (durable) await syncDir(dirname(target.dir));
+  } catch (e) {
+    await rm(partial, { recursive: true, force: true }).catch(() => undefined);
+    throw e;
+  }
+
+  const seconds = (performance.now() - t0) / 1000;
+  const bytes = counters.bytesDone + walBytes;
+  const result: RestoreResult = {
+    databaseId: planned.databaseId,
+    kind: planned.kind,
+    toDir: target.dir,
+    plan: planned,
+    snapshotId: planned.plan.snapshot.id,
+    files: filesTotal,
+    directories: manifest.totals.directories,
+    symlinks: manifest.totals.symlinks,
+    bytes,
+    fileBytes: counters.bytesDone,
+    walSegments: counters.walDone,
+    walBytes,
+    chunksFetched: source.fetched,
+    downloadedBytes: source.downloaded + walDownloaded,
+    seconds,
+    mbPerSecond: seconds > 0 ? bytes / 1e6 / seconds : 0,
+    warnings: [...planned.plan.warnings, ...warnings],
+  };
+  emit("done");
+  return result;
+}

@@ -1,0 +1,501 @@
+/**
+ * `walvault restore` (agent/restore.ts) against the real local stack: S3
+ * (s3rver) and DynamoDB Local. Snapshots and generic WAL are put straight
+ * into the vault and the catalog (test/support/snapshots.ts), so these tests
+ * exercise restore alone; the PostgreSQL suite takes a real pg_basebackup of
+ * a scratch cluster whose WAL is archived by `walvault wal-push`, restores it
+ * with --latest and starts it.
+ */
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getCodec } from "../../core/codec.js";
+import { ChecksumMismatchError, InvalidInputError, NoSnapshotBeforeTargetError, UnsafePathError, WalGapError } from "../../core/errors.js";
+import { sha256Hex } from "../../core/hash.js";
+import { vaultChunkKey } from "../../core/keys.js";
+import { WALVAULT_BIN } from "../../local/paths.js";
+import { ScratchPostgres } from "../../local/postgres.js";
+import { RESTORE_MARKER } from "../../agent/restore-marker.js";
+import { formatPlan, genericSegno, planFor, planToJson, restore, targetFromFlags, type RestoreConfig } from "../../agent/restore.js";
+import { stackClients, tempDir } from "../support/harness.js";
+import { archiveGenericSegment, countingStore, postgresFieldsOf, SMALL_CHUNKER, uploadSnapshotDir, type UploadedSnapshot } from "../support/snapshots.js";
+import { startTestStack, type TestStack } from "../support/stack.js";
+
+const GEN = "gen-main";
+const GEN_CORRUPT = "gen-corrupt";
+const GEN_GAP = "gen-gap";
+const GEN_LINKS = "gen-links";
+const GEN_MULTI = "gen-multi";
+const PG = "pg-main";
+
+let stack: TestStack;
+let cfg: RestoreConfig;
+let store: ReturnType<typeof countingStore>;
+let clients: { store: ReturnType<typeof countingStore>; catalog: ReturnType<typeof stackClients>["catalog"] };
+let work: string;
+let source: string;
+let snap: UploadedSnapshot;
+let corruptSnap: UploadedSnapshot;
+
+const seg = (n: number): string => `00000001000000000000000${n}`;
+/** Stream b of the two-stream database (see beforeAll). */
+const segB = (n: number): string => `00000002000000000000000${n}`;
+const T0 = new Date("2026-03-01T10:00:00.000Z");
+const at = (minutes: number): Date => new Date(T0.getTime() + minutes * 60_000);
+const walBytes = (n: number, size = 8192): Buffer => {
+  const b = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 31 + n * 17) & 0xff;
+  return b;
+};
+
+/** A generic data directory: modes, symlinks, empty file and directory, a multi-chunk file, repeated chunks, WAL. */
+function buildSource(dir: string): void {
+  mkdirSync(join(dir, "sst"));
+  mkdirSync(join(dir, "wal"));
+  mkdirSync(join(dir, "empty-dir"));
+  writeFileSync(join(dir, "MANIFEST-000001"), "generation 1\n");
+  let x = 12345;
+  const big = Buffer.alloc(300_000);
+  for (let i = 0; i < big.length; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    big[i] = x >>> 24;
+  }
+  writeFileSync(join(dir, "sst", "000001.sst"), big);
+  writeFileSync(join(dir, "sst", "zeros.vlog"), Buffer.alloc(200_000)); // the same 16 KiB chunk, again and again
+  writeFileSync(join(dir, "sst", "readonly.sst"), "immutable\n");
+  writeFileSync(join(dir, "empty.txt"), "");
+  writeFileSync(join(dir, "run.sh"), "#!/bin/sh\necho hi\n");
+  for (const n of [1, 2, 3]) writeFileSync(join(dir, "wal", seg(n)), walBytes(n));
+  writeFileSync(join(dir, "wal", seg(4)), walBytes(4).subarray(0, 1000)); // still open when the snapshot was taken
+  symlinkSync("sst/000001.sst", join(dir, "current"));
+  symlinkSync("sst", join(dir, "sst-link"));
+  chmodSync(join(dir, "sst", "readonly.sst"), 0o444);
+  chmodSync(join(dir, "empty.txt"), 0o640);
+  chmodSync(join(dir, "run.sh"), 0o755);
+  chmodSync(join(dir, "sst"), 0o750);
+  chmodSync(join(dir, "empty-dir"), 0o700);
+  const old = new Date("2025-01-02T03:04:05.678Z");
+  for (const p of ["MANIFEST-000001", "sst/000001.sst", "sst/zeros.vlog", "sst/readonly.sst", "empty.txt", "run.sh", "empty-dir", "sst", "wal"]) {
+    utimesSync(join(dir, p), old, old);
+  }
+}
+
+interface Entry {
+  type: "file" | "dir" | "symlink";
+  mode?: number;
+  mtimeMs?: number;
+  sha256?: string;
+  target?: string;
+}
+
+/** mtime to the millisecond, as manifests record it (utimes takes float seconds: 0.916 s comes back as 0.91599998). */
+const ms = (mtimeMs: number): number => Math.floor(mtimeMs + 0.001);
+
+/** Every entry under dir: type, mode, mtime (ms), content hash or link target. */
+function treeOf(dir: string, rel = ""): Map<string, Entry> {
+  const out = new Map<string, Entry>();
+  for (const n of readdirSync(rel === "" ? dir : join(dir, rel)).sort()) {
+    const p = rel === "" ? n : `${rel}/${n}`;
+    const st = lstatSync(join(dir, p));
+    if (st.isSymbolicLink()) out.set(p, { type: "symlink", target: readlinkSync(join(dir, p)), mtimeMs: ms(st.mtimeMs) });
+    else if (st.isDirectory()) {
+      out.set(p, { type: "dir", mode: st.mode & 0o7777, mtimeMs: ms(st.mtimeMs) });
+      for (const [k, v] of treeOf(dir, p)) out.set(k, v);
+    } else out.set(p, { type: "file", mode: st.mode & 0o7777, mtimeMs: ms(st.mtimeMs), sha256: sha256Hex(readFileSync(join(dir, p))) });
+  }
+  return out;
+}
+
+function partialsBeside(dir: string): string[] {
+  return readdirSync(dirname(dir)).filter((n) => n.includes(".walvault-partial-") || n.includes(".walvault-old-"));
+}
+
+const chunkGets = (): string[] => store.gets.filter((k) => k.includes("/chunks/"));
+
+beforeAll(async () => {
+  stack = await startTestStack([{ id: PG }, { id: GEN, kind: "generic" }, { id: GEN_CORRUPT, kind: "generic" }, { id: GEN_GAP, kind: "generic" }, { id: GEN_LINKS, kind: "generic" }, { id: GEN_MULTI, kind: "generic" }]);
+  const base = stackClients(stack);
+  store = countingStore(base.store);
+  clients = { store, catalog: base.catalog };
+  cfg = { ...stack.config, path: stack.configPath };
+  work = tempDir("walvault-restore-");
+  chmodSync(work, 0o777); // the PostgreSQL suite's server runs as another user
+  source = join(work, "source");
+  mkdirSync(source);
+  buildSource(source);
+  const generic = { streams: [{ id: "wal", lastSegment: `wal/${seg(3)}`, lastSegno: 3 }] };
+  snap = await uploadSnapshotDir(clients, cfg, {
+    databaseId: GEN,
+    dir: source,
+    kind: "generic",
+    generic,
+    startedAt: at(30),
+    finishedAt: at(31),
+    chunker: SMALL_CHUNKER,
+  });
+  corruptSnap = await uploadSnapshotDir(clients, cfg, { databaseId: GEN_CORRUPT, dir: source, kind: "generic", generic, startedAt: at(30), finishedAt: at(31), chunker: SMALL_CHUNKER });
+  await uploadSnapshotDir(clients, cfg, { databaseId: GEN_GAP, dir: source, kind: "generic", generic, startedAt: at(30), finishedAt: at(31), chunker: SMALL_CHUNKER });
+  // WAL: segments 1-3 were closed before the snapshot; 4, 5 and 6 after it (archived at minutes 40, 50, 60).
+  for (const n of [1, 2, 3, 4, 5, 6]) {
+    await archiveGenericSegment(clients, cfg, { databaseId: GEN, stream: "wal", name: seg(n), segno: BigInt(n), bytes: walBytes(n), archivedAt: at(n * 10) });
+  }
+  const links = join(work, "links-source");
+  mkdirSync(links);
+  writeFileSync(join(links, "data.db"), "rows\n");
+  symlinkSync("/var/lib/elsewhere/wal", join(links, "wal"));
+  await uploadSnapshotDir(clients, cfg, { databaseId: GEN_LINKS, dir: links, kind: "generic", generic: { streams: [{ id: "wal", lastSegment: "data.db", lastSegno: 0 }] }, startedAt: at(30), finishedAt: at(31) });
+  // Two WAL streams (per-stripe directories): stream a is at segment 2, stream b at 1. The catalog keys
+  // WAL by timeline and name, so stream b's files are named (and recorded) on timeline 2.
+  const multi = join(work, "multi-source");
+  mkdirSync(join(multi, "stripes", "a"), { recursive: true });
+  mkdirSync(join(multi, "stripes", "b"), { recursive: true });
+  writeFileSync(join(multi, "stripes", "a", seg(2)), walBytes(102));
+  writeFileSync(join(multi, "stripes", "b", segB(1)), walBytes(201));
+  await uploadSnapshotDir(clients, cfg, {
+    databaseId: GEN_MULTI,
+    dir: multi,
+    kind: "generic",
+    generic: { streams: [{ id: "a", lastSegment: `stripes/a/${seg(2)}`, lastSegno: 2 }, { id: "b", lastSegment: `stripes/b/${segB(1)}`, lastSegno: 1 }] },
+    startedAt: at(30),
+    finishedAt: at(31),
+  });
+  for (const [stream, n, minute] of [["a", 3, 40], ["a", 4, 50], ["b", 2, 40], ["b", 3, 50]] as const) {
+    const b = stream === "b";
+    await archiveGenericSegment(clients, cfg, {
+      databaseId: GEN_MULTI,
+      stream,
+      name: b ? segB(n) : seg(n),
+      bytes: walBytes((b ? 200 : 100) + n),
+      archivedAt: at(minute),
+      timeline: b ? 2 : 1,
+    });
+  }
+  for (const n of [4, 6]) {
+    // 5 is missing
+    await archiveGenericSegment(clients, cfg, { databaseId: GEN_GAP, stream: "wal", name: seg(n), bytes: walBytes(n), archivedAt: at(n * 10) });
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.destroy();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe("restore of a generic database", () => {
+  it("rebuilds the snapshot byte-identical (modes, mtimes, symlinks, empty file and directory, multi-chunk files) plus every later WAL segment", async () => {
+    // Prepare
+    const to = join(work, "gen-latest", "data");
+    store.reset();
+    const phases = new Set<string>();
+
+    // Act
+    const r = await restore(clients, cfg, { databaseId: GEN, target: { kind: "latest" }, toDir: to, parallel: 4, onProgress: (p) => phases.add(p.phase) });
+
+    // Assess: the tree, entry by entry, except the WAL directory the archive completes.
+    const want = treeOf(source);
+    const got = treeOf(to);
+    for (const n of [4, 5, 6]) {
+      want.set(`wal/${seg(n)}`, { ...want.get(`wal/${seg(3)}`)!, sha256: sha256Hex(walBytes(n)) });
+    }
+    const strip = (m: Map<string, Entry>, path: string, e: Entry): Entry =>
+      path.startsWith("wal/") && e.type === "file" ? { type: e.type, sha256: e.sha256! } : path === "wal" ? { type: e.type, mode: e.mode! } : e;
+    expect(new Map([...got].map(([k, v]) => [k, strip(got, k, v)]))).toEqual(new Map([...want].map(([k, v]) => [k, strip(want, k, v)])));
+    expect(snap.chunksOf.get("sst/000001.sst")!.length).toBeGreaterThan(10);
+    expect(r).toMatchObject({ databaseId: GEN, kind: "generic", snapshotId: snap.record.snapshotId, files: 10, symlinks: 2, walSegments: 3 });
+    expect(r.plan.plan.wal.map((w) => w.name)).toEqual([seg(4), seg(5), seg(6)]);
+    expect(r.bytes).toBe(snap.manifest.totals.logicalBytes + 3 * 8192);
+    expect(r.mbPerSecond).toBeGreaterThan(0);
+    // Repeated chunks are fetched once: one GET per distinct chunk.
+    expect(chunkGets().length).toBe(snap.manifest.totals.uniqueChunks);
+    expect(r.chunksFetched).toBe(snap.manifest.totals.uniqueChunks);
+    expect([...phases]).toEqual(expect.arrayContaining(["planned", "files", "wal", "done"]));
+    expect(partialsBeside(to)).toEqual([]);
+  });
+
+  it("restores to a time with only the segments closed by then, and plans the same without downloading a chunk", async () => {
+    // Prepare: minute 55 is after segment 5 was archived (50) and before 6 (60).
+    const target = targetFromFlags({ targetTime: at(55).toISOString() });
+    store.reset();
+
+    // Act
+    const planned = await planFor(clients, cfg, GEN, target);
+    const planGets = chunkGets().length;
+    const to = join(work, "gen-time");
+    await restore(clients, cfg, { databaseId: GEN, target, toDir: to });
+
+    // Assess
+    expect(planGets).toBe(0);
+    expect(planned.plan.wal.map((w) => w.name)).toEqual([seg(4), seg(5)]);
+    expect(readdirSync(join(to, "wal")).sort()).toEqual([1, 2, 3, 4, 5].map(seg));
+    expect(readFileSync(join(to, "wal", seg(4))).equals(walBytes(4))).toBe(true);
+    expect(formatPlan(planned)).toContain(`2 segments, ${seg(4)} .. ${seg(5)}`);
+    const json = planToJson(planned);
+    expect(JSON.parse(JSON.stringify(json))).toMatchObject({
+      databaseId: GEN,
+      kind: "generic",
+      snapshot: { id: snap.record.snapshotId, stopLsn: "3" },
+      wal: [{ name: seg(4), segno: "4" }, { name: seg(5), segno: "5" }],
+      endLsn: "5",
+      recoveryTarget: null,
+    });
+  });
+
+  it("fails on a corrupt chunk naming the chunk and the file, and leaves neither the target nor a partial directory", async () => {
+    // Prepare: replace a middle chunk of the multi-chunk file with other bytes of the same size.
+    const chunks = corruptSnap.chunksOf.get("sst/000001.sst")!;
+    const bad = chunks[Math.floor(chunks.length / 2)]!;
+    const key = vaultChunkKey(GEN_CORRUPT, bad);
+    const original = (await clients.store.get(cfg.vaultBucket, key))!;
+    const size = Number(original.metadata["walvault-size"]);
+    await clients.store.put(cfg.vaultBucket, key, await getCodec("zstd").encode(Buffer.alloc(size, 7)), original.metadata);
+    const to = join(work, "gen-corrupt", "data");
+
+    // Act
+    const err = await restore(clients, cfg, { databaseId: GEN_CORRUPT, target: { kind: "latest" }, toDir: to }).catch((e: unknown) => e);
+
+    // Assess
+    expect(err).toBeInstanceOf(ChecksumMismatchError);
+    expect((err as Error).message).toContain(bad);
+    expect((err as Error).message).toContain('"sst/000001.sst"');
+    expect(existsSync(to)).toBe(false);
+    expect(partialsBeside(to)).toEqual([]);
+
+    // Act again: bytes that do not even decode are reported the same way.
+    await clients.store.put(cfg.vaultBucket, key, Buffer.from("not zstd at all"), original.metadata);
+    const err2 = await restore(clients, cfg, { databaseId: GEN_CORRUPT, target: { kind: "latest" }, toDir: to }).catch((e: unknown) => e);
+    expect(err2).toBeInstanceOf(ChecksumMismatchError);
+    expect((err2 as Error).message).toContain(bad);
+    expect((err2 as Error).message).toContain('"sst/000001.sst"');
+    expect(existsSync(to)).toBe(false);
+    expect(partialsBeside(to)).toEqual([]);
+
+    // Act again, with force over a directory that has data: the failure leaves that data as it was.
+    const kept = join(work, "gen-corrupt-kept");
+    mkdirSync(kept);
+    writeFileSync(join(kept, "precious"), "keep me");
+    const err3 = await restore(clients, cfg, { databaseId: GEN_CORRUPT, target: { kind: "latest" }, toDir: kept, force: true }).catch((e: unknown) => e);
+    expect(err3).toBeInstanceOf(ChecksumMismatchError);
+    expect(readdirSync(kept)).toEqual(["precious"]);
+    expect(partialsBeside(kept)).toEqual([]);
+    await clients.store.put(cfg.vaultBucket, key, original.body, original.metadata);
+  });
+
+  it("stops when its signal is aborted and removes the partial directory", async () => {
+    // Prepare
+    const to = join(work, "gen-aborted");
+    const ac = new AbortController();
+
+    // Act
+    const err = await restore(clients, cfg, {
+      databaseId: GEN,
+      target: { kind: "latest" },
+      toDir: to,
+      parallel: 1,
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.phase === "files" && p.bytesDone > 0) ac.abort(new Error("interrupted by the test"));
+      },
+    }).catch((e: unknown) => e);
+
+    // Assess
+    expect((err as Error).message).toBe("interrupted by the test");
+    expect(existsSync(to)).toBe(false);
+    expect(partialsBeside(to)).toEqual([]);
+  });
+
+  it("refuses a symlink that points out of the restored tree unless told to keep it, before downloading anything", async () => {
+    // Prepare
+    const to = join(work, "gen-links");
+    store.reset();
+
+    // Act
+    const err = await restore(clients, cfg, { databaseId: GEN_LINKS, target: { kind: "latest" }, toDir: to }).catch((e: unknown) => e);
+
+    // Assess
+    expect(err).toBeInstanceOf(UnsafePathError);
+    expect((err as Error).message).toContain('"wal" -> "/var/lib/elsewhere/wal"');
+    expect(chunkGets()).toEqual([]);
+    expect(existsSync(to)).toBe(false);
+
+    // Act: allowed explicitly
+    await restore(clients, cfg, { databaseId: GEN_LINKS, target: { kind: "latest" }, toDir: to, outsideSymlinks: "keep" });
+
+    // Assess
+    expect(readlinkSync(join(to, "wal"))).toBe("/var/lib/elsewhere/wal");
+    expect(readFileSync(join(to, "data.db"), "utf8")).toBe("rows\n");
+  });
+
+  it("refuses a non-empty target without force, before downloading anything, and replaces it with force", async () => {
+    // Prepare
+    const to = join(work, "gen-nonempty");
+    mkdirSync(to);
+    writeFileSync(join(to, "precious"), "keep me");
+    store.reset();
+
+    // Act
+    const err = await restore(clients, cfg, { databaseId: GEN, target: { kind: "latest" }, toDir: to }).catch((e: unknown) => e);
+
+    // Assess
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect((err as Error).message).toMatch(/is not empty \(1 entry\).*--force/);
+    expect((err as Error).message.split("\n")).toHaveLength(1);
+    expect(chunkGets()).toEqual([]);
+    expect(readdirSync(to)).toEqual(["precious"]);
+
+    // Act: with force
+    await restore(clients, cfg, { databaseId: GEN, target: { kind: "latest" }, toDir: to, force: true });
+
+    // Assess
+    expect(existsSync(join(to, "precious"))).toBe(false);
+    expect(readFileSync(join(to, "sst", "000001.sst")).equals(readFileSync(join(source, "sst", "000001.sst")))).toBe(true);
+    expect(partialsBeside(to)).toEqual([]);
+  });
+
+  it("restores into an existing empty directory", async () => {
+    const to = join(work, "gen-empty");
+    mkdirSync(to, { mode: 0o750 });
+    chmodSync(to, 0o750);
+    await restore(clients, cfg, { databaseId: GEN, target: { kind: "snapshot", id: snap.record.snapshotId }, toDir: to });
+    expect(lstatSync(to).mode & 0o777).toBe(0o750);
+    expect(readdirSync(join(to, "wal")).sort()).toEqual([1, 2, 3, 4].map(seg));
+    expect(readFileSync(join(to, "wal", seg(4))).length).toBe(1000); // the snapshot's own copy: nothing replayed
+  });
+
+  it("reports planning errors before any download: a target before the oldest snapshot, a WAL gap", async () => {
+    // Prepare
+    store.reset();
+    const to = join(work, "gen-early");
+
+    // Act
+    const early = await restore(clients, cfg, { databaseId: GEN, target: { kind: "time", time: at(5) }, toDir: to }).catch((e: unknown) => e);
+    const gap = await restore(clients, cfg, { databaseId: GEN_GAP, target: { kind: "latest" }, toDir: to }).catch((e: unknown) => e);
+
+    // Assess
+    expect(early).toBeInstanceOf(NoSnapshotBeforeTargetError);
+    expect(gap).toBeInstanceOf(WalGapError);
+    expect((gap as Error).message).toContain(seg(4));
+    expect((gap as Error).message).toContain(seg(6));
+    expect(chunkGets()).toEqual([]);
+    expect(store.gets.filter((k) => k.includes("/wal/"))).toEqual([]);
+    expect(existsSync(to)).toBe(false);
+    expect(partialsBeside(to)).toEqual([]);
+  });
+
+  it("lays out every stream's WAL in its own directory when the database has several streams", async () => {
+    // Prepare
+    const to = join(work, "gen-multi");
+
+    // Act
+    const r = await restore(clients, cfg, { databaseId: GEN_MULTI, target: { kind: "time", time: at(45) }, toDir: to });
+    const lsn = await restore(clients, cfg, { databaseId: GEN_MULTI, target: { kind: "lsn", lsn: 3n }, toDir: join(work, "gen-multi-lsn") }).catch((e: unknown) => e);
+
+    // Assess: each stream up to its segment archived by minute 45.
+    expect(r.plan.streams.map((s) => [s.stream, s.plan.wal.map((w) => w.name)])).toEqual([
+      ["a", [seg(3)]],
+      ["b", [segB(2)]],
+    ]);
+    expect(readdirSync(join(to, "stripes", "a")).sort()).toEqual([seg(2), seg(3)]);
+    expect(readdirSync(join(to, "stripes", "b")).sort()).toEqual([segB(1), segB(2)]);
+    expect(readFileSync(join(to, "stripes", "a", seg(3))).equals(walBytes(103))).toBe(true);
+    expect(readFileSync(join(to, "stripes", "b", segB(2))).equals(walBytes(202))).toBe(true);
+    expect(lsn).toBeInstanceOf(InvalidInputError);
+    expect((lsn as Error).message).toContain("2 WAL streams (a, b)");
+  });
+
+  it("derives generic segment positions from startLsn, a PostgreSQL-style name, or the digits of the name", () => {
+    expect(genericSegno({ name: "anything", startLsn: "42" })).toBe(42n);
+    expect(genericSegno({ name: "00000001000000020000000A" })).toBe(0x20an);
+    expect(genericSegno({ name: "wal-000123.log" })).toBe(123n);
+    expect(genericSegno({ name: "wal.log" })).toBeUndefined();
+  });
+});
+
+describe("restore of PostgreSQL", () => {
+  let primary: ScratchPostgres | undefined;
+  let restored: ScratchPostgres | undefined;
+  let expected: string;
+  let pgSnap: UploadedSnapshot;
+
+  beforeAll(async () => {
+    // Prepare: a primary archiving into pg-main through walvault, a base backup, then more writes.
+    const env = { WALVAULT_CONFIG: stack.configPath };
+    primary = await ScratchPostgres.create({ settings: { archive_mode: "on", archive_command: `'${WALVAULT_BIN}' wal-push --database ${PG} %p` }, env });
+    await primary.start();
+    await primary.pgbench(["-i", "-s", "1", "-q"]);
+    const version = Number(await primary.psql("show server_version_num"));
+    const backupDir = join(work, "pg-backup");
+    await primary.basebackup(backupDir, ["-X", "none"]);
+    for (let i = 0; i < 3; i++) {
+      await primary.pgbench(["-c", "2", "-t", "200", "-n"]);
+      await primary.psql("select pg_switch_wal()");
+    }
+    await primary.psql("create table after_backup as select g from generate_series(1, 12345) g; checkpoint;");
+    expected = await primary.psql("select count(*) from pgbench_history; select count(*) from after_backup; select sum(abalance) from pgbench_accounts;");
+    // A clean shutdown archives the last segment.
+    await primary.stop({ mode: "fast" });
+    await stack.idle();
+    pgSnap = await uploadSnapshotDir(clients, cfg, {
+      databaseId: PG,
+      dir: backupDir,
+      kind: "postgres",
+      postgres: await postgresFieldsOf(backupDir, version),
+      startedAt: new Date(Date.now() - 60_000),
+      finishedAt: new Date(Date.now() - 30_000),
+    });
+  }, 600_000);
+
+  afterAll(async () => {
+    await restored?.destroy().catch(() => undefined);
+    await primary?.destroy().catch(() => undefined);
+  });
+
+  it("restores with --latest: recovery settings, marker and signal written; the server recovers every row", async () => {
+    // Prepare
+    const to = join(work, "pg-restored", "data");
+
+    store.reset();
+
+    // Act
+    const planned = await planFor(clients, cfg, PG, targetFromFlags({ latest: true }));
+    const planGets = store.gets.length;
+    const r = await restore(clients, cfg, { databaseId: PG, target: { kind: "latest" }, toDir: to });
+
+    // Assess: the plan (no download for a PostgreSQL plan, not even the manifest).
+    expect(planGets).toBe(0);
+    const json = JSON.parse(JSON.stringify(planToJson(planned))) as Record<string, unknown>;
+    expect(json).toMatchObject({
+      databaseId: PG,
+      kind: "postgres",
+      snapshot: { id: pgSnap.record.snapshotId, startLsn: pgSnap.record.startLsn, stopLsn: pgSnap.record.stopLsn },
+      recoveryTarget: { recovery_target_timeline: "1" },
+    });
+    expect(json.endLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    const text = formatPlan(planned);
+    expect(text).toContain(`consistent at ${pgSnap.record.stopLsn}`);
+    expect(text).toContain("recovery_target_timeline = '1'");
+
+    // Assess: the directory is ready for recovery and can never archive into pg-main.
+    expect(r.snapshotId).toBe(pgSnap.record.snapshotId);
+    expect(r.plan.plan.wal.length).toBeGreaterThan(3);
+    expect(lstatSync(to).mode & 0o777).toBe(0o700);
+    expect(existsSync(join(to, "recovery.signal"))).toBe(true);
+    expect(existsSync(join(to, "standby.signal"))).toBe(false);
+    expect(existsSync(join(to, "postmaster.pid"))).toBe(false);
+    expect(readFileSync(join(to, RESTORE_MARKER), "utf8")).toBe(`${PG}\n`);
+    const conf = readFileSync(join(to, "postgresql.auto.conf"), "utf8");
+    expect(conf).toContain(`restore_command = '''${WALVAULT_BIN}'' wal-fetch --database ''${PG}'' --config ''${stack.configPath}'' %f %p'`);
+    expect(conf).toContain("recovery_target_timeline = '1'");
+    expect(conf).toContain("recovery_target_action = 'promote'");
+    expect(existsSync(join(to, "backup_label"))).toBe(true);
+
+    // Act: start it.
+    restored = await ScratchPostgres.fromDataDir(to, { env: { WALVAULT_CONFIG: stack.configPath }, ownDataDir: true });
+    await restored.start();
+    await restored.waitForRecoveryEnd(300_000);
+
+    // Assess: every row the primary had when it stopped.
+    expect(await restored.psql("select count(*) from pgbench_history; select count(*) from after_backup; select sum(abalance) from pgbench_accounts;")).toBe(
+      expected,
+    );
+  }, 400_000);
+});
