@@ -1,8 +1,11 @@
 /**
  * The walvault primary-region stack: the storage (incoming + vault buckets,
- * their KMS key and access logs), the catalog table, the ingest workflow
- * (five Lambda handlers run by an Express state machine that EventBridge
- * starts for every upload) and one IAM role per database for its agent.
+ * their KMS key and access logs), the catalog table, the two ingest
+ * workflows that EventBridge starts from uploads — WAL ingest (five Lambda
+ * handlers, an Express state machine, every incoming/db/<id>/wal/ upload) and
+ * snapshot ingest (six handlers, a Standard state machine, every
+ * incoming/db/<id>/snapshots/<snapshotId>/manifest.json; chunk uploads start
+ * nothing) — and one IAM role per database for its agent.
  *
  * The security boundary this stack draws (see docs/deploy.md):
  *   - an agent role can only PutObject under incoming/db/<id>/ and read its
@@ -72,6 +75,37 @@ export interface PrimaryStackProps extends StackProps, WalvaultSettings {
 /** The ingest workflow's Lambda steps, named as in statemachines/ingest.asl.json. */
 export const INGEST_STEPS = ["validate", "promote", "record", "replicate", "quarantine"] as const;
 export type IngestStep = (typeof INGEST_STEPS)[number];
+
+/** The snapshot ingest workflow's Lambda steps (statemachines/snapshot-ingest.asl.json). */
+export const SNAPSHOT_STEPS = [
+  "validateManifest",
+  "promoteChunks",
+  "checkReferenced",
+  "promoteManifest",
+  "recordSnapshot",
+  "quarantineSnapshot",
+] as const;
+export type SnapshotStep = (typeof SNAPSHOT_STEPS)[number];
+
+/** Handler module (functions/snapshot/<file>.ts) and ASL placeholder of each snapshot step. */
+export const SNAPSHOT_STEP_SOURCES: Record<SnapshotStep, { file: string; placeholder: string }> = {
+  validateManifest: { file: "validate-manifest", placeholder: "ValidateManifestFunctionArn" },
+  promoteChunks: { file: "promote-chunks", placeholder: "PromoteChunksFunctionArn" },
+  checkReferenced: { file: "check-referenced", placeholder: "CheckReferencedFunctionArn" },
+  promoteManifest: { file: "promote-manifest", placeholder: "PromoteManifestFunctionArn" },
+  recordSnapshot: { file: "record-snapshot", placeholder: "RecordSnapshotFunctionArn" },
+  quarantineSnapshot: { file: "quarantine", placeholder: "QuarantineSnapshotFunctionArn" },
+};
+
+/**
+ * Object keys (EventBridge wildcard patterns: `*` matches any run of
+ * characters) whose Object Created events start each workflow. local/stack.ts
+ * routes the local stack's events with the same patterns (test/infra checks).
+ */
+export const WAL_UPLOAD_KEY_PATTERN = `${INCOMING_PREFIX}*/wal/*`;
+export const SNAPSHOT_MANIFEST_KEY_PATTERN = `${INCOMING_PREFIX}*/snapshots/*/manifest.json`;
+/** Where snapshot ingest keeps the batch lists too large for the workflow state (incoming bucket). */
+export const WORK_PREFIX = "work/";
 
 const AGENT_ROLE_PREFIX = "walvault-agent-";
 const REGION_RE = /^[a-z]{2}(?:-[a-z]+)+-\d+$/;
@@ -169,6 +203,19 @@ const STEP_CONFIG: Record<IngestStep, StepConfig> = {
   quarantine: { description: "walvault ingest: keep a rejected upload and record why", memorySize: 1024, timeout: Duration.seconds(60) },
 };
 
+// Snapshot ingest runs as a Standard workflow (no 5-minute limit). The
+// manifest steps parse the whole manifest (~136 bytes per chunk record: 25k
+// chunks ~3.4 MB, 1M chunks ~136 MB and ~800 MB of heap); a chunk batch holds
+// 32 chunks (up to 8 MiB each, 4 in flight) or up to 1,000 small blocks.
+const SNAPSHOT_STEP_CONFIG: Record<SnapshotStep, StepConfig> = {
+  validateManifest: { description: "walvault snapshot ingest: validate a manifest and batch its new chunks", memorySize: 2048, timeout: Duration.minutes(5) },
+  promoteChunks: { description: "walvault snapshot ingest: verify and promote one batch of chunks", memorySize: 1024, timeout: Duration.minutes(5) },
+  checkReferenced: { description: "walvault snapshot ingest: check that every referenced chunk is in the vault", memorySize: 2048, timeout: Duration.minutes(10) },
+  promoteManifest: { description: "walvault snapshot ingest: put a validated manifest into the vault", memorySize: 2048, timeout: Duration.minutes(2) },
+  recordSnapshot: { description: "walvault snapshot ingest: record a snapshot in the catalog", memorySize: 256, timeout: Duration.seconds(20) },
+  quarantineSnapshot: { description: "walvault snapshot ingest: keep a rejected manifest and record why", memorySize: 2048, timeout: Duration.minutes(2) },
+};
+
 export class PrimaryStack extends Stack {
   public readonly vaultKey: kms.Key;
   public readonly accessLogsBucket: s3.Bucket;
@@ -179,6 +226,12 @@ export class PrimaryStack extends Stack {
   public readonly ingestStateMachine: sfn.StateMachine;
   public readonly ingestRule: events.Rule;
   public readonly ingestDeadLetterQueue: sqs.Queue;
+  /** The snapshot ingest functions, by step. */
+  public readonly snapshotFunctions: Record<SnapshotStep, NodejsFunction>;
+  public readonly snapshotIngestStateMachine: sfn.StateMachine;
+  public readonly snapshotIngestRule: events.Rule;
+  /** The path of the snapshot ingest ASL file. */
+  public readonly snapshotIngestAslFile: string;
   /** Agent role per database id. */
   public readonly agentRoles: Record<string, iam.Role>;
   /** The path of the ingest ASL file the state machine is deployed from. */
@@ -250,6 +303,8 @@ export class PrimaryStack extends Stack {
       lifecycleRules: [
         { id: "expire-uploads", prefix: "incoming/", expiration: Duration.days(1) },
         { id: "expire-quarantine", prefix: "quarantine/", expiration: Duration.days(30) },
+        // Snapshot ingest's batch lists: needed only while the execution runs.
+        { id: "expire-work", prefix: WORK_PREFIX, expiration: Duration.days(1) },
         { id: "abort-multipart", abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
       removalPolicy: RemovalPolicy.RETAIN,
@@ -339,54 +394,24 @@ export class PrimaryStack extends Stack {
     };
     const fns: Partial<Record<IngestStep, NodejsFunction>> = {};
     for (const step of INGEST_STEPS) {
-      const cfg = STEP_CONFIG[step];
-      const name = pascal(step);
-      const logGroup = new logs.LogGroup(this, `${name}Logs`, {
-        retention: logs.RetentionDays.THREE_MONTHS,
-        removalPolicy: RemovalPolicy.RETAIN,
-      });
-      // An explicit role instead of AWSLambdaBasicExecutionRole: logs go to
-      // this function's own log group only.
-      const role = new iam.Role(this, `${name}Role`, {
-        assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
-        description: `walvault ingest ${step} function`,
-      });
-      logGroup.grantWrite(role);
-      fns[step] = new NodejsFunction(this, `${name}Function`, {
-        description: cfg.description,
-        entry: join(root, "functions", "ingest", `${step}.ts`),
-        handler: "handler",
-        projectRoot: root,
-        depsLockFilePath: join(root, "package-lock.json"),
-        runtime: lambda.Runtime.NODEJS_22_X,
-        architecture: lambda.Architecture.ARM_64,
-        memorySize: cfg.memorySize,
-        timeout: cfg.timeout,
-        role,
-        logGroup,
-        loggingFormat: lambda.LoggingFormat.JSON,
-        tracing: lambda.Tracing.ACTIVE,
-        environment,
-        bundling: {
-          format: OutputFormat.ESM,
-          target: "node22",
-          mainFields: ["module", "main"],
-          banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
-          minify: true,
-          // Step Functions' Retry/Catch match error names, and core/errors.ts
-          // names each error after its class: minified class names would break both.
-          keepNames: true,
-          sourceMap: true,
-          // Ship the SDK version the lockfile pins (and the tests ran), not
-          // whatever the runtime happens to include.
-          bundleAwsSDK: true,
-          // Local esbuild only: no Docker on build hosts.
-          forceDockerBundling: false,
-        },
-      });
+      fns[step] = this.handlerFunction(pascal(step), join(root, "functions", "ingest", `${step}.ts`), STEP_CONFIG[step], `walvault ingest ${step} function`, environment, root);
     }
     this.functions = fns as Record<IngestStep, NodejsFunction>;
     this.grantIngestPermissions(replicas);
+
+    const snapshotFns: Partial<Record<SnapshotStep, NodejsFunction>> = {};
+    for (const step of SNAPSHOT_STEPS) {
+      snapshotFns[step] = this.handlerFunction(
+        `Snapshot${pascal(SNAPSHOT_STEP_SOURCES[step].file)}`,
+        join(root, "functions", "snapshot", `${SNAPSHOT_STEP_SOURCES[step].file}.ts`),
+        SNAPSHOT_STEP_CONFIG[step],
+        `walvault snapshot ingest ${step} function`,
+        environment,
+        root,
+      );
+    }
+    this.snapshotFunctions = snapshotFns as Record<SnapshotStep, NodejsFunction>;
+    this.grantSnapshotPermissions();
 
     // ---------------------------------------------------------------- workflow
 
@@ -439,24 +464,79 @@ export class PrimaryStack extends Stack {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    this.ingestRule = new events.Rule(this, "IngestOnUpload", {
-      description: "walvault: start the ingest workflow for every upload under incoming/db/",
-      eventPattern: {
-        source: ["aws.s3"],
-        detailType: ["Object Created"],
-        detail: {
-          bucket: { name: [this.incomingBucket.bucketName] },
-          object: { key: [{ prefix: INCOMING_PREFIX }] },
+    const uploadRule = (id: string, description: string, keyPattern: string, machine: sfn.StateMachine): events.Rule =>
+      new events.Rule(this, id, {
+        description,
+        eventPattern: {
+          source: ["aws.s3"],
+          detailType: ["Object Created"],
+          detail: {
+            bucket: { name: [this.incomingBucket.bucketName] },
+            object: { key: events.Match.wildcard(keyPattern) },
+          },
         },
-      },
-      targets: [
-        new targets.SfnStateMachine(this.ingestStateMachine, {
-          deadLetterQueue: this.ingestDeadLetterQueue,
-          maxEventAge: Duration.hours(24),
-          retryAttempts: 185,
-        }),
-      ],
+        targets: [
+          new targets.SfnStateMachine(machine, {
+            deadLetterQueue: this.ingestDeadLetterQueue,
+            maxEventAge: Duration.hours(24),
+            retryAttempts: 185,
+          }),
+        ],
+      });
+    this.ingestRule = uploadRule(
+      "IngestOnUpload",
+      "walvault: start WAL ingest for every upload under incoming/db/<id>/wal/",
+      WAL_UPLOAD_KEY_PATTERN,
+      this.ingestStateMachine,
+    );
+
+    // ------------------------------------------------------- snapshot workflow
+
+    this.snapshotIngestAslFile = join(root, "statemachines", "snapshot-ingest.asl.json");
+    const snapshotSubstitutions: Record<string, string> = Object.fromEntries(
+      SNAPSHOT_STEPS.map((step) => [SNAPSHOT_STEP_SOURCES[step].placeholder, this.snapshotFunctions[step].functionArn]),
+    );
+    const missingSnapshot = missingSubstitutions(this.snapshotIngestAslFile, snapshotSubstitutions);
+    if (missingSnapshot.length > 0) {
+      throw new Error(`${this.snapshotIngestAslFile} has placeholders without a substitution: ${missingSnapshot.join(", ")}`);
+    }
+    // Standard, not Express: a large snapshot's Map over chunk batches can run
+    // longer than Express's 5 minutes. Standard executions keep their full
+    // history (with data) for 90 days, so the log holds the events without
+    // the data (chunk batch lists are large).
+    const snapshotWorkflowLogs = new logs.LogGroup(this, "SnapshotIngestWorkflowLogs", {
+      retention: logs.RetentionDays.ONE_YEAR,
+      removalPolicy: RemovalPolicy.RETAIN,
     });
+    const snapshotWorkflowRole = new iam.Role(this, "SnapshotIngestWorkflowRole", {
+      assumedBy: new iam.ServicePrincipal("states.amazonaws.com"),
+      description: "walvault snapshot ingest state machine",
+    });
+    snapshotWorkflowRole.addToPolicy(
+      new iam.PolicyStatement({
+        sid: "InvokeSnapshotIngestSteps",
+        actions: ["lambda:InvokeFunction"],
+        resources: SNAPSHOT_STEPS.map((s) => this.snapshotFunctions[s].functionArn),
+      }),
+    );
+    this.snapshotIngestStateMachine = new sfn.StateMachine(this, "SnapshotIngestWorkflow", {
+      comment: "walvault snapshot ingest: validate a manifest, promote its new chunks, check references, promote and record it",
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      definitionBody: sfn.DefinitionBody.fromFile(this.snapshotIngestAslFile),
+      definitionSubstitutions: snapshotSubstitutions,
+      role: snapshotWorkflowRole,
+      logs: { destination: snapshotWorkflowLogs, level: sfn.LogLevel.ALL, includeExecutionData: false },
+      tracingEnabled: true,
+      // No execution timeout: it would end the run without QuarantineSnapshot.
+      // Every Task is bounded by its function's timeout and retries, the Map by
+      // MAX_BATCHES iterations.
+    });
+    this.snapshotIngestRule = uploadRule(
+      "SnapshotIngestOnManifest",
+      "walvault: start snapshot ingest for every manifest under incoming/db/<id>/snapshots/<snapshotId>/ (chunk uploads start nothing)",
+      SNAPSHOT_MANIFEST_KEY_PATTERN,
+      this.snapshotIngestStateMachine,
+    );
 
     // ---------------------------------------------------------------- agents
 
@@ -477,6 +557,7 @@ export class PrimaryStack extends Stack {
     new CfnOutput(this, "VaultKeyArn", { value: this.vaultKey.keyArn });
     new CfnOutput(this, "CatalogTableName", { value: this.catalog.tableName });
     new CfnOutput(this, "IngestStateMachineArn", { value: this.ingestStateMachine.stateMachineArn });
+    new CfnOutput(this, "SnapshotIngestStateMachineArn", { value: this.snapshotIngestStateMachine.stateMachineArn });
     new CfnOutput(this, "IngestDeadLetterQueueUrl", { value: this.ingestDeadLetterQueue.queueUrl });
     for (const db of databases) {
       new CfnOutput(this, `AgentRoleArn${pascal(db)}`, {
@@ -486,6 +567,62 @@ export class PrimaryStack extends Stack {
     }
 
     this.suppressNagFindings(replicas);
+  }
+
+  /**
+   * One workflow step's Lambda function: its own log group and role (logs go
+   * to that group only, instead of AWSLambdaBasicExecutionRole), an ESM
+   * bundle of the handler module.
+   */
+  private handlerFunction(
+    name: string,
+    entry: string,
+    cfg: StepConfig,
+    roleDescription: string,
+    environment: Record<string, string>,
+    root: string,
+  ): NodejsFunction {
+    const logGroup = new logs.LogGroup(this, `${name}Logs`, {
+      retention: logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const role = new iam.Role(this, `${name}Role`, {
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+      description: roleDescription,
+    });
+    logGroup.grantWrite(role);
+    return new NodejsFunction(this, `${name}Function`, {
+      description: cfg.description,
+      entry,
+      handler: "handler",
+      projectRoot: root,
+      depsLockFilePath: join(root, "package-lock.json"),
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: cfg.memorySize,
+      timeout: cfg.timeout,
+      role,
+      logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      tracing: lambda.Tracing.ACTIVE,
+      environment,
+      bundling: {
+        format: OutputFormat.ESM,
+        target: "node22",
+        mainFields: ["module", "main"],
+        banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
+        minify: true,
+        // Step Functions' Retry/Catch match error names, and core/errors.ts
+        // names each error after its class: minified class names would break both.
+        keepNames: true,
+        sourceMap: true,
+        // Ship the SDK version the lockfile pins (and the tests ran), not
+        // whatever the runtime happens to include.
+        bundleAwsSDK: true,
+        // Local esbuild only: no Docker on build hosts.
+        forceDockerBundling: false,
+      },
+    });
   }
 
   /** Least-privilege grants of the five ingest functions. */
@@ -575,6 +712,94 @@ export class PrimaryStack extends Stack {
       quarantine,
       readUploads,
       listUploads,
+      new iam.PolicyStatement({ sid: "WriteQuarantine", actions: ["s3:PutObject"], resources: [quarantined] }),
+      catalog("RecordQuarantine", "PutItem"),
+    );
+  }
+
+  /**
+   * Least-privilege grants of the six snapshot ingest functions: each reads
+   * and writes only the key families its step touches (manifests, chunks,
+   * work/ batch lists, quarantine/), deletes nothing, and only the two
+   * promote steps write the vault.
+   */
+  private grantSnapshotPermissions(): void {
+    const f = this.snapshotFunctions;
+    const s3ViaHere = `s3.${Aws.REGION}.amazonaws.com`;
+    const read = (sid: string, ...resources: string[]): iam.PolicyStatement =>
+      new iam.PolicyStatement({ sid, actions: ["s3:GetObject", "s3:GetObjectVersion"], resources });
+    const manifests = this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}*/snapshots/*`);
+    const chunkUploads = this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}*/chunks/*`);
+    const work = this.incomingBucket.arnForObjects(`${WORK_PREFIX}*`);
+    const quarantined = this.incomingBucket.arnForObjects(`${QUARANTINE_PREFIX}*`);
+    const vaultChunks = this.vaultBucket.arnForObjects("db/*/chunks/*");
+    const vaultManifests = this.vaultBucket.arnForObjects("db/*/snapshots/*");
+    // Without s3:ListBucket a GetObject/HeadObject of a missing key is a 403, not a 404.
+    const listIncoming = new iam.PolicyStatement({ sid: "ListIncoming", actions: ["s3:ListBucket"], resources: [this.incomingBucket.bucketArn] });
+    const listVault = new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [this.vaultBucket.bucketArn] });
+    const catalog = (sid: string, ...actions: string[]): iam.PolicyStatement =>
+      new iam.PolicyStatement({ sid, actions: actions.map((a) => `dynamodb:${a}`), resources: [this.catalog.tableArn] });
+    const vaultKeyUse = (sid: string, ...actions: string[]): iam.PolicyStatement =>
+      new iam.PolicyStatement({
+        sid,
+        actions: actions.map((a) => `kms:${a}`),
+        resources: [this.vaultKey.keyArn],
+        conditions: { StringEquals: { "kms:ViaService": s3ViaHere } },
+      });
+    const add = (fn: NodejsFunction, ...statements: iam.PolicyStatement[]): void => {
+      for (const st of statements) fn.addToRolePolicy(st);
+    };
+
+    // validateManifest: read the manifest, write the batch lists, read the
+    // registration and snapshot record, look up reused chunks.
+    add(
+      f.validateManifest,
+      read("ReadManifests", manifests),
+      listIncoming,
+      new iam.PolicyStatement({ sid: "WriteBatchLists", actions: ["s3:PutObject"], resources: [work] }),
+      catalog("ReadCatalog", "GetItem", "BatchGetItem"),
+    );
+    // promoteChunks: read chunk uploads and batch lists, head/write vault chunks, record chunks.
+    add(
+      f.promoteChunks,
+      read("ReadChunkUploads", chunkUploads, work),
+      listIncoming,
+      new iam.PolicyStatement({ sid: "WriteVaultChunks", actions: ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"], resources: [vaultChunks] }),
+      listVault,
+      // SSE-KMS writes need GenerateDataKey (S3 never calls kms:Encrypt), reads Decrypt.
+      vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
+      catalog("RecordChunks", "BatchWriteItem"),
+    );
+    // checkReferenced: re-read the manifest, look every chunk up, read backup_label's chunks.
+    add(
+      f.checkReferenced,
+      read("ReadManifests", manifests),
+      listIncoming,
+      read("ReadVaultChunks", vaultChunks),
+      listVault,
+      vaultKeyUse("DecryptVaultObjects", "Decrypt"),
+      catalog("ReadChunkRecords", "BatchGetItem"),
+    );
+    // promoteManifest: re-read the manifest, head/write its vault key.
+    add(
+      f.promoteManifest,
+      read("ReadManifests", manifests),
+      listIncoming,
+      new iam.PolicyStatement({
+        sid: "WriteVaultManifests",
+        actions: ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"],
+        resources: [vaultManifests],
+      }),
+      listVault,
+      vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
+    );
+    // recordSnapshot: conditional create of the snapshot item (and a read when it exists).
+    add(f.recordSnapshot, catalog("WriteCatalog", "PutItem", "GetItem"));
+    // quarantineSnapshot: read the manifest, keep a copy under quarantine/, record why.
+    add(
+      f.quarantineSnapshot,
+      read("ReadManifests", manifests),
+      listIncoming,
       new iam.PolicyStatement({ sid: "WriteQuarantine", actions: ["s3:PutObject"], resources: [quarantined] }),
       catalog("RecordQuarantine", "PutItem"),
     );
@@ -690,18 +915,55 @@ export class PrimaryStack extends Stack {
         },
       ]);
     }
-    NagSuppressions.addResourceSuppressions(
-      this.ingestStateMachine.role,
-      [
-        {
-          id: "AwsSolutions-IAM5",
-          reason:
-            "Step Functions' CloudWatch Logs delivery (logs:CreateLogDelivery etc.) and X-Ray (xray:PutTraceSegments etc.) support no resource-level permissions.",
-          appliesTo: ["Resource::*"],
-        },
+    const snapshotWildcards: Record<SnapshotStep, string[]> = {
+      validateManifest: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), this.nagArn(this.incomingBucket, `/${WORK_PREFIX}*`)],
+      promoteChunks: [
+        xray,
+        this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/chunks/*`),
+        this.nagArn(this.incomingBucket, `/${WORK_PREFIX}*`),
+        this.nagArn(this.vaultBucket, "/db/*/chunks/*"),
       ],
-      true,
-    );
+      checkReferenced: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), this.nagArn(this.vaultBucket, "/db/*/chunks/*")],
+      promoteManifest: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), this.nagArn(this.vaultBucket, "/db/*/snapshots/*")],
+      recordSnapshot: [xray],
+      quarantineSnapshot: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), quarantined],
+    };
+    for (const step of SNAPSHOT_STEPS) {
+      NagSuppressions.addResourceSuppressions(
+        this.snapshotFunctions[step].role!,
+        [
+          {
+            id: "AwsSolutions-IAM5",
+            reason:
+              "Object wildcards end one key family of every database: manifests (incoming/db/*/snapshots/*), chunk uploads (incoming/db/*/chunks/*), " +
+              "the workflow's own batch lists (work/*), quarantine/db/*, or the vault's db/*/chunks/* and db/*/snapshots/* (one object per chunk or manifest); " +
+              "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').",
+            appliesTo: snapshotWildcards[step],
+          },
+        ],
+        true,
+      );
+      NagSuppressions.addResourceSuppressions(this.snapshotFunctions[step], [
+        {
+          id: "AwsSolutions-L1",
+          reason: "Pinned to nodejs22.x on purpose: the handlers are built and tested on Node 22 (package.json engines), and node:zlib zstd needs it.",
+        },
+      ]);
+    }
+    for (const machine of [this.ingestStateMachine, this.snapshotIngestStateMachine]) {
+      NagSuppressions.addResourceSuppressions(
+        machine.role,
+        [
+          {
+            id: "AwsSolutions-IAM5",
+            reason:
+              "Step Functions' CloudWatch Logs delivery (logs:CreateLogDelivery etc.) and X-Ray (xray:PutTraceSegments etc.) support no resource-level permissions.",
+            appliesTo: ["Resource::*"],
+          },
+        ],
+        true,
+      );
+    }
     NagSuppressions.addResourceSuppressions(this.accessLogsBucket, [
       { id: "AwsSolutions-S1", reason: "This is the server access log bucket itself; logging it would log its own log deliveries." },
     ]);
@@ -721,7 +983,7 @@ export class PrimaryStack extends Stack {
       );
     }
     NagSuppressions.addResourceSuppressions(this.ingestDeadLetterQueue, [
-      { id: "AwsSolutions-SQS3", reason: "This queue is the dead-letter queue of the ingest EventBridge target." },
+      { id: "AwsSolutions-SQS3", reason: "This queue is the dead-letter queue of the ingest EventBridge targets." },
     ]);
   }
 }

@@ -1,9 +1,11 @@
 /**
  * The embedded stack: s3rver (incoming + vault buckets), DynamoDB Local, and
- * the ingest state machine — the very ASL file CDK deploys — run by
+ * the ingest state machines — the very ASL files CDK deploys — run by
  * aws-local-stepfunctions, with each Task state calling the handler module in
  * this process. s3rver's object-created notifications become the EventBridge
- * "Object Created" events AWS sends, filtered by the same rule pattern.
+ * "Object Created" events AWS sends, routed by the same rule patterns: WAL
+ * uploads start ingest.asl.json, snapshot manifests snapshot-ingest.asl.json,
+ * chunk uploads nothing (a manifest's run promotes them).
  */
 import { appendFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,6 +22,12 @@ import * as promote from "../functions/ingest/promote.js";
 import * as record from "../functions/ingest/record.js";
 import * as replicate from "../functions/ingest/replicate.js";
 import * as quarantine from "../functions/ingest/quarantine.js";
+import * as validateManifest from "../functions/snapshot/validate-manifest.js";
+import * as promoteChunks from "../functions/snapshot/promote-chunks.js";
+import * as checkReferenced from "../functions/snapshot/check-referenced.js";
+import * as promoteManifest from "../functions/snapshot/promote-manifest.js";
+import * as recordSnapshot from "../functions/snapshot/record-snapshot.js";
+import * as quarantineSnapshot from "../functions/snapshot/quarantine.js";
 import { loadAsl, taskResources } from "./asl.js";
 import { startDynamo, startS3 } from "./emulators.js";
 
@@ -31,21 +39,61 @@ export const CATALOG_TABLE = "walvault-catalog";
 
 type Handler = (input: unknown) => Promise<unknown>;
 
-/** Local stand-ins for the Lambda ARNs CDK substitutes. */
-const FUNCTIONS: Record<string, { arn: string; handler: Handler }> = Object.fromEntries(
-  (
-    [
+const localArn = (fn: string): string => `arn:aws:lambda:${LOCAL_REGION}:000000000000:function:walvault-${fn}`;
+
+/** Local stand-ins for the Lambda ARNs CDK substitutes: placeholder -> function name, handler. */
+function functions(entries: ReadonlyArray<readonly [string, string, Handler]>): Record<string, { arn: string; handler: Handler }> {
+  return Object.fromEntries(entries.map(([placeholder, fn, handler]) => [placeholder, { arn: localArn(fn), handler }]));
+}
+
+export type WorkflowName = "ingest" | "snapshot-ingest";
+
+/**
+ * The workflows and the EventBridge rules that start them: an Object Created
+ * event in the incoming bucket whose key matches `keyPattern` (EventBridge
+ * wildcard syntax: `*` matches any run of characters, '/' included) starts
+ * the workflow. infra/primary-stack.ts deploys the same patterns (asserted in
+ * test/infra). Keys matching no pattern (chunk uploads, work/, quarantine/)
+ * start nothing.
+ */
+export const WORKFLOWS: ReadonlyArray<{
+  name: WorkflowName;
+  file: string;
+  keyPattern: string;
+  functions: Record<string, { arn: string; handler: Handler }>;
+}> = [
+  {
+    name: "ingest",
+    file: "ingest.asl.json",
+    keyPattern: `${INCOMING_PREFIX}*/wal/*`,
+    functions: functions([
       ["ValidateFunctionArn", "ingest-validate", validate.handler],
       ["PromoteFunctionArn", "ingest-promote", promote.handler],
       ["RecordFunctionArn", "ingest-record", record.handler],
       ["ReplicateFunctionArn", "ingest-replicate", replicate.handler],
       ["QuarantineFunctionArn", "ingest-quarantine", quarantine.handler],
-    ] as const
-  ).map(([placeholder, fn, handler]) => [
-    placeholder,
-    { arn: `arn:aws:lambda:${LOCAL_REGION}:000000000000:function:walvault-${fn}`, handler: handler as Handler },
-  ]),
-);
+    ]),
+  },
+  {
+    name: "snapshot-ingest",
+    file: "snapshot-ingest.asl.json",
+    keyPattern: `${INCOMING_PREFIX}*/snapshots/*/manifest.json`,
+    functions: functions([
+      ["ValidateManifestFunctionArn", "snapshot-validate-manifest", validateManifest.handler],
+      ["PromoteChunksFunctionArn", "snapshot-promote-chunks", promoteChunks.handler],
+      ["CheckReferencedFunctionArn", "snapshot-check-referenced", checkReferenced.handler],
+      ["PromoteManifestFunctionArn", "snapshot-promote-manifest", promoteManifest.handler],
+      ["RecordSnapshotFunctionArn", "snapshot-record", recordSnapshot.handler],
+      ["QuarantineSnapshotFunctionArn", "snapshot-quarantine", quarantineSnapshot.handler],
+    ]),
+  },
+];
+
+/** EventBridge's wildcard match on a whole string: `*` is any run of characters, everything else literal. */
+export function matchesWildcard(pattern: string, value: string): boolean {
+  const re = new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`, "s");
+  return re.test(value);
+}
 
 export interface LocalDatabase {
   id: string;
@@ -72,8 +120,11 @@ export interface ExecutionStats {
 export interface LocalStack {
   config: AgentConfig;
   configPath: string;
+  /** Executions of every workflow together. */
   stats: ExecutionStats;
-  /** Resolves when no ingest execution is running. */
+  /** Executions per workflow. */
+  workflowStats: Record<WorkflowName, ExecutionStats>;
+  /** Resolves when no execution of any workflow is running. */
   idle(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -127,20 +178,22 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     }
   }
 
-  const definition = loadAsl(
-    "ingest.asl.json",
-    Object.fromEntries(Object.entries(FUNCTIONS).map(([k, v]) => [k, v.arn])),
-  );
-  const byArn = new Map(Object.values(FUNCTIONS).map((f) => [f.arn, f.handler]));
-  const localHandlers: Record<string, Handler> = {};
-  for (const [state, arn] of taskResources(definition)) {
-    const h = byArn.get(arn);
-    if (!h) throw new ConfigError(`ingest.asl.json: Task state ${state} calls ${arn}, which has no local handler`);
-    localHandlers[state] = h;
-  }
-  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: true } });
+  const machines = WORKFLOWS.map((w) => {
+    const definition = loadAsl(w.file, Object.fromEntries(Object.entries(w.functions).map(([k, v]) => [k, v.arn])));
+    const byArn = new Map(Object.values(w.functions).map((f) => [f.arn, f.handler]));
+    const localHandlers: Record<string, Handler> = {};
+    for (const [state, arn] of taskResources(definition)) {
+      const h = byArn.get(arn);
+      if (!h) throw new ConfigError(`${w.file}: Task state ${state} calls ${arn}, which has no local handler`);
+      localHandlers[state] = h;
+    }
+    const machine = new StateMachine(definition as never, { validationOptions: { checkArn: true } });
+    return { ...w, machine, localHandlers };
+  });
 
-  const stats: ExecutionStats = { started: 0, succeeded: 0, failed: 0, inFlight: 0 };
+  const newStats = (): ExecutionStats => ({ started: 0, succeeded: 0, failed: 0, inFlight: 0 });
+  const stats = newStats();
+  const workflowStats = Object.fromEntries(WORKFLOWS.map((w) => [w.name, newStats()])) as Record<WorkflowName, ExecutionStats>;
   let idleWaiters: (() => void)[] = [];
   const settle = (): void => {
     if (stats.inFlight === 0) {
@@ -151,27 +204,34 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   };
 
   s3.onObjectCreated((event) => {
-    // The EventBridge rule: Object Created in the incoming bucket under incoming/db/.
-    if (event.detail.bucket.name !== INCOMING_BUCKET || !event.detail.object.key.startsWith(INCOMING_PREFIX)) return;
-    stats.started++;
-    stats.inFlight++;
-    const execution = machine.run(event as never, {
-      overrides: { taskResourceLocalHandlers: localHandlers as never },
-    });
-    execution.result
-      .then(() => {
-        stats.succeeded++;
-      })
-      .catch((err: unknown) => {
-        stats.failed++;
-        const line = `${new Date().toISOString()} ingest ${event.detail.object.key}: ${describeError(err)}`;
-        appendFileSync(logFile, line + "\n");
-        if (opts.verbose) console.error(line);
-      })
-      .finally(() => {
-        stats.inFlight--;
-        settle();
+    // The EventBridge rules: Object Created in the incoming bucket, key matching a workflow's pattern.
+    if (event.detail.bucket.name !== INCOMING_BUCKET) return;
+    const key = event.detail.object.key;
+    for (const m of machines) {
+      if (!matchesWildcard(m.keyPattern, key)) continue;
+      const counters = [stats, workflowStats[m.name]];
+      for (const c of counters) {
+        c.started++;
+        c.inFlight++;
+      }
+      const execution = m.machine.run(event as never, {
+        overrides: { taskResourceLocalHandlers: m.localHandlers as never },
       });
+      execution.result
+        .then(() => {
+          for (const c of counters) c.succeeded++;
+        })
+        .catch((err: unknown) => {
+          for (const c of counters) c.failed++;
+          const line = `${new Date().toISOString()} ${m.name} ${key}: ${describeError(err)}`;
+          appendFileSync(logFile, line + "\n");
+          if (opts.verbose) console.error(line);
+        })
+        .finally(() => {
+          for (const c of counters) c.inFlight--;
+          settle();
+        });
+    }
   });
 
   const config: AgentConfig = {
@@ -192,6 +252,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     config,
     configPath,
     stats,
+    workflowStats,
     idle: () => (stats.inFlight === 0 ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
     async stop() {
       await Promise.allSettled([s3.stop(), dynamo.stop()]);

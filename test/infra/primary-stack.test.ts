@@ -1,9 +1,10 @@
 /**
  * The primary stack as CloudFormation sees it: the agent roles' boundaries,
- * the vault's protections, the catalog, the ingest workflow and its trigger,
- * and cdk-nag. Two stacks are synthesized once each (esbuild bundles the five
- * handlers): "Default" exactly as `cdk synth` builds it from cdk.json, and
- * "Multi" with two databases, a replica region and a named agent principal.
+ * the vault's protections, the catalog, the WAL and snapshot ingest workflows
+ * and their triggers, and cdk-nag. Two stacks are synthesized once each
+ * (esbuild bundles the eleven handlers): "Default" exactly as `cdk synth`
+ * builds it from cdk.json, and "Multi" with two databases, a replica region
+ * and a named agent principal.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -16,7 +17,17 @@ import type { IConstruct } from "constructs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { aslPlaceholders } from "../../infra/asl.js";
-import { findProjectRoot, INGEST_STEPS, PrimaryStack, walvaultSettingsFromContext } from "../../infra/primary-stack.js";
+import {
+  findProjectRoot,
+  INGEST_STEPS,
+  PrimaryStack,
+  SNAPSHOT_MANIFEST_KEY_PATTERN,
+  SNAPSHOT_STEP_SOURCES,
+  SNAPSHOT_STEPS,
+  WAL_UPLOAD_KEY_PATTERN,
+  walvaultSettingsFromContext,
+} from "../../infra/primary-stack.js";
+import { matchesWildcard, WORKFLOWS } from "../../local/stack.js";
 
 const root = findProjectRoot();
 const cdkJson = JSON.parse(readFileSync(join(root, "cdk.json"), "utf8")) as { context: Record<string, unknown> };
@@ -80,6 +91,28 @@ function functionStatements(stack: PrimaryStack, template: Template): Record<str
   return Object.fromEntries(
     INGEST_STEPS.map((step) => [step, roleStatements(template, logicalId(stack, stack.functions[step].role!))]),
   );
+}
+
+/** The same for the snapshot ingest functions. */
+function snapshotFunctionStatements(stack: PrimaryStack, template: Template): Record<string, Statement[]> {
+  return Object.fromEntries(
+    SNAPSHOT_STEPS.map((step) => [step, roleStatements(template, logicalId(stack, stack.snapshotFunctions[step].role!))]),
+  );
+}
+
+/**
+ * The definition CloudFormation will deploy for a state machine: the
+ * DefinitionString, or the asset file behind DefinitionS3Location, with the
+ * substitutions applied.
+ */
+function deployedDefinition(machine: CfnResource): string {
+  const substitutions = machine.Properties?.DefinitionSubstitutions as Record<string, unknown>;
+  const location = machine.Properties?.DefinitionS3Location as { Key: string } | undefined;
+  let definition = location
+    ? readFileSync(join(assembly.directory, `asset.${location.Key}`), "utf8")
+    : render(machine.Properties?.DefinitionString);
+  for (const [name, value] of Object.entries(substitutions)) definition = definition.split(`\${${name}}`).join(render(value));
+  return definition;
 }
 
 let app: App;
@@ -315,6 +348,7 @@ describe("incoming bucket", () => {
         Rules: expect.arrayContaining([
           expect.objectContaining({ Prefix: "incoming/", ExpirationInDays: 1, Status: "Enabled" }),
           expect.objectContaining({ Prefix: "quarantine/", ExpirationInDays: 30, Status: "Enabled" }),
+          expect.objectContaining({ Prefix: "work/", ExpirationInDays: 1, Status: "Enabled" }),
           expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: "Enabled" }),
         ]),
       },
@@ -386,13 +420,8 @@ describe("ingest workflow", () => {
     const placeholders = aslPlaceholders(defaultStack.ingestAslFile);
     const machine = defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.ingestStateMachine)] as CfnResource;
     const substitutions = machine.Properties?.DefinitionSubstitutions as Record<string, unknown>;
-    // Act: render the definition CloudFormation will deploy: the DefinitionString,
-    // or the asset file behind DefinitionS3Location, with the substitutions applied.
-    const location = machine.Properties?.DefinitionS3Location as { Key: string } | undefined;
-    let definition = location
-      ? readFileSync(join(assembly.directory, `asset.${location.Key}`), "utf8")
-      : render(machine.Properties?.DefinitionString);
-    for (const [name, value] of Object.entries(substitutions)) definition = definition.split(`\${${name}}`).join(render(value));
+    // Act: render the definition CloudFormation will deploy.
+    const definition = deployedDefinition(machine);
     // Assess
     expect(placeholders).toEqual([
       "PromoteFunctionArn",
@@ -423,36 +452,135 @@ describe("ingest workflow", () => {
     );
   });
 
-  it("starts on every object created under incoming/db/ in the incoming bucket", () => {
+  it("starts on every object created under incoming/db/<id>/wal/ in the incoming bucket", () => {
     // Prepare
     const bucketId = logicalId(defaultStack, defaultStack.incomingBucket);
     const machineId = logicalId(defaultStack, defaultStack.ingestStateMachine);
     // Act
-    const rules = defaultTemplate.findResources("AWS::Events::Rule");
+    const rule = defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.ingestRule)] as CfnResource;
     // Assess
-    expect(Object.values(rules)).toHaveLength(1);
-    defaultTemplate.hasResourceProperties("AWS::Events::Rule", {
+    expect(Object.values(defaultTemplate.findResources("AWS::Events::Rule"))).toHaveLength(2);
+    expect(rule.Properties).toMatchObject({
       EventPattern: {
         source: ["aws.s3"],
         "detail-type": ["Object Created"],
-        detail: { bucket: { name: [{ Ref: bucketId }] }, object: { key: [{ prefix: "incoming/db/" }] } },
+        detail: { bucket: { name: [{ Ref: bucketId }] }, object: { key: [{ wildcard: "incoming/db/*/wal/*" }] } },
       },
       Targets: [
-        Match.objectLike({
+        expect.objectContaining({
           Arn: { Ref: machineId },
-          DeadLetterConfig: { Arn: Match.anyValue() },
-          RoleArn: Match.anyValue(),
+          DeadLetterConfig: { Arn: expect.anything() },
+          RoleArn: expect.anything(),
         }),
       ],
     });
   });
 });
 
+describe("snapshot ingest workflow", () => {
+  const machineOf = (): CfnResource =>
+    defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.snapshotIngestStateMachine)] as CfnResource;
+
+  it("is a Standard state machine, traced with X-Ray, logging all events", () => {
+    // Prepare
+    const logsId = defaultStack.getLogicalId(
+      defaultStack.node.findChild("SnapshotIngestWorkflowLogs").node.defaultChild as CfnElement,
+    );
+    // Act
+    const machine = machineOf();
+    // Assess
+    expect(machine.Properties).toMatchObject({
+      StateMachineType: "STANDARD",
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: {
+        Level: "ALL",
+        Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { "Fn::GetAtt": [logsId, "Arn"] } } }],
+      },
+    });
+  });
+
+  it("substitutes every placeholder of the ASL file with the matching function's ARN", () => {
+    // Prepare
+    const placeholders = aslPlaceholders(defaultStack.snapshotIngestAslFile);
+    const machine = machineOf();
+    const substitutions = machine.Properties?.DefinitionSubstitutions as Record<string, unknown>;
+    // Act
+    const definition = deployedDefinition(machine);
+    // Assess
+    expect(placeholders).toEqual(SNAPSHOT_STEPS.map((s) => SNAPSHOT_STEP_SOURCES[s].placeholder).sort());
+    for (const step of SNAPSHOT_STEPS) {
+      const name = SNAPSHOT_STEP_SOURCES[step].placeholder;
+      expect(definition, `placeholder \${${name}} left`).not.toContain(`\${${name}}`);
+      expect(substitutions[name]).toEqual({ "Fn::GetAtt": [logicalId(defaultStack, defaultStack.snapshotFunctions[step]), "Arn"] });
+    }
+    expect(definition).not.toMatch(/\$\{/);
+    const parsed = JSON.parse(definition) as { States: Record<string, { Type: string; Resource?: string; MaxConcurrency?: number }> };
+    expect(parsed.States.ValidateManifest?.Resource).toBe(`<${logicalId(defaultStack, defaultStack.snapshotFunctions.validateManifest)}.Arn>`);
+    expect(parsed.States.PromoteChunks).toMatchObject({ Type: "Map", MaxConcurrency: 4 });
+  });
+
+  it("may invoke exactly the six snapshot ingest functions", () => {
+    // Prepare
+    const roleId = logicalId(defaultStack, defaultStack.snapshotIngestStateMachine.role);
+    // Act
+    const invoke = roleStatements(defaultTemplate, roleId).filter((s) => list(s.Action).includes("lambda:InvokeFunction"));
+    // Assess
+    expect(invoke).toHaveLength(1);
+    expect(list(invoke[0]!.Resource).map(render).sort()).toEqual(
+      SNAPSHOT_STEPS.map((s) => `<${logicalId(defaultStack, defaultStack.snapshotFunctions[s])}.Arn>`).sort(),
+    );
+  });
+
+  it("starts on manifests only: incoming/db/<id>/snapshots/<snapshotId>/manifest.json", () => {
+    // Prepare
+    const bucketId = logicalId(defaultStack, defaultStack.incomingBucket);
+    // Act
+    const rule = defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.snapshotIngestRule)] as CfnResource;
+    // Assess
+    expect(rule.Properties).toMatchObject({
+      EventPattern: {
+        source: ["aws.s3"],
+        "detail-type": ["Object Created"],
+        detail: {
+          bucket: { name: [{ Ref: bucketId }] },
+          object: { key: [{ wildcard: "incoming/db/*/snapshots/*/manifest.json" }] },
+        },
+      },
+      Targets: [
+        expect.objectContaining({
+          Arn: { Ref: logicalId(defaultStack, defaultStack.snapshotIngestStateMachine) },
+          DeadLetterConfig: { Arn: expect.anything() },
+          RoleArn: expect.anything(),
+        }),
+      ],
+    });
+  });
+
+  it("routes keys exactly as the local stack does: WAL to ingest, manifests to snapshot ingest, chunks nowhere", () => {
+    // Prepare
+    const deployed = { ingest: WAL_UPLOAD_KEY_PATTERN, "snapshot-ingest": SNAPSHOT_MANIFEST_KEY_PATTERN };
+    const keys: Record<string, string[]> = {
+      "incoming/db/pg-main/wal/000000010000000000000001": ["ingest"],
+      "incoming/db/pg-main/wal/00000002.history": ["ingest"],
+      "incoming/db/pg-main/snapshots/20261121T073000Z-ab12cd/manifest.json": ["snapshot-ingest"],
+      [`incoming/db/pg-main/chunks/${"a".repeat(64)}`]: [],
+      "incoming/db/pg-main/snapshots/20261121T073000Z-ab12cd/other.json": [],
+      "work/db/pg-main/snapshots/20261121T073000Z-ab12cd/0123456789abcdef/batches/00000.json": [],
+      "quarantine/db/pg-main/20261121T073000Z-x": [],
+    };
+    // Act + Assess
+    for (const w of WORKFLOWS) expect(w.keyPattern, w.name).toBe(deployed[w.name]);
+    for (const [key, expected] of Object.entries(keys)) {
+      expect(WORKFLOWS.filter((w) => matchesWildcard(w.keyPattern, key)).map((w) => w.name), key).toEqual(expected);
+    }
+  });
+});
+
 describe("ingest functions", () => {
   it("run on Node 22, arm64, from ESM bundles, with the walvault environment", () => {
-    for (const step of INGEST_STEPS) {
+    for (const f of [...INGEST_STEPS.map((s) => defaultStack.functions[s]), ...SNAPSHOT_STEPS.map((s) => defaultStack.snapshotFunctions[s])]) {
       // Prepare
-      const id = logicalId(defaultStack, defaultStack.functions[step]);
+      const id = logicalId(defaultStack, f);
       // Act
       const fn = defaultTemplate.toJSON().Resources[id] as CfnResource;
       // Assess
@@ -475,8 +603,9 @@ describe("ingest functions", () => {
 
   it("are ESM bundles that load on Node 22 and keep the error class names Step Functions matches", () => {
     // Prepare: the staged bundle of each function's code asset.
-    const bundles = INGEST_STEPS.map((step) => {
-      const fn = defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.functions[step])] as CfnResource;
+    const all = [...INGEST_STEPS.map((s) => defaultStack.functions[s]), ...SNAPSHOT_STEPS.map((s) => defaultStack.snapshotFunctions[s])];
+    const bundles = all.map((f) => {
+      const fn = defaultTemplate.toJSON().Resources[logicalId(defaultStack, f)] as CfnResource;
       const hash = String((fn.Properties?.Code as { S3Key: string }).S3Key).replace(/\.zip$/, "");
       return pathToFileURL(join(assembly.directory, `asset.${hash}`, "index.mjs")).href;
     });
@@ -490,7 +619,7 @@ describe("ingest functions", () => {
     // Act: a plain Node process, as Lambda loads them (not through vitest's transform).
     const out = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(bundles)], { encoding: "utf8" });
     // Assess: malformed input is rejected before any AWS call, under its class name.
-    expect(JSON.parse(out)).toEqual(INGEST_STEPS.map(() => "InvalidInputError"));
+    expect(JSON.parse(out)).toEqual(all.map(() => "InvalidInputError"));
   });
 
   it("tell the handlers where each replica vault is", () => {
@@ -531,6 +660,58 @@ describe("ingest functions", () => {
         }
       }
     }
+  });
+});
+
+describe("snapshot ingest functions", () => {
+  it("delete nothing; only the promote steps write the vault, each its own key family; incoming writes only work/ and quarantine/", () => {
+    for (const [stack, template] of [
+      [defaultStack, defaultTemplate],
+      [multiStack, multiTemplate],
+    ] as const) {
+      // Prepare
+      const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
+      const incoming = `<${logicalId(stack, stack.incomingBucket)}.Arn>`;
+      const allowedWrites: Record<string, string[]> = {
+        validateManifest: [`${incoming}/work/*`],
+        promoteChunks: [`${vault}/db/*/chunks/*`],
+        promoteManifest: [`${vault}/db/*/snapshots/*`],
+        quarantineSnapshot: [`${incoming}/quarantine/db/*`],
+      };
+      // Act
+      const byStep = snapshotFunctionStatements(stack, template);
+      const writes: Record<string, string[]> = {};
+      for (const [step, statements] of Object.entries(byStep)) {
+        for (const st of statements) {
+          for (const action of list(st.Action)) {
+            expect(action, `${step}: ${action}`).not.toMatch(/Delete|Bypass|Retention|LegalHold|PutBucket|^s3:\*|^dynamodb:\*|Scan/);
+            if (action === "s3:PutObject") (writes[step] ??= []).push(...list(st.Resource).map(render));
+          }
+        }
+      }
+      // Assess
+      expect(writes).toEqual(allowedWrites);
+    }
+  });
+
+  it("use only the catalog calls their step makes", () => {
+    // Act
+    const byStep = snapshotFunctionStatements(defaultStack, defaultTemplate);
+    const ddb = Object.fromEntries(
+      Object.entries(byStep).map(([step, statements]) => [
+        step,
+        statements.flatMap((s) => list(s.Action)).filter((a) => a.startsWith("dynamodb:")).sort(),
+      ]),
+    );
+    // Assess
+    expect(ddb).toEqual({
+      validateManifest: ["dynamodb:BatchGetItem", "dynamodb:GetItem"],
+      promoteChunks: ["dynamodb:BatchWriteItem"],
+      checkReferenced: ["dynamodb:BatchGetItem"],
+      promoteManifest: [],
+      recordSnapshot: ["dynamodb:GetItem", "dynamodb:PutItem"],
+      quarantineSnapshot: ["dynamodb:PutItem"],
+    });
   });
 });
 

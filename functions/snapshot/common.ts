@@ -1,0 +1,194 @@
+/**
+ * What the snapshot ingest steps share: the workflow state they pass each
+ * other (statemachines/snapshot-ingest.asl.json), how new chunks are grouped
+ * into batches, and re-reading the manifest that ValidateManifest proved.
+ *
+ * Keeping the state small. Step Functions limits every state (and every
+ * Task's input and output) to 256 KB, and a Standard execution to 25,000
+ * history events. A chunk record is ~200 bytes here (SHA-256, sizes, codec and
+ * the path of a file that uses it, for error messages), so only a small
+ * snapshot's batches travel in the state itself (up to INLINE_BATCHES_MAX_BYTES);
+ * otherwise ValidateManifest writes one JSON object per batch to the incoming
+ * bucket under `work/` (which agents cannot write, and which expires with the
+ * incoming lifecycle) and the Map iterates over bare batch indexes. Batches
+ * hold BATCH_CHUNKS chunks, more when that would make more than MAX_BATCHES
+ * batches: an inline Map costs ~7 history events per iteration, so 1,000
+ * iterations stay far below the limit whatever the chunk count (25k chunks of
+ * a 50 GB snapshot: 782 batches of 32; 1M 64 KiB blocks: 1,000 batches of 1,000).
+ */
+import { z } from "zod";
+import { decodeWith } from "../../core/codec.js";
+import { NotFoundError, SegmentConflictError } from "../../core/errors.js";
+import { sha256Hex } from "../../core/hash.js";
+import { assertDatabaseId, assertSnapshotId } from "../../core/keys.js";
+import { codecSchema, databaseIdSchema, sha256Schema } from "../../core/schemas.js";
+import { parseManifest, type SnapshotManifest, type ValidatedManifest } from "../../core/snapshot.js";
+import type { Deps } from "../deps.js";
+
+/** Chunks per batch (one PromoteChunks invocation), unless that makes more than MAX_BATCHES batches. */
+export const BATCH_CHUNKS = 32;
+/** Upper bound on Map iterations per execution (history events: ~7 per iteration, 25,000 per execution). */
+export const MAX_BATCHES = 1000;
+/** Batches up to this size (serialized) travel in the workflow state; larger lists go to work/ objects. */
+export const INLINE_BATCHES_MAX_BYTES = 64 * 1024;
+/** Chunks PromoteChunks reads, decodes and writes at once (bounded memory: max chunk 8 MiB raw). */
+export const PROMOTE_CONCURRENCY = 4;
+
+/** Catalog quarantine name of a snapshot's manifest: what `listQuarantine(db, name)` finds it by. */
+export function snapshotQuarantineName(snapshotId: string): string {
+  return `snapshots/${snapshotId}/manifest.json`;
+}
+
+/** Prefix (in the incoming bucket) of the batch objects of one manifest; its SHA-256 keeps two different manifests of one id apart. */
+export function batchesPrefix(databaseId: string, snapshotId: string, manifestSha256: string): string {
+  return `work/db/${assertDatabaseId(databaseId)}/snapshots/${assertSnapshotId(snapshotId)}/${manifestSha256.slice(0, 16)}/batches/`;
+}
+
+export function batchKey(prefix: string, index: number): string {
+  return `${prefix}${String(index).padStart(5, "0")}.json`;
+}
+
+/** One new chunk to promote, as the manifest records it. */
+export const batchChunkSchema = z.object({
+  sha256: sha256Schema,
+  size: z.number().int().positive(),
+  storedSize: z.number().int().positive(),
+  codec: codecSchema,
+  /** A file that uses the chunk (for messages). */
+  file: z.string(),
+});
+export type BatchChunk = z.infer<typeof batchChunkSchema>;
+
+/** A Map item: the chunks inline, or only the index of a work/ object holding them. */
+export const batchItemSchema = z.object({
+  index: z.number().int().nonnegative(),
+  chunks: z.array(batchChunkSchema).optional(),
+});
+export type BatchItem = z.infer<typeof batchItemSchema>;
+
+/** The body of a work/ batch object. */
+export const batchFileSchema = z.object({
+  databaseId: databaseIdSchema,
+  snapshotId: z.string(),
+  manifestSha256: sha256Schema,
+  index: z.number().int().nonnegative(),
+  chunks: z.array(batchChunkSchema),
+});
+export type BatchFile = z.infer<typeof batchFileSchema>;
+
+/** What RecordSnapshot needs from the manifest (small: no file list). */
+export const snapshotSummarySchema = z.object({
+  timeline: z.number().int().positive().optional(),
+  startLsn: z.string().optional(),
+  stopLsn: z.string().optional(),
+  startWalFile: z.string().optional(),
+  stopWalFile: z.string().optional(),
+  streams: z.record(z.string(), z.string()).optional(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  totals: z.object({
+    files: z.number().int().nonnegative(),
+    logicalBytes: z.number().int().nonnegative(),
+    uniqueChunks: z.number().int().nonnegative(),
+    newChunks: z.number().int().nonnegative(),
+    storedBytes: z.number().int().nonnegative(),
+    newStoredBytes: z.number().int().nonnegative(),
+  }),
+});
+export type SnapshotSummary = z.infer<typeof snapshotSummarySchema>;
+
+/** ValidateManifest's proof about the manifest, passed to every later step. */
+export const validatedSnapshotSchema = z.object({
+  databaseId: databaseIdSchema,
+  snapshotId: z.string(),
+  kind: z.enum(["postgres", "generic"]),
+  incoming: z.object({ bucket: z.string(), key: z.string(), versionId: z.string().optional() }),
+  manifest: z.object({
+    /** SHA-256 of the manifest's raw (decoded) JSON bytes: the catalog's manifestSha256. */
+    sha256: sha256Schema,
+    /** SHA-256 of the bytes as stored: later steps check their re-read against it. */
+    encodedSha256: sha256Schema,
+    size: z.number().int().nonnegative(),
+    storedSize: z.number().int().nonnegative(),
+    codec: codecSchema,
+  }),
+  vaultKey: z.string(),
+  /** The catalog already records this very manifest: nothing to do. */
+  duplicate: z.boolean(),
+  summary: snapshotSummarySchema,
+  newChunks: z.number().int().nonnegative(),
+  batchCount: z.number().int().nonnegative(),
+  /** Set when the batches are work/ objects (the Map items are then bare indexes). */
+  batchesPrefix: z.string().optional(),
+});
+export type ValidatedSnapshot = z.infer<typeof validatedSnapshotSchema>;
+
+/** Groups chunks into batches: BATCH_CHUNKS each, more when needed to stay within MAX_BATCHES. */
+export function toBatches<T>(items: readonly T[]): T[][] {
+  const per = Math.max(BATCH_CHUNKS, Math.ceil(items.length / MAX_BATCHES));
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += per) out.push(items.slice(i, i + per));
+  return out;
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; the first failure rejects (the rest are not started). */
+export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      try {
+        await fn(items[i]!, i);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Path of the first regular file that uses each of `sha256s` (for messages). */
+export function filesUsing(manifest: SnapshotManifest, sha256s: Iterable<string>): Map<string, string> {
+  const wanted = new Set(sha256s);
+  const out = new Map<string, string>();
+  for (const e of manifest.files) {
+    if (e.type !== "file") continue;
+    for (const c of e.chunks) {
+      if (wanted.has(c.sha256) && !out.has(c.sha256)) out.set(c.sha256, e.path);
+    }
+    if (out.size === wanted.size) break;
+  }
+  return out;
+}
+
+/** The error for referenced chunks the catalog does not have, naming the first one and a file that uses it. */
+export function missingChunksError(manifest: SnapshotManifest, missing: readonly string[], flaggedNew: ReadonlySet<string>): NotFoundError {
+  const first = missing[0]!;
+  const file = filesUsing(manifest, [first]).get(first) ?? "?";
+  const why = flaggedNew.has(first)
+    ? "it is flagged new but was not promoted"
+    : "it is referenced as already stored, but the vault does not have it (never uploaded?)";
+  const more = missing.length > 1 ? ` (and ${missing.length - 1} more missing chunk(s))` : "";
+  return new NotFoundError(
+    `snapshot ${manifest.snapshotId} of database ${manifest.databaseId}: chunk ${first} used by file ${JSON.stringify(file)} is not in the vault: ${why}${more}`,
+  );
+}
+
+/**
+ * Reads the manifest again from incoming and returns it parsed. Its stored
+ * bytes must hash to exactly what ValidateManifest proved: an agent host can
+ * overwrite its incoming key at any time, and only the validated manifest may
+ * go on.
+ */
+export async function rereadManifest(deps: Deps, snapshot: ValidatedSnapshot): Promise<{ body: Buffer; validated: ValidatedManifest }> {
+  const { bucket, key, versionId } = snapshot.incoming;
+  const obj = await deps.incoming.get(bucket, key, versionId);
+  if (!obj) throw new NotFoundError(`manifest ${key} disappeared after validation`);
+  if (sha256Hex(obj.body) !== snapshot.manifest.encodedSha256) {
+    throw new SegmentConflictError(`manifest ${key} changed after validation; not promoted`);
+  }
+  const raw = await decodeWith(snapshot.manifest.codec, obj.body, `manifest ${key}`, snapshot.manifest.size);
+  return { body: obj.body, validated: parseManifest(raw, { databaseId: snapshot.databaseId, snapshotId: snapshot.snapshotId }) };
+}

@@ -1,0 +1,153 @@
+/**
+ * Snapshot ingest step 1 — ValidateManifest: the uploaded manifest is what it
+ * claims to be and describes a snapshot this database can have.
+ * Input: { event: EventBridge S3 "Object Created" event of
+ *          incoming/db/<id>/snapshots/<snapshotId>/manifest.json }.
+ * Output: { snapshot: ValidatedSnapshot, batches: BatchItem[] }.
+ *
+ * Checks: the key (only a manifest key; a chunk key starts nothing), the
+ * database registration, the object's metadata (decode with its codec, raw
+ * SHA-256 and size), the manifest itself (validateManifest against the key's
+ * ids and the registered kind and WAL segment size), that every chunk the
+ * manifest takes as already stored is in the catalog (before anything is
+ * promoted), and the catalog's snapshot record (the same manifest recorded
+ * already: duplicate, nothing to do; a different one: conflict). Then the
+ * chunks flagged new are grouped into batches for the Map (common.ts).
+ */
+import { z } from "zod";
+import { decodeWith } from "../../core/codec.js";
+import { ChecksumMismatchError, InvalidInputError, NotFoundError, SnapshotConflictError, UnknownDatabaseError } from "../../core/errors.js";
+import { sha256Hex } from "../../core/hash.js";
+import { parseIncomingSnapshotKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { objectCreatedEventSchema } from "../../core/schemas.js";
+import { parseManifest, type SnapshotManifest } from "../../core/snapshot.js";
+import { parseObjectMeta } from "../../core/verify.js";
+import { getDeps } from "../deps.js";
+import { parseInput } from "../parse.js";
+import {
+  INLINE_BATCHES_MAX_BYTES,
+  batchKey,
+  batchesPrefix,
+  filesUsing,
+  forEachLimit,
+  missingChunksError,
+  toBatches,
+  type BatchChunk,
+  type BatchFile,
+  type BatchItem,
+  type SnapshotSummary,
+  type ValidatedSnapshot,
+} from "./common.js";
+
+const inputSchema = z.object({ event: objectCreatedEventSchema });
+
+function summaryOf(m: SnapshotManifest): SnapshotSummary {
+  const t = m.totals;
+  const common = {
+    startedAt: m.startedAt,
+    finishedAt: m.finishedAt,
+    totals: {
+      files: t.files,
+      logicalBytes: t.logicalBytes,
+      uniqueChunks: t.uniqueChunks,
+      newChunks: t.newChunks,
+      storedBytes: t.storedBytes,
+      newStoredBytes: t.newStoredBytes,
+    },
+  };
+  if (m.kind === "postgres") {
+    const pg = m.postgres;
+    return {
+      ...common,
+      timeline: pg.timeline,
+      startLsn: pg.startLsn,
+      stopLsn: pg.stopLsn,
+      startWalFile: pg.startWalFile,
+      ...(pg.stopWalFile === undefined ? {} : { stopWalFile: pg.stopWalFile }),
+    };
+  }
+  return { ...common, streams: Object.fromEntries(m.generic.streams.map((s) => [s.id, s.lastSegment])) };
+}
+
+export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnapshot; batches: BatchItem[] }> {
+  const { event } = parseInput(inputSchema, input, "snapshot ingest event");
+  const deps = getDeps();
+  const { name: bucket } = event.detail.bucket;
+  const { key, "version-id": versionId } = event.detail.object;
+  if (bucket !== deps.incomingBucket) {
+    throw new InvalidInputError(`event names bucket '${bucket}', not the incoming bucket '${deps.incomingBucket}'`);
+  }
+  const parsedKey = parseIncomingSnapshotKey(key);
+  if (parsedKey.object !== "manifest") {
+    throw new InvalidInputError(`object key '${key}' is a chunk, not a snapshot manifest: chunks are ingested with the manifest that uses them`);
+  }
+  const { databaseId, snapshotId } = parsedKey;
+  const db = await deps.catalog.getDatabase(databaseId);
+  if (!db) throw new UnknownDatabaseError(`database '${databaseId}' is not registered`);
+
+  const obj = await deps.incoming.get(bucket, key, versionId);
+  if (!obj) throw new NotFoundError(`incoming object ${key} no longer exists`);
+  const what = `manifest ${key}`;
+  const claimed = parseObjectMeta(obj.metadata, what);
+  const raw = await decodeWith(claimed.codec, obj.body, what, claimed.size);
+  if (raw.length !== claimed.size) {
+    throw new ChecksumMismatchError(`${what} decodes to ${raw.length} bytes, not the ${claimed.size} it claims`);
+  }
+  const sha256 = sha256Hex(raw);
+  if (sha256 !== claimed.sha256) {
+    throw new ChecksumMismatchError(`${what} has SHA-256 ${sha256.slice(0, 12)}…, not the ${claimed.sha256.slice(0, 12)}… it claims`);
+  }
+  const { manifest, chunks } = parseManifest(raw, { databaseId, snapshotId, kind: db.kind, walSegmentSize: db.walSegmentSize });
+
+  const snapshot: ValidatedSnapshot = {
+    databaseId,
+    snapshotId,
+    kind: manifest.kind,
+    incoming: { bucket, key, ...(versionId ? { versionId } : {}) },
+    manifest: { sha256, encodedSha256: sha256Hex(obj.body), size: raw.length, storedSize: obj.body.length, codec: claimed.codec },
+    vaultKey: vaultSnapshotManifestKey(databaseId, snapshotId),
+    duplicate: false,
+    summary: summaryOf(manifest),
+    newChunks: 0,
+    batchCount: 0,
+  };
+
+  const existing = await deps.catalog.getSnapshot(databaseId, snapshotId);
+  if (existing) {
+    if (existing.manifestSha256 !== sha256) {
+      throw new SnapshotConflictError(
+        `snapshot ${snapshotId} is already recorded for database ${databaseId} with a different manifest ` +
+          `(recorded sha256 ${existing.manifestSha256.slice(0, 12)}…, uploaded ${sha256.slice(0, 12)}…); the recorded snapshot was kept`,
+      );
+    }
+    return { snapshot: { ...snapshot, duplicate: true }, batches: [] };
+  }
+
+  // Chunks taken as already stored must be in the catalog: refuse before promoting anything.
+  const reused = chunks.filter((c) => !c.new).map((c) => c.sha256);
+  const missing = reused.length > 0 ? await deps.catalog.missingChunks(databaseId, reused) : [];
+  if (missing.length > 0) throw missingChunksError(manifest, missing, new Set());
+
+  const fresh = chunks.filter((c) => c.new);
+  const files = filesUsing(manifest, fresh.map((c) => c.sha256));
+  const records: BatchChunk[] = fresh.map((c) => ({
+    sha256: c.sha256,
+    size: c.size,
+    storedSize: c.storedSize,
+    codec: c.codec,
+    file: files.get(c.sha256) ?? "?",
+  }));
+  const groups = toBatches(records);
+  const inline: BatchItem[] = groups.map((g, index) => ({ index, chunks: g }));
+  const counted = { ...snapshot, newChunks: records.length, batchCount: groups.length };
+  if (JSON.stringify(inline).length <= INLINE_BATCHES_MAX_BYTES) {
+    return { snapshot: counted, batches: inline };
+  }
+  // Too big for the state: one work/ object per batch, the Map iterates over indexes.
+  const prefix = batchesPrefix(databaseId, snapshotId, sha256);
+  await forEachLimit(groups, 16, async (g, index) => {
+    const file: BatchFile = { databaseId, snapshotId, manifestSha256: sha256, index, chunks: g };
+    await deps.incoming.put(deps.incomingBucket, batchKey(prefix, index), Buffer.from(JSON.stringify(file)), {});
+  });
+  return { snapshot: { ...counted, batchesPrefix: prefix }, batches: groups.map((_, index) => ({ index })) };
+}
