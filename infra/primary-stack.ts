@@ -853,7 +853,7 @@ export class PrimaryStack extends Stack {
             }),
             new iam.PolicyStatement({
               sid: "ReadOwnCatalogItems",
-              actions: ["dynamodb:GetItem", "dynamodb:Query"],
+              actions: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"],
               resources: [this.catalog.tableArn],
               conditions: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`db#${db}`] } },
             }),

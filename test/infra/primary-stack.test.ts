@@ -228,7 +228,7 @@ describe("agent roles", () => {
         expect(action).not.toMatch(/Delete|Retention|LegalHold|Bypass|PutBucket|Restore|\*/i);
         expect(action.split(":")[0]).toMatch(/^(s3|kms|dynamodb)$/);
       }
-      expect(new Set(actions)).toEqual(new Set(["s3:PutObject", "s3:GetObject", "kms:Decrypt", "dynamodb:GetItem", "dynamodb:Query"]));
+      expect(new Set(actions)).toEqual(new Set(["s3:PutObject", "s3:GetObject", "kms:Decrypt", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"]));
     }
   });
 
@@ -257,7 +257,7 @@ describe("agent roles", () => {
       const ddb = statements.filter((s) => list(s.Action).some((a) => a.startsWith("dynamodb:")));
       // Assess
       expect(ddb).toHaveLength(1);
-      expect(new Set(list(ddb[0]!.Action))).toEqual(new Set(["dynamodb:GetItem", "dynamodb:Query"]));
+      expect(new Set(list(ddb[0]!.Action))).toEqual(new Set(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"]));
       expect(list(ddb[0]!.Resource).map(render)).toEqual([`<${logicalId(stack, stack.catalog)}.Arn>`]);
       expect(ddb[0]!.Condition).toEqual({ "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`db#${db}`] } });
     }
