@@ -39,6 +39,19 @@ archiving (PostgreSQL)
   wal list [--json]          every archived WAL file of the database
   status [--json]            last archived segment, archive lag, gaps
 
+snapshots and restore
+  snapshot push              PostgreSQL: a base backup over the replication protocol
+      --host DIR --port N --user ROLE   connection (default $PGHOST, $PGPORT, $PGUSER)
+      --pg-bin DIR           directory of pg_basebackup (default: found on PATH or /usr/lib/postgresql)
+  snapshot push --dir DIR --stream ID=LAST_SEGMENT_PATH:SEGNO...   generic: a consistent directory tree
+      --no-wait              return once the manifest is uploaded
+  snapshot list [--json]
+  restore --to DIR [--latest | --target-time T | --target-lsn L | --target-name N | --snapshot ID]
+      --timeline N           timeline to recover along (default: the latest)
+      --plan-only [--json]   print the plan and stop
+      --force                replace a non-empty DIR once the restore is complete
+      --parallel N           chunks downloaded at once (default 8)
+
 administration
   db add <id> [--kind postgres|generic] [--wal-segment-size BYTES]
   local up [--state-dir DIR] [--database ID]...   run the embedded stack in the foreground
@@ -215,6 +228,96 @@ async function main(argv: string[]): Promise<number> {
         await catalog.putDatabase({ databaseId: id!, kind: values.kind, walSegmentSize: size, createdAt: new Date().toISOString() });
       }
       print(values.json, existing ?? { databaseId: id }, () => (existing ? `database ${id} is already registered` : `registered database ${id}`));
+      return 0;
+    }
+
+    case "snapshot": {
+      const [sub, ...args] = rest;
+      if (sub === "list") {
+        const { values, positionals: p } = parse(args, {});
+        positionals(p, [], "snapshot list");
+        const { loadConfig, requireDatabase, agentClients } = await heavy();
+        const cfg = loadConfig(values);
+        const snapshots = await agentClients(cfg).catalog.listSnapshots(requireDatabase(cfg));
+        const { formatBytes } = await import("./status.js");
+        print(values.json, snapshots, () =>
+          snapshots.length === 0
+            ? "no snapshots"
+            : snapshots
+                .map((r) => `${r.snapshotId}  ${r.kind}  ${r.startLsn ?? ""}..${r.stopLsn ?? ""}  ${formatBytes(r.totals.logicalBytes)} (${formatBytes(r.totals.newStoredBytes)} new)  finished ${r.finishedAt}`)
+                .join("\n"),
+        );
+        return 0;
+      }
+      if (sub !== "push") throw new InvalidInputError(`unknown command 'snapshot ${sub ?? ""}': use 'snapshot push' or 'snapshot list'`);
+      const { values, positionals: p } = parse(args, {
+        dir: { type: "string" },
+        stream: { type: "string", multiple: true },
+        host: { type: "string" },
+        port: { type: "string" },
+        user: { type: "string" },
+        "pg-bin": { type: "string" },
+        "no-wait": { type: "boolean", default: false },
+        timeout: { type: "string" },
+      });
+      positionals(p, [], "snapshot push");
+      const { loadConfig, requireDatabase, agentClients } = await heavy();
+      const cfg = loadConfig(values);
+      const databaseId = requireDatabase(cfg);
+      const { snapshotPush } = await import("./snapshot-push.js");
+      const { snapshotSource } = await import("./snapshot-source.js");
+      const source = snapshotSource(values);
+      const timeoutS = values.timeout === undefined ? undefined : Number(values.timeout);
+      if (timeoutS !== undefined && !(timeoutS > 0)) throw new InvalidInputError("--timeout must be a positive number of seconds");
+      const r = await snapshotPush(source, { ...cfg, databaseId }, agentClients(cfg), {
+        wait: !values["no-wait"],
+        ...(timeoutS ? { timeoutMs: timeoutS * 1000 } : {}),
+      });
+      const { formatBytes } = await import("./status.js");
+      print(values.json, r, () =>
+        `snapshot ${r.snapshotId} ${r.outcome}: ${r.totals.files} files, ${formatBytes(r.totals.logicalBytes)}, ` +
+          `${formatBytes(r.newBytes)} new (${formatBytes(r.uploadedBytes)} uploaded) in ${r.seconds.total.toFixed(1)} s, ${r.mbPerSecond.toFixed(0)} MB/s`,
+      );
+      return 0;
+    }
+
+    case "restore": {
+      const { values, positionals: p } = parse(rest, {
+        to: { type: "string" },
+        latest: { type: "boolean" },
+        "target-time": { type: "string" },
+        "target-lsn": { type: "string" },
+        "target-name": { type: "string" },
+        snapshot: { type: "string" },
+        timeline: { type: "string" },
+        "plan-only": { type: "boolean", default: false },
+        force: { type: "boolean", default: false },
+        parallel: { type: "string", default: "8" },
+      });
+      positionals(p, [], "restore");
+      const { targetFromFlags, planFor, formatPlan, planToJson, restore, formatRestoreResult } = await import("./restore.js");
+      const target = targetFromFlags({
+        targetTime: values["target-time"],
+        targetLsn: values["target-lsn"],
+        targetName: values["target-name"],
+        snapshot: values.snapshot,
+        latest: values.latest,
+        timeline: values.timeline,
+      });
+      const parallel = Number(values.parallel);
+      if (!Number.isInteger(parallel) || parallel < 1) throw new InvalidInputError("--parallel must be a positive integer");
+      const { loadConfig, requireDatabase, agentClients } = await heavy();
+      const cfg = loadConfig(values);
+      const databaseId = requireDatabase(cfg);
+      const clients = agentClients(cfg);
+      if (values["plan-only"]) {
+        const planned = await planFor(clients, cfg, databaseId, target);
+        print(values.json, planToJson(planned), () => formatPlan(planned));
+        return 0;
+      }
+      if (!values.to) throw new InvalidInputError("restore needs --to DIR (or --plan-only)");
+      const r = await restore(clients, cfg, { databaseId, target, toDir: resolve(values.to), force: values.force, parallel });
+      print(values.json, { ...r, plan: planToJson(r.plan) }, () => formatRestoreResult(r));
       return 0;
     }
 

@@ -1,0 +1,117 @@
+/**
+ * Progress of long agent work (`walvault snapshot push`, restores) on a
+ * terminal: one status line on stderr, redrawn in place at most 4 times a
+ * second. When stderr is not a TTY (a cron job, a pipe, a test) nothing is
+ * ever written: logs and `--json` output stay clean.
+ *
+ *   snapshot 20261121T073000Z-ab12cd  1.21 GB read  84.2 MB/s  new 96.0 MB  reused 1.11 GB  chunks 18 433 (1 530 new)
+ */
+
+export interface TransferStats {
+  /** Raw bytes read from the source so far. */
+  bytesRead: number;
+  /** Raw bytes of chunks uploaded because the vault did not have them. */
+  newBytes: number;
+  /** Raw bytes of chunks the vault (or this push) already had. */
+  reusedBytes: number;
+  /** Chunk references so far. */
+  chunks: number;
+  /** Chunks uploaded. */
+  newChunks: number;
+  /** Optional phase shown at the end of the line ("uploading manifest", "waiting for ingest 12 s"). */
+  phase?: string;
+}
+
+export interface Progress {
+  /** Records the latest figures; redraws if the last redraw is at least 250 ms old. */
+  update(stats: TransferStats): void;
+  /** Draws the final figures and ends the line. Later calls do nothing. */
+  done(stats?: TransferStats): void;
+}
+
+export interface ProgressOptions {
+  /** Default process.stderr. */
+  stream?: NodeJS.WriteStream;
+  /** Default: the stream is a TTY. false forces it off, true forces it on (tests). */
+  enabled?: boolean;
+  /** Prefix of the line, e.g. "snapshot 20261121T073000Z-ab12cd". */
+  label: string;
+  /** Minimum interval between redraws, ms (default 250: at most 4 per second). */
+  intervalMs?: number;
+  /** Clock (tests). */
+  now?: () => number;
+}
+
+const UNITS = ["B", "kB", "MB", "GB", "TB", "PB"];
+
+/** 1234567 -> "1.23 MB" (decimal units, like the rates). */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n) || n < 1000) return `${Math.max(0, Math.round(Number.isFinite(n) ? n : 0))} B`;
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < UNITS.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ${UNITS[i]}`;
+}
+
+/** Bytes per second as MB/s (10^6), one decimal. */
+export function formatRate(bytes: number, seconds: number): string {
+  if (!(seconds > 0)) return "– MB/s";
+  return `${(bytes / seconds / 1e6).toFixed(1)} MB/s`;
+}
+
+function group(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, " ");
+}
+
+/** The status line (exported for tests). */
+export function progressLine(label: string, s: TransferStats, elapsedSeconds: number): string {
+  const parts = [
+    label,
+    `${formatBytes(s.bytesRead)} read`,
+    formatRate(s.bytesRead, elapsedSeconds),
+    `new ${formatBytes(s.newBytes)}`,
+    `reused ${formatBytes(s.reusedBytes)}`,
+    `chunks ${group(s.chunks)} (${group(s.newChunks)} new)`,
+  ];
+  if (s.phase) parts.push(s.phase);
+  return parts.join("  ");
+}
+
+/** A progress line on `stream` when it is a TTY; a no-op otherwise. */
+export function createProgress(options: ProgressOptions): Progress {
+  const stream = options.stream ?? process.stderr;
+  const enabled = options.enabled ?? stream.isTTY === true;
+  if (!enabled) return { update: () => undefined, done: () => undefined };
+  const now = options.now ?? Date.now;
+  const interval = options.intervalMs ?? 250;
+  const started = now();
+  let last = -Infinity;
+  let latest: TransferStats | undefined;
+  let finished = false;
+  const draw = (s: TransferStats, end: boolean): void => {
+    const line = progressLine(options.label, s, (now() - started) / 1000);
+    const width = stream.columns && stream.columns > 20 ? stream.columns - 1 : undefined;
+    const shown = width !== undefined && line.length > width ? `${line.slice(0, width - 1)}…` : line;
+    // \r: back to column 0; ESC[K: erase what a longer previous line left.
+    stream.write(`\r${shown}\x1b[K${end ? "\n" : ""}`);
+  };
+  return {
+    update(stats) {
+      if (finished) return;
+      latest = stats;
+      const t = now();
+      if (t - last < interval) return;
+      last = t;
+      draw(stats, false);
+    },
+    done(stats) {
+      if (finished) return;
+      finished = true;
+      const s = stats ?? latest;
+      if (s) draw(s, true);
+    },
+  };
+}

@@ -1,0 +1,1119 @@
+/**
+ * `walvault snapshot push`: a content-addressed snapshot of a PostgreSQL
+ * cluster (through pg_basebackup) or of a generic database's directory tree,
+ * uploaded to the incoming bucket with the manifest last (docs/snapshots.md).
+ *
+ * Pipeline, one pass over the source, memory bounded whatever its size:
+ *
+ *   read ─ cut ─ SHA-256 ─ known? ─┬─ previous manifest / this push: reuse, nothing held
+ *                                  └─ batch (≤ 200) ─ catalog.missingChunks ─┬─ missing: encode + PUT (8 in flight)
+ *                                                                           └─ present: HEAD the vault copy
+ *
+ *  - Read. PostgreSQL: `pg_basebackup -D - -Ft -X none --checkpoint=fast
+ *    --manifest-checksums=CRC32C` streams one tar on stdout, read once with
+ *    core/tar.ts (no temporary copy of the cluster; one tablespace, which is
+ *    all pg_basebackup writes to stdout). Generic: the directory is walked
+ *    in name order with lstat (regular files, directories, symlinks; sockets,
+ *    FIFOs and devices are refused).
+ *  - Cut. PostgreSQL relation files — every fork of a relation, main, _fsm,
+ *    _vm and _init, and their 1 GB segments (.1, .2...), under base/<db>/,
+ *    global/ and pg_tblspc/<ts>/<version>/<db>/ (RELATION_FILE_RE) — are 8 KB
+ *    pages updated in place: they are cut in fixed 64 KiB blocks (8 pages,
+ *    `chunking: "blocks"`, FIXED_BLOCKS_ALGORITHM), so a changed page costs one
+ *    64 KiB block. _fsm and _vm forks are paged and rewritten in place just like
+ *    the main fork, hence blocks too. Everything else (global/pg_control,
+ *    pg_filenode.map, PG_VERSION, backup_label, backup_manifest, pg_xact/,
+ *    configuration files) and every file of a generic snapshot is cut with
+ *    FastCDC (DEFAULT_CHUNKER): small files are one chunk either way, and
+ *    append-mostly or immutable files resynchronise after an insertion.
+ *  - Known? A chunk is reused without asking anyone when the latest
+ *    snapshot's manifest references it (fetched from the vault, checked
+ *    against the catalog's manifestSha256 and validated) or when this push has
+ *    already met it (each chunk is uploaded once per push). The rest is asked
+ *    from the catalog in batches of `lookupBatchSize` (missingChunks, never a
+ *    round trip per chunk). A chunk the catalog has but the previous manifest
+ *    does not (shared with an older snapshot only) needs its stored size and
+ *    codec for the manifest: the agent HEADs its vault copy (rare: one request
+ *    per such chunk).
+ *  - Upload. New chunks are encoded with the configured codec (default zstd-1,
+ *    on libuv's thread pool) and PUT to incoming/db/<id>/chunks/<sha256> with
+ *    objectMeta (SHA-256, codec, raw size), `concurrency` (8) at a time.
+ *    Backpressure: at most `maxQueuedBytes` (64 MiB) of raw chunk bytes and
+ *    `maxQueuedChunks` chunks are held between the reader and the uploads;
+ *    the reader (and so pg_basebackup, through the pipe) waits beyond that.
+ *  - Manifest. Once every chunk is settled, SnapshotBuilder.build →
+ *    serializeManifest → PUT incoming/db/<id>/snapshots/<sid>/manifest.json
+ *    (codec none, SHA-256 of the bytes): the commit point. With `wait` (the
+ *    default) the push then polls catalog.getSnapshot until ingest records
+ *    it; a quarantine record for the manifest fails the push with its reason.
+ *
+ * PostgreSQL fields: backup_label (the first tar member) gives the start,
+ * backup_manifest's WAL-Ranges (the last member; only its tail is kept) the
+ * stop LSN, pg_control's first 8 bytes the system identifier, and one psql
+ * call over a replication connection (the same privileges pg_basebackup
+ * needs) `SHOW server_version_num` and `SHOW wal_segment_size`.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash, hash } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
+import { lstat, readdir, readlink, stat } from "node:fs/promises";
+import { endianness } from "node:os";
+import { join } from "node:path";
+import { chunkStream, chunkerDescriptor, DEFAULT_CHUNKER, type ChunkerParams } from "../core/chunking.js";
+import { decodeWith, DEFAULT_CODEC, getCodec, type Codec, type CodecName } from "../core/codec.js";
+import type { AgentConfig } from "../core/config.js";
+import {
+  ConfigError,
+  FileAccessError,
+  InvalidInputError,
+  QuarantinedError,
+  ServiceUnavailableError,
+  SnapshotConflictError,
+  TimeoutError,
+  UnknownDatabaseError,
+  describeError,
+} from "../core/errors.js";
+import { sha256Hex } from "../core/hash.js";
+import { incomingChunkKey, incomingSnapshotKey, vaultChunkKey } from "../core/keys.js";
+import { META_DATABASE, type SnapshotRecord } from "../core/schemas.js";
+import {
+  fixedBlocksDescriptor,
+  parseBackupLabel,
+  parseManifest,
+  postgresFieldsFromBackupLabel,
+  serializeManifest,
+  SnapshotBuilder,
+  snapshotIdFor,
+  type GenericSnapshotFields,
+  type SnapshotFileHandle,
+  type SnapshotMeta,
+  type SnapshotTotals,
+  type UniqueChunk,
+} from "../core/snapshot.js";
+import { readTar } from "../core/tar.js";
+import { objectMeta, parseObjectMeta } from "../core/verify.js";
+import { lsnToSegno, parseLsn, segmentName } from "../core/wal.js";
+import type { Catalog } from "../store/catalog.js";
+import type { ObjectStore } from "../store/object-store.js";
+import type { AgentClients } from "./clients.js";
+import { createProgress, type Progress, type TransferStats } from "./progress.js";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Block size for PostgreSQL relation files: 8 pages of 8 KB. */
+export const DEFAULT_BLOCK_SIZE = 64 * KiB;
+export const DEFAULT_CONCURRENCY = 8;
+export const DEFAULT_MAX_QUEUED_BYTES = 64 * MiB;
+export const DEFAULT_LOOKUP_BATCH = 200;
+/** Snapshot ingest re-hashes and promotes every new chunk: give it time. */
+export const DEFAULT_WAIT_TIMEOUT_MS = 30 * 60_000;
+
+/** Read size for generic files: chunks come out as exact-size copies (never views pinning a large read). */
+const FILE_READ_SIZE = 1 * MiB;
+/** How much of backup_manifest's tail is kept to find WAL-Ranges. */
+const MANIFEST_TAIL_BYTES = 1 * MiB;
+const MAX_BACKUP_LABEL_BYTES = 1 * MiB;
+
+/**
+ * PostgreSQL relation files, cut in fixed blocks: <relfilenode>, its forks
+ * (_fsm, _vm, _init) and segments (.N), in base/<dboid>/, global/ and
+ * pg_tblspc/<tsoid>/<PG_version_catversion>/<dboid>/. Not global/pg_control,
+ * pg_filenode.map, PG_VERSION, nor temporary relations (t<backend>_<node>,
+ * which pg_basebackup skips anyway).
+ */
+export const RELATION_FILE_RE = /^(?:base\/\d+|global|pg_tblspc\/\d+\/[^/]+\/\d+)\/\d+(?:_(?:fsm|vm|init))?(?:\.\d+)?$/;
+
+export function isRelationFile(path: string): boolean {
+  return RELATION_FILE_RE.test(path);
+}
+
+// ---------------------------------------------------------------------------
+// API
+
+export interface PgBaseBackupSource {
+  /** Directory holding pg_basebackup and psql. */
+  binDir: string;
+  /** Socket directory (or host name). */
+  host: string;
+  port: number;
+  /** Database role with REPLICATION. */
+  user: string;
+  /** Run pg_basebackup and psql as this OS user (e.g. postgres, for peer authentication, when the agent runs as root). */
+  asOsUser?: { uid: number; gid: number };
+  /** Extra environment for both (e.g. PGPASSWORD, PGSSLMODE). */
+  env?: Record<string, string>;
+}
+
+export type SnapshotSource =
+  | { kind: "postgres"; pgbasebackup: PgBaseBackupSource }
+  | {
+      kind: "generic";
+      /** The consistent tree to snapshot (a snapshot directory, or immutable files). */
+      dir: string;
+      /** The WAL streams and, per stream, the last segment closed at or before the snapshot (at least one). */
+      streams: GenericSnapshotFields["streams"];
+    };
+
+export interface SnapshotPushOptions {
+  /** Wait until the catalog records the snapshot (default true). */
+  wait?: boolean;
+  /** How long to wait for the record, ms (default 30 min). */
+  timeoutMs?: number;
+  /** Uploads (and vault HEADs) in flight (default 8). */
+  concurrency?: number;
+  /** Raw chunk bytes held between reading and uploading (default 64 MiB). */
+  maxQueuedBytes?: number;
+  /** Chunks held between reading and uploading (default 8 x lookupBatchSize). */
+  maxQueuedChunks?: number;
+  /** Chunks per catalog lookup (default 200). */
+  lookupBatchSize?: number;
+  /** Fixed block size for PostgreSQL relation files (default 64 KiB). */
+  blockSize?: number;
+  /** Content-defined chunking parameters (default DEFAULT_CHUNKER). */
+  chunker?: ChunkerParams;
+  /** Progress line on stderr: default when stderr is a TTY. */
+  progress?: boolean;
+  progressStream?: NodeJS.WriteStream;
+  /** pg_basebackup --label (default "walvault <snapshotId>"). */
+  label?: string;
+  /** Clock (tests). */
+  now?: () => Date;
+}
+
+export interface SnapshotPushResult {
+  databaseId: string;
+  snapshotId: string;
+  kind: "postgres" | "generic";
+  /** "uploaded": the manifest is in incoming (wait: false); "recorded": the catalog records the snapshot. */
+  outcome: "uploaded" | "recorded";
+  /** Incoming key of the manifest. */
+  manifestKey: string;
+  manifestSha256: string;
+  manifestSize: number;
+  /** Snapshot whose manifest seeded the known chunks, if any. */
+  previousSnapshotId?: string;
+  /** The manifest's totals (files, logicalBytes, chunks, uniqueChunks, storedBytes, newChunks, newStoredBytes...). */
+  totals: SnapshotTotals;
+  /** Raw bytes of the chunks this push uploaded. */
+  newBytes: number;
+  /** Bytes sent to the incoming bucket: new chunks as encoded, plus the manifest. */
+  uploadedBytes: number;
+  lookups: {
+    /** Distinct chunks the previous manifest made known. */
+    previousManifestChunks: number;
+    /** Catalog missingChunks calls, and the chunks they asked about. */
+    catalogBatches: number;
+    catalogChunks: number;
+    /** Chunks the catalog had but the previous manifest did not (their vault copy was HEADed). */
+    vaultHeads: number;
+  };
+  seconds: {
+    total: number;
+    /** Reading, cutting, hashing and uploading the chunks (until the last chunk upload). */
+    push: number;
+    manifest: number;
+    wait: number;
+  };
+  /** logicalBytes / seconds.push, in MB (10^6) per second. */
+  mbPerSecond: number;
+  /** Highest resident set size sampled during the push (every 100 ms), bytes. */
+  peakRssBytes: number;
+  postgres?: { timeline: number; startLsn: string; stopLsn: string; startWalFile: string; stopWalFile?: string; version: number };
+  /** The catalog record (outcome "recorded"). */
+  record?: SnapshotRecord;
+  /** Things that went wrong without failing the push (e.g. the previous manifest could not be used). */
+  warnings: string[];
+}
+
+export type PushConfig = AgentConfig & { databaseId: string };
+
+/**
+ * Pushes one snapshot. Throws (one-line messages): UnknownDatabaseError,
+ * FileAccessError (dir missing / not a directory / unreadable),
+ * InvalidInputError (special files, kind mismatch), ServiceUnavailableError
+ * (pg_basebackup or psql failed, an upload failed, catalog unreachable),
+ * ConfigError (no pg_basebackup in binDir), QuarantinedError,
+ * SnapshotConflictError, TimeoutError.
+ */
+export async function snapshotPush(
+  source: SnapshotSource,
+  cfg: PushConfig,
+  clients: AgentClients,
+  opts: SnapshotPushOptions = {},
+): Promise<SnapshotPushResult> {
+  const now = opts.now ?? (() => new Date());
+  const t0 = performance.now();
+  const { databaseId } = cfg;
+  const rss = startRssSampler();
+  const warnings: string[] = [];
+  let progress: Progress | undefined;
+  try {
+    const db = await clients.catalog.getDatabase(databaseId);
+    if (!db) {
+      throw new UnknownDatabaseError(
+        `database '${databaseId}' is not registered in the catalog: register it with \`walvault db add ${databaseId}\` or fix --database`,
+      );
+    }
+    if (db.kind !== source.kind) {
+      throw new InvalidInputError(`database '${databaseId}' is registered as ${db.kind}, but this is a ${source.kind} snapshot`);
+    }
+    if (source.kind === "generic") await assertDirectory(source.dir);
+    else assertBinaries(source.pgbasebackup.binDir);
+    if (source.kind === "generic" && (!Array.isArray(source.streams) || source.streams.length === 0)) {
+      throw new InvalidInputError("a generic snapshot must name at least one WAL stream and its last closed segment");
+    }
+
+    const codec = getCodec(cfg.codec ?? DEFAULT_CODEC);
+    const previous = await loadPreviousManifest(clients, cfg, warnings);
+    const stats: TransferStats = { bytesRead: 0, newBytes: 0, reusedBytes: 0, chunks: 0, newChunks: 0 };
+    const startedAt = now();
+    const snapshotId = snapshotIdFor(startedAt);
+    progress = createProgress({
+      label: `snapshot ${snapshotId}`,
+      ...(opts.progress === undefined ? {} : { enabled: opts.progress }),
+      ...(opts.progressStream === undefined ? {} : { stream: opts.progressStream }),
+    });
+    const pipeline = new ChunkPipeline({
+      databaseId,
+      store: clients.store,
+      catalog: clients.catalog,
+      incomingBucket: cfg.incomingBucket,
+      vaultBucket: cfg.vaultBucket,
+      codec,
+      known: previous?.known ?? new Map(),
+      concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
+      maxQueuedBytes: opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+      maxQueuedChunks: opts.maxQueuedChunks ?? 8 * (opts.lookupBatchSize ?? DEFAULT_LOOKUP_BATCH),
+      lookupBatchSize: opts.lookupBatchSize ?? DEFAULT_LOOKUP_BATCH,
+      stats,
+      onChange: () => progress?.update(stats),
+    });
+    const files = new FileCollector(new SnapshotBuilder(), pipeline, stats, () => progress?.update(stats), {
+      blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE,
+      chunker: opts.chunker ?? DEFAULT_CHUNKER,
+    });
+
+    let meta: SnapshotMeta;
+    const common = {
+      databaseId,
+      snapshotId,
+      startedAt,
+      chunker: chunkerDescriptor(opts.chunker ?? DEFAULT_CHUNKER),
+      codec: codec.name,
+    };
+    let pgSummary: SnapshotPushResult["postgres"];
+    try {
+      if (source.kind === "generic") {
+        await walkGeneric(source.dir, files);
+        await pipeline.finish();
+        meta = { ...common, kind: "generic", finishedAt: now(), generic: { streams: source.streams } };
+      } else {
+        const pg = await pushPostgres(source.pgbasebackup, db.walSegmentSize, files, pipeline, opts.label ?? `walvault ${snapshotId}`);
+        await pipeline.finish();
+        meta = {
+          ...common,
+          kind: "postgres",
+          finishedAt: now(),
+          blocks: fixedBlocksDescriptor(opts.blockSize ?? DEFAULT_BLOCK_SIZE),
+          postgres: pg,
+        };
+        pgSummary = {
+          timeline: pg.timeline,
+          startLsn: pg.startLsn,
+          stopLsn: pg.stopLsn,
+          startWalFile: pg.startWalFile,
+          ...(pg.stopWalFile === undefined ? {} : { stopWalFile: pg.stopWalFile }),
+          version: pg.version,
+        };
+      }
+    } catch (e) {
+      pipeline.abort(e);
+      await pipeline.settle();
+      throw e;
+    }
+    const tPushed = performance.now();
+
+    // The commit point: the manifest, last.
+    stats.phase = "uploading manifest";
+    progress.update(stats);
+    const manifest = files.build(meta);
+    const bytes = Buffer.from(serializeManifest(manifest), "utf8");
+    const manifestSha256 = sha256Hex(bytes);
+    const manifestKey = incomingSnapshotKey(databaseId, snapshotId);
+    try {
+      await clients.store.put(cfg.incomingBucket, manifestKey, bytes, {
+        ...objectMeta({ sha256: manifestSha256, codec: "none", size: bytes.length }),
+        [META_DATABASE]: databaseId,
+      });
+    } catch (cause) {
+      throw new ServiceUnavailableError(`uploading the manifest of snapshot ${snapshotId} failed: ${describeError(cause)}`, { cause });
+    }
+    const tManifest = performance.now();
+
+    let record: SnapshotRecord | undefined;
+    if (opts.wait !== false) {
+      const timeoutMs = opts.timeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS;
+      record = await waitRecorded(clients.catalog, databaseId, snapshotId, manifestSha256, manifestKey, timeoutMs, (s) => {
+        stats.phase = `waiting for ingest ${Math.round(s)} s`;
+        progress?.update(stats);
+      });
+    }
+    const tEnd = performance.now();
+    stats.phase = record ? "recorded" : "uploaded";
+    progress.done(stats);
+
+    const pushSeconds = (tPushed - t0) / 1000;
+    return {
+      databaseId,
+      snapshotId,
+      kind: source.kind,
+      outcome: record ? "recorded" : "uploaded",
+      manifestKey,
+      manifestSha256,
+      manifestSize: bytes.length,
+      ...(previous ? { previousSnapshotId: previous.snapshotId } : {}),
+      totals: manifest.totals,
+      newBytes: stats.newBytes,
+      uploadedBytes: pipeline.uploadedStoredBytes + bytes.length,
+      lookups: {
+        previousManifestChunks: previous?.known.size ?? 0,
+        catalogBatches: pipeline.catalogBatches,
+        catalogChunks: pipeline.catalogChunks,
+        vaultHeads: pipeline.vaultHeads,
+      },
+      seconds: {
+        total: round3((tEnd - t0) / 1000),
+        push: round3(pushSeconds),
+        manifest: round3((tManifest - tPushed) / 1000),
+        wait: round3((tEnd - tManifest) / 1000),
+      },
+      mbPerSecond: pushSeconds > 0 ? Math.round((manifest.totals.logicalBytes / pushSeconds / 1e6) * 10) / 10 : 0,
+      peakRssBytes: rss.peak(),
+      ...(pgSummary ? { postgres: pgSummary } : {}),
+      ...(record ? { record } : {}),
+      warnings,
+    };
+  } finally {
+    progress?.done();
+    rss.stop();
+  }
+}
+
+const round3 = (n: number): number => Math.round(n * 1000) / 1000;
+
+function startRssSampler(): { peak(): number; stop(): void } {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 100);
+  timer.unref();
+  return {
+    peak: () => (peak = Math.max(peak, process.memoryUsage.rss())),
+    stop: () => clearInterval(timer),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Previous manifest
+
+interface Previous {
+  snapshotId: string;
+  known: Map<string, UniqueChunk>;
+}
+
+/**
+ * The chunks of the database's latest recorded snapshot, from its manifest in
+ * the vault: all of them are there. Anything wrong with it only costs dedup
+ * (the catalog is asked instead) and is reported as a warning.
+ */
+async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warnings: string[]): Promise<Previous | undefined> {
+  const snapshots = await clients.catalog.listSnapshots(cfg.databaseId);
+  const latest = snapshots.at(-1);
+  if (!latest) return undefined;
+  const what = `the manifest of the previous snapshot ${latest.snapshotId}`;
+  try {
+    const obj = await clients.store.get(cfg.vaultBucket, latest.manifestKey);
+    if (!obj) {
+      warnings.push(`${what} is not in the vault at ${latest.manifestKey}; every chunk is looked up in the catalog instead`);
+      return undefined;
+    }
+    let body: Buffer = obj.body;
+    const codec = obj.metadata["walvault-codec"];
+    if (codec !== undefined && codec !== "none") {
+      const meta = parseObjectMeta(obj.metadata, what);
+      body = await decodeWith(meta.codec, obj.body, what, meta.size);
+    }
+    if (sha256Hex(body) !== latest.manifestSha256) {
+      warnings.push(`${what} does not match the SHA-256 the catalog recorded; not used for dedup`);
+      return undefined;
+    }
+    const { chunks } = parseManifest(body, { databaseId: cfg.databaseId, snapshotId: latest.snapshotId });
+    return { snapshotId: latest.snapshotId, known: new Map(chunks.map((c) => [c.sha256, c])) };
+  } catch (e) {
+    if (e instanceof ServiceUnavailableError) throw e;
+    warnings.push(`${what} is unusable (${describeError(e)}); every chunk is looked up in the catalog instead`);
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Chunk pipeline
+
+interface ChunkResult {
+  storedSize: number;
+  codec: CodecName;
+  isNew: boolean;
+}
+
+/** One distinct chunk of this push. `bytes` is held only until it is settled. */
+interface Slot {
+  sha256: string;
+  size: number;
+  bytes?: Uint8Array;
+  result?: ChunkResult;
+}
+
+/** Runs at most `limit` tasks at once, in submission order. */
+class Limiter {
+  private active = 0;
+  private readonly queue: Array<() => void> = [];
+  constructor(private readonly limit: number) {}
+
+  run<T>(task: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const start = (): void => {
+        this.active++;
+        task()
+          .then(resolve, reject)
+          .finally(() => {
+            this.active--;
+            this.queue.shift()?.();
+          });
+      };
+      if (this.active < this.limit) start();
+      else this.queue.push(start);
+    });
+  }
+}
+
+interface PipelineDeps {
+  databaseId: string;
+  store: ObjectStore;
+  catalog: Catalog;
+  incomingBucket: string;
+  vaultBucket: string;
+  codec: Codec;
+  known: Map<string, UniqueChunk>;
+  concurrency: number;
+  maxQueuedBytes: number;
+  maxQueuedChunks: number;
+  lookupBatchSize: number;
+  stats: TransferStats;
+  onChange: () => void;
+}
+
+/**
+ * Decides for each chunk whether it must be uploaded, and uploads it. `add`
+ * waits (backpressure) while too many bytes or chunks are held; the first
+ * failure of any lookup or upload is thrown by the next `add` or by `finish`.
+ */
+class ChunkPipeline {
+  private readonly seen = new Map<string, Slot>();
+  private batch: Slot[] = [];
+  private batchBytes = 0;
+  private heldBytes = 0;
+  private heldChunks = 0;
+  private readonly maxBatchBytes: number;
+  private readonly tasks = new Set<Promise<void>>();
+  private waiters: Array<() => void> = [];
+  private failure: { error: unknown } | undefined;
+  private readonly uploads: Limiter;
+  private readonly lookups = new Limiter(4);
+  catalogBatches = 0;
+  catalogChunks = 0;
+  vaultHeads = 0;
+  uploadedStoredBytes = 0;
+
+  constructor(private readonly d: PipelineDeps) {
+    if (!Number.isSafeInteger(d.concurrency) || d.concurrency < 1) throw new InvalidInputError(`concurrency must be a positive integer, got ${d.concurrency}`);
+    if (!Number.isSafeInteger(d.lookupBatchSize) || d.lookupBatchSize < 1 || d.lookupBatchSize > 10_000) {
+      throw new InvalidInputError(`lookup batch size must be between 1 and 10000, got ${d.lookupBatchSize}`);
+    }
+    this.uploads = new Limiter(d.concurrency);
+    this.maxBatchBytes = Math.max(1, Math.floor(d.maxQueuedBytes / 4));
+  }
+
+  /** Registers the next chunk of the source; resolves once it is accepted (not uploaded). */
+  async add(sha256: string, bytes: Uint8Array): Promise<Slot> {
+    this.check();
+    const { stats } = this.d;
+    const seen = this.seen.get(sha256);
+    if (seen) {
+      stats.reusedBytes += bytes.length;
+      return seen;
+    }
+    const known = this.d.known.get(sha256);
+    if (known) {
+      const slot: Slot = { sha256, size: bytes.length, result: { storedSize: known.storedSize, codec: known.codec, isNew: false } };
+      this.seen.set(sha256, slot);
+      stats.reusedBytes += bytes.length;
+      return slot;
+    }
+    await this.reserve(bytes.length);
+    // Held for a while: never a view pinning a larger buffer.
+    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
+    const slot: Slot = { sha256, size: bytes.length, bytes: own };
+    this.seen.set(sha256, slot);
+    this.batch.push(slot);
+    this.batchBytes += bytes.length;
+    if (this.batch.length >= this.d.lookupBatchSize || this.batchBytes >= this.maxBatchBytes) this.flush();
+    return slot;
+  }
+
+  /** Flushes the last batch and waits for every lookup and upload; throws the first failure. */
+  async finish(): Promise<void> {
+    this.flush();
+    await this.settle();
+    this.check();
+  }
+
+  /** Waits for everything in flight (whatever its outcome). */
+  async settle(): Promise<void> {
+    while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
+  }
+
+  /** Stops admitting chunks: later adds throw `error`; work in flight finishes or fails on its own. */
+  abort(error: unknown): void {
+    this.failure ??= { error };
+    this.batch = [];
+    this.wake();
+  }
+
+  private check(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
+  private async reserve(n: number): Promise<void> {
+    while (
+      (this.heldChunks > 0 && this.heldChunks + 1 > this.d.maxQueuedChunks) ||
+      (this.heldBytes > 0 && this.heldBytes + n > this.d.maxQueuedBytes)
+    ) {
+      // When everything held waits in the batch, nothing else will release memory: send it. Otherwise
+      // wait for lookups and uploads to release some (flushing here would send tiny batches).
+      if (this.heldChunks === this.batch.length) this.flush();
+      await new Promise<void>((r) => this.waiters.push(r));
+      this.check();
+    }
+    this.heldBytes += n;
+    this.heldChunks++;
+  }
+
+  private release(slot: Slot): void {
+    if (slot.bytes === undefined) return;
+    slot.bytes = undefined;
+    this.heldBytes -= slot.size;
+    this.heldChunks--;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private track(p: Promise<void>): void {
+    const t = p.then(
+      () => {
+        this.tasks.delete(t);
+      },
+      (e: unknown) => {
+        this.tasks.delete(t);
+        this.failure ??= { error: e };
+        this.wake();
+      },
+    );
+    this.tasks.add(t);
+  }
+
+  private flush(): void {
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    this.track(this.lookups.run(() => this.lookup(batch)));
+  }
+
+  private async lookup(batch: Slot[]): Promise<void> {
+    if (this.failure) return;
+    this.catalogBatches++;
+    this.catalogChunks += batch.length;
+    const missing = new Set(await this.d.catalog.missingChunks(this.d.databaseId, batch.map((s) => s.sha256)));
+    for (const slot of batch) {
+      if (missing.has(slot.sha256)) this.track(this.uploads.run(() => this.upload(slot)));
+      else this.track(this.uploads.run(() => this.headVault(slot)));
+    }
+  }
+
+  private async upload(slot: Slot): Promise<void> {
+    if (this.failure) return;
+    const raw = slot.bytes!;
+    const { codec, databaseId, stats } = this.d;
+    const key = incomingChunkKey(databaseId, slot.sha256);
+    const encoded = await codec.encode(raw);
+    try {
+      await this.d.store.put(this.d.incomingBucket, key, encoded, {
+        ...objectMeta({ sha256: slot.sha256, codec: codec.name, size: raw.length }),
+        [META_DATABASE]: databaseId,
+      });
+    } catch (cause) {
+      throw new ServiceUnavailableError(`uploading chunk ${slot.sha256} (${raw.length} bytes) to ${key} failed: ${describeError(cause)}`, {
+        cause,
+      });
+    }
+    slot.result = { storedSize: encoded.length, codec: codec.name, isNew: true };
+    this.uploadedStoredBytes += encoded.length;
+    stats.newBytes += raw.length;
+    stats.newChunks++;
+    this.release(slot);
+    this.d.onChange();
+  }
+
+  /** The catalog has it: its vault copy says how it is stored. Missing there after all: upload it. */
+  private async headVault(slot: Slot): Promise<void> {
+    if (this.failure) return;
+    this.vaultHeads++;
+    const key = vaultChunkKey(this.d.databaseId, slot.sha256);
+    const info = await this.d.store.head(this.d.vaultBucket, key);
+    if (!info) return this.upload(slot);
+    const meta = parseObjectMeta(info.metadata, `vault chunk ${key}`);
+    if (meta.sha256 !== slot.sha256 || meta.size !== slot.size) {
+      throw new InvalidInputError(`vault chunk ${key} claims ${meta.size} bytes with SHA-256 ${meta.sha256}; expected ${slot.size} bytes`);
+    }
+    slot.result = { storedSize: info.size, codec: meta.codec, isNew: false };
+    this.d.stats.reusedBytes += slot.size;
+    this.release(slot);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Files
+
+interface PendingFile {
+  handle: SnapshotFileHandle;
+  slots: Slot[];
+  sha256: string;
+  size: number;
+}
+
+/**
+ * Feeds files to the pipeline and remembers, per file, its chunks in order;
+ * they go into the builder at the end, once every chunk's stored size is known.
+ */
+class FileCollector {
+  private readonly files: PendingFile[] = [];
+
+  constructor(
+    readonly builder: SnapshotBuilder,
+    private readonly pipeline: ChunkPipeline,
+    private readonly stats: TransferStats,
+    private readonly onChange: () => void,
+    private readonly cut: { blockSize: number; chunker: ChunkerParams },
+  ) {}
+
+  async file(path: string, mode: number, mtime: Date, body: AsyncIterable<Uint8Array>, blocks: boolean): Promise<void> {
+    const handle = this.builder.startFile(path, mode, mtime, blocks ? { chunking: "blocks" } : {});
+    const whole = createHash("sha256");
+    const slots: Slot[] = [];
+    let size = 0;
+    const chunks = blocks ? fixedBlocks(body, this.cut.blockSize) : chunkStream(body, this.cut.chunker);
+    for await (const chunk of chunks) {
+      whole.update(chunk);
+      size += chunk.length;
+      slots.push(await this.pipeline.add(hash("sha256", chunk, "hex"), chunk));
+      this.stats.bytesRead += chunk.length;
+      this.stats.chunks++;
+      this.onChange();
+    }
+    this.files.push({ handle, slots, sha256: whole.digest("hex"), size });
+  }
+
+  build(meta: SnapshotMeta): ReturnType<SnapshotBuilder["build"]> {
+    for (const f of this.files) {
+      for (const s of f.slots) {
+        const r = s.result;
+        if (!r) throw new Error(`internal error: chunk ${s.sha256} of ${f.handle.path} was never settled`);
+        f.handle.addChunk({ sha256: s.sha256, size: s.size, storedSize: r.storedSize, codec: r.codec, isNew: r.isNew });
+      }
+      f.handle.finish(f.sha256, f.size);
+    }
+    this.files.length = 0;
+    return this.builder.build(meta);
+  }
+}
+
+/** Fixed-size cutting (FIXED_BLOCKS_ALGORITHM): blocks of `blockSize` from offset 0, the last one shorter. Each block is its own buffer. */
+export async function* fixedBlocks(source: AsyncIterable<Uint8Array>, blockSize: number): AsyncGenerator<Uint8Array, void, undefined> {
+  let block = Buffer.allocUnsafeSlow(blockSize);
+  let n = 0;
+  for await (const piece of source) {
+    let off = 0;
+    while (off < piece.length) {
+      const take = Math.min(blockSize - n, piece.length - off);
+      block.set(piece.subarray(off, off + take), n);
+      n += take;
+      off += take;
+      if (n === blockSize) {
+        yield block;
+        block = Buffer.allocUnsafeSlow(blockSize);
+        n = 0;
+      }
+    }
+  }
+  if (n > 0) yield new Uint8Array(block.subarray(0, n));
+}
+
+/** Passes pieces through, keeping a copy of the first `max` bytes (`head`) or of the last `max` bytes (`tail`). */
+async function* keep(
+  source: AsyncIterable<Uint8Array>,
+  into: { bytes: Buffer; total: number },
+  max: number,
+  mode: "head" | "tail",
+): AsyncGenerator<Uint8Array, void, undefined> {
+  const parts: Buffer[] = [];
+  let held = 0;
+  for await (const piece of source) {
+    into.total += piece.length;
+    if (mode === "head") {
+      if (held < max) {
+        const part = Buffer.from(piece.subarray(0, max - held));
+        parts.push(part);
+        held += part.length;
+      }
+    } else {
+      parts.push(Buffer.from(piece));
+      held += piece.length;
+      while (held - parts[0]!.length >= max) held -= parts.shift()!.length;
+    }
+    yield piece;
+  }
+  into.bytes = Buffer.concat(parts);
+}
+
+// ---------------------------------------------------------------------------
+// Generic
+
+async function assertDirectory(dir: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(dir);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new FileAccessError(
+      `snapshot directory ${dir} ${code === "ENOENT" ? "does not exist" : `is not accessible (${code ?? describeError(cause)})`}`,
+      { cause },
+    );
+  }
+  if (!st.isDirectory()) throw new FileAccessError(`snapshot directory ${dir} is not a directory`);
+}
+
+function fileError(path: string, cause: unknown): FileAccessError {
+  const code = (cause as NodeJS.ErrnoException).code;
+  return new FileAccessError(`cannot read ${path} (${code ?? describeError(cause)})`, { cause });
+}
+
+function specialKind(st: import("node:fs").Stats): string {
+  if (st.isSocket()) return "a socket";
+  if (st.isFIFO()) return "a FIFO";
+  if (st.isCharacterDevice()) return "a character device";
+  if (st.isBlockDevice()) return "a block device";
+  return "not a regular file, directory or symlink";
+}
+
+/** Walks `root` in name order: directories, then their contents, depth first. */
+async function walkGeneric(root: string, files: FileCollector): Promise<void> {
+  const visit = async (abs: string, rel: string): Promise<void> => {
+    let names: string[];
+    try {
+      names = await readdir(abs);
+    } catch (cause) {
+      throw fileError(abs, cause);
+    }
+    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const name of names) {
+      const path = join(abs, name);
+      const relPath = rel === "" ? name : `${rel}/${name}`;
+      let st;
+      try {
+        st = await lstat(path);
+      } catch (cause) {
+        throw fileError(path, cause);
+      }
+      if (st.isDirectory()) {
+        files.builder.addDirectory(relPath, st.mode & 0o7777, st.mtime);
+        await visit(path, relPath);
+      } else if (st.isSymbolicLink()) {
+        let target: string;
+        try {
+          target = await readlink(path);
+        } catch (cause) {
+          throw fileError(path, cause);
+        }
+        files.builder.addSymlink(relPath, target, st.mtime);
+      } else if (st.isFile()) {
+        const stream = createReadStream(path, { highWaterMark: FILE_READ_SIZE });
+        try {
+          await files.file(relPath, st.mode & 0o7777, st.mtime, stream as AsyncIterable<Buffer>, false);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).syscall !== undefined) throw fileError(path, e);
+          throw e;
+        } finally {
+          stream.destroy();
+        }
+      } else {
+        throw new InvalidInputError(`${path} is ${specialKind(st)}; a snapshot holds only regular files, directories and symlinks`);
+      }
+    }
+  };
+  await visit(root, "");
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL
+
+function assertBinaries(binDir: string): void {
+  for (const b of ["pg_basebackup", "psql"]) {
+    if (!existsSync(join(binDir, b))) throw new ConfigError(`no ${b} in ${binDir}: point the PostgreSQL bin directory at a PostgreSQL installation`);
+  }
+}
+
+function spawnPg(src: PgBaseBackupSource, binary: string, args: string[]): ChildProcess {
+  return spawn(join(src.binDir, binary), args, {
+    cwd: "/",
+    env: { ...process.env, ...src.env },
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(src.asOsUser ? { uid: src.asOsUser.uid, gid: src.asOsUser.gid } : {}),
+  });
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  error?: Error;
+}
+
+/** Resolves when the child has exited and its pipes are closed; keeps the last 16 KiB of stderr. */
+function exitOf(child: ChildProcess): Promise<Exit> {
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString("utf8")).slice(-16 * KiB);
+  });
+  return new Promise((resolve) => {
+    let error: Error | undefined;
+    child.on("error", (e) => {
+      error = e;
+      // 'close' may never come when spawn itself failed.
+      if (child.pid === undefined) resolve({ code: null, signal: null, stderr, error: e });
+    });
+    child.on("close", (code, signal) => resolve({ code, signal, stderr, ...(error ? { error } : {}) }));
+  });
+}
+
+/**
+ * The line of a PostgreSQL tool's stderr that says what went wrong: the last
+ * error line ("pg_basebackup: error: ...", "FATAL: ..."), else the last line
+ * that is not an indented continuation or hint.
+ */
+export function lastErrorLine(text: string): string {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
+  const errors = lines.filter((l) => /\b(error|FATAL|ERROR|PANIC):/.test(l));
+  const pick = errors.at(-1) ?? lines.filter((l) => !/^\s/.test(l)).at(-1) ?? lines.at(-1) ?? "";
+  return pick.trim();
+}
+
+function exitFailure(what: string, exit: Exit, cause?: unknown): ServiceUnavailableError {
+  const how = exit.error ? exit.error.message : exit.signal ? `killed by ${exit.signal}` : `exit ${exit.code}`;
+  const line = lastErrorLine(exit.stderr);
+  const why = exit.error ?? cause;
+  return new ServiceUnavailableError(`${what} failed (${how})${line ? `: ${line}` : ""}`, why === undefined ? {} : { cause: why });
+}
+
+function connectionArgs(src: PgBaseBackupSource): string[] {
+  return ["-h", src.host, "-p", String(src.port), "-U", src.user, "-w"];
+}
+
+/** "16MB" -> 16777216 (PostgreSQL's memory units). */
+function parseMemoryUnit(text: string): number {
+  const m = /^(\d+)\s*(B|kB|MB|GB|TB)?$/.exec(text.trim());
+  if (!m) throw new InvalidInputError(`unexpected wal_segment_size '${text}' from the server`);
+  const mult = { B: 1, kB: KiB, MB: MiB, GB: 1024 * MiB, TB: 1024 * 1024 * MiB }[(m[2] ?? "B") as "B"];
+  return Number(m[1]) * mult;
+}
+
+/** server_version_num and wal_segment_size, over a replication connection (what pg_basebackup needs anyway). */
+async function serverSettings(src: PgBaseBackupSource): Promise<{ version: number; walSegmentSize: number }> {
+  const conn = `host=${quoteConn(src.host)} port=${src.port} user=${quoteConn(src.user)} dbname=replication replication=true`;
+  const child = spawnPg(src, "psql", ["-X", "-A", "-t", "-w", "-d", conn, "-c", "SHOW server_version_num", "-c", "SHOW wal_segment_size"]);
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  const exit = await exitOf(child);
+  if (exit.code !== 0) throw exitFailure("psql (SHOW server_version_num over a replication connection)", exit);
+  const [v, seg] = out.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  const version = Number(v);
+  if (!Number.isSafeInteger(version) || version <= 0 || seg === undefined) {
+    throw new InvalidInputError(`unexpected answer from the server to SHOW server_version_num / wal_segment_size: ${JSON.stringify(out.slice(0, 200))}`);
+  }
+  return { version, walSegmentSize: parseMemoryUnit(seg) };
+}
+
+function quoteConn(v: string): string {
+  return /^[A-Za-z0-9_./-]+$/.test(v) ? v : `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+/** WAL-Ranges of backup_manifest (its tail): the last range's timeline and End-LSN. */
+export function stopFromBackupManifest(tail: string): { timeline: number; stopLsn: bigint } {
+  const i = tail.lastIndexOf('"WAL-Ranges"');
+  if (i < 0) throw new InvalidInputError("backup_manifest has no WAL-Ranges");
+  const ranges = [...tail.slice(i).matchAll(/\{\s*"Timeline"\s*:\s*(\d+)\s*,\s*"Start-LSN"\s*:\s*"([0-9A-F]+\/[0-9A-F]+)"\s*,\s*"End-LSN"\s*:\s*"([0-9A-F]+\/[0-9A-F]+)"\s*\}/gi)];
+  const last = ranges.at(-1);
+  if (!last) throw new InvalidInputError("backup_manifest's WAL-Ranges lists no range");
+  return { timeline: Number(last[1]), stopLsn: parseLsn(last[3]!.toUpperCase()) };
+}
+
+async function pushPostgres(
+  src: PgBaseBackupSource,
+  registeredSegmentSize: number,
+  files: FileCollector,
+  pipeline: ChunkPipeline,
+  label: string,
+): Promise<ReturnType<typeof postgresFieldsFromBackupLabel>> {
+  // Asked while the backup streams; a connection problem is reported as pg_basebackup's.
+  const settings = serverSettings(src).then(
+    (v) => ({ ok: true as const, v }),
+    (e: unknown) => ({ ok: false as const, e }),
+  );
+  const args = ["-D", "-", "-Ft", "-X", "none", "--checkpoint=fast", "--manifest-checksums=CRC32C", "-l", label, ...connectionArgs(src)];
+  const child = spawnPg(src, "pg_basebackup", args);
+  const exited = exitOf(child);
+  const backupLabel = { bytes: Buffer.alloc(0), total: 0 };
+  const manifestTail = { bytes: Buffer.alloc(0), total: 0 };
+  const pgControl = { bytes: Buffer.alloc(0), total: 0 };
+  let sawLabel = false;
+  let sawManifest = false;
+  let sawControl = false;
+  try {
+    for await (const entry of readTar(child.stdout!)) {
+      // The server names one member "./pg_wal/archive_status" (basebackup.c), the others without "./".
+      const path = entry.path.replace(/^(?:\.\/)+/, "");
+      if (path === "" || path === ".") continue;
+      if (entry.type === "directory") files.builder.addDirectory(path, entry.mode, entry.mtime);
+      else if (entry.type === "symlink") files.builder.addSymlink(path, entry.linkName!, entry.mtime);
+      else if (entry.type === "file") {
+        let body: AsyncIterable<Uint8Array> = entry.body;
+        if (path === "backup_label") {
+          sawLabel = true;
+          body = keep(body, backupLabel, MAX_BACKUP_LABEL_BYTES, "head");
+        } else if (path === "backup_manifest") {
+          sawManifest = true;
+          body = keep(body, manifestTail, MANIFEST_TAIL_BYTES, "tail");
+        } else if (path === "global/pg_control") {
+          sawControl = true;
+          body = keep(body, pgControl, 8, "head");
+        }
+        await files.file(path, entry.mode, entry.mtime, body, isRelationFile(path));
+      } else {
+        throw new InvalidInputError(`pg_basebackup's archive has ${entry.type} entry ${JSON.stringify(entry.path)} (type '${entry.typeflag}'), which a snapshot cannot hold`);
+      }
+    }
+  } catch (e) {
+    // An archive cut short is pg_basebackup failing by itself (connection, authentication, tablespaces...):
+    // its own last stderr line says why. Anything else is ours (a failed upload, an unsafe path): stop it.
+    const truncated = e instanceof InvalidInputError && /truncated tar archive/.test(e.message);
+    if (truncated) {
+      const exit = await Promise.race([exited, new Promise<undefined>((r) => void setTimeout(() => r(undefined), 10_000).unref())]);
+      if (exit && exit.code !== 0) throw exitFailure("pg_basebackup", exit, e);
+    }
+    child.kill("SIGTERM");
+    await exited;
+    throw e;
+  }
+  const exit = await exited;
+  if (exit.code !== 0) throw exitFailure("pg_basebackup", exit);
+  if (!sawLabel) throw new InvalidInputError("pg_basebackup's archive has no backup_label");
+  if (!sawControl || pgControl.bytes.length < 8) throw new InvalidInputError("pg_basebackup's archive has no global/pg_control");
+  if (!sawManifest) throw new InvalidInputError("pg_basebackup's archive has no backup_manifest (was it run with --no-manifest?)");
+
+  const answer = await settings;
+  if (!answer.ok) throw answer.e;
+  const server = answer.v;
+  if (server.walSegmentSize !== registeredSegmentSize) {
+    throw new InvalidInputError(
+      `the server's wal_segment_size is ${server.walSegmentSize} bytes, but the database is registered with ${registeredSegmentSize}: wrong server or wrong --database`,
+    );
+  }
+  const size = server.walSegmentSize;
+  const parsed = parseBackupLabel(backupLabel.bytes.toString("utf8"), size);
+  const stop = stopFromBackupManifest(manifestTail.bytes.toString("utf8"));
+  const systemIdentifier = (endianness() === "LE" ? pgControl.bytes.readBigUInt64LE(0) : pgControl.bytes.readBigUInt64BE(0)).toString();
+  return postgresFieldsFromBackupLabel(parsed, {
+    stopLsn: stop.stopLsn,
+    walSegmentSize: size,
+    version: server.version,
+    systemIdentifier,
+    // The file holding the stop LSN, as PostgreSQL's backup history file names it.
+    ...(stop.timeline === parsed.startTimeline ? { stopWalFile: segmentName(stop.timeline, lsnToSegno(stop.stopLsn, size), size) } : {}),
+    tablespaces: [],
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Waiting for the record
+
+/**
+ * Polls until the catalog records the snapshot (same manifest bytes, else
+ * SnapshotConflictError), a quarantine record names its manifest
+ * (QuarantinedError with the reason), or `timeoutMs` passes (TimeoutError).
+ * Every 200 ms at first, growing by half each poll to 2 s.
+ */
+export async function waitRecorded(
+  catalog: Catalog,
+  databaseId: string,
+  snapshotId: string,
+  manifestSha256: string,
+  manifestKey: string,
+  timeoutMs: number,
+  onTick?: (elapsedSeconds: number) => void,
+): Promise<SnapshotRecord> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  let delay = 200;
+  let polls = 0;
+  for (;;) {
+    const rec = await catalog.getSnapshot(databaseId, snapshotId);
+    if (rec) {
+      if (rec.manifestSha256 !== manifestSha256) {
+        throw new SnapshotConflictError(
+          `snapshot ${snapshotId} is recorded with another manifest (sha256 ${rec.manifestSha256.slice(0, 12)}…, pushed ${manifestSha256.slice(0, 12)}…); the recorded one was kept`,
+        );
+      }
+      return rec;
+    }
+    if (++polls % 3 === 0 || Date.now() + delay >= deadline) {
+      // Snapshot ingest records a rejected manifest as `snapshots/<snapshotId>/manifest.json`.
+      const q = await catalog.listQuarantine(databaseId, `snapshots/${snapshotId}/manifest.json`);
+      const last = q.at(-1);
+      if (last) throw new QuarantinedError(`snapshot ${snapshotId} was rejected by ingest and quarantined: ${last.reason}`);
+    }
+    if (Date.now() >= deadline) {
+      throw new TimeoutError(
+        `snapshot ${snapshotId} was uploaded (${manifestKey}) but the catalog did not record it within ${Math.round(timeoutMs / 1000)} s; ` +
+          `check the snapshot ingest workflow (\`walvault snapshot list\` shows it once recorded)`,
+      );
+    }
+    onTick?.((Date.now() - started) / 1000);
+    await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+    delay = Math.min(delay * 1.5, 2_000);
+  }
+}
