@@ -1024,7 +1024,9 @@ async function preparePostgres(root: string, planned: PlannedRestore, cfg: Resto
     } catch {
       // none
     }
-    if (hadMap || manifest.postgres.tablespaces.length > 0) {
+    // Only with tablespaces: an empty map is harmless (PostgreSQL reads it
+    // and renames it), and pg_verifybackup expects it since the backup has it.
+    if (hadMap && manifest.postgres.tablespaces.length > 0) {
       await rm(join(root, "tablespace_map"), { force: true });
       if (manifest.postgres.tablespaces.length > 0) {
         warnings.push(
@@ -1117,6 +1119,12 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     for (const op of ops) if (op.op === "symlink") await symlink(op.target, op.path);
 
     // 6/7. Database specifics, before recorded modes close anything.
+    // Recorded mtimes and modes, deepest first, before the steps below add,
+    // change or remove files (tablespace_map, recovery settings, WAL).
+    for (const op of ops) {
+      if (op.op === "utimes") await (op.noFollow ? lutimes(op.path, op.mtime, op.mtime) : utimes(op.path, op.mtime, op.mtime));
+      else if (op.op === "chmod") await chmod(op.path, op.mode);
+    }
     if (planned.kind === "postgres") {
       await preparePostgres(partial, planned, cfg, manifest, warnings);
     } else {
@@ -1136,13 +1144,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
       });
     }
     throwIfAborted(opts.signal);
-
-    // Recorded mtimes and modes, deepest first; then the root.
     emit("finishing");
-    for (const op of ops) {
-      if (op.op === "utimes") await (op.noFollow ? lutimes(op.path, op.mtime, op.mtime) : utimes(op.path, op.mtime, op.mtime));
-      else if (op.op === "chmod") await chmod(op.path, op.mode);
-    }
     await chmod(partial, planned.kind === "postgres" ? 0o700 : (target.mode ?? 0o700));
     if (durable) await syncDir(partial);
 
