@@ -97,6 +97,20 @@ export const SNAPSHOT_STEP_SOURCES: Record<SnapshotStep, { file: string; placeho
   quarantineSnapshot: { file: "quarantine", placeholder: "QuarantineSnapshotFunctionArn" },
 };
 
+/** The restore workflow's Lambda steps (statemachines/restore.asl.json). */
+export const RESTORE_STEPS = ["plan", "thaw", "checkThaw"] as const;
+export type RestoreStep = (typeof RESTORE_STEPS)[number];
+
+/** Handler module (functions/restore/<file>.ts), exported handler and ASL placeholder of each restore step. */
+export const RESTORE_STEP_SOURCES: Record<RestoreStep, { file: string; handler: string; placeholder: string }> = {
+  plan: { file: "plan", handler: "handler", placeholder: "PlanFunctionArn" },
+  thaw: { file: "thaw", handler: "handler", placeholder: "ThawFunctionArn" },
+  checkThaw: { file: "thaw", handler: "checkHandler", placeholder: "CheckThawFunctionArn" },
+};
+
+/** Retrieval tier of the restore workflow's RestoreObject requests unless its input names one. */
+export const DEFAULT_THAW_TIER = "Standard";
+
 /**
  * Object keys (EventBridge wildcard patterns: `*` matches any run of
  * characters) whose Object Created events start each workflow. local/stack.ts
@@ -216,6 +230,12 @@ const SNAPSHOT_STEP_CONFIG: Record<SnapshotStep, StepConfig> = {
   quarantineSnapshot: { description: "walvault snapshot ingest: keep a rejected manifest and record why", memorySize: 2048, timeout: Duration.minutes(2) },
 };
 
+const RESTORE_STEP_CONFIG: Record<RestoreStep, StepConfig> = {
+  plan: { description: "walvault restore: plan a snapshot and WAL to a recovery target", memorySize: 1024, timeout: Duration.minutes(2) },
+  thaw: { description: "walvault restore: request restores of archived objects a plan needs", memorySize: 1024, timeout: Duration.minutes(15) },
+  checkThaw: { description: "walvault restore: count archived objects still being restored", memorySize: 1024, timeout: Duration.minutes(15) },
+};
+
 export class PrimaryStack extends Stack {
   public readonly vaultKey: kms.Key;
   public readonly accessLogsBucket: s3.Bucket;
@@ -232,6 +252,12 @@ export class PrimaryStack extends Stack {
   public readonly snapshotIngestRule: events.Rule;
   /** The path of the snapshot ingest ASL file. */
   public readonly snapshotIngestAslFile: string;
+  /** The restore functions, by step. */
+  public readonly restoreFunctions: Record<RestoreStep, NodejsFunction>;
+  /** The restore workflow (started from the console or the CLI). */
+  public readonly restoreStateMachine: sfn.StateMachine;
+  /** The path of the restore ASL file. */
+  public readonly restoreAslFile: string;
   /** Agent role per database id. */
   public readonly agentRoles: Record<string, iam.Role>;
   /** The path of the ingest ASL file the state machine is deployed from. */
@@ -413,6 +439,22 @@ export class PrimaryStack extends Stack {
     this.snapshotFunctions = snapshotFns as Record<SnapshotStep, NodejsFunction>;
     this.grantSnapshotPermissions();
 
+    const restoreFns: Partial<Record<RestoreStep, NodejsFunction>> = {};
+    for (const step of RESTORE_STEPS) {
+      const src = RESTORE_STEP_SOURCES[step];
+      restoreFns[step] = this.handlerFunction(
+        `Restore${pascal(step)}`,
+        join(root, "functions", "restore", `${src.file}.ts`),
+        RESTORE_STEP_CONFIG[step],
+        `walvault restore ${step} function`,
+        step === "plan" ? environment : { ...environment, WALVAULT_THAW_TIER: DEFAULT_THAW_TIER },
+        root,
+        src.handler,
+      );
+    }
+    this.restoreFunctions = restoreFns as Record<RestoreStep, NodejsFunction>;
+    this.grantRestorePermissions();
+
     // ---------------------------------------------------------------- workflow
 
     this.ingestAslFile = join(root, "statemachines", "ingest.asl.json");
@@ -538,6 +580,43 @@ export class PrimaryStack extends Stack {
       this.snapshotIngestStateMachine,
     );
 
+    // -------------------------------------------------------- restore workflow
+
+    this.restoreAslFile = join(root, "statemachines", "restore.asl.json");
+    const restoreSubstitutions: Record<string, string> = Object.fromEntries(
+      RESTORE_STEPS.map((step) => [RESTORE_STEP_SOURCES[step].placeholder, this.restoreFunctions[step].functionArn]),
+    );
+    const missingRestore = missingSubstitutions(this.restoreAslFile, restoreSubstitutions);
+    if (missingRestore.length > 0) {
+      throw new Error(`${this.restoreAslFile} has placeholders without a substitution: ${missingRestore.join(", ")}`);
+    }
+    const restoreWorkflowLogs = new logs.LogGroup(this, "RestoreWorkflowLogs", {
+      retention: logs.RetentionDays.ONE_YEAR,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const restoreWorkflowRole = new iam.Role(this, "RestoreWorkflowRole", {
+      assumedBy: new iam.ServicePrincipal("states.amazonaws.com"),
+      description: "walvault restore state machine",
+    });
+    restoreWorkflowRole.addToPolicy(
+      new iam.PolicyStatement({
+        sid: "InvokeRestoreSteps",
+        actions: ["lambda:InvokeFunction"],
+        resources: RESTORE_STEPS.map((s) => this.restoreFunctions[s].functionArn),
+      }),
+    );
+    // Standard: a thaw from Glacier takes hours (Deep Archive Bulk up to 48).
+    this.restoreStateMachine = new sfn.StateMachine(this, "RestoreWorkflow", {
+      comment: "walvault restore: plan snapshot + WAL to a target, thaw archived objects, output the plan",
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      definitionBody: sfn.DefinitionBody.fromFile(this.restoreAslFile),
+      definitionSubstitutions: restoreSubstitutions,
+      role: restoreWorkflowRole,
+      logs: { destination: restoreWorkflowLogs, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      tracingEnabled: true,
+      timeout: Duration.days(3),
+    });
+
     // ---------------------------------------------------------------- agents
 
     this.agentRoles = {};
@@ -558,6 +637,7 @@ export class PrimaryStack extends Stack {
     new CfnOutput(this, "CatalogTableName", { value: this.catalog.tableName });
     new CfnOutput(this, "IngestStateMachineArn", { value: this.ingestStateMachine.stateMachineArn });
     new CfnOutput(this, "SnapshotIngestStateMachineArn", { value: this.snapshotIngestStateMachine.stateMachineArn });
+    new CfnOutput(this, "RestoreStateMachineArn", { value: this.restoreStateMachine.stateMachineArn });
     new CfnOutput(this, "IngestDeadLetterQueueUrl", { value: this.ingestDeadLetterQueue.queueUrl });
     for (const db of databases) {
       new CfnOutput(this, `AgentRoleArn${pascal(db)}`, {
@@ -581,6 +661,7 @@ export class PrimaryStack extends Stack {
     roleDescription: string,
     environment: Record<string, string>,
     root: string,
+    handler = "handler",
   ): NodejsFunction {
     const logGroup = new logs.LogGroup(this, `${name}Logs`, {
       retention: logs.RetentionDays.THREE_MONTHS,
@@ -594,7 +675,7 @@ export class PrimaryStack extends Stack {
     return new NodejsFunction(this, `${name}Function`, {
       description: cfg.description,
       entry,
-      handler: "handler",
+      handler,
       projectRoot: root,
       depsLockFilePath: join(root, "package-lock.json"),
       runtime: lambda.Runtime.NODEJS_22_X,
@@ -806,6 +887,40 @@ export class PrimaryStack extends Stack {
   }
 
   /**
+   * Least-privilege grants of the restore functions: plan reads the catalog
+   * (registration, snapshot and WAL records) and the vault objects planning
+   * may read (timeline history files under db/<id>/wal/, manifests of
+   * incomplete records); thaw/checkThaw head every object a plan needs and
+   * request its restore (HeadObject is s3:GetObject), and read the manifest.
+   */
+  private grantRestorePermissions(): void {
+    const f = this.restoreFunctions;
+    const vaultWal = this.vaultBucket.arnForObjects("db/*/wal/*");
+    const vaultManifests = this.vaultBucket.arnForObjects("db/*/snapshots/*");
+    const vaultObjects = this.vaultBucket.arnForObjects("db/*");
+    const listVault = new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [this.vaultBucket.bucketArn] });
+    const decrypt = new iam.PolicyStatement({
+      sid: "DecryptVaultObjects",
+      actions: ["kms:Decrypt"],
+      resources: [this.vaultKey.keyArn],
+      conditions: { StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` } },
+    });
+    for (const st of [
+      new iam.PolicyStatement({ sid: "ReadCatalog", actions: ["dynamodb:GetItem", "dynamodb:Query"], resources: [this.catalog.tableArn] }),
+      new iam.PolicyStatement({ sid: "ReadVaultWalAndManifests", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [vaultWal, vaultManifests] }),
+      listVault,
+      decrypt,
+    ]) {
+      f.plan.addToRolePolicy(st);
+    }
+    for (const fn of [f.thaw, f.checkThaw]) {
+      fn.addToRolePolicy(new iam.PolicyStatement({ sid: "ThawVaultObjects", actions: ["s3:GetObject", "s3:RestoreObject"], resources: [vaultObjects] }));
+      fn.addToRolePolicy(listVault);
+      fn.addToRolePolicy(decrypt);
+    }
+  }
+
+  /**
    * The role of one database's agent. Trust: `trust` (by default the account:
    * any principal of this account whose own policy allows sts:AssumeRole on
    * this role). On a database host it is used by role chaining:
@@ -950,7 +1065,33 @@ export class PrimaryStack extends Stack {
         },
       ]);
     }
-    for (const machine of [this.ingestStateMachine, this.snapshotIngestStateMachine]) {
+    const restoreWildcards: Record<RestoreStep, string[]> = {
+      plan: [xray, this.nagArn(this.vaultBucket, "/db/*/wal/*"), this.nagArn(this.vaultBucket, "/db/*/snapshots/*")],
+      thaw: [xray, vaultObjects],
+      checkThaw: [xray, vaultObjects],
+    };
+    for (const step of RESTORE_STEPS) {
+      NagSuppressions.addResourceSuppressions(
+        this.restoreFunctions[step].role!,
+        [
+          {
+            id: "AwsSolutions-IAM5",
+            reason:
+              "Object wildcards end one key family of every database's vault objects (db/*/wal/*, db/*/snapshots/*, or db/*: a restore needs manifests, chunks and WAL, " +
+              "one object each, of the database named in the execution input); X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').",
+            appliesTo: restoreWildcards[step],
+          },
+        ],
+        true,
+      );
+      NagSuppressions.addResourceSuppressions(this.restoreFunctions[step], [
+        {
+          id: "AwsSolutions-L1",
+          reason: "Pinned to nodejs22.x on purpose: the handlers are built and tested on Node 22 (package.json engines), and node:zlib zstd needs it.",
+        },
+      ]);
+    }
+    for (const machine of [this.ingestStateMachine, this.snapshotIngestStateMachine, this.restoreStateMachine]) {
       NagSuppressions.addResourceSuppressions(
         machine.role,
         [

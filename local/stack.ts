@@ -5,7 +5,9 @@
  * this process. s3rver's object-created notifications become the EventBridge
  * "Object Created" events AWS sends, routed by the same rule patterns: WAL
  * uploads start ingest.asl.json, snapshot manifests snapshot-ingest.asl.json,
- * chunk uploads nothing (a manifest's run promotes them).
+ * chunk uploads nothing (a manifest's run promotes them). restore.asl.json is
+ * started on demand (`startRestore`, the console or CLI in AWS), with its
+ * Wait states shortened to a few milliseconds.
  */
 import { appendFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -28,6 +30,8 @@ import * as checkReferenced from "../functions/snapshot/check-referenced.js";
 import * as promoteManifest from "../functions/snapshot/promote-manifest.js";
 import * as recordSnapshot from "../functions/snapshot/record-snapshot.js";
 import * as quarantineSnapshot from "../functions/snapshot/quarantine.js";
+import * as restorePlan from "../functions/restore/plan.js";
+import * as restoreThaw from "../functions/restore/thaw.js";
 import { loadAsl, taskResources } from "./asl.js";
 import { startDynamo, startS3 } from "./emulators.js";
 
@@ -89,6 +93,35 @@ export const WORKFLOWS: ReadonlyArray<{
   },
 ];
 
+/** The restore workflow: started on demand, never by an event. */
+export const RESTORE_WORKFLOW: {
+  name: "restore";
+  file: string;
+  functions: Record<string, { arn: string; handler: Handler }>;
+} = {
+  name: "restore",
+  file: "restore.asl.json",
+  functions: functions([
+    ["PlanFunctionArn", "restore-plan", restorePlan.handler],
+    ["ThawFunctionArn", "restore-thaw", restoreThaw.handler],
+    ["CheckThawFunctionArn", "restore-check-thaw", restoreThaw.checkHandler],
+  ]),
+};
+
+/** Wait states of the local workflows last this long (milliseconds) instead of their Seconds. */
+export const LOCAL_WAIT_MS = 5;
+
+/** A restore execution that did not succeed: `name` is the workflow's error (e.g. NoSnapshotBeforeTargetError). */
+export class RestoreExecutionError extends Error {
+  constructor(
+    readonly error: string,
+    readonly causeText: string,
+  ) {
+    super(`${error}: ${causeText}`);
+    this.name = error;
+  }
+}
+
 /** EventBridge's wildcard match on a whole string: `*` is any run of characters, everything else literal. */
 export function matchesWildcard(pattern: string, value: string): boolean {
   const re = new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`, "s");
@@ -124,6 +157,14 @@ export interface LocalStack {
   stats: ExecutionStats;
   /** Executions per workflow. */
   workflowStats: Record<WorkflowName, ExecutionStats>;
+  /** Executions of the restore workflow (not counted in `stats`). */
+  restoreStats: ExecutionStats;
+  /**
+   * Runs restore.asl.json with `input` ({ databaseId, target, tier? }) and
+   * resolves with its output (the plan), or rejects with a
+   * RestoreExecutionError whose name is the failure's error name.
+   */
+  startRestore(input: unknown): Promise<unknown>;
   /** Resolves when no execution of any workflow is running. */
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -178,7 +219,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     }
   }
 
-  const machines = WORKFLOWS.map((w) => {
+  const build = (w: { file: string; functions: Record<string, { arn: string; handler: Handler }> }) => {
     const definition = loadAsl(w.file, Object.fromEntries(Object.entries(w.functions).map(([k, v]) => [k, v.arn])));
     const byArn = new Map(Object.values(w.functions).map((f) => [f.arn, f.handler]));
     const localHandlers: Record<string, Handler> = {};
@@ -187,16 +228,23 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       if (!h) throw new ConfigError(`${w.file}: Task state ${state} calls ${arn}, which has no local handler`);
       localHandlers[state] = h;
     }
+    const waitTimeOverrides: Record<string, number> = {};
+    for (const [name, s] of Object.entries((definition.States ?? {}) as Record<string, { Type?: string }>)) {
+      if (s.Type === "Wait") waitTimeOverrides[name] = LOCAL_WAIT_MS;
+    }
     const machine = new StateMachine(definition as never, { validationOptions: { checkArn: true } });
-    return { ...w, machine, localHandlers };
-  });
+    return { machine, localHandlers, waitTimeOverrides };
+  };
+  const machines = WORKFLOWS.map((w) => ({ ...w, ...build(w) }));
+  const restoreMachine = build(RESTORE_WORKFLOW);
 
   const newStats = (): ExecutionStats => ({ started: 0, succeeded: 0, failed: 0, inFlight: 0 });
   const stats = newStats();
   const workflowStats = Object.fromEntries(WORKFLOWS.map((w) => [w.name, newStats()])) as Record<WorkflowName, ExecutionStats>;
   let idleWaiters: (() => void)[] = [];
+  const restoreStats = newStats();
   const settle = (): void => {
-    if (stats.inFlight === 0) {
+    if (stats.inFlight === 0 && restoreStats.inFlight === 0) {
       const w = idleWaiters;
       idleWaiters = [];
       w.forEach((f) => f());
@@ -215,7 +263,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         c.inFlight++;
       }
       const execution = m.machine.run(event as never, {
-        overrides: { taskResourceLocalHandlers: m.localHandlers as never },
+        overrides: { taskResourceLocalHandlers: m.localHandlers as never, waitTimeOverrides: m.waitTimeOverrides },
       });
       execution.result
         .then(() => {
@@ -253,7 +301,38 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     configPath,
     stats,
     workflowStats,
-    idle: () => (stats.inFlight === 0 ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
+    restoreStats,
+    async startRestore(input: unknown): Promise<unknown> {
+      restoreStats.started++;
+      restoreStats.inFlight++;
+      try {
+        const execution = restoreMachine.machine.run(input as never, {
+          overrides: { taskResourceLocalHandlers: restoreMachine.localHandlers as never, waitTimeOverrides: restoreMachine.waitTimeOverrides },
+        });
+        let output: unknown;
+        try {
+          output = await execution.result;
+        } catch (err) {
+          // aws-local-stepfunctions wraps the failure (here the Fail state's Error/Cause) in an ExecutionError.
+          const inner = err instanceof Error && err.name === "ExecutionError" && err.cause !== undefined ? err.cause : err;
+          const e = inner as { name?: string; message?: string };
+          const failure = new RestoreExecutionError(e.name ?? "Error", e.message ?? String(err));
+          const line = `${new Date().toISOString()} restore ${JSON.stringify(input)}: ${failure.message}`;
+          appendFileSync(logFile, line + "\n");
+          if (opts.verbose) console.error(line);
+          throw failure;
+        }
+        restoreStats.succeeded++;
+        return output;
+      } catch (e) {
+        restoreStats.failed++;
+        throw e;
+      } finally {
+        restoreStats.inFlight--;
+        settle();
+      }
+    },
+    idle: () => (stats.inFlight === 0 && restoreStats.inFlight === 0 ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
     async stop() {
       await Promise.allSettled([s3.stop(), dynamo.stop()]);
     },

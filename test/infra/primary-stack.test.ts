@@ -21,6 +21,8 @@ import {
   findProjectRoot,
   INGEST_STEPS,
   PrimaryStack,
+  RESTORE_STEP_SOURCES,
+  RESTORE_STEPS,
   SNAPSHOT_MANIFEST_KEY_PATTERN,
   SNAPSHOT_STEP_SOURCES,
   SNAPSHOT_STEPS,
@@ -712,6 +714,87 @@ describe("snapshot ingest functions", () => {
       recordSnapshot: ["dynamodb:GetItem", "dynamodb:PutItem"],
       quarantineSnapshot: ["dynamodb:PutItem"],
     });
+  });
+});
+
+describe("restore workflow", () => {
+  const machineOf = (): CfnResource =>
+    defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.restoreStateMachine)] as CfnResource;
+  const fnResource = (step: (typeof RESTORE_STEPS)[number]): CfnResource =>
+    defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.restoreFunctions[step])] as CfnResource;
+
+  it("is a Standard state machine, traced with X-Ray, logging all events", () => {
+    // Prepare
+    const logsId = defaultStack.getLogicalId(defaultStack.node.findChild("RestoreWorkflowLogs").node.defaultChild as CfnElement);
+    // Act
+    const machine = machineOf();
+    // Assess
+    expect(machine.Properties).toMatchObject({
+      StateMachineType: "STANDARD",
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: { Level: "ALL", Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { "Fn::GetAtt": [logsId, "Arn"] } } }] },
+    });
+  });
+
+  it("substitutes every placeholder of the ASL file with the matching function's ARN", () => {
+    // Prepare
+    const placeholders = aslPlaceholders(defaultStack.restoreAslFile);
+    const substitutions = machineOf().Properties?.DefinitionSubstitutions as Record<string, unknown>;
+    // Act
+    const definition = deployedDefinition(machineOf());
+    // Assess
+    expect(placeholders).toEqual(["CheckThawFunctionArn", "PlanFunctionArn", "ThawFunctionArn"]);
+    for (const step of RESTORE_STEPS) {
+      expect(substitutions[RESTORE_STEP_SOURCES[step].placeholder]).toEqual({ "Fn::GetAtt": [logicalId(defaultStack, defaultStack.restoreFunctions[step]), "Arn"] });
+    }
+    expect(definition).not.toMatch(/\$\{/);
+    const parsed = JSON.parse(definition) as { States: Record<string, { Type: string; Resource?: string }> };
+    expect(parsed.States.Plan?.Resource).toBe(`<${logicalId(defaultStack, defaultStack.restoreFunctions.plan)}.Arn>`);
+    expect(parsed.States.CheckThaw?.Resource).toBe(`<${logicalId(defaultStack, defaultStack.restoreFunctions.checkThaw)}.Arn>`);
+  });
+
+  it("may invoke exactly the three restore functions; thaw and checkThaw share a bundle with two handlers", () => {
+    // Prepare
+    const roleId = logicalId(defaultStack, defaultStack.restoreStateMachine.role);
+    // Act
+    const invoke = roleStatements(defaultTemplate, roleId).filter((s) => list(s.Action).includes("lambda:InvokeFunction"));
+    // Assess
+    expect(invoke).toHaveLength(1);
+    expect(list(invoke[0]!.Resource).map(render).sort()).toEqual(
+      RESTORE_STEPS.map((s) => `<${logicalId(defaultStack, defaultStack.restoreFunctions[s])}.Arn>`).sort(),
+    );
+    expect(fnResource("plan").Properties).toMatchObject({ Handler: "index.handler", Runtime: "nodejs22.x" });
+    expect(fnResource("thaw").Properties).toMatchObject({ Handler: "index.handler", Environment: { Variables: { WALVAULT_THAW_TIER: "Standard" } } });
+    expect(fnResource("checkThaw").Properties).toMatchObject({ Handler: "index.checkHandler" });
+  });
+
+  it("read the vault and the catalog and write nothing; only thaw steps may call s3:RestoreObject, on the vault", () => {
+    for (const [stack, template] of [
+      [defaultStack, defaultTemplate],
+      [multiStack, multiTemplate],
+    ] as const) {
+      // Prepare
+      const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
+      // Act
+      const byStep = Object.fromEntries(RESTORE_STEPS.map((step) => [step, roleStatements(template, logicalId(stack, stack.restoreFunctions[step].role!))]));
+      const actions: Record<string, string[]> = {};
+      const restoreOn: Record<string, string[]> = {};
+      for (const [step, statements] of Object.entries(byStep)) {
+        for (const st of statements) {
+          for (const action of list(st.Action)) {
+            if (/^(s3|dynamodb|kms):/.test(action)) {
+              expect(action, `${step}: ${action}`).not.toMatch(/Put|Delete|Write|Update|Bypass|Retention|LegalHold|^s3:\*|^dynamodb:\*|Scan|GenerateDataKey/);
+            }
+            if (/^(s3|dynamodb):/.test(action)) (actions[step] ??= []).push(action);
+            if (action === "s3:RestoreObject") (restoreOn[step] ??= []).push(...list(st.Resource).map(render));
+          }
+        }
+      }
+      // Assess
+      expect(restoreOn).toEqual({ thaw: [`${vault}/db/*`], checkThaw: [`${vault}/db/*`] });
+      expect([...new Set(actions.plan)].sort()).toEqual(["dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"]);
+      expect([...new Set(actions.thaw)].sort()).toEqual(["s3:GetObject", "s3:ListBucket", "s3:RestoreObject"]);
+    }
   });
 });
 

@@ -1,0 +1,138 @@
+/**
+ * Restore step 1 — Plan: which snapshot and which WAL segments reach the
+ * target (core/restore-plan.ts over what the catalog knows; see common.ts).
+ * Input: { databaseId, target: { kind: "latest"|"time"|"lsn"|"name"|"snapshot",
+ *          time?, lsn?, name?, snapshotId?, timeline? } } (other fields, e.g.
+ *          `tier`, are ignored here).
+ * Output: RestorePlanOutput (JSON-safe: LSNs as "X/Y", generic positions as
+ * decimal text). Chunks are a count: later steps re-read them from the manifest.
+ * Every planning error is typed (NoSnapshotBeforeTargetError, WalGapError,
+ * TargetAfterArchiveEndError, ...): the workflow fails with its name.
+ * Generic databases with several WAL streams: the first stream picks the
+ * snapshot, every other stream must reach the target from the same one.
+ */
+import { z } from "zod";
+import { InvalidInputError } from "../../core/errors.js";
+import { planRestore, type DatabaseKind, type RestorePlan, type RestoreTarget } from "../../core/restore-plan.js";
+import { formatLsn, parseLsn } from "../../core/wal.js";
+import { getDeps } from "../deps.js";
+import { parseInput } from "../parse.js";
+import { buildPlanInput, loadCatalogState, segmentsOf } from "./common.js";
+
+const targetSchema = z
+  .object({
+    kind: z.enum(["latest", "time", "lsn", "name", "snapshot"]),
+    time: z.string().optional(),
+    lsn: z.string().optional(),
+    name: z.string().min(1).optional(),
+    snapshotId: z.string().min(1).optional(),
+    timeline: z.union([z.literal("latest"), z.number().int().positive()]).optional(),
+  })
+  .strict();
+
+export const planInputSchema = z.object({ databaseId: z.string().min(1), target: targetSchema }).passthrough();
+
+export interface PlannedWal {
+  /** Generic: the WAL stream. */
+  stream?: string;
+  timeline: number;
+  name: string;
+  /** The vault key (Thaw and the agent fetch it). */
+  key: string;
+}
+
+export interface RestorePlanOutput {
+  databaseId: string;
+  kind: DatabaseKind;
+  walSegmentSize: number;
+  snapshot: { id: string; timeline: number; startLsn: string; stopLsn: string; startedAt: string; finishedAt: string };
+  manifestKey: string;
+  manifestSha256: string;
+  /** Unique chunks the snapshot references (listed from the manifest by Thaw). */
+  chunkCount: number;
+  targetTimeline: number;
+  timelinePath: number[];
+  wal: PlannedWal[];
+  walCount: number;
+  recoveryTarget: Record<string, string> | null;
+  endLsn: string | null;
+  warnings: string[];
+}
+
+function toTarget(t: z.infer<typeof targetSchema>): RestoreTarget {
+  const tl = t.timeline === undefined ? {} : { timeline: t.timeline };
+  const need = (v: string | undefined, field: string): string => {
+    if (v === undefined) throw new InvalidInputError(`a '${t.kind}' restore target needs target.${field}`);
+    return v;
+  };
+  switch (t.kind) {
+    case "latest":
+      return { kind: "latest", ...tl };
+    case "time": {
+      const time = new Date(need(t.time, "time"));
+      if (!Number.isFinite(time.getTime())) throw new InvalidInputError(`target.time '${t.time}' is not a time (e.g. 2026-11-21T07:30:00Z)`);
+      return { kind: "time", time, ...tl };
+    }
+    case "lsn": {
+      const v = need(t.lsn, "lsn");
+      return { kind: "lsn", lsn: /^\d{1,20}$/.test(v) ? BigInt(v) : parseLsn(v), ...tl };
+    }
+    case "name":
+      return { kind: "name", name: need(t.name, "name"), ...tl };
+    case "snapshot":
+      return { kind: "snapshot", id: need(t.snapshotId, "snapshotId"), ...tl };
+  }
+}
+
+export async function handler(input: unknown): Promise<RestorePlanOutput> {
+  const parsed = parseInput(planInputSchema, input, "restore plan input");
+  const target = toTarget(parsed.target);
+  const deps = getDeps();
+  const state = await loadCatalogState(deps, parsed.databaseId);
+  const db = state.database;
+  const streams: (string | undefined)[] = db.kind === "generic" ? (state.streams.length ? state.streams : [undefined]) : [undefined];
+  if (streams.length > 1 && (target.kind === "lsn" || target.kind === "name")) {
+    throw new InvalidInputError(
+      `database ${db.databaseId} has ${streams.length} WAL streams (${state.streams.join(", ")}): a position or restore-point target would mean a different point in each; use a time, latest or a snapshot`,
+    );
+  }
+  const plans: { stream: string | undefined; plan: RestorePlan }[] = [];
+  const first = planRestore(buildPlanInput(state, target, streams[0]));
+  plans.push({ stream: streams[0], plan: first });
+  for (const s of streams.slice(1)) plans.push({ stream: s, plan: planRestore(buildPlanInput(state, target, s, first.snapshot.id)) });
+
+  const record = state.records.find((r) => r.snapshotId === first.snapshot.id)!;
+  const pos = (v: bigint): string => (db.kind === "postgres" ? formatLsn(v) : v.toString());
+  const wal: PlannedWal[] = [];
+  for (const { stream, plan } of plans) {
+    const recs = segmentsOf(state, stream);
+    for (const w of plan.wal) {
+      const rec = recs.find((r) => r.name === w.name && (db.kind === "generic" || r.timeline === w.timeline))!;
+      wal.push({ ...(db.kind === "generic" && stream !== undefined ? { stream } : {}), timeline: w.timeline, name: w.name, key: rec.vaultKey });
+    }
+  }
+  const s = first.snapshot;
+  return {
+    databaseId: db.databaseId,
+    kind: db.kind,
+    walSegmentSize: db.walSegmentSize,
+    snapshot: {
+      id: s.id,
+      timeline: s.timeline,
+      startLsn: pos(s.startLsn),
+      stopLsn: pos(s.stopLsn),
+      startedAt: s.startedAt.toISOString(),
+      finishedAt: s.finishedAt.toISOString(),
+    },
+    manifestKey: record.manifestKey,
+    manifestSha256: record.manifestSha256,
+    chunkCount: record.totals.uniqueChunks,
+    targetTimeline: first.targetTimeline,
+    timelinePath: first.timelinePath,
+    wal,
+    walCount: wal.length,
+    recoveryTarget: (first.recoveryTarget as Record<string, string> | undefined) ?? null,
+    endLsn: first.endLsn === undefined ? null : pos(first.endLsn),
+    warnings: plans.flatMap(({ stream, plan }, i) => plan.warnings.map((w) => (i === 0 || stream === undefined ? w : `${stream}: ${w}`))),
+  };
+}

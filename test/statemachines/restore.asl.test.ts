@@ -1,0 +1,72 @@
+/**
+ * statemachines/restore.asl.json: valid ASL, exactly the expected
+ * placeholders (all substituted by the local stack; CDK's substitution is
+ * asserted in test/infra), every Task state has a local handler, planning
+ * errors end in a Fail state carrying their name, and the thaw loop waits.
+ */
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadAsl, placeholdersOf, taskResources } from "../../local/asl.js";
+import { STATEMACHINES_DIR } from "../../local/paths.js";
+import { RESTORE_WORKFLOW } from "../../local/stack.js";
+
+const require = createRequire(import.meta.url);
+const aslValidator = require("asl-validator") as (definition: unknown) => { isValid: boolean; errorsText: (sep?: string) => string };
+
+const FILE = "restore.asl.json";
+const raw = readFileSync(join(STATEMACHINES_DIR, FILE), "utf8");
+const EXPECTED = ["PlanFunctionArn", "ThawFunctionArn", "CheckThawFunctionArn"];
+const fakeArns = Object.fromEntries(EXPECTED.map((p) => [p, `arn:aws:lambda:us-east-1:123456789012:function:${p}`]));
+
+interface State {
+  Type: string;
+  Next?: string;
+  Default?: string;
+  Seconds?: number;
+  ErrorPath?: string;
+  CausePath?: string;
+  OutputPath?: string;
+  Catch?: { ErrorEquals: string[]; Next: string; ResultPath?: string }[];
+  Choices?: { Variable: string; NumericGreaterThan?: number; Next: string }[];
+}
+
+describe(FILE, () => {
+  const def = loadAsl(FILE, fakeArns) as { StartAt: string; States: Record<string, State> };
+
+  it("has exactly the expected placeholders", () => {
+    expect(placeholdersOf(raw).sort()).toEqual([...EXPECTED].sort());
+    expect(Object.keys(RESTORE_WORKFLOW.functions).sort()).toEqual([...EXPECTED].sort());
+  });
+
+  it("is valid ASL once substituted", () => {
+    const r = aslValidator(def);
+    expect(r.isValid, r.errorsText("\n")).toBe(true);
+  });
+
+  it("every Task state has a local handler", () => {
+    const arns = new Set(Object.values(RESTORE_WORKFLOW.functions).map((f) => f.arn));
+    const local = loadAsl(FILE, Object.fromEntries(Object.entries(RESTORE_WORKFLOW.functions).map(([k, v]) => [k, v.arn])));
+    for (const [state, arn] of taskResources(local as never)) expect(arns.has(arn), state).toBe(true);
+    expect([...taskResources(def as never).keys()].sort()).toEqual(["CheckThaw", "Plan", "Thaw"]);
+  });
+
+  it("planning errors fail the execution with their name and cause", () => {
+    const plan = def.States.Plan!;
+    expect(plan.Catch).toEqual([{ ErrorEquals: ["States.ALL"], ResultPath: "$.error", Next: "PlanFailed" }]);
+    expect(def.States.PlanFailed).toMatchObject({ Type: "Fail", ErrorPath: "$.error.Error", CausePath: "$.error.Cause" });
+  });
+
+  it("loops Thaw -> Wait -> CheckThaw while objects are pending, then outputs the plan", () => {
+    expect(def.StartAt).toBe("Plan");
+    expect(def.States.Plan!.Next).toBe("Thaw");
+    expect(def.States.Thaw!.Next).toBe("Thawed");
+    const choice = def.States.Thawed!;
+    expect(choice.Choices).toEqual([{ Variable: "$.thaw.pending", NumericGreaterThan: 0, Next: "WaitForThaw" }]);
+    expect(choice.Default).toBe("Done");
+    expect(def.States.WaitForThaw).toMatchObject({ Type: "Wait", Seconds: 60, Next: "CheckThaw" });
+    expect(def.States.CheckThaw!.Next).toBe("Thawed");
+    expect(def.States.Done).toMatchObject({ Type: "Succeed", OutputPath: "$.plan" });
+  });
+});
