@@ -95,23 +95,20 @@ import {
   CodecError,
   InvalidInputError,
   ManifestInvalidError,
-  UnknownDatabaseError,
   UnsafePathError,
 } from "../core/errors.js";
 import { sha256File, sha256Hex } from "../core/hash.js";
 import { recoverySettings, renderRecoveryConf } from "../core/recovery.js";
+import { buildPlanInput, genericSegno, streamOfRecord, type CatalogState } from "../core/restore-input.js";
 import {
   planRestore,
   type DatabaseKind,
   type RestorePlan,
   type RestorePlanInput,
   type RestoreTarget,
-  type SnapshotInfo,
-  type WalSegmentInfo,
 } from "../core/restore-plan.js";
-import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
+import type { SnapshotRecord, WalRecord } from "../core/schemas.js";
 import {
-  parseManifest,
   pathProblem,
   resolveUnder,
   restoreLayout,
@@ -120,9 +117,9 @@ import {
   type RestoreOperation,
   type SnapshotManifest,
 } from "../core/snapshot.js";
-import { parseTimelineHistory, type TimelineHistoryEntry } from "../core/timeline.js";
-import { formatLsn, parseLsn, parseWalFileName } from "../core/wal.js";
+import { formatLsn, parseLsn } from "../core/wal.js";
 import { WALVAULT_BIN } from "../local/paths.js";
+import { fetchManifest, loadCatalogState, mapLimit } from "../store/catalog-state.js";
 import type { AgentClients } from "./clients.js";
 import { RESTORE_MARKER } from "./restore-marker.js";
 import { downloadVerified } from "./wal-fetch.js";
@@ -131,26 +128,11 @@ import { downloadVerified } from "./wal-fetch.js";
 export const CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
 /** WAL segments in memory at once while laying out a generic restore (bytes, at least one segment). */
 const WAL_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
-/** History files fetched at once while planning. */
-const HISTORY_FETCH_CONCURRENCY = 8;
 
 export type RestoreConfig = AgentConfig & { path?: string };
 
 // ---------------------------------------------------------------------------
 // Planning
-
-/** What the catalog knows about one database, read once for planning. */
-interface CatalogState {
-  database: DatabaseRecord;
-  records: SnapshotRecord[];
-  /** WAL segment records (kind "segment"). */
-  segments: WalRecord[];
-  histories: Map<number, TimelineHistoryEntry[]>;
-  /** Generic: WAL stream ids, in the order they are planned (the first picks the snapshot). */
-  streams: string[];
-  /** Snapshot infos the records could not give (fields missing): read from their manifests. */
-  manifestInfos: Map<string, SnapshotManifest>;
-}
 
 /** One generic WAL stream's plan (all for the same snapshot). */
 export interface StreamPlan {
@@ -171,188 +153,13 @@ export interface PlannedRestore {
   snapshotRecord: SnapshotRecord;
 }
 
-/**
- * Position of a generic WAL segment record: `startLsn` as decimal text, else
- * the segment number of a PostgreSQL-style name, else the last run of decimal
- * digits in the name. Undefined when none applies.
- */
-export function genericSegno(rec: { name: string; startLsn?: string | undefined }, segmentSize?: number): bigint | undefined {
-  if (rec.startLsn !== undefined && /^\d{1,20}$/.test(rec.startLsn)) return BigInt(rec.startLsn);
-  try {
-    const p = parseWalFileName(rec.name, segmentSize);
-    if (p.kind === "segment" && p.segno !== undefined) return p.segno;
-  } catch {
-    // not a PostgreSQL-style name
-  }
-  const runs = rec.name.match(/\d+/g);
-  const last = runs?.at(-1);
-  return last === undefined ? undefined : BigInt(last);
-}
+export { genericSegno, streamOfRecord };
 
-/** The stream a generic WAL record belongs to: the directory of its vault key db/<id>/wal/<stream>/<name>. */
-export function streamOfRecord(rec: WalRecord): string | undefined {
-  const parts = rec.vaultKey.split("/");
-  if (parts.length === 5 && parts[0] === "db" && parts[1] === rec.databaseId && parts[2] === "wal" && parts[4] === rec.name) return parts[3];
-  return undefined;
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i]!, i);
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    }
-  };
-  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
-  const rejected = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (rejected) throw rejected.reason;
-  return out;
-}
-
-/** Reads, checks and parses a snapshot's manifest from the vault. */
-async function fetchManifest(clients: AgentClients, cfg: RestoreConfig, record: SnapshotRecord, database: DatabaseRecord): Promise<SnapshotManifest> {
-  const obj = await clients.store.get(cfg.vaultBucket, record.manifestKey);
-  if (!obj) {
-    throw new ChecksumMismatchError(
-      `snapshot ${record.snapshotId} is recorded in the catalog but its manifest ${record.manifestKey} is missing from the vault`,
-    );
-  }
-  const sha = sha256Hex(obj.body);
-  if (sha !== record.manifestSha256) {
-    throw new ChecksumMismatchError(
-      `manifest of snapshot ${record.snapshotId} (${record.manifestKey}) is corrupt: SHA-256 ${sha.slice(0, 12)}…, catalog says ${record.manifestSha256.slice(0, 12)}…`,
-    );
-  }
-  return parseManifest(obj.body, {
-    databaseId: record.databaseId,
-    snapshotId: record.snapshotId,
-    kind: database.kind,
-    ...(database.kind === "postgres" ? { walSegmentSize: database.walSegmentSize } : {}),
-  }).manifest;
-}
-
-async function loadCatalogState(clients: AgentClients, cfg: RestoreConfig, databaseId: string): Promise<CatalogState> {
-  const [database, records, wal] = await Promise.all([
-    clients.catalog.getDatabase(databaseId),
-    clients.catalog.listSnapshots(databaseId),
-    clients.catalog.listWal(databaseId),
-  ]);
-  if (!database) {
-    throw new UnknownDatabaseError(`database '${databaseId}' is not registered in the catalog: check --database (register it with 'walvault db add')`);
-  }
-  const segments = wal.filter((w) => w.kind === "segment");
-  const histories = new Map<number, TimelineHistoryEntry[]>();
-  if (database.kind === "postgres") {
-    const files = wal.filter((w) => w.kind === "history");
-    const parsed = await mapLimit(files, HISTORY_FETCH_CONCURRENCY, async (rec) => {
-      const raw = await downloadVerified(clients, cfg, rec);
-      try {
-        return parseTimelineHistory(raw.toString("utf8"));
-      } catch (e) {
-        throw new InvalidInputError(`history file ${rec.name} of database ${databaseId} is unreadable: ${(e as Error).message}`, { cause: e });
-      }
-    });
-    files.forEach((rec, i) => histories.set(rec.timeline, parsed[i]!));
-  }
-  // Records that lack what planning needs (older or partial records): read their manifests.
-  const manifestInfos = new Map<string, SnapshotManifest>();
-  const incomplete = records.filter((r) =>
-    database.kind === "postgres"
-      ? r.timeline === undefined || r.startLsn === undefined || r.stopLsn === undefined
-      : r.streams === undefined ||
-        Object.keys(r.streams).length === 0 ||
-        Object.values(r.streams).some((last) => recordedPosition(last, database.walSegmentSize) === undefined),
-  );
-  const manifests = await mapLimit(incomplete, HISTORY_FETCH_CONCURRENCY, (r) => fetchManifest(clients, cfg, r, database));
-  incomplete.forEach((r, i) => manifestInfos.set(r.snapshotId, manifests[i]!));
-
-  const streams: string[] = [];
-  if (database.kind === "generic") {
-    const seen = new Set<string>();
-    for (const r of records) {
-      const ids = manifestInfos.get(r.snapshotId)?.kind === "generic"
-        ? (manifestInfos.get(r.snapshotId) as Extract<SnapshotManifest, { kind: "generic" }>).generic.streams.map((s) => s.id)
-        : Object.keys(r.streams ?? {});
-      for (const id of ids) seen.add(id);
-    }
-    streams.push(...[...seen].sort());
-  }
-  return { database, records, segments, histories, streams, manifestInfos };
-}
-
-function snapshotInfoOf(state: CatalogState, rec: SnapshotRecord, stream: string | undefined): SnapshotInfo | undefined {
-  const manifest = state.manifestInfos.get(rec.snapshotId);
-  if (manifest) {
-    if (manifest.kind === "generic" && !manifest.generic.streams.some((s) => s.id === stream)) return undefined;
-    return { ...toSnapshotInfo(manifest, stream === undefined ? {} : { stream }), ...(rec.pinned ? { pinned: true } : {}) };
-  }
-  const common = {
-    id: rec.snapshotId,
-    databaseId: rec.databaseId,
-    startedAt: new Date(rec.startedAt),
-    finishedAt: new Date(rec.finishedAt),
-    ...(rec.pinned ? { pinned: true } : {}),
-  };
-  if (state.database.kind === "postgres") {
-    return { ...common, kind: "postgres", timeline: rec.timeline!, startLsn: parseLsn(rec.startLsn!), stopLsn: parseLsn(rec.stopLsn!) };
-  }
-  const last = stream === undefined ? undefined : rec.streams?.[stream];
-  if (last === undefined) return undefined;
-  // Records whose positions cannot be read this way were planned from their manifests (loadCatalogState).
-  const segno = recordedPosition(last, state.database.walSegmentSize)!;
-  return { ...common, kind: "generic", timeline: 1, startLsn: segno, stopLsn: segno };
-}
-
-/** A generic snapshot record's stream entry: a decimal position, or the path of its last segment (position from the name). */
-function recordedPosition(last: string, segmentSize: number): bigint | undefined {
-  return /^\d{1,20}$/.test(last) ? BigInt(last) : genericSegno({ name: posix.basename(last) }, segmentSize);
-}
-
-function walOf(state: CatalogState, stream: string | undefined): WalSegmentInfo[] {
-  const size = state.database.walSegmentSize;
-  if (state.database.kind === "postgres") {
-    const out: WalSegmentInfo[] = [];
-    for (const w of state.segments) {
-      const p = parseWalFileName(w.name, size);
-      if (p.kind !== "segment" || p.segno === undefined) continue;
-      out.push({ timeline: w.timeline, segno: p.segno, name: w.name, archivedAt: new Date(w.archivedAt) });
-    }
-    return out;
-  }
-  const out: WalSegmentInfo[] = [];
-  for (const w of state.segments) {
-    if (state.streams.length > 1 && streamOfRecord(w) !== stream) continue;
-    const segno = genericSegno(w, size);
-    if (segno === undefined) {
-      throw new InvalidInputError(`WAL segment '${w.name}' of database ${w.databaseId} has no position (no decimal startLsn, no number in its name)`);
-    }
-    out.push({ timeline: 1, segno, name: w.name, archivedAt: new Date(w.archivedAt) });
-  }
-  return out;
-}
-
-function buildPlanInput(state: CatalogState, target: RestoreTarget, stream: string | undefined, onlySnapshot?: string): RestorePlanInput {
-  const snapshots: SnapshotInfo[] = [];
-  for (const r of state.records) {
-    if (onlySnapshot !== undefined && r.snapshotId !== onlySnapshot) continue;
-    const info = snapshotInfoOf(state, r, stream);
-    if (info) snapshots.push(info);
-  }
-  return {
-    snapshots,
-    wal: walOf(state, stream),
-    histories: state.histories,
-    segmentSize: state.database.walSegmentSize,
-    target,
-  };
+/** The catalog state of one database (store/catalog-state.ts), with the CLI's hint for an unknown database. */
+function loadState(clients: AgentClients, cfg: RestoreConfig, databaseId: string): Promise<CatalogState> {
+  return loadCatalogState(clients.catalog, clients.store, cfg.vaultBucket, databaseId, {
+    unknownDatabaseHint: ": check --database (register it with 'walvault db add')",
+  });
 }
 
 function pickStream(state: CatalogState, stream: string | undefined): string | undefined {
@@ -385,7 +192,7 @@ export async function loadPlanInput(
   target: RestoreTarget,
   options: { stream?: string } = {},
 ): Promise<RestorePlanInput> {
-  const state = await loadCatalogState(clients, cfg, databaseId);
+  const state = await loadState(clients, cfg, databaseId);
   return buildPlanInput(state, target, pickStream(state, options.stream));
 }
 
@@ -472,14 +279,14 @@ async function settlePlan(
     const planned = planFromState(state, target);
     if (!verify) return { planned, manifest: undefined };
     const record = planned.snapshotRecord;
-    const known = state.manifestInfos.get(record.snapshotId);
-    const manifest = known ?? (await fetchManifest(clients, cfg, record, state.database));
+    const known = state.manifests.get(record.snapshotId);
+    const manifest = known ?? (await fetchManifest(clients.store, cfg.vaultBucket, record, state.database));
     const why = disagreement(planned, manifest);
     if (why === undefined) return { planned, manifest };
     if (manifest.kind === "postgres" || known !== undefined) {
       throw new ManifestInvalidError(`snapshot ${record.snapshotId}: ${why}`, { field: manifest.kind });
     }
-    state.manifestInfos.set(record.snapshotId, manifest);
+    state.manifests.set(record.snapshotId, manifest);
   }
 }
 
@@ -489,7 +296,7 @@ async function settlePlan(
  * manifest is read to confirm each stream's position (see settlePlan).
  */
 export async function planFor(clients: AgentClients, cfg: RestoreConfig, databaseId: string, target: RestoreTarget): Promise<PlannedRestore> {
-  const state = await loadCatalogState(clients, cfg, databaseId);
+  const state = await loadState(clients, cfg, databaseId);
   return (await settlePlan(clients, cfg, state, target, state.database.kind === "generic")).planned;
 }
 
@@ -1065,7 +872,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   const warnings: string[] = [];
 
   // 1. Plan: every planning error before any download (a first plan from the records alone).
-  const state = await loadCatalogState(clients, cfg, opts.databaseId);
+  const state = await loadState(clients, cfg, opts.databaseId);
   planFromState(state, opts.target);
 
   // 2. The target directory.

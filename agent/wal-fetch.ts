@@ -15,12 +15,12 @@ import { spawn } from "node:child_process";
 import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { decodeWith } from "../core/codec.js";
-import { ChecksumMismatchError, InvalidInputError, NotFoundError, UnknownDatabaseError } from "../core/errors.js";
+import { InvalidInputError, NotFoundError, UnknownDatabaseError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 import type { WalRecord } from "../core/schemas.js";
 import { nextSegmentName, parseWalFileName, DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
 import type { AgentConfig } from "../core/config.js";
+import { fetchVerifiedWal } from "../store/catalog-state.js";
 import type { AgentClients } from "./clients.js";
 
 export const PREFETCH_DIR = ".walvault-prefetch";
@@ -44,21 +44,8 @@ async function writeAtomic(dest: string, data: Uint8Array): Promise<void> {
 }
 
 /** Downloads a recorded file from the vault and proves it against the catalog record. */
-export async function downloadVerified(clients: AgentClients, cfg: AgentConfig, rec: WalRecord): Promise<Buffer> {
-  const obj = await clients.store.get(cfg.vaultBucket, rec.vaultKey, rec.vaultVersionId);
-  if (!obj) {
-    throw new ChecksumMismatchError(
-      `${rec.name} is recorded in the catalog but its vault object ${rec.vaultKey} is missing`,
-    );
-  }
-  const raw = await decodeWith(rec.codec, obj.body, `vault object ${rec.vaultKey}`, rec.size);
-  const sha = sha256Hex(raw);
-  if (sha !== rec.sha256 || raw.length !== rec.size) {
-    throw new ChecksumMismatchError(
-      `vault object ${rec.vaultKey} is corrupt: SHA-256 ${sha.slice(0, 12)}… (${raw.length} bytes), catalog says ${rec.sha256.slice(0, 12)}… (${rec.size} bytes)`,
-    );
-  }
-  return raw;
+export function downloadVerified(clients: AgentClients, cfg: AgentConfig, rec: WalRecord): Promise<Buffer> {
+  return fetchVerifiedWal(clients.store, cfg.vaultBucket, rec);
 }
 
 async function takePrefetched(dir: string, rec: WalRecord): Promise<Buffer | undefined> {

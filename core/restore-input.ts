@@ -1,0 +1,145 @@
+/**
+ * What the catalog knows about one database, shaped for core/restore-plan.ts
+ * (pure: plain catalog records in, RestorePlanInput out; the loading is
+ * store/catalog-state.ts). Shared by `walvault restore` (agent/restore.ts)
+ * and the restore workflow (functions/restore/).
+ *
+ * Generic WAL in the catalog: a segment record's stream is the directory of
+ * its vault key (`db/<id>/wal/<stream>/<name>`; with one stream every segment
+ * record belongs to it), and its position is `startLsn` as decimal text,
+ * else the segment number of a PostgreSQL-style name, else the last run of
+ * decimal digits in its name. A snapshot record's `streams[stream]` is a
+ * decimal position or the path of the last segment it includes, read by the
+ * same rule from its file name; a record that cannot be read that way is
+ * planned from its manifest.
+ */
+import { posix } from "node:path";
+import { InvalidInputError } from "./errors.js";
+import type { RestorePlanInput, RestoreTarget, SnapshotInfo, WalSegmentInfo } from "./restore-plan.js";
+import type { DatabaseRecord, SnapshotRecord, WalRecord } from "./schemas.js";
+import { toSnapshotInfo, type SnapshotManifest } from "./snapshot.js";
+import type { TimelineHistoryEntry } from "./timeline.js";
+import { parseLsn, parseWalFileName } from "./wal.js";
+
+/** What the catalog knows about one database, read once for planning. */
+export interface CatalogState {
+  database: DatabaseRecord;
+  records: SnapshotRecord[];
+  /** WAL segment records (kind "segment"). */
+  segments: WalRecord[];
+  histories: Map<number, TimelineHistoryEntry[]>;
+  /** Generic: WAL stream ids, sorted (the first picks the snapshot). */
+  streams: string[];
+  /** Manifests read because their records lack what planning needs (keyed by snapshot id). */
+  manifests: Map<string, SnapshotManifest>;
+}
+
+/**
+ * Position of a generic WAL segment record: `startLsn` as decimal text, else
+ * the segment number of a PostgreSQL-style name, else the last run of decimal
+ * digits in the name. Undefined when none applies.
+ */
+export function genericSegno(rec: { name: string; startLsn?: string | undefined }, segmentSize?: number): bigint | undefined {
+  if (rec.startLsn !== undefined && /^\d{1,20}$/.test(rec.startLsn)) return BigInt(rec.startLsn);
+  try {
+    const p = parseWalFileName(rec.name, segmentSize);
+    if (p.kind === "segment" && p.segno !== undefined) return p.segno;
+  } catch {
+    // not a PostgreSQL-style name
+  }
+  const last = rec.name.match(/\d+/g)?.at(-1);
+  return last === undefined ? undefined : BigInt(last);
+}
+
+/** The stream a generic WAL record belongs to: the directory of its vault key db/<id>/wal/<stream>/<name>. */
+export function streamOfRecord(rec: WalRecord): string | undefined {
+  const parts = rec.vaultKey.split("/");
+  if (parts.length === 5 && parts[0] === "db" && parts[1] === rec.databaseId && parts[2] === "wal" && parts[4] === rec.name) return parts[3];
+  return undefined;
+}
+
+/** A generic snapshot record's stream entry: a decimal position, or the path of its last segment (position from the name). */
+export function recordedPosition(last: string, segmentSize: number): bigint | undefined {
+  return /^\d{1,20}$/.test(last) ? BigInt(last) : genericSegno({ name: posix.basename(last) }, segmentSize);
+}
+
+/** Whether a snapshot record lacks what planning needs (older or partial records): its manifest must be read. */
+export function recordIsIncomplete(rec: SnapshotRecord, database: DatabaseRecord): boolean {
+  return database.kind === "postgres"
+    ? rec.timeline === undefined || rec.startLsn === undefined || rec.stopLsn === undefined
+    : rec.streams === undefined ||
+        Object.keys(rec.streams).length === 0 ||
+        Object.values(rec.streams).some((last) => recordedPosition(last, database.walSegmentSize) === undefined);
+}
+
+/** Generic: the WAL stream ids the snapshots name (from manifests where read, else the records), sorted. */
+export function streamsOf(database: DatabaseRecord, records: readonly SnapshotRecord[], manifests: ReadonlyMap<string, SnapshotManifest>): string[] {
+  if (database.kind !== "generic") return [];
+  const seen = new Set<string>();
+  for (const r of records) {
+    const m = manifests.get(r.snapshotId);
+    for (const id of m?.kind === "generic" ? m.generic.streams.map((s) => s.id) : Object.keys(r.streams ?? {})) seen.add(id);
+  }
+  return [...seen].sort();
+}
+
+/** A snapshot record as planning sees it for `stream`; undefined when it has no such stream. */
+export function snapshotInfoOf(state: CatalogState, rec: SnapshotRecord, stream: string | undefined): SnapshotInfo | undefined {
+  const manifest = state.manifests.get(rec.snapshotId);
+  if (manifest) {
+    if (manifest.kind === "generic" && !manifest.generic.streams.some((s) => s.id === stream)) return undefined;
+    return { ...toSnapshotInfo(manifest, stream === undefined ? {} : { stream }), ...(rec.pinned ? { pinned: true } : {}) };
+  }
+  const common = {
+    id: rec.snapshotId,
+    databaseId: rec.databaseId,
+    startedAt: new Date(rec.startedAt),
+    finishedAt: new Date(rec.finishedAt),
+    ...(rec.pinned ? { pinned: true } : {}),
+  };
+  if (state.database.kind === "postgres") {
+    return { ...common, kind: "postgres", timeline: rec.timeline!, startLsn: parseLsn(rec.startLsn!), stopLsn: parseLsn(rec.stopLsn!) };
+  }
+  const last = stream === undefined ? undefined : rec.streams?.[stream];
+  if (last === undefined) return undefined;
+  // Records whose positions cannot be read this way were planned from their manifests (recordIsIncomplete).
+  const segno = recordedPosition(last, state.database.walSegmentSize)!;
+  return { ...common, kind: "generic", timeline: 1, startLsn: segno, stopLsn: segno };
+}
+
+/** WAL segment records of `stream` (all of them for PostgreSQL or a single generic stream). */
+export function segmentsOf(state: CatalogState, stream: string | undefined): WalRecord[] {
+  if (state.database.kind === "generic" && state.streams.length > 1) return state.segments.filter((w) => streamOfRecord(w) === stream);
+  return state.segments;
+}
+
+/** WAL segment records as planning sees them for `stream`. */
+export function walOf(state: CatalogState, stream: string | undefined): WalSegmentInfo[] {
+  const size = state.database.walSegmentSize;
+  const out: WalSegmentInfo[] = [];
+  for (const w of segmentsOf(state, stream)) {
+    if (state.database.kind === "postgres") {
+      const p = parseWalFileName(w.name, size);
+      if (p.kind !== "segment" || p.segno === undefined) continue;
+      out.push({ timeline: w.timeline, segno: p.segno, name: w.name, archivedAt: new Date(w.archivedAt) });
+      continue;
+    }
+    const segno = genericSegno(w, size);
+    if (segno === undefined) {
+      throw new InvalidInputError(`WAL segment '${w.name}' of database ${w.databaseId} has no position (no decimal startLsn, no number in its name)`);
+    }
+    out.push({ timeline: 1, segno, name: w.name, archivedAt: new Date(w.archivedAt) });
+  }
+  return out;
+}
+
+/** The planner's input for `stream` (generic), optionally limited to one snapshot. */
+export function buildPlanInput(state: CatalogState, target: RestoreTarget, stream: string | undefined, onlySnapshot?: string): RestorePlanInput {
+  const snapshots: SnapshotInfo[] = [];
+  for (const r of state.records) {
+    if (onlySnapshot !== undefined && r.snapshotId !== onlySnapshot) continue;
+    const info = snapshotInfoOf(state, r, stream);
+    if (info) snapshots.push(info);
+  }
+  return { snapshots, wal: walOf(state, stream), histories: state.histories, segmentSize: state.database.walSegmentSize, target };
+}
