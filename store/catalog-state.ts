@@ -7,6 +7,7 @@
  * records that lack what planning needs (each verified against the record's
  * manifestSha256). Shared by `walvault restore` and the restore workflow.
  */
+import { mapLimit } from "../core/concurrency.js";
 import { decodeWith } from "../core/codec.js";
 import { ChecksumMismatchError, InvalidInputError, UnknownDatabaseError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
@@ -18,31 +19,10 @@ import type { Catalog } from "./catalog.js";
 import type { ObjectStore } from "./object-store.js";
 
 export type { CatalogState } from "../core/restore-input.js";
+export { mapLimit };
 
 /** Vault objects (history files, manifests) fetched at once while loading. */
 const FETCH_CONCURRENCY = 8;
-
-/** Runs `fn` over `items`, at most `limit` at a time; results in input order; the first failure stops new work and is thrown. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i]!, i);
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    }
-  };
-  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
-  const rejected = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (rejected) throw rejected.reason;
-  return out;
-}
 
 /** A WAL (or history) file's bytes from the vault, decoded; its SHA-256 and size must be the catalog's. */
 export async function fetchVerifiedWal(vault: ObjectStore, vaultBucket: string, rec: WalRecord): Promise<Buffer> {

@@ -14,6 +14,7 @@
  * at the first pass and could only be read once thawed). On the local stack
  * s3rver has no storage classes: every object is available, pending is 0.
  */
+import { forEachLimit } from "../../core/concurrency.js";
 import { HeadObjectCommand, RestoreObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { ChecksumMismatchError, ConfigError, NotFoundError, ServiceUnavailableError } from "../../core/errors.js";
@@ -87,13 +88,6 @@ async function requestRestore(client: S3Client, bucket: string, key: string, tie
   }
 }
 
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 function s3Client(deps: Deps): S3Client | undefined {
   return deps.vault instanceof S3ObjectStore ? deps.vault.client : undefined;

@@ -16,6 +16,7 @@
  * iterations stay far below the limit whatever the chunk count (25k chunks of
  * a 50 GB snapshot: 782 batches of 32; 1M 64 KiB blocks: 1,000 batches of 1,000).
  */
+import { forEachLimit } from "../../core/concurrency.js";
 import { z } from "zod";
 import { decodeWith } from "../../core/codec.js";
 import { NotFoundError, SegmentConflictError } from "../../core/errors.js";
@@ -131,24 +132,6 @@ export function toBatches<T>(items: readonly T[]): T[][] {
   return out;
 }
 
-/** Runs `fn` over `items`, at most `limit` at a time; the first failure rejects (the rest are not started). */
-export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        await fn(items[i]!, i);
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 /** Path of the first regular file that uses each of `sha256s` (for messages). */
 export function filesUsing(manifest: SnapshotManifest, sha256s: Iterable<string>): Map<string, string> {
   const wanted = new Set(sha256s);
@@ -192,3 +175,5 @@ export async function rereadManifest(deps: Deps, snapshot: ValidatedSnapshot): P
   const raw = await decodeWith(snapshot.manifest.codec, obj.body, `manifest ${key}`, snapshot.manifest.size);
   return { body: obj.body, validated: parseManifest(raw, { databaseId: snapshot.databaseId, snapshotId: snapshot.snapshotId }) };
 }
+
+export { forEachLimit };

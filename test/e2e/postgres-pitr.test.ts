@@ -4,7 +4,7 @@
  * named restore point, each reaching exactly the row count at that point;
  * pg_verifybackup passes on the restored base backup.
  */
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -115,6 +115,22 @@ describe("point-in-time restore of PostgreSQL 15", () => {
     const { count } = await restoreAndCount(["--target-name", "before_the_rest"], "by-name");
     expect(count).toBe(points.nameCount);
   }, 400_000);
+
+  it("refuses a target after the end of the archive in one line, creating nothing", async () => {
+    // Prepare
+    const dir = join(workDir, "too-late");
+    const future = new Date(Date.now() + 3_600_000).toISOString();
+    // Act
+    const r = await stack.cli(["restore", "--to", dir, "--target-time", future]);
+    const lsn = await stack.cli(["restore", "--to", dir, "--target-lsn", "FF/0"]);
+    // Assess
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/^walvault: .*is later than the last archived WAL/);
+    expect(lsn.code).not.toBe(0);
+    expect(lsn.stderr).toMatch(/^walvault: .*is after the end of the archive/);
+    expect(existsSync(dir)).toBe(false);
+  });
 
   it("lists the snapshot with --json", async () => {
     const r = await stack.cli(["snapshot", "list", "--json"]);
