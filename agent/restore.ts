@@ -41,26 +41,23 @@
  *    0700. WAL is not laid out: restore_command fetches (and prefetches) it.
  * 7. Generic: the snapshot, then every planned WAL segment of every stream
  *    (downloadVerified: SHA-256 against the catalog) written into that
- *    stream's WAL directory, which is the directory of the manifest's
- *    `generic.streams[].lastSegment` (a path relative to the data directory,
- *    which is the snapshot's root), under the segment's archived file name.
- *    A file of that name already in the snapshot (the segment that was still
- *    open when the snapshot was taken) is replaced by the closed, archived
- *    one. The database replays what it finds when it starts.
+ *    stream's WAL directory (the manifest's `generic.streams[].dir`, else the
+ *    directory of its `lastSegment`; relative to the data directory, which
+ *    is the snapshot's root), under the segment's file name. A file of that
+ *    name already in the snapshot (the segment that was still open when the
+ *    snapshot was taken) is replaced by the closed, archived one. The
+ *    database replays what it finds when it starts.
  *
- * Generic WAL in the catalog (the contract `walvault watch` must keep; see
- * genericSegno/streamOfRecord): a segment record's stream is the directory of
- * its vault key (`db/<id>/wal/<stream>/<name>`; with one stream every segment
- * record belongs to it), and its position is `startLsn` as decimal text,
- * else the segment number of a PostgreSQL-style name, else the last run of
- * decimal digits in its name. A snapshot record's `streams[stream]` is a
- * decimal position or the path of the last segment it includes (what ingest
- * records), read by the same rule from its file name; a record that cannot be
+ * Generic WAL in the catalog (what `walvault watch` writes; core/generic-wal.ts):
+ * a segment's name is `<stream>/<file>`, its position `startLsn` as decimal
+ * text, its close time `closedAt`. Older records named by file alone take
+ * their stream from the vault key (`db/<id>/wal/<stream>/<file>`) and their
+ * position from the last run of digits in the name (genericSegno). A
+ * snapshot record's `streams[stream]` is a decimal position (or, in older
+ * records, the path of the last segment it includes); a record that cannot be
  * read that way is planned from its manifest. Either way the chosen
  * snapshot's manifest (`lastSegno`) has the last word: if it disagrees, that
- * snapshot is planned again from the manifest (settlePlan). Note the catalog
- * keys WAL by timeline and file name, not by stream: two streams whose files
- * have the same names must be recorded on different timelines.
+ * snapshot is planned again from the manifest (settlePlan).
  *
  * Durability: each file is fdatasync'ed before it counts (`durable`, default
  * on), the directory and its parent after the rename. The whole-file check
@@ -112,12 +109,14 @@ import {
   pathProblem,
   resolveUnder,
   restoreLayout,
+  streamDirOf,
   toSnapshotInfo,
   type RestoreChunk,
   type RestoreOperation,
   type SnapshotManifest,
 } from "../core/snapshot.js";
 import { formatLsn, parseLsn } from "../core/wal.js";
+import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "../local/paths.js";
 import { fetchManifest, loadCatalogState, mapLimit } from "../store/catalog-state.js";
 import type { AgentClients } from "./clients.js";
@@ -771,7 +770,7 @@ function placeGenericWal(planned: PlannedRestore, manifest: SnapshotManifest, se
   for (const sp of planned.streams) {
     const s = manifest.generic.streams.find((x) => x.id === sp.stream);
     if (!s) throw new ManifestInvalidError(`snapshot ${manifest.snapshotId} has no WAL stream '${sp.stream}'`, { field: "generic.streams" });
-    const rel = posix.dirname(s.lastSegment);
+    const rel = streamDirOf(s);
     if (rel !== ".") {
       const parts = rel.split("/");
       for (let i = 1; i <= parts.length; i++) {
@@ -790,9 +789,11 @@ function placeGenericWal(planned: PlannedRestore, manifest: SnapshotManifest, se
     const placed = sp.plan.wal.map((seg) => {
       const rec = byName.get(seg.name);
       if (!rec) throw new InvalidInputError(`planned WAL segment ${seg.name} of stream '${sp.stream}' has no catalog record`);
-      const problem = pathProblem(rec.name) ?? (rec.name.includes("/") ? "contains a '/'" : undefined);
+      // Generic names are <stream>/<file> (older records: the bare file name).
+      const file = isGenericWalName(rec.name) ? rec.name.slice(rec.name.indexOf("/") + 1) : rec.name;
+      const problem = pathProblem(file) ?? (file.includes("/") ? "contains a '/'" : undefined);
       if (problem !== undefined) throw new UnsafePathError(`WAL segment name ${JSON.stringify(rec.name)} ${problem}`, { path: rec.name });
-      const relPath = rel === "." ? rec.name : `${rel}/${rec.name}`;
+      const relPath = rel === "." ? file : `${rel}/${file}`;
       const type = entries.get(relPath);
       if (type !== undefined && type !== "file") {
         throw new UnsafePathError(`WAL segment ${rec.name} of stream '${sp.stream}' would replace the ${type} ${JSON.stringify(relPath)} of the snapshot`, { path: relPath });

@@ -153,6 +153,15 @@ export type SnapshotSource =
       dir: string;
       /** The WAL streams and, per stream, the last segment closed at or before the snapshot (at least one). */
       streams: GenericSnapshotFields["streams"];
+      /** Paths (relative to `dir`) left out, with everything under them. */
+      exclude?: (relPath: string) => boolean;
+      /**
+       * Files allowed to change while they are read (open WAL segments: the
+       * bytes read are what the snapshot holds). Any other file whose size or
+       * mtime changes during its read fails the push, naming it: the tree was
+       * not consistent.
+       */
+      mayChange?: (relPath: string) => boolean;
     };
 
 export interface SnapshotPushOptions {
@@ -305,7 +314,7 @@ export async function snapshotPush(
     let pgSummary: SnapshotPushResult["postgres"];
     try {
       if (source.kind === "generic") {
-        await walkGeneric(source.dir, files);
+        await walkGeneric(source.dir, files, source.exclude, source.mayChange);
         await pipeline.finish();
         meta = { ...common, kind: "generic", finishedAt: now(), generic: { streams: source.streams } };
       } else {
@@ -832,7 +841,12 @@ function specialKind(st: import("node:fs").Stats): string {
 }
 
 /** Walks `root` in name order: directories, then their contents, depth first. */
-async function walkGeneric(root: string, files: FileCollector): Promise<void> {
+async function walkGeneric(
+  root: string,
+  files: FileCollector,
+  exclude: ((relPath: string) => boolean) | undefined,
+  mayChange: ((relPath: string) => boolean) | undefined,
+): Promise<void> {
   const visit = async (abs: string, rel: string): Promise<void> => {
     let names: string[];
     try {
@@ -844,6 +858,7 @@ async function walkGeneric(root: string, files: FileCollector): Promise<void> {
     for (const name of names) {
       const path = join(abs, name);
       const relPath = rel === "" ? name : `${rel}/${name}`;
+      if (exclude?.(relPath)) continue;
       let st;
       try {
         st = await lstat(path);
@@ -870,6 +885,17 @@ async function walkGeneric(root: string, files: FileCollector): Promise<void> {
           throw e;
         } finally {
           stream.destroy();
+        }
+        if (!mayChange?.(relPath)) {
+          const after = await lstat(path).catch((cause: unknown) => {
+            throw fileError(path, cause);
+          });
+          if (after.size !== st.size || after.mtimeMs !== st.mtimeMs) {
+            throw new InvalidInputError(
+              `${path} changed while the snapshot read it (${st.size} -> ${after.size} bytes): the directory is not a consistent snapshot; ` +
+                `quiesce the database while it is read (watch: snapshot.before/after), or exclude the file`,
+            );
+          }
         }
       } else {
         throw new InvalidInputError(`${path} is ${specialKind(st)}; a snapshot holds only regular files, directories and symlinks`);

@@ -7,8 +7,13 @@
  *                    quarantine/db/<databaseId>/<utc stamp>-<walFileName>   (control plane)
  *   vault bucket:    db/<databaseId>/wal/<timeline>/<segmentName>
  *                    db/<databaseId>/history/<timeline>.history
+ *
+ * Generic databases (core/generic-wal.ts): the stream takes the timeline's place.
+ *   incoming bucket: incoming/db/<databaseId>/wal/<stream>/<file>
+ *   vault bucket:    db/<databaseId>/wal/<stream>/<file>
  */
 import { InvalidInputError } from "./errors.js";
+import { genericWalName, parseGenericWalName, type GenericWalName } from "./generic-wal.js";
 import { SHA256_RE } from "./hash.js";
 import { DEFAULT_WAL_SEGMENT_SIZE, parseWalFileName, type WalFileName } from "./wal.js";
 
@@ -47,15 +52,25 @@ export function quarantineKey(databaseId: string, fileName: string, at: Date): s
   return `${QUARANTINE_PREFIX}${assertDatabaseId(databaseId)}/${stamp}-${fileName}`;
 }
 
-export interface IncomingWalKey {
-  databaseId: string;
-  file: WalFileName;
+/** Incoming key of a generic WAL segment. */
+export function incomingGenericWalKey(databaseId: string, stream: string, file: string): string {
+  return `${INCOMING_PREFIX}${assertDatabaseId(databaseId)}/wal/${genericWalName(stream, file)}`;
 }
+
+/** Vault key of a generic WAL segment. */
+export function vaultGenericWalKey(databaseId: string, stream: string, file: string): string {
+  return `db/${assertDatabaseId(databaseId)}/wal/${genericWalName(stream, file)}`;
+}
+
+export type IncomingWalKey =
+  | { databaseId: string; file: WalFileName; generic?: undefined }
+  | { databaseId: string; generic: GenericWalName; file?: undefined };
 
 /**
  * Parses an incoming object key. Rejects anything but exactly
- * incoming/db/<id>/wal/<wal file name>: no '..', no absolute paths, no extra
- * path segments, no empty parts.
+ * incoming/db/<id>/wal/<wal file name> (PostgreSQL) or
+ * incoming/db/<id>/wal/<stream>/<file> (generic): no '..', no absolute paths,
+ * no extra path segments, no empty parts.
  */
 export function parseIncomingKey(key: string, segmentSize = DEFAULT_WAL_SEGMENT_SIZE): IncomingWalKey {
   if (key.startsWith("/")) throw new InvalidInputError(`object key '${key}' is absolute`);
@@ -64,10 +79,11 @@ export function parseIncomingKey(key: string, segmentSize = DEFAULT_WAL_SEGMENT_
     throw new InvalidInputError(`object key '${key}' contains a '.' or '..' path segment`);
   }
   if (parts.some((p) => p === "")) throw new InvalidInputError(`object key '${key}' has an empty path segment`);
-  const [top, db, id, kind, name, ...rest] = parts;
+  const [top, db, id, kind, name, file, ...rest] = parts;
   if (top !== "incoming" || db !== "db" || kind !== "wal" || id === undefined || name === undefined || rest.length > 0) {
-    throw new InvalidInputError(`object key '${key}' is not of the form incoming/db/<databaseId>/wal/<file>`);
+    throw new InvalidInputError(`object key '${key}' is not of the form incoming/db/<databaseId>/wal/<file> or incoming/db/<databaseId>/wal/<stream>/<file>`);
   }
+  if (file !== undefined) return { databaseId: assertDatabaseId(id), generic: parseGenericWalName(`${name}/${file}`) };
   return { databaseId: assertDatabaseId(id), file: parseWalFileName(name, segmentSize) };
 }
 

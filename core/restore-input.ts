@@ -4,17 +4,20 @@
  * store/catalog-state.ts). Shared by `walvault restore` (agent/restore.ts)
  * and the restore workflow (functions/restore/).
  *
- * Generic WAL in the catalog: a segment record's stream is the directory of
- * its vault key (`db/<id>/wal/<stream>/<name>`; with one stream every segment
- * record belongs to it), and its position is `startLsn` as decimal text,
- * else the segment number of a PostgreSQL-style name, else the last run of
- * decimal digits in its name. A snapshot record's `streams[stream]` is a
- * decimal position or the path of the last segment it includes, read by the
- * same rule from its file name; a record that cannot be read that way is
- * planned from its manifest.
+ * Generic WAL in the catalog (core/generic-wal.ts): a segment record's name
+ * is `<stream>/<file>`, its position `startLsn` as decimal text and its
+ * close time `closedAt` (which time targets use). Older records named by
+ * file alone take their stream from the vault key
+ * (`db/<id>/wal/<stream>/<name>`; with one stream every record belongs to
+ * it) and their position from the segment number of a PostgreSQL-style name,
+ * else the last run of decimal digits in the name. A snapshot record's
+ * `streams[stream]` is a decimal position or the path of the last segment it
+ * includes, read by the same rule from its file name; a record that cannot be
+ * read that way is planned from its manifest.
  */
 import { posix } from "node:path";
 import { InvalidInputError } from "./errors.js";
+import { archivedThrough, isGenericWalName } from "./generic-wal.js";
 import type { RestorePlanInput, RestoreTarget, SnapshotInfo, WalSegmentInfo } from "./restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "./schemas.js";
 import { toSnapshotInfo, type SnapshotManifest } from "./snapshot.js";
@@ -53,6 +56,7 @@ export function genericSegno(rec: { name: string; startLsn?: string | undefined 
 
 /** The stream a generic WAL record belongs to: the directory of its vault key db/<id>/wal/<stream>/<name>. */
 export function streamOfRecord(rec: WalRecord): string | undefined {
+  if (isGenericWalName(rec.name)) return rec.name.slice(0, rec.name.indexOf("/"));
   const parts = rec.vaultKey.split("/");
   if (parts.length === 5 && parts[0] === "db" && parts[1] === rec.databaseId && parts[2] === "wal" && parts[4] === rec.name) return parts[3];
   return undefined;
@@ -128,7 +132,7 @@ export function walOf(state: CatalogState, stream: string | undefined): WalSegme
     if (segno === undefined) {
       throw new InvalidInputError(`WAL segment '${w.name}' of database ${w.databaseId} has no position (no decimal startLsn, no number in its name)`);
     }
-    out.push({ timeline: 1, segno, name: w.name, archivedAt: new Date(w.archivedAt) });
+    out.push({ timeline: 1, segno, name: w.name, archivedAt: new Date(w.closedAt ?? w.archivedAt) });
   }
   return out;
 }
@@ -141,5 +145,13 @@ export function buildPlanInput(state: CatalogState, target: RestoreTarget, strea
     const info = snapshotInfoOf(state, r, stream);
     if (info) snapshots.push(info);
   }
-  return { snapshots, wal: walOf(state, stream), histories: state.histories, segmentSize: state.database.walSegmentSize, target };
+  const through = state.database.kind === "generic" ? archivedThrough(state.segments) : undefined;
+  return {
+    snapshots,
+    wal: walOf(state, stream),
+    histories: state.histories,
+    segmentSize: state.database.walSegmentSize,
+    target,
+    ...(through === undefined ? {} : { archivedThrough: through }),
+  };
 }

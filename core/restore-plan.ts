@@ -124,8 +124,11 @@
  *    before the target, i.e. segments stopLsn+1 .. E, where E is: latest — the
  *    last archived; LSN L — L itself (a segno); known restore point — its lsn
  *    (a segno); time T — the last segment archived at or before T (archivedAt
- *    stands for "closed"; a segment archived after T must exist, as in rule
- *    4); snapshot — none. An unknown restore point name is a NotFoundError (no
+ *    stands for "closed": the loader passes closedAt when the record has
+ *    one); a segment archived after T must exist, as in rule 4 — unless
+ *    `archivedThrough` is given: then T must be at or before it, and a stream
+ *    whose archive ends before T is complete (it closed nothing more);
+ *    snapshot — none. An unknown restore point name is a NotFoundError (no
  *    database process would look for it). No recovery settings
  *    (recoveryTarget undefined): the database replays what it finds on start.
  *    endLsn is the segno of the last segment replayed (undefined when none).
@@ -204,6 +207,13 @@ export interface RestorePlanInput {
   segmentSize: number;
   target: RestoreTarget;
   restorePoints?: readonly RestorePointInfo[];
+  /**
+   * Generic only: every segment closed before this time is archived (the last
+   * complete watch scan, core/generic-wal.ts). When set, a time target must
+   * not be later, and a stream whose archive ends before the target simply
+   * had nothing closed since (an idle stream), which is not an error.
+   */
+  archivedThrough?: Date;
 }
 
 export interface PlannedSegment {
@@ -319,6 +329,7 @@ class Planner {
   private readonly target: RestoreTarget;
   private readonly histories: ReadonlyMap<number, readonly TimelineHistoryEntry[]>;
   private readonly restorePoints: readonly RestorePointInfo[];
+  private readonly archivedThrough: Date | undefined;
   private readonly warnings: string[] = [];
 
   // Set once the timeline is resolved.
@@ -331,6 +342,7 @@ class Planner {
     this.segmentSize = input.segmentSize;
     this.histories = input.histories;
     this.restorePoints = input.restorePoints ?? [];
+    this.archivedThrough = input.archivedThrough;
     this.snapshots = [...input.snapshots];
     this.validateTarget();
     this.validateSnapshots();
@@ -818,10 +830,24 @@ class Planner {
       case "lsn":
         return upTo(goal.lsn);
       case "time": {
+        const through = this.archivedThrough;
+        if (through !== undefined && goal.time > through) {
+          return {
+            ok: false,
+            error: new TargetAfterArchiveEndError(
+              `${this.describeGoal(goal)} is later than the archive is known complete: every segment closed before ${through.toISOString()} ` +
+                `(the last complete watch scan) is archived, later ones may not be yet; choose an earlier time, restore the latest WAL, or wait for the next scan`,
+            ),
+          };
+        }
         const segments: WalSegmentInfo[] = [];
         for (let s = from; ; s++) {
           const seg = this.archive.get(s);
-          if (seg === undefined) return { ok: false, error: this.missingError(snap, goal, s, from - 1n) };
+          if (seg === undefined) {
+            // Complete through the target and nothing archived after: the stream closed nothing more by then.
+            if (through !== undefined && this.archive.firstAfter(s) === undefined) return { ok: true, segments };
+            return { ok: false, error: this.missingError(snap, goal, s, from - 1n) };
+          }
           if (seg.archivedAt > goal.time) return { ok: true, segments };
           segments.push(seg);
         }

@@ -62,6 +62,10 @@ export const validatedWalSchema = z.object({
   codec: codecSchema,
   incoming: z.object({ bucket: z.string(), key: z.string(), versionId: z.string().optional() }),
   vaultKey: z.string(),
+  /** Generic segments: when the agent saw it last written, and the watch scan that shipped it (core/generic-wal.ts). */
+  closedAt: z.string().optional(),
+  scanAt: z.string().optional(),
+  scanCount: z.number().int().positive().optional(),
   /** True when the catalog already holds this exact file: nothing more to do. */
   duplicate: z.boolean(),
   replicaRegions: z.array(z.string()),
@@ -103,6 +107,10 @@ export const walRecordSchema = z.object({
   vaultKey: z.string(),
   vaultVersionId: z.string().optional(),
   archivedAt: z.string(),
+  /** Generic segments (name `<stream>/<file>`, startLsn = position as decimal text): see core/generic-wal.ts. */
+  closedAt: z.string().optional(),
+  scanAt: z.string().optional(),
+  scanCount: z.number().int().positive().optional(),
   replicas: z.record(z.string(), replicaStatusSchema),
 });
 export type WalRecord = z.infer<typeof walRecordSchema>;

@@ -361,9 +361,11 @@ export const genericSnapshotSchema = z
           .object({
             /** Stream name, e.g. "wal" or "stripe-0". */
             id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "not a stream id (letters, digits, '.', '_', '-')"),
-            /** Path (relative to the data directory) of the last segment closed at or before the snapshot. */
-            lastSegment: relativePathSchema,
-            /** Its position: restore replays the segments after it. */
+            /** The stream's WAL directory, relative to the data directory (default: lastSegment's directory). */
+            dir: relativePathSchema.optional(),
+            /** Path (relative to the data directory) of the last segment closed at or before the snapshot; absent when none was closed yet. */
+            lastSegment: relativePathSchema.optional(),
+            /** Its position (with no lastSegment: the position before the stream's first segment): restore lays out the segments after it. */
             lastSegno: count,
           })
           .strict(),
@@ -652,7 +654,16 @@ function checkGeneric(m: GenericSnapshotManifest): void {
   m.generic.streams.forEach((s, i) => {
     if (ids.has(s.id)) throw invalid(`generic.streams[${i}].id`, `stream '${s.id}' is listed twice`);
     ids.add(s.id);
+    if (s.dir === undefined && s.lastSegment === undefined) throw invalid(`generic.streams[${i}]`, `stream '${s.id}' names neither its directory nor its last segment`);
+    if (s.dir !== undefined && s.lastSegment !== undefined && posix.dirname(s.lastSegment) !== s.dir) {
+      throw invalid(`generic.streams[${i}].lastSegment`, `${s.lastSegment} is not in the stream's directory ${s.dir}`);
+    }
   });
+}
+
+/** A generic stream's WAL directory relative to the snapshot root ("." for the root itself). */
+export function streamDirOf(s: GenericSnapshotFields["streams"][number]): string {
+  return s.dir ?? posix.dirname(s.lastSegment!);
 }
 
 /**

@@ -84,17 +84,11 @@ export interface VerifyOptions {
 }
 
 /**
- * Decodes `encoded` with the claimed codec and proves the claim. Returns the
- * raw bytes. Throws CodecError, ChecksumMismatchError or InvalidInputError.
+ * Decodes `encoded` with the claimed codec and proves the claimed size and
+ * SHA-256. Returns the raw bytes. Throws CodecError,
+ * ChecksumMismatchError or InvalidInputError.
  */
-export async function verifyWalBytes(
-  file: WalFileName,
-  encoded: Uint8Array,
-  claimed: ClaimedMeta,
-  segmentSize: number,
-  what: string,
-  options: VerifyOptions,
-): Promise<Buffer> {
+export async function verifyEncodedBytes(encoded: Uint8Array, claimed: ClaimedMeta, what: string): Promise<Buffer> {
   const raw = await decodeWith(claimed.codec, encoded, what, claimed.size);
   if (raw.length !== claimed.size) {
     throw new ChecksumMismatchError(`${what} decodes to ${raw.length} bytes, not the ${claimed.size} it claims`);
@@ -105,6 +99,23 @@ export async function verifyWalBytes(
       `${what} has SHA-256 ${actual.slice(0, 12)}…, not the ${claimed.sha256.slice(0, 12)}… it claims`,
     );
   }
+  return raw;
+}
+
+/**
+ * Decodes `encoded` with the claimed codec and proves the claim, then the
+ * rules for the kind of PostgreSQL WAL file. Returns the raw bytes. Throws
+ * CodecError, ChecksumMismatchError or InvalidInputError.
+ */
+export async function verifyWalBytes(
+  file: WalFileName,
+  encoded: Uint8Array,
+  claimed: ClaimedMeta,
+  segmentSize: number,
+  what: string,
+  options: VerifyOptions,
+): Promise<Buffer> {
+  const raw = await verifyEncodedBytes(encoded, claimed, what);
   checkWalSize(file, raw.length, segmentSize);
   if (options.postgres) checkPgWalHeader(file, raw, segmentSize);
   if (file.kind === "history") {

@@ -4,6 +4,9 @@
  * database's agent can be limited to its own items (IAM LeadingKeys).
  *
  * Contract (every implementation, checked by test/store/catalog.contract.ts):
+ * - WAL names are PostgreSQL file names, or `<stream>/<file>` for a generic
+ *   database's segments (core/generic-wal.ts): equal file names in two
+ *   streams are two records.
  * - recordWal() is a conditional, idempotent create: when no item exists for
  *   (databaseId, name) it writes one and resolves "created"; when one exists
  *   with the same sha256 it changes nothing and resolves "duplicate" with the
@@ -11,7 +14,8 @@
  *   nothing and rejects with SegmentConflictError naming both hashes.
  * - getWal() resolves undefined for a name never recorded.
  * - listWal() returns every WAL record of a database ordered by timeline, then
- *   name (so segments come in LSN order within a timeline), across pages.
+ *   name (so segments come in LSN order within a timeline), across pages;
+ *   generic segments by stream, then file name.
  * - advanceHead() moves the database head forward only: a record older than
  *   the current head leaves it unchanged; never rejects for that.
  * - recordQuarantine() appends; listQuarantine() returns newest last, and

@@ -5,7 +5,8 @@
  *   pk = db#<databaseId>
  *   sk = meta                                      the database registration
  *        head                                      last archived position
- *        wal#<timeline 8 upper hex>#<name>         one archived WAL file
+ *        wal#<timeline 8 upper hex>#<name>         one archived WAL file (PostgreSQL)
+ *        wal#<stream>#<file>                       one generic segment (name <stream>/<file>)
  *        quarantine#<name>#<iso time>#<random>     one rejected upload
  *        snap#<snapshotId>                         one restorable snapshot
  *        chunk#<sha256>                            one chunk in the vault
@@ -64,6 +65,7 @@ import {
   type SnapshotRecord,
   type WalRecord,
 } from "../core/schemas.js";
+import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { timelineDir } from "../core/keys.js";
 import type { Catalog, RecordOutcome, SnapshotOutcome } from "./catalog.js";
 
@@ -102,6 +104,20 @@ export function snapshotSk(snapshotId: string): string {
 
 export function chunkSk(sha256: string): string {
   return `${CATALOG_SORT_KEYS.chunkPrefix}${sha256}`;
+}
+
+/** Sort key of a WAL record by its name: generic `<stream>/<file>`, else by the timeline its name starts with. */
+function walSkOfName(name: string): string | undefined {
+  if (isGenericWalName(name)) {
+    try {
+      const g = parseGenericWalName(name);
+      return `${CATALOG_SORT_KEYS.walPrefix}${g.stream}#${g.file}`;
+    } catch {
+      return undefined; // not a valid name: it can never have been recorded
+    }
+  }
+  const timeline = timelineOfName(name);
+  return timeline === undefined ? undefined : walSk(timeline, name);
 }
 
 /** Timeline of a WAL file name (the first 8 hex digits of every kind walvault archives). */
@@ -340,11 +356,14 @@ export class DynamoCatalog implements Catalog {
 
   async recordWal(record: WalRecord): Promise<RecordOutcome> {
     const r = this.check(walRecordSchema, record, "WAL record");
-    if (timelineOfName(r.name) !== r.timeline) {
+    if (isGenericWalName(r.name)) {
+      parseGenericWalName(r.name);
+      if (r.timeline !== 1) throw new InvalidInputError(`generic WAL record ${r.name} for database ${r.databaseId} claims timeline ${r.timeline}; generic streams have timeline 1`);
+    } else if (timelineOfName(r.name) !== r.timeline) {
       throw new InvalidInputError(`WAL record ${r.name} for database ${r.databaseId} claims timeline ${r.timeline}, which its name does not start with`);
     }
     const pk = databasePk(r.databaseId);
-    const sk = walSk(r.timeline, r.name);
+    const sk = walSkOfName(r.name)!;
     // A write that loses to a concurrent writer reads the winner; if the winner vanished in between, try again once.
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -374,9 +393,9 @@ export class DynamoCatalog implements Catalog {
   }
 
   async getWal(databaseId: string, name: string): Promise<WalRecord | undefined> {
-    const timeline = timelineOfName(name);
-    if (timeline === undefined) return undefined; // not a WAL file name: it can never have been recorded
-    const item = await this.getItem(databasePk(databaseId), walSk(timeline, name), "GetItem (WAL)");
+    const sk = walSkOfName(name);
+    if (sk === undefined) return undefined; // not a WAL file name: it can never have been recorded
+    const item = await this.getItem(databasePk(databaseId), sk, "GetItem (WAL)");
     return item === undefined ? undefined : this.parse(walRecordSchema, item, "WAL record");
   }
 
@@ -391,16 +410,16 @@ export class DynamoCatalog implements Catalog {
     region: string,
     status: WalRecord["replicas"][string],
   ): Promise<void> {
-    const timeline = timelineOfName(name);
+    const sk = walSkOfName(name);
     const missing = (cause?: unknown): NotFoundError =>
       new NotFoundError(`no WAL record ${name} for database ${databaseId} to set the ${region} replica status on`, { cause });
-    if (timeline === undefined) throw missing();
+    if (sk === undefined) throw missing();
     const value = this.check(walRecordSchema.shape.replicas.element, status, "replica status");
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: { pk: databasePk(databaseId), sk: walSk(timeline, name) },
+          Key: { pk: databasePk(databaseId), sk },
           UpdateExpression: "SET replicas.#region = :status",
           ConditionExpression: "attribute_exists(pk)",
           ExpressionAttributeNames: { "#region": region },

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { lsnSortKey, parseLsn } from "../../core/wal.js";
+import { isGenericWalName } from "../../core/generic-wal.js";
 import { timelineDir } from "../../core/keys.js";
 import { promotedSchema, validatedWalSchema, type WalRecord } from "../../core/schemas.js";
 import { getDeps } from "../deps.js";
@@ -30,11 +31,16 @@ export async function handler(input: unknown): Promise<{ outcome: "created" | "d
     vaultKey: promoted.vaultKey,
     ...(promoted.versionId ? { vaultVersionId: promoted.versionId } : {}),
     archivedAt: new Date().toISOString(),
+    ...(ingest.closedAt ? { closedAt: ingest.closedAt } : {}),
+    ...(ingest.scanAt && ingest.scanCount ? { scanAt: ingest.scanAt, scanCount: ingest.scanCount } : {}),
     replicas: {},
   };
   const result = await deps.catalog.recordWal(record);
   if (result.outcome === "created" && ingest.kind === "segment" && ingest.startLsn) {
-    const sortKey = `${timelineDir(ingest.timeline)}-${lsnSortKey(parseLsn(ingest.startLsn))}`;
+    // Generic segments (several streams, positions per stream) order the head by close time.
+    const sortKey = isGenericWalName(ingest.name)
+      ? `${ingest.closedAt ?? record.archivedAt}#${ingest.name}`
+      : `${timelineDir(ingest.timeline)}-${lsnSortKey(parseLsn(ingest.startLsn))}`;
     await deps.catalog.advanceHead(ingest.databaseId, ingest.name, sortKey, record.archivedAt);
   }
   return { outcome: result.outcome, name: ingest.name, archivedAt: result.record.archivedAt };

@@ -6,10 +6,11 @@
 import { z } from "zod";
 import { InvalidInputError, NotFoundError, SegmentConflictError, UnknownDatabaseError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
-import { parseIncomingKey, vaultWalKey } from "../../core/keys.js";
+import { parseGenericSegmentMeta } from "../../core/generic-wal.js";
+import { parseIncomingKey, vaultGenericWalKey, vaultWalKey } from "../../core/keys.js";
 import { objectCreatedEventSchema, type ValidatedWal } from "../../core/schemas.js";
-import { parseObjectMeta, verifyWalBytes } from "../../core/verify.js";
-import { formatLsn, segmentEndLsn, segmentStartLsn } from "../../core/wal.js";
+import { parseObjectMeta, verifyEncodedBytes, verifyWalBytes } from "../../core/verify.js";
+import { formatLsn, segmentEndLsn, segmentStartLsn, type WalFileName } from "../../core/wal.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
@@ -25,24 +26,54 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
   }
   // The key is checked twice: its shape first (to learn the database), then the
   // file name against that database's segment size.
-  const { databaseId } = parseIncomingKey(key);
+  const { databaseId, generic } = parseIncomingKey(key);
   const db = await deps.catalog.getDatabase(databaseId);
   if (!db) throw new UnknownDatabaseError(`database '${databaseId}' is not registered`);
-  const { file } = parseIncomingKey(key, db.walSegmentSize);
+  if ((generic !== undefined) !== (db.kind === "generic")) {
+    throw new InvalidInputError(
+      db.kind === "generic"
+        ? `database '${databaseId}' is generic: its WAL is uploaded per stream, as incoming/db/${databaseId}/wal/<stream>/<file>, not ${key}`
+        : `database '${databaseId}' is PostgreSQL: its WAL is uploaded as incoming/db/${databaseId}/wal/<WAL file name>, not ${key}`,
+    );
+  }
 
   const obj = await deps.incoming.get(bucket, key, versionId);
   if (!obj) throw new NotFoundError(`incoming object ${key} no longer exists`);
   const what = `upload ${key}`;
   const claimed = parseObjectMeta(obj.metadata, what);
-  await verifyWalBytes(file, obj.body, claimed, db.walSegmentSize, what, { postgres: db.kind === "postgres" });
-
-  const existing = await deps.catalog.getWal(databaseId, file.name);
-  if (existing && existing.sha256 !== claimed.sha256) {
-    throw new SegmentConflictError(
-      `${file.name} is already archived for database ${databaseId} with different contents ` +
-        `(archived sha256 ${existing.sha256.slice(0, 12)}…, uploaded ${claimed.sha256.slice(0, 12)}…); the archived copy was kept`,
-    );
+  // What every validated upload carries; `name` is the catalog name (generic: <stream>/<file>).
+  const proven = async (name: string): Promise<Omit<ValidatedWal, "kind" | "timeline" | "vaultKey">> => {
+    const existing = await deps.catalog.getWal(databaseId, name);
+    if (existing && existing.sha256 !== claimed.sha256) throw conflict(name, databaseId, existing.sha256, claimed.sha256);
+    return {
+      databaseId,
+      name,
+      size: claimed.size,
+      storedSize: obj.body.length,
+      sha256: claimed.sha256,
+      encodedSha256: sha256Hex(obj.body),
+      codec: claimed.codec,
+      incoming: { bucket, key, ...(versionId ? { versionId } : {}) },
+      duplicate: existing !== undefined,
+      replicaRegions: deps.replicas.map((r) => r.region),
+    };
+  };
+  if (generic !== undefined) {
+    const seg = parseGenericSegmentMeta(obj.metadata, what);
+    await verifyEncodedBytes(obj.body, claimed, what);
+    if (claimed.size === 0) throw new InvalidInputError(`${generic.name} is empty`);
+    return {
+      ...(await proven(generic.name)),
+      kind: "segment",
+      timeline: 1,
+      startLsn: seg.position.toString(),
+      vaultKey: vaultGenericWalKey(databaseId, generic.stream, generic.file),
+      closedAt: seg.closedAt,
+      ...(seg.scan ? { scanAt: seg.scan.at, scanCount: seg.scan.count } : {}),
+    };
   }
+  const { file } = parseIncomingKey(key, db.walSegmentSize) as { file: WalFileName };
+  await verifyWalBytes(file, obj.body, claimed, db.walSegmentSize, what, { postgres: db.kind === "postgres" });
   const lsns =
     file.segno === undefined
       ? {}
@@ -50,20 +81,12 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
           startLsn: formatLsn(segmentStartLsn(file.segno, db.walSegmentSize)),
           endLsn: formatLsn(segmentEndLsn(file.segno, db.walSegmentSize)),
         };
-  return {
-    databaseId,
-    name: file.name,
-    kind: file.kind,
-    timeline: file.timeline,
-    ...lsns,
-    size: claimed.size,
-    storedSize: obj.body.length,
-    sha256: claimed.sha256,
-    encodedSha256: sha256Hex(obj.body),
-    codec: claimed.codec,
-    incoming: { bucket, key, ...(versionId ? { versionId } : {}) },
-    vaultKey: vaultWalKey(databaseId, file),
-    duplicate: existing !== undefined,
-    replicaRegions: deps.replicas.map((r) => r.region),
-  };
+  return { ...(await proven(file.name)), kind: file.kind, timeline: file.timeline, ...lsns, vaultKey: vaultWalKey(databaseId, file) };
+}
+
+function conflict(name: string, databaseId: string, archived: string, uploaded: string): SegmentConflictError {
+  return new SegmentConflictError(
+    `${name} is already archived for database ${databaseId} with different contents ` +
+      `(archived sha256 ${archived.slice(0, 12)}…, uploaded ${uploaded.slice(0, 12)}…); the archived copy was kept`,
+  );
 }

@@ -66,7 +66,8 @@ function summaryOf(m: SnapshotManifest): SnapshotSummary {
       ...(pg.stopWalFile === undefined ? {} : { stopWalFile: pg.stopWalFile }),
     };
   }
-  return { ...common, streams: Object.fromEntries(m.generic.streams.map((s) => [s.id, s.lastSegment])) };
+  // Positions as decimal text: a stream with no closed segment yet has no lastSegment.
+  return { ...common, streams: Object.fromEntries(m.generic.streams.map((s) => [s.id, String(s.lastSegno)])) };
 }
 
 export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnapshot; batches: BatchItem[] }> {

@@ -5,10 +5,12 @@ import {
   INCOMING_PREFIX,
   QUARANTINE_PREFIX,
   assertDatabaseId,
+  incomingGenericWalKey,
   incomingWalKey,
   parseIncomingKey,
   quarantineKey,
   timelineDir,
+  vaultGenericWalKey,
   vaultWalKey,
 } from "../../core/keys.js";
 import { parseWalFileName } from "../../core/wal.js";
@@ -76,7 +78,7 @@ describe("parseIncomingKey", () => {
       name: "00000002.history",
       timeline: 2,
     });
-    expect(parseIncomingKey(`incoming/db/pg-main/wal/${SEG}.partial`).file.kind).toBe("partial");
+    expect(parseIncomingKey(`incoming/db/pg-main/wal/${SEG}.partial`).file?.kind).toBe("partial");
     expect(parseIncomingKey("incoming/db/pg-main/wal/000000010000000000000002.00000028.backup").file).toMatchObject({
       kind: "backup",
       backupOffset: 0x28,
@@ -85,7 +87,7 @@ describe("parseIncomingKey", () => {
 
   it("interprets the name with the given segment size", () => {
     const key = "incoming/db/pg-main/wal/000000010000000000000100";
-    expect(parseIncomingKey(key, 1 << 20).file.segno).toBe(256n);
+    expect(parseIncomingKey(key, 1 << 20).file?.segno).toBe(256n);
     expect(() => parseIncomingKey(key)).toThrow(InvalidWalNameError);
   });
 
@@ -110,8 +112,8 @@ describe("parseIncomingKey", () => {
     ["a double slash", `incoming//db/pg-main/wal/${SEG}`, /has an empty path segment/],
     ["a trailing slash", "incoming/db/pg-main/wal/", /has an empty path segment/],
     ["an empty key", "", /has an empty path segment/],
-    ["an extra path part after the name", `incoming/db/pg-main/wal/${SEG}/x`, /not of the form incoming\/db\/<databaseId>\/wal\/<file>/],
-    ["an extra path part before the name", `incoming/db/pg-main/wal/sub/${SEG}`, /not of the form/],
+    ["two extra path parts after the name", `incoming/db/pg-main/wal/${SEG}/x/y`, /not of the form incoming\/db\/<databaseId>\/wal\/<file>/],
+    ["two extra path parts before the name", `incoming/db/pg-main/wal/a/b/${SEG}`, /not of the form/],
     ["a missing file name", "incoming/db/pg-main/wal", /not of the form/],
     ["a missing wal part", `incoming/db/pg-main/${SEG}`, /not of the form/],
     ["a wrong top-level prefix", `outgoing/db/pg-main/wal/${SEG}`, /not of the form/],
@@ -127,6 +129,35 @@ describe("parseIncomingKey", () => {
     expect(error).toBeInstanceOf(InvalidInputError);
     expect((error as Error).message).toMatch(problem);
     expect((error as Error).message).toContain(`'${key}'`);
+  });
+
+  it("parses a generic segment key incoming/db/<id>/wal/<stream>/<file> into its stream and file", () => {
+    // Act
+    const parsed = parseIncomingKey("incoming/db/engram-1/wal/space-default/wal-0000000e.log");
+    // Assess
+    expect(parsed).toEqual({ databaseId: "engram-1", generic: { stream: "space-default", file: "wal-0000000e.log", name: "space-default/wal-0000000e.log" } });
+    expect(parsed.file).toBeUndefined();
+  });
+
+  it("round-trips incomingGenericWalKey, and builds the vault key with the stream in the timeline's place", () => {
+    // Act
+    const key = incomingGenericWalKey("ks-1", "stripe-007", "000012.wal");
+    // Assess
+    expect(key).toBe("incoming/db/ks-1/wal/stripe-007/000012.wal");
+    expect(parseIncomingKey(key).generic?.name).toBe("stripe-007/000012.wal");
+    expect(vaultGenericWalKey("ks-1", "stripe-007", "000012.wal")).toBe("db/ks-1/wal/stripe-007/000012.wal");
+  });
+
+  it.each([
+    ["a stream id starting with a dot", "incoming/db/ks-1/wal/.hidden/000001.wal", /stream id '\.hidden' is invalid/],
+    ["a stream id with a space", "incoming/db/ks-1/wal/a b/000001.wal", /stream id 'a b' is invalid/],
+    ["a file name starting with a dash", "incoming/db/ks-1/wal/s/-1.wal", /file name '-1\.wal' is invalid/],
+  ])("rejects a generic key with %s with InvalidWalNameError", (_label, key, problem) => {
+    // Act
+    const error = thrown(() => parseIncomingKey(key));
+    // Assess
+    expect(error).toBeInstanceOf(InvalidWalNameError);
+    expect((error as Error).message).toMatch(problem);
   });
 
   it.each(["PG-MAIN", "pg_main", "-pg", "ab", "x".repeat(64)])(

@@ -743,6 +743,25 @@ describe("planRestore: generic databases", () => {
     expect(e).toBeInstanceOf(TargetAfterArchiveEndError);
     expect(e.message).toContain("segment position 12 is after the end of the archive");
   });
+
+  it("with archivedThrough, a stream that closed nothing since its last segment reaches any time up to it (an idle stream)", () => {
+    // Act: the archive is complete through minute 20; this stream's last segment closed at minute 9.
+    const p = plan({ snapshots: snaps, wal: gsegs(1, 9), target: { kind: "time", time: at(15) }, archivedThrough: at(20) });
+    // Assess
+    expect(walOf(p)).toEqual(gnames(5, 9));
+  });
+
+  it("with archivedThrough, a time after it is TargetAfterArchiveEndError naming it", () => {
+    const e = failure(() => plan({ snapshots: snaps, wal: gsegs(1, 9), target: { kind: "time", time: at(25) }, archivedThrough: at(20) }));
+    expect(e).toBeInstanceOf(TargetAfterArchiveEndError);
+    expect(e.message).toContain(`every segment closed before ${at(20).toISOString()}`);
+  });
+
+  it("with archivedThrough, a missing segment followed by later ones is still a gap", () => {
+    const e = failure(() => plan({ snapshots: snaps, wal: gsegs(1, 9, [6]), target: { kind: "time", time: at(15) }, archivedThrough: at(20) }));
+    expect(e).toBeInstanceOf(WalGapError);
+    expect(e.message).toContain("between wal/000005.wal and wal/000007.wal");
+  });
 });
 
 // --- input validation -------------------------------------------------------------

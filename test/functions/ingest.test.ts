@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
 import { sha256Hex } from "../../core/hash.js";
-import { incomingWalKey, vaultWalKey } from "../../core/keys.js";
+import { genericSegmentMeta } from "../../core/generic-wal.js";
+import { incomingGenericWalKey, incomingWalKey, vaultGenericWalKey, vaultWalKey } from "../../core/keys.js";
 import { META_DATABASE } from "../../core/schemas.js";
 import { objectMeta } from "../../core/verify.js";
 import { parseWalFileName } from "../../core/wal.js";
@@ -21,12 +22,13 @@ import { startTestStack, type TestStack } from "../support/stack.js";
 import { syntheticSegment } from "../support/wal.js";
 
 const DB = "pg-main";
+const GEN = "gen-ingest";
 
 let stack: TestStack;
 let clients: StackClients;
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: DB }]);
+  stack = await startTestStack([{ id: DB }, { id: GEN, kind: "generic" }]);
   clients = stackClients(stack);
 }, 120_000);
 
@@ -324,5 +326,58 @@ describe("execution statistics", () => {
     // Assess
     expect(stack.stats).toEqual(before);
     expect(await clients.catalog.getWal(DB, seg(0x92))).toBeUndefined();
+  });
+});
+
+describe("ingest of generic WAL segments (walvault watch's uploads)", () => {
+  const upload = async (bytes: Buffer, extra: Record<string, string>): Promise<{ body: Buffer; meta: Record<string, string> }> => ({
+    body: await getCodec("zstd").encode(bytes),
+    meta: { ...objectMeta({ sha256: sha256Hex(bytes), codec: "zstd", size: bytes.length }), [META_DATABASE]: GEN, ...extra },
+  });
+
+  it("records <stream>/<file> with its position, close time and scan, under the stream in the vault", async () => {
+    // Prepare: the same file name in two streams.
+    const closedAt = "2026-11-21T10:00:00.000Z";
+    const scan = { at: "2026-11-21T10:00:05.000Z", count: 2 };
+    const a = await upload(Buffer.from("stripe one, segment 7\n".repeat(100)), genericSegmentMeta({ position: 7n, closedAt, scan }));
+    const b = await upload(Buffer.from("stripe two, segment 7\n".repeat(100)), genericSegmentMeta({ position: 7n, closedAt, scan }));
+    // Act
+    await drop(incomingGenericWalKey(GEN, "stripe-1", "000007.wal"), a.body, a.meta);
+    await drop(incomingGenericWalKey(GEN, "stripe-2", "000007.wal"), b.body, b.meta);
+    // Assess
+    const rec = await clients.catalog.getWal(GEN, "stripe-1/000007.wal");
+    expect(rec).toMatchObject({ kind: "segment", timeline: 1, startLsn: "7", closedAt, scanAt: scan.at, scanCount: 2, vaultKey: vaultGenericWalKey(GEN, "stripe-1", "000007.wal") });
+    expect((await clients.catalog.getWal(GEN, "stripe-2/000007.wal"))?.sha256).toBe(b.meta["walvault-sha256"]);
+    expect(await clients.store.head(stack.config.vaultBucket, vaultGenericWalKey(GEN, "stripe-2", "000007.wal"))).toBeDefined();
+  });
+
+  it.each([
+    ["no position metadata", incomingGenericWalKey(GEN, "wal", "000001.wal"), { "walvault-closed-at": "2026-11-21T10:00:00.000Z" }, /generic WAL metadata \(walvault-position/],
+    ["a PostgreSQL-style key for a generic database", incomingWalKey(GEN, seg(0x30)), genericSegmentMeta({ position: 1n, closedAt: "2026-11-21T10:00:00.000Z" }), /is generic: its WAL is uploaded per stream/],
+  ])("quarantines an upload with %s, recording nothing", async (_what, key, extra, reason) => {
+    // Prepare
+    const { body, meta } = await upload(Buffer.from("x".repeat(500)), extra);
+    const failedBefore = stack.stats.failed;
+    const walBefore = await clients.catalog.listWal(GEN);
+    // Act
+    await drop(key, body, meta);
+    // Assess
+    expect(stack.stats.failed).toBe(failedBefore + 1);
+    expect(await clients.catalog.listWal(GEN)).toEqual(walBefore);
+    const q = (await clients.catalog.listQuarantine(GEN)).filter((r) => r.incomingKey === key);
+    expect(q).toHaveLength(1);
+    expect(q[0]!.reason).toMatch(reason);
+  });
+
+  it("refuses a generic key for a PostgreSQL database", async () => {
+    // Prepare
+    const { body, meta } = await upload(Buffer.from("y".repeat(500)), genericSegmentMeta({ position: 1n, closedAt: "2026-11-21T10:00:00.000Z" }));
+    const key = incomingGenericWalKey(DB, "wal", "000001.wal");
+    // Act
+    await drop(key, body, meta);
+    // Assess
+    const q = (await clients.catalog.listQuarantine(DB)).filter((r) => r.incomingKey === key);
+    expect(q[0]?.reason).toMatch(/is PostgreSQL: its WAL is uploaded as/);
+    expect(await clients.catalog.getWal(DB, "wal/000001.wal")).toBeUndefined();
   });
 });

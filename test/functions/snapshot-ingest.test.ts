@@ -233,7 +233,7 @@ describe("snapshot ingest of a valid push", () => {
       databaseId: GEN,
       snapshotId: first.snapshotId,
       kind: "generic",
-      streams: { wal: "wal/000042.wal" },
+      streams: { wal: "42" },
       startedAt: first.manifest.startedAt,
       finishedAt: first.manifest.finishedAt,
       manifestKey: vaultSnapshotManifestKey(GEN, first.snapshotId),

@@ -248,6 +248,32 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect((await catalog.getWal("pg-one-b", segmentName(1, 3)))?.sha256).toBe(sha("two"));
       });
 
+      it("keeps generic segments of the same file name in two streams apart, and sets their replica status by name", async () => {
+        // Prepare: stripe-1/000001.wal and stripe-2/000001.wal of one generic database.
+        const gen = (stream: string, bytes: string): WalRecord =>
+          wal(segmentName(1, 1), {
+            databaseId: "gen-one",
+            name: `${stream}/000001.wal`,
+            timeline: 1,
+            startLsn: "1",
+            sha256: sha(bytes),
+            vaultKey: `db/gen-one/wal/${stream}/000001.wal`,
+            closedAt: "2025-01-01T00:00:00.000Z",
+          });
+        // Act
+        const a = await catalog.recordWal(gen("stripe-1", "a"));
+        const b = await catalog.recordWal(gen("stripe-2", "b"));
+        const conflict = await catalog.recordWal(gen("stripe-1", "c")).catch((e: unknown) => e);
+        await catalog.setReplicaStatus("gen-one", "stripe-2/000001.wal", "eu-west-1", { status: "replicated", at: "2025-01-01T00:00:01.000Z" });
+        // Assess
+        expect([a.outcome, b.outcome]).toEqual(["created", "created"]);
+        expect(conflict).toBeInstanceOf(SegmentConflictError);
+        expect((await catalog.getWal("gen-one", "stripe-1/000001.wal"))?.sha256).toBe(sha("a"));
+        expect((await catalog.getWal("gen-one", "stripe-2/000001.wal"))?.replicas["eu-west-1"]?.status).toBe("replicated");
+        expect((await catalog.listWal("gen-one")).map((r) => r.name)).toEqual(["stripe-1/000001.wal", "stripe-2/000001.wal"]);
+        expect(await catalog.getWal("gen-one", "stripe-1/../x")).toBeUndefined();
+      });
+
       it("treats concurrent pushes of the same bytes as one create and the rest duplicates", async () => {
         // Prepare
         const record = wal(segmentName(1, 9));

@@ -146,7 +146,7 @@ export async function uploadSnapshotDir(clients: VaultClients, cfg: AgentConfig,
           stopLsn: manifest.postgres.stopLsn,
           startWalFile: manifest.postgres.startWalFile,
         }
-      : { streams: Object.fromEntries(manifest.generic.streams.map((s) => [s.id, s.lastSegment])) }),
+      : { streams: Object.fromEntries(manifest.generic.streams.map((s) => [s.id, String(s.lastSegno)])) }),
     startedAt: manifest.startedAt,
     finishedAt: manifest.finishedAt,
     manifestKey,
