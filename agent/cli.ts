@@ -39,6 +39,13 @@ archiving (PostgreSQL)
   wal list [--json]          every archived WAL file of the database
   status [--json]            last archived segment, archive lag, gaps
 
+generic databases
+  watch <file>               ship closed WAL segments of every stream and snapshot on schedule
+                             (file: data directory, streams, snapshot rule; see docs/generic.md)
+      --once                 one pass (ship, snapshot if due), then exit; non-zero if anything failed
+      --snapshot-now         take a snapshot in the first pass
+      --timeout SECONDS      how long each segment waits for the catalog (default 60)
+
 snapshots and restore
   snapshot push              PostgreSQL: a base backup over the replication protocol
       --host DIR --port N --user ROLE   connection (default $PGHOST, $PGPORT, $PGUSER)
@@ -51,6 +58,13 @@ snapshots and restore
       --plan-only [--json]   print the plan and stop
       --force                replace a non-empty DIR once the restore is complete
       --parallel N           chunks downloaded at once (default 8)
+  restore --remote [--latest | --target-time T | ... | --snapshot ID]   run the restore workflow
+                             (Step Functions): plan + thaw archived objects; prints the plan, restores
+                             nothing here (no --to: restore with --to DIR and the same target afterwards)
+      --state-machine ARN    default: restoreStateMachineArn in the config (stack output RestoreStateMachineArn)
+      --tier Standard|Bulk   retrieval tier for objects in archive storage classes
+      --timeout SECONDS      stop waiting after this long (the execution goes on)
+      --json                 print the execution's output (the plan) as JSON
 
 administration
   db add <id> [--kind postgres|generic] [--wal-segment-size BYTES]
@@ -231,6 +245,42 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
 
+    case "watch": {
+      const { values, positionals: p } = parse(rest, {
+        once: { type: "boolean", default: false },
+        "snapshot-now": { type: "boolean", default: false },
+        timeout: { type: "string" },
+      });
+      const [file] = positionals(p, ["file"], "watch");
+      const timeoutS = values.timeout === undefined ? 60 : Number(values.timeout);
+      if (!(timeoutS > 0)) throw new InvalidInputError("--timeout must be a positive number of seconds");
+      const { loadWatchFile, Watcher } = await import("./watch.js");
+      const spec = loadWatchFile(resolve(file!));
+      const { loadConfig, requireDatabase, agentClients } = await heavy();
+      const cfg = loadConfig({ ...values, database: values.database ?? spec.databaseId });
+      const databaseId = requireDatabase(cfg);
+      const log = (line: string): void => void process.stderr.write(`walvault watch: ${line}\n`);
+      const watcher = new Watcher(spec, { ...cfg, databaseId }, agentClients(cfg), {
+        snapshotNow: values["snapshot-now"],
+        timeoutMs: timeoutS * 1000,
+        log: values.json ? () => {} : log,
+      });
+      if (values.once) {
+        const r = await watcher.pass();
+        print(values.json, r, () =>
+          `${r.streams.length} stream(s), ${r.shipped.filter((x) => x.outcome === "stored").length} segment(s) shipped` +
+            (r.snapshot ? `, snapshot ${r.snapshot.snapshotId}` : "") +
+            [...r.errors, ...(r.snapshotError ? [`snapshot: ${r.snapshotError}`] : [])].map((e) => `\nerror: ${e}`).join(""),
+        );
+        return r.errors.length > 0 || r.snapshotError !== undefined ? 1 : 0;
+      }
+      const stop = new AbortController();
+      for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => stop.abort());
+      log(`watching ${spec.dataDir} for database ${databaseId} (every ${spec.pollSeconds} s; Ctrl-C stops after the pass under way)`);
+      await watcher.run(stop.signal, values.json ? (r) => process.stdout.write(JSON.stringify(r) + "\n") : undefined);
+      return 0;
+    }
+
     case "snapshot": {
       const [sub, ...args] = rest;
       if (sub === "list") {
@@ -292,9 +342,16 @@ async function main(argv: string[]): Promise<number> {
         timeline: { type: "string" },
         "plan-only": { type: "boolean", default: false },
         force: { type: "boolean", default: false },
-        parallel: { type: "string", default: "8" },
+        parallel: { type: "string" },
+        remote: { type: "boolean", default: false },
+        "state-machine": { type: "string" },
+        tier: { type: "string" },
+        timeout: { type: "string" },
       });
       positionals(p, [], "restore");
+      if (values.remote) return (await import("./restore-remote.js")).restoreRemoteCommand(values);
+      const remoteOnly = (["state-machine", "tier", "timeout"] as const).filter((f) => values[f] !== undefined);
+      if (remoteOnly.length > 0) throw new InvalidInputError(`${remoteOnly.map((f) => `--${f}`).join(", ")} only go${remoteOnly.length === 1 ? "es" : ""} with --remote`);
       const { targetFromFlags, planFor, formatPlan, planToJson, restore, formatRestoreResult } = await import("./restore.js");
       const target = targetFromFlags({
         targetTime: values["target-time"],
@@ -304,7 +361,7 @@ async function main(argv: string[]): Promise<number> {
         latest: values.latest,
         timeline: values.timeline,
       });
-      const parallel = Number(values.parallel);
+      const parallel = Number(values.parallel ?? "8");
       if (!Number.isInteger(parallel) || parallel < 1) throw new InvalidInputError("--parallel must be a positive integer");
       const { loadConfig, requireDatabase, agentClients } = await heavy();
       const cfg = loadConfig(values);

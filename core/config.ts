@@ -14,6 +14,13 @@ export const agentConfigSchema = z.object({
   table: z.string().min(1),
   s3Endpoint: z.string().url().optional(),
   dynamodbEndpoint: z.string().url().optional(),
+  /** Custom Step Functions endpoint (the local stack's); absent: the region's. */
+  stepFunctionsEndpoint: z.string().url().optional(),
+  /** The restore workflow `restore --remote` starts: the stack output RestoreStateMachineArn. */
+  restoreStateMachineArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/, "not a Step Functions state machine ARN")
+    .optional(),
   credentials: z.object({ accessKeyId: z.string(), secretAccessKey: z.string() }).optional(),
   walSegmentSize: z.number().int().positive().optional(),
   codec: codecSchema.optional(),

@@ -85,6 +85,15 @@ export class TimeoutError extends WalvaultError {
   override readonly exitCode = 5;
 }
 
+/**
+ * A workflow execution (Step Functions) failed, timed out or was aborted with
+ * an error that is not one of these classes (e.g. States.TaskFailed,
+ * Lambda.Unknown); the message names the execution, the error and its cause.
+ */
+export class WorkflowFailedError extends WalvaultError {
+  readonly code = "workflow_failed";
+}
+
 /** The object was quarantined by ingest; the reason is in the message. */
 export class QuarantinedError extends WalvaultError {
   readonly code = "quarantined";

@@ -12,6 +12,7 @@ export async function localUp(stateDir: string, databases: string[]): Promise<nu
       `  S3        ${stack.config.s3Endpoint}  buckets ${stack.config.incomingBucket}, ${stack.config.vaultBucket}\n` +
       `  DynamoDB  ${stack.config.dynamodbEndpoint}  table ${stack.config.table}\n` +
       `  ingest    statemachines/ingest.asl.json on aws-local-stepfunctions\n` +
+      `  workflows ${stack.config.stepFunctionsEndpoint} (Step Functions API), restore: ${stack.config.restoreStateMachineArn}\n` +
       `  databases ${databases.join(", ")}\n` +
       `  config    ${stack.configPath} (the agent finds it by itself)\n`,
   );

@@ -7,7 +7,10 @@
  * uploads start ingest.asl.json, snapshot manifests snapshot-ingest.asl.json,
  * chunk uploads nothing (a manifest's run promotes them). restore.asl.json is
  * started on demand (`startRestore`, the console or CLI in AWS), with its
- * Wait states shortened to a few milliseconds.
+ * Wait states shortened to a few milliseconds. Every workflow can also be
+ * started from another process through a Step Functions endpoint on loopback
+ * (local/sfn-endpoint.ts; `walvault restore --remote` uses it): its URL and
+ * the restore state machine's ARN go into the config file.
  */
 import { appendFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -33,7 +36,8 @@ import * as quarantineSnapshot from "../functions/snapshot/quarantine.js";
 import * as restorePlan from "../functions/restore/plan.js";
 import * as restoreThaw from "../functions/restore/thaw.js";
 import { loadAsl, taskResources } from "./asl.js";
-import { startDynamo, startS3 } from "./emulators.js";
+import { LOCAL_ACCOUNT, startDynamo, startS3 } from "./emulators.js";
+import { startSfnEndpoint } from "./sfn-endpoint.js";
 
 export const LOCAL_REGION = "local-1";
 export const LOCAL_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
@@ -51,6 +55,10 @@ function functions(entries: ReadonlyArray<readonly [string, string, Handler]>): 
 }
 
 export type WorkflowName = "ingest" | "snapshot-ingest";
+
+/** The local ARN of a workflow's state machine, as the Step Functions endpoint knows it. */
+export const localStateMachineArn = (workflow: WorkflowName | "restore"): string =>
+  `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:walvault-${workflow}`;
 
 /**
  * The workflows and the EventBridge rules that start them: an Object Created
@@ -111,7 +119,11 @@ export const RESTORE_WORKFLOW: {
 /** Wait states of the local workflows last this long (milliseconds) instead of their Seconds. */
 export const LOCAL_WAIT_MS = 5;
 
-/** A restore execution that did not succeed: `name` is the workflow's error (e.g. NoSnapshotBeforeTargetError). */
+/**
+ * A local execution that did not succeed (of restore.asl.json, or of any
+ * workflow started through the Step Functions endpoint): `name` is the
+ * workflow's error (e.g. NoSnapshotBeforeTargetError), `causeText` its cause.
+ */
 export class RestoreExecutionError extends Error {
   constructor(
     readonly error: string,
@@ -120,6 +132,13 @@ export class RestoreExecutionError extends Error {
     super(`${error}: ${causeText}`);
     this.name = error;
   }
+}
+
+/** The workflow's error and cause: aws-local-stepfunctions wraps a failure (e.g. a Fail state's Error/Cause) in an ExecutionError. */
+function executionFailure(err: unknown): RestoreExecutionError {
+  const inner = err instanceof Error && err.name === "ExecutionError" && err.cause !== undefined ? err.cause : err;
+  const e = inner as { name?: string; message?: string };
+  return new RestoreExecutionError(e.name ?? "Error", e.message ?? String(err));
 }
 
 /** EventBridge's wildcard match on a whole string: `*` is any run of characters, everything else literal. */
@@ -159,6 +178,8 @@ export interface LocalStack {
   workflowStats: Record<WorkflowName, ExecutionStats>;
   /** Executions of the restore workflow (not counted in `stats`). */
   restoreStats: ExecutionStats;
+  /** State machine ARNs the Step Functions endpoint (config.stepFunctionsEndpoint) starts. */
+  stateMachineArns: Record<WorkflowName | "restore", string>;
   /**
    * Runs restore.asl.json with `input` ({ databaseId, target, tier? }) and
    * resolves with its output (the plan), or rejects with a
@@ -251,36 +272,89 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     }
   };
 
+  /** One execution of an event-started workflow, counted in `stats`; rejects with a RestoreExecutionError. */
+  const runEventWorkflow = (m: (typeof machines)[number], input: unknown, what: string): Promise<unknown> => {
+    const counters = [stats, workflowStats[m.name]];
+    for (const c of counters) {
+      c.started++;
+      c.inFlight++;
+    }
+    const execution = m.machine.run(input as never, {
+      overrides: { taskResourceLocalHandlers: m.localHandlers as never, waitTimeOverrides: m.waitTimeOverrides },
+    });
+    return execution.result
+      .then(
+        (output: unknown) => {
+          for (const c of counters) c.succeeded++;
+          return output;
+        },
+        (err: unknown) => {
+          for (const c of counters) c.failed++;
+          const line = `${new Date().toISOString()} ${m.name} ${what}: ${describeError(err)}`;
+          appendFileSync(logFile, line + "\n");
+          if (opts.verbose) console.error(line);
+          throw executionFailure(err);
+        },
+      )
+      .finally(() => {
+        for (const c of counters) c.inFlight--;
+        settle();
+      });
+  };
+
   s3.onObjectCreated((event) => {
     // The EventBridge rules: Object Created in the incoming bucket, key matching a workflow's pattern.
     if (event.detail.bucket.name !== INCOMING_BUCKET) return;
     const key = event.detail.object.key;
     for (const m of machines) {
-      if (!matchesWildcard(m.keyPattern, key)) continue;
-      const counters = [stats, workflowStats[m.name]];
-      for (const c of counters) {
-        c.started++;
-        c.inFlight++;
-      }
-      const execution = m.machine.run(event as never, {
-        overrides: { taskResourceLocalHandlers: m.localHandlers as never, waitTimeOverrides: m.waitTimeOverrides },
-      });
-      execution.result
-        .then(() => {
-          for (const c of counters) c.succeeded++;
-        })
-        .catch((err: unknown) => {
-          for (const c of counters) c.failed++;
-          const line = `${new Date().toISOString()} ${m.name} ${key}: ${describeError(err)}`;
-          appendFileSync(logFile, line + "\n");
-          if (opts.verbose) console.error(line);
-        })
-        .finally(() => {
-          for (const c of counters) c.inFlight--;
-          settle();
-        });
+      if (matchesWildcard(m.keyPattern, key)) runEventWorkflow(m, event, key).catch(() => undefined); // logged above
     }
   });
+
+  async function startRestore(input: unknown): Promise<unknown> {
+    restoreStats.started++;
+    restoreStats.inFlight++;
+    try {
+      const execution = restoreMachine.machine.run(input as never, {
+        overrides: { taskResourceLocalHandlers: restoreMachine.localHandlers as never, waitTimeOverrides: restoreMachine.waitTimeOverrides },
+      });
+      let output: unknown;
+      try {
+        output = await execution.result;
+      } catch (err) {
+        const failure = executionFailure(err);
+        const line = `${new Date().toISOString()} restore ${JSON.stringify(input)}: ${failure.message}`;
+        appendFileSync(logFile, line + "\n");
+        if (opts.verbose) console.error(line);
+        throw failure;
+      }
+      restoreStats.succeeded++;
+      return output;
+    } catch (e) {
+      restoreStats.failed++;
+      throw e;
+    } finally {
+      restoreStats.inFlight--;
+      settle();
+    }
+  }
+
+  const stateMachineArns = {
+    ...(Object.fromEntries(WORKFLOWS.map((w) => [w.name, localStateMachineArn(w.name)])) as Record<WorkflowName, string>),
+    restore: localStateMachineArn("restore"),
+  };
+  let sfn: Awaited<ReturnType<typeof startSfnEndpoint>>;
+  try {
+    sfn = await startSfnEndpoint({
+      workflows: [
+        ...machines.map((m) => ({ stateMachineArn: stateMachineArns[m.name], run: (input: unknown) => runEventWorkflow(m, input, "(started by StartExecution)") })),
+        { stateMachineArn: stateMachineArns.restore, run: startRestore },
+      ],
+    });
+  } catch (e) {
+    await Promise.allSettled([s3.stop(), dynamo.stop()]);
+    throw e;
+  }
 
   const config: AgentConfig = {
     region: LOCAL_REGION,
@@ -289,6 +363,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     table: CATALOG_TABLE,
     s3Endpoint: s3.endpoint,
     dynamodbEndpoint: dynamo.endpoint,
+    stepFunctionsEndpoint: sfn.endpoint,
+    restoreStateMachineArn: stateMachineArns.restore,
     credentials: LOCAL_CREDENTIALS,
     ...(databases.length === 1 ? { databaseId: databases[0]!.id } : {}),
     local: { pid: process.pid, stateDir },
@@ -302,39 +378,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     stats,
     workflowStats,
     restoreStats,
-    async startRestore(input: unknown): Promise<unknown> {
-      restoreStats.started++;
-      restoreStats.inFlight++;
-      try {
-        const execution = restoreMachine.machine.run(input as never, {
-          overrides: { taskResourceLocalHandlers: restoreMachine.localHandlers as never, waitTimeOverrides: restoreMachine.waitTimeOverrides },
-        });
-        let output: unknown;
-        try {
-          output = await execution.result;
-        } catch (err) {
-          // aws-local-stepfunctions wraps the failure (here the Fail state's Error/Cause) in an ExecutionError.
-          const inner = err instanceof Error && err.name === "ExecutionError" && err.cause !== undefined ? err.cause : err;
-          const e = inner as { name?: string; message?: string };
-          const failure = new RestoreExecutionError(e.name ?? "Error", e.message ?? String(err));
-          const line = `${new Date().toISOString()} restore ${JSON.stringify(input)}: ${failure.message}`;
-          appendFileSync(logFile, line + "\n");
-          if (opts.verbose) console.error(line);
-          throw failure;
-        }
-        restoreStats.succeeded++;
-        return output;
-      } catch (e) {
-        restoreStats.failed++;
-        throw e;
-      } finally {
-        restoreStats.inFlight--;
-        settle();
-      }
-    },
+    stateMachineArns,
+    startRestore,
     idle: () => (stats.inFlight === 0 && restoreStats.inFlight === 0 ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
     async stop() {
-      await Promise.allSettled([s3.stop(), dynamo.stop()]);
+      await Promise.allSettled([sfn.stop(), s3.stop(), dynamo.stop()]);
     },
   };
 }

@@ -2,64 +2,28 @@
  * Restore step 1 — Plan: which snapshot and which WAL segments reach the
  * target (core/restore-plan.ts over what the catalog knows; see common.ts).
  * Input: { databaseId, target: { kind: "latest"|"time"|"lsn"|"name"|"snapshot",
- *          time?, lsn?, name?, snapshotId?, timeline? } } (other fields, e.g.
- *          `tier`, are ignored here).
+ *          time?, lsn?, name?, snapshotId?, timeline? }, tier? } (a tier, used
+ *          by Thaw, must be Standard or Bulk; other fields are ignored).
  * Output: RestorePlanOutput (JSON-safe: LSNs as "X/Y", generic positions as
  * decimal text). Chunks are a count: later steps re-read them from the manifest.
+ * Both schemas are core/restore-workflow.ts, shared with `walvault restore --remote`.
  * Every planning error is typed (NoSnapshotBeforeTargetError, WalGapError,
  * TargetAfterArchiveEndError, ...): the workflow fails with its name.
  * Generic databases with several WAL streams: the first stream picks the
  * snapshot, every other stream must reach the target from the same one.
  */
-import { z } from "zod";
 import { InvalidInputError } from "../../core/errors.js";
-import { planRestore, type DatabaseKind, type RestorePlan, type RestoreTarget } from "../../core/restore-plan.js";
+import { restoreWorkflowInputSchema, type PlannedWal, type RestorePlanOutput, type RestoreWorkflowTarget } from "../../core/restore-workflow.js";
+import { planRestore, type RestorePlan, type RestoreTarget } from "../../core/restore-plan.js";
 import { formatLsn, parseLsn } from "../../core/wal.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import { buildPlanInput, loadCatalogState, segmentsOf } from "./common.js";
 
-const targetSchema = z
-  .object({
-    kind: z.enum(["latest", "time", "lsn", "name", "snapshot"]),
-    time: z.string().optional(),
-    lsn: z.string().optional(),
-    name: z.string().min(1).optional(),
-    snapshotId: z.string().min(1).optional(),
-    timeline: z.union([z.literal("latest"), z.number().int().positive()]).optional(),
-  })
-  .strict();
+export const planInputSchema = restoreWorkflowInputSchema;
+export type { PlannedWal, RestorePlanOutput };
 
-export const planInputSchema = z.object({ databaseId: z.string().min(1), target: targetSchema }).passthrough();
-
-export interface PlannedWal {
-  /** Generic: the WAL stream. */
-  stream?: string;
-  timeline: number;
-  name: string;
-  /** The vault key (Thaw and the agent fetch it). */
-  key: string;
-}
-
-export interface RestorePlanOutput {
-  databaseId: string;
-  kind: DatabaseKind;
-  walSegmentSize: number;
-  snapshot: { id: string; timeline: number; startLsn: string; stopLsn: string; startedAt: string; finishedAt: string };
-  manifestKey: string;
-  manifestSha256: string;
-  /** Unique chunks the snapshot references (listed from the manifest by Thaw). */
-  chunkCount: number;
-  targetTimeline: number;
-  timelinePath: number[];
-  wal: PlannedWal[];
-  walCount: number;
-  recoveryTarget: Record<string, string> | null;
-  endLsn: string | null;
-  warnings: string[];
-}
-
-function toTarget(t: z.infer<typeof targetSchema>): RestoreTarget {
+function toTarget(t: RestoreWorkflowTarget): RestoreTarget {
   const tl = t.timeline === undefined ? {} : { timeline: t.timeline };
   const need = (v: string | undefined, field: string): string => {
     if (v === undefined) throw new InvalidInputError(`a '${t.kind}' restore target needs target.${field}`);

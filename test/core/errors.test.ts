@@ -25,6 +25,7 @@ import {
   UnsafePathError,
   WalGapError,
   WalvaultError,
+  WorkflowFailedError,
   describeError,
   isWalvaultError,
 } from "../../core/errors.js";
@@ -44,6 +45,7 @@ const CLASSES: ReadonlyArray<{ cls: ErrorClass; name: string; code: string; exit
   { cls: ConfigError, name: "ConfigError", code: "config_error", exitCode: 2 },
   { cls: ServiceUnavailableError, name: "ServiceUnavailableError", code: "service_unavailable", exitCode: 4 },
   { cls: TimeoutError, name: "TimeoutError", code: "timeout", exitCode: 5 },
+  { cls: WorkflowFailedError, name: "WorkflowFailedError", code: "workflow_failed", exitCode: 2 },
   { cls: QuarantinedError, name: "QuarantinedError", code: "quarantined", exitCode: 3 },
   { cls: ConcurrentUpdateError, name: "ConcurrentUpdateError", code: "concurrent_update", exitCode: 2 },
   { cls: WalGapError, name: "WalGapError", code: "wal_gap", exitCode: 2 },
