@@ -1,5 +1,7 @@
 /** `walvault wal list` and `walvault status`: what the catalog says about one database. */
 import { analyzeContinuity } from "../core/continuity.js";
+import { archivedThrough } from "../core/generic-wal.js";
+import { genericSegno, streamOfRecord } from "../core/restore-input.js";
 import type { WalRecord } from "../core/schemas.js";
 import { parseWalFileName, segmentName } from "../core/wal.js";
 import type { AgentClients } from "./clients.js";
@@ -18,6 +20,14 @@ export interface StatusReport {
     ranges: { first: string; last: string; segments: number }[];
     gaps: { after: string; before: string; missing: number }[];
   }[];
+  /** Generic databases: per WAL stream, the same by segment position. */
+  streams?: {
+    stream: string;
+    ranges: { first: string; last: string; segments: number }[];
+    gaps: { after: string; before: string; missing: number }[];
+  }[];
+  /** Generic: every segment closed before this is archived (the last complete watch scan): time targets reach up to it. */
+  archivedThrough?: string;
   gaps: number;
   quarantined: number;
 }
@@ -35,18 +45,40 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
   ]);
   const segSize = db?.walSegmentSize;
   const segments = records.filter((r) => r.kind === "segment");
-  const continuity = analyzeContinuity(
-    segments.map((r) => {
-      const p = parseWalFileName(r.name, segSize);
-      return { timeline: p.timeline, segno: p.segno! };
-    }),
-  );
-  const name = (tl: number, segno: bigint): string => segmentName(tl, segno, segSize);
-  const timelines = continuity.map((c) => ({
-    timeline: c.timeline,
-    ranges: c.ranges.map((r) => ({ first: name(r.timeline, r.first), last: name(r.timeline, r.last), segments: Number(r.last - r.first + 1n) })),
-    gaps: c.gaps.map((g) => ({ after: name(g.timeline, g.after), before: name(g.timeline, g.before), missing: Number(g.missing) })),
-  }));
+  let timelines: StatusReport["timelines"] = [];
+  let streams: StatusReport["streams"];
+  const generic = db?.kind === "generic";
+  if (generic) {
+    // Streams take the timeline's place in continuity (numbered in name order); names come back from the records.
+    const ids = [...new Set(segments.map((r) => streamOfRecord(r) ?? "?"))].sort();
+    const byKey = new Map<string, string>();
+    const points = segments.map((r) => {
+      const timeline = ids.indexOf(streamOfRecord(r) ?? "?") + 1;
+      const segno = genericSegno(r, segSize) ?? 0n;
+      byKey.set(`${timeline}:${segno}`, r.name);
+      return { timeline, segno };
+    });
+    const name = (tl: number, segno: bigint): string => byKey.get(`${tl}:${segno}`) ?? `${ids[tl - 1]}@${segno}`;
+    streams = analyzeContinuity(points).map((c) => ({
+      stream: ids[c.timeline - 1]!,
+      ranges: c.ranges.map((r) => ({ first: name(r.timeline, r.first), last: name(r.timeline, r.last), segments: Number(r.last - r.first + 1n) })),
+      gaps: c.gaps.map((g) => ({ after: name(g.timeline, g.after), before: name(g.timeline, g.before), missing: Number(g.missing) })),
+    }));
+  } else {
+    const continuity = analyzeContinuity(
+      segments.map((r) => {
+        const p = parseWalFileName(r.name, segSize);
+        return { timeline: p.timeline, segno: p.segno! };
+      }),
+    );
+    const name = (tl: number, segno: bigint): string => segmentName(tl, segno, segSize);
+    timelines = continuity.map((c) => ({
+      timeline: c.timeline,
+      ranges: c.ranges.map((r) => ({ first: name(r.timeline, r.first), last: name(r.timeline, r.last), segments: Number(r.last - r.first + 1n) })),
+      gaps: c.gaps.map((g) => ({ after: name(g.timeline, g.after), before: name(g.timeline, g.before), missing: Number(g.missing) })),
+    }));
+  }
+  const through = generic ? archivedThrough(segments) : undefined;
   return {
     databaseId,
     segments: segments.length,
@@ -60,7 +92,9 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
         }
       : {}),
     timelines,
-    gaps: timelines.reduce((a, t) => a + t.gaps.length, 0),
+    ...(streams ? { streams } : {}),
+    ...(through ? { archivedThrough: through.toISOString() } : {}),
+    gaps: [...timelines, ...(streams ?? [])].reduce((a, t) => a + t.gaps.length, 0),
     quarantined: quarantined.length,
   };
 }
@@ -88,6 +122,11 @@ export function formatStatus(s: StatusReport): string {
     for (const r of t.ranges) lines.push(`  timeline ${t.timeline}      ${r.first} .. ${r.last} (${r.segments} segments)`);
     for (const g of t.gaps) lines.push(`  GAP             ${g.missing} segment(s) missing after ${g.after}, before ${g.before}`);
   }
+  for (const t of s.streams ?? []) {
+    for (const r of t.ranges) lines.push(`  stream ${t.stream.padEnd(8)} ${r.first} .. ${r.last} (${r.segments} segments)`);
+    for (const g of t.gaps) lines.push(`  GAP             ${g.missing} segment(s) missing after ${g.after}, before ${g.before}`);
+  }
+  if (s.archivedThrough) lines.push(`  complete until  ${s.archivedThrough} (time targets reach up to here)`);
   lines.push(`  gaps            ${s.gaps === 0 ? "none" : s.gaps}`);
   if (s.quarantined > 0) lines.push(`  quarantined     ${s.quarantined} upload(s) rejected by ingest`);
   return lines.join("\n");

@@ -260,6 +260,13 @@ describe.each(LAYOUTS)("watch + restore, $name", (layout) => {
       const records = await stackClients(stack).catalog.listWal(layout.dbId);
       expect(records).toHaveLength(3 * streams.size + 4);
       for (const r of records) expect(r.closedAt).toBeDefined();
+      const st = await stack.cli(["status", "--database", layout.dbId, "--json"]);
+      expect(st.code, st.stderr).toBe(0);
+      const report = JSON.parse(st.stdout) as { streams: { stream: string; ranges: { segments: number }[] }[]; gaps: number; archivedThrough: string };
+      expect(report.streams.map((x) => x.stream)).toEqual([...streams.keys()].sort());
+      expect(report.streams.find((x) => x.stream === busyId)?.ranges).toEqual([expect.objectContaining({ segments: 7 })]);
+      expect(report.gaps).toBe(0);
+      expect(Date.parse(report.archivedThrough)).toBeGreaterThan(t1.getTime());
 
       // Act 3: restore to T1 → S1 plus the busy stream's segments closed by T1, nothing later.
       const pitr = join(work, `${layout.dbId}-t1`);
