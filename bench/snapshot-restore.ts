@@ -1,0 +1,727 @@
+/**
+ * Snapshot push and restore of a pgbench cluster, against pgBackRest's full
+ * backup and restore of the same cluster in the same run.
+ *
+ * One scratch PostgreSQL 15 (`ScratchPostgres`, as user postgres when root),
+ * loaded with `pgbench -i -s <scale>` (100: ~1.5 GB) and CHECKPOINTed, then:
+ *
+ *   walvault (embedded local stack: s3rver + DynamoDB Local + the ingest
+ *   workflows in this process)
+ *   1. archive_command = `walvault wal-push %p` (WAL of the load went to
+ *      /bin/true; a pg_switch_wal() checks the path), CHECKPOINT, sync;
+ *   2. `snapshotPush` in a child process (peak RSS is the agent's alone):
+ *      pg_basebackup -X none, chunk, compress (zstd-1), upload, then wait
+ *      until ingest records the snapshot. pg_basebackup itself waits until
+ *      the backup's stop segment is archived (by walvault wal-push), so the
+ *      snapshot is restorable when the push returns;
+ *   3. `restore` (agent/restore.ts, the executor behind `walvault restore`)
+ *      of that snapshot (`--snapshot ID`: recovery_target = 'immediate', WAL
+ *      from the start to the stop segment, all archived in step 2) into an
+ *      empty directory, in a child process, durable (each file fdatasync'ed)
+ *      as the CLI does;
+ *   4. (verify) the restored directory is started: restore_command fetches the
+ *      WAL, recovery stops at the consistent point and promotes; the row
+ *      counts must equal the source's. Timed separately, not in the ratios.
+ *
+ *   pgBackRest (when installed; repo and compression as shared/anchors/30_backup.sh)
+ *   5. stanza-create; archive_command = `pgbackrest archive-push %p` to the
+ *      same repo; switch WAL, CHECKPOINT, sync;
+ *   6. `pgbackrest backup --type=full` (start-fast, archive-check on,
+ *      compress-type zst at pgBackRest's default level unless
+ *      --pgbr-compress-level, process-max --pgbr-process-max), repo on
+ *      the anchors' TLS s3rver (or a posix repo with --pgbr-repo posix);
+ *   7. `pgbackrest restore --type=immediate --target-action=promote` into an
+ *      empty directory;
+ *   8. (verify) as 4, restore_command = pgbackrest archive-get.
+ *
+ * Each tool's command is timed from process start to exit (walvault: the
+ * child Node process; pgBackRest: under /usr/bin/time -v). Backup MB/s =
+ * the tool's logical bytes (walvault: the snapshot's logicalBytes;
+ * pgBackRest: `info` size) / that wall; restore MB/s = bytes written / wall.
+ * MB = 10^6 bytes. The ratios (walvault / pgBackRest, >1 = walvault faster)
+ * come from this run only. Peak RSS: walvault = the child's maxRSS (not
+ * pg_basebackup's, not the stack's); pgBackRest = GNU time's maximum RSS,
+ * i.e. its largest single process (with process-max 2 there are 3).
+ *
+ * Usage: npm run build && node dist/bench/snapshot-restore.js [--scale 100]
+ *        [--concurrency 8] [--parallel 8] [--pgbr-process-max 2]
+ *        [--pgbr-compress-level N] [--pgbr-repo s3|posix] [--no-pgbackrest]
+ *        [--no-verify] [--out bench/results/snapshot-restore.json]
+ */
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, lstatSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { agentClients } from "../agent/clients.js";
+import { loadConfig } from "../agent/config.js";
+import { restore, type RestoreResult } from "../agent/restore.js";
+import { snapshotPush, type SnapshotPushOptions, type SnapshotPushResult, type SnapshotSource } from "../agent/snapshot-push.js";
+import { WALVAULT_BIN } from "../local/paths.js";
+import { ScratchPostgres } from "../local/postgres.js";
+import { startLocalStack, type LocalStack } from "../local/stack.js";
+import { anchorScriptsDir } from "./anchor.js";
+
+const SELF = fileURLToPath(import.meta.url);
+const DB_ID = "bench-pg";
+const STANZA = "walvault-bench";
+const ANCHORS_DIR = process.env["ANCHORS_DIR"] || "/tmp/anchors";
+
+// ---------------------------------------------------------------------------
+// Child processes (one per walvault command, for its own peak RSS)
+
+type ChildSpec =
+  | { op: "push"; configPath: string; databaseId: string; source: SnapshotSource; opts: SnapshotPushOptions }
+  | { op: "restore"; configPath: string; databaseId: string; snapshotId: string; toDir: string; parallel: number };
+
+interface Usage {
+  maxRssBytes: number;
+  /** CPU seconds (user + system) of the Node process, all threads. */
+  cpuSeconds: number;
+  /** CPU seconds of its waited-for children (pg_basebackup, psql). */
+  childCpuSeconds: number;
+}
+
+type RestoreSummary = Omit<RestoreResult, "plan">;
+type ChildOutput = ({ op: "push"; result: SnapshotPushResult } | { op: "restore"; result: RestoreSummary }) & Usage;
+
+let clockTicks: number | undefined;
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** CPU seconds of the waited-for children of this process (/proc/self/stat cutime + cstime). */
+function childrenCpuSeconds(): number {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3 (state)
+    return (Number(f[13]) + Number(f[14])) / ticksPerSecond();
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait). */
+function machineBusySeconds(): number {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n")[0]!;
+    const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    const total = v.reduce((a, b) => a + b, 0);
+    return (total - v[3]! - v[4]!) / ticksPerSecond();
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds (user + system) of a process, from /proc/<pid>/stat. */
+function procCpu(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / ticksPerSecond();
+  } catch {
+    return 0;
+  }
+}
+
+/** Pids whose command line contains every needle. */
+function pidsMatching(...needles: string[]): number[] {
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
+        return needles.every((n) => cmd.includes(n));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** CPU seconds so far of the local stack's parts: ingest (this process: handlers + ASL interpreter), s3rver, DynamoDB Local. */
+interface StackCpu {
+  ingest: number;
+  s3rver: number;
+  dynamodb: number;
+}
+
+function stackCpu(stack: LocalStack): StackCpu {
+  const cpu = process.cpuUsage();
+  const ddbPort = new URL(stack.config.dynamodbEndpoint!).port;
+  return {
+    ingest: (cpu.user + cpu.system) / 1e6,
+    s3rver: pidsMatching("s3rver-child", stack.config.local!.stateDir).reduce((a, p) => a + procCpu(p), 0),
+    dynamodb: pidsMatching("DynamoDBLocal.jar", ddbPort).reduce((a, p) => a + procCpu(p), 0),
+  };
+}
+
+function stackCpuSince(stack: LocalStack, before: StackCpu): StackCpu {
+  const now = stackCpu(stack);
+  return { ingest: round(now.ingest - before.ingest, 1), s3rver: round(now.s3rver - before.s3rver, 1), dynamodb: round(now.dynamodb - before.dynamodb, 1) };
+}
+
+/** CPU seconds so far of the anchors' TLS s3rver (pgBackRest's S3), 0 when it is not running. */
+function anchorS3rverCpu(): number {
+  const f = join(ANCHORS_DIR, "s3rver-https.pid");
+  return existsSync(f) ? procCpu(Number(readFileSync(f, "utf8").trim())) : 0;
+}
+
+async function child(spec: ChildSpec): Promise<void> {
+  const cfg = loadConfig({ config: spec.configPath, database: spec.databaseId });
+  const clients = agentClients(cfg);
+  let out: ChildOutput;
+  const usage = (): Usage => {
+    const cpu = process.cpuUsage();
+    return { maxRssBytes: process.resourceUsage().maxRSS * 1024, cpuSeconds: (cpu.user + cpu.system) / 1e6, childCpuSeconds: childrenCpuSeconds() };
+  };
+  if (spec.op === "push") {
+    const result = await snapshotPush(spec.source, { ...cfg, databaseId: spec.databaseId }, clients, { ...spec.opts, progress: false });
+    out = { op: "push", result, ...usage() };
+  } else {
+    const r = await restore(clients, cfg, {
+      databaseId: spec.databaseId,
+      target: { kind: "snapshot", id: spec.snapshotId },
+      toDir: spec.toDir,
+      parallel: spec.parallel,
+    });
+    const { plan: _plan, ...result } = r; // the plan holds bigints
+    out = { op: "restore", result, ...usage() };
+  }
+  process.stdout.write(JSON.stringify(out));
+}
+
+/** Runs this file with --child; resolves with its output and the wall time from spawn to exit. */
+function runChild(spec: ChildSpec): Promise<{ out: ChildOutput; wallS: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    // WALVAULT_BENCH_CPU_PROF=DIR: a V8 CPU profile of every walvault command, in DIR (as bench/snapshot.ts).
+    const prof = process.env["WALVAULT_BENCH_CPU_PROF"];
+    const node = prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : [];
+    const c = spawn(process.execPath, [...node, SELF, "--child", JSON.stringify(spec)], { stdio: ["ignore", "pipe", "inherit"] });
+    let text = "";
+    c.stdout.on("data", (d: Buffer) => (text += d.toString()));
+    c.on("error", reject);
+    c.on("close", (code) => {
+      const wallS = (performance.now() - t0) / 1000;
+      if (code !== 0) reject(new Error(`${spec.op} child exited ${code}`));
+      else resolve({ out: JSON.parse(text) as ChildOutput, wallS });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+interface OsUser {
+  uid: number;
+  gid: number;
+}
+
+function osUser(): OsUser | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = (f: string): number => Number(execFileSync("id", [f, "postgres"], { encoding: "utf8" }).trim());
+  return { uid: id("-u"), gid: id("-g") };
+}
+
+function chownTree(path: string, user: OsUser | undefined): void {
+  if (!user) return;
+  chownSync(path, user.uid, user.gid);
+  if (lstatSync(path).isDirectory()) for (const n of readdirSync(path)) chownTree(join(path, n), user);
+}
+
+function onPath(cmd: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+}
+
+/** Apparent size of a directory tree without pg_wal (as `du -sb --exclude=pg_wal`, files only). */
+function treeBytes(dir: string): number {
+  let n = 0;
+  const visit = (p: string): void => {
+    const st = lstatSync(p);
+    if (st.isDirectory()) {
+      for (const name of readdirSync(p)) if (!(p === dir && name === "pg_wal")) visit(join(p, name));
+    } else if (st.isFile()) n += st.size;
+  };
+  visit(dir);
+  return n;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until the archiver has no .ready segment left (lib.sh's wait_archived). */
+async function waitArchived(pg: ScratchPostgres, timeoutMs = 900_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ready = Number(await pg.psql("select count(*) from pg_ls_archive_statusdir() where name like '%.ready'"));
+    if (ready === 0) return;
+    const failed = await pg.psql("select coalesce(last_failed_wal, '') || ' ' || coalesce(last_failed_time::text, '') from pg_stat_archiver");
+    if (Date.now() > deadline) throw new Error(`${ready} WAL segment(s) still not archived (last failure: ${failed.trim() || "none"})\n${await pg.logTail(10)}`);
+    await sleep(200);
+  }
+}
+
+async function setArchiveCommand(pg: ScratchPostgres, command: string): Promise<void> {
+  await pg.setSettings({ archive_command: command });
+  await pg.reload();
+  await sleep(500);
+  await pg.psql("select pg_switch_wal()");
+  await waitArchived(pg);
+}
+
+/** What must be equal in the source and in every restored cluster. */
+const FINGERPRINT_SQL =
+  "select (select count(*) from pgbench_accounts) || ' ' || (select sum(bid) from pgbench_accounts) || ' ' || " +
+  "(select count(*) from pgbench_tellers) || ' ' || (select count(*) from pgbench_branches) || ' ' || (select count(*) from pgbench_history)";
+
+interface Verified {
+  /** pg_ctl start until pg_is_in_recovery() is false (WAL fetched by restore_command, promoted). */
+  startRecoverS: number;
+  matches: boolean;
+  fingerprint: string;
+}
+
+async function verifyRestored(dir: string, env: Record<string, string>, expected: string): Promise<Verified> {
+  const restored = await ScratchPostgres.fromDataDir(dir, { env, settings: { archive_mode: "off" }, ownDataDir: true, startTimeoutSec: 600 });
+  try {
+    const t0 = performance.now();
+    await restored.start();
+    await restored.waitForRecoveryEnd(900_000);
+    const startRecoverS = (performance.now() - t0) / 1000;
+    const fingerprint = await restored.psql(FINGERPRINT_SQL);
+    return { startRecoverS: round(startRecoverS, 2), matches: fingerprint === expected, fingerprint };
+  } finally {
+    await restored.destroy();
+  }
+}
+
+const round = (x: number, d: number): number => +x.toFixed(d);
+const mb = (bytes: number): number => round(bytes / 1e6, 1);
+
+// ---------------------------------------------------------------------------
+// pgBackRest
+
+interface PgbrSetup {
+  dir: string;
+  conf: string;
+  repo: "s3" | "posix";
+  /** Where the repo's files are on local disk (removed at the end). */
+  repoDiskPath: string;
+  /** s3rver instances this run started (stopped at the end). */
+  startedS3: boolean;
+  scripts: string | undefined;
+}
+
+function s3rverAlive(): boolean {
+  const f = join(ANCHORS_DIR, "s3rver-https.pid");
+  if (!existsSync(f)) return false;
+  try {
+    process.kill(Number(readFileSync(f, "utf8").trim()), 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function pgbrAvailable(repo: string): { ok: true; scripts: string | undefined } | { ok: false; reason: string } {
+  if (process.platform !== "linux") return { ok: false, reason: "Linux only" };
+  if (!onPath("pgbackrest")) return { ok: false, reason: "pgbackrest not on PATH (run bench/anchor-setup.sh as root)" };
+  if (repo === "posix") return { ok: true, scripts: undefined };
+  if (repo !== "s3") return { ok: false, reason: `--pgbr-repo must be s3 or posix, not ${repo}` };
+  const scripts = anchorScriptsDir();
+  if (!scripts) return { ok: false, reason: "shared/anchors not found (its lib.sh starts the TLS s3rver); or use --pgbr-repo posix" };
+  if (!existsSync(join(ANCHORS_DIR, "npm", "node_modules", ".bin", "s3rver")) || !existsSync(join(ANCHORS_DIR, "tls", "cert.pem"))) {
+    return { ok: false, reason: `no s3rver / TLS cert under ${ANCHORS_DIR} (run bench/anchor-setup.sh as root), or use --pgbr-repo posix` };
+  }
+  if (!onPath("curl")) return { ok: false, reason: "curl not on PATH (lib.sh's s3_start needs it)" };
+  return { ok: true, scripts };
+}
+
+function setupPgbr(pg: ScratchPostgres, work: string, repo: "s3" | "posix", scripts: string | undefined, processMax: number, compressLevel: string | undefined, user: OsUser | undefined): PgbrSetup {
+  const dir = join(work, "pgbackrest");
+  for (const d of ["log", "lock", "spool", "repo"]) mkdirSync(join(dir, d), { recursive: true });
+  const tag = `${new Date().toISOString().replace(/[-:.TZ]/g, "")}-${process.pid}`;
+  let startedS3 = false;
+  const lines = [
+    "[global]",
+    `log-path=${dir}/log`,
+    `lock-path=${dir}/lock`,
+    `spool-path=${dir}/spool`,
+    "log-level-console=warn",
+    "log-level-file=info",
+    "start-fast=y",
+    "repo1-retention-full=100",
+    "compress-type=zst",
+    ...(compressLevel === undefined ? [] : [`compress-level=${compressLevel}`]),
+    `process-max=${processMax}`,
+  ];
+  let repoDiskPath: string;
+  if (repo === "s3") {
+    const before = s3rverAlive();
+    const r = spawnSync("bash", ["-c", '. "$1/lib.sh"; s3_start', "s3", scripts!], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
+    if (r.status !== 0) throw new Error(`could not start the anchors' s3rver: ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" | ")}`);
+    startedS3 = !before;
+    const repoPath = `/walvault-bench/${tag}`;
+    lines.push(
+      "repo1-type=s3",
+      `repo1-path=${repoPath}`,
+      "repo1-s3-bucket=pgbackrest",
+      "repo1-s3-endpoint=localhost",
+      "repo1-storage-port=4570",
+      "repo1-s3-region=us-east-1",
+      "repo1-s3-key=S3RVER",
+      "repo1-s3-key-secret=S3RVER",
+      "repo1-s3-uri-style=path",
+      `repo1-storage-ca-file=${join(ANCHORS_DIR, "tls", "cert.pem")}`,
+    );
+    repoDiskPath = join(ANCHORS_DIR, "s3tls", "pgbackrest", repoPath);
+  } else {
+    lines.push("repo1-type=posix", `repo1-path=${dir}/repo`);
+    repoDiskPath = join(dir, "repo");
+  }
+  lines.push("", `[${STANZA}]`, `pg1-path=${pg.dataDir}`, `pg1-port=${pg.port}`, `pg1-socket-path=${pg.socketDir}`, "");
+  const conf = join(dir, "pgbackrest.conf");
+  writeFileSync(conf, lines.join("\n"));
+  chownTree(dir, user);
+  return { dir, conf, repo, repoDiskPath, startedS3, scripts };
+}
+
+interface TimedRun {
+  wallS: number;
+  stdout: string;
+  maxRssBytes: number | null;
+  cpuSeconds: number | null;
+}
+
+/** Runs pgbackrest as the cluster's OS user, under /usr/bin/time -v when it exists. */
+async function pgbackrest(pg: ScratchPostgres, setup: PgbrSetup, args: string[]): Promise<TimedRun> {
+  const base = ["pgbackrest", `--config=${setup.conf}`, `--stanza=${STANZA}`, ...args];
+  const hasTime = existsSync("/usr/bin/time");
+  const timeFile = join(setup.dir, "time.txt");
+  rmSync(timeFile, { force: true });
+  const t0 = performance.now();
+  const r = hasTime ? await pg.run("/usr/bin/time", ["-v", "-o", timeFile, ...base]) : await pg.run("pgbackrest", base.slice(1));
+  const wallS = (performance.now() - t0) / 1000;
+  let maxRssBytes: number | null = null;
+  let cpuSeconds: number | null = null;
+  if (hasTime && existsSync(timeFile)) {
+    const t = readFileSync(timeFile, "utf8");
+    const num = (re: RegExp): number | undefined => {
+      const m = re.exec(t);
+      return m ? Number(m[1]) : undefined;
+    };
+    const rss = num(/Maximum resident set size \(kbytes\): (\d+)/);
+    const u = num(/User time \(seconds\): ([\d.]+)/);
+    const s = num(/System time \(seconds\): ([\d.]+)/);
+    if (rss !== undefined) maxRssBytes = rss * 1024;
+    if (u !== undefined && s !== undefined) cpuSeconds = round(u + s, 2);
+  }
+  return { wallS, stdout: r.stdout, maxRssBytes, cpuSeconds };
+}
+
+interface PgbrInfoBackup {
+  label: string;
+  info: { size: number; delta: number; repository: { size: number; delta: number } };
+}
+
+// ---------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      child: { type: "string" },
+      scale: { type: "string", default: "100" },
+      concurrency: { type: "string", default: "8" },
+      parallel: { type: "string", default: "8" },
+      "pgbr-process-max": { type: "string", default: "2" },
+      "pgbr-compress-level": { type: "string" },
+      "pgbr-repo": { type: "string", default: "s3" },
+      "no-pgbackrest": { type: "boolean", default: false },
+      "no-verify": { type: "boolean", default: false },
+      out: { type: "string", default: "bench/results/snapshot-restore.json" },
+    },
+  });
+  if (values.child !== undefined) return child(JSON.parse(values.child) as ChildSpec);
+
+  const scale = Number(values.scale);
+  const concurrency = Number(values.concurrency);
+  const parallel = Number(values.parallel);
+  const processMax = Number(values["pgbr-process-max"]);
+  const compressLevel = values["pgbr-compress-level"];
+  const repo = values["pgbr-repo"];
+  const verify = !values["no-verify"];
+  for (const [name, v] of [["--scale", scale], ["--concurrency", concurrency], ["--parallel", parallel], ["--pgbr-process-max", processMax]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
+  }
+  const log = (s: string): void => console.error(`[bench] ${s}`);
+  const loads: { at: string; loadavg: number[] }[] = [];
+  const markLoad = (at: string): void => {
+    loads.push({ at, loadavg: loadavg().map((x) => round(x, 2)) });
+  };
+  markLoad("start");
+
+  const pgbrCheck = values["no-pgbackrest"] ? ({ ok: false, reason: "--no-pgbackrest" } as const) : pgbrAvailable(repo);
+  if (!pgbrCheck.ok) log(`pgBackRest skipped: ${pgbrCheck.reason}`);
+
+  const user = osUser();
+  const stateDir = mkdtempSync(join(tmpdir(), "walvault-bench-sr-stack-"));
+  const work = mkdtempSync(join(tmpdir(), "walvault-bench-sr-"));
+  chmodSync(work, 0o755);
+  log(`local stack in ${stateDir}, work dir ${work}`);
+  const stack = await startLocalStack({ stateDir, databases: [{ id: DB_ID, kind: "postgres" }], persistent: false });
+  let pg: ScratchPostgres | undefined;
+  let pgbr: PgbrSetup | undefined;
+  try {
+    pg = await ScratchPostgres.create({
+      settings: { max_wal_size: "2GB", autovacuum: "off", archive_mode: "on", archive_command: "/bin/true" },
+      env: { WALVAULT_CONFIG: stack.configPath },
+    });
+    await pg.start();
+    log(`pgbench -i -s ${scale}`);
+    const tLoad = performance.now();
+    await pg.pgbench(["-i", "-s", String(scale), "-q"]);
+    await pg.psql("checkpoint");
+    const loadS = (performance.now() - tLoad) / 1000;
+    const fingerprint = await pg.psql(FINGERPRINT_SQL);
+    const dbBytes = Number(await pg.psql("select pg_database_size('postgres')"));
+    const dataDirBytes = treeBytes(pg.dataDir);
+    const pgVersion = await pg.psql("show server_version");
+    log(`loaded in ${loadS.toFixed(0)} s: database ${mb(dbBytes)} MB, data dir without pg_wal ${mb(dataDirBytes)} MB`);
+
+    // --- walvault ---------------------------------------------------------
+    await setArchiveCommand(pg, `'${WALVAULT_BIN}' wal-push %p`);
+    await stack.idle();
+    await pg.psql("checkpoint");
+    spawnSync("sync");
+    markLoad("walvault push");
+    const source: SnapshotSource = {
+      kind: "postgres",
+      pgbasebackup: { binDir: pg.binDir, host: pg.socketDir, port: pg.port, user: "postgres", ...(user ? { asOsUser: user } : {}) },
+    };
+    log("walvault snapshot push ...");
+    let busy0 = machineBusySeconds();
+    let stack0 = stackCpu(stack);
+    const push = await runChild({ op: "push", configPath: stack.configPath, databaseId: DB_ID, source, opts: { concurrency, timeoutMs: 30 * 60_000 } });
+    const pushBusy = machineBusySeconds() - busy0;
+    const pushStackCpu = stackCpuSince(stack, stack0);
+    if (push.out.op !== "push") throw new Error("unexpected child output");
+    const p = push.out.result;
+    const pushRow = {
+      wallS: round(push.wallS, 2),
+      logicalMB: mb(p.totals.logicalBytes),
+      mbPerS: round(p.totals.logicalBytes / 1e6 / push.wallS, 1),
+      storedMB: round(p.totals.storedBytes / 1e6, 2),
+      newMB: round(p.newBytes / 1e6, 1),
+      newStoredMB: round(p.totals.newStoredBytes / 1e6, 2),
+      manifestMB: round(p.manifestSize / 1e6, 2),
+      peakRssMB: Math.round(push.out.maxRssBytes / 1e6),
+      toolCpuS: round(push.out.cpuSeconds, 2),
+      pgBasebackupCpuS: round(push.out.childCpuSeconds, 2),
+      machineCpuS: round(pushBusy, 1),
+      stackCpuS: pushStackCpu,
+      agent: { pushS: p.seconds.push, manifestS: p.seconds.manifest, waitS: p.seconds.wait, totalS: p.seconds.total, mbPerSPushPhase: p.mbPerSecond },
+      snapshotId: p.snapshotId,
+      files: p.totals.files,
+      chunks: p.totals.chunks,
+      postgres: p.postgres,
+    };
+    log(`push: ${JSON.stringify(pushRow)}`);
+
+    await stack.idle();
+    spawnSync("sync");
+    markLoad("walvault restore");
+    const wvDir = join(work, "restore-walvault");
+    log("walvault restore --snapshot ...");
+    busy0 = machineBusySeconds();
+    stack0 = stackCpu(stack);
+    const rst = await runChild({ op: "restore", configPath: stack.configPath, databaseId: DB_ID, snapshotId: p.snapshotId, toDir: wvDir, parallel });
+    const restoreBusy = machineBusySeconds() - busy0;
+    const restoreStackCpu = stackCpuSince(stack, stack0);
+    if (rst.out.op !== "restore") throw new Error("unexpected child output");
+    const r = rst.out.result;
+    const restoreRow = {
+      wallS: round(rst.wallS, 2),
+      bytesMB: mb(r.bytes),
+      mbPerS: round(r.bytes / 1e6 / rst.wallS, 1),
+      downloadedMB: round(r.downloadedBytes / 1e6, 2),
+      chunksFetched: r.chunksFetched,
+      files: r.files,
+      peakRssMB: Math.round(rst.out.maxRssBytes / 1e6),
+      toolCpuS: round(rst.out.cpuSeconds, 2),
+      machineCpuS: round(restoreBusy, 1),
+      stackCpuS: restoreStackCpu,
+      executorS: round(r.seconds, 2),
+      executorMbPerS: round(r.mbPerSecond, 1),
+      restoredTreeMB: mb(treeBytes(wvDir)),
+      warnings: r.warnings,
+    };
+    log(`restore: ${JSON.stringify(restoreRow)}`);
+    let wvVerified: Verified | undefined;
+    if (verify) {
+      log("starting the walvault-restored cluster (wal-fetch, recovery to the consistent point) ...");
+      wvVerified = await verifyRestored(wvDir, { WALVAULT_CONFIG: stack.configPath }, fingerprint);
+      log(`verified: ${JSON.stringify(wvVerified)}`);
+      if (!wvVerified.matches) throw new Error(`walvault restore does not match the source: ${wvVerified.fingerprint} vs ${fingerprint}`);
+    } else {
+      rmSync(wvDir, { recursive: true, force: true });
+    }
+
+    // --- pgBackRest -------------------------------------------------------
+    let pgbrResult: Record<string, unknown> | null = null;
+    let ratios: Record<string, number> | null = null;
+    if (pgbrCheck.ok) {
+      pgbr = setupPgbr(pg, work, repo === "posix" ? "posix" : "s3", pgbrCheck.scripts, processMax, compressLevel, user);
+      await pgbackrest(pg, pgbr, ["stanza-create"]);
+      await setArchiveCommand(pg, `pgbackrest --config=${pgbr.conf} --stanza=${STANZA} archive-push %p`);
+      await pg.psql("checkpoint");
+      spawnSync("sync");
+      markLoad("pgbackrest backup");
+      log(`pgbackrest backup --type=full (zst${compressLevel === undefined ? "" : ` level ${compressLevel}`}, process-max ${processMax}, ${pgbr.repo} repo) ...`);
+      busy0 = machineBusySeconds();
+      let s30 = anchorS3rverCpu();
+      const b = await pgbackrest(pg, pgbr, ["--type=full", "backup"]);
+      const backupBusy = machineBusySeconds() - busy0;
+      const backupS3Cpu = pgbr.repo === "s3" ? round(anchorS3rverCpu() - s30, 1) : 0;
+      const info = JSON.parse((await pgbackrest(pg, pgbr, ["info", "--output=json"])).stdout) as { backup: PgbrInfoBackup[] }[];
+      const last = info[0]?.backup.at(-1);
+      if (!last) throw new Error("pgbackrest info lists no backup");
+      const backupRow = {
+        wallS: round(b.wallS, 2),
+        logicalMB: mb(last.info.size),
+        mbPerS: round(last.info.size / 1e6 / b.wallS, 1),
+        storedMB: round(last.info.repository.delta / 1e6, 2),
+        peakRssMB: b.maxRssBytes === null ? null : Math.round(b.maxRssBytes / 1e6),
+        toolCpuS: b.cpuSeconds,
+        machineCpuS: round(backupBusy, 1),
+        s3rverCpuS: backupS3Cpu,
+        label: last.label,
+      };
+      log(`pgbackrest backup: ${JSON.stringify(backupRow)}`);
+
+      const pbDir = join(work, "restore-pgbackrest");
+      mkdirSync(pbDir, { mode: 0o700 });
+      chownTree(pbDir, user);
+      spawnSync("sync");
+      markLoad("pgbackrest restore");
+      log("pgbackrest restore --type=immediate ...");
+      busy0 = machineBusySeconds();
+      s30 = anchorS3rverCpu();
+      const rr = await pgbackrest(pg, pgbr, [`--pg1-path=${pbDir}`, `--set=${last.label}`, "--type=immediate", "--target-action=promote", "restore"]);
+      const pbRestoreBusy = machineBusySeconds() - busy0;
+      const restoreS3Cpu = pgbr.repo === "s3" ? round(anchorS3rverCpu() - s30, 1) : 0;
+      const pbRestoreRow = {
+        wallS: round(rr.wallS, 2),
+        bytesMB: mb(last.info.size),
+        mbPerS: round(last.info.size / 1e6 / rr.wallS, 1),
+        peakRssMB: rr.maxRssBytes === null ? null : Math.round(rr.maxRssBytes / 1e6),
+        toolCpuS: rr.cpuSeconds,
+        machineCpuS: round(pbRestoreBusy, 1),
+        s3rverCpuS: restoreS3Cpu,
+        restoredTreeMB: mb(treeBytes(pbDir)),
+      };
+      log(`pgbackrest restore: ${JSON.stringify(pbRestoreRow)}`);
+      let pbVerified: Verified | undefined;
+      if (verify) {
+        log("starting the pgBackRest-restored cluster (archive-get, recovery to the consistent point) ...");
+        pbVerified = await verifyRestored(pbDir, {}, fingerprint);
+        log(`verified: ${JSON.stringify(pbVerified)}`);
+        if (!pbVerified.matches) throw new Error(`pgBackRest restore does not match the source: ${pbVerified.fingerprint} vs ${fingerprint}`);
+      } else {
+        rmSync(pbDir, { recursive: true, force: true });
+      }
+      await setArchiveCommand(pg, "/bin/true");
+      const version = spawnSync("pgbackrest", ["version"], { encoding: "utf8" }).stdout.trim();
+      pgbrResult = {
+        version,
+        repo: pgbr.repo === "s3" ? "s3 (anchors' s3rver over TLS, https://localhost:4570)" : "posix (local disk)",
+        compress: `zst, level ${compressLevel ?? "default (3 in 2.45)"}`,
+        processMax,
+        backup: backupRow,
+        restore: pbRestoreRow,
+        verified: pbVerified ?? null,
+      };
+      ratios = {
+        backupMbPerS: round(pushRow.mbPerS / backupRow.mbPerS, 2),
+        restoreMbPerS: round(restoreRow.mbPerS / pbRestoreRow.mbPerS, 2),
+        // The agent's own phase (read, chunk, compress, upload), without the wait for ingest to record the snapshot.
+        backupPushPhaseMbPerS: round(pushRow.agent.mbPerSPushPhase / backupRow.mbPerS, 2),
+        // Logical MB per CPU-second of the tool's own processes (walvault: agent + pg_basebackup; no stack, no s3rver).
+        ...(backupRow.toolCpuS ? { backupMbPerToolCpuS: round(pushRow.logicalMB / (pushRow.toolCpuS + pushRow.pgBasebackupCpuS) / (backupRow.logicalMB / backupRow.toolCpuS), 2) } : {}),
+        ...(pbRestoreRow.toolCpuS ? { restoreMbPerToolCpuS: round(restoreRow.bytesMB / restoreRow.toolCpuS / (pbRestoreRow.bytesMB / pbRestoreRow.toolCpuS), 2) } : {}),
+        storedBytes: round(pushRow.storedMB / backupRow.storedMB, 2),
+        ...(backupRow.peakRssMB ? { backupPeakRss: round(pushRow.peakRssMB / backupRow.peakRssMB, 1) } : {}),
+        ...(pbRestoreRow.peakRssMB ? { restorePeakRss: round(restoreRow.peakRssMB / pbRestoreRow.peakRssMB, 1) } : {}),
+      };
+    }
+    markLoad("end");
+
+    // --- report -------------------------------------------------------------
+    const rows: Record<string, unknown>[] = [
+      { step: "walvault snapshot push", wallS: pushRow.wallS, MB: pushRow.logicalMB, mbPerS: pushRow.mbPerS, storedMB: pushRow.storedMB, peakRssMB: pushRow.peakRssMB, toolCpuS: pushRow.toolCpuS, machineCpuS: pushRow.machineCpuS },
+      { step: "walvault restore", wallS: restoreRow.wallS, MB: restoreRow.bytesMB, mbPerS: restoreRow.mbPerS, storedMB: null, peakRssMB: restoreRow.peakRssMB, toolCpuS: restoreRow.toolCpuS, machineCpuS: restoreRow.machineCpuS },
+    ];
+    if (pgbrResult) {
+      const b = pgbrResult["backup"] as { wallS: number; logicalMB: number; mbPerS: number; storedMB: number; peakRssMB: number | null; toolCpuS: number | null; machineCpuS: number };
+      const rr = pgbrResult["restore"] as { wallS: number; bytesMB: number; mbPerS: number; peakRssMB: number | null; toolCpuS: number | null; machineCpuS: number };
+      rows.push(
+        { step: `pgbackrest backup (zst, pm${processMax})`, wallS: b.wallS, MB: b.logicalMB, mbPerS: b.mbPerS, storedMB: b.storedMB, peakRssMB: b.peakRssMB, toolCpuS: b.toolCpuS, machineCpuS: b.machineCpuS },
+        { step: `pgbackrest restore (pm${processMax})`, wallS: rr.wallS, MB: rr.bytesMB, mbPerS: rr.mbPerS, storedMB: null, peakRssMB: rr.peakRssMB, toolCpuS: rr.toolCpuS, machineCpuS: rr.machineCpuS },
+      );
+    }
+    const out = {
+      when: new Date().toISOString(),
+      machine: { cpus: cpus().length, model: cpus()[0]?.model, memGB: round(totalmem() / 2 ** 30, 1), node: process.version, loadavg: loads },
+      cluster: { postgres: pgVersion, scale, loadS: round(loadS, 1), databaseMB: mb(dbBytes), dataDirWithoutWalMB: mb(dataDirBytes), fingerprint },
+      walvault: { concurrency, parallel, push: pushRow, restore: restoreRow, verified: wvVerified ?? null },
+      pgbackrest: pgbrResult ?? { skipped: pgbrCheck.ok ? "not run" : pgbrCheck.reason },
+      ratios,
+      table: rows,
+    };
+    mkdirSync(join(values.out, ".."), { recursive: true });
+    writeFileSync(values.out, JSON.stringify(out, null, 2) + "\n");
+    console.table(rows);
+    console.log(
+      `walvault push: ${pushRow.agent.pushS.toFixed(1)} s reading + chunking + uploading (${pushRow.agent.mbPerSPushPhase.toFixed(1)} MB/s), ` +
+        `${pushRow.agent.manifestS.toFixed(1)} s manifest, ${pushRow.agent.waitS.toFixed(1)} s waiting for ingest to record the snapshot (local stack, same host); ` +
+        `${pushRow.newMB} MB new, ${pushRow.storedMB} MB stored + ${pushRow.manifestMB} MB manifest`,
+    );
+    if (wvVerified) console.log(`walvault restore: started, recovered and promoted in ${wvVerified.startRecoverS} s; rows match the source: ${wvVerified.matches}`);
+    const pv = pgbrResult?.["verified"] as Verified | null | undefined;
+    if (pv) console.log(`pgBackRest restore: started, recovered and promoted in ${pv.startRecoverS} s; rows match the source: ${pv.matches}`);
+    if (ratios) {
+      console.log(
+        `ratios walvault / pgBackRest (same run; >1 = walvault faster): backup MB/s ${ratios["backupMbPerS"]}x ` +
+          `(agent push phase alone, without the wait for ingest: ${ratios["backupPushPhaseMbPerS"]}x), restore MB/s ${ratios["restoreMbPerS"]}x; ` +
+          `MB per tool CPU-second: backup ${ratios["backupMbPerToolCpuS"] ?? "-"}x, restore ${ratios["restoreMbPerToolCpuS"] ?? "-"}x; ` +
+          `stored bytes ${ratios["storedBytes"]}x (>1 = walvault stores more)`,
+      );
+    }
+    console.log(`loadavg (1/5/15 min) at each step: ${loads.map((l) => `${l.at} ${l.loadavg.join("/")}`).join("; ")}`);
+    log(`written ${values.out}`);
+  } finally {
+    await pg?.destroy();
+    await stack.idle();
+    await stack.stop();
+    if (pgbr) {
+      rmSync(pgbr.repoDiskPath, { recursive: true, force: true });
+      if (pgbr.repo === "s3") {
+        const parent = join(pgbr.repoDiskPath, "..");
+        if (existsSync(parent) && readdirSync(parent).length === 0) rmSync(parent, { recursive: true, force: true });
+      }
+      if (pgbr.startedS3 && pgbr.scripts) spawnSync("bash", ["-c", '. "$1/lib.sh"; s3_stop', "s3", pgbr.scripts], { stdio: "ignore" });
+    }
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
