@@ -26,7 +26,8 @@ const USAGE = `usage: walvault <command> [options]
 
 archiving (PostgreSQL)
   wal-push <path>            archive a WAL file (archive_command = 'walvault wal-push %p')
-      --wait none|stored     durability to wait for before exit 0 (default stored)
+      --wait LEVEL           durability before exit 0: none | stored (default) | replicated (every region)
+                             | quorum[=N] (N regions counting the primary; alone: a majority)
       --timeout SECONDS      give up waiting after this long (default 60)
       --no-agent             push directly even if a resident agent is running
   wal-fetch <name> <dest>    fetch a verified WAL file (restore_command = 'walvault wal-fetch %f %p')
@@ -37,7 +38,8 @@ archiving (PostgreSQL)
       --socket PATH          socket (default $WALVAULT_AGENT_SOCKET or <tmp>/walvault-agent-<id>.sock)
       --timeout SECONDS      how long a push waits for the catalog (default 60)
   wal list [--json]          every archived WAL file of the database
-  status [--json]            last archived segment, archive lag, gaps
+  status [--region R] [--json]   last archived segment, gaps; per region: lag and restorable windows
+  replicate --region R       bring replica region R level with the catalog (the replicate workflow)
 
 generic databases
   watch <file>               ship closed WAL segments of every stream and snapshot on schedule
@@ -58,6 +60,7 @@ snapshots and restore
       --plan-only [--json]   print the plan and stop
       --force                replace a non-empty DIR once the restore is complete
       --parallel N           chunks downloaded at once (default 8)
+      --region R             restore from replica region R's vault (only what it holds; the primary untouched)
   restore --remote [--latest | --target-time T | ... | --snapshot ID]   run the restore workflow
                              (Step Functions): plan + thaw archived objects; prints the plan, restores
                              nothing here (no --to: restore with --to DIR and the same target afterwards)
@@ -68,6 +71,11 @@ snapshots and restore
 
 administration
   db add <id> [--kind postgres|generic] [--wal-segment-size BYTES]
+  catalog rebuild            rebuild the catalog from one region's vault bucket alone
+      --region R             the primary (default) or a configured replica region
+      --table NAME           table to rebuild into (default: the configured one; created if missing)
+      --database ID...       only these databases (default: every database in the bucket)
+      --json                 print the summary as JSON; exit 1 when objects were skipped
   local up [--state-dir DIR] [--database ID]...   run the embedded stack in the foreground
   local down [--state-dir DIR]                    stop it
 
@@ -121,20 +129,21 @@ async function main(argv: string[]): Promise<number> {
         "no-agent": { type: "boolean", default: false },
       });
       const [path] = positionals(p, ["path"], "wal-push");
-      if (values.wait !== "none" && values.wait !== "stored") {
-        throw new InvalidInputError(`--wait must be none or stored, not '${values.wait}'`);
+      const simpleWait = values.wait === "none" || values.wait === "stored";
+      if (!simpleWait && !/^(replicated|quorum(=\d{1,3})?)$/.test(values.wait)) {
+        throw new InvalidInputError(`--wait must be none, stored, replicated or quorum[=N], not '${values.wait}'`);
       }
       if (values.timeout !== undefined && !(Number(values.timeout) > 0)) {
         throw new InvalidInputError(`--timeout must be a positive number of seconds`);
       }
       // Fast path: a resident agent for this database answers for us.
       const quick = quickSettings(values.database, findConfigFile(values.config).path);
-      if (quick.databaseId && !values["no-agent"] && existsSync(agentSocketPath(quick.databaseId))) {
+      if (simpleWait && quick.databaseId && !values["no-agent"] && existsSync(agentSocketPath(quick.databaseId))) {
         const answer = await askResidentAgent(agentSocketPath(quick.databaseId), {
           op: "push",
           databaseId: quick.databaseId,
           path: resolve(path!),
-          wait: values.wait,
+          wait: values.wait as "none" | "stored",
           timeoutMs: Number(values.timeout ?? quick.waitTimeoutSeconds ?? 60) * 1000,
           cwd: process.cwd(),
         });
@@ -151,9 +160,9 @@ async function main(argv: string[]): Promise<number> {
       const cfg = loadConfig(values);
       const databaseId = requireDatabase(cfg);
       const timeoutSeconds = values.timeout === undefined ? (cfg.waitTimeoutSeconds ?? 60) : Number(values.timeout);
-      const { walPush } = await import("./wal-push.js");
+      const { walPush, parseWaitLevel } = await import("./wal-push.js");
       const r = await walPush(path!, { ...cfg, databaseId }, agentClients(cfg), {
-        wait: values.wait,
+        wait: parseWaitLevel(values.wait, (cfg.replicas ?? []).map((x) => x.region)),
         timeoutMs: timeoutSeconds * 1000,
         cwd: process.cwd(),
       });
@@ -164,10 +173,11 @@ async function main(argv: string[]): Promise<number> {
     case "wal-fetch": {
       try {
         // Inside the try: even a usage error must not read as "not archived" to PostgreSQL.
-        const { values, positionals: p } = parse(rest, { "no-prefetch": { type: "boolean", default: false } });
+        const { values, positionals: p } = parse(rest, { "no-prefetch": { type: "boolean", default: false }, region: { type: "string" } });
         const [name, dest] = positionals(p, ["name", "dest"], "wal-fetch");
         const { loadConfig, requireDatabase, agentClients } = await heavy();
-        const cfg = loadConfig(values);
+        const { regionalConfig } = await import("./regions.js");
+        const cfg = regionalConfig(loadConfig(values), values.region);
         const databaseId = requireDatabase(cfg);
         const { walFetch, spawnPrefetch } = await import("./wal-fetch.js");
         const { markRestoredFrom } = await import("./restore-marker.js");
@@ -185,10 +195,11 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "wal-prefetch": {
-      const { values, positionals: p } = parse(rest, { count: { type: "string", default: "8" } });
+      const { values, positionals: p } = parse(rest, { count: { type: "string", default: "8" }, region: { type: "string" } });
       const [after, dir] = positionals(p, ["after", "dir"], "wal-prefetch");
       const { loadConfig, requireDatabase, agentClients } = await heavy();
-      const cfg = loadConfig(values);
+      const { regionalConfig } = await import("./regions.js");
+      const cfg = regionalConfig(loadConfig(values), values.region);
       const { walPrefetch } = await import("./wal-fetch.js");
       await walPrefetch(after!, dir!, Number(values.count), { ...cfg, databaseId: requireDatabase(cfg) }, agentClients(cfg));
       return 0;
@@ -208,13 +219,37 @@ async function main(argv: string[]): Promise<number> {
     }
 
     case "status": {
-      const { values, positionals: p } = parse(rest, {});
+      const { values, positionals: p } = parse(rest, { region: { type: "string" } });
       positionals(p, [], "status");
       const { loadConfig, requireDatabase, agentClients } = await heavy();
       const cfg = loadConfig(values);
+      const databaseId = requireDatabase(cfg);
+      const clients = agentClients(cfg);
       const { status, formatStatus } = await import("./status.js");
-      const report = await status(agentClients(cfg), requireDatabase(cfg));
-      print(values.json, report, () => formatStatus(report));
+      const { regionStatus, formatRegionStatus } = await import("./regions.js");
+      const [report, regions] = await Promise.all([status(clients, databaseId), regionStatus(clients.catalog, cfg, databaseId, values.region)]);
+      print(values.json, { ...report, regions }, () => `${formatStatus(report)}\n${formatRegionStatus(regions)}`);
+      return 0;
+    }
+
+    case "replicate": {
+      const { values, positionals: p } = parse(rest, { region: { type: "string" }, "state-machine": { type: "string" }, timeout: { type: "string" } });
+      positionals(p, [], "replicate");
+      if (!values.region) throw new InvalidInputError("replicate needs --region R (the replica region to bring level)");
+      const timeoutS = values.timeout === undefined ? undefined : Number(values.timeout);
+      if (timeoutS !== undefined && !(timeoutS > 0)) throw new InvalidInputError("--timeout must be a positive number of seconds");
+      const { loadConfig } = await heavy();
+      const cfg = loadConfig(values);
+      const arn = values["state-machine"] ?? cfg.replicateStateMachineArn;
+      if (!arn) throw new InvalidInputError(`no replicate workflow: pass --state-machine ARN or set replicateStateMachineArn in ${cfg.path} (stack output ReplicateStateMachineArn)`);
+      const { replicate } = await import("./regions.js");
+      const r = await replicate(cfg, {
+        region: values.region,
+        stateMachineArn: arn,
+        ...(values.database ? { databaseId: values.database } : {}),
+        ...(timeoutS ? { timeoutMs: timeoutS * 1000 } : {}),
+      });
+      print(values.json, r, () => `replicate ${values.region}: ${JSON.stringify(r.output)} (${r.executionId})`);
       return 0;
     }
 
@@ -243,6 +278,18 @@ async function main(argv: string[]): Promise<number> {
       }
       print(values.json, existing ?? { databaseId: id }, () => (existing ? `database ${id} is already registered` : `registered database ${id}`));
       return 0;
+    }
+
+    case "catalog": {
+      const [sub, ...args] = rest;
+      if (sub !== "rebuild") throw new InvalidInputError(`unknown command 'catalog ${sub ?? ""}': did you mean 'catalog rebuild'?`);
+      const { values, positionals: p } = parse(args, {
+        region: { type: "string" },
+        table: { type: "string" },
+        database: { type: "string", multiple: true },
+      });
+      positionals(p, [], "catalog rebuild");
+      return (await import("./catalog-rebuild.js")).catalogRebuildCommand(values);
     }
 
     case "watch": {
@@ -347,6 +394,7 @@ async function main(argv: string[]): Promise<number> {
         "state-machine": { type: "string" },
         tier: { type: "string" },
         timeout: { type: "string" },
+        region: { type: "string" },
       });
       positionals(p, [], "restore");
       if (values.remote) return (await import("./restore-remote.js")).restoreRemoteCommand(values);
@@ -364,7 +412,8 @@ async function main(argv: string[]): Promise<number> {
       const parallel = Number(values.parallel ?? "8");
       if (!Number.isInteger(parallel) || parallel < 1) throw new InvalidInputError("--parallel must be a positive integer");
       const { loadConfig, requireDatabase, agentClients } = await heavy();
-      const cfg = loadConfig(values);
+      const { regionalConfig } = await import("./regions.js");
+      const cfg = regionalConfig(loadConfig(values), values.region);
       const databaseId = requireDatabase(cfg);
       const clients = agentClients(cfg);
       if (values["plan-only"]) {

@@ -80,38 +80,57 @@ export function progressLine(label: string, s: TransferStats, elapsedSeconds: nu
   return parts.join("  ");
 }
 
-/** A progress line on `stream` when it is a TTY; a no-op otherwise. */
-export function createProgress(options: ProgressOptions): Progress {
+/** One status line, redrawn in place; see createStatusLine. */
+export interface StatusLine {
+  /** Records the latest text (computed when drawn); redraws if the last redraw is at least the interval old. */
+  update(text: () => string): void;
+  /** Draws the final text (default: the latest) and ends the line. Later calls do nothing. */
+  done(text?: () => string): void;
+}
+
+/** A status line on `stream` when it is a TTY; a no-op otherwise. */
+export function createStatusLine(options: Omit<ProgressOptions, "label">): StatusLine {
   const stream = options.stream ?? process.stderr;
   const enabled = options.enabled ?? stream.isTTY === true;
   if (!enabled) return { update: () => undefined, done: () => undefined };
   const now = options.now ?? Date.now;
   const interval = options.intervalMs ?? 250;
-  const started = now();
   let last = -Infinity;
-  let latest: TransferStats | undefined;
+  let latest: (() => string) | undefined;
   let finished = false;
-  const draw = (s: TransferStats, end: boolean): void => {
-    const line = progressLine(options.label, s, (now() - started) / 1000);
+  const draw = (text: () => string, end: boolean): void => {
+    const line = text();
     const width = stream.columns && stream.columns > 20 ? stream.columns - 1 : undefined;
     const shown = width !== undefined && line.length > width ? `${line.slice(0, width - 1)}…` : line;
     // \r: back to column 0; ESC[K: erase what a longer previous line left.
     stream.write(`\r${shown}\x1b[K${end ? "\n" : ""}`);
   };
   return {
-    update(stats) {
+    update(text) {
       if (finished) return;
-      latest = stats;
+      latest = text;
       const t = now();
       if (t - last < interval) return;
       last = t;
-      draw(stats, false);
+      draw(text, false);
     },
-    done(stats) {
+    done(text) {
       if (finished) return;
       finished = true;
-      const s = stats ?? latest;
-      if (s) draw(s, true);
+      const final = text ?? latest;
+      if (final) draw(final, true);
     },
+  };
+}
+
+/** A progress line on `stream` when it is a TTY; a no-op otherwise. */
+export function createProgress(options: ProgressOptions): Progress {
+  const line = createStatusLine(options);
+  const now = options.now ?? Date.now;
+  const started = now();
+  const text = (s: TransferStats) => (): string => progressLine(options.label, s, (now() - started) / 1000);
+  return {
+    update: (stats) => line.update(text(stats)),
+    done: (stats) => line.done(stats === undefined ? undefined : text(stats)),
   };
 }

@@ -128,7 +128,8 @@ export const CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
 /** WAL segments in memory at once while laying out a generic restore (bytes, at least one segment). */
 const WAL_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
 
-export type RestoreConfig = AgentConfig & { path?: string };
+/** `replicaRegion`: plan and read from that replica region's vault (agent/regions.ts regionalConfig). */
+export type RestoreConfig = AgentConfig & { path?: string; replicaRegion?: string };
 
 // ---------------------------------------------------------------------------
 // Planning
@@ -158,6 +159,7 @@ export { genericSegno, streamOfRecord };
 function loadState(clients: AgentClients, cfg: RestoreConfig, databaseId: string): Promise<CatalogState> {
   return loadCatalogState(clients.catalog, clients.store, cfg.vaultBucket, databaseId, {
     unknownDatabaseHint: ": check --database (register it with 'walvault db add')",
+    ...(cfg.replicaRegion ? { region: cfg.replicaRegion } : {}),
   });
 }
 
@@ -811,6 +813,7 @@ async function preparePostgres(root: string, planned: PlannedRestore, cfg: Resto
     walvaultBin: WALVAULT_BIN,
     databaseId: planned.databaseId,
     ...(cfg.path === undefined ? {} : { configPath: cfg.path }),
+    ...(cfg.replicaRegion ? { region: cfg.replicaRegion } : {}),
   });
   const note = `walvault restore of database ${planned.databaseId}, snapshot ${planned.plan.snapshot.id}, at ${new Date().toISOString()}`;
   const conf = join(root, "postgresql.auto.conf");

@@ -11,6 +11,7 @@
  * downloads and verifies the next segments into pg_wal/.walvault-prefetch/;
  * the next wal-fetch takes its file from there after re-hashing it.
  */
+import { walInRegion } from "../core/regions.js";
 import { spawn } from "node:child_process";
 import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
@@ -63,13 +64,18 @@ async function takePrefetched(dir: string, rec: WalRecord): Promise<Buffer | und
 export async function walFetch(
   name: string,
   dest: string,
-  cfg: AgentConfig & { databaseId: string },
+  cfg: AgentConfig & { databaseId: string; replicaRegion?: string },
   clients: AgentClients,
 ): Promise<FetchResult> {
   if (name.includes("/") || name === "" || name.startsWith(".")) {
     throw new InvalidInputError(`'${name}' is not a WAL file name`);
   }
-  const rec = await clients.catalog.getWal(cfg.databaseId, name);
+  const recorded = await clients.catalog.getWal(cfg.databaseId, name);
+  const rec = recorded && walInRegion(recorded, cfg.replicaRegion);
+  if (recorded && !rec) {
+    // Restoring from a replica region: what it does not hold yet is, for this restore, the end of the archive.
+    throw new NotFoundError(`${name} is archived but not (yet) in region ${cfg.replicaRegion}, which this restore reads from`);
+  }
   if (!rec) {
     // "Not archived" ends recovery, so make sure it is not a mistyped database id.
     if (!(await clients.catalog.getDatabase(cfg.databaseId))) {
@@ -96,7 +102,7 @@ export function followingSegments(name: string, count: number, segmentSize = DEF
 }
 
 /** Starts a detached prefetcher for the segments after `name`; never blocks or fails the fetch. */
-export function spawnPrefetch(name: string, dest: string, cfg: AgentConfig, cliPath: string): void {
+export function spawnPrefetch(name: string, dest: string, cfg: AgentConfig & { replicaRegion?: string }, cliPath: string): void {
   const count = cfg.prefetch ?? 8;
   if (count === 0) return;
   try {
@@ -107,6 +113,7 @@ export function spawnPrefetch(name: string, dest: string, cfg: AgentConfig, cliP
   const args = [cliPath, "wal-prefetch", name, join(dirname(dest), PREFETCH_DIR), "--count", String(count)];
   if (cfg.databaseId) args.push("--database", cfg.databaseId);
   if ("path" in cfg && typeof cfg.path === "string") args.push("--config", cfg.path);
+  if (cfg.replicaRegion) args.push("--region", cfg.replicaRegion);
   const child = spawn(process.execPath, args, { detached: true, stdio: "ignore" });
   child.unref();
 }
@@ -121,7 +128,7 @@ export async function walPrefetch(
   after: string,
   dir: string,
   count: number,
-  cfg: AgentConfig & { databaseId: string },
+  cfg: AgentConfig & { databaseId: string; replicaRegion?: string },
   clients: AgentClients,
 ): Promise<number> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -137,7 +144,8 @@ export async function walPrefetch(
     const results = await Promise.all(
       names.map(async (n) => {
         if (existsSync(join(dir, n))) return true;
-        const rec = await clients.catalog.getWal(cfg.databaseId, n);
+        const recorded = await clients.catalog.getWal(cfg.databaseId, n);
+        const rec = recorded && walInRegion(recorded, cfg.replicaRegion);
         if (!rec) return false;
         const data = await downloadVerified(clients, cfg, rec);
         await writeAtomic(join(dir, n), data);

@@ -1,8 +1,12 @@
 /**
  * `walvault wal-push <path>` — PostgreSQL's archive_command.
  * Exit 0 only when the file is durable at the requested level:
- *   none    uploaded to the incoming bucket;
- *   stored  the catalog records it in the vault (the ingest workflow finished).
+ *   none        uploaded to the incoming bucket;
+ *   stored      the catalog records it in the vault (the ingest workflow finished);
+ *   replicated  ...and every configured replica region holds a proven copy;
+ *   quorum=N    ...in N regions counting the primary (quorum alone: a majority).
+ * A wait that times out is a TimeoutError naming the regions still missing;
+ * the segment stays recorded and will still replicate.
  * Idempotent: the same bytes already archived → exit 0 without uploading;
  * different bytes under the same name → SegmentConflictError, the archived
  * copy untouched.
@@ -13,6 +17,7 @@ import { basename, join } from "node:path";
 import { getCodec, DEFAULT_CODEC } from "../core/codec.js";
 import {
   FileAccessError,
+  InvalidInputError,
   QuarantinedError,
   SegmentConflictError,
   TimeoutError,
@@ -30,7 +35,28 @@ import type { AgentConfig } from "../core/config.js";
 import { assertMayArchiveInto } from "./restore-marker.js";
 import { PREFETCH_DIR } from "./wal-fetch.js";
 
-export type WaitLevel = "none" | "stored";
+export type WaitLevel = "none" | "stored" | "replicated" | { quorum: number };
+
+/** Parses --wait: none | stored | replicated | quorum | quorum=N (regions including the primary; 1 + replicas at most). */
+export function parseWaitLevel(text: string, replicaRegions: readonly string[]): WaitLevel {
+  if (text === "none" || text === "stored" || text === "replicated") return text;
+  const total = 1 + replicaRegions.length;
+  const m = /^quorum(?:=(\d{1,3}))?$/.exec(text);
+  if (!m) throw new InvalidInputError(`--wait must be none, stored, replicated or quorum[=N], not '${text}'`);
+  const n = m[1] === undefined ? Math.floor(total / 2) + 1 : Number(m[1]);
+  if (n < 1 || n > total) {
+    throw new InvalidInputError(`--wait quorum=${n} asks for ${n} regions, but there are ${total} (the primary and ${replicaRegions.length} replica region(s): ${replicaRegions.join(", ") || "none"})`);
+  }
+  return { quorum: n };
+}
+
+/** Whether a record is durable at `level` given the configured replica regions ("stored" or more is implied). */
+export function durableAt(record: WalRecord, level: WaitLevel, replicaRegions: readonly string[]): { ok: boolean; missing: string[] } {
+  const missing = replicaRegions.filter((r) => record.replicas[r]?.status !== "replicated");
+  if (level === "replicated") return { ok: missing.length === 0, missing };
+  if (typeof level === "object") return { ok: 1 + replicaRegions.length - missing.length >= level.quorum, missing };
+  return { ok: true, missing: [] };
+}
 
 export interface WalPushOptions {
   wait: WaitLevel;
@@ -46,7 +72,7 @@ export interface WalPushOptions {
 
 export interface WalPushResult {
   name: string;
-  outcome: "uploaded" | "stored" | "already-archived";
+  outcome: "uploaded" | "stored" | "replicated" | "already-archived";
   sha256: string;
   size: number;
   storedSize?: number;
@@ -92,6 +118,9 @@ export async function walPush(
   const sha256 = sha256Hex(content);
   if (existing) {
     if (existing.sha256 !== sha256) throw conflict(name, databaseId, existing.sha256, sha256);
+    if (opts.wait !== "none" && opts.wait !== "stored") {
+      await waitReplicated(clients.catalog, existing, opts.wait, (cfg.replicas ?? []).map((r) => r.region), cfg.region, Date.now() + opts.timeoutMs);
+    }
     return { name, outcome: "already-archived", sha256, size: content.length, storedSize: existing.storedSize };
   }
   const encoded = await encoding!;
@@ -102,7 +131,48 @@ export async function walPush(
   });
   if (opts.wait === "none") return { name, outcome: "uploaded", sha256, size: content.length, storedSize: encoded.length };
   const record = await waitStored(clients.catalog, databaseId, name, sha256, startedAt, opts.timeoutMs, opts.expectedStoreMs);
-  return { name, outcome: "stored", sha256, size: content.length, storedSize: record.storedSize, storeMs: Date.now() - startedAt.getTime() };
+  const storeMs = Date.now() - startedAt.getTime();
+  if (opts.wait !== "stored") {
+    const deadline = startedAt.getTime() + opts.timeoutMs;
+    await waitReplicated(clients.catalog, record, opts.wait, (cfg.replicas ?? []).map((r) => r.region), cfg.region, deadline);
+    return { name, outcome: "replicated", sha256, size: content.length, storedSize: record.storedSize, storeMs };
+  }
+  return { name, outcome: "stored", sha256, size: content.length, storedSize: record.storedSize, storeMs };
+}
+
+/**
+ * Polls the record until it is durable at `level` (every 50 ms, growing to
+ * 500 ms). Past `deadline`: TimeoutError naming the regions that have not
+ * confirmed (and why, when a region's copy is recorded as failed).
+ */
+export async function waitReplicated(
+  catalog: Catalog,
+  first: WalRecord,
+  level: WaitLevel,
+  replicaRegions: readonly string[],
+  primaryRegion: string,
+  deadline: number,
+): Promise<WalRecord> {
+  let rec = first;
+  let delay = 50;
+  for (;;) {
+    const d = durableAt(rec, level, replicaRegions);
+    if (d.ok) return rec;
+    if (Date.now() >= deadline) {
+      const have = [primaryRegion, ...replicaRegions.filter((r) => !d.missing.includes(r))];
+      const why = d.missing
+        .map((r) => (rec.replicas[r]?.status === "failed" ? `${r} (copy failed: ${rec.replicas[r]!.error ?? "unknown"})` : r))
+        .join(", ");
+      const wanted = level === "replicated" ? "every region" : `${(level as { quorum: number }).quorum} regions`;
+      throw new TimeoutError(
+        `${rec.name} is stored in ${have.join(", ")} but not yet in ${why}, short of ${wanted}; it is recorded and will still replicate ` +
+          `(walvault status shows each region's lag)`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+    delay = Math.min(delay * 1.5, 500);
+    rec = (await catalog.getWal(rec.databaseId, rec.name)) ?? rec;
+  }
 }
 
 /**

@@ -21,6 +21,11 @@ export const agentConfigSchema = z.object({
     .string()
     .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/, "not a Step Functions state machine ARN")
     .optional(),
+  /** The replicate workflow `walvault replicate --region R` starts: the stack output ReplicateStateMachineArn. */
+  replicateStateMachineArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/, "not a Step Functions state machine ARN")
+    .optional(),
   credentials: z.object({ accessKeyId: z.string(), secretAccessKey: z.string() }).optional(),
   walSegmentSize: z.number().int().positive().optional(),
   codec: codecSchema.optional(),
@@ -28,6 +33,22 @@ export const agentConfigSchema = z.object({
   waitTimeoutSeconds: z.number().positive().optional(),
   /** Segments wal-fetch prefetches ahead. 0 disables. */
   prefetch: z.number().int().nonnegative().optional(),
+  /**
+   * Replica regions (issue #4): each has its own vault bucket, and on the
+   * local stack its own S3 endpoint. `region`/`vaultBucket`/`s3Endpoint`
+   * above are the primary's. The catalog is one global table, reachable in
+   * every region (`dynamodbEndpoint` per region when it differs).
+   */
+  replicas: z
+    .array(
+      z.object({
+        region: z.string().min(1),
+        vaultBucket: z.string().min(1),
+        s3Endpoint: z.string().url().optional(),
+        dynamodbEndpoint: z.string().url().optional(),
+      }),
+    )
+    .optional(),
   /** Present when the local stack wrote this file. */
   local: z.object({ pid: z.number().int(), stateDir: z.string() }).optional(),
 });

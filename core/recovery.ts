@@ -13,6 +13,8 @@ export interface RecoverySettingsOptions {
   databaseId: string;
   /** Config file wal-fetch must use (else it searches as usual). */
   configPath?: string;
+  /** Replica region whose vault wal-fetch reads (restore --region); absent: the primary. */
+  region?: string;
 }
 
 /** Quotes a word for /bin/sh (restore_command runs through the shell). */
@@ -35,6 +37,7 @@ export function recoverySettings(plan: RestorePlan, opts: RecoverySettingsOption
     "--database",
     shellQuote(opts.databaseId),
     ...(opts.configPath ? ["--config", shellQuote(opts.configPath)] : []),
+    ...(opts.region ? ["--region", shellQuote(opts.region)] : []),
     "%f",
     "%p",
   ].join(" ");

@@ -151,6 +151,31 @@ export const replicateItemSchema = z.object({
   promoted: promotedSchema,
 });
 
+/**
+ * What a snapshot's catalog record takes from its manifest (small: no file
+ * list). Derived by core/catalog-records.ts snapshotSummary(), for snapshot
+ * ingest (it travels in the workflow state) and for catalog rebuild alike.
+ */
+export const snapshotSummarySchema = z.object({
+  timeline: z.number().int().positive().optional(),
+  startLsn: z.string().optional(),
+  stopLsn: z.string().optional(),
+  startWalFile: z.string().optional(),
+  stopWalFile: z.string().optional(),
+  streams: z.record(z.string(), z.string()).optional(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  totals: z.object({
+    files: z.number().int().nonnegative(),
+    logicalBytes: z.number().int().nonnegative(),
+    uniqueChunks: z.number().int().nonnegative(),
+    newChunks: z.number().int().nonnegative(),
+    storedBytes: z.number().int().nonnegative(),
+    newStoredBytes: z.number().int().nonnegative(),
+  }),
+});
+export type SnapshotSummary = z.infer<typeof snapshotSummarySchema>;
+
 /** Catalog item of a restorable snapshot (its manifest is in the vault at manifestKey). */
 export const snapshotRecordSchema = z.object({
   databaseId: databaseIdSchema,

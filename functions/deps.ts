@@ -66,6 +66,15 @@ function build(): Deps {
   };
 }
 
+/** The configured replica `region`; ConfigError when it is not one. */
+export function replicaOf(d: Deps, region: string): Replica {
+  const replica = d.replicas.find((r) => r.region === region);
+  if (!replica) {
+    throw new ConfigError(`replica region '${region}' is not configured (configured: ${d.replicas.map((r) => r.region).join(", ") || "none"})`);
+  }
+  return replica;
+}
+
 let deps: Deps | undefined;
 
 /** The module-wide dependencies; built on first use. */

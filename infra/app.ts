@@ -7,21 +7,26 @@
  *   walvault:objectLockMode     GOVERNANCE | COMPLIANCE                  GOVERNANCE
  *   walvault:objectLockDays     default vault retention in days          7
  *   walvault:agentPrincipalArns who may assume the agent roles           [] (the account)
+ *
+ * Stacks (infra/walvault-app.ts): `WalvaultPrimary` in the CLI's region and
+ * one `WalvaultReplica-<region>` per replica region; the primary depends on
+ * the replica stacks, so they deploy first.
  * Every stack is checked with cdk-nag's AWS Solutions rules at synth time.
  */
 import { App, Aspects, Tags } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
-import { PrimaryStack, walvaultSettingsFromContext } from "./primary-stack.js";
+import { walvaultSettingsFromContext } from "./primary-stack.js";
+import { addWalvaultStacks } from "./walvault-app.js";
 
 const app = new App();
 
-new PrimaryStack(app, "WalvaultPrimary", {
-  stackName: "walvault-primary",
-  description: "walvault primary region: incoming and vault buckets, catalog, ingest workflow, agent roles",
-  // Environment-agnostic unless the CLI knows the account/region (it does on
-  // `cdk deploy` with credentials; `cdk synth` offline works without).
-  env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
-  ...walvaultSettingsFromContext(app.node),
+// Environment-agnostic unless the CLI knows the account/region (it does on
+// `cdk deploy` with credentials; `cdk synth` offline works without). Replica
+// regions need the primary's region: the CLI passes its default region
+// (AWS_REGION, the profile's region, else us-east-1) as CDK_DEFAULT_REGION.
+addWalvaultStacks(app, walvaultSettingsFromContext(app.node), {
+  account: process.env.CDK_DEFAULT_ACCOUNT,
+  region: process.env.CDK_DEFAULT_REGION,
 });
 
 Tags.of(app).add("project", "walvault");

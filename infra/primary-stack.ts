@@ -5,7 +5,12 @@
  * handlers, an Express state machine, every incoming/db/<id>/wal/ upload) and
  * snapshot ingest (six handlers, a Standard state machine, every
  * incoming/db/<id>/snapshots/<snapshotId>/manifest.json; chunk uploads start
- * nothing) — and one IAM role per database for its agent.
+ * nothing) — the restore and replicate workflows (Standard, started on
+ * demand; replicate backfills or catches up one replica region from the
+ * catalog), and one IAM role per database for its agent. The catalog is a
+ * global table with a replica in every replica region; each replica region's
+ * vault bucket lives in its own ReplicaVaultStack (infra/replica-stack.ts),
+ * which this stack's copy steps write by name.
  *
  * The security boundary this stack draws (see docs/deploy.md):
  *   - an agent role can only PutObject under incoming/db/<id>/ and read its
@@ -19,7 +24,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Aws, type CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
+import { Aws, type CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Token } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
@@ -35,6 +40,17 @@ import { NagSuppressions } from "cdk-nag";
 import type { Construct, Node } from "constructs";
 import { DATABASE_ID_RE, INCOMING_PREFIX, QUARANTINE_PREFIX } from "../core/keys.js";
 import { missingSubstitutions } from "./asl.js";
+import {
+  AGENT_ROLE_PREFIX,
+  checkObjectLockDays,
+  createAccessLogsBucket,
+  createVaultBucket,
+  defaultReplicaBucketName,
+  type ObjectLockMode,
+  REGION_RE,
+} from "./vault.js";
+
+export type { ObjectLockMode } from "./vault.js";
 
 /** A vault in another region that the ingest workflow copies every promoted object to. */
 export interface ReplicaTarget {
@@ -45,8 +61,6 @@ export interface ReplicaTarget {
    */
   readonly bucket?: string;
 }
-
-export type ObjectLockMode = "GOVERNANCE" | "COMPLIANCE";
 
 /** The walvault-specific settings; `walvaultSettingsFromContext` reads them from cdk.json / `-c`. */
 export interface WalvaultSettings {
@@ -108,6 +122,22 @@ export const RESTORE_STEP_SOURCES: Record<RestoreStep, { file: string; handler: 
   checkThaw: { file: "thaw", handler: "checkHandler", placeholder: "CheckThawFunctionArn" },
 };
 
+/**
+ * The replicate workflow's Lambda steps (statemachines/replicate.asl.json).
+ * copyItem and recordFailure also run in the ingest workflows' replicate
+ * Maps (RecordReplicaFailure in ingest, CopySnapshot and
+ * RecordSnapshotReplicaFailure in snapshot ingest).
+ */
+export const REPLICATE_STEPS = ["findMissing", "copyItem", "recordFailure"] as const;
+export type ReplicateStep = (typeof REPLICATE_STEPS)[number];
+
+/** Handler module (functions/replicate/<file>.ts) and ASL placeholder of each replicate step. */
+export const REPLICATE_STEP_SOURCES: Record<ReplicateStep, { file: string; placeholder: string }> = {
+  findMissing: { file: "find-missing", placeholder: "FindMissingFunctionArn" },
+  copyItem: { file: "copy-item", placeholder: "CopyItemFunctionArn" },
+  recordFailure: { file: "record-failure", placeholder: "RecordReplicaFailureFunctionArn" },
+};
+
 /** Retrieval tier of the restore workflow's RestoreObject requests unless its input names one. */
 export const DEFAULT_THAW_TIER = "Standard";
 
@@ -120,9 +150,6 @@ export const WAL_UPLOAD_KEY_PATTERN = `${INCOMING_PREFIX}*/wal/*`;
 export const SNAPSHOT_MANIFEST_KEY_PATTERN = `${INCOMING_PREFIX}*/snapshots/*/manifest.json`;
 /** Where snapshot ingest keeps the batch lists too large for the workflow state (incoming bucket). */
 export const WORK_PREFIX = "work/";
-
-const AGENT_ROLE_PREFIX = "walvault-agent-";
-const REGION_RE = /^[a-z]{2}(?:-[a-z]+)+-\d+$/;
 
 /** Finds the repository root: the nearest ancestor of `start` holding package-lock.json. */
 export function findProjectRoot(start: string = dirname(fileURLToPath(import.meta.url))): string {
@@ -236,6 +263,16 @@ const RESTORE_STEP_CONFIG: Record<RestoreStep, StepConfig> = {
   checkThaw: { description: "walvault restore: count archived objects still being restored", memorySize: 1024, timeout: Duration.minutes(15) },
 };
 
+// findMissing lists every WAL and snapshot record of the databases in scope
+// (one Query each, plus a Scan for the registrations); copyItem copies a WAL
+// file or a whole snapshot (chunks 8 at a time, up to 8 MiB each, bytes held
+// and decoded twice for the proofs) and may run up to Lambda's 15 minutes.
+const REPLICATE_STEP_CONFIG: Record<ReplicateStep, StepConfig> = {
+  findMissing: { description: "walvault replicate: find what a replica region lacks, from the catalog", memorySize: 1024, timeout: Duration.minutes(5) },
+  copyItem: { description: "walvault replicate: copy one WAL file or snapshot to a replica vault and prove it", memorySize: 2048, timeout: Duration.minutes(15) },
+  recordFailure: { description: "walvault replicate: record a failed copy to a replica region", memorySize: 256, timeout: Duration.seconds(20) },
+};
+
 export class PrimaryStack extends Stack {
   public readonly vaultKey: kms.Key;
   public readonly accessLogsBucket: s3.Bucket;
@@ -258,6 +295,14 @@ export class PrimaryStack extends Stack {
   public readonly restoreStateMachine: sfn.StateMachine;
   /** The path of the restore ASL file. */
   public readonly restoreAslFile: string;
+  /** The replicate functions, by step (copyItem and recordFailure also serve the ingest workflows). */
+  public readonly replicateFunctions: Record<ReplicateStep, NodejsFunction>;
+  /** The replicate workflow (Standard; started from the console or the CLI with { region, databaseId?, limit? }). */
+  public readonly replicateStateMachine: sfn.StateMachine;
+  /** The path of the replicate ASL file. */
+  public readonly replicateAslFile: string;
+  /** The replica vaults the control plane writes: region and bucket name. */
+  public readonly replicaTargets: readonly { readonly region: string; readonly bucket: string }[];
   /** Agent role per database id. */
   public readonly agentRoles: Record<string, iam.Role>;
   /** The path of the ingest ASL file the state machine is deployed from. */
@@ -269,9 +314,7 @@ export class PrimaryStack extends Stack {
     const root = props.projectRoot ?? findProjectRoot();
     const lockMode = props.objectLockMode ?? "GOVERNANCE";
     const lockDays = props.objectLockDays ?? 7;
-    if (!Number.isInteger(lockDays) || lockDays < 1 || lockDays > 36500) {
-      throw new Error(`objectLockDays must be a whole number of days between 1 and 36500, got ${lockDays}`);
-    }
+    checkObjectLockDays(lockDays);
     const databases = [...new Set(props.databases)];
     if (databases.length === 0) throw new Error("at least one database id is needed (context walvault:databases)");
     for (const db of databases) {
@@ -285,11 +328,18 @@ export class PrimaryStack extends Stack {
     const replicas = (props.replicas ?? []).map((r) => {
       if (!REGION_RE.test(r.region)) throw new Error(`replica region '${r.region}' is not a region name`);
       if (r.region === this.region) throw new Error(`replica region '${r.region}' is this stack's own region`);
-      return { region: r.region, bucket: r.bucket ?? `walvault-vault-${Aws.ACCOUNT_ID}-${r.region}` };
+      return { region: r.region, bucket: r.bucket ?? defaultReplicaBucketName(r.region) };
     });
     if (new Set(replicas.map((r) => r.region)).size !== replicas.length) {
       throw new Error("a replica region is listed twice");
     }
+    if (replicas.length > 0 && Token.isUnresolved(this.region)) {
+      // A global table needs its home region at synth time.
+      throw new Error(
+        "replica regions need the primary stack's region: give env.region, or run the CDK CLI with a region (AWS_REGION, or --profile with a region)",
+      );
+    }
+    this.replicaTargets = replicas;
 
     // ---------------------------------------------------------------- storage
 
@@ -301,19 +351,8 @@ export class PrimaryStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    // S3 server access logs of both data buckets. Log delivery only supports
-    // SSE-S3 and no Object Lock default retention on the target bucket.
-    this.accessLogsBucket = new s3.Bucket(this, "AccessLogsBucket", {
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      enforceSSL: true,
-      lifecycleRules: [
-        { id: "expire-access-logs", expiration: Duration.days(365) },
-        { id: "abort-multipart", abortIncompleteMultipartUploadAfter: Duration.days(1) },
-      ],
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
+    // S3 server access logs of both data buckets.
+    this.accessLogsBucket = createAccessLogsBucket(this, "AccessLogsBucket");
 
     // incoming: the only bucket agents write. Uploads are transient (the
     // workflow copies them into the vault within seconds), so SSE-S3 is
@@ -336,60 +375,15 @@ export class PrimaryStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    // vault: what was validated. Versioned + Object Lock: every version is
-    // immutable for the default retention, whoever asks.
-    this.vaultBucket = new s3.Bucket(this, "VaultBucket", {
-      versioned: true,
-      objectLockEnabled: true,
-      objectLockDefaultRetention:
-        lockMode === "COMPLIANCE"
-          ? s3.ObjectLockRetention.compliance(Duration.days(lockDays))
-          : s3.ObjectLockRetention.governance(Duration.days(lockDays)),
-      encryption: s3.BucketEncryption.KMS,
-      encryptionKey: this.vaultKey,
-      bucketKeyEnabled: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      enforceSSL: true,
-      serverAccessLogsBucket: this.accessLogsBucket,
-      serverAccessLogsPrefix: "vault/",
-      lifecycleRules: [
-        // The retention workflow decides what is deleted; a deleted or
-        // replaced version stays recoverable for 30 days (and never before
-        // its Object Lock retention ends), then stops costing storage.
-        {
-          id: "expire-noncurrent",
-          noncurrentVersionExpiration: Duration.days(Math.max(30, lockDays)),
-          expiredObjectDeleteMarker: true,
-        },
-        { id: "abort-multipart", abortIncompleteMultipartUploadAfter: Duration.days(7) },
-      ],
-      removalPolicy: RemovalPolicy.RETAIN,
+    // vault: what was validated (versioned, Object Lock, SSE-KMS, TLS only,
+    // and a bucket policy denying every write/delete/unlock to agent roles).
+    // Every replica stack's vault is built by the same function.
+    this.vaultBucket = createVaultBucket(this, "VaultBucket", {
+      key: this.vaultKey,
+      accessLogsBucket: this.accessLogsBucket,
+      objectLockMode: lockMode,
+      objectLockDays: lockDays,
     });
-    // Defence in depth: even if someone attaches more permissions to an agent
-    // role, the vault refuses every write, delete and unlock from it.
-    this.vaultBucket.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: "DenyAgentWrites",
-        effect: iam.Effect.DENY,
-        principals: [new iam.AnyPrincipal()],
-        actions: [
-          "s3:PutObject*",
-          "s3:DeleteObject*",
-          "s3:BypassGovernanceRetention",
-          "s3:RestoreObject",
-          "s3:PutBucket*",
-          "s3:DeleteBucket*",
-          "s3:PutLifecycleConfiguration",
-          "s3:PutEncryptionConfiguration",
-          "s3:PutReplicationConfiguration",
-        ],
-        resources: [this.vaultBucket.bucketArn, this.vaultBucket.arnForObjects("*")],
-        conditions: {
-          ArnLike: { "aws:PrincipalArn": `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${AGENT_ROLE_PREFIX}*` },
-        },
-      }),
-    );
 
     // ---------------------------------------------------------------- catalog
 
@@ -455,6 +449,21 @@ export class PrimaryStack extends Stack {
     this.restoreFunctions = restoreFns as Record<RestoreStep, NodejsFunction>;
     this.grantRestorePermissions();
 
+    const replicateFns: Partial<Record<ReplicateStep, NodejsFunction>> = {};
+    for (const step of REPLICATE_STEPS) {
+      const src = REPLICATE_STEP_SOURCES[step];
+      replicateFns[step] = this.handlerFunction(
+        `Replicate${pascal(src.file)}`,
+        join(root, "functions", "replicate", `${src.file}.ts`),
+        REPLICATE_STEP_CONFIG[step],
+        `walvault replicate ${step} function`,
+        environment,
+        root,
+      );
+    }
+    this.replicateFunctions = replicateFns as Record<ReplicateStep, NodejsFunction>;
+    this.grantReplicatePermissions(replicas);
+
     // ---------------------------------------------------------------- workflow
 
     this.ingestAslFile = join(root, "statemachines", "ingest.asl.json");
@@ -464,6 +473,7 @@ export class PrimaryStack extends Stack {
       RecordFunctionArn: this.functions.record.functionArn,
       ReplicateFunctionArn: this.functions.replicate.functionArn,
       QuarantineFunctionArn: this.functions.quarantine.functionArn,
+      RecordReplicaFailureFunctionArn: this.replicateFunctions.recordFailure.functionArn,
     };
     const missing = missingSubstitutions(this.ingestAslFile, substitutions);
     if (missing.length > 0) {
@@ -486,7 +496,7 @@ export class PrimaryStack extends Stack {
       new iam.PolicyStatement({
         sid: "InvokeIngestSteps",
         actions: ["lambda:InvokeFunction"],
-        resources: INGEST_STEPS.map((s) => this.functions[s].functionArn),
+        resources: [...INGEST_STEPS.map((s) => this.functions[s].functionArn), this.replicateFunctions.recordFailure.functionArn],
       }),
     );
     this.ingestStateMachine = new sfn.StateMachine(this, "IngestWorkflow", {
@@ -535,9 +545,11 @@ export class PrimaryStack extends Stack {
     // ------------------------------------------------------- snapshot workflow
 
     this.snapshotIngestAslFile = join(root, "statemachines", "snapshot-ingest.asl.json");
-    const snapshotSubstitutions: Record<string, string> = Object.fromEntries(
-      SNAPSHOT_STEPS.map((step) => [SNAPSHOT_STEP_SOURCES[step].placeholder, this.snapshotFunctions[step].functionArn]),
-    );
+    const snapshotReplicateSteps = ["copyItem", "recordFailure"] as const satisfies readonly ReplicateStep[];
+    const snapshotSubstitutions: Record<string, string> = Object.fromEntries([
+      ...SNAPSHOT_STEPS.map((step) => [SNAPSHOT_STEP_SOURCES[step].placeholder, this.snapshotFunctions[step].functionArn]),
+      ...snapshotReplicateSteps.map((step) => [REPLICATE_STEP_SOURCES[step].placeholder, this.replicateFunctions[step].functionArn]),
+    ]);
     const missingSnapshot = missingSubstitutions(this.snapshotIngestAslFile, snapshotSubstitutions);
     if (missingSnapshot.length > 0) {
       throw new Error(`${this.snapshotIngestAslFile} has placeholders without a substitution: ${missingSnapshot.join(", ")}`);
@@ -558,7 +570,10 @@ export class PrimaryStack extends Stack {
       new iam.PolicyStatement({
         sid: "InvokeSnapshotIngestSteps",
         actions: ["lambda:InvokeFunction"],
-        resources: SNAPSHOT_STEPS.map((s) => this.snapshotFunctions[s].functionArn),
+        resources: [
+          ...SNAPSHOT_STEPS.map((s) => this.snapshotFunctions[s].functionArn),
+          ...snapshotReplicateSteps.map((s) => this.replicateFunctions[s].functionArn),
+        ],
       }),
     );
     this.snapshotIngestStateMachine = new sfn.StateMachine(this, "SnapshotIngestWorkflow", {
@@ -617,6 +632,45 @@ export class PrimaryStack extends Stack {
       timeout: Duration.days(3),
     });
 
+    // ------------------------------------------------------ replicate workflow
+
+    this.replicateAslFile = join(root, "statemachines", "replicate.asl.json");
+    const replicateSubstitutions: Record<string, string> = Object.fromEntries(
+      REPLICATE_STEPS.map((step) => [REPLICATE_STEP_SOURCES[step].placeholder, this.replicateFunctions[step].functionArn]),
+    );
+    const missingReplicate = missingSubstitutions(this.replicateAslFile, replicateSubstitutions);
+    if (missingReplicate.length > 0) {
+      throw new Error(`${this.replicateAslFile} has placeholders without a substitution: ${missingReplicate.join(", ")}`);
+    }
+    const replicateWorkflowLogs = new logs.LogGroup(this, "ReplicateWorkflowLogs", {
+      retention: logs.RetentionDays.ONE_YEAR,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const replicateWorkflowRole = new iam.Role(this, "ReplicateWorkflowRole", {
+      assumedBy: new iam.ServicePrincipal("states.amazonaws.com"),
+      description: "walvault replicate state machine",
+    });
+    replicateWorkflowRole.addToPolicy(
+      new iam.PolicyStatement({
+        sid: "InvokeReplicateSteps",
+        actions: ["lambda:InvokeFunction"],
+        resources: REPLICATE_STEPS.map((s) => this.replicateFunctions[s].functionArn),
+      }),
+    );
+    // Standard: a backfill copies a region's whole history, round after round.
+    // No execution timeout: the ASL bounds a run to 40 rounds of at most 100
+    // items and ends with MoreLeft for the rest; every copy is marked as it
+    // lands, so a stopped run loses nothing.
+    this.replicateStateMachine = new sfn.StateMachine(this, "ReplicateWorkflow", {
+      comment: "walvault replicate: backfill a replica region or catch it up after an outage, from the catalog",
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      definitionBody: sfn.DefinitionBody.fromFile(this.replicateAslFile),
+      definitionSubstitutions: replicateSubstitutions,
+      role: replicateWorkflowRole,
+      logs: { destination: replicateWorkflowLogs, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      tracingEnabled: true,
+    });
+
     // ---------------------------------------------------------------- agents
 
     this.agentRoles = {};
@@ -638,6 +692,10 @@ export class PrimaryStack extends Stack {
     new CfnOutput(this, "IngestStateMachineArn", { value: this.ingestStateMachine.stateMachineArn });
     new CfnOutput(this, "SnapshotIngestStateMachineArn", { value: this.snapshotIngestStateMachine.stateMachineArn });
     new CfnOutput(this, "RestoreStateMachineArn", { value: this.restoreStateMachine.stateMachineArn });
+    new CfnOutput(this, "ReplicateStateMachineArn", {
+      value: this.replicateStateMachine.stateMachineArn,
+      description: 'Backfill or catch up a replica region: start with {"region":"<region>"}',
+    });
     new CfnOutput(this, "IngestDeadLetterQueueUrl", { value: this.ingestDeadLetterQueue.queueUrl });
     for (const db of databases) {
       new CfnOutput(this, `AgentRoleArn${pascal(db)}`, {
@@ -762,31 +820,16 @@ export class PrimaryStack extends Stack {
     // record: conditional create of the WAL item, head item update.
     add(record, catalog("WriteCatalog", "GetItem", "PutItem", "UpdateItem"));
 
-    // replicate: read the vault, write each replica vault, update the item.
+    // replicate: read the vault (the promoted version), head/write/read back
+    // each replica vault (store/replication.ts), update the item.
     add(
       replicate,
       new iam.PolicyStatement({ sid: "ReadVault", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [vaultObjects] }),
+      new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [this.vaultBucket.bucketArn] }),
       vaultKeyUse("DecryptVaultObjects", "Decrypt"),
       catalog("UpdateCatalog", "GetItem", "UpdateItem"),
+      ...this.replicaVaultStatements(replicas),
     );
-    if (replicas.length > 0) {
-      add(
-        replicate,
-        new iam.PolicyStatement({
-          sid: "WriteReplicaVaults",
-          actions: ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"],
-          resources: replicas.map((r) => `arn:${Aws.PARTITION}:s3:::${r.bucket}/db/*`),
-        }),
-        // The replica vaults' keys belong to the replica stacks; S3 in those
-        // regions is the only way these permissions can be used.
-        new iam.PolicyStatement({
-          sid: "UseReplicaVaultKeys",
-          actions: ["kms:GenerateDataKey", "kms:Decrypt"],
-          resources: replicas.map((r) => `arn:${Aws.PARTITION}:kms:${r.region}:${Aws.ACCOUNT_ID}:key/*`),
-          conditions: { StringEquals: { "kms:ViaService": replicas.map((r) => `s3.${r.region}.amazonaws.com`) } },
-        }),
-      );
-    }
 
     // quarantine: read the upload, keep a copy under quarantine/, record why.
     add(
@@ -796,6 +839,81 @@ export class PrimaryStack extends Stack {
       new iam.PolicyStatement({ sid: "WriteQuarantine", actions: ["s3:PutObject"], resources: [quarantined] }),
       catalog("RecordQuarantine", "PutItem"),
     );
+  }
+
+  /**
+   * What a function that copies into the replica vaults needs there
+   * (store/replication.ts): HEAD the key (s3:GetObject; with s3:ListBucket a
+   * missing key is a 404, not a 403), PutObject the copy, and read it back
+   * (s3:GetObjectVersion: the version just written) - under db/* only, and
+   * nothing that deletes, unlocks or changes retention. The replica keys
+   * belong to the replica stacks (another region, no cross-region reference):
+   * their ARNs end in key/*, usable only through S3 in that region
+   * (kms:ViaService) and only for that region's vault bucket (the S3
+   * encryption context is the bucket ARN with S3 Bucket Keys, the object ARN
+   * without). SSE-KMS writes need GenerateDataKey (S3 never calls
+   * kms:Encrypt), reads Decrypt.
+   */
+  private replicaVaultStatements(replicas: readonly { region: string; bucket: string }[]): iam.PolicyStatement[] {
+    if (replicas.length === 0) return [];
+    const bucketArn = (bucket: string): string => `arn:${Aws.PARTITION}:s3:::${bucket}`;
+    return [
+      new iam.PolicyStatement({
+        sid: "WriteReplicaVaults",
+        actions: ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"],
+        resources: replicas.map((r) => `${bucketArn(r.bucket)}/db/*`),
+      }),
+      new iam.PolicyStatement({
+        sid: "ListReplicaVaults",
+        actions: ["s3:ListBucket"],
+        resources: replicas.map((r) => bucketArn(r.bucket)),
+      }),
+      ...replicas.map(
+        (r) =>
+          new iam.PolicyStatement({
+            sid: `UseReplicaVaultKey${pascal(r.region)}`,
+            actions: ["kms:GenerateDataKey", "kms:Decrypt"],
+            resources: [`arn:${Aws.PARTITION}:kms:${r.region}:${Aws.ACCOUNT_ID}:key/*`],
+            conditions: {
+              StringEquals: { "kms:ViaService": `s3.${r.region}.amazonaws.com` },
+              StringLike: { "kms:EncryptionContext:aws:s3:arn": [bucketArn(r.bucket), `${bucketArn(r.bucket)}/db/*`] },
+            },
+          }),
+      ),
+    ];
+  }
+
+  /**
+   * Least-privilege grants of the replicate functions (functions/replicate/):
+   *   - findMissing reads the catalog only: a Scan for the database
+   *     registrations (listDatabases) and a Query per database for its WAL
+   *     and snapshot records;
+   *   - copyItem reads the WAL/snapshot record, reads the primary vault
+   *     (any version: the record names one), copies into the replica vaults
+   *     (replicaVaultStatements) and marks the region in the item;
+   *   - recordFailure marks the region failed (UpdateItem, and a GetItem when
+   *     the condition fails).
+   */
+  private grantReplicatePermissions(replicas: readonly { region: string; bucket: string }[]): void {
+    const f = this.replicateFunctions;
+    const catalog = (sid: string, ...actions: string[]): iam.PolicyStatement =>
+      new iam.PolicyStatement({ sid, actions: actions.map((a) => `dynamodb:${a}`), resources: [this.catalog.tableArn] });
+    f.findMissing.addToRolePolicy(catalog("ReadCatalog", "Query", "Scan"));
+    for (const st of [
+      catalog("UpdateCatalog", "GetItem", "UpdateItem"),
+      new iam.PolicyStatement({ sid: "ReadVault", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [this.vaultBucket.arnForObjects("db/*")] }),
+      new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [this.vaultBucket.bucketArn] }),
+      new iam.PolicyStatement({
+        sid: "DecryptVaultObjects",
+        actions: ["kms:Decrypt"],
+        resources: [this.vaultKey.keyArn],
+        conditions: { StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` } },
+      }),
+      ...this.replicaVaultStatements(replicas),
+    ]) {
+      f.copyItem.addToRolePolicy(st);
+    }
+    f.recordFailure.addToRolePolicy(catalog("RecordReplicaFailure", "GetItem", "UpdateItem"));
   }
 
   /**
@@ -1091,7 +1209,35 @@ export class PrimaryStack extends Stack {
         },
       ]);
     }
-    for (const machine of [this.ingestStateMachine, this.snapshotIngestStateMachine, this.restoreStateMachine]) {
+    const replicateWildcards: Record<ReplicateStep, string[]> = {
+      findMissing: [xray],
+      copyItem: [xray, vaultObjects, ...replicaObjects, ...replicaKeys],
+      recordFailure: [xray],
+    };
+    for (const step of REPLICATE_STEPS) {
+      NagSuppressions.addResourceSuppressions(
+        this.replicateFunctions[step].role!,
+        [
+          {
+            id: "AwsSolutions-IAM5",
+            reason:
+              "Object wildcards end the vault's db/* prefix (one object per WAL file, chunk or manifest) in the primary or a replica vault; " +
+              "replica vault keys belong to the replica stacks in other regions (no cross-region reference), so their ARNs end in key/*, " +
+              "usable only through S3 in that region (kms:ViaService) for that region's vault bucket (kms:EncryptionContext:aws:s3:arn); " +
+              "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').",
+            appliesTo: replicateWildcards[step],
+          },
+        ],
+        true,
+      );
+      NagSuppressions.addResourceSuppressions(this.replicateFunctions[step], [
+        {
+          id: "AwsSolutions-L1",
+          reason: "Pinned to nodejs22.x on purpose: the handlers are built and tested on Node 22 (package.json engines), and node:zlib zstd needs it.",
+        },
+      ]);
+    }
+    for (const machine of [this.ingestStateMachine, this.snapshotIngestStateMachine, this.restoreStateMachine, this.replicateStateMachine]) {
       NagSuppressions.addResourceSuppressions(
         machine.role,
         [

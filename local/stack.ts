@@ -35,14 +35,19 @@ import * as recordSnapshot from "../functions/snapshot/record-snapshot.js";
 import * as quarantineSnapshot from "../functions/snapshot/quarantine.js";
 import * as restorePlan from "../functions/restore/plan.js";
 import * as restoreThaw from "../functions/restore/thaw.js";
+import * as copyItem from "../functions/replicate/copy-item.js";
+import * as findMissing from "../functions/replicate/find-missing.js";
+import * as recordReplicaFailure from "../functions/replicate/record-failure.js";
 import { loadAsl, taskResources } from "./asl.js";
-import { LOCAL_ACCOUNT, startDynamo, startS3 } from "./emulators.js";
+import { LOCAL_ACCOUNT, startDynamo, startS3, type S3Emulator, type S3ObjectCreatedEvent } from "./emulators.js";
 import { startSfnEndpoint } from "./sfn-endpoint.js";
 
 export const LOCAL_REGION = "local-1";
 export const LOCAL_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 export const INCOMING_BUCKET = "walvault-incoming";
 export const VAULT_BUCKET = "walvault-vault";
+/** A replica region's vault bucket on the local stack (each region is its own s3rver). */
+export const replicaVaultBucket = (region: string): string => `walvault-vault-${region}`;
 export const CATALOG_TABLE = "walvault-catalog";
 
 type Handler = (input: unknown) => Promise<unknown>;
@@ -57,7 +62,7 @@ function functions(entries: ReadonlyArray<readonly [string, string, Handler]>): 
 export type WorkflowName = "ingest" | "snapshot-ingest";
 
 /** The local ARN of a workflow's state machine, as the Step Functions endpoint knows it. */
-export const localStateMachineArn = (workflow: WorkflowName | "restore"): string =>
+export const localStateMachineArn = (workflow: WorkflowName | "restore" | "replicate"): string =>
   `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:walvault-${workflow}`;
 
 /**
@@ -83,6 +88,7 @@ export const WORKFLOWS: ReadonlyArray<{
       ["PromoteFunctionArn", "ingest-promote", promote.handler],
       ["RecordFunctionArn", "ingest-record", record.handler],
       ["ReplicateFunctionArn", "ingest-replicate", replicate.handler],
+      ["RecordReplicaFailureFunctionArn", "replicate-record-failure", recordReplicaFailure.handler],
       ["QuarantineFunctionArn", "ingest-quarantine", quarantine.handler],
     ]),
   },
@@ -96,17 +102,22 @@ export const WORKFLOWS: ReadonlyArray<{
       ["CheckReferencedFunctionArn", "snapshot-check-referenced", checkReferenced.handler],
       ["PromoteManifestFunctionArn", "snapshot-promote-manifest", promoteManifest.handler],
       ["RecordSnapshotFunctionArn", "snapshot-record", recordSnapshot.handler],
+      ["CopyItemFunctionArn", "replicate-copy-item", copyItem.handler],
+      ["RecordReplicaFailureFunctionArn", "replicate-record-failure", recordReplicaFailure.handler],
       ["QuarantineSnapshotFunctionArn", "snapshot-quarantine", quarantineSnapshot.handler],
     ]),
   },
 ];
 
-/** The restore workflow: started on demand, never by an event. */
-export const RESTORE_WORKFLOW: {
-  name: "restore";
+/** A workflow started on demand (console, CLI, schedule), never by an upload. */
+export interface OnDemandWorkflow<N extends string> {
+  name: N;
   file: string;
   functions: Record<string, { arn: string; handler: Handler }>;
-} = {
+}
+
+/** The restore workflow: started on demand, never by an event. */
+export const RESTORE_WORKFLOW: OnDemandWorkflow<"restore"> = {
   name: "restore",
   file: "restore.asl.json",
   functions: functions([
@@ -116,8 +127,21 @@ export const RESTORE_WORKFLOW: {
   ]),
 };
 
+/** The replicate workflow (statemachines/replicate.asl.json): started on demand, never by an event. */
+export const REPLICATE_WORKFLOW: OnDemandWorkflow<"replicate"> = {
+  name: "replicate",
+  file: "replicate.asl.json",
+  functions: functions([
+    ["FindMissingFunctionArn", "replicate-find-missing", findMissing.handler],
+    ["CopyItemFunctionArn", "replicate-copy-item", copyItem.handler],
+    ["RecordReplicaFailureFunctionArn", "replicate-record-failure", recordReplicaFailure.handler],
+  ]),
+};
+
 /** Wait states of the local workflows last this long (milliseconds) instead of their Seconds. */
 export const LOCAL_WAIT_MS = 5;
+/** Retry intervals of the local workflows (milliseconds, every attempt) instead of IntervalSeconds x BackoffRate. */
+export const LOCAL_RETRY_MS = 25;
 
 /**
  * A local execution that did not succeed (of restore.asl.json, or of any
@@ -160,6 +184,26 @@ export interface LocalStackOptions {
   persistent?: boolean;
   /** Print each execution's failure to stderr. */
   verbose?: boolean;
+  /**
+   * Replica regions (e.g. ["local-2", "local-3"]): each gets its own s3rver
+   * (its own endpoint, its vault bucket `walvault-vault-<region>`), so a region
+   * can be stopped and started again. The catalog (DynamoDB Local) stands for
+   * the global table, reachable from every region.
+   */
+  replicaRegions?: string[];
+}
+
+/** One region's S3 endpoint on the local stack: the primary (incoming + vault) or a replica (its vault). */
+export interface LocalRegion {
+  region: string;
+  vaultBucket: string;
+  /** Stable across stop/start. */
+  endpoint: string;
+  running: boolean;
+  /** Stops the region's s3rver (its objects stay on disk). Idempotent. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port. Idempotent. */
+  start(): Promise<void>;
 }
 
 export interface ExecutionStats {
@@ -178,14 +222,20 @@ export interface LocalStack {
   workflowStats: Record<WorkflowName, ExecutionStats>;
   /** Executions of the restore workflow (not counted in `stats`). */
   restoreStats: ExecutionStats;
+  /** Executions of the replicate workflow (not counted in `stats`). */
+  replicateStats: ExecutionStats;
+  /** The primary region first, then the replicas. */
+  regions: LocalRegion[];
   /** State machine ARNs the Step Functions endpoint (config.stepFunctionsEndpoint) starts. */
-  stateMachineArns: Record<WorkflowName | "restore", string>;
+  stateMachineArns: Record<WorkflowName | "restore" | "replicate", string>;
   /**
    * Runs restore.asl.json with `input` ({ databaseId, target, tier? }) and
    * resolves with its output (the plan), or rejects with a
    * RestoreExecutionError whose name is the failure's error name.
    */
   startRestore(input: unknown): Promise<unknown>;
+  /** Runs replicate.asl.json with `input` ({ region, databaseId?, limit? }); rejects like startRestore. */
+  startReplicate(input: unknown): Promise<unknown>;
   /** Resolves when no execution of any workflow is running. */
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -198,14 +248,23 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   // archive_command runs as the database's OS user: it must be able to read config.json here.
   chmodSync(stateDir, 0o755);
   const logFile = join(stateDir, "executions.log");
-  const s3 = await startS3({ directory: join(stateDir, "s3"), buckets: [INCOMING_BUCKET, VAULT_BUCKET] });
-  let dynamo: Awaited<ReturnType<typeof startDynamo>>;
+  const replicaNames = opts.replicaRegions ?? [];
+  if (new Set([LOCAL_REGION, ...replicaNames]).size !== replicaNames.length + 1) {
+    throw new ConfigError(`replica regions ${replicaNames.join(", ")} must be distinct and differ from the primary ${LOCAL_REGION}`);
+  }
+  const objectCreated: Array<(event: S3ObjectCreatedEvent) => void> = [];
+  const regions: LocalRegion[] = [];
+  let dynamo: Awaited<ReturnType<typeof startDynamo>> | undefined;
   try {
+    regions.push(await startRegion(LOCAL_REGION, join(stateDir, "s3"), [INCOMING_BUCKET, VAULT_BUCKET], VAULT_BUCKET, (e) => objectCreated.forEach((f) => f(e))));
+    for (const r of replicaNames) regions.push(await startRegion(r, join(stateDir, `s3-${r}`), [replicaVaultBucket(r)], replicaVaultBucket(r)));
     dynamo = await startDynamo(opts.persistent === false ? {} : { dbPath: mkdirp(join(stateDir, "dynamodb")) });
   } catch (e) {
-    await s3.stop();
+    await Promise.allSettled([...regions.map((r) => r.stop()), dynamo?.stop()]);
     throw e;
   }
+  const primary = regions[0]!;
+  const s3 = { endpoint: primary.endpoint, onObjectCreated: (f: (typeof objectCreated)[number]) => objectCreated.push(f) };
   const endpoints = {
     region: LOCAL_REGION,
     s3Endpoint: s3.endpoint,
@@ -223,7 +282,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     WALVAULT_TABLE: CATALOG_TABLE,
     WALVAULT_S3_ENDPOINT: s3.endpoint,
     WALVAULT_DYNAMODB_ENDPOINT: dynamo.endpoint,
-    WALVAULT_REPLICAS: "[]",
+    WALVAULT_REPLICAS: JSON.stringify(regions.slice(1).map((r) => ({ region: r.region, bucket: r.vaultBucket, endpoint: r.endpoint }))),
   });
   resetDeps();
 
@@ -253,19 +312,23 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     for (const [name, s] of Object.entries((definition.States ?? {}) as Record<string, { Type?: string }>)) {
       if (s.Type === "Wait") waitTimeOverrides[name] = LOCAL_WAIT_MS;
     }
+    const retryIntervalOverrides = Object.fromEntries(retryingStates(definition).map((name) => [name, LOCAL_RETRY_MS]));
     const machine = new StateMachine(definition as never, { validationOptions: { checkArn: true } });
-    return { machine, localHandlers, waitTimeOverrides };
+    return { machine, localHandlers, overrides: { taskResourceLocalHandlers: localHandlers as never, waitTimeOverrides, retryIntervalOverrides } };
   };
   const machines = WORKFLOWS.map((w) => ({ ...w, ...build(w) }));
   const restoreMachine = build(RESTORE_WORKFLOW);
+  const replicateMachine = build(REPLICATE_WORKFLOW);
 
   const newStats = (): ExecutionStats => ({ started: 0, succeeded: 0, failed: 0, inFlight: 0 });
   const stats = newStats();
   const workflowStats = Object.fromEntries(WORKFLOWS.map((w) => [w.name, newStats()])) as Record<WorkflowName, ExecutionStats>;
   let idleWaiters: (() => void)[] = [];
   const restoreStats = newStats();
+  const replicateStats = newStats();
+  const quiet = (): boolean => stats.inFlight === 0 && restoreStats.inFlight === 0 && replicateStats.inFlight === 0;
   const settle = (): void => {
-    if (stats.inFlight === 0 && restoreStats.inFlight === 0) {
+    if (quiet()) {
       const w = idleWaiters;
       idleWaiters = [];
       w.forEach((f) => f());
@@ -279,9 +342,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       c.started++;
       c.inFlight++;
     }
-    const execution = m.machine.run(input as never, {
-      overrides: { taskResourceLocalHandlers: m.localHandlers as never, waitTimeOverrides: m.waitTimeOverrides },
-    });
+    const execution = m.machine.run(input as never, { overrides: m.overrides });
     return execution.result
       .then(
         (output: unknown) => {
@@ -311,37 +372,39 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     }
   });
 
-  async function startRestore(input: unknown): Promise<unknown> {
-    restoreStats.started++;
-    restoreStats.inFlight++;
+  /** One execution of an on-demand workflow, counted in its own stats; rejects with a RestoreExecutionError. */
+  async function runOnDemand(m: ReturnType<typeof build>, counters: ExecutionStats, what: string, input: unknown): Promise<unknown> {
+    counters.started++;
+    counters.inFlight++;
     try {
-      const execution = restoreMachine.machine.run(input as never, {
-        overrides: { taskResourceLocalHandlers: restoreMachine.localHandlers as never, waitTimeOverrides: restoreMachine.waitTimeOverrides },
-      });
+      const execution = m.machine.run(input as never, { overrides: m.overrides });
       let output: unknown;
       try {
         output = await execution.result;
       } catch (err) {
         const failure = executionFailure(err);
-        const line = `${new Date().toISOString()} restore ${JSON.stringify(input)}: ${failure.message}`;
+        const line = `${new Date().toISOString()} ${what} ${JSON.stringify(input)}: ${failure.message}`;
         appendFileSync(logFile, line + "\n");
         if (opts.verbose) console.error(line);
         throw failure;
       }
-      restoreStats.succeeded++;
+      counters.succeeded++;
       return output;
     } catch (e) {
-      restoreStats.failed++;
+      counters.failed++;
       throw e;
     } finally {
-      restoreStats.inFlight--;
+      counters.inFlight--;
       settle();
     }
   }
+  const startRestore = (input: unknown): Promise<unknown> => runOnDemand(restoreMachine, restoreStats, "restore", input);
+  const startReplicate = (input: unknown): Promise<unknown> => runOnDemand(replicateMachine, replicateStats, "replicate", input);
 
   const stateMachineArns = {
     ...(Object.fromEntries(WORKFLOWS.map((w) => [w.name, localStateMachineArn(w.name)])) as Record<WorkflowName, string>),
     restore: localStateMachineArn("restore"),
+    replicate: localStateMachineArn("replicate"),
   };
   let sfn: Awaited<ReturnType<typeof startSfnEndpoint>>;
   try {
@@ -349,10 +412,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       workflows: [
         ...machines.map((m) => ({ stateMachineArn: stateMachineArns[m.name], run: (input: unknown) => runEventWorkflow(m, input, "(started by StartExecution)") })),
         { stateMachineArn: stateMachineArns.restore, run: startRestore },
+        { stateMachineArn: stateMachineArns.replicate, run: startReplicate },
       ],
     });
   } catch (e) {
-    await Promise.allSettled([s3.stop(), dynamo.stop()]);
+    await Promise.allSettled([...regions.map((r) => r.stop()), dynamo.stop()]);
     throw e;
   }
 
@@ -365,6 +429,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     dynamodbEndpoint: dynamo.endpoint,
     stepFunctionsEndpoint: sfn.endpoint,
     restoreStateMachineArn: stateMachineArns.restore,
+    replicateStateMachineArn: stateMachineArns.replicate,
+    ...(regions.length > 1 ? { replicas: regions.slice(1).map((r) => ({ region: r.region, vaultBucket: r.vaultBucket, s3Endpoint: r.endpoint })) } : {}),
     credentials: LOCAL_CREDENTIALS,
     ...(databases.length === 1 ? { databaseId: databases[0]!.id } : {}),
     local: { pid: process.pid, stateDir },
@@ -378,13 +444,75 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     stats,
     workflowStats,
     restoreStats,
+    replicateStats,
+    regions,
     stateMachineArns,
     startRestore,
-    idle: () => (stats.inFlight === 0 && restoreStats.inFlight === 0 ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
+    startReplicate,
+    idle: () => (quiet() ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
     async stop() {
-      await Promise.allSettled([sfn.stop(), s3.stop(), dynamo.stop()]);
+      await Promise.allSettled([sfn.stop(), ...regions.map((r) => r.stop()), dynamo.stop()]);
     },
   };
+}
+
+/** Starts a region's s3rver and returns the handle that stops and restarts it on the same port. */
+async function startRegion(
+  region: string,
+  directory: string,
+  buckets: string[],
+  vaultBucket: string,
+  onObjectCreated?: (e: S3ObjectCreatedEvent) => void,
+): Promise<LocalRegion> {
+  const launch = async (port?: number): Promise<S3Emulator> => {
+    const s3 = await startS3({ directory, buckets, region, ...(port === undefined ? {} : { port }) });
+    if (onObjectCreated) s3.onObjectCreated(onObjectCreated);
+    return s3;
+  };
+  let s3: S3Emulator | undefined = await launch();
+  const port = s3.port;
+  let starting: Promise<void> | undefined;
+  const handle: LocalRegion = {
+    region,
+    vaultBucket,
+    endpoint: s3.endpoint,
+    running: true,
+    async stop() {
+      await starting;
+      const running = s3;
+      s3 = undefined;
+      handle.running = false;
+      await running?.stop();
+    },
+    async start() {
+      if (s3) return;
+      starting ??= launch(port).then((started) => {
+        s3 = started;
+        handle.running = true;
+      });
+      try {
+        await starting;
+      } finally {
+        starting = undefined;
+      }
+    },
+  };
+  return handle;
+}
+
+/** Names of every state (nested ones included) with a Retry: the local stack shortens their intervals. */
+function retryingStates(definition: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const walk = (states: Record<string, { Retry?: unknown; ItemProcessor?: { States?: Record<string, never> }; Iterator?: { States?: Record<string, never> }; Branches?: { States?: Record<string, never> }[] }> | undefined): void => {
+    for (const [name, st] of Object.entries(states ?? {})) {
+      if (Array.isArray(st.Retry)) out.push(name);
+      walk(st.ItemProcessor?.States);
+      walk(st.Iterator?.States);
+      for (const b of st.Branches ?? []) walk(b.States);
+    }
+  };
+  walk(definition.States as never);
+  return out;
 }
 
 function mkdirp(dir: string): string {

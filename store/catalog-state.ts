@@ -7,6 +7,7 @@
  * records that lack what planning needs (each verified against the record's
  * manifestSha256). Shared by `walvault restore` and the restore workflow.
  */
+import { snapshotInRegion, walInRegion } from "../core/regions.js";
 import { mapLimit } from "../core/concurrency.js";
 import { decodeWith } from "../core/codec.js";
 import { ChecksumMismatchError, InvalidInputError, UnknownDatabaseError } from "../core/errors.js";
@@ -65,6 +66,12 @@ export async function fetchManifest(vault: ObjectStore, vaultBucket: string, rec
 export interface LoadCatalogStateOptions {
   /** Appended to the UnknownDatabaseError message (e.g. how to register the database). */
   unknownDatabaseHint?: string;
+  /**
+   * Plan from what this replica region holds (core/regions.ts): only records
+   * proven there, with that region's version ids; `vault` must then be that
+   * region's vault.
+   */
+  region?: string;
 }
 
 /** Reads what the catalog (and, where needed, the vault) knows about `databaseId`, once, for planning. */
@@ -75,7 +82,9 @@ export async function loadCatalogState(
   databaseId: string,
   options: LoadCatalogStateOptions = {},
 ): Promise<CatalogState> {
-  const [database, records, wal] = await Promise.all([catalog.getDatabase(databaseId), catalog.listSnapshots(databaseId), catalog.listWal(databaseId)]);
+  const [database, allRecords, allWal] = await Promise.all([catalog.getDatabase(databaseId), catalog.listSnapshots(databaseId), catalog.listWal(databaseId)]);
+  const records = allRecords.flatMap((r) => snapshotInRegion(r, options.region) ?? []);
+  const wal = allWal.flatMap((w) => walInRegion(w, options.region) ?? []);
   if (!database) {
     throw new UnknownDatabaseError(`database '${databaseId}' is not registered in the catalog${options.unknownDatabaseHint ?? ""}`);
   }

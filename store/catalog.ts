@@ -16,6 +16,11 @@
  * - listWal() returns every WAL record of a database ordered by timeline, then
  *   name (so segments come in LSN order within a timeline), across pages;
  *   generic segments by stream, then file name.
+ * - setReplicaStatus() / setSnapshotReplicaStatus() set one region's status
+ *   on an existing WAL / snapshot record (NotFoundError when there is none)
+ *   and leave other regions alone; a "failed" or "pending" status never
+ *   replaces "replicated" (a late failure report of a retried copy must not
+ *   hide a good copy).
  * - advanceHead() moves the database head forward only: a record older than
  *   the current head leaves it unchanged; never rejects for that.
  * - recordQuarantine() appends; listQuarantine() returns newest last, and
@@ -49,6 +54,8 @@ export interface Catalog {
   listWal(databaseId: string): Promise<WalRecord[]>;
   /** Sets the replica status of one region on an existing record. */
   setReplicaStatus(databaseId: string, name: string, region: string, status: WalRecord["replicas"][string]): Promise<void>;
+  /** The same for a snapshot record. */
+  setSnapshotReplicaStatus(databaseId: string, snapshotId: string, region: string, status: SnapshotRecord["replicas"][string]): Promise<void>;
 
   advanceHead(databaseId: string, name: string, sortKey: string, archivedAt: string): Promise<void>;
   getHead(databaseId: string): Promise<HeadRecord | undefined>;

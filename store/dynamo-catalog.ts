@@ -410,25 +410,39 @@ export class DynamoCatalog implements Catalog {
     region: string,
     status: WalRecord["replicas"][string],
   ): Promise<void> {
-    const sk = walSkOfName(name);
+    const what = `WAL record ${name}`;
+    await this.updateReplica(databaseId, walSkOfName(name), region, status, what);
+  }
+
+  async setSnapshotReplicaStatus(databaseId: string, snapshotId: string, region: string, status: SnapshotRecord["replicas"][string]): Promise<void> {
+    await this.updateReplica(databaseId, snapshotId.length === 0 ? undefined : snapshotSk(snapshotId), region, status, `snapshot record ${snapshotId}`);
+  }
+
+  /** Sets replicas[region] on an existing item; "failed"/"pending" never replace "replicated". */
+  private async updateReplica(databaseId: string, sk: string | undefined, region: string, status: WalRecord["replicas"][string], what: string): Promise<void> {
     const missing = (cause?: unknown): NotFoundError =>
-      new NotFoundError(`no WAL record ${name} for database ${databaseId} to set the ${region} replica status on`, { cause });
+      new NotFoundError(`no ${what} for database ${databaseId} to set the ${region} replica status on`, { cause });
     if (sk === undefined) throw missing();
     const value = this.check(walRecordSchema.shape.replicas.element, status, "replica status");
+    const keep = value.status !== "replicated";
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: databasePk(databaseId), sk },
           UpdateExpression: "SET replicas.#region = :status",
-          ConditionExpression: "attribute_exists(pk)",
-          ExpressionAttributeNames: { "#region": region },
-          ExpressionAttributeValues: { ":status": value },
+          ConditionExpression: keep
+            ? "attribute_exists(pk) AND (attribute_not_exists(replicas.#region) OR replicas.#region.#st <> :replicated)"
+            : "attribute_exists(pk)",
+          ExpressionAttributeNames: { "#region": region, ...(keep ? { "#st": "status" } : {}) },
+          ExpressionAttributeValues: { ":status": value, ...(keep ? { ":replicated": "replicated" } : {}) },
         }),
       );
     } catch (e) {
-      if (isConditionFailed(e)) throw missing(e);
-      throw this.fail("UpdateItem (replica status)", e);
+      if (!isConditionFailed(e)) throw this.fail("UpdateItem (replica status)", e);
+      // Either the item does not exist, or it is already replicated there (and stays so).
+      const item = await this.getItem(databasePk(databaseId), sk, "GetItem (replica status)");
+      if (item === undefined) throw missing(e);
     }
   }
 

@@ -13,6 +13,9 @@
  * - delete() is idempotent: deleting a missing key succeeds.
  * - list() yields every key under the prefix in lexicographic order, across
  *   as many pages as it takes.
+ * - head(), get() and list() report `lastModified` (when the current version
+ *   was written; S3 gives whole seconds) when the store knows it: catalog
+ *   rebuild takes record times from it (store/catalog-rebuild.ts).
  * - Conditional writes are NOT part of the contract (s3rver ignores
  *   If-None-Match): callers decide "exists?" with head() and the catalog's
  *   conditional writes, and never rely on the store to refuse an overwrite.
@@ -26,6 +29,8 @@ export interface ObjectInfo {
   metadata: Record<string, string>;
   versionId?: string;
   etag?: string;
+  /** When this version was written (S3 Last-Modified, whole seconds). */
+  lastModified?: Date;
 }
 
 export interface StoredObject extends ObjectInfo {
@@ -40,6 +45,8 @@ export interface PutResult {
 export interface ListedObject {
   key: string;
   size: number;
+  /** When the current version was written (S3 Last-Modified, whole seconds). */
+  lastModified?: Date;
 }
 
 export interface ObjectStore {

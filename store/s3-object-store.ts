@@ -13,6 +13,7 @@
  *   `cause`.
  */
 import { isNetworkError } from "./aws-errors.js";
+import { createHash } from "node:crypto";
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
@@ -154,8 +155,12 @@ export class S3ObjectStore implements ObjectStore {
 
   async put(bucket: string, key: string, body: Uint8Array, metadata: Record<string, string>): Promise<PutResult> {
     try {
+      // Content-MD5 on every put: S3 requires an integrity header for writes to buckets with Object
+      // Lock (the vaults), and the SDK's own checksums are off (WHEN_REQUIRED: s3rver would store
+      // aws-chunked framing). S3 rejects a body that does not match it (s3rver does not check).
+      const contentMd5 = createHash("md5").update(body).digest("base64");
       const out = await this.client.send(
-        new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.byteLength, Metadata: metadata }),
+        new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.byteLength, ContentMD5: contentMd5, Metadata: metadata }),
       );
       return { ...(out.VersionId ? { versionId: out.VersionId } : {}), ...(out.ETag ? { etag: out.ETag } : {}) };
     } catch (e) {
@@ -181,6 +186,7 @@ export class S3ObjectStore implements ObjectStore {
         metadata: lowerKeys(out.Metadata),
         ...(out.VersionId ? { versionId: out.VersionId } : {}),
         ...(out.ETag ? { etag: out.ETag } : {}),
+        ...(out.LastModified ? { lastModified: out.LastModified } : {}),
         body: toBuffer(bytes),
       };
     } catch (e) {
@@ -201,6 +207,7 @@ export class S3ObjectStore implements ObjectStore {
         metadata: lowerKeys(out.Metadata),
         ...(out.VersionId ? { versionId: out.VersionId } : {}),
         ...(out.ETag ? { etag: out.ETag } : {}),
+        ...(out.LastModified ? { lastModified: out.LastModified } : {}),
       };
     } catch (e) {
       if (isMissing(e)) return undefined;
@@ -256,7 +263,7 @@ export class S3ObjectStore implements ObjectStore {
         throw this.fail("ListObjectsV2", `s3://${bucket}/${prefix}`, e);
       }
       for (const o of page.Contents ?? []) {
-        if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0 };
+        if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0, ...(o.LastModified ? { lastModified: o.LastModified } : {}) };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);

@@ -12,6 +12,7 @@
  */
 import { z } from "zod";
 import { NotFoundError, SegmentConflictError } from "../../core/errors.js";
+import { genericSegmentMeta } from "../../core/generic-wal.js";
 import { sha256Hex } from "../../core/hash.js";
 import { META_DATABASE, META_SHA256, validatedWalSchema, type Promoted } from "../../core/schemas.js";
 import { objectMeta } from "../../core/verify.js";
@@ -39,8 +40,18 @@ export async function handler(input: unknown): Promise<Promoted> {
     throw new SegmentConflictError(`${what} changed after validation; not promoted`);
   }
   const claimed = { sha256: ingest.sha256, codec: ingest.codec, size: ingest.size };
+  // The vault describes itself (catalog rebuild reads it back): generic segments keep their position and times.
+  const generic =
+    ingest.closedAt !== undefined && ingest.startLsn !== undefined
+      ? genericSegmentMeta({
+          position: BigInt(ingest.startLsn),
+          closedAt: ingest.closedAt,
+          ...(ingest.scanAt !== undefined && ingest.scanCount !== undefined ? { scan: { at: ingest.scanAt, count: ingest.scanCount } } : {}),
+        })
+      : {};
   const put = await deps.vault.put(deps.vaultBucket, ingest.vaultKey, obj.body, {
     ...objectMeta(claimed),
+    ...generic,
     [META_DATABASE]: ingest.databaseId,
   });
   return { vaultBucket: deps.vaultBucket, vaultKey: ingest.vaultKey, ...(put.versionId ? { versionId: put.versionId } : {}), copied: true };

@@ -5,9 +5,7 @@
  * SegmentConflictError (the workflow quarantines the upload).
  */
 import { z } from "zod";
-import { lsnSortKey, parseLsn } from "../../core/wal.js";
-import { isGenericWalName } from "../../core/generic-wal.js";
-import { timelineDir } from "../../core/keys.js";
+import { headSortKey } from "../../core/catalog-records.js";
 import { promotedSchema, validatedWalSchema, type WalRecord } from "../../core/schemas.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
@@ -36,11 +34,8 @@ export async function handler(input: unknown): Promise<{ outcome: "created" | "d
     replicas: {},
   };
   const result = await deps.catalog.recordWal(record);
-  if (result.outcome === "created" && ingest.kind === "segment" && ingest.startLsn) {
-    // Generic segments (several streams, positions per stream) order the head by close time.
-    const sortKey = isGenericWalName(ingest.name)
-      ? `${ingest.closedAt ?? record.archivedAt}#${ingest.name}`
-      : `${timelineDir(ingest.timeline)}-${lsnSortKey(parseLsn(ingest.startLsn))}`;
+  const sortKey = headSortKey(record);
+  if (result.outcome === "created" && sortKey !== undefined) {
     await deps.catalog.advanceHead(ingest.databaseId, ingest.name, sortKey, record.archivedAt);
   }
   return { outcome: result.outcome, name: ingest.name, archivedAt: result.record.archivedAt };

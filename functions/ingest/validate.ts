@@ -5,12 +5,13 @@
  */
 import { z } from "zod";
 import { InvalidInputError, NotFoundError, SegmentConflictError, UnknownDatabaseError } from "../../core/errors.js";
+import { walFileLsns } from "../../core/catalog-records.js";
 import { sha256Hex } from "../../core/hash.js";
 import { parseGenericSegmentMeta } from "../../core/generic-wal.js";
 import { parseIncomingKey, vaultGenericWalKey, vaultWalKey } from "../../core/keys.js";
 import { objectCreatedEventSchema, type ValidatedWal } from "../../core/schemas.js";
 import { parseObjectMeta, verifyEncodedBytes, verifyWalBytes } from "../../core/verify.js";
-import { formatLsn, segmentEndLsn, segmentStartLsn, type WalFileName } from "../../core/wal.js";
+import type { WalFileName } from "../../core/wal.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
@@ -74,14 +75,13 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
   }
   const { file } = parseIncomingKey(key, db.walSegmentSize) as { file: WalFileName };
   await verifyWalBytes(file, obj.body, claimed, db.walSegmentSize, what, { postgres: db.kind === "postgres" });
-  const lsns =
-    file.segno === undefined
-      ? {}
-      : {
-          startLsn: formatLsn(segmentStartLsn(file.segno, db.walSegmentSize)),
-          endLsn: formatLsn(segmentEndLsn(file.segno, db.walSegmentSize)),
-        };
-  return { ...(await proven(file.name)), kind: file.kind, timeline: file.timeline, ...lsns, vaultKey: vaultWalKey(databaseId, file) };
+  return {
+    ...(await proven(file.name)),
+    kind: file.kind,
+    timeline: file.timeline,
+    ...walFileLsns(file, db.walSegmentSize),
+    vaultKey: vaultWalKey(databaseId, file),
+  };
 }
 
 function conflict(name: string, databaseId: string, archived: string, uploaded: string): SegmentConflictError {

@@ -22,7 +22,7 @@ import { decodeWith } from "../../core/codec.js";
 import { NotFoundError, SegmentConflictError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { assertDatabaseId, assertSnapshotId } from "../../core/keys.js";
-import { codecSchema, databaseIdSchema, sha256Schema } from "../../core/schemas.js";
+import { codecSchema, databaseIdSchema, sha256Schema, snapshotSummarySchema, type SnapshotSummary } from "../../core/schemas.js";
 import { parseManifest, type SnapshotManifest, type ValidatedManifest } from "../../core/snapshot.js";
 import type { Deps } from "../deps.js";
 
@@ -77,26 +77,8 @@ export const batchFileSchema = z.object({
 });
 export type BatchFile = z.infer<typeof batchFileSchema>;
 
-/** What RecordSnapshot needs from the manifest (small: no file list). */
-export const snapshotSummarySchema = z.object({
-  timeline: z.number().int().positive().optional(),
-  startLsn: z.string().optional(),
-  stopLsn: z.string().optional(),
-  startWalFile: z.string().optional(),
-  stopWalFile: z.string().optional(),
-  streams: z.record(z.string(), z.string()).optional(),
-  startedAt: z.string(),
-  finishedAt: z.string(),
-  totals: z.object({
-    files: z.number().int().nonnegative(),
-    logicalBytes: z.number().int().nonnegative(),
-    uniqueChunks: z.number().int().nonnegative(),
-    newChunks: z.number().int().nonnegative(),
-    storedBytes: z.number().int().nonnegative(),
-    newStoredBytes: z.number().int().nonnegative(),
-  }),
-});
-export type SnapshotSummary = z.infer<typeof snapshotSummarySchema>;
+/** What RecordSnapshot needs from the manifest (small: no file list): core/catalog-records.ts derives it. */
+export { snapshotSummarySchema, type SnapshotSummary };
 
 /** ValidateManifest's proof about the manifest, passed to every later step. */
 export const validatedSnapshotSchema = z.object({

@@ -15,6 +15,7 @@
  * chunks flagged new are grouped into batches for the Map (common.ts).
  */
 import { z } from "zod";
+import { snapshotSummary } from "../../core/catalog-records.js";
 import { decodeWith } from "../../core/codec.js";
 import { ChecksumMismatchError, InvalidInputError, NotFoundError, SnapshotConflictError, UnknownDatabaseError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
@@ -35,40 +36,10 @@ import {
   type BatchChunk,
   type BatchFile,
   type BatchItem,
-  type SnapshotSummary,
   type ValidatedSnapshot,
 } from "./common.js";
 
 const inputSchema = z.object({ event: objectCreatedEventSchema });
-
-function summaryOf(m: SnapshotManifest): SnapshotSummary {
-  const t = m.totals;
-  const common = {
-    startedAt: m.startedAt,
-    finishedAt: m.finishedAt,
-    totals: {
-      files: t.files,
-      logicalBytes: t.logicalBytes,
-      uniqueChunks: t.uniqueChunks,
-      newChunks: t.newChunks,
-      storedBytes: t.storedBytes,
-      newStoredBytes: t.newStoredBytes,
-    },
-  };
-  if (m.kind === "postgres") {
-    const pg = m.postgres;
-    return {
-      ...common,
-      timeline: pg.timeline,
-      startLsn: pg.startLsn,
-      stopLsn: pg.stopLsn,
-      startWalFile: pg.startWalFile,
-      ...(pg.stopWalFile === undefined ? {} : { stopWalFile: pg.stopWalFile }),
-    };
-  }
-  // Positions as decimal text: a stream with no closed segment yet has no lastSegment.
-  return { ...common, streams: Object.fromEntries(m.generic.streams.map((s) => [s.id, String(s.lastSegno)])) };
-}
 
 export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnapshot; batches: BatchItem[] }> {
   const { event } = parseInput(inputSchema, input, "snapshot ingest event");
@@ -108,7 +79,7 @@ export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnap
     manifest: { sha256, encodedSha256: sha256Hex(obj.body), size: raw.length, storedSize: obj.body.length, codec: claimed.codec },
     vaultKey: vaultSnapshotManifestKey(databaseId, snapshotId),
     duplicate: false,
-    summary: summaryOf(manifest),
+    summary: snapshotSummary(manifest),
     newChunks: 0,
     batchCount: 0,
   };

@@ -2,7 +2,7 @@
  * The primary stack as CloudFormation sees it: the agent roles' boundaries,
  * the vault's protections, the catalog, the WAL and snapshot ingest workflows
  * and their triggers, and cdk-nag. Two stacks are synthesized once each
- * (esbuild bundles the eleven handlers): "Default" exactly as `cdk synth`
+ * (esbuild bundles the handlers): "Default" exactly as `cdk synth`
  * builds it from cdk.json, and "Multi" with two databases, a replica region
  * and a named agent principal.
  */
@@ -21,6 +21,8 @@ import {
   findProjectRoot,
   INGEST_STEPS,
   PrimaryStack,
+  REPLICATE_STEP_SOURCES,
+  REPLICATE_STEPS,
   RESTORE_STEP_SOURCES,
   RESTORE_STEPS,
   SNAPSHOT_MANIFEST_KEY_PATTERN,
@@ -30,63 +32,20 @@ import {
   walvaultSettingsFromContext,
 } from "../../infra/primary-stack.js";
 import { matchesWildcard, WORKFLOWS } from "../../local/stack.js";
+import {
+  type CfnResource,
+  deployedDefinition as deployedDefinitionIn,
+  list,
+  logicalId as cfnLogicalId,
+  render,
+  roleStatements,
+  type Statement,
+} from "./cfn.js";
 
 const root = findProjectRoot();
 const cdkJson = JSON.parse(readFileSync(join(root, "cdk.json"), "utf8")) as { context: Record<string, unknown> };
 
-interface Statement {
-  Sid?: string;
-  Effect: "Allow" | "Deny";
-  Action: string | string[];
-  Resource?: unknown;
-  Condition?: Record<string, Record<string, unknown>>;
-  Principal?: unknown;
-}
-interface CfnResource {
-  Type: string;
-  Properties?: Record<string, unknown>;
-  DeletionPolicy?: string;
-  UpdateReplacePolicy?: string;
-}
-
-/** A CloudFormation value as one string: Fn::Join concatenated, GetAtt as <Id.Attr>, Ref as <Id>. */
-function render(value: unknown): string {
-  if (typeof value === "string") return value;
-  if (value !== null && typeof value === "object") {
-    const o = value as Record<string, unknown>;
-    if ("Fn::Join" in o) {
-      const [sep, parts] = o["Fn::Join"] as [string, unknown[]];
-      return parts.map(render).join(sep);
-    }
-    if ("Fn::GetAtt" in o) {
-      const [id, attr] = o["Fn::GetAtt"] as [string, string];
-      return `<${id}.${attr}>`;
-    }
-    if ("Ref" in o) return `<${String(o.Ref)}>`;
-  }
-  return JSON.stringify(value);
-}
-
-const list = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
-
-function logicalId(stack: PrimaryStack, construct: IConstruct): string {
-  return stack.getLogicalId(construct.node.defaultChild as CfnElement);
-}
-
-/** Every statement that applies to a role: its inline policies plus every AWS::IAM::Policy attached to it. */
-function roleStatements(template: Template, roleId: string): Statement[] {
-  const resources = template.toJSON().Resources as Record<string, CfnResource>;
-  const role = resources[roleId];
-  if (!role) throw new Error(`no resource ${roleId}`);
-  const inline = list(role.Properties?.Policies as { PolicyDocument: { Statement: Statement[] } }[] | undefined);
-  const attached = Object.values(resources).filter(
-    (r) => r.Type === "AWS::IAM::Policy" && list(r.Properties?.Roles as unknown[]).some((x) => render(x) === `<${roleId}>`),
-  );
-  return [
-    ...inline.flatMap((p) => p.PolicyDocument.Statement),
-    ...attached.flatMap((p) => (p.Properties?.PolicyDocument as { Statement: Statement[] }).Statement),
-  ];
-}
+const logicalId = (stack: PrimaryStack, construct: IConstruct): string => cfnLogicalId(stack, construct);
 
 /** Every Allow statement of every Lambda role of the stack, by step. */
 function functionStatements(stack: PrimaryStack, template: Template): Record<string, Statement[]> {
@@ -102,20 +61,8 @@ function snapshotFunctionStatements(stack: PrimaryStack, template: Template): Re
   );
 }
 
-/**
- * The definition CloudFormation will deploy for a state machine: the
- * DefinitionString, or the asset file behind DefinitionS3Location, with the
- * substitutions applied.
- */
-function deployedDefinition(machine: CfnResource): string {
-  const substitutions = machine.Properties?.DefinitionSubstitutions as Record<string, unknown>;
-  const location = machine.Properties?.DefinitionS3Location as { Key: string } | undefined;
-  let definition = location
-    ? readFileSync(join(assembly.directory, `asset.${location.Key}`), "utf8")
-    : render(machine.Properties?.DefinitionString);
-  for (const [name, value] of Object.entries(substitutions)) definition = definition.split(`\${${name}}`).join(render(value));
-  return definition;
-}
+/** The definition CloudFormation will deploy for a state machine of this test's assembly. */
+const deployedDefinition = (machine: CfnResource): string => deployedDefinitionIn(machine, assembly.directory);
 
 let app: App;
 let assembly: CloudAssembly;
@@ -429,20 +376,25 @@ describe("ingest workflow", () => {
       "PromoteFunctionArn",
       "QuarantineFunctionArn",
       "RecordFunctionArn",
+      "RecordReplicaFailureFunctionArn",
       "ReplicateFunctionArn",
       "ValidateFunctionArn",
     ]);
     for (const name of placeholders) {
       expect(definition, `placeholder \${${name}} left`).not.toContain(`\${${name}}`);
+      if (name === REPLICATE_STEP_SOURCES.recordFailure.placeholder) continue;
       const step = name.replace(/FunctionArn$/, "").toLowerCase() as (typeof INGEST_STEPS)[number];
       expect(substitutions[name]).toEqual({ "Fn::GetAtt": [logicalId(defaultStack, defaultStack.functions[step]), "Arn"] });
     }
+    expect(substitutions.RecordReplicaFailureFunctionArn).toEqual({
+      "Fn::GetAtt": [logicalId(defaultStack, defaultStack.replicateFunctions.recordFailure), "Arn"],
+    });
     expect(definition).not.toMatch(/\$\{/);
     const parsed = JSON.parse(definition) as { States: Record<string, { Type: string; Resource?: string }> };
     expect(parsed.States.Validate?.Resource).toBe(`<${logicalId(defaultStack, defaultStack.functions.validate)}.Arn>`);
   });
 
-  it("may invoke exactly the five ingest functions", () => {
+  it("may invoke exactly the five ingest functions and the replica failure recorder", () => {
     // Prepare
     const roleId = logicalId(defaultStack, defaultStack.ingestStateMachine.role);
     // Act
@@ -450,7 +402,9 @@ describe("ingest workflow", () => {
     // Assess
     expect(invoke).toHaveLength(1);
     expect(list(invoke[0]!.Resource).map(render).sort()).toEqual(
-      INGEST_STEPS.map((s) => `<${logicalId(defaultStack, defaultStack.functions[s])}.Arn>`).sort(),
+      [...INGEST_STEPS.map((s) => defaultStack.functions[s]), defaultStack.replicateFunctions.recordFailure]
+        .map((f) => `<${logicalId(defaultStack, f)}.Arn>`)
+        .sort(),
     );
   });
 
@@ -509,11 +463,22 @@ describe("snapshot ingest workflow", () => {
     // Act
     const definition = deployedDefinition(machine);
     // Assess
-    expect(placeholders).toEqual(SNAPSHOT_STEPS.map((s) => SNAPSHOT_STEP_SOURCES[s].placeholder).sort());
+    expect(placeholders).toEqual(
+      [
+        ...SNAPSHOT_STEPS.map((s) => SNAPSHOT_STEP_SOURCES[s].placeholder),
+        REPLICATE_STEP_SOURCES.copyItem.placeholder,
+        REPLICATE_STEP_SOURCES.recordFailure.placeholder,
+      ].sort(),
+    );
     for (const step of SNAPSHOT_STEPS) {
       const name = SNAPSHOT_STEP_SOURCES[step].placeholder;
       expect(definition, `placeholder \${${name}} left`).not.toContain(`\${${name}}`);
       expect(substitutions[name]).toEqual({ "Fn::GetAtt": [logicalId(defaultStack, defaultStack.snapshotFunctions[step]), "Arn"] });
+    }
+    for (const step of ["copyItem", "recordFailure"] as const) {
+      expect(substitutions[REPLICATE_STEP_SOURCES[step].placeholder]).toEqual({
+        "Fn::GetAtt": [logicalId(defaultStack, defaultStack.replicateFunctions[step]), "Arn"],
+      });
     }
     expect(definition).not.toMatch(/\$\{/);
     const parsed = JSON.parse(definition) as { States: Record<string, { Type: string; Resource?: string; MaxConcurrency?: number }> };
@@ -521,7 +486,7 @@ describe("snapshot ingest workflow", () => {
     expect(parsed.States.PromoteChunks).toMatchObject({ Type: "Map", MaxConcurrency: 4 });
   });
 
-  it("may invoke exactly the six snapshot ingest functions", () => {
+  it("may invoke exactly the six snapshot ingest functions and the two replica copy steps", () => {
     // Prepare
     const roleId = logicalId(defaultStack, defaultStack.snapshotIngestStateMachine.role);
     // Act
@@ -529,7 +494,13 @@ describe("snapshot ingest workflow", () => {
     // Assess
     expect(invoke).toHaveLength(1);
     expect(list(invoke[0]!.Resource).map(render).sort()).toEqual(
-      SNAPSHOT_STEPS.map((s) => `<${logicalId(defaultStack, defaultStack.snapshotFunctions[s])}.Arn>`).sort(),
+      [
+        ...SNAPSHOT_STEPS.map((s) => defaultStack.snapshotFunctions[s]),
+        defaultStack.replicateFunctions.copyItem,
+        defaultStack.replicateFunctions.recordFailure,
+      ]
+        .map((f) => `<${logicalId(defaultStack, f)}.Arn>`)
+        .sort(),
     );
   });
 
@@ -580,7 +551,11 @@ describe("snapshot ingest workflow", () => {
 
 describe("ingest functions", () => {
   it("run on Node 22, arm64, from ESM bundles, with the walvault environment", () => {
-    for (const f of [...INGEST_STEPS.map((s) => defaultStack.functions[s]), ...SNAPSHOT_STEPS.map((s) => defaultStack.snapshotFunctions[s])]) {
+    for (const f of [
+      ...INGEST_STEPS.map((s) => defaultStack.functions[s]),
+      ...SNAPSHOT_STEPS.map((s) => defaultStack.snapshotFunctions[s]),
+      ...REPLICATE_STEPS.map((s) => defaultStack.replicateFunctions[s]),
+    ]) {
       // Prepare
       const id = logicalId(defaultStack, f);
       // Act
@@ -605,7 +580,11 @@ describe("ingest functions", () => {
 
   it("are ESM bundles that load on Node 22 and keep the error class names Step Functions matches", () => {
     // Prepare: the staged bundle of each function's code asset.
-    const all = [...INGEST_STEPS.map((s) => defaultStack.functions[s]), ...SNAPSHOT_STEPS.map((s) => defaultStack.snapshotFunctions[s])];
+    const all = [
+      ...INGEST_STEPS.map((s) => defaultStack.functions[s]),
+      ...SNAPSHOT_STEPS.map((s) => defaultStack.snapshotFunctions[s]),
+      ...REPLICATE_STEPS.map((s) => defaultStack.replicateFunctions[s]),
+    ];
     const bundles = all.map((f) => {
       const fn = defaultTemplate.toJSON().Resources[logicalId(defaultStack, f)] as CfnResource;
       const hash = String((fn.Properties?.Code as { S3Key: string }).S3Key).replace(/\.zip$/, "");

@@ -15,11 +15,11 @@ const aslValidator = require("asl-validator") as (definition: unknown) => { isVa
 
 const FILE = "ingest.asl.json";
 const raw = readFileSync(join(STATEMACHINES_DIR, FILE), "utf8");
-const EXPECTED = ["ValidateFunctionArn", "PromoteFunctionArn", "RecordFunctionArn", "ReplicateFunctionArn", "QuarantineFunctionArn"];
+const EXPECTED = ["ValidateFunctionArn", "PromoteFunctionArn", "RecordFunctionArn", "ReplicateFunctionArn", "RecordReplicaFailureFunctionArn", "QuarantineFunctionArn"];
 const fakeArns = Object.fromEntries(EXPECTED.map((p) => [p, `arn:aws:lambda:us-east-1:123456789012:function:${p}`]));
 
 describe("ingest.asl.json", () => {
-  it("uses exactly the five handler placeholders", () => {
+  it("uses exactly the six handler placeholders", () => {
     expect(placeholdersOf(raw).sort()).toEqual([...EXPECTED].sort());
   });
 
@@ -42,8 +42,16 @@ describe("ingest.asl.json", () => {
 
   it("has a Task for each step, each calling one of the substituted functions", () => {
     const tasks = taskResources(loadAsl(FILE, fakeArns) as never);
-    expect([...tasks.keys()].sort()).toEqual(["CopyToRegion", "Promote", "Quarantine", "Record", "Validate"]);
+    expect([...tasks.keys()].sort()).toEqual(["CopyToRegion", "Promote", "Quarantine", "Record", "RecordReplicaFailure", "Validate"]);
     for (const arn of tasks.values()) expect(Object.values(fakeArns)).toContain(arn);
+  });
+
+  it("records a replica copy that still fails after its retries as failed, and never fails the ingest for it", () => {
+    const def = JSON.parse(raw) as { States: Record<string, { Catch?: { Next: string }[]; ItemProcessor?: { States: Record<string, { Catch?: { Next: string }[]; Retry?: unknown[] }> } }> };
+    const copy = def.States.Replicate!.ItemProcessor!.States.CopyToRegion!;
+    expect(copy.Retry?.length).toBeGreaterThan(0);
+    expect(copy.Catch).toEqual([expect.objectContaining({ Next: "RecordReplicaFailure" })]);
+    expect(def.States.Replicate!.Catch).toEqual([expect.objectContaining({ Next: "Done" })]);
   });
 
   it("sends every failure of validate, promote and record to Quarantine", () => {

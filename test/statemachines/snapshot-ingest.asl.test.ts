@@ -23,6 +23,8 @@ const EXPECTED = [
   "CheckReferencedFunctionArn",
   "PromoteManifestFunctionArn",
   "RecordSnapshotFunctionArn",
+  "CopyItemFunctionArn",
+  "RecordReplicaFailureFunctionArn",
   "QuarantineSnapshotFunctionArn",
 ];
 const fakeArns = Object.fromEntries(EXPECTED.map((p) => [p, `arn:aws:lambda:us-east-1:123456789012:function:${p}`]));
@@ -44,7 +46,7 @@ interface State {
 const def = JSON.parse(raw) as { StartAt: string; States: Record<string, State> };
 
 describe("snapshot-ingest.asl.json", () => {
-  it("uses exactly the six handler placeholders", () => {
+  it("uses exactly the eight handler placeholders", () => {
     expect(placeholdersOf(raw).sort()).toEqual([...EXPECTED].sort());
   });
 
@@ -70,14 +72,14 @@ describe("snapshot-ingest.asl.json", () => {
     const tasks = taskResources(loadAsl(FILE, fakeArns) as never);
     // Assess
     expect([...tasks.keys()].sort()).toEqual(
-      ["CheckReferenced", "PromoteChunkBatch", "PromoteManifest", "QuarantineSnapshot", "RecordSnapshot", "ValidateManifest"].sort(),
+      ["CheckReferenced", "CopySnapshot", "PromoteChunkBatch", "PromoteManifest", "QuarantineSnapshot", "RecordSnapshot", "RecordSnapshotReplicaFailure", "ValidateManifest"].sort(),
     );
     for (const arn of tasks.values()) expect(Object.values(fakeArns)).toContain(arn);
     const local = WORKFLOWS.find((w) => w.file === FILE)!;
     expect(Object.keys(local.functions).sort()).toEqual([...EXPECTED].sort());
   });
 
-  it("runs the steps in order: validate, promote chunks, check references, promote the manifest, record", () => {
+  it("runs the steps in order: validate, promote chunks, check references, promote the manifest, record, replicate", () => {
     // Act
     const order: string[] = [];
     for (let name: string | undefined = def.StartAt; name && !order.includes(name); ) {
@@ -86,7 +88,7 @@ describe("snapshot-ingest.asl.json", () => {
       name = s.Type === "Choice" ? s.Default : s.Next;
     }
     // Assess
-    expect(order).toEqual(["ValidateManifest", "AlreadyRecorded", "PromoteChunks", "CheckReferenced", "PromoteManifest", "RecordSnapshot", "Done"]);
+    expect(order).toEqual(["ValidateManifest", "AlreadyRecorded", "PromoteChunks", "CheckReferenced", "PromoteManifest", "RecordSnapshot", "ReplicateSnapshot", "Done"]);
     expect(def.States.AlreadyRecorded!.Choices).toEqual([expect.objectContaining({ Next: "Done" })]);
   });
 
@@ -105,6 +107,9 @@ describe("snapshot-ingest.asl.json", () => {
       ...Object.values(def.States.PromoteChunks!.ItemProcessor!.States),
     ].filter((s) => s.Type === "Task");
     expect(tasks).toHaveLength(6);
+    const copy = def.States.ReplicateSnapshot!.ItemProcessor!.States.CopySnapshot!;
+    expect(copy.Retry?.length).toBeGreaterThan(0);
+    expect(copy.Catch).toEqual([expect.objectContaining({ Next: "RecordSnapshotReplicaFailure" })]);
     for (const t of tasks) expect(t.Retry?.flatMap((r) => r.ErrorEquals).some((e) => e === "ServiceUnavailableError" || e === "States.ALL")).toBe(true);
   });
 

@@ -382,6 +382,34 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect(await catalog.getWal(DB, segmentName(1, 77))).toBeUndefined();
         expect(await catalog.listWal(DB)).toEqual([]);
       });
+
+      it("never lets a later failed or pending report replace replicated", async () => {
+        // Prepare
+        const record = wal(segmentName(1, 5));
+        await catalog.recordWal(record);
+        const good = { status: "replicated" as const, at: "2025-01-01T00:01:00.000Z", versionId: "v1" };
+        await catalog.setReplicaStatus(DB, record.name, "us-west-2", good);
+        // Act
+        await catalog.setReplicaStatus(DB, record.name, "us-west-2", { status: "failed", at: "2025-01-01T00:02:00.000Z", error: "timeout" });
+        await catalog.setReplicaStatus(DB, record.name, "us-west-2", { status: "pending", at: "2025-01-01T00:03:00.000Z" });
+        // Assess
+        expect((await catalog.getWal(DB, record.name))?.replicas["us-west-2"]).toEqual(good);
+      });
+
+      it("sets a snapshot's region status the same way, and NotFoundError for an unknown snapshot", async () => {
+        // Prepare
+        const record = snapshot(snapshotId(31));
+        await catalog.recordSnapshot(record);
+        // Act
+        await catalog.setSnapshotReplicaStatus(DB, record.snapshotId, "eu-west-1", { status: "failed", at: "2025-01-01T00:01:00.000Z", error: "down" });
+        await catalog.setSnapshotReplicaStatus(DB, record.snapshotId, "eu-west-1", { status: "replicated", at: "2025-01-01T00:02:00.000Z" });
+        await catalog.setSnapshotReplicaStatus(DB, record.snapshotId, "eu-west-1", { status: "failed", at: "2025-01-01T00:03:00.000Z", error: "late" });
+        const err = await rejection(catalog.setSnapshotReplicaStatus(DB, snapshotId(32), "eu-west-1", { status: "replicated", at: "2025-01-01T00:00:00.000Z" }));
+        // Assess
+        expect((await catalog.getSnapshot(DB, record.snapshotId))?.replicas).toEqual({ "eu-west-1": { status: "replicated", at: "2025-01-01T00:02:00.000Z" } });
+        expect(err).toBeInstanceOf(NotFoundError);
+        expect(await catalog.getSnapshot(DB, snapshotId(32))).toBeUndefined();
+      });
     });
 
     describe("advanceHead", () => {

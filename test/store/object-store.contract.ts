@@ -185,6 +185,27 @@ export function objectStoreContract(name: string, factory: ObjectStoreFactory): 
         expect(info?.metadata).toEqual({ "walvault-size": "1234" });
         expect(info).not.toHaveProperty("body");
       });
+
+      it("head, get and list report when the object was written, to the second", async () => {
+        // Prepare
+        const key = `${prefix}dated`;
+        const before = Math.floor(Date.now() / 1000) * 1000;
+        await f.store.put(f.bucket, key, Buffer.from("when?"), {});
+        const after = Date.now();
+
+        // Act
+        const info = await f.store.head(f.bucket, key);
+        const got = await f.store.get(f.bucket, key);
+        const listed: { key: string; lastModified?: Date }[] = [];
+        for await (const o of f.store.list(f.bucket, key)) listed.push(o);
+
+        // Assess: S3's Last-Modified has whole seconds
+        const written = info?.lastModified?.getTime();
+        expect(written).toBeGreaterThanOrEqual(before);
+        expect(written).toBeLessThanOrEqual(after);
+        expect(got?.lastModified?.getTime()).toBe(written);
+        expect(listed.map((o) => o.lastModified?.getTime())).toEqual([written]);
+      });
     });
 
     describe("copy", () => {

@@ -35,9 +35,9 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
   });
 }
 
-export async function startTestStack(databases: LocalDatabase[] = [{ id: "pg-main" }]): Promise<TestStack> {
+export async function startTestStack(databases: LocalDatabase[] = [{ id: "pg-main" }], opts: { replicaRegions?: string[] } = {}): Promise<TestStack> {
   const stateDir = mkdtempSync(join(tmpdir(), "walvault-test-"));
-  const stack = await startLocalStack({ stateDir, databases, persistent: false });
+  const stack = await startLocalStack({ stateDir, databases, persistent: false, ...opts });
   return {
     ...stack,
     stateDir,

@@ -1,0 +1,156 @@
+/**
+ * Regions as the agent sees them (issue #4): the primary (the config's
+ * region, vault bucket and endpoints) and each replica (`replicas[]`).
+ *
+ * - regionalConfig(): the configuration for reading one region's vault
+ *   (restore --region, wal-fetch --region): that region's bucket and S3
+ *   endpoint; the catalog stays the global table.
+ * - regionStatus(): per region, what it holds, how far behind it is and the
+ *   windows point-in-time recovery can reach from it — from the catalog
+ *   alone, so it answers while a region's storage is down.
+ * - replicate(): starts statemachines/replicate.asl.json for one region and
+ *   waits for it.
+ */
+import type { AgentConfig } from "../core/config.js";
+import { ConfigError } from "../core/errors.js";
+import { archivedThrough } from "../core/generic-wal.js";
+import { regionLag, restorableWindows, snapshotInRegion, walInRegion, type RegionLag, type RestorableWindow } from "../core/regions.js";
+import { buildPlanInput, streamsOf, type CatalogState } from "../core/restore-input.js";
+import type { Catalog } from "../store/catalog.js";
+import { createWorkflowRunner, type ExecutionState } from "../store/workflows.js";
+import { executionError, waitForExecution } from "./restore-remote.js";
+
+export interface RegionInfo {
+  region: string;
+  primary: boolean;
+  vaultBucket: string;
+  s3Endpoint?: string | undefined;
+}
+
+export function regionsOf(cfg: AgentConfig): RegionInfo[] {
+  return [
+    { region: cfg.region, primary: true, vaultBucket: cfg.vaultBucket, s3Endpoint: cfg.s3Endpoint },
+    ...(cfg.replicas ?? []).map((r) => ({ region: r.region, primary: false, vaultBucket: r.vaultBucket, s3Endpoint: r.s3Endpoint })),
+  ];
+}
+
+/** The region named `region` (undefined: the primary); ConfigError naming the known ones otherwise. */
+export function findRegion(cfg: AgentConfig, region: string | undefined): RegionInfo {
+  const all = regionsOf(cfg);
+  if (region === undefined) return all[0]!;
+  const r = all.find((x) => x.region === region);
+  if (!r) throw new ConfigError(`region '${region}' is not configured (regions: ${all.map((x) => x.region).join(", ")})`);
+  return r;
+}
+
+/**
+ * The configuration that reads `region`'s vault: that region, its bucket and S3 endpoint,
+ * and `replicaRegion` set so catalog reads keep only what that region holds.
+ * The primary (or undefined) returns the configuration as it is.
+ */
+export function regionalConfig<C extends AgentConfig>(cfg: C, region: string | undefined): C & { replicaRegion?: string } {
+  const r = findRegion(cfg, region);
+  if (r.primary) return cfg;
+  const replica = (cfg.replicas ?? []).find((x) => x.region === r.region)!;
+  const { s3Endpoint: _primaryS3, ...rest } = cfg;
+  return {
+    ...(rest as C),
+    // Clients for that region (in AWS an S3 client must be built for the bucket's region; the catalog is a global table replica there).
+    region: r.region,
+    vaultBucket: r.vaultBucket,
+    ...(r.s3Endpoint ? { s3Endpoint: r.s3Endpoint } : {}),
+    ...(replica.dynamodbEndpoint ? { dynamodbEndpoint: replica.dynamodbEndpoint } : {}),
+    replicaRegion: r.region,
+  };
+}
+
+export interface RegionStatus extends RegionLag {
+  region: string;
+  primary: boolean;
+  /** WAL files and snapshots the region holds. */
+  wal: number;
+  snapshots: number;
+  /** Stretches of time a restore from this region can reach (generic: every stream at once). */
+  windows: { from: string; to: string; snapshots: string[] }[];
+}
+
+/** Intersection of two sorted window lists. */
+function intersect(a: RestorableWindow[], b: RestorableWindow[]): RestorableWindow[] {
+  const out: RestorableWindow[] = [];
+  for (const x of a) {
+    for (const y of b) {
+      const from = x.from > y.from ? x.from : y.from;
+      const to = x.to < y.to ? x.to : y.to;
+      if (from <= to) out.push({ from, to, snapshots: x.snapshots.filter((s) => y.snapshots.includes(s)) });
+    }
+  }
+  return out;
+}
+
+export async function regionStatus(catalog: Catalog, cfg: AgentConfig, databaseId: string, only: string | undefined, now = new Date()): Promise<RegionStatus[]> {
+  const regions = only === undefined ? regionsOf(cfg) : [findRegion(cfg, only)];
+  const [database, records, wal] = await Promise.all([catalog.getDatabase(databaseId), catalog.listSnapshots(databaseId), catalog.listWal(databaseId)]);
+  if (!database) throw new ConfigError(`database '${databaseId}' is not registered in the catalog`);
+  return regions.map((r) => {
+    const key = r.primary ? undefined : r.region;
+    const held = wal.flatMap((w) => walInRegion(w, key) ?? []);
+    const snaps = records.flatMap((s) => snapshotInRegion(s, key) ?? []);
+    const state: CatalogState = {
+      database,
+      records: snaps,
+      segments: held.filter((w) => w.kind === "segment"),
+      histories: new Map(),
+      streams: streamsOf(database, snaps, new Map()),
+      manifests: new Map(),
+    };
+    let windows: RestorableWindow[];
+    if (database.kind === "generic" && state.streams.length > 0) {
+      const through = archivedThrough(state.segments);
+      const per = state.streams.map((s) => restorableWindows({ ...buildPlanInput(state, { kind: "latest" }, s), ...(through ? { archivedThrough: through } : {}) }));
+      windows = per.reduce((acc, w) => intersect(acc, w));
+    } else {
+      windows = database.kind === "postgres" ? restorableWindows(buildPlanInput(state, { kind: "latest" }, undefined)) : [];
+    }
+    const lag: RegionLag = r.primary ? { missingWal: 0, missingSnapshots: 0, failed: 0, lagSeconds: 0 } : regionLag(wal, records, r.region, now);
+    return {
+      region: r.region,
+      primary: r.primary,
+      wal: held.length,
+      snapshots: snaps.length,
+      ...lag,
+      windows: windows.map((w) => ({ from: w.from.toISOString(), to: w.to.toISOString(), snapshots: w.snapshots })),
+    };
+  });
+}
+
+export function formatRegionStatus(list: RegionStatus[]): string {
+  const lines: string[] = [];
+  for (const r of list) {
+    const lag = r.primary ? "primary" : r.missingWal + r.missingSnapshots === 0 ? "level" : `${r.missingWal} WAL file(s), ${r.missingSnapshots} snapshot(s) behind, lag ${r.lagSeconds} s`;
+    lines.push(`  region ${r.region.padEnd(12)} ${r.wal} WAL file(s), ${r.snapshots} snapshot(s); ${lag}${r.failed ? `; ${r.failed} failed copy(ies): ${r.lastError ?? ""}` : ""}`);
+    if (r.windows.length === 0) lines.push(`    restorable: nothing yet`);
+    for (const w of r.windows) lines.push(`    restorable ${w.from} .. ${w.to}`);
+  }
+  return lines.join("\n");
+}
+
+export interface ReplicateOptions {
+  region: string;
+  databaseId?: string;
+  stateMachineArn: string;
+  timeoutMs?: number;
+  onState?: (s: ExecutionState) => void;
+}
+
+/** Starts the replicate workflow for one region and waits for it; throws the execution's error when it does not succeed. */
+export async function replicate(cfg: AgentConfig, opts: ReplicateOptions): Promise<{ executionId: string; output: unknown }> {
+  findRegion(cfg, opts.region);
+  const runner = createWorkflowRunner({ ...cfg, region: cfg.region });
+  const executionId = await runner.start(opts.stateMachineArn, { region: opts.region, ...(opts.databaseId ? { databaseId: opts.databaseId } : {}) });
+  const state = await waitForExecution(runner, executionId, {
+    ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+    ...(opts.onState ? { onState: opts.onState } : {}),
+  });
+  if (state.status !== "SUCCEEDED") throw executionError(state);
+  return { executionId, output: state.output };
+}

@@ -1,0 +1,100 @@
+/**
+ * The catalog records walvault derives from what it proved about an object:
+ * one derivation, used by ingest (from the upload it validated) and by
+ * catalog rebuild (store/catalog-rebuild.ts, from the vault object itself),
+ * so a rebuilt catalog holds what ingest would have written.
+ *
+ * Pure: no I/O, no clock (times are passed in).
+ */
+import { isGenericWalName } from "./generic-wal.js";
+import { timelineDir } from "./keys.js";
+import type { SnapshotRecord, SnapshotSummary, WalRecord } from "./schemas.js";
+import type { SnapshotManifest } from "./snapshot.js";
+import { formatLsn, lsnSortKey, parseLsn, segmentEndLsn, segmentStartLsn, type WalFileName } from "./wal.js";
+
+/** Start and end LSN (PostgreSQL's text) of a WAL file with a segment number; none for history files. */
+export function walFileLsns(file: WalFileName, segmentSize: number): { startLsn?: string; endLsn?: string } {
+  if (file.segno === undefined) return {};
+  return { startLsn: formatLsn(segmentStartLsn(file.segno, segmentSize)), endLsn: formatLsn(segmentEndLsn(file.segno, segmentSize)) };
+}
+
+/**
+ * The key the database head is ordered by for a WAL record, or undefined when
+ * the record does not move the head (only segments with a position do).
+ * PostgreSQL: timeline, then LSN. Generic segments (several streams, each
+ * with its own positions) order by close time, then name.
+ */
+export function headSortKey(record: Pick<WalRecord, "name" | "kind" | "timeline" | "startLsn" | "closedAt" | "archivedAt">): string | undefined {
+  if (record.kind !== "segment" || !record.startLsn) return undefined;
+  return isGenericWalName(record.name)
+    ? `${record.closedAt ?? record.archivedAt}#${record.name}`
+    : `${timelineDir(record.timeline)}-${lsnSortKey(parseLsn(record.startLsn))}`;
+}
+
+/** What a snapshot's catalog record takes from its (validated) manifest. */
+export function snapshotSummary(m: SnapshotManifest): SnapshotSummary {
+  const t = m.totals;
+  const common = {
+    startedAt: m.startedAt,
+    finishedAt: m.finishedAt,
+    totals: {
+      files: t.files,
+      logicalBytes: t.logicalBytes,
+      uniqueChunks: t.uniqueChunks,
+      newChunks: t.newChunks,
+      storedBytes: t.storedBytes,
+      newStoredBytes: t.newStoredBytes,
+    },
+  };
+  if (m.kind === "postgres") {
+    const pg = m.postgres;
+    return {
+      ...common,
+      timeline: pg.timeline,
+      startLsn: pg.startLsn,
+      stopLsn: pg.stopLsn,
+      startWalFile: pg.startWalFile,
+      ...(pg.stopWalFile === undefined ? {} : { stopWalFile: pg.stopWalFile }),
+    };
+  }
+  // Positions as decimal text: a stream with no closed segment yet has no lastSegment.
+  return { ...common, streams: Object.fromEntries(m.generic.streams.map((s) => [s.id, String(s.lastSegno)])) };
+}
+
+export interface SnapshotRecordInput {
+  databaseId: string;
+  snapshotId: string;
+  kind: SnapshotRecord["kind"];
+  summary: SnapshotSummary;
+  /** Vault key of the manifest. */
+  manifestKey: string;
+  /** SHA-256 and size of the manifest's raw (decoded) bytes. */
+  manifestSha256: string;
+  manifestSize: number;
+  recordedAt: string;
+}
+
+/** The catalog record that makes a snapshot restorable (no replica status yet). */
+export function snapshotRecordOf(i: SnapshotRecordInput): SnapshotRecord {
+  const { summary } = i;
+  return {
+    databaseId: i.databaseId,
+    snapshotId: i.snapshotId,
+    kind: i.kind,
+    ...(summary.timeline === undefined ? {} : { timeline: summary.timeline }),
+    ...(summary.startLsn === undefined ? {} : { startLsn: summary.startLsn }),
+    ...(summary.stopLsn === undefined ? {} : { stopLsn: summary.stopLsn }),
+    ...(summary.startWalFile === undefined ? {} : { startWalFile: summary.startWalFile }),
+    ...(summary.stopWalFile === undefined ? {} : { stopWalFile: summary.stopWalFile }),
+    ...(summary.streams === undefined ? {} : { streams: summary.streams }),
+    startedAt: summary.startedAt,
+    finishedAt: summary.finishedAt,
+    manifestKey: i.manifestKey,
+    manifestSha256: i.manifestSha256,
+    manifestSize: i.manifestSize,
+    totals: summary.totals,
+    status: "restorable",
+    recordedAt: i.recordedAt,
+    replicas: {},
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * The vault bucket and its access-log bucket, shared by the primary stack and
+ * every replica stack so that a replica vault has exactly the primary vault's
+ * protections: versioning, Object Lock default retention, SSE-KMS with a
+ * customer managed key and an S3 Bucket Key, TLS only, public access blocked,
+ * bucket-owner-enforced ownership, server access logs, and a bucket policy
+ * that refuses every write, delete and unlock from an agent role.
+ */
+import { Aws, Duration, RemovalPolicy } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
+import type * as kms from "aws-cdk-lib/aws-kms";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import type { Construct } from "constructs";
+
+export type ObjectLockMode = "GOVERNANCE" | "COMPLIANCE";
+
+/** Every agent role is named `walvault-agent-<databaseId>`. */
+export const AGENT_ROLE_PREFIX = "walvault-agent-";
+
+/** An AWS region name such as `eu-west-1`. */
+export const REGION_RE = /^[a-z]{2}(?:-[a-z]+)+-\d+$/;
+
+/**
+ * The replica vault bucket of `region` unless the configuration names one:
+ * `walvault-vault-<account>-<region>` (`account` defaults to the deploying
+ * stack's account).
+ */
+export function defaultReplicaBucketName(region: string, account: string = Aws.ACCOUNT_ID): string {
+  return `walvault-vault-${account}-${region}`;
+}
+
+/** Throws unless `days` is a valid Object Lock default retention. */
+export function checkObjectLockDays(days: number): void {
+  if (!Number.isInteger(days) || days < 1 || days > 36500) {
+    throw new Error(`objectLockDays must be a whole number of days between 1 and 36500, got ${days}`);
+  }
+}
+
+/**
+ * S3 server access logs of a region's data buckets. Log delivery only
+ * supports SSE-S3 and no Object Lock default retention on the target bucket.
+ */
+export function createAccessLogsBucket(scope: Construct, id: string): s3.Bucket {
+  return new s3.Bucket(scope, id, {
+    encryption: s3.BucketEncryption.S3_MANAGED,
+    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    enforceSSL: true,
+    lifecycleRules: [
+      { id: "expire-access-logs", expiration: Duration.days(365) },
+      { id: "abort-multipart", abortIncompleteMultipartUploadAfter: Duration.days(1) },
+    ],
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+}
+
+export interface VaultBucketOptions {
+  /** The customer managed key of this vault (SSE-KMS). */
+  readonly key: kms.IKey;
+  /** Where S3 server access logs go (prefix `vault/`). */
+  readonly accessLogsBucket: s3.IBucket;
+  readonly objectLockMode: ObjectLockMode;
+  readonly objectLockDays: number;
+  /** @default a name CloudFormation generates */
+  readonly bucketName?: string;
+}
+
+/**
+ * A vault: what was validated. Versioned + Object Lock: every version is
+ * immutable for the default retention, whoever asks.
+ */
+export function createVaultBucket(scope: Construct, id: string, opts: VaultBucketOptions): s3.Bucket {
+  checkObjectLockDays(opts.objectLockDays);
+  const days = Duration.days(opts.objectLockDays);
+  const bucket = new s3.Bucket(scope, id, {
+    ...(opts.bucketName === undefined ? {} : { bucketName: opts.bucketName }),
+    versioned: true,
+    objectLockEnabled: true,
+    objectLockDefaultRetention:
+      opts.objectLockMode === "COMPLIANCE" ? s3.ObjectLockRetention.compliance(days) : s3.ObjectLockRetention.governance(days),
+    encryption: s3.BucketEncryption.KMS,
+    encryptionKey: opts.key,
+    bucketKeyEnabled: true,
+    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    enforceSSL: true,
+    serverAccessLogsBucket: opts.accessLogsBucket,
+    serverAccessLogsPrefix: "vault/",
+    lifecycleRules: [
+      // The retention workflow decides what is deleted; a deleted or
+      // replaced version stays recoverable for 30 days (and never before
+      // its Object Lock retention ends), then stops costing storage.
+      {
+        id: "expire-noncurrent",
+        noncurrentVersionExpiration: Duration.days(Math.max(30, opts.objectLockDays)),
+        expiredObjectDeleteMarker: true,
+      },
+      { id: "abort-multipart", abortIncompleteMultipartUploadAfter: Duration.days(7) },
+    ],
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  // Defence in depth: even if someone attaches more permissions to an agent
+  // role, the vault refuses every write, delete and unlock from it.
+  bucket.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: "DenyAgentWrites",
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: [
+        "s3:PutObject*",
+        "s3:DeleteObject*",
+        "s3:BypassGovernanceRetention",
+        "s3:RestoreObject",
+        "s3:PutBucket*",
+        "s3:DeleteBucket*",
+        "s3:PutLifecycleConfiguration",
+        "s3:PutEncryptionConfiguration",
+        "s3:PutReplicationConfiguration",
+      ],
+      resources: [bucket.bucketArn, bucket.arnForObjects("*")],
+      conditions: {
+        ArnLike: { "aws:PrincipalArn": `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${AGENT_ROLE_PREFIX}*` },
+      },
+    }),
+  );
+  return bucket;
+}
