@@ -2,7 +2,9 @@
  * `npm start`: the whole archive path on one machine. Starts the embedded
  * stack, a scratch PostgreSQL 15 whose archive_command is `walvault wal-push`,
  * runs pgbench while switching WAL segments, waits until everything is
- * archived, and prints what the vault holds.
+ * archived (and copied to two replica regions, each its own S3 endpoint),
+ * prints what the vault holds and each region's restorable window, and
+ * restores from a replica region to a remembered moment, checked by row count.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +15,7 @@ import { ScratchPostgres } from "./postgres.js";
 import { WALVAULT_BIN } from "./paths.js";
 
 const SEGMENTS = Number(process.env.WALVAULT_DEMO_SEGMENTS ?? 12);
+const REPLICAS = ["local-2", "local-3"];
 
 function step(msg: string): void {
   process.stdout.write(`\n== ${msg}\n`);
@@ -36,12 +39,14 @@ function walvault(args: string[], env: Record<string, string>): Promise<string> 
 
 async function main(): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), "walvault-demo-"));
-  step("starting the embedded stack (s3rver, DynamoDB Local, ingest workflow on aws-local-stepfunctions)");
-  const stack = await startLocalStack({ stateDir, databases: [{ id: "demo-pg" }], persistent: false, verbose: true });
+  step("starting the embedded stack (s3rver per region, DynamoDB Local, the workflows on aws-local-stepfunctions)");
+  const stack = await startLocalStack({ stateDir, databases: [{ id: "demo-pg" }], persistent: false, verbose: true, replicaRegions: REPLICAS });
   const env = { WALVAULT_CONFIG: stack.configPath };
   let pg: ScratchPostgres | undefined;
   try {
-    process.stdout.write(`S3 ${stack.config.s3Endpoint}, DynamoDB ${stack.config.dynamodbEndpoint}\n`);
+    process.stdout.write(
+      `S3 ${stack.regions.map((r) => `${r.region} ${r.endpoint}`).join(", ")}; DynamoDB ${stack.config.dynamodbEndpoint}\n`,
+    );
     step("scratch PostgreSQL 15 with archive_command = 'walvault wal-push %p'");
     pg = await ScratchPostgres.create({
       settings: { archive_mode: "on", archive_command: `'${WALVAULT_BIN}' wal-push %p` },
@@ -74,14 +79,16 @@ async function main(): Promise<void> {
     }
     const archiver = await pg.psql("select archived_count || ' archived, ' || failed_count || ' failed' from pg_stat_archiver");
     process.stdout.write(`\nPostgreSQL reports ${archiver} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    await stack.idle(); // the copies to the replica regions finish after each segment is recorded
     step("walvault wal list");
     process.stdout.write(await walvault(["wal", "list"], env));
-    step("walvault status");
+    step("walvault status  (per region: what it holds, its lag, the windows point-in-time recovery reaches)");
     process.stdout.write(await walvault(["status"], env));
     const countNow = await pg.psql("select count(*) from pgbench_history");
-    step(`walvault restore --target-time ${t1}  (pgbench_history had ${countAtT1} rows then, ${countNow} now)`);
+    const from = REPLICAS.at(-1)!;
+    step(`walvault restore --region ${from} --target-time ${t1}  (from the replica's vault alone; pgbench_history had ${countAtT1} rows then, ${countNow} now)`);
     const restoreDir = join(stateDir, "restored");
-    process.stdout.write((await walvault(["restore", "--to", restoreDir, "--target-time", t1], env)) + "\n");
+    process.stdout.write((await walvault(["restore", "--region", from, "--to", restoreDir, "--target-time", t1], env)) + "\n");
     const restored = await ScratchPostgres.fromDataDir(restoreDir, { env, ownDataDir: true });
     try {
       await restored.start();
