@@ -76,7 +76,8 @@ administration
       --table NAME           table to rebuild into (default: the configured one; created if missing)
       --database ID...       only these databases (default: every database in the bucket)
       --json                 print the summary as JSON; exit 1 when objects were skipped
-  local up [--state-dir DIR] [--database ID]...   run the embedded stack in the foreground
+  local up [--state-dir DIR] [--database ID]... [--replica-region R]...   run the embedded stack in the foreground
+                             (each replica region: its own S3 endpoint and vault bucket)
   local down [--state-dir DIR]                    stop it
 
 common options
@@ -467,11 +468,12 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals: p } = parse(args, {
         "state-dir": { type: "string" },
         database: { type: "string", multiple: true },
+        "replica-region": { type: "string", multiple: true },
       });
       positionals(p, [], `local ${sub}`);
       const stateDir = values["state-dir"] ?? defaultLocalStateDir();
       const { localUp, localDown } = await import("../local/cli.js");
-      if (sub === "up") return localUp(stateDir, values.database ?? ["pg-main"]);
+      if (sub === "up") return localUp(stateDir, values.database ?? ["pg-main"], values["replica-region"] ?? []);
       if (sub === "down") return localDown(stateDir);
       throw new InvalidInputError(`unknown command 'local ${sub ?? ""}': use 'local up' or 'local down'`);
     }

@@ -83,6 +83,11 @@ export function getDeps(): Deps {
   return deps;
 }
 
+/** Tests of failure paths: replace parts of the built dependencies (e.g. a replica store that damages what it stores). */
+export function overrideDeps(patch: Partial<Deps>): void {
+  deps = { ...getDeps(), ...patch };
+}
+
 /** For the local stack and tests: forget the built clients (after the environment changed). */
 export function resetDeps(): void {
   deps = undefined;

@@ -5,11 +5,12 @@ import { agentConfigSchema } from "../core/config.js";
 import { ServiceUnavailableError } from "../core/errors.js";
 import { startLocalStack } from "./stack.js";
 
-export async function localUp(stateDir: string, databases: string[]): Promise<number> {
-  const stack = await startLocalStack({ stateDir, databases: databases.map((id) => ({ id })), verbose: true });
+export async function localUp(stateDir: string, databases: string[], replicaRegions: string[] = []): Promise<number> {
+  const stack = await startLocalStack({ stateDir, databases: databases.map((id) => ({ id })), verbose: true, replicaRegions });
   process.stdout.write(
     `walvault local stack is up (Ctrl-C or \`walvault local down\` stops it)\n` +
       `  S3        ${stack.config.s3Endpoint}  buckets ${stack.config.incomingBucket}, ${stack.config.vaultBucket}\n` +
+      stack.regions.slice(1).map((r) => `  region    ${r.region}: S3 ${r.endpoint}  bucket ${r.vaultBucket}\n`).join("") +
       `  DynamoDB  ${stack.config.dynamodbEndpoint}  table ${stack.config.table}\n` +
       `  ingest    statemachines/ingest.asl.json on aws-local-stepfunctions\n` +
       `  workflows ${stack.config.stepFunctionsEndpoint} (Step Functions API), restore: ${stack.config.restoreStateMachineArn}\n` +

@@ -291,7 +291,7 @@ describe("wal-push refuses bad input with one line naming the problem and archiv
   it("--wait with an unknown level: names the allowed levels", async () => {
     const name = "000000010000000000000026";
     const path = writeWal(dir, name, syntheticSegment(name, 26));
-    await expectRefused(["wal-push", path, "--wait", "bogus"], /--wait must be none or stored, not 'bogus'/);
+    await expectRefused(["wal-push", path, "--wait", "bogus"], /--wait must be none, stored, replicated or quorum\[=N\], not 'bogus'/);
   });
 
   it("a config whose local stack has exited: says to run `walvault local up`", async () => {

@@ -13,26 +13,13 @@ import { objectMeta } from "../../core/verify.js";
 import { createObjectStore } from "../../store/factory.js";
 import type { ObjectStore } from "../../store/object-store.js";
 import { replicateObject } from "../../store/replication.js";
-import { stackClients } from "../support/harness.js";
+import { corruptingStore, stackClients } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const REGION = "local-2";
 let stack: TestStack;
 let primary: { store: ObjectStore; bucket: string };
 let replica: { store: ObjectStore; bucket: string };
-
-/** The replica store, but every put() flips one byte of what it stores (a disk or network that corrupts). */
-function corrupting(store: ObjectStore): ObjectStore & { puts: number } {
-  const wrapper = Object.create(store) as ObjectStore & { puts: number };
-  wrapper.puts = 0;
-  wrapper.put = (bucket, key, body, metadata) => {
-    wrapper.puts++;
-    const bad = Buffer.from(body);
-    bad[bad.length >> 1] = (bad[bad.length >> 1] ?? 0) ^ 0xff;
-    return store.put(bucket, key, bad, metadata);
-  };
-  return wrapper;
-}
 
 async function vaultObject(key: string, text: string): Promise<{ sha256: string; size: number }> {
   const raw = Buffer.from(text.repeat(200));
@@ -72,7 +59,7 @@ describe("replicateObject", () => {
     // Prepare
     const key = "db/pg-main/wal/00000001/000000010000000000000002";
     const expected = await vaultObject(key, "segment two ");
-    const bad = { store: corrupting(replica.store), bucket: replica.bucket };
+    const bad = { store: corruptingStore(replica.store), bucket: replica.bucket };
     // Act: three attempts, as the workflow's retries would make.
     const errors: unknown[] = [];
     for (let i = 0; i < 3; i++) errors.push(await replicateObject(primary, bad, key, expected, { region: REGION }).catch((e: unknown) => e));
@@ -88,7 +75,7 @@ describe("replicateObject", () => {
     // Prepare: a damaged copy sits in the replica.
     const key = "db/pg-main/wal/00000001/000000010000000000000003";
     const expected = await vaultObject(key, "segment three ");
-    await replicateObject(primary, { store: corrupting(replica.store), bucket: replica.bucket }, key, expected, { region: REGION }).catch(() => undefined);
+    await replicateObject(primary, { store: corruptingStore(replica.store), bucket: replica.bucket }, key, expected, { region: REGION }).catch(() => undefined);
     // Act
     const r = await replicateObject(primary, replica, key, expected, { region: REGION });
     // Assess

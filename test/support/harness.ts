@@ -117,3 +117,16 @@ export function deadPid(): number {
     }
   }
 }
+
+/** The store, but every put() flips one byte of what it stores (a disk or network that corrupts); counts the puts. */
+export function corruptingStore(store: ObjectStore): ObjectStore & { puts: number } {
+  const wrapper = Object.create(store) as ObjectStore & { puts: number };
+  wrapper.puts = 0;
+  wrapper.put = (bucket, key, body, metadata) => {
+    wrapper.puts++;
+    const bad = Buffer.from(body);
+    bad[bad.length >> 1] = (bad[bad.length >> 1] ?? 0) ^ 0xff;
+    return store.put(bucket, key, bad, metadata);
+  };
+  return wrapper;
+}
