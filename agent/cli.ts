@@ -69,6 +69,13 @@ snapshots and restore
       --timeout SECONDS      stop waiting after this long (the execution goes on)
       --json                 print the execution's output (the plan) as JSON
 
+verification
+  verify [--level L1..L4] [--snapshot ID] [--target-time T|random] [--checks FILE] [--region R] [--json]
+                             restore-test one snapshot here (default: the newest, level 4, to the snapshot itself);
+                             records the result in the verification history; exit 1 when a check fails
+  verify --scheduled         run the verification workflow now, as its schedule would (candidates, tasks, notices)
+  verify history [--snapshot ID] [--json]
+
 administration
   db add <id> [--kind postgres|generic] [--wal-segment-size BYTES]
   catalog rebuild            rebuild the catalog from one region's vault bucket alone
@@ -231,6 +238,28 @@ async function main(argv: string[]): Promise<number> {
       const [report, regions] = await Promise.all([status(clients, databaseId), regionStatus(clients.catalog, cfg, databaseId, values.region)]);
       print(values.json, { ...report, regions }, () => `${formatStatus(report)}\n${formatRegionStatus(regions)}`);
       return 0;
+    }
+
+    case "verify": {
+      const sub = rest[0] === "history" ? "history" : undefined;
+      const { values, positionals: p } = parse(sub ? rest.slice(1) : rest, {
+        level: { type: "string" },
+        snapshot: { type: "string" },
+        "target-time": { type: "string" },
+        checks: { type: "string" },
+        region: { type: "string" },
+        "work-dir": { type: "string" },
+        scheduled: { type: "boolean", default: false },
+        "state-machine": { type: "string" },
+      });
+      positionals(p, [], sub ? "verify history" : "verify");
+      const { loadConfig, requireDatabase, agentClients } = await heavy();
+      const { regionalConfig } = await import("./regions.js");
+      const cfg = regionalConfig(loadConfig(values), values.region);
+      const verify = await import("./verify-cli.js");
+      if (sub) return verify.historyCommand(agentClients(cfg), requireDatabase(cfg), values, print);
+      if (values.scheduled) return verify.scheduledCommand(cfg, values, print);
+      return verify.verifyCommand(agentClients(cfg), cfg, requireDatabase(cfg), values, print);
     }
 
     case "replicate": {

@@ -21,6 +21,11 @@ export const agentConfigSchema = z.object({
     .string()
     .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/, "not a Step Functions state machine ARN")
     .optional(),
+  /** The verify workflow `walvault verify --scheduled` starts: the stack output VerifyStateMachineArn. */
+  verifyStateMachineArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/, "not a Step Functions state machine ARN")
+    .optional(),
   /** The replicate workflow `walvault replicate --region R` starts: the stack output ReplicateStateMachineArn. */
   replicateStateMachineArn: z
     .string()

@@ -206,6 +206,10 @@ export const snapshotRecordSchema = z.object({
   status: z.literal("restorable"),
   recordedAt: z.string(),
   pinned: z.boolean().optional(),
+  /** The latest verification of this snapshot (issue #5). */
+  verification: z
+    .object({ level: z.number().int().min(1).max(4), at: z.string(), outcome: z.enum(["passed", "failed", "error"]), runId: z.string() })
+    .optional(),
   replicas: z.record(z.string(), replicaStatusSchema),
 });
 export type SnapshotRecord = z.infer<typeof snapshotRecordSchema>;
@@ -224,3 +228,43 @@ export const chunkItemSchema = z.object({
   recordedAt: z.string(),
 });
 export type ChunkItem = z.infer<typeof chunkItemSchema>;
+
+/** One check a verification made (core/verify-levels: L1 catalog/manifest, L2 checksums, L3 structure, L4 restore and start). */
+export const verificationCheckSchema = z.object({
+  level: z.number().int().min(1).max(4),
+  name: z.string(),
+  ok: z.boolean(),
+  detail: z.string().optional(),
+  seconds: z.number().nonnegative(),
+});
+export type VerificationCheck = z.infer<typeof verificationCheckSchema>;
+
+/** Catalog item of one verification run of one snapshot (the verification history). */
+export const verificationRecordSchema = z.object({
+  databaseId: databaseIdSchema,
+  runId: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/, "not a run id"),
+  snapshotId: z.string(),
+  /** The level asked for. */
+  level: z.number().int().min(1).max(4),
+  /** ISO time of the point-in-time target (level 4), absent: the snapshot itself. */
+  targetTime: z.string().optional(),
+  region: z.string().optional(),
+  /** passed: every check of every level up to `level`; failed: a check failed; error: the run could not check. */
+  outcome: z.enum(["passed", "failed", "error"]),
+  /** The level whose check failed, and the one-line reason naming what (chunk, file, gap...). */
+  failedLevel: z.number().int().min(1).max(4).optional(),
+  failure: z.string().optional(),
+  errorName: z.string().optional(),
+  checks: z.array(verificationCheckSchema),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  /** Level 3+: seconds to rebuild the files; level 4: to recover to the target and start. */
+  restoreSeconds: z.number().nonnegative().optional(),
+  recoverySeconds: z.number().nonnegative().optional(),
+  walReplayedBytes: z.number().int().nonnegative().optional(),
+  walReplayBytesPerSecond: z.number().nonnegative().optional(),
+  /** Who started it and why it was chosen. */
+  trigger: z.enum(["schedule", "cli", "console"]).optional(),
+  reason: z.string().optional(),
+});
+export type VerificationRecord = z.infer<typeof verificationRecordSchema>;

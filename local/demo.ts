@@ -40,7 +40,14 @@ function walvault(args: string[], env: Record<string, string>): Promise<string> 
 async function main(): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), "walvault-demo-"));
   step("starting the embedded stack (s3rver per region, DynamoDB Local, the workflows on aws-local-stepfunctions)");
-  const stack = await startLocalStack({ stateDir, databases: [{ id: "demo-pg" }], persistent: false, verbose: true, replicaRegions: REPLICAS });
+  const stack = await startLocalStack({
+    stateDir,
+    databases: [{ id: "demo-pg" }],
+    persistent: false,
+    verbose: true,
+    replicaRegions: REPLICAS,
+    verifyChecks: { sql: [{ name: "pgbench accounts intact", query: "select count(*) = 200000 from pgbench_accounts", expect: "t" }] },
+  });
   const env = { WALVAULT_CONFIG: stack.configPath };
   let pg: ScratchPostgres | undefined;
   try {
@@ -102,6 +109,9 @@ async function main(): Promise<void> {
     } finally {
       await restored.destroy();
     }
+    step("walvault verify --scheduled  (the verification workflow, fired as its schedule would: L4 restore to a random moment in a task)");
+    process.stdout.write(await walvault(["verify", "--scheduled"], env));
+    process.stdout.write(await walvault(["verify", "history"], env));
     process.stdout.write(
       `\ningest executions: ${stack.stats.succeeded} succeeded, ${stack.stats.failed} failed\n` +
         `\nNext: point your own PostgreSQL at it — see README.md.\n`,

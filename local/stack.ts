@@ -12,8 +12,10 @@
  * (local/sfn-endpoint.ts; `walvault restore --remote` uses it): its URL and
  * the restore state machine's ARN go into the config file.
  */
-import { appendFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { StateMachine } from "aws-local-stepfunctions";
 import { ConfigError, describeError } from "../core/errors.js";
 import type { AgentConfig } from "../core/config.js";
@@ -38,6 +40,8 @@ import * as restoreThaw from "../functions/restore/thaw.js";
 import * as copyItem from "../functions/replicate/copy-item.js";
 import * as findMissing from "../functions/replicate/find-missing.js";
 import * as recordReplicaFailure from "../functions/replicate/record-failure.js";
+import * as verifySelect from "../functions/verify/select.js";
+import * as verifyRecordResult from "../functions/verify/record-result.js";
 import { loadAsl, taskResources } from "./asl.js";
 import { LOCAL_ACCOUNT, startDynamo, startS3, type S3Emulator, type S3ObjectCreatedEvent } from "./emulators.js";
 import { startSfnEndpoint } from "./sfn-endpoint.js";
@@ -62,7 +66,7 @@ function functions(entries: ReadonlyArray<readonly [string, string, Handler]>): 
 export type WorkflowName = "ingest" | "snapshot-ingest";
 
 /** The local ARN of a workflow's state machine, as the Step Functions endpoint knows it. */
-export const localStateMachineArn = (workflow: WorkflowName | "restore" | "replicate"): string =>
+export const localStateMachineArn = (workflow: WorkflowName | "restore" | "replicate" | "verify"): string =>
   `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:walvault-${workflow}`;
 
 /**
@@ -138,6 +142,37 @@ export const REPLICATE_WORKFLOW: OnDemandWorkflow<"replicate"> = {
   ]),
 };
 
+/**
+ * The verify workflow (statemachines/verify.asl.json): on demand or fired like
+ * its EventBridge schedule (`startVerify`, `walvault verify --scheduled`). Its
+ * ECS task state runs tasks/verify/main.js as a child process; its SNS
+ * publish state appends to `notifications` (and notifications.log).
+ */
+export const VERIFY_WORKFLOW: OnDemandWorkflow<"verify"> = {
+  name: "verify",
+  file: "verify.asl.json",
+  functions: functions([
+    ["SelectCandidatesFunctionArn", "verify-select", verifySelect.handler],
+    ["RecordResultFunctionArn", "verify-record-result", verifyRecordResult.handler],
+  ]),
+};
+/** Local stand-ins for the verify workflow's other substitutions. */
+export const VERIFY_SUBSTITUTIONS = {
+  ClusterArn: `arn:aws:ecs:${LOCAL_REGION}:000000000000:cluster/walvault-verify`,
+  TaskDefinitionArn: `arn:aws:ecs:${LOCAL_REGION}:000000000000:task-definition/walvault-verify:1`,
+  TopicArn: `arn:aws:sns:${LOCAL_REGION}:000000000000:walvault-verify-failures`,
+};
+const ECS_RUN_TASK_SYNC = "arn:aws:states:::ecs:runTask.sync";
+const SNS_PUBLISH = "arn:aws:states:::sns:publish";
+
+/** A local ECS task that exited non-zero: Step Functions reports it as States.TaskFailed. */
+class LocalTaskFailed extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "States.TaskFailed";
+  }
+}
+
 /** Wait states of the local workflows last this long (milliseconds) instead of their Seconds. */
 export const LOCAL_WAIT_MS = 5;
 /** Retry intervals of the local workflows (milliseconds, every attempt) instead of IntervalSeconds x BackoffRate. */
@@ -191,6 +226,8 @@ export interface LocalStackOptions {
    * the global table, reachable from every region.
    */
   replicaRegions?: string[];
+  /** User checks for verification (tasks/verify WALVAULT_VERIFY_CHECKS): one for all databases, or per database id. */
+  verifyChecks?: unknown;
 }
 
 /** One region's S3 endpoint on the local stack: the primary (incoming + vault) or a replica (its vault). */
@@ -227,7 +264,7 @@ export interface LocalStack {
   /** The primary region first, then the replicas. */
   regions: LocalRegion[];
   /** State machine ARNs the Step Functions endpoint (config.stepFunctionsEndpoint) starts. */
-  stateMachineArns: Record<WorkflowName | "restore" | "replicate", string>;
+  stateMachineArns: Record<WorkflowName | "restore" | "replicate" | "verify", string>;
   /**
    * Runs restore.asl.json with `input` ({ databaseId, target, tier? }) and
    * resolves with its output (the plan), or rejects with a
@@ -236,6 +273,11 @@ export interface LocalStack {
   startRestore(input: unknown): Promise<unknown>;
   /** Runs replicate.asl.json with `input` ({ region, databaseId?, limit? }); rejects like startRestore. */
   startReplicate(input: unknown): Promise<unknown>;
+  /** Runs verify.asl.json as its schedule would (`{}`), or with a forced database/snapshot/level. */
+  startVerify(input: unknown): Promise<unknown>;
+  verifyStats: ExecutionStats;
+  /** What the verify workflow's SNS publish state sent, oldest first. */
+  notifications: { subject: string; message: string; at: string }[];
   /** Resolves when no execution of any workflow is running. */
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -299,9 +341,20 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     }
   }
 
-  const build = (w: { file: string; functions: Record<string, { arn: string; handler: Handler }> }) => {
-    const definition = loadAsl(w.file, Object.fromEntries(Object.entries(w.functions).map(([k, v]) => [k, v.arn])));
-    const byArn = new Map(Object.values(w.functions).map((f) => [f.arn, f.handler]));
+  const notifications: LocalStack["notifications"] = [];
+  const services: Record<string, Handler> = {
+    [ECS_RUN_TASK_SYNC]: (input) => runLocalTask(input, { stateDir, configPath: join(stateDir, "config.json"), checks: opts.verifyChecks, verbose: opts.verbose ?? false }),
+    [SNS_PUBLISH]: async (input) => {
+      const m = input as { Subject?: string; Message?: string };
+      const n = { subject: String(m.Subject ?? ""), message: String(m.Message ?? ""), at: new Date().toISOString() };
+      notifications.push(n);
+      appendFileSync(join(stateDir, "notifications.log"), `${n.at} ${n.subject}: ${n.message}\n`);
+      return { MessageId: `local-${notifications.length}` };
+    },
+  };
+  const build = (w: { file: string; functions: Record<string, { arn: string; handler: Handler }> }, substitutions: Record<string, string> = {}) => {
+    const definition = loadAsl(w.file, { ...substitutions, ...Object.fromEntries(Object.entries(w.functions).map(([k, v]) => [k, v.arn])) });
+    const byArn = new Map<string, Handler>([...Object.values(w.functions).map((f) => [f.arn, f.handler] as const), ...Object.entries(services)]);
     const localHandlers: Record<string, Handler> = {};
     for (const [state, arn] of taskResources(definition)) {
       const h = byArn.get(arn);
@@ -319,6 +372,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const machines = WORKFLOWS.map((w) => ({ ...w, ...build(w) }));
   const restoreMachine = build(RESTORE_WORKFLOW);
   const replicateMachine = build(REPLICATE_WORKFLOW);
+  const verifyMachine = build(VERIFY_WORKFLOW, VERIFY_SUBSTITUTIONS);
 
   const newStats = (): ExecutionStats => ({ started: 0, succeeded: 0, failed: 0, inFlight: 0 });
   const stats = newStats();
@@ -326,7 +380,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   let idleWaiters: (() => void)[] = [];
   const restoreStats = newStats();
   const replicateStats = newStats();
-  const quiet = (): boolean => stats.inFlight === 0 && restoreStats.inFlight === 0 && replicateStats.inFlight === 0;
+  const verifyStats = newStats();
+  const quiet = (): boolean => stats.inFlight === 0 && restoreStats.inFlight === 0 && replicateStats.inFlight === 0 && verifyStats.inFlight === 0;
   const settle = (): void => {
     if (quiet()) {
       const w = idleWaiters;
@@ -400,11 +455,13 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   }
   const startRestore = (input: unknown): Promise<unknown> => runOnDemand(restoreMachine, restoreStats, "restore", input);
   const startReplicate = (input: unknown): Promise<unknown> => runOnDemand(replicateMachine, replicateStats, "replicate", input);
+  const startVerify = (input: unknown): Promise<unknown> => runOnDemand(verifyMachine, verifyStats, "verify", input);
 
   const stateMachineArns = {
     ...(Object.fromEntries(WORKFLOWS.map((w) => [w.name, localStateMachineArn(w.name)])) as Record<WorkflowName, string>),
     restore: localStateMachineArn("restore"),
     replicate: localStateMachineArn("replicate"),
+    verify: localStateMachineArn("verify"),
   };
   let sfn: Awaited<ReturnType<typeof startSfnEndpoint>>;
   try {
@@ -413,6 +470,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         ...machines.map((m) => ({ stateMachineArn: stateMachineArns[m.name], run: (input: unknown) => runEventWorkflow(m, input, "(started by StartExecution)") })),
         { stateMachineArn: stateMachineArns.restore, run: startRestore },
         { stateMachineArn: stateMachineArns.replicate, run: startReplicate },
+        { stateMachineArn: stateMachineArns.verify, run: startVerify },
       ],
     });
   } catch (e) {
@@ -430,6 +488,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     stepFunctionsEndpoint: sfn.endpoint,
     restoreStateMachineArn: stateMachineArns.restore,
     replicateStateMachineArn: stateMachineArns.replicate,
+    verifyStateMachineArn: stateMachineArns.verify,
     ...(regions.length > 1 ? { replicas: regions.slice(1).map((r) => ({ region: r.region, vaultBucket: r.vaultBucket, s3Endpoint: r.endpoint })) } : {}),
     credentials: LOCAL_CREDENTIALS,
     ...(databases.length === 1 ? { databaseId: databases[0]!.id } : {}),
@@ -449,6 +508,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     stateMachineArns,
     startRestore,
     startReplicate,
+    startVerify,
+    verifyStats,
+    notifications,
     idle: () => (quiet() ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
     async stop() {
       await Promise.allSettled([sfn.stop(), ...regions.map((r) => r.stop()), dynamo.stop()]);
@@ -518,4 +580,52 @@ function retryingStates(definition: Record<string, unknown>): string[] {
 function mkdirp(dir: string): string {
   mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/** Where the compiled verification task is: beside this module's dist/ tree, or dist/ when this runs from source. */
+function verifyTaskPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, "..", "tasks", "verify", "main.js"), join(here, "..", "dist", "tasks", "verify", "main.js")];
+  const found = candidates.find((p) => existsSync(p));
+  if (found === undefined) throw new ConfigError(`the verification task is not built (looked for ${candidates.join(", ")}): run \`npm run build\``);
+  return found;
+}
+
+/**
+ * The ECS RunTask.sync state, locally: the task's container overrides become
+ * the environment of tasks/verify/main.js, run as a child process; it
+ * resolves like RunTask.sync (the task stopped with exit 0) or rejects with
+ * States.TaskFailed naming the exit code.
+ */
+function runLocalTask(input: unknown, ctx: { stateDir: string; configPath: string; checks: unknown; verbose: boolean }): Promise<unknown> {
+  const params = input as { Overrides?: { ContainerOverrides?: { Environment?: { Name: string; Value: string }[] }[] } };
+  const env: Record<string, string> = {};
+  for (const o of params.Overrides?.ContainerOverrides ?? []) for (const e of o.Environment ?? []) env[e.Name] = e.Value;
+  const workDir = join(ctx.stateDir, "verify");
+  mkdirSync(workDir, { recursive: true });
+  chmodSync(workDir, 0o777);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [verifyTaskPath()], {
+      env: {
+        ...process.env,
+        WALVAULT_CONFIG: ctx.configPath,
+        WALVAULT_VERIFY_WORKDIR: workDir,
+        ...(ctx.checks === undefined ? {} : { WALVAULT_VERIFY_CHECKS: JSON.stringify(ctx.checks) }),
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (ctx.verbose) process.stderr.write(d);
+    });
+    child.on("error", (e) => reject(new LocalTaskFailed(`the verification task could not start: ${e.message}`)));
+    child.on("exit", (code, signal) => {
+      appendFileSync(join(ctx.stateDir, "verify-tasks.log"), out);
+      if (code === 0) resolve({ Containers: [{ Name: "verify", ExitCode: 0 }], StopCode: "EssentialContainerExited" });
+      else reject(new LocalTaskFailed(`the verification task exited ${code ?? `on ${signal}`}: ${out.trim().split("\n").at(-1) ?? ""}`));
+    });
+  });
 }

@@ -36,10 +36,13 @@
  *   manifestSha256 -> "duplicate", different -> SnapshotConflictError.
  * - listSnapshots() returns a database's snapshots ordered by snapshotId
  *   (which sorts by start time), across pages.
+ * - recordVerification() writes one run item (keyed by start time and run
+ *   id); listVerifications() returns them oldest first, across pages.
+ * - setSnapshotVerification() updates only the snapshot's `verification`.
  * - No operation needs multi-item transactions.
  * - Service failures reject with ServiceUnavailableError.
  */
-import type { ChunkItem, DatabaseRecord, HeadRecord, QuarantineRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
+import type { ChunkItem, DatabaseRecord, HeadRecord, QuarantineRecord, SnapshotRecord, VerificationRecord, WalRecord } from "../core/schemas.js";
 
 export type RecordOutcome = { outcome: "created"; record: WalRecord } | { outcome: "duplicate"; record: WalRecord };
 export type SnapshotOutcome = { outcome: "created" | "duplicate"; record: SnapshotRecord };
@@ -68,4 +71,11 @@ export interface Catalog {
   recordSnapshot(record: SnapshotRecord): Promise<SnapshotOutcome>;
   getSnapshot(databaseId: string, snapshotId: string): Promise<SnapshotRecord | undefined>;
   listSnapshots(databaseId: string): Promise<SnapshotRecord[]>;
+
+  /** Appends one verification run (runIds are unique; writing the same run again replaces it). */
+  recordVerification(record: VerificationRecord): Promise<void>;
+  /** Verification runs of a database, oldest first (optionally of one snapshot). */
+  listVerifications(databaseId: string, snapshotId?: string): Promise<VerificationRecord[]>;
+  /** Sets a snapshot's latest verification; NotFoundError when the snapshot is not recorded. */
+  setSnapshotVerification(databaseId: string, snapshotId: string, v: NonNullable<SnapshotRecord["verification"]>): Promise<void>;
 }

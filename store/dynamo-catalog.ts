@@ -10,6 +10,7 @@
  *        quarantine#<name>#<iso time>#<random>     one rejected upload
  *        snap#<snapshotId>                         one restorable snapshot
  *        chunk#<sha256>                            one chunk in the vault
+ *        verify#<iso start>#<runId>                one verification run
  * so one Query per database answers every listing, and IAM LeadingKeys on
  * pk can confine an agent to its own database. Chunk lookups and writes go in
  * batches (BatchGetItem / BatchWriteItem), so the agent role needs
@@ -57,12 +58,14 @@ import {
   quarantineRecordSchema,
   sha256Schema,
   snapshotRecordSchema,
+  verificationRecordSchema,
   walRecordSchema,
   type ChunkItem,
   type DatabaseRecord,
   type HeadRecord,
   type QuarantineRecord,
   type SnapshotRecord,
+  type VerificationRecord,
   type WalRecord,
 } from "../core/schemas.js";
 import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
@@ -82,6 +85,7 @@ export const CATALOG_SORT_KEYS = {
   quarantinePrefix: "quarantine#",
   snapshotPrefix: "snap#",
   chunkPrefix: "chunk#",
+  verifyPrefix: "verify#",
 } as const;
 
 /** DynamoDB's limits per BatchGetItem / BatchWriteItem request. */
@@ -660,6 +664,46 @@ export class DynamoCatalog implements Catalog {
     // Query returns items in sort-key order, i.e. by snapshotId.
     const items = await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.snapshotPrefix, "Query (snapshots)");
     return items.map((item) => this.parse(snapshotRecordSchema, item, "snapshot record"));
+  }
+
+  // --------------------------------------------------------------- verification
+
+  async recordVerification(record: VerificationRecord): Promise<void> {
+    const r = this.check(verificationRecordSchema, record, "verification record");
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...r, pk: databasePk(r.databaseId), sk: `${CATALOG_SORT_KEYS.verifyPrefix}${r.startedAt}#${r.runId}` },
+        }),
+      );
+    } catch (e) {
+      throw this.fail("PutItem (verification)", e);
+    }
+  }
+
+  async listVerifications(databaseId: string, snapshotId?: string): Promise<VerificationRecord[]> {
+    const items = await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.verifyPrefix, "Query (verifications)");
+    const all = items.map((item) => this.parse(verificationRecordSchema, item, "verification record"));
+    return snapshotId === undefined ? all : all.filter((v) => v.snapshotId === snapshotId);
+  }
+
+  async setSnapshotVerification(databaseId: string, snapshotId: string, v: NonNullable<SnapshotRecord["verification"]>): Promise<void> {
+    const value = this.check(snapshotRecordSchema.shape.verification.unwrap(), v, "snapshot verification");
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: databasePk(databaseId), sk: snapshotSk(snapshotId) },
+          UpdateExpression: "SET verification = :v",
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeValues: { ":v": value },
+        }),
+      );
+    } catch (e) {
+      if (isConditionFailed(e)) throw new NotFoundError(`no snapshot ${snapshotId} of database ${databaseId} to record a verification on`, { cause: e });
+      throw this.fail("UpdateItem (snapshot verification)", e);
+    }
   }
 }
 

@@ -412,6 +412,40 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
       });
     });
 
+    describe("verifications", () => {
+      it("records runs, lists them oldest first (all, or one snapshot's), and sets a snapshot's latest verification", async () => {
+        // Prepare
+        const snap = snapshot(snapshotId(41));
+        await catalog.recordSnapshot(snap);
+        const run = (runId: string, at: string, snapshotId: string, outcome: "passed" | "failed") => ({
+          databaseId: DB,
+          runId,
+          snapshotId,
+          level: 4,
+          outcome,
+          checks: [{ level: 1, name: "manifest", ok: true, seconds: 0.1 }],
+          startedAt: at,
+          finishedAt: at,
+          ...(outcome === "failed" ? { failedLevel: 2, failure: "chunk abc of base/1/1259 is corrupt" } : {}),
+        });
+        // Act
+        await catalog.recordVerification(run("r2", "2025-01-02T00:00:00.000Z", snap.snapshotId, "failed"));
+        await catalog.recordVerification(run("r1", "2025-01-01T00:00:00.000Z", snap.snapshotId, "passed"));
+        await catalog.recordVerification(run("r3", "2025-01-03T00:00:00.000Z", "other", "passed"));
+        await catalog.setSnapshotVerification(DB, snap.snapshotId, { level: 2, at: "2025-01-02T00:00:00.000Z", outcome: "failed", runId: "r2" });
+        const missing = await rejection(catalog.setSnapshotVerification(DB, snapshotId(42), { level: 1, at: "x", outcome: "passed", runId: "r" }));
+        // Assess
+        expect((await catalog.listVerifications(DB)).map((v) => v.runId)).toEqual(["r1", "r2", "r3"]);
+        expect((await catalog.listVerifications(DB, snap.snapshotId)).map((v) => [v.runId, v.outcome, v.failure])).toEqual([
+          ["r1", "passed", undefined],
+          ["r2", "failed", "chunk abc of base/1/1259 is corrupt"],
+        ]);
+        expect((await catalog.getSnapshot(DB, snap.snapshotId))?.verification).toEqual({ level: 2, at: "2025-01-02T00:00:00.000Z", outcome: "failed", runId: "r2" });
+        expect(missing).toBeInstanceOf(NotFoundError);
+        expect(await catalog.listSnapshots(DB)).toHaveLength(1);
+      });
+    });
+
     describe("advanceHead", () => {
       it("getHead resolves undefined before anything was archived", async () => {
         // Act + Assess

@@ -35,7 +35,7 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
   });
 }
 
-export async function startTestStack(databases: LocalDatabase[] = [{ id: "pg-main" }], opts: { replicaRegions?: string[] } = {}): Promise<TestStack> {
+export async function startTestStack(databases: LocalDatabase[] = [{ id: "pg-main" }], opts: { replicaRegions?: string[]; verifyChecks?: unknown } = {}): Promise<TestStack> {
   const stateDir = mkdtempSync(join(tmpdir(), "walvault-test-"));
   const stack = await startLocalStack({ stateDir, databases, persistent: false, ...opts });
   return {

@@ -1,0 +1,103 @@
+/** `walvault verify`, `verify history`, `verify --scheduled` (agent/verify.ts does the checking). */
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AgentConfig } from "../core/config.js";
+import { ConfigError, InvalidInputError, NotFoundError } from "../core/errors.js";
+import { regionStatus } from "./regions.js";
+import { randomTarget } from "../core/verify-policy.js";
+import type { AgentClients } from "./clients.js";
+import type { RestoreConfig } from "./restore.js";
+import { assertLevel, formatVerification, verifySnapshot, type VerifyChecks } from "./verify.js";
+import { executionError, waitForExecution } from "./restore-remote.js";
+import { createWorkflowRunner } from "../store/workflows.js";
+
+type Print = (json: boolean, value: unknown, human: () => string) => void;
+
+interface VerifyFlags {
+  json: boolean;
+  level?: string | undefined;
+  snapshot?: string | undefined;
+  "target-time"?: string | undefined;
+  checks?: string | undefined;
+  "work-dir"?: string | undefined;
+  "state-machine"?: string | undefined;
+  database?: string | undefined;
+}
+
+function loadChecks(path: string | undefined, databaseId: string): VerifyChecks | undefined {
+  if (!path) return undefined;
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+  } catch (cause) {
+    throw new ConfigError(`checks file ${path} is not readable JSON: ${(cause as Error).message}`, { cause });
+  }
+  const c = ("sql" in raw || "command" in raw ? raw : raw[databaseId]) as VerifyChecks | undefined;
+  if (c?.sql && !Array.isArray(c.sql)) throw new ConfigError(`checks file ${path}: sql must be a list of { name, query, expect? }`);
+  if (c?.command && !Array.isArray(c.command)) throw new ConfigError(`checks file ${path}: command must be an argv list`);
+  return c;
+}
+
+export async function verifyCommand(clients: AgentClients, cfg: RestoreConfig, databaseId: string, flags: VerifyFlags, print: Print): Promise<number> {
+  const level = assertLevel(flags.level);
+  const snapshots = await clients.catalog.listSnapshots(databaseId);
+  const snap = flags.snapshot ? snapshots.find((s) => s.snapshotId === flags.snapshot) : snapshots.at(-1);
+  if (!snap) throw new NotFoundError(flags.snapshot ? `snapshot ${flags.snapshot} of database ${databaseId} is not in the catalog` : `database ${databaseId} has no snapshot to verify`);
+  let targetTime: Date | undefined;
+  const t = flags["target-time"];
+  if (t === "random") {
+    const [region] = await regionStatus(clients.catalog, cfg, databaseId, cfg.replicaRegion);
+    const w = region?.windows.find((x) => x.snapshots.includes(snap.snapshotId));
+    if (!w) throw new InvalidInputError(`snapshot ${snap.snapshotId} has no restorable window to pick a random target from`);
+    const next = snapshots[snapshots.indexOf(snap) + 1];
+    const end = next && next.finishedAt < w.to ? new Date(next.finishedAt) : new Date(w.to);
+    targetTime = randomTarget(new Date(snap.finishedAt), end, Math.random);
+  } else if (t !== undefined) {
+    targetTime = new Date(t);
+    if (!Number.isFinite(targetTime.getTime())) throw new InvalidInputError(`--target-time '${t}' is not a time (or 'random')`);
+  }
+  const checks = loadChecks(flags.checks, databaseId);
+  const r = await verifySnapshot(clients, cfg, {
+    databaseId,
+    snapshotId: snap.snapshotId,
+    level,
+    ...(targetTime ? { targetTime } : {}),
+    trigger: "cli",
+    ...(checks ? { checks } : {}),
+    workDir: flags["work-dir"] ?? join(tmpdir(), "walvault-verify"),
+    ...(flags.json ? {} : { log: (line: string) => process.stderr.write(`walvault verify: ${line}\n`) }),
+  });
+  print(flags.json, r, () => formatVerification(r));
+  return r.outcome === "passed" ? 0 : r.outcome === "failed" ? 1 : 2;
+}
+
+export async function historyCommand(clients: AgentClients, databaseId: string, flags: VerifyFlags, print: Print): Promise<number> {
+  const runs = await clients.catalog.listVerifications(databaseId, flags.snapshot);
+  print(flags.json, runs, () =>
+    runs.length === 0
+      ? "no verification runs"
+      : runs
+          .map(
+            (r) =>
+              `${r.finishedAt}  ${r.runId}  ${r.snapshotId}  L${r.level}  ${r.outcome.padEnd(6)}${r.targetTime ? ` to ${r.targetTime}` : ""}` +
+              `${r.restoreSeconds !== undefined ? `  restore ${r.restoreSeconds.toFixed(1)} s` : ""}${r.failure ? `  ${r.failedLevel ? `L${r.failedLevel}: ` : ""}${r.failure}` : ""}`,
+          )
+          .join("\n"),
+  );
+  return 0;
+}
+
+export async function scheduledCommand(cfg: AgentConfig, flags: VerifyFlags, print: Print): Promise<number> {
+  const arn = flags["state-machine"] ?? cfg.verifyStateMachineArn;
+  if (!arn) throw new InvalidInputError("no verify workflow: pass --state-machine ARN or set verifyStateMachineArn in the config (stack output VerifyStateMachineArn)");
+  const runner = createWorkflowRunner(cfg);
+  const executionId = await runner.start(arn, { ...(flags.database ? { databaseId: flags.database } : {}), trigger: "schedule" });
+  const state = await waitForExecution(runner, executionId);
+  if (state.status !== "SUCCEEDED") throw executionError(state);
+  const out = state.output as { count: number; results: { databaseId: string; snapshotId: string; outcome: string; failure?: string; restoreSeconds?: number }[] };
+  print(flags.json, out, () =>
+    [`verification run ${executionId}: ${out.count} snapshot(s)`, ...out.results.map((r) => `  ${r.databaseId} ${r.snapshotId}: ${r.outcome}${r.failure ? ` — ${r.failure}` : ""}${r.restoreSeconds !== undefined ? ` (restore ${r.restoreSeconds.toFixed(1)} s)` : ""}`)].join("\n"),
+  );
+  return out.results.every((r) => r.outcome === "passed") ? 0 : 1;
+}

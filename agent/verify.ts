@@ -1,0 +1,356 @@
+/**
+ * Verification of one snapshot (issue #5), the same code for `walvault
+ * verify` and the scheduled verification task (tasks/verify/main.ts).
+ *
+ * Levels, each including the ones below it; the run stops at the first
+ * failing check and records which level failed and why:
+ *   L1 catalog and manifest consistency: the manifest is in the vault with
+ *      the catalog's SHA-256; every chunk it references and every WAL file in
+ *      scope exists in the vault with its recorded stored size (HEAD only).
+ *   L2 every checksum: every chunk downloaded, decoded and hashed (its name
+ *      is its SHA-256); every WAL file in scope likewise against the catalog.
+ *      A corrupt chunk is named with a file that uses it.
+ *   L3 structure: WAL continuity to the target (the restore plan: a gap is
+ *      named by the segments around it); the files rebuilt into a scratch
+ *      directory (every file's SHA-256 proven); PostgreSQL: pg_verifybackup.
+ *   L4 restore and start: PostgreSQL recovers to the target and promotes,
+ *      then pg_amcheck and the user's SQL checks; generic: the user's check
+ *      command runs in the restored directory (exit 0 = pass).
+ * "WAL in scope": the segments between the snapshot and the target
+ * (PostgreSQL: from the snapshot's start segment through the first archived
+ * after the target; generic: after each stream's last segment, closed by the
+ * target) as the catalog records them — continuity itself is L3's question.
+ *
+ * The result is a verification record in the catalog (history) and the
+ * snapshot's latest verification; the measured restore time and WAL replay
+ * rate come with it.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { decodeWith } from "../core/codec.js";
+import { forEachLimit } from "../core/concurrency.js";
+import { ChecksumMismatchError, InvalidInputError, NotFoundError, UnknownSnapshotError, describeError, isWalvaultError, type WalvaultError } from "../core/errors.js";
+import { isGenericWalName } from "../core/generic-wal.js";
+import { sha256Hex } from "../core/hash.js";
+import { vaultChunkKey } from "../core/keys.js";
+import { genericSegno } from "../core/restore-input.js";
+import type { RestoreTarget } from "../core/restore-plan.js";
+import type { SnapshotRecord, VerificationCheck, VerificationRecord, WalRecord } from "../core/schemas.js";
+import type { SnapshotManifest } from "../core/snapshot.js";
+import type { VerifyLevel } from "../core/verify-policy.js";
+import { lsnToSegno, parseLsn, parseWalFileName } from "../core/wal.js";
+import { ScratchPostgres } from "../local/postgres.js";
+import { fetchManifest, fetchVerifiedWal } from "../store/catalog-state.js";
+import type { AgentClients } from "./clients.js";
+import { planFor, restore, type RestoreConfig } from "./restore.js";
+
+/** User checks from configuration: SQL for PostgreSQL, a command for generic databases. */
+export interface VerifyChecks {
+  /** Each query must succeed; with `expect`, its output (psql -At) must equal it. */
+  sql?: { name: string; query: string; database?: string; expect?: string }[];
+  /** argv run in the restored directory (env WALVAULT_RESTORED_DIR); exit 0 = pass. */
+  command?: string[];
+}
+
+export interface VerifyRequest {
+  databaseId: string;
+  snapshotId: string;
+  level: VerifyLevel;
+  /** Level 4 (and 3): the point-in-time target; absent: the snapshot itself. */
+  targetTime?: Date;
+  runId?: string;
+  trigger?: VerificationRecord["trigger"];
+  reason?: string;
+  checks?: VerifyChecks;
+  /** Where the restore of levels 3-4 goes (a fresh subdirectory; removed after). */
+  workDir: string;
+  log?: (line: string) => void;
+  now?: () => Date;
+}
+
+const CONCURRENCY = 8;
+
+/** A failed check: the level and a one-line reason. */
+class CheckFailed extends Error {
+  constructor(
+    readonly level: VerifyLevel,
+    message: string,
+    readonly errorName?: string,
+  ) {
+    super(message);
+  }
+}
+
+export function newRunId(at: Date): string {
+  return `${at.toISOString().replace(/[-:.]/g, "").slice(0, 15)}Z-${randomBytes(3).toString("hex")}`;
+}
+
+export async function verifySnapshot(clients: AgentClients, cfg: RestoreConfig, req: VerifyRequest): Promise<VerificationRecord> {
+  const now = req.now ?? (() => new Date());
+  const log = req.log ?? (() => {});
+  const startedAt = now();
+  const runId = req.runId ?? newRunId(startedAt);
+  const checks: VerificationCheck[] = [];
+  const measured: Partial<Pick<VerificationRecord, "restoreSeconds" | "recoverySeconds" | "walReplayedBytes" | "walReplayBytesPerSecond">> = {};
+  let failure: CheckFailed | undefined;
+  let error: unknown;
+  const check = async (level: VerifyLevel, name: string, fn: () => Promise<string | undefined>): Promise<void> => {
+    const t0 = performance.now();
+    try {
+      const detail = await fn();
+      checks.push({ level, name, ok: true, ...(detail ? { detail } : {}), seconds: (performance.now() - t0) / 1000 });
+      log(`L${level} ${name}: ok${detail ? ` (${detail})` : ""}`);
+    } catch (e) {
+      const f = e instanceof CheckFailed ? e : isWalvaultError(e) ? new CheckFailed(level, describeError(e), e.name) : undefined;
+      if (!f) throw e;
+      checks.push({ level, name, ok: false, detail: f.message, seconds: (performance.now() - t0) / 1000 });
+      log(`L${level} ${name}: FAILED: ${f.message}`);
+      throw f;
+    }
+  };
+
+  const scratch = join(req.workDir, `verify-${runId}`);
+  try {
+    const snap = await clients.catalog.getSnapshot(req.databaseId, req.snapshotId);
+    if (!snap) throw new UnknownSnapshotError(`snapshot ${req.snapshotId} of database ${req.databaseId} is not in the catalog`);
+    const db = await clients.catalog.getDatabase(req.databaseId);
+    if (!db) throw new NotFoundError(`database ${req.databaseId} is not registered`);
+    const wal = await clients.catalog.listWal(req.databaseId);
+    let manifest: SnapshotManifest | undefined;
+
+    // ---- L1
+    await check(1, "manifest", async () => {
+      manifest = await fetchManifest(clients.store, cfg.vaultBucket, snap, db);
+      return `${manifest.files.length} entries`;
+    });
+    const chunks = distinctChunks(manifest!);
+    const scope = walInScope(snap, manifest!, wal, db.walSegmentSize, req.targetTime);
+    await check(1, "objects present with their recorded sizes", async () => {
+      await forEachLimit([...chunks], CONCURRENCY, async ([sha, c]) => {
+        const head = await clients.store.head(cfg.vaultBucket, vaultChunkKey(req.databaseId, sha));
+        if (!head) throw new CheckFailed(1, `chunk ${sha} of file ${c.file} is missing from the vault`);
+        if (head.size !== c.storedSize) throw new CheckFailed(1, `chunk ${sha} of file ${c.file} is ${head.size} bytes in the vault, the manifest says ${c.storedSize}`);
+      });
+      await forEachLimit(scope, CONCURRENCY, async (w) => {
+        const head = await clients.store.head(cfg.vaultBucket, w.vaultKey, w.vaultVersionId);
+        if (!head) throw new CheckFailed(1, `WAL file ${w.name} is in the catalog but missing from the vault`);
+        if (head.size !== w.storedSize) throw new CheckFailed(1, `WAL file ${w.name} is ${head.size} bytes in the vault, the catalog says ${w.storedSize}`);
+      });
+      return `${chunks.size} chunks, ${scope.length} WAL files`;
+    });
+
+    // ---- L2
+    if (req.level >= 2) {
+      await check(2, "every checksum", async () => {
+        let bytes = 0;
+        await forEachLimit([...chunks], CONCURRENCY, async ([sha, c]) => {
+          const obj = await clients.store.get(cfg.vaultBucket, vaultChunkKey(req.databaseId, sha));
+          if (!obj) throw new CheckFailed(2, `chunk ${sha} of file ${c.file} is missing from the vault`);
+          let raw: Buffer;
+          try {
+            raw = await decodeWith(c.codec, obj.body, `chunk ${sha}`, c.size);
+          } catch (e) {
+            throw new CheckFailed(2, `chunk ${sha} of file ${c.file} does not decode: ${describeError(e)}`, "CodecError");
+          }
+          const actual = sha256Hex(raw);
+          if (actual !== sha) throw new CheckFailed(2, `chunk ${sha} of file ${c.file} is corrupt: its bytes hash to ${actual.slice(0, 12)}…`, "ChecksumMismatchError");
+          bytes += raw.length;
+        });
+        await forEachLimit(scope, CONCURRENCY, async (w) => {
+          try {
+            bytes += (await fetchVerifiedWal(clients.store, cfg.vaultBucket, w)).length;
+          } catch (e) {
+            if (e instanceof ChecksumMismatchError || e instanceof NotFoundError) throw new CheckFailed(2, `WAL file ${w.name}: ${describeError(e)}`, e.name);
+            throw e;
+          }
+        });
+        return `${(bytes / 1e6).toFixed(1)} MB hashed`;
+      });
+    }
+
+    // ---- L3
+    const target: RestoreTarget = req.targetTime ? { kind: "time", time: req.targetTime } : { kind: "snapshot", id: req.snapshotId };
+    if (req.level >= 3) {
+      await check(3, "WAL continuity to the target", async () => {
+        const planned = await planFor(clients, cfg, req.databaseId, target);
+        if (planned.plan.snapshot.id !== req.snapshotId) {
+          throw new CheckFailed(3, `the target is planned from snapshot ${planned.plan.snapshot.id}, not ${req.snapshotId}: choose a target before the next snapshot`);
+        }
+        return `${planned.streams.length > 0 ? planned.streams.reduce((a, s) => a + s.plan.wal.length, 0) : planned.plan.wal.length} WAL segments`;
+      });
+      await mkdir(req.workDir, { recursive: true });
+      await check(3, "files rebuilt", async () => {
+        const t0 = performance.now();
+        const r = await restore(clients, cfg, { databaseId: req.databaseId, target, toDir: scratch, durable: false });
+        measured.restoreSeconds = (performance.now() - t0) / 1000;
+        return `${r.files} files, ${(r.bytes / 1e6).toFixed(1)} MB in ${measured.restoreSeconds.toFixed(1)} s`;
+      });
+      if (db.kind === "postgres") {
+        await check(3, "pg_verifybackup", async () => {
+          const pg = await ScratchPostgres.fromDataDir(scratch, { ownDataDir: false, ...(cfg.path ? { env: { WALVAULT_CONFIG: cfg.path } } : {}) });
+          // WAL comes from the archive (-n); the restore marker is walvault's own file (postgresql.auto.conf
+          // and recovery.signal are skipped by pg_verifybackup itself).
+          const r = await pg.run("pg_verifybackup", ["-n", "-i", "walvault.restored-from", scratch], { allowFailure: true }).finally(() => pg.destroy());
+          if (r.code !== 0) throw new CheckFailed(3, `pg_verifybackup: ${(r.stderr || r.stdout).trim().split("\n").slice(0, 3).join("; ")}`);
+          return undefined;
+        });
+      }
+    }
+
+    // ---- L4
+    if (req.level >= 4) {
+      if (db.kind === "postgres") await levelFourPostgres(scratch, cfg, req, scope, check, measured);
+      else {
+        await check(4, "check command", async () => {
+          const cmd = req.checks?.command;
+          if (!cmd || cmd.length === 0) return "no check command configured";
+          const code = await runCommand(cmd, scratch);
+          if (code !== 0) throw new CheckFailed(4, `check command '${cmd.join(" ")}' exited ${code} in the restored directory`);
+          return `'${cmd.join(" ")}' exited 0`;
+        });
+      }
+    }
+  } catch (e) {
+    if (e instanceof CheckFailed) failure = e;
+    else error = e;
+  } finally {
+    await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  const finishedAt = now();
+  const record: VerificationRecord = {
+    databaseId: req.databaseId,
+    runId,
+    snapshotId: req.snapshotId,
+    level: req.level,
+    ...(req.targetTime ? { targetTime: req.targetTime.toISOString() } : {}),
+    ...(cfg.replicaRegion ? { region: cfg.replicaRegion } : {}),
+    outcome: failure ? "failed" : error ? "error" : "passed",
+    ...(failure ? { failedLevel: failure.level, failure: failure.message, ...(failure.errorName ? { errorName: failure.errorName } : {}) } : {}),
+    ...(error ? { failure: describeError(error), errorName: (error as Error).name ?? "Error" } : {}),
+    checks,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    ...measured,
+    ...(req.trigger ? { trigger: req.trigger } : {}),
+    ...(req.reason ? { reason: req.reason } : {}),
+  };
+  await clients.catalog.recordVerification(record);
+  await clients.catalog
+    .setSnapshotVerification(req.databaseId, req.snapshotId, { level: record.failedLevel ? record.failedLevel - 1 : req.level, at: record.finishedAt, outcome: record.outcome, runId })
+    .catch((e: unknown) => {
+      if (!(e instanceof NotFoundError)) throw e;
+    });
+  return record;
+}
+
+async function levelFourPostgres(
+  dir: string,
+  cfg: RestoreConfig,
+  req: VerifyRequest,
+  scope: readonly WalRecord[],
+  check: (level: VerifyLevel, name: string, fn: () => Promise<string | undefined>) => Promise<void>,
+  measured: Partial<Pick<VerificationRecord, "recoverySeconds" | "walReplayedBytes" | "walReplayBytesPerSecond">>,
+): Promise<void> {
+  const pg = await ScratchPostgres.fromDataDir(dir, { ownDataDir: false, ...(cfg.path ? { env: { WALVAULT_CONFIG: cfg.path } } : {}) });
+  try {
+    await check(4, "recover to the target and start", async () => {
+      const t0 = performance.now();
+      await pg.start();
+      await pg.waitForRecoveryEnd(30 * 60_000);
+      measured.recoverySeconds = (performance.now() - t0) / 1000;
+      const replayed = scope.reduce((a, w) => a + w.size, 0);
+      measured.walReplayedBytes = replayed;
+      measured.walReplayBytesPerSecond = replayed / Math.max(measured.recoverySeconds, 0.001);
+      return `recovered in ${measured.recoverySeconds.toFixed(1)} s`;
+    });
+    await check(4, "pg_amcheck", async () => {
+      const r = await pg.run("pg_amcheck", ["--all", "--install-missing", "-h", pg.socketDir, "-p", String(pg.port), "-U", "postgres"], { allowFailure: true });
+      if (r.code !== 0) throw new CheckFailed(4, `pg_amcheck found problems: ${(r.stdout || r.stderr).trim().split("\n").slice(0, 3).join("; ")}`);
+      return undefined;
+    });
+    for (const q of req.checks?.sql ?? []) {
+      await check(4, `sql: ${q.name}`, async () => {
+        let out: string;
+        try {
+          out = (await pg.psql(q.query, q.database ?? "postgres")).trim();
+        } catch (e) {
+          throw new CheckFailed(4, `SQL check '${q.name}' failed: ${(e as Error).message.split("\n")[0]}`);
+        }
+        if (q.expect !== undefined && out !== q.expect) throw new CheckFailed(4, `SQL check '${q.name}' returned '${out}', expected '${q.expect}'`);
+        return out.length > 60 ? `${out.slice(0, 60)}…` : out;
+      });
+    }
+  } finally {
+    await pg.destroy().catch(() => undefined);
+  }
+}
+
+function runCommand(argv: string[], cwd: string): Promise<number> {
+  const [cmd, ...args] = argv as [string, ...string[]];
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, WALVAULT_RESTORED_DIR: cwd } });
+    child.on("error", () => resolve(127));
+    child.on("exit", (code) => resolve(code ?? 128));
+  });
+}
+
+/** Distinct chunks of a manifest with a file that uses each (for messages). */
+function distinctChunks(m: SnapshotManifest): Map<string, { size: number; storedSize: number; codec: SnapshotManifest["codec"]; file: string }> {
+  const out = new Map<string, { size: number; storedSize: number; codec: SnapshotManifest["codec"]; file: string }>();
+  for (const f of m.files) {
+    if (f.type !== "file") continue;
+    for (const c of f.chunks) if (!out.has(c.sha256)) out.set(c.sha256, { size: c.size, storedSize: c.storedSize, codec: c.codec ?? m.codec, file: f.path });
+  }
+  return out;
+}
+
+/** WAL files between the snapshot and the target, as the catalog records them (continuity is not checked here). */
+export function walInScope(snap: SnapshotRecord, manifest: SnapshotManifest, wal: readonly WalRecord[], segmentSize: number, target: Date | undefined): WalRecord[] {
+  const until = (target ?? new Date(snap.finishedAt)).getTime();
+  if (manifest.kind === "postgres") {
+    const first = lsnToSegno(parseLsn(manifest.postgres.startLsn), segmentSize);
+    const stop = parseLsn(manifest.postgres.stopLsn);
+    const consistent = stop > 0n ? lsnToSegno(stop - 1n, segmentSize) : first;
+    const segs = wal
+      .filter((w) => w.kind === "segment" && !isGenericWalName(w.name))
+      .map((w) => ({ w, segno: parseWalFileName(w.name, segmentSize).segno! }))
+      .filter((x) => x.segno >= first)
+      .sort((a, b) => (a.segno < b.segno ? -1 : a.segno > b.segno ? 1 : 0));
+    const out: WalRecord[] = [];
+    for (const x of segs) {
+      out.push(x.w);
+      if (x.segno >= consistent && Date.parse(x.w.archivedAt) > until) break;
+    }
+    return out;
+  }
+  const out: WalRecord[] = [];
+  for (const s of manifest.generic.streams) {
+    for (const w of wal) {
+      if (!isGenericWalName(w.name) || !w.name.startsWith(`${s.id}/`)) continue;
+      const pos = genericSegno(w, segmentSize);
+      if (pos !== undefined && pos > BigInt(s.lastSegno) && Date.parse(w.closedAt ?? w.archivedAt) <= until) out.push(w);
+    }
+  }
+  return out;
+}
+
+export function formatVerification(r: VerificationRecord): string {
+  const head = `verification ${r.runId} of snapshot ${r.snapshotId} at level ${r.level}${r.targetTime ? ` to ${r.targetTime}` : ""}: ${r.outcome.toUpperCase()}`;
+  const lines = [head];
+  for (const c of r.checks) lines.push(`  L${c.level} ${c.ok ? "ok    " : "FAILED"} ${c.name}${c.detail ? `: ${c.detail}` : ""} (${c.seconds.toFixed(1)} s)`);
+  if (r.outcome === "error") lines.push(`  error: ${r.failure}`);
+  if (r.restoreSeconds !== undefined) lines.push(`  restore time ${r.restoreSeconds.toFixed(1)} s${r.recoverySeconds !== undefined ? `, recovery ${r.recoverySeconds.toFixed(1)} s` : ""}`);
+  if (r.walReplayBytesPerSecond !== undefined) lines.push(`  WAL replay ${(r.walReplayBytesPerSecond / 1e6).toFixed(1)} MB/s (${((r.walReplayedBytes ?? 0) / 1e6).toFixed(1)} MB)`);
+  return lines.join("\n");
+}
+
+export function assertLevel(text: string | undefined): VerifyLevel {
+  const n = text === undefined ? 4 : Number(/^L?([1-4])$/i.exec(text)?.[1]);
+  if (!(n >= 1 && n <= 4)) throw new InvalidInputError(`--level must be 1, 2, 3 or 4 (or L1-L4), not '${text}'`);
+  return n as VerifyLevel;
+}
+
+export type { WalvaultError };

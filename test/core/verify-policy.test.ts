@@ -1,0 +1,113 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_VERIFY_POLICY, randomTarget, runSize, selectCandidates, type SnapshotVerifyState, type VerifyPolicy } from "../../core/verify-policy.js";
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+const T0 = Date.parse("2026-11-01T00:00:00Z");
+
+/** A seeded random source (mulberry32), so a failing simulation can be replayed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Simulates `days` of snapshots every `everyHours`, kept for `keepDays`, and
+ * a verification run every day at 02:00; returns the worst time any retained
+ * snapshot went without verification, and whether every run took the newest.
+ */
+function simulate(days: number, everyHours: number, keepDays: number, policy: VerifyPolicy, seed: number): { worstDays: number; newestEveryRun: boolean; runs: number } {
+  const random = rng(seed);
+  const snaps = new Map<string, SnapshotVerifyState>();
+  let worst = 0;
+  let newestEveryRun = true;
+  let runs = 0;
+  for (let t = T0; t < T0 + days * DAY; t += HOUR) {
+    if ((t - T0) % (everyHours * HOUR) === 0) snaps.set(`s${t}`, { snapshotId: `s${t}`, finishedAt: new Date(t) });
+    for (const [id, s] of snaps) if (t - s.finishedAt.getTime() > keepDays * DAY) snaps.delete(id);
+    if ((t - T0) % DAY !== 2 * HOUR) continue;
+    runs++;
+    const now = new Date(t);
+    for (const s of snaps.values()) worst = Math.max(worst, t - (s.lastVerifiedAt ?? s.finishedAt).getTime());
+    const picked = selectCandidates([...snaps.values()], now, policy, random);
+    const newest = [...snaps.values()].sort((a, b) => b.finishedAt.getTime() - a.finishedAt.getTime())[0]!;
+    if (!picked.some((c) => c.snapshotId === newest.snapshotId)) newestEveryRun = false;
+    for (const c of picked) snaps.get(c.snapshotId)!.lastVerifiedAt = now;
+  }
+  return { worstDays: worst / DAY, newestEveryRun, runs };
+}
+
+describe("selectCandidates over a simulated month", () => {
+  it.each([
+    ["daily snapshots kept 35 days", 24, 35],
+    ["hourly snapshots kept 10 days", 1, 10],
+    ["6-hourly snapshots kept 60 days", 6, 60],
+  ])("verifies every retained snapshot within the 7-day period: %s", (_label, everyHours, keepDays) => {
+    for (const seed of [1, 2, 3]) {
+      // Act
+      const r = simulate(31, everyHours, keepDays, DEFAULT_VERIFY_POLICY, seed);
+      // Assess
+      expect(r.runs).toBe(31);
+      expect(r.worstDays).toBeLessThanOrEqual(DEFAULT_VERIFY_POLICY.periodDays);
+      expect(r.newestEveryRun).toBe(true);
+    }
+  });
+
+  it("would miss the period without the overdue rule (the simulation can fail)", () => {
+    // Prepare: a run size of 1 and an overdue threshold that never fires.
+    const weak: VerifyPolicy = { ...DEFAULT_VERIFY_POLICY, maxPerRun: 1, periodDays: 1000, oldestEveryDays: 1000 };
+    // Act
+    const r = simulate(31, 24, 35, weak, 1);
+    // Assess: judged against the real 7-day period, it fails.
+    expect(r.worstDays).toBeGreaterThan(7);
+  });
+});
+
+describe("selectCandidates", () => {
+  const s = (id: string, finishedDay: number, verifiedDay?: number): SnapshotVerifyState => ({
+    snapshotId: id,
+    finishedAt: new Date(T0 + finishedDay * DAY),
+    ...(verifiedDay === undefined ? {} : { lastVerifiedAt: new Date(T0 + verifiedDay * DAY) }),
+  });
+
+  it("takes the newest, then the oldest when it is due, then the overdue, each once, with its reason", () => {
+    // Prepare
+    const snaps = [s("a", 0, 1), s("b", 1, 2), s("c", 2, 9), s("d", 9)];
+    // Act
+    const picked = selectCandidates(snaps, new Date(T0 + 10 * DAY), { ...DEFAULT_VERIFY_POLICY, maxPerRun: 3 }, () => 0.5);
+    // Assess: a is the oldest and last verified 9 days ago; b is overdue (8 days).
+    expect(picked).toEqual([
+      { snapshotId: "d", level: 4, reason: "newest" },
+      { snapshotId: "a", level: 4, reason: "oldest" },
+      { snapshotId: "b", level: 4, reason: "overdue" },
+    ]);
+  });
+
+  it("grows the run when the period needs more than maxPerRun", () => {
+    expect(runSize(70, DEFAULT_VERIFY_POLICY)).toBe(12);
+    expect(runSize(3, DEFAULT_VERIFY_POLICY)).toBe(5);
+  });
+
+  it("selects nothing without snapshots", () => {
+    expect(selectCandidates([], new Date(T0), DEFAULT_VERIFY_POLICY, Math.random)).toEqual([]);
+  });
+});
+
+describe("randomTarget", () => {
+  it("lies inside [from, to), and is undefined for an empty stretch", () => {
+    const from = new Date(T0);
+    const to = new Date(T0 + HOUR);
+    for (const r of [0, 0.5, 0.999999]) {
+      const t = randomTarget(from, to, () => r)!;
+      expect(t.getTime()).toBeGreaterThanOrEqual(from.getTime());
+      expect(t.getTime()).toBeLessThan(to.getTime());
+    }
+    expect(randomTarget(from, from, () => 0.5)).toBeUndefined();
+  });
+});
