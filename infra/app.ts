@@ -7,6 +7,11 @@
  *   walvault:objectLockMode     GOVERNANCE | COMPLIANCE                  GOVERNANCE
  *   walvault:objectLockDays     default vault retention in days          7
  *   walvault:agentPrincipalArns who may assume the agent roles           [] (the account)
+ *   walvault:verifySchedule     when the verify workflow runs            rate(1 day)
+ *   walvault:verifyImage        ECR image URI of the verification task   built from tasks/verify/Dockerfile
+ *   walvault:verifyEphemeralStorageGiB  the task's scratch space (21-200)   100
+ *   walvault:verifyChecks       user checks (task WALVAULT_VERIFY_CHECKS) none
+ *   walvault:verifyPolicy       selection policy overrides (JSON)        core/verify-policy.ts defaults
  *
  * Stacks (infra/walvault-app.ts): `WalvaultPrimary` in the CLI's region and
  * one `WalvaultReplica-<region>` per replica region; the primary depends on

@@ -7,7 +7,9 @@
  * incoming/db/<id>/snapshots/<snapshotId>/manifest.json; chunk uploads start
  * nothing) — the restore and replicate workflows (Standard, started on
  * demand; replicate backfills or catches up one replica region from the
- * catalog), and one IAM role per database for its agent. The catalog is a
+ * catalog), the verify workflow (infra/verify.ts: an EventBridge schedule
+ * starts verification restores in ephemeral Fargate tasks, in an isolated
+ * VPC), and one IAM role per database for its agent. The catalog is a
  * global table with a replica in every replica region; each replica region's
  * vault bucket lives in its own ReplicaVaultStack (infra/replica-stack.ts),
  * which this stack's copy steps write by name.
@@ -30,8 +32,7 @@ import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
-import * as lambda from "aws-cdk-lib/aws-lambda";
-import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import type { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
@@ -40,6 +41,9 @@ import { NagSuppressions } from "cdk-nag";
 import type { Construct, Node } from "constructs";
 import { DATABASE_ID_RE, INCOMING_PREFIX, QUARANTINE_PREFIX } from "../core/keys.js";
 import { missingSubstitutions } from "./asl.js";
+import { contextValue } from "./context.js";
+import { createHandlerFunction, type StepConfig } from "./handler-function.js";
+import { Verification, type VerifySettings, verifySettingsFromContext } from "./verify.js";
 import {
   AGENT_ROLE_PREFIX,
   checkObjectLockDays,
@@ -79,6 +83,8 @@ export interface WalvaultSettings {
    * @default []
    */
   readonly agentPrincipalArns?: readonly string[];
+  /** Scheduled verification restores (infra/verify.ts): schedule, image, storage, checks, policy. @default the defaults there */
+  readonly verify?: VerifySettings;
 }
 
 export interface PrimaryStackProps extends StackProps, WalvaultSettings {
@@ -162,22 +168,6 @@ export function findProjectRoot(start: string = dirname(fileURLToPath(import.met
   }
 }
 
-/** A context value; strings that look like JSON (as `-c key='["a"]'` passes them) are parsed. */
-function contextValue(node: Node, key: string): unknown {
-  const raw: unknown = node.tryGetContext(key);
-  if (typeof raw === "string") {
-    const text = raw.trim();
-    if (text.startsWith("[") || text.startsWith("{")) {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        throw new Error(`context ${key} is not valid JSON: ${raw}`);
-      }
-    }
-  }
-  return raw;
-}
-
 function stringList(node: Node, key: string, fallback: string[]): string[] {
   const value = contextValue(node, key);
   if (value === undefined || value === null || value === "") return fallback;
@@ -217,6 +207,7 @@ export function walvaultSettingsFromContext(node: Node): WalvaultSettings {
     objectLockMode: mode,
     objectLockDays: days,
     agentPrincipalArns: stringList(node, "walvault:agentPrincipalArns", []),
+    verify: verifySettingsFromContext(node),
   };
 }
 
@@ -226,12 +217,6 @@ function pascal(id: string): string {
     .split("-")
     .map((p) => (p ? p[0]!.toUpperCase() + p.slice(1) : ""))
     .join("");
-}
-
-interface StepConfig {
-  readonly description: string;
-  readonly memorySize: number;
-  readonly timeout: Duration;
 }
 
 // The WAL handlers hold a whole segment (16 MiB by default) in memory, hash
@@ -303,6 +288,8 @@ export class PrimaryStack extends Stack {
   public readonly replicateAslFile: string;
   /** The replica vaults the control plane writes: region and bucket name. */
   public readonly replicaTargets: readonly { readonly region: string; readonly bucket: string }[];
+  /** The verify workflow, its Fargate task, network, topic and schedule (infra/verify.ts). */
+  public readonly verification: Verification;
   /** Agent role per database id. */
   public readonly agentRoles: Record<string, iam.Role>;
   /** The path of the ingest ASL file the state machine is deployed from. */
@@ -671,6 +658,19 @@ export class PrimaryStack extends Stack {
       tracingEnabled: true,
     });
 
+    // ------------------------------------------------------- verify workflow
+
+    // Scheduled verification restores in ephemeral Fargate tasks (issue #5).
+    this.verification = new Verification(this, "Verify", {
+      ...props.verify,
+      projectRoot: root,
+      incomingBucket: this.incomingBucket,
+      vaultBucket: this.vaultBucket,
+      vaultKey: this.vaultKey,
+      catalog: this.catalog,
+      handlerEnvironment: environment,
+    });
+
     // ---------------------------------------------------------------- agents
 
     this.agentRoles = {};
@@ -696,6 +696,11 @@ export class PrimaryStack extends Stack {
       value: this.replicateStateMachine.stateMachineArn,
       description: 'Backfill or catch up a replica region: start with {"region":"<region>"}',
     });
+    new CfnOutput(this, "VerifyStateMachineArn", {
+      value: this.verification.stateMachine.stateMachineArn,
+      description: 'Scheduled verification; start on demand with {} or {"databaseId":"pg-main","level":4}',
+    });
+    new CfnOutput(this, "VerifyTopicArn", { value: this.verification.topic.topicArn, description: "Failed verifications are published here: subscribe to it" });
     new CfnOutput(this, "IngestDeadLetterQueueUrl", { value: this.ingestDeadLetterQueue.queueUrl });
     for (const db of databases) {
       new CfnOutput(this, `AgentRoleArn${pascal(db)}`, {
@@ -707,11 +712,7 @@ export class PrimaryStack extends Stack {
     this.suppressNagFindings(replicas);
   }
 
-  /**
-   * One workflow step's Lambda function: its own log group and role (logs go
-   * to that group only, instead of AWSLambdaBasicExecutionRole), an ESM
-   * bundle of the handler module.
-   */
+  /** One workflow step's Lambda function in this stack (infra/handler-function.ts). */
   private handlerFunction(
     name: string,
     entry: string,
@@ -721,47 +722,7 @@ export class PrimaryStack extends Stack {
     root: string,
     handler = "handler",
   ): NodejsFunction {
-    const logGroup = new logs.LogGroup(this, `${name}Logs`, {
-      retention: logs.RetentionDays.THREE_MONTHS,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    const role = new iam.Role(this, `${name}Role`, {
-      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
-      description: roleDescription,
-    });
-    logGroup.grantWrite(role);
-    return new NodejsFunction(this, `${name}Function`, {
-      description: cfg.description,
-      entry,
-      handler,
-      projectRoot: root,
-      depsLockFilePath: join(root, "package-lock.json"),
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
-      memorySize: cfg.memorySize,
-      timeout: cfg.timeout,
-      role,
-      logGroup,
-      loggingFormat: lambda.LoggingFormat.JSON,
-      tracing: lambda.Tracing.ACTIVE,
-      environment,
-      bundling: {
-        format: OutputFormat.ESM,
-        target: "node22",
-        mainFields: ["module", "main"],
-        banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
-        minify: true,
-        // Step Functions' Retry/Catch match error names, and core/errors.ts
-        // names each error after its class: minified class names would break both.
-        keepNames: true,
-        sourceMap: true,
-        // Ship the SDK version the lockfile pins (and the tests ran), not
-        // whatever the runtime happens to include.
-        bundleAwsSDK: true,
-        // Local esbuild only: no Docker on build hosts.
-        forceDockerBundling: false,
-      },
-    });
+    return createHandlerFunction(this, name, entry, cfg, roleDescription, environment, root, handler);
   }
 
   /** Least-privilege grants of the five ingest functions. */

@@ -43,7 +43,7 @@ export function addWalvaultStacks(
   );
   const primary = new PrimaryStack(scope, "WalvaultPrimary", {
     stackName: "walvault-primary",
-    description: "walvault primary region: incoming and vault buckets, catalog, ingest, snapshot, restore and replicate workflows, agent roles",
+    description: "walvault primary region: incoming and vault buckets, catalog, ingest, snapshot, restore, replicate and verify workflows, agent roles",
     env: { account: env.account, region: env.region },
     ...settings,
     ...(opts.projectRoot === undefined ? {} : { projectRoot: opts.projectRoot }),

@@ -44,7 +44,8 @@ export async function handler(input: unknown): Promise<{ candidates: VerifyCandi
     ]);
     if (!database || records.length === 0) continue;
     const last = new Map<string, Date>();
-    for (const v of history) last.set(v.snapshotId, new Date(v.finishedAt));
+    // A run that never got to checking (outcome "error": the task did not start, crashed) verified nothing.
+    for (const v of history) if (v.outcome !== "error") last.set(v.snapshotId, new Date(v.finishedAt));
     let picked: { snapshotId: string; level: VerifyLevel; reason: string }[];
     if (req.snapshotId) {
       if (!records.some((r) => r.snapshotId === req.snapshotId)) throw new UnknownSnapshotError(`snapshot ${req.snapshotId} of database ${databaseId} is not in the catalog`);
@@ -70,7 +71,7 @@ export async function handler(input: unknown): Promise<{ candidates: VerifyCandi
           ? restorableWindows({ ...buildPlanInput(state, { kind: "latest" }, state.streams[0]), ...(through ? { archivedThrough: through } : {}) })
           : [];
     const sorted = [...records].sort((a, b) => (a.finishedAt < b.finishedAt ? -1 : 1));
-    picked.forEach((p, i) => {
+    picked.forEach((p) => {
       let targetTime = req.snapshotId && req.targetTime ? req.targetTime : undefined;
       if (!targetTime && p.level === 4) {
         const rec = sorted.find((r) => r.snapshotId === p.snapshotId)!;
@@ -86,7 +87,7 @@ export async function handler(input: unknown): Promise<{ candidates: VerifyCandi
         snapshotId: p.snapshotId,
         level: p.level,
         ...(targetTime ? { targetTime } : {}),
-        runId: runIdFor(now, candidates.length + i),
+        runId: runIdFor(now, candidates.length),
         reason: p.reason,
         trigger: req.trigger ?? "schedule",
       });

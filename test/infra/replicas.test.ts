@@ -213,7 +213,7 @@ describe("replicate workflow", () => {
     // Act
     const definitions = machines.map((m) => deployedDefinition(m, assembly.directory));
     // Assess
-    expect(machines).toHaveLength(4);
+    expect(machines).toHaveLength(5); // ingest, snapshot ingest, restore, replicate, verify
     for (const definition of definitions) {
       expect(definition).not.toMatch(/\$\{/);
       expect(() => JSON.parse(definition) as unknown).not.toThrow();

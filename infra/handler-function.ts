@@ -1,0 +1,76 @@
+/**
+ * One workflow step's Lambda function, the same way for every workflow of the
+ * primary stack: its own log group and role (logs go to that group only,
+ * instead of AWSLambdaBasicExecutionRole), an ESM bundle of the handler
+ * module built with the project's own esbuild (no Docker).
+ */
+import { join } from "node:path";
+import { type Duration, RemovalPolicy } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type { Construct } from "constructs";
+
+export interface StepConfig {
+  readonly description: string;
+  readonly memorySize: number;
+  readonly timeout: Duration;
+}
+
+/**
+ * Creates `<name>Logs`, `<name>Role` and `<name>Function` in `scope`. The role
+ * may only write to the log group; each caller adds what its step needs.
+ */
+export function createHandlerFunction(
+  scope: Construct,
+  name: string,
+  entry: string,
+  cfg: StepConfig,
+  roleDescription: string,
+  environment: Record<string, string>,
+  root: string,
+  handler = "handler",
+): NodejsFunction {
+  const logGroup = new logs.LogGroup(scope, `${name}Logs`, {
+    retention: logs.RetentionDays.THREE_MONTHS,
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  const role = new iam.Role(scope, `${name}Role`, {
+    assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+    description: roleDescription,
+  });
+  logGroup.grantWrite(role);
+  return new NodejsFunction(scope, `${name}Function`, {
+    description: cfg.description,
+    entry,
+    handler,
+    projectRoot: root,
+    depsLockFilePath: join(root, "package-lock.json"),
+    runtime: lambda.Runtime.NODEJS_22_X,
+    architecture: lambda.Architecture.ARM_64,
+    memorySize: cfg.memorySize,
+    timeout: cfg.timeout,
+    role,
+    logGroup,
+    loggingFormat: lambda.LoggingFormat.JSON,
+    tracing: lambda.Tracing.ACTIVE,
+    environment,
+    bundling: {
+      format: OutputFormat.ESM,
+      target: "node22",
+      mainFields: ["module", "main"],
+      banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
+      minify: true,
+      // Step Functions' Retry/Catch match error names, and core/errors.ts
+      // names each error after its class: minified class names would break both.
+      keepNames: true,
+      sourceMap: true,
+      // Ship the SDK version the lockfile pins (and the tests ran), not
+      // whatever the runtime happens to include.
+      bundleAwsSDK: true,
+      // Local esbuild only: no Docker on build hosts.
+      forceDockerBundling: false,
+    },
+  });
+}
