@@ -55,6 +55,7 @@ snapshots and restore
   snapshot push --dir DIR --stream ID=LAST_SEGMENT_PATH:SEGNO...   generic: a consistent directory tree
       --no-wait              return once the manifest is uploaded
   snapshot list [--json]
+  snapshot pin|unpin ID      keep a snapshot forever (retention never deletes it), or stop
   restore --to DIR [--latest | --target-time T | --target-lsn L | --target-name N | --snapshot ID]
       --timeline N           timeline to recover along (default: the latest)
       --plan-only [--json]   print the plan and stop
@@ -68,6 +69,11 @@ snapshots and restore
       --tier Standard|Bulk   retrieval tier for objects in archive storage classes
       --timeout SECONDS      stop waiting after this long (the execution goes on)
       --json                 print the execution's output (the plan) as JSON
+
+retention
+  prune [--dry-run] [--json] show the retention plan (GFS + recovery window) and, without --dry-run, carry it out
+      --daily N --weekly N --monthly N --window-days D   override the database's policy
+      --grace-hours H        unreferenced chunks younger than this are kept (default 24)
 
 verification
   verify [--level L1..L4] [--snapshot ID] [--target-time T|random] [--checks FILE] [--region R] [--json]
@@ -262,6 +268,21 @@ async function main(argv: string[]): Promise<number> {
       return verify.verifyCommand(agentClients(cfg), cfg, requireDatabase(cfg), values, print);
     }
 
+    case "prune": {
+      const { values, positionals: p } = parse(rest, {
+        "dry-run": { type: "boolean", default: false },
+        daily: { type: "string" },
+        weekly: { type: "string" },
+        monthly: { type: "string" },
+        "window-days": { type: "string" },
+        "grace-hours": { type: "string" },
+      });
+      positionals(p, [], "prune");
+      const { loadConfig, requireDatabase } = await heavy();
+      const cfg = loadConfig(values);
+      return (await import("./prune.js")).pruneCommand(cfg, requireDatabase(cfg), values, print);
+    }
+
     case "replicate": {
       const { values, positionals: p } = parse(rest, { region: { type: "string" }, "state-machine": { type: "string" }, timeout: { type: "string" } });
       positionals(p, [], "replicate");
@@ -376,7 +397,17 @@ async function main(argv: string[]): Promise<number> {
         );
         return 0;
       }
-      if (sub !== "push") throw new InvalidInputError(`unknown command 'snapshot ${sub ?? ""}': use 'snapshot push' or 'snapshot list'`);
+      if (sub === "pin" || sub === "unpin") {
+        const { values, positionals: p } = parse(args, {});
+        const [id] = positionals(p, ["snapshot id"], `snapshot ${sub}`);
+        const { loadConfig, requireDatabase, agentClients } = await heavy();
+        const cfg = loadConfig(values);
+        const databaseId = requireDatabase(cfg);
+        await agentClients(cfg).catalog.setSnapshotPinned(databaseId, id!, sub === "pin");
+        print(values.json, { databaseId, snapshotId: id, pinned: sub === "pin" }, () => `snapshot ${id} ${sub === "pin" ? "pinned: retention keeps it until it is unpinned" : "unpinned"}`);
+        return 0;
+      }
+      if (sub !== "push") throw new InvalidInputError(`unknown command 'snapshot ${sub ?? ""}': use 'snapshot push', 'snapshot list', 'snapshot pin' or 'snapshot unpin'`);
       const { values, positionals: p } = parse(args, {
         dir: { type: "string" },
         stream: { type: "string", multiple: true },

@@ -73,6 +73,15 @@ export class ConfigError extends WalvaultError {
   readonly code = "config_error";
 }
 
+/**
+ * A delete refused by the vault's protection (Object Lock retention, or a
+ * policy that denies deletes): retention leaves the object and reports it,
+ * never forces it.
+ */
+export class ObjectLockedError extends WalvaultError {
+  readonly code = "object_locked";
+}
+
 /** A service (S3, DynamoDB, the local stack) could not be reached. */
 export class ServiceUnavailableError extends WalvaultError {
   readonly code = "service_unavailable";

@@ -133,6 +133,16 @@ export const databaseRecordSchema = z.object({
   kind: z.enum(["postgres", "generic"]),
   walSegmentSize: z.number().int().positive(),
   createdAt: z.string(),
+  /** Retention policy (core/retention.ts); absent: the default. */
+  retention: z
+    .object({
+      daily: z.number().int().nonnegative(),
+      weekly: z.number().int().nonnegative(),
+      monthly: z.number().int().nonnegative(),
+      recoveryWindowDays: z.number().int().nonnegative(),
+      minSnapshots: z.number().int().positive().optional(),
+    })
+    .optional(),
 });
 export type DatabaseRecord = z.infer<typeof databaseRecordSchema>;
 
@@ -268,3 +278,19 @@ export const verificationRecordSchema = z.object({
   reason: z.string().optional(),
 });
 export type VerificationRecord = z.infer<typeof verificationRecordSchema>;
+
+/** Catalog item of one retention deletion: what went, why, when, by which run (issue #6). */
+export const auditRecordSchema = z.object({
+  databaseId: databaseIdSchema,
+  runId: z.string().min(1),
+  seq: z.number().int().nonnegative(),
+  at: z.string(),
+  action: z.enum(["delete-snapshot", "delete-wal", "sweep-chunk", "locked"]),
+  /** Snapshot id, WAL name or chunk SHA-256. */
+  subject: z.string(),
+  /** Regions whose vault object was deleted (or, for "locked", where it is still locked). */
+  regions: z.array(z.string()),
+  reason: z.string(),
+  by: z.string(),
+});
+export type AuditRecord = z.infer<typeof auditRecordSchema>;

@@ -39,10 +39,12 @@
  * - recordVerification() writes one run item (keyed by start time and run
  *   id); listVerifications() returns them oldest first, across pages.
  * - setSnapshotVerification() updates only the snapshot's `verification`.
+ * - deleteWal/deleteSnapshot/deleteChunks are idempotent; deletes and audit
+ *   writes go in batches (BatchWriteItem, 25 per request).
  * - No operation needs multi-item transactions.
  * - Service failures reject with ServiceUnavailableError.
  */
-import type { ChunkItem, DatabaseRecord, HeadRecord, QuarantineRecord, SnapshotRecord, VerificationRecord, WalRecord } from "../core/schemas.js";
+import type { AuditRecord, ChunkItem, DatabaseRecord, HeadRecord, QuarantineRecord, SnapshotRecord, VerificationRecord, WalRecord } from "../core/schemas.js";
 
 export type RecordOutcome = { outcome: "created"; record: WalRecord } | { outcome: "duplicate"; record: WalRecord };
 export type SnapshotOutcome = { outcome: "created" | "duplicate"; record: SnapshotRecord };
@@ -68,6 +70,15 @@ export interface Catalog {
 
   missingChunks(databaseId: string, sha256s: readonly string[]): Promise<string[]>;
   recordChunks(records: readonly ChunkItem[]): Promise<void>;
+  listChunks(databaseId: string): Promise<ChunkItem[]>;
+
+  /** Retention: remove records (idempotent: deleting what is not there succeeds). */
+  deleteChunks(databaseId: string, sha256s: readonly string[]): Promise<void>;
+  deleteWal(databaseId: string, names: readonly string[]): Promise<void>;
+  deleteSnapshot(databaseId: string, snapshotId: string): Promise<void>;
+  /** Appends audit items (one per deletion); listAudit returns them oldest first. */
+  recordAudit(records: readonly AuditRecord[]): Promise<void>;
+  listAudit(databaseId: string): Promise<AuditRecord[]>;
   recordSnapshot(record: SnapshotRecord): Promise<SnapshotOutcome>;
   getSnapshot(databaseId: string, snapshotId: string): Promise<SnapshotRecord | undefined>;
   listSnapshots(databaseId: string): Promise<SnapshotRecord[]>;
@@ -76,6 +87,8 @@ export interface Catalog {
   recordVerification(record: VerificationRecord): Promise<void>;
   /** Verification runs of a database, oldest first (optionally of one snapshot). */
   listVerifications(databaseId: string, snapshotId?: string): Promise<VerificationRecord[]>;
+  /** Pins (keep forever) or unpins a snapshot; NotFoundError when it is not recorded. */
+  setSnapshotPinned(databaseId: string, snapshotId: string, pinned: boolean): Promise<void>;
   /** Sets a snapshot's latest verification; NotFoundError when the snapshot is not recorded. */
   setSnapshotVerification(databaseId: string, snapshotId: string, v: NonNullable<SnapshotRecord["verification"]>): Promise<void>;
 }

@@ -11,6 +11,7 @@
  *        snap#<snapshotId>                         one restorable snapshot
  *        chunk#<sha256>                            one chunk in the vault
  *        verify#<iso start>#<runId>                one verification run
+ *        audit#<iso>#<runId>#<seq>                 one retention deletion (what, why, when, which run)
  * so one Query per database answers every listing, and IAM LeadingKeys on
  * pk can confine an agent to its own database. Chunk lookups and writes go in
  * batches (BatchGetItem / BatchWriteItem), so the agent role needs
@@ -30,6 +31,7 @@ import {
   BatchGetCommand,
   BatchWriteCommand,
   DynamoDBDocumentClient,
+  DeleteCommand,
   GetCommand,
   PutCommand,
   QueryCommand,
@@ -59,6 +61,7 @@ import {
   sha256Schema,
   snapshotRecordSchema,
   verificationRecordSchema,
+  auditRecordSchema,
   walRecordSchema,
   type ChunkItem,
   type DatabaseRecord,
@@ -66,6 +69,7 @@ import {
   type QuarantineRecord,
   type SnapshotRecord,
   type VerificationRecord,
+  type AuditRecord,
   type WalRecord,
 } from "../core/schemas.js";
 import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
@@ -86,6 +90,7 @@ export const CATALOG_SORT_KEYS = {
   snapshotPrefix: "snap#",
   chunkPrefix: "chunk#",
   verifyPrefix: "verify#",
+  auditPrefix: "audit#",
 } as const;
 
 /** DynamoDB's limits per BatchGetItem / BatchWriteItem request. */
@@ -584,29 +589,72 @@ export class DynamoCatalog implements Catalog {
       const r = this.check(chunkItemSchema, record, "chunk record");
       byKey.set(`${databasePk(r.databaseId)} ${chunkSk(r.sha256)}`, r);
     }
-    if (byKey.size === 0) return;
-    const items = [...byKey.values()];
-    const batches: ChunkItem[][] = [];
-    for (let i = 0; i < items.length; i += BATCH_WRITE_MAX_ITEMS) batches.push(items.slice(i, i + BATCH_WRITE_MAX_ITEMS));
+    await this.batchWriteAll(
+      [...byKey.values()].map((r) => ({ PutRequest: { Item: { ...r, pk: databasePk(r.databaseId), sk: chunkSk(r.sha256) } } })),
+      "chunk records",
+    );
+  }
 
+  async listChunks(databaseId: string): Promise<ChunkItem[]> {
+    const items = await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.chunkPrefix, "Query (chunks)");
+    return items.map((item) => this.parse(chunkItemSchema, item, "chunk record"));
+  }
+
+  async deleteChunks(databaseId: string, sha256s: readonly string[]): Promise<void> {
+    await this.batchWriteAll(
+      [...new Set(sha256s)].map((h) => ({ DeleteRequest: { Key: { pk: databasePk(databaseId), sk: chunkSk(h) } } })),
+      "chunk deletions",
+    );
+  }
+
+  async deleteWal(databaseId: string, names: readonly string[]): Promise<void> {
+    const keys = [...new Set(names)].flatMap((n) => {
+      const sk = walSkOfName(n);
+      return sk === undefined ? [] : [{ DeleteRequest: { Key: { pk: databasePk(databaseId), sk } } }];
+    });
+    await this.batchWriteAll(keys, "WAL deletions");
+  }
+
+  async deleteSnapshot(databaseId: string, snapshotId: string): Promise<void> {
+    try {
+      await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: databasePk(databaseId), sk: snapshotSk(snapshotId) } }));
+    } catch (e) {
+      throw this.fail("DeleteItem (snapshot)", e);
+    }
+  }
+
+  async recordAudit(records: readonly AuditRecord[]): Promise<void> {
+    const checked = records.map((r) => this.check(auditRecordSchema, r, "audit record"));
+    await this.batchWriteAll(
+      checked.map((r) => ({ PutRequest: { Item: { ...r, pk: databasePk(r.databaseId), sk: `${CATALOG_SORT_KEYS.auditPrefix}${r.at}#${r.runId}#${String(r.seq).padStart(6, "0")}` } } })),
+      "audit records",
+    );
+  }
+
+  async listAudit(databaseId: string): Promise<AuditRecord[]> {
+    const items = await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.auditPrefix, "Query (audit)");
+    return items.map((item) => this.parse(auditRecordSchema, item, "audit record"));
+  }
+
+  /** BatchWriteItem in requests of 25, a few in flight, retrying unprocessed items with backoff. */
+  private async batchWriteAll(all: WriteRequests, what: string): Promise<void> {
+    if (all.length === 0) return;
+    const batches: WriteRequests[] = [];
+    for (let i = 0; i < all.length; i += BATCH_WRITE_MAX_ITEMS) batches.push(all.slice(i, i + BATCH_WRITE_MAX_ITEMS));
     await inParallel(batches, BATCH_CONCURRENCY, async (batch) => {
-      let requests: WriteRequests = batch.map((r) => ({
-        PutRequest: { Item: { ...r, pk: databasePk(r.databaseId), sk: chunkSk(r.sha256) } },
-      }));
+      let requests = batch;
       for (let attempt = 1; ; attempt++) {
         let out;
         try {
-          out = await this.doc.send(
-            new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
-          );
+          out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }));
         } catch (e) {
-          throw this.fail("BatchWriteItem (chunks)", e);
+          throw this.fail(`BatchWriteItem (${what})`, e);
         }
         const left = out.UnprocessedItems?.[this.tableName] ?? [];
         if (left.length === 0) return;
         if (attempt >= this.batchAttempts) {
           throw new ServiceUnavailableError(
-            `DynamoDB left ${left.length} of ${batch.length} chunk records unprocessed after ${attempt} BatchWriteItem requests ` +
+            `DynamoDB left ${left.length} of ${batch.length} ${what} unprocessed after ${attempt} BatchWriteItem requests ` +
               `on table '${this.tableName}' at ${this.where} (throttled?); retry later`,
           );
         }
@@ -686,6 +734,23 @@ export class DynamoCatalog implements Catalog {
     const items = await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.verifyPrefix, "Query (verifications)");
     const all = items.map((item) => this.parse(verificationRecordSchema, item, "verification record"));
     return snapshotId === undefined ? all : all.filter((v) => v.snapshotId === snapshotId);
+  }
+
+  async setSnapshotPinned(databaseId: string, snapshotId: string, pinned: boolean): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: databasePk(databaseId), sk: snapshotSk(snapshotId) },
+          UpdateExpression: "SET pinned = :p",
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeValues: { ":p": pinned },
+        }),
+      );
+    } catch (e) {
+      if (isConditionFailed(e)) throw new NotFoundError(`no snapshot ${snapshotId} of database ${databaseId} to ${pinned ? "pin" : "unpin"}`, { cause: e });
+      throw this.fail("UpdateItem (pin)", e);
+    }
   }
 
   async setSnapshotVerification(databaseId: string, snapshotId: string, v: NonNullable<SnapshotRecord["verification"]>): Promise<void> {

@@ -24,7 +24,7 @@ import {
   S3Client,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { ConfigError, NotFoundError, ServiceUnavailableError, type WalvaultError } from "../core/errors.js";
+import { ConfigError, NotFoundError, ObjectLockedError, ServiceUnavailableError, type WalvaultError } from "../core/errors.js";
 import type { ListedObject, ObjectInfo, ObjectStore, PutResult, StoredObject } from "./object-store.js";
 
 export interface S3Credentials {
@@ -144,6 +144,9 @@ export class S3ObjectStore implements ObjectStore {
     }
     if (name === "CredentialsProviderError" || name === "InvalidAccessKeyId" || name === "SignatureDoesNotMatch") {
       return new ConfigError(`S3 at ${this.where} rejected the credentials (${op} ${target}): ${firstLine(e)}`, { cause: e });
+    }
+    if (op === "DeleteObject" && (name === "AccessDenied" || httpStatus(e) === 403)) {
+      return new ObjectLockedError(`S3 at ${this.where} refused to delete ${target} (Object Lock retention or a policy protects it): ${firstLine(e)}`, { cause: e });
     }
     if (name === "AccessDenied" || httpStatus(e) === 403) {
       return new ConfigError(`S3 at ${this.where} denied ${op} on ${target}: ${firstLine(e)}`, { cause: e });

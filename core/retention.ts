@@ -1,0 +1,156 @@
+/**
+ * Retention that never breaks a restore (issue #6). Pure: the plan is computed
+ * from the dependency graph — snapshot → its chunks, snapshot → the WAL it
+ * needs to become consistent, recovery window → the WAL from the snapshot that
+ * starts it — and shown before anything is deleted.
+ *
+ * Snapshots kept (each with its reasons):
+ *   - pinned ("keep forever");
+ *   - GFS by snapshot finish time (UTC): the newest snapshot of each of the
+ *     last `daily` days that have one, of the last `weekly` ISO weeks, of the
+ *     last `monthly` months;
+ *   - the recovery window: PITR to any point in the last `recoveryWindowDays`
+ *     needs the newest snapshot finished at or before the window's start (or,
+ *     when none is that old, the oldest snapshot: the window then starts at it);
+ *   - at least `minSnapshots` (default 2): the newest ones fill up.
+ * WAL kept:
+ *   - from the window's base snapshot onward, everything (every point in the
+ *     window restorable, whichever snapshot the planner picks);
+ *   - for every other kept snapshot, PostgreSQL: the segments from its start
+ *     through its consistent point (it stays restorable by itself); generic:
+ *     none (a generic snapshot is consistent by itself);
+ *   - history files always (tiny, and timelines need them).
+ * Everything else is deleted: snapshots not kept, WAL segments not kept.
+ * Chunks are garbage-collected separately (mark and sweep over the manifests
+ * of kept snapshots, with a grace period; see planChunkSweep).
+ */
+import { InvalidInputError } from "./errors.js";
+import type { SnapshotInfo, WalSegmentInfo } from "./restore-plan.js";
+import { lsnToSegno } from "./wal.js";
+
+export interface RetentionPolicy {
+  daily: number;
+  weekly: number;
+  monthly: number;
+  /** PITR to any point in the last this many days. 0: no window (GFS snapshots only). */
+  recoveryWindowDays: number;
+  /** Never fewer snapshots than this (default 2). */
+  minSnapshots?: number;
+}
+
+export const DEFAULT_RETENTION: RetentionPolicy = { daily: 7, weekly: 4, monthly: 6, recoveryWindowDays: 7, minSnapshots: 2 };
+
+export type KeepReason = "pinned" | "daily" | "weekly" | "monthly" | "recovery-window" | "minimum";
+
+export interface RetentionPlan {
+  /** Start of the recovery window (now - days); undefined without a window. */
+  windowStart?: Date;
+  /** The snapshot whose WAL onward is kept for the window. */
+  windowBase?: string;
+  keep: { snapshotId: string; reasons: KeepReason[] }[];
+  deleteSnapshots: { snapshotId: string; finishedAt: Date }[];
+  /** WAL segments to delete, by name (each with its timeline and position). */
+  deleteWal: WalSegmentInfo[];
+  keepWal: number;
+}
+
+const DAY = 86_400_000;
+
+function isoWeek(d: Date): string {
+  const t = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
+  const day = t.getUTCDay() || 7;
+  t.setUTCDate(t.getUTCDate() + 4 - day);
+  const year = t.getUTCFullYear();
+  const week = Math.ceil(((t.getTime() - Date.UTC(year, 0, 1)) / DAY + 1) / 7);
+  return `${year}-W${week}`;
+}
+
+export function assertPolicy(p: RetentionPolicy): void {
+  for (const k of ["daily", "weekly", "monthly", "recoveryWindowDays"] as const) {
+    if (!Number.isInteger(p[k]) || p[k] < 0) throw new InvalidInputError(`retention ${k} must be a whole number >= 0, not ${p[k]}`);
+  }
+  if (p.minSnapshots !== undefined && (!Number.isInteger(p.minSnapshots) || p.minSnapshots < 1)) {
+    throw new InvalidInputError(`retention minSnapshots must be at least 1, not ${p.minSnapshots}`);
+  }
+}
+
+export function planRetention(input: { snapshots: readonly SnapshotInfo[]; wal: readonly WalSegmentInfo[]; segmentSize: number; policy: RetentionPolicy; now: Date }): RetentionPlan {
+  const { policy, now } = input;
+  assertPolicy(policy);
+  const snaps = [...input.snapshots].sort((a, b) => a.finishedAt.getTime() - b.finishedAt.getTime() || (a.id < b.id ? -1 : 1));
+  const reasons = new Map<string, Set<KeepReason>>();
+  const keep = (s: SnapshotInfo | undefined, why: KeepReason): void => {
+    if (!s) return;
+    const r = reasons.get(s.id) ?? new Set<KeepReason>();
+    r.add(why);
+    reasons.set(s.id, r);
+  };
+  for (const s of snaps) if (s.pinned) keep(s, "pinned");
+  const gfs = (n: number, bucket: (d: Date) => string, why: KeepReason): void => {
+    if (n === 0) return;
+    const newestPer = new Map<string, SnapshotInfo>();
+    for (const s of snaps) newestPer.set(bucket(s.finishedAt), s); // ascending: the last one wins
+    [...newestPer.values()].sort((a, b) => b.finishedAt.getTime() - a.finishedAt.getTime()).slice(0, n).forEach((s) => keep(s, why));
+  };
+  gfs(policy.daily, (d) => d.toISOString().slice(0, 10), "daily");
+  gfs(policy.weekly, isoWeek, "weekly");
+  gfs(policy.monthly, (d) => d.toISOString().slice(0, 7), "monthly");
+
+  let windowStart: Date | undefined;
+  let windowBase: SnapshotInfo | undefined;
+  if (policy.recoveryWindowDays > 0 && snaps.length > 0) {
+    windowStart = new Date(now.getTime() - policy.recoveryWindowDays * DAY);
+    windowBase = [...snaps].reverse().find((s) => s.finishedAt <= windowStart!) ?? snaps[0];
+    keep(windowBase, "recovery-window");
+  }
+  const min = policy.minSnapshots ?? 2;
+  for (const s of [...snaps].reverse()) {
+    if (reasons.size >= min) break;
+    if (!reasons.has(s.id)) keep(s, "minimum");
+  }
+
+  // WAL: from the window base onward; each other kept snapshot's own span (PostgreSQL).
+  const keepWal = new Set<string>();
+  const key = (w: { timeline: number; segno: bigint }): string => `${w.timeline}:${w.segno}`;
+  const kept = snaps.filter((s) => reasons.has(s.id));
+  if (windowBase) {
+    const from = windowBase.kind === "postgres" ? lsnToSegno(windowBase.startLsn, input.segmentSize) : windowBase.stopLsn + 1n;
+    for (const w of input.wal) if (w.segno >= from) keepWal.add(key(w));
+  }
+  for (const s of kept) {
+    if (s.kind !== "postgres") continue;
+    const first = lsnToSegno(s.startLsn, input.segmentSize);
+    const last = s.stopLsn > s.startLsn ? lsnToSegno(s.stopLsn - 1n, input.segmentSize) : first;
+    for (const w of input.wal) if (w.segno >= first && w.segno <= last) keepWal.add(key(w));
+  }
+  return {
+    ...(windowStart ? { windowStart } : {}),
+    ...(windowBase ? { windowBase: windowBase.id } : {}),
+    keep: kept.map((s) => ({ snapshotId: s.id, reasons: [...reasons.get(s.id)!] })),
+    deleteSnapshots: snaps.filter((s) => !reasons.has(s.id)).map((s) => ({ snapshotId: s.id, finishedAt: s.finishedAt })),
+    deleteWal: input.wal.filter((w) => !keepWal.has(key(w))),
+    keepWal: keepWal.size,
+  };
+}
+
+/**
+ * Chunk garbage collection, mark and sweep: a chunk referenced by no kept
+ * snapshot's manifest may go, unless it was recorded less than `graceMs` ago
+ * (a snapshot being uploaded right now references chunks no manifest names
+ * yet: they must survive until its manifest is recorded or the grace ends).
+ */
+export function planChunkSweep(
+  chunks: readonly { sha256: string; recordedAt: Date }[],
+  referenced: ReadonlySet<string>,
+  now: Date,
+  graceMs: number,
+): { sweep: string[]; fresh: string[] } {
+  const sweep: string[] = [];
+  const fresh: string[] = [];
+  for (const c of chunks) {
+    if (referenced.has(c.sha256)) continue;
+    if (now.getTime() - c.recordedAt.getTime() < graceMs) fresh.push(c.sha256);
+    else sweep.push(c.sha256);
+  }
+  return { sweep, fresh };
+}
