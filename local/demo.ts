@@ -4,7 +4,8 @@
  * runs pgbench while switching WAL segments, waits until everything is
  * archived (and copied to two replica regions, each its own S3 endpoint),
  * prints what the vault holds and each region's restorable window, and
- * restores from a replica region to a remembered moment, checked by row count.
+ * restores from a replica region to a remembered moment, checked by row count,
+ * runs the scheduled L4 verification and prints the retention plan (dry run).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -112,6 +113,8 @@ async function main(): Promise<void> {
     step("walvault verify --scheduled  (the verification workflow, fired as its schedule would: L4 restore to a random moment in a task)");
     process.stdout.write(await walvault(["verify", "--scheduled"], env));
     process.stdout.write(await walvault(["verify", "history"], env));
+    step("walvault prune --dry-run  (the retention plan: GFS slots, the recovery window, what could go; nothing is deleted)");
+    process.stdout.write(await walvault(["prune", "--dry-run"], env));
     process.stdout.write(
       `\ningest executions: ${stack.stats.succeeded} succeeded, ${stack.stats.failed} failed\n` +
         `\nNext: point your own PostgreSQL at it — see README.md.\n`,

@@ -412,6 +412,40 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
       });
     });
 
+    describe("retention operations", () => {
+      it("deletes WAL, snapshot and chunk records idempotently, lists chunks, pins, and appends audit items oldest first", async () => {
+        // Prepare
+        await catalog.recordWal(wal(segmentName(1, 1)));
+        await catalog.recordWal(wal(segmentName(1, 2)));
+        const snap = snapshot(snapshotId(51));
+        await catalog.recordSnapshot(snap);
+        const chunk = (h: string): ChunkItem => ({ databaseId: DB, sha256: sha(h), size: 1, storedSize: 1, codec: "none", vaultKey: `db/${DB}/chunks/${sha(h)}`, recordedAt: "2025-01-01T00:00:00.000Z" });
+        await catalog.recordChunks([chunk("a"), chunk("b")]);
+        // Act
+        await catalog.setSnapshotPinned(DB, snap.snapshotId, true);
+        const pinned = (await catalog.getSnapshot(DB, snap.snapshotId))?.pinned;
+        await catalog.deleteWal(DB, [segmentName(1, 1), segmentName(1, 1), segmentName(1, 9)]);
+        await catalog.deleteSnapshot(DB, snap.snapshotId);
+        await catalog.deleteSnapshot(DB, snap.snapshotId);
+        await catalog.deleteChunks(DB, [sha("a")]);
+        const unpinMissing = await rejection(catalog.setSnapshotPinned(DB, snap.snapshotId, false));
+        await catalog.recordAudit([
+          { databaseId: DB, runId: "r1", seq: 1, at: "2025-01-02T00:00:00.000Z", action: "delete-wal", subject: segmentName(1, 1), regions: ["r"], reason: "old", by: "test" },
+          { databaseId: DB, runId: "r1", seq: 0, at: "2025-01-02T00:00:00.000Z", action: "delete-snapshot", subject: snap.snapshotId, regions: ["r"], reason: "old", by: "test" },
+        ]);
+        // Assess
+        expect(pinned).toBe(true);
+        expect((await catalog.listWal(DB)).map((w) => w.name)).toEqual([segmentName(1, 2)]);
+        expect(await catalog.listSnapshots(DB)).toEqual([]);
+        expect((await catalog.listChunks(DB)).map((c) => c.sha256)).toEqual([sha("b")]);
+        expect(unpinMissing).toBeInstanceOf(NotFoundError);
+        expect((await catalog.listAudit(DB)).map((a) => [a.seq, a.action])).toEqual([
+          [0, "delete-snapshot"],
+          [1, "delete-wal"],
+        ]);
+      });
+    });
+
     describe("verifications", () => {
       it("records runs, lists them oldest first (all, or one snapshot's), and sets a snapshot's latest verification", async () => {
         // Prepare
