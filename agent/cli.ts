@@ -74,6 +74,10 @@ retention
   prune [--dry-run] [--json] show the retention plan (GFS + recovery window) and, without --dry-run, carry it out
       --daily N --weekly N --monthly N --window-days D   override the database's policy
       --grace-hours H        unreferenced chunks younger than this are kept (default 24)
+  prune --workflow [--dry-run] [--json]   run the retention workflow now, as its schedule would
+                             (the configured database, else every database); policy flags override
+      --state-machine ARN    default: retentionStateMachineArn in the config (stack output RetentionStateMachineArn)
+      --timeout SECONDS      stop waiting after this long (the execution goes on)
 
 verification
   verify [--level L1..L4] [--snapshot ID] [--target-time T|random] [--checks FILE] [--region R] [--json]
@@ -276,11 +280,16 @@ async function main(argv: string[]): Promise<number> {
         monthly: { type: "string" },
         "window-days": { type: "string" },
         "grace-hours": { type: "string" },
+        workflow: { type: "boolean", default: false },
+        "state-machine": { type: "string" },
+        timeout: { type: "string" },
       });
       positionals(p, [], "prune");
       const { loadConfig, requireDatabase } = await heavy();
       const cfg = loadConfig(values);
-      return (await import("./prune.js")).pruneCommand(cfg, requireDatabase(cfg), values, print);
+      const prune = await import("./prune.js");
+      if (values.workflow) return prune.pruneWorkflowCommand(cfg, cfg.databaseId, values, print);
+      return prune.pruneCommand(cfg, requireDatabase(cfg), values, print);
     }
 
     case "replicate": {

@@ -7,13 +7,12 @@ import { randomBytes } from "node:crypto";
 import { hostname, userInfo } from "node:os";
 import type { AgentConfig } from "../core/config.js";
 import { InvalidInputError } from "../core/errors.js";
-import { executePrune, type RegionVault } from "../store/prune.js";
+import { effectivePolicy, type RetentionPolicy } from "../core/retention.js";
+import { executePrune, planToJson, prunePlan, type PrunePlanJson, type PruneSummary, type RegionVault } from "../store/prune.js";
+import { createWorkflowRunner } from "../store/workflows.js";
 import { agentClients } from "./clients.js";
 import { regionalConfig, regionsOf } from "./regions.js";
-import { DEFAULT_RETENTION, planRetention, type RetentionPlan, type RetentionPolicy } from "../core/retention.js";
-import { walOf, snapshotInfoOf, streamsOf, type CatalogState } from "../core/restore-input.js";
-import type { SnapshotRecord } from "../core/schemas.js";
-import type { AgentClients } from "./clients.js";
+import { executionError, waitForExecution } from "./restore-remote.js";
 
 export interface PruneFlags {
   daily?: string | undefined;
@@ -22,112 +21,63 @@ export interface PruneFlags {
   "window-days"?: string | undefined;
 }
 
-export function policyFromFlags(flags: PruneFlags, base: RetentionPolicy = DEFAULT_RETENTION): RetentionPolicy {
-  const num = (v: string | undefined, name: string, dflt: number): number => {
-    if (v === undefined) return dflt;
+/** Only the policy settings the flags give (the retention workflow's `policy` input). */
+export function policyOverridesFromFlags(flags: PruneFlags): Partial<RetentionPolicy> {
+  const out: Partial<RetentionPolicy> = {};
+  const num = (v: string | undefined, name: string): number | undefined => {
+    if (v === undefined) return undefined;
     if (!/^\d{1,4}$/.test(v)) throw new InvalidInputError(`--${name} must be a whole number, not '${v}'`);
     return Number(v);
   };
-  return {
-    daily: num(flags.daily, "daily", base.daily),
-    weekly: num(flags.weekly, "weekly", base.weekly),
-    monthly: num(flags.monthly, "monthly", base.monthly),
-    recoveryWindowDays: num(flags["window-days"], "window-days", base.recoveryWindowDays),
-    minSnapshots: base.minSnapshots ?? 2,
-  };
+  const daily = num(flags.daily, "daily");
+  const weekly = num(flags.weekly, "weekly");
+  const monthly = num(flags.monthly, "monthly");
+  const windowDays = num(flags["window-days"], "window-days");
+  if (daily !== undefined) out.daily = daily;
+  if (weekly !== undefined) out.weekly = weekly;
+  if (monthly !== undefined) out.monthly = monthly;
+  if (windowDays !== undefined) out.recoveryWindowDays = windowDays;
+  return out;
 }
 
-export interface PrunePlanView {
-  databaseId: string;
-  policy: RetentionPolicy;
-  plan: RetentionPlan;
-  /** Records of the snapshots to delete (for their manifests and sizes). */
-  snapshotsToDelete: SnapshotRecord[];
-  walBytesToDelete: number;
+/** The flags over `base` (the database's policy, else the default). */
+export function policyFromFlags(flags: PruneFlags, base?: RetentionPolicy): RetentionPolicy {
+  return effectivePolicy(base, policyOverridesFromFlags(flags));
 }
 
-/** The retention plan of one database from its catalog records (generic databases: the first stream's WAL line per stream is kept from the window base). */
-export async function prunePlan(clients: AgentClients, databaseId: string, policy: RetentionPolicy, now = new Date()): Promise<PrunePlanView> {
-  const [database, records, wal] = await Promise.all([clients.catalog.getDatabase(databaseId), clients.catalog.listSnapshots(databaseId), clients.catalog.listWal(databaseId)]);
-  if (!database) throw new InvalidInputError(`database '${databaseId}' is not registered in the catalog`);
-  const state: CatalogState = {
-    database,
-    records,
-    segments: wal.filter((w) => w.kind === "segment"),
-    histories: new Map(),
-    streams: streamsOf(database, records, new Map()),
-    manifests: new Map(),
-  };
-  const stream = database.kind === "generic" ? state.streams[0] : undefined;
-  const snapshots = records.flatMap((r) => snapshotInfoOf(state, r, stream) ?? []);
-  // Generic databases with several streams: WAL is planned per stream below.
-  const plan = planRetention({ snapshots, wal: walOf(state, stream), segmentSize: database.walSegmentSize, policy, now });
-  if (database.kind === "generic" && state.streams.length > 1) {
-    const deleteWal = [...plan.deleteWal];
-    for (const s of state.streams.slice(1)) {
-      const p = planRetention({ snapshots: records.flatMap((r) => snapshotInfoOf(state, r, s) ?? []), wal: walOf(state, s), segmentSize: database.walSegmentSize, policy, now });
-      deleteWal.push(...p.deleteWal);
-    }
-    plan.deleteWal = deleteWal;
-  }
-  const gone = new Set(plan.deleteSnapshots.map((s) => s.snapshotId));
-  const goneWal = new Set(plan.deleteWal.map((w) => w.name));
-  return {
-    databaseId,
-    policy,
-    plan,
-    snapshotsToDelete: records.filter((r) => gone.has(r.snapshotId)),
-    walBytesToDelete: wal.filter((w) => goneWal.has(w.name)).reduce((a, w) => a + w.storedSize, 0),
-  };
-}
-
-export function formatPrunePlan(v: PrunePlanView, dryRun: boolean): string {
-  const p = v.plan;
+export function formatPrunePlan(p: PrunePlanJson, dryRun: boolean, walCount = p.deleteWal.length): string {
   const lines = [
-    `retention plan for ${v.databaseId}${dryRun ? " (dry run: nothing deleted)" : ""}: keep ${v.policy.daily} daily, ${v.policy.weekly} weekly, ${v.policy.monthly} monthly, ` +
-      `PITR over the last ${v.policy.recoveryWindowDays} day(s), at least ${v.policy.minSnapshots ?? 2} snapshots`,
+    `retention plan for ${p.databaseId}${dryRun ? " (dry run: nothing deleted)" : ""}: keep ${p.policy.daily} daily, ${p.policy.weekly} weekly, ${p.policy.monthly} monthly, ` +
+      `PITR over the last ${p.policy.recoveryWindowDays} day(s), at least ${p.policy.minSnapshots ?? 2} snapshots`,
   ];
-  if (p.windowStart) lines.push(`  recovery window from ${p.windowStart.toISOString()}, based on snapshot ${p.windowBase}`);
+  if (p.windowStart) lines.push(`  recovery window from ${p.windowStart}, based on snapshot ${p.windowBase}`);
   for (const k of p.keep) lines.push(`  keep    ${k.snapshotId}  (${k.reasons.join(", ")})`);
-  for (const d of p.deleteSnapshots) lines.push(`  delete  ${d.snapshotId}  (finished ${d.finishedAt.toISOString()}: no daily/weekly/monthly slot, not needed by the window)`);
-  lines.push(`  WAL: keep ${p.keepWal} segment(s), delete ${p.deleteWal.length} (${(v.walBytesToDelete / 1e6).toFixed(1)} MB stored)`);
-  if (p.deleteWal.length > 0) lines.push(`       delete ${p.deleteWal[0]!.name} .. ${p.deleteWal.at(-1)!.name}`);
+  for (const d of p.deleteSnapshots) lines.push(`  delete  ${d.snapshotId}  (finished ${d.finishedAt}: no daily/weekly/monthly slot, not needed by the window)`);
+  lines.push(`  WAL: keep ${p.keepWal} segment(s), delete ${walCount} (${(p.walBytesToDelete / 1e6).toFixed(1)} MB stored)`);
+  if (p.deleteWal.length > 0) lines.push(`       delete ${p.deleteWal[0]!} .. ${p.deleteWal.at(-1)!}`);
   return lines.join("\n");
-}
-
-export function planToJson(v: PrunePlanView): unknown {
-  return {
-    databaseId: v.databaseId,
-    policy: v.policy,
-    windowStart: v.plan.windowStart?.toISOString(),
-    windowBase: v.plan.windowBase,
-    keep: v.plan.keep,
-    deleteSnapshots: v.plan.deleteSnapshots.map((d) => ({ snapshotId: d.snapshotId, finishedAt: d.finishedAt.toISOString() })),
-    deleteWal: v.plan.deleteWal.map((w) => w.name),
-    keepWal: v.plan.keepWal,
-    walBytesToDelete: v.walBytesToDelete,
-  };
 }
 
 export interface PruneCommandFlags extends PruneFlags {
   json: boolean;
   "dry-run": boolean;
   "grace-hours"?: string | undefined;
+  /** Run the retention workflow (Step Functions) instead of pruning from here. */
+  workflow?: boolean | undefined;
+  "state-machine"?: string | undefined;
+  timeout?: string | undefined;
 }
 
+type Print = (json: boolean, value: unknown, human: () => string) => void;
+
 /** `walvault prune`: the plan, then (unless --dry-run) carried out in the catalog and every region's vault. */
-export async function pruneCommand(
-  cfg: AgentConfig,
-  databaseId: string,
-  flags: PruneCommandFlags,
-  print: (json: boolean, value: unknown, human: () => string) => void,
-  now = new Date(),
-): Promise<number> {
+export async function pruneCommand(cfg: AgentConfig, databaseId: string, flags: PruneCommandFlags, print: Print, now = new Date()): Promise<number> {
   const clients = agentClients(cfg);
   const db = await clients.catalog.getDatabase(databaseId);
-  const view = await prunePlan(clients, databaseId, policyFromFlags(flags, db?.retention ?? DEFAULT_RETENTION), now);
+  const view = await prunePlan(clients.catalog, databaseId, policyFromFlags(flags, db?.retention), now);
+  const json = planToJson(view);
   if (flags["dry-run"]) {
-    print(flags.json, { dryRun: true, ...(planToJson(view) as object) }, () => formatPrunePlan(view, true));
+    print(flags.json, { dryRun: true, ...json }, () => formatPrunePlan(json, true));
     return 0;
   }
   const grace = flags["grace-hours"] === undefined ? 24 : Number(flags["grace-hours"]);
@@ -138,17 +88,75 @@ export async function pruneCommand(
     bucket: r.vaultBucket,
     store: r.primary ? clients.store : agentClients(regionalConfig(cfg, r.region)).store,
   }));
-  const wal = await clients.catalog.listWal(databaseId);
-  const summary = await executePrune(db!, view.plan, { snapshots: view.snapshotsToDelete, wal }, clients.catalog, regions, {
+  const summary = await executePrune(db!, view.plan, { snapshots: view.snapshotsToDelete, wal: view.walToDelete }, clients.catalog, regions, {
     runId: `prune-${now.toISOString().replace(/[-:.]/g, "").slice(0, 15)}Z-${randomBytes(3).toString("hex")}`,
     now,
     graceMs: grace * 3_600_000,
     by: `walvault prune (${userInfo().username}@${hostname()})`,
   });
-  print(flags.json, { ...(planToJson(view) as object), summary }, () =>
-    `${formatPrunePlan(view, false)}\ndeleted ${summary.deletedSnapshots.length} snapshot(s), ${summary.deletedWal} WAL file(s), swept ${summary.sweptChunks} chunk(s) ` +
-      `(${summary.freshChunks} unreferenced but within the grace period kept); ${summary.audit} audit item(s), run ${summary.runId}` +
-      (summary.locked.length ? `\n${summary.locked.length} object(s) still locked, left in place: ${summary.locked.slice(0, 3).map((l) => `${l.region}:${l.key}`).join(", ")}` : ""),
-  );
+  print(flags.json, { ...json, summary }, () => `${formatPrunePlan(json, false)}\n${formatSummary({ ...summary, deletedSnapshotCount: summary.deletedSnapshots.length, lockedCount: summary.locked.length })}`);
   return summary.locked.length > 0 ? 1 : 0;
+}
+
+function formatSummary(s: Pick<PruneSummary, "deletedWal" | "sweptChunks" | "freshChunks" | "audit" | "runId" | "locked"> & { deletedSnapshotCount: number; lockedCount: number }): string {
+  return (
+    `deleted ${s.deletedSnapshotCount} snapshot(s), ${s.deletedWal} WAL file(s), swept ${s.sweptChunks} chunk(s) ` +
+    `(${s.freshChunks} unreferenced but within the grace period kept); ${s.audit} audit item(s), run ${s.runId}` +
+    (s.lockedCount > 0 ? `\n${s.lockedCount} object(s) still locked, left in place: ${s.locked.slice(0, 3).map((l) => `${l.region}:${l.key}`).join(", ")}` : "")
+  );
+}
+
+/** What the retention workflow's execution returns (functions/retention/, statemachines/retention.asl.json). */
+interface WorkflowPlan extends PrunePlanJson {
+  deleteSnapshotCount: number;
+  deleteWalCount: number;
+  listsKey?: string;
+}
+interface WorkflowOutput {
+  dryRun: boolean;
+  execution: string;
+  databases?: WorkflowPlan[];
+  results?: (Omit<PruneSummary, "deletedSnapshots"> & { databaseId: string; deletedSnapshots: string[]; deletedSnapshotCount: number; lockedCount: number; complete: boolean })[];
+}
+
+/**
+ * `walvault prune --workflow [--dry-run]`: runs the retention workflow now,
+ * as its schedule would (for the configured database, or every database when
+ * none is configured), waits for it and prints its plan or its summary.
+ * Exit 1 when objects under Object Lock were left in place.
+ */
+export async function pruneWorkflowCommand(cfg: AgentConfig & { path?: string }, databaseId: string | undefined, flags: PruneCommandFlags, print: Print): Promise<number> {
+  if (flags["grace-hours"] !== undefined) throw new InvalidInputError("--grace-hours does not apply to --workflow: the workflow's grace period is its WALVAULT_RETENTION_GRACE_HOURS setting");
+  const arn = flags["state-machine"] ?? cfg.retentionStateMachineArn;
+  if (!arn) throw new InvalidInputError(`no retention workflow: pass --state-machine ARN or set retentionStateMachineArn in ${cfg.path ?? "the config"} (stack output RetentionStateMachineArn)`);
+  const timeoutS = flags.timeout === undefined ? undefined : Number(flags.timeout);
+  if (timeoutS !== undefined && !(timeoutS > 0)) throw new InvalidInputError("--timeout must be a positive number of seconds");
+  const overrides = policyOverridesFromFlags(flags);
+  const input = {
+    ...(databaseId === undefined ? {} : { databaseId }),
+    ...(flags["dry-run"] ? { dryRun: true } : {}),
+    ...(Object.keys(overrides).length > 0 ? { policy: overrides } : {}),
+    trigger: "cli",
+  };
+  const runner = createWorkflowRunner(cfg);
+  const executionId = await runner.start(arn, input);
+  const state = await waitForExecution(runner, executionId, timeoutS === undefined ? {} : { timeoutMs: timeoutS * 1000 });
+  if (state.status !== "SUCCEEDED") throw executionError(state);
+  const out = state.output as WorkflowOutput;
+  const human = (): string => {
+    if (out.dryRun) {
+      return [
+        `retention workflow ${executionId} (dry run: nothing deleted)`,
+        ...(out.databases ?? []).map((p) =>
+          formatPrunePlan(p, true, p.deleteWalCount) + (p.listsKey ? `\n  (${p.deleteSnapshotCount} snapshot(s) and ${p.deleteWalCount} WAL file(s) listed in ${p.listsKey} of the incoming bucket)` : ""),
+        ),
+      ].join("\n");
+    }
+    return [
+      `retention workflow ${executionId}`,
+      ...(out.results ?? []).map((r) => `${r.databaseId}: ${formatSummary(r)}${r.complete ? "" : "\n  not complete: the next run goes on"}`),
+    ].join("\n");
+  };
+  print(flags.json, { executionId, ...out }, human);
+  return (out.results ?? []).some((r) => r.lockedCount > 0) ? 1 : 0;
 }

@@ -31,6 +31,11 @@ export const agentConfigSchema = z.object({
     .string()
     .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/, "not a Step Functions state machine ARN")
     .optional(),
+  /** The retention workflow `walvault prune --workflow` starts: the stack output RetentionStateMachineArn. */
+  retentionStateMachineArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/, "not a Step Functions state machine ARN")
+    .optional(),
   credentials: z.object({ accessKeyId: z.string(), secretAccessKey: z.string() }).optional(),
   walSegmentSize: z.number().int().positive().optional(),
   codec: codecSchema.optional(),

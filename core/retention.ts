@@ -19,7 +19,11 @@
  *   - for every other kept snapshot, PostgreSQL: the segments from its start
  *     through its consistent point (it stays restorable by itself); generic:
  *     none (a generic snapshot is consistent by itself);
- *   - history files always (tiny, and timelines need them).
+ *   - history files always (tiny, and timelines need them);
+ *   - the archive's tail: everything from the newest snapshot onward, and
+ *     everything when there is no snapshot yet (a snapshot being taken right
+ *     now needs the WAL from its start, which no record names yet; a
+ *     scheduled run must never empty the archive of a new database).
  * Everything else is deleted: snapshots not kept, WAL segments not kept.
  * Chunks are garbage-collected separately (mark and sweep over the manifests
  * of kept snapshots, with a grace period; see planChunkSweep).
@@ -74,6 +78,24 @@ export function assertPolicy(p: RetentionPolicy): void {
   }
 }
 
+/**
+ * The policy in force: `overrides` (a run's flags or workflow input) over the
+ * database's own policy (DatabaseRecord.retention) over DEFAULT_RETENTION;
+ * minSnapshots defaults to 2. Checked (assertPolicy).
+ */
+export function effectivePolicy(base: RetentionPolicy | undefined, overrides: Partial<RetentionPolicy> = {}): RetentionPolicy {
+  const b = base ?? DEFAULT_RETENTION;
+  const p: RetentionPolicy = {
+    daily: overrides.daily ?? b.daily,
+    weekly: overrides.weekly ?? b.weekly,
+    monthly: overrides.monthly ?? b.monthly,
+    recoveryWindowDays: overrides.recoveryWindowDays ?? b.recoveryWindowDays,
+    minSnapshots: overrides.minSnapshots ?? b.minSnapshots ?? 2,
+  };
+  assertPolicy(p);
+  return p;
+}
+
 export function planRetention(input: { snapshots: readonly SnapshotInfo[]; wal: readonly WalSegmentInfo[]; segmentSize: number; policy: RetentionPolicy; now: Date }): RetentionPlan {
   const { policy, now } = input;
   assertPolicy(policy);
@@ -117,6 +139,10 @@ export function planRetention(input: { snapshots: readonly SnapshotInfo[]; wal: 
     const from = windowBase.kind === "postgres" ? lsnToSegno(windowBase.startLsn, input.segmentSize) : windowBase.stopLsn + 1n;
     for (const w of input.wal) if (w.segno >= from) keepWal.add(key(w));
   }
+  // The archive's tail (see the file comment): from the newest snapshot onward; all of it without a snapshot.
+  const newest = snaps.at(-1);
+  const tailFrom = newest === undefined ? -1n : newest.kind === "postgres" ? lsnToSegno(newest.startLsn, input.segmentSize) : newest.stopLsn + 1n;
+  for (const w of input.wal) if (w.segno >= tailFrom) keepWal.add(key(w));
   for (const s of kept) {
     if (s.kind !== "postgres") continue;
     const first = lsnToSegno(s.startLsn, input.segmentSize);

@@ -12,6 +12,10 @@
  *   walvault:verifyEphemeralStorageGiB  the task's scratch space (21-200)   100
  *   walvault:verifyChecks       user checks (task WALVAULT_VERIFY_CHECKS) none
  *   walvault:verifyPolicy       selection policy overrides (JSON)        core/verify-policy.ts defaults
+ *   walvault:retentionSchedule  when the retention workflow runs         rate(1 day)
+ *   walvault:retentionGraceHours  unreferenced chunks younger are kept   24
+ *   walvault:lifecycleInfrequentAccessDays  chunks/WAL to STANDARD_IA    30 (0: never)
+ *   walvault:lifecycleGlacierIrDays         chunks/WAL to GLACIER_IR     90 (0: never)
  *
  * Stacks (infra/walvault-app.ts): `WalvaultPrimary` in the CLI's region and
  * one `WalvaultReplica-<region>` per replica region; the primary depends on

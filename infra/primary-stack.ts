@@ -9,7 +9,9 @@
  * demand; replicate backfills or catches up one replica region from the
  * catalog), the verify workflow (infra/verify.ts: an EventBridge schedule
  * starts verification restores in ephemeral Fargate tasks, in an isolated
- * VPC), and one IAM role per database for its agent. The catalog is a
+ * VPC), the retention workflow (infra/retention.ts: on a schedule, GFS +
+ * recovery window, deletions in every region with Object Lock respected),
+ * and one IAM role per database for its agent. The catalog is a
  * global table with a replica in every replica region; each replica region's
  * vault bucket lives in its own ReplicaVaultStack (infra/replica-stack.ts),
  * which this stack's copy steps write by name.
@@ -44,6 +46,7 @@ import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
 import { createHandlerFunction, type StepConfig } from "./handler-function.js";
 import { Verification, type VerifySettings, verifySettingsFromContext } from "./verify.js";
+import { Retention, type RetentionSettings, retentionSettingsFromContext } from "./retention.js";
 import {
   AGENT_ROLE_PREFIX,
   checkObjectLockDays,
@@ -52,6 +55,7 @@ import {
   defaultReplicaBucketName,
   type ObjectLockMode,
   REGION_RE,
+  type VaultLifecycle,
 } from "./vault.js";
 
 export type { ObjectLockMode } from "./vault.js";
@@ -74,8 +78,14 @@ export interface WalvaultSettings {
   readonly replicas?: readonly ReplicaTarget[];
   /** Default Object Lock mode of the vault. @default "GOVERNANCE" */
   readonly objectLockMode?: ObjectLockMode;
-  /** Default Object Lock retention of every vault object version, in days. @default 7 */
+  /**
+   * Default Object Lock retention of every vault object version, in days. An
+   * object younger than this cannot be deleted by retention (it is left and
+   * reported): keep it within the recovery window (docs/retention.md). @default 7
+   */
   readonly objectLockDays?: number;
+  /** Storage class transitions of chunks and WAL in every vault (infra/vault.ts). @default STANDARD_IA after 30 days, GLACIER_IR after 90 */
+  readonly lifecycle?: VaultLifecycle;
   /**
    * Principal ARNs allowed to assume the agent roles (e.g. the instance role
    * of the database hosts). Empty: any principal of this account that its own
@@ -85,6 +95,8 @@ export interface WalvaultSettings {
   readonly agentPrincipalArns?: readonly string[];
   /** Scheduled verification restores (infra/verify.ts): schedule, image, storage, checks, policy. @default the defaults there */
   readonly verify?: VerifySettings;
+  /** The retention workflow (infra/retention.ts): schedule, chunk grace period. @default daily, 24 hours */
+  readonly retention?: RetentionSettings;
 }
 
 export interface PrimaryStackProps extends StackProps, WalvaultSettings {
@@ -208,6 +220,7 @@ export function walvaultSettingsFromContext(node: Node): WalvaultSettings {
     objectLockDays: days,
     agentPrincipalArns: stringList(node, "walvault:agentPrincipalArns", []),
     verify: verifySettingsFromContext(node),
+    ...retentionSettingsFromContext(node),
   };
 }
 
@@ -290,6 +303,8 @@ export class PrimaryStack extends Stack {
   public readonly replicaTargets: readonly { readonly region: string; readonly bucket: string }[];
   /** The verify workflow, its Fargate task, network, topic and schedule (infra/verify.ts). */
   public readonly verification: Verification;
+  /** The retention workflow, its two functions and schedule (infra/retention.ts). */
+  public readonly retention: Retention;
   /** Agent role per database id. */
   public readonly agentRoles: Record<string, iam.Role>;
   /** The path of the ingest ASL file the state machine is deployed from. */
@@ -370,6 +385,8 @@ export class PrimaryStack extends Stack {
       accessLogsBucket: this.accessLogsBucket,
       objectLockMode: lockMode,
       objectLockDays: lockDays,
+      databases,
+      ...(props.lifecycle === undefined ? {} : { lifecycle: props.lifecycle }),
     });
 
     // ---------------------------------------------------------------- catalog
@@ -671,6 +688,21 @@ export class PrimaryStack extends Stack {
       handlerEnvironment: environment,
     });
 
+    // ---------------------------------------------------- retention workflow
+
+    // GFS + recovery window on a schedule, deletions in every region with
+    // Object Lock respected, chunk mark and sweep, audit (issue #6).
+    this.retention = new Retention(this, "Retention", {
+      ...props.retention,
+      projectRoot: root,
+      incomingBucket: this.incomingBucket,
+      vaultBucket: this.vaultBucket,
+      vaultKey: this.vaultKey,
+      catalog: this.catalog,
+      replicas,
+      handlerEnvironment: environment,
+    });
+
     // ---------------------------------------------------------------- agents
 
     this.agentRoles = {};
@@ -699,6 +731,10 @@ export class PrimaryStack extends Stack {
     new CfnOutput(this, "VerifyStateMachineArn", {
       value: this.verification.stateMachine.stateMachineArn,
       description: 'Scheduled verification; start on demand with {} or {"databaseId":"pg-main","level":4}',
+    });
+    new CfnOutput(this, "RetentionStateMachineArn", {
+      value: this.retention.stateMachine.stateMachineArn,
+      description: 'Scheduled retention; start on demand with {"dryRun":true} to see the plan, or {"databaseId":"pg-main"}',
     });
     new CfnOutput(this, "VerifyTopicArn", { value: this.verification.topic.topicArn, description: "Failed verifications are published here: subscribe to it" });
     new CfnOutput(this, "IngestDeadLetterQueueUrl", { value: this.ingestDeadLetterQueue.queueUrl });

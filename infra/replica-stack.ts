@@ -24,6 +24,7 @@ import {
   defaultReplicaBucketName,
   type ObjectLockMode,
   REGION_RE,
+  type VaultLifecycle,
 } from "./vault.js";
 
 export interface ReplicaVaultStackProps extends StackProps {
@@ -37,6 +38,10 @@ export interface ReplicaVaultStackProps extends StackProps {
   readonly objectLockMode?: ObjectLockMode;
   /** The primary vault's default retention in days. @default 7 */
   readonly objectLockDays?: number;
+  /** The databases (the lifecycle's per-database rules). @default ["pg-main"] */
+  readonly databases?: readonly string[];
+  /** The primary vault's storage class transitions. @default infra/vault.ts DEFAULT_VAULT_LIFECYCLE */
+  readonly lifecycle?: VaultLifecycle;
 }
 
 export class ReplicaVaultStack extends Stack {
@@ -69,6 +74,8 @@ export class ReplicaVaultStack extends Stack {
       accessLogsBucket: this.accessLogsBucket,
       objectLockMode: props.objectLockMode ?? "GOVERNANCE",
       objectLockDays: lockDays,
+      databases: props.databases ?? ["pg-main"],
+      ...(props.lifecycle === undefined ? {} : { lifecycle: props.lifecycle }),
     });
 
     new CfnOutput(this, "ReplicaVaultBucketName", { value: this.vaultBucket.bucketName, description: `The vault in ${this.region}` });

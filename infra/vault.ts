@@ -37,6 +37,38 @@ export function checkObjectLockDays(days: number): void {
 }
 
 /**
+ * When current versions of chunks and WAL files move to cheaper storage
+ * classes (days after they were written). Both classes are instant
+ * retrieval: a restore or a verification reads them like STANDARD (no thaw),
+ * paying per GB read. 0 turns a transition off.
+ */
+export interface VaultLifecycle {
+  /** To STANDARD_IA (S3: 30 days at least). @default 30 */
+  readonly infrequentAccessDays?: number;
+  /** To GLACIER_IR (at least 30 days after STANDARD_IA when both are on). @default 90 */
+  readonly glacierInstantRetrievalDays?: number;
+}
+
+export const DEFAULT_VAULT_LIFECYCLE = { infrequentAccessDays: 30, glacierInstantRetrievalDays: 90 } as const;
+
+/** The transitions of `lifecycle` (defaults filled in), checked against S3's rules. */
+export function vaultTransitions(lifecycle: VaultLifecycle = {}): { storageClass: s3.StorageClass; transitionAfter: Duration }[] {
+  const ia = lifecycle.infrequentAccessDays ?? DEFAULT_VAULT_LIFECYCLE.infrequentAccessDays;
+  const ir = lifecycle.glacierInstantRetrievalDays ?? DEFAULT_VAULT_LIFECYCLE.glacierInstantRetrievalDays;
+  for (const [name, v] of [["infrequentAccessDays", ia], ["glacierInstantRetrievalDays", ir]] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > 36500) throw new Error(`vault lifecycle ${name} must be a whole number of days (0: off), got ${v}`);
+  }
+  if (ia > 0 && ia < 30) throw new Error(`vault lifecycle infrequentAccessDays must be 30 or more (S3's minimum for STANDARD_IA), got ${ia}`);
+  if (ia > 0 && ir > 0 && ir < ia + 30) {
+    throw new Error(`vault lifecycle glacierInstantRetrievalDays must be at least 30 days after infrequentAccessDays (${ia}), got ${ir}`);
+  }
+  return [
+    ...(ia > 0 ? [{ storageClass: s3.StorageClass.INFREQUENT_ACCESS, transitionAfter: Duration.days(ia) }] : []),
+    ...(ir > 0 ? [{ storageClass: s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, transitionAfter: Duration.days(ir) }] : []),
+  ];
+}
+
+/**
  * S3 server access logs of a region's data buckets. Log delivery only
  * supports SSE-S3 and no Object Lock default retention on the target bucket.
  */
@@ -63,6 +95,10 @@ export interface VaultBucketOptions {
   readonly objectLockDays: number;
   /** @default a name CloudFormation generates */
   readonly bucketName?: string;
+  /** The databases whose chunks and WAL the lifecycle transitions (one rule per database and key family: S3 filters by prefix). */
+  readonly databases: readonly string[];
+  /** @default DEFAULT_VAULT_LIFECYCLE */
+  readonly lifecycle?: VaultLifecycle;
 }
 
 /**
@@ -72,6 +108,7 @@ export interface VaultBucketOptions {
 export function createVaultBucket(scope: Construct, id: string, opts: VaultBucketOptions): s3.Bucket {
   checkObjectLockDays(opts.objectLockDays);
   const days = Duration.days(opts.objectLockDays);
+  const transitions = vaultTransitions(opts.lifecycle);
   const bucket = new s3.Bucket(scope, id, {
     ...(opts.bucketName === undefined ? {} : { bucketName: opts.bucketName }),
     versioned: true,
@@ -87,15 +124,24 @@ export function createVaultBucket(scope: Construct, id: string, opts: VaultBucke
     serverAccessLogsBucket: opts.accessLogsBucket,
     serverAccessLogsPrefix: "vault/",
     lifecycleRules: [
-      // The retention workflow decides what is deleted; a deleted or
-      // replaced version stays recoverable for 30 days (and never before
-      // its Object Lock retention ends), then stops costing storage.
+      // The retention workflow decides what is deleted (docs/retention.md).
+      // A version it deleted without a version id (a delete marker on top)
+      // or one replaced stays until its Object Lock retention has certainly
+      // ended (the lock counts from the version's creation, this from when
+      // it became noncurrent), then stops costing storage.
       {
         id: "expire-noncurrent",
-        noncurrentVersionExpiration: Duration.days(Math.max(30, opts.objectLockDays)),
+        noncurrentVersionExpiration: Duration.days(opts.objectLockDays + 1),
         expiredObjectDeleteMarker: true,
       },
       { id: "abort-multipart", abortIncompleteMultipartUploadAfter: Duration.days(7) },
+      // Chunks and WAL files that retention keeps a long time (GFS snapshots
+      // and the WAL they need) move to cheaper instant-retrieval classes.
+      ...(transitions.length === 0
+        ? []
+        : [...opts.databases].sort().flatMap((db) =>
+            (["chunks", "wal"] as const).map((family) => ({ id: `tier-${family}-${db}`, prefix: `db/${db}/${family}/`, transitions })),
+          )),
     ],
     removalPolicy: RemovalPolicy.RETAIN,
   });

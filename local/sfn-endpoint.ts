@@ -29,7 +29,8 @@ import { describeError } from "../core/errors.js";
  */
 export interface LocalWorkflow {
   stateMachineArn: string;
-  run(input: unknown): Promise<unknown>;
+  /** `execution`: the name and ARN StartExecution gave it (the context object's $$.Execution.Name / Id). */
+  run(input: unknown, execution?: { name: string; executionArn: string }): Promise<unknown>;
 }
 
 export interface SfnEndpointOptions {
@@ -155,7 +156,7 @@ export async function startSfnEndpoint(opts: SfnEndpointOptions): Promise<SfnEnd
     const x: Execution = { executionArn, stateMachineArn, name, status: "RUNNING", startDate: Date.now(), input: inputText };
     executions.set(executionArn, x);
     void Promise.resolve()
-      .then(() => workflow.run(input))
+      .then(() => workflow.run(input, { name, executionArn }))
       .then(
         (output) => {
           x.status = "SUCCEEDED";

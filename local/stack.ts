@@ -13,6 +13,7 @@
  * the restore state machine's ARN go into the config file.
  */
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { appendFileSync, chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,6 +43,8 @@ import * as findMissing from "../functions/replicate/find-missing.js";
 import * as recordReplicaFailure from "../functions/replicate/record-failure.js";
 import * as verifySelect from "../functions/verify/select.js";
 import * as verifyRecordResult from "../functions/verify/record-result.js";
+import * as retentionPlan from "../functions/retention/plan.js";
+import * as retentionExecute from "../functions/retention/execute.js";
 import { loadAsl, taskResources } from "./asl.js";
 import { LOCAL_ACCOUNT, startDynamo, startS3, type S3Emulator, type S3ObjectCreatedEvent } from "./emulators.js";
 import { startSfnEndpoint } from "./sfn-endpoint.js";
@@ -66,7 +69,7 @@ function functions(entries: ReadonlyArray<readonly [string, string, Handler]>): 
 export type WorkflowName = "ingest" | "snapshot-ingest";
 
 /** The local ARN of a workflow's state machine, as the Step Functions endpoint knows it. */
-export const localStateMachineArn = (workflow: WorkflowName | "restore" | "replicate" | "verify"): string =>
+export const localStateMachineArn = (workflow: WorkflowName | "restore" | "replicate" | "verify" | "retention"): string =>
   `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:walvault-${workflow}`;
 
 /**
@@ -154,6 +157,18 @@ export const VERIFY_WORKFLOW: OnDemandWorkflow<"verify"> = {
   functions: functions([
     ["SelectCandidatesFunctionArn", "verify-select", verifySelect.handler],
     ["RecordResultFunctionArn", "verify-record-result", verifyRecordResult.handler],
+  ]),
+};
+/**
+ * The retention workflow (statemachines/retention.asl.json): on demand or
+ * fired like its EventBridge schedule (`startRetention`, `walvault prune --workflow`).
+ */
+export const RETENTION_WORKFLOW: OnDemandWorkflow<"retention"> = {
+  name: "retention",
+  file: "retention.asl.json",
+  functions: functions([
+    ["PlanRetentionFunctionArn", "retention-plan", retentionPlan.handler],
+    ["ExecuteRetentionFunctionArn", "retention-execute", retentionExecute.handler],
   ]),
 };
 /** Local stand-ins for the verify workflow's other substitutions. */
@@ -264,7 +279,7 @@ export interface LocalStack {
   /** The primary region first, then the replicas. */
   regions: LocalRegion[];
   /** State machine ARNs the Step Functions endpoint (config.stepFunctionsEndpoint) starts. */
-  stateMachineArns: Record<WorkflowName | "restore" | "replicate" | "verify", string>;
+  stateMachineArns: Record<WorkflowName | "restore" | "replicate" | "verify" | "retention", string>;
   /**
    * Runs restore.asl.json with `input` ({ databaseId, target, tier? }) and
    * resolves with its output (the plan), or rejects with a
@@ -276,6 +291,9 @@ export interface LocalStack {
   /** Runs verify.asl.json as its schedule would (`{}`), or with a forced database/snapshot/level. */
   startVerify(input: unknown): Promise<unknown>;
   verifyStats: ExecutionStats;
+  /** Runs retention.asl.json as its schedule would (`{}`), or with { databaseId?, dryRun?, policy? }; rejects like startRestore. */
+  startRetention(input: unknown): Promise<unknown>;
+  retentionStats: ExecutionStats;
   /** What the verify workflow's SNS publish state sent, oldest first. */
   notifications: { subject: string; message: string; at: string }[];
   /** Resolves when no execution of any workflow is running. */
@@ -322,6 +340,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     WALVAULT_INCOMING_BUCKET: INCOMING_BUCKET,
     WALVAULT_VAULT_BUCKET: VAULT_BUCKET,
     WALVAULT_TABLE: CATALOG_TABLE,
+    WALVAULT_METRICS_FILE: join(stateDir, "metrics.log"),
     WALVAULT_S3_ENDPOINT: s3.endpoint,
     WALVAULT_DYNAMODB_ENDPOINT: dynamo.endpoint,
     WALVAULT_REPLICAS: JSON.stringify(regions.slice(1).map((r) => ({ region: r.region, bucket: r.vaultBucket, endpoint: r.endpoint }))),
@@ -373,6 +392,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const restoreMachine = build(RESTORE_WORKFLOW);
   const replicateMachine = build(REPLICATE_WORKFLOW);
   const verifyMachine = build(VERIFY_WORKFLOW, VERIFY_SUBSTITUTIONS);
+  const retentionMachine = build(RETENTION_WORKFLOW);
 
   const newStats = (): ExecutionStats => ({ started: 0, succeeded: 0, failed: 0, inFlight: 0 });
   const stats = newStats();
@@ -381,7 +401,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const restoreStats = newStats();
   const replicateStats = newStats();
   const verifyStats = newStats();
-  const quiet = (): boolean => stats.inFlight === 0 && restoreStats.inFlight === 0 && replicateStats.inFlight === 0 && verifyStats.inFlight === 0;
+  const retentionStats = newStats();
+  const quiet = (): boolean =>
+    stats.inFlight === 0 && restoreStats.inFlight === 0 && replicateStats.inFlight === 0 && verifyStats.inFlight === 0 && retentionStats.inFlight === 0;
   const settle = (): void => {
     if (quiet()) {
       const w = idleWaiters;
@@ -428,11 +450,20 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   });
 
   /** One execution of an on-demand workflow, counted in its own stats; rejects with a RestoreExecutionError. */
-  async function runOnDemand(m: ReturnType<typeof build>, counters: ExecutionStats, what: string, input: unknown): Promise<unknown> {
+  async function runOnDemand(
+    m: ReturnType<typeof build>,
+    counters: ExecutionStats,
+    what: string,
+    input: unknown,
+    started?: { name: string; executionArn: string },
+  ): Promise<unknown> {
     counters.started++;
     counters.inFlight++;
     try {
-      const execution = m.machine.run(input as never, { overrides: m.overrides });
+      // The context object's execution name and ARN ($$.Execution.Name / Id): StartExecution's, or made up here.
+      const name = started?.name ?? `${what.replace(/[^A-Za-z0-9_-]/g, "-")}-${Date.now()}-${randomBytes(3).toString("hex")}`;
+      const Id = started?.executionArn ?? `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:execution:walvault-${what}:${name}`;
+      const execution = m.machine.run(input as never, { overrides: m.overrides, context: { Execution: { Id, Name: name } } });
       let output: unknown;
       try {
         output = await execution.result;
@@ -453,15 +484,18 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       settle();
     }
   }
-  const startRestore = (input: unknown): Promise<unknown> => runOnDemand(restoreMachine, restoreStats, "restore", input);
-  const startReplicate = (input: unknown): Promise<unknown> => runOnDemand(replicateMachine, replicateStats, "replicate", input);
-  const startVerify = (input: unknown): Promise<unknown> => runOnDemand(verifyMachine, verifyStats, "verify", input);
+  type Started = { name: string; executionArn: string };
+  const startRestore = (input: unknown, started?: Started): Promise<unknown> => runOnDemand(restoreMachine, restoreStats, "restore", input, started);
+  const startReplicate = (input: unknown, started?: Started): Promise<unknown> => runOnDemand(replicateMachine, replicateStats, "replicate", input, started);
+  const startVerify = (input: unknown, started?: Started): Promise<unknown> => runOnDemand(verifyMachine, verifyStats, "verify", input, started);
+  const startRetention = (input: unknown, started?: Started): Promise<unknown> => runOnDemand(retentionMachine, retentionStats, "retention", input, started);
 
   const stateMachineArns = {
     ...(Object.fromEntries(WORKFLOWS.map((w) => [w.name, localStateMachineArn(w.name)])) as Record<WorkflowName, string>),
     restore: localStateMachineArn("restore"),
     replicate: localStateMachineArn("replicate"),
     verify: localStateMachineArn("verify"),
+    retention: localStateMachineArn("retention"),
   };
   let sfn: Awaited<ReturnType<typeof startSfnEndpoint>>;
   try {
@@ -471,6 +505,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         { stateMachineArn: stateMachineArns.restore, run: startRestore },
         { stateMachineArn: stateMachineArns.replicate, run: startReplicate },
         { stateMachineArn: stateMachineArns.verify, run: startVerify },
+        { stateMachineArn: stateMachineArns.retention, run: startRetention },
       ],
     });
   } catch (e) {
@@ -489,6 +524,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     restoreStateMachineArn: stateMachineArns.restore,
     replicateStateMachineArn: stateMachineArns.replicate,
     verifyStateMachineArn: stateMachineArns.verify,
+    retentionStateMachineArn: stateMachineArns.retention,
     ...(regions.length > 1 ? { replicas: regions.slice(1).map((r) => ({ region: r.region, vaultBucket: r.vaultBucket, s3Endpoint: r.endpoint })) } : {}),
     credentials: LOCAL_CREDENTIALS,
     ...(databases.length === 1 ? { databaseId: databases[0]!.id } : {}),
@@ -510,6 +546,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     startReplicate,
     startVerify,
     verifyStats,
+    startRetention,
+    retentionStats,
     notifications,
     idle: () => (quiet() ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
     async stop() {

@@ -6,7 +6,13 @@
  * - Order: a snapshot's or WAL file's catalog record goes first (from then on
  *   no restore plans from it), then its vault object in every region. A
  *   vault delete refused by Object Lock (ObjectLockedError) leaves the object,
- *   is reported and audited ("locked"), and never stops the run.
+ *   is reported and audited ("locked"), and never stops the run. When the
+ *   refused delete named a version (WAL files), the key gets a delete marker
+ *   instead (allowed under any lock: the locked version itself stays intact
+ *   and readable by its version id), so the vault's noncurrent-version
+ *   lifecycle (Object Lock days + 1, infra/vault.ts) removes the version once
+ *   its retention has ended, instead of it staying current with no catalog
+ *   record naming it.
  * - Chunks are swept after the snapshots: mark every chunk a remaining
  *   snapshot's manifest references, sweep the unmarked ones recorded longer
  *   ago than the grace period (planChunkSweep). A push in progress whose
@@ -17,13 +23,93 @@
  * - Idempotent: running the same plan again deletes nothing more.
  */
 import { forEachLimit } from "../core/concurrency.js";
-import { ObjectLockedError, describeError } from "../core/errors.js";
+import { InvalidInputError, ObjectLockedError, describeError } from "../core/errors.js";
 import { vaultChunkKey } from "../core/keys.js";
-import { planChunkSweep, type RetentionPlan } from "../core/retention.js";
+import { snapshotInfoOf, streamsOf, walOf, type CatalogState } from "../core/restore-input.js";
+import { planChunkSweep, planRetention, type KeepReason, type RetentionPlan, type RetentionPolicy } from "../core/retention.js";
 import type { AuditRecord, DatabaseRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
 import type { Catalog } from "./catalog.js";
 import { fetchManifest } from "./catalog-state.js";
 import type { ObjectStore } from "./object-store.js";
+
+export interface PrunePlanView {
+  databaseId: string;
+  policy: RetentionPolicy;
+  plan: RetentionPlan;
+  /** Records of the snapshots to delete (for their manifests and sizes). */
+  snapshotsToDelete: SnapshotRecord[];
+  /** Records of the WAL files to delete (each region's version ids). */
+  walToDelete: WalRecord[];
+  walBytesToDelete: number;
+}
+
+/**
+ * The retention plan of one database from its catalog records (core/retention.ts
+ * over what the catalog records; generic databases with several WAL streams:
+ * planned per stream). Shared by `walvault prune` and the retention workflow.
+ */
+export async function prunePlan(catalog: Catalog, databaseId: string, policy: RetentionPolicy, now = new Date()): Promise<PrunePlanView> {
+  const [database, records, wal] = await Promise.all([catalog.getDatabase(databaseId), catalog.listSnapshots(databaseId), catalog.listWal(databaseId)]);
+  if (!database) throw new InvalidInputError(`database '${databaseId}' is not registered in the catalog`);
+  const state: CatalogState = {
+    database,
+    records,
+    segments: wal.filter((w) => w.kind === "segment"),
+    histories: new Map(),
+    streams: streamsOf(database, records, new Map()),
+    manifests: new Map(),
+  };
+  const stream = database.kind === "generic" ? state.streams[0] : undefined;
+  const snapshots = records.flatMap((r) => snapshotInfoOf(state, r, stream) ?? []);
+  // Generic databases with several streams: WAL is planned per stream below.
+  const plan = planRetention({ snapshots, wal: walOf(state, stream), segmentSize: database.walSegmentSize, policy, now });
+  if (database.kind === "generic" && state.streams.length > 1) {
+    const deleteWal = [...plan.deleteWal];
+    for (const s of state.streams.slice(1)) {
+      const p = planRetention({ snapshots: records.flatMap((r) => snapshotInfoOf(state, r, s) ?? []), wal: walOf(state, s), segmentSize: database.walSegmentSize, policy, now });
+      deleteWal.push(...p.deleteWal);
+    }
+    plan.deleteWal = deleteWal;
+  }
+  const gone = new Set(plan.deleteSnapshots.map((s) => s.snapshotId));
+  const goneWal = new Set(plan.deleteWal.map((w) => w.name));
+  const walToDelete = wal.filter((w) => goneWal.has(w.name));
+  return {
+    databaseId,
+    policy,
+    plan,
+    snapshotsToDelete: records.filter((r) => gone.has(r.snapshotId)),
+    walToDelete,
+    walBytesToDelete: walToDelete.reduce((a, w) => a + w.storedSize, 0),
+  };
+}
+
+/** A plan as JSON (`walvault prune --json`, the retention workflow's Plan step): dates as ISO text, WAL by name. */
+export interface PrunePlanJson {
+  databaseId: string;
+  policy: RetentionPolicy;
+  windowStart?: string | undefined;
+  windowBase?: string | undefined;
+  keep: { snapshotId: string; reasons: KeepReason[] }[];
+  deleteSnapshots: { snapshotId: string; finishedAt: string }[];
+  deleteWal: string[];
+  keepWal: number;
+  walBytesToDelete: number;
+}
+
+export function planToJson(v: PrunePlanView): PrunePlanJson {
+  return {
+    databaseId: v.databaseId,
+    policy: v.policy,
+    windowStart: v.plan.windowStart?.toISOString(),
+    windowBase: v.plan.windowBase,
+    keep: v.plan.keep,
+    deleteSnapshots: v.plan.deleteSnapshots.map((d) => ({ snapshotId: d.snapshotId, finishedAt: d.finishedAt.toISOString() })),
+    deleteWal: v.plan.deleteWal.map((w) => w.name),
+    keepWal: v.plan.keepWal,
+    walBytesToDelete: v.walBytesToDelete,
+  };
+}
 
 export interface RegionVault {
   region: string;
@@ -40,6 +126,8 @@ export interface PruneOptions {
   /** Who runs it (the CLI user, the retention workflow). */
   by: string;
   concurrency?: number;
+  /** Mark and sweep chunks after the deletions (default true; a run carried out in several parts sweeps in its last). */
+  sweepChunks?: boolean;
 }
 
 export interface PruneSummary {
@@ -78,8 +166,18 @@ export async function executePrune(
         done.push(r.region);
       } catch (e) {
         if (!(e instanceof ObjectLockedError)) throw e;
-        locked.push({ region: r.region, key, error: describeError(e) });
-        note("locked", key, [r.region], describeError(e));
+        let hidden = false;
+        if (versionOf(r) !== undefined) {
+          try {
+            await r.store.delete(r.bucket, key);
+            hidden = true;
+          } catch (marker) {
+            if (!(marker instanceof ObjectLockedError)) throw marker;
+          }
+        }
+        const why = describeError(e) + (hidden ? "; the key got a delete marker: the locked version stays until its retention ends, then the noncurrent-version lifecycle removes it" : "");
+        locked.push({ region: r.region, key, error: why });
+        note("locked", key, [r.region], why);
       }
     }
     return done;
@@ -107,6 +205,10 @@ export async function executePrune(
   });
 
   // Chunks: mark what remaining snapshots reference, sweep the rest past the grace period.
+  if (opts.sweepChunks === false) {
+    await catalog.recordAudit(audit);
+    return { runId: opts.runId, deletedSnapshots, deletedWal: walGone.length, sweptChunks: 0, freshChunks: 0, locked, audit: audit.length };
+  }
   const primary = regions.find((r) => r.primary) ?? regions[0]!;
   const remaining = await catalog.listSnapshots(databaseId);
   const referenced = new Set<string>();
@@ -124,4 +226,59 @@ export async function executePrune(
 
   await catalog.recordAudit(audit);
   return { runId: opts.runId, deletedSnapshots, deletedWal: walGone.length, sweptChunks: sweep.length, freshChunks: fresh.length, locked, audit: audit.length };
+}
+
+/** Where a run carried out in parts keeps the records it is about to delete (the retention workflow: a work/ object). */
+export interface PruneJournal {
+  read(): Promise<{ snapshots: SnapshotRecord[]; wal: WalRecord[] } | undefined>;
+  write(entries: { snapshots: SnapshotRecord[]; wal: WalRecord[] }): Promise<void>;
+  clear(): Promise<void>;
+}
+
+/**
+ * executePrune, safe to interrupt and run again. executePrune deletes a
+ * catalog record before its vault objects, so an attempt interrupted between
+ * the two (a Lambda timeout, an S3 error) would leave objects no record
+ * names, and a plan made afterwards no longer lists them. Here the records
+ * about to be deleted are journaled first; the next attempt (the journal is
+ * still there) also finishes the journaled items whose records are gone —
+ * only those: an item recorded again or no longer planned is left — and the
+ * journal is cleared when an attempt completes.
+ */
+export async function executePruneJournaled(
+  database: DatabaseRecord,
+  plan: RetentionPlan,
+  records: { snapshots: readonly SnapshotRecord[]; wal: readonly WalRecord[] },
+  catalog: Catalog,
+  regions: readonly RegionVault[],
+  opts: PruneOptions,
+  journal: PruneJournal,
+): Promise<PruneSummary> {
+  const databaseId = database.databaseId;
+  const planned = { snapshots: new Set(plan.deleteSnapshots.map((d) => d.snapshotId)), wal: new Set(plan.deleteWal.map((w) => w.name)) };
+  const prior = await journal.read();
+  let unfinished: { snapshots: SnapshotRecord[]; wal: WalRecord[] } = { snapshots: [], wal: [] };
+  if (prior) {
+    const [snaps, wal] = await Promise.all([catalog.listSnapshots(databaseId), catalog.listWal(databaseId)]);
+    const recordedSnaps = new Set(snaps.map((s) => s.snapshotId));
+    const recordedWal = new Set(wal.map((w) => w.name));
+    unfinished = {
+      snapshots: prior.snapshots.filter((s) => s.databaseId === databaseId && !recordedSnaps.has(s.snapshotId) && !planned.snapshots.has(s.snapshotId)),
+      wal: prior.wal.filter((w) => w.databaseId === databaseId && !recordedWal.has(w.name) && !planned.wal.has(w.name)),
+    };
+  }
+  const round = {
+    snapshots: [...unfinished.snapshots, ...records.snapshots.filter((s) => planned.snapshots.has(s.snapshotId))],
+    wal: [...unfinished.wal, ...records.wal.filter((w) => planned.wal.has(w.name))],
+  };
+  await journal.write(round);
+  const whole: RetentionPlan = {
+    ...plan,
+    deleteSnapshots: [...unfinished.snapshots.map((s) => ({ snapshotId: s.snapshotId, finishedAt: new Date(s.finishedAt) })), ...plan.deleteSnapshots],
+    // executePrune finds each WAL file by name; position and time are not used to delete.
+    deleteWal: [...unfinished.wal.map((w) => ({ timeline: w.timeline, segno: 0n, name: w.name, archivedAt: new Date(w.archivedAt) })), ...plan.deleteWal],
+  };
+  const summary = await executePrune(database, whole, round, catalog, regions, opts);
+  await journal.clear();
+  return summary;
 }

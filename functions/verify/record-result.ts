@@ -9,6 +9,7 @@
  * workflow whether to notify.
  * Input: { candidate, error?: { Error, Cause } }. Output: RecordedResult.
  */
+import { appendFileSync } from "node:fs";
 import { z } from "zod";
 import { stepErrorSchema, type VerificationRecord } from "../../core/schemas.js";
 import { verifyCandidateSchema, type RecordedResult } from "../../core/verify-workflow.js";
@@ -17,6 +18,13 @@ import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
 const inputSchema = z.object({ candidate: verifyCandidateSchema, error: stepErrorSchema.optional() });
+
+/** EMF lines go to stdout (Lambda's log, which CloudWatch reads); the local stack collects them in a file instead. */
+function emitMetric(line: string): void {
+  const file = process.env.WALVAULT_METRICS_FILE;
+  if (file) appendFileSync(file, line + "\n");
+  else console.log(line);
+}
 
 export async function handler(input: unknown): Promise<RecordedResult> {
   const { candidate: c, error } = parseInput(inputSchema, input, "record verification result input");
@@ -42,7 +50,7 @@ export async function handler(input: unknown): Promise<RecordedResult> {
     await deps.catalog.recordVerification(rec);
   }
   // One metric per result (EMF: CloudWatch turns this log line into metrics; no API call, no extra permission).
-  console.log(
+  emitMetric(
     JSON.stringify({
       _aws: {
         Timestamp: Date.now(),

@@ -113,6 +113,26 @@ describe("planRetention (property: pruning never breaks a restore)", () => {
     expect(plan.deleteWal).toHaveLength(27 * 24);
   });
 
+  it("never deletes the archive's tail: WAL from the newest snapshot on, and all of it before the first snapshot", () => {
+    // Prepare: hourly WAL for 3 days, one snapshot a day; no recovery window.
+    const snapshots: SnapshotInfo[] = [];
+    const wal: WalSegmentInfo[] = [];
+    for (let i = 0; i < 72; i++) wal.push({ timeline: 1, segno: BigInt(i + 1), name: `w${i}`, archivedAt: new Date(T0 + i * HOUR) });
+    for (let d = 0; d < 3; d++) {
+      const segno = BigInt(d * 24 + 1);
+      snapshots.push({ id: `d${d}`, databaseId: "db", kind: "postgres", timeline: 1, startLsn: segno * BigInt(SEG) + 40n, stopLsn: segno * BigInt(SEG) + 4000n, startedAt: new Date(T0 + d * DAY), finishedAt: new Date(T0 + d * DAY + 60_000) });
+    }
+    const policy = { daily: 1, weekly: 0, monthly: 0, recoveryWindowDays: 0, minSnapshots: 1 };
+    // Act
+    const none = planRetention({ snapshots: [], wal, segmentSize: SEG, policy, now: new Date(T0 + 3 * DAY) });
+    const some = planRetention({ snapshots, wal, segmentSize: SEG, policy, now: new Date(T0 + 3 * DAY) });
+    // Assess: without a snapshot nothing goes (one may be being taken); with them, everything from the newest's start stays.
+    expect(none.deleteWal).toEqual([]);
+    expect(some.keep.map((k) => k.snapshotId)).toEqual(["d2"]);
+    expect(some.deleteWal.map((w) => w.name)).toEqual(wal.slice(0, 48).map((w) => w.name));
+    expect(some.keepWal).toBe(24);
+  });
+
   it("refuses a negative count", () => {
     expect(() => planRetention({ snapshots: [], wal: [], segmentSize: SEG, policy: { daily: -1, weekly: 0, monthly: 0, recoveryWindowDays: 0 }, now: new Date() })).toThrow(
       /retention daily must be a whole number >= 0/,

@@ -415,8 +415,8 @@ describe("ingest workflow", () => {
     // Act
     const rule = defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.ingestRule)] as CfnResource;
     // Assess
-    // The two upload rules and the verify workflow's schedule (test/infra/verify.test.ts).
-    expect(Object.values(defaultTemplate.findResources("AWS::Events::Rule"))).toHaveLength(3);
+    // The two upload rules and the verify and retention workflows' schedules (test/infra/verify.test.ts, retention.test.ts).
+    expect(Object.values(defaultTemplate.findResources("AWS::Events::Rule"))).toHaveLength(4);
     expect(rule.Properties).toMatchObject({
       EventPattern: {
         source: ["aws.s3"],

@@ -213,7 +213,7 @@ describe("replicate workflow", () => {
     // Act
     const definitions = machines.map((m) => deployedDefinition(m, assembly.directory));
     // Assess
-    expect(machines).toHaveLength(5); // ingest, snapshot ingest, restore, replicate, verify
+    expect(machines).toHaveLength(6); // ingest, snapshot ingest, restore, replicate, verify, retention
     for (const definition of definitions) {
       expect(definition).not.toMatch(/\$\{/);
       expect(() => JSON.parse(definition) as unknown).not.toThrow();
@@ -272,11 +272,19 @@ describe("replica vault access", () => {
     for (const w of writes) expect(w.action).toBe("s3:PutObject");
   });
 
-  it("lets nothing delete, unlock or change a replica vault", () => {
+  it("lets only the retention execute step delete in a replica vault (under db/*), and nothing unlock or change one", () => {
+    const retentionRole = logicalId(primary, primary.retention.functions.execute.role!);
+    const deletes: string[] = [];
     for (const a of replicaAccess()) {
       if (!a.resource.startsWith("arn:")) continue;
-      expect(a.action, `${a.roleId}: ${a.action} on ${a.resource}`).toMatch(/^s3:(PutObject|GetObject|GetObjectVersion|ListBucket)$/);
+      if (a.roleId === retentionRole) {
+        expect(a.action, `${a.roleId}: ${a.action} on ${a.resource}`).toMatch(/^s3:(DeleteObject|DeleteObjectVersion)$/);
+        deletes.push(a.resource);
+      } else {
+        expect(a.action, `${a.roleId}: ${a.action} on ${a.resource}`).toMatch(/^s3:(PutObject|GetObject|GetObjectVersion|ListBucket)$/);
+      }
     }
+    expect([...new Set(deletes)].sort()).toEqual(REGIONS.map((r) => `${replicaBucketArn(r)}/db/*`).sort());
   });
 
   it("lets copyItem read the primary vault and use each replica key only through S3 in its region, for its vault", () => {

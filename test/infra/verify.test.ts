@@ -164,7 +164,9 @@ describe("schedule", () => {
       // Prepare
       const machineId = id(stack, stack.verification.stateMachine);
       // Act
-      const rules = ofType(template, "AWS::Events::Rule").filter((r) => r.Properties?.ScheduleExpression !== undefined);
+      const rules = ofType(template, "AWS::Events::Rule").filter(
+        (r) => r.Properties?.ScheduleExpression !== undefined && render((r.Properties.Targets as { Arn: unknown }[])[0]?.Arn) === `<${machineId}>`,
+      );
       // Assess
       expect(rules).toHaveLength(1);
       expect(rules[0]!.Properties).toMatchObject({

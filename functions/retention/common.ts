@@ -1,0 +1,138 @@
+/**
+ * What the retention steps pass each other (statemachines/retention.asl.json).
+ *
+ * Plan returns one entry per database: the plan as `walvault prune --dry-run
+ * --json` prints it (store/prune.ts planToJson) plus counts. Step Functions
+ * limits a state to 256 KB, and a first run over a long history may delete
+ * tens of thousands of WAL files: when the whole plan would exceed
+ * INLINE_PLAN_MAX_BYTES, the deletion lists go to one object per database in
+ * the incoming bucket under work/retention/ (which agents cannot write, and
+ * which expires with the incoming bucket's work/ lifecycle) and the state
+ * keeps the counts and the object's key.
+ *
+ * Execute carries out one database's plan in rounds of at most
+ * ROUND_SNAPSHOTS snapshots and ROUND_WAL WAL files (each round one Lambda
+ * invocation, well within its 15 minutes), sweeping chunks in the last round;
+ * the workflow loops over rounds and passes the running totals along. Each
+ * round journals the records it is about to delete (journalKey) so that a
+ * retried round finishes what an interrupted one started.
+ */
+import { z } from "zod";
+import { ConfigError } from "../../core/errors.js";
+import { databaseIdSchema } from "../../core/schemas.js";
+
+/** Plans up to this size (serialized, all databases) travel in the workflow state; larger deletion lists go to work/ objects. */
+export const INLINE_PLAN_MAX_BYTES = 64 * 1024;
+/** Snapshots one Execute round deletes at most (each: a catalog delete and a delete per region). */
+export const ROUND_SNAPSHOTS = 500;
+/** WAL files one Execute round deletes at most. */
+export const ROUND_WAL = 5000;
+/** Locked objects listed in a summary (all are counted, and each is audited). */
+export const LOCKED_LISTED = 25;
+/** Deleted snapshot ids listed in a summary (all are counted and audited). */
+export const DELETED_SNAPSHOTS_LISTED = 100;
+/** Where the deletion lists of large plans go (incoming bucket). */
+export const RETENTION_WORK_PREFIX = "work/retention/";
+
+export const policySchema = z
+  .object({
+    daily: z.number().int().nonnegative(),
+    weekly: z.number().int().nonnegative(),
+    monthly: z.number().int().nonnegative(),
+    recoveryWindowDays: z.number().int().nonnegative(),
+    minSnapshots: z.number().int().positive().optional(),
+  })
+  .strict();
+
+/** The workflow's input (the schedule sends {}). */
+export const retentionInputSchema = z
+  .object({
+    databaseId: databaseIdSchema.optional(),
+    dryRun: z.boolean().optional(),
+    /** Overrides of each database's policy for this run. */
+    policy: policySchema.partial().optional(),
+    trigger: z.enum(["schedule", "cli", "console"]).optional(),
+  })
+  .strict();
+export type RetentionInput = z.infer<typeof retentionInputSchema>;
+
+const keepReasonSchema = z.enum(["pinned", "daily", "weekly", "monthly", "recovery-window", "minimum"]);
+
+/** One database's plan in the workflow state. */
+export const plannedDatabaseSchema = z.object({
+  databaseId: databaseIdSchema,
+  policy: policySchema,
+  windowStart: z.string().optional(),
+  windowBase: z.string().optional(),
+  keep: z.array(z.object({ snapshotId: z.string(), reasons: z.array(keepReasonSchema) })),
+  /** Empty when the lists are in the `listsKey` object. */
+  deleteSnapshots: z.array(z.object({ snapshotId: z.string(), finishedAt: z.string() })),
+  /** WAL names; empty when the lists are in the `listsKey` object. */
+  deleteWal: z.array(z.string()),
+  deleteSnapshotCount: z.number().int().nonnegative(),
+  deleteWalCount: z.number().int().nonnegative(),
+  keepWal: z.number().int().nonnegative(),
+  walBytesToDelete: z.number().nonnegative(),
+  /** Incoming-bucket key of the deletion lists (a plan too large for the state). */
+  listsKey: z.string().optional(),
+});
+export type PlannedDatabase = z.infer<typeof plannedDatabaseSchema>;
+
+/** The body of a work/retention/ lists object. */
+export const planListsSchema = z.object({
+  databaseId: databaseIdSchema,
+  deleteSnapshots: z.array(z.object({ snapshotId: z.string(), finishedAt: z.string() })),
+  deleteWal: z.array(z.string()),
+});
+export type PlanLists = z.infer<typeof planListsSchema>;
+
+/** Plan's output: the Choice reads dryRun; a dry run ends with exactly this. */
+export interface RetentionPlanOutput {
+  dryRun: boolean;
+  execution: string;
+  /** The time the plans were computed for; Execute re-plans for the same time. */
+  now: string;
+  count: number;
+  databases: PlannedDatabase[];
+}
+
+/** Execute's running totals for one database, passed from round to round; the last is the database's summary. */
+export const progressSchema = z.object({
+  round: z.number().int().nonnegative(),
+  databaseId: databaseIdSchema.optional(),
+  runId: z.string().optional(),
+  complete: z.boolean().optional(),
+  deletedSnapshots: z.array(z.string()).optional(),
+  deletedSnapshotCount: z.number().int().nonnegative().optional(),
+  deletedWal: z.number().int().nonnegative().optional(),
+  sweptChunks: z.number().int().nonnegative().optional(),
+  freshChunks: z.number().int().nonnegative().optional(),
+  audit: z.number().int().nonnegative().optional(),
+  locked: z.array(z.object({ region: z.string(), key: z.string(), error: z.string() })).optional(),
+  lockedCount: z.number().int().nonnegative().optional(),
+  /** Planned deletions not done yet (the workflow runs another round). */
+  remaining: z.object({ snapshots: z.number().int().nonnegative(), wal: z.number().int().nonnegative() }).optional(),
+});
+export type Progress = z.infer<typeof progressSchema>;
+
+/** A database's summary once Execute is done with it. */
+export type RetentionDatabaseSummary = Required<Omit<Progress, "remaining">> & { remaining: { snapshots: number; wal: number } };
+
+/** The key of a database's lists object: one per execution and database. */
+export function planListsKey(execution: string, databaseId: string): string {
+  return `${RETENTION_WORK_PREFIX}${execution.replace(/[^A-Za-z0-9_-]/g, "-")}/${databaseIdSchema.parse(databaseId)}.json`;
+}
+
+/** The key of a database's round journal (functions/retention/execute.ts). */
+export function journalKey(execution: string, databaseId: string): string {
+  return planListsKey(execution, databaseId).replace(/\.json$/, ".journal.json");
+}
+
+/** Chunks recorded less than this long ago are never swept: WALVAULT_RETENTION_GRACE_HOURS (default 24). */
+export function graceMsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.WALVAULT_RETENTION_GRACE_HOURS;
+  if (raw === undefined || raw === "") return 24 * 3_600_000;
+  const hours = Number(raw);
+  if (!Number.isFinite(hours) || hours < 0) throw new ConfigError(`WALVAULT_RETENTION_GRACE_HOURS must be a number of hours >= 0, not '${raw}'`);
+  return hours * 3_600_000;
+}

@@ -1,0 +1,266 @@
+/**
+ * The retention workflow (issue #6) and the vault lifecycle as CloudFormation
+ * sees them: the Standard state machine with its two functions, the
+ * EventBridge schedule, what each function may do (delete in every vault,
+ * never unlock), lifecycle transitions and noncurrent expiry on every vault,
+ * the settings from context, and cdk-nag. One app with the primary stack as
+ * `cdk synth` builds it from cdk.json ("Default"), and one with two replica
+ * regions, two databases, a COMPLIANCE lock and custom settings ("Custom").
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { App, Aspects, type Stack } from "aws-cdk-lib";
+import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
+import type { CloudAssembly } from "aws-cdk-lib/cx-api";
+import { AwsSolutionsChecks } from "cdk-nag";
+import type { IConstruct } from "constructs";
+import { beforeAll, describe, expect, it } from "vitest";
+import { aslPlaceholders } from "../../infra/asl.js";
+import { findProjectRoot, PrimaryStack, walvaultSettingsFromContext } from "../../infra/primary-stack.js";
+import { RETENTION_STEP_SOURCES, RETENTION_STEPS, retentionSettingsFromContext } from "../../infra/retention.js";
+import { vaultTransitions } from "../../infra/vault.js";
+import { addWalvaultStacks, type WalvaultStacks } from "../../infra/walvault-app.js";
+import { type CfnResource, deployedDefinition, list, logicalId, render, roleStatements, type Statement } from "./cfn.js";
+
+const root = findProjectRoot();
+const cdkJson = JSON.parse(readFileSync(join(root, "cdk.json"), "utf8")) as { context: Record<string, unknown> };
+const REGIONS = ["eu-west-1", "ap-southeast-2"] as const;
+
+let assemblies: CloudAssembly[];
+let defaultStack: PrimaryStack;
+let custom: WalvaultStacks;
+const templates = new Map<Stack, Template>();
+
+const template = (stack: Stack): Template => templates.get(stack)!;
+const resources = (stack: Stack): Record<string, CfnResource> => template(stack).toJSON().Resources as Record<string, CfnResource>;
+const resourceOf = (stack: Stack, c: IConstruct): CfnResource => resources(stack)[logicalId(stack, c)]!;
+const allStacks = (): Stack[] => [defaultStack, custom.primary, ...custom.replicas];
+const primaries = (): PrimaryStack[] => [defaultStack, custom.primary];
+const actionsOf = (statements: Statement[]): string[] => [...new Set(statements.filter((s) => s.Effect === "Allow").flatMap((s) => list(s.Action)))].sort();
+
+beforeAll(() => {
+  // Prepare: cdk.json's context and the cdk-nag checks, as in infra/app.ts; error annotations stay annotations.
+  const context = { ...cdkJson.context, "@aws-cdk/core:annotationsInValidationReport": false };
+  const defaultApp = new App({ context });
+  defaultStack = new PrimaryStack(defaultApp, "Default", walvaultSettingsFromContext(defaultApp.node));
+  const customApp = new App({ context });
+  custom = addWalvaultStacks(
+    customApp,
+    {
+      databases: ["pg-main", "orders-db"],
+      replicas: REGIONS.map((region) => ({ region })),
+      objectLockMode: "COMPLIANCE",
+      objectLockDays: 14,
+      lifecycle: { infrequentAccessDays: 45, glacierInstantRetrievalDays: 120 },
+      retention: { schedule: "cron(15 2 * * ? *)", graceHours: 48 },
+    },
+    { account: "123456789012", region: "us-east-1" },
+  );
+  for (const app of [defaultApp, customApp]) Aspects.of(app).add(new AwsSolutionsChecks());
+  // Act: synthesize once each.
+  assemblies = [defaultApp.synth(), customApp.synth()];
+  for (const s of allStacks()) templates.set(s, Template.fromStack(s));
+});
+
+describe("retention settings", () => {
+  it("come from context, with the defaults cdk.json spells out", () => {
+    // Act
+    const app = new App({ context: { ...cdkJson.context, "walvault:retentionSchedule": "rate(12 hours)", "walvault:lifecycleGlacierIrDays": "0" } });
+    const read = retentionSettingsFromContext(app.node);
+    const defaults = retentionSettingsFromContext(new App({ context: cdkJson.context }).node);
+    // Assess
+    expect(read).toEqual({ retention: { schedule: "rate(12 hours)", graceHours: 24 }, lifecycle: { infrequentAccessDays: 30, glacierInstantRetrievalDays: 0 } });
+    expect(defaults).toEqual({ retention: { schedule: "rate(1 day)", graceHours: 24 }, lifecycle: { infrequentAccessDays: 30, glacierInstantRetrievalDays: 90 } });
+  });
+
+  it("refuse a schedule, grace period or lifecycle S3 or safety would not accept", () => {
+    const bad = (key: string, value: unknown): (() => unknown) => () => retentionSettingsFromContext(new App({ context: { [key]: value } }).node);
+    expect(bad("walvault:retentionSchedule", "every day")).toThrow(/rate\(<n> <minutes\|hours\|days>\) or cron/);
+    expect(bad("walvault:retentionSchedule", "rate(5 minutes)")).toThrow(/at most hourly/);
+    expect(bad("walvault:retentionGraceHours", 0)).toThrow(/between 1 and 8760 hours/);
+    expect(() => vaultTransitions({ infrequentAccessDays: 10 })).toThrow(/30 or more/);
+    expect(() => vaultTransitions({ infrequentAccessDays: 30, glacierInstantRetrievalDays: 45 })).toThrow(/at least 30 days after/);
+    expect(vaultTransitions({ infrequentAccessDays: 0, glacierInstantRetrievalDays: 0 })).toEqual([]);
+  });
+});
+
+describe("retention workflow", () => {
+  it("is a Standard state machine, traced, logging all events, whose deployed definition calls exactly its two functions", () => {
+    for (const [i, stack] of primaries().entries()) {
+      // Prepare
+      const machine = resourceOf(stack, stack.retention.stateMachine);
+      const fnArn = (step: (typeof RETENTION_STEPS)[number]): string => `<${logicalId(stack, stack.retention.functions[step])}.Arn>`;
+      // Act
+      const definition = JSON.parse(deployedDefinition(machine, assemblies[i]!.directory)) as {
+        States: { Plan: { Resource: string }; ExecuteEach: { MaxConcurrency: number; ItemProcessor: { States: { Execute: { Resource: string } } } } };
+      };
+      const invoke = roleStatements(template(stack), logicalId(stack, stack.retention.stateMachine.role)).filter((s) => list(s.Action).includes("lambda:InvokeFunction"));
+      // Assess
+      expect(machine.Properties).toMatchObject({ StateMachineType: "STANDARD", TracingConfiguration: { Enabled: true }, LoggingConfiguration: { Level: "ALL", IncludeExecutionData: true } });
+      expect(aslPlaceholders(stack.retention.aslFile).sort()).toEqual(RETENTION_STEPS.map((s) => RETENTION_STEP_SOURCES[s].placeholder).sort());
+      expect(render(definition.States.Plan.Resource)).toBe(fnArn("plan"));
+      expect(render(definition.States.ExecuteEach.ItemProcessor.States.Execute.Resource)).toBe(fnArn("execute"));
+      expect(definition.States.ExecuteEach.MaxConcurrency).toBe(2);
+      expect(invoke).toHaveLength(1);
+      expect(list(invoke[0]!.Resource).map(render).sort()).toEqual(RETENTION_STEPS.map(fnArn).sort());
+    }
+  });
+
+  it("starts on its schedule with the input {}, and its ARN is a stack output", () => {
+    for (const [stack, expression] of [
+      [defaultStack, "rate(1 day)"],
+      [custom.primary, "cron(15 2 * * ? *)"],
+    ] as const) {
+      // Act
+      const rule = resourceOf(stack, stack.retention.rule);
+      const outputs = template(stack).toJSON().Outputs as Record<string, { Value: unknown }>;
+      // Assess
+      expect(rule.Properties).toMatchObject({
+        ScheduleExpression: expression,
+        State: "ENABLED",
+        Targets: [expect.objectContaining({ Arn: { Ref: logicalId(stack, stack.retention.stateMachine) }, Input: "{}" })],
+      });
+      expect(outputs.RetentionStateMachineArn?.Value).toEqual({ Ref: logicalId(stack, stack.retention.stateMachine) });
+    }
+  });
+
+  it("gives execute the grace period and both functions the walvault environment", () => {
+    for (const [stack, grace] of [
+      [defaultStack, "24"],
+      [custom.primary, "48"],
+    ] as const) {
+      const env = (step: (typeof RETENTION_STEPS)[number]): Record<string, unknown> =>
+        (resourceOf(stack, stack.retention.functions[step]).Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(env("execute")).toMatchObject({ WALVAULT_RETENTION_GRACE_HOURS: grace, WALVAULT_VAULT_BUCKET: { Ref: logicalId(stack, stack.vaultBucket) } });
+      expect(env("plan").WALVAULT_RETENTION_GRACE_HOURS).toBeUndefined();
+    }
+    const replicas = (resourceOf(custom.primary, custom.primary.retention.functions.execute).Properties?.Environment as { Variables: { WALVAULT_REPLICAS: unknown } }).Variables.WALVAULT_REPLICAS;
+    expect(JSON.parse(render(replicas))).toEqual(REGIONS.map((region) => ({ region, bucket: `walvault-vault-<AWS::AccountId>-${region}` })));
+  });
+});
+
+describe("retention functions", () => {
+  it("are ESM bundles that load on Node 22 and keep the error class names Step Functions matches", () => {
+    // Prepare: the staged bundle of each function's code asset.
+    const bundles = RETENTION_STEPS.map((step) => {
+      const fn = resourceOf(defaultStack, defaultStack.retention.functions[step]);
+      const hash = String((fn.Properties?.Code as { S3Key: string }).S3Key).replace(/\.zip$/, "");
+      return pathToFileURL(join(assemblies[0]!.directory, `asset.${hash}`, "index.mjs")).href;
+    });
+    const script =
+      "const names = [];" +
+      "for (const url of JSON.parse(process.argv[1])) {" +
+      "  const { handler } = await import(url);" +
+      "  names.push(await handler({}).then(() => 'resolved', (e) => e.name));" +
+      "}" +
+      "console.log(JSON.stringify(names));";
+    // Act: a plain Node process, as Lambda loads them.
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(bundles)], { encoding: "utf8" });
+    // Assess: malformed input is rejected before any AWS call, under its class name.
+    expect(JSON.parse(out)).toEqual(["InvalidInputError", "InvalidInputError"]);
+  });
+});
+
+describe("retention permissions", () => {
+  it("let plan read the catalog and write its lists only, and execute delete records, vault objects and versions in every vault, and nothing else", () => {
+    // Prepare
+    const stack = custom.primary;
+    const statements = (step: (typeof RETENTION_STEPS)[number]): Statement[] => roleStatements(template(stack), logicalId(stack, stack.retention.functions[step].role!));
+    const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
+    const incoming = `<${logicalId(stack, stack.incomingBucket)}.Arn>`;
+    // Act
+    const plan = statements("plan");
+    const execute = statements("execute");
+    const deletes = execute.filter((s) => list(s.Action).some((a) => a.startsWith("s3:Delete")));
+    // Assess
+    expect(actionsOf(plan)).toEqual(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "logs:CreateLogStream", "logs:PutLogEvents", "s3:PutObject", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]);
+    expect(actionsOf(execute)).toEqual([
+      "dynamodb:BatchWriteItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:GetItem",
+      "dynamodb:Query",
+      "kms:Decrypt",
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+      "s3:DeleteObject",
+      "s3:DeleteObjectVersion",
+      "s3:GetObject",
+      "s3:GetObjectVersion",
+      "s3:ListBucket",
+      "s3:PutObject",
+      "xray:PutTelemetryRecords",
+      "xray:PutTraceSegments",
+    ]);
+    expect(plan.filter((s) => list(s.Action).includes("s3:PutObject")).flatMap((s) => list(s.Resource).map(render))).toEqual([`${incoming}/work/retention/*`]);
+    const vaultDeletes = deletes.filter((s) => list(s.Action).includes("s3:DeleteObjectVersion")).flatMap((s) => list(s.Resource).map(render));
+    expect(vaultDeletes.sort()).toEqual([`${vault}/db/*`, ...REGIONS.map((r) => `arn:<AWS::Partition>:s3:::walvault-vault-<AWS::AccountId>-${r}/db/*`)].sort());
+    const workDeletes = deletes.filter((s) => !list(s.Action).includes("s3:DeleteObjectVersion")).flatMap((s) => list(s.Resource).map(render));
+    expect(workDeletes).toEqual([`${incoming}/work/retention/*`]);
+    const reads = execute.filter((s) => list(s.Action).includes("s3:GetObjectVersion")).flatMap((s) => list(s.Resource).map(render));
+    expect(reads).toEqual([`${vault}/db/*/snapshots/*`]);
+  });
+
+  it("allow no one to bypass Object Lock, change retention or legal holds, anywhere", () => {
+    for (const stack of allStacks()) {
+      // Act
+      const allowed = Object.entries(resources(stack))
+        .filter(([, r]) => r.Type === "AWS::IAM::Role")
+        .flatMap(([id]) => roleStatements(template(stack), id))
+        .filter((s) => s.Effect === "Allow")
+        .flatMap((s) => list(s.Action));
+      const bucketPolicyAllows = Object.values(resources(stack))
+        .filter((r) => r.Type === "AWS::S3::BucketPolicy")
+        .flatMap((r) => (r.Properties?.PolicyDocument as { Statement: Statement[] }).Statement)
+        .filter((s) => s.Effect === "Allow")
+        .flatMap((s) => list(s.Action));
+      // Assess
+      for (const action of [...allowed, ...bucketPolicyAllows]) {
+        expect(action, `${stack.stackName}: ${action}`).not.toMatch(/BypassGovernanceRetention|ObjectRetention|ObjectLegalHold|ObjectLockConfiguration|^s3:\*$|^\*$/);
+      }
+    }
+  });
+});
+
+describe("vault lifecycle", () => {
+  it("moves chunks and WAL of every database to STANDARD_IA and GLACIER_IR and expires noncurrent versions a day after their lock, in every vault", () => {
+    const cases = [
+      { stack: defaultStack as Stack, bucket: defaultStack.vaultBucket, dbs: ["pg-main"], ia: 30, ir: 90, lock: 7 },
+      { stack: custom.primary as Stack, bucket: custom.primary.vaultBucket, dbs: ["orders-db", "pg-main"], ia: 45, ir: 120, lock: 14 },
+      ...custom.replicas.map((r) => ({ stack: r as Stack, bucket: r.vaultBucket, dbs: ["orders-db", "pg-main"], ia: 45, ir: 120, lock: 14 })),
+    ];
+    for (const c of cases) {
+      // Act
+      const rules = (resourceOf(c.stack, c.bucket).Properties?.LifecycleConfiguration as { Rules: Record<string, unknown>[] }).Rules;
+      // Assess
+      expect(rules, c.stack.stackName).toContainEqual(expect.objectContaining({ Id: "expire-noncurrent", NoncurrentVersionExpiration: { NoncurrentDays: c.lock + 1 }, Status: "Enabled" }));
+      const tiers = rules.filter((r) => String(r.Id).startsWith("tier-"));
+      expect(tiers, c.stack.stackName).toEqual(
+        c.dbs.flatMap((db) =>
+          ["chunks", "wal"].map((family) => ({
+            Id: `tier-${family}-${db}`,
+            Prefix: `db/${db}/${family}/`,
+            Status: "Enabled",
+            Transitions: [
+              { StorageClass: "STANDARD_IA", TransitionInDays: c.ia },
+              { StorageClass: "GLACIER_IR", TransitionInDays: c.ir },
+            ],
+          })),
+        ),
+      );
+    }
+  });
+});
+
+describe("cdk-nag AWS Solutions checks", () => {
+  it("leave no unsuppressed errors or warnings", () => {
+    for (const stack of allStacks()) {
+      const annotations = Annotations.fromStack(stack);
+      const errors = annotations.findError("*", Match.stringLikeRegexp("AwsSolutions-.*"));
+      const warnings = annotations.findWarning("*", Match.stringLikeRegexp("AwsSolutions-.*"));
+      expect(errors.map((e) => `${e.id}: ${String(e.entry.data)}`)).toEqual([]);
+      expect(warnings.map((w) => `${w.id}: ${String(w.entry.data)}`)).toEqual([]);
+    }
+  });
+});
