@@ -60,7 +60,7 @@ snapshots and restore
       --timeline N           timeline to recover along (default: the latest)
       --plan-only [--json]   print the plan and stop
       --force                replace a non-empty DIR once the restore is complete
-      --parallel N           chunks downloaded at once (default 8)
+      --parallel N           chunks downloaded at once (default 32)
       --region R             restore from replica region R's vault (only what it holds; the primary untouched)
   restore --remote [--latest | --target-time T | ... | --snapshot ID]   run the restore workflow
                              (Step Functions): plan + thaw archived objects; prints the plan, restores
@@ -479,7 +479,8 @@ async function main(argv: string[]): Promise<number> {
         latest: values.latest,
         timeline: values.timeline,
       });
-      const parallel = Number(values.parallel ?? "8");
+      const { DEFAULT_RESTORE_PARALLEL } = await import("./restore.js");
+      const parallel = values.parallel === undefined ? DEFAULT_RESTORE_PARALLEL : Number(values.parallel);
       if (!Number.isInteger(parallel) || parallel < 1) throw new InvalidInputError("--parallel must be a positive integer");
       const { loadConfig, requireDatabase, agentClients } = await heavy();
       const { regionalConfig } = await import("./regions.js");

@@ -22,8 +22,9 @@
  *    the old one is put back).
  * 5. core/snapshot.ts restoreLayout gives the operations: mkdir, then files
  *    (chunks downloaded `parallel` at a time, each decoded and its SHA-256
- *    compared with its name, written at its offset with positioned writes,
- *    then the whole file read back and its SHA-256 and size checked), then
+ *    compared with its name, written at its offset with positioned writes
+ *    and fed, in offset order, to the file's SHA-256, which with the size on
+ *    disk must be the manifest's once the file is complete), then
  *    symlinks, then mtimes and modes deepest first. A missing, undecodable or
  *    corrupt chunk stops the restore with a ChecksumMismatchError naming the
  *    chunk and the file. Memory is bounded: at most `parallel` chunks in
@@ -59,11 +60,15 @@
  * snapshot's manifest (`lastSegno`) has the last word: if it disagrees, that
  * snapshot is planned again from the manifest (settlePlan).
  *
- * Durability: each file is fdatasync'ed before it counts (`durable`, default
- * on), the directory and its parent after the rename. The whole-file check
- * reads every file back once (chunks arrive out of order), which also proves
- * the bytes on disk, not just the bytes downloaded.
+ * Durability (`durable`, default on): each file is fdatasync'ed before it
+ * counts, so are the recovery files written in step 6; every restored
+ * directory is fsync'ed before the rename, the target's parent after it. The
+ * whole-file check hashes the verified bytes as they are written instead of
+ * reading each file back (see writeFiles: a read back comes from the page
+ * cache, so it never proved more than that; the bytes reach the disk by
+ * fdatasync).
  */
+import { createHash, type Hash } from "node:crypto";
 import { constants as fsc } from "node:fs";
 import {
   appendFile,
@@ -94,7 +99,7 @@ import {
   ManifestInvalidError,
   UnsafePathError,
 } from "../core/errors.js";
-import { sha256File, sha256Hex } from "../core/hash.js";
+import { sha256Hex } from "../core/hash.js";
 import { recoverySettings, renderRecoveryConf } from "../core/recovery.js";
 import { buildPlanInput, genericSegno, streamOfRecord, type CatalogState } from "../core/restore-input.js";
 import {
@@ -125,6 +130,15 @@ import { downloadVerified } from "./wal-fetch.js";
 
 /** Decoded chunks kept for later references to the same chunk (bytes). */
 export const CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
+/**
+ * Chunks downloaded at once by default. Object stores answer each GET after
+ * tens of milliseconds, so with 128 KiB blocks eight at a time cap a restore
+ * at a few tens of MB/s; on the local stack 32 is as fast as 8 or slightly
+ * faster (docs/decisions.md, "Snapshot speed").
+ */
+export const DEFAULT_RESTORE_PARALLEL = 32;
+/** Raw bytes of the chunks being downloaded, decoded and written at once (at least one chunk). */
+export const IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 /** WAL segments in memory at once while laying out a generic restore (bytes, at least one segment). */
 const WAL_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
 
@@ -450,7 +464,7 @@ export interface RestoreOptions {
   toDir: string;
   /** Replace a non-empty toDir (only once the restore is complete). */
   force?: boolean;
-  /** Chunks downloaded at once (default 8). */
+  /** Chunks downloaded at once (default DEFAULT_RESTORE_PARALLEL; IN_FLIGHT_BYTES of them at most). */
   parallel?: number;
   /** Symlinks that point out of the restored tree: refused (default) or created as recorded. */
   outsideSymlinks?: "refuse" | "keep";
@@ -653,10 +667,24 @@ class ChunkSource {
 
 type WriteOp = Extract<RestoreOperation, { op: "writeFile" }>;
 
+/**
+ * Raw chunk bytes held, at most, after they are written while they wait for
+ * an earlier chunk of the same file to be hashed (chunks of one file finish
+ * out of order). Beyond it, workers take no new chunk until the file hash
+ * catches up.
+ */
+export const REORDER_BYTES = 32 * 1024 * 1024;
+
 interface FileState {
   op: WriteOp;
   left: number;
   handle: Promise<FileHandle> | undefined;
+  /** SHA-256 of the file's bytes, fed in offset order with the verified bytes written. */
+  hash: Hash;
+  /** Offset up to which the file's bytes are hashed (and written). */
+  hashed: number;
+  /** Written chunks waiting for an earlier one to be hashed, by offset. */
+  waiting: Map<number, Buffer>;
 }
 
 const CREATE_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
@@ -670,16 +698,34 @@ async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promis
   }
 }
 
-async function verifyFile(op: WriteOp): Promise<void> {
-  const { sha256, size } = await sha256File(op.path);
-  if (sha256 !== op.sha256 || size !== op.size) {
+/**
+ * The file's own check, once all its chunks are written: its SHA-256 (fed
+ * with exactly the bytes written, in offset order) and its size on disk
+ * (fstat) must be the manifest's.
+ */
+function checkFile(op: WriteOp, sha256: string, hashed: number, onDisk: number): void {
+  if (sha256 !== op.sha256 || hashed !== op.size || onDisk !== op.size) {
     throw new ChecksumMismatchError(
-      `restored file ${JSON.stringify(op.relativePath)} does not match the snapshot: ${size} bytes hashing to ${sha256.slice(0, 12)}…, manifest says ${op.size} bytes, ${op.sha256.slice(0, 12)}…`,
+      `restored file ${JSON.stringify(op.relativePath)} does not match the snapshot: ${onDisk} bytes (${hashed} written) hashing to ${sha256.slice(0, 12)}…, ` +
+        `manifest says ${op.size} bytes, ${op.sha256.slice(0, 12)}…`,
     );
   }
 }
 
-/** Writes every file of the layout: chunks `parallel` at a time, in file order; returns raw bytes written. */
+/**
+ * Writes every file of the layout: chunks `parallel` at a time, in file order.
+ *
+ * Each file's SHA-256 is computed from the chunk bytes as they are written
+ * (in offset order; a chunk that finishes before an earlier one of its file
+ * waits in `waiting`, REORDER_BYTES at most), not by reading the file back.
+ * It proves the same thing: the file is created empty (O_EXCL), every chunk's
+ * bytes are verified against its SHA-256 and then written completely at its
+ * offset, the recorded chunks tile [0, size) (restoreLayout), and fstat
+ * shows no byte beyond; so the file holds exactly the bytes hashed. A read
+ * back right after writing would come from the page cache, not from the disk,
+ * so it never proved the bytes on disk: fdatasync (`durable`) does that, and
+ * is still done for every file before it counts.
+ */
 async function writeFiles(
   ops: readonly RestoreOperation[],
   source: ChunkSource,
@@ -689,7 +735,7 @@ async function writeFiles(
   type Task = { state: FileState; chunk: RestoreChunk | undefined };
   function* tasks(): Generator<Task> {
     for (const op of files) {
-      const state: FileState = { op, left: op.chunks.length, handle: undefined };
+      const state: FileState = { op, left: op.chunks.length, handle: undefined, hash: createHash("sha256"), hashed: 0, waiting: new Map() };
       if (op.chunks.length === 0) yield { state, chunk: undefined };
       for (const chunk of op.chunks) yield { state, chunk };
     }
@@ -702,15 +748,43 @@ async function writeFiles(
     }
     return state.handle;
   };
+  let waitingBytes = 0;
+  let inFlightBytes = 0;
+  let wakeups: Array<() => void> = [];
+  const sleep = (): Promise<void> => new Promise<void>((r) => wakeups.push(r));
+  const wake = (): void => {
+    const w = wakeups;
+    wakeups = [];
+    for (const f of w) f();
+  };
+  /** Feeds a written chunk to its file's hash, in offset order. */
+  const hashInOrder = (state: FileState, offset: number, buf: Buffer): void => {
+    if (offset !== state.hashed) {
+      state.waiting.set(offset, buf);
+      waitingBytes += buf.length;
+      return;
+    }
+    state.hash.update(buf);
+    state.hashed += buf.length;
+    let drained = false;
+    for (let next = state.waiting.get(state.hashed); next !== undefined; next = state.waiting.get(state.hashed)) {
+      state.waiting.delete(state.hashed);
+      waitingBytes -= next.length;
+      state.hash.update(next);
+      state.hashed += next.length;
+      drained = true;
+    }
+    if (drained) wake();
+  };
   const finish = async (state: FileState): Promise<void> => {
     const fh = await state.handle!;
     try {
+      checkFile(state.op, state.hash.digest("hex"), state.hashed, (await fh.stat()).size);
       if (opts.durable) await fh.datasync();
     } finally {
       await fh.close();
       open_.delete(state);
     }
-    await verifyFile(state.op);
     opts.counters.filesDone++;
     opts.progress();
   };
@@ -719,16 +793,30 @@ async function writeFiles(
   let failure: unknown;
   const worker = async (): Promise<void> => {
     while (failure === undefined) {
+      // Chunks waiting for an earlier one: the earliest unfinished chunk of
+      // each file is in another worker, which drains them when it is done.
+      while (waitingBytes > REORDER_BYTES && failure === undefined) await sleep();
+      if (failure !== undefined) return;
       const next = iter.next();
       if (next.done) return;
       const { state, chunk } = next.value;
+      let held = 0;
       try {
         throwIfAborted(opts.signal);
         const fh = await openFile(state);
         if (chunk !== undefined) {
+          // Bounded memory whatever `parallel` and the chunk sizes (FastCDC chunks reach 8 MiB).
+          while (inFlightBytes > 0 && inFlightBytes + chunk.size > IN_FLIGHT_BYTES && failure === undefined) await sleep();
+          if (failure !== undefined) return;
+          inFlightBytes += chunk.size;
+          held = chunk.size;
           const buf = await source.get(chunk, state.op.relativePath);
           await writeFully(fh, buf, chunk.offset);
+          hashInOrder(state, chunk.offset, buf);
           source.release(chunk.sha256);
+          inFlightBytes -= held;
+          held = 0;
+          wake();
           opts.counters.bytesDone += chunk.size;
           state.left--;
         }
@@ -736,6 +824,8 @@ async function writeFiles(
         else opts.progress();
       } catch (e) {
         failure ??= e;
+        inFlightBytes -= held;
+        wake();
       }
     }
   };
@@ -848,6 +938,16 @@ async function preparePostgres(root: string, planned: PlannedRestore, cfg: Resto
   }
 }
 
+/** fsync of one file's data and metadata (a file this restore wrote whole). */
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY).catch(() => undefined);
   if (!fh) return;
@@ -868,7 +968,7 @@ async function syncDir(dir: string): Promise<void> {
  */
 export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
-  const parallel = opts.parallel ?? 8;
+  const parallel = opts.parallel ?? DEFAULT_RESTORE_PARALLEL;
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 256) {
     throw new InvalidInputError(`--parallel must be a whole number from 1 to 256, not ${String(opts.parallel)}`);
   }
@@ -938,6 +1038,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     }
     if (planned.kind === "postgres") {
       await preparePostgres(partial, planned, cfg, manifest, warnings);
+      if (durable) for (const f of ["postgresql.auto.conf", "recovery.signal", RESTORE_MARKER]) await syncFile(join(partial, f));
     } else {
       emit("wal");
       const all = walPlacements.flatMap((p) => p.segments);
@@ -957,7 +1058,13 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     throwIfAborted(opts.signal);
     emit("finishing");
     await chmod(partial, planned.kind === "postgres" ? 0o700 : (target.mode ?? 0o700));
-    if (durable) await syncDir(partial);
+    if (durable) {
+      // Every directory's entries (files were fdatasync'ed, which does not cover the names), deepest first.
+      const dirs = ops.filter((o) => o.op === "mkdir").map((o) => o.path);
+      for (const p of walPlacements) dirs.push(p.dir);
+      for (const d of [...new Set(dirs)].reverse()) await syncDir(d);
+      await syncDir(partial);
+    }
 
     // Into place.
     if (target.nonEmpty) {

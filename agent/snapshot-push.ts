@@ -6,7 +6,7 @@
  * Pipeline, one pass over the source, memory bounded whatever its size:
  *
  *   read ─ cut ─ SHA-256 ─ known? ─┬─ previous manifest / this push: reuse, nothing held
- *                                  └─ batch (≤ 200) ─ catalog.missingChunks ─┬─ missing: encode + PUT (8 in flight)
+ *                                  └─ batch (≤ 200) ─ catalog.missingChunks ─┬─ missing: encode + PUT (32 in flight)
  *                                                                           └─ present: HEAD the vault copy
  *
  *  - Read. PostgreSQL: `pg_basebackup -D - -Ft -X none --checkpoint=fast
@@ -18,10 +18,10 @@
  *  - Cut. PostgreSQL relation files — every fork of a relation, main, _fsm,
  *    _vm and _init, and their 1 GB segments (.1, .2...), under base/<db>/,
  *    global/ and pg_tblspc/<ts>/<version>/<db>/ (RELATION_FILE_RE) — are 8 KB
- *    pages updated in place: they are cut in fixed 64 KiB blocks (8 pages,
- *    `chunking: "blocks"`, FIXED_BLOCKS_ALGORITHM), so a changed page costs one
- *    64 KiB block. _fsm and _vm forks are paged and rewritten in place just like
- *    the main fork, hence blocks too. Everything else (global/pg_control,
+ *    pages updated in place: they are cut in fixed 128 KiB blocks (16 pages,
+ *    `chunking: "blocks"`, FIXED_BLOCKS_ALGORITHM, DEFAULT_BLOCK_SIZE), so a
+ *    changed page costs one 128 KiB block. _fsm and _vm forks are paged and
+ *    rewritten in place just like the main fork, hence blocks too. Everything else (global/pg_control,
  *    pg_filenode.map, PG_VERSION, backup_label, backup_manifest, pg_xact/,
  *    configuration files) and every file of a generic snapshot is cut with
  *    FastCDC (DEFAULT_CHUNKER): small files are one chunk either way, and
@@ -35,9 +35,10 @@
  *    does not (shared with an older snapshot only) needs its stored size and
  *    codec for the manifest: the agent HEADs its vault copy (rare: one request
  *    per such chunk).
- *  - Upload. New chunks are encoded with the configured codec (default zstd-1,
- *    on libuv's thread pool) and PUT to incoming/db/<id>/chunks/<sha256> with
- *    objectMeta (SHA-256, codec, raw size), `concurrency` (8) at a time.
+ *  - Upload. New chunks are encoded with the configured codec (default zstd-1;
+ *    synchronously up to 1 MiB, on libuv's thread pool beyond: core/codec.ts)
+ *    and PUT to incoming/db/<id>/chunks/<sha256> with objectMeta (SHA-256,
+ *    codec, raw size), `concurrency` (32) at a time.
  *    Backpressure: at most `maxQueuedBytes` (64 MiB) of raw chunk bytes and
  *    `maxQueuedChunks` chunks are held between the reader and the uploads;
  *    the reader (and so pg_basebackup, through the pipe) waits beyond that.
@@ -101,9 +102,21 @@ import { createProgress, type Progress, type TransferStats } from "./progress.js
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** Block size for PostgreSQL relation files: 8 pages of 8 KB. */
-export const DEFAULT_BLOCK_SIZE = 64 * KiB;
-export const DEFAULT_CONCURRENCY = 8;
+/**
+ * Block size for PostgreSQL relation files: 16 pages of 8 KB. Chosen by
+ * measurement (bench/block-size.ts, docs/decisions.md "Block size"): half the
+ * objects of 64 KiB blocks (per-object costs dominate push, ingest and
+ * restore), while a contiguous 5% update still stores ≤ 10% new bytes; 256
+ * KiB already stores 10.1% at pgbench scale 5, and a sparse random update
+ * re-uploads far more with every doubling.
+ */
+export const DEFAULT_BLOCK_SIZE = 128 * KiB;
+/**
+ * Uploads in flight. Each PUT waits tens of milliseconds for S3, so eight at a
+ * time cap a push at a few tens of MB/s of 128 KiB blocks; memory stays
+ * bounded by maxQueuedBytes (the raw bytes of every chunk not yet uploaded).
+ */
+export const DEFAULT_CONCURRENCY = 32;
 export const DEFAULT_MAX_QUEUED_BYTES = 64 * MiB;
 export const DEFAULT_LOOKUP_BATCH = 200;
 /** Snapshot ingest re-hashes and promotes every new chunk: give it time. */
@@ -169,7 +182,7 @@ export interface SnapshotPushOptions {
   wait?: boolean;
   /** How long to wait for the record, ms (default 30 min). */
   timeoutMs?: number;
-  /** Uploads (and vault HEADs) in flight (default 8). */
+  /** Uploads (and vault HEADs) in flight (default DEFAULT_CONCURRENCY, 32). */
   concurrency?: number;
   /** Raw chunk bytes held between reading and uploading (default 64 MiB). */
   maxQueuedBytes?: number;
@@ -177,7 +190,7 @@ export interface SnapshotPushOptions {
   maxQueuedChunks?: number;
   /** Chunks per catalog lookup (default 200). */
   lookupBatchSize?: number;
-  /** Fixed block size for PostgreSQL relation files (default 64 KiB). */
+  /** Fixed block size for PostgreSQL relation files (default DEFAULT_BLOCK_SIZE, 128 KiB). */
   blockSize?: number;
   /** Content-defined chunking parameters (default DEFAULT_CHUNKER). */
   chunker?: ChunkerParams;
@@ -1101,7 +1114,8 @@ async function pushPostgres(
  * Polls until the catalog records the snapshot (same manifest bytes, else
  * SnapshotConflictError), a quarantine record names its manifest
  * (QuarantinedError with the reason), or `timeoutMs` passes (TimeoutError).
- * Every 200 ms at first, growing by half each poll to 2 s.
+ * Every 200 ms at first, growing by half each poll to 1 s (a GetItem per
+ * second is nothing; a longer interval adds up to that much to every push).
  */
 export async function waitRecorded(
   catalog: Catalog,
@@ -1140,6 +1154,6 @@ export async function waitRecorded(
     }
     onTick?.((Date.now() - started) / 1000);
     await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
-    delay = Math.min(delay * 1.5, 2_000);
+    delay = Math.min(delay * 1.5, 1_000);
   }
 }

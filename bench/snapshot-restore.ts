@@ -44,7 +44,7 @@
  * i.e. its largest single process (with process-max 2 there are 3).
  *
  * Usage: npm run build && node dist/bench/snapshot-restore.js [--scale 100]
- *        [--concurrency 8] [--parallel 8] [--pgbr-process-max 2]
+ *        [--concurrency 32] [--parallel 32] [--block-size BYTES] [--pgbr-process-max 2]
  *        [--pgbr-compress-level N] [--pgbr-repo s3|posix] [--no-pgbackrest]
  *        [--no-verify] [--out bench/results/snapshot-restore.json]
  */
@@ -56,8 +56,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { agentClients } from "../agent/clients.js";
 import { loadConfig } from "../agent/config.js";
-import { restore, type RestoreResult } from "../agent/restore.js";
-import { snapshotPush, type SnapshotPushOptions, type SnapshotPushResult, type SnapshotSource } from "../agent/snapshot-push.js";
+import { DEFAULT_RESTORE_PARALLEL, restore, type RestoreResult } from "../agent/restore.js";
+import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, snapshotPush, type SnapshotPushOptions, type SnapshotPushResult, type SnapshotSource } from "../agent/snapshot-push.js";
 import { WALVAULT_BIN } from "../local/paths.js";
 import { ScratchPostgres } from "../local/postgres.js";
 import { startLocalStack, type LocalStack } from "../local/stack.js";
@@ -440,8 +440,9 @@ async function main(): Promise<void> {
     options: {
       child: { type: "string" },
       scale: { type: "string", default: "100" },
-      concurrency: { type: "string", default: "8" },
-      parallel: { type: "string", default: "8" },
+      concurrency: { type: "string", default: String(DEFAULT_CONCURRENCY) },
+      parallel: { type: "string", default: String(DEFAULT_RESTORE_PARALLEL) },
+      "block-size": { type: "string" },
       "pgbr-process-max": { type: "string", default: "2" },
       "pgbr-compress-level": { type: "string" },
       "pgbr-repo": { type: "string", default: "s3" },
@@ -455,6 +456,7 @@ async function main(): Promise<void> {
   const scale = Number(values.scale);
   const concurrency = Number(values.concurrency);
   const parallel = Number(values.parallel);
+  const blockSize = values["block-size"] === undefined ? undefined : Number(values["block-size"]);
   const processMax = Number(values["pgbr-process-max"]);
   const compressLevel = values["pgbr-compress-level"];
   const repo = values["pgbr-repo"];
@@ -510,7 +512,7 @@ async function main(): Promise<void> {
     log("walvault snapshot push ...");
     let busy0 = machineBusySeconds();
     let stack0 = stackCpu(stack);
-    const push = await runChild({ op: "push", configPath: stack.configPath, databaseId: DB_ID, source, opts: { concurrency, timeoutMs: 30 * 60_000 } });
+    const push = await runChild({ op: "push", configPath: stack.configPath, databaseId: DB_ID, source, opts: { concurrency, timeoutMs: 30 * 60_000, ...(blockSize === undefined ? {} : { blockSize }) } });
     const pushBusy = machineBusySeconds() - busy0;
     const pushStackCpu = stackCpuSince(stack, stack0);
     if (push.out.op !== "push") throw new Error("unexpected child output");
@@ -681,7 +683,7 @@ async function main(): Promise<void> {
       when: new Date().toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model, memGB: round(totalmem() / 2 ** 30, 1), node: process.version, loadavg: loads },
       cluster: { postgres: pgVersion, scale, loadS: round(loadS, 1), databaseMB: mb(dbBytes), dataDirWithoutWalMB: mb(dataDirBytes), fingerprint },
-      walvault: { concurrency, parallel, push: pushRow, restore: restoreRow, verified: wvVerified ?? null },
+      walvault: { concurrency, parallel, blockSize: blockSize ?? DEFAULT_BLOCK_SIZE, push: pushRow, restore: restoreRow, verified: wvVerified ?? null },
       pgbackrest: pgbrResult ?? { skipped: pgbrCheck.ok ? "not run" : pgbrCheck.reason },
       ratios,
       table: rows,

@@ -20,7 +20,7 @@
  * read + cut + hash + compress rate), both without waiting for ingest.
  *
  * Usage: npm run build && node dist/bench/snapshot.js [--scale 20] [--generic-mib 1024]
- *        [--concurrency 8] [--out bench/results/snapshot.json]
+ *        [--concurrency 32] [--block-size BYTES] [--out bench/results/snapshot.json]
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomFillSync } from "node:crypto";
@@ -31,7 +31,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { agentClients } from "../agent/clients.js";
 import { loadConfig } from "../agent/config.js";
-import { snapshotPush, type SnapshotPushOptions, type SnapshotPushResult, type SnapshotSource } from "../agent/snapshot-push.js";
+import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, snapshotPush, type SnapshotPushOptions, type SnapshotPushResult, type SnapshotSource } from "../agent/snapshot-push.js";
 import { ScratchPostgres } from "../local/postgres.js";
 import { startLocalStack } from "../local/stack.js";
 import type { ObjectStore } from "../store/object-store.js";
@@ -146,7 +146,8 @@ async function main(): Promise<void> {
       child: { type: "string" },
       scale: { type: "string", default: "20" },
       "generic-mib": { type: "string", default: "1024" },
-      concurrency: { type: "string", default: "8" },
+      concurrency: { type: "string", default: String(DEFAULT_CONCURRENCY) },
+      "block-size": { type: "string" },
       out: { type: "string", default: "bench/results/snapshot.json" },
     },
   });
@@ -155,6 +156,7 @@ async function main(): Promise<void> {
   const scale = Number(values.scale);
   const genericMiB = Number(values["generic-mib"]);
   const concurrency = Number(values.concurrency);
+  const blockSize = values["block-size"] === undefined ? DEFAULT_BLOCK_SIZE : Number(values["block-size"]);
   const stateDir = mkdtempSync(join(tmpdir(), "walvault-bench-snap-"));
   const log = (s: string): void => console.error(`[bench] ${s}`);
   log(`local stack in ${stateDir}`);
@@ -182,7 +184,7 @@ async function main(): Promise<void> {
       pgbasebackup: { binDir: pg.binDir, host: pg.socketDir, port: pg.port, user: "postgres", ...(osUser() ? { asOsUser: osUser()! } : {}) },
     };
     const pgPush = async (name: string, nullStore = false): Promise<ChildOutput> => {
-      const opts: SnapshotPushOptions = nullStore ? { concurrency, wait: false } : { concurrency, timeoutMs: 30 * 60_000 };
+      const opts: SnapshotPushOptions = nullStore ? { concurrency, blockSize, wait: false } : { concurrency, blockSize, timeoutMs: 30 * 60_000 };
       const o = await runChild({ configPath: stack.configPath, databaseId: "bench-pg", source: pgSource, opts, nullStore });
       const r = row(name, o);
       rows.push({ data: `postgres scale ${scale}`, ...r });
@@ -226,6 +228,7 @@ async function main(): Promise<void> {
       machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg: loadavg(), node: process.version },
       scale,
       concurrency,
+      blockSize,
       basebackupAlone: { mb: +(alone.bytes / 1e6).toFixed(1), seconds: +alone.seconds.toFixed(2), mbPerS: +(alone.bytes / 1e6 / alone.seconds).toFixed(1) },
       rows,
     };

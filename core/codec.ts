@@ -4,8 +4,15 @@
  * default can change without rewriting the archive.
  *
  * The default is zstd level 1 through node:zlib: measured by bench/codec.ts on
- * real PostgreSQL WAL (docs/decisions.md has the figures). The async zlib calls
- * run on libuv's thread pool, so compression of several objects overlaps.
+ * real PostgreSQL WAL (docs/decisions.md has the figures).
+ *
+ * Small objects (snapshot chunks, up to SYNC_MAX_BYTES) are encoded and
+ * decoded with the synchronous one-shot calls; larger ones (WAL segments) with
+ * the async calls, which run on libuv's thread pool. Measured on 128 KiB
+ * pgbench blocks (docs/decisions.md, "Snapshot speed"): an async call spends
+ * as much main-thread time as the whole synchronous call (a fresh stream
+ * object, its handle and the callbacks) and 2-2.5x its total CPU, so below
+ * ~1 MiB the thread pool buys nothing.
  */
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
@@ -42,7 +49,22 @@ function decodeOptions(expectedSize: number | undefined): { chunkSize: number; m
  * stores decodes to more than a 1 GB WAL segment.
  */
 const CHUNK = 1 << 20;
+
+/**
+ * Output buffer size for encoding `n` bytes: the whole result fits one
+ * buffer (no concatenation) for inputs up to about CHUNK, and a 128 KiB
+ * snapshot block does not allocate (and pin, until it is uploaded) 1 MiB for
+ * an output of a few KB. The margin covers zstd's and deflate's worst case
+ * on incompressible input (n + n/256 + a few hundred bytes).
+ */
+function encodeChunkSize(n: number): number {
+  return Math.min(CHUNK, Math.max(4096, n + (n >> 7) + 1024));
+}
 export const MAX_DECODED_BYTES = (1 << 30) + (1 << 20);
+/** Inputs (encode) or recorded raw sizes (decode) up to this use the synchronous calls. */
+export const SYNC_MAX_BYTES = 1 << 20;
+
+const ZSTD_LEVEL_1 = { [zlib.constants.ZSTD_c_compressionLevel]: 1 };
 const zstdCompress = promisify(zlib.zstdCompress);
 const zstdDecompress = promisify(zlib.zstdDecompress);
 const gzip = promisify(zlib.gzip);
@@ -56,14 +78,25 @@ const codecs: Record<CodecName, Codec> = {
   },
   zstd: {
     name: "zstd",
-    encode: (raw) =>
-      zstdCompress(raw, { chunkSize: CHUNK, params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } }),
-    decode: (enc, expectedSize) => zstdDecompress(enc, decodeOptions(expectedSize)),
+    encode: async (raw) => {
+      const options = { chunkSize: encodeChunkSize(raw.length), params: ZSTD_LEVEL_1 };
+      return raw.length <= SYNC_MAX_BYTES ? zlib.zstdCompressSync(raw, options) : zstdCompress(raw, options);
+    },
+    decode: async (enc, expectedSize) =>
+      expectedSize !== undefined && expectedSize <= SYNC_MAX_BYTES
+        ? zlib.zstdDecompressSync(enc, decodeOptions(expectedSize))
+        : zstdDecompress(enc, decodeOptions(expectedSize)),
   },
   gzip: {
     name: "gzip",
-    encode: (raw) => gzip(raw, { level: 1, chunkSize: CHUNK }),
-    decode: (enc, expectedSize) => gunzip(enc, decodeOptions(expectedSize)),
+    encode: async (raw) => {
+      const options = { level: 1, chunkSize: encodeChunkSize(raw.length) };
+      return raw.length <= SYNC_MAX_BYTES ? zlib.gzipSync(raw, options) : gzip(raw, options);
+    },
+    decode: async (enc, expectedSize) =>
+      expectedSize !== undefined && expectedSize <= SYNC_MAX_BYTES
+        ? zlib.gunzipSync(enc, decodeOptions(expectedSize))
+        : gunzip(enc, decodeOptions(expectedSize)),
   },
   "fflate-gzip": {
     name: "fflate-gzip",

@@ -82,9 +82,9 @@
  * Scale: one JSON document, ~136 bytes per chunk record. Measured (Node 22,
  * 1M chunks = 61 GiB in 64 KiB blocks): 136 MB of JSON, build ~3 s, parse +
  * validate ~3 s, ~800 MB of heap. V8 strings stop near 512 MiB, so one
- * manifest holds at most ~3.5M chunk records (~220 GiB in 64 KiB blocks,
- * ~7 TiB in 2 MiB chunks); beyond that the format must split chunk lists
- * out of the manifest (a version 2).
+ * manifest holds at most ~3.5M chunk records (~440 GiB in the default 128
+ * KiB blocks, ~7 TiB in 2 MiB chunks); beyond that the format must split
+ * chunk lists out of the manifest (a version 2).
  *
  * Pure: no I/O, no clock (snapshotIdFor draws 3 random bytes unless given a
  * suffix).

@@ -14,7 +14,7 @@
  * hold BATCH_CHUNKS chunks, more when that would make more than MAX_BATCHES
  * batches: an inline Map costs ~7 history events per iteration, so 1,000
  * iterations stay far below the limit whatever the chunk count (25k chunks of
- * a 50 GB snapshot: 782 batches of 32; 1M 64 KiB blocks: 1,000 batches of 1,000).
+ * a 50 GB snapshot: 782 batches of 32; 1M blocks: 1,000 batches of 1,000).
  */
 import { forEachLimit } from "../../core/concurrency.js";
 import { z } from "zod";
@@ -32,7 +32,11 @@ export const BATCH_CHUNKS = 32;
 export const MAX_BATCHES = 1000;
 /** Batches up to this size (serialized) travel in the workflow state; larger lists go to work/ objects. */
 export const INLINE_BATCHES_MAX_BYTES = 64 * 1024;
-/** Chunks PromoteChunks reads, decodes and writes at once (bounded memory: max chunk 8 MiB raw). */
+/**
+ * Chunks PromoteChunks reads, decodes and writes at once (bounded memory: max
+ * chunk 8 MiB raw). 8 was no faster on the local stack, which is CPU-bound
+ * (docs/decisions.md, "Snapshot speed").
+ */
 export const PROMOTE_CONCURRENCY = 4;
 
 /** Catalog quarantine name of a snapshot's manifest: what `listQuarantine(db, name)` finds it by. */

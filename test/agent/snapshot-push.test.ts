@@ -19,6 +19,7 @@ import { EMPTY_SHA256, FIXED_BLOCKS_ALGORITHM, parseManifest, type RegularFileEn
 import { parseObjectMeta } from "../../core/verify.js";
 import { ScratchPostgres } from "../../local/postgres.js";
 import {
+  DEFAULT_BLOCK_SIZE,
   fixedBlocks,
   isRelationFile,
   snapshotPush,
@@ -410,7 +411,7 @@ describe("postgres snapshot push", () => {
     await pg?.destroy();
   });
 
-  it("streams pg_basebackup into a manifest with backup_label, pg_control and relation files in 64 KiB blocks", async () => {
+  it("streams pg_basebackup into a manifest with backup_label, pg_control and relation files in DEFAULT_BLOCK_SIZE blocks", async () => {
     // Act
     const expectedBytes = clusterBytes(pg.dataDir);
     first = await snapshotPush({ kind: "postgres", pgbasebackup: src }, cfg(PG), clients, { wait: ingest, timeoutMs: 300_000 });
@@ -420,7 +421,7 @@ describe("postgres snapshot push", () => {
     const m = await readManifest(first);
     expect(m.kind).toBe("postgres");
     if (m.kind !== "postgres") return;
-    expect(m.blocks).toEqual({ algorithm: FIXED_BLOCKS_ALGORITHM, blockSize: 65536 });
+    expect(m.blocks).toEqual({ algorithm: FIXED_BLOCKS_ALGORITHM, blockSize: DEFAULT_BLOCK_SIZE });
     const label = fileEntry(m, "backup_label");
     expect(label.chunking).toBeUndefined();
     expect(m.postgres.label).toBe(`walvault ${first.snapshotId}`);
@@ -434,7 +435,7 @@ describe("postgres snapshot push", () => {
     const heap = fileEntry(m, accounts);
     expect(heap.chunking).toBe("blocks");
     expect(heap.size).toBeGreaterThan(50 * MiB);
-    expect(heap.chunks.slice(0, -1).every((c) => c.size === 65536)).toBe(true);
+    expect(heap.chunks.slice(0, -1).every((c) => c.size === DEFAULT_BLOCK_SIZE)).toBe(true);
     const relFiles = m.files.filter((f): f is RegularFileEntry => f.type === "file" && isRelationFile(f.path));
     expect(relFiles.length).toBeGreaterThan(100);
     expect(relFiles.every((f) => f.chunking === "blocks")).toBe(true);
