@@ -2,22 +2,13 @@ import { describe, expect, it } from "vitest";
 import { planChunkSweep, planRetention, type RetentionPolicy } from "../../core/retention.js";
 import { planRestore, type SnapshotInfo, type WalSegmentInfo } from "../../core/restore-plan.js";
 import { segmentName } from "../../core/wal.js";
+import { seededRandom } from "../support/random.js";
 
 const SEG = 16 * 1024 * 1024;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const T0 = Date.parse("2026-06-01T00:00:00Z");
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface History {
   snapshots: SnapshotInfo[];
@@ -60,7 +51,7 @@ describe("planRetention (property: pruning never breaks a restore)", () => {
     let checkedTargets = 0;
     for (let seed = 1; seed <= 150; seed++) {
       // Prepare
-      const random = rng(seed);
+      const random = seededRandom(seed);
       const h = history(random, 20 + Math.floor(random() * 80));
       if (h.snapshots.length === 0) continue;
       const policy = randomPolicy(random);

@@ -1,21 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_VERIFY_POLICY, randomTarget, runSize, selectCandidates, type SnapshotVerifyState, type VerifyPolicy } from "../../core/verify-policy.js";
+import { seededRandom } from "../support/random.js";
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
 const T0 = Date.parse("2026-11-01T00:00:00Z");
 
-/** A seeded random source (mulberry32), so a failing simulation can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Simulates `days` of snapshots every `everyHours`, kept for `keepDays`, and
@@ -23,7 +13,7 @@ function rng(seed: number): () => number {
  * snapshot went without verification, and whether every run took the newest.
  */
 function simulate(days: number, everyHours: number, keepDays: number, policy: VerifyPolicy, seed: number): { worstDays: number; newestEveryRun: boolean; runs: number } {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const snaps = new Map<string, SnapshotVerifyState>();
   let worst = 0;
   let newestEveryRun = true;

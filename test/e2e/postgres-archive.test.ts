@@ -15,6 +15,7 @@ import { isWalFileName, parseWalFileName } from "../../core/wal.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
 import { ScratchPostgres } from "../../local/postgres.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
+import { switchAndWaitArchived } from "../support/postgres.js";
 
 const MIN_SEGMENTS = 30;
 
@@ -27,16 +28,6 @@ let backupDir: string;
 let expected: { history: string; balance: string };
 
 /** Closes the current segment and waits until PostgreSQL reports it archived. */
-async function switchAndWaitArchived(pg: ScratchPostgres, timeoutMs = 120_000): Promise<string> {
-  const closed = await pg.psql("select pg_walfile_name(pg_switch_wal())");
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const last = await pg.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver");
-    if (last >= closed) return closed;
-    if (Date.now() > deadline) throw new Error(`${closed} not archived (last ${last})\n${await pg.logTail(20)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function counts(pg: ScratchPostgres): Promise<{ history: string; balance: string }> {
   const out = await pg.psql("select count(*) from pgbench_history; select sum(abalance) from pgbench_accounts;");

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WALVAULT_BIN } from "../../local/paths.js";
 import { ScratchPostgres } from "../../local/postgres.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
+import { switchAndWaitArchived } from "../support/postgres.js";
 
 let stack: TestStack;
 let primary: ScratchPostgres;
@@ -31,14 +32,6 @@ async function insert(n: number): Promise<number> {
   return Number(await primary.psql("select count(*) from events"));
 }
 
-async function switchAndWaitArchived(): Promise<void> {
-  const closed = await primary.psql("select pg_walfile_name(pg_switch_wal())");
-  for (let i = 0; i < 600; i++) {
-    if ((await primary.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver")) >= closed) return;
-    await sleep(100);
-  }
-  throw new Error(`${closed} was not archived`);
-}
 
 beforeAll(async () => {
   stack = await startTestStack([{ id: "pg-pitr" }]);
@@ -72,7 +65,7 @@ beforeAll(async () => {
   await primary.psql("select pg_create_restore_point('before_the_rest')");
   points.count = await insert(400);
   await primary.pgbench(["-c", "2", "-t", "200", "-n"]);
-  await switchAndWaitArchived();
+  await switchAndWaitArchived(primary);
   await stack.idle();
 }, 600_000);
 

@@ -15,6 +15,7 @@ import { ScratchPostgres } from "../../local/postgres.js";
 import { stackClients, tempDir, writeWal } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { syntheticSegment } from "../support/wal.js";
+import { switchAndWaitArchived } from "../support/postgres.js";
 
 const DB = "pg-repl";
 const QUORUM_DB = "pg-quorum";
@@ -44,14 +45,6 @@ async function regions(db = DB): Promise<RegionStatus[]> {
   return (JSON.parse(r.stdout) as { regions: RegionStatus[] }).regions;
 }
 
-async function switchAndWaitArchived(): Promise<void> {
-  const closed = await primary.psql("select pg_walfile_name(pg_switch_wal())");
-  for (let i = 0; i < 600; i++) {
-    if ((await primary.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver")) >= closed) return;
-    await sleep(100);
-  }
-  throw new Error(`${closed} was not archived`);
-}
 
 beforeAll(async () => {
   stack = await startTestStack([{ id: DB }, { id: QUORUM_DB }], { replicaRegions: [A, B] });
@@ -84,7 +77,7 @@ describe("replication to two regions, one of them down for a while", () => {
     at.time = await primary.psql("select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
     await sleep(1100);
     await primary.psql("insert into events(note) select 'c' from generate_series(1, 900)");
-    await switchAndWaitArchived();
+    await switchAndWaitArchived(primary);
     await stack.idle();
 
     // Assess 1: the primary and A hold everything; B shows what it lacks and for how long.

@@ -24,6 +24,7 @@ import { databasePk, snapshotSk, walSk, type DynamoCatalog } from "../../store/d
 import { createObjectStore } from "../../store/factory.js";
 import { stackClients, type StackClients } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
+import { switchAndWaitArchived } from "../support/postgres.js";
 
 const DB = "pg-ret";
 const REGION = "local-2";
@@ -41,14 +42,6 @@ const atLsn = { lsn: "", count: 0 };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function switchAndWaitArchived(): Promise<void> {
-  const closed = await primary.psql("select pg_walfile_name(pg_switch_wal())");
-  for (let i = 0; i < 600; i++) {
-    if ((await primary.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver")) >= closed) return;
-    await sleep(100);
-  }
-  throw new Error(`${closed} was not archived`);
-}
 
 async function put(item: Record<string, unknown>): Promise<void> {
   await (clients.catalog as DynamoCatalog).doc.send(new PutCommand({ TableName: stack.config.table, Item: item }));
@@ -108,10 +101,10 @@ beforeAll(async () => {
       atLsn.lsn = await primary.psql("select pg_current_wal_insert_lsn()");
       await primary.psql("insert into events(note) select 'after' from generate_series(1, 50)");
     }
-    await switchAndWaitArchived();
+    await switchAndWaitArchived(primary);
     await sleep(1100);
   }
-  await switchAndWaitArchived();
+  await switchAndWaitArchived(primary);
   await stack.idle();
   await primary.stop();
 }, 600_000);

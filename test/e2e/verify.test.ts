@@ -18,6 +18,7 @@ import { ScratchPostgres } from "../../local/postgres.js";
 import { databasePk, walSk, type DynamoCatalog } from "../../store/dynamo-catalog.js";
 import { stackClients, type StackClients } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
+import { switchAndWaitArchived } from "../support/postgres.js";
 
 const DB = "pg-verify";
 const CHECKS = { sql: [{ name: "events were restored", query: "select count(*) > 0 from events", expect: "t" }] };
@@ -30,14 +31,6 @@ let snapshotId: string;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function switchAndWaitArchived(): Promise<void> {
-  const closed = await primary.psql("select pg_walfile_name(pg_switch_wal())");
-  for (let i = 0; i < 600; i++) {
-    if ((await primary.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver")) >= closed) return;
-    await sleep(100);
-  }
-  throw new Error(`${closed} was not archived`);
-}
 
 async function history(): Promise<VerificationRecord[]> {
   const r = await stack.cli(["verify", "history", "--database", DB, "--json"]);
@@ -63,7 +56,7 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) {
     await sleep(1100);
     await primary.psql("insert into events(note) select 'b' from generate_series(1, 500)");
-    await switchAndWaitArchived();
+    await switchAndWaitArchived(primary);
   }
   await stack.idle();
 }, 600_000);

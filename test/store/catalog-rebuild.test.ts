@@ -50,6 +50,7 @@ import { S3ObjectStore } from "../../store/s3-object-store.js";
 import { settleRuns, stackClients, tempDir, writeWal, type StackClients } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { syntheticSegment } from "../support/wal.js";
+import { switchAndWaitArchived } from "../support/postgres.js";
 
 const PG = "pg-real";
 const PGT = "pg-timelines";
@@ -67,14 +68,6 @@ let summary: RebuildSummary;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function switchAndWaitArchived(pg: ScratchPostgres): Promise<void> {
-  const closed = await pg.psql("select pg_walfile_name(pg_switch_wal())");
-  for (let i = 0; i < 600; i++) {
-    if ((await pg.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver")) >= closed) return;
-    await sleep(100);
-  }
-  throw new Error(`${closed} was not archived\n${await pg.logTail(20)}`);
-}
 
 /** Uploads generic segments as `walvault watch` does and waits for their ingest. */
 async function shipGeneric(segments: { stream: string; file: string; bytes: Buffer; meta: GenericSegmentMeta }[]): Promise<void> {
