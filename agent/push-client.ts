@@ -5,6 +5,7 @@
  * segment, at worst a slower one. Light imports only.
  */
 import { createConnection } from "node:net";
+import { QuarantinedError, SegmentConflictError } from "../core/errors.js";
 import type { ResidentRequest, ResidentResponse } from "./resident.js";
 
 export type ResidentAnswer = Exclude<ResidentResponse, { decline: string }>;
@@ -39,4 +40,31 @@ export function askResidentAgent(socketPath: string, req: ResidentRequest): Prom
     sock.on("error", () => done(undefined));
     sock.on("close", () => done(undefined));
   });
+}
+
+/**
+ * Errors in which the agent's answer is final about the segment: its bytes
+ * are bad (a conflict with what is archived, or ingest quarantined them).
+ * Pushing by ourselves would only upload the same bad bytes again.
+ */
+const DEFINITIVE_ERRORS: ReadonlySet<string> = new Set([SegmentConflictError.name, QuarantinedError.name]);
+
+/**
+ * wal-push through the resident agent. A defined answer only when the agent's
+ * answer is definitive about the segment: stored (or already archived with
+ * these bytes) → exit 0 with its result; a conflict or a quarantine → that
+ * error's exit code and message. Undefined when the agent's own path failed
+ * (no agent, gone mid-request, declined, old endpoints, S3/DynamoDB out of its
+ * reach, any other error): the caller then pushes by itself, and whatever is
+ * really wrong with the segment it finds out first-hand.
+ */
+export async function pushThroughAgent(
+  socketPath: string,
+  req: ResidentRequest,
+): Promise<{ exitCode: number; result?: unknown; message?: string } | undefined> {
+  const answer = await askResidentAgent(socketPath, req);
+  if (!answer) return undefined;
+  if (answer.ok) return { exitCode: 0, result: answer.result };
+  if (DEFINITIVE_ERRORS.has(answer.error.name)) return { exitCode: answer.error.exitCode, message: answer.error.message };
+  return undefined;
 }
