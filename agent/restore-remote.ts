@@ -27,6 +27,7 @@ import {
   type RestoreWorkflowTarget,
   type ThawTier,
 } from "../core/restore-workflow.js";
+import { formatTime, timeFromNs } from "../core/time.js";
 import { createWorkflowRunner, FINAL_STATUSES, type ExecutionState, type WorkflowRunner } from "../store/workflows.js";
 import { assertLocalStackAlive, loadConfig, requireDatabase } from "./config.js";
 import { targetFromFlags } from "./restore.js";
@@ -81,7 +82,7 @@ export function remoteTarget(flags: RemoteRestoreFlags): RestoreWorkflowTarget {
     case "latest":
       return { kind: "latest", ...tl };
     case "time":
-      return { kind: "time", time: t.time.toISOString(), ...tl };
+      return { kind: "time", time: formatTime(timeFromNs(BigInt(t.time.getTime()) * 1_000_000n + BigInt(t.subMsNanos ?? 0))), ...tl };
     case "lsn":
       return { kind: "lsn", lsn: flags["target-lsn"]!, ...tl };
     case "name":

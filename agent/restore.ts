@@ -120,6 +120,7 @@ import {
   type RestoreOperation,
   type SnapshotManifest,
 } from "../core/snapshot.js";
+import { parseTime } from "../core/time.js";
 import { formatLsn, parseLsn } from "../core/wal.js";
 import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "../local/paths.js";
@@ -428,11 +429,8 @@ export function targetFromFlags(flags: {
   }
   const tl = timeline === undefined ? {} : { timeline };
   if (flags.targetTime !== undefined) {
-    const time = new Date(flags.targetTime);
-    if (!Number.isFinite(time.getTime())) {
-      throw new InvalidInputError(`--target-time '${flags.targetTime}' is not a time (e.g. 2026-11-21T07:30:00Z)`);
-    }
-    return { kind: "time", time, ...tl };
+    const t = parseTime(flags.targetTime, "--target-time");
+    return { kind: "time", time: t.date, ...(t.subMsNanos === 0 ? {} : { subMsNanos: t.subMsNanos }), ...tl };
   }
   if (flags.targetLsn !== undefined) {
     const lsn = /^\d{1,20}$/.test(flags.targetLsn) ? BigInt(flags.targetLsn) : parseLsn(flags.targetLsn);

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { AgentConfig } from "../core/config.js";
 import { ConfigError, InvalidInputError, NotFoundError } from "../core/errors.js";
 import { regionStatus } from "./regions.js";
+import { parseTime } from "../core/time.js";
 import { randomTarget } from "../core/verify-policy.js";
 import type { AgentClients } from "./clients.js";
 import type { RestoreConfig } from "./restore.js";
@@ -41,11 +42,13 @@ function loadChecks(path: string | undefined, databaseId: string): VerifyChecks 
 
 export async function verifyCommand(clients: AgentClients, cfg: RestoreConfig, databaseId: string, flags: VerifyFlags, print: Print): Promise<number> {
   const level = assertLevel(flags.level);
+  const t = flags["target-time"];
+  // Checked before anything is read: 'random' or one strict time (core/time.ts; verification restores to the millisecond).
+  const given = t === undefined || t === "random" ? undefined : parseTime(t, "--target-time (or 'random')").date;
   const snapshots = await clients.catalog.listSnapshots(databaseId);
   const snap = flags.snapshot ? snapshots.find((s) => s.snapshotId === flags.snapshot) : snapshots.at(-1);
   if (!snap) throw new NotFoundError(flags.snapshot ? `snapshot ${flags.snapshot} of database ${databaseId} is not in the catalog` : `database ${databaseId} has no snapshot to verify`);
-  let targetTime: Date | undefined;
-  const t = flags["target-time"];
+  let targetTime: Date | undefined = given;
   if (t === "random") {
     const [region] = await regionStatus(clients.catalog, cfg, databaseId, cfg.replicaRegion);
     const w = region?.windows.find((x) => x.snapshots.includes(snap.snapshotId));
@@ -53,9 +56,6 @@ export async function verifyCommand(clients: AgentClients, cfg: RestoreConfig, d
     const next = snapshots[snapshots.indexOf(snap) + 1];
     const end = next && next.finishedAt < w.to ? new Date(next.finishedAt) : new Date(w.to);
     targetTime = randomTarget(new Date(snap.finishedAt), end, Math.random);
-  } else if (t !== undefined) {
-    targetTime = new Date(t);
-    if (!Number.isFinite(targetTime.getTime())) throw new InvalidInputError(`--target-time '${t}' is not a time (or 'random')`);
   }
   const checks = loadChecks(flags.checks, databaseId);
   const r = await verifySnapshot(clients, cfg, {

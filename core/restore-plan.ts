@@ -151,6 +151,7 @@ import {
   WalGapError,
   type WalvaultError,
 } from "./errors.js";
+import { formatTime, pgTimestamp, timeFromNs, type PreciseTime } from "./time.js";
 import type { TimelineHistoryEntry } from "./timeline.js";
 import { assertSegmentSize, formatLsn, historyName, lsnToSegno, segmentEndLsn, segmentName, segmentStartLsn } from "./wal.js";
 
@@ -191,7 +192,8 @@ export type TimelineChoice = "latest" | number;
 
 export type RestoreTargetPoint =
   | { kind: "latest" }
-  | { kind: "time"; time: Date }
+  /** `time` truncated to the millisecond; `subMsNanos` (0..999_999) the nanoseconds past it (core/time.ts). */
+  | { kind: "time"; time: Date; subMsNanos?: number }
   | { kind: "lsn"; lsn: bigint }
   | { kind: "name"; name: string }
   | { kind: "snapshot"; id: string };
@@ -225,7 +227,7 @@ export interface PlannedSegment {
 /** PostgreSQL recovery settings (postgresql.conf / postgresql.auto.conf), values as text. */
 export interface RecoveryTarget {
   recovery_target?: "immediate";
-  /** "YYYY-MM-DD HH:MM:SS.mmm+00". */
+  /** "YYYY-MM-DD HH:MM:SS.ffffff+00": the target truncated to the microsecond (core/time.ts pgTimestamp). */
   recovery_target_time?: string;
   /** "X/Y". */
   recovery_target_lsn?: string;
@@ -268,7 +270,7 @@ interface PathEntry {
 /** What the target resolved to, once names and ids are looked up. */
 type Goal =
   | { kind: "latest" }
-  | { kind: "time"; time: Date }
+  | { kind: "time"; time: Date; precise: PreciseTime }
   | { kind: "lsn"; lsn: bigint }
   | { kind: "point"; point: RestorePointInfo }
   | { kind: "unknownName"; name: string }
@@ -396,6 +398,9 @@ class Planner {
     }
     if (t.kind === "time" && !(t.time instanceof Date && Number.isFinite(t.time.getTime()))) {
       throw new InvalidInputError(`target time ${String(t.time)} is not a valid date`);
+    }
+    if (t.kind === "time" && t.subMsNanos !== undefined && !(Number.isInteger(t.subMsNanos) && t.subMsNanos >= 0 && t.subMsNanos < 1_000_000)) {
+      throw new InvalidInputError(`target time's sub-millisecond nanoseconds ${String(t.subMsNanos)} are not 0..999999`);
     }
     if (t.kind === "lsn" && (typeof t.lsn !== "bigint" || t.lsn < 0n)) {
       throw new InvalidInputError(`target LSN ${String(t.lsn)} is not a non-negative bigint`);
@@ -604,7 +609,7 @@ class Planner {
       case "latest":
         return { kind: "latest" };
       case "time":
-        return { kind: "time", time: t.time };
+        return { kind: "time", time: t.time, precise: preciseOf(t) };
       case "lsn":
         return { kind: "lsn", lsn: t.lsn };
       case "snapshot":
@@ -888,7 +893,7 @@ class Planner {
     }
     const hint =
       goal.kind === "time"
-        ? `restore to the latest WAL instead, or wait until WAL written after ${goal.time.toISOString()} is archived`
+        ? `restore to the latest WAL instead, or wait until WAL written after ${formatTime(goal.precise)} is archived`
         : `choose an earlier target, or wait until the archive catches up`;
     const what = goal.kind === "time" ? `is later than the last archived WAL: ${ends}` : `is after the end of the archive: ${ends}`;
     return new TargetAfterArchiveEndError(`${this.describeGoal(goal)} ${what}; ${hint}`);
@@ -920,7 +925,7 @@ class Planner {
       case "latest":
         return { recovery_target_timeline };
       case "time":
-        return { recovery_target_time: pgTimestamp(goal.time), recovery_target_timeline };
+        return { recovery_target_time: pgTimestamp(goal.precise), recovery_target_timeline };
       case "lsn":
         return { recovery_target_lsn: formatLsn(goal.lsn), recovery_target_timeline };
       case "point":
@@ -948,7 +953,7 @@ class Planner {
       case "latest":
         return `the latest WAL on timeline ${this.timeline}`;
       case "time":
-        return `time ${goal.time.toISOString()}`;
+        return `time ${formatTime(goal.precise)}`;
       case "lsn":
         return this.pos(goal.lsn);
       case "point":
@@ -967,7 +972,7 @@ class Planner {
       case "latest":
         return "the latest WAL";
       case "time":
-        return `time ${t.time.toISOString()}`;
+        return `time ${formatTime(preciseOf(t))}`;
       case "lsn":
         return `LSN ${formatLsn(t.lsn)}`;
       case "name":
@@ -978,8 +983,7 @@ class Planner {
   }
 }
 
-/** PostgreSQL timestamptz text in UTC, e.g. "2024-05-01 12:34:56.789+00". */
-function pgTimestamp(d: Date): string {
-  const iso = d.toISOString();
-  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}+00`;
+/** The full-precision time of a time target. */
+function preciseOf(t: { time: Date; subMsNanos?: number }): PreciseTime {
+  return timeFromNs(BigInt(t.time.getTime()) * 1_000_000n + BigInt(t.subMsNanos ?? 0));
 }

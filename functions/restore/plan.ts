@@ -14,6 +14,7 @@
  */
 import { InvalidInputError } from "../../core/errors.js";
 import { restoreWorkflowInputSchema, type PlannedWal, type RestorePlanOutput, type RestoreWorkflowTarget } from "../../core/restore-workflow.js";
+import { parseTime } from "../../core/time.js";
 import { planRestore, type RestorePlan, type RestoreTarget } from "../../core/restore-plan.js";
 import { formatLsn, parseLsn } from "../../core/wal.js";
 import { getDeps } from "../deps.js";
@@ -33,9 +34,8 @@ function toTarget(t: RestoreWorkflowTarget): RestoreTarget {
     case "latest":
       return { kind: "latest", ...tl };
     case "time": {
-      const time = new Date(need(t.time, "time"));
-      if (!Number.isFinite(time.getTime())) throw new InvalidInputError(`target.time '${t.time}' is not a time (e.g. 2026-11-21T07:30:00Z)`);
-      return { kind: "time", time, ...tl };
+      const time = parseTime(need(t.time, "time"), "target.time");
+      return { kind: "time", time: time.date, ...(time.subMsNanos === 0 ? {} : { subMsNanos: time.subMsNanos }), ...tl };
     }
     case "lsn": {
       const v = need(t.lsn, "lsn");

@@ -434,6 +434,42 @@ describe("restore of a generic database", () => {
   });
 });
 
+describe("time targets on the command line (core/time.ts)", () => {
+  const bad = ["5", "12", "2026-12-01 21:11:18", "2026-02-30T12:00:00Z", "2026-12-01T24:00:00Z"];
+  const commands: Array<[string, string[]]> = [
+    ["restore --plan-only", ["restore", "--plan-only", "--database", GEN]],
+    ["restore --remote", ["restore", "--remote", "--database", GEN]],
+    ["verify", ["verify", "--database", GEN]],
+  ];
+  it.each(commands)("%s refuses a time that is not ISO 8601 with a zone: exit 2, one line naming the accepted forms", async (_label, args) => {
+    for (const t of bad) {
+      // Act
+      const r = await stack.cli([...args, "--target-time", t]);
+      // Assess
+      const lines = r.stderr.split("\n").filter((l) => l !== "");
+      expect({ t, code: r.code, lines: lines.length }).toEqual({ t, code: 2, lines: 1 });
+      expect(lines[0]).toContain("is not a time");
+      expect(lines[0]).toContain("2026-12-01T21:11:18Z");
+      expect(r.stdout).toBe("");
+    }
+  }, 60_000);
+
+  it("restore --plan-only reads a time with an offset and nanoseconds the same under any TZ", async () => {
+    // Act
+    const runs = await Promise.all(
+      ["America/New_York", "Asia/Kolkata"].map((tz) =>
+        stack.cli(["restore", "--plan-only", "--json", "--database", GEN, "--target-time", "2026-03-01T12:55:00.000000001+02:00"], { env: { TZ: tz } }),
+      ),
+    );
+    // Assess: 10:55Z, after segment 5 (archived 10:50) and before 6 (11:00)
+    for (const r of runs) {
+      expect(r.code).toBe(0);
+      const plan = JSON.parse(r.stdout) as { wal: { name: string }[] };
+      expect(plan.wal.map((w) => w.name)).toEqual([seg(4), seg(5)]);
+    }
+  }, 60_000);
+});
+
 describe("restore of PostgreSQL", () => {
   let primary: ScratchPostgres | undefined;
   let restored: ScratchPostgres | undefined;

@@ -127,8 +127,23 @@ describe("planRestore: time", () => {
     // Assess
     expect(p.snapshot.id).toBe("snap-b");
     expect(walOf(p)).toEqual(names(1, 6, 9));
-    expect(p.recoveryTarget).toEqual({ recovery_target_time: "2024-03-01 00:08:15.000+00", recovery_target_timeline: "1" });
+    expect(p.recoveryTarget).toEqual({ recovery_target_time: "2024-03-01 00:08:15.000000+00", recovery_target_timeline: "1" });
     expect(p.endLsn).toBe(lsnAt(10));
+  });
+
+  it("keeps a nanosecond target to PostgreSQL's microsecond, truncated, and compares it exactly with archive times", () => {
+    // Prepare: one nanosecond before segment 9's archive time, and that time plus 999 ns
+    const nine = at(9);
+    const before: RestoreTarget = { kind: "time", time: new Date(nine.getTime() - 1), subMsNanos: 999_999 };
+    const after: RestoreTarget = { kind: "time", time: nine, subMsNanos: 999 };
+    // Act
+    const p1 = plan({ snapshots: [A, B], wal: segs(1, 1, 12), target: before });
+    const p2 = plan({ snapshots: [A, B], wal: segs(1, 1, 12), target: after });
+    // Assess: segment 9 was archived after the first target, at-or-before the second
+    expect(walOf(p1)).toEqual(names(1, 6, 9));
+    expect(walOf(p2)).toEqual(names(1, 6, 10));
+    expect(p1.recoveryTarget?.recovery_target_time).toBe("2024-03-01 00:08:59.999999+00");
+    expect(p2.recoveryTarget?.recovery_target_time).toBe("2024-03-01 00:09:00.000000+00");
   });
 
   it("skips a newer snapshot that finished after the target time", () => {
