@@ -19,7 +19,7 @@ import { basename, dirname, join } from "node:path";
 import { InvalidInputError, NotFoundError, UnknownDatabaseError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 import type { WalRecord } from "../core/schemas.js";
-import { nextSegmentName, parseWalFileName, DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
+import { nextSegmentName, walFileShape, DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
 import type { AgentConfig } from "../core/config.js";
 import { fetchVerifiedWal } from "../store/catalog-state.js";
 import type { AgentClients } from "./clients.js";
@@ -106,7 +106,8 @@ export function spawnPrefetch(name: string, dest: string, cfg: AgentConfig & { r
   const count = cfg.prefetch ?? 8;
   if (count === 0) return;
   try {
-    if (parseWalFileName(name, cfg.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE).kind !== "segment") return;
+    // The name's shape only: the prefetcher reads the database's segment size (a 1 MiB database's 257th segment is no 16 MiB name).
+    if (walFileShape(name) !== "segment") return;
   } catch {
     return;
   }

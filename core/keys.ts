@@ -15,7 +15,7 @@
 import { InvalidInputError } from "./errors.js";
 import { genericWalName, parseGenericWalName, type GenericWalName } from "./generic-wal.js";
 import { SHA256_RE } from "./hash.js";
-import { DEFAULT_WAL_SEGMENT_SIZE, parseWalFileName, type WalFileName } from "./wal.js";
+import { walFileShape, type WalFileKind, type WalFileName } from "./wal.js";
 
 /** Lowercase letters, digits and inner hyphens, 3–63 characters: safe in S3 keys, IAM and DynamoDB. */
 export const DATABASE_ID_RE = /^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$/;
@@ -63,16 +63,23 @@ export function vaultGenericWalKey(databaseId: string, stream: string, file: str
 }
 
 export type IncomingWalKey =
-  | { databaseId: string; file: WalFileName; generic?: undefined }
-  | { databaseId: string; generic: GenericWalName; file?: undefined };
+  | { databaseId: string; walName: string; kind: WalFileKind; generic?: undefined }
+  | { databaseId: string; generic: GenericWalName; walName?: undefined; kind?: undefined };
 
 /**
- * Parses an incoming object key. Rejects anything but exactly
+ * Parses an incoming object key's shape. Rejects anything but exactly
  * incoming/db/<id>/wal/<wal file name> (PostgreSQL) or
  * incoming/db/<id>/wal/<stream>/<file> (generic): no '..', no absolute paths,
  * no extra path segments, no empty parts.
+ *
+ * A PostgreSQL file name is checked for its syntax only (`kind`): what it
+ * means (its segment number) depends on the database's wal_segment_size,
+ * which the key does not carry. The caller looks the database up and parses
+ * `walName` once with that size (parseWalFileName); parsing it here with a
+ * default size would refuse the 257th segment of a database with 1 MiB
+ * segments (issue #10).
  */
-export function parseIncomingKey(key: string, segmentSize = DEFAULT_WAL_SEGMENT_SIZE): IncomingWalKey {
+export function parseIncomingKey(key: string): IncomingWalKey {
   if (key.startsWith("/")) throw new InvalidInputError(`object key '${key}' is absolute`);
   const parts = key.split("/");
   if (parts.some((p) => p === ".." || p === ".")) {
@@ -84,7 +91,7 @@ export function parseIncomingKey(key: string, segmentSize = DEFAULT_WAL_SEGMENT_
     throw new InvalidInputError(`object key '${key}' is not of the form incoming/db/<databaseId>/wal/<file> or incoming/db/<databaseId>/wal/<stream>/<file>`);
   }
   if (file !== undefined) return { databaseId: assertDatabaseId(id), generic: parseGenericWalName(`${name}/${file}`) };
-  return { databaseId: assertDatabaseId(id), file: parseWalFileName(name, segmentSize) };
+  return { databaseId: assertDatabaseId(id), walName: name, kind: walFileShape(name) };
 }
 
 // ---------------------------------------------------------------------------

@@ -48,6 +48,25 @@ function hex8(n: bigint | number): string {
   return n.toString(16).toUpperCase().padStart(8, "0");
 }
 
+/**
+ * The kind of a WAL-directory file name from its syntax alone (no segment
+ * size): where a name arrives before the database it belongs to is known (an
+ * incoming object key), its shape is checked here and its meaning later with
+ * the database's own wal_segment_size (parseWalFileName). Throws
+ * InvalidWalNameError for anything that is not a segment, .partial, .backup
+ * or .history name.
+ */
+export function walFileShape(name: string): WalFileKind {
+  const kinds: [RegExp, WalFileKind][] = [[SEGMENT_RE, "segment"], [PARTIAL_RE, "partial"], [BACKUP_RE, "backup"], [HISTORY_RE, "history"]];
+  for (const [re, kind] of kinds) {
+    const m = re.exec(name);
+    if (!m) continue;
+    if (Number.parseInt(m[1]!, 16) === 0) throw new InvalidWalNameError(`'${name}' names timeline 0, which does not exist`);
+    return kind;
+  }
+  throw new InvalidWalNameError(`'${name}' is not a WAL segment, .partial, .backup or .history file name`);
+}
+
 /** Parses any WAL-directory file name walvault archives; throws InvalidWalNameError otherwise. */
 export function parseWalFileName(name: string, segmentSize = DEFAULT_WAL_SEGMENT_SIZE): WalFileName {
   const perId = segmentsPerXLogId(segmentSize);

@@ -11,7 +11,7 @@ import { parseGenericSegmentMeta } from "../../core/generic-wal.js";
 import { parseIncomingKey, vaultGenericWalKey, vaultWalKey } from "../../core/keys.js";
 import { objectCreatedEventSchema, type ValidatedWal } from "../../core/schemas.js";
 import { parseObjectMeta, verifyEncodedBytes, verifyWalBytes } from "../../core/verify.js";
-import type { WalFileName } from "../../core/wal.js";
+import { parseWalFileName } from "../../core/wal.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
@@ -25,9 +25,10 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
   if (bucket !== deps.incomingBucket) {
     throw new InvalidInputError(`event names bucket '${bucket}', not the incoming bucket '${deps.incomingBucket}'`);
   }
-  // The key is checked twice: its shape first (to learn the database), then the
-  // file name against that database's segment size.
-  const { databaseId, generic } = parseIncomingKey(key);
+  // The key's shape first (to learn the database); the file name is parsed
+  // once below, with that database's own segment size.
+  const parsed = parseIncomingKey(key);
+  const { databaseId, generic } = parsed;
   const db = await deps.catalog.getDatabase(databaseId);
   if (!db) throw new UnknownDatabaseError(`database '${databaseId}' is not registered`);
   if ((generic !== undefined) !== (db.kind === "generic")) {
@@ -59,7 +60,8 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
       replicaRegions: deps.replicas.map((r) => r.region),
     };
   };
-  if (generic !== undefined) {
+  if (parsed.generic !== undefined) {
+    const generic = parsed.generic;
     const seg = parseGenericSegmentMeta(obj.metadata, what);
     await verifyEncodedBytes(obj.body, claimed, what);
     if (claimed.size === 0) throw new InvalidInputError(`${generic.name} is empty`);
@@ -73,7 +75,7 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
       ...(seg.scan ? { scanAt: seg.scan.at, scanCount: seg.scan.count } : {}),
     };
   }
-  const { file } = parseIncomingKey(key, db.walSegmentSize) as { file: WalFileName };
+  const file = parseWalFileName(parsed.walName, db.walSegmentSize);
   await verifyWalBytes(file, obj.body, claimed, db.walSegmentSize, what, { postgres: db.kind === "postgres" });
   return {
     ...(await proven(file.name)),

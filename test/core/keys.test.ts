@@ -66,30 +66,36 @@ describe("parseIncomingKey", () => {
     // Act
     const parsed = parseIncomingKey(`incoming/db/pg-main/wal/${SEG}`);
     // Assess
-    expect(parsed).toEqual({
-      databaseId: "pg-main",
-      file: { kind: "segment", name: SEG, timeline: 1, segno: 1n },
-    });
+    expect(parsed).toEqual({ databaseId: "pg-main", walName: SEG, kind: "segment" });
   });
 
-  it("accepts history, partial and backup file names", () => {
-    expect(parseIncomingKey("incoming/db/pg-main/wal/00000002.history").file).toEqual({
-      kind: "history",
-      name: "00000002.history",
-      timeline: 2,
-    });
-    expect(parseIncomingKey(`incoming/db/pg-main/wal/${SEG}.partial`).file?.kind).toBe("partial");
-    expect(parseIncomingKey("incoming/db/pg-main/wal/000000010000000000000002.00000028.backup").file).toMatchObject({
-      kind: "backup",
-      backupOffset: 0x28,
-    });
+  it("accepts history, partial and backup file names by their shape", () => {
+    expect(parseIncomingKey("incoming/db/pg-main/wal/00000002.history")).toMatchObject({ walName: "00000002.history", kind: "history" });
+    expect(parseIncomingKey(`incoming/db/pg-main/wal/${SEG}.partial`).kind).toBe("partial");
+    expect(parseIncomingKey("incoming/db/pg-main/wal/000000010000000000000002.00000028.backup").kind).toBe("backup");
   });
 
-  it("interprets the name with the given segment size", () => {
+  it("accepts the 257th segment of a database with 1 MiB segments: the key carries no segment size", () => {
+    // Prepare: segment part 0x100 is out of range for 16 MiB segments (256 per xlog id), valid for 1 MiB (4096).
     const key = "incoming/db/pg-main/wal/000000010000000000000100";
-    expect(parseIncomingKey(key, 1 << 20).file?.segno).toBe(256n);
-    expect(() => parseIncomingKey(key)).toThrow(InvalidWalNameError);
+    // Act
+    const parsed = parseIncomingKey(key);
+    // Assess: the shape is accepted; the database's own size gives the meaning.
+    expect(parsed.walName).toBe("000000010000000000000100");
+    expect(parseWalFileName(parsed.walName!, 1 << 20).segno).toBe(256n);
+    expect(() => parseWalFileName(parsed.walName!)).toThrow(InvalidWalNameError);
   });
+
+  it.each(["00000001000000000000001", "0000000100000000000000010", "000000010000000000000001.part", "00000001.History", "backup_label"])(
+    "rejects the file name %s by its shape with InvalidWalNameError",
+    (name) => {
+      // Act
+      const error = thrown(() => parseIncomingKey(`incoming/db/pg-main/wal/${name}`));
+      // Assess
+      expect(error).toBeInstanceOf(InvalidWalNameError);
+      expect((error as Error).message).toContain(`'${name}'`);
+    },
+  );
 
   it("parses what incomingWalKey builds", () => {
     // Prepare
@@ -99,7 +105,7 @@ describe("parseIncomingKey", () => {
     // Assess
     expect(key).toBe(`${INCOMING_PREFIX}pg-main/wal/0000000300000002000000A0`);
     expect(parsed.databaseId).toBe("pg-main");
-    expect(parsed.file).toEqual(parseWalFileName("0000000300000002000000A0"));
+    expect(parsed.walName).toBe("0000000300000002000000A0");
   });
 
   it.each([
@@ -136,7 +142,7 @@ describe("parseIncomingKey", () => {
     const parsed = parseIncomingKey("incoming/db/engram-1/wal/space-default/wal-0000000e.log");
     // Assess
     expect(parsed).toEqual({ databaseId: "engram-1", generic: { stream: "space-default", file: "wal-0000000e.log", name: "space-default/wal-0000000e.log" } });
-    expect(parsed.file).toBeUndefined();
+    expect(parsed.walName).toBeUndefined();
   });
 
   it("round-trips incomingGenericWalKey, and builds the vault key with the stream in the timeline's place", () => {
