@@ -582,6 +582,31 @@ async function removeStalePartials(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Removes a restore's partial directory after a failure; returns why it could
+ * not, or undefined. Recorded modes were applied before the WAL step, so a
+ * directory may lack write permission for the user: a first failure makes
+ * every directory writable and tries again.
+ */
+export async function removePartial(dir: string): Promise<string | undefined> {
+  try {
+    await rm(dir, { recursive: true, force: true });
+    return undefined;
+  } catch {
+    const writable = async (d: string): Promise<void> => {
+      await chmod(d, 0o700).catch(() => undefined);
+      for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) await writable(join(d, e.name));
+    };
+    await writable(dir);
+    try {
+      await rm(dir, { recursive: true, force: true });
+      return undefined;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    }
+  }
+}
+
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) {
     throw signal.reason instanceof Error ? signal.reason : new InvalidInputError("restore interrupted");
@@ -1081,7 +1106,9 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     }
     if (durable) await syncDir(dirname(target.dir));
   } catch (e) {
-    await rm(partial, { recursive: true, force: true }).catch(() => undefined);
+    // Every step above has settled (mapLimit and writeFiles wait for their work in flight), so nothing writes here any more.
+    const left = await removePartial(partial);
+    if (left !== undefined && e instanceof Error) e.message += `; and the partial directory ${partial} could not be removed (${left}): remove it by hand`;
     throw e;
   }
 

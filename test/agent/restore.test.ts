@@ -27,6 +27,7 @@ const GEN_CORRUPT = "gen-corrupt";
 const GEN_GAP = "gen-gap";
 const GEN_LINKS = "gen-links";
 const GEN_MULTI = "gen-multi";
+const GEN_WALFAIL = "gen-walfail";
 const PG = "pg-main";
 
 let stack: TestStack;
@@ -114,7 +115,7 @@ function partialsBeside(dir: string): string[] {
 const chunkGets = (): string[] => store.gets.filter((k) => k.includes("/chunks/"));
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: PG }, { id: GEN, kind: "generic" }, { id: GEN_CORRUPT, kind: "generic" }, { id: GEN_GAP, kind: "generic" }, { id: GEN_LINKS, kind: "generic" }, { id: GEN_MULTI, kind: "generic" }]);
+  stack = await startTestStack([{ id: PG }, { id: GEN, kind: "generic" }, { id: GEN_CORRUPT, kind: "generic" }, { id: GEN_GAP, kind: "generic" }, { id: GEN_LINKS, kind: "generic" }, { id: GEN_MULTI, kind: "generic" }, { id: GEN_WALFAIL, kind: "generic" }]);
   const base = stackClients(stack);
   store = countingStore(base.store);
   clients = { store, catalog: base.catalog };
@@ -302,6 +303,64 @@ describe("restore of a generic database", () => {
     expect(readdirSync(kept)).toEqual(["precious"]);
     expect(partialsBeside(kept)).toEqual([]);
     await clients.store.put(cfg.vaultBucket, key, original.body, original.metadata);
+  });
+
+  it("fails on a corrupt WAL segment only once the downloads in flight have settled, then removes the partial directory", async () => {
+    // Prepare: a small snapshot and 9 later segments, the first corrupt in the vault. The other
+    // segments' GETs are held until the restore settles (or, failing that, a second after the
+    // corrupt one was served): a restore that gives up while they are in flight settles first.
+    const src = join(work, "walfail-source");
+    mkdirSync(join(src, "wal"), { recursive: true });
+    writeFileSync(join(src, "data.db"), "rows\n");
+    await uploadSnapshotDir(clients, cfg, { databaseId: GEN_WALFAIL, dir: src, kind: "generic", generic: { streams: [{ id: "wal", lastSegment: "data.db", lastSegno: 0 }] }, startedAt: at(30), finishedAt: at(31) });
+    const recs = [];
+    for (let n = 1; n <= 9; n++) {
+      recs.push(await archiveGenericSegment(clients, cfg, { databaseId: GEN_WALFAIL, stream: "wal", name: seg(n), segno: BigInt(n), bytes: walBytes(n), archivedAt: at(40 + n) }));
+    }
+    const corruptKey = recs[0]!.vaultKey;
+    const original = (await clients.store.get(cfg.vaultBucket, corruptKey))!;
+    await clients.store.put(cfg.vaultBucket, corruptKey, await getCodec("zstd").encode(walBytes(99)), original.metadata);
+    let inFlight = 0;
+    let settled = false;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const holding: ObjectStore = {
+      ...clients.store,
+      get: async (b, k, v) => {
+        if (!k.startsWith(`db/${GEN_WALFAIL}/wal/`)) return clients.store.get(b, k, v);
+        if (k === corruptKey) {
+          const r = await clients.store.get(b, k, v);
+          setTimeout(release, 1000);
+          return r;
+        }
+        inFlight++;
+        try {
+          if (!settled) await gate;
+          return await clients.store.get(b, k, v);
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+    const to = join(work, "gen-walfail", "data");
+
+    // Act
+    let inFlightAtSettle = -1;
+    const err = await restore({ ...clients, store: holding } as typeof clients, cfg, { databaseId: GEN_WALFAIL, target: { kind: "latest" }, toDir: to, parallel: 4 })
+      .catch((e: unknown) => e)
+      .finally(() => {
+        inFlightAtSettle = inFlight;
+        settled = true;
+        release();
+      });
+    while (inFlight > 0) await new Promise((r) => setTimeout(r, 10));
+
+    // Assess
+    expect(err).toBeInstanceOf(ChecksumMismatchError);
+    expect((err as Error).message).toContain(seg(1));
+    expect(inFlightAtSettle).toBe(0);
+    expect(existsSync(to)).toBe(false);
+    expect(partialsBeside(to)).toEqual([]);
   });
 
   it("stops when its signal is aborted and removes the partial directory", async () => {
