@@ -15,6 +15,11 @@ export interface SnapshotSourceFlags {
 
 /** pg_basebackup's directory: the flag, WALVAULT_PG_BINDIR, PATH, then the newest /usr/lib/postgresql/<v>/bin. */
 export function findPgBin(flag: string | undefined): string {
+  // A directory given is the one used: never another pg_basebackup found elsewhere.
+  if (flag !== undefined) {
+    if (existsSync(join(flag, "pg_basebackup"))) return flag;
+    throw new ConfigError(`no pg_basebackup in --pg-bin ${flag}`);
+  }
   const candidates = [flag, process.env.WALVAULT_PG_BINDIR, ...(process.env.PATH ?? "").split(delimiter)];
   for (const dir of candidates) if (dir && existsSync(join(dir, "pg_basebackup"))) return dir;
   if (existsSync("/usr/lib/postgresql")) {

@@ -1,0 +1,49 @@
+/**
+ * The command table: every command, in the order the overview lists them.
+ * Cheap to import (each module imports its heavy parts only inside `run`).
+ */
+import { registerTable, type Command } from "../command.js";
+import agent from "./agent.js";
+import catalogRebuild from "./catalog-rebuild.js";
+import dbAdd from "./db-add.js";
+import localDown from "./local-down.js";
+import localUp from "./local-up.js";
+import prune from "./prune.js";
+import replicate from "./replicate.js";
+import restore from "./restore.js";
+import snapshotList from "./snapshot-list.js";
+import { snapshotPin, snapshotUnpin } from "./snapshot-pin.js";
+import snapshotPush from "./snapshot-push.js";
+import status from "./status.js";
+import verifyHistory from "./verify-history.js";
+import verify from "./verify.js";
+import walFetch from "./wal-fetch.js";
+import walList from "./wal-list.js";
+import walPrefetch from "./wal-prefetch.js";
+import walPush from "./wal-push.js";
+import watch from "./watch.js";
+
+export const COMMANDS: readonly Command[] = [
+  walPush,
+  walFetch,
+  walPrefetch,
+  agent,
+  walList,
+  status,
+  replicate,
+  watch,
+  snapshotPush,
+  snapshotList,
+  snapshotPin,
+  snapshotUnpin,
+  restore,
+  prune,
+  verify,
+  verifyHistory,
+  dbAdd,
+  catalogRebuild,
+  localUp,
+  localDown,
+];
+
+registerTable(COMMANDS);

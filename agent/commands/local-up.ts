@@ -1,0 +1,25 @@
+/** `walvault local up`: run the embedded stack in the foreground. */
+import { defineCommand } from "../command.js";
+import { defaultLocalStateDir } from "../locate.js";
+import { GROUPS } from "./shared.js";
+
+export default defineCommand({
+  name: "local up",
+  summary: "run the embedded stack (S3, DynamoDB, Step Functions emulators) in the foreground",
+  group: GROUPS.admin,
+  details: ["Writes <state dir>/config.json, where the agent finds it by itself; Ctrl-C or `walvault local down` stops it."],
+  positionals: [],
+  options: {
+    "state-dir": { type: "string", value: "DIR", description: "where the stack keeps its data (default $WALVAULT_LOCAL_DIR, else <tmp>/walvault-local)" },
+    database: { type: "string", value: "ID", multiple: true, description: "databases to register (default pg-main)" },
+    "replica-region": { type: "string", value: "R", multiple: true, description: "a replica region: its own S3 endpoint and vault bucket" },
+  },
+  async run({ values }) {
+    const databases = values.database ?? ["pg-main"];
+    // Checked before any emulator starts: a bad id must not leave a stack half up.
+    const { assertDatabaseId } = await import("../../core/keys.js");
+    databases.forEach((id) => assertDatabaseId(id));
+    const { localUp } = await import("../../local/cli.js");
+    return localUp(values["state-dir"] ?? defaultLocalStateDir(), databases, values["replica-region"] ?? []);
+  },
+});

@@ -1,0 +1,29 @@
+/** What the command modules share: on-demand loading of the config and clients, and output. */
+export async function heavy() {
+  const [config, clients] = await Promise.all([import("../config.js"), import("../clients.js")]);
+  return { loadConfig: config.loadConfig, requireDatabase: config.requireDatabase, agentClients: clients.agentClients };
+}
+
+export type Print = (json: boolean, value: unknown, human: () => string) => void;
+
+export const print: Print = (json, value, human) => {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + "\n" : human() + "\n");
+};
+
+export const GROUPS = {
+  archiving: "archiving (PostgreSQL)",
+  generic: "generic databases",
+  snapshots: "snapshots and restore",
+  retention: "retention",
+  verification: "verification",
+  admin: "administration",
+} as const;
+
+export const REGION_HELP = "replica region to work against (default: the primary)";
+
+/** The configuration for reading one region's vault (--region; default the primary), and the clients' factory. */
+export async function regionalSetup(values: { config?: string | undefined; database?: string | undefined }, region: string | undefined) {
+  const { loadConfig, requireDatabase, agentClients } = await heavy();
+  const { regionalConfig } = await import("../regions.js");
+  return { cfg: regionalConfig(loadConfig(values), region), requireDatabase, agentClients };
+}
