@@ -6,7 +6,7 @@
  * another user) finds it by itself. $WALVAULT_DATABASE or --database names
  * the database.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { agentConfigSchema, type AgentConfig } from "../core/config.js";
 import { ConfigError, ServiceUnavailableError } from "../core/errors.js";
 import { assertDatabaseId } from "../core/keys.js";
@@ -57,5 +57,24 @@ export function assertLocalStackAlive(cfg: AgentConfig): void {
     throw new ServiceUnavailableError(
       `the local stack is not running (pid ${cfg.local.pid} from ${cfg.local.stateDir} has exited): start it with \`walvault local up\``,
     );
+  }
+}
+
+/** What tells one version of a file from the next without reading it (undefined: no file). */
+export function configStamp(path: string): string | undefined {
+  try {
+    const s = statSync(path);
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The file's text, or undefined when it cannot be read. */
+export function readConfigText(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
   }
 }

@@ -16,7 +16,8 @@ import { existsSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from
 import { basename, join } from "node:path";
 import { ConfigError, describeError, FileAccessError, isWalvaultError } from "../core/errors.js";
 import type { AgentConfig } from "../core/config.js";
-import type { AgentClients } from "./clients.js";
+import { isNetworkError } from "../store/aws-errors.js";
+import { followConfigFile, type AgentClients, type FollowedClients } from "./clients.js";
 import { walPush, type WaitLevel, type WalPushResult } from "./wal-push.js";
 
 export interface ResidentRequest {
@@ -87,18 +88,48 @@ export interface ResidentAgent {
   close(): Promise<void>;
 }
 
+/** A failure of the way to the archive, not of the segment: worth another try, with new endpoints if they changed. */
+function isTransient(e: unknown): boolean {
+  if (isWalvaultError(e)) return e.exitCode === 4 || /Transient/.test(e.name);
+  return isNetworkError(e);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * `cfg.path` (as loadConfig returns it) makes the agent follow its
+ * configuration file: before each push, and after a push that failed for a
+ * transient reason, a changed file is loaded again and the clients rebuilt,
+ * so a local stack restarted on new ports (or an edited endpoint) needs no
+ * agent restart.
+ */
 export async function startResidentAgent(
-  cfg: AgentConfig & { databaseId: string },
+  cfg: AgentConfig & { databaseId: string; path?: string },
   clients: AgentClients,
   opts: ResidentOptions,
 ): Promise<ResidentAgent> {
+  const source: FollowedClients =
+    typeof cfg.path === "string"
+      ? followConfigFile({ ...cfg, path: cfg.path }, clients, opts.log)
+      : { cfg, clients, refresh: () => false };
   const stored = new Map<string, { id: FileIdentity; result: WalPushResult }>();
+  // A push-ahead that failed is not retried at every scan: archive_command
+  // gets the real error when it asks; the agent tries again after a backoff.
+  const failedUntil = new Map<string, { until: number; delayMs: number }>();
+  /** Segments whose running push has met a transient fault, with that fault. */
+  const struggling = new Map<string, unknown>();
   const inFlight = new Map<string, Promise<WalPushResult>>();
   const stats = { requests: 0, cached: 0, aheadPushed: 0, aheadFailed: 0 };
   // Moving average of upload → catalog record, to time the first catalog poll.
   let storeMsAvg: number | undefined;
 
-  async function push(path: string, wait: WaitLevel, timeoutMs: number, cwd: string): Promise<WalPushResult> {
+  /**
+   * `patient`: the push-ahead, which tries transient failures again until its
+   * time is up. A request from wal-push is not patient: it gets a transient
+   * failure back at once (after one more try if the configuration changed),
+   * and wal-push then pushes by itself.
+   */
+  async function push(path: string, wait: WaitLevel, timeoutMs: number, cwd: string, patient: boolean): Promise<WalPushResult> {
     const name = basename(path);
     for (;;) {
       const id = identity(path);
@@ -109,10 +140,12 @@ export async function startResidentAgent(
       }
       const running = inFlight.get(name);
       if (running) {
+        const trouble = struggling.get(name);
+        if (trouble !== undefined && !patient) throw trouble; // the push-ahead is waiting out a fault: do not wait with it
         await running.catch(() => undefined);
         continue; // re-check: the running push may have been of another file under this name
       }
-      const p = walPush(path, cfg, clients, { wait, timeoutMs, cwd, ...(storeMsAvg ? { expectedStoreMs: storeMsAvg } : {}) });
+      const p = pushRetrying(path, wait, timeoutMs, cwd, patient);
       inFlight.set(name, p);
       try {
         const result = await p;
@@ -124,6 +157,55 @@ export async function startResidentAgent(
         return result;
       } finally {
         inFlight.delete(name);
+        struggling.delete(name);
+      }
+    }
+  }
+
+  /** What answers and backoffs were learnt against one configuration says nothing about the next. */
+  const refresh = (): boolean => {
+    if (!source.refresh()) return false;
+    stored.clear();
+    failedUntil.clear();
+    storeMsAvg = undefined;
+    return true;
+  };
+
+  /**
+   * walPush with the current clients. A transient failure (S3 or the catalog
+   * out of reach, a workflow that failed for a passing reason) is tried again
+   * at once if the configuration changed; a patient push (push-ahead) then
+   * keeps trying with backoff and jitter until its time is up. Other failures
+   * are the segment's and go back as they are.
+   */
+  async function pushRetrying(path: string, wait: WaitLevel, timeoutMs: number, cwd: string, patient: boolean): Promise<WalPushResult> {
+    const name = basename(path);
+    const deadline = Date.now() + timeoutMs;
+    let delayMs = 100;
+    let triedNewConfig = false;
+    refresh();
+    for (;;) {
+      try {
+        return await walPush(path, source.cfg, source.clients, {
+          wait,
+          timeoutMs: Math.max(1000, deadline - Date.now()),
+          cwd,
+          ...(storeMsAvg ? { expectedStoreMs: storeMsAvg } : {}),
+        });
+      } catch (e) {
+        if (!isTransient(e) || closed) throw e;
+        if (refresh() && !triedNewConfig) {
+          triedNewConfig = !patient;
+          continue; // new endpoints: try them at once
+        }
+        if (!patient) throw e;
+        struggling.set(name, e);
+        const pause = delayMs / 2 + Math.random() * (delayMs / 2);
+        if (Date.now() + pause >= deadline) throw e;
+        await sleep(pause);
+        delayMs = Math.min(delayMs * 2, 5000);
+        if (closed) throw e;
+        refresh();
       }
     }
   }
@@ -133,9 +215,6 @@ export async function startResidentAgent(
   let timer: NodeJS.Timeout | undefined;
   const ahead = new Set<string>();
   let closed = false;
-  // A push-ahead that failed is not retried at every scan: archive_command
-  // gets the real error when it asks; the agent tries again after a backoff.
-  const failedUntil = new Map<string, { until: number; delayMs: number }>();
   const scan = (): void => {
     if (!opts.pgdata || closed) return;
     const statusDir = join(opts.pgdata, "pg_wal", "archive_status");
@@ -152,7 +231,7 @@ export async function startResidentAgent(
       const path = join(opts.pgdata, "pg_wal", name);
       if (!existsSync(path)) continue;
       ahead.add(name);
-      push(path, "stored", opts.timeoutMs, opts.pgdata)
+      push(path, "stored", opts.timeoutMs, opts.pgdata, true)
         .then(() => {
           stats.aheadPushed++;
           failedUntil.delete(name);
@@ -190,7 +269,7 @@ export async function startResidentAgent(
           if (req.databaseId !== cfg.databaseId) {
             return { ok: false, decline: `this agent archives database ${cfg.databaseId}, not ${String(req.databaseId)}` };
           }
-          return { ok: true, result: await push(req.path, req.wait === "none" ? "none" : "stored", req.timeoutMs, req.cwd) };
+          return { ok: true, result: await push(req.path, req.wait === "none" ? "none" : "stored", req.timeoutMs, req.cwd, false) };
         } catch (e) {
           return {
             ok: false,

@@ -32,6 +32,8 @@ import {
 import { poll, quietPeriod, stackClients, tempDir, writeWal, type StackClients } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { syntheticSegment } from "../support/wal.js";
+import { restartTestStack } from "../support/stack-restart.js";
+import { freePort } from "../../local/emulators.js";
 
 const DB = "pg-main";
 /** The second registered database: no agent ever runs for it. */
@@ -288,13 +290,13 @@ describe("wal-push through the agent", () => {
   });
 
   it("a missing file: non-zero exit and one line saying the file cannot be read", async () => {
-    // Prepare
+    // Prepare: not a verdict on the segment, so wal-push also tries by itself (with a configuration) and says why first-hand.
     const name = seg(0x43);
     const pgdata = dataDir([]);
     const agent = await startAgent(pgdata);
 
     // Act
-    const r = await stack.cli(["wal-push", pgWal(pgdata, name)], { cwd: pgdata, env: throughAgentOnly(agent) });
+    const r = await stack.cli(["wal-push", "--database", DB, pgWal(pgdata, name)], { cwd: pgdata, env: { WALVAULT_AGENT_SOCKET: agent.socketPath } });
 
     // Assess
     expect(r.code).not.toBe(0);
@@ -307,6 +309,28 @@ describe("wal-push through the agent", () => {
 });
 
 describe("wal-push without a working agent", () => {
+  it("pushes by itself when the agent's own way to the archive fails (its endpoints are dead)", async () => {
+    // Prepare: an agent whose configuration names an S3 endpoint nothing listens on.
+    const name = seg(0x58);
+    const pgdata = dataDir([{ name, seed: 0x58, ready: false }]);
+    const deadConfig = join(scratch, "dead-endpoints.json");
+    writeFileSync(deadConfig, JSON.stringify({ ...stack.config, s3Endpoint: `http://127.0.0.1:${await freePort()}` }));
+    cleanup.push(deadConfig);
+    const agent = await spawnAgent({ ...stack, configPath: deadConfig }, uniqueSocketPath(), ["--database", DB, "--timeout", "2"]);
+    agents.push(agent);
+
+    // Act
+    const r = await stack.cli(["wal-push", "--database", DB, "--json", "--timeout", "30", pgWal(pgdata, name)], {
+      cwd: pgdata,
+      env: { WALVAULT_AGENT_SOCKET: agent.socketPath },
+    });
+
+    // Assess: stored by wal-push itself, not the agent's error.
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name, outcome: "stored" });
+    expect(await clients.catalog.getWal(DB, name)).toMatchObject({ sha256: sha256Hex(syntheticSegment(name, 0x58)) });
+  });
+
   it("pushes by itself when the agent was killed and its socket file is stale", async () => {
     // Prepare
     const name = seg(0x50);
@@ -529,4 +553,40 @@ describe("shutdown", () => {
     expect(later).toBeLessThan(names.length);
     expect(agent.stderr).toBe("");
   });
+});
+
+// Last in the file: it replaces the file's stack with one restarted on new ports.
+describe("a running agent after the local stack restarts on new ports", () => {
+  it("follows its rewritten configuration: wal-push through it and its push-ahead archive into the new stack, no agent restart", async () => {
+    // Prepare: an agent that has pushed through the first stack.
+    const first = seg(0x90);
+    const second = seg(0x91);
+    const ahead = seg(0x92);
+    const pgdata = dataDir([
+      { name: first, seed: 0x90, ready: false },
+      { name: second, seed: 0x91, ready: false },
+    ]);
+    const agent = await startAgent(pgdata);
+    const before = await stack.cli(["wal-push", pgWal(pgdata, first)], { cwd: pgdata, env: throughAgentOnly(agent) });
+    expect(before.code, before.stderr).toBe(0);
+    const oldEndpoints = [stack.config.s3Endpoint, stack.config.dynamodbEndpoint];
+
+    // Act: the stack restarts in the same directory (new ports, config.json rewritten), the agent keeps running.
+    stack = await restartTestStack(stack, [{ id: DB }, { id: COPY_DB }]);
+    clients = stackClients(stack);
+    expect([stack.config.s3Endpoint, stack.config.dynamodbEndpoint]).not.toEqual(oldEndpoints);
+    const r = await stack.cli(["wal-push", "--json", pgWal(pgdata, second)], { cwd: pgdata, env: throughAgentOnly(agent) });
+    writeFileSync(pgWal(pgdata, ahead), syntheticSegment(ahead, 0x92));
+    writeFileSync(join(pgdata, "pg_wal", "archive_status", `${ahead}.ready`), "");
+
+    // Assess: the agent itself stored it in the new stack (wal-push has no configuration of its own) ...
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name: second, outcome: "stored" });
+    expect(await clients.catalog.getWal(DB, second)).toMatchObject({ sha256: sha256Hex(syntheticSegment(second, 0x91)) });
+    // ... its push-ahead goes on into the new stack ...
+    expect(await waitArchived(ahead)).toMatchObject({ sha256: sha256Hex(syntheticSegment(ahead, 0x92)) });
+    // ... and it said once what changed.
+    expect(agent.hasExited()).toBe(false);
+    expect(agent.stderr).toMatch(new RegExp(`configuration .* changed: now S3 ${stack.config.s3Endpoint}`));
+  }, 120_000);
 });
