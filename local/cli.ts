@@ -3,10 +3,29 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { agentConfigSchema } from "../core/config.js";
 import { ServiceUnavailableError } from "../core/errors.js";
-import { startLocalStack } from "./stack.js";
+import { assertDatabaseId } from "../core/keys.js";
+import { onEmulatorFailure, stopAllEmulators, type EmulatorFailure } from "./emulators.js";
+import { startLocalStack, type LocalStack } from "./stack.js";
 
 export async function localUp(stateDir: string, databases: string[], replicaRegions: string[] = []): Promise<number> {
-  const stack = await startLocalStack({ stateDir, databases: databases.map((id) => ({ id })), verbose: true, replicaRegions });
+  // Checked before anything starts: a bad id must not leave emulators behind.
+  databases.forEach((id) => assertDatabaseId(id));
+  // An emulator that crashed and could not be restarted takes the stack down, non-zero, naming it.
+  let crashed: EmulatorFailure | undefined;
+  let wake: (() => void) | undefined;
+  const unsubscribe = onEmulatorFailure((f) => {
+    crashed ??= f;
+    wake?.();
+  });
+  let stack: LocalStack;
+  try {
+    stack = await startLocalStack({ stateDir, databases: databases.map((id) => ({ id })), verbose: true, replicaRegions });
+  } catch (e) {
+    // Whatever had started (emulators, a half-registered catalog) stops with the failed start.
+    unsubscribe();
+    await stopAllEmulators();
+    throw e;
+  }
   process.stdout.write(
     `walvault local stack is up (Ctrl-C or \`walvault local down\` stops it)\n` +
       `  S3        ${stack.config.s3Endpoint}  buckets ${stack.config.incomingBucket}, ${stack.config.vaultBucket}\n` +
@@ -18,12 +37,18 @@ export async function localUp(stateDir: string, databases: string[], replicaRegi
       `  config    ${stack.configPath} (the agent finds it by itself)\n`,
   );
   await new Promise<void>((resolve) => {
-    const stop = (): void => resolve();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    wake = resolve;
+    if (crashed) resolve();
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
   });
+  unsubscribe();
   await stack.stop();
+  await stopAllEmulators();
   rmSync(stack.configPath, { force: true });
+  if (crashed) {
+    throw new ServiceUnavailableError(`the local stack stopped: ${crashed.error.message}`, { cause: crashed.error });
+  }
   process.stdout.write("walvault local stack stopped\n");
   return 0;
 }

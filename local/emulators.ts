@@ -11,7 +11,7 @@ import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
-import { ConfigError, ServiceUnavailableError, TimeoutError } from "../core/errors.js";
+import { ConfigError, describeError, ServiceUnavailableError, TimeoutError } from "../core/errors.js";
 import type { S3rverChildConfig, S3rverChildMessage } from "./s3rver-child.js";
 
 /** Credentials both emulators accept (s3rver checks them; DynamoDB Local does not). */
@@ -41,6 +41,110 @@ function waitForExit(child: ChildProcess, graceMs: number, kill: () => void): Pr
       resolve();
     });
   });
+}
+
+// ------------------------------------------------------------- supervision
+//
+// An emulator child that dies while nobody stopped it (a crash, an OOM kill,
+// a stray kill -9) is started again on the same port: its state is on disk
+// (s3rver's directory, DynamoDB Local's -dbPath), and the endpoints written
+// into the agent's configuration stay valid. Each restart is one line on
+// stderr. A child that will not come back (RESTART_ATTEMPTS launches in a
+// row fail, or it has crashed RESTART_BURST times within RESTART_WINDOW_MS)
+// is reported to the onEmulatorFailure listeners: `walvault local up` then
+// exits non-zero naming it, so a supervisor sees the stack is down.
+
+/** Launches in a row that may fail before an emulator is given up. */
+export const RESTART_ATTEMPTS = 3;
+/** Crashes within RESTART_WINDOW_MS after which an emulator is given up (a crash loop). */
+export const RESTART_BURST = 5;
+export const RESTART_WINDOW_MS = 60_000;
+
+/** An emulator that crashed and could not be started again. */
+export interface EmulatorFailure {
+  /** e.g. "s3rver (S3, region local-1)" or "DynamoDB Local". */
+  emulator: string;
+  port: number;
+  error: Error;
+}
+
+const failureListeners = new Set<(f: EmulatorFailure) => void>();
+/** Every emulator started by this process and not yet stopped. */
+const running = new Set<{ stop(): Promise<void> }>();
+
+/** Calls cb when an emulator of this process crashed and could not be restarted. Returns an unsubscribe function. */
+export function onEmulatorFailure(cb: (f: EmulatorFailure) => void): () => void {
+  failureListeners.add(cb);
+  return () => failureListeners.delete(cb);
+}
+
+/** Stops every emulator this process started and has not stopped (for a start that failed half way). */
+export async function stopAllEmulators(): Promise<void> {
+  await Promise.allSettled([...running].map((e) => e.stop()));
+}
+
+/** Where restart lines go (stderr unless a test or caller says otherwise). */
+let supervisionLog = (line: string): void => {
+  process.stderr.write(`walvault local: ${line}\n`);
+};
+export function setSupervisionLog(log: (line: string) => void): void {
+  supervisionLog = log;
+}
+
+/**
+ * Watches one emulator child: when `exited` resolves and `stopping()` is
+ * false, relaunches through `relaunch` (same port), up to the bounds above.
+ * `relaunch` starts the replacement and returns its exit, watched in turn.
+ */
+function supervise(
+  emulator: string,
+  port: number,
+  exited: Promise<string>,
+  stopping: () => boolean,
+  relaunch: () => Promise<{ exited: Promise<string> }>,
+): void {
+  const crashes: number[] = [];
+  const watch = (exit: Promise<string>): void => {
+    void exit.then(async (how) => {
+      if (stopping()) return;
+      const now = Date.now();
+      crashes.push(now);
+      while (crashes.length > 0 && crashes[0]! < now - RESTART_WINDOW_MS) crashes.shift();
+      if (crashes.length > RESTART_BURST) {
+        giveUp(new ServiceUnavailableError(`${emulator} on port ${port} crashed ${crashes.length} times within ${RESTART_WINDOW_MS / 1000} s (last: ${how})`));
+        return;
+      }
+      supervisionLog(`${emulator} on port ${port} exited unexpectedly (${how}); restarting it on the same port`);
+      let last: unknown;
+      for (let attempt = 1; attempt <= RESTART_ATTEMPTS; attempt++) {
+        if (stopping()) return;
+        try {
+          watch((await relaunch()).exited);
+          return;
+        } catch (e) {
+          last = e;
+          await new Promise((r) => setTimeout(r, 200 * attempt));
+        }
+      }
+      giveUp(new ServiceUnavailableError(`${emulator} on port ${port} exited (${how}) and could not be restarted: ${describeError(last)}`, { cause: last }));
+    });
+  };
+  const giveUp = (error: Error): void => {
+    if (stopping()) return;
+    supervisionLog(error.message);
+    for (const cb of failureListeners) cb({ emulator, port, error });
+  };
+  watch(exited);
+}
+
+/** Resolves with how the child ended ("code 1", "signal SIGKILL") when it exits. */
+function exitOf(child: ChildProcess): Promise<string> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(describeExit(child.exitCode, child.signalCode));
+  return new Promise((resolve) => child.once("exit", (code, signal) => resolve(describeExit(code, signal))));
+}
+
+function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `signal ${signal}` : `code ${code ?? "none"}`;
 }
 
 // ---------------------------------------------------------------- S3 (s3rver)
@@ -167,11 +271,12 @@ export function toEventBridgeEvents(payload: unknown, region: string): S3ObjectC
   return events;
 }
 
-/** Starts s3rver in a child process and resolves once it listens. */
-export async function startS3(opts: StartS3Options): Promise<S3Emulator> {
-  const region = opts.region ?? "us-east-1";
-  await mkdir(opts.directory, { recursive: true });
-  const config: S3rverChildConfig = { port: opts.port ?? 0, directory: opts.directory, buckets: opts.buckets };
+/** One s3rver child, resolved once it listens. */
+async function launchS3Child(
+  config: S3rverChildConfig,
+  region: string,
+  deliver: (event: S3ObjectCreatedEvent) => void,
+): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ["--openssl-legacy-provider", s3rverChildPath(), JSON.stringify(config)], {
     stdio: ["ignore", "inherit", "pipe", "ipc"],
   });
@@ -180,18 +285,6 @@ export async function startS3(opts: StartS3Options): Promise<S3Emulator> {
   child.stderr?.on("data", (d: string) => {
     stderr = (stderr + d).slice(-4000);
   });
-
-  const listeners = new Set<ObjectCreatedListener>();
-  const deliver = (event: S3ObjectCreatedEvent): void => {
-    for (const cb of listeners) {
-      try {
-        Promise.resolve(cb(event)).catch((e: unknown) => reportListenerError(e));
-      } catch (e) {
-        reportListenerError(e);
-      }
-    }
-  };
-
   const port = await new Promise<number>((resolve, reject) => {
     const onExit = (code: number | null, signal: NodeJS.Signals | null): void =>
       reject(
@@ -215,14 +308,35 @@ export async function startS3(opts: StartS3Options): Promise<S3Emulator> {
     child.kill("SIGKILL");
     throw e;
   });
+  return { child, port };
+}
 
+/** Starts s3rver in a child process and resolves once it listens; a crashed child is restarted on the same port. */
+export async function startS3(opts: StartS3Options): Promise<S3Emulator> {
+  const region = opts.region ?? "us-east-1";
+  await mkdir(opts.directory, { recursive: true });
+  const config: S3rverChildConfig = { port: opts.port ?? 0, directory: opts.directory, buckets: opts.buckets };
+
+  const listeners = new Set<ObjectCreatedListener>();
+  const deliver = (event: S3ObjectCreatedEvent): void => {
+    for (const cb of listeners) {
+      try {
+        Promise.resolve(cb(event)).catch((e: unknown) => reportListenerError(e));
+      } catch (e) {
+        reportListenerError(e);
+      }
+    }
+  };
+
+  let { child, port } = await launchS3Child(config, region, deliver);
   let stopped: Promise<void> | undefined;
-  return {
+  const emulator: S3Emulator = {
     endpoint: `http://127.0.0.1:${port}`,
     port,
     region,
     stop() {
       stopped ??= (async () => {
+        running.delete(emulator);
         listeners.clear();
         const exited = waitForExit(child, 3000, () => child.kill("SIGKILL"));
         child.kill("SIGTERM");
@@ -235,6 +349,17 @@ export async function startS3(opts: StartS3Options): Promise<S3Emulator> {
       return () => listeners.delete(cb);
     },
   };
+  running.add(emulator);
+  supervise(`s3rver (S3, region ${region})`, port, exitOf(child), () => stopped !== undefined, async () => {
+    const next = await launchS3Child({ ...config, port }, region, deliver);
+    if (stopped !== undefined) {
+      next.child.kill("SIGKILL");
+      return { exited: new Promise<string>(() => undefined) };
+    }
+    child = next.child;
+    return { exited: exitOf(child) };
+  });
+  return emulator;
 }
 
 function reportListenerError(e: unknown): void {
@@ -277,10 +402,19 @@ export function dynamoLocalDir(): string {
  * Java gets no IPC channel, so it is started under a tiny shell that kills it
  * when its stdin closes: that happens on stop() and when this process dies
  * in any way (even SIGKILL), so DynamoDB Local never outlives its parent.
+ * The shell waits for Java itself (the stdin watch runs beside it), so when
+ * Java dies the shell exits too and the supervisor sees it.
  */
-const JAVA_WATCHDOG = 'java "$@" & pid=$!; trap \'kill $pid 2>/dev/null\' EXIT; cat >/dev/null; kill $pid 2>/dev/null; wait $pid';
+const JAVA_WATCHDOG =
+  // A background list's stdin is /dev/null in sh, so the watch reads the real stdin through fd 3.
+  'exec 3<&0; java "$@" 3<&- & pid=$!; trap \'kill $pid 2>/dev/null\' EXIT; { cat <&3 >/dev/null; kill $pid 2>/dev/null; } & exec 3<&-; wait $pid';
 
-async function launchDynamo(port: number, opts: StartDynamoOptions): Promise<DynamoEmulator> {
+interface DynamoChild {
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function launchDynamo(port: number, opts: StartDynamoOptions): Promise<DynamoChild> {
   const dir = dynamoLocalDir();
   const storage = opts.dbPath === undefined ? ["-inMemory"] : ["-dbPath", opts.dbPath];
   const javaArgs = [
@@ -302,6 +436,7 @@ async function launchDynamo(port: number, opts: StartDynamoOptions): Promise<Dyn
     stdio: ["pipe", "pipe", "pipe"],
     detached: true,
   });
+  child.stdin?.on("error", () => undefined); // the watch may be gone already when stop() closes it
   let output = "";
   const collect = (d: Buffer): void => {
     output = (output + d.toString("utf8")).slice(-4000);
@@ -360,18 +495,47 @@ async function launchDynamo(port: number, opts: StartDynamoOptions): Promise<Dyn
   } finally {
     client.destroy();
   }
-  return { endpoint, port, stop };
+  return { child, stop };
+}
+
+/** DynamoDB Local on `port`, restarted there when it crashes (its tables are on disk with dbPath). */
+async function supervisedDynamo(port: number, opts: StartDynamoOptions): Promise<DynamoEmulator> {
+  let current = await launchDynamo(port, opts);
+  let stopped: Promise<void> | undefined;
+  const emulator: DynamoEmulator = {
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
+    stop() {
+      stopped ??= (async () => {
+        running.delete(emulator);
+        await current.stop();
+      })();
+      return stopped;
+    },
+  };
+  running.add(emulator);
+  supervise("DynamoDB Local", port, exitOf(current.child), () => stopped !== undefined, async () => {
+    await current.stop(); // ends the old shell's stdin watch
+    const next = await launchDynamo(port, opts);
+    if (stopped !== undefined) {
+      await next.stop();
+      return { exited: new Promise<string>(() => undefined) };
+    }
+    current = next;
+    return { exited: exitOf(next.child) };
+  });
+  return emulator;
 }
 
 /** Starts DynamoDB Local and resolves once it answers ListTables. */
 export async function startDynamo(opts: StartDynamoOptions = {}): Promise<DynamoEmulator> {
   if (opts.dbPath !== undefined) await mkdir(opts.dbPath, { recursive: true });
-  if (opts.port !== undefined && opts.port !== 0) return launchDynamo(opts.port, opts);
+  if (opts.port !== undefined && opts.port !== 0) return supervisedDynamo(opts.port, opts);
   // A port picked free can be taken before Java binds it: try a few.
   let last: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await launchDynamo(await freePort(), opts);
+      return await supervisedDynamo(await freePort(), opts);
     } catch (e) {
       last = e;
       if (!(e instanceof ServiceUnavailableError) || !/address already in use|BindException/i.test(e.message)) throw e;

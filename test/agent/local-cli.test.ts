@@ -3,11 +3,12 @@
  * config file the agent finds by itself; `walvault local down` stops it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { WALVAULT_BIN } from "../../local/paths.js";
+import { poll } from "../support/harness.js";
 import { runCli } from "../support/stack.js";
 import { syntheticSegment } from "../support/wal.js";
 
@@ -74,4 +75,164 @@ describe("walvault local up / down", () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr.trim()).toMatch(/^walvault: no local stack is running from /);
   });
+});
+
+/** Pids of live processes whose command line mentions `text` (an emulator child names its state directory). */
+function processesMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      const state = readFileSync(`/proc/${entry}/stat`, "utf8").split(") ")[1]?.[0];
+      if (cmdline.includes(text) && state !== "Z") pids.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
+}
+
+interface Up {
+  child: ChildProcess;
+  readonly stdout: string;
+  readonly stderr: string;
+  exited: Promise<number>;
+  done(): boolean;
+}
+
+function localUp(dir: string, args: string[] = []): Up {
+  const child = spawn(WALVAULT_BIN, ["local", "up", "--state-dir", dir, ...args], {
+    env: withoutEmpty({ WALVAULT_CONFIG: "", HOME: dir }),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  let finished = false;
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number>((r) =>
+    child.on("exit", (code) => {
+      finished = true;
+      r(code ?? -1);
+    }),
+  );
+  return {
+    child,
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    exited,
+    done: () => finished,
+  };
+}
+
+describe("walvault local up supervises its emulators", () => {
+  const started: { up: Up; dir: string }[] = [];
+  afterAll(async () => {
+    for (const { up: u, dir } of started) {
+      if (!u.done()) {
+        u.child.kill("SIGTERM");
+        await Promise.race([u.exited, new Promise((r) => setTimeout(r, 15_000))]);
+        if (!u.done()) u.child.kill("SIGKILL");
+      }
+      for (const pid of processesMentioning(dir)) process.kill(pid, "SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  async function upAndRunning(): Promise<{ up: Up; dir: string; env: Record<string, string> }> {
+    const dir = mkdtempSync(join(tmpdir(), "walvault-localsup-"));
+    const u = localUp(dir);
+    started.push({ up: u, dir });
+    await poll(() => u.stdout.includes("is up") || (u.done() && Promise.reject(new Error(u.stderr))), 90_000, "the stack to come up");
+    return { up: u, dir, env: { WALVAULT_CONFIG: join(dir, "config.json") } };
+  }
+
+  async function push(dir: string, env: Record<string, string>, n: number): Promise<{ code: number; stderr: string }> {
+    const name = `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, "0")}`;
+    const path = join(dir, name);
+    if (!existsSync(path)) writeFileSync(path, syntheticSegment(name, n));
+    return runCli(["wal-push", "--timeout", "20", path], { env });
+  }
+
+  it("restarts an s3rver or DynamoDB Local child killed with SIGKILL on the same port, and pushes keep working", async () => {
+    // Prepare: a stack that has archived one segment.
+    const { up: u, dir, env } = await upAndRunning();
+    const first = await push(dir, env, 1);
+    expect(first.code, first.stderr).toBe(0);
+    const s3rver = processesMentioning(join(dir, "s3")).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("s3rver-child"));
+    expect(s3rver).toHaveLength(1);
+
+    // Act: kill -9 the s3rver child, then push.
+    process.kill(s3rver[0]!, "SIGKILL");
+    await poll(() => /s3rver .* exited unexpectedly \(signal SIGKILL\); restarting it on the same port/.test(u.stderr), 60_000, "a restart line for s3rver");
+    const second = await poll(async () => {
+      const r = await push(dir, env, 2);
+      return r.code === 0 ? r : undefined;
+    }, 60_000, "a push after the s3rver restart");
+
+    // Act: the same for DynamoDB Local's Java process.
+    const java = processesMentioning(join(dir, "dynamodb")).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("java"));
+    expect(java).toHaveLength(1);
+    process.kill(java[0]!, "SIGKILL");
+    await poll(() => /DynamoDB Local .* exited unexpectedly .*; restarting it on the same port/.test(u.stderr), 60_000, "a restart line for DynamoDB Local");
+    const third = await poll(async () => {
+      const r = await push(dir, env, 3);
+      return r.code === 0 ? r : undefined;
+    }, 60_000, "a push after the DynamoDB Local restart");
+
+    // Assess: the stack stayed up, each child came back as a new process, every segment is listed.
+    expect(second.code).toBe(0);
+    expect(third.code).toBe(0);
+    expect(u.done()).toBe(false);
+    const list = await runCli(["wal", "list", "--json"], { env });
+    expect(list.code, list.stderr).toBe(0);
+    expect((JSON.parse(list.stdout) as { name: string }[]).map((r) => r.name)).toEqual([
+      "000000010000000000000001",
+      "000000010000000000000002",
+      "000000010000000000000003",
+    ]);
+    expect(processesMentioning(join(dir, "s3")).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("s3rver-child"))).not.toContain(s3rver[0]);
+  }, 240_000);
+
+  it("exits non-zero naming the emulator when a crashed child cannot be restarted, and leaves no child behind", async () => {
+    // Prepare: a stack whose s3rver directory is then made unusable, so a restart must fail.
+    const { up: u, dir } = await upAndRunning();
+    const s3rver = processesMentioning(join(dir, "s3")).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("s3rver-child"));
+    expect(s3rver).toHaveLength(1);
+    renameSync(join(dir, "s3"), join(dir, "s3-moved"));
+    writeFileSync(join(dir, "s3"), "not a directory");
+
+    // Act
+    process.kill(s3rver[0]!, "SIGKILL");
+    const code = await Promise.race([u.exited, new Promise<"hung">((r) => setTimeout(() => r("hung"), 60_000))]);
+
+    // Assess
+    expect(code, u.stderr).not.toBe("hung");
+    expect(code).not.toBe(0);
+    expect(u.stderr).toMatch(/^walvault: the local stack stopped: s3rver \(S3, region local-1\) on port \d+ exited \(signal SIGKILL\) and could not be restarted/m);
+    expect(existsSync(join(dir, "config.json"))).toBe(false);
+    expect(await poll(() => processesMentioning(dir).length === 0, 15_000, "no emulator child left")).toBe(true);
+  }, 180_000);
+
+  it("local up --database BAD_ID: one line, exits non-zero promptly, starts nothing", async () => {
+    // Prepare
+    const dir = mkdtempSync(join(tmpdir(), "walvault-localbad-"));
+    const u = localUp(dir, ["--database", "BAD_ID"]);
+    started.push({ up: u, dir });
+
+    // Act
+    const code = await Promise.race([u.exited, new Promise<"hung">((r) => setTimeout(() => r("hung"), 30_000))]);
+
+    // Assess
+    expect(code, u.stderr).not.toBe("hung");
+    expect(code).not.toBe(0);
+    expect(u.stderr.trim().split("\n"), u.stderr).toHaveLength(1);
+    expect(u.stderr).toContain("BAD_ID");
+    expect(processesMentioning(dir)).toEqual([]);
+  }, 60_000);
 });
