@@ -99,5 +99,9 @@ export async function scheduledCommand(cfg: AgentConfig, flags: VerifyFlags, pri
   print(flags.json, out, () =>
     [`verification run ${executionId}: ${out.count} snapshot(s)`, ...out.results.map((r) => `  ${r.databaseId} ${r.snapshotId}: ${r.outcome}${r.failure ? ` — ${r.failure}` : ""}${r.restoreSeconds !== undefined ? ` (restore ${r.restoreSeconds.toFixed(1)} s)` : ""}`)].join("\n"),
   );
+  // The reason of every run that did not pass also goes to stderr: whoever started it sees why, even when only stderr is kept.
+  for (const r of out.results.filter((x) => x.outcome !== "passed")) {
+    process.stderr.write(`walvault: verification of ${r.databaseId} snapshot ${r.snapshotId} ${r.outcome}: ${r.failure || "no reason recorded (see walvault verify history)"}\n`);
+  }
   return out.results.every((r) => r.outcome === "passed") ? 0 : 1;
 }

@@ -34,7 +34,12 @@ function walvault(args: string[], env: Record<string, string>): Promise<string> 
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
     child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`walvault ${args.join(" ")} failed: ${err.trim()}`))));
+    child.on("close", (code, signal) => {
+      if (code === 0) return resolve(out);
+      // The reason may be on stderr, on stdout (a command that prints its results and exits 1), or nowhere: say which.
+      const reason = err.trim() || out.trim().split("\n").slice(-10).join("\n") || "no output";
+      reject(new Error(`walvault ${args.join(" ")} failed (${signal ? `signal ${signal}` : `exit ${code}`}): ${reason}`));
+    });
   });
 }
 
