@@ -120,7 +120,7 @@ import {
   type RestoreOperation,
   type SnapshotManifest,
 } from "../core/snapshot.js";
-import { parseTime } from "../core/time.js";
+import { parseTime, utimeSeconds } from "../core/time.js";
 import { formatLsn, parseLsn } from "../core/wal.js";
 import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "../local/paths.js";
@@ -874,7 +874,8 @@ async function writeReplacing(dest: string, data: Uint8Array, durable: boolean):
 interface WalPlacement {
   stream: string;
   dir: string;
-  segments: { rec: WalRecord; dest: string }[];
+  /** `marker`: the stream's closing marker beside the segment (a marker-closed stream), written once the segment is. */
+  segments: { rec: WalRecord; dest: string; marker?: string }[];
 }
 
 /** Where each planned generic WAL segment goes; checked before anything is downloaded. */
@@ -913,7 +914,15 @@ function placeGenericWal(planned: PlannedRestore, manifest: SnapshotManifest, se
       if (type !== undefined && type !== "file") {
         throw new UnsafePathError(`WAL segment ${rec.name} of stream '${sp.stream}' would replace the ${type} ${JSON.stringify(relPath)} of the snapshot`, { path: relPath });
       }
-      return { rec, dest: resolveUnder(root, relPath) };
+      if (s.closedMarker === undefined) return { rec, dest: resolveUnder(root, relPath) };
+      const markerPath = `${relPath}${s.closedMarker}`;
+      const markerType = entries.get(markerPath);
+      if (markerType !== undefined && markerType !== "file") {
+        throw new UnsafePathError(`the marker of WAL segment ${rec.name} of stream '${sp.stream}' would replace the ${markerType} ${JSON.stringify(markerPath)} of the snapshot`, {
+          path: markerPath,
+        });
+      }
+      return { rec, dest: resolveUnder(root, relPath), marker: resolveUnder(root, markerPath) };
     });
     out.push({ stream: sp.stream, dir, segments: placed });
   }
@@ -1056,7 +1065,11 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     // Recorded mtimes and modes, deepest first, before the steps below add,
     // change or remove files (tablespace_map, recovery settings, WAL).
     for (const op of ops) {
-      if (op.op === "utimes") await (op.noFollow ? lutimes(op.path, op.mtime, op.mtime) : utimes(op.path, op.mtime, op.mtime));
+      if (op.op === "utimes") {
+        // Seconds aimed so libuv sets exactly the recorded time (to its microsecond); a Date came back 1 µs early half the time.
+        const t = utimeSeconds(op.mtimeNs);
+        await (op.noFollow ? lutimes(op.path, t, t) : utimes(op.path, t, t));
+      }
       else if (op.op === "chmod") await chmod(op.path, op.mode);
     }
     if (planned.kind === "postgres") {
@@ -1068,10 +1081,12 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
       const largest = all.reduce((m, s) => Math.max(m, s.rec.size), 1);
       const limit = Math.max(1, Math.min(parallel, Math.floor(WAL_BYTES_IN_FLIGHT / largest)));
       for (const p of walPlacements) await mkdir(p.dir, { recursive: true, mode: 0o700 });
-      await mapLimit(all, limit, async ({ rec, dest }) => {
+      await mapLimit(all, limit, async ({ rec, dest, marker }) => {
         throwIfAborted(opts.signal);
         const data = await downloadVerified(clients, cfg, rec);
         await writeReplacing(dest, data, durable);
+        // Sealed as the database sealed it (an empty marker: the segment is complete), never before the segment is whole.
+        if (marker !== undefined) await writeReplacing(marker, new Uint8Array(0), durable);
         walBytes += data.length;
         walDownloaded += rec.storedSize;
         counters.walDone++;

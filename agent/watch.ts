@@ -301,7 +301,7 @@ export class Watcher {
     let r: SnapshotPushResult;
     const entries: ReturnType<typeof snapshotStreamEntry>[] = [];
     try {
-      for (const s of streams) entries.push(snapshotStreamEntry(s.id, s.dir, await this.listStream(s)));
+      for (const s of streams) entries.push(snapshotStreamEntry(s.id, s.dir, await this.listStream(s), s.spec.closed));
       const streamDirs = streams.map((s) => `${s.dir}/`);
       r = await snapshotPush(
         {

@@ -388,15 +388,18 @@ export function snapshotStreamEntry(
   streamId: string,
   dir: string,
   segments: readonly StreamSegment[],
-): { id: string; dir: string; lastSegment?: string; lastSegno: number } {
+  rule?: ClosedRule,
+): { id: string; dir: string; lastSegment?: string; lastSegno: number; closedMarker?: string } {
+  // The rule that seals a segment, when it is a file of its own: restore lays it beside every segment it adds.
+  const marker = rule?.rule === "marker" ? { closedMarker: rule.suffix } : {};
   const closed = segments.filter((s) => s.closed);
   const last = closed.at(-1);
   if (last !== undefined) {
-    return { id: streamId, dir, lastSegment: posix.join(dir, last.file), lastSegno: Number(last.position) };
+    return { id: streamId, dir, lastSegment: posix.join(dir, last.file), lastSegno: Number(last.position), ...marker };
   }
   const first = segments[0]?.position ?? 1n;
   if (first === 0n) {
     throw new InvalidInputError(`stream '${streamId}' has no closed segment yet and starts at position 0: a snapshot can be taken once its first segment is closed`);
   }
-  return { id: streamId, dir, lastSegno: Number(first - 1n) };
+  return { id: streamId, dir, lastSegno: Number(first - 1n), ...marker };
 }

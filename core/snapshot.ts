@@ -97,6 +97,7 @@ import { DEFAULT_CODEC, isCodecName, type CodecName } from "./codec.js";
 import { InvalidInputError, ManifestInvalidError, UnsafePathError, type WalvaultError } from "./errors.js";
 import { SHA256_RE } from "./hash.js";
 import { SNAPSHOT_ID_RE, assertSnapshotId, vaultChunkKey } from "./keys.js";
+import { formatTime, timeFromNs, tryParseTime } from "./time.js";
 import type { DatabaseKind, SnapshotInfo } from "./restore-plan.js";
 import { codecSchema, databaseIdSchema, sha256Schema } from "./schemas.js";
 import { assertSegmentSize, formatLsn, lsnToSegno, parseLsn, segmentName } from "./wal.js";
@@ -367,6 +368,11 @@ export const genericSnapshotSchema = z
             lastSegment: relativePathSchema.optional(),
             /** Its position (with no lastSegment: the position before the stream's first segment): restore lays out the segments after it. */
             lastSegno: count,
+            /**
+             * A marker-closed stream's marker suffix (e.g. ".done": `<segment>.done` seals a segment). Restore
+             * writes it beside every segment it lays out after the snapshot, as the database sealed them.
+             */
+            closedMarker: z.string().regex(/^[A-Za-z0-9._-]{1,32}$/, "a marker is a file-name suffix such as '.done'").optional(),
           })
           .strict(),
       )
@@ -783,11 +789,21 @@ function checkMode(mode: number, path: string): void {
   }
 }
 
-function isoOf(d: Date, what: string, field: string): string {
+/** An mtime as recorded: a Date (milliseconds), or bigint epoch nanoseconds (`lstat(p, { bigint: true }).mtimeNs`), kept to the nanosecond. */
+export type MtimeInput = Date | bigint;
+
+function isoOf(d: MtimeInput, what: string, field: string): string {
+  if (typeof d === "bigint") return formatTime(timeFromNs(d));
   if (!(d instanceof Date) || Number.isNaN(d.getTime())) {
     throw new ManifestInvalidError(`${what} is not a valid date`, { field });
   }
   return d.toISOString();
+}
+
+/** A recorded mtime in epoch nanoseconds, every digit kept (core/time.ts); Date's parse for text the strict parser does not take. */
+function mtimeNsOf(iso: string): bigint {
+  const r = tryParseTime(iso);
+  return r.ok ? r.time.epochNs : BigInt(Date.parse(iso)) * 1_000_000n;
 }
 
 /**
@@ -801,7 +817,7 @@ export class SnapshotBuilder {
   private readonly open = new Set<string>();
   private readonly chunks = new Map<string, { size: number; storedSize: number; codec: CodecName; new: boolean }>();
 
-  addDirectory(path: string, mode: number, mtime: Date): void {
+  addDirectory(path: string, mode: number, mtime: MtimeInput): void {
     this.claim(path);
     const entry: DirectoryEntry = {
       path,
@@ -812,7 +828,7 @@ export class SnapshotBuilder {
     this.add(entry);
   }
 
-  addSymlink(path: string, linkTarget: string, mtime: Date): void {
+  addSymlink(path: string, linkTarget: string, mtime: MtimeInput): void {
     this.claim(path);
     const problem = typeof linkTarget === "string" ? linkTargetProblem(linkTarget) : "is not a string";
     if (problem !== undefined) {
@@ -822,7 +838,7 @@ export class SnapshotBuilder {
   }
 
   /** Opens a regular file; `chunking: "blocks"` when the pipeline cuts it in fixed blocks (meta.blocks). */
-  startFile(path: string, mode: number, mtime: Date, options: { chunking?: "blocks" } = {}): SnapshotFileHandle {
+  startFile(path: string, mode: number, mtime: MtimeInput, options: { chunking?: "blocks" } = {}): SnapshotFileHandle {
     this.claim(path);
     if (options.chunking !== undefined && options.chunking !== "blocks") {
       throw new ManifestInvalidError(`file ${JSON.stringify(path)}: unknown chunking '${String(options.chunking)}'`, { field: entryField(path) });
@@ -980,7 +996,8 @@ export type RestoreOperation =
        */
       outside: boolean;
     }
-  | { op: "utimes"; path: string; relativePath: string; mtime: Date; noFollow: boolean }
+  /** `mtime` to the millisecond; `mtimeNs` every recorded digit (set it with core/time.ts utimeSeconds). */
+  | { op: "utimes"; path: string; relativePath: string; mtime: Date; mtimeNs: bigint; noFollow: boolean }
   | { op: "chmod"; path: string; relativePath: string; mode: number };
 
 /** Modes while restoring: the restorer can always enter and write; recorded modes come at the end. */
@@ -1054,7 +1071,7 @@ export function restoreLayout(manifest: SnapshotManifest, targetDir: string): Re
     ops.push({ op: "symlink", ...where, target: e.linkTarget, outside });
   }
   for (const e of sorted.reverse()) {
-    ops.push({ op: "utimes", ...at(e), mtime: new Date(e.mtime), noFollow: e.type === "symlink" });
+    ops.push({ op: "utimes", ...at(e), mtime: new Date(e.mtime), mtimeNs: mtimeNsOf(e.mtime), noFollow: e.type === "symlink" });
     if (e.type !== "symlink") ops.push({ op: "chmod", ...at(e), mode: e.mode & ~STRIPPED_MODE_BITS });
   }
   return ops;

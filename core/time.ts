@@ -145,3 +145,18 @@ export function pgTimestamp(t: PreciseTime): string {
   const micros = String(Math.floor(t.subMsNanos / 1000)).padStart(3, "0");
   return `${iso.slice(0, 10)} ${iso.slice(11, 23)}${micros}+00`;
 }
+
+/**
+ * Seconds for fs.utimes/lutimes that set exactly `epochNs` truncated to the
+ * microsecond. Node passes times to libuv as a double of seconds, and libuv
+ * (uv__fs_to_timespec) truncates its fraction to nanoseconds and then to
+ * microseconds; a Date's ms / 1000 is rarely exact in binary, so about half
+ * of all millisecond values came back 1 µs early (…264 ms set, …263.999 ms
+ * read back). Aiming at the middle of the microsecond (500 ns in, toward the
+ * truncation) absorbs the double's error, which is below 500 ns until 2106.
+ */
+export function utimeSeconds(epochNs: bigint): number {
+  const s = epochNs / NS_PER_S; // toward zero, as libuv's cast
+  const micros = (epochNs - s * NS_PER_S) / 1000n; // same sign as epochNs
+  return Number(s) + (Number(micros) * 1000 + (epochNs < 0n ? -500 : 500)) / 1e9;
+}

@@ -6,10 +6,11 @@
  * a scratch cluster whose WAL is archived by `walvault wal-push`, restores it
  * with --latest and starts it.
  */
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
+import { utimeSeconds } from "../../core/time.js";
 import { ChecksumMismatchError, InvalidInputError, NoSnapshotBeforeTargetError, UnsafePathError, WalGapError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey } from "../../core/keys.js";
@@ -76,34 +77,45 @@ function buildSource(dir: string): void {
   chmodSync(join(dir, "run.sh"), 0o755);
   chmodSync(join(dir, "sst"), 0o750);
   chmodSync(join(dir, "empty-dir"), 0o700);
-  const old = new Date("2025-01-02T03:04:05.678Z");
+  // Fixed mtimes, none from the clock, at the rounding edge: set from a Date (ms / 1000 seconds), each of
+  // these came back 1 µs early (…263.999 ms for …264), which is how a symlink's restored mtime was 1 ms off.
   for (const p of ["MANIFEST-000001", "sst/000001.sst", "sst/zeros.vlog", "sst/readonly.sst", "empty.txt", "run.sh", "empty-dir", "sst", "wal"]) {
-    utimesSync(join(dir, p), old, old);
+    setMtime(join(dir, p), OLD_MS);
   }
+  setMtime(join(dir, "current"), LINK_MS[0]!);
+  setMtime(join(dir, "sst-link"), LINK_MS[1]!);
+}
+
+const OLD_MS = 1735787045678; // 2025-01-02T03:04:05.678Z
+const LINK_MS = [1796159554264, 1796159554008];
+/** Sets an entry's mtime (not following a symlink) to exactly `ms`, and checks it took. */
+function setMtime(p: string, ms: number): void {
+  const t = utimeSeconds(BigInt(ms) * 1_000_000n);
+  lutimesSync(p, t, t);
+  expect(lstatSync(p, { bigint: true }).mtimeNs).toBe(BigInt(ms) * 1_000_000n);
 }
 
 interface Entry {
   type: "file" | "dir" | "symlink";
   mode?: number;
-  mtimeMs?: number;
+  mtimeNs?: bigint;
   sha256?: string;
   target?: string;
 }
 
-/** mtime to the millisecond, as manifests record it (utimes takes float seconds: 0.916 s comes back as 0.91599998). */
-const ms = (mtimeMs: number): number => Math.floor(mtimeMs + 0.001);
 
 /** Every entry under dir: type, mode, mtime (ms), content hash or link target. */
 function treeOf(dir: string, rel = ""): Map<string, Entry> {
   const out = new Map<string, Entry>();
   for (const n of readdirSync(rel === "" ? dir : join(dir, rel)).sort()) {
     const p = rel === "" ? n : `${rel}/${n}`;
-    const st = lstatSync(join(dir, p));
-    if (st.isSymbolicLink()) out.set(p, { type: "symlink", target: readlinkSync(join(dir, p)), mtimeMs: ms(st.mtimeMs) });
+    const st = lstatSync(join(dir, p), { bigint: true });
+    const mode = Number(st.mode) & 0o7777;
+    if (st.isSymbolicLink()) out.set(p, { type: "symlink", target: readlinkSync(join(dir, p)), mtimeNs: st.mtimeNs });
     else if (st.isDirectory()) {
-      out.set(p, { type: "dir", mode: st.mode & 0o7777, mtimeMs: ms(st.mtimeMs) });
+      out.set(p, { type: "dir", mode, mtimeNs: st.mtimeNs });
       for (const [k, v] of treeOf(dir, p)) out.set(k, v);
-    } else out.set(p, { type: "file", mode: st.mode & 0o7777, mtimeMs: ms(st.mtimeMs), sha256: sha256Hex(readFileSync(join(dir, p))) });
+    } else out.set(p, { type: "file", mode, mtimeNs: st.mtimeNs, sha256: sha256Hex(readFileSync(join(dir, p))) });
   }
   return out;
 }
@@ -202,6 +214,8 @@ describe("restore of a generic database", () => {
     const strip = (m: Map<string, Entry>, path: string, e: Entry): Entry =>
       path.startsWith("wal/") && e.type === "file" ? { type: e.type, sha256: e.sha256! } : path === "wal" ? { type: e.type, mode: e.mode! } : e;
     expect(new Map([...got].map(([k, v]) => [k, strip(got, k, v)]))).toEqual(new Map([...want].map(([k, v]) => [k, strip(want, k, v)])));
+    // Exact to the nanosecond what was recorded, symlinks included (the manifest holds the fixed values).
+    expect([got.get("current")!.mtimeNs, got.get("sst-link")!.mtimeNs, got.get("run.sh")!.mtimeNs]).toEqual([...LINK_MS, OLD_MS].map((ms) => BigInt(ms) * 1_000_000n));
     expect(snap.chunksOf.get("sst/000001.sst")!.length).toBeGreaterThan(10);
     expect(r).toMatchObject({ databaseId: GEN, kind: "generic", snapshotId: snap.record.snapshotId, files: 10, symlinks: 2, walSegments: 3 });
     expect(r.plan.plan.wal.map((w) => w.name)).toEqual([seg(4), seg(5), seg(6)]);

@@ -185,6 +185,12 @@ const LAYOUTS: Layout[] = [
   },
 ];
 
+/** The marker suffix of a layout's marker-closed stream, or undefined. */
+function markerOf(layout: Layout, streamId: string): string | undefined {
+  const closed = layout.watch.streams.find((x) => x.id === streamId)?.closed;
+  return typeof closed === "object" && "marker" in closed ? closed.marker : undefined;
+}
+
 /** relPath -> "dir" | "<mode>:<sha256>" of every file under root (minus `skip`). */
 function tree(root: string, skip: (rel: string) => boolean = () => false): Map<string, string> {
   const out = new Map<string, string>();
@@ -282,6 +288,12 @@ describe.each(LAYOUTS)("watch + restore, $name", (layout) => {
         const openAtS1 = s.file(s1Positions[id]! + 1);
         expect(present.filter((f) => f !== openAtS1 || id === busyId)).toEqual(expected);
         for (const f of expected) expect(sha(join(pitr, s.dir, f)), `${id}/${f}`).toBe(sha(join(root, s.dir, f)));
+        // A marker-closed stream: every segment restored is sealed as it was in the database, and nothing more.
+        const suffix = markerOf(layout, id);
+        if (suffix !== undefined) {
+          const markers = readdirSync(join(pitr, s.dir)).filter((f) => f.endsWith(suffix)).sort();
+          expect(markers, `${id} markers at T1`).toEqual(expected.map((f) => `${f}${suffix}`));
+        }
         if (id !== busyId) expect(readFileSync(join(root, s.dir, openAtS1)).subarray(0, lstatSync(join(pitr, s.dir, openAtS1)).size)).toEqual(readFileSync(join(pitr, s.dir, openAtS1)));
       }
 
@@ -290,6 +302,11 @@ describe.each(LAYOUTS)("watch + restore, $name", (layout) => {
       const r2 = await stack.cli(["restore", "--database", layout.dbId, "--to", latest, "--latest"]);
       expect(r2.code, r2.stderr).toBe(0);
       for (let p = beforeT1; p < busy.position; p++) expect(sha(join(latest, busy.dir, busy.file(p)))).toBe(sha(join(root, busy.dir, busy.file(p))));
+      const busyMarker = markerOf(layout, busyId);
+      if (busyMarker !== undefined) {
+        const want = readdirSync(join(root, busy.dir)).filter((f) => f.endsWith(busyMarker)).sort();
+        expect(readdirSync(join(latest, busy.dir)).filter((f) => f.endsWith(busyMarker)).sort(), "markers at --latest").toEqual(want);
+      }
       expect(existsSync(join(latest, busy.dir, busy.file(busy.position)))).toBe(false);
 
       // Act 5: a second snapshot (by trigger file where configured), then restore it: the whole tree, byte-identical.

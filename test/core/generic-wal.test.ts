@@ -133,4 +133,11 @@ describe("snapshotStreamEntry", () => {
     expect(snapshotStreamEntry("wal", "wal", segs.slice(1).map((s) => ({ ...s, closed: false })))).toEqual({ id: "wal", dir: "wal", lastSegno: 3 });
     expect(() => snapshotStreamEntry("wal", "wal", streamSegments(spec({}), "wal", files(["0.wal", 1])))).toThrow(InvalidInputError);
   });
+
+  it("records a marker-closed stream's marker, so restore seals every segment it lays out; other rules record none", () => {
+    const segs = streamSegments(spec({}), "wal", files(["3.wal", 1], ["4.wal", 1]));
+    expect(snapshotStreamEntry("wal", "wal", segs, { rule: "marker", suffix: ".done" })).toEqual({ id: "wal", dir: "wal", lastSegment: "wal/3.wal", lastSegno: 3, closedMarker: ".done" });
+    expect(snapshotStreamEntry("wal", "wal", segs, { rule: "size", bytes: 4096 })).not.toHaveProperty("closedMarker");
+    expect(snapshotStreamEntry("wal", "wal", segs, { rule: "newest-open" })).not.toHaveProperty("closedMarker");
+  });
 });

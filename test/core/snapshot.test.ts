@@ -852,6 +852,20 @@ describe("path safety", () => {
 // --- restore layout ---------------------------------------------------------
 
 describe("restoreLayout", () => {
+  it("keeps an mtime recorded to the nanosecond, every digit, for the restorer", () => {
+    // Prepare: a symlink and a directory with nanosecond mtimes, a file with a Date
+    const b = new SnapshotBuilder();
+    b.addDirectory("d", 0o755, 1796159554264123456n);
+    b.addSymlink("d/link", "x", 1796159554264000001n);
+    b.startFile("d/x", 0o644, new Date(1796159554264)).finish(EMPTY_SHA256);
+    // Act
+    const m = genericBuild(b);
+    const times = restoreLayout(m, TARGET).flatMap((o) => (o.op === "utimes" ? [[o.relativePath, o.mtimeNs] as const] : []));
+    // Assess
+    expect(m.files.map((f) => f.mtime)).toEqual(["2026-12-01T21:12:34.264123456Z", "2026-12-01T21:12:34.264000001Z", "2026-12-01T21:12:34.264Z"]);
+    expect(new Map(times)).toEqual(new Map([["d", 1796159554264123456n], ["d/link", 1796159554264000001n], ["d/x", 1796159554264000000n]]));
+  });
+
   const TARGET = "/restore/orders";
   const ops = (): RestoreOperation[] => restoreLayout(pgManifest(), TARGET);
   const kinds = (list: RestoreOperation[]): string[] => list.map((o) => `${o.op} ${o.relativePath}`);
@@ -932,9 +946,9 @@ describe("restoreLayout", () => {
     expect(list).toEqual([
       { op: "mkdir", path: "/restore/orders/ro", relativePath: "ro", mode: RESTORE_DIR_MODE },
       { op: "writeFile", path: "/restore/orders/ro/tool", relativePath: "ro/tool", mode: RESTORE_FILE_MODE, size: 0, sha256: EMPTY_SHA256, chunks: [] },
-      { op: "utimes", path: "/restore/orders/ro/tool", relativePath: "ro/tool", mtime: MTIME, noFollow: false },
+      { op: "utimes", path: "/restore/orders/ro/tool", relativePath: "ro/tool", mtime: MTIME, mtimeNs: BigInt(MTIME.getTime()) * 1_000_000n, noFollow: false },
       { op: "chmod", path: "/restore/orders/ro/tool", relativePath: "ro/tool", mode: 0o755 },
-      { op: "utimes", path: "/restore/orders/ro", relativePath: "ro", mtime: MTIME, noFollow: false },
+      { op: "utimes", path: "/restore/orders/ro", relativePath: "ro", mtime: MTIME, mtimeNs: BigInt(MTIME.getTime()) * 1_000_000n, noFollow: false },
       { op: "chmod", path: "/restore/orders/ro", relativePath: "ro", mode: 0o500 },
     ]);
   });

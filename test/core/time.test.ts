@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../core/errors.js";
-import { ACCEPTED_TIME_FORMS, formatTime, parseTime, pgTimestamp, timeFromDate, tryParseTime } from "../../core/time.js";
+import { ACCEPTED_TIME_FORMS, formatTime, parseTime, pgTimestamp, timeFromDate, tryParseTime, utimeSeconds } from "../../core/time.js";
 
 const ns = (iso: string, extraNs = 0n): bigint => BigInt(Date.parse(iso)) * 1_000_000n + extraNs;
 
@@ -141,5 +141,28 @@ describe("formatTime and pgTimestamp", () => {
       "2026-12-01 21:11:18.000000+00",
       "2026-12-01 22:59:59.999999+00",
     ]);
+  });
+});
+
+describe("utimeSeconds", () => {
+  /** What libuv does with the seconds Node passes (uv__fs_to_timespec): truncate to ns, then to µs. */
+  const libuv = (t: number): bigint => {
+    const sec = Math.trunc(t);
+    let nsec = Math.trunc((t - sec) * 1e9);
+    nsec -= nsec % 1000;
+    return BigInt(sec) * 1_000_000_000n + BigInt(nsec);
+  };
+  it("gives seconds that libuv turns into exactly the recorded time, where ms / 1000 came back 1 µs early", () => {
+    // Prepare: millisecond times around the one in issue #10, and nanosecond ones up to 2100
+    const times: bigint[] = [];
+    for (let i = 0n; i < 5000n; i++) times.push((1796159554000n + i) * 1_000_000n);
+    for (let i = 0n; i < 5000n; i++) times.push(4102444799_000_000_000n - i * 999_999_937n);
+    times.push(0n, 1n, 999n, 1_000n);
+    // Act
+    const wrong = times.filter((ns) => libuv(utimeSeconds(ns)) !== (ns / 1000n) * 1000n);
+    const dateWrong = times.slice(0, 5000).filter((ns) => libuv(Number(ns / 1_000_000n) / 1000) !== ns);
+    // Assess: exact for all; the Date way was off for many
+    expect(wrong).toEqual([]);
+    expect(dateWrong.length).toBeGreaterThan(1000);
   });
 });
