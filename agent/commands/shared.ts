@@ -27,3 +27,10 @@ export async function regionalSetup(values: { config?: string | undefined; datab
   const { regionalConfig } = await import("../regions.js");
   return { cfg: regionalConfig(loadConfig(values), region), requireDatabase, agentClients };
 }
+
+/** Refuses an id the catalog does not know (an empty listing would read as "nothing archived"). */
+export async function requireRegistered(catalog: { getDatabase(id: string): Promise<unknown> }, databaseId: string): Promise<void> {
+  if (await catalog.getDatabase(databaseId)) return;
+  const { UnknownDatabaseError } = await import("../../core/errors.js");
+  throw new UnknownDatabaseError(`database '${databaseId}' is not registered in the catalog (walvault db add ${databaseId} registers it)`);
+}

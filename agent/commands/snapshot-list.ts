@@ -1,6 +1,6 @@
 /** `walvault snapshot list`: the database's snapshots in the catalog. */
 import { commonOptions, defineCommand, jsonOption } from "../command.js";
-import { GROUPS, heavy, print } from "./shared.js";
+import { GROUPS, heavy, print, requireRegistered } from "./shared.js";
 
 export default defineCommand({
   name: "snapshot list",
@@ -11,7 +11,10 @@ export default defineCommand({
   async run({ values }) {
     const { loadConfig, requireDatabase, agentClients } = await heavy();
     const cfg = loadConfig(values);
-    const snapshots = await agentClients(cfg).catalog.listSnapshots(requireDatabase(cfg));
+    const { catalog } = agentClients(cfg);
+    const databaseId = requireDatabase(cfg);
+    await requireRegistered(catalog, databaseId);
+    const snapshots = await catalog.listSnapshots(databaseId);
     const { formatBytes } = await import("../status.js");
     print(values.json, snapshots, () =>
       snapshots.length === 0

@@ -1,6 +1,6 @@
 /** `walvault verify history`: the verification runs recorded for the database. */
 import { commonOptions, defineCommand, jsonOption } from "../command.js";
-import { GROUPS, regionalSetup, print } from "./shared.js";
+import { GROUPS, regionalSetup, print, requireRegistered } from "./shared.js";
 
 export default defineCommand({
   name: "verify history",
@@ -16,6 +16,9 @@ export default defineCommand({
   async run({ values }) {
     const { cfg, requireDatabase, agentClients } = await regionalSetup(values, values.region);
     const verify = await import("../verify-cli.js");
-    return verify.historyCommand(agentClients(cfg), requireDatabase(cfg), values, print);
+    const clients = agentClients(cfg);
+    const databaseId = requireDatabase(cfg);
+    await requireRegistered(clients.catalog, databaseId);
+    return verify.historyCommand(clients, databaseId, values, print);
   },
 });

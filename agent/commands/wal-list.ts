@@ -1,6 +1,6 @@
 /** `walvault wal list`: every archived WAL file of the database. */
 import { commonOptions, defineCommand, jsonOption } from "../command.js";
-import { GROUPS, heavy, print } from "./shared.js";
+import { GROUPS, heavy, print, requireRegistered } from "./shared.js";
 
 export default defineCommand({
   name: "wal list",
@@ -12,7 +12,10 @@ export default defineCommand({
     const { loadConfig, requireDatabase, agentClients } = await heavy();
     const cfg = loadConfig(values);
     const { listWal, formatWalList } = await import("../status.js");
-    const records = await listWal(agentClients(cfg), requireDatabase(cfg));
+    const clients = agentClients(cfg);
+    const databaseId = requireDatabase(cfg);
+    await requireRegistered(clients.catalog, databaseId);
+    const records = await listWal(clients, databaseId);
     print(values.json, records, () => formatWalList(records));
     return 0;
   },

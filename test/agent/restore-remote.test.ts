@@ -176,7 +176,7 @@ describe("walvault restore --remote on the local stack", () => {
     [["restore", "--remote", "--parallel", "4"], /^walvault: restore --remote takes no --parallel: /],
     [["restore", "--remote", "--latest", "--target-time", "2026-03-01T10:00:00Z"], /^walvault: give one restore target, not --target-time and --latest$/],
     [["restore", "--remote", "--tier", "Expedited"], /^walvault: --tier must be Standard or Bulk, not 'Expedited'$/],
-    [["restore", "--remote", "--timeout", "0"], /^walvault: --timeout must be a positive number of seconds$/],
+    [["restore", "--remote", "--timeout", "0"], /^walvault: --timeout must be a positive number of seconds, not '0'$/],
     [["restore", "--state-machine", "arn:x", "--to", "/tmp/x"], /^walvault: --state-machine only goes with --remote$/],
     [["restore", "--tier", "Bulk", "--timeout", "5", "--plan-only"], /^walvault: --tier, --timeout only go with --remote$/],
   ])("%j: one line, exit 2, nothing started", async (args, line) => {
