@@ -3,12 +3,13 @@
  * config file the agent finds by itself; `walvault local down` stops it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { WALVAULT_BIN } from "../../local/paths.js";
 import { poll } from "../support/harness.js";
+import { emulatorPids, processesMentioning } from "../support/processes.js";
 import { runCli } from "../support/stack.js";
 import { syntheticSegment } from "../support/wal.js";
 
@@ -76,22 +77,6 @@ describe("walvault local up / down", () => {
     expect(r.stderr.trim()).toMatch(/^walvault: no local stack is running from /);
   });
 });
-
-/** Pids of live processes whose command line mentions `text` (an emulator child names its state directory). */
-function processesMentioning(text: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      const state = readFileSync(`/proc/${entry}/stat`, "utf8").split(") ")[1]?.[0];
-      if (cmdline.includes(text) && state !== "Z") pids.push(Number(entry));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return pids;
-}
 
 interface Up {
   child: ChildProcess;
@@ -164,7 +149,7 @@ describe("walvault local up supervises its emulators", () => {
     const { up: u, dir, env } = await upAndRunning();
     const first = await push(dir, env, 1);
     expect(first.code, first.stderr).toBe(0);
-    const s3rver = processesMentioning(join(dir, "s3")).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("s3rver-child"));
+    const s3rver = emulatorPids(dir).s3rver;
     expect(s3rver).toHaveLength(1);
 
     // Act: kill -9 the s3rver child, then push.
@@ -176,7 +161,7 @@ describe("walvault local up supervises its emulators", () => {
     }, 60_000, "a push after the s3rver restart");
 
     // Act: the same for DynamoDB Local's Java process.
-    const java = processesMentioning(join(dir, "dynamodb")).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("java"));
+    const java = emulatorPids(dir).java;
     expect(java).toHaveLength(1);
     process.kill(java[0]!, "SIGKILL");
     await poll(() => /DynamoDB Local .* exited unexpectedly .*; restarting it on the same port/.test(u.stderr), 60_000, "a restart line for DynamoDB Local");
@@ -196,13 +181,13 @@ describe("walvault local up supervises its emulators", () => {
       "000000010000000000000002",
       "000000010000000000000003",
     ]);
-    expect(processesMentioning(join(dir, "s3")).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("s3rver-child"))).not.toContain(s3rver[0]);
+    expect(emulatorPids(dir).s3rver).not.toContain(s3rver[0]);
   }, 240_000);
 
   it("exits non-zero naming the emulator when a crashed child cannot be restarted, and leaves no child behind", async () => {
     // Prepare: a stack whose s3rver directory is then made unusable, so a restart must fail.
     const { up: u, dir } = await upAndRunning();
-    const s3rver = processesMentioning(join(dir, "s3")).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("s3rver-child"));
+    const s3rver = emulatorPids(dir).s3rver;
     expect(s3rver).toHaveLength(1);
     renameSync(join(dir, "s3"), join(dir, "s3-moved"));
     writeFileSync(join(dir, "s3"), "not a directory");
