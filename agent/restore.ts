@@ -97,6 +97,7 @@ import {
   CodecError,
   InvalidInputError,
   ManifestInvalidError,
+  NotFoundError,
   UnsafePathError,
 } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
@@ -120,8 +121,9 @@ import {
   type RestoreOperation,
   type SnapshotManifest,
 } from "../core/snapshot.js";
+import { MAX_RESTORE_POINT_NAME_BYTES, RestorePointScanner } from "../core/restore-point.js";
 import { parseTime, utimeSeconds } from "../core/time.js";
-import { formatLsn, parseLsn } from "../core/wal.js";
+import { formatLsn, lsnToSegno, parseLsn } from "../core/wal.js";
 import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "../local/paths.js";
 import { fetchManifest, loadCatalogState, mapLimit } from "../store/catalog-state.js";
@@ -993,6 +995,35 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 /**
+ * PostgreSQL, a restore point target: the catalog does not record restore
+ * points, so the archived WAL replay reads after the snapshot is consistent
+ * is searched for the record (core/restore-point.ts) before anything is
+ * written. Absent, PostgreSQL would replay everything and then fail with
+ * "recovery ended before configured recovery target was reached".
+ */
+async function checkRestorePoint(clients: AgentClients, cfg: RestoreConfig, state: CatalogState, planned: PlannedRestore, name: string, signal: AbortSignal | undefined): Promise<void> {
+  if (Buffer.byteLength(name, "utf8") > MAX_RESTORE_POINT_NAME_BYTES) {
+    throw new InvalidInputError(`restore point name ${JSON.stringify(name)} is longer than PostgreSQL's ${MAX_RESTORE_POINT_NAME_BYTES} bytes: no such restore point can exist`);
+  }
+  const { snapshot, wal } = planned.plan;
+  const consistent = lsnToSegno(snapshot.stopLsn > snapshot.startLsn ? snapshot.stopLsn - 1n : snapshot.startLsn, planned.segmentSize);
+  const records = new Map(state.segments.map((r) => [`${r.timeline}/${r.name}`, r]));
+  const scanner = new RestorePointScanner(name);
+  const scanned = wal.filter((w) => w.segno >= consistent);
+  for (const w of scanned) {
+    throwIfAborted(signal);
+    const rec = records.get(`${w.timeline}/${w.name}`);
+    if (!rec) throw new InvalidInputError(`planned WAL segment ${w.name} has no catalog record`);
+    if (scanner.push(await downloadVerified(clients, cfg, rec))) return;
+  }
+  const range = scanned.length === 0 ? "none is archived after it" : `searched ${scanned[0]!.name} to ${scanned.at(-1)!.name}`;
+  throw new NotFoundError(
+    `restore point ${JSON.stringify(name)} is not in the archived WAL replayed after snapshot ${snapshot.id} is consistent (${range}): ` +
+      `PostgreSQL would fail at the end of replay; check the name, or restore to a time or an LSN`,
+  );
+}
+
+/**
  * Restores a database into `toDir` (see the file comment for the steps and
  * guarantees). Planning errors are thrown before anything is downloaded or
  * created; any later failure removes the partial directory and leaves
@@ -1019,6 +1050,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   const settled = await settlePlan(clients, cfg, state, opts.target, true);
   const planned = settled.planned;
   const manifest = settled.manifest!;
+  if (opts.target.kind === "name" && planned.kind === "postgres") await checkRestorePoint(clients, cfg, state, planned, opts.target.name, opts.signal);
   const counters = { filesDone: 0, bytesDone: 0, walDone: 0 };
   let filesTotal = 0;
   let bytesTotal = 0;

@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
 import { utimeSeconds } from "../../core/time.js";
-import { ChecksumMismatchError, InvalidInputError, NoSnapshotBeforeTargetError, UnsafePathError, WalGapError } from "../../core/errors.js";
+import { ChecksumMismatchError, InvalidInputError, NoSnapshotBeforeTargetError, NotFoundError, UnsafePathError, WalGapError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey } from "../../core/keys.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
@@ -560,6 +560,7 @@ describe("restore of PostgreSQL", () => {
     await primary.basebackup(backupDir, ["-X", "none"]);
     for (let i = 0; i < 3; i++) {
       await primary.pgbench(["-c", "2", "-t", "200", "-n"]);
+      if (i === 1) await primary.psql("select pg_create_restore_point('after_two_runs')");
       await primary.psql("select pg_switch_wal()");
     }
     await primary.psql("create table after_backup as select g from generate_series(1, 12345) g; checkpoint;");
@@ -631,4 +632,25 @@ describe("restore of PostgreSQL", () => {
       expected,
     );
   }, 400_000);
+
+  it("checks a restore point name in the archived WAL before restoring: an unknown one is refused, nothing written", async () => {
+    // Prepare
+    const missing = join(work, "pg-no-such-point", "data");
+    const named = join(work, "pg-named-point", "data");
+
+    // Act
+    const err = await restore(clients, cfg, { databaseId: PG, target: { kind: "name", name: "nosuchpoint" }, toDir: missing }).catch((e: unknown) => e);
+    const long = await restore(clients, cfg, { databaseId: PG, target: { kind: "name", name: "x".repeat(64) }, toDir: missing }).catch((e: unknown) => e);
+    const r = await restore(clients, cfg, { databaseId: PG, target: { kind: "name", name: "after_two_runs" }, toDir: named });
+
+    // Assess
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect((err as Error).message).toContain('restore point "nosuchpoint" is not in the archived WAL');
+    expect((err as Error).message.split("\n")).toHaveLength(1);
+    expect(long).toBeInstanceOf(InvalidInputError);
+    expect(existsSync(missing)).toBe(false);
+    expect(existsSync(dirname(missing))).toBe(false); // refused before anything was created
+    expect(r.plan.plan.recoveryTarget).toMatchObject({ recovery_target_name: "after_two_runs" });
+    expect(readFileSync(join(named, "postgresql.auto.conf"), "utf8")).toContain("recovery_target_name = 'after_two_runs'");
+  }, 120_000);
 });

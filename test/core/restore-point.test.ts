@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { RestorePointScanner, walPageBodies } from "../../core/restore-point.js";
+
+const BLCKSZ = 8192;
+
+/** A restore point record as PostgreSQL writes it: XLogRecord, main-data header, rp_time, rp_name[64]. */
+function restorePointRecord(name: string): Buffer {
+  const r = Buffer.alloc(98);
+  r.writeUInt32LE(98, 0); // xl_tot_len
+  r.writeUInt32LE(0, 4); // xl_xid
+  r.writeBigUInt64LE(0x3000028n, 8); // xl_prev
+  r[16] = 0x70; // XLOG_RESTORE_POINT
+  r[17] = 0; // RM_XLOG_ID
+  r.writeUInt32LE(0xdeadbeef, 20); // xl_crc
+  r[24] = 0xff; // XLR_BLOCK_ID_DATA_SHORT
+  r[25] = 72;
+  r.writeBigInt64LE(815_000_000_000n, 26); // rp_time
+  Buffer.from(name, "utf8").copy(r, 34);
+  return r;
+}
+
+/** A WAL segment of `pages` pages whose bodies (page headers cut out) are `body`, zero-filled. */
+function segment(body: Buffer, pages = 4): Buffer {
+  const seg = Buffer.alloc(pages * BLCKSZ);
+  let src = 0;
+  for (let p = 0; p < pages; p++) {
+    const off = p * BLCKSZ;
+    seg.writeUInt16LE(0xd110, off); // xlp_magic
+    const long = p === 0;
+    seg.writeUInt16LE(long ? 0x0002 : 0x0001, off + 2);
+    if (long) seg.writeUInt32LE(BLCKSZ, off + 28);
+    const header = long ? 40 : 24;
+    src += body.copy(seg, off + header, src, Math.min(body.length, src + BLCKSZ - header));
+  }
+  return seg;
+}
+
+/** Bodies with `bytes` placed at body offset `at`. */
+function bodyWith(at: number, bytes: Buffer, size = 4 * BLCKSZ - 40 - 3 * 24): Buffer {
+  const b = Buffer.alloc(size);
+  bytes.copy(b, at);
+  return b;
+}
+
+describe("RestorePointScanner", () => {
+  it("finds a restore point record inside a page, across a page boundary and across two segments", () => {
+    // Prepare
+    const rec = restorePointRecord("before_the_rest");
+    const inPage = segment(bodyWith(1000, rec));
+    const acrossPages = segment(bodyWith(BLCKSZ - 40 - 50, rec)); // 50 bytes on page 0, the rest after page 1's header
+    const bodySize = 4 * BLCKSZ - 40 - 3 * 24;
+    const first = segment(bodyWith(bodySize - 40, rec.subarray(0, 40))); // the name starts at byte 34: cut inside it
+    const second = segment(bodyWith(0, rec.subarray(40)));
+    // Act
+    const a = new RestorePointScanner("before_the_rest").push(inPage);
+    const b = new RestorePointScanner("before_the_rest").push(acrossPages);
+    const split = new RestorePointScanner("before_the_rest");
+    const c1 = split.push(first);
+    const c2 = split.push(second);
+    // Assess
+    expect([a, b, c1, c2]).toEqual([true, true, false, true]);
+    expect(walPageBodies(acrossPages).subarray(BLCKSZ - 40 - 50, BLCKSZ - 40 - 50 + 98).equals(rec)).toBe(true);
+  });
+
+  it("does not take another name, a prefix of the name, or the name outside a restore point record", () => {
+    // Prepare
+    const seg = segment(bodyWith(1000, Buffer.concat([restorePointRecord("before_the_rest_2"), Buffer.alloc(6), Buffer.from("nosuchpoint\0")])));
+    // Act
+    const found = ["before_the_rest", "before_the_rest_", "nosuchpoint", "before"].map((n) => new RestorePointScanner(n).push(seg));
+    // Assess
+    expect(found).toEqual([false, false, false, false]);
+    expect(new RestorePointScanner("before_the_rest_2").push(seg)).toBe(true);
+  });
+});
