@@ -20,7 +20,10 @@
  *
  * 1. Timeline. `target.timeline` is a number or "latest"; unset means
  *    "latest" = the highest timeline that has archived WAL or a history file
- *    (the highest snapshot timeline when there is neither). Any timeline > 1
+ *    (the highest snapshot timeline when there is neither), passing over a
+ *    timeline known only by its history file (no WAL on it) on whose history
+ *    no snapshot lies, with a warning (a bare or bogus history file must not
+ *    make every restore fail for the timelines that work). Any timeline > 1
  *    needs its history file: TimelineNotFoundError otherwise. The plan writes
  *    the resolved NUMBER into recovery_target_timeline, so PostgreSQL replays
  *    exactly the path that was checked here even if a new timeline appears
@@ -500,6 +503,40 @@ class Planner {
     return Math.max(max, 1);
   }
 
+  /**
+   * "latest" for a target other than a snapshot: the latest timeline, except
+   * that a timeline known only by its history file (no WAL archived on it)
+   * on whose history no snapshot lies is passed over, with a warning: a
+   * history file alone (a promotion that wrote nothing yet, or a file that is
+   * no history at all) must not make every later restore fail for the
+   * timelines a snapshot does reach.
+   */
+  private latestReachableTimeline(): number {
+    const top = this.latestTimeline();
+    if (this.kind !== "postgres") return top;
+    const known = new Set<number>([top, 1, ...this.histories.keys(), ...this.wal.map((w) => w.timeline), ...this.snapshots.map((s) => s.timeline)]);
+    const skipped: number[] = [];
+    for (const tl of [...known].filter((x) => x <= top).sort((a, b) => b - a)) {
+      const path = this.buildPath(tl);
+      const reached = this.snapshots.some((s) => this.snapshotOnPath(s, path));
+      if (!reached && !this.wal.some((w) => w.timeline === tl) && this.histories.has(tl)) {
+        skipped.push(tl);
+        continue;
+      }
+      if (skipped.length > 0) {
+        const what = skipped
+          .map((x) => `${x} (${historyName(x)}${this.histories.get(x)!.length === 0 ? ", which names no parent timeline: not a timeline history" : ""})`)
+          .join(", ");
+        this.warnings.push(
+          `timeline${skipped.length === 1 ? "" : "s"} ${what} ${skipped.length === 1 ? "has" : "have"} a history file but no archived WAL, and no snapshot lies on ` +
+            `${skipped.length === 1 ? "its" : "their"} history: restoring timeline ${tl}, the latest a snapshot reaches (give --timeline to choose)`,
+        );
+      }
+      return tl;
+    }
+    return top;
+  }
+
   private buildPath(tl: number): PathEntry[] {
     if (this.kind === "generic") {
       const known = this.wal.some((w) => w.timeline === tl) || this.snapshots.some((s) => s.timeline === tl);
@@ -576,7 +613,7 @@ class Planner {
         }
       }
     } else {
-      tl = typeof t.timeline === "number" ? t.timeline : this.latestTimeline();
+      tl = typeof t.timeline === "number" ? t.timeline : this.latestReachableTimeline();
     }
     this.timeline = tl;
     this.path = this.buildPath(tl);

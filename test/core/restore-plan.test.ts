@@ -492,6 +492,31 @@ describe("planRestore: targets outside the archive", () => {
 // --- timelines ------------------------------------------------------------------
 
 describe("planRestore: timelines", () => {
+  it("passes over a timeline known only by a history file no snapshot lies on, with a warning, for --latest and a time", () => {
+    // Prepare: timeline 2's "history" names no parent (e.g. '# nothing here'); everything else is on timeline 1
+    const histories = new Map([[2, [] as TimelineHistoryEntry[]]]);
+    // Act
+    const latest = plan({ snapshots: [A, B], wal: segs(1, 1, 12), histories, target: { kind: "latest" } });
+    const time = plan({ snapshots: [A, B], wal: segs(1, 1, 12), histories, target: { kind: "time", time: at(8.25), timeline: "latest" } });
+    const insisted = failure(() => plan({ snapshots: [A, B], wal: segs(1, 1, 12), histories, target: { kind: "latest", timeline: 2 } }));
+    // Assess
+    expect(latest.targetTimeline).toBe(1);
+    expect(walOf(latest)).toEqual(names(1, 6, 12));
+    expect(latest.warnings.join("\n")).toContain("timeline 2 (00000002.history, which names no parent timeline: not a timeline history)");
+    expect(time.targetTimeline).toBe(1);
+    expect(insisted).toBeInstanceOf(NoSnapshotBeforeTargetError);
+  });
+
+  it("still restores to a new timeline whose history the snapshots lie on, even before any WAL is archived on it", () => {
+    // Prepare: a promotion at segment 9 created timeline 2; nothing archived on it yet
+    const histories = new Map([[2, history([1, lsnAt(9, 0x5000)])]]);
+    // Act
+    const p = plan({ snapshots: [A, B], wal: segs(1, 1, 8), histories, target: { kind: "latest" } });
+    // Assess
+    expect(p.targetTimeline).toBe(2);
+    expect(p.warnings).toEqual([]);
+  });
+
   // Timeline 2 branched off timeline 1 at 0/6005000 (a failover: timeline 1's segment 6 is only a .partial).
   const X = lsnAt(6, 0x5000);
   const histories = new Map([[2, history([1, X])]]);
