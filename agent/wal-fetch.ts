@@ -13,9 +13,9 @@
  */
 import { walInRegion } from "../core/regions.js";
 import { spawn } from "node:child_process";
-import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { InvalidInputError, NotFoundError, UnknownDatabaseError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 import type { WalRecord } from "../core/schemas.js";
@@ -32,16 +32,42 @@ export interface FetchResult {
   source: "vault" | "prefetch";
 }
 
+/** Writes dest through a temporary file beside it; on any failure the temporary file is removed. */
 async function writeAtomic(dest: string, data: Uint8Array): Promise<void> {
   const tmp = join(dirname(dest), `.${basename(dest)}.walvault-tmp-${process.pid}`);
   const fh = await open(tmp, "w", 0o600);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, dest);
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
   }
-  await rename(tmp, dest);
+}
+
+/**
+ * The destination of a fetch must be a file path in an existing directory,
+ * and not a directory itself: checked before anything is downloaded. An
+ * InvalidInputError, so restore_command exits fatally (126), never "not
+ * archived" (1).
+ */
+export async function checkFetchDestination(dest: string): Promise<void> {
+  const shown = JSON.stringify(dest);
+  if (dest === "") throw new InvalidInputError("wal-fetch: the destination is empty: give the path PostgreSQL passes as %p");
+  const kind = async (p: string): Promise<"dir" | "other" | undefined> => {
+    try {
+      return (await stat(p)).isDirectory() ? "dir" : "other";
+    } catch {
+      return undefined;
+    }
+  };
+  if ((await kind(dest)) === "dir") throw new InvalidInputError(`wal-fetch: destination ${shown} is a directory, not a file path`);
+  if ((await kind(dirname(resolve(dest)))) !== "dir") throw new InvalidInputError(`wal-fetch: destination ${shown}: its directory ${JSON.stringify(dirname(dest))} does not exist`);
 }
 
 /** Downloads a recorded file from the vault and proves it against the catalog record. */
@@ -70,6 +96,7 @@ export async function walFetch(
   if (name.includes("/") || name === "" || name.startsWith(".")) {
     throw new InvalidInputError(`'${name}' is not a WAL file name`);
   }
+  await checkFetchDestination(dest);
   const recorded = await clients.catalog.getWal(cfg.databaseId, name);
   const rec = recorded && walInRegion(recorded, cfg.replicaRegion);
   if (recorded && !rec) {

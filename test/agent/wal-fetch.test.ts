@@ -10,7 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultWalKey } from "../../core/keys.js";
+import { InvalidInputError } from "../../core/errors.js";
 import { parseWalFileName } from "../../core/wal.js";
+import { walFetch } from "../../agent/wal-fetch.js";
 import { freePort } from "../../local/emulators.js";
 import { deadPid, poll, quietPeriod, stackClients, tempDir, writeWal, type StackClients } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
@@ -122,6 +124,32 @@ describe("wal-fetch of something it cannot serve", () => {
     expect(lines[0]).toMatch(new RegExp(`^walvault: ${name} is not in the archive`));
     expect(existsSync(dest)).toBe(false);
     expect(readdirSync(d)).toEqual([]);
+  });
+
+  it("a destination that is a directory, empty, or in a missing directory: refused before any download, one line naming it, no temporary file (walFetch and the CLI)", async () => {
+    // Prepare: a counting store shows nothing is downloaded
+    const d = destDir("bad-dest");
+    const gets: string[] = [];
+    const counting = { ...clients, store: { ...clients.store, get: (b: string, k: string, v?: string) => (gets.push(k), clients.store.get(b, k, v)) } };
+    const cases: Array<[string, string]> = [
+      [d, "is a directory"],
+      ["", "empty"],
+      [join(d, "no-such-dir", "RECOVERYXLOG"), "does not exist"],
+    ];
+    for (const [dest, what] of cases) {
+      // Act
+      const err = await walFetch(PLAIN, dest, { ...stack.config, databaseId: DB }, counting).catch((e: unknown) => e);
+      const r = await stack.cli(["wal-fetch", PLAIN, dest, "--database", DB], { cwd: d });
+      // Assess
+      expect(err, dest).toBeInstanceOf(InvalidInputError);
+      expect((err as Error).message).toContain(what);
+      expect((err as Error).message.split("\n")).toHaveLength(1);
+      expect(r.code, `${dest}: ${r.stderr}`).toBe(RESTORE_FATAL);
+      expect(stderrLines(r.stderr)).toHaveLength(1);
+    }
+    expect(gets).toEqual([]);
+    expect(readdirSync(d)).toEqual([]);
+    expect(readdirSync(join(d, "..")).filter((n) => n.includes("walvault-tmp"))).toEqual([]);
   });
 
   it("a vault object overwritten with other bytes under the same metadata: exit 126, names the object and says corrupt, dest absent", async () => {
