@@ -354,4 +354,11 @@ describe("progress and output", () => {
     expect(() => remoteTarget({ "target-lsn": "zz" })).toThrow();
     expect(() => remoteTarget({ "target-name": "a", latest: true })).toThrow(InvalidInputError);
   });
+
+  it("a time target keeps its nanoseconds for the workflow, and a time without a zone or a bare number is refused before anything starts", () => {
+    expect(remoteTarget({ "target-time": "2026-03-01 12:35:00.123456789+02:00" })).toEqual({ kind: "time", time: "2026-03-01T10:35:00.123456789Z" });
+    for (const t of ["2026-03-01 10:35:00", "5", "2026-02-30T12:00:00Z"]) {
+      expect(() => remoteTarget({ "target-time": t }), t).toThrow(/is not a time .*2026-12-01T21:11:18Z/);
+    }
+  });
 });

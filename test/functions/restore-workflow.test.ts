@@ -80,4 +80,10 @@ describe("restore workflow (local stack)", () => {
     await expect(stack.startRestore({ databaseId: "nope-db", target: { kind: "latest" } })).rejects.toMatchObject({ name: "UnknownDatabaseError" });
     await expect(stack.startRestore({ databaseId: GEN, target: { kind: "time" } })).rejects.toMatchObject({ name: "InvalidInputError" });
   });
+
+  it("a time that is not ISO 8601 with a zone fails with InvalidInputError naming the accepted forms", async () => {
+    for (const time of ["5", "2026-03-01 10:35:00", "2026-02-30T12:00:00Z"]) {
+      await expect(stack.startRestore({ databaseId: GEN, target: { kind: "time", time } }), time).rejects.toThrow(/InvalidInputError.*is not a time/);
+    }
+  });
 });
