@@ -83,7 +83,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   badInputExit = cmd.badInputExit;
-  if ("database" in cmd.options && process.env.WALVAULT_DATABASE === "") {
+  const databaseOpt = (cmd.options as Record<string, { multiple?: boolean }>).database;
+  if (databaseOpt && !databaseOpt.multiple && process.env.WALVAULT_DATABASE === "") {
     throw new InvalidInputError("WALVAULT_DATABASE must not be empty (unset it, or name a database)");
   }
   const parsed = parseCommandArgs(cmd, r.rest);

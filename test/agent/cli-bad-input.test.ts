@@ -20,7 +20,8 @@ const SEG = "000000010000000000000001";
 
 interface Row {
   args: string[];
-  exit: number;
+  /** The exit code (a list: any of them, for the pending rows whose refusal is not settled yet). */
+  exit: number | readonly number[];
   line: RegExp;
   env?: Record<string, string>;
 }
@@ -240,6 +241,7 @@ function offlineRows(): Row[] {
 function onlineRows(): Row[] {
   return [
     { args: ["wal-push", "@seg", "--database", "nope-db"], exit: 2, line: /^walvault: .*'nope-db' is not registered/ },
+    { args: ["wal-push", "@partial:000000010000000000000003.partial:100"], exit: 2, line: /^walvault: 000000010000000000000003\.partial is not a PostgreSQL WAL segment of this name: / },
     { args: ["wal", "list", "--database", "nope-db"], exit: 2, line: /^walvault: database 'nope-db' is not registered in the catalog/ },
     { args: ["snapshot", "list", "--database", "nope-db"], exit: 2, line: /^walvault: database 'nope-db' is not registered in the catalog/ },
     { args: ["verify", "history", "--database", "nope-db"], exit: 2, line: /^walvault: database 'nope-db' is not registered in the catalog/ },
@@ -254,18 +256,37 @@ function onlineRows(): Row[] {
   ];
 }
 
-/**
- * Bad input owned by other areas of issue #10 (ingest validation: history
- * files and .partial files). Not run yet: the lead enables them once those
- * fixes land (move them into onlineRows).
- */
-export const OTHER_AREAS_PENDING: Row[] = [
-  { args: ["wal-push", "@history:# nothing here"], exit: 3, line: /^walvault: .*history/ },
-  { args: ["wal-push", "@partial:100"], exit: 3, line: /^walvault: .*partial/ },
-];
+// ---------------------------------------------------------------------------
+// PENDING: bad input owned by other areas of issue #10 (ingest validation of
+// history and .partial files: H2; --target-name checked against the archive's
+// restore points). Skipped unless WALVAULT_TEST_OTHER_AREAS=1: the lead
+// enables them once those fixes land.
+function otherAreasPending(): Row[] {
+  return [
+    // H2, ingest: a .history file whose content is not a history; escape bytes in a history line.
+    // Refused by the agent up front (2) or quarantined by ingest (3).
+    { args: ["wal-push", "@history:00000002.history:# nothing here\n"], exit: [2, 3], line: /^walvault: .*00000002\.history/ },
+    { args: ["wal-push", "@history:00000003.history:1\t0/3000000\t\u001b[31mred\n"], exit: [2, 3], line: /^walvault: (?!.*\u001b).*00000003\.history/ },
+    // restore --target-name that is no restore point of the archive.
+    { args: ["restore", "--plan-only", "--target-name", "nosuchpoint"], exit: [1, 2], line: /^walvault: .*(restore point.*nosuchpoint|nosuchpoint.*restore point)/ },
+  ];
+}
+/** Set WALVAULT_TEST_OTHER_AREAS=1 to run the rows above (the lead enables them for good by removing the flag). */
+const OTHER_AREAS = process.env.WALVAULT_TEST_OTHER_AREAS === "1";
 
+let fileSeq = 0;
+/** @empty, @seg, @dest, and files written on demand: @history:NAME:TEXT, @partial:NAME:BYTES. */
 function materialise(args: string[]): string[] {
-  return args.map((a) => (a === "@empty" ? P.empty : a === "@seg" ? P.seg : a === "@dest" ? P.dest : a));
+  return args.map((a) => {
+    if (a === "@empty") return P.empty;
+    if (a === "@seg") return P.seg;
+    if (a === "@dest") return P.dest;
+    const m = /^@(history|partial):([^:]+):([\s\S]*)$/.exec(a);
+    if (!m) return a;
+    const dir = join(work, `files-${++fileSeq}`);
+    mkdirSync(dir);
+    return writeWal(dir, m[2]!, m[1] === "partial" ? Buffer.alloc(Number(m[3])) : m[3]!);
+  });
 }
 
 
@@ -287,7 +308,8 @@ async function listings(): Promise<{ wal: string; snapshots: string }> {
 function problems(row: Row, r: CliResult): string[] {
   const lines = r.stderr.split("\n").filter((l) => l.length > 0);
   const out: string[] = [];
-  if (r.code !== row.exit) out.push(`exit ${r.code}, wanted ${row.exit}`);
+  const exits: readonly number[] = typeof row.exit === "number" ? [row.exit] : row.exit;
+  if (!exits.includes(r.code)) out.push(`exit ${r.code}, wanted ${exits.join(" or ")}`);
   if (lines.length !== 1) out.push(`${lines.length} stderr lines`);
   if (!row.line.test(lines[0] ?? "")) out.push(`line does not match ${String(row.line)}`);
   if (r.stdout !== "") out.push("stdout not empty");
@@ -361,6 +383,17 @@ describe("bad input to every command: one line, the right exit code, the archive
     expect(results.flatMap(({ row, r }) => problems(row, r))).toEqual([]);
     expect(proxy.total()).toBeGreaterThan(requests);
     expect(readdirSync(home)).toEqual([]);
+    expect(await listings()).toEqual(before);
+  }, 120_000);
+
+  it.skipIf(!OTHER_AREAS)("other areas of issue #10 (ingest validation, restore points): refused, the listings identical", async () => {
+    // Prepare
+    const before = await listings();
+    // Act
+    const results = await mapLimit(otherAreasPending(), 4, async (row) => ({ row, r: await cli(materialise(row.args), row.env) }));
+    await stack.idle();
+    // Assess
+    expect(results.flatMap(({ row, r }) => problems(row, r))).toEqual([]);
     expect(await listings()).toEqual(before);
   }, 120_000);
 });
