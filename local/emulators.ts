@@ -1,13 +1,15 @@
 /**
  * The real local emulators, on loopback, for tests, benchmarks and the local
  * stack: s3rver (S3) in a child Node process and DynamoDB Local (AWS's jar)
- * in a Java process. Both die with their parent.
+ * in a Java process. Both die with their parent; one that dies on its own is
+ * started again on its port (see "supervision").
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { createServer } from "node:net";
+import { constants } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
@@ -144,7 +146,10 @@ function exitOf(child: ChildProcess): Promise<string> {
 }
 
 function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
-  return signal ? `signal ${signal}` : `code ${code ?? "none"}`;
+  if (signal) return `signal ${signal}`;
+  // DynamoDB Local's watchdog shell exits 128+n when Java died of signal n.
+  const bySignal = code !== null && code > 128 ? Object.entries(constants.signals).find(([, n]) => n === code - 128)?.[0] : undefined;
+  return bySignal ? `signal ${bySignal}` : `code ${code ?? "none"}`;
 }
 
 // ---------------------------------------------------------------- S3 (s3rver)

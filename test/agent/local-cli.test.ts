@@ -164,7 +164,7 @@ describe("walvault local up supervises its emulators", () => {
     const java = emulatorPids(dir).java;
     expect(java).toHaveLength(1);
     process.kill(java[0]!, "SIGKILL");
-    await poll(() => /DynamoDB Local .* exited unexpectedly .*; restarting it on the same port/.test(u.stderr), 60_000, "a restart line for DynamoDB Local");
+    await poll(() => /DynamoDB Local .* exited unexpectedly \(signal SIGKILL\); restarting it on the same port/.test(u.stderr), 60_000, "a restart line for DynamoDB Local");
     const third = await poll(async () => {
       const r = await push(dir, env, 3);
       return r.code === 0 ? r : undefined;
