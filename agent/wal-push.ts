@@ -17,18 +17,22 @@ import { basename, join } from "node:path";
 import { getCodec, DEFAULT_CODEC } from "../core/codec.js";
 import {
   FileAccessError,
+  IngestRetryableError,
   InvalidInputError,
   QuarantinedError,
   SegmentConflictError,
   TimeoutError,
+  TRANSIENT_WORKFLOW_ERRORS,
   UnknownDatabaseError,
 } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { incomingWalKey } from "../core/keys.js";
+import { failedMarkerKey, incomingWalKey } from "../core/keys.js";
+import { lambdaCauseMessage, safeText } from "../core/text.js";
 import { META_DATABASE } from "../core/schemas.js";
 import { checkPgWalHeader, checkWalSize, objectMeta } from "../core/verify.js";
 import { parseWalFileName } from "../core/wal.js";
 import type { Catalog } from "../store/catalog.js";
+import type { ObjectStore } from "../store/object-store.js";
 import type { WalRecord } from "../core/schemas.js";
 import type { AgentClients } from "./clients.js";
 import type { AgentConfig } from "../core/config.js";
@@ -125,12 +129,14 @@ export async function walPush(
   }
   const encoded = await encoding!;
   const startedAt = new Date();
-  await clients.store.put(cfg.incomingBucket, incomingWalKey(databaseId, name), encoded, {
+  const key = incomingWalKey(databaseId, name);
+  await clients.store.put(cfg.incomingBucket, key, encoded, {
     ...objectMeta({ sha256, codec: codec.name, size: content.length }),
     [META_DATABASE]: databaseId,
   });
   if (opts.wait === "none") return { name, outcome: "uploaded", sha256, size: content.length, storedSize: encoded.length };
-  const record = await waitStored(clients.catalog, databaseId, name, sha256, startedAt, opts.timeoutMs, opts.expectedStoreMs);
+  const note = { store: clients.store, bucket: cfg.incomingBucket, key };
+  const record = await waitStored(clients.catalog, databaseId, name, sha256, startedAt, opts.timeoutMs, opts.expectedStoreMs, note);
   const storeMs = Date.now() - startedAt.getTime();
   if (opts.wait !== "stored") {
     const deadline = startedAt.getTime() + opts.timeoutMs;
@@ -187,9 +193,50 @@ export function clearLeftoverPrefetch(dataDir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** Where the ingest workflow leaves its note when it ends without storing or quarantining an upload. */
+export interface FailureNoteSource {
+  store: ObjectStore;
+  /** The incoming bucket. */
+  bucket: string;
+  /** The upload's incoming key (the note is failed/<key>.json). */
+  key: string;
+}
+
+/**
+ * The ingest workflow's note for an upload made at `since`, as an
+ * IngestRetryableError, or undefined: no note, an older one (a previous
+ * attempt's; S3 times are whole seconds, so a note from the same second
+ * counts: at worst one needless retry), or unreadable (best effort, like the
+ * note itself: the wait then ends in its timeout).
+ */
+export async function readFailureNote(src: FailureNoteSource, name: string, since: Date): Promise<IngestRetryableError | undefined> {
+  let obj;
+  try {
+    obj = await src.store.get(src.bucket, failedMarkerKey(src.key));
+  } catch {
+    return undefined;
+  }
+  if (!obj || (obj.lastModified !== undefined && obj.lastModified.getTime() < Math.floor(since.getTime() / 1000) * 1000)) return undefined;
+  let note: { state?: unknown; error?: { Error?: unknown; Cause?: unknown } };
+  try {
+    note = JSON.parse(obj.body.toString("utf8")) as typeof note;
+  } catch {
+    note = {};
+  }
+  const error = typeof note.error?.Error === "string" ? note.error.Error : "an unknown error";
+  const state = typeof note.state === "string" ? note.state : "an ingest step";
+  const transient = (TRANSIENT_WORKFLOW_ERRORS as readonly string[]).includes(error);
+  const cause = typeof note.error?.Cause === "string" && !transient ? `: ${lambdaCauseMessage(note.error.Cause)}` : "";
+  return new IngestRetryableError(
+    `${name} was uploaded but not yet stored: the control plane failed ${transient ? "transiently" : "unexpectedly"} ` +
+      `(${safeText(error, 80)} in ${safeText(state, 40)}${safeText(cause, 300)}); nothing was quarantined and PostgreSQL will retry it`,
+  );
+}
+
 /**
  * Polls the catalog until the record appears (or a quarantine record for this
- * upload does). Every 10 ms at first, growing by a quarter each poll to 100 ms,
+ * upload does, or, given `note`, the workflow's note that it failed without
+ * storing or quarantining: IngestRetryableError, exit 4). Every 10 ms at first, growing by a quarter each poll to 100 ms,
  * and to 500 ms after 10 s: ingest usually takes tens to a few hundred ms, and a
  * steep backoff would notice it late. With `expectedMs` (recent ingest time)
  * the first poll comes at 80% of it: fewer polls, each costing a catalog read.
@@ -202,6 +249,7 @@ export async function waitStored(
   since: Date,
   timeoutMs: number,
   expectedMs?: number,
+  note?: FailureNoteSource,
 ): Promise<WalRecord> {
   const deadline = Date.now() + timeoutMs;
   const started = Date.now();
@@ -217,9 +265,18 @@ export async function waitStored(
       return rec;
     }
     if (++polls % 4 === 0 || Date.now() + delay >= deadline) {
-      const q = (await catalog.listQuarantine(databaseId, name)).filter((r) => r.at >= since.toISOString());
-      const last = q.at(-1);
+      const [quarantined, failed] = await Promise.all([
+        catalog.listQuarantine(databaseId, name),
+        note ? readFailureNote(note, name, since) : undefined,
+      ]);
+      const last = quarantined.filter((r) => r.at >= since.toISOString()).at(-1);
       if (last) throw new QuarantinedError(`${name} was rejected by ingest and quarantined: ${last.reason}`);
+      if (failed) {
+        // The record may have landed since the first read (a step that did its work, then timed out).
+        const rec = await catalog.getWal(databaseId, name);
+        if (rec?.sha256 === sha256) return rec;
+        throw failed;
+      }
     }
     if (Date.now() >= deadline) {
       throw new TimeoutError(

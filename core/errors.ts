@@ -7,6 +7,8 @@
  * Step Functions matches Catch `ErrorEquals` against the error's `name`, so
  * each class sets `name` to its class name and the ASL refers to those names.
  */
+import { safeText } from "./text.js";
+
 export interface WalvaultErrorOptions {
   cause?: unknown;
 }
@@ -124,10 +126,17 @@ export function isWalvaultError(e: unknown): e is WalvaultError {
   return e instanceof WalvaultError;
 }
 
-/** Best one-line description of any thrown value. */
+/** Longest description describeError returns (characters, after escaping). */
+export const DESCRIBE_ERROR_MAX = 2000;
+
+/**
+ * Best one-line description of any thrown value: the message's first line,
+ * made safe to print (core/text.ts: control characters escaped, bounded),
+ * since messages quote file contents, names and flags from outside.
+ */
 export function describeError(e: unknown): string {
-  if (e instanceof Error) return e.message.split(/\r?\n/)[0] || e.name;
-  return String(e);
+  const line = e instanceof Error ? e.message.split(/\r?\n/)[0] || e.name : String(e);
+  return safeText(line, DESCRIBE_ERROR_MAX);
 }
 
 // ---------------------------------------------------------------------------
@@ -208,4 +217,68 @@ export class UnsafePathError extends WalvaultError {
 export class SnapshotConflictError extends WalvaultError {
   readonly code = "snapshot_conflict";
   override readonly exitCode = 3;
+}
+
+// ---------------------------------------------------------------------------
+// Errors by kind, as the ingest workflows treat them (statemachines/*.asl.json,
+// asserted in test/statemachines). Step Functions matches `Error` names.
+
+/**
+ * What the ingest handlers throw when the upload itself is bad: the workflow
+ * quarantines it (a quarantine record, `wal-push` exit 3). Nothing else may be
+ * quarantined: a good upload must never be recorded as bad.
+ */
+export const INGEST_VALIDATION_ERRORS = [
+  "InvalidInputError",
+  "InvalidWalNameError",
+  "ChecksumMismatchError",
+  "CodecError",
+  "SegmentConflictError",
+  "UnknownDatabaseError",
+] as const;
+
+/** Snapshot ingest adds the manifest's own errors, and a referenced chunk that is missing (NotFoundError). */
+export const SNAPSHOT_VALIDATION_ERRORS = [
+  "InvalidInputError",
+  "UnknownDatabaseError",
+  "InvalidWalNameError",
+  "ManifestInvalidError",
+  "UnsafePathError",
+  "SnapshotConflictError",
+  "SegmentConflictError",
+  "ChecksumMismatchError",
+  "CodecError",
+  "NotFoundError",
+] as const;
+
+/**
+ * Faults that say nothing about the upload: a service the handler needs
+ * (ServiceUnavailableError, ConcurrentUpdateError), Lambda's own service
+ * faults and throttling, a function that ran past its timeout (Sandbox.Timedout
+ * on current runtimes, Lambda.Unknown as Step Functions documents it,
+ * States.Timeout for a state's TimeoutSeconds). Retried with backoff and full
+ * jitter; after the retries the execution fails without a quarantine record.
+ */
+export const TRANSIENT_WORKFLOW_ERRORS = [
+  "ServiceUnavailableError",
+  "ConcurrentUpdateError",
+  "Lambda.ServiceException",
+  "Lambda.AWSLambdaException",
+  "Lambda.SdkClientException",
+  "Lambda.ClientExecutionTimeoutException",
+  "Lambda.TooManyRequestsException",
+  "Lambda.Unknown",
+  "Sandbox.Timedout",
+  "States.Timeout",
+] as const;
+
+/**
+ * An upload reached the incoming bucket, but the control plane failed
+ * transiently (or unexpectedly) before storing it: no quarantine record, the
+ * upload is intact, and pushing the same file again starts a new ingest.
+ * Exit 4 like ServiceUnavailableError: PostgreSQL retries archive_command.
+ */
+export class IngestRetryableError extends WalvaultError {
+  readonly code = "ingest_retryable";
+  override readonly exitCode = 4;
 }

@@ -31,6 +31,17 @@ export function assertDatabaseId(id: string): string {
 
 export const INCOMING_PREFIX = "incoming/db/";
 export const QUARANTINE_PREFIX = "quarantine/db/";
+/**
+ * Where an ingest execution that ended without storing an upload and without
+ * quarantining it (a transient or unexpected failure) leaves a note for the
+ * agent waiting on it: failed/<incoming key>.json in the incoming bucket.
+ */
+export const FAILED_PREFIX = "failed/";
+
+/** The failure note of an incoming object (statemachines/*.asl.json ReportFailure writes it). */
+export function failedMarkerKey(incomingKey: string): string {
+  return `${FAILED_PREFIX}${incomingKey}.json`;
+}
 
 export function incomingWalKey(databaseId: string, fileName: string): string {
   return `${INCOMING_PREFIX}${assertDatabaseId(databaseId)}/wal/${fileName}`;

@@ -41,7 +41,8 @@ import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct, Node } from "constructs";
-import { DATABASE_ID_RE, INCOMING_PREFIX, QUARANTINE_PREFIX } from "../core/keys.js";
+import { DATABASE_ID_RE, FAILED_PREFIX, INCOMING_PREFIX, QUARANTINE_PREFIX } from "../core/keys.js";
+import { STEP_TIMEOUT_SECONDS as T } from "../core/steps.js";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
 import { createHandlerFunction, type StepConfig } from "./handler-function.js";
@@ -235,11 +236,11 @@ function pascal(id: string): string {
 // The WAL handlers hold a whole segment (16 MiB by default) in memory, hash
 // and decode it: memory also buys CPU. Express workflows end after 5 minutes.
 const STEP_CONFIG: Record<IngestStep, StepConfig> = {
-  validate: { description: "walvault ingest: verify an uploaded WAL file", memorySize: 1024, timeout: Duration.seconds(60) },
-  promote: { description: "walvault ingest: put verified WAL bytes into the vault", memorySize: 1024, timeout: Duration.seconds(60) },
-  record: { description: "walvault ingest: record a WAL file in the catalog", memorySize: 256, timeout: Duration.seconds(20) },
-  replicate: { description: "walvault ingest: copy a WAL file to one replica vault", memorySize: 1024, timeout: Duration.seconds(90) },
-  quarantine: { description: "walvault ingest: keep a rejected upload and record why", memorySize: 1024, timeout: Duration.seconds(60) },
+  validate: { description: "walvault ingest: verify an uploaded WAL file", memorySize: 1024, timeout: Duration.seconds(T.ValidateFunctionArn) },
+  promote: { description: "walvault ingest: put verified WAL bytes into the vault", memorySize: 1024, timeout: Duration.seconds(T.PromoteFunctionArn) },
+  record: { description: "walvault ingest: record a WAL file in the catalog", memorySize: 256, timeout: Duration.seconds(T.RecordFunctionArn) },
+  replicate: { description: "walvault ingest: copy a WAL file to one replica vault", memorySize: 1024, timeout: Duration.seconds(T.ReplicateFunctionArn) },
+  quarantine: { description: "walvault ingest: keep a rejected upload and record why", memorySize: 1024, timeout: Duration.seconds(T.QuarantineFunctionArn) },
 };
 
 // Snapshot ingest runs as a Standard workflow (no 5-minute limit). The
@@ -247,18 +248,18 @@ const STEP_CONFIG: Record<IngestStep, StepConfig> = {
 // chunks ~3.4 MB, 1M chunks ~136 MB and ~800 MB of heap); a chunk batch holds
 // 32 chunks (up to 8 MiB each, 4 in flight) or up to 1,000 small blocks.
 const SNAPSHOT_STEP_CONFIG: Record<SnapshotStep, StepConfig> = {
-  validateManifest: { description: "walvault snapshot ingest: validate a manifest and batch its new chunks", memorySize: 2048, timeout: Duration.minutes(5) },
-  promoteChunks: { description: "walvault snapshot ingest: verify and promote one batch of chunks", memorySize: 1024, timeout: Duration.minutes(5) },
-  checkReferenced: { description: "walvault snapshot ingest: check that every referenced chunk is in the vault", memorySize: 2048, timeout: Duration.minutes(10) },
-  promoteManifest: { description: "walvault snapshot ingest: put a validated manifest into the vault", memorySize: 2048, timeout: Duration.minutes(2) },
-  recordSnapshot: { description: "walvault snapshot ingest: record a snapshot in the catalog", memorySize: 256, timeout: Duration.seconds(20) },
-  quarantineSnapshot: { description: "walvault snapshot ingest: keep a rejected manifest and record why", memorySize: 2048, timeout: Duration.minutes(2) },
+  validateManifest: { description: "walvault snapshot ingest: validate a manifest and batch its new chunks", memorySize: 2048, timeout: Duration.seconds(T.ValidateManifestFunctionArn) },
+  promoteChunks: { description: "walvault snapshot ingest: verify and promote one batch of chunks", memorySize: 1024, timeout: Duration.seconds(T.PromoteChunksFunctionArn) },
+  checkReferenced: { description: "walvault snapshot ingest: check that every referenced chunk is in the vault", memorySize: 2048, timeout: Duration.seconds(T.CheckReferencedFunctionArn) },
+  promoteManifest: { description: "walvault snapshot ingest: put a validated manifest into the vault", memorySize: 2048, timeout: Duration.seconds(T.PromoteManifestFunctionArn) },
+  recordSnapshot: { description: "walvault snapshot ingest: record a snapshot in the catalog", memorySize: 256, timeout: Duration.seconds(T.RecordSnapshotFunctionArn) },
+  quarantineSnapshot: { description: "walvault snapshot ingest: keep a rejected manifest and record why", memorySize: 2048, timeout: Duration.seconds(T.QuarantineSnapshotFunctionArn) },
 };
 
 const RESTORE_STEP_CONFIG: Record<RestoreStep, StepConfig> = {
-  plan: { description: "walvault restore: plan a snapshot and WAL to a recovery target", memorySize: 1024, timeout: Duration.minutes(2) },
-  thaw: { description: "walvault restore: request restores of archived objects a plan needs", memorySize: 1024, timeout: Duration.minutes(15) },
-  checkThaw: { description: "walvault restore: count archived objects still being restored", memorySize: 1024, timeout: Duration.minutes(15) },
+  plan: { description: "walvault restore: plan a snapshot and WAL to a recovery target", memorySize: 1024, timeout: Duration.seconds(T.PlanFunctionArn) },
+  thaw: { description: "walvault restore: request restores of archived objects a plan needs", memorySize: 1024, timeout: Duration.seconds(T.ThawFunctionArn) },
+  checkThaw: { description: "walvault restore: count archived objects still being restored", memorySize: 1024, timeout: Duration.seconds(T.CheckThawFunctionArn) },
 };
 
 // findMissing lists every WAL and snapshot record of the databases in scope
@@ -266,9 +267,9 @@ const RESTORE_STEP_CONFIG: Record<RestoreStep, StepConfig> = {
 // file or a whole snapshot (chunks 8 at a time, up to 8 MiB each, bytes held
 // and decoded twice for the proofs) and may run up to Lambda's 15 minutes.
 const REPLICATE_STEP_CONFIG: Record<ReplicateStep, StepConfig> = {
-  findMissing: { description: "walvault replicate: find what a replica region lacks, from the catalog", memorySize: 1024, timeout: Duration.minutes(5) },
-  copyItem: { description: "walvault replicate: copy one WAL file or snapshot to a replica vault and prove it", memorySize: 2048, timeout: Duration.minutes(15) },
-  recordFailure: { description: "walvault replicate: record a failed copy to a replica region", memorySize: 256, timeout: Duration.seconds(20) },
+  findMissing: { description: "walvault replicate: find what a replica region lacks, from the catalog", memorySize: 1024, timeout: Duration.seconds(T.FindMissingFunctionArn) },
+  copyItem: { description: "walvault replicate: copy one WAL file or snapshot to a replica vault and prove it", memorySize: 2048, timeout: Duration.seconds(T.CopyItemFunctionArn) },
+  recordFailure: { description: "walvault replicate: record a failed copy to a replica region", memorySize: 256, timeout: Duration.seconds(T.RecordReplicaFailureFunctionArn) },
 };
 
 export class PrimaryStack extends Stack {
@@ -370,6 +371,8 @@ export class PrimaryStack extends Stack {
       lifecycleRules: [
         { id: "expire-uploads", prefix: "incoming/", expiration: Duration.days(1) },
         { id: "expire-quarantine", prefix: "quarantine/", expiration: Duration.days(30) },
+        // Notes of ingest executions that failed without quarantining (read by the waiting agent within minutes).
+        { id: "expire-failed", prefix: FAILED_PREFIX, expiration: Duration.days(1) },
         // Snapshot ingest's batch lists: needed only while the execution runs.
         { id: "expire-work", prefix: WORK_PREFIX, expiration: Duration.days(1) },
         { id: "abort-multipart", abortIncompleteMultipartUploadAfter: Duration.days(1) },
@@ -478,6 +481,7 @@ export class PrimaryStack extends Stack {
       ReplicateFunctionArn: this.functions.replicate.functionArn,
       QuarantineFunctionArn: this.functions.quarantine.functionArn,
       RecordReplicaFailureFunctionArn: this.replicateFunctions.recordFailure.functionArn,
+      IncomingBucketName: this.incomingBucket.bucketName,
     };
     const missing = missingSubstitutions(this.ingestAslFile, substitutions);
     if (missing.length > 0) {
@@ -503,6 +507,10 @@ export class PrimaryStack extends Stack {
         resources: [...INGEST_STEPS.map((s) => this.functions[s].functionArn), this.replicateFunctions.recordFailure.functionArn],
       }),
     );
+    // ReportFailure (an SDK integration, no Lambda: it must work while Lambda throttles) writes failed/<key>.json.
+    const failureNotes = this.incomingBucket.arnForObjects(`${FAILED_PREFIX}${INCOMING_PREFIX}*`);
+    const reportFailures = new iam.PolicyStatement({ sid: "ReportFailures", actions: ["s3:PutObject"], resources: [failureNotes] });
+    workflowRole.addToPolicy(reportFailures);
     this.ingestStateMachine = new sfn.StateMachine(this, "IngestWorkflow", {
       comment: "walvault ingest: validate, promote, record, replicate an uploaded WAL file",
       stateMachineType: sfn.StateMachineType.EXPRESS,
@@ -553,6 +561,7 @@ export class PrimaryStack extends Stack {
     const snapshotSubstitutions: Record<string, string> = Object.fromEntries([
       ...SNAPSHOT_STEPS.map((step) => [SNAPSHOT_STEP_SOURCES[step].placeholder, this.snapshotFunctions[step].functionArn]),
       ...snapshotReplicateSteps.map((step) => [REPLICATE_STEP_SOURCES[step].placeholder, this.replicateFunctions[step].functionArn]),
+      ["IncomingBucketName", this.incomingBucket.bucketName],
     ]);
     const missingSnapshot = missingSubstitutions(this.snapshotIngestAslFile, snapshotSubstitutions);
     if (missingSnapshot.length > 0) {
@@ -580,6 +589,7 @@ export class PrimaryStack extends Stack {
         ],
       }),
     );
+    snapshotWorkflowRole.addToPolicy(reportFailures);
     this.snapshotIngestStateMachine = new sfn.StateMachine(this, "SnapshotIngestWorkflow", {
       comment: "walvault snapshot ingest: validate a manifest, promote its new chunks, check references, promote and record it",
       stateMachineType: sfn.StateMachineType.STANDARD,
@@ -1063,6 +1073,11 @@ export class PrimaryStack extends Stack {
               resources: [this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}${db}/*`)],
             }),
             new iam.PolicyStatement({
+              sid: "ReadOwnFailureNotes",
+              actions: ["s3:GetObject"],
+              resources: [this.incomingBucket.arnForObjects(`${FAILED_PREFIX}${INCOMING_PREFIX}${db}/*`)],
+            }),
+            new iam.PolicyStatement({
               sid: "ReadOwnVault",
               actions: ["s3:GetObject"],
               resources: [this.vaultBucket.arnForObjects(`db/${db}/*`)],
@@ -1097,6 +1112,7 @@ export class PrimaryStack extends Stack {
         reason: `The object wildcards end a key prefix of this database only (incoming/db/${db}/*, db/${db}/*); every WAL file has its own key.`,
         appliesTo: [
           this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}${db}/*`),
+          this.nagArn(this.incomingBucket, `/${FAILED_PREFIX}${INCOMING_PREFIX}${db}/*`),
           this.nagArn(this.vaultBucket, `/db/${db}/*`),
         ],
       },
@@ -1243,6 +1259,20 @@ export class PrimaryStack extends Stack {
             reason:
               "Step Functions' CloudWatch Logs delivery (logs:CreateLogDelivery etc.) and X-Ray (xray:PutTraceSegments etc.) support no resource-level permissions.",
             appliesTo: ["Resource::*"],
+          },
+        ],
+        true,
+      );
+    }
+    for (const machine of [this.ingestStateMachine, this.snapshotIngestStateMachine]) {
+      NagSuppressions.addResourceSuppressions(
+        machine.role,
+        [
+          {
+            id: "AwsSolutions-IAM5",
+            reason:
+              "ReportFailure writes one note per upload it could not store, failed/<incoming key>.json: the wildcard ends the failed/incoming/db/ prefix.",
+            appliesTo: [this.nagArn(this.incomingBucket, `/${FAILED_PREFIX}${INCOMING_PREFIX}*`)],
           },
         ],
         true,

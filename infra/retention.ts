@@ -35,6 +35,7 @@ import { NagSuppressions } from "cdk-nag";
 import { Construct, type Node } from "constructs";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
+import { STEP_TIMEOUT_SECONDS as T } from "../core/steps.js";
 import { createHandlerFunction, type StepConfig } from "./handler-function.js";
 import type { VaultLifecycle } from "./vault.js";
 
@@ -56,8 +57,8 @@ export type RetentionStep = (typeof RETENTION_STEPS)[number];
 // (functions/retention/common.ts) in every region, and the last one reads
 // every kept manifest and sweeps chunks.
 const RETENTION_STEP_CONFIG: Record<RetentionStep, StepConfig> = {
-  plan: { description: "walvault retention: plan what each database keeps and deletes", memorySize: 1024, timeout: Duration.minutes(5) },
-  execute: { description: "walvault retention: delete one round of a database's plan in every region, sweep chunks, audit", memorySize: 2048, timeout: Duration.minutes(15) },
+  plan: { description: "walvault retention: plan what each database keeps and deletes", memorySize: 1024, timeout: Duration.seconds(T.PlanRetentionFunctionArn) },
+  execute: { description: "walvault retention: delete one round of a database's plan in every region, sweep chunks, audit", memorySize: 2048, timeout: Duration.seconds(T.ExecuteRetentionFunctionArn) },
 };
 
 const RATE_RE = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/;

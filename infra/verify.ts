@@ -49,6 +49,7 @@ import { DATABASE_ID_RE } from "../core/keys.js";
 import type { VerifyPolicy } from "../core/verify-policy.js";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
+import { STEP_TIMEOUT_SECONDS as T } from "../core/steps.js";
 import { createHandlerFunction, type StepConfig } from "./handler-function.js";
 
 /** The container the ASL's ContainerOverrides name. */
@@ -94,8 +95,8 @@ export type VerifyStep = (typeof VERIFY_STEPS)[number];
 // WAL and verification records (whole partitions), and plans restorable
 // windows; recordResult reads one database's verification records.
 const VERIFY_STEP_CONFIG: Record<VerifyStep, StepConfig> = {
-  selectCandidates: { description: "walvault verify: select the snapshots this run verifies", memorySize: 1024, timeout: Duration.minutes(5) },
-  recordResult: { description: "walvault verify: record a verification result, emit its metric", memorySize: 512, timeout: Duration.minutes(1) },
+  selectCandidates: { description: "walvault verify: select the snapshots this run verifies", memorySize: 1024, timeout: Duration.seconds(T.SelectCandidatesFunctionArn) },
+  recordResult: { description: "walvault verify: record a verification result, emit its metric", memorySize: 512, timeout: Duration.seconds(T.RecordResultFunctionArn) },
 };
 
 // ------------------------------------------------------------------ settings

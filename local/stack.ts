@@ -22,7 +22,8 @@ import { ConfigError, describeError } from "../core/errors.js";
 import type { AgentConfig } from "../core/config.js";
 import { DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
 import { INCOMING_PREFIX } from "../core/keys.js";
-import { createCatalog } from "../store/factory.js";
+import { STEP_TIMEOUT_SECONDS } from "../core/steps.js";
+import { createCatalog, createObjectStore } from "../store/factory.js";
 import { createTable, DynamoCatalog } from "../store/dynamo-catalog.js";
 import { resetDeps } from "../functions/deps.js";
 import * as validate from "../functions/ingest/validate.js";
@@ -178,6 +179,8 @@ export const VERIFY_SUBSTITUTIONS = {
   TopicArn: `arn:aws:sns:${LOCAL_REGION}:000000000000:walvault-verify-failures`,
 };
 const ECS_RUN_TASK_SYNC = "arn:aws:states:::ecs:runTask.sync";
+/** The SDK integration ReportFailure (ingest, snapshot ingest) writes its failed/<key>.json note with. */
+const S3_PUT_OBJECT = "arn:aws:states:::aws-sdk:s3:putObject";
 const SNS_PUBLISH = "arn:aws:states:::sns:publish";
 
 /** A local ECS task that exited non-zero: Step Functions reports it as States.TaskFailed. */
@@ -243,6 +246,57 @@ export interface LocalStackOptions {
   replicaRegions?: string[];
   /** User checks for verification (tasks/verify WALVAULT_VERIFY_CHECKS): one for all databases, or per database id. */
   verifyChecks?: unknown;
+  /**
+   * Lambda timeouts of the Task states, in milliseconds, instead of the
+   * deployed ones (core/steps.ts): one value for every Lambda Task, or per
+   * state name (e.g. `{ Promote: 300 }`; states not named keep theirs). A
+   * handler that runs longer fails as AWS reports it (`Sandbox.Timedout`).
+   */
+  lambdaTimeoutMs?: number | Record<string, number>;
+  /**
+   * Fault injection, consulted before every Lambda Task invocation of every
+   * workflow (not the SDK, ECS or SNS integrations). `attempt` counts this
+   * state's invocations within the execution (1 first, 2 for the first retry;
+   * the iterations of a Map share the count). Return:
+   *   - undefined: run the handler normally;
+   *   - an Error: the invocation fails with it (its `name` is the error
+   *     Step Functions sees: "Lambda.TooManyRequestsException",
+   *     "ServiceUnavailableError", ...), the handler does not run;
+   *   - "timeout": the invocation hangs until the state's Lambda timeout and
+   *     fails with Sandbox.Timedout, the handler does not run;
+   *   - { after: "timeout" }: the handler runs to the end (its side effects
+   *     happen: the vault written, the catalog item put), then the
+   *     invocation is reported as timed out (Sandbox.Timedout) at once: the
+   *     "handler did its work, then timed out" case, e.g. between Promote's
+   *     put and the execution moving on to Record.
+   */
+  injectFault?: (ctx: FaultContext) => InjectedFault;
+}
+
+/** What LocalStackOptions.injectFault is told about the invocation about to run. */
+export interface FaultContext {
+  /** "ingest", "snapshot-ingest", "restore", "replicate", "verify" or "retention". */
+  workflow: string;
+  /** The Task state's name in the ASL, e.g. "Promote". */
+  state: string;
+  /** 1 for the first invocation of this state in this execution, 2 for its first retry, ... */
+  attempt: number;
+  input: unknown;
+}
+
+export type InjectedFault = "timeout" | { after: "timeout" } | Error | undefined;
+
+/**
+ * How Step Functions reports a Lambda function that ran past its timeout:
+ * `Sandbox.Timedout` (the error type Lambda returns for a timed-out
+ * invocation on current runtimes; docs/decisions.md), cause "Task timed out
+ * after N seconds".
+ */
+export class LambdaTimeoutError extends Error {
+  constructor(state: string, ms: number) {
+    super(`Task timed out after ${(ms / 1000).toFixed(2)} seconds (local ${state})`);
+    this.name = "Sandbox.Timedout";
+  }
 }
 
 /** One region's S3 endpoint on the local stack: the primary (incoming + vault) or a replica (its vault). */
@@ -361,7 +415,13 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   }
 
   const notifications: LocalStack["notifications"] = [];
+  const sdkStore = createObjectStore(endpoints);
   const services: Record<string, Handler> = {
+    [S3_PUT_OBJECT]: async (input) => {
+      const p = input as { Bucket: string; Key: string; Body?: unknown };
+      const put = await sdkStore.put(p.Bucket, p.Key, Buffer.from(typeof p.Body === "string" ? p.Body : JSON.stringify(p.Body ?? "")), {});
+      return { ...(put.etag ? { ETag: put.etag } : {}) };
+    },
     [ECS_RUN_TASK_SYNC]: (input) => runLocalTask(input, { stateDir, configPath: join(stateDir, "config.json"), checks: opts.verifyChecks, verbose: opts.verbose ?? false }),
     [SNS_PUBLISH]: async (input) => {
       const m = input as { Subject?: string; Message?: string };
@@ -371,14 +431,57 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       return { MessageId: `local-${notifications.length}` };
     },
   };
-  const build = (w: { file: string; functions: Record<string, { arn: string; handler: Handler }> }, substitutions: Record<string, string> = {}) => {
-    const definition = loadAsl(w.file, { ...substitutions, ...Object.fromEntries(Object.entries(w.functions).map(([k, v]) => [k, v.arn])) });
-    const byArn = new Map<string, Handler>([...Object.values(w.functions).map((f) => [f.arn, f.handler] as const), ...Object.entries(services)]);
-    const localHandlers: Record<string, Handler> = {};
+  const timeoutMsOf = (state: string, placeholder: string | undefined): number | undefined => {
+    const o = opts.lambdaTimeoutMs;
+    if (typeof o === "number") return o;
+    if (o?.[state] !== undefined) return o[state];
+    const seconds = placeholder === undefined ? undefined : (STEP_TIMEOUT_SECONDS as Record<string, number>)[placeholder];
+    return seconds === undefined ? undefined : seconds * 1000;
+  };
+  /**
+   * One Lambda invocation as AWS runs it: the fault hook first, then the
+   * handler raced against the state's timeout. A handler that loses the race
+   * keeps running here (a process cannot be frozen like a Lambda sandbox):
+   * its later side effects are those of a request already sent when AWS
+   * stopped the function.
+   */
+  const invokeLambda = async (workflow: string, state: string, timeoutMs: number, handler: Handler, attempt: number, input: unknown): Promise<unknown> => {
+    const fault = opts.injectFault?.({ workflow, state, attempt, input });
+    if (fault instanceof Error) throw fault;
+    if (fault === "timeout") {
+      await new Promise((r) => setTimeout(r, timeoutMs));
+      throw new LambdaTimeoutError(state, timeoutMs);
+    }
+    if (fault !== undefined) {
+      await handler(input);
+      throw new LambdaTimeoutError(state, timeoutMs);
+    }
+    const run = handler(input);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new LambdaTimeoutError(state, timeoutMs)), timeoutMs);
+      timer.unref();
+    });
+    run.catch(() => undefined); // a late failure of a handler that already timed out
+    try {
+      return await Promise.race([run, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const build = (w: { name: string; file: string; functions: Record<string, { arn: string; handler: Handler }> }, substitutions: Record<string, string> = {}) => {
+    const definition = loadAsl(w.file, {
+      IncomingBucketName: INCOMING_BUCKET,
+      ...substitutions,
+      ...Object.fromEntries(Object.entries(w.functions).map(([k, v]) => [k, v.arn])),
+    });
+    const lambdas = new Map(Object.entries(w.functions).map(([placeholder, f]) => [f.arn, { placeholder, handler: f.handler }] as const));
+    const tasks: { state: string; handler: Handler; timeoutMs: number | undefined }[] = [];
     for (const [state, arn] of taskResources(definition)) {
-      const h = byArn.get(arn);
+      const lambda = lambdas.get(arn);
+      const h = lambda?.handler ?? services[arn];
       if (!h) throw new ConfigError(`${w.file}: Task state ${state} calls ${arn}, which has no local handler`);
-      localHandlers[state] = h;
+      tasks.push({ state, handler: h, timeoutMs: lambda ? timeoutMsOf(state, lambda.placeholder) : undefined });
     }
     const waitTimeOverrides: Record<string, number> = {};
     for (const [name, s] of Object.entries((definition.States ?? {}) as Record<string, { Type?: string }>)) {
@@ -386,7 +489,23 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     }
     const retryIntervalOverrides = Object.fromEntries(retryingStates(definition).map((name) => [name, LOCAL_RETRY_MS]));
     const machine = new StateMachine(definition as never, { validationOptions: { checkArn: true } });
-    return { machine, localHandlers, overrides: { taskResourceLocalHandlers: localHandlers as never, waitTimeOverrides, retryIntervalOverrides } };
+    /** Fresh per execution: each counts its own attempts. */
+    const overrides = () => {
+      const attempts = new Map<string, number>();
+      const localHandlers: Record<string, Handler> = {};
+      for (const t of tasks) {
+        localHandlers[t.state] =
+          t.timeoutMs === undefined
+            ? t.handler
+            : (input) => {
+                const attempt = (attempts.get(t.state) ?? 0) + 1;
+                attempts.set(t.state, attempt);
+                return invokeLambda(w.name, t.state, t.timeoutMs!, t.handler, attempt, input);
+              };
+      }
+      return { taskResourceLocalHandlers: localHandlers as never, waitTimeOverrides, retryIntervalOverrides };
+    };
+    return { machine, overrides };
   };
   const machines = WORKFLOWS.map((w) => ({ ...w, ...build(w) }));
   const restoreMachine = build(RESTORE_WORKFLOW);
@@ -419,7 +538,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       c.started++;
       c.inFlight++;
     }
-    const execution = m.machine.run(input as never, { overrides: m.overrides });
+    const execution = m.machine.run(input as never, { overrides: m.overrides() });
     return execution.result
       .then(
         (output: unknown) => {
@@ -463,7 +582,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       // The context object's execution name and ARN ($$.Execution.Name / Id): StartExecution's, or made up here.
       const name = started?.name ?? `${what.replace(/[^A-Za-z0-9_-]/g, "-")}-${Date.now()}-${randomBytes(3).toString("hex")}`;
       const Id = started?.executionArn ?? `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:execution:walvault-${what}:${name}`;
-      const execution = m.machine.run(input as never, { overrides: m.overrides, context: { Execution: { Id, Name: name } } });
+      const execution = m.machine.run(input as never, { overrides: m.overrides(), context: { Execution: { Id, Name: name } } });
       let output: unknown;
       try {
         output = await execution.result;

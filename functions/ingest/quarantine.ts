@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { quarantineKey, INCOMING_PREFIX, DATABASE_ID_RE } from "../../core/keys.js";
 import { describeError } from "../../core/errors.js";
+import { lambdaCauseMessage } from "../../core/text.js";
 import { objectCreatedEventSchema, stepErrorSchema, type QuarantineRecord } from "../../core/schemas.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
@@ -18,14 +19,7 @@ const inputSchema = z.object({
 
 /** Lambda puts {"errorType","errorMessage",...} JSON in Cause; the local interpreter the bare message. */
 export function causeMessage(cause: string | undefined): string {
-  if (!cause) return "no cause given";
-  try {
-    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
-    if (typeof parsed.errorMessage === "string") return parsed.errorMessage;
-  } catch {
-    // not JSON: the message itself
-  }
-  return cause;
+  return cause ? lambdaCauseMessage(cause) : "no cause given";
 }
 
 /** Best-effort database id and file name out of a key that may be malformed. */

@@ -7,6 +7,7 @@ import {
   ConcurrentUpdateError,
   ConfigError,
   FileAccessError,
+  IngestRetryableError,
   InvalidInputError,
   InvalidWalNameError,
   ManifestInvalidError,
@@ -59,6 +60,7 @@ const CLASSES: ReadonlyArray<{ cls: ErrorClass; name: string; code: string; exit
   { cls: TargetNotOnTimelineError, name: "TargetNotOnTimelineError", code: "target_not_on_timeline", exitCode: 2 },
   { cls: ManifestInvalidError, name: "ManifestInvalidError", code: "manifest_invalid", exitCode: 2 },
   { cls: UnsafePathError, name: "UnsafePathError", code: "unsafe_path", exitCode: 2 },
+  { cls: IngestRetryableError, name: "IngestRetryableError", code: "ingest_retryable", exitCode: 4 },
 ];
 
 describe("error classes", () => {
@@ -156,6 +158,22 @@ describe("describeError", () => {
     expect(describeError(new TimeoutError(""))).toBe("TimeoutError");
     expect(describeError(new Error(""))).toBe("Error");
     expect(describeError(new ConfigError("\ndetails on the next line"))).toBe("ConfigError");
+  });
+
+  it("escapes terminal control bytes a message quotes from outside (a history line, a file name), keeping one line", () => {
+    // Prepare: ESC sequences that would recolour and clear the screen, a C1 CSI, a bell, a DEL, a bidi override.
+    const quoted = "1\t0/16\x1b[2J\x1b]0;pwned\x07\x9b31m\x7f\u202etxt.exe";
+    // Act
+    const line = describeError(new InvalidInputError(`timeline history line 1 is malformed: '${quoted}'`));
+    // Assess
+    expect(line).toBe("timeline history line 1 is malformed: '1\\t0/16\\e[2J\\e]0;pwned\\x07\\x9b31m\\x7f\\u202etxt.exe'");
+    expect(line).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202e]/);
+  });
+
+  it("bounds the length of what it returns", () => {
+    const line = describeError(new Error(`file name '${"x".repeat(100_000)}'`));
+    expect(line.length).toBe(errors.DESCRIBE_ERROR_MAX);
+    expect(line.endsWith("…")).toBe(true);
   });
 
   it("stringifies values that are not Errors", () => {

@@ -141,7 +141,7 @@ describe("agent roles", () => {
     expect(Object.keys(multiStack.agentRoles).sort()).toEqual(["orders-db", "pg-main"]);
   });
 
-  it("reach S3 only under their own incoming/db/<id>/ and db/<id>/ prefixes, writing only to incoming", () => {
+  it("reach S3 only under their own incoming/db/<id>/, failed/incoming/db/<id>/ and db/<id>/ prefixes, writing only to incoming", () => {
     for (const { stack, template, db } of cases()) {
       // Prepare
       const incoming = `<${logicalId(stack, stack.incomingBucket)}.Arn>`;
@@ -159,8 +159,10 @@ describe("agent roles", () => {
         expect(effect).toBe("Allow");
         const inIncoming = resource.startsWith(`${incoming}/incoming/db/${db}/`);
         const inVault = resource.startsWith(`${vault}/db/${db}/`);
-        expect(inIncoming || inVault, `${action} on ${resource}`).toBe(true);
-        if (inVault) expect(action, `vault access ${action}`).toBe("s3:GetObject");
+        // The ingest workflow's notes on uploads it could not store (wal-push reads them: exit 4).
+        const inFailureNotes = resource.startsWith(`${incoming}/failed/incoming/db/${db}/`);
+        expect(inIncoming || inVault || inFailureNotes, `${action} on ${resource}`).toBe(true);
+        if (inVault || inFailureNotes) expect(action, `read-only access ${action} on ${resource}`).toBe("s3:GetObject");
         if (inIncoming) expect(action, `incoming access ${action}`).toBe("s3:PutObject");
       }
     }
@@ -373,6 +375,7 @@ describe("ingest workflow", () => {
     const definition = deployedDefinition(machine);
     // Assess
     expect(placeholders).toEqual([
+      "IncomingBucketName",
       "PromoteFunctionArn",
       "QuarantineFunctionArn",
       "RecordFunctionArn",
@@ -380,9 +383,10 @@ describe("ingest workflow", () => {
       "ReplicateFunctionArn",
       "ValidateFunctionArn",
     ]);
+    expect(substitutions.IncomingBucketName).toEqual({ Ref: logicalId(defaultStack, defaultStack.incomingBucket) });
     for (const name of placeholders) {
       expect(definition, `placeholder \${${name}} left`).not.toContain(`\${${name}}`);
-      if (name === REPLICATE_STEP_SOURCES.recordFailure.placeholder) continue;
+      if (name === REPLICATE_STEP_SOURCES.recordFailure.placeholder || name === "IncomingBucketName") continue;
       const step = name.replace(/FunctionArn$/, "").toLowerCase() as (typeof INGEST_STEPS)[number];
       expect(substitutions[name]).toEqual({ "Fn::GetAtt": [logicalId(defaultStack, defaultStack.functions[step]), "Arn"] });
     }
@@ -469,8 +473,10 @@ describe("snapshot ingest workflow", () => {
         ...SNAPSHOT_STEPS.map((s) => SNAPSHOT_STEP_SOURCES[s].placeholder),
         REPLICATE_STEP_SOURCES.copyItem.placeholder,
         REPLICATE_STEP_SOURCES.recordFailure.placeholder,
+        "IncomingBucketName",
       ].sort(),
     );
+    expect(substitutions.IncomingBucketName).toEqual({ Ref: logicalId(defaultStack, defaultStack.incomingBucket) });
     for (const step of SNAPSHOT_STEPS) {
       const name = SNAPSHOT_STEP_SOURCES[step].placeholder;
       expect(definition, `placeholder \${${name}} left`).not.toContain(`\${${name}}`);

@@ -7,6 +7,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
+import * as errors from "../../core/errors.js";
+import { INGEST_VALIDATION_ERRORS, TRANSIENT_WORKFLOW_ERRORS } from "../../core/errors.js";
 import { loadAsl, placeholdersOf, taskResources } from "../../local/asl.js";
 import { STATEMACHINES_DIR } from "../../local/paths.js";
 
@@ -16,11 +18,15 @@ const aslValidator = require("asl-validator") as (definition: unknown) => { isVa
 const FILE = "ingest.asl.json";
 const raw = readFileSync(join(STATEMACHINES_DIR, FILE), "utf8");
 const EXPECTED = ["ValidateFunctionArn", "PromoteFunctionArn", "RecordFunctionArn", "ReplicateFunctionArn", "RecordReplicaFailureFunctionArn", "QuarantineFunctionArn"];
-const fakeArns = Object.fromEntries(EXPECTED.map((p) => [p, `arn:aws:lambda:us-east-1:123456789012:function:${p}`]));
+const fakeArns: Record<string, string> = {
+  ...Object.fromEntries(EXPECTED.map((p) => [p, `arn:aws:lambda:us-east-1:123456789012:function:${p}`])),
+  IncomingBucketName: "walvault-incoming",
+};
+const REPORT_FAILURE = "arn:aws:states:::aws-sdk:s3:putObject";
 
 describe("ingest.asl.json", () => {
-  it("uses exactly the six handler placeholders", () => {
-    expect(placeholdersOf(raw).sort()).toEqual([...EXPECTED].sort());
+  it("uses exactly the six handler placeholders and the incoming bucket's name", () => {
+    expect(placeholdersOf(raw).sort()).toEqual([...EXPECTED, "IncomingBucketName"].sort());
   });
 
   it("passes asl-validator once substituted", () => {
@@ -42,8 +48,8 @@ describe("ingest.asl.json", () => {
 
   it("has a Task for each step, each calling one of the substituted functions", () => {
     const tasks = taskResources(loadAsl(FILE, fakeArns) as never);
-    expect([...tasks.keys()].sort()).toEqual(["CopyToRegion", "Promote", "Quarantine", "Record", "RecordReplicaFailure", "Validate"]);
-    for (const arn of tasks.values()) expect(Object.values(fakeArns)).toContain(arn);
+    expect([...tasks.keys()].sort()).toEqual(["CopyToRegion", "Promote", "Quarantine", "Record", "RecordReplicaFailure", "ReportFailure", "Validate"]);
+    for (const [state, arn] of tasks) expect(state === "ReportFailure" ? REPORT_FAILURE : Object.values(fakeArns)).toContain(arn);
   });
 
   it("records a replica copy that still fails after its retries as failed, and never fails the ingest for it", () => {
@@ -54,10 +60,44 @@ describe("ingest.asl.json", () => {
     expect(def.States.Replicate!.Catch).toEqual([expect.objectContaining({ Next: "Done" })]);
   });
 
-  it("sends every failure of validate, promote and record to Quarantine", () => {
-    const def = JSON.parse(raw) as { States: Record<string, { Catch?: { ErrorEquals: string[]; Next: string }[] }> };
-    for (const state of ["Validate", "Promote", "Record"]) {
-      expect(def.States[state]!.Catch).toEqual([expect.objectContaining({ ErrorEquals: ["States.ALL"], Next: "Quarantine" })]);
+  type Step = {
+    Type: string;
+    Next?: string;
+    Retry?: { ErrorEquals: string[]; JitterStrategy?: string; MaxAttempts?: number }[];
+    Catch?: { ErrorEquals: string[]; Next: string; ResultPath?: string }[];
+    Parameters?: Record<string, unknown>;
+    Error?: string;
+  };
+  const states = (JSON.parse(raw) as { States: Record<string, Step> }).States;
+
+  it.each(["Validate", "Promote", "Record"])("quarantines only the named validation errors of %s; everything else ends without a quarantine record", (state) => {
+    // Assess: the first catcher names the validation errors and quarantines; the second takes the rest elsewhere.
+    const [bad, rest, ...more] = states[state]!.Catch!;
+    expect(more).toEqual([]);
+    expect(bad).toEqual({ ErrorEquals: [...INGEST_VALIDATION_ERRORS], ResultPath: "$.error", Next: "Quarantine" });
+    expect(rest).toEqual({ ErrorEquals: ["States.ALL"], ResultPath: "$.caught", Next: `${state}Failed` });
+    // ...which notes the state, reports the failure and ends in a Fail state, never reaching Quarantine.
+    const noted = states[`${state}Failed`]!;
+    expect(noted).toMatchObject({ Type: "Pass", Next: "ReportFailure", Parameters: { state } });
+    expect(states.ReportFailure).toMatchObject({ Type: "Task", Resource: REPORT_FAILURE, Next: "NotStored" });
+    expect(states.ReportFailure!.Catch).toEqual([expect.objectContaining({ ErrorEquals: ["States.ALL"], Next: "NotStored" })]);
+    expect(states.NotStored).toMatchObject({ Type: "Fail", Error: "IngestNotStored" });
+  });
+
+  it.each(["Validate", "Promote", "Record"])("retries the transient errors of %s (and only those) with backoff and full jitter", (state) => {
+    const retry = states[state]!.Retry!;
+    expect(retry).toHaveLength(1);
+    expect(retry[0]!.ErrorEquals).toEqual([...TRANSIENT_WORKFLOW_ERRORS]);
+    expect(retry[0]).toMatchObject({ JitterStrategy: "FULL", BackoffRate: 2 });
+    for (const e of INGEST_VALIDATION_ERRORS) expect(retry[0]!.ErrorEquals).not.toContain(e);
+    expect(retry[0]!.ErrorEquals).not.toContain("States.ALL");
+    expect(retry[0]!.ErrorEquals).not.toContain("States.TaskFailed"); // a wildcard in ASL: it would retry bad uploads
+  });
+
+  it("names only error classes that exist in core/errors.ts", () => {
+    for (const name of [...INGEST_VALIDATION_ERRORS, ...TRANSIENT_WORKFLOW_ERRORS].filter((n) => !n.includes("."))) {
+      expect(typeof (errors as Record<string, unknown>)[name], name).toBe("function");
+      expect(new ((errors as unknown as Record<string, new (m: string) => Error>)[name]!)("x").name).toBe(name);
     }
   });
 });

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
+import { SNAPSHOT_VALIDATION_ERRORS, TRANSIENT_WORKFLOW_ERRORS } from "../../core/errors.js";
 import { loadAsl, placeholdersOf, taskResources } from "../../local/asl.js";
 import { STATEMACHINES_DIR } from "../../local/paths.js";
 import { WORKFLOWS } from "../../local/stack.js";
@@ -27,7 +28,11 @@ const EXPECTED = [
   "RecordReplicaFailureFunctionArn",
   "QuarantineSnapshotFunctionArn",
 ];
-const fakeArns = Object.fromEntries(EXPECTED.map((p) => [p, `arn:aws:lambda:us-east-1:123456789012:function:${p}`]));
+const fakeArns: Record<string, string> = {
+  ...Object.fromEntries(EXPECTED.map((p) => [p, `arn:aws:lambda:us-east-1:123456789012:function:${p}`])),
+  IncomingBucketName: "walvault-incoming",
+};
+const REPORT_FAILURE = "arn:aws:states:::aws-sdk:s3:putObject";
 
 interface State {
   Type: string;
@@ -46,8 +51,8 @@ interface State {
 const def = JSON.parse(raw) as { StartAt: string; States: Record<string, State> };
 
 describe("snapshot-ingest.asl.json", () => {
-  it("uses exactly the eight handler placeholders", () => {
-    expect(placeholdersOf(raw).sort()).toEqual([...EXPECTED].sort());
+  it("uses exactly the eight handler placeholders and the incoming bucket's name", () => {
+    expect(placeholdersOf(raw).sort()).toEqual([...EXPECTED, "IncomingBucketName"].sort());
   });
 
   it("passes asl-validator once substituted", () => {
@@ -72,9 +77,9 @@ describe("snapshot-ingest.asl.json", () => {
     const tasks = taskResources(loadAsl(FILE, fakeArns) as never);
     // Assess
     expect([...tasks.keys()].sort()).toEqual(
-      ["CheckReferenced", "CopySnapshot", "PromoteChunkBatch", "PromoteManifest", "QuarantineSnapshot", "RecordSnapshot", "RecordSnapshotReplicaFailure", "ValidateManifest"].sort(),
+      ["CheckReferenced", "CopySnapshot", "PromoteChunkBatch", "PromoteManifest", "QuarantineSnapshot", "RecordSnapshot", "RecordSnapshotReplicaFailure", "ReportFailure", "ValidateManifest"].sort(),
     );
-    for (const arn of tasks.values()) expect(Object.values(fakeArns)).toContain(arn);
+    for (const [state, arn] of tasks) expect(state === "ReportFailure" ? REPORT_FAILURE : Object.values(fakeArns)).toContain(arn);
     const local = WORKFLOWS.find((w) => w.file === FILE)!;
     expect(Object.keys(local.functions).sort()).toEqual([...EXPECTED].sort());
   });
@@ -92,25 +97,31 @@ describe("snapshot-ingest.asl.json", () => {
     expect(def.States.AlreadyRecorded!.Choices).toEqual([expect.objectContaining({ Next: "Done" })]);
   });
 
-  it("sends every failure of every step to QuarantineSnapshot, which ends in a Fail state", () => {
+  it("quarantines only the named validation errors of every step; everything else ends in SnapshotNotStored without a quarantine record", () => {
     for (const state of ["ValidateManifest", "PromoteChunks", "CheckReferenced", "PromoteManifest", "RecordSnapshot"]) {
       expect(def.States[state]!.Catch, state).toEqual([
-        expect.objectContaining({ ErrorEquals: ["States.ALL"], Next: "QuarantineSnapshot", ResultPath: "$.error" }),
+        { ErrorEquals: [...SNAPSHOT_VALIDATION_ERRORS], Next: "QuarantineSnapshot", ResultPath: "$.error" },
+        { ErrorEquals: ["States.ALL"], Next: `${state}Failed`, ResultPath: "$.caught" },
       ]);
+      expect(def.States[`${state}Failed`], state).toMatchObject({ Type: "Pass", Next: "ReportFailure" });
     }
     expect(def.States[def.States.QuarantineSnapshot!.Next!]!.Type).toBe("Fail");
+    expect(def.States.ReportFailure).toMatchObject({ Type: "Task", Resource: REPORT_FAILURE, Next: "NotStored" });
+    expect(def.States.NotStored).toMatchObject({ Type: "Fail", Error: "SnapshotNotStored" });
   });
 
-  it("retries ServiceUnavailableError in every Task", () => {
+  it("retries the transient errors (and only those) in every step Task, with full jitter", () => {
     const tasks = [
-      ...Object.values(def.States),
-      ...Object.values(def.States.PromoteChunks!.ItemProcessor!.States),
-    ].filter((s) => s.Type === "Task");
-    expect(tasks).toHaveLength(6);
+      ...Object.entries(def.States),
+      ...Object.entries(def.States.PromoteChunks!.ItemProcessor!.States),
+    ].filter(([name, s]) => s.Type === "Task" && name !== "QuarantineSnapshot" && name !== "ReportFailure");
+    expect(tasks).toHaveLength(5);
     const copy = def.States.ReplicateSnapshot!.ItemProcessor!.States.CopySnapshot!;
     expect(copy.Retry?.length).toBeGreaterThan(0);
     expect(copy.Catch).toEqual([expect.objectContaining({ Next: "RecordSnapshotReplicaFailure" })]);
-    for (const t of tasks) expect(t.Retry?.flatMap((r) => r.ErrorEquals).some((e) => e === "ServiceUnavailableError" || e === "States.ALL")).toBe(true);
+    for (const [name, t] of tasks) {
+      expect(t.Retry, name).toEqual([expect.objectContaining({ ErrorEquals: [...TRANSIENT_WORKFLOW_ERRORS], JitterStrategy: "FULL" })]);
+    }
   });
 
   it("maps over the batches with at most 4 at a time and drops the iteration results", () => {

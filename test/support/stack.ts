@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startLocalStack, type LocalDatabase, type LocalStack } from "../../local/stack.js";
+import { startLocalStack, type LocalDatabase, type LocalStack, type LocalStackOptions } from "../../local/stack.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
 
 export interface TestStack extends LocalStack {
@@ -35,7 +35,8 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
   });
 }
 
-export async function startTestStack(databases: LocalDatabase[] = [{ id: "pg-main" }], opts: { replicaRegions?: string[]; verifyChecks?: unknown } = {}): Promise<TestStack> {
+/** `opts`: any stack option but the state directory and the databases (replica regions, Lambda timeouts, fault injection...). */
+export async function startTestStack(databases: LocalDatabase[] = [{ id: "pg-main" }], opts: Omit<LocalStackOptions, "stateDir" | "databases"> = {}): Promise<TestStack> {
   const stateDir = mkdtempSync(join(tmpdir(), "walvault-test-"));
   const stack = await startLocalStack({ stateDir, databases, persistent: false, ...opts });
   return {

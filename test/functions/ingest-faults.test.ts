@@ -1,0 +1,191 @@
+/**
+ * Transient faults in the ingest workflow are not bad uploads (issue #10,
+ * point 3): on the local stack, which enforces Lambda timeouts and injects
+ * faults (LocalStackOptions.injectFault), a Promote that times out on every
+ * attempt ends the execution without a quarantine record; `walvault
+ * wal-push` exits 4 naming the failure; pushing the same file again archives
+ * it. A step that did its work and then timed out loses nothing either.
+ * Needs `npm run build` (the CLI runs from dist/).
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { failedMarkerKey, incomingWalKey } from "../../core/keys.js";
+import type { FaultContext, InjectedFault } from "../../local/stack.js";
+import { listKeys, stackClients, type StackClients } from "../support/harness.js";
+import { startTestStack, type TestStack } from "../support/stack.js";
+import { syntheticSegment } from "../support/wal.js";
+
+const DB = "pg-main";
+const PROMOTE_TIMEOUT_MS = 300;
+
+let stack: TestStack;
+let clients: StackClients;
+let dir: string;
+/** The fault each test arms: (invocation) → fault, for the segment under test only. */
+let fault: (ctx: FaultContext & { name: string }) => InjectedFault = () => undefined;
+const invocations: { state: string; name: string; attempt: number }[] = [];
+
+beforeAll(async () => {
+  stack = await startTestStack([{ id: DB }], {
+    lambdaTimeoutMs: { Promote: PROMOTE_TIMEOUT_MS, Record: PROMOTE_TIMEOUT_MS },
+    injectFault: (ctx) => {
+      const name = (ctx.input as { ingest?: { name?: string } }).ingest?.name ?? (ctx.input as { detail?: { object?: { key?: string } } }).detail?.object?.key?.split("/").at(-1) ?? "";
+      invocations.push({ state: ctx.state, name, attempt: ctx.attempt });
+      return fault({ ...ctx, name });
+    },
+  });
+  clients = stackClients(stack);
+  dir = mkdtempSync(join(tmpdir(), "walvault-faults-"));
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.destroy();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  fault = () => undefined;
+  invocations.length = 0;
+});
+
+const seg = (n: number): string => `00000001000000000000${n.toString(16).toUpperCase().padStart(4, "0")}`;
+
+function writeSegment(name: string, seed: number): { path: string; bytes: Buffer } {
+  const bytes = syntheticSegment(name, seed);
+  const path = join(dir, name);
+  writeFileSync(path, bytes);
+  return { path, bytes };
+}
+
+async function push(path: string): Promise<{ code: number; stderr: string }> {
+  const r = await stack.cli(["wal-push", path, "--no-agent", "--timeout", "30"], { cwd: dir });
+  await stack.idle();
+  return r;
+}
+
+async function fetched(name: string): Promise<Buffer> {
+  const out = join(dir, `fetched-${name}`);
+  const r = await stack.cli(["wal-fetch", name, out], { cwd: dir });
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  return readFileSync(out);
+}
+
+describe("ingest under transient faults", () => {
+  it("a Promote that times out on every attempt quarantines nothing; wal-push exits 4 naming it; the next push archives the file", async () => {
+    // Prepare: every Promote of this segment hangs past its (shortened) Lambda timeout.
+    const name = seg(0x10);
+    const { path, bytes } = writeSegment(name, 10);
+    fault = (ctx) => (ctx.state === "Promote" && ctx.name === name ? "timeout" : undefined);
+
+    // Act
+    const first = await push(path);
+
+    // Assess: retried (MaxAttempts 4: five invocations), then failed without quarantine; a distinct exit and message.
+    expect(invocations.filter((i) => i.state === "Promote").map((i) => i.attempt)).toEqual([1, 2, 3, 4, 5]);
+    expect(first.stderr.trim()).toBe(
+      `walvault: ${name} was uploaded but not yet stored: the control plane failed transiently (Sandbox.Timedout in Promote); nothing was quarantined and PostgreSQL will retry it`,
+    );
+    expect(first.code).toBe(4);
+    expect(await clients.catalog.listQuarantine(DB)).toEqual([]);
+    expect(await listKeys(clients.store, stack.config.incomingBucket, "quarantine/")).toEqual([]);
+    expect(await clients.catalog.getWal(DB, name)).toBeUndefined();
+    expect(await listKeys(clients.store, stack.config.incomingBucket, "failed/")).toEqual([failedMarkerKey(incomingWalKey(DB, name))]);
+
+    // Act: the fault is gone; PostgreSQL runs archive_command again.
+    fault = () => undefined;
+    const second = await push(path);
+
+    // Assess: archived, byte-identical.
+    expect(second.stderr).toBe("");
+    expect(second.code).toBe(0);
+    expect((await clients.catalog.getWal(DB, name))?.status).toBe("stored");
+    expect((await fetched(name)).equals(bytes)).toBe(true);
+  }, 60_000);
+
+  it("a Promote that wrote the vault and then timed out (before Record) loses nothing: the next push records the same bytes", async () => {
+    // Prepare: Promote does its work, then reports a timeout, on every attempt of the first execution.
+    const name = seg(0x11);
+    const { path, bytes } = writeSegment(name, 11);
+    fault = (ctx) => (ctx.state === "Promote" && ctx.name === name ? { after: "timeout" } : undefined);
+
+    // Act
+    const first = await push(path);
+
+    // Assess: the vault holds the bytes, the catalog does not; no quarantine; exit 4.
+    expect(first.code).toBe(4);
+    expect(first.stderr).toMatch(/not yet stored: the control plane failed transiently \(Sandbox\.Timedout in Promote\)/);
+    expect(await clients.catalog.getWal(DB, name)).toBeUndefined();
+    expect(await listKeys(clients.store, stack.config.vaultBucket, `db/${DB}/wal/00000001/${name}`)).toHaveLength(1);
+    expect(await clients.catalog.listQuarantine(DB)).toEqual([]);
+
+    // Act: the same bytes pushed again.
+    fault = () => undefined;
+    const second = await push(path);
+
+    // Assess: recorded (Promote found its own bytes in the vault), byte-identical.
+    expect(second.stderr).toBe("");
+    expect(second.code).toBe(0);
+    expect((await clients.catalog.getWal(DB, name))?.status).toBe("stored");
+    expect((await fetched(name)).equals(bytes)).toBe(true);
+  }, 60_000);
+
+  it("a Record that wrote the catalog and then timed out still lets wal-push succeed (now or on the next push)", async () => {
+    // Prepare
+    const name = seg(0x12);
+    const { path, bytes } = writeSegment(name, 12);
+    fault = (ctx) => (ctx.state === "Record" && ctx.name === name ? { after: "timeout" } : undefined);
+
+    // Act
+    const first = await push(path);
+    fault = () => undefined;
+    const second = await push(path);
+
+    // Assess: whichever the first push saw first (the record or the failure note), nothing is lost.
+    expect([0, 4]).toContain(first.code);
+    expect(second.code).toBe(0);
+    expect((await clients.catalog.getWal(DB, name))?.status).toBe("stored");
+    expect(await clients.catalog.listQuarantine(DB)).toEqual([]);
+    expect((await fetched(name)).equals(bytes)).toBe(true);
+  }, 60_000);
+
+  it("throttling on the first attempt of Validate is retried within the execution: stored, no note, no quarantine", async () => {
+    // Prepare
+    const name = seg(0x13);
+    const { path } = writeSegment(name, 13);
+    fault = (ctx) => {
+      if (ctx.state !== "Validate" || ctx.attempt > 1) return undefined;
+      const e = new Error("Rate Exceeded.");
+      e.name = "Lambda.TooManyRequestsException";
+      return e;
+    };
+
+    // Act
+    const r = await push(path);
+
+    // Assess
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(invocations.filter((i) => i.state === "Validate").map((i) => i.attempt)).toEqual([1, 2]);
+    expect(await listKeys(clients.store, stack.config.incomingBucket, failedMarkerKey(incomingWalKey(DB, name)))).toEqual([]);
+    expect(await clients.catalog.listQuarantine(DB)).toEqual([]);
+  }, 60_000);
+
+  it("an unexpected error (not a named validation error) quarantines nothing either", async () => {
+    // Prepare: a handler bug, as a plain TypeError.
+    const name = seg(0x14);
+    const { path } = writeSegment(name, 14);
+    fault = (ctx) => (ctx.state === "Record" && ctx.name === name ? new TypeError("Cannot read properties of undefined (reading 'x')") : undefined);
+
+    // Act
+    const r = await push(path);
+
+    // Assess: not retried (not transient), reported as unexpected, exit 4, nothing quarantined.
+    expect(invocations.filter((i) => i.state === "Record").map((i) => i.attempt)).toEqual([1]);
+    expect(r.stderr).toMatch(/failed unexpectedly \(TypeError in Record: Cannot read properties of undefined/);
+    expect(r.code).toBe(4);
+    expect(await clients.catalog.listQuarantine(DB)).toEqual([]);
+  }, 60_000);
+});
