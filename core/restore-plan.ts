@@ -688,7 +688,7 @@ class Planner {
     }
     this.warnings.push(
       `restore point '${name}' is not in the catalog, so it is unverified: replay runs to the end of the archive and PostgreSQL stops at '${name}' ` +
-        `only if it meets it after the snapshot's consistent point; otherwise recovery fails with "recovery ended before configured recovery target was reached"`,
+        `only if it meets it after the snapshot's consistent point; 'walvault restore' looks for it in the archived WAL before restoring and refuses a name it does not find`,
     );
     return { kind: "unknownName", name };
   }
