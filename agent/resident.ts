@@ -140,9 +140,11 @@ export async function startResidentAgent(
       }
       const running = inFlight.get(name);
       if (running) {
+        // A request does not wait with a push-ahead that is waiting out a fault: it gets the fault, and wal-push pushes by itself.
+        while (!patient && inFlight.get(name) === running && !struggling.has(name)) await Promise.race([running.catch(() => undefined), sleep(100)]);
         const trouble = struggling.get(name);
-        if (trouble !== undefined && !patient) throw trouble; // the push-ahead is waiting out a fault: do not wait with it
-        await running.catch(() => undefined);
+        if (!patient && trouble !== undefined && inFlight.get(name) === running) throw trouble;
+        if (patient) await running.catch(() => undefined);
         continue; // re-check: the running push may have been of another file under this name
       }
       const p = pushRetrying(path, wait, timeoutMs, cwd, patient);
