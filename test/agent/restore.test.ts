@@ -6,7 +6,9 @@
  * a scratch cluster whose WAL is archived by `walvault wal-push`, restores it
  * with --latest and starts it.
  */
-import { chmodSync, existsSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
@@ -88,6 +90,22 @@ function buildSource(dir: string): void {
 
 const OLD_MS = 1735787045678; // 2025-01-02T03:04:05.678Z
 const LINK_MS = [1796159554264, 1796159554008];
+/** Whether chattr +i works here (root on ext4 and the like): an immutable file even root cannot remove. */
+function canMakeImmutable(): boolean {
+  const d = mkdtempSync(join(tmpdir(), "walvault-chattr-"));
+  const f = join(d, "f");
+  writeFileSync(f, "");
+  try {
+    execFileSync("chattr", ["+i", f], { stdio: "ignore" });
+    execFileSync("chattr", ["-i", f], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+}
+
 /** Sets an entry's mtime (not following a symlink) to exactly `ms`, and checks it took. */
 function setMtime(p: string, ms: number): void {
   const t = utimeSeconds(BigInt(ms) * 1_000_000n);
@@ -194,6 +212,26 @@ afterAll(async () => {
   await stack?.destroy();
   if (work) rmSync(work, { recursive: true, force: true });
 });
+
+let walFail: Promise<string> | undefined;
+/** GEN_WALFAIL: a small snapshot and 9 later segments, the first corrupt in the vault; returns its key. */
+function walFailDatabase(): Promise<string> {
+  walFail ??= (async () => {
+    const src = join(work, "walfail-source");
+    mkdirSync(join(src, "wal"), { recursive: true });
+    writeFileSync(join(src, "data.db"), "rows\n");
+    await uploadSnapshotDir(clients, cfg, { databaseId: GEN_WALFAIL, dir: src, kind: "generic", generic: { streams: [{ id: "wal", lastSegment: "data.db", lastSegno: 0 }] }, startedAt: at(30), finishedAt: at(31) });
+    const recs = [];
+    for (let n = 1; n <= 9; n++) {
+      recs.push(await archiveGenericSegment(clients, cfg, { databaseId: GEN_WALFAIL, stream: "wal", name: seg(n), segno: BigInt(n), bytes: walBytes(n), archivedAt: at(40 + n) }));
+    }
+    const corruptKey = recs[0]!.vaultKey;
+    const original = (await clients.store.get(cfg.vaultBucket, corruptKey))!;
+    await clients.store.put(cfg.vaultBucket, corruptKey, await getCodec("zstd").encode(walBytes(99)), original.metadata);
+    return corruptKey;
+  })();
+  return walFail;
+}
 
 describe("restore of a generic database", () => {
   it("rebuilds the snapshot byte-identical (modes, mtimes, symlinks, empty file and directory, multi-chunk files) plus every later WAL segment", async () => {
@@ -323,17 +361,7 @@ describe("restore of a generic database", () => {
     // Prepare: a small snapshot and 9 later segments, the first corrupt in the vault. The other
     // segments' GETs are held until the restore settles (or, failing that, a second after the
     // corrupt one was served): a restore that gives up while they are in flight settles first.
-    const src = join(work, "walfail-source");
-    mkdirSync(join(src, "wal"), { recursive: true });
-    writeFileSync(join(src, "data.db"), "rows\n");
-    await uploadSnapshotDir(clients, cfg, { databaseId: GEN_WALFAIL, dir: src, kind: "generic", generic: { streams: [{ id: "wal", lastSegment: "data.db", lastSegno: 0 }] }, startedAt: at(30), finishedAt: at(31) });
-    const recs = [];
-    for (let n = 1; n <= 9; n++) {
-      recs.push(await archiveGenericSegment(clients, cfg, { databaseId: GEN_WALFAIL, stream: "wal", name: seg(n), segno: BigInt(n), bytes: walBytes(n), archivedAt: at(40 + n) }));
-    }
-    const corruptKey = recs[0]!.vaultKey;
-    const original = (await clients.store.get(cfg.vaultBucket, corruptKey))!;
-    await clients.store.put(cfg.vaultBucket, corruptKey, await getCodec("zstd").encode(walBytes(99)), original.metadata);
+    const corruptKey = await walFailDatabase();
     let inFlight = 0;
     let settled = false;
     let release!: () => void;
@@ -375,6 +403,37 @@ describe("restore of a generic database", () => {
     expect(inFlightAtSettle).toBe(0);
     expect(existsSync(to)).toBe(false);
     expect(partialsBeside(to)).toEqual([]);
+  });
+
+  it.skipIf(!canMakeImmutable())("names a partial directory it could not remove in the error", async () => {
+    // Prepare: the same corrupt first segment; when it is served, a restored file is made immutable (chattr +i),
+    // which even root cannot remove.
+    const to = join(work, "gen-walfail-stuck", "data");
+    const partial = `${to}.walvault-partial-${process.pid}`;
+    const corruptKey = await walFailDatabase();
+    const sticky: ObjectStore = {
+      ...clients.store,
+      get: async (b, k, v) => {
+        if (k === corruptKey) execFileSync("chattr", ["+i", join(partial, "data.db")]);
+        return clients.store.get(b, k, v);
+      },
+    };
+
+    // Act
+    const err = await restore({ ...clients, store: sticky } as typeof clients, cfg, { databaseId: GEN_WALFAIL, target: { kind: "latest" }, toDir: to, parallel: 2 }).catch(
+      (e: unknown) => e,
+    );
+    const left = existsSync(partial);
+    execFileSync("chattr", ["-i", join(partial, "data.db")]);
+    rmSync(partial, { recursive: true, force: true });
+
+    // Assess
+    expect(err).toBeInstanceOf(ChecksumMismatchError);
+    const msg = (err as Error).message;
+    expect(msg.split("\n")).toHaveLength(1);
+    expect(msg).toMatch(/^vault object \S+ is corrupt: .*; and the partial directory (\S+) could not be removed \(E[A-Z]+\): remove it by hand$/);
+    expect(msg).toContain(partial);
+    expect(left).toBe(true);
   });
 
   it("stops when its signal is aborted and removes the partial directory", async () => {
