@@ -368,9 +368,23 @@ export function commandUsage(cmd: Command): string {
   return lines.join("\n") + "\n";
 }
 
+const WIDTH = 100;
+
+/** One usage row: the label, then the text from column 30, wrapped at WIDTH columns. */
 function row(label: string, text: string): string {
   const pad = 30;
-  return label.length + 2 >= pad ? `  ${label}\n${" ".repeat(pad)}${text}` : `  ${label.padEnd(pad - 2)}${text}`;
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && pad + line.length + 1 + word.length > WIDTH) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  lines.push(line);
+  const indent = " ".repeat(pad);
+  const body = lines.join(`\n${indent}`);
+  return label.length + 2 >= pad ? `  ${label}\n${indent}${body}` : `  ${label.padEnd(pad - 2)}${body}`;
 }
 
 /** The overview: every visible command under its group, in declaration order. */

@@ -6,9 +6,10 @@ import { GROUPS, regionalSetup, print } from "./shared.js";
 
 export default defineCommand({
   name: "restore",
-  summary: "restore to a directory: --to DIR [--latest | --target-time T | --target-lsn L | --target-name N | --snapshot ID]",
+  summary: "restore to a directory, to the latest, a time, an LSN, a restore point or a snapshot (--remote: the restore workflow)",
   group: GROUPS.snapshots,
   details: [
+    "walvault restore --to DIR [--latest | --target-time T | --target-lsn L | --target-name N | --snapshot ID]",
     "One target at most (default: the latest). PostgreSQL: DIR is left ready to start, recovering to the target.",
     "restore --remote [target]: run the restore workflow (Step Functions): plan + thaw archived objects; it",
     "prints the plan and restores nothing here (then restore with --to DIR and the same target).",
