@@ -30,6 +30,7 @@ import { failedMarkerKey, incomingWalKey } from "../core/keys.js";
 import { lambdaCauseMessage, safeText } from "../core/text.js";
 import { META_DATABASE } from "../core/schemas.js";
 import { checkPgWalHeader, checkWalSize, objectMeta } from "../core/verify.js";
+import { parseHistoryFile } from "../core/timeline.js";
 import { parseWalFileName } from "../core/wal.js";
 import type { Catalog } from "../store/catalog.js";
 import type { ObjectStore } from "../store/object-store.js";
@@ -114,6 +115,8 @@ export async function walPush(
   const file = parseWalFileName(name, db.walSegmentSize);
   checkWalSize(file, content.length, db.walSegmentSize);
   if (db.kind === "postgres") checkPgWalHeader(file, content, db.walSegmentSize);
+  // Ingest would quarantine it; refusing here names the problem before anything is uploaded.
+  if (file.kind === "history") parseHistoryFile(content, file.timeline);
   clearLeftoverPrefetch(opts.cwd);
   assertMayArchiveInto(opts.cwd, databaseId);
   const codec = getCodec(cfg.codec ?? DEFAULT_CODEC);

@@ -8,7 +8,7 @@ import { ChecksumMismatchError, InvalidInputError } from "./errors.js";
 import { sha256Hex } from "./hash.js";
 import { objectMetaSchema, META_CODEC, META_SHA256, META_SIZE } from "./schemas.js";
 import type { CodecName } from "./codec.js";
-import { parseTimelineHistory } from "./timeline.js";
+import { parseHistoryFile } from "./timeline.js";
 import { formatLsn, segmentStartLsn, type WalFileName } from "./wal.js";
 
 export interface ClaimedMeta {
@@ -37,13 +37,11 @@ export function objectMeta(meta: ClaimedMeta): Record<string, string> {
 /** Size rules per kind: segments are exactly one segment; nothing is empty; partials fit in a segment. */
 export function checkWalSize(file: WalFileName, size: number, segmentSize: number): void {
   if (size === 0) throw new InvalidInputError(`${file.name} is empty`);
-  if (file.kind === "segment" && size !== segmentSize) {
+  // PostgreSQL renames a whole segment file to .partial (at promotion): it is a full segment too.
+  if ((file.kind === "segment" || file.kind === "partial") && size !== segmentSize) {
     throw new InvalidInputError(
-      `${file.name} is ${size} bytes but WAL segments of this database are ${segmentSize} bytes`,
+      `${file.name} is ${size} bytes but WAL ${file.kind === "partial" ? "segments (.partial ones included)" : "segments"} of this database are ${segmentSize} bytes`,
     );
-  }
-  if (file.kind === "partial" && size > segmentSize) {
-    throw new InvalidInputError(`${file.name} is ${size} bytes, larger than a ${segmentSize}-byte segment`);
   }
   if ((file.kind === "history" || file.kind === "backup") && size > 1 << 20) {
     throw new InvalidInputError(`${file.name} is ${size} bytes; ${file.kind} files are small text files`);
@@ -118,14 +116,6 @@ export async function verifyWalBytes(
   const raw = await verifyEncodedBytes(encoded, claimed, what);
   checkWalSize(file, raw.length, segmentSize);
   if (options.postgres) checkPgWalHeader(file, raw, segmentSize);
-  if (file.kind === "history") {
-    const entries = parseTimelineHistory(raw.toString("utf8"));
-    const last = entries.at(-1);
-    if (last && last.timeline >= file.timeline) {
-      throw new InvalidInputError(
-        `${file.name} lists timeline ${last.timeline}, which is not an ancestor of timeline ${file.timeline}`,
-      );
-    }
-  }
+  if (file.kind === "history") parseHistoryFile(raw, file.timeline);
   return raw;
 }

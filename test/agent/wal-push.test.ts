@@ -6,6 +6,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ChecksumMismatchError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { incomingWalKey, vaultWalKey } from "../../core/keys.js";
 import type { WalRecord } from "../../core/schemas.js";
@@ -17,13 +18,20 @@ import { syntheticSegment } from "../support/wal.js";
 
 const DB = "pg-main";
 const SEGMENT = 16 * 1024 * 1024;
+/** Ingest's Validate reports this segment's bytes corrupted (as if they changed in transit): the quarantine path. */
+const CORRUPTED_IN_TRANSIT = "000000010000000000000040";
 
 let stack: TestStack;
 let clients: StackClients;
 let dir: string;
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: DB }]);
+  stack = await startTestStack([{ id: DB }], {
+    injectFault: ({ state, input }) =>
+      state === "Validate" && (input as { event?: { detail?: { object?: { key?: string } } } }).event?.detail?.object?.key?.endsWith(CORRUPTED_IN_TRANSIT)
+        ? new ChecksumMismatchError(`upload ${CORRUPTED_IN_TRANSIT} has SHA-256 0123456789ab…, not the one it claims`)
+        : undefined,
+  });
   clients = stackClients(stack);
   dir = tempDir("walvault-push-");
 }, 120_000);
@@ -146,21 +154,47 @@ describe("wal-push of a new segment", () => {
   });
 
   it("an upload that ingest rejects: exits non-zero at once with the quarantine reason, not at the timeout", async () => {
-    // Prepare: a history file naming its own timeline as an ancestor passes the agent's checks, not ingest's
-    const name = "00000004.history";
-    const path = writeWal(dir, name, "1\t0/3000000\tfirst\n4\t0/5000000\tsecond\n");
+    // Prepare: a segment the agent accepts, whose bytes ingest finds corrupted (the stack's injected fault).
+    const name = CORRUPTED_IN_TRANSIT;
+    const path = writeWal(dir, name, syntheticSegment(name, 0x40));
     const t0 = Date.now();
 
     // Act
     const r = await stack.cli(["wal-push", path, "--timeout", "30"]);
 
     // Assess
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(3);
     expect(Date.now() - t0).toBeLessThan(15_000);
     const lines = stderrLines(r.stderr);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^walvault: 00000004\.history was rejected by ingest and quarantined: .*not an ancestor/);
+    expect(lines[0]).toMatch(new RegExp(`^walvault: ${name} was rejected by ingest and quarantined: .*SHA-256`));
     expect(await clients.catalog.getWal(DB, name)).toBeUndefined();
+  });
+
+  it.each([
+    ["a .history file whose content is not a history", "00000004.history", "# nothing here\n", /^walvault: 00000004\.history is not a timeline history file: it lists no parent timeline/],
+    ["a .history file naming its own timeline as an ancestor", "00000004.history", "1\t0/3000000\tfirst\n4\t0/5000000\tsecond\n", /^walvault: 00000004\.history lists timeline 4, which is not an ancestor of timeline 4$/],
+    [
+      "a .history file with terminal escape bytes in a line",
+      "00000005.history",
+      "1\t0/3000000\tok\n\x1b[2J\x1b]0;owned\x07\n",
+      /^walvault: 00000005\.history is not a timeline history file: timeline history line 2 is malformed: '\\e\[2J\\e\]0;owned\\x07'$/,
+    ],
+    ["a 100-byte .partial file", "000000010000000000000041.partial", syntheticSegment("000000010000000000000041", 0x41).subarray(0, 100), /^walvault: 000000010000000000000041\.partial is 100 bytes but WAL segments \(\.partial ones included\) of this database are 16777216 bytes$/],
+  ])("refuses %s before uploading anything, in one line, exit 2", async (_what, name, content, line) => {
+    // Prepare
+    const path = writeWal(dir, name, content);
+    const before = await archiveSnapshot();
+
+    // Act
+    const r = await stack.cli(["wal-push", path, "--timeout", "30"]);
+
+    // Assess
+    expect(stderrLines(r.stderr)).toEqual([expect.stringMatching(line)]);
+    expect(r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+    expect(r.code).toBe(2);
+    await quietPeriod();
+    expect(await archiveSnapshot()).toEqual(before);
   });
 });
 

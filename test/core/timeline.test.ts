@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../core/errors.js";
-import { parseTimelineHistory } from "../../core/timeline.js";
+import { parseHistoryFile, parseTimelineHistory } from "../../core/timeline.js";
 
 describe("parseTimelineHistory", () => {
   it("parses a history file as PostgreSQL writes it after two promotions", () => {
@@ -103,5 +103,57 @@ describe("parseTimelineHistory", () => {
   it("rejects a decreasing timeline", () => {
     const text = "1\t0/3000000\ta\n3\t0/5000000\tb\n2\t0/7000000\tc\n";
     expect(() => parseTimelineHistory(text)).toThrow(/line 3: timeline 2 does not increase after 3/);
+  });
+});
+
+describe("parseHistoryFile", () => {
+  it("accepts a history file as PostgreSQL writes it", () => {
+    const entries = parseHistoryFile('1\t0/3000000\tno recovery target specified\n2\t0/5000158\tat restore point "before_drop"\n', 3);
+    expect(entries.map((e) => e.timeline)).toEqual([1, 2]);
+  });
+
+  it("accepts bytes, and a reason that is not UTF-8 (a restore point name in a LATIN1 database)", () => {
+    const bytes = Buffer.concat([Buffer.from("1\t0/3000000\tat restore point \"caf"), Buffer.from([0xe9]), Buffer.from("\"\n")]);
+    expect(parseHistoryFile(bytes, 2)).toHaveLength(1);
+  });
+
+  it.each([
+    ["a file with only a comment", "# nothing here\n", 2, /^00000002\.history is not a timeline history file: it lists no parent timeline/],
+    ["an empty file", "", 2, /lists no parent timeline/],
+    ["a line that does not parse", "1\t0/3000000\tok\nhello world\n", 3, /^00000003\.history is not a timeline history file: timeline history line 2 is malformed: 'hello world'$/],
+    ["an ancestor that is not below the file's timeline", "1\t0/3000000\tx\n2\t0/4000000\tx\n", 2, /lists timeline 2, which is not an ancestor of timeline 2/],
+    ["a switch point that goes back", "1\t0/5000000\tx\n2\t0/4000000\tx\n", 3, /timeline 2 branches off at 0\/4000000, before its parent's switch point 0\/5000000/],
+    ["binary content", "1\t0/3000000\tx\u0000\n", 2, /it is not text/],
+    ["the history of timeline 1 (which has none)", "1\t0/3000000\tx\n", 1, /not an ancestor of timeline 1/],
+  ])("refuses %s with one line naming the file and the rule", (_what, text, timeline, message) => {
+    // Act
+    let error: unknown;
+    try {
+      parseHistoryFile(text, timeline);
+    } catch (e) {
+      error = e;
+    }
+    // Assess
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect((error as Error).message).toMatch(message);
+    expect((error as Error).message).not.toContain("\n");
+  });
+
+  it("quotes a malformed line with its terminal escape bytes escaped and its length bounded", () => {
+    // Prepare: a line that would clear the screen and set the window title, then 10 kB more.
+    const line = `x\x1b[2J\x1b]0;owned\x07${"y".repeat(10_000)}`;
+    // Act
+    const message = (() => {
+      try {
+        parseHistoryFile(`1\t0/3000000\tok\n${line}\n`, 2);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return "";
+    })();
+    // Assess
+    expect(message).toContain("'x\\e[2J\\e]0;owned\\x07yyy");
+    expect(message).not.toMatch(/[\x00-\x1f\x7f-\x9f]/);
+    expect(message.length).toBeLessThan(200);
   });
 });

@@ -31,7 +31,9 @@ beforeAll(async () => {
   stack = await startTestStack([{ id: DB }], {
     lambdaTimeoutMs: { Promote: PROMOTE_TIMEOUT_MS, Record: PROMOTE_TIMEOUT_MS },
     injectFault: (ctx) => {
-      const name = (ctx.input as { ingest?: { name?: string } }).ingest?.name ?? (ctx.input as { detail?: { object?: { key?: string } } }).detail?.object?.key?.split("/").at(-1) ?? "";
+      // Validate's input is { event }, the later steps' { ingest, ... }.
+      const input = ctx.input as { ingest?: { name?: string }; event?: { detail?: { object?: { key?: string } } } };
+      const name = input.ingest?.name ?? input.event?.detail?.object?.key?.split("/").at(-1) ?? "";
       invocations.push({ state: ctx.state, name, attempt: ctx.attempt });
       return fault({ ...ctx, name });
     },

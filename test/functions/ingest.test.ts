@@ -144,7 +144,44 @@ const rejections: RejectionCase[] = [
     },
     reason: /not an ancestor/,
   },
+  {
+    what: "a history file whose content is not a history ('# nothing here')",
+    databaseId: DB,
+    name: "00000004.history",
+    key: incomingWalKey(DB, "00000004.history"),
+    make: async () => rawUpload(Buffer.from("# nothing here\n")),
+    reason: /00000004\.history is not a timeline history file: it lists no parent timeline/,
+  },
+  {
+    what: "a history file with a line that does not parse, carrying terminal escape bytes (quoted escaped)",
+    databaseId: DB,
+    name: "00000005.history",
+    key: incomingWalKey(DB, "00000005.history"),
+    make: async () => rawUpload(Buffer.from("1\t0/3000000\tok\nx\x1b[2J\x1b]0;owned\x07\n")),
+    reason: /^00000005\.history is not a timeline history file: timeline history line 2 is malformed: 'x\\e\[2J\\e\]0;owned\\x07'$/,
+  },
+  {
+    what: "a 100-byte .partial file (a .partial is a whole segment)",
+    databaseId: DB,
+    name: `${seg(0x78)}.partial`,
+    key: incomingWalKey(DB, `${seg(0x78)}.partial`),
+    make: async () => rawUpload(syntheticSegment(seg(0x78), 78).subarray(0, 100)),
+    reason: /\.partial is 100 bytes but WAL segments \(\.partial ones included\) of this database are 16777216 bytes/,
+  },
+  {
+    what: "a .partial file whose page header names another segment",
+    databaseId: DB,
+    name: `${seg(0x79)}.partial`,
+    key: incomingWalKey(DB, `${seg(0x79)}.partial`),
+    make: async () => rawUpload(syntheticSegment(seg(0x7a), 79)),
+    reason: /not a PostgreSQL WAL segment of this name: its first page is at LSN/,
+  },
 ];
+
+/** Raw bytes uploaded uncompressed with the agent's metadata. */
+async function rawUpload(body: Buffer): Promise<{ body: Buffer; meta: Record<string, string> }> {
+  return { body, meta: { ...objectMeta({ sha256: sha256Hex(body), codec: "none", size: body.length }), [META_DATABASE]: DB } };
+}
 
 describe("ingest rejects an upload and quarantines it, never touching the vault or the WAL catalog", () => {
   for (const c of rejections) {
