@@ -37,6 +37,7 @@ import {
   genericSegmentMeta,
   genericWalName,
   isGenericWalName,
+  closedAtMs,
   snapshotStreamEntry,
   streamIdFor,
   streamSegments,
@@ -213,14 +214,14 @@ export class Watcher {
           continue;
         }
         // Archived: only a size or mtime that moved makes it worth reading again.
-        if (known.size === seg.size && known.closedAtMs === Math.floor(seg.mtimeMs)) continue;
+        if (known.size === seg.size && known.closedAtMs === closedAtMs(seg.mtimeMs)) continue;
         const sha256 = sha256Hex(await readFile(join(this.spec.dataDir, stream.dir, seg.file)));
         if (sha256 !== known.sha256) {
           const e = conflict(name, this.cfg.databaseId, known.sha256, sha256);
           result.errors.push(describeError(e));
           this.log(describeError(e));
         } else {
-          known.closedAtMs = Math.floor(seg.mtimeMs);
+          known.closedAtMs = closedAtMs(seg.mtimeMs);
         }
       }
     }
@@ -261,7 +262,7 @@ export class Watcher {
     const content = await readFile(path).catch((cause: unknown) => {
       throw new FileAccessError(`cannot read WAL segment ${path}: ${(cause as Error).message}`, { cause });
     });
-    const closedAt = new Date(seg.mtimeMs).toISOString();
+    const closedAt = new Date(closedAtMs(seg.mtimeMs)).toISOString();
     const base = { name, position: seg.position.toString(), size: content.length, closedAt };
     const after = await lstat(path);
     if (content.length !== seg.size || after.size !== seg.size || after.mtimeMs !== seg.mtimeMs) {
@@ -272,7 +273,7 @@ export class Watcher {
     const existing = await this.clients.catalog.getWal(this.cfg.databaseId, name);
     if (existing) {
       if (existing.sha256 !== sha256) throw conflict(name, this.cfg.databaseId, existing.sha256, sha256);
-      this.archived!.set(name, { sha256, size: content.length, closedAtMs: Math.floor(seg.mtimeMs) });
+      this.archived!.set(name, { sha256, size: content.length, closedAtMs: closedAtMs(seg.mtimeMs) });
       return { ...base, outcome: "stored" };
     }
     const encoded = await codec.encode(content);
@@ -283,7 +284,7 @@ export class Watcher {
       [META_DATABASE]: this.cfg.databaseId,
     });
     await waitStored(this.clients.catalog, this.cfg.databaseId, name, sha256, startedAt, this.opts.timeoutMs ?? 60_000);
-    this.archived!.set(name, { sha256, size: content.length, closedAtMs: Math.floor(seg.mtimeMs) });
+    this.archived!.set(name, { sha256, size: content.length, closedAtMs: closedAtMs(seg.mtimeMs) });
     return { ...base, outcome: "stored" };
   }
 

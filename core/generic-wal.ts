@@ -18,7 +18,7 @@
  * What the agent claims on each upload (object metadata, besides SHA-256,
  * codec and size):
  *   walvault-position    the segment's position in its stream (decimal);
- *   walvault-closed-at   when it was last written (its mtime, ISO-8601);
+ *   walvault-closed-at   when it was last written (its mtime, ISO-8601, rounded up to the ms);
  *   walvault-scan-at     when the watch scan that shipped it started;
  *   walvault-scan-count  how many segments that scan shipped.
  * A scan ships every segment closed when it started that is not archived yet.
@@ -73,6 +73,18 @@ export function parseGenericWalName(name: string): GenericWalName {
   if (parts.length !== 2) throw new InvalidWalNameError(`'${name}' is not a generic WAL name <stream>/<file>`);
   const [stream, file] = parts as [string, string];
   return { stream: assertStreamId(stream), file: assertSegmentFile(file), name };
+}
+
+/**
+ * A segment's close time in whole milliseconds, from its mtime: rounded UP.
+ * The catalog keeps milliseconds, and a segment counts for a time target T
+ * when its close time is <= T; rounding down would take a segment last
+ * written at 10:30:45.1235 into a restore to 10:30:45.1232 (targets are kept
+ * to the nanosecond), i.e. writes from after T. Rounding up can only leave
+ * out a segment closed in the same millisecond just before T.
+ */
+export function closedAtMs(mtimeMs: number): number {
+  return Math.ceil(mtimeMs);
 }
 
 // ---------------------------------------------------------------------------

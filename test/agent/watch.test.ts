@@ -18,6 +18,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WatchConfigInput } from "../../core/generic-wal.js";
+import { utimeSeconds } from "../../core/time.js";
 import { stackClients, tempDir } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
@@ -212,7 +213,7 @@ function tree(root: string, skip: (rel: string) => boolean = () => false): Map<s
 const sha = (path: string): string => createHash("sha256").update(readFileSync(path)).digest("hex");
 
 beforeAll(async () => {
-  stack = await startTestStack(LAYOUTS.map((l) => ({ id: l.dbId, kind: "generic" as const })).concat([{ id: "watch-bad", kind: "generic" }]));
+  stack = await startTestStack(LAYOUTS.map((l) => ({ id: l.dbId, kind: "generic" as const })).concat([{ id: "watch-bad", kind: "generic" }, { id: "watch-ns", kind: "generic" }]));
   work = tempDir("walvault-watch-");
 }, 120_000);
 
@@ -324,6 +325,41 @@ describe.each(LAYOUTS)("watch + restore, $name", (layout) => {
     },
     180_000,
   );
+});
+
+describe("watch and time targets below the millisecond", () => {
+  it("never counts a segment closed after the target: close times round up to the millisecond", async () => {
+    // Prepare: one stream; a snapshot after segment 1, then segment 2 closed (mtime) at exactly M + 0.5 ms.
+    const root = join(work, "ns");
+    const s = new FakeStream(root, "wal", (p) => `${pad(p, 6)}.wal`, { kind: "rotate" });
+    s.closeSegments(1);
+    const watchFile = join(work, "ns.watch.json");
+    writeFileSync(watchFile, JSON.stringify({ dataDir: root, databaseId: "watch-ns", streams: [{ id: "wal", dir: "wal", pattern: "(\\d{6})\\.wal" }] }));
+    expect((await stack.cli(["watch", watchFile, "--once", "--snapshot-now"])).code).toBe(0);
+    const [snap] = await stackClients(stack).catalog.listSnapshots("watch-ns");
+    const m = Date.parse(snap!.finishedAt) + 1000;
+    s.closeSegments(1);
+    const closeNs = BigInt(m) * 1_000_000n + 500_000n;
+    utimesSync(s.path(2), utimeSeconds(closeNs), utimeSeconds(closeNs));
+    expect(lstatSync(s.path(2), { bigint: true }).mtimeNs).toBe(closeNs);
+    while (Date.now() <= m + 50) await sleep(50);
+    expect((await stack.cli(["watch", watchFile, "--once"])).code).toBe(0);
+    const iso = new Date(m).toISOString();
+    const planAt = async (t: string): Promise<string[]> => {
+      const r = await stack.cli(["restore", "--plan-only", "--json", "--database", "watch-ns", "--target-time", t]);
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { wal: { name: string }[] }).wal.map((w) => w.name);
+    };
+
+    // Act
+    const before = await planAt(`${iso.slice(0, 23)}400000Z`); // M + 0.4 ms: segment 2 was still being written
+    const after = await planAt(new Date(m + 1).toISOString());
+
+    // Assess
+    expect((await stackClients(stack).catalog.getWal("watch-ns", `wal/${s.file(2)}`))?.closedAt).toBe(new Date(m + 1).toISOString());
+    expect(before).toEqual([]);
+    expect(after).toEqual([`wal/${s.file(2)}`]);
+  }, 60_000);
 });
 
 describe("watch refusals", () => {
