@@ -11,7 +11,7 @@
  * conditional put, so we look first).
  */
 import { z } from "zod";
-import { NotFoundError, SegmentConflictError } from "../../core/errors.js";
+import { ConcurrentUpdateError, NotFoundError, SegmentConflictError } from "../../core/errors.js";
 import { genericSegmentMeta } from "../../core/generic-wal.js";
 import { sha256Hex } from "../../core/hash.js";
 import { META_DATABASE, META_SHA256, validatedWalSchema, type Promoted } from "../../core/schemas.js";
@@ -26,6 +26,12 @@ export async function handler(input: unknown): Promise<Promoted> {
   const deps = getDeps();
   const existing = await deps.vault.head(deps.vaultBucket, ingest.vaultKey);
   if (existing) {
+    if (existing.metadata[META_SHA256] === undefined) {
+      // Bytes without their description: another promotion of this name is writing it (s3rver writes an
+      // object's bytes and its metadata apart), or something else wrote it. Not proof of different bytes:
+      // retried, and if it stays so the execution fails without a quarantine record (issue #10, point 3).
+      throw new ConcurrentUpdateError(`vault object ${ingest.vaultKey} has no sha256 metadata (still being written?); not a conflict yet`);
+    }
     if (existing.metadata[META_SHA256] !== ingest.sha256) {
       throw new SegmentConflictError(
         `vault already holds different bytes at ${ingest.vaultKey} (sha256 ${String(existing.metadata[META_SHA256]).slice(0, 12)}…); not replaced`,

@@ -300,6 +300,23 @@ describe("ingest of a valid upload", () => {
     expect(await objectStamp(stack, stack.config.vaultBucket, vaultKey)).toEqual(vaultBefore);
   });
 
+  it("a vault object without its sha256 yet (a concurrent promotion writing it) is not taken for a conflict: no quarantine", async () => {
+    // Prepare: bytes at the vault key with no metadata, as s3rver shows a copy in flight
+    const name = seg(0x84);
+    const key = incomingWalKey(DB, name);
+    const vaultKey = vaultWalKey(DB, parseWalFileName(name));
+    await clients.store.put(stack.config.vaultBucket, vaultKey, Buffer.from("being written"), {});
+    const { body, meta } = await agentUpload(name, 84);
+
+    // Act
+    await drop(key, body, meta);
+
+    // Assess: the execution did not archive it, and did not record the upload as rejected
+    expect(await clients.catalog.getWal(DB, name)).toBeUndefined();
+    expect(await clients.catalog.listQuarantine(DB, name)).toEqual([]);
+    expect((await listKeys(clients.store, stack.config.incomingBucket, "quarantine/")).filter((k) => k.endsWith(name))).toEqual([]);
+  });
+
   it("a different upload under an archived name is quarantined as a conflict and the archived copy kept", async () => {
     // Prepare
     const name = seg(0x82);
