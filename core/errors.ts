@@ -252,14 +252,20 @@ export const SNAPSHOT_VALIDATION_ERRORS = [
 ] as const;
 
 /**
- * Faults that say nothing about the upload: a service the handler needs
- * (ServiceUnavailableError, ConcurrentUpdateError), Lambda's own service
- * faults and throttling, a function that ran past its timeout (Sandbox.Timedout
- * on current runtimes, Lambda.Unknown as Step Functions documents it,
- * States.Timeout for a state's TimeoutSeconds). Retried with backoff and full
- * jitter; after the retries the execution fails without a quarantine record.
+ * A Lambda function that ran past its timeout: Sandbox.Timedout (the error
+ * type Lambda reports for a timed-out invocation on current runtimes),
+ * Lambda.Unknown (as Step Functions documents timeouts and out-of-memory),
+ * States.Timeout (a state's TimeoutSeconds). Retried once: a step that
+ * timed out twice will not finish within an Express execution's 5 minutes.
  */
-export const TRANSIENT_WORKFLOW_ERRORS = [
+export const TIMEOUT_WORKFLOW_ERRORS = ["Sandbox.Timedout", "Lambda.Unknown", "States.Timeout"] as const;
+
+/**
+ * A service the handler needs (ServiceUnavailableError, ConcurrentUpdateError)
+ * or Lambda's own service faults and throttling. Retried up to 4 times with
+ * exponential backoff and full jitter.
+ */
+export const SERVICE_WORKFLOW_ERRORS = [
   "ServiceUnavailableError",
   "ConcurrentUpdateError",
   "Lambda.ServiceException",
@@ -267,10 +273,13 @@ export const TRANSIENT_WORKFLOW_ERRORS = [
   "Lambda.SdkClientException",
   "Lambda.ClientExecutionTimeoutException",
   "Lambda.TooManyRequestsException",
-  "Lambda.Unknown",
-  "Sandbox.Timedout",
-  "States.Timeout",
 ] as const;
+
+/**
+ * Faults that say nothing about the upload: retried (the two lists above),
+ * then the execution fails without a quarantine record.
+ */
+export const TRANSIENT_WORKFLOW_ERRORS = [...TIMEOUT_WORKFLOW_ERRORS, ...SERVICE_WORKFLOW_ERRORS] as const;
 
 /**
  * An upload reached the incoming bucket, but the control plane failed

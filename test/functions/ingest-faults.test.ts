@@ -85,8 +85,8 @@ describe("ingest under transient faults", () => {
     // Act
     const first = await push(path);
 
-    // Assess: retried (MaxAttempts 4: five invocations), then failed without quarantine; a distinct exit and message.
-    expect(invocations.filter((i) => i.state === "Promote").map((i) => i.attempt)).toEqual([1, 2, 3, 4, 5]);
+    // Assess: retried once (a timeout), then failed without quarantine; a distinct exit and message.
+    expect(invocations.filter((i) => i.state === "Promote").map((i) => i.attempt)).toEqual([1, 2]);
     expect(first.stderr.trim()).toBe(
       `walvault: ${name} was uploaded but not yet stored: the control plane failed transiently (Sandbox.Timedout in Promote); nothing was quarantined and PostgreSQL will retry it`,
     );
@@ -172,6 +172,27 @@ describe("ingest under transient faults", () => {
     expect(r.code).toBe(0);
     expect(invocations.filter((i) => i.state === "Validate").map((i) => i.attempt)).toEqual([1, 2]);
     expect(await listKeys(clients.store, stack.config.incomingBucket, failedMarkerKey(incomingWalKey(DB, name)))).toEqual([]);
+    expect(await clients.catalog.listQuarantine(DB)).toEqual([]);
+  }, 60_000);
+
+  it("throttling on every attempt of Validate: retried 4 times, then exit 4 naming it, nothing quarantined", async () => {
+    // Prepare
+    const name = seg(0x15);
+    const { path } = writeSegment(name, 15);
+    fault = (ctx) => {
+      if (ctx.state !== "Validate") return undefined;
+      const e = new Error("Rate Exceeded.");
+      e.name = "Lambda.TooManyRequestsException";
+      return e;
+    };
+
+    // Act
+    const r = await push(path);
+
+    // Assess
+    expect(invocations.filter((i) => i.state === "Validate").map((i) => i.attempt)).toEqual([1, 2, 3, 4, 5]);
+    expect(r.stderr).toMatch(/not yet stored: the control plane failed transiently \(Lambda\.TooManyRequestsException in Validate\)/);
+    expect(r.code).toBe(4);
     expect(await clients.catalog.listQuarantine(DB)).toEqual([]);
   }, 60_000);
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import * as errors from "../../core/errors.js";
-import { INGEST_VALIDATION_ERRORS, TRANSIENT_WORKFLOW_ERRORS } from "../../core/errors.js";
+import { INGEST_VALIDATION_ERRORS, SERVICE_WORKFLOW_ERRORS, TIMEOUT_WORKFLOW_ERRORS, TRANSIENT_WORKFLOW_ERRORS } from "../../core/errors.js";
 import { loadAsl, placeholdersOf, taskResources } from "../../local/asl.js";
 import { STATEMACHINES_DIR } from "../../local/paths.js";
 
@@ -63,7 +63,7 @@ describe("ingest.asl.json", () => {
   type Step = {
     Type: string;
     Next?: string;
-    Retry?: { ErrorEquals: string[]; JitterStrategy?: string; MaxAttempts?: number }[];
+    Retry?: { ErrorEquals: string[]; JitterStrategy?: string; MaxAttempts?: number; BackoffRate?: number }[];
     Catch?: { ErrorEquals: string[]; Next: string; ResultPath?: string }[];
     Parameters?: Record<string, unknown>;
     Error?: string;
@@ -84,14 +84,15 @@ describe("ingest.asl.json", () => {
     expect(states.NotStored).toMatchObject({ Type: "Fail", Error: "IngestNotStored" });
   });
 
-  it.each(["Validate", "Promote", "Record"])("retries the transient errors of %s (and only those) with backoff and full jitter", (state) => {
+  it.each(["Validate", "Promote", "Record"])("retries the transient errors of %s (and only those) with full jitter: a timeout once, service faults 4 times with backoff", (state) => {
     const retry = states[state]!.Retry!;
-    expect(retry).toHaveLength(1);
-    expect(retry[0]!.ErrorEquals).toEqual([...TRANSIENT_WORKFLOW_ERRORS]);
-    expect(retry[0]).toMatchObject({ JitterStrategy: "FULL", BackoffRate: 2 });
-    for (const e of INGEST_VALIDATION_ERRORS) expect(retry[0]!.ErrorEquals).not.toContain(e);
-    expect(retry[0]!.ErrorEquals).not.toContain("States.ALL");
-    expect(retry[0]!.ErrorEquals).not.toContain("States.TaskFailed"); // a wildcard in ASL: it would retry bad uploads
+    expect(retry).toHaveLength(2);
+    expect(retry[0]).toMatchObject({ ErrorEquals: [...TIMEOUT_WORKFLOW_ERRORS], MaxAttempts: 1, JitterStrategy: "FULL" });
+    expect(retry[1]).toMatchObject({ ErrorEquals: [...SERVICE_WORKFLOW_ERRORS], MaxAttempts: 4, BackoffRate: 2, JitterStrategy: "FULL" });
+    const retried = retry.flatMap((r) => r.ErrorEquals);
+    for (const e of INGEST_VALIDATION_ERRORS) expect(retried).not.toContain(e);
+    expect(retried).not.toContain("States.ALL");
+    expect(retried).not.toContain("States.TaskFailed"); // a wildcard in ASL: it would retry bad uploads
   });
 
   it("names only error classes that exist in core/errors.ts", () => {

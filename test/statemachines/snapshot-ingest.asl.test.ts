@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
-import { SNAPSHOT_VALIDATION_ERRORS, TRANSIENT_WORKFLOW_ERRORS } from "../../core/errors.js";
+import { SERVICE_WORKFLOW_ERRORS, SNAPSHOT_VALIDATION_ERRORS, TIMEOUT_WORKFLOW_ERRORS } from "../../core/errors.js";
 import { loadAsl, placeholdersOf, taskResources } from "../../local/asl.js";
 import { STATEMACHINES_DIR } from "../../local/paths.js";
 import { WORKFLOWS } from "../../local/stack.js";
@@ -120,7 +120,10 @@ describe("snapshot-ingest.asl.json", () => {
     expect(copy.Retry?.length).toBeGreaterThan(0);
     expect(copy.Catch).toEqual([expect.objectContaining({ Next: "RecordSnapshotReplicaFailure" })]);
     for (const [name, t] of tasks) {
-      expect(t.Retry, name).toEqual([expect.objectContaining({ ErrorEquals: [...TRANSIENT_WORKFLOW_ERRORS], JitterStrategy: "FULL" })]);
+      expect(t.Retry, name).toEqual([
+        expect.objectContaining({ ErrorEquals: [...TIMEOUT_WORKFLOW_ERRORS], MaxAttempts: 1, JitterStrategy: "FULL" }),
+        expect.objectContaining({ ErrorEquals: [...SERVICE_WORKFLOW_ERRORS], MaxAttempts: 4, JitterStrategy: "FULL" }),
+      ]);
     }
   });
 
