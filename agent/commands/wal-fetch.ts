@@ -1,9 +1,7 @@
 /** `walvault wal-fetch <name> <dest>`: PostgreSQL's restore_command. */
-import { statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describeError, InvalidInputError, NotFoundError } from "../../core/errors.js";
-import { commonOptions, defineCommand, jsonOption, shown } from "../command.js";
+import { describeError, NotFoundError } from "../../core/errors.js";
+import { commonOptions, defineCommand, jsonOption } from "../command.js";
 import { GROUPS, regionalSetup, print, REGION_HELP } from "./shared.js";
 
 /** restore_command exit status PostgreSQL treats as fatal (> 125): recovery stops instead of ending early. */
@@ -31,7 +29,6 @@ export default defineCommand({
   badInputExit: RESTORE_FATAL_EXIT,
   async run({ values, positionals: [name, dest] }) {
     try {
-      checkDestination(dest!);
       const { cfg, requireDatabase, agentClients } = await regionalSetup(values, values.region);
       const databaseId = requireDatabase(cfg);
       const { walFetch, spawnPrefetch } = await import("../wal-fetch.js");
@@ -49,17 +46,3 @@ export default defineCommand({
     }
   },
 });
-
-/** The destination must be a file path in an existing directory: checked before anything is downloaded. */
-function checkDestination(dest: string): void {
-  const path = resolve(dest);
-  const kind = (p: string): "dir" | "other" | undefined => {
-    try {
-      return statSync(p).isDirectory() ? "dir" : "other";
-    } catch {
-      return undefined;
-    }
-  };
-  if (kind(path) === "dir") throw new InvalidInputError(`wal-fetch: destination ${shown(dest)} is a directory, not a file path`);
-  if (kind(dirname(path)) !== "dir") throw new InvalidInputError(`wal-fetch: destination ${shown(dest)}: no directory ${shown(dirname(path))}`);
-}
