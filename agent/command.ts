@@ -10,6 +10,7 @@
  * anything heavy; a command's `run` imports what it needs on demand.
  */
 import { InvalidInputError } from "../core/errors.js";
+import { safeText } from "../core/text.js";
 
 /**
  * How a value is read and checked:
@@ -130,10 +131,9 @@ function orList(xs: readonly string[]): string {
   return xs.length <= 1 ? (xs[0] ?? "") : `${xs.slice(0, -1).join(", ")} or ${xs.at(-1)!}`;
 }
 
-/** Shows untrusted text inside a message: control bytes escaped, long text cut. */
+/** Shows untrusted text (a value, a word typed) inside a message: control bytes escaped, long text cut. */
 export function shown(s: string): string {
-  const escaped = s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-  return escaped.length > 80 ? `${escaped.slice(0, 77)}...` : escaped;
+  return safeText(s, 80);
 }
 
 /** What is wrong with `value` for option `name`, or undefined. */

@@ -68,7 +68,7 @@ describe("parseCommandArgs", () => {
     [[], "demo run takes <file>, got nothing"],
     [["a", "b"], "demo run takes <file>, got 'a' 'b'"],
     [[""], "demo run: <file> must not be empty"],
-    [["f", "--count", "1\u001b[2J"], "--count must be a positive integer, not '1\\x1b[2J'"],
+    [["f", "--count", "1\u001b[2J"], "--count must be a positive integer, not '1\\e[2J'"],
   ])("%j is refused in one line", (argv, message) => {
     expect(refusal(...argv)).toBe(message);
   });
@@ -114,10 +114,10 @@ describe("suggestions and the table", () => {
         .filter((spec) => {
           if (!spec.startsWith(".")) return /^(@aws-sdk|zod)/.test(spec);
           const target = resolve(dirname(file), spec.replace(/\.js$/, ".ts"));
-          // Inside agent/: only the table's own modules and the light ones; outside: core/errors only.
+          // Inside agent/: only the table's own modules and the light ones; outside: core/errors and core/text only.
           if (target.startsWith(resolve(agent, "commands"))) return false;
           if (target.startsWith(agent)) return !light.has(target);
-          return !target.endsWith("/core/errors.ts");
+          return !/\/core\/(errors|text)\.ts$/.test(target);
         })
         .map((spec) => `${file}: ${spec}`),
     );
