@@ -31,6 +31,8 @@ export interface CatalogState {
   /** WAL segment records (kind "segment"). */
   segments: WalRecord[];
   histories: Map<number, TimelineHistoryEntry[]>;
+  /** History files that do not parse, by timeline, with why (see RestorePlanInput.unreadableHistories). */
+  unreadableHistories?: Map<number, string>;
   /** Generic: WAL stream ids, sorted (the first picks the snapshot). */
   streams: string[];
   /** Manifests read because their records lack what planning needs (keyed by snapshot id). */
@@ -150,6 +152,7 @@ export function buildPlanInput(state: CatalogState, target: RestoreTarget, strea
     snapshots,
     wal: walOf(state, stream),
     histories: state.histories,
+    ...(state.unreadableHistories === undefined || state.unreadableHistories.size === 0 ? {} : { unreadableHistories: state.unreadableHistories }),
     segmentSize: state.database.walSegmentSize,
     target,
     ...(through === undefined ? {} : { archivedThrough: through }),

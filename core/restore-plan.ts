@@ -23,8 +23,11 @@
  *    (the highest snapshot timeline when there is neither), passing over a
  *    timeline known only by its history file (no WAL on it) on whose history
  *    no snapshot lies, with a warning (a bare or bogus history file must not
- *    make every restore fail for the timelines that work). Any timeline > 1
- *    needs its history file: TimelineNotFoundError otherwise. The plan writes
+ *    make every restore fail for the timelines that work); a history file
+ *    that is no history (`unreadableHistories`) and has no WAL on its
+ *    timeline is passed over the same way. Any timeline > 1 needs its
+ *    history file: TimelineNotFoundError otherwise; naming a timeline whose
+ *    history file is no history is an InvalidInputError naming the file. The plan writes
  *    the resolved NUMBER into recovery_target_timeline, so PostgreSQL replays
  *    exactly the path that was checked here even if a new timeline appears
  *    before the restore runs. Exception, the snapshot target: unset means the
@@ -213,6 +216,14 @@ export interface RestorePlanInput {
   target: RestoreTarget;
   restorePoints?: readonly RestorePointInfo[];
   /**
+   * PostgreSQL: timelines whose archived history file is no history, with
+   * why, naming the file (core/timeline.ts parseHistoryFile, read by
+   * store/catalog-state.ts). Such a timeline's ancestry is unknown: it
+   * is passed over for "latest" like a history file no snapshot lies on
+   * (when no WAL is archived on it), and naming it is one clear refusal.
+   */
+  unreadableHistories?: ReadonlyMap<number, string>;
+  /**
    * Generic only: every segment closed before this time is archived (the last
    * complete watch scan, core/generic-wal.ts). When set, a time target must
    * not be later, and a stream whose archive ends before the target simply
@@ -334,6 +345,7 @@ class Planner {
   private readonly target: RestoreTarget;
   private readonly histories: ReadonlyMap<number, readonly TimelineHistoryEntry[]>;
   private readonly restorePoints: readonly RestorePointInfo[];
+  private readonly unreadable: ReadonlyMap<number, string>;
   private readonly archivedThrough: Date | undefined;
   private readonly warnings: string[] = [];
 
@@ -347,6 +359,7 @@ class Planner {
     this.segmentSize = input.segmentSize;
     this.histories = input.histories;
     this.restorePoints = input.restorePoints ?? [];
+    this.unreadable = input.unreadableHistories ?? new Map();
     this.archivedThrough = input.archivedThrough;
     this.snapshots = [...input.snapshots];
     this.validateTarget();
@@ -498,7 +511,7 @@ class Planner {
   private latestTimeline(): number {
     let max = 0;
     for (const w of this.wal) max = Math.max(max, w.timeline);
-    if (this.kind === "postgres") for (const tl of this.histories.keys()) max = Math.max(max, tl);
+    if (this.kind === "postgres") for (const tl of [...this.histories.keys(), ...this.unreadable.keys()]) max = Math.max(max, tl);
     if (max === 0 || this.kind === "generic") for (const s of this.snapshots) max = Math.max(max, s.timeline);
     return Math.max(max, 1);
   }
@@ -514,19 +527,33 @@ class Planner {
   private latestReachableTimeline(): number {
     const top = this.latestTimeline();
     if (this.kind !== "postgres") return top;
-    const known = new Set<number>([top, 1, ...this.histories.keys(), ...this.wal.map((w) => w.timeline), ...this.snapshots.map((s) => s.timeline)]);
+    const known = new Set<number>([
+      top,
+      1,
+      ...this.histories.keys(),
+      ...this.unreadable.keys(),
+      ...this.wal.map((w) => w.timeline),
+      ...this.snapshots.map((s) => s.timeline),
+    ]);
     const skipped: number[] = [];
     for (const tl of [...known].filter((x) => x <= top).sort((a, b) => b - a)) {
+      const hasWal = this.wal.some((w) => w.timeline === tl);
+      if (this.unreadable.has(tl) && !hasWal) {
+        // Its ancestry is unknown, so no snapshot is known to lie on it.
+        skipped.push(tl);
+        continue;
+      }
       const path = this.buildPath(tl);
       const reached = this.snapshots.some((s) => this.snapshotOnPath(s, path));
-      if (!reached && !this.wal.some((w) => w.timeline === tl) && this.histories.has(tl)) {
+      if (!reached && !hasWal && this.histories.has(tl)) {
         skipped.push(tl);
         continue;
       }
       if (skipped.length > 0) {
-        const what = skipped
-          .map((x) => `${x} (${historyName(x)}${this.histories.get(x)!.length === 0 ? ", which names no parent timeline: not a timeline history" : ""})`)
-          .join(", ");
+        const why = (x: number): string =>
+          this.unreadable.get(x) ??
+          `${historyName(x)}${this.histories.get(x)!.length === 0 ? ", which names no parent timeline: not a timeline history" : ""}`;
+        const what = skipped.map((x) => `${x} (${why(x)})`).join(", ");
         this.warnings.push(
           `timeline${skipped.length === 1 ? "" : "s"} ${what} ${skipped.length === 1 ? "has" : "have"} a history file but no archived WAL, and no snapshot lies on ` +
             `${skipped.length === 1 ? "its" : "their"} history: restoring timeline ${tl}, the latest a snapshot reaches (give --timeline to choose)`,
@@ -546,6 +573,13 @@ class Planner {
         );
       }
       return [{ timeline: tl, begin: 0n, end: undefined }];
+    }
+    const unreadable = this.unreadable.get(tl);
+    if (unreadable !== undefined) {
+      throw new InvalidInputError(
+        `timeline ${tl}'s ancestry is unknown: ${unreadable}; ` +
+          `push the history from pg_wal of the server that created timeline ${tl}, or restore another timeline (timelines with data: ${this.knownTimelines()})`,
+      );
     }
     const entries = this.histories.get(tl);
     if (entries === undefined) {
@@ -568,7 +602,7 @@ class Planner {
 
   private knownTimelines(): string {
     const set = new Set<number>([...this.wal.map((w) => w.timeline), ...this.snapshots.map((s) => s.timeline)]);
-    if (this.kind === "postgres") for (const tl of this.histories.keys()) set.add(tl);
+    if (this.kind === "postgres") for (const tl of [...this.histories.keys(), ...this.unreadable.keys()]) set.add(tl);
     return [...set].sort((a, b) => a - b).join(", ") || "none";
   }
 

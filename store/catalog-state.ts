@@ -15,7 +15,7 @@ import { sha256Hex } from "../core/hash.js";
 import { recordIsIncomplete, streamsOf, type CatalogState } from "../core/restore-input.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
 import { parseManifest, type SnapshotManifest } from "../core/snapshot.js";
-import { parseTimelineHistory, type TimelineHistoryEntry } from "../core/timeline.js";
+import { parseHistoryFile, parseTimelineHistory, type TimelineHistoryEntry } from "../core/timeline.js";
 import type { Catalog } from "./catalog.js";
 import type { ObjectStore } from "./object-store.js";
 
@@ -89,17 +89,26 @@ export async function loadCatalogState(
     throw new UnknownDatabaseError(`database '${databaseId}' is not registered in the catalog${options.unknownDatabaseHint ?? ""}`);
   }
   const histories = new Map<number, TimelineHistoryEntry[]>();
+  const unreadableHistories = new Map<number, string>();
   if (database.kind === "postgres") {
     const files = wal.filter((w) => w.kind === "history");
-    const parsed = await mapLimit(files, FETCH_CONCURRENCY, async (rec) => {
+    // A history file that does not parse (archived before wal-push and ingest checked histories) is
+    // handed over as unreadable: the planner passes its timeline over for 'latest' and refuses it by name.
+    const parsed = await mapLimit(files, FETCH_CONCURRENCY, async (rec): Promise<TimelineHistoryEntry[] | { unreadable: string }> => {
       const raw = await fetchVerifiedWal(vault, vaultBucket, rec);
       try {
-        return parseTimelineHistory(raw.toString("utf8"));
+        // Timeline 1 needs no history; one that does not parse is left out (there is nothing to pass over).
+        return rec.timeline === 1 ? parseTimelineHistory(raw.toString("utf8")) : parseHistoryFile(raw, rec.timeline);
       } catch (e) {
-        throw new InvalidInputError(`history file ${rec.name} of database ${databaseId} is unreadable: ${(e as Error).message}`, { cause: e });
+        if (!(e instanceof InvalidInputError)) throw e;
+        return { unreadable: e.message };
       }
     });
-    files.forEach((rec, i) => histories.set(rec.timeline, parsed[i]!));
+    files.forEach((rec, i) => {
+      const p = parsed[i]!;
+      if (Array.isArray(p)) histories.set(rec.timeline, p);
+      else if (rec.timeline !== 1) unreadableHistories.set(rec.timeline, p.unreadable);
+    });
   }
   // Records that lack what planning needs (older or partial records): read their manifests.
   const incomplete = records.filter((r) => recordIsIncomplete(r, database));
@@ -111,6 +120,7 @@ export async function loadCatalogState(
     records,
     segments: wal.filter((w) => w.kind === "segment"),
     histories,
+    unreadableHistories,
     streams: streamsOf(database, records, manifests),
     manifests,
   };
