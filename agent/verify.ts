@@ -39,6 +39,7 @@ import { genericSegno } from "../core/restore-input.js";
 import type { RestoreTarget } from "../core/restore-plan.js";
 import type { SnapshotRecord, VerificationCheck, VerificationRecord, WalRecord } from "../core/schemas.js";
 import type { SnapshotManifest } from "../core/snapshot.js";
+import { formatTime, timeFromNs } from "../core/time.js";
 import type { VerifyLevel } from "../core/verify-policy.js";
 import { lsnToSegno, parseLsn, parseWalFileName } from "../core/wal.js";
 import { ScratchPostgres } from "../local/postgres.js";
@@ -60,6 +61,8 @@ export interface VerifyRequest {
   level: VerifyLevel;
   /** Level 4 (and 3): the point-in-time target; absent: the snapshot itself. */
   targetTime?: Date;
+  /** Nanoseconds past targetTime's millisecond (core/time.ts PreciseTime.subMsNanos), 0..999_999. */
+  targetTimeSubMsNanos?: number;
   runId?: string;
   trigger?: VerificationRecord["trigger"];
   reason?: string;
@@ -171,7 +174,9 @@ export async function verifySnapshot(clients: AgentClients, cfg: RestoreConfig, 
     }
 
     // ---- L3
-    const target: RestoreTarget = req.targetTime ? { kind: "time", time: req.targetTime } : { kind: "snapshot", id: req.snapshotId };
+    const target: RestoreTarget = req.targetTime
+      ? { kind: "time", time: req.targetTime, ...(req.targetTimeSubMsNanos ? { subMsNanos: req.targetTimeSubMsNanos } : {}) }
+      : { kind: "snapshot", id: req.snapshotId };
     if (req.level >= 3) {
       await check(3, "WAL continuity to the target", async () => {
         const planned = await planFor(clients, cfg, req.databaseId, target);
@@ -225,7 +230,7 @@ export async function verifySnapshot(clients: AgentClients, cfg: RestoreConfig, 
     runId,
     snapshotId: req.snapshotId,
     level: req.level,
-    ...(req.targetTime ? { targetTime: req.targetTime.toISOString() } : {}),
+    ...(req.targetTime ? { targetTime: formatTime(timeFromNs(BigInt(req.targetTime.getTime()) * 1_000_000n + BigInt(req.targetTimeSubMsNanos ?? 0))) } : {}),
     ...(cfg.replicaRegion ? { region: cfg.replicaRegion } : {}),
     outcome: failure ? "failed" : error ? "error" : "passed",
     ...(failure ? { failedLevel: failure.level, failure: failure.message, ...(failure.errorName ? { errorName: failure.errorName } : {}) } : {}),

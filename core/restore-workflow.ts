@@ -8,18 +8,18 @@
 import { z } from "zod";
 import { ACCEPTED_TIME_FORMS, quoteInput, tryParseTime } from "./time.js";
 
+/** A time as a workflow takes it: ISO 8601 with Z or an offset, up to nanoseconds, or a date (midnight UTC), checked by core/time.ts. */
+export const timeTextSchema = z.string().superRefine((v, ctx) => {
+  const r = tryParseTime(v);
+  if (!r.ok) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${quoteInput(v)} is not a time (${r.reason}): ${ACCEPTED_TIME_FORMS}` });
+});
+
 /** A recovery target as the workflow takes it (functions/restore/plan.ts turns it into a RestoreTarget). */
 export const restoreWorkflowTargetSchema = z
   .object({
     kind: z.enum(["latest", "time", "lsn", "name", "snapshot"]),
     /** ISO 8601 time with Z or an offset, up to nanoseconds, or a date (midnight UTC): core/time.ts. */
-    time: z
-      .string()
-      .superRefine((v, ctx) => {
-        const r = tryParseTime(v);
-        if (!r.ok) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${quoteInput(v)} is not a time (${r.reason}): ${ACCEPTED_TIME_FORMS}` });
-      })
-      .optional(),
+    time: timeTextSchema.optional(),
     /** "X/Y" (PostgreSQL) or a decimal position (generic; PostgreSQL accepts it too). */
     lsn: z.string().optional(),
     name: z.string().min(1).optional(),

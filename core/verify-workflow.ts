@@ -5,14 +5,15 @@
  * Shared by functions/verify/*, tasks/verify/main.ts and the CLI.
  */
 import { z } from "zod";
+import { timeTextSchema } from "./restore-workflow.js";
 import { databaseIdSchema } from "./schemas.js";
 
 export const verifyCandidateSchema = z.object({
   databaseId: databaseIdSchema,
   snapshotId: z.string().min(1),
   level: z.number().int().min(1).max(4),
-  /** ISO time of a point-in-time target (level 4), absent: the snapshot itself. */
-  targetTime: z.string().optional(),
+  /** Time of a point-in-time target (level 4), absent: the snapshot itself; strict (core/time.ts), up to nanoseconds, kept as given. */
+  targetTime: timeTextSchema.optional(),
   runId: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/),
   reason: z.string(),
   trigger: z.enum(["schedule", "cli", "console"]),
@@ -25,7 +26,7 @@ export const verifyWorkflowInputSchema = z
     databaseId: databaseIdSchema.optional(),
     snapshotId: z.string().optional(),
     level: z.number().int().min(1).max(4).optional(),
-    targetTime: z.string().optional(),
+    targetTime: timeTextSchema.optional(),
     trigger: z.enum(["schedule", "cli", "console"]).optional(),
   })
   .passthrough();

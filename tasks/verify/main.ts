@@ -19,7 +19,8 @@ import { writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { agentConfigSchema, type AgentConfig } from "../../core/config.js";
-import { ConfigError, describeError } from "../../core/errors.js";
+import { ConfigError, describeError, InvalidInputError } from "../../core/errors.js";
+import { parseTime } from "../../core/time.js";
 import { verifyCandidateSchema } from "../../core/verify-workflow.js";
 import type { VerifyLevel } from "../../core/verify-policy.js";
 import { loadConfig } from "../../agent/config.js";
@@ -54,7 +55,14 @@ export function checksFor(databaseId: string, raw: string | undefined): VerifyCh
 }
 
 async function main(): Promise<number> {
-  const candidate = verifyCandidateSchema.parse(JSON.parse(required("WALVAULT_VERIFY_INPUT")));
+  const parsed = verifyCandidateSchema.safeParse(JSON.parse(required("WALVAULT_VERIFY_INPUT")));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InvalidInputError(`WALVAULT_VERIFY_INPUT is malformed${issue?.path.length ? ` at ${issue.path.join(".")}` : ""}: ${issue?.message ?? "invalid"}`);
+  }
+  const candidate = parsed.data;
+  // Strict (core/time.ts), every digit kept: the restore's target keeps the nanoseconds past the millisecond.
+  const target = candidate.targetTime === undefined ? undefined : parseTime(candidate.targetTime, "targetTime");
   const workDir = process.env.WALVAULT_VERIFY_WORKDIR ?? join(tmpdir(), "walvault-verify");
   mkdirSync(workDir, { recursive: true, mode: 0o755 });
   const cfg = configFromEnv(workDir);
@@ -63,7 +71,7 @@ async function main(): Promise<number> {
     databaseId: candidate.databaseId,
     snapshotId: candidate.snapshotId,
     level: candidate.level as VerifyLevel,
-    ...(candidate.targetTime ? { targetTime: new Date(candidate.targetTime) } : {}),
+    ...(target ? { targetTime: target.date, ...(target.subMsNanos === 0 ? {} : { targetTimeSubMsNanos: target.subMsNanos }) } : {}),
     runId: candidate.runId,
     trigger: candidate.trigger,
     reason: candidate.reason,
