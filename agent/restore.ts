@@ -102,7 +102,7 @@ import {
 } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 import { recoverySettings, renderRecoveryConf } from "../core/recovery.js";
-import { buildPlanInput, genericSegno, streamOfRecord, type CatalogState } from "../core/restore-input.js";
+import { buildPlanInput, genericSegno, restorePointsOf, streamOfRecord, type CatalogState } from "../core/restore-input.js";
 import {
   planRestore,
   type DatabaseKind,
@@ -995,16 +995,18 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 /**
- * PostgreSQL, a restore point target: the catalog does not record restore
- * points, so the archived WAL replay reads after the snapshot is consistent
- * is searched for the record (core/restore-point.ts) before anything is
- * written. Absent, PostgreSQL would replay everything and then fail with
+ * PostgreSQL, a restore point target: a name ingest recorded in the catalog
+ * was resolved by the planner (nothing to read); any other name is searched
+ * for in the archived WAL replay reads after the snapshot is consistent
+ * (core/restore-point.ts) before anything is written. Absent, PostgreSQL would replay everything and then fail with
  * "recovery ended before configured recovery target was reached".
  */
 async function checkRestorePoint(clients: AgentClients, cfg: RestoreConfig, state: CatalogState, planned: PlannedRestore, name: string, signal: AbortSignal | undefined): Promise<void> {
   if (Buffer.byteLength(name, "utf8") > MAX_RESTORE_POINT_NAME_BYTES) {
     throw new InvalidInputError(`restore point name ${JSON.stringify(name)} is longer than PostgreSQL's ${MAX_RESTORE_POINT_NAME_BYTES} bytes: no such restore point can exist`);
   }
+  // Known to the catalog (recorded by ingest): the planner resolved it to its exact LSN, nothing to download.
+  if (restorePointsOf(state).some((rp) => rp.name === name)) return;
   const { snapshot, wal } = planned.plan;
   const consistent = lsnToSegno(snapshot.stopLsn > snapshot.startLsn ? snapshot.stopLsn - 1n : snapshot.startLsn, planned.segmentSize);
   const records = new Map(state.segments.map((r) => [`${r.timeline}/${r.name}`, r]));

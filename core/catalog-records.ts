@@ -8,14 +8,29 @@
  */
 import { isGenericWalName } from "./generic-wal.js";
 import { timelineDir } from "./keys.js";
+import { MAX_RECORDED_RESTORE_POINTS, type FoundRestorePoint } from "./restore-point.js";
 import type { SnapshotRecord, SnapshotSummary, WalRecord } from "./schemas.js";
 import type { SnapshotManifest } from "./snapshot.js";
+import { formatTime, timeFromNs } from "./time.js";
 import { formatLsn, lsnSortKey, parseLsn, segmentEndLsn, segmentStartLsn, type WalFileName } from "./wal.js";
 
 /** Start and end LSN (PostgreSQL's text) of a WAL file with a segment number; none for history files. */
 export function walFileLsns(file: WalFileName, segmentSize: number): { startLsn?: string; endLsn?: string } {
   if (file.segno === undefined) return {};
   return { startLsn: formatLsn(segmentStartLsn(file.segno, segmentSize)), endLsn: formatLsn(segmentEndLsn(file.segno, segmentSize)) };
+}
+
+/** A segment's restore points (core/restore-point.ts) as its catalog record holds them: the first MAX_RECORDED_RESTORE_POINTS. */
+export function restorePointFields(found: readonly FoundRestorePoint[]): Pick<WalRecord, "restorePoints" | "restorePointsTruncated"> {
+  if (found.length === 0) return {};
+  return {
+    restorePoints: found.slice(0, MAX_RECORDED_RESTORE_POINTS).map((p) => ({
+      name: p.name,
+      lsn: formatLsn(p.lsn),
+      time: formatTime(timeFromNs(p.epochMicros * 1000n)),
+    })),
+    ...(found.length > MAX_RECORDED_RESTORE_POINTS ? { restorePointsTruncated: true } : {}),
+  };
 }
 
 /**

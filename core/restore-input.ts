@@ -18,9 +18,10 @@
 import { posix } from "node:path";
 import { InvalidInputError } from "./errors.js";
 import { archivedThrough, isGenericWalName } from "./generic-wal.js";
-import type { RestorePlanInput, RestoreTarget, SnapshotInfo, WalSegmentInfo } from "./restore-plan.js";
+import type { RestorePlanInput, RestorePointInfo, RestoreTarget, SnapshotInfo, WalSegmentInfo } from "./restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "./schemas.js";
 import { toSnapshotInfo, type SnapshotManifest } from "./snapshot.js";
+import { parseTime } from "./time.js";
 import type { TimelineHistoryEntry } from "./timeline.js";
 import { parseLsn, parseWalFileName } from "./wal.js";
 
@@ -139,6 +140,18 @@ export function walOf(state: CatalogState, stream: string | undefined): WalSegme
   return out;
 }
 
+/**
+ * PostgreSQL: the restore points ingest recorded on the WAL segment records
+ * (at most MAX_RECORDED_RESTORE_POINTS a segment; a record crossing a segment
+ * boundary is not among them), each on its segment's timeline.
+ */
+export function restorePointsOf(state: CatalogState): RestorePointInfo[] {
+  if (state.database.kind !== "postgres") return [];
+  return state.segments.flatMap((w) =>
+    (w.restorePoints ?? []).map((rp) => ({ name: rp.name, lsn: parseLsn(rp.lsn), time: parseTime(rp.time, `restore point ${rp.name}'s time`).date, timeline: w.timeline })),
+  );
+}
+
 /** The planner's input for `stream` (generic), optionally limited to one snapshot. */
 export function buildPlanInput(state: CatalogState, target: RestoreTarget, stream: string | undefined, onlySnapshot?: string): RestorePlanInput {
   const snapshots: SnapshotInfo[] = [];
@@ -148,6 +161,7 @@ export function buildPlanInput(state: CatalogState, target: RestoreTarget, strea
     if (info) snapshots.push(info);
   }
   const through = state.database.kind === "generic" ? archivedThrough(state.segments) : undefined;
+  const restorePoints = restorePointsOf(state);
   return {
     snapshots,
     wal: walOf(state, stream),
@@ -156,5 +170,6 @@ export function buildPlanInput(state: CatalogState, target: RestoreTarget, strea
     segmentSize: state.database.walSegmentSize,
     target,
     ...(through === undefined ? {} : { archivedThrough: through }),
+    ...(restorePoints.length === 0 ? {} : { restorePoints }),
   };
 }

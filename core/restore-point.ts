@@ -1,18 +1,29 @@
 /**
- * Finds a named restore point (pg_create_restore_point) in PostgreSQL WAL
- * bytes, so `restore --target-name` can be checked before restoring: the
- * catalog does not record restore points, and PostgreSQL only finds out at
- * the end of replay ("recovery ended before configured recovery target was
+ * Finds named restore points (pg_create_restore_point) in PostgreSQL WAL
+ * bytes. Ingest records the restore points of each segment it validates
+ * (restorePointsInSegment, on the catalog's WAL record), so the planner
+ * resolves `restore --target-name` from the catalog with the exact LSN; for a
+ * name the catalog does not know (WAL archived before ingest recorded them,
+ * a segment past the cap, a record that crosses a segment boundary),
+ * `restore` searches the archived WAL replayed after the snapshot is
+ * consistent (RestorePointScanner), since PostgreSQL only finds out at the
+ * end of replay ("recovery ended before configured recovery target was
  * reached").
  *
  * The record, as PostgreSQL 10+ writes it (xlog.c XLogRestorePoint):
  *   XLogRecord (24 bytes): xl_tot_len = 98, xl_xid, xl_prev, xl_info = 0x70
  *     (XLOG_RESTORE_POINT), xl_rmid = 0 (RM_XLOG_ID), padding, xl_crc;
  *   XLR_BLOCK_ID_DATA_SHORT (0xFF), main data length 72;
- *   xl_restore_point: rp_time (8 bytes), rp_name[64] (NUL-terminated).
+ *   xl_restore_point: rp_time (8 bytes, microseconds since 2000-01-01 UTC),
+ *     rp_name[64] (NUL-terminated).
  * A record may run across page boundaries, so the page headers (24 bytes, 40
  * on a segment's first page: XLP_LONG_HEADER) are cut out first and the
  * bodies of consecutive segments are searched as one stream.
+ *
+ * The LSN recorded is what pg_create_restore_point returns: the end of the
+ * record, MAXALIGNed (8 bytes), in WAL positions (page headers count; an end
+ * exactly at a page boundary is the boundary, as XLogBytePosToEndRecPtr
+ * gives it).
  *
  * Pure.
  */
@@ -23,11 +34,27 @@ const LONG_PHD = 40;
 const DEFAULT_BLCKSZ = 8192;
 const RECORD_HEADER = 24;
 const RP_TOT_LEN = RECORD_HEADER + 2 + 72;
+/** MAXALIGN(RP_TOT_LEN) on every platform PostgreSQL 15 builds on with 8-byte alignment. */
+const RP_ALIGNED_LEN = (RP_TOT_LEN + 7) & ~7;
+/** Microseconds from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch). */
+const PG_EPOCH_US = 946_684_800_000_000n;
 /** MAXFNAMELEN - 1: the longest name pg_create_restore_point accepts. */
 export const MAX_RESTORE_POINT_NAME_BYTES = 63;
 
 /** A segment's bytes without its page headers. */
 export function walPageBodies(segment: Uint8Array): Buffer {
+  return pageLayout(segment).body;
+}
+
+interface PageLayout {
+  body: Buffer;
+  blcksz: number;
+  /** Body offset where each page's body starts; page i starts at segment offset i * blcksz. */
+  bodyStarts: number[];
+  headers: number[];
+}
+
+function pageLayout(segment: Uint8Array): PageLayout {
   const buf = Buffer.from(segment.buffer, segment.byteOffset, segment.byteLength);
   let blcksz = DEFAULT_BLCKSZ;
   if (buf.length >= LONG_PHD && (buf.readUInt16LE(2) & XLP_LONG_HEADER) !== 0) {
@@ -35,13 +62,81 @@ export function walPageBodies(segment: Uint8Array): Buffer {
     if (b >= 1024 && b <= 65536 && (b & (b - 1)) === 0) blcksz = b;
   }
   const parts: Buffer[] = [];
+  const bodyStarts: number[] = [];
+  const headers: number[] = [];
+  let at = 0;
   for (let off = 0; off < buf.length; off += blcksz) {
     const page = buf.subarray(off, Math.min(off + blcksz, buf.length));
     if (page.length < SHORT_PHD) break;
     const header = (page.readUInt16LE(2) & XLP_LONG_HEADER) !== 0 ? LONG_PHD : SHORT_PHD;
     parts.push(page.subarray(header));
+    bodyStarts.push(at);
+    headers.push(header);
+    at += page.length - header;
   }
-  return Buffer.concat(parts);
+  return { body: Buffer.concat(parts), blcksz, bodyStarts, headers };
+}
+
+/** Body offsets `p` of the 0xFF byte of every restore point record header in `body` whose name fits before its end. */
+function* restorePointRecords(body: Buffer, minNameEnd = 10): Generator<number> {
+  for (let p = body.indexOf(0xff, RECORD_HEADER); p >= 0 && p + minNameEnd <= body.length; p = body.indexOf(0xff, p + 1)) {
+    if (body[p + 1] !== 72) continue;
+    const h = p - RECORD_HEADER;
+    if (body.readUInt32LE(h) !== RP_TOT_LEN || body[h + 17] !== 0 || (body[h + 16]! & 0xf0) !== 0x70) continue;
+    yield p;
+  }
+}
+
+/**
+ * Restore points recorded per WAL segment, at most: a catalog item stays
+ * small (DynamoDB's 400 KB item, Step Functions' 256 KB payload) whatever a
+ * segment holds. Past the cap the record says so (`restorePointsTruncated`)
+ * and a name it does not list is found by restore's scan of the WAL, as for
+ * WAL archived before ingest recorded restore points.
+ */
+export const MAX_RECORDED_RESTORE_POINTS = 16;
+
+/** A restore point found in a segment. */
+export interface FoundRestorePoint {
+  name: string;
+  /** pg_create_restore_point's result: the end of the record (see the file comment). */
+  lsn: bigint;
+  /** rp_time, microseconds since 1970-01-01 UTC. */
+  epochMicros: bigint;
+}
+
+/**
+ * Every restore point record that lies wholly in one segment (`segment`
+ * starts at LSN `startLsn`), in order. A record that crosses into the next
+ * segment is not seen here (RestorePointScanner sees it).
+ */
+export function restorePointsInSegment(segment: Uint8Array, startLsn: bigint): FoundRestorePoint[] {
+  const { body, blcksz, bodyStarts, headers } = pageLayout(segment);
+  const toLsn = (b: number, end: boolean): bigint => {
+    let i = bodyStarts.length - 1;
+    while (i > 0 && bodyStarts[i]! > b) i--;
+    // An end exactly where a page's body starts is that page's boundary (XLogBytePosToEndRecPtr).
+    if (end && i > 0 && bodyStarts[i] === b) return startLsn + BigInt(i * blcksz);
+    return startLsn + BigInt(i * blcksz + headers[i]! + (b - bodyStarts[i]!));
+  };
+  const out: FoundRestorePoint[] = [];
+  for (const p of restorePointRecords(body, 2 + 8 + 64)) {
+    const h = p - RECORD_HEADER;
+    const nameBytes = body.subarray(p + 10, p + 10 + 64);
+    const nul = nameBytes.indexOf(0);
+    if (nul <= 0) continue; // PostgreSQL writes a NUL-terminated, non-empty name
+    const endBody = h + RP_ALIGNED_LEN;
+    out.push({
+      name: nameBytes.subarray(0, nul).toString("utf8"),
+      // Alignment padding past the segment's end goes on after the next segment's long page header.
+      lsn:
+        endBody < body.length
+          ? toLsn(endBody, true)
+          : startLsn + BigInt(segment.byteLength) + (endBody === body.length ? 0n : BigInt(LONG_PHD + endBody - body.length)),
+      epochMicros: body.readBigInt64LE(p + 2) + PG_EPOCH_US,
+    });
+  }
+  return out;
 }
 
 /**
@@ -60,10 +155,7 @@ export class RestorePointScanner {
   push(segment: Uint8Array): boolean {
     if (this.found) return true;
     const body = Buffer.concat([this.tail, walPageBodies(segment)]);
-    for (let p = body.indexOf(0xff, RECORD_HEADER); p >= 0 && p + 10 + this.pattern.length <= body.length; p = body.indexOf(0xff, p + 1)) {
-      if (body[p + 1] !== 72) continue;
-      const h = p - RECORD_HEADER;
-      if (body.readUInt32LE(h) !== RP_TOT_LEN || body[h + 17] !== 0 || (body[h + 16]! & 0xf0) !== 0x70) continue;
+    for (const p of restorePointRecords(body, 10 + this.pattern.length)) {
       if (body.subarray(p + 10, p + 10 + this.pattern.length).equals(this.pattern)) {
         this.found = true;
         return true;

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { CODEC_NAMES, type CodecName } from "./codec.js";
 import { SHA256_RE } from "./hash.js";
 import { DATABASE_ID_RE } from "./keys.js";
+import { MAX_RECORDED_RESTORE_POINTS } from "./restore-point.js";
 
 export const databaseIdSchema = z.string().regex(DATABASE_ID_RE, "invalid database id");
 export const sha256Schema = z.string().regex(SHA256_RE, "not a lowercase hex SHA-256");
@@ -45,6 +46,26 @@ export const objectMetaSchema = z.object({
 
 export const walKindSchema = z.enum(["segment", "partial", "history", "backup"]);
 
+/**
+ * A restore point (pg_create_restore_point) ingest found in a PostgreSQL WAL
+ * segment (core/restore-point.ts): its name, the LSN pg_create_restore_point
+ * returned (the end of its record, "X/Y") and its rp_time (ISO 8601 UTC,
+ * microseconds). At most MAX_RECORDED_RESTORE_POINTS per segment
+ * (core/restore-point.ts); `restorePointsTruncated` says more were found.
+ */
+export const walRestorePointSchema = z.object({
+  name: z.string().min(1).max(64),
+  lsn: z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/),
+  time: z.string(),
+});
+export type WalRestorePoint = z.infer<typeof walRestorePointSchema>;
+
+/** The restore point fields of a WAL record (and of a validated upload). */
+const restorePointFields = {
+  restorePoints: z.array(walRestorePointSchema).max(MAX_RECORDED_RESTORE_POINTS).optional(),
+  restorePointsTruncated: z.boolean().optional(),
+};
+
 /** Output of the Validate step: a WAL file proven well formed, ready to promote. */
 export const validatedWalSchema = z.object({
   databaseId: databaseIdSchema,
@@ -66,6 +87,7 @@ export const validatedWalSchema = z.object({
   closedAt: z.string().optional(),
   scanAt: z.string().optional(),
   scanCount: z.number().int().positive().optional(),
+  ...restorePointFields,
   /** True when the catalog already holds this exact file: nothing more to do. */
   duplicate: z.boolean(),
   replicaRegions: z.array(z.string()),
@@ -111,6 +133,7 @@ export const walRecordSchema = z.object({
   closedAt: z.string().optional(),
   scanAt: z.string().optional(),
   scanCount: z.number().int().positive().optional(),
+  ...restorePointFields,
   replicas: z.record(z.string(), replicaStatusSchema),
 });
 export type WalRecord = z.infer<typeof walRecordSchema>;

@@ -26,7 +26,10 @@
  *   the target does not already register), or tells two ways: refused, with
  *   one line saying why; nothing of it is written.
  * The bytes of WAL files and chunks are not read: their metadata was proven
- * at ingest, and the verify workflow checks bytes.
+ * at ingest, and the verify workflow checks bytes. So a rebuilt WAL record
+ * holds no restore points (ingest finds them in the bytes): `restore
+ * --target-name` then finds a name by scanning the archived WAL, as for WAL
+ * archived before ingest recorded restore points.
  */
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { headSortKey, snapshotRecordOf, snapshotSummary, walFileLsns } from "../core/catalog-records.js";

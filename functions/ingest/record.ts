@@ -31,6 +31,8 @@ export async function handler(input: unknown): Promise<{ outcome: "created" | "d
     archivedAt: new Date().toISOString(),
     ...(ingest.closedAt ? { closedAt: ingest.closedAt } : {}),
     ...(ingest.scanAt && ingest.scanCount ? { scanAt: ingest.scanAt, scanCount: ingest.scanCount } : {}),
+    ...(ingest.restorePoints ? { restorePoints: ingest.restorePoints } : {}),
+    ...(ingest.restorePointsTruncated ? { restorePointsTruncated: true } : {}),
     replicas: {},
   };
   const result = await deps.catalog.recordWal(record);

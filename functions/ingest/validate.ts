@@ -5,13 +5,14 @@
  */
 import { z } from "zod";
 import { InvalidInputError, NotFoundError, SegmentConflictError, UnknownDatabaseError } from "../../core/errors.js";
-import { walFileLsns } from "../../core/catalog-records.js";
+import { restorePointFields, walFileLsns } from "../../core/catalog-records.js";
 import { sha256Hex } from "../../core/hash.js";
 import { parseGenericSegmentMeta } from "../../core/generic-wal.js";
 import { parseIncomingKey, vaultGenericWalKey, vaultWalKey } from "../../core/keys.js";
+import { restorePointsInSegment } from "../../core/restore-point.js";
 import { objectCreatedEventSchema, type ValidatedWal } from "../../core/schemas.js";
 import { parseObjectMeta, verifyEncodedBytes, verifyWalBytes } from "../../core/verify.js";
-import { parseWalFileName } from "../../core/wal.js";
+import { parseWalFileName, segmentStartLsn } from "../../core/wal.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
@@ -76,12 +77,16 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
     };
   }
   const file = parseWalFileName(parsed.walName, db.walSegmentSize);
-  await verifyWalBytes(file, obj.body, claimed, db.walSegmentSize, what, { postgres: db.kind === "postgres" });
+  const raw = await verifyWalBytes(file, obj.body, claimed, db.walSegmentSize, what, { postgres: db.kind === "postgres" });
   return {
     ...(await proven(file.name)),
     kind: file.kind,
     timeline: file.timeline,
     ...walFileLsns(file, db.walSegmentSize),
+    // The restore points in it, so restore --target-name knows them without reading WAL.
+    ...(file.kind === "segment" && file.segno !== undefined && db.kind === "postgres"
+      ? restorePointFields(restorePointsInSegment(raw, segmentStartLsn(file.segno, db.walSegmentSize)))
+      : {}),
     vaultKey: vaultWalKey(databaseId, file),
   };
 }

@@ -16,6 +16,7 @@ import { utimeSeconds } from "../../core/time.js";
 import { ChecksumMismatchError, InvalidInputError, NoSnapshotBeforeTargetError, NotFoundError, UnsafePathError, WalGapError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey } from "../../core/keys.js";
+import { lsnToSegno, parseLsn, segmentName } from "../../core/wal.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
 import { ScratchPostgres } from "../../local/postgres.js";
 import { RESTORE_MARKER } from "../../agent/restore-marker.js";
@@ -607,6 +608,9 @@ describe("restore of PostgreSQL", () => {
   let restored: ScratchPostgres | undefined;
   let expected: string;
   let pgSnap: UploadedSnapshot;
+  /** What pg_create_restore_point('after_two_runs') returned, and pgbench_history's rows then. */
+  let pointLsn: string;
+  let pointRows: string;
 
   beforeAll(async () => {
     // Prepare: a primary archiving into pg-main through walvault, a base backup, then more writes.
@@ -619,7 +623,10 @@ describe("restore of PostgreSQL", () => {
     await primary.basebackup(backupDir, ["-X", "none"]);
     for (let i = 0; i < 3; i++) {
       await primary.pgbench(["-c", "2", "-t", "200", "-n"]);
-      if (i === 1) await primary.psql("select pg_create_restore_point('after_two_runs')");
+      if (i === 1) {
+        pointLsn = await primary.psql("select pg_create_restore_point('after_two_runs')");
+        pointRows = await primary.psql("select count(*) from pgbench_history");
+      }
       await primary.psql("select pg_switch_wal()");
     }
     await primary.psql("create table after_backup as select g from generate_series(1, 12345) g; checkpoint;");
@@ -712,4 +719,35 @@ describe("restore of PostgreSQL", () => {
     expect(r.plan.plan.recoveryTarget).toMatchObject({ recovery_target_name: "after_two_runs" });
     expect(readFileSync(join(named, "postgresql.auto.conf"), "utf8")).toContain("recovery_target_name = 'after_two_runs'");
   }, 120_000);
+
+  it("knows a restore point from the catalog (ingest recorded it with the LSN PostgreSQL returned): restore reads no WAL to find it, and recovery stops there", async () => {
+    // Prepare
+    const to = join(work, "pg-catalog-point", "data");
+    const recorded = (await clients.catalog.listWal(PG)).flatMap((w) => (w.restorePoints ?? []).map((rp) => ({ ...rp, segment: w.name })));
+    store.reset();
+
+    // Act
+    const r = await restore(clients, cfg, { databaseId: PG, target: { kind: "name", name: "after_two_runs" }, toDir: to });
+    const walGets = store.gets.filter((k) => k.includes("/wal/"));
+
+    // Assess: recorded once, at the LSN pg_create_restore_point returned, in the segment holding it.
+    expect(recorded.map((rp) => [rp.name, rp.lsn])).toEqual([["after_two_runs", pointLsn]]);
+    expect(recorded[0]!.segment).toBe(segmentName(1, lsnToSegno(parseLsn(pointLsn) - 1n, 16 * 1024 * 1024)));
+    expect(walGets).toEqual([]);
+    expect(r.plan.plan.recoveryTarget).toMatchObject({ recovery_target_name: "after_two_runs" });
+    expect(r.plan.plan.wal.at(-1)!.name).toBe(recorded[0]!.segment);
+    expect(r.plan.plan.warnings.join("\n")).not.toContain("not in the catalog");
+
+    // Act: recover.
+    const pg = await ScratchPostgres.fromDataDir(to, { env: { WALVAULT_CONFIG: stack.configPath }, ownDataDir: true });
+    try {
+      await pg.start();
+      await pg.waitForRecoveryEnd(300_000);
+
+      // Assess: the rows of the moment the point was created.
+      expect(await pg.psql("select count(*) from pgbench_history")).toBe(pointRows);
+    } finally {
+      await pg.destroy().catch(() => undefined);
+    }
+  }, 400_000);
 });

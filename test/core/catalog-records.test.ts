@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { headSortKey, snapshotRecordOf, walFileLsns } from "../../core/catalog-records.js";
+import { headSortKey, restorePointFields, snapshotRecordOf, walFileLsns } from "../../core/catalog-records.js";
+import { MAX_RECORDED_RESTORE_POINTS } from "../../core/restore-point.js";
 import { parseWalFileName } from "../../core/wal.js";
 
 const MiB = 1 << 20;
@@ -56,5 +57,28 @@ describe("catalog records derived from what was proven", () => {
       recordedAt: "2026-01-01T00:00:06.000Z",
       replicas: {},
     });
+  });
+});
+
+describe("restorePointFields", () => {
+  it("records a segment's restore points as LSN text and microsecond time, at most MAX_RECORDED_RESTORE_POINTS, saying when it cut", () => {
+    // Prepare
+    const found = Array.from({ length: MAX_RECORDED_RESTORE_POINTS + 2 }, (_, i) => ({
+      name: `rp${i}`,
+      lsn: 0x1_0000_0000n + BigInt(1000 + i * 104),
+      epochMicros: 1_796_159_554_265_123n + BigInt(i),
+    }));
+
+    // Act
+    const none = restorePointFields([]);
+    const one = restorePointFields(found.slice(0, 1));
+    const many = restorePointFields(found);
+
+    // Assess
+    expect(none).toEqual({});
+    expect(one).toEqual({ restorePoints: [{ name: "rp0", lsn: "1/3E8", time: "2026-12-01T21:12:34.265123Z" }] });
+    expect(many.restorePoints).toHaveLength(MAX_RECORDED_RESTORE_POINTS);
+    expect(many.restorePoints!.at(-1)!.name).toBe(`rp${MAX_RECORDED_RESTORE_POINTS - 1}`);
+    expect(many.restorePointsTruncated).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RestorePointScanner, walPageBodies } from "../../core/restore-point.js";
+import { RestorePointScanner, restorePointsInSegment, walPageBodies } from "../../core/restore-point.js";
 
 const BLCKSZ = 8192;
 
@@ -70,5 +70,41 @@ describe("RestorePointScanner", () => {
     // Assess
     expect(found).toEqual([false, false, false, false]);
     expect(new RestorePointScanner("before_the_rest_2").push(seg)).toBe(true);
+  });
+});
+
+describe("restorePointsInSegment", () => {
+  const START = 0x3_0000_0000n + 5n * 0x100_0000n; // segment 3/5000000
+  const BODY = 4 * BLCKSZ - 40 - 3 * 24;
+  const RP_TIME_US = 946_684_800_000_000n + 815_000_000_000n;
+
+  it("returns each restore point with the LSN pg_create_restore_point returns (end of record, MAXALIGNed, page headers counted) and its time", () => {
+    // Prepare: one inside page 0, one across pages 1-2, one whose aligned end is exactly page 3's boundary.
+    const bytes = bodyWith(0, Buffer.alloc(0), BODY);
+    restorePointRecord("in_page").copy(bytes, 1000);
+    const across = BLCKSZ - 40 + BLCKSZ - 24 - 50; // 50 bytes at the end of page 1, the rest on page 2
+    restorePointRecord("across").copy(bytes, across);
+    const atBoundary = 3 * BLCKSZ - 40 - 2 * 24 - 104; // body offset whose end + 104 is page 3's first body byte
+    restorePointRecord("at_boundary").copy(bytes, atBoundary);
+
+    // Act
+    const found = restorePointsInSegment(segment(bytes), START);
+
+    // Assess
+    expect(found).toEqual([
+      { name: "in_page", lsn: START + 40n + 1000n + 104n, epochMicros: RP_TIME_US },
+      { name: "across", lsn: START + 2n * BigInt(BLCKSZ) + 24n + (104n - 50n), epochMicros: RP_TIME_US },
+      { name: "at_boundary", lsn: START + 3n * BigInt(BLCKSZ), epochMicros: RP_TIME_US },
+    ]);
+  });
+
+  it("does not see a record cut at the segment's end (the scan across segments does), nor anything else", () => {
+    // Prepare
+    const cut = segment(bodyWith(BODY - 40, restorePointRecord("cut").subarray(0, 40), BODY));
+    const other = segment(bodyWith(1000, Buffer.concat([Buffer.alloc(30), Buffer.from("nosuchpoint\0")]), BODY));
+
+    // Act / Assess
+    expect(restorePointsInSegment(cut, START)).toEqual([]);
+    expect(restorePointsInSegment(other, START)).toEqual([]);
   });
 });

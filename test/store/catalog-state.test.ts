@@ -19,6 +19,7 @@ import { countingStore } from "../support/snapshots.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const BOGUS = "pg-bogus-history";
+const POINTS = "pg-restore-points";
 
 let stack: TestStack;
 let clients: StackClients;
@@ -82,7 +83,7 @@ async function plan(databaseId: string, target: RestoreTarget) {
 }
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: BOGUS }]);
+  stack = await startTestStack([{ id: BOGUS }, { id: POINTS }]);
   const base = stackClients(stack);
   store = countingStore(base.store);
   clients = { store, catalog: base.catalog };
@@ -91,6 +92,12 @@ beforeAll(async () => {
   await clients.catalog.recordSnapshot(snapshotRecord(BOGUS));
   for (const n of [3n, 4n, 5n]) await clients.catalog.recordWal(walRecord(BOGUS, segmentName(1, n), "segment", 1));
   await archiveHistory(BOGUS, 2, "garbage in\u001b[31m a history\n");
+  // A snapshot on timeline 1, segments 3-7; ingest recorded a restore point in segment 5.
+  await clients.catalog.recordSnapshot(snapshotRecord(POINTS));
+  for (const n of [3n, 4n, 5n, 6n, 7n]) {
+    const restorePoints = n === 5n ? [{ name: "before_migration", lsn: "0/5000A48", time: "2025-01-01T00:05:10.123456Z" }] : undefined;
+    await clients.catalog.recordWal(walRecord(POINTS, segmentName(1, n), "segment", 1, restorePoints ? { restorePoints } : {}));
+  }
 }, 120_000);
 
 afterAll(async () => {
@@ -122,5 +129,25 @@ describe("history files that are no history", () => {
     expect(msg).toContain("timeline 2's ancestry is unknown: 00000002.history is not a timeline history file");
     expect(msg.split("\n")).toHaveLength(1);
     expect(msg).not.toContain("\u001b");
+  });
+});
+
+describe("restore points recorded by ingest", () => {
+  it("reach the planner: a name resolves to its exact LSN, replay stops in its segment, nothing is read from the vault", async () => {
+    // Prepare
+    store.reset();
+
+    // Act
+    const p = await plan(POINTS, { kind: "name", name: "before_migration" });
+    const unknown = await plan(POINTS, { kind: "name", name: "nosuchpoint" });
+
+    // Assess
+    expect(store.gets).toEqual([]);
+    expect(p.recoveryTarget).toMatchObject({ recovery_target_name: "before_migration", recovery_target_timeline: "1" });
+    expect(p.wal.map((w) => w.name)).toEqual([segmentName(1, 3n), segmentName(1, 4n), segmentName(1, 5n)]);
+    expect(p.warnings).toEqual([]);
+    // A name the catalog does not know: replay to the end, with the warning that restore scans the WAL for it.
+    expect(unknown.wal.at(-1)!.name).toBe(segmentName(1, 7n));
+    expect(unknown.warnings.join("\n")).toContain("restore point 'nosuchpoint' is not in the catalog");
   });
 });

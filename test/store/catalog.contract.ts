@@ -332,6 +332,25 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect(listed.every((r) => r.databaseId === DB)).toBe(true);
       });
 
+      it("getWal and listWal return the restore points ingest recorded on a segment, as written", async () => {
+        // Prepare
+        const restorePoints = [
+          { name: "before_migration", lsn: "0/3000A48", time: "2025-01-01T00:00:01.123456Z" },
+          { name: "naïve name", lsn: "0/3001000", time: "2025-01-01T00:00:02Z" },
+        ];
+        await catalog.recordWal(wal(segmentName(1, 3), { restorePoints, restorePointsTruncated: true }));
+        await catalog.recordWal(wal(segmentName(1, 4)));
+
+        // Act
+        const got = await catalog.getWal(DB, segmentName(1, 3));
+        const listed = await catalog.listWal(DB);
+
+        // Assess
+        expect(got?.restorePoints).toEqual(restorePoints);
+        expect(got?.restorePointsTruncated).toBe(true);
+        expect(listed.map((r) => r.restorePoints)).toEqual([restorePoints, undefined]);
+      });
+
       it("listWal returns an empty list for a database without WAL", async () => {
         // Act
         const listed = await catalog.listWal("pg-empty");
