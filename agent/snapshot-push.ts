@@ -98,6 +98,7 @@ import type { Catalog } from "../store/catalog.js";
 import type { ObjectStore } from "../store/object-store.js";
 import type { AgentClients } from "./clients.js";
 import { createProgress, type Progress, type TransferStats } from "./progress.js";
+import { readFailureNote, type FailureNoteSource } from "./wal-push.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -363,6 +364,7 @@ export async function snapshotPush(
     const bytes = Buffer.from(serializeManifest(manifest), "utf8");
     const manifestSha256 = sha256Hex(bytes);
     const manifestKey = incomingSnapshotKey(databaseId, snapshotId);
+    const manifestUploadedAt = new Date();
     try {
       await clients.store.put(cfg.incomingBucket, manifestKey, bytes, {
         ...objectMeta({ sha256: manifestSha256, codec: "none", size: bytes.length }),
@@ -376,10 +378,11 @@ export async function snapshotPush(
     let record: SnapshotRecord | undefined;
     if (opts.wait !== false) {
       const timeoutMs = opts.timeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS;
+      const note = { store: clients.store, bucket: cfg.incomingBucket, key: manifestKey, since: manifestUploadedAt };
       record = await waitRecorded(clients.catalog, databaseId, snapshotId, manifestSha256, manifestKey, timeoutMs, (s) => {
         stats.phase = `waiting for ingest ${Math.round(s)} s`;
         progress?.update(stats);
-      });
+      }, note);
     }
     const tEnd = performance.now();
     stats.phase = record ? "recorded" : "uploaded";
@@ -1125,6 +1128,8 @@ export async function waitRecorded(
   manifestKey: string,
   timeoutMs: number,
   onTick?: (elapsedSeconds: number) => void,
+  /** The workflow's note on a run that ended without recording or quarantining (agent/wal-push.ts): IngestRetryableError. */
+  note?: FailureNoteSource & { since: Date },
 ): Promise<SnapshotRecord> {
   const started = Date.now();
   const deadline = started + timeoutMs;
@@ -1145,6 +1150,8 @@ export async function waitRecorded(
       const q = await catalog.listQuarantine(databaseId, `snapshots/${snapshotId}/manifest.json`);
       const last = q.at(-1);
       if (last) throw new QuarantinedError(`snapshot ${snapshotId} was rejected by ingest and quarantined: ${last.reason}`);
+      const failed = note ? await readFailureNote(note, `snapshot ${snapshotId}`, note.since, "pushing the snapshot again will ingest it") : undefined;
+      if (failed && !(await catalog.getSnapshot(databaseId, snapshotId))) throw failed;
     }
     if (Date.now() >= deadline) {
       throw new TimeoutError(

@@ -208,23 +208,35 @@ export interface FailureNoteSource {
 /**
  * The ingest workflow's note for an upload made at `since`, as an
  * IngestRetryableError, or undefined: no note, an older one (a previous
- * attempt's; S3 times are whole seconds, so a note from the same second
- * counts: at worst one needless retry), or unreadable (best effort, like the
- * note itself: the wait then ends in its timeout).
+ * attempt's: its execution started before this upload, by the note's
+ * executionStartedAt, to the millisecond; a note without it is judged by its
+ * S3 time, whole seconds, where the same second counts: at worst one needless
+ * retry), or unreadable (best effort, like the note itself: the wait then
+ * ends in its timeout).
  */
-export async function readFailureNote(src: FailureNoteSource, name: string, since: Date): Promise<IngestRetryableError | undefined> {
+export async function readFailureNote(
+  src: FailureNoteSource,
+  name: string,
+  since: Date,
+  retry = "PostgreSQL will retry it",
+): Promise<IngestRetryableError | undefined> {
   let obj;
   try {
     obj = await src.store.get(src.bucket, failedMarkerKey(src.key));
   } catch {
     return undefined;
   }
-  if (!obj || (obj.lastModified !== undefined && obj.lastModified.getTime() < Math.floor(since.getTime() / 1000) * 1000)) return undefined;
-  let note: { state?: unknown; error?: { Error?: unknown; Cause?: unknown } };
+  if (!obj) return undefined;
+  let note: { state?: unknown; error?: { Error?: unknown; Cause?: unknown }; executionStartedAt?: unknown };
   try {
     note = JSON.parse(obj.body.toString("utf8")) as typeof note;
   } catch {
     note = {};
+  }
+  // The execution this upload started began after the upload did; a previous attempt's, before.
+  const startedAt = typeof note.executionStartedAt === "string" ? Date.parse(note.executionStartedAt) : Number.NaN;
+  if (!Number.isNaN(startedAt) ? startedAt < since.getTime() : obj.lastModified !== undefined && obj.lastModified.getTime() < Math.floor(since.getTime() / 1000) * 1000) {
+    return undefined;
   }
   const error = typeof note.error?.Error === "string" ? note.error.Error : "an unknown error";
   const state = typeof note.state === "string" ? note.state : "an ingest step";
@@ -232,7 +244,7 @@ export async function readFailureNote(src: FailureNoteSource, name: string, sinc
   const cause = typeof note.error?.Cause === "string" && !transient ? `: ${lambdaCauseMessage(note.error.Cause)}` : "";
   return new IngestRetryableError(
     `${name} was uploaded but not yet stored: the control plane failed ${transient ? "transiently" : "unexpectedly"} ` +
-      `(${safeText(error, 80)} in ${safeText(state, 40)}${safeText(cause, 300)}); nothing was quarantined and PostgreSQL will retry it`,
+      `(${safeText(error, 80)} in ${safeText(state, 40)}${safeText(cause, 300)}); nothing was quarantined and ${retry}`,
   );
 }
 

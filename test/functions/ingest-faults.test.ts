@@ -7,17 +7,20 @@
  * it. A step that did its work and then timed out loses nothing either.
  * Needs `npm run build` (the CLI runs from dist/).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { IngestRetryableError } from "../../core/errors.js";
 import { failedMarkerKey, incomingWalKey } from "../../core/keys.js";
+import { snapshotPush } from "../../agent/snapshot-push.js";
 import type { FaultContext, InjectedFault } from "../../local/stack.js";
 import { listKeys, stackClients, type StackClients } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { syntheticSegment } from "../support/wal.js";
 
 const DB = "pg-main";
+const GEN = "gen-faults";
 const PROMOTE_TIMEOUT_MS = 300;
 
 let stack: TestStack;
@@ -28,8 +31,8 @@ let fault: (ctx: FaultContext & { name: string }) => InjectedFault = () => undef
 const invocations: { state: string; name: string; attempt: number }[] = [];
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: DB }], {
-    lambdaTimeoutMs: { Promote: PROMOTE_TIMEOUT_MS, Record: PROMOTE_TIMEOUT_MS },
+  stack = await startTestStack([{ id: DB }, { id: GEN, kind: "generic" }], {
+    lambdaTimeoutMs: { Promote: PROMOTE_TIMEOUT_MS, Record: PROMOTE_TIMEOUT_MS, ValidateManifest: PROMOTE_TIMEOUT_MS },
     injectFault: (ctx) => {
       // Validate's input is { event }, the later steps' { ingest, ... }.
       const input = ctx.input as { ingest?: { name?: string }; event?: { detail?: { object?: { key?: string } } } };
@@ -62,14 +65,14 @@ function writeSegment(name: string, seed: number): { path: string; bytes: Buffer
 }
 
 async function push(path: string): Promise<{ code: number; stderr: string }> {
-  const r = await stack.cli(["wal-push", path, "--no-agent", "--timeout", "30"], { cwd: dir });
+  const r = await stack.cli(["wal-push", path, "--database", DB, "--no-agent", "--timeout", "30"], { cwd: dir });
   await stack.idle();
   return r;
 }
 
 async function fetched(name: string): Promise<Buffer> {
   const out = join(dir, `fetched-${name}`);
-  const r = await stack.cli(["wal-fetch", name, out], { cwd: dir });
+  const r = await stack.cli(["wal-fetch", name, out, "--database", DB], { cwd: dir });
   expect(r.stderr).toBe("");
   expect(r.code).toBe(0);
   return readFileSync(out);
@@ -210,5 +213,35 @@ describe("ingest under transient faults", () => {
     expect(r.stderr).toMatch(/failed unexpectedly \(TypeError in Record: Cannot read properties of undefined/);
     expect(r.code).toBe(4);
     expect(await clients.catalog.listQuarantine(DB)).toEqual([]);
+  }, 60_000);
+
+  it("snapshot ingest: a ValidateManifest that times out quarantines nothing; snapshot push says so; pushing again records it", async () => {
+    // Prepare: a small generic source; every ValidateManifest of the first push times out.
+    const src = join(dir, "gen-source");
+    mkdirSync(join(src, "wal"), { recursive: true });
+    writeFileSync(join(src, "data.bin"), Buffer.alloc(100_000, 3));
+    writeFileSync(join(src, "wal", "00000042.wal"), Buffer.alloc(4096, 7));
+    const source = { kind: "generic" as const, dir: src, streams: [{ id: "wal", lastSegment: "wal/00000042.wal", lastSegno: 42 }] };
+    const cfg = { ...stack.config, databaseId: GEN };
+    fault = (ctx) => (ctx.state === "ValidateManifest" ? "timeout" : undefined);
+
+    // Act
+    const first = await snapshotPush(source, cfg, clients, { timeoutMs: 30_000 }).catch((e: unknown) => e);
+    await stack.idle();
+
+    // Assess
+    expect(first).toBeInstanceOf(IngestRetryableError);
+    expect((first as Error).message).toMatch(
+      /^snapshot \S+ was uploaded but not yet stored: the control plane failed transiently \(Sandbox\.Timedout in ValidateManifest\); nothing was quarantined and pushing the snapshot again will ingest it$/,
+    );
+    expect(await clients.catalog.listQuarantine(GEN)).toEqual([]);
+    expect(await clients.catalog.listSnapshots(GEN)).toEqual([]);
+
+    // Act: the fault is gone; the same source pushed again.
+    fault = () => undefined;
+    const second = await snapshotPush(source, cfg, clients, { timeoutMs: 30_000 });
+
+    // Assess
+    expect((await clients.catalog.listSnapshots(GEN)).map((r) => r.snapshotId)).toEqual([second.snapshotId]);
   }, 60_000);
 });
