@@ -9,7 +9,10 @@
  * the segment stays recorded and will still replicate.
  * Idempotent: the same bytes already archived → exit 0 without uploading;
  * different bytes under the same name → SegmentConflictError, the archived
- * copy untouched.
+ * copy untouched. Ingest rejected the upload → QuarantinedError (exit 3);
+ * ingest failed on something that says nothing about the upload (a Lambda
+ * timeout, throttling, a service fault after retries) → IngestRetryableError
+ * (exit 4), nothing quarantined: the next push uploads and ingests it again.
  */
 import { existsSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
