@@ -6,8 +6,7 @@
  * comes back and what cannot.
  *
  * What the bucket holds, per database (core/keys.ts):
- *   db/<id>/wal/<timeline>/<file>     PostgreSQL segments, .partial, .backup  (HEAD: metadata; segments also GET,
- *                                     decoded, hashed and scanned for restore points, as ingest records them)
+ *   db/<id>/wal/<timeline>/<file>     PostgreSQL segments, .partial, .backup  (HEAD: metadata)
  *   db/<id>/history/<tl>.history      PostgreSQL timeline histories           (HEAD)
  *   db/<id>/wal/<stream>/<file>       generic segments, with position and times (HEAD)
  *   db/<id>/chunks/<sha256>           snapshot chunks                         (HEAD, only those the target lacks)
@@ -26,15 +25,14 @@
  * - a database whose kind or WAL segment size the bucket does not tell (and
  *   the target does not already register), or tells two ways: refused, with
  *   one line saying why; nothing of it is written.
- * The bytes of chunks, history files, .partial and .backup files are not
- * read: their metadata was proven at ingest, and the verify workflow checks
- * bytes. PostgreSQL segments are read, because ingest records the restore
- * points it finds in them (core/restore-point.ts); one whose bytes do not
- * match its metadata is skipped with its reason.
+ * The bytes of WAL files and chunks are not read: their metadata was proven
+ * at ingest, and the verify workflow checks bytes. So a rebuilt WAL record
+ * holds no restore points (ingest finds them in the bytes): `restore
+ * --target-name` then finds a name by scanning the archived WAL, as for WAL
+ * archived before ingest recorded restore points.
  */
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
-import { headSortKey, restorePointFields, snapshotRecordOf, snapshotSummary, walFileLsns } from "../core/catalog-records.js";
-import { restorePointsInSegment } from "../core/restore-point.js";
+import { headSortKey, snapshotRecordOf, snapshotSummary, walFileLsns } from "../core/catalog-records.js";
 import { decodeWith } from "../core/codec.js";
 import { mapLimit } from "../core/concurrency.js";
 import {
@@ -56,7 +54,7 @@ import type { DatabaseKind } from "../core/restore-plan.js";
 import { META_DATABASE, type ChunkItem, type DatabaseRecord, type SnapshotRecord, type SnapshotSummary, type WalRecord } from "../core/schemas.js";
 import { parseManifest } from "../core/snapshot.js";
 import { checkWalSize, parseObjectMeta, type ClaimedMeta } from "../core/verify.js";
-import { DEFAULT_WAL_SEGMENT_SIZE, assertSegmentSize, parseLsn, parseWalFileName } from "../core/wal.js";
+import { DEFAULT_WAL_SEGMENT_SIZE, assertSegmentSize, parseWalFileName } from "../core/wal.js";
 import { isNetworkError } from "./aws-errors.js";
 import type { Catalog } from "./catalog.js";
 import { DynamoCatalog, createTable } from "./dynamo-catalog.js";
@@ -329,20 +327,16 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
   }
 
   // 5. WAL records, then the head.
-  const built = await mapLimit(walObjects, ctx.concurrency, async (w): Promise<WalRecord | undefined> => {
-    if (w.meta === undefined) return undefined; // skipped above
+  const records: WalRecord[] = [];
+  for (const w of walObjects) {
+    if (w.meta === undefined) continue; // skipped above
     try {
-      if (kind !== "postgres") return genericWalRecord(id, w, w.meta, ctx.started);
-      const record = postgresWalRecord(id, w, w.meta, walSegmentSize, ctx.started);
-      if (record.kind !== "segment" || record.startLsn === undefined) return record;
-      return { ...record, ...(await segmentRestorePoints(source, w, w.meta, parseLsn(record.startLsn))) };
+      records.push(kind === "postgres" ? postgresWalRecord(id, w, w.meta, walSegmentSize, ctx.started) : genericWalRecord(id, w, w.meta, ctx.started));
     } catch (e) {
       if (!isObjectProblem(e)) throw e;
       skip(w.key, e.message);
-      return undefined;
     }
-  });
-  const records = built.filter((r): r is WalRecord => r !== undefined);
+  }
   const head: { best?: { sortKey: string; record: WalRecord } } = {};
   await mapLimit(records, ctx.concurrency, async (record) => {
     let stored: WalRecord;
@@ -579,18 +573,6 @@ function identify(id: string, existing: DatabaseRecord | undefined, wal: readonl
     return { refused: `cannot tell the WAL segment size of database ${id}: ${first[1]} says ${first[0]} bytes: ${(e as Error).message}` };
   }
   return { kind, walSegmentSize: first[0] };
-}
-
-/** The restore points of a PostgreSQL segment in the vault, as ingest records them; its bytes must be what its metadata says. */
-async function segmentRestorePoints(source: RebuildSource, w: WalObject, meta: ClaimedMeta, startLsn: bigint): Promise<Pick<WalRecord, "restorePoints" | "restorePointsTruncated">> {
-  const obj = await source.store.get(source.bucket, w.key, w.info.versionId);
-  if (!obj) throw new InvalidInputError("disappeared between listing and reading");
-  const raw = await decodeWith(meta.codec, obj.body, `vault object ${w.key}`, meta.size);
-  const sha256 = sha256Hex(raw);
-  if (sha256 !== meta.sha256 || raw.length !== meta.size) {
-    throw new ChecksumMismatchError(`decodes to ${raw.length} bytes with SHA-256 ${short(sha256)}, its metadata says ${meta.size} bytes, ${short(meta.sha256)}`);
-  }
-  return restorePointFields(restorePointsInSegment(raw, startLsn));
 }
 
 function postgresWalRecord(databaseId: string, w: WalObject, meta: ClaimedMeta, segmentSize: number, fallback: Date): WalRecord {
