@@ -278,12 +278,15 @@ export class Watcher {
     }
     const encoded = await codec.encode(content);
     const startedAt = new Date();
-    await this.clients.store.put(this.cfg.incomingBucket, incomingGenericWalKey(this.cfg.databaseId, stream.id, seg.file), encoded, {
+    const key = incomingGenericWalKey(this.cfg.databaseId, stream.id, seg.file);
+    await this.clients.store.put(this.cfg.incomingBucket, key, encoded, {
       ...objectMeta({ sha256, codec: codec.name, size: content.length }),
       ...genericSegmentMeta({ position: seg.position, closedAt, scan }),
       [META_DATABASE]: this.cfg.databaseId,
     });
-    await waitStored(this.clients.catalog, this.cfg.databaseId, name, sha256, startedAt, this.opts.timeoutMs ?? 60_000);
+    // The workflow's failure note turns a transient control-plane fault into exit 4 at once, not a timeout.
+    const note = { store: this.clients.store, bucket: this.cfg.incomingBucket, key };
+    await waitStored(this.clients.catalog, this.cfg.databaseId, name, sha256, startedAt, this.opts.timeoutMs ?? 60_000, undefined, note);
     this.archived!.set(name, { sha256, size: content.length, closedAtMs: closedAtMs(seg.mtimeMs) });
     return { ...base, outcome: "stored" };
   }

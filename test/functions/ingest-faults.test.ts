@@ -14,6 +14,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { IngestRetryableError } from "../../core/errors.js";
 import { failedMarkerKey, incomingWalKey } from "../../core/keys.js";
 import { snapshotPush } from "../../agent/snapshot-push.js";
+import { Watcher } from "../../agent/watch.js";
+import { compileWatchConfig } from "../../core/generic-wal.js";
 import type { FaultContext, InjectedFault } from "../../local/stack.js";
 import { listKeys, stackClients, type StackClients } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
@@ -244,4 +246,31 @@ describe("ingest under transient faults", () => {
     // Assess
     expect((await clients.catalog.listSnapshots(GEN)).map((r) => r.snapshotId)).toEqual([second.snapshotId]);
   }, 60_000);
+
+  it("watch: a generic segment whose Promote times out is reported at once as not yet stored (not after its wait), and the next pass ships it", async () => {
+    // Prepare: one closed segment (a newer one is open) in a rotating stream; every Promote of the first pass times out.
+    const root = join(dir, "gen-watch");
+    mkdirSync(join(root, "wal"), { recursive: true });
+    writeFileSync(join(root, "wal", "0000000000000001.wal"), Buffer.alloc(8192, 1));
+    writeFileSync(join(root, "wal", "0000000000000002.wal"), Buffer.alloc(100, 2));
+    const spec = compileWatchConfig({ dataDir: root, streams: [{ id: "wal", dir: "wal", pattern: "(\\d{16})\\.wal" }] });
+    const watcher = new Watcher(spec, { ...stack.config, databaseId: GEN }, clients, { timeoutMs: 50_000 });
+    fault = (ctx) => (ctx.state === "Promote" ? "timeout" : undefined);
+
+    // Act
+    const first = await watcher.pass();
+    await stack.idle();
+
+    // Assess: the workflow's failure note answers (without it, the pass waits out its 50 s and reports a timeout); nothing quarantined.
+    expect(first.errors.join("\n")).toMatch(/not yet stored: the control plane failed transiently \(Sandbox\.Timedout in Promote\)/);
+    expect(await clients.catalog.listQuarantine(GEN)).toEqual([]);
+
+    // Act: the fault is gone; the next pass.
+    fault = () => undefined;
+    const second = await watcher.pass();
+
+    // Assess
+    expect(second.errors).toEqual([]);
+    expect((await clients.catalog.getWal(GEN, "wal/0000000000000001.wal"))?.status).toBe("stored");
+  }, 90_000);
 });
