@@ -111,6 +111,17 @@ export class QuarantinedError extends WalvaultError {
   override readonly exitCode = 3;
 }
 
+/**
+ * The catalog refused a request as malformed (DynamoDB's ValidationException:
+ * an item over 400 KB, a bad key or expression), or holds an item walvault
+ * cannot read. The fault is walvault's or the catalog's, not the upload's:
+ * it is never quarantined; the workflow fails without a record, and the
+ * message names the operation or the item.
+ */
+export class CatalogFaultError extends WalvaultError {
+  readonly code = "catalog_fault";
+}
+
 /** A conditional write lost against a concurrent writer. */
 export class ConcurrentUpdateError extends WalvaultError {
   readonly code = "concurrent_update";

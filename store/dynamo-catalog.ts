@@ -44,6 +44,7 @@ import { randomBytes } from "node:crypto";
 import type { z } from "zod";
 import {
   ConcurrentUpdateError,
+  CatalogFaultError,
   ConfigError,
   InvalidInputError,
   NotFoundError,
@@ -254,7 +255,7 @@ export class DynamoCatalog implements Catalog {
       return new ConfigError(`DynamoDB at ${this.where} denied ${op} on table '${this.tableName}': ${firstLine(e)}`, { cause: e });
     }
     if (name === "ValidationException") {
-      return new InvalidInputError(`DynamoDB rejected ${op} on table '${this.tableName}': ${firstLine(e)}`, { cause: e });
+      return new CatalogFaultError(`DynamoDB rejected ${op} on table '${this.tableName}' as malformed (a walvault fault, not bad input): ${firstLine(e)}`, { cause: e });
     }
     return new ServiceUnavailableError(`DynamoDB ${op} on table '${this.tableName}' failed at ${this.where}: ${name ?? "error"}: ${firstLine(e)}`, {
       cause: e,
@@ -264,7 +265,7 @@ export class DynamoCatalog implements Catalog {
   private parse<S extends z.ZodTypeAny>(schema: S, item: Item, what: string): z.infer<S> {
     const result = schema.safeParse(stripKeys(item));
     if (!result.success) {
-      throw new InvalidInputError(
+      throw new CatalogFaultError(
         `catalog item ${String(item.pk)} ${String(item.sk)} in table '${this.tableName}' is not a valid ${what}: ${result.error.issues
           .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
           .join("; ")}`,

@@ -8,7 +8,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
-import { INGEST_VALIDATION_ERRORS, ServiceUnavailableError } from "../../core/errors.js";
+import { CatalogFaultError, INGEST_VALIDATION_ERRORS, SNAPSHOT_VALIDATION_ERRORS, ServiceUnavailableError } from "../../core/errors.js";
 import { isNetworkError } from "../../store/aws-errors.js";
 import { DynamoCatalog } from "../../store/dynamo-catalog.js";
 import { S3ObjectStore } from "../../store/s3-object-store.js";
@@ -82,6 +82,16 @@ describe("store adapters under throttling, 5xx and network faults", () => {
     ]);
     // Assess
     for (const e of errors) expect(e).toBeInstanceOf(ServiceUnavailableError);
+  });
+
+  it("DynamoDB's ValidationException (an item over 400 KB, a malformed request) is CatalogFaultError, which no workflow quarantines", async () => {
+    // Prepare
+    const catalog = failingDynamo(() => sdkError("ValidationException", 400, { message: "Item size has exceeded the maximum allowed size" }));
+    // Act
+    const e = await catalog.getWal("pg-main", "000000010000000000000001").catch((x: unknown) => x);
+    // Assess
+    expect(e).toBeInstanceOf(CatalogFaultError);
+    expect([...INGEST_VALIDATION_ERRORS, ...SNAPSHOT_VALIDATION_ERRORS] as readonly string[]).not.toContain((e as Error).name);
   });
 
   it("tells network failures from service answers", () => {
