@@ -6,6 +6,7 @@
  * store/factory.ts: the agent's hot path, wal-push, must not load the Step
  * Functions SDK.)
  */
+import { lambdaCauseMessage } from "../core/text.js";
 import {
   DescribeExecutionCommand,
   SFNClient,
@@ -76,17 +77,8 @@ export interface SfnWorkflowRunnerOptions {
   name?: string;
 }
 
-/** A Lambda error's cause is a JSON document; its errorMessage is what people need. */
-export function causeMessage(cause: string): string {
-  const text = cause.trim();
-  if (!text.startsWith("{")) return cause;
-  try {
-    const parsed = JSON.parse(text) as { errorMessage?: unknown };
-    return typeof parsed.errorMessage === "string" ? parsed.errorMessage : cause;
-  } catch {
-    return cause;
-  }
-}
+/** A Lambda error's cause is a JSON document; its errorMessage is what people need (one definition, in core/text.ts). */
+export const causeMessage = lambdaCauseMessage;
 
 function failure(op: string, subject: string, where: string, e: unknown): Error {
   const name = (e as { name?: string }).name ?? "Error";
