@@ -6,7 +6,7 @@ import type { AgentConfig } from "../core/config.js";
 import { ConfigError, InvalidInputError, NotFoundError } from "../core/errors.js";
 import { regionStatus } from "./regions.js";
 import { parseTime } from "../core/time.js";
-import { randomTarget } from "../core/verify-policy.js";
+import { postgresTargetEnd, randomTarget } from "../core/verify-policy.js";
 import type { AgentClients } from "./clients.js";
 import type { RestoreConfig } from "./restore.js";
 import { assertLevel, formatVerification, verifySnapshot, type VerifyChecks } from "./verify.js";
@@ -54,8 +54,12 @@ export async function verifyCommand(clients: AgentClients, cfg: RestoreConfig, d
     const w = region?.windows.find((x) => x.snapshots.includes(snap.snapshotId));
     if (!w) throw new InvalidInputError(`snapshot ${snap.snapshotId} has no restorable window to pick a random target from`);
     const next = snapshots[snapshots.indexOf(snap) + 1];
-    const end = next && next.finishedAt < w.to ? new Date(next.finishedAt) : new Date(w.to);
-    targetTime = randomTarget(new Date(snap.finishedAt), end, Math.random);
+    const from = new Date(snap.finishedAt);
+    let end: Date | undefined = next && next.finishedAt < w.to ? new Date(next.finishedAt) : new Date(w.to);
+    if ((await clients.catalog.getDatabase(databaseId))?.kind === "postgres") {
+      end = postgresTargetEnd(from, end, (await clients.catalog.listWal(databaseId)).filter((r) => r.kind === "segment").map((r) => new Date(r.archivedAt)));
+    }
+    targetTime = end ? randomTarget(from, end, Math.random) : undefined;
   }
   const checks = loadChecks(flags.checks, databaseId);
   const r = await verifySnapshot(clients, cfg, {

@@ -99,3 +99,26 @@ export function randomTarget(from: Date, to: Date, random: () => number): Date |
   if (span <= 0) return undefined;
   return new Date(from.getTime() + Math.floor(random() * span));
 }
+
+/**
+ * The end of the stretch a random level-4 target of a PostgreSQL snapshot is
+ * drawn from, given the archive times of the WAL segments archived after the
+ * snapshot finished (`from`) and no later than `end`. PostgreSQL stops at a
+ * time target only on a commit after it, and otherwise fails at the end of the
+ * archived WAL ("recovery ended before configured recovery target was
+ * reached"). The catalog does not know commit times, and the last archived
+ * segment was switched at some moment before it was archived, often with no
+ * commit after its switch: a target between its last commit and its archive
+ * time cannot be reached. So targets end where the next-to-last of these
+ * segments was archived: commits written after that moment lie in the last
+ * segment. Undefined when fewer than two segments follow the snapshot (restore
+ * the snapshot itself). Known limit: a database idle across its last two
+ * segments (archive_timeout switches with no commit) can still be asked for a
+ * time after its last commit; recording each segment's last commit time at
+ * ingest would close it.
+ */
+export function postgresTargetEnd(from: Date, end: Date, segmentsArchivedAt: readonly Date[]): Date | undefined {
+  const within = segmentsArchivedAt.filter((d) => d > from && d <= end).sort((a, b) => a.getTime() - b.getTime());
+  return within.length >= 2 ? within[within.length - 2] : undefined;
+}
+

@@ -8,7 +8,7 @@
  * Output: { candidates: VerifyCandidate[], network, count }.
  */
 import { randomInt } from "node:crypto";
-import { randomTarget, selectCandidates, DEFAULT_VERIFY_POLICY, type VerifyLevel, type VerifyPolicy } from "../../core/verify-policy.js";
+import { postgresTargetEnd, randomTarget, selectCandidates, DEFAULT_VERIFY_POLICY, type VerifyLevel, type VerifyPolicy } from "../../core/verify-policy.js";
 import { verifyWorkflowInputSchema, type VerifyCandidate } from "../../core/verify-workflow.js";
 import { restorableWindows } from "../../core/regions.js";
 import { buildPlanInput, streamsOf, type CatalogState } from "../../core/restore-input.js";
@@ -78,8 +78,10 @@ export async function handler(input: unknown): Promise<{ candidates: VerifyCandi
         const next = sorted[sorted.indexOf(rec) + 1];
         const w = windows.find((x) => x.snapshots.includes(p.snapshotId));
         if (w) {
-          const end = next && new Date(next.finishedAt) < w.to ? new Date(next.finishedAt) : w.to;
-          targetTime = randomTarget(new Date(rec.finishedAt), end, random)?.toISOString();
+          const from = new Date(rec.finishedAt);
+          let end: Date | undefined = next && new Date(next.finishedAt) < w.to ? new Date(next.finishedAt) : w.to;
+          if (database.kind === "postgres") end = postgresTargetEnd(from, end, state.segments.map((s) => new Date(s.archivedAt)));
+          targetTime = end ? randomTarget(from, end, random)?.toISOString() : undefined;
         }
       }
       candidates.push({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_VERIFY_POLICY, randomTarget, runSize, selectCandidates, type SnapshotVerifyState, type VerifyPolicy } from "../../core/verify-policy.js";
+import { DEFAULT_VERIFY_POLICY, postgresTargetEnd, randomTarget, runSize, selectCandidates, type SnapshotVerifyState, type VerifyPolicy } from "../../core/verify-policy.js";
 import { seededRandom } from "../support/random.js";
 
 const DAY = 86_400_000;
@@ -99,5 +99,23 @@ describe("randomTarget", () => {
       expect(t.getTime()).toBeLessThan(to.getTime());
     }
     expect(randomTarget(from, from, () => 0.5)).toBeUndefined();
+  });
+});
+
+describe("postgresTargetEnd", () => {
+  const at = (s: number): Date => new Date(Date.UTC(2026, 11, 1, 12, 0, s));
+
+  it("ends random PostgreSQL targets where the next-to-last segment after the snapshot was archived (the last may hold no commit after its switch)", () => {
+    // Prepare: the snapshot finished at :10; segments archived at :05 (before it), :12, :14, :16, and :30 (after the end).
+    const archived = [at(5), at(16), at(12), at(30), at(14)];
+    // Act
+    const end = postgresTargetEnd(at(10), at(20), archived);
+    // Assess
+    expect(end).toEqual(at(14));
+  });
+
+  it("is undefined when fewer than two segments follow the snapshot: the snapshot itself is verified", () => {
+    expect(postgresTargetEnd(at(10), at(20), [at(5), at(12)])).toBeUndefined();
+    expect(postgresTargetEnd(at(10), at(20), [])).toBeUndefined();
   });
 });
