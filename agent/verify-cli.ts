@@ -57,7 +57,7 @@ export async function verifyCommand(clients: AgentClients, cfg: RestoreConfig, d
     const from = new Date(snap.finishedAt);
     let end: Date | undefined = next && next.finishedAt < w.to ? new Date(next.finishedAt) : new Date(w.to);
     if ((await clients.catalog.getDatabase(databaseId))?.kind === "postgres") {
-      end = postgresTargetEnd(from, end, (await clients.catalog.listWal(databaseId)).filter((r) => r.kind === "segment").map((r) => new Date(r.archivedAt)));
+      end = postgresTargetEnd(from, end, new Date(w.to), (await clients.catalog.listWal(databaseId)).filter((r) => r.kind === "segment"));
     }
     targetTime = end ? randomTarget(from, end, Math.random) : undefined;
   }

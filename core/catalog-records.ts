@@ -33,6 +33,11 @@ export function restorePointFields(found: readonly FoundRestorePoint[]): Pick<Wa
   };
 }
 
+/** A segment's latest transaction end (core/xact-time.ts, µs since 1970) as its catalog record holds it. */
+export function lastXactField(epochMicros: bigint | undefined): Pick<WalRecord, "lastXactAt"> {
+  return epochMicros === undefined ? {} : { lastXactAt: formatTime(timeFromNs(epochMicros * 1000n)) };
+}
+
 /**
  * The key the database head is ordered by for a WAL record, or undefined when
  * the record does not move the head (only segments with a position do).

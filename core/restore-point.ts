@@ -46,7 +46,8 @@ export function walPageBodies(segment: Uint8Array): Buffer {
   return pageLayout(segment).body;
 }
 
-interface PageLayout {
+/** A segment's page layout: the bodies without page headers, and where each page's body starts. */
+export interface PageLayout {
   body: Buffer;
   blcksz: number;
   /** Body offset where each page's body starts; page i starts at segment offset i * blcksz. */
@@ -54,7 +55,7 @@ interface PageLayout {
   headers: number[];
 }
 
-function pageLayout(segment: Uint8Array): PageLayout {
+export function pageLayout(segment: Uint8Array): PageLayout {
   const buf = Buffer.from(segment.buffer, segment.byteOffset, segment.byteLength);
   let blcksz = DEFAULT_BLCKSZ;
   if (buf.length >= LONG_PHD && (buf.readUInt16LE(2) & XLP_LONG_HEADER) !== 0) {

@@ -64,6 +64,14 @@ export type WalRestorePoint = z.infer<typeof walRestorePointSchema>;
 const restorePointFields = {
   restorePoints: z.array(walRestorePointSchema).max(MAX_RECORDED_RESTORE_POINTS).optional(),
   restorePointsTruncated: z.boolean().optional(),
+  /**
+   * PostgreSQL segments: the latest commit or abort time among the records
+   * wholly in the segment (core/xact-time.ts; ISO 8601 UTC, microseconds),
+   * absent when it holds none or was recorded before ingest read it (and in a
+   * rebuilt catalog). A time target is reachable only before a transaction end
+   * in the archive.
+   */
+  lastXactAt: z.string().optional(),
 };
 
 /** Output of the Validate step: a WAL file proven well formed, ready to promote. */

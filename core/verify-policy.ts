@@ -20,6 +20,7 @@
  * target would be planned from the next snapshot) or the end of the
  * restorable window.
  */
+import { parseTime } from "./time.js";
 
 export interface VerifyPolicy {
   /** Every retained snapshot is verified at least once within this many days. */
@@ -102,23 +103,33 @@ export function randomTarget(from: Date, to: Date, random: () => number): Date |
 
 /**
  * The end of the stretch a random level-4 target of a PostgreSQL snapshot is
- * drawn from, given the archive times of the WAL segments archived after the
- * snapshot finished (`from`) and no later than `end`. PostgreSQL stops at a
- * time target only on a commit after it, and otherwise fails at the end of the
- * archived WAL ("recovery ended before configured recovery target was
- * reached"). The catalog does not know commit times, and the last archived
- * segment was switched at some moment before it was archived, often with no
- * commit after its switch: a target between its last commit and its archive
- * time cannot be reached. So targets end where the next-to-last of these
- * segments was archived: commits written after that moment lie in the last
- * segment. Undefined when fewer than two segments follow the snapshot (restore
- * the snapshot itself). Known limit: a database idle across its last two
- * segments (archive_timeout switches with no commit) can still be asked for a
- * time after its last commit; recording each segment's last commit time at
- * ingest would close it.
+ * drawn from. PostgreSQL stops at a time target T only on a transaction end
+ * (commit or abort) after T and otherwise fails at the end of the archived WAL
+ * ("recovery ended before configured recovery target was reached"); archive
+ * times say nothing about it (a busy database's archive lags its commits, an
+ * idle one's segments are switched with none). So the stretch ends at the
+ * latest transaction end ingest found (core/xact-time.ts, `lastXactAt`) in the
+ * segments archived after the snapshot finished (`from`) and within its
+ * restorable window (`windowTo`), and at `end` (the next snapshot or the
+ * window's end) if that comes first; a target drawn strictly before it is
+ * always reached. Segments without a recorded time (archived before ingest
+ * recorded it, or a rebuilt catalog) add nothing: undefined when no
+ * transaction end is known after `from` (restore the snapshot itself).
  */
-export function postgresTargetEnd(from: Date, end: Date, segmentsArchivedAt: readonly Date[]): Date | undefined {
-  const within = segmentsArchivedAt.filter((d) => d > from && d <= end).sort((a, b) => a.getTime() - b.getTime());
-  return within.length >= 2 ? within[within.length - 2] : undefined;
+export function postgresTargetEnd(
+  from: Date,
+  end: Date,
+  windowTo: Date,
+  segments: readonly { archivedAt: string; lastXactAt?: string | undefined }[],
+): Date | undefined {
+  let last: Date | undefined;
+  for (const s of segments) {
+    if (s.lastXactAt === undefined) continue;
+    const archived = new Date(s.archivedAt);
+    if (archived <= from || archived > windowTo) continue;
+    const t = parseTime(s.lastXactAt, "lastXactAt").date;
+    if (t > from && (last === undefined || t > last)) last = t;
+  }
+  if (last === undefined) return undefined;
+  return last < end ? last : end;
 }
-

@@ -33,6 +33,7 @@ export async function handler(input: unknown): Promise<{ outcome: "created" | "d
     ...(ingest.scanAt && ingest.scanCount ? { scanAt: ingest.scanAt, scanCount: ingest.scanCount } : {}),
     ...(ingest.restorePoints ? { restorePoints: ingest.restorePoints } : {}),
     ...(ingest.restorePointsTruncated ? { restorePointsTruncated: true } : {}),
+    ...(ingest.lastXactAt ? { lastXactAt: ingest.lastXactAt } : {}),
     replicas: {},
   };
   const result = await deps.catalog.recordWal(record);

@@ -5,11 +5,12 @@
  */
 import { z } from "zod";
 import { InvalidInputError, NotFoundError, SegmentConflictError, UnknownDatabaseError } from "../../core/errors.js";
-import { restorePointFields, walFileLsns } from "../../core/catalog-records.js";
+import { lastXactField, restorePointFields, walFileLsns } from "../../core/catalog-records.js";
 import { sha256Hex } from "../../core/hash.js";
 import { parseGenericSegmentMeta } from "../../core/generic-wal.js";
 import { parseIncomingKey, vaultGenericWalKey, vaultWalKey } from "../../core/keys.js";
 import { restorePointsInSegment } from "../../core/restore-point.js";
+import { lastXactTimeInSegment } from "../../core/xact-time.js";
 import { objectCreatedEventSchema, type ValidatedWal } from "../../core/schemas.js";
 import { parseObjectMeta, verifyEncodedBytes, verifyWalBytes } from "../../core/verify.js";
 import { parseWalFileName, segmentStartLsn } from "../../core/wal.js";
@@ -87,6 +88,8 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
     ...(file.kind === "segment" && file.segno !== undefined && db.kind === "postgres"
       ? restorePointFields(restorePointsInSegment(raw, segmentStartLsn(file.segno, db.walSegmentSize)))
       : {}),
+    // Its latest transaction end, so a time target is drawn (and checked) where PostgreSQL can stop.
+    ...(file.kind === "segment" && db.kind === "postgres" ? lastXactField(lastXactTimeInSegment(raw)) : {}),
     vaultKey: vaultWalKey(databaseId, file),
   };
 }

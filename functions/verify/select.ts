@@ -80,7 +80,7 @@ export async function handler(input: unknown): Promise<{ candidates: VerifyCandi
         if (w) {
           const from = new Date(rec.finishedAt);
           let end: Date | undefined = next && new Date(next.finishedAt) < w.to ? new Date(next.finishedAt) : w.to;
-          if (database.kind === "postgres") end = postgresTargetEnd(from, end, state.segments.map((s) => new Date(s.archivedAt)));
+          if (database.kind === "postgres") end = postgresTargetEnd(from, end, w.to, state.segments);
           targetTime = end ? randomTarget(from, end, random)?.toISOString() : undefined;
         }
       }

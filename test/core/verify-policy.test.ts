@@ -104,18 +104,33 @@ describe("randomTarget", () => {
 
 describe("postgresTargetEnd", () => {
   const at = (s: number): Date => new Date(Date.UTC(2026, 11, 1, 12, 0, s));
-
-  it("ends random PostgreSQL targets where the next-to-last segment after the snapshot was archived (the last may hold no commit after its switch)", () => {
-    // Prepare: the snapshot finished at :10; segments archived at :05 (before it), :12, :14, :16, and :30 (after the end).
-    const archived = [at(5), at(16), at(12), at(30), at(14)];
-    // Act
-    const end = postgresTargetEnd(at(10), at(20), archived);
-    // Assess
-    expect(end).toEqual(at(14));
+  const seg = (archived: number, lastXact?: number): { archivedAt: string; lastXactAt?: string } => ({
+    archivedAt: at(archived).toISOString(),
+    ...(lastXact === undefined ? {} : { lastXactAt: at(lastXact).toISOString().replace("Z", "123Z") }),
   });
 
-  it("is undefined when fewer than two segments follow the snapshot: the snapshot itself is verified", () => {
-    expect(postgresTargetEnd(at(10), at(20), [at(5), at(12)])).toBeUndefined();
-    expect(postgresTargetEnd(at(10), at(20), [])).toBeUndefined();
+  it("ends random PostgreSQL targets at the latest transaction end archived after the snapshot, not at an archive time", () => {
+    // Prepare: the snapshot finished at :10; the last commit (:13) lies in a segment archived at :14, the segment archived at :16 holds none.
+    const segments = [seg(5, 4), seg(12, 11), seg(14, 13), seg(16)];
+    // Act
+    const end = postgresTargetEnd(at(10), at(20), at(20), segments);
+    // Assess: targets stop before :13.000123, where PostgreSQL still finds a commit after them.
+    expect(end?.toISOString()).toBe(at(13).toISOString());
+  });
+
+  it("ends at the next snapshot or the window's end when that comes first, and ignores segments past the window", () => {
+    // Prepare
+    const segments = [seg(12, 11), seg(18, 17), seg(40, 39)];
+    // Act
+    const capped = postgresTargetEnd(at(10), at(15), at(30), segments);
+    const windowed = postgresTargetEnd(at(10), at(30), at(30), segments);
+    // Assess
+    expect([capped, windowed?.toISOString()]).toEqual([at(15), at(17).toISOString()]);
+  });
+
+  it("is undefined when no transaction end is known after the snapshot (idle, or segments recorded without times): the snapshot itself is verified", () => {
+    expect(postgresTargetEnd(at(10), at(20), at(20), [seg(5, 4), seg(12), seg(14)])).toBeUndefined();
+    expect(postgresTargetEnd(at(10), at(20), at(20), [seg(12, 9)])).toBeUndefined();
+    expect(postgresTargetEnd(at(10), at(20), at(20), [])).toBeUndefined();
   });
 });

@@ -10,6 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { analyzeContinuity } from "../../core/continuity.js";
+import { lastXactField } from "../../core/catalog-records.js";
+import { lastXactTimeInSegment } from "../../core/xact-time.js";
 import type { WalRecord } from "../../core/schemas.js";
 import { isWalFileName, parseWalFileName } from "../../core/wal.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
@@ -26,6 +28,8 @@ let workDir: string;
 let originals: string;
 let backupDir: string;
 let expected: { history: string; balance: string };
+/** Just before the last pgbench run: it commits after this. */
+let lastRunStarted: Date;
 
 /** Closes the current segment and waits until PostgreSQL reports it archived. */
 
@@ -56,6 +60,7 @@ beforeAll(async () => {
   // The base backup comes before the writes it must replay.
   await primary.basebackup(backupDir, ["-X", "none"]);
   for (let i = 0; i < MIN_SEGMENTS; i++) {
+    lastRunStarted = new Date();
     await primary.pgbench(["-c", "2", "-t", "150", "-n"]);
     await primary.psql("select pg_switch_wal()");
   }
@@ -95,6 +100,22 @@ describe("archive_command = walvault wal-push on PostgreSQL 15", () => {
     expect(continuity[0]!.gaps).toEqual([]);
     expect(continuity[0]!.ranges).toHaveLength(1);
     expect(JSON.parse(status.stdout)).toMatchObject({ databaseId: "pg-main", gaps: 0, segments: segments.length });
+  });
+
+  it("records each segment's latest commit time, read from the WAL PostgreSQL wrote, the last of them after the last pgbench run began", async () => {
+    // Prepare
+    const r = await stack.cli(["wal", "list", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const segments = (JSON.parse(r.stdout) as WalRecord[]).filter((x) => x.kind === "segment" && existsSync(join(originals, x.name)));
+    // Act: what the walk finds in PostgreSQL's own bytes.
+    const fromWal = segments.map((s) => lastXactField(lastXactTimeInSegment(readFileSync(join(originals, s.name)))).lastXactAt);
+    // Assess: ingest recorded exactly that; every pgbench stretch committed, so most segments hold a commit;
+    // the latest lies after the last run began and not in the future.
+    expect(segments.map((s) => s.lastXactAt)).toEqual(fromWal);
+    expect(fromWal.filter(Boolean).length).toBeGreaterThanOrEqual(MIN_SEGMENTS / 2);
+    const latest = new Date(fromWal.filter((t): t is string => t !== undefined).sort().at(-1)!);
+    expect(latest.getTime()).toBeGreaterThanOrEqual(lastRunStarted.getTime());
+    expect(latest.getTime()).toBeLessThanOrEqual(Date.now());
   });
 
   it("fetches every archived segment byte-identical to what PostgreSQL wrote", async () => {

@@ -280,7 +280,9 @@ describe("catalog rebuild from a vault bucket", () => {
 
       // Assess
       expect(original.length, id).toBeGreaterThan(0);
-      expect(again.map((w) => without(w, "archivedAt", "replicas", "restorePoints", "restorePointsTruncated")), id).toEqual(original.map((w) => without(w, "archivedAt", "replicas", "restorePoints", "restorePointsTruncated")));
+      // A rebuild reads no WAL bytes: restore points and transaction end times are not recovered (docs/verification.md).
+      const derived = ["archivedAt", "replicas", "restorePoints", "restorePointsTruncated", "lastXactAt"] as const;
+      expect(again.map((w) => without(w, ...derived)), id).toEqual(original.map((w) => without(w, ...derived)));
       again.forEach((w, i) => expectEarlierBySeconds(w.archivedAt, original[i]!.archivedAt, w.name));
     }
     // The generic segments keep position, close time and watch scan; PostgreSQL partials and history too.
