@@ -1,10 +1,15 @@
 /**
  * Reading synthesized CloudFormation in the infra tests: values rendered as
  * one string, the statements that apply to a role, and the state machine
- * definition CloudFormation will deploy.
+ * definition CloudFormation will deploy; and synthesizing with the handlers
+ * bundled, in a child process.
  */
-import { readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import type { CfnElement, Stack } from "aws-cdk-lib";
 import type { Template } from "aws-cdk-lib/assertions";
 import type { IConstruct } from "constructs";
@@ -78,4 +83,57 @@ export function deployedDefinition(machine: CfnResource, assemblyDir: string): s
     : render(machine.Properties?.DefinitionString);
   for (const [name, value] of Object.entries(substitutions)) definition = definition.split(`\${${name}}`).join(render(value));
   return definition;
+}
+
+/**
+ * App context that skips esbuild bundling of the handlers (CDK stages each
+ * asset as its source path, with a stand-in hash). The in-process synths of
+ * the infra tests use it: bundling twenty-odd handlers runs esbuild
+ * synchronously, and a test worker whose event loop is blocked that long
+ * (over a minute on a loaded machine) fails vitest's worker RPC ("Timeout
+ * calling onTaskUpdate") even though every test passed. What the bundles
+ * contain is tested on a real synth: synthBundledApp.
+ */
+export const NO_BUNDLING = { "aws:cdk:bundling-stacks": [] as string[] };
+
+/**
+ * Synthesizes the CDK app exactly as `cdk synth` runs it (cdk.json's
+ * `node dist/infra/app.js`, its context, handlers bundled) in a child process,
+ * so the test worker's event loop stays free, into a fresh directory; returns
+ * that cloud assembly directory. Runs the compiled app: `npm test` builds
+ * dist/ first (after editing infra/, run `npm run build` before this test).
+ */
+export async function synthBundledApp(projectRoot: string, context: Record<string, unknown>): Promise<string> {
+  const outdir = mkdtempSync(join(tmpdir(), "walvault-synth-"));
+  await promisify(execFile)(process.execPath, [join(projectRoot, "dist/infra/app.js")], {
+    cwd: projectRoot,
+    env: { ...process.env, CDK_OUTDIR: outdir, CDK_CONTEXT_JSON: JSON.stringify(context) },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return outdir;
+}
+
+/**
+ * Loads the bundle of each function (by logical id in the primary stack's
+ * template of a synthBundledApp assembly) in a plain Node process, as Lambda
+ * loads them (not through vitest's transform), calls its handler with `input`
+ * and returns, per function, the name of the error it rejects with
+ * ("resolved" if it does not).
+ */
+export async function bundledHandlerOutcomes(outdir: string, logicalIds: readonly string[], input: unknown): Promise<string[]> {
+  const template = JSON.parse(readFileSync(join(outdir, "WalvaultPrimary.template.json"), "utf8")) as { Resources: Record<string, CfnResource> };
+  const bundles = logicalIds.map((id) => {
+    const code = template.Resources[id]?.Properties?.Code as { S3Key?: string } | undefined;
+    if (!code?.S3Key) throw new Error(`no function ${id} with a code asset in the synthesized WalvaultPrimary`);
+    return pathToFileURL(join(outdir, `asset.${code.S3Key.replace(/\.zip$/, "")}`, "index.mjs")).href;
+  });
+  const script =
+    "const [urls, input] = JSON.parse(process.argv[1]); const names = [];" +
+    "for (const url of urls) {" +
+    "  const { handler } = await import(url);" +
+    "  names.push(await handler(input).then(() => 'resolved', (e) => e.name));" +
+    "}" +
+    "console.log(JSON.stringify(names));";
+  const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script, JSON.stringify([bundles, input])], { encoding: "utf8" });
+  return JSON.parse(stdout) as string[];
 }

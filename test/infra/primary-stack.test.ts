@@ -1,15 +1,14 @@
 /**
  * The primary stack as CloudFormation sees it: the agent roles' boundaries,
  * the vault's protections, the catalog, the WAL and snapshot ingest workflows
- * and their triggers, and cdk-nag. Two stacks are synthesized once each
- * (esbuild bundles the handlers): "Default" exactly as `cdk synth`
- * builds it from cdk.json, and "Multi" with two databases, a replica region
- * and a named agent principal.
+ * and their triggers, and cdk-nag. Two stacks are synthesized once each,
+ * without bundling the handlers (cfn.ts NO_BUNDLING): "Default" exactly as
+ * `cdk synth` builds it from cdk.json, and "Multi" with two databases, a
+ * replica region and a named agent principal. The bundles themselves are
+ * tested on the real app synthesized in a child process (synthBundledApp).
  */
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { App, Aspects, type CfnElement } from "aws-cdk-lib";
 import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import type { CloudAssembly } from "aws-cdk-lib/cx-api";
@@ -37,9 +36,12 @@ import {
   deployedDefinition as deployedDefinitionIn,
   list,
   logicalId as cfnLogicalId,
+  bundledHandlerOutcomes,
+  NO_BUNDLING,
   render,
   roleStatements,
   type Statement,
+  synthBundledApp,
 } from "./cfn.js";
 
 const root = findProjectRoot();
@@ -76,7 +78,7 @@ beforeAll(() => {
   // and walvault settings) and the cdk-nag AWS Solutions checks, as in app.ts.
   // cdk.json turns error annotations into a synth failure; here they stay
   // annotations so that the cdk-nag test below names each finding.
-  app = new App({ context: { ...cdkJson.context, "@aws-cdk/core:annotationsInValidationReport": false } });
+  app = new App({ context: { ...cdkJson.context, ...NO_BUNDLING, "@aws-cdk/core:annotationsInValidationReport": false } });
   defaultStack = new PrimaryStack(app, "Default", walvaultSettingsFromContext(app.node));
   multiStack = new PrimaryStack(app, "Multi", {
     env: { account: "123456789012", region: "eu-west-1" },
@@ -585,30 +587,23 @@ describe("ingest functions", () => {
     }
   });
 
-  it("are ESM bundles that load on Node 22 and keep the error class names Step Functions matches", () => {
-    // Prepare: the staged bundle of each function's code asset.
+  it("are ESM bundles that load on Node 22 and keep the error class names Step Functions matches", async () => {
+    // Prepare: the app as `cdk synth` builds it (handlers bundled by esbuild), in a child process.
+    const outdir = await synthBundledApp(findProjectRoot(), cdkJson.context);
     const all = [
       ...INGEST_STEPS.map((s) => defaultStack.functions[s]),
       ...SNAPSHOT_STEPS.map((s) => defaultStack.snapshotFunctions[s]),
       ...REPLICATE_STEPS.map((s) => defaultStack.replicateFunctions[s]),
     ];
-    const bundles = all.map((f) => {
-      const fn = defaultTemplate.toJSON().Resources[logicalId(defaultStack, f)] as CfnResource;
-      const hash = String((fn.Properties?.Code as { S3Key: string }).S3Key).replace(/\.zip$/, "");
-      return pathToFileURL(join(assembly.directory, `asset.${hash}`, "index.mjs")).href;
-    });
-    const script =
-      "const names = [];" +
-      "for (const url of JSON.parse(process.argv[1])) {" +
-      "  const { handler } = await import(url);" +
-      "  names.push(await handler({}).then(() => 'resolved', (e) => e.name));" +
-      "}" +
-      "console.log(JSON.stringify(names));";
-    // Act: a plain Node process, as Lambda loads them (not through vitest's transform).
-    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(bundles)], { encoding: "utf8" });
-    // Assess: malformed input is rejected before any AWS call, under its class name.
-    expect(JSON.parse(out)).toEqual(all.map(() => "InvalidInputError"));
-  });
+    try {
+      // Act: each bundle loaded as Lambda loads it, its handler given malformed input.
+      const outcomes = await bundledHandlerOutcomes(outdir, all.map((f) => logicalId(defaultStack, f)), {});
+      // Assess: malformed input is rejected before any AWS call, under its class name.
+      expect(outcomes).toEqual(all.map(() => "InvalidInputError"));
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  }, 600_000);
 
   it("tell the handlers where each replica vault is", () => {
     // Prepare

@@ -4,7 +4,7 @@
  * and a 30-day COMPLIANCE lock: one ReplicaVaultStack per region, the catalog
  * global table's replicas, the replicate workflow and the ingest workflows'
  * replica steps, who may write the replica vaults, and cdk-nag on every stack.
- * Synthesized once (esbuild bundles the handlers of the primary stack).
+ * Synthesized once, without bundling the handlers (cfn.ts NO_BUNDLING).
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,7 +17,7 @@ import { aslPlaceholders } from "../../infra/asl.js";
 import { findProjectRoot, PrimaryStack, REPLICATE_STEP_SOURCES, REPLICATE_STEPS } from "../../infra/primary-stack.js";
 import { ReplicaVaultStack } from "../../infra/replica-stack.js";
 import { addWalvaultStacks, type WalvaultStacks } from "../../infra/walvault-app.js";
-import { type CfnResource, deployedDefinition, list, logicalId, render, roleStatements, type Statement } from "./cfn.js";
+import { type CfnResource, deployedDefinition, list, logicalId, NO_BUNDLING, render, roleStatements, type Statement } from "./cfn.js";
 
 const root = findProjectRoot();
 const cdkJson = JSON.parse(readFileSync(join(root, "cdk.json"), "utf8")) as { context: Record<string, unknown> };
@@ -33,7 +33,7 @@ const replicaTemplates = new Map<string, { stack: ReplicaVaultStack; template: T
 
 beforeAll(() => {
   // Prepare: the app's wiring, with cdk.json's feature flags and the cdk-nag checks.
-  const app = new App({ context: { ...cdkJson.context, "@aws-cdk/core:annotationsInValidationReport": false } });
+  const app = new App({ context: { ...cdkJson.context, ...NO_BUNDLING, "@aws-cdk/core:annotationsInValidationReport": false } });
   stacks = addWalvaultStacks(
     app,
     {

@@ -7,10 +7,8 @@
  * `cdk synth` builds it from cdk.json ("Default"), and one with two replica
  * regions, two databases, a COMPLIANCE lock and custom settings ("Custom").
  */
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { App, Aspects, type Stack } from "aws-cdk-lib";
 import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import type { CloudAssembly } from "aws-cdk-lib/cx-api";
@@ -22,7 +20,7 @@ import { findProjectRoot, PrimaryStack, walvaultSettingsFromContext } from "../.
 import { RETENTION_STEP_SOURCES, RETENTION_STEPS, retentionSettingsFromContext } from "../../infra/retention.js";
 import { vaultTransitions } from "../../infra/vault.js";
 import { addWalvaultStacks, type WalvaultStacks } from "../../infra/walvault-app.js";
-import { type CfnResource, deployedDefinition, list, logicalId, render, roleStatements, type Statement } from "./cfn.js";
+import { bundledHandlerOutcomes, type CfnResource, deployedDefinition, list, logicalId, NO_BUNDLING, render, roleStatements, type Statement, synthBundledApp } from "./cfn.js";
 
 const root = findProjectRoot();
 const cdkJson = JSON.parse(readFileSync(join(root, "cdk.json"), "utf8")) as { context: Record<string, unknown> };
@@ -42,7 +40,7 @@ const actionsOf = (statements: Statement[]): string[] => [...new Set(statements.
 
 beforeAll(() => {
   // Prepare: cdk.json's context and the cdk-nag checks, as in infra/app.ts; error annotations stay annotations.
-  const context = { ...cdkJson.context, "@aws-cdk/core:annotationsInValidationReport": false };
+  const context = { ...cdkJson.context, ...NO_BUNDLING, "@aws-cdk/core:annotationsInValidationReport": false };
   const defaultApp = new App({ context });
   defaultStack = new PrimaryStack(defaultApp, "Default", walvaultSettingsFromContext(defaultApp.node));
   const customApp = new App({ context });
@@ -142,25 +140,18 @@ describe("retention workflow", () => {
 });
 
 describe("retention functions", () => {
-  it("are ESM bundles that load on Node 22 and keep the error class names Step Functions matches", () => {
-    // Prepare: the staged bundle of each function's code asset.
-    const bundles = RETENTION_STEPS.map((step) => {
-      const fn = resourceOf(defaultStack, defaultStack.retention.functions[step]);
-      const hash = String((fn.Properties?.Code as { S3Key: string }).S3Key).replace(/\.zip$/, "");
-      return pathToFileURL(join(assemblies[0]!.directory, `asset.${hash}`, "index.mjs")).href;
-    });
-    const script =
-      "const names = [];" +
-      "for (const url of JSON.parse(process.argv[1])) {" +
-      "  const { handler } = await import(url);" +
-      "  names.push(await handler({}).then(() => 'resolved', (e) => e.name));" +
-      "}" +
-      "console.log(JSON.stringify(names));";
-    // Act: a plain Node process, as Lambda loads them.
-    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(bundles)], { encoding: "utf8" });
-    // Assess: malformed input is rejected before any AWS call, under its class name.
-    expect(JSON.parse(out)).toEqual(["InvalidInputError", "InvalidInputError"]);
-  });
+  it("are ESM bundles that load on Node 22 and keep the error class names Step Functions matches", async () => {
+    // Prepare: the app as `cdk synth` builds it (handlers bundled by esbuild), in a child process.
+    const outdir = await synthBundledApp(findProjectRoot(), cdkJson.context);
+    try {
+      // Act: each bundle loaded as Lambda loads it, its handler given malformed input.
+      const outcomes = await bundledHandlerOutcomes(outdir, RETENTION_STEPS.map((step) => logicalId(defaultStack, defaultStack.retention.functions[step])), {});
+      // Assess: malformed input is rejected before any AWS call, under its class name.
+      expect(outcomes).toEqual(["InvalidInputError", "InvalidInputError"]);
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  }, 600_000);
 });
 
 describe("retention permissions", () => {

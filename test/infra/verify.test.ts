@@ -7,11 +7,10 @@
  * an ECR image, a cron schedule, 150 GiB of scratch space, user checks and a
  * policy override.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { App, Aspects, CfnResource as CdkCfnResource, type Stack } from "aws-cdk-lib";
 import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import type { CloudAssembly } from "aws-cdk-lib/cx-api";
@@ -29,7 +28,7 @@ import {
   type VerifySettings,
   verifySettingsFromContext,
 } from "../../infra/verify.js";
-import { type CfnResource, deployedDefinition, list, logicalId as cfnLogicalId, render, roleStatements, type Statement } from "./cfn.js";
+import { bundledHandlerOutcomes, type CfnResource, deployedDefinition, list, logicalId as cfnLogicalId, NO_BUNDLING, render, roleStatements, type Statement, synthBundledApp } from "./cfn.js";
 
 const root = findProjectRoot();
 const cdkJson = JSON.parse(readFileSync(join(root, "cdk.json"), "utf8")) as { context: Record<string, unknown> };
@@ -62,7 +61,7 @@ const cases = (): { stack: PrimaryStack; template: Template }[] => [
 beforeAll(() => {
   // Prepare: cdk.json's context (feature flags and walvault settings) and the
   // cdk-nag checks, as in infra/app.ts; error annotations stay annotations.
-  const app = new App({ context: { ...cdkJson.context, "@aws-cdk/core:annotationsInValidationReport": false } });
+  const app = new App({ context: { ...cdkJson.context, ...NO_BUNDLING, "@aws-cdk/core:annotationsInValidationReport": false } });
   defaultStack = new PrimaryStack(app, "Default", walvaultSettingsFromContext(app.node));
   customStack = new PrimaryStack(app, "Custom", {
     env: { account: "123456789012", region: "eu-west-1" },
@@ -142,7 +141,7 @@ describe("verify settings", () => {
 
   it("refuse an image in another region than the stack: the tasks cannot leave the VPC", () => {
     // Prepare: no bundling, the constructor is what is tested.
-    const app = new App({ context: { ...cdkJson.context, "aws:cdk:bundling-stacks": [] } });
+    const app = new App({ context: { ...cdkJson.context, ...NO_BUNDLING } });
     // Act + Assess
     expect(
       () =>
@@ -630,26 +629,19 @@ describe("verify functions", () => {
     }
   });
 
-  it("are ESM bundles of functions/verify that load on Node 22 and reject malformed input by class name", () => {
-    // Prepare
-    const bundles = VERIFY_STEPS.map((step) => {
-      const fn = resource(defaultStack, defaultTemplate, defaultStack.verification.functions[step]);
-      const hash = String((fn.Properties?.Code as { S3Key: string }).S3Key).replace(/\.zip$/, "");
-      return pathToFileURL(join(assembly.directory, `asset.${hash}`, "index.mjs")).href;
-    });
-    const script =
-      "const names = [];" +
-      "for (const url of JSON.parse(process.argv[1])) {" +
-      "  const { handler } = await import(url);" +
-      "  names.push(await handler({ level: 'high', candidate: 1 }).then(() => 'resolved', (e) => e.name));" +
-      "}" +
-      "console.log(JSON.stringify(names));";
-    // Act
-    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(bundles)], { encoding: "utf8" });
-    // Assess
-    expect(Object.keys(VERIFY_STEP_SOURCES).sort()).toEqual([...VERIFY_STEPS].sort());
-    expect(JSON.parse(out)).toEqual(["InvalidInputError", "InvalidInputError"]);
-  });
+  it("are ESM bundles of functions/verify that load on Node 22 and reject malformed input by class name", async () => {
+    // Prepare: the app as `cdk synth` builds it (handlers bundled by esbuild), in a child process.
+    const outdir = await synthBundledApp(findProjectRoot(), cdkJson.context);
+    try {
+      // Act
+      const outcomes = await bundledHandlerOutcomes(outdir, VERIFY_STEPS.map((step) => id(defaultStack, defaultStack.verification.functions[step])), { level: "high", candidate: 1 });
+      // Assess
+      expect(Object.keys(VERIFY_STEP_SOURCES).sort()).toEqual([...VERIFY_STEPS].sort());
+      expect(outcomes).toEqual(["InvalidInputError", "InvalidInputError"]);
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  }, 600_000);
 });
 
 describe("cdk-nag AWS Solutions checks", () => {
