@@ -488,9 +488,15 @@ export class PrimaryStack extends Stack {
       throw new Error(`${this.ingestAslFile} has placeholders without a substitution: ${missing.join(", ")}`);
     }
 
-    // Express executions keep no history in the console: the execution log
-    // (ALL events, with data) is where their story is. Left unnamed so that
-    // a retained log group never blocks re-creating the stack.
+    // Express executions keep no history in the console, so their log is
+    // where a failure is told: level ERROR (failed, timed out, aborted
+    // executions and failed states, with their error and cause), without
+    // execution data. At ALL with data every one of a million WAL files a
+    // month wrote a dozen events with its state (a third of the control
+    // plane's cost, issue #11 point 9); what an execution did is in the
+    // catalog, the quarantine records and failed/<key>.json notes anyway.
+    // Left unnamed so that a retained log group never blocks re-creating
+    // the stack.
     const workflowLogs = new logs.LogGroup(this, "IngestWorkflowLogs", {
       retention: logs.RetentionDays.ONE_YEAR,
       removalPolicy: RemovalPolicy.RETAIN,
@@ -517,9 +523,17 @@ export class PrimaryStack extends Stack {
       definitionBody: sfn.DefinitionBody.fromFile(this.ingestAslFile),
       definitionSubstitutions: substitutions,
       role: workflowRole,
-      logs: { destination: workflowLogs, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      logs: { destination: workflowLogs, level: sfn.LogLevel.ERROR, includeExecutionData: false },
       tracingEnabled: true,
     });
+    NagSuppressions.addResourceSuppressions(this.ingestStateMachine, [
+      {
+        id: "AwsSolutions-SF1",
+        reason:
+          "The Express ingest workflow runs once per WAL file: it logs at ERROR (every failed execution and state, with error and cause) " +
+          "because logging ALL events would cost about a third of the control plane per million segments (issue #11).",
+      },
+    ]);
 
     // Events EventBridge could not deliver (after retrying for a day) land
     // here instead of being dropped; the object stays in incoming/ for a day.

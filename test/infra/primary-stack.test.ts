@@ -347,7 +347,7 @@ describe("catalog table", () => {
 });
 
 describe("ingest workflow", () => {
-  it("is an Express state machine logging all events and traced with X-Ray", () => {
+  it("is an Express state machine logging errors without execution data, traced with X-Ray", () => {
     // Prepare
     const logsId = defaultStack.getLogicalId(
       defaultStack.node.findChild("IngestWorkflowLogs").node.defaultChild as CfnElement,
@@ -359,11 +359,24 @@ describe("ingest workflow", () => {
       StateMachineType: "EXPRESS",
       TracingConfiguration: { Enabled: true },
       LoggingConfiguration: {
-        Level: "ALL",
-        IncludeExecutionData: true,
+        Level: "ERROR",
+        IncludeExecutionData: false,
         Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { "Fn::GetAtt": [logsId, "Arn"] } } }],
       },
     });
+  });
+
+  it("every Express state machine of either stack logs at ERROR without execution data (one log write per failure, not per state)", () => {
+    // Prepare
+    const machines = [defaultTemplate, multiTemplate].flatMap((t) => Object.entries(t.findResources("AWS::StepFunctions::StateMachine")));
+    // Act
+    const express = machines.filter(([, m]) => (m as CfnResource).Properties?.StateMachineType === "EXPRESS");
+    // Assess
+    expect(express.length).toBeGreaterThanOrEqual(2);
+    for (const [id, m] of express) {
+      const logging = (m as CfnResource).Properties?.LoggingConfiguration as { Level?: unknown; IncludeExecutionData?: unknown } | undefined;
+      expect({ id, level: logging?.Level, data: logging?.IncludeExecutionData }).toEqual({ id, level: "ERROR", data: false });
+    }
   });
 
   it("substitutes every placeholder of the ASL file with the matching function's ARN", () => {
