@@ -263,7 +263,7 @@ const RESTORE_STEP_CONFIG: Record<RestoreStep, StepConfig> = {
 };
 
 // findMissing lists every WAL and snapshot record of the databases in scope
-// (one Query each, plus a Scan for the registrations); copyItem copies a WAL
+// (one Query each, plus one of the registry per 1,000 databases); copyItem copies a WAL
 // file or a whole snapshot (chunks 8 at a time, up to 8 MiB each, bytes held
 // and decoded twice for the proofs) and may run up to Lambda's 15 minutes.
 const REPLICATE_STEP_CONFIG: Record<ReplicateStep, StepConfig> = {
@@ -906,9 +906,9 @@ export class PrimaryStack extends Stack {
 
   /**
    * Least-privilege grants of the replicate functions (functions/replicate/):
-   *   - findMissing reads the catalog only: a Scan for the database
-   *     registrations (listDatabases) and a Query per database for its WAL
-   *     and snapshot records;
+   *   - findMissing reads the catalog only: a Query of the registry
+   *     partition for the database registrations (listDatabases; no Scan)
+   *     and a Query per database for its WAL and snapshot records;
    *   - copyItem reads the WAL/snapshot record, reads the primary vault
    *     (any version: the record names one), copies into the replica vaults
    *     (replicaVaultStatements) and marks the region in the item;
@@ -919,7 +919,7 @@ export class PrimaryStack extends Stack {
     const f = this.replicateFunctions;
     const catalog = (sid: string, ...actions: string[]): iam.PolicyStatement =>
       new iam.PolicyStatement({ sid, actions: actions.map((a) => `dynamodb:${a}`), resources: [this.catalog.tableArn] });
-    f.findMissing.addToRolePolicy(catalog("ReadCatalog", "Query", "Scan"));
+    f.findMissing.addToRolePolicy(catalog("ReadCatalog", "Query"));
     for (const st of [
       catalog("UpdateCatalog", "GetItem", "UpdateItem"),
       new iam.PolicyStatement({ sid: "ReadVault", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [this.vaultBucket.arnForObjects("db/*")] }),

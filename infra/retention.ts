@@ -7,8 +7,8 @@
  *   databases, 2 at a time: Execute (Lambda, in bounded rounds) -> summary.
  *
  * What the functions may do, and nothing more:
- *   - plan reads the catalog (registrations by Scan, one by GetItem, WAL and
- *     snapshot records by Query) and writes the deletion lists of a large
+ *   - plan reads the catalog (registrations by Query of the registry
+ *     partition, one by GetItem, WAL and snapshot records by Query; no Scan) and writes the deletion lists of a large
  *     plan under work/retention/ of the incoming bucket;
  *   - execute reads the catalog, deletes records (DeleteItem for a snapshot,
  *     BatchWriteItem for WAL and chunk records, and for the audit items it
@@ -211,7 +211,7 @@ export class Retention extends Construct {
     const listIncoming = new iam.PolicyStatement({ sid: "ListIncoming", actions: ["s3:ListBucket"], resources: [props.incomingBucket.bucketArn] });
     const bucketArn = (bucket: string): string => `arn:${Aws.PARTITION}:s3:::${bucket}`;
 
-    plan.addToRolePolicy(catalog("ReadCatalog", "GetItem", "Query", "Scan"));
+    plan.addToRolePolicy(catalog("ReadCatalog", "GetItem", "Query"));
     plan.addToRolePolicy(new iam.PolicyStatement({ sid: "WritePlanLists", actions: ["s3:PutObject"], resources: [work] }));
 
     for (const st of [

@@ -479,8 +479,8 @@ export class Verification extends Construct {
     this.functions = fns as Record<VerifyStep, NodejsFunction>;
     const catalogGrant = (sid: string, ...actions: string[]): iam.PolicyStatement =>
       new iam.PolicyStatement({ sid, actions: actions.map((a) => `dynamodb:${a}`), resources: [props.catalog.tableArn] });
-    // select: registrations (Scan), one registration (GetItem), snapshot, WAL and verification records (Query).
-    this.functions.selectCandidates.addToRolePolicy(catalogGrant("ReadCatalog", "Scan", "Query", "GetItem"));
+    // select: registrations (Query of the registry partition), one registration (GetItem), snapshot, WAL and verification records (Query). No Scan.
+    this.functions.selectCandidates.addToRolePolicy(catalogGrant("ReadCatalog", "Query", "GetItem"));
     // recordResult: the run's record (Query), or an "error" run when the task never reported (PutItem).
     this.functions.recordResult.addToRolePolicy(catalogGrant("RecordVerification", "Query", "PutItem"));
 

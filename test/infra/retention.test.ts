@@ -175,7 +175,7 @@ describe("retention permissions", () => {
     const execute = statements("execute");
     const deletes = execute.filter((s) => list(s.Action).some((a) => a.startsWith("s3:Delete")));
     // Assess
-    expect(actionsOf(plan)).toEqual(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "logs:CreateLogStream", "logs:PutLogEvents", "s3:PutObject", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]);
+    expect(actionsOf(plan)).toEqual(["dynamodb:GetItem", "dynamodb:Query", "logs:CreateLogStream", "logs:PutLogEvents", "s3:PutObject", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]);
     expect(actionsOf(execute)).toEqual([
       "dynamodb:BatchWriteItem",
       "dynamodb:DeleteItem",
