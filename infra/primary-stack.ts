@@ -169,6 +169,8 @@ export const WAL_UPLOAD_KEY_PATTERN = `${INCOMING_PREFIX}*/wal/*`;
 export const SNAPSHOT_MANIFEST_KEY_PATTERN = `${INCOMING_PREFIX}*/snapshots/*/manifest.json`;
 /** Where snapshot ingest keeps the batch lists too large for the workflow state (incoming bucket). */
 export const WORK_PREFIX = "work/";
+/** Where the restore workflow keeps its plans (incoming bucket, expiring with work/): work/restore/<database>/<execution>/ (store/work-objects.ts). */
+export const RESTORE_WORK_PREFIX = `${WORK_PREFIX}restore/`;
 
 /** Finds the repository root: the nearest ancestor of `start` holding package-lock.json. */
 export function findProjectRoot(start: string = dirname(fileURLToPath(import.meta.url))): string {
@@ -1044,15 +1046,19 @@ export class PrimaryStack extends Stack {
       resources: [this.vaultKey.keyArn],
       conditions: { StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` } },
     });
+    // The plan is a work/ object of the incoming bucket (only its key travels in the state): Plan writes it, the thaw steps read it.
+    const restorePlans = this.incomingBucket.arnForObjects(`${RESTORE_WORK_PREFIX}*`);
     for (const st of [
       new iam.PolicyStatement({ sid: "ReadCatalog", actions: ["dynamodb:GetItem", "dynamodb:Query"], resources: [this.catalog.tableArn] }),
       new iam.PolicyStatement({ sid: "ReadVaultWalAndManifests", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [vaultWal, vaultManifests] }),
+      new iam.PolicyStatement({ sid: "WriteRestorePlans", actions: ["s3:PutObject"], resources: [restorePlans] }),
       listVault,
       decrypt,
     ]) {
       f.plan.addToRolePolicy(st);
     }
     for (const fn of [f.thaw, f.checkThaw]) {
+      fn.addToRolePolicy(new iam.PolicyStatement({ sid: "ReadRestorePlans", actions: ["s3:GetObject"], resources: [restorePlans] }));
       fn.addToRolePolicy(new iam.PolicyStatement({ sid: "ThawVaultObjects", actions: ["s3:GetObject", "s3:RestoreObject"], resources: [vaultObjects] }));
       fn.addToRolePolicy(listVault);
       fn.addToRolePolicy(decrypt);
@@ -1096,6 +1102,12 @@ export class PrimaryStack extends Stack {
               actions: ["s3:GetObject"],
               resources: [this.vaultBucket.arnForObjects(`db/${db}/*`)],
             }),
+            // The plans of its database's restore workflow executions (`walvault restore --remote` reads them).
+            new iam.PolicyStatement({
+              sid: "ReadOwnRestorePlans",
+              actions: ["s3:GetObject"],
+              resources: [this.incomingBucket.arnForObjects(`${RESTORE_WORK_PREFIX}${db}/*`)],
+            }),
             // Reading SSE-KMS objects needs kms:Decrypt, through S3 only, for
             // this vault only (the bucket ARN is the encryption context when
             // S3 Bucket Keys are on, the object ARN when they are not).
@@ -1123,10 +1135,11 @@ export class PrimaryStack extends Stack {
     NagSuppressions.addResourceSuppressions(role, [
       {
         id: "AwsSolutions-IAM5",
-        reason: `The object wildcards end a key prefix of this database only (incoming/db/${db}/*, db/${db}/*); every WAL file has its own key.`,
+        reason: `The object wildcards end a key prefix of this database only (incoming/db/${db}/*, db/${db}/*, work/restore/${db}/*); every WAL file and restore plan has its own key.`,
         appliesTo: [
           this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}${db}/*`),
           this.nagArn(this.incomingBucket, `/${FAILED_PREFIX}${INCOMING_PREFIX}${db}/*`),
+          this.nagArn(this.incomingBucket, `/${RESTORE_WORK_PREFIX}${db}/*`),
           this.nagArn(this.vaultBucket, `/db/${db}/*`),
         ],
       },
@@ -1211,9 +1224,9 @@ export class PrimaryStack extends Stack {
       ]);
     }
     const restoreWildcards: Record<RestoreStep, string[]> = {
-      plan: [xray, this.nagArn(this.vaultBucket, "/db/*/wal/*"), this.nagArn(this.vaultBucket, "/db/*/snapshots/*")],
-      thaw: [xray, vaultObjects],
-      checkThaw: [xray, vaultObjects],
+      plan: [xray, this.nagArn(this.vaultBucket, "/db/*/wal/*"), this.nagArn(this.vaultBucket, "/db/*/snapshots/*"), this.nagArn(this.incomingBucket, `/${RESTORE_WORK_PREFIX}*`)],
+      thaw: [xray, vaultObjects, this.nagArn(this.incomingBucket, `/${RESTORE_WORK_PREFIX}*`)],
+      checkThaw: [xray, vaultObjects, this.nagArn(this.incomingBucket, `/${RESTORE_WORK_PREFIX}*`)],
     };
     for (const step of RESTORE_STEPS) {
       NagSuppressions.addResourceSuppressions(
@@ -1223,7 +1236,7 @@ export class PrimaryStack extends Stack {
             id: "AwsSolutions-IAM5",
             reason:
               "Object wildcards end one key family of every database's vault objects (db/*/wal/*, db/*/snapshots/*, or db/*: a restore needs manifests, chunks and WAL, " +
-              "one object each, of the database named in the execution input); X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').",
+              "one object each, of the database named in the execution input), and the workflow's own plans (work/restore/*, one folder per execution); X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').",
             appliesTo: restoreWildcards[step],
           },
         ],
