@@ -196,6 +196,34 @@ describe("PackBuilder and parsePackIndex: round trip", () => {
     expect(p.name).toBe(sha256Hex(p.bytes));
   });
 
+  it("writes each pack into the buffer its allocator gives, so a caller can reuse buffers once uploaded", async () => {
+    // Prepare: a pool of one buffer, taken back after each pack
+    const pool: Buffer[] = [Buffer.alloc(64 * KiB)];
+    const asked: number[] = [];
+    const b = new PackBuilder({
+      targetSize: 64 * KiB,
+      allocate: (capacity) => {
+        asked.push(capacity);
+        return pool.pop() ?? Buffer.alloc(capacity);
+      },
+    });
+    const names: string[] = [];
+    // Act: two packs through the same buffer
+    for (let i = 0; i < 2; i++) {
+      b.add(await encoded(compressible(20 * KiB, i)));
+      const p = b.finish();
+      expect(verifyPack(p.bytes, p.name).entries).toHaveLength(1);
+      names.push(p.name);
+      pool.push(Buffer.from(p.bytes.buffer, p.bytes.byteOffset, 64 * KiB));
+    }
+    // Assess
+    expect(asked).toEqual([64 * KiB, 64 * KiB]);
+    expect(pool).toHaveLength(1);
+    expect(new Set(names).size).toBe(2);
+    const small = new PackBuilder({ targetSize: 64 * KiB, allocate: () => Buffer.alloc(10) });
+    expect(() => small.add({ sha256: sha(1), rawSize: 1, codec: "none", stored: Buffer.from("x") })).toThrow("the pack buffer allocator gave 10 bytes, fewer than the 65536 asked for");
+  });
+
   it.each([
     ["an empty pack", (b: PackBuilder) => b.finish(), "cannot finish an empty pack"],
     ["a malformed chunk id", (b: PackBuilder) => b.add({ sha256: "ABC", rawSize: 1, codec: "none", stored: Buffer.from("x") }), "chunk id 'ABC' is not a lowercase hex SHA-256"],
