@@ -24,7 +24,7 @@ import { databaseIdSchema } from "../../core/schemas.js";
 /** Databases one Plan invocation plans (one page of the registry); the workflow loops over pages, so nothing grows with the fleet. */
 export const PLAN_PAGE = 10;
 /** The execution's output lists databases up to this size (serialized); all of them are in the work/ page objects. */
-export const SUMMARY_MAX_BYTES = 64 * 1024;
+export const SUMMARY_MAX_BYTES = 48 * 1024;
 /** Plans up to this size (serialized, one page of databases) travel in the workflow state; larger deletion lists go to work/ objects. */
 export const INLINE_PLAN_MAX_BYTES = 64 * 1024;
 /** Snapshots one Execute round deletes at most (each: a catalog delete and a delete per region). */

@@ -65,7 +65,7 @@ describe("the retention workflow over 300 databases", () => {
     // Assess: the largest state is a page's worth, far under 256 KiB, and so is the history
     const stats = stack.retentionStats;
     expect(stats.failed).toBe(0);
-    expect(stats.largestState!.bytes).toBeLessThan(96 * 1024);
+    expect(stats.largestState!.bytes).toBeLessThan(64 * 1024);
     expect(stats.mostHistoryEvents ?? 0).toBeLessThan(25_000);
     console.log(`retention over ${DATABASES} databases: largest state ${stats.largestState!.bytes} bytes at ${stats.largestState!.where}, ${stats.mostHistoryEvents ?? "?"} history events`);
   }, 600_000);

@@ -13,8 +13,8 @@ import { mapLimit } from "../../core/concurrency.js";
 import type { ChunkItem, DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { handler as findMissing } from "../../functions/replicate/find-missing.js";
-import { handler as retentionPlan } from "../../functions/retention/plan.js";
-import { handler as selectCandidates } from "../../functions/verify/select.js";
+import { planPage as retentionPlan } from "../../functions/retention/plan.js";
+import { selectPage as selectCandidates } from "../../functions/verify/select.js";
 import { LOCAL_CREDENTIALS, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
 import { DynamoCatalog, REGISTRY_PK, createTable } from "../../store/dynamo-catalog.js";
 import { createObjectStore } from "../../store/factory.js";
@@ -172,25 +172,41 @@ describe("handlers that list every database, on DynamoDB Local", () => {
 
   beforeEach(() => log.reset());
 
-  it("retention Plan plans every database and sends no Scan, one registry Query", async () => {
-    // Act
-    const out = await retentionPlan({ request: { dryRun: true }, execution: "exec-listing" });
+  it("retention Plan plans every database page by page and sends no Scan, one registry Query a page", async () => {
+    // Act: the workflow's page loop (statemachines/retention.asl.json)
+    const planned: string[] = [];
+    let pages = 0;
+    let after = "";
+    do {
+      const out = await retentionPlan({ request: { dryRun: true }, execution: "exec-listing", cursor: { after, page: pages, count: planned.length } });
+      planned.push(...out.databases.map((d) => d.databaseId));
+      after = out.next;
+      pages++;
+    } while (after !== "");
 
     // Assess
     expect(items).toBeGreaterThan(7_000);
-    expect(out.databases.map((d) => d.databaseId)).toEqual([...ids].sort());
+    expect(planned).toEqual([...ids].sort());
     expect(log.byName.ScanCommand ?? 0).toBe(0);
-    expect(log.registryQueries).toBe(1);
+    expect(log.registryQueries).toBe(pages);
   });
 
-  it("verify SelectCandidates picks a snapshot of every database and sends no Scan, one registry Query", async () => {
-    // Act
-    const out = await selectCandidates({ level: 2 });
+  it("verify SelectCandidates picks a snapshot of every database page by page and sends no Scan, one registry Query a page", async () => {
+    // Act: the workflow's page loop (statemachines/verify.asl.json)
+    const picked: string[] = [];
+    let pages = 0;
+    let after = "";
+    do {
+      const out = await selectCandidates({ request: { level: 2 }, cursor: { after, page: pages, count: picked.length } });
+      picked.push(...out.candidates.map((c) => c.databaseId));
+      after = out.next;
+      pages++;
+    } while (after !== "");
 
     // Assess
-    expect(new Set(out.candidates.map((c) => c.databaseId))).toEqual(new Set(ids));
+    expect(new Set(picked)).toEqual(new Set(ids));
     expect(log.byName.ScanCommand ?? 0).toBe(0);
-    expect(log.registryQueries).toBe(1);
+    expect(log.registryQueries).toBe(pages);
   });
 
   it("replicate FindMissing finds the unreplicated files of every database and sends no Scan, one registry Query", async () => {
