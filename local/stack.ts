@@ -420,14 +420,16 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const catalog = createCatalog({ ...endpoints, table: CATALOG_TABLE });
   await createTable((catalog as DynamoCatalog).client, CATALOG_TABLE);
   for (const db of databases) {
-    if (!(await catalog.getDatabase(db.id))) {
-      await catalog.putDatabase({
+    // An existing registration is written again (putDatabase writes its registry entry too), so a catalog from before the registry is listed.
+    const existing = await catalog.getDatabase(db.id);
+    await catalog.putDatabase(
+      existing ?? {
         databaseId: db.id,
         kind: db.kind ?? "postgres",
         walSegmentSize: db.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE,
         createdAt: new Date().toISOString(),
-      });
-    }
+      },
+    );
   }
 
   const notifications: LocalStack["notifications"] = [];
