@@ -7,6 +7,9 @@
  * R is the primary region (config `region`, `vaultBucket`, `s3Endpoint`,
  * `dynamodbEndpoint`) or one of `replicas[]`; the table is written in R
  * (a replica's own `dynamodbEndpoint` when it has one).
+ * Into an existing table it is also the migration of a catalog written
+ * before the database registry: every registration found there is listed
+ * (docs/decisions.md, "Databases are listed from a registry").
  * Exit 0 when everything in the bucket is recorded; 1 when objects were
  * skipped or a database refused (each reported); 2 and more for errors.
  */

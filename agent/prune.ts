@@ -115,6 +115,11 @@ interface WorkflowPlan extends PrunePlanJson {
 interface WorkflowOutput {
   dryRun: boolean;
   execution: string;
+  count?: number;
+  /** Over every database (results are listed up to a bound: `listed` of `count`, all under `pagesPrefix`). */
+  lockedCount?: number;
+  listed?: number;
+  pagesPrefix?: string;
   databases?: WorkflowPlan[];
   results?: (Omit<PruneSummary, "deletedSnapshots"> & { databaseId: string; deletedSnapshots: string[]; deletedSnapshotCount: number; lockedCount: number; complete: boolean })[];
 }
@@ -150,13 +155,16 @@ export async function pruneWorkflowCommand(cfg: AgentConfig & { path?: string },
         ...(out.databases ?? []).map((p) =>
           formatPrunePlan(p, true, p.deleteWalCount) + (p.listsKey ? `\n  (${p.deleteSnapshotCount} snapshot(s) and ${p.deleteWalCount} WAL file(s) listed in ${p.listsKey} of the incoming bucket)` : ""),
         ),
+        ...more(),
       ].join("\n");
     }
     return [
       `retention workflow ${executionId}`,
       ...(out.results ?? []).map((r) => `${r.databaseId}: ${formatSummary(r)}${r.complete ? "" : "\n  not complete: the next run goes on"}`),
+      ...more(),
     ].join("\n");
   };
+  const more = (): string[] => (out.listed === undefined ? [] : [`(${out.listed} of ${out.count ?? "?"} database(s) listed; all in ${out.pagesPrefix ?? "the run's work/ objects"} of the incoming bucket)`]);
   print(flags.json, { executionId, ...out }, human);
-  return (out.results ?? []).some((r) => r.lockedCount > 0) ? 1 : 0;
+  return (out.lockedCount ?? 0) > 0 || (out.results ?? []).some((r) => r.lockedCount > 0) ? 1 : 0;
 }

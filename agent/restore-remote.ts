@@ -2,9 +2,11 @@
  * `walvault restore --remote [target]`: starts the restore workflow
  * (statemachines/restore.asl.json, Step Functions; the local stack serves the
  * same API) and waits for it: it plans from the catalog, thaws every object
- * the plan needs that is in an archive storage class, and outputs the plan.
- * Nothing is restored here: the plan is printed (`--json`: the execution's
- * output as is), and `walvault restore --to DIR` with the same target
+ * the plan needs that is in an archive storage class, and outputs the plan's
+ * summary: the plan itself (it grows with the WAL to replay) is a work/
+ * object of the incoming bucket, read here through store/work-objects.ts.
+ * Nothing is restored here: the plan is printed (`--json`: the plan as
+ * JSON, with its key), and `walvault restore --to DIR` with the same target
  * restores it on the database host while the thawed copies last (a day).
  *
  * The state machine is `--state-machine ARN`, else the config's
@@ -20,14 +22,17 @@ import type { AgentConfig } from "../core/config.js";
 import * as errors from "../core/errors.js";
 import { ConfigError, InvalidInputError, NotFoundError, TimeoutError, WalvaultError, WorkflowFailedError, type WalvaultErrorOptions } from "../core/errors.js";
 import {
-  restorePlanOutputSchema,
+  restorePlanSummarySchema,
   THAW_TIERS,
   type RestorePlanOutput,
+  type RestorePlanSummary,
   type RestoreWorkflowInput,
   type RestoreWorkflowTarget,
   type ThawTier,
 } from "../core/restore-workflow.js";
 import { formatTime, timeFromNs } from "../core/time.js";
+import { createObjectStore } from "../store/factory.js";
+import { readRestorePlan, StoreWorkObjects, type WorkObjects } from "../store/work-objects.js";
 import { createWorkflowRunner, FINAL_STATUSES, type ExecutionState, type WorkflowRunner } from "../store/workflows.js";
 import { assertLocalStackAlive, loadConfig, requireDatabase } from "./config.js";
 import { targetFromFlags } from "./restore.js";
@@ -175,13 +180,17 @@ export interface RemoteRestoreOptions extends WaitOptions {
   onStarted?: (executionId: string) => void;
   /** What to check when the ARN names no state machine (where it came from). */
   arnHint?: string;
+  /** Where the workflow keeps the plan (the incoming bucket's work/ objects). */
+  work: WorkObjects;
 }
 
 export interface RemoteRestoreResult {
   executionId: string;
   /** The execution's output as it came. */
   output: unknown;
-  /** The same, checked against the plan's schema. */
+  /** The same, checked against the summary's schema. */
+  summary: RestorePlanSummary;
+  /** The plan, read from its work/ object. */
   plan: RestorePlanOutput;
 }
 
@@ -200,14 +209,19 @@ export async function remoteRestore(runner: WorkflowRunner, opts: RemoteRestoreO
   opts.onStarted?.(executionId);
   const state = await waitForExecution(runner, executionId, opts);
   if (state.status !== "SUCCEEDED") throw executionError(state);
-  const parsed = restorePlanOutputSchema.safeParse(state.output);
+  const parsed = restorePlanSummarySchema.safeParse(state.output);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new ConfigError(
       `restore execution ${executionName(executionId)} succeeded but its output is not a restore plan (${issue?.path.join(".") || "output"}: ${issue?.message ?? "invalid"}): is ${opts.stateMachineArn} the restore workflow?`,
     );
   }
-  return { executionId, output: state.output, plan: parsed.data };
+  const summary = parsed.data;
+  const plan = await readRestorePlan(opts.work, summary.planKey);
+  if (plan.databaseId !== summary.databaseId || plan.snapshot.id !== summary.snapshotId || plan.walCount !== summary.walCount) {
+    throw new ConfigError(`restore plan ${summary.planKey} is not the one execution ${executionName(executionId)} made (database, snapshot or WAL count differ)`);
+  }
+  return { executionId, output: state.output, summary, plan };
 }
 
 // ---------------------------------------------------------------------------
@@ -305,7 +319,12 @@ export async function restoreRemoteCommand(flags: RemoteRestoreFlags): Promise<n
   assertLocalStackAlive(cfg);
   const runner = createWorkflowRunner({ region: cfg.region, stepFunctionsEndpoint: cfg.stepFunctionsEndpoint, credentials: cfg.credentials });
   const progress = executionProgress();
+  const work = new StoreWorkObjects(
+    createObjectStore({ region: cfg.region, s3Endpoint: cfg.s3Endpoint, credentials: cfg.credentials }),
+    cfg.incomingBucket,
+  );
   const r = await remoteRestore(runner, {
+    work,
     stateMachineArn,
     input: { databaseId, target, ...(flags.tier === undefined ? {} : { tier: flags.tier as ThawTier }) },
     arnHint:
@@ -316,6 +335,6 @@ export async function restoreRemoteCommand(flags: RemoteRestoreFlags): Promise<n
     onStarted: progress.onStarted,
     onState: progress.onState,
   });
-  process.stdout.write(flags.json ? JSON.stringify(r.output, null, 2) + "\n" : formatRemotePlan(r.plan, r.executionId) + "\n");
+  process.stdout.write(flags.json ? JSON.stringify({ ...r.plan, planKey: r.summary.planKey }, null, 2) + "\n" : formatRemotePlan(r.plan, r.executionId) + "\n");
   return 0;
 }

@@ -99,13 +99,25 @@ export async function scheduledCommand(cfg: AgentConfig, flags: VerifyFlags, pri
   const executionId = await runner.start(arn, { ...(flags.database ? { databaseId: flags.database } : {}), trigger: "schedule" });
   const state = await waitForExecution(runner, executionId);
   if (state.status !== "SUCCEEDED") throw executionError(state);
-  const out = state.output as { count: number; results: { databaseId: string; snapshotId: string; outcome: string; failure?: string; restoreSeconds?: number }[] };
+  // results are listed up to a bound (`listed` of `count` when not all are); outcomes counts all of them.
+  const out = state.output as {
+    count: number;
+    results: { databaseId: string; snapshotId: string; outcome: string; failure?: string; restoreSeconds?: number }[];
+    outcomes?: Record<string, number>;
+    listed?: number;
+    pagesPrefix?: string;
+  };
   print(flags.json, out, () =>
-    [`verification run ${executionId}: ${out.count} snapshot(s)`, ...out.results.map((r) => `  ${r.databaseId} ${r.snapshotId}: ${r.outcome}${r.failure ? ` — ${r.failure}` : ""}${r.restoreSeconds !== undefined ? ` (restore ${r.restoreSeconds.toFixed(1)} s)` : ""}`)].join("\n"),
+    [
+      `verification run ${executionId}: ${out.count} snapshot(s)`,
+      ...out.results.map((r) => `  ${r.databaseId} ${r.snapshotId}: ${r.outcome}${r.failure ? ` — ${r.failure}` : ""}${r.restoreSeconds !== undefined ? ` (restore ${r.restoreSeconds.toFixed(1)} s)` : ""}`),
+      ...(out.listed !== undefined ? [`  (${out.listed} of ${out.count} listed; all in ${out.pagesPrefix ?? "the run's work/ objects"} of the incoming bucket)`] : []),
+    ].join("\n"),
   );
   // The reason of every run that did not pass also goes to stderr: whoever started it sees why, even when only stderr is kept.
   for (const r of out.results.filter((x) => x.outcome !== "passed")) {
     process.stderr.write(`walvault: verification of ${r.databaseId} snapshot ${r.snapshotId} ${r.outcome}: ${r.failure || "no reason recorded (see walvault verify history)"}\n`);
   }
-  return out.results.every((r) => r.outcome === "passed") ? 0 : 1;
+  const notPassed = out.outcomes ? Object.entries(out.outcomes).some(([k, n]) => k !== "passed" && n > 0) : false;
+  return !notPassed && out.results.every((r) => r.outcome === "passed") ? 0 : 1;
 }

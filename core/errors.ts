@@ -231,6 +231,42 @@ export class SnapshotConflictError extends WalvaultError {
 }
 
 // ---------------------------------------------------------------------------
+// Pack objects (core/pack.ts, docs/packs.md).
+
+/** What is wrong with a pack: stable, so callers can branch on it. */
+export type PackProblem =
+  | "truncated"
+  | "bad_magic"
+  | "unsupported_version"
+  | "bad_footer"
+  | "index_hash_mismatch"
+  | "bad_entry"
+  | "out_of_bounds"
+  | "overlap"
+  | "gap"
+  | "duplicate_chunk"
+  | "name_mismatch";
+
+export interface CorruptPackErrorOptions extends WalvaultErrorOptions {
+  problem?: PackProblem;
+  /** The index entry at fault (0-based), when one is. */
+  entry?: number;
+}
+
+/** A pack object's bytes are not a valid pack (footer, index, layout or name); the message names the pack and what is wrong. */
+export class CorruptPackError extends WalvaultError {
+  readonly code = "corrupt_pack";
+  readonly problem: PackProblem | undefined;
+  readonly entry: number | undefined;
+
+  constructor(message: string, options: CorruptPackErrorOptions = {}) {
+    super(message, options);
+    this.problem = options.problem;
+    this.entry = options.entry;
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Errors by kind, as the ingest workflows treat them (statemachines/*.asl.json,
 // asserted in test/statemachines). Step Functions matches `Error` names.
 

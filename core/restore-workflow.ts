@@ -79,3 +79,27 @@ export const restorePlanOutputSchema = z
   })
   .passthrough();
 export type RestorePlanOutput = z.infer<typeof restorePlanOutputSchema>;
+
+/**
+ * The execution output: the plan's summary, small whatever the plan's size.
+ * The plan itself (RestorePlanOutput, its WAL list in pages) is a work/
+ * object of the incoming bucket at `planKey` (store/work-objects.ts);
+ * `walvault restore --remote` reads it from there.
+ */
+export const restorePlanSummarySchema = z
+  .object({
+    databaseId: z.string().min(1),
+    kind: z.enum(["postgres", "generic"]),
+    planKey: z.string().min(1),
+    snapshotId: z.string().min(1),
+    walCount: z.number().int().nonnegative(),
+    /** WAL bytes the plan replays at most (segments x segment size; generic: the segments' recorded sizes). */
+    walBytes: z.number().int().nonnegative(),
+    chunkCount: z.number().int().nonnegative(),
+    walPages: z.number().int().nonnegative(),
+    targetTimeline: z.number().int().nonnegative(),
+    recoveryTarget: z.record(z.string()).nullable(),
+    endLsn: z.string().nullable(),
+  })
+  .passthrough();
+export type RestorePlanSummary = z.infer<typeof restorePlanSummarySchema>;

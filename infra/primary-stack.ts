@@ -169,6 +169,8 @@ export const WAL_UPLOAD_KEY_PATTERN = `${INCOMING_PREFIX}*/wal/*`;
 export const SNAPSHOT_MANIFEST_KEY_PATTERN = `${INCOMING_PREFIX}*/snapshots/*/manifest.json`;
 /** Where snapshot ingest keeps the batch lists too large for the workflow state (incoming bucket). */
 export const WORK_PREFIX = "work/";
+/** Where the restore workflow keeps its plans (incoming bucket, expiring with work/): work/restore/<database>/<execution>/ (store/work-objects.ts). */
+export const RESTORE_WORK_PREFIX = `${WORK_PREFIX}restore/`;
 
 /** Finds the repository root: the nearest ancestor of `start` holding package-lock.json. */
 export function findProjectRoot(start: string = dirname(fileURLToPath(import.meta.url))): string {
@@ -263,7 +265,7 @@ const RESTORE_STEP_CONFIG: Record<RestoreStep, StepConfig> = {
 };
 
 // findMissing lists every WAL and snapshot record of the databases in scope
-// (one Query each, plus a Scan for the registrations); copyItem copies a WAL
+// (one Query each, plus one of the registry per 1,000 databases); copyItem copies a WAL
 // file or a whole snapshot (chunks 8 at a time, up to 8 MiB each, bytes held
 // and decoded twice for the proofs) and may run up to Lambda's 15 minutes.
 const REPLICATE_STEP_CONFIG: Record<ReplicateStep, StepConfig> = {
@@ -488,9 +490,15 @@ export class PrimaryStack extends Stack {
       throw new Error(`${this.ingestAslFile} has placeholders without a substitution: ${missing.join(", ")}`);
     }
 
-    // Express executions keep no history in the console: the execution log
-    // (ALL events, with data) is where their story is. Left unnamed so that
-    // a retained log group never blocks re-creating the stack.
+    // Express executions keep no history in the console, so their log is
+    // where a failure is told: level ERROR (failed, timed out, aborted
+    // executions and failed states, with their error and cause), without
+    // execution data. At ALL with data every one of a million WAL files a
+    // month wrote a dozen events with its state (a third of the control
+    // plane's cost, issue #11 point 9); what an execution did is in the
+    // catalog, the quarantine records and failed/<key>.json notes anyway.
+    // Left unnamed so that a retained log group never blocks re-creating
+    // the stack.
     const workflowLogs = new logs.LogGroup(this, "IngestWorkflowLogs", {
       retention: logs.RetentionDays.ONE_YEAR,
       removalPolicy: RemovalPolicy.RETAIN,
@@ -517,9 +525,17 @@ export class PrimaryStack extends Stack {
       definitionBody: sfn.DefinitionBody.fromFile(this.ingestAslFile),
       definitionSubstitutions: substitutions,
       role: workflowRole,
-      logs: { destination: workflowLogs, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      logs: { destination: workflowLogs, level: sfn.LogLevel.ERROR, includeExecutionData: false },
       tracingEnabled: true,
     });
+    NagSuppressions.addResourceSuppressions(this.ingestStateMachine, [
+      {
+        id: "AwsSolutions-SF1",
+        reason:
+          "The Express ingest workflow runs once per WAL file: it logs at ERROR (every failed execution and state, with error and cause) " +
+          "because logging ALL events would cost about a third of the control plane per million segments (issue #11).",
+      },
+    ]);
 
     // Events EventBridge could not deliver (after retrying for a day) land
     // here instead of being dropped; the object stays in incoming/ for a day.
@@ -892,9 +908,9 @@ export class PrimaryStack extends Stack {
 
   /**
    * Least-privilege grants of the replicate functions (functions/replicate/):
-   *   - findMissing reads the catalog only: a Scan for the database
-   *     registrations (listDatabases) and a Query per database for its WAL
-   *     and snapshot records;
+   *   - findMissing reads the catalog only: a Query of the registry
+   *     partition for the database registrations (listDatabases; no Scan)
+   *     and a Query per database for its WAL and snapshot records;
    *   - copyItem reads the WAL/snapshot record, reads the primary vault
    *     (any version: the record names one), copies into the replica vaults
    *     (replicaVaultStatements) and marks the region in the item;
@@ -905,7 +921,7 @@ export class PrimaryStack extends Stack {
     const f = this.replicateFunctions;
     const catalog = (sid: string, ...actions: string[]): iam.PolicyStatement =>
       new iam.PolicyStatement({ sid, actions: actions.map((a) => `dynamodb:${a}`), resources: [this.catalog.tableArn] });
-    f.findMissing.addToRolePolicy(catalog("ReadCatalog", "Query", "Scan"));
+    f.findMissing.addToRolePolicy(catalog("ReadCatalog", "Query"));
     for (const st of [
       catalog("UpdateCatalog", "GetItem", "UpdateItem"),
       new iam.PolicyStatement({ sid: "ReadVault", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [this.vaultBucket.arnForObjects("db/*")] }),
@@ -1030,15 +1046,19 @@ export class PrimaryStack extends Stack {
       resources: [this.vaultKey.keyArn],
       conditions: { StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` } },
     });
+    // The plan is a work/ object of the incoming bucket (only its key travels in the state): Plan writes it, the thaw steps read it.
+    const restorePlans = this.incomingBucket.arnForObjects(`${RESTORE_WORK_PREFIX}*`);
     for (const st of [
       new iam.PolicyStatement({ sid: "ReadCatalog", actions: ["dynamodb:GetItem", "dynamodb:Query"], resources: [this.catalog.tableArn] }),
       new iam.PolicyStatement({ sid: "ReadVaultWalAndManifests", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [vaultWal, vaultManifests] }),
+      new iam.PolicyStatement({ sid: "WriteRestorePlans", actions: ["s3:PutObject"], resources: [restorePlans] }),
       listVault,
       decrypt,
     ]) {
       f.plan.addToRolePolicy(st);
     }
     for (const fn of [f.thaw, f.checkThaw]) {
+      fn.addToRolePolicy(new iam.PolicyStatement({ sid: "ReadRestorePlans", actions: ["s3:GetObject"], resources: [restorePlans] }));
       fn.addToRolePolicy(new iam.PolicyStatement({ sid: "ThawVaultObjects", actions: ["s3:GetObject", "s3:RestoreObject"], resources: [vaultObjects] }));
       fn.addToRolePolicy(listVault);
       fn.addToRolePolicy(decrypt);
@@ -1082,6 +1102,12 @@ export class PrimaryStack extends Stack {
               actions: ["s3:GetObject"],
               resources: [this.vaultBucket.arnForObjects(`db/${db}/*`)],
             }),
+            // The plans of its database's restore workflow executions (`walvault restore --remote` reads them).
+            new iam.PolicyStatement({
+              sid: "ReadOwnRestorePlans",
+              actions: ["s3:GetObject"],
+              resources: [this.incomingBucket.arnForObjects(`${RESTORE_WORK_PREFIX}${db}/*`)],
+            }),
             // Reading SSE-KMS objects needs kms:Decrypt, through S3 only, for
             // this vault only (the bucket ARN is the encryption context when
             // S3 Bucket Keys are on, the object ARN when they are not).
@@ -1109,10 +1135,11 @@ export class PrimaryStack extends Stack {
     NagSuppressions.addResourceSuppressions(role, [
       {
         id: "AwsSolutions-IAM5",
-        reason: `The object wildcards end a key prefix of this database only (incoming/db/${db}/*, db/${db}/*); every WAL file has its own key.`,
+        reason: `The object wildcards end a key prefix of this database only (incoming/db/${db}/*, db/${db}/*, work/restore/${db}/*); every WAL file and restore plan has its own key.`,
         appliesTo: [
           this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}${db}/*`),
           this.nagArn(this.incomingBucket, `/${FAILED_PREFIX}${INCOMING_PREFIX}${db}/*`),
+          this.nagArn(this.incomingBucket, `/${RESTORE_WORK_PREFIX}${db}/*`),
           this.nagArn(this.vaultBucket, `/db/${db}/*`),
         ],
       },
@@ -1197,9 +1224,9 @@ export class PrimaryStack extends Stack {
       ]);
     }
     const restoreWildcards: Record<RestoreStep, string[]> = {
-      plan: [xray, this.nagArn(this.vaultBucket, "/db/*/wal/*"), this.nagArn(this.vaultBucket, "/db/*/snapshots/*")],
-      thaw: [xray, vaultObjects],
-      checkThaw: [xray, vaultObjects],
+      plan: [xray, this.nagArn(this.vaultBucket, "/db/*/wal/*"), this.nagArn(this.vaultBucket, "/db/*/snapshots/*"), this.nagArn(this.incomingBucket, `/${RESTORE_WORK_PREFIX}*`)],
+      thaw: [xray, vaultObjects, this.nagArn(this.incomingBucket, `/${RESTORE_WORK_PREFIX}*`)],
+      checkThaw: [xray, vaultObjects, this.nagArn(this.incomingBucket, `/${RESTORE_WORK_PREFIX}*`)],
     };
     for (const step of RESTORE_STEPS) {
       NagSuppressions.addResourceSuppressions(
@@ -1209,7 +1236,7 @@ export class PrimaryStack extends Stack {
             id: "AwsSolutions-IAM5",
             reason:
               "Object wildcards end one key family of every database's vault objects (db/*/wal/*, db/*/snapshots/*, or db/*: a restore needs manifests, chunks and WAL, " +
-              "one object each, of the database named in the execution input); X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').",
+              "one object each, of the database named in the execution input), and the workflow's own plans (work/restore/*, one folder per execution); X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').",
             appliesTo: restoreWildcards[step],
           },
         ],

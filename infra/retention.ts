@@ -3,13 +3,15 @@
  * statemachines/retention.asl.json:
  *
  *   EventBridge rule (schedule, input {}) -> retention state machine
- *   (Standard): Plan (Lambda) -> dry run? stop with the plan : Map over the
- *   databases, 2 at a time: Execute (Lambda, in bounded rounds) -> summary.
+ *   (Standard), a page of databases at a time: Plan (Lambda) -> dry run?
+ *   Collect the plans : Map over the page's databases, 2 at a time: Execute
+ *   (Lambda, in bounded rounds) -> Collect the results (work/ object, the
+ *   state keeps a cursor) -> next page? loop : Summary (the plan Lambda).
  *
  * What the functions may do, and nothing more:
- *   - plan reads the catalog (registrations by Scan, one by GetItem, WAL and
- *     snapshot records by Query) and writes the deletion lists of a large
- *     plan under work/retention/ of the incoming bucket;
+ *   - plan reads the catalog (registrations by Query of the registry
+ *     partition, a page at a time, one by GetItem, WAL and snapshot records by Query; no Scan), writes the deletion lists of a large
+ *     plan and each page's outcome under work/retention/ of the incoming bucket and reads the pages back for the summary;
  *   - execute reads the catalog, deletes records (DeleteItem for a snapshot,
  *     BatchWriteItem for WAL and chunk records, and for the audit items it
  *     writes), reads the kept snapshots' manifests in the primary vault (the
@@ -211,8 +213,9 @@ export class Retention extends Construct {
     const listIncoming = new iam.PolicyStatement({ sid: "ListIncoming", actions: ["s3:ListBucket"], resources: [props.incomingBucket.bucketArn] });
     const bucketArn = (bucket: string): string => `arn:${Aws.PARTITION}:s3:::${bucket}`;
 
-    plan.addToRolePolicy(catalog("ReadCatalog", "GetItem", "Query", "Scan"));
-    plan.addToRolePolicy(new iam.PolicyStatement({ sid: "WritePlanLists", actions: ["s3:PutObject"], resources: [work] }));
+    plan.addToRolePolicy(catalog("ReadCatalog", "GetItem", "Query"));
+    // Plan writes large plans' lists and each page's outcome, and reads the pages back for the summary.
+    plan.addToRolePolicy(new iam.PolicyStatement({ sid: "WritePlanListsAndPages", actions: ["s3:PutObject", "s3:GetObject"], resources: [work] }));
 
     for (const st of [
       catalog("PruneCatalog", "GetItem", "Query", "BatchWriteItem", "DeleteItem"),

@@ -3,7 +3,9 @@
  * statemachines/verify.asl.json:
  *
  *   EventBridge rule (schedule, input {}) -> verify state machine (Standard):
- *   SelectCandidates (Lambda) -> Map, 5 at a time: RunVerification
+ *   a page of databases at a time (Collect writes the page's results under
+ *   work/verify/ and returns a cursor; loop while there is a next page;
+ *   Summary): SelectCandidates (Lambda) -> Map, 5 at a time: RunVerification
  *   (`ecs:runTask.sync` of the Fargate task `verify`, waited for) ->
  *   RecordResult (Lambda: catalog record + one CloudWatch metric per result,
  *   Embedded Metric Format, namespace walvault/Verification) -> SNS on failure.
@@ -88,6 +90,8 @@ export const VERIFY_STEP_SOURCES = {
   selectCandidates: { file: "select", placeholder: "SelectCandidatesFunctionArn" },
   recordResult: { file: "record-result", placeholder: "RecordResultFunctionArn" },
 } as const;
+/** Where the workflow keeps each page's results (incoming bucket; expires with work/); functions/verify/select.ts. */
+export const VERIFY_WORK_PREFIX = "work/verify/";
 export const VERIFY_STEPS = ["selectCandidates", "recordResult"] as const;
 export type VerifyStep = (typeof VERIFY_STEPS)[number];
 
@@ -479,8 +483,12 @@ export class Verification extends Construct {
     this.functions = fns as Record<VerifyStep, NodejsFunction>;
     const catalogGrant = (sid: string, ...actions: string[]): iam.PolicyStatement =>
       new iam.PolicyStatement({ sid, actions: actions.map((a) => `dynamodb:${a}`), resources: [props.catalog.tableArn] });
-    // select: registrations (Scan), one registration (GetItem), snapshot, WAL and verification records (Query).
-    this.functions.selectCandidates.addToRolePolicy(catalogGrant("ReadCatalog", "Scan", "Query", "GetItem"));
+    // select: registrations (Query of the registry partition), one registration (GetItem), snapshot, WAL and verification records (Query). No Scan.
+    this.functions.selectCandidates.addToRolePolicy(catalogGrant("ReadCatalog", "Query", "GetItem"));
+    // select also collects each page's results under work/verify/ of the incoming bucket and reads them for the summary.
+    this.functions.selectCandidates.addToRolePolicy(
+      new iam.PolicyStatement({ sid: "PageResults", actions: ["s3:GetObject", "s3:PutObject"], resources: [props.incomingBucket.arnForObjects(`${VERIFY_WORK_PREFIX}*`)] }),
+    );
     // recordResult: the run's record (Query), or an "error" run when the task never reported (PutItem).
     this.functions.recordResult.addToRolePolicy(catalogGrant("RecordVerification", "Query", "PutItem"));
 
@@ -689,10 +697,18 @@ export class Verification extends Construct {
         reason: "The environment holds names only (region, buckets, table, work directory, the user's check definitions): no credentials or secrets; the task gets AWS credentials from its role.",
       },
     ]);
+    const pageResults = `Resource::<${id(props.incomingBucket)}.Arn>/${VERIFY_WORK_PREFIX}*`;
     for (const step of VERIFY_STEPS) {
       NagSuppressions.addResourceSuppressions(
         this.functions[step].role!,
-        [{ id: "AwsSolutions-IAM5", reason: "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').", appliesTo: [xray] }],
+        [
+          {
+            id: "AwsSolutions-IAM5",
+            reason:
+              "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*'); select's object wildcard ends the workflow's own work/verify/* prefix (one results object per page of databases).",
+            appliesTo: step === "selectCandidates" ? [xray, pageResults] : [xray],
+          },
+        ],
         true,
       );
       NagSuppressions.addResourceSuppressions(this.functions[step], [

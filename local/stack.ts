@@ -49,6 +49,7 @@ import * as retentionExecute from "../functions/retention/execute.js";
 import { loadAsl, taskResources } from "./asl.js";
 import { LOCAL_ACCOUNT, startDynamo, startS3, type S3Emulator, type S3ObjectCreatedEvent } from "./emulators.js";
 import { startSfnEndpoint } from "./sfn-endpoint.js";
+import { ExecutionGuard, guardTask, runGuarded } from "./limits.js";
 
 export const LOCAL_REGION = "local-1";
 export const LOCAL_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
@@ -85,11 +86,14 @@ export const WORKFLOWS: ReadonlyArray<{
   name: WorkflowName;
   file: string;
   keyPattern: string;
+  /** Deployed as a Standard workflow (history quota applies) rather than Express (infra/primary-stack.ts). */
+  standard: boolean;
   functions: Record<string, { arn: string; handler: Handler }>;
 }> = [
   {
     name: "ingest",
     file: "ingest.asl.json",
+    standard: false,
     keyPattern: `${INCOMING_PREFIX}*/wal/*`,
     functions: functions([
       ["ValidateFunctionArn", "ingest-validate", validate.handler],
@@ -103,6 +107,7 @@ export const WORKFLOWS: ReadonlyArray<{
   {
     name: "snapshot-ingest",
     file: "snapshot-ingest.asl.json",
+    standard: true,
     keyPattern: `${INCOMING_PREFIX}*/snapshots/*/manifest.json`,
     functions: functions([
       ["ValidateManifestFunctionArn", "snapshot-validate-manifest", validateManifest.handler],
@@ -271,6 +276,13 @@ export interface LocalStackOptions {
    *     put and the execution moving on to Record.
    */
   injectFault?: (ctx: FaultContext) => InjectedFault;
+  /**
+   * Step Functions' limits enforced on every execution (local/limits.ts):
+   * 256 KiB per state input/output (States.DataLimitExceeded) and 25,000
+   * history events of a Standard execution (Local.HistoryLimitExceeded).
+   * Tests may lower them; they cannot be turned off.
+   */
+  stateLimits?: { payloadBytes?: number; historyEvents?: number };
 }
 
 /** What LocalStackOptions.injectFault is told about the invocation about to run. */
@@ -317,6 +329,10 @@ export interface ExecutionStats {
   succeeded: number;
   failed: number;
   inFlight: number;
+  /** The largest state payload any execution had (bytes, local/limits.ts), and where. */
+  largestState?: { bytes: number; where: string };
+  /** The most history events one execution counted (Standard workflows). */
+  mostHistoryEvents?: number;
 }
 
 export interface LocalStack {
@@ -404,14 +420,16 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const catalog = createCatalog({ ...endpoints, table: CATALOG_TABLE });
   await createTable((catalog as DynamoCatalog).client, CATALOG_TABLE);
   for (const db of databases) {
-    if (!(await catalog.getDatabase(db.id))) {
-      await catalog.putDatabase({
+    // An existing registration is written again (putDatabase writes its registry entry too), so a catalog from before the registry is listed.
+    const existing = await catalog.getDatabase(db.id);
+    await catalog.putDatabase(
+      existing ?? {
         databaseId: db.id,
         kind: db.kind ?? "postgres",
         walSegmentSize: db.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE,
         createdAt: new Date().toISOString(),
-      });
-    }
+      },
+    );
   }
 
   const notifications: LocalStack["notifications"] = [];
@@ -469,7 +487,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       clearTimeout(timer);
     }
   };
-  const build = (w: { name: string; file: string; functions: Record<string, { arn: string; handler: Handler }> }, substitutions: Record<string, string> = {}) => {
+  const build = (
+    w: { name: string; file: string; standard?: boolean; functions: Record<string, { arn: string; handler: Handler }> },
+    substitutions: Record<string, string> = {},
+  ) => {
     const definition = loadAsl(w.file, {
       IncomingBucketName: INCOMING_BUCKET,
       ...substitutions,
@@ -489,12 +510,12 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     }
     const retryIntervalOverrides = Object.fromEntries(retryingStates(definition).map((name) => [name, LOCAL_RETRY_MS]));
     const machine = new StateMachine(definition as never, { validationOptions: { checkArn: true } });
-    /** Fresh per execution: each counts its own attempts. */
-    const overrides = () => {
+    /** Fresh per execution: each counts its own attempts, under its own limits (local/limits.ts). */
+    const overrides = (guard: ExecutionGuard) => {
       const attempts = new Map<string, number>();
       const localHandlers: Record<string, Handler> = {};
       for (const t of tasks) {
-        localHandlers[t.state] =
+        const invoke: Handler =
           t.timeoutMs === undefined
             ? t.handler
             : (input) => {
@@ -502,10 +523,22 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
                 attempts.set(t.state, attempt);
                 return invokeLambda(w.name, t.state, t.timeoutMs!, t.handler, attempt, input);
               };
+        localHandlers[t.state] = guardTask(guard, t.state, invoke);
       }
       return { taskResourceLocalHandlers: localHandlers as never, waitTimeOverrides, retryIntervalOverrides };
     };
-    return { machine, overrides };
+    const guard = (): ExecutionGuard => new ExecutionGuard(w.name, { standard: w.standard ?? true, ...opts.stateLimits });
+    /** One execution under Step Functions' limits: resolves with its output, rejects with its failure or the limit it passed. */
+    const run = (input: unknown, context?: Record<string, unknown>, counters: ExecutionStats[] = []): Promise<unknown> => {
+      const g = guard();
+      return runGuarded(machine, input, { overrides: overrides(g), ...(context === undefined ? {} : { context }) }, g).finally(() => {
+        for (const c of counters) {
+          if (g.largest.bytes > (c.largestState?.bytes ?? 0)) c.largestState = { ...g.largest };
+          if (g.historyLimit !== undefined && g.events > (c.mostHistoryEvents ?? 0)) c.mostHistoryEvents = g.events;
+        }
+      });
+    };
+    return { machine, run };
   };
   const machines = WORKFLOWS.map((w) => ({ ...w, ...build(w) }));
   const restoreMachine = build(RESTORE_WORKFLOW);
@@ -538,8 +571,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       c.started++;
       c.inFlight++;
     }
-    const execution = m.machine.run(input as never, { overrides: m.overrides() });
-    return execution.result
+    return m
+      .run(input, undefined, counters)
       .then(
         (output: unknown) => {
           for (const c of counters) c.succeeded++;
@@ -582,10 +615,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       // The context object's execution name and ARN ($$.Execution.Name / Id): StartExecution's, or made up here.
       const name = started?.name ?? `${what.replace(/[^A-Za-z0-9_-]/g, "-")}-${Date.now()}-${randomBytes(3).toString("hex")}`;
       const Id = started?.executionArn ?? `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:execution:walvault-${what}:${name}`;
-      const execution = m.machine.run(input as never, { overrides: m.overrides(), context: { Execution: { Id, Name: name } } });
       let output: unknown;
       try {
-        output = await execution.result;
+        output = await m.run(input, { Execution: { Id, Name: name } }, [counters]);
       } catch (err) {
         const failure = executionFailure(err);
         const line = `${new Date().toISOString()} ${what} ${JSON.stringify(input)}: ${failure.message}`;

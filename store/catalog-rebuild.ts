@@ -15,7 +15,10 @@
  * and written with the Catalog's idempotent calls, in ingest's order: the
  * registration, WAL (then the head), chunks, and last the snapshots, each only
  * once every chunk it references is recorded. Record times are the objects'
- * Last-Modified. Running it again changes nothing.
+ * Last-Modified. Running it again changes nothing. A registration the target
+ * already holds is written again unchanged, which lists it in the database
+ * registry of a catalog written before there was one (the migration).
+
  *
  * Never guessed:
  * - an object with missing or malformed metadata, a key walvault does not
@@ -190,6 +193,9 @@ export async function rebuildCatalog(source: RebuildSource, target: Catalog, opt
         if (objects.length % 1000 === 0) ctx.progress({ databaseId: id, phase: "listing", listed: objects.length, read: 0, recorded: 0 });
       }
       if (objects.length === 0) {
+        // Nothing to rebuild, but a registration the target holds is listed (see rebuildDatabase).
+        const existing = await ctx.target.getDatabase(id);
+        if (existing) await ctx.target.putDatabase(existing);
         databases.push({ ...emptyRebuild(id), refused: `bucket ${source.bucket} holds nothing under db/${id}/: nothing to rebuild for database ${id}` });
         continue;
       }
@@ -263,6 +269,9 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
     }
   }
   const existing = await target.getDatabase(id);
+  // Written again as it is (even if the bucket is refused below): a catalog
+  // from before the database registry gets the entry that lists it.
+  if (existing) await target.putDatabase(existing);
 
   // 2. Read WAL metadata and manifests.
   report("reading");

@@ -26,7 +26,16 @@
  * - recordQuarantine() appends; listQuarantine() returns newest last, and
  *   filters by file name when given one.
  * - putDatabase() creates or replaces the registration; getDatabase() resolves
- *   undefined for an unknown id.
+ *   undefined for an unknown id. Once putDatabase() resolves, the
+ *   registration is listed too (one write: never registered but unlisted).
+ * - listDatabasePage(after, limit) returns registrations with ids after
+ *   `after` (none: from the first), in id order, at most `limit` of them
+ *   (default: one service page), and `next` when more may follow: pass it as
+ *   `after` for the next page. Following `next` from the first page until it
+ *   is absent yields every registration exactly once; an `after` that is not
+ *   a database id rejects with InvalidInputError. listDatabases() is every
+ *   page, in id order. Listing reads a registry of its own, never the
+ *   database's other items (no Scan: its cost grows with registrations only).
  * - missingChunks() returns, of the given hashes, those with no chunk record,
  *   each once, in input order; it asks in batches (BatchGetItem, <= 100 keys
  *   per request), never one round trip per chunk.
@@ -41,7 +50,7 @@
  * - setSnapshotVerification() updates only the snapshot's `verification`.
  * - deleteWal/deleteSnapshot/deleteChunks are idempotent; deletes and audit
  *   writes go in batches (BatchWriteItem, 25 per request).
- * - No operation needs multi-item transactions.
+ * - No operation but putDatabase() needs a multi-item transaction.
  * - Service failures reject with ServiceUnavailableError.
  */
 import type { AuditRecord, ChunkItem, DatabaseRecord, HeadRecord, QuarantineRecord, SnapshotRecord, VerificationRecord, WalRecord } from "../core/schemas.js";
@@ -49,10 +58,19 @@ import type { AuditRecord, ChunkItem, DatabaseRecord, HeadRecord, QuarantineReco
 export type RecordOutcome = { outcome: "created"; record: WalRecord } | { outcome: "duplicate"; record: WalRecord };
 export type SnapshotOutcome = { outcome: "created" | "duplicate"; record: SnapshotRecord };
 
+/** One page of registrations; `next` is absent on the last. */
+export interface DatabasePage {
+  databases: DatabaseRecord[];
+  next?: string;
+}
+
 export interface Catalog {
   putDatabase(record: DatabaseRecord): Promise<void>;
   getDatabase(databaseId: string): Promise<DatabaseRecord | undefined>;
+  /** Every registration, in id order (all pages of listDatabasePage). */
   listDatabases(): Promise<DatabaseRecord[]>;
+  /** One page of registrations after `after`, for callers that must not hold all of them. */
+  listDatabasePage(after?: string, limit?: number): Promise<DatabasePage>;
 
   recordWal(record: WalRecord): Promise<RecordOutcome>;
   getWal(databaseId: string, name: string): Promise<WalRecord | undefined>;

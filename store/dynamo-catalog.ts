@@ -12,8 +12,16 @@
  *        chunk#<sha256>                            one chunk in the vault
  *        verify#<iso start>#<runId>                one verification run
  *        audit#<iso>#<runId>#<seq>                 one retention deletion (what, why, when, which run)
+ *   pk = registry
+ *   sk = db#<databaseId>                           the registration again, for listing databases
  * so one Query per database answers every listing, and IAM LeadingKeys on
- * pk can confine an agent to its own database. Chunk lookups and writes go in
+ * pk can confine an agent to its own database. The registry partition lists
+ * the databases by Query, page by page (a Scan would read every WAL, chunk
+ * and snapshot item of every database to find them): putDatabase writes the
+ * registration and its registry copy in one transaction, so a database is
+ * never registered without being listed, nor listed with other contents.
+ * Catalogs written before the registry get it from `walvault catalog
+ * rebuild` (docs/decisions.md, "Databases are listed from a registry"). Chunk lookups and writes go in
  * batches (BatchGetItem / BatchWriteItem), so the agent role needs
  * dynamodb:BatchGetItem and ingest dynamodb:BatchWriteItem. Items hold the record fields
  * plus pk/sk; reads strip the keys and parse with core/schemas.ts.
@@ -35,7 +43,7 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
-  ScanCommand,
+  TransactWriteCommand,
   UpdateCommand,
   type BatchWriteCommandInput,
   type QueryCommandInput,
@@ -74,8 +82,8 @@ import {
   type WalRecord,
 } from "../core/schemas.js";
 import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
-import { timelineDir } from "../core/keys.js";
-import type { Catalog, RecordOutcome, SnapshotOutcome } from "./catalog.js";
+import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
+import type { Catalog, DatabasePage, RecordOutcome, SnapshotOutcome } from "./catalog.js";
 
 /** Key schema of the catalog table; infra/ mirrors it in the CDK stack. */
 export const CATALOG_KEY_SCHEMA = {
@@ -103,6 +111,17 @@ export const BATCH_CONCURRENCY = 4;
 export function databasePk(databaseId: string): string {
   return `db#${databaseId}`;
 }
+
+/** The partition listing every registered database (no database id can make `db#<id>` equal it). */
+export const REGISTRY_PK = "registry";
+export const REGISTRY_SK_PREFIX = "db#";
+
+export function registrySk(databaseId: string): string {
+  return `${REGISTRY_SK_PREFIX}${databaseId}`;
+}
+
+/** Most registrations one listDatabasePage call returns. */
+export const DATABASE_PAGE_MAX = 1000;
 
 export function walSk(timeline: number, name: string): string {
   return `${CATALOG_SORT_KEYS.walPrefix}${timelineDir(timeline)}#${name}`;
@@ -324,11 +343,17 @@ export class DynamoCatalog implements Catalog {
   async putDatabase(record: DatabaseRecord): Promise<void> {
     const r = this.check(databaseRecordSchema, record, "database record");
     try {
+      // One transaction: the registration and its registry entry are written together or not at all.
       await this.doc.send(
-        new PutCommand({ TableName: this.tableName, Item: { ...r, pk: databasePk(r.databaseId), sk: CATALOG_SORT_KEYS.meta } }),
+        new TransactWriteCommand({
+          TransactItems: [
+            { Put: { TableName: this.tableName, Item: { ...r, pk: databasePk(r.databaseId), sk: CATALOG_SORT_KEYS.meta } } },
+            { Put: { TableName: this.tableName, Item: { ...r, pk: REGISTRY_PK, sk: registrySk(r.databaseId) } } },
+          ],
+        }),
       );
     } catch (e) {
-      throw this.fail("PutItem (database)", e);
+      throw this.fail("TransactWriteItems (database registration)", e);
     }
   }
 
@@ -339,27 +364,41 @@ export class DynamoCatalog implements Catalog {
 
   async listDatabases(): Promise<DatabaseRecord[]> {
     const records: DatabaseRecord[] = [];
-    let start: Record<string, unknown> | undefined;
+    let after: string | undefined;
     do {
-      let out;
-      try {
-        out = await this.doc.send(
-          new ScanCommand({
-            TableName: this.tableName,
-            FilterExpression: "sk = :meta",
-            ExpressionAttributeValues: { ":meta": CATALOG_SORT_KEYS.meta },
-            ConsistentRead: true,
-            ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-            ...(this.pageSize === undefined ? {} : { Limit: this.pageSize }),
-          }),
-        );
-      } catch (e) {
-        throw this.fail("Scan (databases)", e);
-      }
-      for (const item of out.Items ?? []) records.push(this.parse(databaseRecordSchema, item, "database record"));
-      start = out.LastEvaluatedKey;
-    } while (start !== undefined);
-    return records.sort((a, b) => (a.databaseId < b.databaseId ? -1 : a.databaseId > b.databaseId ? 1 : 0));
+      const page = await this.listDatabasePage(after, this.pageSize === undefined ? undefined : Math.min(this.pageSize, DATABASE_PAGE_MAX));
+      records.push(...page.databases);
+      after = page.next;
+    } while (after !== undefined);
+    return records;
+  }
+
+  async listDatabasePage(after?: string, limit?: number): Promise<DatabasePage> {
+    if (after !== undefined && !DATABASE_ID_RE.test(after)) {
+      throw new InvalidInputError(`database listing cursor '${after}' is not a database id`);
+    }
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > DATABASE_PAGE_MAX)) {
+      throw new InvalidInputError(`database page size ${limit} is not an integer from 1 to ${DATABASE_PAGE_MAX}`);
+    }
+    let out;
+    try {
+      out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+          ExpressionAttributeValues: { ":pk": REGISTRY_PK, ":prefix": REGISTRY_SK_PREFIX },
+          ConsistentRead: true,
+          ...(after === undefined ? {} : { ExclusiveStartKey: { pk: REGISTRY_PK, sk: registrySk(after) } }),
+          Limit: Math.min(limit ?? DATABASE_PAGE_MAX, DATABASE_PAGE_MAX),
+        }),
+      );
+    } catch (e) {
+      throw this.fail("Query (database registry)", e);
+    }
+    // Sort keys are db#<id>, ids of [a-z0-9-]: the Query's byte order is the ids' order.
+    const databases = (out.Items ?? []).map((item) => this.parse(databaseRecordSchema, item, "database registry entry"));
+    const last = databases.at(-1);
+    return out.LastEvaluatedKey === undefined || last === undefined ? { databases } : { databases, next: last.databaseId };
   }
 
   // ---------------------------------------------------------------- WAL

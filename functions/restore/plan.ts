@@ -4,16 +4,32 @@
  * Input: { databaseId, target: { kind: "latest"|"time"|"lsn"|"name"|"snapshot",
  *          time?, lsn?, name?, snapshotId?, timeline? }, tier? } (a tier, used
  *          by Thaw, must be Standard or Bulk; other fields are ignored).
- * Output: RestorePlanOutput (JSON-safe: LSNs as "X/Y", generic positions as
- * decimal text). Chunks are a count: later steps re-read them from the manifest.
- * Both schemas are core/restore-workflow.ts, shared with `walvault restore --remote`.
+ *        and `execution` ($$.Execution.Name; absent: a random name).
+ * The plan (RestorePlanOutput, JSON-safe: LSNs as "X/Y", generic positions
+ * as decimal text; chunks are a count, later steps re-read them from the
+ * manifest) grows with the WAL to replay (~110 bytes a segment: past 256 KiB
+ * at ~2,400 segments), so it is written to a work/ object of the incoming
+ * bucket (store/work-objects.ts: work/restore/<database>/<execution>/, the
+ * WAL list in pages) and the output is its summary (RestorePlanSummary: the
+ * key, the snapshot, counts, bytes, the target). Both schemas are
+ * core/restore-workflow.ts, shared with `walvault restore --remote`.
  * Every planning error is typed (NoSnapshotBeforeTargetError, WalGapError,
  * TargetAfterArchiveEndError, ...): the workflow fails with its name.
  * Generic databases with several WAL streams: the first stream picks the
  * snapshot, every other stream must reach the target from the same one.
  */
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
 import { InvalidInputError } from "../../core/errors.js";
-import { restoreWorkflowInputSchema, type PlannedWal, type RestorePlanOutput, type RestoreWorkflowTarget } from "../../core/restore-workflow.js";
+import {
+  restoreWorkflowInputSchema,
+  type PlannedWal,
+  type RestorePlanOutput,
+  type RestorePlanSummary,
+  type RestoreWorkflowTarget,
+} from "../../core/restore-workflow.js";
+import type { WalRecord } from "../../core/schemas.js";
+import { restorePlanKey, StoreWorkObjects, writeRestorePlan } from "../../store/work-objects.js";
 import { parseTime } from "../../core/time.js";
 import { planRestore, type RestorePlan, type RestoreTarget } from "../../core/restore-plan.js";
 import { formatLsn, parseLsn } from "../../core/wal.js";
@@ -21,8 +37,8 @@ import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import { buildPlanInput, loadCatalogState, segmentsOf } from "./common.js";
 
-export const planInputSchema = restoreWorkflowInputSchema;
-export type { PlannedWal, RestorePlanOutput };
+export const planInputSchema = restoreWorkflowInputSchema.extend({ execution: z.string().min(1).optional() });
+export type { PlannedWal, RestorePlanOutput, RestorePlanSummary };
 
 function toTarget(t: RestoreWorkflowTarget): RestoreTarget {
   const tl = t.timeline === undefined ? {} : { timeline: t.timeline };
@@ -48,7 +64,7 @@ function toTarget(t: RestoreWorkflowTarget): RestoreTarget {
   }
 }
 
-export async function handler(input: unknown): Promise<RestorePlanOutput> {
+export async function handler(input: unknown): Promise<RestorePlanSummary> {
   const parsed = parseInput(planInputSchema, input, "restore plan input");
   const target = toTarget(parsed.target);
   const deps = getDeps();
@@ -68,15 +84,20 @@ export async function handler(input: unknown): Promise<RestorePlanOutput> {
   const record = state.records.find((r) => r.snapshotId === first.snapshot.id)!;
   const pos = (v: bigint): string => (db.kind === "postgres" ? formatLsn(v) : v.toString());
   const wal: PlannedWal[] = [];
+  let walBytes = 0;
   for (const { stream, plan } of plans) {
-    const recs = segmentsOf(state, stream);
+    // One pass over the stream's records into a map, not a search per planned segment.
+    const byName = new Map<string, WalRecord>();
+    const id = (name: string, timeline: number): string => (db.kind === "generic" ? name : `${timeline}/${name}`);
+    for (const r of segmentsOf(state, stream)) if (!byName.has(id(r.name, r.timeline))) byName.set(id(r.name, r.timeline), r); // the first, as a search would find
     for (const w of plan.wal) {
-      const rec = recs.find((r) => r.name === w.name && (db.kind === "generic" || r.timeline === w.timeline))!;
+      const rec = byName.get(id(w.name, w.timeline))!;
+      walBytes += rec.size;
       wal.push({ ...(db.kind === "generic" && stream !== undefined ? { stream } : {}), timeline: w.timeline, name: w.name, key: rec.vaultKey });
     }
   }
   const s = first.snapshot;
-  return {
+  const out: RestorePlanOutput = {
     databaseId: db.databaseId,
     kind: db.kind,
     walSegmentSize: db.walSegmentSize,
@@ -98,5 +119,20 @@ export async function handler(input: unknown): Promise<RestorePlanOutput> {
     recoveryTarget: (first.recoveryTarget as Record<string, string> | undefined) ?? null,
     endLsn: first.endLsn === undefined ? null : pos(first.endLsn),
     warnings: plans.flatMap(({ stream, plan }, i) => plan.warnings.map((w) => (i === 0 || stream === undefined ? w : `${stream}: ${w}`))),
+  };
+  const planKey = restorePlanKey(db.databaseId, parsed.execution ?? randomUUID());
+  const header = await writeRestorePlan(new StoreWorkObjects(deps.incoming, deps.incomingBucket), planKey, out);
+  return {
+    databaseId: out.databaseId,
+    kind: out.kind,
+    planKey,
+    snapshotId: s.id,
+    walCount: out.walCount,
+    walBytes,
+    chunkCount: out.chunkCount,
+    walPages: header.walPages,
+    targetTimeline: out.targetTimeline,
+    recoveryTarget: out.recoveryTarget,
+    endLsn: out.endLsn,
   };
 }

@@ -21,7 +21,11 @@ import { z } from "zod";
 import { ConfigError } from "../../core/errors.js";
 import { databaseIdSchema } from "../../core/schemas.js";
 
-/** Plans up to this size (serialized, all databases) travel in the workflow state; larger deletion lists go to work/ objects. */
+/** Databases one Plan invocation plans (one page of the registry); the workflow loops over pages, so nothing grows with the fleet. */
+export const PLAN_PAGE = 10;
+/** The execution's output lists databases up to this size (serialized); all of them are in the work/ page objects. */
+export const SUMMARY_MAX_BYTES = 48 * 1024;
+/** Plans up to this size (serialized, one page of databases) travel in the workflow state; larger deletion lists go to work/ objects. */
 export const INLINE_PLAN_MAX_BYTES = 64 * 1024;
 /** Snapshots one Execute round deletes at most (each: a catalog delete and a delete per region). */
 export const ROUND_SNAPSHOTS = 500;
@@ -86,14 +90,44 @@ export const planListsSchema = z.object({
 });
 export type PlanLists = z.infer<typeof planListsSchema>;
 
-/** Plan's output: the Choice reads dryRun; a dry run ends with exactly this. */
+/** Plan's output for one page: the Choice reads dryRun. */
 export interface RetentionPlanOutput {
   dryRun: boolean;
   execution: string;
-  /** The time the plans were computed for; Execute re-plans for the same time. */
+  /** The time the plans were computed for; Execute re-plans for the same time, later pages plan for it too. */
   now: string;
+  /** Databases on this page. */
   count: number;
   databases: PlannedDatabase[];
+  /** The cursor of the next page ("" on the last). */
+  next: string;
+}
+
+/** Where the workflow is in the registry, with running totals (Collect returns it; the state keeps only this). */
+export const cursorSchema = z.object({
+  /** Database id the next page starts after ("": from the first). */
+  after: z.string(),
+  /** Pages collected so far (the next page's number). */
+  page: z.number().int().nonnegative(),
+  /** Databases planned so far. */
+  count: z.number().int().nonnegative(),
+  now: z.string().optional(),
+  dryRun: z.boolean().optional(),
+  lockedCount: z.number().int().nonnegative().optional(),
+});
+export type RetentionCursor = z.infer<typeof cursorSchema>;
+
+/** The execution's output: `databases` (dry run) or `results`, listed up to SUMMARY_MAX_BYTES; `listed` and `pagesPrefix` when not all are. */
+export interface RetentionSummaryOutput {
+  dryRun: boolean;
+  execution: string;
+  now: string;
+  count: number;
+  lockedCount: number;
+  databases?: PlannedDatabase[];
+  results?: Record<string, unknown>[];
+  listed?: number;
+  pagesPrefix?: string;
 }
 
 /** Execute's running totals for one database, passed from round to round; the last is the database's summary. */
@@ -121,6 +155,16 @@ export type RetentionDatabaseSummary = Required<Omit<Progress, "remaining">> & {
 /** The key of a database's lists object: one per execution and database. */
 export function planListsKey(execution: string, databaseId: string): string {
   return `${RETENTION_WORK_PREFIX}${execution.replace(/[^A-Za-z0-9_-]/g, "-")}/${databaseIdSchema.parse(databaseId)}.json`;
+}
+
+/** Where the pages' outcomes go (incoming bucket): one object per page. */
+export function pagesPrefix(execution: string): string {
+  return `${RETENTION_WORK_PREFIX}${execution.replace(/[^A-Za-z0-9_-]/g, "-")}/pages/`;
+}
+
+/** The key of one page's outcome (plans on a dry run, else each database's summary). */
+export function pageKey(execution: string, page: number): string {
+  return `${pagesPrefix(execution)}${String(page).padStart(6, "0")}.json`;
 }
 
 /** The key of a database's round journal (functions/retention/execute.ts). */

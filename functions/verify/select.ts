@@ -1,11 +1,23 @@
 /**
- * Verify workflow step 1 — SelectCandidates: which snapshots this run
- * verifies (core/verify-policy.ts), each with a run id and, at level 4, a
+ * Verify workflow steps SelectCandidates, Collect and Summary (one Lambda: the
+ * input's `step` says which; statemachines/verify.asl.json). The workflow
+ * walks the registry a page of databases at a time, so that neither its state
+ * nor any invocation grows with the number of databases.
+ *
+ * SelectCandidates (no `step`): which snapshots of one page of databases (at
+ * most SELECT_PAGE after `cursor.after`, or the one the request names) this
+ * run verifies (core/verify-policy.ts), each with a run id and, at level 4, a
  * random point-in-time target inside the stretch that snapshot restores
  * (core/regions.ts windows). Also the task's network settings (env), which
  * RunVerification passes to ECS.
- * Input: { databaseId?, snapshotId?, level?, targetTime?, trigger? } (the schedule sends {}).
- * Output: { candidates: VerifyCandidate[], network, count }.
+ * Input: { request: { databaseId?, snapshotId?, level?, targetTime?, trigger? }, cursor } (the schedule sends {}).
+ * Output: { candidates: VerifyCandidate[], network, count, next } (`next` "" on the last page).
+ *
+ * Collect (`step: "collect"`): writes the page's results to a work/ object
+ * (work/verify/<execution>/) and returns the cursor with running totals.
+ * Summary (`step: "summary"`): the execution's output { count, results,
+ * outcomes }, results listed up to SUMMARY_MAX_BYTES (`listed` and
+ * `pagesPrefix` when not all are), outcomes counted over all of them.
  */
 import { randomInt } from "node:crypto";
 import { postgresTargetEnd, randomTarget, selectCandidates, DEFAULT_VERIFY_POLICY, type VerifyLevel, type VerifyPolicy } from "../../core/verify-policy.js";
@@ -14,6 +26,8 @@ import { restorableWindows } from "../../core/regions.js";
 import { buildPlanInput, streamsOf, type CatalogState } from "../../core/restore-input.js";
 import { archivedThrough } from "../../core/generic-wal.js";
 import { UnknownSnapshotError } from "../../core/errors.js";
+import { StoreWorkObjects } from "../../store/work-objects.js";
+import { z } from "zod";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
@@ -28,12 +42,110 @@ export function runIdFor(at: Date, i: number): string {
   return `${at.toISOString().replace(/[-:.]/g, "").slice(0, 15)}Z-${String(i).padStart(3, "0")}${random().toString(16).slice(2, 6)}`;
 }
 
-export async function handler(input: unknown): Promise<{ candidates: VerifyCandidate[]; network: { subnets: string[]; securityGroups: string[] }; count: number }> {
-  const req = parseInput(verifyWorkflowInputSchema, input, "verify workflow input");
+/** Databases one SelectCandidates invocation looks at (one page of the registry). */
+export const SELECT_PAGE = 10;
+/** The execution's output lists results up to this size (serialized); all are in the work/ page objects. */
+export const SUMMARY_MAX_BYTES = 48 * 1024;
+/** Where the workflow keeps each page's results (incoming bucket; expires with work/). */
+export const VERIFY_WORK_PREFIX = "work/verify/";
+
+export const cursorSchema = z.object({
+  /** Database id the next page starts after ("": from the first). */
+  after: z.string(),
+  /** Pages collected so far (the next page's number). */
+  page: z.number().int().nonnegative(),
+  /** Candidates so far (numbers their run ids). */
+  count: z.number().int().nonnegative(),
+  outcomes: z.record(z.number().int().nonnegative()).optional(),
+});
+export type VerifyCursor = z.infer<typeof cursorSchema>;
+export type Outcomes = Record<string, number>;
+
+export function pagesPrefix(execution: string): string {
+  return `${VERIFY_WORK_PREFIX}${execution.replace(/[^A-Za-z0-9_-]/g, "-")}/pages/`;
+}
+const pageKey = (execution: string, page: number): string => `${pagesPrefix(execution)}${String(page).padStart(6, "0")}.json`;
+
+const selectInputSchema = z.object({ request: verifyWorkflowInputSchema, cursor: cursorSchema.optional() });
+const collectInputSchema = z.object({
+  step: z.literal("collect"),
+  execution: z.string().min(1),
+  cursor: cursorSchema,
+  next: z.string(),
+  results: z.array(z.object({ outcome: z.string() }).passthrough()),
+});
+const summaryInputSchema = z.object({ step: z.literal("summary"), execution: z.string().min(1), cursor: cursorSchema });
+
+export interface SelectOutput {
+  candidates: VerifyCandidate[];
+  network: { subnets: string[]; securityGroups: string[] };
+  count: number;
+  next: string;
+}
+export interface VerifySummary {
+  count: number;
+  results: Record<string, unknown>[];
+  outcomes: Outcomes;
+  listed?: number;
+  pagesPrefix?: string;
+}
+
+export async function handler(input: unknown): Promise<SelectOutput | VerifyCursor | VerifySummary> {
+  const step = typeof input === "object" && input !== null ? (input as { step?: unknown }).step : undefined;
+  if (step === "collect") return collect(parseInput(collectInputSchema, input, "verify collect input"));
+  if (step === "summary") return summary(parseInput(summaryInputSchema, input, "verify summary input"));
+  return selectPage(input);
+}
+
+async function collect({ execution, cursor, next, results }: z.infer<typeof collectInputSchema>): Promise<VerifyCursor> {
+  const deps = getDeps();
+  if (results.length > 0) await new StoreWorkObjects(deps.incoming, deps.incomingBucket).put(pageKey(execution, cursor.page), results);
+  const outcomes: Outcomes = { ...(cursor.outcomes ?? {}) };
+  for (const r of results) outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;
+  return { after: next, page: cursor.page + (results.length > 0 ? 1 : 0), count: cursor.count + results.length, outcomes };
+}
+
+async function summary({ execution, cursor }: z.infer<typeof summaryInputSchema>): Promise<VerifySummary> {
+  const deps = getDeps();
+  const work = new StoreWorkObjects(deps.incoming, deps.incomingBucket);
+  const listed: Record<string, unknown>[] = [];
+  let bytes = 0;
+  let full = false;
+  for (let p = 0; p < cursor.page && !full; p++) {
+    const items = await work.get(pageKey(execution, p));
+    for (const item of Array.isArray(items) ? (items as Record<string, unknown>[]) : []) {
+      const size = JSON.stringify(item).length;
+      if (bytes + size > SUMMARY_MAX_BYTES) {
+        full = true;
+        break;
+      }
+      bytes += size;
+      listed.push(item);
+    }
+  }
+  return {
+    count: cursor.count,
+    results: listed,
+    outcomes: cursor.outcomes ?? {},
+    ...(listed.length < cursor.count ? { listed: listed.length, pagesPrefix: pagesPrefix(execution) } : {}),
+  };
+}
+
+/** SelectCandidates: one page's candidates (the handler's default step). */
+export async function selectPage(input: unknown): Promise<SelectOutput> {
+  const { request: req, cursor } = parseInput(selectInputSchema, input, "verify workflow input");
   const deps = getDeps();
   const now = new Date();
   const pol = policy();
-  const ids = req.databaseId ? [req.databaseId] : (await deps.catalog.listDatabases()).map((d) => d.databaseId);
+  let ids: string[];
+  let next = "";
+  if (req.databaseId) ids = [req.databaseId];
+  else {
+    const page = await deps.catalog.listDatabasePage(cursor?.after || undefined, SELECT_PAGE);
+    ids = page.databases.map((d) => d.databaseId);
+    next = page.next ?? "";
+  }
+  const first = cursor?.count ?? 0;
   const candidates: VerifyCandidate[] = [];
   for (const databaseId of ids) {
     const [database, records, wal, history] = await Promise.all([
@@ -89,7 +201,7 @@ export async function handler(input: unknown): Promise<{ candidates: VerifyCandi
         snapshotId: p.snapshotId,
         level: p.level,
         ...(targetTime ? { targetTime } : {}),
-        runId: runIdFor(now, candidates.length),
+        runId: runIdFor(now, first + candidates.length),
         reason: p.reason,
         trigger: req.trigger ?? "schedule",
       });
@@ -100,5 +212,6 @@ export async function handler(input: unknown): Promise<{ candidates: VerifyCandi
     candidates,
     network: { subnets: list(process.env.WALVAULT_VERIFY_SUBNETS), securityGroups: list(process.env.WALVAULT_VERIFY_SECURITY_GROUPS) },
     count: candidates.length,
+    next,
   };
 }

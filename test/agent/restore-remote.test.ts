@@ -30,6 +30,7 @@ import {
   waitForExecution,
 } from "../../agent/restore-remote.js";
 import { SfnWorkflowRunner, type ExecutionState, type ExecutionStatus, type WorkflowRunner } from "../../store/workflows.js";
+import { MemoryWorkObjects } from "../../store/work-objects.js";
 import { stackClients, tempDir } from "../support/harness.js";
 import { archiveGenericSegment, SMALL_CHUNKER, uploadSnapshotDir, type UploadedSnapshot } from "../support/snapshots.js";
 import { startTestStack, type CliResult, type TestStack } from "../support/stack.js";
@@ -271,7 +272,7 @@ describe("waiting for an execution", () => {
     const runner = new SfnWorkflowRunner({ region: "local-1", endpoint: endpoint.endpoint, credentials: { accessKeyId: "x", secretAccessKey: "y" } });
     try {
       // Act
-      const run = remoteRestore(runner, { stateMachineArn: arn, input: { databaseId: GEN, target: { kind: "latest" } }, pollMs: 5 });
+      const run = remoteRestore(runner, { stateMachineArn: arn, input: { databaseId: GEN, target: { kind: "latest" } }, pollMs: 5, work: new MemoryWorkObjects() });
       // Assess
       await expect(run).rejects.toThrow(ConfigError);
       await expect(run).rejects.toThrow(/output is not a restore plan .*: is arn:aws:states:local-1:000000000000:stateMachine:walvault-ingest the restore workflow\?/);

@@ -5,6 +5,7 @@ import {
   ChecksumMismatchError,
   CodecError,
   CatalogFaultError,
+  CorruptPackError,
   ConcurrentUpdateError,
   ConfigError,
   FileAccessError,
@@ -62,6 +63,7 @@ const CLASSES: ReadonlyArray<{ cls: ErrorClass; name: string; code: string; exit
   { cls: TargetNotOnTimelineError, name: "TargetNotOnTimelineError", code: "target_not_on_timeline", exitCode: 2 },
   { cls: ManifestInvalidError, name: "ManifestInvalidError", code: "manifest_invalid", exitCode: 2 },
   { cls: UnsafePathError, name: "UnsafePathError", code: "unsafe_path", exitCode: 2 },
+  { cls: CorruptPackError, name: "CorruptPackError", code: "corrupt_pack", exitCode: 2 },
   { cls: IngestRetryableError, name: "IngestRetryableError", code: "ingest_retryable", exitCode: 4 },
 ];
 

@@ -143,7 +143,7 @@ describe("agent roles", () => {
     expect(Object.keys(multiStack.agentRoles).sort()).toEqual(["orders-db", "pg-main"]);
   });
 
-  it("reach S3 only under their own incoming/db/<id>/, failed/incoming/db/<id>/ and db/<id>/ prefixes, writing only to incoming", () => {
+  it("reach S3 only under their own incoming/db/<id>/, failed/incoming/db/<id>/, work/restore/<id>/ and db/<id>/ prefixes, writing only to incoming", () => {
     for (const { stack, template, db } of cases()) {
       // Prepare
       const incoming = `<${logicalId(stack, stack.incomingBucket)}.Arn>`;
@@ -163,8 +163,10 @@ describe("agent roles", () => {
         const inVault = resource.startsWith(`${vault}/db/${db}/`);
         // The ingest workflow's notes on uploads it could not store (wal-push reads them: exit 4).
         const inFailureNotes = resource.startsWith(`${incoming}/failed/incoming/db/${db}/`);
-        expect(inIncoming || inVault || inFailureNotes, `${action} on ${resource}`).toBe(true);
-        if (inVault || inFailureNotes) expect(action, `read-only access ${action} on ${resource}`).toBe("s3:GetObject");
+        // The plans of its restore workflow executions (restore --remote reads them).
+        const inRestorePlans = resource === `${incoming}/work/restore/${db}/*`;
+        expect(inIncoming || inVault || inFailureNotes || inRestorePlans, `${action} on ${resource}`).toBe(true);
+        if (inVault || inFailureNotes || inRestorePlans) expect(action, `read-only access ${action} on ${resource}`).toBe("s3:GetObject");
         if (inIncoming) expect(action, `incoming access ${action}`).toBe("s3:PutObject");
       }
     }
@@ -349,7 +351,7 @@ describe("catalog table", () => {
 });
 
 describe("ingest workflow", () => {
-  it("is an Express state machine logging all events and traced with X-Ray", () => {
+  it("is an Express state machine logging errors without execution data, traced with X-Ray", () => {
     // Prepare
     const logsId = defaultStack.getLogicalId(
       defaultStack.node.findChild("IngestWorkflowLogs").node.defaultChild as CfnElement,
@@ -361,11 +363,24 @@ describe("ingest workflow", () => {
       StateMachineType: "EXPRESS",
       TracingConfiguration: { Enabled: true },
       LoggingConfiguration: {
-        Level: "ALL",
-        IncludeExecutionData: true,
+        Level: "ERROR",
+        IncludeExecutionData: false,
         Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { "Fn::GetAtt": [logsId, "Arn"] } } }],
       },
     });
+  });
+
+  it("every Express state machine of either stack logs at ERROR without execution data (one log write per failure, not per state)", () => {
+    // Prepare
+    const machines = [defaultTemplate, multiTemplate].flatMap((t) => Object.entries(t.findResources("AWS::StepFunctions::StateMachine")));
+    // Act
+    const express = machines.filter(([, m]) => (m as CfnResource).Properties?.StateMachineType === "EXPRESS");
+    // Assess
+    expect(express.length).toBeGreaterThanOrEqual(2);
+    for (const [id, m] of express) {
+      const logging = (m as CfnResource).Properties?.LoggingConfiguration as { Level?: unknown; IncludeExecutionData?: unknown } | undefined;
+      expect({ id, level: logging?.Level, data: logging?.IncludeExecutionData }).toEqual({ id, level: "ERROR", data: false });
+    }
   });
 
   it("substitutes every placeholder of the ASL file with the matching function's ARN", () => {
@@ -749,20 +764,27 @@ describe("restore workflow", () => {
     expect(fnResource("checkThaw").Properties).toMatchObject({ Handler: "index.checkHandler" });
   });
 
-  it("read the vault and the catalog and write nothing; only thaw steps may call s3:RestoreObject, on the vault", () => {
+  it("read the vault and the catalog and write nothing but the plan (Plan, under work/restore/ of the incoming bucket); only thaw steps may call s3:RestoreObject, on the vault", () => {
     for (const [stack, template] of [
       [defaultStack, defaultTemplate],
       [multiStack, multiTemplate],
     ] as const) {
       // Prepare
       const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
+      const plans = `<${logicalId(stack, stack.incomingBucket)}.Arn>/work/restore/*`;
       // Act
       const byStep = Object.fromEntries(RESTORE_STEPS.map((step) => [step, roleStatements(template, logicalId(stack, stack.restoreFunctions[step].role!))]));
       const actions: Record<string, string[]> = {};
       const restoreOn: Record<string, string[]> = {};
+      const planAccess: Record<string, string[]> = {};
       for (const [step, statements] of Object.entries(byStep)) {
         for (const st of statements) {
           for (const action of list(st.Action)) {
+            if (list(st.Resource).map(render).includes(plans)) {
+              (planAccess[step] ??= []).push(action);
+              expect(list(st.Resource).map(render), `${step}: ${action}`).toEqual([plans]);
+              continue;
+            }
             if (/^(s3|dynamodb|kms):/.test(action)) {
               expect(action, `${step}: ${action}`).not.toMatch(/Put|Delete|Write|Update|Bypass|Retention|LegalHold|^s3:\*|^dynamodb:\*|Scan|GenerateDataKey/);
             }
@@ -773,6 +795,7 @@ describe("restore workflow", () => {
       }
       // Assess
       expect(restoreOn).toEqual({ thaw: [`${vault}/db/*`], checkThaw: [`${vault}/db/*`] });
+      expect(planAccess).toEqual({ plan: ["s3:PutObject"], thaw: ["s3:GetObject"], checkThaw: ["s3:GetObject"] });
       expect([...new Set(actions.plan)].sort()).toEqual(["dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"]);
       expect([...new Set(actions.thaw)].sort()).toEqual(["s3:GetObject", "s3:ListBucket", "s3:RestoreObject"]);
     }

@@ -321,7 +321,7 @@ describe("replica vault access", () => {
         .filter((a) => /^(s3|kms|dynamodb):/.test(a))
         .sort();
     // Assess
-    expect(actions("findMissing")).toEqual(["dynamodb:Query", "dynamodb:Scan"]);
+    expect(actions("findMissing")).toEqual(["dynamodb:Query"]);
     expect(actions("recordFailure")).toEqual(["dynamodb:GetItem", "dynamodb:UpdateItem"]);
   });
 });

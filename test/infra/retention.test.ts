@@ -155,7 +155,7 @@ describe("retention functions", () => {
 });
 
 describe("retention permissions", () => {
-  it("let plan read the catalog and write its lists only, and execute delete records, vault objects and versions in every vault, and nothing else", () => {
+  it("let plan read the catalog and write its lists and pages (and read the pages back) only, and execute delete records, vault objects and versions in every vault, and nothing else", () => {
     // Prepare
     const stack = custom.primary;
     const statements = (step: (typeof RETENTION_STEPS)[number]): Statement[] => roleStatements(template(stack), logicalId(stack, stack.retention.functions[step].role!));
@@ -166,7 +166,7 @@ describe("retention permissions", () => {
     const execute = statements("execute");
     const deletes = execute.filter((s) => list(s.Action).some((a) => a.startsWith("s3:Delete")));
     // Assess
-    expect(actionsOf(plan)).toEqual(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "logs:CreateLogStream", "logs:PutLogEvents", "s3:PutObject", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]);
+    expect(actionsOf(plan)).toEqual(["dynamodb:GetItem", "dynamodb:Query", "logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject", "s3:PutObject", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]);
     expect(actionsOf(execute)).toEqual([
       "dynamodb:BatchWriteItem",
       "dynamodb:DeleteItem",

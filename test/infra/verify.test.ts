@@ -597,7 +597,7 @@ describe("least privilege", () => {
         task: ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"],
         execution: [],
         workflow: [],
-        selectCandidates: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"],
+        selectCandidates: ["dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "s3:PutObject"],
         recordResult: ["dynamodb:PutItem", "dynamodb:Query"],
       });
       const execution = actionsOf(roleStatements(template, id(stack, v.executionRole)));

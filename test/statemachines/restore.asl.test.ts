@@ -29,7 +29,9 @@ interface State {
   CausePath?: string;
   OutputPath?: string;
   Catch?: { ErrorEquals: string[]; Next: string; ResultPath?: string }[];
-  Choices?: { Variable: string; NumericGreaterThan?: number; Next: string }[];
+  SecondsPath?: string;
+  Parameters?: Record<string, string>;
+  Choices?: { Variable: string; NumericGreaterThan?: number; BooleanEquals?: boolean; Next: string }[];
 }
 
 describe(FILE, () => {
@@ -58,14 +60,18 @@ describe(FILE, () => {
     expect(def.States.PlanFailed).toMatchObject({ Type: "Fail", ErrorPath: "$.error.Error", CausePath: "$.error.Cause" });
   });
 
-  it("loops Thaw -> Wait -> CheckThaw while objects are pending, then outputs the plan", () => {
+  it("loops Thaw -> CheckThaw while a pass has batches left, Wait -> CheckThaw while objects are pending, then outputs the plan's summary", () => {
     expect(def.StartAt).toBe("Plan");
+    expect(def.States.Plan!.Parameters).toMatchObject({ "execution.$": "$$.Execution.Name" });
     expect(def.States.Plan!.Next).toBe("Thaw");
     expect(def.States.Thaw!.Next).toBe("Thawed");
     const choice = def.States.Thawed!;
-    expect(choice.Choices).toEqual([{ Variable: "$.thaw.pending", NumericGreaterThan: 0, Next: "WaitForThaw" }]);
+    expect(choice.Choices).toEqual([
+      { Variable: "$.thaw.more", BooleanEquals: true, Next: "CheckThaw" },
+      { Variable: "$.thaw.pending", NumericGreaterThan: 0, Next: "WaitForThaw" },
+    ]);
     expect(choice.Default).toBe("Done");
-    expect(def.States.WaitForThaw).toMatchObject({ Type: "Wait", Seconds: 60, Next: "CheckThaw" });
+    expect(def.States.WaitForThaw).toMatchObject({ Type: "Wait", SecondsPath: "$.thaw.waitSeconds", Next: "CheckThaw" });
     expect(def.States.CheckThaw!.Next).toBe("Thawed");
     expect(def.States.Done).toMatchObject({ Type: "Succeed", OutputPath: "$.plan" });
   });

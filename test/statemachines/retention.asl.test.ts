@@ -1,9 +1,11 @@
 /**
  * statemachines/retention.asl.json: valid ASL, every placeholder substituted
- * by the local stack, every Task has a handler; a dry run ends after Plan
- * with the plan; otherwise a Map over the databases, two at a time, runs
- * Execute in bounded rounds (retried on ServiceUnavailableError) and ends
- * with a summary.
+ * by the local stack, every Task has a handler; the workflow walks the
+ * registry a page at a time: Plan plans a page, a dry run collects the plans,
+ * otherwise a Map over the page's databases, two at a time, runs Execute in
+ * bounded rounds (retried on ServiceUnavailableError); Collect writes the
+ * page's outcome to a work/ object and returns the cursor; it loops while
+ * there is a next page and ends with a summary.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -26,7 +28,7 @@ interface State {
   Next?: string;
   End?: boolean;
   Default?: string;
-  Choices?: { Next: string; Variable: string; BooleanEquals?: boolean; NumericGreaterThanEquals?: number }[];
+  Choices?: { Next: string; Variable: string; BooleanEquals?: boolean; NumericGreaterThanEquals?: number; Not?: { Variable: string; StringEquals: string } }[];
   MaxConcurrency?: number;
   ItemsPath?: string;
   ItemSelector?: Record<string, unknown>;
@@ -52,22 +54,31 @@ describe("retention.asl.json", () => {
     // Assess
     expect(result.isValid, result.errorsText("\n")).toBe(true);
     expect(JSON.stringify(definition)).not.toMatch(/\$\{/);
-    expect([...taskResources(definition as never).keys()].sort()).toEqual(["Execute", "Plan"]);
+    expect([...taskResources(definition as never).keys()].sort()).toEqual(["CollectPlans", "CollectResults", "Execute", "Plan", "Summary"]);
   });
 
-  it("plans first and stops there on a dry run, with the plan as the output", () => {
-    expect(def.StartAt).toBe("Plan");
-    expect(def.States.Plan).toMatchObject({ Type: "Task", Next: "DryRun", Parameters: { "request.$": "$", "execution.$": "$$.Execution.Name" } });
+  it("plans a page of databases first and, on a dry run, only collects the plans", () => {
+    expect(def.StartAt).toBe("Start");
+    expect(def.States.Start).toMatchObject({ Type: "Pass", Next: "Plan", Parameters: { "request.$": "$", "execution.$": "$$.Execution.Name", cursor: { after: "", page: 0, count: 0 } } });
+    expect(def.States.Plan).toMatchObject({ Type: "Task", Next: "DryRun", ResultPath: "$.page", Parameters: { "request.$": "$.request", "cursor.$": "$.cursor" } });
     const choice = def.States.DryRun!;
-    expect(choice.Choices!.map((c) => [c.Variable, c.BooleanEquals, c.Next])).toEqual([["$.dryRun", true, "PlanOnly"]]);
+    expect(choice.Choices!.map((c) => [c.Variable, c.BooleanEquals, c.Next])).toEqual([["$.page.dryRun", true, "CollectPlans"]]);
     expect(choice.Default).toBe("ExecuteEach");
-    // A Succeed state without paths passes its input (Plan's output) on unchanged.
-    expect(def.States.PlanOnly).toEqual({ Type: "Succeed", Comment: expect.any(String) as string });
+    expect(def.States.CollectPlans).toMatchObject({ Type: "Task", ResultPath: "$.cursor", Next: "MorePages", Parameters: { step: "collect", "page.$": "$.page" } });
+    expect(def.States.CollectPlans!.Parameters).not.toHaveProperty("results.$");
   });
 
-  it("executes each database's plan two at a time, in rounds bounded to 40, retried on ServiceUnavailableError, then summarizes", () => {
+  it("loops while the registry has a next page, dropping the page before the next, then summarizes", () => {
+    const more = def.States.MorePages!;
+    expect(more.Choices!.map((c) => [c.Not, c.Next])).toEqual([[{ Variable: "$.cursor.after", StringEquals: "" }, "NextPage"]]);
+    expect(more.Default).toBe("Summary");
+    expect(def.States.NextPage).toEqual({ Type: "Pass", Comment: expect.any(String) as string, Parameters: { "request.$": "$.request", "execution.$": "$.execution", "cursor.$": "$.cursor" }, Next: "Plan" });
+    expect(def.States.Summary).toMatchObject({ Type: "Task", End: true, Parameters: { step: "summary", "cursor.$": "$.cursor" } });
+  });
+
+  it("executes each database's plan of the page two at a time, in rounds bounded to 40, retried on ServiceUnavailableError, then collects", () => {
     const map = def.States.ExecuteEach!;
-    expect(map).toMatchObject({ Type: "Map", ItemsPath: "$.databases", MaxConcurrency: 2, ResultPath: "$.results", Next: "Summary" } as Partial<State>);
+    expect(map).toMatchObject({ Type: "Map", ItemsPath: "$.page.databases", MaxConcurrency: 2, ResultPath: "$.results", Next: "CollectResults" } as Partial<State>);
     expect(map.ItemSelector).toMatchObject({ "plan.$": "$$.Map.Item.Value", progress: { round: 0 } });
     const inner = map.ItemProcessor!;
     expect(inner.StartAt).toBe("Execute");
@@ -84,6 +95,6 @@ describe("retention.asl.json", () => {
     expect(done.Choices![1]!.NumericGreaterThanEquals).toBe(40);
     expect(done.Default).toBe("Execute");
     expect(inner.States.Executed).toMatchObject({ Type: "Pass", OutputPath: "$.progress", End: true });
-    expect(def.States.Summary).toMatchObject({ Type: "Pass", End: true, Parameters: { dryRun: false, "results.$": "$.results" } });
+    expect(def.States.CollectResults).toMatchObject({ Type: "Task", ResultPath: "$.cursor", Next: "MorePages", Parameters: { step: "collect", "results.$": "$.results" } });
   });
 });

@@ -60,6 +60,21 @@ describe("verify.asl.json", () => {
     ]);
     expect(map.ItemProcessor!.States["Failed?"]!.Choices).toEqual([expect.objectContaining({ Variable: "$.result.notify", Next: "Notify" })]);
     expect(map.ItemProcessor!.States.Notify!.Resource).toBe("arn:aws:states:::sns:publish");
-    expect([...taskResources(loadAsl(FILE, subs) as never).keys()].sort()).toEqual(["Notify", "RecordResult", "RunVerification", "SelectCandidates"]);
+    expect([...taskResources(loadAsl(FILE, subs) as never).keys()].sort()).toEqual(["Collect", "Notify", "RecordResult", "RunVerification", "SelectCandidates", "Summary"]);
+  });
+
+  it("walks the registry a page at a time: select a page, verify its candidates, collect their results, loop while there is a next page, then summarize", () => {
+    // Prepare
+    const def = JSON.parse(raw) as { StartAt: string; States: Record<string, State & { Parameters?: Record<string, unknown>; ResultPath?: string; Default?: string; Choices?: unknown[] }> };
+    // Assess
+    expect(def.StartAt).toBe("Start");
+    expect(def.States.Start).toMatchObject({ Type: "Pass", Next: "SelectCandidates", Parameters: { "request.$": "$", cursor: { after: "", page: 0, count: 0 } } });
+    expect(def.States.SelectCandidates).toMatchObject({ Next: "VerifyEach", ResultPath: "$.selected", Parameters: { "request.$": "$.request", "cursor.$": "$.cursor" } });
+    expect(def.States.VerifyEach).toMatchObject({ ItemsPath: "$.selected.candidates", ResultPath: "$.results", Next: "Collect" });
+    expect(def.States.Collect).toMatchObject({ Next: "MorePages", ResultPath: "$.cursor", Parameters: { step: "collect", "next.$": "$.selected.next", "results.$": "$.results" } });
+    expect(def.States.MorePages!.Choices).toEqual([{ Not: { Variable: "$.cursor.after", StringEquals: "" }, Next: "NextPage" }]);
+    expect(def.States.MorePages!.Default).toBe("Summary");
+    expect(def.States.NextPage).toMatchObject({ Type: "Pass", Next: "SelectCandidates", Parameters: { "request.$": "$.request", "cursor.$": "$.cursor" } });
+    expect(def.States.Summary).toMatchObject({ End: true, Parameters: { step: "summary", "cursor.$": "$.cursor" } });
   });
 });

@@ -25,7 +25,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
-import { QueryCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { PutCommand, QueryCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planFor, planToJson } from "../../agent/restore.js";
 import { regionVault } from "../../agent/catalog-rebuild.js";
@@ -364,6 +364,28 @@ describe("catalog rebuild from a vault bucket", () => {
       expect(d.skipped, d.databaseId).toEqual([]);
     }
     expect(second.databases.map((d) => [d.segments, d.snapshots, d.chunks])).toEqual(summary.databases.map((d) => [d.segments, d.snapshots, d.chunks]));
+  });
+
+  it("lists the databases whose registrations were written before the database registry (the migration of an old catalog)", async () => {
+    // Prepare: a target holding, as walvault wrote them before the registry (the meta item alone),
+    // PGT's registration and one of a database with nothing in the vault yet
+    const target = (await table("rebuilt-old-catalog")) as DynamoCatalog;
+    const registration = (await clients.catalog.getDatabase(PGT))!;
+    const empty = { ...registration, databaseId: "pg-nothing-yet" };
+    for (const r of [registration, empty]) {
+      await target.doc.send(new PutCommand({ TableName: target.tableName, Item: { ...r, pk: databasePk(r.databaseId), sk: "meta" } }));
+    }
+    const listedBefore = await target.listDatabases();
+
+    // Act
+    const r = await rebuildCatalog({ store: clients.store, bucket: stack.config.vaultBucket }, target, { databaseIds: [PGT, empty.databaseId] });
+
+    // Assess
+    expect(listedBefore).toEqual([]);
+    expect(r.databases[0]).toMatchObject({ databaseId: PGT, registration: "existing" });
+    expect(r.databases[1]?.refused).toMatch(/holds nothing under db\/pg-nothing-yet\//);
+    expect(await target.listDatabases()).toEqual([empty, registration]);
+    expect(await target.getDatabase(PGT)).toEqual(registration);
   });
 
   it("skips and reports objects with broken metadata or foreign keys, and rebuilds the rest", async () => {

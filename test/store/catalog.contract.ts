@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
-import { NotFoundError, SegmentConflictError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
+import { InvalidInputError, NotFoundError, SegmentConflictError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
 import type { ChunkItem, DatabaseRecord, QuarantineRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import type { Catalog } from "../../store/catalog.js";
 
@@ -186,6 +186,80 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         // Assess
         expect(listed.map((d) => d.databaseId).sort()).toEqual([...ids].sort());
         expect(listed.every((d) => d.kind === "postgres")).toBe(true);
+      });
+
+      it("listDatabases lists a registration as soon as putDatabase resolves, once, with its latest contents", async () => {
+        // Prepare
+        await catalog.putDatabase(database("db-a"));
+        const before = await catalog.listDatabases();
+
+        // Act: register another, and replace the first twice
+        await catalog.putDatabase(database("db-b"));
+        await catalog.putDatabase(database("db-a", { kind: "generic" }));
+        await catalog.putDatabase(database("db-a", { kind: "generic", walSegmentSize: 64 * 1024 * 1024 }));
+        const after = await catalog.listDatabases();
+
+        // Assess
+        expect(before).toEqual([database("db-a")]);
+        expect(after).toEqual([database("db-a", { kind: "generic", walSegmentSize: 64 * 1024 * 1024 }), database("db-b")]);
+      });
+
+      it("listDatabasePage pages through many registrations in id order, each exactly once, beside their other items", async () => {
+        // Prepare: 23 databases registered out of order, each with WAL, chunks and a head
+        const ids = Array.from({ length: 23 }, (_, i) => `db-${String((i * 7) % 23).padStart(3, "0")}`);
+        for (const id of ids) {
+          await catalog.putDatabase(database(id));
+          await catalog.recordWal(wal(segmentName(1, 1), { databaseId: id }));
+          await catalog.recordChunks([chunk(chunkHash(1), { databaseId: id }), chunk(chunkHash(2), { databaseId: id })]);
+          await catalog.advanceHead(id, segmentName(1, 1), "0000000100000001", "2025-01-01T00:00:00.000Z");
+        }
+
+        // Act: pages of 4, each continuing after the last one's `next`
+        const pages: string[][] = [];
+        let after: string | undefined;
+        do {
+          const page = await catalog.listDatabasePage(after, 4);
+          pages.push(page.databases.map((d) => d.databaseId));
+          after = page.next;
+        } while (after !== undefined && pages.length < 50);
+
+        // Assess
+        expect(pages.every((p) => p.length <= 4)).toBe(true);
+        expect(pages.flat()).toEqual([...ids].sort());
+        expect(pages.length).toBeGreaterThanOrEqual(6);
+      });
+
+      it("listDatabases follows every page, so a small page size still lists every registration once", async () => {
+        // Prepare: three per page
+        const paged = (await factory({ pageSize: 3 })).catalog;
+        const ids = Array.from({ length: 17 }, (_, i) => `pg-${String(16 - i).padStart(2, "0")}`);
+        for (const id of ids) await paged.putDatabase(database(id));
+
+        // Act
+        const listed = await paged.listDatabases();
+
+        // Assess
+        expect(listed.map((d) => d.databaseId)).toEqual([...ids].sort());
+      });
+
+      it("listDatabasePage of a catalog without registrations is one empty page", async () => {
+        // Prepare: items of a database that was never registered
+        await catalog.recordWal(wal(segmentName(1, 1), { databaseId: "never-registered" }));
+
+        // Act
+        const page = await catalog.listDatabasePage();
+
+        // Assess
+        expect(page).toEqual({ databases: [] });
+      });
+
+      it("listDatabasePage rejects a cursor that is not a database id with InvalidInputError", async () => {
+        // Act
+        const err = await rejection(catalog.listDatabasePage("NOT AN ID"));
+
+        // Assess
+        expect(err).toBeInstanceOf(InvalidInputError);
+        expect((err as Error).message).toContain("NOT AN ID");
       });
     });
 
