@@ -600,6 +600,9 @@ describe("least privilege", () => {
         selectCandidates: ["dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "s3:PutObject"],
         recordResult: ["dynamodb:PutItem", "dynamodb:Query"],
       });
+      // select's objects are its own page results under work/verify/ of the incoming bucket, nothing else
+      const selectObjects = roleStatements(template, id(stack, v.functions.selectCandidates.role!)).filter((s) => list(s.Action).some((a) => a.startsWith("s3:")));
+      expect(selectObjects.flatMap((s) => list(s.Resource).map((r) => render(r)))).toEqual([`<${id(stack, stack.incomingBucket)}.Arn>/work/verify/*`]);
       const execution = actionsOf(roleStatements(template, id(stack, v.executionRole)));
       expect(execution.every((a) => /^(ecr|logs):/.test(a)), execution.join(", ")).toBe(true);
     }
