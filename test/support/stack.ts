@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startLocalStack, type LocalDatabase, type LocalStack, type LocalStackOptions } from "../../local/stack.js";
+import { startLocalStack, type ExecutionStats, type LocalDatabase, type LocalStack, type LocalStackOptions } from "../../local/stack.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
 
 export interface TestStack extends LocalStack {
@@ -48,4 +48,9 @@ export async function startTestStack(databases: LocalDatabase[] = [{ id: "pg-mai
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The execution counters of a stack's statistics, without the limit high-water marks (largest state, most history events). */
+export function executionCounts(s: ExecutionStats): Pick<ExecutionStats, "started" | "succeeded" | "failed" | "inFlight"> {
+  return { started: s.started, succeeded: s.succeeded, failed: s.failed, inFlight: s.inFlight };
 }
