@@ -2,18 +2,24 @@
  * store/replication.ts against two real s3rver endpoints (the local stack's
  * primary and one replica region): copies are proven in the replica, a copy
  * whose bytes come out wrong is refused every time it is tried, a damaged
- * source is never copied, and snapshots go chunks first, manifest last.
+ * source is never copied, and snapshots go chunks first, in bounded batches
+ * from a cursor, manifest last.
  */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
-import { ChecksumMismatchError } from "../../core/errors.js";
+import { ChecksumMismatchError, InvalidInputError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
+import { vaultChunkKey } from "../../core/keys.js";
 import { META_SHA256 } from "../../core/schemas.js";
 import { objectMeta } from "../../core/verify.js";
 import { createObjectStore } from "../../store/factory.js";
 import type { ObjectStore } from "../../store/object-store.js";
-import { replicateObject } from "../../store/replication.js";
-import { corruptingStore, stackClients } from "../support/harness.js";
+import { replicateObject, replicateSnapshotBatch } from "../../store/replication.js";
+import { corruptingStore, stackClients, tempDir } from "../support/harness.js";
+import { SMALL_CHUNKER, uploadSnapshotDir } from "../support/snapshots.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const REGION = "local-2";
@@ -93,5 +99,38 @@ describe("replicateObject", () => {
     expect(e).toBeInstanceOf(ChecksumMismatchError);
     expect((e as Error).message).toContain(`vault object ${key}`);
     expect(await replica.store.head(replica.bucket, key)).toBeUndefined();
+  });
+});
+
+describe("replicateSnapshotBatch", () => {
+  it("copies at most maxChunks from the cursor, writes the manifest only with the last batch, and refuses a cursor past the end", async () => {
+    // Prepare: a snapshot of some 15 distinct chunks in the primary vault.
+    const dir = join(tempDir("walvault-repl-batch-"), "data");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "f.bin"), randomBytes(60 * 1024));
+    const snap = await uploadSnapshotDir({ store: primary.store, catalog: stackClients(stack).catalog }, stack.config, {
+      databaseId: "pg-main",
+      dir,
+      kind: "generic",
+      generic: { streams: [{ id: "wal", lastSegment: "wal/1", lastSegno: 1 }] },
+      chunker: SMALL_CHUNKER,
+    });
+    const chunks = snap.chunksOf.get("f.bin")!;
+    const { manifestKey, manifestSha256 } = snap.record;
+    const batch = (cursor: number) => replicateSnapshotBatch(primary, replica, manifestKey, manifestSha256, { region: REGION, cursor, maxChunks: 4 });
+    // Act
+    const first = await batch(0);
+    const manifestAfterFirst = await replica.store.head(replica.bucket, manifestKey);
+    const fifthAfterFirst = await replica.store.head(replica.bucket, vaultChunkKey("pg-main", chunks[4]!));
+    const outside = await batch(chunks.length + 1).catch((e: unknown) => e);
+    let last = first;
+    while (!last.done) last = await batch(last.cursor);
+    // Assess
+    expect(first).toEqual({ done: false, cursor: 4, chunks: chunks.length, copiedChunks: 4 });
+    expect(manifestAfterFirst).toBeUndefined();
+    expect(fifthAfterFirst).toBeUndefined();
+    expect(outside).toBeInstanceOf(InvalidInputError);
+    expect(last).toMatchObject({ done: true, cursor: chunks.length, chunks: chunks.length });
+    expect((await replica.store.get(replica.bucket, manifestKey))?.body).toEqual((await primary.store.get(primary.bucket, manifestKey))?.body);
   });
 });
