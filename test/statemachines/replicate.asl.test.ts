@@ -2,7 +2,7 @@
  * statemachines/replicate.asl.json: valid ASL, every placeholder substituted
  * by the local stack, every Task has a handler, the copy Map is bounded, and
  * the loop ends: when nothing is missing, when a whole round failed, or after
- * a bounded number of rounds.
+ * a bounded number of rounds; a snapshot's copy loops over bounded batches.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -60,5 +60,16 @@ describe("replicate.asl.json", () => {
     ]);
     expect(def.States.Stalled).toMatchObject({ Type: "Fail", Error: "ReplicationStalled" });
     expect(def.States.CopyItems).toMatchObject({ Type: "Map", MaxConcurrency: 4, Next: "FindMissing" });
+  });
+
+  it("runs CopyItem again on its own output while a snapshot's copy is not done (bounded batches), and ends the iteration when it is", () => {
+    // Prepare
+    const def = JSON.parse(raw) as { States: Record<string, { ItemProcessor?: { States: Record<string, State> } }> };
+    const states = def.States.CopyItems!.ItemProcessor!.States;
+    // Assess
+    expect(states.CopyItem).toMatchObject({ Type: "Task", Next: "MoreToCopy" });
+    expect(states.CopyItem!.Catch!.map((c) => c.Next)).toEqual(["RecordFailure"]);
+    expect(states.MoreToCopy).toMatchObject({ Type: "Choice", Choices: [{ Variable: "$.done", BooleanEquals: false, Next: "CopyItem" }], Default: "CopyItemDone" });
+    expect(states.CopyItemDone).toMatchObject({ Type: "Succeed" });
   });
 });
