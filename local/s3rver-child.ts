@@ -9,8 +9,22 @@
  *   { type: "event", event }                an s3rver S3-notification payload
  *   { type: "error", message }              startup failed (then exit 1)
  * The child exits when the IPC channel closes (parent gone) or on SIGTERM.
+ *
+ * One change to s3rver 3.7.1, so that it fails where S3 would and nowhere
+ * else: a PUT replaces an object atomically (atomicPuts). s3rver opened the
+ * object's file for writing (truncating it) before the body arrived, so a PUT
+ * cut off by a stopped or killed s3rver left the previous object truncated
+ * under its previous metadata, and a reader saw bytes S3 can never serve (an
+ * ingest then quarantined a good re-upload: "decodes to 0 bytes, not the
+ * 1048576 it claims", a fault test's s3rver-down round).
  */
+import { createHash, randomUUID } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { dirname } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 
 interface S3rverOptions {
   address: string;
@@ -38,6 +52,60 @@ export type S3rverChildMessage =
   | { type: "event"; event: unknown }
   | { type: "error"; message: string };
 
+interface StoredObject {
+  bucket: string;
+  key: string;
+  content: Buffer | NodeJS.ReadableStream;
+  metadata: unknown;
+}
+
+interface FilesystemStoreLike {
+  getResourcePath(bucket: string, key: string, resource: string): string;
+  putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>;
+}
+
+/**
+ * s3rver's FilesystemStore.putObject, writing the body to a temporary file
+ * beside the object (a name s3rver does not list) and renaming it into place
+ * only once the whole body arrived: a cut-off PUT leaves the previous object
+ * whole (the request fails, no event is sent, the temporary file is removed
+ * or, if the process was killed, left unlisted).
+ */
+function atomicPuts(require: NodeJS.Require): void {
+  const store = require("s3rver/lib/stores/filesystem.js") as { prototype: FilesystemStoreLike & { putObject(o: StoredObject): Promise<{ size: number; md5: string }> } };
+  store.prototype.putObject = async function putObject(this: FilesystemStoreLike, object: StoredObject) {
+    const objectPath = this.getResourcePath(object.bucket, object.key, "object");
+    await mkdir(dirname(objectPath), { recursive: true });
+    const temporary = `${objectPath}.${randomUUID()}.incomplete`;
+    const md5 = createHash("md5");
+    let size = 0;
+    try {
+      if (Buffer.isBuffer(object.content)) {
+        md5.update(object.content);
+        size = object.content.length;
+        await writeFile(temporary, object.content);
+      } else {
+        const count = new Transform({
+          transform(chunk: Buffer, _encoding, callback) {
+            md5.update(chunk);
+            size += chunk.length;
+            callback(null, chunk);
+          },
+        });
+        // pipeline rejects when the request ends early (aborted, closed): nothing is renamed into place.
+        await pipeline(object.content, count, createWriteStream(temporary));
+      }
+      await rename(temporary, objectPath);
+    } catch (e) {
+      await rm(temporary, { force: true });
+      throw e;
+    }
+    const digest = md5.digest("hex");
+    await this.putMetadata(object.bucket, object.key, object.metadata, digest);
+    return { size, md5: digest };
+  };
+}
+
 function send(msg: S3rverChildMessage): void {
   if (process.send && process.connected) process.send(msg);
 }
@@ -48,6 +116,7 @@ async function main(): Promise<void> {
   const config = JSON.parse(raw) as S3rverChildConfig;
 
   const require = createRequire(import.meta.url);
+  atomicPuts(require);
   const S3rver = require("s3rver") as new (options: S3rverOptions) => S3rverInstance;
   const server = new S3rver({
     address: "127.0.0.1",
