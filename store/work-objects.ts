@@ -151,3 +151,23 @@ export async function readRestorePlan(work: WorkObjects, planKey: string): Promi
   if (wal.length !== header.walCount) throw new ConfigError(`restore plan ${planKey} lists ${wal.length} WAL segments in its pages, its header says ${header.walCount}`);
   return { ...header, wal };
 }
+
+/**
+ * The items of the page objects `keys` (each a JSON list), in order, as many
+ * as fit in `maxBytes` of JSON: a workflow summary lists what fits and points
+ * at the pages for the rest. Reads pages only until the budget is used.
+ */
+export async function readPagesWithin<T>(work: WorkObjects, keys: readonly string[], maxBytes: number): Promise<T[]> {
+  const listed: T[] = [];
+  let bytes = 0;
+  for (const key of keys) {
+    const items = await work.get(key);
+    for (const item of Array.isArray(items) ? (items as T[]) : []) {
+      const size = JSON.stringify(item).length;
+      if (bytes + size > maxBytes) return listed;
+      bytes += size;
+      listed.push(item);
+    }
+  }
+  return listed;
+}

@@ -28,7 +28,7 @@ import { UnknownDatabaseError } from "../../core/errors.js";
 import { effectivePolicy } from "../../core/retention.js";
 import type { DatabaseRecord } from "../../core/schemas.js";
 import { planToJson, prunePlan } from "../../store/prune.js";
-import { StoreWorkObjects } from "../../store/work-objects.js";
+import { readPagesWithin, StoreWorkObjects } from "../../store/work-objects.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import {
@@ -123,21 +123,11 @@ async function collect({ execution, cursor, page, results }: z.infer<typeof coll
 async function summary({ execution, cursor }: z.infer<typeof summaryInputSchema>): Promise<RetentionSummaryOutput> {
   const deps = getDeps();
   const work = new StoreWorkObjects(deps.incoming, deps.incomingBucket);
-  const listed: unknown[] = [];
-  let bytes = 0;
-  let full = false;
-  for (let p = 0; p < cursor.page && !full; p++) {
-    const items = await work.get(pageKey(execution, p));
-    for (const item of Array.isArray(items) ? (items as unknown[]) : []) {
-      const size = JSON.stringify(item).length;
-      if (bytes + size > SUMMARY_MAX_BYTES) {
-        full = true;
-        break;
-      }
-      bytes += size;
-      listed.push(item);
-    }
-  }
+  const listed = await readPagesWithin<unknown>(
+    work,
+    Array.from({ length: cursor.page }, (_, p) => pageKey(execution, p)),
+    SUMMARY_MAX_BYTES,
+  );
   const dryRun = cursor.dryRun ?? false;
   const more = listed.length < cursor.count ? { listed: listed.length, pagesPrefix: pagesPrefix(execution) } : {};
   return {

@@ -26,7 +26,7 @@ import { restorableWindows } from "../../core/regions.js";
 import { buildPlanInput, streamsOf, type CatalogState } from "../../core/restore-input.js";
 import { archivedThrough } from "../../core/generic-wal.js";
 import { UnknownSnapshotError } from "../../core/errors.js";
-import { StoreWorkObjects } from "../../store/work-objects.js";
+import { readPagesWithin, StoreWorkObjects } from "../../store/work-objects.js";
 import { z } from "zod";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
@@ -108,21 +108,11 @@ async function collect({ execution, cursor, next, results }: z.infer<typeof coll
 async function summary({ execution, cursor }: z.infer<typeof summaryInputSchema>): Promise<VerifySummary> {
   const deps = getDeps();
   const work = new StoreWorkObjects(deps.incoming, deps.incomingBucket);
-  const listed: Record<string, unknown>[] = [];
-  let bytes = 0;
-  let full = false;
-  for (let p = 0; p < cursor.page && !full; p++) {
-    const items = await work.get(pageKey(execution, p));
-    for (const item of Array.isArray(items) ? (items as Record<string, unknown>[]) : []) {
-      const size = JSON.stringify(item).length;
-      if (bytes + size > SUMMARY_MAX_BYTES) {
-        full = true;
-        break;
-      }
-      bytes += size;
-      listed.push(item);
-    }
-  }
+  const listed = await readPagesWithin<Record<string, unknown>>(
+    work,
+    Array.from({ length: cursor.page }, (_, p) => pageKey(execution, p)),
+    SUMMARY_MAX_BYTES,
+  );
   return {
     count: cursor.count,
     results: listed,
