@@ -158,6 +158,26 @@ export function vaultChunkKey(databaseId: string, sha256: string): string {
   return `db/${assertDatabaseId(databaseId)}/chunks/${assertChunkSha(sha256)}`;
 }
 
+/** Vault key of a pack (core/pack.ts, docs/packs.md): its name is the SHA-256 of all its bytes. */
+export function vaultPackKey(databaseId: string, name: string): string {
+  return `db/${assertDatabaseId(databaseId)}/packs/${assertPackName(name)}`;
+}
+
+/** Prefix under which a database's packs live (list it to rebuild the catalog from pack indexes). */
+export function vaultPacksPrefix(databaseId: string): string {
+  return `db/${assertDatabaseId(databaseId)}/packs/`;
+}
+
+/** Incoming key of a pack an agent uploaded for a snapshot (promoted by snapshot ingest, as one object). */
+export function incomingPackKey(databaseId: string, name: string): string {
+  return `${INCOMING_PREFIX}${assertDatabaseId(databaseId)}/packs/${assertPackName(name)}`;
+}
+
+function assertPackName(name: string): string {
+  if (!SHA256_RE.test(name)) throw new InvalidInputError(`pack name '${name}' is not a lowercase hex SHA-256`);
+  return name;
+}
+
 /** Prefix under which a database's snapshot manifests live (list it to rebuild the catalog). */
 export function vaultSnapshotsPrefix(databaseId: string): string {
   return `db/${assertDatabaseId(databaseId)}/snapshots/`;
@@ -179,12 +199,13 @@ export function incomingChunkKey(databaseId: string, sha256: string): string {
 
 export type IncomingSnapshotObject =
   | { databaseId: string; object: "manifest"; snapshotId: string }
-  | { databaseId: string; object: "chunk"; sha256: string };
+  | { databaseId: string; object: "chunk"; sha256: string }
+  | { databaseId: string; object: "pack"; name: string };
 
 /**
  * Parses an incoming snapshot key: exactly
  * incoming/db/<id>/snapshots/<snapshotId>/manifest.json or
- * incoming/db/<id>/chunks/<sha256>; nothing else.
+ * incoming/db/<id>/chunks/<sha256> or incoming/db/<id>/packs/<sha256>; nothing else.
  */
 export function parseIncomingSnapshotKey(key: string): IncomingSnapshotObject {
   if (key.startsWith("/")) throw new InvalidInputError(`object key '${key}' is absolute`);
@@ -198,11 +219,14 @@ export function parseIncomingSnapshotKey(key: string): IncomingSnapshotObject {
     if (kind === "chunks" && a !== undefined && b === undefined) {
       return { databaseId: assertDatabaseId(id), object: "chunk", sha256: assertChunkSha(a) };
     }
+    if (kind === "packs" && a !== undefined && b === undefined) {
+      return { databaseId: assertDatabaseId(id), object: "pack", name: assertPackName(a) };
+    }
     if (kind === "snapshots" && a !== undefined && b === SNAPSHOT_MANIFEST_NAME) {
       return { databaseId: assertDatabaseId(id), object: "manifest", snapshotId: assertSnapshotId(a) };
     }
   }
   throw new InvalidInputError(
-    `object key '${key}' is not of the form incoming/db/<databaseId>/snapshots/<snapshotId>/manifest.json or incoming/db/<databaseId>/chunks/<sha256>`,
+    `object key '${key}' is not of the form incoming/db/<databaseId>/snapshots/<snapshotId>/manifest.json, incoming/db/<databaseId>/chunks/<sha256> or incoming/db/<databaseId>/packs/<sha256>`,
   );
 }

@@ -173,11 +173,7 @@ const short = (sha: string): string => `${sha.slice(0, 12)}…`;
 // ---------------------------------------------------------------------------
 // Names and keys
 
-/** Vault key of a pack: its name is the SHA-256 of all its bytes. */
-export function vaultPackKey(databaseId: string, name: string): string {
-  if (!SHA256_RE.test(name)) throw new InvalidInputError(`pack name '${name}' is not a lowercase hex SHA-256`);
-  return `db/${assertDatabaseId(databaseId)}/packs/${name}`;
-}
+export { vaultPackKey } from "./keys.js";
 
 // ---------------------------------------------------------------------------
 // Writing

@@ -256,8 +256,14 @@ export const snapshotRecordSchema = z.object({
 export type SnapshotRecord = z.infer<typeof snapshotRecordSchema>;
 
 /**
- * Catalog item of a chunk in the vault (db/<id>/chunks/<sha256>). Chunks are
- * content-addressed: a record describes bytes, so writing it again is harmless.
+ * Catalog item of a chunk in the vault. Chunks are content-addressed: a
+ * record describes bytes, so writing it again is harmless.
+ *
+ * Where its stored bytes are: without `offset`, the whole object `vaultKey`
+ * (db/<id>/chunks/<sha256>, one object per chunk, as snapshots before packs
+ * stored them); with `offset`, `vaultKey` is a pack (db/<id>/packs/<name>,
+ * docs/packs.md) and the bytes are [offset, offset + storedSize) of it. A
+ * repack moves a chunk by rewriting this record; manifests never name packs.
  */
 export const chunkItemSchema = z.object({
   databaseId: databaseIdSchema,
@@ -266,9 +272,31 @@ export const chunkItemSchema = z.object({
   storedSize: z.number().int().nonnegative(),
   codec: codecSchema,
   vaultKey: z.string(),
+  /** Byte offset of the stored bytes in the pack `vaultKey`; absent for a chunk stored as its own object. */
+  offset: z.number().int().nonnegative().optional(),
   recordedAt: z.string(),
 });
 export type ChunkItem = z.infer<typeof chunkItemSchema>;
+
+/**
+ * Catalog item of a pack in the vault (db/<id>/packs/<name>, core/pack.ts):
+ * what its footer says, so retention and replication can size and find it
+ * without reading its tail. Content-addressed like a chunk record.
+ */
+export const packItemSchema = z.object({
+  databaseId: databaseIdSchema,
+  /** SHA-256 of the whole pack: its name. */
+  name: sha256Schema,
+  /** Object size in bytes (data, index and footer). */
+  size: z.number().int().positive(),
+  /** Chunks in its index. */
+  entries: z.number().int().positive(),
+  /** Bytes of chunk data (the index starts here). */
+  dataLength: z.number().int().positive(),
+  vaultKey: z.string(),
+  recordedAt: z.string(),
+});
+export type PackItem = z.infer<typeof packItemSchema>;
 
 /** One check a verification made (core/verify-levels: L1 catalog/manifest, L2 checksums, L3 structure, L4 restore and start). */
 export const verificationCheckSchema = z.object({

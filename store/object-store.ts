@@ -31,6 +31,13 @@ export interface ObjectInfo {
   etag?: string;
   /** When this version was written (S3 Last-Modified, whole seconds). */
   lastModified?: Date;
+  /** The full-object SHA-256 the service holds for it (hex), when asked for and known (see put()). */
+  sha256?: string;
+}
+
+export interface PutOptions {
+  /** Hex SHA-256 of the body: the service refuses a body that does not match and keeps it as the object's checksum. */
+  sha256?: string;
 }
 
 export interface StoredObject extends ObjectInfo {
@@ -52,9 +59,11 @@ export interface ListedObject {
 export interface ObjectStore {
   /** A name for messages: region or endpoint. */
   readonly name: string;
-  put(bucket: string, key: string, body: Uint8Array, metadata: Record<string, string>): Promise<PutResult>;
+  put(bucket: string, key: string, body: Uint8Array, metadata: Record<string, string>, options?: PutOptions): Promise<PutResult>;
   get(bucket: string, key: string, versionId?: string): Promise<StoredObject | undefined>;
-  head(bucket: string, key: string, versionId?: string): Promise<ObjectInfo | undefined>;
+  /** Bytes [start, end] (inclusive) of the object; undefined when it does not exist. */
+  getRange(bucket: string, key: string, start: number, end: number): Promise<Buffer | undefined>;
+  head(bucket: string, key: string, versionId?: string, options?: { checksum?: boolean }): Promise<ObjectInfo | undefined>;
   copy(
     from: { bucket: string; key: string; versionId?: string },
     to: { bucket: string; key: string },

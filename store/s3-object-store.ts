@@ -24,8 +24,8 @@ import {
   S3Client,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { ConfigError, NotFoundError, ObjectLockedError, ServiceUnavailableError, type WalvaultError } from "../core/errors.js";
-import type { ListedObject, ObjectInfo, ObjectStore, PutResult, StoredObject } from "./object-store.js";
+import { ConfigError, InvalidInputError, NotFoundError, ObjectLockedError, ServiceUnavailableError, type WalvaultError } from "../core/errors.js";
+import type { ListedObject, ObjectInfo, ObjectStore, PutOptions, PutResult, StoredObject } from "./object-store.js";
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -156,14 +156,25 @@ export class S3ObjectStore implements ObjectStore {
     });
   }
 
-  async put(bucket: string, key: string, body: Uint8Array, metadata: Record<string, string>): Promise<PutResult> {
+  async put(bucket: string, key: string, body: Uint8Array, metadata: Record<string, string>, options: PutOptions = {}): Promise<PutResult> {
     try {
       // Content-MD5 on every put: S3 requires an integrity header for writes to buckets with Object
       // Lock (the vaults), and the SDK's own checksums are off (WHEN_REQUIRED: s3rver would store
       // aws-chunked framing). S3 rejects a body that does not match it (s3rver does not check).
+      // A caller that knows the body's SHA-256 (a pack: its name) passes it as S3's full-object
+      // checksum, sent as a plain header (no aws-chunked trailer), so S3 keeps it for HEAD.
       const contentMd5 = createHash("md5").update(body).digest("base64");
+      const checksum = options.sha256 === undefined ? {} : { ChecksumSHA256: Buffer.from(options.sha256, "hex").toString("base64") };
       const out = await this.client.send(
-        new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.byteLength, ContentMD5: contentMd5, Metadata: metadata }),
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+          ContentLength: body.byteLength,
+          ContentMD5: contentMd5,
+          Metadata: metadata,
+          ...checksum,
+        }),
       );
       return { ...(out.VersionId ? { versionId: out.VersionId } : {}), ...(out.ETag ? { etag: out.ETag } : {}) };
     } catch (e) {
@@ -199,10 +210,43 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async head(bucket: string, key: string, versionId?: string): Promise<ObjectInfo | undefined> {
+  async getRange(bucket: string, key: string, start: number, end: number): Promise<Buffer | undefined> {
+    const target = `s3://${bucket}/${key}`;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+      throw new InvalidInputError(`byte range ${start}-${end} of ${target} is not a range`);
+    }
+    const want = end - start + 1;
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end}` }));
+      const bytes = out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray();
+      if (bytes.byteLength !== want) {
+        // S3 shortens a range that runs past the end; a body of any other length is a fault.
+        const total = /\/(\d+)$/.exec(out.ContentRange ?? "")?.[1];
+        if (total !== undefined && Number(total) <= end) {
+          throw new InvalidInputError(`byte range ${start}-${end} of ${target} runs past its end (${total} bytes)`);
+        }
+        throw new ServiceUnavailableError(`S3 GetObject of bytes ${start}-${end} of ${target} at ${this.where} returned ${bytes.byteLength} of ${want} bytes`);
+      }
+      return toBuffer(bytes);
+    } catch (e) {
+      if (e instanceof ServiceUnavailableError || e instanceof InvalidInputError) throw e;
+      if (isMissing(e)) return undefined;
+      if ((e as { name?: string }).name === "InvalidRange" || (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) {
+        throw new InvalidInputError(`byte range ${start}-${end} of ${target} starts past its end`, { cause: e });
+      }
+      throw this.fail("GetObject", target, e);
+    }
+  }
+
+  async head(bucket: string, key: string, versionId?: string, options: { checksum?: boolean } = {}): Promise<ObjectInfo | undefined> {
     try {
       const out = await this.client.send(
-        new HeadObjectCommand({ Bucket: bucket, Key: key, ...(versionId === undefined ? {} : { VersionId: versionId }) }),
+        new HeadObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          ...(versionId === undefined ? {} : { VersionId: versionId }),
+          ...(options.checksum ? { ChecksumMode: "ENABLED" as const } : {}),
+        }),
       );
       return {
         key,
@@ -211,6 +255,7 @@ export class S3ObjectStore implements ObjectStore {
         ...(out.VersionId ? { versionId: out.VersionId } : {}),
         ...(out.ETag ? { etag: out.ETag } : {}),
         ...(out.LastModified ? { lastModified: out.LastModified } : {}),
+        ...(options.checksum && out.ChecksumSHA256 ? { sha256: Buffer.from(out.ChecksumSHA256, "base64").toString("hex") } : {}),
       };
     } catch (e) {
       if (isMissing(e)) return undefined;

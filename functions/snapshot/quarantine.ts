@@ -26,7 +26,7 @@ function identify(key: string): { databaseId: string; name: string } {
     const parsed = parseIncomingSnapshotKey(key);
     return {
       databaseId: parsed.databaseId,
-      name: parsed.object === "manifest" ? snapshotQuarantineName(parsed.snapshotId) : `chunks/${parsed.sha256}`,
+      name: parsed.object === "manifest" ? snapshotQuarantineName(parsed.snapshotId) : parsed.object === "pack" ? `packs/${parsed.name}` : `chunks/${parsed.sha256}`,
     };
   } catch {
     const rest = key.startsWith(INCOMING_PREFIX) ? key.slice(INCOMING_PREFIX.length) : key;

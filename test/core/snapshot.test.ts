@@ -6,6 +6,7 @@ import { InvalidInputError, ManifestInvalidError, UnsafePathError } from "../../
 import {
   SNAPSHOT_ID_RE as KEYS_SNAPSHOT_ID_RE,
   incomingChunkKey,
+  incomingPackKey,
   incomingSnapshotKey,
   parseIncomingKey,
   parseIncomingSnapshotKey,
@@ -288,6 +289,7 @@ describe("snapshot keys", () => {
   it("parse back what they build", () => {
     expect(parseIncomingSnapshotKey(incomingSnapshotKey(DB, SNAP_ID))).toEqual({ databaseId: DB, object: "manifest", snapshotId: SNAP_ID });
     expect(parseIncomingSnapshotKey(incomingChunkKey(DB, A))).toEqual({ databaseId: DB, object: "chunk", sha256: A });
+    expect(parseIncomingSnapshotKey(incomingPackKey(DB, A))).toEqual({ databaseId: DB, object: "pack", name: A });
   });
 
   it.each([
@@ -302,6 +304,8 @@ describe("snapshot keys", () => {
     ["a chunk with a bad id", "incoming/db/orders/chunks/xyz"],
     ["an extra segment", `incoming/db/orders/chunks/${A}/x`],
     ["a chunk in another bucket prefix", `db/orders/chunks/${A}`],
+    ["a pack with a bad name", "incoming/db/orders/packs/xyz"],
+    ["a pack under a snapshot", `incoming/db/orders/snapshots/${SNAP_ID}/packs/${A}`],
     ["a bad snapshot id", "incoming/db/orders/snapshots/latest/manifest.json"],
     ["a bad database id", `incoming/db/ORDERS/snapshots/${SNAP_ID}/manifest.json`],
   ])("parseIncomingSnapshotKey refuses %s", (_label, key) => {
@@ -312,6 +316,7 @@ describe("snapshot keys", () => {
     // Assess: the WAL parser refuses snapshot keys, the snapshot parser WAL keys
     expect(failure(() => parseIncomingKey(incomingSnapshotKey(DB, SNAP_ID)))).toBeInstanceOf(InvalidInputError);
     expect(failure(() => parseIncomingKey(incomingChunkKey(DB, A)))).toBeInstanceOf(InvalidInputError);
+    expect(failure(() => parseIncomingKey(incomingPackKey(DB, A)))).toBeInstanceOf(InvalidInputError);
   });
 });
 

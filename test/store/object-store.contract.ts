@@ -6,9 +6,9 @@
  * Tests share the service: each one works under its own random key prefix,
  * so the factory may hand out the same buckets every time.
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
-import { NotFoundError, ServiceUnavailableError, WalvaultError } from "../../core/errors.js";
+import { InvalidInputError, NotFoundError, ServiceUnavailableError, WalvaultError } from "../../core/errors.js";
 import type { ObjectStore } from "../../store/object-store.js";
 
 export interface ObjectStoreFixture {
@@ -166,6 +166,68 @@ export function objectStoreContract(name: string, factory: ObjectStoreFactory): 
         // Assess
         expect(err).toBeInstanceOf(WalvaultError);
         expect((err as Error).message).toContain(f.missingBucket);
+      });
+    });
+
+    describe("getRange", () => {
+      it("returns exactly the bytes of an explicit range, first and last byte included", async () => {
+        // Prepare
+        const key = `${prefix}ranged`;
+        const body = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) % 251));
+        await f.store.put(f.bucket, key, body, {});
+
+        // Act
+        const head = await f.store.getRange(f.bucket, key, 0, 9);
+        const middle = await f.store.getRange(f.bucket, key, 1234, 4321);
+        const tail = await f.store.getRange(f.bucket, key, 4990, 4999);
+        const one = await f.store.getRange(f.bucket, key, 4999, 4999);
+
+        // Assess
+        expect(head).toEqual(body.subarray(0, 10));
+        expect(middle).toEqual(body.subarray(1234, 4322));
+        expect(tail).toEqual(body.subarray(4990));
+        expect(one).toEqual(body.subarray(4999));
+      });
+
+      it("resolves undefined for a key that does not exist", async () => {
+        // Act
+        const got = await f.store.getRange(f.bucket, `${prefix}never-written`, 0, 9);
+
+        // Assess
+        expect(got).toBeUndefined();
+      });
+
+      it("rejects a range that runs past the end of the object, naming the range", async () => {
+        // Prepare
+        const key = `${prefix}short`;
+        await f.store.put(f.bucket, key, Buffer.alloc(100, 1), {});
+
+        // Act
+        const err = await rejection(f.store.getRange(f.bucket, key, 90, 199));
+
+        // Assess
+        expect(err).toBeInstanceOf(InvalidInputError);
+        expect((err as Error).message).toContain("90-199");
+      });
+    });
+
+    describe("put with a SHA-256", () => {
+      it("stores the bytes as a plain put does (the checksum travels as a header, not a framed body)", async () => {
+        // Prepare
+        const key = `${prefix}checked`;
+        const body = Buffer.alloc(70_000, 3);
+        const sha256 = createHash("sha256").update(body).digest("hex");
+
+        // Act
+        await f.store.put(f.bucket, key, body, { "walvault-sha256": sha256 }, { sha256 });
+        const got = await f.store.get(f.bucket, key);
+        const info = await f.store.head(f.bucket, key, undefined, { checksum: true });
+
+        // Assess
+        expect(got?.body).toEqual(body);
+        expect(info?.size).toBe(body.length);
+        // S3 keeps and reports the checksum; an emulator that does not keep it reports none, never a wrong one.
+        if (info?.sha256 !== undefined) expect(info.sha256).toBe(sha256);
       });
     });
 

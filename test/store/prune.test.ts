@@ -51,6 +51,9 @@ function versionedVault(name: string): ObjectStore & { versions: Map<string, Ver
       const v = versionId === undefined ? current(key) : versions.get(key)?.find((x) => x.id === versionId);
       return v && !v.marker ? info(key, v) : undefined;
     },
+    async getRange() {
+      throw new Error("not used");
+    },
     async copy() {
       throw new Error("not used");
     },

@@ -216,12 +216,16 @@ export function countingStore(inner: ObjectStore): ObjectStore & { gets: string[
     name: inner.name,
     gets,
     reset: () => void gets.splice(0),
-    put: (b, k, body, m) => inner.put(b, k, body, m),
+    put: (b, k, body, m, o) => inner.put(b, k, body, m, o),
     get: (b, k, v) => {
       gets.push(k);
       return inner.get(b, k, v);
     },
-    head: (b, k, v) => inner.head(b, k, v),
+    getRange: (b, k, start, end) => {
+      gets.push(k);
+      return inner.getRange(b, k, start, end);
+    },
+    head: (b, k, v, o) => inner.head(b, k, v, o),
     copy: (f, t) => inner.copy(f, t),
     delete: (b, k, v) => inner.delete(b, k, v),
     list: (b, p) => inner.list(b, p),
