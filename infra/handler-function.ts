@@ -5,17 +5,42 @@
  * module built with the project's own esbuild (no Docker).
  */
 import { join } from "node:path";
-import { type Duration, RemovalPolicy } from "aws-cdk-lib";
+import { Duration as CdkDuration, type Duration, RemovalPolicy } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
+import { stepsOf, type StepDefinition, type StepName, type WorkflowId } from "../core/workflows.js";
 
 export interface StepConfig {
   readonly description: string;
   readonly memorySize: number;
   readonly timeout: Duration;
+}
+
+/** A step's function settings as core/workflows.ts declares them. */
+export function stepConfig(def: StepDefinition): StepConfig {
+  return { description: def.description, memorySize: def.memoryMiB, timeout: CdkDuration.seconds(def.timeoutSeconds) };
+}
+
+/** The function settings of every step a workflow deploys, by step name. */
+export function stepConfigs<W extends WorkflowId>(workflow: W): Record<StepName<W>, StepConfig> {
+  const steps: Record<string, StepDefinition> = stepsOf(workflow);
+  return Object.fromEntries(Object.entries(steps).map(([name, d]) => [name, stepConfig(d)])) as Record<StepName<W>, StepConfig>;
+}
+
+/** Handler module file (functions/<dir>/<file>.ts), exported handler and ASL placeholder of a workflow's steps. */
+export function stepSources<W extends WorkflowId>(workflow: W): Record<StepName<W>, { file: string; handler: string; placeholder: string }> {
+  const steps: Record<string, StepDefinition> = stepsOf(workflow);
+  return Object.fromEntries(
+    Object.entries(steps).map(([name, d]) => [name, { file: d.module.slice(d.module.lastIndexOf("/") + 1), handler: d.handler, placeholder: d.placeholder }]),
+  ) as Record<StepName<W>, { file: string; handler: string; placeholder: string }>;
+}
+
+/** A step's handler module as an entry file under the repository root. */
+export function stepEntry(root: string, def: StepDefinition): string {
+  return join(root, `${def.module}.ts`);
 }
 
 /**

@@ -42,10 +42,10 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct, Node } from "constructs";
 import { DATABASE_ID_RE, FAILED_PREFIX, INCOMING_PREFIX, QUARANTINE_PREFIX } from "../core/keys.js";
-import { STEP_TIMEOUT_SECONDS as T } from "../core/steps.js";
+import { WORKFLOW_DEFINITIONS, stepNames } from "../core/workflows.js";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
-import { createHandlerFunction, type StepConfig } from "./handler-function.js";
+import { createHandlerFunction, stepConfigs, stepSources, type StepConfig } from "./handler-function.js";
 import { Verification, type VerifySettings, verifySettingsFromContext } from "./verify.js";
 import { Retention, type RetentionSettings, retentionSettingsFromContext } from "./retention.js";
 import {
@@ -105,41 +105,24 @@ export interface PrimaryStackProps extends StackProps, WalvaultSettings {
   readonly projectRoot?: string;
 }
 
-/** The ingest workflow's Lambda steps, named as in statemachines/ingest.asl.json. */
-export const INGEST_STEPS = ["validate", "promote", "record", "replicate", "quarantine"] as const;
+/** The ingest workflow's Lambda steps, named as in statemachines/ingest.asl.json (declared in core/workflows.ts). */
+export const INGEST_STEPS = stepNames("ingest");
 export type IngestStep = (typeof INGEST_STEPS)[number];
 
 /** The snapshot ingest workflow's Lambda steps (statemachines/snapshot-ingest.asl.json). */
-export const SNAPSHOT_STEPS = [
-  "validateManifest",
-  "promoteChunks",
-  "checkReferenced",
-  "promoteManifest",
-  "recordSnapshot",
-  "quarantineSnapshot",
-] as const;
+export const SNAPSHOT_STEPS = stepNames("snapshot-ingest");
 export type SnapshotStep = (typeof SNAPSHOT_STEPS)[number];
 
+
 /** Handler module (functions/snapshot/<file>.ts) and ASL placeholder of each snapshot step. */
-export const SNAPSHOT_STEP_SOURCES: Record<SnapshotStep, { file: string; placeholder: string }> = {
-  validateManifest: { file: "validate-manifest", placeholder: "ValidateManifestFunctionArn" },
-  promoteChunks: { file: "promote-chunks", placeholder: "PromoteChunksFunctionArn" },
-  checkReferenced: { file: "check-referenced", placeholder: "CheckReferencedFunctionArn" },
-  promoteManifest: { file: "promote-manifest", placeholder: "PromoteManifestFunctionArn" },
-  recordSnapshot: { file: "record-snapshot", placeholder: "RecordSnapshotFunctionArn" },
-  quarantineSnapshot: { file: "quarantine", placeholder: "QuarantineSnapshotFunctionArn" },
-};
+export const SNAPSHOT_STEP_SOURCES = stepSources("snapshot-ingest");
 
 /** The restore workflow's Lambda steps (statemachines/restore.asl.json). */
-export const RESTORE_STEPS = ["plan", "thaw", "checkThaw"] as const;
+export const RESTORE_STEPS = stepNames("restore");
 export type RestoreStep = (typeof RESTORE_STEPS)[number];
 
 /** Handler module (functions/restore/<file>.ts), exported handler and ASL placeholder of each restore step. */
-export const RESTORE_STEP_SOURCES: Record<RestoreStep, { file: string; handler: string; placeholder: string }> = {
-  plan: { file: "plan", handler: "handler", placeholder: "PlanFunctionArn" },
-  thaw: { file: "thaw", handler: "handler", placeholder: "ThawFunctionArn" },
-  checkThaw: { file: "thaw", handler: "checkHandler", placeholder: "CheckThawFunctionArn" },
-};
+export const RESTORE_STEP_SOURCES = stepSources("restore");
 
 /**
  * The replicate workflow's Lambda steps (statemachines/replicate.asl.json).
@@ -147,15 +130,11 @@ export const RESTORE_STEP_SOURCES: Record<RestoreStep, { file: string; handler: 
  * Maps (RecordReplicaFailure in ingest, CopySnapshot and
  * RecordSnapshotReplicaFailure in snapshot ingest).
  */
-export const REPLICATE_STEPS = ["findMissing", "copyItem", "recordFailure"] as const;
+export const REPLICATE_STEPS = stepNames("replicate");
 export type ReplicateStep = (typeof REPLICATE_STEPS)[number];
 
 /** Handler module (functions/replicate/<file>.ts) and ASL placeholder of each replicate step. */
-export const REPLICATE_STEP_SOURCES: Record<ReplicateStep, { file: string; placeholder: string }> = {
-  findMissing: { file: "find-missing", placeholder: "FindMissingFunctionArn" },
-  copyItem: { file: "copy-item", placeholder: "CopyItemFunctionArn" },
-  recordFailure: { file: "record-failure", placeholder: "RecordReplicaFailureFunctionArn" },
-};
+export const REPLICATE_STEP_SOURCES = stepSources("replicate");
 
 /** Retrieval tier of the restore workflow's RestoreObject requests unless its input names one. */
 export const DEFAULT_THAW_TIER = "Standard";
@@ -165,8 +144,8 @@ export const DEFAULT_THAW_TIER = "Standard";
  * characters) whose Object Created events start each workflow. local/stack.ts
  * routes the local stack's events with the same patterns (test/infra checks).
  */
-export const WAL_UPLOAD_KEY_PATTERN = `${INCOMING_PREFIX}*/wal/*`;
-export const SNAPSHOT_MANIFEST_KEY_PATTERN = `${INCOMING_PREFIX}*/snapshots/*/manifest.json`;
+export const WAL_UPLOAD_KEY_PATTERN = WORKFLOW_DEFINITIONS.ingest.trigger.keyPattern;
+export const SNAPSHOT_MANIFEST_KEY_PATTERN = WORKFLOW_DEFINITIONS["snapshot-ingest"].trigger.keyPattern;
 /** Where snapshot ingest keeps the batch lists too large for the workflow state (incoming bucket). */
 export const WORK_PREFIX = "work/";
 /** Where the restore workflow keeps its plans (incoming bucket, expiring with work/): work/restore/<database>/<execution>/ (store/work-objects.ts). */
@@ -235,44 +214,11 @@ function pascal(id: string): string {
     .join("");
 }
 
-// The WAL handlers hold a whole segment (16 MiB by default) in memory, hash
-// and decode it: memory also buys CPU. Express workflows end after 5 minutes.
-const STEP_CONFIG: Record<IngestStep, StepConfig> = {
-  validate: { description: "walvault ingest: verify an uploaded WAL file", memorySize: 1024, timeout: Duration.seconds(T.ValidateFunctionArn) },
-  promote: { description: "walvault ingest: put verified WAL bytes into the vault", memorySize: 1024, timeout: Duration.seconds(T.PromoteFunctionArn) },
-  record: { description: "walvault ingest: record a WAL file in the catalog", memorySize: 256, timeout: Duration.seconds(T.RecordFunctionArn) },
-  replicate: { description: "walvault ingest: copy a WAL file to one replica vault", memorySize: 1024, timeout: Duration.seconds(T.ReplicateFunctionArn) },
-  quarantine: { description: "walvault ingest: keep a rejected upload and record why", memorySize: 1024, timeout: Duration.seconds(T.QuarantineFunctionArn) },
-};
-
-// Snapshot ingest runs as a Standard workflow (no 5-minute limit). The
-// manifest steps parse the whole manifest (~136 bytes per chunk record: 25k
-// chunks ~3.4 MB, 1M chunks ~136 MB and ~800 MB of heap); a chunk batch holds
-// 32 chunks (up to 8 MiB each, 4 in flight) or up to 1,000 small blocks.
-const SNAPSHOT_STEP_CONFIG: Record<SnapshotStep, StepConfig> = {
-  validateManifest: { description: "walvault snapshot ingest: validate a manifest and batch its new chunks", memorySize: 2048, timeout: Duration.seconds(T.ValidateManifestFunctionArn) },
-  promoteChunks: { description: "walvault snapshot ingest: verify and promote one batch of chunks", memorySize: 1024, timeout: Duration.seconds(T.PromoteChunksFunctionArn) },
-  checkReferenced: { description: "walvault snapshot ingest: check that every referenced chunk is in the vault", memorySize: 2048, timeout: Duration.seconds(T.CheckReferencedFunctionArn) },
-  promoteManifest: { description: "walvault snapshot ingest: put a validated manifest into the vault", memorySize: 2048, timeout: Duration.seconds(T.PromoteManifestFunctionArn) },
-  recordSnapshot: { description: "walvault snapshot ingest: record a snapshot in the catalog", memorySize: 256, timeout: Duration.seconds(T.RecordSnapshotFunctionArn) },
-  quarantineSnapshot: { description: "walvault snapshot ingest: keep a rejected manifest and record why", memorySize: 2048, timeout: Duration.seconds(T.QuarantineSnapshotFunctionArn) },
-};
-
-const RESTORE_STEP_CONFIG: Record<RestoreStep, StepConfig> = {
-  plan: { description: "walvault restore: plan a snapshot and WAL to a recovery target", memorySize: 1024, timeout: Duration.seconds(T.PlanFunctionArn) },
-  thaw: { description: "walvault restore: request restores of archived objects a plan needs", memorySize: 1024, timeout: Duration.seconds(T.ThawFunctionArn) },
-  checkThaw: { description: "walvault restore: count archived objects still being restored", memorySize: 1024, timeout: Duration.seconds(T.CheckThawFunctionArn) },
-};
-
-// findMissing lists every WAL and snapshot record of the databases in scope
-// (one Query each, plus one of the registry per 1,000 databases); copyItem copies a WAL
-// file or a whole snapshot (chunks 8 at a time, up to 8 MiB each, bytes held
-// and decoded twice for the proofs) and may run up to Lambda's 15 minutes.
-const REPLICATE_STEP_CONFIG: Record<ReplicateStep, StepConfig> = {
-  findMissing: { description: "walvault replicate: find what a replica region lacks, from the catalog", memorySize: 1024, timeout: Duration.seconds(T.FindMissingFunctionArn) },
-  copyItem: { description: "walvault replicate: copy one WAL file or snapshot to a replica vault and prove it", memorySize: 2048, timeout: Duration.seconds(T.CopyItemFunctionArn) },
-  recordFailure: { description: "walvault replicate: record a failed copy to a replica region", memorySize: 256, timeout: Duration.seconds(T.RecordReplicaFailureFunctionArn) },
-};
+// Memory, timeout and description of every step: core/workflows.ts.
+const STEP_CONFIG = stepConfigs("ingest");
+const SNAPSHOT_STEP_CONFIG = stepConfigs("snapshot-ingest");
+const RESTORE_STEP_CONFIG = stepConfigs("restore");
+const REPLICATE_STEP_CONFIG = stepConfigs("replicate");
 
 export class PrimaryStack extends Stack {
   public readonly vaultKey: kms.Key;

@@ -37,8 +37,8 @@ import { NagSuppressions } from "cdk-nag";
 import { Construct, type Node } from "constructs";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
-import { STEP_TIMEOUT_SECONDS as T } from "../core/steps.js";
-import { createHandlerFunction, type StepConfig } from "./handler-function.js";
+import { createHandlerFunction, stepConfigs, stepSources } from "./handler-function.js";
+import { stepNames } from "../core/workflows.js";
 import type { VaultLifecycle } from "./vault.js";
 
 export const DEFAULT_RETENTION_SCHEDULE = "rate(1 day)";
@@ -47,21 +47,15 @@ export const DEFAULT_RETENTION_GRACE_HOURS = 24;
 export const RETENTION_WORK_PREFIX = "work/retention/";
 
 /** The retention workflow's Lambda steps: handler module (functions/retention/<file>.ts) and ASL placeholder. */
-export const RETENTION_STEP_SOURCES = {
-  plan: { file: "plan", placeholder: "PlanRetentionFunctionArn" },
-  execute: { file: "execute", placeholder: "ExecuteRetentionFunctionArn" },
-} as const;
-export const RETENTION_STEPS = ["plan", "execute"] as const;
+export const RETENTION_STEP_SOURCES = stepSources("retention");
+export const RETENTION_STEPS = stepNames("retention");
 export type RetentionStep = (typeof RETENTION_STEPS)[number];
 
 // plan reads every registration and per database its snapshot and WAL
 // records; an Execute round deletes up to 500 snapshots and 5,000 WAL files
 // (functions/retention/common.ts) in every region, and the last one reads
 // every kept manifest and sweeps chunks.
-const RETENTION_STEP_CONFIG: Record<RetentionStep, StepConfig> = {
-  plan: { description: "walvault retention: plan what each database keeps and deletes", memorySize: 1024, timeout: Duration.seconds(T.PlanRetentionFunctionArn) },
-  execute: { description: "walvault retention: delete one round of a database's plan in every region, sweep chunks, audit", memorySize: 2048, timeout: Duration.seconds(T.ExecuteRetentionFunctionArn) },
-};
+const RETENTION_STEP_CONFIG = stepConfigs("retention");
 
 const RATE_RE = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/;
 const CRON_RE = /^cron\(\S+( \S+){5}\)$/;

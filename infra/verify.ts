@@ -51,8 +51,8 @@ import { DATABASE_ID_RE } from "../core/keys.js";
 import type { VerifyPolicy } from "../core/verify-policy.js";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
-import { STEP_TIMEOUT_SECONDS as T } from "../core/steps.js";
-import { createHandlerFunction, type StepConfig } from "./handler-function.js";
+import { createHandlerFunction, stepConfigs, stepSources } from "./handler-function.js";
+import { stepNames } from "../core/workflows.js";
 
 /** The container the ASL's ContainerOverrides name. */
 export const VERIFY_CONTAINER_NAME = "verify";
@@ -86,22 +86,16 @@ export const VERIFY_IMAGE_CONTEXT_EXCLUDE: readonly string[] = [
 ];
 
 /** The verify workflow's Lambda steps: handler module (functions/verify/<file>.ts) and ASL placeholder. */
-export const VERIFY_STEP_SOURCES = {
-  selectCandidates: { file: "select", placeholder: "SelectCandidatesFunctionArn" },
-  recordResult: { file: "record-result", placeholder: "RecordResultFunctionArn" },
-} as const;
+export const VERIFY_STEP_SOURCES = stepSources("verify");
 /** Where the workflow keeps each page's results (incoming bucket; expires with work/); functions/verify/select.ts. */
 export const VERIFY_WORK_PREFIX = "work/verify/";
-export const VERIFY_STEPS = ["selectCandidates", "recordResult"] as const;
+export const VERIFY_STEPS = stepNames("verify");
 export type VerifyStep = (typeof VERIFY_STEPS)[number];
 
 // selectCandidates reads every registration, and per database its snapshot,
 // WAL and verification records (whole partitions), and plans restorable
 // windows; recordResult reads one database's verification records.
-const VERIFY_STEP_CONFIG: Record<VerifyStep, StepConfig> = {
-  selectCandidates: { description: "walvault verify: select the snapshots this run verifies", memorySize: 1024, timeout: Duration.seconds(T.SelectCandidatesFunctionArn) },
-  recordResult: { description: "walvault verify: record a verification result, emit its metric", memorySize: 512, timeout: Duration.seconds(T.RecordResultFunctionArn) },
-};
+const VERIFY_STEP_CONFIG = stepConfigs("verify");
 
 // ------------------------------------------------------------------ settings
 

@@ -22,34 +22,15 @@ import { ConfigError, describeError } from "../core/errors.js";
 import type { AgentConfig } from "../core/config.js";
 import { DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
 import { INCOMING_PREFIX } from "../core/keys.js";
-import { STEP_TIMEOUT_SECONDS } from "../core/steps.js";
+import { WORKFLOW_DEFINITIONS, STEPS_BY_PLACEHOLDER, placeholdersOf, type StepDefinition, type WorkflowId } from "../core/workflows.js";
 import { createCatalog, createObjectStore } from "../store/factory.js";
 import { createTable, DynamoCatalog } from "../store/dynamo-catalog.js";
 import { resetDeps } from "../functions/deps.js";
-import * as validate from "../functions/ingest/validate.js";
-import * as promote from "../functions/ingest/promote.js";
-import * as record from "../functions/ingest/record.js";
-import * as replicate from "../functions/ingest/replicate.js";
-import * as quarantine from "../functions/ingest/quarantine.js";
-import * as validateManifest from "../functions/snapshot/validate-manifest.js";
-import * as promoteChunks from "../functions/snapshot/promote-chunks.js";
-import * as checkReferenced from "../functions/snapshot/check-referenced.js";
-import * as promoteManifest from "../functions/snapshot/promote-manifest.js";
-import * as recordSnapshot from "../functions/snapshot/record-snapshot.js";
-import * as quarantineSnapshot from "../functions/snapshot/quarantine.js";
-import * as restorePlan from "../functions/restore/plan.js";
-import * as restoreThaw from "../functions/restore/thaw.js";
-import * as copyItem from "../functions/replicate/copy-item.js";
-import * as findMissing from "../functions/replicate/find-missing.js";
-import * as recordReplicaFailure from "../functions/replicate/record-failure.js";
-import * as verifySelect from "../functions/verify/select.js";
-import * as verifyRecordResult from "../functions/verify/record-result.js";
-import * as retentionPlan from "../functions/retention/plan.js";
-import * as retentionExecute from "../functions/retention/execute.js";
 import { loadAsl, taskResources } from "./asl.js";
 import { LOCAL_ACCOUNT, startDynamo, startS3, type S3Emulator, type S3ObjectCreatedEvent } from "./emulators.js";
 import { startSfnEndpoint } from "./sfn-endpoint.js";
 import { ExecutionGuard, guardTask, runGuarded } from "./limits.js";
+import { LambdaTimeoutError, lambdaRuntime, type LambdaRuntimeKind, type StepUsage } from "./lambda-pool.js";
 
 export const LOCAL_REGION = "local-1";
 export const LOCAL_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
@@ -59,13 +40,30 @@ export const VAULT_BUCKET = "walvault-vault";
 export const replicaVaultBucket = (region: string): string => `walvault-vault-${region}`;
 export const CATALOG_TABLE = "walvault-catalog";
 
-type Handler = (input: unknown) => Promise<unknown>;
+type Handler = (input: unknown, attempt?: number) => Promise<unknown>;
 
 const localArn = (fn: string): string => `arn:aws:lambda:${LOCAL_REGION}:000000000000:function:walvault-${fn}`;
 
-/** Local stand-ins for the Lambda ARNs CDK substitutes: placeholder -> function name, handler. */
-function functions(entries: ReadonlyArray<readonly [string, string, Handler]>): Record<string, { arn: string; handler: Handler }> {
-  return Object.fromEntries(entries.map(([placeholder, fn, handler]) => [placeholder, { arn: localArn(fn), handler }]));
+/** A local function's step: what it runs, with which memory and timeout. */
+export interface LocalFunction {
+  arn: string;
+  step: StepDefinition;
+}
+
+const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/**
+ * Local stand-ins for the Lambda ARNs CDK substitutes, by placeholder: every
+ * step the workflow's ASL calls (core/workflows.ts), its own and those it
+ * borrows, each under the name of the workflow that deploys it.
+ */
+function functions(workflow: WorkflowId): Record<string, LocalFunction> {
+  return Object.fromEntries(
+    placeholdersOf(workflow).map((placeholder) => {
+      const step = STEPS_BY_PLACEHOLDER.get(placeholder)!;
+      return [placeholder, { arn: localArn(`${step.workflow}-${kebab(step.name)}`), step }];
+    }),
+  );
 }
 
 export type WorkflowName = "ingest" | "snapshot-ingest";
@@ -88,68 +86,28 @@ export const WORKFLOWS: ReadonlyArray<{
   keyPattern: string;
   /** Deployed as a Standard workflow (history quota applies) rather than Express (infra/primary-stack.ts). */
   standard: boolean;
-  functions: Record<string, { arn: string; handler: Handler }>;
-}> = [
-  {
-    name: "ingest",
-    file: "ingest.asl.json",
-    standard: false,
-    keyPattern: `${INCOMING_PREFIX}*/wal/*`,
-    functions: functions([
-      ["ValidateFunctionArn", "ingest-validate", validate.handler],
-      ["PromoteFunctionArn", "ingest-promote", promote.handler],
-      ["RecordFunctionArn", "ingest-record", record.handler],
-      ["ReplicateFunctionArn", "ingest-replicate", replicate.handler],
-      ["RecordReplicaFailureFunctionArn", "replicate-record-failure", recordReplicaFailure.handler],
-      ["QuarantineFunctionArn", "ingest-quarantine", quarantine.handler],
-    ]),
-  },
-  {
-    name: "snapshot-ingest",
-    file: "snapshot-ingest.asl.json",
-    standard: true,
-    keyPattern: `${INCOMING_PREFIX}*/snapshots/*/manifest.json`,
-    functions: functions([
-      ["ValidateManifestFunctionArn", "snapshot-validate-manifest", validateManifest.handler],
-      ["PromoteChunksFunctionArn", "snapshot-promote-chunks", promoteChunks.handler],
-      ["CheckReferencedFunctionArn", "snapshot-check-referenced", checkReferenced.handler],
-      ["PromoteManifestFunctionArn", "snapshot-promote-manifest", promoteManifest.handler],
-      ["RecordSnapshotFunctionArn", "snapshot-record", recordSnapshot.handler],
-      ["CopyItemFunctionArn", "replicate-copy-item", copyItem.handler],
-      ["RecordReplicaFailureFunctionArn", "replicate-record-failure", recordReplicaFailure.handler],
-      ["QuarantineSnapshotFunctionArn", "snapshot-quarantine", quarantineSnapshot.handler],
-    ]),
-  },
-];
+  functions: Record<string, LocalFunction>;
+}> = (["ingest", "snapshot-ingest"] as const).map((name) => {
+  const w = WORKFLOW_DEFINITIONS[name];
+  return { name, file: w.asl, keyPattern: w.trigger.keyPattern, standard: w.type === "STANDARD", functions: functions(name) };
+});
 
 /** A workflow started on demand (console, CLI, schedule), never by an upload. */
 export interface OnDemandWorkflow<N extends string> {
   name: N;
   file: string;
-  functions: Record<string, { arn: string; handler: Handler }>;
+  functions: Record<string, LocalFunction>;
+}
+
+function onDemand<N extends "restore" | "replicate" | "verify" | "retention">(name: N): OnDemandWorkflow<N> {
+  return { name, file: WORKFLOW_DEFINITIONS[name].asl, functions: functions(name) };
 }
 
 /** The restore workflow: started on demand, never by an event. */
-export const RESTORE_WORKFLOW: OnDemandWorkflow<"restore"> = {
-  name: "restore",
-  file: "restore.asl.json",
-  functions: functions([
-    ["PlanFunctionArn", "restore-plan", restorePlan.handler],
-    ["ThawFunctionArn", "restore-thaw", restoreThaw.handler],
-    ["CheckThawFunctionArn", "restore-check-thaw", restoreThaw.checkHandler],
-  ]),
-};
+export const RESTORE_WORKFLOW = onDemand("restore");
 
 /** The replicate workflow (statemachines/replicate.asl.json): started on demand, never by an event. */
-export const REPLICATE_WORKFLOW: OnDemandWorkflow<"replicate"> = {
-  name: "replicate",
-  file: "replicate.asl.json",
-  functions: functions([
-    ["FindMissingFunctionArn", "replicate-find-missing", findMissing.handler],
-    ["CopyItemFunctionArn", "replicate-copy-item", copyItem.handler],
-    ["RecordReplicaFailureFunctionArn", "replicate-record-failure", recordReplicaFailure.handler],
-  ]),
-};
+export const REPLICATE_WORKFLOW = onDemand("replicate");
 
 /**
  * The verify workflow (statemachines/verify.asl.json): on demand or fired like
@@ -157,26 +115,12 @@ export const REPLICATE_WORKFLOW: OnDemandWorkflow<"replicate"> = {
  * ECS task state runs tasks/verify/main.js as a child process; its SNS
  * publish state appends to `notifications` (and notifications.log).
  */
-export const VERIFY_WORKFLOW: OnDemandWorkflow<"verify"> = {
-  name: "verify",
-  file: "verify.asl.json",
-  functions: functions([
-    ["SelectCandidatesFunctionArn", "verify-select", verifySelect.handler],
-    ["RecordResultFunctionArn", "verify-record-result", verifyRecordResult.handler],
-  ]),
-};
+export const VERIFY_WORKFLOW = onDemand("verify");
 /**
  * The retention workflow (statemachines/retention.asl.json): on demand or
  * fired like its EventBridge schedule (`startRetention`, `walvault prune --workflow`).
  */
-export const RETENTION_WORKFLOW: OnDemandWorkflow<"retention"> = {
-  name: "retention",
-  file: "retention.asl.json",
-  functions: functions([
-    ["PlanRetentionFunctionArn", "retention-plan", retentionPlan.handler],
-    ["ExecuteRetentionFunctionArn", "retention-execute", retentionExecute.handler],
-  ]),
-};
+export const RETENTION_WORKFLOW = onDemand("retention");
 /** Local stand-ins for the verify workflow's other substitutions. */
 export const VERIFY_SUBSTITUTIONS = {
   ClusterArn: `arn:aws:ecs:${LOCAL_REGION}:000000000000:cluster/walvault-verify`,
@@ -283,6 +227,14 @@ export interface LocalStackOptions {
    * Tests may lower them; they cannot be turned off.
    */
   stateLimits?: { payloadBytes?: number; historyEvents?: number };
+  /**
+   * Where the Lambda handlers run (local/lambda-pool.ts): "worker" (default)
+   * in sandboxes under each step's memory and timeout (core/workflows.ts),
+   * from the built dist/; "in-process" in this process, memory not enforced,
+   * for tests that swap a handler's dependencies (functions/deps.ts
+   * overrideDeps), which a sandbox would not see.
+   */
+  lambdaRuntime?: LambdaRuntimeKind;
 }
 
 /** What LocalStackOptions.injectFault is told about the invocation about to run. */
@@ -298,18 +250,7 @@ export interface FaultContext {
 
 export type InjectedFault = "timeout" | { after: "timeout" } | Error | undefined;
 
-/**
- * How Step Functions reports a Lambda function that ran past its timeout:
- * `Sandbox.Timedout` (the error type Lambda returns for a timed-out
- * invocation on current runtimes; docs/decisions.md), cause "Task timed out
- * after N seconds".
- */
-export class LambdaTimeoutError extends Error {
-  constructor(state: string, ms: number) {
-    super(`Task timed out after ${(ms / 1000).toFixed(2)} seconds (local ${state})`);
-    this.name = "Sandbox.Timedout";
-  }
-}
+export { LambdaOutOfMemoryError, LambdaTimeoutError, type StepUsage } from "./lambda-pool.js";
 
 /** One region's S3 endpoint on the local stack: the primary (incoming + vault) or a replica (its vault). */
 export interface LocalRegion {
@@ -366,6 +307,8 @@ export interface LocalStack {
   retentionStats: ExecutionStats;
   /** What the verify workflow's SNS publish state sent, oldest first. */
   notifications: { subject: string; message: string; at: string }[];
+  /** Per Lambda step (by ASL placeholder): invocations, the longest, and the most memory one held, against the step's limits. */
+  stepUsage: ReadonlyMap<string, StepUsage>;
   /** Resolves when no execution of any workflow is running. */
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -382,6 +325,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   if (new Set([LOCAL_REGION, ...replicaNames]).size !== replicaNames.length + 1) {
     throw new ConfigError(`replica regions ${replicaNames.join(", ")} must be distinct and differ from the primary ${LOCAL_REGION}`);
   }
+  // First: a worker runtime refuses to start on a dist/ older than the sources.
+  const lambda = lambdaRuntime(opts.lambdaRuntime ?? "worker");
   const objectCreated: Array<(event: S3ObjectCreatedEvent) => void> = [];
   const regions: LocalRegion[] = [];
   let dynamo: Awaited<ReturnType<typeof startDynamo>> | undefined;
@@ -449,21 +394,18 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       return { MessageId: `local-${notifications.length}` };
     },
   };
-  const timeoutMsOf = (state: string, placeholder: string | undefined): number | undefined => {
+  const timeoutMsOf = (state: string, step: StepDefinition): number => {
     const o = opts.lambdaTimeoutMs;
     if (typeof o === "number") return o;
     if (o?.[state] !== undefined) return o[state];
-    const seconds = placeholder === undefined ? undefined : (STEP_TIMEOUT_SECONDS as Record<string, number>)[placeholder];
-    return seconds === undefined ? undefined : seconds * 1000;
+    return step.timeoutSeconds * 1000;
   };
   /**
    * One Lambda invocation as AWS runs it: the fault hook first, then the
-   * handler raced against the state's timeout. A handler that loses the race
-   * keeps running here (a process cannot be frozen like a Lambda sandbox):
-   * its later side effects are those of a request already sent when AWS
-   * stopped the function.
+   * handler in its runtime (local/lambda-pool.ts) under the step's timeout
+   * and memory.
    */
-  const invokeLambda = async (workflow: string, state: string, timeoutMs: number, handler: Handler, attempt: number, input: unknown): Promise<unknown> => {
+  const invokeLambda = async (workflow: string, state: string, timeoutMs: number, step: StepDefinition, attempt: number, input: unknown): Promise<unknown> => {
     const fault = opts.injectFault?.({ workflow, state, attempt, input });
     if (fault instanceof Error) throw fault;
     if (fault === "timeout") {
@@ -471,24 +413,18 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       throw new LambdaTimeoutError(state, timeoutMs);
     }
     if (fault !== undefined) {
-      await handler(input);
+      await lambda.invoke(step, state, input, timeoutMs);
       throw new LambdaTimeoutError(state, timeoutMs);
     }
-    const run = handler(input);
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new LambdaTimeoutError(state, timeoutMs)), timeoutMs);
-      timer.unref();
-    });
-    run.catch(() => undefined); // a late failure of a handler that already timed out
-    try {
-      return await Promise.race([run, expired]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return lambda.invoke(step, state, input, timeoutMs);
   };
+  /** A Lambda Task state's local invocation (the service integrations ignore `attempt`). */
+  const lambdaTask =
+    (workflow: string, state: string, step: StepDefinition) =>
+    (input: unknown, attempt = 1): Promise<unknown> =>
+      invokeLambda(workflow, state, timeoutMsOf(state, step), step, attempt, input);
   const build = (
-    w: { name: string; file: string; standard?: boolean; functions: Record<string, { arn: string; handler: Handler }> },
+    w: { name: string; file: string; standard?: boolean; functions: Record<string, LocalFunction> },
     substitutions: Record<string, string> = {},
   ) => {
     const definition = loadAsl(w.file, {
@@ -496,13 +432,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       ...substitutions,
       ...Object.fromEntries(Object.entries(w.functions).map(([k, v]) => [k, v.arn])),
     });
-    const lambdas = new Map(Object.entries(w.functions).map(([placeholder, f]) => [f.arn, { placeholder, handler: f.handler }] as const));
-    const tasks: { state: string; handler: Handler; timeoutMs: number | undefined }[] = [];
+    const lambdas = new Map(Object.values(w.functions).map((f) => [f.arn, f.step] as const));
+    const tasks: { state: string; run: Handler }[] = [];
     for (const [state, arn] of taskResources(definition)) {
-      const lambda = lambdas.get(arn);
-      const h = lambda?.handler ?? services[arn];
-      if (!h) throw new ConfigError(`${w.file}: Task state ${state} calls ${arn}, which has no local handler`);
-      tasks.push({ state, handler: h, timeoutMs: lambda ? timeoutMsOf(state, lambda.placeholder) : undefined });
+      const step = lambdas.get(arn);
+      const service = services[arn];
+      if (step) tasks.push({ state, run: lambdaTask(w.name, state, step) });
+      else if (service) tasks.push({ state, run: service });
+      else throw new ConfigError(`${w.file}: Task state ${state} calls ${arn}, which has no local handler`);
     }
     const waitTimeOverrides: Record<string, number> = {};
     for (const [name, s] of Object.entries((definition.States ?? {}) as Record<string, { Type?: string }>)) {
@@ -515,14 +452,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       const attempts = new Map<string, number>();
       const localHandlers: Record<string, Handler> = {};
       for (const t of tasks) {
-        const invoke: Handler =
-          t.timeoutMs === undefined
-            ? t.handler
-            : (input) => {
-                const attempt = (attempts.get(t.state) ?? 0) + 1;
-                attempts.set(t.state, attempt);
-                return invokeLambda(w.name, t.state, t.timeoutMs!, t.handler, attempt, input);
-              };
+        const invoke: Handler = (input) => {
+          const attempt = (attempts.get(t.state) ?? 0) + 1;
+          attempts.set(t.state, attempt);
+          return t.run(input, attempt);
+        };
         localHandlers[t.state] = guardTask(guard, t.state, invoke);
       }
       return { taskResourceLocalHandlers: localHandlers as never, waitTimeOverrides, retryIntervalOverrides };
@@ -700,9 +634,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     startRetention,
     retentionStats,
     notifications,
+    stepUsage: lambda.usage,
     idle: () => (quiet() ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
     async stop() {
-      await Promise.allSettled([sfn.stop(), ...regions.map((r) => r.stop()), dynamo.stop()]);
+      await Promise.allSettled([sfn.stop(), lambda.stop(), ...regions.map((r) => r.stop()), dynamo.stop()]);
     },
   };
 }

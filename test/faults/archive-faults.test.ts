@@ -128,6 +128,8 @@ const stackOptions: Omit<LocalStackOptions, "stateDir" | "databases"> = {
   injectFault,
   // A hung Record is given up after 3 s rather than its deployed timeout.
   lambdaTimeoutMs: { Record: 3000 },
+  // With that short a timeout, a cold sandbox's first Record could time out by itself under load: the faults here are the injected ones.
+  lambdaRuntime: "in-process",
 };
 const databases = [{ id: DB, walSegmentSize: SEGMENT_SIZE }];
 

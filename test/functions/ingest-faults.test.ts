@@ -35,6 +35,8 @@ const invocations: { state: string; name: string; attempt: number }[] = [];
 beforeAll(async () => {
   stack = await startTestStack([{ id: DB }, { id: GEN, kind: "generic" }], {
     lambdaTimeoutMs: { Promote: PROMOTE_TIMEOUT_MS, Record: PROMOTE_TIMEOUT_MS, ValidateManifest: PROMOTE_TIMEOUT_MS },
+    // Timeouts of 300 ms are this test's faults: a cold sandbox's first invocation could pass one by itself under load.
+    lambdaRuntime: "in-process",
     injectFault: (ctx) => {
       // Validate's input is { event }, the later steps' { ingest, ... }.
       const input = ctx.input as { ingest?: { name?: string }; event?: { detail?: { object?: { key?: string } } } };

@@ -36,7 +36,7 @@ async function archive(name: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: DB }], { replicaRegions: [REGION] });
+  stack = await startTestStack([{ id: DB }], { replicaRegions: [REGION], lambdaRuntime: "in-process" }); // overrideDeps below
   clients = stackClients(stack);
 }, 120_000);
 

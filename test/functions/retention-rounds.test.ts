@@ -47,7 +47,7 @@ function failingOnceFor(store: ObjectStore, key: string): ObjectStore & { failed
 }
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: DB, kind: "generic" }]);
+  stack = await startTestStack([{ id: DB, kind: "generic" }], { lambdaRuntime: "in-process" }); // overrideDeps below
   clients = stackClients(stack);
   work = tempDir("walvault-retention-rounds-");
   chmodSync(work, 0o755);

@@ -86,7 +86,7 @@ function lockedFor(store: ObjectStore, key: string): ObjectStore {
 }
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: DB, kind: "generic" }, { id: NEW_DB, kind: "generic" }], { replicaRegions: [REGION] });
+  stack = await startTestStack([{ id: DB, kind: "generic" }, { id: NEW_DB, kind: "generic" }], { replicaRegions: [REGION], lambdaRuntime: "in-process" }); // overrideDeps below
   clients = stackClients(stack);
   work = tempDir("walvault-retention-");
   chmodSync(work, 0o755);

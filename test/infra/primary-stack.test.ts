@@ -16,6 +16,7 @@ import type { IConstruct } from "constructs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { aslPlaceholders } from "../../infra/asl.js";
+import { WORKFLOW_DEFINITIONS, type StepDefinition, type WorkflowId } from "../../core/workflows.js";
 import {
   findProjectRoot,
   INGEST_STEPS,
@@ -798,6 +799,33 @@ describe("restore workflow", () => {
       expect(planAccess).toEqual({ plan: ["s3:PutObject"], thaw: ["s3:GetObject"], checkThaw: ["s3:GetObject"] });
       expect([...new Set(actions.plan)].sort()).toEqual(["dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"]);
       expect([...new Set(actions.thaw)].sort()).toEqual(["s3:GetObject", "s3:ListBucket", "s3:RestoreObject"]);
+    }
+  });
+});
+
+describe("functions of every workflow", () => {
+  it("are deployed with the memory, timeout and description core/workflows.ts declares for their step", () => {
+    // Prepare
+    const deployed: Array<[WorkflowId, Record<string, IConstruct>]> = [
+      ["ingest", defaultStack.functions],
+      ["snapshot-ingest", defaultStack.snapshotFunctions],
+      ["restore", defaultStack.restoreFunctions],
+      ["replicate", defaultStack.replicateFunctions],
+      ["verify", defaultStack.verification.functions],
+      ["retention", defaultStack.retention.functions],
+    ];
+    for (const [workflow, fns] of deployed) {
+      const steps = WORKFLOW_DEFINITIONS[workflow].steps as Record<string, StepDefinition>;
+      // Assess: one function per declared step, each with the declared settings
+      expect(Object.keys(fns).sort(), workflow).toEqual(Object.keys(steps).sort());
+      for (const [name, step] of Object.entries(steps)) {
+        const props = defaultTemplate.toJSON().Resources[logicalId(defaultStack, fns[name]!)].Properties as Record<string, unknown>;
+        expect({ memory: props.MemorySize, timeout: props.Timeout, description: props.Description }, `${workflow} ${name}`).toEqual({
+          memory: step.memoryMiB,
+          timeout: step.timeoutSeconds,
+          description: step.description,
+        });
+      }
     }
   });
 });

@@ -1,0 +1,174 @@
+/**
+ * Every workflow, declared once: its ASL file, its kind (Express or
+ * Standard), what starts it, and its Lambda steps with their handler module,
+ * memory and timeout. The CDK app (infra/) deploys each step's function from
+ * here, and the local stack (local/stack.ts) runs the same handler modules
+ * under the same memory and timeout (local/lambda-pool.ts), so a step that
+ * would run out of time or memory in AWS fails locally too, with the limit
+ * named. Adding a workflow or a step is an edit here, an ASL file and a
+ * handler module.
+ *
+ * Pure data: module paths are strings relative to the repository root,
+ * without extension (functions/ingest/validate -> functions/ingest/validate.ts
+ * in the sources, dist/functions/ingest/validate.js once built).
+ *
+ * Why these sizes (memory also buys CPU in Lambda, ~1 vCPU at 1,769 MiB):
+ * - the WAL handlers hold a whole segment (16 MiB by default), hash and decode
+ *   it: a minute is ample; the ingest workflow is Express (ended after 5
+ *   minutes);
+ * - snapshot steps read manifests of up to a million chunk records (~136 MB
+ *   of JSON, ~800 MB of heap) and promote batches of chunks or packs;
+ * - replicate copies may run to Lambda's 15-minute limit, bounded per call
+ *   by their own budget (functions/replicate/copy-item.ts);
+ * - retention and verification walk the registry a page at a time.
+ */
+
+import { INCOMING_PREFIX as INCOMING } from "./keys.js";
+
+/** One Lambda step of a workflow. */
+export interface StepDefinition {
+  /** The `${...}` placeholder the ASL's Task states name the function by. */
+  readonly placeholder: string;
+  /** Handler module, relative to the repository root, without extension. */
+  readonly module: string;
+  /** The module's exported handler function. */
+  readonly handler: string;
+  /** Lambda memory (MiB): also the local stack's memory limit for the step. */
+  readonly memoryMiB: number;
+  /** Lambda timeout (seconds). */
+  readonly timeoutSeconds: number;
+  /** The deployed function's description. */
+  readonly description: string;
+}
+
+export type WorkflowTrigger =
+  /** An Object Created event in the incoming bucket whose key matches (EventBridge wildcard: `*` matches any run, '/' included). */
+  | { readonly kind: "upload"; readonly keyPattern: string }
+  /** An EventBridge schedule (configured per deployment), and on demand. */
+  | { readonly kind: "schedule" }
+  /** Started from the console or the CLI only. */
+  | { readonly kind: "on-demand" };
+
+export interface WorkflowDefinition {
+  /** File name under statemachines/. */
+  readonly asl: string;
+  /** Express (per-execution price, 5-minute limit, no history quota) or Standard (25,000 history events). */
+  readonly type: "EXPRESS" | "STANDARD";
+  readonly trigger: WorkflowTrigger;
+  /** The steps this workflow deploys, by step name. */
+  readonly steps: Readonly<Record<string, StepDefinition>>;
+  /** Placeholders of other workflows' steps its ASL also calls (their functions are deployed once, by their owner). */
+  readonly borrows: readonly string[];
+}
+
+
+const step = (placeholder: string, module: string, memoryMiB: number, timeoutSeconds: number, description: string, handler = "handler"): StepDefinition => ({
+  placeholder,
+  module,
+  handler,
+  memoryMiB,
+  timeoutSeconds,
+  description,
+});
+
+export const WORKFLOW_DEFINITIONS = {
+  ingest: {
+    asl: "ingest.asl.json",
+    type: "EXPRESS",
+    trigger: { kind: "upload", keyPattern: `${INCOMING}*/wal/*` },
+    steps: {
+      validate: step("ValidateFunctionArn", "functions/ingest/validate", 1024, 60, "walvault ingest: verify an uploaded WAL file"),
+      promote: step("PromoteFunctionArn", "functions/ingest/promote", 1024, 60, "walvault ingest: put verified WAL bytes into the vault"),
+      record: step("RecordFunctionArn", "functions/ingest/record", 256, 20, "walvault ingest: record a WAL file in the catalog"),
+      replicate: step("ReplicateFunctionArn", "functions/ingest/replicate", 1024, 90, "walvault ingest: copy a WAL file to one replica vault"),
+      quarantine: step("QuarantineFunctionArn", "functions/ingest/quarantine", 1024, 60, "walvault ingest: keep a rejected upload and record why"),
+    },
+    borrows: ["RecordReplicaFailureFunctionArn"],
+  },
+  "snapshot-ingest": {
+    asl: "snapshot-ingest.asl.json",
+    // Standard: a large snapshot's Map over batches can run longer than Express's 5 minutes.
+    type: "STANDARD",
+    trigger: { kind: "upload", keyPattern: `${INCOMING}*/snapshots/*/manifest.json` },
+    steps: {
+      validateManifest: step("ValidateManifestFunctionArn", "functions/snapshot/validate-manifest", 2048, 5 * 60, "walvault snapshot ingest: validate a manifest and batch its new chunks"),
+      promoteChunks: step("PromoteChunksFunctionArn", "functions/snapshot/promote-chunks", 1024, 5 * 60, "walvault snapshot ingest: verify and promote one batch of chunks"),
+      checkReferenced: step("CheckReferencedFunctionArn", "functions/snapshot/check-referenced", 2048, 10 * 60, "walvault snapshot ingest: check that every referenced chunk is in the vault"),
+      promoteManifest: step("PromoteManifestFunctionArn", "functions/snapshot/promote-manifest", 2048, 2 * 60, "walvault snapshot ingest: put a validated manifest into the vault"),
+      recordSnapshot: step("RecordSnapshotFunctionArn", "functions/snapshot/record-snapshot", 256, 20, "walvault snapshot ingest: record a snapshot in the catalog"),
+      quarantineSnapshot: step("QuarantineSnapshotFunctionArn", "functions/snapshot/quarantine", 2048, 2 * 60, "walvault snapshot ingest: keep a rejected manifest and record why"),
+    },
+    borrows: ["CopyItemFunctionArn", "RecordReplicaFailureFunctionArn"],
+  },
+  restore: {
+    asl: "restore.asl.json",
+    type: "STANDARD",
+    trigger: { kind: "on-demand" },
+    steps: {
+      plan: step("PlanFunctionArn", "functions/restore/plan", 1024, 2 * 60, "walvault restore: plan a snapshot and WAL to a recovery target"),
+      thaw: step("ThawFunctionArn", "functions/restore/thaw", 1024, 15 * 60, "walvault restore: request restores of archived objects a plan needs"),
+      checkThaw: step("CheckThawFunctionArn", "functions/restore/thaw", 1024, 15 * 60, "walvault restore: count archived objects still being restored", "checkHandler"),
+    },
+    borrows: [],
+  },
+  replicate: {
+    asl: "replicate.asl.json",
+    type: "STANDARD",
+    trigger: { kind: "on-demand" },
+    steps: {
+      findMissing: step("FindMissingFunctionArn", "functions/replicate/find-missing", 1024, 5 * 60, "walvault replicate: find what a replica region lacks, from the catalog"),
+      copyItem: step("CopyItemFunctionArn", "functions/replicate/copy-item", 2048, 15 * 60, "walvault replicate: copy one WAL file or snapshot to a replica vault and prove it"),
+      recordFailure: step("RecordReplicaFailureFunctionArn", "functions/replicate/record-failure", 256, 20, "walvault replicate: record a failed copy to a replica region"),
+    },
+    borrows: [],
+  },
+  verify: {
+    asl: "verify.asl.json",
+    type: "STANDARD",
+    trigger: { kind: "schedule" },
+    steps: {
+      selectCandidates: step("SelectCandidatesFunctionArn", "functions/verify/select", 1024, 5 * 60, "walvault verify: select the snapshots this run verifies"),
+      recordResult: step("RecordResultFunctionArn", "functions/verify/record-result", 512, 60, "walvault verify: record a verification result, emit its metric"),
+    },
+    borrows: [],
+  },
+  retention: {
+    asl: "retention.asl.json",
+    type: "STANDARD",
+    trigger: { kind: "schedule" },
+    steps: {
+      plan: step("PlanRetentionFunctionArn", "functions/retention/plan", 1024, 5 * 60, "walvault retention: plan what each database keeps and deletes"),
+      execute: step("ExecuteRetentionFunctionArn", "functions/retention/execute", 2048, 15 * 60, "walvault retention: delete one round of a database's plan in every region, sweep chunks, audit"),
+    },
+    borrows: [],
+  },
+} as const satisfies Record<string, WorkflowDefinition>;
+
+export type WorkflowId = keyof typeof WORKFLOW_DEFINITIONS;
+export const WORKFLOW_IDS = Object.keys(WORKFLOW_DEFINITIONS) as WorkflowId[];
+
+/** The names of the steps a workflow deploys. */
+export type StepName<W extends WorkflowId> = keyof (typeof WORKFLOW_DEFINITIONS)[W]["steps"] & string;
+
+/** The step names a workflow deploys, in declaration order. */
+export function stepNames<W extends WorkflowId>(workflow: W): Array<StepName<W>> {
+  return Object.keys(WORKFLOW_DEFINITIONS[workflow].steps) as Array<StepName<W>>;
+}
+
+/** One workflow's step definitions by step name. */
+export function stepsOf<W extends WorkflowId>(workflow: W): Record<StepName<W>, StepDefinition> {
+  return WORKFLOW_DEFINITIONS[workflow].steps as unknown as Record<StepName<W>, StepDefinition>;
+}
+
+/** Every step of every workflow by its ASL placeholder (each placeholder is deployed once). */
+export const STEPS_BY_PLACEHOLDER: ReadonlyMap<string, StepDefinition & { workflow: WorkflowId; name: string }> = new Map(
+  WORKFLOW_IDS.flatMap((w) =>
+    Object.entries(WORKFLOW_DEFINITIONS[w].steps as Record<string, StepDefinition>).map(([name, s]) => [s.placeholder, { ...s, workflow: w, name }] as const),
+  ),
+);
+
+/** The placeholders a workflow's ASL calls: its own steps, then those it borrows. */
+export function placeholdersOf(workflow: WorkflowId): string[] {
+  const w: WorkflowDefinition = WORKFLOW_DEFINITIONS[workflow];
+  return [...Object.values(w.steps).map((s) => s.placeholder), ...w.borrows];
+}

@@ -1,0 +1,59 @@
+/**
+ * The one declaration of every workflow (core/workflows.ts) is complete and
+ * true: each ASL file calls exactly the steps declared for it, every step's
+ * handler module exists and exports its handler, and each function is
+ * deployed by one workflow only.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { STEPS_BY_PLACEHOLDER, WORKFLOW_DEFINITIONS, WORKFLOW_IDS, placeholdersOf, type StepDefinition } from "../../core/workflows.js";
+import { aslPlaceholders } from "../../infra/asl.js";
+import { PACKAGE_ROOT, STATEMACHINES_DIR } from "../../local/paths.js";
+
+describe("workflow definitions", () => {
+  it.each(WORKFLOW_IDS)("%s: its ASL calls exactly the functions it declares and borrows", (id) => {
+    // Act
+    const inAsl = aslPlaceholders(join(STATEMACHINES_DIR, WORKFLOW_DEFINITIONS[id].asl)).filter((p) => p.endsWith("FunctionArn"));
+
+    // Assess
+    expect(inAsl).toEqual([...placeholdersOf(id)].sort());
+  });
+
+  it.each(WORKFLOW_IDS)("%s: every step's handler module exists and exports its handler", async (id) => {
+    for (const s of Object.values(WORKFLOW_DEFINITIONS[id].steps) as StepDefinition[]) {
+      // Act
+      const exists = existsSync(join(PACKAGE_ROOT, `${s.module}.ts`));
+      const specifier = `../../${s.module}.js`;
+      const mod = (await import(/* @vite-ignore */ specifier)) as Record<string, unknown>;
+
+      // Assess
+      expect(exists, s.module).toBe(true);
+      expect(typeof mod[s.handler], `${s.module} ${s.handler}`).toBe("function");
+    }
+  });
+
+  it("deploys each function once, and every borrowed one is deployed by another workflow", () => {
+    // Prepare
+    const owned = WORKFLOW_IDS.flatMap((id) => Object.values(WORKFLOW_DEFINITIONS[id].steps as Record<string, StepDefinition>).map((s) => s.placeholder));
+
+    // Assess
+    expect(new Set(owned).size).toBe(owned.length);
+    expect(STEPS_BY_PLACEHOLDER.size).toBe(owned.length);
+    for (const id of WORKFLOW_IDS) {
+      for (const b of WORKFLOW_DEFINITIONS[id].borrows) expect(STEPS_BY_PLACEHOLDER.get(b)?.workflow, b).not.toBe(id);
+    }
+  });
+
+  it("stays within Lambda's limits: 128 MiB to 10,240 MiB, 15 minutes, and an Express workflow's steps within its 5 minutes", () => {
+    for (const id of WORKFLOW_IDS) {
+      const w = WORKFLOW_DEFINITIONS[id];
+      for (const s of Object.values(w.steps) as StepDefinition[]) {
+        expect(s.memoryMiB, s.placeholder).toBeGreaterThanOrEqual(128);
+        expect(s.memoryMiB, s.placeholder).toBeLessThanOrEqual(10_240);
+        expect(s.timeoutSeconds, s.placeholder).toBeLessThanOrEqual(15 * 60);
+        if (w.type === "EXPRESS") expect(s.timeoutSeconds, s.placeholder).toBeLessThan(5 * 60);
+      }
+    }
+  });
+});

@@ -1,0 +1,174 @@
+/**
+ * The local Lambda service (local/lambda-pool.ts) holds a step to its memory
+ * and timeout the way AWS does: a handler that holds more than its memory
+ * fails as an out-of-memory Lambda (Lambda.Unknown), one that runs past its
+ * timeout fails with Sandbox.Timedout and does not go on, and what each step
+ * used is kept against its limits.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { StepDefinition } from "../../core/workflows.js";
+import { inProcessRuntime, workerRuntime, type LambdaRuntime } from "../../local/lambda-pool.js";
+
+let root: string;
+let runtime: LambdaRuntime | undefined;
+
+const MiB = 2 ** 20;
+
+/** Handlers of this test, as plain ES modules a sandbox loads. */
+const HANDLERS: Record<string, string> = {
+  // Holds `mib` MiB of Buffers (outside the V8 heap) across an await, then returns their size.
+  "buffers.js": `export async function handler({ mib }) {
+    const held = [];
+    for (let i = 0; i < mib; i++) held.push(Buffer.alloc(1024 * 1024, i));
+    await new Promise((r) => setTimeout(r, 50));
+    return { bytes: held.reduce((n, b) => n + b.length, 0) };
+  }`,
+  // Fills the V8 heap with objects until the isolate's limit stops it.
+  "heap.js": `export async function handler() {
+    const held = [];
+    for (;;) held.push({ text: "x".repeat(64) + held.length, n: held.length });
+  }`,
+  // Never finishes; counts its invocations in a global so a reused sandbox would show it.
+  "hang.js": `globalThis.calls = 0;
+  export async function handler() { globalThis.calls++; return new Promise(() => {}); }
+  export async function count() { return { calls: globalThis.calls }; }`,
+  "fails.js": `export async function handler() {
+    const e = new Error("chunk 1234 is corrupt");
+    e.name = "ChecksumMismatchError";
+    throw e;
+  }`,
+};
+
+const step = (module: string, memoryMiB: number, handler = "handler"): StepDefinition => ({
+  placeholder: `${module}-${handler}-${memoryMiB}`,
+  module,
+  handler,
+  memoryMiB,
+  timeoutSeconds: 60,
+  description: "test",
+});
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error("expected a rejection");
+}
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), "walvault-lambda-"));
+  for (const [file, code] of Object.entries(HANDLERS)) writeFileSync(join(root, file), code);
+});
+
+afterEach(async () => {
+  await runtime?.stop();
+  runtime = undefined;
+});
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe("the worker runtime", () => {
+  it("runs a handler within its memory and records what it held", async () => {
+    // Prepare
+    runtime = workerRuntime({ modulesRoot: root });
+    const s = step("buffers", 256);
+
+    // Act
+    const out = await runtime.invoke(s, "Hold", { mib: 32 }, 30_000);
+
+    // Assess
+    expect(out).toEqual({ bytes: 32 * MiB });
+    const used = runtime.usage.get(s.placeholder)!;
+    expect(used.invocations).toBe(1);
+    expect(used.maxBytes).toBeGreaterThanOrEqual(32 * MiB);
+    expect(used.maxBytes).toBeLessThan(256 * MiB);
+    expect(used.memoryBytes).toBe(256 * MiB);
+  });
+
+  it("fails a handler that holds Buffers past its memory as an out-of-memory Lambda, naming the step and the limit", async () => {
+    // Prepare
+    runtime = workerRuntime({ modulesRoot: root });
+    const s = step("buffers", 64);
+
+    // Act
+    const err = await rejection(runtime.invoke(s, "Hold", { mib: 96 }, 30_000));
+
+    // Assess
+    expect(err.name).toBe("Lambda.Unknown");
+    expect(err.message).toMatch(/out of memory: Hold held \d+ MiB of its 64 MiB/);
+    expect(runtime.usage.get(s.placeholder)!.maxBytes).toBeGreaterThan(64 * MiB);
+  });
+
+  it("fails a handler that fills its V8 heap past its memory as an out-of-memory Lambda", async () => {
+    // Prepare
+    runtime = workerRuntime({ modulesRoot: root });
+
+    // Act
+    const err = await rejection(runtime.invoke(step("heap", 64), "Fill", {}, 60_000));
+
+    // Assess
+    expect(err.name).toBe("Lambda.Unknown");
+    expect(err.message).toContain("out of memory");
+  });
+
+  it("fails a handler past its timeout with Sandbox.Timedout and does not reuse its sandbox", async () => {
+    // Prepare
+    runtime = workerRuntime({ modulesRoot: root });
+    const hang = step("hang", 128);
+
+    // Act
+    const err = await rejection(runtime.invoke(hang, "Hang", {}, 200));
+    const after = await runtime.invoke(step("hang", 128, "count"), "Count", {}, 30_000);
+
+    // Assess: a fresh sandbox of the same module has seen no call
+    expect(err.name).toBe("Sandbox.Timedout");
+    expect(err.message).toContain("Task timed out after 0.20 seconds");
+    expect(after).toEqual({ calls: 0 });
+  });
+
+  it("reports a handler's error by its name and message, as Step Functions matches it", async () => {
+    // Prepare
+    runtime = workerRuntime({ modulesRoot: root });
+
+    // Act
+    const err = await rejection(runtime.invoke(step("fails", 128), "Validate", {}, 30_000));
+
+    // Assess
+    expect(err.name).toBe("ChecksumMismatchError");
+    expect(err.message).toBe("chunk 1234 is corrupt");
+  });
+
+  it("reuses a warm sandbox between invocations, like a Lambda container", async () => {
+    // Prepare
+    runtime = workerRuntime({ modulesRoot: root });
+    const s = step("buffers", 256);
+
+    // Act
+    for (let i = 0; i < 3; i++) await runtime.invoke(s, "Hold", { mib: 1 }, 30_000);
+    const counted = await runtime.invoke(step("hang", 128, "count"), "Count", {}, 30_000);
+
+    // Assess
+    expect(runtime.usage.get(s.placeholder)!.invocations).toBe(3);
+    expect(counted).toEqual({ calls: 0 });
+  });
+});
+
+describe("the in-process runtime", () => {
+  it("runs the repository's own handler modules in this process and reports their errors by name", async () => {
+    // Prepare
+    runtime = inProcessRuntime();
+    const s: StepDefinition = { ...step("functions/ingest/validate", 1024), placeholder: "ValidateFunctionArn" };
+
+    // Act: an event the handler refuses at once
+    const err = await rejection(runtime.invoke(s, "Validate", { not: "an event" }, 30_000));
+
+    // Assess
+    expect(err.name).toBe("InvalidInputError");
+    expect(runtime.usage.get("ValidateFunctionArn")!.invocations).toBe(1);
+  });
+});
