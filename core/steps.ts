@@ -20,6 +20,8 @@ export const STEP_TIMEOUT_SECONDS = {
   // snapshot-ingest.asl.json
   ValidateManifestFunctionArn: 5 * 60,
   PromoteChunksFunctionArn: 5 * 60,
+  // A batch of 4 packs of 32 MiB (more only past 1,000 batches): seconds each.
+  PromotePacksFunctionArn: 5 * 60,
   CheckReferencedFunctionArn: 10 * 60,
   PromoteManifestFunctionArn: 2 * 60,
   RecordSnapshotFunctionArn: 20,

@@ -113,6 +113,7 @@ export type IngestStep = (typeof INGEST_STEPS)[number];
 export const SNAPSHOT_STEPS = [
   "validateManifest",
   "promoteChunks",
+  "promotePacks",
   "checkReferenced",
   "promoteManifest",
   "recordSnapshot",
@@ -124,6 +125,7 @@ export type SnapshotStep = (typeof SNAPSHOT_STEPS)[number];
 export const SNAPSHOT_STEP_SOURCES: Record<SnapshotStep, { file: string; placeholder: string }> = {
   validateManifest: { file: "validate-manifest", placeholder: "ValidateManifestFunctionArn" },
   promoteChunks: { file: "promote-chunks", placeholder: "PromoteChunksFunctionArn" },
+  promotePacks: { file: "promote-packs", placeholder: "PromotePacksFunctionArn" },
   checkReferenced: { file: "check-referenced", placeholder: "CheckReferencedFunctionArn" },
   promoteManifest: { file: "promote-manifest", placeholder: "PromoteManifestFunctionArn" },
   recordSnapshot: { file: "record-snapshot", placeholder: "RecordSnapshotFunctionArn" },
@@ -252,6 +254,8 @@ const STEP_CONFIG: Record<IngestStep, StepConfig> = {
 const SNAPSHOT_STEP_CONFIG: Record<SnapshotStep, StepConfig> = {
   validateManifest: { description: "walvault snapshot ingest: validate a manifest and batch its new chunks", memorySize: 2048, timeout: Duration.seconds(T.ValidateManifestFunctionArn) },
   promoteChunks: { description: "walvault snapshot ingest: verify and promote one batch of chunks", memorySize: 1024, timeout: Duration.seconds(T.PromoteChunksFunctionArn) },
+  // One pack at a time: at most MAX_INGEST_PACK_BYTES (256 MiB; the agent writes 32 MiB) and 4 decoded chunks.
+  promotePacks: { description: "walvault snapshot ingest: verify and promote one batch of packs", memorySize: 1024, timeout: Duration.seconds(T.PromotePacksFunctionArn) },
   checkReferenced: { description: "walvault snapshot ingest: check that every referenced chunk is in the vault", memorySize: 2048, timeout: Duration.seconds(T.CheckReferencedFunctionArn) },
   promoteManifest: { description: "walvault snapshot ingest: put a validated manifest into the vault", memorySize: 2048, timeout: Duration.seconds(T.PromoteManifestFunctionArn) },
   recordSnapshot: { description: "walvault snapshot ingest: record a snapshot in the catalog", memorySize: 256, timeout: Duration.seconds(T.RecordSnapshotFunctionArn) },
@@ -940,10 +944,10 @@ export class PrimaryStack extends Stack {
   }
 
   /**
-   * Least-privilege grants of the six snapshot ingest functions: each reads
+   * Least-privilege grants of the seven snapshot ingest functions: each reads
    * and writes only the key families its step touches (manifests, chunks,
-   * work/ batch lists, quarantine/), deletes nothing, and only the two
-   * promote steps write the vault.
+   * packs, work/ batch lists, quarantine/), deletes nothing, and only the
+   * three promote steps write the vault.
    */
   private grantSnapshotPermissions(): void {
     const f = this.snapshotFunctions;
@@ -952,9 +956,11 @@ export class PrimaryStack extends Stack {
       new iam.PolicyStatement({ sid, actions: ["s3:GetObject", "s3:GetObjectVersion"], resources });
     const manifests = this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}*/snapshots/*`);
     const chunkUploads = this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}*/chunks/*`);
+    const packUploads = this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}*/packs/*`);
     const work = this.incomingBucket.arnForObjects(`${WORK_PREFIX}*`);
     const quarantined = this.incomingBucket.arnForObjects(`${QUARANTINE_PREFIX}*`);
     const vaultChunks = this.vaultBucket.arnForObjects("db/*/chunks/*");
+    const vaultPacks = this.vaultBucket.arnForObjects("db/*/packs/*");
     const vaultManifests = this.vaultBucket.arnForObjects("db/*/snapshots/*");
     // Without s3:ListBucket a GetObject/HeadObject of a missing key is a 403, not a 404.
     const listIncoming = new iam.PolicyStatement({ sid: "ListIncoming", actions: ["s3:ListBucket"], resources: [this.incomingBucket.bucketArn] });
@@ -992,12 +998,22 @@ export class PrimaryStack extends Stack {
       vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
       catalog("RecordChunks", "BatchWriteItem"),
     );
-    // checkReferenced: re-read the manifest, look every chunk up, read backup_label's chunks.
+    // promotePacks: read pack uploads and batch lists, head/write vault packs, record packs and chunks.
+    add(
+      f.promotePacks,
+      read("ReadPackUploads", packUploads, work),
+      listIncoming,
+      new iam.PolicyStatement({ sid: "WriteVaultPacks", actions: ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"], resources: [vaultPacks] }),
+      listVault,
+      vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
+      catalog("RecordPacks", "BatchWriteItem"),
+    );
+    // checkReferenced: re-read the manifest, look every chunk up, read backup_label's chunks (own objects or pack ranges).
     add(
       f.checkReferenced,
       read("ReadManifests", manifests),
       listIncoming,
-      read("ReadVaultChunks", vaultChunks),
+      read("ReadVaultChunks", vaultChunks, vaultPacks),
       listVault,
       vaultKeyUse("DecryptVaultObjects", "Decrypt"),
       catalog("ReadChunkRecords", "BatchGetItem"),
@@ -1196,7 +1212,18 @@ export class PrimaryStack extends Stack {
         this.nagArn(this.incomingBucket, `/${WORK_PREFIX}*`),
         this.nagArn(this.vaultBucket, "/db/*/chunks/*"),
       ],
-      checkReferenced: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), this.nagArn(this.vaultBucket, "/db/*/chunks/*")],
+      promotePacks: [
+        xray,
+        this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/packs/*`),
+        this.nagArn(this.incomingBucket, `/${WORK_PREFIX}*`),
+        this.nagArn(this.vaultBucket, "/db/*/packs/*"),
+      ],
+      checkReferenced: [
+        xray,
+        this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`),
+        this.nagArn(this.vaultBucket, "/db/*/chunks/*"),
+        this.nagArn(this.vaultBucket, "/db/*/packs/*"),
+      ],
       promoteManifest: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), this.nagArn(this.vaultBucket, "/db/*/snapshots/*")],
       recordSnapshot: [xray],
       quarantineSnapshot: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), quarantined],

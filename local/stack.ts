@@ -33,6 +33,7 @@ import * as replicate from "../functions/ingest/replicate.js";
 import * as quarantine from "../functions/ingest/quarantine.js";
 import * as validateManifest from "../functions/snapshot/validate-manifest.js";
 import * as promoteChunks from "../functions/snapshot/promote-chunks.js";
+import * as promotePacks from "../functions/snapshot/promote-packs.js";
 import * as checkReferenced from "../functions/snapshot/check-referenced.js";
 import * as promoteManifest from "../functions/snapshot/promote-manifest.js";
 import * as recordSnapshot from "../functions/snapshot/record-snapshot.js";
@@ -112,6 +113,7 @@ export const WORKFLOWS: ReadonlyArray<{
     functions: functions([
       ["ValidateManifestFunctionArn", "snapshot-validate-manifest", validateManifest.handler],
       ["PromoteChunksFunctionArn", "snapshot-promote-chunks", promoteChunks.handler],
+      ["PromotePacksFunctionArn", "snapshot-promote-packs", promotePacks.handler],
       ["CheckReferencedFunctionArn", "snapshot-check-referenced", checkReferenced.handler],
       ["PromoteManifestFunctionArn", "snapshot-promote-manifest", promoteManifest.handler],
       ["RecordSnapshotFunctionArn", "snapshot-record", recordSnapshot.handler],
