@@ -14,11 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChecksumMismatchError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey, vaultPackKey } from "../../core/keys.js";
-import { PackBuilder, type BuiltPack } from "../../core/pack.js";
-import type { ChunkItem } from "../../core/schemas.js";
 import { PLAN_WINDOW_CHUNKS, PLAN_WINDOW_STORED_BYTES, restore, type RestoreConfig } from "../../agent/restore.js";
 import type { Catalog } from "../../store/catalog.js";
 import { stackClients, tempDir } from "../support/harness.js";
+import { packChunks as packAs, type PackedChunks } from "../support/pack-chunks.js";
 import { countingStore, SMALL_CHUNKER, uploadSnapshotDir, type UploadedSnapshot } from "../support/snapshots.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
@@ -72,49 +71,8 @@ function partialsBeside(dir: string): string[] {
   return readdirSync(dirname(dir)).filter((n) => n.includes(".walvault-partial-") || n.includes(".walvault-old-"));
 }
 
-interface Packed {
-  packs: BuiltPack[];
-  /** Chunk hash -> pack key. */
-  packOf: Map<string, string>;
-}
-
-/**
- * Moves these chunks of a database (all when `only` is absent) from their
- * own objects into packs of about `targetSize` bytes, in the order given:
- * packs PUT at vaultPackKey, chunk records re-recorded with the pack key and
- * offset, pack records written, chunk objects deleted.
- */
-async function packChunks(databaseId: string, order: readonly string[], targetSize: number): Promise<Packed> {
-  const records = new Map((await catalog.listChunks(databaseId)).map((c) => [c.sha256, c]));
-  const builder = new PackBuilder({ targetSize });
-  const packs: BuiltPack[] = [];
-  const packOf = new Map<string, string>();
-  const moved: ChunkItem[] = [];
-  const flush = async (): Promise<void> => {
-    const pack = builder.finish();
-    const key = vaultPackKey(databaseId, pack.name);
-    await store.put(cfg.vaultBucket, key, pack.bytes, {}, { sha256: pack.name });
-    packs.push(pack);
-    for (const e of pack.entries) {
-      const r = records.get(e.sha256)!;
-      moved.push({ ...r, vaultKey: key, offset: e.offset, storedSize: e.storedLength });
-      packOf.set(e.sha256, key);
-    }
-    await catalog.recordPacks([
-      { databaseId, name: pack.name, size: pack.bytes.length, entries: pack.entries.length, dataLength: pack.dataLength, vaultKey: key, recordedAt: new Date().toISOString() },
-    ]);
-  };
-  for (const sha of new Set(order)) {
-    const r = records.get(sha)!;
-    const stored = (await store.get(cfg.vaultBucket, vaultChunkKey(databaseId, sha)))!.body;
-    if (!builder.fits(stored.length)) await flush();
-    builder.add({ sha256: sha, rawSize: r.size, codec: r.codec, stored });
-  }
-  if (builder.count > 0) await flush();
-  await catalog.recordChunks(moved);
-  for (const sha of packOf.keys()) await store.delete(cfg.vaultBucket, vaultChunkKey(databaseId, sha));
-  return { packs, packOf };
-}
+const packChunks = (databaseId: string, order: readonly string[], targetSize: number): Promise<PackedChunks> =>
+  packAs({ store, catalog }, cfg, databaseId, order, targetSize);
 
 /** Every chunk of a snapshot in file order (as an agent would pack them). */
 function allChunks(snap: UploadedSnapshot): string[] {
