@@ -142,6 +142,12 @@ export const DEFAULT_LOOKUP_BATCH = 200;
  * 32 MiB with 3 in flight, bench/pack-size.ts).
  */
 export const DEFAULT_PACK_UPLOADS = 3;
+/**
+ * Bytes queued between the reader and the encoders when packing: the packs
+ * are the upload buffers (4 × 32 MiB), so the queue only has to keep the
+ * encoders busy; half the unpacked default keeps a push within 256 MB.
+ */
+export const DEFAULT_PACKED_MAX_QUEUED_BYTES = 32 * MiB;
 /** Snapshot ingest re-hashes and promotes every new chunk: give it time. */
 export const DEFAULT_WAIT_TIMEOUT_MS = 30 * 60_000;
 
@@ -207,7 +213,7 @@ export interface SnapshotPushOptions {
   timeoutMs?: number;
   /** Uploads (and vault HEADs) in flight (default DEFAULT_CONCURRENCY, 32). */
   concurrency?: number;
-  /** Raw chunk bytes held between reading and uploading (default 64 MiB). */
+  /** Raw chunk bytes held between reading and uploading (default 64 MiB; 32 MiB when packing). */
   maxQueuedBytes?: number;
   /** Chunks held between reading and uploading (default 8 x lookupBatchSize). */
   maxQueuedChunks?: number;
@@ -333,6 +339,7 @@ export async function snapshotPush(
       ...(opts.progress === undefined ? {} : { enabled: opts.progress }),
       ...(opts.progressStream === undefined ? {} : { stream: opts.progressStream }),
     });
+    const packing = opts.packs ?? packsEnabled();
     const pipeline = new ChunkPipeline({
       databaseId,
       store: clients.store,
@@ -342,12 +349,12 @@ export async function snapshotPush(
       codec,
       known: previous?.known ?? new Map(),
       concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
-      maxQueuedBytes: opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+      maxQueuedBytes: opts.maxQueuedBytes ?? (packing ? DEFAULT_PACKED_MAX_QUEUED_BYTES : DEFAULT_MAX_QUEUED_BYTES),
       maxQueuedChunks: opts.maxQueuedChunks ?? 8 * (opts.lookupBatchSize ?? DEFAULT_LOOKUP_BATCH),
       lookupBatchSize: opts.lookupBatchSize ?? DEFAULT_LOOKUP_BATCH,
       stats,
       onChange: () => progress?.update(stats),
-      ...((opts.packs ?? packsEnabled())
+      ...(packing
         ? { packs: { targetSize: opts.packTargetSize ?? DEFAULT_PACK_TARGET_SIZE, uploads: opts.packUploads ?? DEFAULT_PACK_UPLOADS } }
         : {}),
     });
@@ -777,19 +784,11 @@ class ChunkPipeline {
 
   private async upload(slot: Slot): Promise<void> {
     if (this.failure) return;
+    if (this.builder) return this.uploadToPack(slot);
     const raw = slot.bytes!;
     const { codec, databaseId, stats } = this.d;
     const key = incomingChunkKey(databaseId, slot.sha256);
     const encoded = await codec.encode(raw);
-    if (this.builder) {
-      await this.addToPack({ sha256: slot.sha256, rawSize: raw.length, codec: codec.name, stored: encoded });
-      slot.result = { storedSize: encoded.length, codec: codec.name, isNew: true };
-      stats.newBytes += raw.length;
-      stats.newChunks++;
-      this.release(slot);
-      this.d.onChange();
-      return;
-    }
     try {
       await this.d.store.put(this.d.incomingBucket, key, encoded, {
         ...objectMeta({ sha256: slot.sha256, codec: codec.name, size: raw.length }),
@@ -805,6 +804,32 @@ class ChunkPipeline {
     stats.newBytes += raw.length;
     stats.newChunks++;
     this.release(slot);
+    this.d.onChange();
+  }
+
+  /**
+   * Packed pushes: encodes the chunk and hands it to the pack being filled.
+   * Only one copy is held while it waits for room in a pack: the raw bytes
+   * are dropped once encoded, and the queue then counts the encoded ones
+   * (so maxQueuedBytes bounds what waits, raw or encoded).
+   */
+  private async uploadToPack(slot: Slot): Promise<void> {
+    const { codec, stats } = this.d;
+    const rawSize = slot.size;
+    const encoded = await codec.encode(slot.bytes!);
+    slot.bytes = undefined;
+    this.heldBytes += encoded.length - rawSize;
+    this.wake();
+    try {
+      await this.addToPack({ sha256: slot.sha256, rawSize, codec: codec.name, stored: encoded });
+    } finally {
+      this.heldBytes -= encoded.length;
+      this.heldChunks--;
+      this.wake();
+    }
+    slot.result = { storedSize: encoded.length, codec: codec.name, isNew: true };
+    stats.newBytes += rawSize;
+    stats.newChunks++;
     this.d.onChange();
   }
 

@@ -2,13 +2,15 @@
  * `snapshotPush` with packs (agent/snapshot-push.ts, `packs: true` or
  * WALVAULT_PACKS=1) against the real local stack and its snapshot ingest
  * workflow: new chunks, small files included, go into pack objects of
- * DEFAULT_PACK_TARGET_SIZE; the manifest lists them; ingest promotes them.
+ * DEFAULT_PACK_TARGET_SIZE; the manifest lists them; ingest promotes them;
+ * restore reads them back byte-identical.
  */
 import { randomBytes, randomFillSync } from "node:crypto";
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packsEnabled } from "../../agent/config.js";
+import { restore } from "../../agent/restore.js";
 import { snapshotPush, type PushConfig, type SnapshotPushResult, type SnapshotSource } from "../../agent/snapshot-push.js";
 import { getCodec } from "../../core/codec.js";
 import { ConfigError, ServiceUnavailableError } from "../../core/errors.js";
@@ -64,6 +66,18 @@ function makeTree(name: string, bigMiB: number, small: number): string {
   for (let i = 0; i < small; i++) writeFileSync(join(dir, "small", `f${String(i).padStart(4, "0")}`), randomBytes(100 + (i % 700)));
   writeFileSync(join(dir, "wal", "00000042.wal"), Buffer.alloc(64 * 1024, 7));
   return dir;
+}
+
+/** SHA-256 of every regular file under dir, by relative path. */
+function fileHashes(dir: string, rel = ""): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(join(dir, rel)).sort()) {
+    const r = rel ? `${rel}/${name}` : name;
+    const st = lstatSync(join(dir, r));
+    if (st.isDirectory()) Object.assign(out, fileHashes(dir, r));
+    else if (st.isFile()) out[r] = sha256Hex(readFileSync(join(dir, r)));
+  }
+  return out;
 }
 
 describe("WALVAULT_PACKS", () => {
@@ -138,6 +152,17 @@ describe("a packed snapshot push", () => {
     expect(records.every((r) => r.offset !== undefined)).toBe(true);
     expect(await listKeys(clients.store, stack.config.vaultBucket, `db/${GEN}/chunks/`)).toEqual([]);
   });
+
+  it("restores byte-identical from its packs (push with packs, ingest, restore)", async () => {
+    // Prepare
+    const to = join(work, "restored");
+    // Act
+    const r = await restore(clients, { ...stack.config }, { databaseId: GEN, target: { kind: "snapshot", id: first.snapshotId }, toDir: to, durable: false });
+    // Assess
+    expect(r.snapshotId).toBe(first.snapshotId);
+    expect(fileHashes(to)).toEqual(fileHashes(dir));
+    rmSync(to, { recursive: true, force: true });
+  }, 180_000);
 
   it("a second push of the same tree uploads no pack, only the manifest (an empty pack list)", async () => {
     // Act
