@@ -22,7 +22,7 @@ import {
   type SnapshotManifest,
 } from "../../core/snapshot.js";
 import { objectMeta } from "../../core/verify.js";
-import { snapshotQuarantineName } from "../../functions/snapshot/common.js";
+import { BATCH_PACKS, INLINE_BATCHES_MAX_BYTES, snapshotQuarantineName } from "../../functions/snapshot/common.js";
 import { listKeys, poll, stackClients, type StackClients } from "../support/harness.js";
 import { seededBytes } from "../support/retention.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
@@ -82,7 +82,7 @@ function nextStart(): Date {
 async function buildPacked(
   databaseId: string,
   entries: Entry[],
-  options: { stored?: ReadonlySet<string>; postgres?: { label: string }; codec?: CodecName } = {},
+  options: { stored?: ReadonlySet<string>; postgres?: { label: string }; codec?: CodecName; chunksPerPack?: number } = {},
 ): Promise<Built> {
   const startedAt = nextStart();
   const snapshotId = snapshotIdFor(startedAt, "0b0c0d");
@@ -107,7 +107,7 @@ async function buildPacked(
         c = { sha256: sha, raw, body: await getCodec(codec).encode(raw), codec };
         if (!stored) {
           fresh.set(sha, c);
-          if (!pb.fits(c.body.length)) packs.push(pb.finish());
+          if (!pb.fits(c.body.length) || pb.count === options.chunksPerPack) packs.push(pb.finish());
           pb.add({ sha256: sha, rawSize: raw.length, codec, stored: c.body });
         }
       }
@@ -148,7 +148,10 @@ async function putManifest(s: Built): Promise<void> {
 }
 
 async function push(s: Built): Promise<SnapshotRecord> {
-  for (const p of s.packs) await uploadPack(s.databaseId, p);
+  const queue = [...s.packs];
+  await Promise.all(Array.from({ length: 8 }, async () => {
+    for (let p = queue.shift(); p; p = queue.shift()) await uploadPack(s.databaseId, p);
+  }));
   await putManifest(s);
   return poll(() => clients.catalog.getSnapshot(s.databaseId, s.snapshotId), 10_000, `snapshot ${s.snapshotId} to be recorded`);
 }
@@ -311,6 +314,26 @@ describe("snapshot ingest of a packed push refuses and quarantines, recording no
     // Assess
     expect(reason).toMatch(new RegExp(`chunk ${s.fresh[0]!.sha256} used by file "data" is recorded as .* codec none.* but the manifest records .* codec zstd`));
   });
+});
+
+describe("a packed push with too many packs to carry their batches in the workflow state", () => {
+  it("goes through work/ batch objects of packs and is recorded with every pack promoted", async () => {
+    // Prepare: 920 packs of one 256-byte chunk each: 230 batches of 4, ~67 KiB of names.
+    const s = await buildPacked(GEN, [{ path: "many.dat", content: bytes(2000, 920 * 256), chunkSize: 256 }], { chunksPerPack: 1 });
+    expect(s.packs).toHaveLength(920);
+    const names = s.packs.map((p) => p.name);
+    const inline = Array.from({ length: Math.ceil(names.length / BATCH_PACKS) }, (_, index) => ({ index, packs: names.slice(index * BATCH_PACKS, (index + 1) * BATCH_PACKS) }));
+    expect(JSON.stringify(inline).length).toBeGreaterThan(INLINE_BATCHES_MAX_BYTES);
+    // Act
+    const rec = await push(s);
+    // Assess
+    expect(rec.totals.newChunks).toBe(920);
+    const work = await listKeys(clients.store, stack.config.incomingBucket, `work/db/${GEN}/snapshots/${s.snapshotId}/`);
+    expect(work).toHaveLength(Math.ceil(920 / BATCH_PACKS));
+    const inVault = new Set(await listKeys(clients.store, stack.config.vaultBucket, `db/${GEN}/packs/`));
+    for (const p of s.packs) expect(inVault.has(vaultPackKey(GEN, p.name))).toBe(true);
+    expect(await clients.catalog.getChunks(GEN, s.fresh.map((c) => c.sha256))).toHaveLength(920);
+  }, 300_000);
 });
 
 describe("a packed PostgreSQL base backup", () => {
