@@ -181,7 +181,19 @@ export class ChunkReads {
         continue;
       }
       const key = o;
-      for (const read of coalescePackReads(byPack.get(key)!, { ...(this.opts.maxGap === undefined ? {} : { maxGap: this.opts.maxGap }), ...(this.opts.maxReadSize === undefined ? {} : { maxReadSize: this.opts.maxReadSize }) })) {
+      // Records naming the same bytes of a pack for two hashes (a damaged catalog) share a read: the decoder tells them apart.
+      const sameBytes = new Map<string, { offset: number; storedLength: number; want: WantedChunk; loc: ChunkLocation }[]>();
+      const ranges: { offset: number; storedLength: number; want: WantedChunk; loc: ChunkLocation }[] = [];
+      for (const c of byPack.get(key)!) {
+        const at = `${c.offset}:${c.storedLength}`;
+        const same = sameBytes.get(at);
+        if (same) same.push(c);
+        else {
+          sameBytes.set(at, [c]);
+          ranges.push(c);
+        }
+      }
+      for (const read of coalescePackReads(ranges, { ...(this.opts.maxGap === undefined ? {} : { maxGap: this.opts.maxGap }), ...(this.opts.maxReadSize === undefined ? {} : { maxReadSize: this.opts.maxReadSize }) })) {
         const body = this.read(read.end - read.start, async () => {
           const b = await this.store.getRange(this.bucket, key, read.start, read.end - 1);
           if (b) this.downloaded += b.length;
@@ -190,7 +202,7 @@ export class ChunkReads {
         body.catch(() => undefined);
         const used = read.chunks.reduce((n, c) => n + c.storedLength, 0);
         const gaps = used !== read.end - read.start;
-        for (const c of read.chunks) {
+        for (const c of read.chunks.flatMap((r) => sameBytes.get(`${r.offset}:${r.storedLength}`)!)) {
           settle(
             c.want.sha256,
             body.then((b) => {

@@ -753,7 +753,11 @@ class ChunkSource {
         if (entry === undefined && !this.cache.has(chunk.sha256)) {
           const want: WantedChunk = { sha256: chunk.sha256, size: chunk.size, storedSize: chunk.storedSize, codec: chunk.codec, file };
           fresh.push(want);
-          const stored = Promise.all([located, scheduled]).then(async ([locs, m]) => ({ loc: locs.get(want.sha256)!, bytes: await m.get(want.sha256)! }));
+          const stored = Promise.all([located, scheduled]).then(async ([locs, m]) => {
+            const read = m.get(want.sha256);
+            if (read === undefined) throw new Error(`chunk ${want.sha256} of file ${JSON.stringify(file)} was located but no read was scheduled for it`);
+            return { loc: locs.get(want.sha256)!, bytes: await read };
+          });
           stored.catch(() => undefined);
           entry = { want, stored, refs: 0 };
           this.live.set(chunk.sha256, entry);
