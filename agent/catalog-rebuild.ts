@@ -60,7 +60,7 @@ function describeDatabase(d: DatabaseRebuild): string {
       : [plural(d.segments, "segment")];
   const added = d.added.wal + d.added.snapshots + d.added.chunks;
   const lines = [
-    `${d.databaseId} (${what}; registration ${d.registration}): ${[...wal, plural(d.snapshots, "snapshot"), plural(d.chunks, "chunk")].join(", ")}; ` +
+    `${d.databaseId} (${what}; registration ${d.registration}): ${[...wal, plural(d.snapshots, "snapshot"), plural(d.chunks, "chunk"), ...(d.packs ? [plural(d.packs, "pack")] : [])].join(", ")}; ` +
       (added === 0 ? "nothing new" : `${plural(added, "record")} added`),
   ];
   for (const s of d.skipped) lines.push(`  skipped ${s.key}: ${s.reason}`);

@@ -40,6 +40,19 @@ export function loadConfig(opts: { config?: string | undefined; database?: strin
   return { ...parsed.data, ...(databaseId ? { databaseId: assertDatabaseId(databaseId) } : {}), path };
 }
 
+/**
+ * Whether `snapshot push` groups new chunks into pack objects (docs/packs.md):
+ * WALVAULT_PACKS=1 (or true/yes/on) turns it on, 0/false/no/off or unset
+ * leaves it off. Off by default until replication, retention and thaw read
+ * packs too (issue #11, points 4-6); anything else is a ConfigError.
+ */
+export function packsEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.WALVAULT_PACKS?.trim().toLowerCase();
+  if (v === undefined || v === "" || v === "0" || v === "false" || v === "no" || v === "off") return false;
+  if (v === "1" || v === "true" || v === "yes" || v === "on") return true;
+  throw new ConfigError(`WALVAULT_PACKS='${env.WALVAULT_PACKS}' is not 1 or 0 (packs on or off)`);
+}
+
 export function requireDatabase(cfg: AgentConfig): string {
   if (!cfg.databaseId) {
     throw new ConfigError("no database id: pass --database ID or set WALVAULT_DATABASE");

@@ -21,16 +21,21 @@
  *    restore renamed in, then the old one deleted (if the second rename fails
  *    the old one is put back).
  * 5. core/snapshot.ts restoreLayout gives the operations: mkdir, then files
- *    (chunks downloaded `parallel` at a time, each decoded and its SHA-256
- *    compared with its name, written at its offset with positioned writes
+ *    (chunks located in the catalog window by window and read from where
+ *    they are: coalesced ranged GETs of packs, or a GET of a chunk's own
+ *    object (older snapshots, or a chunk the catalog does not know), up to
+ *    `parallel` reads in flight (see ChunkSource); each chunk decoded and its
+ *    SHA-256 compared with its name, written at its offset with positioned writes
  *    and fed, in offset order, to the file's SHA-256, which with the size on
  *    disk must be the manifest's once the file is complete), then
  *    symlinks, then mtimes and modes deepest first. A missing, undecodable or
  *    corrupt chunk stops the restore with a ChecksumMismatchError naming the
- *    chunk and the file. Memory is bounded: at most `parallel` chunks in
- *    flight plus a small cache (CHUNK_CACHE_BYTES) of chunks the snapshot
- *    references more than once (runs of zero pages in relation files), never
- *    a whole file.
+ *    chunk, the file and where it was read (pack and bytes, or object key).
+ *    Memory is bounded: PLANNED_STORED_BYTES of chunks read ahead,
+ *    IN_FLIGHT_BYTES of chunks being decoded and written, plus a small cache
+ *    (CHUNK_CACHE_BYTES) of chunks the snapshot references more than once
+ *    (runs of zero pages in relation files), never a whole file, and chunk
+ *    locations for one window at a time.
  * 6. PostgreSQL: recovery.signal; the recovery settings
  *    (core/recovery.ts: restore_command = walvault wal-fetch, the planned
  *    target, a numeric timeline, promote) appended to postgresql.auto.conf;
@@ -90,17 +95,14 @@ import {
 } from "node:fs/promises";
 import { basename, dirname, join, posix, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
-import { decodeWith } from "../core/codec.js";
 import type { AgentConfig } from "../core/config.js";
 import {
   ChecksumMismatchError,
-  CodecError,
   InvalidInputError,
   ManifestInvalidError,
   NotFoundError,
   UnsafePathError,
 } from "../core/errors.js";
-import { sha256Hex } from "../core/hash.js";
 import { recoverySettings, renderRecoveryConf } from "../core/recovery.js";
 import { buildPlanInput, genericSegno, restorePointsOf, streamOfRecord, type CatalogState } from "../core/restore-input.js";
 import {
@@ -126,6 +128,7 @@ import { parseTime, utimeSeconds } from "../core/time.js";
 import { formatLsn, lsnToSegno, parseLsn } from "../core/wal.js";
 import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "../local/paths.js";
+import { ChunkReads, decodeChunk, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import { fetchManifest, loadCatalogState, mapLimit } from "../store/catalog-state.js";
 import type { AgentClients } from "./clients.js";
 import { RESTORE_MARKER } from "./restore-marker.js";
@@ -464,7 +467,7 @@ export interface RestoreOptions {
   toDir: string;
   /** Replace a non-empty toDir (only once the restore is complete). */
   force?: boolean;
-  /** Chunks downloaded at once (default DEFAULT_RESTORE_PARALLEL; IN_FLIGHT_BYTES of them at most). */
+  /** Chunk reads in flight and chunks written at once (default DEFAULT_RESTORE_PARALLEL; IN_FLIGHT_BYTES of them at most). */
   parallel?: number;
   /** Symlinks that point out of the restored tree: refused (default) or created as recorded. */
   outsideSymlinks?: "refuse" | "keep";
@@ -488,7 +491,7 @@ export interface RestoreResult {
   fileBytes: number;
   walSegments: number;
   walBytes: number;
-  /** Chunk objects downloaded (repeated chunks are fetched once while they fit the cache). */
+  /** GET requests for chunks: one per chunk object, one per coalesced ranged read of a pack (repeated chunks are fetched once while they fit the cache). */
   chunksFetched: number;
   /** Encoded bytes downloaded for chunks and WAL. */
   downloadedBytes: number;
@@ -615,43 +618,196 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   }
 }
 
+/** Chunk references located and scheduled for reading at once, at most (one catalog lookup of up to this many hashes). */
+export const PLAN_WINDOW_CHUNKS = 2048;
+/** Stored bytes of one such window, at most (a single larger chunk still makes a window). */
+export const PLAN_WINDOW_STORED_BYTES = 16 * 1024 * 1024;
 /**
- * Decoded chunks, fetched once per restore while the cache allows: chunks the
- * snapshot references several times stay in memory (bounded by
+ * Stored bytes of chunks located and scheduled but not yet decoded: the next
+ * window waits while this many are held (read ahead, or being read).
+ */
+export const PLANNED_STORED_BYTES = 48 * 1024 * 1024;
+/** Bytes of chunk reads in flight at once (a single larger read still goes alone). */
+export const READ_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
+
+/** A chunk located and its read scheduled, with the references planned against it not yet written. */
+interface PlannedChunk {
+  want: WantedChunk;
+  stored: Promise<{ loc: ChunkLocation; bytes: Buffer }>;
+  refs: number;
+}
+
+/**
+ * Where the chunks come from (docs/packs.md, "Restore: coalesced ranged
+ * reads"). A planner walks the chunk references in the order writeFiles
+ * takes them, window by window (PLAN_WINDOW_CHUNKS references or
+ * PLAN_WINDOW_STORED_BYTES): it locates the window's new chunks in the
+ * catalog (agent/chunk-reader.ts: one getChunks call per window, batched by
+ * the catalog) and schedules their reads: coalesced ranged GETs per pack,
+ * one GET per chunk of its own, many in flight. It runs ahead of the writers
+ * while fewer than PLANNED_STORED_BYTES are held, so reads overlap writes;
+ * memory is bounded by that budget, never by the snapshot's chunk count.
+ *
+ * Decoded chunks are fetched once per restore while the cache allows: chunks
+ * the snapshot references several times stay in memory (bounded by
  * CHUNK_CACHE_BYTES) until their last reference is written; concurrent
- * requests for a chunk share one download.
+ * requests for a chunk share one decode, and a chunk referenced again in a
+ * later window while its read is still held is not read twice.
  */
 class ChunkSource {
   private readonly remaining = new Map<string, number>();
   private readonly cache = new Map<string, Buffer>();
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private cached = 0;
-  fetched = 0;
-  downloaded = 0;
+  private readonly reads: ChunkReads;
+  /** Chunks with planned references not yet written. */
+  private readonly live = new Map<string, PlannedChunk>();
+  /** Planned references not yet taken, by position in the reference order (undefined: served by the cache). */
+  private readonly bySeq = new Map<number, PlannedChunk | undefined>();
+  private plannedThrough = 0;
+  private held = 0;
+  private failure: { error: unknown } | undefined;
+  private stopped = false;
+  private waiters: Array<() => void> = [];
+  private planner: Promise<void> | undefined;
 
   constructor(
     private readonly clients: AgentClients,
-    private readonly bucket: string,
-    ops: readonly RestoreOperation[],
+    bucket: string,
+    private readonly databaseId: string,
+    private readonly ops: readonly RestoreOperation[],
+    parallel: number,
     private readonly budget = CHUNK_CACHE_BYTES,
   ) {
     for (const op of ops) if (op.op === "writeFile") for (const c of op.chunks) this.remaining.set(c.sha256, (this.remaining.get(c.sha256) ?? 0) + 1);
+    this.reads = new ChunkReads(clients.store, bucket, { parallel, bytesInFlight: READ_BYTES_IN_FLIGHT });
   }
 
-  async get(chunk: RestoreChunk, file: string): Promise<Buffer> {
-    const hit = this.cache.get(chunk.sha256);
-    if (hit) return hit;
-    let p = this.inflight.get(chunk.sha256);
-    if (!p) {
-      p = this.fetch(chunk, file).finally(() => this.inflight.delete(chunk.sha256));
-      this.inflight.set(chunk.sha256, p);
+  /** GET requests for chunks (a coalesced ranged read of a pack counts once). */
+  get fetched(): number {
+    return this.reads.fetched;
+  }
+
+  /** Stored bytes those requests returned. */
+  get downloaded(): number {
+    return this.reads.downloaded;
+  }
+
+  start(): void {
+    this.planner = this.plan().catch((e: unknown) => {
+      this.failure ??= { error: e };
+      this.wake();
+    });
+  }
+
+  /** Plans and reads nothing more; waits for the planner and the reads in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    await this.planner;
+    await this.reads.stop();
+  }
+
+  private sleep(): Promise<void> {
+    return new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Every chunk reference in the order writeFiles takes them. */
+  private *references(): Generator<{ chunk: RestoreChunk; file: string }> {
+    for (const op of this.ops) if (op.op === "writeFile") for (const chunk of op.chunks) yield { chunk, file: op.relativePath };
+  }
+
+  private async plan(): Promise<void> {
+    const refs = this.references();
+    let next = refs.next();
+    let seq = 0;
+    while (!next.done && !this.stopped) {
+      const window: { chunk: RestoreChunk; file: string }[] = [];
+      let bytes = 0;
+      while (!next.done && window.length < PLAN_WINDOW_CHUNKS && (window.length === 0 || bytes + next.value.chunk.storedSize <= PLAN_WINDOW_STORED_BYTES)) {
+        window.push(next.value);
+        bytes += next.value.chunk.storedSize;
+        next = refs.next();
+      }
+      while (!this.stopped && this.held > 0 && this.held + bytes > PLANNED_STORED_BYTES) await this.sleep();
+      if (this.stopped) return;
+
+      // Each reference is bound now, synchronously: to a chunk already held, to the cache, or to a new read.
+      const fresh: WantedChunk[] = [];
+      let settle!: (m: Map<string, ChunkLocation>) => void;
+      let fail!: (e: unknown) => void;
+      const located = new Promise<Map<string, ChunkLocation>>((res, rej) => {
+        settle = res;
+        fail = rej;
+      });
+      const scheduled = located.then((locs) => this.reads.schedule(fresh.map((want) => ({ want, loc: locs.get(want.sha256)! }))));
+      scheduled.catch(() => undefined);
+      window.forEach(({ chunk, file }, i) => {
+        let entry = this.live.get(chunk.sha256);
+        if (entry === undefined && !this.cache.has(chunk.sha256)) {
+          const want: WantedChunk = { sha256: chunk.sha256, size: chunk.size, storedSize: chunk.storedSize, codec: chunk.codec, file };
+          fresh.push(want);
+          const stored = Promise.all([located, scheduled]).then(async ([locs, m]) => {
+            const read = m.get(want.sha256);
+            if (read === undefined) throw new Error(`chunk ${want.sha256} of file ${JSON.stringify(file)} was located but no read was scheduled for it`);
+            return { loc: locs.get(want.sha256)!, bytes: await read };
+          });
+          stored.catch(() => undefined);
+          entry = { want, stored, refs: 0 };
+          this.live.set(chunk.sha256, entry);
+          this.held += chunk.storedSize;
+        }
+        if (entry) entry.refs++;
+        this.bySeq.set(seq + i, entry);
+      });
+      seq += window.length;
+      this.plannedThrough = seq;
+      this.wake();
+      try {
+        settle(await locateChunks(this.clients.catalog, this.databaseId, fresh));
+      } catch (e) {
+        fail(e);
+        located.catch(() => undefined);
+        throw e;
+      }
     }
-    const buf = await p;
-    if ((this.remaining.get(chunk.sha256) ?? 0) > 1 && !this.cache.has(chunk.sha256) && this.cached + buf.length <= this.budget) {
-      this.cache.set(chunk.sha256, buf);
-      this.cached += buf.length;
+  }
+
+  /** The chunk of reference `seq` (its `chunk` and `file`), decoded and verified. */
+  async get(chunk: RestoreChunk, file: string, seq: number): Promise<Buffer> {
+    while (this.plannedThrough <= seq && this.failure === undefined && !this.stopped) await this.sleep();
+    if (this.failure !== undefined) throw this.failure.error;
+    if (this.plannedThrough <= seq) throw new InvalidInputError("restore stopped");
+    const entry = this.bySeq.get(seq);
+    this.bySeq.delete(seq);
+    try {
+      const hit = this.cache.get(chunk.sha256);
+      if (hit) return hit;
+      if (entry === undefined) throw new Error(`chunk ${chunk.sha256} of file ${JSON.stringify(file)} was planned from the cache but is not in it`);
+      let p = this.inflight.get(chunk.sha256);
+      if (!p) {
+        p = entry.stored.then(({ loc, bytes }) => decodeChunk(entry.want, loc, bytes)).finally(() => this.inflight.delete(chunk.sha256));
+        this.inflight.set(chunk.sha256, p);
+      }
+      const buf = await p;
+      if ((this.remaining.get(chunk.sha256) ?? 0) > 1 && !this.cache.has(chunk.sha256) && this.cached + buf.length <= this.budget) {
+        this.cache.set(chunk.sha256, buf);
+        this.cached += buf.length;
+      }
+      return buf;
+    } finally {
+      if (entry !== undefined && --entry.refs === 0) {
+        this.held -= entry.want.storedSize;
+        if (this.live.get(chunk.sha256) === entry) this.live.delete(chunk.sha256);
+        this.wake();
+      }
     }
-    return buf;
   }
 
   /** One reference of `sha256` is written: drop it from the cache after its last. */
@@ -665,28 +821,6 @@ class ChunkSource {
         this.cache.delete(sha256);
       }
     }
-  }
-
-  private async fetch(chunk: RestoreChunk, file: string): Promise<Buffer> {
-    const what = `chunk ${chunk.sha256} of file ${JSON.stringify(file)}`;
-    const obj = await this.clients.store.get(this.bucket, chunk.key);
-    if (!obj) throw new ChecksumMismatchError(`${what} is missing from the vault (${chunk.key})`);
-    this.fetched++;
-    this.downloaded += obj.body.length;
-    let raw: Buffer;
-    try {
-      raw = await decodeWith(chunk.codec, obj.body, what, chunk.size);
-    } catch (e) {
-      if (!(e instanceof CodecError)) throw e;
-      throw new ChecksumMismatchError(`${what} is corrupt in the vault (${chunk.key}): ${e.message}`, { cause: e });
-    }
-    const sha = sha256Hex(raw);
-    if (sha !== chunk.sha256 || raw.length !== chunk.size) {
-      throw new ChecksumMismatchError(
-        `${what} is corrupt in the vault (${chunk.key}): its ${raw.length} bytes hash to ${sha.slice(0, 12)}…, expected ${chunk.size} bytes`,
-      );
-    }
-    return raw;
   }
 }
 
@@ -757,12 +891,14 @@ async function writeFiles(
   opts: { parallel: number; durable: boolean; signal: AbortSignal | undefined; progress: () => void; counters: { filesDone: number; bytesDone: number } },
 ): Promise<void> {
   const files = ops.filter((o): o is WriteOp => o.op === "writeFile");
-  type Task = { state: FileState; chunk: RestoreChunk | undefined };
+  /** `seq`: the chunk reference's position in file order, as ChunkSource plans them. */
+  type Task = { state: FileState; chunk: RestoreChunk | undefined; seq: number };
   function* tasks(): Generator<Task> {
+    let seq = 0;
     for (const op of files) {
       const state: FileState = { op, left: op.chunks.length, handle: undefined, hash: createHash("sha256"), hashed: 0, waiting: new Map() };
-      if (op.chunks.length === 0) yield { state, chunk: undefined };
-      for (const chunk of op.chunks) yield { state, chunk };
+      if (op.chunks.length === 0) yield { state, chunk: undefined, seq: -1 };
+      for (const chunk of op.chunks) yield { state, chunk, seq: seq++ };
     }
   }
   const open_ = new Set<FileState>();
@@ -824,7 +960,7 @@ async function writeFiles(
       if (failure !== undefined) return;
       const next = iter.next();
       if (next.done) return;
-      const { state, chunk } = next.value;
+      const { state, chunk, seq } = next.value;
       let held = 0;
       try {
         throwIfAborted(opts.signal);
@@ -835,7 +971,7 @@ async function writeFiles(
           if (failure !== undefined) return;
           inFlightBytes += chunk.size;
           held = chunk.size;
-          const buf = await source.get(chunk, state.op.relativePath);
+          const buf = await source.get(chunk, state.op.relativePath, seq);
           await writeFully(fh, buf, chunk.offset);
           hashInOrder(state, chunk.offset, buf);
           source.release(chunk.sha256);
@@ -854,7 +990,12 @@ async function writeFiles(
       }
     }
   };
-  await Promise.all(Array.from({ length: opts.parallel }, worker));
+  source.start();
+  try {
+    await Promise.all(Array.from({ length: opts.parallel }, worker));
+  } finally {
+    await source.stop();
+  }
   // Close whatever a failure left open (the partial directory is removed next).
   await Promise.all([...open_].map(async (s) => (await s.handle!.catch(() => undefined))?.close().catch(() => undefined)));
   if (failure !== undefined) throw failure;
@@ -1085,7 +1226,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   await removeStalePartials(target.dir);
   await rm(partial, { recursive: true, force: true });
   await mkdir(partial, { mode: 0o700 });
-  const source = new ChunkSource(clients, cfg.vaultBucket, ops);
+  const source = new ChunkSource(clients, cfg.vaultBucket, planned.databaseId, ops, parallel);
   let walBytes = 0;
   let walDownloaded = 0;
   try {

@@ -42,6 +42,18 @@
  *    Backpressure: at most `maxQueuedBytes` (64 MiB) of raw chunk bytes and
  *    `maxQueuedChunks` chunks are held between the reader and the uploads;
  *    the reader (and so pg_basebackup, through the pipe) waits beyond that.
+ *  - Packs (`packs`, or WALVAULT_PACKS=1; off by default until replication,
+ *    retention and thaw read packs): each new chunk, once encoded, is copied
+ *    into the one PackBuilder being filled (core/pack.ts, docs/packs.md) — every file,
+ *    small ones included, so no object is written per chunk or per small
+ *    file. A full pack (DEFAULT_PACK_TARGET_SIZE, 32 MiB) is finished and PUT
+ *    to incoming/db/<id>/packs/<name> with its SHA-256 as the S3 checksum
+ *    and packObjectMeta (entries, data length); at most `packUploads` (3)
+ *    are in flight and the filling waits for a free one, so a push holds at
+ *    most (3 + 1) pack buffers, reused from a pool once uploaded. The
+ *    manifest lists the packs (`packs`, sorted) for ingest. A chunk the
+ *    catalog has but the previous manifest does not is described by its
+ *    catalog record (getChunks, batched) instead of a HEAD.
  *  - Manifest. Once every chunk is settled, SnapshotBuilder.build →
  *    serializeManifest → PUT incoming/db/<id>/snapshots/<sid>/manifest.json
  *    (codec none, SHA-256 of the bytes): the commit point. With `wait` (the
@@ -75,10 +87,12 @@ import {
   describeError,
 } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { incomingChunkKey, incomingSnapshotKey, vaultChunkKey } from "../core/keys.js";
+import { incomingChunkKey, incomingPackKey, incomingSnapshotKey, vaultChunkKey } from "../core/keys.js";
+import { DEFAULT_PACK_TARGET_SIZE, PackBuilder, type BuiltPack } from "../core/pack.js";
 import { META_DATABASE, type SnapshotRecord } from "../core/schemas.js";
 import {
   fixedBlocksDescriptor,
+  packObjectMeta,
   parseBackupLabel,
   parseManifest,
   postgresFieldsFromBackupLabel,
@@ -97,6 +111,7 @@ import { lsnToSegno, parseLsn, segmentName } from "../core/wal.js";
 import type { Catalog } from "../store/catalog.js";
 import type { ObjectStore } from "../store/object-store.js";
 import type { AgentClients } from "./clients.js";
+import { packsEnabled } from "./config.js";
 import { createProgress, type Progress, type TransferStats } from "./progress.js";
 import { readFailureNote, type FailureNoteSource } from "./wal-push.js";
 
@@ -120,6 +135,19 @@ export const DEFAULT_BLOCK_SIZE = 128 * KiB;
 export const DEFAULT_CONCURRENCY = 32;
 export const DEFAULT_MAX_QUEUED_BYTES = 64 * MiB;
 export const DEFAULT_LOOKUP_BATCH = 200;
+/**
+ * Pack uploads in flight when packing (docs/packs.md): the reader waits
+ * while all are busy, so a push holds (this + 1) packs of
+ * DEFAULT_PACK_TARGET_SIZE, their buffers reused (204 MB peak RSS measured at
+ * 32 MiB with 3 in flight, bench/pack-size.ts).
+ */
+export const DEFAULT_PACK_UPLOADS = 3;
+/**
+ * Bytes queued between the reader and the encoders when packing: the packs
+ * are the upload buffers (4 × 32 MiB), so the queue only has to keep the
+ * encoders busy; half the unpacked default keeps a push within 256 MB.
+ */
+export const DEFAULT_PACKED_MAX_QUEUED_BYTES = 32 * MiB;
 /** Snapshot ingest re-hashes and promotes every new chunk: give it time. */
 export const DEFAULT_WAIT_TIMEOUT_MS = 30 * 60_000;
 
@@ -185,12 +213,22 @@ export interface SnapshotPushOptions {
   timeoutMs?: number;
   /** Uploads (and vault HEADs) in flight (default DEFAULT_CONCURRENCY, 32). */
   concurrency?: number;
-  /** Raw chunk bytes held between reading and uploading (default 64 MiB). */
+  /** Raw chunk bytes held between reading and uploading (default 64 MiB; 32 MiB when packing). */
   maxQueuedBytes?: number;
   /** Chunks held between reading and uploading (default 8 x lookupBatchSize). */
   maxQueuedChunks?: number;
   /** Chunks per catalog lookup (default 200). */
   lookupBatchSize?: number;
+  /**
+   * Group new chunks into pack objects (docs/packs.md) instead of one object
+   * per chunk. Default: the WALVAULT_PACKS environment variable
+   * (agent/config.ts packsEnabled), off when unset.
+   */
+  packs?: boolean;
+  /** Pack target size in bytes (default DEFAULT_PACK_TARGET_SIZE, 32 MiB). */
+  packTargetSize?: number;
+  /** Pack uploads in flight (default DEFAULT_PACK_UPLOADS, 3). */
+  packUploads?: number;
   /** Fixed block size for PostgreSQL relation files (default DEFAULT_BLOCK_SIZE, 128 KiB). */
   blockSize?: number;
   /** Content-defined chunking parameters (default DEFAULT_CHUNKER). */
@@ -220,8 +258,10 @@ export interface SnapshotPushResult {
   totals: SnapshotTotals;
   /** Raw bytes of the chunks this push uploaded. */
   newBytes: number;
-  /** Bytes sent to the incoming bucket: new chunks as encoded, plus the manifest. */
+  /** Bytes sent to the incoming bucket: new chunks as encoded (or the packs holding them), plus the manifest. */
   uploadedBytes: number;
+  /** Packed pushes: the pack objects uploaded (names sorted, as the manifest lists them) and their bytes. */
+  packs?: { uploaded: number; bytes: number; names: string[] };
   lookups: {
     /** Distinct chunks the previous manifest made known. */
     previousManifestChunks: number;
@@ -230,6 +270,8 @@ export interface SnapshotPushResult {
     catalogChunks: number;
     /** Chunks the catalog had but the previous manifest did not (their vault copy was HEADed). */
     vaultHeads: number;
+    /** Packed pushes: such chunks' catalog records read instead (getChunks, batched; a pack chunk has no object of its own to HEAD). */
+    catalogRecords?: number;
   };
   seconds: {
     total: number;
@@ -297,6 +339,7 @@ export async function snapshotPush(
       ...(opts.progress === undefined ? {} : { enabled: opts.progress }),
       ...(opts.progressStream === undefined ? {} : { stream: opts.progressStream }),
     });
+    const packing = opts.packs ?? packsEnabled();
     const pipeline = new ChunkPipeline({
       databaseId,
       store: clients.store,
@@ -306,11 +349,14 @@ export async function snapshotPush(
       codec,
       known: previous?.known ?? new Map(),
       concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
-      maxQueuedBytes: opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+      maxQueuedBytes: opts.maxQueuedBytes ?? (packing ? DEFAULT_PACKED_MAX_QUEUED_BYTES : DEFAULT_MAX_QUEUED_BYTES),
       maxQueuedChunks: opts.maxQueuedChunks ?? 8 * (opts.lookupBatchSize ?? DEFAULT_LOOKUP_BATCH),
       lookupBatchSize: opts.lookupBatchSize ?? DEFAULT_LOOKUP_BATCH,
       stats,
       onChange: () => progress?.update(stats),
+      ...(packing
+        ? { packs: { targetSize: opts.packTargetSize ?? DEFAULT_PACK_TARGET_SIZE, uploads: opts.packUploads ?? DEFAULT_PACK_UPLOADS } }
+        : {}),
     });
     const files = new FileCollector(new SnapshotBuilder(), pipeline, stats, () => progress?.update(stats), {
       blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE,
@@ -325,22 +371,24 @@ export async function snapshotPush(
       chunker: chunkerDescriptor(opts.chunker ?? DEFAULT_CHUNKER),
       codec: codec.name,
     };
+    // The pack names are known once the pipeline has finished: `meta` gets them then.
+    const withPacks = <M extends SnapshotMeta>(m: M): M => (pipeline.packNames ? { ...m, packs: pipeline.packNames } : m);
     let pgSummary: SnapshotPushResult["postgres"];
     try {
       if (source.kind === "generic") {
         await walkGeneric(source.dir, files, source.exclude, source.mayChange);
         await pipeline.finish();
-        meta = { ...common, kind: "generic", finishedAt: now(), generic: { streams: source.streams } };
+        meta = withPacks({ ...common, kind: "generic", finishedAt: now(), generic: { streams: source.streams } });
       } else {
         const pg = await pushPostgres(source.pgbasebackup, db.walSegmentSize, files, pipeline, opts.label ?? `walvault ${snapshotId}`);
         await pipeline.finish();
-        meta = {
+        meta = withPacks({
           ...common,
           kind: "postgres",
           finishedAt: now(),
           blocks: fixedBlocksDescriptor(opts.blockSize ?? DEFAULT_BLOCK_SIZE),
           postgres: pg,
-        };
+        });
         pgSummary = {
           timeline: pg.timeline,
           startLsn: pg.startLsn,
@@ -401,11 +449,13 @@ export async function snapshotPush(
       totals: manifest.totals,
       newBytes: stats.newBytes,
       uploadedBytes: pipeline.uploadedStoredBytes + bytes.length,
+      ...(pipeline.packNames ? { packs: { uploaded: pipeline.packNames.length, bytes: pipeline.uploadedStoredBytes, names: [...pipeline.packNames].sort() } } : {}),
       lookups: {
         previousManifestChunks: previous?.known.size ?? 0,
         catalogBatches: pipeline.catalogBatches,
         catalogChunks: pipeline.catalogChunks,
         vaultHeads: pipeline.vaultHeads,
+        ...(pipeline.packNames ? { catalogRecords: pipeline.catalogRecords } : {}),
       },
       seconds: {
         total: round3((tEnd - t0) / 1000),
@@ -536,6 +586,8 @@ interface PipelineDeps {
   lookupBatchSize: number;
   stats: TransferStats;
   onChange: () => void;
+  /** Group new chunks into packs of `targetSize`, at most `uploads` pack uploads in flight; absent: one object per chunk. */
+  packs?: { targetSize: number; uploads: number };
 }
 
 /**
@@ -558,7 +610,16 @@ class ChunkPipeline {
   catalogBatches = 0;
   catalogChunks = 0;
   vaultHeads = 0;
+  catalogRecords = 0;
   uploadedStoredBytes = 0;
+  /** Packed pushes: names of the packs uploaded so far (undefined: one object per chunk). */
+  readonly packNames: string[] | undefined;
+  private readonly builder: PackBuilder | undefined;
+  /** Buffers of uploaded packs, reused for the next ones: memory is (uploads + 1) packs, whatever the garbage collector does. */
+  private readonly packPool: Buffer[] = [];
+  private packsInFlight = 0;
+  /** Serialises additions to the one pack being filled. */
+  private packChain: Promise<void> = Promise.resolve();
 
   constructor(private readonly d: PipelineDeps) {
     if (!Number.isSafeInteger(d.concurrency) || d.concurrency < 1) throw new InvalidInputError(`concurrency must be a positive integer, got ${d.concurrency}`);
@@ -567,6 +628,12 @@ class ChunkPipeline {
     }
     this.uploads = new Limiter(d.concurrency);
     this.maxBatchBytes = Math.max(1, Math.floor(d.maxQueuedBytes / 4));
+    if (d.packs) {
+      const { uploads, targetSize } = d.packs;
+      if (!Number.isSafeInteger(uploads) || uploads < 1) throw new InvalidInputError(`pack uploads in flight must be a positive integer, got ${uploads}`);
+      this.builder = new PackBuilder({ targetSize, allocate: (capacity) => this.allocatePack(capacity) });
+      this.packNames = [];
+    }
   }
 
   /** Registers the next chunk of the source; resolves once it is accepted (not uploaded). */
@@ -596,11 +663,18 @@ class ChunkPipeline {
     return slot;
   }
 
-  /** Flushes the last batch and waits for every lookup and upload; throws the first failure. */
+  /** Flushes the last batch and waits for every lookup and upload (the last pack included); throws the first failure. */
   async finish(): Promise<void> {
     this.flush();
     await this.settle();
     this.check();
+    if (this.builder) {
+      await this.packChain;
+      this.check();
+      if (this.builder.count > 0) await this.sealPack();
+      await this.settle();
+      this.check();
+    }
   }
 
   /** Waits for everything in flight (whatever its outcome). */
@@ -675,14 +749,42 @@ class ChunkPipeline {
     this.catalogBatches++;
     this.catalogChunks += batch.length;
     const missing = new Set(await this.d.catalog.missingChunks(this.d.databaseId, batch.map((s) => s.sha256)));
+    const present: Slot[] = [];
     for (const slot of batch) {
       if (missing.has(slot.sha256)) this.track(this.uploads.run(() => this.upload(slot)));
+      else if (this.builder) present.push(slot);
       else this.track(this.uploads.run(() => this.headVault(slot)));
+    }
+    if (present.length > 0) await this.fromRecords(present);
+  }
+
+  /**
+   * Packed pushes: chunks the catalog has but the previous manifest does not
+   * are described by their catalog records (one batched read), not by a HEAD:
+   * a chunk in a pack has no object of its own. A record gone since the
+   * lookup (a sweep): upload the chunk after all.
+   */
+  private async fromRecords(slots: Slot[]): Promise<void> {
+    this.catalogRecords += slots.length;
+    const records = new Map((await this.d.catalog.getChunks(this.d.databaseId, slots.map((s) => s.sha256))).map((r) => [r.sha256, r]));
+    for (const slot of slots) {
+      const r = records.get(slot.sha256);
+      if (!r) {
+        this.track(this.uploads.run(() => this.upload(slot)));
+        continue;
+      }
+      if (r.size !== slot.size) {
+        throw new InvalidInputError(`the catalog records chunk ${slot.sha256} as ${r.size} bytes; this push read ${slot.size} bytes with that SHA-256`);
+      }
+      slot.result = { storedSize: r.storedSize, codec: r.codec, isNew: false };
+      this.d.stats.reusedBytes += slot.size;
+      this.release(slot);
     }
   }
 
   private async upload(slot: Slot): Promise<void> {
     if (this.failure) return;
+    if (this.builder) return this.uploadToPack(slot);
     const raw = slot.bytes!;
     const { codec, databaseId, stats } = this.d;
     const key = incomingChunkKey(databaseId, slot.sha256);
@@ -703,6 +805,87 @@ class ChunkPipeline {
     stats.newChunks++;
     this.release(slot);
     this.d.onChange();
+  }
+
+  /**
+   * Packed pushes: encodes the chunk and hands it to the pack being filled.
+   * Only one copy is held while it waits for room in a pack: the raw bytes
+   * are dropped once encoded, and the queue then counts the encoded ones
+   * (so maxQueuedBytes bounds what waits, raw or encoded).
+   */
+  private async uploadToPack(slot: Slot): Promise<void> {
+    const { codec, stats } = this.d;
+    const rawSize = slot.size;
+    const encoded = await codec.encode(slot.bytes!);
+    slot.bytes = undefined;
+    this.heldBytes += encoded.length - rawSize;
+    this.wake();
+    try {
+      await this.addToPack({ sha256: slot.sha256, rawSize, codec: codec.name, stored: encoded });
+    } finally {
+      this.heldBytes -= encoded.length;
+      this.heldChunks--;
+      this.wake();
+    }
+    slot.result = { storedSize: encoded.length, codec: codec.name, isNew: true };
+    stats.newBytes += rawSize;
+    stats.newChunks++;
+    this.d.onChange();
+  }
+
+  /** Adds a chunk's stored bytes to the pack being filled (one at a time), sealing the pack first when it is full. */
+  private addToPack(chunk: { sha256: string; rawSize: number; codec: CodecName; stored: Uint8Array }): Promise<void> {
+    const next = this.packChain.then(async () => {
+      this.check();
+      if (!this.builder!.fits(chunk.stored.byteLength)) await this.sealPack();
+      this.builder!.add(chunk);
+    });
+    this.packChain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Finishes the pack being filled and starts its upload, once fewer than `uploads` are in flight (the reader waits meanwhile). */
+  private async sealPack(): Promise<void> {
+    while (this.packsInFlight >= this.d.packs!.uploads) {
+      await new Promise<void>((r) => this.waiters.push(r));
+      this.check();
+    }
+    const pack = this.builder!.finish();
+    this.packsInFlight++;
+    this.track(this.uploadPack(pack));
+  }
+
+  private async uploadPack(pack: BuiltPack): Promise<void> {
+    const { databaseId, stats } = this.d;
+    const key = incomingPackKey(databaseId, pack.name);
+    try {
+      if (this.failure) return;
+      const meta = packObjectMeta(databaseId, { name: pack.name, size: pack.bytes.length, entries: pack.entries.length, dataLength: pack.dataLength });
+      try {
+        await this.d.store.put(this.d.incomingBucket, key, pack.bytes, meta, { sha256: pack.name });
+      } catch (cause) {
+        throw new ServiceUnavailableError(
+          `uploading pack ${pack.name} (${pack.entries.length} chunks, ${pack.bytes.length} bytes) to ${key} failed: ${describeError(cause)}`,
+          { cause },
+        );
+      }
+      this.packNames!.push(pack.name);
+      this.uploadedStoredBytes += pack.bytes.length;
+      stats.phase = `${this.packNames!.length} pack${this.packNames!.length === 1 ? "" : "s"} uploaded`;
+      this.d.onChange();
+    } finally {
+      this.packsInFlight--;
+      // The whole buffer allocatePack gave (bytes is a view of its start); an oversized one (a chunk larger than a pack) is not kept.
+      const whole = Buffer.from(pack.bytes.buffer, 0, pack.bytes.buffer.byteLength);
+      if (whole.length === this.builder!.targetSize) this.packPool.push(whole);
+      this.wake();
+    }
+  }
+
+  private allocatePack(capacity: number): Buffer {
+    const pooled = this.packPool.at(-1);
+    if (pooled && pooled.length >= capacity) return this.packPool.pop()!;
+    return Buffer.allocUnsafeSlow(capacity);
   }
 
   /** The catalog has it: its vault copy says how it is stored. Missing there after all: upload it. */

@@ -6,10 +6,14 @@
  * failing check and records which level failed and why:
  *   L1 catalog and manifest consistency: the manifest is in the vault with
  *      the catalog's SHA-256; every chunk it references and every WAL file in
- *      scope exists in the vault with its recorded stored size (HEAD only).
- *   L2 every checksum: every chunk downloaded, decoded and hashed (its name
- *      is its SHA-256); every WAL file in scope likewise against the catalog.
- *      A corrupt chunk is named with a file that uses it.
+ *      scope exists in the vault with its recorded stored size (HEAD only; a
+ *      chunk in a pack: the pack exists, once per pack, and the chunk's range
+ *      lies within it).
+ *   L2 every checksum: every chunk read from where the catalog locates it
+ *      (coalesced ranged GETs of packs, or its own object; agent/chunk-reader.ts),
+ *      decoded and hashed (its name is its SHA-256); every WAL file in scope
+ *      likewise against the catalog. A corrupt chunk is named with a file that
+ *      uses it and where it was read (pack and bytes, or object key).
  *   L3 structure: WAL continuity to the target (the restore plan: a gap is
  *      named by the segments around it); the files rebuilt into a scratch
  *      directory (every file's SHA-256 proven); PostgreSQL: pg_verifybackup.
@@ -29,12 +33,9 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
-import { decodeWith } from "../core/codec.js";
 import { forEachLimit } from "../core/concurrency.js";
-import { ChecksumMismatchError, InvalidInputError, NotFoundError, UnknownSnapshotError, describeError, isWalvaultError, type WalvaultError } from "../core/errors.js";
+import { ChecksumMismatchError, CodecError, InvalidInputError, NotFoundError, UnknownSnapshotError, describeError, isWalvaultError, type WalvaultError } from "../core/errors.js";
 import { isGenericWalName } from "../core/generic-wal.js";
-import { sha256Hex } from "../core/hash.js";
-import { vaultChunkKey } from "../core/keys.js";
 import { genericSegno } from "../core/restore-input.js";
 import type { RestoreTarget } from "../core/restore-plan.js";
 import type { SnapshotRecord, VerificationCheck, VerificationRecord, WalRecord } from "../core/schemas.js";
@@ -44,6 +45,7 @@ import type { VerifyLevel } from "../core/verify-policy.js";
 import { lsnToSegno, parseLsn, parseWalFileName } from "../core/wal.js";
 import { ScratchPostgres } from "../local/postgres.js";
 import { fetchManifest, fetchVerifiedWal } from "../store/catalog-state.js";
+import { ChunkReads, decodeChunk, describeLocation, LOCATE_BATCH, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import type { AgentClients } from "./clients.js";
 import { planFor, restore, type RestoreConfig } from "./restore.js";
 
@@ -131,36 +133,61 @@ export async function verifySnapshot(clients: AgentClients, cfg: RestoreConfig, 
     const chunks = distinctChunks(manifest!);
     const scope = walInScope(snap, manifest!, wal, db.walSegmentSize, req.targetTime);
     await check(1, "objects present with their recorded sizes", async () => {
-      await forEachLimit([...chunks], CONCURRENCY, async ([sha, c]) => {
-        const head = await clients.store.head(cfg.vaultBucket, vaultChunkKey(req.databaseId, sha));
-        if (!head) throw new CheckFailed(1, `chunk ${sha} of file ${c.file} is missing from the vault`);
-        if (head.size !== c.storedSize) throw new CheckFailed(1, `chunk ${sha} of file ${c.file} is ${head.size} bytes in the vault, the manifest says ${c.storedSize}`);
-      });
+      // Each chunk where the catalog says it is: its own object (HEAD, its stored size), or a range inside a
+      // pack (HEAD of the pack, once: the range must lie within it).
+      const packSizes = new Map<string, Promise<number | undefined>>();
+      for await (const window of locatedWindows(clients, req.databaseId, chunks)) {
+        await forEachLimit(window, CONCURRENCY, async ({ want, loc }) => {
+          const what = `chunk ${want.sha256} of file ${want.file}`;
+          if (loc.offset === undefined) {
+            const head = await clients.store.head(cfg.vaultBucket, loc.key);
+            if (!head) throw new CheckFailed(1, `${what} is missing from the vault (${loc.key})${loc.recorded ? "" : "; the catalog has no record of it either"}`);
+            if (head.size !== want.storedSize) throw new CheckFailed(1, `${what} is ${head.size} bytes in the vault, the manifest says ${want.storedSize}`);
+            return;
+          }
+          if (loc.storedSize !== want.storedSize) {
+            throw new CheckFailed(1, `${what} is ${loc.storedSize} bytes in its pack (${describeLocation(loc)}), the manifest says ${want.storedSize}`);
+          }
+          let size = packSizes.get(loc.key);
+          if (size === undefined) {
+            size = clients.store.head(cfg.vaultBucket, loc.key).then((h) => h?.size);
+            size.catch(() => undefined);
+            packSizes.set(loc.key, size);
+          }
+          const packSize = await size;
+          if (packSize === undefined) throw new CheckFailed(1, `${what} is missing from the vault: its pack ${loc.key} does not exist`);
+          if (loc.offset + loc.storedSize > packSize) throw new CheckFailed(1, `${what} lies beyond the end of its pack (${describeLocation(loc)}; the pack has ${packSize} bytes)`);
+        });
+      }
       await forEachLimit(scope, CONCURRENCY, async (w) => {
         const head = await clients.store.head(cfg.vaultBucket, w.vaultKey, w.vaultVersionId);
         if (!head) throw new CheckFailed(1, `WAL file ${w.name} is in the catalog but missing from the vault`);
         if (head.size !== w.storedSize) throw new CheckFailed(1, `WAL file ${w.name} is ${head.size} bytes in the vault, the catalog says ${w.storedSize}`);
       });
-      return `${chunks.size} chunks, ${scope.length} WAL files`;
+      return `${chunks.size} chunks${packSizes.size > 0 ? ` (${packSizes.size} packs)` : ""}, ${scope.length} WAL files`;
     });
 
     // ---- L2
     if (req.level >= 2) {
       await check(2, "every checksum", async () => {
         let bytes = 0;
-        await forEachLimit([...chunks], CONCURRENCY, async ([sha, c]) => {
-          const obj = await clients.store.get(cfg.vaultBucket, vaultChunkKey(req.databaseId, sha));
-          if (!obj) throw new CheckFailed(2, `chunk ${sha} of file ${c.file} is missing from the vault`);
-          let raw: Buffer;
-          try {
-            raw = await decodeWith(c.codec, obj.body, `chunk ${sha}`, c.size);
-          } catch (e) {
-            throw new CheckFailed(2, `chunk ${sha} of file ${c.file} does not decode: ${describeError(e)}`, "CodecError");
+        // Read from where each chunk is (coalesced ranged GETs of packs), window by window; decoded and hashed.
+        const reads = new ChunkReads(clients.store, cfg.vaultBucket, { parallel: CONCURRENCY, bytesInFlight: L2_WINDOW_STORED_BYTES });
+        try {
+          for await (const window of locatedWindows(clients, req.databaseId, chunks)) {
+            const stored = reads.schedule(window);
+            await forEachLimit(window, CONCURRENCY, async ({ want, loc }) => {
+              try {
+                bytes += (await decodeChunk(want, loc, await stored.get(want.sha256)!)).length;
+              } catch (e) {
+                if (e instanceof ChecksumMismatchError) throw new CheckFailed(2, e.message, e.cause instanceof CodecError ? "CodecError" : e.name);
+                throw e;
+              }
+            });
           }
-          const actual = sha256Hex(raw);
-          if (actual !== sha) throw new CheckFailed(2, `chunk ${sha} of file ${c.file} is corrupt: its bytes hash to ${actual.slice(0, 12)}…`, "ChecksumMismatchError");
-          bytes += raw.length;
-        });
+        } finally {
+          await reads.stop();
+        }
         await forEachLimit(scope, CONCURRENCY, async (w) => {
           try {
             bytes += (await fetchVerifiedWal(clients.store, cfg.vaultBucket, w)).length;
@@ -244,7 +271,8 @@ export async function verifySnapshot(clients: AgentClients, cfg: RestoreConfig, 
   };
   await clients.catalog.recordVerification(record);
   await clients.catalog
-    .setSnapshotVerification(req.databaseId, req.snapshotId, { level: record.failedLevel ? record.failedLevel - 1 : req.level, at: record.finishedAt, outcome: record.outcome, runId })
+    // The levels passed; a run failing at L1 passed none, recorded as level 1 with its "failed" outcome (the record allows 1-4).
+    .setSnapshotVerification(req.databaseId, req.snapshotId, { level: record.failedLevel ? Math.max(1, record.failedLevel - 1) : req.level, at: record.finishedAt, outcome: record.outcome, runId })
     .catch((e: unknown) => {
       if (!(e instanceof NotFoundError)) throw e;
     });
@@ -300,6 +328,37 @@ function runCommand(argv: string[], cwd: string): Promise<number> {
     child.on("error", () => resolve(127));
     child.on("exit", (code) => resolve(code ?? 128));
   });
+}
+
+/** Stored bytes of the chunks one window of verification locates and reads at once, at most (and of reads in flight). */
+const L2_WINDOW_STORED_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The distinct chunks, in windows of at most LOCATE_BATCH chunks and
+ * L2_WINDOW_STORED_BYTES stored bytes (a larger chunk makes a window of its
+ * own), each chunk with its location (agent/chunk-reader.ts): one catalog
+ * lookup per window, never one per chunk, and never every location at once.
+ */
+async function* locatedWindows(
+  clients: AgentClients,
+  databaseId: string,
+  chunks: ReturnType<typeof distinctChunks>,
+): AsyncGenerator<{ want: WantedChunk; loc: ChunkLocation }[]> {
+  let window: WantedChunk[] = [];
+  let bytes = 0;
+  const emit = async (): Promise<{ want: WantedChunk; loc: ChunkLocation }[]> => {
+    const locs = await locateChunks(clients.catalog, databaseId, window);
+    const out = window.map((want) => ({ want, loc: locs.get(want.sha256)! }));
+    window = [];
+    bytes = 0;
+    return out;
+  };
+  for (const [sha256, c] of chunks) {
+    if (window.length > 0 && (window.length >= LOCATE_BATCH || bytes + c.storedSize > L2_WINDOW_STORED_BYTES)) yield await emit();
+    window.push({ sha256, ...c });
+    bytes += c.storedSize;
+  }
+  if (window.length > 0) yield await emit();
 }
 
 /** Distinct chunks of a manifest with a file that uses each (for messages). */

@@ -284,7 +284,7 @@ export const INGEST_VALIDATION_ERRORS = [
   "UnknownDatabaseError",
 ] as const;
 
-/** Snapshot ingest adds the manifest's own errors, and a referenced chunk that is missing (NotFoundError). */
+/** Snapshot ingest adds the manifest's own errors, a referenced chunk that is missing (NotFoundError) and a pushed pack that is not one (CorruptPackError). */
 export const SNAPSHOT_VALIDATION_ERRORS = [
   "InvalidInputError",
   "UnknownDatabaseError",
@@ -296,6 +296,7 @@ export const SNAPSHOT_VALIDATION_ERRORS = [
   "ChecksumMismatchError",
   "CodecError",
   "NotFoundError",
+  "CorruptPackError",
 ] as const;
 
 /**

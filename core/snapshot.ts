@@ -35,6 +35,15 @@
  *    the last block holding the remainder (`fixedBlocksDescriptor`).
  *  - `codec`: the codec new chunks were encoded with by default; each chunk
  *    records its own (chunks from older snapshots may use another).
+ *  - `packs` (optional): the names (SHA-256 of the whole object) of the pack
+ *    objects this push uploaded to `incoming/db/<id>/packs/<name>`
+ *    (core/pack.ts, docs/packs.md), sorted and unique; together they hold
+ *    exactly the chunks flagged `new`, so there are at most `newChunks` of
+ *    them and at least one when any chunk is new. Ingest promotes them pack
+ *    by pack without listing. Absent: the push uploaded one object per new
+ *    chunk (`incoming/db/<id>/chunks/<sha256>`), as before packs. Chunk
+ *    records do not say where a chunk is stored: the catalog does (a chunk
+ *    may move from pack to pack without its manifests changing).
  *  - `files`: one entry per directory, regular file and symlink under the
  *    snapshot root (the root itself is not an entry). Paths are relative
  *    POSIX paths (see `pathProblem`), unique, and every entry's parent is a
@@ -99,7 +108,7 @@ import { SHA256_RE } from "./hash.js";
 import { SNAPSHOT_ID_RE, assertSnapshotId, vaultChunkKey } from "./keys.js";
 import { formatTime, timeFromNs, tryParseTime } from "./time.js";
 import type { DatabaseKind, SnapshotInfo } from "./restore-plan.js";
-import { codecSchema, databaseIdSchema, sha256Schema } from "./schemas.js";
+import { META_CODEC, META_DATABASE, META_SHA256, META_SIZE, codecSchema, databaseIdSchema, sha256Schema } from "./schemas.js";
 import { assertSegmentSize, formatLsn, lsnToSegno, parseLsn, segmentName } from "./wal.js";
 
 export { SNAPSHOT_ID_RE, assertSnapshotId };
@@ -391,6 +400,8 @@ const common = {
   chunker: chunkerSchema,
   blocks: blocksSchema.optional(),
   codec: codecSchema,
+  /** Pack objects this push uploaded (core/pack.ts names), sorted and unique; absent: one object per new chunk. */
+  packs: z.array(sha256Schema).optional(),
 };
 const tail = { totals: snapshotTotalsSchema, files: z.array(fileEntrySchema) };
 
@@ -413,6 +424,27 @@ export type DirectoryEntry = Extract<FileEntry, { type: "directory" }>;
 export type SymlinkEntry = Extract<FileEntry, { type: "symlink" }>;
 export type ChunkRecord = z.infer<typeof chunkRecordSchema>;
 export type SnapshotTotals = z.infer<typeof snapshotTotalsSchema>;
+
+/** Object metadata of a pack (beside the checksum fields): its entry count and data length, as its footer says. */
+export const META_PACK_ENTRIES = "walvault-pack-entries";
+export const META_PACK_DATA_LENGTH = "walvault-pack-data-length";
+
+/**
+ * The metadata a pack object carries, in incoming (the agent's upload) and in
+ * the vault: the usual checksum fields (SHA-256 = its name, codec none: the
+ * object is the pack itself, size), its entry count and data length (so a
+ * listing tool can size it without reading its tail) and the database.
+ */
+export function packObjectMeta(databaseId: string, pack: { name: string; size: number; entries: number; dataLength: number }): Record<string, string> {
+  return {
+    [META_SHA256]: pack.name,
+    [META_CODEC]: "none",
+    [META_SIZE]: String(pack.size),
+    [META_PACK_ENTRIES]: String(pack.entries),
+    [META_PACK_DATA_LENGTH]: String(pack.dataLength),
+    [META_DATABASE]: databaseId,
+  };
+}
 
 /** The manifest as stored: compact JSON, one trailing newline. */
 export function serializeManifest(manifest: SnapshotManifest): string {
@@ -667,6 +699,25 @@ function checkGeneric(m: GenericSnapshotManifest): void {
   });
 }
 
+/**
+ * `packs`: each name once; every pack holds at least one chunk and every
+ * chunk it holds is flagged new, so there are no more packs than new chunks,
+ * and new chunks need at least one pack.
+ */
+function checkPacks(packs: readonly string[], newChunks: number): void {
+  const seen = new Set<string>();
+  packs.forEach((name, i) => {
+    if (seen.has(name)) throw invalid(`packs[${i}]`, `pack ${name} is listed twice`);
+    seen.add(name);
+  });
+  if (packs.length > newChunks) {
+    throw invalid("packs", `lists ${packs.length} pack(s), but only ${newChunks} chunk(s) are flagged new: every pack holds at least one new chunk`);
+  }
+  if (packs.length === 0 && newChunks > 0) {
+    throw invalid("packs", `lists no pack, but ${newChunks} chunk(s) are flagged new: they would never be promoted`);
+  }
+}
+
 /** A generic stream's WAL directory relative to the snapshot root ("." for the root itself). */
 export function streamDirOf(s: GenericSnapshotFields["streams"][number]): string {
   return s.dir ?? posix.dirname(s.lastSegment!);
@@ -723,6 +774,7 @@ export function validateManifest(input: unknown, expect: ManifestExpectations = 
       throw invalid(`totals.${key}`, `states ${m.totals[key]}, but the files add up to ${analysis.totals[key]}`);
     }
   }
+  if (m.packs !== undefined) checkPacks(m.packs, analysis.totals.newChunks);
   return { manifest: m, chunks: analysis.chunks };
 }
 
@@ -775,6 +827,8 @@ interface MetaCommon {
   blocks?: FixedBlocksDescriptor;
   /** Default: DEFAULT_CODEC. */
   codec?: CodecName;
+  /** Names of the packs the push uploaded (written sorted and unique); absent: one object per new chunk. */
+  packs?: readonly string[];
 }
 
 export type SnapshotMeta =
@@ -885,6 +939,7 @@ export class SnapshotBuilder {
       chunker: { algorithm: chunker.algorithm, minSize: chunker.minSize, avgSize: chunker.avgSize, maxSize: chunker.maxSize },
       ...(meta.blocks === undefined ? {} : { blocks: { algorithm: meta.blocks.algorithm, blockSize: meta.blocks.blockSize } }),
       codec: meta.codec ?? DEFAULT_CODEC,
+      ...(meta.packs === undefined ? {} : { packs: [...new Set(meta.packs)].sort() }),
     };
     const manifest: SnapshotManifest =
       meta.kind === "postgres"

@@ -93,6 +93,8 @@ export const WORKFLOW_DEFINITIONS = {
     steps: {
       validateManifest: step("ValidateManifestFunctionArn", "functions/snapshot/validate-manifest", 2048, 5 * 60, "walvault snapshot ingest: validate a manifest and batch its new chunks"),
       promoteChunks: step("PromoteChunksFunctionArn", "functions/snapshot/promote-chunks", 1024, 5 * 60, "walvault snapshot ingest: verify and promote one batch of chunks"),
+      // One pack at a time: at most MAX_INGEST_PACK_BYTES (256 MiB; the agent writes 32 MiB) and 4 decoded chunks; a batch is 4 packs.
+      promotePacks: step("PromotePacksFunctionArn", "functions/snapshot/promote-packs", 1024, 5 * 60, "walvault snapshot ingest: verify and promote one batch of packs"),
       checkReferenced: step("CheckReferencedFunctionArn", "functions/snapshot/check-referenced", 2048, 10 * 60, "walvault snapshot ingest: check that every referenced chunk is in the vault"),
       promoteManifest: step("PromoteManifestFunctionArn", "functions/snapshot/promote-manifest", 2048, 2 * 60, "walvault snapshot ingest: put a validated manifest into the vault"),
       recordSnapshot: step("RecordSnapshotFunctionArn", "functions/snapshot/record-snapshot", 256, 20, "walvault snapshot ingest: record a snapshot in the catalog"),

@@ -886,10 +886,10 @@ export class PrimaryStack extends Stack {
   }
 
   /**
-   * Least-privilege grants of the six snapshot ingest functions: each reads
+   * Least-privilege grants of the seven snapshot ingest functions: each reads
    * and writes only the key families its step touches (manifests, chunks,
-   * work/ batch lists, quarantine/), deletes nothing, and only the two
-   * promote steps write the vault.
+   * packs, work/ batch lists, quarantine/), deletes nothing, and only the
+   * three promote steps write the vault.
    */
   private grantSnapshotPermissions(): void {
     const f = this.snapshotFunctions;
@@ -898,9 +898,11 @@ export class PrimaryStack extends Stack {
       new iam.PolicyStatement({ sid, actions: ["s3:GetObject", "s3:GetObjectVersion"], resources });
     const manifests = this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}*/snapshots/*`);
     const chunkUploads = this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}*/chunks/*`);
+    const packUploads = this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}*/packs/*`);
     const work = this.incomingBucket.arnForObjects(`${WORK_PREFIX}*`);
     const quarantined = this.incomingBucket.arnForObjects(`${QUARANTINE_PREFIX}*`);
     const vaultChunks = this.vaultBucket.arnForObjects("db/*/chunks/*");
+    const vaultPacks = this.vaultBucket.arnForObjects("db/*/packs/*");
     const vaultManifests = this.vaultBucket.arnForObjects("db/*/snapshots/*");
     // Without s3:ListBucket a GetObject/HeadObject of a missing key is a 403, not a 404.
     const listIncoming = new iam.PolicyStatement({ sid: "ListIncoming", actions: ["s3:ListBucket"], resources: [this.incomingBucket.bucketArn] });
@@ -938,12 +940,22 @@ export class PrimaryStack extends Stack {
       vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
       catalog("RecordChunks", "BatchWriteItem"),
     );
-    // checkReferenced: re-read the manifest, look every chunk up, read backup_label's chunks.
+    // promotePacks: read pack uploads and batch lists, head/write vault packs, record packs and chunks.
+    add(
+      f.promotePacks,
+      read("ReadPackUploads", packUploads, work),
+      listIncoming,
+      new iam.PolicyStatement({ sid: "WriteVaultPacks", actions: ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"], resources: [vaultPacks] }),
+      listVault,
+      vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
+      catalog("RecordPacks", "BatchWriteItem"),
+    );
+    // checkReferenced: re-read the manifest, look every chunk up, read backup_label's chunks (own objects or pack ranges).
     add(
       f.checkReferenced,
       read("ReadManifests", manifests),
       listIncoming,
-      read("ReadVaultChunks", vaultChunks),
+      read("ReadVaultChunks", vaultChunks, vaultPacks),
       listVault,
       vaultKeyUse("DecryptVaultObjects", "Decrypt"),
       catalog("ReadChunkRecords", "BatchGetItem"),
@@ -1142,7 +1154,18 @@ export class PrimaryStack extends Stack {
         this.nagArn(this.incomingBucket, `/${WORK_PREFIX}*`),
         this.nagArn(this.vaultBucket, "/db/*/chunks/*"),
       ],
-      checkReferenced: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), this.nagArn(this.vaultBucket, "/db/*/chunks/*")],
+      promotePacks: [
+        xray,
+        this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/packs/*`),
+        this.nagArn(this.incomingBucket, `/${WORK_PREFIX}*`),
+        this.nagArn(this.vaultBucket, "/db/*/packs/*"),
+      ],
+      checkReferenced: [
+        xray,
+        this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`),
+        this.nagArn(this.vaultBucket, "/db/*/chunks/*"),
+        this.nagArn(this.vaultBucket, "/db/*/packs/*"),
+      ],
       promoteManifest: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), this.nagArn(this.vaultBucket, "/db/*/snapshots/*")],
       recordSnapshot: [xray],
       quarantineSnapshot: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), quarantined],

@@ -9,12 +9,23 @@
  *   db/<id>/wal/<timeline>/<file>     PostgreSQL segments, .partial, .backup  (HEAD: metadata)
  *   db/<id>/history/<tl>.history      PostgreSQL timeline histories           (HEAD)
  *   db/<id>/wal/<stream>/<file>       generic segments, with position and times (HEAD)
- *   db/<id>/chunks/<sha256>           snapshot chunks                         (HEAD, only those the target lacks)
+ *   db/<id>/chunks/<sha256>           snapshot chunks from before packs       (HEAD, only those the target lacks)
+ *   db/<id>/packs/<sha256>            packs of snapshot chunks (core/pack.ts)  (one ranged GET of the tail: the index)
  *   db/<id>/snapshots/<sid>/manifest.json   snapshot manifests               (GET, decoded, hashed, validated)
  * Records are derived exactly as ingest derives them (core/catalog-records.ts)
  * and written with the Catalog's idempotent calls, in ingest's order: the
- * registration, WAL (then the head), chunks, and last the snapshots, each only
- * once every chunk it references is recorded. Record times are the objects'
+ * registration, WAL (then the head), packs, chunks, and last the snapshots,
+ * each only once every chunk it references is recorded. A pack's chunk
+ * locations come from its own index: one GET of its last
+ * min(size, PACK_TAIL_READ_BYTES) bytes (an explicit range, the size from the
+ * listing), parsed and checked (parsePackIndex: magic, checksum of index and
+ * footer, entries tiling the data, the size the footer implies); a pack that
+ * fails is skipped, named with its problem, and the snapshots referencing its
+ * chunks are skipped as for any missing chunk. A chunk in two packs (a repack
+ * interrupted before the old pack was deleted: either location holds its
+ * bytes) is recorded in the newest pack (Last-Modified, then the greater
+ * name); a chunk in a pack and also stored as its own object (an older
+ * layout) is recorded in the pack. Record times are the objects'
  * Last-Modified. Running it again changes nothing. A registration the target
  * already holds is written again unchanged, which lists it in the database
  * registry of a catalog written before there was one (the migration).
@@ -28,8 +39,9 @@
  * - a database whose kind or WAL segment size the bucket does not tell (and
  *   the target does not already register), or tells two ways: refused, with
  *   one line saying why; nothing of it is written.
- * The bytes of WAL files and chunks are not read: their metadata was proven
- * at ingest, and the verify workflow checks bytes. So a rebuilt WAL record
+ * The bytes of WAL files and chunks are not read (a pack's data neither, nor
+ * is its name checked against its bytes): their metadata was proven at
+ * ingest, and the verify workflow checks bytes. So a rebuilt WAL record
  * holds no restore points (ingest finds them in the bytes): `restore
  * --target-name` then finds a name by scanning the archived WAL, as for WAL
  * archived before ingest recorded restore points.
@@ -42,6 +54,7 @@ import {
   ChecksumMismatchError,
   CodecError,
   ConfigError,
+  CorruptPackError,
   InvalidInputError,
   InvalidWalNameError,
   ManifestInvalidError,
@@ -53,8 +66,9 @@ import {
 import { META_POSITION, parseGenericSegmentMeta, parseGenericWalName } from "../core/generic-wal.js";
 import { SHA256_RE, sha256Hex } from "../core/hash.js";
 import { DATABASE_ID_RE, SNAPSHOT_ID_RE, SNAPSHOT_MANIFEST_NAME, assertDatabaseId, vaultGenericWalKey, vaultWalKey } from "../core/keys.js";
+import { PACK_TAIL_READ_BYTES, parsePackFooter, parsePackIndex, type PackEntry, type PackIndex } from "../core/pack.js";
 import type { DatabaseKind } from "../core/restore-plan.js";
-import { META_DATABASE, type ChunkItem, type DatabaseRecord, type SnapshotRecord, type SnapshotSummary, type WalRecord } from "../core/schemas.js";
+import { META_DATABASE, type ChunkItem, type DatabaseRecord, type PackItem, type SnapshotRecord, type SnapshotSummary, type WalRecord } from "../core/schemas.js";
 import { parseManifest } from "../core/snapshot.js";
 import { checkWalSize, parseObjectMeta, type ClaimedMeta } from "../core/verify.js";
 import { DEFAULT_WAL_SEGMENT_SIZE, assertSegmentSize, parseWalFileName } from "../core/wal.js";
@@ -108,6 +122,8 @@ export interface DatabaseRebuild {
   historyFiles: number;
   snapshots: number;
   chunks: number;
+  /** Packs whose index was read and recorded. */
+  packs: number;
   /** Records this run added (all zero when the target already had everything). */
   added: { wal: number; snapshots: number; chunks: number };
   skipped: SkippedObject[];
@@ -135,7 +151,8 @@ function isObjectProblem(e: unknown): e is Error {
     e instanceof ChecksumMismatchError ||
     e instanceof CodecError ||
     e instanceof ManifestInvalidError ||
-    e instanceof UnsafePathError
+    e instanceof UnsafePathError ||
+    e instanceof CorruptPackError
   );
 }
 
@@ -164,6 +181,25 @@ interface ManifestObject {
   sha256: string;
   size: number;
   lastModified?: Date;
+}
+
+interface PackObject {
+  name: string;
+  listed: ListedObject;
+  index: PackIndex;
+}
+
+/** Where a chunk's bytes are in a pack. */
+interface PackedChunk {
+  pack: PackObject;
+  entry: PackEntry;
+}
+
+/** Whether pack `a` is newer than `b`: later Last-Modified, then the greater name (deterministic). */
+function newerPack(a: PackObject, b: PackObject): boolean {
+  const ta = a.listed.lastModified?.getTime() ?? 0;
+  const tb = b.listed.lastModified?.getTime() ?? 0;
+  return ta !== tb ? ta > tb : a.name > b.name;
 }
 
 interface Context {
@@ -231,6 +267,7 @@ function emptyRebuild(databaseId: string): DatabaseRebuild {
     historyFiles: 0,
     snapshots: 0,
     chunks: 0,
+    packs: 0,
     added: { wal: 0, snapshots: 0, chunks: 0 },
     skipped: [],
   };
@@ -255,6 +292,7 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
   const prefix = `db/${id}/`;
   const walKeys: { key: string; area: "wal" | "history"; dir: string; file: string }[] = [];
   const chunks = new Map<string, ListedObject>();
+  const packKeys: { name: string; listed: ListedObject }[] = [];
   const manifestKeys: { key: string; snapshotId: string; listed: ListedObject }[] = [];
   for (const o of listed) {
     const parts = o.key.slice(prefix.length).split("/");
@@ -262,10 +300,11 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
     if (area === "wal" && parts.length === 3 && a && b) walKeys.push({ key: o.key, area: "wal", dir: a, file: b });
     else if (area === "history" && parts.length === 2 && a) walKeys.push({ key: o.key, area: "history", dir: "", file: a });
     else if (area === "chunks" && parts.length === 2 && a && SHA256_RE.test(a)) chunks.set(a, o);
+    else if (area === "packs" && parts.length === 2 && a && SHA256_RE.test(a)) packKeys.push({ name: a, listed: o });
     else if (area === "snapshots" && parts.length === 3 && a && SNAPSHOT_ID_RE.test(a) && b === SNAPSHOT_MANIFEST_NAME) {
       manifestKeys.push({ key: o.key, snapshotId: a, listed: o });
     } else {
-      skip(o.key, "not a key walvault writes in a vault (db/<id>/wal/, history/, chunks/<sha256> or snapshots/<id>/manifest.json)");
+      skip(o.key, "not a key walvault writes in a vault (db/<id>/wal/, history/, chunks/<sha256>, packs/<sha256> or snapshots/<id>/manifest.json)");
     }
   }
   const existing = await target.getDatabase(id);
@@ -292,10 +331,36 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
     }
   });
   const walObjects = heads.filter((w): w is WalObject => w !== undefined);
+  // Pack indexes, before manifests: a manifest is checked against the chunks they hold.
+  const packs = (
+    await mapLimit(packKeys, Math.min(ctx.concurrency, MANIFEST_CONCURRENCY), async (p): Promise<PackObject | undefined> => {
+      try {
+        const index = await readPackIndex(source, p.listed);
+        if (index !== undefined) return { ...p, index };
+        skip(p.listed.key, "disappeared between listing and reading");
+        return undefined;
+      } catch (e) {
+        if (!isObjectProblem(e)) throw e;
+        skip(p.listed.key, e.message);
+        return undefined;
+      } finally {
+        counts.read++;
+        if (counts.read % 100 === 0) report("reading");
+      }
+    })
+  ).filter((p): p is PackObject => p !== undefined);
+  const packed = new Map<string, PackedChunk>();
+  for (const pack of packs) {
+    for (const entry of pack.index.entries) {
+      const held = packed.get(entry.sha256);
+      if (held === undefined || newerPack(pack, held.pack)) packed.set(entry.sha256, { pack, entry });
+    }
+  }
+  const storedSizeOf = (sha: string): number | undefined => packed.get(sha)?.entry.storedLength ?? chunks.get(sha)?.size;
   const manifests = (
     await mapLimit(manifestKeys, Math.min(ctx.concurrency, MANIFEST_CONCURRENCY), async (m) => {
       try {
-        return await readManifest(source, id, m.key, m.snapshotId, chunks);
+        return await readManifest(source, id, m.key, m.snapshotId, storedSizeOf);
       } catch (e) {
         if (!isObjectProblem(e)) throw e;
         skip(m.key, e.message);
@@ -370,13 +435,45 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
   // The head ingest would have left: the record with the greatest sort key (advanceHead only moves forward).
   if (head.best) await target.advanceHead(id, head.best.record.name, head.best.sortKey, head.best.record.archivedAt);
 
-  // 6. Chunks: those the target lacks are read and recorded, in rounds.
+  // 6. Packs (before the chunk locations that name them), then chunks: those the target lacks are recorded, in rounds.
+  for (let i = 0; i < packs.length; i += CHUNK_ROUND) {
+    const round = packs.slice(i, i + CHUNK_ROUND).map(
+      (p): PackItem => ({
+        databaseId: id,
+        name: p.name,
+        size: p.listed.size,
+        entries: p.index.footer.entryCount,
+        dataLength: p.index.footer.dataLength,
+        vaultKey: p.listed.key,
+        recordedAt: iso(p.listed.lastModified, ctx.started),
+      }),
+    );
+    await target.recordPacks(round);
+    out.packs += round.length;
+    counts.recorded += round.length;
+    report("recording");
+  }
   const badChunks = new Set<string>();
-  const shas = [...chunks.keys()];
+  // A chunk both in a pack and stored as its own object is recorded in the pack.
+  const shas = [...packed.keys(), ...[...chunks.keys()].filter((sha) => !packed.has(sha))];
   for (let i = 0; i < shas.length; i += CHUNK_ROUND) {
     const round = shas.slice(i, i + CHUNK_ROUND);
     const missing = await target.missingChunks(id, round);
     const items = await mapLimit(missing, ctx.concurrency, async (sha): Promise<ChunkItem | undefined> => {
+      const inPack = packed.get(sha);
+      if (inPack !== undefined) {
+        const { pack, entry } = inPack;
+        return {
+          databaseId: id,
+          sha256: sha,
+          size: entry.rawSize,
+          storedSize: entry.storedLength,
+          codec: entry.codec,
+          vaultKey: pack.listed.key,
+          offset: entry.offset,
+          recordedAt: iso(pack.listed.lastModified, ctx.started),
+        };
+      }
       const key = chunks.get(sha)!.key;
       const info = await source.store.head(source.bucket, key);
       counts.read++;
@@ -454,13 +551,41 @@ function checkedMeta(info: ObjectInfo, databaseId: string, key: string): Claimed
   return meta;
 }
 
-/** Reads, decodes, hashes and validates one manifest; its chunks must all be in the bucket with the sizes it records. */
+/**
+ * The index of the listed pack: one ranged GET of its last
+ * min(size, PACK_TAIL_READ_BYTES) bytes (explicit first-last: s3rver misreads
+ * suffix ranges), a second only for a pack written with a larger entry cap
+ * than the default (its footer says how much to read). Undefined when the
+ * object is gone; CorruptPackError when the tail is not a valid pack's.
+ */
+async function readPackIndex(source: RebuildSource, listed: ListedObject): Promise<PackIndex | undefined> {
+  const { key, size } = listed;
+  const what = `pack ${key}`;
+  if (size === 0) throw new CorruptPackError(`${what} is empty`, { problem: "truncated" });
+  const read = async (length: number): Promise<Buffer | undefined> => {
+    const tail = await source.store.getRange(source.bucket, key, size - length, size - 1);
+    if (tail !== undefined && tail.length !== length) {
+      throw new InvalidInputError(`${what}: asked for its last ${length} bytes, got ${tail.length} (changed since it was listed at ${size} bytes?)`);
+    }
+    return tail;
+  };
+  let tail = await read(Math.min(size, PACK_TAIL_READ_BYTES));
+  if (tail === undefined) return undefined;
+  const footer = parsePackFooter(tail, { what, packSize: size });
+  if (footer.tailLength > tail.length && footer.tailLength <= size) {
+    tail = await read(footer.tailLength);
+    if (tail === undefined) return undefined;
+  }
+  return parsePackIndex(tail, { what, packSize: size });
+}
+
+/** Reads, decodes, hashes and validates one manifest; its chunks must all be in the bucket (in a pack or as objects) with the sizes it records. */
 async function readManifest(
   source: RebuildSource,
   databaseId: string,
   key: string,
   snapshotId: string,
-  chunks: ReadonlyMap<string, ListedObject>,
+  storedSizeOf: (sha256: string) => number | undefined,
 ): Promise<ManifestObject> {
   const obj = await source.store.get(source.bucket, key);
   if (!obj) throw new InvalidInputError(`manifest ${key} disappeared between listing and reading`);
@@ -476,10 +601,10 @@ async function readManifest(
   let absent = 0;
   let first: string | undefined;
   for (const c of used) {
-    const o = chunks.get(c.sha256);
-    if (o === undefined || o.size !== c.storedSize) {
+    const stored = storedSizeOf(c.sha256);
+    if (stored === undefined || stored !== c.storedSize) {
       absent++;
-      first ??= o === undefined ? `${c.sha256} (not in the bucket)` : `${c.sha256} (${o.size} bytes stored, the manifest says ${c.storedSize})`;
+      first ??= stored === undefined ? `${c.sha256} (not in the bucket)` : `${c.sha256} (${stored} bytes stored, the manifest says ${c.storedSize})`;
     }
   }
   if (first !== undefined) {

@@ -40,7 +40,19 @@
  *   each once, in input order; it asks in batches (BatchGetItem, <= 100 keys
  *   per request), never one round trip per chunk.
  * - recordChunks() writes chunk records in batches; writing an existing one
- *   again is harmless (a record describes content-addressed bytes).
+ *   again is harmless (a record describes content-addressed bytes). A record
+ *   keeps its `offset` (a chunk inside the pack `vaultKey`) or its absence (a
+ *   chunk stored as its own object) exactly as written, and listChunks() and
+ *   getChunks() return it so.
+ * - getChunks() returns, of the given hashes, the chunk records found, each
+ *   once, in input order (of first appearance); a hash without a record is
+ *   left out. It asks in batches (BatchGetItem, <= 100 keys per request),
+ *   never one round trip per chunk.
+ * - recordPacks() writes pack records (core/schemas.ts PackItem) in batches
+ *   (BatchWriteItem, 25 per request); writing an existing one again is
+ *   harmless (a pack is content-addressed). getPack() resolves the record, or
+ *   undefined for a pack never recorded. Pack records are not chunk records:
+ *   listChunks() and missingChunks() never see them.
  * - recordSnapshot() is a conditional create like recordWal(): same
  *   manifestSha256 -> "duplicate", different -> SnapshotConflictError.
  * - listSnapshots() returns a database's snapshots ordered by snapshotId
@@ -53,7 +65,7 @@
  * - No operation but putDatabase() needs a multi-item transaction.
  * - Service failures reject with ServiceUnavailableError.
  */
-import type { AuditRecord, ChunkItem, DatabaseRecord, HeadRecord, QuarantineRecord, SnapshotRecord, VerificationRecord, WalRecord } from "../core/schemas.js";
+import type { AuditRecord, ChunkItem, DatabaseRecord, HeadRecord, PackItem, QuarantineRecord, SnapshotRecord, VerificationRecord, WalRecord } from "../core/schemas.js";
 
 export type RecordOutcome = { outcome: "created"; record: WalRecord } | { outcome: "duplicate"; record: WalRecord };
 export type SnapshotOutcome = { outcome: "created" | "duplicate"; record: SnapshotRecord };
@@ -89,6 +101,12 @@ export interface Catalog {
   missingChunks(databaseId: string, sha256s: readonly string[]): Promise<string[]>;
   recordChunks(records: readonly ChunkItem[]): Promise<void>;
   listChunks(databaseId: string): Promise<ChunkItem[]>;
+  /** The records of these chunks that exist (where each one is stored), each once, in input order. */
+  getChunks(databaseId: string, sha256s: readonly string[]): Promise<ChunkItem[]>;
+
+  /** Records packs in the vault (idempotent). */
+  recordPacks(records: readonly PackItem[]): Promise<void>;
+  getPack(databaseId: string, name: string): Promise<PackItem | undefined>;
 
   /** Retention: remove records (idempotent: deleting what is not there succeeds). */
   deleteChunks(databaseId: string, sha256s: readonly string[]): Promise<void>;

@@ -9,7 +9,9 @@
  *        wal#<stream>#<file>                       one generic segment (name <stream>/<file>)
  *        quarantine#<name>#<iso time>#<random>     one rejected upload
  *        snap#<snapshotId>                         one restorable snapshot
- *        chunk#<sha256>                            one chunk in the vault
+ *        chunk#<sha256>                            one chunk in the vault (its own object, or
+ *                                                  `offset` into the pack named by vaultKey)
+ *        pack#<sha256>                             one pack in the vault (db/<id>/packs/<sha256>)
  *        verify#<iso start>#<runId>                one verification run
  *        audit#<iso>#<runId>#<seq>                 one retention deletion (what, why, when, which run)
  *   pk = registry
@@ -65,6 +67,7 @@ import {
 import {
   chunkItemSchema,
   databaseRecordSchema,
+  packItemSchema,
   headRecordSchema,
   quarantineRecordSchema,
   sha256Schema,
@@ -74,6 +77,7 @@ import {
   walRecordSchema,
   type ChunkItem,
   type DatabaseRecord,
+  type PackItem,
   type HeadRecord,
   type QuarantineRecord,
   type SnapshotRecord,
@@ -98,6 +102,7 @@ export const CATALOG_SORT_KEYS = {
   quarantinePrefix: "quarantine#",
   snapshotPrefix: "snap#",
   chunkPrefix: "chunk#",
+  packPrefix: "pack#",
   verifyPrefix: "verify#",
   auditPrefix: "audit#",
 } as const;
@@ -133,6 +138,10 @@ export function snapshotSk(snapshotId: string): string {
 
 export function chunkSk(sha256: string): string {
   return `${CATALOG_SORT_KEYS.chunkPrefix}${sha256}`;
+}
+
+export function packSk(name: string): string {
+  return `${CATALOG_SORT_KEYS.packPrefix}${name}`;
 }
 
 /** Sort key of a WAL record by its name: generic `<stream>/<file>`, else by the timeline its name starts with. */
@@ -567,7 +576,8 @@ export class DynamoCatalog implements Catalog {
     if (ms > 0) await new Promise((r) => setTimeout(r, ms));
   }
 
-  async missingChunks(databaseId: string, sha256s: readonly string[]): Promise<string[]> {
+  /** Distinct hashes in input order (of first appearance), each checked to be a SHA-256. */
+  private uniqueHashes(databaseId: string, sha256s: readonly string[]): string[] {
     const unique: string[] = [];
     const seen = new Set<string>();
     for (const h of sha256s) {
@@ -575,9 +585,16 @@ export class DynamoCatalog implements Catalog {
       seen.add(h);
       unique.push(this.check(sha256Schema, h, `chunk hash '${String(h)}' for database ${databaseId}`));
     }
-    if (unique.length === 0) return [];
+    return unique;
+  }
+
+  /**
+   * BatchGetItem of the chunk items of these (distinct) hashes, <= 100 keys per
+   * request, a few requests in flight, unprocessed keys retried with backoff;
+   * `onItem` sees every item found. `keysOnly` fetches the sort key alone.
+   */
+  private async batchGetChunks(databaseId: string, unique: readonly string[], keysOnly: boolean, onItem: (item: Item) => void): Promise<void> {
     const pk = databasePk(databaseId);
-    const present = new Set<string>();
     const batches: string[][] = [];
     for (let i = 0; i < unique.length; i += BATCH_GET_MAX_KEYS) batches.push(unique.slice(i, i + BATCH_GET_MAX_KEYS));
 
@@ -591,8 +608,7 @@ export class DynamoCatalog implements Catalog {
               RequestItems: {
                 [this.tableName]: {
                   Keys: keys,
-                  ProjectionExpression: "#sk",
-                  ExpressionAttributeNames: { "#sk": "sk" },
+                  ...(keysOnly ? { ProjectionExpression: "#sk", ExpressionAttributeNames: { "#sk": "sk" } } : {}),
                   ConsistentRead: true,
                 },
               },
@@ -601,12 +617,7 @@ export class DynamoCatalog implements Catalog {
         } catch (e) {
           throw this.fail("BatchGetItem (chunks)", e);
         }
-        for (const item of out.Responses?.[this.tableName] ?? []) {
-          const sk = item.sk;
-          if (typeof sk === "string" && sk.startsWith(CATALOG_SORT_KEYS.chunkPrefix)) {
-            present.add(sk.slice(CATALOG_SORT_KEYS.chunkPrefix.length));
-          }
-        }
+        for (const item of out.Responses?.[this.tableName] ?? []) onItem(item);
         const left = out.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
         if (left.length === 0) return;
         if (attempt >= this.batchAttempts) {
@@ -619,7 +630,33 @@ export class DynamoCatalog implements Catalog {
         await this.backoff(attempt);
       }
     });
+  }
+
+  async missingChunks(databaseId: string, sha256s: readonly string[]): Promise<string[]> {
+    const unique = this.uniqueHashes(databaseId, sha256s);
+    if (unique.length === 0) return [];
+    const present = new Set<string>();
+    await this.batchGetChunks(databaseId, unique, true, (item) => {
+      const sk = item.sk;
+      if (typeof sk === "string" && sk.startsWith(CATALOG_SORT_KEYS.chunkPrefix)) {
+        present.add(sk.slice(CATALOG_SORT_KEYS.chunkPrefix.length));
+      }
+    });
     return unique.filter((h) => !present.has(h));
+  }
+
+  async getChunks(databaseId: string, sha256s: readonly string[]): Promise<ChunkItem[]> {
+    const unique = this.uniqueHashes(databaseId, sha256s);
+    if (unique.length === 0) return [];
+    const found = new Map<string, ChunkItem>();
+    await this.batchGetChunks(databaseId, unique, false, (item) => {
+      const record = this.parse(chunkItemSchema, item, "chunk record");
+      found.set(record.sha256, record);
+    });
+    return unique.flatMap((h) => {
+      const r = found.get(h);
+      return r === undefined ? [] : [r];
+    });
   }
 
   async recordChunks(records: readonly ChunkItem[]): Promise<void> {
@@ -645,6 +682,27 @@ export class DynamoCatalog implements Catalog {
       [...new Set(sha256s)].map((h) => ({ DeleteRequest: { Key: { pk: databasePk(databaseId), sk: chunkSk(h) } } })),
       "chunk deletions",
     );
+  }
+
+  // ------------------------------------------------------------- packs
+
+  async recordPacks(records: readonly PackItem[]): Promise<void> {
+    // BatchWriteItem rejects a request naming one key twice: keep the last record per key.
+    const byKey = new Map<string, PackItem>();
+    for (const record of records) {
+      const r = this.check(packItemSchema, record, "pack record");
+      byKey.set(`${databasePk(r.databaseId)} ${packSk(r.name)}`, r);
+    }
+    await this.batchWriteAll(
+      [...byKey.values()].map((r) => ({ PutRequest: { Item: { ...r, pk: databasePk(r.databaseId), sk: packSk(r.name) } } })),
+      "pack records",
+    );
+  }
+
+  async getPack(databaseId: string, name: string): Promise<PackItem | undefined> {
+    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
+    const item = await this.getItem(databasePk(databaseId), packSk(checked), "GetItem (pack)");
+    return item === undefined ? undefined : this.parse(packItemSchema, item, "pack record");
   }
 
   async deleteWal(databaseId: string, names: readonly string[]): Promise<void> {

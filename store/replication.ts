@@ -14,30 +14,57 @@
  *   anything is written.
  * - replicateSnapshotBatch() does one bounded part of a snapshot's copy, so
  *   that no invocation's work grows with the snapshot (issue #11): it reads
- *   and proves the manifest (one object, read per call), then copies and
- *   proves the chunks at positions [cursor, cursor + maxChunks) of the
- *   manifest's ordered list of distinct chunks (HEAD first, `concurrency` at
- *   a time), stopping early at a group boundary once `budgetMs` is spent. It
- *   returns { done: false, cursor } (the next position; every chunk before it
- *   is proven in the replica) while chunks remain; only a call that reaches
- *   the end of the list writes the manifest, last (the commit point, as in the
- *   primary), proven as above, and returns { done: true, manifest }.
+ *   and proves the manifest (one object, read per call), then works from a
+ *   cursor, stopping early at a group boundary once `budgetMs` is spent, and
+ *   returns { done: false, cursor } (every position before it is proven in
+ *   the replica) while work remains. Only a call that reaches the end writes
+ *   the manifest, last (the commit point, as in the primary), proven as
+ *   above, and returns { done: true, manifest }.
+ *   - A snapshot from before packs (its manifest has no `packs`): positions
+ *     are the manifest's ordered list of distinct chunks, each its own object
+ *     db/<id>/chunks/<sha>, at most `maxChunks` per call, each copied and
+ *     proven with replicateObject (HEAD first, `concurrency` at a time).
+ *   - A packed snapshot (its manifest lists the packs its push uploaded):
+ *     positions [0, P) are those P packs, at most `maxPacks` per call, each
+ *     copied whole and proven without reading it back (replicatePack); then
+ *     positions P + i are the manifest's distinct chunks i. Its new chunks
+ *     live in its own packs and cost nothing more; each reused chunk is looked
+ *     up in the catalog (getChunks, at most `maxLookups` per call): one inside
+ *     another pack (an older snapshot's, or a repack's) makes that pack
+ *     replicated too (HEAD, copied only when the replica lacks it; counted in
+ *     `maxPacks`), one stored as its own object (from before packs) is
+ *     replicated as above (counted in `maxChunks`). So the replica's manifest
+ *     never commits a chunk the replica lacks, even when the snapshot that
+ *     first stored it is gone (retention) or the region is new (backfill).
  *   A call that fails (ChecksumMismatchError, a service fault) writes no
  *   manifest, so a partly copied snapshot is never visible as committed. A retry
  *   or a resumed cursor re-verifies, never re-writes, what is already there.
  *   The workflows call it again with the returned cursor until done
  *   (functions/replicate/copy-item.ts); the state carries counts only.
+ * - replicatePack() copies one pack (db/<id>/packs/<name>) to the replica
+ *   at the same key, and proves the copy without reading it back: where the
+ *   replica's store reports the object's full SHA-256 checksum (S3, PUT with
+ *   ChecksumAlgorithm SHA256; HEAD with ChecksumMode), by that checksum equal
+ *   to the name; where it reports none (s3rver), by its size equal to the
+ *   catalog's PackItem.size and its metadata equal to the primary's
+ *   (docs/packs.md, item 4, says what that proves and what it does not). A
+ *   replica already holding the pack so is not written again; one holding
+ *   something else at the key (wrong size, checksum or metadata) gets the
+ *   pack written over it. The source is refused before anything is written
+ *   unless its size is the catalog's and its bytes hash to its name.
  * - Nothing here writes the catalog: callers record the region's status only
  *   after replicateObject resolves, or a snapshot batch resolves done: true.
  * - Service failures reject with ServiceUnavailableError naming the endpoint.
  */
 import { forEachLimit } from "../core/concurrency.js";
 import { ChecksumMismatchError, InvalidInputError, NotFoundError } from "../core/errors.js";
-import { vaultChunkKey } from "../core/keys.js";
-import { META_SHA256 } from "../core/schemas.js";
-import { parseManifest } from "../core/snapshot.js";
+import { sha256Hex } from "../core/hash.js";
+import { vaultChunkKey, vaultPackKey, vaultPacksPrefix } from "../core/keys.js";
+import { META_SHA256, type ChunkItem, type PackItem } from "../core/schemas.js";
+import { parseManifest, type SnapshotManifest } from "../core/snapshot.js";
 import { parseObjectMeta, verifyEncodedBytes } from "../core/verify.js";
-import type { ObjectStore } from "./object-store.js";
+import type { Catalog } from "./catalog.js";
+import type { ObjectInfo, ObjectStore } from "./object-store.js";
 
 export interface VaultRef {
   store: ObjectStore;
@@ -93,27 +120,127 @@ export async function replicateObject(
   return { key, ...(put.versionId ? { versionId: put.versionId } : {}), copied: true, storedBytes: stored };
 }
 
-/** One bounded part of a snapshot's copy (replicateSnapshotBatch). */
-export type SnapshotBatch =
-  | { done: false; cursor: number; chunks: number; copiedChunks: number }
-  | { done: true; cursor: number; chunks: number; copiedChunks: number; manifest: ReplicatedObject };
+/** What replicatePack did: `copied` false when the replica already held the pack, proven. */
+export interface ReplicatedPack {
+  key: string;
+  copied: boolean;
+  /** How the replica's copy was proven: "checksum" (the store's SHA-256 = the name) or "size+metadata" (a store that keeps no checksum). */
+  proof: "checksum" | "size+metadata";
+}
 
-export interface SnapshotBatchOptions {
-  region: string;
-  /** Position in the manifest's ordered list of distinct chunks to start at (0 first). */
-  cursor: number;
-  /** At most this many chunks per call. */
-  maxChunks: number;
-  /** Stop at the next group boundary once this much time is spent (a safety net under the Lambda timeout). */
-  budgetMs?: number;
-  concurrency?: number;
+function sameMetadata(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
 }
 
 /**
- * Copies chunks [cursor, cursor + maxChunks) of a snapshot to the replica,
- * and the manifest once every chunk is there (see the file comment).
- * `manifestSha256` is the catalog's record of the manifest (SHA-256 of its
- * raw JSON). `copiedChunks` counts this call's copies only.
+ * Whether the replica's object `found` is the pack `pack`, and how that is
+ * known (see the file comment); undefined when it is not. `primaryMeta`
+ * gives the primary's metadata, asked only when the replica's store keeps
+ * no checksum.
+ */
+async function packProof(found: ObjectInfo, pack: PackItem, primaryMeta: () => Promise<Record<string, string>>): Promise<ReplicatedPack["proof"] | undefined> {
+  if (found.sha256 !== undefined) return found.sha256 === pack.name ? "checksum" : undefined;
+  if (found.size !== pack.size) return undefined;
+  return sameMetadata(found.metadata, await primaryMeta()) ? "size+metadata" : undefined;
+}
+
+/**
+ * Copies pack `pack` (its catalog record) to the replica at the same key,
+ * proven without reading the copy back (see the file comment). Requests: one
+ * HEAD of the replica when it already holds the pack (plus one HEAD of the
+ * primary where the store keeps no checksum); else one GET of the primary,
+ * one PUT and one HEAD of the replica.
+ */
+export async function replicatePack(primary: VaultRef, replica: VaultRef, pack: PackItem, opts: { region: string }): Promise<ReplicatedPack> {
+  const key = vaultPackKey(pack.databaseId, pack.name);
+  if (pack.vaultKey !== key) throw new InvalidInputError(`pack ${pack.name} is recorded at ${pack.vaultKey}, not where walvault keeps it (${key})`);
+  let primaryMeta: Record<string, string> | undefined;
+  const metaOfPrimary = async (): Promise<Record<string, string>> => {
+    if (primaryMeta !== undefined) return primaryMeta;
+    const h = await primary.store.head(primary.bucket, key);
+    if (!h) throw new NotFoundError(`pack ${key} is missing in the primary vault`);
+    primaryMeta = h.metadata;
+    return primaryMeta;
+  };
+  const present = await replica.store.head(replica.bucket, key, undefined, { checksum: true });
+  if (present) {
+    const proof = await packProof(present, pack, metaOfPrimary);
+    if (proof) return { key, copied: false, proof };
+    // Something else sits at the key (a torn or damaged copy): write the pack over it.
+  }
+  const src = await primary.store.get(primary.bucket, key);
+  if (!src) throw new NotFoundError(`pack ${key} is missing in the primary vault`);
+  if (src.body.length !== pack.size) {
+    throw new ChecksumMismatchError(`pack ${key} in the primary vault is ${src.body.length} bytes, the catalog records ${pack.size}: not copied`);
+  }
+  const actual = sha256Hex(src.body);
+  if (actual !== pack.name) throw new ChecksumMismatchError(`pack ${key} in the primary vault hashes to ${actual.slice(0, 12)}…, not to its name: not copied`);
+  primaryMeta = src.metadata;
+  await replica.store.put(replica.bucket, key, src.body, src.metadata, { sha256: pack.name });
+  const copy = await replica.store.head(replica.bucket, key, undefined, { checksum: true });
+  if (!copy) throw new NotFoundError(`copy of pack ${key} in ${opts.region} is missing right after the write`);
+  const proof = await packProof(copy, pack, metaOfPrimary);
+  if (!proof) {
+    const what = copy.sha256 !== undefined ? `SHA-256 checksum ${copy.sha256.slice(0, 12)}…` : `${copy.size} bytes${copy.size === pack.size ? " with other metadata" : ""}`;
+    throw new ChecksumMismatchError(`copy of pack ${key} in ${opts.region} has ${what}, not the pack's (${pack.size} bytes, ${pack.name.slice(0, 12)}…)`);
+  }
+  return { key, copied: true, proof };
+}
+
+/**
+ * One bounded part of a snapshot's copy (replicateSnapshotBatch). `chunks`:
+ * the manifest's distinct chunks; for a packed snapshot `packs` is the
+ * number of its own packs, and the cursor runs over packs + chunks.
+ */
+export type SnapshotBatch = {
+  cursor: number;
+  chunks: number;
+  copiedChunks: number;
+  packs?: number;
+  copiedPacks?: number;
+} & ({ done: false } | { done: true; manifest: ReplicatedObject });
+
+export interface SnapshotBatchOptions {
+  region: string;
+  /** Position to start at (0 first): in the list of distinct chunks, or for a packed snapshot in its packs then its chunks. */
+  cursor: number;
+  /** At most this many chunks copied as their own objects per call. */
+  maxChunks: number;
+  /** Packed snapshots: at most this many packs copied or checked per call (default 16). */
+  maxPacks?: number;
+  /** Packed snapshots: at most this many reused chunks looked up in the catalog per call (default 8 × maxChunks). */
+  maxLookups?: number;
+  /** Packed snapshots: where their chunks and packs are recorded. */
+  catalog?: Pick<Catalog, "getChunks" | "getPack">;
+  /** Stop at the next group boundary once this much time is spent (a safety net under the Lambda timeout). */
+  budgetMs?: number;
+  concurrency?: number;
+  /** Packs copied at once (default 4: each is held whole, up to 32 MiB). */
+  packConcurrency?: number;
+}
+
+/** Packs per call by default: 16 × 32 MiB = 512 MiB copied per invocation at most. */
+export const DEFAULT_REPLICATE_PACKS = 16;
+/** Reused chunks looked up per getChunks call. */
+const LOOKUP_GROUP = 1000;
+
+/** The packs a manifest says its push uploaded (absent: a snapshot from before packs). */
+export function manifestPacks(manifest: SnapshotManifest): string[] | undefined {
+  const packs = (manifest as { packs?: unknown }).packs;
+  if (packs === undefined) return undefined;
+  if (!Array.isArray(packs) || !packs.every((p): p is string => typeof p === "string")) {
+    throw new InvalidInputError(`snapshot manifest ${manifest.snapshotId}: packs is not a list of pack names`);
+  }
+  return packs;
+}
+
+/**
+ * Copies part of a snapshot to the replica, and the manifest once the rest
+ * is there (see the file comment). `manifestSha256` is the catalog's record
+ * of the manifest (SHA-256 of its raw JSON). `copiedChunks` and
+ * `copiedPacks` count this call's copies only.
  */
 export async function replicateSnapshotBatch(
   primary: VaultRef,
@@ -128,25 +255,124 @@ export async function replicateSnapshotBatch(
   const claimed = parseObjectMeta(src.metadata, `snapshot manifest ${manifestKey}`);
   const raw = await verifyEncodedBytes(src.body, { ...claimed, sha256: manifestSha256 }, `snapshot manifest ${manifestKey} in the primary vault`);
   const { manifest, chunks } = parseManifest(raw);
-  if (!Number.isInteger(opts.cursor) || opts.cursor < 0 || opts.cursor > chunks.length) {
-    throw new InvalidInputError(`replication cursor ${opts.cursor} is outside snapshot manifest ${manifestKey} (${chunks.length} chunks)`);
+  const packs = manifestPacks(manifest);
+  const positions = (packs?.length ?? 0) + chunks.length;
+  if (!Number.isInteger(opts.cursor) || opts.cursor < 0 || opts.cursor > positions) {
+    const what = packs === undefined ? `${chunks.length} chunks` : `${packs.length} packs and ${chunks.length} chunks`;
+    throw new InvalidInputError(`replication cursor ${opts.cursor} is outside snapshot manifest ${manifestKey} (${what})`);
   }
   if (!Number.isInteger(opts.maxChunks) || opts.maxChunks < 1) throw new InvalidInputError(`replication batch of ${opts.maxChunks} chunks is not a positive integer`);
+  const overBudget = (): boolean => opts.budgetMs !== undefined && Date.now() - started >= opts.budgetMs;
   const concurrency = opts.concurrency ?? 8;
-  const end = Math.min(chunks.length, opts.cursor + opts.maxChunks);
-  const group = concurrency * 4;
+  const db = manifest.databaseId;
   let cursor = opts.cursor;
   let copied = 0;
-  while (cursor < end) {
-    const part = chunks.slice(cursor, Math.min(end, cursor + group));
-    await forEachLimit(part, concurrency, async (c) => {
-      const r = await replicateObject(primary, replica, vaultChunkKey(manifest.databaseId, c.sha256), { sha256: c.sha256, size: c.size }, { region: opts.region });
-      if (r.copied) copied++;
-    });
-    cursor += part.length;
-    if (opts.budgetMs !== undefined && Date.now() - started >= opts.budgetMs) break;
+  let copiedPacks = 0;
+  const copyChunkObject = async (key: string, c: { sha256: string; size: number }): Promise<void> => {
+    const r = await replicateObject(primary, replica, key, { sha256: c.sha256, size: c.size }, { region: opts.region });
+    if (r.copied) copied++;
+  };
+
+  if (packs === undefined) {
+    // A snapshot from before packs: each chunk is its own object.
+    const end = Math.min(chunks.length, opts.cursor + opts.maxChunks);
+    const group = concurrency * 4;
+    while (cursor < end) {
+      const part = chunks.slice(cursor, Math.min(end, cursor + group));
+      await forEachLimit(part, concurrency, (c) => copyChunkObject(vaultChunkKey(db, c.sha256), c));
+      cursor += part.length;
+      if (overBudget()) break;
+    }
+  } else {
+    const catalog = opts.catalog;
+    if (!catalog) throw new InvalidInputError(`snapshot manifest ${manifestKey} lists packs: replicating it needs the catalog`);
+    const maxPacks = opts.maxPacks ?? DEFAULT_REPLICATE_PACKS;
+    const maxLookups = opts.maxLookups ?? opts.maxChunks * 8;
+    if (!Number.isInteger(maxPacks) || maxPacks < 1) throw new InvalidInputError(`replication batch of ${maxPacks} packs is not a positive integer`);
+    if (!Number.isInteger(maxLookups) || maxLookups < 1) throw new InvalidInputError(`replication batch of ${maxLookups} chunk lookups is not a positive integer`);
+    const packConcurrency = opts.packConcurrency ?? 4;
+    const own = new Set(packs);
+    /** Packs proven in the replica by this call. */
+    const done = new Set<string>();
+    const copyPacks = async (names: readonly string[]): Promise<void> => {
+      await forEachLimit(names, packConcurrency, async (name) => {
+        const pack = await catalog.getPack(db, name);
+        if (!pack) throw new NotFoundError(`pack ${name} of snapshot ${manifest.snapshotId} is not recorded in the catalog of database ${db}`);
+        const r = await replicatePack(primary, replica, pack, { region: opts.region });
+        if (r.copied) copiedPacks++;
+      });
+      for (const n of names) done.add(n);
+    };
+    let packCalls = 0;
+    // 1. Its own packs, a group at a time.
+    const packEnd = Math.min(packs.length, opts.cursor + maxPacks);
+    while (cursor < packEnd) {
+      const part = packs.slice(cursor, Math.min(packEnd, cursor + packConcurrency));
+      await copyPacks(part);
+      packCalls += part.length;
+      cursor += part.length;
+      if (overBudget()) break;
+    }
+    // 2. Its reused chunks: where each lives, from the catalog.
+    const packPrefix = vaultPacksPrefix(db);
+    let lookups = 0;
+    let objects = 0;
+    while (cursor >= packs.length && cursor < positions && packCalls < maxPacks && lookups < maxLookups && objects < opts.maxChunks && !overBudget()) {
+      const from = cursor - packs.length;
+      const take = Math.min(LOOKUP_GROUP, maxLookups - lookups);
+      let to = from;
+      const reused: string[] = [];
+      while (to < chunks.length && reused.length < take) {
+        const c = chunks[to]!;
+        if (!c.new) reused.push(c.sha256);
+        to++;
+      }
+      const found = new Map<string, ChunkItem>((reused.length === 0 ? [] : await catalog.getChunks(db, reused)).map((c) => [c.sha256, c]));
+      lookups += reused.length;
+      const toPacks: string[] = [];
+      const toObjects: ChunkItem[] = [];
+      let stop = to;
+      for (let i = from; i < to; i++) {
+        const c = chunks[i]!;
+        if (c.new) continue; // uploaded with this snapshot: in its own packs
+        const item = found.get(c.sha256);
+        if (!item) throw new NotFoundError(`chunk ${c.sha256} of snapshot ${manifest.snapshotId} is not recorded in the catalog of database ${db}`);
+        if (item.offset === undefined) {
+          if (objects + toObjects.length >= opts.maxChunks) {
+            stop = i;
+            break;
+          }
+          toObjects.push(item);
+          continue;
+        }
+        const name = item.vaultKey.startsWith(packPrefix) ? item.vaultKey.slice(packPrefix.length) : "";
+        if (vaultPackKeyOrUndefined(db, name) !== item.vaultKey) {
+          throw new InvalidInputError(`chunk ${c.sha256} is recorded at offset ${item.offset} of ${item.vaultKey}, which is not a pack of database ${db}`);
+        }
+        if (own.has(name) || done.has(name) || toPacks.includes(name)) continue;
+        if (packCalls + toPacks.length >= maxPacks) {
+          stop = i;
+          break;
+        }
+        toPacks.push(name);
+      }
+      await copyPacks(toPacks);
+      packCalls += toPacks.length;
+      await forEachLimit(toObjects, concurrency, (item) => copyChunkObject(item.vaultKey, item));
+      objects += toObjects.length;
+      cursor = packs.length + stop;
+    }
   }
-  if (cursor < chunks.length) return { done: false, cursor, chunks: chunks.length, copiedChunks: copied };
+  const counts = { chunks: chunks.length, copiedChunks: copied, ...(packs === undefined ? {} : { packs: packs.length, copiedPacks }) };
+  if (cursor < positions) return { done: false, cursor, ...counts };
   const m = await replicateObject(primary, replica, manifestKey, { sha256: manifestSha256, size: raw.length }, { region: opts.region });
-  return { done: true, cursor, chunks: chunks.length, copiedChunks: copied, manifest: m };
+  return { done: true, cursor, ...counts, manifest: m };
+}
+
+function vaultPackKeyOrUndefined(databaseId: string, name: string): string | undefined {
+  try {
+    return vaultPackKey(databaseId, name);
+  } catch {
+    return undefined;
+  }
 }

@@ -67,7 +67,7 @@ export default defineCommand({
     const { formatBytes } = await import("../status.js");
     print(values.json, r, () =>
       `snapshot ${r.snapshotId} ${r.outcome}: ${r.totals.files} files, ${formatBytes(r.totals.logicalBytes)}, ` +
-        `${formatBytes(r.newBytes)} new (${formatBytes(r.uploadedBytes)} uploaded) in ${r.seconds.total.toFixed(1)} s, ${r.mbPerSecond.toFixed(0)} MB/s`,
+        `${formatBytes(r.newBytes)} new (${formatBytes(r.uploadedBytes)} uploaded${r.packs ? ` in ${r.packs.uploaded} pack${r.packs.uploaded === 1 ? "" : "s"}` : ""}) in ${r.seconds.total.toFixed(1)} s, ${r.mbPerSecond.toFixed(0)} MB/s`,
     );
     return 0;
   },

@@ -10,8 +10,13 @@
  * record means the bytes are there. Anything missing fails the step naming
  * the chunk and a file that uses it.
  *
+ * A packed push (manifest `packs`): every chunk flagged new must also be
+ * recorded with the manifest's size, stored size and codec (read in batches
+ * of CHECK_RECORDS_BATCH; PromotePacks recorded them from the packs' indexes).
+ *
  * PostgreSQL: the backup_label file is rebuilt from its chunks in the vault
- * (each verified) and its fields must agree with the manifest's postgres
+ * (each read where its catalog record says: its own object, or a range of a
+ * pack; each verified) and its fields must agree with the manifest's postgres
  * section (checkBackupLabel), so a restore never starts recovery from a label
  * the catalog contradicts.
  */
@@ -20,10 +25,10 @@ import { decodeWith } from "../../core/codec.js";
 import { ChecksumMismatchError, ManifestInvalidError, NotFoundError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey } from "../../core/keys.js";
-import { checkBackupLabel, type PostgresSnapshotManifest } from "../../core/snapshot.js";
+import { checkBackupLabel, type PostgresSnapshotManifest, type SnapshotManifest, type UniqueChunk } from "../../core/snapshot.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
-import { missingChunksError, rereadManifest, validatedSnapshotSchema } from "./common.js";
+import { filesUsing, missingChunksError, rereadManifest, validatedSnapshotSchema } from "./common.js";
 
 const inputSchema = z.object({ snapshot: validatedSnapshotSchema });
 
@@ -37,13 +42,20 @@ async function readBackupLabel(deps: Deps, manifest: PostgresSnapshotManifest): 
     throw new ManifestInvalidError(`snapshot manifest backup_label: ${entry.size} bytes is not a backup_label file`, { field: "backup_label" });
   }
   const parts: Buffer[] = [];
+  // Where each chunk is stored: its own object, or a range of a pack (the catalog's record says which).
+  const records = new Map((await deps.catalog.getChunks(manifest.databaseId, [...new Set(entry.chunks.map((c) => c.sha256))])).map((r) => [r.sha256, r]));
   for (const c of entry.chunks) {
-    const key = vaultChunkKey(manifest.databaseId, c.sha256);
-    const obj = await deps.vault.get(deps.vaultBucket, key);
-    if (!obj) throw new NotFoundError(`chunk ${c.sha256} of backup_label is missing from the vault (${key})`);
-    const raw = await decodeWith(c.codec, obj.body, `vault object ${key}`, c.size);
+    const rec = records.get(c.sha256);
+    const key = rec?.vaultKey ?? vaultChunkKey(manifest.databaseId, c.sha256);
+    const inPack = rec?.offset !== undefined;
+    const where = inPack ? `bytes ${rec.offset}-${rec.offset! + rec.storedSize - 1} of vault object ${key}` : `vault object ${key}`;
+    const body = inPack
+      ? await deps.vault.getRange(deps.vaultBucket, key, rec.offset!, rec.offset! + rec.storedSize - 1)
+      : (await deps.vault.get(deps.vaultBucket, key))?.body;
+    if (!body) throw new NotFoundError(`chunk ${c.sha256} of backup_label is missing from the vault (${key})`);
+    const raw = await decodeWith(c.codec, body, where, c.size);
     if (raw.length !== c.size || sha256Hex(raw) !== c.sha256) {
-      throw new ChecksumMismatchError(`vault object ${key} (a chunk of backup_label) does not hash to its name`);
+      throw new ChecksumMismatchError(`${where} (a chunk of backup_label) does not hash to its name`);
     }
     parts.push(raw);
   }
@@ -52,6 +64,34 @@ async function readBackupLabel(deps: Deps, manifest: PostgresSnapshotManifest): 
     throw new ChecksumMismatchError(`backup_label rebuilt from its chunks does not have the SHA-256 the manifest records`);
   }
   return whole.toString("utf8");
+}
+
+/** Chunk records read per catalog call while checking a packed push (bounded, whatever the manifest's size). */
+export const CHECK_RECORDS_BATCH = 1000;
+
+/**
+ * A packed push: PromotePacks recorded each chunk from its pack's index, so
+ * every chunk the manifest flags new must be recorded with the manifest's
+ * size, stored size and codec (a restore reads the record's bytes and decodes
+ * them as the manifest says). Read in batches of CHECK_RECORDS_BATCH.
+ */
+async function checkPackedRecords(deps: Deps, manifest: SnapshotManifest, fresh: readonly UniqueChunk[]): Promise<void> {
+  for (let i = 0; i < fresh.length; i += CHECK_RECORDS_BATCH) {
+    const slice = fresh.slice(i, i + CHECK_RECORDS_BATCH);
+    const records = new Map((await deps.catalog.getChunks(manifest.databaseId, slice.map((c) => c.sha256))).map((r) => [r.sha256, r]));
+    const missing = slice.filter((c) => !records.has(c.sha256)).map((c) => c.sha256);
+    if (missing.length > 0) throw missingChunksError(manifest, missing, new Set(missing));
+    for (const c of slice) {
+      const r = records.get(c.sha256)!;
+      if (r.size !== c.size || r.storedSize !== c.storedSize || r.codec !== c.codec) {
+        const file = filesUsing(manifest, [c.sha256]).get(c.sha256) ?? "?";
+        throw new ChecksumMismatchError(
+          `snapshot ${manifest.snapshotId}: chunk ${c.sha256} used by file ${JSON.stringify(file)} is recorded as ${r.size} bytes, ${r.storedSize} stored, codec ${r.codec}` +
+            `${r.offset === undefined ? "" : ` (at byte ${r.offset} of ${r.vaultKey})`}, but the manifest records ${c.size} bytes, ${c.storedSize} stored, codec ${c.codec}`,
+        );
+      }
+    }
+  }
 }
 
 export async function handler(input: unknown): Promise<{ uniqueChunks: number; checkedBackupLabel: boolean }> {
@@ -63,6 +103,7 @@ export async function handler(input: unknown): Promise<{ uniqueChunks: number; c
   if (missing.length > 0) {
     throw missingChunksError(manifest, missing, new Set(chunks.filter((c) => c.new).map((c) => c.sha256)));
   }
+  if (manifest.packs !== undefined) await checkPackedRecords(deps, manifest, chunks.filter((c) => c.new));
   if (manifest.kind === "postgres") {
     checkBackupLabel(manifest, await readBackupLabel(deps, manifest));
   }

@@ -19,15 +19,30 @@
 import { forEachLimit } from "../../core/concurrency.js";
 import { z } from "zod";
 import { decodeWith } from "../../core/codec.js";
-import { NotFoundError, SegmentConflictError } from "../../core/errors.js";
+import { InvalidInputError, NotFoundError, SegmentConflictError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { assertDatabaseId, assertSnapshotId } from "../../core/keys.js";
 import { codecSchema, databaseIdSchema, sha256Schema, snapshotSummarySchema, type SnapshotSummary } from "../../core/schemas.js";
 import { parseManifest, type SnapshotManifest, type ValidatedManifest } from "../../core/snapshot.js";
 import type { Deps } from "../deps.js";
+import { parseInput } from "../parse.js";
 
 /** Chunks per batch (one PromoteChunks invocation), unless that makes more than MAX_BATCHES batches. */
 export const BATCH_CHUNKS = 32;
+/**
+ * Packs per batch (one PromotePacks invocation), unless that makes more than
+ * MAX_BATCHES batches: 4 packs of 32 MiB are read, verified and written one
+ * after the other in a few seconds; 1,000 batches of 4 cover 128 GiB stored,
+ * beyond that a batch holds more packs, not more at once.
+ */
+export const BATCH_PACKS = 4;
+/**
+ * Largest pack PromotePacks reads (it holds one whole pack at a time): the
+ * agent's packs are at most DEFAULT_PACK_TARGET_SIZE (32 MiB), or one chunk
+ * and its index when a chunk is larger; anything beyond this is refused
+ * before it is read.
+ */
+export const MAX_INGEST_PACK_BYTES = 256 * 1024 * 1024;
 /** Upper bound on Map iterations per execution (history events: ~7 per iteration, 25,000 per execution). */
 export const MAX_BATCHES = 1000;
 /** Batches up to this size (serialized) travel in the workflow state; larger lists go to work/ objects. */
@@ -71,6 +86,23 @@ export const batchItemSchema = z.object({
 });
 export type BatchItem = z.infer<typeof batchItemSchema>;
 
+/** A Map item of a packed push (manifest `packs`): pack names inline, or only the index of a work/ object holding them. */
+export const packBatchItemSchema = z.object({
+  index: z.number().int().nonnegative(),
+  packs: z.array(sha256Schema).optional(),
+});
+export type PackBatchItem = z.infer<typeof packBatchItemSchema>;
+
+/** The body of a work/ batch object of a packed push. */
+export const packBatchFileSchema = z.object({
+  databaseId: databaseIdSchema,
+  snapshotId: z.string(),
+  manifestSha256: sha256Schema,
+  index: z.number().int().nonnegative(),
+  packs: z.array(sha256Schema),
+});
+export type PackBatchFile = z.infer<typeof packBatchFileSchema>;
+
 /** The body of a work/ batch object. */
 export const batchFileSchema = z.object({
   databaseId: databaseIdSchema,
@@ -104,15 +136,23 @@ export const validatedSnapshotSchema = z.object({
   duplicate: z.boolean(),
   summary: snapshotSummarySchema,
   newChunks: z.number().int().nonnegative(),
+  /**
+   * The manifest lists `packs`: the Map items are batches of packs
+   * (PromotePacks), not of chunks. Always set by ValidateManifest (the
+   * workflow's Choice reads it); absent reads as false.
+   */
+  packed: z.boolean().optional(),
+  /** Packs the manifest lists (packed pushes). */
+  packs: z.number().int().nonnegative().optional(),
   batchCount: z.number().int().nonnegative(),
   /** Set when the batches are work/ objects (the Map items are then bare indexes). */
   batchesPrefix: z.string().optional(),
 });
 export type ValidatedSnapshot = z.infer<typeof validatedSnapshotSchema>;
 
-/** Groups chunks into batches: BATCH_CHUNKS each, more when needed to stay within MAX_BATCHES. */
-export function toBatches<T>(items: readonly T[]): T[][] {
-  const per = Math.max(BATCH_CHUNKS, Math.ceil(items.length / MAX_BATCHES));
+/** Groups items into batches: `size` (BATCH_CHUNKS) each, more when needed to stay within MAX_BATCHES. */
+export function toBatches<T>(items: readonly T[], size: number = BATCH_CHUNKS): T[][] {
+  const per = Math.max(size, Math.ceil(items.length / MAX_BATCHES));
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += per) out.push(items.slice(i, i + per));
   return out;
@@ -160,6 +200,38 @@ export async function rereadManifest(deps: Deps, snapshot: ValidatedSnapshot): P
   }
   const raw = await decodeWith(snapshot.manifest.codec, obj.body, `manifest ${key}`, snapshot.manifest.size);
   return { body: obj.body, validated: parseManifest(raw, { databaseId: snapshot.databaseId, snapshotId: snapshot.snapshotId }) };
+}
+
+/**
+ * Reads a work/ batch object and checks that it belongs to this manifest and
+ * batch; `schema` parses its body.
+ */
+export async function readBatchFile<T extends { databaseId: string; snapshotId: string; manifestSha256: string; index: number }>(
+  deps: Deps,
+  snapshot: ValidatedSnapshot,
+  index: number,
+  schema: z.ZodType<T, z.ZodTypeDef, unknown>,
+): Promise<T> {
+  if (!snapshot.batchesPrefix) throw new InvalidInputError(`batch ${index} has no items and the snapshot no batch objects`);
+  const key = batchKey(snapshot.batchesPrefix, index);
+  const obj = await deps.incoming.get(deps.incomingBucket, key);
+  if (!obj) throw new NotFoundError(`batch object ${key} of snapshot ${snapshot.snapshotId} is missing`);
+  let json: unknown;
+  try {
+    json = JSON.parse(obj.body.toString("utf8"));
+  } catch (cause) {
+    throw new InvalidInputError(`batch object ${key} is not JSON`, { cause });
+  }
+  const file = parseInput(schema, json, `batch object ${key}`);
+  if (
+    file.databaseId !== snapshot.databaseId ||
+    file.snapshotId !== snapshot.snapshotId ||
+    file.manifestSha256 !== snapshot.manifest.sha256 ||
+    file.index !== index
+  ) {
+    throw new InvalidInputError(`batch object ${key} belongs to another manifest or batch`);
+  }
+  return file;
 }
 
 export { forEachLimit };

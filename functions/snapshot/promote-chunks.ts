@@ -18,7 +18,7 @@
  */
 import { z } from "zod";
 import { decodeWith } from "../../core/codec.js";
-import { ChecksumMismatchError, InvalidInputError, NotFoundError } from "../../core/errors.js";
+import { ChecksumMismatchError, NotFoundError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { incomingChunkKey, vaultChunkKey } from "../../core/keys.js";
 import { META_DATABASE, type ChunkItem } from "../../core/schemas.js";
@@ -29,8 +29,8 @@ import {
   PROMOTE_CONCURRENCY,
   batchFileSchema,
   batchItemSchema,
-  batchKey,
   forEachLimit,
+  readBatchFile,
   validatedSnapshotSchema,
   type BatchChunk,
   type ValidatedSnapshot,
@@ -39,27 +39,7 @@ import {
 const inputSchema = z.object({ snapshot: validatedSnapshotSchema, batch: batchItemSchema });
 
 async function batchChunks(deps: Deps, snapshot: ValidatedSnapshot, index: number, inline: BatchChunk[] | undefined): Promise<BatchChunk[]> {
-  if (inline) return inline;
-  if (!snapshot.batchesPrefix) throw new InvalidInputError(`batch ${index} has no chunks and the snapshot no batch objects`);
-  const key = batchKey(snapshot.batchesPrefix, index);
-  const obj = await deps.incoming.get(deps.incomingBucket, key);
-  if (!obj) throw new NotFoundError(`batch object ${key} of snapshot ${snapshot.snapshotId} is missing`);
-  let json: unknown;
-  try {
-    json = JSON.parse(obj.body.toString("utf8"));
-  } catch (cause) {
-    throw new InvalidInputError(`batch object ${key} is not JSON`, { cause });
-  }
-  const file = parseInput(batchFileSchema, json, `batch object ${key}`);
-  if (
-    file.databaseId !== snapshot.databaseId ||
-    file.snapshotId !== snapshot.snapshotId ||
-    file.manifestSha256 !== snapshot.manifest.sha256 ||
-    file.index !== index
-  ) {
-    throw new InvalidInputError(`batch object ${key} belongs to another manifest or batch`);
-  }
-  return file.chunks;
+  return inline ?? (await readBatchFile(deps, snapshot, index, batchFileSchema)).chunks;
 }
 
 function describeChunk(c: BatchChunk): string {

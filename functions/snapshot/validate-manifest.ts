@@ -3,7 +3,7 @@
  * claims to be and describes a snapshot this database can have.
  * Input: { event: EventBridge S3 "Object Created" event of
  *          incoming/db/<id>/snapshots/<snapshotId>/manifest.json }.
- * Output: { snapshot: ValidatedSnapshot, batches: BatchItem[] }.
+ * Output: { snapshot: ValidatedSnapshot, batches: BatchItem[] | PackBatchItem[] }.
  *
  * Checks: the key (only a manifest key; a chunk key starts nothing), the
  * database registration, the object's metadata (decode with its codec, raw
@@ -12,7 +12,8 @@
  * manifest takes as already stored is in the catalog (before anything is
  * promoted), and the catalog's snapshot record (the same manifest recorded
  * already: duplicate, nothing to do; a different one: conflict). Then the
- * chunks flagged new are grouped into batches for the Map (common.ts).
+ * chunks flagged new are grouped into batches for the Map (common.ts), or,
+ * when the manifest lists `packs`, the packs (PromotePacks; `packed: true`).
  */
 import { z } from "zod";
 import { snapshotSummary } from "../../core/catalog-records.js";
@@ -23,9 +24,10 @@ import { parseIncomingSnapshotKey, vaultSnapshotManifestKey } from "../../core/k
 import { objectCreatedEventSchema } from "../../core/schemas.js";
 import { parseManifest, type SnapshotManifest } from "../../core/snapshot.js";
 import { parseObjectMeta } from "../../core/verify.js";
-import { getDeps } from "../deps.js";
+import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import {
+  BATCH_PACKS,
   INLINE_BATCHES_MAX_BYTES,
   batchKey,
   batchesPrefix,
@@ -36,12 +38,14 @@ import {
   type BatchChunk,
   type BatchFile,
   type BatchItem,
+  type PackBatchFile,
+  type PackBatchItem,
   type ValidatedSnapshot,
 } from "./common.js";
 
 const inputSchema = z.object({ event: objectCreatedEventSchema });
 
-export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnapshot; batches: BatchItem[] }> {
+export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnapshot; batches: BatchItem[] | PackBatchItem[] }> {
   const { event } = parseInput(inputSchema, input, "snapshot ingest event");
   const deps = getDeps();
   const { name: bucket } = event.detail.bucket;
@@ -81,6 +85,8 @@ export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnap
     duplicate: false,
     summary: snapshotSummary(manifest),
     newChunks: 0,
+    packed: manifest.packs !== undefined,
+    ...(manifest.packs === undefined ? {} : { packs: manifest.packs.length }),
     batchCount: 0,
   };
 
@@ -99,6 +105,8 @@ export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnap
   const reused = chunks.filter((c) => !c.new).map((c) => c.sha256);
   const missing = reused.length > 0 ? await deps.catalog.missingChunks(databaseId, reused) : [];
   if (missing.length > 0) throw missingChunksError(manifest, missing, new Set());
+
+  if (manifest.packs !== undefined) return packBatches(deps, snapshot, manifest.packs, chunks.filter((c) => c.new).length);
 
   const fresh = chunks.filter((c) => c.new);
   const files = filesUsing(manifest, fresh.map((c) => c.sha256));
@@ -119,6 +127,31 @@ export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnap
   const prefix = batchesPrefix(databaseId, snapshotId, sha256);
   await forEachLimit(groups, 16, async (g, index) => {
     const file: BatchFile = { databaseId, snapshotId, manifestSha256: sha256, index, chunks: g };
+    await deps.incoming.put(deps.incomingBucket, batchKey(prefix, index), Buffer.from(JSON.stringify(file)), {});
+  });
+  return { snapshot: { ...counted, batchesPrefix: prefix }, batches: groups.map((_, index) => ({ index })) };
+}
+
+/**
+ * A packed push (manifest `packs`): the Map items are batches of pack names
+ * (BATCH_PACKS each; PromotePacks), inline when small, else work/ objects.
+ * The chunks are checked against the catalog after promotion (CheckReferenced).
+ */
+async function packBatches(
+  deps: Deps,
+  snapshot: ValidatedSnapshot,
+  packs: readonly string[],
+  newChunks: number,
+): Promise<{ snapshot: ValidatedSnapshot; batches: PackBatchItem[] }> {
+  const { databaseId, snapshotId } = snapshot;
+  const sha256 = snapshot.manifest.sha256;
+  const groups = toBatches(packs, BATCH_PACKS);
+  const inline: PackBatchItem[] = groups.map((g, index) => ({ index, packs: g }));
+  const counted = { ...snapshot, newChunks, batchCount: groups.length };
+  if (JSON.stringify(inline).length <= INLINE_BATCHES_MAX_BYTES) return { snapshot: counted, batches: inline };
+  const prefix = batchesPrefix(databaseId, snapshotId, sha256);
+  await forEachLimit(groups, 16, async (g, index) => {
+    const file: PackBatchFile = { databaseId, snapshotId, manifestSha256: sha256, index, packs: g };
     await deps.incoming.put(deps.incomingBucket, batchKey(prefix, index), Buffer.from(JSON.stringify(file)), {});
   });
   return { snapshot: { ...counted, batchesPrefix: prefix }, batches: groups.map((_, index) => ({ index })) };

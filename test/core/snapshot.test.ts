@@ -1215,3 +1215,33 @@ describe("checkBackupLabel", () => {
     expect(e.cause).toBeInstanceOf(InvalidInputError);
   });
 });
+
+describe("manifest packs (the packs a push uploaded)", () => {
+  const packName = (n: number): string => sha(`pack-${n}`);
+  const withPacks = (packs: string[]): PostgresSnapshotManifest => ({ ...clone(pgManifest()), packs });
+
+  it("are absent from a manifest built without them, and written sorted and unique by the builder", () => {
+    // Prepare
+    const b = pgBuilder();
+    // Act
+    const m = b.build({ databaseId: DB, snapshotId: SNAP_ID, kind: "postgres", startedAt: STARTED, finishedAt: FINISHED, postgres: pgFields(), packs: [packName(2), packName(1), packName(2)] });
+    // Assess
+    expect(pgManifest().packs).toBeUndefined();
+    expect(m.packs).toEqual([packName(1), packName(2)].sort());
+    expect(validateManifest(m).manifest.packs).toEqual(m.packs);
+  });
+
+  it.each<[string, string[], string, RegExp]>([
+    ["a pack listed twice", [packName(1), packName(1)], "packs[1]", /listed twice/],
+    ["a name that is not a SHA-256", ["pack-1"], "packs[0]", /not a lowercase hex SHA-256/],
+    ["more packs than new chunks (4)", [1, 2, 3, 4, 5].map(packName), "packs", /5 pack\(s\), but only 4 chunk\(s\) are flagged new/],
+    ["no pack while chunks are flagged new", [], "packs", /lists no pack, but 4 chunk\(s\) are flagged new/],
+  ])("refuses %s, naming the field", (_what, packs, field, message) => {
+    // Act
+    const e = failure(() => validateManifest(withPacks(packs)));
+    // Assess
+    expect(e).toBeInstanceOf(ManifestInvalidError);
+    expect((e as ManifestInvalidError).field).toBe(field);
+    expect(e.message).toMatch(message);
+  });
+});

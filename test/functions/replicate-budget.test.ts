@@ -6,32 +6,39 @@
  * marked only then. A batch that keeps failing leaves the region marked
  * failed, no manifest in the replica; the next run re-verifies what the
  * failed one copied instead of copying it again. The snapshot ingest
- * workflow's own copy to the region loops the same way.
+ * workflow's own copy to the region loops the same way. A packed snapshot
+ * copies WALVAULT_REPLICATE_PACKS packs per invocation, then the packs and
+ * chunk objects its reused chunks live in, and is marked once its manifest is
+ * there.
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { snapshotRecordOf, snapshotSummary } from "../../core/catalog-records.js";
 import { getCodec } from "../../core/codec.js";
 import { sha256Hex } from "../../core/hash.js";
-import { incomingChunkKey, incomingSnapshotKey, vaultChunkKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { incomingChunkKey, incomingSnapshotKey, vaultChunkKey, vaultPackKey, vaultSnapshotManifestKey } from "../../core/keys.js";
 import { META_DATABASE } from "../../core/schemas.js";
-import { serializeManifest, SnapshotBuilder, snapshotIdFor } from "../../core/snapshot.js";
+import { parseManifest, serializeManifest, SnapshotBuilder, snapshotIdFor } from "../../core/snapshot.js";
 import { objectMeta } from "../../core/verify.js";
 import { getDeps, resetDeps } from "../../functions/deps.js";
 import type { FaultContext, InjectedFault } from "../../local/stack.js";
 import { poll, stackClients, tempDir, type StackClients } from "../support/harness.js";
 import { SMALL_CHUNKER, uploadSnapshotDir, type UploadedSnapshot } from "../support/snapshots.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
+import { makeChunk, putPackedManifest, storeChunkObject, storePacks, type PackedVault } from "../store/packed-vault.js";
 
 const DB = "gen-big";
 const REGION = "local-2";
 const BATCH = 4;
+const PACKS = 2;
 let stack: TestStack;
 let clients: StackClients;
 let snap: UploadedSnapshot;
 let chunks: string[];
 const savedBatch = process.env.WALVAULT_REPLICATE_BATCH;
+const savedPacks = process.env.WALVAULT_REPLICATE_PACKS;
 
 interface CopyInput {
   item: { snapshotId?: string };
@@ -58,6 +65,7 @@ function onInvoke(ctx: FaultContext): InjectedFault {
 
 beforeAll(async () => {
   process.env.WALVAULT_REPLICATE_BATCH = String(BATCH);
+  process.env.WALVAULT_REPLICATE_PACKS = String(PACKS);
   stack = await startTestStack([{ id: DB, kind: "generic" }], { replicaRegions: [REGION], injectFault: onInvoke });
   clients = stackClients(stack);
   const dir = join(tempDir("walvault-repl-budget-"), "data");
@@ -78,6 +86,8 @@ beforeAll(async () => {
 afterAll(async () => {
   if (savedBatch === undefined) delete process.env.WALVAULT_REPLICATE_BATCH;
   else process.env.WALVAULT_REPLICATE_BATCH = savedBatch;
+  if (savedPacks === undefined) delete process.env.WALVAULT_REPLICATE_PACKS;
+  else process.env.WALVAULT_REPLICATE_PACKS = savedPacks;
   resetDeps();
   await stack?.destroy();
 });
@@ -169,5 +179,48 @@ describe("replication of a snapshot larger than one invocation's budget", () => 
     }
     const manifestKey = vaultSnapshotManifestKey(DB, snapshotId);
     expect((await replica.store.get(replica.bucket, manifestKey))?.body).toEqual((await clients.store.get(stack.config.vaultBucket, manifestKey))?.body);
+  }, 120_000);
+
+  it("a packed snapshot copies WALVAULT_REPLICATE_PACKS packs per invocation, then what its reused chunks live in, and is marked once its manifest is there", async () => {
+    // Prepare: 20 new chunks in 3 packs of its own, 3 reused chunks in an older pack, 1 reused chunk object; recorded.
+    const replica = getDeps().replicas[0]!;
+    const v: PackedVault = { store: clients.store, bucket: stack.config.vaultBucket, catalog: clients.catalog, databaseId: DB };
+    const reused = await Promise.all([0, 1, 2].map((i) => makeChunk(`old ${i}`)));
+    const older = await storePacks(v, reused);
+    const loose = await makeChunk("loose");
+    await storeChunkObject(v, loose);
+    const fresh = await Promise.all(Array.from({ length: 20 }, (_, i) => makeChunk(`new ${i}`)));
+    const own = await storePacks(v, fresh);
+    const order = [...reused.map((c) => ({ c, isNew: false })), { c: loose, isNew: false }, ...fresh.map((c) => ({ c, isNew: true }))];
+    const put = await putPackedManifest(v, order, own, new Date(Date.now() + 60_000));
+    const manifestBytes = (await clients.store.get(stack.config.vaultBucket, put.manifestKey))!.body;
+    const { manifest } = parseManifest(manifestBytes);
+    await clients.catalog.recordSnapshot(
+      snapshotRecordOf({
+        databaseId: DB,
+        snapshotId: put.snapshotId,
+        kind: "generic",
+        summary: snapshotSummary(manifest),
+        manifestKey: put.manifestKey,
+        manifestSha256: put.manifestSha256,
+        manifestSize: manifestBytes.length,
+        recordedAt: new Date().toISOString(),
+      }),
+    );
+    calls = [];
+
+    // Act
+    const out = (await stack.startReplicate({ region: REGION, databaseId: DB })) as { complete: boolean };
+
+    // Assess: 3 own packs at 2 per invocation, the older pack and the chunk object with the last one.
+    expect(own.length).toBe(3);
+    expect(out.complete).toBe(true);
+    expect(calls.filter((c) => c.item.snapshotId === put.snapshotId).map((c) => c.cursor ?? 0)).toEqual([0, PACKS]);
+    for (const p of [...own, ...older]) {
+      expect((await replica.store.get(replica.bucket, vaultPackKey(DB, p.name)))?.body.equals(p.bytes), p.name).toBe(true);
+    }
+    expect((await replica.store.get(replica.bucket, vaultChunkKey(DB, loose.sha256)))?.body.equals(loose.stored)).toBe(true);
+    expect((await replica.store.get(replica.bucket, put.manifestKey))?.body).toEqual(manifestBytes);
+    expect((await clients.catalog.getSnapshot(DB, put.snapshotId))?.replicas[REGION]).toMatchObject({ status: "replicated" });
   }, 120_000);
 });

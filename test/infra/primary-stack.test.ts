@@ -674,6 +674,7 @@ describe("snapshot ingest functions", () => {
       const allowedWrites: Record<string, string[]> = {
         validateManifest: [`${incoming}/work/*`],
         promoteChunks: [`${vault}/db/*/chunks/*`],
+        promotePacks: [`${vault}/db/*/packs/*`],
         promoteManifest: [`${vault}/db/*/snapshots/*`],
         quarantineSnapshot: [`${incoming}/quarantine/db/*`],
       };
@@ -706,6 +707,7 @@ describe("snapshot ingest functions", () => {
     expect(ddb).toEqual({
       validateManifest: ["dynamodb:BatchGetItem", "dynamodb:GetItem"],
       promoteChunks: ["dynamodb:BatchWriteItem"],
+      promotePacks: ["dynamodb:BatchWriteItem"],
       checkReferenced: ["dynamodb:BatchGetItem"],
       promoteManifest: [],
       recordSnapshot: ["dynamodb:GetItem", "dynamodb:PutItem"],

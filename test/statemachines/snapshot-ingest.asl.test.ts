@@ -21,6 +21,7 @@ const raw = readFileSync(join(STATEMACHINES_DIR, FILE), "utf8");
 const EXPECTED = [
   "ValidateManifestFunctionArn",
   "PromoteChunksFunctionArn",
+  "PromotePacksFunctionArn",
   "CheckReferencedFunctionArn",
   "PromoteManifestFunctionArn",
   "RecordSnapshotFunctionArn",
@@ -51,7 +52,7 @@ interface State {
 const def = JSON.parse(raw) as { StartAt: string; States: Record<string, State> };
 
 describe("snapshot-ingest.asl.json", () => {
-  it("uses exactly the eight handler placeholders and the incoming bucket's name", () => {
+  it("uses exactly the nine handler placeholders and the incoming bucket's name", () => {
     expect(placeholdersOf(raw).sort()).toEqual([...EXPECTED, "IncomingBucketName"].sort());
   });
 
@@ -77,7 +78,7 @@ describe("snapshot-ingest.asl.json", () => {
     const tasks = taskResources(loadAsl(FILE, fakeArns) as never);
     // Assess
     expect([...tasks.keys()].sort()).toEqual(
-      ["CheckReferenced", "CopySnapshot", "PromoteChunkBatch", "PromoteManifest", "QuarantineSnapshot", "RecordSnapshot", "RecordSnapshotReplicaFailure", "ReportFailure", "ValidateManifest"].sort(),
+      ["CheckReferenced", "CopySnapshot", "PromoteChunkBatch", "PromotePackBatch", "PromoteManifest", "QuarantineSnapshot", "RecordSnapshot", "RecordSnapshotReplicaFailure", "ReportFailure", "ValidateManifest"].sort(),
     );
     for (const [state, arn] of tasks) expect(state === "ReportFailure" ? REPORT_FAILURE : Object.values(fakeArns)).toContain(arn);
     const local = WORKFLOWS.find((w) => w.file === FILE)!;
@@ -94,11 +95,18 @@ describe("snapshot-ingest.asl.json", () => {
     }
     // Assess
     expect(order).toEqual(["ValidateManifest", "AlreadyRecorded", "PromoteChunks", "CheckReferenced", "PromoteManifest", "RecordSnapshot", "ReplicateSnapshot", "Done"]);
-    expect(def.States.AlreadyRecorded!.Choices).toEqual([expect.objectContaining({ Next: "Done" })]);
+    expect(def.States.AlreadyRecorded!.Choices).toEqual([expect.objectContaining({ Next: "Done" }), expect.objectContaining({ Next: "PromotePacks" })]);
+  });
+
+  it("takes a packed push (validated snapshot.packed) through PromotePacks, which then joins the chunk path at CheckReferenced", () => {
+    // Assess
+    expect(def.States.AlreadyRecorded!.Choices![1]).toEqual({ Variable: "$.validated.snapshot.packed", BooleanEquals: true, Next: "PromotePacks" });
+    expect(def.States.PromotePacks).toMatchObject({ Type: "Map", MaxConcurrency: 4, ItemsPath: "$.validated.batches", ResultPath: null, Next: "CheckReferenced" });
+    expect(def.States.PromotePacks!.ItemProcessor!.StartAt).toBe("PromotePackBatch");
   });
 
   it("quarantines only the named validation errors of every step; everything else ends in SnapshotNotStored without a quarantine record", () => {
-    for (const state of ["ValidateManifest", "PromoteChunks", "CheckReferenced", "PromoteManifest", "RecordSnapshot"]) {
+    for (const state of ["ValidateManifest", "PromoteChunks", "PromotePacks", "CheckReferenced", "PromoteManifest", "RecordSnapshot"]) {
       expect(def.States[state]!.Catch, state).toEqual([
         { ErrorEquals: [...SNAPSHOT_VALIDATION_ERRORS], Next: "QuarantineSnapshot", ResultPath: "$.error" },
         { ErrorEquals: ["States.ALL"], Next: `${state}Failed`, ResultPath: "$.caught" },
@@ -114,8 +122,9 @@ describe("snapshot-ingest.asl.json", () => {
     const tasks = [
       ...Object.entries(def.States),
       ...Object.entries(def.States.PromoteChunks!.ItemProcessor!.States),
+      ...Object.entries(def.States.PromotePacks!.ItemProcessor!.States),
     ].filter(([name, s]) => s.Type === "Task" && name !== "QuarantineSnapshot" && name !== "ReportFailure");
-    expect(tasks).toHaveLength(5);
+    expect(tasks).toHaveLength(6);
     const copy = def.States.ReplicateSnapshot!.ItemProcessor!.States.CopySnapshot!;
     expect(copy.Retry?.length).toBeGreaterThan(0);
     expect(copy.Catch).toEqual([expect.objectContaining({ Next: "RecordSnapshotReplicaFailure" })]);

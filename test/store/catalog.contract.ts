@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
 import { InvalidInputError, NotFoundError, SegmentConflictError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
-import type { ChunkItem, DatabaseRecord, QuarantineRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
+import type { ChunkItem, DatabaseRecord, PackItem, QuarantineRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import type { Catalog } from "../../store/catalog.js";
 
 export interface CatalogFixture {
@@ -798,6 +798,144 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         // Assess
         expect(await catalog.missingChunks(DB, [chunkHash(1), chunkHash(2)])).toEqual([chunkHash(2)]);
         expect(await catalog.missingChunks("pg-other", [chunkHash(1), chunkHash(2)])).toEqual([chunkHash(1)]);
+      });
+    });
+
+    describe("getChunks", () => {
+      it("resolves an empty list for no hashes", async () => {
+        // Act + Assess
+        expect(await catalog.getChunks(DB, [])).toEqual([]);
+      });
+
+      it("returns the records found, each once, in input order, leaving out unknown hashes", async () => {
+        // Prepare
+        const a = chunk(chunkHash(1));
+        const b = chunk(chunkHash(2));
+        await catalog.recordChunks([a, b]);
+
+        // Act
+        const got = await catalog.getChunks(DB, [chunkHash(2), chunkHash(9), chunkHash(1), chunkHash(2)]);
+
+        // Assess
+        expect(got).toEqual([b, a]);
+      });
+
+      it("round-trips a pack location (offset) and its absence exactly as written", async () => {
+        // Prepare: one chunk inside a pack at offset 0, one further in, one stored as its own object
+        const pack = `db/${DB}/packs/${sha("pack 1")}`;
+        const first = chunk(chunkHash(1), { vaultKey: pack, offset: 0, storedSize: 100 });
+        const second = chunk(chunkHash(2), { vaultKey: pack, offset: 100, storedSize: 50 });
+        const single = chunk(chunkHash(3));
+        await catalog.recordChunks([first, second, single]);
+
+        // Act
+        const got = await catalog.getChunks(DB, [chunkHash(1), chunkHash(2), chunkHash(3)]);
+        const listed = await catalog.listChunks(DB);
+
+        // Assess
+        expect(got).toEqual([first, second, single]);
+        expect(got[2]).not.toHaveProperty("offset");
+        expect([...listed].sort((x, y) => (x.sha256 < y.sha256 ? -1 : 1))).toEqual([first, second, single].sort((x, y) => (x.sha256 < y.sha256 ? -1 : 1)));
+      });
+
+      it("sees a chunk's new location once it is recorded again (a repack moves it)", async () => {
+        // Prepare
+        await catalog.recordChunks([chunk(chunkHash(1))]);
+        const moved = chunk(chunkHash(1), { vaultKey: `db/${DB}/packs/${sha("pack 2")}`, offset: 4096 });
+
+        // Act
+        await catalog.recordChunks([moved]);
+
+        // Assess
+        expect(await catalog.getChunks(DB, [chunkHash(1)])).toEqual([moved]);
+      });
+
+      it.each([100, 101, 1_000])("answers for %i hashes (more than one batch), keeping input order", async (count) => {
+        // Prepare: every third hash is recorded, each at its own offset; the question comes shuffled, with repeats
+        const all = Array.from({ length: count }, (_, i) => chunkHash(i));
+        const pack = `db/${DB}/packs/${sha("pack")}`;
+        const records = all.flatMap((h, i) => (i % 3 === 0 ? [chunk(h, { vaultKey: pack, offset: i * 1000 })] : []));
+        await catalog.recordChunks(records);
+        const asked = [...all, ...all.slice(0, 10)].sort(() => Math.random() - 0.5);
+
+        // Act
+        const got = await catalog.getChunks(DB, asked);
+
+        // Assess
+        const byHash = new Map(records.map((r) => [r.sha256, r]));
+        const expected = [...new Set(asked)].flatMap((h) => byHash.get(h) ?? []);
+        expect(got).toEqual(expected);
+      }, 60_000);
+
+      it("does not see another database's chunks", async () => {
+        // Prepare: pg-main-b shares a prefix with pg-main
+        await catalog.recordChunks([chunk(chunkHash(1), { databaseId: "pg-other" }), chunk(chunkHash(2), { databaseId: `${DB}-b` })]);
+
+        // Act + Assess
+        expect(await catalog.getChunks(DB, [chunkHash(1), chunkHash(2)])).toEqual([]);
+        expect((await catalog.getChunks("pg-other", [chunkHash(1), chunkHash(2)])).map((c) => c.sha256)).toEqual([chunkHash(1)]);
+      });
+
+      it("rejects a hash that is not a SHA-256 with InvalidInputError", async () => {
+        // Act + Assess
+        expect(await rejection(catalog.getChunks(DB, ["not-a-hash"]))).toBeInstanceOf(InvalidInputError);
+      });
+    });
+
+    describe("packs", () => {
+      function pack(name: string, overrides: Partial<PackItem> = {}): PackItem {
+        const databaseId = overrides.databaseId ?? DB;
+        return { databaseId, name, size: 1000 + 52 * 3 + 64, entries: 3, dataLength: 1000, vaultKey: `db/${databaseId}/packs/${name}`, recordedAt: "2025-01-01T00:00:00.000Z", ...overrides };
+      }
+
+      it("getPack resolves undefined for a pack never recorded", async () => {
+        // Act + Assess
+        expect(await catalog.getPack(DB, sha("never"))).toBeUndefined();
+      });
+
+      it("recordPacks records packs that getPack returns, harmlessly repeated, each under its own database", async () => {
+        // Prepare
+        const a = pack(sha("a"));
+        const b = pack(sha("b"), { databaseId: "pg-other" });
+
+        // Act
+        await catalog.recordPacks([]);
+        await catalog.recordPacks([a, b, a]);
+        await catalog.recordPacks([a]);
+
+        // Assess
+        expect(await catalog.getPack(DB, a.name)).toEqual(a);
+        expect(await catalog.getPack("pg-other", b.name)).toEqual(b);
+        expect(await catalog.getPack(DB, b.name)).toBeUndefined();
+      });
+
+      it("records more than one batch of 25 in one call", async () => {
+        // Prepare
+        const packs = Array.from({ length: 61 }, (_, i) => pack(sha(`pack ${i}`)));
+
+        // Act
+        await catalog.recordPacks(packs);
+
+        // Assess
+        for (const p of [packs[0], packs[24], packs[25], packs[60]]) expect(await catalog.getPack(DB, p!.name)).toEqual(p);
+      }, 60_000);
+
+      it("pack records are not chunk records: listChunks and missingChunks do not see them", async () => {
+        // Prepare: a pack whose name is also a chunk hash asked about
+        const name = chunkHash(1);
+        await catalog.recordPacks([pack(name)]);
+
+        // Act + Assess
+        expect(await catalog.listChunks(DB)).toEqual([]);
+        expect(await catalog.missingChunks(DB, [name])).toEqual([name]);
+        expect(await catalog.getChunks(DB, [name])).toEqual([]);
+      });
+
+      it("rejects a malformed pack record or name with InvalidInputError", async () => {
+        // Act + Assess
+        expect(await rejection(catalog.recordPacks([pack("not-a-hash")]))).toBeInstanceOf(InvalidInputError);
+        expect(await rejection(catalog.recordPacks([pack(sha("x"), { entries: 0 })]))).toBeInstanceOf(InvalidInputError);
+        expect(await rejection(catalog.getPack(DB, "not-a-hash"))).toBeInstanceOf(InvalidInputError);
       });
     });
 

@@ -317,6 +317,45 @@ describe("DynamoCatalog snapshots and chunks on DynamoDB Local", () => {
     }
   }, 60_000);
 
+  it("reads chunk locations in consistent BatchGetItem requests of at most 100 keys, at most 4 in flight, retrying unprocessed keys", async () => {
+    // Prepare: 250 chunks in a pack; each request only half processed
+    const table = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, table, undefined, { baseDelayMs: 1 });
+    const pack = `db/pg-main/packs/${hash(9_999)}`;
+    const records = Array.from({ length: 250 }, (_, i) => chunkItem(hash(i), { vaultKey: pack, offset: i * 10 }));
+    await catalog.recordChunks(records);
+    const watch = probe(catalog, table, "half");
+
+    // Act
+    const got = await catalog.getChunks("pg-main", records.map((r) => r.sha256));
+
+    // Assess
+    expect(got).toEqual(records);
+    const firstRound = watch.calls.filter((c) => c.size > 50);
+    expect(firstRound.map((c) => c.size).sort((a, b) => b - a)).toEqual([100, 100]);
+    expect(watch.calls.every((c) => c.command === "BatchGetItemCommand" && c.size <= 100)).toBe(true);
+    expect(watch.calls.length).toBeLessThan(30);
+    expect(watch.maxInFlight()).toBeLessThanOrEqual(4);
+    for (const call of watch.calls) {
+      expect(call.input).toMatchObject({ ConsistentRead: true });
+      expect(call.input).not.toHaveProperty("ProjectionExpression");
+    }
+  }, 60_000);
+
+  it("stores packs under sk pack#<name> with the record fields", async () => {
+    // Prepare
+    const table = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, table);
+    const pack = { databaseId: "pg-main", name: hash(1), size: 1_000, entries: 2, dataLength: 832, vaultKey: `db/pg-main/packs/${hash(1)}`, recordedAt: "2025-01-01T00:00:00.000Z" };
+
+    // Act
+    await catalog.recordPacks([pack]);
+    const item = await catalog.doc.send(new GetCommand({ TableName: table, Key: { pk: "db#pg-main", sk: `pack#${hash(1)}` } }));
+
+    // Assess
+    expect(item.Item).toEqual({ ...pack, pk: "db#pg-main", sk: `pack#${hash(1)}` });
+  });
+
   it("writes chunk records in BatchWriteItem requests of at most 25, one item per key", async () => {
     // Prepare
     const table = await freshTable();

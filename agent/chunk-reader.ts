@@ -1,0 +1,271 @@
+/**
+ * Reading snapshot chunks from where the catalog says they are (docs/packs.md):
+ * inside a pack (`offset` set: the chunk's stored bytes are
+ * [offset, offset + storedSize) of the pack object `vaultKey`) or as an
+ * object of its own (db/<id>/chunks/<sha256>, every snapshot before packs).
+ * Restore (agent/restore.ts) and verification L1/L2 (agent/verify.ts) share it.
+ *
+ * - locateChunks(): the catalog's records, in batches (Catalog.getChunks,
+ *   BatchGetItem of 100): never one round trip per chunk. A chunk the
+ *   catalog does not know is looked for as an object of its own (vaults
+ *   written before chunk records carried locations; a missing one is then
+ *   named with both facts).
+ * - ChunkReads.schedule(): the reads for located chunks: one GET per chunk
+ *   object; per pack, coalescePackReads (1 MiB gap, 8 MiB at most) and one
+ *   explicit ranged GET per read (core/pack.ts: s3rver misreads suffix
+ *   ranges). Reads start in the order scheduled, at most `parallel` of them
+ *   and `bytesInFlight` bytes at once (at least one read).
+ * - decodeChunk(): decode with the chunk's codec and check raw size and
+ *   SHA-256. Every failure is a ChecksumMismatchError naming the chunk, a
+ *   file that uses it and where it was read (pack key and bytes, or object key).
+ */
+import { decodeWith, type CodecName } from "../core/codec.js";
+import { ChecksumMismatchError, CodecError } from "../core/errors.js";
+import { sha256Hex } from "../core/hash.js";
+import { vaultChunkKey } from "../core/keys.js";
+import { chunkOfRead, coalescePackReads } from "../core/pack.js";
+import type { Catalog } from "../store/catalog.js";
+import type { ObjectStore } from "../store/object-store.js";
+
+/** A chunk a manifest references, with a file that uses it (for messages). */
+export interface WantedChunk {
+  sha256: string;
+  /** Raw bytes. */
+  size: number;
+  /** Stored bytes as the manifest records them. */
+  storedSize: number;
+  codec: CodecName;
+  file: string;
+}
+
+/** Where a chunk's stored bytes are. */
+export interface ChunkLocation {
+  /** The pack (with `offset`) or the chunk's own object. */
+  key: string;
+  /** Offset of the stored bytes in the pack; absent for an object of its own. */
+  offset?: number;
+  storedSize: number;
+  codec: CodecName;
+  /** False when the catalog has no record of the chunk (looked for at its own key). */
+  recorded: boolean;
+}
+
+/** Hashes per Catalog.getChunks call (the catalog batches them by 100 inside). */
+export const LOCATE_BATCH = 1000;
+
+/** "pack <key>, bytes a-b" or "<key>", for messages. */
+export function describeLocation(loc: ChunkLocation): string {
+  return loc.offset === undefined ? loc.key : `pack ${loc.key}, bytes ${loc.offset}-${loc.offset + loc.storedSize - 1}`;
+}
+
+/**
+ * The locations of these chunks (distinct hashes), LOCATE_BATCH at a time.
+ * The record's storedSize and codec describe the stored bytes; a chunk
+ * without a record gets its own key and the manifest's storedSize and codec.
+ */
+export async function locateChunks(catalog: Catalog, databaseId: string, wanted: readonly WantedChunk[]): Promise<Map<string, ChunkLocation>> {
+  const out = new Map<string, ChunkLocation>();
+  for (let i = 0; i < wanted.length; i += LOCATE_BATCH) {
+    const batch = wanted.slice(i, i + LOCATE_BATCH);
+    for (const r of await catalog.getChunks(databaseId, batch.map((w) => w.sha256))) {
+      out.set(r.sha256, { key: r.vaultKey, ...(r.offset === undefined ? {} : { offset: r.offset }), storedSize: r.storedSize, codec: r.codec, recorded: true });
+    }
+    for (const w of batch) {
+      if (!out.has(w.sha256)) out.set(w.sha256, { key: vaultChunkKey(databaseId, w.sha256), storedSize: w.storedSize, codec: w.codec, recorded: false });
+    }
+  }
+  return out;
+}
+
+function missing(want: WantedChunk, loc: ChunkLocation): ChecksumMismatchError {
+  const what = `chunk ${want.sha256} of file ${JSON.stringify(want.file)}`;
+  if (loc.offset !== undefined) return new ChecksumMismatchError(`${what} is missing from the vault: its pack ${loc.key} does not exist`);
+  return new ChecksumMismatchError(
+    `${what} is missing from the vault (${loc.key})${loc.recorded ? "" : "; the catalog has no record of it either (no pack holds it)"}`,
+  );
+}
+
+/** Decodes a chunk's stored bytes and checks them against its name and raw size. */
+export async function decodeChunk(want: WantedChunk, loc: ChunkLocation, stored: Uint8Array): Promise<Buffer> {
+  const what = `chunk ${want.sha256} of file ${JSON.stringify(want.file)}`;
+  const where = describeLocation(loc);
+  let raw: Buffer;
+  try {
+    raw = await decodeWith(loc.codec, stored, what, want.size);
+  } catch (e) {
+    if (!(e instanceof CodecError)) throw e;
+    throw new ChecksumMismatchError(`${what} is corrupt in the vault (${where}): ${e.message}`, { cause: e });
+  }
+  const sha = sha256Hex(raw);
+  if (sha !== want.sha256 || raw.length !== want.size) {
+    throw new ChecksumMismatchError(
+      `${what} is corrupt in the vault (${where}): its ${raw.length} bytes hash to ${sha.slice(0, 12)}…, expected ${want.size} bytes`,
+    );
+  }
+  return raw;
+}
+
+export interface ChunkReadsOptions {
+  /** Reads in flight at most. */
+  parallel: number;
+  /** Bytes of reads in flight at most (a larger read still goes alone). */
+  bytesInFlight: number;
+  maxGap?: number;
+  maxReadSize?: number;
+}
+
+interface Slot {
+  bytes: number;
+  start: () => void;
+}
+
+/** The reads of located chunks, bounded in number and bytes (see the file comment). */
+export class ChunkReads {
+  /** GET requests made for chunks (a coalesced ranged read counts once). */
+  fetched = 0;
+  /** Bytes those requests returned. */
+  downloaded = 0;
+  private active = 0;
+  private activeBytes = 0;
+  private readonly queue: Slot[] = [];
+  private readonly running = new Set<Promise<unknown>>();
+  private stopped = false;
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly bucket: string,
+    private readonly opts: ChunkReadsOptions,
+  ) {}
+
+  /**
+   * Schedules the reads of these located chunks (distinct hashes) and returns,
+   * per hash, a promise of its stored bytes (rejecting with a
+   * ChecksumMismatchError naming chunk, file and location). The promises
+   * carry a no-op handler: one nobody awaits (after a failure) does not count
+   * as unhandled.
+   */
+  schedule(items: readonly { want: WantedChunk; loc: ChunkLocation }[]): Map<string, Promise<Buffer>> {
+    const out = new Map<string, Promise<Buffer>>();
+    const byPack = new Map<string, { offset: number; storedLength: number; want: WantedChunk; loc: ChunkLocation }[]>();
+    const order: (string | { want: WantedChunk; loc: ChunkLocation })[] = [];
+    for (const it of items) {
+      if (it.loc.offset === undefined) {
+        order.push(it);
+        continue;
+      }
+      let list = byPack.get(it.loc.key);
+      if (!list) {
+        list = [];
+        byPack.set(it.loc.key, list);
+        order.push(it.loc.key);
+      }
+      list.push({ offset: it.loc.offset, storedLength: it.loc.storedSize, ...it });
+    }
+    const settle = (sha: string, p: Promise<Buffer>): void => {
+      p.catch(() => undefined);
+      out.set(sha, p);
+    };
+    // In order of first appearance: a restore consumes chunks roughly in the order it schedules them.
+    for (const o of order) {
+      if (typeof o !== "string") {
+        const { want, loc } = o;
+        settle(
+          want.sha256,
+          this.read(loc.storedSize, async () => {
+            const obj = await this.store.get(this.bucket, loc.key);
+            if (!obj) throw missing(want, loc);
+            this.downloaded += obj.body.length;
+            return obj.body;
+          }),
+        );
+        continue;
+      }
+      const key = o;
+      // Records naming the same bytes of a pack for two hashes (a damaged catalog) share a read: the decoder tells them apart.
+      const sameBytes = new Map<string, { offset: number; storedLength: number; want: WantedChunk; loc: ChunkLocation }[]>();
+      const ranges: { offset: number; storedLength: number; want: WantedChunk; loc: ChunkLocation }[] = [];
+      for (const c of byPack.get(key)!) {
+        const at = `${c.offset}:${c.storedLength}`;
+        const same = sameBytes.get(at);
+        if (same) same.push(c);
+        else {
+          sameBytes.set(at, [c]);
+          ranges.push(c);
+        }
+      }
+      for (const read of coalescePackReads(ranges, { ...(this.opts.maxGap === undefined ? {} : { maxGap: this.opts.maxGap }), ...(this.opts.maxReadSize === undefined ? {} : { maxReadSize: this.opts.maxReadSize }) })) {
+        const body = this.read(read.end - read.start, async () => {
+          const b = await this.store.getRange(this.bucket, key, read.start, read.end - 1);
+          if (b) this.downloaded += b.length;
+          return b;
+        });
+        body.catch(() => undefined);
+        const used = read.chunks.reduce((n, c) => n + c.storedLength, 0);
+        const gaps = used !== read.end - read.start;
+        for (const c of read.chunks.flatMap((r) => sameBytes.get(`${r.offset}:${r.storedLength}`)!)) {
+          settle(
+            c.want.sha256,
+            body.then((b) => {
+              if (!b) throw missing(c.want, c.loc);
+              let view: Buffer;
+              try {
+                view = chunkOfRead(read, b, c);
+              } catch (e) {
+                throw new ChecksumMismatchError(
+                  `chunk ${c.want.sha256} of file ${JSON.stringify(c.want.file)} cannot be read from the vault (${describeLocation(c.loc)}): ${(e as Error).message}`,
+                  { cause: e },
+                );
+              }
+              // A read spanning unwanted bytes is not kept alive by the views of its chunks.
+              return gaps ? Buffer.from(view) : view;
+            }),
+          );
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Starts no more reads and waits for the ones in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const s of this.queue.splice(0)) {
+      this.active++;
+      this.activeBytes += s.bytes;
+      s.start();
+    }
+    await Promise.allSettled([...this.running]);
+  }
+
+  private read<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
+    const p = new Promise<void>((start) => {
+      this.queue.push({ bytes, start });
+      this.pump();
+    }).then(async () => {
+      try {
+        if (this.stopped) throw new ChecksumMismatchError("stopped before this chunk was read");
+        this.fetched++;
+        return await fn();
+      } finally {
+        this.active--;
+        this.activeBytes -= bytes;
+        this.pump();
+      }
+    });
+    this.running.add(p);
+    void p.catch(() => undefined).finally(() => this.running.delete(p));
+    return p;
+  }
+
+  private pump(): void {
+    for (;;) {
+      const head = this.queue[0];
+      if (!head) return;
+      if (this.active > 0 && (this.active >= this.opts.parallel || this.activeBytes + head.bytes > this.opts.bytesInFlight)) return;
+      this.queue.shift();
+      this.active++;
+      this.activeBytes += head.bytes;
+      head.start();
+    }
+  }
+}

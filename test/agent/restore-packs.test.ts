@@ -1,0 +1,247 @@
+/**
+ * `walvault restore` (agent/restore.ts) of snapshots whose chunks live in
+ * packs (docs/packs.md): chunks are located in the catalog in batches and
+ * read with coalesced ranged GETs, mixed with old single-object chunks. The
+ * snapshots are put into the vault by test/support/snapshots.ts (one object
+ * per chunk), then some or all of their chunks are moved into packs here, as
+ * ingest would leave them: packs built with PackBuilder at vaultPackKey,
+ * chunk records with the pack key and offset, pack records; the chunk
+ * objects are deleted, so a read of one would fail.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ChecksumMismatchError } from "../../core/errors.js";
+import { sha256Hex } from "../../core/hash.js";
+import { vaultChunkKey, vaultPackKey } from "../../core/keys.js";
+import { PLAN_WINDOW_CHUNKS, PLAN_WINDOW_STORED_BYTES, restore, type RestoreConfig } from "../../agent/restore.js";
+import type { Catalog } from "../../store/catalog.js";
+import { stackClients, tempDir } from "../support/harness.js";
+import { packChunks as packAs, type PackedChunks } from "../support/pack-chunks.js";
+import { countingStore, SMALL_CHUNKER, uploadSnapshotDir, type UploadedSnapshot } from "../support/snapshots.js";
+import { startTestStack, type TestStack } from "../support/stack.js";
+
+const PACKED = "gen-packed";
+const MIXED = "gen-mixed";
+const FLIPPED = "gen-flipped";
+const UNRECORDED = "gen-unrecorded";
+const MANY = "gen-many";
+
+let stack: TestStack;
+let cfg: RestoreConfig;
+let store: ReturnType<typeof countingStore>;
+let catalog: Catalog;
+let work: string;
+let source: string;
+
+function pseudoRandom(size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+/** Several multi-chunk files, one of them twice under another name (chunks shared by files), a file of one repeated chunk, small files. */
+function buildSource(dir: string): void {
+  mkdirSync(join(dir, "sst"), { recursive: true });
+  const big = pseudoRandom(300_000, 12345);
+  writeFileSync(join(dir, "sst", "000001.sst"), big);
+  writeFileSync(join(dir, "sst", "000001-copy.sst"), big);
+  writeFileSync(join(dir, "sst", "000002.sst"), pseudoRandom(120_000, 777));
+  writeFileSync(join(dir, "sst", "zeros.vlog"), Buffer.alloc(200_000));
+  writeFileSync(join(dir, "MANIFEST-000001"), "generation 1\n");
+  writeFileSync(join(dir, "empty.txt"), "");
+}
+
+/** SHA-256 of every regular file under dir, by relative path. */
+function fileHashes(dir: string, rel = ""): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of readdirSync(rel === "" ? dir : join(dir, rel), { withFileTypes: true })) {
+    const p = rel === "" ? e.name : `${rel}/${e.name}`;
+    if (e.isDirectory()) for (const [k, v] of fileHashes(dir, p)) out.set(k, v);
+    else if (e.isFile()) out.set(p, sha256Hex(readFileSync(join(dir, p))));
+  }
+  return out;
+}
+
+function partialsBeside(dir: string): string[] {
+  return readdirSync(dirname(dir)).filter((n) => n.includes(".walvault-partial-") || n.includes(".walvault-old-"));
+}
+
+const packChunks = (databaseId: string, order: readonly string[], targetSize: number): Promise<PackedChunks> =>
+  packAs({ store, catalog }, cfg, databaseId, order, targetSize);
+
+/** Every chunk of a snapshot in file order (as an agent would pack them). */
+function allChunks(snap: UploadedSnapshot): string[] {
+  return [...snap.chunksOf.values()].flat();
+}
+
+/** A catalog that records each getChunks call's hash count. */
+function countingCatalog(inner: Catalog): Catalog & { lookups: number[] } {
+  const lookups: number[] = [];
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop === "lookups") return lookups;
+      if (prop === "getChunks") {
+        return (db: string, hashes: readonly string[]) => {
+          lookups.push(hashes.length);
+          return target.getChunks(db, hashes);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  }) as Catalog & { lookups: number[] };
+}
+
+const packGets = (): string[] => store.gets.filter((k) => k.includes("/packs/"));
+const chunkGets = (): string[] => store.gets.filter((k) => k.includes("/chunks/"));
+const upload = (databaseId: string, dir = source, chunker = SMALL_CHUNKER): Promise<UploadedSnapshot> =>
+  uploadSnapshotDir({ store, catalog }, cfg, {
+    databaseId,
+    dir,
+    kind: "generic",
+    generic: { streams: [{ id: "wal", lastSegment: "MANIFEST-000001", lastSegno: 0 }] },
+    startedAt: new Date("2026-03-01T10:30:00.000Z"),
+    finishedAt: new Date("2026-03-01T10:31:00.000Z"),
+    chunker,
+  });
+
+beforeAll(async () => {
+  stack = await startTestStack([PACKED, MIXED, FLIPPED, UNRECORDED, MANY].map((id) => ({ id, kind: "generic" as const })));
+  const base = stackClients(stack);
+  store = countingStore(base.store);
+  catalog = base.catalog;
+  cfg = { ...stack.config, path: stack.configPath };
+  work = tempDir("walvault-restore-packs-");
+  source = join(work, "source");
+  buildSource(source);
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.destroy();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe("restore of a snapshot whose chunks are in packs", () => {
+  it("rebuilds every file byte-identical, reading adjacent chunks of a pack in one ranged GET, a chunk shared by files once", async () => {
+    // Prepare: every chunk into packs of up to 256 KiB, in file order
+    const snap = await upload(PACKED);
+    const { packs } = await packChunks(PACKED, allChunks(snap), 256 * 1024);
+    const to = join(work, "packed", "data");
+    store.reset();
+
+    // Act
+    const r = await restore({ store, catalog }, cfg, { databaseId: PACKED, target: { kind: "latest" }, toDir: to, parallel: 8 });
+
+    // Assess: the files, and a handful of requests: one per pack (each wanted whole, its chunks adjacent), none per chunk
+    expect(fileHashes(to)).toEqual(fileHashes(source));
+    expect(snap.manifest.totals.uniqueChunks).toBeGreaterThan(90);
+    expect(packs.length).toBeGreaterThanOrEqual(2);
+    expect(chunkGets()).toEqual([]);
+    expect(packGets().sort()).toEqual(packs.map((p) => vaultPackKey(PACKED, p.name)).sort());
+    expect(r.chunksFetched).toBe(packs.length);
+    expect(r.downloadedBytes).toBe(packs.reduce((n, p) => n + p.dataLength, 0));
+    expect(partialsBeside(to)).toEqual([]);
+  });
+
+  it("restores a mix of packed chunks and old single-object chunks, each from where the catalog says it is", async () => {
+    // Prepare: the chunks of the two large files into packs; the others stay objects of their own
+    const snap = await upload(MIXED);
+    const packedFiles = ["sst/000001.sst", "sst/000002.sst"];
+    const inPacks = packedFiles.flatMap((f) => snap.chunksOf.get(f)!);
+    const { packs, packOf } = await packChunks(MIXED, inPacks, 1024 * 1024);
+    const singles = new Set(allChunks(snap).filter((h) => !packOf.has(h)));
+    const to = join(work, "mixed", "data");
+    store.reset();
+
+    // Act
+    const r = await restore({ store, catalog }, cfg, { databaseId: MIXED, target: { kind: "latest" }, toDir: to, parallel: 8 });
+
+    // Assess
+    expect(fileHashes(to)).toEqual(fileHashes(source));
+    expect(packs).toHaveLength(1);
+    expect(singles.size).toBeGreaterThan(0);
+    expect(chunkGets().sort()).toEqual([...singles].map((h) => vaultChunkKey(MIXED, h)).sort());
+    expect(packGets()).toEqual([vaultPackKey(MIXED, packs[0]!.name)]);
+    expect(r.chunksFetched).toBe(singles.size + 1);
+  });
+
+  it("stops on a flipped byte in a pack with a ChecksumMismatchError naming the chunk, the file and the pack, leaving no directory", async () => {
+    // Prepare: flip one stored byte in the middle of a chunk of sst/000002.sst (not in the index: the pack still parses)
+    const snap = await upload(FLIPPED);
+    const { packs } = await packChunks(FLIPPED, allChunks(snap), 1024 * 1024);
+    const pack = packs[0]!;
+    const victim = snap.chunksOf.get("sst/000002.sst")![3]!;
+    const entry = pack.entries.find((e) => e.sha256 === victim)!;
+    const key = vaultPackKey(FLIPPED, pack.name);
+    const bytes = Buffer.from(pack.bytes);
+    bytes[entry.offset + Math.floor(entry.storedLength / 2)]! ^= 0x40;
+    await store.put(cfg.vaultBucket, key, bytes, {});
+    const to = join(work, "flipped", "data");
+
+    // Act
+    const err = await restore({ store, catalog }, cfg, { databaseId: FLIPPED, target: { kind: "latest" }, toDir: to, parallel: 8 }).catch((e: unknown) => e);
+
+    // Assess
+    expect(err).toBeInstanceOf(ChecksumMismatchError);
+    const message = (err as Error).message;
+    expect(message).toContain(`chunk ${victim}`);
+    expect(message).toContain('"sst/000002.sst"');
+    expect(message).toContain(`pack ${key}`);
+    expect(message).toContain(`bytes ${entry.offset}-${entry.offset + entry.storedLength - 1}`);
+    expect(existsSync(to)).toBe(false);
+    expect(existsSync(dirname(to)) ? partialsBeside(to) : []).toEqual([]);
+  });
+
+  it("reads a chunk the catalog has no record of from its own object (old vaults), and names it clearly when that is missing too", async () => {
+    // Prepare: one chunk's record removed (its object stays)
+    const snap = await upload(UNRECORDED);
+    const orphan = snap.chunksOf.get("sst/000002.sst")![0]!;
+    await catalog.deleteChunks(UNRECORDED, [orphan]);
+    const to = join(work, "unrecorded", "data");
+
+    // Act
+    await restore({ store, catalog }, cfg, { databaseId: UNRECORDED, target: { kind: "latest" }, toDir: to, parallel: 4 });
+    await store.delete(cfg.vaultBucket, vaultChunkKey(UNRECORDED, orphan));
+    const to2 = join(work, "unrecorded", "data2");
+    const err = await restore({ store, catalog }, cfg, { databaseId: UNRECORDED, target: { kind: "latest" }, toDir: to2, parallel: 4 }).catch((e: unknown) => e);
+
+    // Assess
+    expect(fileHashes(to)).toEqual(fileHashes(source));
+    expect(err).toBeInstanceOf(ChecksumMismatchError);
+    expect((err as Error).message).toContain(`chunk ${orphan} of file "sst/000002.sst" is missing from the vault (${vaultChunkKey(UNRECORDED, orphan)}); the catalog has no record of it either`);
+    expect(existsSync(to2)).toBe(false);
+    expect(partialsBeside(to2)).toEqual([]);
+  });
+
+  it(`locates chunks window by window (at most ${PLAN_WINDOW_CHUNKS} references or ${PLAN_WINDOW_STORED_BYTES / 2 ** 20} MiB stored each), never all at once, and still coalesces reads`, async () => {
+    // Prepare: one incompressible file of ~36 MB in ~128 KiB chunks (more than two windows of stored bytes), all packed
+    const dir = join(work, "many-source");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "MANIFEST-000001"), "generation 1\n");
+    writeFileSync(join(dir, "big.db"), pseudoRandom(36_000_000, 99));
+    const snap = await upload(MANY, dir, { minSize: 64 * 1024, avgSize: 128 * 1024, maxSize: 256 * 1024 });
+    const { packs } = await packChunks(MANY, allChunks(snap), 4 * 1024 * 1024);
+    const counted = countingCatalog(catalog);
+    const to = join(work, "many", "data");
+    store.reset();
+
+    // Act
+    await restore({ store, catalog: counted }, cfg, { databaseId: MANY, target: { kind: "latest" }, toDir: to, parallel: 16 });
+
+    // Assess
+    const chunks = snap.manifest.totals.uniqueChunks;
+    expect(fileHashes(to)).toEqual(fileHashes(dir));
+    expect(counted.lookups.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...counted.lookups)).toBeLessThan(chunks);
+    expect(counted.lookups.reduce((a, b) => a + b, 0)).toBe(chunks);
+    // A read per pack (4 MiB packs, 8 MiB reads), plus one where a window edge splits a pack: never one per chunk
+    expect(chunkGets()).toEqual([]);
+    expect(packGets().length).toBeLessThanOrEqual(packs.length + counted.lookups.length);
+    expect(packGets().length).toBeLessThan(chunks / 10);
+  }, 180_000);
+});

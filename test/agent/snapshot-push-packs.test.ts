@@ -1,0 +1,213 @@
+/**
+ * `snapshotPush` with packs (agent/snapshot-push.ts, `packs: true` or
+ * WALVAULT_PACKS=1) against the real local stack and its snapshot ingest
+ * workflow: new chunks, small files included, go into pack objects of
+ * DEFAULT_PACK_TARGET_SIZE; the manifest lists them; ingest promotes them;
+ * restore reads them back byte-identical.
+ */
+import { randomBytes, randomFillSync } from "node:crypto";
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { packsEnabled } from "../../agent/config.js";
+import { restore } from "../../agent/restore.js";
+import { snapshotPush, type PushConfig, type SnapshotPushResult, type SnapshotSource } from "../../agent/snapshot-push.js";
+import { getCodec } from "../../core/codec.js";
+import { ConfigError, ServiceUnavailableError } from "../../core/errors.js";
+import { sha256Hex } from "../../core/hash.js";
+import { incomingPackKey } from "../../core/keys.js";
+import { DEFAULT_PACK_TARGET_SIZE, verifyPack } from "../../core/pack.js";
+import { parseManifest, type SnapshotManifest } from "../../core/snapshot.js";
+import type { ObjectStore } from "../../store/object-store.js";
+import { listKeys, stackClients, tempDir, type StackClients } from "../support/harness.js";
+import { startTestStack, type TestStack } from "../support/stack.js";
+
+const GEN = "gen-packed";
+const STREAMS = [{ id: "wal", lastSegment: "wal/00000042.wal", lastSegno: 42 }];
+const MiB = 1024 * 1024;
+
+let stack: TestStack;
+let clients: StackClients;
+let work: string;
+
+beforeAll(async () => {
+  stack = await startTestStack([{ id: GEN, kind: "generic" }]);
+  clients = stackClients(stack);
+  work = tempDir("walvault-packs-");
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.destroy();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+const cfg = (): PushConfig => ({ ...stack.config, databaseId: GEN });
+const source = (dir: string): SnapshotSource => ({ kind: "generic", dir, streams: STREAMS });
+
+async function manifestOf(r: SnapshotPushResult): Promise<SnapshotManifest> {
+  const obj = await clients.store.get(stack.config.incomingBucket, r.manifestKey);
+  return parseManifest(obj!.body, { databaseId: r.databaseId, snapshotId: r.snapshotId }).manifest;
+}
+
+const incomingPacks = (): Promise<string[]> => listKeys(clients.store, stack.config.incomingBucket, `incoming/db/${GEN}/packs/`);
+const incomingChunks = (): Promise<string[]> => listKeys(clients.store, stack.config.incomingBucket, `incoming/db/${GEN}/chunks/`);
+
+/** A tree of `bigMiB` MiB of incompressible bytes in 3 files plus `small` small files of a few hundred bytes. */
+function makeTree(name: string, bigMiB: number, small: number): string {
+  const dir = join(work, name);
+  mkdirSync(join(dir, "small"), { recursive: true });
+  mkdirSync(join(dir, "wal"));
+  const piece = Buffer.allocUnsafe(MiB);
+  for (let f = 0; f < 3; f++) {
+    const fd = openSync(join(dir, `big-${f}.sst`), "w");
+    for (let w = 0; w < Math.ceil(bigMiB / 3); w++) writeSync(fd, randomFillSync(piece));
+    closeSync(fd);
+  }
+  for (let i = 0; i < small; i++) writeFileSync(join(dir, "small", `f${String(i).padStart(4, "0")}`), randomBytes(100 + (i % 700)));
+  writeFileSync(join(dir, "wal", "00000042.wal"), Buffer.alloc(64 * 1024, 7));
+  return dir;
+}
+
+/** SHA-256 of every regular file under dir, by relative path. */
+function fileHashes(dir: string, rel = ""): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(join(dir, rel)).sort()) {
+    const r = rel ? `${rel}/${name}` : name;
+    const st = lstatSync(join(dir, r));
+    if (st.isDirectory()) Object.assign(out, fileHashes(dir, r));
+    else if (st.isFile()) out[r] = sha256Hex(readFileSync(join(dir, r)));
+  }
+  return out;
+}
+
+describe("WALVAULT_PACKS", () => {
+  it("is off unless set to 1/true/yes/on, and refuses anything else in one line", () => {
+    // Act + Assess
+    expect(packsEnabled({})).toBe(false);
+    expect(packsEnabled({ WALVAULT_PACKS: "0" })).toBe(false);
+    expect(packsEnabled({ WALVAULT_PACKS: "1" })).toBe(true);
+    expect(packsEnabled({ WALVAULT_PACKS: "on" })).toBe(true);
+    expect(() => packsEnabled({ WALVAULT_PACKS: "maybe" })).toThrow(ConfigError);
+    expect(() => packsEnabled({ WALVAULT_PACKS: "maybe" })).toThrow(/^WALVAULT_PACKS='maybe' is not 1 or 0/);
+  });
+});
+
+describe("a packed snapshot push", () => {
+  let dir: string;
+  let first: SnapshotPushResult;
+
+  beforeAll(async () => {
+    dir = makeTree("tree", 45, 600);
+    first = await snapshotPush(source(dir), cfg(), clients, { packs: true, timeoutMs: 180_000 });
+    console.log("packed push 1", JSON.stringify({ totals: first.totals, packs: first.packs?.uploaded, seconds: first.seconds, peakRssMB: Math.round(first.peakRssBytes / 1e6) }));
+  }, 240_000);
+
+  it("uploads at most ceil(stored / 32 MiB) + 1 packs, the small files in them, and no object per chunk", async () => {
+    // Assess
+    const stored = first.totals.newStoredBytes;
+    expect(first.totals.files).toBe(604);
+    expect(first.packs!.uploaded).toBeLessThanOrEqual(Math.ceil(stored / DEFAULT_PACK_TARGET_SIZE) + 1);
+    expect(first.packs!.uploaded).toBeGreaterThanOrEqual(2);
+    expect((await incomingPacks()).sort()).toEqual(first.packs!.names.map((n) => incomingPackKey(GEN, n)).sort());
+    expect(await incomingChunks()).toEqual([]);
+    expect(first.uploadedBytes).toBe(first.packs!.bytes + first.manifestSize);
+  });
+
+  it("lists exactly its packs in the manifest, which together hold every new chunk once, as the manifest records it", async () => {
+    // Prepare
+    const m = await manifestOf(first);
+    const recorded = new Map<string, { size: number; storedSize: number; codec: string }>();
+    for (const f of m.files) if (f.type === "file") for (const c of f.chunks) if (c.new) recorded.set(c.sha256, c);
+    // Act
+    const inPacks = new Map<string, { rawSize: number; storedLength: number; codec: string }>();
+    for (const name of m.packs!) {
+      const obj = await clients.store.get(stack.config.incomingBucket, incomingPackKey(GEN, name));
+      const { entries } = verifyPack(obj!.body, name);
+      expect(obj!.metadata).toMatchObject({ "walvault-pack-entries": String(entries.length), "walvault-sha256": name, "walvault-codec": "none" });
+      for (const e of entries) {
+        expect(inPacks.has(e.sha256)).toBe(false);
+        inPacks.set(e.sha256, e);
+        expect(sha256Hex(await getCodec(e.codec).decode(obj!.body.subarray(e.offset, e.offset + e.storedLength), e.rawSize))).toBe(e.sha256);
+      }
+    }
+    // Assess
+    expect(m.packs).toEqual([...first.packs!.names].sort());
+    expect([...inPacks.keys()].sort()).toEqual([...recorded.keys()].sort());
+    for (const [sha, c] of recorded) expect(inPacks.get(sha)).toMatchObject({ rawSize: c.size, storedLength: c.storedSize, codec: c.codec });
+    expect(recorded.size).toBe(first.totals.newChunks);
+  });
+
+  it("is recorded by ingest, every chunk located in a promoted pack", async () => {
+    // Prepare
+    const m = await manifestOf(first);
+    const shas = [...new Set(m.files.flatMap((f) => (f.type === "file" ? f.chunks.map((c) => c.sha256) : [])))];
+    // Act
+    const records = await clients.catalog.getChunks(GEN, shas);
+    const vaultPacks = await listKeys(clients.store, stack.config.vaultBucket, `db/${GEN}/packs/`);
+    // Assess
+    expect(first.outcome).toBe("recorded");
+    expect(first.record).toMatchObject({ snapshotId: first.snapshotId, status: "restorable" });
+    expect(records).toHaveLength(shas.length);
+    expect(new Set(records.map((r) => r.vaultKey))).toEqual(new Set(vaultPacks));
+    expect(records.every((r) => r.offset !== undefined)).toBe(true);
+    expect(await listKeys(clients.store, stack.config.vaultBucket, `db/${GEN}/chunks/`)).toEqual([]);
+  });
+
+  it("restores byte-identical from its packs (push with packs, ingest, restore)", async () => {
+    // Prepare
+    const to = join(work, "restored");
+    // Act
+    const r = await restore(clients, { ...stack.config }, { databaseId: GEN, target: { kind: "snapshot", id: first.snapshotId }, toDir: to, durable: false });
+    // Assess
+    expect(r.snapshotId).toBe(first.snapshotId);
+    expect(fileHashes(to)).toEqual(fileHashes(dir));
+    rmSync(to, { recursive: true, force: true });
+  }, 180_000);
+
+  it("a second push of the same tree uploads no pack, only the manifest (an empty pack list)", async () => {
+    // Act
+    const second = await snapshotPush(source(dir), cfg(), clients, { packs: true, timeoutMs: 120_000 });
+    // Assess
+    expect(second.previousSnapshotId).toBe(first.snapshotId);
+    expect(second.totals.newChunks).toBe(0);
+    expect(second.packs).toEqual({ uploaded: 0, bytes: 0, names: [] });
+    expect((await manifestOf(second)).packs).toEqual([]);
+    expect(second.outcome).toBe("recorded");
+  }, 180_000);
+
+  it("chunks the catalog has but the previous manifest lacks are taken from their catalog records, not HEADs nor uploads", async () => {
+    // Prepare: another tree becomes the latest snapshot; then the first tree again.
+    const other = makeTree("other", 1, 3);
+    const between = await snapshotPush(source(other), cfg(), clients, { packs: true, timeoutMs: 120_000 });
+    expect(between.outcome).toBe("recorded");
+    // Act
+    const again = await snapshotPush(source(dir), cfg(), clients, { packs: true, timeoutMs: 120_000 });
+    // Assess
+    expect(again.previousSnapshotId).toBe(between.snapshotId);
+    expect(again.totals.newChunks).toBe(0);
+    expect(again.lookups.vaultHeads).toBe(0);
+    expect(again.lookups.catalogRecords).toBe(first.totals.uniqueChunks - 1); // the WAL file, the same in both trees, is known from the previous manifest
+    expect(again.totals.storedBytes).toBe(first.totals.storedBytes);
+    expect(again.packs!.uploaded).toBe(0);
+    expect(again.outcome).toBe("recorded");
+  }, 240_000);
+});
+
+describe("a packed push that cannot upload", () => {
+  it("fails naming the pack, its chunk count and key", async () => {
+    // Prepare: a store whose PUTs of packs fail.
+    const failing: ObjectStore = Object.create(clients.store) as ObjectStore;
+    failing.put = async (bucket, key, ...rest) => {
+      if (key.includes("/packs/")) throw new ServiceUnavailableError(`PutObject s3://${bucket}/${key}: connection refused`);
+      return clients.store.put(bucket, key, ...rest);
+    };
+    const d = join(work, "upload-fails");
+    mkdirSync(d);
+    writeFileSync(join(d, "x"), randomBytes(100_000));
+    // Act
+    const err = await snapshotPush(source(d), cfg(), { ...clients, store: failing }, { packs: true, wait: false }).catch((e: unknown) => e);
+    // Assess
+    expect(err).toBeInstanceOf(ServiceUnavailableError);
+    expect((err as Error).message).toMatch(/^uploading pack [0-9a-f]{64} \(1 chunks, \d+ bytes\) to incoming\/db\/gen-packed\/packs\/[0-9a-f]{64} failed: PutObject .*connection refused$/);
+  });
+});

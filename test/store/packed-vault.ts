@@ -1,0 +1,106 @@
+/**
+ * Test support for the replication and catalog rebuild suites: a vault with
+ * packs, put straight into the bucket and the catalog the way snapshot
+ * ingest leaves them (packs at db/<id>/packs/<name> with their SHA-256
+ * checksum, pack records, chunk records with offsets), chunk objects from
+ * before packs, and generic snapshot manifests listing their own packs.
+ */
+import { randomBytes } from "node:crypto";
+import { chunkerDescriptor } from "../../core/chunking.js";
+import { getCodec } from "../../core/codec.js";
+import { sha256Hex } from "../../core/hash.js";
+import { vaultChunkKey, vaultPackKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { PackBuilder, type BuiltPack } from "../../core/pack.js";
+import { META_DATABASE, type ChunkItem, type PackItem } from "../../core/schemas.js";
+import { serializeManifest, SnapshotBuilder, snapshotIdFor } from "../../core/snapshot.js";
+import { objectMeta } from "../../core/verify.js";
+import type { Catalog } from "../../store/catalog.js";
+import type { ObjectStore } from "../../store/object-store.js";
+import { SMALL_CHUNKER } from "../support/snapshots.js";
+
+export interface PackedVault {
+  store: ObjectStore;
+  bucket: string;
+  catalog: Catalog;
+  databaseId: string;
+}
+
+export interface Chunk {
+  sha256: string;
+  raw: Buffer;
+  stored: Buffer;
+}
+
+/** A chunk of ~7 KiB that does not compress: a 64 KiB-target pack holds 9 of them. */
+export async function makeChunk(seed: string): Promise<Chunk> {
+  const raw = Buffer.concat([randomBytes(7000), Buffer.from(seed)]);
+  return { sha256: sha256Hex(raw), raw, stored: await getCodec("zstd").encode(raw) };
+}
+
+export function packItem(databaseId: string, p: BuiltPack, recordedAt: string): PackItem {
+  const vaultKey = vaultPackKey(databaseId, p.name);
+  return { databaseId, name: p.name, size: p.bytes.length, entries: p.entries.length, dataLength: p.dataLength, vaultKey, recordedAt };
+}
+
+/** Packs the chunks in order (64 KiB-target packs), puts them in the vault and records packs and chunk locations. */
+export async function storePacks(v: PackedVault, chunks: readonly Chunk[], targetSize = 64 * 1024): Promise<BuiltPack[]> {
+  const b = new PackBuilder({ targetSize });
+  const packs: BuiltPack[] = [];
+  for (const c of chunks) {
+    if (!b.fits(c.stored.length)) packs.push(b.finish());
+    b.add({ sha256: c.sha256, rawSize: c.raw.length, codec: "zstd", stored: c.stored });
+  }
+  if (b.count > 0) packs.push(b.finish());
+  const now = new Date().toISOString();
+  const db = v.databaseId;
+  for (const p of packs) await v.store.put(v.bucket, vaultPackKey(db, p.name), p.bytes, { [META_DATABASE]: db }, { sha256: p.name });
+  await v.catalog.recordPacks(packs.map((p) => packItem(db, p, now)));
+  await v.catalog.recordChunks(
+    packs.flatMap((p) =>
+      p.entries.map(
+        (e): ChunkItem => ({ databaseId: db, sha256: e.sha256, size: e.rawSize, storedSize: e.storedLength, codec: e.codec, vaultKey: vaultPackKey(db, p.name), offset: e.offset, recordedAt: now }),
+      ),
+    ),
+  );
+  return packs;
+}
+
+/** A chunk stored as its own object and recorded so, as before packs. */
+export async function storeChunkObject(v: PackedVault, c: Chunk): Promise<void> {
+  const key = vaultChunkKey(v.databaseId, c.sha256);
+  await v.store.put(v.bucket, key, c.stored, { ...objectMeta({ sha256: c.sha256, codec: "zstd", size: c.raw.length }), [META_DATABASE]: v.databaseId });
+  await v.catalog.recordChunks([
+    { databaseId: v.databaseId, sha256: c.sha256, size: c.raw.length, storedSize: c.stored.length, codec: "zstd", vaultKey: key, recordedAt: new Date().toISOString() },
+  ]);
+}
+
+/** A generic snapshot's manifest put in the vault: one file of these chunks; `packs`, its own. */
+export async function putPackedManifest(
+  v: PackedVault,
+  chunks: readonly { c: Chunk; isNew: boolean }[],
+  packs: readonly BuiltPack[],
+  at = new Date(),
+): Promise<{ snapshotId: string; manifestKey: string; manifestSha256: string }> {
+  const builder = new SnapshotBuilder();
+  const f = builder.startFile("data.bin", 0o600, new Date(0));
+  for (const { c, isNew } of chunks) f.addChunk({ sha256: c.sha256, size: c.raw.length, storedSize: c.stored.length, codec: "zstd", isNew });
+  const whole = Buffer.concat(chunks.map((x) => x.c.raw));
+  f.finish(sha256Hex(whole), whole.length);
+  const snapshotId = snapshotIdFor(at);
+  const manifest = builder.build({
+    databaseId: v.databaseId,
+    snapshotId,
+    startedAt: at,
+    finishedAt: at,
+    chunker: chunkerDescriptor(SMALL_CHUNKER),
+    codec: "zstd",
+    kind: "generic",
+    generic: { streams: [{ id: "wal", lastSegment: "wal/1", lastSegno: 1 }] },
+    packs: packs.map((p) => p.name),
+  });
+  const bytes = Buffer.from(serializeManifest(manifest), "utf8");
+  const manifestKey = vaultSnapshotManifestKey(v.databaseId, snapshotId);
+  const manifestSha256 = sha256Hex(bytes);
+  await v.store.put(v.bucket, manifestKey, bytes, { ...objectMeta({ sha256: manifestSha256, codec: "none", size: bytes.length }), [META_DATABASE]: v.databaseId });
+  return { snapshotId, manifestKey, manifestSha256 };
+}
