@@ -621,14 +621,14 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 /** Chunk references located and scheduled for reading at once, at most (one catalog lookup of up to this many hashes). */
 export const PLAN_WINDOW_CHUNKS = 2048;
 /** Stored bytes of one such window, at most (a single larger chunk still makes a window). */
-export const PLAN_WINDOW_STORED_BYTES = 16 * 1024 * 1024;
+export const PLAN_WINDOW_STORED_BYTES = 4 * 1024 * 1024;
 /**
  * Stored bytes of chunks located and scheduled but not yet decoded: the next
  * window waits while this many are held (read ahead, or being read).
  */
-export const PLANNED_STORED_BYTES = 48 * 1024 * 1024;
+export const PLANNED_STORED_BYTES = 8 * 1024 * 1024;
 /** Bytes of chunk reads in flight at once (a single larger read still goes alone). */
-export const READ_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
+export const READ_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
 
 /** A chunk located and its read scheduled, with the references planned against it not yet written. */
 interface PlannedChunk {
