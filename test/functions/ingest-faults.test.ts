@@ -23,7 +23,15 @@ import { syntheticSegment } from "../support/wal.js";
 
 const DB = "pg-main";
 const GEN = "gen-faults";
-const PROMOTE_TIMEOUT_MS = 300;
+/**
+ * The Lambda timeout of Promote, Record and ValidateManifest in this file: an
+ * injected "timeout" fault waits this long. It applies to every real
+ * invocation of those states too, so it must stay far above what a real one
+ * takes on a loaded machine: at 300 ms, a real Promote of a 16 MiB segment at
+ * load 12 timed out twice and the execution never reached the Record under
+ * test (a CI run failed so).
+ */
+const PROMOTE_TIMEOUT_MS = 5_000;
 
 let stack: TestStack;
 let clients: StackClients;
