@@ -9,10 +9,3 @@ import { STEPS_BY_PLACEHOLDER } from "./workflows.js";
 export const STEP_TIMEOUT_SECONDS: Readonly<Record<string, number>> = Object.fromEntries(
   [...STEPS_BY_PLACEHOLDER].map(([placeholder, s]) => [placeholder, s.timeoutSeconds]),
 );
-
-/** Lambda memory (MiB) of the workflow steps by ASL placeholder. */
-export const STEP_MEMORY_MIB: Readonly<Record<string, number>> = Object.fromEntries(
-  [...STEPS_BY_PLACEHOLDER].map(([placeholder, s]) => [placeholder, s.memoryMiB]),
-);
-
-export type StepPlaceholder = string;

@@ -660,15 +660,20 @@ export class DynamoCatalog implements Catalog {
   }
 
   async recordChunks(records: readonly ChunkItem[]): Promise<void> {
-    // BatchWriteItem rejects a request naming one key twice: keep the last record per key.
-    const byKey = new Map<string, ChunkItem>();
+    await this.putEach(records, chunkItemSchema, "chunk record", (r) => chunkSk(r.sha256));
+  }
+
+  /** Puts content-addressed items in batches; BatchWriteItem rejects a request naming one key twice, so the last record per key is kept. */
+  private async putEach<T extends { databaseId: string }>(records: readonly T[], schema: z.ZodType<T>, what: string, sk: (r: T) => string): Promise<void> {
+    const byKey = new Map<string, { pk: string; sk: string; record: T }>();
     for (const record of records) {
-      const r = this.check(chunkItemSchema, record, "chunk record");
-      byKey.set(`${databasePk(r.databaseId)} ${chunkSk(r.sha256)}`, r);
+      const r = this.check(schema, record, what);
+      const key = { pk: databasePk(r.databaseId), sk: sk(r) };
+      byKey.set(`${key.pk} ${key.sk}`, { ...key, record: r });
     }
     await this.batchWriteAll(
-      [...byKey.values()].map((r) => ({ PutRequest: { Item: { ...r, pk: databasePk(r.databaseId), sk: chunkSk(r.sha256) } } })),
-      "chunk records",
+      [...byKey.values()].map(({ pk, sk: s, record }) => ({ PutRequest: { Item: { ...record, pk, sk: s } } })),
+      `${what}s`,
     );
   }
 
@@ -687,16 +692,7 @@ export class DynamoCatalog implements Catalog {
   // ------------------------------------------------------------- packs
 
   async recordPacks(records: readonly PackItem[]): Promise<void> {
-    // BatchWriteItem rejects a request naming one key twice: keep the last record per key.
-    const byKey = new Map<string, PackItem>();
-    for (const record of records) {
-      const r = this.check(packItemSchema, record, "pack record");
-      byKey.set(`${databasePk(r.databaseId)} ${packSk(r.name)}`, r);
-    }
-    await this.batchWriteAll(
-      [...byKey.values()].map((r) => ({ PutRequest: { Item: { ...r, pk: databasePk(r.databaseId), sk: packSk(r.name) } } })),
-      "pack records",
-    );
+    await this.putEach(records, packItemSchema, "pack record", (r) => packSk(r.name));
   }
 
   async getPack(databaseId: string, name: string): Promise<PackItem | undefined> {

@@ -18,6 +18,7 @@ import { PLAN_WINDOW_CHUNKS, PLAN_WINDOW_STORED_BYTES, restore, type RestoreConf
 import type { Catalog } from "../../store/catalog.js";
 import { stackClients, tempDir } from "../support/harness.js";
 import { packChunks as packAs, type PackedChunks } from "../support/pack-chunks.js";
+import { seededBytes } from "../support/retention.js";
 import { countingStore, SMALL_CHUNKER, uploadSnapshotDir, type UploadedSnapshot } from "../support/snapshots.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
@@ -34,23 +35,13 @@ let catalog: Catalog;
 let work: string;
 let source: string;
 
-function pseudoRandom(size: number, seed: number): Buffer {
-  const b = Buffer.alloc(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
-
 /** Several multi-chunk files, one of them twice under another name (chunks shared by files), a file of one repeated chunk, small files. */
 function buildSource(dir: string): void {
   mkdirSync(join(dir, "sst"), { recursive: true });
-  const big = pseudoRandom(300_000, 12345);
+  const big = seededBytes(12345, 300_000);
   writeFileSync(join(dir, "sst", "000001.sst"), big);
   writeFileSync(join(dir, "sst", "000001-copy.sst"), big);
-  writeFileSync(join(dir, "sst", "000002.sst"), pseudoRandom(120_000, 777));
+  writeFileSync(join(dir, "sst", "000002.sst"), seededBytes(777, 120_000));
   writeFileSync(join(dir, "sst", "zeros.vlog"), Buffer.alloc(200_000));
   writeFileSync(join(dir, "MANIFEST-000001"), "generation 1\n");
   writeFileSync(join(dir, "empty.txt"), "");
@@ -223,7 +214,7 @@ describe("restore of a snapshot whose chunks are in packs", () => {
     const dir = join(work, "many-source");
     mkdirSync(dir);
     writeFileSync(join(dir, "MANIFEST-000001"), "generation 1\n");
-    writeFileSync(join(dir, "big.db"), pseudoRandom(36_000_000, 99));
+    writeFileSync(join(dir, "big.db"), seededBytes(99, 36_000_000));
     const snap = await upload(MANY, dir, { minSize: 64 * 1024, avgSize: 128 * 1024, maxSize: 256 * 1024 });
     const { packs } = await packChunks(MANY, allChunks(snap), 4 * 1024 * 1024);
     const counted = countingCatalog(catalog);

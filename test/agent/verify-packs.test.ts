@@ -13,6 +13,7 @@ import type { RestoreConfig } from "../../agent/restore.js";
 import type { Catalog } from "../../store/catalog.js";
 import { stackClients, tempDir } from "../support/harness.js";
 import { packChunks } from "../support/pack-chunks.js";
+import { seededBytes } from "../support/retention.js";
 import { countingStore, SMALL_CHUNKER, uploadSnapshotDir, type UploadedSnapshot } from "../support/snapshots.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
@@ -26,16 +27,6 @@ let store: ReturnType<typeof countingStore>;
 let catalog: Catalog;
 let work: string;
 let source: string;
-
-function pseudoRandom(size: number, seed: number): Buffer {
-  const b = Buffer.alloc(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
 
 const upload = (databaseId: string): Promise<UploadedSnapshot> =>
   uploadSnapshotDir({ store, catalog }, cfg, {
@@ -65,8 +56,8 @@ beforeAll(async () => {
   work = tempDir("walvault-verify-packs-");
   source = join(work, "source");
   mkdirSync(join(source, "sst"), { recursive: true });
-  writeFileSync(join(source, "sst", "000001.sst"), pseudoRandom(200_000, 5));
-  writeFileSync(join(source, "sst", "000002.sst"), pseudoRandom(80_000, 6));
+  writeFileSync(join(source, "sst", "000001.sst"), seededBytes(5, 200_000));
+  writeFileSync(join(source, "sst", "000002.sst"), seededBytes(6, 80_000));
   writeFileSync(join(source, "MANIFEST-000001"), "generation 1\n");
 }, 120_000);
 
