@@ -19,13 +19,13 @@
  *   SHA-256. Every failure is a ChecksumMismatchError naming the chunk, a
  *   file that uses it and where it was read (pack key and bytes, or object key).
  */
-import { decodeWith, type CodecName } from "../core/codec.js";
+import type { CodecName } from "../core/codec.js";
 import { ChecksumMismatchError, CodecError } from "../core/errors.js";
-import { sha256Hex } from "../core/hash.js";
 import { vaultChunkKey } from "../core/keys.js";
 import { chunkOfRead, coalescePackReads } from "../core/pack.js";
 import type { Catalog } from "../store/catalog.js";
 import type { ObjectStore } from "../store/object-store.js";
+import { inThreadDecoder, type ChunkDecoder } from "./decode-pool.js";
 
 /** A chunk a manifest references, with a file that uses it (for messages). */
 export interface WantedChunk {
@@ -85,18 +85,18 @@ function missing(want: WantedChunk, loc: ChunkLocation): ChecksumMismatchError {
   );
 }
 
-/** Decodes a chunk's stored bytes and checks them against its name and raw size. */
-export async function decodeChunk(want: WantedChunk, loc: ChunkLocation, stored: Uint8Array): Promise<Buffer> {
+/** Decodes a chunk's stored bytes and checks them against its name and raw size (on `decoder`'s threads; default the calling one). */
+export async function decodeChunk(want: WantedChunk, loc: ChunkLocation, stored: Uint8Array, decoder: ChunkDecoder = inThreadDecoder): Promise<Buffer> {
   const what = `chunk ${want.sha256} of file ${JSON.stringify(want.file)}`;
   const where = describeLocation(loc);
   let raw: Buffer;
+  let sha: string;
   try {
-    raw = await decodeWith(loc.codec, stored, what, want.size);
+    ({ raw, sha256: sha } = await decoder.decode(loc.codec, stored, want.size, what));
   } catch (e) {
     if (!(e instanceof CodecError)) throw e;
     throw new ChecksumMismatchError(`${what} is corrupt in the vault (${where}): ${e.message}`, { cause: e });
   }
-  const sha = sha256Hex(raw);
   if (sha !== want.sha256 || raw.length !== want.size) {
     throw new ChecksumMismatchError(
       `${what} is corrupt in the vault (${where}): its ${raw.length} bytes hash to ${sha.slice(0, 12)}…, expected ${want.size} bytes`,

@@ -129,6 +129,7 @@ import { formatLsn, lsnToSegno, parseLsn } from "../core/wal.js";
 import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "../local/paths.js";
 import { ChunkReads, decodeChunk, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
+import { inThreadDecoder, openDecoder, type ChunkDecoder } from "./decode-pool.js";
 import { fetchManifest, loadCatalogState, mapLimit } from "../store/catalog-state.js";
 import type { AgentClients } from "./clients.js";
 import { RESTORE_MARKER } from "./restore-marker.js";
@@ -670,6 +671,8 @@ class ChunkSource {
   private stopped = false;
   private waiters: Array<() => void> = [];
   private planner: Promise<void> | undefined;
+  /** Decodes and hashes chunks on worker threads from start() to stop() (agent/decode-pool.ts). */
+  private decoder: ChunkDecoder = inThreadDecoder;
 
   constructor(
     private readonly clients: AgentClients,
@@ -694,6 +697,7 @@ class ChunkSource {
   }
 
   start(): void {
+    this.decoder = openDecoder({ chunks: this.remaining.size });
     this.planner = this.plan().catch((e: unknown) => {
       this.failure ??= { error: e };
       this.wake();
@@ -706,6 +710,7 @@ class ChunkSource {
     this.wake();
     await this.planner;
     await this.reads.stop();
+    await this.decoder.close();
   }
 
   private sleep(): Promise<void> {
@@ -792,7 +797,7 @@ class ChunkSource {
       if (entry === undefined) throw new Error(`chunk ${chunk.sha256} of file ${JSON.stringify(file)} was planned from the cache but is not in it`);
       let p = this.inflight.get(chunk.sha256);
       if (!p) {
-        p = entry.stored.then(({ loc, bytes }) => decodeChunk(entry.want, loc, bytes)).finally(() => this.inflight.delete(chunk.sha256));
+        p = entry.stored.then(({ loc, bytes }) => decodeChunk(entry.want, loc, bytes, this.decoder)).finally(() => this.inflight.delete(chunk.sha256));
         this.inflight.set(chunk.sha256, p);
       }
       const buf = await p;

@@ -1,0 +1,89 @@
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { getCodec } from "../../core/codec.js";
+import { CodecError } from "../../core/errors.js";
+import { sha256Hex } from "../../core/hash.js";
+import { DecodePool, inThreadDecoder, openDecoder, type ChunkDecoder } from "../../agent/decode-pool.js";
+import { seededBytes } from "../support/retention.js";
+
+// The compiled worker: `npm test` builds dist/ first.
+const WORKER = fileURLToPath(new URL("../../dist/agent/decode-worker.js", import.meta.url));
+
+describe("DecodePool", () => {
+  let pool: ChunkDecoder | undefined;
+  afterEach(async () => {
+    await pool?.close();
+    pool = undefined;
+  });
+
+  it("decodes and hashes on its workers exactly as the calling thread does", async () => {
+    // Prepare
+    expect(existsSync(WORKER), "dist/agent/decode-worker.js (run npm run build)").toBe(true);
+    pool = new DecodePool(WORKER, 2);
+    const raws = Array.from({ length: 40 }, (_, i) => Buffer.concat([seededBytes(i, 4096), Buffer.alloc(128 * 1024 - 4096, i)]));
+    const stored = await Promise.all(raws.map((r) => getCodec("zstd").encode(r)));
+    // Act: more at once than the workers queue, so some decode on the calling thread
+    const out = await Promise.all(stored.map((s, i) => pool!.decode("zstd", s, raws[i]!.length, `chunk ${i}`)));
+    // Assess
+    out.forEach((o, i) => {
+      expect(o.raw.equals(raws[i]!)).toBe(true);
+      expect(o.sha256).toBe(sha256Hex(raws[i]!));
+    });
+    const here = await inThreadDecoder.decode("zstd", stored[3]!, raws[3]!.length, "chunk 3");
+    expect(here.sha256).toBe(out[3]!.sha256);
+  });
+
+  it("sends only the chunk's bytes, not the read it is a view of", async () => {
+    // Prepare: a chunk in the middle of a larger buffer, as in a coalesced ranged read
+    pool = new DecodePool(WORKER, 1);
+    const raw = seededBytes(7, 100_000);
+    const enc = await getCodec("zstd").encode(raw);
+    const read = Buffer.concat([Buffer.alloc(1000, 1), enc, Buffer.alloc(1000, 2)]);
+    const view = read.subarray(1000, 1000 + enc.length);
+    // Act
+    const out = await pool.decode("zstd", view, raw.length, "chunk");
+    // Assess: the read is still usable here (nothing of it was transferred away)
+    expect(out.raw.equals(raw)).toBe(true);
+    expect(read.length).toBe(enc.length + 2000);
+    expect(view.equals(enc)).toBe(true);
+  });
+
+  it("rejects a chunk that does not decode with a CodecError naming it", async () => {
+    // Prepare
+    pool = new DecodePool(WORKER, 1);
+    // Act
+    const attempt = pool.decode("zstd", Buffer.from("not zstd at all"), 100, "chunk abc of file base/1/2");
+    // Assess
+    await expect(attempt).rejects.toBeInstanceOf(CodecError);
+    await expect(attempt).rejects.toThrow(/chunk abc of file base\/1\/2/);
+  });
+
+  it("refuses work once closed", async () => {
+    // Prepare
+    const closed = new DecodePool(WORKER, 1);
+    await closed.close();
+    // Act
+    const attempt = closed.decode("none", Buffer.from("x"), 1, "chunk");
+    // Assess
+    await expect(attempt).rejects.toThrow(/closed/);
+  });
+});
+
+describe("openDecoder", () => {
+  it("decodes on the calling thread for a small restore, with no threads, or without a compiled worker", async () => {
+    // Prepare, Act, Assess
+    expect(openDecoder({ chunks: 10, workerFile: WORKER })).toBe(inThreadDecoder);
+    expect(openDecoder({ chunks: 10_000, threads: 0, workerFile: WORKER })).toBe(inThreadDecoder);
+    // From the TypeScript sources (this test) there is no compiled worker next to the module.
+    expect(openDecoder({ chunks: 10_000 })).toBe(inThreadDecoder);
+  });
+
+  it("starts a pool for a large restore", async () => {
+    // Prepare, Act
+    const d = openDecoder({ chunks: 10_000, threads: 1, workerFile: WORKER });
+    // Assess
+    expect(d).toBeInstanceOf(DecodePool);
+    await d.close();
+  });
+});
