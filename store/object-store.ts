@@ -36,6 +36,8 @@
  * - Network/service failures reject with ServiceUnavailableError naming the
  *   endpoint; nothing is retried silently beyond the SDK's own retries.
  */
+import { ARCHIVE_STORAGE_CLASSES } from "../core/thaw.js";
+
 export interface ObjectInfo {
   key: string;
   size: number;
@@ -60,9 +62,6 @@ export interface ObjectRestore {
   /** When the readable copy goes away (ongoing: false). */
   expiry?: Date;
 }
-
-/** Storage classes whose objects must be restored before a GET. */
-export const ARCHIVE_STORAGE_CLASSES: ReadonlySet<string> = new Set(["GLACIER", "DEEP_ARCHIVE"]);
 
 /** Whether an object head() reported can be read now (not archived, or archived with a restored copy). */
 export function isReadable(info: ObjectInfo): boolean {
