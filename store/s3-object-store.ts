@@ -120,7 +120,7 @@ function toBuffer(bytes: Uint8Array): Buffer {
 
 export class S3ObjectStore implements ObjectStore {
   readonly name: string;
-  /** The SDK client, for operations outside the ObjectStore contract (e.g. RestoreObject). */
+  /** The SDK client, for operations outside the ObjectStore contract (tests). */
   readonly client: S3Client;
   private readonly where: string;
   private readonly listPageSize: number | undefined;

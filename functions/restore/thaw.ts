@@ -134,6 +134,8 @@ export interface ThawOptions {
   batch?: number;
   /** Retrieval tier when the input names none (default WALVAULT_THAW_TIER, else Standard). */
   tier?: (typeof THAW_TIERS)[number];
+  /** Hashes per page of the chunk list (default CHUNK_PAGE_SIZE; tests cross pages with small ones). */
+  chunkPageSize?: number;
 }
 
 /** The key of page `page` of the chunk list of the plan whose header is `planKey`. */
@@ -142,7 +144,7 @@ export function thawChunkPageKey(planKey: string, page: number): string {
 }
 
 /** Reads the plan's manifest (checked against the plan's SHA-256) and writes its unique chunk hashes, in manifest order, in pages. Returns how many. */
-async function writeChunkList(deps: ThawDeps, planKey: string, plan: RestorePlanHeader): Promise<number> {
+async function writeChunkList(deps: ThawDeps, planKey: string, plan: RestorePlanHeader, pageSize: number): Promise<number> {
   const obj = await deps.vault.get(deps.vaultBucket, plan.manifestKey);
   if (!obj) throw new NotFoundError(`manifest ${plan.manifestKey} of snapshot ${plan.snapshot.id} is missing from the vault`);
   const sha = sha256Hex(obj.body);
@@ -153,8 +155,8 @@ async function writeChunkList(deps: ThawDeps, planKey: string, plan: RestorePlan
   const unique = new Set<string>();
   for (const f of manifest.files) if (f.type === "file") for (const c of f.chunks) unique.add(c.sha256);
   const hashes = [...unique];
-  for (let p = 0; p * CHUNK_PAGE_SIZE < hashes.length; p++) {
-    await deps.work.put(thawChunkPageKey(planKey, p), { chunks: hashes.slice(p * CHUNK_PAGE_SIZE, (p + 1) * CHUNK_PAGE_SIZE) });
+  for (let p = 0; p * pageSize < hashes.length; p++) {
+    await deps.work.put(thawChunkPageKey(planKey, p), { chunks: hashes.slice(p * pageSize, (p + 1) * pageSize) });
   }
   return hashes.length;
 }
@@ -195,6 +197,7 @@ function batchFromEnv(): number {
 export async function thawPass(deps: ThawDeps, input: unknown, options: ThawOptions = {}): Promise<ThawOutput> {
   const { plan: summary, tier: inputTier, thaw: previous } = parseInput(inputSchema, input, "restore thaw input");
   const batch = options.batch ?? batchFromEnv();
+  const pageSize = options.chunkPageSize ?? CHUNK_PAGE_SIZE;
   const tier = inputTier ?? options.tier ?? parseInput(z.enum(THAW_TIERS), process.env.WALVAULT_THAW_TIER ?? "Standard", "WALVAULT_THAW_TIER");
   const { vault, vaultBucket: bucket, work } = deps;
   const plan = await readRestorePlanHeader(work, summary.planKey);
@@ -244,15 +247,15 @@ export async function thawPass(deps: ThawDeps, input: unknown, options: ThawOpti
       over = true;
       break;
     }
-    const listed = cursor.listed ?? (await writeChunkList(deps, summary.planKey, plan));
+    const listed = cursor.listed ?? (await writeChunkList(deps, summary.planKey, plan, pageSize));
     cursor = { ...cursor, listed };
     if (cursor.index >= listed) {
       over = true;
       break;
     }
     // One window: the rest of the budget, within the page the cursor is in.
-    const page = Math.floor(cursor.index / CHUNK_PAGE_SIZE);
-    const from = cursor.index % CHUNK_PAGE_SIZE;
+    const page = Math.floor(cursor.index / pageSize);
+    const from = cursor.index % pageSize;
     const hashes = (await readChunkPage(work, summary.planKey, page)).slice(from, from + Math.min(budget, listed - cursor.index));
     if (hashes.length === 0) throw new ConfigError(`thaw chunk list of ${summary.planKey}: page ${page} ends before chunk ${cursor.index} of ${listed}`);
     await visitAll(await vaultKeysOf(deps.catalog, plan.databaseId, hashes));

@@ -153,12 +153,13 @@ const deps = (f: Fixture) => ({ vault: f.vault, vaultBucket: BUCKET, catalog: f.
 const stateOf = (thaw?: ThawOutput) => ({ plan: { planKey: PLAN_KEY, databaseId: DB }, ...(thaw ? { thaw } : {}) });
 
 /** Runs one pass to its end, as the workflow does (Thaw, then CheckThaw while `more`). */
-async function wholePass(f: Fixture, batch: number): Promise<ThawOutput[]> {
+async function wholePass(f: Fixture, batch: number, chunkPageSize?: number): Promise<ThawOutput[]> {
   const outputs: ThawOutput[] = [];
-  let out = await thawPass(deps(f), { ...stateOf(), thaw: true }, { batch });
+  const options = { batch, ...(chunkPageSize === undefined ? {} : { chunkPageSize }) };
+  let out = await thawPass(deps(f), { ...stateOf(), thaw: true }, options);
   outputs.push(out);
   while (out.more) {
-    out = await thawPass(deps(f), stateOf(out), { batch });
+    out = await thawPass(deps(f), stateOf(out), options);
     outputs.push(out);
   }
   return outputs;
@@ -219,6 +220,27 @@ describe("thaw over a packed snapshot", () => {
     expect(pagePuts).toEqual([thawChunkPageKey(PLAN_KEY, 0)]);
     // The state carries counts and a cursor only.
     for (const o of outputs) expect(payloadBytes(o)).toBeLessThan(512);
+  });
+
+  it("crosses pages of the chunk list: a window ends at its page's end, and every pack is still headed", async () => {
+    // Prepare: 30 chunks (4 packs) + the legacy one, pages of 7 hashes, a budget of 10 entries
+    const f = await packedSnapshot(30);
+    const pagesRead: string[] = [];
+    const get = f.work.get.bind(f.work);
+    f.work.get = async (key) => {
+      if (key.includes("thaw-chunks-")) pagesRead.push(key);
+      return get(key);
+    };
+
+    // Act
+    const outputs = await wholePass(f, 10, 7);
+
+    // Assess: 31 hashes in 5 pages, each read; a window (one getChunks call) never runs past its page's end
+    expect(f.catalog.batches.reduce((a, b) => a + b, 0)).toBe(31);
+    for (const n of f.catalog.batches) expect(n).toBeLessThanOrEqual(7);
+    expect(new Set(pagesRead)).toEqual(new Set([0, 1, 2, 3, 4].map((p) => thawChunkPageKey(PLAN_KEY, p))));
+    expect(new Set(f.vault.heads)).toEqual(new Set([f.manifestKey, ...f.walKeys, ...f.packs.map(packKey), vaultChunkKey(DB, f.legacy.sha256)]));
+    expect(outputs.at(-1)).toMatchObject({ more: false, pending: 0, requested: 0 });
   });
 
   it("a second pass (CheckThaw after the wait) lists the chunks again and finds nothing pending once the restores are done", async () => {
