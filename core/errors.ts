@@ -84,6 +84,15 @@ export class ObjectLockedError extends WalvaultError {
   readonly code = "object_locked";
 }
 
+/**
+ * An object is in an archive storage class (S3 GLACIER or DEEP_ARCHIVE) and
+ * has not been restored, so it cannot be read (S3 InvalidObjectState): the
+ * restore workflow must run with thaw (input "thaw": true) first.
+ */
+export class ObjectArchivedError extends WalvaultError {
+  readonly code = "object_archived";
+}
+
 /** A service (S3, DynamoDB, the local stack) could not be reached. */
 export class ServiceUnavailableError extends WalvaultError {
   readonly code = "service_unavailable";

@@ -42,6 +42,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct, Node } from "constructs";
 import { DATABASE_ID_RE, FAILED_PREFIX, INCOMING_PREFIX, QUARANTINE_PREFIX } from "../core/keys.js";
+import { parseThawSetting, thawByDefaultSubstitution, type ThawSetting } from "../core/thaw.js";
 import { WORKFLOW_DEFINITIONS, stepNames } from "../core/workflows.js";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
@@ -57,6 +58,7 @@ import {
   type ObjectLockMode,
   REGION_RE,
   type VaultLifecycle,
+  vaultTransitions,
 } from "./vault.js";
 
 export type { ObjectLockMode } from "./vault.js";
@@ -87,6 +89,12 @@ export interface WalvaultSettings {
   readonly objectLockDays?: number;
   /** Storage class transitions of chunks and WAL in every vault (infra/vault.ts). @default STANDARD_IA after 30 days, GLACIER_IR after 90 */
   readonly lifecycle?: VaultLifecycle;
+  /**
+   * Whether a restore thaws when its input has no "thaw" (core/thaw.ts):
+   * "auto" is on only when `lifecycle` moves objects to GLACIER or
+   * DEEP_ARCHIVE (never with infra/vault.ts's transitions). @default WALVAULT_THAW at synth time, else "auto"
+   */
+  readonly thaw?: ThawSetting;
   /**
    * Principal ARNs allowed to assume the agent roles (e.g. the instance role
    * of the database hosts). Empty: any principal of this account that its own
@@ -574,9 +582,13 @@ export class PrimaryStack extends Stack {
     // -------------------------------------------------------- restore workflow
 
     this.restoreAslFile = join(root, "statemachines", "restore.asl.json");
-    const restoreSubstitutions: Record<string, string> = Object.fromEntries(
-      RESTORE_STEPS.map((step) => [RESTORE_STEP_SOURCES[step].placeholder, this.restoreFunctions[step].functionArn]),
-    );
+    const restoreSubstitutions: Record<string, string> = {
+      ...Object.fromEntries(RESTORE_STEPS.map((step) => [RESTORE_STEP_SOURCES[step].placeholder, this.restoreFunctions[step].functionArn])),
+      ThawByDefault: thawByDefaultSubstitution(
+        props.thaw ?? parseThawSetting(process.env.WALVAULT_THAW),
+        vaultTransitions(props.lifecycle).map((t) => t.storageClass.value),
+      ),
+    };
     const missingRestore = missingSubstitutions(this.restoreAslFile, restoreSubstitutions);
     if (missingRestore.length > 0) {
       throw new Error(`${this.restoreAslFile} has placeholders without a substitution: ${missingRestore.join(", ")}`);
@@ -1016,7 +1028,10 @@ export class PrimaryStack extends Stack {
       f.plan.addToRolePolicy(st);
     }
     for (const fn of [f.thaw, f.checkThaw]) {
-      fn.addToRolePolicy(new iam.PolicyStatement({ sid: "ReadRestorePlans", actions: ["s3:GetObject"], resources: [restorePlans] }));
+      // They read the plan and write each pass's chunk list next to it (thaw-chunks-NNNNNN.json, functions/restore/thaw.ts).
+      fn.addToRolePolicy(new iam.PolicyStatement({ sid: "RestorePlansAndChunkLists", actions: ["s3:GetObject", "s3:PutObject"], resources: [restorePlans] }));
+      // Which pack (or chunk object) holds each chunk: Catalog.getChunks.
+      fn.addToRolePolicy(new iam.PolicyStatement({ sid: "ReadChunkRecords", actions: ["dynamodb:BatchGetItem"], resources: [this.catalog.tableArn] }));
       fn.addToRolePolicy(new iam.PolicyStatement({ sid: "ThawVaultObjects", actions: ["s3:GetObject", "s3:RestoreObject"], resources: [vaultObjects] }));
       fn.addToRolePolicy(listVault);
       fn.addToRolePolicy(decrypt);

@@ -30,6 +30,7 @@ import { loadAsl, taskResources } from "./asl.js";
 import { LOCAL_ACCOUNT, startDynamo, startS3, type S3Emulator, type S3ObjectCreatedEvent } from "./emulators.js";
 import { startSfnEndpoint } from "./sfn-endpoint.js";
 import { ExecutionGuard, guardTask, runGuarded } from "./limits.js";
+import { parseThawSetting, thawByDefaultSubstitution } from "../core/thaw.js";
 import { LambdaTimeoutError, lambdaRuntime, type LambdaRuntimeKind, type StepUsage } from "./lambda-pool.js";
 
 export const LOCAL_REGION = "local-1";
@@ -105,6 +106,10 @@ function onDemand<N extends "restore" | "replicate" | "verify" | "retention">(na
 
 /** The restore workflow: started on demand, never by an event. */
 export const RESTORE_WORKFLOW = onDemand("restore");
+/** Its other substitution: whether a restore thaws by default (core/thaw.ts), from WALVAULT_THAW when the stack starts; s3rver has no lifecycle, so "auto" is off. */
+export const restoreSubstitutions = (): Record<string, string> => ({
+  ThawByDefault: thawByDefaultSubstitution(parseThawSetting(process.env.WALVAULT_THAW), []),
+});
 
 /** The replicate workflow (statemachines/replicate.asl.json): started on demand, never by an event. */
 export const REPLICATE_WORKFLOW = onDemand("replicate");
@@ -475,7 +480,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     return { machine, run };
   };
   const machines = WORKFLOWS.map((w) => ({ ...w, ...build(w) }));
-  const restoreMachine = build(RESTORE_WORKFLOW);
+  const restoreMachine = build(RESTORE_WORKFLOW, restoreSubstitutions());
   const replicateMachine = build(REPLICATE_WORKFLOW);
   const verifyMachine = build(VERIFY_WORKFLOW, VERIFY_SUBSTITUTIONS);
   const retentionMachine = build(RETENTION_WORKFLOW);

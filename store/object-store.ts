@@ -19,9 +19,25 @@
  * - Conditional writes are NOT part of the contract (s3rver ignores
  *   If-None-Match): callers decide "exists?" with head() and the catalog's
  *   conditional writes, and never rely on the store to refuse an overwrite.
+ * - Archive storage classes (S3 GLACIER, DEEP_ARCHIVE): head() reports the
+ *   object's `storageClass` when it is not STANDARD (S3 omits it then) and,
+ *   for an archived object, `restore` from x-amz-restore (absent: never
+ *   requested; `ongoing: true`: being restored; `ongoing: false`: a readable
+ *   copy exists until `expiry`). get() and getRange() of an archived object
+ *   that has no readable copy reject with ObjectArchivedError naming the key.
+ * - requestRestore() asks for a temporary readable copy of an archived object
+ *   (S3 RestoreObject) for `days` at retrieval `tier`. It is idempotent: a
+ *   restore already in progress, or an object with nothing to restore (not
+ *   in an archive class, or already restored), resolves. Callers request it
+ *   only for what head() reports archived; a store without archive classes
+ *   (s3rver, which answers RestoreObject with 501) never reports one, so
+ *   there walvault never calls it, and if called it resolves as a no-op for
+ *   an existing object. A missing key rejects with NotFoundError naming it.
  * - Network/service failures reject with ServiceUnavailableError naming the
  *   endpoint; nothing is retried silently beyond the SDK's own retries.
  */
+import { ARCHIVE_STORAGE_CLASSES } from "../core/thaw.js";
+
 export interface ObjectInfo {
   key: string;
   size: number;
@@ -33,6 +49,33 @@ export interface ObjectInfo {
   lastModified?: Date;
   /** The full-object SHA-256 the service holds for it (hex), when asked for and known (see put()). */
   sha256?: string;
+  /** The storage class when it is not STANDARD (head() only), e.g. "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE". */
+  storageClass?: string;
+  /** An archived object's restore (head() only; S3 x-amz-restore): absent when none was ever requested. */
+  restore?: ObjectRestore;
+}
+
+/** The state of an archived object's restore. */
+export interface ObjectRestore {
+  /** True while the copy is being made; false once it is readable (until `expiry`). */
+  ongoing: boolean;
+  /** When the readable copy goes away (ongoing: false). */
+  expiry?: Date;
+}
+
+/** Whether an object head() reported can be read now (not archived, or archived with a restored copy). */
+export function isReadable(info: ObjectInfo): boolean {
+  if (info.storageClass === undefined || !ARCHIVE_STORAGE_CLASSES.has(info.storageClass)) return true;
+  return info.restore !== undefined && !info.restore.ongoing;
+}
+
+/** S3 retrieval tiers of a restore. */
+export type RestoreTier = "Standard" | "Bulk" | "Expedited";
+
+export interface RestoreRequest {
+  /** Days the readable copy is kept. */
+  days: number;
+  tier: RestoreTier;
 }
 
 export interface PutOptions {
@@ -70,4 +113,6 @@ export interface ObjectStore {
   ): Promise<PutResult>;
   delete(bucket: string, key: string, versionId?: string): Promise<void>;
   list(bucket: string, prefix: string): AsyncIterable<ListedObject>;
+  /** Requests a readable copy of an archived object (idempotent; see the contract above). */
+  requestRestore(bucket: string, key: string, request: RestoreRequest): Promise<void>;
 }

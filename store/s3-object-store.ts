@@ -21,11 +21,12 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  RestoreObjectCommand,
   S3Client,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { ConfigError, InvalidInputError, NotFoundError, ObjectLockedError, ServiceUnavailableError, type WalvaultError } from "../core/errors.js";
-import type { ListedObject, ObjectInfo, ObjectStore, PutOptions, PutResult, StoredObject } from "./object-store.js";
+import { ConfigError, InvalidInputError, NotFoundError, ObjectArchivedError, ObjectLockedError, ServiceUnavailableError, type WalvaultError } from "../core/errors.js";
+import type { ListedObject, ObjectInfo, ObjectRestore, ObjectStore, PutOptions, PutResult, RestoreRequest, StoredObject } from "./object-store.js";
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -98,6 +99,15 @@ function firstLine(e: unknown): string {
   return String(e);
 }
 
+/** S3's x-amz-restore header: `ongoing-request="true"`, or `ongoing-request="false", expiry-date="<HTTP date>"`. */
+export function parseRestoreHeader(header: string | undefined): ObjectRestore | undefined {
+  if (header === undefined || header === "") return undefined;
+  const ongoing = /ongoing-request\s*=\s*"true"/i.test(header);
+  const expiry = /expiry-date\s*=\s*"([^"]+)"/i.exec(header)?.[1];
+  const at = expiry === undefined ? undefined : new Date(expiry);
+  return { ongoing, ...(at !== undefined && !Number.isNaN(at.getTime()) ? { expiry: at } : {}) };
+}
+
 function copySourceOf(bucket: string, key: string, versionId?: string): string {
   // Per-segment encoding keeps '/' literal: s3rver decodes the header with decodeURI, which leaves %2F alone.
   const path = `${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
@@ -110,7 +120,7 @@ function toBuffer(bytes: Uint8Array): Buffer {
 
 export class S3ObjectStore implements ObjectStore {
   readonly name: string;
-  /** The SDK client, for operations outside the ObjectStore contract (e.g. RestoreObject). */
+  /** The SDK client, for operations outside the ObjectStore contract (tests). */
   readonly client: S3Client;
   private readonly where: string;
   private readonly listPageSize: number | undefined;
@@ -138,6 +148,12 @@ export class S3ObjectStore implements ObjectStore {
     const name = errorName(e);
     if (name === "NoSuchKey" || name === "NoSuchVersion") {
       return new NotFoundError(`${target} does not exist at ${this.where} (${op})`, { cause: e });
+    }
+    if (name === "InvalidObjectState") {
+      return new ObjectArchivedError(
+        `${target} is archived (GLACIER or DEEP_ARCHIVE) and has no restored copy at ${this.where} (${op}): run the restore workflow with thaw ("thaw": true in its input) and restore once it is done`,
+        { cause: e },
+      );
     }
     if (name === "NoSuchBucket") {
       return new ConfigError(`S3 bucket for ${target} does not exist at ${this.where}`, { cause: e });
@@ -248,6 +264,7 @@ export class S3ObjectStore implements ObjectStore {
           ...(options.checksum ? { ChecksumMode: "ENABLED" as const } : {}),
         }),
       );
+      const restore = parseRestoreHeader(out.Restore);
       return {
         key,
         size: out.ContentLength ?? 0,
@@ -256,10 +273,32 @@ export class S3ObjectStore implements ObjectStore {
         ...(out.ETag ? { etag: out.ETag } : {}),
         ...(out.LastModified ? { lastModified: out.LastModified } : {}),
         ...(options.checksum && out.ChecksumSHA256 ? { sha256: Buffer.from(out.ChecksumSHA256, "base64").toString("hex") } : {}),
+        ...(out.StorageClass && out.StorageClass !== "STANDARD" ? { storageClass: out.StorageClass } : {}),
+        ...(restore === undefined ? {} : { restore }),
       };
     } catch (e) {
       if (isMissing(e)) return undefined;
       throw this.fail("HeadObject", `s3://${bucket}/${key}`, e);
+    }
+  }
+
+  async requestRestore(bucket: string, key: string, request: RestoreRequest): Promise<void> {
+    const target = `s3://${bucket}/${key}`;
+    try {
+      await this.client.send(
+        new RestoreObjectCommand({ Bucket: bucket, Key: key, RestoreRequest: { Days: request.days, GlacierJobParameters: { Tier: request.tier } } }),
+      );
+    } catch (e) {
+      const name = errorName(e);
+      // Already being restored, or nothing to restore (not in an archive class): the request is satisfied.
+      if (name === "RestoreAlreadyInProgress" || name === "InvalidObjectState") return;
+      // An emulator without archive classes (s3rver answers 501 NotImplemented): nothing to restore if the object exists.
+      const noArchive = name === "NotImplemented" || httpStatus(e) === 501;
+      if (isMissing(e) || (noArchive && (await this.head(bucket, key)) === undefined)) {
+        throw new NotFoundError(`${target} does not exist at ${this.where} (RestoreObject)`, { cause: e });
+      }
+      if (noArchive) return;
+      throw this.fail("RestoreObject", target, e);
     }
   }
 

@@ -1,20 +1,49 @@
 /**
  * Restore steps 2 and 3 — Thaw and CheckThaw: every object the plan needs
- * (the manifest, the unique chunks it lists, the planned WAL segments) must
- * be readable. An object in GLACIER or DEEP_ARCHIVE that is not restored gets
- * a RestoreObject request (Days 1, tier `tier` from the input, else
- * WALVAULT_THAW_TIER, else Standard); one being restored counts as pending.
+ * (the manifest, the planned WAL segments, the vault objects holding the
+ * manifest's chunks: packs, or chunk objects from before packs) must be
+ * readable. An object in GLACIER or DEEP_ARCHIVE that is not restored gets a
+ * restore request (ObjectStore.requestRestore: Days 1, tier `tier` from the
+ * input, else WALVAULT_THAW_TIER, else Standard); one being restored counts
+ * as pending. Only the ObjectStore (deps.vault), the catalog and work/
+ * objects are used: no S3 call of its own.
+ *
+ * The workflow runs these steps only when the restore thaws: input
+ * `"thaw": true`, or no `thaw` and WALVAULT_THAW resolving on
+ * (core/thaw.ts; "auto" is off while the vault lifecycle has no GLACIER or
+ * DEEP_ARCHIVE transition, which is today's default).
  *
  * The plan is a work/ object (store/work-objects.ts; its key and summary
  * are `plan` in the state), its WAL list in pages. A pass over the plan's
- * objects is done in batches of at most THAW_BATCH objects per invocation
+ * objects is done in batches of at most THAW_BATCH entries per invocation
  * (WALVAULT_THAW_BATCH overrides it): the manifest, then the WAL segments
- * page by page, then the manifest's unique chunks in key order; where the
- * pass stands is the cursor in the state. So no invocation's work grows
- * with the plan.
+ * page by page, then the manifest's unique chunks in the order they first
+ * appear in it; where the pass stands is the cursor in the state. The chunks
+ * are walked in windows (a window: the rest of the invocation's budget,
+ * within one page of the chunk list): each window's hashes are resolved with
+ * Catalog.getChunks (LOCATE_BATCH at a time) to their distinct vault keys
+ * (the pack key, or the chunk's own key when it has no record or was stored
+ * before packs), and only those keys are headed — once per window. A pack
+ * whose chunks fall in two windows is headed (and, while it is pending,
+ * counted) once in each: requesting its restore twice is harmless
+ * (idempotent), and it costs a HEAD. Manifest order, not hash order, keeps
+ * that rare: the agent fills one pack at a time in the order it reads the
+ * files (agent/snapshot-push.ts), so a window's chunks sit in a run of
+ * consecutive packs and only the packs at window edges are headed twice
+ * (in hash order every window would name nearly every pack).
+ *
+ * The chunk list: the manifest is read (and checked against the plan's
+ * SHA-256) once per pass, at the start of its chunk phase, and its unique
+ * chunk hashes (manifest order) written to work/ objects next to the plan
+ * (thaw-chunks-NNNNNN.json, CHUNK_PAGE_SIZE hashes each); later invocations
+ * of the pass read only the page they are in. So no invocation but the one
+ * that lists holds more than a page of the list, and the state holds only
+ * the cursor: an index and the list's length.
+ *
  * Input: the whole state { plan: RestorePlanSummary, tier?, thaw?: the
- * previous ThawOutput }: a previous output with `more` continues its pass,
- * anything else starts a new one.
+ * execution input's flag (a boolean) or the previous ThawOutput }: a
+ * previous output with `more` continues its pass, anything else starts a
+ * new one.
  * Output: ThawOutput: the pass's counts so far, `more` while the pass is not
  * over (the workflow invokes CheckThaw again at once), the cursor, and
  * `waitSeconds` before the next pass (longer for larger passes, so that the
@@ -22,30 +51,31 @@
  *
  * Both steps run the same idempotent pass: Thaw starts the restores,
  * CheckThaw (after each Wait) counts what is still pending and requests any
- * restore that is missing (e.g. chunks of a manifest that was itself archived
- * at the first pass and could only be read once thawed). On the local stack
- * s3rver has no storage classes: every object is available, pending is 0.
+ * restore that is missing (e.g. the chunks' packs of a manifest that was
+ * itself archived at the first pass and could only be read once thawed). On
+ * the local stack s3rver has no storage classes: every object is available,
+ * pending is 0.
  */
-import { forEachLimit } from "../../core/concurrency.js";
-import { HeadObjectCommand, RestoreObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
-import { ChecksumMismatchError, ConfigError, NotFoundError, ServiceUnavailableError } from "../../core/errors.js";
+import { mapLimit } from "../../core/concurrency.js";
+import { ChecksumMismatchError, ConfigError, NotFoundError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey } from "../../core/keys.js";
+import { THAW_TIERS } from "../../core/restore-workflow.js";
 import { parseManifest } from "../../core/snapshot.js";
-import { isNetworkError } from "../../store/aws-errors.js";
-import { readRestorePlanHeader, readRestorePlanPage, RESTORE_PLAN_PAGE_SIZE, StoreWorkObjects, type RestorePlanHeader } from "../../store/work-objects.js";
-import { S3ObjectStore } from "../../store/s3-object-store.js";
-import { getDeps, type Deps } from "../deps.js";
+import type { Catalog } from "../../store/catalog.js";
+import { isReadable, type ObjectStore } from "../../store/object-store.js";
+import { readRestorePlanHeader, readRestorePlanPage, RESTORE_PLAN_PAGE_SIZE, StoreWorkObjects, type RestorePlanHeader, type WorkObjects } from "../../store/work-objects.js";
+import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
-/** Storage classes that must be restored before a GET. */
-const ARCHIVED = new Set(["GLACIER", "DEEP_ARCHIVE"]);
 const HEAD_CONCURRENCY = 16;
-const TIERS = ["Standard", "Bulk"] as const;
-type Tier = (typeof TIERS)[number];
+/** Hashes per Catalog.getChunks call (the catalog batches them by 100 inside), as agent/chunk-reader.ts asks. */
+export const LOCATE_BATCH = 1000;
+/** Chunk hashes per page of a pass's chunk list (~67 bytes each in JSON: a page is ~670 KB). */
+export const CHUNK_PAGE_SIZE = 10_000;
 
-/** Objects checked per invocation at most. */
+/** Entries (WAL segments, chunks; the manifest counts one) walked per invocation at most. */
 export const THAW_BATCH = 10_000;
 /** Seconds between passes: one minute per batch of a pass, within these bounds. */
 const MIN_WAIT_SECONDS = 60;
@@ -53,29 +83,35 @@ const MAX_WAIT_SECONDS = 3600;
 
 const cursorSchema = z.object({
   phase: z.enum(["wal", "chunks"]),
-  /** The next WAL segment (index into the plan's list) or chunk (index into the sorted unique keys). */
+  /** The next WAL segment (index into the plan's list) or chunk (index into the pass's list of unique hashes). */
   index: z.number().int().nonnegative(),
   /** The manifest was readable at the start of the pass: its chunks are checked in this pass. */
   chunks: z.boolean(),
+  /** Unique chunks in the pass's chunk list, once it is written (thawChunkPageKey). */
+  listed: z.number().int().nonnegative().optional(),
 });
 type Cursor = z.infer<typeof cursorSchema>;
 
 const countsSchema = z.object({ pending: z.number().int().nonnegative(), requested: z.number().int().nonnegative(), objects: z.number().int().nonnegative() });
+const previousSchema = countsSchema.extend({ more: z.boolean(), cursor: cursorSchema.nullable() }).passthrough();
 
 const inputSchema = z
   .object({
     plan: z.object({ planKey: z.string().min(1), databaseId: z.string().min(1) }).passthrough(),
-    tier: z.enum(TIERS).optional(),
-    thaw: countsSchema.extend({ more: z.boolean(), cursor: cursorSchema.nullable() }).passthrough().optional(),
+    tier: z.enum(THAW_TIERS).optional(),
+    /** The execution input's flag (the workflow only gets here when thawing), or the previous output. */
+    thaw: z.union([z.boolean(), previousSchema]).optional(),
   })
   .passthrough();
+
+const chunkPageSchema = z.object({ chunks: z.array(z.string()) });
 
 export interface ThawOutput {
   /** Objects of this pass not readable yet (restore requested or in progress); 0 when everything is. */
   pending: number;
-  /** RestoreObject requests made in this pass. */
+  /** Restore requests made in this pass. */
   requested: number;
-  /** Objects checked in this pass. */
+  /** Objects headed in this pass (a pack once per window that needs it). */
   objects: number;
   /** The pass is not over: invoke again with this output as `thaw`. */
   more: boolean;
@@ -85,45 +121,30 @@ export interface ThawOutput {
   waitSeconds: number;
 }
 
-type ObjectState = "available" | "restoring" | "archived";
-
-function failure(op: string, key: string, e: unknown): Error {
-  const name = (e as { name?: string }).name;
-  if (name === "NotFound" || name === "NoSuchKey") return new NotFoundError(`vault object ${key} needed by the restore does not exist (${op})`, { cause: e });
-  if (name === "AccessDenied" || name === "Forbidden") return new ConfigError(`S3 denied ${op} on vault object ${key}`, { cause: e });
-  const what = isNetworkError(e) ? "cannot reach S3" : `S3 ${op} failed: ${name ?? "error"}`;
-  return new ServiceUnavailableError(`${what} for vault object ${key}: ${(e as Error).message}`, { cause: e });
+/** What a pass needs: the vault (only through the ObjectStore), the catalog's chunk records, the work/ objects. */
+export interface ThawDeps {
+  vault: ObjectStore;
+  vaultBucket: string;
+  catalog: Pick<Catalog, "getChunks">;
+  work: WorkObjects;
 }
 
-async function stateOf(client: S3Client, bucket: string, key: string): Promise<ObjectState> {
-  let out;
-  try {
-    out = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-  } catch (e) {
-    throw failure("HeadObject", key, e);
-  }
-  if (!out.StorageClass || !ARCHIVED.has(out.StorageClass)) return "available";
-  // x-amz-restore: absent (never requested), ongoing-request="true", or ongoing-request="false", expiry-date="...".
-  if (!out.Restore) return "archived";
-  return /ongoing-request="true"/.test(out.Restore) ? "restoring" : "available";
+export interface ThawOptions {
+  /** Entries per invocation (default WALVAULT_THAW_BATCH, else THAW_BATCH). */
+  batch?: number;
+  /** Retrieval tier when the input names none (default WALVAULT_THAW_TIER, else Standard). */
+  tier?: (typeof THAW_TIERS)[number];
+  /** Hashes per page of the chunk list (default CHUNK_PAGE_SIZE; tests cross pages with small ones). */
+  chunkPageSize?: number;
 }
 
-async function requestRestore(client: S3Client, bucket: string, key: string, tier: Tier): Promise<void> {
-  try {
-    await client.send(new RestoreObjectCommand({ Bucket: bucket, Key: key, RestoreRequest: { Days: 1, GlacierJobParameters: { Tier: tier } } }));
-  } catch (e) {
-    if ((e as { name?: string }).name === "RestoreAlreadyInProgress") return;
-    throw failure("RestoreObject", key, e);
-  }
+/** The key of page `page` of the chunk list of the plan whose header is `planKey`. */
+export function thawChunkPageKey(planKey: string, page: number): string {
+  return `${planKey.replace(/plan\.json$/, "")}thaw-chunks-${String(page).padStart(6, "0")}.json`;
 }
 
-
-function s3Client(deps: Deps): S3Client | undefined {
-  return deps.vault instanceof S3ObjectStore ? deps.vault.client : undefined;
-}
-
-/** Unique chunk keys of the plan's snapshot in key order, from its manifest in the vault (checked against the catalog's SHA-256). */
-async function chunkKeys(deps: Deps, plan: RestorePlanHeader): Promise<string[]> {
+/** Reads the plan's manifest (checked against the plan's SHA-256) and writes its unique chunk hashes, in manifest order, in pages. Returns how many. */
+async function writeChunkList(deps: ThawDeps, planKey: string, plan: RestorePlanHeader, pageSize: number): Promise<number> {
   const obj = await deps.vault.get(deps.vaultBucket, plan.manifestKey);
   if (!obj) throw new NotFoundError(`manifest ${plan.manifestKey} of snapshot ${plan.snapshot.id} is missing from the vault`);
   const sha = sha256Hex(obj.body);
@@ -131,12 +152,40 @@ async function chunkKeys(deps: Deps, plan: RestorePlanHeader): Promise<string[]>
     throw new ChecksumMismatchError(`manifest ${plan.manifestKey} is corrupt: SHA-256 ${sha.slice(0, 12)}…, the plan says ${plan.manifestSha256.slice(0, 12)}…`);
   }
   const { manifest } = parseManifest(obj.body, { databaseId: plan.databaseId, snapshotId: plan.snapshot.id });
-  const keys = new Set<string>();
-  for (const f of manifest.files) if (f.type === "file") for (const c of f.chunks) keys.add(vaultChunkKey(plan.databaseId, c.sha256));
-  return [...keys].sort();
+  const unique = new Set<string>();
+  for (const f of manifest.files) if (f.type === "file") for (const c of f.chunks) unique.add(c.sha256);
+  const hashes = [...unique];
+  for (let p = 0; p * pageSize < hashes.length; p++) {
+    await deps.work.put(thawChunkPageKey(planKey, p), { chunks: hashes.slice(p * pageSize, (p + 1) * pageSize) });
+  }
+  return hashes.length;
 }
 
-function batchSize(): number {
+async function readChunkPage(work: WorkObjects, planKey: string, page: number): Promise<string[]> {
+  const key = thawChunkPageKey(planKey, page);
+  const v = await work.get(key);
+  if (v === undefined) throw new NotFoundError(`thaw chunk list page ${key} is gone (work/ objects expire a day after they are written): start the restore workflow again`);
+  const r = chunkPageSchema.safeParse(v);
+  if (!r.success) throw new ConfigError(`work object ${key} is not a thaw chunk list page`);
+  return r.data.chunks;
+}
+
+/** The distinct vault objects holding these chunks: a pack's key, or the chunk's own key (no record, or stored before packs). */
+async function vaultKeysOf(catalog: Pick<Catalog, "getChunks">, databaseId: string, hashes: readonly string[]): Promise<string[]> {
+  const keys = new Set<string>();
+  for (let i = 0; i < hashes.length; i += LOCATE_BATCH) {
+    const batch = hashes.slice(i, i + LOCATE_BATCH);
+    const found = new Set<string>();
+    for (const r of await catalog.getChunks(databaseId, batch)) {
+      found.add(r.sha256);
+      keys.add(r.vaultKey);
+    }
+    for (const h of batch) if (!found.has(h)) keys.add(vaultChunkKey(databaseId, h));
+  }
+  return [...keys];
+}
+
+function batchFromEnv(): number {
   const v = process.env.WALVAULT_THAW_BATCH;
   if (v === undefined || v === "") return THAW_BATCH;
   const n = Number(v);
@@ -144,38 +193,40 @@ function batchSize(): number {
   return n;
 }
 
-async function thawPass(input: unknown): Promise<ThawOutput> {
+/** One invocation of a pass (see the file comment). */
+export async function thawPass(deps: ThawDeps, input: unknown, options: ThawOptions = {}): Promise<ThawOutput> {
   const { plan: summary, tier: inputTier, thaw: previous } = parseInput(inputSchema, input, "restore thaw input");
-  const deps = getDeps();
-  const tier = inputTier ?? parseInput(z.enum(TIERS), process.env.WALVAULT_THAW_TIER ?? "Standard", "WALVAULT_THAW_TIER");
-  const client = s3Client(deps);
-  const bucket = deps.vaultBucket;
-  const work = new StoreWorkObjects(deps.incoming, deps.incomingBucket);
+  const batch = options.batch ?? batchFromEnv();
+  const pageSize = options.chunkPageSize ?? CHUNK_PAGE_SIZE;
+  const tier = inputTier ?? options.tier ?? parseInput(z.enum(THAW_TIERS), process.env.WALVAULT_THAW_TIER ?? "Standard", "WALVAULT_THAW_TIER");
+  const { vault, vaultBucket: bucket, work } = deps;
   const plan = await readRestorePlanHeader(work, summary.planKey);
-  const continuing = previous?.more === true && previous.cursor !== null ? previous : undefined;
+  const continuing = typeof previous === "object" && previous.more && previous.cursor !== null ? previous : undefined;
   let { pending, requested, objects } = continuing ?? { pending: 0, requested: 0, objects: 0 };
-  const visit = async (key: string): Promise<ObjectState> => {
+  /** Heads `key`; requests its restore when it is archived and none was asked for. Resolves whether it is readable now. */
+  const visit = async (key: string): Promise<boolean> => {
     objects++;
-    if (!client) return "available";
-    const state = await stateOf(client, bucket, key);
-    if (state === "archived") {
-      await requestRestore(client, bucket, key, tier);
+    const info = await vault.head(bucket, key);
+    if (!info) throw new NotFoundError(`vault object s3://${bucket}/${key} needed by the restore does not exist`);
+    if (isReadable(info)) return true;
+    if (info.restore === undefined) {
+      await vault.requestRestore(bucket, key, { days: 1, tier });
       requested++;
     }
-    if (state !== "available") pending++;
-    return state;
+    pending++;
+    return false;
   };
-  let budget = batchSize();
+  const visitAll = (keys: readonly string[]) => mapLimit(keys, HEAD_CONCURRENCY, visit);
+  let budget = batch;
   let cursor: Cursor;
   if (continuing?.cursor) {
     cursor = continuing.cursor;
   } else {
     // An archived manifest cannot be read yet: its chunks are listed by a later pass.
-    const manifestState = await visit(plan.manifestKey);
+    const manifestReadable = await visit(plan.manifestKey);
     budget--;
-    cursor = { phase: "wal", index: 0, chunks: manifestState === "available" };
+    cursor = { phase: "wal", index: 0, chunks: manifestReadable };
   }
-  let chunks: string[] | undefined;
   let over = false;
   while (budget > 0 && !over) {
     if (cursor.phase === "wal") {
@@ -187,33 +238,43 @@ async function thawPass(input: unknown): Promise<ThawOutput> {
       const from = cursor.index % RESTORE_PLAN_PAGE_SIZE;
       const keys = (await readRestorePlanPage(work, summary.planKey, page)).slice(from, from + budget).map((w) => w.key);
       if (keys.length === 0) throw new ConfigError(`restore plan ${summary.planKey}: page ${page} ends before segment ${cursor.index} of ${plan.walCount}`);
-      await forEachLimit(keys, HEAD_CONCURRENCY, async (k) => void (await visit(k)));
+      await visitAll(keys);
       cursor = { ...cursor, index: cursor.index + keys.length };
       budget -= keys.length;
-    } else {
-      if (!cursor.chunks) {
-        over = true;
-        break;
-      }
-      chunks ??= await chunkKeys(deps, plan);
-      const keys = chunks.slice(cursor.index, cursor.index + budget);
-      if (keys.length === 0) {
-        over = true;
-        break;
-      }
-      await forEachLimit(keys, HEAD_CONCURRENCY, async (k) => void (await visit(k)));
-      cursor = { ...cursor, index: cursor.index + keys.length };
-      budget -= keys.length;
+      continue;
     }
+    if (!cursor.chunks) {
+      over = true;
+      break;
+    }
+    const listed = cursor.listed ?? (await writeChunkList(deps, summary.planKey, plan, pageSize));
+    cursor = { ...cursor, listed };
+    if (cursor.index >= listed) {
+      over = true;
+      break;
+    }
+    // One window: the rest of the budget, within the page the cursor is in.
+    const page = Math.floor(cursor.index / pageSize);
+    const from = cursor.index % pageSize;
+    const hashes = (await readChunkPage(work, summary.planKey, page)).slice(from, from + Math.min(budget, listed - cursor.index));
+    if (hashes.length === 0) throw new ConfigError(`thaw chunk list of ${summary.planKey}: page ${page} ends before chunk ${cursor.index} of ${listed}`);
+    await visitAll(await vaultKeysOf(deps.catalog, plan.databaseId, hashes));
+    cursor = { ...cursor, index: cursor.index + hashes.length };
+    budget -= hashes.length;
   }
   // The budget ran out exactly at the end: the next call finds nothing left and ends the pass.
-  const batches = Math.max(1, Math.ceil(objects / batchSize()));
+  const batches = Math.max(1, Math.ceil(objects / batch));
   const waitSeconds = Math.min(MAX_WAIT_SECONDS, Math.max(MIN_WAIT_SECONDS, batches * 60));
   return { pending, requested, objects, more: !over, cursor: over ? null : cursor, waitSeconds };
 }
 
+function handlerDeps(): ThawDeps {
+  const d = getDeps();
+  return { vault: d.vault, vaultBucket: d.vaultBucket, catalog: d.catalog, work: new StoreWorkObjects(d.incoming, d.incomingBucket) };
+}
+
 /** Thaw: request restores of every archived object the plan needs. */
-export const handler = (input: unknown): Promise<ThawOutput> => thawPass(input);
+export const handler = (input: unknown): Promise<ThawOutput> => thawPass(handlerDeps(), input);
 
 /** CheckThaw: count what is still being restored (requesting any restore still missing). */
-export const checkHandler = (input: unknown): Promise<ThawOutput> => thawPass(input);
+export const checkHandler = (input: unknown): Promise<ThawOutput> => thawPass(handlerDeps(), input);

@@ -3,9 +3,10 @@
  * Local, the same handlers, Step Functions' limits enforced): a generic
  * snapshot and WAL put straight into the vault and the catalog
  * (test/support/snapshots.ts), then startRestore plans, writes the plan to a
- * work/ object, thaws in batches (s3rver has no storage classes: nothing
- * pending) and outputs the plan's summary; a planning error fails the
- * execution with its name. A plan of 5,000 segments (past the 256 KiB state
+ * work/ object, thaws in batches when asked (input "thaw": true; by default
+ * it does not: WALVAULT_THAW is "auto" and s3rver has no archive lifecycle;
+ * s3rver has no storage classes: nothing pending) and outputs the plan's
+ * summary; a planning error fails the execution with its name. A plan of 5,000 segments (past the 256 KiB state
  * limit if it travelled in the state) goes through and reads back whole.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -149,7 +150,7 @@ describe("restore workflow (local stack)", () => {
     try {
       remote = await remoteRestore(runner, {
         stateMachineArn: stack.stateMachineArns.restore,
-        input: { databaseId: BIG, target: { kind: "latest" } },
+        input: { databaseId: BIG, target: { kind: "latest" }, thaw: true },
         pollMs: 50,
         work: new StoreWorkObjects(clients.store, stack.config.incomingBucket),
       });
@@ -168,11 +169,32 @@ describe("restore workflow (local stack)", () => {
     expect(payloadBytes(plan)).toBeGreaterThan(262_144);
     expect(remote.plan.wal).toHaveLength(BIG_SEGMENTS);
     expect(remote.plan.wal.map((w) => w.key)).toEqual(plan.wal.map((w) => w.key));
-    // Thaw ran in batches of THAW_BATCH objects: 1 manifest + 5,000 WAL + the chunks: 3 or more invocations.
+    // Thaw (asked for) ran in batches of THAW_BATCH objects: 1 manifest + 5,000 WAL + the chunks: 3 or more invocations.
     const calls = (thawCalls.Thaw ?? 0) - (callsBefore.Thaw ?? 0) + (thawCalls.CheckThaw ?? 0) - (callsBefore.CheckThaw ?? 0);
     expect(calls).toBeGreaterThanOrEqual(Math.ceil((BIG_SEGMENTS + 1) / THAW_BATCH));
     expect(stack.restoreStats.largestState!.bytes).toBeLessThan(262_144);
   }, 120_000);
+
+  it("thaws only when asked: no Thaw by default or with thaw false; thaw true walks the manifest's chunks through the catalog, nothing pending", async () => {
+    // Prepare
+    const calls = (): number => (thawCalls.Thaw ?? 0) + (thawCalls.CheckThaw ?? 0);
+    const before = calls();
+
+    // Act
+    const byDefault = await stack.startRestore({ databaseId: GEN, target: { kind: "latest" } });
+    const off = await stack.startRestore({ databaseId: GEN, target: { kind: "latest" }, thaw: false });
+    const afterOff = calls();
+    const on = await stack.startRestore({ databaseId: GEN, target: { kind: "latest" }, thaw: true });
+
+    // Assess: the same plan either way; Thaw ran only for the last, once (a small pass fits one batch)
+    expect(afterOff).toBe(before);
+    expect(calls()).toBe(before + 1);
+    for (const out of [byDefault, off, on]) expect(out).toMatchObject({ databaseId: GEN, snapshotId: snap.record.snapshotId, walCount: 2 });
+  });
+
+  it("a thaw flag that is not a boolean fails with InvalidInputError", async () => {
+    await expect(stack.startRestore({ databaseId: GEN, target: { kind: "latest" }, thaw: "yes" })).rejects.toMatchObject({ name: "InvalidInputError" });
+  });
 
   it("a target before the oldest snapshot fails with NoSnapshotBeforeTargetError", async () => {
     const run = stack.startRestore({ databaseId: GEN, target: { kind: "time", time: at(5).toISOString() } });

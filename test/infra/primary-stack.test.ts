@@ -742,7 +742,9 @@ describe("restore workflow", () => {
     // Act
     const definition = deployedDefinition(machineOf());
     // Assess
-    expect(placeholders).toEqual(["CheckThawFunctionArn", "PlanFunctionArn", "ThawFunctionArn"]);
+    expect(placeholders).toEqual(["CheckThawFunctionArn", "PlanFunctionArn", "ThawByDefault", "ThawFunctionArn"]);
+    // The default lifecycle (STANDARD_IA, GLACIER_IR) reads instantly: a restore thaws only when asked.
+    expect(substitutions.ThawByDefault).toBe("off");
     for (const step of RESTORE_STEPS) {
       expect(substitutions[RESTORE_STEP_SOURCES[step].placeholder]).toEqual({ "Fn::GetAtt": [logicalId(defaultStack, defaultStack.restoreFunctions[step]), "Arn"] });
     }
@@ -767,7 +769,7 @@ describe("restore workflow", () => {
     expect(fnResource("checkThaw").Properties).toMatchObject({ Handler: "index.checkHandler" });
   });
 
-  it("read the vault and the catalog and write nothing but the plan (Plan, under work/restore/ of the incoming bucket); only thaw steps may call s3:RestoreObject, on the vault", () => {
+  it("read the vault and the catalog and write nothing but work/restore/ objects (Plan the plan, the thaw steps their chunk lists); only thaw steps may call s3:RestoreObject, on the vault", () => {
     for (const [stack, template] of [
       [defaultStack, defaultTemplate],
       [multiStack, multiTemplate],
@@ -798,9 +800,9 @@ describe("restore workflow", () => {
       }
       // Assess
       expect(restoreOn).toEqual({ thaw: [`${vault}/db/*`], checkThaw: [`${vault}/db/*`] });
-      expect(planAccess).toEqual({ plan: ["s3:PutObject"], thaw: ["s3:GetObject"], checkThaw: ["s3:GetObject"] });
+      expect(planAccess).toEqual({ plan: ["s3:PutObject"], thaw: ["s3:GetObject", "s3:PutObject"], checkThaw: ["s3:GetObject", "s3:PutObject"] });
       expect([...new Set(actions.plan)].sort()).toEqual(["dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"]);
-      expect([...new Set(actions.thaw)].sort()).toEqual(["s3:GetObject", "s3:ListBucket", "s3:RestoreObject"]);
+      expect([...new Set(actions.thaw)].sort()).toEqual(["dynamodb:BatchGetItem", "s3:GetObject", "s3:ListBucket", "s3:RestoreObject"]);
     }
   });
 });

@@ -9,7 +9,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
 import { InvalidInputError, NotFoundError, ServiceUnavailableError, WalvaultError } from "../../core/errors.js";
-import type { ObjectStore } from "../../store/object-store.js";
+import { isReadable, type ObjectStore } from "../../store/object-store.js";
 
 export interface ObjectStoreFixture {
   store: ObjectStore;
@@ -270,6 +270,48 @@ export function objectStoreContract(name: string, factory: ObjectStoreFactory): 
       });
     });
 
+    describe("archive classes and requestRestore", () => {
+      it("head of an object just put reports no archive class and no restore: it is readable", async () => {
+        // Prepare
+        const key = `${prefix}fresh`;
+        await f.store.put(f.bucket, key, Buffer.from("x"), {});
+
+        // Act
+        const info = await f.store.head(f.bucket, key);
+
+        // Assess: a put lands in STANDARD, which head() leaves unnamed
+        expect(info?.storageClass).toBeUndefined();
+        expect(info?.restore).toBeUndefined();
+        expect(info && isReadable(info)).toBe(true);
+      });
+
+      it("requestRestore of an object that is not archived resolves as a no-op, again and again (idempotent)", async () => {
+        // Prepare
+        const key = `${prefix}not-archived`;
+        await f.store.put(f.bucket, key, Buffer.from("still readable"), {});
+
+        // Act
+        await f.store.requestRestore(f.bucket, key, { days: 1, tier: "Standard" });
+        await f.store.requestRestore(f.bucket, key, { days: 1, tier: "Bulk" });
+        const got = await f.store.get(f.bucket, key);
+
+        // Assess
+        expect(got?.body.toString()).toBe("still readable");
+      });
+
+      it("requestRestore of a key that does not exist rejects with NotFoundError naming the key", async () => {
+        // Prepare
+        const key = `${prefix}never-written`;
+
+        // Act
+        const err = await rejection(f.store.requestRestore(f.bucket, key, { days: 1, tier: "Standard" }));
+
+        // Assess
+        expect(err).toBeInstanceOf(NotFoundError);
+        expect((err as Error).message).toContain(key);
+      });
+    });
+
     describe("copy", () => {
       it("copies bytes and metadata to another key in the same bucket", async () => {
         // Prepare
@@ -367,7 +409,7 @@ export function objectStoreContract(name: string, factory: ObjectStoreFactory): 
     });
 
     describe("when the service cannot be reached", () => {
-      it("rejects get, head, put, copy, delete and list with ServiceUnavailableError naming the endpoint", async () => {
+      it("rejects get, head, put, copy, delete, list and requestRestore with ServiceUnavailableError naming the endpoint", async () => {
         // Prepare
         const { store, endpoint } = f.unreachable;
         const calls: [string, () => Promise<unknown>][] = [
@@ -377,6 +419,7 @@ export function objectStoreContract(name: string, factory: ObjectStoreFactory): 
           ["copy", () => store.copy({ bucket: f.bucket, key: "k" }, { bucket: f.bucket, key: "k2" })],
           ["delete", () => store.delete(f.bucket, "k")],
           ["list", () => collect(store.list(f.bucket, ""))],
+          ["requestRestore", () => store.requestRestore(f.bucket, "k", { days: 1, tier: "Standard" })],
         ];
 
         // Act

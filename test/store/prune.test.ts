@@ -57,6 +57,9 @@ function versionedVault(name: string): ObjectStore & { versions: Map<string, Ver
     async copy() {
       throw new Error("not used");
     },
+    async requestRestore() {
+      throw new Error("not used");
+    },
     async delete(bucket, key, versionId) {
       const list = versions.get(key) ?? [];
       if (versionId === undefined) {

@@ -229,5 +229,6 @@ export function countingStore(inner: ObjectStore): ObjectStore & { gets: string[
     copy: (f, t) => inner.copy(f, t),
     delete: (b, k, v) => inner.delete(b, k, v),
     list: (b, p) => inner.list(b, p),
+    requestRestore: (b, k, r) => inner.requestRestore(b, k, r),
   };
 }
