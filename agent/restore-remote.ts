@@ -50,6 +50,7 @@ export interface RemoteRestoreFlags {
   timeline?: string | undefined;
   "state-machine"?: string | undefined;
   tier?: string | undefined;
+  thaw?: string | undefined;
   timeout?: string | undefined;
   // Local restores only: refused with --remote.
   to?: string | undefined;
@@ -326,7 +327,12 @@ export async function restoreRemoteCommand(flags: RemoteRestoreFlags): Promise<n
   const r = await remoteRestore(runner, {
     work,
     stateMachineArn,
-    input: { databaseId, target, ...(flags.tier === undefined ? {} : { tier: flags.tier as ThawTier }) },
+    input: {
+      databaseId,
+      target,
+      ...(flags.tier === undefined ? {} : { tier: flags.tier as ThawTier }),
+      ...(flags.thaw === undefined ? {} : { thaw: flags.thaw === "on" }),
+    },
     arnHint:
       flags["state-machine"] === undefined
         ? `check restoreStateMachineArn in ${cfg.path} (the stack output RestoreStateMachineArn) or pass --state-machine ARN`

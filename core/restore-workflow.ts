@@ -35,7 +35,7 @@ export type ThawTier = (typeof THAW_TIERS)[number];
 
 /** The execution input. Other fields are passed along and ignored. */
 export const restoreWorkflowInputSchema = z
-  .object({ databaseId: z.string().min(1), target: restoreWorkflowTargetSchema, tier: z.enum(THAW_TIERS).optional() })
+  .object({ databaseId: z.string().min(1), target: restoreWorkflowTargetSchema, tier: z.enum(THAW_TIERS).optional(), thaw: z.boolean().optional() })
   .passthrough();
 export type RestoreWorkflowInput = z.infer<typeof restoreWorkflowInputSchema>;
 

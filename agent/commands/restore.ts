@@ -29,6 +29,7 @@ export default defineCommand({
     region: { type: "string", value: "R", description: "restore from replica region R's vault (only what it holds; the primary untouched)" },
     remote: { type: "boolean", description: "run the restore workflow instead (plans and thaws; restores nothing here)" },
     "state-machine": { type: "string", value: "ARN", requires: "remote", description: "default: restoreStateMachineArn in the config (stack output RestoreStateMachineArn)" },
+    thaw: { type: "string", choices: ["on", "off"], requires: "remote", description: "restore objects in GLACIER/DEEP_ARCHIVE first (default: the deployment's WALVAULT_THAW)" },
     tier: { type: "string", choices: ["Standard", "Bulk"], requires: "remote", description: "retrieval tier for objects in archive storage classes" },
     timeout: { type: "seconds", requires: "remote", description: "stop waiting after this long (the execution goes on)" },
     ...commonOptions,

@@ -180,6 +180,8 @@ describe("walvault restore --remote on the local stack", () => {
     [["restore", "--remote", "--timeout", "0"], /^walvault: --timeout must be a positive number of seconds, not '0'$/],
     [["restore", "--state-machine", "arn:x", "--to", "/tmp/x"], /^walvault: --state-machine only goes with --remote$/],
     [["restore", "--tier", "Bulk", "--timeout", "5", "--plan-only"], /^walvault: --tier, --timeout only go with --remote$/],
+    [["restore", "--remote", "--thaw", "maybe"], /^walvault: --thaw must be on or off, not 'maybe'$/],
+    [["restore", "--thaw", "on", "--plan-only"], /^walvault: --thaw only goes with --remote$/],
   ])("%j: one line, exit 2, nothing started", async (args, line) => {
     const startedBefore = stack.restoreStats.started;
     const r = await stack.cli(args);
@@ -187,6 +189,21 @@ describe("walvault restore --remote on the local stack", () => {
     expect(stderrLines(r)).toHaveLength(1);
     expect(stderrLines(r)[0]).toMatch(line);
     expect(stack.restoreStats.started).toBe(startedBefore);
+  });
+
+  it("--thaw on runs the thaw steps that the deployment's default skips", async () => {
+    // Prepare
+    const thawsBefore = stack.stepUsage.get("ThawFunctionArn")?.invocations ?? 0;
+    // Act
+    const off = await stack.cli(["restore", "--remote", "--latest", "--json"]);
+    const afterOff = stack.stepUsage.get("ThawFunctionArn")?.invocations ?? 0;
+    const on = await stack.cli(["restore", "--remote", "--latest", "--json", "--thaw", "on"]);
+    // Assess
+    expect(off.code, off.stderr).toBe(0);
+    expect(on.code, on.stderr).toBe(0);
+    expect(afterOff).toBe(thawsBefore);
+    expect(stack.stepUsage.get("ThawFunctionArn")?.invocations ?? 0).toBeGreaterThan(afterOff);
+    expect(JSON.parse(on.stdout)).toMatchObject({ databaseId: GEN });
   });
 
   it("the endpoint starts the stack's other workflows by ARN too, counted with them", async () => {
