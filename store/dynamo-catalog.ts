@@ -388,28 +388,10 @@ export class DynamoCatalog implements Catalog {
     if (after !== undefined && !DATABASE_ID_RE.test(after)) {
       throw new InvalidInputError(`database listing cursor '${after}' is not a database id`);
     }
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > DATABASE_PAGE_MAX)) {
-      throw new InvalidInputError(`database page size ${limit} is not an integer from 1 to ${DATABASE_PAGE_MAX}`);
-    }
-    let out;
-    try {
-      out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-          ExpressionAttributeValues: { ":pk": REGISTRY_PK, ":prefix": REGISTRY_SK_PREFIX },
-          ConsistentRead: true,
-          ...(after === undefined ? {} : { ExclusiveStartKey: { pk: REGISTRY_PK, sk: registrySk(after) } }),
-          Limit: Math.min(limit ?? DATABASE_PAGE_MAX, DATABASE_PAGE_MAX),
-        }),
-      );
-    } catch (e) {
-      throw this.fail("Query (database registry)", e);
-    }
+    const page = await this.queryPage(REGISTRY_PK, REGISTRY_SK_PREFIX, after, limit, DATABASE_PAGE_MAX, "database");
     // Sort keys are db#<id>, ids of [a-z0-9-]: the Query's byte order is the ids' order.
-    const databases = (out.Items ?? []).map((item) => this.parse(databaseRecordSchema, item, "database registry entry"));
-    const last = databases.at(-1);
-    return out.LastEvaluatedKey === undefined || last === undefined ? { databases } : { databases, next: last.databaseId };
+    const databases = page.items.map((item) => this.parse(databaseRecordSchema, item, "database registry entry"));
+    return page.last === undefined ? { databases } : { databases, next: page.last };
   }
 
   // ---------------------------------------------------------------- WAL
@@ -685,22 +667,21 @@ export class DynamoCatalog implements Catalog {
   }
 
   async listChunkPage(databaseId: string, after?: string, limit?: number): Promise<ChunkPage> {
-    const { items, last } = await this.queryPage(databaseId, CATALOG_SORT_KEYS.chunkPrefix, after, limit, "chunk");
+    const { items, last } = await this.recordPage(databaseId, CATALOG_SORT_KEYS.chunkPrefix, after, limit, "chunk");
     const chunks = items.map((item) => this.parse(chunkItemSchema, item, "chunk record"));
     return last === undefined ? { chunks } : { chunks, next: last };
   }
 
   /**
-   * One Query page of a database's items under `prefix` whose hash (the sort
-   * key after the prefix) sorts after `after`; `last` is the last hash read
-   * when more may follow.
+   * One Query page of the items of `pk` under `prefix` whose sort key after
+   * the prefix sorts after `after` (the caller checked it), at most `limit`
+   * (1 to `max`, default `max`); `last` is the last item's sort key after the
+   * prefix when more may follow.
    */
-  private async queryPage(databaseId: string, prefix: string, after: string | undefined, limit: number | undefined, what: string): Promise<{ items: Item[]; last?: string }> {
-    if (after !== undefined) this.check(sha256Schema, after, `${what} listing cursor`);
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > RECORD_PAGE_MAX)) {
-      throw new InvalidInputError(`${what} page size ${limit} is not an integer from 1 to ${RECORD_PAGE_MAX}`);
+  private async queryPage(pk: string, prefix: string, after: string | undefined, limit: number | undefined, max: number, what: string): Promise<{ items: Item[]; last?: string }> {
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > max)) {
+      throw new InvalidInputError(`${what} page size ${limit} is not an integer from 1 to ${max}`);
     }
-    const pk = databasePk(databaseId);
     let out;
     try {
       out = await this.doc.send(
@@ -710,7 +691,7 @@ export class DynamoCatalog implements Catalog {
           ExpressionAttributeValues: { ":pk": pk, ":prefix": prefix },
           ConsistentRead: true,
           ...(after === undefined ? {} : { ExclusiveStartKey: { pk, sk: `${prefix}${after}` } }),
-          Limit: limit ?? RECORD_PAGE_MAX,
+          Limit: limit ?? max,
         }),
       );
     } catch (e) {
@@ -719,6 +700,12 @@ export class DynamoCatalog implements Catalog {
     const items = out.Items ?? [];
     const lastSk = items.at(-1)?.sk;
     return out.LastEvaluatedKey === undefined || typeof lastSk !== "string" ? { items } : { items, last: lastSk.slice(prefix.length) };
+  }
+
+  /** One page of a database's content-addressed records (chunks, packs), after the hash `after`. */
+  private async recordPage(databaseId: string, prefix: string, after: string | undefined, limit: number | undefined, what: string): Promise<{ items: Item[]; last?: string }> {
+    if (after !== undefined) this.check(sha256Schema, after, `${what} listing cursor`);
+    return this.queryPage(databasePk(databaseId), prefix, after, limit, RECORD_PAGE_MAX, what);
   }
 
   async movePackedChunks(records: readonly ChunkItem[], fromVaultKey: string): Promise<string[]> {
@@ -791,7 +778,7 @@ export class DynamoCatalog implements Catalog {
   }
 
   async listPackPage(databaseId: string, after?: string, limit?: number): Promise<PackPage> {
-    const { items, last } = await this.queryPage(databaseId, CATALOG_SORT_KEYS.packPrefix, after, limit, "pack");
+    const { items, last } = await this.recordPage(databaseId, CATALOG_SORT_KEYS.packPrefix, after, limit, "pack");
     const packs = items.map((item) => this.parse(packItemSchema, item, "pack record"));
     return last === undefined ? { packs } : { packs, next: last };
   }
