@@ -343,13 +343,20 @@ async function sweepChunks(
     after = page.next;
   } while (after !== undefined);
 
+  let packsRepacked = 0;
   if (toRepack.length > 0) {
     const repacked = await repackPacks(databaseId, toRepack, referenced, catalog, regions, { now: opts.now, ...(opts.packs?.targetSize === undefined ? {} : { targetSize: opts.packs.targetSize }) });
     for (const r of repacked) {
+      if (r.error !== undefined) {
+        console.error(`walvault retention: ${databaseId}: pack ${r.name} not repacked: ${r.error}`);
+        note("repack", r.name, [], `sparse, but left as it is: ${r.error}`);
+        continue;
+      }
       note("repack", r.name, regions.map((x) => x.region), `sparse: ${r.moved} live chunk(s) moved to ${r.into.join(", ") || "no new pack"}; ${r.left} dead chunk record(s) left with it, which is now a deletion candidate`);
     }
+    packsRepacked = repacked.filter((r) => r.error === undefined).length;
   }
-  return { sweptChunks, freshChunks, packsSwept, packsMarked, packsRepacked: toRepack.length };
+  return { sweptChunks, freshChunks, packsSwept, packsMarked, packsRepacked };
 }
 
 /** Where a run carried out in parts keeps the records it is about to delete (the retention workflow: a work/ object). */

@@ -9,8 +9,11 @@
  * - Per old pack: its index is read from its tail (one ranged GET), the chunk
  *   records pointing at it are read (getChunks), and the live ones (in
  *   `referenced`) are read by ranged GETs and verified (decoded, SHA-256 =
- *   name) before they are copied; a chunk that fails verification rejects
- *   with ChecksumMismatchError and nothing of that old pack is moved.
+ *   name) before they are copied. A pack whose index or live chunk fails
+ *   verification (CorruptPackError, ChecksumMismatchError) is left exactly
+ *   as it is — nothing of it moved, not marked — and reported with the
+ *   reason (`error`), so one damaged pack does not stop retention; the other
+ *   packs are repacked.
  * - New packs (core/pack.ts PackBuilder, several old packs' live chunks
  *   share them) go to every region's vault (put with their SHA-256), then
  *   their records, then the live chunk records are re-pointed, each only
@@ -25,7 +28,7 @@
  */
 import { forEachLimit } from "../core/concurrency.js";
 import { decodeWith } from "../core/codec.js";
-import { ChecksumMismatchError, InvalidInputError, NotFoundError } from "../core/errors.js";
+import { ChecksumMismatchError, CorruptPackError, InvalidInputError, NotFoundError, describeError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 import { vaultPackKey } from "../core/keys.js";
 import { chunkOfRead, coalescePackReads, PackBuilder, parsePackIndex, type BuiltPack, type PackEntry } from "../core/pack.js";
@@ -52,6 +55,8 @@ export interface RepackedPack {
   left: number;
   /** New packs its chunks went to. */
   into: string[];
+  /** Why it was left as it is (damaged: its index or a live chunk failed verification). */
+  error?: string;
 }
 
 /** Where a live chunk is now and where it goes. */
@@ -99,22 +104,33 @@ export async function repackPacks(
     inBuilder = [];
   };
 
+  const damaged = new Set<string>();
   for (const old of packs) {
     const what = `pack ${old.name}`;
+    const result = results.get(old.name)!;
     const tail = await primary.store.getRange(primary.bucket, old.vaultKey, old.dataLength, old.size - 1);
     if (tail === undefined) throw new NotFoundError(`${what} is recorded but missing from the vault (${old.vaultKey}): not repacked`);
-    const { entries } = parsePackIndex(tail, { what, packSize: old.size });
-    const records = await catalog.getChunks(databaseId, entries.map((e) => e.sha256));
-    const here = new Map(records.filter((r) => r.vaultKey === old.vaultKey).map((r) => [r.sha256, r]));
-    const live = entries.filter((e) => here.has(e.sha256) && referenced.has(e.sha256));
-    results.get(old.name)!.left = here.size - live.length;
-    // Read and verify every live chunk of this pack before any of it is moved.
+    // Read and verify the index and every live chunk of this pack before any of it is moved.
+    let live: PackEntry[];
+    let here: Map<string, ChunkItem>;
     const stored = new Map<string, Buffer>();
-    await forEachLimit(coalescePackReads(live), 4, async (read) => {
-      const body = await primary.store.getRange(primary.bucket, old.vaultKey, read.start, read.end - 1);
-      if (body === undefined) throw new NotFoundError(`${what} disappeared from the vault while it was repacked`);
-      for (const e of read.chunks) stored.set(e.sha256, await verified(what, e, chunkOfRead(read, body, e)));
-    });
+    try {
+      const { entries } = parsePackIndex(tail, { what, packSize: old.size });
+      const records = await catalog.getChunks(databaseId, entries.map((e) => e.sha256));
+      here = new Map(records.filter((r) => r.vaultKey === old.vaultKey).map((r) => [r.sha256, r]));
+      live = entries.filter((e) => here.has(e.sha256) && referenced.has(e.sha256));
+      await forEachLimit(coalescePackReads(live), 4, async (read) => {
+        const body = await primary.store.getRange(primary.bucket, old.vaultKey, read.start, read.end - 1);
+        if (body === undefined) throw new NotFoundError(`${what} disappeared from the vault while it was repacked`);
+        for (const e of read.chunks) stored.set(e.sha256, await verified(what, e, chunkOfRead(read, body, e)));
+      });
+    } catch (e) {
+      if (!(e instanceof CorruptPackError || e instanceof ChecksumMismatchError)) throw e;
+      result.error = describeError(e);
+      damaged.add(old.name);
+      continue;
+    }
+    result.left = here.size - live.length;
     for (const e of live) {
       const bytes = stored.get(e.sha256)!;
       if (builder.has(e.sha256)) continue;
@@ -124,7 +140,7 @@ export async function repackPacks(
     }
   }
   await flush();
-  await catalog.markPacksOrphaned(databaseId, packs.map((p) => p.name), at);
+  await catalog.markPacksOrphaned(databaseId, packs.filter((p) => !damaged.has(p.name)).map((p) => p.name), at);
   return packs.map((p) => results.get(p.name)!);
 }
 

@@ -7,10 +7,7 @@
  * reported and audited; a journaled run that was interrupted is finished by
  * the next one, without touching what was recorded again since.
  */
-import { randomUUID } from "node:crypto";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeWith } from "../../core/codec.js";
+import { describe, expect, it } from "vitest";
 import { NotFoundError, ObjectLockedError } from "../../core/errors.js";
 import { vaultPackKey } from "../../core/keys.js";
 import type { BuiltPack } from "../../core/pack.js";
@@ -18,13 +15,12 @@ import type { RetentionPlan } from "../../core/retention.js";
 import type { AuditRecord, DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { parseManifest, type SnapshotManifest, type UniqueChunk } from "../../core/snapshot.js";
 import { checkReusedPacks } from "../../functions/snapshot/check-referenced.js";
-import { LOCAL_CREDENTIALS, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
 import type { Catalog } from "../../store/catalog.js";
-import { fetchManifest } from "../../store/catalog-state.js";
-import { DynamoCatalog, createTable } from "../../store/dynamo-catalog.js";
+import type { DynamoCatalog } from "../../store/dynamo-catalog.js";
 import type { ObjectInfo, ObjectStore } from "../../store/object-store.js";
 import { executePrune, executePruneJournaled, type PruneJournal, type RegionVault } from "../../store/prune.js";
-import { makeChunk, putPackedManifest, storePacks, type Chunk, type PackedVault } from "./packed-vault.js";
+import { deleting, GDB, genericDb, GRACE, nothing, packedFixtures, packOpts, restoreFile, run, RUN1, RUN2, snapshotOf, type PackedFixture } from "./pack-retention-fixture.js";
+import { makeChunk, putPackedManifest, storePacks, type Chunk } from "./packed-vault.js";
 
 const DB = "pg-unit";
 const database: DatabaseRecord = { databaseId: DB, kind: "postgres", walSegmentSize: 16 * 1024 * 1024, createdAt: "2026-01-01T00:00:00.000Z" };
@@ -207,128 +203,12 @@ describe("executePruneJournaled", () => {
 // the catalog on DynamoDB Local (the conditions are DynamoDB's) and the
 // vault in memory.
 
-const GDB = "gen-packs";
-const genericDb: DatabaseRecord = { databaseId: GDB, kind: "generic", walSegmentSize: 16 * 1024 * 1024, createdAt: "2026-01-01T00:00:00.000Z" };
-const HOUR = 3_600_000;
-const GRACE = 24 * HOUR;
-/** Packs are recorded at the real time; runs happen later than their grace. */
-const RUN1 = new Date(Date.now() + 2 * GRACE);
-const RUN2 = new Date(RUN1.getTime() + GRACE);
-/** Repack whatever is under half live, whatever the dead bytes (the test packs are 64 KiB). */
-const packOpts = { thresholds: { liveFraction: 0.5, minDeadBytes: 1 }, targetSize: 64 * 1024 };
-
-let ddb: DynamoEmulator;
-let ddbClient: DynamoDBClient;
-beforeAll(async () => {
-  ddb = await startDynamo();
-  ddbClient = new DynamoDBClient({ endpoint: ddb.endpoint, region: "us-east-1", credentials: LOCAL_CREDENTIALS });
-});
-afterAll(async () => {
-  ddbClient?.destroy();
-  await ddb?.stop();
-});
-
-/** A bucket in memory; deleting a key in `locked` is refused as Object Lock would refuse it. */
-function memoryVault(): ObjectStore & { objects: Map<string, Buffer>; locked: Set<string> } {
-  const objects = new Map<string, Buffer>();
-  const locked = new Set<string>();
-  const info = (key: string, body: Buffer): ObjectInfo => ({ key, size: body.length, metadata: {} });
-  return {
-    name: "memory",
-    objects,
-    locked,
-    async put(_b, key, body) {
-      objects.set(key, Buffer.from(body));
-      return {};
-    },
-    async get(_b, key) {
-      const body = objects.get(key);
-      return body && { ...info(key, body), body };
-    },
-    async head(_b, key) {
-      const body = objects.get(key);
-      return body && info(key, body);
-    },
-    async getRange(_b, key, start, end) {
-      return objects.get(key)?.subarray(start, end + 1);
-    },
-    async copy() {
-      throw new Error("not used");
-    },
-    async delete(bucket, key) {
-      if (locked.has(key)) throw new ObjectLockedError(`S3 refused to delete s3://${bucket}/${key} (Object Lock retention)`);
-      objects.delete(key);
-    },
-    async *list() {
-      // not used
-    },
-  };
-}
-
-interface PackedFixture {
-  v: PackedVault;
-  vault: ReturnType<typeof memoryVault>;
-  catalog: DynamoCatalog;
-  regions: RegionVault[];
-}
-
-async function packedFixture(): Promise<PackedFixture> {
-  const tableName = `walvault-prune-${randomUUID()}`;
-  await createTable(ddbClient, tableName);
-  const catalog = new DynamoCatalog({ tableName, region: "us-east-1", endpoint: ddb.endpoint, credentials: LOCAL_CREDENTIALS });
-  await catalog.putDatabase(genericDb);
-  const vault = memoryVault();
-  return { v: { store: vault, bucket: "vault", catalog, databaseId: GDB }, vault, catalog, regions: [{ region: "r1", store: vault, bucket: "vault", primary: true }] };
-}
-
-/** Records a snapshot of one file made of these chunks (all reused: their packs are already stored). */
-async function snapshotOf(f: PackedFixture, chunks: readonly Chunk[], at: Date): Promise<SnapshotRecord> {
-  const { snapshotId, manifestKey, manifestSha256 } = await putPackedManifest(f.v, chunks.map((c) => ({ c, isNew: false })), [], at);
-  const record: SnapshotRecord = {
-    databaseId: GDB,
-    snapshotId,
-    kind: "generic",
-    streams: { wal: "wal/1" },
-    startedAt: at.toISOString(),
-    finishedAt: at.toISOString(),
-    manifestKey,
-    manifestSha256,
-    manifestSize: 1,
-    totals: { files: 1, logicalBytes: 0, uniqueChunks: chunks.length, newChunks: 0, storedBytes: 0, newStoredBytes: 0 },
-    status: "restorable",
-    recordedAt: at.toISOString(),
-    replicas: {},
-  };
-  await f.catalog.recordSnapshot(record);
-  return record;
-}
-
-/** Rebuilds the snapshot's file where the catalog says each chunk is now, as a restore does. */
-async function restoreFile(f: PackedFixture, s: SnapshotRecord): Promise<Buffer> {
-  const m = await fetchManifest(f.vault, "vault", s, genericDb);
-  const file = m.files.find((x) => x.type === "file");
-  if (file?.type !== "file") throw new Error("no file");
-  const records = new Map((await f.catalog.getChunks(GDB, file.chunks.map((c) => c.sha256))).map((r) => [r.sha256, r]));
-  const parts: Buffer[] = [];
-  for (const c of file.chunks) {
-    const r = records.get(c.sha256);
-    if (r?.offset === undefined) throw new Error(`chunk ${c.sha256} has no packed record`);
-    const stored = await f.vault.getRange("vault", r.vaultKey, r.offset, r.offset + r.storedSize - 1);
-    if (!stored) throw new Error(`pack ${r.vaultKey} is gone`);
-    parts.push(await decodeWith(c.codec, stored, c.sha256, c.size));
-  }
-  return Buffer.concat(parts);
-}
-
-const deleting = (s: SnapshotRecord): RetentionPlan => ({ keep: [], deleteSnapshots: [{ snapshotId: s.snapshotId, finishedAt: new Date(s.finishedAt) }], deleteWal: [], keepWal: 0 });
-const nothing: RetentionPlan = { keep: [], deleteSnapshots: [], deleteWal: [], keepWal: 0 };
-const run = (f: PackedFixture, plan: RetentionPlan, snapshots: SnapshotRecord[], now: Date, runId: string) =>
-  executePrune(genericDb, plan, { snapshots, wal: [] }, f.catalog, f.regions, { runId, now, graceMs: GRACE, by: "test", packs: packOpts });
+const newFixture = packedFixtures();
 
 describe("executePrune with packs", () => {
   it("marks a pack no kept snapshot references, and deletes it a grace period later: record, chunk records, object", async () => {
     // Prepare: two snapshots, each with a pack of its own; the older one is pruned.
-    const f = await packedFixture();
+    const f = await newFixture();
     const gone = await Promise.all([0, 1, 2].map((i) => makeChunk(`gone ${i}`)));
     const kept = await Promise.all([0, 1, 2].map((i) => makeChunk(`kept ${i}`)));
     const [deadPack] = await storePacks(f.v, gone);
@@ -359,7 +239,7 @@ describe("executePrune with packs", () => {
 
   it("repacks a sparse pack: live chunks move to a new pack, every kept snapshot restores byte-identical, the old pack goes a grace period later", async () => {
     // Prepare: one pack of 9 chunks; the kept snapshot uses 2, the pruned one all 9.
-    const f = await packedFixture();
+    const f = await newFixture();
     const chunks = await Promise.all(Array.from({ length: 9 }, (_, i) => makeChunk(`c ${i}`)));
     const [oldPack] = await storePacks(f.v, chunks);
     expect(oldPack!.entries).toHaveLength(9);
@@ -397,7 +277,7 @@ describe("executePrune with packs", () => {
 
   it("reports and audits a pack whose object Object Lock keeps, after deleting its records", async () => {
     // Prepare
-    const f = await packedFixture();
+    const f = await newFixture();
     const gone = await Promise.all([0, 1].map((i) => makeChunk(`locked ${i}`)));
     const [pack] = await storePacks(f.v, gone);
     const old = await snapshotOf(f, gone, new Date("2026-01-01T00:00:00Z"));
@@ -419,7 +299,7 @@ describe("executePrune with packs", () => {
 
   describe("a push reusing a chunk of a pack being swept (CheckReferenced against the sweep)", () => {
     async function candidate(): Promise<{ f: PackedFixture; chunks: Chunk[]; pack: BuiltPack; reusing: SnapshotManifest }> {
-      const f = await packedFixture();
+      const f = await newFixture();
       const chunks = await Promise.all([0, 1].map((i) => makeChunk(`reused ${i}`)));
       const [pack] = await storePacks(f.v, chunks);
       const old = await snapshotOf(f, chunks, new Date("2026-01-01T00:00:00Z"));
