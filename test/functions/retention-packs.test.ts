@@ -4,8 +4,10 @@
  * WALVAULT_PACKS=1 does) through snapshot ingest: a pack only pruned
  * snapshots used is marked by one run and deleted by a run a grace period
  * later; a pack a kept snapshot still uses a little of is repacked (its live
- * chunks moved to a new pack), then deleted likewise; every kept snapshot
- * restores byte-identical after each run. Pack and mark times are moved back
+ * chunks moved to a new pack), then deleted likewise — unless a push reuses
+ * one of its dead chunks in between: snapshot ingest (CheckReferenced)
+ * unmarks it and it stays; every kept snapshot restores byte-identical after
+ * each run. Pack and mark times are moved back
  * in the catalog instead of waiting for the grace period.
  * Needs `npm run build` first (s3rver runs from dist/).
  */
@@ -33,6 +35,8 @@ let stack: TestStack;
 let clients: StackClients;
 let work: string;
 const dirs: Record<string, string> = {};
+/** s1's big file: dead once s1 is pruned, until s4 reuses it. */
+let y: Buffer;
 const pushed: Record<string, SnapshotPushResult> = {};
 
 interface Summary {
@@ -44,6 +48,11 @@ interface Summary {
   packsRepacked: number;
   lockedCount: number;
 }
+
+const push = async (id: string): Promise<void> => {
+  const cfg: PushConfig = { ...stack.config, databaseId: DB };
+  pushed[id] = await snapshotPush({ kind: "generic", dir: dirs[id]!, streams: STREAMS }, cfg, clients, { packs: true, timeoutMs: 120_000 });
+};
 
 const random = (n: number): Buffer => randomFillSync(Buffer.allocUnsafe(n));
 
@@ -101,16 +110,14 @@ beforeAll(async () => {
   clients = stackClients(stack);
   work = tempDir("walvault-retention-packs-");
   const x = random(256 * KiB);
+  y = random(1536 * KiB);
   // s0: its own pack only (will be unreferenced); s1: X and a big Y (its pack becomes sparse: only X stays live);
   // s2: reuses X (pinned); s3: the newest.
   dirs.s0 = tree("s0", { "v.db": random(1024 * KiB) }, 1);
-  dirs.s1 = tree("s1", { "x.db": x, "y.db": random(1536 * KiB) }, 2);
+  dirs.s1 = tree("s1", { "x.db": x, "y.db": y }, 2);
   dirs.s2 = tree("s2", { "x.db": x, "z.db": random(256 * KiB) }, 3);
   dirs.s3 = tree("s3", { "w.db": random(256 * KiB) }, 4);
-  const cfg: PushConfig = { ...stack.config, databaseId: DB };
-  for (const id of ["s0", "s1", "s2", "s3"]) {
-    pushed[id] = await snapshotPush({ kind: "generic", dir: dirs[id]!, streams: STREAMS }, cfg, clients, { packs: true, timeoutMs: 120_000 });
-  }
+  for (const id of ["s0", "s1", "s2", "s3"]) await push(id);
   await clients.catalog.setSnapshotPinned(DB, pushed.s2!.snapshotId, true);
   // The pushes were a month ago, as far as the grace period is concerned.
   for (const p of await allPacks()) await backdate(p, 30 * DAY);
@@ -122,7 +129,7 @@ afterAll(async () => {
 });
 
 describe("retention workflow with packs", () => {
-  it("marks the unreferenced pack and repacks the sparse one, then a grace period later deletes both; kept snapshots restore byte-identical throughout", async () => {
+  it("marks the unreferenced pack and repacks the sparse one; a grace period later deletes the first and keeps the second, whose dead chunk a push reused meanwhile; kept snapshots restore byte-identical throughout", async () => {
     // Prepare
     const packsBefore = await allPacks();
     expect(packsBefore).toHaveLength(4);
@@ -145,22 +152,31 @@ describe("retention workflow with packs", () => {
     await restoresIdentical("s2");
     await restoresIdentical("s3");
 
-    // Act: run 2, a grace period later.
+    // Act: a push reuses y.db (dead chunks of s1's marked pack) through snapshot ingest; then run 2, a grace period later.
     for (const p of afterFirst.values()) if (p.orphanedAt !== undefined) await backdate(p, 2 * DAY);
+    dirs.s4 = tree("s4", { "y.db": y }, 5);
+    await push("s4");
+    const s1PackAfterPush = await clients.catalog.getPack(DB, s1Pack);
     const second = (await stack.startRetention({ databaseId: DB, policy: POLICY })) as { results: Summary[] };
 
-    // Assess run 2: both candidates deleted (records, chunk records, objects); the kept snapshots still restore.
-    expect(second.results[0]).toMatchObject({ complete: true, packsMarked: 0, packsRepacked: 0, packsSwept: 2, lockedCount: 0 });
-    const left = await allPacks();
-    expect(left.map((p) => p.name)).not.toContain(s0Pack);
-    expect(left.map((p) => p.name)).not.toContain(s1Pack);
-    expect(left).toHaveLength(3);
-    for (const name of [s0Pack, s1Pack]) expect(await clients.store.head(stack.config.vaultBucket, vaultKeys.get(name)!)).toBeUndefined();
-    for (const c of await clients.catalog.listChunks(DB)) expect([s0Pack, s1Pack].map((n) => vaultKeys.get(n))).not.toContain(c.vaultKey);
+    // Assess: CheckReferenced unmarked s1's pack, so run 2 kept it (whole); s0's pack is deleted (record, chunk records,
+    // object); s3, pruned now (s4 is the newest), has its pack marked; the kept snapshots still restore.
+    expect(pushed.s4!.packs!.uploaded).toBe(1); // only its WAL file is new
+    expect(s1PackAfterPush).toBeDefined();
+    expect(s1PackAfterPush?.orphanedAt).toBeUndefined();
+    expect(second.results[0]).toMatchObject({ complete: true, packsMarked: 1, packsRepacked: 0, packsSwept: 1, lockedCount: 0 });
+    expect(second.results[0]!.deletedSnapshots).toEqual([pushed.s3!.snapshotId]);
+    const left = new Map((await allPacks()).map((p) => [p.name, p]));
+    expect(left.has(s0Pack)).toBe(false);
+    expect(left.get(s1Pack)?.orphanedAt).toBeUndefined();
+    expect(left.get(pushed.s3!.packs!.names[0]!)?.orphanedAt).toBeDefined();
+    expect(await clients.store.head(stack.config.vaultBucket, vaultKeys.get(s0Pack)!)).toBeUndefined();
+    expect(await clients.store.head(stack.config.vaultBucket, vaultKeys.get(s1Pack)!)).toBeDefined();
+    for (const c of await clients.catalog.listChunks(DB)) expect(c.vaultKey).not.toBe(vaultKeys.get(s0Pack));
     await restoresIdentical("s2");
-    await restoresIdentical("s3");
+    await restoresIdentical("s4");
     const audit = await clients.catalog.listAudit(DB);
     expect(audit.filter((a) => a.action === "repack").map((a) => a.subject)).toEqual([s1Pack]);
-    expect(audit.filter((a) => a.action === "sweep-pack").map((a) => a.subject).sort()).toEqual([s0Pack, s1Pack].sort());
+    expect(audit.filter((a) => a.action === "sweep-pack").map((a) => a.subject)).toEqual([s0Pack]);
   }, 300_000);
 });
