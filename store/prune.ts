@@ -29,7 +29,9 @@
  *   then the chunk records still pointing at it, then the object in every
  *   region ("sweep-pack"). A sparse pack's live chunks are moved to new
  *   packs (store/repack.ts, at most REPACK_MAX_PACKS per run, "repack"), and
- *   the old pack marked, to be deleted like any other.
+ *   the old pack marked, to be deleted like any other. Chunk records left
+ *   pointing at a pack with no record (a deletion interrupted after it) are
+ *   finished off when no kept snapshot uses them (sweepDangling).
  * - One audit item per deletion: what, why, when, which run, where.
  * - Idempotent: running the same plan again deletes nothing more.
  */
@@ -329,6 +331,7 @@ async function sweepChunks(
     const toDelete: PackItem[] = [];
     for (const p of page.packs) {
       const t = tallies.get(p.vaultKey) ?? { liveChunks: 0, liveBytes: 0, deadChunks: 0, deadBytes: 0 };
+      tallies.delete(p.vaultKey);
       const orphanedAt = p.orphanedAt === undefined ? undefined : new Date(p.orphanedAt);
       const d = decidePack({ ...p, ...t, recordedAt: new Date(p.recordedAt), orphanedAt }, opts.now, opts.graceMs, thresholds);
       if (d.action === "mark") toMark.push(p.name);
@@ -342,6 +345,9 @@ async function sweepChunks(
     });
     after = page.next;
   } while (after !== undefined);
+
+  // What is left of the tallies: chunk records pointing at a pack with no record.
+  packsSwept += await sweepDangling(databaseId, tallies, catalog, opts, { note, deleteEverywhere });
 
   let packsRepacked = 0;
   if (toRepack.length > 0) {
@@ -357,6 +363,55 @@ async function sweepChunks(
     packsRepacked = repacked.filter((r) => r.error === undefined).length;
   }
   return { sweptChunks, freshChunks, packsSwept, packsMarked, packsRepacked };
+}
+
+/**
+ * Chunk records that point at a pack with no record: a pack deletion
+ * interrupted after its record (the record goes first). CheckReferenced
+ * refuses to reuse such a chunk, so the records only hide the chunk from the
+ * next push: when none of them is live and all are older than the grace
+ * period, and the pack is still unrecorded, they are deleted (conditional on
+ * the pack) with a second pass over the chunk pages, then the object in every
+ * region. A pack with a live chunk is only logged: the object may hold the
+ * only copy of bytes a kept snapshot needs. Returns the packs swept.
+ */
+async function sweepDangling(
+  databaseId: string,
+  tallies: ReadonlyMap<string, Tally>,
+  catalog: Catalog,
+  opts: PruneOptions,
+  { note, deleteEverywhere }: { note: Note; deleteEverywhere: DeleteEverywhere },
+): Promise<number> {
+  const dangling = new Map<string, string[]>();
+  for (const [key, t] of tallies) {
+    if (t.liveChunks === 0) dangling.set(key, []);
+    else console.error(`walvault retention: ${databaseId}: ${t.liveChunks} chunk record(s) that kept snapshots use point at ${key}, which has no pack record: left as they are`);
+  }
+  if (dangling.size === 0) return 0;
+  const fresh = new Set<string>();
+  let after: string | undefined;
+  do {
+    const page = await catalog.listChunkPage(databaseId, after, SWEEP_PAGE);
+    for (const c of page.chunks) {
+      const hashes = dangling.get(c.vaultKey);
+      if (hashes === undefined || c.offset === undefined) continue;
+      if (opts.now.getTime() - Date.parse(c.recordedAt) < opts.graceMs) fresh.add(c.vaultKey);
+      else hashes.push(c.sha256);
+    }
+    after = page.next;
+  } while (after !== undefined);
+  const name = (key: string): string => key.slice(key.lastIndexOf("/") + 1);
+  const recorded = new Set((await catalog.getPacks(databaseId, [...dangling.keys()].map(name))).map((p) => p.vaultKey));
+  let swept = 0;
+  for (const [key, hashes] of dangling) {
+    // Recorded again, or written by a push under way: not an interrupted deletion.
+    if (recorded.has(key) || fresh.has(key)) continue;
+    await catalog.deleteChunksInPack(databaseId, hashes, key);
+    const where = await deleteEverywhere(key, () => undefined);
+    note("sweep-pack", name(key), where, `an earlier deletion of this pack stopped after its record: ${hashes.length} chunk record(s), none used by a kept snapshot, still pointed at it`);
+    swept++;
+  }
+  return swept;
 }
 
 /** Where a run carried out in parts keeps the records it is about to delete (the retention workflow: a work/ object). */

@@ -297,6 +297,31 @@ describe("executePrune with packs", () => {
     expect(audit.filter((a) => a.action === "sweep-pack").map((a) => [a.subject, a.regions])).toEqual([[pack!.name, []]]);
   });
 
+  it("finishes a pack deletion interrupted after the pack record: the chunk records left pointing at it and its object go; a pack a kept snapshot uses stays", async () => {
+    // Prepare: two packs whose records are gone (an interrupted deletion): one no snapshot uses, one a kept snapshot uses.
+    const f = await newFixture();
+    const dead = await Promise.all([0, 1].map((i) => makeChunk(`dangling ${i}`)));
+    const used = await Promise.all([0, 1].map((i) => makeChunk(`still used ${i}`)));
+    const [deadPack] = await storePacks(f.v, dead);
+    const [usedPack] = await storePacks(f.v, used);
+    const keep = await snapshotOf(f, used, new Date("2026-01-02T00:00:00Z"));
+    for (const p of [deadPack!, usedPack!]) {
+      await f.catalog.markPacksOrphaned(GDB, [p.name], "2026-01-01T00:00:00.000Z");
+      await f.catalog.deletePackIfOrphaned(GDB, p.name, "2026-01-01T00:00:00.000Z");
+    }
+
+    // Act
+    const summary = await run(f, nothing, [], RUN1, "run-1");
+
+    // Assess
+    expect(summary.packsSwept).toBe(1);
+    expect(await f.catalog.getChunks(GDB, dead.map((c) => c.sha256))).toEqual([]);
+    expect(f.vault.objects.has(vaultPackKey(GDB, deadPack!.name))).toBe(false);
+    expect(await f.catalog.getChunks(GDB, used.map((c) => c.sha256))).toHaveLength(2);
+    expect(await restoreFile(f, keep)).toEqual(Buffer.concat(used.map((c) => c.raw)));
+    expect((await f.catalog.listAudit(GDB)).filter((a) => a.action === "sweep-pack").map((a) => a.subject)).toEqual([deadPack!.name]);
+  });
+
   describe("a push reusing a chunk of a pack being swept (CheckReferenced against the sweep)", () => {
     async function candidate(): Promise<{ f: PackedFixture; chunks: Chunk[]; pack: BuiltPack; reusing: SnapshotManifest }> {
       const f = await newFixture();
