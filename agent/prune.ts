@@ -98,10 +98,14 @@ export async function pruneCommand(cfg: AgentConfig, databaseId: string, flags: 
   return summary.locked.length > 0 ? 1 : 0;
 }
 
-function formatSummary(s: Pick<PruneSummary, "deletedWal" | "sweptChunks" | "freshChunks" | "audit" | "runId" | "locked"> & { deletedSnapshotCount: number; lockedCount: number }): string {
+function formatSummary(
+  s: Pick<PruneSummary, "deletedWal" | "sweptChunks" | "freshChunks" | "audit" | "runId" | "locked"> &
+    Partial<Pick<PruneSummary, "packsSwept" | "packsMarked" | "packsRepacked">> & { deletedSnapshotCount: number; lockedCount: number },
+): string {
   return (
     `deleted ${s.deletedSnapshotCount} snapshot(s), ${s.deletedWal} WAL file(s), swept ${s.sweptChunks} chunk(s) ` +
-    `(${s.freshChunks} unreferenced but within the grace period kept); ${s.audit} audit item(s), run ${s.runId}` +
+    `(${s.freshChunks} unreferenced but within the grace period kept); ` +
+    `packs: ${s.packsSwept ?? 0} deleted, ${s.packsMarked ?? 0} marked for deletion, ${s.packsRepacked ?? 0} repacked; ${s.audit} audit item(s), run ${s.runId}` +
     (s.lockedCount > 0 ? `\n${s.lockedCount} object(s) still locked, left in place: ${s.locked.slice(0, 3).map((l) => `${l.region}:${l.key}`).join(", ")}` : "")
   );
 }

@@ -295,6 +295,14 @@ export const packItemSchema = z.object({
   dataLength: z.number().int().positive(),
   vaultKey: z.string(),
   recordedAt: z.string(),
+  /**
+   * Retention (docs/retention.md, "Packs"): when a run found it a candidate
+   * (every chunk recorded in it referenced by no kept snapshot, or repacked).
+   * A later run deletes it only with the record still carrying this value;
+   * snapshot ingest (CheckReferenced) removes it when a push reuses one of
+   * its chunks. Absent: not a candidate.
+   */
+  orphanedAt: z.string().optional(),
 });
 export type PackItem = z.infer<typeof packItemSchema>;
 
@@ -344,8 +352,8 @@ export const auditRecordSchema = z.object({
   runId: z.string().min(1),
   seq: z.number().int().nonnegative(),
   at: z.string(),
-  action: z.enum(["delete-snapshot", "delete-wal", "sweep-chunk", "locked"]),
-  /** Snapshot id, WAL name or chunk SHA-256. */
+  action: z.enum(["delete-snapshot", "delete-wal", "sweep-chunk", "locked", "sweep-pack", "repack"]),
+  /** Snapshot id, WAL name, chunk SHA-256 or pack name. */
   subject: z.string(),
   /** Regions whose vault object was deleted (or, for "locked", where it is still locked). */
   regions: z.array(z.string()),

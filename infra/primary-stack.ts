@@ -962,7 +962,7 @@ export class PrimaryStack extends Stack {
       vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
       catalog("RecordPacks", "BatchWriteItem"),
     );
-    // checkReferenced: re-read the manifest, look every chunk up, read backup_label's chunks (own objects or pack ranges).
+    // checkReferenced: re-read the manifest, look every chunk (and the packs of reused ones) up, read backup_label's chunks (own objects or pack ranges).
     add(
       f.checkReferenced,
       read("ReadManifests", manifests),
@@ -971,6 +971,8 @@ export class PrimaryStack extends Stack {
       listVault,
       vaultKeyUse("DecryptVaultObjects", "Decrypt"),
       catalog("ReadChunkRecords", "BatchGetItem"),
+      // Unmark the packs of reused chunks that retention marked for deletion (conditional UpdateItem; GetItem tells a gone record apart).
+      catalog("UnmarkPacks", "UpdateItem", "GetItem"),
     );
     // promoteManifest: re-read the manifest, head/write its vault key.
     add(

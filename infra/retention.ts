@@ -212,7 +212,8 @@ export class Retention extends Construct {
     plan.addToRolePolicy(new iam.PolicyStatement({ sid: "WritePlanListsAndPages", actions: ["s3:PutObject", "s3:GetObject"], resources: [work] }));
 
     for (const st of [
-      catalog("PruneCatalog", "GetItem", "Query", "BatchWriteItem", "DeleteItem"),
+      // BatchGetItem, PutItem, UpdateItem: the pack sweep's chunk lookups and its conditional marks and moves (store/prune.ts, store/repack.ts).
+      catalog("PruneCatalog", "GetItem", "Query", "BatchWriteItem", "DeleteItem", "BatchGetItem", "PutItem", "UpdateItem"),
       new iam.PolicyStatement({ sid: "PlanListsAndJournal", actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources: [work] }),
       listIncoming,
       new iam.PolicyStatement({
@@ -221,9 +222,28 @@ export class Retention extends Construct {
         resources: [props.vaultBucket.arnForObjects("db/*/snapshots/*")],
       }),
       new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [props.vaultBucket.bucketArn] }),
+      // Repack (store/repack.ts): ranged reads of packs in the primary vault, and the new packs put to every region's vault.
+      new iam.PolicyStatement({
+        sid: "RepackVaultPacks",
+        actions: ["s3:GetObject", "s3:PutObject"],
+        resources: [props.vaultBucket.arnForObjects("db/*/packs/*"), ...props.replicas.map((r) => `${bucketArn(r.bucket)}/db/*/packs/*`)],
+      }),
+      ...props.replicas.map(
+        (r) =>
+          new iam.PolicyStatement({
+            sid: `EncryptReplicaPacks${r.region.replace(/(^|-)([a-z0-9])/g, (_m, _d: string, c: string) => c.toUpperCase())}`,
+            actions: ["kms:GenerateDataKey"],
+            resources: [`arn:${Aws.PARTITION}:kms:${r.region}:${Aws.ACCOUNT_ID}:key/*`],
+            conditions: {
+              StringEquals: { "kms:ViaService": `s3.${r.region}.amazonaws.com` },
+              StringLike: { "kms:EncryptionContext:aws:s3:arn": [bucketArn(r.bucket), `${bucketArn(r.bucket)}/db/*`] },
+            },
+          }),
+      ),
       new iam.PolicyStatement({
         sid: "DecryptVaultManifests",
-        actions: ["kms:Decrypt"],
+        // GenerateDataKey: SSE-KMS writes of repacked packs (S3 never calls kms:Encrypt).
+        actions: ["kms:Decrypt", "kms:GenerateDataKey"],
         resources: [props.vaultKey.keyArn],
         conditions: { StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` } },
       }),
@@ -246,7 +266,16 @@ export class Retention extends Construct {
     const replicaObjects = props.replicas.map((r) => `Resource::arn:<AWS::Partition>:s3:::${r.bucket.replace(Aws.ACCOUNT_ID, "<AWS::AccountId>")}/db/*`);
     const wildcards: Record<RetentionStep, string[]> = {
       plan: [xray, work],
-      execute: [xray, work, nagArn(props.vaultBucket, "/db/*/snapshots/*"), nagArn(props.vaultBucket, "/db/*"), ...replicaObjects],
+      execute: [
+        xray,
+        work,
+        nagArn(props.vaultBucket, "/db/*/snapshots/*"),
+        nagArn(props.vaultBucket, "/db/*"),
+        ...replicaObjects,
+        nagArn(props.vaultBucket, "/db/*/packs/*"),
+        ...props.replicas.map((r) => `Resource::arn:<AWS::Partition>:s3:::${r.bucket.replace(Aws.ACCOUNT_ID, "<AWS::AccountId>")}/db/*/packs/*`),
+        ...props.replicas.map((r) => `Resource::arn:<AWS::Partition>:kms:${r.region}:<AWS::AccountId>:key/*`),
+      ],
     };
     for (const step of RETENTION_STEPS) {
       NagSuppressions.addResourceSuppressions(
@@ -256,7 +285,9 @@ export class Retention extends Construct {
             id: "AwsSolutions-IAM5",
             reason:
               "Object wildcards end one key prefix: the workflow's own work/retention/* objects in the incoming bucket, the vault's db/*/snapshots/* manifests, " +
-              "or db/* of the vault and each replica vault (one object per WAL file, chunk or manifest the retention plan deletes); " +
+              "or db/* of the vault and each replica vault (one object per WAL file, chunk or manifest the retention plan deletes), " +
+              "or db/*/packs/* of each vault (repack reads packs and writes new ones; docs/retention.md \"Packs\"); " +
+              "replica vault keys belong to the replica stacks and are usable only through S3 in their region for their vault bucket (kms:ViaService, encryption context); " +
               "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').",
             appliesTo: wildcards[step],
           },

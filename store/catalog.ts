@@ -53,6 +53,29 @@
  *   harmless (a pack is content-addressed). getPack() resolves the record, or
  *   undefined for a pack never recorded. Pack records are not chunk records:
  *   listChunks() and missingChunks() never see them.
+ * - getPacks() returns, of the given names, the pack records found, each once,
+ *   in input order, in batches (BatchGetItem, <= 100 keys per request).
+ * - listChunkPage(db, after, limit) / listPackPage(db, after, limit) return a
+ *   database's chunk / pack records whose hash sorts after `after` (none: from
+ *   the first), in hash order, at most `limit` (default and most: 1000), and
+ *   `next` when more may follow: pass it as `after`. Following `next` from the
+ *   first page yields every record exactly once (a Query, never a Scan).
+ *   An `after` that is not a SHA-256 rejects with InvalidInputError.
+ * - Pack retention, two phases (docs/retention.md, "Packs"):
+ *   markPacksOrphaned(db, names, at) sets orphanedAt = at on each pack record
+ *   that exists (replacing an earlier value) and resolves the names it
+ *   marked; a name without a record is skipped, never created.
+ *   clearPackOrphaned(db, name) removes orphanedAt when present and resolves
+ *   true when the record exists (marked or not), false when there is none.
+ *   deletePackIfOrphaned(db, name, orphanedAt) deletes the record only when
+ *   it carries exactly that orphanedAt (so a clear or a new mark since wins)
+ *   and resolves whether it did. Each is one conditional write per pack.
+ * - deleteChunksInPack(db, hashes, vaultKey) deletes each chunk record only
+ *   while it points at `vaultKey` (a chunk recorded elsewhere since stays),
+ *   resolving the hashes deleted. movePackedChunks(records, fromVaultKey)
+ *   writes each record only while the stored one points at `fromVaultKey`
+ *   (a repack re-pointing a chunk), resolving the hashes moved; a record that
+ *   is gone or points elsewhere is left. One conditional write per chunk.
  * - recordSnapshot() is a conditional create like recordWal(): same
  *   manifestSha256 -> "duplicate", different -> SnapshotConflictError.
  * - listSnapshots() returns a database's snapshots ordered by snapshotId
@@ -69,6 +92,18 @@ import type { AuditRecord, ChunkItem, DatabaseRecord, HeadRecord, PackItem, Quar
 
 export type RecordOutcome = { outcome: "created"; record: WalRecord } | { outcome: "duplicate"; record: WalRecord };
 export type SnapshotOutcome = { outcome: "created" | "duplicate"; record: SnapshotRecord };
+
+/** One page of chunk records; `next` is absent on the last. */
+export interface ChunkPage {
+  chunks: ChunkItem[];
+  next?: string;
+}
+
+/** One page of pack records; `next` is absent on the last. */
+export interface PackPage {
+  packs: PackItem[];
+  next?: string;
+}
 
 /** One page of registrations; `next` is absent on the last. */
 export interface DatabasePage {
@@ -107,6 +142,21 @@ export interface Catalog {
   /** Records packs in the vault (idempotent). */
   recordPacks(records: readonly PackItem[]): Promise<void>;
   getPack(databaseId: string, name: string): Promise<PackItem | undefined>;
+  /** The records of these packs that exist, each once, in input order. */
+  getPacks(databaseId: string, names: readonly string[]): Promise<PackItem[]>;
+  /** One page of chunk records (retention: memory bounded by the page, not the database). */
+  listChunkPage(databaseId: string, after?: string, limit?: number): Promise<ChunkPage>;
+  listPackPage(databaseId: string, after?: string, limit?: number): Promise<PackPage>;
+  /** Marks existing packs as deletion candidates at `at`; resolves the names marked. */
+  markPacksOrphaned(databaseId: string, names: readonly string[], at: string): Promise<string[]>;
+  /** Unmarks a pack; false when its record is gone. */
+  clearPackOrphaned(databaseId: string, name: string): Promise<boolean>;
+  /** Deletes a pack record only while it carries this orphanedAt; whether it did. */
+  deletePackIfOrphaned(databaseId: string, name: string, orphanedAt: string): Promise<boolean>;
+  /** Deletes chunk records only while they point at `vaultKey`; the hashes deleted. */
+  deleteChunksInPack(databaseId: string, sha256s: readonly string[], vaultKey: string): Promise<string[]>;
+  /** Rewrites chunk records only while they point at `fromVaultKey` (a repack); the hashes moved. */
+  movePackedChunks(records: readonly ChunkItem[], fromVaultKey: string): Promise<string[]>;
 
   /** Retention: remove records (idempotent: deleting what is not there succeeds). */
   deleteChunks(databaseId: string, sha256s: readonly string[]): Promise<void>;

@@ -87,7 +87,7 @@ import {
 } from "../core/schemas.js";
 import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
-import type { Catalog, DatabasePage, RecordOutcome, SnapshotOutcome } from "./catalog.js";
+import type { Catalog, ChunkPage, DatabasePage, PackPage, RecordOutcome, SnapshotOutcome } from "./catalog.js";
 
 /** Key schema of the catalog table; infra/ mirrors it in the CDK stack. */
 export const CATALOG_KEY_SCHEMA = {
@@ -127,6 +127,8 @@ export function registrySk(databaseId: string): string {
 
 /** Most registrations one listDatabasePage call returns. */
 export const DATABASE_PAGE_MAX = 1000;
+/** Most chunk or pack records one listChunkPage / listPackPage call returns. */
+export const RECORD_PAGE_MAX = 1000;
 
 export function walSk(timeline: number, name: string): string {
   return `${CATALOG_SORT_KEYS.walPrefix}${timelineDir(timeline)}#${name}`;
@@ -386,28 +388,10 @@ export class DynamoCatalog implements Catalog {
     if (after !== undefined && !DATABASE_ID_RE.test(after)) {
       throw new InvalidInputError(`database listing cursor '${after}' is not a database id`);
     }
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > DATABASE_PAGE_MAX)) {
-      throw new InvalidInputError(`database page size ${limit} is not an integer from 1 to ${DATABASE_PAGE_MAX}`);
-    }
-    let out;
-    try {
-      out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-          ExpressionAttributeValues: { ":pk": REGISTRY_PK, ":prefix": REGISTRY_SK_PREFIX },
-          ConsistentRead: true,
-          ...(after === undefined ? {} : { ExclusiveStartKey: { pk: REGISTRY_PK, sk: registrySk(after) } }),
-          Limit: Math.min(limit ?? DATABASE_PAGE_MAX, DATABASE_PAGE_MAX),
-        }),
-      );
-    } catch (e) {
-      throw this.fail("Query (database registry)", e);
-    }
+    const page = await this.queryPage(REGISTRY_PK, REGISTRY_SK_PREFIX, after, limit, DATABASE_PAGE_MAX, "database");
     // Sort keys are db#<id>, ids of [a-z0-9-]: the Query's byte order is the ids' order.
-    const databases = (out.Items ?? []).map((item) => this.parse(databaseRecordSchema, item, "database registry entry"));
-    const last = databases.at(-1);
-    return out.LastEvaluatedKey === undefined || last === undefined ? { databases } : { databases, next: last.databaseId };
+    const databases = page.items.map((item) => this.parse(databaseRecordSchema, item, "database registry entry"));
+    return page.last === undefined ? { databases } : { databases, next: page.last };
   }
 
   // ---------------------------------------------------------------- WAL
@@ -593,13 +577,13 @@ export class DynamoCatalog implements Catalog {
    * request, a few requests in flight, unprocessed keys retried with backoff;
    * `onItem` sees every item found. `keysOnly` fetches the sort key alone.
    */
-  private async batchGetChunks(databaseId: string, unique: readonly string[], keysOnly: boolean, onItem: (item: Item) => void): Promise<void> {
+  private async batchGetChunks(databaseId: string, unique: readonly string[], keysOnly: boolean, onItem: (item: Item) => void, sk: (h: string) => string = chunkSk, what = "chunk"): Promise<void> {
     const pk = databasePk(databaseId);
     const batches: string[][] = [];
     for (let i = 0; i < unique.length; i += BATCH_GET_MAX_KEYS) batches.push(unique.slice(i, i + BATCH_GET_MAX_KEYS));
 
     await inParallel(batches, BATCH_CONCURRENCY, async (batch) => {
-      let keys: Record<string, unknown>[] = batch.map((h) => ({ pk, sk: chunkSk(h) }));
+      let keys: Record<string, unknown>[] = batch.map((h) => ({ pk, sk: sk(h) }));
       for (let attempt = 1; ; attempt++) {
         let out;
         try {
@@ -615,14 +599,14 @@ export class DynamoCatalog implements Catalog {
             }),
           );
         } catch (e) {
-          throw this.fail("BatchGetItem (chunks)", e);
+          throw this.fail(`BatchGetItem (${what}s)`, e);
         }
         for (const item of out.Responses?.[this.tableName] ?? []) onItem(item);
         const left = out.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
         if (left.length === 0) return;
         if (attempt >= this.batchAttempts) {
           throw new ServiceUnavailableError(
-            `DynamoDB left ${left.length} of ${batch.length} chunk keys of database ${databaseId} unprocessed ` +
+            `DynamoDB left ${left.length} of ${batch.length} ${what} keys of database ${databaseId} unprocessed ` +
               `after ${attempt} BatchGetItem requests on table '${this.tableName}' at ${this.where} (throttled?); retry later`,
           );
         }
@@ -682,6 +666,80 @@ export class DynamoCatalog implements Catalog {
     return items.map((item) => this.parse(chunkItemSchema, item, "chunk record"));
   }
 
+  async listChunkPage(databaseId: string, after?: string, limit?: number): Promise<ChunkPage> {
+    const { items, last } = await this.recordPage(databaseId, CATALOG_SORT_KEYS.chunkPrefix, after, limit, "chunk");
+    const chunks = items.map((item) => this.parse(chunkItemSchema, item, "chunk record"));
+    return last === undefined ? { chunks } : { chunks, next: last };
+  }
+
+  /**
+   * One Query page of the items of `pk` under `prefix` whose sort key after
+   * the prefix sorts after `after` (the caller checked it), at most `limit`
+   * (1 to `max`, default `max`); `last` is the last item's sort key after the
+   * prefix when more may follow.
+   */
+  private async queryPage(pk: string, prefix: string, after: string | undefined, limit: number | undefined, max: number, what: string): Promise<{ items: Item[]; last?: string }> {
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > max)) {
+      throw new InvalidInputError(`${what} page size ${limit} is not an integer from 1 to ${max}`);
+    }
+    let out;
+    try {
+      out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+          ExpressionAttributeValues: { ":pk": pk, ":prefix": prefix },
+          ConsistentRead: true,
+          ...(after === undefined ? {} : { ExclusiveStartKey: { pk, sk: `${prefix}${after}` } }),
+          Limit: limit ?? max,
+        }),
+      );
+    } catch (e) {
+      throw this.fail(`Query (${what}s)`, e);
+    }
+    const items = out.Items ?? [];
+    const lastSk = items.at(-1)?.sk;
+    return out.LastEvaluatedKey === undefined || typeof lastSk !== "string" ? { items } : { items, last: lastSk.slice(prefix.length) };
+  }
+
+  /** One page of a database's content-addressed records (chunks, packs), after the hash `after`. */
+  private async recordPage(databaseId: string, prefix: string, after: string | undefined, limit: number | undefined, what: string): Promise<{ items: Item[]; last?: string }> {
+    if (after !== undefined) this.check(sha256Schema, after, `${what} listing cursor`);
+    return this.queryPage(databasePk(databaseId), prefix, after, limit, RECORD_PAGE_MAX, what);
+  }
+
+  async movePackedChunks(records: readonly ChunkItem[], fromVaultKey: string): Promise<string[]> {
+    const checked = records.map((r) => this.check(chunkItemSchema, r, "chunk record"));
+    const moved: string[] = [];
+    await inParallel(checked, BATCH_CONCURRENCY, async (r) => {
+      if (await this.conditional(() => this.doc.send(new PutCommand({ TableName: this.tableName, Item: { ...r, pk: databasePk(r.databaseId), sk: chunkSk(r.sha256) }, ConditionExpression: "vaultKey = :from", ExpressionAttributeValues: { ":from": fromVaultKey } })), "PutItem (move chunk)")) {
+        moved.push(r.sha256);
+      }
+    });
+    return moved;
+  }
+
+  async deleteChunksInPack(databaseId: string, sha256s: readonly string[], vaultKey: string): Promise<string[]> {
+    const deleted: string[] = [];
+    await inParallel(this.uniqueHashes(databaseId, sha256s), BATCH_CONCURRENCY, async (h) => {
+      if (await this.conditional(() => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: databasePk(databaseId), sk: chunkSk(h) }, ConditionExpression: "vaultKey = :k", ExpressionAttributeValues: { ":k": vaultKey } })), "DeleteItem (chunk in pack)")) {
+        deleted.push(h);
+      }
+    });
+    return deleted;
+  }
+
+  /** Sends one conditional write: true when done, false when its condition failed. */
+  private async conditional(send: () => Promise<unknown>, op: string): Promise<boolean> {
+    try {
+      await send();
+      return true;
+    } catch (e) {
+      if (isConditionFailed(e)) return false;
+      throw this.fail(op, e);
+    }
+  }
+
   async deleteChunks(databaseId: string, sha256s: readonly string[]): Promise<void> {
     await this.batchWriteAll(
       [...new Set(sha256s)].map((h) => ({ DeleteRequest: { Key: { pk: databasePk(databaseId), sk: chunkSk(h) } } })),
@@ -699,6 +757,61 @@ export class DynamoCatalog implements Catalog {
     const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
     const item = await this.getItem(databasePk(databaseId), packSk(checked), "GetItem (pack)");
     return item === undefined ? undefined : this.parse(packItemSchema, item, "pack record");
+  }
+
+  async getPacks(databaseId: string, names: readonly string[]): Promise<PackItem[]> {
+    const unique = this.uniqueHashes(databaseId, names);
+    if (unique.length === 0) return [];
+    const found = new Map<string, PackItem>();
+    await this.batchGetChunks(
+      databaseId,
+      unique,
+      false,
+      (item) => {
+        const record = this.parse(packItemSchema, item, "pack record");
+        found.set(record.name, record);
+      },
+      packSk,
+      "pack",
+    );
+    return unique.flatMap((h) => found.get(h) ?? []);
+  }
+
+  async listPackPage(databaseId: string, after?: string, limit?: number): Promise<PackPage> {
+    const { items, last } = await this.recordPage(databaseId, CATALOG_SORT_KEYS.packPrefix, after, limit, "pack");
+    const packs = items.map((item) => this.parse(packItemSchema, item, "pack record"));
+    return last === undefined ? { packs } : { packs, next: last };
+  }
+
+  async markPacksOrphaned(databaseId: string, names: readonly string[], at: string): Promise<string[]> {
+    const unique = this.uniqueHashes(databaseId, names);
+    const marked = new Set<string>();
+    await inParallel(unique, BATCH_CONCURRENCY, async (name) => {
+      const key = { pk: databasePk(databaseId), sk: packSk(name) };
+      if (await this.conditional(() => this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: key, UpdateExpression: "SET orphanedAt = :at", ConditionExpression: "attribute_exists(pk)", ExpressionAttributeValues: { ":at": at } })), "UpdateItem (mark pack)")) {
+        marked.add(name);
+      }
+    });
+    return unique.filter((n) => marked.has(n));
+  }
+
+  async clearPackOrphaned(databaseId: string, name: string): Promise<boolean> {
+    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
+    const key = { pk: databasePk(databaseId), sk: packSk(checked) };
+    const cleared = await this.conditional(
+      () => this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: key, UpdateExpression: "REMOVE orphanedAt", ConditionExpression: "attribute_exists(orphanedAt)" })),
+      "UpdateItem (unmark pack)",
+    );
+    // The condition also fails on a record that is there without a mark (cleared meanwhile): only a missing record is "gone".
+    return cleared || (await this.getItem(key.pk, key.sk, "GetItem (pack)")) !== undefined;
+  }
+
+  async deletePackIfOrphaned(databaseId: string, name: string, orphanedAt: string): Promise<boolean> {
+    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
+    return this.conditional(
+      () => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: databasePk(databaseId), sk: packSk(checked) }, ConditionExpression: "orphanedAt = :o", ExpressionAttributeValues: { ":o": orphanedAt } })),
+      "DeleteItem (pack)",
+    );
   }
 
   async deleteWal(databaseId: string, names: readonly string[]): Promise<void> {

@@ -141,6 +141,10 @@ export const progressSchema = z.object({
   deletedWal: z.number().int().nonnegative().optional(),
   sweptChunks: z.number().int().nonnegative().optional(),
   freshChunks: z.number().int().nonnegative().optional(),
+  /** Packs deleted, marked as deletion candidates, repacked (docs/retention.md "Packs"). */
+  packsSwept: z.number().int().nonnegative().optional(),
+  packsMarked: z.number().int().nonnegative().optional(),
+  packsRepacked: z.number().int().nonnegative().optional(),
   audit: z.number().int().nonnegative().optional(),
   locked: z.array(z.object({ region: z.string(), key: z.string(), error: z.string() })).optional(),
   lockedCount: z.number().int().nonnegative().optional(),

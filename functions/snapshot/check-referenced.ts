@@ -10,6 +10,16 @@
  * record means the bytes are there. Anything missing fails the step naming
  * the chunk and a file that uses it.
  *
+ * Reused chunks stored in a pack (their record has an offset): the pack's
+ * record must exist, and a pack marked as a retention deletion candidate is
+ * unmarked (checkReusedPacks; docs/retention.md "Packs"). Retention deletes a
+ * pack only by a conditional delete on the mark it read, after a grace
+ * period: if it deleted the pack first, the record is missing here and the
+ * snapshot is refused; if this step unmarked it first, retention's delete
+ * fails and the pack stays. Either way no snapshot is recorded with a chunk
+ * whose pack is gone. Read in batches of CHECK_RECORDS_BATCH, whatever
+ * produced the manifest (an unpacked push may reuse packed chunks).
+ *
  * A packed push (manifest `packs`): every chunk flagged new must also be
  * recorded with the manifest's size, stored size and codec (read in batches
  * of CHECK_RECORDS_BATCH; PromotePacks recorded them from the packs' indexes).
@@ -28,6 +38,7 @@ import { vaultChunkKey } from "../../core/keys.js";
 import { checkBackupLabel, type PostgresSnapshotManifest, type SnapshotManifest, type UniqueChunk } from "../../core/snapshot.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
+import type { Catalog } from "../../store/catalog.js";
 import { filesUsing, missingChunksError, rereadManifest, validatedSnapshotSchema } from "./common.js";
 
 const inputSchema = z.object({ snapshot: validatedSnapshotSchema });
@@ -94,6 +105,33 @@ async function checkPackedRecords(deps: Deps, manifest: SnapshotManifest, fresh:
   }
 }
 
+/**
+ * The reused chunks that live in a pack: each pack's record must exist
+ * (else NotFoundError, as for a missing chunk, naming the chunk, a file using
+ * it and the pack), and a pack marked for deletion is unmarked so that
+ * retention's conditional delete fails. Batches of CHECK_RECORDS_BATCH.
+ */
+export async function checkReusedPacks(catalog: Catalog, manifest: SnapshotManifest, reused: readonly UniqueChunk[]): Promise<void> {
+  const databaseId = manifest.databaseId;
+  for (let i = 0; i < reused.length; i += CHECK_RECORDS_BATCH) {
+    const records = (await catalog.getChunks(databaseId, reused.slice(i, i + CHECK_RECORDS_BATCH).map((c) => c.sha256))).filter((r) => r.offset !== undefined);
+    const chunkOf = new Map(records.map((r) => [r.vaultKey, r.sha256]));
+    const names = [...chunkOf.keys()].map((k) => k.slice(k.lastIndexOf("/") + 1));
+    const packs = new Map((await catalog.getPacks(databaseId, names)).map((p) => [p.vaultKey, p]));
+    for (const [vaultKey, sha] of chunkOf) {
+      const pack = packs.get(vaultKey);
+      const present = pack !== undefined && (pack.orphanedAt === undefined || (await catalog.clearPackOrphaned(databaseId, pack.name)));
+      if (!present) {
+        const file = filesUsing(manifest, [sha]).get(sha) ?? "?";
+        throw new NotFoundError(
+          `snapshot ${manifest.snapshotId} of database ${databaseId}: chunk ${sha} used by file ${JSON.stringify(file)} is not in the vault: ` +
+            `it is recorded in pack ${vaultKey}, which retention has deleted (the next push uploads it again)`,
+        );
+      }
+    }
+  }
+}
+
 export async function handler(input: unknown): Promise<{ uniqueChunks: number; checkedBackupLabel: boolean }> {
   const { snapshot } = parseInput(inputSchema, input, "check referenced input");
   const deps = getDeps();
@@ -103,6 +141,7 @@ export async function handler(input: unknown): Promise<{ uniqueChunks: number; c
   if (missing.length > 0) {
     throw missingChunksError(manifest, missing, new Set(chunks.filter((c) => c.new).map((c) => c.sha256)));
   }
+  await checkReusedPacks(deps.catalog, manifest, chunks.filter((c) => !c.new));
   if (manifest.packs !== undefined) await checkPackedRecords(deps, manifest, chunks.filter((c) => c.new));
   if (manifest.kind === "postgres") {
     checkBackupLabel(manifest, await readBackupLabel(deps, manifest));

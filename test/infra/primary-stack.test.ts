@@ -708,7 +708,7 @@ describe("snapshot ingest functions", () => {
       validateManifest: ["dynamodb:BatchGetItem", "dynamodb:GetItem"],
       promoteChunks: ["dynamodb:BatchWriteItem"],
       promotePacks: ["dynamodb:BatchWriteItem"],
-      checkReferenced: ["dynamodb:BatchGetItem"],
+      checkReferenced: ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
       promoteManifest: [],
       recordSnapshot: ["dynamodb:GetItem", "dynamodb:PutItem"],
       quarantineSnapshot: ["dynamodb:PutItem"],

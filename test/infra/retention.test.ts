@@ -155,7 +155,7 @@ describe("retention functions", () => {
 });
 
 describe("retention permissions", () => {
-  it("let plan read the catalog and write its lists and pages (and read the pages back) only, and execute delete records, vault objects and versions in every vault, and nothing else", () => {
+  it("let plan read the catalog and write its lists and pages (and read the pages back) only, and execute delete records, vault objects and versions in every vault, and write repacked packs to every vault, and nothing else", () => {
     // Prepare
     const stack = custom.primary;
     const statements = (step: (typeof RETENTION_STEPS)[number]): Statement[] => roleStatements(template(stack), logicalId(stack, stack.retention.functions[step].role!));
@@ -168,11 +168,15 @@ describe("retention permissions", () => {
     // Assess
     expect(actionsOf(plan)).toEqual(["dynamodb:GetItem", "dynamodb:Query", "logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject", "s3:PutObject", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]);
     expect(actionsOf(execute)).toEqual([
+      "dynamodb:BatchGetItem",
       "dynamodb:BatchWriteItem",
       "dynamodb:DeleteItem",
       "dynamodb:GetItem",
+      "dynamodb:PutItem",
       "dynamodb:Query",
+      "dynamodb:UpdateItem",
       "kms:Decrypt",
+      "kms:GenerateDataKey",
       "logs:CreateLogStream",
       "logs:PutLogEvents",
       "s3:DeleteObject",
@@ -191,6 +195,8 @@ describe("retention permissions", () => {
     expect(workDeletes).toEqual([`${incoming}/work/retention/*`]);
     const reads = execute.filter((s) => list(s.Action).includes("s3:GetObjectVersion")).flatMap((s) => list(s.Resource).map(render));
     expect(reads).toEqual([`${vault}/db/*/snapshots/*`]);
+    const vaultPuts = execute.filter((s) => list(s.Action).includes("s3:PutObject") && !list(s.Action).includes("s3:DeleteObject")).flatMap((s) => list(s.Resource).map(render));
+    expect(vaultPuts.sort()).toEqual([`${vault}/db/*/packs/*`, ...REGIONS.map((r) => `arn:<AWS::Partition>:s3:::walvault-vault-<AWS::AccountId>-${r}/db/*/packs/*`)].sort());
   });
 
   it("allow no one to bypass Object Lock, change retention or legal holds, anywhere", () => {

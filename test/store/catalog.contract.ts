@@ -931,6 +931,116 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect(await catalog.getChunks(DB, [name])).toEqual([]);
       });
 
+      it("getPacks returns the records found, each once, in input order, across batches of 100", async () => {
+        // Prepare
+        const packs = Array.from({ length: 130 }, (_, i) => pack(sha(`pack ${i}`)));
+        await catalog.recordPacks(packs);
+        const asked = [packs[129]!.name, sha("never"), packs[0]!.name, packs[129]!.name, ...packs.slice(1, 120).map((p) => p.name)];
+
+        // Act
+        const found = await catalog.getPacks(DB, asked);
+
+        // Assess
+        expect(found.map((p) => p.name)).toEqual([packs[129]!.name, packs[0]!.name, ...packs.slice(1, 120).map((p) => p.name)]);
+        expect(found[0]).toEqual(packs[129]);
+        expect(await catalog.getPacks(DB, [])).toEqual([]);
+      }, 60_000);
+
+      it("listPackPage and listChunkPage page through every record once, in hash order, and only their own kind", async () => {
+        // Prepare
+        const names = Array.from({ length: 7 }, (_, i) => sha(`pack ${i}`));
+        const hashes = Array.from({ length: 5 }, (_, i) => chunkHash(i));
+        await catalog.recordPacks(names.map((n) => pack(n)));
+        await catalog.recordChunks(hashes.map((h) => chunk(h)));
+        await catalog.recordPacks([pack(sha("other db"), { databaseId: "pg-other" })]);
+
+        // Act
+        const packPages: string[][] = [];
+        let after: string | undefined;
+        do {
+          const page = await catalog.listPackPage(DB, after, 3);
+          packPages.push(page.packs.map((p) => p.name));
+          after = page.next;
+        } while (after !== undefined);
+        const chunkPage = await catalog.listChunkPage(DB, undefined, 1000);
+        const secondChunk = await catalog.listChunkPage(DB, [...hashes].sort()[1], 2);
+
+        // Assess
+        expect(packPages.flat()).toEqual([...names].sort());
+        expect(packPages[0]).toHaveLength(3);
+        expect(chunkPage.chunks.map((c) => c.sha256)).toEqual([...hashes].sort());
+        expect(chunkPage.next).toBeUndefined();
+        expect(secondChunk.chunks.map((c) => c.sha256)).toEqual([...hashes].sort().slice(2, 4));
+        expect(await rejection(catalog.listPackPage(DB, "not-a-hash"))).toBeInstanceOf(InvalidInputError);
+        expect(await rejection(catalog.listChunkPage(DB, undefined, 0))).toBeInstanceOf(InvalidInputError);
+      });
+
+      it("markPacksOrphaned marks existing packs only; clearPackOrphaned unmarks and tells a missing record apart", async () => {
+        // Prepare
+        const a = pack(sha("a"));
+        const b = pack(sha("b"));
+        await catalog.recordPacks([a, b]);
+        const at = "2025-02-01T00:00:00.000Z";
+
+        // Act
+        const marked = await catalog.markPacksOrphaned(DB, [a.name, sha("never"), b.name, a.name], at);
+        const afterMark = await catalog.getPack(DB, a.name);
+        const cleared = await catalog.clearPackOrphaned(DB, a.name);
+        const clearedAgain = await catalog.clearPackOrphaned(DB, a.name);
+        const clearedMissing = await catalog.clearPackOrphaned(DB, sha("never"));
+
+        // Assess
+        expect(marked).toEqual([a.name, b.name]);
+        expect(afterMark).toEqual({ ...a, orphanedAt: at });
+        expect(await catalog.getPack(DB, a.name)).toEqual(a);
+        expect(cleared).toBe(true);
+        expect(clearedAgain).toBe(true);
+        expect(clearedMissing).toBe(false);
+        expect(await catalog.getPack(DB, sha("never"))).toBeUndefined();
+        expect((await catalog.getPack(DB, b.name))?.orphanedAt).toBe(at);
+      });
+
+      it("deletePackIfOrphaned deletes only a record carrying exactly that orphanedAt", async () => {
+        // Prepare
+        const a = pack(sha("a"));
+        const unmarked = pack(sha("b"));
+        await catalog.recordPacks([a, unmarked]);
+        await catalog.markPacksOrphaned(DB, [a.name], "2025-02-01T00:00:00.000Z");
+
+        // Act
+        const wrongTime = await catalog.deletePackIfOrphaned(DB, a.name, "2025-01-31T00:00:00.000Z");
+        const notMarked = await catalog.deletePackIfOrphaned(DB, unmarked.name, "2025-02-01T00:00:00.000Z");
+        const right = await catalog.deletePackIfOrphaned(DB, a.name, "2025-02-01T00:00:00.000Z");
+        const again = await catalog.deletePackIfOrphaned(DB, a.name, "2025-02-01T00:00:00.000Z");
+
+        // Assess
+        expect([wrongTime, notMarked, right, again]).toEqual([false, false, true, false]);
+        expect(await catalog.getPack(DB, a.name)).toBeUndefined();
+        expect(await catalog.getPack(DB, unmarked.name)).toEqual(unmarked);
+      });
+
+      it("deleteChunksInPack and movePackedChunks touch only records still pointing at the pack", async () => {
+        // Prepare: three chunks in pack P; the third was recorded again as its own object since.
+        const P = `db/${DB}/packs/${sha("P")}`;
+        const Q = `db/${DB}/packs/${sha("Q")}`;
+        const [h1, h2, h3, h4] = [chunkHash(1), chunkHash(2), chunkHash(3), chunkHash(4)];
+        await catalog.recordChunks([chunk(h1!, { vaultKey: P, offset: 0 }), chunk(h2!, { vaultKey: P, offset: 10 }), chunk(h3!), chunk(h4!, { vaultKey: P, offset: 20 })]);
+
+        // Act
+        const moved = await catalog.movePackedChunks([chunk(h1!, { vaultKey: Q, offset: 0 }), chunk(h3!, { vaultKey: Q, offset: 10 }), chunk(chunkHash(9), { vaultKey: Q, offset: 20 })], P);
+        const deleted = await catalog.deleteChunksInPack(DB, [h1!, h2!, h3!, sha("never")], P);
+
+        // Assess
+        expect(moved).toEqual([h1]);
+        expect(deleted).toEqual([h2]);
+        const left = await catalog.getChunks(DB, [h1!, h2!, h3!, h4!, chunkHash(9)]);
+        expect(left.map((c) => [c.sha256, c.vaultKey, c.offset])).toEqual([
+          [h1, Q, 0],
+          [h3, `db/${DB}/chunks/${h3}`, undefined],
+          [h4, P, 20],
+        ]);
+      });
+
       it("rejects a malformed pack record or name with InvalidInputError", async () => {
         // Act + Assess
         expect(await rejection(catalog.recordPacks([pack("not-a-hash")]))).toBeInstanceOf(InvalidInputError);

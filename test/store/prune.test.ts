@@ -8,12 +8,19 @@
  * the next one, without touching what was recorded again since.
  */
 import { describe, expect, it } from "vitest";
-import { ObjectLockedError } from "../../core/errors.js";
+import { NotFoundError, ObjectLockedError } from "../../core/errors.js";
+import { vaultPackKey } from "../../core/keys.js";
+import type { BuiltPack } from "../../core/pack.js";
 import type { RetentionPlan } from "../../core/retention.js";
 import type { AuditRecord, DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
+import { parseManifest, type SnapshotManifest, type UniqueChunk } from "../../core/snapshot.js";
+import { checkReusedPacks } from "../../functions/snapshot/check-referenced.js";
 import type { Catalog } from "../../store/catalog.js";
+import type { DynamoCatalog } from "../../store/dynamo-catalog.js";
 import type { ObjectInfo, ObjectStore } from "../../store/object-store.js";
 import { executePrune, executePruneJournaled, type PruneJournal, type RegionVault } from "../../store/prune.js";
+import { deleting, GDB, genericDb, GRACE, nothing, packedFixtures, packOpts, restoreFile, run, RUN1, RUN2, snapshotOf, type PackedFixture } from "./pack-retention-fixture.js";
+import { makeChunk, putPackedManifest, storePacks, type Chunk } from "./packed-vault.js";
 
 const DB = "pg-unit";
 const database: DatabaseRecord = { databaseId: DB, kind: "postgres", walSegmentSize: 16 * 1024 * 1024, createdAt: "2026-01-01T00:00:00.000Z" };
@@ -107,6 +114,9 @@ function memoryCatalog(walRecords: WalRecord[], snapshots: SnapshotRecord[] = []
     listWal: async () => [...walMap.values()],
     listSnapshots: async () => [...snaps.values()],
     listChunks: async () => [],
+    listChunkPage: async () => ({ chunks: [] }),
+    listPackPage: async () => ({ packs: [] }),
+    markPacksOrphaned: async () => [],
     deleteChunks: async () => undefined,
     deleteWal: async (_db: string, names: readonly string[]) => void names.forEach((n) => walMap.delete(n)),
     deleteSnapshot: async (_db: string, id: string) => void snaps.delete(id),
@@ -188,5 +198,190 @@ describe("executePruneJournaled", () => {
     expect(catalog.wal.has(names[2]!)).toBe(true);
     expect(catalog.audit.filter((a) => a.action === "delete-wal").map((a) => a.subject).sort()).toEqual([names[0], names[1]]);
     expect(stored).toBeUndefined();
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Packs (docs/retention.md "Packs"): the two-phase sweep and repack, with
+// the catalog on DynamoDB Local (the conditions are DynamoDB's) and the
+// vault in memory.
+
+const newFixture = packedFixtures();
+
+describe("executePrune with packs", () => {
+  it("marks a pack no kept snapshot references, and deletes it a grace period later: record, chunk records, object", async () => {
+    // Prepare: two snapshots, each with a pack of its own; the older one is pruned.
+    const f = await newFixture();
+    const gone = await Promise.all([0, 1, 2].map((i) => makeChunk(`gone ${i}`)));
+    const kept = await Promise.all([0, 1, 2].map((i) => makeChunk(`kept ${i}`)));
+    const [deadPack] = await storePacks(f.v, gone);
+    const [livePack] = await storePacks(f.v, kept);
+    const old = await snapshotOf(f, gone, new Date("2026-01-01T00:00:00Z"));
+    const keep = await snapshotOf(f, kept, new Date("2026-01-02T00:00:00Z"));
+    const deadKey = vaultPackKey(GDB, deadPack!.name);
+
+    // Act: run 1 marks, run 2 (a grace period later) deletes.
+    const first = await run(f, deleting(old), [old], RUN1, "run-1");
+    const marked = await f.catalog.getPack(GDB, deadPack!.name);
+    const objectAfterFirst = f.vault.objects.has(deadKey);
+    const second = await run(f, nothing, [], RUN2, "run-2");
+
+    // Assess
+    expect([first.packsMarked, first.packsSwept, first.packsRepacked]).toEqual([1, 0, 0]);
+    expect(marked?.orphanedAt).toBe(RUN1.toISOString());
+    expect(objectAfterFirst).toBe(true);
+    expect([second.packsMarked, second.packsSwept]).toEqual([0, 1]);
+    expect(await f.catalog.getPack(GDB, deadPack!.name)).toBeUndefined();
+    expect(await f.catalog.getChunks(GDB, gone.map((c) => c.sha256))).toEqual([]);
+    expect(f.vault.objects.has(deadKey)).toBe(false);
+    expect((await f.catalog.getPack(GDB, livePack!.name))?.orphanedAt).toBeUndefined();
+    expect(await restoreFile(f, keep)).toEqual(Buffer.concat(kept.map((c) => c.raw)));
+    const audit = await f.catalog.listAudit(GDB);
+    expect(audit.filter((a) => a.action === "sweep-pack").map((a) => [a.subject, a.regions])).toEqual([[deadPack!.name, ["r1"]]]);
+  });
+
+  it("repacks a sparse pack: live chunks move to a new pack, every kept snapshot restores byte-identical, the old pack goes a grace period later", async () => {
+    // Prepare: one pack of 9 chunks; the kept snapshot uses 2, the pruned one all 9.
+    const f = await newFixture();
+    const chunks = await Promise.all(Array.from({ length: 9 }, (_, i) => makeChunk(`c ${i}`)));
+    const [oldPack] = await storePacks(f.v, chunks);
+    expect(oldPack!.entries).toHaveLength(9);
+    const all = await snapshotOf(f, chunks, new Date("2026-01-01T00:00:00Z"));
+    const keptChunks = [chunks[7]!, chunks[2]!];
+    const keep = await snapshotOf(f, keptChunks, new Date("2026-01-02T00:00:00Z"));
+    const oldKey = vaultPackKey(GDB, oldPack!.name);
+
+    // Act
+    const first = await run(f, deleting(all), [all], RUN1, "run-1");
+    const moved = await f.catalog.getChunks(GDB, keptChunks.map((c) => c.sha256));
+    const restoredAfterRepack = await restoreFile(f, keep);
+    const oldAfterRepack = await f.catalog.getPack(GDB, oldPack!.name);
+    const oldObjectAfterRepack = f.vault.objects.has(oldKey);
+    const second = await run(f, nothing, [], RUN2, "run-2");
+
+    // Assess: run 1 moved the live chunks and marked the old pack, which stayed readable.
+    expect(first.packsRepacked).toBe(1);
+    const newKey = moved[0]!.vaultKey;
+    expect(newKey).not.toBe(oldKey);
+    expect(moved.map((r) => r.vaultKey)).toEqual([newKey, newKey]);
+    expect(restoredAfterRepack).toEqual(Buffer.concat(keptChunks.map((c) => c.raw)));
+    expect(oldAfterRepack?.orphanedAt).toBe(RUN1.toISOString());
+    expect(oldObjectAfterRepack).toBe(true);
+    // Run 2 deleted the old pack and its dead records; the kept snapshot still restores.
+    expect(second.packsSwept).toBe(1);
+    expect(await f.catalog.getPack(GDB, oldPack!.name)).toBeUndefined();
+    expect(f.vault.objects.has(oldKey)).toBe(false);
+    expect(await f.catalog.getChunks(GDB, chunks.map((c) => c.sha256))).toHaveLength(2);
+    expect(await restoreFile(f, keep)).toEqual(Buffer.concat(keptChunks.map((c) => c.raw)));
+    const newPack = await f.catalog.getPack(GDB, newKey.slice(newKey.lastIndexOf("/") + 1));
+    expect(newPack?.entries).toBe(2);
+    expect((await f.catalog.listAudit(GDB)).filter((a) => a.action === "repack").map((a) => a.subject)).toEqual([oldPack!.name]);
+  });
+
+  it("reports and audits a pack whose object Object Lock keeps, after deleting its records", async () => {
+    // Prepare
+    const f = await newFixture();
+    const gone = await Promise.all([0, 1].map((i) => makeChunk(`locked ${i}`)));
+    const [pack] = await storePacks(f.v, gone);
+    const old = await snapshotOf(f, gone, new Date("2026-01-01T00:00:00Z"));
+    const key = vaultPackKey(GDB, pack!.name);
+    f.vault.locked.add(key);
+
+    // Act
+    await run(f, deleting(old), [old], RUN1, "run-1");
+    const second = await run(f, nothing, [], RUN2, "run-2");
+
+    // Assess
+    expect(second.locked).toEqual([{ region: "r1", key, error: expect.stringMatching(/Object Lock/) as string }]);
+    expect(f.vault.objects.has(key)).toBe(true);
+    expect(await f.catalog.getPack(GDB, pack!.name)).toBeUndefined();
+    const audit = await f.catalog.listAudit(GDB);
+    expect(audit.filter((a) => a.action === "locked").map((a) => a.subject)).toEqual([key]);
+    expect(audit.filter((a) => a.action === "sweep-pack").map((a) => [a.subject, a.regions])).toEqual([[pack!.name, []]]);
+  });
+
+  it("finishes a pack deletion interrupted after the pack record: the chunk records left pointing at it and its object go; a pack a kept snapshot uses stays", async () => {
+    // Prepare: two packs whose records are gone (an interrupted deletion): one no snapshot uses, one a kept snapshot uses.
+    const f = await newFixture();
+    const dead = await Promise.all([0, 1].map((i) => makeChunk(`dangling ${i}`)));
+    const used = await Promise.all([0, 1].map((i) => makeChunk(`still used ${i}`)));
+    const [deadPack] = await storePacks(f.v, dead);
+    const [usedPack] = await storePacks(f.v, used);
+    const keep = await snapshotOf(f, used, new Date("2026-01-02T00:00:00Z"));
+    for (const p of [deadPack!, usedPack!]) {
+      await f.catalog.markPacksOrphaned(GDB, [p.name], "2026-01-01T00:00:00.000Z");
+      await f.catalog.deletePackIfOrphaned(GDB, p.name, "2026-01-01T00:00:00.000Z");
+    }
+
+    // Act
+    const summary = await run(f, nothing, [], RUN1, "run-1");
+
+    // Assess
+    expect(summary.packsSwept).toBe(1);
+    expect(await f.catalog.getChunks(GDB, dead.map((c) => c.sha256))).toEqual([]);
+    expect(f.vault.objects.has(vaultPackKey(GDB, deadPack!.name))).toBe(false);
+    expect(await f.catalog.getChunks(GDB, used.map((c) => c.sha256))).toHaveLength(2);
+    expect(await restoreFile(f, keep)).toEqual(Buffer.concat(used.map((c) => c.raw)));
+    expect((await f.catalog.listAudit(GDB)).filter((a) => a.action === "sweep-pack").map((a) => a.subject)).toEqual([deadPack!.name]);
+  });
+
+  describe("a push reusing a chunk of a pack being swept (CheckReferenced against the sweep)", () => {
+    async function candidate(): Promise<{ f: PackedFixture; chunks: Chunk[]; pack: BuiltPack; reusing: SnapshotManifest }> {
+      const f = await newFixture();
+      const chunks = await Promise.all([0, 1].map((i) => makeChunk(`reused ${i}`)));
+      const [pack] = await storePacks(f.v, chunks);
+      const old = await snapshotOf(f, chunks, new Date("2026-01-01T00:00:00Z"));
+      await run(f, deleting(old), [old], RUN1, "run-1");
+      // A new push reuses the first chunk (not yet recorded: CheckReferenced runs before RecordSnapshot).
+      const { manifestKey } = await putPackedManifest(f.v, [{ c: chunks[0]!, isNew: false }], [], new Date("2026-01-03T00:00:00Z"));
+      const reusing = parseManifest(f.vault.objects.get(manifestKey)!, { databaseId: GDB, kind: "generic" }).manifest;
+      return { f, chunks, pack: pack!, reusing };
+    }
+    const reused = (c: Chunk): UniqueChunk => ({ sha256: c.sha256, size: c.raw.length, storedSize: c.stored.length, codec: "zstd", new: false });
+
+    it("CheckReferenced between the sweep's read and its delete: it unmarks the pack, the conditional delete fails and the pack stays whole", async () => {
+      // Prepare
+      const { f, chunks, pack, reusing } = await candidate();
+
+      // The push's CheckReferenced runs after the sweep read the mark, before its conditional delete.
+      const racing = Object.create(f.catalog) as DynamoCatalog;
+      racing.deletePackIfOrphaned = async (db, name, orphanedAt) => {
+        await checkReusedPacks(f.catalog, reusing, [reused(chunks[0]!)]);
+        return f.catalog.deletePackIfOrphaned(db, name, orphanedAt);
+      };
+
+      // Act
+      const sweep = await executePrune(genericDb, nothing, { snapshots: [], wal: [] }, racing, f.regions, { runId: "run-2", now: RUN2, graceMs: GRACE, by: "test", packs: packOpts });
+
+      // Assess
+      expect(sweep.packsSwept).toBe(0);
+      const record = await f.catalog.getPack(GDB, pack.name);
+      expect(record).toBeDefined();
+      expect(record?.orphanedAt).toBeUndefined();
+      expect(await f.catalog.getChunks(GDB, chunks.map((c) => c.sha256))).toHaveLength(2);
+      expect(f.vault.objects.has(vaultPackKey(GDB, pack.name))).toBe(true);
+    });
+
+    it("the sweep first: CheckReferenced finds the pack gone and refuses the snapshot, naming the chunk, its file and the pack", async () => {
+      // Prepare
+      const { f, chunks, pack, reusing } = await candidate();
+      // The chunk record is read before the sweep deletes it (the push looked it up earlier): keep it in place.
+      const record = (await f.catalog.getChunks(GDB, [chunks[0]!.sha256]))[0]!;
+
+      // Act
+      const sweep = await run(f, nothing, [], RUN2, "run-2");
+      await f.catalog.recordChunks([record]);
+      const refused = await checkReusedPacks(f.catalog, reusing, [reused(chunks[0]!)]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+
+      // Assess
+      expect(sweep.packsSwept).toBe(1);
+      expect(refused).toBeInstanceOf(NotFoundError);
+      expect(String(refused)).toContain(chunks[0]!.sha256);
+      expect(String(refused)).toContain('"data.bin"');
+      expect(String(refused)).toContain(pack.name);
+    });
   });
 });
