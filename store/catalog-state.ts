@@ -20,6 +20,7 @@ import { planRestore, restoreCandidates, type RestoreTarget, type SnapshotInfo }
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
 import { parseManifest, type SnapshotManifest } from "../core/snapshot.js";
 import { parseHistoryFile, parseTimelineHistory, type TimelineHistoryEntry } from "../core/timeline.js";
+import { timelineDir } from "../core/keys.js";
 import { lsnToSegno, segmentName } from "../core/wal.js";
 import type { Catalog } from "./catalog.js";
 import type { ObjectStore } from "./object-store.js";
@@ -210,7 +211,8 @@ class WalWindow {
   /** Each timeline's newest segment: enough to know which timelines have WAL. */
   async newest(): Promise<WalRecord[]> {
     const found = await mapLimit(this.timelines, FETCH_CONCURRENCY, async (tl) => {
-      const newest = await this.nearest(tl, `${this.name(tl, 0n).slice(0, 8)}~`, this.name(tl, 0n), true);
+      // `~` sorts after every hex digit: from past the timeline's last name back to its first segment.
+      const newest = await this.nearest(tl, `${timelineDir(tl)}~`, this.name(tl, 0n), true);
       this.edge(tl).newest = newest;
       return newest;
     });
@@ -252,9 +254,11 @@ class WalWindow {
  * keeps a number of snapshots, not of WAL segments), the history files (one
  * catalog item per timeline, Catalog.listWalTimelines), and the segments from
  * the start segment of the snapshot the plan can use on, on every timeline
- * with WAL, to the end of the archive, plus each timeline's last segment
- * before that (what the planner reads of the archive beyond the snapshot:
- * which timelines have WAL, where a gap starts). The snapshots the planner
+ * with WAL, to the end of the archive (for a snapshot or LSN target: to
+ * its consistent segment, or the target's segment and the next), plus each
+ * timeline's nearest segment before and after that range and its newest
+ * (what the planner reads of the archive beyond the range: which timelines
+ * have WAL, where a gap starts and ends). The snapshots the planner
  * would try come from core/restore-plan.ts restoreCandidates; the range
  * starts at the newest one's start, and widens to the newest 2 and 4 when the
  * plan has to fall back to an older snapshot (or fails where an older one

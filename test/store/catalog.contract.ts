@@ -439,18 +439,11 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
       async function archive(): Promise<Catalog> {
         const paged = (await factory({ pageSize: 3 })).catalog;
         const names = [
-          segmentName(1, 1),
-          segmentName(1, 2),
+          ...[1, 2, 3, 255, 256].map((n) => segmentName(1, n)),
           `${segmentName(1, 2)}.00000028.backup`,
-          segmentName(1, 3),
-          segmentName(1, 255),
-          segmentName(1, 256),
           `${segmentName(1, 257)}.partial`,
-          "00000002.history",
-          segmentName(2, 257),
-          segmentName(2, 258),
-          "00000010.history",
-          segmentName(16, 1),
+          ...["00000002.history", segmentName(2, 257), segmentName(2, 258)],
+          ...["00000010.history", segmentName(16, 1)],
         ];
         for (const name of [...names].sort(() => Math.random() - 0.5)) {
           await paged.recordWal(wal(name, name.endsWith(".backup") ? { kind: "backup" } : {}));
