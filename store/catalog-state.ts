@@ -168,6 +168,8 @@ class WalWindow {
   private from: bigint | undefined;
   private readonly since = new Map<number, WalRecord[]>();
   private readonly edges = new Map<number, { before?: WalRecord | undefined; after?: WalRecord | undefined; newest?: WalRecord | undefined }>();
+  /** The nearest segment before each switch point, per timeline. */
+  private readonly switches = new Map<number, WalRecord[]>();
 
   constructor(
     private readonly catalog: Catalog,
@@ -219,6 +221,21 @@ class WalWindow {
     return found.flatMap((w) => w ?? []);
   }
 
+  /**
+   * Each timeline's nearest segment before each of these segments (the
+   * switch points of the histories): where the planner looks for the last
+   * WAL before two histories diverge, and, with the range's edges, the last
+   * segment before a gap on any path (paths change timeline only there).
+   */
+  async switchEdges(segnos: readonly bigint[]): Promise<void> {
+    const pairs = this.timelines.flatMap((tl) => [...new Set(segnos)].filter((n) => n > 0n).map((n) => ({ tl, n })));
+    const found = await mapLimit(pairs, FETCH_CONCURRENCY, ({ tl, n }) => this.nearest(tl, this.name(tl, n - 1n), this.name(tl, 0n), true));
+    pairs.forEach(({ tl }, i) => {
+      const w = found[i];
+      if (w !== undefined) this.switches.set(tl, [...(this.switches.get(tl) ?? []), w]);
+    });
+  }
+
   /** Reads back to `segno` (no-op when the window already starts there or earlier), through `upTo` (undefined: the end). */
   async extendTo(segno: bigint, upTo: bigint | undefined): Promise<void> {
     if (this.from !== undefined && this.from <= segno) return;
@@ -241,7 +258,7 @@ class WalWindow {
     return this.timelines.flatMap((tl) => {
       const e = this.edge(tl);
       const byName = new Map<string, WalRecord>();
-      for (const w of [e.before, ...(this.since.get(tl) ?? []), e.after, e.newest]) if (w !== undefined && !byName.has(w.name)) byName.set(w.name, w);
+      for (const w of [e.before, ...(this.since.get(tl) ?? []), e.after, e.newest, ...(this.switches.get(tl) ?? [])]) if (w !== undefined && !byName.has(w.name)) byName.set(w.name, w);
       return [...byName.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
     });
   }
@@ -256,9 +273,10 @@ class WalWindow {
  * the start segment of the snapshot the plan can use on, on every timeline
  * with WAL, to the end of the archive (for a snapshot or LSN target: to
  * its consistent segment, or the target's segment and the next), plus each
- * timeline's nearest segment before and after that range and its newest
- * (what the planner reads of the archive beyond the range: which timelines
- * have WAL, where a gap starts and ends). The snapshots the planner
+ * timeline's nearest segment before and after that range, before each
+ * switch point of the histories, and its newest (what the planner reads of
+ * the archive beyond the range: which timelines have WAL, where a gap
+ * starts and ends, where two histories diverge). The snapshots the planner
  * would try come from core/restore-plan.ts restoreCandidates; the range
  * starts at the newest one's start, and widens to the newest 2 and 4 when the
  * plan has to fall back to an older snapshot (or fails where an older one
@@ -282,15 +300,17 @@ export async function loadPlanningState(
   const records = allRecords.flatMap((r) => snapshotInRegion(r, options.region) ?? []);
   const files = timelines.flatMap((t) => (t.history === undefined ? [] : (walInRegion(t.history, options.region) ?? [])));
   const window = new WalWindow(catalog, databaseId, timelines.map((t) => t.timeline), database.walSegmentSize, options.region);
-  const [newest, { histories, unreadableHistories }, manifests] = await Promise.all([
+  const [, { histories, unreadableHistories }, manifests] = await Promise.all([
     window.newest(),
     readHistories(vault, vaultBucket, database, files),
     readManifests(vault, vaultBucket, database, records),
   ]);
+  const size = database.walSegmentSize;
+  await window.switchEdges([...histories.values()].flatMap((entries) => entries.map((e) => lsnToSegno(e.switchLsn, size))));
   const stateOf = (segments: WalRecord[]): CatalogState => ({ database, records, segments, histories, unreadableHistories, streams: [], manifests });
 
   // Which snapshots the planner tries depends on the timelines with WAL, not on the segments: the newest of each is enough.
-  const bare = stateOf(newest);
+  const bare = stateOf(window.segments());
   let candidates: SnapshotInfo[];
   try {
     candidates = restoreCandidates(buildPlanInput(bare, target, undefined));
@@ -298,7 +318,6 @@ export async function loadPlanningState(
     return bare; // the planner fails before it reads any WAL range, the same way on this state
   }
   if (candidates.length === 0) return bare;
-  const size = database.walSegmentSize;
   // The target bounds the range for a snapshot (its consistent segment) or an LSN (its segment and the next).
   const upTo = target.kind === "snapshot" ? consistentSegno(candidates[0]!, size) : target.kind === "lsn" ? lsnToSegno(target.lsn, size) + 1n : undefined;
   for (let attempt = 1, tried = 1; ; attempt++, tried = attempt > PLANNING_WINDOWS ? candidates.length : tried * 2) {

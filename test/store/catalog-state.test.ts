@@ -22,6 +22,7 @@ import { loadCatalogState, loadPlanningState } from "../../store/catalog-state.j
 import { databasePk, walSk } from "../../store/dynamo-catalog.js";
 import { stackClients, type StackClients } from "../support/harness.js";
 import { countingStore } from "../support/snapshots.js";
+import { seededRandom } from "../support/random.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const BOGUS = "pg-bogus-history";
@@ -113,12 +114,12 @@ function snapshotAt(databaseId: string, start: bigint, n: number): SnapshotRecor
 }
 
 /** Segment records of a timeline, written straight into the table in batches of 25 (recordWal would take one round trip each). */
-async function putSegments(databaseId: string, timeline: number, from: bigint, to: bigint): Promise<void> {
+async function putSegments(databaseId: string, timeline: number, segnos: Iterable<bigint>, when: (n: bigint) => string = archivedAt): Promise<void> {
   const c = stack.config;
   const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ region: c.region, endpoint: c.dynamodbEndpoint, credentials: c.credentials }));
   const items = [];
-  for (let n = from; n <= to; n++) {
-    const rec = { ...walRecord(databaseId, segmentName(timeline, n), "segment", timeline), archivedAt: archivedAt(n) };
+  for (const n of segnos) {
+    const rec = { ...walRecord(databaseId, segmentName(timeline, n), "segment", timeline), archivedAt: when(n) };
     items.push({ ...rec, pk: databasePk(databaseId), sk: walSk(timeline, rec.name) });
   }
   const batches: (typeof items)[] = [];
@@ -135,6 +136,10 @@ async function putSegments(databaseId: string, timeline: number, from: bigint, t
   };
   await Promise.all(Array.from({ length: 8 }, worker));
   doc.destroy();
+}
+
+function* range(from: bigint, to: bigint): Generator<bigint> {
+  for (let n = from; n <= to; n++) yield n;
 }
 
 /** The catalog, counting the WAL records its listings return, by name. */
@@ -188,13 +193,13 @@ beforeAll(async () => {
   // on timelines 1 and 2 (timeline 2 branches off where segment 20,200 starts; timeline 1's copy of it is a .partial).
   await clients.catalog.recordSnapshot(snapshotAt(MANY, OLD_START, 1));
   await clients.catalog.recordSnapshot(snapshotAt(MANY, NEW_START, 2));
-  await putSegments(MANY, 1, 1n, SWITCH - 1n);
+  await putSegments(MANY, 1, range(1n, SWITCH - 1n));
   await clients.catalog.recordWal(walRecord(MANY, `${segmentName(1, SWITCH)}.partial`, "partial", 1));
   await archiveHistory(MANY, 2, `1\t${formatLsn(segmentStartLsn(SWITCH))}\tno recovery target specified\n`);
-  await putSegments(MANY, 2, SWITCH, END);
+  await putSegments(MANY, 2, range(SWITCH, END));
   // FALLBACK: snapshots starting at 100, 200 and 300; the newest's consistent segment (301) is not archived yet.
   for (const [i, start] of [100n, 200n, 300n].entries()) await clients.catalog.recordSnapshot(snapshotAt(FALLBACK, start, i + 1));
-  await putSegments(FALLBACK, 1, 1n, 300n);
+  await putSegments(FALLBACK, 1, range(1n, 300n));
 }, 300_000);
 
 afterAll(async () => {
@@ -307,4 +312,87 @@ describe("planning state of a large archive", () => {
     expect(segnos.filter((n) => n > OLD_START + 20n && n < SWITCH - 20n)).toEqual([]);
     expect(segnos.length).toBeLessThan(100);
   });
+});
+
+/** A plan, or the error's name and message. */
+async function outcome(load: () => Promise<Parameters<typeof buildPlanInput>[0]>, target: RestoreTarget): Promise<unknown> {
+  try {
+    return planRestore(buildPlanInput(await load(), target, undefined));
+  } catch (e) {
+    return { error: `${(e as Error).name}: ${(e as Error).message}` };
+  }
+}
+
+describe("planning state of random archives", () => {
+  it("gives the plan, or the error, the full read gives, for every target", async () => {
+    for (let seed = 1; seed <= 24; seed++) {
+      // Prepare: timeline 1, maybe timelines 2 and 3 branching off (timeline 1 cut at the switch or going on), gaps, 1-4 snapshots
+      const rnd = seededRandom(seed);
+      const int = (lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
+      const databaseId = `pg-rand-${seed}`;
+      await clients.catalog.putDatabase({ databaseId, kind: "postgres", walSegmentSize: 16 << 20, createdAt: "2025-01-01T00:00:00.000Z" });
+      const when = (tl: number) => (n: bigint) => new Date(T0 + Number(n) * 60_000 + (tl - 1) * 13_000).toISOString();
+      const withGaps = (from: number, to: number): bigint[] => [...range(BigInt(from), BigInt(to))].filter(() => rnd() > 0.04);
+      const spans = new Map<number, [number, number]>();
+      const end1 = int(20, 40);
+      let tl1End = end1;
+      if (rnd() < 0.6) {
+        const s2 = int(5, end1 - 2);
+        const off2 = rnd() < 0.5 ? 0n : 0x100n;
+        if (rnd() < 0.5) tl1End = s2 - 1;
+        const end2 = s2 + int(5, 20);
+        spans.set(2, [s2, end2]);
+        let text = `1\t${formatLsn(segmentStartLsn(BigInt(s2)) + off2)}\tno recovery target specified\n`;
+        await archiveHistory(databaseId, 2, text);
+        await putSegments(databaseId, 2, withGaps(s2, end2), when(2));
+        if (rnd() < 0.4) {
+          const s3 = int(s2 + 1, end2);
+          text += `2\t${formatLsn(segmentStartLsn(BigInt(s3)))}\tno recovery target specified\n`;
+          spans.set(3, [s3, s3 + int(3, 10)]);
+          await archiveHistory(databaseId, 3, text);
+          await putSegments(databaseId, 3, withGaps(s3, spans.get(3)![1]), when(3));
+        }
+      }
+      spans.set(1, [1, tl1End]);
+      await putSegments(databaseId, 1, withGaps(1, tl1End), when(1));
+      const ids: string[] = [];
+      for (let i = 0; i < int(1, 4); i++) {
+        const tl = [...spans.keys()][int(0, spans.size - 1)]!;
+        const [lo, hi] = spans.get(tl)!;
+        const start = BigInt(int(lo, hi));
+        const stop = start + BigInt(int(0, 2));
+        const rec = snapshotAt(databaseId, start, i + 1);
+        ids.push(rec.snapshotId);
+        await clients.catalog.recordSnapshot({
+          ...rec,
+          timeline: tl,
+          stopLsn: formatLsn(segmentStartLsn(stop) + 0x100n),
+          startWalFile: segmentName(tl, start),
+          stopWalFile: segmentName(tl, stop),
+          startedAt: when(tl)(start - 1n),
+          finishedAt: when(tl)(stop + 1n),
+        });
+      }
+      const targets: RestoreTarget[] = [
+        { kind: "latest" },
+        { kind: "latest", timeline: 1 },
+        { kind: "time", time: new Date(T0 + int(1, 60) * 60_000 + 30_000) },
+        { kind: "lsn", lsn: segmentStartLsn(BigInt(int(1, 60))) + 0x80n },
+        { kind: "lsn", lsn: segmentStartLsn(BigInt(int(1, 60))), timeline: [...spans.keys()].at(-1)! },
+        { kind: "snapshot", id: ids[int(0, ids.length - 1)]! },
+      ];
+
+      // Act
+      const results = await Promise.all(
+        targets.map(async (target) => ({
+          target,
+          bounded: await outcome(() => loadPlanningState(clients.catalog, store, stack.config.vaultBucket, databaseId, target), target),
+          full: await outcome(() => loadCatalogState(clients.catalog, store, stack.config.vaultBucket, databaseId), target),
+        })),
+      );
+
+      // Assess
+      for (const r of results) expect(r.bounded, `seed ${seed}, target ${JSON.stringify(r.target, (_, v: unknown) => (typeof v === "bigint" ? v.toString() : v))}`).toEqual(r.full);
+    }
+  }, 240_000);
 });
