@@ -152,8 +152,16 @@ async function readManifests(vault: ObjectStore, vaultBucket: string, database: 
  * cannot reach the target (a gap, or a stop segment not archived yet).
  */
 export const PLANNING_WINDOWS = 3;
-/** Records per Query while looking back for a timeline's last segment before a position. */
+/** Records per Query while looking for a timeline's nearest segment before or after a position. */
 const LOOK_BACK_PAGE = 16;
+/**
+ * Pages one such look goes through before giving up (records it passes over
+ * are not segments, or not in the replica region). Past it the window is
+ * `tooFar` and the caller reads the whole catalog instead: a region whose
+ * replication lags by more than that must not turn one look into a walk
+ * through the whole timeline.
+ */
+const LOOK_BACK_MAX_PAGES = 64;
 
 /**
  * The segment records of each timeline from one position (segment number) on,
@@ -165,6 +173,8 @@ const LOOK_BACK_PAGE = 16;
  * reads only the records between the old and the new start.
  */
 class WalWindow {
+  /** A look went past LOOK_BACK_MAX_PAGES pages without finding a segment: what was read is incomplete. */
+  tooFar = false;
   private from: bigint | undefined;
   private readonly since = new Map<number, WalRecord[]>();
   private readonly edges = new Map<number, { before?: WalRecord | undefined; after?: WalRecord | undefined; newest?: WalRecord | undefined }>();
@@ -196,7 +206,7 @@ class WalWindow {
   /** The nearest segment of `timeline` going from `start` (a name) towards `end` (undefined: the timeline's end), a page at a time. */
   private async nearest(timeline: number, start: string, end: string | undefined, newestFirst: boolean): Promise<WalRecord | undefined> {
     let from = start;
-    for (;;) {
+    for (let pages = 1; ; pages++) {
       const page = await this.catalog.listWalRange(
         this.databaseId,
         timeline,
@@ -206,6 +216,10 @@ class WalWindow {
       );
       const found = this.keep(page)[0];
       if (found !== undefined || page.length < LOOK_BACK_PAGE) return found;
+      if (pages >= LOOK_BACK_MAX_PAGES) {
+        this.tooFar = true;
+        return undefined;
+      }
       from = page.at(-1)!.name; // listed again first (the range includes it): pages still move on, LOOK_BACK_PAGE > 1
     }
   }
@@ -282,7 +296,10 @@ class WalWindow {
  * plan has to fall back to an older snapshot (or fails where an older one
  * might not), then to all of them: PLANNING_WINDOWS attempts, then the range
  * any candidate can need. Planning on the state gives the plan (or the
- * error) planning on loadCatalogState's gives. A generic database or a
+ * error) planning on loadCatalogState's gives. When a look for a timeline's
+ * nearest segment passes LOOK_BACK_MAX_PAGES pages of other records (a
+ * replica region far behind), it reads the whole catalog as
+ * loadCatalogState does. A generic database or a
  * restore point name target (whose restore points may be recorded on any
  * segment) are loaded whole, as loadCatalogState does.
  */
@@ -307,6 +324,8 @@ export async function loadPlanningState(
   ]);
   const size = database.walSegmentSize;
   await window.switchEdges([...histories.values()].flatMap((entries) => entries.map((e) => lsnToSegno(e.switchLsn, size))));
+  const whole = (): Promise<CatalogState> => loadCatalogState(catalog, vault, vaultBucket, databaseId, options);
+  if (window.tooFar) return whole();
   const stateOf = (segments: WalRecord[]): CatalogState => ({ database, records, segments, histories, unreadableHistories, streams: [], manifests });
 
   // Which snapshots the planner tries depends on the timelines with WAL, not on the segments: the newest of each is enough.
@@ -326,6 +345,7 @@ export async function loadPlanningState(
       using.reduce((min, s) => bigMin(min, lsnToSegno(s.startLsn, size)), lsnToSegno(using[0]!.startLsn, size)),
       upTo,
     );
+    if (window.tooFar) return whole();
     const state = stateOf(window.segments());
     if (tried >= candidates.length) return state;
     try {

@@ -142,13 +142,17 @@ function* range(from: bigint, to: bigint): Generator<bigint> {
   for (let n = from; n <= to; n++) yield n;
 }
 
-/** The catalog, counting the WAL records its listings return, by name. */
-function countingCatalog(inner: Catalog): Catalog & { walRead: string[] } {
+/** The catalog, counting the WAL records its listings return (by name) and its range listings. */
+function countingCatalog(inner: Catalog): Catalog & { walRead: string[]; rangeQueries: number } {
   const walRead: string[] = [];
-  const wrapped = Object.create(inner) as Catalog & { walRead: string[] };
+  const wrapped = Object.create(inner) as Catalog & { walRead: string[]; rangeQueries: number };
   wrapped.walRead = walRead;
+  wrapped.rangeQueries = 0;
   wrapped.listWal = async (...a) => track(await inner.listWal(...a));
-  wrapped.listWalRange = async (...a) => track(await inner.listWalRange(...a));
+  wrapped.listWalRange = async (...a) => {
+    wrapped.rangeQueries++;
+    return track(await inner.listWalRange(...a));
+  };
   wrapped.listWalTimelines = async (...a) => {
     const out = await inner.listWalTimelines(...a);
     walRead.push(...out.map((t) => t.history?.name ?? `first of timeline ${t.timeline}`));
@@ -311,6 +315,28 @@ describe("planning state of a large archive", () => {
     // Beside its range: a page looking back, a page looking on, and a page at each timeline's end.
     expect(segnos.filter((n) => n > OLD_START + 20n && n < SWITCH - 20n)).toEqual([]);
     expect(segnos.length).toBeLessThan(100);
+  });
+});
+
+describe("planning state in a replica region far behind", () => {
+  it("reads the whole catalog when the region holds none of the newest 1,024 records of a timeline, and plans as the full read does", async () => {
+    // Prepare: the region holds both snapshots and segments 1-10 of MANY's 20,000 on timeline 1, nothing of timeline 2
+    const region = "eu-far-1";
+    for (const n of [1, 2]) await clients.catalog.setSnapshotReplicaStatus(MANY, snapshotAt(MANY, n === 1 ? OLD_START : NEW_START, n).snapshotId, region, { status: "replicated", at: "2025-02-02T00:00:00.000Z" });
+    for (const n of range(1n, 10n)) await clients.catalog.setReplicaStatus(MANY, segmentName(1, n), region, { status: "replicated", at: "2025-02-02T00:00:00.000Z" });
+    const target: RestoreTarget = { kind: "latest" };
+
+    const counting = countingCatalog(clients.catalog);
+
+    // Act
+    const bounded = await outcome(() => loadPlanningState(counting, store, stack.config.vaultBucket, MANY, target, { region }), target);
+    const full = await outcome(() => loadCatalogState(clients.catalog, store, stack.config.vaultBucket, MANY, { region }), target);
+
+    // Assess
+    expect(bounded).toEqual(full);
+    expect((bounded as { wal: { name: string }[] }).wal.map((w) => w.name)).toEqual([...range(OLD_START, 10n)].map((n) => segmentName(1, n)));
+    // Each look gives up after 64 pages of 16 records (a walk through timeline 1 would take ~1,260 pages).
+    expect(counting.rangeQueries).toBeLessThanOrEqual(2 * 64 + 10);
   });
 });
 
