@@ -130,7 +130,7 @@ import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "../local/paths.js";
 import { ChunkReads, decodeChunk, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import { inThreadDecoder, openDecoder, type ChunkDecoder } from "./decode-pool.js";
-import { fetchManifest, loadCatalogState, mapLimit } from "../store/catalog-state.js";
+import { fetchManifest, loadPlanningState, mapLimit } from "../store/catalog-state.js";
 import type { AgentClients } from "./clients.js";
 import { RESTORE_MARKER } from "./restore-marker.js";
 import { downloadVerified } from "./wal-fetch.js";
@@ -176,9 +176,9 @@ export interface PlannedRestore {
 
 export { genericSegno, streamOfRecord };
 
-/** The catalog state of one database (store/catalog-state.ts), with the CLI's hint for an unknown database. */
-function loadState(clients: AgentClients, cfg: RestoreConfig, databaseId: string): Promise<CatalogState> {
-  return loadCatalogState(clients.catalog, clients.store, cfg.vaultBucket, databaseId, {
+/** The catalog state planning to `target` needs (store/catalog-state.ts), with the CLI's hint for an unknown database. */
+function loadState(clients: AgentClients, cfg: RestoreConfig, databaseId: string, target: RestoreTarget): Promise<CatalogState> {
+  return loadPlanningState(clients.catalog, clients.store, cfg.vaultBucket, databaseId, target, {
     unknownDatabaseHint: ": check --database (register it with 'walvault db add')",
     ...(cfg.replicaRegion ? { region: cfg.replicaRegion } : {}),
   });
@@ -214,7 +214,7 @@ export async function loadPlanInput(
   target: RestoreTarget,
   options: { stream?: string } = {},
 ): Promise<RestorePlanInput> {
-  const state = await loadState(clients, cfg, databaseId);
+  const state = await loadState(clients, cfg, databaseId, target);
   return buildPlanInput(state, target, pickStream(state, options.stream));
 }
 
@@ -318,7 +318,7 @@ async function settlePlan(
  * manifest is read to confirm each stream's position (see settlePlan).
  */
 export async function planFor(clients: AgentClients, cfg: RestoreConfig, databaseId: string, target: RestoreTarget): Promise<PlannedRestore> {
-  const state = await loadState(clients, cfg, databaseId);
+  const state = await loadState(clients, cfg, databaseId, target);
   return (await settlePlan(clients, cfg, state, target, state.database.kind === "generic")).planned;
 }
 
@@ -1187,7 +1187,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   const warnings: string[] = [];
 
   // 1. Plan: every planning error before any download (a first plan from the records alone).
-  const state = await loadState(clients, cfg, opts.databaseId);
+  const state = await loadState(clients, cfg, opts.databaseId, opts.target);
   planFromState(state, opts.target);
 
   // 2. The target directory.

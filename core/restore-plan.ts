@@ -271,6 +271,20 @@ export function planRestore(input: RestorePlanInput): RestorePlan {
   return new Planner(input).plan();
 }
 
+/**
+ * The snapshots planRestore() would try for `input`, in the order it tries
+ * them (rule 3: newest first), before it looks at any WAL range: what a
+ * loader needs to read the WAL from the right position on
+ * (store/catalog-state.ts loadPlanningState). Of the WAL it uses only which
+ * timelines have segments (one segment per timeline is enough). Throws what
+ * planRestore() throws before it tries a snapshot (timeline, target and
+ * snapshot-id errors); an empty list where planRestore() would throw
+ * NoSnapshotBeforeTargetError.
+ */
+export function restoreCandidates(input: RestorePlanInput): SnapshotInfo[] {
+  return new Planner(input).candidateSnapshots();
+}
+
 // ---------------------------------------------------------------------------
 
 interface PathEntry {
@@ -403,6 +417,11 @@ class Planner {
       return this.result(snapshot, goal, attempt.segments);
     }
     throw first!;
+  }
+
+  candidateSnapshots(): SnapshotInfo[] {
+    this.resolveTimeline();
+    return this.candidates(this.resolveGoal());
   }
 
   // --- validation -----------------------------------------------------------

@@ -6,16 +6,22 @@
  * against its catalog SHA-256 and size), and the manifests of snapshot
  * records that lack what planning needs (each verified against the record's
  * manifestSha256). Shared by `walvault restore` and the restore workflow.
+ * loadCatalogState reads every WAL record; loadPlanningState reads what a
+ * plan to one target can use (see there and docs/snapshots.md, "What
+ * planning reads").
  */
 import { snapshotInRegion, walInRegion } from "../core/regions.js";
 import { mapLimit } from "../core/concurrency.js";
 import { decodeWith } from "../core/codec.js";
-import { ChecksumMismatchError, InvalidInputError, UnknownDatabaseError } from "../core/errors.js";
+import { ChecksumMismatchError, InvalidInputError, TargetAfterArchiveEndError, UnknownDatabaseError, WalGapError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { recordIsIncomplete, streamsOf, type CatalogState } from "../core/restore-input.js";
+import { buildPlanInput, recordIsIncomplete, streamsOf, type CatalogState } from "../core/restore-input.js";
+import { planRestore, restoreCandidates, type RestoreTarget, type SnapshotInfo } from "../core/restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
 import { parseManifest, type SnapshotManifest } from "../core/snapshot.js";
 import { parseHistoryFile, parseTimelineHistory, type TimelineHistoryEntry } from "../core/timeline.js";
+import { timelineDir } from "../core/keys.js";
+import { lsnToSegno, segmentName } from "../core/wal.js";
 import type { Catalog } from "./catalog.js";
 import type { ObjectStore } from "./object-store.js";
 
@@ -88,33 +94,8 @@ export async function loadCatalogState(
   if (!database) {
     throw new UnknownDatabaseError(`database '${databaseId}' is not registered in the catalog${options.unknownDatabaseHint ?? ""}`);
   }
-  const histories = new Map<number, TimelineHistoryEntry[]>();
-  const unreadableHistories = new Map<number, string>();
-  if (database.kind === "postgres") {
-    const files = wal.filter((w) => w.kind === "history");
-    // A history file that does not parse (archived before wal-push and ingest checked histories) is
-    // handed over as unreadable: the planner passes its timeline over for 'latest' and refuses it by name.
-    const parsed = await mapLimit(files, FETCH_CONCURRENCY, async (rec): Promise<TimelineHistoryEntry[] | { unreadable: string }> => {
-      const raw = await fetchVerifiedWal(vault, vaultBucket, rec);
-      try {
-        // Timeline 1 needs no history; one that does not parse is left out (there is nothing to pass over).
-        return rec.timeline === 1 ? parseTimelineHistory(raw.toString("utf8")) : parseHistoryFile(raw, rec.timeline);
-      } catch (e) {
-        if (!(e instanceof InvalidInputError)) throw e;
-        return { unreadable: e.message };
-      }
-    });
-    files.forEach((rec, i) => {
-      const p = parsed[i]!;
-      if (Array.isArray(p)) histories.set(rec.timeline, p);
-      else if (rec.timeline !== 1) unreadableHistories.set(rec.timeline, p.unreadable);
-    });
-  }
-  // Records that lack what planning needs (older or partial records): read their manifests.
-  const incomplete = records.filter((r) => recordIsIncomplete(r, database));
-  const read = await mapLimit(incomplete, FETCH_CONCURRENCY, (r) => fetchManifest(vault, vaultBucket, r, database));
-  const manifests = new Map<string, SnapshotManifest>();
-  incomplete.forEach((r, i) => manifests.set(r.snapshotId, read[i]!));
+  const { histories, unreadableHistories } = await readHistories(vault, vaultBucket, database, wal.filter((w) => w.kind === "history"));
+  const manifests = await readManifests(vault, vaultBucket, database, records);
   return {
     database,
     records,
@@ -124,4 +105,262 @@ export async function loadCatalogState(
     streams: streamsOf(database, records, manifests),
     manifests,
   };
+}
+
+/** Parsed history files by timeline, and those that are no history (PostgreSQL; a generic database has none). */
+async function readHistories(
+  vault: ObjectStore,
+  vaultBucket: string,
+  database: DatabaseRecord,
+  files: readonly WalRecord[],
+): Promise<{ histories: Map<number, TimelineHistoryEntry[]>; unreadableHistories: Map<number, string> }> {
+  const histories = new Map<number, TimelineHistoryEntry[]>();
+  const unreadableHistories = new Map<number, string>();
+  if (database.kind !== "postgres") return { histories, unreadableHistories };
+  // A history file that does not parse (archived before wal-push and ingest checked histories) is
+  // handed over as unreadable: the planner passes its timeline over for 'latest' and refuses it by name.
+  const parsed = await mapLimit(files, FETCH_CONCURRENCY, async (rec): Promise<TimelineHistoryEntry[] | { unreadable: string }> => {
+    const raw = await fetchVerifiedWal(vault, vaultBucket, rec);
+    try {
+      // Timeline 1 needs no history; one that does not parse is left out (there is nothing to pass over).
+      return rec.timeline === 1 ? parseTimelineHistory(raw.toString("utf8")) : parseHistoryFile(raw, rec.timeline);
+    } catch (e) {
+      if (!(e instanceof InvalidInputError)) throw e;
+      return { unreadable: e.message };
+    }
+  });
+  files.forEach((rec, i) => {
+    const p = parsed[i]!;
+    if (Array.isArray(p)) histories.set(rec.timeline, p);
+    else if (rec.timeline !== 1) unreadableHistories.set(rec.timeline, p.unreadable);
+  });
+  return { histories, unreadableHistories };
+}
+
+/** Manifests of the records that lack what planning needs (older or partial records), by snapshot id. */
+async function readManifests(vault: ObjectStore, vaultBucket: string, database: DatabaseRecord, records: readonly SnapshotRecord[]): Promise<Map<string, SnapshotManifest>> {
+  const incomplete = records.filter((r) => recordIsIncomplete(r, database));
+  const read = await mapLimit(incomplete, FETCH_CONCURRENCY, (r) => fetchManifest(vault, vaultBucket, r, database));
+  const manifests = new Map<string, SnapshotManifest>();
+  incomplete.forEach((r, i) => manifests.set(r.snapshotId, read[i]!));
+  return manifests;
+}
+
+/**
+ * Plans with the WAL of the newest 1, 2, 4 candidate snapshots before the
+ * range of all of them: an older candidate is needed only when the newer ones
+ * cannot reach the target (a gap, or a stop segment not archived yet).
+ */
+export const PLANNING_WINDOWS = 3;
+/** Records per Query while looking for a timeline's nearest segment before or after a position. */
+const LOOK_BACK_PAGE = 16;
+/**
+ * Pages one such look goes through before giving up (records it passes over
+ * are not segments, or not in the replica region). Past it the window is
+ * `tooFar` and the caller reads the whole catalog instead: a region whose
+ * replication lags by more than that must not turn one look into a walk
+ * through the whole timeline.
+ */
+const LOOK_BACK_MAX_PAGES = 64;
+
+/**
+ * The segment records of each timeline from one position (segment number) on,
+ * through `upTo` when the target bounds the range (else to the end), plus
+ * each timeline's last segment before the range, first after it and newest:
+ * what the planner reads of the archive beyond the range (which timelines
+ * have WAL, where a gap starts and ends). Read range by range
+ * (Catalog.listWalRange), never the whole archive; moving the start back
+ * reads only the records between the old and the new start.
+ */
+class WalWindow {
+  /** A look went past LOOK_BACK_MAX_PAGES pages without finding a segment: what was read is incomplete. */
+  tooFar = false;
+  private from: bigint | undefined;
+  private readonly since = new Map<number, WalRecord[]>();
+  private readonly edges = new Map<number, { before?: WalRecord | undefined; after?: WalRecord | undefined; newest?: WalRecord | undefined }>();
+  /** The nearest segment before each switch point, per timeline. */
+  private readonly switches = new Map<number, WalRecord[]>();
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly databaseId: string,
+    private readonly timelines: readonly number[],
+    private readonly segmentSize: number,
+    private readonly region: string | undefined,
+  ) {}
+
+  private keep(records: readonly WalRecord[]): WalRecord[] {
+    return records.flatMap((w) => (w.kind === "segment" ? (walInRegion(w, this.region) ?? []) : []));
+  }
+
+  private name(timeline: number, segno: bigint): string {
+    return segmentName(timeline, segno, this.segmentSize);
+  }
+
+  private edge(timeline: number): { before?: WalRecord | undefined; after?: WalRecord | undefined; newest?: WalRecord | undefined } {
+    const e = this.edges.get(timeline) ?? {};
+    this.edges.set(timeline, e);
+    return e;
+  }
+
+  /** The nearest segment of `timeline` going from `start` (a name) towards `end` (undefined: the timeline's end), a page at a time. */
+  private async nearest(timeline: number, start: string, end: string | undefined, newestFirst: boolean): Promise<WalRecord | undefined> {
+    let from = start;
+    for (let pages = 1; ; pages++) {
+      const page = await this.catalog.listWalRange(
+        this.databaseId,
+        timeline,
+        newestFirst ? (end ?? "") : from,
+        newestFirst ? from : end,
+        { limit: LOOK_BACK_PAGE, newestFirst },
+      );
+      const found = this.keep(page)[0];
+      if (found !== undefined || page.length < LOOK_BACK_PAGE) return found;
+      if (pages >= LOOK_BACK_MAX_PAGES) {
+        this.tooFar = true;
+        return undefined;
+      }
+      from = page.at(-1)!.name; // listed again first (the range includes it): pages still move on, LOOK_BACK_PAGE > 1
+    }
+  }
+
+  /** Each timeline's newest segment: enough to know which timelines have WAL. */
+  async newest(): Promise<WalRecord[]> {
+    const found = await mapLimit(this.timelines, FETCH_CONCURRENCY, async (tl) => {
+      // `~` sorts after every hex digit: from past the timeline's last name back to its first segment.
+      const newest = await this.nearest(tl, `${timelineDir(tl)}~`, this.name(tl, 0n), true);
+      this.edge(tl).newest = newest;
+      return newest;
+    });
+    return found.flatMap((w) => w ?? []);
+  }
+
+  /**
+   * Each timeline's nearest segment before each of these segments (the
+   * switch points of the histories): where the planner looks for the last
+   * WAL before two histories diverge, and, with the range's edges, the last
+   * segment before a gap on any path (paths change timeline only there).
+   */
+  async switchEdges(segnos: readonly bigint[]): Promise<void> {
+    const pairs = this.timelines.flatMap((tl) => [...new Set(segnos)].filter((n) => n > 0n).map((n) => ({ tl, n })));
+    const found = await mapLimit(pairs, FETCH_CONCURRENCY, ({ tl, n }) => this.nearest(tl, this.name(tl, n - 1n), this.name(tl, 0n), true));
+    pairs.forEach(({ tl }, i) => {
+      const w = found[i];
+      if (w !== undefined) this.switches.set(tl, [...(this.switches.get(tl) ?? []), w]);
+    });
+  }
+
+  /** Reads back to `segno` (no-op when the window already starts there or earlier), through `upTo` (undefined: the end). */
+  async extendTo(segno: bigint, upTo: bigint | undefined): Promise<void> {
+    if (this.from !== undefined && this.from <= segno) return;
+    const until = this.from === undefined ? upTo : this.from - 1n;
+    const first = this.from === undefined;
+    await mapLimit(this.timelines, FETCH_CONCURRENCY, async (tl) => {
+      const [added, before, after] = await Promise.all([
+        until !== undefined && until < segno ? [] : this.catalog.listWalRange(this.databaseId, tl, this.name(tl, segno), until === undefined ? undefined : this.name(tl, until)),
+        segno === 0n ? undefined : this.nearest(tl, this.name(tl, segno - 1n), this.name(tl, 0n), true),
+        first && upTo !== undefined ? this.nearest(tl, this.name(tl, upTo + 1n), undefined, false) : this.edge(tl).after,
+      ]);
+      this.since.set(tl, [...this.keep(added), ...(this.since.get(tl) ?? [])]);
+      Object.assign(this.edge(tl), { before, after });
+    });
+    this.from = segno;
+  }
+
+  /** What the window holds, each record once, ordered as Catalog.listWal orders them (timeline, then name). */
+  segments(): WalRecord[] {
+    return this.timelines.flatMap((tl) => {
+      const e = this.edge(tl);
+      const byName = new Map<string, WalRecord>();
+      for (const w of [e.before, ...(this.since.get(tl) ?? []), e.after, e.newest, ...(this.switches.get(tl) ?? [])]) if (w !== undefined && !byName.has(w.name)) byName.set(w.name, w);
+      return [...byName.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+    });
+  }
+}
+
+/**
+ * The catalog state a restore to `target` needs, read without loading every
+ * WAL record (a PostgreSQL database with a target other than a restore point
+ * name): the registration, every snapshot record (bounded by retention: it
+ * keeps a number of snapshots, not of WAL segments), the history files (one
+ * catalog item per timeline, Catalog.listWalTimelines), and the segments from
+ * the start segment of the snapshot the plan can use on, on every timeline
+ * with WAL, to the end of the archive (for a snapshot or LSN target: to
+ * its consistent segment, or the target's segment and the next), plus each
+ * timeline's nearest segment before and after that range, before each
+ * switch point of the histories, and its newest (what the planner reads of
+ * the archive beyond the range: which timelines have WAL, where a gap
+ * starts and ends, where two histories diverge). The snapshots the planner
+ * would try come from core/restore-plan.ts restoreCandidates; the range
+ * starts at the newest one's start, and widens to the newest 2 and 4 when the
+ * plan has to fall back to an older snapshot (or fails where an older one
+ * might not), then to all of them: PLANNING_WINDOWS attempts, then the range
+ * any candidate can need. Planning on the state gives the plan (or the
+ * error) planning on loadCatalogState's gives. When a look for a timeline's
+ * nearest segment passes LOOK_BACK_MAX_PAGES pages of other records (a
+ * replica region far behind), it reads the whole catalog as
+ * loadCatalogState does. A generic database or a
+ * restore point name target (whose restore points may be recorded on any
+ * segment) are loaded whole, as loadCatalogState does.
+ */
+export async function loadPlanningState(
+  catalog: Catalog,
+  vault: ObjectStore,
+  vaultBucket: string,
+  databaseId: string,
+  target: RestoreTarget,
+  options: LoadCatalogStateOptions = {},
+): Promise<CatalogState> {
+  const database = await catalog.getDatabase(databaseId);
+  if (!database || database.kind !== "postgres" || target.kind === "name") return loadCatalogState(catalog, vault, vaultBucket, databaseId, options);
+  const [allRecords, timelines] = await Promise.all([catalog.listSnapshots(databaseId), catalog.listWalTimelines(databaseId)]);
+  const records = allRecords.flatMap((r) => snapshotInRegion(r, options.region) ?? []);
+  const files = timelines.flatMap((t) => (t.history === undefined ? [] : (walInRegion(t.history, options.region) ?? [])));
+  const window = new WalWindow(catalog, databaseId, timelines.map((t) => t.timeline), database.walSegmentSize, options.region);
+  const [, { histories, unreadableHistories }, manifests] = await Promise.all([
+    window.newest(),
+    readHistories(vault, vaultBucket, database, files),
+    readManifests(vault, vaultBucket, database, records),
+  ]);
+  const size = database.walSegmentSize;
+  await window.switchEdges([...histories.values()].flatMap((entries) => entries.map((e) => lsnToSegno(e.switchLsn, size))));
+  const whole = (): Promise<CatalogState> => loadCatalogState(catalog, vault, vaultBucket, databaseId, options);
+  if (window.tooFar) return whole();
+  const stateOf = (segments: WalRecord[]): CatalogState => ({ database, records, segments, histories, unreadableHistories, streams: [], manifests });
+
+  // Which snapshots the planner tries depends on the timelines with WAL, not on the segments: the newest of each is enough.
+  const bare = stateOf(window.segments());
+  let candidates: SnapshotInfo[];
+  try {
+    candidates = restoreCandidates(buildPlanInput(bare, target, undefined));
+  } catch {
+    return bare; // the planner fails before it reads any WAL range, the same way on this state
+  }
+  if (candidates.length === 0) return bare;
+  // The target bounds the range for a snapshot (its consistent segment) or an LSN (its segment and the next).
+  const upTo = target.kind === "snapshot" ? consistentSegno(candidates[0]!, size) : target.kind === "lsn" ? lsnToSegno(target.lsn, size) + 1n : undefined;
+  for (let attempt = 1, tried = 1; ; attempt++, tried = attempt > PLANNING_WINDOWS ? candidates.length : tried * 2) {
+    const using = candidates.slice(0, tried);
+    await window.extendTo(
+      using.reduce((min, s) => bigMin(min, lsnToSegno(s.startLsn, size)), lsnToSegno(using[0]!.startLsn, size)),
+      upTo,
+    );
+    if (window.tooFar) return whole();
+    const state = stateOf(window.segments());
+    if (tried >= candidates.length) return state;
+    try {
+      const plan = planRestore(buildPlanInput(state, target, undefined));
+      if (using.some((s) => s.id === plan.snapshot.id)) return state;
+    } catch (e) {
+      // Only a snapshot's WAL failing can come out differently with older snapshots in range.
+      if (!(e instanceof WalGapError) && !(e instanceof TargetAfterArchiveEndError)) return state;
+    }
+  }
+}
+
+const bigMin = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+
+/** The segment a snapshot is consistent in (holding stopLsn - 1), as core/restore-plan.ts reads it. */
+function consistentSegno(s: SnapshotInfo, segmentSize: number): bigint {
+  return lsnToSegno(s.stopLsn > s.startLsn ? s.stopLsn - 1n : s.startLsn, segmentSize);
 }

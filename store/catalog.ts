@@ -16,6 +16,17 @@
  * - listWal() returns every WAL record of a database ordered by timeline, then
  *   name (so segments come in LSN order within a timeline), across pages;
  *   generic segments by stream, then file name.
+ * - listWalRange(databaseId, timeline, fromName, toName, { limit, newestFirst })
+ *   returns the WAL records (every kind) of one PostgreSQL timeline whose
+ *   names lie from fromName through toName, both included (toName undefined:
+ *   through the timeline's last), in name order (newestFirst: reversed), at
+ *   most `limit` of them (default: all, across pages). It reads only that
+ *   range (a Query on the sort-key range), never the rest of the archive.
+ * - listWalTimelines() returns, in ascending order, every PostgreSQL timeline
+ *   holding at least one WAL record, each with its history file record
+ *   (`<timeline>.history`) when one is archived. It reads one item per
+ *   timeline (a history file sorts first among its timeline's names), never
+ *   the segments: its cost grows with timelines, not with WAL.
  * - setReplicaStatus() / setSnapshotReplicaStatus() set one region's status
  *   on an existing WAL / snapshot record (NotFoundError when there is none)
  *   and leave other regions alone; a "failed" or "pending" status never
@@ -105,6 +116,20 @@ export interface PackPage {
   next?: string;
 }
 
+/** Options of listWalRange(). */
+export interface WalRangeOptions {
+  /** At most this many records (a positive integer); default: every record in the range. */
+  limit?: number;
+  /** Newest (greatest name) first. */
+  newestFirst?: boolean;
+}
+
+/** A PostgreSQL timeline with archived WAL, and its history file record when archived. */
+export interface WalTimeline {
+  timeline: number;
+  history?: WalRecord;
+}
+
 /** One page of registrations; `next` is absent on the last. */
 export interface DatabasePage {
   databases: DatabaseRecord[];
@@ -122,6 +147,10 @@ export interface Catalog {
   recordWal(record: WalRecord): Promise<RecordOutcome>;
   getWal(databaseId: string, name: string): Promise<WalRecord | undefined>;
   listWal(databaseId: string): Promise<WalRecord[]>;
+  /** PostgreSQL WAL records of one timeline by name range, for planning without reading the whole archive (see the contract above). */
+  listWalRange(databaseId: string, timeline: number, fromName: string, toName: string | undefined, options?: WalRangeOptions): Promise<WalRecord[]>;
+  /** Every PostgreSQL timeline with a WAL record, with its history file record (see the contract above). */
+  listWalTimelines(databaseId: string): Promise<WalTimeline[]>;
   /** Sets the replica status of one region on an existing record. */
   setReplicaStatus(databaseId: string, name: string, region: string, status: WalRecord["replicas"][string]): Promise<void>;
   /** The same for a snapshot record. */

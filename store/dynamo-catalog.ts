@@ -87,7 +87,7 @@ import {
 } from "../core/schemas.js";
 import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
-import type { Catalog, ChunkPage, DatabasePage, PackPage, RecordOutcome, SnapshotOutcome } from "./catalog.js";
+import type { Catalog, ChunkPage, DatabasePage, PackPage, RecordOutcome, SnapshotOutcome, WalRangeOptions, WalTimeline } from "./catalog.js";
 
 /** Key schema of the catalog table; infra/ mirrors it in the CDK stack. */
 export const CATALOG_KEY_SCHEMA = {
@@ -158,6 +158,20 @@ function walSkOfName(name: string): string | undefined {
   }
   const timeline = timelineOfName(name);
   return timeline === undefined ? undefined : walSk(timeline, name);
+}
+
+/** Greatest timeline number (8 hex digits). */
+const MAX_TIMELINE = 0xffffffff;
+
+/** A bound after every sort key of a timeline's WAL records (`$` follows `#`). */
+function walTimelineEnd(timeline: number): string {
+  return `${CATALOG_SORT_KEYS.walPrefix}${timelineDir(timeline)}$`;
+}
+
+/** The timeline of a PostgreSQL WAL record's sort key, wal#<8 upper hex>#<name>. */
+function timelineOfSk(sk: string): number | undefined {
+  const m = /^wal#([0-9A-F]{8})#/.exec(sk);
+  return m?.[1] === undefined ? undefined : Number.parseInt(m[1], 16);
 }
 
 /** Timeline of a WAL file name (the first 8 hex digits of every kind walvault archives). */
@@ -444,6 +458,66 @@ export class DynamoCatalog implements Catalog {
   async listWal(databaseId: string): Promise<WalRecord[]> {
     const items = await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.walPrefix, "Query (WAL)");
     return items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
+  }
+
+  // WAL ranges for planning (store/catalog-state.ts loadPlanningState): Queries on a sort-key range of one timeline.
+
+  async listWalRange(databaseId: string, timeline: number, fromName: string, toName: string | undefined, options: WalRangeOptions = {}): Promise<WalRecord[]> {
+    if (!Number.isInteger(timeline) || timeline < 1 || timeline > MAX_TIMELINE) {
+      throw new InvalidInputError(`WAL range of database ${databaseId}: timeline ${String(timeline)} is not a timeline number`);
+    }
+    const { limit, newestFirst = false } = options;
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
+      throw new InvalidInputError(`WAL range of database ${databaseId}: limit ${String(limit)} is not a positive integer`);
+    }
+    if (toName !== undefined && toName < fromName) return [];
+    const to = toName === undefined ? walTimelineEnd(timeline) : walSk(timeline, toName);
+    const items = await this.queryRange(databasePk(databaseId), walSk(timeline, fromName), to, "Query (WAL range)", { ...(limit === undefined ? {} : { limit }), forward: !newestFirst });
+    return items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
+  }
+
+  async listWalTimelines(databaseId: string): Promise<WalTimeline[]> {
+    // A skip scan: the first item at or after each timeline's sort keys. `<tl>.history` sorts before every other
+    // name of its timeline ('.' < '0'), so that item is the history file when one is archived.
+    const out: WalTimeline[] = [];
+    for (let next = 1; next <= MAX_TIMELINE; ) {
+      const [item] = await this.queryRange(databasePk(databaseId), `${CATALOG_SORT_KEYS.walPrefix}${timelineDir(next)}#`, walTimelineEnd(MAX_TIMELINE), "Query (WAL timelines)", { limit: 1, forward: true });
+      const timeline = item === undefined ? undefined : timelineOfSk(String(item.sk));
+      if (item === undefined || timeline === undefined) break; // no more timelines (or a generic stream's key: no timelines there)
+      const record = this.parse(walRecordSchema, item, "WAL record");
+      out.push(record.kind === "history" ? { timeline, history: record } : { timeline });
+      next = timeline + 1;
+    }
+    return out;
+  }
+
+  /** Items of `pk` with sort keys from..to (both included), in order (or reversed), at most `limit`, across pages. */
+  private async queryRange(pk: string, from: string, to: string, op: string, opts: { limit?: number; forward: boolean }): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const left = opts.limit === undefined ? undefined : opts.limit - items.length;
+      const page = left === undefined ? this.pageSize : Math.min(left, this.pageSize ?? left);
+      let out;
+      try {
+        out = await this.doc.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+            ExpressionAttributeValues: { ":pk": pk, ":from": from, ":to": to },
+            ConsistentRead: true,
+            ScanIndexForward: opts.forward,
+            ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+            ...(page === undefined ? {} : { Limit: page }),
+          }),
+        );
+      } catch (e) {
+        throw this.fail(op, e);
+      }
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined && (opts.limit === undefined || items.length < opts.limit));
+    return items;
   }
 
   async setReplicaStatus(

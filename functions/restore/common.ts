@@ -6,7 +6,8 @@
  */
 import type { DatabaseRecord, SnapshotRecord } from "../../core/schemas.js";
 import type { SnapshotManifest } from "../../core/snapshot.js";
-import { fetchManifest as fetchManifestFrom, loadCatalogState as loadCatalogStateFrom, type CatalogState } from "../../store/catalog-state.js";
+import type { RestoreTarget } from "../../core/restore-plan.js";
+import { fetchManifest as fetchManifestFrom, loadPlanningState as loadPlanningStateFrom, type CatalogState } from "../../store/catalog-state.js";
 import type { Deps } from "../deps.js";
 
 export { buildPlanInput, genericSegno, segmentsOf, streamOfRecord, type CatalogState } from "../../core/restore-input.js";
@@ -16,7 +17,7 @@ export function fetchManifest(deps: Deps, record: SnapshotRecord, database: Data
   return fetchManifestFrom(deps.vault, deps.vaultBucket, record, database);
 }
 
-/** What the catalog knows about one database, read once for planning. */
-export function loadCatalogState(deps: Deps, databaseId: string): Promise<CatalogState> {
-  return loadCatalogStateFrom(deps.catalog, deps.vault, deps.vaultBucket, databaseId);
+/** What planning a restore to `target` needs of the catalog, without reading every WAL record (store/catalog-state.ts). */
+export function loadPlanningState(deps: Deps, databaseId: string, target: RestoreTarget): Promise<CatalogState> {
+  return loadPlanningStateFrom(deps.catalog, deps.vault, deps.vaultBucket, databaseId, target);
 }

@@ -17,6 +17,8 @@
  * TargetAfterArchiveEndError, ...): the workflow fails with its name.
  * Generic databases with several WAL streams: the first stream picks the
  * snapshot, every other stream must reach the target from the same one.
+ * PostgreSQL: the catalog is read for this target only (loadPlanningState:
+ * the WAL records from the chosen snapshot's start on, not the whole archive).
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
@@ -35,7 +37,7 @@ import { planRestore, type RestorePlan, type RestoreTarget } from "../../core/re
 import { formatLsn, parseLsn } from "../../core/wal.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
-import { buildPlanInput, loadCatalogState, segmentsOf } from "./common.js";
+import { buildPlanInput, loadPlanningState, segmentsOf } from "./common.js";
 
 export const planInputSchema = restoreWorkflowInputSchema.extend({ execution: z.string().min(1).optional() });
 export type { PlannedWal, RestorePlanOutput, RestorePlanSummary };
@@ -68,7 +70,7 @@ export async function handler(input: unknown): Promise<RestorePlanSummary> {
   const parsed = parseInput(planInputSchema, input, "restore plan input");
   const target = toTarget(parsed.target);
   const deps = getDeps();
-  const state = await loadCatalogState(deps, parsed.databaseId);
+  const state = await loadPlanningState(deps, parsed.databaseId, target);
   const db = state.database;
   const streams: (string | undefined)[] = db.kind === "generic" ? (state.streams.length ? state.streams : [undefined]) : [undefined];
   if (streams.length > 1 && (target.kind === "lsn" || target.kind === "name")) {

@@ -12,6 +12,7 @@ import {
 } from "../../core/errors.js";
 import {
   planRestore,
+  restoreCandidates,
   type RestorePlan,
   type RestorePlanInput,
   type RestorePointInfo,
@@ -396,6 +397,54 @@ describe("planRestore: choosing the snapshot", () => {
     const e = failure(() => plan({ wal: segs(1, 1, 3), target: { kind: "latest" } }));
     expect(e).toBeInstanceOf(NoSnapshotBeforeTargetError);
     expect(e.message).toContain("the catalog has none");
+  });
+});
+
+describe("restoreCandidates", () => {
+  const snaps = [snapshot("s1", 1, 2), snapshot("s3", 7, 8), snapshot("s2", 4, 5), snapshot("s4", 10, 11)];
+  const ids = (input: Partial<RestorePlanInput> & { target: RestoreTarget }): string[] =>
+    restoreCandidates({ snapshots: snaps, wal: [], histories: new Map(), segmentSize: SIZE, ...input }).map((s) => s.id);
+
+  it("lists the snapshots the planner tries, newest first, by the target's rule", () => {
+    // Act
+    const latest = ids({ wal: segs(1, 1, 20), target: { kind: "latest" } });
+    const lsn = ids({ wal: segs(1, 1, 20), target: { kind: "lsn", lsn: lsnAt(9) } });
+    const time = ids({ wal: segs(1, 1, 20), target: { kind: "time", time: at(5) } });
+    const named = ids({ wal: segs(1, 1, 20), target: { kind: "snapshot", id: "s2" } });
+    const none = ids({ wal: segs(1, 1, 20), target: { kind: "lsn", lsn: lsnAt(1) } });
+
+    // Assess
+    expect(latest).toEqual(["s4", "s3", "s2", "s1"]);
+    expect(lsn).toEqual(["s3", "s2", "s1"]);
+    expect(time).toEqual(["s2", "s1"]);
+    expect(named).toEqual(["s2"]);
+    expect(none).toEqual([]);
+  });
+
+  it("needs only one segment per timeline: the newest alone gives the candidates the whole archive gives", () => {
+    // Prepare: timeline 2 branches off at segment 9; s5 on timeline 2, s4 on timeline 1 past the switch (off the path)
+    const histories = new Map([[2, history([1, lsnAt(9)])]]);
+    const all = { snapshots: [...snaps, snapshot("s5", 12, 13, 2)], histories, segmentSize: SIZE, target: { kind: "latest" } as const };
+    const wal = [...segs(1, 1, 11), ...segs(2, 9, 14)];
+
+    // Act
+    const full = restoreCandidates({ ...all, wal }).map((s) => s.id);
+    const newest = restoreCandidates({ ...all, wal: [seg(1, 11), seg(2, 14)] }).map((s) => s.id);
+
+    // Assess
+    expect(full).toEqual(["s5", "s3", "s2", "s1"]);
+    expect(newest).toEqual(full);
+    expect(planRestore({ ...all, wal }).snapshot.id).toBe(full[0]);
+  });
+
+  it("throws what the planner throws before it tries a snapshot", () => {
+    // Act
+    const unknown = failure(() => ids({ wal: segs(1, 1, 20), target: { kind: "snapshot", id: "nope" } }));
+    const noHistory = failure(() => ids({ wal: segs(1, 1, 20), target: { kind: "latest", timeline: 3 } }));
+
+    // Assess
+    expect(unknown).toBeInstanceOf(UnknownSnapshotError);
+    expect(noHistory).toBeInstanceOf(TimelineNotFoundError);
   });
 });
 

@@ -6,14 +6,18 @@
  * work/ object, thaws in batches when asked (input "thaw": true; by default
  * it does not: WALVAULT_THAW is "auto" and s3rver has no archive lifecycle;
  * s3rver has no storage classes: nothing pending) and outputs the plan's
- * summary; a planning error fails the execution with its name. A plan of 5,000 segments (past the 256 KiB state
- * limit if it travelled in the state) goes through and reads back whole.
+ * summary; a planning error fails the execution with its name. A plan of
+ * 5,000 segments (past the 256 KiB state limit if it travelled in the state)
+ * goes through and reads back whole, for a generic database and for a
+ * PostgreSQL one whose plan reads the catalog from its snapshot on
+ * (store/catalog-state.ts loadPlanningState).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { forEachLimit } from "../../core/concurrency.js";
 import type { WalRecord } from "../../core/schemas.js";
+import { formatLsn, segmentName, segmentStartLsn } from "../../core/wal.js";
 import { remoteRestore } from "../../agent/restore-remote.js";
 import { payloadBytes } from "../../local/limits.js";
 import { readRestorePlan, StoreWorkObjects } from "../../store/work-objects.js";
@@ -25,6 +29,9 @@ import { startTestStack, type TestStack } from "../support/stack.js";
 const GEN = "gen-main";
 const BIG = "gen-big";
 const BIG_SEGMENTS = 5000;
+const PG_BIG = "pg-big";
+/** PG_BIG's snapshot starts in this segment; 1,000 segments are archived before it. */
+const PG_START = 1001n;
 /** Objects per thaw invocation in this file (WALVAULT_THAW_BATCH): the 5,000-segment pass takes several. */
 const THAW_BATCH = 2000;
 const seg = (n: number): string => `00000001000000000000000${n}`;
@@ -50,6 +57,7 @@ beforeAll(async () => {
     [
       { id: GEN, kind: "generic" },
       { id: BIG, kind: "generic" },
+      { id: PG_BIG },
     ],
     {
       injectFault: ({ workflow, state }) => {
@@ -195,6 +203,56 @@ describe("restore workflow (local stack)", () => {
   it("a thaw flag that is not a boolean fails with InvalidInputError", async () => {
     await expect(stack.startRestore({ databaseId: GEN, target: { kind: "latest" }, thaw: "yes" })).rejects.toMatchObject({ name: "InvalidInputError" });
   });
+
+  it("a PostgreSQL plan of 5,000 WAL segments after its snapshot goes through the workflow, leaving out the 1,000 before it", async () => {
+    // Prepare: a snapshot starting in segment PG_START, catalog records of segments 1 .. PG_START + 4,999 (small shared vault objects)
+    const source = join(tempDir("walvault-restore-wf-pg-"), "source");
+    mkdirSync(join(source, "global"), { recursive: true });
+    writeFileSync(join(source, "PG_VERSION"), "16\n");
+    writeFileSync(join(source, "backup_label"), "not read: the plan stops at the workflow\n");
+    writeFileSync(join(source, "global", "pg_control"), Buffer.alloc(8192, 1));
+    const start = segmentStartLsn(PG_START);
+    const pg = await uploadSnapshotDir(clients, stack.config, {
+      databaseId: PG_BIG,
+      dir: source,
+      kind: "postgres",
+      postgres: {
+        version: 160004,
+        walSegmentSize: 16 << 20,
+        timeline: 1,
+        startLsn: formatLsn(start + 0x28n),
+        checkpointLsn: formatLsn(start + 0x60n),
+        stopLsn: formatLsn(start + 0x200n),
+        startWalFile: segmentName(1, PG_START),
+        label: "walvault",
+        backupMethod: "streamed",
+        backupFrom: "primary",
+        tablespaces: [],
+      },
+      startedAt: at(20),
+      finishedAt: at(21),
+      chunker: SMALL_CHUNKER,
+    });
+    const key = (n: bigint): string => `db/${PG_BIG}/wal/00000001/shared-${n % BigInt(BIG_OBJECTS)}`;
+    const numbers = Array.from({ length: Number(PG_START) - 1 + BIG_SEGMENTS }, (_, i) => BigInt(i + 1));
+    await forEachLimit(numbers.slice(0, BIG_OBJECTS), 16, async (n) => void (await clients.store.put(stack.config.vaultBucket, key(n), Buffer.alloc(16, Number(n)), {})));
+    await forEachLimit(numbers, 32, async (n) => {
+      const rec: WalRecord = { ...bigSegment(Number(n)), databaseId: PG_BIG, name: segmentName(1, n), vaultKey: key(n), size: 16 << 20 };
+      delete rec.startLsn;
+      await clients.catalog.recordWal(rec);
+    });
+
+    // Act
+    const out = await stack.startRestore({ databaseId: PG_BIG, target: { kind: "latest" } });
+
+    // Assess
+    expect(out).toMatchObject({ databaseId: PG_BIG, kind: "postgres", snapshotId: pg.record.snapshotId, walCount: BIG_SEGMENTS, targetTimeline: 1 });
+    const plan = await planOf(out);
+    expect(plan.wal).toHaveLength(BIG_SEGMENTS);
+    expect(plan.wal[0]!.name).toBe(segmentName(1, PG_START));
+    expect(plan.wal.at(-1)!.name).toBe(segmentName(1, PG_START + BigInt(BIG_SEGMENTS) - 1n));
+    expect(plan.wal[0]!.key).toBe(key(PG_START));
+  }, 120_000);
 
   it("a target before the oldest snapshot fails with NoSnapshotBeforeTargetError", async () => {
     const run = stack.startRestore({ databaseId: GEN, target: { kind: "time", time: at(5).toISOString() } });

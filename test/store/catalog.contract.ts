@@ -434,6 +434,90 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
       });
     });
 
+    describe("listWalRange and listWalTimelines", () => {
+      /** Timelines 1, 2 and 16 (0x10) with history, partial and backup files, written shuffled, 3 per page; another database beside them. */
+      async function archive(): Promise<Catalog> {
+        const paged = (await factory({ pageSize: 3 })).catalog;
+        const names = [
+          ...[1, 2, 3, 255, 256].map((n) => segmentName(1, n)),
+          `${segmentName(1, 2)}.00000028.backup`,
+          `${segmentName(1, 257)}.partial`,
+          ...["00000002.history", segmentName(2, 257), segmentName(2, 258)],
+          ...["00000010.history", segmentName(16, 1)],
+        ];
+        for (const name of [...names].sort(() => Math.random() - 0.5)) {
+          await paged.recordWal(wal(name, name.endsWith(".backup") ? { kind: "backup" } : {}));
+        }
+        await paged.recordWal(wal(segmentName(1, 2), { databaseId: "pg-other" }));
+        await paged.recordWal(wal("00000003.history", { databaseId: "pg-other" }));
+        await paged.putDatabase(database(DB));
+        await paged.advanceHead(DB, segmentName(16, 1), "0000001000000001", "2025-01-01T00:00:00.000Z");
+        return paged;
+      }
+
+      it("listWalRange returns the records of one timeline from one name through another, in name order, across pages", async () => {
+        // Prepare
+        const paged = await archive();
+
+        // Act
+        const range = await paged.listWalRange(DB, 1, segmentName(1, 2), segmentName(1, 255));
+        const toEnd = await paged.listWalRange(DB, 1, segmentName(1, 255), undefined);
+        const other = await paged.listWalRange(DB, 2, segmentName(2, 0), undefined);
+
+        // Assess
+        expect(range.map((r) => r.name)).toEqual([segmentName(1, 2), `${segmentName(1, 2)}.00000028.backup`, segmentName(1, 3), segmentName(1, 255)]);
+        expect(toEnd.map((r) => r.name)).toEqual([segmentName(1, 255), segmentName(1, 256), `${segmentName(1, 257)}.partial`]);
+        expect(other.map((r) => r.name)).toEqual([segmentName(2, 257), segmentName(2, 258)]);
+        expect([...range, ...toEnd, ...other].every((r) => r.databaseId === DB)).toBe(true);
+      });
+
+      it("listWalRange stops at the limit, newest first when asked, and is empty for a range with no records", async () => {
+        // Prepare
+        const paged = await archive();
+
+        // Act
+        const newest = await paged.listWalRange(DB, 1, segmentName(1, 0), segmentName(1, 255), { limit: 4, newestFirst: true });
+        const oldest = await paged.listWalRange(DB, 1, segmentName(1, 0), undefined, { limit: 2 });
+        const empty = await paged.listWalRange(DB, 1, segmentName(1, 4), segmentName(1, 254));
+        const reversed = await paged.listWalRange(DB, 1, segmentName(1, 3), segmentName(1, 2));
+        const none = await paged.listWalRange(DB, 3, segmentName(3, 0), undefined);
+
+        // Assess
+        expect(newest.map((r) => r.name)).toEqual([segmentName(1, 255), segmentName(1, 3), `${segmentName(1, 2)}.00000028.backup`, segmentName(1, 2)]);
+        expect(oldest.map((r) => r.name)).toEqual([segmentName(1, 1), segmentName(1, 2)]);
+        expect(empty).toEqual([]);
+        expect(reversed).toEqual([]);
+        expect(none).toEqual([]);
+      });
+
+      it("listWalRange rejects a timeline that is not a timeline number, or a limit that is not positive, with InvalidInputError", async () => {
+        // Act
+        const badTimeline = await rejection(catalog.listWalRange(DB, 0, segmentName(1, 0), undefined));
+        const badLimit = await rejection(catalog.listWalRange(DB, 1, segmentName(1, 0), undefined, { limit: 0 }));
+
+        // Assess
+        expect(badTimeline).toBeInstanceOf(InvalidInputError);
+        expect(badLimit).toBeInstanceOf(InvalidInputError);
+      });
+
+      it("listWalTimelines lists every timeline with WAL in order, each with its history file record, and nothing of other databases", async () => {
+        // Prepare
+        const paged = await archive();
+
+        // Act
+        const timelines = await paged.listWalTimelines(DB);
+
+        // Assess
+        expect(timelines.map((t) => [t.timeline, t.history?.name])).toEqual([
+          [1, undefined],
+          [2, "00000002.history"],
+          [16, "00000010.history"],
+        ]);
+        expect(timelines[1]!.history).toEqual(wal("00000002.history"));
+        expect(await paged.listWalTimelines("pg-empty")).toEqual([]);
+      });
+    });
+
     describe("setReplicaStatus", () => {
       it("sets one region's status and leaves the other regions and fields untouched", async () => {
         // Prepare
