@@ -42,14 +42,14 @@ export function loadConfig(opts: { config?: string | undefined; database?: strin
 
 /**
  * Whether `snapshot push` groups new chunks into pack objects (docs/packs.md):
- * WALVAULT_PACKS=1 (or true/yes/on) turns it on, 0/false/no/off or unset
- * leaves it off. Off by default until replication, retention and thaw read
- * packs too (issue #11, points 4-6); anything else is a ConfigError.
+ * on by default (unset, 1/true/yes/on); WALVAULT_PACKS=0 (false/no/off)
+ * writes one object per chunk, the layout of vaults written before packs,
+ * which every part of walvault still reads. Anything else is a ConfigError.
  */
 export function packsEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
   const v = env.WALVAULT_PACKS?.trim().toLowerCase();
-  if (v === undefined || v === "" || v === "0" || v === "false" || v === "no" || v === "off") return false;
-  if (v === "1" || v === "true" || v === "yes" || v === "on") return true;
+  if (v === "0" || v === "false" || v === "no" || v === "off") return false;
+  if (v === undefined || v === "" || v === "1" || v === "true" || v === "yes" || v === "on") return true;
   throw new ConfigError(`WALVAULT_PACKS='${env.WALVAULT_PACKS}' is not 1 or 0 (packs on or off)`);
 }
 

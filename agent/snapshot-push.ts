@@ -42,8 +42,8 @@
  *    Backpressure: at most `maxQueuedBytes` (64 MiB) of raw chunk bytes and
  *    `maxQueuedChunks` chunks are held between the reader and the uploads;
  *    the reader (and so pg_basebackup, through the pipe) waits beyond that.
- *  - Packs (`packs`, or WALVAULT_PACKS=1; off by default until replication,
- *    retention and thaw read packs): each new chunk, once encoded, is copied
+ *  - Packs (the default; `packs: false` or WALVAULT_PACKS=0 writes one object
+ *    per chunk as above, the layout of vaults before packs): each new chunk, once encoded, is copied
  *    into the one PackBuilder being filled (core/pack.ts, docs/packs.md) — every file,
  *    small ones included, so no object is written per chunk or per small
  *    file. A full pack (DEFAULT_PACK_TARGET_SIZE, 32 MiB) is finished and PUT
@@ -222,7 +222,7 @@ export interface SnapshotPushOptions {
   /**
    * Group new chunks into pack objects (docs/packs.md) instead of one object
    * per chunk. Default: the WALVAULT_PACKS environment variable
-   * (agent/config.ts packsEnabled), off when unset.
+   * (agent/config.ts packsEnabled), on when unset.
    */
   packs?: boolean;
   /** Pack target size in bytes (default DEFAULT_PACK_TARGET_SIZE, 32 MiB). */

@@ -81,9 +81,10 @@ function fileHashes(dir: string, rel = ""): Record<string, string> {
 }
 
 describe("WALVAULT_PACKS", () => {
-  it("is off unless set to 1/true/yes/on, and refuses anything else in one line", () => {
+  it("is on unless set to 0/false/no/off, and refuses anything else in one line", () => {
     // Act + Assess
-    expect(packsEnabled({})).toBe(false);
+    expect(packsEnabled({})).toBe(true);
+    expect(packsEnabled({ WALVAULT_PACKS: "off" })).toBe(false);
     expect(packsEnabled({ WALVAULT_PACKS: "0" })).toBe(false);
     expect(packsEnabled({ WALVAULT_PACKS: "1" })).toBe(true);
     expect(packsEnabled({ WALVAULT_PACKS: "on" })).toBe(true);

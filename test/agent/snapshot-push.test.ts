@@ -3,6 +3,9 @@
  * (s3rver + DynamoDB Local + the snapshot ingest workflow) and a real
  * PostgreSQL 15 (ScratchPostgres): generic directory trees and pg_basebackup
  * streams, dedup against the previous snapshot, errors, bounded memory.
+ * These pushes write one object per chunk (`packs: false`), the layout of
+ * every vault written before packs, which must go on working; the packed
+ * path (the default) is test/agent/snapshot-push-packs.test.ts.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes, randomFillSync } from "node:crypto";
@@ -172,6 +175,9 @@ describe("pieces", () => {
 // ---------------------------------------------------------------------------
 // Generic
 
+/** The per-chunk layout, as vaults written before packs hold it. */
+const PER_CHUNK = { packs: false } as const;
+
 describe("generic snapshot push", () => {
   let dir: string;
   let big: Buffer;
@@ -194,7 +200,7 @@ describe("generic snapshot push", () => {
     const source: SnapshotSource = { kind: "generic", dir, streams: STREAMS };
 
     // Act
-    first = await snapshotPush(source, cfg(GEN), clients, { wait: ingest, timeoutMs: 120_000 });
+    first = await snapshotPush(source, cfg(GEN), clients, { ...PER_CHUNK, wait: ingest, timeoutMs: 120_000 });
     console.log("generic push 1", JSON.stringify(summary(first)));
 
     // Assess
@@ -247,7 +253,7 @@ describe("generic snapshot push", () => {
     const before = await chunkKeys(GEN);
 
     // Act
-    const second = await snapshotPush({ kind: "generic", dir, streams: STREAMS }, cfg(GEN), clients, { timeoutMs: 120_000 });
+    const second = await snapshotPush({ kind: "generic", dir, streams: STREAMS }, cfg(GEN), clients, { ...PER_CHUNK, timeoutMs: 120_000 });
     console.log("generic push 2", JSON.stringify(summary(second)));
 
     // Assess
@@ -264,13 +270,13 @@ describe("generic snapshot push", () => {
 
   it("refuses an unregistered database, a missing directory, a file, and a socket in the tree, each with one clear line", async () => {
     const source: SnapshotSource = { kind: "generic", dir, streams: STREAMS };
-    await expect(snapshotPush(source, cfg("nobody-here"), clients, { wait: false })).rejects.toThrow(UnknownDatabaseError);
-    await expect(snapshotPush(source, cfg("nobody-here"), clients, { wait: false })).rejects.toThrow(/database 'nobody-here' is not registered/);
-    await expect(snapshotPush({ ...source, dir: join(work, "absent") }, cfg(GEN), clients, { wait: false })).rejects.toThrow(
+    await expect(snapshotPush(source, cfg("nobody-here"), clients, { ...PER_CHUNK, wait: false })).rejects.toThrow(UnknownDatabaseError);
+    await expect(snapshotPush(source, cfg("nobody-here"), clients, { ...PER_CHUNK, wait: false })).rejects.toThrow(/database 'nobody-here' is not registered/);
+    await expect(snapshotPush({ ...source, dir: join(work, "absent") }, cfg(GEN), clients, { ...PER_CHUNK, wait: false })).rejects.toThrow(
       new FileAccessError(`snapshot directory ${join(work, "absent")} does not exist`),
     );
-    await expect(snapshotPush({ ...source, dir: join(dir, "CURRENT") }, cfg(GEN), clients, { wait: false })).rejects.toThrow(/is not a directory/);
-    await expect(snapshotPush({ kind: "postgres", pgbasebackup: { binDir: "/nonexistent", host: "/tmp", port: 5432, user: "x" } }, cfg(GEN), clients, { wait: false }))
+    await expect(snapshotPush({ ...source, dir: join(dir, "CURRENT") }, cfg(GEN), clients, { ...PER_CHUNK, wait: false })).rejects.toThrow(/is not a directory/);
+    await expect(snapshotPush({ kind: "postgres", pgbasebackup: { binDir: "/nonexistent", host: "/tmp", port: 5432, user: "x" } }, cfg(GEN), clients, { ...PER_CHUNK, wait: false }))
       .rejects.toThrow(/registered as generic, but this is a postgres snapshot/);
 
     const sockDir = join(work, "with-socket");
@@ -279,7 +285,7 @@ describe("generic snapshot push", () => {
     const server: Server = createServer();
     await new Promise<void>((r) => server.listen(join(sockDir, "s.sock"), r));
     try {
-      const err = await snapshotPush({ ...source, dir: sockDir }, cfg(GEN), clients, { wait: false }).catch((e: unknown) => e);
+      const err = await snapshotPush({ ...source, dir: sockDir }, cfg(GEN), clients, { ...PER_CHUNK, wait: false }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(InvalidInputError);
       expect((err as Error).message).toBe(`${join(sockDir, "s.sock")} is a socket; a snapshot holds only regular files, directories and symlinks`);
     } finally {
@@ -298,7 +304,7 @@ describe("generic snapshot push", () => {
     writeFileSync(join(d, "x"), randomBytes(100_000));
 
     // Act
-    const err = await snapshotPush({ kind: "generic", dir: d, streams: STREAMS }, cfg(GEN), { ...clients, store: failing }, { wait: false }).catch((e: unknown) => e);
+    const err = await snapshotPush({ kind: "generic", dir: d, streams: STREAMS }, cfg(GEN), { ...clients, store: failing }, { ...PER_CHUNK, wait: false }).catch((e: unknown) => e);
 
     // Assess
     expect(err).toBeInstanceOf(ServiceUnavailableError);
@@ -316,7 +322,7 @@ describe("generic snapshot push", () => {
     writeFileSync(join(d, "x"), randomBytes(50_000));
 
     // Act
-    const err = await snapshotPush({ kind: "generic", dir: d, streams: STREAMS }, cfg(GEN), { ...clients, store: lossy }, { timeoutMs: 60_000 }).catch(
+    const err = await snapshotPush({ kind: "generic", dir: d, streams: STREAMS }, cfg(GEN), { ...clients, store: lossy }, { ...PER_CHUNK, timeoutMs: 60_000 }).catch(
       (e: unknown) => e,
     );
 
@@ -331,7 +337,7 @@ describe("generic snapshot push", () => {
     lossy.put = (bucket, key, body, meta) => (key.endsWith("/manifest.json") ? Promise.resolve({}) : clients.store.put(bucket, key, body, meta));
 
     // Act
-    const err = await snapshotPush({ kind: "generic", dir, streams: STREAMS }, cfg(GEN), { ...clients, store: lossy }, { timeoutMs: 1_500 }).catch(
+    const err = await snapshotPush({ kind: "generic", dir, streams: STREAMS }, cfg(GEN), { ...clients, store: lossy }, { ...PER_CHUNK, timeoutMs: 1_500 }).catch(
       (e: unknown) => e,
     );
 
@@ -355,7 +361,7 @@ describe("generic snapshot push", () => {
     const rssBefore = process.memoryUsage.rss();
 
     // Act
-    const r = await snapshotPush({ kind: "generic", dir: d, streams: STREAMS }, cfg(GEN), clients, { wait: false, maxQueuedBytes: 32 * MiB });
+    const r = await snapshotPush({ kind: "generic", dir: d, streams: STREAMS }, cfg(GEN), clients, { ...PER_CHUNK, wait: false, maxQueuedBytes: 32 * MiB });
     console.log("generic 256 MiB", JSON.stringify({ ...summary(r), rssBeforeMB: Math.round(rssBefore / 1e6) }));
 
     // Assess: the queue (32 MiB) + encoder outputs + read buffers, far below the 256 MiB pushed.
@@ -414,7 +420,7 @@ describe("postgres snapshot push", () => {
   it("streams pg_basebackup into a manifest with backup_label, pg_control and relation files in DEFAULT_BLOCK_SIZE blocks", async () => {
     // Act
     const expectedBytes = clusterBytes(pg.dataDir);
-    first = await snapshotPush({ kind: "postgres", pgbasebackup: src }, cfg(PG), clients, { wait: ingest, timeoutMs: 300_000 });
+    first = await snapshotPush({ kind: "postgres", pgbasebackup: src }, cfg(PG), clients, { ...PER_CHUNK, wait: ingest, timeoutMs: 300_000 });
     console.log("postgres push 1", JSON.stringify({ ...summary(first), postgres: first.postgres, clusterBytes: expectedBytes }));
 
     // Assess
@@ -456,7 +462,7 @@ describe("postgres snapshot push", () => {
     await pg.psql("checkpoint");
 
     // Act
-    const second = await snapshotPush({ kind: "postgres", pgbasebackup: src }, cfg(PG), clients, { timeoutMs: 300_000 });
+    const second = await snapshotPush({ kind: "postgres", pgbasebackup: src }, cfg(PG), clients, { ...PER_CHUNK, timeoutMs: 300_000 });
     const t = second.totals;
     const figures = {
       newBytesOverLogical: t.logicalBytes ? second.newBytes / t.logicalBytes : 0,
@@ -476,7 +482,7 @@ describe("postgres snapshot push", () => {
 
   it("fails with pg_basebackup's own last line when it cannot back up", async () => {
     const bad = { ...src, port: pg.port + 1 };
-    const err = await snapshotPush({ kind: "postgres", pgbasebackup: bad }, cfg(PG), clients, { wait: false }).catch((e: unknown) => e);
+    const err = await snapshotPush({ kind: "postgres", pgbasebackup: bad }, cfg(PG), clients, { ...PER_CHUNK, wait: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ServiceUnavailableError);
     expect((err as Error).message).toMatch(/^pg_basebackup failed \(exit 1\): pg_basebackup: error: connection to server .* failed: No such file or directory/);
   }, 60_000);
@@ -489,7 +495,7 @@ describe("postgres snapshot push", () => {
     // A fresh database: the previous manifest's blocks would all be known, nothing uploaded.
     await pg.psql("create table fresh as select g, md5(g::text) from generate_series(1, 100000) g");
     await pg.psql("checkpoint");
-    const err = await snapshotPush({ kind: "postgres", pgbasebackup: src }, cfg(PG), { ...clients, store: failing }, { wait: false }).catch((e: unknown) => e);
+    const err = await snapshotPush({ kind: "postgres", pgbasebackup: src }, cfg(PG), { ...clients, store: failing }, { ...PER_CHUNK, wait: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ServiceUnavailableError);
     expect((err as Error).message).toMatch(/^uploading chunk /);
     expect(spawnSync("pgrep", ["-f", `pg_basebackup.*-p ${pg.port}`]).status).not.toBe(0);

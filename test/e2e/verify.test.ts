@@ -99,15 +99,17 @@ describe("verification of a PostgreSQL snapshot", () => {
   }, 600_000);
 
   it("one flipped byte in one chunk fails L2 naming the chunk and the file; the failure is recorded and notified", async () => {
-    // Prepare: flip a byte of one chunk object in the vault (keeping its metadata).
-    const keys: string[] = [];
-    for await (const o of clients.store.list(stack.config.vaultBucket, `db/${DB}/chunks/`)) keys.push(o.key);
-    const key = keys[Math.floor(keys.length / 2)]!;
+    // Prepare: flip a byte of one chunk's stored bytes in the vault (keeping the object's metadata):
+    // in its pack, or its own object in a vault written before packs.
+    const recs = (await clients.catalog.listChunks(DB)).filter((r) => r.storedSize > 16).sort((a, b) => a.sha256.localeCompare(b.sha256));
+    const rec = recs[Math.floor(recs.length / 2)]!;
+    const key = rec.vaultKey;
     const original = (await clients.store.get(stack.config.vaultBucket, key))!;
     const bad = Buffer.from(original.body);
-    bad[bad.length >> 1] = (bad[bad.length >> 1] ?? 0) ^ 0x01;
+    const at = (rec.offset ?? 0) + (rec.storedSize >> 1);
+    bad[at] = (bad[at] ?? 0) ^ 0x01;
     await clients.store.put(stack.config.vaultBucket, key, bad, original.metadata);
-    const chunk = key.split("/").pop()!;
+    const chunk = rec.sha256;
     try {
       // Act: the workflow, forced to this snapshot at L2.
       const out = (await stack.startVerify({ databaseId: DB, snapshotId, level: 2 })) as { results: { outcome: string; failure?: string }[] };

@@ -56,6 +56,9 @@ export function memoryVault(): ObjectStore & { objects: Map<string, Buffer>; loc
     async copy() {
       throw new Error("not used");
     },
+    async requestRestore() {
+      // Nothing here is archived.
+    },
     async delete(bucket, key) {
       if (locked.has(key)) throw new ObjectLockedError(`S3 refused to delete s3://${bucket}/${key} (Object Lock retention)`);
       objects.delete(key);
