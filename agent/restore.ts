@@ -127,7 +127,7 @@ import { MAX_RESTORE_POINT_NAME_BYTES, RestorePointScanner } from "../core/resto
 import { parseTime, utimeSeconds } from "../core/time.js";
 import { formatLsn, lsnToSegno, parseLsn } from "../core/wal.js";
 import { isGenericWalName } from "../core/generic-wal.js";
-import { WALVAULT_BIN } from "../local/paths.js";
+import { WALVAULT_BIN } from "./paths.js";
 import { ChunkReads, decodeChunk, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import { inThreadDecoder, openDecoder, type ChunkDecoder } from "./decode-pool.js";
 import { fetchManifest, loadPlanningState, mapLimit } from "../store/catalog-state.js";

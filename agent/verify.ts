@@ -43,7 +43,7 @@ import type { SnapshotManifest } from "../core/snapshot.js";
 import { formatTime, timeFromNs } from "../core/time.js";
 import type { VerifyLevel } from "../core/verify-policy.js";
 import { lsnToSegno, parseLsn, parseWalFileName } from "../core/wal.js";
-import { ScratchPostgres } from "../local/postgres.js";
+import { ScratchPostgres } from "../agent/postgres.js";
 import { fetchManifest, fetchVerifiedWal } from "../store/catalog-state.js";
 import { ChunkReads, decodeChunk, describeLocation, LOCATE_BATCH, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import type { AgentClients } from "./clients.js";

@@ -34,7 +34,7 @@ import { chunkStream, DEFAULT_CHUNKER } from "../core/chunking.js";
 import { getCodec } from "../core/codec.js";
 import { readTar } from "../core/tar.js";
 import { fixedBlocks, isRelationFile } from "../agent/snapshot-push.js";
-import { ScratchPostgres } from "../local/postgres.js";
+import { ScratchPostgres } from "../agent/postgres.js";
 
 interface Cut {
   logicalBytes: number;

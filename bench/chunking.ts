@@ -2,7 +2,7 @@
  * Throughput of the FastCDC chunker (core/chunking.ts) on pseudo-random data.
  *
  * Measures chunkBuffer (boundary search only; on a Uint8Array and on a Node
- * Buffer, as chunkFile feeds it) and chunkStream (boundaries + the copies the
+ * Buffer, as a file read stream feeds it) and chunkStream (boundaries + the copies the
  * streaming path makes) with the default parameters, best of several passes,
  * MB = 10^6 bytes of input (bytes skipped below minSize count: that skipping
  * is part of FastCDC's speed). For comparison it also times

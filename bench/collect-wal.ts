@@ -18,7 +18,7 @@ import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
-import { ScratchPostgres } from "../local/postgres.js";
+import { ScratchPostgres } from "../agent/postgres.js";
 
 const SEGMENT_SIZE = 16 * 1024 * 1024;
 const SEGMENT_RE = /^[0-9A-F]{24}$/;

@@ -59,7 +59,7 @@ import { loadConfig } from "../agent/config.js";
 import { DEFAULT_RESTORE_PARALLEL, restore, type RestoreResult } from "../agent/restore.js";
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, snapshotPush, type SnapshotPushOptions, type SnapshotPushResult, type SnapshotSource } from "../agent/snapshot-push.js";
 import { WALVAULT_BIN } from "../local/paths.js";
-import { ScratchPostgres } from "../local/postgres.js";
+import { ScratchPostgres } from "../agent/postgres.js";
 import { startLocalStack, type LocalStack } from "../local/stack.js";
 import { anchorScriptsDir } from "./anchor.js";
 

@@ -32,7 +32,7 @@ import { parseArgs } from "node:util";
 import { agentClients } from "../agent/clients.js";
 import { loadConfig } from "../agent/config.js";
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, snapshotPush, type SnapshotPushOptions, type SnapshotPushResult, type SnapshotSource } from "../agent/snapshot-push.js";
-import { ScratchPostgres } from "../local/postgres.js";
+import { ScratchPostgres } from "../agent/postgres.js";
 import { startLocalStack } from "../local/stack.js";
 import type { ObjectStore } from "../store/object-store.js";
 

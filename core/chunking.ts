@@ -42,11 +42,9 @@
  * cut-point skipping (a quarter of the bytes are never hashed) and an
  * unrolled, allocation-free int32 loop.
  *
- * Pure: no I/O except the optional chunkFile() helper, which only reads a
- * local file.
+ * Pure: no I/O (callers stream their bytes into chunkStream).
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { FileAccessError, InvalidInputError } from "./errors.js";
 
 export interface ChunkerParams {
@@ -399,34 +397,3 @@ export async function* chunkStream(
   }
 }
 
-/** Default read size for chunkFile: two maximum chunks, at least 1 MiB. */
-function defaultReadSize(params: ChunkerParams): number {
-  return Math.max(MiB, Math.min(2 * params.maxSize, 64 * MiB));
-}
-
-/**
- * Chunks a local file with chunkStream, reading `highWaterMark` bytes at a
- * time (default 2 x maxSize: chunks inside one read are zero-copy subarrays,
- * only those straddling two reads are copied). Memory stays around
- * maxSize + 2 x highWaterMark (the stream reads one piece ahead) whatever the
- * file size. A file that cannot be opened or read fails with FileAccessError.
- */
-export async function* chunkFile(
-  path: string,
-  params: ChunkerParams = DEFAULT_CHUNKER,
-  options: { highWaterMark?: number } = {},
-): AsyncGenerator<Uint8Array, void, undefined> {
-  compile(params);
-  const stream = createReadStream(path, { highWaterMark: options.highWaterMark ?? defaultReadSize(params) });
-  try {
-    yield* chunkStream(stream as AsyncIterable<Buffer>, params);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException | undefined)?.code;
-    if (typeof code === "string" && (e as NodeJS.ErrnoException).syscall !== undefined) {
-      throw new FileAccessError(`cannot read ${path} (${code}); check that it exists and is readable`, { cause: e });
-    }
-    throw e;
-  } finally {
-    stream.destroy();
-  }
-}

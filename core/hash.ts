@@ -1,22 +1,10 @@
 /** SHA-256 of raw bytes, in one shot or streamed; always lowercase hex. */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 
 export const SHA256_RE = /^[0-9a-f]{64}$/;
 
 export function sha256Hex(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
-}
-
-/** Streams a file through SHA-256 without holding it in memory. */
-export async function sha256File(path: string): Promise<{ sha256: string; size: number }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest("hex"), size };
 }
 
 /** Incremental hasher for pipelines that see bytes in pieces. */

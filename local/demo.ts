@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { startLocalStack } from "./stack.js";
-import { ScratchPostgres } from "./postgres.js";
+import { ScratchPostgres } from "../agent/postgres.js";
 import { WALVAULT_BIN } from "./paths.js";
 
 const SEGMENTS = Number(process.env.WALVAULT_DEMO_SEGMENTS ?? 12);

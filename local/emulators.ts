@@ -13,6 +13,7 @@ import { constants } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { freePort } from "../agent/postgres.js";
 import { ConfigError, describeError, ServiceUnavailableError, TimeoutError } from "../core/errors.js";
 import type { S3rverChildConfig, S3rverChildMessage } from "./s3rver-child.js";
 
@@ -20,19 +21,8 @@ import type { S3rverChildConfig, S3rverChildMessage } from "./s3rver-child.js";
 export const LOCAL_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const;
 export const LOCAL_ACCOUNT = "000000000000";
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error("could not read the port of a listening socket"))));
-    });
-  });
-}
+/** A TCP port that was free a moment ago on 127.0.0.1 (agent/postgres.ts). */
+export { freePort };
 
 function waitForExit(child: ChildProcess, graceMs: number, kill: () => void): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();

@@ -18,7 +18,7 @@ import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey } from "../../core/keys.js";
 import { lsnToSegno, parseLsn, segmentName } from "../../core/wal.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
-import { ScratchPostgres } from "../../local/postgres.js";
+import { ScratchPostgres } from "../../agent/postgres.js";
 import { RESTORE_MARKER } from "../../agent/restore-marker.js";
 import { formatPlan, genericSegno, planFor, planToJson, restore, targetFromFlags, type RestoreConfig } from "../../agent/restore.js";
 import { stackClients, tempDir } from "../support/harness.js";

@@ -20,7 +20,7 @@ import { sha256Hex } from "../../core/hash.js";
 import { incomingChunkKey } from "../../core/keys.js";
 import { EMPTY_SHA256, FIXED_BLOCKS_ALGORITHM, parseManifest, type RegularFileEntry, type SnapshotManifest } from "../../core/snapshot.js";
 import { parseObjectMeta } from "../../core/verify.js";
-import { ScratchPostgres } from "../../local/postgres.js";
+import { ScratchPostgres } from "../../agent/postgres.js";
 import {
   DEFAULT_BLOCK_SIZE,
   fixedBlocks,

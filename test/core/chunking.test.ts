@@ -8,7 +8,6 @@ import {
   DEFAULT_CHUNKER,
   GEAR_SEED,
   chunkBuffer,
-  chunkFile,
   chunkStream,
   chunkerDescriptor,
   cutPoint,
@@ -630,37 +629,6 @@ describe("chunkStream", () => {
 
     // Assess
     expect(kept.map(sha256)).toEqual(want);
-  });
-});
-
-describe("chunkFile", () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "walvault-chunking-"));
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  it("cuts a file at the same boundaries as chunkBuffer on its bytes", async () => {
-    // Prepare
-    const data = randomBytes(18 * MiB + 99, 40);
-    const path = join(dir, "base.1");
-    await writeFile(path, data);
-
-    // Act
-    const chunks = await collect(chunkFile(path));
-    const smallReads = await collect(chunkFile(path, DEFAULT_CHUNKER, { highWaterMark: 64 * KiB }));
-
-    // Assess
-    expect(chunks.map((c) => c.length)).toEqual(lengths(chunkBuffer(data)));
-    expect(smallReads.map((c) => c.length)).toEqual(lengths(chunkBuffer(data)));
-    expect(sameBytes(concat(chunks), data)).toBe(true);
-  });
-
-  it("reports a missing file as FileAccessError", async () => {
-    // Act / Assess
-    await expect(collect(chunkFile(join(dir, "missing")))).rejects.toThrow(FileAccessError);
   });
 });
 

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SHA256_RE, Sha256Stream, sha256File, sha256Hex } from "../../core/hash.js";
+import { SHA256_RE, Sha256Stream, sha256Hex } from "../../core/hash.js";
 
 const EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
@@ -35,39 +35,6 @@ describe("SHA256_RE", () => {
     expect(SHA256_RE.test(`${ABC}0`)).toBe(false);
     expect(SHA256_RE.test(`${ABC.slice(1)}g`)).toBe(false);
     expect(SHA256_RE.test(`${ABC}\n`)).toBe(false);
-  });
-});
-
-describe("sha256File", () => {
-  let dir: string;
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "walvault-hash-"));
-  });
-
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  it("equals sha256Hex of the same bytes for a file of a few MB", async () => {
-    // Prepare: not a multiple of the 1 MiB read size, so the last chunk is partial
-    const data = new Uint8Array(randomBytes(3 * (1 << 20) + 12345));
-    const path = join(dir, "segment");
-    await writeFile(path, data);
-    // Act
-    const result = await sha256File(path);
-    // Assess
-    expect(result).toEqual({ sha256: sha256Hex(data), size: data.length });
-  });
-
-  it("hashes an empty file", async () => {
-    const path = join(dir, "empty");
-    await writeFile(path, new Uint8Array(0));
-    expect(await sha256File(path)).toEqual({ sha256: EMPTY, size: 0 });
-  });
-
-  it("rejects a file that does not exist", async () => {
-    await expect(sha256File(join(dir, "missing"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 });
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../core/errors.js";
 import { readTar } from "../../core/tar.js";
 import type { TarEntry, TarEntryType } from "../../core/tar.js";
-import { ScratchPostgres } from "../../local/postgres.js";
+import { ScratchPostgres } from "../../agent/postgres.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

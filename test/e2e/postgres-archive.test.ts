@@ -15,7 +15,7 @@ import { lastXactTimeInSegment } from "../../core/xact-time.js";
 import type { WalRecord } from "../../core/schemas.js";
 import { isWalFileName, parseWalFileName } from "../../core/wal.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
-import { ScratchPostgres } from "../../local/postgres.js";
+import { ScratchPostgres } from "../../agent/postgres.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { switchAndWaitArchived } from "../support/postgres.js";
 

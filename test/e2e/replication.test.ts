@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WALVAULT_BIN } from "../../local/paths.js";
-import { ScratchPostgres } from "../../local/postgres.js";
+import { ScratchPostgres } from "../../agent/postgres.js";
 import { stackClients, tempDir, writeWal } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { syntheticSegment } from "../support/wal.js";

@@ -19,7 +19,7 @@ import { vaultChunkKey } from "../../core/keys.js";
 import type { VerificationRecord } from "../../core/schemas.js";
 import { objectMeta } from "../../core/verify.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
-import { ScratchPostgres } from "../../local/postgres.js";
+import { ScratchPostgres } from "../../agent/postgres.js";
 import { databasePk, snapshotSk, walSk, type DynamoCatalog } from "../../store/dynamo-catalog.js";
 import { createObjectStore } from "../../store/factory.js";
 import { stackClients, type StackClients } from "../support/harness.js";

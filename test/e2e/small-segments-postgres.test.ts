@@ -25,7 +25,7 @@ import type { WalRecord } from "../../core/schemas.js";
 import { parseWalFileName, walFileShape } from "../../core/wal.js";
 import { walFetch } from "../../agent/wal-fetch.js";
 import { walPush } from "../../agent/wal-push.js";
-import { ScratchPostgres } from "../../local/postgres.js";
+import { ScratchPostgres } from "../../agent/postgres.js";
 import { stackClients, type StackClients } from "../support/harness.js";
 import { switchAndWaitArchived } from "../support/postgres.js";
 import { startTestStack, type TestStack } from "../support/stack.js";

@@ -14,7 +14,7 @@ import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { VerificationRecord } from "../../core/schemas.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
-import { ScratchPostgres } from "../../local/postgres.js";
+import { ScratchPostgres } from "../../agent/postgres.js";
 import { databasePk, walSk, type DynamoCatalog } from "../../store/dynamo-catalog.js";
 import { stackClients, type StackClients } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";

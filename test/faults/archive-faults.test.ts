@@ -28,7 +28,7 @@ import { isWalFileName, parseWalFileName } from "../../core/wal.js";
 import { downloadVerified } from "../../agent/wal-fetch.js";
 import type { FaultContext, InjectedFault, LocalStackOptions } from "../../local/stack.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
-import { ScratchPostgres } from "../../local/postgres.js";
+import { ScratchPostgres } from "../../agent/postgres.js";
 import { createWorkflowRunner } from "../../store/workflows.js";
 import { listKeys, poll, stackClients, tempDir } from "../support/harness.js";
 import { startPgAgent, type PgAgent } from "../support/pg-agent.js";

@@ -41,7 +41,7 @@ import { META_DATABASE, type WalRecord } from "../../core/schemas.js";
 import { objectMeta } from "../../core/verify.js";
 import { parseLsn } from "../../core/wal.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
-import { ScratchPostgres } from "../../local/postgres.js";
+import { ScratchPostgres } from "../../agent/postgres.js";
 import type { Catalog } from "../../store/catalog.js";
 import { openCatalogTable, rebuildCatalog, type RebuildSummary } from "../../store/catalog-rebuild.js";
 import { chunkSk, databasePk, type DynamoCatalog } from "../../store/dynamo-catalog.js";

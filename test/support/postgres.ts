@@ -1,5 +1,5 @@
 /** Test support for suites that drive a real PostgreSQL (local/postgres.ts). */
-import type { ScratchPostgres } from "../../local/postgres.js";
+import type { ScratchPostgres } from "../../agent/postgres.js";
 
 /** Closes the current WAL segment and waits until PostgreSQL reports it archived; returns its name. */
 export async function switchAndWaitArchived(pg: ScratchPostgres, timeoutMs = 120_000): Promise<string> {

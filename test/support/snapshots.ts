@@ -11,9 +11,10 @@
  * manifest to db/<id>/snapshots/<sid>/manifest.json and records chunks and
  * snapshot in the catalog. Nothing goes through incoming/ or ingest.
  */
+import { createReadStream } from "node:fs";
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
-import { chunkerDescriptor, chunkFile, type ChunkerParams, DEFAULT_CHUNKER } from "../../core/chunking.js";
+import { chunkerDescriptor, chunkStream, type ChunkerParams, DEFAULT_CHUNKER } from "../../core/chunking.js";
 import { getCodec, type CodecName } from "../../core/codec.js";
 import type { AgentConfig } from "../../core/config.js";
 import { sha256Hex, Sha256Stream } from "../../core/hash.js";
@@ -93,7 +94,7 @@ export async function uploadSnapshotDir(clients: VaultClients, cfg: AgentConfig,
       const handle = builder.startFile(rel, st.mode & 0o7777, st.mtime);
       const whole = new Sha256Stream();
       const list: string[] = [];
-      for await (const chunk of chunkFile(abs, params)) {
+      for await (const chunk of chunkStream(createReadStream(abs, { highWaterMark: 2 * params.maxSize }) as AsyncIterable<Buffer>, params)) {
         whole.update(chunk);
         const sha = sha256Hex(chunk);
         list.push(sha);

@@ -1,6 +1,7 @@
 /**
- * Scratch PostgreSQL clusters for end-to-end tests, the `npm start` demo and
- * benchmarks: a throwaway data directory, a private Unix socket, no TCP, and
+ * Scratch PostgreSQL clusters: the agent's L4 verification (agent/verify.ts)
+ * starts a restored copy in one; end-to-end tests, the `npm start` demo and
+ * benchmarks create them. A throwaway data directory, a private Unix socket, no TCP, and
  * helpers to run SQL, pgbench and pg_basebackup against it.
  *
  * PostgreSQL refuses to run as root. When this process is root (CI
@@ -28,11 +29,25 @@
  * Homebrew prefixes, then `pg_config --bindir` and PATH.
  */
 import { spawn, spawnSync, type SpawnOptions } from "node:child_process";
+import { createServer } from "node:net";
 import { existsSync, readdirSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { freePort } from "./emulators.js";
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error("could not read the port of a listening socket"))));
+    });
+  });
+}
 
 export type SettingValue = string | number | boolean;
 export type Settings = Record<string, SettingValue>;
@@ -118,9 +133,6 @@ const DEFAULT_SETTINGS: Settings = {
   max_connections: 50,
   shared_buffers: "64MB",
 };
-
-/** A TCP port that was free a moment ago (the emulators' helper). */
-export { freePort };
 
 let cachedBinDir: string | undefined;
 

@@ -3,7 +3,7 @@ import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, mergeConf, ScratchPostgres } from "../../local/postgres.js";
+import { freePort, mergeConf, ScratchPostgres } from "../../agent/postgres.js";
 
 const WAL_SEGMENT_RE = /^[0-9A-F]{24}$/;
 
