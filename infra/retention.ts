@@ -224,8 +224,13 @@ export class Retention extends Construct {
       new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [props.vaultBucket.bucketArn] }),
       // Repack (store/repack.ts): ranged reads of packs in the primary vault, and the new packs put to every region's vault.
       new iam.PolicyStatement({
-        sid: "RepackVaultPacks",
-        actions: ["s3:GetObject", "s3:PutObject"],
+        sid: "RepackReadPacks",
+        actions: ["s3:GetObject"],
+        resources: [props.vaultBucket.arnForObjects("db/*/packs/*")],
+      }),
+      new iam.PolicyStatement({
+        sid: "RepackWritePacks",
+        actions: ["s3:PutObject"],
         resources: [props.vaultBucket.arnForObjects("db/*/packs/*"), ...props.replicas.map((r) => `${bucketArn(r.bucket)}/db/*/packs/*`)],
       }),
       ...props.replicas.map(

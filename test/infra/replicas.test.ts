@@ -256,19 +256,22 @@ describe("replica vault access", () => {
     );
   };
 
-  it("lets only copyItem and the ingest replicate step write the replica vaults, under db/* of both", () => {
+  it("lets only copyItem and the ingest replicate step write the replica vaults, under db/* of both, and retention put repacked packs", () => {
     // Prepare
     const copyItemRole = logicalId(primary, primary.replicateFunctions.copyItem.role!);
     const ingestReplicateRole = logicalId(primary, primary.functions.replicate.role!);
+    const retentionRole = logicalId(primary, primary.retention.functions.execute.role!);
     // Act
     const writes = replicaAccess().filter((a) => /^s3:(PutObject|\*)/.test(a.action) || a.action === "*");
     const byRole = new Map<string, string[]>();
     for (const w of writes) byRole.set(w.roleId, [...(byRole.get(w.roleId) ?? []), w.resource]);
     // Assess
-    expect([...byRole.keys()].sort()).toEqual([copyItemRole, ingestReplicateRole].sort());
-    for (const resources of byRole.values()) {
-      expect(resources.sort()).toEqual(REGIONS.map((r) => `${replicaBucketArn(r)}/db/*`).sort());
+    expect([...byRole.keys()].sort()).toEqual([copyItemRole, ingestReplicateRole, retentionRole].sort());
+    for (const role of [copyItemRole, ingestReplicateRole]) {
+      expect(byRole.get(role)!.sort()).toEqual(REGIONS.map((r) => `${replicaBucketArn(r)}/db/*`).sort());
     }
+    // Repack (store/repack.ts) writes the new packs to every region's vault: packs only.
+    expect(byRole.get(retentionRole)!.sort()).toEqual(REGIONS.map((r) => `${replicaBucketArn(r)}/db/*/packs/*`).sort());
     for (const w of writes) expect(w.action).toBe("s3:PutObject");
   });
 
@@ -277,7 +280,9 @@ describe("replica vault access", () => {
     const deletes: string[] = [];
     for (const a of replicaAccess()) {
       if (!a.resource.startsWith("arn:")) continue;
-      if (a.roleId === retentionRole) {
+      if (a.roleId === retentionRole && a.action === "s3:PutObject") {
+        expect(a.resource, "retention writes only repacked packs to a replica").toMatch(/\/db\/\*\/packs\/\*$/);
+      } else if (a.roleId === retentionRole) {
         expect(a.action, `${a.roleId}: ${a.action} on ${a.resource}`).toMatch(/^s3:(DeleteObject|DeleteObjectVersion)$/);
         deletes.push(a.resource);
       } else {
