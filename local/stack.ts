@@ -31,6 +31,7 @@ import { LOCAL_ACCOUNT, startDynamo, startS3, type S3Emulator, type S3ObjectCrea
 import { startSfnEndpoint } from "./sfn-endpoint.js";
 import { ExecutionGuard, guardTask, runGuarded } from "./limits.js";
 import { LambdaTimeoutError, lambdaRuntime, type LambdaRuntimeKind, type StepUsage } from "./lambda-pool.js";
+import { RequestMeter, type RequestCounts } from "./request-meter.js";
 
 export const LOCAL_REGION = "local-1";
 export const LOCAL_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
@@ -235,6 +236,13 @@ export interface LocalStackOptions {
    * overrideDeps), which a sandbox would not see.
    */
   lambdaRuntime?: LambdaRuntimeKind;
+  /**
+   * Count every S3 and DynamoDB request (local/request-meter.ts): each
+   * region's s3rver and DynamoDB Local are reached through a metering proxy,
+   * whose endpoints go into the config, the handlers' environment and
+   * `regions[].endpoint`. Read with `requests()`. Default off.
+   */
+  meterRequests?: boolean;
 }
 
 /** What LocalStackOptions.injectFault is told about the invocation about to run. */
@@ -274,6 +282,8 @@ export interface ExecutionStats {
   largestState?: { bytes: number; where: string };
   /** The most history events one execution counted (Standard workflows). */
   mostHistoryEvents?: number;
+  /** State transitions of all executions together (states entered, Map iterations' included): what Standard workflows are billed by. */
+  transitions?: number;
 }
 
 export interface LocalStack {
@@ -309,6 +319,10 @@ export interface LocalStack {
   notifications: { subject: string; message: string; at: string }[];
   /** Per Lambda step (by ASL placeholder): invocations, the longest, and the most memory one held, against the step's limits. */
   stepUsage: ReadonlyMap<string, StepUsage>;
+  /** S3 and DynamoDB requests counted since the start or the last resetRequests() (needs meterRequests; throws ConfigError without). */
+  requests(): RequestCounts;
+  /** Zeroes the request counts (a no-op without meterRequests). */
+  resetRequests(): void;
   /** Resolves when no execution of any workflow is running. */
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -338,12 +352,24 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     await Promise.allSettled([...regions.map((r) => r.stop()), dynamo?.stop()]);
     throw e;
   }
+  const meter = opts.meterRequests ? new RequestMeter() : undefined;
+  let dynamoEndpoint = dynamo.endpoint;
+  if (meter) {
+    // Every client is given the proxies' endpoints; the emulators stay where they are (a region restarts on its port).
+    try {
+      for (const r of regions) r.endpoint = (await meter.proxy("s3", r.region, r.endpoint)).endpoint;
+      dynamoEndpoint = (await meter.proxy("dynamodb", "dynamodb", dynamo.endpoint)).endpoint;
+    } catch (e) {
+      await Promise.allSettled([meter.close(), ...regions.map((r) => r.stop()), dynamo.stop()]);
+      throw e;
+    }
+  }
   const primary = regions[0]!;
   const s3 = { endpoint: primary.endpoint, onObjectCreated: (f: (typeof objectCreated)[number]) => objectCreated.push(f) };
   const endpoints = {
     region: LOCAL_REGION,
     s3Endpoint: s3.endpoint,
-    dynamodbEndpoint: dynamo.endpoint,
+    dynamodbEndpoint: dynamoEndpoint,
     credentials: LOCAL_CREDENTIALS,
   };
 
@@ -357,7 +383,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     WALVAULT_TABLE: CATALOG_TABLE,
     WALVAULT_METRICS_FILE: join(stateDir, "metrics.log"),
     WALVAULT_S3_ENDPOINT: s3.endpoint,
-    WALVAULT_DYNAMODB_ENDPOINT: dynamo.endpoint,
+    WALVAULT_DYNAMODB_ENDPOINT: dynamoEndpoint,
     WALVAULT_REPLICAS: JSON.stringify(regions.slice(1).map((r) => ({ region: r.region, bucket: r.vaultBucket, endpoint: r.endpoint }))),
   });
   resetDeps();
@@ -469,6 +495,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         for (const c of counters) {
           if (g.largest.bytes > (c.largestState?.bytes ?? 0)) c.largestState = { ...g.largest };
           if (g.historyLimit !== undefined && g.events > (c.mostHistoryEvents ?? 0)) c.mostHistoryEvents = g.events;
+          c.transitions = (c.transitions ?? 0) + g.transitions;
         }
       });
     };
@@ -594,7 +621,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       ],
     });
   } catch (e) {
-    await Promise.allSettled([...regions.map((r) => r.stop()), dynamo.stop()]);
+    await Promise.allSettled([...regions.map((r) => r.stop()), dynamo.stop(), meter?.close()]);
     throw e;
   }
 
@@ -604,7 +631,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     vaultBucket: VAULT_BUCKET,
     table: CATALOG_TABLE,
     s3Endpoint: s3.endpoint,
-    dynamodbEndpoint: dynamo.endpoint,
+    dynamodbEndpoint: dynamoEndpoint,
     stepFunctionsEndpoint: sfn.endpoint,
     restoreStateMachineArn: stateMachineArns.restore,
     replicateStateMachineArn: stateMachineArns.replicate,
@@ -635,9 +662,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     retentionStats,
     notifications,
     stepUsage: lambda.usage,
+    requests: () => {
+      if (!meter) throw new ConfigError("requests are not counted: start the local stack with meterRequests: true");
+      return meter.snapshot();
+    },
+    resetRequests: () => meter?.reset(),
     idle: () => (quiet() ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
     async stop() {
-      await Promise.allSettled([sfn.stop(), lambda.stop(), ...regions.map((r) => r.stop()), dynamo.stop()]);
+      await Promise.allSettled([sfn.stop(), lambda.stop(), ...regions.map((r) => r.stop()), dynamo.stop(), meter?.close()]);
     },
   };
 }
