@@ -319,6 +319,8 @@ export interface LocalStack {
   notifications: { subject: string; message: string; at: string }[];
   /** Per Lambda step (by ASL placeholder): invocations, the longest, and the most memory one held, against the step's limits. */
   stepUsage: ReadonlyMap<string, StepUsage>;
+  /** Forgets the step usage so far: `stepUsage` then holds what ran since. */
+  resetStepUsage(): void;
   /** S3 and DynamoDB requests counted since the start or the last resetRequests() (needs meterRequests; throws ConfigError without). */
   requests(): RequestCounts;
   /** Zeroes the request counts (a no-op without meterRequests). */
@@ -662,6 +664,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     retentionStats,
     notifications,
     stepUsage: lambda.usage,
+    resetStepUsage: () => lambda.resetUsage(),
     requests: () => {
       if (!meter) throw new ConfigError("requests are not counted: start the local stack with meterRequests: true");
       return meter.snapshot();
