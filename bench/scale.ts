@@ -401,7 +401,7 @@ async function writeWalRecords(stack: LocalStack, from: number, count: number, w
       timeline: 1,
       startLsn: formatLsn(segmentStartLsn(segno)),
       size: SEGMENT,
-      storedSize: 64 * KiB,
+      storedSize: i < withObjects ? STAND_IN.length : 64 * KiB,
       sha256: Buffer.from(name.padEnd(32, "0").slice(0, 32)).toString("hex"),
       codec: "zstd",
       status: "stored",
@@ -411,6 +411,15 @@ async function writeWalRecords(stack: LocalStack, from: number, count: number, w
     });
   };
   const BATCHES_IN_FLIGHT = 8;
+  // Stand-ins for the objects the restore plan names (Thaw HEADs them; nothing reads them): fabrication, not metered.
+  const objects = Math.min(count, withObjects);
+  let put = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (put < objects) await store.put(stack.config.vaultBucket, record(put++).vaultKey, STAND_IN, {});
+    }),
+  );
+  stack.resetRequests();
   const step = Math.max(BATCH_WRITE_MAX_ITEMS, Math.ceil(count / 10));
   const t0 = performance.now();
   let next = 0;
@@ -419,17 +428,16 @@ async function writeWalRecords(stack: LocalStack, from: number, count: number, w
     for (;;) {
       const start = next;
       if (start >= count) return;
-      next = Math.min(count, start + BATCH_WRITE_MAX_ITEMS);
-      const records = Array.from({ length: next - start }, (_, k) => record(start + k));
-      // Stand-ins for the objects the restore plan names (Thaw HEADs them); never read.
-      await Promise.all(records.filter((_, k) => start + k < withObjects).map((r) => store.put(stack.config.vaultBucket, r.vaultKey, STAND_IN, {})));
+      const end = Math.min(count, start + BATCH_WRITE_MAX_ITEMS);
+      next = end;
+      const records = Array.from({ length: end - start }, (_, k) => record(start + k));
       let items = records.map((r) => ({ PutRequest: { Item: { ...r, pk: databasePk(DB_ID), sk: walSk(1, r.name) } } }));
       while (items.length > 0) {
         const out = await doc.send(new BatchWriteCommand({ RequestItems: { [stack.config.table]: items } }));
         items = (out.UnprocessedItems?.[stack.config.table] ?? []) as typeof items;
         if (items.length > 0) retries++;
       }
-      if (Math.floor(next / step) > Math.floor(start / step)) process.stdout.write(`   ${fmt(next)} records written, ${fmt((performance.now() - t0) / 1000, 1)} s\n`);
+      if (Math.floor(end / step) > Math.floor(start / step)) process.stdout.write(`   ${fmt(end)} records written, ${fmt((performance.now() - t0) / 1000, 1)} s\n`);
     }
   };
   await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, worker));
@@ -484,17 +492,6 @@ async function main(): Promise<void> {
   const pushes: SnapshotPushResult[] = [];
   const started = performance.now();
   try {
-    await phase(stack, results, `WAL ingest sample (${SAMPLE_SEGMENTS} segments through the ingest workflow)`, async () => {
-      const dir = join(work, "pg_wal");
-      mkdirSync(dir, { recursive: true });
-      for (let segno = 1; segno <= SAMPLE_SEGMENTS; segno++) {
-        const path = join(dir, segmentName(1, BigInt(segno)));
-        writeFileSync(path, sampleSegment(segno));
-        await walPush(path, cfg, clients, { wait: "stored", timeoutMs: 120_000, cwd: work });
-        rmSync(path);
-      }
-      return { segments: SAMPLE_SEGMENTS };
-    });
     for (const [i, segno] of SNAPSHOT_SEGNO.entries()) {
       await phase(stack, results, `snapshot ${i + 1} push + ingest (${i === 0 ? "full" : `${100 / CHANGE_EVERY}% changed`})`, async () => {
         const r = await snapshotPush(
@@ -515,6 +512,17 @@ async function main(): Promise<void> {
         };
       });
     }
+    await phase(stack, results, `WAL ingest sample (${SAMPLE_SEGMENTS} segments through the ingest workflow)`, async () => {
+      const dir = join(work, "pg_wal");
+      mkdirSync(dir, { recursive: true });
+      for (let segno = 1; segno <= SAMPLE_SEGMENTS; segno++) {
+        const path = join(dir, segmentName(1, BigInt(segno)));
+        writeFileSync(path, sampleSegment(segno));
+        await walPush(path, cfg, clients, { wait: "stored", timeoutMs: 120_000, cwd: work });
+        rmSync(path);
+      }
+      return { segments: SAMPLE_SEGMENTS };
+    });
     const replicate = async (): Promise<Record<string, unknown>> => {
       const outputs: Record<string, unknown> = {};
       for (const region of replicaRegions) outputs[region] = await stack.startReplicate({ region, databaseId: DB_ID });
@@ -573,6 +581,13 @@ function summarize(results: PhaseResult[], run: { logicalGb: number; walCount: n
   const sample = byName("WAL ingest sample");
   const walRecords = byName(`${fmt(run.walCount - SAMPLE_SEGMENTS)} WAL catalog`);
   const perSegment = sum(sample) / SAMPLE_SEGMENTS;
+  const walParts = sample.map(costOf).reduce((a, c) => ({ s3: a.s3 + c.s3, dynamodb: a.dynamodb + c.dynamodb, stepFunctions: a.stepFunctions + c.stepFunctions, lambda: a.lambda + c.lambda }), {
+    s3: 0,
+    dynamodb: 0,
+    stepFunctions: 0,
+    lambda: 0,
+  });
+  const per1M = (x: number): string => `$${((x / SAMPLE_SEGMENTS) * 1e6).toFixed(2)}`;
   const costs = {
     firstSnapshot: sum(snap1),
     incrementalSnapshot: sum(snap2),
@@ -585,6 +600,7 @@ function summarize(results: PhaseResult[], run: { logicalGb: number; walCount: n
   console.log(`  incremental snapshot (5% changed):        $${costs.incrementalSnapshot.toFixed(4)}`);
   console.log(`  replication of both to ${run.regionCount} region(s):     $${costs.replicationOfBothSnapshots.toFixed(4)}`);
   console.log(`  per 1M WAL segments (measured on ${SAMPLE_SEGMENTS} through ingest, ${run.regionCount} replica regions): $${costs.per1MWalSegments.toFixed(2)}`);
+  console.log(`    of which S3 ${per1M(walParts.s3)}, DynamoDB ${per1M(walParts.dynamodb)}, Step Functions ${per1M(walParts.stepFunctions)}, Lambda ${per1M(walParts.lambda)}`);
   console.log(`  (catalog writes alone per 1M WAL records, as BatchWriteItem: $${costs.walCatalogWritesPer1M.toFixed(2)})`);
   console.log(
     `Prices: S3 PUT/COPY/POST/LIST $${PRICES.s3PutTierPer1k}/1k, GET/HEAD $${PRICES.s3GetTierPer1k}/1k, DELETE free (request meter counts); ` +

@@ -474,6 +474,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       if (s.Type === "Wait") waitTimeOverrides[name] = LOCAL_WAIT_MS;
     }
     const retryIntervalOverrides = Object.fromEntries(retryingStates(definition).map((name) => [name, LOCAL_RETRY_MS]));
+    withAwsTaskTimeouts(definition);
     const machine = new StateMachine(definition as never, { validationOptions: { checkArn: true } });
     /** Fresh per execution: each counts its own attempts, under its own limits (local/limits.ts). */
     const overrides = (guard: ExecutionGuard) => {
@@ -721,19 +722,51 @@ async function startRegion(
   return handle;
 }
 
-/** Names of every state (nested ones included) with a Retry: the local stack shortens their intervals. */
-function retryingStates(definition: Record<string, unknown>): string[] {
-  const out: string[] = [];
-  const walk = (states: Record<string, { Retry?: unknown; ItemProcessor?: { States?: Record<string, never> }; Iterator?: { States?: Record<string, never> }; Branches?: { States?: Record<string, never> }[] }> | undefined): void => {
+interface AslState {
+  Type?: string;
+  Retry?: unknown;
+  TimeoutSeconds?: number;
+  TimeoutSecondsPath?: string;
+  ItemProcessor?: { States?: Record<string, AslState> };
+  Iterator?: { States?: Record<string, AslState> };
+  Branches?: { States?: Record<string, AslState> }[];
+}
+
+/** Calls fn on every state of the definition, nested ones (Map, Parallel) included. */
+function forEachState(definition: Record<string, unknown>, fn: (name: string, state: AslState) => void): void {
+  const walk = (states: Record<string, AslState> | undefined): void => {
     for (const [name, st] of Object.entries(states ?? {})) {
-      if (Array.isArray(st.Retry)) out.push(name);
+      fn(name, st);
       walk(st.ItemProcessor?.States);
       walk(st.Iterator?.States);
       for (const b of st.Branches ?? []) walk(b.States);
     }
   };
-  walk(definition.States as never);
+  walk(definition.States as Record<string, AslState> | undefined);
+}
+
+/** Names of every state (nested ones included) with a Retry: the local stack shortens their intervals. */
+function retryingStates(definition: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  forEachState(definition, (name, st) => {
+    if (Array.isArray(st.Retry)) out.push(name);
+  });
   return out;
+}
+
+/**
+ * A Task state without TimeoutSeconds has no state timeout in AWS (its
+ * default is 99,999,999 s; a Lambda Task ends at the function's own timeout),
+ * but aws-local-stepfunctions applies the States Language spec's default of
+ * 60 s. Such Tasks get LOCAL_TASK_TIMEOUT_SECONDS instead, so a step allowed
+ * 5 or 15 minutes by its Lambda timeout (enforced by local/lambda-pool.ts)
+ * does not fail locally with States.Timeout after one.
+ */
+export const LOCAL_TASK_TIMEOUT_SECONDS = 2_000_000; // Node's timers hold at most 2^31-1 ms (24.8 days)
+export function withAwsTaskTimeouts(definition: Record<string, unknown>): void {
+  forEachState(definition, (_, st) => {
+    if (st.Type === "Task" && st.TimeoutSeconds === undefined && st.TimeoutSecondsPath === undefined) st.TimeoutSeconds = LOCAL_TASK_TIMEOUT_SECONDS;
+  });
 }
 
 function mkdirp(dir: string): string {
