@@ -39,6 +39,8 @@ export interface StepUsage {
   invocations: number;
   /** Longest invocation (milliseconds, queueing for a sandbox excluded). */
   maxMs: number;
+  /** All invocations together (milliseconds): what Lambda bills, with the memory. */
+  totalMs: number;
   /** Most memory one invocation held (bytes; worker runtime only). */
   maxBytes: number;
   timeoutMs: number;
@@ -81,6 +83,8 @@ export interface LambdaRuntime {
   invoke(step: StepDefinition, state: string, input: unknown, timeoutMs: number): Promise<unknown>;
   /** Usage by placeholder, for the steps invoked so far. */
   readonly usage: ReadonlyMap<string, StepUsage>;
+  /** Forgets the usage so far (a benchmark measures its phases apart). */
+  resetUsage(): void;
   /** Terminates every sandbox. Idempotent. */
   stop(): Promise<void>;
 }
@@ -88,8 +92,9 @@ export interface LambdaRuntime {
 type Handler = (input: unknown) => Promise<unknown>;
 
 function record(usage: Map<string, StepUsage>, step: StepDefinition, timeoutMs: number, ms: number, bytes: number | undefined): void {
-  const u = usage.get(step.placeholder) ?? { invocations: 0, maxMs: 0, maxBytes: 0, timeoutMs, memoryBytes: step.memoryMiB * 2 ** 20 };
+  const u = usage.get(step.placeholder) ?? { invocations: 0, maxMs: 0, totalMs: 0, maxBytes: 0, timeoutMs, memoryBytes: step.memoryMiB * 2 ** 20 };
   u.invocations++;
+  u.totalMs += ms;
   u.maxMs = Math.max(u.maxMs, ms);
   if (bytes !== undefined) u.maxBytes = Math.max(u.maxBytes, bytes);
   usage.set(step.placeholder, u);
@@ -111,6 +116,7 @@ export function inProcessRuntime(): LambdaRuntime {
   return {
     kind: "in-process",
     usage,
+    resetUsage: () => usage.clear(),
     async invoke(step, state, input, timeoutMs) {
       const handler = await load(step);
       const started = performance.now();
@@ -276,6 +282,7 @@ export function workerRuntime(options: { modulesRoot?: string } = {}): LambdaRun
   return {
     kind: "worker",
     usage,
+    resetUsage: () => usage.clear(),
     async invoke(step, state, input, timeoutMs) {
       const s = await acquire(step);
       const id = nextId++;

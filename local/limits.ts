@@ -63,6 +63,8 @@ export class ExecutionGuard {
   readonly historyLimit: number | undefined;
   /** History events counted so far (Standard workflows). */
   events = 0;
+  /** States entered so far (Map iterations' included): Step Functions Standard bills these transitions. */
+  transitions = 0;
   /** The largest payload seen (bytes) and where. */
   largest = { bytes: 0, where: "" };
   violation: StateLimitError | undefined;
@@ -187,6 +189,7 @@ async function watch(events: AsyncGenerator<unknown>, guard: ExecutionGuard): Pr
     const e = raw as LogEvent;
     try {
       guard.count(eventsOf(e), whereOf(e));
+      if (e.type === "StateEntered") guard.transitions++;
       switch (e.type) {
         case "ExecutionStarted":
           guard.payload(e.input, "the execution input");

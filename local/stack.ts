@@ -32,6 +32,7 @@ import { startSfnEndpoint } from "./sfn-endpoint.js";
 import { ExecutionGuard, guardTask, runGuarded } from "./limits.js";
 import { parseThawSetting, thawByDefaultSubstitution } from "../core/thaw.js";
 import { LambdaTimeoutError, lambdaRuntime, type LambdaRuntimeKind, type StepUsage } from "./lambda-pool.js";
+import { RequestMeter, type RequestCounts } from "./request-meter.js";
 
 export const LOCAL_REGION = "local-1";
 export const LOCAL_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
@@ -240,6 +241,13 @@ export interface LocalStackOptions {
    * overrideDeps), which a sandbox would not see.
    */
   lambdaRuntime?: LambdaRuntimeKind;
+  /**
+   * Count every S3 and DynamoDB request (local/request-meter.ts): each
+   * region's s3rver and DynamoDB Local are reached through a metering proxy,
+   * whose endpoints go into the config, the handlers' environment and
+   * `regions[].endpoint`. Read with `requests()`. Default off.
+   */
+  meterRequests?: boolean;
 }
 
 /** What LocalStackOptions.injectFault is told about the invocation about to run. */
@@ -279,6 +287,8 @@ export interface ExecutionStats {
   largestState?: { bytes: number; where: string };
   /** The most history events one execution counted (Standard workflows). */
   mostHistoryEvents?: number;
+  /** State transitions of all executions together (states entered, Map iterations' included): what Standard workflows are billed by. */
+  transitions?: number;
 }
 
 export interface LocalStack {
@@ -314,6 +324,12 @@ export interface LocalStack {
   notifications: { subject: string; message: string; at: string }[];
   /** Per Lambda step (by ASL placeholder): invocations, the longest, and the most memory one held, against the step's limits. */
   stepUsage: ReadonlyMap<string, StepUsage>;
+  /** Forgets the step usage so far: `stepUsage` then holds what ran since. */
+  resetStepUsage(): void;
+  /** S3 and DynamoDB requests counted since the start or the last resetRequests() (needs meterRequests; throws ConfigError without). */
+  requests(): RequestCounts;
+  /** Zeroes the request counts (a no-op without meterRequests). */
+  resetRequests(): void;
   /** Resolves when no execution of any workflow is running. */
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -343,12 +359,24 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     await Promise.allSettled([...regions.map((r) => r.stop()), dynamo?.stop()]);
     throw e;
   }
+  const meter = opts.meterRequests ? new RequestMeter() : undefined;
+  let dynamoEndpoint = dynamo.endpoint;
+  if (meter) {
+    // Every client is given the proxies' endpoints; the emulators stay where they are (a region restarts on its port).
+    try {
+      for (const r of regions) r.endpoint = (await meter.proxy("s3", r.region, r.endpoint)).endpoint;
+      dynamoEndpoint = (await meter.proxy("dynamodb", "dynamodb", dynamo.endpoint)).endpoint;
+    } catch (e) {
+      await Promise.allSettled([meter.close(), ...regions.map((r) => r.stop()), dynamo.stop()]);
+      throw e;
+    }
+  }
   const primary = regions[0]!;
   const s3 = { endpoint: primary.endpoint, onObjectCreated: (f: (typeof objectCreated)[number]) => objectCreated.push(f) };
   const endpoints = {
     region: LOCAL_REGION,
     s3Endpoint: s3.endpoint,
-    dynamodbEndpoint: dynamo.endpoint,
+    dynamodbEndpoint: dynamoEndpoint,
     credentials: LOCAL_CREDENTIALS,
   };
 
@@ -362,7 +390,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     WALVAULT_TABLE: CATALOG_TABLE,
     WALVAULT_METRICS_FILE: join(stateDir, "metrics.log"),
     WALVAULT_S3_ENDPOINT: s3.endpoint,
-    WALVAULT_DYNAMODB_ENDPOINT: dynamo.endpoint,
+    WALVAULT_DYNAMODB_ENDPOINT: dynamoEndpoint,
     WALVAULT_REPLICAS: JSON.stringify(regions.slice(1).map((r) => ({ region: r.region, bucket: r.vaultBucket, endpoint: r.endpoint }))),
   });
   resetDeps();
@@ -451,6 +479,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       if (s.Type === "Wait") waitTimeOverrides[name] = LOCAL_WAIT_MS;
     }
     const retryIntervalOverrides = Object.fromEntries(retryingStates(definition).map((name) => [name, LOCAL_RETRY_MS]));
+    withAwsTaskTimeouts(definition);
     const machine = new StateMachine(definition as never, { validationOptions: { checkArn: true } });
     /** Fresh per execution: each counts its own attempts, under its own limits (local/limits.ts). */
     const overrides = (guard: ExecutionGuard) => {
@@ -474,6 +503,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         for (const c of counters) {
           if (g.largest.bytes > (c.largestState?.bytes ?? 0)) c.largestState = { ...g.largest };
           if (g.historyLimit !== undefined && g.events > (c.mostHistoryEvents ?? 0)) c.mostHistoryEvents = g.events;
+          c.transitions = (c.transitions ?? 0) + g.transitions;
         }
       });
     };
@@ -599,7 +629,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       ],
     });
   } catch (e) {
-    await Promise.allSettled([...regions.map((r) => r.stop()), dynamo.stop()]);
+    await Promise.allSettled([...regions.map((r) => r.stop()), dynamo.stop(), meter?.close()]);
     throw e;
   }
 
@@ -609,7 +639,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     vaultBucket: VAULT_BUCKET,
     table: CATALOG_TABLE,
     s3Endpoint: s3.endpoint,
-    dynamodbEndpoint: dynamo.endpoint,
+    dynamodbEndpoint: dynamoEndpoint,
     stepFunctionsEndpoint: sfn.endpoint,
     restoreStateMachineArn: stateMachineArns.restore,
     replicateStateMachineArn: stateMachineArns.replicate,
@@ -640,9 +670,15 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     retentionStats,
     notifications,
     stepUsage: lambda.usage,
+    resetStepUsage: () => lambda.resetUsage(),
+    requests: () => {
+      if (!meter) throw new ConfigError("requests are not counted: start the local stack with meterRequests: true");
+      return meter.snapshot();
+    },
+    resetRequests: () => meter?.reset(),
     idle: () => (quiet() ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
     async stop() {
-      await Promise.allSettled([sfn.stop(), lambda.stop(), ...regions.map((r) => r.stop()), dynamo.stop()]);
+      await Promise.allSettled([sfn.stop(), lambda.stop(), ...regions.map((r) => r.stop()), dynamo.stop(), meter?.close()]);
     },
   };
 }
@@ -691,19 +727,51 @@ async function startRegion(
   return handle;
 }
 
-/** Names of every state (nested ones included) with a Retry: the local stack shortens their intervals. */
-function retryingStates(definition: Record<string, unknown>): string[] {
-  const out: string[] = [];
-  const walk = (states: Record<string, { Retry?: unknown; ItemProcessor?: { States?: Record<string, never> }; Iterator?: { States?: Record<string, never> }; Branches?: { States?: Record<string, never> }[] }> | undefined): void => {
+interface AslState {
+  Type?: string;
+  Retry?: unknown;
+  TimeoutSeconds?: number;
+  TimeoutSecondsPath?: string;
+  ItemProcessor?: { States?: Record<string, AslState> };
+  Iterator?: { States?: Record<string, AslState> };
+  Branches?: { States?: Record<string, AslState> }[];
+}
+
+/** Calls fn on every state of the definition, nested ones (Map, Parallel) included. */
+function forEachState(definition: Record<string, unknown>, fn: (name: string, state: AslState) => void): void {
+  const walk = (states: Record<string, AslState> | undefined): void => {
     for (const [name, st] of Object.entries(states ?? {})) {
-      if (Array.isArray(st.Retry)) out.push(name);
+      fn(name, st);
       walk(st.ItemProcessor?.States);
       walk(st.Iterator?.States);
       for (const b of st.Branches ?? []) walk(b.States);
     }
   };
-  walk(definition.States as never);
+  walk(definition.States as Record<string, AslState> | undefined);
+}
+
+/** Names of every state (nested ones included) with a Retry: the local stack shortens their intervals. */
+function retryingStates(definition: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  forEachState(definition, (name, st) => {
+    if (Array.isArray(st.Retry)) out.push(name);
+  });
   return out;
+}
+
+/**
+ * A Task state without TimeoutSeconds has no state timeout in AWS (its
+ * default is 99,999,999 s; a Lambda Task ends at the function's own timeout),
+ * but aws-local-stepfunctions applies the States Language spec's default of
+ * 60 s. Such Tasks get LOCAL_TASK_TIMEOUT_SECONDS instead, so a step allowed
+ * 5 or 15 minutes by its Lambda timeout (enforced by local/lambda-pool.ts)
+ * does not fail locally with States.Timeout after one.
+ */
+export const LOCAL_TASK_TIMEOUT_SECONDS = 2_000_000; // Node's timers hold at most 2^31-1 ms (24.8 days)
+export function withAwsTaskTimeouts(definition: Record<string, unknown>): void {
+  forEachState(definition, (_, st) => {
+    if (st.Type === "Task" && st.TimeoutSeconds === undefined && st.TimeoutSecondsPath === undefined) st.TimeoutSeconds = LOCAL_TASK_TIMEOUT_SECONDS;
+  });
 }
 
 function mkdirp(dir: string): string {
