@@ -9,13 +9,18 @@
  * read so only they cross) go to a worker, which decodes, hashes and
  * transfers the raw bytes back (no copy).
  *
+ * Off by default (WALVAULT_DECODE_THREADS=N turns it on): measured in one
+ * run on this 2-core machine, quiet (bench:snapshot-restore, scale 100,
+ * packed), restore took 7.34 s and 253 MB peak RSS decoding in-thread, 7.92 s
+ * and 399 MB with 2 workers (11.5 s of CPU instead of 9.0). Decode and hash
+ * are not what bounds a restore here; a host with more cores may differ.
+ *
  * The pool needs the compiled worker (dist/agent/decode-worker.js, next to
  * the compiled pool). Run from the TypeScript sources (tests), there is
  * none: `openDecoder` then decodes on the calling thread, as before — same
  * checks, same messages.
  */
 import { existsSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { decodeWith, type CodecName } from "../core/codec.js";
@@ -118,14 +123,20 @@ export function defaultWorkerFile(): string | undefined {
   return existsSync(path) ? path : undefined;
 }
 
+/** WALVAULT_DECODE_THREADS: decode workers of a restore (0: decode on the main thread); unset or not a whole number: the default. */
+function decodeThreadsFromEnv(): number | undefined {
+  const v = process.env["WALVAULT_DECODE_THREADS"];
+  return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+}
+
 /**
- * A pool of `threads` decode workers (default: the machine's cores), or the
+ * A pool of `threads` decode workers (default WALVAULT_DECODE_THREADS, else 0), or the
  * in-thread decoder when `threads` is 0, when the compiled worker is not
  * there, or when the restore is small (`chunks` below 64: starting workers
  * costs more than it saves).
  */
 export function openDecoder(opts: { threads?: number; chunks: number; workerFile?: string | URL }): ChunkDecoder {
-  const threads = opts.threads ?? Math.min(4, availableParallelism());
+  const threads = opts.threads ?? decodeThreadsFromEnv() ?? 0;
   const file = opts.workerFile ?? defaultWorkerFile();
   if (threads <= 0 || file === undefined || opts.chunks < 64) return inThreadDecoder;
   return new DecodePool(file, threads);

@@ -79,6 +79,25 @@ describe("openDecoder", () => {
     expect(openDecoder({ chunks: 10_000 })).toBe(inThreadDecoder);
   });
 
+  it("decodes on the calling thread by default, with workers when WALVAULT_DECODE_THREADS asks", async () => {
+    // Prepare
+    const before = process.env.WALVAULT_DECODE_THREADS;
+    try {
+      delete process.env.WALVAULT_DECODE_THREADS;
+      // Act
+      const byDefault = openDecoder({ chunks: 10_000, workerFile: WORKER });
+      process.env.WALVAULT_DECODE_THREADS = "1";
+      const asked = openDecoder({ chunks: 10_000, workerFile: WORKER });
+      // Assess
+      expect(byDefault).toBe(inThreadDecoder);
+      expect(asked).toBeInstanceOf(DecodePool);
+      await asked.close();
+    } finally {
+      if (before === undefined) delete process.env.WALVAULT_DECODE_THREADS;
+      else process.env.WALVAULT_DECODE_THREADS = before;
+    }
+  });
+
   it("starts a pool for a large restore", async () => {
     // Prepare, Act
     const d = openDecoder({ chunks: 10_000, threads: 1, workerFile: WORKER });
