@@ -140,7 +140,7 @@ export const WORKFLOW_DEFINITIONS = {
     trigger: { kind: "schedule" },
     steps: {
       plan: step("PlanRetentionFunctionArn", "functions/retention/plan", 1024, 5 * 60, "walvault retention: plan what each database keeps and deletes"),
-      execute: step("ExecuteRetentionFunctionArn", "functions/retention/execute", 2048, 15 * 60, "walvault retention: delete one round of a database's plan in every region, sweep chunks, audit"),
+      execute: step("ExecuteRetentionFunctionArn", "functions/retention/execute", 2048, 15 * 60, "walvault retention: delete one round of a database's plan in every region, sweep chunks and packs, repack, audit"),
     },
     borrows: [],
   },

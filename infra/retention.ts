@@ -182,7 +182,7 @@ export class Retention extends Construct {
     // execution's bound is the ASL's TimeoutSeconds (a day; CDK cannot add
     // one to a definition deployed from a file).
     this.stateMachine = new sfn.StateMachine(this, "Workflow", {
-      comment: "walvault retention: GFS + recovery window, delete in every region (Object Lock respected), sweep chunks, audit",
+      comment: "walvault retention: GFS + recovery window, delete in every region (Object Lock respected), sweep chunks and packs, repack, audit",
       stateMachineType: sfn.StateMachineType.STANDARD,
       definitionBody: sfn.DefinitionBody.fromFile(this.aslFile),
       definitionSubstitutions: substitutions,
