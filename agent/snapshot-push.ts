@@ -12,7 +12,10 @@
  *  - Read. PostgreSQL: `pg_basebackup -D - -Ft -X none --checkpoint=fast
  *    --manifest-checksums=CRC32C` streams one tar on stdout, read once with
  *    core/tar.ts (no temporary copy of the cluster; one tablespace, which is
- *    all pg_basebackup writes to stdout). Generic: the directory is walked
+ *    all pg_basebackup writes to stdout). PostgreSQL with `method: "direct"`:
+ *    pg_backup_start/stop in one psql session and the data directory read
+ *    here, DEFAULT_DIRECT_READERS files at once (agent/pg-direct.ts,
+ *    pushPostgresDirect). Generic: the directory is walked
  *    in name order with lstat (regular files, directories, symlinks; sockets,
  *    FIFOs and devices are refused).
  *  - Cut. PostgreSQL relation files — every fork of a relation, main, _fsm,
