@@ -19,7 +19,7 @@ import { checkReusedPacks } from "../../functions/snapshot/check-referenced.js";
 import type { Catalog } from "../../store/catalog.js";
 import type { DynamoCatalog } from "../../store/dynamo-catalog.js";
 import type { ObjectInfo, ObjectStore } from "../../store/object-store.js";
-import { executePlan, executePrune, executePruneJournaled, prunePlan, WAL_LISTED, type PruneJournal, type RegionVault } from "../../store/prune.js";
+import { executePlan, executePrune, executePruneJournaled, nextWalBatch, prunePlan, WAL_LISTED, type PruneJournal, type RegionVault } from "../../store/prune.js";
 import { deleting, GDB, genericDb, GRACE, nothing, packedFixtures, packOpts, restoreFile, run, RUN1, RUN2, snapshotOf, type PackedFixture } from "./pack-retention-fixture.js";
 import { makeChunk, putPackedManifest, storePacks, type Chunk } from "./packed-vault.js";
 import { pgSnapshotRecord } from "../support/pg-records.js";
@@ -282,6 +282,48 @@ describe("retention by WAL range", () => {
     // Every deletion audited under its own key (the catalog keys audit items by time, run and sequence number).
     expect(new Set(catalog.audit.map((a) => `${a.at}#${a.runId}#${a.seq}`)).size).toBe(summary.audit);
     expect(summary.audit).toBe(2 + 20_000 - 102);
+  });
+});
+
+describe("retention by WAL range, generic streams", () => {
+  it("finds the files of each stream whose position is in its ranges, though names do not sort by position, in bounded batches resumed from a cursor", async () => {
+    // Prepare: stream a holds 1.log..30.log (name order 1, 10, 11, .., 2, 20, ..), stream b 1.log..5.log; a deletes 0..14, b 0..2.
+    const gdb: DatabaseRecord = { databaseId: "gen-ranges", kind: "generic", walSegmentSize: 16 * 1024 * 1024, createdAt: "2026-01-01T00:00:00.000Z" };
+    const rec = (stream: string, n: number): WalRecord => ({ ...wal(`${stream}/${n}.log`, "v"), databaseId: gdb.databaseId, startLsn: String(n), vaultKey: `db/gen-ranges/wal/${stream}/${n}.log` });
+    const all = [...Array.from({ length: 30 }, (_, i) => rec("a", i + 1)), ...Array.from({ length: 5 }, (_, i) => rec("b", i + 1))].sort((x, y) => (x.name < y.name ? -1 : 1));
+    const reads: number[] = [];
+    const catalog = {
+      listWal: async () => {
+        throw new Error("listWal reads every WAL record of the database");
+      },
+      listWalPage: async (_db: string, after: string | undefined, limit = 1000) => {
+        const rest = all.filter((w) => after === undefined || w.name > after);
+        const records = rest.slice(0, limit);
+        reads.push(records.length);
+        return records.length < rest.length ? { records, next: records.at(-1)!.name } : { records };
+      },
+    } as unknown as Catalog;
+    const ranges = [
+      { stream: "a", from: "0", through: "14" },
+      { stream: "b", from: "0", through: "2" },
+    ];
+
+    // Act: batches of at most 4 files, reading at most 7 records each.
+    const found: string[][] = [];
+    let after: string | undefined;
+    let calls = 0;
+    do {
+      const before = reads.length;
+      const batch = await nextWalBatch(catalog, gdb, ranges, after, { records: 4, read: 7 });
+      found.push(batch.records.map((w) => w.name));
+      expect(reads.slice(before).reduce((a, n) => a + n, 0), `call ${calls}`).toBeLessThanOrEqual(7);
+      after = batch.after;
+    } while (after !== undefined && ++calls < 100);
+
+    // Assess: every file in the ranges once, none outside, no batch over 4.
+    const expected = [...Array.from({ length: 14 }, (_, i) => `a/${i + 1}.log`), "b/1.log", "b/2.log"].sort();
+    expect(found.flat().sort()).toEqual(expected);
+    expect(Math.max(...found.map((b) => b.length))).toBeLessThanOrEqual(4);
   });
 });
 
