@@ -8,9 +8,13 @@
  * Contract (every ManifestObjects implementation, checked by
  * test/store/manifest-pages.contract.ts):
  * - get(key, maxBytes) resolves the object's bytes, or `undefined` when the
- *   key does not exist. An object of more than maxBytes rejects
- *   (ManifestInvalidError naming the key and both sizes) before its bytes
- *   are read. Other failures reject as the object store's do.
+ *   key does not exist. An object stored encoded (walvault codec metadata
+ *   other than "none", as an agent may upload a format 1 manifest) is
+ *   returned decoded. An object of more than maxBytes, stored or (by its
+ *   metadata) decoded, rejects (ManifestInvalidError naming the key and both
+ *   sizes) before its bytes are read; one that does not decode to the size
+ *   its metadata states rejects (CodecError). Other failures reject as the
+ *   object store's do.
  *
  * And of openManifest over any ManifestObjects:
  * - openManifest(objects, key, expect) resolves `undefined` when the
@@ -31,7 +35,8 @@
  * Errors are ManifestInvalidError or UnsafePathError (core/errors.ts), one
  * line naming the field (`pages[3].entries[10].path: ...`).
  */
-import { ManifestInvalidError } from "../core/errors.js";
+import { decodeWith } from "../core/codec.js";
+import { CodecError, ManifestInvalidError } from "../core/errors.js";
 import { snapshotPageKey } from "../core/keys.js";
 import {
   MAX_PAGE_BYTES,
@@ -44,6 +49,8 @@ import {
   type PageEntry,
   type PagedManifestHeader,
 } from "../core/manifest-pages.js";
+import { META_CODEC } from "../core/schemas.js";
+import { parseObjectMeta } from "../core/verify.js";
 import { validateManifest, type ManifestExpectations, type SnapshotManifest, type UniqueChunk } from "../core/snapshot.js";
 import type { ObjectStore } from "./object-store.js";
 
@@ -58,6 +65,27 @@ function tooLarge(key: string, size: number, maxBytes: number): ManifestInvalidE
   return new ManifestInvalidError(`object ${key} has ${size} bytes, more than the ${maxBytes} a manifest object may have`, { field: key });
 }
 
+/** An object's bytes as a manifest reader sees them: bounded before the read, decoded by its codec metadata. */
+async function readBounded(
+  key: string,
+  maxBytes: number,
+  info: { size: number; metadata: Record<string, string> },
+  read: () => Promise<Uint8Array | undefined>,
+): Promise<Uint8Array | undefined> {
+  if (info.size > maxBytes) throw tooLarge(key, info.size, maxBytes);
+  const codec = info.metadata[META_CODEC];
+  const encoded = codec !== undefined && codec !== "none";
+  const size = encoded ? parseObjectMeta(info.metadata, `object ${key}`).size : info.size;
+  if (size > maxBytes) throw tooLarge(key, size, maxBytes);
+  const body = await read();
+  if (body === undefined) return undefined;
+  if (body.byteLength > maxBytes) throw tooLarge(key, body.byteLength, maxBytes);
+  if (!encoded) return body;
+  const raw = await decodeWith(codec, body, `object ${key}`, size);
+  if (raw.byteLength !== size) throw new CodecError(`object ${key} decodes to ${raw.byteLength} bytes, not the ${size} its metadata states`);
+  return raw;
+}
+
 /** Manifest objects in one bucket of an ObjectStore (vault or incoming). */
 export class StoreManifestObjects implements ManifestObjects {
   constructor(
@@ -68,21 +96,18 @@ export class StoreManifestObjects implements ManifestObjects {
   async get(key: string, maxBytes: number): Promise<Uint8Array | undefined> {
     const info = await this.store.head(this.bucket, key);
     if (info === undefined) return undefined;
-    if (info.size > maxBytes) throw tooLarge(key, info.size, maxBytes);
-    const obj = await this.store.get(this.bucket, key, info.versionId);
-    if (obj !== undefined && obj.body.byteLength > maxBytes) throw tooLarge(key, obj.body.byteLength, maxBytes);
-    return obj?.body;
+    return readBounded(key, maxBytes, info, async () => (await this.store.get(this.bucket, key, info.versionId))?.body);
   }
 }
 
-/** Manifest objects in memory (unit tests). */
+/** Manifest objects in memory (unit tests): bytes and user metadata per key. */
 export class MemoryManifestObjects implements ManifestObjects {
-  readonly objects = new Map<string, Uint8Array>();
+  readonly objects = new Map<string, { body: Uint8Array; metadata: Record<string, string> }>();
 
   async get(key: string, maxBytes: number): Promise<Uint8Array | undefined> {
-    const body = this.objects.get(key);
-    if (body !== undefined && body.byteLength > maxBytes) throw tooLarge(key, body.byteLength, maxBytes);
-    return body;
+    const obj = this.objects.get(key);
+    if (obj === undefined) return undefined;
+    return readBounded(key, maxBytes, { size: obj.body.byteLength, metadata: obj.metadata }, async () => obj.body);
   }
 }
 

@@ -6,7 +6,10 @@
  */
 import { randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
+import { getCodec } from "../../core/codec.js";
 import { ManifestInvalidError } from "../../core/errors.js";
+import { sha256Hex } from "../../core/hash.js";
+import { objectMeta } from "../../core/verify.js";
 import { snapshotPageKey } from "../../core/keys.js";
 import { compareTreePaths, pageManifest, serializePagedHeader, type PageEntry } from "../../core/manifest-pages.js";
 import { serializeManifest, validateManifest } from "../../core/snapshot.js";
@@ -15,8 +18,8 @@ import { SNAP_ID, joinParts, pgManifest } from "../support/manifests.js";
 
 export interface ManifestObjectsFixture {
   objects: ManifestObjects;
-  /** Stores raw bytes under `key`, where `objects` reads. */
-  putRaw(key: string, body: Uint8Array): Promise<void>;
+  /** Stores bytes and user metadata under `key`, where `objects` reads. */
+  putRaw(key: string, body: Uint8Array, metadata?: Record<string, string>): Promise<void>;
 }
 
 export type ManifestObjectsFactory = () => ManifestObjectsFixture | Promise<ManifestObjectsFixture>;
@@ -72,6 +75,21 @@ export function manifestPagesContract(name: string, factory: ManifestObjectsFact
         // Assess
         expect(Buffer.from(got!).toString()).toBe("{}\n");
         expect(missing).toBeUndefined();
+      });
+
+      it("returns an object stored encoded decoded, by its codec metadata", async () => {
+        // Prepare
+        const raw = Buffer.from(serializeManifest(pgManifest()));
+        const encoded = await getCodec("zstd").encode(raw);
+        await f.putRaw(key, encoded, objectMeta({ sha256: sha256Hex(raw), codec: "zstd", size: raw.length }));
+
+        // Act
+        const got = await f.objects.get(key, raw.length);
+        const err = await rejection(f.objects.get(key, raw.length - 1));
+
+        // Assess
+        expect(Buffer.from(got!).equals(raw)).toBe(true);
+        expect(err.message).toBe(`object ${key} has ${raw.length} bytes, more than the ${raw.length - 1} a manifest object may have`);
       });
 
       it("refuses an object larger than asked for, naming it", async () => {

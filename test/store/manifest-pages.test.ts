@@ -28,10 +28,10 @@ afterAll(async () => {
 
 manifestPagesContract("MemoryManifestObjects", () => {
   const objects = new MemoryManifestObjects();
-  return { objects, putRaw: async (key, body) => void objects.objects.set(key, body) };
+  return { objects, putRaw: async (key, body, metadata = {}) => void objects.objects.set(key, { body, metadata }) };
 });
 
 manifestPagesContract("StoreManifestObjects on s3rver", () => {
   const store = new S3ObjectStore({ name: "local", region: "us-east-1", endpoint: s3.endpoint, credentials: LOCAL_CREDENTIALS, forcePathStyle: true });
-  return { objects: new StoreManifestObjects(store, BUCKET), putRaw: async (key, body) => void (await store.put(BUCKET, key, body, {})) };
+  return { objects: new StoreManifestObjects(store, BUCKET), putRaw: async (key, body, metadata = {}) => void (await store.put(BUCKET, key, body, metadata)) };
 });
