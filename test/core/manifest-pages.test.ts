@@ -306,6 +306,20 @@ describe("validatePage", () => {
     expect(err.message).toContain(`${JSON.stringify(last.path)} is listed twice`);
   });
 
+  it("refuses an unsafe path on a page as an unsafe path, naming the page and entry", () => {
+    // Prepare
+    const p = resign(paged(pgManifest()), 0, (page) => {
+      page.entries.unshift({ path: "../escape", type: "directory", mode: 0o700, mtime: MTIME.toISOString() });
+    });
+
+    // Act
+    const err = failure(() => validateAll(p));
+
+    // Assess
+    expect(err).toBeInstanceOf(UnsafePathError);
+    expect(err.message).toMatch(/^snapshot manifest pages\[0\]\.entries\[0\]\.path: path "\.\.\/escape" contains a '\.' or '\.\.' segment/);
+  });
+
   it("refuses an entry whose parent directory is not in the snapshot", () => {
     // Prepare
     const p = resign(paged(pgManifest()), 0, (page) => {
