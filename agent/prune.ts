@@ -8,7 +8,7 @@ import { hostname, userInfo } from "node:os";
 import type { AgentConfig } from "../core/config.js";
 import { InvalidInputError } from "../core/errors.js";
 import { effectivePolicy, type RetentionPolicy } from "../core/retention.js";
-import { executePrune, planToJson, prunePlan, type PrunePlanJson, type PruneSummary, type RegionVault } from "../store/prune.js";
+import { executePlan, planToJson, prunePlan, type PrunePlanJson, type PruneSummary, type RegionVault } from "../store/prune.js";
 import { createWorkflowRunner } from "../store/workflows.js";
 import { agentClients } from "./clients.js";
 import { regionalConfig, regionsOf } from "./regions.js";
@@ -45,6 +45,9 @@ export function policyFromFlags(flags: PruneFlags, base?: RetentionPolicy): Rete
   return effectivePolicy(base, policyOverridesFromFlags(flags));
 }
 
+/** WAL deletion ranges the human-readable plan shows (--json: all). */
+const RANGES_SHOWN = 10;
+
 export function formatPrunePlan(p: PrunePlanJson, dryRun: boolean, walCount = p.deleteWal.length): string {
   const lines = [
     `retention plan for ${p.databaseId}${dryRun ? " (dry run: nothing deleted)" : ""}: keep ${p.policy.daily} daily, ${p.policy.weekly} weekly, ${p.policy.monthly} monthly, ` +
@@ -53,8 +56,10 @@ export function formatPrunePlan(p: PrunePlanJson, dryRun: boolean, walCount = p.
   if (p.windowStart) lines.push(`  recovery window from ${p.windowStart}, based on snapshot ${p.windowBase}`);
   for (const k of p.keep) lines.push(`  keep    ${k.snapshotId}  (${k.reasons.join(", ")})`);
   for (const d of p.deleteSnapshots) lines.push(`  delete  ${d.snapshotId}  (finished ${d.finishedAt}: no daily/weekly/monthly slot, not needed by the window)`);
-  lines.push(`  WAL: keep ${p.keepWal} segment(s), delete ${walCount} (${(p.walBytesToDelete / 1e6).toFixed(1)} MB stored)`);
-  if (p.deleteWal.length > 0) lines.push(`       delete ${p.deleteWal[0]!} .. ${p.deleteWal.at(-1)!}`);
+  const more = p.deleteWalComplete ? "" : ` listed, more in the ranges`;
+  lines.push(`  WAL: delete ${walCount} segment(s)${more} (${(p.walBytesToDelete / 1e6).toFixed(1)} MB stored${more ? " of those listed" : ""}); the rest is kept`);
+  for (const r of p.deleteWalRanges.slice(0, RANGES_SHOWN)) lines.push(`       delete ${r.timeline === undefined ? `stream ${r.stream} positions` : `timeline ${r.timeline}`} ${r.from} .. ${r.through}`);
+  if (p.deleteWalRanges.length > RANGES_SHOWN) lines.push(`       (${p.deleteWalRanges.length - RANGES_SHOWN} more range(s): --json lists them)`);
   return lines.join("\n");
 }
 
@@ -88,7 +93,7 @@ export async function pruneCommand(cfg: AgentConfig, databaseId: string, flags: 
     bucket: r.vaultBucket,
     store: r.primary ? clients.store : agentClients(regionalConfig(cfg, r.region)).store,
   }));
-  const summary = await executePrune(db!, view.plan, { snapshots: view.snapshotsToDelete, wal: view.walToDelete }, clients.catalog, regions, {
+  const summary = await executePlan(db!, view, clients.catalog, regions, {
     runId: `prune-${now.toISOString().replace(/[-:.]/g, "").slice(0, 15)}Z-${randomBytes(3).toString("hex")}`,
     now,
     graceMs: grace * 3_600_000,

@@ -5,8 +5,11 @@ import { join } from "node:path";
 import type { AgentConfig } from "../core/config.js";
 import { ConfigError, InvalidInputError, NotFoundError } from "../core/errors.js";
 import { regionStatus } from "./regions.js";
+import type { WalRecord } from "../core/schemas.js";
 import { parseTime } from "../core/time.js";
 import { postgresTargetEnd, randomTarget } from "../core/verify-policy.js";
+import { lsnToSegno, parseLsn } from "../core/wal.js";
+import { walRecordsFrom } from "../store/wal-from.js";
 import type { AgentClients } from "./clients.js";
 import type { RestoreConfig } from "./restore.js";
 import { assertLevel, formatVerification, verifySnapshot, type VerifyChecks } from "./verify.js";
@@ -56,8 +59,13 @@ export async function verifyCommand(clients: AgentClients, cfg: RestoreConfig, d
     const next = snapshots[snapshots.indexOf(snap) + 1];
     const from = new Date(snap.finishedAt);
     let end: Date | undefined = next && next.finishedAt < w.to ? new Date(next.finishedAt) : new Date(w.to);
-    if ((await clients.catalog.getDatabase(databaseId))?.kind === "postgres") {
-      end = postgresTargetEnd(from, end, new Date(w.to), (await clients.catalog.listWal(databaseId)).filter((r) => r.kind === "segment"));
+    const db = await clients.catalog.getDatabase(databaseId);
+    if (db?.kind === "postgres") {
+      // The segments after the snapshot's start (store/wal-from.ts), not every WAL record of the database.
+      const first = snap.startLsn === undefined ? 0n : lsnToSegno(parseLsn(snap.startLsn), db.walSegmentSize);
+      const segments: WalRecord[] = [];
+      for await (const r of walRecordsFrom(clients.catalog, databaseId, db.walSegmentSize, first)) if (r.kind === "segment") segments.push(r);
+      end = postgresTargetEnd(from, end, new Date(w.to), segments);
     }
     targetTime = end ? randomTarget(from, end, Math.random) : undefined;
   }

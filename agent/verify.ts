@@ -39,12 +39,13 @@ import { isGenericWalName } from "../core/generic-wal.js";
 import { genericSegno } from "../core/restore-input.js";
 import type { RestoreTarget } from "../core/restore-plan.js";
 import type { SnapshotRecord, VerificationCheck, VerificationRecord, WalRecord } from "../core/schemas.js";
-import type { SnapshotManifest } from "../core/snapshot.js";
+import type { PostgresSnapshotManifest, SnapshotManifest } from "../core/snapshot.js";
 import { formatTime, timeFromNs } from "../core/time.js";
 import type { VerifyLevel } from "../core/verify-policy.js";
 import { lsnToSegno, parseLsn, parseWalFileName } from "../core/wal.js";
 import { ScratchPostgres } from "../agent/postgres.js";
 import { fetchManifest, fetchVerifiedWal } from "../store/catalog-state.js";
+import { walRecordsFrom } from "../store/wal-from.js";
 import { ChunkReads, decodeChunk, describeLocation, LOCATE_BATCH, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import type { AgentClients } from "./clients.js";
 import { planFor, restore, type RestoreConfig } from "./restore.js";
@@ -122,7 +123,6 @@ export async function verifySnapshot(clients: AgentClients, cfg: RestoreConfig, 
     if (!snap) throw new UnknownSnapshotError(`snapshot ${req.snapshotId} of database ${req.databaseId} is not in the catalog`);
     const db = await clients.catalog.getDatabase(req.databaseId);
     if (!db) throw new NotFoundError(`database ${req.databaseId} is not registered`);
-    const wal = await clients.catalog.listWal(req.databaseId);
     let manifest: SnapshotManifest | undefined;
 
     // ---- L1
@@ -131,7 +131,7 @@ export async function verifySnapshot(clients: AgentClients, cfg: RestoreConfig, 
       return `${manifest.files.length} entries`;
     });
     const chunks = distinctChunks(manifest!);
-    const scope = walInScope(snap, manifest!, wal, db.walSegmentSize, req.targetTime);
+    const scope = await walScope(clients, snap, manifest!, db.walSegmentSize, req.targetTime);
     await check(1, "objects present with their recorded sizes", async () => {
       // Each chunk where the catalog says it is: its own object (HEAD, its stored size), or a range inside a
       // pack (HEAD of the pack, once: the range must lie within it).
@@ -371,13 +371,36 @@ function distinctChunks(m: SnapshotManifest): Map<string, { size: number; stored
   return out;
 }
 
+/**
+ * The WAL files walInScope picks, read from the catalog without loading every
+ * WAL record: PostgreSQL's from the snapshot's start segment on, each
+ * timeline only as far as its first segment that ends the scope
+ * (store/wal-from.ts). A generic database's streams are read whole (its
+ * segment names carry no position the catalog's sort key orders).
+ */
+async function walScope(clients: AgentClients, snap: SnapshotRecord, manifest: SnapshotManifest, segmentSize: number, target: Date | undefined): Promise<WalRecord[]> {
+  if (manifest.kind !== "postgres") return walInScope(snap, manifest, await clients.catalog.listWal(snap.databaseId), segmentSize, target);
+  const until = (target ?? new Date(snap.finishedAt)).getTime();
+  const { first, consistent } = postgresScope(manifest, segmentSize);
+  const read: WalRecord[] = [];
+  const ends = (w: WalRecord): boolean =>
+    w.kind === "segment" && !isGenericWalName(w.name) && parseWalFileName(w.name, segmentSize).segno! >= consistent && Date.parse(w.archivedAt) > until;
+  for await (const w of walRecordsFrom(clients.catalog, snap.databaseId, segmentSize, first, ends)) read.push(w);
+  return walInScope(snap, manifest, read, segmentSize, target);
+}
+
+/** A PostgreSQL snapshot's first WAL segment and the segment it is consistent at. */
+function postgresScope(manifest: PostgresSnapshotManifest, segmentSize: number): { first: bigint; consistent: bigint } {
+  const first = lsnToSegno(parseLsn(manifest.postgres.startLsn), segmentSize);
+  const stop = parseLsn(manifest.postgres.stopLsn);
+  return { first, consistent: stop > 0n ? lsnToSegno(stop - 1n, segmentSize) : first };
+}
+
 /** WAL files between the snapshot and the target, as the catalog records them (continuity is not checked here). */
 export function walInScope(snap: SnapshotRecord, manifest: SnapshotManifest, wal: readonly WalRecord[], segmentSize: number, target: Date | undefined): WalRecord[] {
   const until = (target ?? new Date(snap.finishedAt)).getTime();
   if (manifest.kind === "postgres") {
-    const first = lsnToSegno(parseLsn(manifest.postgres.startLsn), segmentSize);
-    const stop = parseLsn(manifest.postgres.stopLsn);
-    const consistent = stop > 0n ? lsnToSegno(stop - 1n, segmentSize) : first;
+    const { first, consistent } = postgresScope(manifest, segmentSize);
     const segs = wal
       .filter((w) => w.kind === "segment" && !isGenericWalName(w.name))
       .map((w) => ({ w, segno: parseWalFileName(w.name, segmentSize).segno! }))

@@ -21,7 +21,8 @@
  *    during its read fails the snapshot (the next pass tries again).
  *
  * Nothing is lost by stopping: the next start asks the catalog what is
- * archived. A segment archived with different bytes (the database rewrote a
+ * archived, one GetItem per closed segment on disk (never the whole WAL
+ * catalog). A segment archived with different bytes (the database rewrote a
  * closed segment, or a different database reuses the id) is a
  * SegmentConflictError: reported, never overwritten, and the pass fails.
  */
@@ -36,7 +37,6 @@ import {
   compileWatchConfig,
   genericSegmentMeta,
   genericWalName,
-  isGenericWalName,
   closedAtMs,
   snapshotStreamEntry,
   streamIdFor,
@@ -110,6 +110,8 @@ export function loadWatchFile(path: string): WatchSpec {
 export class Watcher {
   /** Archived generic segments by name: what the catalog recorded (to notice a closed segment rewritten on disk). */
   private archived: Map<string, { sha256: string; size: number; closedAtMs: number | undefined }> | undefined;
+  /** Names asked for and not archived then: shipped by this watcher (ship() asks again before uploading). */
+  private readonly notArchived = new Set<string>();
   private lastSnapshotAt: number | undefined;
   private snapshotAsked: boolean;
   private readonly now: () => Date;
@@ -176,19 +178,25 @@ export class Watcher {
     return streamSegments(s.spec, s.id, entries);
   }
 
-  private async loadArchived(): Promise<NonNullable<Watcher["archived"]>> {
-    if (!this.archived) {
-      const records = await this.clients.catalog.listWal(this.cfg.databaseId);
-      this.archived = new Map(
-        records
-          .filter((r) => isGenericWalName(r.name))
-          .map((r) => [r.name, { sha256: r.sha256, size: r.size, closedAtMs: r.closedAt === undefined ? undefined : Date.parse(r.closedAt) }]),
-      );
-      const snaps = await this.clients.catalog.listSnapshots(this.cfg.databaseId);
-      const last = snaps.at(-1);
+  /**
+   * What the catalog holds of these names (closed segments on disk), asked
+   * once per name: one GetItem each for names not seen yet, never the whole
+   * WAL catalog (which grows to a million records while the directory holds
+   * what the database has not recycled). The last snapshot time, once.
+   */
+  private async loadArchived(names: readonly string[]): Promise<NonNullable<Watcher["archived"]>> {
+    const archived = (this.archived ??= new Map());
+    if (this.lastSnapshotAt === undefined) {
+      const last = (await this.clients.catalog.listSnapshots(this.cfg.databaseId)).at(-1);
       if (last) this.lastSnapshotAt = Date.parse(last.finishedAt);
     }
-    return this.archived;
+    const unknown = names.filter((n) => !archived.has(n) && !this.notArchived.has(n));
+    await forEachLimit(unknown, this.spec.concurrency, async (name) => {
+      const r = await this.clients.catalog.getWal(this.cfg.databaseId, name);
+      if (r) archived.set(name, { sha256: r.sha256, size: r.size, closedAtMs: r.closedAt === undefined ? undefined : Date.parse(r.closedAt) });
+      else this.notArchived.add(name);
+    });
+    return archived;
   }
 
   /** Ships what is closed and not archived; then snapshots when due. */
@@ -198,15 +206,15 @@ export class Watcher {
       throw new ConfigError(`database '${this.cfg.databaseId}' is not registered in the catalog: register it with \`walvault db add ${this.cfg.databaseId} --kind generic\``);
     }
     if (db.kind !== "generic") throw new InvalidInputError(`database '${this.cfg.databaseId}' is registered as ${db.kind}; watch ships generic databases only`);
-    const archived = await this.loadArchived();
     const scanAt = this.now();
     const streams = await this.discover();
     if (streams.length === 0) throw new ConfigError(`no WAL stream directory exists under ${this.spec.dataDir} for the configured streams`);
     const result: PassResult = { scanAt: scanAt.toISOString(), streams: streams.map((s) => s.id), shipped: [], errors: [] };
     const todo: { stream: WatchedStream; seg: StreamSegment }[] = [];
-    for (const stream of streams) {
-      for (const seg of await this.listStream(stream)) {
-        if (!seg.closed) continue;
+    const listed = await Promise.all(streams.map(async (stream) => ({ stream, closed: (await this.listStream(stream)).filter((seg) => seg.closed) })));
+    const archived = await this.loadArchived(listed.flatMap(({ stream, closed }) => closed.map((seg) => genericWalName(stream.id, seg.file))));
+    for (const { stream, closed } of listed) {
+      for (const seg of closed) {
         const name = genericWalName(stream.id, seg.file);
         const known = archived.get(name);
         if (known === undefined) {

@@ -17,8 +17,9 @@
  *     block counter and a 4-byte generation followed by zeros: every block a
  *     unique SHA-256, zstd-1 shrinks it ~1000x. The first snapshot is
  *     generation 1; the second changes every 20th block (5%) to generation 2.
- *     Both are pushed with snapshotPush({ packs: true }) and ingested by the
- *     real snapshot-ingest workflow.
+ *     Both are pushed with snapshotPush({ packs: true }) in a child process
+ *     (as on a database host: its peak RSS is the agent's own) and ingested
+ *     by the real snapshot-ingest workflow.
  *   - WAL: the first SAMPLE_SEGMENTS segments are real files (a valid long
  *     page header, then zeros) pushed by the agent's walPush through the real
  *     ingest workflow (the measured per-segment cost of WAL, scaled to 1M);
@@ -43,6 +44,7 @@
  * Usage: npm run bench:scale [-- --logical-gb 100 --wal 1000000 --regions 2
  *        --out bench/results/scale.json] [-- --quick] (= --logical-gb 1 --wal 20000)
  */
+import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -51,7 +53,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { BatchWriteCommand, DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { agentClients } from "../agent/clients.js";
-import { snapshotPush, type SnapshotPushResult } from "../agent/snapshot-push.js";
+import { snapshotPush, type PushConfig, type SnapshotPushResult } from "../agent/snapshot-push.js";
 import { verifySnapshot } from "../agent/verify.js";
 import { walPush } from "../agent/wal-push.js";
 import { headSortKey } from "../core/catalog-records.js";
@@ -446,10 +448,42 @@ async function writeWalRecords(stack: LocalStack, from: number, count: number, w
   return { records: count, firstSegment: record(0).name, lastSegment: last.name, vaultObjects: Math.min(count, withObjects), batchRetries: retries };
 }
 
+/** What the push child does: one snapshot push of the fabricated cluster against the running stack. */
+interface PushSpec {
+  binDir: string;
+  cfg: PushConfig;
+  fake: FakeBackupSpec;
+}
+
+/** The push child: pushes, then writes the result as one JSON line on stdout. */
+async function pushChild(spec: PushSpec): Promise<void> {
+  const r = await snapshotPush(
+    { kind: "postgres", pgbasebackup: { binDir: spec.binDir, host: "127.0.0.1", port: 5432, user: "postgres", env: { SCALE_FAKE_BACKUP: JSON.stringify(spec.fake) } } },
+    spec.cfg,
+    agentClients(spec.cfg),
+    { packs: true, progress: false, timeoutMs: 6 * 3600_000 },
+  );
+  process.stdout.write(`${JSON.stringify(r, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))}\n`);
+}
+
+/** Runs pushChild in a child process (this file, --push-child) and resolves its result; its stderr passes through. */
+async function pushInChild(spec: PushSpec): Promise<SnapshotPushResult> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--push-child"], {
+    env: { ...process.env, SCALE_PUSH: JSON.stringify(spec) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+  const [code] = (await once(child, "exit")) as [number | null];
+  if (code !== 0) throw new Error(`the snapshot push (child process) exited with ${code}`);
+  return JSON.parse(out.trim().split("\n").at(-1)!) as SnapshotPushResult;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       "fake-pg-basebackup": { type: "boolean", default: false },
+      "push-child": { type: "boolean", default: false },
       "logical-gb": { type: "string" },
       wal: { type: "string" },
       regions: { type: "string", default: "2" },
@@ -461,6 +495,10 @@ async function main(): Promise<void> {
   });
   if (values["fake-pg-basebackup"]) {
     await fakePgBasebackup(JSON.parse(process.env.SCALE_FAKE_BACKUP ?? "{}") as FakeBackupSpec);
+    return;
+  }
+  if (values["push-child"]) {
+    await pushChild(JSON.parse(process.env.SCALE_PUSH ?? "{}") as PushSpec);
     return;
   }
   const logicalGb = Number(values["logical-gb"] ?? (values.quick ? 1 : 100));
@@ -494,12 +532,8 @@ async function main(): Promise<void> {
   try {
     for (const [i, segno] of SNAPSHOT_SEGNO.entries()) {
       await phase(stack, results, `snapshot ${i + 1} push + ingest (${i === 0 ? "full" : `${100 / CHANGE_EVERY}% changed`})`, async () => {
-        const r = await snapshotPush(
-          { kind: "postgres", pgbasebackup: { binDir, host: "127.0.0.1", port: 5432, user: "postgres", env: { SCALE_FAKE_BACKUP: JSON.stringify({ blocks, generation: i + 1, startSegno: segno }) } } },
-          cfg,
-          clients,
-          { packs: true, progress: false, timeoutMs: 6 * 3600_000 },
-        );
+        // In a process of its own, as on a database host: its peak RSS is the agent's, not the stack's.
+        const r = await pushInChild({ binDir, cfg, fake: { blocks, generation: i + 1, startSegno: segno } });
         pushes.push(r);
         return {
           snapshotId: r.snapshotId,

@@ -192,6 +192,22 @@ export function incomingSnapshotKey(databaseId: string, snapshotId: string): str
   return `${INCOMING_PREFIX}${assertDatabaseId(databaseId)}/snapshots/${assertSnapshotId(snapshotId)}/${SNAPSHOT_MANIFEST_NAME}`;
 }
 
+/** Directory (beside manifest.json) of a format-2 manifest's page objects (core/manifest-pages.ts). */
+export const SNAPSHOT_PAGES_DIR = "pages";
+
+/**
+ * Key of page `index` of a format-2 manifest, beside its manifest key (vault
+ * or incoming): `.../snapshots/<snapshotId>/pages/000042.json`.
+ */
+export function snapshotPageKey(manifestKey: string, index: number): string {
+  if (!manifestKey.endsWith(`/${SNAPSHOT_MANIFEST_NAME}`)) {
+    throw new InvalidInputError(`object key '${manifestKey}' is not a snapshot manifest key (it does not end in /${SNAPSHOT_MANIFEST_NAME})`);
+  }
+  if (!Number.isSafeInteger(index) || index < 0 || index > 999_999) throw new InvalidInputError(`page index ${String(index)} is not 0 to 999999`);
+  const dir = manifestKey.slice(0, -SNAPSHOT_MANIFEST_NAME.length);
+  return `${dir}${SNAPSHOT_PAGES_DIR}/${String(index).padStart(6, "0")}.json`;
+}
+
 /** Incoming key of a new chunk (object metadata: SHA-256, codec, raw size, as for WAL). */
 export function incomingChunkKey(databaseId: string, sha256: string): string {
   return `${INCOMING_PREFIX}${assertDatabaseId(databaseId)}/chunks/${assertChunkSha(sha256)}`;

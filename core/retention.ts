@@ -53,9 +53,23 @@ export interface RetentionPlan {
   windowBase?: string;
   keep: { snapshotId: string; reasons: KeepReason[] }[];
   deleteSnapshots: { snapshotId: string; finishedAt: Date }[];
-  /** WAL segments to delete, by name (each with its timeline and position). */
+  /** WAL segments to delete, by name (each with its timeline and position): those of `wal` in deleteRanges. */
   deleteWal: WalSegmentInfo[];
   keepWal: number;
+  /**
+   * The WAL positions deleted (PostgreSQL: segment numbers, on every
+   * timeline; generic: positions in the stream planned), sorted and
+   * disjoint: what the kept spans leave free below the kept tail. At most
+   * one more range than kept snapshots, whatever the WAL: a plan can be
+   * carried out range by range without listing the archive.
+   */
+  deleteRanges: PositionRange[];
+}
+
+/** WAL positions from `from` through `through`, both included. */
+export interface PositionRange {
+  from: bigint;
+  through: bigint;
 }
 
 const DAY = 86_400_000;
@@ -131,32 +145,73 @@ export function planRetention(input: { snapshots: readonly SnapshotInfo[]; wal: 
     if (!reasons.has(s.id)) keep(s, "minimum");
   }
 
-  // WAL: from the window base onward; each other kept snapshot's own span (PostgreSQL).
-  const keepWal = new Set<string>();
-  const key = (w: { timeline: number; segno: bigint }): string => `${w.timeline}:${w.segno}`;
+  // WAL kept (see the file comment): from the window base on, the archive's tail (from the newest snapshot
+  // on; all of it without a snapshot), each other kept PostgreSQL snapshot's own span. The rest goes.
   const kept = snaps.filter((s) => reasons.has(s.id));
-  if (windowBase) {
-    const from = windowBase.kind === "postgres" ? lsnToSegno(windowBase.startLsn, input.segmentSize) : windowBase.stopLsn + 1n;
-    for (const w of input.wal) if (w.segno >= from) keepWal.add(key(w));
-  }
-  // The archive's tail (see the file comment): from the newest snapshot onward; all of it without a snapshot.
+  const from = (s: SnapshotInfo): bigint => (s.kind === "postgres" ? lsnToSegno(s.startLsn, input.segmentSize) : s.stopLsn + 1n);
+  const spans: { from: bigint; through?: bigint }[] = [];
+  if (windowBase) spans.push({ from: from(windowBase) });
   const newest = snaps.at(-1);
-  const tailFrom = newest === undefined ? -1n : newest.kind === "postgres" ? lsnToSegno(newest.startLsn, input.segmentSize) : newest.stopLsn + 1n;
-  for (const w of input.wal) if (w.segno >= tailFrom) keepWal.add(key(w));
+  spans.push({ from: newest === undefined ? 0n : from(newest) });
   for (const s of kept) {
     if (s.kind !== "postgres") continue;
     const first = lsnToSegno(s.startLsn, input.segmentSize);
-    const last = s.stopLsn > s.startLsn ? lsnToSegno(s.stopLsn - 1n, input.segmentSize) : first;
-    for (const w of input.wal) if (w.segno >= first && w.segno <= last) keepWal.add(key(w));
+    spans.push({ from: first, through: s.stopLsn > s.startLsn ? lsnToSegno(s.stopLsn - 1n, input.segmentSize) : first });
   }
+  const deleteRanges = freeBelow(spans);
+  const deleteWal = input.wal.filter((w) => inRanges(deleteRanges, w.segno));
   return {
     ...(windowStart ? { windowStart } : {}),
     ...(windowBase ? { windowBase: windowBase.id } : {}),
     keep: kept.map((s) => ({ snapshotId: s.id, reasons: [...reasons.get(s.id)!] })),
     deleteSnapshots: snaps.filter((s) => !reasons.has(s.id)).map((s) => ({ snapshotId: s.id, finishedAt: s.finishedAt })),
-    deleteWal: input.wal.filter((w) => !keepWal.has(key(w))),
-    keepWal: keepWal.size,
+    deleteWal,
+    keepWal: input.wal.length - deleteWal.length,
+    deleteRanges,
   };
+}
+
+/** The positions from 0 that no span covers (one span is open-ended: everything before it, less the closed spans). */
+function freeBelow(spans: readonly { from: bigint; through?: bigint }[]): PositionRange[] {
+  const out: PositionRange[] = [];
+  let next = 0n;
+  for (const s of [...spans].sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : 0))) {
+    if (s.from > next) out.push({ from: next, through: s.from - 1n });
+    if (s.through === undefined) return out;
+    if (s.through + 1n > next) next = s.through + 1n;
+  }
+  return out;
+}
+
+/** Whether `position` lies in one of `ranges` (sorted, disjoint). */
+export function inRanges(ranges: readonly PositionRange[], position: bigint): boolean {
+  let lo = 0;
+  let hi = ranges.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const r = ranges[mid]!;
+    if (position < r.from) hi = mid - 1;
+    else if (position > r.through) lo = mid + 1;
+    else return true;
+  }
+  return false;
+}
+
+/** The positions in both `a` and `b` (each sorted and disjoint): what a shown plan and a fresh one both delete. */
+export function intersectRanges(a: readonly PositionRange[], b: readonly PositionRange[]): PositionRange[] {
+  const out: PositionRange[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const x = a[i]!;
+    const y = b[j]!;
+    const from = x.from > y.from ? x.from : y.from;
+    const through = x.through < y.through ? x.through : y.through;
+    if (from <= through) out.push({ from, through });
+    if (x.through < y.through) i++;
+    else j++;
+  }
+  return out;
 }
 
 /**

@@ -92,8 +92,9 @@
  * 1M chunks = 61 GiB in 64 KiB blocks): 136 MB of JSON, build ~3 s, parse +
  * validate ~3 s, ~800 MB of heap. V8 strings stop near 512 MiB, so one
  * manifest holds at most ~3.5M chunk records (~440 GiB in the default 128
- * KiB blocks, ~7 TiB in 2 MiB chunks); beyond that the format must split
- * chunk lists out of the manifest (a version 2).
+ * KiB blocks, ~7 TiB in 2 MiB chunks). Format 2 (core/manifest-pages.ts)
+ * moves the files to bounded pages beside a header; store/manifest-pages.ts
+ * reads both.
  *
  * Pure: no I/O, no clock (snapshotIdFor draws 3 random bytes unless given a
  * suffix).
@@ -287,23 +288,23 @@ export const chunkRecordSchema = z
   })
   .strict();
 
-export const fileEntrySchema = z.discriminatedUnion("type", [
-  z
-    .object({
-      path: relativePathSchema,
-      type: z.literal("file"),
-      mode: modeSchema,
-      mtime: isoTime,
-      size: count,
-      sha256: sha256Schema,
-      /** Cut in fixed blocks (`blocks`); absent: content-defined (`chunker`). */
-      chunking: z.literal("blocks").optional(),
-      chunks: z.array(chunkRecordSchema),
-    })
-    .strict(),
-  z.object({ path: relativePathSchema, type: z.literal("directory"), mode: modeSchema, mtime: isoTime }).strict(),
-  z.object({ path: relativePathSchema, type: z.literal("symlink"), mtime: isoTime, linkTarget: linkTargetSchema }).strict(),
-]);
+export const regularFileEntrySchema = z
+  .object({
+    path: relativePathSchema,
+    type: z.literal("file"),
+    mode: modeSchema,
+    mtime: isoTime,
+    size: count,
+    sha256: sha256Schema,
+    /** Cut in fixed blocks (`blocks`); absent: content-defined (`chunker`). */
+    chunking: z.literal("blocks").optional(),
+    chunks: z.array(chunkRecordSchema),
+  })
+  .strict();
+export const directoryEntrySchema = z.object({ path: relativePathSchema, type: z.literal("directory"), mode: modeSchema, mtime: isoTime }).strict();
+export const symlinkEntrySchema = z.object({ path: relativePathSchema, type: z.literal("symlink"), mtime: isoTime, linkTarget: linkTargetSchema }).strict();
+
+export const fileEntrySchema = z.discriminatedUnion("type", [regularFileEntrySchema, directoryEntrySchema, symlinkEntrySchema]);
 
 export const chunkerSchema = z
   .object({ algorithm: z.string(), minSize: positive, avgSize: positive, maxSize: positive })
@@ -389,12 +390,11 @@ export const genericSnapshotSchema = z
   })
   .strict();
 
-const header = {
-  formatVersion: z.literal(SNAPSHOT_FORMAT_VERSION),
-  databaseId: databaseIdSchema,
-  snapshotId: snapshotIdSchema,
-};
-const common = {
+/** The ids every manifest format and every page of format 2 carries (core/manifest-pages.ts). */
+export const manifestIdFields = { databaseId: databaseIdSchema, snapshotId: snapshotIdSchema };
+const header = { formatVersion: z.literal(SNAPSHOT_FORMAT_VERSION), ...manifestIdFields };
+/** The fields of a manifest besides ids, kind, its kind's section, totals and files; shared by format 2's header. */
+export const manifestCommonFields = {
   startedAt: isoTime,
   finishedAt: isoTime,
   chunker: chunkerSchema,
@@ -406,10 +406,10 @@ const common = {
 const tail = { totals: snapshotTotalsSchema, files: z.array(fileEntrySchema) };
 
 export const postgresManifestSchema = z
-  .object({ ...header, kind: z.literal("postgres"), ...common, postgres: postgresSnapshotSchema, ...tail })
+  .object({ ...header, kind: z.literal("postgres"), ...manifestCommonFields, postgres: postgresSnapshotSchema, ...tail })
   .strict();
 export const genericManifestSchema = z
-  .object({ ...header, kind: z.literal("generic"), ...common, generic: genericSnapshotSchema, ...tail })
+  .object({ ...header, kind: z.literal("generic"), ...manifestCommonFields, generic: genericSnapshotSchema, ...tail })
   .strict();
 export const snapshotManifestSchema = z.discriminatedUnion("kind", [postgresManifestSchema, genericManifestSchema]);
 
@@ -571,45 +571,18 @@ function analyseFiles(files: readonly FileEntry[], maxChunkSize: number, blockSi
     let sum = 0;
     e.chunks.forEach((c, j) => {
       const cat = `${at}.chunks[${j}]`;
-      if (blocks) {
-        const last = j === e.chunks.length - 1;
-        if (last ? c.size > blockSize! : c.size !== blockSize) {
-          throw invalid(
-            `${cat}.size`,
-            `${JSON.stringify(e.path)} is cut in ${blockSize}-byte blocks, but chunk ${j} has ${c.size} bytes (only the last may be shorter)`,
-          );
-        }
-      } else if (c.size > maxChunkSize) {
-        throw invalid(`${cat}.size`, `chunk of ${c.size} bytes is larger than the chunker's maxSize ${maxChunkSize}`);
-      }
-      if (c.codec === "none" && c.storedSize !== c.size) {
-        throw invalid(`${cat}.storedSize`, `chunk ${c.sha256} is stored with codec none, so its storedSize ${c.storedSize} must equal its size ${c.size}`);
-      }
+      checkChunkRecord(c, cat, e.path, j, { blocks, blockSize, maxChunkSize, last: j === e.chunks.length - 1 });
       const prior = unique.get(c.sha256);
       if (prior === undefined) {
         unique.set(c.sha256, { sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, new: c.new === true });
       } else {
-        if (prior.size !== c.size || prior.storedSize !== c.storedSize || prior.codec !== c.codec) {
-          throw invalid(
-            cat,
-            `chunk ${c.sha256} is recorded as ${c.size} bytes, ${c.storedSize} stored, codec ${c.codec}, ` +
-              `but elsewhere as ${prior.size} bytes, ${prior.storedSize} stored, codec ${prior.codec}`,
-          );
-        }
+        checkSameChunk(c, prior, cat);
         if (c.new === true) prior.new = true;
       }
       sum += c.size;
       totals.chunks++;
     });
-    if (sum !== e.size) {
-      throw invalid(`${at}.size`, `the chunks of ${JSON.stringify(e.path)} add up to ${sum} bytes, but its size is ${e.size}`);
-    }
-    if (e.chunks.length === 0 && e.sha256 !== EMPTY_SHA256) {
-      throw invalid(`${at}.sha256`, `${JSON.stringify(e.path)} is empty, so its sha256 must be the SHA-256 of no bytes (${EMPTY_SHA256})`);
-    }
-    if (e.chunks.length === 1 && e.chunks[0]!.sha256 !== e.sha256) {
-      throw invalid(`${at}.sha256`, `${JSON.stringify(e.path)} is one chunk, so its sha256 must be that chunk's (${e.chunks[0]!.sha256})`);
-    }
+    checkFileEnd(at, e, sum, e.chunks.length, e.chunks[0]?.sha256);
     totals.logicalBytes += e.size;
   });
   const chunks = [...unique.values()];
@@ -621,13 +594,70 @@ function analyseFiles(files: readonly FileEntry[], maxChunkSize: number, blockSi
       totals.newStoredBytes += c.storedSize;
     }
   }
-  for (const [k, v] of Object.entries(totals)) {
-    if (!Number.isSafeInteger(v)) throw invalid(`totals.${k}`, `the files add up to more than ${Number.MAX_SAFE_INTEGER}`);
-  }
+  checkSafeTotals(totals);
   return { totals, chunks, byPath };
 }
 
-function checkPostgres(m: PostgresSnapshotManifest, byPath: ReadonlyMap<string, FileEntry>, expect: ManifestExpectations): void {
+/** Every computed total is a safe integer. */
+export function checkSafeTotals(totals: Readonly<Record<string, number>>): void {
+  for (const [k, v] of Object.entries(totals)) {
+    if (!Number.isSafeInteger(v)) throw invalid(`totals.${k}`, `the files add up to more than ${Number.MAX_SAFE_INTEGER}`);
+  }
+}
+
+/** How the files of a manifest are cut, for checkChunkRecord. */
+export interface ChunkCut {
+  /** The file is cut in fixed blocks of `blockSize` bytes. */
+  blocks: boolean;
+  blockSize: number | undefined;
+  /** The content-defined chunker's maxSize. */
+  maxChunkSize: number;
+  /** Whether this is (or may be) the file's last chunk: only the last block may be shorter. */
+  last: boolean;
+}
+
+/** The rules one chunk record (chunk `j` of `path`, at field `cat`) obeys on its own: its size for how its file is cut, and codec none stores it raw. */
+export function checkChunkRecord(c: ChunkRecord, cat: string, path: string, j: number, cut: ChunkCut): void {
+  if (cut.blocks) {
+    if (cut.last ? c.size > cut.blockSize! : c.size !== cut.blockSize) {
+      throw invalid(
+        `${cat}.size`,
+        `${JSON.stringify(path)} is cut in ${cut.blockSize}-byte blocks, but chunk ${j} has ${c.size} bytes (only the last may be shorter)`,
+      );
+    }
+  } else if (c.size > cut.maxChunkSize) {
+    throw invalid(`${cat}.size`, `chunk of ${c.size} bytes is larger than the chunker's maxSize ${cut.maxChunkSize}`);
+  }
+  if (c.codec === "none" && c.storedSize !== c.size) {
+    throw invalid(`${cat}.storedSize`, `chunk ${c.sha256} is stored with codec none, so its storedSize ${c.storedSize} must equal its size ${c.size}`);
+  }
+}
+
+/** A chunk recorded twice has the same size, stored size and codec both times. */
+export function checkSameChunk(c: ChunkRecord, prior: Pick<ChunkRecord, "size" | "storedSize" | "codec">, cat: string): void {
+  if (prior.size !== c.size || prior.storedSize !== c.storedSize || prior.codec !== c.codec) {
+    throw invalid(
+      cat,
+      `chunk ${c.sha256} is recorded as ${c.size} bytes, ${c.storedSize} stored, codec ${c.codec}, ` +
+        `but elsewhere as ${prior.size} bytes, ${prior.storedSize} stored, codec ${prior.codec}`,
+    );
+  }
+}
+
+/** A file's chunks (`count` of them adding up to `sum` bytes, the first `firstSha256`) agree with its size and SHA-256. */
+export function checkFileEnd(at: string, e: { path: string; size: number; sha256: string }, sum: number, count: number, firstSha256: string | undefined): void {
+  if (sum !== e.size) {
+    throw invalid(`${at}.size`, `the chunks of ${JSON.stringify(e.path)} add up to ${sum} bytes, but its size is ${e.size}`);
+  }
+  if (count === 0 && e.sha256 !== EMPTY_SHA256) {
+    throw invalid(`${at}.sha256`, `${JSON.stringify(e.path)} is empty, so its sha256 must be the SHA-256 of no bytes (${EMPTY_SHA256})`);
+  }
+  if (count === 1 && firstSha256 !== e.sha256) {
+    throw invalid(`${at}.sha256`, `${JSON.stringify(e.path)} is one chunk, so its sha256 must be that chunk's (${firstSha256})`);
+  }
+}
+
+function checkPostgres(m: Pick<PostgresSnapshotManifest, "databaseId" | "postgres">, expect: ManifestExpectations): void {
   const pg = m.postgres;
   try {
     assertSegmentSize(pg.walSegmentSize);
@@ -666,28 +696,39 @@ function checkPostgres(m: PostgresSnapshotManifest, byPath: ReadonlyMap<string, 
       );
     }
   }
-  for (const required of ["backup_label", "global/pg_control"]) {
-    const e = byPath.get(required);
-    if (e?.type !== "file") {
-      throw invalid("files", `a postgres snapshot needs the file ${required}, ${e === undefined ? "which is missing" : `but it is a ${e.type}`}`);
-    }
-  }
   const oids = new Set<string>();
   pg.tablespaces.forEach((t, i) => {
     if (oids.has(t.oid)) throw invalid(`postgres.tablespaces[${i}].oid`, `tablespace ${t.oid} is listed twice`);
     oids.add(t.oid);
+  });
+}
+
+/** The paths a postgres manifest's files must include (checkPostgresFiles): few, whatever the snapshot's size. */
+export function postgresRequiredPaths(pg: PostgresSnapshotFields): string[] {
+  return ["backup_label", "global/pg_control", ...pg.tablespaces.map((t) => `pg_tblspc/${t.oid}`)];
+}
+
+/** backup_label and global/pg_control are files, and each tablespace's pg_tblspc/<oid> a directory; `typeOf` says what a path is in the snapshot. */
+export function checkPostgresFiles(pg: PostgresSnapshotFields, typeOf: (path: string) => FileEntry["type"] | undefined): void {
+  for (const required of ["backup_label", "global/pg_control"]) {
+    const type = typeOf(required);
+    if (type !== "file") {
+      throw invalid("files", `a postgres snapshot needs the file ${required}, ${type === undefined ? "which is missing" : `but it is a ${type}`}`);
+    }
+  }
+  pg.tablespaces.forEach((t, i) => {
     const dir = `pg_tblspc/${t.oid}`;
-    const e = byPath.get(dir);
-    if (e?.type !== "directory") {
+    const type = typeOf(dir);
+    if (type !== "directory") {
       throw invalid(
         `postgres.tablespaces[${i}]`,
-        `the contents of tablespace ${t.oid} belong inline under ${dir}/, but ${dir} is ${e === undefined ? "not in the snapshot" : `a ${e.type}`}`,
+        `the contents of tablespace ${t.oid} belong inline under ${dir}/, but ${dir} is ${type === undefined ? "not in the snapshot" : `a ${type}`}`,
       );
     }
   });
 }
 
-function checkGeneric(m: GenericSnapshotManifest): void {
+function checkGeneric(m: Pick<GenericSnapshotManifest, "generic">): void {
   const ids = new Set<string>();
   m.generic.streams.forEach((s, i) => {
     if (ids.has(s.id)) throw invalid(`generic.streams[${i}].id`, `stream '${s.id}' is listed twice`);
@@ -704,7 +745,7 @@ function checkGeneric(m: GenericSnapshotManifest): void {
  * chunk it holds is flagged new, so there are no more packs than new chunks,
  * and new chunks need at least one pack.
  */
-function checkPacks(packs: readonly string[], newChunks: number): void {
+export function checkPacks(packs: readonly string[], newChunks: number): void {
   const seen = new Set<string>();
   packs.forEach((name, i) => {
     if (seen.has(name)) throw invalid(`packs[${i}]`, `pack ${name} is listed twice`);
@@ -735,6 +776,24 @@ export function validateManifest(input: unknown, expect: ManifestExpectations = 
   const parsed = snapshotManifestSchema.safeParse(input);
   if (!parsed.success) throw schemaError(parsed.error);
   const m = parsed.data;
+  checkManifestHeader(m, expect);
+  const analysis = analyseFiles(m.files, m.chunker.maxSize, m.blocks?.blockSize);
+  if (m.kind === "postgres") checkPostgresFiles(m.postgres, (path) => analysis.byPath.get(path)?.type);
+  checkTotals(m.totals, analysis.totals, Object.keys(analysis.totals) as Array<keyof SnapshotTotals>);
+  if (m.packs !== undefined) checkPacks(m.packs, analysis.totals.newChunks);
+  return { manifest: m, chunks: analysis.chunks };
+}
+
+/** What checkManifestHeader reads: a manifest of either format without its files. */
+export type ManifestHeaderFields = Pick<SnapshotManifest, "databaseId" | "snapshotId" | "startedAt" | "finishedAt" | "chunker" | "blocks"> &
+  ({ kind: "postgres"; postgres: PostgresSnapshotFields } | { kind: "generic"; generic: GenericSnapshotFields });
+
+/**
+ * The checks of a manifest that need none of its files (schema-valid input):
+ * the ids against the key, the kind, the times, the chunker and block
+ * cutter, the postgres LSNs and WAL names, the generic streams.
+ */
+export function checkManifestHeader(m: ManifestHeaderFields, expect: ManifestExpectations): void {
   if (expect.databaseId !== undefined && m.databaseId !== expect.databaseId) {
     throw invalid("databaseId", `names database '${m.databaseId}', but it was uploaded for '${expect.databaseId}'`);
   }
@@ -766,17 +825,23 @@ export function validateManifest(input: unknown, expect: ManifestExpectations = 
     const problem = blockSizeProblem(m.blocks.blockSize);
     if (problem !== undefined) throw invalid("blocks.blockSize", `${m.blocks.blockSize} ${problem}`);
   }
-  const analysis = analyseFiles(m.files, m.chunker.maxSize, m.blocks?.blockSize);
-  if (m.kind === "postgres") checkPostgres(m, analysis.byPath, expect);
+  if (m.kind === "postgres") checkPostgres(m, expect);
   else checkGeneric(m);
-  for (const key of Object.keys(analysis.totals) as Array<keyof SnapshotTotals>) {
-    if (m.totals[key] !== analysis.totals[key]) {
-      throw invalid(`totals.${key}`, `states ${m.totals[key]}, but the files add up to ${analysis.totals[key]}`);
+}
+
+/** The stated totals equal the computed ones, for `keys`. */
+export function checkTotals(stated: SnapshotTotals, computed: SnapshotTotals, keys: ReadonlyArray<keyof SnapshotTotals>): void {
+  for (const key of keys) {
+    if (stated[key] !== computed[key]) {
+      throw invalid(`totals.${key}`, `states ${stated[key]}, but the files add up to ${computed[key]}`);
     }
   }
-  if (m.packs !== undefined) checkPacks(m.packs, analysis.totals.newChunks);
-  return { manifest: m, chunks: analysis.chunks };
 }
+
+/** A ManifestInvalidError naming `field` (for core/manifest-pages.ts). */
+export const manifestInvalid = invalid;
+/** The first zod issue as ManifestInvalidError, or UnsafePathError for an unsafe path (for core/manifest-pages.ts). */
+export const manifestSchemaError = schemaError;
 
 /** Parses manifest bytes (JSON) and validates them. */
 export function parseManifest(bytes: string | Uint8Array, expect: ManifestExpectations = {}): ValidatedManifest {

@@ -2,11 +2,12 @@
  * The walvault CDK app (cdk.json runs the compiled dist/infra/app.js).
  *
  * Settings come from CDK context (cdk.json or `-c key=value`):
- *   walvault:databases          database ids, each gets an agent role   ["pg-main"]
+ *   walvault:databases          deprecated: read only with the next one  []
+ *   walvault:agentRolesPerDatabase  deprecated (migration): walvault-agent-<id> roles  false
  *   walvault:replicaRegions     replica regions (or {"region","bucket"}) []
  *   walvault:objectLockMode     GOVERNANCE | COMPLIANCE                  GOVERNANCE
  *   walvault:objectLockDays     default vault retention in days          7
- *   walvault:agentPrincipalArns who may assume the agent roles           [] (the account)
+ *   walvault:agentPrincipalArns who may assume those per-database roles  [] (the account)
  *   walvault:verifySchedule     when the verify workflow runs            rate(1 day)
  *   walvault:verifyImage        ECR image URI of the verification task   built from tasks/verify/Dockerfile
  *   walvault:verifyEphemeralStorageGiB  the task's scratch space (21-200)   100
@@ -14,8 +15,8 @@
  *   walvault:verifyPolicy       selection policy overrides (JSON)        core/verify-policy.ts defaults
  *   walvault:retentionSchedule  when the retention workflow runs         rate(1 day)
  *   walvault:retentionGraceHours  unreferenced chunks younger are kept   24
- *   walvault:lifecycleInfrequentAccessDays  chunks/WAL to STANDARD_IA    30 (0: never)
- *   walvault:lifecycleGlacierIrDays         chunks/WAL to GLACIER_IR     90 (0: never)
+ *   walvault:lifecycleInfrequentAccessDays  db/ objects > 128 KiB to STANDARD_IA  30 (0: never)
+ *   walvault:lifecycleGlacierIrDays         db/ objects > 128 KiB to GLACIER_IR   90 (0: never)
  *
  * Stacks (infra/walvault-app.ts): `WalvaultPrimary` in the CLI's region and
  * one `WalvaultReplica-<region>` per replica region; the primary depends on

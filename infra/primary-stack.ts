@@ -11,16 +11,19 @@
  * starts verification restores in ephemeral Fargate tasks, in an isolated
  * VPC), the retention workflow (infra/retention.ts: on a schedule, GFS +
  * recovery window, deletions in every region with Object Lock respected),
- * and one IAM role per database for its agent. The catalog is a
+ * and one managed policy for every database's agent (attribute-based:
+ * scoped by the principal tag walvault-db). The catalog is a
  * global table with a replica in every replica region; each replica region's
  * vault bucket lives in its own ReplicaVaultStack (infra/replica-stack.ts),
  * which this stack's copy steps write by name.
  *
  * The security boundary this stack draws (see docs/deploy.md):
- *   - an agent role can only PutObject under incoming/db/<id>/ and read its
- *     own db/<id>/ objects and catalog items; it can never write, delete or
- *     unlock anything in the vault (IAM allows nothing of the kind, and the
- *     vault bucket policy denies it to every walvault-agent-* role anyway);
+ *   - an agent (a principal tagged walvault-db=<id> with the agent policy)
+ *     can only PutObject under incoming/db/<id>/ and read its own db/<id>/
+ *     objects and catalog items; it can never write, delete or unlock
+ *     anything in the vault (IAM allows nothing of the kind, and the vault
+ *     bucket policy denies it to every principal tagged walvault-db and every
+ *     walvault-agent-* role anyway);
  *   - only the control-plane functions write the vault, which is versioned
  *     and under Object Lock, so a compromised database host cannot destroy
  *     its backups.
@@ -28,7 +31,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Aws, type CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Token } from "aws-cdk-lib";
+import { Annotations, Aws, type CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tags, Token } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
@@ -50,6 +53,8 @@ import { createHandlerFunction, stepConfigs, stepSources, type StepConfig } from
 import { Verification, type VerifySettings, verifySettingsFromContext } from "./verify.js";
 import { Retention, type RetentionSettings, retentionSettingsFromContext } from "./retention.js";
 import {
+  AGENT_DB_TAG,
+  AGENT_DB_VARIABLE,
   AGENT_ROLE_PREFIX,
   checkObjectLockDays,
   createAccessLogsBucket,
@@ -75,8 +80,21 @@ export interface ReplicaTarget {
 
 /** The walvault-specific settings; `walvaultSettingsFromContext` reads them from cdk.json / `-c`. */
 export interface WalvaultSettings {
-  /** Database ids; each gets an agent role `walvault-agent-<id>` limited to its own prefixes and items. */
-  readonly databases: readonly string[];
+  /**
+   * Database ids. Deprecated: agents need no per-database resource (the agent
+   * policy is scoped by the principal tag walvault-db); used only with
+   * `agentRolesPerDatabase`, ignored (with a warning) otherwise.
+   * @default []
+   */
+  readonly databases?: readonly string[];
+  /**
+   * Deprecated, for migrating a deployment made before the agent policy:
+   * keeps a role `walvault-agent-<id>` per database in `databases`, tagged
+   * walvault-db=<id> and holding the agent policy (docs/deploy.md,
+   * "Migrating from per-database roles"). Such a template grows with the
+   * database count again. @default false
+   */
+  readonly agentRolesPerDatabase?: boolean;
   /** Replica regions (vaults elsewhere); none by default. */
   readonly replicas?: readonly ReplicaTarget[];
   /** Default Object Lock mode of the vault. @default "GOVERNANCE" */
@@ -87,7 +105,7 @@ export interface WalvaultSettings {
    * reported): keep it within the recovery window (docs/retention.md). @default 7
    */
   readonly objectLockDays?: number;
-  /** Storage class transitions of chunks and WAL in every vault (infra/vault.ts). @default STANDARD_IA after 30 days, GLACIER_IR after 90 */
+  /** Storage class transitions of vault objects over 128 KiB (packs, WAL, ...) in every vault (infra/vault.ts). @default STANDARD_IA after 30 days, GLACIER_IR after 90 */
   readonly lifecycle?: VaultLifecycle;
   /**
    * Whether a restore thaws when its input has no "thaw" (core/thaw.ts):
@@ -96,9 +114,10 @@ export interface WalvaultSettings {
    */
   readonly thaw?: ThawSetting;
   /**
-   * Principal ARNs allowed to assume the agent roles (e.g. the instance role
-   * of the database hosts). Empty: any principal of this account that its own
-   * IAM policy allows to call sts:AssumeRole on the role.
+   * Principal ARNs allowed to assume the per-database roles of
+   * `agentRolesPerDatabase` (e.g. the instance role of the database hosts).
+   * Empty: any principal of this account that its own IAM policy allows to
+   * call sts:AssumeRole on the role. Unused without `agentRolesPerDatabase`.
    * @default []
    */
   readonly agentPrincipalArns?: readonly string[];
@@ -180,7 +199,11 @@ function stringList(node: Node, key: string, fallback: string[]): string[] {
 
 /** Reads the walvault settings from CDK context (cdk.json, or `-c key=value` on the command line). */
 export function walvaultSettingsFromContext(node: Node): WalvaultSettings {
-  const databases = stringList(node, "walvault:databases", ["pg-main"]);
+  const databases = stringList(node, "walvault:databases", []);
+  const perDatabase = String(contextValue(node, "walvault:agentRolesPerDatabase") ?? "false").toLowerCase();
+  if (perDatabase !== "true" && perDatabase !== "false") {
+    throw new Error(`context walvault:agentRolesPerDatabase must be true or false, got ${perDatabase}`);
+  }
 
   const replicasRaw = contextValue(node, "walvault:replicaRegions") ?? [];
   const replicaList = typeof replicasRaw === "string" ? replicasRaw.split(",").map((s) => s.trim()).filter((s) => s) : replicasRaw;
@@ -205,6 +228,7 @@ export function walvaultSettingsFromContext(node: Node): WalvaultSettings {
 
   return {
     databases,
+    agentRolesPerDatabase: perDatabase === "true",
     replicas,
     objectLockMode: mode,
     objectLockDays: days,
@@ -262,7 +286,9 @@ export class PrimaryStack extends Stack {
   public readonly verification: Verification;
   /** The retention workflow, its two functions and schedule (infra/retention.ts). */
   public readonly retention: Retention;
-  /** Agent role per database id. */
+  /** What every database's agent may do, scoped by its principal tag walvault-db (attach it to the database hosts' roles). */
+  public readonly agentPolicy: iam.ManagedPolicy;
+  /** Per-database roles of `agentRolesPerDatabase` (deprecated; empty by default), by database id. */
   public readonly agentRoles: Record<string, iam.Role>;
   /** The path of the ingest ASL file the state machine is deployed from. */
   public readonly ingestAslFile: string;
@@ -274,13 +300,21 @@ export class PrimaryStack extends Stack {
     const lockMode = props.objectLockMode ?? "GOVERNANCE";
     const lockDays = props.objectLockDays ?? 7;
     checkObjectLockDays(lockDays);
-    const databases = [...new Set(props.databases)];
-    if (databases.length === 0) throw new Error("at least one database id is needed (context walvault:databases)");
+    const databases = [...new Set(props.databases ?? [])];
+    if (props.agentRolesPerDatabase === true && databases.length === 0) {
+      throw new Error("agentRolesPerDatabase needs the database ids (context walvault:databases)");
+    }
+    if (props.agentRolesPerDatabase !== true && databases.length > 0) {
+      Annotations.of(this).addWarningV2(
+        "walvault:databases-unused",
+        `walvault:databases (${databases.length}) is no longer used: every agent gets the agent policy (output AgentPolicyArn) on a role tagged ${AGENT_DB_TAG}=<id> (docs/deploy.md)`,
+      );
+    }
     for (const db of databases) {
       if (!DATABASE_ID_RE.test(db)) {
         throw new Error(`database id '${db}' is invalid: use 3-63 lowercase letters, digits and inner hyphens`);
       }
-      if ((AGENT_ROLE_PREFIX + db).length > 64) {
+      if (props.agentRolesPerDatabase === true && (AGENT_ROLE_PREFIX + db).length > 64) {
         throw new Error(`database id '${db}' is too long for the IAM role name ${AGENT_ROLE_PREFIX}${db} (64 characters at most)`);
       }
     }
@@ -344,7 +378,6 @@ export class PrimaryStack extends Stack {
       accessLogsBucket: this.accessLogsBucket,
       objectLockMode: lockMode,
       objectLockDays: lockDays,
-      databases,
       ...(props.lifecycle === undefined ? {} : { lifecycle: props.lifecycle }),
     });
 
@@ -689,13 +722,16 @@ export class PrimaryStack extends Stack {
 
     // ---------------------------------------------------------------- agents
 
+    this.agentPolicy = this.createAgentPolicy();
     this.agentRoles = {};
-    const agentTrust: iam.IPrincipal =
-      props.agentPrincipalArns && props.agentPrincipalArns.length > 0
-        ? new iam.CompositePrincipal(...props.agentPrincipalArns.map((arn) => new iam.ArnPrincipal(arn)))
-        : new iam.AccountRootPrincipal();
-    for (const db of databases) {
-      this.agentRoles[db] = this.agentRole(db, agentTrust);
+    if (props.agentRolesPerDatabase === true) {
+      const agentTrust: iam.IPrincipal =
+        props.agentPrincipalArns && props.agentPrincipalArns.length > 0
+          ? new iam.CompositePrincipal(...props.agentPrincipalArns.map((arn) => new iam.ArnPrincipal(arn)))
+          : new iam.AccountRootPrincipal();
+      for (const db of databases) {
+        this.agentRoles[db] = this.agentRole(db, agentTrust);
+      }
     }
 
     // ---------------------------------------------------------------- outputs
@@ -722,12 +758,10 @@ export class PrimaryStack extends Stack {
     });
     new CfnOutput(this, "VerifyTopicArn", { value: this.verification.topic.topicArn, description: "Failed verifications are published here: subscribe to it" });
     new CfnOutput(this, "IngestDeadLetterQueueUrl", { value: this.ingestDeadLetterQueue.queueUrl });
-    for (const db of databases) {
-      new CfnOutput(this, `AgentRoleArn${pascal(db)}`, {
-        value: this.agentRoles[db]!.roleArn,
-        description: `Role the walvault agent of database ${db} assumes`,
-      });
-    }
+    new CfnOutput(this, "AgentPolicyArn", {
+      value: this.agentPolicy.managedPolicyArn,
+      description: `Attach to each database host's role, tagged ${AGENT_DB_TAG}=<database id>`,
+    });
 
     this.suppressNagFindings(replicas);
   }
@@ -1041,84 +1075,89 @@ export class PrimaryStack extends Stack {
   }
 
   /**
-   * The role of one database's agent. Trust: `trust` (by default the account:
-   * any principal of this account whose own policy allows sts:AssumeRole on
-   * this role). On a database host it is used by role chaining:
-   *   - EC2: the instance profile's role gets `sts:AssumeRole` on this role
-   *     ARN, and the host's ~/.aws/config has a profile with
-   *     `role_arn = <this role>` and `credential_source = Ec2InstanceMetadata`;
-   *   - EKS (IRSA / Pod Identity): the pod's service-account role gets
-   *     `sts:AssumeRole` on this role, and the profile uses
-   *     `source_profile` / `credential_source = Environment`;
-   *   - or name the host's instance role ARN in walvault:agentPrincipalArns
-   *     so only it can assume this role.
+   * What every database's agent may do, in one managed policy whose every
+   * statement is scoped by the calling principal's tag walvault-db (IAM policy
+   * variable ${aws:PrincipalTag/walvault-db}): PutObject under
+   * incoming/db/<id>/, read its failure notes, its restore plans and its
+   * db/<id>/ vault objects (kms:Decrypt through S3 for them), read its
+   * db#<id> catalog items. Every statement also requires the tag to be
+   * present, so a principal without it gets nothing. Attached to each
+   * database host's own role (EC2 instance role, EKS IRSA / Pod Identity
+   * role), tagged walvault-db=<id>: the template does not grow with the
+   * databases, and the agent needs no assume-role step (docs/deploy.md).
+   */
+  private createAgentPolicy(): iam.ManagedPolicy {
+    const db = AGENT_DB_VARIABLE;
+    const tagged = { Null: { [`aws:PrincipalTag/${AGENT_DB_TAG}`]: "false" } };
+    const statement = (props: iam.PolicyStatementProps): iam.PolicyStatement =>
+      new iam.PolicyStatement({ ...props, conditions: { ...tagged, ...props.conditions } });
+    const policy = new iam.ManagedPolicy(this, "AgentPolicy", {
+      description: `walvault agent of the database named by the principal tag ${AGENT_DB_TAG}: upload under incoming/db/<id>/, read db/<id>/ and its catalog items`,
+      statements: [
+        statement({ sid: "UploadOwnWal", actions: ["s3:PutObject"], resources: [this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}${db}/*`)] }),
+        statement({
+          sid: "ReadOwnFailureNotes",
+          actions: ["s3:GetObject"],
+          resources: [this.incomingBucket.arnForObjects(`${FAILED_PREFIX}${INCOMING_PREFIX}${db}/*`)],
+        }),
+        statement({ sid: "ReadOwnVault", actions: ["s3:GetObject"], resources: [this.vaultBucket.arnForObjects(`db/${db}/*`)] }),
+        // The plans of its database's restore workflow executions (`walvault restore --remote` reads them).
+        statement({ sid: "ReadOwnRestorePlans", actions: ["s3:GetObject"], resources: [this.incomingBucket.arnForObjects(`${RESTORE_WORK_PREFIX}${db}/*`)] }),
+        // Reading SSE-KMS objects needs kms:Decrypt, through S3 only, for
+        // this vault only (the bucket ARN is the encryption context when
+        // S3 Bucket Keys are on, the object ARN when they are not).
+        statement({
+          sid: "DecryptOwnVaultObjects",
+          actions: ["kms:Decrypt"],
+          resources: [this.vaultKey.keyArn],
+          conditions: {
+            StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` },
+            StringLike: { "kms:EncryptionContext:aws:s3:arn": [this.vaultBucket.bucketArn, this.vaultBucket.arnForObjects(`db/${db}/*`)] },
+          },
+        }),
+        statement({
+          sid: "ReadOwnCatalogItems",
+          actions: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"],
+          resources: [this.catalog.tableArn],
+          conditions: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`db#${db}`] } },
+        }),
+      ],
+    });
+    // cdk-nag prints the policy variable ${aws:PrincipalTag/walvault-db} as <aws:PrincipalTag/walvault-db>.
+    const nagDb = `<aws:PrincipalTag/${AGENT_DB_TAG}>`;
+    NagSuppressions.addResourceSuppressions(policy, [
+      {
+        id: "AwsSolutions-IAM5",
+        reason: `The object wildcards end a key prefix of the caller's own database only (the principal tag ${AGENT_DB_TAG}: incoming/db/<id>/*, db/<id>/*, work/restore/<id>/*); every WAL file and restore plan has its own key.`,
+        appliesTo: [
+          this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}${nagDb}/*`),
+          this.nagArn(this.incomingBucket, `/${FAILED_PREFIX}${INCOMING_PREFIX}${nagDb}/*`),
+          this.nagArn(this.incomingBucket, `/${RESTORE_WORK_PREFIX}${nagDb}/*`),
+          this.nagArn(this.vaultBucket, `/db/${nagDb}/*`),
+        ],
+      },
+    ]);
+    return policy;
+  }
+
+  /**
+   * Deprecated (`agentRolesPerDatabase`, for migrating older deployments):
+   * the role `walvault-agent-<id>` of one database, tagged walvault-db=<id>
+   * so that the agent policy it holds scopes it to that database. Trust:
+   * `trust` (by default the account: any principal of this account whose own
+   * policy allows sts:AssumeRole on this role); hosts reach it by role
+   * chaining (a profile with `role_arn`). No sts:TagSession: a session
+   * cannot replace its tag.
    */
   private agentRole(db: string, trust: iam.IPrincipal): iam.Role {
     const role = new iam.Role(this, `Agent${pascal(db)}Role`, {
       roleName: `${AGENT_ROLE_PREFIX}${db}`,
-      description: `walvault agent of database ${db}: upload under incoming/db/${db}/, read db/${db}/ and its catalog items`,
+      description: `walvault agent of database ${db} (per-database role, deprecated): the agent policy, scoped by its tag ${AGENT_DB_TAG}`,
       assumedBy: trust,
       maxSessionDuration: Duration.hours(1),
-      inlinePolicies: {
-        walvault: new iam.PolicyDocument({
-          statements: [
-            new iam.PolicyStatement({
-              sid: "UploadOwnWal",
-              actions: ["s3:PutObject"],
-              resources: [this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}${db}/*`)],
-            }),
-            new iam.PolicyStatement({
-              sid: "ReadOwnFailureNotes",
-              actions: ["s3:GetObject"],
-              resources: [this.incomingBucket.arnForObjects(`${FAILED_PREFIX}${INCOMING_PREFIX}${db}/*`)],
-            }),
-            new iam.PolicyStatement({
-              sid: "ReadOwnVault",
-              actions: ["s3:GetObject"],
-              resources: [this.vaultBucket.arnForObjects(`db/${db}/*`)],
-            }),
-            // The plans of its database's restore workflow executions (`walvault restore --remote` reads them).
-            new iam.PolicyStatement({
-              sid: "ReadOwnRestorePlans",
-              actions: ["s3:GetObject"],
-              resources: [this.incomingBucket.arnForObjects(`${RESTORE_WORK_PREFIX}${db}/*`)],
-            }),
-            // Reading SSE-KMS objects needs kms:Decrypt, through S3 only, for
-            // this vault only (the bucket ARN is the encryption context when
-            // S3 Bucket Keys are on, the object ARN when they are not).
-            new iam.PolicyStatement({
-              sid: "DecryptOwnVaultObjects",
-              actions: ["kms:Decrypt"],
-              resources: [this.vaultKey.keyArn],
-              conditions: {
-                StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` },
-                StringLike: {
-                  "kms:EncryptionContext:aws:s3:arn": [this.vaultBucket.bucketArn, this.vaultBucket.arnForObjects(`db/${db}/*`)],
-                },
-              },
-            }),
-            new iam.PolicyStatement({
-              sid: "ReadOwnCatalogItems",
-              actions: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"],
-              resources: [this.catalog.tableArn],
-              conditions: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`db#${db}`] } },
-            }),
-          ],
-        }),
-      },
+      managedPolicies: [this.agentPolicy],
     });
-    NagSuppressions.addResourceSuppressions(role, [
-      {
-        id: "AwsSolutions-IAM5",
-        reason: `The object wildcards end a key prefix of this database only (incoming/db/${db}/*, db/${db}/*, work/restore/${db}/*); every WAL file and restore plan has its own key.`,
-        appliesTo: [
-          this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}${db}/*`),
-          this.nagArn(this.incomingBucket, `/${FAILED_PREFIX}${INCOMING_PREFIX}${db}/*`),
-          this.nagArn(this.incomingBucket, `/${RESTORE_WORK_PREFIX}${db}/*`),
-          this.nagArn(this.vaultBucket, `/db/${db}/*`),
-        ],
-      },
-    ]);
+    Tags.of(role).add(AGENT_DB_TAG, db);
     return role;
   }
 

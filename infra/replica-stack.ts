@@ -4,7 +4,7 @@
  * vault bucket, with the primary vault's protections (infra/vault.ts:
  * versioning, Object Lock with the same mode and days, SSE-KMS with this
  * region's own key, TLS only, public access blocked, server access logs, and
- * the bucket policy that denies agent roles every write, delete and unlock).
+ * the bucket policy that denies agents every write, delete and unlock).
  *
  * The primary stack's replicate functions write into this bucket by name
  * (`walvault-vault-<account>-<region>` unless configured) and use its key
@@ -38,8 +38,6 @@ export interface ReplicaVaultStackProps extends StackProps {
   readonly objectLockMode?: ObjectLockMode;
   /** The primary vault's default retention in days. @default 7 */
   readonly objectLockDays?: number;
-  /** The databases (the lifecycle's per-database rules). @default ["pg-main"] */
-  readonly databases?: readonly string[];
   /** The primary vault's storage class transitions. @default infra/vault.ts DEFAULT_VAULT_LIFECYCLE */
   readonly lifecycle?: VaultLifecycle;
 }
@@ -74,7 +72,6 @@ export class ReplicaVaultStack extends Stack {
       accessLogsBucket: this.accessLogsBucket,
       objectLockMode: props.objectLockMode ?? "GOVERNANCE",
       objectLockDays: lockDays,
-      databases: props.databases ?? ["pg-main"],
       ...(props.lifecycle === undefined ? {} : { lifecycle: props.lifecycle }),
     });
 

@@ -6,7 +6,7 @@
  * bucket-owner-enforced ownership, server access logs, and a bucket policy
  * that refuses every write, delete and unlock from an agent role.
  */
-import { Aws, Duration, RemovalPolicy } from "aws-cdk-lib";
+import { Aws, Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as kms from "aws-cdk-lib/aws-kms";
 import * as s3 from "aws-cdk-lib/aws-s3";
@@ -14,8 +14,27 @@ import type { Construct } from "constructs";
 
 export type ObjectLockMode = "GOVERNANCE" | "COMPLIANCE";
 
-/** Every agent role is named `walvault-agent-<databaseId>`. */
+/** The per-database agent roles of deployments before attribute-based access (walvault:agentRolesPerDatabase) are named `walvault-agent-<databaseId>`. */
 export const AGENT_ROLE_PREFIX = "walvault-agent-";
+
+/**
+ * The principal tag that makes a principal a database's agent: its value is
+ * the database id (docs/deploy.md, "The agent policy"). The agent policy
+ * scopes every resource by it, and every vault denies writes to any
+ * principal that carries it.
+ */
+export const AGENT_DB_TAG = "walvault-db";
+
+/** The IAM policy variable of AGENT_DB_TAG: the calling principal's database id. */
+export const AGENT_DB_VARIABLE = `\${aws:PrincipalTag/${AGENT_DB_TAG}}`;
+
+/**
+ * Vault objects smaller than this stay in STANDARD: manifests of small
+ * snapshots, timeline history files, `.backup` files (read by every restore
+ * plan). WAL segments (16 MiB) and packs (tens of MiB) are larger. S3's own
+ * default minimum for transitions is the same 128 KiB.
+ */
+export const TIER_MIN_OBJECT_BYTES = 128 * 1024;
 
 /** An AWS region name such as `eu-west-1`. */
 export const REGION_RE = /^[a-z]{2}(?:-[a-z]+)+-\d+$/;
@@ -37,7 +56,8 @@ export function checkObjectLockDays(days: number): void {
 }
 
 /**
- * When current versions of chunks and WAL files move to cheaper storage
+ * When current versions of vault objects larger than TIER_MIN_OBJECT_BYTES
+ * (WAL segments, packs, chunk objects, large manifests) move to cheaper storage
  * classes (days after they were written). Both classes are instant
  * retrieval: a restore or a verification reads them like STANDARD (no thaw),
  * paying per GB read. 0 turns a transition off.
@@ -95,8 +115,6 @@ export interface VaultBucketOptions {
   readonly objectLockDays: number;
   /** @default a name CloudFormation generates */
   readonly bucketName?: string;
-  /** The databases whose chunks and WAL the lifecycle transitions (one rule per database and key family: S3 filters by prefix). */
-  readonly databases: readonly string[];
   /** @default DEFAULT_VAULT_LIFECYCLE */
   readonly lifecycle?: VaultLifecycle;
 }
@@ -135,39 +153,47 @@ export function createVaultBucket(scope: Construct, id: string, opts: VaultBucke
         expiredObjectDeleteMarker: true,
       },
       { id: "abort-multipart", abortIncompleteMultipartUploadAfter: Duration.days(7) },
-      // Chunks and WAL files that retention keeps a long time (GFS snapshots
-      // and the WAL they need) move to cheaper instant-retrieval classes.
+      // What retention keeps a long time (GFS snapshots' packs and the WAL
+      // they need) moves to cheaper instant-retrieval classes. One rule for
+      // every database (a rule per database would cap the bucket at 1,000
+      // rules, 500 databases): objects under db/ larger than 128 KiB, so
+      // small objects every restore plan reads stay STANDARD (docs/deploy.md).
       ...(transitions.length === 0
         ? []
-        : [...opts.databases].sort().flatMap((db) =>
-            (["chunks", "wal"] as const).map((family) => ({ id: `tier-${family}-${db}`, prefix: `db/${db}/${family}/`, transitions })),
-          )),
+        : [{ id: "tier-bulk", prefix: "db/", objectSizeGreaterThan: TIER_MIN_OBJECT_BYTES, transitions }]),
     ],
     removalPolicy: RemovalPolicy.RETAIN,
   });
+  if (transitions.length > 0) {
+    Validations.of(bucket).acknowledge({
+      id: "CloudFormation-Validate::W9003",
+      reason: "CDK renders a lifecycle rule's ObjectSizeGreaterThan as a number; the resource schema types it a string and CloudFormation converts it",
+    });
+  }
   // Defence in depth: even if someone attaches more permissions to an agent
-  // role, the vault refuses every write, delete and unlock from it.
-  bucket.addToResourcePolicy(
+  // (a principal tagged walvault-db, or a per-database role of an older
+  // deployment), the vault refuses every write, delete and unlock from it.
+  const agentDenied = [
+    "s3:PutObject*",
+    "s3:DeleteObject*",
+    "s3:BypassGovernanceRetention",
+    "s3:RestoreObject",
+    "s3:PutBucket*",
+    "s3:DeleteBucket*",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutReplicationConfiguration",
+  ];
+  const agentDeny = (sid: string, conditions: Record<string, Record<string, string>>): iam.PolicyStatement =>
     new iam.PolicyStatement({
-      sid: "DenyAgentWrites",
+      sid,
       effect: iam.Effect.DENY,
       principals: [new iam.AnyPrincipal()],
-      actions: [
-        "s3:PutObject*",
-        "s3:DeleteObject*",
-        "s3:BypassGovernanceRetention",
-        "s3:RestoreObject",
-        "s3:PutBucket*",
-        "s3:DeleteBucket*",
-        "s3:PutLifecycleConfiguration",
-        "s3:PutEncryptionConfiguration",
-        "s3:PutReplicationConfiguration",
-      ],
+      actions: agentDenied,
       resources: [bucket.bucketArn, bucket.arnForObjects("*")],
-      conditions: {
-        ArnLike: { "aws:PrincipalArn": `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${AGENT_ROLE_PREFIX}*` },
-      },
-    }),
-  );
+      conditions,
+    });
+  bucket.addToResourcePolicy(agentDeny("DenyAgentWrites", { ArnLike: { "aws:PrincipalArn": `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${AGENT_ROLE_PREFIX}*` } }));
+  bucket.addToResourcePolicy(agentDeny("DenyTaggedAgentWrites", { Null: { [`aws:PrincipalTag/${AGENT_DB_TAG}`]: "false" } }));
   return bucket;
 }

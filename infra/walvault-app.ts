@@ -39,13 +39,12 @@ export function addWalvaultStacks(
         ...(r.bucket === undefined ? {} : { bucketName: r.bucket }),
         ...(settings.objectLockMode === undefined ? {} : { objectLockMode: settings.objectLockMode }),
         ...(settings.objectLockDays === undefined ? {} : { objectLockDays: settings.objectLockDays }),
-        databases: settings.databases,
         ...(settings.lifecycle === undefined ? {} : { lifecycle: settings.lifecycle }),
       }),
   );
   const primary = new PrimaryStack(scope, "WalvaultPrimary", {
     stackName: "walvault-primary",
-    description: "walvault primary region: incoming and vault buckets, catalog, ingest, snapshot, restore, replicate, verify and retention workflows, agent roles",
+    description: "walvault primary region: incoming and vault buckets, catalog, ingest, snapshot, restore, replicate, verify and retention workflows, agent policy",
     env: { account: env.account, region: env.region },
     ...settings,
     ...(opts.projectRoot === undefined ? {} : { projectRoot: opts.projectRoot }),

@@ -16,6 +16,13 @@
  * - listWal() returns every WAL record of a database ordered by timeline, then
  *   name (so segments come in LSN order within a timeline), across pages;
  *   generic segments by stream, then file name.
+ * - listWalPage(databaseId, after, limit) returns WAL records (every kind) in
+ *   listWal() order, those after the record named `after` (none: from the
+ *   first; it need not exist any more), at most `limit` (default and most:
+ *   1000), and `next` (the last record's name) when more may follow: pass it
+ *   as `after`. Following `next` from the first page yields every record
+ *   exactly once (a Query, never a Scan). An `after` that is not a WAL name
+ *   rejects with InvalidInputError.
  * - listWalRange(databaseId, timeline, fromName, toName, { limit, newestFirst })
  *   returns the WAL records (every kind) of one PostgreSQL timeline whose
  *   names lie from fromName through toName, both included (toName undefined:
@@ -116,6 +123,12 @@ export interface PackPage {
   next?: string;
 }
 
+/** One page of WAL records; `next` is absent on the last. */
+export interface WalPage {
+  records: WalRecord[];
+  next?: string;
+}
+
 /** Options of listWalRange(). */
 export interface WalRangeOptions {
   /** At most this many records (a positive integer); default: every record in the range. */
@@ -147,6 +160,8 @@ export interface Catalog {
   recordWal(record: WalRecord): Promise<RecordOutcome>;
   getWal(databaseId: string, name: string): Promise<WalRecord | undefined>;
   listWal(databaseId: string): Promise<WalRecord[]>;
+  /** One page of WAL records after the one named `after`, for callers that must not hold all of them (see the contract above). */
+  listWalPage(databaseId: string, after?: string, limit?: number): Promise<WalPage>;
   /** PostgreSQL WAL records of one timeline by name range, for planning without reading the whole archive (see the contract above). */
   listWalRange(databaseId: string, timeline: number, fromName: string, toName: string | undefined, options?: WalRangeOptions): Promise<WalRecord[]>;
   /** Every PostgreSQL timeline with a WAL record, with its history file record (see the contract above). */

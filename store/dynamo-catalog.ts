@@ -87,7 +87,7 @@ import {
 } from "../core/schemas.js";
 import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
-import type { Catalog, ChunkPage, DatabasePage, PackPage, RecordOutcome, SnapshotOutcome, WalRangeOptions, WalTimeline } from "./catalog.js";
+import type { Catalog, ChunkPage, DatabasePage, PackPage, RecordOutcome, SnapshotOutcome, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
 
 /** Key schema of the catalog table; infra/ mirrors it in the CDK stack. */
 export const CATALOG_KEY_SCHEMA = {
@@ -458,6 +458,15 @@ export class DynamoCatalog implements Catalog {
   async listWal(databaseId: string): Promise<WalRecord[]> {
     const items = await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.walPrefix, "Query (WAL)");
     return items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
+  }
+
+  async listWalPage(databaseId: string, after?: string, limit?: number): Promise<WalPage> {
+    const sk = after === undefined ? undefined : walSkOfName(after);
+    if (after !== undefined && sk === undefined) throw new InvalidInputError(`WAL listing cursor '${after}' of database ${databaseId} is not a WAL name`);
+    const prefix = CATALOG_SORT_KEYS.walPrefix;
+    const { items, last } = await this.queryPage(databasePk(databaseId), prefix, sk?.slice(prefix.length), limit, RECORD_PAGE_MAX, "WAL record");
+    const records = items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
+    return last === undefined || records.length === 0 ? { records } : { records, next: records.at(-1)!.name };
   }
 
   // WAL ranges for planning (store/catalog-state.ts loadPlanningState): Queries on a sort-key range of one timeline.

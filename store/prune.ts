@@ -35,14 +35,16 @@
  * - One audit item per deletion: what, why, when, which run, where.
  * - Idempotent: running the same plan again deletes nothing more.
  */
-import { forEachLimit } from "../core/concurrency.js";
+import { forEachLimit, mapLimit } from "../core/concurrency.js";
 import { InvalidInputError, ObjectLockedError, describeError } from "../core/errors.js";
 import { SortedHashSet } from "../core/hash-set.js";
 import { vaultChunkKey } from "../core/keys.js";
 import { parsePackIndex } from "../core/pack.js";
+import { parseWalFileName, segmentName } from "../core/wal.js";
 import { decidePack, DEFAULT_PACK_THRESHOLDS, type PackThresholds } from "../core/pack-retention.js";
-import { snapshotInfoOf, streamsOf, walOf, type CatalogState } from "../core/restore-input.js";
-import { planChunkSweep, planRetention, type KeepReason, type RetentionPlan, type RetentionPolicy } from "../core/retention.js";
+import type { WalSegmentInfo } from "../core/restore-plan.js";
+import { genericSegno, snapshotInfoOf, streamOfRecord, streamsOf, walOf, type CatalogState } from "../core/restore-input.js";
+import { inRanges, intersectRanges, planChunkSweep, planRetention, type KeepReason, type PositionRange, type RetentionPlan, type RetentionPolicy } from "../core/retention.js";
 import type { AuditRecord, ChunkItem, DatabaseRecord, PackItem, SnapshotRecord, WalRecord } from "../core/schemas.js";
 import type { Catalog } from "./catalog.js";
 import { fetchManifest } from "./catalog-state.js";
@@ -51,60 +53,195 @@ import { REPACK_MAX_PACKS, repackPacks } from "./repack.js";
 
 /** Chunk and pack records read per catalog page by the sweep. */
 export const SWEEP_PAGE = 1000;
+/** WAL records read per catalog page while going through deletion ranges. */
+export const WAL_PAGE = 1000;
+/** WAL files a plan lists by name (`prune --dry-run`, the workflow's Plan): more are counted by range only. */
+export const WAL_LISTED = 1000;
+/** Records the plan reads at most to list WAL_LISTED of them (a generic database's deletable files may be spread over its names). */
+export const WAL_LIST_READ = 4 * WAL_LISTED;
+
+/**
+ * WAL a plan deletes, one range of one PostgreSQL timeline (`from` and
+ * `through`: segment names) or of one generic stream (`from` and `through`:
+ * positions, decimal). Only segments go (never history, .partial or .backup
+ * files), and only those that are recorded.
+ */
+export interface WalDeletionRange {
+  timeline?: number | undefined;
+  stream?: string | undefined;
+  from: string;
+  through: string;
+}
 
 export interface PrunePlanView {
   databaseId: string;
   policy: RetentionPolicy;
+  /** The plan; `plan.deleteWal` holds the WAL files listed (walToDelete), not necessarily all. */
   plan: RetentionPlan;
   /** Records of the snapshots to delete (for their manifests and sizes). */
   snapshotsToDelete: SnapshotRecord[];
-  /** Records of the WAL files to delete (each region's version ids). */
+  /** What the plan deletes of the WAL, by range (bounded by kept snapshots and timelines or streams, not by WAL). */
+  walRanges: WalDeletionRange[];
+  /** Records of the first WAL files to delete, at most WAL_LISTED (each region's version ids). */
   walToDelete: WalRecord[];
+  /** Whether walToDelete is every WAL file the ranges hold. */
+  walListComplete: boolean;
+  /** Stored bytes of walToDelete. */
   walBytesToDelete: number;
 }
 
 /**
  * The retention plan of one database from its catalog records (core/retention.ts
- * over what the catalog records; generic databases with several WAL streams:
+ * over the snapshot records; generic databases with several WAL streams:
  * planned per stream). Shared by `walvault prune` and the retention workflow.
+ * It reads the registration, the snapshot records (bounded by retention),
+ * one item per PostgreSQL timeline (Catalog.listWalTimelines), and lists the
+ * first `listed` (WAL_LISTED) WAL files of the deletion ranges: never the
+ * whole WAL catalog (docs/retention.md, "WAL by range").
  */
-export async function prunePlan(catalog: Catalog, databaseId: string, policy: RetentionPolicy, now = new Date()): Promise<PrunePlanView> {
-  const [database, records, wal] = await Promise.all([catalog.getDatabase(databaseId), catalog.listSnapshots(databaseId), catalog.listWal(databaseId)]);
+export async function prunePlan(catalog: Catalog, databaseId: string, policy: RetentionPolicy, now = new Date(), options: { listed?: number } = {}): Promise<PrunePlanView> {
+  const [database, records] = await Promise.all([catalog.getDatabase(databaseId), catalog.listSnapshots(databaseId)]);
   if (!database) throw new InvalidInputError(`database '${databaseId}' is not registered in the catalog`);
-  const state: CatalogState = {
-    database,
-    records,
-    segments: wal.filter((w) => w.kind === "segment"),
-    histories: new Map(),
-    streams: streamsOf(database, records, new Map()),
-    manifests: new Map(),
-  };
-  const stream = database.kind === "generic" ? state.streams[0] : undefined;
-  const snapshots = records.flatMap((r) => snapshotInfoOf(state, r, stream) ?? []);
-  // Generic databases with several streams: WAL is planned per stream below.
-  const plan = planRetention({ snapshots, wal: walOf(state, stream), segmentSize: database.walSegmentSize, policy, now });
-  if (database.kind === "generic" && state.streams.length > 1) {
-    const deleteWal = [...plan.deleteWal];
-    for (const s of state.streams.slice(1)) {
-      const p = planRetention({ snapshots: records.flatMap((r) => snapshotInfoOf(state, r, s) ?? []), wal: walOf(state, s), segmentSize: database.walSegmentSize, policy, now });
-      deleteWal.push(...p.deleteWal);
-    }
-    plan.deleteWal = deleteWal;
-  }
-  const gone = new Set(plan.deleteSnapshots.map((s) => s.snapshotId));
-  const goneWal = new Set(plan.deleteWal.map((w) => w.name));
-  const walToDelete = wal.filter((w) => goneWal.has(w.name));
+  const state: CatalogState = { database, records, segments: [], histories: new Map(), streams: streamsOf(database, records, new Map()), manifests: new Map() };
+  const planOf = (stream: string | undefined): RetentionPlan =>
+    planRetention({ snapshots: records.flatMap((r) => snapshotInfoOf(state, r, stream) ?? []), wal: [], segmentSize: database.walSegmentSize, policy, now });
+  const plan = planOf(database.kind === "generic" ? state.streams[0] : undefined);
+  const size = database.walSegmentSize;
+  const walRanges: WalDeletionRange[] =
+    database.kind === "postgres"
+      ? (await catalog.listWalTimelines(databaseId)).flatMap((t) =>
+          plan.deleteRanges.map((r) => ({ timeline: t.timeline, from: segmentName(t.timeline, r.from, size), through: segmentName(t.timeline, r.through, size) })),
+        )
+      : state.streams.flatMap((s, i) => (i === 0 ? plan : planOf(s)).deleteRanges.map((r) => ({ stream: s, from: r.from.toString(), through: r.through.toString() })));
+  const listed = options.listed ?? WAL_LISTED;
+  const batch = listed === 0 ? { records: [], after: "" } : await nextWalBatch(catalog, database, walRanges, undefined, { records: listed, read: Math.max(WAL_LIST_READ, listed + 1) });
+  const walToDelete = batch.records;
+  plan.deleteWal = walInfos(database, walToDelete);
   return {
     databaseId,
     policy,
     plan,
-    snapshotsToDelete: records.filter((r) => gone.has(r.snapshotId)),
+    snapshotsToDelete: records.filter((r) => plan.deleteSnapshots.some((d) => d.snapshotId === r.snapshotId)),
+    walRanges,
     walToDelete,
+    walListComplete: batch.after === undefined,
     walBytesToDelete: walToDelete.reduce((a, w) => a + w.storedSize, 0),
   };
 }
 
-/** A plan as JSON (`walvault prune --json`, the retention workflow's Plan step): dates as ISO text, WAL by name. */
+/** WAL records as the plan names them (timeline and position). */
+function walInfos(database: DatabaseRecord, records: readonly WalRecord[]): WalSegmentInfo[] {
+  return walOf({ database, records: [], segments: [...records], histories: new Map(), streams: [], manifests: new Map() }, undefined);
+}
+
+/** A range's positions (PostgreSQL: segment numbers of its names). */
+function positionsOf(database: DatabaseRecord, r: WalDeletionRange): PositionRange {
+  if (r.timeline === undefined) return { from: BigInt(r.from), through: BigInt(r.through) };
+  const segno = (name: string): bigint => parseWalFileName(name, database.walSegmentSize).segno!;
+  return { from: segno(r.from), through: segno(r.through) };
+}
+
+/**
+ * What both lists of ranges delete (a plan shown earlier and a fresh one):
+ * per timeline or stream, the positions in both.
+ */
+export function intersectWalRanges(database: DatabaseRecord, a: readonly WalDeletionRange[], b: readonly WalDeletionRange[]): WalDeletionRange[] {
+  const keyOf = (r: WalDeletionRange): string => (r.timeline === undefined ? `s:${r.stream}` : `t:${r.timeline}`);
+  const group = (list: readonly WalDeletionRange[]): Map<string, PositionRange[]> => {
+    const m = new Map<string, PositionRange[]>();
+    for (const r of list) m.set(keyOf(r), [...(m.get(keyOf(r)) ?? []), positionsOf(database, r)]);
+    for (const v of m.values()) v.sort((x, y) => (x.from < y.from ? -1 : x.from > y.from ? 1 : 0));
+    return m;
+  };
+  const fresh = group(b);
+  const out: WalDeletionRange[] = [];
+  for (const [key, shown] of group(a)) {
+    const sample = a.find((r) => keyOf(r) === key)!;
+    for (const p of intersectRanges(shown, fresh.get(key) ?? [])) {
+      out.push(
+        sample.timeline === undefined
+          ? { stream: sample.stream, from: p.from.toString(), through: p.through.toString() }
+          : { timeline: sample.timeline, from: segmentName(sample.timeline, p.from, database.walSegmentSize), through: segmentName(sample.timeline, p.through, database.walSegmentSize) },
+      );
+    }
+  }
+  return out;
+}
+
+/** A batch of WAL files to delete, and where the next batch starts (absent: the ranges are done). */
+export interface WalBatch {
+  records: WalRecord[];
+  /** The last WAL name looked at: everything in the ranges up to it is in `records` or stays. */
+  after?: string;
+}
+
+/**
+ * The next WAL segment records in `ranges` after the name `after`, at most
+ * `limits.records` of them, reading at most about `limits.read` records;
+ * `after` is absent only when the ranges are done (a full batch stops
+ * before the next file to delete, so it knows there is one).
+ * PostgreSQL: a Query per range of one timeline (Catalog.listWalRange), a
+ * page at a time: it reads the ranges and nothing else. Generic: stream
+ * file names need not sort by position, so the stream's records are read a
+ * page at a time in name order (Catalog.listWalPage) and those whose
+ * position lies in their stream's ranges are taken: a paged read of the
+ * whole stream, bounded per call by `limits.read`, resumed from `after`.
+ */
+export async function nextWalBatch(
+  catalog: Catalog,
+  database: DatabaseRecord,
+  ranges: readonly WalDeletionRange[],
+  after: string | undefined,
+  limits: { records: number; read: number },
+): Promise<WalBatch> {
+  const databaseId = database.databaseId;
+  const out: WalRecord[] = [];
+  let read = 0;
+  let cursor = after;
+  /** Takes `w` unless the batch is full (false: stop before it, so a full batch ends exactly where the next deletable file starts). */
+  const look = (w: WalRecord, deletable: boolean): boolean => {
+    if (deletable && out.length >= limits.records) return false;
+    read++;
+    cursor = w.name;
+    if (deletable) out.push(w);
+    return true;
+  };
+  const stopped = (): WalBatch => ({ records: out, after: cursor ?? "" });
+  if (ranges.length === 0) return { records: out };
+  if (database.kind === "postgres") {
+    for (const r of [...ranges].sort((x, y) => (x.from < y.from ? -1 : x.from > y.from ? 1 : 0))) {
+      if (cursor !== undefined && r.through <= cursor) continue;
+      for (;;) {
+        if (read >= limits.read) return stopped();
+        const from = cursor !== undefined && cursor > r.from ? cursor : r.from;
+        // + 1: the cursor's own record may come first; at least one more, so that every page moves on.
+        const limit = Math.min(WAL_PAGE, Math.max(limits.read - read, 1), Math.max(limits.records - out.length, 1)) + 1;
+        const page = await catalog.listWalRange(databaseId, r.timeline!, from, r.through, { limit });
+        for (const w of page) {
+          if (cursor !== undefined && w.name <= cursor) continue;
+          if (read >= limits.read || !look(w, w.kind === "segment")) return stopped();
+        }
+        if (page.length < limit) break;
+      }
+    }
+    return { records: out };
+  }
+  const byStream = new Map<string, PositionRange[]>();
+  for (const r of ranges) byStream.set(r.stream!, [...(byStream.get(r.stream!) ?? []), positionsOf(database, r)].sort((x, y) => (x.from < y.from ? -1 : 1)));
+  for (;;) {
+    if (read >= limits.read) return stopped();
+    const page = await catalog.listWalPage(databaseId, cursor, Math.min(WAL_PAGE, limits.read - read, Math.max(limits.records - out.length, 100)));
+    for (const w of page.records) {
+      const stream = streamOfRecord(w);
+      const position = genericSegno(w, database.walSegmentSize);
+      const rs = stream === undefined ? undefined : byStream.get(stream);
+      if (read >= limits.read || !look(w, w.kind === "segment" && rs !== undefined && position !== undefined && inRanges(rs, position))) return stopped();
+    }
+    if (page.next === undefined) return { records: out };
+  }
+}
+
+/** A plan as JSON (`walvault prune --json`, the retention workflow's Plan step): dates as ISO text, WAL by range, the first files by name. */
 export interface PrunePlanJson {
   databaseId: string;
   policy: RetentionPolicy;
@@ -112,8 +249,12 @@ export interface PrunePlanJson {
   windowBase?: string | undefined;
   keep: { snapshotId: string; reasons: KeepReason[] }[];
   deleteSnapshots: { snapshotId: string; finishedAt: string }[];
+  /** WAL files deleted, by name: every one when deleteWalComplete, else the first WAL_LISTED. */
   deleteWal: string[];
-  keepWal: number;
+  deleteWalComplete: boolean;
+  /** Every WAL file deleted is in one of these ranges. */
+  deleteWalRanges: WalDeletionRange[];
+  /** Stored bytes of the WAL files listed in deleteWal. */
   walBytesToDelete: number;
 }
 
@@ -126,7 +267,8 @@ export function planToJson(v: PrunePlanView): PrunePlanJson {
     keep: v.plan.keep,
     deleteSnapshots: v.plan.deleteSnapshots.map((d) => ({ snapshotId: d.snapshotId, finishedAt: d.finishedAt.toISOString() })),
     deleteWal: v.plan.deleteWal.map((w) => w.name),
-    keepWal: v.plan.keepWal,
+    deleteWalComplete: v.walListComplete,
+    deleteWalRanges: v.walRanges,
     walBytesToDelete: v.walBytesToDelete,
   };
 }
@@ -146,6 +288,8 @@ export interface PruneOptions {
   /** Who runs it (the CLI user, the retention workflow). */
   by: string;
   concurrency?: number;
+  /** The first audit item's sequence number (default 0): a run carried out in several parts at one `now` numbers on. */
+  auditSeq?: number;
   /** Mark and sweep chunks after the deletions (default true; a run carried out in several parts sweeps in its last). */
   sweepChunks?: boolean;
   /** Packs: when one is sparse (default DEFAULT_PACK_THRESHOLDS) and the target size of the packs a repack writes. */
@@ -181,7 +325,7 @@ export async function executePrune(
   const locked: PruneSummary["locked"] = [];
   const at = opts.now.toISOString();
   const note = (action: AuditRecord["action"], subject: string, where: string[], reason: string): void => {
-    audit.push({ databaseId, runId: opts.runId, seq: audit.length, at, action, subject, regions: where, reason, by: opts.by });
+    audit.push({ databaseId, runId: opts.runId, seq: (opts.auditSeq ?? 0) + audit.length, at, action, subject, regions: where, reason, by: opts.by });
   };
   /** Deletes one key in every region; returns the regions it was deleted in. */
   const deleteEverywhere = async (key: string, versionOf: (r: RegionVault) => string | undefined): Promise<string[]> => {
@@ -239,6 +383,35 @@ export async function executePrune(
   const swept = await sweepChunks(database, catalog, regions, opts, { note, deleteEverywhere });
   await catalog.recordAudit(audit);
   return { ...done, ...swept, audit: audit.length };
+}
+
+/** WAL files one executePlan step deletes (as the workflow's round: ROUND_WAL). */
+export const PLAN_STEP_WAL = 5000;
+
+/**
+ * A whole plan carried out here (`walvault prune`): its snapshots, then its
+ * WAL ranges a batch at a time (nextWalBatch: memory bounded by the batch,
+ * not by the WAL catalog), then the chunk sweep.
+ */
+export async function executePlan(database: DatabaseRecord, view: PrunePlanView, catalog: Catalog, regions: readonly RegionVault[], opts: PruneOptions): Promise<PruneSummary> {
+  const none = { ...view.plan, deleteSnapshots: [], deleteWal: [] };
+  let total = await executePrune(database, { ...none, deleteSnapshots: view.plan.deleteSnapshots }, { snapshots: view.snapshotsToDelete, wal: [] }, catalog, regions, { ...opts, sweepChunks: false });
+  const add = (s: PruneSummary): PruneSummary => ({
+    ...s,
+    deletedSnapshots: [...total.deletedSnapshots, ...s.deletedSnapshots],
+    deletedWal: total.deletedWal + s.deletedWal,
+    locked: [...total.locked, ...s.locked],
+    audit: total.audit + s.audit,
+  });
+  let after: string | undefined;
+  do {
+    const batch = await nextWalBatch(catalog, database, view.walRanges, after, { records: PLAN_STEP_WAL, read: 20 * PLAN_STEP_WAL });
+    if (batch.records.length > 0) {
+      total = add(await executePrune(database, { ...none, deleteWal: walInfos(database, batch.records) }, { snapshots: [], wal: batch.records }, catalog, regions, { ...opts, sweepChunks: false, auditSeq: total.audit }));
+    }
+    after = batch.after;
+  } while (after !== undefined);
+  return opts.sweepChunks === false ? total : add(await executePrune(database, none, { snapshots: [], wal: [] }, catalog, regions, { ...opts, auditSeq: total.audit }));
 }
 
 type Note = (action: AuditRecord["action"], subject: string, where: string[], reason: string) => void;
@@ -441,13 +614,16 @@ export async function executePruneJournaled(
   journal: PruneJournal,
 ): Promise<PruneSummary> {
   const databaseId = database.databaseId;
+  const conc = opts.concurrency ?? 8;
   const planned = { snapshots: new Set(plan.deleteSnapshots.map((d) => d.snapshotId)), wal: new Set(plan.deleteWal.map((w) => w.name)) };
   const prior = await journal.read();
   let unfinished: { snapshots: SnapshotRecord[]; wal: WalRecord[] } = { snapshots: [], wal: [] };
   if (prior) {
-    const [snaps, wal] = await Promise.all([catalog.listSnapshots(databaseId), catalog.listWal(databaseId)]);
+    // The journal holds one round (bounded): ask for its WAL names one by one, never the whole WAL catalog.
+    const journaled = prior.wal.filter((w) => w.databaseId === databaseId && !planned.wal.has(w.name));
+    const [snaps, found] = await Promise.all([catalog.listSnapshots(databaseId), mapLimit(journaled, conc, (w) => catalog.getWal(databaseId, w.name))]);
     const recordedSnaps = new Set(snaps.map((s) => s.snapshotId));
-    const recordedWal = new Set(wal.map((w) => w.name));
+    const recordedWal = new Set(found.flatMap((w) => (w === undefined ? [] : [w.name])));
     unfinished = {
       snapshots: prior.snapshots.filter((s) => s.databaseId === databaseId && !recordedSnaps.has(s.snapshotId) && !planned.snapshots.has(s.snapshotId)),
       wal: prior.wal.filter((w) => w.databaseId === databaseId && !recordedWal.has(w.name) && !planned.wal.has(w.name)),

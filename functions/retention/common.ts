@@ -11,9 +11,11 @@
  * keeps the counts and the object's key.
  *
  * Execute carries out one database's plan in rounds of at most
- * ROUND_SNAPSHOTS snapshots and ROUND_WAL WAL files (each round one Lambda
- * invocation, well within its 15 minutes), sweeping chunks in the last round;
- * the workflow loops over rounds and passes the running totals along. Each
+ * ROUND_SNAPSHOTS snapshots and ROUND_WAL WAL files, reading at most
+ * ROUND_WAL_READ WAL records (each round one Lambda invocation, well within
+ * its 15 minutes), sweeping chunks in the last round; the workflow loops over
+ * rounds and passes the running totals and the WAL cursor along. WAL goes by
+ * range (the plan's deleteWalRanges), never by a list of every file. Each
  * round journals the records it is about to delete (journalKey) so that a
  * retried round finishes what an interrupted one started.
  */
@@ -31,6 +33,8 @@ export const INLINE_PLAN_MAX_BYTES = 64 * 1024;
 export const ROUND_SNAPSHOTS = 500;
 /** WAL files one Execute round deletes at most. */
 export const ROUND_WAL = 5000;
+/** WAL records one Execute round reads at most looking for them (a generic database's stream is read whole, a page at a time). */
+export const ROUND_WAL_READ = 100_000;
 /** Locked objects listed in a summary (all are counted, and each is audited). */
 export const LOCKED_LISTED = 25;
 /** Deleted snapshot ids listed in a summary (all are counted and audited). */
@@ -62,6 +66,18 @@ export type RetentionInput = z.infer<typeof retentionInputSchema>;
 
 const keepReasonSchema = z.enum(["pinned", "daily", "weekly", "monthly", "recovery-window", "minimum"]);
 
+/** One WAL deletion range (store/prune.ts WalDeletionRange): segment names of a timeline, or positions of a generic stream. */
+const walRangeSchema = z
+  .object({
+    timeline: z.number().int().positive().optional(),
+    stream: z.string().min(1).optional(),
+    /** Segment names (24 hex digits) of a timeline, or decimal positions of a stream. */
+    from: z.string().regex(/^[0-9A-F]{1,24}$/),
+    through: z.string().regex(/^[0-9A-F]{1,24}$/),
+  })
+  .strict()
+  .refine((r) => (r.timeline === undefined) !== (r.stream === undefined), "a WAL range names a timeline or a stream");
+
 /** One database's plan in the workflow state. */
 export const plannedDatabaseSchema = z.object({
   databaseId: databaseIdSchema,
@@ -71,11 +87,15 @@ export const plannedDatabaseSchema = z.object({
   keep: z.array(z.object({ snapshotId: z.string(), reasons: z.array(keepReasonSchema) })),
   /** Empty when the lists are in the `listsKey` object. */
   deleteSnapshots: z.array(z.object({ snapshotId: z.string(), finishedAt: z.string() })),
-  /** WAL names; empty when the lists are in the `listsKey` object. */
+  /** WAL names, the first WAL_LISTED (store/prune.ts); empty when the lists are in the `listsKey` object. */
   deleteWal: z.array(z.string()),
+  /** Whether deleteWal (or the lists object's) names every WAL file the plan deletes. */
+  deleteWalComplete: z.boolean(),
+  /** What the plan deletes of the WAL, by range (always in the state: bounded by kept snapshots and timelines or streams). */
+  deleteWalRanges: z.array(walRangeSchema),
   deleteSnapshotCount: z.number().int().nonnegative(),
+  /** WAL files listed: every one deleted when deleteWalComplete, else at least this many. */
   deleteWalCount: z.number().int().nonnegative(),
-  keepWal: z.number().int().nonnegative(),
   walBytesToDelete: z.number().nonnegative(),
   /** Incoming-bucket key of the deletion lists (a plan too large for the state). */
   listsKey: z.string().optional(),
@@ -148,13 +168,17 @@ export const progressSchema = z.object({
   audit: z.number().int().nonnegative().optional(),
   locked: z.array(z.object({ region: z.string(), key: z.string(), error: z.string() })).optional(),
   lockedCount: z.number().int().nonnegative().optional(),
-  /** Planned deletions not done yet (the workflow runs another round). */
-  remaining: z.object({ snapshots: z.number().int().nonnegative(), wal: z.number().int().nonnegative() }).optional(),
+  /** Where the WAL deletion is in the plan's ranges: the last WAL name looked at (store/prune.ts nextWalBatch). */
+  walAfter: z.string().optional(),
+  /** Every WAL range is done. */
+  walDone: z.boolean().optional(),
+  /** Planned deletions not done yet (the workflow runs another round): snapshots, and WAL ranges not finished. */
+  remaining: z.object({ snapshots: z.number().int().nonnegative(), walRanges: z.number().int().nonnegative() }).optional(),
 });
 export type Progress = z.infer<typeof progressSchema>;
 
 /** A database's summary once Execute is done with it. */
-export type RetentionDatabaseSummary = Required<Omit<Progress, "remaining">> & { remaining: { snapshots: number; wal: number } };
+export type RetentionDatabaseSummary = Required<Omit<Progress, "remaining" | "walAfter">> & { walAfter?: string; remaining: { snapshots: number; walRanges: number } };
 
 /** The key of a database's lists object: one per execution and database. */
 export function planListsKey(execution: string, databaseId: string): string {

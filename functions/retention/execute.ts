@@ -10,6 +10,10 @@
  * no remaining snapshot references are swept in the last round, except those
  * recorded within the grace period (WALVAULT_RETENTION_GRACE_HOURS, default
  * 24). Every deletion gets an audit item (by "retention workflow <execution>").
+ * WAL goes by range: each round deletes the next WAL files (at most
+ * ROUND_WAL, reading at most ROUND_WAL_READ records) in the ranges both
+ * plans delete, from the cursor `progress.walAfter` on (store/prune.ts
+ * nextWalBatch), never listing the whole WAL catalog.
  * Safe to retry: a round re-plans from the catalog, and journals the records
  * it is about to delete (work/retention/<execution>/<database>.journal.json in
  * the incoming bucket) so that a retry finishes the vault deletions of an
@@ -20,7 +24,7 @@
 import { z } from "zod";
 import { NotFoundError, UnknownDatabaseError } from "../../core/errors.js";
 import { snapshotRecordSchema, walRecordSchema } from "../../core/schemas.js";
-import { executePruneJournaled, prunePlan, type PruneJournal, type RegionVault } from "../../store/prune.js";
+import { executePruneJournaled, intersectWalRanges, nextWalBatch, prunePlan, type PruneJournal, type RegionVault } from "../../store/prune.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import {
@@ -33,6 +37,7 @@ import {
   progressSchema,
   ROUND_SNAPSHOTS,
   ROUND_WAL,
+  ROUND_WAL_READ,
   type PlanLists,
   type RetentionDatabaseSummary,
 } from "./common.js";
@@ -79,22 +84,22 @@ export async function handler(input: unknown): Promise<RetentionDatabaseSummary>
   const databaseId = plan.databaseId;
   const database = await deps.catalog.getDatabase(databaseId);
   if (!database) throw new UnknownDatabaseError(`database '${databaseId}' is not registered in the catalog`);
-  const lists = plan.listsKey === undefined ? { deleteSnapshots: plan.deleteSnapshots, deleteWal: plan.deleteWal } : await readLists(deps, plan.listsKey, databaseId);
+  const shownSnapshots = new Set((plan.listsKey === undefined ? plan.deleteSnapshots : (await readLists(deps, plan.listsKey, databaseId)).deleteSnapshots).map((d) => d.snapshotId));
 
-  // What the plan showed, and a fresh plan for the same time still lets go (oldest first).
-  const view = await prunePlan(deps.catalog, databaseId, plan.policy, new Date(now));
-  const shownSnapshots = new Set(lists.deleteSnapshots.map((d) => d.snapshotId));
-  const shownWal = new Set(lists.deleteWal);
+  // What the plan showed, and a fresh plan for the same time still lets go (oldest first); WAL by range.
+  const view = await prunePlan(deps.catalog, databaseId, plan.policy, new Date(now), { listed: 0 });
   const snapshots = view.plan.deleteSnapshots.filter((d) => shownSnapshots.has(d.snapshotId));
-  const wal = view.plan.deleteWal.filter((w) => shownWal.has(w.name));
-  const round = { snapshots: snapshots.slice(0, ROUND_SNAPSHOTS), wal: wal.slice(0, ROUND_WAL) };
-  const last = round.snapshots.length === snapshots.length && round.wal.length === wal.length;
+  const ranges = intersectWalRanges(database, plan.deleteWalRanges, view.walRanges);
+  const batch = progress.walDone ? { records: [] } : await nextWalBatch(deps.catalog, database, ranges, progress.walAfter, { records: ROUND_WAL, read: ROUND_WAL_READ });
+  const walDone = batch.after === undefined;
+  const round = { snapshots: snapshots.slice(0, ROUND_SNAPSHOTS), wal: batch.records };
+  const last = round.snapshots.length === snapshots.length && walDone;
 
   const runId = progress.runId ?? `retention-${execution}`;
   const summary = await executePruneJournaled(
     database,
-    { ...view.plan, deleteSnapshots: round.snapshots, deleteWal: round.wal },
-    { snapshots: view.snapshotsToDelete, wal: view.walToDelete },
+    { ...view.plan, deleteSnapshots: round.snapshots, deleteWal: round.wal.map((w) => ({ timeline: w.timeline, segno: 0n, name: w.name, archivedAt: new Date(w.archivedAt) })) },
+    { snapshots: view.snapshotsToDelete, wal: round.wal },
     deps.catalog,
     regionsOf(deps),
     { runId, now: new Date(), graceMs: graceMsFromEnv(), by: `retention workflow ${execution}`, sweepChunks: last },
@@ -104,6 +109,7 @@ export async function handler(input: unknown): Promise<RetentionDatabaseSummary>
   if (summary.locked.length > 0) {
     console.error(`walvault retention: ${databaseId}: ${summary.locked.length} object(s) still under Object Lock left in place, e.g. ${summary.locked[0]!.region}:${summary.locked[0]!.key}`);
   }
+  const after = batch.after;
   return {
     round: progress.round + 1,
     databaseId,
@@ -120,6 +126,8 @@ export async function handler(input: unknown): Promise<RetentionDatabaseSummary>
     audit: (progress.audit ?? 0) + summary.audit,
     locked: locked.slice(0, LOCKED_LISTED),
     lockedCount: (progress.lockedCount ?? 0) + summary.locked.length,
-    remaining: { snapshots: snapshots.length - round.snapshots.length, wal: wal.length - round.wal.length },
+    walDone,
+    ...(after === undefined ? {} : { walAfter: after }),
+    remaining: { snapshots: snapshots.length - round.snapshots.length, walRanges: walDone ? 0 : database.kind === "postgres" ? ranges.filter((r) => r.through > after!).length : ranges.length },
   };
 }

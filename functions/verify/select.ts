@@ -28,10 +28,40 @@ import { archivedThrough } from "../../core/generic-wal.js";
 import { UnknownSnapshotError } from "../../core/errors.js";
 import { readPagesWithin, StoreWorkObjects } from "../../store/work-objects.js";
 import { z } from "zod";
+import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
+import { lsnToSegno, parseLsn, segmentName } from "../../core/wal.js";
+import type { Catalog } from "../../store/catalog.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
 const random = (): number => randomInt(0, 2 ** 32) / 2 ** 32;
+
+/** WAL records one level-4 target reads at most (pages of WAL_TARGET_PAGE): past it the window ends where the reading stopped. */
+const WAL_TARGET_MAX = 50_000;
+const WAL_TARGET_PAGE = 1000;
+
+/**
+ * The WAL records a PostgreSQL snapshot's level-4 target is drawn from: its
+ * timeline's records from its start segment on, a page at a time
+ * (Catalog.listWalRange), through the first segment archived after `until`
+ * (the next snapshot's finish: the target stays before it) or the
+ * archive's end, at most WAL_TARGET_MAX: never the whole WAL catalog.
+ */
+async function walForTarget(catalog: Catalog, database: DatabaseRecord, rec: SnapshotRecord, until: Date | undefined): Promise<WalRecord[]> {
+  if (rec.timeline === undefined || rec.startLsn === undefined) return catalog.listWal(database.databaseId); // an older record: planned as before
+  const size = database.walSegmentSize;
+  const out: WalRecord[] = [];
+  let from = segmentName(rec.timeline, lsnToSegno(parseLsn(rec.startLsn), size), size);
+  while (out.length < WAL_TARGET_MAX) {
+    const page = await catalog.listWalRange(database.databaseId, rec.timeline, from, undefined, { limit: WAL_TARGET_PAGE });
+    const fresh = page.filter((w) => out.length === 0 || w.name > out.at(-1)!.name);
+    out.push(...fresh);
+    const last = fresh.filter((w) => w.kind === "segment").at(-1);
+    if (page.length < WAL_TARGET_PAGE || fresh.length === 0 || (until !== undefined && last !== undefined && new Date(last.archivedAt) > until)) break;
+    from = page.at(-1)!.name;
+  }
+  return out;
+}
 
 function policy(): VerifyPolicy {
   const raw = process.env.WALVAULT_VERIFY_POLICY;
@@ -138,12 +168,7 @@ export async function selectPage(input: unknown): Promise<SelectOutput> {
   const first = cursor?.count ?? 0;
   const candidates: VerifyCandidate[] = [];
   for (const databaseId of ids) {
-    const [database, records, wal, history] = await Promise.all([
-      deps.catalog.getDatabase(databaseId),
-      deps.catalog.listSnapshots(databaseId),
-      deps.catalog.listWal(databaseId),
-      deps.catalog.listVerifications(databaseId),
-    ]);
+    const [database, records, history] = await Promise.all([deps.catalog.getDatabase(databaseId), deps.catalog.listSnapshots(databaseId), deps.catalog.listVerifications(databaseId)]);
     if (!database || records.length === 0) continue;
     const last = new Map<string, Date>();
     // A run that never got to checking (outcome "error": the task did not start, crashed) verified nothing.
@@ -157,27 +182,24 @@ export async function selectPage(input: unknown): Promise<SelectOutput> {
       picked = selectCandidates(states, now, { ...pol, ...(req.level ? { level: req.level as VerifyLevel } : {}) }, random);
     }
     // Level-4 targets: random inside what each snapshot restores (up to the next snapshot or the window's end).
-    const state: CatalogState = {
-      database,
-      records,
-      segments: wal.filter((w) => w.kind === "segment"),
-      histories: new Map(),
-      streams: streamsOf(database, records, new Map()),
-      manifests: new Map(),
-    };
-    const through = archivedThrough(state.segments);
-    const windows =
-      database.kind === "postgres"
-        ? restorableWindows(buildPlanInput(state, { kind: "latest" }, undefined))
-        : state.streams.length === 1
-          ? restorableWindows({ ...buildPlanInput(state, { kind: "latest" }, state.streams[0]), ...(through ? { archivedThrough: through } : {}) })
-          : [];
     const sorted = [...records].sort((a, b) => (a.finishedAt < b.finishedAt ? -1 : 1));
-    picked.forEach((p) => {
+    const streams = streamsOf(database, records, new Map());
+    let genericWal: WalRecord[] | undefined;
+    for (const p of picked) {
       let targetTime = req.snapshotId && req.targetTime ? req.targetTime : undefined;
       if (!targetTime && p.level === 4) {
         const rec = sorted.find((r) => r.snapshotId === p.snapshotId)!;
         const next = sorted[sorted.indexOf(rec) + 1];
+        // PostgreSQL: the WAL from this snapshot's start to just past the next one (walForTarget); generic: the whole catalog.
+        const wal = database.kind === "postgres" ? await walForTarget(deps.catalog, database, rec, next === undefined ? undefined : new Date(next.finishedAt)) : (genericWal ??= await deps.catalog.listWal(databaseId));
+        const state: CatalogState = { database, records, segments: wal.filter((w) => w.kind === "segment"), histories: new Map(), streams, manifests: new Map() };
+        const through = archivedThrough(state.segments);
+        const windows =
+          database.kind === "postgres"
+            ? restorableWindows(buildPlanInput(state, { kind: "latest" }, undefined, rec.snapshotId))
+            : state.streams.length === 1
+              ? restorableWindows({ ...buildPlanInput(state, { kind: "latest" }, state.streams[0]), ...(through ? { archivedThrough: through } : {}) })
+              : [];
         const w = windows.find((x) => x.snapshots.includes(p.snapshotId));
         if (w) {
           const from = new Date(rec.finishedAt);
@@ -195,7 +217,7 @@ export async function selectPage(input: unknown): Promise<SelectOutput> {
         reason: p.reason,
         trigger: req.trigger ?? "schedule",
       });
-    });
+    }
   }
   const list = (v: string | undefined): string[] => (v ? v.split(",").map((x) => x.trim()).filter(Boolean) : []);
   return {

@@ -46,7 +46,6 @@ interface PlanJson {
   keep: { snapshotId: string; reasons: string[] }[];
   deleteSnapshots: { snapshotId: string; finishedAt: string }[];
   deleteWal: string[];
-  keepWal: number;
   walBytesToDelete: number;
 }
 interface WorkflowPlan extends PlanJson {

@@ -1,10 +1,11 @@
 /**
- * The primary stack as CloudFormation sees it: the agent roles' boundaries,
+ * The primary stack as CloudFormation sees it: the agent policy's boundaries,
  * the vault's protections, the catalog, the WAL and snapshot ingest workflows
  * and their triggers, and cdk-nag. Two stacks are synthesized once each,
  * without bundling the handlers (cfn.ts NO_BUNDLING): "Default" exactly as
- * `cdk synth` builds it from cdk.json, and "Multi" with two databases, a
- * replica region and a named agent principal. The bundles themselves are
+ * `cdk synth` builds it from cdk.json, and "Multi" with two databases kept
+ * as deprecated per-database roles, a replica region and a named agent
+ * principal. The bundles themselves are
  * tested on the real app synthesized in a child process (synthBundledApp).
  */
 import { readFileSync, rmSync } from "node:fs";
@@ -84,6 +85,7 @@ beforeAll(() => {
   multiStack = new PrimaryStack(app, "Multi", {
     env: { account: "123456789012", region: "eu-west-1" },
     databases: ["pg-main", "orders-db"],
+    agentRolesPerDatabase: true,
     replicas: [{ region: "eu-central-1" }],
     agentPrincipalArns: ["arn:aws:iam::123456789012:role/db-host"],
   });
@@ -100,6 +102,7 @@ describe("settings from context", () => {
     const cli = new App({
       context: {
         "walvault:databases": '["pg-main","orders-db"]',
+        "walvault:agentRolesPerDatabase": "true",
         "walvault:replicaRegions": '[{"region":"eu-central-1","bucket":"my-replica"},"us-west-2"]',
         "walvault:objectLockDays": "30",
         "walvault:objectLockMode": "compliance",
@@ -109,76 +112,88 @@ describe("settings from context", () => {
     const settings = walvaultSettingsFromContext(cli.node);
     // Assess
     expect(settings.databases).toEqual(["pg-main", "orders-db"]);
+    expect(settings.agentRolesPerDatabase).toBe(true);
     expect(settings.replicas).toEqual([{ region: "eu-central-1", bucket: "my-replica" }, { region: "us-west-2" }]);
     expect(settings.objectLockDays).toBe(30);
     expect(settings.objectLockMode).toBe("COMPLIANCE");
   });
 
-  it("defaults to the pg-main database, no replicas and a 7-day GOVERNANCE lock", () => {
+  it("defaults to no database list, no per-database roles, no replicas and a 7-day GOVERNANCE lock", () => {
     // Prepare
     const bare = new App();
     // Act
     const settings = walvaultSettingsFromContext(bare.node);
     // Assess
-    expect(settings).toMatchObject({ databases: ["pg-main"], replicas: [], objectLockMode: "GOVERNANCE", objectLockDays: 7 });
+    expect(settings).toMatchObject({ databases: [], agentRolesPerDatabase: false, replicas: [], objectLockMode: "GOVERNANCE", objectLockDays: 7 });
   });
 });
 
-describe("agent roles", () => {
+describe("agent policy", () => {
+  const TAG = "${aws:PrincipalTag/walvault-db}";
   const cases = () => [
-    { stack: defaultStack, template: defaultTemplate, db: "pg-main" },
-    { stack: multiStack, template: multiTemplate, db: "pg-main" },
-    { stack: multiStack, template: multiTemplate, db: "orders-db" },
+    { stack: defaultStack, template: defaultTemplate },
+    { stack: multiStack, template: multiTemplate },
   ];
+  const policyStatements = (stack: PrimaryStack, template: Template): Statement[] => {
+    const policy = template.toJSON().Resources[logicalId(stack, stack.agentPolicy)] as CfnResource;
+    return (policy.Properties?.PolicyDocument as { Statement: Statement[] }).Statement;
+  };
 
-  it("exist once per database, named walvault-agent-<id>, with no managed policies", () => {
-    for (const { stack, template, db } of cases()) {
-      // Prepare
-      const role = stack.agentRoles[db]!;
+  it("is one managed policy, whose ARN is the stack's only agent output", () => {
+    for (const { stack, template } of cases()) {
       // Act
-      const props = template.toJSON().Resources[logicalId(stack, role)].Properties as Record<string, unknown>;
+      const policies = template.findResources("AWS::IAM::ManagedPolicy");
+      const outputs = Object.keys(template.toJSON().Outputs as Record<string, unknown>);
       // Assess
-      expect(props.RoleName).toBe(`walvault-agent-${db}`);
-      expect(props.ManagedPolicyArns).toBeUndefined();
+      expect(Object.keys(policies)).toContain(logicalId(stack, stack.agentPolicy));
+      expect(render((template.toJSON().Outputs as Record<string, { Value: unknown }>).AgentPolicyArn?.Value)).toBe(`<${logicalId(stack, stack.agentPolicy)}>`);
+      expect(outputs.filter((o) => /^Agent/.test(o))).toEqual(["AgentPolicyArn"]);
     }
-    expect(Object.keys(multiStack.agentRoles).sort()).toEqual(["orders-db", "pg-main"]);
   });
 
-  it("reach S3 only under their own incoming/db/<id>/, failed/incoming/db/<id>/, work/restore/<id>/ and db/<id>/ prefixes, writing only to incoming", () => {
-    for (const { stack, template, db } of cases()) {
-      // Prepare
-      const incoming = `<${logicalId(stack, stack.incomingBucket)}.Arn>`;
-      const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
-      const statements = roleStatements(template, logicalId(stack, stack.agentRoles[db]!));
+  it("requires the walvault-db principal tag in every statement and names it in each one's resources or conditions", () => {
+    for (const { stack, template } of cases()) {
       // Act
-      const s3 = statements.flatMap((s) =>
-        list(s.Action)
-          .filter((a) => a.startsWith("s3:"))
-          .flatMap((action) => list(s.Resource).map((r) => ({ action, resource: render(r), effect: s.Effect }))),
-      );
+      const statements = policyStatements(stack, template);
       // Assess
-      expect(s3.length).toBeGreaterThan(0);
-      for (const { action, resource, effect } of s3) {
-        expect(effect).toBe("Allow");
-        const inIncoming = resource.startsWith(`${incoming}/incoming/db/${db}/`);
-        const inVault = resource.startsWith(`${vault}/db/${db}/`);
-        // The ingest workflow's notes on uploads it could not store (wal-push reads them: exit 4).
-        const inFailureNotes = resource.startsWith(`${incoming}/failed/incoming/db/${db}/`);
-        // The plans of its restore workflow executions (restore --remote reads them).
-        const inRestorePlans = resource === `${incoming}/work/restore/${db}/*`;
-        expect(inIncoming || inVault || inFailureNotes || inRestorePlans, `${action} on ${resource}`).toBe(true);
-        if (inVault || inFailureNotes || inRestorePlans) expect(action, `read-only access ${action} on ${resource}`).toBe("s3:GetObject");
-        if (inIncoming) expect(action, `incoming access ${action}`).toBe("s3:PutObject");
+      expect(statements.length).toBeGreaterThan(0);
+      for (const s of statements) {
+        expect(s.Effect, s.Sid).toBe("Allow");
+        expect(s.Condition?.Null, s.Sid).toEqual({ "aws:PrincipalTag/walvault-db": "false" });
+        const scoped = [...list(s.Resource).map(render), render(s.Condition?.StringLike ?? ""), JSON.stringify(s.Condition?.["ForAllValues:StringEquals"] ?? "")];
+        expect(scoped.some((x) => x.includes(TAG)), `${s.Sid} names ${TAG}`).toBe(true);
       }
     }
   });
 
-  it("can delete nothing, unlock nothing and use no wildcard actions or other services", () => {
-    for (const { stack, template, db } of cases()) {
+  it("reaches S3 only under the tagged database's incoming/db/<id>/, failed/incoming/db/<id>/, work/restore/<id>/ and db/<id>/ prefixes, writing only to incoming", () => {
+    for (const { stack, template } of cases()) {
       // Prepare
-      const statements = roleStatements(template, logicalId(stack, stack.agentRoles[db]!));
+      const incoming = `<${logicalId(stack, stack.incomingBucket)}.Arn>`;
+      const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
+      const statements = policyStatements(stack, template);
       // Act
-      const actions = statements.flatMap((s) => list(s.Action));
+      const s3 = statements.flatMap((s) =>
+        list(s.Action)
+          .filter((a) => a.startsWith("s3:"))
+          .flatMap((action) => list(s.Resource).map((r) => `${action} ${render(r)}`)),
+      );
+      // Assess
+      expect(s3.sort()).toEqual(
+        [
+          `s3:GetObject ${incoming}/failed/incoming/db/${TAG}/*`,
+          `s3:GetObject ${incoming}/work/restore/${TAG}/*`,
+          `s3:GetObject ${vault}/db/${TAG}/*`,
+          `s3:PutObject ${incoming}/incoming/db/${TAG}/*`,
+        ].sort(),
+      );
+    }
+  });
+
+  it("can delete nothing, unlock nothing and use no wildcard actions or other services", () => {
+    for (const { stack, template } of cases()) {
+      // Act
+      const actions = policyStatements(stack, template).flatMap((s) => list(s.Action));
       // Assess
       for (const action of actions) {
         expect(action).not.toMatch(/Delete|Retention|LegalHold|Bypass|PutBucket|Restore|\*/i);
@@ -188,12 +203,10 @@ describe("agent roles", () => {
     }
   });
 
-  it("decrypt only through S3 and only for the vault", () => {
-    for (const { stack, template, db } of cases()) {
-      // Prepare
-      const statements = roleStatements(template, logicalId(stack, stack.agentRoles[db]!));
+  it("decrypts only through S3, only for the vault and the tagged database's objects", () => {
+    for (const { stack, template } of cases()) {
       // Act
-      const kms = statements.filter((s) => list(s.Action).some((a) => a.startsWith("kms:")));
+      const kms = policyStatements(stack, template).filter((s) => list(s.Action).some((a) => a.startsWith("kms:")));
       // Assess
       expect(kms).toHaveLength(1);
       expect(list(kms[0]!.Action)).toEqual(["kms:Decrypt"]);
@@ -201,38 +214,58 @@ describe("agent roles", () => {
       expect(render(kms[0]!.Condition?.StringEquals?.["kms:ViaService"])).toBe("s3.<AWS::Region>.amazonaws.com");
       const contexts = list(kms[0]!.Condition?.StringLike?.["kms:EncryptionContext:aws:s3:arn"]).map(render);
       const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
-      expect(contexts).toEqual([vault, `${vault}/db/${db}/*`]);
+      expect(contexts).toEqual([vault, `${vault}/db/${TAG}/*`]);
     }
   });
 
-  it("read the catalog only with the LeadingKeys condition on their own db#<id> items", () => {
-    for (const { stack, template, db } of cases()) {
-      // Prepare
-      const statements = roleStatements(template, logicalId(stack, stack.agentRoles[db]!));
+  it("reads the catalog only with the LeadingKeys condition on the tagged database's db#<id> items", () => {
+    for (const { stack, template } of cases()) {
       // Act
-      const ddb = statements.filter((s) => list(s.Action).some((a) => a.startsWith("dynamodb:")));
+      const ddb = policyStatements(stack, template).filter((s) => list(s.Action).some((a) => a.startsWith("dynamodb:")));
       // Assess
       expect(ddb).toHaveLength(1);
       expect(new Set(list(ddb[0]!.Action))).toEqual(new Set(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"]));
       expect(list(ddb[0]!.Resource).map(render)).toEqual([`<${logicalId(stack, stack.catalog)}.Arn>`]);
-      expect(ddb[0]!.Condition).toEqual({ "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`db#${db}`] } });
+      expect(ddb[0]!.Condition).toEqual({
+        Null: { "aws:PrincipalTag/walvault-db": "false" },
+        "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`db#${TAG}`] },
+      });
     }
   });
 
-  it("trust the account by default and only the named principals when configured", () => {
-    // Prepare
-    const trustOf = (stack: PrimaryStack, template: Template): string[] => {
-      const props = template.toJSON().Resources[logicalId(stack, stack.agentRoles["pg-main"]!)].Properties;
-      return (props.AssumeRolePolicyDocument.Statement as Statement[]).flatMap((s) =>
-        list((s.Principal as { AWS: unknown }).AWS).map(render),
-      );
-    };
+  it("comes with no IAM role by default", () => {
     // Act
-    const byDefault = trustOf(defaultStack, defaultTemplate);
-    const configured = trustOf(multiStack, multiTemplate);
+    const roles = Object.values(defaultTemplate.findResources("AWS::IAM::Role")).map((r) => String((r.Properties as { RoleName?: unknown }).RoleName ?? ""));
     // Assess
-    expect(byDefault).toEqual(["arn:<AWS::Partition>:iam::<AWS::AccountId>:root"]);
-    expect(configured).toEqual(["arn:aws:iam::123456789012:role/db-host"]);
+    expect(Object.keys(defaultStack.agentRoles)).toEqual([]);
+    expect(roles.filter((n) => n.startsWith("walvault-agent"))).toEqual([]);
+  });
+});
+
+describe("per-database agent roles (deprecated, agentRolesPerDatabase)", () => {
+  it("are named walvault-agent-<id>, tagged walvault-db=<id> and hold only the agent policy", () => {
+    for (const db of ["pg-main", "orders-db"]) {
+      // Prepare
+      const role = multiStack.agentRoles[db]!;
+      // Act
+      const props = multiTemplate.toJSON().Resources[logicalId(multiStack, role)].Properties as Record<string, unknown>;
+      // Assess
+      expect(props.RoleName).toBe(`walvault-agent-${db}`);
+      expect(props.Tags).toContainEqual({ Key: "walvault-db", Value: db });
+      expect(list(props.ManagedPolicyArns).map(render)).toEqual([`<${logicalId(multiStack, multiStack.agentPolicy)}>`]);
+      expect(props.Policies).toBeUndefined();
+      expect(roleStatements(multiTemplate, logicalId(multiStack, role))).toEqual([]);
+    }
+    expect(Object.keys(multiStack.agentRoles).sort()).toEqual(["orders-db", "pg-main"]);
+  });
+
+  it("trust only the named principals, and no session can replace their tag", () => {
+    // Act
+    const props = multiTemplate.toJSON().Resources[logicalId(multiStack, multiStack.agentRoles["pg-main"]!)].Properties;
+    const trust = props.AssumeRolePolicyDocument.Statement as Statement[];
+    // Assess
+    expect(trust.flatMap((s) => list((s.Principal as { AWS: unknown }).AWS).map(render))).toEqual(["arn:aws:iam::123456789012:role/db-host"]);
+    expect(trust.flatMap((s) => list(s.Action))).toEqual(["sts:AssumeRole"]);
   });
 });
 
@@ -267,7 +300,7 @@ describe("vault bucket", () => {
     defaultTemplate.hasResourceProperties("AWS::KMS::Key", { EnableKeyRotation: true });
   });
 
-  it("denies every request without TLS and every write or delete from an agent role", () => {
+  it("denies every request without TLS and every write or delete from an agent: a principal tagged walvault-db or a walvault-agent-* role", () => {
     // Prepare
     const vaultId = logicalId(defaultStack, defaultStack.vaultBucket);
     // Act
@@ -288,6 +321,9 @@ describe("vault bucket", () => {
     expect(render(agentDeny?.Condition?.ArnLike?.["aws:PrincipalArn"])).toBe(
       "arn:<AWS::Partition>:iam::<AWS::AccountId>:role/walvault-agent-*",
     );
+    const taggedDeny = statements.find((s) => s.Sid === "DenyTaggedAgentWrites");
+    expect(taggedDeny).toMatchObject({ Effect: "Deny", Principal: { AWS: "*" }, Action: agentDeny?.Action, Resource: agentDeny?.Resource });
+    expect(taggedDeny?.Condition).toEqual({ Null: { "aws:PrincipalTag/walvault-db": "false" } });
   });
 });
 

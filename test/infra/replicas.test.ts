@@ -106,7 +106,7 @@ describe("replica vault stacks", () => {
     }
   });
 
-  it("each deny every request without TLS and every write, delete or unlock from an agent role", () => {
+  it("each deny every request without TLS and every write, delete or unlock from an agent (tagged walvault-db, or a walvault-agent-* role)", () => {
     for (const region of REGIONS) {
       // Prepare
       const { stack, template } = replicaTemplates.get(region)!;
@@ -123,6 +123,9 @@ describe("replica vault stacks", () => {
         expect.arrayContaining(["s3:PutObject*", "s3:DeleteObject*", "s3:BypassGovernanceRetention", "s3:PutBucket*"]),
       );
       expect(render(agentDeny?.Condition?.ArnLike?.["aws:PrincipalArn"])).toBe("arn:<AWS::Partition>:iam::<AWS::AccountId>:role/walvault-agent-*");
+      const taggedDeny = statements.find((s) => s.Sid === "DenyTaggedAgentWrites");
+      expect(taggedDeny).toMatchObject({ Effect: "Deny", Principal: { AWS: "*" }, Action: agentDeny?.Action, Resource: agentDeny?.Resource });
+      expect(taggedDeny?.Condition).toEqual({ Null: { "aws:PrincipalTag/walvault-db": "false" } });
     }
   });
 

@@ -15,6 +15,7 @@ import type { CloudAssembly } from "aws-cdk-lib/cx-api";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ARCHIVE_STORAGE_CLASSES } from "../../core/thaw.js";
 import { aslPlaceholders } from "../../infra/asl.js";
 import { findProjectRoot, PrimaryStack, walvaultSettingsFromContext } from "../../infra/primary-stack.js";
 import { RETENTION_STEP_SOURCES, RETENTION_STEPS, retentionSettingsFromContext } from "../../infra/retention.js";
@@ -221,31 +222,59 @@ describe("retention permissions", () => {
 });
 
 describe("vault lifecycle", () => {
-  it("moves chunks and WAL of every database to STANDARD_IA and GLACIER_IR and expires noncurrent versions a day after their lock, in every vault", () => {
-    const cases = [
-      { stack: defaultStack as Stack, bucket: defaultStack.vaultBucket, dbs: ["pg-main"], ia: 30, ir: 90, lock: 7 },
-      { stack: custom.primary as Stack, bucket: custom.primary.vaultBucket, dbs: ["orders-db", "pg-main"], ia: 45, ir: 120, lock: 14 },
-      ...custom.replicas.map((r) => ({ stack: r as Stack, bucket: r.vaultBucket, dbs: ["orders-db", "pg-main"], ia: 45, ir: 120, lock: 14 })),
-    ];
-    for (const c of cases) {
+  const cases = () => [
+    { stack: defaultStack as Stack, bucket: defaultStack.vaultBucket, ia: 30, ir: 90, lock: 7 },
+    { stack: custom.primary as Stack, bucket: custom.primary.vaultBucket, ia: 45, ir: 120, lock: 14 },
+    ...custom.replicas.map((r) => ({ stack: r as Stack, bucket: r.vaultBucket, ia: 45, ir: 120, lock: 14 })),
+  ];
+  const rulesOf = (stack: Stack, bucket: IConstruct): Record<string, unknown>[] =>
+    (resourceOf(stack, bucket).Properties?.LifecycleConfiguration as { Rules: Record<string, unknown>[] }).Rules;
+  /** Whether a transition rule applies to an object (S3: the key starts with the prefix and the size is strictly greater). */
+  const tiers = (rule: Record<string, unknown>, key: string, bytes: number): boolean =>
+    key.startsWith(String(rule.Prefix ?? "")) && bytes > Number(rule.ObjectSizeGreaterThan ?? 0);
+
+  it("moves objects under db/ larger than 128 KiB to STANDARD_IA and GLACIER_IR with one rule naming no database, and expires noncurrent versions a day after their lock, in every vault", () => {
+    for (const c of cases()) {
       // Act
-      const rules = (resourceOf(c.stack, c.bucket).Properties?.LifecycleConfiguration as { Rules: Record<string, unknown>[] }).Rules;
+      const rules = rulesOf(c.stack, c.bucket);
       // Assess
       expect(rules, c.stack.stackName).toContainEqual(expect.objectContaining({ Id: "expire-noncurrent", NoncurrentVersionExpiration: { NoncurrentDays: c.lock + 1 }, Status: "Enabled" }));
-      const tiers = rules.filter((r) => String(r.Id).startsWith("tier-"));
-      expect(tiers, c.stack.stackName).toEqual(
-        c.dbs.flatMap((db) =>
-          ["chunks", "wal"].map((family) => ({
-            Id: `tier-${family}-${db}`,
-            Prefix: `db/${db}/${family}/`,
-            Status: "Enabled",
-            Transitions: [
-              { StorageClass: "STANDARD_IA", TransitionInDays: c.ia },
-              { StorageClass: "GLACIER_IR", TransitionInDays: c.ir },
-            ],
-          })),
-        ),
-      );
+      expect(rules.filter((r) => r.Transitions !== undefined), c.stack.stackName).toEqual([
+        {
+          Id: "tier-bulk",
+          Prefix: "db/",
+          ObjectSizeGreaterThan: 131072,
+          Status: "Enabled",
+          Transitions: [
+            { StorageClass: "STANDARD_IA", TransitionInDays: c.ia },
+            { StorageClass: "GLACIER_IR", TransitionInDays: c.ir },
+          ],
+        },
+      ]);
+    }
+  });
+
+  it("tiers packs, WAL segments and chunk objects of any database, and leaves history, .backup files and small manifests in STANDARD", () => {
+    // Prepare
+    const rule = rulesOf(defaultStack, defaultStack.vaultBucket).find((r) => r.Id === "tier-bulk")!;
+    const sha = "ab".repeat(32);
+    // Act + Assess
+    expect(tiers(rule, `db/orders-db/packs/${sha}`, 32 * 2 ** 20)).toBe(true);
+    expect(tiers(rule, "db/any-database-id/wal/00000001/000000010000000000000003", 16 * 2 ** 20)).toBe(true);
+    expect(tiers(rule, `db/pg-main/chunks/${sha}`, 200 * 1024)).toBe(true);
+    expect(tiers(rule, "db/pg-main/history/00000002.history", 120)).toBe(false);
+    expect(tiers(rule, "db/pg-main/wal/00000001/000000010000000000000003.00000028.backup", 300)).toBe(false);
+    expect(tiers(rule, "db/pg-main/snapshots/20261202T101500Z/manifest.json", 40 * 1024)).toBe(false);
+    expect(tiers(rule, "db/pg-main/snapshots/x/manifest.json", 128 * 1024)).toBe(false);
+  });
+
+  it("never moves objects to a class a restore must thaw", () => {
+    for (const c of cases()) {
+      // Act
+      const classes = rulesOf(c.stack, c.bucket).flatMap((r) => list(r.Transitions as { StorageClass: string }[] | undefined).map((t) => t.StorageClass));
+      // Assess
+      expect(classes.length).toBeGreaterThan(0);
+      for (const cls of classes) expect(ARCHIVE_STORAGE_CLASSES.has(cls), cls).toBe(false);
     }
   });
 });

@@ -425,6 +425,38 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect(listed.map((r) => r.restorePoints)).toEqual([restorePoints, undefined]);
       });
 
+      it("listWalPage pages through every WAL record in listWal order, each once, from a cursor that need not exist any more", async () => {
+        // Prepare: PostgreSQL names on two timelines, generic names in two streams, other items and another database beside them.
+        const names = [segmentName(1, 1), segmentName(1, 2), `${segmentName(1, 3)}.partial`, "00000002.history", segmentName(2, 3), segmentName(2, 4)];
+        for (const name of [...names].reverse()) await catalog.recordWal(wal(name));
+        const generic = ["a/0001.wal", "a/0002.wal", "b/0001.wal"];
+        for (const name of generic) await catalog.recordWal(wal(name, { timeline: 1, vaultKey: `db/${DB}/wal/${name}` }));
+        await catalog.recordWal(wal(segmentName(1, 9), { databaseId: "pg-other" }));
+        await catalog.putDatabase(database(DB));
+        const all = (await catalog.listWal(DB)).map((r) => r.name);
+
+        // Act: pages of 2, and a cursor whose record is deleted before it is used.
+        const seen: string[] = [];
+        let after: string | undefined;
+        let pages = 0;
+        do {
+          const page = await catalog.listWalPage(DB, after, 2);
+          seen.push(...page.records.map((r) => r.name));
+          if (pages++ === 1) await catalog.deleteWal(DB, [page.next!]);
+          after = page.next;
+        } while (after !== undefined);
+        const bad = await catalog.listWalPage(DB, "not a wal name!", 2).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+
+        // Assess
+        expect(seen).toEqual(all);
+        expect(all).toHaveLength(names.length + generic.length);
+        expect(pages).toBeLessThanOrEqual(Math.ceil(all.length / 2) + 1);
+        expect(bad).toBeInstanceOf(InvalidInputError);
+      });
+
       it("listWal returns an empty list for a database without WAL", async () => {
         // Act
         const listed = await catalog.listWal("pg-empty");

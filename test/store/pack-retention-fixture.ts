@@ -144,8 +144,8 @@ export async function restoreFile(f: PackedFixture, s: SnapshotRecord): Promise<
 }
 
 
-export const deleting = (s: SnapshotRecord): RetentionPlan => ({ keep: [], deleteSnapshots: [{ snapshotId: s.snapshotId, finishedAt: new Date(s.finishedAt) }], deleteWal: [], keepWal: 0 });
-export const nothing: RetentionPlan = { keep: [], deleteSnapshots: [], deleteWal: [], keepWal: 0 };
+export const deleting = (s: SnapshotRecord): RetentionPlan => ({ keep: [], deleteSnapshots: [{ snapshotId: s.snapshotId, finishedAt: new Date(s.finishedAt) }], deleteWal: [], keepWal: 0, deleteRanges: [] });
+export const nothing: RetentionPlan = { keep: [], deleteSnapshots: [], deleteWal: [], keepWal: 0, deleteRanges: [] };
 /** One retention run at `now` carrying out `plan` (the records of `snapshots` it deletes), sweeping with packOpts. */
 export const run = (f: PackedFixture, plan: RetentionPlan, snapshots: SnapshotRecord[], now: Date, runId: string): Promise<PruneSummary> =>
   executePrune(genericDb, plan, { snapshots, wal: [] }, f.catalog, f.regions, { runId, now, graceMs: GRACE, by: "test", packs: packOpts });

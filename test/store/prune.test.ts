@@ -13,14 +13,16 @@ import { vaultPackKey } from "../../core/keys.js";
 import type { BuiltPack } from "../../core/pack.js";
 import type { RetentionPlan } from "../../core/retention.js";
 import type { AuditRecord, DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
+import { segmentName } from "../../core/wal.js";
 import { parseManifest, type SnapshotManifest, type UniqueChunk } from "../../core/snapshot.js";
 import { checkReusedPacks } from "../../functions/snapshot/check-referenced.js";
 import type { Catalog } from "../../store/catalog.js";
 import type { DynamoCatalog } from "../../store/dynamo-catalog.js";
 import type { ObjectInfo, ObjectStore } from "../../store/object-store.js";
-import { executePrune, executePruneJournaled, type PruneJournal, type RegionVault } from "../../store/prune.js";
+import { executePlan, executePrune, executePruneJournaled, nextWalBatch, prunePlan, WAL_LISTED, type PruneJournal, type RegionVault } from "../../store/prune.js";
 import { deleting, GDB, genericDb, GRACE, nothing, packedFixtures, packOpts, restoreFile, run, RUN1, RUN2, snapshotOf, type PackedFixture } from "./pack-retention-fixture.js";
 import { makeChunk, putPackedManifest, storePacks, type Chunk } from "./packed-vault.js";
+import { pgSnapshotRecord } from "../support/pg-records.js";
 
 const DB = "pg-unit";
 const database: DatabaseRecord = { databaseId: DB, kind: "postgres", walSegmentSize: 16 * 1024 * 1024, createdAt: "2026-01-01T00:00:00.000Z" };
@@ -111,7 +113,7 @@ function memoryCatalog(walRecords: WalRecord[], snapshots: SnapshotRecord[] = []
   const partial = {
     wal: walMap,
     audit,
-    listWal: async () => [...walMap.values()],
+    getWal: async (_db: string, name: string) => walMap.get(name),
     listSnapshots: async () => [...snaps.values()],
     listChunks: async () => [],
     listChunkPage: async () => ({ chunks: [] }),
@@ -130,6 +132,7 @@ const planFor = (names: string[]): RetentionPlan => ({
   deleteSnapshots: [],
   deleteWal: names.map((name, i) => ({ timeline: 1, segno: BigInt(i + 1), name, archivedAt: new Date("2026-05-01T00:00:00.000Z") })),
   keepWal: 0,
+  deleteRanges: [],
 });
 
 const opts = { runId: "run-1", now: NOW, graceMs: 3_600_000, by: "test" };
@@ -198,6 +201,129 @@ describe("executePruneJournaled", () => {
     expect(catalog.wal.has(names[2]!)).toBe(true);
     expect(catalog.audit.filter((a) => a.action === "delete-wal").map((a) => a.subject).sort()).toEqual([names[0], names[1]]);
     expect(stored).toBeUndefined();
+  });
+});
+
+// ---------------------------------------------------------------------------
+// WAL by range (docs/retention.md "WAL by range"): the plan reads the
+// snapshot records, the timelines and the first WAL files of its ranges,
+// never the whole WAL catalog; carrying it out deletes the ranges a batch at
+// a time.
+
+/** The catalog calls planning and pruning by range make, over sorted WAL names in memory, counting the WAL items each read returns; listWal refuses. */
+function rangeCatalog(records: WalRecord[], snapshots: SnapshotRecord[]): Catalog & { wal: Map<string, WalRecord>; read: number; largestRead: number; audit: AuditRecord[] } {
+  const walMap = new Map(records.map((w) => [w.name, w]));
+  const snaps = new Map(snapshots.map((s) => [s.snapshotId, s]));
+  const counted = <T>(items: T[]): T[] => {
+    fake.read += items.length;
+    fake.largestRead = Math.max(fake.largestRead, items.length);
+    return items;
+  };
+  const fake = {
+    wal: walMap,
+    read: 0,
+    largestRead: 0,
+    getDatabase: async () => database,
+    listSnapshots: async () => [...snaps.values()],
+    listWal: async () => {
+      throw new Error("listWal reads every WAL record of the database");
+    },
+    listWalTimelines: async () => counted([...new Set([...walMap.values()].map((w) => w.timeline))].sort((a, b) => a - b).map((timeline) => ({ timeline }))),
+    listWalRange: async (_db: string, timeline: number, from: string, to: string | undefined, o: { limit?: number; newestFirst?: boolean } = {}) => {
+      const tl = timeline.toString(16).toUpperCase().padStart(8, "0");
+      const names = [...walMap.keys()].filter((n) => n.startsWith(tl) && n >= from && (to === undefined || n <= to)).sort();
+      if (o.newestFirst) names.reverse();
+      return counted(names.slice(0, o.limit ?? names.length).map((n) => walMap.get(n)!));
+    },
+    getWal: async (_db: string, name: string) => walMap.get(name),
+    deleteWal: async (_db: string, names: readonly string[]) => void names.forEach((n) => walMap.delete(n)),
+    deleteSnapshot: async (_db: string, id: string) => void snaps.delete(id),
+    audit: [] as AuditRecord[],
+    recordAudit: async (records: readonly AuditRecord[]) => void fake.audit.push(...records),
+  };
+  return fake as unknown as Catalog & { wal: Map<string, WalRecord>; read: number; largestRead: number; audit: AuditRecord[] };
+}
+
+const pgSnapshot = (id: string, segno: bigint, finishedAt: string): SnapshotRecord => pgSnapshotRecord(DB, id, segno, finishedAt, database.walSegmentSize);
+
+describe("retention by WAL range", () => {
+  it("plans over 20,000 WAL files reading a bounded number of them, and deletes exactly the deletable ranges, records and objects", async () => {
+    // Prepare: segments 1..20,000 of timeline 1; snapshots at 100, 10,000 (both go), 19,000 and 19,900 (kept: two dailies);
+    // a .partial and a .backup file inside a deletable range, and the history of timeline 1, which retention never deletes.
+    const vault = versionedVault("primary");
+    const seg = (n: number): string => segmentName(1, BigInt(n), database.walSegmentSize);
+    const names = [...Array.from({ length: 20_000 }, (_, i) => seg(i + 1)), `${seg(500)}.partial`, `${seg(600)}.00000028.backup`, "00000001.history"];
+    const records = names.map((n) => ({ ...wal(n, vault.add(`db/${DB}/wal/00000001/${n}`)), kind: n.endsWith(".partial") ? "partial" : n.endsWith(".backup") ? "backup" : n.endsWith(".history") ? "history" : "segment" }) as WalRecord);
+    const snapshots = [pgSnapshot("s0100", 100n, "2026-05-01T00:00:00.000Z"), pgSnapshot("s10000", 10_000n, "2026-05-10T00:00:00.000Z"), pgSnapshot("s19000", 19_000n, "2026-05-30T00:00:00.000Z"), pgSnapshot("s19900", 19_900n, "2026-05-31T00:00:00.000Z")];
+    const catalog = rangeCatalog(records, snapshots);
+    const regions: RegionVault[] = [{ region: "r1", store: vault, bucket: "vault", primary: true }];
+    const policy = { daily: 2, weekly: 0, monthly: 0, recoveryWindowDays: 0, minSnapshots: 2 };
+    const kept = new Set([seg(19_000), ...Array.from({ length: 101 }, (_, i) => seg(19_900 + i)), `${seg(500)}.partial`, `${seg(600)}.00000028.backup`, "00000001.history"]);
+
+    // Act
+    const view = await prunePlan(catalog, DB, policy, NOW);
+    const planRead = catalog.read;
+    const summary = await executePlan(database, view, catalog, regions, { ...opts, sweepChunks: false });
+
+    // Assess: the plan names the ranges and lists the first WAL_LISTED files, reading about that many items.
+    expect(view.plan.deleteSnapshots.map((d) => d.snapshotId).sort()).toEqual(["s0100", "s10000"]);
+    expect(view.walRanges).toEqual([
+      { timeline: 1, from: seg(0), through: seg(18_999) },
+      { timeline: 1, from: seg(19_001), through: seg(19_899) },
+    ]);
+    expect(view.walListComplete).toBe(false);
+    expect(view.walToDelete.map((w) => w.name)).toEqual(Array.from({ length: WAL_LISTED }, (_, i) => seg(i + 1)));
+    expect(planRead).toBeLessThanOrEqual(WAL_LISTED + 10);
+    // Carried out: every deletable segment's record and object gone, everything else there, no read larger than a page.
+    expect(summary.deletedWal).toBe(20_000 - 102);
+    expect([...catalog.wal.keys()].sort()).toEqual([...kept].sort());
+    for (const r of records) expect(vault.versions.get(r.vaultKey)?.length, r.name).toBe(kept.has(r.name) ? 1 : 0);
+    expect(catalog.largestRead).toBeLessThanOrEqual(1001);
+    // Every deletion audited under its own key (the catalog keys audit items by time, run and sequence number).
+    expect(new Set(catalog.audit.map((a) => `${a.at}#${a.runId}#${a.seq}`)).size).toBe(summary.audit);
+    expect(summary.audit).toBe(2 + 20_000 - 102);
+  });
+});
+
+describe("retention by WAL range, generic streams", () => {
+  it("finds the files of each stream whose position is in its ranges, though names do not sort by position, in bounded batches resumed from a cursor", async () => {
+    // Prepare: stream a holds 1.log..30.log (name order 1, 10, 11, .., 2, 20, ..), stream b 1.log..5.log; a deletes 0..14, b 0..2.
+    const gdb: DatabaseRecord = { databaseId: "gen-ranges", kind: "generic", walSegmentSize: 16 * 1024 * 1024, createdAt: "2026-01-01T00:00:00.000Z" };
+    const rec = (stream: string, n: number): WalRecord => ({ ...wal(`${stream}/${n}.log`, "v"), databaseId: gdb.databaseId, startLsn: String(n), vaultKey: `db/gen-ranges/wal/${stream}/${n}.log` });
+    const all = [...Array.from({ length: 30 }, (_, i) => rec("a", i + 1)), ...Array.from({ length: 5 }, (_, i) => rec("b", i + 1))].sort((x, y) => (x.name < y.name ? -1 : 1));
+    const reads: number[] = [];
+    const catalog = {
+      listWal: async () => {
+        throw new Error("listWal reads every WAL record of the database");
+      },
+      listWalPage: async (_db: string, after: string | undefined, limit = 1000) => {
+        const rest = all.filter((w) => after === undefined || w.name > after);
+        const records = rest.slice(0, limit);
+        reads.push(records.length);
+        return records.length < rest.length ? { records, next: records.at(-1)!.name } : { records };
+      },
+    } as unknown as Catalog;
+    const ranges = [
+      { stream: "a", from: "0", through: "14" },
+      { stream: "b", from: "0", through: "2" },
+    ];
+
+    // Act: batches of at most 4 files, reading at most 7 records each.
+    const found: string[][] = [];
+    let after: string | undefined;
+    let calls = 0;
+    do {
+      const before = reads.length;
+      const batch = await nextWalBatch(catalog, gdb, ranges, after, { records: 4, read: 7 });
+      found.push(batch.records.map((w) => w.name));
+      expect(reads.slice(before).reduce((a, n) => a + n, 0), `call ${calls}`).toBeLessThanOrEqual(7);
+      after = batch.after;
+    } while (after !== undefined && ++calls < 100);
+
+    // Assess: every file in the ranges once, none outside, no batch over 4.
+    const expected = [...Array.from({ length: 14 }, (_, i) => `a/${i + 1}.log`), "b/1.log", "b/2.log"].sort();
+    expect(found.flat().sort()).toEqual(expected);
+    expect(Math.max(...found.map((b) => b.length))).toBeLessThanOrEqual(4);
   });
 });
 

@@ -1,0 +1,499 @@
+/**
+ * Snapshot manifests, format 2: the file list in pages (docs/snapshots.md,
+ * "Manifest format 2: pages"), so that no step that writes, validates or
+ * reads a manifest holds more than one page of it, whatever the snapshot's
+ * size (format 1, core/snapshot.ts, is one JSON document: ~80 MB for 100 GB
+ * in 128 KiB blocks, several hundred MB of heap once parsed).
+ *
+ *  - `manifest.json` (the header) stays the commit point and the ingest
+ *    trigger, uploaded last. It holds everything format 1 holds but the
+ *    files, with `formatVersion: 2`, and `pages`: per page object, in order,
+ *    { sha256 of its bytes, bytes, entries, chunks }. The digests bind the
+ *    pages to the commit point: a reader verifies a page's SHA-256 (and its
+ *    length, before reading it) before using a byte of it.
+ *  - Page i is `pages/<i, 6 digits>.json` beside the header (core/keys.ts
+ *    snapshotPageKey): { formatVersion: 2, databaseId, snapshotId, page: i,
+ *    entries }, compact JSON and one newline. Entries are format 1's file
+ *    entries in tree order (compareTreePaths: path segment by segment, so a
+ *    directory's subtree follows it without a break). A page is closed once
+ *    it holds PAGE_CHUNKS chunk references or PAGE_BYTES bytes of entries;
+ *    a file with more chunks than its page has room for continues as the
+ *    first entry of the next page: the same entry (path, type, mode, mtime,
+ *    size, sha256 and chunking of the whole file) with `part` 1, 2, ... and
+ *    the next run of its chunks. A page holds at least one entry, at most
+ *    PAGE_CHUNKS chunk references and MAX_PAGE_BYTES bytes.
+ *  - Validation is incremental (startPagedValidation, validatePage,
+ *    finishPagedValidation): a small JSON state (running totals, the last
+ *    entry, the file that may continue, the types of the few paths a
+ *    postgres snapshot requires) is carried from page to page, so a step
+ *    can also stop after any page and go on in another invocation. Checked
+ *    as in format 1: the schema and path safety, unique paths (strictly
+ *    increasing in tree order), every parent a directory (in tree order the
+ *    parent of an entry is the previous entry or one of its ancestors), every
+ *    file's chunks (sizes, blocks, codec none, sum and SHA-256 rules),
+ *    backup_label, global/pg_control and tablespace directories, the ids,
+ *    totals files, directories, symlinks, logicalBytes and chunks, and packs.
+ *    Not recomputed, because that needs the set of every distinct chunk:
+ *    uniqueChunks and storedBytes (checked to be consistent with the other
+ *    totals: newChunks <= uniqueChunks <= chunks, newStoredBytes <=
+ *    storedBytes), nor that a chunk repeated on two pages has the same sizes
+ *    and codec (checked within a page; ingest checks every reference against
+ *    the vault). newChunks and newStoredBytes count every `new` flag (one per
+ *    distinct chunk on a page); the writer sets one per chunk.
+ *
+ * Pure: no I/O (the reader is store/manifest-pages.ts).
+ */
+import { z } from "zod";
+import { InvalidInputError, UnsafePathError } from "./errors.js";
+import { sha256Hex } from "./hash.js";
+import { sha256Schema } from "./schemas.js";
+import {
+  checkChunkRecord,
+  checkFileEnd,
+  checkManifestHeader,
+  checkPacks,
+  checkPostgresFiles,
+  checkSafeTotals,
+  checkSameChunk,
+  checkTotals,
+  directoryEntrySchema,
+  genericSnapshotSchema,
+  manifestCommonFields,
+  manifestIdFields,
+  manifestInvalid,
+  manifestSchemaError,
+  postgresRequiredPaths,
+  postgresSnapshotSchema,
+  regularFileEntrySchema,
+  snapshotTotalsSchema,
+  symlinkEntrySchema,
+  type ChunkRecord,
+  type FileEntry,
+  type ManifestExpectations,
+  type SnapshotManifest,
+  type SnapshotTotals,
+  type UniqueChunk,
+} from "./snapshot.js";
+
+export const PAGED_FORMAT_VERSION = 2;
+/** Chunk references per page at most (~1.4 MB of JSON). */
+export const PAGE_CHUNKS = 8192;
+/** A page is closed once its entries reach this many bytes. */
+export const PAGE_BYTES = 1024 * 1024;
+/** Largest page object a reader accepts (PAGE_BYTES, plus one entry's longest paths, plus PAGE_CHUNKS records, fit well within). */
+export const MAX_PAGE_BYTES = 4 * 1024 * 1024;
+/** Pages per manifest at most (keys have 6 digits; 100 GB in 128 KiB blocks is ~100 pages). */
+export const MAX_PAGES = 100_000;
+
+const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const positive = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
+/** A file entry on a page: format 1's, with `part` on the continuations of a file split across pages. */
+export const pagedFileEntrySchema = regularFileEntrySchema.extend({ part: positive.optional() });
+export const pageEntrySchema = z.discriminatedUnion("type", [pagedFileEntrySchema, directoryEntrySchema, symlinkEntrySchema]);
+
+export const manifestPageSchema = z
+  .object({
+    formatVersion: z.literal(PAGED_FORMAT_VERSION),
+    ...manifestIdFields,
+    page: count,
+    entries: z.array(pageEntrySchema).min(1, "a page holds at least one entry"),
+  })
+  .strict();
+
+export const pageRefSchema = z
+  .object({
+    sha256: sha256Schema,
+    bytes: positive.max(MAX_PAGE_BYTES, `a page is at most ${MAX_PAGE_BYTES} bytes`),
+    entries: positive,
+    chunks: count.max(PAGE_CHUNKS, `a page holds at most ${PAGE_CHUNKS} chunk references`),
+  })
+  .strict();
+
+const headerFields = {
+  formatVersion: z.literal(PAGED_FORMAT_VERSION),
+  ...manifestIdFields,
+  ...manifestCommonFields,
+  totals: snapshotTotalsSchema,
+  pages: z.array(pageRefSchema).max(MAX_PAGES, `a manifest has at most ${MAX_PAGES} pages`),
+};
+export const pagedManifestHeaderSchema = z.discriminatedUnion("kind", [
+  z.object({ ...headerFields, kind: z.literal("postgres"), postgres: postgresSnapshotSchema }).strict(),
+  z.object({ ...headerFields, kind: z.literal("generic"), generic: genericSnapshotSchema }).strict(),
+]);
+
+export type PageEntry = z.infer<typeof pageEntrySchema>;
+export type ManifestPage = z.infer<typeof manifestPageSchema>;
+export type PageRef = z.infer<typeof pageRefSchema>;
+export type PagedManifestHeader = z.infer<typeof pagedManifestHeaderSchema>;
+
+// ---------------------------------------------------------------------------
+// Tree order
+
+/**
+ * Orders paths segment by segment (each segment by UTF-16 code units, as
+ * `<` does), i.e. as strings in which '/' sorts before every other
+ * character: "a" < "a/b" < "a/c" < "a-b". A directory's whole subtree comes
+ * right after it.
+ */
+export function compareTreePaths(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x === 47) return -1;
+    if (y === 47) return 1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+// ---------------------------------------------------------------------------
+// Writer
+
+/** A finished page: its index, the object's text and its reference in the header. */
+export interface WrittenPage {
+  index: number;
+  text: string;
+  ref: PageRef;
+}
+
+/**
+ * Cuts a stream of file entries (in tree order) into pages. add() returns
+ * the pages it completed, finish() the last one; memory is one page.
+ * Entries out of tree order (or repeated) are refused (InvalidInputError).
+ */
+export class ManifestPageWriter {
+  private index = 0;
+  private texts: string[] = [];
+  private bytes = 0;
+  private chunks = 0;
+  private lastPath: string | undefined;
+  private readonly prefix: string;
+
+  constructor(
+    ids: { databaseId: string; snapshotId: string },
+    private readonly limits: { chunks: number; bytes: number } = { chunks: PAGE_CHUNKS, bytes: PAGE_BYTES },
+  ) {
+    this.prefix = `{"formatVersion":${PAGED_FORMAT_VERSION},"databaseId":${JSON.stringify(ids.databaseId)},"snapshotId":${JSON.stringify(ids.snapshotId)},"page":`;
+  }
+
+  add(entry: FileEntry): WrittenPage[] {
+    if (this.lastPath !== undefined && compareTreePaths(this.lastPath, entry.path) >= 0) {
+      throw new InvalidInputError(`manifest entry ${JSON.stringify(entry.path)} does not follow ${JSON.stringify(this.lastPath)} in tree order`);
+    }
+    this.lastPath = entry.path;
+    const out: WrittenPage[] = [];
+    if (entry.type !== "file") {
+      this.push(JSON.stringify(entry), 0, out);
+      return out;
+    }
+    let from = 0;
+    let part = 0;
+    do {
+      if (this.chunks >= this.limits.chunks) out.push(this.close());
+      const to = Math.min(entry.chunks.length, from + this.limits.chunks - this.chunks);
+      const piece = { ...entry, chunks: entry.chunks.slice(from, to), ...(part === 0 ? {} : { part }) };
+      this.push(JSON.stringify(piece), to - from, out);
+      from = to;
+      part++;
+    } while (from < entry.chunks.length);
+    return out;
+  }
+
+  /** The last page, if any entry is left. */
+  finish(): WrittenPage[] {
+    return this.texts.length === 0 ? [] : [this.close()];
+  }
+
+  private push(text: string, chunks: number, out: WrittenPage[]): void {
+    this.texts.push(text);
+    this.bytes += Buffer.byteLength(text, "utf8") + 1;
+    this.chunks += chunks;
+    if (this.bytes >= this.limits.bytes) out.push(this.close());
+  }
+
+  private close(): WrittenPage {
+    const text = `${this.prefix}${this.index},"entries":[${this.texts.join(",")}]}\n`;
+    const body = Buffer.from(text, "utf8");
+    const page: WrittenPage = { index: this.index, text, ref: { sha256: sha256Hex(body), bytes: body.byteLength, entries: this.texts.length, chunks: this.chunks } };
+    this.index++;
+    this.texts = [];
+    this.bytes = 0;
+    this.chunks = 0;
+    return page;
+  }
+}
+
+/** The format-2 header of `manifest` (its files left out) over `pages` (every page, in order). */
+export function pagedHeaderOf(manifest: SnapshotManifest, pages: readonly PageRef[]): PagedManifestHeader {
+  const { files: _files, formatVersion: _v, ...rest } = manifest;
+  return { formatVersion: PAGED_FORMAT_VERSION, ...rest, pages: [...pages] } as PagedManifestHeader;
+}
+
+/** A format-1 manifest (validated) as format 2: its header and its pages. */
+export function pageManifest(manifest: SnapshotManifest, limits?: { chunks: number; bytes: number }): { header: PagedManifestHeader; pages: WrittenPage[] } {
+  const writer = new ManifestPageWriter(manifest, limits);
+  const pages: WrittenPage[] = [];
+  for (const e of [...manifest.files].sort((a, b) => compareTreePaths(a.path, b.path))) pages.push(...writer.add(e));
+  pages.push(...writer.finish());
+  return { header: pagedHeaderOf(manifest, pages.map((p) => p.ref)), pages };
+}
+
+/** The header as stored: compact JSON, one trailing newline. */
+export function serializePagedHeader(header: PagedManifestHeader): string {
+  return `${JSON.stringify(header)}\n`;
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+
+/** Validates a format-2 header: schema, the checks of checkManifestHeader, and page counts against the totals. */
+export function validatePagedHeader(input: unknown, expect: ManifestExpectations = {}): PagedManifestHeader {
+  const parsed = pagedManifestHeaderSchema.safeParse(input);
+  if (!parsed.success) throw manifestSchemaError(parsed.error);
+  const h = parsed.data;
+  checkManifestHeader(h, expect);
+  let chunks = 0;
+  let entries = 0;
+  for (const p of h.pages) {
+    chunks += p.chunks;
+    entries += p.entries;
+  }
+  if (chunks !== h.totals.chunks) throw manifestInvalid("pages", `reference ${chunks} chunk(s), but totals.chunks states ${h.totals.chunks}`);
+  const named = h.totals.files + h.totals.directories + h.totals.symlinks;
+  if (entries < named) throw manifestInvalid("pages", `hold ${entries} entries, fewer than the ${named} files, directories and symlinks of the totals`);
+  const t = h.totals;
+  if (t.uniqueChunks > t.chunks) throw manifestInvalid("totals.uniqueChunks", `states ${t.uniqueChunks}, more than the ${t.chunks} chunk references`);
+  if (t.newChunks > t.uniqueChunks) throw manifestInvalid("totals.newChunks", `states ${t.newChunks}, more than the ${t.uniqueChunks} distinct chunks`);
+  if (t.newStoredBytes > t.storedBytes) throw manifestInvalid("totals.newStoredBytes", `states ${t.newStoredBytes}, more than storedBytes ${t.storedBytes}`);
+  if ((t.uniqueChunks === 0) !== (t.storedBytes === 0)) {
+    throw manifestInvalid("totals.storedBytes", `states ${t.storedBytes} for ${t.uniqueChunks} distinct chunk(s)`);
+  }
+  return h;
+}
+
+/** A file whose chunks may continue on the next page. */
+interface OpenFile {
+  path: string;
+  mode: number;
+  mtime: string;
+  size: number;
+  sha256: string;
+  blocks: boolean;
+  /** The part last seen (0: the first). */
+  part: number;
+  /** Chunks so far, their bytes, the first one's SHA-256. */
+  count: number;
+  sum: number;
+  first?: string;
+  /** The last chunk so far and its field (a block that turns out not to be the last must be whole). */
+  last?: { chunk: ChunkRecord; field: string };
+  field: string;
+}
+
+/** What validation carries from page to page: small, JSON, independent of the snapshot's size. */
+export interface PagedValidationState {
+  /** The next page to validate. */
+  next: number;
+  totals: SnapshotTotals;
+  /** The storedSize of every chunk reference (an upper bound of storedBytes). */
+  referencedBytes: number;
+  last?: { path: string; type: FileEntry["type"] };
+  open?: OpenFile;
+  /** Types of the paths a postgres snapshot requires, as seen. */
+  required: Record<string, FileEntry["type"]>;
+}
+
+/** The state before page 0. */
+export function startPagedValidation(): PagedValidationState {
+  return {
+    next: 0,
+    totals: { files: 0, directories: 0, symlinks: 0, logicalBytes: 0, chunks: 0, uniqueChunks: 0, newChunks: 0, storedBytes: 0, newStoredBytes: 0 },
+    referencedBytes: 0,
+    required: {},
+  };
+}
+
+/** A validated page: its entries and its distinct chunks (in order of first reference on the page). */
+export interface ValidatedPage {
+  page: ManifestPage;
+  chunks: UniqueChunk[];
+}
+
+/**
+ * Checks page `index` on its own: its bytes against the header's reference
+ * (length and SHA-256, before parsing), the schema, its ids and index, its
+ * entry and chunk counts, and that chunks repeated on it agree. For random
+ * access to pages of a manifest validated before (the vault's); ingest uses
+ * validatePage, which adds the checks across pages.
+ */
+export function parsePage(header: PagedManifestHeader, index: number, bytes: Uint8Array): ValidatedPage {
+  const at = `pages[${index}]`;
+  const ref = header.pages[index];
+  if (ref === undefined) throw manifestInvalid(at, `the manifest has ${header.pages.length} page(s)`);
+  if (bytes.byteLength !== ref.bytes) throw manifestInvalid(at, `the page object has ${bytes.byteLength} bytes, but the manifest binds ${ref.bytes}`);
+  const digest = sha256Hex(bytes);
+  if (digest !== ref.sha256) throw manifestInvalid(`${at}.sha256`, `the page object's SHA-256 is ${digest}, but the manifest binds ${ref.sha256}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));
+  } catch (e) {
+    throw manifestInvalid(at, `is not JSON: ${(e as Error).message}`);
+  }
+  const parsed = manifestPageSchema.safeParse(json);
+  if (!parsed.success) {
+    throw manifestSchemaError(new z.ZodError(parsed.error.issues.map((i) => ({ ...i, path: ["pages", index, ...i.path] }))));
+  }
+  const page = parsed.data;
+  if (page.databaseId !== header.databaseId || page.snapshotId !== header.snapshotId || page.page !== index) {
+    throw manifestInvalid(at, `says it is page ${page.page} of ${page.databaseId}/${page.snapshotId}, not page ${index} of ${header.databaseId}/${header.snapshotId}`);
+  }
+  if (page.entries.length !== ref.entries) throw manifestInvalid(at, `holds ${page.entries.length} entries, but the manifest states ${ref.entries}`);
+  const unique = new Map<string, UniqueChunk>();
+  let chunks = 0;
+  page.entries.forEach((e, i) => {
+    if (e.type !== "file") return;
+    e.chunks.forEach((c, j) => {
+      const prior = unique.get(c.sha256);
+      if (prior === undefined) unique.set(c.sha256, { sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, new: c.new === true });
+      else {
+        checkSameChunk(c, prior, `${at}.entries[${i}].chunks[${j}]`);
+        if (c.new === true) prior.new = true;
+      }
+    });
+    chunks += e.chunks.length;
+  });
+  if (chunks !== ref.chunks) throw manifestInvalid(at, `references ${chunks} chunk(s), but the manifest states ${ref.chunks}`);
+  return { page, chunks: [...unique.values()] };
+}
+
+/**
+ * Validates page `state.next` (bytes as read) after the pages before it:
+ * parsePage, then every rule across pages (see the module comment). Returns
+ * the page and the state to carry to the next one. Throws
+ * ManifestInvalidError (field `pages[i]...`) or UnsafePathError.
+ */
+export function validatePage(header: PagedManifestHeader, state: PagedValidationState, bytes: Uint8Array): { state: PagedValidationState } & ValidatedPage {
+  const index = state.next;
+  const validated = parsePage(header, index, bytes);
+  const s: PagedValidationState = structuredClone(state);
+  const required = new Set(header.kind === "postgres" ? postgresRequiredPaths(header.postgres) : []);
+  const blockSize = header.blocks?.blockSize;
+  validated.page.entries.forEach((e, i) => {
+    const at = `pages[${index}].entries[${i}]`;
+    if (e.type === "file" && e.part !== undefined) continueFile(s, e, at, i);
+    else {
+      closeFile(s);
+      enterPath(s, e, at);
+      if (required.has(e.path)) s.required[e.path] = e.type;
+      if (e.type === "directory") s.totals.directories++;
+      else if (e.type === "symlink") s.totals.symlinks++;
+      else {
+        if (e.chunking === "blocks" && blockSize === undefined) {
+          throw manifestInvalid(`${at}.chunking`, `${JSON.stringify(e.path)} is cut in blocks, but the manifest has no blocks descriptor`);
+        }
+        s.totals.files++;
+        s.totals.logicalBytes += e.size;
+        const { chunks: _c, part: _p, chunking, type: _t, ...fields } = e;
+        s.open = { ...fields, blocks: chunking === "blocks", part: 0, count: 0, sum: 0, field: at };
+      }
+    }
+    if (e.type === "file") addChunks(s, e.chunks, at, { blockSize, maxChunkSize: header.chunker.maxSize });
+  });
+  for (const c of validated.chunks) {
+    if (!c.new) continue;
+    s.totals.newChunks++;
+    s.totals.newStoredBytes += c.storedSize;
+  }
+  checkSafeTotals(s.totals);
+  s.next = index + 1;
+  return { state: s, ...validated };
+}
+
+function continueFile(s: PagedValidationState, e: Extract<PageEntry, { type: "file" }>, at: string, i: number): void {
+  const o = s.open;
+  const what = `${JSON.stringify(e.path)} part ${e.part}`;
+  if (i !== 0 || o === undefined || o.path !== e.path || o.part + 1 !== e.part) {
+    const previous = i !== 0 ? "it is not the first entry of its page" : `the page before ends with ${o === undefined ? "no file" : `${JSON.stringify(o.path)} part ${o.part}`}`;
+    throw manifestInvalid(`${at}.part`, `${what} does not continue the last entry of the page before it (${previous})`);
+  }
+  if (e.mode !== o.mode || e.mtime !== o.mtime || e.size !== o.size || e.sha256 !== o.sha256 || (e.chunking === "blocks") !== o.blocks) {
+    throw manifestInvalid(at, `${what} does not repeat the mode, mtime, size, sha256 and chunking of its first part (${o.field})`);
+  }
+  o.part = e.part!;
+}
+
+function closeFile(s: PagedValidationState): void {
+  const o = s.open;
+  if (o === undefined) return;
+  checkFileEnd(o.field, o, o.sum, o.count, o.first);
+  s.open = undefined;
+}
+
+/** Unique paths in tree order, each under a directory: the parent is the last entry or one of its ancestors (all directories). */
+function enterPath(s: PagedValidationState, e: PageEntry, at: string): void {
+  const last = s.last;
+  if (last !== undefined && compareTreePaths(last.path, e.path) >= 0) {
+    throw manifestInvalid(`${at}.path`, `${JSON.stringify(e.path)} ${last.path === e.path ? "is listed twice" : `comes after ${JSON.stringify(last.path)}, out of tree order`}`);
+  }
+  const slash = e.path.lastIndexOf("/");
+  if (slash >= 0) {
+    const parent = e.path.slice(0, slash);
+    const isLast = last?.path === parent;
+    const isAncestor = last !== undefined && last.path.startsWith(`${parent}/`);
+    if (!isLast && !isAncestor) {
+      throw manifestInvalid(`${at}.path`, `the parent directory of ${JSON.stringify(e.path)}, ${JSON.stringify(parent)}, is not in the snapshot`);
+    }
+    if (isLast && last.type !== "directory") {
+      if (last.type === "symlink") {
+        throw new UnsafePathError(
+          `snapshot manifest ${at}.path: ${JSON.stringify(e.path)} lies under the symlink ${JSON.stringify(parent)}; restoring it would write through the link`,
+          { path: e.path },
+        );
+      }
+      throw manifestInvalid(`${at}.path`, `the parent of ${JSON.stringify(e.path)}, ${JSON.stringify(parent)}, is a ${last.type}, not a directory`);
+    }
+  }
+  s.last = { path: e.path, type: e.type };
+}
+
+function addChunks(s: PagedValidationState, chunks: readonly ChunkRecord[], at: string, cut: { blockSize: number | undefined; maxChunkSize: number }): void {
+  const o = s.open!;
+  chunks.forEach((c, j) => {
+    const field = `${at}.chunks[${j}]`;
+    if (o.blocks && o.last !== undefined) checkChunkRecord(o.last.chunk, o.last.field, o.path, o.count - 1, { ...cut, blocks: true, last: false });
+    checkChunkRecord(c, field, o.path, o.count, { ...cut, blocks: o.blocks, last: true });
+    if (o.count === 0) o.first = c.sha256;
+    o.count++;
+    o.sum += c.size;
+    o.last = { chunk: c, field };
+    s.totals.chunks++;
+    s.referencedBytes += c.storedSize;
+  });
+}
+
+/**
+ * After the last page: the last file's rules, the totals against the
+ * header, backup_label and the other required paths, packs. Throws as
+ * validatePage does.
+ */
+export function finishPagedValidation(header: PagedManifestHeader, state: PagedValidationState): void {
+  if (state.next !== header.pages.length) {
+    throw manifestInvalid("pages", `validation stopped after ${state.next} of ${header.pages.length} page(s)`);
+  }
+  const s: PagedValidationState = structuredClone(state);
+  closeFile(s);
+  checkTotals(header.totals, s.totals, ["files", "directories", "symlinks", "logicalBytes", "chunks", "newChunks", "newStoredBytes"]);
+  if (header.totals.storedBytes > s.referencedBytes) {
+    throw manifestInvalid("totals.storedBytes", `states ${header.totals.storedBytes}, more than the ${s.referencedBytes} stored bytes of all chunk references`);
+  }
+  if (header.kind === "postgres") checkPostgresFiles(header.postgres, (path) => s.required[path]);
+  if (header.packs !== undefined) checkPacks(header.packs, s.totals.newChunks);
+}
+
+/** The manifest format of parsed manifest.json content: 2 for a paged header, else 1 (validateManifest judges it). */
+export function manifestFormatOf(json: unknown): 1 | 2 {
+  return typeof json === "object" && json !== null && (json as { formatVersion?: unknown }).formatVersion === PAGED_FORMAT_VERSION ? 2 : 1;
+}

@@ -1,0 +1,188 @@
+/**
+ * Reading a snapshot manifest of either format (core/snapshot.ts format 1,
+ * core/manifest-pages.ts format 2) one page at a time: the only reader of
+ * manifests, so that no step's memory grows with a snapshot's size once
+ * snapshots are paged (format 1 is one implicit page: it is read whole, as
+ * before).
+ *
+ * Contract (every ManifestObjects implementation, checked by
+ * test/store/manifest-pages.contract.ts):
+ * - get(key, maxBytes) resolves the object's bytes, or `undefined` when the
+ *   key does not exist. An object stored encoded (walvault codec metadata
+ *   other than "none", as an agent may upload a format 1 manifest) is
+ *   returned decoded. An object of more than maxBytes, stored or (by its
+ *   metadata) decoded, rejects (ManifestInvalidError naming the key and both
+ *   sizes) before its bytes are read; one that does not decode to the size
+ *   its metadata states rejects (CodecError). Other failures reject as the
+ *   object store's do.
+ *
+ * And of openManifest over any ManifestObjects:
+ * - openManifest(objects, key, expect) resolves `undefined` when the
+ *   manifest does not exist; otherwise it reads and validates the manifest
+ *   object (format 1: validateManifest, all of it; format 2: the header,
+ *   validatePagedHeader) and reads no page.
+ * - page(i) reads page i (format 2: `pages/<i>.json` beside the manifest
+ *   key), refusing one longer than the header binds before reading it, and
+ *   verifies its length, SHA-256, schema and ids (parsePage) before
+ *   returning anything from it. A missing page rejects (ManifestInvalidError,
+ *   field `pages[i]`, naming the key). Format 1 has one page, 0: every file.
+ * - entries() yields every entry in order, reading one page at a time, and
+ *   validates across pages as it goes (validatePage); after the last page it
+ *   checks the totals against the header (finishPagedValidation). A problem
+ *   rejects the iteration at the page where it is found: entries already
+ *   yielded came from verified pages, but the manifest as a whole is proven
+ *   only once the iteration ends without error.
+ * Errors are ManifestInvalidError or UnsafePathError (core/errors.ts), one
+ * line naming the field (`pages[3].entries[10].path: ...`).
+ */
+import { decodeWith } from "../core/codec.js";
+import { CodecError, ManifestInvalidError } from "../core/errors.js";
+import { snapshotPageKey } from "../core/keys.js";
+import {
+  MAX_PAGE_BYTES,
+  finishPagedValidation,
+  manifestFormatOf,
+  parsePage,
+  startPagedValidation,
+  validatePage,
+  validatePagedHeader,
+  type PageEntry,
+  type PagedManifestHeader,
+} from "../core/manifest-pages.js";
+import { META_CODEC } from "../core/schemas.js";
+import { parseObjectMeta } from "../core/verify.js";
+import { validateManifest, type ManifestExpectations, type SnapshotManifest, type UniqueChunk } from "../core/snapshot.js";
+import type { ObjectStore } from "./object-store.js";
+
+/** Largest manifest.json read: format 1 manifests are one JSON document, and V8 strings stop near 512 MiB. */
+export const MAX_MANIFEST_BYTES = 512 * 1024 * 1024;
+
+export interface ManifestObjects {
+  get(key: string, maxBytes: number): Promise<Uint8Array | undefined>;
+}
+
+function tooLarge(key: string, size: number, maxBytes: number): ManifestInvalidError {
+  return new ManifestInvalidError(`object ${key} has ${size} bytes, more than the ${maxBytes} a manifest object may have`, { field: key });
+}
+
+/** An object's bytes as a manifest reader sees them: bounded before the read, decoded by its codec metadata. */
+async function readBounded(
+  key: string,
+  maxBytes: number,
+  info: { size: number; metadata: Record<string, string> },
+  read: () => Promise<Uint8Array | undefined>,
+): Promise<Uint8Array | undefined> {
+  if (info.size > maxBytes) throw tooLarge(key, info.size, maxBytes);
+  const codec = info.metadata[META_CODEC];
+  const encoded = codec !== undefined && codec !== "none";
+  const size = encoded ? parseObjectMeta(info.metadata, `object ${key}`).size : info.size;
+  if (size > maxBytes) throw tooLarge(key, size, maxBytes);
+  const body = await read();
+  if (body === undefined) return undefined;
+  if (body.byteLength > maxBytes) throw tooLarge(key, body.byteLength, maxBytes);
+  if (!encoded) return body;
+  const raw = await decodeWith(codec, body, `object ${key}`, size);
+  if (raw.byteLength !== size) throw new CodecError(`object ${key} decodes to ${raw.byteLength} bytes, not the ${size} its metadata states`);
+  return raw;
+}
+
+/** Manifest objects in one bucket of an ObjectStore (vault or incoming). */
+export class StoreManifestObjects implements ManifestObjects {
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly bucket: string,
+  ) {}
+
+  async get(key: string, maxBytes: number): Promise<Uint8Array | undefined> {
+    const info = await this.store.head(this.bucket, key);
+    if (info === undefined) return undefined;
+    return readBounded(key, maxBytes, info, async () => (await this.store.get(this.bucket, key, info.versionId))?.body);
+  }
+}
+
+/** Manifest objects in memory (unit tests): bytes and user metadata per key. */
+export class MemoryManifestObjects implements ManifestObjects {
+  readonly objects = new Map<string, { body: Uint8Array; metadata: Record<string, string> }>();
+
+  async get(key: string, maxBytes: number): Promise<Uint8Array | undefined> {
+    const obj = this.objects.get(key);
+    if (obj === undefined) return undefined;
+    return readBounded(key, maxBytes, { size: obj.body.byteLength, metadata: obj.metadata }, async () => obj.body);
+  }
+}
+
+/** A manifest of either format without its files. */
+export type ManifestHeader = Omit<SnapshotManifest, "files" | "formatVersion">;
+
+/** One page: its entries and the distinct chunks they reference (in order of first reference). */
+export interface ReadPage {
+  entries: PageEntry[];
+  chunks: UniqueChunk[];
+}
+
+export interface OpenedManifest {
+  readonly format: 1 | 2;
+  readonly header: ManifestHeader;
+  readonly pageCount: number;
+  page(index: number): Promise<ReadPage>;
+  entries(): AsyncIterable<PageEntry>;
+}
+
+/** Opens the manifest at `key` (see the contract above); undefined when it does not exist. */
+export async function openManifest(objects: ManifestObjects, key: string, expect: ManifestExpectations = {}): Promise<OpenedManifest | undefined> {
+  const body = await objects.get(key, MAX_MANIFEST_BYTES);
+  if (body === undefined) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
+  } catch (e) {
+    throw new ManifestInvalidError(`snapshot manifest is not JSON: ${(e as Error).message}`, { field: "(top level)", cause: e });
+  }
+  if (manifestFormatOf(json) === 2) return pagedManifest(objects, key, validatePagedHeader(json, expect));
+  const { manifest, chunks } = validateManifest(json, expect);
+  const { files, formatVersion: _v, ...header } = manifest;
+  return {
+    format: 1,
+    header,
+    pageCount: 1,
+    async page(index) {
+      if (index !== 0) throw new ManifestInvalidError(`snapshot manifest pages[${index}]: a format 1 manifest has one page, 0`, { field: `pages[${index}]` });
+      return { entries: files, chunks };
+    },
+    async *entries() {
+      yield* files;
+    },
+  };
+}
+
+function pagedManifest(objects: ManifestObjects, key: string, h: PagedManifestHeader): OpenedManifest {
+  const { pages, formatVersion: _v, ...header } = h;
+  const read = async (index: number): Promise<Uint8Array> => {
+    const ref = pages[index];
+    if (ref === undefined) {
+      throw new ManifestInvalidError(`snapshot manifest pages[${index}]: the manifest has ${pages.length} page(s)`, { field: `pages[${index}]` });
+    }
+    const pageKey = snapshotPageKey(key, index);
+    const body = await objects.get(pageKey, Math.min(ref.bytes, MAX_PAGE_BYTES));
+    if (body === undefined) throw new ManifestInvalidError(`snapshot manifest pages[${index}]: page object ${pageKey} is missing`, { field: `pages[${index}]` });
+    return body;
+  };
+  return {
+    format: 2,
+    header,
+    pageCount: pages.length,
+    async page(index) {
+      const { page, chunks } = parsePage(h, index, await read(index));
+      return { entries: page.entries, chunks };
+    },
+    async *entries() {
+      let state = startPagedValidation();
+      for (let i = 0; i < pages.length; i++) {
+        const v = validatePage(h, state, await read(i));
+        state = v.state;
+        yield* v.page.entries;
+      }
+      finishPagedValidation(h, state);
+    },
+  };
+}

@@ -1,0 +1,464 @@
+import { describe, expect, it } from "vitest";
+import { InvalidInputError, ManifestInvalidError, UnsafePathError } from "../../core/errors.js";
+import { snapshotPageKey } from "../../core/keys.js";
+import {
+  MAX_PAGE_BYTES,
+  ManifestPageWriter,
+  PAGE_CHUNKS,
+  compareTreePaths,
+  finishPagedValidation,
+  manifestFormatOf,
+  pageManifest,
+  parsePage,
+  startPagedValidation,
+  validatePage,
+  validatePagedHeader,
+  type PageEntry,
+  type PagedManifestHeader,
+  type PagedValidationState,
+  type WrittenPage,
+} from "../../core/manifest-pages.js";
+import { sha256Hex } from "../../core/hash.js";
+import { SnapshotBuilder, fixedBlocksDescriptor, type FixedBlocksDescriptor, type SnapshotManifest } from "../../core/snapshot.js";
+import { MTIME, buildGeneric, chunk, genericManifest, joinParts, pgManifest, sha } from "../support/manifests.js";
+
+const SMALL = { chunks: 2, bytes: 1024 * 1024 };
+
+interface Paged {
+  header: PagedManifestHeader;
+  texts: string[];
+}
+
+function paged(m: SnapshotManifest, limits = SMALL): Paged {
+  const { header, pages } = pageManifest(m, limits);
+  return { header, texts: pages.map((p) => p.text) };
+}
+
+const bytesOf = (text: string): Buffer => Buffer.from(text, "utf8");
+
+/** Validates every page in order, carrying the state through JSON (as a workflow would), then finishes; returns the entries. */
+function validateAll(p: Paged): PageEntry[] {
+  const header = validatePagedHeader(JSON.parse(JSON.stringify(p.header)));
+  let state: PagedValidationState = startPagedValidation();
+  const out: PageEntry[] = [];
+  p.texts.forEach((text) => {
+    const v = validatePage(header, state, bytesOf(text));
+    out.push(...v.page.entries);
+    state = JSON.parse(JSON.stringify(v.state)) as PagedValidationState;
+  });
+  finishPagedValidation(header, state);
+  return out;
+}
+
+/** Page `index` changed by `mutate` and signed again, so that only the rule under test can refuse it. */
+function resign(p: Paged, index: number, mutate: (page: { entries: Array<Record<string, unknown>>; [k: string]: unknown }) => void): Paged {
+  const page = JSON.parse(p.texts[index]!) as { entries: Array<Record<string, unknown>> };
+  mutate(page);
+  const text = `${JSON.stringify(page)}\n`;
+  const chunks = page.entries.reduce((n, e) => n + (Array.isArray(e.chunks) ? e.chunks.length : 0), 0);
+  const header = structuredClone(p.header);
+  const delta = chunks - header.pages[index]!.chunks;
+  header.pages[index] = { sha256: sha256Hex(bytesOf(text)), bytes: bytesOf(text).byteLength, entries: page.entries.length, chunks };
+  header.totals.chunks += delta;
+  const texts = [...p.texts];
+  texts[index] = text;
+  return { header, texts };
+}
+
+const genericOf = (b: SnapshotBuilder, blocks?: FixedBlocksDescriptor): SnapshotManifest => buildGeneric(b, { streams: [{ id: "wal", dir: "wal", lastSegno: 0 }] }, blocks);
+
+function failure(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error("expected a failure");
+}
+
+describe("compareTreePaths", () => {
+  it("orders a directory's whole subtree right after it, before its siblings that extend its name", () => {
+    // Prepare
+    const paths = ["a-c", "a/b/c", "a", "a.d", "a/b", "b", "a/b-x"];
+
+    // Act
+    const sorted = [...paths].sort(compareTreePaths);
+
+    // Assess
+    expect(sorted).toEqual(["a", "a/b", "a/b/c", "a/b-x", "a-c", "a.d", "b"]);
+  });
+});
+
+describe("ManifestPageWriter and pageManifest", () => {
+  it("cuts a manifest into pages of at most the chunk limit, continuing a long file on the next page with part numbers", () => {
+    // Prepare
+    const m = pgManifest();
+
+    // Act
+    const p = paged(m);
+
+    // Assess: base/1/1259 (3 chunks) is split; every page holds at most 2 chunk references
+    expect(p.header.pages.every((r) => r.chunks <= 2)).toBe(true);
+    const entries = p.texts.flatMap((t) => (JSON.parse(t) as { entries: PageEntry[] }).entries);
+    const parts = entries.filter((e) => e.path === "base/1/1259").map((e) => (e.type === "file" ? e.part : "?"));
+    expect(parts).toEqual([undefined, 1]);
+    expect(p.header.pages.map((r) => r.chunks).reduce((a, b) => a + b, 0)).toBe(m.totals.chunks);
+  });
+
+  it("binds every page to the header by its SHA-256 and length", () => {
+    // Act
+    const p = paged(pgManifest());
+
+    // Assess
+    p.texts.forEach((t, i) => {
+      expect(p.header.pages[i]!.sha256).toBe(sha256Hex(bytesOf(t)));
+      expect(p.header.pages[i]!.bytes).toBe(bytesOf(t).byteLength);
+    });
+  });
+
+  it("writes pages that validate and hold exactly the manifest's entries, in tree order", () => {
+    // Prepare
+    const m = pgManifest();
+
+    // Act
+    const entries = validateAll(paged(m));
+
+    // Assess
+    expect(joinParts(entries)).toEqual([...m.files].sort((a, b) => compareTreePaths(a.path, b.path)));
+  });
+
+  it("closes a page once its entries reach the byte limit", () => {
+    // Act
+    const p = paged(pgManifest(), { chunks: PAGE_CHUNKS, bytes: 400 });
+
+    // Assess
+    expect(p.header.pages.length).toBeGreaterThan(2);
+    expect(validateAll(p).length).toBe(pgManifest().files.length);
+  });
+
+  it("validates a tree whose names sort differently as strings than as paths", () => {
+    // Prepare: as strings "a-c" < "a/b"; in tree order a/b (inside a) comes first
+    const b = new SnapshotBuilder();
+    for (const d of ["a", "a/b", "a-c"]) b.addDirectory(d, 0o700, MTIME);
+    const m = genericOf(b);
+
+    // Act
+    const entries = validateAll(paged(m));
+
+    // Assess
+    expect(entries.map((e) => e.path)).toEqual(["a", "a/b", "a-c"]);
+  });
+
+  it("carries a validation state of a few hundred bytes whatever the snapshot's size", () => {
+    // Prepare: 20,000 chunk references in 100 files
+    const b = new SnapshotBuilder();
+    b.addDirectory("data", 0o700, MTIME);
+    for (let f = 0; f < 100; f++) {
+      const h = b.startFile(`data/${String(f).padStart(4, "0")}`, 0o600, MTIME);
+      for (let c = 0; c < 200; c++) h.addChunk(chunk(`${f}/${c}`, 100, 100, true, "none"));
+      h.finish(sha(`file ${f}`));
+    }
+    const p = paged(genericOf(b), { chunks: 1000, bytes: 1024 * 1024 });
+    const header = validatePagedHeader(p.header);
+
+    // Act
+    let state = startPagedValidation();
+    let largest = 0;
+    for (const text of p.texts) {
+      state = validatePage(header, state, bytesOf(text)).state;
+      largest = Math.max(largest, JSON.stringify(state).length);
+    }
+    finishPagedValidation(header, state);
+
+    // Assess
+    expect(p.header.pages.length).toBe(20);
+    expect(largest).toBeLessThan(1500);
+  });
+
+  it("refuses entries out of tree order", () => {
+    // Prepare
+    const w = new ManifestPageWriter({ databaseId: "orders", snapshotId: "20261121T073000Z-ab12cd" });
+    w.add({ path: "a-c", type: "directory", mode: 0o700, mtime: MTIME.toISOString() });
+
+    // Act
+    const err = failure(() => w.add({ path: "a/b", type: "directory", mode: 0o700, mtime: MTIME.toISOString() }));
+
+    // Assess
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect(err.message).toContain("tree order");
+  });
+
+  it("writes no page for a manifest without entries", () => {
+    // Act
+    const pages: WrittenPage[] = new ManifestPageWriter({ databaseId: "orders", snapshotId: "20261121T073000Z-ab12cd" }).finish();
+
+    // Assess
+    expect(pages).toEqual([]);
+  });
+
+  it("tells format 2 headers from format 1 manifests", () => {
+    // Prepare
+    const m = pgManifest();
+
+    // Act + Assess
+    expect(manifestFormatOf(paged(m).header)).toBe(2);
+    expect(manifestFormatOf(m)).toBe(1);
+  });
+});
+
+describe("validatePagedHeader", () => {
+  it("refuses a page reference of more chunks than a page may hold", () => {
+    // Prepare
+    const p = paged(pgManifest());
+    const header = structuredClone(p.header);
+    header.pages[0]!.chunks = PAGE_CHUNKS + 1;
+
+    // Act
+    const err = failure(() => validatePagedHeader(header));
+
+    // Assess
+    expect(err).toBeInstanceOf(ManifestInvalidError);
+    expect(err.message).toContain("pages[0].chunks");
+  });
+
+  it("refuses page references whose chunks do not add up to totals.chunks", () => {
+    // Prepare
+    const header = structuredClone(paged(pgManifest()).header);
+    header.totals.chunks += 1;
+
+    // Act
+    const err = failure(() => validatePagedHeader(header));
+
+    // Assess
+    expect(err.message).toMatch(/pages: reference \d+ chunk\(s\), but totals.chunks states/);
+  });
+
+  it("refuses a page larger than a reader accepts", () => {
+    // Prepare
+    const header = structuredClone(paged(pgManifest()).header);
+    header.pages[0]!.bytes = MAX_PAGE_BYTES + 1;
+
+    // Act
+    const err = failure(() => validatePagedHeader(header));
+
+    // Assess
+    expect(err.message).toContain("pages[0].bytes");
+  });
+
+  it("checks the header as format 1 does (ids against the key)", () => {
+    // Act
+    const err = failure(() => validatePagedHeader(paged(pgManifest()).header, { snapshotId: "20261121T073000Z-000000" }));
+
+    // Assess
+    expect(err.message).toContain("snapshotId");
+  });
+});
+
+describe("validatePage", () => {
+  it("refuses a tampered page: its SHA-256 is not the one the header binds", () => {
+    // Prepare
+    const p = paged(pgManifest());
+    const header = validatePagedHeader(p.header);
+    const tampered = p.texts[0]!.replace('"mode":384', '"mode":511');
+
+    // Act
+    const err = failure(() => validatePage(header, startPagedValidation(), bytesOf(tampered)));
+
+    // Assess
+    expect(err).toBeInstanceOf(ManifestInvalidError);
+    expect(err.message).toMatch(/^snapshot manifest pages\[0\]\.sha256: the page object's SHA-256 is [0-9a-f]{64}, but the manifest binds [0-9a-f]{64}$/);
+  });
+
+  it("refuses a signed page that claims another page's place", () => {
+    // Prepare
+    const p = resign(paged(pgManifest()), 1, (page) => void (page.page = 0));
+
+    // Act
+    const err = failure(() => validateAll(p));
+
+    // Assess
+    expect(err.message).toContain("says it is page 0");
+  });
+
+  it("names the page and entry of a schema problem", () => {
+    // Prepare
+    const p = resign(paged(pgManifest()), 1, (page) => void (page.entries[0]!.mode = -1));
+
+    // Act
+    const err = failure(() => validateAll(p));
+
+    // Assess
+    expect(err.message).toMatch(/^snapshot manifest pages\[1\]\.entries\[0\]\.mode: /);
+  });
+
+  it("refuses a path repeated on the next page", () => {
+    // Prepare: the first entry of page 1 gets the path of the last entry of page 0
+    const base = paged(pgManifest(), { chunks: PAGE_CHUNKS, bytes: 400 });
+    const last = (JSON.parse(base.texts[0]!) as { entries: PageEntry[] }).entries.at(-1)!;
+    const p = resign(base, 1, (page) => {
+      page.entries[0] = { ...last };
+    });
+
+    // Act
+    const err = failure(() => validateAll(p));
+
+    // Assess
+    expect(err.message).toContain(`${JSON.stringify(last.path)} is listed twice`);
+  });
+
+  it("refuses an unsafe path on a page as an unsafe path, naming the page and entry", () => {
+    // Prepare
+    const p = resign(paged(pgManifest()), 0, (page) => {
+      page.entries.unshift({ path: "../escape", type: "directory", mode: 0o700, mtime: MTIME.toISOString() });
+    });
+
+    // Act
+    const err = failure(() => validateAll(p));
+
+    // Assess
+    expect(err).toBeInstanceOf(UnsafePathError);
+    expect(err.message).toMatch(/^snapshot manifest pages\[0\]\.entries\[0\]\.path: path "\.\.\/escape" contains a '\.' or '\.\.' segment/);
+  });
+
+  it("refuses an entry whose parent directory is not in the snapshot", () => {
+    // Prepare
+    const p = resign(paged(pgManifest()), 0, (page) => {
+      page.entries.unshift({ path: "a/b", type: "directory", mode: 0o700, mtime: MTIME.toISOString() });
+    });
+
+    // Act
+    const err = failure(() => validateAll(p));
+
+    // Assess
+    expect(err.message).toContain('the parent directory of "a/b", "a", is not in the snapshot');
+  });
+
+  it("refuses an entry under a symlink as an unsafe path", () => {
+    // Prepare: pg_wal is a symlink; put a file under it right after it
+    const m = pgManifest();
+    const p = resign(paged(m, { chunks: PAGE_CHUNKS, bytes: 1024 * 1024 }), 0, (page) => {
+      const i = page.entries.findIndex((e) => e.path === "pg_wal");
+      page.entries.splice(i + 1, 0, { path: "pg_wal/x", type: "directory", mode: 0o700, mtime: MTIME.toISOString() });
+    });
+
+    // Act
+    const err = failure(() => validateAll(p));
+
+    // Assess
+    expect(err).toBeInstanceOf(UnsafePathError);
+    expect(err.message).toContain('lies under the symlink "pg_wal"');
+  });
+
+  it("refuses a continuation that does not follow its file's previous part", () => {
+    // Prepare: page 2 starts with base/1/1259 part 1; call it part 2
+    const base = paged(pgManifest());
+    const index = base.texts.findIndex((t) => t.includes('"part":1'));
+    const p = resign(base, index, (page) => void (page.entries[0]!.part = 2));
+
+    // Act
+    const err = failure(() => validateAll(p));
+
+    // Assess
+    expect(err.message).toContain('"base/1/1259" part 2 does not continue the last entry of the page before it');
+  });
+
+  it("checks a split file's size against all of its parts", () => {
+    // Prepare: drop the last chunk of the continuation
+    const base = paged(pgManifest());
+    const index = base.texts.findIndex((t) => t.includes('"part":1'));
+    const p = resign(base, index, (page) => void (page.entries[0]!.chunks as unknown[]).pop());
+
+    // Act
+    const err = failure(() => validateAll(p));
+
+    // Assess
+    expect(err.message).toContain('the chunks of "base/1/1259" add up to');
+  });
+
+  it("refuses a short block that is not a file's last, across a page boundary", () => {
+    // Prepare: a file in 8 KiB blocks whose second block (the last on page 0) is short
+    const b = new SnapshotBuilder();
+    const f = b.startFile("rel", 0o600, MTIME, { chunking: "blocks" });
+    f.addChunk(chunk("block-0", 8192, 100, true));
+    f.addChunk(chunk("block-1", 8192, 100, true));
+    f.addChunk(chunk("block-2", 10, 10, true));
+    f.finish(sha("rel"));
+    const m = genericOf(b, fixedBlocksDescriptor(8192));
+    const p = resign(paged(m), 0, (page) => {
+      const chunks = page.entries[0]!.chunks as Array<{ size: number }>;
+      chunks[1]!.size = 4096;
+    });
+
+    // Act
+    const err = failure(() => validateAll(p));
+
+    // Assess
+    expect(err.message).toContain('"rel" is cut in 8192-byte blocks, but chunk 1 has 4096 bytes (only the last may be shorter)');
+  });
+});
+
+describe("finishPagedValidation", () => {
+  it("refuses totals the pages do not add up to", () => {
+    // Prepare
+    const p = paged(pgManifest());
+    p.header.totals.files += 1;
+
+    // Act
+    const err = failure(() => validateAll(p));
+
+    // Assess
+    expect(err.message).toMatch(/^snapshot manifest totals.files: states \d+, but the files add up to \d+$/);
+  });
+
+  it("refuses a postgres snapshot without backup_label", () => {
+    // Prepare
+    const p = resign(paged(pgManifest(), { chunks: PAGE_CHUNKS, bytes: 1024 * 1024 }), 0, (page) => {
+      page.entries = page.entries.filter((e) => e.path !== "backup_label");
+    });
+    p.header.totals.files -= 1;
+    p.header.totals.logicalBytes = pgManifest().totals.logicalBytes - (pgManifest().files.find((e) => e.path === "backup_label") as { size: number }).size;
+    p.header.totals.newChunks -= 1;
+    p.header.totals.newStoredBytes -= 220;
+
+    // Act
+    const err = failure(() => validateAll(p));
+
+    // Assess
+    expect(err.message).toContain("a postgres snapshot needs the file backup_label, which is missing");
+  });
+
+  it("refuses to finish before the last page", () => {
+    // Prepare
+    const p = paged(genericManifest());
+    const header = validatePagedHeader(p.header);
+
+    // Act
+    const err = failure(() => finishPagedValidation(header, startPagedValidation()));
+
+    // Assess
+    expect(err.message).toContain("validation stopped after 0 of 1 page(s)");
+  });
+});
+
+describe("parsePage", () => {
+  it("returns a verified page's distinct chunks with their new flags", () => {
+    // Prepare: the fixture's base/1/1259 references a, b, a
+    const p = paged(pgManifest(), { chunks: PAGE_CHUNKS, bytes: 1024 * 1024 });
+    const header = validatePagedHeader(p.header);
+
+    // Act
+    const { chunks } = parsePage(header, 0, bytesOf(p.texts[0]!));
+
+    // Assess
+    expect(chunks.filter((c) => c.sha256 === sha("a"))).toEqual([{ sha256: sha("a"), size: 4 * 1024 * 1024, storedSize: 1024 * 1024, codec: "zstd", new: true }]);
+    expect(chunks.length).toBe(pgManifest().totals.uniqueChunks);
+  });
+});
+
+describe("snapshotPageKey", () => {
+  it("puts pages beside the manifest, six digits each", () => {
+    // Act + Assess
+    expect(snapshotPageKey("db/orders/snapshots/20261121T073000Z-ab12cd/manifest.json", 42)).toBe("db/orders/snapshots/20261121T073000Z-ab12cd/pages/000042.json");
+    expect(() => snapshotPageKey("db/orders/snapshots/x/other.json", 0)).toThrow(InvalidInputError);
+  });
+});

@@ -1,0 +1,83 @@
+/**
+ * functions/verify/select.ts draws a level-4 target from the WAL a
+ * PostgreSQL snapshot restores up to the next snapshot, reading only that
+ * stretch of its timeline (Catalog.listWalRange, a page at a time), never
+ * every WAL record of the database: a fake catalog refuses listWal and
+ * counts the WAL items it returns.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
+import { segmentName } from "../../core/wal.js";
+import { overrideDeps, resetDeps } from "../../functions/deps.js";
+import { selectPage } from "../../functions/verify/select.js";
+import type { Catalog } from "../../store/catalog.js";
+import { pgSnapshotRecord } from "../support/pg-records.js";
+
+const DB = "pg-select";
+const SIZE = 16 * 1024 * 1024;
+const T0 = Date.parse("2026-05-01T00:00:00.000Z");
+const MINUTE = 60_000;
+const database: DatabaseRecord = { databaseId: DB, kind: "postgres", walSegmentSize: SIZE, createdAt: "2026-01-01T00:00:00.000Z" };
+
+/** Segment n is archived at minute n, its last transaction a second before. */
+function segment(n: number): WalRecord {
+  const name = segmentName(1, BigInt(n), SIZE);
+  return {
+    databaseId: DB,
+    name,
+    kind: "segment",
+    timeline: 1,
+    size: SIZE,
+    storedSize: 1,
+    sha256: "a".repeat(64),
+    codec: "zstd",
+    status: "stored",
+    vaultKey: `db/${DB}/wal/00000001/${name}`,
+    archivedAt: new Date(T0 + n * MINUTE).toISOString(),
+    lastXactAt: new Date(T0 + n * MINUTE - 1000).toISOString(),
+    replicas: {},
+  };
+}
+
+/** A snapshot starting in segment n, finished at minute n + 1. */
+const snapshot = (id: string, n: number): SnapshotRecord => pgSnapshotRecord(DB, id, BigInt(n), new Date(T0 + (n + 1) * MINUTE).toISOString(), SIZE);
+
+beforeAll(() => {
+  process.env.WALVAULT_INCOMING_BUCKET ??= "incoming";
+  process.env.WALVAULT_VAULT_BUCKET ??= "vault";
+  process.env.WALVAULT_TABLE ??= "walvault";
+});
+afterAll(() => resetDeps());
+
+describe("verify SelectCandidates", () => {
+  it("draws a level-4 target between the snapshot and the next one, reading that stretch of WAL and not the other 18,000 records", async () => {
+    // Prepare: segments 1..20,000; snapshots in segments 100 and 1,100 and 19,000.
+    const names = Array.from({ length: 20_000 }, (_, i) => segment(i + 1));
+    const snaps = [snapshot("s0100", 100), snapshot("s1100", 1100), snapshot("s19000", 19_000)];
+    let read = 0;
+    const catalog = {
+      getDatabase: async () => database,
+      listSnapshots: async () => snaps,
+      listVerifications: async () => [],
+      listWal: async () => {
+        throw new Error("listWal reads every WAL record of the database");
+      },
+      listWalRange: async (_db: string, _tl: number, from: string, to: string | undefined, o: { limit?: number } = {}) => {
+        const page = names.filter((w) => w.name >= from && (to === undefined || w.name <= to)).slice(0, o.limit ?? names.length);
+        read += page.length;
+        return page;
+      },
+    } as unknown as Catalog;
+    overrideDeps({ catalog });
+
+    // Act
+    const out = await selectPage({ request: { databaseId: DB, snapshotId: "s0100", level: 4 } });
+
+    // Assess
+    const target = Date.parse(out.candidates[0]!.targetTime!);
+    expect(out.candidates).toHaveLength(1);
+    expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
+    expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
+    expect(read).toBeLessThanOrEqual(2000);
+  });
+});

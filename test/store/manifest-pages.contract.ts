@@ -1,0 +1,215 @@
+/**
+ * The manifest reader's contract (store/manifest-pages.ts), as one suite
+ * every ManifestObjects implementation runs: call manifestPagesContract()
+ * from a *.test.ts file with a factory of fresh instances and a way to put
+ * raw objects where they read. Each test works under its own random prefix.
+ */
+import { randomUUID } from "node:crypto";
+import { beforeEach, describe, expect, it } from "vitest";
+import { getCodec } from "../../core/codec.js";
+import { ManifestInvalidError } from "../../core/errors.js";
+import { sha256Hex } from "../../core/hash.js";
+import { objectMeta } from "../../core/verify.js";
+import { snapshotPageKey } from "../../core/keys.js";
+import { compareTreePaths, pageManifest, serializePagedHeader, type PageEntry } from "../../core/manifest-pages.js";
+import { serializeManifest, validateManifest } from "../../core/snapshot.js";
+import { openManifest, type ManifestObjects } from "../../store/manifest-pages.js";
+import { SNAP_ID, joinParts, pgManifest } from "../support/manifests.js";
+
+export interface ManifestObjectsFixture {
+  objects: ManifestObjects;
+  /** Stores bytes and user metadata under `key`, where `objects` reads. */
+  putRaw(key: string, body: Uint8Array, metadata?: Record<string, string>): Promise<void>;
+}
+
+export type ManifestObjectsFactory = () => ManifestObjectsFixture | Promise<ManifestObjectsFixture>;
+
+const SMALL = { chunks: 2, bytes: 1024 * 1024 };
+
+async function collect(entries: AsyncIterable<PageEntry>): Promise<PageEntry[]> {
+  const out: PageEntry[] = [];
+  for await (const e of entries) out.push(e);
+  return out;
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error("expected the promise to reject");
+}
+
+export function manifestPagesContract(name: string, factory: ManifestObjectsFactory): void {
+  describe(`manifest reader contract: ${name}`, () => {
+    let f: ManifestObjectsFixture;
+    let key: string;
+    let reads: string[];
+    let counted: ManifestObjects;
+
+    beforeEach(async () => {
+      f = await factory();
+      key = `contract/${randomUUID()}/db/orders/snapshots/${SNAP_ID}/manifest.json`;
+      reads = [];
+      counted = { get: (k, max) => (reads.push(k), f.objects.get(k, max)) };
+    });
+
+    /** Puts the fixture manifest in format 2 (pages first, header last); returns the page texts. */
+    async function putPaged(): Promise<string[]> {
+      const { header, pages } = pageManifest(pgManifest(), SMALL);
+      for (const p of pages) await f.putRaw(snapshotPageKey(key, p.index), Buffer.from(p.text));
+      await f.putRaw(key, Buffer.from(serializePagedHeader(header)));
+      return pages.map((p) => p.text);
+    }
+
+    describe("ManifestObjects", () => {
+      it("returns the bytes put, and undefined for a missing key", async () => {
+        // Prepare
+        await f.putRaw(key, Buffer.from("{}\n"));
+
+        // Act
+        const got = await f.objects.get(key, 100);
+        const missing = await f.objects.get(`${key}.missing`, 100);
+
+        // Assess
+        expect(Buffer.from(got!).toString()).toBe("{}\n");
+        expect(missing).toBeUndefined();
+      });
+
+      it("returns an object stored encoded decoded, by its codec metadata", async () => {
+        // Prepare
+        const raw = Buffer.from(serializeManifest(pgManifest()));
+        const encoded = await getCodec("zstd").encode(raw);
+        await f.putRaw(key, encoded, objectMeta({ sha256: sha256Hex(raw), codec: "zstd", size: raw.length }));
+
+        // Act
+        const got = await f.objects.get(key, raw.length);
+        const err = await rejection(f.objects.get(key, raw.length - 1));
+
+        // Assess
+        expect(Buffer.from(got!).equals(raw)).toBe(true);
+        expect(err.message).toBe(`object ${key} has ${raw.length} bytes, more than the ${raw.length - 1} a manifest object may have`);
+      });
+
+      it("refuses an object larger than asked for, naming it", async () => {
+        // Prepare
+        await f.putRaw(key, Buffer.alloc(101, 32));
+
+        // Act
+        const err = await rejection(f.objects.get(key, 100));
+
+        // Assess
+        expect(err).toBeInstanceOf(ManifestInvalidError);
+        expect(err.message).toBe(`object ${key} has 101 bytes, more than the 100 a manifest object may have`);
+      });
+    });
+
+    describe("openManifest", () => {
+      it("resolves undefined when the manifest does not exist", async () => {
+        // Act + Assess
+        expect(await openManifest(counted, key)).toBeUndefined();
+      });
+
+      it("reads a format 1 manifest as one page holding every file", async () => {
+        // Prepare
+        const m = pgManifest();
+        await f.putRaw(key, Buffer.from(serializeManifest(m)));
+
+        // Act
+        const opened = (await openManifest(counted, key, { snapshotId: SNAP_ID }))!;
+        const entries = await collect(opened.entries());
+        const page = await opened.page(0);
+
+        // Assess
+        expect(opened.format).toBe(1);
+        expect(opened.pageCount).toBe(1);
+        expect(opened.header.totals).toEqual(m.totals);
+        expect(entries).toEqual(m.files);
+        expect(page.chunks).toEqual(validateManifest(m).chunks);
+      });
+
+      it("reads a format 2 manifest's header alone, then its pages one at a time, in order, each once", async () => {
+        // Prepare
+        const m = pgManifest();
+        const texts = await putPaged();
+
+        // Act
+        const opened = (await openManifest(counted, key, { snapshotId: SNAP_ID }))!;
+        const afterOpen = [...reads];
+        const entries = await collect(opened.entries());
+
+        // Assess
+        expect(opened.format).toBe(2);
+        expect(opened.pageCount).toBe(texts.length);
+        expect(opened.header.totals).toEqual(m.totals);
+        expect(afterOpen).toEqual([key]);
+        expect(reads.slice(1)).toEqual(texts.map((_, i) => snapshotPageKey(key, i)));
+        expect(joinParts(entries)).toEqual([...m.files].sort((a, b) => compareTreePaths(a.path, b.path)));
+      });
+
+      it("reads any one page of a format 2 manifest, verified", async () => {
+        // Prepare
+        const texts = await putPaged();
+        const last = texts.length - 1;
+
+        // Act
+        const page = await (await openManifest(counted, key))!.page(last);
+
+        // Assess
+        expect(page.entries).toEqual((JSON.parse(texts[last]!) as { entries: PageEntry[] }).entries);
+        expect(reads).toEqual([key, snapshotPageKey(key, last)]);
+      });
+
+      it("refuses a tampered page with one line naming the page", async () => {
+        // Prepare: same length, one byte changed
+        const texts = await putPaged();
+        await f.putRaw(snapshotPageKey(key, 1), Buffer.from(texts[1]!.replace('"mode":384', '"mode":416')));
+
+        // Act
+        const err = await rejection(collect((await openManifest(counted, key))!.entries()));
+
+        // Assess
+        expect(err).toBeInstanceOf(ManifestInvalidError);
+        expect(err.message).toMatch(/^snapshot manifest pages\[1\]\.sha256: the page object's SHA-256 is [0-9a-f]{64}, but the manifest binds [0-9a-f]{64}$/);
+      });
+
+      it("refuses a page longer than the header binds without reading it", async () => {
+        // Prepare
+        const texts = await putPaged();
+        await f.putRaw(snapshotPageKey(key, 0), Buffer.from(`${texts[0]!} `));
+
+        // Act
+        const err = await rejection((await openManifest(counted, key))!.page(0));
+
+        // Assess
+        expect(err).toBeInstanceOf(ManifestInvalidError);
+        expect(err.message).toContain(`object ${snapshotPageKey(key, 0)} has ${Buffer.byteLength(texts[0]!) + 1} bytes, more than the ${Buffer.byteLength(texts[0]!)}`);
+      });
+
+      it("refuses a missing page, naming its key", async () => {
+        // Prepare
+        const { header } = pageManifest(pgManifest(), SMALL);
+        await f.putRaw(key, Buffer.from(serializePagedHeader(header)));
+
+        // Act
+        const err = await rejection((await openManifest(counted, key))!.page(0));
+
+        // Assess
+        expect(err.message).toBe(`snapshot manifest pages[0]: page object ${snapshotPageKey(key, 0)} is missing`);
+      });
+
+      it("refuses a header that does not belong to the key's snapshot before reading any page", async () => {
+        // Prepare
+        await putPaged();
+
+        // Act
+        const err = await rejection(openManifest(counted, key, { snapshotId: "20261121T073000Z-000000" }));
+
+        // Assess
+        expect(err).toBeInstanceOf(ManifestInvalidError);
+        expect(reads).toEqual([key]);
+      });
+    });
+  });
+}
