@@ -126,6 +126,8 @@ export const CATALOG_SORT_KEYS = {
 
 /** The attribute every WAL and snapshot item carries as the replication indexes' sort key: `<databaseId>#<sk>`. */
 export const REPLICA_KEY_ATTRIBUTE = "replicaKey";
+/** The attributes the replication indexes carry besides their keys (never changed once written: no index writes on updates). */
+export const REPLICA_INDEX_PROJECTION = ["databaseId", "name", "snapshotId"] as const;
 /** The value of a `pending:<region>` marker. */
 export const REPLICA_PENDING = "pending";
 /** Most records one listUnreplicated / markUnreplicated call returns or examines. */
@@ -1273,7 +1275,7 @@ export function replicaIndexDefinition(region: string): GlobalSecondaryIndex {
       { AttributeName: replicaPendingAttribute(region), KeyType: "HASH" },
       { AttributeName: REPLICA_KEY_ATTRIBUTE, KeyType: "RANGE" },
     ],
-    Projection: { ProjectionType: "INCLUDE", NonKeyAttributes: ["databaseId", "name", "snapshotId"] },
+    Projection: { ProjectionType: "INCLUDE", NonKeyAttributes: [...REPLICA_INDEX_PROJECTION] },
   };
 }
 
