@@ -32,7 +32,7 @@ export default defineCommand({
     const { replicate, markUnreplicated, findRegion } = await import("../regions.js");
     let marked: MarkTotals | undefined;
     if (values.mark) {
-      findRegion(cfg, values.region);
+      if (findRegion(cfg, values.region).primary) throw new InvalidInputError(`--mark needs a replica region: ${values.region} is the primary`);
       const { agentClients } = await heavy();
       marked = await markUnreplicated(agentClients(cfg).catalog, values.region, values.database ? [values.database] : undefined);
     }

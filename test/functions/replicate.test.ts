@@ -117,10 +117,13 @@ describe("replication steps", () => {
     const plain = await stack.cli(["replicate", "--region", REGION, "--json"]);
     const before = await clients.catalog.getWal(DB, name);
     const marked = await stack.cli(["replicate", "--region", REGION, "--mark", "--json"]);
+    const primary = await stack.cli(["replicate", "--region", stack.config.region, "--mark"]);
 
     // Assess: the normal path does not read records the index does not hold; --mark puts this one there.
     expect(plain.code, plain.stderr).toBe(0);
     expect(before?.replicas[REGION]).toBeUndefined();
+    expect(primary.code).toBe(2);
+    expect(primary.stderr).toContain(`--mark needs a replica region: ${stack.config.region} is the primary`);
     expect(marked.code, marked.stderr).toBe(0);
     expect(JSON.parse(marked.stdout)).toMatchObject({ output: { complete: true }, marked: { databases: 1, marked: 1 } });
     expect((await clients.catalog.getWal(DB, name))?.replicas[REGION]).toMatchObject({ status: "replicated" });
