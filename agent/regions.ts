@@ -10,6 +10,10 @@
  *   alone, so it answers while a region's storage is down.
  * - replicate(): starts statemachines/replicate.asl.json for one region and
  *   waits for it.
+ * - markUnreplicated(): before it, for catalogs whose records do not say
+ *   they are missing in a region (written before the replication index, a
+ *   region added later, a rebuilt catalog), marks them so the workflow finds
+ *   them (store/catalog.ts markUnreplicated), a page at a time.
  */
 import type { AgentConfig } from "../core/config.js";
 import { ConfigError } from "../core/errors.js";
@@ -132,6 +136,45 @@ export function formatRegionStatus(list: RegionStatus[]): string {
     for (const w of r.windows) lines.push(`    restorable ${w.from} .. ${w.to}`);
   }
   return lines.join("\n");
+}
+
+export interface MarkTotals {
+  databases: number;
+  examined: number;
+  marked: number;
+}
+
+/**
+ * Makes every WAL and snapshot record not replicated in `region` pending
+ * there, in the databases given or in every registered one (listed a page
+ * at a time), each database a page of records at a time: memory holds one
+ * page, never the catalog. Idempotent: run again after a stop, it re-reads
+ * and writes only the marks still missing.
+ */
+export async function markUnreplicated(catalog: Catalog, region: string, databaseIds?: readonly string[], onDatabase?: (databaseId: string, t: MarkTotals) => void): Promise<MarkTotals> {
+  const totals: MarkTotals = { databases: 0, examined: 0, marked: 0 };
+  const markDatabase = async (databaseId: string): Promise<void> => {
+    let after: string | undefined;
+    do {
+      const page = await catalog.markUnreplicated(databaseId, region, after);
+      totals.examined += page.examined;
+      totals.marked += page.marked;
+      after = page.next;
+    } while (after !== undefined);
+    totals.databases++;
+    onDatabase?.(databaseId, totals);
+  };
+  if (databaseIds !== undefined) {
+    for (const id of databaseIds) await markDatabase(id);
+    return totals;
+  }
+  let after: string | undefined;
+  do {
+    const page = await catalog.listDatabasePage(after);
+    for (const d of page.databases) await markDatabase(d.databaseId);
+    after = page.next;
+  } while (after !== undefined);
+  return totals;
 }
 
 export interface ReplicateOptions {

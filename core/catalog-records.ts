@@ -92,9 +92,20 @@ export interface SnapshotRecordInput {
   manifestSha256: string;
   manifestSize: number;
   recordedAt: string;
+  /** Replica regions the snapshot is to be copied to: "pending" there (none: no replica status). */
+  replicaRegions?: readonly string[];
 }
 
-/** The catalog record that makes a snapshot restorable (no replica status yet). */
+/**
+ * The replica status of a new record: "pending" in every region it is to be
+ * copied to, so the catalog lists it as missing there (store/catalog.ts,
+ * listUnreplicated) until a copy is proven.
+ */
+export function pendingReplicas(regions: readonly string[], at: string): WalRecord["replicas"] {
+  return Object.fromEntries(regions.map((r) => [r, { status: "pending" as const, at }]));
+}
+
+/** The catalog record that makes a snapshot restorable (pending in `replicaRegions`). */
 export function snapshotRecordOf(i: SnapshotRecordInput): SnapshotRecord {
   const { summary } = i;
   return {
@@ -115,6 +126,6 @@ export function snapshotRecordOf(i: SnapshotRecordInput): SnapshotRecord {
     totals: summary.totals,
     status: "restorable",
     recordedAt: i.recordedAt,
-    replicas: {},
+    replicas: pendingReplicas(i.replicaRegions ?? [], i.recordedAt),
   };
 }

@@ -45,6 +45,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct, Node } from "constructs";
 import { DATABASE_ID_RE, FAILED_PREFIX, INCOMING_PREFIX, QUARANTINE_PREFIX } from "../core/keys.js";
+import { REPLICA_INDEX_PROJECTION, REPLICA_KEY_ATTRIBUTE, replicaIndexName, replicaPendingAttribute } from "../store/dynamo-catalog.js";
 import { parseThawSetting, thawByDefaultSubstitution, type ThawSetting } from "../core/thaw.js";
 import { WORKFLOW_DEFINITIONS, stepNames } from "../core/workflows.js";
 import { missingSubstitutions } from "./asl.js";
@@ -398,6 +399,16 @@ export class PrimaryStack extends Stack {
       deletionProtection: true,
       removalPolicy: RemovalPolicy.RETAIN,
       replicas: replicas.map((r) => ({ region: r.region })),
+      // What each replica region lacks (store/dynamo-catalog.ts, docs/replication.md): a sparse index per
+      // region, so the replicate workflow's FindMissing reads only pending records. CloudFormation adds or
+      // removes one global secondary index per update: add replica regions one deployment at a time.
+      globalSecondaryIndexes: replicas.map((r) => ({
+        indexName: replicaIndexName(r.region),
+        partitionKey: { name: replicaPendingAttribute(r.region), type: dynamodb.AttributeType.STRING },
+        sortKey: { name: REPLICA_KEY_ATTRIBUTE, type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.INCLUDE,
+        nonKeyAttributes: [...REPLICA_INDEX_PROJECTION],
+      })),
     });
 
     // ---------------------------------------------------------------- handlers
@@ -900,9 +911,8 @@ export class PrimaryStack extends Stack {
 
   /**
    * Least-privilege grants of the replicate functions (functions/replicate/):
-   *   - findMissing reads the catalog only: a Query of the registry
-   *     partition for the database registrations (listDatabases; no Scan)
-   *     and a Query per database for its WAL and snapshot records;
+   *   - findMissing reads the catalog's replication indexes only (a Query
+   *     of the region's index of pending records), never the table;
    *   - copyItem reads the WAL/snapshot record, reads the primary vault
    *     (any version: the record names one), copies into the replica vaults
    *     (replicaVaultStatements) and marks the region in the item;
@@ -913,7 +923,7 @@ export class PrimaryStack extends Stack {
     const f = this.replicateFunctions;
     const catalog = (sid: string, ...actions: string[]): iam.PolicyStatement =>
       new iam.PolicyStatement({ sid, actions: actions.map((a) => `dynamodb:${a}`), resources: [this.catalog.tableArn] });
-    f.findMissing.addToRolePolicy(catalog("ReadCatalog", "Query"));
+    f.findMissing.addToRolePolicy(new iam.PolicyStatement({ sid: "ReadReplicationIndexes", actions: ["dynamodb:Query"], resources: [`${this.catalog.tableArn}/index/*`] }));
     for (const st of [
       catalog("UpdateCatalog", "GetItem", "UpdateItem"),
       new iam.PolicyStatement({ sid: "ReadVault", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [this.vaultBucket.arnForObjects("db/*")] }),
@@ -1162,8 +1172,8 @@ export class PrimaryStack extends Stack {
   }
 
   /** How cdk-nag prints `Fn::GetAtt [<bucket>, Arn]` followed by `suffix`: for granular `appliesTo`. */
-  private nagArn(bucket: s3.Bucket, suffix: string): string {
-    return `Resource::<${this.getLogicalId(bucket.node.defaultChild as CfnElement)}.Arn>${suffix}`;
+  private nagArn(resource: s3.Bucket | dynamodb.TableV2, suffix: string): string {
+    return `Resource::<${this.getLogicalId(resource.node.defaultChild as CfnElement)}.Arn>${suffix}`;
   }
 
   private suppressNagFindings(replicas: readonly { region: string; bucket: string }[]): void {
@@ -1275,7 +1285,7 @@ export class PrimaryStack extends Stack {
       ]);
     }
     const replicateWildcards: Record<ReplicateStep, string[]> = {
-      findMissing: [xray],
+      findMissing: [xray, this.nagArn(this.catalog, "/index/*")],
       copyItem: [xray, vaultObjects, ...replicaObjects, ...replicaKeys],
       recordFailure: [xray],
     };
@@ -1289,6 +1299,7 @@ export class PrimaryStack extends Stack {
               "Object wildcards end the vault's db/* prefix (one object per WAL file, chunk or manifest) in the primary or a replica vault; " +
               "replica vault keys belong to the replica stacks in other regions (no cross-region reference), so their ARNs end in key/*, " +
               "usable only through S3 in that region (kms:ViaService) for that region's vault bucket (kms:EncryptionContext:aws:s3:arn); " +
+              "FindMissing Queries the catalog's indexes (index/*: one sparse index of pending records per replica region, named after it) and never the table; " +
               "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').",
             appliesTo: replicateWildcards[step],
           },

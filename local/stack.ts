@@ -396,7 +396,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   resetDeps();
 
   const catalog = createCatalog({ ...endpoints, table: CATALOG_TABLE });
-  await createTable((catalog as DynamoCatalog).client, CATALOG_TABLE);
+  // With a replication index per replica region (an existing table gets the ones it lacks).
+  await createTable((catalog as DynamoCatalog).client, CATALOG_TABLE, { replicaRegions: regions.slice(1).map((r) => r.region) });
   for (const db of databases) {
     // An existing registration is written again (putDatabase writes its registry entry too), so a catalog from before the registry is listed.
     const existing = await catalog.getDatabase(db.id);

@@ -39,6 +39,32 @@
  *   and leave other regions alone; a "failed" or "pending" status never
  *   replaces "replicated" (a late failure report of a retried copy must not
  *   hide a good copy).
+ * - What a replica region lacks (docs/replication.md, "What a region lacks"):
+ *   a WAL or snapshot record is *pending* in region R while replicas[R]
+ *   exists and is not "replicated": created so (recordWal/recordSnapshot
+ *   with replicas[R] "pending" or "failed"; ingest creates every configured
+ *   replica region "pending") or set so by setReplicaStatus /
+ *   setSnapshotReplicaStatus ("pending" or "failed": a failed copy stays
+ *   pending, it is retried); it stops being pending when R is set
+ *   "replicated", in the same write. A record without replicas[R] is not
+ *   pending in R, except as markUnreplicated() below makes it so.
+ * - listUnreplicated(region, { databaseId?, after?, limit }) returns the
+ *   records pending in `region` (of one database when given), ordered by
+ *   database id, then as the database's items sort (snapshots by id, then
+ *   WAL by timeline and name: listSnapshots / listWal order), at most
+ *   `limit` (default and most: 1000), and `next` when more may follow: pass
+ *   it as `after`. It reads only pending records (an index holding nothing
+ *   else): its cost grows with the page, never with the catalog. An `after`
+ *   it did not return, or a region name that cannot be one, rejects with
+ *   InvalidInputError; a region the catalog keeps no index for, with ConfigError.
+ * - markUnreplicated(databaseId, region, after?, limit?) makes every
+ *   snapshot and WAL record of the database that is not "replicated" in
+ *   `region` pending there (a missing replicas[region] becomes "pending"; a
+ *   present status is kept), examining at most `limit` records (default and
+ *   most: 1000) in listSnapshots-then-listWal order after the cursor `after`;
+ *   it resolves how many it examined and marked, and `next` when more may
+ *   follow. Idempotent: for catalogs written before the index, or a region
+ *   added later (docs/replication.md).
  * - advanceHead() moves the database head forward only: a record older than
  *   the current head leaves it unchanged; never rejects for that.
  * - recordQuarantine() appends; listQuarantine() returns newest last, and
@@ -143,6 +169,32 @@ export interface WalTimeline {
   history?: WalRecord;
 }
 
+/** One record a replica region lacks: a WAL file (by catalog name) or a snapshot. */
+export type UnreplicatedItem = { databaseId: string; name: string; snapshotId?: undefined } | { databaseId: string; snapshotId: string; name?: undefined };
+
+/** Options of listUnreplicated(). */
+export interface UnreplicatedOptions {
+  /** Only this database's records. */
+  databaseId?: string;
+  /** The `next` of the previous page. */
+  after?: string;
+  /** At most this many records (1 to 1000; default 1000). */
+  limit?: number;
+}
+
+/** One page of records a region lacks; `next` is absent on the last. */
+export interface UnreplicatedPage {
+  items: UnreplicatedItem[];
+  next?: string;
+}
+
+/** What one markUnreplicated() call did; `next` is absent once every record was examined. */
+export interface MarkUnreplicatedPage {
+  examined: number;
+  marked: number;
+  next?: string;
+}
+
 /** One page of registrations; `next` is absent on the last. */
 export interface DatabasePage {
   databases: DatabaseRecord[];
@@ -170,6 +222,11 @@ export interface Catalog {
   setReplicaStatus(databaseId: string, name: string, region: string, status: WalRecord["replicas"][string]): Promise<void>;
   /** The same for a snapshot record. */
   setSnapshotReplicaStatus(databaseId: string, snapshotId: string, region: string, status: SnapshotRecord["replicas"][string]): Promise<void>;
+
+  /** Records pending in a replica region, a page at a time (see the contract above). */
+  listUnreplicated(region: string, options?: UnreplicatedOptions): Promise<UnreplicatedPage>;
+  /** Makes a database's records not replicated in `region` pending there, a page at a time (older catalogs). */
+  markUnreplicated(databaseId: string, region: string, after?: string, limit?: number): Promise<MarkUnreplicatedPage>;
 
   advanceHead(databaseId: string, name: string, sortKey: string, archivedAt: string): Promise<void>;
   getHead(databaseId: string): Promise<HeadRecord | undefined>;

@@ -23,7 +23,21 @@
  * registration and its registry copy in one transaction, so a database is
  * never registered without being listed, nor listed with other contents.
  * Catalogs written before the registry get it from `walvault catalog
- * rebuild` (docs/decisions.md, "Databases are listed from a registry"). Chunk lookups and writes go in
+ * rebuild` (docs/decisions.md, "Databases are listed from a registry").
+ *
+ * What a replica region lacks (docs/replication.md, "What a region lacks"):
+ * a sparse index per replica region R, `pending-<R>` (partition key
+ * `pending:<R>`, sort key `replicaKey`; projects databaseId, name,
+ * snapshotId). A WAL or snapshot item carries `replicaKey` =
+ * `<databaseId>#<sk>` (written once, never changed) and `pending:<R>` =
+ * "pending" exactly while replicas[R] exists and is not "replicated": set by
+ * the create (recordWal/recordSnapshot, from the record's replicas) or by a
+ * pending/failed status, removed by the UpdateItem that sets "replicated".
+ * So the index holds only what R lacks; listUnreplicated() Queries it and
+ * reads nothing else. Index writes: one when a record enters it, one when it
+ * leaves (status updates in between change no indexed or projected
+ * attribute). Items written before the index carry no marker:
+ * markUnreplicated() adds them, page by page. Chunk lookups and writes go in
  * batches (BatchGetItem / BatchWriteItem), so the agent role needs
  * dynamodb:BatchGetItem and ingest dynamodb:BatchWriteItem. Items hold the record fields
  * plus pk/sk; reads strip the keys and parse with core/schemas.ts.
@@ -34,7 +48,10 @@ import {
   CreateTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
+  UpdateTableCommand,
+  type GlobalSecondaryIndex,
   type KeySchemaElement,
+  type TableDescription,
   type AttributeDefinition,
 } from "@aws-sdk/client-dynamodb";
 import {
@@ -87,7 +104,7 @@ import {
 } from "../core/schemas.js";
 import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
-import type { Catalog, ChunkPage, DatabasePage, PackPage, RecordOutcome, SnapshotOutcome, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
+import type { Catalog, ChunkPage, DatabasePage, MarkUnreplicatedPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedItem, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
 
 /** Key schema of the catalog table; infra/ mirrors it in the CDK stack. */
 export const CATALOG_KEY_SCHEMA = {
@@ -106,6 +123,34 @@ export const CATALOG_SORT_KEYS = {
   verifyPrefix: "verify#",
   auditPrefix: "audit#",
 } as const;
+
+/** The attribute every WAL and snapshot item carries as the replication indexes' sort key: `<databaseId>#<sk>`. */
+export const REPLICA_KEY_ATTRIBUTE = "replicaKey";
+/** The attributes the replication indexes carry besides their keys (never changed once written: no index writes on updates). */
+export const REPLICA_INDEX_PROJECTION = ["databaseId", "name", "snapshotId"] as const;
+/** The value of a `pending:<region>` marker. */
+export const REPLICA_PENDING = "pending";
+/** Most records one listUnreplicated / markUnreplicated call returns or examines. */
+export const UNREPLICATED_PAGE_MAX = 1000;
+/** Region names the replication indexes accept (an index name allows [A-Za-z0-9_.-]). */
+const REPLICA_REGION_RE = /^[a-z0-9][a-z0-9-]{0,49}$/;
+
+/** The marker attribute of a region: present while the record is not replicated there. */
+export function replicaPendingAttribute(region: string): string {
+  return `pending:${region}`;
+}
+
+/** The sparse index of what `region` lacks. */
+export function replicaIndexName(region: string): string {
+  return `pending-${region}`;
+}
+
+/** The marker attributes a new WAL / snapshot item carries: replicaKey, and pending:<R> for each region not replicated. */
+function replicaMarks(databaseId: string, sk: string, replicas: WalRecord["replicas"]): Item {
+  const marks: Item = { [REPLICA_KEY_ATTRIBUTE]: `${databaseId}#${sk}` };
+  for (const [region, st] of Object.entries(replicas)) if (st.status !== "replicated") marks[replicaPendingAttribute(region)] = REPLICA_PENDING;
+  return marks;
+}
 
 /** DynamoDB's limits per BatchGetItem / BatchWriteItem request. */
 export const BATCH_GET_MAX_KEYS = 100;
@@ -426,7 +471,7 @@ export class DynamoCatalog implements Catalog {
         await this.doc.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: { ...r, pk, sk },
+            Item: { ...r, ...replicaMarks(r.databaseId, sk, r.replicas), pk, sk },
             ConditionExpression: "attribute_not_exists(pk)",
           }),
         );
@@ -503,30 +548,35 @@ export class DynamoCatalog implements Catalog {
   /** Items of `pk` with sort keys from..to (both included), in order (or reversed), at most `limit`, across pages. */
   private async queryRange(pk: string, from: string, to: string, op: string, opts: { limit?: number; forward: boolean }): Promise<Item[]> {
     const items: Item[] = [];
-    let start: Record<string, unknown> | undefined;
+    let start: Item | undefined;
     do {
       const left = opts.limit === undefined ? undefined : opts.limit - items.length;
-      const page = left === undefined ? this.pageSize : Math.min(left, this.pageSize ?? left);
-      let out;
-      try {
-        out = await this.doc.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
-            ExpressionAttributeValues: { ":pk": pk, ":from": from, ":to": to },
-            ConsistentRead: true,
-            ScanIndexForward: opts.forward,
-            ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-            ...(page === undefined ? {} : { Limit: page }),
-          }),
-        );
-      } catch (e) {
-        throw this.fail(op, e);
-      }
-      items.push(...(out.Items ?? []));
-      start = out.LastEvaluatedKey;
+      const out = await this.queryRangePage(pk, from, to, start, left === undefined ? this.pageSize : Math.min(left, this.pageSize ?? left), opts.forward, op);
+      items.push(...out.items);
+      start = out.start;
     } while (start !== undefined && (opts.limit === undefined || items.length < opts.limit));
     return items;
+  }
+
+  /** One consistent Query page of the items of `pk` with sort keys from..to (both included), after `start`; `start` of the next page when more may follow. */
+  private async queryRangePage(pk: string, from: string, to: string, start: Item | undefined, limit: number | undefined, forward: boolean, op: string): Promise<{ items: Item[]; start?: Item }> {
+    let out;
+    try {
+      out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+          ExpressionAttributeValues: { ":pk": pk, ":from": from, ":to": to },
+          ConsistentRead: true,
+          ScanIndexForward: forward,
+          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+          ...(limit === undefined ? {} : { Limit: limit }),
+        }),
+      );
+    } catch (e) {
+      throw this.fail(op, e);
+    }
+    return out.LastEvaluatedKey === undefined ? { items: out.Items ?? [] } : { items: out.Items ?? [], start: out.LastEvaluatedKey };
   }
 
   async setReplicaStatus(
@@ -543,7 +593,10 @@ export class DynamoCatalog implements Catalog {
     await this.updateReplica(databaseId, snapshotId.length === 0 ? undefined : snapshotSk(snapshotId), region, status, `snapshot record ${snapshotId}`);
   }
 
-  /** Sets replicas[region] on an existing item; "failed"/"pending" never replace "replicated". */
+  /**
+   * Sets replicas[region] on an existing item; "failed"/"pending" never replace "replicated".
+   * The same write keeps the region's marker: removed with "replicated", set (with replicaKey) otherwise.
+   */
   private async updateReplica(databaseId: string, sk: string | undefined, region: string, status: WalRecord["replicas"][string], what: string): Promise<void> {
     const missing = (cause?: unknown): NotFoundError =>
       new NotFoundError(`no ${what} for database ${databaseId} to set the ${region} replica status on`, { cause });
@@ -555,12 +608,15 @@ export class DynamoCatalog implements Catalog {
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: databasePk(databaseId), sk },
-          UpdateExpression: "SET replicas.#region = :status",
+          UpdateExpression: keep ? "SET replicas.#region = :status, #pend = :pending, #rk = :rk" : "SET replicas.#region = :status REMOVE #pend",
           ConditionExpression: keep
             ? "attribute_exists(pk) AND (attribute_not_exists(replicas.#region) OR replicas.#region.#st <> :replicated)"
             : "attribute_exists(pk)",
-          ExpressionAttributeNames: { "#region": region, ...(keep ? { "#st": "status" } : {}) },
-          ExpressionAttributeValues: { ":status": value, ...(keep ? { ":replicated": "replicated" } : {}) },
+          ExpressionAttributeNames: { "#region": region, "#pend": replicaPendingAttribute(region), ...(keep ? { "#st": "status", "#rk": REPLICA_KEY_ATTRIBUTE } : {}) },
+          ExpressionAttributeValues: {
+            ":status": value,
+            ...(keep ? { ":replicated": "replicated", ":pending": REPLICA_PENDING, ":rk": `${databaseId}#${sk}` } : {}),
+          },
         }),
       );
     } catch (e) {
@@ -569,6 +625,130 @@ export class DynamoCatalog implements Catalog {
       const item = await this.getItem(databasePk(databaseId), sk, "GetItem (replica status)");
       if (item === undefined) throw missing(e);
     }
+  }
+
+  // -------------------------------------------------- what a region lacks
+
+  private checkReplicaRegion(region: string): string {
+    if (!REPLICA_REGION_RE.test(region)) throw new InvalidInputError(`'${region}' is not a replica region name`);
+    return region;
+  }
+
+  private checkPageLimit(limit: number | undefined, what: string): number {
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > UNREPLICATED_PAGE_MAX)) {
+      throw new InvalidInputError(`${what} page size ${limit} is not an integer from 1 to ${UNREPLICATED_PAGE_MAX}`);
+    }
+    return limit ?? UNREPLICATED_PAGE_MAX;
+  }
+
+  async listUnreplicated(region: string, options: UnreplicatedOptions = {}): Promise<UnreplicatedPage> {
+    this.checkReplicaRegion(region);
+    const limit = this.checkPageLimit(options.limit, "unreplicated records");
+    const { databaseId, after } = options;
+    if (databaseId !== undefined && !DATABASE_ID_RE.test(databaseId)) throw new InvalidInputError(`'${databaseId}' is not a database id`);
+    const pend = replicaPendingAttribute(region);
+    let start: Item | undefined;
+    if (after !== undefined) {
+      const m = /^([a-z0-9-]+)#((?:wal|snap)#.+)$/.exec(after);
+      if (!m || !DATABASE_ID_RE.test(m[1]!) || (databaseId !== undefined && m[1] !== databaseId)) {
+        throw new InvalidInputError(`unreplicated records cursor '${after}' is not one this listing returned`);
+      }
+      start = { [pend]: REPLICA_PENDING, [REPLICA_KEY_ATTRIBUTE]: after, pk: databasePk(m[1]!), sk: m[2]! };
+    }
+    const items: UnreplicatedItem[] = [];
+    let lastKey: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.doc.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: replicaIndexName(region),
+            KeyConditionExpression: databaseId === undefined ? "#pend = :pending" : "#pend = :pending AND begins_with(#rk, :prefix)",
+            ExpressionAttributeNames: { "#pend": pend, ...(databaseId === undefined ? {} : { "#rk": REPLICA_KEY_ATTRIBUTE }) },
+            ExpressionAttributeValues: { ":pending": REPLICA_PENDING, ...(databaseId === undefined ? {} : { ":prefix": `${databaseId}#` }) },
+            ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+            Limit: Math.min(limit - items.length, this.pageSize ?? limit),
+          }),
+        );
+      } catch (e) {
+        if (errorName(e) === "ValidationException" && /index/i.test(firstLine(e))) {
+          throw new ConfigError(
+            `catalog table '${this.tableName}' at ${this.where} has no index ${replicaIndexName(region)}: is ${region} a configured replica region? ` +
+              `(the stacks create one per replica region; the local stack at start)`,
+            { cause: e },
+          );
+        }
+        throw this.fail("Query (unreplicated records)", e);
+      }
+      for (const item of out.Items ?? []) {
+        const sk = String(item.sk);
+        const db = String(item.databaseId);
+        items.push(sk.startsWith(CATALOG_SORT_KEYS.snapshotPrefix) ? { databaseId: db, snapshotId: String(item.snapshotId) } : { databaseId: db, name: String(item.name) });
+        lastKey = String(item[REPLICA_KEY_ATTRIBUTE]);
+      }
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined && items.length < limit);
+    return start === undefined || lastKey === undefined ? { items } : { items, next: lastKey };
+  }
+
+  async markUnreplicated(databaseId: string, region: string, after?: string, limit?: number): Promise<MarkUnreplicatedPage> {
+    this.checkReplicaRegion(region);
+    const max = this.checkPageLimit(limit, "records to mark");
+    if (after !== undefined && !after.startsWith(CATALOG_SORT_KEYS.snapshotPrefix) && !after.startsWith(CATALOG_SORT_KEYS.walPrefix)) {
+      throw new InvalidInputError(`marking cursor '${after}' is not one markUnreplicated returned`);
+    }
+    const pk = databasePk(databaseId);
+    const pend = replicaPendingAttribute(region);
+    // Snapshot items, then WAL items: two sort-key ranges ('$' follows '#'), nothing else of the database.
+    const ranges: [string, string][] = [
+      [CATALOG_SORT_KEYS.snapshotPrefix, "snap$"],
+      [CATALOG_SORT_KEYS.walPrefix, "wal$"],
+    ];
+    let examined = 0;
+    let marked = 0;
+    let cursor = after;
+    for (const [i, [from, to]] of ranges.entries()) {
+      if (cursor !== undefined && cursor > to) continue;
+      let start: Item | undefined = cursor !== undefined && cursor >= from ? { pk, sk: cursor } : undefined;
+      do {
+        const out = await this.queryRangePage(pk, from, to, start, Math.min(max - examined, this.pageSize ?? max), true, "Query (records to mark)");
+        const page = out.items;
+        examined += page.length;
+        const unmarked = page.filter((item) => item[pend] === undefined && (item.replicas as WalRecord["replicas"] | undefined)?.[region]?.status !== "replicated");
+        await inParallel(unmarked, BATCH_CONCURRENCY, async (item) => {
+          const sk = String(item.sk);
+          const done = await this.conditional(
+            () =>
+              this.doc.send(
+                new UpdateCommand({
+                  TableName: this.tableName,
+                  Key: { pk, sk },
+                  UpdateExpression: "SET replicas.#region = if_not_exists(replicas.#region, :status), #pend = :pending, #rk = :rk",
+                  ConditionExpression: "attribute_exists(pk) AND (attribute_not_exists(replicas.#region) OR replicas.#region.#st <> :replicated)",
+                  ExpressionAttributeNames: { "#region": region, "#pend": pend, "#st": "status", "#rk": REPLICA_KEY_ATTRIBUTE },
+                  ExpressionAttributeValues: {
+                    ":status": { status: "pending", at: new Date().toISOString() },
+                    ":pending": REPLICA_PENDING,
+                    ":replicated": "replicated",
+                    ":rk": `${databaseId}#${sk}`,
+                  },
+                }),
+              ),
+            "UpdateItem (mark unreplicated)",
+          );
+          if (done) marked++;
+        });
+        const last = page.at(-1)?.sk;
+        if (typeof last === "string") cursor = last;
+        start = out.start;
+      } while (start !== undefined && examined < max);
+      if (examined >= max) {
+        const more = start !== undefined || i < ranges.length - 1;
+        return more && cursor !== undefined ? { examined, marked, next: cursor } : { examined, marked };
+      }
+    }
+    return { examined, marked };
   }
 
   // --------------------------------------------------------------- head
@@ -969,7 +1149,7 @@ export class DynamoCatalog implements Catalog {
         await this.doc.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: { ...r, pk, sk },
+            Item: { ...r, ...replicaMarks(r.databaseId, sk, r.replicas), pk, sk },
             ConditionExpression: "attribute_not_exists(pk)",
           }),
         );
@@ -1089,18 +1269,46 @@ function compareTime(a: string, b: string): number {
 
 // ------------------------------------------------------------------ table
 
+/** What createTable() makes. */
+export interface CreateTableOptions {
+  /** One replication index per region (replicaIndexName); added to an existing table that lacks one. */
+  replicaRegions?: readonly string[];
+  timeoutMs?: number;
+}
+
+/** The replication index of a region, as createTable() and infra/ define it. */
+export function replicaIndexDefinition(region: string): GlobalSecondaryIndex {
+  return {
+    IndexName: replicaIndexName(region),
+    KeySchema: [
+      { AttributeName: replicaPendingAttribute(region), KeyType: "HASH" },
+      { AttributeName: REPLICA_KEY_ATTRIBUTE, KeyType: "RANGE" },
+    ],
+    Projection: { ProjectionType: "INCLUDE", NonKeyAttributes: [...REPLICA_INDEX_PROJECTION] },
+  };
+}
+
 /**
- * Creates the catalog table (on-demand capacity) unless it exists, and waits
- * until it is ACTIVE. Safe to call on every start.
+ * Creates the catalog table (on-demand capacity) unless it exists, adds the
+ * replication index of each region it lacks (one UpdateTable each), and
+ * waits until the table and its indexes are ACTIVE. Safe to call on every start.
  */
-export async function createTable(client: DynamoDBClient, tableName: string, timeoutMs = 120_000): Promise<void> {
+export async function createTable(client: DynamoDBClient, tableName: string, opts: CreateTableOptions = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const regions = [...new Set(opts.replicaRegions ?? [])];
+  for (const r of regions) if (!REPLICA_REGION_RE.test(r)) throw new InvalidInputError(`'${r}' is not a replica region name`);
   const keySchema: KeySchemaElement[] = [
     { AttributeName: CATALOG_KEY_SCHEMA.partitionKey.name, KeyType: "HASH" },
     { AttributeName: CATALOG_KEY_SCHEMA.sortKey.name, KeyType: "RANGE" },
   ];
+  const indexAttributes = (rs: readonly string[]): AttributeDefinition[] =>
+    rs.length === 0
+      ? []
+      : [{ AttributeName: REPLICA_KEY_ATTRIBUTE, AttributeType: "S" }, ...rs.map((r): AttributeDefinition => ({ AttributeName: replicaPendingAttribute(r), AttributeType: "S" }))];
   const attributes: AttributeDefinition[] = [
     { AttributeName: CATALOG_KEY_SCHEMA.partitionKey.name, AttributeType: CATALOG_KEY_SCHEMA.partitionKey.type },
     { AttributeName: CATALOG_KEY_SCHEMA.sortKey.name, AttributeType: CATALOG_KEY_SCHEMA.sortKey.type },
+    ...indexAttributes(regions),
   ];
   const where = await describeEndpoint(client);
   try {
@@ -1110,23 +1318,44 @@ export async function createTable(client: DynamoDBClient, tableName: string, tim
         KeySchema: keySchema,
         AttributeDefinitions: attributes,
         BillingMode: "PAY_PER_REQUEST",
+        ...(regions.length === 0 ? {} : { GlobalSecondaryIndexes: regions.map(replicaIndexDefinition) }),
       }),
     );
   } catch (e) {
     if (errorName(e) !== "ResourceInUseException") throw tableError(`create table '${tableName}'`, where, e);
   }
   const deadline = Date.now() + timeoutMs;
+  const added = new Set<string>();
   for (;;) {
-    let status: string | undefined;
+    let table: TableDescription | undefined;
     try {
-      const out = await client.send(new DescribeTableCommand({ TableName: tableName }));
-      status = out.Table?.TableStatus;
+      table = (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
     } catch (e) {
       if (errorName(e) !== "ResourceNotFoundException") throw tableError(`describe table '${tableName}'`, where, e);
     }
-    if (status === "ACTIVE") return;
+    const indexes = table?.GlobalSecondaryIndexes ?? [];
+    const ready = table?.TableStatus === "ACTIVE" && indexes.every((i) => i.IndexStatus === "ACTIVE");
+    const lacking = regions.filter((r) => !indexes.some((i) => i.IndexName === replicaIndexName(r)));
+    if (ready && lacking.length === 0) return;
+    const r = lacking.find((x) => !added.has(x));
+    if (ready && r !== undefined) {
+      // A table from before the index, or a region added since: one index per UpdateTable.
+      try {
+        await client.send(
+          new UpdateTableCommand({
+            TableName: tableName,
+            AttributeDefinitions: indexAttributes([r]),
+            GlobalSecondaryIndexUpdates: [{ Create: replicaIndexDefinition(r) }],
+          }),
+        );
+      } catch (e) {
+        throw tableError(`add index ${replicaIndexName(r)} to table '${tableName}'`, where, e);
+      }
+      added.add(r);
+      continue;
+    }
     if (Date.now() > deadline) {
-      throw new TimeoutError(`DynamoDB table '${tableName}' at ${where} is not ACTIVE after ${timeoutMs} ms (status ${status ?? "unknown"})`);
+      throw new TimeoutError(`DynamoDB table '${tableName}' at ${where} is not ACTIVE with its indexes after ${timeoutMs} ms (status ${table?.TableStatus ?? "unknown"})`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }

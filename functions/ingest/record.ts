@@ -1,11 +1,12 @@
 /**
  * Ingest step 3 — Record: conditional, idempotent catalog write.
  * Input: { ingest: ValidatedWal, promoted: Promoted }. Output: { outcome, name }.
+ * A new record is "pending" in each of ingest.replicaRegions.
  * Same bytes recorded before → "duplicate" (no change); different bytes →
  * SegmentConflictError (the workflow quarantines the upload).
  */
 import { z } from "zod";
-import { headSortKey } from "../../core/catalog-records.js";
+import { headSortKey, pendingReplicas } from "../../core/catalog-records.js";
 import { promotedSchema, validatedWalSchema, type WalRecord } from "../../core/schemas.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
@@ -15,6 +16,7 @@ const inputSchema = z.object({ ingest: validatedWalSchema, promoted: promotedSch
 export async function handler(input: unknown): Promise<{ outcome: "created" | "duplicate"; name: string; archivedAt: string }> {
   const { ingest, promoted } = parseInput(inputSchema, input, "record input");
   const deps = getDeps();
+  const archivedAt = new Date().toISOString();
   const record: WalRecord = {
     databaseId: ingest.databaseId,
     name: ingest.name,
@@ -28,13 +30,14 @@ export async function handler(input: unknown): Promise<{ outcome: "created" | "d
     status: "stored",
     vaultKey: promoted.vaultKey,
     ...(promoted.versionId ? { vaultVersionId: promoted.versionId } : {}),
-    archivedAt: new Date().toISOString(),
+    archivedAt,
     ...(ingest.closedAt ? { closedAt: ingest.closedAt } : {}),
     ...(ingest.scanAt && ingest.scanCount ? { scanAt: ingest.scanAt, scanCount: ingest.scanCount } : {}),
     ...(ingest.restorePoints ? { restorePoints: ingest.restorePoints } : {}),
     ...(ingest.restorePointsTruncated ? { restorePointsTruncated: true } : {}),
     ...(ingest.lastXactAt ? { lastXactAt: ingest.lastXactAt } : {}),
-    replicas: {},
+    // Pending in every replica region until the replicate step proves a copy there (the replicate workflow lists what is pending).
+    replicas: pendingReplicas(ingest.replicaRegions, archivedAt),
   };
   const result = await deps.catalog.recordWal(record);
   const sortKey = headSortKey(record);

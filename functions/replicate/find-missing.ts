@@ -1,12 +1,20 @@
 /**
  * Replicate workflow — FindMissing: what a replica region lacks, from the
- * catalog: WAL files and snapshots not marked "replicated" there, oldest
- * first, at most `limit` per round. Resumable by construction: whatever a
- * stopped execution copied is marked, so the next one starts after it.
- * Input: { scope: { region, databaseId? }, round, previous: CopyItem/RecordFailure results }.
+ * catalog's index of records pending there (store/catalog.ts,
+ * listUnreplicated): WAL files and snapshots not marked "replicated" in the
+ * region (a failed copy stays pending: it is tried again), by database id,
+ * then snapshots before WAL in LSN order, at most `limit` per round. One
+ * Query of at most `limit` index items: the work grows with the round, never
+ * with the catalog. Resumable by construction: whatever a stopped execution
+ * copied is marked, so the next one starts after it.
+ * Input: { scope: { region, databaseId?, limit? }, round, previous: CopyItem/RecordFailure results }.
  * Output: { items, count, remaining, round, stalled, complete }.
+ *   remaining: a lower bound of what is missing: this round's items, plus
+ *   one when more follow (counting them all would read them all).
+ *   complete: nothing is missing.
  *   stalled: the previous round copied nothing (every item failed): the
  *   workflow stops with ReplicationStalled instead of trying the same items forever.
+ * Records from before the index are listed once `walvault replicate --mark` has marked them (docs/replication.md).
  */
 import { z } from "zod";
 import { databaseIdSchema } from "../../core/schemas.js";
@@ -35,16 +43,10 @@ export async function handler(input: unknown): Promise<{
   const deps = getDeps();
   replicaOf(deps, scope.region);
   const stalled = previous.length > 0 && previous.every((r) => r.status !== "replicated");
-  const ids = scope.databaseId !== undefined ? [scope.databaseId] : (await deps.catalog.listDatabases()).map((d) => d.databaseId);
-  const missing: { at: string; item: ReplicationItem }[] = [];
-  for (const databaseId of ids) {
-    const [wal, snapshots] = await Promise.all([deps.catalog.listWal(databaseId), deps.catalog.listSnapshots(databaseId)]);
-    for (const w of wal) if (w.replicas[scope.region]?.status !== "replicated") missing.push({ at: w.archivedAt, item: { databaseId, name: w.name } });
-    for (const s of snapshots) {
-      if (s.replicas[scope.region]?.status !== "replicated") missing.push({ at: s.recordedAt, item: { databaseId, snapshotId: s.snapshotId } });
-    }
-  }
-  missing.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-  const items = missing.slice(0, scope.limit ?? ROUND_ITEMS).map((m) => m.item);
-  return { items, count: items.length, remaining: missing.length, round: round + 1, stalled, complete: missing.length === 0 };
+  const page = await deps.catalog.listUnreplicated(scope.region, {
+    ...(scope.databaseId === undefined ? {} : { databaseId: scope.databaseId }),
+    limit: scope.limit ?? ROUND_ITEMS,
+  });
+  const items = page.items.map((i): ReplicationItem => (i.name !== undefined ? { databaseId: i.databaseId, name: i.name } : { databaseId: i.databaseId, snapshotId: i.snapshotId }));
+  return { items, count: items.length, remaining: items.length + (page.next === undefined ? 0 : 1), round: round + 1, stalled, complete: items.length === 0 };
 }

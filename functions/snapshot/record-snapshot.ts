@@ -21,6 +21,7 @@ export async function handler(
 ): Promise<{ outcome: "created" | "duplicate"; snapshotId: string; recordedAt: string; replicaRegions: string[] }> {
   const { snapshot, promoted } = parseInput(inputSchema, input, "record snapshot input");
   const deps = getDeps();
+  const replicaRegions = deps.replicas.map((r) => r.region);
   const record = snapshotRecordOf({
     databaseId: snapshot.databaseId,
     snapshotId: snapshot.snapshotId,
@@ -30,7 +31,8 @@ export async function handler(
     manifestSha256: snapshot.manifest.sha256,
     manifestSize: snapshot.manifest.size,
     recordedAt: new Date().toISOString(),
+    replicaRegions,
   });
   const result = await deps.catalog.recordSnapshot(record);
-  return { outcome: result.outcome, snapshotId: snapshot.snapshotId, recordedAt: result.record.recordedAt, replicaRegions: deps.replicas.map((r) => r.region) };
+  return { outcome: result.outcome, snapshotId: snapshot.snapshotId, recordedAt: result.record.recordedAt, replicaRegions };
 }

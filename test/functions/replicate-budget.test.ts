@@ -205,6 +205,7 @@ describe("replication of a snapshot larger than one invocation's budget", () => 
         manifestSha256: put.manifestSha256,
         manifestSize: manifestBytes.length,
         recordedAt: new Date().toISOString(),
+        replicaRegions: [REGION],
       }),
     );
     calls = [];

@@ -2,13 +2,15 @@
  * The replicate steps on the local stack, driven the way AWS drives them: an
  * upload's ingest copies to the replica region; a copy whose bytes come out
  * wrong in the region is retried, recorded as failed and never marked
- * replicated; the replicate workflow later brings the region level.
+ * replicated; the replicate workflow later brings the region level. A record
+ * from before the replication index (no status for the region) is not
+ * found until `walvault replicate --mark` marks it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
 import { sha256Hex } from "../../core/hash.js";
 import { incomingWalKey } from "../../core/keys.js";
-import { META_DATABASE } from "../../core/schemas.js";
+import { META_DATABASE, type WalRecord } from "../../core/schemas.js";
 import { objectMeta } from "../../core/verify.js";
 import { getDeps, overrideDeps, resetDeps } from "../../functions/deps.js";
 import { corruptingStore, settleRuns, stackClients, type StackClients } from "../support/harness.js";
@@ -96,5 +98,35 @@ describe("replication steps", () => {
     } finally {
       resetDeps();
     }
+  }, 120_000);
+
+  it("a record from before the replication index is copied only once `walvault replicate --mark` has marked it missing in the region", async () => {
+    // Prepare: a WAL file in the primary vault whose record carries no status for the region (an older catalog).
+    const name = seg(0x13);
+    const raw = syntheticSegment(name, 0x13);
+    const body = await getCodec("zstd").encode(raw);
+    const vaultKey = `db/${DB}/wal/00000001/${name}`;
+    await clients.store.put(stack.config.vaultBucket, vaultKey, body, objectMeta({ sha256: sha256Hex(raw), codec: "zstd", size: raw.length }));
+    const old: WalRecord = {
+      databaseId: DB, name, kind: "segment", timeline: 1, size: raw.length, storedSize: body.length, sha256: sha256Hex(raw), codec: "zstd",
+      status: "stored", vaultKey, archivedAt: new Date().toISOString(), replicas: {},
+    };
+    await clients.catalog.recordWal(old);
+
+    // Act
+    const plain = await stack.cli(["replicate", "--region", REGION, "--json"]);
+    const before = await clients.catalog.getWal(DB, name);
+    const marked = await stack.cli(["replicate", "--region", REGION, "--mark", "--json"]);
+    const primary = await stack.cli(["replicate", "--region", stack.config.region, "--mark"]);
+
+    // Assess: the normal path does not read records the index does not hold; --mark puts this one there.
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(before?.replicas[REGION]).toBeUndefined();
+    expect(primary.code).toBe(2);
+    expect(primary.stderr).toContain(`--mark needs a replica region: ${stack.config.region} is the primary`);
+    expect(marked.code, marked.stderr).toBe(0);
+    expect(JSON.parse(marked.stdout)).toMatchObject({ output: { complete: true }, marked: { databases: 1, marked: 1 } });
+    expect((await clients.catalog.getWal(DB, name))?.replicas[REGION]).toMatchObject({ status: "replicated" });
+    expect((await getDeps().replicas[0]!.store.get(getDeps().replicas[0]!.bucket, vaultKey))?.body).toEqual(body);
   }, 120_000);
 });

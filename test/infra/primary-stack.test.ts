@@ -18,6 +18,7 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { aslPlaceholders } from "../../infra/asl.js";
 import { WORKFLOW_DEFINITIONS, type StepDefinition, type WorkflowId } from "../../core/workflows.js";
+import { replicaIndexDefinition } from "../../store/dynamo-catalog.js";
 import {
   findProjectRoot,
   INGEST_STEPS,
@@ -384,6 +385,23 @@ describe("catalog table", () => {
     const replicas = (multiTemplate.toJSON().Resources[id] as CfnResource).Properties?.Replicas as { Region: string }[];
     // Assess
     expect(replicas.map((r) => r.Region).sort()).toEqual(["eu-central-1", "eu-west-1"]);
+  });
+
+  it("has a sparse index of pending records per replica region, as the catalog code defines it, and none without replicas", () => {
+    // Prepare
+    const table = (stack: PrimaryStack, template: Template): CfnResource => template.toJSON().Resources[logicalId(stack, stack.catalog)] as CfnResource;
+    // Act
+    const indexes = table(multiStack, multiTemplate).Properties?.GlobalSecondaryIndexes as Record<string, unknown>[];
+    const attributes = table(multiStack, multiTemplate).Properties?.AttributeDefinitions as Record<string, unknown>[];
+    // Assess
+    expect(indexes).toEqual(
+      ["eu-central-1"].map((region) => {
+        const d = replicaIndexDefinition(region);
+        return expect.objectContaining({ IndexName: d.IndexName, KeySchema: d.KeySchema, Projection: expect.objectContaining({ ProjectionType: "INCLUDE", NonKeyAttributes: d.Projection?.NonKeyAttributes }) });
+      }),
+    );
+    expect(attributes).toEqual(expect.arrayContaining([{ AttributeName: "replicaKey", AttributeType: "S" }, { AttributeName: "pending:eu-central-1", AttributeType: "S" }]));
+    expect(table(defaultStack, defaultTemplate).Properties?.GlobalSecondaryIndexes ?? []).toEqual([]);
   });
 });
 

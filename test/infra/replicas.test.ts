@@ -321,7 +321,7 @@ describe("replica vault access", () => {
     expect([...new Set(onVault)].sort()).toEqual(["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"]);
   });
 
-  it("gives findMissing and recordFailure the catalog calls they make, and nothing in S3 or KMS", () => {
+  it("gives findMissing and recordFailure the catalog calls they make, and nothing in S3 or KMS; findMissing Queries the indexes only", () => {
     // Act
     const actions = (step: "findMissing" | "recordFailure"): string[] =>
       roleStatements(primaryTemplate, logicalId(primary, primary.replicateFunctions[step].role!))
@@ -330,6 +330,11 @@ describe("replica vault access", () => {
         .sort();
     // Assess
     expect(actions("findMissing")).toEqual(["dynamodb:Query"]);
+    const catalogArn = `<${logicalId(primary, primary.catalog)}.Arn>`;
+    const findMissingResources = roleStatements(primaryTemplate, logicalId(primary, primary.replicateFunctions.findMissing.role!))
+      .filter((s) => list(s.Action).some((a) => a.startsWith("dynamodb:")))
+      .flatMap((s) => list(s.Resource).map(render));
+    expect(findMissingResources).toEqual([`${catalogArn}/index/*`]);
     expect(actions("recordFailure")).toEqual(["dynamodb:GetItem", "dynamodb:UpdateItem"]);
   });
 });

@@ -23,6 +23,9 @@ export interface CatalogFactoryOptions {
 
 export type CatalogFactory = (opts?: CatalogFactoryOptions) => CatalogFixture | Promise<CatalogFixture>;
 
+/** Replica regions whose pending records the factory's catalogs must be able to list (listUnreplicated). */
+export const CONTRACT_REPLICA_REGIONS = ["us-west-2", "eu-west-1"] as const;
+
 const DB = "pg-main";
 
 function sha(text: string): string {
@@ -618,6 +621,143 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect((await catalog.getSnapshot(DB, record.snapshotId))?.replicas).toEqual({ "eu-west-1": { status: "replicated", at: "2025-01-01T00:02:00.000Z" } });
         expect(err).toBeInstanceOf(NotFoundError);
         expect(await catalog.getSnapshot(DB, snapshotId(32))).toBeUndefined();
+      });
+    });
+
+    describe("what a replica region lacks", () => {
+      const PENDING = { status: "pending" as const, at: "2025-01-01T00:00:00.000Z" };
+      const REPLICATED = { status: "replicated" as const, at: "2025-01-01T00:00:01.000Z" };
+
+      /** Every page of listUnreplicated, following next. */
+      async function allUnreplicated(c: Catalog, region: string, options: { databaseId?: string; limit?: number } = {}): Promise<unknown[]> {
+        const out: unknown[] = [];
+        let after: string | undefined;
+        do {
+          const page = await c.listUnreplicated(region, { ...options, ...(after === undefined ? {} : { after }) });
+          out.push(...page.items);
+          after = page.next;
+        } while (after !== undefined);
+        return out;
+      }
+
+      it("lists a record created pending in a region for that region only, until it is marked replicated there", async () => {
+        // Prepare
+        const w = wal(segmentName(1, 6), { replicas: { "us-west-2": PENDING } });
+        const s = snapshot(snapshotId(40), { replicas: { "us-west-2": PENDING, "eu-west-1": REPLICATED } });
+        await catalog.recordWal(w);
+        await catalog.recordSnapshot(s);
+        await catalog.recordWal(wal(segmentName(1, 7)));
+
+        // Act
+        const before = await catalog.listUnreplicated("us-west-2");
+        const elsewhere = await catalog.listUnreplicated("eu-west-1");
+        await catalog.setReplicaStatus(DB, w.name, "us-west-2", REPLICATED);
+        const after = await catalog.listUnreplicated("us-west-2");
+
+        // Assess: snapshots sort before WAL within a database.
+        expect(before).toEqual({ items: [{ databaseId: DB, snapshotId: s.snapshotId }, { databaseId: DB, name: w.name }] });
+        expect(elsewhere).toEqual({ items: [] });
+        expect(after).toEqual({ items: [{ databaseId: DB, snapshotId: s.snapshotId }] });
+      });
+
+      it("keeps a failed copy listed, lists a record once a copy of it failed, and never brings a replicated one back", async () => {
+        // Prepare
+        const pending = wal(segmentName(1, 8), { replicas: { "eu-west-1": PENDING } });
+        const unmarked = wal(segmentName(1, 9));
+        const s = snapshot(snapshotId(41), { replicas: { "eu-west-1": PENDING } });
+        await catalog.recordWal(pending);
+        await catalog.recordWal(unmarked);
+        await catalog.recordSnapshot(s);
+        const failed = { status: "failed" as const, at: "2025-01-01T00:02:00.000Z", error: "down" };
+
+        // Act
+        await catalog.setReplicaStatus(DB, pending.name, "eu-west-1", failed);
+        await catalog.setReplicaStatus(DB, unmarked.name, "eu-west-1", failed);
+        await catalog.setSnapshotReplicaStatus(DB, s.snapshotId, "eu-west-1", REPLICATED);
+        await catalog.setSnapshotReplicaStatus(DB, s.snapshotId, "eu-west-1", failed);
+
+        // Assess
+        expect((await catalog.listUnreplicated("eu-west-1")).items).toEqual([
+          { databaseId: DB, name: pending.name },
+          { databaseId: DB, name: unmarked.name },
+        ]);
+        expect((await catalog.getWal(DB, pending.name))?.replicas["eu-west-1"]).toEqual(failed);
+      });
+
+      it("pages by database id, then item order, each record once; databaseId narrows to one database", async () => {
+        // Prepare: "pg-main-2" shares a prefix with "pg-main" and sorts after it.
+        const dbs = ["pg-main", "pg-main-2", "pg-aaa"];
+        for (const databaseId of dbs) {
+          for (const n of [3, 1, 2]) await catalog.recordWal(wal(segmentName(1, n), { databaseId, replicas: { "us-west-2": PENDING } }));
+          await catalog.recordSnapshot(snapshot(snapshotId(1), { databaseId, replicas: { "us-west-2": PENDING } }));
+        }
+        const expected = (databaseId: string): unknown[] => [
+          { databaseId, snapshotId: snapshotId(1) },
+          ...[1, 2, 3].map((n) => ({ databaseId, name: segmentName(1, n) })),
+        ];
+
+        // Act
+        const all = await allUnreplicated(catalog, "us-west-2", { limit: 3 });
+        const one = await allUnreplicated(catalog, "us-west-2", { databaseId: "pg-main", limit: 2 });
+        const first = await catalog.listUnreplicated("us-west-2", { limit: 12 });
+
+        // Assess
+        expect(all).toEqual([...expected("pg-aaa"), ...expected("pg-main"), ...expected("pg-main-2")]);
+        expect(one).toEqual(expected("pg-main"));
+        expect(first.items).toHaveLength(12);
+      });
+
+      it("rejects a cursor it did not return and a region name that cannot be one with InvalidInputError", async () => {
+        // Act
+        const badCursor = await rejection(catalog.listUnreplicated("us-west-2", { after: "not-a-cursor" }));
+        const otherDb = await rejection(catalog.listUnreplicated("us-west-2", { databaseId: "pg-main", after: `pg-other#wal#00000001#${segmentName(1, 1)}` }));
+        const badRegion = await rejection(catalog.listUnreplicated("Not A Region"));
+        // Assess
+        expect(badCursor).toBeInstanceOf(InvalidInputError);
+        expect(otherDb).toBeInstanceOf(InvalidInputError);
+        expect(badRegion).toBeInstanceOf(InvalidInputError);
+      });
+
+      it("markUnreplicated makes records without a status there pending, keeps failed and replicated ones as they are, a page at a time", async () => {
+        // Prepare: records as a catalog from before the index holds them (no status for the region).
+        const failed = { status: "failed" as const, at: "2025-01-01T00:02:00.000Z", error: "down" };
+        await catalog.recordWal(wal(segmentName(1, 1)));
+        await catalog.recordWal(wal(segmentName(1, 2), { replicas: { "us-west-2": REPLICATED } }));
+        await catalog.recordWal(wal(segmentName(1, 3), { replicas: { "us-west-2": failed } }));
+        await catalog.recordSnapshot(snapshot(snapshotId(1)));
+        await catalog.recordSnapshot(snapshot(snapshotId(2), { replicas: { "us-west-2": REPLICATED } }));
+        await catalog.recordQuarantine(quarantine(segmentName(1, 9), "2025-01-01T00:00:00.000Z"));
+        await catalog.recordVerification({ databaseId: DB, snapshotId: snapshotId(1), runId: "run-1", level: 1, startedAt: "2025-01-01T00:00:00.000Z", finishedAt: "2025-01-01T00:00:01.000Z", outcome: "passed", checks: [] });
+        const before = await catalog.listUnreplicated("us-west-2");
+
+        // Act
+        let examined = 0;
+        let marked = 0;
+        let calls = 0;
+        let after: string | undefined;
+        do {
+          const page = await catalog.markUnreplicated(DB, "us-west-2", after, 2);
+          expect(page.examined).toBeLessThanOrEqual(2);
+          examined += page.examined;
+          marked += page.marked;
+          after = page.next;
+          calls++;
+        } while (after !== undefined);
+        const again = await catalog.markUnreplicated(DB, "us-west-2");
+
+        // Assess
+        expect(before.items).toEqual([{ databaseId: DB, name: segmentName(1, 3) }]);
+        expect({ examined, marked }).toEqual({ examined: 5, marked: 2 });
+        expect(calls).toBeGreaterThanOrEqual(3);
+        expect(again).toEqual({ examined: 5, marked: 0 });
+        expect((await catalog.listUnreplicated("us-west-2")).items).toEqual([
+          { databaseId: DB, snapshotId: snapshotId(1) },
+          { databaseId: DB, name: segmentName(1, 1) },
+          { databaseId: DB, name: segmentName(1, 3) },
+        ]);
+        expect((await catalog.getWal(DB, segmentName(1, 1)))?.replicas["us-west-2"]?.status).toBe("pending");
+        expect((await catalog.getWal(DB, segmentName(1, 3)))?.replicas["us-west-2"]).toEqual(failed);
+        expect((await catalog.getWal(DB, segmentName(1, 2)))?.replicas["us-west-2"]).toEqual(REPLICATED);
       });
     });
 

@@ -2,9 +2,11 @@
  * Databases are listed by Query on the registry partition, never by a table
  * Scan (issue #11, point 6): on a real DynamoDB Local, with the DynamoDB
  * commands the catalog sends counted by name, the handlers that list every
- * database (retention Plan, verify SelectCandidates, replicate FindMissing)
- * find each registered database among thousands of WAL and chunk items, and
- * the listing costs one Query per 1,000 databases whatever else the table holds.
+ * database (retention Plan, verify SelectCandidates) find each registered
+ * database among thousands of WAL and chunk items, and the listing costs one
+ * Query per 1,000 databases whatever else the table holds. Replicate
+ * FindMissing lists no database: it reads the region's index of pending
+ * records alone.
  */
 import { randomUUID } from "node:crypto";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -18,11 +20,13 @@ import { selectPage as selectCandidates } from "../../functions/verify/select.js
 import { LOCAL_CREDENTIALS, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
 import { DynamoCatalog, REGISTRY_PK, createTable } from "../../store/dynamo-catalog.js";
 import { createObjectStore } from "../../store/factory.js";
+import { handlerEnvironment } from "../support/harness.js";
 
 const REGION = "local-2";
 const DATABASES = 30;
 const WAL_PER_DATABASE = 40;
 const CHUNKS_PER_DATABASE = 200;
+const PENDING = { status: "pending" as const, at: "2025-01-01T00:00:00.000Z" };
 
 let ddb: DynamoEmulator;
 const savedEnv = { ...process.env };
@@ -30,14 +34,7 @@ const savedEnv = { ...process.env };
 beforeAll(async () => {
   ddb = await startDynamo();
   // The handlers' dependencies are built from the environment; the catalog is replaced below.
-  Object.assign(process.env, {
-    WALVAULT_INCOMING_BUCKET: "incoming",
-    WALVAULT_VAULT_BUCKET: "vault",
-    WALVAULT_TABLE: "unused",
-    WALVAULT_REPLICAS: "[]",
-    WALVAULT_S3_ENDPOINT: "http://127.0.0.1:1",
-    WALVAULT_DYNAMODB_ENDPOINT: ddb.endpoint,
-  });
+  Object.assign(process.env, handlerEnvironment(ddb.endpoint));
 }, 60_000);
 
 afterAll(async () => {
@@ -105,7 +102,7 @@ function wal(databaseId: string, n: number): WalRecord {
     status: "stored",
     vaultKey: `db/${databaseId}/wal/00000001/${name}`,
     archivedAt: new Date(Date.UTC(2025, 0, 1, 0, n)).toISOString(),
-    replicas: {},
+    replicas: { [REGION]: PENDING },
   };
 }
 
@@ -133,7 +130,7 @@ function snapshot(databaseId: string): SnapshotRecord {
     totals: { files: 3, logicalBytes: 3 << 20, uniqueChunks: 4, newChunks: 2, storedBytes: 1 << 20, newStoredBytes: 1 << 19 },
     status: "restorable",
     recordedAt: "2025-01-01T00:04:00.000Z",
-    replicas: {},
+    replicas: { [REGION]: PENDING },
   };
 }
 
@@ -141,7 +138,7 @@ async function freshTable(): Promise<string> {
   const admin = new DynamoDBClient({ endpoint: ddb.endpoint, region: "us-east-1", credentials: LOCAL_CREDENTIALS });
   const name = `walvault-listing-${randomUUID()}`;
   try {
-    await createTable(admin, name);
+    await createTable(admin, name, { replicaRegions: [REGION] });
   } finally {
     admin.destroy();
   }
@@ -209,15 +206,20 @@ describe("handlers that list every database, on DynamoDB Local", () => {
     expect(log.registryQueries).toBe(pages);
   });
 
-  it("replicate FindMissing finds the unreplicated files of every database and sends no Scan, one registry Query", async () => {
+  it("replicate FindMissing reads the region's pending records in one index Query, in database id order, and lists no database", async () => {
     // Act
     const out = await findMissing({ scope: { region: REGION, limit: 1000 }, round: 0, previous: [] });
 
-    // Assess
-    expect(out.remaining).toBe(DATABASES * (WAL_PER_DATABASE + 1));
-    expect(new Set(out.items.map((i) => i.databaseId))).toEqual(new Set(ids));
-    expect(log.byName.ScanCommand ?? 0).toBe(0);
-    expect(log.registryQueries).toBe(1);
+    // Assess: 30 × 41 pending records; the first 1,000 by database id, then snapshot before WAL.
+    const sorted = [...ids].sort();
+    expect(out.count).toBe(1000);
+    expect(out.remaining).toBe(1001);
+    expect(out.complete).toBe(false);
+    expect(out.items[0]).toEqual({ databaseId: sorted[0], snapshotId: "20250101T000500Z-00000001" });
+    expect(out.items[1]).toEqual({ databaseId: sorted[0], name: segment(1) });
+    expect(out.items.at(-1)?.databaseId).toBe(sorted[Math.floor(999 / (WAL_PER_DATABASE + 1))]);
+    expect(log.byName).toEqual({ QueryCommand: 1 });
+    expect(log.registryQueries).toBe(0);
   });
 });
 

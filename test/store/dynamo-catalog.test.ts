@@ -13,7 +13,7 @@ import { ConfigError, InvalidInputError, ServiceUnavailableError, SnapshotConfli
 import type { ChunkItem, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { LOCAL_CREDENTIALS, freePort, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
 import { CATALOG_KEY_SCHEMA, DynamoCatalog, createTable, type BatchRetryOptions } from "../../store/dynamo-catalog.js";
-import { catalogContract } from "./catalog.contract.js";
+import { CONTRACT_REPLICA_REGIONS, catalogContract } from "./catalog.contract.js";
 
 let ddb: DynamoEmulator;
 let client: DynamoDBClient;
@@ -43,7 +43,7 @@ function catalogAt(endpoint: string, tableName: string, pageSize?: number, batch
 
 async function freshTable(): Promise<string> {
   const name = `walvault-test-${randomUUID()}`;
-  await createTable(client, name);
+  await createTable(client, name, { replicaRegions: CONTRACT_REPLICA_REGIONS });
   return name;
 }
 
@@ -95,6 +95,51 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
         { AttributeName: "sk", AttributeType: "S" },
       ]),
     );
+  });
+
+  it("createTable adds the replication index of each region an existing table lacks", async () => {
+    // Prepare: a table from before the replication indexes.
+    const name = `walvault-test-${randomUUID()}`;
+    await createTable(client, name);
+
+    // Act
+    await createTable(client, name, { replicaRegions: ["eu-west-1", "us-west-2"] });
+    const described = await client.send(new DescribeTableCommand({ TableName: name }));
+
+    // Assess
+    const indexes = described.Table?.GlobalSecondaryIndexes ?? [];
+    expect(indexes.map((i) => [i.IndexName, i.IndexStatus]).sort()).toEqual([
+      ["pending-eu-west-1", "ACTIVE"],
+      ["pending-us-west-2", "ACTIVE"],
+    ]);
+    expect(indexes.find((i) => i.IndexName === "pending-eu-west-1")?.KeySchema).toEqual([
+      { AttributeName: "pending:eu-west-1", KeyType: "HASH" },
+      { AttributeName: "replicaKey", KeyType: "RANGE" },
+    ]);
+  });
+
+  it("keeps a pending:<region> marker on a record exactly while it is not replicated there, and lists a region without an index as a ConfigError", async () => {
+    // Prepare
+    const table = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, table);
+    const key = { pk: "db#pg-main", sk: `wal#00000001#${SEG}` };
+    await catalog.recordWal(record({ replicas: { "eu-west-1": { status: "pending", at: "2025-01-01T00:00:00.000Z" } } }));
+    const created = await catalog.doc.send(new GetCommand({ TableName: table, Key: key }));
+
+    // Act
+    await catalog.setReplicaStatus("pg-main", SEG, "eu-west-1", { status: "failed", at: "2025-01-01T00:00:01.000Z" });
+    const failed = await catalog.doc.send(new GetCommand({ TableName: table, Key: key }));
+    await catalog.setReplicaStatus("pg-main", SEG, "eu-west-1", { status: "replicated", at: "2025-01-01T00:00:02.000Z" });
+    const replicated = await catalog.doc.send(new GetCommand({ TableName: table, Key: key }));
+    const noIndex = await catalog.listUnreplicated("ap-south-1").catch((e: unknown) => e);
+
+    // Assess
+    expect(created.Item).toMatchObject({ "pending:eu-west-1": "pending", replicaKey: `pg-main#wal#00000001#${SEG}` });
+    expect(failed.Item).toMatchObject({ "pending:eu-west-1": "pending" });
+    expect(replicated.Item?.["pending:eu-west-1"]).toBeUndefined();
+    expect(replicated.Item?.replicaKey).toBe(`pg-main#wal#00000001#${SEG}`);
+    expect(noIndex).toBeInstanceOf(ConfigError);
+    expect((noIndex as Error).message).toContain("pending-ap-south-1");
   });
 
   it("stores items under pk db#<id> and sk wal#<timeline hex>#<name>, head, meta and quarantine#<name>#...", async () => {
@@ -274,7 +319,7 @@ describe("DynamoCatalog snapshots and chunks on DynamoDB Local", () => {
     // Assess
     expect((items.Items ?? []).map((i) => String(i.sk))).toEqual([`chunk#${hash(1)}`, `snap#${snap.snapshotId}`]);
     expect(items.Items?.[0]).toEqual({ ...chunkItem(hash(1)), pk: "db#pg-main", sk: `chunk#${hash(1)}` });
-    expect(items.Items?.[1]).toEqual({ ...snap, pk: "db#pg-main", sk: `snap#${snap.snapshotId}` });
+    expect(items.Items?.[1]).toEqual({ ...snap, pk: "db#pg-main", sk: `snap#${snap.snapshotId}`, replicaKey: `pg-main#snap#${snap.snapshotId}` });
   });
 
   it("explains a snapshot conflict in one line naming the snapshot, the database and both manifest hash prefixes", async () => {

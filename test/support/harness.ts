@@ -25,6 +25,22 @@ export function stackClients(stack: TestStack): StackClients {
   return { store: createObjectStore(endpoints), catalog: createCatalog({ ...endpoints, table: c.table }) };
 }
 
+/**
+ * The environment the handlers build their dependencies from, for suites that
+ * call handlers directly on a bare DynamoDB Local and replace the catalog and
+ * replicas with overrideDeps(): S3 points nowhere.
+ */
+export function handlerEnvironment(dynamodbEndpoint: string): Record<string, string> {
+  return {
+    WALVAULT_INCOMING_BUCKET: "incoming",
+    WALVAULT_VAULT_BUCKET: "vault",
+    WALVAULT_TABLE: "unused",
+    WALVAULT_REPLICAS: "[]",
+    WALVAULT_S3_ENDPOINT: "http://127.0.0.1:1",
+    WALVAULT_DYNAMODB_ENDPOINT: dynamodbEndpoint,
+  };
+}
+
 /** A fresh temporary directory. */
 export function tempDir(prefix = "walvault-t-"): string {
   return mkdtempSync(join(tmpdir(), prefix));

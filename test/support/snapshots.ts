@@ -14,6 +14,7 @@
 import { createReadStream } from "node:fs";
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
+import { pendingReplicas } from "../../core/catalog-records.js";
 import { chunkerDescriptor, chunkStream, type ChunkerParams, DEFAULT_CHUNKER } from "../../core/chunking.js";
 import { getCodec, type CodecName } from "../../core/codec.js";
 import type { AgentConfig } from "../../core/config.js";
@@ -163,7 +164,7 @@ export async function uploadSnapshotDir(clients: VaultClients, cfg: AgentConfig,
     },
     status: "restorable",
     recordedAt: now,
-    replicas: {},
+    replicas: pendingReplicas((cfg.replicas ?? []).map((r) => r.region), now),
   };
   await clients.catalog.recordSnapshot(record);
   return { manifest, record, chunksOf };
@@ -196,7 +197,7 @@ export async function archiveGenericSegment(
     vaultKey,
     ...(put.versionId === undefined ? {} : { vaultVersionId: put.versionId }),
     archivedAt: o.archivedAt.toISOString(),
-    replicas: {},
+    replicas: pendingReplicas((cfg.replicas ?? []).map((r) => r.region), o.archivedAt.toISOString()),
   };
   await clients.catalog.recordWal(rec);
   return rec;
