@@ -12,7 +12,10 @@
  *  - Read. PostgreSQL: `pg_basebackup -D - -Ft -X none --checkpoint=fast
  *    --manifest-checksums=CRC32C` streams one tar on stdout, read once with
  *    core/tar.ts (no temporary copy of the cluster; one tablespace, which is
- *    all pg_basebackup writes to stdout). Generic: the directory is walked
+ *    all pg_basebackup writes to stdout). PostgreSQL with `method: "direct"`:
+ *    pg_backup_start/stop in one psql session and the data directory read
+ *    here, DEFAULT_DIRECT_READERS files at once (agent/pg-direct.ts,
+ *    pushPostgresDirect). Generic: the directory is walked
  *    in name order with lstat (regular files, directories, symlinks; sockets,
  *    FIFOs and devices are refused).
  *  - Cut. PostgreSQL relation files — every fork of a relation, main, _fsm,
@@ -106,6 +109,7 @@ import {
   type UniqueChunk,
 } from "../core/snapshot.js";
 import { readTar } from "../core/tar.js";
+import { PsqlSession, quoteConn, readDataDirectory, sqlLiteral } from "./pg-direct.js";
 import { objectMeta, parseObjectMeta } from "../core/verify.js";
 import { lsnToSegno, parseLsn, segmentName } from "../core/wal.js";
 import type { Catalog } from "../store/catalog.js";
@@ -148,6 +152,8 @@ export const DEFAULT_PACK_UPLOADS = 3;
  * encoders busy; half the unpacked default keeps a push within 256 MB.
  */
 export const DEFAULT_PACKED_MAX_QUEUED_BYTES = 32 * MiB;
+/** Files the direct PostgreSQL source reads at once. */
+export const DEFAULT_DIRECT_READERS = 4;
 /** Snapshot ingest re-hashes and promotes every new chunk: give it time. */
 export const DEFAULT_WAIT_TIMEOUT_MS = 30 * 60_000;
 
@@ -185,6 +191,19 @@ export interface PgBaseBackupSource {
   asOsUser?: { uid: number; gid: number };
   /** Extra environment for both (e.g. PGPASSWORD, PGSSLMODE). */
   env?: Record<string, string>;
+  /**
+   * How the cluster is read (docs/snapshots.md "Direct source"): "basebackup"
+   * (the default: pg_basebackup's tar stream) or "direct" (pg_backup_start and
+   * pg_backup_stop in one psql session, the data directory read by this
+   * process, which must be able to read it: its owner, or root).
+   */
+  method?: "basebackup" | "direct";
+  /** direct: the data directory as this host sees it (default: the server's data_directory setting). */
+  dataDir?: string;
+  /** direct: the database psql connects to (default "postgres"). */
+  database?: string;
+  /** direct: files read at once (default DEFAULT_DIRECT_READERS). */
+  readers?: number;
 }
 
 export type SnapshotSource =
@@ -324,7 +343,7 @@ export async function snapshotPush(
       throw new InvalidInputError(`database '${databaseId}' is registered as ${db.kind}, but this is a ${source.kind} snapshot`);
     }
     if (source.kind === "generic") await assertDirectory(source.dir);
-    else assertBinaries(source.pgbasebackup.binDir);
+    else assertBinaries(source.pgbasebackup.binDir, source.pgbasebackup.method === "direct" ? ["psql"] : ["pg_basebackup", "psql"]);
     if (source.kind === "generic" && (!Array.isArray(source.streams) || source.streams.length === 0)) {
       throw new InvalidInputError("a generic snapshot must name at least one WAL stream and its last closed segment");
     }
@@ -380,7 +399,11 @@ export async function snapshotPush(
         await pipeline.finish();
         meta = withPacks({ ...common, kind: "generic", finishedAt: now(), generic: { streams: source.streams } });
       } else {
-        const pg = await pushPostgres(source.pgbasebackup, db.walSegmentSize, files, pipeline, opts.label ?? `walvault ${snapshotId}`);
+        const label = opts.label ?? `walvault ${snapshotId}`;
+        const pg =
+          source.pgbasebackup.method === "direct"
+            ? await pushPostgresDirect(source.pgbasebackup, db.walSegmentSize, files, opts.blockSize ?? DEFAULT_BLOCK_SIZE, label, warnings)
+            : await pushPostgres(source.pgbasebackup, db.walSegmentSize, files, pipeline, label);
         await pipeline.finish();
         meta = withPacks({
           ...common,
@@ -966,6 +989,11 @@ export async function* fixedBlocks(source: AsyncIterable<Uint8Array>, blockSize:
   let block = Buffer.allocUnsafeSlow(blockSize);
   let n = 0;
   for await (const piece of source) {
+    // A whole block in a buffer of its own (the direct source reads them so): passed on, not copied.
+    if (n === 0 && piece.length === blockSize && piece.byteOffset === 0 && piece.byteLength === piece.buffer.byteLength) {
+      yield piece;
+      continue;
+    }
     let off = 0;
     while (off < piece.length) {
       const take = Math.min(blockSize - n, piece.length - off);
@@ -1107,8 +1135,8 @@ async function walkGeneric(
 // ---------------------------------------------------------------------------
 // PostgreSQL
 
-function assertBinaries(binDir: string): void {
-  for (const b of ["pg_basebackup", "psql"]) {
+function assertBinaries(binDir: string, binaries: string[]): void {
+  for (const b of binaries) {
     if (!existsSync(join(binDir, b))) throw new ConfigError(`no ${b} in ${binDir}: point the PostgreSQL bin directory at a PostgreSQL installation`);
   }
 }
@@ -1193,9 +1221,6 @@ async function serverSettings(src: PgBaseBackupSource): Promise<{ version: numbe
   return { version, walSegmentSize: parseMemoryUnit(seg) };
 }
 
-function quoteConn(v: string): string {
-  return /^[A-Za-z0-9_./-]+$/.test(v) ? v : `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
-}
 
 /** WAL-Ranges of backup_manifest (its tail): the last range's timeline and End-LSN. */
 export function stopFromBackupManifest(tail: string): { timeline: number; stopLsn: bigint } {
@@ -1291,6 +1316,112 @@ async function pushPostgres(
     ...(stop.timeline === parsed.startTimeline ? { stopWalFile: segmentName(stop.timeline, lsnToSegno(stop.stopLsn, size), size) } : {}),
     tablespaces: [],
   });
+}
+
+/**
+ * The direct source: `pg_backup_start(label, fast)` in one psql session, the
+ * data directory read by this process (readDataDirectory: what pg_basebackup
+ * sends, `readers` files at once, global/pg_control last), then
+ * `pg_backup_stop(true)` in the same session (it returns once the stop
+ * segment is archived, as pg_basebackup -X none waits), whose backup_label
+ * (and tablespace_map, when not empty) become files of the snapshot. Closing
+ * the session ends the backup on any failure.
+ */
+async function pushPostgresDirect(
+  src: PgBaseBackupSource,
+  registeredSegmentSize: number,
+  files: FileCollector,
+  blockSize: number,
+  label: string,
+  warnings: string[],
+): Promise<ReturnType<typeof postgresFieldsFromBackupLabel>> {
+  const session = PsqlSession.open(
+    { binDir: src.binDir, host: src.host, port: src.port, user: src.user, database: src.database ?? "postgres", asOsUser: src.asOsUser, env: src.env },
+    "psql (the direct snapshot source's session)",
+  );
+  try {
+    const settings = (
+      await session.query(
+        "SELECT concat_ws(E'\\n', current_setting('server_version_num'), current_setting('wal_segment_size'), " +
+          "(SELECT system_identifier FROM pg_control_system()), current_setting('data_directory'))",
+      )
+    ).split("\n");
+    const version = Number(settings[0]);
+    if (!Number.isSafeInteger(version) || version <= 0 || settings.length < 4) {
+      throw new InvalidInputError(`unexpected answer from the server to the direct source's settings query: ${JSON.stringify(settings.join("|").slice(0, 200))}`);
+    }
+    const walSegmentSize = parseMemoryUnit(settings[1]!);
+    if (walSegmentSize !== registeredSegmentSize) {
+      throw new InvalidInputError(
+        `the server's wal_segment_size is ${walSegmentSize} bytes, but the database is registered with ${registeredSegmentSize}: wrong server or wrong --database`,
+      );
+    }
+    const systemIdentifier = settings[2]!;
+    const dataDir = src.dataDir ?? settings.slice(3).join("\n");
+    await assertClusterDirectory(dataDir);
+    const v15 = version >= 150000;
+    await session.query(v15 ? `SELECT pg_backup_start(${sqlLiteral(label)}, true)` : `SELECT pg_start_backup(${sqlLiteral(label)}, true, false)`);
+    const pgControl = { bytes: Buffer.alloc(0), total: 0 };
+    const walk = await readDataDirectory(
+      dataDir,
+      {
+        directory: (path, mode, mtime) => files.builder.addDirectory(path, mode, mtime),
+        symlink: (path, target, mtime) => files.builder.addSymlink(path, target, mtime),
+        file: (path, mode, mtime, body) =>
+          files.file(path, mode, mtime, path === "global/pg_control" ? keep(body, pgControl, 8, "head") : body, isRelationFile(path)),
+      },
+      { readers: src.readers ?? DEFAULT_DIRECT_READERS, readSize: blockSize, last: new Set(["global/pg_control"]) },
+    );
+    if (walk.vanished.length > 0) {
+      warnings.push(`${walk.vanished.length} file(s) vanished while the snapshot was read and were left out (dropped meanwhile; WAL replay recreates what matters): ${walk.vanished.slice(0, 5).join(", ")}`);
+    }
+    if (pgControl.bytes.length < 8) throw new InvalidInputError(`${dataDir} has no readable global/pg_control`);
+    const fileSysid = (endianness() === "LE" ? pgControl.bytes.readBigUInt64LE(0) : pgControl.bytes.readBigUInt64BE(0)).toString();
+    if (fileSysid !== systemIdentifier) {
+      throw new InvalidInputError(`${dataDir} is not the data directory of the server at ${src.host}:${src.port} (system identifier ${fileSysid}, the server's ${systemIdentifier})`);
+    }
+    const stopSql = v15
+      ? "SELECT lsn, encode(convert_to(labelfile, 'UTF8'), 'hex'), encode(convert_to(coalesce(spcmapfile, ''), 'UTF8'), 'hex') FROM pg_backup_stop(true)"
+      : "SELECT lsn, encode(convert_to(labelfile, 'UTF8'), 'hex'), encode(convert_to(coalesce(spcmapfile, ''), 'UTF8'), 'hex') FROM pg_stop_backup(false, true)";
+    const [lsnText, labelHex, mapHex] = (await session.query(stopSql)).trim().split("|");
+    if (lsnText === undefined || labelHex === undefined || mapHex === undefined) throw new InvalidInputError("unexpected answer from the server to pg_backup_stop");
+    const now = new Date();
+    const labelBytes = Buffer.from(labelHex, "hex");
+    await files.file("backup_label", 0o600, now, once(labelBytes), false);
+    if (mapHex !== "") await files.file("tablespace_map", 0o600, now, once(Buffer.from(mapHex, "hex")), false);
+    const parsed = parseBackupLabel(labelBytes.toString("utf8"), walSegmentSize);
+    const stopLsn = parseLsn(lsnText.toUpperCase());
+    return postgresFieldsFromBackupLabel(parsed, {
+      stopLsn,
+      walSegmentSize,
+      version,
+      systemIdentifier,
+      stopWalFile: segmentName(parsed.startTimeline, lsnToSegno(stopLsn, walSegmentSize), walSegmentSize),
+      tablespaces: [],
+    });
+  } finally {
+    await session.close();
+  }
+}
+
+async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array, void, undefined> {
+  yield bytes;
+}
+
+/** A PostgreSQL data directory: readable, with PG_VERSION and global/pg_control. */
+async function assertClusterDirectory(dir: string): Promise<void> {
+  await assertDirectory(dir);
+  for (const f of ["PG_VERSION", "global/pg_control"]) {
+    try {
+      await stat(join(dir, f));
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      throw new FileAccessError(
+        code === "ENOENT" ? `${dir} is not a PostgreSQL data directory (no ${f})` : `cannot read ${join(dir, f)} (${code ?? describeError(cause)})`,
+        { cause },
+      );
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------

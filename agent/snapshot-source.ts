@@ -11,6 +11,8 @@ export interface SnapshotSourceFlags {
   port?: string | undefined;
   user?: string | undefined;
   "pg-bin"?: string | undefined;
+  source?: string | undefined;
+  pgdata?: string | undefined;
 }
 
 /** pg_basebackup's directory: the flag, WALVAULT_PG_BINDIR, PATH, then the newest /usr/lib/postgresql/<v>/bin. */
@@ -46,6 +48,9 @@ export function snapshotSource(flags: SnapshotSourceFlags): SnapshotSource {
   }
   const port = Number(flags.port ?? process.env.PGPORT ?? 5432);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidInputError(`--port '${flags.port}' is not a port number`);
+  const method = flags.source ?? "basebackup";
+  if (method !== "basebackup" && method !== "direct") throw new InvalidInputError(`--source '${method}' is neither basebackup nor direct`);
+  if (flags.pgdata !== undefined && method !== "direct") throw new InvalidInputError("--pgdata is for --source direct");
   return {
     kind: "postgres",
     pgbasebackup: {
@@ -53,6 +58,7 @@ export function snapshotSource(flags: SnapshotSourceFlags): SnapshotSource {
       host: flags.host ?? process.env.PGHOST ?? "/var/run/postgresql",
       port,
       user: flags.user ?? process.env.PGUSER ?? "postgres",
+      ...(method === "direct" ? { method, ...(flags.pgdata === undefined ? {} : { dataDir: resolve(flags.pgdata) }) } : {}),
     },
   };
 }

@@ -443,6 +443,7 @@ async function main(): Promise<void> {
       concurrency: { type: "string", default: String(DEFAULT_CONCURRENCY) },
       parallel: { type: "string", default: String(DEFAULT_RESTORE_PARALLEL) },
       "block-size": { type: "string" },
+      source: { type: "string", default: "basebackup" },
       "pgbr-process-max": { type: "string", default: "2" },
       "pgbr-compress-level": { type: "string" },
       "pgbr-repo": { type: "string", default: "s3" },
@@ -464,6 +465,7 @@ async function main(): Promise<void> {
   for (const [name, v] of [["--scale", scale], ["--concurrency", concurrency], ["--parallel", parallel], ["--pgbr-process-max", processMax]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
   }
+  if (values.source !== "basebackup" && values.source !== "direct") throw new Error("--source must be basebackup or direct");
   const log = (s: string): void => console.error(`[bench] ${s}`);
   const loads: { at: string; loadavg: number[] }[] = [];
   const markLoad = (at: string): void => {
@@ -507,9 +509,16 @@ async function main(): Promise<void> {
     markLoad("walvault push");
     const source: SnapshotSource = {
       kind: "postgres",
-      pgbasebackup: { binDir: pg.binDir, host: pg.socketDir, port: pg.port, user: "postgres", ...(user ? { asOsUser: user } : {}) },
+      pgbasebackup: {
+        binDir: pg.binDir,
+        host: pg.socketDir,
+        port: pg.port,
+        user: "postgres",
+        ...(user ? { asOsUser: user } : {}),
+        ...(values.source === "direct" ? { method: "direct" as const } : {}),
+      },
     };
-    log("walvault snapshot push ...");
+    log(`walvault snapshot push (source ${values.source}) ...`);
     let busy0 = machineBusySeconds();
     let stack0 = stackCpu(stack);
     const push = await runChild({ op: "push", configPath: stack.configPath, databaseId: DB_ID, source, opts: { concurrency, timeoutMs: 30 * 60_000, ...(blockSize === undefined ? {} : { blockSize }) } });
@@ -683,7 +692,7 @@ async function main(): Promise<void> {
       when: new Date().toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model, memGB: round(totalmem() / 2 ** 30, 1), node: process.version, loadavg: loads },
       cluster: { postgres: pgVersion, scale, loadS: round(loadS, 1), databaseMB: mb(dbBytes), dataDirWithoutWalMB: mb(dataDirBytes), fingerprint },
-      walvault: { concurrency, parallel, blockSize: blockSize ?? DEFAULT_BLOCK_SIZE, push: pushRow, restore: restoreRow, verified: wvVerified ?? null },
+      walvault: { source: values.source, concurrency, parallel, blockSize: blockSize ?? DEFAULT_BLOCK_SIZE, push: pushRow, restore: restoreRow, verified: wvVerified ?? null },
       pgbackrest: pgbrResult ?? { skipped: pgbrCheck.ok ? "not run" : pgbrCheck.reason },
       ratios,
       table: rows,

@@ -13,7 +13,9 @@ export default defineCommand({
   group: GROUPS.snapshots,
   details: [
     "PostgreSQL: a base backup over the replication protocol (pg_basebackup), connection from",
-    "--host/--port/--user, else $PGHOST, $PGPORT, $PGUSER.",
+    "--host/--port/--user, else $PGHOST, $PGPORT, $PGUSER. --source direct instead runs",
+    "pg_backup_start/pg_backup_stop in one psql session and reads the data directory itself",
+    "(run as its owner or root; one tablespace; no backup_manifest).",
     "Generic: walvault snapshot push --dir DIR --stream ID=LAST_SEGMENT_PATH:SEGNO...",
   ],
   positionals: [],
@@ -28,6 +30,20 @@ export default defineCommand({
       excludes: "dir",
       check: (v) =>
         existsSync(join(v, "pg_basebackup")) ? undefined : `--pg-bin ${shown(v)} has no pg_basebackup${existsSync(v) ? "" : " (no such directory)"}`,
+    },
+    source: {
+      type: "string",
+      value: "basebackup|direct",
+      description: "how the cluster is read: pg_basebackup's stream (default) or the data directory read directly",
+      excludes: "dir",
+      check: (v) => (v === "basebackup" || v === "direct" ? undefined : `--source ${shown(v)} is neither basebackup nor direct`),
+    },
+    pgdata: {
+      type: "string",
+      value: "DIR",
+      requires: "source",
+      description: "--source direct: the data directory (default: the server's data_directory)",
+      check: (v) => (existsSync(v) && statSync(v).isDirectory() ? undefined : `--pgdata ${shown(v)} is not a directory`),
     },
     dir: {
       type: "string",

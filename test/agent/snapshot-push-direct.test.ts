@@ -1,0 +1,201 @@
+/**
+ * The direct PostgreSQL source of `snapshotPush` (agent/pg-direct.ts, method
+ * "direct"): pg_backup_start/pg_backup_stop in one psql session and the data
+ * directory read by the agent. Against the real local stack and a real
+ * PostgreSQL 15 whose archive_command is `walvault wal-push`; the snapshot is
+ * taken while pgbench writes, restored, started, and must reach consistency
+ * with pgbench's balances agreeing.
+ */
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FileAccessError, InvalidInputError } from "../../core/errors.js";
+import { ScratchPostgres } from "../../agent/postgres.js";
+import { excludedFromBackup, readDataDirectory, unloggedRelations } from "../../agent/pg-direct.js";
+import { restore } from "../../agent/restore.js";
+import { fixedBlocks, snapshotPush, type PgBaseBackupSource, type PushConfig } from "../../agent/snapshot-push.js";
+import { WALVAULT_BIN } from "../../local/paths.js";
+import { stackClients, tempDir, type StackClients } from "../support/harness.js";
+import { switchAndWaitArchived } from "../support/postgres.js";
+import { startTestStack, type TestStack } from "../support/stack.js";
+
+const DB = "pg-direct";
+
+function osUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = (f: string): number => Number(execFileSync("id", [f, "postgres"], { encoding: "utf8" }).trim());
+  return { uid: id("-u"), gid: id("-g") };
+}
+
+describe("what the direct source leaves out (basebackup.c's excludes)", () => {
+  it("skips runtime files, WAL, temporary files and the contents of runtime directories, keeping the rest", () => {
+    const none = new Set<string>();
+    expect(["postmaster.pid", "postmaster.opts", "backup_label", "tablespace_map", "pgsql_tmp123"].filter((n) => excludedFromBackup("", n, none))).toHaveLength(5);
+    expect(excludedFromBackup("pg_wal", "000000010000000000000001", none)).toBe(true);
+    expect(excludedFromBackup("pg_replslot", "slot1", none)).toBe(true);
+    expect(excludedFromBackup("pg_subtrans", "0000", none)).toBe(true);
+    expect(excludedFromBackup("base/5", "t3_16384", none)).toBe(true);
+    expect(excludedFromBackup("base/5", "pg_internal.init", none)).toBe(true);
+    expect(excludedFromBackup("base", "pgsql_tmp", none)).toBe(true);
+    expect(["PG_VERSION", "postgresql.conf", "pg_xact", "base", "global"].some((n) => excludedFromBackup("", n, none))).toBe(false);
+    expect(excludedFromBackup("base/5", "16384", none)).toBe(false);
+    expect(excludedFromBackup("pg_xact", "0000", none)).toBe(false);
+  });
+
+  it("keeps only the init fork of an unlogged relation", () => {
+    const names = ["16384", "16384_fsm", "16384_init", "16384.1", "16390", "16390_vm"];
+    const unlogged = unloggedRelations("base/5", names);
+    expect(names.filter((n) => !excludedFromBackup("base/5", n, unlogged))).toEqual(["16384_init", "16390", "16390_vm"]);
+    expect(unloggedRelations("global", names).size).toBe(0);
+  });
+});
+
+describe("reading a data directory", () => {
+  it("passes whole blocks read into buffers of their own on without a copy, and still cuts other pieces", async () => {
+    // Prepare
+    const whole = Buffer.alloc(8, 1);
+    const view = Buffer.alloc(16, 2).subarray(0, 8);
+    async function* pieces(): AsyncGenerator<Uint8Array> {
+      yield whole;
+      yield view;
+      yield Buffer.alloc(3, 3);
+    }
+    // Act
+    const out: Uint8Array[] = [];
+    for await (const b of fixedBlocks(pieces(), 8)) out.push(b);
+    // Assess
+    expect(out[0]).toBe(whole);
+    expect(out[1]).not.toBe(view);
+    expect(out.map((b) => b.length)).toEqual([8, 8, 3]);
+    expect(Buffer.from(out[1]!).equals(view)).toBe(true);
+  });
+
+
+  it("skips a file that vanishes before it is read, and reads the listed 'last' files at the end", async () => {
+    // Prepare: reading a removes b (one reader at a time: b is listed, not yet opened).
+    const dir = tempDir("walvault-direct-walk-");
+    try {
+      writeFileSync(join(dir, "a"), "aaaa");
+      writeFileSync(join(dir, "b"), "bbbb");
+      mkdirSync(join(dir, "global"));
+      writeFileSync(join(dir, "global", "pg_control"), "ctl");
+      writeFileSync(join(dir, "z"), "zz");
+      const order: string[] = [];
+      const sink = {
+        directory: (p: string) => void order.push(`${p}/`),
+        symlink: (p: string) => void order.push(`${p}@`),
+        file: async (p: string, _m: number, _t: Date, body: AsyncIterable<Uint8Array>) => {
+          let text = "";
+          for await (const piece of body) text += Buffer.from(piece).toString();
+          // After a's reads: the walk, which lists and lstats b meanwhile, waits for a free reader to open it.
+          if (p === "a") rmSync(join(dir, "b"));
+          order.push(`${p}=${text}`);
+        },
+      };
+
+      // Act
+      const r = await readDataDirectory(dir, sink, { readers: 1, readSize: 2, last: new Set(["global/pg_control"]) });
+
+      // Assess
+      expect(r.vanished).toEqual(["b"]);
+      expect(order).toEqual(["a=aaaa", "global/", "z=zz", "global/pg_control=ctl"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("direct snapshot push of PostgreSQL 15", () => {
+  let stack: TestStack;
+  let clients: StackClients;
+  let pg: ScratchPostgres;
+  let src: PgBaseBackupSource;
+  let work: string;
+  const cfg = (): PushConfig => ({ ...stack.config, databaseId: DB });
+
+  beforeAll(async () => {
+    stack = await startTestStack([{ id: DB, kind: "postgres" }]);
+    clients = stackClients(stack);
+    work = tempDir("walvault-direct-");
+    chmodSync(work, 0o777);
+    pg = await ScratchPostgres.create({
+      settings: { archive_mode: "on", archive_command: `'${WALVAULT_BIN}' wal-push %p` },
+      env: { WALVAULT_CONFIG: stack.configPath },
+    });
+    await pg.start();
+    await pg.pgbench(["-i", "-s", "2", "-q"]);
+    await pg.psql("create unlogged table scratch as select g from generate_series(1, 1000) g");
+    src = { binDir: pg.binDir, host: pg.socketDir, port: pg.port, user: "postgres", method: "direct", ...(osUser() ? { asOsUser: osUser()! } : {}) };
+  }, 300_000);
+
+  afterAll(async () => {
+    await pg?.destroy().catch(() => undefined);
+    await stack?.destroy();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("a snapshot taken while pgbench writes restores and reaches consistency, pgbench's balances agreeing", async () => {
+    // Prepare: pgbench writes during the whole push.
+    const load = pg.pgbench(["-c", "2", "-T", "6", "-n"]);
+
+    // Act
+    const r = await snapshotPush({ kind: "postgres", pgbasebackup: src }, cfg(), clients, { timeoutMs: 300_000, progress: false });
+    await load;
+    await switchAndWaitArchived(pg);
+    await stack.idle();
+    const dir = join(work, "restored");
+    await restore(clients, stack.config, { databaseId: DB, target: { kind: "snapshot", id: r.snapshotId }, toDir: dir });
+    const restored = await ScratchPostgres.fromDataDir(dir, { env: { WALVAULT_CONFIG: stack.configPath }, ownDataDir: true });
+    let balances: string;
+    let accounts: string;
+    try {
+      await restored.start();
+      await restored.waitForRecoveryEnd(300_000);
+      balances = await restored.psql(
+        "select (select sum(abalance) from pgbench_accounts) = (select sum(bbalance) from pgbench_branches) and " +
+          "(select sum(bbalance) from pgbench_branches) = (select coalesce(sum(delta), 0) from pgbench_history)",
+      );
+      accounts = await restored.psql("select count(*) from pgbench_accounts");
+    } finally {
+      await restored.destroy();
+    }
+
+    // Assess
+    expect(r.outcome).toBe("recorded");
+    expect(r.postgres?.startWalFile).toMatch(/^[0-9A-F]{24}$/);
+    expect(r.postgres?.stopWalFile).toBeDefined();
+    expect(r.totals.files).toBeGreaterThan(500);
+    expect(balances).toBe("t");
+    expect(accounts).toBe("200000");
+    // The session ended the backup: another one can start.
+    expect(await pg.psql("select pg_backup_start('probe', true) is not null")).toBe("t");
+  }, 600_000);
+
+  it("refuses a data directory that does not exist, is not a cluster, or is another cluster, each in one line", async () => {
+    // Prepare
+    const empty = join(work, "empty");
+    mkdirSync(empty, { recursive: true });
+    const other = await ScratchPostgres.create();
+    try {
+      const attempt = (dataDir: string): Promise<unknown> =>
+        snapshotPush({ kind: "postgres", pgbasebackup: { ...src, dataDir } }, cfg(), clients, { wait: false, progress: false }).catch((e: unknown) => e);
+
+      // Act
+      const missing = await attempt(join(work, "nope"));
+      const notCluster = await attempt(empty);
+      const wrong = await attempt(other.dataDir);
+
+      // Assess
+      expect(missing).toBeInstanceOf(FileAccessError);
+      expect((missing as Error).message).toMatch(/nope does not exist$/);
+      expect(notCluster).toBeInstanceOf(FileAccessError);
+      expect((notCluster as Error).message).toMatch(/is not a PostgreSQL data directory \(no PG_VERSION\)$/);
+      expect(wrong).toBeInstanceOf(InvalidInputError);
+      expect((wrong as Error).message).toMatch(/is not the data directory of the server at .* \(system identifier \d+, the server's \d+\)$/);
+      for (const e of [missing, notCluster, wrong]) expect((e as Error).message.split("\n")).toHaveLength(1);
+    } finally {
+      await other.destroy();
+    }
+  }, 120_000);
+});
