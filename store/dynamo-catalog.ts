@@ -65,7 +65,6 @@ import {
   TransactWriteCommand,
   UpdateCommand,
   type BatchWriteCommandInput,
-  type QueryCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { randomBytes } from "node:crypto";
 import type { z } from "zod";
@@ -283,6 +282,8 @@ function isConditionFailed(e: unknown): boolean {
 }
 
 type Item = Record<string, unknown>;
+/** A Query key condition on the sort key: a prefix, or a range with both ends included. */
+type SortKeyCondition = { prefix: string } | { from: string; to: string };
 type WriteRequests = NonNullable<BatchWriteCommandInput["RequestItems"]>[string];
 
 function stripKeys(item: Item): Item {
@@ -384,28 +385,48 @@ export class DynamoCatalog implements Catalog {
     }
   }
 
-  private async queryAll(pk: string, skPrefix: string, op: string): Promise<Item[]> {
+  /** Every item of `pk` whose sort key begins with `skPrefix`, across pages. */
+  private queryAll(pk: string, skPrefix: string, op: string): Promise<Item[]> {
+    return this.queryItems(pk, { prefix: skPrefix }, op, { forward: true });
+  }
+
+  /** Items of `pk` matching `cond`, in sort-key order (or reversed), at most `limit`, across pages. */
+  private async queryItems(pk: string, cond: SortKeyCondition, op: string, opts: { limit?: number; forward: boolean }): Promise<Item[]> {
     const items: Item[] = [];
-    let start: Record<string, unknown> | undefined;
+    let start: Item | undefined;
     do {
-      const input: QueryCommandInput = {
-        TableName: this.tableName,
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues: { ":pk": pk, ":prefix": skPrefix },
-        ConsistentRead: true,
-        ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-        ...(this.pageSize === undefined ? {} : { Limit: this.pageSize }),
-      };
-      let out;
-      try {
-        out = await this.doc.send(new QueryCommand(input));
-      } catch (e) {
-        throw this.fail(op, e);
-      }
-      items.push(...(out.Items ?? []));
-      start = out.LastEvaluatedKey;
-    } while (start !== undefined);
+      const left = opts.limit === undefined ? undefined : opts.limit - items.length;
+      const out = await this.queryOnce(pk, cond, start, left === undefined ? this.pageSize : Math.min(left, this.pageSize ?? left), opts.forward, op);
+      items.push(...out.items);
+      start = out.start;
+    } while (start !== undefined && (opts.limit === undefined || items.length < opts.limit));
     return items;
+  }
+
+  /**
+   * One consistent Query page of the items of `pk` matching `cond`, after `start`;
+   * `start` of the next page when more may follow. The one place a partition is queried.
+   */
+  private async queryOnce(pk: string, cond: SortKeyCondition, start: Item | undefined, limit: number | undefined, forward: boolean, op: string): Promise<{ items: Item[]; start?: Item }> {
+    const range = "prefix" in cond
+      ? { KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)", ExpressionAttributeValues: { ":pk": pk, ":prefix": cond.prefix } }
+      : { KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to", ExpressionAttributeValues: { ":pk": pk, ":from": cond.from, ":to": cond.to } };
+    let out;
+    try {
+      out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          ...range,
+          ConsistentRead: true,
+          ScanIndexForward: forward,
+          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+          ...(limit === undefined ? {} : { Limit: limit }),
+        }),
+      );
+    } catch (e) {
+      throw this.fail(op, e);
+    }
+    return out.LastEvaluatedKey === undefined ? { items: out.Items ?? [] } : { items: out.Items ?? [], start: out.LastEvaluatedKey };
   }
 
   // ---------------------------------------------------------- databases
@@ -526,7 +547,7 @@ export class DynamoCatalog implements Catalog {
     }
     if (toName !== undefined && toName < fromName) return [];
     const to = toName === undefined ? walTimelineEnd(timeline) : walSk(timeline, toName);
-    const items = await this.queryRange(databasePk(databaseId), walSk(timeline, fromName), to, "Query (WAL range)", { ...(limit === undefined ? {} : { limit }), forward: !newestFirst });
+    const items = await this.queryItems(databasePk(databaseId), { from: walSk(timeline, fromName), to }, "Query (WAL range)", { ...(limit === undefined ? {} : { limit }), forward: !newestFirst });
     return items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
   }
 
@@ -535,7 +556,7 @@ export class DynamoCatalog implements Catalog {
     // name of its timeline ('.' < '0'), so that item is the history file when one is archived.
     const out: WalTimeline[] = [];
     for (let next = 1; next <= MAX_TIMELINE; ) {
-      const [item] = await this.queryRange(databasePk(databaseId), `${CATALOG_SORT_KEYS.walPrefix}${timelineDir(next)}#`, walTimelineEnd(MAX_TIMELINE), "Query (WAL timelines)", { limit: 1, forward: true });
+      const [item] = await this.queryItems(databasePk(databaseId), { from: `${CATALOG_SORT_KEYS.walPrefix}${timelineDir(next)}#`, to: walTimelineEnd(MAX_TIMELINE) }, "Query (WAL timelines)", { limit: 1, forward: true });
       const timeline = item === undefined ? undefined : timelineOfSk(String(item.sk));
       if (item === undefined || timeline === undefined) break; // no more timelines (or a generic stream's key: no timelines there)
       const record = this.parse(walRecordSchema, item, "WAL record");
@@ -543,40 +564,6 @@ export class DynamoCatalog implements Catalog {
       next = timeline + 1;
     }
     return out;
-  }
-
-  /** Items of `pk` with sort keys from..to (both included), in order (or reversed), at most `limit`, across pages. */
-  private async queryRange(pk: string, from: string, to: string, op: string, opts: { limit?: number; forward: boolean }): Promise<Item[]> {
-    const items: Item[] = [];
-    let start: Item | undefined;
-    do {
-      const left = opts.limit === undefined ? undefined : opts.limit - items.length;
-      const out = await this.queryRangePage(pk, from, to, start, left === undefined ? this.pageSize : Math.min(left, this.pageSize ?? left), opts.forward, op);
-      items.push(...out.items);
-      start = out.start;
-    } while (start !== undefined && (opts.limit === undefined || items.length < opts.limit));
-    return items;
-  }
-
-  /** One consistent Query page of the items of `pk` with sort keys from..to (both included), after `start`; `start` of the next page when more may follow. */
-  private async queryRangePage(pk: string, from: string, to: string, start: Item | undefined, limit: number | undefined, forward: boolean, op: string): Promise<{ items: Item[]; start?: Item }> {
-    let out;
-    try {
-      out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
-          ExpressionAttributeValues: { ":pk": pk, ":from": from, ":to": to },
-          ConsistentRead: true,
-          ScanIndexForward: forward,
-          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-          ...(limit === undefined ? {} : { Limit: limit }),
-        }),
-      );
-    } catch (e) {
-      throw this.fail(op, e);
-    }
-    return out.LastEvaluatedKey === undefined ? { items: out.Items ?? [] } : { items: out.Items ?? [], start: out.LastEvaluatedKey };
   }
 
   async setReplicaStatus(
@@ -712,7 +699,7 @@ export class DynamoCatalog implements Catalog {
       if (cursor !== undefined && cursor > to) continue;
       let start: Item | undefined = cursor !== undefined && cursor >= from ? { pk, sk: cursor } : undefined;
       do {
-        const out = await this.queryRangePage(pk, from, to, start, Math.min(max - examined, this.pageSize ?? max), true, "Query (records to mark)");
+        const out = await this.queryOnce(pk, { from, to }, start, Math.min(max - examined, this.pageSize ?? max), true, "Query (records to mark)");
         const page = out.items;
         examined += page.length;
         const unmarked = page.filter((item) => item[pend] === undefined && (item.replicas as WalRecord["replicas"] | undefined)?.[region]?.status !== "replicated");
@@ -945,24 +932,10 @@ export class DynamoCatalog implements Catalog {
     if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > max)) {
       throw new InvalidInputError(`${what} page size ${limit} is not an integer from 1 to ${max}`);
     }
-    let out;
-    try {
-      out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-          ExpressionAttributeValues: { ":pk": pk, ":prefix": prefix },
-          ConsistentRead: true,
-          ...(after === undefined ? {} : { ExclusiveStartKey: { pk, sk: `${prefix}${after}` } }),
-          Limit: limit ?? max,
-        }),
-      );
-    } catch (e) {
-      throw this.fail(`Query (${what}s)`, e);
-    }
-    const items = out.Items ?? [];
+    const out = await this.queryOnce(pk, { prefix }, after === undefined ? undefined : { pk, sk: `${prefix}${after}` }, limit ?? max, true, `Query (${what}s)`);
+    const items = out.items;
     const lastSk = items.at(-1)?.sk;
-    return out.LastEvaluatedKey === undefined || typeof lastSk !== "string" ? { items } : { items, last: lastSk.slice(prefix.length) };
+    return out.start === undefined || typeof lastSk !== "string" ? { items } : { items, last: lastSk.slice(prefix.length) };
   }
 
   /** One page of a database's content-addressed records (chunks, packs), after the hash `after`. */
