@@ -13,6 +13,7 @@
  *   that record is the timeline's last yielded (the rest of the timeline is
  *   not read). Records come timeline by timeline: a caller merging them
  *   across timelines sorts what it collected.
+ * - `timeline`: only that timeline is read (no listWalTimelines call).
  */
 import { segmentName } from "../core/wal.js";
 import type { WalRecord } from "../core/schemas.js";
@@ -27,8 +28,10 @@ export async function* walRecordsFrom(
   segmentSize: number,
   fromSegno: bigint,
   stopAfter: (record: WalRecord) => boolean = () => false,
+  only: { timeline?: number } = {},
 ): AsyncGenerator<WalRecord> {
-  for (const { timeline } of await catalog.listWalTimelines(databaseId)) {
+  const timelines = only.timeline === undefined ? (await catalog.listWalTimelines(databaseId)).map((t) => t.timeline) : [only.timeline];
+  for (const timeline of timelines) {
     let from = segmentName(timeline, fromSegno, segmentSize);
     let last: string | undefined;
     for (;;) {

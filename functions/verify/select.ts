@@ -29,37 +29,30 @@ import { UnknownSnapshotError } from "../../core/errors.js";
 import { readPagesWithin, StoreWorkObjects } from "../../store/work-objects.js";
 import { z } from "zod";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
-import { lsnToSegno, parseLsn, segmentName } from "../../core/wal.js";
+import { lsnToSegno, parseLsn } from "../../core/wal.js";
 import type { Catalog } from "../../store/catalog.js";
+import { walRecordsFrom } from "../../store/wal-from.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
 const random = (): number => randomInt(0, 2 ** 32) / 2 ** 32;
 
-/** WAL records one level-4 target reads at most (pages of WAL_TARGET_PAGE): past it the window ends where the reading stopped. */
+/** WAL records one level-4 target reads at most: past it the window ends where the reading stopped. */
 const WAL_TARGET_MAX = 50_000;
-const WAL_TARGET_PAGE = 1000;
 
 /**
  * The WAL records a PostgreSQL snapshot's level-4 target is drawn from: its
- * timeline's records from its start segment on, a page at a time
- * (Catalog.listWalRange), through the first segment archived after `until`
- * (the next snapshot's finish: the target stays before it) or the
- * archive's end, at most WAL_TARGET_MAX: never the whole WAL catalog.
+ * timeline's records from its start segment on (store/wal-from.ts), through
+ * the first segment archived after `until` (the next snapshot's finish: the
+ * target stays before it) or the archive's end, at most WAL_TARGET_MAX:
+ * never the whole WAL catalog.
  */
 async function walForTarget(catalog: Catalog, database: DatabaseRecord, rec: SnapshotRecord, until: Date | undefined): Promise<WalRecord[]> {
   if (rec.timeline === undefined || rec.startLsn === undefined) return catalog.listWal(database.databaseId); // an older record: planned as before
   const size = database.walSegmentSize;
   const out: WalRecord[] = [];
-  let from = segmentName(rec.timeline, lsnToSegno(parseLsn(rec.startLsn), size), size);
-  while (out.length < WAL_TARGET_MAX) {
-    const page = await catalog.listWalRange(database.databaseId, rec.timeline, from, undefined, { limit: WAL_TARGET_PAGE });
-    const fresh = page.filter((w) => out.length === 0 || w.name > out.at(-1)!.name);
-    out.push(...fresh);
-    const last = fresh.filter((w) => w.kind === "segment").at(-1);
-    if (page.length < WAL_TARGET_PAGE || fresh.length === 0 || (until !== undefined && last !== undefined && new Date(last.archivedAt) > until)) break;
-    from = page.at(-1)!.name;
-  }
+  const past = (w: WalRecord): boolean => out.length >= WAL_TARGET_MAX || (until !== undefined && w.kind === "segment" && new Date(w.archivedAt) > until);
+  for await (const w of walRecordsFrom(catalog, database.databaseId, size, lsnToSegno(parseLsn(rec.startLsn), size), past, { timeline: rec.timeline })) out.push(w);
   return out;
 }
 
