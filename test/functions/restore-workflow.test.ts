@@ -181,7 +181,7 @@ describe("restore workflow (local stack)", () => {
     const calls = (thawCalls.Thaw ?? 0) - (callsBefore.Thaw ?? 0) + (thawCalls.CheckThaw ?? 0) - (callsBefore.CheckThaw ?? 0);
     expect(calls).toBeGreaterThanOrEqual(Math.ceil((BIG_SEGMENTS + 1) / THAW_BATCH));
     expect(stack.restoreStats.largestState!.bytes).toBeLessThan(262_144);
-  }, 120_000);
+  }, 300_000);
 
   it("thaws only when asked: no Thaw by default or with thaw false; thaw true walks the manifest's chunks through the catalog, nothing pending", async () => {
     // Prepare
@@ -252,7 +252,7 @@ describe("restore workflow (local stack)", () => {
     expect(plan.wal[0]!.name).toBe(segmentName(1, PG_START));
     expect(plan.wal.at(-1)!.name).toBe(segmentName(1, PG_START + BigInt(BIG_SEGMENTS) - 1n));
     expect(plan.wal[0]!.key).toBe(key(PG_START));
-  }, 120_000);
+  }, 300_000);
 
   it("a target before the oldest snapshot fails with NoSnapshotBeforeTargetError", async () => {
     const run = stack.startRestore({ databaseId: GEN, target: { kind: "time", time: at(5).toISOString() } });

@@ -5,7 +5,8 @@
  * bundled, in a child process.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -96,21 +97,63 @@ export function deployedDefinition(machine: CfnResource, assemblyDir: string): s
  */
 export const NO_BUNDLING = { "aws:cdk:bundling-stacks": [] as string[] };
 
+/** The newest modification time of any file under `dir` (ms). */
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+/** A synthesis lock older than this is taken to be left by a killed run. */
+const STALE_LOCK_MS = 15 * 60_000;
+
 /**
  * Synthesizes the CDK app exactly as `cdk synth` runs it (cdk.json's
  * `node dist/infra/app.js`, its context, handlers bundled) in a child process,
- * so the test worker's event loop stays free, into a fresh directory; returns
- * that cloud assembly directory. Runs the compiled app: `npm test` builds
- * dist/ first (after editing infra/, run `npm run build` before this test).
+ * so the test worker's event loop stays free; returns that cloud assembly
+ * directory. Runs the compiled app: `npm test` builds dist/ first (after
+ * editing infra/, run `npm run build` before this test).
+ *
+ * Bundling every handler takes a minute or more of esbuild, so the assembly
+ * is made once per build of dist/ and context, and shared by the test files
+ * that read it (they run in separate processes, maybe at the same time): it
+ * lives in the temp directory under a name hashed from both, made under a
+ * lock directory, complete once its `.complete` marker exists. Callers read
+ * it and leave it in place.
  */
 export async function synthBundledApp(projectRoot: string, context: Record<string, unknown>): Promise<string> {
-  const outdir = mkdtempSync(join(tmpdir(), "walvault-synth-"));
-  await promisify(execFile)(process.execPath, [join(projectRoot, "dist/infra/app.js")], {
-    cwd: projectRoot,
-    env: { ...process.env, CDK_OUTDIR: outdir, CDK_CONTEXT_JSON: JSON.stringify(context) },
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return outdir;
+  const key = createHash("sha256").update(projectRoot).update(JSON.stringify(context)).update(String(newestMtime(join(projectRoot, "dist")))).digest("hex").slice(0, 16);
+  const outdir = join(tmpdir(), `walvault-synth-${key}`);
+  const complete = join(outdir, ".complete");
+  const lock = `${outdir}.lock`;
+  for (;;) {
+    if (existsSync(complete)) return outdir;
+    try {
+      mkdirSync(lock);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const since = statSync(lock, { throwIfNoEntry: false })?.mtimeMs;
+      if (since !== undefined && Date.now() - since > STALE_LOCK_MS) rmSync(lock, { recursive: true, force: true });
+      await new Promise((r) => setTimeout(r, 500));
+      continue;
+    }
+    try {
+      if (existsSync(complete)) return outdir;
+      rmSync(outdir, { recursive: true, force: true });
+      mkdirSync(outdir);
+      await promisify(execFile)(process.execPath, [join(projectRoot, "dist/infra/app.js")], {
+        cwd: projectRoot,
+        env: { ...process.env, CDK_OUTDIR: outdir, CDK_CONTEXT_JSON: JSON.stringify(context) },
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      writeFileSync(complete, "");
+      return outdir;
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  }
 }
 
 /**

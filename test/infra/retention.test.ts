@@ -7,7 +7,7 @@
  * `cdk synth` builds it from cdk.json ("Default"), and one with two replica
  * regions, two databases, a COMPLIANCE lock and custom settings ("Custom").
  */
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { App, Aspects, type Stack } from "aws-cdk-lib";
 import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
@@ -144,14 +144,10 @@ describe("retention functions", () => {
   it("are ESM bundles that load on Node 22 and keep the error class names Step Functions matches", async () => {
     // Prepare: the app as `cdk synth` builds it (handlers bundled by esbuild), in a child process.
     const outdir = await synthBundledApp(findProjectRoot(), cdkJson.context);
-    try {
-      // Act: each bundle loaded as Lambda loads it, its handler given malformed input.
-      const outcomes = await bundledHandlerOutcomes(outdir, RETENTION_STEPS.map((step) => logicalId(defaultStack, defaultStack.retention.functions[step])), {});
-      // Assess: malformed input is rejected before any AWS call, under its class name.
-      expect(outcomes).toEqual(["InvalidInputError", "InvalidInputError"]);
-    } finally {
-      rmSync(outdir, { recursive: true, force: true });
-    }
+    // Act: each bundle loaded as Lambda loads it, its handler given malformed input.
+    const outcomes = await bundledHandlerOutcomes(outdir, RETENTION_STEPS.map((step) => logicalId(defaultStack, defaultStack.retention.functions[step])), {});
+    // Assess: malformed input is rejected before any AWS call, under its class name.
+    expect(outcomes).toEqual(["InvalidInputError", "InvalidInputError"]);
   }, 600_000);
 });
 
