@@ -4,9 +4,17 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     pool: "forks",
-    // End-to-end suites start emulators and a real PostgreSQL; they set their own longer timeouts.
-    testTimeout: 30_000,
-    hookTimeout: 120_000,
+    // Two test files at a time, also on 2 cores: most of a suite's time is
+    // spent waiting on the emulators, PostgreSQL and child processes, and
+    // every suite makes its own stack (free ports, its own temp dirs), so
+    // two run side by side. Vitest's default
+    // on 2 cores is one.
+    maxWorkers: 2,
+    minWorkers: 1,
+    // A hang detector, not a speed check: suites that drive the local stack
+    // run several times slower when the host is loaded.
+    testTimeout: 120_000,
+    hookTimeout: 300_000,
     reporters: ["default"],
   },
 });

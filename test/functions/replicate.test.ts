@@ -55,7 +55,7 @@ describe("replication steps", () => {
     const rec = await clients.catalog.getWal(DB, seg(0x10));
     expect(rec?.replicas[REGION]).toMatchObject({ status: "replicated" });
     expect(await getDeps().replicas[0]!.store.head(getDeps().replicas[0]!.bucket, rec!.vaultKey)).toBeDefined();
-  }, 60_000);
+  }, 120_000);
 
   it("a copy whose bytes come out wrong in the region is retried, recorded as failed, never marked replicated; the replicate workflow repairs it", async () => {
     // Prepare: the region's storage damages every object written to it.
@@ -82,7 +82,7 @@ describe("replication steps", () => {
     expect((await clients.catalog.getWal(DB, seg(0x11)))?.replicas[REGION]).toMatchObject({ status: "replicated" });
     const copy = await getDeps().replicas[0]!.store.get(getDeps().replicas[0]!.bucket, rec!.vaultKey);
     expect(copy?.body).toEqual((await clients.store.get(stack.config.vaultBucket, rec!.vaultKey))?.body);
-  }, 120_000);
+  }, 300_000);
 
   it("the replicate workflow stops with ReplicationStalled when every copy of a round fails", async () => {
     // Prepare: a file not yet in the region, and a region that damages everything.
@@ -98,7 +98,7 @@ describe("replication steps", () => {
     } finally {
       resetDeps();
     }
-  }, 120_000);
+  }, 300_000);
 
   it("a record from before the replication index is copied only once `walvault replicate --mark` has marked it missing in the region", async () => {
     // Prepare: a WAL file in the primary vault whose record carries no status for the region (an older catalog).
@@ -128,5 +128,5 @@ describe("replication steps", () => {
     expect(JSON.parse(marked.stdout)).toMatchObject({ output: { complete: true }, marked: { databases: 1, marked: 1 } });
     expect((await clients.catalog.getWal(DB, name))?.replicas[REGION]).toMatchObject({ status: "replicated" });
     expect((await getDeps().replicas[0]!.store.get(getDeps().replicas[0]!.bucket, vaultKey))?.body).toEqual(body);
-  }, 120_000);
+  }, 300_000);
 });
