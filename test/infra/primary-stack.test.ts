@@ -727,6 +727,7 @@ describe("snapshot ingest functions", () => {
       const incoming = `<${logicalId(stack, stack.incomingBucket)}.Arn>`;
       const allowedWrites: Record<string, string[]> = {
         validateManifest: [`${incoming}/work/*`],
+        validatePages: [`${incoming}/work/*`],
         promoteChunks: [`${vault}/db/*/chunks/*`],
         promotePacks: [`${vault}/db/*/packs/*`],
         promoteManifest: [`${vault}/db/*/snapshots/*`],
@@ -760,6 +761,7 @@ describe("snapshot ingest functions", () => {
     // Assess
     expect(ddb).toEqual({
       validateManifest: ["dynamodb:BatchGetItem", "dynamodb:GetItem"],
+      validatePages: ["dynamodb:BatchGetItem"],
       promoteChunks: ["dynamodb:BatchWriteItem"],
       promotePacks: ["dynamodb:BatchWriteItem"],
       checkReferenced: ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
