@@ -98,7 +98,6 @@ import {
   fixedBlocksDescriptor,
   packObjectMeta,
   parseBackupLabel,
-  parseManifest,
   postgresFieldsFromBackupLabel,
   SnapshotBuilder,
   snapshotIdFor,
@@ -117,6 +116,7 @@ import type { ObjectStore } from "../store/object-store.js";
 import type { AgentClients } from "./clients.js";
 import { packsEnabled } from "./config.js";
 import { manifestPagesEnabled, uploadManifest, type PageLimits } from "./manifest-upload.js";
+import { StoreManifestObjects, openManifest } from "../store/manifest-pages.js";
 import { createProgress, type Progress, type TransferStats } from "./progress.js";
 import { readFailureNote, type FailureNoteSource } from "./wal-push.js";
 
@@ -547,13 +547,25 @@ async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warn
       warnings.push(`${what} does not match the SHA-256 the catalog recorded; not used for dedup`);
       return undefined;
     }
-    const { chunks } = parseManifest(body, { databaseId: cfg.databaseId, snapshotId: latest.snapshotId });
-    return { snapshotId: latest.snapshotId, known: new Map(chunks.map((c) => [c.sha256, c])) };
+    return { snapshotId: latest.snapshotId, known: await previousChunks(clients, cfg, latest, body) };
   } catch (e) {
     if (e instanceof ServiceUnavailableError) throw e;
     warnings.push(`${what} is unusable (${describeError(e)}); every chunk is looked up in the catalog instead`);
     return undefined;
   }
+}
+
+/** The distinct chunks of a previous manifest (its verified bytes `body`): format 1 parsed whole, format 2 a page at a time. */
+async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: SnapshotRecord, body: Buffer): Promise<Map<string, UniqueChunk>> {
+  const ids = { databaseId: cfg.databaseId, snapshotId: latest.snapshotId };
+  const vault = new StoreManifestObjects(clients.store, cfg.vaultBucket);
+  // The header read and checked above is the one whose pages are read.
+  const objects = { get: (key: string, maxBytes: number) => (key === latest.manifestKey ? Promise.resolve(body) : vault.get(key, maxBytes)) };
+  const opened = await openManifest(objects, latest.manifestKey, ids);
+  if (!opened) throw new InvalidInputError(`manifest ${latest.manifestKey} is missing`);
+  const known = new Map<string, UniqueChunk>();
+  for (let i = 0; i < opened.pageCount; i++) for (const c of (await opened.page(i)).chunks) known.set(c.sha256, c);
+  return known;
 }
 
 // ---------------------------------------------------------------------------

@@ -159,7 +159,7 @@ describe("a paged (format 2) snapshot push, one object per chunk", () => {
     expect(recorded).toEqual([]);
   });
 
-  it("a second, packed, paged push of the changed tree reuses the stored chunks and is recorded", async () => {
+  it("a second, packed, paged push of the changed tree reuses the stored chunks (known from the previous paged manifest) and is recorded", async () => {
     // Prepare
     writeFileSync(join(dir, "data", "big-1"), randomFillSync(Buffer.alloc(256 * KiB)));
     // Act
@@ -172,6 +172,10 @@ describe("a paged (format 2) snapshot push, one object per chunk", () => {
     });
     // Assess
     expect(second.outcome).toBe("recorded");
+    // The previous (paged) manifest seeded the known chunks, a page at a time: only the changed file's chunks were looked up.
+    expect(second.warnings).toEqual([]);
+    expect(second.previousSnapshotId).toBe(pushed.snapshotId);
+    expect(second.lookups.previousManifestChunks).toBe(pushed.totals.uniqueChunks);
     expect(second.totals.newChunks).toBeLessThan(second.totals.chunks);
     expect(second.totals.newChunks).toBeGreaterThan(0);
     expect(second.packs!.uploaded).toBeGreaterThan(0);
