@@ -50,7 +50,7 @@ import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import type { Catalog } from "../../store/catalog.js";
 import { filesUsing, missingChunksError, rereadManifest, validatedSnapshotSchema, type ManifestFiles, type ValidatedSnapshot } from "./common.js";
-import { headerAsManifest, mayTakePage, pageBudget, pageError, readPage, rereadPagedHeader } from "./pages.js";
+import { headerAsManifest, mayTakePage, pageBudget, readCheckedPage, rereadPagedHeader } from "./pages.js";
 
 /** backup_label is a few hundred bytes; anything this large is not one. */
 const MAX_BACKUP_LABEL_BYTES = 64 * 1024;
@@ -177,13 +177,7 @@ async function checkPages(deps: Deps, snapshot: ValidatedSnapshot, progress: z.i
   const budget = pageBudget(stepsOf("snapshot-ingest").checkReferenced.timeoutSeconds);
   let { next, uniqueChunks, checkedBackupLabel } = progress;
   for (let taken = 0; next < header.pages.length && mayTakePage(budget, taken); taken++) {
-    const { key, body } = await readPage(objects, snapshot.incoming.key, header, next);
-    let read: ReturnType<typeof parsePage>;
-    try {
-      read = parsePage(header, next, body);
-    } catch (e) {
-      throw pageError(e, key);
-    }
+    const read = await readCheckedPage(objects, snapshot.incoming.key, header, next, (body) => parsePage(header, next, body));
     const files = { databaseId: snapshot.databaseId, snapshotId: snapshot.snapshotId, files: read.page.entries };
     await checkChunks(deps, files, read.chunks, header.packs !== undefined);
     const label = read.page.entries.find((e) => e.path === "backup_label");

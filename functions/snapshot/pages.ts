@@ -102,6 +102,22 @@ export async function readPage(objects: ManifestObjects, manifestKey: string, he
   return { key, body };
 }
 
+/** Page `index` read (readPage) and passed to `check` (parsePage or validatePage), whose errors then name the page's key. */
+export async function readCheckedPage<T>(
+  objects: ManifestObjects,
+  manifestKey: string,
+  header: PagedManifestHeader,
+  index: number,
+  check: (body: Uint8Array) => T,
+): Promise<T> {
+  const { key, body } = await readPage(objects, manifestKey, header, index);
+  try {
+    return check(body);
+  } catch (e) {
+    throw pageError(e, key);
+  }
+}
+
 /** The header as format 1's manifest type without files (what snapshotSummary and checkBackupLabel read). */
 export function headerAsManifest(header: PagedManifestHeader): SnapshotManifest {
   const { pages: _p, formatVersion: _v, ...rest } = header;
@@ -215,13 +231,7 @@ export async function validatePages(
   let index = progress.batch.index;
   let pending = await readPendingBatch(io.work, ref, progress.batch);
   for (let taken = 0; state.next < header.pages.length && mayTakePage(budget, taken); taken++) {
-    const { key, body } = await readPage(io.pages, ref.manifestKey, header, state.next);
-    let v: ReturnType<typeof validatePage>;
-    try {
-      v = validatePage(header, state, body);
-    } catch (e) {
-      throw pageError(e, key);
-    }
+    const v = await readCheckedPage(io.pages, ref.manifestKey, header, state.next, (body) => validatePage(header, state, body));
     const files = { databaseId: ref.databaseId, snapshotId: ref.snapshotId, files: v.page.entries };
     // Chunks taken as already stored must be in the catalog: refused before anything is promoted.
     const reused = v.chunks.filter((c) => !c.new).map((c) => c.sha256);
