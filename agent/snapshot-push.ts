@@ -58,8 +58,9 @@
  *    catalog has but the previous manifest does not is described by its
  *    catalog record (getChunks, batched) instead of a HEAD.
  *  - Manifest. Once every chunk is settled, SnapshotBuilder.build →
- *    serializeManifest → PUT incoming/db/<id>/snapshots/<sid>/manifest.json
- *    (codec none, SHA-256 of the bytes): the commit point. With `wait` (the
+ *    agent/manifest-upload.ts: PUT incoming/db/<id>/snapshots/<sid>/manifest.json
+ *    (codec none, SHA-256 of the bytes): the commit point; format 2 (paged,
+ *    `manifestPages` / WALVAULT_MANIFEST_PAGES=1) puts its pages first. With `wait` (the
  *    default) the push then polls catalog.getSnapshot until ingest records
  *    it; a quarantine record for the manifest fails the push with its reason.
  *
@@ -90,16 +91,14 @@ import {
   describeError,
 } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { incomingChunkKey, incomingPackKey, incomingSnapshotKey, vaultChunkKey } from "../core/keys.js";
+import { incomingChunkKey, incomingPackKey, vaultChunkKey } from "../core/keys.js";
 import { DEFAULT_PACK_TARGET_SIZE, PackBuilder, type BuiltPack } from "../core/pack.js";
 import { META_DATABASE, type SnapshotRecord } from "../core/schemas.js";
 import {
   fixedBlocksDescriptor,
   packObjectMeta,
   parseBackupLabel,
-  parseManifest,
   postgresFieldsFromBackupLabel,
-  serializeManifest,
   SnapshotBuilder,
   snapshotIdFor,
   type GenericSnapshotFields,
@@ -116,6 +115,8 @@ import type { Catalog } from "../store/catalog.js";
 import type { ObjectStore } from "../store/object-store.js";
 import type { AgentClients } from "./clients.js";
 import { packsEnabled } from "./config.js";
+import { manifestPagesEnabled, uploadManifest, type PageLimits } from "./manifest-upload.js";
+import { StoreManifestObjects, openManifest } from "../store/manifest-pages.js";
 import { createProgress, type Progress, type TransferStats } from "./progress.js";
 import { readFailureNote, type FailureNoteSource } from "./wal-push.js";
 
@@ -257,6 +258,13 @@ export interface SnapshotPushOptions {
   progressStream?: NodeJS.WriteStream;
   /** pg_basebackup --label (default "walvault <snapshotId>"). */
   label?: string;
+  /**
+   * Write the manifest in format 2 (pages, then the header; agent/manifest-upload.ts).
+   * Default: WALVAULT_MANIFEST_PAGES (off when unset).
+   */
+  manifestPages?: boolean;
+  /** Format 2 page limits (tests; default PAGE_CHUNKS and PAGE_BYTES). */
+  manifestPageLimits?: PageLimits;
   /** Clock (tests). */
   now?: () => Date;
 }
@@ -432,18 +440,11 @@ export async function snapshotPush(
     stats.phase = "uploading manifest";
     progress.update(stats);
     const manifest = files.build(meta);
-    const bytes = Buffer.from(serializeManifest(manifest), "utf8");
-    const manifestSha256 = sha256Hex(bytes);
-    const manifestKey = incomingSnapshotKey(databaseId, snapshotId);
-    const manifestUploadedAt = new Date();
-    try {
-      await clients.store.put(cfg.incomingBucket, manifestKey, bytes, {
-        ...objectMeta({ sha256: manifestSha256, codec: "none", size: bytes.length }),
-        [META_DATABASE]: databaseId,
-      });
-    } catch (cause) {
-      throw new ServiceUnavailableError(`uploading the manifest of snapshot ${snapshotId} failed: ${describeError(cause)}`, { cause });
-    }
+    const uploaded = await uploadManifest(clients.store, cfg.incomingBucket, manifest, {
+      paged: opts.manifestPages ?? manifestPagesEnabled(),
+      ...(opts.manifestPageLimits === undefined ? {} : { pageLimits: opts.manifestPageLimits }),
+    });
+    const { key: manifestKey, sha256: manifestSha256, uploadedAt: manifestUploadedAt } = uploaded;
     const tManifest = performance.now();
 
     let record: SnapshotRecord | undefined;
@@ -467,11 +468,11 @@ export async function snapshotPush(
       outcome: record ? "recorded" : "uploaded",
       manifestKey,
       manifestSha256,
-      manifestSize: bytes.length,
+      manifestSize: uploaded.size,
       ...(previous ? { previousSnapshotId: previous.snapshotId } : {}),
       totals: manifest.totals,
       newBytes: stats.newBytes,
-      uploadedBytes: pipeline.uploadedStoredBytes + bytes.length,
+      uploadedBytes: pipeline.uploadedStoredBytes + uploaded.uploadedBytes,
       ...(pipeline.packNames ? { packs: { uploaded: pipeline.packNames.length, bytes: pipeline.uploadedStoredBytes, names: [...pipeline.packNames].sort() } } : {}),
       lookups: {
         previousManifestChunks: previous?.known.size ?? 0,
@@ -546,13 +547,25 @@ async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warn
       warnings.push(`${what} does not match the SHA-256 the catalog recorded; not used for dedup`);
       return undefined;
     }
-    const { chunks } = parseManifest(body, { databaseId: cfg.databaseId, snapshotId: latest.snapshotId });
-    return { snapshotId: latest.snapshotId, known: new Map(chunks.map((c) => [c.sha256, c])) };
+    return { snapshotId: latest.snapshotId, known: await previousChunks(clients, cfg, latest, body) };
   } catch (e) {
     if (e instanceof ServiceUnavailableError) throw e;
     warnings.push(`${what} is unusable (${describeError(e)}); every chunk is looked up in the catalog instead`);
     return undefined;
   }
+}
+
+/** The distinct chunks of a previous manifest (its verified bytes `body`): format 1 parsed whole, format 2 a page at a time. */
+async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: SnapshotRecord, body: Buffer): Promise<Map<string, UniqueChunk>> {
+  const ids = { databaseId: cfg.databaseId, snapshotId: latest.snapshotId };
+  const vault = new StoreManifestObjects(clients.store, cfg.vaultBucket);
+  // The header read and checked above is the one whose pages are read.
+  const objects = { get: (key: string, maxBytes: number) => (key === latest.manifestKey ? Promise.resolve(body) : vault.get(key, maxBytes)) };
+  const opened = await openManifest(objects, latest.manifestKey, ids);
+  if (!opened) throw new InvalidInputError(`manifest ${latest.manifestKey} is missing`);
+  const known = new Map<string, UniqueChunk>();
+  for (let i = 0; i < opened.pageCount; i++) for (const c of (await opened.page(i)).chunks) known.set(c.sha256, c);
+  return known;
 }
 
 // ---------------------------------------------------------------------------

@@ -92,6 +92,8 @@ export const WORKFLOW_DEFINITIONS = {
     trigger: { kind: "upload", keyPattern: `${INCOMING}*/snapshots/*/manifest.json` },
     steps: {
       validateManifest: step("ValidateManifestFunctionArn", "functions/snapshot/validate-manifest", 2048, 5 * 60, "walvault snapshot ingest: validate a manifest and batch its new chunks"),
+      // Format-2 manifests: a bounded number of pages per invocation (functions/snapshot/pages.ts), called again until done.
+      validatePages: step("ValidatePagesFunctionArn", "functions/snapshot/validate-pages", 1024, 5 * 60, "walvault snapshot ingest: validate a paged manifest's pages and batch their new chunks"),
       promoteChunks: step("PromoteChunksFunctionArn", "functions/snapshot/promote-chunks", 1024, 5 * 60, "walvault snapshot ingest: verify and promote one batch of chunks"),
       // One pack at a time: at most MAX_INGEST_PACK_BYTES (256 MiB; the agent writes 32 MiB) and 4 decoded chunks; a batch is 4 packs.
       promotePacks: step("PromotePacksFunctionArn", "functions/snapshot/promote-packs", 1024, 5 * 60, "walvault snapshot ingest: verify and promote one batch of packs"),

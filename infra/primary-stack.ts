@@ -985,6 +985,14 @@ export class PrimaryStack extends Stack {
       new iam.PolicyStatement({ sid: "WriteBatchLists", actions: ["s3:PutObject"], resources: [work] }),
       catalog("ReadCatalog", "GetItem", "BatchGetItem"),
     );
+    // validatePages: re-read the manifest and its pages, read/write the batch lists, look up reused chunks.
+    add(
+      f.validatePages,
+      read("ReadManifestsAndBatchLists", manifests, work),
+      listIncoming,
+      new iam.PolicyStatement({ sid: "WriteBatchLists", actions: ["s3:PutObject"], resources: [work] }),
+      catalog("ReadChunkRecords", "BatchGetItem"),
+    );
     // promoteChunks: read chunk uploads and batch lists, head/write vault chunks, record chunks.
     add(
       f.promoteChunks,
@@ -1214,6 +1222,7 @@ export class PrimaryStack extends Stack {
     }
     const snapshotWildcards: Record<SnapshotStep, string[]> = {
       validateManifest: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), this.nagArn(this.incomingBucket, `/${WORK_PREFIX}*`)],
+      validatePages: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), this.nagArn(this.incomingBucket, `/${WORK_PREFIX}*`)],
       promoteChunks: [
         xray,
         this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/chunks/*`),

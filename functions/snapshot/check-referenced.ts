@@ -1,7 +1,7 @@
 /**
  * Snapshot ingest step 3 — CheckReferenced: every chunk the manifest
  * references is in the vault, so the snapshot can be restored.
- * Input: { snapshot: ValidatedSnapshot }. Output: { uniqueChunks, checkedBackupLabel }.
+ * Input: { snapshot: ValidatedSnapshot, progress? }. Output: { uniqueChunks, checkedBackupLabel, next, done }.
  *
  * The manifest is read again from incoming (its stored bytes must be exactly
  * the ones ValidateManifest proved) and every distinct chunk it references is
@@ -29,35 +29,43 @@
  * pack; each verified) and its fields must agree with the manifest's postgres
  * section (checkBackupLabel), so a restore never starts recovery from a label
  * the catalog contradicts.
+ *
+ * Format 2 (`snapshot.paged`): the same, page by page from `progress.next`,
+ * one budget per invocation (functions/snapshot/pages.ts); each page is read
+ * again from incoming and checked against the header's digest before use.
+ * Input { snapshot, progress? }; output { uniqueChunks, checkedBackupLabel,
+ * next, done } (format 1: done at once), which the workflow passes back in
+ * as `progress` until done.
  */
 import { z } from "zod";
 import { decodeWith } from "../../core/codec.js";
 import { ChecksumMismatchError, ManifestInvalidError, NotFoundError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey } from "../../core/keys.js";
-import { checkBackupLabel, type PostgresSnapshotManifest, type SnapshotManifest, type UniqueChunk } from "../../core/snapshot.js";
+import { parsePage, type PageEntry } from "../../core/manifest-pages.js";
+import { checkBackupLabel, type PostgresSnapshotManifest, type UniqueChunk } from "../../core/snapshot.js";
+import { stepsOf } from "../../core/workflows.js";
+import { StoreManifestObjects } from "../../store/manifest-pages.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import type { Catalog } from "../../store/catalog.js";
-import { filesUsing, missingChunksError, rereadManifest, validatedSnapshotSchema } from "./common.js";
-
-const inputSchema = z.object({ snapshot: validatedSnapshotSchema });
+import { filesUsing, missingChunksError, rereadManifest, validatedSnapshotSchema, type ManifestFiles, type ValidatedSnapshot } from "./common.js";
+import { headerAsManifest, mayTakePage, pageBudget, readCheckedPage, rereadPagedHeader } from "./pages.js";
 
 /** backup_label is a few hundred bytes; anything this large is not one. */
 const MAX_BACKUP_LABEL_BYTES = 64 * 1024;
 
-async function readBackupLabel(deps: Deps, manifest: PostgresSnapshotManifest): Promise<string> {
-  const entry = manifest.files.find((e) => e.path === "backup_label");
+async function readBackupLabel(deps: Deps, databaseId: string, entry: PageEntry | undefined): Promise<string> {
   if (entry?.type !== "file") throw new ManifestInvalidError("snapshot manifest files: backup_label is missing", { field: "files" });
   if (entry.size > MAX_BACKUP_LABEL_BYTES) {
     throw new ManifestInvalidError(`snapshot manifest backup_label: ${entry.size} bytes is not a backup_label file`, { field: "backup_label" });
   }
   const parts: Buffer[] = [];
   // Where each chunk is stored: its own object, or a range of a pack (the catalog's record says which).
-  const records = new Map((await deps.catalog.getChunks(manifest.databaseId, [...new Set(entry.chunks.map((c) => c.sha256))])).map((r) => [r.sha256, r]));
+  const records = new Map((await deps.catalog.getChunks(databaseId, [...new Set(entry.chunks.map((c) => c.sha256))])).map((r) => [r.sha256, r]));
   for (const c of entry.chunks) {
     const rec = records.get(c.sha256);
-    const key = rec?.vaultKey ?? vaultChunkKey(manifest.databaseId, c.sha256);
+    const key = rec?.vaultKey ?? vaultChunkKey(databaseId, c.sha256);
     const inPack = rec?.offset !== undefined;
     const where = inPack ? `bytes ${rec.offset}-${rec.offset! + rec.storedSize - 1} of vault object ${key}` : `vault object ${key}`;
     const body = inPack
@@ -86,7 +94,7 @@ export const CHECK_RECORDS_BATCH = 1000;
  * size, stored size and codec (a restore reads the record's bytes and decodes
  * them as the manifest says). Read in batches of CHECK_RECORDS_BATCH.
  */
-async function checkPackedRecords(deps: Deps, manifest: SnapshotManifest, fresh: readonly UniqueChunk[]): Promise<void> {
+async function checkPackedRecords(deps: Deps, manifest: ManifestFiles, fresh: readonly UniqueChunk[]): Promise<void> {
   for (let i = 0; i < fresh.length; i += CHECK_RECORDS_BATCH) {
     const slice = fresh.slice(i, i + CHECK_RECORDS_BATCH);
     const records = new Map((await deps.catalog.getChunks(manifest.databaseId, slice.map((c) => c.sha256))).map((r) => [r.sha256, r]));
@@ -111,7 +119,7 @@ async function checkPackedRecords(deps: Deps, manifest: SnapshotManifest, fresh:
  * it and the pack), and a pack marked for deletion is unmarked so that
  * retention's conditional delete fails. Batches of CHECK_RECORDS_BATCH.
  */
-export async function checkReusedPacks(catalog: Catalog, manifest: SnapshotManifest, reused: readonly UniqueChunk[]): Promise<void> {
+export async function checkReusedPacks(catalog: Catalog, manifest: ManifestFiles, reused: readonly UniqueChunk[]): Promise<void> {
   const databaseId = manifest.databaseId;
   for (let i = 0; i < reused.length; i += CHECK_RECORDS_BATCH) {
     const records = (await catalog.getChunks(databaseId, reused.slice(i, i + CHECK_RECORDS_BATCH).map((c) => c.sha256))).filter((r) => r.offset !== undefined);
@@ -132,19 +140,70 @@ export async function checkReusedPacks(catalog: Catalog, manifest: SnapshotManif
   }
 }
 
-export async function handler(input: unknown): Promise<{ uniqueChunks: number; checkedBackupLabel: boolean }> {
-  const { snapshot } = parseInput(inputSchema, input, "check referenced input");
+/** Every check of the chunks `files` reference (a whole format-1 manifest, or one page). */
+async function checkChunks(deps: Deps, files: ManifestFiles, chunks: readonly UniqueChunk[], packed: boolean): Promise<void> {
+  const missing = chunks.length > 0 ? await deps.catalog.missingChunks(files.databaseId, chunks.map((c) => c.sha256)) : [];
+  if (missing.length > 0) {
+    throw missingChunksError(files, missing, new Set(chunks.filter((c) => c.new).map((c) => c.sha256)));
+  }
+  await checkReusedPacks(deps.catalog, files, chunks.filter((c) => !c.new));
+  if (packed) await checkPackedRecords(deps, files, chunks.filter((c) => c.new));
+}
+
+const progressSchema = z.object({
+  next: z.number().int().nonnegative(),
+  uniqueChunks: z.number().int().nonnegative(),
+  checkedBackupLabel: z.boolean(),
+});
+const inputSchema = z.object({ snapshot: validatedSnapshotSchema, progress: progressSchema.partial().optional() });
+
+export interface CheckReferencedOutput {
+  /** Format 1: distinct chunks; format 2: the sum of each page's distinct chunks. */
+  uniqueChunks: number;
+  checkedBackupLabel: boolean;
+  /** Format 2: the next page to check; the workflow calls the step again until done. */
+  next: number;
+  done: boolean;
+}
+
+/**
+ * A format-2 manifest: pages from `progress.next`, one budget's worth
+ * (functions/snapshot/pages.ts), each page's chunks as format 1's; the page
+ * holding backup_label also has it rebuilt and compared.
+ */
+async function checkPages(deps: Deps, snapshot: ValidatedSnapshot, progress: z.infer<typeof progressSchema>): Promise<CheckReferencedOutput> {
+  const header = await rereadPagedHeader(deps, snapshot);
+  const objects = new StoreManifestObjects(deps.incoming, deps.incomingBucket);
+  const budget = pageBudget(stepsOf("snapshot-ingest").checkReferenced.timeoutSeconds);
+  let { next, uniqueChunks, checkedBackupLabel } = progress;
+  for (let taken = 0; next < header.pages.length && mayTakePage(budget, taken); taken++) {
+    const read = await readCheckedPage(objects, snapshot.incoming.key, header, next, (body) => parsePage(header, next, body));
+    const files = { databaseId: snapshot.databaseId, snapshotId: snapshot.snapshotId, files: read.page.entries };
+    await checkChunks(deps, files, read.chunks, header.packs !== undefined);
+    const label = read.page.entries.find((e) => e.path === "backup_label");
+    if (header.kind === "postgres" && label !== undefined) {
+      checkBackupLabel(headerAsManifest(header) as PostgresSnapshotManifest, await readBackupLabel(deps, snapshot.databaseId, label));
+      checkedBackupLabel = true;
+    }
+    uniqueChunks += read.chunks.length;
+    next++;
+  }
+  const done = next >= header.pages.length;
+  if (done && header.kind === "postgres" && !checkedBackupLabel) await readBackupLabel(deps, snapshot.databaseId, undefined);
+  return { uniqueChunks, checkedBackupLabel, next, done };
+}
+
+export async function handler(input: unknown): Promise<CheckReferencedOutput> {
+  const { snapshot, progress } = parseInput(inputSchema, input, "check referenced input");
   const deps = getDeps();
+  if (snapshot.paged !== undefined) {
+    return checkPages(deps, snapshot, { next: progress?.next ?? 0, uniqueChunks: progress?.uniqueChunks ?? 0, checkedBackupLabel: progress?.checkedBackupLabel ?? false });
+  }
   const { validated } = await rereadManifest(deps, snapshot);
   const { manifest, chunks } = validated;
-  const missing = chunks.length > 0 ? await deps.catalog.missingChunks(snapshot.databaseId, chunks.map((c) => c.sha256)) : [];
-  if (missing.length > 0) {
-    throw missingChunksError(manifest, missing, new Set(chunks.filter((c) => c.new).map((c) => c.sha256)));
-  }
-  await checkReusedPacks(deps.catalog, manifest, chunks.filter((c) => !c.new));
-  if (manifest.packs !== undefined) await checkPackedRecords(deps, manifest, chunks.filter((c) => c.new));
+  await checkChunks(deps, manifest, chunks, manifest.packs !== undefined);
   if (manifest.kind === "postgres") {
-    checkBackupLabel(manifest, await readBackupLabel(deps, manifest));
+    checkBackupLabel(manifest, await readBackupLabel(deps, manifest.databaseId, manifest.files.find((e) => e.path === "backup_label")));
   }
-  return { uniqueChunks: chunks.length, checkedBackupLabel: manifest.kind === "postgres" };
+  return { uniqueChunks: chunks.length, checkedBackupLabel: manifest.kind === "postgres", next: 1, done: true };
 }

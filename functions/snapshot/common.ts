@@ -23,7 +23,8 @@ import { InvalidInputError, NotFoundError, SegmentConflictError } from "../../co
 import { sha256Hex } from "../../core/hash.js";
 import { assertDatabaseId, assertSnapshotId } from "../../core/keys.js";
 import { codecSchema, databaseIdSchema, sha256Schema, snapshotSummarySchema, type SnapshotSummary } from "../../core/schemas.js";
-import { parseManifest, type SnapshotManifest, type ValidatedManifest } from "../../core/snapshot.js";
+import { parseManifest, type ValidatedManifest } from "../../core/snapshot.js";
+import type { PageEntry } from "../../core/manifest-pages.js";
 import type { Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
@@ -147,6 +148,11 @@ export const validatedSnapshotSchema = z.object({
   batchCount: z.number().int().nonnegative(),
   /** Set when the batches are work/ objects (the Map items are then bare indexes). */
   batchesPrefix: z.string().optional(),
+  /**
+   * A format-2 manifest (core/manifest-pages.ts): `manifest` describes its
+   * header, and its pages are `pages/<i>.json` beside it (functions/snapshot/pages.ts).
+   */
+  paged: z.object({ pages: z.number().int().nonnegative() }).optional(),
 });
 export type ValidatedSnapshot = z.infer<typeof validatedSnapshotSchema>;
 
@@ -158,8 +164,15 @@ export function toBatches<T>(items: readonly T[], size: number = BATCH_CHUNKS): 
   return out;
 }
 
+/** Entries to name files from in messages: a whole format-1 manifest, or one page of a format-2 one. */
+export interface ManifestFiles {
+  databaseId: string;
+  snapshotId: string;
+  files: readonly PageEntry[];
+}
+
 /** Path of the first regular file that uses each of `sha256s` (for messages). */
-export function filesUsing(manifest: SnapshotManifest, sha256s: Iterable<string>): Map<string, string> {
+export function filesUsing(manifest: ManifestFiles, sha256s: Iterable<string>): Map<string, string> {
   const wanted = new Set(sha256s);
   const out = new Map<string, string>();
   for (const e of manifest.files) {
@@ -173,7 +186,7 @@ export function filesUsing(manifest: SnapshotManifest, sha256s: Iterable<string>
 }
 
 /** The error for referenced chunks the catalog does not have, naming the first one and a file that uses it. */
-export function missingChunksError(manifest: SnapshotManifest, missing: readonly string[], flaggedNew: ReadonlySet<string>): NotFoundError {
+export function missingChunksError(manifest: ManifestFiles, missing: readonly string[], flaggedNew: ReadonlySet<string>): NotFoundError {
   const first = missing[0]!;
   const file = filesUsing(manifest, [first]).get(first) ?? "?";
   const why = flaggedNew.has(first)

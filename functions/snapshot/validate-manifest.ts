@@ -14,15 +14,22 @@
  * already: duplicate, nothing to do; a different one: conflict). Then the
  * chunks flagged new are grouped into batches for the Map (common.ts), or,
  * when the manifest lists `packs`, the packs (PromotePacks; `packed: true`).
+ *
+ * Format 2 (a paged header, core/manifest-pages.ts): the same checks of the
+ * header (validatePagedHeader), the duplicate/conflict lookup, and the pack
+ * batches of a packed push; no page is read here. The output adds
+ * `progress` (functions/snapshot/pages.ts), which ValidatePages carries until
+ * every page is validated; `snapshot.paged` tells the later steps.
  */
 import { z } from "zod";
 import { snapshotSummary } from "../../core/catalog-records.js";
 import { decodeWith } from "../../core/codec.js";
-import { ChecksumMismatchError, InvalidInputError, NotFoundError, SnapshotConflictError, UnknownDatabaseError } from "../../core/errors.js";
+import { ChecksumMismatchError, InvalidInputError, ManifestInvalidError, NotFoundError, SnapshotConflictError, UnknownDatabaseError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { parseIncomingSnapshotKey, vaultSnapshotManifestKey } from "../../core/keys.js";
 import { objectCreatedEventSchema } from "../../core/schemas.js";
-import { parseManifest, type SnapshotManifest } from "../../core/snapshot.js";
+import { manifestFormatOf, validatePagedHeader } from "../../core/manifest-pages.js";
+import { validateManifest, type SnapshotManifest } from "../../core/snapshot.js";
 import { parseObjectMeta } from "../../core/verify.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
@@ -42,10 +49,13 @@ import {
   type PackBatchItem,
   type ValidatedSnapshot,
 } from "./common.js";
+import { headerAsManifest, startPagedProgress, type PagedProgress } from "./pages.js";
 
 const inputSchema = z.object({ event: objectCreatedEventSchema });
 
-export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnapshot; batches: BatchItem[] | PackBatchItem[] }> {
+export async function handler(
+  input: unknown,
+): Promise<{ snapshot: ValidatedSnapshot; batches: BatchItem[] | PackBatchItem[]; progress?: PagedProgress }> {
   const { event } = parseInput(inputSchema, input, "snapshot ingest event");
   const deps = getDeps();
   const { name: bucket } = event.detail.bucket;
@@ -73,7 +83,15 @@ export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnap
   if (sha256 !== claimed.sha256) {
     throw new ChecksumMismatchError(`${what} has SHA-256 ${sha256.slice(0, 12)}…, not the ${claimed.sha256.slice(0, 12)}… it claims`);
   }
-  const { manifest, chunks } = parseManifest(raw, { databaseId, snapshotId, kind: db.kind, walSegmentSize: db.walSegmentSize });
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString("utf8"));
+  } catch (e) {
+    throw new ManifestInvalidError(`snapshot manifest is not JSON: ${(e as Error).message}`, { field: "(top level)", cause: e });
+  }
+  const expect = { databaseId, snapshotId, kind: db.kind, walSegmentSize: db.walSegmentSize };
+  const paged = manifestFormatOf(json) === 2 ? validatePagedHeader(json, expect) : undefined;
+  const { manifest, chunks } = paged ? { manifest: headerAsManifest(paged), chunks: [] } : validateManifest(json, expect);
 
   const snapshot: ValidatedSnapshot = {
     databaseId,
@@ -88,6 +106,7 @@ export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnap
     packed: manifest.packs !== undefined,
     ...(manifest.packs === undefined ? {} : { packs: manifest.packs.length }),
     batchCount: 0,
+    ...(paged ? { paged: { pages: paged.pages.length } } : {}),
   };
 
   const existing = await deps.catalog.getSnapshot(databaseId, snapshotId);
@@ -99,6 +118,13 @@ export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnap
       );
     }
     return { snapshot: { ...snapshot, duplicate: true }, batches: [] };
+  }
+
+  if (paged) {
+    // Format 2: the pages are validated by ValidatePages, a bounded number per invocation; a packed push's pack batches come from the header.
+    const progress = startPagedProgress();
+    if (paged.packs === undefined) return { snapshot, batches: [], progress };
+    return { ...(await packBatches(deps, snapshot, paged.packs, paged.totals.newChunks)), progress };
   }
 
   // Chunks taken as already stored must be in the catalog: refuse before promoting anything.

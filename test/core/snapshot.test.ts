@@ -190,6 +190,8 @@ describe("snapshot keys", () => {
     ["a chunk in another bucket prefix", `db/orders/chunks/${A}`],
     ["a pack with a bad name", "incoming/db/orders/packs/xyz"],
     ["a pack under a snapshot", `incoming/db/orders/snapshots/${SNAP_ID}/packs/${A}`],
+    ["a page of a paged manifest", `incoming/db/orders/snapshots/${SNAP_ID}/pages/000003.json`],
+    ["a page named manifest.json", `incoming/db/orders/snapshots/${SNAP_ID}/pages/manifest.json`],
     ["a bad snapshot id", "incoming/db/orders/snapshots/latest/manifest.json"],
     ["a bad database id", `incoming/db/ORDERS/snapshots/${SNAP_ID}/manifest.json`],
   ])("parseIncomingSnapshotKey refuses %s", (_label, key) => {

@@ -9,7 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getCodec, type CodecName } from "../../core/codec.js";
 import { sha256Hex } from "../../core/hash.js";
-import { incomingChunkKey, incomingSnapshotKey, vaultChunkKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { incomingChunkKey, incomingSnapshotKey, snapshotPageKey, vaultChunkKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { pageManifest, serializePagedHeader } from "../../core/manifest-pages.js";
 import { META_DATABASE, type SnapshotRecord } from "../../core/schemas.js";
 import {
   SnapshotBuilder,
@@ -545,6 +546,47 @@ describe("a PostgreSQL base backup", () => {
     const q = await quarantineOf(PG, s.snapshotId);
     expect(q).toHaveLength(1);
     expect(q[0]!.reason).toMatch(/postgres\.startLsn.*backup_label/);
+  });
+
+  /** A format-2 push (core/manifest-pages.ts): new chunks, the pages (3 chunk references each), then the header. */
+  async function pushPaged(s: BuiltSnapshot): Promise<{ pages: number; header: Buffer }> {
+    const { header, pages } = pageManifest(s.manifest, { chunks: 3, bytes: 64 * 1024 });
+    await uploadChunks(s.databaseId, s.fresh);
+    const key = incomingSnapshotKey(s.databaseId, s.snapshotId);
+    for (const p of pages) {
+      const body = Buffer.from(p.text, "utf8");
+      await clients.store.put(stack.config.incomingBucket, snapshotPageKey(key, p.index), body, manifestMeta(s.databaseId, body));
+    }
+    const body = Buffer.from(serializePagedHeader(header), "utf8");
+    await putManifest(s.databaseId, s.snapshotId, body);
+    return { pages: pages.length, header: body };
+  }
+
+  it("in format 2 (paged) is recorded the same, backup_label checked from the page that holds it, every page promoted", async () => {
+    // Prepare
+    const s = await buildSnapshot(PG, pgEntries(label()), { postgres: { label: label() } });
+    // Act
+    const { pages, header } = await pushPaged(s);
+    // Assess
+    const rec = await clients.catalog.getSnapshot(PG, s.snapshotId);
+    expect(rec).toMatchObject({ kind: "postgres", startLsn: "0/2000028", stopLsn: "0/2000100", status: "restorable", manifestSha256: sha256Hex(header) });
+    expect(pages).toBeGreaterThan(3);
+    const vaultKey = vaultSnapshotManifestKey(PG, s.snapshotId);
+    expect(await listKeys(clients.store, stack.config.vaultBucket, vaultKey.replace(/manifest\.json$/, "pages/"))).toHaveLength(pages);
+    expect(sha256Hex((await clients.store.get(stack.config.vaultBucket, vaultKey))!.body)).toBe(sha256Hex(header));
+  });
+
+  it("in format 2 whose backup_label disagrees with the header is quarantined naming the field, nothing recorded", async () => {
+    // Prepare
+    const s = await buildSnapshot(PG, pgEntries(label("0/2000030")), { postgres: { label: label() } });
+    // Act
+    await pushPaged(s);
+    // Assess
+    expect(await clients.catalog.getSnapshot(PG, s.snapshotId)).toBeUndefined();
+    const q = await quarantineOf(PG, s.snapshotId);
+    expect(q).toHaveLength(1);
+    expect(q[0]!.reason).toMatch(/postgres\.startLsn.*backup_label/);
+    expect(await clients.store.head(stack.config.vaultBucket, vaultSnapshotManifestKey(PG, s.snapshotId))).toBeUndefined();
   });
 });
 

@@ -608,7 +608,7 @@ describe("snapshot ingest workflow", () => {
     });
   });
 
-  it("routes keys exactly as the local stack does: WAL to ingest, manifests to snapshot ingest, chunks nowhere", () => {
+  it("routes keys exactly as the local stack does: WAL to ingest, manifests to snapshot ingest, chunks and manifest pages nowhere", () => {
     // Prepare
     const deployed = { ingest: WAL_UPLOAD_KEY_PATTERN, "snapshot-ingest": SNAPSHOT_MANIFEST_KEY_PATTERN };
     const keys: Record<string, string[]> = {
@@ -617,6 +617,8 @@ describe("snapshot ingest workflow", () => {
       "incoming/db/pg-main/snapshots/20261121T073000Z-ab12cd/manifest.json": ["snapshot-ingest"],
       [`incoming/db/pg-main/chunks/${"a".repeat(64)}`]: [],
       "incoming/db/pg-main/snapshots/20261121T073000Z-ab12cd/other.json": [],
+      "incoming/db/pg-main/snapshots/20261121T073000Z-ab12cd/pages/000000.json": [],
+      "incoming/db/pg-main/snapshots/20261121T073000Z-ab12cd/pages/000123.json": [],
       "work/db/pg-main/snapshots/20261121T073000Z-ab12cd/0123456789abcdef/batches/00000.json": [],
       "quarantine/db/pg-main/20261121T073000Z-x": [],
     };
@@ -723,6 +725,7 @@ describe("snapshot ingest functions", () => {
       const incoming = `<${logicalId(stack, stack.incomingBucket)}.Arn>`;
       const allowedWrites: Record<string, string[]> = {
         validateManifest: [`${incoming}/work/*`],
+        validatePages: [`${incoming}/work/*`],
         promoteChunks: [`${vault}/db/*/chunks/*`],
         promotePacks: [`${vault}/db/*/packs/*`],
         promoteManifest: [`${vault}/db/*/snapshots/*`],
@@ -756,6 +759,7 @@ describe("snapshot ingest functions", () => {
     // Assess
     expect(ddb).toEqual({
       validateManifest: ["dynamodb:BatchGetItem", "dynamodb:GetItem"],
+      validatePages: ["dynamodb:BatchGetItem"],
       promoteChunks: ["dynamodb:BatchWriteItem"],
       promotePacks: ["dynamodb:BatchWriteItem"],
       checkReferenced: ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],

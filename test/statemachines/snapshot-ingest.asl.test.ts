@@ -20,6 +20,7 @@ const FILE = "snapshot-ingest.asl.json";
 const raw = readFileSync(join(STATEMACHINES_DIR, FILE), "utf8");
 const EXPECTED = [
   "ValidateManifestFunctionArn",
+  "ValidatePagesFunctionArn",
   "PromoteChunksFunctionArn",
   "PromotePacksFunctionArn",
   "CheckReferencedFunctionArn",
@@ -52,7 +53,7 @@ interface State {
 const def = JSON.parse(raw) as { StartAt: string; States: Record<string, State> };
 
 describe("snapshot-ingest.asl.json", () => {
-  it("uses exactly the nine handler placeholders and the incoming bucket's name", () => {
+  it("uses exactly the ten handler placeholders and the incoming bucket's name", () => {
     expect(placeholdersOf(raw).sort()).toEqual([...EXPECTED, "IncomingBucketName"].sort());
   });
 
@@ -78,7 +79,7 @@ describe("snapshot-ingest.asl.json", () => {
     const tasks = taskResources(loadAsl(FILE, fakeArns) as never);
     // Assess
     expect([...tasks.keys()].sort()).toEqual(
-      ["CheckReferenced", "CopySnapshot", "PromoteChunkBatch", "PromotePackBatch", "PromoteManifest", "QuarantineSnapshot", "RecordSnapshot", "RecordSnapshotReplicaFailure", "ReportFailure", "ValidateManifest"].sort(),
+      ["CheckReferenced", "CopySnapshot", "PromoteChunkBatch", "PromotePackBatch", "PromoteManifest", "QuarantineSnapshot", "RecordSnapshot", "RecordSnapshotReplicaFailure", "ReportFailure", "ValidateManifest", "ValidatePages"].sort(),
     );
     for (const [state, arn] of tasks) expect(state === "ReportFailure" ? REPORT_FAILURE : Object.values(fakeArns)).toContain(arn);
     const local = WORKFLOWS.find((w) => w.file === FILE)!;
@@ -94,19 +95,36 @@ describe("snapshot-ingest.asl.json", () => {
       name = s.Type === "Choice" ? s.Default : s.Next;
     }
     // Assess
-    expect(order).toEqual(["ValidateManifest", "AlreadyRecorded", "PromoteChunks", "CheckReferenced", "PromoteManifest", "RecordSnapshot", "ReplicateSnapshot", "Done"]);
-    expect(def.States.AlreadyRecorded!.Choices).toEqual([expect.objectContaining({ Next: "Done" }), expect.objectContaining({ Next: "PromotePacks" })]);
+    expect(order).toEqual([
+      "ValidateManifest",
+      "AlreadyRecorded",
+      "PromoteChunks",
+      "StartCheckReferenced",
+      "CheckReferenced",
+      "MoreToCheck",
+      "StartPromoteManifest",
+      "PromoteManifest",
+      "MoreToPromote",
+      "RecordSnapshot",
+      "ReplicateSnapshot",
+      "Done",
+    ]);
+    expect(def.States.AlreadyRecorded!.Choices).toEqual([
+      expect.objectContaining({ Next: "Done" }),
+      expect.objectContaining({ Next: "ValidatePages" }),
+      expect.objectContaining({ Next: "PromotePacks" }),
+    ]);
   });
 
-  it("takes a packed push (validated snapshot.packed) through PromotePacks, which then joins the chunk path at CheckReferenced", () => {
+  it("takes a packed push (validated snapshot.packed) through PromotePacks, which then joins the chunk path before CheckReferenced", () => {
     // Assess
-    expect(def.States.AlreadyRecorded!.Choices![1]).toEqual({ Variable: "$.validated.snapshot.packed", BooleanEquals: true, Next: "PromotePacks" });
-    expect(def.States.PromotePacks).toMatchObject({ Type: "Map", MaxConcurrency: 4, ItemsPath: "$.validated.batches", ResultPath: null, Next: "CheckReferenced" });
+    expect(def.States.AlreadyRecorded!.Choices![2]).toEqual({ Variable: "$.validated.snapshot.packed", BooleanEquals: true, Next: "PromotePacks" });
+    expect(def.States.PromotePacks).toMatchObject({ Type: "Map", MaxConcurrency: 4, ItemsPath: "$.validated.batches", ResultPath: null, Next: "StartCheckReferenced" });
     expect(def.States.PromotePacks!.ItemProcessor!.StartAt).toBe("PromotePackBatch");
   });
 
   it("quarantines only the named validation errors of every step; everything else ends in SnapshotNotStored without a quarantine record", () => {
-    for (const state of ["ValidateManifest", "PromoteChunks", "PromotePacks", "CheckReferenced", "PromoteManifest", "RecordSnapshot"]) {
+    for (const state of ["ValidateManifest", "ValidatePages", "PromoteChunks", "PromotePacks", "CheckReferenced", "PromoteManifest", "RecordSnapshot"]) {
       expect(def.States[state]!.Catch, state).toEqual([
         { ErrorEquals: [...SNAPSHOT_VALIDATION_ERRORS], Next: "QuarantineSnapshot", ResultPath: "$.error" },
         { ErrorEquals: ["States.ALL"], Next: `${state}Failed`, ResultPath: "$.caught" },
@@ -124,7 +142,7 @@ describe("snapshot-ingest.asl.json", () => {
       ...Object.entries(def.States.PromoteChunks!.ItemProcessor!.States),
       ...Object.entries(def.States.PromotePacks!.ItemProcessor!.States),
     ].filter(([name, s]) => s.Type === "Task" && name !== "QuarantineSnapshot" && name !== "ReportFailure");
-    expect(tasks).toHaveLength(6);
+    expect(tasks).toHaveLength(7);
     const copy = def.States.ReplicateSnapshot!.ItemProcessor!.States.CopySnapshot!;
     expect(copy.Retry?.length).toBeGreaterThan(0);
     expect(copy.Catch).toEqual([expect.objectContaining({ Next: "RecordSnapshotReplicaFailure" })]);
@@ -133,6 +151,31 @@ describe("snapshot-ingest.asl.json", () => {
         expect.objectContaining({ ErrorEquals: [...TIMEOUT_WORKFLOW_ERRORS], MaxAttempts: 1, JitterStrategy: "FULL" }),
         expect.objectContaining({ ErrorEquals: [...SERVICE_WORKFLOW_ERRORS], MaxAttempts: 4, JitterStrategy: "FULL" }),
       ]);
+    }
+  });
+
+  it("loops ValidatePages until its progress is done before any batch is promoted, carrying only ValidateManifest's output", () => {
+    // Assess
+    expect(def.States.AlreadyRecorded!.Choices![1]).toEqual({
+      And: [
+        { Variable: "$.validated.progress", IsPresent: true },
+        { Variable: "$.validated.progress.done", BooleanEquals: false },
+      ],
+      Next: "ValidatePages",
+    });
+    expect(def.States.ValidatePages).toMatchObject({ Type: "Task", ResultPath: "$.validated", Next: "AlreadyRecorded" });
+  });
+
+  it("checks references and promotes the manifest in loops that start from page 0 and end when the step says done", () => {
+    // Assess
+    for (const [start, task, more, after, path] of [
+      ["StartCheckReferenced", "CheckReferenced", "MoreToCheck", "StartPromoteManifest", "$.referenced"],
+      ["StartPromoteManifest", "PromoteManifest", "MoreToPromote", "RecordSnapshot", "$.promoted"],
+    ] as const) {
+      expect(def.States[start]).toMatchObject({ Type: "Pass", ResultPath: path, Next: task });
+      expect((def.States[start] as unknown as { Result: { next: number; done: boolean } }).Result).toMatchObject({ next: 0, done: false });
+      expect(def.States[task]).toMatchObject({ ResultPath: path, Next: more });
+      expect(def.States[more]).toMatchObject({ Type: "Choice", Choices: [{ Variable: `${path}.done`, BooleanEquals: false, Next: task }], Default: after });
     }
   });
 
