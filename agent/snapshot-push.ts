@@ -46,14 +46,16 @@
  *    `maxQueuedChunks` chunks are held between the reader and the uploads;
  *    the reader (and so pg_basebackup, through the pipe) waits beyond that.
  *  - Packs (the default; `packs: false` or WALVAULT_PACKS=0 writes one object
- *    per chunk as above, the layout of vaults before packs): each new chunk, once encoded, is copied
+ *    per chunk as above, the layout of vaults before packs): each chunk to ask the catalog about is
+ *    encoded as soon as it is admitted (the queue then holds stored bytes, and the reader's buffers
+ *    are free again: they are borrowed, reused read after read); a new one is copied
  *    into the one PackBuilder being filled (core/pack.ts, docs/packs.md) — every file,
  *    small ones included, so no object is written per chunk or per small
  *    file. A full pack (DEFAULT_PACK_TARGET_SIZE, 32 MiB) is finished and PUT
  *    to incoming/db/<id>/packs/<name> with its SHA-256 as the S3 checksum
- *    and packObjectMeta (entries, data length); at most `packUploads` (3)
+ *    and packObjectMeta (entries, data length); at most `packUploads` (1)
  *    are in flight and the filling waits for a free one, so a push holds at
- *    most (3 + 1) pack buffers, reused from a pool once uploaded. The
+ *    most (1 + 1) pack buffers, reused from a pool once uploaded. The
  *    manifest lists the packs (`packs`, sorted) for ingest. A chunk the
  *    catalog has but the previous manifest does not is described by its
  *    catalog record (getChunks, batched) instead of a HEAD.
@@ -142,14 +144,19 @@ export const DEFAULT_LOOKUP_BATCH = 200;
 /**
  * Pack uploads in flight when packing (docs/packs.md): the reader waits
  * while all are busy, so a push holds (this + 1) packs of
- * DEFAULT_PACK_TARGET_SIZE, their buffers reused (204 MB peak RSS measured at
- * 32 MiB with 3 in flight, bench/pack-size.ts).
+ * DEFAULT_PACK_TARGET_SIZE, their buffers reused. One: bench/pack-size.ts at
+ * 32 MiB wrote as fast with 1 in flight as with 3 (38.2 / 38.8 MiB/s) at 134
+ * instead of 199 MB peak RSS, and the push's other memory (~180 MB at pgbench
+ * scale 100) leaves room for 2 pack buffers, not 4, under 256 MB on any
+ * database size (docs/decisions.md "Push memory"). A pack of stored bytes
+ * takes far longer to fill than to PUT unless the data is incompressible.
  */
-export const DEFAULT_PACK_UPLOADS = 3;
+export const DEFAULT_PACK_UPLOADS = 1;
 /**
- * Bytes queued between the reader and the encoders when packing: the packs
- * are the upload buffers (4 × 32 MiB), so the queue only has to keep the
- * encoders busy; half the unpacked default keeps a push within 256 MB.
+ * Bytes queued between the reader and the packs when packing. Chunks are
+ * encoded when admitted, so these are stored bytes (~1/20 of raw on
+ * pgbench): the bound is reached only on incompressible data, and
+ * maxQueuedChunks usually binds first.
  */
 export const DEFAULT_PACKED_MAX_QUEUED_BYTES = 32 * MiB;
 /** Files the direct PostgreSQL source reads at once. */
@@ -246,7 +253,7 @@ export interface SnapshotPushOptions {
   packs?: boolean;
   /** Pack target size in bytes (default DEFAULT_PACK_TARGET_SIZE, 32 MiB). */
   packTargetSize?: number;
-  /** Pack uploads in flight (default DEFAULT_PACK_UPLOADS, 3). */
+  /** Pack uploads in flight (default DEFAULT_PACK_UPLOADS, 1). */
   packUploads?: number;
   /** Fixed block size for PostgreSQL relation files (default DEFAULT_BLOCK_SIZE, 128 KiB). */
   blockSize?: number;
