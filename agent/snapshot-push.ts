@@ -46,14 +46,16 @@
  *    `maxQueuedChunks` chunks are held between the reader and the uploads;
  *    the reader (and so pg_basebackup, through the pipe) waits beyond that.
  *  - Packs (the default; `packs: false` or WALVAULT_PACKS=0 writes one object
- *    per chunk as above, the layout of vaults before packs): each new chunk, once encoded, is copied
+ *    per chunk as above, the layout of vaults before packs): each chunk to ask the catalog about is
+ *    encoded as soon as it is admitted (the queue then holds stored bytes, and the reader's buffers
+ *    are free again: they are borrowed, reused read after read); a new one is copied
  *    into the one PackBuilder being filled (core/pack.ts, docs/packs.md) — every file,
  *    small ones included, so no object is written per chunk or per small
  *    file. A full pack (DEFAULT_PACK_TARGET_SIZE, 32 MiB) is finished and PUT
  *    to incoming/db/<id>/packs/<name> with its SHA-256 as the S3 checksum
- *    and packObjectMeta (entries, data length); at most `packUploads` (3)
+ *    and packObjectMeta (entries, data length); at most `packUploads` (1)
  *    are in flight and the filling waits for a free one, so a push holds at
- *    most (3 + 1) pack buffers, reused from a pool once uploaded. The
+ *    most (1 + 1) pack buffers, reused from a pool once uploaded. The
  *    manifest lists the packs (`packs`, sorted) for ingest. A chunk the
  *    catalog has but the previous manifest does not is described by its
  *    catalog record (getChunks, batched) instead of a HEAD.
@@ -143,14 +145,19 @@ export const DEFAULT_LOOKUP_BATCH = 200;
 /**
  * Pack uploads in flight when packing (docs/packs.md): the reader waits
  * while all are busy, so a push holds (this + 1) packs of
- * DEFAULT_PACK_TARGET_SIZE, their buffers reused (204 MB peak RSS measured at
- * 32 MiB with 3 in flight, bench/pack-size.ts).
+ * DEFAULT_PACK_TARGET_SIZE, their buffers reused. One: bench/pack-size.ts at
+ * 32 MiB wrote as fast with 1 in flight as with 3 (38.2 / 38.8 MiB/s) at 134
+ * instead of 199 MB peak RSS, and the push's other memory (~180 MB at pgbench
+ * scale 100) leaves room for 2 pack buffers, not 4, under 256 MB on any
+ * database size (docs/decisions.md "Push memory"). A pack of stored bytes
+ * takes far longer to fill than to PUT unless the data is incompressible.
  */
-export const DEFAULT_PACK_UPLOADS = 3;
+export const DEFAULT_PACK_UPLOADS = 1;
 /**
- * Bytes queued between the reader and the encoders when packing: the packs
- * are the upload buffers (4 × 32 MiB), so the queue only has to keep the
- * encoders busy; half the unpacked default keeps a push within 256 MB.
+ * Bytes queued between the reader and the packs when packing. Chunks are
+ * encoded when admitted, so these are stored bytes (~1/20 of raw on
+ * pgbench): the bound is reached only on incompressible data, and
+ * maxQueuedChunks usually binds first.
  */
 export const DEFAULT_PACKED_MAX_QUEUED_BYTES = 32 * MiB;
 /** Files the direct PostgreSQL source reads at once. */
@@ -247,7 +254,7 @@ export interface SnapshotPushOptions {
   packs?: boolean;
   /** Pack target size in bytes (default DEFAULT_PACK_TARGET_SIZE, 32 MiB). */
   packTargetSize?: number;
-  /** Pack uploads in flight (default DEFAULT_PACK_UPLOADS, 3). */
+  /** Pack uploads in flight (default DEFAULT_PACK_UPLOADS, 1). */
   packUploads?: number;
   /** Fixed block size for PostgreSQL relation files (default DEFAULT_BLOCK_SIZE, 128 KiB). */
   blockSize?: number;
@@ -577,11 +584,16 @@ interface ChunkResult {
   isNew: boolean;
 }
 
-/** One distinct chunk of this push. `bytes` is held only until it is settled. */
+/**
+ * One distinct chunk of this push. `bytes` is held only until it is settled:
+ * the raw bytes (one object per chunk), or, when packing, the stored bytes
+ * (encoded when the chunk was admitted; `heldSize` is what the queue counts).
+ */
 interface Slot {
   sha256: string;
   size: number;
   bytes?: Uint8Array;
+  heldSize?: number;
   result?: ChunkResult;
 }
 
@@ -672,7 +684,12 @@ class ChunkPipeline {
     }
   }
 
-  /** Registers the next chunk of the source; resolves once it is accepted (not uploaded). */
+  /**
+   * Registers the next chunk of the source; resolves once it is accepted (not
+   * uploaded). `bytes` is borrowed: it is not kept after this resolves (the
+   * reader may reuse its memory), so a chunk that must wait is copied or,
+   * when packing, encoded right away and only its stored bytes are held.
+   */
   async add(sha256: string, bytes: Uint8Array): Promise<Slot> {
     this.check();
     const { stats } = this.d;
@@ -688,10 +705,14 @@ class ChunkPipeline {
       stats.reusedBytes += bytes.length;
       return slot;
     }
-    await this.reserve(bytes.length);
-    // Held for a while: never a view pinning a larger buffer.
-    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
-    const slot: Slot = { sha256, size: bytes.length, bytes: own };
+    // Packing: encoded now (synchronous for chunk-sized inputs, core/codec.ts), so the queue holds
+    // stored bytes, ~1/20 of raw ones on pgbench (and the catalog lookups have that many more chunks to
+    // batch), and no raw buffer outlives this call. Wasted only for a chunk the catalog turns out to
+    // have while the previous manifest does not (rare: shared with an older snapshot only).
+    let own: Uint8Array = this.builder ? await this.d.codec.encode(bytes) : bytes;
+    if (own.buffer === bytes.buffer) own = new Uint8Array(own); // codec "none" returns its input: copy, as unpacked chunks are
+    await this.reserve(own.length);
+    const slot: Slot = { sha256, size: bytes.length, bytes: own, heldSize: own.length };
     this.seen.set(sha256, slot);
     this.batch.push(slot);
     this.batchBytes += bytes.length;
@@ -747,7 +768,7 @@ class ChunkPipeline {
   private release(slot: Slot): void {
     if (slot.bytes === undefined) return;
     slot.bytes = undefined;
-    this.heldBytes -= slot.size;
+    this.heldBytes -= slot.heldSize ?? slot.size;
     this.heldChunks--;
     this.wake();
   }
@@ -844,18 +865,14 @@ class ChunkPipeline {
   }
 
   /**
-   * Packed pushes: encodes the chunk and hands it to the pack being filled.
-   * Only one copy is held while it waits for room in a pack: the raw bytes
-   * are dropped once encoded, and the queue then counts the encoded ones
-   * (so maxQueuedBytes bounds what waits, raw or encoded).
+   * Packed pushes: hands the chunk's stored bytes (encoded by `add`) to the
+   * pack being filled; the queue counts them until they are in the pack.
    */
   private async uploadToPack(slot: Slot): Promise<void> {
     const { codec, stats } = this.d;
     const rawSize = slot.size;
-    const encoded = await codec.encode(slot.bytes!);
+    const encoded = slot.bytes!;
     slot.bytes = undefined;
-    this.heldBytes += encoded.length - rawSize;
-    this.wake();
     try {
       await this.addToPack({ sha256: slot.sha256, rawSize, codec: codec.name, stored: encoded });
     } finally {
@@ -997,25 +1014,32 @@ class FileCollector {
   }
 }
 
-/** Fixed-size cutting (FIXED_BLOCKS_ALGORITHM): blocks of `blockSize` from offset 0, the last one shorter. Each block is its own buffer. */
+/**
+ * Fixed-size cutting (FIXED_BLOCKS_ALGORITHM): blocks of `blockSize` from
+ * offset 0, the last one shorter. A block is borrowed, valid until the next
+ * one is asked for: a view of the source's piece when a whole block lies in
+ * it (the direct source reads whole blocks: no copy), else this cutter's own
+ * buffer, refilled for the next block (no allocation per block). The last,
+ * shorter block is a copy of its own. The pipeline never keeps a block past
+ * ChunkPipeline.add.
+ */
 export async function* fixedBlocks(source: AsyncIterable<Uint8Array>, blockSize: number): AsyncGenerator<Uint8Array, void, undefined> {
-  let block = Buffer.allocUnsafeSlow(blockSize);
+  const block = Buffer.allocUnsafeSlow(blockSize);
   let n = 0;
   for await (const piece of source) {
-    // A whole block in a buffer of its own (the direct source reads them so): passed on, not copied.
-    if (n === 0 && piece.length === blockSize && piece.byteOffset === 0 && piece.byteLength === piece.buffer.byteLength) {
-      yield piece;
-      continue;
-    }
     let off = 0;
     while (off < piece.length) {
+      if (n === 0 && piece.length - off >= blockSize) {
+        yield piece.subarray(off, off + blockSize);
+        off += blockSize;
+        continue;
+      }
       const take = Math.min(blockSize - n, piece.length - off);
       block.set(piece.subarray(off, off + take), n);
       n += take;
       off += take;
       if (n === blockSize) {
         yield block;
-        block = Buffer.allocUnsafeSlow(blockSize);
         n = 0;
       }
     }

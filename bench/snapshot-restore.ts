@@ -205,7 +205,8 @@ function runChild(spec: ChildSpec): Promise<{ out: ChildOutput; wallS: number }>
     const t0 = performance.now();
     // WALVAULT_BENCH_CPU_PROF=DIR: a V8 CPU profile of every walvault command, in DIR (as bench/snapshot.ts).
     const prof = process.env["WALVAULT_BENCH_CPU_PROF"];
-    const node = prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : [];
+    // The V8 flag bin/walvault starts the agent with (its young-generation size counts in the peak RSS).
+    const node = ["--max-semi-space-size=4", ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : [])];
     const c = spawn(process.execPath, [...node, SELF, "--child", JSON.stringify(spec)], { stdio: ["ignore", "pipe", "inherit"] });
     let text = "";
     c.stdout.on("data", (d: Buffer) => (text += d.toString()));

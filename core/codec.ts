@@ -70,6 +70,89 @@ const zstdDecompress = promisify(zlib.zstdDecompress);
 const gzip = promisify(zlib.gzip);
 const gunzip = promisify(zlib.gunzip);
 
+/**
+ * The zstd compression context synchronous encodes reuse (one: they run one at
+ * a time on the main thread). zlib.zstdCompressSync creates a context per
+ * call (~1.3 MB of tables for level 1, malloc'd and freed each time): on 128
+ * KiB blocks that is half the CPU of the call, and glibc's allocator keeps the
+ * churn resident (measured on pgbench blocks, docs/decisions.md "Push memory":
+ * ~135 MB more peak RSS and 1.9x the CPU of a reused context). Node has no
+ * public one-shot call on a kept context, so this drives the handle of one
+ * long-lived ZstdCompress stream the way Node's own zstdCompressSync does
+ * (`_handle.writeSync` with ZSTD_e_end, `_writeState` = [availOut, availIn]):
+ * each call is one complete frame, byte-identical to the one-shot output.
+ * Those fields are Node internals: when they are absent, or a call fails, the
+ * context is dropped and the one-shot call is used instead.
+ */
+interface ZlibHandle {
+  writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
+}
+interface ReusedZstd {
+  stream: zlib.ZstdCompress;
+  handle: ZlibHandle;
+  /** [availOut, availIn] after each writeSync. */
+  state: Uint32Array;
+  /** Output scratch: results are copied out at their exact size. */
+  scratch: Buffer;
+}
+let reusedZstd: ReusedZstd | undefined | false;
+
+function openReusedZstd(): ReusedZstd | false {
+  try {
+    const stream = zlib.createZstdCompress({ params: ZSTD_LEVEL_1 });
+    const internals = stream as unknown as { _handle?: Partial<ZlibHandle>; _writeState?: unknown };
+    const handle = internals._handle;
+    const state = internals._writeState;
+    if (typeof handle?.writeSync !== "function" || !(state instanceof Uint32Array) || state.length < 2) {
+      stream.destroy();
+      return false;
+    }
+    return { stream, handle: handle as ZlibHandle, state, scratch: Buffer.allocUnsafeSlow(encodeChunkSize(128 * 1024)) };
+  } catch {
+    return false;
+  }
+}
+
+/** One zstd frame of `raw` at level 1 on the reused context; undefined when there is none (then use the one-shot call). */
+function zstdCompressReused(raw: Uint8Array): Buffer | undefined {
+  if (reusedZstd === undefined) reusedZstd = openReusedZstd();
+  const z = reusedZstd;
+  if (z === false) return undefined;
+  try {
+    if (z.scratch.length < encodeChunkSize(raw.length)) z.scratch = Buffer.allocUnsafeSlow(encodeChunkSize(raw.length));
+    let inOff = 0;
+    let outLen = 0;
+    for (;;) {
+      z.handle.writeSync(zlib.constants.ZSTD_e_end, raw, inOff, raw.length - inOff, z.scratch, outLen, z.scratch.length - outLen);
+      if (z.stream.destroyed) throw z.stream.errored ?? new Error("zstd context closed");
+      const availOut = z.state[0]!;
+      const availIn = z.state[1]!;
+      inOff = raw.length - availIn;
+      outLen = z.scratch.length - availOut;
+      // As Node's own sync loop: output room left means the frame is complete.
+      if (availOut > 0) break;
+      const bigger = Buffer.allocUnsafeSlow(z.scratch.length * 2);
+      z.scratch.copy(bigger, 0, 0, outLen);
+      z.scratch = bigger;
+    }
+    if (inOff !== raw.length) throw new Error(`zstd left ${raw.length - inOff} input bytes`);
+    const out = Buffer.allocUnsafe(outLen);
+    z.scratch.copy(out, 0, 0, outLen);
+    return out;
+  } catch {
+    // A context in an unknown state is never reused: this call and the next ones go one-shot.
+    z.stream.destroy();
+    reusedZstd = false;
+    return undefined;
+  }
+}
+
+/** Whether synchronous zstd encodes run on the reused context (false: this Node lacks the internals, or a call failed). */
+export function zstdContextReused(): boolean {
+  if (reusedZstd === undefined) reusedZstd = openReusedZstd();
+  return reusedZstd !== false;
+}
+
 const codecs: Record<CodecName, Codec> = {
   none: {
     name: "none",
@@ -80,7 +163,8 @@ const codecs: Record<CodecName, Codec> = {
     name: "zstd",
     encode: async (raw) => {
       const options = { chunkSize: encodeChunkSize(raw.length), params: ZSTD_LEVEL_1 };
-      return raw.length <= SYNC_MAX_BYTES ? zlib.zstdCompressSync(raw, options) : zstdCompress(raw, options);
+      if (raw.length > SYNC_MAX_BYTES) return zstdCompress(raw, options);
+      return zstdCompressReused(raw) ?? zlib.zstdCompressSync(raw, options);
     },
     decode: async (enc, expectedSize) =>
       expectedSize !== undefined && expectedSize <= SYNC_MAX_BYTES

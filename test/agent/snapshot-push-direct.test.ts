@@ -7,12 +7,13 @@
  * with pgbench's balances agreeing.
  */
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileAccessError, InvalidInputError } from "../../core/errors.js";
 import { ScratchPostgres } from "../../agent/postgres.js";
-import { excludedFromBackup, readDataDirectory, unloggedRelations } from "../../agent/pg-direct.js";
+import { excludedFromBackup, READ_BYTES, readDataDirectory, unloggedRelations } from "../../agent/pg-direct.js";
 import { restore } from "../../agent/restore.js";
 import { fixedBlocks, snapshotPush, type PgBaseBackupSource, type PushConfig } from "../../agent/snapshot-push.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
@@ -52,25 +53,55 @@ describe("what the direct source leaves out (basebackup.c's excludes)", () => {
 });
 
 describe("reading a data directory", () => {
-  it("passes whole blocks read into buffers of their own on without a copy, and still cuts other pieces", async () => {
-    // Prepare
-    const whole = Buffer.alloc(8, 1);
-    const view = Buffer.alloc(16, 2).subarray(0, 8);
+  it("passes whole blocks lying in one piece on as views of it (no copy) and cuts blocks that straddle pieces into its own buffer", async () => {
+    // Prepare: two whole blocks in one read, then a block split across two pieces, then a short tail
+    const read = Buffer.concat([Buffer.alloc(8, 1), Buffer.alloc(8, 2), Buffer.alloc(5, 3)]);
     async function* pieces(): AsyncGenerator<Uint8Array> {
-      yield whole;
-      yield view;
-      yield Buffer.alloc(3, 3);
+      yield read;
+      yield Buffer.alloc(6, 4);
     }
-    // Act
-    const out: Uint8Array[] = [];
-    for await (const b of fixedBlocks(pieces(), 8)) out.push(b);
+    // Act: blocks are borrowed until the next is asked for, so keep each as it comes (and note whether it was a view)
+    const out: Buffer[] = [];
+    const views: boolean[] = [];
+    for await (const b of fixedBlocks(pieces(), 8)) {
+      views.push(b.buffer === read.buffer);
+      out.push(Buffer.from(b));
+    }
     // Assess
-    expect(out[0]).toBe(whole);
-    expect(out[1]).not.toBe(view);
-    expect(out.map((b) => b.length)).toEqual([8, 8, 3]);
-    expect(Buffer.from(out[1]!).equals(view)).toBe(true);
+    expect(out.map((b) => b.length)).toEqual([8, 8, 8, 3]);
+    expect(views).toEqual([true, true, false, false]);
+    expect(Buffer.concat(out).equals(Buffer.concat([read, Buffer.alloc(6, 4)]))).toBe(true);
   });
 
+  it("reads a file into two reused buffers in turn: each piece is right when taken, even though later reads overwrite it", async () => {
+    // Prepare: a file of 3 reads and a bit (2-byte blocks: each read is the largest multiple up to READ_BYTES)
+    const dir = tempDir("walvault-direct-reuse-");
+    try {
+      const data = randomBytes(3 * READ_BYTES + 1234);
+      writeFileSync(join(dir, "big"), data);
+      const taken: Buffer[] = [];
+      const seen: Uint8Array[] = [];
+      const sink = {
+        directory: () => undefined,
+        symlink: () => undefined,
+        file: async (_p: string, _m: number, _t: Date, body: AsyncIterable<Uint8Array>) => {
+          for await (const piece of body) {
+            seen.push(piece);
+            taken.push(Buffer.from(piece));
+          }
+        },
+      };
+      // Act
+      await readDataDirectory(dir, sink, { readers: 1, readSize: 2, last: new Set() });
+      // Assess: copies taken on the spot are the file; the pieces themselves come from two buffers used in turn
+      expect(Buffer.concat(taken).equals(data)).toBe(true);
+      expect(taken.map((b) => b.length)).toEqual([READ_BYTES, READ_BYTES, READ_BYTES, 1234]);
+      expect(new Set(seen.map((p) => p.buffer)).size).toBe(2);
+      expect(seen[2]!.buffer).toBe(seen[0]!.buffer);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it("skips a file that vanishes before it is read, and reads the listed 'last' files at the end", async () => {
     // Prepare: reading a removes b (one reader at a time: b is listed, not yet opened).

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { constants as zlibConstants, zstdCompressSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { CODEC_NAMES, DEFAULT_CODEC, decodeWith, getCodec, isCodecName } from "../../core/codec.js";
+import { CODEC_NAMES, DEFAULT_CODEC, decodeWith, getCodec, isCodecName, zstdContextReused } from "../../core/codec.js";
 import { CodecError } from "../../core/errors.js";
 
 /** Bytes that look a little like WAL: a repeating record with a counter. */
@@ -148,6 +149,33 @@ describe("decodeWith", () => {
 });
 
 describe("compression", () => {
+  it("zstd encodes each input as its own frame, byte-identical to a one-shot zstd-1 call, whatever came before", async () => {
+    // Prepare: sizes and contents that differ from call to call (the context is reused between them)
+    const inputs = [compressible(128 * 1024), new Uint8Array(randomBytes(128 * 1024)), new Uint8Array(0), compressible(1 << 20), new Uint8Array(randomBytes(1 << 20)), compressible(77)];
+    const codec = getCodec("zstd");
+    for (const raw of inputs) {
+      // Act
+      const encoded = await codec.encode(raw);
+      // Assess
+      const oneShot = zstdCompressSync(raw, { params: { [zlibConstants.ZSTD_c_compressionLevel]: 1 } });
+      expect(encoded.equals(oneShot), `${raw.length} bytes`).toBe(true);
+      expect(Buffer.from(await codec.decode(encoded, raw.length)).equals(Buffer.from(raw))).toBe(true);
+    }
+    // On this Node the calls ran on the one reused context (a Node without its internals would fall back, and fail here)
+    expect(zstdContextReused()).toBe(true);
+  });
+
+  it("zstd encode results are independent buffers: a later encode does not change an earlier result", async () => {
+    // Prepare
+    const codec = getCodec("zstd");
+    const first = await codec.encode(compressible(64 * 1024));
+    const copy = Buffer.from(first);
+    // Act
+    await codec.encode(new Uint8Array(randomBytes(64 * 1024)));
+    // Assess
+    expect(first.equals(copy)).toBe(true);
+  });
+
   it("zstd shrinks compressible data to a small fraction of its size", async () => {
     // Prepare
     const raw = compressible(1 << 20);
