@@ -12,7 +12,7 @@ import { ObjectLockedError } from "../../core/errors.js";
 import type { RetentionPlan } from "../../core/retention.js";
 import type { DatabaseRecord, SnapshotRecord } from "../../core/schemas.js";
 import { LOCAL_CREDENTIALS, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
-import { fetchManifest } from "../../store/catalog-state.js";
+import { openVaultManifest } from "../../store/manifest-read.js";
 import { DynamoCatalog, createTable } from "../../store/dynamo-catalog.js";
 import type { ObjectInfo, ObjectStore } from "../../store/object-store.js";
 import { executePrune, type PruneSummary, type RegionVault } from "../../store/prune.js";
@@ -128,8 +128,8 @@ export async function snapshotOf(f: PackedFixture, chunks: readonly Chunk[], at:
 
 /** Rebuilds the snapshot's file where the catalog says each chunk is now, as a restore does. */
 export async function restoreFile(f: PackedFixture, s: SnapshotRecord): Promise<Buffer> {
-  const m = await fetchManifest(f.vault, "vault", s, genericDb);
-  const file = m.files.find((x) => x.type === "file");
+  const m = await openVaultManifest(f.vault, "vault", s, genericDb);
+  const file = (await m.page(0)).entries.find((x) => x.type === "file");
   if (file?.type !== "file") throw new Error("no file");
   const records = new Map((await f.catalog.getChunks(GDB, file.chunks.map((c) => c.sha256))).map((r) => [r.sha256, r]));
   const parts: Buffer[] = [];
