@@ -104,9 +104,9 @@ async function packedFixture(ddb: DynamoEmulator, ddbClient: DynamoDBClient): Pr
   return { v: { store: vault, bucket: "vault", catalog, databaseId: GDB }, vault, catalog, regions: [{ region: "r1", store: vault, bucket: "vault", primary: true }] };
 }
 
-/** Records a snapshot of one file made of these chunks (all reused: their packs are already stored). */
-export async function snapshotOf(f: PackedFixture, chunks: readonly Chunk[], at: Date): Promise<SnapshotRecord> {
-  const { snapshotId, manifestKey, manifestSha256 } = await putPackedManifest(f.v, chunks.map((c) => ({ c, isNew: false })), [], at);
+/** Records a snapshot of one file made of these chunks (all reused: their packs are already stored); with `pages`, its manifest in format 2. */
+export async function snapshotOf(f: PackedFixture, chunks: readonly Chunk[], at: Date, pages?: { chunks: number; bytes: number }): Promise<SnapshotRecord> {
+  const { snapshotId, manifestKey, manifestSha256 } = await putPackedManifest(f.v, chunks.map((c) => ({ c, isNew: false })), [], at, pages);
   const record: SnapshotRecord = {
     databaseId: GDB,
     snapshotId,
