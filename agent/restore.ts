@@ -20,7 +20,11 @@
  *    that no longer exist. With `force` the old DIR is moved aside, the
  *    restore renamed in, then the old one deleted (if the second rename fails
  *    the old one is put back).
- * 5. core/snapshot.ts restoreLayout gives the operations: mkdir, then files
+ * 5. The manifest is read a page at a time (store/manifest-read.ts; either
+ *    format): a first pass validates every page and finds what is refused
+ *    (symlinks out of the tree, WAL paths) before any download; then, batch
+ *    by batch of at most a page's chunk references in tree order,
+ *    core/snapshot.ts entryLayout gives the operations: mkdir, then files
  *    (chunks located in the catalog window by window and read from where
  *    they are: coalesced ranged GETs of packs, or a GET of a chunk's own
  *    object (older snapshots, or a chunk the catalog does not know), up to
@@ -28,7 +32,8 @@
  *    SHA-256 compared with its name, written at its offset with positioned writes
  *    and fed, in offset order, to the file's SHA-256, which with the size on
  *    disk must be the manifest's once the file is complete), then
- *    symlinks, then mtimes and modes deepest first. A missing, undecodable or
+ *    symlinks (a file cut between batches stays open, its hash running), then
+ *    mtimes and modes deepest first (reverse tree order). A missing, undecodable or
  *    corrupt chunk stops the restore with a ChecksumMismatchError naming the
  *    chunk, the file and where it was read (pack and bytes, or object key).
  *    Memory is bounded: PLANNED_STORED_BYTES of chunks read ahead,
