@@ -20,7 +20,11 @@
  *    that no longer exist. With `force` the old DIR is moved aside, the
  *    restore renamed in, then the old one deleted (if the second rename fails
  *    the old one is put back).
- * 5. core/snapshot.ts restoreLayout gives the operations: mkdir, then files
+ * 5. The manifest is read a page at a time (store/manifest-read.ts; either
+ *    format): a first pass validates every page and finds what is refused
+ *    (symlinks out of the tree, WAL paths) before any download; then, batch
+ *    by batch of at most a page's chunk references in tree order,
+ *    core/snapshot.ts entryLayout gives the operations: mkdir, then files
  *    (chunks located in the catalog window by window and read from where
  *    they are: coalesced ranged GETs of packs, or a GET of a chunk's own
  *    object (older snapshots, or a chunk the catalog does not know), up to
@@ -28,7 +32,8 @@
  *    SHA-256 compared with its name, written at its offset with positioned writes
  *    and fed, in offset order, to the file's SHA-256, which with the size on
  *    disk must be the manifest's once the file is complete), then
- *    symlinks, then mtimes and modes deepest first. A missing, undecodable or
+ *    symlinks (a file cut between batches stays open, its hash running), then
+ *    mtimes and modes deepest first (reverse tree order). A missing, undecodable or
  *    corrupt chunk stops the restore with a ChecksumMismatchError naming the
  *    chunk, the file and where it was read (pack and bytes, or object key).
  *    Memory is bounded: PLANNED_STORED_BYTES of chunks read ahead,
@@ -113,15 +118,17 @@ import {
   type RestoreTarget,
 } from "../core/restore-plan.js";
 import type { SnapshotRecord, WalRecord } from "../core/schemas.js";
+import type { SnapshotHeader } from "../core/manifest-header.js";
 import {
+  entryFinish,
+  entryLayout,
   pathProblem,
   resolveUnder,
-  restoreLayout,
   streamDirOf,
   toSnapshotInfo,
+  type FileEntry,
   type RestoreChunk,
   type RestoreOperation,
-  type SnapshotManifest,
 } from "../core/snapshot.js";
 import { MAX_RESTORE_POINT_NAME_BYTES, RestorePointScanner } from "../core/restore-point.js";
 import { parseTime, utimeSeconds } from "../core/time.js";
@@ -130,7 +137,9 @@ import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "./paths.js";
 import { ChunkReads, decodeChunk, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import { inThreadDecoder, openDecoder, type ChunkDecoder } from "./decode-pool.js";
-import { fetchManifest, loadPlanningState, mapLimit } from "../store/catalog-state.js";
+import { loadPlanningState, mapLimit } from "../store/catalog-state.js";
+import type { OpenedManifest } from "../store/manifest-pages.js";
+import { entryBatches, openVaultManifest, reverseTreeOrdered, treeOrdered } from "../store/manifest-read.js";
 import type { AgentClients } from "./clients.js";
 import { RESTORE_MARKER } from "./restore-marker.js";
 import { downloadVerified } from "./wal-fetch.js";
@@ -262,7 +271,7 @@ function planFromState(state: CatalogState, target: RestoreTarget): PlannedResto
 }
 
 /** Why a plan made from catalog records does not fit the snapshot's manifest, or undefined when it does. */
-function disagreement(planned: PlannedRestore, manifest: SnapshotManifest): string | undefined {
+function disagreement(planned: PlannedRestore, manifest: SnapshotHeader): string | undefined {
   const s = planned.plan.snapshot;
   if (manifest.kind === "postgres") {
     const info = toSnapshotInfo(manifest);
@@ -296,19 +305,21 @@ async function settlePlan(
   state: CatalogState,
   target: RestoreTarget,
   verify: boolean,
-): Promise<{ planned: PlannedRestore; manifest: SnapshotManifest | undefined }> {
+): Promise<{ planned: PlannedRestore; manifest: OpenedManifest | undefined }> {
   for (;;) {
     const planned = planFromState(state, target);
     if (!verify) return { planned, manifest: undefined };
     const record = planned.snapshotRecord;
     const known = state.manifests.get(record.snapshotId);
-    const manifest = known ?? (await fetchManifest(clients.store, cfg.vaultBucket, record, state.database));
-    const why = disagreement(planned, manifest);
+    // The header only (store/manifest-read.ts); the files are read page by page by whoever restores them.
+    const manifest = await openVaultManifest(clients.store, cfg.vaultBucket, record, state.database);
+    const header = manifest.header;
+    const why = disagreement(planned, header);
     if (why === undefined) return { planned, manifest };
-    if (manifest.kind === "postgres" || known !== undefined) {
-      throw new ManifestInvalidError(`snapshot ${record.snapshotId}: ${why}`, { field: manifest.kind });
+    if (header.kind === "postgres" || known !== undefined) {
+      throw new ManifestInvalidError(`snapshot ${record.snapshotId}: ${why}`, { field: header.kind });
     }
-    state.manifests.set(record.snapshotId, manifest);
+    state.manifests.set(record.snapshotId, header);
   }
 }
 
@@ -829,7 +840,8 @@ class ChunkSource {
   }
 }
 
-type WriteOp = Extract<RestoreOperation, { op: "writeFile" }>;
+/** A file's chunks in one batch: `continued` from the batch before (its file is open), or it `continues` in the next one. */
+type WriteOp = Extract<RestoreOperation, { op: "writeFile" }> & { continued?: boolean; continues?: boolean };
 
 /**
  * Raw chunk bytes held, at most, after they are written while they wait for
@@ -893,20 +905,37 @@ function checkFile(op: WriteOp, sha256: string, hashed: number, onDisk: number):
 async function writeFiles(
   ops: readonly RestoreOperation[],
   source: ChunkSource,
-  opts: { parallel: number; durable: boolean; signal: AbortSignal | undefined; progress: () => void; counters: { filesDone: number; bytesDone: number } },
-): Promise<void> {
+  opts: {
+    parallel: number;
+    durable: boolean;
+    signal: AbortSignal | undefined;
+    progress: () => void;
+    counters: { filesDone: number; bytesDone: number };
+    /** The file the batch before left open (its first op is `continued`). */
+    carry?: FileState | undefined;
+  },
+): Promise<FileState | undefined> {
   const files = ops.filter((o): o is WriteOp => o.op === "writeFile");
+  const carry = opts.carry;
+  /** The file whose last op `continues`: left open, returned. */
+  let carryOut: FileState | undefined;
   /** `seq`: the chunk reference's position in file order, as ChunkSource plans them. */
   type Task = { state: FileState; chunk: RestoreChunk | undefined; seq: number };
   function* tasks(): Generator<Task> {
     let seq = 0;
     for (const op of files) {
-      const state: FileState = { op, left: op.chunks.length, handle: undefined, hash: createHash("sha256"), hashed: 0, waiting: new Map() };
+      let state: FileState;
+      if (op.continued === true && carry !== undefined) {
+        // restore() checked that it is the same file.
+        state = carry;
+        state.op = op;
+        state.left = op.chunks.length;
+      } else state = { op, left: op.chunks.length, handle: undefined, hash: createHash("sha256"), hashed: 0, waiting: new Map() };
       if (op.chunks.length === 0) yield { state, chunk: undefined, seq: -1 };
       for (const chunk of op.chunks) yield { state, chunk, seq: seq++ };
     }
   }
-  const open_ = new Set<FileState>();
+  const open_ = new Set<FileState>(carry === undefined ? [] : [carry]);
   const openFile = (state: FileState): Promise<FileHandle> => {
     if (!state.handle) {
       open_.add(state);
@@ -986,7 +1015,8 @@ async function writeFiles(
           opts.counters.bytesDone += chunk.size;
           state.left--;
         }
-        if (state.left === 0) await finish(state);
+        if (state.left === 0 && state.op.continues === true) carryOut = state;
+        else if (state.left === 0) await finish(state);
         else opts.progress();
       } catch (e) {
         failure ??= e;
@@ -1001,9 +1031,11 @@ async function writeFiles(
   } finally {
     await source.stop();
   }
-  // Close whatever a failure left open (the partial directory is removed next).
+  // Close whatever a failure left open (the partial directory is removed next); a file that continues stays open.
+  if (failure === undefined && carryOut !== undefined) open_.delete(carryOut);
   await Promise.all([...open_].map(async (s) => (await s.handle!.catch(() => undefined))?.close().catch(() => undefined)));
   if (failure !== undefined) throw failure;
+  return carryOut;
 }
 
 /** Writes bytes to `dest` through a temporary file beside it (replacing a file of that name from the snapshot). */
@@ -1027,9 +1059,14 @@ interface WalPlacement {
 }
 
 /** Where each planned generic WAL segment goes; checked before anything is downloaded. */
-function placeGenericWal(planned: PlannedRestore, manifest: SnapshotManifest, segments: readonly WalRecord[], root: string): WalPlacement[] {
+function placeGenericWal(
+  planned: PlannedRestore,
+  manifest: SnapshotHeader,
+  segments: readonly WalRecord[],
+  root: string,
+  entries: { get(path: string): FileEntry["type"] | undefined },
+): WalPlacement[] {
   if (manifest.kind !== "generic") return [];
-  const entries = new Map(manifest.files.map((f) => [f.path, f.type]));
   const out: WalPlacement[] = [];
   for (const sp of planned.streams) {
     const s = manifest.generic.streams.find((x) => x.id === sp.stream);
@@ -1078,7 +1115,7 @@ function placeGenericWal(planned: PlannedRestore, manifest: SnapshotManifest, se
 }
 
 /** PostgreSQL: what makes the restored directory recover to the planned target and never archive into the source. */
-async function preparePostgres(root: string, planned: PlannedRestore, cfg: RestoreConfig, manifest: SnapshotManifest, warnings: string[]): Promise<void> {
+async function preparePostgres(root: string, planned: PlannedRestore, cfg: RestoreConfig, manifest: SnapshotHeader, warnings: string[]): Promise<void> {
   const settings = recoverySettings(planned.plan, {
     walvaultBin: WALVAULT_BIN,
     databaseId: planned.databaseId,
@@ -1198,6 +1235,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   const settled = await settlePlan(clients, cfg, state, opts.target, true);
   const planned = settled.planned;
   const manifest = settled.manifest!;
+  const header = manifest.header;
   if (opts.target.kind === "name" && planned.kind === "postgres") await checkRestorePoint(clients, cfg, state, planned, opts.target.name, opts.signal);
   const counters = { filesDone: 0, bytesDone: 0, walDone: 0 };
   let filesTotal = 0;
@@ -1207,53 +1245,109 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     opts.onProgress?.({ phase, filesDone: counters.filesDone, filesTotal, bytesDone: counters.bytesDone, bytesTotal, walDone: counters.walDone, walTotal });
   emit("planned");
 
-  // 4. The layout against the partial directory; refusals before any download.
+  // 4. Refusals before any download: one pass over the entries (every page
+  // read and validated, one at a time) for the totals, symlinks pointing out
+  // of the tree and the paths the generic WAL goes to.
   const partial = `${target.dir}${PARTIAL_TAG}${process.pid}`;
-  const ops = restoreLayout(manifest, partial);
-  const outside = ops.filter((o) => o.op === "symlink" && o.outside);
-  if (outside.length > 0 && opts.outsideSymlinks !== "keep") {
-    const o = outside[0] as Extract<RestoreOperation, { op: "symlink" }>;
+  const walPaths = new Set<string>();
+  placeGenericWal(planned, header, state.segments, partial, { get: (path) => void walPaths.add(path) });
+  const walTypes = new Map<string, FileEntry["type"]>();
+  let outside = 0;
+  let firstOutside: Extract<RestoreOperation, { op: "symlink" }> | undefined;
+  for await (const e of treeOrdered(manifest)) {
+    throwIfAborted(opts.signal);
+    if (walPaths.has(e.path)) walTypes.set(e.path, e.type);
+    if (e.type === "file" && e.part === undefined) {
+      filesTotal++;
+      bytesTotal += e.size;
+    } else if (e.type === "symlink") {
+      const op = entryLayout(e, partial, header.databaseId, 0);
+      if (op.op === "symlink" && op.outside) {
+        outside++;
+        firstOutside ??= op;
+      }
+    }
+  }
+  if (firstOutside !== undefined && opts.outsideSymlinks !== "keep") {
+    const o = firstOutside;
     throw new UnsafePathError(
-      `snapshot ${manifest.snapshotId} has ${outside.length} symlink(s) pointing out of the restored tree, e.g. ${JSON.stringify(o.relativePath)} -> ${JSON.stringify(o.target)}: ` +
+      `snapshot ${header.snapshotId} has ${outside} symlink(s) pointing out of the restored tree, e.g. ${JSON.stringify(o.relativePath)} -> ${JSON.stringify(o.target)}: ` +
         `the restored database would write there; move them into the tree or allow them explicitly (outsideSymlinks "keep")`,
       { path: o.relativePath },
     );
   }
-  const walPlacements = placeGenericWal(planned, manifest, state.segments, partial);
-  for (const op of ops) {
-    if (op.op === "writeFile") {
-      filesTotal++;
-      bytesTotal += op.size;
-    }
-  }
+  const walPlacements = placeGenericWal(planned, header, state.segments, partial, walTypes);
 
   await mkdir(dirname(target.dir), { recursive: true });
   await removeStalePartials(target.dir);
   await rm(partial, { recursive: true, force: true });
   await mkdir(partial, { mode: 0o700 });
-  const source = new ChunkSource(clients, cfg.vaultBucket, planned.databaseId, ops, parallel);
+  const reads = { fetched: 0, downloaded: 0 };
+  /** The open file of a `carry` (see below). */
+  let carryState: FileState | undefined;
   let walBytes = 0;
   let walDownloaded = 0;
   try {
-    // 5. Directories, files, symlinks.
-    for (const op of ops) if (op.op === "mkdir") await mkdir(op.path, { mode: op.mode });
+    // 5. Batch by batch (a page's worth of chunk references, in tree order,
+    // so a directory comes before what it holds): directories, files,
+    // symlinks. A file cut between batches stays open, its hash running.
     emit("files");
-    await writeFiles(ops, source, { parallel, durable, signal: opts.signal, counters, progress: () => emit("files") });
-    for (const op of ops) if (op.op === "symlink") await symlink(op.target, op.path);
+    /** The file cut at the end of the batch before: where its next part starts, and its open state. */
+    let carry: { path: string; offset: number } | undefined;
+    for await (const batch of entryBatches(manifest)) {
+      throwIfAborted(opts.signal);
+      const ops: RestoreOperation[] = [];
+      for (const e of batch.entries) {
+        if (e.type !== "file") {
+          ops.push(entryLayout(e, partial, header.databaseId, 0));
+          continue;
+        }
+        const continued = e.part !== undefined;
+        if (continued !== (carry !== undefined) || (carry !== undefined && carry.path !== e.path)) {
+          const what = carry === undefined ? `a part of ${JSON.stringify(e.path)} continues no file` : `${JSON.stringify(carry.path)} ends before all its chunks are listed`;
+          throw new ManifestInvalidError(`snapshot ${header.snapshotId}: ${what}`, { field: "pages" });
+        }
+        const offset = carry?.offset ?? 0;
+        const end = offset + e.chunks.reduce((n, c) => n + c.size, 0);
+        const op = { ...(entryLayout(e, partial, header.databaseId, offset) as WriteOp), continued, continues: end < e.size };
+        const prev = ops.at(-1) as WriteOp | undefined;
+        // A part whose file is already in this batch: one op (writeFiles takes a file once per batch).
+        if (continued && prev?.op === "writeFile" && prev.relativePath === e.path) {
+          prev.chunks.push(...op.chunks);
+          prev.continues = op.continues;
+        } else ops.push(op);
+        carry = op.continues ? { path: e.path, offset: end } : undefined;
+      }
+      for (const op of ops) if (op.op === "mkdir") await mkdir(op.path, { mode: op.mode });
+      const source = new ChunkSource(clients, cfg.vaultBucket, planned.databaseId, ops, parallel);
+      try {
+        carryState = await writeFiles(ops, source, { parallel, durable, signal: opts.signal, counters, progress: () => emit("files"), carry: carryState });
+      } finally {
+        reads.fetched += source.fetched;
+        reads.downloaded += source.downloaded;
+      }
+      for (const op of ops) if (op.op === "symlink") await symlink(op.target, op.path);
+    }
+    if (carry !== undefined) throw new ManifestInvalidError(`snapshot ${header.snapshotId}: ${JSON.stringify(carry.path)} ends before all its chunks are listed`, { field: "pages" });
 
     // 6/7. Database specifics, before recorded modes close anything.
-    // Recorded mtimes and modes, deepest first, before the steps below add,
-    // change or remove files (tablespace_map, recovery settings, WAL).
-    for (const op of ops) {
-      if (op.op === "utimes") {
-        // Seconds aimed so libuv sets exactly the recorded time (to its microsecond); a Date came back 1 µs early half the time.
-        const t = utimeSeconds(op.mtimeNs);
-        await (op.noFollow ? lutimes(op.path, t, t) : utimes(op.path, t, t));
+    // Recorded mtimes and modes, deepest first (reverse tree order: every
+    // directory after what it holds), before the steps below add, change or
+    // remove files (tablespace_map, recovery settings, WAL). Each directory's
+    // entries are synced once it is done.
+    for await (const e of reverseTreeOrdered(manifest)) {
+      if (e.type === "file" && e.part !== undefined) continue;
+      for (const op of entryFinish(e, partial)) {
+        if (op.op === "utimes") {
+          // Seconds aimed so libuv sets exactly the recorded time (to its microsecond); a Date came back 1 µs early half the time.
+          const t = utimeSeconds(op.mtimeNs);
+          await (op.noFollow ? lutimes(op.path, t, t) : utimes(op.path, t, t));
+        } else if (op.op === "chmod") await chmod(op.path, op.mode);
       }
-      else if (op.op === "chmod") await chmod(op.path, op.mode);
+      if (durable && e.type === "directory") await syncDir(resolveUnder(partial, e.path));
     }
     if (planned.kind === "postgres") {
-      await preparePostgres(partial, planned, cfg, manifest, warnings);
+      await preparePostgres(partial, planned, cfg, header, warnings);
       if (durable) for (const f of ["postgresql.auto.conf", "recovery.signal", RESTORE_MARKER]) await syncFile(join(partial, f));
     } else {
       emit("wal");
@@ -1277,10 +1371,8 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     emit("finishing");
     await chmod(partial, planned.kind === "postgres" ? 0o700 : (target.mode ?? 0o700));
     if (durable) {
-      // Every directory's entries (files were fdatasync'ed, which does not cover the names), deepest first.
-      const dirs = ops.filter((o) => o.op === "mkdir").map((o) => o.path);
-      for (const p of walPlacements) dirs.push(p.dir);
-      for (const d of [...new Set(dirs)].reverse()) await syncDir(d);
+      // The WAL directories' entries (the snapshot's directories were synced above; files were fdatasync'ed, which does not cover the names).
+      for (const d of [...new Set(walPlacements.map((p) => p.dir))].reverse()) await syncDir(d);
       await syncDir(partial);
     }
 
@@ -1302,6 +1394,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     if (durable) await syncDir(dirname(target.dir));
   } catch (e) {
     // Every step above has settled (mapLimit and writeFiles wait for their work in flight), so nothing writes here any more.
+    await (await carryState?.handle?.catch(() => undefined))?.close().catch(() => undefined);
     const left = await removePartial(partial);
     if (left !== undefined && e instanceof Error) e.message += `; and the partial directory ${partial} could not be removed (${left}): remove it by hand`;
     throw e;
@@ -1316,14 +1409,14 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     plan: planned,
     snapshotId: planned.plan.snapshot.id,
     files: filesTotal,
-    directories: manifest.totals.directories,
-    symlinks: manifest.totals.symlinks,
+    directories: header.totals.directories,
+    symlinks: header.totals.symlinks,
     bytes,
     fileBytes: counters.bytesDone,
     walSegments: counters.walDone,
     walBytes,
-    chunksFetched: source.fetched,
-    downloadedBytes: source.downloaded + walDownloaded,
+    chunksFetched: reads.fetched,
+    downloadedBytes: reads.downloaded + walDownloaded,
     seconds,
     mbPerSecond: seconds > 0 ? bytes / 1e6 / seconds : 0,
     warnings: [...planned.plan.warnings, ...warnings],

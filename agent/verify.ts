@@ -39,12 +39,14 @@ import { isGenericWalName } from "../core/generic-wal.js";
 import { genericSegno } from "../core/restore-input.js";
 import type { RestoreTarget } from "../core/restore-plan.js";
 import type { SnapshotRecord, VerificationCheck, VerificationRecord, WalRecord } from "../core/schemas.js";
-import type { PostgresSnapshotManifest, SnapshotManifest } from "../core/snapshot.js";
+import type { SnapshotHeader } from "../core/manifest-header.js";
 import { formatTime, timeFromNs } from "../core/time.js";
 import type { VerifyLevel } from "../core/verify-policy.js";
 import { lsnToSegno, parseLsn, parseWalFileName } from "../core/wal.js";
 import { ScratchPostgres } from "../agent/postgres.js";
-import { fetchManifest, fetchVerifiedWal } from "../store/catalog-state.js";
+import { fetchVerifiedWal } from "../store/catalog-state.js";
+import type { OpenedManifest } from "../store/manifest-pages.js";
+import { entryBatches, openVaultManifest, type BatchChunk } from "../store/manifest-read.js";
 import { walRecordsFrom } from "../store/wal-from.js";
 import { ChunkReads, decodeChunk, describeLocation, LOCATE_BATCH, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import type { AgentClients } from "./clients.js";
@@ -123,20 +125,26 @@ export async function verifySnapshot(clients: AgentClients, cfg: RestoreConfig, 
     if (!snap) throw new UnknownSnapshotError(`snapshot ${req.snapshotId} of database ${req.databaseId} is not in the catalog`);
     const db = await clients.catalog.getDatabase(req.databaseId);
     if (!db) throw new NotFoundError(`database ${req.databaseId} is not registered`);
-    let manifest: SnapshotManifest | undefined;
+    let manifest: OpenedManifest | undefined;
 
     // ---- L1
     await check(1, "manifest", async () => {
-      manifest = await fetchManifest(clients.store, cfg.vaultBucket, snap, db);
-      return `${manifest.files.length} entries`;
+      // Every page read and validated (store/manifest-read.ts), one at a time; the checks below read them again.
+      const m = await openVaultManifest(clients.store, cfg.vaultBucket, snap, db);
+      let entries = 0;
+      for await (const e of m.entries()) if (e.type !== "file" || e.part === undefined) entries++;
+      manifest = m;
+      return `${entries} entries${m.format === 2 ? ` on ${m.pageCount} pages` : ""}`;
     });
-    const chunks = distinctChunks(manifest!);
-    const scope = await walScope(clients, snap, manifest!, db.walSegmentSize, req.targetTime);
+    const chunks = manifest!;
+    const scope = await walScope(clients, snap, manifest!.header, db.walSegmentSize, req.targetTime);
     await check(1, "objects present with their recorded sizes", async () => {
       // Each chunk where the catalog says it is: its own object (HEAD, its stored size), or a range inside a
       // pack (HEAD of the pack, once: the range must lie within it).
       const packSizes = new Map<string, Promise<number | undefined>>();
+      let located = 0;
       for await (const window of locatedWindows(clients, req.databaseId, chunks)) {
+        located += window.length;
         await forEachLimit(window, CONCURRENCY, async ({ want, loc }) => {
           const what = `chunk ${want.sha256} of file ${want.file}`;
           if (loc.offset === undefined) {
@@ -164,7 +172,7 @@ export async function verifySnapshot(clients: AgentClients, cfg: RestoreConfig, 
         if (!head) throw new CheckFailed(1, `WAL file ${w.name} is in the catalog but missing from the vault`);
         if (head.size !== w.storedSize) throw new CheckFailed(1, `WAL file ${w.name} is ${head.size} bytes in the vault, the catalog says ${w.storedSize}`);
       });
-      return `${chunks.size} chunks${packSizes.size > 0 ? ` (${packSizes.size} packs)` : ""}, ${scope.length} WAL files`;
+      return `${located} chunks${packSizes.size > 0 ? ` (${packSizes.size} packs)` : ""}, ${scope.length} WAL files`;
     });
 
     // ---- L2
@@ -334,15 +342,18 @@ function runCommand(argv: string[], cwd: string): Promise<number> {
 const L2_WINDOW_STORED_BYTES = 32 * 1024 * 1024;
 
 /**
- * The distinct chunks, in windows of at most LOCATE_BATCH chunks and
- * L2_WINDOW_STORED_BYTES stored bytes (a larger chunk makes a window of its
- * own), each chunk with its location (agent/chunk-reader.ts): one catalog
- * lookup per window, never one per chunk, and never every location at once.
+ * The manifest's chunks, distinct within each batch of entries (a page's
+ * worth of references, store/manifest-read.ts entryBatches: a chunk used on
+ * two pages is checked twice, so memory stays one page), in windows of at
+ * most LOCATE_BATCH chunks and L2_WINDOW_STORED_BYTES stored bytes (a larger
+ * chunk makes a window of its own), each chunk with its location
+ * (agent/chunk-reader.ts): one catalog lookup per window, never one per
+ * chunk, and never every location at once.
  */
 async function* locatedWindows(
   clients: AgentClients,
   databaseId: string,
-  chunks: ReturnType<typeof distinctChunks>,
+  manifest: OpenedManifest,
 ): AsyncGenerator<{ want: WantedChunk; loc: ChunkLocation }[]> {
   let window: WantedChunk[] = [];
   let bytes = 0;
@@ -353,22 +364,18 @@ async function* locatedWindows(
     bytes = 0;
     return out;
   };
-  for (const [sha256, c] of chunks) {
-    if (window.length > 0 && (window.length >= LOCATE_BATCH || bytes + c.storedSize > L2_WINDOW_STORED_BYTES)) yield await emit();
-    window.push({ sha256, ...c });
-    bytes += c.storedSize;
+  for await (const batch of entryBatches(manifest)) {
+    for (const c of batch.chunks) {
+      if (window.length > 0 && (window.length >= LOCATE_BATCH || bytes + c.storedSize > L2_WINDOW_STORED_BYTES)) yield await emit();
+      window.push(wantedOf(c));
+      bytes += c.storedSize;
+    }
   }
   if (window.length > 0) yield await emit();
 }
 
-/** Distinct chunks of a manifest with a file that uses each (for messages). */
-function distinctChunks(m: SnapshotManifest): Map<string, { size: number; storedSize: number; codec: SnapshotManifest["codec"]; file: string }> {
-  const out = new Map<string, { size: number; storedSize: number; codec: SnapshotManifest["codec"]; file: string }>();
-  for (const f of m.files) {
-    if (f.type !== "file") continue;
-    for (const c of f.chunks) if (!out.has(c.sha256)) out.set(c.sha256, { size: c.size, storedSize: c.storedSize, codec: c.codec ?? m.codec, file: f.path });
-  }
-  return out;
+function wantedOf(c: BatchChunk): WantedChunk {
+  return { sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, file: c.file };
 }
 
 /**
@@ -378,7 +385,7 @@ function distinctChunks(m: SnapshotManifest): Map<string, { size: number; stored
  * (store/wal-from.ts). A generic database's streams are read whole (its
  * segment names carry no position the catalog's sort key orders).
  */
-async function walScope(clients: AgentClients, snap: SnapshotRecord, manifest: SnapshotManifest, segmentSize: number, target: Date | undefined): Promise<WalRecord[]> {
+async function walScope(clients: AgentClients, snap: SnapshotRecord, manifest: SnapshotHeader, segmentSize: number, target: Date | undefined): Promise<WalRecord[]> {
   if (manifest.kind !== "postgres") return walInScope(snap, manifest, await clients.catalog.listWal(snap.databaseId), segmentSize, target);
   const until = (target ?? new Date(snap.finishedAt)).getTime();
   const { first, consistent } = postgresScope(manifest, segmentSize);
@@ -390,14 +397,14 @@ async function walScope(clients: AgentClients, snap: SnapshotRecord, manifest: S
 }
 
 /** A PostgreSQL snapshot's first WAL segment and the segment it is consistent at. */
-function postgresScope(manifest: PostgresSnapshotManifest, segmentSize: number): { first: bigint; consistent: bigint } {
+function postgresScope(manifest: Extract<SnapshotHeader, { kind: "postgres" }>, segmentSize: number): { first: bigint; consistent: bigint } {
   const first = lsnToSegno(parseLsn(manifest.postgres.startLsn), segmentSize);
   const stop = parseLsn(manifest.postgres.stopLsn);
   return { first, consistent: stop > 0n ? lsnToSegno(stop - 1n, segmentSize) : first };
 }
 
 /** WAL files between the snapshot and the target, as the catalog records them (continuity is not checked here). */
-export function walInScope(snap: SnapshotRecord, manifest: SnapshotManifest, wal: readonly WalRecord[], segmentSize: number, target: Date | undefined): WalRecord[] {
+export function walInScope(snap: SnapshotRecord, manifest: SnapshotHeader, wal: readonly WalRecord[], segmentSize: number, target: Date | undefined): WalRecord[] {
   const until = (target ?? new Date(snap.finishedAt)).getTime();
   if (manifest.kind === "postgres") {
     const { first, consistent } = postgresScope(manifest, segmentSize);

@@ -6,6 +6,7 @@
  *
  * Pure: no I/O, no clock (times are passed in).
  */
+import type { SnapshotHeader } from "./manifest-header.js";
 import { isGenericWalName } from "./generic-wal.js";
 import { timelineDir } from "./keys.js";
 import { MAX_RECORDED_RESTORE_POINTS, type FoundRestorePoint } from "./restore-point.js";
@@ -52,7 +53,7 @@ export function headSortKey(record: Pick<WalRecord, "name" | "kind" | "timeline"
 }
 
 /** What a snapshot's catalog record takes from its (validated) manifest. */
-export function snapshotSummary(m: SnapshotManifest): SnapshotSummary {
+export function snapshotSummary(m: SnapshotHeader): SnapshotSummary {
   const t = m.totals;
   const common = {
     startedAt: m.startedAt,

@@ -20,7 +20,8 @@ import { InvalidInputError } from "./errors.js";
 import { archivedThrough, isGenericWalName } from "./generic-wal.js";
 import type { RestorePlanInput, RestorePointInfo, RestoreTarget, SnapshotInfo, WalSegmentInfo } from "./restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "./schemas.js";
-import { toSnapshotInfo, type SnapshotManifest } from "./snapshot.js";
+import type { SnapshotHeader } from "./manifest-header.js";
+import { toSnapshotInfo } from "./snapshot.js";
 import { parseTime } from "./time.js";
 import type { TimelineHistoryEntry } from "./timeline.js";
 import { parseLsn, parseWalFileName } from "./wal.js";
@@ -36,8 +37,8 @@ export interface CatalogState {
   unreadableHistories?: Map<number, string>;
   /** Generic: WAL stream ids, sorted (the first picks the snapshot). */
   streams: string[];
-  /** Manifests read because their records lack what planning needs (keyed by snapshot id). */
-  manifests: Map<string, SnapshotManifest>;
+  /** Manifest headers read because their records lack what planning needs (keyed by snapshot id; never the files). */
+  manifests: Map<string, SnapshotHeader>;
 }
 
 /**
@@ -80,7 +81,7 @@ export function recordIsIncomplete(rec: SnapshotRecord, database: DatabaseRecord
 }
 
 /** Generic: the WAL stream ids the snapshots name (from manifests where read, else the records), sorted. */
-export function streamsOf(database: DatabaseRecord, records: readonly SnapshotRecord[], manifests: ReadonlyMap<string, SnapshotManifest>): string[] {
+export function streamsOf(database: DatabaseRecord, records: readonly SnapshotRecord[], manifests: ReadonlyMap<string, SnapshotHeader>): string[] {
   if (database.kind !== "generic") return [];
   const seen = new Set<string>();
   for (const r of records) {

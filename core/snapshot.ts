@@ -102,6 +102,7 @@
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { z } from "zod";
+import type { SnapshotHeader } from "./manifest-header.js";
 import { CHUNKER_VERSION, chunkerDescriptor, validateChunkerParams, type ChunkerDescriptor } from "./chunking.js";
 import { DEFAULT_CODEC, isCodecName, type CodecName } from "./codec.js";
 import { InvalidInputError, ManifestInvalidError, UnsafePathError, type WalvaultError } from "./errors.js";
@@ -1168,32 +1169,45 @@ export function resolveUnder(targetDir: string, relativePath: string): string {
 export function restoreLayout(manifest: SnapshotManifest, targetDir: string): RestoreOperation[] {
   const { manifest: m } = validateManifest(manifest);
   const base = restoreTarget(targetDir);
-  const at = (e: FileEntry): { path: string; relativePath: string } => ({ path: resolveUnder(base, e.path), relativePath: e.path });
-  const ops: RestoreOperation[] = [];
   const byDepth = (a: FileEntry, b: FileEntry): number => depthOf(a.path) - depthOf(b.path) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
   const sorted = [...m.files].sort(byDepth);
-  for (const e of sorted) if (e.type === "directory") ops.push({ op: "mkdir", ...at(e), mode: RESTORE_DIR_MODE });
-  for (const e of m.files) {
-    if (e.type !== "file") continue;
-    let offset = 0;
-    const chunks = e.chunks.map((c) => {
-      const rc: RestoreChunk = { offset, sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, key: vaultChunkKey(m.databaseId, c.sha256) };
-      offset += c.size;
-      return rc;
-    });
-    ops.push({ op: "writeFile", ...at(e), mode: RESTORE_FILE_MODE, size: e.size, sha256: e.sha256, chunks });
+  const ops: RestoreOperation[] = [];
+  for (const type of ["directory", "file", "symlink"] as const) {
+    for (const e of type === "directory" ? sorted : m.files) if (e.type === type) ops.push(entryLayout(e, base, m.databaseId, 0));
   }
-  for (const e of m.files) {
-    if (e.type !== "symlink") continue;
-    const where = at(e);
+  for (const e of sorted.reverse()) ops.push(...entryFinish(e, base));
+  return ops;
+}
+
+/**
+ * The operation that creates one entry under `targetDir` (validated, see
+ * restoreLayout): mkdir, writeFile (its chunks from `offset` on: a file
+ * continued from a page before starts where that part ended) or symlink.
+ * For readers that lay a snapshot out a page at a time (agent/restore.ts).
+ */
+export function entryLayout(e: FileEntry, targetDir: string, databaseId: string, offset: number): RestoreOperation {
+  const base = restoreTarget(targetDir);
+  const where = { path: resolveUnder(base, e.path), relativePath: e.path };
+  if (e.type === "directory") return { op: "mkdir", ...where, mode: RESTORE_DIR_MODE };
+  if (e.type === "symlink") {
     const resolved = posix.resolve(posix.dirname(where.path), e.linkTarget);
     const outside = posix.isAbsolute(e.linkTarget) || !resolved.startsWith(`${base}/`);
-    ops.push({ op: "symlink", ...where, target: e.linkTarget, outside });
+    return { op: "symlink", ...where, target: e.linkTarget, outside };
   }
-  for (const e of sorted.reverse()) {
-    ops.push({ op: "utimes", ...at(e), mtime: new Date(e.mtime), mtimeNs: mtimeNsOf(e.mtime), noFollow: e.type === "symlink" });
-    if (e.type !== "symlink") ops.push({ op: "chmod", ...at(e), mode: e.mode & ~STRIPPED_MODE_BITS });
-  }
+  let at = offset;
+  const chunks = e.chunks.map((c) => {
+    const rc: RestoreChunk = { offset: at, sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, key: vaultChunkKey(databaseId, c.sha256) };
+    at += c.size;
+    return rc;
+  });
+  return { op: "writeFile", ...where, mode: RESTORE_FILE_MODE, size: e.size, sha256: e.sha256, chunks };
+}
+
+/** The recorded mtime and mode of one entry (lutimes for a symlink, no chmod): applied deepest first, once everything is in place. */
+export function entryFinish(e: FileEntry, targetDir: string): RestoreOperation[] {
+  const where = { path: resolveUnder(targetDir, e.path), relativePath: e.path };
+  const ops: RestoreOperation[] = [{ op: "utimes", ...where, mtime: new Date(e.mtime), mtimeNs: mtimeNsOf(e.mtime), noFollow: e.type === "symlink" }];
+  if (e.type !== "symlink") ops.push({ op: "chmod", ...where, mode: e.mode & ~STRIPPED_MODE_BITS });
   return ops;
 }
 
@@ -1206,7 +1220,7 @@ export function restoreLayout(manifest: SnapshotManifest, targetDir: string): Re
  * (startLsn = stopLsn = lastSegno); `stream` may be left out when there is
  * only one.
  */
-export function toSnapshotInfo(manifest: SnapshotManifest, options: { stream?: string } = {}): SnapshotInfo {
+export function toSnapshotInfo(manifest: SnapshotHeader, options: { stream?: string } = {}): SnapshotInfo {
   const common = {
     id: manifest.snapshotId,
     databaseId: manifest.databaseId,

@@ -12,6 +12,7 @@
  *   db/<id>/chunks/<sha256>           snapshot chunks from before packs       (HEAD, only those the target lacks)
  *   db/<id>/packs/<sha256>            packs of snapshot chunks (core/pack.ts)  (one ranged GET of the tail: the index)
  *   db/<id>/snapshots/<sid>/manifest.json   snapshot manifests               (GET, decoded, hashed, validated)
+ *   db/<id>/snapshots/<sid>/pages/<i>.json  format-2 manifest pages          (read through their header, a page at a time)
  * Records are derived exactly as ingest derives them (core/catalog-records.ts)
  * and written with the Catalog's idempotent calls, in ingest's order: the
  * registration, WAL (then the head), packs, chunks, and last the snapshots,
@@ -65,18 +66,23 @@ import {
 } from "../core/errors.js";
 import { META_POSITION, parseGenericSegmentMeta, parseGenericWalName } from "../core/generic-wal.js";
 import { SHA256_RE, sha256Hex } from "../core/hash.js";
-import { DATABASE_ID_RE, SNAPSHOT_ID_RE, SNAPSHOT_MANIFEST_NAME, assertDatabaseId, vaultGenericWalKey, vaultWalKey } from "../core/keys.js";
+import { DATABASE_ID_RE, SNAPSHOT_ID_RE, SNAPSHOT_MANIFEST_NAME, SNAPSHOT_PAGES_DIR, assertDatabaseId, vaultGenericWalKey, vaultWalKey } from "../core/keys.js";
 import { PACK_TAIL_READ_BYTES, parsePackFooter, parsePackIndex, type PackEntry, type PackIndex } from "../core/pack.js";
 import type { DatabaseKind } from "../core/restore-plan.js";
 import { META_DATABASE, type ChunkItem, type DatabaseRecord, type PackItem, type SnapshotRecord, type SnapshotSummary, type WalRecord } from "../core/schemas.js";
-import { parseManifest } from "../core/snapshot.js";
+import type { ManifestExpectations } from "../core/snapshot.js";
 import { checkWalSize, parseObjectMeta, type ClaimedMeta } from "../core/verify.js";
 import { DEFAULT_WAL_SEGMENT_SIZE, assertSegmentSize, parseWalFileName } from "../core/wal.js";
 import { isNetworkError } from "./aws-errors.js";
 import type { Catalog } from "./catalog.js";
 import { DynamoCatalog, createTable } from "./dynamo-catalog.js";
 import type { Endpoints } from "./factory.js";
+import { openManifest, StoreManifestObjects, type ManifestObjects, type OpenedManifest } from "./manifest-pages.js";
+import { entryBatches } from "./manifest-read.js";
 import type { ListedObject, ObjectInfo, ObjectStore } from "./object-store.js";
+
+/** A page object's name under snapshots/<sid>/pages/ (core/keys.ts snapshotPageKey). */
+const PAGE_FILE_RE = /^\d{6}\.json$/;
 
 export interface RebuildSource {
   store: ObjectStore;
@@ -294,6 +300,8 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
   const chunks = new Map<string, ListedObject>();
   const packKeys: { name: string; listed: ListedObject }[] = [];
   const manifestKeys: { key: string; snapshotId: string; listed: ListedObject }[] = [];
+  /** Format-2 page objects by snapshot: read through their manifest, never taken for one. */
+  const pageKeys = new Map<string, string[]>();
   for (const o of listed) {
     const parts = o.key.slice(prefix.length).split("/");
     const [area, a, b] = parts;
@@ -303,6 +311,8 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
     else if (area === "packs" && parts.length === 2 && a && SHA256_RE.test(a)) packKeys.push({ name: a, listed: o });
     else if (area === "snapshots" && parts.length === 3 && a && SNAPSHOT_ID_RE.test(a) && b === SNAPSHOT_MANIFEST_NAME) {
       manifestKeys.push({ key: o.key, snapshotId: a, listed: o });
+    } else if (area === "snapshots" && parts.length === 4 && a && SNAPSHOT_ID_RE.test(a) && b === SNAPSHOT_PAGES_DIR && PAGE_FILE_RE.test(parts[3]!)) {
+      pageKeys.set(a, [...(pageKeys.get(a) ?? []), o.key]);
     } else {
       skip(o.key, "not a key walvault writes in a vault (db/<id>/wal/, history/, chunks/<sha256>, packs/<sha256> or snapshots/<id>/manifest.json)");
     }
@@ -372,6 +382,10 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
     })
   ).filter((m): m is ManifestObject => m !== undefined);
   manifests.sort((a, b) => (a.snapshotId < b.snapshotId ? -1 : a.snapshotId > b.snapshotId ? 1 : 0));
+  const readable = new Set(manifests.map((m) => m.snapshotId));
+  for (const [sid, keys] of pageKeys) {
+    if (!readable.has(sid)) for (const k of keys) skip(k, `a page of snapshot ${sid}, whose manifest is missing or was skipped`);
+  }
 
   // 3. What the database is.
   const identity = identify(id, existing, walObjects.filter((w) => w.meta !== undefined), manifests);
@@ -597,14 +611,18 @@ async function readManifest(
       `manifest ${key} decodes to ${raw.length} bytes with SHA-256 ${short(sha256)}, its metadata says ${meta.size} bytes, ${short(meta.sha256)}`,
     );
   }
-  const { manifest, chunks: used } = parseManifest(raw, { databaseId, snapshotId });
+  // Either format (store/manifest-read.ts): a format-2 manifest's pages are read and validated one at a time.
+  const opened = await openRead(source, key, raw, { databaseId, snapshotId });
+  const manifest = opened.header;
   let absent = 0;
   let first: string | undefined;
-  for (const c of used) {
-    const stored = storedSizeOf(c.sha256);
-    if (stored === undefined || stored !== c.storedSize) {
-      absent++;
-      first ??= stored === undefined ? `${c.sha256} (not in the bucket)` : `${c.sha256} (${stored} bytes stored, the manifest says ${c.storedSize})`;
+  for await (const batch of entryBatches(opened)) {
+    for (const c of batch.chunks) {
+      const stored = storedSizeOf(c.sha256);
+      if (stored === undefined || stored !== c.storedSize) {
+        absent++;
+        first ??= stored === undefined ? `${c.sha256} (not in the bucket)` : `${c.sha256} (${stored} bytes stored, the manifest says ${c.storedSize})`;
+      }
     }
   }
   if (first !== undefined) {
@@ -622,6 +640,13 @@ async function readManifest(
   };
 }
 
+/** The manifest at `key` (its bytes `raw`, already read and decoded) opened for reading; its pages come from the bucket. */
+async function openRead(source: RebuildSource, key: string, raw: Uint8Array, expect: ManifestExpectations): Promise<OpenedManifest> {
+  const pages = new StoreManifestObjects(source.store, source.bucket);
+  const objects: ManifestObjects = { get: async (k, maxBytes) => (k === key ? raw : pages.get(k, maxBytes)) };
+  return (await openManifest(objects, key, expect))!;
+}
+
 /** Snapshots referencing any of `bad` (read again: rare, only when a chunk was skipped), with the first such chunk. */
 async function snapshotsUsing(ctx: Context, databaseId: string, manifests: readonly ManifestObject[], bad: ReadonlySet<string>): Promise<Map<string, string>> {
   const out = new Map<string, string>();
@@ -632,8 +657,14 @@ async function snapshotsUsing(ctx: Context, databaseId: string, manifests: reado
       return;
     }
     const raw = await decodeWith(parseObjectMeta(obj.metadata, m.key).codec, obj.body, `manifest ${m.key}`);
-    const hit = parseManifest(raw, { databaseId, snapshotId: m.snapshotId }).chunks.find((c) => bad.has(c.sha256));
-    if (hit) out.set(m.snapshotId, hit.sha256);
+    const opened = await openRead(ctx.source, m.key, raw, { databaseId, snapshotId: m.snapshotId });
+    for await (const batch of entryBatches(opened)) {
+      const hit = batch.chunks.find((c) => bad.has(c.sha256));
+      if (hit) {
+        out.set(m.snapshotId, hit.sha256);
+        return;
+      }
+    }
   });
   return out;
 }

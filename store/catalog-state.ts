@@ -18,12 +18,13 @@ import { sha256Hex } from "../core/hash.js";
 import { buildPlanInput, recordIsIncomplete, streamsOf, type CatalogState } from "../core/restore-input.js";
 import { planRestore, restoreCandidates, type RestoreTarget, type SnapshotInfo } from "../core/restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
-import { parseManifest, type SnapshotManifest } from "../core/snapshot.js";
+import type { SnapshotHeader } from "../core/manifest-header.js";
 import { parseHistoryFile, parseTimelineHistory, type TimelineHistoryEntry } from "../core/timeline.js";
 import { timelineDir } from "../core/keys.js";
 import { lsnToSegno, segmentName } from "../core/wal.js";
 import type { Catalog } from "./catalog.js";
 import type { ObjectStore } from "./object-store.js";
+import { readVaultHeader } from "./manifest-read.js";
 
 export type { CatalogState } from "../core/restore-input.js";
 export { mapLimit };
@@ -47,26 +48,13 @@ export async function fetchVerifiedWal(vault: ObjectStore, vaultBucket: string, 
   return raw;
 }
 
-/** Reads, checks and parses a snapshot's manifest from the vault; its SHA-256 must be the catalog record's. */
-export async function fetchManifest(vault: ObjectStore, vaultBucket: string, record: SnapshotRecord, database: DatabaseRecord): Promise<SnapshotManifest> {
-  const obj = await vault.get(vaultBucket, record.manifestKey);
-  if (!obj) {
-    throw new ChecksumMismatchError(
-      `snapshot ${record.snapshotId} is recorded in the catalog but its manifest ${record.manifestKey} is missing from the vault`,
-    );
-  }
-  const sha = sha256Hex(obj.body);
-  if (sha !== record.manifestSha256) {
-    throw new ChecksumMismatchError(
-      `manifest of snapshot ${record.snapshotId} (${record.manifestKey}) is corrupt: SHA-256 ${sha.slice(0, 12)}…, catalog says ${record.manifestSha256.slice(0, 12)}…`,
-    );
-  }
-  return parseManifest(obj.body, {
-    databaseId: record.databaseId,
-    snapshotId: record.snapshotId,
-    kind: database.kind,
-    ...(database.kind === "postgres" ? { walSegmentSize: database.walSegmentSize } : {}),
-  }).manifest;
+/**
+ * Reads and checks a snapshot's manifest header from the vault (either
+ * format; store/manifest-read.ts): its SHA-256 must be the catalog record's.
+ * No page of a format-2 manifest is read; a format-1 manifest is validated whole.
+ */
+export function fetchManifestHeader(vault: ObjectStore, vaultBucket: string, record: SnapshotRecord, database: DatabaseRecord): Promise<SnapshotHeader> {
+  return readVaultHeader(vault, vaultBucket, record, database);
 }
 
 export interface LoadCatalogStateOptions {
@@ -137,11 +125,11 @@ async function readHistories(
   return { histories, unreadableHistories };
 }
 
-/** Manifests of the records that lack what planning needs (older or partial records), by snapshot id. */
-async function readManifests(vault: ObjectStore, vaultBucket: string, database: DatabaseRecord, records: readonly SnapshotRecord[]): Promise<Map<string, SnapshotManifest>> {
+/** Manifest headers of the records that lack what planning needs (older or partial records), by snapshot id. */
+async function readManifests(vault: ObjectStore, vaultBucket: string, database: DatabaseRecord, records: readonly SnapshotRecord[]): Promise<Map<string, SnapshotHeader>> {
   const incomplete = records.filter((r) => recordIsIncomplete(r, database));
-  const read = await mapLimit(incomplete, FETCH_CONCURRENCY, (r) => fetchManifest(vault, vaultBucket, r, database));
-  const manifests = new Map<string, SnapshotManifest>();
+  const read = await mapLimit(incomplete, FETCH_CONCURRENCY, (r) => fetchManifestHeader(vault, vaultBucket, r, database));
+  const manifests = new Map<string, SnapshotHeader>();
   incomplete.forEach((r, i) => manifests.set(r.snapshotId, read[i]!));
   return manifests;
 }

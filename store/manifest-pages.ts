@@ -49,6 +49,7 @@ import {
   type PageEntry,
   type PagedManifestHeader,
 } from "../core/manifest-pages.js";
+import type { SnapshotHeader } from "../core/manifest-header.js";
 import { META_CODEC } from "../core/schemas.js";
 import { parseObjectMeta } from "../core/verify.js";
 import { validateManifest, type ManifestExpectations, type SnapshotManifest, type UniqueChunk } from "../core/snapshot.js";
@@ -111,8 +112,8 @@ export class MemoryManifestObjects implements ManifestObjects {
   }
 }
 
-/** A manifest of either format without its files. */
-export type ManifestHeader = Omit<SnapshotManifest, "files" | "formatVersion">;
+/** A manifest of either format without its files (`kind` narrows it). */
+export type ManifestHeader = SnapshotHeader;
 
 /** One page: its entries and the distinct chunks they reference (in order of first reference). */
 export interface ReadPage {
@@ -143,7 +144,7 @@ export async function openManifest(objects: ManifestObjects, key: string, expect
   const { files, formatVersion: _v, ...header } = manifest;
   return {
     format: 1,
-    header,
+    header: header as ManifestHeader,
     pageCount: 1,
     async page(index) {
       if (index !== 0) throw new ManifestInvalidError(`snapshot manifest pages[${index}]: a format 1 manifest has one page, 0`, { field: `pages[${index}]` });

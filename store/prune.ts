@@ -36,7 +36,7 @@
  * - Idempotent: running the same plan again deletes nothing more.
  */
 import { forEachLimit, mapLimit } from "../core/concurrency.js";
-import { InvalidInputError, ObjectLockedError, describeError } from "../core/errors.js";
+import { CodecError, InvalidInputError, ManifestInvalidError, ObjectLockedError, UnsafePathError, describeError } from "../core/errors.js";
 import { SortedHashSet } from "../core/hash-set.js";
 import { vaultChunkKey } from "../core/keys.js";
 import { parsePackIndex } from "../core/pack.js";
@@ -47,7 +47,8 @@ import { genericSegno, snapshotInfoOf, streamOfRecord, streamsOf, walOf, type Ca
 import { inRanges, intersectRanges, planChunkSweep, planRetention, type KeepReason, type PositionRange, type RetentionPlan, type RetentionPolicy } from "../core/retention.js";
 import type { AuditRecord, ChunkItem, DatabaseRecord, PackItem, SnapshotRecord, WalRecord } from "../core/schemas.js";
 import type { Catalog } from "./catalog.js";
-import { fetchManifest } from "./catalog-state.js";
+import { openManifest, StoreManifestObjects } from "./manifest-pages.js";
+import { openVaultManifest, pageKeysOf } from "./manifest-read.js";
 import type { ObjectStore } from "./object-store.js";
 import { REPACK_MAX_PACKS, repackPacks } from "./repack.js";
 
@@ -360,6 +361,10 @@ export async function executePrune(
     const rec = bySnap.get(d.snapshotId);
     if (!rec) continue;
     await catalog.deleteSnapshot(databaseId, d.snapshotId);
+    // Format 2: its pages before the header (which names them), so a run interrupted in between finds them again.
+    await forEachLimit(await pageKeysIn(rec.manifestKey, regions), conc, async (key) => {
+      await deleteEverywhere(key, () => undefined);
+    });
     const where = await deleteEverywhere(rec.manifestKey, () => undefined);
     note("delete-snapshot", d.snapshotId, where, `finished ${d.finishedAt.toISOString()}: outside the daily/weekly/monthly slots and not needed by the recovery window`);
     deletedSnapshots.push(d.snapshotId);
@@ -383,6 +388,26 @@ export async function executePrune(
   const swept = await sweepChunks(database, catalog, regions, opts, { note, deleteEverywhere });
   await catalog.recordAudit(audit);
   return { ...done, ...swept, audit: audit.length };
+}
+
+/** Chunk hashes of a kept manifest merged into the sweep's set at once (each merge copies the set). */
+const MARK_BATCH = 65_536;
+
+/**
+ * The page objects of the manifest at `manifestKey` (format 2), read from the
+ * header in the first region that still has a readable one; none for format 1
+ * or when no region has it any more.
+ */
+async function pageKeysIn(manifestKey: string, regions: readonly RegionVault[]): Promise<string[]> {
+  for (const r of regions) {
+    try {
+      const m = await openManifest(new StoreManifestObjects(r.store, r.bucket), manifestKey);
+      if (m !== undefined) return pageKeysOf(manifestKey, m);
+    } catch (e) {
+      if (!(e instanceof ManifestInvalidError || e instanceof UnsafePathError || e instanceof CodecError)) throw e;
+    }
+  }
+  return [];
 }
 
 /** WAL files one executePlan step deletes (as the workflow's round: ROUND_WAL). */
@@ -443,8 +468,18 @@ async function sweepChunks(
   const remaining = await catalog.listSnapshots(databaseId);
   const referenced = new SortedHashSet();
   await forEachLimit(remaining, 4, async (s) => {
-    const m = await fetchManifest(primary.store, primary.bucket, s, database);
-    referenced.addAll(m.files.flatMap((f) => (f.type === "file" ? f.chunks.map((c) => c.sha256) : [])));
+    // Page by page (store/manifest-read.ts), merged into the set MARK_BATCH hashes at a time.
+    const m = await openVaultManifest(primary.store, primary.bucket, s, database);
+    let batch: string[] = [];
+    for await (const e of m.entries()) {
+      if (e.type !== "file") continue;
+      for (const c of e.chunks) batch.push(c.sha256);
+      if (batch.length >= MARK_BATCH) {
+        referenced.addAll(batch);
+        batch = [];
+      }
+    }
+    referenced.addAll(batch);
   });
 
   const tallies = new Map<string, Tally>();

@@ -36,6 +36,13 @@
  *     replicated as above (counted in `maxChunks`). So the replica's manifest
  *     never commits a chunk the replica lacks, even when the snapshot that
  *     first stored it is gone (retention) or the region is new (backfill).
+ *   - A format-2 manifest (core/manifest-pages.ts): the chunk positions are
+ *     its chunk references in page order (a chunk repeated on the same page
+ *     is skipped), read one page at a time, each page checked against the
+ *     header's digest; after them come its P' page objects, at most
+ *     `maxChunks` per call, each copied and proven (replicateObject with the
+ *     header's SHA-256 and size): every page is in the replica before the
+ *     header, which commits them.
  *   A call that fails (ChecksumMismatchError, a service fault) writes no
  *   manifest, so a partly copied snapshot is never visible as committed. A retry
  *   or a resumed cursor re-verifies, never re-writes, what is already there.
@@ -61,7 +68,11 @@ import { ChecksumMismatchError, InvalidInputError, NotFoundError } from "../core
 import { sha256Hex } from "../core/hash.js";
 import { vaultChunkKey, vaultPackKey, vaultPacksPrefix } from "../core/keys.js";
 import { META_SHA256, type ChunkItem, type PackItem } from "../core/schemas.js";
-import { parseManifest, type SnapshotManifest } from "../core/snapshot.js";
+import { snapshotPageKey } from "../core/keys.js";
+import type { SnapshotHeader } from "../core/manifest-header.js";
+import { manifestFormatOf, MAX_PAGE_BYTES, parsePage, validatePagedHeader, type PagedManifestHeader } from "../core/manifest-pages.js";
+import { parseManifest, validateManifest, type UniqueChunk } from "../core/snapshot.js";
+import { StoreManifestObjects } from "./manifest-pages.js";
 import { parseObjectMeta, verifyEncodedBytes } from "../core/verify.js";
 import type { Catalog } from "./catalog.js";
 import type { ObjectInfo, ObjectStore } from "./object-store.js";
@@ -200,6 +211,8 @@ export type SnapshotBatch = {
   copiedChunks: number;
   packs?: number;
   copiedPacks?: number;
+  /** Format 2: its page objects (copied after every chunk, before the header). */
+  pages?: number;
 } & ({ done: false } | { done: true; manifest: ReplicatedObject });
 
 export interface SnapshotBatchOptions {
@@ -227,7 +240,7 @@ export const DEFAULT_REPLICATE_PACKS = 16;
 const LOOKUP_GROUP = 1000;
 
 /** The packs a manifest says its push uploaded (absent: a snapshot from before packs). */
-export function manifestPacks(manifest: SnapshotManifest): string[] | undefined {
+export function manifestPacks(manifest: SnapshotHeader): string[] | undefined {
   const packs = (manifest as { packs?: unknown }).packs;
   if (packs === undefined) return undefined;
   if (!Array.isArray(packs) || !packs.every((p): p is string => typeof p === "string")) {
@@ -254,11 +267,12 @@ export async function replicateSnapshotBatch(
   if (!src) throw new NotFoundError(`snapshot manifest ${manifestKey} is missing in the primary vault`);
   const claimed = parseObjectMeta(src.metadata, `snapshot manifest ${manifestKey}`);
   const raw = await verifyEncodedBytes(src.body, { ...claimed, sha256: manifestSha256 }, `snapshot manifest ${manifestKey} in the primary vault`);
-  const { manifest, chunks } = parseManifest(raw);
+  const { manifest, chunks, pages } = chunkRefsOf(primary, manifestKey, raw);
   const packs = manifestPacks(manifest);
-  const positions = (packs?.length ?? 0) + chunks.length;
+  const chunkEnd = (packs?.length ?? 0) + chunks.length;
+  const positions = chunkEnd + pages.length;
   if (!Number.isInteger(opts.cursor) || opts.cursor < 0 || opts.cursor > positions) {
-    const what = packs === undefined ? `${chunks.length} chunks` : `${packs.length} packs and ${chunks.length} chunks`;
+    const what = `${packs === undefined ? "" : `${packs.length} packs and `}${chunks.length} chunks${pages.length === 0 ? "" : ` and ${pages.length} pages`}`;
     throw new InvalidInputError(`replication cursor ${opts.cursor} is outside snapshot manifest ${manifestKey} (${what})`);
   }
   if (!Number.isInteger(opts.maxChunks) || opts.maxChunks < 1) throw new InvalidInputError(`replication batch of ${opts.maxChunks} chunks is not a positive integer`);
@@ -278,9 +292,10 @@ export async function replicateSnapshotBatch(
     const end = Math.min(chunks.length, opts.cursor + opts.maxChunks);
     const group = concurrency * 4;
     while (cursor < end) {
-      const part = chunks.slice(cursor, Math.min(end, cursor + group));
+      const to = Math.min(end, cursor + group);
+      const part = await chunks.slice(cursor, to);
       await forEachLimit(part, concurrency, (c) => copyChunkObject(vaultChunkKey(db, c.sha256), c));
-      cursor += part.length;
+      cursor = to;
       if (overBudget()) break;
     }
   } else {
@@ -317,14 +332,14 @@ export async function replicateSnapshotBatch(
     const packPrefix = vaultPacksPrefix(db);
     let lookups = 0;
     let objects = 0;
-    while (cursor >= packs.length && cursor < positions && packCalls < maxPacks && lookups < maxLookups && objects < opts.maxChunks && !overBudget()) {
+    while (cursor >= packs.length && cursor < chunkEnd && packCalls < maxPacks && lookups < maxLookups && objects < opts.maxChunks && !overBudget()) {
       const from = cursor - packs.length;
       const take = Math.min(LOOKUP_GROUP, maxLookups - lookups);
       let to = from;
       const reused: string[] = [];
       while (to < chunks.length && reused.length < take) {
-        const c = chunks[to]!;
-        if (!c.new) reused.push(c.sha256);
+        const c = await chunks.at(to);
+        if (c !== undefined && !c.new) reused.push(c.sha256);
         to++;
       }
       const found = new Map<string, ChunkItem>((reused.length === 0 ? [] : await catalog.getChunks(db, reused)).map((c) => [c.sha256, c]));
@@ -333,8 +348,8 @@ export async function replicateSnapshotBatch(
       const toObjects: ChunkItem[] = [];
       let stop = to;
       for (let i = from; i < to; i++) {
-        const c = chunks[i]!;
-        if (c.new) continue; // uploaded with this snapshot: in its own packs
+        const c = await chunks.at(i);
+        if (c === undefined || c.new) continue; // a repeat on its page, or uploaded with this snapshot: in its own packs
         const item = found.get(c.sha256);
         if (!item) throw new NotFoundError(`chunk ${c.sha256} of snapshot ${manifest.snapshotId} is not recorded in the catalog of database ${db}`);
         if (item.offset === undefined) {
@@ -363,10 +378,102 @@ export async function replicateSnapshotBatch(
       cursor = packs.length + stop;
     }
   }
-  const counts = { chunks: chunks.length, copiedChunks: copied, ...(packs === undefined ? {} : { packs: packs.length, copiedPacks }) };
+  // Format 2: its pages (each proven against the header's digest), after every chunk, before the header.
+  if (cursor >= chunkEnd && !overBudget()) {
+    const end = Math.min(positions, cursor + opts.maxChunks);
+    const part = pages.slice(cursor - chunkEnd, end - chunkEnd);
+    await forEachLimit(part, concurrency, async (ref, i) => {
+      await replicateObject(primary, replica, snapshotPageKey(manifestKey, cursor - chunkEnd + i), { sha256: ref.sha256, size: ref.bytes }, { region: opts.region });
+    });
+    cursor = end;
+  }
+  const counts = { chunks: chunks.length, copiedChunks: copied, ...(packs === undefined ? {} : { packs: packs.length, copiedPacks }), ...(pages.length === 0 ? {} : { pages: pages.length }) };
   if (cursor < positions) return { done: false, cursor, ...counts };
   const m = await replicateObject(primary, replica, manifestKey, { sha256: manifestSha256, size: raw.length }, { region: opts.region });
   return { done: true, cursor, ...counts, manifest: m };
+}
+
+/**
+ * A manifest's chunk positions, read a page at a time: format 1, its
+ * distinct chunks; format 2, its chunk references in page order (the header's
+ * per-page counts place a position on its page without reading the others),
+ * a repeat of a chunk earlier on the same page answered `undefined` (nothing
+ * to copy). Holds one page.
+ */
+interface ChunkPositions {
+  readonly length: number;
+  at(i: number): Promise<UniqueChunk | undefined>;
+  /** The chunks of positions [from, to), repeats left out. */
+  slice(from: number, to: number): Promise<UniqueChunk[]>;
+}
+
+function chunkRefsOf(primary: VaultRef, manifestKey: string, raw: Uint8Array): { manifest: SnapshotHeader; chunks: ChunkPositions; pages: PagedManifestHeader["pages"] } {
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("utf8"));
+  } catch {
+    json = undefined;
+  }
+  if (manifestFormatOf(json) !== 2) {
+    const { manifest, chunks } = json === undefined ? parseManifest(raw) : validateManifest(json);
+    return {
+      manifest,
+      chunks: { length: chunks.length, at: async (i) => chunks[i], slice: async (from, to) => chunks.slice(from, to) },
+      pages: [],
+    };
+  }
+  const header = validatePagedHeader(json);
+  const starts: number[] = [];
+  let total = 0;
+  for (const p of header.pages) {
+    starts.push(total);
+    total += p.chunks;
+  }
+  const objects = new StoreManifestObjects(primary.store, primary.bucket);
+  let current: { index: number; refs: (UniqueChunk | undefined)[] } | undefined;
+  const at = async (i: number): Promise<UniqueChunk | undefined> => {
+    if (i < 0 || i >= total) return undefined;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    if (current?.index !== lo) {
+      const key = snapshotPageKey(manifestKey, lo);
+      const body = await objects.get(key, Math.min(header.pages[lo]!.bytes, MAX_PAGE_BYTES));
+      if (body === undefined) throw new NotFoundError(`page ${key} of snapshot manifest ${manifestKey} is missing in the primary vault`);
+      const { page, chunks } = parsePage(header, lo, body);
+      const byHash = new Map(chunks.map((c) => [c.sha256, c]));
+      const refs: (UniqueChunk | undefined)[] = [];
+      for (const e of page.entries) {
+        if (e.type !== "file") continue;
+        for (const c of e.chunks) {
+          refs.push(byHash.get(c.sha256));
+          byHash.delete(c.sha256);
+        }
+      }
+      current = { index: lo, refs };
+    }
+    return current.refs[i - starts[lo]!];
+  };
+  return {
+    manifest: header,
+    chunks: {
+      length: total,
+      at,
+      async slice(from, to) {
+        const out: UniqueChunk[] = [];
+        for (let i = from; i < to; i++) {
+          const c = await at(i);
+          if (c !== undefined) out.push(c);
+        }
+        return out;
+      },
+    },
+    pages: header.pages,
+  };
 }
 
 function vaultPackKeyOrUndefined(databaseId: string, name: string): string | undefined {

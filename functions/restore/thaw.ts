@@ -33,8 +33,11 @@
  * (in hash order every window would name nearly every pack).
  *
  * The chunk list: the manifest is read (and checked against the plan's
- * SHA-256) once per pass, at the start of its chunk phase, and its unique
- * chunk hashes (manifest order) written to work/ objects next to the plan
+ * SHA-256) once per pass, at the start of its chunk phase — a format-2
+ * manifest's page objects are visited first (thawed like every other
+ * object; while one is not readable its chunks wait for a later pass) and
+ * read one at a time — and its chunk hashes (manifest order, distinct within
+ * a list page) written to work/ objects next to the plan
  * (thaw-chunks-NNNNNN.json, CHUNK_PAGE_SIZE hashes each); later invocations
  * of the pass read only the page they are in. So no invocation but the one
  * that lists holds more than a page of the list, and the state holds only
@@ -58,12 +61,12 @@
  */
 import { z } from "zod";
 import { mapLimit } from "../../core/concurrency.js";
-import { ChecksumMismatchError, ConfigError, NotFoundError } from "../../core/errors.js";
-import { sha256Hex } from "../../core/hash.js";
+import { ConfigError, NotFoundError } from "../../core/errors.js";
 import { vaultChunkKey } from "../../core/keys.js";
 import { THAW_TIERS } from "../../core/restore-workflow.js";
-import { parseManifest } from "../../core/snapshot.js";
 import type { Catalog } from "../../store/catalog.js";
+import type { OpenedManifest } from "../../store/manifest-pages.js";
+import { openVaultManifest, pageKeysOf } from "../../store/manifest-read.js";
 import { isReadable, type ObjectStore } from "../../store/object-store.js";
 import { readRestorePlanHeader, readRestorePlanPage, RESTORE_PLAN_PAGE_SIZE, StoreWorkObjects, type RestorePlanHeader, type WorkObjects } from "../../store/work-objects.js";
 import { getDeps } from "../deps.js";
@@ -143,22 +146,36 @@ export function thawChunkPageKey(planKey: string, page: number): string {
   return `${planKey.replace(/plan\.json$/, "")}thaw-chunks-${String(page).padStart(6, "0")}.json`;
 }
 
-/** Reads the plan's manifest (checked against the plan's SHA-256) and writes its unique chunk hashes, in manifest order, in pages. Returns how many. */
-async function writeChunkList(deps: ThawDeps, planKey: string, plan: RestorePlanHeader, pageSize: number): Promise<number> {
-  const obj = await deps.vault.get(deps.vaultBucket, plan.manifestKey);
-  if (!obj) throw new NotFoundError(`manifest ${plan.manifestKey} of snapshot ${plan.snapshot.id} is missing from the vault`);
-  const sha = sha256Hex(obj.body);
-  if (sha !== plan.manifestSha256) {
-    throw new ChecksumMismatchError(`manifest ${plan.manifestKey} is corrupt: SHA-256 ${sha.slice(0, 12)}…, the plan says ${plan.manifestSha256.slice(0, 12)}…`);
+/** The plan's manifest, opened (store/manifest-read.ts: its bytes checked against the plan's SHA-256). */
+function openPlanManifest(deps: ThawDeps, plan: RestorePlanHeader): Promise<OpenedManifest> {
+  return openVaultManifest(deps.vault, deps.vaultBucket, { databaseId: plan.databaseId, snapshotId: plan.snapshot.id, manifestKey: plan.manifestKey, manifestSha256: plan.manifestSha256 });
+}
+
+/**
+ * Writes the manifest's chunk hashes, in manifest order, in pages of the
+ * chunk list; returns how many. Read one manifest page at a time (format 2),
+ * a hash is left out when it is already on the list page being filled (so
+ * memory is one manifest page and one list page; a chunk on two list pages
+ * is listed twice, and visiting it twice is harmless).
+ */
+async function writeChunkList(deps: ThawDeps, planKey: string, manifest: OpenedManifest, pageSize: number): Promise<number> {
+  let listed = 0;
+  let page = 0;
+  let hashes = new Set<string>();
+  const flush = async (): Promise<void> => {
+    await deps.work.put(thawChunkPageKey(planKey, page++), { chunks: [...hashes] });
+    listed += hashes.size;
+    hashes = new Set();
+  };
+  for await (const e of manifest.entries()) {
+    if (e.type !== "file") continue;
+    for (const c of e.chunks) {
+      hashes.add(c.sha256);
+      if (hashes.size >= pageSize) await flush();
+    }
   }
-  const { manifest } = parseManifest(obj.body, { databaseId: plan.databaseId, snapshotId: plan.snapshot.id });
-  const unique = new Set<string>();
-  for (const f of manifest.files) if (f.type === "file") for (const c of f.chunks) unique.add(c.sha256);
-  const hashes = [...unique];
-  for (let p = 0; p * pageSize < hashes.length; p++) {
-    await deps.work.put(thawChunkPageKey(planKey, p), { chunks: hashes.slice(p * pageSize, (p + 1) * pageSize) });
-  }
-  return hashes.length;
+  if (hashes.size > 0) await flush();
+  return listed;
 }
 
 async function readChunkPage(work: WorkObjects, planKey: string, page: number): Promise<string[]> {
@@ -247,7 +264,18 @@ export async function thawPass(deps: ThawDeps, input: unknown, options: ThawOpti
       over = true;
       break;
     }
-    const listed = cursor.listed ?? (await writeChunkList(deps, summary.planKey, plan, pageSize));
+    let listed = cursor.listed;
+    if (listed === undefined) {
+      // Format 2: its page objects must be readable before its chunks can be listed (an archived one: by a later pass).
+      const manifest = await openPlanManifest(deps, plan);
+      const pages = pageKeysOf(plan.manifestKey, manifest);
+      budget -= pages.length;
+      if (!(await visitAll(pages)).every((readable) => readable)) {
+        over = true;
+        break;
+      }
+      listed = await writeChunkList(deps, summary.planKey, manifest, pageSize);
+    }
     cursor = { ...cursor, listed };
     if (cursor.index >= listed) {
       over = true;

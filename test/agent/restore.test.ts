@@ -13,9 +13,9 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
 import { utimeSeconds } from "../../core/time.js";
-import { ChecksumMismatchError, InvalidInputError, NoSnapshotBeforeTargetError, NotFoundError, UnsafePathError, WalGapError } from "../../core/errors.js";
+import { ChecksumMismatchError, InvalidInputError, ManifestInvalidError, NoSnapshotBeforeTargetError, NotFoundError, UnsafePathError, WalGapError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
-import { vaultChunkKey } from "../../core/keys.js";
+import { snapshotPageKey, vaultChunkKey } from "../../core/keys.js";
 import { lsnToSegno, parseLsn, segmentName } from "../../core/wal.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
 import { ScratchPostgres } from "../../agent/postgres.js";
@@ -32,6 +32,10 @@ const GEN_GAP = "gen-gap";
 const GEN_LINKS = "gen-links";
 const GEN_MULTI = "gen-multi";
 const GEN_WALFAIL = "gen-walfail";
+const GEN_PAGED = "gen-paged";
+const GEN_PAGED_BAD = "gen-paged-bad";
+/** Small page limits: the snapshot's manifest in format 2 on many pages, its multi-chunk file cut across several. */
+const SMALL_PAGES = { chunks: 8, bytes: 1024 };
 const PG = "pg-main";
 
 let stack: TestStack;
@@ -41,6 +45,8 @@ let clients: { store: ReturnType<typeof countingStore>; catalog: ReturnType<type
 let work: string;
 let source: string;
 let snap: UploadedSnapshot;
+let pagedSnap: UploadedSnapshot;
+let pagedBadSnap: UploadedSnapshot;
 let corruptSnap: UploadedSnapshot;
 
 const seg = (n: number): string => `00000001000000000000000${n}`;
@@ -146,7 +152,7 @@ function partialsBeside(dir: string): string[] {
 const chunkGets = (): string[] => store.gets.filter((k) => k.includes("/chunks/"));
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: PG }, { id: GEN, kind: "generic" }, { id: GEN_CORRUPT, kind: "generic" }, { id: GEN_GAP, kind: "generic" }, { id: GEN_LINKS, kind: "generic" }, { id: GEN_MULTI, kind: "generic" }, { id: GEN_WALFAIL, kind: "generic" }]);
+  stack = await startTestStack([{ id: PG }, { id: GEN, kind: "generic" }, { id: GEN_CORRUPT, kind: "generic" }, { id: GEN_GAP, kind: "generic" }, { id: GEN_LINKS, kind: "generic" }, { id: GEN_MULTI, kind: "generic" }, { id: GEN_WALFAIL, kind: "generic" }, { id: GEN_PAGED, kind: "generic" }, { id: GEN_PAGED_BAD, kind: "generic" }]);
   const base = stackClients(stack);
   store = countingStore(base.store);
   clients = { store, catalog: base.catalog };
@@ -168,6 +174,9 @@ beforeAll(async () => {
   });
   corruptSnap = await uploadSnapshotDir(clients, cfg, { databaseId: GEN_CORRUPT, dir: source, kind: "generic", generic, startedAt: at(30), finishedAt: at(31), chunker: SMALL_CHUNKER });
   await uploadSnapshotDir(clients, cfg, { databaseId: GEN_GAP, dir: source, kind: "generic", generic, startedAt: at(30), finishedAt: at(31), chunker: SMALL_CHUNKER });
+  const paged = { databaseId: GEN_PAGED, dir: source, kind: "generic" as const, generic, startedAt: at(30), finishedAt: at(31), chunker: SMALL_CHUNKER, pages: SMALL_PAGES };
+  pagedSnap = await uploadSnapshotDir(clients, cfg, paged);
+  pagedBadSnap = await uploadSnapshotDir(clients, cfg, { ...paged, databaseId: GEN_PAGED_BAD });
   // WAL: segments 1-3 were closed before the snapshot; 4, 5 and 6 after it (archived at minutes 40, 50, 60).
   for (const n of [1, 2, 3, 4, 5, 6]) {
     await archiveGenericSegment(clients, cfg, { databaseId: GEN, stream: "wal", name: seg(n), segno: BigInt(n), bytes: walBytes(n), archivedAt: at(n * 10) });
@@ -564,6 +573,47 @@ describe("restore of a generic database", () => {
     expect(genericSegno({ name: "00000001000000020000000A" })).toBe(0x20an);
     expect(genericSegno({ name: "wal-000123.log" })).toBe(123n);
     expect(genericSegno({ name: "wal.log" })).toBeUndefined();
+  });
+});
+
+describe("restore of a format-2 (paged) snapshot", () => {
+  it("rebuilds the tree byte-identical to the source, as from format 1, with a file cut across pages", async () => {
+    // Prepare: the header names many pages, and the multi-chunk file has more chunks than a page holds.
+    const header = JSON.parse((await clients.store.get(cfg.vaultBucket, pagedSnap.record.manifestKey))!.body.toString("utf8")) as { formatVersion: number; pages: unknown[] };
+    expect(header.formatVersion).toBe(2);
+    expect(header.pages.length).toBeGreaterThan(3);
+    expect(pagedSnap.chunksOf.get("sst/000001.sst")!.length).toBeGreaterThan(2 * SMALL_PAGES.chunks);
+    const to = join(work, "gen-paged", "data");
+
+    // Act
+    const r = await restore(clients, cfg, { databaseId: GEN_PAGED, target: { kind: "latest" }, toDir: to, parallel: 4 });
+
+    // Assess: every entry (type, mode, mtime to the millisecond the test upload records, content or link target) as in the source.
+    const toMs = (m: Map<string, Entry>): Map<string, Entry> => new Map([...m].map(([k, v]) => [k, { ...v, mtimeNs: v.mtimeNs! / 1_000_000n }]));
+    expect(toMs(treeOf(to))).toEqual(toMs(treeOf(source)));
+    expect(r).toMatchObject({ snapshotId: pagedSnap.record.snapshotId, files: pagedSnap.manifest.totals.files, symlinks: 2, walSegments: 0 });
+    expect(r.fileBytes).toBe(pagedSnap.manifest.totals.logicalBytes);
+    expect(partialsBeside(to)).toEqual([]);
+  });
+
+  it("refuses a page that does not match its digest in the header before writing anything", async () => {
+    // Prepare: one byte of page 2 changed.
+    const key = snapshotPageKey(pagedBadSnap.record.manifestKey, 2);
+    const page = (await clients.store.get(cfg.vaultBucket, key))!;
+    const body = Buffer.from(page.body);
+    body[body.length - 3] = body[body.length - 3] === 0x5d ? 0x7d : 0x5d;
+    await clients.store.put(cfg.vaultBucket, key, body, page.metadata);
+    const to = join(work, "gen-paged-bad", "data");
+    store.reset();
+
+    // Act
+    const err = await restore(clients, cfg, { databaseId: GEN_PAGED_BAD, target: { kind: "latest" }, toDir: to }).catch((e: unknown) => e);
+
+    // Assess
+    expect(err).toBeInstanceOf(ManifestInvalidError);
+    expect((err as Error).message).toContain("pages[2]");
+    expect(chunkGets()).toEqual([]);
+    expect(existsSync(dirname(to))).toBe(false);
   });
 });
 

@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256Hex } from "../../core/hash.js";
-import { vaultChunkKey, vaultPackKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { snapshotPageKey, vaultChunkKey, vaultPackKey, vaultSnapshotManifestKey } from "../../core/keys.js";
 import { PACK_TAIL_READ_BYTES, PackBuilder } from "../../core/pack.js";
 import { META_DATABASE } from "../../core/schemas.js";
 import type { Catalog } from "../../store/catalog.js";
@@ -108,6 +108,29 @@ describe("catalog rebuild from pack indexes", () => {
     expect(firstPacks[0]!.bytes.length).toBeLessThan(PACK_TAIL_READ_BYTES);
     expect(packReads).toContain(`range ${vaultPackKey(DB, firstPacks[0]!.name)} 0-${firstPacks[0]!.bytes.length - 1}`);
     expect(again.databases[0]!.added).toEqual({ wal: 0, snapshots: 0, chunks: 0 });
+  });
+
+  it("records a format-2 snapshot read page by page, never takes a page for a manifest, and skips one whose page is missing", async () => {
+    // Prepare: two snapshots with manifests on pages of 4 chunk references; page 2 of the second is gone.
+    const db = "gen-paged-rb";
+    const v: PackedVault = { ...vault(), databaseId: db };
+    const pages = { chunks: 4, bytes: 1 << 20 };
+    const a = await Promise.all(Array.from({ length: 14 }, (_, i) => makeChunk(`paged a ${i}`)));
+    const { snapshotId: good, manifestKey: goodKey, manifestSha256 } = await putPackedManifest(v, a.map((c) => ({ c, isNew: true })), await storePacks(v, a), new Date("2026-11-04T00:00:00Z"), pages);
+    const b = await Promise.all(Array.from({ length: 14 }, (_, i) => makeChunk(`paged b ${i}`)));
+    const { manifestKey: badKey } = await putPackedManifest(v, b.map((c) => ({ c, isNew: true })), await storePacks(v, b), new Date("2026-11-05T00:00:00Z"), pages);
+    await store.delete(bucket, snapshotPageKey(badKey, 2));
+    const target = (await openCatalogTable({ region: stack.config.region, dynamodbEndpoint: stack.config.dynamodbEndpoint, credentials: stack.config.credentials, table: "rebuilt-paged" })).catalog;
+
+    // Act
+    const r = await rebuildCatalog({ store, bucket }, target, { databaseIds: [db] });
+
+    // Assess: the good snapshot recorded with its header's SHA-256; the other skipped naming the page, and its pages reported with it.
+    const d = r.databases[0]!;
+    expect((await target.listSnapshots(db)).map((s) => [s.snapshotId, s.manifestKey, s.manifestSha256])).toEqual([[good, goodKey, manifestSha256]]);
+    expect(d.skipped.find((s) => s.key === badKey)?.reason).toMatch(/pages\[2\]/);
+    expect(d.skipped.filter((s) => s.key.startsWith(goodKey.replace("manifest.json", "")))).toEqual([]);
+    expect(d.skipped.map((s) => s.key).sort()).toEqual([badKey, ...[0, 1, 3].map((i) => snapshotPageKey(badKey, i))].sort());
   });
 
   it("reads only the last PACK_TAIL_READ_BYTES of a pack larger than that", async () => {

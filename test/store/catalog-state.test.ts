@@ -16,6 +16,9 @@ import { buildPlanInput } from "../../core/restore-input.js";
 import { planRestore, type RestoreTarget } from "../../core/restore-plan.js";
 import type { SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { objectMeta } from "../../core/verify.js";
+import { snapshotPageKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { pageManifest, serializePagedHeader } from "../../core/manifest-pages.js";
+import { genericManifest } from "../support/manifests.js";
 import { formatLsn, historyName, parseWalFileName, segmentName, segmentStartLsn } from "../../core/wal.js";
 import type { Catalog } from "../../store/catalog.js";
 import { loadCatalogState, loadPlanningState } from "../../store/catalog-state.js";
@@ -29,6 +32,8 @@ const BOGUS = "pg-bogus-history";
 const POINTS = "pg-restore-points";
 const MANY = "pg-many-segments";
 const FALLBACK = "pg-fallback";
+/** Generic, the database of test/support/manifests.ts buildGeneric: a record without streams, its manifest in format 2. */
+const LEDGER = "ledger";
 /** MANY: timeline 1 holds segments 1..20,199 (20,000 before the new snapshot), timeline 2 branches off at 20,200 and goes on to 20,400. */
 const OLD_START = 5n;
 const NEW_START = 20_050n;
@@ -178,7 +183,7 @@ async function bothPlans(databaseId: string, target: RestoreTarget) {
 }
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: BOGUS }, { id: POINTS }, { id: MANY }, { id: FALLBACK }]);
+  stack = await startTestStack([{ id: BOGUS }, { id: POINTS }, { id: MANY }, { id: FALLBACK }, { id: LEDGER, kind: "generic" }]);
   const base = stackClients(stack);
   store = countingStore(base.store);
   clients = { store, catalog: base.catalog };
@@ -208,6 +213,31 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.destroy();
+});
+
+describe("a record planned from its format-2 manifest", () => {
+  it("reads the header alone: the streams come from it, no page is read", async () => {
+    // Prepare: a generic snapshot whose record has no streams (planning must read its manifest), stored in format 2.
+    const m = genericManifest([{ id: "wal", lastSegment: "wal/000042.wal", lastSegno: 42 }, { id: "aux", lastSegment: "aux/000007.wal", lastSegno: 7 }]);
+    const { header, pages } = pageManifest(m, { chunks: 1, bytes: 64 });
+    const manifestKey = vaultSnapshotManifestKey(LEDGER, m.snapshotId);
+    for (const p of pages) await store.put(stack.config.vaultBucket, snapshotPageKey(manifestKey, p.index), Buffer.from(p.text), {});
+    const text = Buffer.from(serializePagedHeader(header));
+    await store.put(stack.config.vaultBucket, manifestKey, text, {});
+    const { streams: _s, timeline: _t, startLsn: _a, stopLsn: _b, startWalFile: _c, stopWalFile: _d, ...base } = snapshotRecord(LEDGER, m.snapshotId);
+    await clients.catalog.recordSnapshot({ ...base, kind: "generic", startedAt: m.startedAt, finishedAt: m.finishedAt, manifestKey, manifestSha256: sha256Hex(text), manifestSize: text.length });
+    expect(pages.length).toBeGreaterThan(1);
+    store.reset();
+
+    // Act
+    const state = await loadCatalogState(clients.catalog, store, stack.config.vaultBucket, LEDGER);
+
+    // Assess
+    expect(state.streams).toEqual(["aux", "wal"]);
+    expect(state.manifests.get(m.snapshotId)).toMatchObject({ snapshotId: m.snapshotId, kind: "generic" });
+    expect(state.manifests.get(m.snapshotId)).not.toHaveProperty("files");
+    expect(store.gets).toEqual([manifestKey]);
+  });
 });
 
 describe("history files that are no history", () => {

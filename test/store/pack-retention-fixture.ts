@@ -12,7 +12,7 @@ import { ObjectLockedError } from "../../core/errors.js";
 import type { RetentionPlan } from "../../core/retention.js";
 import type { DatabaseRecord, SnapshotRecord } from "../../core/schemas.js";
 import { LOCAL_CREDENTIALS, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
-import { fetchManifest } from "../../store/catalog-state.js";
+import { openVaultManifest } from "../../store/manifest-read.js";
 import { DynamoCatalog, createTable } from "../../store/dynamo-catalog.js";
 import type { ObjectInfo, ObjectStore } from "../../store/object-store.js";
 import { executePrune, type PruneSummary, type RegionVault } from "../../store/prune.js";
@@ -104,9 +104,9 @@ async function packedFixture(ddb: DynamoEmulator, ddbClient: DynamoDBClient): Pr
   return { v: { store: vault, bucket: "vault", catalog, databaseId: GDB }, vault, catalog, regions: [{ region: "r1", store: vault, bucket: "vault", primary: true }] };
 }
 
-/** Records a snapshot of one file made of these chunks (all reused: their packs are already stored). */
-export async function snapshotOf(f: PackedFixture, chunks: readonly Chunk[], at: Date): Promise<SnapshotRecord> {
-  const { snapshotId, manifestKey, manifestSha256 } = await putPackedManifest(f.v, chunks.map((c) => ({ c, isNew: false })), [], at);
+/** Records a snapshot of one file made of these chunks (all reused: their packs are already stored); with `pages`, its manifest in format 2. */
+export async function snapshotOf(f: PackedFixture, chunks: readonly Chunk[], at: Date, pages?: { chunks: number; bytes: number }): Promise<SnapshotRecord> {
+  const { snapshotId, manifestKey, manifestSha256 } = await putPackedManifest(f.v, chunks.map((c) => ({ c, isNew: false })), [], at, pages);
   const record: SnapshotRecord = {
     databaseId: GDB,
     snapshotId,
@@ -128,8 +128,8 @@ export async function snapshotOf(f: PackedFixture, chunks: readonly Chunk[], at:
 
 /** Rebuilds the snapshot's file where the catalog says each chunk is now, as a restore does. */
 export async function restoreFile(f: PackedFixture, s: SnapshotRecord): Promise<Buffer> {
-  const m = await fetchManifest(f.vault, "vault", s, genericDb);
-  const file = m.files.find((x) => x.type === "file");
+  const m = await openVaultManifest(f.vault, "vault", s, genericDb);
+  const file = (await m.page(0)).entries.find((x) => x.type === "file");
   if (file?.type !== "file") throw new Error("no file");
   const records = new Map((await f.catalog.getChunks(GDB, file.chunks.map((c) => c.sha256))).map((r) => [r.sha256, r]));
   const parts: Buffer[] = [];

@@ -9,7 +9,8 @@ import { randomBytes } from "node:crypto";
 import { chunkerDescriptor } from "../../core/chunking.js";
 import { getCodec } from "../../core/codec.js";
 import { sha256Hex } from "../../core/hash.js";
-import { vaultChunkKey, vaultPackKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { snapshotPageKey, vaultChunkKey, vaultPackKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { pageManifest, serializePagedHeader } from "../../core/manifest-pages.js";
 import { PackBuilder, type BuiltPack } from "../../core/pack.js";
 import { META_DATABASE, type ChunkItem, type PackItem } from "../../core/schemas.js";
 import { serializeManifest, SnapshotBuilder, snapshotIdFor } from "../../core/snapshot.js";
@@ -80,6 +81,7 @@ export async function putPackedManifest(
   chunks: readonly { c: Chunk; isNew: boolean }[],
   packs: readonly BuiltPack[],
   at = new Date(),
+  pages?: { chunks: number; bytes: number },
 ): Promise<{ snapshotId: string; manifestKey: string; manifestSha256: string }> {
   const builder = new SnapshotBuilder();
   const f = builder.startFile("data.bin", 0o600, new Date(0));
@@ -98,8 +100,18 @@ export async function putPackedManifest(
     generic: { streams: [{ id: "wal", lastSegment: "wal/1", lastSegno: 1 }] },
     packs: packs.map((p) => p.name),
   });
-  const bytes = Buffer.from(serializeManifest(manifest), "utf8");
   const manifestKey = vaultSnapshotManifestKey(v.databaseId, snapshotId);
+  let text = serializeManifest(manifest);
+  if (pages !== undefined) {
+    // Format 2 (core/manifest-pages.ts): the pages, then the header.
+    const paged = pageManifest(manifest, pages);
+    for (const p of paged.pages) {
+      const body = Buffer.from(p.text, "utf8");
+      await v.store.put(v.bucket, snapshotPageKey(manifestKey, p.index), body, { ...objectMeta({ sha256: p.ref.sha256, codec: "none", size: body.length }), [META_DATABASE]: v.databaseId });
+    }
+    text = serializePagedHeader(paged.header);
+  }
+  const bytes = Buffer.from(text, "utf8");
   const manifestSha256 = sha256Hex(bytes);
   await v.store.put(v.bucket, manifestKey, bytes, { ...objectMeta({ sha256: manifestSha256, codec: "none", size: bytes.length }), [META_DATABASE]: v.databaseId });
   return { snapshotId, manifestKey, manifestSha256 };

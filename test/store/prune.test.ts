@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { NotFoundError, ObjectLockedError } from "../../core/errors.js";
-import { vaultPackKey } from "../../core/keys.js";
+import { snapshotPageKey, vaultPackKey } from "../../core/keys.js";
 import type { BuiltPack } from "../../core/pack.js";
 import type { RetentionPlan } from "../../core/retention.js";
 import type { AuditRecord, DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
@@ -364,6 +364,32 @@ describe("executePrune with packs", () => {
     expect(await restoreFile(f, keep)).toEqual(Buffer.concat(kept.map((c) => c.raw)));
     const audit = await f.catalog.listAudit(GDB);
     expect(audit.filter((a) => a.action === "sweep-pack").map((a) => [a.subject, a.regions])).toEqual([[deadPack!.name, ["r1"]]]);
+  });
+
+  it("format 2: keeps a pack only the third page of a kept snapshot references, and deletes a pruned snapshot's pages with its header", async () => {
+    // Prepare: the kept snapshot's 12 chunks on pages of 4; its last 4 (page 2) alone in a pack. The pruned one is paged too.
+    const f = await newFixture();
+    const pages = { chunks: 4, bytes: 1 << 20 };
+    const kept = await Promise.all(Array.from({ length: 12 }, (_, i) => makeChunk(`paged kept ${i}`)));
+    const gone = await Promise.all([0, 1, 2].map((i) => makeChunk(`paged gone ${i}`)));
+    await storePacks(f.v, kept.slice(0, 8));
+    const [lastPagePack] = await storePacks(f.v, kept.slice(8));
+    const [deadPack] = await storePacks(f.v, gone);
+    const old = await snapshotOf(f, gone, new Date("2026-01-01T00:00:00Z"), pages);
+    const keep = await snapshotOf(f, kept, new Date("2026-01-02T00:00:00Z"), pages);
+    const oldPages = [0].map((i) => snapshotPageKey(old.manifestKey, i));
+    const keptPages = [0, 1, 2].map((i) => snapshotPageKey(keep.manifestKey, i));
+    expect([...oldPages, ...keptPages].every((k) => f.vault.objects.has(k))).toBe(true);
+
+    // Act
+    const first = await run(f, deleting(old), [old], RUN1, "run-1");
+
+    // Assess: the dead pack marked, the last page's pack not; the pruned snapshot's objects gone, the kept one's there.
+    expect(first.packsMarked).toBe(1);
+    expect((await f.catalog.getPack(GDB, deadPack!.name))?.orphanedAt).toBe(RUN1.toISOString());
+    expect((await f.catalog.getPack(GDB, lastPagePack!.name))?.orphanedAt).toBeUndefined();
+    expect([old.manifestKey, ...oldPages].filter((k) => f.vault.objects.has(k))).toEqual([]);
+    expect([keep.manifestKey, ...keptPages].every((k) => f.vault.objects.has(k))).toBe(true);
   });
 
   it("repacks a sparse pack: live chunks move to a new pack, every kept snapshot restores byte-identical, the old pack goes a grace period later", async () => {

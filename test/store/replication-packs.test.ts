@@ -9,11 +9,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChecksumMismatchError } from "../../core/errors.js";
-import { vaultChunkKey, vaultPackKey } from "../../core/keys.js";
+import { snapshotPageKey, vaultChunkKey, vaultPackKey } from "../../core/keys.js";
 import type { BuiltPack } from "../../core/pack.js";
 import { META_DATABASE } from "../../core/schemas.js";
 import type { Catalog } from "../../store/catalog.js";
 import { createObjectStore } from "../../store/factory.js";
+import { openManifest, StoreManifestObjects } from "../../store/manifest-pages.js";
 import type { ObjectStore } from "../../store/object-store.js";
 import { replicateSnapshotBatch, type SnapshotBatch } from "../../store/replication.js";
 import { stackClients } from "../support/harness.js";
@@ -61,7 +62,7 @@ interface PackedSnapshot {
  * which reuses chunks in an older pack and one chunk object from before
  * packs: its manifest lists only its own packs.
  */
-async function packedSnapshot(tag: string, newCount: number): Promise<PackedSnapshot> {
+async function packedSnapshot(tag: string, newCount: number, pages?: { chunks: number; bytes: number }): Promise<PackedSnapshot> {
   const v = vault();
   const reused = await Promise.all([0, 1, 2].map((i) => makeChunk(`${tag} old ${i}`)));
   const older = await storePacks(v, reused);
@@ -71,7 +72,7 @@ async function packedSnapshot(tag: string, newCount: number): Promise<PackedSnap
   const fresh = await Promise.all(Array.from({ length: newCount }, (_, i) => makeChunk(`${tag} new ${i}`)));
   const own = await storePacks(v, fresh);
   const order = [...reused.map((c) => ({ c, isNew: false })), { c: loose, isNew: false }, ...fresh.map((c) => ({ c, isNew: true }))];
-  const { manifestKey, manifestSha256 } = await putPackedManifest(v, order, own);
+  const { manifestKey, manifestSha256 } = await putPackedManifest(v, order, own, new Date(), pages);
   return { manifestKey, manifestSha256, own, older, loose };
 }
 
@@ -148,6 +149,36 @@ describe("replicateSnapshotBatch with packs", () => {
     }
     expect((await replicaStore.get(replicaBucket, vaultChunkKey(DB, s.loose.sha256)))?.body.equals(s.loose.stored)).toBe(true);
     expect((await replicaStore.get(replicaBucket, s.manifestKey))?.body).toEqual((await primary.store.get(primary.bucket, s.manifestKey))?.body);
+  });
+
+  it("format 2: copies every page, proven, before the header, and the replica opens the snapshot and reads its pages", async () => {
+    // Prepare: 24 chunk references on pages of 5 (5 pages)
+    const s = await packedSnapshot("paged", 20, { chunks: 5, bytes: 1 << 20 });
+    const replica = { store: replicaStore, bucket: replicaBucket };
+    const pageKeys = [0, 1, 2, 3, 4].map((i) => snapshotPageKey(s.manifestKey, i));
+
+    // Act: at most 2 objects (chunks or pages) per call
+    const batches: SnapshotBatch[] = [];
+    let cursor = 0;
+    const headerBefore: unknown[] = [];
+    for (;;) {
+      const b = await replicateSnapshotBatch(primary, replica, s.manifestKey, s.manifestSha256, { region: REGION, cursor, maxChunks: 2, maxPacks: 2, catalog });
+      batches.push(b);
+      if (b.done) break;
+      headerBefore.push(await replicaStore.head(replicaBucket, s.manifestKey));
+      cursor = b.cursor;
+    }
+
+    // Assess: positions are 3 packs, 24 references, 5 pages; the header only with the last call
+    expect(batches.at(-1)).toMatchObject({ done: true, cursor: 3 + 24 + 5, chunks: 24, pages: 5, packs: 3 });
+    expect(headerBefore.every((h) => h === undefined)).toBe(true);
+    for (const k of pageKeys) expect((await replicaStore.get(replicaBucket, k))?.body).toEqual((await primary.store.get(primary.bucket, k))?.body);
+    const opened = await openManifest(new StoreManifestObjects(replicaStore, replicaBucket), s.manifestKey);
+    let refs = 0;
+    for await (const e of opened!.entries()) if (e.type === "file") refs += e.chunks.length;
+    expect([opened!.format, opened!.pageCount, refs]).toEqual([2, 5, 24]);
+    for (const p of [...s.own, ...s.older]) expect(await replicaStore.head(replicaBucket, vaultPackKey(DB, p.name))).toBeDefined();
+    expect(await replicaStore.head(replicaBucket, vaultChunkKey(DB, s.loose.sha256))).toBeDefined();
   });
 
   it("does not write or read again the packs a replica already holds", async () => {

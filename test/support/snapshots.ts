@@ -10,6 +10,9 @@
  * under db/<id>/chunks/<sha256> with the usual object metadata, writes the
  * manifest to db/<id>/snapshots/<sid>/manifest.json and records chunks and
  * snapshot in the catalog. Nothing goes through incoming/ or ingest.
+ * With `pages` the manifest is stored in format 2 (core/manifest-pages.ts
+ * pageManifest with those limits): the pages, then the header, which the
+ * record's manifestSha256 names.
  */
 import { createReadStream } from "node:fs";
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
@@ -19,7 +22,8 @@ import { chunkerDescriptor, chunkStream, type ChunkerParams, DEFAULT_CHUNKER } f
 import { getCodec, type CodecName } from "../../core/codec.js";
 import type { AgentConfig } from "../../core/config.js";
 import { sha256Hex, Sha256Stream } from "../../core/hash.js";
-import { vaultChunkKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { snapshotPageKey, vaultChunkKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { pageManifest, serializePagedHeader } from "../../core/manifest-pages.js";
 import type { SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import {
   parseBackupLabel,
@@ -57,6 +61,8 @@ export interface UploadSnapshotOptions {
   idSuffix?: string;
   chunker?: ChunkerParams;
   codec?: CodecName;
+  /** Store the manifest in format 2 with these page limits (small ones make several pages and files cut across them). */
+  pages?: { chunks: number; bytes: number };
 }
 
 export interface UploadedSnapshot {
@@ -119,9 +125,17 @@ export async function uploadSnapshotDir(clients: VaultClients, cfg: AgentConfig,
     o.kind === "postgres"
       ? builder.build({ ...common, kind: "postgres", postgres: o.postgres! })
       : builder.build({ ...common, kind: "generic", generic: o.generic! });
-  const text = serializeManifest(manifest);
-  const bytes = Buffer.from(text, "utf8");
   const manifestKey = vaultSnapshotManifestKey(o.databaseId, snapshotId);
+  let text = serializeManifest(manifest);
+  if (o.pages !== undefined) {
+    const paged = pageManifest(manifest, o.pages);
+    for (const p of paged.pages) {
+      const body = Buffer.from(p.text, "utf8");
+      await clients.store.put(cfg.vaultBucket, snapshotPageKey(manifestKey, p.index), body, objectMeta({ sha256: p.ref.sha256, codec: "none", size: body.length }));
+    }
+    text = serializePagedHeader(paged.header);
+  }
+  const bytes = Buffer.from(text, "utf8");
   const manifestSha256 = sha256Hex(bytes);
   await clients.store.put(cfg.vaultBucket, manifestKey, bytes, objectMeta({ sha256: manifestSha256, codec: "none", size: bytes.length }));
   const now = new Date().toISOString();
