@@ -25,9 +25,9 @@
  *    they are: coalesced ranged GETs of packs, or a GET of a chunk's own
  *    object (older snapshots, or a chunk the catalog does not know), up to
  *    `parallel` reads in flight (see ChunkSource); each chunk decoded and its
- *    SHA-256 compared with its name, written at its offset with positioned writes
- *    and fed, in offset order, to the file's SHA-256, which with the size on
- *    disk must be the manifest's once the file is complete), then
+ *    SHA-256 compared with its name, written at its offset with positioned writes;
+ *    the size on disk must be the manifest's once the file is complete, and
+ *    with `fileHashes` the whole file's SHA-256 too), then
  *    symlinks, then mtimes and modes deepest first. A missing, undecodable or
  *    corrupt chunk stops the restore with a ChecksumMismatchError naming the
  *    chunk, the file and where it was read (pack and bytes, or object key).
@@ -67,9 +67,8 @@
  *
  * Durability (`durable`, default on): each file is fdatasync'ed before it
  * counts, so are the recovery files written in step 6; every restored
- * directory is fsync'ed before the rename, the target's parent after it. The
- * whole-file check hashes the verified bytes as they are written instead of
- * reading each file back (see writeFiles: a read back comes from the page
+ * directory is fsync'ed before the rename, the target's parent after it.
+ * Files are never read back (see writeFiles: a read back comes from the page
  * cache, so it never proved more than that; the bytes reach the disk by
  * fdatasync).
  */
@@ -474,6 +473,12 @@ export interface RestoreOptions {
   outsideSymlinks?: "refuse" | "keep";
   /** Sync each restored file to disk before it counts as done (default true). */
   durable?: boolean;
+  /**
+   * Also hash each whole file as it is written and compare with the manifest's
+   * SHA-256 (default false: every chunk is already verified against its name,
+   * and the manifest's chunks tile each file; see writeFiles).
+   */
+  fileHashes?: boolean;
   onProgress?: (p: RestoreProgress) => void;
   signal?: AbortSignal;
 }
@@ -863,14 +868,15 @@ async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promis
 }
 
 /**
- * The file's own check, once all its chunks are written: its SHA-256 (fed
- * with exactly the bytes written, in offset order) and its size on disk
- * (fstat) must be the manifest's.
+ * The file's own check, once all its chunks are written: its size on disk
+ * (fstat) and the bytes written must be the manifest's size, and with
+ * `fileHashes` its SHA-256 (fed with exactly the bytes written, in offset
+ * order) the manifest's SHA-256.
  */
-function checkFile(op: WriteOp, sha256: string, hashed: number, onDisk: number): void {
-  if (sha256 !== op.sha256 || hashed !== op.size || onDisk !== op.size) {
+function checkFile(op: WriteOp, sha256: string | undefined, hashed: number, onDisk: number): void {
+  if ((sha256 !== undefined && sha256 !== op.sha256) || hashed !== op.size || onDisk !== op.size) {
     throw new ChecksumMismatchError(
-      `restored file ${JSON.stringify(op.relativePath)} does not match the snapshot: ${onDisk} bytes (${hashed} written) hashing to ${sha256.slice(0, 12)}…, ` +
+      `restored file ${JSON.stringify(op.relativePath)} does not match the snapshot: ${onDisk} bytes (${hashed} written)${sha256 === undefined ? "" : ` hashing to ${sha256.slice(0, 12)}…`}, ` +
         `manifest says ${op.size} bytes, ${op.sha256.slice(0, 12)}…`,
     );
   }
@@ -879,13 +885,16 @@ function checkFile(op: WriteOp, sha256: string, hashed: number, onDisk: number):
 /**
  * Writes every file of the layout: chunks `parallel` at a time, in file order.
  *
- * Each file's SHA-256 is computed from the chunk bytes as they are written
- * (in offset order; a chunk that finishes before an earlier one of its file
- * waits in `waiting`, REORDER_BYTES at most), not by reading the file back.
- * It proves the same thing: the file is created empty (O_EXCL), every chunk's
- * bytes are verified against its SHA-256 and then written completely at its
- * offset, the recorded chunks tile [0, size) (restoreLayout), and fstat
- * shows no byte beyond; so the file holds exactly the bytes hashed. A read
+ * What proves a file: it is created empty (O_EXCL), every chunk's bytes are
+ * verified against its SHA-256 and then written completely at its offset,
+ * the recorded chunks tile [0, size) (restoreLayout; validateManifest checks
+ * that their sizes add up), and fstat shows no byte beyond. With
+ * `fileHashes` the whole file's SHA-256 is also computed from the chunk bytes
+ * as they are written (in offset order; a chunk that finishes before an
+ * earlier one of its file waits in `waiting`, REORDER_BYTES at most) and
+ * compared with the manifest's: a second SHA-256 of every byte, on the
+ * thread that writes, which cost ~40% of a restore's CPU (docs/packs.md,
+ * "Restore speed"), so it is off by default. A read
  * back right after writing would come from the page cache, not from the disk,
  * so it never proved the bytes on disk: fdatasync (`durable`) does that, and
  * is still done for every file before it counts.
@@ -893,7 +902,7 @@ function checkFile(op: WriteOp, sha256: string, hashed: number, onDisk: number):
 async function writeFiles(
   ops: readonly RestoreOperation[],
   source: ChunkSource,
-  opts: { parallel: number; durable: boolean; signal: AbortSignal | undefined; progress: () => void; counters: { filesDone: number; bytesDone: number } },
+  opts: { parallel: number; durable: boolean; fileHashes: boolean; signal: AbortSignal | undefined; progress: () => void; counters: { filesDone: number; bytesDone: number } },
 ): Promise<void> {
   const files = ops.filter((o): o is WriteOp => o.op === "writeFile");
   /** `seq`: the chunk reference's position in file order, as ChunkSource plans them. */
@@ -925,6 +934,10 @@ async function writeFiles(
   };
   /** Feeds a written chunk to its file's hash, in offset order. */
   const hashInOrder = (state: FileState, offset: number, buf: Buffer): void => {
+    if (!opts.fileHashes) {
+      state.hashed += buf.length;
+      return;
+    }
     if (offset !== state.hashed) {
       state.waiting.set(offset, buf);
       waitingBytes += buf.length;
@@ -945,7 +958,7 @@ async function writeFiles(
   const finish = async (state: FileState): Promise<void> => {
     const fh = await state.handle!;
     try {
-      checkFile(state.op, state.hash.digest("hex"), state.hashed, (await fh.stat()).size);
+      checkFile(state.op, opts.fileHashes ? state.hash.digest("hex") : undefined, state.hashed, (await fh.stat()).size);
       if (opts.durable) await fh.datasync();
     } finally {
       await fh.close();
@@ -1238,7 +1251,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     // 5. Directories, files, symlinks.
     for (const op of ops) if (op.op === "mkdir") await mkdir(op.path, { mode: op.mode });
     emit("files");
-    await writeFiles(ops, source, { parallel, durable, signal: opts.signal, counters, progress: () => emit("files") });
+    await writeFiles(ops, source, { parallel, durable, fileHashes: opts.fileHashes === true, signal: opts.signal, counters, progress: () => emit("files") });
     for (const op of ops) if (op.op === "symlink") await symlink(op.target, op.path);
 
     // 6/7. Database specifics, before recorded modes close anything.
