@@ -127,7 +127,7 @@ import { parseTime, utimeSeconds } from "../core/time.js";
 import { formatLsn, lsnToSegno, parseLsn } from "../core/wal.js";
 import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "./paths.js";
-import { ChunkReads, decodeChunk, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
+import { ChunkReads, decodeChunk, decodeChunkInto, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import { inThreadDecoder, openDecoder, type ChunkDecoder } from "./decode-pool.js";
 import { fetchManifest, loadPlanningState, mapLimit } from "../store/catalog-state.js";
 import type { AgentClients } from "./clients.js";
@@ -143,6 +143,14 @@ export const CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
  * faster (docs/decisions.md, "Snapshot speed").
  */
 export const DEFAULT_RESTORE_PARALLEL = 32;
+/**
+ * Decode workers of a restore unless WALVAULT_DECODE_THREADS says otherwise
+ * (agent/decode-pool.ts): one worker decodes, verifies and writes each chunk
+ * used once (ChunkSource.get `into`), the main thread reads and dispatches.
+ * Measured at scale 20 (docs/packs.md, "Restore speed"): 1 worker 2.7 s of
+ * CPU and 248 MB, 2 workers 2.6 s and 305 MB and no faster on 2 cores.
+ */
+export const RESTORE_DECODE_THREADS = 1;
 /** Raw bytes of the chunks being downloaded, decoded and written at once (at least one chunk). */
 export const IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 /** WAL segments in memory at once while laying out a generic restore (bytes, at least one segment). */
@@ -702,7 +710,7 @@ class ChunkSource {
   }
 
   start(): void {
-    this.decoder = openDecoder({ chunks: this.remaining.size });
+    this.decoder = openDecoder({ chunks: this.remaining.size, defaultThreads: RESTORE_DECODE_THREADS });
     this.planner = this.plan().catch((e: unknown) => {
       this.failure ??= { error: e };
       this.wake();
@@ -789,8 +797,13 @@ class ChunkSource {
     }
   }
 
-  /** The chunk of reference `seq` (its `chunk` and `file`), decoded and verified. */
-  async get(chunk: RestoreChunk, file: string, seq: number): Promise<Buffer> {
+  /**
+   * The chunk of reference `seq` (its `chunk` and `file`), decoded and verified.
+   * With `into` (an open file and the chunk's offset in it) and a decode pool,
+   * a chunk used only this once is verified and written there by the pool's
+   * worker (resolves undefined: the caller writes nothing).
+   */
+  async get(chunk: RestoreChunk, file: string, seq: number, into?: { fd: number; position: number }): Promise<Buffer | undefined> {
     while (this.plannedThrough <= seq && this.failure === undefined && !this.stopped) await this.sleep();
     if (this.failure !== undefined) throw this.failure.error;
     if (this.plannedThrough <= seq) throw new InvalidInputError("restore stopped");
@@ -800,6 +813,12 @@ class ChunkSource {
       const hit = this.cache.get(chunk.sha256);
       if (hit) return hit;
       if (entry === undefined) throw new Error(`chunk ${chunk.sha256} of file ${JSON.stringify(file)} was planned from the cache but is not in it`);
+      const decoder = this.decoder;
+      if (into !== undefined && decoder.decodeInto !== undefined && (this.remaining.get(chunk.sha256) ?? 0) <= 1 && !this.inflight.has(chunk.sha256)) {
+        const { loc, bytes } = await entry.stored;
+        await decodeChunkInto(entry.want, loc, bytes, { decodeInto: decoder.decodeInto.bind(decoder) }, into);
+        return undefined;
+      }
       let p = this.inflight.get(chunk.sha256);
       if (!p) {
         p = entry.stored.then(({ loc, bytes }) => decodeChunk(entry.want, loc, bytes, this.decoder)).finally(() => this.inflight.delete(chunk.sha256));
@@ -989,9 +1008,12 @@ async function writeFiles(
           if (failure !== undefined) return;
           inFlightBytes += chunk.size;
           held = chunk.size;
-          const buf = await source.get(chunk, state.op.relativePath, seq);
-          await writeFully(fh, buf, chunk.offset);
-          hashInOrder(state, chunk.offset, buf);
+          const buf = await source.get(chunk, state.op.relativePath, seq, opts.fileHashes ? undefined : { fd: fh.fd, position: chunk.offset });
+          if (buf === undefined) state.hashed += chunk.size;
+          else {
+            await writeFully(fh, buf, chunk.offset);
+            hashInOrder(state, chunk.offset, buf);
+          }
           source.release(chunk.sha256);
           inFlightBytes -= held;
           held = 0;
