@@ -87,22 +87,45 @@ function missing(want: WantedChunk, loc: ChunkLocation): ChecksumMismatchError {
 
 /** Decodes a chunk's stored bytes and checks them against its name and raw size (on `decoder`'s threads; default the calling one). */
 export async function decodeChunk(want: WantedChunk, loc: ChunkLocation, stored: Uint8Array, decoder: ChunkDecoder = inThreadDecoder): Promise<Buffer> {
+  let raw!: Buffer;
+  await checkedDecode(want, loc, async (what) => {
+    const d = await decoder.decode(loc.codec, stored, want.size, what);
+    raw = d.raw;
+    return { sha256: d.sha256, length: d.raw.length };
+  });
+  return raw;
+}
+
+/**
+ * decodeChunk, but the pool's worker writes the verified bytes at `position`
+ * of `fd` itself (ChunkDecoder.decodeInto): nothing is written unless they
+ * hash to the chunk's name with its size, and the same errors name it.
+ */
+export async function decodeChunkInto(
+  want: WantedChunk,
+  loc: ChunkLocation,
+  stored: Uint8Array,
+  decoder: Required<Pick<ChunkDecoder, "decodeInto">>,
+  into: { fd: number; position: number },
+): Promise<void> {
+  await checkedDecode(want, loc, (what) => decoder.decodeInto(loc.codec, stored, want.size, what, { ...into, sha256: want.sha256 }));
+}
+
+async function checkedDecode(want: WantedChunk, loc: ChunkLocation, decode: (what: string) => Promise<{ sha256: string; length: number }>): Promise<void> {
   const what = `chunk ${want.sha256} of file ${JSON.stringify(want.file)}`;
   const where = describeLocation(loc);
-  let raw: Buffer;
-  let sha: string;
+  let got: { sha256: string; length: number };
   try {
-    ({ raw, sha256: sha } = await decoder.decode(loc.codec, stored, want.size, what));
+    got = await decode(what);
   } catch (e) {
     if (!(e instanceof CodecError)) throw e;
     throw new ChecksumMismatchError(`${what} is corrupt in the vault (${where}): ${e.message}`, { cause: e });
   }
-  if (sha !== want.sha256 || raw.length !== want.size) {
+  if (got.sha256 !== want.sha256 || got.length !== want.size) {
     throw new ChecksumMismatchError(
-      `${what} is corrupt in the vault (${where}): its ${raw.length} bytes hash to ${sha.slice(0, 12)}…, expected ${want.size} bytes`,
+      `${what} is corrupt in the vault (${where}): its ${got.length} bytes hash to ${got.sha256.slice(0, 12)}…, expected ${want.size} bytes`,
     );
   }
-  return raw;
 }
 
 export interface ChunkReadsOptions {

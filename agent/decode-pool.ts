@@ -9,11 +9,16 @@
  * read so only they cross) go to a worker, which decodes, hashes and
  * transfers the raw bytes back (no copy).
  *
- * Off by default (WALVAULT_DECODE_THREADS=N turns it on): measured in one
- * run on this 2-core machine, quiet (bench:snapshot-restore, scale 100,
- * packed), restore took 7.34 s and 253 MB peak RSS decoding in-thread, 7.92 s
- * and 399 MB with 2 workers (11.5 s of CPU instead of 9.0). Decode and hash
- * are not what bounds a restore here; a host with more cores may differ.
+ * Returning the raw bytes cost more than it saved: measured in one run on
+ * this 2-core machine, quiet (bench:snapshot-restore, scale 100, packed),
+ * restore took 7.34 s and 253 MB peak RSS decoding in-thread, 7.92 s and
+ * 399 MB with 2 workers (11.5 s of CPU instead of 9.0). So the worker also
+ * writes (`decodeInto`): it decodes, hashes and, only when the hash is the
+ * chunk's name, writes the bytes at their offset of the restore's open file
+ * (a file descriptor is the process's, usable from any thread); only the hash
+ * and length come back. restore (agent/restore.ts RESTORE_DECODE_THREADS)
+ * uses one such worker by default; openDecoder's own default stays 0
+ * (WALVAULT_DECODE_THREADS=N overrides both).
  *
  * The pool needs the compiled worker (dist/agent/decode-worker.js, next to
  * the compiled pool). Run from the TypeScript sources (tests), there is
@@ -35,13 +40,22 @@ export interface DecodeRequest {
   size: number;
   /** For messages: which chunk of which file. */
   what: string;
+  /** Write the raw bytes at `position` of the open file `fd` (from this process) if they hash to `sha256` and have `size` bytes; do not send them back. */
+  write?: { fd: number; position: number; sha256: string };
 }
 
-export type DecodeReply = { id: number; raw: Buffer; sha256: string } | { id: number; error: string; codecError: boolean };
+export type DecodeReply = { id: number; raw: Buffer | undefined; sha256: string; length: number } | { id: number; error: string; codecError: boolean };
 
 /** Decodes a chunk's stored bytes and hashes the result; a decoder failure rejects with CodecError. */
 export interface ChunkDecoder {
   decode(codec: CodecName, stored: Uint8Array, size: number, what: string): Promise<{ raw: Buffer; sha256: string }>;
+  /**
+   * Decodes and hashes, and only when the bytes hash to `into.sha256` with
+   * `size` bytes writes them at `into.position` of file descriptor `into.fd`
+   * (on the worker: the raw bytes never come back). Resolves with the hash
+   * and length found either way. Only a pool offers it.
+   */
+  decodeInto?(codec: CodecName, stored: Uint8Array, size: number, what: string, into: { fd: number; position: number; sha256: string }): Promise<{ sha256: string; length: number }>;
   close(): Promise<void>;
 }
 
@@ -62,7 +76,7 @@ const PER_WORKER_QUEUE = 8;
 
 export class DecodePool implements ChunkDecoder {
   private readonly workers: { worker: Worker; pending: number }[] = [];
-  private readonly calls = new Map<number, { resolve: (v: { raw: Buffer; sha256: string }) => void; reject: (e: Error) => void }>();
+  private readonly calls = new Map<number, { resolve: (v: { raw: Buffer | undefined; sha256: string; length: number }) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private failure: Error | undefined;
 
@@ -76,7 +90,7 @@ export class DecodePool implements ChunkDecoder {
         this.calls.delete(m.id);
         if (!call) return;
         if ("error" in m) call.reject(m.codecError ? new CodecError(m.error) : new Error(m.error));
-        else call.resolve({ raw: Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength), sha256: m.sha256 });
+        else call.resolve({ raw: m.raw && Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength), sha256: m.sha256, length: m.length });
       });
       worker.on("error", (e) => this.fail(e));
       worker.on("exit", (code) => {
@@ -98,13 +112,26 @@ export class DecodePool implements ChunkDecoder {
     for (const w of this.workers) if (w.pending < slot.pending) slot = w;
     // Too many queued everywhere: decode here rather than queue without bound.
     if (slot.pending >= PER_WORKER_QUEUE) return inThreadDecoder.decode(codec, stored, size, what);
+    const { raw, sha256 } = await this.post(slot, { codec, stored, size, what });
+    return { raw: raw!, sha256 };
+  }
+
+  async decodeInto(codec: CodecName, stored: Uint8Array, size: number, what: string, into: { fd: number; position: number; sha256: string }): Promise<{ sha256: string; length: number }> {
+    if (this.failure) throw this.failure;
+    let slot = this.workers[0]!;
+    for (const w of this.workers) if (w.pending < slot.pending) slot = w;
+    // No fallback to this thread: the callers (restore's writers) bound how many wait.
+    return this.post(slot, { codec, stored, size, what, write: into });
+  }
+
+  private post(slot: { worker: Worker; pending: number }, req: Omit<DecodeRequest, "id">): Promise<{ raw: Buffer | undefined; sha256: string; length: number }> {
     // Only the chunk's own bytes cross to the worker (a view would clone its whole ranged read).
-    const own = new Uint8Array(stored);
+    const own = new Uint8Array(req.stored);
     const id = this.nextId++;
     slot.pending++;
     return new Promise((resolve, reject) => {
       this.calls.set(id, { resolve, reject });
-      const msg: DecodeRequest = { id, codec, stored: own, size, what };
+      const msg: DecodeRequest = { ...req, id, stored: own };
       slot.worker.postMessage(msg, [own.buffer]);
     });
   }
@@ -130,13 +157,13 @@ function decodeThreadsFromEnv(): number | undefined {
 }
 
 /**
- * A pool of `threads` decode workers (default WALVAULT_DECODE_THREADS, else 0), or the
+ * A pool of `threads` decode workers (default WALVAULT_DECODE_THREADS, else `defaultThreads`, else 0), or the
  * in-thread decoder when `threads` is 0, when the compiled worker is not
  * there, or when the restore is small (`chunks` below 64: starting workers
  * costs more than it saves).
  */
-export function openDecoder(opts: { threads?: number; chunks: number; workerFile?: string | URL }): ChunkDecoder {
-  const threads = opts.threads ?? decodeThreadsFromEnv() ?? 0;
+export function openDecoder(opts: { threads?: number; defaultThreads?: number; chunks: number; workerFile?: string | URL }): ChunkDecoder {
+  const threads = opts.threads ?? decodeThreadsFromEnv() ?? opts.defaultThreads ?? 0;
   const file = opts.workerFile ?? defaultWorkerFile();
   if (threads <= 0 || file === undefined || opts.chunks < 64) return inThreadDecoder;
   return new DecodePool(file, threads);

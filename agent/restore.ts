@@ -29,11 +29,11 @@
  *    they are: coalesced ranged GETs of packs, or a GET of a chunk's own
  *    object (older snapshots, or a chunk the catalog does not know), up to
  *    `parallel` reads in flight (see ChunkSource); each chunk decoded and its
- *    SHA-256 compared with its name, written at its offset with positioned writes
- *    and fed, in offset order, to the file's SHA-256, which with the size on
- *    disk must be the manifest's once the file is complete), then
- *    symlinks (a file cut between batches stays open, its hash running), then
- *    mtimes and modes deepest first (reverse tree order). A missing, undecodable or
+ *    SHA-256 compared with its name, written at its offset with positioned writes;
+ *    the size on disk must be the manifest's once the file is complete, and
+ *    with `fileHashes` the whole file's SHA-256 too), then
+ *    symlinks (a file cut between batches stays open), then mtimes and modes
+ *    deepest first (reverse tree order). A missing, undecodable or
  *    corrupt chunk stops the restore with a ChecksumMismatchError naming the
  *    chunk, the file and where it was read (pack and bytes, or object key).
  *    Memory is bounded: PLANNED_STORED_BYTES of chunks read ahead,
@@ -72,9 +72,8 @@
  *
  * Durability (`durable`, default on): each file is fdatasync'ed before it
  * counts, so are the recovery files written in step 6; every restored
- * directory is fsync'ed before the rename, the target's parent after it. The
- * whole-file check hashes the verified bytes as they are written instead of
- * reading each file back (see writeFiles: a read back comes from the page
+ * directory is fsync'ed before the rename, the target's parent after it.
+ * Files are never read back (see writeFiles: a read back comes from the page
  * cache, so it never proved more than that; the bytes reach the disk by
  * fdatasync).
  */
@@ -135,7 +134,7 @@ import { parseTime, utimeSeconds } from "../core/time.js";
 import { formatLsn, lsnToSegno, parseLsn } from "../core/wal.js";
 import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "./paths.js";
-import { ChunkReads, decodeChunk, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
+import { ChunkReads, decodeChunk, decodeChunkInto, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import { inThreadDecoder, openDecoder, type ChunkDecoder } from "./decode-pool.js";
 import { loadPlanningState, mapLimit } from "../store/catalog-state.js";
 import type { OpenedManifest } from "../store/manifest-pages.js";
@@ -153,6 +152,14 @@ export const CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
  * faster (docs/decisions.md, "Snapshot speed").
  */
 export const DEFAULT_RESTORE_PARALLEL = 32;
+/**
+ * Decode workers of a restore unless WALVAULT_DECODE_THREADS says otherwise
+ * (agent/decode-pool.ts): one worker decodes, verifies and writes each chunk
+ * used once (ChunkSource.get `into`), the main thread reads and dispatches.
+ * Measured at scale 20 (docs/packs.md, "Restore speed"): 1 worker 2.7 s of
+ * CPU and 248 MB, 2 workers 2.6 s and 305 MB and no faster on 2 cores.
+ */
+export const RESTORE_DECODE_THREADS = 1;
 /** Raw bytes of the chunks being downloaded, decoded and written at once (at least one chunk). */
 export const IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 /** WAL segments in memory at once while laying out a generic restore (bytes, at least one segment). */
@@ -485,6 +492,12 @@ export interface RestoreOptions {
   outsideSymlinks?: "refuse" | "keep";
   /** Sync each restored file to disk before it counts as done (default true). */
   durable?: boolean;
+  /**
+   * Also hash each whole file as it is written and compare with the manifest's
+   * SHA-256 (default false: every chunk is already verified against its name,
+   * and the manifest's chunks tile each file; see writeFiles).
+   */
+  fileHashes?: boolean;
   onProgress?: (p: RestoreProgress) => void;
   signal?: AbortSignal;
 }
@@ -708,7 +721,7 @@ class ChunkSource {
   }
 
   start(): void {
-    this.decoder = openDecoder({ chunks: this.remaining.size });
+    this.decoder = openDecoder({ chunks: this.remaining.size, defaultThreads: RESTORE_DECODE_THREADS });
     this.planner = this.plan().catch((e: unknown) => {
       this.failure ??= { error: e };
       this.wake();
@@ -795,8 +808,13 @@ class ChunkSource {
     }
   }
 
-  /** The chunk of reference `seq` (its `chunk` and `file`), decoded and verified. */
-  async get(chunk: RestoreChunk, file: string, seq: number): Promise<Buffer> {
+  /**
+   * The chunk of reference `seq` (its `chunk` and `file`), decoded and verified.
+   * With `into` (an open file and the chunk's offset in it) and a decode pool,
+   * a chunk used only this once is verified and written there by the pool's
+   * worker (resolves undefined: the caller writes nothing).
+   */
+  async get(chunk: RestoreChunk, file: string, seq: number, into?: { fd: number; position: number }): Promise<Buffer | undefined> {
     while (this.plannedThrough <= seq && this.failure === undefined && !this.stopped) await this.sleep();
     if (this.failure !== undefined) throw this.failure.error;
     if (this.plannedThrough <= seq) throw new InvalidInputError("restore stopped");
@@ -806,6 +824,12 @@ class ChunkSource {
       const hit = this.cache.get(chunk.sha256);
       if (hit) return hit;
       if (entry === undefined) throw new Error(`chunk ${chunk.sha256} of file ${JSON.stringify(file)} was planned from the cache but is not in it`);
+      const decoder = this.decoder;
+      if (into !== undefined && decoder.decodeInto !== undefined && (this.remaining.get(chunk.sha256) ?? 0) <= 1 && !this.inflight.has(chunk.sha256)) {
+        const { loc, bytes } = await entry.stored;
+        await decodeChunkInto(entry.want, loc, bytes, { decodeInto: decoder.decodeInto.bind(decoder) }, into);
+        return undefined;
+      }
       let p = this.inflight.get(chunk.sha256);
       if (!p) {
         p = entry.stored.then(({ loc, bytes }) => decodeChunk(entry.want, loc, bytes, this.decoder)).finally(() => this.inflight.delete(chunk.sha256));
@@ -875,14 +899,15 @@ async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promis
 }
 
 /**
- * The file's own check, once all its chunks are written: its SHA-256 (fed
- * with exactly the bytes written, in offset order) and its size on disk
- * (fstat) must be the manifest's.
+ * The file's own check, once all its chunks are written: its size on disk
+ * (fstat) and the bytes written must be the manifest's size, and with
+ * `fileHashes` its SHA-256 (fed with exactly the bytes written, in offset
+ * order) the manifest's SHA-256.
  */
-function checkFile(op: WriteOp, sha256: string, hashed: number, onDisk: number): void {
-  if (sha256 !== op.sha256 || hashed !== op.size || onDisk !== op.size) {
+function checkFile(op: WriteOp, sha256: string | undefined, hashed: number, onDisk: number): void {
+  if ((sha256 !== undefined && sha256 !== op.sha256) || hashed !== op.size || onDisk !== op.size) {
     throw new ChecksumMismatchError(
-      `restored file ${JSON.stringify(op.relativePath)} does not match the snapshot: ${onDisk} bytes (${hashed} written) hashing to ${sha256.slice(0, 12)}…, ` +
+      `restored file ${JSON.stringify(op.relativePath)} does not match the snapshot: ${onDisk} bytes (${hashed} written)${sha256 === undefined ? "" : ` hashing to ${sha256.slice(0, 12)}…`}, ` +
         `manifest says ${op.size} bytes, ${op.sha256.slice(0, 12)}…`,
     );
   }
@@ -891,13 +916,16 @@ function checkFile(op: WriteOp, sha256: string, hashed: number, onDisk: number):
 /**
  * Writes every file of the layout: chunks `parallel` at a time, in file order.
  *
- * Each file's SHA-256 is computed from the chunk bytes as they are written
- * (in offset order; a chunk that finishes before an earlier one of its file
- * waits in `waiting`, REORDER_BYTES at most), not by reading the file back.
- * It proves the same thing: the file is created empty (O_EXCL), every chunk's
- * bytes are verified against its SHA-256 and then written completely at its
- * offset, the recorded chunks tile [0, size) (restoreLayout), and fstat
- * shows no byte beyond; so the file holds exactly the bytes hashed. A read
+ * What proves a file: it is created empty (O_EXCL), every chunk's bytes are
+ * verified against its SHA-256 and then written completely at its offset,
+ * the recorded chunks tile [0, size) (restoreLayout; validateManifest checks
+ * that their sizes add up), and fstat shows no byte beyond. With
+ * `fileHashes` the whole file's SHA-256 is also computed from the chunk bytes
+ * as they are written (in offset order; a chunk that finishes before an
+ * earlier one of its file waits in `waiting`, REORDER_BYTES at most) and
+ * compared with the manifest's: a second SHA-256 of every byte, on the
+ * thread that writes, which cost ~40% of a restore's CPU (docs/packs.md,
+ * "Restore speed"), so it is off by default. A read
  * back right after writing would come from the page cache, not from the disk,
  * so it never proved the bytes on disk: fdatasync (`durable`) does that, and
  * is still done for every file before it counts.
@@ -908,6 +936,7 @@ async function writeFiles(
   opts: {
     parallel: number;
     durable: boolean;
+    fileHashes: boolean;
     signal: AbortSignal | undefined;
     progress: () => void;
     counters: { filesDone: number; bytesDone: number };
@@ -954,6 +983,10 @@ async function writeFiles(
   };
   /** Feeds a written chunk to its file's hash, in offset order. */
   const hashInOrder = (state: FileState, offset: number, buf: Buffer): void => {
+    if (!opts.fileHashes) {
+      state.hashed += buf.length;
+      return;
+    }
     if (offset !== state.hashed) {
       state.waiting.set(offset, buf);
       waitingBytes += buf.length;
@@ -974,7 +1007,7 @@ async function writeFiles(
   const finish = async (state: FileState): Promise<void> => {
     const fh = await state.handle!;
     try {
-      checkFile(state.op, state.hash.digest("hex"), state.hashed, (await fh.stat()).size);
+      checkFile(state.op, opts.fileHashes ? state.hash.digest("hex") : undefined, state.hashed, (await fh.stat()).size);
       if (opts.durable) await fh.datasync();
     } finally {
       await fh.close();
@@ -1005,9 +1038,12 @@ async function writeFiles(
           if (failure !== undefined) return;
           inFlightBytes += chunk.size;
           held = chunk.size;
-          const buf = await source.get(chunk, state.op.relativePath, seq);
-          await writeFully(fh, buf, chunk.offset);
-          hashInOrder(state, chunk.offset, buf);
+          const buf = await source.get(chunk, state.op.relativePath, seq, opts.fileHashes ? undefined : { fd: fh.fd, position: chunk.offset });
+          if (buf === undefined) state.hashed += chunk.size;
+          else {
+            await writeFully(fh, buf, chunk.offset);
+            hashInOrder(state, chunk.offset, buf);
+          }
           source.release(chunk.sha256);
           inFlightBytes -= held;
           held = 0;
@@ -1321,7 +1357,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
       for (const op of ops) if (op.op === "mkdir") await mkdir(op.path, { mode: op.mode });
       const source = new ChunkSource(clients, cfg.vaultBucket, planned.databaseId, ops, parallel);
       try {
-        carryState = await writeFiles(ops, source, { parallel, durable, signal: opts.signal, counters, progress: () => emit("files"), carry: carryState });
+        carryState = await writeFiles(ops, source, { parallel, durable, fileHashes: opts.fileHashes === true, signal: opts.signal, counters, progress: () => emit("files"), carry: carryState });
       } finally {
         reads.fetched += source.fetched;
         reads.downloaded += source.downloaded;

@@ -54,37 +54,21 @@ import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { agentClients } from "../agent/clients.js";
-import { loadConfig } from "../agent/config.js";
-import { DEFAULT_RESTORE_PARALLEL, restore, type RestoreResult } from "../agent/restore.js";
-import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, snapshotPush, type SnapshotPushOptions, type SnapshotPushResult, type SnapshotSource } from "../agent/snapshot-push.js";
+import { DEFAULT_RESTORE_PARALLEL } from "../agent/restore.js";
+import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, type SnapshotSource } from "../agent/snapshot-push.js";
 import { WALVAULT_BIN } from "../local/paths.js";
 import { ScratchPostgres } from "../agent/postgres.js";
 import { startLocalStack, type LocalStack } from "../local/stack.js";
+import type { ChildOutput, ChildSpec } from "./snapshot-restore-child.js";
 import { anchorScriptsDir } from "./anchor.js";
 
-const SELF = fileURLToPath(import.meta.url);
+const CHILD = fileURLToPath(new URL("./snapshot-restore-child.js", import.meta.url));
 const DB_ID = "bench-pg";
 const STANZA = "walvault-bench";
 const ANCHORS_DIR = process.env["ANCHORS_DIR"] || "/tmp/anchors";
 
 // ---------------------------------------------------------------------------
 // Child processes (one per walvault command, for its own peak RSS)
-
-type ChildSpec =
-  | { op: "push"; configPath: string; databaseId: string; source: SnapshotSource; opts: SnapshotPushOptions }
-  | { op: "restore"; configPath: string; databaseId: string; snapshotId: string; toDir: string; parallel: number };
-
-interface Usage {
-  maxRssBytes: number;
-  /** CPU seconds (user + system) of the Node process, all threads. */
-  cpuSeconds: number;
-  /** CPU seconds of its waited-for children (pg_basebackup, psql). */
-  childCpuSeconds: number;
-}
-
-type RestoreSummary = Omit<RestoreResult, "plan">;
-type ChildOutput = ({ op: "push"; result: SnapshotPushResult } | { op: "restore"; result: RestoreSummary }) & Usage;
 
 let clockTicks: number | undefined;
 function ticksPerSecond(): number {
@@ -96,17 +80,6 @@ function ticksPerSecond(): number {
     }
   }
   return clockTicks;
-}
-
-/** CPU seconds of the waited-for children of this process (/proc/self/stat cutime + cstime). */
-function childrenCpuSeconds(): number {
-  try {
-    const stat = readFileSync("/proc/self/stat", "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3 (state)
-    return (Number(f[13]) + Number(f[14])) / ticksPerSecond();
-  } catch {
-    return 0;
-  }
 }
 
 /** Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait). */
@@ -175,31 +148,7 @@ function anchorS3rverCpu(): number {
   return existsSync(f) ? procCpu(Number(readFileSync(f, "utf8").trim())) : 0;
 }
 
-async function child(spec: ChildSpec): Promise<void> {
-  const cfg = loadConfig({ config: spec.configPath, database: spec.databaseId });
-  const clients = agentClients(cfg);
-  let out: ChildOutput;
-  const usage = (): Usage => {
-    const cpu = process.cpuUsage();
-    return { maxRssBytes: process.resourceUsage().maxRSS * 1024, cpuSeconds: (cpu.user + cpu.system) / 1e6, childCpuSeconds: childrenCpuSeconds() };
-  };
-  if (spec.op === "push") {
-    const result = await snapshotPush(spec.source, { ...cfg, databaseId: spec.databaseId }, clients, { ...spec.opts, progress: false });
-    out = { op: "push", result, ...usage() };
-  } else {
-    const r = await restore(clients, cfg, {
-      databaseId: spec.databaseId,
-      target: { kind: "snapshot", id: spec.snapshotId },
-      toDir: spec.toDir,
-      parallel: spec.parallel,
-    });
-    const { plan: _plan, ...result } = r; // the plan holds bigints
-    out = { op: "restore", result, ...usage() };
-  }
-  process.stdout.write(JSON.stringify(out));
-}
-
-/** Runs this file with --child; resolves with its output and the wall time from spawn to exit. */
+/** Runs the child module (bench/snapshot-restore-child.ts: agent modules only, as the CLI loads them); resolves with its output and the wall time from spawn to exit. */
 function runChild(spec: ChildSpec): Promise<{ out: ChildOutput; wallS: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
@@ -207,7 +156,7 @@ function runChild(spec: ChildSpec): Promise<{ out: ChildOutput; wallS: number }>
     const prof = process.env["WALVAULT_BENCH_CPU_PROF"];
     // The V8 flag bin/walvault starts the agent with (its young-generation size counts in the peak RSS).
     const node = ["--max-semi-space-size=4", ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : [])];
-    const c = spawn(process.execPath, [...node, SELF, "--child", JSON.stringify(spec)], { stdio: ["ignore", "pipe", "inherit"] });
+    const c = spawn(process.execPath, [...node, CHILD, JSON.stringify(spec)], { stdio: ["ignore", "pipe", "inherit"] });
     let text = "";
     c.stdout.on("data", (d: Buffer) => (text += d.toString()));
     c.on("error", reject);
@@ -439,7 +388,6 @@ interface PgbrInfoBackup {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      child: { type: "string" },
       scale: { type: "string", default: "100" },
       concurrency: { type: "string", default: String(DEFAULT_CONCURRENCY) },
       parallel: { type: "string", default: String(DEFAULT_RESTORE_PARALLEL) },
@@ -453,7 +401,6 @@ async function main(): Promise<void> {
       out: { type: "string", default: "bench/results/snapshot-restore.json" },
     },
   });
-  if (values.child !== undefined) return child(JSON.parse(values.child) as ChildSpec);
 
   const scale = Number(values.scale);
   const concurrency = Number(values.concurrency);

@@ -1,4 +1,7 @@
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
@@ -57,6 +60,33 @@ describe("DecodePool", () => {
     // Assess
     await expect(attempt).rejects.toBeInstanceOf(CodecError);
     await expect(attempt).rejects.toThrow(/chunk abc of file base\/1\/2/);
+  });
+
+  it("writes a chunk at its offset of an open file only once it hashes to its name, and sends back only the hash", async () => {
+    // Prepare: a file of 4 KiB of 0xee; one good chunk for offset 1000, one whose name is wrong
+    pool = new DecodePool(WORKER, 1);
+    const dir = mkdtempSync(join(tmpdir(), "decode-into-"));
+    const path = join(dir, "f");
+    writeFileSync(path, Buffer.alloc(4096, 0xee));
+    const fh = await open(path, "r+");
+    const good = seededBytes(11, 1024);
+    const bad = seededBytes(12, 1024);
+    const [encGood, encBad] = await Promise.all([getCodec("zstd").encode(good), getCodec("zstd").encode(bad)]);
+    try {
+      // Act
+      const wrote = await pool.decodeInto!("zstd", encGood, good.length, "chunk good", { fd: fh.fd, position: 1000, sha256: sha256Hex(good) });
+      const refused = await pool.decodeInto!("zstd", encBad, bad.length, "chunk bad", { fd: fh.fd, position: 3000, sha256: sha256Hex(good) });
+      // Assess
+      expect(wrote).toEqual({ sha256: sha256Hex(good), length: 1024 });
+      expect(refused).toEqual({ sha256: sha256Hex(bad), length: 1024 });
+      const onDisk = readFileSync(path);
+      expect(onDisk.subarray(1000, 2024).equals(good)).toBe(true);
+      expect(onDisk.subarray(3000, 4024).equals(Buffer.alloc(1024, 0xee))).toBe(true);
+      expect(onDisk.length).toBe(4096);
+    } finally {
+      await fh.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses work once closed", async () => {
