@@ -223,7 +223,8 @@ export async function verifySnapshot(clients: AgentClients, cfg: RestoreConfig, 
       await mkdir(req.workDir, { recursive: true });
       await check(3, "files rebuilt", async () => {
         const t0 = performance.now();
-        const r = await restore(clients, cfg, { databaseId: req.databaseId, target, toDir: scratch, durable: false });
+        // Every file's SHA-256 too (a restore checks only each chunk's): verification is where a manifest whose chunks disagree with its files is caught.
+        const r = await restore(clients, cfg, { databaseId: req.databaseId, target, toDir: scratch, durable: false, fileHashes: true });
         measured.restoreSeconds = (performance.now() - t0) / 1000;
         return `${r.files} files, ${(r.bytes / 1e6).toFixed(1)} MB in ${measured.restoreSeconds.toFixed(1)} s`;
       });
