@@ -48,6 +48,7 @@ import {
   validatePagedHeader,
   type PageEntry,
   type PagedManifestHeader,
+  type PageRef,
 } from "../core/manifest-pages.js";
 import type { SnapshotHeader } from "../core/manifest-header.js";
 import { META_CODEC } from "../core/schemas.js";
@@ -156,18 +157,26 @@ export async function openManifest(objects: ManifestObjects, key: string, expect
   };
 }
 
+/**
+ * Page `index` of the paged manifest at `manifestKey`, as stored: at most the
+ * length the header binds (MAX_PAGE_BYTES at most); the caller checks its
+ * bytes against the header. ManifestInvalidError when the header has no such
+ * page or its object is missing; the store's errors otherwise.
+ */
+export async function readPageObject(objects: ManifestObjects, manifestKey: string, pages: readonly PageRef[], index: number): Promise<{ key: string; body: Uint8Array }> {
+  const ref = pages[index];
+  if (ref === undefined) {
+    throw new ManifestInvalidError(`snapshot manifest pages[${index}]: the manifest has ${pages.length} page(s)`, { field: `pages[${index}]` });
+  }
+  const key = snapshotPageKey(manifestKey, index);
+  const body = await objects.get(key, Math.min(ref.bytes, MAX_PAGE_BYTES));
+  if (body === undefined) throw new ManifestInvalidError(`snapshot manifest pages[${index}]: page object ${key} is missing`, { field: `pages[${index}]` });
+  return { key, body };
+}
+
 function pagedManifest(objects: ManifestObjects, key: string, h: PagedManifestHeader): OpenedManifest {
   const { pages, formatVersion: _v, ...header } = h;
-  const read = async (index: number): Promise<Uint8Array> => {
-    const ref = pages[index];
-    if (ref === undefined) {
-      throw new ManifestInvalidError(`snapshot manifest pages[${index}]: the manifest has ${pages.length} page(s)`, { field: `pages[${index}]` });
-    }
-    const pageKey = snapshotPageKey(key, index);
-    const body = await objects.get(pageKey, Math.min(ref.bytes, MAX_PAGE_BYTES));
-    if (body === undefined) throw new ManifestInvalidError(`snapshot manifest pages[${index}]: page object ${pageKey} is missing`, { field: `pages[${index}]` });
-    return body;
-  };
+  const read = async (index: number): Promise<Uint8Array> => (await readPageObject(objects, key, pages, index)).body;
   return {
     format: 2,
     header,

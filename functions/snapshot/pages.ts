@@ -34,7 +34,6 @@ import { ManifestInvalidError, NotFoundError, SegmentConflictError } from "../..
 import { sha256Hex } from "../../core/hash.js";
 import { snapshotPageKey } from "../../core/keys.js";
 import {
-  MAX_PAGE_BYTES,
   finishPagedValidation,
   manifestFormatOf,
   startPagedValidation,
@@ -45,7 +44,7 @@ import {
 } from "../../core/manifest-pages.js";
 import type { SnapshotManifest } from "../../core/snapshot.js";
 import type { Catalog } from "../../store/catalog.js";
-import type { ManifestObjects } from "../../store/manifest-pages.js";
+import { readPageObject, type ManifestObjects } from "../../store/manifest-pages.js";
 import type { WorkObjects } from "../../store/work-objects.js";
 import type { Deps } from "../deps.js";
 import { BATCH_CHUNKS, MAX_BATCHES, batchFileSchema, batchKey, filesUsing, missingChunksError, type BatchChunk, type BatchFile, type ValidatedSnapshot } from "./common.js";
@@ -87,19 +86,13 @@ export function pageError(e: unknown, key: string): unknown {
   return e;
 }
 
-/** Page `index` of the manifest at `manifestKey` (bytes as stored; the caller checks them against the header). */
+/** Page `index` of the manifest at `manifestKey` (store/manifest-pages.ts readPageObject), the store's errors naming the page's key. */
 export async function readPage(objects: ManifestObjects, manifestKey: string, header: PagedManifestHeader, index: number): Promise<{ key: string; body: Uint8Array }> {
-  const key = snapshotPageKey(manifestKey, index);
-  const ref = header.pages[index];
-  if (ref === undefined) throw new ManifestInvalidError(`snapshot manifest pages[${index}]: the manifest has ${header.pages.length} page(s)`, { field: `pages[${index}]` });
-  let body: Uint8Array | undefined;
   try {
-    body = await objects.get(key, Math.min(ref.bytes, MAX_PAGE_BYTES));
+    return await readPageObject(objects, manifestKey, header.pages, index);
   } catch (e) {
-    throw pageError(e, key);
+    throw pageError(e, snapshotPageKey(manifestKey, index));
   }
-  if (body === undefined) throw new ManifestInvalidError(`snapshot manifest pages[${index}]: page object ${key} is missing`, { field: `pages[${index}]` });
-  return { key, body };
 }
 
 /** Page `index` read (readPage) and passed to `check` (parsePage or validatePage), whose errors then name the page's key. */
