@@ -106,6 +106,19 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
+/** Assemblies of earlier builds (78 MB each) are removed once this old: a run still reading one is long done. */
+const OLD_SYNTH_MS = 60 * 60_000;
+
+/** Removes the complete assemblies of other builds made over OLD_SYNTH_MS ago (each new build of dist/ makes one). */
+function removeOldSynths(keep: string): void {
+  for (const name of readdirSync(tmpdir())) {
+    const dir = join(tmpdir(), name);
+    if (!name.startsWith("walvault-synth-") || name.endsWith(".lock") || dir === keep) continue;
+    const made = statSync(join(dir, ".complete"), { throwIfNoEntry: false })?.mtimeMs;
+    if (made !== undefined && Date.now() - made > OLD_SYNTH_MS) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** A synthesis lock older than this is taken to be left by a killed run. */
 const STALE_LOCK_MS = 15 * 60_000;
 
@@ -149,6 +162,7 @@ export async function synthBundledApp(projectRoot: string, context: Record<strin
         maxBuffer: 64 * 1024 * 1024,
       });
       writeFileSync(complete, "");
+      removeOldSynths(outdir);
       return outdir;
     } finally {
       rmSync(lock, { recursive: true, force: true });
