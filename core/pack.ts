@@ -97,12 +97,18 @@ export const MIN_PACK_TARGET_SIZE = 64 * KiB;
 export const MAX_PACK_TARGET_SIZE = 1024 * MiB;
 
 /**
- * Chunks per pack a PackBuilder puts in by default: an index of at most
- * 832 KiB, so the tail of any pack it writes fits PACK_TAIL_READ_BYTES. It
- * binds only for chunks that compress below ~2 KiB (a 32 MiB pack of pgbench
- * blocks, ~5.7 KiB stored each, holds ~5,800).
+ * Chunks per pack a PackBuilder puts in by default. It binds only for chunks
+ * that compress below ~8 KiB (a 32 MiB pack of pgbench blocks, ~5.7 KiB
+ * stored each, holds ~5,800 and is cut at 4,096, ~23 MiB). It bounds what
+ * ingest does per pack whatever the data: PromotePacks decodes and hashes
+ * every chunk of a pack and records each one, and a batch is BATCH_PACKS
+ * packs. At 16,384 (the cap until bench:scale at 100 GB of highly
+ * compressible blocks) a pack held 2 GiB of raw bytes and a batch 8 GiB and
+ * 65,536 chunk records: 92 s of the step's 300 s on a quiet machine, a
+ * timeout on a loaded one. At 4,096: at most 512 MiB raw per pack of 128 KiB
+ * blocks, 2 GiB and 16,384 records per batch. Its index is 208 KiB.
  */
-export const DEFAULT_MAX_PACK_ENTRIES = 16_384;
+export const DEFAULT_MAX_PACK_ENTRIES = 4_096;
 /** The format's own cap (parse refuses more): an index of at most 16 MiB, as restic's header. */
 export const MAX_PACK_ENTRIES = Math.floor((16 * MiB) / PACK_INDEX_ENTRY_SIZE);
 /** One ranged GET of this many bytes from the end reads the whole tail of a pack built with the default entry cap. */

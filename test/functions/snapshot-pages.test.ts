@@ -13,6 +13,7 @@ import { SnapshotBuilder, type GenericSnapshotManifest } from "../../core/snapsh
 import { BATCH_CHUNKS, MAX_BATCHES, batchFileSchema, batchKey, batchesPrefix, type BatchChunk } from "../../functions/snapshot/common.js";
 import {
   mayTakePage,
+  pageBudget,
   pagedBatchSize,
   startPagedProgress,
   validatePages,
@@ -188,6 +189,17 @@ describe("ValidatePages over a paged manifest", () => {
     // Assess
     expect(batchCount).toBe(0);
     expect(f.io.work.docs.size).toBe(0);
+  });
+
+  it("stops taking new pages well before half the step's timeout, so a step with one more page still ends under half", () => {
+    // Prepare
+    const timeoutSeconds = 300;
+    // Act
+    const budget = pageBudget(timeoutSeconds, {}, () => 0);
+    // Assess: the page in hand may take a fifth of the timeout and the step still ends under half of it
+    expect(budget.deadline + (timeoutSeconds * 1000) / 5).toBeLessThanOrEqual((timeoutSeconds * 1000) / 2);
+    expect(mayTakePage({ ...budget, now: () => budget.deadline - 1 }, 1)).toBe(true);
+    expect(mayTakePage({ ...budget, now: () => budget.deadline }, 1)).toBe(false);
   });
 
   it("takes at least one page per invocation, even past its deadline", async () => {
