@@ -5,24 +5,25 @@
  *
  * The manifest is read again from incoming (its stored bytes must be exactly
  * the ones ValidateManifest proved) and every distinct chunk it references is
- * looked up in the catalog (missingChunks: batched, never one call per
- * chunk): chunk records are written only after their vault object, so a
+ * looked up in the catalog once (getChunks, in batches of
+ * CHECK_RECORDS_BATCH, never one call per chunk; the checks below use the
+ * same read): chunk records are written only after their vault object, so a
  * record means the bytes are there. Anything missing fails the step naming
  * the chunk and a file that uses it.
  *
  * Reused chunks stored in a pack (their record has an offset): the pack's
  * record must exist, and a pack marked as a retention deletion candidate is
- * unmarked (checkReusedPacks; docs/retention.md "Packs"). Retention deletes a
+ * unmarked (checkPacksOf; docs/retention.md "Packs"). Retention deletes a
  * pack only by a conditional delete on the mark it read, after a grace
  * period: if it deleted the pack first, the record is missing here and the
  * snapshot is refused; if this step unmarked it first, retention's delete
  * fails and the pack stays. Either way no snapshot is recorded with a chunk
- * whose pack is gone. Read in batches of CHECK_RECORDS_BATCH, whatever
- * produced the manifest (an unpacked push may reuse packed chunks).
+ * whose pack is gone, whatever produced the manifest (an unpacked push may
+ * reuse packed chunks).
  *
  * A packed push (manifest `packs`): every chunk flagged new must also be
- * recorded with the manifest's size, stored size and codec (read in batches
- * of CHECK_RECORDS_BATCH; PromotePacks recorded them from the packs' indexes).
+ * recorded with the manifest's size, stored size and codec (PromotePacks
+ * recorded them from the packs' indexes).
  *
  * PostgreSQL: the backup_label file is rebuilt from its chunks in the vault
  * (each read where its catalog record says: its own object, or a range of a
@@ -49,6 +50,7 @@ import { StoreManifestObjects } from "../../store/manifest-pages.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import type { Catalog } from "../../store/catalog.js";
+import type { ChunkItem } from "../../core/schemas.js";
 import { filesUsing, missingChunksError, rereadManifest, validatedSnapshotSchema, type ManifestFiles, type ValidatedSnapshot } from "./common.js";
 import { headerAsManifest, mayTakePage, pageBudget, readCheckedPage, rereadPagedHeader } from "./pages.js";
 
@@ -92,62 +94,66 @@ export const CHECK_RECORDS_BATCH = 1000;
  * A packed push: PromotePacks recorded each chunk from its pack's index, so
  * every chunk the manifest flags new must be recorded with the manifest's
  * size, stored size and codec (a restore reads the record's bytes and decodes
- * them as the manifest says). Read in batches of CHECK_RECORDS_BATCH.
+ * them as the manifest says).
  */
-async function checkPackedRecords(deps: Deps, manifest: ManifestFiles, fresh: readonly UniqueChunk[]): Promise<void> {
-  for (let i = 0; i < fresh.length; i += CHECK_RECORDS_BATCH) {
-    const slice = fresh.slice(i, i + CHECK_RECORDS_BATCH);
-    const records = new Map((await deps.catalog.getChunks(manifest.databaseId, slice.map((c) => c.sha256))).map((r) => [r.sha256, r]));
-    const missing = slice.filter((c) => !records.has(c.sha256)).map((c) => c.sha256);
-    if (missing.length > 0) throw missingChunksError(manifest, missing, new Set(missing));
-    for (const c of slice) {
-      const r = records.get(c.sha256)!;
-      if (r.size !== c.size || r.storedSize !== c.storedSize || r.codec !== c.codec) {
-        const file = filesUsing(manifest, [c.sha256]).get(c.sha256) ?? "?";
-        throw new ChecksumMismatchError(
-          `snapshot ${manifest.snapshotId}: chunk ${c.sha256} used by file ${JSON.stringify(file)} is recorded as ${r.size} bytes, ${r.storedSize} stored, codec ${r.codec}` +
-            `${r.offset === undefined ? "" : ` (at byte ${r.offset} of ${r.vaultKey})`}, but the manifest records ${c.size} bytes, ${c.storedSize} stored, codec ${c.codec}`,
-        );
-      }
+function checkPackedRecord(manifest: ManifestFiles, c: UniqueChunk, r: ChunkItem): void {
+  if (r.size === c.size && r.storedSize === c.storedSize && r.codec === c.codec) return;
+  const file = filesUsing(manifest, [c.sha256]).get(c.sha256) ?? "?";
+  throw new ChecksumMismatchError(
+    `snapshot ${manifest.snapshotId}: chunk ${c.sha256} used by file ${JSON.stringify(file)} is recorded as ${r.size} bytes, ${r.storedSize} stored, codec ${r.codec}` +
+      `${r.offset === undefined ? "" : ` (at byte ${r.offset} of ${r.vaultKey})`}, but the manifest records ${c.size} bytes, ${c.storedSize} stored, codec ${c.codec}`,
+  );
+}
+
+/**
+ * Reused chunks that live in a pack (`records`: theirs): each pack's record
+ * must exist (else NotFoundError, as for a missing chunk, naming the chunk, a
+ * file using it and the pack), and a pack marked for deletion is unmarked so
+ * that retention's conditional delete fails.
+ */
+async function checkPacksOf(catalog: Catalog, manifest: ManifestFiles, records: readonly ChunkItem[]): Promise<void> {
+  const databaseId = manifest.databaseId;
+  const chunkOf = new Map(records.filter((r) => r.offset !== undefined).map((r) => [r.vaultKey, r.sha256]));
+  if (chunkOf.size === 0) return;
+  const names = [...chunkOf.keys()].map((k) => k.slice(k.lastIndexOf("/") + 1));
+  const packs = new Map((await catalog.getPacks(databaseId, names)).map((p) => [p.vaultKey, p]));
+  for (const [vaultKey, sha] of chunkOf) {
+    const pack = packs.get(vaultKey);
+    const present = pack !== undefined && (pack.orphanedAt === undefined || (await catalog.clearPackOrphaned(databaseId, pack.name)));
+    if (!present) {
+      const file = filesUsing(manifest, [sha]).get(sha) ?? "?";
+      throw new NotFoundError(
+        `snapshot ${manifest.snapshotId} of database ${databaseId}: chunk ${sha} used by file ${JSON.stringify(file)} is not in the vault: ` +
+          `it is recorded in pack ${vaultKey}, which retention has deleted (the next push uploads it again)`,
+      );
     }
+  }
+}
+
+/** The reused chunks' packs (checkPacksOf), their records read in batches of CHECK_RECORDS_BATCH. */
+export async function checkReusedPacks(catalog: Catalog, manifest: ManifestFiles, reused: readonly UniqueChunk[]): Promise<void> {
+  for (let i = 0; i < reused.length; i += CHECK_RECORDS_BATCH) {
+    await checkPacksOf(catalog, manifest, await catalog.getChunks(manifest.databaseId, reused.slice(i, i + CHECK_RECORDS_BATCH).map((c) => c.sha256)));
   }
 }
 
 /**
- * The reused chunks that live in a pack: each pack's record must exist
- * (else NotFoundError, as for a missing chunk, naming the chunk, a file using
- * it and the pack), and a pack marked for deletion is unmarked so that
- * retention's conditional delete fails. Batches of CHECK_RECORDS_BATCH.
+ * Every check of the chunks `files` reference (a whole format-1 manifest, or
+ * one page), each chunk's record read once, in batches of
+ * CHECK_RECORDS_BATCH: a chunk without one is missing (chunk records are
+ * written only after their bytes are in the vault); a reused chunk's pack
+ * must still be there (checkPacksOf); a packed push's new chunk must be
+ * recorded as the manifest says (checkPackedRecord).
  */
-export async function checkReusedPacks(catalog: Catalog, manifest: ManifestFiles, reused: readonly UniqueChunk[]): Promise<void> {
-  const databaseId = manifest.databaseId;
-  for (let i = 0; i < reused.length; i += CHECK_RECORDS_BATCH) {
-    const records = (await catalog.getChunks(databaseId, reused.slice(i, i + CHECK_RECORDS_BATCH).map((c) => c.sha256))).filter((r) => r.offset !== undefined);
-    const chunkOf = new Map(records.map((r) => [r.vaultKey, r.sha256]));
-    const names = [...chunkOf.keys()].map((k) => k.slice(k.lastIndexOf("/") + 1));
-    const packs = new Map((await catalog.getPacks(databaseId, names)).map((p) => [p.vaultKey, p]));
-    for (const [vaultKey, sha] of chunkOf) {
-      const pack = packs.get(vaultKey);
-      const present = pack !== undefined && (pack.orphanedAt === undefined || (await catalog.clearPackOrphaned(databaseId, pack.name)));
-      if (!present) {
-        const file = filesUsing(manifest, [sha]).get(sha) ?? "?";
-        throw new NotFoundError(
-          `snapshot ${manifest.snapshotId} of database ${databaseId}: chunk ${sha} used by file ${JSON.stringify(file)} is not in the vault: ` +
-            `it is recorded in pack ${vaultKey}, which retention has deleted (the next push uploads it again)`,
-        );
-      }
-    }
-  }
-}
-
-/** Every check of the chunks `files` reference (a whole format-1 manifest, or one page). */
 async function checkChunks(deps: Deps, files: ManifestFiles, chunks: readonly UniqueChunk[], packed: boolean): Promise<void> {
-  const missing = chunks.length > 0 ? await deps.catalog.missingChunks(files.databaseId, chunks.map((c) => c.sha256)) : [];
-  if (missing.length > 0) {
-    throw missingChunksError(files, missing, new Set(chunks.filter((c) => c.new).map((c) => c.sha256)));
+  for (let i = 0; i < chunks.length; i += CHECK_RECORDS_BATCH) {
+    const slice = chunks.slice(i, i + CHECK_RECORDS_BATCH);
+    const records = new Map((await deps.catalog.getChunks(files.databaseId, slice.map((c) => c.sha256))).map((r) => [r.sha256, r]));
+    const missing = slice.filter((c) => !records.has(c.sha256)).map((c) => c.sha256);
+    if (missing.length > 0) throw missingChunksError(files, missing, new Set(slice.filter((c) => c.new).map((c) => c.sha256)));
+    await checkPacksOf(deps.catalog, files, slice.filter((c) => !c.new).map((c) => records.get(c.sha256)!));
+    if (packed) for (const c of slice) if (c.new) checkPackedRecord(files, c, records.get(c.sha256)!);
   }
-  await checkReusedPacks(deps.catalog, files, chunks.filter((c) => !c.new));
-  if (packed) await checkPackedRecords(deps, files, chunks.filter((c) => c.new));
 }
 
 const progressSchema = z.object({
