@@ -1,8 +1,9 @@
 /**
  * Uploading a snapshot's manifest, the commit point of a push
- * (docs/snapshots.md): format 1 (one JSON document) by default, or format 2
- * (core/manifest-pages.ts) when WALVAULT_MANIFEST_PAGES=1 or the push option
- * `manifestPages` says so: the pages first, to
+ * (docs/snapshots.md): format 2 (core/manifest-pages.ts) by default, or
+ * format 1 (one JSON document, the layout of older vaults) when
+ * WALVAULT_MANIFEST_PAGES=0 or the push option `manifestPages: false` says
+ * so. Format 2 puts the pages first, to
  * `incoming/db/<id>/snapshots/<sid>/pages/<i>.json` beside the manifest key,
  * then the header at the manifest key, last, so that the header's
  * object-created event (which starts snapshot ingest) finds every page it
@@ -40,13 +41,13 @@ export interface PageLimits {
 }
 
 /**
- * WALVAULT_MANIFEST_PAGES: "1" (or true/yes/on) writes format 2, "0" or
- * unset format 1 (the default this release). Anything else is a ConfigError.
+ * WALVAULT_MANIFEST_PAGES: unset, "1" (or true/yes/on) writes format 2 (the
+ * default), "0" (or false/no/off) format 1. Anything else is a ConfigError.
  */
 export function manifestPagesEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
   const v = env.WALVAULT_MANIFEST_PAGES?.trim().toLowerCase();
-  if (v === undefined || v === "" || v === "0" || v === "false" || v === "no" || v === "off") return false;
-  if (v === "1" || v === "true" || v === "yes" || v === "on") return true;
+  if (v === undefined || v === "" || v === "1" || v === "true" || v === "yes" || v === "on") return true;
+  if (v === "0" || v === "false" || v === "no" || v === "off") return false;
   throw new ConfigError(`WALVAULT_MANIFEST_PAGES='${env.WALVAULT_MANIFEST_PAGES}' is not 1 or 0 (manifest format 2 or 1)`);
 }
 

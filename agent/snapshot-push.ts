@@ -61,8 +61,8 @@
  *    catalog record (getChunks, batched) instead of a HEAD.
  *  - Manifest. Once every chunk is settled, SnapshotBuilder.build →
  *    agent/manifest-upload.ts: PUT incoming/db/<id>/snapshots/<sid>/manifest.json
- *    (codec none, SHA-256 of the bytes): the commit point; format 2 (paged,
- *    `manifestPages` / WALVAULT_MANIFEST_PAGES=1) puts its pages first. With `wait` (the
+ *    (codec none, SHA-256 of the bytes): the commit point; format 2 (paged, the
+ *    default; `manifestPages: false` / WALVAULT_MANIFEST_PAGES=0 writes format 1) puts its pages first. With `wait` (the
  *    default) the push then polls catalog.getSnapshot until ingest records
  *    it; a quarantine record for the manifest fails the push with its reason.
  *
@@ -267,7 +267,7 @@ export interface SnapshotPushOptions {
   label?: string;
   /**
    * Write the manifest in format 2 (pages, then the header; agent/manifest-upload.ts).
-   * Default: WALVAULT_MANIFEST_PAGES (off when unset).
+   * Default: WALVAULT_MANIFEST_PAGES (on when unset; 0 writes format 1, as older agents did).
    */
   manifestPages?: boolean;
   /** Format 2 page limits (tests; default PAGE_CHUNKS and PAGE_BYTES). */

@@ -91,9 +91,11 @@ function filesOf(dir: string): Map<string, string> {
 const countOf = (state: string, since: number): number => invocations.slice(since).filter((i) => i.state === state).length;
 
 describe("WALVAULT_MANIFEST_PAGES", () => {
-  it("is off unless set to 1/true/yes/on, and refuses anything else in one line", () => {
+  it("is on when unset or 1/true/yes/on, off for 0/false/no/off, and refuses anything else in one line", () => {
     // Act + Assess
-    expect(manifestPagesEnabled({})).toBe(false);
+    expect(manifestPagesEnabled({})).toBe(true);
+    expect(manifestPagesEnabled({ WALVAULT_MANIFEST_PAGES: "" })).toBe(true);
+    expect(manifestPagesEnabled({ WALVAULT_MANIFEST_PAGES: "off" })).toBe(false);
     expect(manifestPagesEnabled({ WALVAULT_MANIFEST_PAGES: "0" })).toBe(false);
     expect(manifestPagesEnabled({ WALVAULT_MANIFEST_PAGES: "1" })).toBe(true);
     expect(manifestPagesEnabled({ WALVAULT_MANIFEST_PAGES: "on" })).toBe(true);
