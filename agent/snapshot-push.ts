@@ -59,10 +59,14 @@
  *    manifest lists the packs (`packs`, sorted) for ingest. A chunk the
  *    catalog has but the previous manifest does not is described by its
  *    catalog record (getChunks, batched) instead of a HEAD.
- *  - Manifest. Once every chunk is settled, SnapshotBuilder.build →
- *    agent/manifest-upload.ts: PUT incoming/db/<id>/snapshots/<sid>/manifest.json
- *    (codec none, SHA-256 of the bytes): the commit point; format 2 (paged, the
- *    default; `manifestPages: false` / WALVAULT_MANIFEST_PAGES=0 writes format 1) puts its pages first. With `wait` (the
+ *  - Manifest. Format 2 (paged, the default): each entry goes to a temporary
+ *    spool as its file finishes (agent/manifest-spool.ts: chunk references on
+ *    disk, not in memory); once every chunk is settled the spool is read in
+ *    tree order into pages, each uploaded as it is cut, then the header at
+ *    incoming/db/<id>/snapshots/<sid>/manifest.json (codec none, SHA-256 of
+ *    the bytes): the commit point (agent/manifest-upload.ts). Format 1
+ *    (`manifestPages: false` / WALVAULT_MANIFEST_PAGES=0, the layout of older
+ *    vaults): SnapshotBuilder.build, one document. With `wait` (the
  *    default) the push then polls catalog.getSnapshot until ingest records
  *    it; a quarantine record for the manifest fails the push with its reason.
  *
