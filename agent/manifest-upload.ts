@@ -1,32 +1,39 @@
 /**
  * Uploading a snapshot's manifest, the commit point of a push
- * (docs/snapshots.md): format 1 (one JSON document) by default, or format 2
- * (core/manifest-pages.ts) when WALVAULT_MANIFEST_PAGES=1 or the push option
- * `manifestPages` says so: the pages first, to
+ * (docs/snapshots.md): format 2 (core/manifest-pages.ts) by default, or
+ * format 1 (one JSON document, the layout of older vaults) when
+ * WALVAULT_MANIFEST_PAGES=0 or the push option `manifestPages: false` says
+ * so. Format 2 puts the pages first, to
  * `incoming/db/<id>/snapshots/<sid>/pages/<i>.json` beside the manifest key,
  * then the header at the manifest key, last, so that the header's
  * object-created event (which starts snapshot ingest) finds every page it
  * binds. Each object carries the walvault metadata (SHA-256, codec none,
  * size) and the database id, as the format 1 manifest does.
  *
- * Pages are cut and uploaded as the writer closes them (PAGE_UPLOADS in
- * flight), so what this step holds beyond the built manifest is a few pages.
+ * Pages are cut, checked and uploaded as the writer closes them
+ * (PAGE_UPLOADS in flight): a push feeds them from agent/manifest-spool.ts
+ * (uploadPagedManifest), so it never holds the manifest, only a few pages.
  */
 import { ConfigError, ServiceUnavailableError, describeError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 import { incomingSnapshotKey, snapshotPageKey } from "../core/keys.js";
 import {
   ManifestPageWriter,
+  PAGED_FORMAT_VERSION,
   PAGE_BYTES,
   PAGE_CHUNKS,
   compareTreePaths,
-  pagedHeaderOf,
+  finishPagedValidation,
   serializePagedHeader,
+  startPagedValidation,
+  validatePage,
+  validatePagedHeader,
   type PageRef,
+  type PagedManifestHeader,
   type WrittenPage,
 } from "../core/manifest-pages.js";
 import { META_DATABASE } from "../core/schemas.js";
-import { serializeManifest, type SnapshotManifest } from "../core/snapshot.js";
+import { serializeManifest, type ManifestFields, type SnapshotManifest, type SnapshotTotals } from "../core/snapshot.js";
 import { objectMeta } from "../core/verify.js";
 import type { ObjectStore } from "../store/object-store.js";
 
@@ -40,13 +47,13 @@ export interface PageLimits {
 }
 
 /**
- * WALVAULT_MANIFEST_PAGES: "1" (or true/yes/on) writes format 2, "0" or
- * unset format 1 (the default this release). Anything else is a ConfigError.
+ * WALVAULT_MANIFEST_PAGES: unset, "1" (or true/yes/on) writes format 2 (the
+ * default), "0" (or false/no/off) format 1. Anything else is a ConfigError.
  */
 export function manifestPagesEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
   const v = env.WALVAULT_MANIFEST_PAGES?.trim().toLowerCase();
-  if (v === undefined || v === "" || v === "0" || v === "false" || v === "no" || v === "off") return false;
-  if (v === "1" || v === "true" || v === "yes" || v === "on") return true;
+  if (v === undefined || v === "" || v === "1" || v === "true" || v === "yes" || v === "on") return true;
+  if (v === "0" || v === "false" || v === "no" || v === "off") return false;
   throw new ConfigError(`WALVAULT_MANIFEST_PAGES='${env.WALVAULT_MANIFEST_PAGES}' is not 1 or 0 (manifest format 2 or 1)`);
 }
 
@@ -63,6 +70,8 @@ export interface UploadedManifest {
   format: 1 | 2;
   /** Format 2: pages uploaded. */
   pages?: number;
+  /** Format 2: the header's totals (newChunks and newStoredBytes count a new chunk once per page it is on). */
+  totals?: SnapshotTotals;
 }
 
 async function putJson(store: ObjectStore, bucket: string, key: string, databaseId: string, body: Buffer, what: string): Promise<void> {
@@ -75,9 +84,9 @@ async function putJson(store: ObjectStore, bucket: string, key: string, database
 
 /**
  * Uploads `manifest` to the incoming bucket: format 1, or with `paged` its
- * pages and then its format-2 header. Throws ServiceUnavailableError (the
- * upload failed, naming the object) or InvalidInputError (entries out of
- * tree order: a bug).
+ * pages and then its format-2 header (uploadPagedManifest). Throws
+ * ServiceUnavailableError (the upload failed, naming the object) or
+ * InvalidInputError (entries out of tree order: a bug).
  */
 export async function uploadManifest(
   store: ObjectStore,
@@ -87,23 +96,63 @@ export async function uploadManifest(
 ): Promise<UploadedManifest> {
   const { databaseId, snapshotId } = manifest;
   const key = incomingSnapshotKey(databaseId, snapshotId);
-  const what = `the manifest of snapshot ${snapshotId}`;
   if (!opts.paged) {
     const body = Buffer.from(serializeManifest(manifest), "utf8");
     const uploadedAt = new Date();
-    await putJson(store, bucket, key, databaseId, body, what);
+    await putJson(store, bucket, key, databaseId, body, `the manifest of snapshot ${snapshotId}`);
     return { key, sha256: sha256Hex(body), size: body.length, uploadedBytes: body.length, uploadedAt, format: 1 };
   }
-  const writer = new ManifestPageWriter(manifest, opts.pageLimits ?? { chunks: PAGE_CHUNKS, bytes: PAGE_BYTES });
+  const { files, totals, formatVersion: _v, ...fields } = manifest;
+  return uploadPagedManifest(store, bucket, {
+    fields,
+    distinct: () => ({ uniqueChunks: totals.uniqueChunks, storedBytes: totals.storedBytes }),
+    write: async (writer, emit) => {
+      for (const e of [...files].sort((a, b) => compareTreePaths(a.path, b.path))) await emit(writer.add(e));
+      await emit(writer.finish());
+    },
+    ...(opts.pageLimits === undefined ? {} : { pageLimits: opts.pageLimits }),
+  });
+}
+
+/** What a format-2 manifest is made of, without holding its entries. */
+export interface PagedManifestSource {
+  /** Every field of the header but pages and totals. */
+  fields: ManifestFields;
+  /** Feeds every entry to the writer in tree order, handing the pages it completes to `emit` (awaited), the last ones from writer.finish() too. */
+  write(writer: ManifestPageWriter, emit: (pages: WrittenPage[]) => Promise<void>): Promise<void>;
+  /** Distinct chunks and their stored bytes (asked once every page is written). */
+  distinct(): { uniqueChunks: number; storedBytes: number };
+  pageLimits?: PageLimits;
+}
+
+/**
+ * Format 2: each page, as the writer completes it, is validated as ingest
+ * will validate it (validatePage, a state of a few hundred bytes) and
+ * uploaded (PAGE_UPLOADS in flight); then the header, whose totals are the
+ * writer's counts and `distinct()`, is validated (validatePagedHeader,
+ * finishPagedValidation) and uploaded last. Memory: a few pages. Throws
+ * ServiceUnavailableError (an upload failed, naming the object),
+ * ManifestInvalidError / UnsafePathError / InvalidInputError (what ingest
+ * would refuse: a bug), after which no header is uploaded.
+ */
+export async function uploadPagedManifest(store: ObjectStore, bucket: string, source: PagedManifestSource): Promise<UploadedManifest> {
+  const { databaseId, snapshotId } = source.fields;
+  const key = incomingSnapshotKey(databaseId, snapshotId);
+  const what = `the manifest of snapshot ${snapshotId}`;
+  const writer = new ManifestPageWriter(source.fields, source.pageLimits ?? { chunks: PAGE_CHUNKS, bytes: PAGE_BYTES });
   const refs: PageRef[] = [];
+  // validatePage reads the header's kind, cut and page references, not its totals (finishPagedValidation does, with the real header).
+  const draft = { formatVersion: PAGED_FORMAT_VERSION, ...source.fields, totals: startPagedValidation().totals, pages: refs } as PagedManifestHeader;
+  let state = startPagedValidation();
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
   let uploadedBytes = 0;
-  const upload = async (pages: WrittenPage[]): Promise<void> => {
+  const emit = async (pages: WrittenPage[]): Promise<void> => {
     for (const p of pages) {
       refs[p.index] = p.ref;
-      uploadedBytes += p.ref.bytes;
       const body = Buffer.from(p.text, "utf8");
+      state = validatePage(draft, state, body).state;
+      uploadedBytes += p.ref.bytes;
       const put = putJson(store, bucket, snapshotPageKey(key, p.index), databaseId, body, `page ${p.index} of ${what}`)
         .catch((e: unknown) => {
           failure ??= e;
@@ -114,13 +163,18 @@ export async function uploadManifest(
       if (failure !== undefined) throw failure;
     }
   };
-  for (const e of [...manifest.files].sort((a, b) => compareTreePaths(a.path, b.path))) await upload(writer.add(e));
-  await upload(writer.finish());
-  await Promise.all(inFlight);
+  try {
+    await source.write(writer, emit);
+  } finally {
+    await Promise.all(inFlight);
+  }
   if (failure !== undefined) throw failure;
+  const header = { ...draft, totals: { ...writer.totals, ...source.distinct() }, pages: [...refs] } as PagedManifestHeader;
+  validatePagedHeader(header, { databaseId, snapshotId });
+  finishPagedValidation(header, state);
   // The commit point, last: every page it binds is in incoming.
-  const body = Buffer.from(serializePagedHeader(pagedHeaderOf(manifest, refs)), "utf8");
+  const body = Buffer.from(serializePagedHeader(header), "utf8");
   const uploadedAt = new Date();
   await putJson(store, bucket, key, databaseId, body, what);
-  return { key, sha256: sha256Hex(body), size: body.length, uploadedBytes: uploadedBytes + body.length, uploadedAt, format: 2, pages: refs.length };
+  return { key, sha256: sha256Hex(body), size: body.length, uploadedBytes: uploadedBytes + body.length, uploadedAt, format: 2, pages: refs.length, totals: header.totals };
 }

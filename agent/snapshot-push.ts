@@ -59,10 +59,14 @@
  *    manifest lists the packs (`packs`, sorted) for ingest. A chunk the
  *    catalog has but the previous manifest does not is described by its
  *    catalog record (getChunks, batched) instead of a HEAD.
- *  - Manifest. Once every chunk is settled, SnapshotBuilder.build →
- *    agent/manifest-upload.ts: PUT incoming/db/<id>/snapshots/<sid>/manifest.json
- *    (codec none, SHA-256 of the bytes): the commit point; format 2 (paged,
- *    `manifestPages` / WALVAULT_MANIFEST_PAGES=1) puts its pages first. With `wait` (the
+ *  - Manifest. Format 2 (paged, the default): each entry goes to a temporary
+ *    spool as its file finishes (agent/manifest-spool.ts: chunk references on
+ *    disk, not in memory); once every chunk is settled the spool is read in
+ *    tree order into pages, each uploaded as it is cut, then the header at
+ *    incoming/db/<id>/snapshots/<sid>/manifest.json (codec none, SHA-256 of
+ *    the bytes): the commit point (agent/manifest-upload.ts). Format 1
+ *    (`manifestPages: false` / WALVAULT_MANIFEST_PAGES=0, the layout of older
+ *    vaults): SnapshotBuilder.build, one document. With `wait` (the
  *    default) the push then polls catalog.getSnapshot until ingest records
  *    it; a quarantine record for the manifest fails the push with its reason.
  *
@@ -97,12 +101,17 @@ import { incomingChunkKey, incomingPackKey, vaultChunkKey } from "../core/keys.j
 import { DEFAULT_PACK_TARGET_SIZE, PackBuilder, type BuiltPack } from "../core/pack.js";
 import { META_DATABASE, type SnapshotRecord } from "../core/schemas.js";
 import {
+  directoryEntryOf,
+  fileEntryOf,
   fixedBlocksDescriptor,
+  manifestFieldsOf,
   packObjectMeta,
   parseBackupLabel,
   postgresFieldsFromBackupLabel,
   SnapshotBuilder,
   snapshotIdFor,
+  symlinkEntryOf,
+  type ChunkRecord,
   type GenericSnapshotFields,
   type SnapshotFileHandle,
   type SnapshotMeta,
@@ -117,7 +126,8 @@ import type { Catalog } from "../store/catalog.js";
 import type { ObjectStore } from "../store/object-store.js";
 import type { AgentClients } from "./clients.js";
 import { packsEnabled } from "./config.js";
-import { manifestPagesEnabled, uploadManifest, type PageLimits } from "./manifest-upload.js";
+import { ManifestSpool } from "./manifest-spool.js";
+import { manifestPagesEnabled, uploadManifest, uploadPagedManifest, type PageLimits, type UploadedManifest } from "./manifest-upload.js";
 import { StoreManifestObjects, openManifest } from "../store/manifest-pages.js";
 import { createProgress, type Progress, type TransferStats } from "./progress.js";
 import { readFailureNote, type FailureNoteSource } from "./wal-push.js";
@@ -267,7 +277,7 @@ export interface SnapshotPushOptions {
   label?: string;
   /**
    * Write the manifest in format 2 (pages, then the header; agent/manifest-upload.ts).
-   * Default: WALVAULT_MANIFEST_PAGES (off when unset).
+   * Default: WALVAULT_MANIFEST_PAGES (on when unset; 0 writes format 1, as older agents did).
    */
   manifestPages?: boolean;
   /** Format 2 page limits (tests; default PAGE_CHUNKS and PAGE_BYTES). */
@@ -347,6 +357,7 @@ export async function snapshotPush(
   const rss = startRssSampler();
   const warnings: string[] = [];
   let progress: Progress | undefined;
+  let spool: ManifestSpool | undefined;
   try {
     const db = await clients.catalog.getDatabase(databaseId);
     if (!db) {
@@ -392,7 +403,10 @@ export async function snapshotPush(
         ? { packs: { targetSize: opts.packTargetSize ?? DEFAULT_PACK_TARGET_SIZE, uploads: opts.packUploads ?? DEFAULT_PACK_UPLOADS } }
         : {}),
     });
-    const files = new FileCollector(new SnapshotBuilder(), pipeline, stats, () => progress?.update(stats), {
+    // Format 2 (the default): entries go to a temporary spool as they finish, never into memory.
+    const paged = opts.manifestPages ?? manifestPagesEnabled();
+    spool = paged ? new ManifestSpool() : undefined;
+    const files = new FileCollector(spool ?? new SnapshotBuilder(), pipeline, stats, () => progress?.update(stats), {
       blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE,
       chunker: opts.chunker ?? DEFAULT_CHUNKER,
     });
@@ -446,11 +460,23 @@ export async function snapshotPush(
     // The commit point: the manifest, last.
     stats.phase = "uploading manifest";
     progress.update(stats);
-    const manifest = files.build(meta);
-    const uploaded = await uploadManifest(clients.store, cfg.incomingBucket, manifest, {
-      paged: opts.manifestPages ?? manifestPagesEnabled(),
-      ...(opts.manifestPageLimits === undefined ? {} : { pageLimits: opts.manifestPageLimits }),
-    });
+    let uploaded: UploadedManifest;
+    let totals: SnapshotTotals;
+    if (spool) {
+      const from = spool;
+      uploaded = await uploadPagedManifest(clients.store, cfg.incomingBucket, {
+        fields: manifestFieldsOf(meta),
+        write: (writer, emit) => from.writeTo(writer, (sha256, size) => pipeline.settled(sha256, size), emit),
+        distinct: () => pipeline.distinct(),
+        ...(opts.manifestPageLimits === undefined ? {} : { pageLimits: opts.manifestPageLimits }),
+      });
+      totals = uploaded.totals!;
+      spool.close();
+    } else {
+      const manifest = files.build(meta);
+      uploaded = await uploadManifest(clients.store, cfg.incomingBucket, manifest, { paged: false });
+      totals = manifest.totals;
+    }
     const { key: manifestKey, sha256: manifestSha256, uploadedAt: manifestUploadedAt } = uploaded;
     const tManifest = performance.now();
 
@@ -477,7 +503,7 @@ export async function snapshotPush(
       manifestSha256,
       manifestSize: uploaded.size,
       ...(previous ? { previousSnapshotId: previous.snapshotId } : {}),
-      totals: manifest.totals,
+      totals,
       newBytes: stats.newBytes,
       uploadedBytes: pipeline.uploadedStoredBytes + uploaded.uploadedBytes,
       ...(pipeline.packNames ? { packs: { uploaded: pipeline.packNames.length, bytes: pipeline.uploadedStoredBytes, names: [...pipeline.packNames].sort() } } : {}),
@@ -494,13 +520,14 @@ export async function snapshotPush(
         manifest: round3((tManifest - tPushed) / 1000),
         wait: round3((tEnd - tManifest) / 1000),
       },
-      mbPerSecond: pushSeconds > 0 ? Math.round((manifest.totals.logicalBytes / pushSeconds / 1e6) * 10) / 10 : 0,
+      mbPerSecond: pushSeconds > 0 ? Math.round((totals.logicalBytes / pushSeconds / 1e6) * 10) / 10 : 0,
       peakRssBytes: rss.peak(),
       ...(pgSummary ? { postgres: pgSummary } : {}),
       ...(record ? { record } : {}),
       warnings,
     };
   } finally {
+    spool?.close();
     progress?.done();
     rss.stop();
   }
@@ -732,6 +759,25 @@ class ChunkPipeline {
       await this.settle();
       this.check();
     }
+  }
+
+  /**
+   * After finish(): chunk `sha256` of this push as a manifest reference,
+   * flagged `new` when this push uploaded it (on every reference: the page
+   * writer keeps one flag per page).
+   */
+  settled(sha256: string, size: number): ChunkRecord {
+    const r = this.seen.get(sha256);
+    if (r?.result === undefined || r.size !== size) throw new Error(`internal error: chunk ${sha256} (${size} bytes) was never settled`);
+    const { storedSize, codec, isNew } = r.result;
+    return isNew ? { sha256, size, storedSize, codec, new: true } : { sha256, size, storedSize, codec };
+  }
+
+  /** After finish(): the distinct chunks of this push and their stored bytes (the manifest's uniqueChunks and storedBytes). */
+  distinct(): { uniqueChunks: number; storedBytes: number } {
+    let storedBytes = 0;
+    for (const slot of this.seen.values()) storedBytes += slot.result?.storedSize ?? 0;
+    return { uniqueChunks: this.seen.size, storedBytes };
   }
 
   /** Waits for everything in flight (whatever its outcome). */
@@ -969,22 +1015,39 @@ interface PendingFile {
 }
 
 /**
- * Feeds files to the pipeline and remembers, per file, its chunks in order;
- * they go into the builder at the end, once every chunk's stored size is known.
+ * Feeds files to the pipeline and records the tree. Format 1: per file, its
+ * chunks in order; they go into the builder at the end, once every chunk's
+ * stored size is known. Format 2: every entry goes to the manifest spool as
+ * it finishes (a file's chunk references as they are cut), nothing is held
+ * here (agent/manifest-spool.ts).
  */
 class FileCollector {
   private readonly files: PendingFile[] = [];
 
   constructor(
-    readonly builder: SnapshotBuilder,
+    private readonly sink: SnapshotBuilder | ManifestSpool,
     private readonly pipeline: ChunkPipeline,
     private readonly stats: TransferStats,
     private readonly onChange: () => void,
     private readonly cut: { blockSize: number; chunker: ChunkerParams },
   ) {}
 
+  directory(path: string, mode: number, mtime: Date): void {
+    if (this.sink instanceof SnapshotBuilder) this.sink.addDirectory(path, mode, mtime);
+    else this.sink.entry(directoryEntryOf(path, mode, mtime));
+  }
+
+  symlink(path: string, target: string, mtime: Date): void {
+    if (this.sink instanceof SnapshotBuilder) this.sink.addSymlink(path, target, mtime);
+    else this.sink.entry(symlinkEntryOf(path, target, mtime));
+  }
+
   async file(path: string, mode: number, mtime: Date, body: AsyncIterable<Uint8Array>, blocks: boolean): Promise<void> {
-    const handle = this.builder.startFile(path, mode, mtime, blocks ? { chunking: "blocks" } : {});
+    const options = blocks ? { chunking: "blocks" as const } : {};
+    const sink = this.sink;
+    const handle = sink instanceof SnapshotBuilder ? sink.startFile(path, mode, mtime, options) : undefined;
+    const head = sink instanceof SnapshotBuilder ? undefined : fileEntryOf(path, mode, mtime, options);
+    const spooled = sink instanceof SnapshotBuilder ? undefined : sink.startFile();
     const whole = createHash("sha256");
     const slots: Slot[] = [];
     let size = 0;
@@ -992,15 +1055,20 @@ class FileCollector {
     for await (const chunk of chunks) {
       whole.update(chunk);
       size += chunk.length;
-      slots.push(await this.pipeline.add(hash("sha256", chunk, "hex"), chunk));
+      const slot = await this.pipeline.add(hash("sha256", chunk, "hex"), chunk);
+      if (spooled) spooled.add(slot.sha256, chunk.length);
+      else slots.push(slot);
       this.stats.bytesRead += chunk.length;
       this.stats.chunks++;
       this.onChange();
     }
-    this.files.push({ handle, slots, sha256: whole.digest("hex"), size });
+    if (handle) this.files.push({ handle, slots, sha256: whole.digest("hex"), size });
+    else spooled!.finish({ ...head!, size, sha256: whole.digest("hex") });
   }
 
+  /** Format 1: the manifest. */
   build(meta: SnapshotMeta): ReturnType<SnapshotBuilder["build"]> {
+    if (!(this.sink instanceof SnapshotBuilder)) throw new Error("internal error: a paged push builds no format 1 manifest");
     for (const f of this.files) {
       for (const s of f.slots) {
         const r = s.result;
@@ -1010,7 +1078,7 @@ class FileCollector {
       f.handle.finish(f.sha256, f.size);
     }
     this.files.length = 0;
-    return this.builder.build(meta);
+    return this.sink.build(meta);
   }
 }
 
@@ -1130,7 +1198,7 @@ async function walkGeneric(
         throw fileError(path, cause);
       }
       if (st.isDirectory()) {
-        files.builder.addDirectory(relPath, st.mode & 0o7777, st.mtime);
+        files.directory(relPath, st.mode & 0o7777, st.mtime);
         await visit(path, relPath);
       } else if (st.isSymbolicLink()) {
         let target: string;
@@ -1139,7 +1207,7 @@ async function walkGeneric(
         } catch (cause) {
           throw fileError(path, cause);
         }
-        files.builder.addSymlink(relPath, target, st.mtime);
+        files.symlink(relPath, target, st.mtime);
       } else if (st.isFile()) {
         const stream = createReadStream(path, { highWaterMark: FILE_READ_SIZE });
         try {
@@ -1295,8 +1363,8 @@ async function pushPostgres(
       // The server names one member "./pg_wal/archive_status" (basebackup.c), the others without "./".
       const path = entry.path.replace(/^(?:\.\/)+/, "");
       if (path === "" || path === ".") continue;
-      if (entry.type === "directory") files.builder.addDirectory(path, entry.mode, entry.mtime);
-      else if (entry.type === "symlink") files.builder.addSymlink(path, entry.linkName!, entry.mtime);
+      if (entry.type === "directory") files.directory(path, entry.mode, entry.mtime);
+      else if (entry.type === "symlink") files.symlink(path, entry.linkName!, entry.mtime);
       else if (entry.type === "file") {
         let body: AsyncIterable<Uint8Array> = entry.body;
         if (path === "backup_label") {
@@ -1402,8 +1470,8 @@ async function pushPostgresDirect(
     const walk = await readDataDirectory(
       dataDir,
       {
-        directory: (path, mode, mtime) => files.builder.addDirectory(path, mode, mtime),
-        symlink: (path, target, mtime) => files.builder.addSymlink(path, target, mtime),
+        directory: (path, mode, mtime) => files.directory(path, mode, mtime),
+        symlink: (path, target, mtime) => files.symlink(path, target, mtime),
         file: (path, mode, mtime, body) =>
           files.file(path, mode, mtime, path === "global/pg_control" ? keep(body, pgControl, 8, "head") : body, isRelationFile(path)),
       },

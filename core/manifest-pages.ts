@@ -35,11 +35,13 @@
  *    totals files, directories, symlinks, logicalBytes and chunks, and packs.
  *    Not recomputed, because that needs the set of every distinct chunk:
  *    uniqueChunks and storedBytes (checked to be consistent with the other
- *    totals: newChunks <= uniqueChunks <= chunks, newStoredBytes <=
- *    storedBytes), nor that a chunk repeated on two pages has the same sizes
+ *    totals: uniqueChunks <= chunks, storedBytes <= the stored bytes of all
+ *    references), nor that a chunk repeated on two pages has the same sizes
  *    and codec (checked within a page; ingest checks every reference against
  *    the vault). newChunks and newStoredBytes count every `new` flag (one per
- *    distinct chunk on a page); the writer sets one per chunk.
+ *    distinct chunk on a page): the writer flags a new chunk on every page
+ *    that references it (ingest takes a page's unflagged chunks as stored),
+ *    so newChunks may exceed uniqueChunks (newChunks <= chunks).
  *
  * Pure: no I/O (the reader is store/manifest-pages.ts).
  */
@@ -70,6 +72,7 @@ import {
   type ChunkRecord,
   type FileEntry,
   type ManifestExpectations,
+  type RegularFileEntry,
   type SnapshotManifest,
   type SnapshotTotals,
   type UniqueChunk,
@@ -159,10 +162,25 @@ export interface WrittenPage {
   ref: PageRef;
 }
 
+/** Counts a page writer keeps: what the header's totals state, but for uniqueChunks and storedBytes (which need every distinct chunk). */
+export type WrittenTotals = Omit<SnapshotTotals, "uniqueChunks" | "storedBytes">;
+
 /**
- * Cuts a stream of file entries (in tree order) into pages. add() returns
- * the pages it completed, finish() the last one; memory is one page.
- * Entries out of tree order (or repeated) are refused (InvalidInputError).
+ * Cuts a stream of file entries (in tree order) into pages. add() takes a
+ * whole entry; a regular file may instead come in runs (startFile with no
+ * chunks, addChunks..., the file ends at the next entry or at finish()), so
+ * that a file of any size is never held whole. Every call returns the pages
+ * it completed, finish() the last one; memory is one page.
+ *
+ * `new` flags: a page carries at most one per chunk, on its first reference
+ * there (repeats on the same page are stripped). A chunk new to the vault
+ * must be flagged on every page that references it (ingest takes a page's
+ * unflagged chunks as already stored), so a caller that does not know page
+ * boundaries flags every reference of a new chunk; one that flags a chunk
+ * once in the whole manifest gets that one flag. `totals` counts what was
+ * written: newChunks and newStoredBytes are the flags, as the validator
+ * counts them. Entries out of tree order (or repeated) are refused
+ * (InvalidInputError).
  */
 export class ManifestPageWriter {
   private index = 0;
@@ -171,6 +189,11 @@ export class ManifestPageWriter {
   private chunks = 0;
   private lastPath: string | undefined;
   private readonly prefix: string;
+  /** Chunks flagged new on the page being filled. */
+  private flagged = new Set<string>();
+  /** The regular file being written: its entry, the part on this page and its chunks so far (their JSON bytes, estimated). */
+  private open: { entry: RegularFileEntry; part: number; chunks: ChunkRecord[]; bytes: number } | undefined;
+  readonly totals: WrittenTotals = { files: 0, directories: 0, symlinks: 0, logicalBytes: 0, chunks: 0, newChunks: 0, newStoredBytes: 0 };
 
   constructor(
     ids: { databaseId: string; snapshotId: string },
@@ -180,37 +203,100 @@ export class ManifestPageWriter {
   }
 
   add(entry: FileEntry): WrittenPage[] {
-    if (this.lastPath !== undefined && compareTreePaths(this.lastPath, entry.path) >= 0) {
-      throw new InvalidInputError(`manifest entry ${JSON.stringify(entry.path)} does not follow ${JSON.stringify(this.lastPath)} in tree order`);
-    }
-    this.lastPath = entry.path;
-    const out: WrittenPage[] = [];
     if (entry.type !== "file") {
-      this.push(JSON.stringify(entry), 0, out);
+      const out = this.enter(entry.path);
+      if (entry.type === "directory") this.totals.directories++;
+      else this.totals.symlinks++;
+      this.push(JSON.stringify(entry), out);
       return out;
     }
-    let from = 0;
-    let part = 0;
-    do {
-      if (this.chunks >= this.limits.chunks) out.push(this.close());
-      const to = Math.min(entry.chunks.length, from + this.limits.chunks - this.chunks);
-      const piece = { ...entry, chunks: entry.chunks.slice(from, to), ...(part === 0 ? {} : { part }) };
-      this.push(JSON.stringify(piece), to - from, out);
-      from = to;
-      part++;
-    } while (from < entry.chunks.length);
+    return this.startFile(entry);
+  }
+
+  /** Opens regular file `entry` (its size and sha256 those of the whole file; its chunks, if any, come first); addChunks adds the rest. */
+  startFile(entry: RegularFileEntry): WrittenPage[] {
+    const out = this.enter(entry.path);
+    this.totals.files++;
+    this.totals.logicalBytes += entry.size;
+    const head = { ...entry, chunks: [] };
+    this.open = { entry: head, part: 0, chunks: [], bytes: Buffer.byteLength(JSON.stringify(head), "utf8") + 1 };
+    out.push(...this.addChunks(entry.chunks));
+    return out;
+  }
+
+  /** The next chunks of the open file, in order. */
+  addChunks(records: readonly ChunkRecord[]): WrittenPage[] {
+    const o = this.open;
+    if (o === undefined) throw new InvalidInputError("manifest chunks were added with no file open");
+    const out: WrittenPage[] = [];
+    for (const c of records) {
+      if (this.chunks >= this.limits.chunks) {
+        // A file with no chunk on this full page yet starts on the next one.
+        if (o.chunks.length === 0) out.push(this.close());
+        else this.cut(out);
+      }
+      let record = c;
+      if (c.new === true) {
+        if (this.flagged.has(c.sha256)) {
+          const { new: _n, ...rest } = c;
+          record = rest;
+        } else {
+          this.flagged.add(c.sha256);
+          this.totals.newChunks++;
+          this.totals.newStoredBytes += c.storedSize;
+        }
+      }
+      o.chunks.push(record);
+      o.bytes += recordBytes(record);
+      this.chunks++;
+      this.totals.chunks++;
+    }
+    if (this.bytes + o.bytes >= this.limits.bytes) this.cut(out);
     return out;
   }
 
   /** The last page, if any entry is left. */
   finish(): WrittenPage[] {
+    this.closeFile();
     return this.texts.length === 0 ? [] : [this.close()];
   }
 
-  private push(text: string, chunks: number, out: WrittenPage[]): void {
+  private enter(path: string): WrittenPage[] {
+    this.closeFile();
+    if (this.lastPath !== undefined && compareTreePaths(this.lastPath, path) >= 0) {
+      throw new InvalidInputError(`manifest entry ${JSON.stringify(path)} does not follow ${JSON.stringify(this.lastPath)} in tree order`);
+    }
+    this.lastPath = path;
+    return [];
+  }
+
+  /** Ends the open file's piece on this page and the page; the file goes on as the next part (written only if a chunk follows). */
+  private cut(out: WrittenPage[]): void {
+    const o = this.open!;
+    this.writePiece(o);
+    out.push(this.close());
+    o.part++;
+    o.chunks = [];
+    o.bytes = Buffer.byteLength(JSON.stringify(o.entry), "utf8") + 12;
+  }
+
+  private closeFile(): void {
+    const o = this.open;
+    if (o === undefined) return;
+    this.open = undefined;
+    if (o.part === 0 || o.chunks.length > 0) this.writePiece(o);
+  }
+
+  private writePiece(o: NonNullable<ManifestPageWriter["open"]>): void {
+    const piece = { ...o.entry, chunks: o.chunks, ...(o.part === 0 ? {} : { part: o.part }) };
+    const text = JSON.stringify(piece);
     this.texts.push(text);
     this.bytes += Buffer.byteLength(text, "utf8") + 1;
-    this.chunks += chunks;
+  }
+
+  private push(text: string, out: WrittenPage[]): void {
+    this.texts.push(text);
+    this.bytes += Buffer.byteLength(text, "utf8") + 1;
     if (this.bytes >= this.limits.bytes) out.push(this.close());
   }
 
@@ -222,8 +308,14 @@ export class ManifestPageWriter {
     this.texts = [];
     this.bytes = 0;
     this.chunks = 0;
+    this.flagged = new Set();
     return page;
   }
+}
+
+/** JSON bytes of a chunk record in an entry, its comma included (all ASCII). */
+function recordBytes(c: ChunkRecord): number {
+  return JSON.stringify(c).length + 1;
 }
 
 /** The format-2 header of `manifest` (its files left out) over `pages` (every page, in order). */
@@ -266,8 +358,8 @@ export function validatePagedHeader(input: unknown, expect: ManifestExpectations
   if (entries < named) throw manifestInvalid("pages", `hold ${entries} entries, fewer than the ${named} files, directories and symlinks of the totals`);
   const t = h.totals;
   if (t.uniqueChunks > t.chunks) throw manifestInvalid("totals.uniqueChunks", `states ${t.uniqueChunks}, more than the ${t.chunks} chunk references`);
-  if (t.newChunks > t.uniqueChunks) throw manifestInvalid("totals.newChunks", `states ${t.newChunks}, more than the ${t.uniqueChunks} distinct chunks`);
-  if (t.newStoredBytes > t.storedBytes) throw manifestInvalid("totals.newStoredBytes", `states ${t.newStoredBytes}, more than storedBytes ${t.storedBytes}`);
+  // newChunks counts `new` flags, one per page a new chunk is on (ManifestPageWriter): at most one per reference, and may exceed uniqueChunks.
+  if (t.newChunks > t.chunks) throw manifestInvalid("totals.newChunks", `states ${t.newChunks}, more than the ${t.chunks} chunk references`);
   if ((t.uniqueChunks === 0) !== (t.storedBytes === 0)) {
     throw manifestInvalid("totals.storedBytes", `states ${t.storedBytes} for ${t.uniqueChunks} distinct chunk(s)`);
   }

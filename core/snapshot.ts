@@ -926,6 +926,62 @@ function mtimeNsOf(iso: string): bigint {
   return r.ok ? r.time.epochNs : BigInt(Date.parse(iso)) * 1_000_000n;
 }
 
+/** A manifest's fields but its files, totals and formatVersion (both formats), from what a push knows: times as ISO text, packs sorted. */
+export type ManifestFields<M = SnapshotManifest> = M extends unknown ? Omit<M, "files" | "totals" | "formatVersion"> : never;
+
+export function manifestFieldsOf(meta: SnapshotMeta): ManifestFields {
+  const chunker = meta.chunker ?? chunkerDescriptor();
+  const common = {
+    databaseId: meta.databaseId,
+    snapshotId: meta.snapshotId,
+  };
+  const times = {
+    startedAt: isoOf(meta.startedAt, "startedAt", "startedAt"),
+    finishedAt: isoOf(meta.finishedAt, "finishedAt", "finishedAt"),
+    chunker: { algorithm: chunker.algorithm, minSize: chunker.minSize, avgSize: chunker.avgSize, maxSize: chunker.maxSize },
+    ...(meta.blocks === undefined ? {} : { blocks: { algorithm: meta.blocks.algorithm, blockSize: meta.blocks.blockSize } }),
+    codec: meta.codec ?? DEFAULT_CODEC,
+    ...(meta.packs === undefined ? {} : { packs: [...new Set(meta.packs)].sort() }),
+  };
+  return meta.kind === "postgres" ? { ...common, kind: "postgres", ...times, postgres: meta.postgres } : { ...common, kind: "generic", ...times, generic: meta.generic };
+}
+
+/** A directory entry (path safety and mode checked). */
+export function directoryEntryOf(path: string, mode: number, mtime: MtimeInput): DirectoryEntry {
+  assertSafeRelativePath(path);
+  checkMode(mode, path);
+  return { path, type: "directory", mode, mtime: isoOf(mtime, `mtime of ${JSON.stringify(path)}`, entryField(path)) };
+}
+
+/** A symlink entry (path safety and target checked). */
+export function symlinkEntryOf(path: string, linkTarget: string, mtime: MtimeInput): SymlinkEntry {
+  assertSafeRelativePath(path);
+  const problem = typeof linkTarget === "string" ? linkTargetProblem(linkTarget) : "is not a string";
+  if (problem !== undefined) {
+    throw new ManifestInvalidError(`symlink ${JSON.stringify(path)}: its target ${problem}`, { field: entryField(path) });
+  }
+  return { path, type: "symlink", mtime: isoOf(mtime, `mtime of ${JSON.stringify(path)}`, entryField(path)), linkTarget };
+}
+
+/** A regular file's entry before its chunks (size 0, the SHA-256 of no bytes; path safety and mode checked). */
+export function fileEntryOf(path: string, mode: number, mtime: MtimeInput, options: { chunking?: "blocks" } = {}): RegularFileEntry {
+  assertSafeRelativePath(path);
+  if (options.chunking !== undefined && options.chunking !== "blocks") {
+    throw new ManifestInvalidError(`file ${JSON.stringify(path)}: unknown chunking '${String(options.chunking)}'`, { field: entryField(path) });
+  }
+  checkMode(mode, path);
+  return {
+    path,
+    type: "file",
+    mode,
+    mtime: isoOf(mtime, `mtime of ${JSON.stringify(path)}`, entryField(path)),
+    size: 0,
+    sha256: EMPTY_SHA256,
+    ...(options.chunking === "blocks" ? { chunking: "blocks" as const } : {}),
+    chunks: [],
+  };
+}
+
 /**
  * Collects a snapshot's tree as the pipeline walks and chunks it, then
  * builds the manifest. Pure; holds one small record per chunk. Several files
@@ -939,40 +995,18 @@ export class SnapshotBuilder {
 
   addDirectory(path: string, mode: number, mtime: MtimeInput): void {
     this.claim(path);
-    const entry: DirectoryEntry = {
-      path,
-      type: "directory",
-      mode: this.mode(mode, path),
-      mtime: isoOf(mtime, `mtime of ${JSON.stringify(path)}`, entryField(path)),
-    };
-    this.add(entry);
+    this.add(directoryEntryOf(path, mode, mtime));
   }
 
   addSymlink(path: string, linkTarget: string, mtime: MtimeInput): void {
     this.claim(path);
-    const problem = typeof linkTarget === "string" ? linkTargetProblem(linkTarget) : "is not a string";
-    if (problem !== undefined) {
-      throw new ManifestInvalidError(`symlink ${JSON.stringify(path)}: its target ${problem}`, { field: entryField(path) });
-    }
-    this.add({ path, type: "symlink", mtime: isoOf(mtime, `mtime of ${JSON.stringify(path)}`, entryField(path)), linkTarget });
+    this.add(symlinkEntryOf(path, linkTarget, mtime));
   }
 
   /** Opens a regular file; `chunking: "blocks"` when the pipeline cuts it in fixed blocks (meta.blocks). */
   startFile(path: string, mode: number, mtime: MtimeInput, options: { chunking?: "blocks" } = {}): SnapshotFileHandle {
     this.claim(path);
-    if (options.chunking !== undefined && options.chunking !== "blocks") {
-      throw new ManifestInvalidError(`file ${JSON.stringify(path)}: unknown chunking '${String(options.chunking)}'`, { field: entryField(path) });
-    }
-    const entry: RegularFileEntry = {
-      path,
-      type: "file",
-      mode: this.mode(mode, path),
-      mtime: isoOf(mtime, `mtime of ${JSON.stringify(path)}`, entryField(path)),
-      size: 0,
-      sha256: EMPTY_SHA256,
-      ...(options.chunking === "blocks" ? { chunking: "blocks" as const } : {}),
-      chunks: [],
-    };
+    const entry = fileEntryOf(path, mode, mtime, options);
     this.add(entry);
     this.open.add(path);
     return this.handle(entry);
@@ -992,25 +1026,8 @@ export class SnapshotBuilder {
       });
     }
     const files = [...this.entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    const chunker = meta.chunker ?? chunkerDescriptor();
     const { totals } = analyseFiles(files, Number.MAX_SAFE_INTEGER, meta.blocks?.blockSize);
-    const common = {
-      formatVersion: SNAPSHOT_FORMAT_VERSION as typeof SNAPSHOT_FORMAT_VERSION,
-      databaseId: meta.databaseId,
-      snapshotId: meta.snapshotId,
-    };
-    const times = {
-      startedAt: isoOf(meta.startedAt, "startedAt", "startedAt"),
-      finishedAt: isoOf(meta.finishedAt, "finishedAt", "finishedAt"),
-      chunker: { algorithm: chunker.algorithm, minSize: chunker.minSize, avgSize: chunker.avgSize, maxSize: chunker.maxSize },
-      ...(meta.blocks === undefined ? {} : { blocks: { algorithm: meta.blocks.algorithm, blockSize: meta.blocks.blockSize } }),
-      codec: meta.codec ?? DEFAULT_CODEC,
-      ...(meta.packs === undefined ? {} : { packs: [...new Set(meta.packs)].sort() }),
-    };
-    const manifest: SnapshotManifest =
-      meta.kind === "postgres"
-        ? { ...common, kind: "postgres", ...times, postgres: meta.postgres, totals, files }
-        : { ...common, kind: "generic", ...times, generic: meta.generic, totals, files };
+    const manifest = { formatVersion: SNAPSHOT_FORMAT_VERSION, ...manifestFieldsOf(meta), totals, files } as SnapshotManifest;
     validateManifest(manifest);
     return manifest;
   }
@@ -1021,11 +1038,6 @@ export class SnapshotBuilder {
       throw new ManifestInvalidError(`path ${JSON.stringify(path)} was added to the snapshot twice`, { field: entryField(path) });
     }
     return path;
-  }
-
-  private mode(mode: number, path: string): number {
-    checkMode(mode, path);
-    return mode;
   }
 
   private add(entry: FileEntry): void {

@@ -17,9 +17,9 @@ import { ConfigError, ServiceUnavailableError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { incomingPackKey } from "../../core/keys.js";
 import { DEFAULT_PACK_TARGET_SIZE, verifyPack } from "../../core/pack.js";
-import { parseManifest, type SnapshotManifest } from "../../core/snapshot.js";
 import type { ObjectStore } from "../../store/object-store.js";
 import { listKeys, stackClients, tempDir, type StackClients } from "../support/harness.js";
+import { readPushedManifest, type PushedManifest } from "../support/pushed-manifest.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const GEN = "gen-packed";
@@ -44,10 +44,8 @@ afterAll(async () => {
 const cfg = (): PushConfig => ({ ...stack.config, databaseId: GEN });
 const source = (dir: string): SnapshotSource => ({ kind: "generic", dir, streams: STREAMS });
 
-async function manifestOf(r: SnapshotPushResult): Promise<SnapshotManifest> {
-  const obj = await clients.store.get(stack.config.incomingBucket, r.manifestKey);
-  return parseManifest(obj!.body, { databaseId: r.databaseId, snapshotId: r.snapshotId }).manifest;
-}
+/** The pushed manifest (format 2 by default), read through openManifest. */
+const manifestOf = (r: SnapshotPushResult): Promise<PushedManifest> => readPushedManifest(clients.store, stack.config.incomingBucket, r);
 
 const incomingPacks = (): Promise<string[]> => listKeys(clients.store, stack.config.incomingBucket, `incoming/db/${GEN}/packs/`);
 const incomingChunks = (): Promise<string[]> => listKeys(clients.store, stack.config.incomingBucket, `incoming/db/${GEN}/chunks/`);
@@ -111,7 +109,7 @@ describe("a packed snapshot push", () => {
     expect(first.packs!.uploaded).toBeGreaterThanOrEqual(2);
     expect((await incomingPacks()).sort()).toEqual(first.packs!.names.map((n) => incomingPackKey(GEN, n)).sort());
     expect(await incomingChunks()).toEqual([]);
-    expect(first.uploadedBytes).toBe(first.packs!.bytes + first.manifestSize);
+    expect(first.uploadedBytes).toBe(first.packs!.bytes + (await manifestOf(first)).objectBytes);
   });
 
   it("lists exactly its packs in the manifest, which together hold every new chunk once, as the manifest records it", async () => {

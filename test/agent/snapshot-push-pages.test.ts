@@ -7,6 +7,8 @@
  * header bound it is quarantined, naming the page, and nothing is recorded.
  * The vault's objects are asserted, and the paged snapshot restores byte for
  * byte through `walvault restore`'s executor (which reads it page by page).
+ * Format 1 (WALVAULT_MANIFEST_PAGES=0, what older agents wrote) is still
+ * written on request, recorded, restored, and seeds the next paged push.
  */
 import { randomFillSync } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -91,9 +93,11 @@ function filesOf(dir: string): Map<string, string> {
 const countOf = (state: string, since: number): number => invocations.slice(since).filter((i) => i.state === state).length;
 
 describe("WALVAULT_MANIFEST_PAGES", () => {
-  it("is off unless set to 1/true/yes/on, and refuses anything else in one line", () => {
+  it("is on when unset or 1/true/yes/on, off for 0/false/no/off, and refuses anything else in one line", () => {
     // Act + Assess
-    expect(manifestPagesEnabled({})).toBe(false);
+    expect(manifestPagesEnabled({})).toBe(true);
+    expect(manifestPagesEnabled({ WALVAULT_MANIFEST_PAGES: "" })).toBe(true);
+    expect(manifestPagesEnabled({ WALVAULT_MANIFEST_PAGES: "off" })).toBe(false);
     expect(manifestPagesEnabled({ WALVAULT_MANIFEST_PAGES: "0" })).toBe(false);
     expect(manifestPagesEnabled({ WALVAULT_MANIFEST_PAGES: "1" })).toBe(true);
     expect(manifestPagesEnabled({ WALVAULT_MANIFEST_PAGES: "on" })).toBe(true);
@@ -240,5 +244,40 @@ describe("a paged push whose page changed after the header bound it", () => {
     const q = (await clients.catalog.listQuarantine(GEN)).filter((r) => r.error === "ManifestInvalidError");
     expect(q).toHaveLength(1);
     expect(q[0]!.reason).toContain("pages/000001.json");
+  }, 240_000);
+});
+
+describe("format 1, as older agents wrote it (WALVAULT_MANIFEST_PAGES=0)", () => {
+  it("is still written on request and recorded, and the next (paged, default) push seeds its known chunks from it and restores", async () => {
+    // Prepare
+    const dir = makeTree("format1");
+    const saved = process.env.WALVAULT_MANIFEST_PAGES;
+    process.env.WALVAULT_MANIFEST_PAGES = "0";
+    let first: SnapshotPushResult;
+    try {
+      // Act
+      first = await snapshotPush(source(dir), cfg(), clients, { packs: true, chunker: SMALL_CHUNKER, timeoutMs: 180_000 });
+    } finally {
+      if (saved === undefined) delete process.env.WALVAULT_MANIFEST_PAGES;
+      else process.env.WALVAULT_MANIFEST_PAGES = saved;
+    }
+    writeFileSync(join(dir, "data", "big-2"), randomFillSync(Buffer.alloc(256 * KiB)));
+    const second = await snapshotPush(source(dir), cfg(), clients, { packs: true, chunker: SMALL_CHUNKER, timeoutMs: 180_000 });
+
+    // Assess: one JSON document with its files, then a paged one seeded from it.
+    const doc = JSON.parse((await clients.store.get(stack.config.vaultBucket, vaultSnapshotManifestKey(GEN, first.snapshotId)))!.body.toString("utf8")) as { formatVersion: number; files: unknown[] };
+    expect(first.outcome).toBe("recorded");
+    expect(doc.formatVersion).toBe(1);
+    expect(doc.files).toHaveLength(first.totals.files + first.totals.directories + first.totals.symlinks);
+    expect(second.outcome).toBe("recorded");
+    expect(second.warnings).toEqual([]);
+    expect(second.previousSnapshotId).toBe(first.snapshotId);
+    expect(second.lookups.previousManifestChunks).toBe(first.totals.uniqueChunks);
+    expect((await headerOf(second, stack.config.vaultBucket, vaultSnapshotManifestKey(GEN, second.snapshotId))).formatVersion).toBe(2);
+    const to = join(work, "restored-format1");
+    const restored = await restore(clients, { ...stack.config }, { databaseId: GEN, target: { kind: "snapshot", id: first.snapshotId }, toDir: to, parallel: 4 });
+    expect(restored.snapshotId).toBe(first.snapshotId);
+    expect(filesOf(to).get("data/big-0")).toBe(filesOf(dir).get("data/big-0"));
+    expect(filesOf(to).get("data/big-2")).not.toBe(filesOf(dir).get("data/big-2"));
   }, 240_000);
 });

@@ -18,7 +18,7 @@ import { CHUNKER_VERSION } from "../../core/chunking.js";
 import { FileAccessError, InvalidInputError, QuarantinedError, ServiceUnavailableError, TimeoutError, UnknownDatabaseError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { incomingChunkKey } from "../../core/keys.js";
-import { EMPTY_SHA256, FIXED_BLOCKS_ALGORITHM, parseManifest, type RegularFileEntry, type SnapshotManifest } from "../../core/snapshot.js";
+import { EMPTY_SHA256, FIXED_BLOCKS_ALGORITHM, type RegularFileEntry } from "../../core/snapshot.js";
 import { parseObjectMeta } from "../../core/verify.js";
 import { ScratchPostgres } from "../../agent/postgres.js";
 import {
@@ -35,6 +35,7 @@ import {
 import { createProgress, progressLine } from "../../agent/progress.js";
 import type { ObjectStore } from "../../store/object-store.js";
 import { listKeys, stackClients, tempDir, type StackClients } from "../support/harness.js";
+import { readPushedManifest, type PushedManifest } from "../support/pushed-manifest.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const GEN = "gen-snap";
@@ -69,16 +70,12 @@ function cfg(databaseId: string): PushConfig {
   return { ...stack.config, databaseId };
 }
 
-async function readManifest(r: SnapshotPushResult): Promise<SnapshotManifest> {
-  const obj = await clients.store.get(stack.config.incomingBucket, r.manifestKey);
-  expect(obj, `manifest ${r.manifestKey} in incoming`).toBeDefined();
-  const meta = parseObjectMeta(obj!.metadata, r.manifestKey);
-  expect(meta).toEqual({ sha256: sha256Hex(obj!.body), codec: "none", size: obj!.body.length });
-  expect(meta.sha256).toBe(r.manifestSha256);
-  return parseManifest(obj!.body, { databaseId: r.databaseId, snapshotId: r.snapshotId }).manifest;
+/** The pushed manifest (format 2 by default), read through openManifest; its object's metadata describes its bytes. */
+async function readManifest(r: SnapshotPushResult): Promise<PushedManifest> {
+  return readPushedManifest(clients.store, stack.config.incomingBucket, r);
 }
 
-function fileEntry(m: SnapshotManifest, path: string): RegularFileEntry {
+function fileEntry(m: PushedManifest, path: string): RegularFileEntry {
   const e = m.files.find((f) => f.path === path);
   expect(e?.type, path).toBe("file");
   return e as RegularFileEntry;
@@ -261,7 +258,7 @@ describe("generic snapshot push", () => {
     expect(second.totals.newChunks).toBe(0);
     expect(second.totals.newStoredBytes).toBe(0);
     expect(second.newBytes).toBe(0);
-    expect(second.uploadedBytes).toBe(second.manifestSize);
+    expect(second.uploadedBytes).toBe((await readManifest(second)).objectBytes);
     expect(second.lookups.catalogBatches).toBe(0);
     expect(second.totals.storedBytes).toBe(first.totals.storedBytes);
     expect(await chunkKeys(GEN)).toEqual(before);

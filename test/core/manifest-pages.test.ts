@@ -9,6 +9,7 @@ import {
   finishPagedValidation,
   manifestFormatOf,
   pageManifest,
+  pagedHeaderOf,
   parsePage,
   startPagedValidation,
   validatePage,
@@ -203,6 +204,68 @@ describe("ManifestPageWriter and pageManifest", () => {
     // Act + Assess
     expect(manifestFormatOf(paged(m).header)).toBe(2);
     expect(manifestFormatOf(m)).toBe(1);
+  });
+});
+
+describe("ManifestPageWriter fed in runs", () => {
+  /** One file of `n` distinct new chunks of 100 bytes (20 stored) under data/. */
+  function oneFile(n: number): SnapshotManifest {
+    const b = new SnapshotBuilder();
+    b.addDirectory("data", 0o700, MTIME);
+    const f = b.startFile("data/f", 0o600, MTIME);
+    for (let i = 0; i < n; i++) f.addChunk(chunk(`c${i}`, 100, 20, true));
+    f.finish(sha("whole"));
+    return genericOf(b);
+  }
+
+  it("writes a file given in runs (startFile, addChunks...) exactly as the same file given whole", () => {
+    // Prepare
+    const m = oneFile(7);
+    const limits = { chunks: 3, bytes: 1024 * 1024 };
+    const whole = pageManifest(m, limits).pages.map((p) => p.text);
+    const file = m.files[1]!;
+    if (file.type !== "file") throw new Error("fixture");
+
+    // Act
+    const writer = new ManifestPageWriter(m, limits);
+    const texts: string[] = [];
+    const keep = (pages: WrittenPage[]): void => void texts.push(...pages.map((p) => p.text));
+    keep(writer.add(m.files[0]!));
+    keep(writer.startFile({ ...file, chunks: [] }));
+    for (let i = 0; i < file.chunks.length; i += 2) keep(writer.addChunks(file.chunks.slice(i, i + 2)));
+    keep(writer.finish());
+
+    // Assess
+    expect(texts).toEqual(whole);
+    expect(texts.length).toBe(3);
+    expect(writer.totals).toEqual({ files: 1, directories: 1, symlinks: 0, logicalBytes: 700, chunks: 7, newChunks: 7, newStoredBytes: 140 });
+  });
+
+  it("keeps one `new` flag per chunk per page: a new chunk referenced on three pages is flagged on each, and the pages validate with newChunks above uniqueChunks", () => {
+    // Prepare: z (new) six times, y (new) once; every reference flagged, 2 references a page.
+    const m = oneFile(2);
+    const z = { sha256: sha("z"), size: 100, storedSize: 20, codec: "zstd" as const, new: true as const };
+    const y = { sha256: sha("y"), size: 100, storedSize: 30, codec: "zstd" as const, new: true as const };
+    const writer = new ManifestPageWriter(m, { chunks: 2, bytes: 1024 * 1024 });
+    const pages: WrittenPage[] = [];
+    pages.push(...writer.add(m.files[0]!));
+    pages.push(...writer.startFile({ path: "data/f", type: "file", mode: 0o600, mtime: MTIME.toISOString(), size: 700, sha256: sha("whole"), chunks: [] }));
+    pages.push(...writer.addChunks([z, z, z, y, z, z, z]));
+
+    // Act
+    pages.push(...writer.finish());
+
+    // Assess
+    const flags = pages.map((p) => {
+      const entries = (JSON.parse(p.text) as { entries: PageEntry[] }).entries;
+      return entries.flatMap((e) => (e.type === "file" ? e.chunks.map((c) => (c.new === true ? (c.sha256 === z.sha256 ? "Z" : "Y") : c.sha256 === z.sha256 ? "z" : "y")) : []));
+    });
+    expect(flags).toEqual([["Z", "z"], ["Z", "Y"], ["Z", "z"], ["Z"]]);
+    expect(writer.totals).toMatchObject({ chunks: 7, newChunks: 5, newStoredBytes: 4 * 20 + 30 });
+    const header = pagedHeaderOf(m, pages.map((p) => p.ref));
+    header.totals = { ...header.totals, ...writer.totals, uniqueChunks: 2, storedBytes: 50 };
+    const entries = validateAll({ header, texts: pages.map((p) => p.text) });
+    expect(entries.filter((e) => e.path === "data/f").map((e) => (e.type === "file" ? e.part : undefined))).toEqual([undefined, 1, 2, 3]);
   });
 });
 
