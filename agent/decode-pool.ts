@@ -29,7 +29,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { decodeWith, type CodecName } from "../core/codec.js";
-import { CodecError } from "../core/errors.js";
+import { CodecError, describeError, FileAccessError, isWalvaultError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 
 export interface DecodeRequest {
@@ -44,7 +44,40 @@ export interface DecodeRequest {
   write?: { fd: number; position: number; sha256: string };
 }
 
-export type DecodeReply = { id: number; raw: Buffer | undefined; sha256: string; length: number } | { id: number; error: string; codecError: boolean };
+/** An fs error's identity, kept across the thread boundary (a write the worker made). */
+export interface ErrnoInfo {
+  code: string;
+  errno?: number;
+  syscall?: string;
+}
+
+export type DecodeReply =
+  | { id: number; raw: Buffer | undefined; sha256: string; length: number }
+  | { id: number; error: string; codecError: boolean; errno?: ErrnoInfo };
+
+/** The worker's failure as an Error on this thread: a CodecError, or an Error with the fs error's code, errno and syscall. */
+export function replyError(m: { error: string; codecError: boolean; errno?: ErrnoInfo }): Error {
+  if (m.codecError) return new CodecError(m.error);
+  const e = new Error(m.error) as NodeJS.ErrnoException;
+  if (m.errno) {
+    e.code = m.errno.code;
+    if (m.errno.errno !== undefined) e.errno = m.errno.errno;
+    if (m.errno.syscall !== undefined) e.syscall = m.errno.syscall;
+  }
+  return e;
+}
+
+/**
+ * A failed write of restored bytes (ENOSPC, EIO, EBADF...), made on this
+ * thread or by a worker: a FileAccessError naming what was written and
+ * where, its cause the fs error (code, errno, syscall kept). Anything that is
+ * not an fs error (a walvault error, no `code`) is returned as it is.
+ */
+export function writeError(what: string, position: number, cause: unknown): unknown {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  if (isWalvaultError(cause) || typeof code !== "string" || !/^E[A-Z0-9]+$/.test(code)) return cause;
+  return new FileAccessError(`cannot write ${what} at offset ${position}: ${code} (${describeError(cause)})`, { cause });
+}
 
 /** Decodes a chunk's stored bytes and hashes the result; a decoder failure rejects with CodecError. */
 export interface ChunkDecoder {
@@ -84,13 +117,15 @@ export class DecodePool implements ChunkDecoder {
     for (let i = 0; i < size; i++) {
       const worker = new Worker(workerFile, { resourceLimits: WORKER_LIMITS });
       const slot = { worker, pending: 0 };
-      worker.on("message", (m: DecodeReply) => {
-        slot.pending--;
-        const call = this.calls.get(m.id);
-        this.calls.delete(m.id);
-        if (!call) return;
-        if ("error" in m) call.reject(m.codecError ? new CodecError(m.error) : new Error(m.error));
-        else call.resolve({ raw: m.raw && Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength), sha256: m.sha256, length: m.length });
+      worker.on("message", (batch: DecodeReply[]) => {
+        for (const m of batch) {
+          slot.pending--;
+          const call = this.calls.get(m.id);
+          this.calls.delete(m.id);
+          if (!call) continue;
+          if ("error" in m) call.reject(replyError(m));
+          else call.resolve({ raw: m.raw && Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength), sha256: m.sha256, length: m.length });
+        }
       });
       worker.on("error", (e) => this.fail(e));
       worker.on("exit", (code) => {
@@ -121,7 +156,11 @@ export class DecodePool implements ChunkDecoder {
     let slot = this.workers[0]!;
     for (const w of this.workers) if (w.pending < slot.pending) slot = w;
     // No fallback to this thread: the callers (restore's writers) bound how many wait.
-    return this.post(slot, { codec, stored, size, what, write: into });
+    try {
+      return await this.post(slot, { codec, stored, size, what, write: into });
+    } catch (e) {
+      throw writeError(what, into.position, e);
+    }
   }
 
   private post(slot: { worker: Worker; pending: number }, req: Omit<DecodeRequest, "id">): Promise<{ raw: Buffer | undefined; sha256: string; length: number }> {

@@ -135,7 +135,7 @@ import { formatLsn, lsnToSegno, parseLsn } from "../core/wal.js";
 import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "./paths.js";
 import { ChunkReads, decodeChunk, decodeChunkInto, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
-import { inThreadDecoder, openDecoder, type ChunkDecoder } from "./decode-pool.js";
+import { inThreadDecoder, openDecoder, writeError, type ChunkDecoder } from "./decode-pool.js";
 import { loadPlanningState, mapLimit } from "../store/catalog-state.js";
 import type { OpenedManifest } from "../store/manifest-pages.js";
 import { entryBatches, openVaultManifest, reverseTreeOrdered, treeOrdered } from "../store/manifest-read.js";
@@ -704,6 +704,8 @@ class ChunkSource {
     private readonly databaseId: string,
     private readonly ops: readonly RestoreOperation[],
     parallel: number,
+    /** The restore's decode pool (opened once per restore), or undefined: this source opens its own for start()..stop(). */
+    private readonly shared?: ChunkDecoder,
     private readonly budget = CHUNK_CACHE_BYTES,
   ) {
     for (const op of ops) if (op.op === "writeFile") for (const c of op.chunks) this.remaining.set(c.sha256, (this.remaining.get(c.sha256) ?? 0) + 1);
@@ -721,7 +723,7 @@ class ChunkSource {
   }
 
   start(): void {
-    this.decoder = openDecoder({ chunks: this.remaining.size, defaultThreads: RESTORE_DECODE_THREADS });
+    this.decoder = this.shared ?? openDecoder({ chunks: this.remaining.size, defaultThreads: RESTORE_DECODE_THREADS });
     this.planner = this.plan().catch((e: unknown) => {
       this.failure ??= { error: e };
       this.wake();
@@ -734,7 +736,7 @@ class ChunkSource {
     this.wake();
     await this.planner;
     await this.reads.stop();
-    await this.decoder.close();
+    if (this.shared === undefined) await this.decoder.close();
   }
 
   private sleep(): Promise<void> {
@@ -893,7 +895,7 @@ async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promis
   let off = 0;
   while (off < buf.length) {
     const { bytesWritten } = await fh.write(buf, off, buf.length - off, position + off);
-    if (bytesWritten <= 0) throw new Error(`short write at offset ${position + off}`);
+    if (bytesWritten <= 0) throw Object.assign(new Error(`short write at offset ${position + off}`), { code: "EIO", syscall: "write" });
     off += bytesWritten;
   }
 }
@@ -1041,7 +1043,9 @@ async function writeFiles(
           const buf = await source.get(chunk, state.op.relativePath, seq, opts.fileHashes ? undefined : { fd: fh.fd, position: chunk.offset });
           if (buf === undefined) state.hashed += chunk.size;
           else {
-            await writeFully(fh, buf, chunk.offset);
+            await writeFully(fh, buf, chunk.offset).catch((e: unknown) => {
+              throw writeError(`chunk ${chunk.sha256} of file ${JSON.stringify(state.op.relativePath)}`, chunk.offset, e);
+            });
             hashInOrder(state, chunk.offset, buf);
           }
           source.release(chunk.sha256);
@@ -1323,6 +1327,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   let carryState: FileState | undefined;
   let walBytes = 0;
   let walDownloaded = 0;
+  let decoder: ChunkDecoder = inThreadDecoder;
   try {
     // 5. Batch by batch (a page's worth of chunk references, in tree order,
     // so a directory comes before what it holds): directories, files,
@@ -1355,7 +1360,9 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
         carry = op.continues ? { path: e.path, offset: end } : undefined;
       }
       for (const op of ops) if (op.op === "mkdir") await mkdir(op.path, { mode: op.mode });
-      const source = new ChunkSource(clients, cfg.vaultBucket, planned.databaseId, ops, parallel);
+      // One decode pool for the whole restore (workers start once), opened with the first batch that has enough chunks for it.
+      if (decoder === inThreadDecoder) decoder = openDecoder({ chunks: batch.chunks.length, defaultThreads: RESTORE_DECODE_THREADS });
+      const source = new ChunkSource(clients, cfg.vaultBucket, planned.databaseId, ops, parallel, decoder);
       try {
         carryState = await writeFiles(ops, source, { parallel, durable, fileHashes: opts.fileHashes === true, signal: opts.signal, counters, progress: () => emit("files"), carry: carryState });
       } finally {
@@ -1365,6 +1372,8 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
       for (const op of ops) if (op.op === "symlink") await symlink(op.target, op.path);
     }
     if (carry !== undefined) throw new ManifestInvalidError(`snapshot ${header.snapshotId}: ${JSON.stringify(carry.path)} ends before all its chunks are listed`, { field: "pages" });
+    await decoder.close();
+    decoder = inThreadDecoder;
 
     // 6/7. Database specifics, before recorded modes close anything.
     // Recorded mtimes and modes, deepest first (reverse tree order: every
@@ -1430,6 +1439,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     if (durable) await syncDir(dirname(target.dir));
   } catch (e) {
     // Every step above has settled (mapLimit and writeFiles wait for their work in flight), so nothing writes here any more.
+    await decoder.close().catch(() => undefined);
     await (await carryState?.handle?.catch(() => undefined))?.close().catch(() => undefined);
     const left = await removePartial(partial);
     if (left !== undefined && e instanceof Error) e.message += `; and the partial directory ${partial} could not be removed (${left}): remove it by hand`;

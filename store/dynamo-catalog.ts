@@ -104,6 +104,7 @@ import {
 import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
 import type { Catalog, ChunkPage, DatabasePage, MarkUnreplicatedPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedItem, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
+import { SDK_LOGGER } from "./sdk-logger.js";
 
 /** Key schema of the catalog table; infra/ mirrors it in the CDK stack. */
 export const CATALOG_KEY_SCHEMA = {
@@ -317,6 +318,7 @@ export class DynamoCatalog implements Catalog {
     } else {
       this.client = new DynamoDBClient({
         region: opts.region,
+        logger: SDK_LOGGER,
         ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint }),
         ...(opts.credentials === undefined ? {} : { credentials: opts.credentials }),
         ...(opts.maxAttempts === undefined ? {} : { maxAttempts: opts.maxAttempts }),

@@ -27,6 +27,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { ConfigError, InvalidInputError, NotFoundError, ObjectArchivedError, ObjectLockedError, ServiceUnavailableError, type WalvaultError } from "../core/errors.js";
 import type { ListedObject, ObjectInfo, ObjectRestore, ObjectStore, PutOptions, PutResult, RestoreRequest, StoredObject } from "./object-store.js";
+import { SDK_LOGGER } from "./sdk-logger.js";
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -67,6 +68,7 @@ export function s3ClientConfig(opts: Omit<S3ObjectStoreOptions, "name" | "listPa
     ...(opts.maxAttempts === undefined ? {} : { maxAttempts: opts.maxAttempts }),
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
+    logger: SDK_LOGGER,
   };
 }
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
-import { CodecError } from "../../core/errors.js";
+import { CodecError, FileAccessError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { DecodePool, inThreadDecoder, openDecoder, type ChunkDecoder } from "../../agent/decode-pool.js";
 import { seededBytes } from "../support/retention.js";
@@ -87,6 +87,65 @@ describe("DecodePool", () => {
       await fh.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("turns a write the worker cannot make into a FileAccessError naming the chunk, with the fs error's code as its cause", async () => {
+    // Prepare: a file open read-only, so the worker's pwrite fails (EBADF)
+    pool = new DecodePool(WORKER, 1);
+    const dir = mkdtempSync(join(tmpdir(), "decode-into-fail-"));
+    const path = join(dir, "f");
+    writeFileSync(path, Buffer.alloc(10));
+    const fh = await open(path, "r");
+    const raw = seededBytes(21, 128 * 1024);
+    const enc = await getCodec("zstd").encode(raw);
+    try {
+      // Act
+      const attempt = pool.decodeInto!("zstd", enc, raw.length, "chunk c1 of file base/1/2", { fd: fh.fd, position: 4096, sha256: sha256Hex(raw) });
+      // Assess
+      const e = await attempt.then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(FileAccessError);
+      expect((e as FileAccessError).code).toBe("file_access");
+      expect((e as Error).message).toMatch(/cannot write chunk c1 of file base\/1\/2 at offset 4096: EBADF/);
+      const cause = (e as Error).cause as NodeJS.ErrnoException;
+      expect(cause.code).toBe("EBADF");
+      expect(cause.syscall).toBe("write");
+      expect(readFileSync(path).equals(Buffer.alloc(10))).toBe(true);
+    } finally {
+      await fh.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("decodes many chunks in a row on its kept zstd context, and a corrupt one between them neither passes nor spoils the next", async () => {
+    // Prepare: good, corrupt (a flipped byte mid-frame), good again, and one whose recorded size is one byte short
+    pool = new DecodePool(WORKER, 1);
+    const raws = Array.from({ length: 6 }, (_, i) => Buffer.concat([seededBytes(100 + i, 8192), Buffer.alloc(120 * 1024, i)]));
+    const enc = await Promise.all(raws.map((r) => getCodec("zstd").encode(r)));
+    const corrupt = Buffer.from(enc[2]!);
+    corrupt[corrupt.length >> 1]! ^= 0xff;
+    // Act
+    const results = await Promise.all(
+      raws.map((r, i) =>
+        pool!.decode("zstd", i === 2 ? corrupt : enc[i]!, i === 4 ? r.length - 1 : r.length, `chunk ${i}`).then(
+          (o) => o,
+          (e: unknown) => e as Error,
+        ),
+      ),
+    );
+    // Assess
+    for (const i of [0, 1, 3, 5]) {
+      const o = results[i] as { raw: Buffer; sha256: string };
+      expect(o.raw.equals(raws[i]!)).toBe(true);
+      expect(o.sha256).toBe(sha256Hex(raws[i]!));
+    }
+    const bad = results[2] as { raw?: Buffer; sha256?: string } | Error;
+    if (bad instanceof Error) expect(bad).toBeInstanceOf(CodecError);
+    else expect(bad.sha256).not.toBe(sha256Hex(raws[2]!));
+    // The one-shot decode's answer, as before the kept context: more bytes than recorded (checkedDecode refuses them).
+    expect((results[4] as { raw: Buffer }).raw.length).toBe(raws[4]!.length);
   });
 
   it("refuses work once closed", async () => {
