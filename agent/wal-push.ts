@@ -13,23 +13,32 @@
  * ingest failed on something that says nothing about the upload (a Lambda
  * timeout, throttling, a service fault after retries) → IngestRetryableError
  * (exit 4), nothing quarantined: the next push uploads and ingests it again.
+ *
+ * Direct WAL (`direct`, WALVAULT_WAL_DIRECT=1 or the config's walDirect;
+ * docs/wal.md): a segment, partial or backup label is written once, straight
+ * into the vault under its content-addressed key (core/keys.ts
+ * vaultWalDirectKey, create-only), then the agent starts the wal-record
+ * workflow with the key; nothing goes through incoming/ or EventBridge.
+ * History files always take the incoming/ path.
  */
 import { existsSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { getCodec, DEFAULT_CODEC } from "../core/codec.js";
 import {
+  ConfigError,
   FileAccessError,
   IngestRetryableError,
   InvalidInputError,
   QuarantinedError,
   SegmentConflictError,
+  ServiceUnavailableError,
   TimeoutError,
   TRANSIENT_WORKFLOW_ERRORS,
   UnknownDatabaseError,
 } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { failedMarkerKey, incomingWalKey } from "../core/keys.js";
+import { failedMarkerKey, incomingWalKey, vaultWalDirectKey } from "../core/keys.js";
 import { lambdaCauseMessage, safeText } from "../core/text.js";
 import { META_DATABASE } from "../core/schemas.js";
 import { checkPgWalHeader, checkWalSize, objectMeta } from "../core/verify.js";
@@ -40,6 +49,8 @@ import type { ObjectStore } from "../store/object-store.js";
 import type { WalRecord } from "../core/schemas.js";
 import type { AgentClients } from "./clients.js";
 import type { AgentConfig } from "../core/config.js";
+import type { WorkflowRunner } from "../store/workflows.js";
+import { walDirectEnabled } from "./config.js";
 import { assertMayArchiveInto } from "./restore-marker.js";
 import { PREFETCH_DIR } from "./wal-fetch.js";
 
@@ -76,6 +87,10 @@ export interface WalPushOptions {
   expectedStoreMs?: number;
   /** Directory PostgreSQL runs archive_command in (the data directory). */
   cwd: string;
+  /** Direct WAL (write into the vault, start wal-record). Default: walDirectEnabled(cfg) (WALVAULT_WAL_DIRECT, config walDirect). */
+  direct?: boolean;
+  /** The Step Functions client direct WAL starts wal-record with. Default: one built from the configuration (loaded only then). */
+  workflows?: WorkflowRunner;
 }
 
 export interface WalPushResult {
@@ -136,11 +151,17 @@ export async function walPush(
   const encoded = await encoding!;
   const startedAt = new Date();
   const key = incomingWalKey(databaseId, name);
-  await clients.store.put(cfg.incomingBucket, key, encoded, {
-    ...objectMeta({ sha256, codec: codec.name, size: content.length }),
-    [META_DATABASE]: databaseId,
-  });
+  const meta = { ...objectMeta({ sha256, codec: codec.name, size: content.length }), [META_DATABASE]: databaseId };
+  if ((opts.direct ?? walDirectEnabled(cfg)) && file.kind !== "history") {
+    // Same bytes, same key: a push run again re-puts (or, with S3's create-only write, keeps) the same object.
+    const vaultKey = vaultWalDirectKey(databaseId, file, sha256Hex(encoded));
+    await clients.store.put(cfg.vaultBucket, vaultKey, encoded, meta, { createOnly: true });
+    await startWalRecord(cfg, opts.workflows, { databaseId, name, key: vaultKey, sha256 });
+  } else {
+    await clients.store.put(cfg.incomingBucket, key, encoded, meta);
+  }
   if (opts.wait === "none") return { name, outcome: "uploaded", sha256, size: content.length, storedSize: encoded.length };
+  // Both paths: a failed execution leaves failed/incoming/db/<id>/wal/<name>.json (wal-record.asl.json writes the same key).
   const note = { store: clients.store, bucket: cfg.incomingBucket, key };
   const record = await waitStored(clients.catalog, databaseId, name, sha256, startedAt, opts.timeoutMs, opts.expectedStoreMs, note);
   const storeMs = Date.now() - startedAt.getTime();
@@ -150,6 +171,52 @@ export async function walPush(
     return { name, outcome: "replicated", sha256, size: content.length, storedSize: record.storedSize, storeMs };
   }
   return { name, outcome: "stored", sha256, size: content.length, storedSize: record.storedSize, storeMs };
+}
+
+/** Attempts at StartExecution of wal-record when Step Functions is out of reach or throttles. */
+const START_ATTEMPTS = 4;
+
+const runners = new Map<string, WorkflowRunner>();
+
+/**
+ * Starts the wal-record workflow for a WAL file written into the vault,
+ * retrying transient failures (ServiceUnavailableError: unreachable,
+ * throttled, a service fault) with backoff and full jitter. Starting it twice
+ * for one object is harmless (the second finds it recorded).
+ */
+export async function startWalRecord(
+  cfg: AgentConfig,
+  given: WorkflowRunner | undefined,
+  input: { databaseId: string; name: string; key: string; sha256: string },
+): Promise<void> {
+  const arn = cfg.walRecordStateMachineArn;
+  if (!arn) {
+    throw new ConfigError(
+      "direct WAL is on (WALVAULT_WAL_DIRECT or walDirect) but the configuration names no walRecordStateMachineArn (the stack output WalRecordStateMachineArn)",
+    );
+  }
+  let runner = given;
+  if (!runner) {
+    const id = JSON.stringify([cfg.region, cfg.stepFunctionsEndpoint, cfg.credentials?.accessKeyId]);
+    runner = runners.get(id);
+    if (!runner) {
+      // Loaded only on this path: the incoming/ path never loads the Step Functions SDK.
+      const { createWorkflowRunner } = await import("../store/workflows.js");
+      runner = createWorkflowRunner({ region: cfg.region, stepFunctionsEndpoint: cfg.stepFunctionsEndpoint, credentials: cfg.credentials });
+      runners.set(id, runner);
+    }
+  }
+  let delayMs = 100;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await runner.start(arn, input);
+      return;
+    } catch (e) {
+      if (!(e instanceof ServiceUnavailableError) || attempt >= START_ATTEMPTS) throw e;
+      await new Promise((r) => setTimeout(r, Math.random() * delayMs));
+      delayMs *= 4;
+    }
+  }
 }
 
 /**

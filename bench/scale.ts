@@ -56,6 +56,7 @@ import { agentClients } from "../agent/clients.js";
 import { snapshotPush, type PushConfig, type SnapshotPushResult } from "../agent/snapshot-push.js";
 import { verifySnapshot } from "../agent/verify.js";
 import { walPush } from "../agent/wal-push.js";
+import { walDirectEnabled } from "../agent/config.js";
 import { headSortKey } from "../core/catalog-records.js";
 import { describeError } from "../core/errors.js";
 import { vaultWalKey } from "../core/keys.js";
@@ -104,7 +105,17 @@ export const PRICES = {
   sfnExpressGbSecond: 0.00001667, // first tier; 64 MB billed per execution here
   lambdaGbSecond: 0.0000166667,
   lambdaRequestPerM: 0.2,
+  eventBridgePerM: 1.0, // S3 Object Created events delivered to a rule's target (upload-triggered workflows)
+  logsIngestPerGb: 0.5, // CloudWatch Logs ingestion (Express workflows' execution logs)
 } as const;
+
+/**
+ * The log level infra/ deploys each Express workflow with: ERROR writes only
+ * failed executions and states (none in a passing phase), ALL about 1 KiB per
+ * state entered. Standard workflows' logs are not per-execution costs here.
+ */
+const EXPRESS_LOG_LEVEL: Record<string, "ERROR" | "ALL"> = { ingest: "ERROR", "wal-record": "ERROR" };
+const LOG_BYTES_PER_STATE = 1024;
 
 const S3_PUT_TIER = new Set(["PUT", "COPY", "LIST", "DELETE_MULTI", "RESTORE", "MULTIPART", "OTHER"]);
 const S3_GET_TIER = new Set(["GET", "GET_RANGE", "HEAD"]);
@@ -258,6 +269,7 @@ function stepRows(usage: ReadonlyMap<string, StepUsage>): StepRow[] {
 function allStats(stack: LocalStack): Record<string, ExecutionStats> {
   return {
     ingest: stack.workflowStats.ingest,
+    "wal-record": stack.walRecordStats,
     "snapshot-ingest": stack.workflowStats["snapshot-ingest"],
     restore: stack.restoreStats,
     replicate: stack.replicateStats,
@@ -337,6 +349,8 @@ interface Cost {
   dynamodb: number;
   stepFunctions: number;
   lambda: number;
+  eventBridge: number;
+  logs: number;
   total: number;
 }
 
@@ -346,15 +360,21 @@ function costOf(p: PhaseResult): Cost {
   const s3 = (t.put / 1000) * PRICES.s3PutTierPer1k + (t.get / 1000) * PRICES.s3GetTierPer1k;
   const dynamodb = (p.requests.dynamodb.writeUnits / 1e6) * PRICES.dynamoWriteUnitPerM + (p.requests.dynamodb.readUnits / 1e6) * PRICES.dynamoReadUnitPerM;
   let stepFunctions = 0;
+  let eventBridge = 0;
+  let logs = 0;
   for (const [w, s] of Object.entries(p.workflows)) {
-    const express = (WORKFLOW_DEFINITIONS as Record<string, { type: string }>)[w]?.type === "EXPRESS";
+    const def = (WORKFLOW_DEFINITIONS as Record<string, { type: string; trigger: { kind: string } }>)[w];
+    const express = def?.type === "EXPRESS";
+    // Upload-triggered workflows: one EventBridge event per execution (direct WAL's wal-record is started by the agent: none).
+    if (def?.trigger.kind === "upload") eventBridge += (s.executions / 1e6) * PRICES.eventBridgePerM;
+    if (express && EXPRESS_LOG_LEVEL[w] === "ALL") logs += ((s.transitions * LOG_BYTES_PER_STATE) / GiB) * PRICES.logsIngestPerGb;
     stepFunctions += express
       ? (s.executions / 1e6) * PRICES.sfnExpressRequestPerM + s.executions * (p.seconds / Math.max(1, s.executions)) * (64 / 1024) * PRICES.sfnExpressGbSecond
       : (s.transitions / 1000) * PRICES.sfnStandardTransitionPer1k;
   }
   let lambda = 0;
   for (const r of p.steps) lambda += (r.totalMs / 1000) * (r.memoryBytes / GiB) * PRICES.lambdaGbSecond + (r.invocations / 1e6) * PRICES.lambdaRequestPerM;
-  return { s3, dynamodb, stepFunctions, lambda, total: s3 + dynamodb + stepFunctions + lambda };
+  return { s3, dynamodb, stepFunctions, lambda, eventBridge, logs, total: s3 + dynamodb + stepFunctions + lambda + eventBridge + logs };
 }
 
 function printPhase(p: PhaseResult): void {
@@ -381,7 +401,7 @@ function printPhase(p: PhaseResult): void {
     );
   }
   const c = costOf(p);
-  console.log(`   cost: $${c.total.toFixed(4)} (S3 $${c.s3.toFixed(4)}, DynamoDB $${c.dynamodb.toFixed(4)}, Step Functions $${c.stepFunctions.toFixed(4)}, Lambda $${c.lambda.toFixed(4)})`);
+  console.log(`   cost: $${c.total.toFixed(4)} (S3 $${c.s3.toFixed(4)}, DynamoDB $${c.dynamodb.toFixed(4)}, Step Functions $${c.stepFunctions.toFixed(4)}, Lambda $${c.lambda.toFixed(4)}, EventBridge $${c.eventBridge.toFixed(4)}, Logs $${c.logs.toFixed(4)})`);
 }
 
 // ---------------------------------------------------------------------------
@@ -546,16 +566,17 @@ async function main(): Promise<void> {
         };
       });
     }
-    await phase(stack, results, `WAL ingest sample (${SAMPLE_SEGMENTS} segments through the ingest workflow)`, async () => {
+    const direct = walDirectEnabled(cfg);
+    await phase(stack, results, `WAL ingest sample (${SAMPLE_SEGMENTS} segments ${direct ? "direct to the vault, wal-record" : "through the ingest workflow"})`, async () => {
       const dir = join(work, "pg_wal");
       mkdirSync(dir, { recursive: true });
       for (let segno = 1; segno <= SAMPLE_SEGMENTS; segno++) {
         const path = join(dir, segmentName(1, BigInt(segno)));
         writeFileSync(path, sampleSegment(segno));
-        await walPush(path, cfg, clients, { wait: "stored", timeoutMs: 120_000, cwd: work });
+        await walPush(path, cfg, clients, { wait: "stored", timeoutMs: 120_000, cwd: work, direct });
         rmSync(path);
       }
-      return { segments: SAMPLE_SEGMENTS };
+      return { segments: SAMPLE_SEGMENTS, direct };
     });
     const replicate = async (): Promise<Record<string, unknown>> => {
       const outputs: Record<string, unknown> = {};
@@ -615,12 +636,17 @@ function summarize(results: PhaseResult[], run: { logicalGb: number; walCount: n
   const sample = byName("WAL ingest sample");
   const walRecords = byName(`${fmt(run.walCount - SAMPLE_SEGMENTS)} WAL catalog`);
   const perSegment = sum(sample) / SAMPLE_SEGMENTS;
-  const walParts = sample.map(costOf).reduce((a, c) => ({ s3: a.s3 + c.s3, dynamodb: a.dynamodb + c.dynamodb, stepFunctions: a.stepFunctions + c.stepFunctions, lambda: a.lambda + c.lambda }), {
-    s3: 0,
-    dynamodb: 0,
-    stepFunctions: 0,
-    lambda: 0,
-  });
+  const walParts = sample.map(costOf).reduce(
+    (a, c) => ({
+      s3: a.s3 + c.s3,
+      dynamodb: a.dynamodb + c.dynamodb,
+      stepFunctions: a.stepFunctions + c.stepFunctions,
+      lambda: a.lambda + c.lambda,
+      eventBridge: a.eventBridge + c.eventBridge,
+      logs: a.logs + c.logs,
+    }),
+    { s3: 0, dynamodb: 0, stepFunctions: 0, lambda: 0, eventBridge: 0, logs: 0 },
+  );
   const per1M = (x: number): string => `$${((x / SAMPLE_SEGMENTS) * 1e6).toFixed(2)}`;
   const costs = {
     firstSnapshot: sum(snap1),
@@ -633,14 +659,20 @@ function summarize(results: PhaseResult[], run: { logicalGb: number; walCount: n
   console.log(`  first snapshot of ${run.logicalGb} GB (push + ingest):   $${costs.firstSnapshot.toFixed(4)}`);
   console.log(`  incremental snapshot (5% changed):        $${costs.incrementalSnapshot.toFixed(4)}`);
   console.log(`  replication of both to ${run.regionCount} region(s):     $${costs.replicationOfBothSnapshots.toFixed(4)}`);
-  console.log(`  per 1M WAL segments (measured on ${SAMPLE_SEGMENTS} through ingest, ${run.regionCount} replica regions): $${costs.per1MWalSegments.toFixed(2)}`);
-  console.log(`    of which S3 ${per1M(walParts.s3)}, DynamoDB ${per1M(walParts.dynamodb)}, Step Functions ${per1M(walParts.stepFunctions)}, Lambda ${per1M(walParts.lambda)}`);
+  const walPath = sample[0]?.detail?.direct === true ? "direct to the vault + wal-record" : "through incoming/ + ingest";
+  console.log(`  per 1M WAL segments (measured on ${SAMPLE_SEGMENTS} ${walPath}, ${run.regionCount} replica regions): $${costs.per1MWalSegments.toFixed(2)}`);
+  console.log(
+    `    of which S3 ${per1M(walParts.s3)}, DynamoDB ${per1M(walParts.dynamodb)}, Step Functions ${per1M(walParts.stepFunctions)}, Lambda ${per1M(walParts.lambda)}, ` +
+      `EventBridge ${per1M(walParts.eventBridge)}, CloudWatch Logs ${per1M(walParts.logs)}`,
+  );
   console.log(`  (catalog writes alone per 1M WAL records, as BatchWriteItem: $${costs.walCatalogWritesPer1M.toFixed(2)})`);
   console.log(
     `Prices: S3 PUT/COPY/POST/LIST $${PRICES.s3PutTierPer1k}/1k, GET/HEAD $${PRICES.s3GetTierPer1k}/1k, DELETE free (request meter counts); ` +
       `DynamoDB on-demand $${PRICES.dynamoWriteUnitPerM}/M WRU, $${PRICES.dynamoReadUnitPerM}/M RRU (units estimated by the meter from item counts and Query response bytes); ` +
       `Step Functions Standard $${PRICES.sfnStandardTransitionPer1k}/1k transitions (states entered, counted by the local stack), Express $${PRICES.sfnExpressRequestPerM}/M requests + $${PRICES.sfnExpressGbSecond}/GB-s at 64 MB (duration = phase wall / executions, an upper bound); ` +
-      `Lambda $${PRICES.lambdaGbSecond}/GB-s + $${PRICES.lambdaRequestPerM}/M requests (GB-s = the invocations' measured durations on this loaded machine x the step's memory).`,
+      `Lambda $${PRICES.lambdaGbSecond}/GB-s + $${PRICES.lambdaRequestPerM}/M requests (GB-s = the invocations' measured durations on this loaded machine x the step's memory); ` +
+      `EventBridge $${PRICES.eventBridgePerM}/M events (one per execution of an upload-triggered workflow); ` +
+      `CloudWatch Logs $${PRICES.logsIngestPerGb}/GB ingested for Express workflows logging ALL (~${LOG_BYTES_PER_STATE} B per state; ${Object.entries(EXPRESS_LOG_LEVEL).map(([w, l]) => `${w} at ${l}`).join(", ")}: ERROR logs only failures, $0 in a passing run).`,
   );
   const failing = results.flatMap((p) => p.steps.filter((r) => !r.pass).map((r) => `${p.name}: ${r.workflow}/${r.step}`));
   const failedPhases = results.filter((p) => !p.ok || p.error).map((p) => `${p.name}: ${p.error}`);

@@ -16,6 +16,16 @@ export const agentConfigSchema = z.object({
   dynamodbEndpoint: z.string().url().optional(),
   /** Custom Step Functions endpoint (the local stack's); absent: the region's. */
   stepFunctionsEndpoint: z.string().url().optional(),
+  /** The wal-record workflow direct WAL pushes start (docs/wal.md): the stack output WalRecordStateMachineArn. */
+  walRecordStateMachineArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/, "not a Step Functions state machine ARN")
+    .optional(),
+  /**
+   * Direct WAL (docs/wal.md): wal-push writes each segment into the vault and starts the wal-record workflow,
+   * instead of uploading to incoming/. WALVAULT_WAL_DIRECT=1/0 overrides it.
+   */
+  walDirect: z.boolean().optional(),
   /** The restore workflow `restore --remote` starts: the stack output RestoreStateMachineArn. */
   restoreStateMachineArn: z
     .string()

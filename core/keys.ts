@@ -6,7 +6,14 @@
  *   incoming bucket: incoming/db/<databaseId>/wal/<walFileName>      (agents write)
  *                    quarantine/db/<databaseId>/<utc stamp>-<walFileName>   (control plane)
  *   vault bucket:    db/<databaseId>/wal/<timeline>/<segmentName>
+ *                    db/<databaseId>/wal/<timeline>/<segmentName>.<digest>   (direct WAL: the agent writes it)
  *                    db/<databaseId>/history/<timeline>.history
+ *
+ * Direct WAL (docs/wal.md, "Direct WAL"): the agent PUTs a segment straight
+ * into the vault under a content-addressed key, the file name then the first
+ * 16 hex digits of the SHA-256 of the stored (encoded) bytes. Two uploads of
+ * one name with different bytes land at two keys; the catalog names the one
+ * that was recorded. Plain keys (written by Promote) stay valid.
  *
  * Generic databases (core/generic-wal.ts): the stream takes the timeline's place.
  *   incoming bucket: incoming/db/<databaseId>/wal/<stream>/<file>
@@ -56,6 +63,60 @@ export function vaultWalKey(databaseId: string, file: WalFileName): string {
   assertDatabaseId(databaseId);
   if (file.kind === "history") return `db/${databaseId}/history/${file.name}`;
   return `db/${databaseId}/wal/${timelineDir(file.timeline)}/${file.name}`;
+}
+
+/** Hex digits of the stored bytes' SHA-256 a direct WAL key ends in. */
+export const WAL_KEY_DIGEST_HEX = 16;
+const WAL_KEY_DIGEST_RE = /^[0-9a-f]{16}$/;
+
+/** The key's digest of stored (encoded) bytes whose SHA-256 is `storedSha256` (64 hex). */
+export function walKeyDigest(storedSha256: string): string {
+  if (!SHA256_RE.test(storedSha256)) throw new InvalidInputError(`'${storedSha256}' is not a lowercase hex SHA-256`);
+  return storedSha256.slice(0, WAL_KEY_DIGEST_HEX);
+}
+
+/**
+ * Content-addressed vault key of a PostgreSQL segment, partial or backup
+ * label the agent writes itself: db/<id>/wal/<timeline>/<name>.<16 hex of the
+ * stored bytes' SHA-256>. History files are not written this way (they go
+ * through incoming/, see docs/wal.md).
+ */
+export function vaultWalDirectKey(databaseId: string, file: WalFileName, storedSha256: string): string {
+  if (file.kind === "history") throw new InvalidInputError(`${file.name} is a history file: it is uploaded through incoming/, not written to the vault directly`);
+  return `${vaultWalKey(databaseId, file)}.${walKeyDigest(storedSha256)}`;
+}
+
+/** A vault WAL key taken apart (PostgreSQL layout); `digest` only for content-addressed keys. */
+export interface VaultWalKey {
+  databaseId: string;
+  area: "wal" | "history";
+  /** Timeline directory (8 hex digits); "" for history files. */
+  dir: string;
+  /** The WAL file name (without the digest suffix). */
+  name: string;
+  digest?: string;
+}
+
+const PG_WAL_NAME_RE = /^[0-9A-F]{24}(?:\.partial|\.[0-9A-F]{8}\.backup)?$/;
+
+/**
+ * Parses db/<id>/wal/<timeline>/<name>[.<digest>] and db/<id>/history/<name>.
+ * A trailing `.<16 lowercase hex>` after a PostgreSQL WAL file name is the
+ * digest of a direct key; anything else is returned as the plain name (the
+ * caller checks names against the database's kind). Undefined for keys of
+ * another shape.
+ */
+export function parseVaultWalKey(key: string): VaultWalKey | undefined {
+  const parts = key.split("/");
+  const [top, id, area, a, b, ...rest] = parts;
+  if (top !== "db" || id === undefined || !DATABASE_ID_RE.test(id) || rest.length > 0) return undefined;
+  if (area === "history" && a && b === undefined) return { databaseId: id, area, dir: "", name: a };
+  if (area !== "wal" || !a || !b) return undefined;
+  const dot = b.lastIndexOf(".");
+  const base = b.slice(0, dot);
+  const suffix = b.slice(dot + 1);
+  if (dot > 0 && WAL_KEY_DIGEST_RE.test(suffix) && PG_WAL_NAME_RE.test(base)) return { databaseId: id, area, dir: a, name: base, digest: suffix };
+  return { databaseId: id, area, dir: a, name: b };
 }
 
 export function quarantineKey(databaseId: string, fileName: string, at: Date): string {

@@ -85,6 +85,18 @@ export const WORKFLOW_DEFINITIONS = {
     },
     borrows: ["RecordReplicaFailureFunctionArn"],
   },
+  // Direct WAL (docs/wal.md): the agent wrote the segment into the vault itself and starts this; one step
+  // validates and records it (the same checks and catalog write as ingest's Validate and Record), then replicate.
+  "wal-record": {
+    asl: "wal-record.asl.json",
+    type: "EXPRESS",
+    trigger: { kind: "on-demand" },
+    steps: {
+      validateRecord: step("ValidateRecordFunctionArn", "functions/ingest/validate-record", 1024, 60, "walvault wal-record: verify a WAL file the agent wrote to the vault and record it"),
+      quarantine: step("QuarantineDirectFunctionArn", "functions/ingest/validate-record", 256, 20, "walvault wal-record: record why a directly written WAL file was rejected", "quarantineHandler"),
+    },
+    borrows: ["ReplicateFunctionArn", "RecordReplicaFailureFunctionArn"],
+  },
   "snapshot-ingest": {
     asl: "snapshot-ingest.asl.json",
     // Standard: a large snapshot's Map over batches can run longer than Express's 5 minutes.

@@ -252,6 +252,10 @@ const STEP_CONFIG = stepConfigs("ingest");
 const SNAPSHOT_STEP_CONFIG = stepConfigs("snapshot-ingest");
 const RESTORE_STEP_CONFIG = stepConfigs("restore");
 const REPLICATE_STEP_CONFIG = stepConfigs("replicate");
+const WAL_RECORD_STEP_CONFIG = stepConfigs("wal-record");
+/** The wal-record workflow's Lambda steps (statemachines/wal-record.asl.json). */
+export const WAL_RECORD_STEPS = stepNames("wal-record");
+export type WalRecordStep = (typeof WAL_RECORD_STEPS)[number];
 
 export class PrimaryStack extends Stack {
   public readonly vaultKey: kms.Key;
@@ -263,6 +267,10 @@ export class PrimaryStack extends Stack {
   public readonly ingestStateMachine: sfn.StateMachine;
   public readonly ingestRule: events.Rule;
   public readonly ingestDeadLetterQueue: sqs.Queue;
+  /** Direct WAL (docs/wal.md): the wal-record functions, by step. */
+  public readonly walRecordFunctions: Record<WalRecordStep, NodejsFunction>;
+  /** Direct WAL: the Express workflow agents start after writing a WAL file into the vault. */
+  public readonly walRecordStateMachine: sfn.StateMachine;
   /** The snapshot ingest functions, by step. */
   public readonly snapshotFunctions: Record<SnapshotStep, NodejsFunction>;
   public readonly snapshotIngestStateMachine: sfn.StateMachine;
@@ -380,6 +388,8 @@ export class PrimaryStack extends Stack {
       objectLockMode: lockMode,
       objectLockDays: lockDays,
       ...(props.lifecycle === undefined ? {} : { lifecycle: props.lifecycle }),
+      // Direct WAL: agents may create (never replace) objects under their own db/<id>/wal/.
+      agentWalCreates: true,
     });
 
     // ---------------------------------------------------------------- catalog
@@ -568,6 +578,12 @@ export class PrimaryStack extends Stack {
       this.ingestStateMachine,
     );
 
+    // -------------------------------------------------- wal-record (direct WAL)
+
+    const walRecord = this.createWalRecordWorkflow(root, environment, replicas);
+    this.walRecordFunctions = walRecord.functions;
+    this.walRecordStateMachine = walRecord.machine;
+
     // ------------------------------------------------------- snapshot workflow
 
     this.snapshotIngestAslFile = join(root, "statemachines", "snapshot-ingest.asl.json");
@@ -754,6 +770,10 @@ export class PrimaryStack extends Stack {
     new CfnOutput(this, "CatalogTableName", { value: this.catalog.tableName });
     new CfnOutput(this, "IngestStateMachineArn", { value: this.ingestStateMachine.stateMachineArn });
     new CfnOutput(this, "SnapshotIngestStateMachineArn", { value: this.snapshotIngestStateMachine.stateMachineArn });
+    new CfnOutput(this, "WalRecordStateMachineArn", {
+      value: this.walRecordStateMachine.stateMachineArn,
+      description: "Direct WAL: agents start it after writing a WAL file into the vault (config walRecordStateMachineArn)",
+    });
     new CfnOutput(this, "RestoreStateMachineArn", { value: this.restoreStateMachine.stateMachineArn });
     new CfnOutput(this, "ReplicateStateMachineArn", {
       value: this.replicateStateMachine.stateMachineArn,
@@ -788,6 +808,116 @@ export class PrimaryStack extends Stack {
     handler = "handler",
   ): NodejsFunction {
     return createHandlerFunction(this, name, entry, cfg, roleDescription, environment, root, handler);
+  }
+
+  /**
+   * Direct WAL's wal-record workflow (Express, logging at ERROR like ingest):
+   * ValidateRecord reads the vault's WAL objects and writes the catalog, the
+   * quarantine step writes quarantine records only; replication borrows
+   * ingest's replicate function and replicate's recordFailure.
+   */
+  private createWalRecordWorkflow(
+    root: string,
+    environment: Record<string, string>,
+    replicas: readonly { region: string; bucket: string }[],
+  ): { functions: Record<WalRecordStep, NodejsFunction>; machine: sfn.StateMachine } {
+    void replicas;
+    const fns = Object.fromEntries(
+      WAL_RECORD_STEPS.map((step) => [
+        step,
+        this.handlerFunction(
+          `WalRecord${pascal(step)}`,
+          join(root, "functions", "ingest", "validate-record.ts"),
+          WAL_RECORD_STEP_CONFIG[step],
+          `walvault wal-record ${step} function`,
+          environment,
+          root,
+          WORKFLOW_DEFINITIONS["wal-record"].steps[step].handler,
+        ),
+      ]),
+    ) as Record<WalRecordStep, NodejsFunction>;
+    const table = this.catalog.tableArn;
+    const walObjects = this.vaultBucket.arnForObjects("db/*/wal/*");
+    fns.validateRecord.addToRolePolicy(
+      new iam.PolicyStatement({ sid: "ReadVaultWal", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [walObjects] }),
+    );
+    // Without s3:ListBucket a GetObject of a missing key is a 403 the store cannot tell from a denial.
+    fns.validateRecord.addToRolePolicy(new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [this.vaultBucket.bucketArn] }));
+    fns.validateRecord.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "DecryptVaultObjects",
+        actions: ["kms:Decrypt"],
+        resources: [this.vaultKey.keyArn],
+        conditions: { StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` } },
+      }),
+    );
+    fns.validateRecord.addToRolePolicy(
+      new iam.PolicyStatement({ sid: "WriteCatalog", actions: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources: [table] }),
+    );
+    fns.quarantine.addToRolePolicy(new iam.PolicyStatement({ sid: "RecordQuarantine", actions: ["dynamodb:PutItem"], resources: [table] }));
+    for (const step of WAL_RECORD_STEPS) {
+      NagSuppressions.addResourceSuppressions(
+        fns[step].role!,
+        [
+          {
+            id: "AwsSolutions-IAM5",
+            reason:
+              "ValidateRecord reads any database's WAL objects (db/*/wal/*, one object per WAL file): the agent names the key, which it checks against the database and file name; " +
+              "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').",
+            appliesTo: step === "validateRecord" ? ["Resource::*", this.nagArn(this.vaultBucket, "/db/*/wal/*")] : ["Resource::*"],
+          },
+        ],
+        true,
+      );
+      NagSuppressions.addResourceSuppressions(fns[step], [
+        {
+          id: "AwsSolutions-L1",
+          reason: "Pinned to nodejs22.x on purpose: the handlers are built and tested on Node 22 (package.json engines), and node:zlib zstd needs it.",
+        },
+      ]);
+    }
+
+    const aslFile = join(root, "statemachines", WORKFLOW_DEFINITIONS["wal-record"].asl);
+    const substitutions: Record<string, string> = {
+      ValidateRecordFunctionArn: fns.validateRecord.functionArn,
+      QuarantineDirectFunctionArn: fns.quarantine.functionArn,
+      ReplicateFunctionArn: this.functions.replicate.functionArn,
+      RecordReplicaFailureFunctionArn: this.replicateFunctions.recordFailure.functionArn,
+      IncomingBucketName: this.incomingBucket.bucketName,
+    };
+    const missing = missingSubstitutions(aslFile, substitutions);
+    if (missing.length > 0) throw new Error(`${aslFile} has placeholders without a substitution: ${missing.join(", ")}`);
+    const role = new iam.Role(this, "WalRecordWorkflowRole", {
+      assumedBy: new iam.ServicePrincipal("states.amazonaws.com"),
+      description: "walvault wal-record state machine (direct WAL)",
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: "InvokeWalRecordSteps",
+        actions: ["lambda:InvokeFunction"],
+        resources: [fns.validateRecord.functionArn, fns.quarantine.functionArn, this.functions.replicate.functionArn, this.replicateFunctions.recordFailure.functionArn],
+      }),
+    );
+    // ReportFailure writes the failure note of the file's incoming key (failed/incoming/db/<id>/wal/<name>.json), as ingest does.
+    role.addToPolicy(new iam.PolicyStatement({ sid: "ReportFailures", actions: ["s3:PutObject"], resources: [this.incomingBucket.arnForObjects(`${FAILED_PREFIX}${INCOMING_PREFIX}*`)] }));
+    const logGroup = new logs.LogGroup(this, "WalRecordWorkflowLogs", { retention: logs.RetentionDays.ONE_YEAR, removalPolicy: RemovalPolicy.RETAIN });
+    const machine = new sfn.StateMachine(this, "WalRecordWorkflow", {
+      comment: "walvault wal-record: validate and record a WAL file an agent wrote into the vault, replicate it",
+      stateMachineType: sfn.StateMachineType.EXPRESS,
+      definitionBody: sfn.DefinitionBody.fromFile(aslFile),
+      definitionSubstitutions: substitutions,
+      role,
+      // ERROR, as ingest: one execution per WAL file, and ALL would cost a third of the control plane (issue #11).
+      logs: { destination: logGroup, level: sfn.LogLevel.ERROR, includeExecutionData: false },
+      tracingEnabled: true,
+    });
+    NagSuppressions.addResourceSuppressions(machine, [
+      {
+        id: "AwsSolutions-SF1",
+        reason: "The Express wal-record workflow runs once per WAL file: it logs at ERROR (every failed execution and state, with error and cause), as ingest does (issue #11).",
+      },
+    ]);
+    return { functions: fns, machine };
   }
 
   /** Least-privilege grants of the five ingest functions. */
@@ -1110,7 +1240,7 @@ export class PrimaryStack extends Stack {
     const statement = (props: iam.PolicyStatementProps): iam.PolicyStatement =>
       new iam.PolicyStatement({ ...props, conditions: { ...tagged, ...props.conditions } });
     const policy = new iam.ManagedPolicy(this, "AgentPolicy", {
-      description: `walvault agent of the database named by the principal tag ${AGENT_DB_TAG}: upload under incoming/db/<id>/, read db/<id>/ and its catalog items`,
+      description: `walvault agent of the database named by the principal tag ${AGENT_DB_TAG}: upload under incoming/db/<id>/, create WAL under db/<id>/wal/, read db/<id>/ and its catalog items`,
       statements: [
         statement({ sid: "UploadOwnWal", actions: ["s3:PutObject"], resources: [this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}${db}/*`)] }),
         statement({
@@ -1119,6 +1249,19 @@ export class PrimaryStack extends Stack {
           resources: [this.incomingBucket.arnForObjects(`${FAILED_PREFIX}${INCOMING_PREFIX}${db}/*`)],
         }),
         statement({ sid: "ReadOwnVault", actions: ["s3:GetObject"], resources: [this.vaultBucket.arnForObjects(`db/${db}/*`)] }),
+        // Direct WAL (docs/wal.md): write a WAL file once into the vault (the bucket policy admits only
+        // If-None-Match: * there), encrypting it with the vault key through S3, then start wal-record.
+        statement({ sid: "CreateOwnVaultWal", actions: ["s3:PutObject"], resources: [this.vaultBucket.arnForObjects(`db/${db}/wal/*`)] }),
+        statement({
+          sid: "EncryptOwnVaultWal",
+          actions: ["kms:GenerateDataKey"],
+          resources: [this.vaultKey.keyArn],
+          conditions: {
+            StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` },
+            StringLike: { "kms:EncryptionContext:aws:s3:arn": [this.vaultBucket.bucketArn, this.vaultBucket.arnForObjects(`db/${db}/wal/*`)] },
+          },
+        }),
+        statement({ sid: "StartWalRecord", actions: ["states:StartExecution"], resources: [this.walRecordStateMachine.stateMachineArn] }),
         // The plans of its database's restore workflow executions (`walvault restore --remote` reads them).
         statement({ sid: "ReadOwnRestorePlans", actions: ["s3:GetObject"], resources: [this.incomingBucket.arnForObjects(`${RESTORE_WORK_PREFIX}${db}/*`)] }),
         // Reading SSE-KMS objects needs kms:Decrypt, through S3 only, for
@@ -1152,6 +1295,7 @@ export class PrimaryStack extends Stack {
           this.nagArn(this.incomingBucket, `/${FAILED_PREFIX}${INCOMING_PREFIX}${nagDb}/*`),
           this.nagArn(this.incomingBucket, `/${RESTORE_WORK_PREFIX}${nagDb}/*`),
           this.nagArn(this.vaultBucket, `/db/${nagDb}/*`),
+          this.nagArn(this.vaultBucket, `/db/${nagDb}/wal/*`),
         ],
       },
     ]);
@@ -1322,7 +1466,7 @@ export class PrimaryStack extends Stack {
         },
       ]);
     }
-    for (const machine of [this.ingestStateMachine, this.snapshotIngestStateMachine, this.restoreStateMachine, this.replicateStateMachine]) {
+    for (const machine of [this.ingestStateMachine, this.walRecordStateMachine, this.snapshotIngestStateMachine, this.restoreStateMachine, this.replicateStateMachine]) {
       NagSuppressions.addResourceSuppressions(
         machine.role,
         [
@@ -1336,7 +1480,7 @@ export class PrimaryStack extends Stack {
         true,
       );
     }
-    for (const machine of [this.ingestStateMachine, this.snapshotIngestStateMachine]) {
+    for (const machine of [this.ingestStateMachine, this.walRecordStateMachine, this.snapshotIngestStateMachine]) {
       NagSuppressions.addResourceSuppressions(
         machine.role,
         [

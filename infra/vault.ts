@@ -107,6 +107,14 @@ export function createAccessLogsBucket(scope: Construct, id: string): s3.Bucket 
 }
 
 export interface VaultBucketOptions {
+  /**
+   * Direct WAL (docs/wal.md): an agent (a principal tagged walvault-db) may
+   * create — only create: the request must carry If-None-Match: * — objects
+   * under its own db/<tag>/wal/; every other write stays denied. The primary
+   * vault only; replica vaults are written by the control plane alone.
+   * @default false
+   */
+  readonly agentWalCreates?: boolean;
   /** The customer managed key of this vault (SSE-KMS). */
   readonly key: kms.IKey;
   /** Where S3 server access logs go (prefix `vault/`). */
@@ -173,8 +181,12 @@ export function createVaultBucket(scope: Construct, id: string, opts: VaultBucke
   // Defence in depth: even if someone attaches more permissions to an agent
   // (a principal tagged walvault-db, or a per-database role of an older
   // deployment), the vault refuses every write, delete and unlock from it.
+  // With direct WAL the one exception is creating an object under the
+  // agent's own db/<tag>/wal/ with If-None-Match: * (s3:if-none-match, AWS
+  // conditional writes): it can never replace or delete what is there.
+  const objectWrites = ["s3:PutObjectAcl", "s3:PutObjectTagging", "s3:PutObjectVersionAcl", "s3:PutObjectVersionTagging", "s3:PutObjectRetention", "s3:PutObjectLegalHold"];
   const agentDenied = [
-    "s3:PutObject*",
+    ...(opts.agentWalCreates ? objectWrites : ["s3:PutObject*"]),
     "s3:DeleteObject*",
     "s3:BypassGovernanceRetention",
     "s3:RestoreObject",
@@ -184,7 +196,7 @@ export function createVaultBucket(scope: Construct, id: string, opts: VaultBucke
     "s3:PutEncryptionConfiguration",
     "s3:PutReplicationConfiguration",
   ];
-  const agentDeny = (sid: string, conditions: Record<string, Record<string, string>>): iam.PolicyStatement =>
+  const agentDeny = (sid: string, conditions: Record<string, Record<string, string>>): iam.PolicyStatement[] => [
     new iam.PolicyStatement({
       sid,
       effect: iam.Effect.DENY,
@@ -192,8 +204,31 @@ export function createVaultBucket(scope: Construct, id: string, opts: VaultBucke
       actions: agentDenied,
       resources: [bucket.bucketArn, bucket.arnForObjects("*")],
       conditions,
-    });
-  bucket.addToResourcePolicy(agentDeny("DenyAgentWrites", { ArnLike: { "aws:PrincipalArn": `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${AGENT_ROLE_PREFIX}*` } }));
-  bucket.addToResourcePolicy(agentDeny("DenyTaggedAgentWrites", { Null: { [`aws:PrincipalTag/${AGENT_DB_TAG}`]: "false" } }));
+    }),
+    ...(opts.agentWalCreates
+      ? [
+          // PutObject anywhere but its own WAL prefix (an untagged principal's variable resolves to nothing: denied everywhere).
+          new iam.PolicyStatement({
+            sid: `${sid}OutsideOwnWal`,
+            effect: iam.Effect.DENY,
+            principals: [new iam.AnyPrincipal()],
+            actions: ["s3:PutObject"],
+            notResources: [bucket.arnForObjects(`db/${AGENT_DB_VARIABLE}/wal/*`)],
+            conditions,
+          }),
+          // ...and there only as a create (a missing header counts as not "*").
+          new iam.PolicyStatement({
+            sid: `${sid}NotCreateOnly`,
+            effect: iam.Effect.DENY,
+            principals: [new iam.AnyPrincipal()],
+            actions: ["s3:PutObject"],
+            resources: [bucket.arnForObjects("*")],
+            conditions: { ...conditions, StringNotEquals: { "s3:if-none-match": "*" } },
+          }),
+        ]
+      : []),
+  ];
+  for (const s of agentDeny("DenyAgentWrites", { ArnLike: { "aws:PrincipalArn": `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${AGENT_ROLE_PREFIX}*` } })) bucket.addToResourcePolicy(s);
+  for (const s of agentDeny("DenyTaggedAgentWrites", { Null: { [`aws:PrincipalTag/${AGENT_DB_TAG}`]: "false" } })) bucket.addToResourcePolicy(s);
   return bucket;
 }

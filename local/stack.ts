@@ -71,7 +71,7 @@ function functions(workflow: WorkflowId): Record<string, LocalFunction> {
 export type WorkflowName = "ingest" | "snapshot-ingest";
 
 /** The local ARN of a workflow's state machine, as the Step Functions endpoint knows it. */
-export const localStateMachineArn = (workflow: WorkflowName | "restore" | "replicate" | "verify" | "retention"): string =>
+export const localStateMachineArn = (workflow: WorkflowName | "wal-record" | "restore" | "replicate" | "verify" | "retention"): string =>
   `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:walvault-${workflow}`;
 
 /**
@@ -101,9 +101,15 @@ export interface OnDemandWorkflow<N extends string> {
   functions: Record<string, LocalFunction>;
 }
 
-function onDemand<N extends "restore" | "replicate" | "verify" | "retention">(name: N): OnDemandWorkflow<N> {
+function onDemand<N extends "wal-record" | "restore" | "replicate" | "verify" | "retention">(name: N): OnDemandWorkflow<N> {
   return { name, file: WORKFLOW_DEFINITIONS[name].asl, functions: functions(name) };
 }
+
+/**
+ * Direct WAL's wal-record workflow (Express): the agent starts it after writing a segment into the vault
+ * (docs/wal.md). Its executions count in `stats` (so `idle()` waits for them) and in `walRecordStats`.
+ */
+export const WAL_RECORD_WORKFLOW = { ...onDemand("wal-record"), standard: false };
 
 /** The restore workflow: started on demand, never by an event. */
 export const RESTORE_WORKFLOW = onDemand("restore");
@@ -298,6 +304,8 @@ export interface LocalStack {
   stats: ExecutionStats;
   /** Executions per workflow. */
   workflowStats: Record<WorkflowName, ExecutionStats>;
+  /** Executions of the wal-record workflow (direct WAL; also counted in `stats`). */
+  walRecordStats: ExecutionStats;
   /** Executions of the restore workflow (not counted in `stats`). */
   restoreStats: ExecutionStats;
   /** Executions of the replicate workflow (not counted in `stats`). */
@@ -305,7 +313,7 @@ export interface LocalStack {
   /** The primary region first, then the replicas. */
   regions: LocalRegion[];
   /** State machine ARNs the Step Functions endpoint (config.stepFunctionsEndpoint) starts. */
-  stateMachineArns: Record<WorkflowName | "restore" | "replicate" | "verify" | "retention", string>;
+  stateMachineArns: Record<WorkflowName | "wal-record" | "restore" | "replicate" | "verify" | "retention", string>;
   /**
    * Runs restore.asl.json with `input` ({ databaseId, target, tier? }) and
    * resolves with its output (the plan), or rejects with a
@@ -515,6 +523,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const replicateMachine = build(REPLICATE_WORKFLOW);
   const verifyMachine = build(VERIFY_WORKFLOW, VERIFY_SUBSTITUTIONS);
   const retentionMachine = build(RETENTION_WORKFLOW);
+  const walRecordMachine = build(WAL_RECORD_WORKFLOW);
 
   const newStats = (): ExecutionStats => ({ started: 0, succeeded: 0, failed: 0, inFlight: 0 });
   const stats = newStats();
@@ -524,6 +533,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const replicateStats = newStats();
   const verifyStats = newStats();
   const retentionStats = newStats();
+  const walRecordStats = newStats();
   const quiet = (): boolean =>
     stats.inFlight === 0 && restoreStats.inFlight === 0 && replicateStats.inFlight === 0 && verifyStats.inFlight === 0 && retentionStats.inFlight === 0;
   const settle = (): void => {
@@ -535,8 +545,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   };
 
   /** One execution of an event-started workflow, counted in `stats`; rejects with a RestoreExecutionError. */
-  const runEventWorkflow = (m: (typeof machines)[number], input: unknown, what: string): Promise<unknown> => {
-    const counters = [stats, workflowStats[m.name]];
+  const runEventWorkflow = (m: (typeof machines)[number], input: unknown, what: string): Promise<unknown> =>
+    runCounted(m, [stats, workflowStats[m.name]], m.name, input, what);
+  /** One execution counted in each of `counters`; a failure is logged and rejects with a RestoreExecutionError. */
+  const runCounted = (m: ReturnType<typeof build>, counters: ExecutionStats[], name: string, input: unknown, what: string): Promise<unknown> => {
     for (const c of counters) {
       c.started++;
       c.inFlight++;
@@ -550,7 +562,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         },
         (err: unknown) => {
           for (const c of counters) c.failed++;
-          const line = `${new Date().toISOString()} ${m.name} ${what}: ${describeError(err)}`;
+          const line = `${new Date().toISOString()} ${name} ${what}: ${describeError(err)}`;
           appendFileSync(logFile, line + "\n");
           if (opts.verbose) console.error(line);
           throw executionFailure(err);
@@ -606,6 +618,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     }
   }
   type Started = { name: string; executionArn: string };
+  /** A wal-record execution (StartExecution by the agent): counted with the event-started ones, so `idle()` waits for it. */
+  const startWalRecord = (input: unknown): Promise<unknown> =>
+    runCounted(walRecordMachine, [stats, walRecordStats], "wal-record", input, JSON.stringify(input).slice(0, 300));
+
   const startRestore = (input: unknown, started?: Started): Promise<unknown> => runOnDemand(restoreMachine, restoreStats, "restore", input, started);
   const startReplicate = (input: unknown, started?: Started): Promise<unknown> => runOnDemand(replicateMachine, replicateStats, "replicate", input, started);
   const startVerify = (input: unknown, started?: Started): Promise<unknown> => runOnDemand(verifyMachine, verifyStats, "verify", input, started);
@@ -613,6 +629,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
 
   const stateMachineArns = {
     ...(Object.fromEntries(WORKFLOWS.map((w) => [w.name, localStateMachineArn(w.name)])) as Record<WorkflowName, string>),
+    "wal-record": localStateMachineArn("wal-record"),
     restore: localStateMachineArn("restore"),
     replicate: localStateMachineArn("replicate"),
     verify: localStateMachineArn("verify"),
@@ -623,6 +640,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     sfn = await startSfnEndpoint({
       workflows: [
         ...machines.map((m) => ({ stateMachineArn: stateMachineArns[m.name], run: (input: unknown) => runEventWorkflow(m, input, "(started by StartExecution)") })),
+        { stateMachineArn: stateMachineArns["wal-record"], run: startWalRecord },
         { stateMachineArn: stateMachineArns.restore, run: startRestore },
         { stateMachineArn: stateMachineArns.replicate, run: startReplicate },
         { stateMachineArn: stateMachineArns.verify, run: startVerify },
@@ -642,6 +660,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     s3Endpoint: s3.endpoint,
     dynamodbEndpoint: dynamoEndpoint,
     stepFunctionsEndpoint: sfn.endpoint,
+    walRecordStateMachineArn: stateMachineArns["wal-record"],
     restoreStateMachineArn: stateMachineArns.restore,
     replicateStateMachineArn: stateMachineArns.replicate,
     verifyStateMachineArn: stateMachineArns.verify,
@@ -659,6 +678,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     configPath,
     stats,
     workflowStats,
+    walRecordStats,
     restoreStats,
     replicateStats,
     regions,

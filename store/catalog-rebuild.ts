@@ -7,6 +7,11 @@
  *
  * What the bucket holds, per database (core/keys.ts):
  *   db/<id>/wal/<timeline>/<file>     PostgreSQL segments, .partial, .backup  (HEAD: metadata)
+ *   db/<id>/wal/<timeline>/<file>.<16 hex>  the same, written by the agent (direct WAL): the suffix is the
+ *                                     SHA-256 of the stored bytes. Two objects of one name (a rejected or
+ *                                     conflicting direct write left unreferenced): each is read and only
+ *                                     those whose bytes match their key are candidates; the earliest written
+ *                                     is recorded (the one ingest recorded first), the others are skipped.
  *   db/<id>/history/<tl>.history      PostgreSQL timeline histories           (HEAD)
  *   db/<id>/wal/<stream>/<file>       generic segments, with position and times (HEAD)
  *   db/<id>/chunks/<sha256>           snapshot chunks from before packs       (HEAD, only those the target lacks)
@@ -66,7 +71,17 @@ import {
 } from "../core/errors.js";
 import { META_POSITION, parseGenericSegmentMeta, parseGenericWalName } from "../core/generic-wal.js";
 import { SHA256_RE, sha256Hex } from "../core/hash.js";
-import { DATABASE_ID_RE, SNAPSHOT_ID_RE, SNAPSHOT_MANIFEST_NAME, SNAPSHOT_PAGES_DIR, assertDatabaseId, vaultGenericWalKey, vaultWalKey } from "../core/keys.js";
+import {
+  DATABASE_ID_RE,
+  SNAPSHOT_ID_RE,
+  SNAPSHOT_MANIFEST_NAME,
+  SNAPSHOT_PAGES_DIR,
+  assertDatabaseId,
+  parseVaultWalKey,
+  vaultGenericWalKey,
+  vaultWalKey,
+  walKeyDigest,
+} from "../core/keys.js";
 import { PACK_TAIL_READ_BYTES, parsePackFooter, parsePackIndex, type PackEntry, type PackIndex } from "../core/pack.js";
 import type { DatabaseKind } from "../core/restore-plan.js";
 import { META_DATABASE, type ChunkItem, type DatabaseRecord, type PackItem, type SnapshotRecord, type SnapshotSummary, type WalRecord } from "../core/schemas.js";
@@ -171,7 +186,10 @@ interface WalObject {
   /** "wal" (db/<id>/wal/<dir>/<file>) or "history" (db/<id>/history/<file>). */
   area: "wal" | "history";
   dir: string;
+  /** The WAL file name (a direct key's digest suffix taken off). */
   file: string;
+  /** A direct key's digest (16 hex of the stored bytes' SHA-256). */
+  digest?: string;
   info: ObjectInfo;
   /** Its walvault metadata, when well formed. */
   meta?: ClaimedMeta;
@@ -296,7 +314,7 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
 
   // 1. What each key is.
   const prefix = `db/${id}/`;
-  const walKeys: { key: string; area: "wal" | "history"; dir: string; file: string }[] = [];
+  const walKeys: { key: string; area: "wal" | "history"; dir: string; file: string; digest?: string }[] = [];
   const chunks = new Map<string, ListedObject>();
   const packKeys: { name: string; listed: ListedObject }[] = [];
   const manifestKeys: { key: string; snapshotId: string; listed: ListedObject }[] = [];
@@ -305,7 +323,9 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
   for (const o of listed) {
     const parts = o.key.slice(prefix.length).split("/");
     const [area, a, b] = parts;
-    if (area === "wal" && parts.length === 3 && a && b) walKeys.push({ key: o.key, area: "wal", dir: a, file: b });
+    const direct = area === "wal" && parts.length === 3 ? parseVaultWalKey(o.key) : undefined;
+    if (direct?.digest !== undefined) walKeys.push({ key: o.key, area: "wal", dir: direct.dir, file: direct.name, digest: direct.digest });
+    else if (area === "wal" && parts.length === 3 && a && b) walKeys.push({ key: o.key, area: "wal", dir: a, file: b });
     else if (area === "history" && parts.length === 2 && a) walKeys.push({ key: o.key, area: "history", dir: "", file: a });
     else if (area === "chunks" && parts.length === 2 && a && SHA256_RE.test(a)) chunks.set(a, o);
     else if (area === "packs" && parts.length === 2 && a && SHA256_RE.test(a)) packKeys.push({ name: a, listed: o });
@@ -426,7 +446,7 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
     }
   }
   const head: { best?: { sortKey: string; record: WalRecord } } = {};
-  await mapLimit(records, ctx.concurrency, async (record) => {
+  await mapLimit(await onePerName(ctx, records, skip), ctx.concurrency, async (record) => {
     let stored: WalRecord;
     try {
       const r = await target.recordWal(record);
@@ -669,6 +689,41 @@ async function snapshotsUsing(ctx: Context, databaseId: string, manifests: reado
   return out;
 }
 
+/**
+ * One record per WAL name. Several objects of one name happen only with
+ * direct WAL (a rejected or conflicting write stays in the vault, unreferenced):
+ * each direct object is read and kept as a candidate only when its bytes hash
+ * to its key's digest; of the candidates the earliest written wins (ingest
+ * recorded the first good one; a later one of other bytes was a conflict).
+ */
+async function onePerName(ctx: Context, records: WalRecord[], skip: (key: string, reason: string) => void): Promise<WalRecord[]> {
+  const byName = new Map<string, WalRecord[]>();
+  for (const r of records) byName.set(r.name, [...(byName.get(r.name) ?? []), r]);
+  const out: WalRecord[] = [];
+  for (const [name, group] of byName) {
+    if (group.length === 1) {
+      out.push(group[0]!);
+      continue;
+    }
+    const good: WalRecord[] = [];
+    for (const r of group) {
+      const digest = parseVaultWalKey(r.vaultKey)?.digest;
+      if (digest === undefined) {
+        good.push(r);
+        continue;
+      }
+      const obj = await ctx.source.store.get(ctx.source.bucket, r.vaultKey);
+      if (obj && walKeyDigest(sha256Hex(obj.body)) === digest) good.push(r);
+      else skip(r.vaultKey, `its bytes do not match the digest in its key (a rejected direct write of ${name})`);
+    }
+    good.sort((a, b) => (a.archivedAt < b.archivedAt ? -1 : a.archivedAt > b.archivedAt ? 1 : a.vaultKey < b.vaultKey ? -1 : 1));
+    const [first, ...rest] = good;
+    if (first) out.push(first);
+    for (const r of rest) skip(r.vaultKey, `another object of ${name} was written earlier (${first!.vaultKey}); this one was never recorded`);
+  }
+  return out;
+}
+
 /** What a WAL key looks like: PostgreSQL's timeline directories and file names, or a generic stream. */
 function walShape(w: WalObject): DatabaseKind {
   if (w.area === "history") return "postgres";
@@ -742,7 +797,7 @@ function identify(id: string, existing: DatabaseRecord | undefined, wal: readonl
 
 function postgresWalRecord(databaseId: string, w: WalObject, meta: ClaimedMeta, segmentSize: number, fallback: Date): WalRecord {
   const file = parseWalFileName(w.file, segmentSize);
-  const expected = vaultWalKey(databaseId, file);
+  const expected = vaultWalKey(databaseId, file) + (w.digest === undefined ? "" : `.${w.digest}`);
   if (w.key !== expected) throw new InvalidInputError(`vault object ${w.key} is not where walvault keeps ${file.name} (${expected})`);
   checkWalSize(file, meta.size, segmentSize);
   return {

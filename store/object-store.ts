@@ -81,6 +81,13 @@ export interface RestoreRequest {
 export interface PutOptions {
   /** Hex SHA-256 of the body: the service refuses a body that does not match and keeps it as the object's checksum. */
   sha256?: string;
+  /**
+   * Create only (S3 conditional write, If-None-Match: *): when the key already
+   * exists nothing is written and the result says `existed`. Stores without
+   * conditional writes (s3rver) write anyway: callers must not rely on it for
+   * correctness (direct WAL keys name their bytes).
+   */
+  createOnly?: boolean;
 }
 
 export interface StoredObject extends ObjectInfo {
@@ -90,6 +97,8 @@ export interface StoredObject extends ObjectInfo {
 export interface PutResult {
   versionId?: string;
   etag?: string;
+  /** `createOnly` and the key already existed: nothing was written. */
+  existed?: true;
 }
 
 export interface ListedObject {

@@ -192,10 +192,13 @@ export class S3ObjectStore implements ObjectStore {
           ContentMD5: contentMd5,
           Metadata: metadata,
           ...checksum,
+          ...(options.createOnly ? { IfNoneMatch: "*" } : {}),
         }),
       );
       return { ...(out.VersionId ? { versionId: out.VersionId } : {}), ...(out.ETag ? { etag: out.ETag } : {}) };
     } catch (e) {
+      // 412: the key exists and createOnly asked not to replace it.
+      if (options.createOnly && (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412) return { existed: true };
       throw this.fail("PutObject", `s3://${bucket}/${key}`, e);
     }
   }

@@ -7,15 +7,23 @@
  */
 import { z } from "zod";
 import { headSortKey, pendingReplicas } from "../../core/catalog-records.js";
-import { promotedSchema, validatedWalSchema, type WalRecord } from "../../core/schemas.js";
-import { getDeps } from "../deps.js";
+import { promotedSchema, validatedWalSchema, type Promoted, type ValidatedWal, type WalRecord } from "../../core/schemas.js";
+import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
 const inputSchema = z.object({ ingest: validatedWalSchema, promoted: promotedSchema });
 
 export async function handler(input: unknown): Promise<{ outcome: "created" | "duplicate"; name: string; archivedAt: string }> {
   const { ingest, promoted } = parseInput(inputSchema, input, "record input");
-  const deps = getDeps();
+  return recordValidatedWal(getDeps(), ingest, promoted);
+}
+
+/** The conditional catalog write of a validated WAL file kept at `promoted` (and the head, when it is new). */
+export async function recordValidatedWal(
+  deps: Deps,
+  ingest: ValidatedWal,
+  promoted: Promoted,
+): Promise<{ outcome: "created" | "duplicate"; name: string; archivedAt: string }> {
   const archivedAt = new Date().toISOString();
   const record: WalRecord = {
     databaseId: ingest.databaseId,

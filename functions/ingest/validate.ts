@@ -8,13 +8,14 @@ import { InvalidInputError, NotFoundError, SegmentConflictError, UnknownDatabase
 import { lastXactField, restorePointFields, walFileLsns } from "../../core/catalog-records.js";
 import { sha256Hex } from "../../core/hash.js";
 import { parseGenericSegmentMeta } from "../../core/generic-wal.js";
-import { parseIncomingKey, vaultGenericWalKey, vaultWalKey } from "../../core/keys.js";
+import { parseIncomingKey, vaultGenericWalKey, vaultWalKey, type IncomingWalKey } from "../../core/keys.js";
 import { restorePointsInSegment } from "../../core/restore-point.js";
 import { lastXactTimeInSegment } from "../../core/xact-time.js";
-import { objectCreatedEventSchema, type ValidatedWal } from "../../core/schemas.js";
+import { objectCreatedEventSchema, type DatabaseRecord, type ValidatedWal } from "../../core/schemas.js";
 import { parseObjectMeta, verifyEncodedBytes, verifyWalBytes } from "../../core/verify.js";
 import { parseWalFileName, segmentStartLsn } from "../../core/wal.js";
-import { getDeps } from "../deps.js";
+import type { StoredObject } from "../../store/object-store.js";
+import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
 const inputSchema = z.object({ event: objectCreatedEventSchema });
@@ -43,6 +44,37 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
 
   const obj = await deps.incoming.get(bucket, key, versionId);
   if (!obj) throw new NotFoundError(`incoming object ${key} no longer exists`);
+  return validateWalObject(deps, {
+    databaseId,
+    db,
+    parsed,
+    obj,
+    location: { bucket, key, ...(versionId ? { versionId } : {}) },
+  });
+}
+
+export interface WalObjectToValidate {
+  databaseId: string;
+  db: DatabaseRecord;
+  /** What the key names (core/keys.ts parseIncomingKey's shape). */
+  parsed: Pick<IncomingWalKey, "walName" | "generic">;
+  obj: StoredObject;
+  /** Where the object is (ValidatedWal.incoming: the incoming upload, or the vault object of a direct push). */
+  location: { bucket: string; key: string; versionId?: string };
+  /** The vault key it is (or will be) kept at; default the plain key (Promote writes it). */
+  vaultKey?: string;
+}
+
+/**
+ * The checks every WAL object passes before it is recorded, wherever it was
+ * written (incoming/ upload or direct vault write): the walvault metadata,
+ * size, SHA-256 of the decoded bytes, the PostgreSQL header (or the generic
+ * segment's metadata), then the catalog's duplicate-or-conflict decision.
+ * Throws the validation errors the workflows quarantine on.
+ */
+export async function validateWalObject(deps: Deps, input: WalObjectToValidate): Promise<ValidatedWal> {
+  const { databaseId, db, parsed, obj, location } = input;
+  const { bucket, key, versionId } = location;
   const what = `upload ${key}`;
   const claimed = parseObjectMeta(obj.metadata, what);
   // What every validated upload carries; `name` is the catalog name (generic: <stream>/<file>).
@@ -72,12 +104,12 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
       kind: "segment",
       timeline: 1,
       startLsn: seg.position.toString(),
-      vaultKey: vaultGenericWalKey(databaseId, generic.stream, generic.file),
+      vaultKey: input.vaultKey ?? vaultGenericWalKey(databaseId, generic.stream, generic.file),
       closedAt: seg.closedAt,
       ...(seg.scan ? { scanAt: seg.scan.at, scanCount: seg.scan.count } : {}),
     };
   }
-  const file = parseWalFileName(parsed.walName, db.walSegmentSize);
+  const file = parseWalFileName(parsed.walName!, db.walSegmentSize);
   const raw = await verifyWalBytes(file, obj.body, claimed, db.walSegmentSize, what, { postgres: db.kind === "postgres" });
   return {
     ...(await proven(file.name)),
@@ -90,7 +122,7 @@ export async function handler(input: unknown): Promise<ValidatedWal> {
       : {}),
     // Its latest transaction end, so a time target is drawn (and checked) where PostgreSQL can stop.
     ...(file.kind === "segment" && db.kind === "postgres" ? lastXactField(lastXactTimeInSegment(raw)) : {}),
-    vaultKey: vaultWalKey(databaseId, file),
+    vaultKey: input.vaultKey ?? vaultWalKey(databaseId, file),
   };
 }
 

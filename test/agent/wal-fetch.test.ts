@@ -9,9 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
 import { sha256Hex } from "../../core/hash.js";
-import { vaultWalKey } from "../../core/keys.js";
 import { InvalidInputError } from "../../core/errors.js";
-import { parseWalFileName } from "../../core/wal.js";
 import { walFetch } from "../../agent/wal-fetch.js";
 import { freePort } from "../../local/emulators.js";
 import { deadPid, poll, quietPeriod, stackClients, tempDir, writeWal, type StackClients } from "../support/harness.js";
@@ -70,8 +68,11 @@ function stderrLines(stderr: string): string[] {
   return stderr.split("\n").filter((l) => l.length > 0);
 }
 
-function vaultKeyOf(name: string): string {
-  return vaultWalKey(DB, parseWalFileName(name));
+/** The vault key the catalog records for `name` (plain, or content-addressed with WALVAULT_WAL_DIRECT=1). */
+async function vaultKeyOf(name: string): Promise<string> {
+  const rec = await clients.catalog.getWal(DB, name);
+  expect(rec, `${name} is recorded`).toBeDefined();
+  return rec!.vaultKey;
 }
 
 describe("wal-fetch of an archived segment", () => {
@@ -154,7 +155,7 @@ describe("wal-fetch of something it cannot serve", () => {
 
   it("a vault object overwritten with other bytes under the same metadata: exit 126, names the object and says corrupt, dest absent", async () => {
     // Prepare
-    const key = vaultKeyOf(CORRUPT);
+    const key = await vaultKeyOf(CORRUPT);
     const original = await clients.store.get(stack.config.vaultBucket, key);
     expect(original).toBeDefined();
     const impostor = await getCodec(original!.metadata["walvault-codec"]!).encode(syntheticSegment(CORRUPT, 4242));
@@ -178,7 +179,7 @@ describe("wal-fetch of something it cannot serve", () => {
 
   it("a vault object overwritten with bytes that do not decode: exit 126, names the object, dest absent", async () => {
     // Prepare
-    const key = vaultKeyOf(UNDECODABLE);
+    const key = await vaultKeyOf(UNDECODABLE);
     const original = await clients.store.get(stack.config.vaultBucket, key);
     expect(original).toBeDefined();
     await clients.store.put(stack.config.vaultBucket, key, Buffer.from("definitely not zstd"), original!.metadata);
@@ -199,7 +200,7 @@ describe("wal-fetch of something it cannot serve", () => {
 
   it("a recorded segment whose vault object is gone: exit 126 (not 1), says missing, dest absent", async () => {
     // Prepare
-    const key = vaultKeyOf(VANISHED);
+    const key = await vaultKeyOf(VANISHED);
     await clients.store.delete(stack.config.vaultBucket, key);
     const d = destDir("vanished");
     const dest = join(d, "RECOVERYXLOG");

@@ -8,9 +8,11 @@ import {
   incomingGenericWalKey,
   incomingWalKey,
   parseIncomingKey,
+  parseVaultWalKey,
   quarantineKey,
   timelineDir,
   vaultGenericWalKey,
+  vaultWalDirectKey,
   vaultWalKey,
 } from "../../core/keys.js";
 import { parseWalFileName } from "../../core/wal.js";
@@ -220,6 +222,41 @@ describe("vault keys", () => {
 
   it("refuses an invalid database id", () => {
     expect(() => vaultWalKey("PG", parseWalFileName(SEG))).toThrow(InvalidInputError);
+  });
+});
+
+describe("direct WAL keys (content-addressed)", () => {
+  const stored = "0123456789abcdef".repeat(4);
+
+  it("append the first 16 hex digits of the stored bytes' SHA-256 to the plain key", () => {
+    expect(vaultWalDirectKey("pg-main", parseWalFileName(SEG), stored)).toBe(`db/pg-main/wal/00000001/${SEG}.0123456789abcdef`);
+    expect(vaultWalDirectKey("pg-main", parseWalFileName("000000020000000000000003.partial"), stored)).toBe(
+      "db/pg-main/wal/00000002/000000020000000000000003.partial.0123456789abcdef",
+    );
+  });
+
+  it("refuse history files and a digest that is not a lowercase hex SHA-256", () => {
+    expect(() => vaultWalDirectKey("pg-main", parseWalFileName("00000002.history"), stored)).toThrow(InvalidInputError);
+    expect(() => vaultWalDirectKey("pg-main", parseWalFileName(SEG), stored.toUpperCase())).toThrow(InvalidInputError);
+  });
+
+  it("parse back to the name and digest; plain keys parse without a digest", () => {
+    const backup = "000000010000000000000002.00000028.backup";
+    expect(parseVaultWalKey(`db/pg-main/wal/00000001/${SEG}.0123456789abcdef`)).toEqual({ databaseId: "pg-main", area: "wal", dir: "00000001", name: SEG, digest: "0123456789abcdef" });
+    expect(parseVaultWalKey(`db/pg-main/wal/00000001/${backup}.0123456789abcdef`)).toMatchObject({ name: backup, digest: "0123456789abcdef" });
+    expect(parseVaultWalKey(`db/pg-main/wal/00000001/${SEG}`)).toEqual({ databaseId: "pg-main", area: "wal", dir: "00000001", name: SEG });
+    expect(parseVaultWalKey(`db/pg-main/wal/00000001/${backup}`)).toEqual({ databaseId: "pg-main", area: "wal", dir: "00000001", name: backup });
+    expect(parseVaultWalKey("db/pg-main/history/00000002.history")).toEqual({ databaseId: "pg-main", area: "history", dir: "", name: "00000002.history" });
+  });
+
+  it("leave a generic stream's file, whose name is free, as its plain name", () => {
+    expect(parseVaultWalKey("db/gen-a/wal/stripe-1/seg.0123456789abcdef")).toEqual({ databaseId: "gen-a", area: "wal", dir: "stripe-1", name: "seg.0123456789abcdef" });
+  });
+
+  it("return undefined for keys of another shape", () => {
+    expect(parseVaultWalKey(`db/pg-main/chunks/${stored}`)).toBeUndefined();
+    expect(parseVaultWalKey(`db/pg-main/wal/00000001/${SEG}/x`)).toBeUndefined();
+    expect(parseVaultWalKey(`incoming/db/pg-main/wal/${SEG}`)).toBeUndefined();
   });
 });
 

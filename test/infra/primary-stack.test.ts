@@ -152,7 +152,7 @@ describe("agent policy", () => {
     }
   });
 
-  it("requires the walvault-db principal tag in every statement and names it in each one's resources or conditions", () => {
+  it("requires the walvault-db principal tag in every statement and names it in each one's resources or conditions (but starting wal-record)", () => {
     for (const { stack, template } of cases()) {
       // Act
       const statements = policyStatements(stack, template);
@@ -161,13 +161,15 @@ describe("agent policy", () => {
       for (const s of statements) {
         expect(s.Effect, s.Sid).toBe("Allow");
         expect(s.Condition?.Null, s.Sid).toEqual({ "aws:PrincipalTag/walvault-db": "false" });
+        // A state machine has no per-database resource: wal-record checks the key it is given against the database named.
+        if (s.Sid === "StartWalRecord") continue;
         const scoped = [...list(s.Resource).map(render), render(s.Condition?.StringLike ?? ""), JSON.stringify(s.Condition?.["ForAllValues:StringEquals"] ?? "")];
         expect(scoped.some((x) => x.includes(TAG)), `${s.Sid} names ${TAG}`).toBe(true);
       }
     }
   });
 
-  it("reaches S3 only under the tagged database's incoming/db/<id>/, failed/incoming/db/<id>/, work/restore/<id>/ and db/<id>/ prefixes, writing only to incoming", () => {
+  it("reaches S3 only under the tagged database's incoming/db/<id>/, failed/incoming/db/<id>/, work/restore/<id>/ and db/<id>/ prefixes, writing only to incoming and db/<id>/wal/", () => {
     for (const { stack, template } of cases()) {
       // Prepare
       const incoming = `<${logicalId(stack, stack.incomingBucket)}.Arn>`;
@@ -186,6 +188,7 @@ describe("agent policy", () => {
           `s3:GetObject ${incoming}/work/restore/${TAG}/*`,
           `s3:GetObject ${vault}/db/${TAG}/*`,
           `s3:PutObject ${incoming}/incoming/db/${TAG}/*`,
+          `s3:PutObject ${vault}/db/${TAG}/wal/*`,
         ].sort(),
       );
     }
@@ -198,16 +201,18 @@ describe("agent policy", () => {
       // Assess
       for (const action of actions) {
         expect(action).not.toMatch(/Delete|Retention|LegalHold|Bypass|PutBucket|Restore|\*/i);
-        expect(action.split(":")[0]).toMatch(/^(s3|kms|dynamodb)$/);
+        expect(action.split(":")[0]).toMatch(/^(s3|kms|dynamodb|states)$/);
       }
-      expect(new Set(actions)).toEqual(new Set(["s3:PutObject", "s3:GetObject", "kms:Decrypt", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"]));
+      expect(new Set(actions)).toEqual(
+        new Set(["s3:PutObject", "s3:GetObject", "kms:Decrypt", "kms:GenerateDataKey", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem", "states:StartExecution"]),
+      );
     }
   });
 
   it("decrypts only through S3, only for the vault and the tagged database's objects", () => {
     for (const { stack, template } of cases()) {
       // Act
-      const kms = policyStatements(stack, template).filter((s) => list(s.Action).some((a) => a.startsWith("kms:")));
+      const kms = policyStatements(stack, template).filter((s) => list(s.Action).some((a) => a === "kms:Decrypt"));
       // Assess
       expect(kms).toHaveLength(1);
       expect(list(kms[0]!.Action)).toEqual(["kms:Decrypt"]);
@@ -216,6 +221,31 @@ describe("agent policy", () => {
       const contexts = list(kms[0]!.Condition?.StringLike?.["kms:EncryptionContext:aws:s3:arn"]).map(render);
       const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
       expect(contexts).toEqual([vault, `${vault}/db/${TAG}/*`]);
+    }
+  });
+
+  it("encrypts (direct WAL) only through S3, only for the vault and the tagged database's WAL objects", () => {
+    for (const { stack, template } of cases()) {
+      // Act
+      const kms = policyStatements(stack, template).filter((s) => list(s.Action).some((a) => a === "kms:GenerateDataKey"));
+      // Assess
+      expect(kms).toHaveLength(1);
+      expect(list(kms[0]!.Action)).toEqual(["kms:GenerateDataKey"]);
+      expect(list(kms[0]!.Resource).map(render)).toEqual([`<${logicalId(stack, stack.vaultKey)}.Arn>`]);
+      expect(render(kms[0]!.Condition?.StringEquals?.["kms:ViaService"])).toBe("s3.<AWS::Region>.amazonaws.com");
+      const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
+      expect(list(kms[0]!.Condition?.StringLike?.["kms:EncryptionContext:aws:s3:arn"]).map(render)).toEqual([vault, `${vault}/db/${TAG}/wal/*`]);
+    }
+  });
+
+  it("starts executions of the wal-record workflow only", () => {
+    for (const { stack, template } of cases()) {
+      // Act
+      const sfn = policyStatements(stack, template).filter((s) => list(s.Action).some((a) => a.startsWith("states:")));
+      // Assess
+      expect(sfn).toHaveLength(1);
+      expect(list(sfn[0]!.Action)).toEqual(["states:StartExecution"]);
+      expect(list(sfn[0]!.Resource).map(render)).toEqual([`<${logicalId(stack, stack.walRecordStateMachine)}>`]);
     }
   });
 
@@ -318,13 +348,40 @@ describe("vault bucket", () => {
     );
     const agentDeny = statements.find((s) => s.Sid === "DenyAgentWrites");
     expect(agentDeny?.Effect).toBe("Deny");
-    expect(list(agentDeny?.Action)).toEqual(expect.arrayContaining(["s3:PutObject*", "s3:DeleteObject*", "s3:BypassGovernanceRetention"]));
+    expect(list(agentDeny?.Action)).toEqual(
+      expect.arrayContaining(["s3:PutObjectRetention", "s3:PutObjectLegalHold", "s3:PutObjectAcl", "s3:DeleteObject*", "s3:BypassGovernanceRetention"]),
+    );
     expect(render(agentDeny?.Condition?.ArnLike?.["aws:PrincipalArn"])).toBe(
       "arn:<AWS::Partition>:iam::<AWS::AccountId>:role/walvault-agent-*",
     );
     const taggedDeny = statements.find((s) => s.Sid === "DenyTaggedAgentWrites");
     expect(taggedDeny).toMatchObject({ Effect: "Deny", Principal: { AWS: "*" }, Action: agentDeny?.Action, Resource: agentDeny?.Resource });
     expect(taggedDeny?.Condition).toEqual({ Null: { "aws:PrincipalTag/walvault-db": "false" } });
+  });
+
+  it("lets an agent only create (If-None-Match: *) objects under its own db/<id>/wal/, and PutObject nothing else (direct WAL)", () => {
+    // Prepare
+    const vaultId = logicalId(defaultStack, defaultStack.vaultBucket);
+    const vault = `<${vaultId}.Arn>`;
+    // Act
+    const policies = defaultTemplate.findResources("AWS::S3::BucketPolicy", { Properties: { Bucket: { Ref: vaultId } } });
+    const statements = Object.values(policies).flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+    // Assess
+    for (const [sid, principal] of [
+      ["DenyTaggedAgentWrites", { Null: { "aws:PrincipalTag/walvault-db": "false" } }],
+      ["DenyAgentWrites", undefined],
+    ] as const) {
+      const outside = statements.find((s) => s.Sid === `${sid}OutsideOwnWal`);
+      expect(outside, sid).toMatchObject({ Effect: "Deny", Principal: { AWS: "*" }, Action: "s3:PutObject" });
+      expect(list((outside as { NotResource?: unknown }).NotResource).map(render)).toEqual([`${vault}/db/\${aws:PrincipalTag/walvault-db}/wal/*`]);
+      const createOnly = statements.find((s) => s.Sid === `${sid}NotCreateOnly`);
+      expect(createOnly, sid).toMatchObject({ Effect: "Deny", Principal: { AWS: "*" }, Action: "s3:PutObject" });
+      expect(createOnly?.Condition?.StringNotEquals).toEqual({ "s3:if-none-match": "*" });
+      if (principal) expect(createOnly?.Condition).toMatchObject(principal);
+      else expect(render(createOnly?.Condition?.ArnLike?.["aws:PrincipalArn"])).toBe("arn:<AWS::Partition>:iam::<AWS::AccountId>:role/walvault-agent-*");
+    }
+    const agentDenied = statements.filter((s) => s.Sid?.startsWith("Deny") && s.Sid.includes("Agent")).flatMap((s) => list(s.Action));
+    expect(agentDenied).not.toContain("s3:PutObject*");
   });
 });
 
@@ -866,6 +923,7 @@ describe("functions of every workflow", () => {
     // Prepare
     const deployed: Array<[WorkflowId, Record<string, IConstruct>]> = [
       ["ingest", defaultStack.functions],
+      ["wal-record", defaultStack.walRecordFunctions],
       ["snapshot-ingest", defaultStack.snapshotFunctions],
       ["restore", defaultStack.restoreFunctions],
       ["replicate", defaultStack.replicateFunctions],

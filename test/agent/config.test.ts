@@ -1,0 +1,26 @@
+/** agent/config.ts: the switches read from the environment. */
+import { describe, expect, it } from "vitest";
+import { walDirectEnabled } from "../../agent/config.js";
+import { ConfigError } from "../../core/errors.js";
+
+describe("walDirectEnabled (WALVAULT_WAL_DIRECT, config walDirect)", () => {
+  it("is off when neither the environment nor the configuration says", () => {
+    expect(walDirectEnabled({}, {})).toBe(false);
+    expect(walDirectEnabled({}, { WALVAULT_WAL_DIRECT: "" })).toBe(false);
+  });
+
+  it("follows the configuration when the environment is silent", () => {
+    expect(walDirectEnabled({ walDirect: true }, {})).toBe(true);
+    expect(walDirectEnabled({ walDirect: false }, {})).toBe(false);
+  });
+
+  it("lets the environment override the configuration either way", () => {
+    for (const on of ["1", "true", "YES", " on "]) expect(walDirectEnabled({ walDirect: false }, { WALVAULT_WAL_DIRECT: on }), on).toBe(true);
+    for (const off of ["0", "false", "no", "OFF"]) expect(walDirectEnabled({ walDirect: true }, { WALVAULT_WAL_DIRECT: off }), off).toBe(false);
+  });
+
+  it("refuses anything else, naming the value", () => {
+    expect(() => walDirectEnabled({}, { WALVAULT_WAL_DIRECT: "maybe" })).toThrow(ConfigError);
+    expect(() => walDirectEnabled({}, { WALVAULT_WAL_DIRECT: "maybe" })).toThrow(/maybe/);
+  });
+});
