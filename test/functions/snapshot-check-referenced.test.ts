@@ -25,7 +25,6 @@ const STREAMS = [{ id: "wal", lastSegment: "wal/00000001.wal", lastSegno: 1 }];
 let stack: TestStack;
 let clients: StackClients;
 let work: string;
-const savedEnv = { ...process.env };
 
 beforeAll(async () => {
   stack = await startTestStack([{ id: GEN, kind: "generic" }]);
@@ -35,7 +34,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   resetDeps();
-  process.env = savedEnv;
   await stack?.destroy();
   if (work) rmSync(work, { recursive: true, force: true });
 });
@@ -69,9 +67,11 @@ function tree(name: string, files: number, seed: number): string {
 
 async function checkAgain(pushed: SnapshotPushResult): Promise<{ out: CheckReferencedOutput; getChunks: string[]; missingChunks: string[] }> {
   const counting = countingCatalog(clients.catalog);
-  // overrideDeps starts from the environment's dependencies; every one is replaced. The environment is put
-  // back at once: the stack's handlers (worker threads) share it.
-  Object.assign(process.env, handlerEnvironment(stack.config.dynamodbEndpoint!));
+  // overrideDeps starts from the environment's dependencies; every one is replaced. The variables are put
+  // back in place at once: the stack's handlers (worker threads) share this process's environment.
+  const handlerEnv = handlerEnvironment(stack.config.dynamodbEndpoint!);
+  const before = Object.fromEntries(Object.keys(handlerEnv).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, handlerEnv);
   overrideDeps({
     region: stack.config.region,
     incomingBucket: stack.config.incomingBucket,
@@ -81,7 +81,10 @@ async function checkAgain(pushed: SnapshotPushResult): Promise<{ out: CheckRefer
     catalog: counting.catalog,
     replicas: [],
   });
-  process.env = { ...savedEnv };
+  for (const [k, v] of Object.entries(before)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
   const event = {
     "detail-type": "Object Created",
     source: "aws.s3",
