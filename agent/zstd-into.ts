@@ -22,10 +22,7 @@
  * which path ran.
  */
 import * as zlib from "node:zlib";
-
-interface ZlibHandle {
-  writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
-}
+import { zlibInternals, type ZlibHandle } from "../core/codec.js";
 
 interface Kept {
   stream: zlib.ZstdDecompress;
@@ -42,14 +39,9 @@ export class ZstdInto {
       const stream = zlib.createZstdDecompress();
       // A decoder error destroys the stream with it; nobody listens, so the event must not go unhandled.
       stream.on("error", () => undefined);
-      const internals = stream as unknown as { _handle?: Partial<ZlibHandle>; _writeState?: unknown };
-      const handle = internals._handle;
-      const state = internals._writeState;
-      if (typeof handle?.writeSync !== "function" || !(state instanceof Uint32Array) || state.length < 2) {
-        stream.destroy();
-        return false;
-      }
-      return { stream, handle: handle as ZlibHandle, state };
+      const internals = zlibInternals(stream);
+      if (!internals) return false;
+      return { stream, ...internals };
     } catch {
       return false;
     }

@@ -70,6 +70,27 @@ const zstdDecompress = promisify(zlib.zstdDecompress);
 const gzip = promisify(zlib.gzip);
 const gunzip = promisify(zlib.gunzip);
 
+/** The handle of a zlib stream, driven synchronously (Node internals). */
+export interface ZlibHandle {
+  writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
+}
+
+/**
+ * The handle and write state ([availOut, availIn] after each writeSync) of a
+ * zstd stream, or false when this Node does not offer those internals (the
+ * stream is then destroyed and callers use the one-shot calls).
+ */
+export function zlibInternals(stream: zlib.ZstdCompress | zlib.ZstdDecompress): { handle: ZlibHandle; state: Uint32Array } | false {
+  const internals = stream as unknown as { _handle?: Partial<ZlibHandle>; _writeState?: unknown };
+  const handle = internals._handle;
+  const state = internals._writeState;
+  if (typeof handle?.writeSync !== "function" || !(state instanceof Uint32Array) || state.length < 2) {
+    stream.destroy();
+    return false;
+  }
+  return { handle: handle as ZlibHandle, state };
+}
+
 /**
  * The zstd compression context synchronous encodes reuse (one: they run one at
  * a time on the main thread). zlib.zstdCompressSync creates a context per
@@ -84,9 +105,6 @@ const gunzip = promisify(zlib.gunzip);
  * Those fields are Node internals: when they are absent, or a call fails, the
  * context is dropped and the one-shot call is used instead.
  */
-interface ZlibHandle {
-  writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
-}
 interface ReusedZstd {
   stream: zlib.ZstdCompress;
   handle: ZlibHandle;
@@ -100,14 +118,9 @@ let reusedZstd: ReusedZstd | undefined | false;
 function openReusedZstd(): ReusedZstd | false {
   try {
     const stream = zlib.createZstdCompress({ params: ZSTD_LEVEL_1 });
-    const internals = stream as unknown as { _handle?: Partial<ZlibHandle>; _writeState?: unknown };
-    const handle = internals._handle;
-    const state = internals._writeState;
-    if (typeof handle?.writeSync !== "function" || !(state instanceof Uint32Array) || state.length < 2) {
-      stream.destroy();
-      return false;
-    }
-    return { stream, handle: handle as ZlibHandle, state, scratch: Buffer.allocUnsafeSlow(encodeChunkSize(128 * 1024)) };
+    const internals = zlibInternals(stream);
+    if (!internals) return false;
+    return { stream, ...internals, scratch: Buffer.allocUnsafeSlow(encodeChunkSize(128 * 1024)) };
   } catch {
     return false;
   }
