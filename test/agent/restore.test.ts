@@ -589,7 +589,8 @@ describe("restore of a format-2 (paged) snapshot", () => {
     const r = await restore(clients, cfg, { databaseId: GEN_PAGED, target: { kind: "latest" }, toDir: to, parallel: 4 });
 
     // Assess: every entry (type, mode, mtime to the millisecond the test upload records, content or link target) as in the source.
-    const toMs = (m: Map<string, Entry>): Map<string, Entry> => new Map([...m].map(([k, v]) => [k, { ...v, mtimeNs: v.mtimeNs! / 1_000_000n }]));
+    // The upload records lstat's Date, which Node rounds to the nearest millisecond (not down).
+    const toMs = (m: Map<string, Entry>): Map<string, Entry> => new Map([...m].map(([k, v]) => [k, { ...v, mtimeNs: (v.mtimeNs! + 500_000n) / 1_000_000n }]));
     expect(toMs(treeOf(to))).toEqual(toMs(treeOf(source)));
     expect(r).toMatchObject({ snapshotId: pagedSnap.record.snapshotId, files: pagedSnap.manifest.totals.files, symlinks: 2, walSegments: 0 });
     expect(r.fileBytes).toBe(pagedSnap.manifest.totals.logicalBytes);
