@@ -19,6 +19,9 @@
  * into the vault under its content-addressed key (core/keys.ts
  * vaultWalDirectKey, create-only), then the agent starts the wal-record
  * workflow with the key; nothing goes through incoming/ or EventBridge.
+ * With no replica region (or a wait for the replicas) the agent runs the
+ * Express execution to its end in one call (StartSyncExecution) and reads
+ * the record once, instead of polling the catalog for it.
  * History files always take the incoming/ path.
  */
 import { existsSync, rmSync } from "node:fs";
@@ -49,7 +52,7 @@ import type { ObjectStore } from "../store/object-store.js";
 import type { WalRecord } from "../core/schemas.js";
 import type { AgentClients } from "./clients.js";
 import type { AgentConfig } from "../core/config.js";
-import type { WorkflowRunner } from "../store/workflows.js";
+import type { ExecutionState, WorkflowRunner } from "../store/workflows.js";
 import { walDirectEnabled } from "./config.js";
 import { assertMayArchiveInto } from "./restore-marker.js";
 import { PREFETCH_DIR } from "./wal-fetch.js";
@@ -152,43 +155,59 @@ export async function walPush(
   const startedAt = new Date();
   const key = incomingWalKey(databaseId, name);
   const meta = { ...objectMeta({ sha256, codec: codec.name, size: content.length }), [META_DATABASE]: databaseId };
+  // Both paths: a failed execution leaves failed/incoming/db/<id>/wal/<name>.json (wal-record.asl.json writes the same key).
+  const note = { store: clients.store, bucket: cfg.incomingBucket, key };
+  const replicaRegions = (cfg.replicas ?? []).map((r) => r.region);
+  let record: WalRecord | undefined;
   if ((opts.direct ?? walDirectEnabled(cfg)) && file.kind !== "history") {
     // Same bytes, same key: a push run again re-puts (or, with S3's create-only write, keeps) the same object.
     const vaultKey = vaultWalDirectKey(databaseId, file, sha256Hex(encoded));
     await clients.store.put(cfg.vaultBucket, vaultKey, encoded, meta, { createOnly: true });
-    await startWalRecord(cfg, opts.workflows, { databaseId, name, key: vaultKey, sha256 });
+    const input = { databaseId, name, key: vaultKey, sha256 };
+    // Waiting on the execution itself (Express, run to its end in one call) replaces polling the catalog,
+    // when its end is what the wait needs: no replica region (it ends at the record), or a wait for the replicas.
+    if (opts.wait !== "none" && (replicaRegions.length === 0 || opts.wait !== "stored")) {
+      const ended = await callWalRecord(cfg, opts.workflows, (runner, arn) => runner.runSync(arn, input, { signal: AbortSignal.timeout(opts.timeoutMs) })).catch(
+        (e: unknown) => {
+          if (!(e instanceof TimeoutError)) throw e;
+          throw new TimeoutError(
+            `${name} was written to the vault but wal-record did not end within ${Math.round(opts.timeoutMs / 1000)} s; ` +
+              `PostgreSQL will retry (the upload is idempotent) — check the wal-record workflow`,
+            { cause: e },
+          );
+        },
+      );
+      record = await recordAfter(ended, clients.catalog, databaseId, name, sha256, startedAt, note);
+    } else {
+      await callWalRecord(cfg, opts.workflows, (runner, arn) => runner.start(arn, input));
+    }
   } else {
     await clients.store.put(cfg.incomingBucket, key, encoded, meta);
   }
   if (opts.wait === "none") return { name, outcome: "uploaded", sha256, size: content.length, storedSize: encoded.length };
-  // Both paths: a failed execution leaves failed/incoming/db/<id>/wal/<name>.json (wal-record.asl.json writes the same key).
-  const note = { store: clients.store, bucket: cfg.incomingBucket, key };
-  const record = await waitStored(clients.catalog, databaseId, name, sha256, startedAt, opts.timeoutMs, opts.expectedStoreMs, note);
+  record ??= await waitStored(clients.catalog, databaseId, name, sha256, startedAt, opts.timeoutMs, opts.expectedStoreMs, note);
   const storeMs = Date.now() - startedAt.getTime();
   if (opts.wait !== "stored") {
     const deadline = startedAt.getTime() + opts.timeoutMs;
-    await waitReplicated(clients.catalog, record, opts.wait, (cfg.replicas ?? []).map((r) => r.region), cfg.region, deadline);
+    await waitReplicated(clients.catalog, record, opts.wait, replicaRegions, cfg.region, deadline);
     return { name, outcome: "replicated", sha256, size: content.length, storedSize: record.storedSize, storeMs };
   }
   return { name, outcome: "stored", sha256, size: content.length, storedSize: record.storedSize, storeMs };
 }
 
-/** Attempts at StartExecution of wal-record when Step Functions is out of reach or throttles. */
+/** Attempts at starting wal-record when Step Functions is out of reach or throttles. */
 const START_ATTEMPTS = 4;
 
 const runners = new Map<string, WorkflowRunner>();
 
 /**
- * Starts the wal-record workflow for a WAL file written into the vault,
- * retrying transient failures (ServiceUnavailableError: unreachable,
+ * Starts (or runs to its end) the wal-record workflow for a WAL file written
+ * into the vault: `call` is given the runner and the state machine's ARN, and
+ * is retried on transient failures (ServiceUnavailableError: unreachable,
  * throttled, a service fault) with backoff and full jitter. Starting it twice
  * for one object is harmless (the second finds it recorded).
  */
-export async function startWalRecord(
-  cfg: AgentConfig,
-  given: WorkflowRunner | undefined,
-  input: { databaseId: string; name: string; key: string; sha256: string },
-): Promise<void> {
+export async function callWalRecord<T>(cfg: AgentConfig, given: WorkflowRunner | undefined, call: (runner: WorkflowRunner, arn: string) => Promise<T>): Promise<T> {
   const arn = cfg.walRecordStateMachineArn;
   if (!arn) {
     throw new ConfigError(
@@ -209,14 +228,45 @@ export async function startWalRecord(
   let delayMs = 100;
   for (let attempt = 1; ; attempt++) {
     try {
-      await runner.start(arn, input);
-      return;
+      return await call(runner, arn);
     } catch (e) {
       if (!(e instanceof ServiceUnavailableError) || attempt >= START_ATTEMPTS) throw e;
       await new Promise((r) => setTimeout(r, Math.random() * delayMs));
       delayMs *= 4;
     }
   }
+}
+
+/**
+ * The catalog record once a wal-record execution is over (`ended`, its final
+ * state). Recorded → the record (SegmentConflictError when it names other
+ * bytes). Otherwise as waitStored decides at its end: QuarantinedError with
+ * the quarantine record's reason, the failure note's IngestRetryableError, or,
+ * lacking both, an IngestRetryableError naming the execution's error. A
+ * SUCCEEDED execution whose record a read does not yet show is left to
+ * waitStored (undefined).
+ */
+export async function recordAfter(
+  ended: ExecutionState,
+  catalog: Catalog,
+  databaseId: string,
+  name: string,
+  sha256: string,
+  since: Date,
+  note: FailureNoteSource,
+): Promise<WalRecord | undefined> {
+  const rec = await catalog.getWal(databaseId, name);
+  if (rec) {
+    if (rec.sha256 !== sha256) throw conflict(name, databaseId, rec.sha256, sha256);
+    return rec;
+  }
+  if (ended.status === "SUCCEEDED") return undefined;
+  const settled = await settledElsewhere(catalog, databaseId, name, sha256, since, note);
+  if (settled) return settled;
+  throw new IngestRetryableError(
+    `${name} was uploaded but not yet stored: the wal-record execution ended ${ended.status} ` +
+      `(${safeText(ended.error ?? "no error name", 80)}${ended.cause ? `: ${safeText(ended.cause, 200)}` : ""}); nothing was recorded and pushing the file again will record it`,
+  );
 }
 
 /**
@@ -319,6 +369,30 @@ export async function readFailureNote(
 }
 
 /**
+ * What a push whose record is not (yet) in the catalog came to, read from
+ * where ingest leaves it: a quarantine record since `since` →
+ * QuarantinedError with its reason; a failure note → its
+ * IngestRetryableError (or the record, had it landed meanwhile: a step that
+ * did its work, then timed out); neither → undefined (still running).
+ */
+async function settledElsewhere(
+  catalog: Catalog,
+  databaseId: string,
+  name: string,
+  sha256: string,
+  since: Date,
+  note: FailureNoteSource | undefined,
+): Promise<WalRecord | undefined> {
+  const [quarantined, failed] = await Promise.all([catalog.listQuarantine(databaseId, name), note ? readFailureNote(note, name, since) : undefined]);
+  const last = quarantined.filter((r) => r.at >= since.toISOString()).at(-1);
+  if (last) throw new QuarantinedError(`${name} was rejected by ingest and quarantined: ${last.reason}`);
+  if (!failed) return undefined;
+  const rec = await catalog.getWal(databaseId, name);
+  if (rec?.sha256 === sha256) return rec;
+  throw failed;
+}
+
+/**
  * Polls the catalog until the record appears (or a quarantine record for this
  * upload does, or, given `note`, the workflow's note that it failed without
  * storing or quarantining: IngestRetryableError, exit 4). Every 10 ms at first, growing by a quarter each poll to 100 ms,
@@ -350,18 +424,8 @@ export async function waitStored(
       return rec;
     }
     if (++polls % 4 === 0 || Date.now() + delay >= deadline) {
-      const [quarantined, failed] = await Promise.all([
-        catalog.listQuarantine(databaseId, name),
-        note ? readFailureNote(note, name, since) : undefined,
-      ]);
-      const last = quarantined.filter((r) => r.at >= since.toISOString()).at(-1);
-      if (last) throw new QuarantinedError(`${name} was rejected by ingest and quarantined: ${last.reason}`);
-      if (failed) {
-        // The record may have landed since the first read (a step that did its work, then timed out).
-        const rec = await catalog.getWal(databaseId, name);
-        if (rec?.sha256 === sha256) return rec;
-        throw failed;
-      }
+      const settled = await settledElsewhere(catalog, databaseId, name, sha256, since, note);
+      if (settled) return settled;
     }
     if (Date.now() >= deadline) {
       throw new TimeoutError(

@@ -1261,7 +1261,7 @@ export class PrimaryStack extends Stack {
             StringLike: { "kms:EncryptionContext:aws:s3:arn": [this.vaultBucket.bucketArn, this.vaultBucket.arnForObjects(`db/${db}/wal/*`)] },
           },
         }),
-        statement({ sid: "StartWalRecord", actions: ["states:StartExecution"], resources: [this.walRecordStateMachine.stateMachineArn] }),
+        statement({ sid: "StartWalRecord", actions: ["states:StartExecution", "states:StartSyncExecution"], resources: [this.walRecordStateMachine.stateMachineArn] }),
         // The plans of its database's restore workflow executions (`walvault restore --remote` reads them).
         statement({ sid: "ReadOwnRestorePlans", actions: ["s3:GetObject"], resources: [this.incomingBucket.arnForObjects(`${RESTORE_WORK_PREFIX}${db}/*`)] }),
         // Reading SSE-KMS objects needs kms:Decrypt, through S3 only, for

@@ -3,14 +3,19 @@
  * a CLI in another process (`walvault restore --remote`) starts the local
  * workflows with the real SDK client, exactly as in AWS. It speaks the AWS
  * JSON 1.0 protocol (POST /, `X-Amz-Target: AWSStepFunctions.<Operation>`,
- * `Content-Type: application/x-amz-json-1.0`) and implements two operations:
+ * `Content-Type: application/x-amz-json-1.0`) and implements three operations:
  *
  *   StartExecution     { stateMachineArn, input?, name? } -> { executionArn, startDate }
  *   DescribeExecution  { executionArn } -> { executionArn, stateMachineArn, name, status,
  *                        startDate, stopDate?, input, output?, error?, cause? }
+ *   StartSyncExecution { stateMachineArn, input?, name? } -> answered when the execution is
+ *                        over: { executionArn, stateMachineArn, name, status (SUCCEEDED |
+ *                        FAILED), startDate, stopDate, input, output?, error?, cause? };
+ *                        Express workflows only (StateMachineTypeNotSupported otherwise),
+ *                        and, as in AWS, not kept for DescribeExecution
  *
  * with the service's error names (StateMachineDoesNotExist, InvalidArn,
- * InvalidExecutionInput, InvalidName, ExecutionAlreadyExists,
+ * InvalidExecutionInput, StateMachineTypeNotSupported, InvalidName, ExecutionAlreadyExists,
  * ExecutionDoesNotExist, UnknownOperationException, SerializationException)
  * as `__type`, HTTP 400. Requests are not authenticated (loopback only).
  * Each workflow is a function from input to output that runs in this process
@@ -31,6 +36,8 @@ export interface LocalWorkflow {
   stateMachineArn: string;
   /** `execution`: the name and ARN StartExecution gave it (the context object's $$.Execution.Name / Id). */
   run(input: unknown, execution?: { name: string; executionArn: string }): Promise<unknown>;
+  /** An Express workflow (StartSyncExecution runs only these). */
+  express?: boolean;
 }
 
 export interface SfnEndpointOptions {
@@ -130,7 +137,8 @@ export async function startSfnEndpoint(opts: SfnEndpointOptions): Promise<SfnEnd
     while (finished.length > MAX_FINISHED) executions.delete(finished.shift()!);
   };
 
-  const startExecution = (body: Record<string, unknown>): Record<string, unknown> => {
+  /** A start request's workflow, ARN, input (text and parsed) and execution name, checked as the service does. */
+  const startRequest = (body: Record<string, unknown>): { workflow: LocalWorkflow; stateMachineArn: string; inputText: string; input: unknown; name: string } => {
     const stateMachineArn = stringField(body, "stateMachineArn", true);
     if (!STATE_MACHINE_ARN_RE.test(stateMachineArn)) throw new ApiError("InvalidArn", `Invalid Arn: '${stateMachineArn}'`);
     const workflow = workflows.get(stateMachineArn);
@@ -144,6 +152,11 @@ export async function startSfnEndpoint(opts: SfnEndpointOptions): Promise<SfnEnd
     }
     const name = stringField(body, "name", false) ?? randomUUID();
     if (!NAME_RE.test(name)) throw new ApiError("InvalidName", `Invalid Name: '${name}'`);
+    return { workflow, stateMachineArn, inputText, input, name };
+  };
+
+  const startExecution = (body: Record<string, unknown>): Record<string, unknown> => {
+    const { workflow, stateMachineArn, inputText, input, name } = startRequest(body);
     const executionArn = `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${name}`;
     const existing = executions.get(executionArn);
     if (existing) {
@@ -196,9 +209,22 @@ export async function startSfnEndpoint(opts: SfnEndpointOptions): Promise<SfnEnd
     };
   };
 
-  const operations: Record<string, (body: Record<string, unknown>) => Record<string, unknown>> = {
+  const startSyncExecution = async (body: Record<string, unknown>): Promise<Record<string, unknown>> => {
+    const { workflow, stateMachineArn, inputText, input, name } = startRequest(body);
+    if (!workflow.express) throw new ApiError("StateMachineTypeNotSupported", `This operation is not supported by this type of state machine: '${stateMachineArn}'`);
+    const executionArn = `${stateMachineArn.replace(":stateMachine:", ":express:")}:${name}:${randomUUID()}`;
+    const startDate = Date.now();
+    const outcome = await workflow.run(input, { name, executionArn }).then(
+      (output) => ({ status: "SUCCEEDED", output: JSON.stringify(output ?? null) }),
+      (e: unknown) => ({ status: "FAILED", ...failureOf(e) }),
+    );
+    return { executionArn, stateMachineArn, name, startDate: seconds(startDate), stopDate: seconds(Date.now()), input: inputText, ...outcome };
+  };
+
+  const operations: Record<string, (body: Record<string, unknown>) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
     StartExecution: startExecution,
     DescribeExecution: describeExecution,
+    StartSyncExecution: startSyncExecution,
   };
 
   const reply = (res: ServerResponse, status: number, body: Record<string, unknown>): void => {
@@ -219,7 +245,7 @@ export async function startSfnEndpoint(opts: SfnEndpointOptions): Promise<SfnEnd
       const target = String(req.headers["x-amz-target"] ?? "");
       const [service, operation] = target.split(".");
       const op = service === "AWSStepFunctions" && operation !== undefined ? operations[operation] : undefined;
-      if (!op) throw new ApiError("UnknownOperationException", `unknown or unsupported operation '${target}' (this endpoint serves StartExecution and DescribeExecution)`);
+      if (!op) throw new ApiError("UnknownOperationException", `unknown or unsupported operation '${target}' (this endpoint serves StartExecution, DescribeExecution and StartSyncExecution)`);
       const text = await readBody(req);
       let body: unknown;
       try {
@@ -228,7 +254,7 @@ export async function startSfnEndpoint(opts: SfnEndpointOptions): Promise<SfnEnd
         throw new ApiError("SerializationException", `request body is not JSON: ${describeError(e)}`);
       }
       if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiError("SerializationException", "request body is not a JSON object");
-      reply(res, 200, op(body as Record<string, unknown>));
+      reply(res, 200, await op(body as Record<string, unknown>));
     } catch (e) {
       if (e instanceof ApiError) reply(res, e.status, { __type: e.type, message: e.message });
       else reply(res, 500, { __type: "InternalFailure", message: describeError(e) });

@@ -639,8 +639,12 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   try {
     sfn = await startSfnEndpoint({
       workflows: [
-        ...machines.map((m) => ({ stateMachineArn: stateMachineArns[m.name], run: (input: unknown) => runEventWorkflow(m, input, "(started by StartExecution)") })),
-        { stateMachineArn: stateMachineArns["wal-record"], run: startWalRecord },
+        ...machines.map((m) => ({
+          stateMachineArn: stateMachineArns[m.name],
+          run: (input: unknown) => runEventWorkflow(m, input, "(started by StartExecution)"),
+          express: !m.standard,
+        })),
+        { stateMachineArn: stateMachineArns["wal-record"], run: startWalRecord, express: true },
         { stateMachineArn: stateMachineArns.restore, run: startRestore },
         { stateMachineArn: stateMachineArns.replicate, run: startReplicate },
         { stateMachineArn: stateMachineArns.verify, run: startVerify },

@@ -1,6 +1,6 @@
 /**
  * Workflows (Step Functions state machines) behind a small interface: start
- * an execution, ask how it is doing. The one place that talks to the Step
+ * an execution, ask how it is doing, or run an Express one to its end. The one place that talks to the Step
  * Functions API. In AWS the endpoint is the regional one; on the local stack
  * it is local/sfn-endpoint.ts, which speaks the same protocol. (Not built by
  * store/factory.ts: the agent's hot path, wal-push, must not load the Step
@@ -11,9 +11,10 @@ import {
   DescribeExecutionCommand,
   SFNClient,
   StartExecutionCommand,
+  StartSyncExecutionCommand,
   type ExecutionStatus as SfnExecutionStatus,
 } from "@aws-sdk/client-sfn";
-import { ConfigError, InvalidInputError, NotFoundError, ServiceUnavailableError } from "../core/errors.js";
+import { ConfigError, InvalidInputError, NotFoundError, ServiceUnavailableError, TimeoutError } from "../core/errors.js";
 import { isNetworkError } from "./aws-errors.js";
 import type { Endpoints } from "./factory.js";
 
@@ -66,6 +67,16 @@ export interface WorkflowRunner {
    * `start` for the rest.
    */
   describe(executionId: string): Promise<ExecutionState>;
+  /**
+   * Runs an execution of the Express workflow `stateMachine` and resolves
+   * once it is over (StartSyncExecution: Express executions last at most 5
+   * minutes) with its final state: SUCCEEDED with the output, FAILED or
+   * TIMED_OUT with the error and cause. An execution that fails resolves; it
+   * does not reject. Rejects as `start` does when the service refuses or
+   * cannot be reached (InvalidInputError for a Standard workflow), and with
+   * TimeoutError when `signal` aborts first (the execution goes on).
+   */
+  runSync(stateMachine: string, input: unknown, options?: { signal?: AbortSignal }): Promise<ExecutionState>;
 }
 
 export interface SfnWorkflowRunnerOptions {
@@ -91,6 +102,7 @@ function failure(op: string, subject: string, where: string, e: unknown): Error 
     case "InvalidArn":
       return new InvalidInputError(`'${subject}' is not a valid Step Functions ARN (${message})`, { cause: e });
     case "InvalidExecutionInput":
+    case "StateMachineTypeNotSupported":
     case "InvalidName":
     case "ExecutionAlreadyExists":
     case "ValidationException":
@@ -115,6 +127,8 @@ export class SfnWorkflowRunner implements WorkflowRunner {
       region: opts.region,
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
       ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      // StartSyncExecution is served at sync-states.<region>; a custom endpoint serves every operation itself.
+      ...(opts.endpoint ? { disableHostPrefix: true } : {}),
     });
     this.where = opts.name ?? opts.endpoint ?? opts.region;
   }
@@ -145,9 +159,17 @@ export class SfnWorkflowRunner implements WorkflowRunner {
     }
     const status = out.status as SfnExecutionStatus | undefined;
     if (status === undefined) throw new ServiceUnavailableError(`Step Functions at ${this.where} described ${executionId} without a status`);
+    return this.stateOf(executionId, { ...out, status });
+  }
+
+  /** DescribeExecution's or StartSyncExecution's answer as an ExecutionState. */
+  private stateOf(
+    executionId: string,
+    out: { executionArn?: string | undefined; status: string; startDate?: Date | undefined; stopDate?: Date | undefined; error?: string | undefined; cause?: string | undefined; output?: string | undefined },
+  ): ExecutionState {
     const state: ExecutionState = {
       executionId: out.executionArn ?? executionId,
-      status: status as ExecutionStatus,
+      status: out.status as ExecutionStatus,
       startedAt: out.startDate ?? new Date(0),
       ...(out.stopDate ? { stoppedAt: out.stopDate } : {}),
       ...(out.error ? { error: out.error } : {}),
@@ -161,6 +183,23 @@ export class SfnWorkflowRunner implements WorkflowRunner {
       }
     }
     return state;
+  }
+
+  async runSync(stateMachine: string, input: unknown, options: { signal?: AbortSignal } = {}): Promise<ExecutionState> {
+    let out;
+    try {
+      out = await this.client.send(
+        new StartSyncExecutionCommand({ stateMachineArn: stateMachine, input: JSON.stringify(input ?? {}) }),
+        options.signal ? { abortSignal: options.signal } : {},
+      );
+    } catch (e) {
+      if (options.signal?.aborted) {
+        throw new TimeoutError(`StartSyncExecution of ${stateMachine} did not end in time (the execution goes on at Step Functions at ${this.where})`, { cause: e });
+      }
+      throw failure("StartSyncExecution", stateMachine, this.where, e);
+    }
+    if (out.status === undefined) throw new ServiceUnavailableError(`Step Functions at ${this.where} ran ${stateMachine} but returned no status`);
+    return this.stateOf(out.executionArn ?? stateMachine, { ...out, status: out.status });
   }
 }
 

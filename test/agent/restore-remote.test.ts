@@ -237,6 +237,7 @@ function scriptedRunner(statuses: ExecutionStatus[]): WorkflowRunner & { describ
     describes: 0,
     start: () => Promise.resolve(EXECUTION),
     describe: () => Promise.resolve(stateOf(statuses[Math.min(r.describes++, statuses.length - 1)]!)),
+    runSync: () => Promise.reject(new Error("restore is a Standard workflow: never run synchronously")),
   };
   return r;
 }

@@ -136,19 +136,20 @@ describe("wal-push with direct WAL", () => {
     expect((await clients.catalog.getWal(DB, n))?.vaultKey).toBe(key);
   });
 
-  it("retries StartExecution that fails transiently, then stores the segment", async () => {
+  it("retries a wal-record run that fails transiently, then stores the segment", async () => {
     // Prepare
     const n = "000000010000000000000006";
     const raw = syntheticSegment(n, 6);
     const real = runner();
     let attempts = 0;
     const flaky: WorkflowRunner = {
-      start: async (arn, input, o) => {
+      start: (arn, input, o) => real.start(arn, input, o),
+      describe: (id) => real.describe(id),
+      runSync: async (arn, input, o) => {
         attempts++;
         if (attempts <= 2) throw new ServiceUnavailableError("Step Functions throttled (injected)");
-        return real.start(arn, input, o);
+        return real.runSync(arn, input, o);
       },
-      describe: (id) => real.describe(id),
     };
     const cfg = { ...(stack.config as AgentConfig), databaseId: DB };
 
@@ -159,6 +160,65 @@ describe("wal-push with direct WAL", () => {
     expect(attempts).toBe(3);
     expect(result.outcome).toBe("stored");
     expect((await clients.catalog.getWal(DB, n))?.sha256).toBe(sha256Hex(raw));
+  });
+
+  it("with no replica region, runs wal-record to its end and reads the record once instead of polling the catalog", async () => {
+    // Prepare
+    const n = "000000010000000000000008";
+    const raw = syntheticSegment(n, 8);
+    const real = runner();
+    const calls = { start: 0, runSync: 0 };
+    const counted: WorkflowRunner = {
+      start: (arn, input, o) => (calls.start++, real.start(arn, input, o)),
+      describe: (id) => real.describe(id),
+      runSync: (arn, input, o) => (calls.runSync++, real.runSync(arn, input, o)),
+    };
+    let walReads = 0;
+    const catalog = new Proxy(clients.catalog, {
+      get(target, prop, receiver) {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (prop === "getWal") walReads++;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const cfg = { ...(stack.config as AgentConfig), databaseId: DB, replicas: [] };
+
+    // Act
+    const result = await walPush(writeWal(dir, n, raw), cfg, { ...clients, catalog }, { wait: "stored", timeoutMs: 30_000, cwd: dir, direct: true, workflows: counted });
+
+    // Assess
+    expect(result.outcome).toBe("stored");
+    expect(calls).toEqual({ start: 0, runSync: 1 });
+    // One read before the upload (already archived?) and one after the execution ended.
+    expect(walReads).toBe(2);
+  });
+
+  it("a bad object's run ends in QuarantinedError with the quarantine record's reason", async () => {
+    // Prepare: a segment whose vault object the runner swaps for other bytes at the same key before the run
+    const n = "000000010000000000000009";
+    const raw = syntheticSegment(n, 9);
+    const real = runner();
+    const swapped: WorkflowRunner = {
+      start: (arn, input, o) => real.start(arn, input, o),
+      describe: (id) => real.describe(id),
+      runSync: async (arn, input, o) => {
+        const { key } = input as { key: string };
+        const other = Buffer.from(await getCodec("zstd").encode(syntheticSegment(n, 90)));
+        await clients.store.put(stack.config.vaultBucket, key, other, objectMeta({ sha256: sha256Hex(raw), codec: "zstd", size: raw.length }));
+        return real.runSync(arn, input, o);
+      },
+    };
+    const cfg = { ...(stack.config as AgentConfig), databaseId: DB, replicas: [] };
+
+    // Act
+    const pushed = walPush(writeWal(dir, n, raw), cfg, clients, { wait: "stored", timeoutMs: 30_000, cwd: dir, direct: true, workflows: swapped });
+
+    // Assess
+    await expect(pushed).rejects.toThrow(/^000000010000000000000009 was rejected by ingest and quarantined: .*does not hold the bytes its key names/);
+    expect(await clients.catalog.getWal(DB, n)).toBeUndefined();
+    // The rejected object stays in the vault; removed here so that the catalog rebuild below sees only its own cases.
+    const { key } = await directKeyOf(n, raw);
+    await clients.store.delete(stack.config.vaultBucket, key);
   });
 
   it("a history file takes the incoming/ path even with direct WAL on", async () => {

@@ -204,7 +204,7 @@ describe("agent policy", () => {
         expect(action.split(":")[0]).toMatch(/^(s3|kms|dynamodb|states)$/);
       }
       expect(new Set(actions)).toEqual(
-        new Set(["s3:PutObject", "s3:GetObject", "kms:Decrypt", "kms:GenerateDataKey", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem", "states:StartExecution"]),
+        new Set(["s3:PutObject", "s3:GetObject", "kms:Decrypt", "kms:GenerateDataKey", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem", "states:StartExecution", "states:StartSyncExecution"]),
       );
     }
   });
@@ -238,13 +238,13 @@ describe("agent policy", () => {
     }
   });
 
-  it("starts executions of the wal-record workflow only", () => {
+  it("starts executions of the wal-record workflow only (asynchronously, or run to their end)", () => {
     for (const { stack, template } of cases()) {
       // Act
       const sfn = policyStatements(stack, template).filter((s) => list(s.Action).some((a) => a.startsWith("states:")));
       // Assess
       expect(sfn).toHaveLength(1);
-      expect(list(sfn[0]!.Action)).toEqual(["states:StartExecution"]);
+      expect(list(sfn[0]!.Action)).toEqual(["states:StartExecution", "states:StartSyncExecution"]);
       expect(list(sfn[0]!.Resource).map(render)).toEqual([`<${logicalId(stack, stack.walRecordStateMachine)}>`]);
     }
   });

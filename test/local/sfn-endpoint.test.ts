@@ -8,6 +8,8 @@ import { DescribeExecutionCommand, SFNClient, StartExecutionCommand, type Descri
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSfnEndpoint, type SfnEndpoint } from "../../local/sfn-endpoint.js";
 import { RestoreExecutionError } from "../../local/stack.js";
+import { InvalidInputError } from "../../core/errors.js";
+import { SfnWorkflowRunner } from "../../store/workflows.js";
 import { poll } from "../support/harness.js";
 
 const ARN = (name: string): string => `arn:aws:states:local-1:000000000000:stateMachine:${name}`;
@@ -47,8 +49,8 @@ beforeAll(async () => {
   newGate();
   endpoint = await startSfnEndpoint({
     workflows: [
-      { stateMachineArn: ECHO, run: async (input) => ({ echoed: input }) },
-      { stateMachineArn: FAILS, run: () => Promise.reject(new RestoreExecutionError("WalGapError", "segment 5 of timeline 1 is missing")) },
+      { stateMachineArn: ECHO, run: async (input) => ({ echoed: input }), express: true },
+      { stateMachineArn: FAILS, run: () => Promise.reject(new RestoreExecutionError("WalGapError", "segment 5 of timeline 1 is missing")), express: true },
       { stateMachineArn: THROWS, run: () => Promise.reject(new TypeError("cannot read x of undefined")) },
       {
         stateMachineArn: GATED,
@@ -177,6 +179,26 @@ describe("local Step Functions endpoint", () => {
     expect(await notJson.json()).toMatchObject({ __type: "SerializationException" });
     expect(await wrongService.json()).toMatchObject({ __type: "UnknownOperationException" });
     expect(get.status).toBe(404);
+  });
+
+  it("StartSyncExecution answers once an Express workflow is over: SUCCEEDED with its output, FAILED with its error; a Standard one is refused", async () => {
+    // Prepare: the store's runner (the SDK with the host prefix off, as for any custom endpoint)
+    const runner = new SfnWorkflowRunner({ region: "local-1", endpoint: endpoint.endpoint, credentials: { accessKeyId: "x", secretAccessKey: "y" } });
+    const runsBefore = gatedRuns;
+
+    // Act
+    const ok = await runner.runSync(ECHO, { b: 2 });
+    const failed = await runner.runSync(FAILS, {});
+    const standard = runner.runSync(GATED, "x");
+
+    // Assess
+    expect(ok).toMatchObject({ status: "SUCCEEDED", output: { echoed: { b: 2 } } });
+    expect(ok.executionId).toMatch(/^arn:aws:states:local-1:000000000000:express:echo:[A-Za-z0-9_-]+:[0-9a-f-]{36}$/);
+    expect(failed).toMatchObject({ status: "FAILED", error: "WalGapError", cause: "segment 5 of timeline 1 is missing" });
+    await expect(standard).rejects.toThrow(InvalidInputError);
+    await expect(standard).rejects.toThrow(/StateMachineTypeNotSupported/);
+    expect(gatedRuns).toBe(runsBefore);
+    runner.client.destroy();
   });
 
   it("stop() closes the port", async () => {
