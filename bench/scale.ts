@@ -239,7 +239,7 @@ interface PhaseResult {
   /** Steps invoked in this phase, with this phase's maxima. */
   steps: StepRow[];
   /** Per workflow run in this phase: executions, state transitions, largest state payload. */
-  workflows: Record<string, { executions: number; transitions: number; largestStateBytes?: number; largestStateWhere?: string; mostHistoryEvents?: number }>;
+  workflows: Record<string, { executions: number; transitions: number; billedMs: number; largestStateBytes?: number; largestStateWhere?: string; mostHistoryEvents?: number }>;
 }
 
 const STEPS: Array<{ workflow: string; name: string; def: StepDefinition }> = Object.entries(WORKFLOW_DEFINITIONS).flatMap(([workflow, w]) =>
@@ -308,6 +308,7 @@ async function phase(stack: LocalStack, results: PhaseResult[], name: string, fn
     workflows[w] = {
       executions,
       transitions: (s.transitions ?? 0) - (b.transitions ?? 0),
+      billedMs: (s.billedMs ?? 0) - (b.billedMs ?? 0),
       ...(s.largestState ? { largestStateBytes: s.largestState.bytes, largestStateWhere: s.largestState.where } : {}),
       ...(s.mostHistoryEvents !== undefined ? { mostHistoryEvents: s.mostHistoryEvents } : {}),
     };
@@ -369,7 +370,7 @@ function costOf(p: PhaseResult): Cost {
     if (def?.trigger.kind === "upload") eventBridge += (s.executions / 1e6) * PRICES.eventBridgePerM;
     if (express && EXPRESS_LOG_LEVEL[w] === "ALL") logs += ((s.transitions * LOG_BYTES_PER_STATE) / GiB) * PRICES.logsIngestPerGb;
     stepFunctions += express
-      ? (s.executions / 1e6) * PRICES.sfnExpressRequestPerM + s.executions * (p.seconds / Math.max(1, s.executions)) * (64 / 1024) * PRICES.sfnExpressGbSecond
+      ? (s.executions / 1e6) * PRICES.sfnExpressRequestPerM + (s.billedMs / 1000) * (64 / 1024) * PRICES.sfnExpressGbSecond
       : (s.transitions / 1000) * PRICES.sfnStandardTransitionPer1k;
   }
   let lambda = 0;
@@ -669,7 +670,7 @@ function summarize(results: PhaseResult[], run: { logicalGb: number; walCount: n
   console.log(
     `Prices: S3 PUT/COPY/POST/LIST $${PRICES.s3PutTierPer1k}/1k, GET/HEAD $${PRICES.s3GetTierPer1k}/1k, DELETE free (request meter counts); ` +
       `DynamoDB on-demand $${PRICES.dynamoWriteUnitPerM}/M WRU, $${PRICES.dynamoReadUnitPerM}/M RRU (units estimated by the meter from item counts and Query response bytes); ` +
-      `Step Functions Standard $${PRICES.sfnStandardTransitionPer1k}/1k transitions (states entered, counted by the local stack), Express $${PRICES.sfnExpressRequestPerM}/M requests + $${PRICES.sfnExpressGbSecond}/GB-s at 64 MB (duration = phase wall / executions, an upper bound); ` +
+      `Step Functions Standard $${PRICES.sfnStandardTransitionPer1k}/1k transitions (states entered, counted by the local stack), Express $${PRICES.sfnExpressRequestPerM}/M requests + $${PRICES.sfnExpressGbSecond}/GB-s at 64 MB (each execution's duration on this machine, rounded up to 100 ms); ` +
       `Lambda $${PRICES.lambdaGbSecond}/GB-s + $${PRICES.lambdaRequestPerM}/M requests (GB-s = the invocations' measured durations on this loaded machine x the step's memory); ` +
       `EventBridge $${PRICES.eventBridgePerM}/M events (one per execution of an upload-triggered workflow); ` +
       `CloudWatch Logs $${PRICES.logsIngestPerGb}/GB ingested for Express workflows logging ALL (~${LOG_BYTES_PER_STATE} B per state; ${Object.entries(EXPRESS_LOG_LEVEL).map(([w, l]) => `${w} at ${l}`).join(", ")}: ERROR logs only failures, $0 in a passing run).`,

@@ -108,11 +108,11 @@ export interface FoundRestorePoint {
 
 /**
  * Every restore point record that lies wholly in one segment (`segment`
- * starts at LSN `startLsn`), in order. A record that crosses into the next
+ * starts at LSN `startLsn`; `layout` its pageLayout when the caller has it), in order. A record that crosses into the next
  * segment is not seen here (RestorePointScanner sees it).
  */
-export function restorePointsInSegment(segment: Uint8Array, startLsn: bigint): FoundRestorePoint[] {
-  const { body, blcksz, bodyStarts, headers } = pageLayout(segment);
+export function restorePointsInSegment(segment: Uint8Array, startLsn: bigint, layout: PageLayout = pageLayout(segment)): FoundRestorePoint[] {
+  const { body, blcksz, bodyStarts, headers } = layout;
   const toLsn = (b: number, end: boolean): bigint => {
     let i = bodyStarts.length - 1;
     while (i > 0 && bodyStarts[i]! > b) i--;

@@ -295,6 +295,11 @@ export interface ExecutionStats {
   mostHistoryEvents?: number;
   /** State transitions of all executions together (states entered, Map iterations' included): what Standard workflows are billed by. */
   transitions?: number;
+  /**
+   * Event-started and agent-started executions (runCounted): their durations added up, each rounded
+   * up to 100 ms, as Express workflows are billed (start to end, wall time on this machine).
+   */
+  billedMs?: number;
 }
 
 export interface LocalStack {
@@ -553,6 +558,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       c.started++;
       c.inFlight++;
     }
+    const t0 = performance.now();
     return m
       .run(input, undefined, counters)
       .then(
@@ -569,7 +575,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         },
       )
       .finally(() => {
-        for (const c of counters) c.inFlight--;
+        const billed = Math.ceil((performance.now() - t0) / 100) * 100;
+        for (const c of counters) {
+          c.inFlight--;
+          c.billedMs = (c.billedMs ?? 0) + billed;
+        }
         settle();
       });
   };

@@ -55,11 +55,15 @@ export async function handler(input: unknown): Promise<WalRecordOutput> {
   if (!parsed || parsed.area !== "wal" || parsed.digest === undefined || parsed.databaseId !== databaseId || parsed.name !== name) {
     throw new InvalidInputError(`'${key}' is not a direct WAL key of ${name} for database ${databaseId} (db/<id>/wal/<timeline>/<name>.<16 hex>)`);
   }
-  const db = await deps.catalog.getDatabase(databaseId);
+  // The three reads are independent: one round trip, not three (Lambda bills the wait).
+  const [db, obj, record] = await Promise.all([
+    deps.catalog.getDatabase(databaseId),
+    deps.vault.get(deps.vaultBucket, key),
+    deps.catalog.getWal(databaseId, name),
+  ]);
   if (!db) throw new UnknownDatabaseError(`database '${databaseId}' is not registered`);
   if (db.kind !== "postgres") throw new InvalidInputError(`database '${databaseId}' is generic: its WAL is uploaded through incoming/, not written to the vault directly`);
   const file = parseWalFileName(name, db.walSegmentSize);
-  const obj = await deps.vault.get(deps.vaultBucket, key);
   if (!obj) throw new NotFoundError(`vault object ${key} does not exist (was it written before the workflow was started?)`);
   const stored = sha256Hex(obj.body);
   const expected = vaultWalDirectKey(databaseId, file, stored);
@@ -73,7 +77,7 @@ export async function handler(input: unknown): Promise<WalRecordOutput> {
     );
   }
   const location = { bucket: deps.vaultBucket, key, ...(obj.versionId ? { versionId: obj.versionId } : {}) };
-  const ingest = await validateWalObject(deps, { databaseId, db, parsed: { walName: name }, obj, location, vaultKey: key });
+  const ingest = await validateWalObject(deps, { databaseId, db, parsed: { walName: name }, obj, location, vaultKey: key, recorded: { record } });
   const promoted: Promoted = { vaultBucket: deps.vaultBucket, vaultKey: key, ...(obj.versionId ? { versionId: obj.versionId } : {}), copied: false };
   if (ingest.duplicate) return { ingest, promoted, outcome: "duplicate" };
   const recorded = await recordValidatedWal(deps, ingest, promoted);

@@ -9,9 +9,9 @@ import { lastXactField, restorePointFields, walFileLsns } from "../../core/catal
 import { sha256Hex } from "../../core/hash.js";
 import { parseGenericSegmentMeta } from "../../core/generic-wal.js";
 import { parseIncomingKey, vaultGenericWalKey, vaultWalKey, type IncomingWalKey } from "../../core/keys.js";
-import { restorePointsInSegment } from "../../core/restore-point.js";
+import { pageLayout, restorePointsInSegment } from "../../core/restore-point.js";
 import { lastXactTimeInSegment } from "../../core/xact-time.js";
-import { objectCreatedEventSchema, type DatabaseRecord, type ValidatedWal } from "../../core/schemas.js";
+import { objectCreatedEventSchema, type DatabaseRecord, type ValidatedWal, type WalRecord } from "../../core/schemas.js";
 import { parseObjectMeta, verifyEncodedBytes, verifyWalBytes } from "../../core/verify.js";
 import { parseWalFileName, segmentStartLsn } from "../../core/wal.js";
 import type { StoredObject } from "../../store/object-store.js";
@@ -63,6 +63,13 @@ export interface WalObjectToValidate {
   location: { bucket: string; key: string; versionId?: string };
   /** The vault key it is (or will be) kept at; default the plain key (Promote writes it). */
   vaultKey?: string;
+  /**
+   * The catalog's record of this name, when the caller read it already (in
+   * parallel with the object): the duplicate-or-conflict decision uses it
+   * instead of reading again. Only for a PostgreSQL file name (the generic
+   * catalog name is known after the metadata is read).
+   */
+  recorded?: { record: WalRecord | undefined };
 }
 
 /**
@@ -79,7 +86,7 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
   const claimed = parseObjectMeta(obj.metadata, what);
   // What every validated upload carries; `name` is the catalog name (generic: <stream>/<file>).
   const proven = async (name: string): Promise<Omit<ValidatedWal, "kind" | "timeline" | "vaultKey">> => {
-    const existing = await deps.catalog.getWal(databaseId, name);
+    const existing = input.recorded && parsed.generic === undefined ? input.recorded.record : await deps.catalog.getWal(databaseId, name);
     if (existing && existing.sha256 !== claimed.sha256) throw conflict(name, databaseId, existing.sha256, claimed.sha256);
     return {
       databaseId,
@@ -116,13 +123,23 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
     kind: file.kind,
     timeline: file.timeline,
     ...walFileLsns(file, db.walSegmentSize),
-    // The restore points in it, so restore --target-name knows them without reading WAL.
-    ...(file.kind === "segment" && file.segno !== undefined && db.kind === "postgres"
-      ? restorePointFields(restorePointsInSegment(raw, segmentStartLsn(file.segno, db.walSegmentSize)))
-      : {}),
-    // Its latest transaction end, so a time target is drawn (and checked) where PostgreSQL can stop.
-    ...(file.kind === "segment" && db.kind === "postgres" ? lastXactField(lastXactTimeInSegment(raw)) : {}),
+    ...(file.kind === "segment" && db.kind === "postgres" ? segmentFields(raw, file.segno, db.walSegmentSize) : {}),
     vaultKey: input.vaultKey ?? vaultWalKey(databaseId, file),
+  };
+}
+
+/**
+ * What a PostgreSQL segment's record carries from its bytes, over one page
+ * layout (the bodies without page headers, built once): the restore points in
+ * it, so restore --target-name knows them without reading WAL, and its latest
+ * transaction end, so a time target is drawn (and checked) where PostgreSQL
+ * can stop.
+ */
+function segmentFields(raw: Uint8Array, segno: bigint | undefined, walSegmentSize: number): Partial<ValidatedWal> {
+  const layout = pageLayout(raw);
+  return {
+    ...(segno !== undefined ? restorePointFields(restorePointsInSegment(raw, segmentStartLsn(segno, walSegmentSize), layout)) : {}),
+    ...lastXactField(lastXactTimeInSegment(raw, layout)),
   };
 }
 

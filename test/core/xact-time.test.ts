@@ -114,7 +114,7 @@ describe("lastXactTimeInSegment", () => {
     const afterBadCrc = segment(bodyOf([commit(T0 + 1n), commit(T0 + 60n, { crc: "bad" }), commit(T0 + 70n)]));
     const empty = segment(Buffer.alloc(BODY));
     // Act
-    const times = [afterSwitch, afterBadCrc, empty].map(lastXactTimeInSegment);
+    const times = [afterSwitch, afterBadCrc, empty].map((s) => lastXactTimeInSegment(s));
     // Assess
     expect(times).toEqual([T0 + 1n, T0 + 1n, undefined]);
   });
@@ -132,5 +132,26 @@ describe("lastXactTimeInSegment", () => {
 
   it("computes CRC-32C as PostgreSQL does (the standard check value of '123456789')", () => {
     expect(crc32c(Buffer.from("123456789"))).toBe(0xe3069283);
+  });
+
+  it("computes CRC-32C eight bytes at a time as byte at a time, whatever the lengths and the split into parts", () => {
+    // Prepare: the one-table definition, and buffers of every length around the 8-byte step
+    const table = Array.from({ length: 256 }, (_, n) => {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+      return c >>> 0;
+    });
+    const bytewise = (...parts: Uint8Array[]): number => {
+      let c = 0xffffffff;
+      for (const p of parts) for (const b of p) c = table[(c ^ b) & 0xff]! ^ (c >>> 8);
+      return (c ^ 0xffffffff) >>> 0;
+    };
+    const bytes = Buffer.from(Array.from({ length: 80 }, (_, i) => (i * 151 + 7) & 0xff));
+    // Act / Assess
+    for (let len = 0; len <= 40; len++) {
+      const b = bytes.subarray(3, 3 + len);
+      expect(crc32c(b)).toBe(bytewise(b));
+      expect(crc32c(b.subarray(0, len >> 1), b.subarray(len >> 1))).toBe(bytewise(b));
+    }
   });
 });
