@@ -24,7 +24,7 @@ import { DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
 import { INCOMING_PREFIX } from "../core/keys.js";
 import { WORKFLOW_DEFINITIONS, STEPS_BY_PLACEHOLDER, placeholdersOf, type StepDefinition, type WorkflowId } from "../core/workflows.js";
 import { createCatalog, createObjectStore } from "../store/factory.js";
-import { createTable, DynamoCatalog } from "../store/dynamo-catalog.js";
+import { createTable, deleteTable, DynamoCatalog } from "../store/dynamo-catalog.js";
 import { resetDeps } from "../functions/deps.js";
 import { loadAsl, taskResources } from "./asl.js";
 import { LOCAL_ACCOUNT, startDynamo, startS3, type S3Emulator, type S3ObjectCreatedEvent } from "./emulators.js";
@@ -196,6 +196,13 @@ export interface LocalStackOptions {
   databases?: LocalDatabase[];
   /** Keep the catalog on disk under stateDir (default) or in memory. */
   persistent?: boolean;
+  /**
+   * A DynamoDB (Local) already running at this endpoint, used instead of
+   * starting one: the stack creates its own catalog table there, named
+   * uniquely, and deletes it on stop. Lets test suites share one DynamoDB
+   * Local (its JVM takes ~5 s and a core to start). Not with persistent.
+   */
+  sharedDynamodbEndpoint?: string;
   /** Print each execution's failure to stderr. */
   verbose?: boolean;
   /**
@@ -363,14 +370,29 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const lambda = lambdaRuntime(opts.lambdaRuntime ?? "worker");
   const objectCreated: Array<(event: S3ObjectCreatedEvent) => void> = [];
   const regions: LocalRegion[] = [];
-  let dynamo: Awaited<ReturnType<typeof startDynamo>> | undefined;
-  try {
-    regions.push(await startRegion(LOCAL_REGION, join(stateDir, "s3"), [INCOMING_BUCKET, VAULT_BUCKET], VAULT_BUCKET, (e) => objectCreated.forEach((f) => f(e))));
-    for (const r of replicaNames) regions.push(await startRegion(r, join(stateDir, `s3-${r}`), [replicaVaultBucket(r)], replicaVaultBucket(r)));
-    dynamo = await startDynamo(opts.persistent === false ? {} : { dbPath: mkdirp(join(stateDir, "dynamodb")) });
-  } catch (e) {
+  const shared = opts.sharedDynamodbEndpoint;
+  if (shared !== undefined && opts.persistent !== false) throw new ConfigError("a stack on a shared DynamoDB keeps its catalog in memory: pass persistent: false");
+  const table = shared === undefined ? CATALOG_TABLE : `${CATALOG_TABLE}-${randomBytes(6).toString("hex")}`;
+  let dynamo: { endpoint: string; stop(): Promise<void> } | undefined;
+  /** On a shared DynamoDB: the client that created this stack's table, to drop it on stop. */
+  let ownTable: DynamoCatalog["client"] | undefined;
+  // The emulators start side by side: s3rver per region and DynamoDB Local's JVM are independent.
+  const starting = [
+    startRegion(LOCAL_REGION, join(stateDir, "s3"), [INCOMING_BUCKET, VAULT_BUCKET], VAULT_BUCKET, (e) => objectCreated.forEach((f) => f(e))),
+    ...replicaNames.map((r) => startRegion(r, join(stateDir, `s3-${r}`), [replicaVaultBucket(r)], replicaVaultBucket(r))),
+  ];
+  const startingDynamo =
+    shared !== undefined
+      ? Promise.resolve({ endpoint: shared, stop: async () => (ownTable ? deleteTable(ownTable, table) : undefined) })
+      : startDynamo(opts.persistent === false ? {} : { dbPath: mkdirp(join(stateDir, "dynamodb")) });
+  const started = await Promise.allSettled([...starting, startingDynamo]);
+  for (const r of started.slice(0, starting.length)) if (r.status === "fulfilled") regions.push(r.value as LocalRegion);
+  const d = started[starting.length]!;
+  if (d.status === "fulfilled") dynamo = d.value as { endpoint: string; stop(): Promise<void> };
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed || dynamo === undefined) {
     await Promise.allSettled([...regions.map((r) => r.stop()), dynamo?.stop()]);
-    throw e;
+    throw failed?.reason;
   }
   const meter = opts.meterRequests ? new RequestMeter() : undefined;
   let dynamoEndpoint = dynamo.endpoint;
@@ -400,7 +422,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
     WALVAULT_INCOMING_BUCKET: INCOMING_BUCKET,
     WALVAULT_VAULT_BUCKET: VAULT_BUCKET,
-    WALVAULT_TABLE: CATALOG_TABLE,
+    WALVAULT_TABLE: table,
     WALVAULT_METRICS_FILE: join(stateDir, "metrics.log"),
     WALVAULT_S3_ENDPOINT: s3.endpoint,
     WALVAULT_DYNAMODB_ENDPOINT: dynamoEndpoint,
@@ -408,9 +430,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   });
   resetDeps();
 
-  const catalog = createCatalog({ ...endpoints, table: CATALOG_TABLE });
+  const catalog = createCatalog({ ...endpoints, table });
   // With a replication index per replica region (an existing table gets the ones it lacks).
-  await createTable((catalog as DynamoCatalog).client, CATALOG_TABLE, { replicaRegions: regions.slice(1).map((r) => r.region) });
+  await createTable((catalog as DynamoCatalog).client, table, { replicaRegions: regions.slice(1).map((r) => r.region) });
+  if (shared !== undefined) ownTable = (catalog as DynamoCatalog).client;
   for (const db of databases) {
     // An existing registration is written again (putDatabase writes its registry entry too), so a catalog from before the registry is listed.
     const existing = await catalog.getDatabase(db.id);
@@ -670,7 +693,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     region: LOCAL_REGION,
     incomingBucket: INCOMING_BUCKET,
     vaultBucket: VAULT_BUCKET,
-    table: CATALOG_TABLE,
+    table,
     s3Endpoint: s3.endpoint,
     dynamodbEndpoint: dynamoEndpoint,
     stepFunctionsEndpoint: sfn.endpoint,

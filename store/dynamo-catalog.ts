@@ -46,6 +46,7 @@ import { isNetworkError } from "./aws-errors.js";
 import {
   ConditionalCheckFailedException,
   CreateTableCommand,
+  DeleteTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
   UpdateTableCommand,
@@ -1333,6 +1334,19 @@ export async function createTable(client: DynamoDBClient, tableName: string, opt
       throw new TimeoutError(`DynamoDB table '${tableName}' at ${where} is not ACTIVE with its indexes after ${timeoutMs} ms (status ${table?.TableStatus ?? "unknown"})`);
     }
     await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * Deletes a catalog table and everything in it; a table that does not exist
+ * is not an error. For local stacks that borrow a shared DynamoDB Local
+ * (tests): never called on a deployed catalog.
+ */
+export async function deleteTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  try {
+    await client.send(new DeleteTableCommand({ TableName: tableName }));
+  } catch (e) {
+    if (errorName(e) !== "ResourceNotFoundException") throw tableError(`delete table '${tableName}'`, await describeEndpoint(client), e);
   }
 }
 

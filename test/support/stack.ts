@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startLocalStack, type ExecutionStats, type LocalDatabase, type LocalStack, type LocalStackOptions } from "../../local/stack.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
+import { inject } from "vitest";
 
 export interface TestStack extends LocalStack {
   stateDir: string;
@@ -38,7 +39,10 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
 /** `opts`: any stack option but the state directory and the databases (replica regions, Lambda timeouts, fault injection...). */
 export async function startTestStack(databases: LocalDatabase[] = [{ id: "pg-main" }], opts: Omit<LocalStackOptions, "stateDir" | "databases"> = {}): Promise<TestStack> {
   const stateDir = mkdtempSync(join(tmpdir(), "walvault-test-"));
-  const stack = await startLocalStack({ stateDir, databases, persistent: false, ...opts });
+  // In memory: on the run's one DynamoDB Local (test/support/shared-dynamodb.ts), in a table of its own.
+  const inMemory = (opts.persistent ?? false) === false;
+  const shared = inMemory ? { sharedDynamodbEndpoint: inject("sharedDynamodbEndpoint") } : {};
+  const stack = await startLocalStack({ stateDir, databases, persistent: false, ...shared, ...opts });
   return {
     ...stack,
     stateDir,
