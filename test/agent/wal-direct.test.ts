@@ -18,7 +18,7 @@ import { objectMeta } from "../../core/verify.js";
 import { parseWalFileName } from "../../core/wal.js";
 import { openCatalogTable, rebuildCatalog } from "../../store/catalog-rebuild.js";
 import { createWorkflowRunner, type WorkflowRunner } from "../../store/workflows.js";
-import { listKeys, poll, quietPeriod, stackClients, tempDir, writeWal, type StackClients } from "../support/harness.js";
+import { listKeys, poll, quietPeriod, recordingCalls, stackClients, tempDir, writeWal, type StackClients } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { syntheticSegment } from "../support/wal.js";
 
@@ -173,14 +173,7 @@ describe("wal-push with direct WAL", () => {
       describe: (id) => real.describe(id),
       runSync: (arn, input, o) => (calls.runSync++, real.runSync(arn, input, o)),
     };
-    let walReads = 0;
-    const catalog = new Proxy(clients.catalog, {
-      get(target, prop, receiver) {
-        const value: unknown = Reflect.get(target, prop, receiver);
-        if (prop === "getWal") walReads++;
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const { proxy: catalog, calls: catalogCalls } = recordingCalls(clients.catalog, ["getWal"]);
     const cfg = { ...(stack.config as AgentConfig), databaseId: DB, replicas: [] };
 
     // Act
@@ -190,7 +183,7 @@ describe("wal-push with direct WAL", () => {
     expect(result.outcome).toBe("stored");
     expect(calls).toEqual({ start: 0, runSync: 1 });
     // One read before the upload (already archived?) and one after the execution ended.
-    expect(walReads).toBe(2);
+    expect(catalogCalls.getWal).toHaveLength(2);
   });
 
   it("a bad object's run ends in QuarantinedError with the quarantine record's reason", async () => {

@@ -14,8 +14,7 @@ import { snapshotPush, type SnapshotPushResult } from "../../agent/snapshot-push
 import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { handler as checkReferenced, type CheckReferencedOutput } from "../../functions/snapshot/check-referenced.js";
 import { handler as validateManifest } from "../../functions/snapshot/validate-manifest.js";
-import type { Catalog } from "../../store/catalog.js";
-import { handlerEnvironment, stackClients, tempDir, type StackClients } from "../support/harness.js";
+import { recordingCalls, stackClients, tempDir, type StackClients } from "../support/harness.js";
 import { seededBytes } from "../support/retention.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
@@ -38,24 +37,6 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-/** The catalog, counting the hashes each chunk lookup is asked for. */
-function countingCatalog(catalog: Catalog): { catalog: Catalog; getChunks: string[]; missingChunks: string[] } {
-  const asked = { getChunks: [] as string[], missingChunks: [] as string[] };
-  const wrapped = new Proxy(catalog, {
-    get(target, prop, receiver) {
-      const value: unknown = Reflect.get(target, prop, receiver);
-      if ((prop === "getChunks" || prop === "missingChunks") && typeof value === "function") {
-        return (databaseId: string, sha256s: readonly string[]) => {
-          asked[prop].push(...sha256s);
-          return (value as (d: string, s: readonly string[]) => Promise<unknown>).call(target, databaseId, sha256s);
-        };
-      }
-      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-  return { catalog: wrapped, ...asked };
-}
-
 /** A tree of `files` files of 5 blocks each (80 KiB, CDC-cut), half of them shared with the previous push's tree when `reuse`. */
 function tree(name: string, files: number, seed: number): string {
   const dir = join(work, name);
@@ -66,36 +47,30 @@ function tree(name: string, files: number, seed: number): string {
 }
 
 async function checkAgain(pushed: SnapshotPushResult): Promise<{ out: CheckReferencedOutput; getChunks: string[]; missingChunks: string[] }> {
-  const counting = countingCatalog(clients.catalog);
-  // overrideDeps starts from the environment's dependencies; every one is replaced. The variables are put
-  // back in place at once: the stack's handlers (worker threads) share this process's environment.
-  const handlerEnv = handlerEnvironment(stack.config.dynamodbEndpoint!);
-  const before = Object.fromEntries(Object.keys(handlerEnv).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, handlerEnv);
+  const counting = recordingCalls(clients.catalog, ["getChunks", "missingChunks"]);
+  // Every dependency is replaced; the environment is the stack's own (startLocalStack sets it), as the handlers' is.
   overrideDeps({
     region: stack.config.region,
     incomingBucket: stack.config.incomingBucket,
     vaultBucket: stack.config.vaultBucket,
     incoming: clients.store,
     vault: clients.store,
-    catalog: counting.catalog,
+    catalog: counting.proxy,
     replicas: [],
   });
-  for (const [k, v] of Object.entries(before)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
   const event = {
     "detail-type": "Object Created",
     source: "aws.s3",
     detail: { bucket: { name: stack.config.incomingBucket }, object: { key: pushed.manifestKey } },
   };
   const { snapshot } = await validateManifest({ event });
-  counting.getChunks.length = 0;
-  counting.missingChunks.length = 0;
+  counting.calls.getChunks.length = 0;
+  counting.calls.missingChunks.length = 0;
   let out: CheckReferencedOutput = { uniqueChunks: 0, checkedBackupLabel: false, next: 0, done: false };
   while (!out.done) out = await checkReferenced({ snapshot, progress: { next: out.next, uniqueChunks: out.uniqueChunks, checkedBackupLabel: out.checkedBackupLabel } });
-  return { out, getChunks: counting.getChunks, missingChunks: counting.missingChunks };
+  /** The hashes each lookup was asked for (the second argument of each call). */
+  const hashes = (c: unknown[][]): string[] => c.flatMap((args) => args[1] as string[]);
+  return { out, getChunks: hashes(counting.calls.getChunks), missingChunks: hashes(counting.calls.missingChunks) };
 }
 
 describe("CheckReferenced", () => {

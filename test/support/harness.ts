@@ -146,3 +146,26 @@ export function corruptingStore(store: ObjectStore): ObjectStore & { puts: numbe
   };
   return wrapper;
 }
+
+/**
+ * `target` with the calls of the named methods recorded (their arguments, in
+ * order) and passed through; every other property as it is.
+ * `calls[m].length` is how many times m was called.
+ */
+export function recordingCalls<T extends object, M extends keyof T & string>(target: T, methods: readonly M[]): { proxy: T; calls: Record<M, unknown[][]> } {
+  const calls = Object.fromEntries(methods.map((m) => [m, [] as unknown[][]])) as Record<M, unknown[][]>;
+  const recorded = new Set<string | symbol>(methods);
+  const proxy = new Proxy(target, {
+    get(t, prop, receiver) {
+      const value: unknown = Reflect.get(t, prop, receiver);
+      if (typeof value !== "function") return value;
+      const fn = value as (...a: unknown[]) => unknown;
+      if (!recorded.has(prop)) return fn.bind(t);
+      return (...args: unknown[]) => {
+        calls[prop as M].push(args);
+        return fn.apply(t, args);
+      };
+    },
+  });
+  return { proxy, calls };
+}
