@@ -25,6 +25,7 @@
  * History files always take the incoming/ path.
  */
 import { existsSync, rmSync } from "node:fs";
+import { z } from "zod";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { getCodec, DEFAULT_CODEC } from "../core/codec.js";
@@ -177,6 +178,9 @@ export async function walPush(
           );
         },
       );
+      // A wait for the primary only: the execution's output carries the stored size; no catalog read after it.
+      const stored = opts.wait === "stored" ? storedFromOutput(ended, name, sha256) : undefined;
+      if (stored) return { name, outcome: "stored", sha256, size: content.length, storedSize: stored.storedSize, storeMs: Date.now() - startedAt.getTime() };
       record = await recordAfter(ended, clients.catalog, databaseId, name, sha256, startedAt, note);
     } else {
       await callWalRecord(cfg, opts.workflows, (runner, arn) => runner.start(arn, input));
@@ -193,6 +197,23 @@ export async function walPush(
     return { name, outcome: "replicated", sha256, size: content.length, storedSize: record.storedSize, storeMs };
   }
   return { name, outcome: "stored", sha256, size: content.length, storedSize: record.storedSize, storeMs };
+}
+
+/** What a succeeded wal-record execution's output says of the file it stored (statemachines/wal-record.asl.json, $.validated). */
+const WalRecordOutput = z.object({ validated: z.object({ ingest: z.object({ name: z.string(), sha256: z.string(), storedSize: z.number().int().nonnegative() }) }) });
+
+/**
+ * The stored size from a SUCCEEDED wal-record execution that validated and
+ * recorded (or found recorded) exactly this name and digest; undefined for any
+ * other end or output, and the caller reads the catalog instead. A different
+ * digest under the name never succeeds (SegmentConflictError is quarantined).
+ */
+export function storedFromOutput(ended: ExecutionState, name: string, sha256: string): { storedSize: number } | undefined {
+  if (ended.status !== "SUCCEEDED") return undefined;
+  const parsed = WalRecordOutput.safeParse(ended.output);
+  if (!parsed.success) return undefined;
+  const { ingest } = parsed.data.validated;
+  return ingest.name === name && ingest.sha256 === sha256 ? { storedSize: ingest.storedSize } : undefined;
 }
 
 /** Attempts at starting wal-record when Step Functions is out of reach or throttles. */

@@ -162,7 +162,7 @@ describe("wal-push with direct WAL", () => {
     expect((await clients.catalog.getWal(DB, n))?.sha256).toBe(sha256Hex(raw));
   });
 
-  it("with no replica region, runs wal-record to its end and reads the record once instead of polling the catalog", async () => {
+  it("with no replica region, runs wal-record to its end and takes the stored size from its output instead of polling the catalog", async () => {
     // Prepare
     const n = "000000010000000000000008";
     const raw = syntheticSegment(n, 8);
@@ -182,8 +182,9 @@ describe("wal-push with direct WAL", () => {
     // Assess
     expect(result.outcome).toBe("stored");
     expect(calls).toEqual({ start: 0, runSync: 1 });
-    // One read before the upload (already archived?) and one after the execution ended.
-    expect(catalogCalls.getWal).toHaveLength(2);
+    // One read before the upload (already archived?), none after the execution ended.
+    expect(catalogCalls.getWal).toHaveLength(1);
+    expect(result.storedSize).toBe((await clients.catalog.getWal(DB, n))?.storedSize);
   });
 
   it("a bad object's run ends in QuarantinedError with the quarantine record's reason", async () => {
