@@ -116,7 +116,6 @@ import {
   type SnapshotFileHandle,
   type SnapshotMeta,
   type SnapshotTotals,
-  type UniqueChunk,
 } from "../core/snapshot.js";
 import { readTar } from "../core/tar.js";
 import { PsqlSession, quoteConn, readDataDirectory, sqlLiteral } from "./pg-direct.js";
@@ -128,6 +127,7 @@ import type { AgentClients } from "./clients.js";
 import { packsEnabled } from "./config.js";
 import { ManifestSpool } from "./manifest-spool.js";
 import { manifestPagesEnabled, uploadManifest, uploadPagedManifest, type PageLimits, type UploadedManifest } from "./manifest-upload.js";
+import { ChunkTable } from "../core/chunk-table.js";
 import { StoreManifestObjects, openManifest } from "../store/manifest-pages.js";
 import { createProgress, type Progress, type TransferStats } from "./progress.js";
 import { readFailureNote, type FailureNoteSource } from "./wal-push.js";
@@ -392,7 +392,7 @@ export async function snapshotPush(
       incomingBucket: cfg.incomingBucket,
       vaultBucket: cfg.vaultBucket,
       codec,
-      known: previous?.known ?? new Map(),
+      chunks: previous?.known ?? new ChunkTable(),
       concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
       maxQueuedBytes: opts.maxQueuedBytes ?? (packing ? DEFAULT_PACKED_MAX_QUEUED_BYTES : DEFAULT_MAX_QUEUED_BYTES),
       maxQueuedChunks: opts.maxQueuedChunks ?? 8 * (opts.lookupBatchSize ?? DEFAULT_LOOKUP_BATCH),
@@ -508,7 +508,7 @@ export async function snapshotPush(
       uploadedBytes: pipeline.uploadedStoredBytes + uploaded.uploadedBytes,
       ...(pipeline.packNames ? { packs: { uploaded: pipeline.packNames.length, bytes: pipeline.uploadedStoredBytes, names: [...pipeline.packNames].sort() } } : {}),
       lookups: {
-        previousManifestChunks: previous?.known.size ?? 0,
+        previousManifestChunks: previous?.knownCount ?? 0,
         catalogBatches: pipeline.catalogBatches,
         catalogChunks: pipeline.catalogChunks,
         vaultHeads: pipeline.vaultHeads,
@@ -552,7 +552,9 @@ function startRssSampler(): { peak(): number; stop(): void } {
 
 interface Previous {
   snapshotId: string;
-  known: Map<string, UniqueChunk>;
+  /** The previous manifest's chunks (not seen): the push's chunk table starts from them. */
+  known: ChunkTable;
+  knownCount: number;
 }
 
 /**
@@ -581,7 +583,8 @@ async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warn
       warnings.push(`${what} does not match the SHA-256 the catalog recorded; not used for dedup`);
       return undefined;
     }
-    return { snapshotId: latest.snapshotId, known: await previousChunks(clients, cfg, latest, body) };
+    const known = await previousChunks(clients, cfg, latest, body);
+    return { snapshotId: latest.snapshotId, known, knownCount: known.size };
   } catch (e) {
     if (e instanceof ServiceUnavailableError) throw e;
     warnings.push(`${what} is unusable (${describeError(e)}); every chunk is looked up in the catalog instead`);
@@ -590,15 +593,17 @@ async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warn
 }
 
 /** The distinct chunks of a previous manifest (its verified bytes `body`): format 1 parsed whole, format 2 a page at a time. */
-async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: SnapshotRecord, body: Buffer): Promise<Map<string, UniqueChunk>> {
+async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: SnapshotRecord, body: Buffer): Promise<ChunkTable> {
   const ids = { databaseId: cfg.databaseId, snapshotId: latest.snapshotId };
   const vault = new StoreManifestObjects(clients.store, cfg.vaultBucket);
   // The header read and checked above is the one whose pages are read.
   const objects = { get: (key: string, maxBytes: number) => (key === latest.manifestKey ? Promise.resolve(body) : vault.get(key, maxBytes)) };
   const opened = await openManifest(objects, latest.manifestKey, ids);
   if (!opened) throw new InvalidInputError(`manifest ${latest.manifestKey} is missing`);
-  const known = new Map<string, UniqueChunk>();
-  for (let i = 0; i < opened.pageCount; i++) for (const c of (await opened.page(i)).chunks) known.set(c.sha256, c);
+  const known = new ChunkTable();
+  for (let i = 0; i < opened.pageCount; i++) {
+    for (const c of (await opened.page(i)).chunks) known.set(c.sha256, { size: c.size, storedSize: c.storedSize, codec: c.codec, isNew: false, seen: false });
+  }
   return known;
 }
 
@@ -654,7 +659,8 @@ interface PipelineDeps {
   incomingBucket: string;
   vaultBucket: string;
   codec: Codec;
-  known: Map<string, UniqueChunk>;
+  /** The previous manifest's chunks (not seen); the pipeline adds every chunk of this push as it settles. */
+  chunks: ChunkTable;
   concurrency: number;
   maxQueuedBytes: number;
   maxQueuedChunks: number;
@@ -671,7 +677,8 @@ interface PipelineDeps {
  * failure of any lookup or upload is thrown by the next `add` or by `finish`.
  */
 class ChunkPipeline {
-  private readonly seen = new Map<string, Slot>();
+  /** Chunks of this push not settled yet (bounded by the queue and the uploads in flight); settled ones are in d.chunks. */
+  private readonly pending = new Map<string, Slot>();
   private batch: Slot[] = [];
   private batchBytes = 0;
   private heldBytes = 0;
@@ -720,17 +727,17 @@ class ChunkPipeline {
   async add(sha256: string, bytes: Uint8Array): Promise<Slot> {
     this.check();
     const { stats } = this.d;
-    const seen = this.seen.get(sha256);
-    if (seen) {
+    const pending = this.pending.get(sha256);
+    if (pending) {
       stats.reusedBytes += bytes.length;
-      return seen;
+      return pending;
     }
-    const known = this.d.known.get(sha256);
-    if (known) {
-      const slot: Slot = { sha256, size: bytes.length, result: { storedSize: known.storedSize, codec: known.codec, isNew: false } };
-      this.seen.set(sha256, slot);
+    const settled = this.d.chunks.get(sha256);
+    if (settled) {
+      // Settled earlier in this push, or in the previous manifest (seen from now on).
+      if (!settled.seen) this.d.chunks.set(sha256, { ...settled, seen: true });
       stats.reusedBytes += bytes.length;
-      return slot;
+      return { sha256, size: settled.size, result: { storedSize: settled.storedSize, codec: settled.codec, isNew: settled.isNew } };
     }
     // Packing: encoded now (synchronous for chunk-sized inputs, core/codec.ts), so the queue holds
     // stored bytes, ~1/20 of raw ones on pgbench (and the catalog lookups have that many more chunks to
@@ -740,7 +747,7 @@ class ChunkPipeline {
     if (own.buffer === bytes.buffer) own = new Uint8Array(own); // codec "none" returns its input: copy, as unpacked chunks are
     await this.reserve(own.length);
     const slot: Slot = { sha256, size: bytes.length, bytes: own, heldSize: own.length };
-    this.seen.set(sha256, slot);
+    this.pending.set(sha256, slot);
     this.batch.push(slot);
     this.batchBytes += bytes.length;
     if (this.batch.length >= this.d.lookupBatchSize || this.batchBytes >= this.maxBatchBytes) this.flush();
@@ -767,17 +774,23 @@ class ChunkPipeline {
    * writer keeps one flag per page).
    */
   settled(sha256: string, size: number): ChunkRecord {
-    const r = this.seen.get(sha256);
-    if (r?.result === undefined || r.size !== size) throw new Error(`internal error: chunk ${sha256} (${size} bytes) was never settled`);
-    const { storedSize, codec, isNew } = r.result;
+    const r = this.d.chunks.get(sha256);
+    if (!r?.seen || r.size !== size) throw new Error(`internal error: chunk ${sha256} (${size} bytes) was never settled`);
+    const { storedSize, codec, isNew } = r;
     return isNew ? { sha256, size, storedSize, codec, new: true } : { sha256, size, storedSize, codec };
   }
 
   /** After finish(): the distinct chunks of this push and their stored bytes (the manifest's uniqueChunks and storedBytes). */
   distinct(): { uniqueChunks: number; storedBytes: number } {
-    let storedBytes = 0;
-    for (const slot of this.seen.values()) storedBytes += slot.result?.storedSize ?? 0;
-    return { uniqueChunks: this.seen.size, storedBytes };
+    const t = this.d.chunks.seenTotals();
+    return { uniqueChunks: t.chunks + this.pending.size, storedBytes: t.storedBytes };
+  }
+
+  /** A chunk's outcome: on its slot (a format 1 file holds it) and in the table; no longer pending. */
+  private settleChunk(slot: Slot, result: ChunkResult): void {
+    slot.result = result;
+    this.d.chunks.set(slot.sha256, { size: slot.size, ...result, seen: true });
+    this.pending.delete(slot.sha256);
   }
 
   /** Waits for everything in flight (whatever its outcome). */
@@ -879,7 +892,7 @@ class ChunkPipeline {
       if (r.size !== slot.size) {
         throw new InvalidInputError(`the catalog records chunk ${slot.sha256} as ${r.size} bytes; this push read ${slot.size} bytes with that SHA-256`);
       }
-      slot.result = { storedSize: r.storedSize, codec: r.codec, isNew: false };
+      this.settleChunk(slot, { storedSize: r.storedSize, codec: r.codec, isNew: false });
       this.d.stats.reusedBytes += slot.size;
       this.release(slot);
     }
@@ -902,7 +915,7 @@ class ChunkPipeline {
         cause,
       });
     }
-    slot.result = { storedSize: encoded.length, codec: codec.name, isNew: true };
+    this.settleChunk(slot, { storedSize: encoded.length, codec: codec.name, isNew: true });
     this.uploadedStoredBytes += encoded.length;
     stats.newBytes += raw.length;
     stats.newChunks++;
@@ -926,7 +939,7 @@ class ChunkPipeline {
       this.heldChunks--;
       this.wake();
     }
-    slot.result = { storedSize: encoded.length, codec: codec.name, isNew: true };
+    this.settleChunk(slot, { storedSize: encoded.length, codec: codec.name, isNew: true });
     stats.newBytes += rawSize;
     stats.newChunks++;
     this.d.onChange();
@@ -998,7 +1011,7 @@ class ChunkPipeline {
     if (meta.sha256 !== slot.sha256 || meta.size !== slot.size) {
       throw new InvalidInputError(`vault chunk ${key} claims ${meta.size} bytes with SHA-256 ${meta.sha256}; expected ${slot.size} bytes`);
     }
-    slot.result = { storedSize: info.size, codec: meta.codec, isNew: false };
+    this.settleChunk(slot, { storedSize: info.size, codec: meta.codec, isNew: false });
     this.d.stats.reusedBytes += slot.size;
     this.release(slot);
   }
