@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import LongestFirst from "./test/support/sequencer.js";
 
 export default defineConfig({
   test: {
@@ -7,6 +8,8 @@ export default defineConfig({
     globalSetup: ["test/support/shared-dynamodb.ts"],
     // toEqual on byte arrays as one memcmp (16 MiB segments took a minute each).
     setupFiles: ["test/support/byte-equality.ts"],
+    // The minutes-long end-to-end suites first: the two workers then end together.
+    sequence: { sequencer: LongestFirst },
     pool: "forks",
     // Two test files at a time, also on 2 cores: most of a suite's time is
     // spent waiting on the emulators, PostgreSQL and child processes, and
