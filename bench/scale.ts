@@ -42,7 +42,7 @@
  * goes on.
  *
  * Usage: npm run bench:scale [-- --logical-gb 100 --wal 1000000 --regions 2
- *        --out bench/results/scale.json] [-- --quick] (= --logical-gb 1 --wal 20000)
+ *        --out bench/results/scale.json --skip verify,rebuild] [-- --quick] (= --logical-gb 1 --wal 20000)
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -501,6 +501,9 @@ async function pushInChild(spec: PushSpec): Promise<SnapshotPushResult> {
   return JSON.parse(out.trim().split("\n").at(-1)!) as SnapshotPushResult;
 }
 
+/** Phases `--skip` can leave out (a run measuring the others sooner; the summary lists only what ran). */
+const SKIPPABLE = ["verify", "rebuild"];
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -512,6 +515,7 @@ async function main(): Promise<void> {
       quick: { type: "boolean", default: false },
       out: { type: "string" },
       keep: { type: "boolean", default: false },
+      skip: { type: "string", default: "" },
     },
     allowPositionals: true,
   });
@@ -532,6 +536,9 @@ async function main(): Promise<void> {
   // The restore target: PLAN_SEGMENTS after snapshot 2, within the records written.
   const planTo = Math.min(walCount, SNAPSHOT_SEGNO[1] + PLAN_SEGMENTS);
   const replicaRegions = Array.from({ length: regionCount }, (_, i) => `local-${i + 2}`);
+  const skip = new Set(values.skip.split(",").filter((x) => x !== ""));
+  const unknown = [...skip].filter((x) => !SKIPPABLE.includes(x));
+  if (unknown.length > 0) throw new Error(`--skip takes ${SKIPPABLE.join(", ")}, not ${unknown.join(", ")}`);
 
   const work = mkdtempSync(join(tmpdir(), "walvault-scale-"));
   const binDir = fakePgBin(join(work, "bin"));
@@ -594,7 +601,7 @@ async function main(): Promise<void> {
       const plan = await stack.startRestore({ databaseId: DB_ID, target: { kind: "lsn", lsn: formatLsn(segmentStartLsn(BigInt(planTo)) + 0x100n) } });
       return { planBytes: JSON.stringify(plan).length, plan: JSON.stringify(plan).slice(0, 300) };
     });
-    await phase(stack, results, "verify --level 2 of snapshot 2", async () => {
+    if (!skip.has("verify")) await phase(stack, results, "verify --level 2 of snapshot 2", async () => {
       const snap = pushes.at(-1);
       if (!snap) throw new Error("snapshot 2 was not pushed");
       const v = await verifySnapshot(clients, stack.config, { databaseId: DB_ID, snapshotId: snap.snapshotId, level: 2, workDir: join(work, "verify") });
@@ -605,7 +612,7 @@ async function main(): Promise<void> {
       const r = await stack.startRetention({ databaseId: DB_ID, policy: { daily: 1, weekly: 0, monthly: 0, recoveryWindowDays: 0, minSnapshots: 1 } });
       return { output: JSON.stringify(r).slice(0, 400) };
     });
-    await phase(stack, results, "catalog rebuild of the primary vault into a fresh table", async () => {
+    if (!skip.has("rebuild")) await phase(stack, results, "catalog rebuild of the primary vault into a fresh table", async () => {
       const { catalog } = await openCatalogTable({ ...stack.config, table: "walvault-rebuild" });
       const store = createObjectStore({ ...stack.config, name: LOCAL_REGION });
       const s = await rebuildCatalog({ store, bucket: stack.config.vaultBucket }, catalog, { databaseIds: [DB_ID] });

@@ -37,14 +37,39 @@ export class SortedHashSet {
   addAll(hexes: Iterable<string>): void {
     const batch = [...new Set(hexes)].map(binary).sort(Buffer.compare);
     if (batch.length === 0) return;
-    const out = Buffer.allocUnsafe(this.buf.length + batch.length * W);
+    this.merge(Buffer.concat(batch));
+  }
+
+  /**
+   * Adds the hashes of another set's `toBuffer()` (sorted, distinct 32-byte
+   * values: what a sweep keeps between rounds). A buffer that is not a whole
+   * number of sorted, distinct hashes rejects with InvalidInputError.
+   */
+  addSorted(sorted: Uint8Array): void {
+    const b = Buffer.from(sorted.buffer, sorted.byteOffset, sorted.byteLength);
+    if (b.length % W !== 0) throw new InvalidInputError(`a sorted hash list of ${b.length} bytes is not a whole number of 32-byte hashes`);
+    for (let i = W; i < b.length; i += W) {
+      if (Buffer.compare(b.subarray(i - W, i), b.subarray(i, i + W)) >= 0) throw new InvalidInputError(`a sorted hash list is out of order at hash ${i / W}`);
+    }
+    if (b.length > 0) this.merge(b);
+  }
+
+  /** The hashes as one buffer of sorted, distinct 32-byte values (a copy). */
+  toBuffer(): Buffer {
+    return Buffer.from(this.buf);
+  }
+
+  /** Merges sorted, distinct 32-byte hashes into the set. */
+  private merge(batch: Buffer): void {
+    const out = Buffer.allocUnsafe(this.buf.length + batch.length);
     let i = 0;
     let j = 0;
     let o = 0;
     const n = this.size;
-    while (i < n || j < batch.length) {
+    const m = batch.length / W;
+    while (i < n || j < m) {
       const a = i < n ? this.buf.subarray(i * W, (i + 1) * W) : undefined;
-      const b = batch[j];
+      const b = j < m ? batch.subarray(j * W, (j + 1) * W) : undefined;
       const c = a === undefined ? 1 : b === undefined ? -1 : Buffer.compare(a, b);
       const next = c <= 0 ? a! : b!;
       if (c <= 0) i++;

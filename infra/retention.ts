@@ -17,7 +17,7 @@
  *     writes), reads the kept snapshots' manifests in the primary vault (the
  *     mark phase; kms:Decrypt through S3), deletes vault objects and object
  *     versions under db/* in the primary and every replica vault, and reads,
- *     writes and deletes its own work/retention/ objects (lists, journal).
+ *     writes and deletes its own work/retention/ objects (lists, journal, the chunk sweep's mark and tallies).
  *   - Neither may s3:BypassGovernanceRetention, change retention or legal
  *     holds: an object still under Object Lock (GOVERNANCE or COMPLIANCE)
  *     stays, and the workflow reports it.

@@ -13,13 +13,12 @@
  *   lifecycle (Object Lock days + 1, infra/vault.ts) removes the version once
  *   its retention has ended, instead of it staying current with no catalog
  *   record naming it.
- * - Chunks are swept after the snapshots: mark every chunk a remaining
- *   snapshot's manifest references (a SortedHashSet, ~32 B per chunk), then
- *   read the chunk records a page at a time: a chunk stored as its own
- *   object that is unmarked and recorded longer ago than the grace period is
- *   swept (planChunkSweep; record, then object); a chunk in a pack only adds
- *   to its pack's tally (live/dead chunks and bytes: memory grows with packs,
- *   not chunks). A push in progress whose chunks are younger than the grace
+ * - Chunks are swept after the snapshots (store/sweep.ts, in bounded rounds):
+ *   mark every chunk a remaining snapshot's manifest references, then read
+ *   the chunk records a page at a time: a chunk stored as its own object
+ *   that is unmarked and recorded longer ago than the grace period is swept
+ *   (planChunkSweep; record, then object); a chunk in a pack only adds to its
+ *   pack's tally. A push in progress whose chunks are younger than the grace
  *   survives; one that reuses an old chunk swept meanwhile is refused by
  *   snapshot ingest (CheckReferenced), never recorded half-present.
  * - Packs, two phases (core/pack-retention.ts decides): a run marks an
@@ -37,23 +36,18 @@
  */
 import { forEachLimit, mapLimit } from "../core/concurrency.js";
 import { CodecError, InvalidInputError, ManifestInvalidError, ObjectLockedError, UnsafePathError, describeError } from "../core/errors.js";
-import { SortedHashSet } from "../core/hash-set.js";
-import { vaultChunkKey } from "../core/keys.js";
-import { parsePackIndex } from "../core/pack.js";
 import { parseWalFileName, segmentName } from "../core/wal.js";
-import { decidePack, DEFAULT_PACK_THRESHOLDS, type PackThresholds } from "../core/pack-retention.js";
+import type { PackThresholds } from "../core/pack-retention.js";
 import type { WalSegmentInfo } from "../core/restore-plan.js";
 import { genericSegno, snapshotInfoOf, streamOfRecord, streamsOf, walOf, type CatalogState } from "../core/restore-input.js";
-import { inRanges, intersectRanges, planChunkSweep, planRetention, type KeepReason, type PositionRange, type RetentionPlan, type RetentionPolicy } from "../core/retention.js";
-import type { AuditRecord, ChunkItem, DatabaseRecord, PackItem, SnapshotRecord, WalRecord } from "../core/schemas.js";
+import { inRanges, intersectRanges, planRetention, type KeepReason, type PositionRange, type RetentionPlan, type RetentionPolicy } from "../core/retention.js";
+import type { AuditRecord, DatabaseRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
 import type { Catalog } from "./catalog.js";
 import { openManifest, StoreManifestObjects } from "./manifest-pages.js";
-import { openVaultManifest, pageKeysOf } from "./manifest-read.js";
+import { pageKeysOf } from "./manifest-read.js";
 import type { ObjectStore } from "./object-store.js";
-import { REPACK_MAX_PACKS, repackPacks } from "./repack.js";
+import { DEFAULT_SWEEP_BUDGET, MemorySweepScratch, sweepRound, type SweepBudget, type SweepCursor, type SweepScratch } from "./sweep.js";
 
-/** Chunk and pack records read per catalog page by the sweep. */
-export const SWEEP_PAGE = 1000;
 /** WAL records read per catalog page while going through deletion ranges. */
 export const WAL_PAGE = 1000;
 /** WAL files a plan lists by name (`prune --dry-run`, the workflow's Plan): more are counted by range only. */
@@ -293,6 +287,13 @@ export interface PruneOptions {
   auditSeq?: number;
   /** Mark and sweep chunks after the deletions (default true; a run carried out in several parts sweeps in its last). */
   sweepChunks?: boolean;
+  /**
+   * The chunk sweep in rounds (store/sweep.ts): this run does one round from
+   * `cursor` (none: the start), keeping the mark in `scratch`, and returns the
+   * next cursor as `sweep`. Without it, every round runs here with the mark
+   * in memory.
+   */
+  sweep?: { scratch: SweepScratch; cursor?: SweepCursor; budget?: Partial<SweepBudget> };
   /** Packs: when one is sparse (default DEFAULT_PACK_THRESHOLDS) and the target size of the packs a repack writes. */
   packs?: { thresholds?: PackThresholds; targetSize?: number };
 }
@@ -310,6 +311,8 @@ export interface PruneSummary {
   packsRepacked: number;
   locked: { region: string; key: string; error: string }[];
   audit: number;
+  /** Where the chunk sweep is (phase "done" when finished); absent when this run did not sweep. */
+  sweep?: SweepCursor;
 }
 
 export async function executePrune(
@@ -385,13 +388,20 @@ export async function executePrune(
     await catalog.recordAudit(audit);
     return { ...done, sweptChunks: 0, freshChunks: 0, packsSwept: 0, packsMarked: 0, packsRepacked: 0, audit: audit.length };
   }
-  const swept = await sweepChunks(database, catalog, regions, opts, { note, deleteEverywhere });
+  // One round (the workflow passes the cursor on), or every round here (`walvault prune`: the mark in memory).
+  const ctx = { database, catalog, regions, opts, note, deleteEverywhere };
+  const counts = { sweptChunks: 0, freshChunks: 0, packsSwept: 0, packsMarked: 0, packsRepacked: 0 };
+  const scratch = opts.sweep?.scratch ?? new MemorySweepScratch();
+  const budget = { ...DEFAULT_SWEEP_BUDGET, ...opts.sweep?.budget };
+  let cursor = opts.sweep?.cursor;
+  do {
+    const round = await sweepRound(ctx, scratch, cursor, budget);
+    for (const k of Object.keys(counts) as (keyof typeof counts)[]) counts[k] += round.counts[k];
+    cursor = round.cursor;
+  } while (opts.sweep === undefined && cursor.phase !== "done");
   await catalog.recordAudit(audit);
-  return { ...done, ...swept, audit: audit.length };
+  return { ...done, ...counts, sweep: cursor, audit: audit.length };
 }
-
-/** Chunk hashes of a kept manifest merged into the sweep's set at once (each merge copies the set). */
-const MARK_BATCH = 65_536;
 
 /**
  * The page objects of the manifest at `manifestKey` (format 2), read from the
@@ -437,189 +447,6 @@ export async function executePlan(database: DatabaseRecord, view: PrunePlanView,
     after = batch.after;
   } while (after !== undefined);
   return opts.sweepChunks === false ? total : add(await executePrune(database, none, { snapshots: [], wal: [] }, catalog, regions, { ...opts, auditSeq: total.audit }));
-}
-
-type Note = (action: AuditRecord["action"], subject: string, where: string[], reason: string) => void;
-type DeleteEverywhere = (key: string, versionOf: (r: RegionVault) => string | undefined) => Promise<string[]>;
-
-interface Tally {
-  liveChunks: number;
-  liveBytes: number;
-  deadChunks: number;
-  deadBytes: number;
-}
-
-/**
- * The sweep (module contract): mark, then chunk records by page (loose
- * chunks swept, packed ones tallied per pack), then pack records by page
- * (decided, then marked, unmarked, deleted or repacked).
- */
-async function sweepChunks(
-  database: DatabaseRecord,
-  catalog: Catalog,
-  regions: readonly RegionVault[],
-  opts: PruneOptions,
-  { note, deleteEverywhere }: { note: Note; deleteEverywhere: DeleteEverywhere },
-): Promise<Pick<PruneSummary, "sweptChunks" | "freshChunks" | "packsSwept" | "packsMarked" | "packsRepacked">> {
-  const databaseId = database.databaseId;
-  const conc = opts.concurrency ?? 8;
-  const graceHours = `${Math.round(opts.graceMs / 3_600_000)} h`;
-  const primary = regions.find((r) => r.primary) ?? regions[0]!;
-  const remaining = await catalog.listSnapshots(databaseId);
-  const referenced = new SortedHashSet();
-  await forEachLimit(remaining, 4, async (s) => {
-    // Page by page (store/manifest-read.ts), merged into the set MARK_BATCH hashes at a time.
-    const m = await openVaultManifest(primary.store, primary.bucket, s, database);
-    let batch: string[] = [];
-    for await (const e of m.entries()) {
-      if (e.type !== "file") continue;
-      for (const c of e.chunks) batch.push(c.sha256);
-      if (batch.length >= MARK_BATCH) {
-        referenced.addAll(batch);
-        batch = [];
-      }
-    }
-    referenced.addAll(batch);
-  });
-
-  const tallies = new Map<string, Tally>();
-  let sweptChunks = 0;
-  let freshChunks = 0;
-  let after: string | undefined;
-  do {
-    const page = await catalog.listChunkPage(databaseId, after, SWEEP_PAGE);
-    const loose: ChunkItem[] = [];
-    for (const c of page.chunks) {
-      if (c.offset === undefined) {
-        if (!referenced.has(c.sha256)) loose.push(c);
-        continue;
-      }
-      const t = tallies.get(c.vaultKey) ?? { liveChunks: 0, liveBytes: 0, deadChunks: 0, deadBytes: 0 };
-      if (referenced.has(c.sha256)) {
-        t.liveChunks++;
-        t.liveBytes += c.storedSize;
-      } else {
-        t.deadChunks++;
-        t.deadBytes += c.storedSize;
-      }
-      tallies.set(c.vaultKey, t);
-    }
-    const { sweep, fresh } = planChunkSweep(loose.map((c) => ({ sha256: c.sha256, recordedAt: new Date(c.recordedAt) })), new Set(), opts.now, opts.graceMs);
-    await catalog.deleteChunks(databaseId, sweep);
-    await forEachLimit(sweep, conc, async (sha) => {
-      const where = await deleteEverywhere(vaultChunkKey(databaseId, sha), () => undefined);
-      note("sweep-chunk", sha, where, `referenced by no kept snapshot, recorded more than ${graceHours} ago`);
-    });
-    sweptChunks += sweep.length;
-    freshChunks += fresh.length;
-    after = page.next;
-  } while (after !== undefined);
-
-  /** Deletes a candidate pack unless a push unmarked it since it was read; true when deleted. */
-  const sweepPack = async (p: PackItem): Promise<boolean> => {
-    // The index names the chunk records to delete; read it while the pack is surely there.
-    const tail = await primary.store.getRange(primary.bucket, p.vaultKey, p.dataLength, p.size - 1);
-    if (!(await catalog.deletePackIfOrphaned(databaseId, p.name, p.orphanedAt!))) return false;
-    const hashes = tail === undefined ? [] : parsePackIndex(tail, { what: `pack ${p.name}`, packSize: p.size }).entries.map((e) => e.sha256);
-    await catalog.deleteChunksInPack(databaseId, hashes, p.vaultKey);
-    const where = await deleteEverywhere(p.vaultKey, () => undefined);
-    note("sweep-pack", p.name, where, `no kept snapshot references a chunk of it; a deletion candidate since ${p.orphanedAt}, more than ${graceHours}, and no push reused it`);
-    return true;
-  };
-
-  const thresholds = opts.packs?.thresholds ?? DEFAULT_PACK_THRESHOLDS;
-  const at = opts.now.toISOString();
-  const toRepack: PackItem[] = [];
-  let packsSwept = 0;
-  let packsMarked = 0;
-  after = undefined;
-  do {
-    const page = await catalog.listPackPage(databaseId, after, SWEEP_PAGE);
-    const toMark: string[] = [];
-    const toDelete: PackItem[] = [];
-    for (const p of page.packs) {
-      const t = tallies.get(p.vaultKey) ?? { liveChunks: 0, liveBytes: 0, deadChunks: 0, deadBytes: 0 };
-      tallies.delete(p.vaultKey);
-      const orphanedAt = p.orphanedAt === undefined ? undefined : new Date(p.orphanedAt);
-      const d = decidePack({ ...p, ...t, recordedAt: new Date(p.recordedAt), orphanedAt }, opts.now, opts.graceMs, thresholds);
-      if (d.action === "mark") toMark.push(p.name);
-      else if (d.action === "unmark") await catalog.clearPackOrphaned(databaseId, p.name);
-      else if (d.action === "delete") toDelete.push(p);
-      else if (d.action === "repack" && toRepack.length < REPACK_MAX_PACKS) toRepack.push(p);
-    }
-    packsMarked += (await catalog.markPacksOrphaned(databaseId, toMark, at)).length;
-    await forEachLimit(toDelete, conc, async (p) => {
-      if (await sweepPack(p)) packsSwept++;
-    });
-    after = page.next;
-  } while (after !== undefined);
-
-  // What is left of the tallies: chunk records pointing at a pack with no record.
-  packsSwept += await sweepDangling(databaseId, tallies, catalog, opts, { note, deleteEverywhere });
-
-  let packsRepacked = 0;
-  if (toRepack.length > 0) {
-    const repacked = await repackPacks(databaseId, toRepack, referenced, catalog, regions, { now: opts.now, ...(opts.packs?.targetSize === undefined ? {} : { targetSize: opts.packs.targetSize }) });
-    for (const r of repacked) {
-      if (r.error !== undefined) {
-        console.error(`walvault retention: ${databaseId}: pack ${r.name} not repacked: ${r.error}`);
-        note("repack", r.name, [], `sparse, but left as it is: ${r.error}`);
-        continue;
-      }
-      note("repack", r.name, regions.map((x) => x.region), `sparse: ${r.moved} live chunk(s) moved to ${r.into.join(", ") || "no new pack"}; ${r.left} dead chunk record(s) left with it, which is now a deletion candidate`);
-    }
-    packsRepacked = repacked.filter((r) => r.error === undefined).length;
-  }
-  return { sweptChunks, freshChunks, packsSwept, packsMarked, packsRepacked };
-}
-
-/**
- * Chunk records that point at a pack with no record: a pack deletion
- * interrupted after its record (the record goes first). CheckReferenced
- * refuses to reuse such a chunk, so the records only hide the chunk from the
- * next push: when none of them is live and all are older than the grace
- * period, and the pack is still unrecorded, they are deleted (conditional on
- * the pack) with a second pass over the chunk pages, then the object in every
- * region. A pack with a live chunk is only logged: the object may hold the
- * only copy of bytes a kept snapshot needs. Returns the packs swept.
- */
-async function sweepDangling(
-  databaseId: string,
-  tallies: ReadonlyMap<string, Tally>,
-  catalog: Catalog,
-  opts: PruneOptions,
-  { note, deleteEverywhere }: { note: Note; deleteEverywhere: DeleteEverywhere },
-): Promise<number> {
-  const dangling = new Map<string, string[]>();
-  for (const [key, t] of tallies) {
-    if (t.liveChunks === 0) dangling.set(key, []);
-    else console.error(`walvault retention: ${databaseId}: ${t.liveChunks} chunk record(s) that kept snapshots use point at ${key}, which has no pack record: left as they are`);
-  }
-  if (dangling.size === 0) return 0;
-  const fresh = new Set<string>();
-  let after: string | undefined;
-  do {
-    const page = await catalog.listChunkPage(databaseId, after, SWEEP_PAGE);
-    for (const c of page.chunks) {
-      const hashes = dangling.get(c.vaultKey);
-      if (hashes === undefined || c.offset === undefined) continue;
-      if (opts.now.getTime() - Date.parse(c.recordedAt) < opts.graceMs) fresh.add(c.vaultKey);
-      else hashes.push(c.sha256);
-    }
-    after = page.next;
-  } while (after !== undefined);
-  const name = (key: string): string => key.slice(key.lastIndexOf("/") + 1);
-  const recorded = new Set((await catalog.getPacks(databaseId, [...dangling.keys()].map(name))).map((p) => p.vaultKey));
-  let swept = 0;
-  for (const [key, hashes] of dangling) {
-    // Recorded again, or written by a push under way: not an interrupted deletion.
-    if (recorded.has(key) || fresh.has(key)) continue;
-    await catalog.deleteChunksInPack(databaseId, hashes, key);
-    const where = await deleteEverywhere(key, () => undefined);
-    note("sweep-pack", name(key), where, `an earlier deletion of this pack stopped after its record: ${hashes.length} chunk record(s), none used by a kept snapshot, still pointed at it`);
-    swept++;
-  }
-  return swept;
 }
 
 /** Where a run carried out in parts keeps the records it is about to delete (the retention workflow: a work/ object). */

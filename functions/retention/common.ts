@@ -14,7 +14,10 @@
  * ROUND_SNAPSHOTS snapshots and ROUND_WAL WAL files, reading at most
  * ROUND_WAL_READ WAL records (each round one Lambda invocation, well within
  * its 15 minutes), sweeping chunks in the last round; the workflow loops over
- * rounds and passes the running totals and the WAL cursor along. WAL goes by
+ * rounds and passes the running totals and the WAL cursor along. The chunk
+ * sweep runs in rounds too, after the deletions (store/sweep.ts, at most
+ * SWEEP_ROUND_BUDGET a round), its mark and tallies in work/ objects
+ * (sweepScratchPrefix) and its cursor in the progress. WAL goes by
  * range (the plan's deleteWalRanges), never by a list of every file. Each
  * round journals the records it is about to delete (journalKey) so that a
  * retried round finishes what an interrupted one started.
@@ -22,6 +25,7 @@
 import { z } from "zod";
 import { ConfigError } from "../../core/errors.js";
 import { databaseIdSchema } from "../../core/schemas.js";
+import { DEFAULT_SWEEP_BUDGET, sweepCursorSchema, type SweepBudget } from "../../store/sweep.js";
 
 /** Databases one Plan invocation plans (one page of the registry); the workflow loops over pages, so nothing grows with the fleet. */
 export const PLAN_PAGE = 10;
@@ -35,6 +39,8 @@ export const ROUND_SNAPSHOTS = 500;
 export const ROUND_WAL = 5000;
 /** WAL records one Execute round reads at most looking for them (a generic database's stream is read whole, a page at a time). */
 export const ROUND_WAL_READ = 100_000;
+/** What one Execute round's part of the chunk sweep may do (store/sweep.ts): a round stops there and the next goes on. */
+export const SWEEP_ROUND_BUDGET: SweepBudget = DEFAULT_SWEEP_BUDGET;
 /** Locked objects listed in a summary (all are counted, and each is audited). */
 export const LOCKED_LISTED = 25;
 /** Deleted snapshot ids listed in a summary (all are counted and audited). */
@@ -172,13 +178,15 @@ export const progressSchema = z.object({
   walAfter: z.string().optional(),
   /** Every WAL range is done. */
   walDone: z.boolean().optional(),
+  /** Where the chunk sweep is, once the deletions are done (store/sweep.ts; its mark and tallies are in sweepScratchPrefix). */
+  sweep: sweepCursorSchema.optional(),
   /** Planned deletions not done yet (the workflow runs another round): snapshots, and WAL ranges not finished. */
   remaining: z.object({ snapshots: z.number().int().nonnegative(), walRanges: z.number().int().nonnegative() }).optional(),
 });
 export type Progress = z.infer<typeof progressSchema>;
 
 /** A database's summary once Execute is done with it. */
-export type RetentionDatabaseSummary = Required<Omit<Progress, "remaining" | "walAfter">> & { walAfter?: string; remaining: { snapshots: number; walRanges: number } };
+export type RetentionDatabaseSummary = Required<Omit<Progress, "remaining" | "walAfter" | "sweep">> & { walAfter?: string; sweep?: Progress["sweep"]; remaining: { snapshots: number; walRanges: number } };
 
 /** The key of a database's lists object: one per execution and database. */
 export function planListsKey(execution: string, databaseId: string): string {
@@ -198,6 +206,11 @@ export function pageKey(execution: string, page: number): string {
 /** The key of a database's round journal (functions/retention/execute.ts). */
 export function journalKey(execution: string, databaseId: string): string {
   return planListsKey(execution, databaseId).replace(/\.json$/, ".journal.json");
+}
+
+/** Where a database's chunk sweep keeps its mark and tallies between rounds (incoming bucket). */
+export function sweepScratchPrefix(execution: string, databaseId: string): string {
+  return planListsKey(execution, databaseId).replace(/\.json$/, "/sweep/");
 }
 
 /** Chunks recorded less than this long ago are never swept: WALVAULT_RETENTION_GRACE_HOURS (default 24). */

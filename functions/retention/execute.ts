@@ -7,9 +7,10 @@
  * time still deletes: a snapshot pinned since the Plan step, or a WAL file a
  * snapshot recorded since then needs, stays. A vault object still under
  * Object Lock is left, listed and audited ("locked"), never forced. Chunks
- * no remaining snapshot references are swept in the last round, except those
- * recorded within the grace period (WALVAULT_RETENTION_GRACE_HOURS, default
- * 24). Every deletion gets an audit item (by "retention workflow <execution>").
+ * no remaining snapshot references are swept once the deletions are done,
+ * in as many rounds as the sweep needs (store/sweep.ts, SWEEP_ROUND_BUDGET
+ * each, the cursor in `progress.sweep`), except those recorded within the
+ * grace period (WALVAULT_RETENTION_GRACE_HOURS, default 24). Every deletion gets an audit item (by "retention workflow <execution>").
  * WAL goes by range: each round deletes the next WAL files (at most
  * ROUND_WAL, reading at most ROUND_WAL_READ records) in the ranges both
  * plans delete, from the cursor `progress.walAfter` on (store/prune.ts
@@ -25,6 +26,7 @@ import { z } from "zod";
 import { NotFoundError, UnknownDatabaseError } from "../../core/errors.js";
 import { snapshotRecordSchema, walRecordSchema } from "../../core/schemas.js";
 import { executePruneJournaled, intersectWalRanges, nextWalBatch, prunePlan, type PruneJournal, type RegionVault } from "../../store/prune.js";
+import { StoreSweepScratch } from "../../store/sweep.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import {
@@ -38,6 +40,8 @@ import {
   ROUND_SNAPSHOTS,
   ROUND_WAL,
   ROUND_WAL_READ,
+  SWEEP_ROUND_BUDGET,
+  sweepScratchPrefix,
   type PlanLists,
   type RetentionDatabaseSummary,
 } from "./common.js";
@@ -102,7 +106,14 @@ export async function handler(input: unknown): Promise<RetentionDatabaseSummary>
     { snapshots: view.snapshotsToDelete, wal: round.wal },
     deps.catalog,
     regionsOf(deps),
-    { runId, now: new Date(), graceMs: graceMsFromEnv(), by: `retention workflow ${execution}`, sweepChunks: last },
+    {
+      runId,
+      now: new Date(),
+      graceMs: graceMsFromEnv(),
+      by: `retention workflow ${execution}`,
+      sweepChunks: last,
+      sweep: { scratch: new StoreSweepScratch(deps.incoming, deps.incomingBucket, sweepScratchPrefix(execution, databaseId)), ...(progress.sweep === undefined ? {} : { cursor: progress.sweep }), budget: SWEEP_ROUND_BUDGET },
+    },
     journalOf(deps, journalKey(execution, databaseId)),
   );
   const locked = [...(progress.locked ?? []), ...summary.locked];
@@ -114,12 +125,12 @@ export async function handler(input: unknown): Promise<RetentionDatabaseSummary>
     round: progress.round + 1,
     databaseId,
     runId,
-    complete: last,
+    complete: last && summary.sweep?.phase === "done",
     deletedSnapshots: [...(progress.deletedSnapshots ?? []), ...summary.deletedSnapshots].slice(0, DELETED_SNAPSHOTS_LISTED),
     deletedSnapshotCount: (progress.deletedSnapshotCount ?? 0) + summary.deletedSnapshots.length,
     deletedWal: (progress.deletedWal ?? 0) + summary.deletedWal,
     sweptChunks: (progress.sweptChunks ?? 0) + summary.sweptChunks,
-    freshChunks: summary.freshChunks,
+    freshChunks: (progress.freshChunks ?? 0) + summary.freshChunks,
     packsSwept: (progress.packsSwept ?? 0) + summary.packsSwept,
     packsMarked: (progress.packsMarked ?? 0) + summary.packsMarked,
     packsRepacked: (progress.packsRepacked ?? 0) + summary.packsRepacked,
@@ -128,6 +139,7 @@ export async function handler(input: unknown): Promise<RetentionDatabaseSummary>
     lockedCount: (progress.lockedCount ?? 0) + summary.locked.length,
     walDone,
     ...(after === undefined ? {} : { walAfter: after }),
+    ...(summary.sweep === undefined ? {} : { sweep: summary.sweep }),
     remaining: { snapshots: snapshots.length - round.snapshots.length, walRanges: walDone ? 0 : database.kind === "postgres" ? ranges.filter((r) => r.through > after!).length : ranges.length },
   };
 }

@@ -39,4 +39,33 @@ describe("SortedHashSet", () => {
     expect(() => new SortedHashSet().addAll(["xyz"])).toThrow(InvalidInputError);
     expect(() => new SortedHashSet().has(sha(1).toUpperCase())).toThrow(InvalidInputError);
   });
+
+  it("round-trips through toBuffer and merges sorted buffers as it merges batches", () => {
+    // Prepare: two sets that overlap.
+    const a = new SortedHashSet();
+    a.addAll([1, 2, 3, 4].map(sha));
+    const b = new SortedHashSet();
+    b.addAll([3, 4, 5, 6].map(sha));
+    // Act
+    const merged = new SortedHashSet();
+    merged.addSorted(a.toBuffer());
+    merged.addSorted(b.toBuffer());
+    merged.addSorted(new Uint8Array(0));
+    // Assess
+    expect(merged.size).toBe(6);
+    for (const n of [1, 2, 3, 4, 5, 6]) expect(merged.has(sha(n))).toBe(true);
+    expect(merged.has(sha(7))).toBe(false);
+    expect(merged.toBuffer().equals(merged.toBuffer())).toBe(true);
+  });
+
+  it("refuses a sorted buffer that is cut short or out of order", () => {
+    // Prepare
+    const s = new SortedHashSet();
+    s.addAll([1, 2].map(sha));
+    const buf = s.toBuffer();
+    const swapped = Buffer.concat([buf.subarray(32), buf.subarray(0, 32)]);
+    // Act / Assess
+    expect(() => new SortedHashSet().addSorted(buf.subarray(0, 40))).toThrow(InvalidInputError);
+    expect(() => new SortedHashSet().addSorted(swapped)).toThrow(/out of order/);
+  });
 });

@@ -1,8 +1,8 @@
 /**
  * The retention workflow with a plan too large for the workflow state and
  * for one Execute round (the limits shrunk for the test): the deletion lists
- * go to a work/ object, Execute loops in bounded rounds and sweeps chunks in
- * the last; a round interrupted by an S3 failure between the catalog and the
+ * go to a work/ object, Execute loops in bounded rounds, then sweeps chunks
+ * in rounds of a few records each (the mark in work/ objects); a round interrupted by an S3 failure between the catalog and the
  * vault is retried, and the retry finishes the vault deletions the catalog
  * no longer names (the round's journal), so no object is left behind and
  * every deletion is audited once.
@@ -21,6 +21,7 @@ vi.mock("../../functions/retention/common.js", async (importOriginal) => ({
   INLINE_PLAN_MAX_BYTES: 256,
   ROUND_SNAPSHOTS: 1,
   ROUND_WAL: 4,
+  SWEEP_ROUND_BUDGET: { markRefs: 1, chunkItems: 3, packs: 1, ms: 600_000 },
 }));
 
 const DB = "gen-rounds";
@@ -90,7 +91,9 @@ describe("retention workflow, large plans", () => {
     // last of the plan, and swept. Nothing left behind.
     expect(failing.failed).toBe(1);
     const summary = out.results[0]!;
-    expect(summary).toMatchObject({ round: 2, complete: true, deletedSnapshotCount: 3, deletedWal: 12 });
+    // Then the sweep, three chunk records a round: more rounds, every swept chunk audited once.
+    expect(summary).toMatchObject({ complete: true, deletedSnapshotCount: 3, deletedWal: 12 });
+    expect(summary.round).toBeGreaterThan(4);
     expect(summary.sweptChunks).toBeGreaterThan(0);
     expect((await clients.catalog.listWal(DB)).map((w) => w.name).sort()).toEqual(history.wal.slice(12).map((w) => w.name).sort());
     for (const w of history.wal.slice(0, 12)) expect(await clients.store.head(stack.config.vaultBucket, w.vaultKey), w.name).toBeUndefined();
@@ -101,6 +104,10 @@ describe("retention workflow, large plans", () => {
     const walAudits = audit.filter((a) => a.action === "delete-wal").map((a) => a.subject);
     expect(walAudits.sort()).toEqual(history.wal.slice(0, 12).map((w) => w.name).sort());
     expect(audit.filter((a) => a.action === "delete-snapshot")).toHaveLength(3);
-    expect((await listKeys(clients.store, stack.config.incomingBucket, "work/retention/")).filter((k) => k.endsWith(".journal.json"))).toEqual([]);
+    expect(audit.filter((a) => a.action === "sweep-chunk")).toHaveLength(summary.sweptChunks);
+    const workKeys = await listKeys(clients.store, stack.config.incomingBucket, "work/retention/");
+    expect(workKeys.filter((k) => k.endsWith(".journal.json"))).toEqual([]);
+    // The sweep's scratch: only the mark that it is done (the rest expires with work/).
+    expect(workKeys.filter((k) => k.includes("/sweep/"))).toEqual([expect.stringMatching(/\/gen-rounds\/sweep\/done$/)]);
   }, 120_000);
 });

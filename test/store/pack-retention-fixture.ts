@@ -104,8 +104,8 @@ async function packedFixture(ddb: DynamoEmulator, ddbClient: DynamoDBClient): Pr
   return { v: { store: vault, bucket: "vault", catalog, databaseId: GDB }, vault, catalog, regions: [{ region: "r1", store: vault, bucket: "vault", primary: true }] };
 }
 
-/** Records a snapshot of one file made of these chunks (all reused: their packs are already stored); with `pages`, its manifest in format 2. */
-export async function snapshotOf(f: PackedFixture, chunks: readonly Chunk[], at: Date, pages?: { chunks: number; bytes: number }): Promise<SnapshotRecord> {
+/** Records a snapshot of one file made of these chunks (all reused: their packs are already stored); with `pages`, its manifest in format 2; recorded at `at` unless `recordedAt` says otherwise. */
+export async function snapshotOf(f: PackedFixture, chunks: readonly Chunk[], at: Date, pages?: { chunks: number; bytes: number }, recordedAt = at): Promise<SnapshotRecord> {
   const { snapshotId, manifestKey, manifestSha256 } = await putPackedManifest(f.v, chunks.map((c) => ({ c, isNew: false })), [], at, pages);
   const record: SnapshotRecord = {
     databaseId: GDB,
@@ -119,7 +119,7 @@ export async function snapshotOf(f: PackedFixture, chunks: readonly Chunk[], at:
     manifestSize: 1,
     totals: { files: 1, logicalBytes: 0, uniqueChunks: chunks.length, newChunks: 0, storedBytes: 0, newStoredBytes: 0 },
     status: "restorable",
-    recordedAt: at.toISOString(),
+    recordedAt: recordedAt.toISOString(),
     replicas: {},
   };
   await f.catalog.recordSnapshot(record);
