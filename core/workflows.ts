@@ -92,7 +92,9 @@ export const WORKFLOW_DEFINITIONS = {
     type: "EXPRESS",
     trigger: { kind: "on-demand" },
     steps: {
-      validateRecord: step("ValidateRecordFunctionArn", "functions/ingest/validate-record", 1024, 60, "walvault wal-record: verify a WAL file the agent wrote to the vault and record it"),
+      // 512 MiB: one segment stored + decoded (<= 32 MiB) over Node's ~80 MiB; the step mostly waits on one GET and three
+      // catalog calls, and Lambda bills that wait by memory (decode + SHA-256 of 16 MiB is ~40 ms of a vCPU: 512 MiB gets 0.29 of one).
+      validateRecord: step("ValidateRecordFunctionArn", "functions/ingest/validate-record", 512, 60, "walvault wal-record: verify a WAL file the agent wrote to the vault and record it"),
       quarantine: step("QuarantineDirectFunctionArn", "functions/ingest/validate-record", 256, 20, "walvault wal-record: record why a directly written WAL file was rejected", "quarantineHandler"),
     },
     borrows: ["ReplicateFunctionArn", "RecordReplicaFailureFunctionArn"],
