@@ -732,10 +732,9 @@ class ChunkPipeline {
       stats.reusedBytes += bytes.length;
       return pending;
     }
-    const settled = this.d.chunks.get(sha256);
+    // Settled earlier in this push, or in the previous manifest (seen from now on).
+    const settled = this.d.chunks.markSeen(sha256);
     if (settled) {
-      // Settled earlier in this push, or in the previous manifest (seen from now on).
-      if (!settled.seen) this.d.chunks.set(sha256, { ...settled, seen: true });
       stats.reusedBytes += bytes.length;
       return { sha256, size: settled.size, result: { storedSize: settled.storedSize, codec: settled.codec, isNew: settled.isNew } };
     }

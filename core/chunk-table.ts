@@ -68,6 +68,19 @@ export class ChunkTable {
     return { size: this.sizes[i]!, storedSize: this.stored[i]!, codec: CODEC_NAMES[(m & CODEC_MASK) - 1]!, isNew: (m & NEW) !== 0, seen: (m & SEEN) !== 0 };
   }
 
+  /** The chunk as get() gives it, flagged seen from now on (one probe); undefined when the table does not hold it. */
+  markSeen(sha256: string): ChunkTableEntry | undefined {
+    const i = this.find(sha256);
+    const m = this.meta[i]!;
+    if (m === 0) return undefined;
+    if ((m & SEEN) === 0) {
+      this.meta[i] = m | SEEN;
+      this.seenCount++;
+      this.seenStoredBytes += this.stored[i]!;
+    }
+    return { size: this.sizes[i]!, storedSize: this.stored[i]!, codec: CODEC_NAMES[(m & CODEC_MASK) - 1]!, isNew: (m & NEW) !== 0, seen: true };
+  }
+
   /** Adds the chunk or replaces what the table holds for it. */
   set(sha256: string, e: ChunkTableEntry): void {
     const codec = CODEC_NAMES.indexOf(e.codec);

@@ -374,8 +374,18 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   if (shared !== undefined && opts.persistent !== false) throw new ConfigError("a stack on a shared DynamoDB keeps its catalog in memory: pass persistent: false");
   const table = shared === undefined ? CATALOG_TABLE : `${CATALOG_TABLE}-${randomBytes(6).toString("hex")}`;
   let dynamo: { endpoint: string; stop(): Promise<void> } | undefined;
-  /** On a shared DynamoDB: the client that created this stack's table, to drop it on stop. */
-  let ownTable: DynamoCatalog["client"] | undefined;
+  /** On a shared DynamoDB: whether this stack created its table, to drop it on stop. */
+  let ownTable = false;
+  /** Drops this stack's table with a client of its own, straight to the shared endpoint: the request meter's proxy may be closing meanwhile. */
+  const dropOwnTable = async (endpoint: string): Promise<void> => {
+    if (!ownTable) return;
+    const { client } = new DynamoCatalog({ tableName: table, region: LOCAL_REGION, endpoint, credentials: LOCAL_CREDENTIALS });
+    try {
+      await deleteTable(client, table);
+    } finally {
+      client.destroy();
+    }
+  };
   // The emulators start side by side: s3rver per region and DynamoDB Local's JVM are independent.
   const starting = [
     startRegion(LOCAL_REGION, join(stateDir, "s3"), [INCOMING_BUCKET, VAULT_BUCKET], VAULT_BUCKET, (e) => objectCreated.forEach((f) => f(e))),
@@ -383,13 +393,12 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   ];
   const startingDynamo =
     shared !== undefined
-      ? Promise.resolve({ endpoint: shared, stop: async () => (ownTable ? deleteTable(ownTable, table) : undefined) })
+      ? Promise.resolve({ endpoint: shared, stop: () => dropOwnTable(shared) })
       : startDynamo(opts.persistent === false ? {} : { dbPath: mkdirp(join(stateDir, "dynamodb")) });
-  const started = await Promise.allSettled([...starting, startingDynamo]);
-  for (const r of started.slice(0, starting.length)) if (r.status === "fulfilled") regions.push(r.value as LocalRegion);
-  const d = started[starting.length]!;
-  if (d.status === "fulfilled") dynamo = d.value as { endpoint: string; stop(): Promise<void> };
-  const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  const [regionsStarted, [d]] = await Promise.all([Promise.allSettled(starting), Promise.allSettled([startingDynamo])]);
+  for (const r of regionsStarted) if (r.status === "fulfilled") regions.push(r.value);
+  if (d!.status === "fulfilled") dynamo = d!.value;
+  const failed = [...regionsStarted, d!].find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed || dynamo === undefined) {
     await Promise.allSettled([...regions.map((r) => r.stop()), dynamo?.stop()]);
     throw failed?.reason;
@@ -433,7 +442,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const catalog = createCatalog({ ...endpoints, table });
   // With a replication index per replica region (an existing table gets the ones it lacks).
   await createTable((catalog as DynamoCatalog).client, table, { replicaRegions: regions.slice(1).map((r) => r.region) });
-  if (shared !== undefined) ownTable = (catalog as DynamoCatalog).client;
+  ownTable = shared !== undefined;
   for (const db of databases) {
     // An existing registration is written again (putDatabase writes its registry entry too), so a catalog from before the registry is listed.
     const existing = await catalog.getDatabase(db.id);

@@ -37,6 +37,32 @@ describe("ChunkTable", () => {
     expect(table.seenTotals()).toEqual({ chunks: seen.length, storedBytes: seen.reduce((a, e) => a + e.storedSize, 0) });
   });
 
+  it("markSeen flags a held chunk seen once, counts it in the totals once, and leaves an absent one absent", () => {
+    // Prepare
+    const random = seededRandom(5);
+    const table = new ChunkTable();
+    const model = new Map<string, ChunkTableEntry>();
+    // Act: sets and markSeen calls interleaved over 2,000 digests.
+    const answers: [ChunkTableEntry | undefined, ChunkTableEntry | undefined][] = [];
+    for (let n = 0; n < 10_000; n++) {
+      const sha = digest(Math.floor(random() * 2_000));
+      if (random() < 0.5) {
+        const e: ChunkTableEntry = { size: n, storedSize: Math.floor(random() * 1000), codec: "zstd", isNew: random() < 0.5, seen: false };
+        table.set(sha, e);
+        model.set(sha, e);
+      } else {
+        const held = model.get(sha);
+        if (held) model.set(sha, { ...held, seen: true });
+        answers.push([table.markSeen(sha), model.get(sha)]);
+      }
+    }
+    // Assess
+    for (const [got, want] of answers) expect(got).toEqual(want);
+    for (const [sha, e] of model) expect(table.get(sha)).toEqual(e);
+    const seen = [...model.values()].filter((e) => e.seen);
+    expect(table.seenTotals()).toEqual({ chunks: seen.length, storedBytes: seen.reduce((a, e) => a + e.storedSize, 0) });
+  });
+
   it("tells apart digests that share their first 32 bits (one probe chain)", () => {
     // Prepare
     const a = "00000001" + "a".repeat(56);
