@@ -118,6 +118,7 @@ import {
   type SnapshotTotals,
 } from "../core/snapshot.js";
 import { readTar } from "../core/tar.js";
+import { backupManifestFileLine, backupManifestTextOfLines } from "../core/backup-manifest.js";
 import { PsqlSession, quoteConn, readDataDirectory, sqlLiteral } from "./pg-direct.js";
 import { objectMeta, parseObjectMeta } from "../core/verify.js";
 import { lsnToSegno, parseLsn, segmentName } from "../core/wal.js";
@@ -1054,7 +1055,8 @@ class FileCollector {
     else this.sink.entry(symlinkEntryOf(path, target, mtime));
   }
 
-  async file(path: string, mode: number, mtime: Date, body: AsyncIterable<Uint8Array>, blocks: boolean): Promise<void> {
+  /** Reads one file into the push; resolves its size and the SHA-256 of its bytes (as the manifest records them). */
+  async file(path: string, mode: number, mtime: Date, body: AsyncIterable<Uint8Array>, blocks: boolean): Promise<{ size: number; sha256: string }> {
     const options = blocks ? { chunking: "blocks" as const } : {};
     const sink = this.sink;
     const handle = sink instanceof SnapshotBuilder ? sink.startFile(path, mode, mtime, options) : undefined;
@@ -1074,8 +1076,10 @@ class FileCollector {
       this.stats.chunks++;
       this.onChange();
     }
-    if (handle) this.files.push({ handle, slots, sha256: whole.digest("hex"), size });
-    else spooled!.finish({ ...head!, size, sha256: whole.digest("hex") });
+    const sha256 = whole.digest("hex");
+    if (handle) this.files.push({ handle, slots, sha256, size });
+    else spooled!.finish({ ...head!, size, sha256 });
+    return { size, sha256 };
   }
 
   /** Format 1: the manifest. */
@@ -1456,12 +1460,25 @@ async function pushPostgresDirect(
     { binDir: src.binDir, host: src.host, port: src.port, user: src.user, database: src.database ?? "postgres", asOsUser: src.asOsUser, env: src.env },
     "psql (the direct snapshot source's session)",
   );
+  // A role short of what the direct source needs: one line saying what to grant, or to use the other source.
+  const privileged = async (query: Promise<string>): Promise<string> => {
+    try {
+      return await query;
+    } catch (e) {
+      if (!/permission denied|must be superuser/i.test(describeError(e))) throw e;
+      throw new ConfigError(
+        `role ${src.user} may not take a backup with the direct source (${describeError(e)}): connect as a superuser, or GRANT it pg_read_all_settings ` +
+          "and EXECUTE ON FUNCTION pg_backup_start, pg_backup_stop; or use --source basebackup with a REPLICATION role",
+        { cause: e },
+      );
+    }
+  };
   try {
     const settings = (
-      await session.query(
+      await privileged(session.query(
         "SELECT concat_ws(E'\\n', current_setting('server_version_num'), current_setting('wal_segment_size'), " +
           "(SELECT system_identifier FROM pg_control_system()), current_setting('data_directory'))",
-      )
+      ))
     ).split("\n");
     const version = Number(settings[0]);
     if (!Number.isSafeInteger(version) || version <= 0 || settings.length < 4) {
@@ -1475,17 +1492,30 @@ async function pushPostgresDirect(
     }
     const systemIdentifier = settings[2]!;
     const dataDir = src.dataDir ?? settings.slice(3).join("\n");
-    await assertClusterDirectory(dataDir);
+    try {
+      await assertClusterDirectory(dataDir);
+    } catch (e) {
+      if (!(e instanceof FileAccessError) || src.dataDir !== undefined) throw e;
+      throw new FileAccessError(
+        `${e.message} (the server's data_directory): the direct source reads it on this host; run the agent on the database host as its owner or root, pass --pgdata, or use --source basebackup`,
+        { cause: e },
+      );
+    }
     const v15 = version >= 150000;
-    await session.query(v15 ? `SELECT pg_backup_start(${sqlLiteral(label)}, true)` : `SELECT pg_start_backup(${sqlLiteral(label)}, true, false)`);
+    await privileged(session.query(v15 ? `SELECT pg_backup_start(${sqlLiteral(label)}, true)` : `SELECT pg_start_backup(${sqlLiteral(label)}, true, false)`));
     const pgControl = { bytes: Buffer.alloc(0), total: 0 };
+    // backup_manifest's lines, one per file read (~170 B each: 17 MB for 100,000 files).
+    const manifestLines: string[] = [];
+    const addFile = async (path: string, mode: number, mtime: Date, body: AsyncIterable<Uint8Array>, blocks: boolean): Promise<void> => {
+      const { size, sha256 } = await files.file(path, mode, mtime, body, blocks);
+      manifestLines.push(backupManifestFileLine({ path, size, mtime, sha256 }));
+    };
     const walk = await readDataDirectory(
       dataDir,
       {
         directory: (path, mode, mtime) => files.directory(path, mode, mtime),
         symlink: (path, target, mtime) => files.symlink(path, target, mtime),
-        file: (path, mode, mtime, body) =>
-          files.file(path, mode, mtime, path === "global/pg_control" ? keep(body, pgControl, 8, "head") : body, isRelationFile(path)),
+        file: (path, mode, mtime, body) => addFile(path, mode, mtime, path === "global/pg_control" ? keep(body, pgControl, 8, "head") : body, isRelationFile(path)),
       },
       { readers: src.readers ?? DEFAULT_DIRECT_READERS, readSize: blockSize, last: new Set(["global/pg_control"]) },
     );
@@ -1504,10 +1534,13 @@ async function pushPostgresDirect(
     if (lsnText === undefined || labelHex === undefined || mapHex === undefined) throw new InvalidInputError("unexpected answer from the server to pg_backup_stop");
     const now = new Date();
     const labelBytes = Buffer.from(labelHex, "hex");
-    await files.file("backup_label", 0o600, now, once(labelBytes), false);
-    if (mapHex !== "") await files.file("tablespace_map", 0o600, now, once(Buffer.from(mapHex, "hex")), false);
+    await addFile("backup_label", 0o600, now, once(labelBytes), false);
+    if (mapHex !== "") await addFile("tablespace_map", 0o600, now, once(Buffer.from(mapHex, "hex")), false);
     const parsed = parseBackupLabel(labelBytes.toString("utf8"), walSegmentSize);
     const stopLsn = parseLsn(lsnText.toUpperCase());
+    // What pg_basebackup would have sent with the files, so pg_verifybackup checks a restore of this snapshot too.
+    const manifest = backupManifestTextOfLines(manifestLines, [{ timeline: parsed.startTimeline, startLsn: parsed.startLsn, endLsn: stopLsn }]);
+    await files.file("backup_manifest", 0o600, now, once(Buffer.from(manifest, "utf8")), false);
     return postgresFieldsFromBackupLabel(parsed, {
       stopLsn,
       walSegmentSize,

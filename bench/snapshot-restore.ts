@@ -9,11 +9,13 @@
  *   workflows in this process)
  *   1. archive_command = `walvault wal-push %p` (WAL of the load went to
  *      /bin/true; a pg_switch_wal() checks the path), CHECKPOINT, sync;
- *   2. `snapshotPush` in a child process (peak RSS is the agent's alone):
- *      pg_basebackup -X none, chunk, compress (zstd-1), upload, then wait
- *      until ingest records the snapshot. pg_basebackup itself waits until
- *      the backup's stop segment is archived (by walvault wal-push), so the
- *      snapshot is restorable when the push returns;
+ *   2. `snapshotPush` in a child process (peak RSS is the agent's alone),
+ *      with the CLI's default source (direct: pg_backup_start, the data
+ *      directory read by the agent, pg_backup_stop; `--source basebackup`:
+ *      pg_basebackup -X none): chunk, compress (zstd-1), upload, then wait
+ *      until ingest records the snapshot. pg_backup_stop (or pg_basebackup)
+ *      waits until the backup's stop segment is archived (by walvault
+ *      wal-push), so the snapshot is restorable when the push returns;
  *   3. `restore` (agent/restore.ts, the executor behind `walvault restore`)
  *      of that snapshot (`--snapshot ID`: recovery_target = 'immediate', WAL
  *      from the start to the stop segment, all archived in step 2) into an
@@ -44,7 +46,7 @@
  * i.e. its largest single process (with process-max 2 there are 3).
  *
  * Usage: npm run build && node dist/bench/snapshot-restore.js [--scale 100]
- *        [--concurrency 32] [--parallel 32] [--block-size BYTES] [--pgbr-process-max 2]
+ *        [--concurrency 32] [--parallel 32] [--block-size BYTES] [--source direct|basebackup] [--pgbr-process-max 2]
  *        [--pgbr-compress-level N] [--pgbr-repo s3|posix] [--no-pgbackrest]
  *        [--no-verify] [--out bench/results/snapshot-restore.json]
  */
@@ -392,7 +394,7 @@ async function main(): Promise<void> {
       concurrency: { type: "string", default: String(DEFAULT_CONCURRENCY) },
       parallel: { type: "string", default: String(DEFAULT_RESTORE_PARALLEL) },
       "block-size": { type: "string" },
-      source: { type: "string", default: "basebackup" },
+      source: { type: "string", default: "direct" },
       "pgbr-process-max": { type: "string", default: "2" },
       "pgbr-compress-level": { type: "string" },
       "pgbr-repo": { type: "string", default: "s3" },

@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     });
     await pg.start();
     process.stdout.write(`data directory ${pg.dataDir}, port ${pg.port}\n`);
-    step("walvault snapshot push (pg_basebackup streamed into content-addressed chunks)");
+    step("walvault snapshot push (the data directory read between pg_backup_start and pg_backup_stop, into packs of content-addressed chunks)");
     await pg.pgbench(["-i", "-s", "2", "-q"]);
     process.stdout.write(
       await walvault(["snapshot", "push", "--host", pg.socketDir, "--port", String(pg.port), "--user", "postgres"], env),

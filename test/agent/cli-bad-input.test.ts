@@ -139,7 +139,7 @@ function offlineRows(): Row[] {
     r(["snapshot", "push", "--pg-bin", "@empty"], 2, /^walvault: --pg-bin .* has no pg_basebackup$/),
     r(["snapshot", "push", "--source", "rsync"], 2, /^walvault: --source rsync is neither basebackup nor direct$/),
     r(["snapshot", "push", "--source", "direct", "--pgdata", "/nonexistent"], 2, /^walvault: --pgdata \/nonexistent is not a directory$/),
-    r(["snapshot", "push", "--pgdata", "@empty"], 2, /^walvault: --pgdata only goes with --source$/),
+    r(["snapshot", "push", "--source", "basebackup", "--pgdata", "@empty"], 2, /^walvault: --pgdata is for the direct source, not --source basebackup$/),
     r(["snapshot", "push", "--port", "0"], 2, /^walvault: --port must be a port number \(1\.\.65535\), not '0'$/),
     r(["snapshot", "push", "--port", "70000"], 2, /^walvault: --port must be a port number \(1\.\.65535\), not '70000'$/),
     r(["snapshot", "push", "--port", "x"], 2, /^walvault: --port must be a port number \(1\.\.65535\), not 'x'$/),

@@ -11,8 +11,10 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FileAccessError, InvalidInputError } from "../../core/errors.js";
+import { ConfigError, FileAccessError, InvalidInputError } from "../../core/errors.js";
+import { backupManifestText } from "../../core/backup-manifest.js";
 import { sha256Hex } from "../../core/hash.js";
+import { parseLsn } from "../../core/wal.js";
 import { compareTreePaths } from "../../core/manifest-pages.js";
 import { ScratchPostgres } from "../../agent/postgres.js";
 import { excludedFromBackup, READ_BYTES, readDataDirectory, unloggedRelations } from "../../agent/pg-direct.js";
@@ -169,7 +171,7 @@ describe("direct snapshot push of PostgreSQL 15", () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it("a snapshot taken while pgbench writes restores and reaches consistency, pgbench's balances agreeing", async () => {
+  it("a snapshot taken while pgbench writes restores, passes pg_verifybackup against the backup_manifest it wrote, and reaches consistency, pgbench's balances agreeing", async () => {
     // Prepare: pgbench writes during the whole push.
     const load = pg.pgbench(["-c", "2", "-T", "6", "-n"]);
 
@@ -183,7 +185,10 @@ describe("direct snapshot push of PostgreSQL 15", () => {
     const restored = await ScratchPostgres.fromDataDir(dir, { env: { WALVAULT_CONFIG: stack.configPath }, ownDataDir: true });
     let balances: string;
     let accounts: string;
+    let verify;
     try {
+      // The backup_manifest the direct source wrote: pg_verifybackup checks every file against it (WAL from the archive: -n).
+      verify = await restored.run("pg_verifybackup", ["-n", "-i", "walvault.restored-from", dir], { allowFailure: true });
       await restored.start();
       await restored.waitForRecoveryEnd(300_000);
       balances = await restored.psql(
@@ -200,11 +205,32 @@ describe("direct snapshot push of PostgreSQL 15", () => {
     expect(r.postgres?.startWalFile).toMatch(/^[0-9A-F]{24}$/);
     expect(r.postgres?.stopWalFile).toBeDefined();
     expect(r.totals.files).toBeGreaterThan(500);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout).toContain("backup successfully verified");
     expect(balances).toBe("t");
     expect(accounts).toBe("200000");
     // The session ended the backup: another one can start.
     expect(await pg.psql("select pg_backup_start('probe', true) is not null")).toBe("t");
   }, 600_000);
+
+  it("writes backup_manifest as pg_basebackup does: pg_basebackup's own manifest, rebuilt from its entries, is byte-identical", async () => {
+    // Prepare: a real pg_basebackup of the same cluster, with SHA-256 file checksums.
+    const dir = join(work, "basebackup");
+    await pg.basebackup(dir, ["-X", "none", "--manifest-checksums=SHA256"]);
+    const real = readFileSync(join(dir, "backup_manifest"), "utf8");
+    const parsed = JSON.parse(real) as { Files: { Path: string; Size: number; "Last-Modified": string; Checksum: string }[]; "WAL-Ranges": { Timeline: number; "Start-LSN": string; "End-LSN": string }[] };
+
+    // Act
+    const rebuilt = backupManifestText(
+      parsed.Files.map((f) => ({ path: f.Path, size: f.Size, mtime: new Date(f["Last-Modified"].replace(" GMT", "Z").replace(" ", "T")), sha256: f.Checksum })),
+      parsed["WAL-Ranges"].map((r) => ({ timeline: r.Timeline, startLsn: parseLsn(r["Start-LSN"]), endLsn: parseLsn(r["End-LSN"]) })),
+    );
+
+    // Assess
+    expect(parsed.Files.length).toBeGreaterThan(500);
+    expect(rebuilt).toBe(real);
+    rmSync(dir, { recursive: true, force: true });
+  }, 300_000);
 
   it("a paged push of small pages, its files arriving out of tree order (4 readers, pg_control and backup_label last), is recorded and restores every file as pushed", async () => {
     // Prepare: pages of 64 chunk references or 8 KiB, so the cluster's manifest is many pages.
@@ -233,6 +259,19 @@ describe("direct snapshot push of PostgreSQL 15", () => {
     expect(files).toBe(r.totals.files - (paths.includes("postgresql.auto.conf") ? 1 : 0));
     rmSync(dir, { recursive: true, force: true });
   }, 600_000);
+
+  it("refuses a role that may not read data_directory or run pg_backup_start in one line that says what to grant or use instead", async () => {
+    // Prepare: a login role with no backup privilege.
+    await pg.psql("drop role if exists walvault_nobody; create role walvault_nobody login");
+
+    // Act
+    const e = await snapshotPush({ kind: "postgres", pgbasebackup: { ...src, user: "walvault_nobody" } }, cfg(), clients, { timeoutMs: 60_000, progress: false }).catch((x: unknown) => x);
+
+    // Assess
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as Error).message).toMatch(/^role walvault_nobody may not take a backup with the direct source \(.*must be superuser.*\): connect as a superuser, or GRANT it pg_read_all_settings and EXECUTE ON FUNCTION pg_backup_start, pg_backup_stop; or use --source basebackup/);
+    expect((e as Error).message.split("\n")).toHaveLength(1);
+  }, 120_000);
 
   it("refuses a data directory that does not exist, is not a cluster, or is another cluster, each in one line", async () => {
     // Prepare

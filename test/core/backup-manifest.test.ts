@@ -1,0 +1,40 @@
+/**
+ * core/backup-manifest.ts: the backup_manifest the direct source writes has
+ * pg_basebackup's exact shape (a line taken from a real PostgreSQL 15
+ * manifest) and a Manifest-Checksum over every byte before it.
+ * (test/agent/snapshot-push-direct.test.ts checks a whole real manifest byte
+ * for byte, and pg_verifybackup on a restored direct snapshot.)
+ */
+import { createHash } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { backupManifestFileLine, backupManifestText } from "../../core/backup-manifest.js";
+
+describe("backupManifestText", () => {
+  it("writes a file line exactly as PostgreSQL 15's pg_basebackup --manifest-checksums=SHA256 does", () => {
+    // From a real backup_manifest (pg_basebackup 15.18).
+    const real =
+      '{ "Path": "backup_label", "Size": 225, "Last-Modified": "2026-12-03 10:57:38 GMT", "Checksum-Algorithm": "SHA256", "Checksum": "4bd603886a8c8441fcbe5128743cca6537f62bf9479635aa97d60ce6eeac1e40" }';
+    const line = backupManifestFileLine({ path: "backup_label", size: 225, mtime: new Date("2026-12-03T10:57:38.731Z"), sha256: "4bd603886a8c8441fcbe5128743cca6537f62bf9479635aa97d60ce6eeac1e40" });
+    expect(line).toBe(real);
+  });
+
+  it("lists files and WAL ranges, escapes paths as JSON, and ends with the SHA-256 of everything before Manifest-Checksum", () => {
+    // Prepare
+    const files = [
+      { path: "PG_VERSION", size: 3, mtime: new Date("2026-01-02T03:04:05Z"), sha256: "a".repeat(64) },
+      { path: 'odd "name"\\x', size: 0, mtime: new Date("2026-01-02T03:04:05Z"), sha256: "b".repeat(64) },
+    ];
+    // Act
+    const text = backupManifestText(files, [{ timeline: 3, startLsn: 0x1_0200_0028n, endLsn: 0x1_0200_0100n }]);
+    // Assess
+    const at = text.lastIndexOf('"Manifest-Checksum"');
+    expect(text.slice(0, at)).toBe(
+      '{ "PostgreSQL-Backup-Manifest-Version": 1,\n"Files": [\n' +
+        `${backupManifestFileLine(files[0]!)},\n${backupManifestFileLine(files[1]!)}` +
+        '\n],\n"WAL-Ranges": [\n{ "Timeline": 3, "Start-LSN": "1/2000028", "End-LSN": "1/2000100" }\n],\n',
+    );
+    expect(text.slice(at)).toBe(`"Manifest-Checksum": "${createHash("sha256").update(text.slice(0, at)).digest("hex")}"}\n`);
+    const parsed = JSON.parse(text) as { Files: { Path: string }[] };
+    expect(parsed.Files.map((f) => f.Path)).toEqual(files.map((f) => f.path));
+  });
+});
