@@ -5,31 +5,15 @@
  * to its prefix and refuses one outside work/.
  */
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../core/errors.js";
-import { LOCAL_CREDENTIALS, startS3, type S3Emulator } from "../../local/emulators.js";
-import { S3ObjectStore } from "../../store/s3-object-store.js";
 import { MemorySweepScratch, StoreSweepScratch } from "../../store/sweep.js";
 import { listKeys } from "../support/harness.js";
+import { s3rverForSuite } from "../support/s3rver-suite.js";
 import { sweepScratchContract } from "./sweep-scratch.contract.js";
 
 const BUCKET = "walvault-incoming";
-let s3: S3Emulator;
-let dir: string;
-const store = (): S3ObjectStore => new S3ObjectStore({ name: "local", region: "us-east-1", endpoint: s3.endpoint, credentials: LOCAL_CREDENTIALS, forcePathStyle: true });
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "walvault-sweep-scratch-"));
-  s3 = await startS3({ directory: dir, buckets: [BUCKET] });
-});
-
-afterAll(async () => {
-  await s3?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const { store } = s3rverForSuite([BUCKET]);
 
 sweepScratchContract("MemorySweepScratch", () => new MemorySweepScratch());
 sweepScratchContract("StoreSweepScratch on s3rver", () => new StoreSweepScratch(store(), BUCKET, `work/retention/${randomUUID()}/db/sweep/`));

@@ -3,28 +3,12 @@
  * over S3ObjectStore on a real s3rver (local/emulators.ts; needs
  * dist/local/s3rver-child.js: `npm run build` first).
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll } from "vitest";
-import { LOCAL_CREDENTIALS, startS3, type S3Emulator } from "../../local/emulators.js";
-import { S3ObjectStore } from "../../store/s3-object-store.js";
 import { MemoryWorkObjects, StoreWorkObjects } from "../../store/work-objects.js";
+import { s3rverForSuite } from "../support/s3rver-suite.js";
 import { workObjectsContract } from "./work-objects.contract.js";
 
 const BUCKET = "walvault-incoming";
-let s3: S3Emulator;
-let dir: string;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "walvault-work-test-"));
-  s3 = await startS3({ directory: dir, buckets: [BUCKET] });
-});
-
-afterAll(async () => {
-  await s3?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const s3 = s3rverForSuite([BUCKET]);
 
 workObjectsContract("MemoryWorkObjects", () => {
   const work = new MemoryWorkObjects();
@@ -32,6 +16,6 @@ workObjectsContract("MemoryWorkObjects", () => {
 });
 
 workObjectsContract("StoreWorkObjects on s3rver", () => {
-  const store = new S3ObjectStore({ name: "local", region: "us-east-1", endpoint: s3.endpoint, credentials: LOCAL_CREDENTIALS, forcePathStyle: true });
+  const store = s3.store();
   return { work: new StoreWorkObjects(store, BUCKET), putRaw: async (key, text) => void (await store.put(BUCKET, key, Buffer.from(text), {})) };
 });
