@@ -122,7 +122,13 @@ export function tryParseTime(text: string): { ok: true; time: PreciseTime } | { 
 export function parseTime(text: string, what = "time"): PreciseTime {
   const r = tryParseTime(text);
   if (r.ok) return r.time;
-  throw new InvalidInputError(`${what} ${quoteInput(text)} is not a time (${r.reason}): ${ACCEPTED_TIME_FORMS}`);
+  throw new InvalidInputError(timeProblem(text, what)!);
+}
+
+/** What is wrong with `text` as a time given as `what` (parseTime's message), or undefined: for a command's option check. */
+export function timeProblem(text: string, what: string): string | undefined {
+  const r = tryParseTime(text);
+  return r.ok ? undefined : `${what} ${quoteInput(text)} is not a time (${r.reason}): ${ACCEPTED_TIME_FORMS}`;
 }
 
 /** ISO 8601 in UTC with as many fractional digits as needed: 3, 6 or 9. */

@@ -1,6 +1,7 @@
 /** `walvault restore`: here (--to DIR, --plan-only) or through the restore workflow (--remote). */
 import { resolve } from "node:path";
 import { InvalidInputError } from "../../core/errors.js";
+import { timeProblem } from "../../core/time.js";
 import { commonOptions, defineCommand, jsonOption } from "../command.js";
 import { GROUPS, regionalSetup, print } from "./shared.js";
 
@@ -18,7 +19,7 @@ export default defineCommand({
   options: {
     to: { type: "string", value: "DIR", description: "directory to restore into (empty, or --force)" },
     latest: { type: "boolean", description: "to the end of the archive" },
-    "target-time": { type: "string", value: "T", description: "to a time (ISO 8601, e.g. 2026-11-21T07:30:00Z)" },
+    "target-time": { type: "string", value: "T", description: "to a time (ISO 8601, e.g. 2026-11-21T07:30:00Z)", check: (v) => timeProblem(v, "--target-time") },
     "target-lsn": { type: "string", value: "L", description: "to an LSN (PostgreSQL, e.g. 0/3000060)" },
     "target-name": { type: "string", value: "N", description: "to a named restore point (PostgreSQL)" },
     snapshot: { type: "string", value: "ID", description: "to exactly a snapshot" },

@@ -626,9 +626,10 @@ describe("time targets on the command line (core/time.ts)", () => {
     ["verify", ["verify", "--database", GEN]],
   ];
   it.each(commands)("%s refuses a time that is not ISO 8601 with a zone: exit 2, one line naming the accepted forms", async (_label, args) => {
-    for (const t of bad) {
-      // Act
-      const r = await stack.cli([...args, "--target-time", t]);
+    // Act
+    const runs = await Promise.all(bad.map((t) => stack.cli([...args, "--target-time", t])));
+    for (const [i, r] of runs.entries()) {
+      const t = bad[i];
       // Assess
       const lines = r.stderr.split("\n").filter((l) => l !== "");
       expect({ t, code: r.code, lines: lines.length }).toEqual({ t, code: 2, lines: 1 });

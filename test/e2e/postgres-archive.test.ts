@@ -20,7 +20,7 @@ import { startTestStack, type TestStack } from "../support/stack.js";
 import { switchAndWaitArchived } from "../support/postgres.js";
 import { mapLimit } from "../support/cli-run.js";
 
-const MIN_SEGMENTS = 30;
+const MIN_SEGMENTS = 16;
 
 let stack: TestStack;
 let primary: ScratchPostgres;
