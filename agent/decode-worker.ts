@@ -4,7 +4,7 @@
  * Message in: DecodeRequest; out: DecodeReply[] (the raw bytes transferred,
  * never copied back).
  *
- * zstd chunks decode on one kept context (agent/zstd-into.ts) into a reused
+ * zstd chunks decode on one kept context (core/zstd-into.ts) into a reused
  * output buffer when the worker writes them itself (`write`): nothing is
  * allocated per chunk. Any other codec, or a chunk the kept context does not
  * decode cleanly, goes through core/codec.ts decodeWith (same bytes, same
@@ -16,14 +16,12 @@ import { parentPort } from "node:worker_threads";
 import { decodeWith } from "../core/codec.js";
 import { CodecError } from "../core/errors.js";
 import type { DecodeReply, DecodeRequest } from "./decode-pool.js";
-import { ZstdInto } from "./zstd-into.js";
+import { KEPT_MAX_BYTES, ZstdInto } from "../core/zstd-into.js";
 
 if (!parentPort) throw new Error("agent/decode-worker.js runs only as a worker thread (agent/decode-pool.ts)");
 const port = parentPort;
 
 const zstd = new ZstdInto();
-/** Raw chunk sizes decoded on the kept context at most (snapshot chunks are at most 8 MiB); larger ones go one-shot. */
-const KEPT_MAX_BYTES = 16 * 1024 * 1024;
 /** Output of chunks written here, reused (grows to the largest chunk + 1). */
 let scratch = Buffer.allocUnsafeSlow(128 * 1024 + 1);
 

@@ -38,6 +38,20 @@ export const BATCH_CHUNKS = 32;
  */
 export const BATCH_PACKS = 4;
 /**
+ * New chunks a PromotePacks batch should hold at most, on average: a pack
+ * of many chunks (highly compressible data fills one by entries, up to
+ * 4,096, ~512 MiB raw) goes alone, so that the Map's iterations (4 at once)
+ * decode and hash the snapshot in parallel sandboxes instead of one
+ * invocation doing 4 such packs one after the other.
+ */
+export const BATCH_PACK_CHUNKS = 4096;
+
+/** Packs per PromotePacks batch for `packs` packs holding `newChunks` new chunks: BATCH_PACKS, fewer when packs hold many chunks (at least 1). */
+export function packsPerBatch(packs: number, newChunks: number): number {
+  if (packs === 0) return BATCH_PACKS;
+  return Math.min(BATCH_PACKS, Math.max(1, Math.floor(BATCH_PACK_CHUNKS / Math.max(1, newChunks / packs))));
+}
+/**
  * Largest pack PromotePacks reads (it holds one whole pack at a time): the
  * agent's packs are at most DEFAULT_PACK_TARGET_SIZE (32 MiB), or one chunk
  * and its index when a chunk is larger; anything beyond this is refused

@@ -34,7 +34,7 @@ import { parseObjectMeta } from "../../core/verify.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import {
-  BATCH_PACKS,
+  packsPerBatch,
   INLINE_BATCHES_MAX_BYTES,
   batchKey,
   batchesPrefix,
@@ -160,7 +160,8 @@ export async function handler(
 
 /**
  * A packed push (manifest `packs`): the Map items are batches of pack names
- * (BATCH_PACKS each; PromotePacks), inline when small, else work/ objects.
+ * (packsPerBatch: BATCH_PACKS each, fewer when packs hold many chunks;
+ * PromotePacks), inline when small, else work/ objects.
  * The chunks are checked against the catalog after promotion (CheckReferenced).
  */
 async function packBatches(
@@ -171,7 +172,7 @@ async function packBatches(
 ): Promise<{ snapshot: ValidatedSnapshot; batches: PackBatchItem[] }> {
   const { databaseId, snapshotId } = snapshot;
   const sha256 = snapshot.manifest.sha256;
-  const groups = toBatches(packs, BATCH_PACKS);
+  const groups = toBatches(packs, packsPerBatch(packs.length, newChunks));
   const inline: PackBatchItem[] = groups.map((g, index) => ({ index, packs: g }));
   const counted = { ...snapshot, newChunks, batchCount: groups.length };
   if (JSON.stringify(inline).length <= INLINE_BATCHES_MAX_BYTES) return { snapshot: counted, batches: inline };

@@ -1,7 +1,8 @@
 /**
  * zstd decoding of snapshot chunks into a caller's buffer on one kept
  * decompression context, for the restore's decode worker
- * (agent/decode-worker.ts).
+ * (agent/decode-worker.ts) and snapshot ingest's pack verification
+ * (functions/snapshot/promote-packs.ts).
  *
  * `zlib.zstdDecompressSync` builds a whole stream object and a fresh
  * ZSTD_DCtx (plus its window buffer) for every call and returns a new output
@@ -22,7 +23,7 @@
  * which path ran.
  */
 import * as zlib from "node:zlib";
-import { zlibInternals, type ZlibHandle } from "../core/codec.js";
+import { zlibInternals, type ZlibHandle } from "./codec.js";
 
 interface Kept {
   stream: zlib.ZstdDecompress;
@@ -30,6 +31,9 @@ interface Kept {
   /** [availOut, availIn] after each writeSync. */
   state: Uint32Array;
 }
+
+/** Raw chunk sizes worth a kept context (snapshot chunks are at most 8 MiB); larger ones go one-shot. */
+export const KEPT_MAX_BYTES = 16 * 1024 * 1024;
 
 export class ZstdInto {
   private kept: Kept | undefined | false;
