@@ -471,6 +471,7 @@ async function main(): Promise<void> {
     log(`walvault snapshot push (source ${values.source}) ...`);
     let busy0 = machineBusySeconds();
     let stack0 = stackCpu(stack);
+    stack.resetStepUsage();
     const push = await runChild({ op: "push", configPath: stack.configPath, databaseId: DB_ID, source, opts: { concurrency, timeoutMs: 30 * 60_000, ...(blockSize === undefined ? {} : { blockSize }) } });
     const pushBusy = machineBusySeconds() - busy0;
     const pushStackCpu = stackCpuSince(stack, stack0);
@@ -490,6 +491,13 @@ async function main(): Promise<void> {
       machineCpuS: round(pushBusy, 1),
       stackCpuS: pushStackCpu,
       agent: { pushS: p.seconds.push, manifestS: p.seconds.manifest, waitS: p.seconds.wait, totalS: p.seconds.total, mbPerSPushPhase: p.mbPerSecond },
+      // What the wait is made of: each Lambda step that ran during the push (ingest of the snapshot, and of the WAL it waited for).
+      steps: Object.fromEntries(
+        [...stack.stepUsage].map(([placeholder, u]) => [
+          placeholder.replace(/FunctionArn$/, ""),
+          { invocations: u.invocations, totalS: round(u.totalMs / 1000, 2), longestS: round(u.maxMs / 1000, 2), peakMB: Math.round(u.maxBytes / 1e6) },
+        ]),
+      ),
       snapshotId: p.snapshotId,
       files: p.totals.files,
       chunks: p.totals.chunks,
