@@ -122,14 +122,16 @@ export function tryParseTime(text: string): { ok: true; time: PreciseTime } | { 
 export function parseTime(text: string, what = "time"): PreciseTime {
   const r = tryParseTime(text);
   if (r.ok) return r.time;
-  throw new InvalidInputError(timeProblem(text, what)!);
+  throw new InvalidInputError(notATime(text, what, r.reason));
 }
 
 /** What is wrong with `text` as a time given as `what` (parseTime's message), or undefined: for a command's option check. */
 export function timeProblem(text: string, what: string): string | undefined {
   const r = tryParseTime(text);
-  return r.ok ? undefined : `${what} ${quoteInput(text)} is not a time (${r.reason}): ${ACCEPTED_TIME_FORMS}`;
+  return r.ok ? undefined : notATime(text, what, r.reason);
 }
+
+const notATime = (text: string, what: string, reason: string): string => `${what} ${quoteInput(text)} is not a time (${reason}): ${ACCEPTED_TIME_FORMS}`;
 
 /** ISO 8601 in UTC with as many fractional digits as needed: 3, 6 or 9. */
 export function formatTime(t: PreciseTime): string {

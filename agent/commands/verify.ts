@@ -22,7 +22,11 @@ export default defineCommand({
       check: (v) => (/^L?[1-4]$/i.test(v) ? undefined : `--level must be 1, 2, 3 or 4 (or L1-L4), not '${shown(v)}'`),
     },
     snapshot: { type: "string", value: "ID", excludes: "scheduled", description: "the snapshot to verify (default: the newest)" },
-    "target-time": { type: "string", value: "T|random", excludes: "scheduled", description: "recover to this time past the snapshot (or a random one in its window)",
+    "target-time": {
+      type: "string",
+      value: "T|random",
+      excludes: "scheduled",
+      description: "recover to this time past the snapshot (or a random one in its window)",
       check: (v) => (v === "random" ? undefined : timeProblem(v, "--target-time (or 'random')")),
     },
     checks: { type: "string", value: "FILE", excludes: "scheduled", description: "checks file: sql and command checks per database (see docs/verification.md)" },

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../core/errors.js";
-import { ACCEPTED_TIME_FORMS, formatTime, parseTime, pgTimestamp, timeFromDate, tryParseTime, utimeSeconds } from "../../core/time.js";
+import { ACCEPTED_TIME_FORMS, formatTime, parseTime, pgTimestamp, timeFromDate, timeProblem, tryParseTime, utimeSeconds } from "../../core/time.js";
 
 const ns = (iso: string, extraNs = 0n): bigint => BigInt(Date.parse(iso)) * 1_000_000n + extraNs;
 
@@ -89,6 +89,19 @@ describe("parseTime refuses everything else with one line naming the accepted fo
     expect(msg).toContain(reason);
     expect(msg).toContain(ACCEPTED_TIME_FORMS);
     expect(msg).not.toMatch(/[\u0000-\u001f\u007f]/);
+  });
+
+  it.each(refused)("timeProblem(%j) is the same line, for an option check", (text) => {
+    // Act
+    const problem = timeProblem(text, "--target-time");
+    // Assess
+    expect(() => parseTime(text, "--target-time")).toThrow(problem!);
+    expect(problem).toContain(ACCEPTED_TIME_FORMS);
+  });
+
+  it("timeProblem has nothing to say of a time", () => {
+    expect(timeProblem("2026-12-01T21:11:18Z", "--target-time")).toBeUndefined();
+    expect(timeProblem("2026-12-01", "--target-time")).toBeUndefined();
   });
 });
 
