@@ -23,7 +23,10 @@ import { parseObjectMeta } from "../../core/verify.js";
 import { ScratchPostgres } from "../../agent/postgres.js";
 import {
   DEFAULT_BLOCK_SIZE,
+  FAST_POLL_FOR_MS,
+  FAST_POLL_MS,
   fixedBlocks,
+  nextPollDelay,
   isRelationFile,
   snapshotPush,
   stopFromBackupManifest,
@@ -104,6 +107,23 @@ function summary(r: SnapshotPushResult): Record<string, unknown> {
 // Pure pieces
 
 describe("pieces", () => {
+  it("polls for the record every quarter second for the first minute, then backs off to a second", () => {
+    // Act: the intervals of a wait, from its start
+    const delays: number[] = [];
+    let elapsed = 0;
+    let delay = FAST_POLL_MS;
+    while (elapsed < FAST_POLL_FOR_MS + 5_000) {
+      elapsed += delay;
+      delay = nextPollDelay(elapsed, delay);
+      delays.push(delay);
+    }
+    // Assess
+    const fast = delays.slice(0, FAST_POLL_FOR_MS / FAST_POLL_MS - 1);
+    expect(new Set(fast)).toEqual(new Set([FAST_POLL_MS]));
+    expect(delays.slice(-3)).toEqual([1_000, 1_000, 1_000]);
+    for (let i = 1; i < delays.length; i++) expect(delays[i]!).toBeGreaterThanOrEqual(delays[i - 1]!);
+  });
+
   it("cuts fixed blocks at block boundaries however the input is split, the last block shorter", async () => {
     // Prepare
     const data = randomBytes(5 * 4096 + 100);
