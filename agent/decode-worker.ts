@@ -22,15 +22,17 @@ if (!parentPort) throw new Error("agent/decode-worker.js runs only as a worker t
 const port = parentPort;
 
 const zstd = new ZstdInto();
-/** Output of chunks written here, reused (grows to the largest chunk + 1). */
-let scratch = Buffer.allocUnsafeSlow(128 * 1024 + 1);
-
-/** The raw bytes of a chunk: a view of `out` (when given and large enough) or of a new buffer. */
-async function decode(m: DecodeRequest, out: Buffer | undefined): Promise<Buffer> {
+/** The raw bytes of a chunk: a view of the kept decoder's reused output (`reused`: written here, not sent back) or a buffer of its own. */
+async function decode(m: DecodeRequest, reused: boolean): Promise<Buffer> {
   if (m.codec === "zstd" && m.size <= KEPT_MAX_BYTES) {
-    const into = out !== undefined && out.length > m.size ? out : Buffer.allocUnsafeSlow(m.size + 1);
-    const n = zstd.decode(m.stored, m.size, into);
-    if (n !== undefined) return into.subarray(0, n);
+    if (reused) {
+      const raw = zstd.decodeReused(m.stored, m.size);
+      if (raw !== undefined) return raw;
+    } else {
+      const into = Buffer.allocUnsafeSlow(m.size + 1);
+      const n = zstd.decode(m.stored, m.size, into);
+      if (n !== undefined) return into.subarray(0, n);
+    }
   }
   return decodeWith(m.codec, m.stored, m.what, m.size);
 }
@@ -84,15 +86,14 @@ port.on("message", (m: DecodeRequest) => {
     let transfer: ArrayBuffer[] = [];
     try {
       if (m.write) {
-        if (scratch.length <= m.size && m.size <= KEPT_MAX_BYTES) scratch = Buffer.allocUnsafeSlow(m.size + 1);
-        const raw = await decode(m, scratch);
+        const raw = await decode(m, true);
         // Written only once verified; only the hash and length go back.
         const sha256 = hash("sha256", raw, "hex");
         if (sha256 === m.write.sha256 && raw.length === m.size) writeAll(m.write.fd, raw, m.write.position);
         send({ id: m.id, raw: undefined, sha256, length: raw.length });
         return;
       }
-      let raw = await decode(m, undefined);
+      let raw = await decode(m, false);
       // Transfer the raw bytes' own buffer; a view of a larger one (a decoder's output block) is copied first.
       if (raw.byteOffset !== 0 || raw.buffer.byteLength > raw.byteLength + 1) {
         const own = Buffer.allocUnsafeSlow(raw.length);

@@ -37,6 +37,8 @@ export const KEPT_MAX_BYTES = 16 * 1024 * 1024;
 
 export class ZstdInto {
   private kept: Kept | undefined | false;
+  /** decodeReused's output, grown to the largest chunk + 1. */
+  private scratch = Buffer.allocUnsafeSlow(128 * 1024 + 1);
 
   private open(): Kept | false {
     try {
@@ -78,6 +80,19 @@ export class ZstdInto {
     k.stream.destroy();
     this.kept = undefined;
     return undefined;
+  }
+
+  /**
+   * `enc` decoded (as `decode`) into this decoder's own reused buffer: a view
+   * valid until the next call (hash or write it before anything else runs),
+   * or undefined for a chunk over KEPT_MAX_BYTES or bytes that are not
+   * exactly one frame of `size` (the caller then decodes one-shot).
+   */
+  decodeReused(enc: Uint8Array, size: number): Buffer | undefined {
+    if (size > KEPT_MAX_BYTES) return undefined;
+    if (this.scratch.length <= size) this.scratch = Buffer.allocUnsafeSlow(size + 1);
+    const n = this.decode(enc, size, this.scratch);
+    return n === undefined ? undefined : this.scratch.subarray(0, n);
   }
 
   close(): void {

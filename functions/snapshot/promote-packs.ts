@@ -12,8 +12,8 @@
  *  2. parse its index (parsePackIndex with the object's size:
  *     CorruptPackError names the pack and what is wrong);
  *  3. decode every chunk with its entry's codec and raw size (zstd on one
- *     kept context into a reused buffer); its SHA-256 must be the entry's name (ChecksumMismatchError naming the chunk, its
- *     bytes and the pack);
+ *     kept context into a reused buffer); its SHA-256 must be the entry's
+ *     name (ChecksumMismatchError naming the chunk, its bytes and the pack);
  *  4. verifyPack: the index again and the whole pack's SHA-256 = its name;
  *  5. PUT the same bytes to db/<id>/packs/<name> with the SHA-256 as the S3
  *     checksum, unless the vault already has an object of that name and size
@@ -37,7 +37,7 @@ import { incomingPackKey, vaultPackKey } from "../../core/keys.js";
 import { parsePackIndex, verifyPack, type PackEntry } from "../../core/pack.js";
 import type { ChunkItem, PackItem } from "../../core/schemas.js";
 import { packObjectMeta } from "../../core/snapshot.js";
-import { KEPT_MAX_BYTES, ZstdInto } from "../../core/zstd-into.js";
+import { ZstdInto } from "../../core/zstd-into.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import {
@@ -56,27 +56,13 @@ const bytesOf = (e: PackEntry): string => `bytes ${e.offset}-${e.offset + e.stor
 
 /** One kept zstd context and output buffer per sandbox: no decoder or output allocated per chunk (core/zstd-into.ts). */
 const zstd = new ZstdInto();
-let scratch = Buffer.allocUnsafeSlow(128 * 1024 + 1);
-
-/**
- * A zstd entry decoded on the kept context into `scratch` (valid until the
- * next call: the caller hashes it before anything else runs), or undefined
- * for any other codec, a larger chunk, or bytes that are not exactly one
- * frame of the entry's raw size (the one-shot decode then gives the answer).
- */
-function keptDecode(e: PackEntry, stored: Buffer): Buffer | undefined {
-  if (e.codec !== "zstd" || e.rawSize > KEPT_MAX_BYTES) return undefined;
-  if (scratch.length <= e.rawSize) scratch = Buffer.allocUnsafeSlow(e.rawSize + 1);
-  const n = zstd.decode(stored, e.rawSize, scratch);
-  return n === undefined ? undefined : scratch.subarray(0, n);
-}
 
 /** Decodes one entry's stored bytes and checks them against its name. */
 async function verifyChunk(what: string, body: Buffer, e: PackEntry): Promise<void> {
   const where = `chunk ${e.sha256} (${bytesOf(e)} of ${what})`;
   const stored = body.subarray(e.offset, e.offset + e.storedLength);
-  // The kept path runs and is hashed below without yielding, so `scratch` is not reused meanwhile.
-  let raw = keptDecode(e, stored);
+  // The kept path runs and is hashed below without yielding, so its reused output is not overwritten meanwhile.
+  let raw = e.codec === "zstd" ? zstd.decodeReused(stored, e.rawSize) : undefined;
   if (raw === undefined) {
     try {
       raw = await decodeWith(e.codec, stored, where, e.rawSize);

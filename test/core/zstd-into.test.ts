@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { zstdCompressSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { ZstdInto } from "../../core/zstd-into.js";
+import { KEPT_MAX_BYTES, ZstdInto } from "../../core/zstd-into.js";
 
 const frame = (b: Buffer): Buffer => zstdCompressSync(b);
 
@@ -41,6 +41,22 @@ describe("zstd decoding on one kept context (core/zstd-into.ts)", () => {
       expect(z.decode(good, 4096, out), `after ${what}`).toBe(4096);
       expect(out.subarray(0, 4096).equals(raw)).toBe(true);
     }
+  });
+
+  it("decodes into its own reused buffer, grown for a larger chunk, and leaves chunks over KEPT_MAX_BYTES to the one-shot decode", () => {
+    // Prepare
+    const z = new ZstdInto();
+    const small = randomBytes(100);
+    const large = randomBytes(300 * 1024);
+    // Act
+    const a = z.decodeReused(frame(small), small.length);
+    const aCopy = Buffer.from(a!);
+    const b = z.decodeReused(frame(large), large.length);
+    // Assess
+    expect(aCopy.equals(small)).toBe(true);
+    expect(b!.equals(large)).toBe(true);
+    expect(z.decodeReused(frame(small), KEPT_MAX_BYTES + 1)).toBeUndefined();
+    expect(z.decodeReused(frame(small), small.length + 1)).toBeUndefined();
   });
 
   it("refuses an output buffer with no room beyond the size", () => {
