@@ -309,6 +309,21 @@ export const SNAPSHOT_VALIDATION_ERRORS = [
 ] as const;
 
 /**
+ * What promoting a pack as it lands (the pack-ingest workflow) throws when the
+ * upload is bad or its database unknown: the workflow ends without writing
+ * anything (no quarantine: the manifest's ingest verifies the pack again and
+ * quarantines the snapshot, naming the reason).
+ */
+export const PACK_VALIDATION_ERRORS = [
+  "InvalidInputError",
+  "UnknownDatabaseError",
+  "ChecksumMismatchError",
+  "CodecError",
+  "NotFoundError",
+  "CorruptPackError",
+] as const;
+
+/**
  * A Lambda function that ran past its timeout: Sandbox.Timedout (the error
  * type Lambda reports for a timed-out invocation on current runtimes),
  * Lambda.Unknown (as Step Functions documents timeouts and out-of-memory),

@@ -118,6 +118,18 @@ export const WORKFLOW_DEFINITIONS = {
     },
     borrows: ["CopyItemFunctionArn", "RecordReplicaFailureFunctionArn"],
   },
+  // Packed pushes (docs/packs.md "Promoted as they land"): each pack is verified, put into the vault and recorded
+  // as soon as its upload lands, while the agent is still reading and uploading the rest, by snapshot ingest's
+  // own PromotePacks function; the manifest's ingest then skips the packs already recorded. Express: one pack
+  // (at most MAX_INGEST_PACK_BYTES) is seconds of work, and a failure here costs nothing but time: the
+  // manifest's ingest verifies an unpromoted pack itself and quarantines the snapshot with the reason.
+  "pack-ingest": {
+    asl: "pack-ingest.asl.json",
+    type: "EXPRESS",
+    trigger: { kind: "upload", keyPattern: `${INCOMING}*/packs/*` },
+    steps: {},
+    borrows: ["PromotePacksFunctionArn"],
+  },
   restore: {
     asl: "restore.asl.json",
     type: "STANDARD",

@@ -174,6 +174,7 @@ export const DEFAULT_THAW_TIER = "Standard";
  */
 export const WAL_UPLOAD_KEY_PATTERN = WORKFLOW_DEFINITIONS.ingest.trigger.keyPattern;
 export const SNAPSHOT_MANIFEST_KEY_PATTERN = WORKFLOW_DEFINITIONS["snapshot-ingest"].trigger.keyPattern;
+export const PACK_UPLOAD_KEY_PATTERN = WORKFLOW_DEFINITIONS["pack-ingest"].trigger.keyPattern;
 /** Where snapshot ingest keeps the batch lists too large for the workflow state (incoming bucket). */
 export const WORK_PREFIX = "work/";
 /** Where the restore workflow keeps its plans (incoming bucket, expiring with work/): work/restore/<database>/<execution>/ (store/work-objects.ts). */
@@ -277,6 +278,9 @@ export class PrimaryStack extends Stack {
   public readonly snapshotIngestRule: events.Rule;
   /** The path of the snapshot ingest ASL file. */
   public readonly snapshotIngestAslFile: string;
+  /** Packed pushes: the Express workflow that promotes each pack as its upload lands (snapshot ingest's PromotePacks function). */
+  public readonly packIngestStateMachine: sfn.StateMachine;
+  public readonly packIngestRule: events.Rule;
   /** The restore functions, by step. */
   public readonly restoreFunctions: Record<RestoreStep, NodejsFunction>;
   /** The restore workflow (started from the console or the CLI). */
@@ -527,23 +531,14 @@ export class PrimaryStack extends Stack {
     const failureNotes = this.incomingBucket.arnForObjects(`${FAILED_PREFIX}${INCOMING_PREFIX}*`);
     const reportFailures = new iam.PolicyStatement({ sid: "ReportFailures", actions: ["s3:PutObject"], resources: [failureNotes] });
     workflowRole.addToPolicy(reportFailures);
-    this.ingestStateMachine = new sfn.StateMachine(this, "IngestWorkflow", {
+    this.ingestStateMachine = this.expressWorkflow("IngestWorkflow", {
       comment: "walvault ingest: validate, promote, record, replicate an uploaded WAL file",
-      stateMachineType: sfn.StateMachineType.EXPRESS,
-      definitionBody: sfn.DefinitionBody.fromFile(this.ingestAslFile),
-      definitionSubstitutions: substitutions,
+      aslFile: this.ingestAslFile,
+      substitutions,
       role: workflowRole,
-      logs: { destination: workflowLogs, level: sfn.LogLevel.ERROR, includeExecutionData: false },
-      tracingEnabled: true,
+      logGroup: workflowLogs,
+      runsOncePer: "The Express ingest workflow runs once per WAL file",
     });
-    NagSuppressions.addResourceSuppressions(this.ingestStateMachine, [
-      {
-        id: "AwsSolutions-SF1",
-        reason:
-          "The Express ingest workflow runs once per WAL file: it logs at ERROR (every failed execution and state, with error and cause) " +
-          "because logging ALL events would cost about a third of the control plane per million segments (issue #11).",
-      },
-    ]);
 
     // Events EventBridge could not deliver (after retrying for a day) land
     // here instead of being dropped; the object stays in incoming/ for a day.
@@ -637,6 +632,35 @@ export class PrimaryStack extends Stack {
       "walvault: start snapshot ingest for every manifest under incoming/db/<id>/snapshots/<snapshotId>/ (chunk uploads start nothing)",
       SNAPSHOT_MANIFEST_KEY_PATTERN,
       this.snapshotIngestStateMachine,
+    );
+
+    // ------------------------------------------- pack ingest (packs as they land)
+
+    const packIngestAslFile = join(root, "statemachines", WORKFLOW_DEFINITIONS["pack-ingest"].asl);
+    const packSubstitutions: Record<string, string> = { PromotePacksFunctionArn: this.snapshotFunctions.promotePacks.functionArn };
+    const missingPack = missingSubstitutions(packIngestAslFile, packSubstitutions);
+    if (missingPack.length > 0) throw new Error(`${packIngestAslFile} has placeholders without a substitution: ${missingPack.join(", ")}`);
+    const packWorkflowRole = new iam.Role(this, "PackIngestWorkflowRole", {
+      assumedBy: new iam.ServicePrincipal("states.amazonaws.com"),
+      description: "walvault pack ingest state machine (packs promoted as they land)",
+    });
+    packWorkflowRole.addToPolicy(
+      new iam.PolicyStatement({ sid: "InvokePromotePacks", actions: ["lambda:InvokeFunction"], resources: [this.snapshotFunctions.promotePacks.functionArn] }),
+    );
+    const packWorkflowLogs = new logs.LogGroup(this, "PackIngestWorkflowLogs", { retention: logs.RetentionDays.ONE_YEAR, removalPolicy: RemovalPolicy.RETAIN });
+    this.packIngestStateMachine = this.expressWorkflow("PackIngestWorkflow", {
+      comment: "walvault pack ingest: verify, promote and record one pack of a snapshot push as its upload lands",
+      aslFile: packIngestAslFile,
+      substitutions: packSubstitutions,
+      role: packWorkflowRole,
+      logGroup: packWorkflowLogs,
+      runsOncePer: "The Express pack-ingest workflow runs once per pack upload",
+    });
+    this.packIngestRule = uploadRule(
+      "PackIngestOnUpload",
+      "walvault: promote every pack upload under incoming/db/<id>/packs/ as it lands (its manifest's ingest then skips it)",
+      PACK_UPLOAD_KEY_PATTERN,
+      this.packIngestStateMachine,
     );
 
     // -------------------------------------------------------- restore workflow
@@ -797,6 +821,36 @@ export class PrimaryStack extends Stack {
     this.suppressNagFindings(replicas);
   }
 
+  /**
+   * An Express workflow started once per upload (or per WAL file): it logs at
+   * ERROR without execution data (every failed execution and state, with
+   * error and cause), because logging ALL events would cost about a third of
+   * the control plane per million segments (issue #11); traced with X-Ray.
+   */
+  private expressWorkflow(
+    id: string,
+    w: { comment: string; aslFile: string; substitutions: Record<string, string>; role: iam.IRole; logGroup: logs.ILogGroup; runsOncePer: string },
+  ): sfn.StateMachine {
+    const machine = new sfn.StateMachine(this, id, {
+      comment: w.comment,
+      stateMachineType: sfn.StateMachineType.EXPRESS,
+      definitionBody: sfn.DefinitionBody.fromFile(w.aslFile),
+      definitionSubstitutions: w.substitutions,
+      role: w.role,
+      logs: { destination: w.logGroup, level: sfn.LogLevel.ERROR, includeExecutionData: false },
+      tracingEnabled: true,
+    });
+    NagSuppressions.addResourceSuppressions(machine, [
+      {
+        id: "AwsSolutions-SF1",
+        reason:
+          `${w.runsOncePer}: it logs at ERROR (every failed execution and state, with error and cause) ` +
+          "because logging ALL events would cost about a third of the control plane per million segments (issue #11).",
+      },
+    ]);
+    return machine;
+  }
+
   /** One workflow step's Lambda function in this stack (infra/handler-function.ts). */
   private handlerFunction(
     name: string,
@@ -901,22 +955,14 @@ export class PrimaryStack extends Stack {
     // ReportFailure writes the failure note of the file's incoming key (failed/incoming/db/<id>/wal/<name>.json), as ingest does.
     role.addToPolicy(new iam.PolicyStatement({ sid: "ReportFailures", actions: ["s3:PutObject"], resources: [this.incomingBucket.arnForObjects(`${FAILED_PREFIX}${INCOMING_PREFIX}*`)] }));
     const logGroup = new logs.LogGroup(this, "WalRecordWorkflowLogs", { retention: logs.RetentionDays.ONE_YEAR, removalPolicy: RemovalPolicy.RETAIN });
-    const machine = new sfn.StateMachine(this, "WalRecordWorkflow", {
+    const machine = this.expressWorkflow("WalRecordWorkflow", {
       comment: "walvault wal-record: validate and record a WAL file an agent wrote into the vault, replicate it",
-      stateMachineType: sfn.StateMachineType.EXPRESS,
-      definitionBody: sfn.DefinitionBody.fromFile(aslFile),
-      definitionSubstitutions: substitutions,
+      aslFile,
+      substitutions,
       role,
-      // ERROR, as ingest: one execution per WAL file, and ALL would cost a third of the control plane (issue #11).
-      logs: { destination: logGroup, level: sfn.LogLevel.ERROR, includeExecutionData: false },
-      tracingEnabled: true,
+      logGroup,
+      runsOncePer: "The Express wal-record workflow runs once per WAL file",
     });
-    NagSuppressions.addResourceSuppressions(machine, [
-      {
-        id: "AwsSolutions-SF1",
-        reason: "The Express wal-record workflow runs once per WAL file: it logs at ERROR (every failed execution and state, with error and cause), as ingest does (issue #11).",
-      },
-    ]);
     return { functions: fns, machine };
   }
 
@@ -1134,7 +1180,8 @@ export class PrimaryStack extends Stack {
       vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
       catalog("RecordChunks", "BatchWriteItem"),
     );
-    // promotePacks: read pack uploads and batch lists, head/write vault packs, record packs and chunks.
+    // promotePacks (snapshot ingest's Map, and pack ingest as each pack lands): read pack uploads and batch
+    // lists, head/write vault packs, record packs and chunks.
     add(
       f.promotePacks,
       read("ReadPackUploads", packUploads, work),
@@ -1143,6 +1190,8 @@ export class PrimaryStack extends Stack {
       listVault,
       vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
       catalog("RecordPacks", "BatchWriteItem"),
+      // Skip packs already recorded (BatchGetItem); a landed pack's database must be registered (GetItem).
+      catalog("ReadPackRecords", "BatchGetItem", "GetItem"),
     );
     // checkReferenced: re-read the manifest, look every chunk (and the packs of reused ones) up, read backup_label's chunks (own objects or pack ranges).
     add(
@@ -1466,7 +1515,14 @@ export class PrimaryStack extends Stack {
         },
       ]);
     }
-    for (const machine of [this.ingestStateMachine, this.walRecordStateMachine, this.snapshotIngestStateMachine, this.restoreStateMachine, this.replicateStateMachine]) {
+    for (const machine of [
+      this.ingestStateMachine,
+      this.walRecordStateMachine,
+      this.snapshotIngestStateMachine,
+      this.packIngestStateMachine,
+      this.restoreStateMachine,
+      this.replicateStateMachine,
+    ]) {
       NagSuppressions.addResourceSuppressions(
         machine.role,
         [

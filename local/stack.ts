@@ -68,7 +68,8 @@ function functions(workflow: WorkflowId): Record<string, LocalFunction> {
   );
 }
 
-export type WorkflowName = "ingest" | "snapshot-ingest";
+/** The workflows an upload starts (core/workflows.ts trigger "upload"). */
+export type WorkflowName = "ingest" | "snapshot-ingest" | "pack-ingest";
 
 /** The local ARN of a workflow's state machine, as the Step Functions endpoint knows it. */
 export const localStateMachineArn = (workflow: WorkflowName | "wal-record" | "restore" | "replicate" | "verify" | "retention"): string =>
@@ -89,7 +90,7 @@ export const WORKFLOWS: ReadonlyArray<{
   /** Deployed as a Standard workflow (history quota applies) rather than Express (infra/primary-stack.ts). */
   standard: boolean;
   functions: Record<string, LocalFunction>;
-}> = (["ingest", "snapshot-ingest"] as const).map((name) => {
+}> = (["ingest", "snapshot-ingest", "pack-ingest"] as const).map((name) => {
   const w = WORKFLOW_DEFINITIONS[name];
   return { name, file: w.asl, keyPattern: w.trigger.keyPattern, standard: w.type === "STANDARD", functions: functions(name) };
 });
@@ -265,7 +266,7 @@ export interface LocalStackOptions {
 
 /** What LocalStackOptions.injectFault is told about the invocation about to run. */
 export interface FaultContext {
-  /** "ingest", "snapshot-ingest", "restore", "replicate", "verify" or "retention". */
+  /** "ingest", "snapshot-ingest", "pack-ingest", "restore", "replicate", "verify" or "retention". */
   workflow: string;
   /** The Task state's name in the ASL, e.g. "Promote". */
   state: string;

@@ -19,23 +19,37 @@
  *     checksum, unless the vault already has an object of that name and size
  *     (content-addressed: same name, same bytes; Object Lock: no needless
  *     version);
- *  6. record the pack (recordPacks) and, for every entry, the chunk's
- *     location in it (recordChunks: vaultKey = the pack's key, offset = the
- *     entry's), both batched by the catalog.
+ *  6. record, for every entry, the chunk's location in the pack
+ *     (recordChunks: vaultKey = the pack's key, offset = the entry's), then
+ *     the pack itself (recordPacks), both batched by the catalog: the pack's
+ *     record is written last, so it says the pack is promoted whole.
  * Checking, decoding and writing happen on the same bytes in memory, so
  * nothing can be swapped in between; a record is written only after its
  * bytes are in the vault. Records are idempotent: a retried batch repairs
  * one lost after its put. Whether the chunks are the ones the manifest
  * expects (sizes, codec) is CheckReferenced's to prove, from the records.
  * No object is touched per chunk.
+ *
+ * A pack already recorded and not marked by retention (promoted as it
+ * landed, below, or by an earlier run) is skipped: its record is written
+ * after its object and every chunk record. One marked is promoted again,
+ * which writes its record anew without the mark (docs/retention.md "Packs").
+ *
+ * The same function promotes a pack **as it lands** (the pack-ingest
+ * workflow, started by the upload: input { landed: EventBridge Object
+ * Created event }; docs/packs.md "Promoted as they land"): the key must be
+ * incoming/db/<id>/packs/<name> of a registered database; then the same
+ * skip-or-promote. Output { pack, promoted, present }. The agent is still
+ * uploading the snapshot's other packs meanwhile, so by the time the
+ * manifest lands most of its packs are recorded and its ingest skips them.
  */
 import { z } from "zod";
 import { decodeWith } from "../../core/codec.js";
-import { ChecksumMismatchError, CodecError, InvalidInputError, NotFoundError } from "../../core/errors.js";
+import { ChecksumMismatchError, CodecError, InvalidInputError, NotFoundError, UnknownDatabaseError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
-import { incomingPackKey, vaultPackKey } from "../../core/keys.js";
+import { incomingPackKey, parseIncomingSnapshotKey, vaultPackKey } from "../../core/keys.js";
 import { parsePackIndex, verifyPack, type PackEntry } from "../../core/pack.js";
-import type { ChunkItem, PackItem } from "../../core/schemas.js";
+import { objectCreatedEventSchema, type ChunkItem, type PackItem } from "../../core/schemas.js";
 import { packObjectMeta } from "../../core/snapshot.js";
 import { ZstdInto } from "../../core/zstd-into.js";
 import { getDeps, type Deps } from "../deps.js";
@@ -50,7 +64,9 @@ import {
   validatedSnapshotSchema,
 } from "./common.js";
 
-const inputSchema = z.object({ snapshot: validatedSnapshotSchema, batch: packBatchItemSchema });
+const batchInputSchema = z.object({ snapshot: validatedSnapshotSchema, batch: packBatchItemSchema });
+const landedInputSchema = z.object({ landed: objectCreatedEventSchema });
+const inputSchema = z.union([landedInputSchema, batchInputSchema]);
 
 const bytesOf = (e: PackEntry): string => `bytes ${e.offset}-${e.offset + e.storedLength - 1}`;
 
@@ -108,8 +124,6 @@ async function promotePack(deps: Deps, databaseId: string, name: string): Promis
     await deps.vault.put(deps.vaultBucket, vaultKey, body, meta, { sha256: name });
   }
   const recordedAt = new Date().toISOString();
-  const pack: PackItem = { databaseId, name, size: body.length, entries: entries.length, dataLength: footer.dataLength, vaultKey, recordedAt };
-  await deps.catalog.recordPacks([pack]);
   const chunks: ChunkItem[] = entries.map((e) => ({
     databaseId,
     sha256: e.sha256,
@@ -121,16 +135,51 @@ async function promotePack(deps: Deps, databaseId: string, name: string): Promis
     recordedAt,
   }));
   await deps.catalog.recordChunks(chunks);
+  // Last: a pack record means the pack and every chunk record are in place (skipped when met again).
+  const pack: PackItem = { databaseId, name, size: body.length, entries: entries.length, dataLength: footer.dataLength, vaultKey, recordedAt };
+  await deps.catalog.recordPacks([pack]);
   return { written, chunks: chunks.length };
 }
 
-export async function handler(input: unknown): Promise<{ index: number; promoted: number; present: number; chunks: number }> {
-  const { snapshot, batch } = parseInput(inputSchema, input, "promote packs input");
+/** Of `names`, the packs recorded as promoted and not marked by retention (their promotion is skipped). */
+async function alreadyPromoted(deps: Deps, databaseId: string, names: readonly string[]): Promise<Set<string>> {
+  const records = await deps.catalog.getPacks(databaseId, names);
+  return new Set(records.filter((p) => p.orphanedAt === undefined).map((p) => p.name));
+}
+
+/** A pack upload landed (the pack-ingest workflow): promote it now unless it already is. */
+async function promoteLanded(deps: Deps, event: z.infer<typeof objectCreatedEventSchema>): Promise<{ pack: string; promoted: boolean; present: boolean }> {
+  const { name: bucket } = event.detail.bucket;
+  const { key } = event.detail.object;
+  if (bucket !== deps.incomingBucket) {
+    throw new InvalidInputError(`event names bucket '${bucket}', not the incoming bucket '${deps.incomingBucket}'`);
+  }
+  const parsed = parseIncomingSnapshotKey(key);
+  if (parsed.object !== "pack") throw new InvalidInputError(`object key '${key}' is not a pack upload (incoming/db/<databaseId>/packs/<sha256>)`);
+  const { databaseId, name } = parsed;
+  if (!(await deps.catalog.getDatabase(databaseId))) throw new UnknownDatabaseError(`database '${databaseId}' is not registered`);
+  if ((await alreadyPromoted(deps, databaseId, [name])).has(name)) return { pack: name, promoted: false, present: true };
+  const r = await promotePack(deps, databaseId, name);
+  return { pack: name, promoted: r.written, present: !r.written };
+}
+
+export type PromotePacksOutput =
+  /** A batch of the manifest's packs: `promoted` written to the vault, `present` already there or already recorded, `chunks` recorded now. */
+  | { index: number; promoted: number; present: number; chunks: number }
+  /** A pack as it landed. */
+  | { pack: string; promoted: boolean; present: boolean };
+
+export async function handler(input: unknown): Promise<PromotePacksOutput> {
+  const parsed = parseInput(inputSchema, input, "promote packs input");
   const deps = getDeps();
+  if ("landed" in parsed) return promoteLanded(deps, parsed.landed);
+  const { snapshot, batch } = parsed;
   const packs = batch.packs ?? (await readBatchFile(deps, snapshot, batch.index, packBatchFileSchema)).packs;
+  const recorded = await alreadyPromoted(deps, snapshot.databaseId, packs);
   let promoted = 0;
   let chunks = 0;
   for (const name of packs) {
+    if (recorded.has(name)) continue;
     const r = await promotePack(deps, snapshot.databaseId, name);
     if (r.written) promoted++;
     chunks += r.chunks;

@@ -147,13 +147,17 @@ async function putManifest(s: Built): Promise<void> {
   await stack.idle();
 }
 
+async function putManifestAndWait(s: Built): Promise<SnapshotRecord> {
+  await putManifest(s);
+  return poll(() => clients.catalog.getSnapshot(s.databaseId, s.snapshotId), 10_000, `snapshot ${s.snapshotId} to be recorded`);
+}
+
 async function push(s: Built): Promise<SnapshotRecord> {
   const queue = [...s.packs];
   await Promise.all(Array.from({ length: 8 }, async () => {
     for (let p = queue.shift(); p; p = queue.shift()) await uploadPack(s.databaseId, p);
   }));
-  await putManifest(s);
-  return poll(() => clients.catalog.getSnapshot(s.databaseId, s.snapshotId), 10_000, `snapshot ${s.snapshotId} to be recorded`);
+  return putManifestAndWait(s);
 }
 
 /** Pushes with `upload` doing the pack uploads; asserts the run was quarantined and nothing recorded; returns the reason. */
@@ -226,18 +230,64 @@ describe("snapshot ingest of a packed push", () => {
     }
   });
 
+  it("promotes each pack as its upload lands, before any manifest: pack, object and chunk records (pack ingest)", async () => {
+    // Prepare
+    const landing = await buildPacked(GEN, [{ path: "early.dat", content: bytes(77, 30 * 1024) }]);
+    const before = { ...stack.workflowStats["pack-ingest"] };
+    // Act: the packs only, no manifest.
+    for (const p of landing.packs) await uploadPack(GEN, p);
+    await stack.idle();
+    // Assess
+    expect(stack.workflowStats["pack-ingest"]).toMatchObject({ started: before.started + landing.packs.length, succeeded: before.succeeded + landing.packs.length, failed: before.failed });
+    const recorded = await clients.catalog.getPacks(GEN, landing.packs.map((p) => p.name));
+    expect(recorded.map((r) => r.name).sort()).toEqual(landing.packs.map((p) => p.name).sort());
+    for (const p of landing.packs) expect((await clients.store.head(stack.config.vaultBucket, vaultPackKey(GEN, p.name)))?.size).toBe(p.bytes.length);
+    expect(await clients.catalog.getChunks(GEN, landing.fresh.map((c) => c.sha256))).toHaveLength(landing.fresh.length);
+    expect(await clients.catalog.getSnapshot(GEN, landing.snapshotId)).toBeUndefined();
+  });
+
+  it("records a snapshot whose packs were promoted as they landed, without promoting them again", async () => {
+    // Prepare: packs promoted as they land; then the vault copy replaced by other bytes, which a second promotion would overwrite.
+    const landing = await buildPacked(GEN, [{ path: "early-2.dat", content: bytes(78, 30 * 1024) }]);
+    for (const p of landing.packs) await uploadPack(GEN, p);
+    await stack.idle();
+    const marker = Buffer.from("not promoted twice");
+    const first = landing.packs[0]!;
+    await clients.store.put(stack.config.vaultBucket, vaultPackKey(GEN, first.name), marker, {});
+    // Act
+    const rec = await putManifestAndWait(landing);
+    // Assess: recorded, and the vault object is still the one written after the first promotion.
+    expect(rec).toMatchObject({ status: "restorable", totals: { newChunks: landing.fresh.length } });
+    expect((await clients.store.get(stack.config.vaultBucket, vaultPackKey(GEN, first.name)))!.body).toEqual(marker);
+    await clients.store.put(stack.config.vaultBucket, vaultPackKey(GEN, first.name), Buffer.from(first.bytes), packObjectMeta(GEN, { name: first.name, size: first.bytes.length, entries: first.entries.length, dataLength: first.dataLength }));
+  });
+
+  it("promotes no pack of an unregistered database as it lands", async () => {
+    // Prepare
+    const stray = await buildPacked("not-registered", [{ path: "x", content: bytes(79, 6 * 1024) }]);
+    const before = { ...stack.workflowStats["pack-ingest"] };
+    // Act
+    await uploadPack("not-registered", stray.packs[0]!);
+    await stack.idle();
+    // Assess: the execution ends without failing (NotPromoted) and writes nothing.
+    expect(stack.workflowStats["pack-ingest"]).toMatchObject({ succeeded: before.succeeded + 1, failed: before.failed });
+    expect(await clients.store.head(stack.config.vaultBucket, vaultPackKey("not-registered", stray.packs[0]!.name))).toBeUndefined();
+    expect(await clients.catalog.getPacks("not-registered", [stray.packs[0]!.name])).toEqual([]);
+  });
+
   it("promotes nothing twice: an incremental packed push reusing stored chunks writes only its own packs", async () => {
     // Prepare
     const entries = genericEntries(1).map((e) => ("content" in e && e.path === "sst/000002.sst" ? { ...e, content: Buffer.concat([e.content, bytes(99, 5000)]) } : e));
     const stored = new Set(s.fresh.map((c) => c.sha256));
     const second = await buildPacked(GEN, entries, { stored });
+    const before = await listKeys(clients.store, stack.config.vaultBucket, `db/${GEN}/packs/`);
     // Act
     const rec = await push(second);
     // Assess
     expect(second.packs).toHaveLength(1);
     expect(rec.totals.newChunks).toBe(second.fresh.length);
     const packKeys = await listKeys(clients.store, stack.config.vaultBucket, `db/${GEN}/packs/`);
-    expect(packKeys).toHaveLength(s.packs.length + 1);
+    expect(packKeys.filter((k) => !before.includes(k))).toEqual([vaultPackKey(GEN, second.packs[0]!.name)]);
   });
 });
 
@@ -256,9 +306,11 @@ describe("snapshot ingest of a packed push refuses and quarantines, recording no
     const victim = p.entries[1]!;
     const body = Buffer.from(p.bytes);
     body[victim.offset + Math.floor(victim.storedLength / 2)]! ^= 0x40;
+    const packIngest = { ...stack.workflowStats["pack-ingest"] };
     // Act
     const reason = await rejected(s, () => uploadPack(GEN, p, body));
-    // Assess
+    // Assess: refused as it landed without failing that execution (NotPromoted), then quarantined by the manifest's ingest.
+    expect(stack.workflowStats["pack-ingest"]).toMatchObject({ succeeded: packIngest.succeeded + 1, failed: packIngest.failed });
     expect(reason).toContain(`pack ${p.name}`);
     expect(reason).toContain(`chunk ${victim.sha256}`);
     await nothingRecorded(s);

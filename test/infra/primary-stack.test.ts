@@ -28,6 +28,7 @@ import {
   RESTORE_STEP_SOURCES,
   RESTORE_STEPS,
   SNAPSHOT_MANIFEST_KEY_PATTERN,
+  PACK_UPLOAD_KEY_PATTERN,
   SNAPSHOT_STEP_SOURCES,
   SNAPSHOT_STEPS,
   WAL_UPLOAD_KEY_PATTERN,
@@ -548,8 +549,8 @@ describe("ingest workflow", () => {
     // Act
     const rule = defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.ingestRule)] as CfnResource;
     // Assess
-    // The two upload rules and the verify and retention workflows' schedules (test/infra/verify.test.ts, retention.test.ts).
-    expect(Object.values(defaultTemplate.findResources("AWS::Events::Rule"))).toHaveLength(4);
+    // The three upload rules and the verify and retention workflows' schedules (test/infra/verify.test.ts, retention.test.ts).
+    expect(Object.values(defaultTemplate.findResources("AWS::Events::Rule"))).toHaveLength(5);
     expect(rule.Properties).toMatchObject({
       EventPattern: {
         source: ["aws.s3"],
@@ -665,14 +666,37 @@ describe("snapshot ingest workflow", () => {
     });
   });
 
-  it("routes keys exactly as the local stack does: WAL to ingest, manifests to snapshot ingest, chunks and manifest pages nowhere", () => {
+  it("promotes packs as they land: an Express workflow started by incoming/db/<id>/packs/<name>, invoking only snapshot ingest's PromotePacks", () => {
     // Prepare
-    const deployed = { ingest: WAL_UPLOAD_KEY_PATTERN, "snapshot-ingest": SNAPSHOT_MANIFEST_KEY_PATTERN };
+    const bucketId = logicalId(defaultStack, defaultStack.incomingBucket);
+    const machineId = logicalId(defaultStack, defaultStack.packIngestStateMachine);
+    const promotePacks = `<${logicalId(defaultStack, defaultStack.snapshotFunctions.promotePacks)}.Arn>`;
+    // Act
+    const rule = defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.packIngestRule)] as CfnResource;
+    const machine = defaultTemplate.toJSON().Resources[machineId] as CfnResource;
+    const invoke = roleStatements(defaultTemplate, logicalId(defaultStack, defaultStack.packIngestStateMachine.role)).filter((st) =>
+      list(st.Action).includes("lambda:InvokeFunction"),
+    );
+    const promoteGrants = roleStatements(defaultTemplate, logicalId(defaultStack, defaultStack.snapshotFunctions.promotePacks.role!)).flatMap((st) => list(st.Action));
+    // Assess
+    expect(rule.Properties).toMatchObject({
+      EventPattern: { detail: { bucket: { name: [{ Ref: bucketId }] }, object: { key: [{ wildcard: "incoming/db/*/packs/*" }] } } },
+      Targets: [expect.objectContaining({ Arn: { Ref: machineId } })],
+    });
+    expect(machine.Properties).toMatchObject({ StateMachineType: "EXPRESS" });
+    expect(invoke.flatMap((st) => list(st.Resource)).map(render)).toEqual([promotePacks]);
+    expect(promoteGrants).toEqual(expect.arrayContaining(["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:BatchWriteItem"]));
+  });
+
+  it("routes keys exactly as the local stack does: WAL to ingest, manifests to snapshot ingest, packs to pack ingest, chunks and manifest pages nowhere", () => {
+    // Prepare
+    const deployed = { ingest: WAL_UPLOAD_KEY_PATTERN, "snapshot-ingest": SNAPSHOT_MANIFEST_KEY_PATTERN, "pack-ingest": PACK_UPLOAD_KEY_PATTERN };
     const keys: Record<string, string[]> = {
       "incoming/db/pg-main/wal/000000010000000000000001": ["ingest"],
       "incoming/db/pg-main/wal/00000002.history": ["ingest"],
       "incoming/db/pg-main/snapshots/20261121T073000Z-ab12cd/manifest.json": ["snapshot-ingest"],
       [`incoming/db/pg-main/chunks/${"a".repeat(64)}`]: [],
+      [`incoming/db/pg-main/packs/${"b".repeat(64)}`]: ["pack-ingest"],
       "incoming/db/pg-main/snapshots/20261121T073000Z-ab12cd/other.json": [],
       "incoming/db/pg-main/snapshots/20261121T073000Z-ab12cd/pages/000000.json": [],
       "incoming/db/pg-main/snapshots/20261121T073000Z-ab12cd/pages/000123.json": [],
@@ -818,7 +842,7 @@ describe("snapshot ingest functions", () => {
       validateManifest: ["dynamodb:BatchGetItem", "dynamodb:GetItem"],
       validatePages: ["dynamodb:BatchGetItem"],
       promoteChunks: ["dynamodb:BatchWriteItem"],
-      promotePacks: ["dynamodb:BatchWriteItem"],
+      promotePacks: ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem"],
       checkReferenced: ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
       promoteManifest: [],
       recordSnapshot: ["dynamodb:GetItem", "dynamodb:PutItem"],
