@@ -37,7 +37,13 @@
  *    round trip per chunk). A chunk the catalog has but the previous manifest
  *    does not (shared with an older snapshot only) needs its stored size and
  *    codec for the manifest: the agent HEADs its vault copy (rare: one request
- *    per such chunk).
+ *    per such chunk). A push without a previous manifest first asks whether
+ *    the catalog has any chunk of the database at all (one Query of one
+ *    item): when it has none — a database's first snapshot — nothing can be
+ *    found, so nothing is looked up and every chunk is new (a first snapshot
+ *    of 100 GB skips ~800,000 reads). Only another push of the same database
+ *    running at the same moment could have stored one of its chunks since;
+ *    then both store it, which costs space, never a chunk.
  *  - Upload. New chunks are encoded with the configured codec (default zstd-1;
  *    synchronously up to 1 MiB, on libuv's thread pool beyond: core/codec.ts)
  *    and PUT to incoming/db/<id>/chunks/<sha256> with objectMeta (SHA-256,
@@ -317,6 +323,8 @@ export interface SnapshotPushResult {
     vaultHeads: number;
     /** Packed pushes: such chunks' catalog records read instead (getChunks, batched; a pack chunk has no object of its own to HEAD). */
     catalogRecords?: number;
+    /** The catalog had no chunk of the database when the push began (a first snapshot): nothing was looked up, every chunk was new. */
+    catalogEmpty: boolean;
   };
   seconds: {
     total: number;
@@ -377,6 +385,7 @@ export async function snapshotPush(
 
     const codec = getCodec(cfg.codec ?? DEFAULT_CODEC);
     const previous = await loadPreviousManifest(clients, cfg, warnings);
+    const catalogEmpty = previous === undefined && (await clients.catalog.listChunkPage(databaseId, undefined, 1)).chunks.length === 0;
     const stats: TransferStats = { bytesRead: 0, newBytes: 0, reusedBytes: 0, chunks: 0, newChunks: 0 };
     const startedAt = now();
     const snapshotId = snapshotIdFor(startedAt);
@@ -394,6 +403,7 @@ export async function snapshotPush(
       vaultBucket: cfg.vaultBucket,
       codec,
       chunks: previous?.known ?? new ChunkTable(),
+      catalogEmpty,
       concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
       maxQueuedBytes: opts.maxQueuedBytes ?? (packing ? DEFAULT_PACKED_MAX_QUEUED_BYTES : DEFAULT_MAX_QUEUED_BYTES),
       maxQueuedChunks: opts.maxQueuedChunks ?? 8 * (opts.lookupBatchSize ?? DEFAULT_LOOKUP_BATCH),
@@ -514,6 +524,7 @@ export async function snapshotPush(
         catalogChunks: pipeline.catalogChunks,
         vaultHeads: pipeline.vaultHeads,
         ...(pipeline.packNames ? { catalogRecords: pipeline.catalogRecords } : {}),
+        catalogEmpty,
       },
       seconds: {
         total: round3((tEnd - t0) / 1000),
@@ -662,6 +673,8 @@ interface PipelineDeps {
   codec: Codec;
   /** The previous manifest's chunks (not seen); the pipeline adds every chunk of this push as it settles. */
   chunks: ChunkTable;
+  /** The catalog had no chunk of this database when the push began: every chunk this push has not met is new, none is looked up. */
+  catalogEmpty: boolean;
   concurrency: number;
   maxQueuedBytes: number;
   maxQueuedChunks: number;
@@ -862,6 +875,10 @@ class ChunkPipeline {
 
   private async lookup(batch: Slot[]): Promise<void> {
     if (this.failure) return;
+    if (this.d.catalogEmpty) {
+      for (const slot of batch) this.track(this.uploads.run(() => this.upload(slot)));
+      return;
+    }
     this.catalogBatches++;
     this.catalogChunks += batch.length;
     const missing = new Set(await this.d.catalog.missingChunks(this.d.databaseId, batch.map((s) => s.sha256)));

@@ -23,6 +23,8 @@ import { readPushedManifest, type PushedManifest } from "../support/pushed-manif
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const GEN = "gen-packed";
+/** A database of its own for the first-push tests (its catalog starts empty). */
+const FIRST = "gen-packed-first";
 const STREAMS = [{ id: "wal", lastSegment: "wal/00000042.wal", lastSegno: 42 }];
 const MiB = 1024 * 1024;
 
@@ -31,7 +33,10 @@ let clients: StackClients;
 let work: string;
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: GEN, kind: "generic" }]);
+  stack = await startTestStack([
+    { id: GEN, kind: "generic" },
+    { id: FIRST, kind: "generic" },
+  ]);
   clients = stackClients(stack);
   work = tempDir("walvault-packs-");
 }, 120_000);
@@ -187,6 +192,27 @@ describe("a packed snapshot push", () => {
     expect(again.lookups.vaultHeads).toBe(0);
     expect(again.lookups.catalogRecords).toBe(first.totals.uniqueChunks - 1); // the WAL file, the same in both trees, is known from the previous manifest
     expect(again.totals.storedBytes).toBe(first.totals.storedBytes);
+    expect(again.packs!.uploaded).toBe(0);
+    expect(again.outcome).toBe("recorded");
+  }, 240_000);
+});
+
+describe("a database's first push", () => {
+  it("looks no chunk up when the catalog has none of the database; once it has some, looks them up though no snapshot is left", async () => {
+    // Prepare
+    const dir = makeTree("first-push", 2, 5);
+    const config: PushConfig = { ...stack.config, databaseId: FIRST };
+    // Act: the first push; then its snapshot record deleted (its chunks stay recorded) and the same tree pushed again.
+    const first = await snapshotPush(source(dir), config, clients, { packs: true, timeoutMs: 120_000 });
+    await clients.catalog.deleteSnapshot(FIRST, first.snapshotId);
+    const again = await snapshotPush(source(dir), config, clients, { packs: true, timeoutMs: 120_000 });
+    // Assess: the first asked nothing and uploaded every chunk; the second found every chunk through the catalog and uploaded none.
+    expect(first.outcome).toBe("recorded");
+    expect(first.lookups).toMatchObject({ catalogEmpty: true, catalogBatches: 0, catalogChunks: 0, catalogRecords: 0 });
+    expect(first.totals.newChunks).toBe(first.totals.uniqueChunks);
+    expect(again.previousSnapshotId).toBeUndefined();
+    expect(again.lookups).toMatchObject({ catalogEmpty: false, catalogChunks: first.totals.uniqueChunks, catalogRecords: first.totals.uniqueChunks });
+    expect(again.totals.newChunks).toBe(0);
     expect(again.packs!.uploaded).toBe(0);
     expect(again.outcome).toBe("recorded");
   }, 240_000);
