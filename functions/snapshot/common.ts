@@ -25,6 +25,7 @@ import { assertDatabaseId, assertSnapshotId } from "../../core/keys.js";
 import { codecSchema, databaseIdSchema, sha256Schema, snapshotSummarySchema, type SnapshotSummary } from "../../core/schemas.js";
 import { parseManifest, type ValidatedManifest } from "../../core/snapshot.js";
 import type { PageEntry } from "../../core/manifest-pages.js";
+import type { Catalog } from "../../store/catalog.js";
 import type { Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 
@@ -45,6 +46,19 @@ export const BATCH_PACKS = 4;
  * invocation doing 4 such packs one after the other.
  */
 export const BATCH_PACK_CHUNKS = 4096;
+
+/**
+ * Of `names`, the packs recorded as promoted and not marked by retention: a
+ * pack record is written after the pack's object and every chunk record
+ * (PromotePacks), so such a pack needs no promotion (ValidateManifest leaves
+ * it out of the batches, PromotePacks skips it). One marked is promoted
+ * again, which rewrites its record without the mark (docs/retention.md
+ * "Packs"). Batched by the catalog (getPacks: BatchGetItem of 100).
+ */
+export async function promotedPacks(catalog: Catalog, databaseId: string, names: readonly string[]): Promise<Set<string>> {
+  const records = await catalog.getPacks(databaseId, names);
+  return new Set(records.filter((p) => p.orphanedAt === undefined).map((p) => p.name));
+}
 
 /** Packs per PromotePacks batch for `packs` packs holding `newChunks` new chunks: BATCH_PACKS, fewer when packs hold many chunks (at least 1). */
 export function packsPerBatch(packs: number, newChunks: number): number {

@@ -60,6 +60,7 @@ import {
   forEachLimit,
   packBatchFileSchema,
   packBatchItemSchema,
+  promotedPacks,
   readBatchFile,
   validatedSnapshotSchema,
 } from "./common.js";
@@ -141,12 +142,6 @@ async function promotePack(deps: Deps, databaseId: string, name: string): Promis
   return { written, chunks: chunks.length };
 }
 
-/** Of `names`, the packs recorded as promoted and not marked by retention (their promotion is skipped). */
-async function alreadyPromoted(deps: Deps, databaseId: string, names: readonly string[]): Promise<Set<string>> {
-  const records = await deps.catalog.getPacks(databaseId, names);
-  return new Set(records.filter((p) => p.orphanedAt === undefined).map((p) => p.name));
-}
-
 /** A pack upload landed (the pack-ingest workflow): promote it now unless it already is. */
 async function promoteLanded(deps: Deps, event: z.infer<typeof objectCreatedEventSchema>): Promise<{ pack: string; promoted: boolean; present: boolean }> {
   const { name: bucket } = event.detail.bucket;
@@ -158,7 +153,7 @@ async function promoteLanded(deps: Deps, event: z.infer<typeof objectCreatedEven
   if (parsed.object !== "pack") throw new InvalidInputError(`object key '${key}' is not a pack upload (incoming/db/<databaseId>/packs/<sha256>)`);
   const { databaseId, name } = parsed;
   if (!(await deps.catalog.getDatabase(databaseId))) throw new UnknownDatabaseError(`database '${databaseId}' is not registered`);
-  if ((await alreadyPromoted(deps, databaseId, [name])).has(name)) return { pack: name, promoted: false, present: true };
+  if ((await promotedPacks(deps.catalog, databaseId, [name])).has(name)) return { pack: name, promoted: false, present: true };
   const r = await promotePack(deps, databaseId, name);
   return { pack: name, promoted: r.written, present: !r.written };
 }
@@ -175,7 +170,8 @@ export async function handler(input: unknown): Promise<PromotePacksOutput> {
   if ("landed" in parsed) return promoteLanded(deps, parsed.landed);
   const { snapshot, batch } = parsed;
   const packs = batch.packs ?? (await readBatchFile(deps, snapshot, batch.index, packBatchFileSchema)).packs;
-  const recorded = await alreadyPromoted(deps, snapshot.databaseId, packs);
+  // ValidateManifest left out the packs recorded by then; one promoted as it landed since is skipped here.
+  const recorded = await promotedPacks(deps.catalog, snapshot.databaseId, packs);
   let promoted = 0;
   let chunks = 0;
   for (const name of packs) {

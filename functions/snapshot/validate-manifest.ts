@@ -35,6 +35,7 @@ import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import {
   packsPerBatch,
+  promotedPacks,
   INLINE_BATCHES_MAX_BYTES,
   batchKey,
   batchesPrefix,
@@ -159,9 +160,12 @@ export async function handler(
 }
 
 /**
- * A packed push (manifest `packs`): the Map items are batches of pack names
- * (packsPerBatch: BATCH_PACKS each, fewer when packs hold many chunks;
- * PromotePacks), inline when small, else work/ objects.
+ * A packed push (manifest `packs`): the Map items are batches of the names
+ * of the packs not promoted yet (packsPerBatch: BATCH_PACKS each, fewer when
+ * packs hold many chunks; PromotePacks), inline when small, else work/
+ * objects. Packs promoted as they landed (the pack-ingest workflow;
+ * promotedPacks) are left out: a push's packs mostly are by the time its
+ * manifest lands, and the Map then runs for the last few only.
  * The chunks are checked against the catalog after promotion (CheckReferenced).
  */
 async function packBatches(
@@ -172,7 +176,10 @@ async function packBatches(
 ): Promise<{ snapshot: ValidatedSnapshot; batches: PackBatchItem[] }> {
   const { databaseId, snapshotId } = snapshot;
   const sha256 = snapshot.manifest.sha256;
-  const groups = toBatches(packs, packsPerBatch(packs.length, newChunks));
+  const promoted = await promotedPacks(deps.catalog, databaseId, packs);
+  const pending = packs.filter((p) => !promoted.has(p));
+  // Chunks per pack as the whole manifest has them (the pending packs' own counts are not known here).
+  const groups = toBatches(pending, packsPerBatch(packs.length, newChunks));
   const inline: PackBatchItem[] = groups.map((g, index) => ({ index, packs: g }));
   const counted = { ...snapshot, newChunks, batchCount: groups.length };
   if (JSON.stringify(inline).length <= INLINE_BATCHES_MAX_BYTES) return { snapshot: counted, batches: inline };

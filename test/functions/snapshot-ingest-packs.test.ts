@@ -254,10 +254,13 @@ describe("snapshot ingest of a packed push", () => {
     const marker = Buffer.from("not promoted twice");
     const first = landing.packs[0]!;
     await clients.store.put(stack.config.vaultBucket, vaultPackKey(GEN, first.name), marker, {});
+    stack.resetStepUsage();
     // Act
     const rec = await putManifestAndWait(landing);
-    // Assess: recorded, and the vault object is still the one written after the first promotion.
+    // Assess: recorded without a PromotePacks invocation (no Map item), and the vault object is still the one written after the first promotion.
     expect(rec).toMatchObject({ status: "restorable", totals: { newChunks: landing.fresh.length } });
+    expect(stack.stepUsage.get("PromotePacksFunctionArn")?.invocations ?? 0).toBe(0);
+    expect(stack.stepUsage.get("CheckReferencedFunctionArn")?.invocations).toBe(1);
     expect((await clients.store.get(stack.config.vaultBucket, vaultPackKey(GEN, first.name)))!.body).toEqual(marker);
     await clients.store.put(stack.config.vaultBucket, vaultPackKey(GEN, first.name), Buffer.from(first.bytes), packObjectMeta(GEN, { name: first.name, size: first.bytes.length, entries: first.entries.length, dataLength: first.dataLength }));
   });
@@ -369,17 +372,25 @@ describe("snapshot ingest of a packed push refuses and quarantines, recording no
 });
 
 describe("a packed push with too many packs to carry their batches in the workflow state", () => {
-  it("goes through work/ batch objects of packs and is recorded with every pack promoted", async () => {
+  it("goes through work/ batch objects of packs and is recorded with every pack promoted (again, once retention had marked them)", async () => {
     // Prepare: 920 packs of one 256-byte chunk each: 230 batches of 4, ~67 KiB of names.
     const s = await buildPacked(GEN, [{ path: "many.dat", content: bytes(2000, 920 * 256), chunkSize: 256 }], { chunksPerPack: 1 });
     expect(s.packs).toHaveLength(920);
     const names = s.packs.map((p) => p.name);
     const inline = Array.from({ length: Math.ceil(names.length / BATCH_PACKS) }, (_, index) => ({ index, packs: names.slice(index * BATCH_PACKS, (index + 1) * BATCH_PACKS) }));
     expect(JSON.stringify(inline).length).toBeGreaterThan(INLINE_BATCHES_MAX_BYTES);
+    // The packs are promoted as they land; marked by retention before the manifest, every one needs promoting again.
+    const queue = [...s.packs];
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      for (let p = queue.shift(); p; p = queue.shift()) await uploadPack(GEN, p);
+    }));
+    await stack.idle();
+    expect(await clients.catalog.markPacksOrphaned(GEN, names, new Date().toISOString())).toHaveLength(920);
     // Act
-    const rec = await push(s);
+    const rec = await putManifestAndWait(s);
     // Assess
     expect(rec.totals.newChunks).toBe(920);
+    expect((await clients.catalog.getPacks(GEN, names)).filter((p) => p.orphanedAt !== undefined)).toEqual([]);
     const work = await listKeys(clients.store, stack.config.incomingBucket, `work/db/${GEN}/snapshots/${s.snapshotId}/`);
     expect(work).toHaveLength(Math.ceil(920 / BATCH_PACKS));
     const inVault = new Set(await listKeys(clients.store, stack.config.vaultBucket, `db/${GEN}/packs/`));
