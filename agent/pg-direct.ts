@@ -186,6 +186,18 @@ export interface DataDirSink {
 /** Bytes asked for per read: 8 blocks of 128 KiB (the walk holds two such buffers per reader: one read ahead). */
 export const READ_BYTES = 1024 * 1024;
 
+/**
+ * Files at least this large are read alone (no other file read meanwhile).
+ * The push packs chunks in the order they are read, so files read at once
+ * interleave in the packs; a restore, which reads a file's chunks with
+ * coalesced ranged GETs, then downloads the other files' chunks in between
+ * as gap filler, and again for those files: measured at pgbench scale 100
+ * (4 readers), 180 MB downloaded for 74 MB stored. Read alone, a large
+ * file's chunks are contiguous in its packs. Small files (most of a
+ * cluster's files, few of its bytes) still go `readers` at a time.
+ */
+export const READ_ALONE_BYTES = 16 * 1024 * 1024;
+
 export interface WalkOptions {
   /** Files read at once. */
   readers: number;
@@ -284,9 +296,13 @@ export async function readDataDirectory(root: string, sink: DataDirSink, opts: W
     }
   };
 
-  const schedule = async (rel: string): Promise<void> => {
-    while (running.size >= opts.readers) await Promise.race(running);
+  /** A large file being read alone: nothing else starts until it ends. */
+  let alone = false;
+  const schedule = async (rel: string, size: number): Promise<void> => {
+    const large = size >= READ_ALONE_BYTES;
+    while (running.size >= opts.readers || (running.size > 0 && (large || alone))) await Promise.race(running);
     if (failure) throw failure.error;
+    alone = large;
     const p: Promise<void> = readOne(rel).then(
       () => void running.delete(p),
       (e: unknown) => {
@@ -339,7 +355,7 @@ export async function readDataDirectory(root: string, sink: DataDirSink, opts: W
         sink.symlink(rel, target, st.mtime);
       } else if (st.isFile()) {
         if (opts.last.has(rel)) deferred.push(rel);
-        else await schedule(rel);
+        else await schedule(rel, st.size);
       }
       // Sockets, FIFOs and devices: skipped, as basebackup.c skips "special files".
     }

@@ -17,7 +17,7 @@ import { sha256Hex } from "../../core/hash.js";
 import { parseLsn } from "../../core/wal.js";
 import { compareTreePaths } from "../../core/manifest-pages.js";
 import { ScratchPostgres } from "../../agent/postgres.js";
-import { excludedFromBackup, READ_BYTES, readDataDirectory, unloggedRelations } from "../../agent/pg-direct.js";
+import { excludedFromBackup, READ_ALONE_BYTES, READ_BYTES, readDataDirectory, unloggedRelations } from "../../agent/pg-direct.js";
 import { restore } from "../../agent/restore.js";
 import { fixedBlocks, snapshotPush, type PgBaseBackupSource, type PushConfig } from "../../agent/snapshot-push.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
@@ -103,6 +103,40 @@ describe("reading a data directory", () => {
       expect(taken.map((b) => b.length)).toEqual([READ_BYTES, READ_BYTES, READ_BYTES, 1234]);
       expect(new Set(seen.map((p) => p.buffer)).size).toBe(2);
       expect(seen[2]!.buffer).toBe(seen[0]!.buffer);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("reads a file of READ_ALONE_BYTES or more alone, small files several at a time, so a large file's chunks are not interleaved with others'", async () => {
+    // Prepare: small files around one large file; 4 readers.
+    const dir = tempDir("walvault-direct-alone-");
+    try {
+      for (const n of ["a1", "a2", "a3", "c1", "c2", "c3"]) writeFileSync(join(dir, n), Buffer.alloc(3 * READ_BYTES, n));
+      writeFileSync(join(dir, "b-large"), Buffer.alloc(READ_ALONE_BYTES, 7));
+      const pieces: string[] = [];
+      let open = 0;
+      let mostOpen = 0;
+      const sink = {
+        directory: () => undefined,
+        symlink: () => undefined,
+        file: async (p: string, _m: number, _t: Date, body: AsyncIterable<Uint8Array>) => {
+          mostOpen = Math.max(mostOpen, ++open);
+          for await (const _piece of body) {
+            pieces.push(p);
+            await new Promise((r) => setImmediate(r)); // let other readers interleave if they may
+          }
+          open--;
+        },
+      };
+      // Act
+      await readDataDirectory(dir, sink, { readers: 4, readSize: 8192, last: new Set() });
+      // Assess: the large file's pieces are one unbroken run; the small ones did overlap.
+      const first = pieces.indexOf("b-large");
+      const last = pieces.lastIndexOf("b-large");
+      expect(last - first + 1).toBe(READ_ALONE_BYTES / READ_BYTES);
+      expect(pieces.slice(first, last + 1).every((p) => p === "b-large")).toBe(true);
+      expect(mostOpen).toBeGreaterThan(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
