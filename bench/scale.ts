@@ -114,7 +114,7 @@ export const PRICES = {
  * failed executions and states (none in a passing phase), ALL about 1 KiB per
  * state entered. Standard workflows' logs are not per-execution costs here.
  */
-const EXPRESS_LOG_LEVEL: Record<string, "ERROR" | "ALL"> = { ingest: "ERROR", "wal-record": "ERROR" };
+const EXPRESS_LOG_LEVEL: Record<string, "ERROR" | "ALL"> = { ingest: "ERROR", "wal-record": "ERROR", "pack-ingest": "ERROR" };
 const LOG_BYTES_PER_STATE = 1024;
 
 const S3_PUT_TIER = new Set(["PUT", "COPY", "LIST", "DELETE_MULTI", "RESTORE", "MULTIPART", "OTHER"]);
@@ -271,6 +271,7 @@ function allStats(stack: LocalStack): Record<string, ExecutionStats> {
     ingest: stack.workflowStats.ingest,
     "wal-record": stack.walRecordStats,
     "snapshot-ingest": stack.workflowStats["snapshot-ingest"],
+    "pack-ingest": stack.workflowStats["pack-ingest"],
     restore: stack.restoreStats,
     replicate: stack.replicateStats,
     verify: stack.verifyStats,

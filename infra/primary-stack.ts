@@ -45,7 +45,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct, Node } from "constructs";
 import { DATABASE_ID_RE, FAILED_PREFIX, INCOMING_PREFIX, QUARANTINE_PREFIX } from "../core/keys.js";
-import { REPLICA_INDEX_PROJECTION, REPLICA_KEY_ATTRIBUTE, replicaIndexName, replicaPendingAttribute } from "../store/dynamo-catalog.js";
+import { CATALOG_TTL_ATTRIBUTE, REPLICA_INDEX_PROJECTION, REPLICA_KEY_ATTRIBUTE, replicaIndexName, replicaPendingAttribute } from "../store/dynamo-catalog.js";
 import { parseThawSetting, thawByDefaultSubstitution, type ThawSetting } from "../core/thaw.js";
 import { WORKFLOW_DEFINITIONS, stepNames } from "../core/workflows.js";
 import { missingSubstitutions } from "./asl.js";
@@ -412,6 +412,8 @@ export class PrimaryStack extends Stack {
       encryption: dynamodb.TableEncryptionV2.awsManagedKey(),
       deletionProtection: true,
       removalPolicy: RemovalPolicy.RETAIN,
+      // Only packs' promotion claims carry it (store/dynamo-catalog.ts CATALOG_TTL_ATTRIBUTE): they expire by themselves.
+      timeToLiveAttribute: CATALOG_TTL_ATTRIBUTE,
       replicas: replicas.map((r) => ({ region: r.region })),
       // What each replica region lacks (store/dynamo-catalog.ts, docs/replication.md): a sparse index per
       // region, so the replicate workflow's FindMissing reads only pending records. CloudFormation adds or
@@ -1192,6 +1194,8 @@ export class PrimaryStack extends Stack {
       catalog("RecordPacks", "BatchWriteItem"),
       // Skip packs already recorded (BatchGetItem); a landed pack's database must be registered (GetItem).
       catalog("ReadPackRecords", "BatchGetItem", "GetItem"),
+      // One promoter per pack: a conditional put of the pack's claim, read back when refused, ended when done.
+      catalog("ClaimPackPromotion", "PutItem", "UpdateItem"),
     );
     // checkReferenced: re-read the manifest, look every chunk (and the packs of reused ones) up, read backup_label's chunks (own objects or pack ranges).
     add(

@@ -105,6 +105,15 @@
  *   `next` when more may follow: pass it as `after`. Following `next` from the
  *   first page yields every record exactly once (a Query, never a Scan).
  *   An `after` that is not a SHA-256 rejects with InvalidInputError.
+ * - One promotion of a pack at a time (functions/snapshot/promote-packs.ts:
+ *   a pack's upload and its manifest both start one): claimPackPromotion(db,
+ *   name, owner, until, now) takes the pack's claim for `owner` until
+ *   `until` (ISO times, compared as strings) when nobody holds it, its holder
+ *   is `owner`, or its `until` is before `now`, and resolves undefined; else
+ *   it resolves the holder's `until`. releasePackPromotion(db, name, owner)
+ *   ends the claim (anyone may take it next) if `owner` still holds it. Claims are not pack
+ *   records: getPacks() and listPackPage() never see them. One conditional
+ *   write each.
  * - Pack retention, two phases (docs/retention.md, "Packs"):
  *   markPacksOrphaned(db, names, at) sets orphanedAt = at on each pack record
  *   that exists (replacing an earlier value) and resolves the names it
@@ -248,6 +257,10 @@ export interface Catalog {
   /** One page of chunk records (retention: memory bounded by the page, not the database). */
   listChunkPage(databaseId: string, after?: string, limit?: number): Promise<ChunkPage>;
   listPackPage(databaseId: string, after?: string, limit?: number): Promise<PackPage>;
+  /** Takes the claim to promote a pack (see the contract above): undefined when taken, else the holder's `until`. */
+  claimPackPromotion(databaseId: string, name: string, owner: string, until: string, now: string): Promise<string | undefined>;
+  /** Gives a claim up, if `owner` still holds it. */
+  releasePackPromotion(databaseId: string, name: string, owner: string): Promise<void>;
   /** Marks existing packs as deletion candidates at `at`; resolves the names marked. */
   markPacksOrphaned(databaseId: string, names: readonly string[], at: string): Promise<string[]>;
   /** Unmarks a pack; false when its record is gone. */

@@ -121,9 +121,20 @@ export const CATALOG_SORT_KEYS = {
   snapshotPrefix: "snap#",
   chunkPrefix: "chunk#",
   packPrefix: "pack#",
+  /** A pack being promoted (claimPackPromotion): not a pack record. */
+  promotingPrefix: "promoting#",
   verifyPrefix: "verify#",
   auditPrefix: "audit#",
 } as const;
+
+/**
+ * The table's TTL attribute (infra/primary-stack.ts), epoch seconds: only a
+ * pack's promotion claim carries it, an hour after the claim's end, so claims
+ * do not pile up (DynamoDB deletes expired items by itself, at no cost).
+ */
+export const CATALOG_TTL_ATTRIBUTE = "expiresAt";
+/** What a released claim's `until` becomes: before any time, so the next claim takes it at once. */
+const RELEASED = "1970-01-01T00:00:00.000Z";
 
 /** The attribute every WAL and snapshot item carries as the replication indexes' sort key: `<databaseId>#<sk>`. */
 export const REPLICA_KEY_ATTRIBUTE = "replicaKey";
@@ -1032,6 +1043,50 @@ export class DynamoCatalog implements Catalog {
       }
     });
     return unique.filter((n) => marked.has(n));
+  }
+
+  async claimPackPromotion(databaseId: string, name: string, owner: string, until: string, now: string): Promise<string | undefined> {
+    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
+    const key = { pk: databasePk(databaseId), sk: `${CATALOG_SORT_KEYS.promotingPrefix}${checked}` };
+    // A claim released between the refused put and the read: try once more; still contested, report it as ending now.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const taken = await this.conditional(
+        () =>
+          this.doc.send(
+            new PutCommand({
+              TableName: this.tableName,
+              Item: { ...key, databaseId, name: checked, owner, until, [CATALOG_TTL_ATTRIBUTE]: Math.ceil(Date.parse(until) / 1000) + 3600 },
+              ConditionExpression: "attribute_not_exists(pk) OR #owner = :owner OR #until < :now",
+              ExpressionAttributeNames: { "#owner": "owner", "#until": "until" },
+              ExpressionAttributeValues: { ":owner": owner, ":now": now },
+            }),
+          ),
+        "PutItem (claim pack promotion)",
+      );
+      if (taken) return undefined;
+      const held = await this.getItem(key.pk, key.sk, "GetItem (pack promotion claim)");
+      if (held !== undefined) return String(held.until);
+    }
+    return now;
+  }
+
+  async releasePackPromotion(databaseId: string, name: string, owner: string): Promise<void> {
+    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
+    // Ended, not deleted (snapshot ingest deletes nothing); the TTL removes the item later.
+    await this.conditional(
+      () =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: databasePk(databaseId), sk: `${CATALOG_SORT_KEYS.promotingPrefix}${checked}` },
+            UpdateExpression: "SET #until = :released",
+            ConditionExpression: "#owner = :owner",
+            ExpressionAttributeNames: { "#owner": "owner", "#until": "until" },
+            ExpressionAttributeValues: { ":owner": owner, ":released": RELEASED },
+          }),
+        ),
+      "UpdateItem (release pack promotion)",
+    );
   }
 
   async clearPackOrphaned(databaseId: string, name: string): Promise<boolean> {

@@ -32,7 +32,15 @@
  *
  * A pack already recorded and not marked by retention (promoted as it
  * landed, below, or by an earlier run) is skipped: its record is written
- * after its object and every chunk record. One marked is promoted again,
+ * after its object and every chunk record. A pack is promoted by one
+ * invocation at a time: its upload and its manifest both start a promotion,
+ * and the manifest usually lands while the upload's is still verifying the
+ * last packs. The promoter takes the pack's claim in the catalog
+ * (claimPackPromotion, until the step's timeout); another waits, polling the
+ * pack's record every CLAIM_POLL_MS, and skips the pack once it is recorded,
+ * or takes the claim when it is released or has expired (a promoter that
+ * failed or died) and looks at the record once more before promoting. Without it both verified the pack and wrote every
+ * chunk record twice (+50% catalog writes for a first snapshot). One marked is promoted again,
  * which writes its record anew without the mark (docs/retention.md "Packs").
  *
  * The same function promotes a pack **as it lands** (the pack-ingest
@@ -43,6 +51,8 @@
  * uploading the snapshot's other packs meanwhile, so by the time the
  * manifest lands most of its packs are recorded and its ingest skips them.
  */
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { decodeWith } from "../../core/codec.js";
 import { ChecksumMismatchError, CodecError, InvalidInputError, NotFoundError, UnknownDatabaseError } from "../../core/errors.js";
@@ -51,6 +61,7 @@ import { incomingPackKey, parseIncomingSnapshotKey, vaultPackKey } from "../../c
 import { parsePackIndex, verifyPack, type PackEntry } from "../../core/pack.js";
 import { objectCreatedEventSchema, type ChunkItem, type PackItem } from "../../core/schemas.js";
 import { packObjectMeta } from "../../core/snapshot.js";
+import { stepsOf } from "../../core/workflows.js";
 import { ZstdInto } from "../../core/zstd-into.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
@@ -142,6 +153,35 @@ async function promotePack(deps: Deps, databaseId: string, name: string): Promis
   return { written, chunks: chunks.length };
 }
 
+/** How long a pack's claim lasts: the step's timeout (an invocation cannot hold it longer). */
+const CLAIM_MS = stepsOf("snapshot-ingest").promotePacks.timeoutSeconds * 1000;
+/** How often a promotion waiting for another one looks at the pack's record and claim again. */
+export const CLAIM_POLL_MS = 250;
+
+/**
+ * Promotes a pack unless it is (or gets) recorded meanwhile, one promoter at
+ * a time (see the header); resolves whether this invocation wrote it to the
+ * vault and how many chunk records it wrote.
+ */
+async function promoteOnce(deps: Deps, databaseId: string, name: string): Promise<{ written: boolean; chunks: number }> {
+  const owner = randomUUID();
+  for (;;) {
+    if ((await promotedPacks(deps.catalog, databaseId, [name])).has(name)) return { written: false, chunks: 0 };
+    const now = Date.now();
+    const held = await deps.catalog.claimPackPromotion(databaseId, name, owner, new Date(now + CLAIM_MS).toISOString(), new Date(now).toISOString());
+    if (held === undefined) break;
+    await sleep(CLAIM_POLL_MS);
+  }
+  try {
+    // Read again under the claim: a holder writes the record before it lets the claim go, so a claim taken after
+    // its release (between this invocation's last look and its claim) finds the record here (reads are consistent).
+    if ((await promotedPacks(deps.catalog, databaseId, [name])).has(name)) return { written: false, chunks: 0 };
+    return await promotePack(deps, databaseId, name);
+  } finally {
+    await deps.catalog.releasePackPromotion(databaseId, name, owner).catch(() => undefined); // it expires anyway
+  }
+}
+
 /** A pack upload landed (the pack-ingest workflow): promote it now unless it already is. */
 async function promoteLanded(deps: Deps, event: z.infer<typeof objectCreatedEventSchema>): Promise<{ pack: string; promoted: boolean; present: boolean }> {
   const { name: bucket } = event.detail.bucket;
@@ -153,8 +193,7 @@ async function promoteLanded(deps: Deps, event: z.infer<typeof objectCreatedEven
   if (parsed.object !== "pack") throw new InvalidInputError(`object key '${key}' is not a pack upload (incoming/db/<databaseId>/packs/<sha256>)`);
   const { databaseId, name } = parsed;
   if (!(await deps.catalog.getDatabase(databaseId))) throw new UnknownDatabaseError(`database '${databaseId}' is not registered`);
-  if ((await promotedPacks(deps.catalog, databaseId, [name])).has(name)) return { pack: name, promoted: false, present: true };
-  const r = await promotePack(deps, databaseId, name);
+  const r = await promoteOnce(deps, databaseId, name);
   return { pack: name, promoted: r.written, present: !r.written };
 }
 
@@ -176,7 +215,7 @@ export async function handler(input: unknown): Promise<PromotePacksOutput> {
   let chunks = 0;
   for (const name of packs) {
     if (recorded.has(name)) continue;
-    const r = await promotePack(deps, snapshot.databaseId, name);
+    const r = await promoteOnce(deps, snapshot.databaseId, name);
     if (r.written) promoted++;
     chunks += r.chunks;
   }

@@ -14,7 +14,7 @@ import { snapshotPush, type SnapshotPushResult } from "../../agent/snapshot-push
 import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { handler as checkReferenced, type CheckReferencedOutput } from "../../functions/snapshot/check-referenced.js";
 import { handler as validateManifest } from "../../functions/snapshot/validate-manifest.js";
-import { recordingCalls, stackClients, tempDir, type StackClients } from "../support/harness.js";
+import { recordingCalls, stackClients, stackDeps, tempDir, type StackClients } from "../support/harness.js";
 import { seededBytes } from "../support/retention.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
@@ -49,15 +49,7 @@ function tree(name: string, files: number, seed: number): string {
 async function checkAgain(pushed: SnapshotPushResult): Promise<{ out: CheckReferencedOutput; getChunks: string[]; missingChunks: string[] }> {
   const counting = recordingCalls(clients.catalog, ["getChunks", "missingChunks"]);
   // Every dependency is replaced; the environment is the stack's own (startLocalStack sets it), as the handlers' is.
-  overrideDeps({
-    region: stack.config.region,
-    incomingBucket: stack.config.incomingBucket,
-    vaultBucket: stack.config.vaultBucket,
-    incoming: clients.store,
-    vault: clients.store,
-    catalog: counting.proxy,
-    replicas: [],
-  });
+  overrideDeps(stackDeps(stack, clients, counting.proxy));
   const event = {
     "detail-type": "Object Created",
     source: "aws.s3",

@@ -427,6 +427,8 @@ describe("catalog table", () => {
       ],
       BillingMode: "PAY_PER_REQUEST",
       SSESpecification: { SSEEnabled: true, SSEType: "KMS" },
+      // Packs' promotion claims expire by themselves (the only items carrying it).
+      TimeToLiveSpecification: { AttributeName: "expiresAt", Enabled: true },
     });
     for (const replica of table.Properties?.Replicas as Record<string, unknown>[]) {
       expect(replica).toMatchObject({
@@ -842,7 +844,7 @@ describe("snapshot ingest functions", () => {
       validateManifest: ["dynamodb:BatchGetItem", "dynamodb:GetItem"],
       validatePages: ["dynamodb:BatchGetItem"],
       promoteChunks: ["dynamodb:BatchWriteItem"],
-      promotePacks: ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem"],
+      promotePacks: ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
       checkReferenced: ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
       promoteManifest: [],
       recordSnapshot: ["dynamodb:GetItem", "dynamodb:PutItem"],

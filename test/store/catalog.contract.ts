@@ -1256,6 +1256,31 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect((await catalog.getPack(DB, b.name))?.orphanedAt).toBe(at);
       });
 
+      it("claimPackPromotion gives a pack to one owner until its claim expires or is released; claims are not pack records", async () => {
+        // Prepare
+        const name = sha("claimed");
+        const t = (m: number): string => new Date(Date.UTC(2026, 11, 3, 12, m)).toISOString();
+        // Act
+        const first = await catalog.claimPackPromotion(DB, name, "owner-a", t(10), t(0));
+        const refused = await catalog.claimPackPromotion(DB, name, "owner-b", t(11), t(5));
+        const again = await catalog.claimPackPromotion(DB, name, "owner-a", t(12), t(6));
+        const afterExpiry = await catalog.claimPackPromotion(DB, name, "owner-b", t(30), t(20));
+        await catalog.releasePackPromotion(DB, name, "owner-a"); // no longer its claim: nothing happens
+        const stillHeld = await catalog.claimPackPromotion(DB, name, "owner-c", t(31), t(21));
+        await catalog.releasePackPromotion(DB, name, "owner-b");
+        const afterRelease = await catalog.claimPackPromotion(DB, name, "owner-c", t(32), t(22));
+        // Assess
+        expect(first).toBeUndefined();
+        expect(refused).toBe(t(10));
+        expect(again).toBeUndefined();
+        expect(afterExpiry).toBeUndefined();
+        expect(stillHeld).toBe(t(30));
+        expect(afterRelease).toBeUndefined();
+        expect(await catalog.getPacks(DB, [name])).toEqual([]);
+        expect((await catalog.listPackPage(DB)).packs.map((p) => p.name)).not.toContain(name);
+        expect(await rejection(catalog.claimPackPromotion(DB, "not-a-hash", "o", t(1), t(0)))).toBeInstanceOf(InvalidInputError);
+      });
+
       it("deletePackIfOrphaned deletes only a record carrying exactly that orphanedAt", async () => {
         // Prepare
         const a = pack(sha("a"));

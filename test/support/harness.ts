@@ -7,6 +7,7 @@ import { mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
+import type { Deps } from "../../functions/deps.js";
 import type { Catalog } from "../../store/catalog.js";
 import { createCatalog, createObjectStore } from "../../store/factory.js";
 import type { ObjectStore } from "../../store/object-store.js";
@@ -168,4 +169,22 @@ export function recordingCalls<T extends object, M extends keyof T & string>(tar
     },
   });
   return { proxy, calls };
+}
+
+/**
+ * Handler dependencies (functions/deps.ts overrideDeps) that are the stack's
+ * own stores, with `catalog` in place of its catalog (e.g. one wrapped to
+ * count calls): a handler run in the test's process then reads and writes
+ * what the stack's workflows do.
+ */
+export function stackDeps(stack: TestStack, clients: StackClients, catalog: Catalog = clients.catalog): Partial<Deps> {
+  return {
+    region: stack.config.region,
+    incomingBucket: stack.config.incomingBucket,
+    vaultBucket: stack.config.vaultBucket,
+    incoming: clients.store,
+    vault: clients.store,
+    catalog,
+    replicas: [],
+  };
 }
