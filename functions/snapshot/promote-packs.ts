@@ -32,16 +32,18 @@
  *
  * A pack already recorded and not marked by retention (promoted as it
  * landed, below, or by an earlier run) is skipped: its record is written
- * after its object and every chunk record. A pack is promoted by one
- * invocation at a time: its upload and its manifest both start a promotion,
- * and the manifest usually lands while the upload's is still verifying the
- * last packs. The promoter takes the pack's claim in the catalog
- * (claimPackPromotion, until the step's timeout); another waits, polling the
- * pack's record every CLAIM_POLL_MS, and skips the pack once it is recorded,
- * or takes the claim when it is released or has expired (a promoter that
- * failed or died) and looks at the record once more before promoting. Without it both verified the pack and wrote every
- * chunk record twice (+50% catalog writes for a first snapshot). One marked is promoted again,
+ * after its object and every chunk record. One marked is promoted again,
  * which writes its record anew without the mark (docs/retention.md "Packs").
+ *
+ * A pack is promoted by one invocation at a time: its upload and its
+ * manifest both start a promotion, and the manifest usually lands while the
+ * upload's is still verifying the last packs. The promoter takes the pack's
+ * claim in the catalog (claimPackPromotion, until the step's timeout);
+ * another waits, polling the pack's record every CLAIM_POLL_MS, and skips
+ * the pack once it is recorded, or takes the claim when it is released or
+ * has expired (a promoter that failed or died) and looks at the record once
+ * more before promoting. Without it both verified the pack and wrote every
+ * chunk record twice (+50% catalog writes for a first snapshot).
  *
  * The same function promotes a pack **as it lands** (the pack-ingest
  * workflow, started by the upload: input { landed: EventBridge Object
