@@ -1615,7 +1615,8 @@ export async function waitRecorded(
   /** The workflow's note on a run that ended without recording or quarantining (agent/wal-push.ts): IngestRetryableError. */
   note?: FailureNoteSource & { since: Date },
 ): Promise<SnapshotRecord> {
-  const started = Date.now();
+  // The monotonic clock: a step of the wall clock (NTP) must not end the wait early.
+  const started = performance.now();
   const deadline = started + timeoutMs;
   let delay = FAST_POLL_MS;
   let polls = 0;
@@ -1629,7 +1630,7 @@ export async function waitRecorded(
       }
       return rec;
     }
-    if (++polls % 3 === 0 || Date.now() + delay >= deadline) {
+    if (++polls % 3 === 0 || performance.now() + delay >= deadline) {
       // Snapshot ingest records a rejected manifest as `snapshots/<snapshotId>/manifest.json`.
       const q = await catalog.listQuarantine(databaseId, `snapshots/${snapshotId}/manifest.json`);
       const last = q.at(-1);
@@ -1637,15 +1638,15 @@ export async function waitRecorded(
       const failed = note ? await readFailureNote(note, `snapshot ${snapshotId}`, note.since, "pushing the snapshot again will ingest it") : undefined;
       if (failed && !(await catalog.getSnapshot(databaseId, snapshotId))) throw failed;
     }
-    if (Date.now() >= deadline) {
+    if (performance.now() >= deadline) {
       throw new TimeoutError(
         `snapshot ${snapshotId} was uploaded (${manifestKey}) but the catalog did not record it within ${Math.round(timeoutMs / 1000)} s; ` +
           `check the snapshot ingest workflow (\`walvault snapshot list\` shows it once recorded)`,
       );
     }
-    onTick?.((Date.now() - started) / 1000);
-    await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
-    delay = nextPollDelay(Date.now() - started, delay);
+    onTick?.((performance.now() - started) / 1000);
+    await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - performance.now()))));
+    delay = nextPollDelay(performance.now() - started, delay);
   }
 }
 

@@ -431,8 +431,9 @@ export async function waitStored(
   expectedMs?: number,
   note?: FailureNoteSource,
 ): Promise<WalRecord> {
-  const deadline = Date.now() + timeoutMs;
-  const started = Date.now();
+  // The monotonic clock: a step of the wall clock (NTP) must not end the wait early (a CI run saw one).
+  const started = performance.now();
+  const deadline = started + timeoutMs;
   let delay = 10;
   let polls = 0;
   if (expectedMs !== undefined && expectedMs > 20) {
@@ -444,17 +445,17 @@ export async function waitStored(
       if (rec.sha256 !== sha256) throw conflict(name, databaseId, rec.sha256, sha256);
       return rec;
     }
-    if (++polls % 4 === 0 || Date.now() + delay >= deadline) {
+    if (++polls % 4 === 0 || performance.now() + delay >= deadline) {
       const settled = await settledElsewhere(catalog, databaseId, name, sha256, since, note);
       if (settled) return settled;
     }
-    if (Date.now() >= deadline) {
+    if (performance.now() >= deadline) {
       throw new TimeoutError(
         `${name} was uploaded but the catalog did not record it within ${Math.round(timeoutMs / 1000)} s; ` +
           `PostgreSQL will retry (the upload is idempotent) — check the ingest workflow`,
       );
     }
     await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 1.25, Date.now() - started > 10_000 ? 500 : 100);
+    delay = Math.min(delay * 1.25, performance.now() - started > 10_000 ? 500 : 100);
   }
 }
