@@ -211,12 +211,10 @@ export async function handler(input: unknown): Promise<PromotePacksOutput> {
   if ("landed" in parsed) return promoteLanded(deps, parsed.landed);
   const { snapshot, batch } = parsed;
   const packs = batch.packs ?? (await readBatchFile(deps, snapshot, batch.index, packBatchFileSchema)).packs;
-  // ValidateManifest left out the packs recorded by then; one promoted as it landed since is skipped here.
-  const recorded = await promotedPacks(deps.catalog, snapshot.databaseId, packs);
+  // ValidateManifest left out the packs recorded by then; one promoted as it landed since is skipped by promoteOnce.
   let promoted = 0;
   let chunks = 0;
   for (const name of packs) {
-    if (recorded.has(name)) continue;
     const r = await promoteOnce(deps, snapshot.databaseId, name);
     if (r.written) promoted++;
     chunks += r.chunks;
