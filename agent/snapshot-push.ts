@@ -761,6 +761,11 @@ class ChunkPipeline {
     await this.reserve(own.length);
     const slot: Slot = { sha256, size: bytes.length, bytes: own, heldSize: own.length };
     this.pending.set(sha256, slot);
+    if (this.d.catalogEmpty) {
+      // Nothing to look up: every chunk this push has not met is new.
+      this.track(this.uploads.run(() => this.upload(slot)));
+      return slot;
+    }
     this.batch.push(slot);
     this.batchBytes += bytes.length;
     if (this.batch.length >= this.d.lookupBatchSize || this.batchBytes >= this.maxBatchBytes) this.flush();
@@ -875,10 +880,6 @@ class ChunkPipeline {
 
   private async lookup(batch: Slot[]): Promise<void> {
     if (this.failure) return;
-    if (this.d.catalogEmpty) {
-      for (const slot of batch) this.track(this.uploads.run(() => this.upload(slot)));
-      return;
-    }
     this.catalogBatches++;
     this.catalogChunks += batch.length;
     const missing = new Set(await this.d.catalog.missingChunks(this.d.databaseId, batch.map((s) => s.sha256)));
