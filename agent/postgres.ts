@@ -28,6 +28,7 @@
  * /usr/lib/postgresql/<v>/bin (Debian/Ubuntu), /usr/pgsql-<v>/bin (RHEL),
  * Homebrew prefixes, then `pg_config --bindir` and PATH.
  */
+import { deadlineIn } from "../core/deadline.js";
 import { spawn, spawnSync, type SpawnOptions } from "node:child_process";
 import { createServer } from "node:net";
 import { existsSync, readdirSync } from "node:fs";
@@ -497,11 +498,11 @@ export class ScratchPostgres {
 
   /** Polls pg_isready until the server accepts connections. */
   async waitReady(timeoutMs = 60_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = deadlineIn(timeoutMs);
     for (;;) {
       const r = await this.run("pg_isready", ["-q", "-t", "2"], { allowFailure: true });
       if (r.code === 0) return;
-      if (Date.now() > deadline) {
+      if (deadline.passed()) {
         throw new PostgresHarnessError(
           `PostgreSQL in ${this.dataDir} not ready after ${timeoutMs} ms\n--- ${this.logFile} ---\n${await this.logTail(20)}`,
         );
@@ -516,7 +517,7 @@ export class ScratchPostgres {
    * recovery_target_action=promote. Fails early, with the log, if the server stops.
    */
   async waitForRecoveryEnd(timeoutMs = 120_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = deadlineIn(timeoutMs);
     for (;;) {
       const r = await this.run("psql", ["-X", "-A", "-t", "-q", "-c", "select pg_is_in_recovery()"], {
         allowFailure: true,
@@ -527,7 +528,7 @@ export class ScratchPostgres {
           `PostgreSQL in ${this.dataDir} stopped during recovery\n--- ${this.logFile} ---\n${await this.logTail(30)}`,
         );
       }
-      if (Date.now() > deadline) {
+      if (deadline.passed()) {
         throw new PostgresHarnessError(
           `PostgreSQL in ${this.dataDir} still in recovery after ${timeoutMs} ms\n--- ${this.logFile} ---\n${await this.logTail(20)}`,
         );

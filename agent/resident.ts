@@ -11,6 +11,7 @@
  * that was pushed, and when the agent is not running wal-push does the push
  * itself.
  */
+import { deadlineIn } from "../core/deadline.js";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { existsSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, join } from "node:path";
@@ -182,7 +183,7 @@ export async function startResidentAgent(
    */
   async function pushRetrying(path: string, wait: WaitLevel, timeoutMs: number, cwd: string, patient: boolean): Promise<WalPushResult> {
     const name = basename(path);
-    const deadline = Date.now() + timeoutMs;
+    const deadline = deadlineIn(timeoutMs);
     let delayMs = 100;
     let triedNewConfig = false;
     refresh();
@@ -190,7 +191,7 @@ export async function startResidentAgent(
       try {
         return await walPush(path, source.cfg, source.clients, {
           wait,
-          timeoutMs: Math.max(1000, deadline - Date.now()),
+          timeoutMs: Math.max(1000, deadline.left()),
           cwd,
           ...(storeMsAvg ? { expectedStoreMs: storeMsAvg } : {}),
         });
@@ -203,7 +204,7 @@ export async function startResidentAgent(
         if (!patient) throw e;
         struggling.set(name, e);
         const pause = delayMs / 2 + Math.random() * (delayMs / 2);
-        if (Date.now() + pause >= deadline) throw e;
+        if (pause >= deadline.left()) throw e;
         await sleep(pause);
         delayMs = Math.min(delayMs * 2, 5000);
         if (closed) throw e;
@@ -229,7 +230,7 @@ export async function startResidentAgent(
     for (const name of ready) {
       if (ahead.size >= opts.concurrency) break;
       if (ahead.has(name) || stored.has(name) || inFlight.has(name)) continue;
-      if ((failedUntil.get(name)?.until ?? 0) > Date.now()) continue;
+      if ((failedUntil.get(name)?.until ?? 0) > performance.now()) continue;
       const path = join(opts.pgdata, "pg_wal", name);
       if (!existsSync(path)) continue;
       ahead.add(name);
@@ -241,7 +242,7 @@ export async function startResidentAgent(
         .catch((e: unknown) => {
           stats.aheadFailed++;
           const delayMs = Math.min((failedUntil.get(name)?.delayMs ?? 500) * 2, 60_000);
-          failedUntil.set(name, { until: Date.now() + delayMs, delayMs });
+          failedUntil.set(name, { until: performance.now() + delayMs, delayMs });
           if (failedUntil.size > CACHE_LIMIT) failedUntil.delete(failedUntil.keys().next().value!);
           opts.log(`push-ahead of ${name} failed (archive_command will retry it; next try in ${delayMs / 1000} s): ${describeError(e)}`);
         })

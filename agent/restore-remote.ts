@@ -17,6 +17,7 @@
  * TimeoutError. Stopping this command (Ctrl-C, --timeout) does not stop the
  * execution: its ARN is printed first.
  */
+import { deadlineIn } from "../core/deadline.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AgentConfig } from "../core/config.js";
 import * as errors from "../core/errors.js";
@@ -156,14 +157,14 @@ export interface WaitOptions {
 
 /** Polls DescribeExecution until the execution is over; resolves with its last description, whatever the status. */
 export async function waitForExecution(runner: WorkflowRunner, executionId: string, opts: WaitOptions = {}): Promise<ExecutionState> {
-  const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
+  const deadline = opts.timeoutMs === undefined ? undefined : deadlineIn(opts.timeoutMs);
   const maxPoll = opts.maxPollMs ?? 5000;
   let delay = opts.pollMs ?? 250;
   for (;;) {
     const state = await runner.describe(executionId);
     opts.onState?.(state);
     if (FINAL_STATUSES.has(state.status)) return state;
-    const left = deadline - Date.now();
+    const left = deadline ? deadline.left() : Infinity;
     if (left <= 0) {
       throw new TimeoutError(
         `${executionId} is still ${state.status} after ${Math.round((opts.timeoutMs ?? 0) / 1000)} s; it goes on: follow it in the Step Functions console`,

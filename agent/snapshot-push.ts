@@ -88,6 +88,7 @@ import { createReadStream, existsSync } from "node:fs";
 import { lstat, readdir, readlink, stat } from "node:fs/promises";
 import { endianness } from "node:os";
 import { join } from "node:path";
+import { deadlineIn } from "../core/deadline.js";
 import { chunkStream, chunkerDescriptor, DEFAULT_CHUNKER, type ChunkerParams } from "../core/chunking.js";
 import { decodeWith, DEFAULT_CODEC, getCodec, type Codec, type CodecName } from "../core/codec.js";
 import type { AgentConfig } from "../core/config.js";
@@ -1616,9 +1617,8 @@ export async function waitRecorded(
   /** The workflow's note on a run that ended without recording or quarantining (agent/wal-push.ts): IngestRetryableError. */
   note?: FailureNoteSource & { since: Date },
 ): Promise<SnapshotRecord> {
-  // The monotonic clock: a step of the wall clock (NTP) must not end the wait early.
   const started = performance.now();
-  const deadline = started + timeoutMs;
+  const deadline = deadlineIn(timeoutMs);
   let delay = FAST_POLL_MS;
   let polls = 0;
   for (;;) {
@@ -1631,7 +1631,7 @@ export async function waitRecorded(
       }
       return rec;
     }
-    if (++polls % 3 === 0 || performance.now() + delay >= deadline) {
+    if (++polls % 3 === 0 || deadline.left() <= delay) {
       // Snapshot ingest records a rejected manifest as `snapshots/<snapshotId>/manifest.json`.
       const q = await catalog.listQuarantine(databaseId, `snapshots/${snapshotId}/manifest.json`);
       const last = q.at(-1);
@@ -1639,14 +1639,14 @@ export async function waitRecorded(
       const failed = note ? await readFailureNote(note, `snapshot ${snapshotId}`, note.since, "pushing the snapshot again will ingest it") : undefined;
       if (failed && !(await catalog.getSnapshot(databaseId, snapshotId))) throw failed;
     }
-    if (performance.now() >= deadline) {
+    if (deadline.passed()) {
       throw new TimeoutError(
         `snapshot ${snapshotId} was uploaded (${manifestKey}) but the catalog did not record it within ${Math.round(timeoutMs / 1000)} s; ` +
           `check the snapshot ingest workflow (\`walvault snapshot list\` shows it once recorded)`,
       );
     }
     onTick?.((performance.now() - started) / 1000);
-    await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - performance.now()))));
+    await new Promise((r) => setTimeout(r, Math.min(delay, deadline.left())));
     delay = nextPollDelay(performance.now() - started, delay);
   }
 }

@@ -41,6 +41,8 @@ import {
   TRANSIENT_WORKFLOW_ERRORS,
   UnknownDatabaseError,
 } from "../core/errors.js";
+import { deadlineIn } from "../core/deadline.js";
+import type { Deadline } from "../core/deadline.js";
 import { sha256Hex } from "../core/hash.js";
 import { failedMarkerKey, incomingWalKey, vaultWalDirectKey } from "../core/keys.js";
 import { lambdaCauseMessage, safeText } from "../core/text.js";
@@ -148,12 +150,14 @@ export async function walPush(
   if (existing) {
     if (existing.sha256 !== sha256) throw conflict(name, databaseId, existing.sha256, sha256);
     if (opts.wait !== "none" && opts.wait !== "stored") {
-      await waitReplicated(clients.catalog, existing, opts.wait, (cfg.replicas ?? []).map((r) => r.region), cfg.region, Date.now() + opts.timeoutMs);
+      await waitReplicated(clients.catalog, existing, opts.wait, (cfg.replicas ?? []).map((r) => r.region), cfg.region, deadlineIn(opts.timeoutMs));
     }
     return { name, outcome: "already-archived", sha256, size: content.length, storedSize: existing.storedSize };
   }
   const encoded = await encoding!;
-  const startedAt = new Date();
+  const startedAt = new Date(); // wall time: compared with the record's and the execution's times
+  const limit = deadlineIn(opts.timeoutMs);
+  const t0 = performance.now();
   const key = incomingWalKey(databaseId, name);
   const meta = { ...objectMeta({ sha256, codec: codec.name, size: content.length }), [META_DATABASE]: databaseId };
   // Both paths: a failed execution leaves failed/incoming/db/<id>/wal/<name>.json (wal-record.asl.json writes the same key).
@@ -180,7 +184,7 @@ export async function walPush(
       );
       // A wait for the primary only: the execution's output carries the stored size; no catalog read after it.
       const stored = opts.wait === "stored" ? storedFromOutput(ended, name, sha256) : undefined;
-      if (stored) return { name, outcome: "stored", sha256, size: content.length, storedSize: stored.storedSize, storeMs: Date.now() - startedAt.getTime() };
+      if (stored) return { name, outcome: "stored", sha256, size: content.length, storedSize: stored.storedSize, storeMs: Math.round(performance.now() - t0) };
       record = await recordAfter(ended, clients.catalog, databaseId, name, sha256, startedAt, note);
     } else {
       await callWalRecord(cfg, opts.workflows, (runner, arn) => runner.start(arn, input));
@@ -190,10 +194,9 @@ export async function walPush(
   }
   if (opts.wait === "none") return { name, outcome: "uploaded", sha256, size: content.length, storedSize: encoded.length };
   record ??= await waitStored(clients.catalog, databaseId, name, sha256, startedAt, opts.timeoutMs, opts.expectedStoreMs, note);
-  const storeMs = Date.now() - startedAt.getTime();
+  const storeMs = Math.round(performance.now() - t0);
   if (opts.wait !== "stored") {
-    const deadline = startedAt.getTime() + opts.timeoutMs;
-    await waitReplicated(clients.catalog, record, opts.wait, replicaRegions, cfg.region, deadline);
+    await waitReplicated(clients.catalog, record, opts.wait, replicaRegions, cfg.region, limit);
     return { name, outcome: "replicated", sha256, size: content.length, storedSize: record.storedSize, storeMs };
   }
   return { name, outcome: "stored", sha256, size: content.length, storedSize: record.storedSize, storeMs };
@@ -292,7 +295,7 @@ export async function recordAfter(
 
 /**
  * Polls the record until it is durable at `level` (every 50 ms, growing to
- * 500 ms). Past `deadline`: TimeoutError naming the regions that have not
+ * 500 ms). Past `deadline` (monotonic): TimeoutError naming the regions that have not
  * confirmed (and why, when a region's copy is recorded as failed).
  */
 export async function waitReplicated(
@@ -301,14 +304,14 @@ export async function waitReplicated(
   level: WaitLevel,
   replicaRegions: readonly string[],
   primaryRegion: string,
-  deadline: number,
+  deadline: Deadline,
 ): Promise<WalRecord> {
   let rec = first;
   let delay = 50;
   for (;;) {
     const d = durableAt(rec, level, replicaRegions);
     if (d.ok) return rec;
-    if (Date.now() >= deadline) {
+    if (deadline.passed()) {
       const have = [primaryRegion, ...replicaRegions.filter((r) => !d.missing.includes(r))];
       const why = d.missing
         .map((r) => (rec.replicas[r]?.status === "failed" ? `${r} (copy failed: ${rec.replicas[r]!.error ?? "unknown"})` : r))
@@ -319,7 +322,7 @@ export async function waitReplicated(
           `(walvault status shows each region's lag)`,
       );
     }
-    await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+    await new Promise((r) => setTimeout(r, Math.min(delay, deadline.left())));
     delay = Math.min(delay * 1.5, 500);
     rec = (await catalog.getWal(rec.databaseId, rec.name)) ?? rec;
   }
@@ -431,9 +434,8 @@ export async function waitStored(
   expectedMs?: number,
   note?: FailureNoteSource,
 ): Promise<WalRecord> {
-  // The monotonic clock: a step of the wall clock (NTP) must not end the wait early (a CI run saw one).
   const started = performance.now();
-  const deadline = started + timeoutMs;
+  const deadline = deadlineIn(timeoutMs);
   let delay = 10;
   let polls = 0;
   if (expectedMs !== undefined && expectedMs > 20) {
@@ -445,11 +447,11 @@ export async function waitStored(
       if (rec.sha256 !== sha256) throw conflict(name, databaseId, rec.sha256, sha256);
       return rec;
     }
-    if (++polls % 4 === 0 || performance.now() + delay >= deadline) {
+    if (++polls % 4 === 0 || deadline.left() <= delay) {
       const settled = await settledElsewhere(catalog, databaseId, name, sha256, since, note);
       if (settled) return settled;
     }
-    if (performance.now() >= deadline) {
+    if (deadline.passed()) {
       throw new TimeoutError(
         `${name} was uploaded but the catalog did not record it within ${Math.round(timeoutMs / 1000)} s; ` +
           `PostgreSQL will retry (the upload is idempotent) — check the ingest workflow`,

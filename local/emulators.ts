@@ -4,6 +4,7 @@
  * in a Java process. Both die with their parent; one that dies on its own is
  * started again on its port (see "supervision").
  */
+import { deadlineIn } from "../core/deadline.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -462,7 +463,7 @@ async function launchDynamo(port: number, opts: StartDynamoOptions): Promise<Dyn
     credentials: LOCAL_CREDENTIALS,
     maxAttempts: 1,
   });
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
+  const deadline = deadlineIn(opts.startTimeoutMs ?? 30_000);
   let exited = false;
   child.once("exit", () => {
     exited = true;
@@ -476,7 +477,7 @@ async function launchDynamo(port: number, opts: StartDynamoOptions): Promise<Dyn
         await client.send(new ListTablesCommand({ Limit: 1 }));
         break;
       } catch (e) {
-        if (Date.now() > deadline) {
+        if (deadline.passed()) {
           throw new TimeoutError(`DynamoDB Local did not answer on ${endpoint} within ${opts.startTimeoutMs ?? 30_000} ms: ${output.trim()}`, {
             cause: e,
           });

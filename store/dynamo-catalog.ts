@@ -42,6 +42,7 @@
  * dynamodb:BatchGetItem and ingest dynamodb:BatchWriteItem. Items hold the record fields
  * plus pk/sk; reads strip the keys and parse with core/schemas.ts.
  */
+import { deadlineIn } from "../core/deadline.js";
 import { isNetworkError } from "./aws-errors.js";
 import {
   ConditionalCheckFailedException,
@@ -1355,7 +1356,7 @@ export async function createTable(client: DynamoDBClient, tableName: string, opt
   } catch (e) {
     if (errorName(e) !== "ResourceInUseException") throw tableError(`create table '${tableName}'`, where, e);
   }
-  const deadline = Date.now() + timeoutMs;
+  const deadline = deadlineIn(timeoutMs);
   const added = new Set<string>();
   for (;;) {
     let table: TableDescription | undefined;
@@ -1385,7 +1386,7 @@ export async function createTable(client: DynamoDBClient, tableName: string, opt
       added.add(r);
       continue;
     }
-    if (Date.now() > deadline) {
+    if (deadline.passed()) {
       throw new TimeoutError(`DynamoDB table '${tableName}' at ${where} is not ACTIVE with its indexes after ${timeoutMs} ms (status ${table?.TableStatus ?? "unknown"})`);
     }
     await new Promise((r) => setTimeout(r, 250));
