@@ -3,8 +3,8 @@
  * the previous manifest holds and those this push has settled. A Map of
  * strings to objects costs ~400 bytes per chunk (a 64-character key, an
  * object, a Map entry): 874 MiB at 100 GB (819,200 chunks). Here a chunk is
- * 41 bytes in typed arrays (the 32-byte digest, raw and stored sizes, codec
- * and two flags), open addressing with linear probing at most 3/4 full:
+ * 45 bytes in typed arrays (the 32-byte digest, raw and stored sizes, the
+ * pack it went into, codec and two flags), open addressing with linear probing at most 3/4 full:
  * ~55-110 bytes per chunk whatever the garbage collector does.
  *
  * Sizes are below 4 GiB (a chunk is at most a few MiB). Pure: no I/O.
@@ -19,6 +19,8 @@ export interface ChunkTableEntry {
   isNew: boolean;
   /** Referenced by this push (a chunk only the previous manifest holds is not). */
   seen: boolean;
+  /** A new chunk of a packed push: the sequence number of the pack it went into (packs in the order they were sealed). */
+  pack?: number;
 }
 
 const KEY_WORDS = 8;
@@ -32,6 +34,8 @@ export class ChunkTable {
   private keys: Uint32Array;
   private sizes: Uint32Array;
   private stored: Uint32Array;
+  /** The pack's sequence number + 1; 0: none. */
+  private packs: Uint32Array;
   /** 0: empty slot; else codec index + 1 in the low bits, NEW and SEEN flags. */
   private meta: Uint8Array;
   private count = 0;
@@ -48,6 +52,7 @@ export class ChunkTable {
     this.keys = new Uint32Array(capacity * KEY_WORDS);
     this.sizes = new Uint32Array(capacity);
     this.stored = new Uint32Array(capacity);
+    this.packs = new Uint32Array(capacity);
     this.meta = new Uint8Array(capacity);
   }
 
@@ -64,8 +69,14 @@ export class ChunkTable {
   get(sha256: string): ChunkTableEntry | undefined {
     const i = this.find(sha256);
     if (this.meta[i] === 0) return undefined;
+    return this.entryAt(i);
+  }
+
+  private entryAt(i: number): ChunkTableEntry {
     const m = this.meta[i]!;
-    return { size: this.sizes[i]!, storedSize: this.stored[i]!, codec: CODEC_NAMES[(m & CODEC_MASK) - 1]!, isNew: (m & NEW) !== 0, seen: (m & SEEN) !== 0 };
+    const e: ChunkTableEntry = { size: this.sizes[i]!, storedSize: this.stored[i]!, codec: CODEC_NAMES[(m & CODEC_MASK) - 1]!, isNew: (m & NEW) !== 0, seen: (m & SEEN) !== 0 };
+    if (this.packs[i] !== 0) e.pack = this.packs[i]! - 1;
+    return e;
   }
 
   /** The chunk as get() gives it, flagged seen from now on (one probe); undefined when the table does not hold it. */
@@ -78,7 +89,7 @@ export class ChunkTable {
       this.seenCount++;
       this.seenStoredBytes += this.stored[i]!;
     }
-    return { size: this.sizes[i]!, storedSize: this.stored[i]!, codec: CODEC_NAMES[(m & CODEC_MASK) - 1]!, isNew: (m & NEW) !== 0, seen: true };
+    return this.entryAt(i);
   }
 
   /** Adds the chunk or replaces what the table holds for it. */
@@ -88,6 +99,7 @@ export class ChunkTable {
     for (const [what, n] of [["size", e.size], ["stored size", e.storedSize]] as const) {
       if (!Number.isInteger(n) || n < 0 || n > 0xffff_ffff) throw new RangeError(`chunk ${sha256}: ${what} ${n} is not a 32-bit size`);
     }
+    if (e.pack !== undefined && (!Number.isInteger(e.pack) || e.pack < 0 || e.pack >= 0xffff_ffff)) throw new RangeError(`chunk ${sha256}: pack ${e.pack} is not a sequence number`);
     let i = this.find(sha256);
     if (this.meta[i] === 0) {
       if ((this.count + 1) * 4 > this.capacity * 3) {
@@ -102,6 +114,7 @@ export class ChunkTable {
     }
     this.sizes[i] = e.size;
     this.stored[i] = e.storedSize;
+    this.packs[i] = e.pack === undefined ? 0 : e.pack + 1;
     this.meta[i] = (codec + 1) | (e.isNew ? NEW : 0) | (e.seen ? SEEN : 0);
     if (e.seen) {
       this.seenCount++;
@@ -137,6 +150,7 @@ export class ChunkTable {
     const keys = new Uint32Array(capacity * KEY_WORDS);
     const sizes = new Uint32Array(capacity);
     const stored = new Uint32Array(capacity);
+    const packs = new Uint32Array(capacity);
     const meta = new Uint8Array(capacity);
     for (let i = 0; i < this.capacity; i++) {
       if (this.meta[i] === 0) continue;
@@ -145,12 +159,14 @@ export class ChunkTable {
       keys.set(key, j * KEY_WORDS);
       sizes[j] = this.sizes[i]!;
       stored[j] = this.stored[i]!;
+      packs[j] = this.packs[i]!;
       meta[j] = this.meta[i]!;
     }
     this.capacity = capacity;
     this.keys = keys;
     this.sizes = sizes;
     this.stored = stored;
+    this.packs = packs;
     this.meta = meta;
   }
 }

@@ -56,7 +56,8 @@ import {
   checkPacks,
   checkPostgresFiles,
   checkSafeTotals,
-  checkSameChunk,
+  mergeSameChunk,
+  uniqueChunkOf,
   checkTotals,
   directoryEntrySchema,
   genericSnapshotSchema,
@@ -238,7 +239,7 @@ export class ManifestPageWriter {
       let record = c;
       if (c.new === true) {
         if (this.flagged.has(c.sha256)) {
-          const { new: _n, ...rest } = c;
+          const { new: _n, pack: _p, ...rest } = c; // flag and pack go on the page's first reference only
           record = rest;
         } else {
           this.flagged.add(c.sha256);
@@ -449,11 +450,8 @@ export function parsePage(header: PagedManifestHeader, index: number, bytes: Uin
     if (e.type !== "file") return;
     e.chunks.forEach((c, j) => {
       const prior = unique.get(c.sha256);
-      if (prior === undefined) unique.set(c.sha256, { sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, new: c.new === true });
-      else {
-        checkSameChunk(c, prior, `${at}.entries[${i}].chunks[${j}]`);
-        if (c.new === true) prior.new = true;
-      }
+      if (prior === undefined) unique.set(c.sha256, uniqueChunkOf(c));
+      else mergeSameChunk(c, prior, `${at}.entries[${i}].chunks[${j}]`);
     });
     chunks += e.chunks.length;
   });
@@ -492,7 +490,7 @@ export function validatePage(header: PagedManifestHeader, state: PagedValidation
         s.open = { ...fields, blocks: chunking === "blocks", part: 0, count: 0, sum: 0, field: at };
       }
     }
-    if (e.type === "file") addChunks(s, e.chunks, at, { blockSize, maxChunkSize: header.chunker.maxSize });
+    if (e.type === "file") addChunks(s, e.chunks, at, { blockSize, maxChunkSize: header.chunker.maxSize, packs: header.packs?.length });
   });
   for (const c of validated.chunks) {
     if (!c.new) continue;
@@ -551,7 +549,7 @@ function enterPath(s: PagedValidationState, e: PageEntry, at: string): void {
   s.last = { path: e.path, type: e.type };
 }
 
-function addChunks(s: PagedValidationState, chunks: readonly ChunkRecord[], at: string, cut: { blockSize: number | undefined; maxChunkSize: number }): void {
+function addChunks(s: PagedValidationState, chunks: readonly ChunkRecord[], at: string, cut: { blockSize: number | undefined; maxChunkSize: number; packs: number | undefined }): void {
   const o = s.open!;
   chunks.forEach((c, j) => {
     const field = `${at}.chunks[${j}]`;

@@ -286,6 +286,13 @@ export const chunkRecordSchema = z
     codec: codecSchema,
     /** Uploaded by this snapshot's push (the vault did not have it). */
     new: z.literal(true).optional(),
+    /**
+     * A new chunk of a packed push: the index in the manifest's `packs` of
+     * the pack it was uploaded in. Ingest then checks it against that pack's
+     * index instead of reading the chunk's catalog record (docs/packs.md,
+     * "Checked against the pack"). Absent: the record is read.
+     */
+    pack: z.number().int().nonnegative().optional(),
   })
   .strict();
 
@@ -475,6 +482,8 @@ export interface UniqueChunk {
   codec: CodecName;
   /** Uploaded with this snapshot (to be promoted from incoming). */
   new: boolean;
+  /** The index in the manifest's `packs` of the pack it was uploaded in, when the manifest says. */
+  pack?: number;
 }
 
 export interface ValidatedManifest {
@@ -514,7 +523,7 @@ interface Analysis {
  * chunks (sizes add up, a repeated SHA-256 always has the same size, stored
  * size and codec), and computes the totals.
  */
-function analyseFiles(files: readonly FileEntry[], maxChunkSize: number, blockSize: number | undefined): Analysis {
+function analyseFiles(files: readonly FileEntry[], maxChunkSize: number, blockSize: number | undefined, packs: number | undefined): Analysis {
   const index = new Map<string, number>();
   files.forEach((e, i) => {
     const first = index.get(e.path);
@@ -572,14 +581,10 @@ function analyseFiles(files: readonly FileEntry[], maxChunkSize: number, blockSi
     let sum = 0;
     e.chunks.forEach((c, j) => {
       const cat = `${at}.chunks[${j}]`;
-      checkChunkRecord(c, cat, e.path, j, { blocks, blockSize, maxChunkSize, last: j === e.chunks.length - 1 });
+      checkChunkRecord(c, cat, e.path, j, { blocks, blockSize, maxChunkSize, last: j === e.chunks.length - 1, packs });
       const prior = unique.get(c.sha256);
-      if (prior === undefined) {
-        unique.set(c.sha256, { sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, new: c.new === true });
-      } else {
-        checkSameChunk(c, prior, cat);
-        if (c.new === true) prior.new = true;
-      }
+      if (prior === undefined) unique.set(c.sha256, uniqueChunkOf(c));
+      else mergeSameChunk(c, prior, cat);
       sum += c.size;
       totals.chunks++;
     });
@@ -615,6 +620,8 @@ export interface ChunkCut {
   maxChunkSize: number;
   /** Whether this is (or may be) the file's last chunk: only the last block may be shorter. */
   last: boolean;
+  /** How many packs the manifest lists (undefined: none, so no chunk may name one). */
+  packs: number | undefined;
 }
 
 /** The rules one chunk record (chunk `j` of `path`, at field `cat`) obeys on its own: its size for how its file is cut, and codec none stores it raw. */
@@ -632,16 +639,38 @@ export function checkChunkRecord(c: ChunkRecord, cat: string, path: string, j: n
   if (c.codec === "none" && c.storedSize !== c.size) {
     throw invalid(`${cat}.storedSize`, `chunk ${c.sha256} is stored with codec none, so its storedSize ${c.storedSize} must equal its size ${c.size}`);
   }
+  if (c.pack !== undefined) {
+    if (c.new !== true) throw invalid(`${cat}.pack`, `chunk ${c.sha256} names a pack but is not flagged new: only a chunk this push uploaded has a pack of this push`);
+    if (cut.packs === undefined) throw invalid(`${cat}.pack`, `chunk ${c.sha256} names pack ${c.pack}, but the manifest lists no packs`);
+    if (c.pack >= cut.packs) throw invalid(`${cat}.pack`, `chunk ${c.sha256} names pack ${c.pack}, but the manifest lists ${cut.packs} pack(s)`);
+  }
+}
+
+/** A manifest's chunk reference as the first of its distinct chunk. */
+export function uniqueChunkOf(c: ChunkRecord): UniqueChunk {
+  const u: UniqueChunk = { sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, new: c.new === true };
+  if (c.pack !== undefined) u.pack = c.pack;
+  return u;
+}
+
+/** Another reference `c` (at field `cat`) to the distinct chunk `prior`: the same sizes, codec and pack (checkSameChunk); a `new` flag or a pack on any reference holds for the chunk. */
+export function mergeSameChunk(c: ChunkRecord, prior: UniqueChunk, cat: string): void {
+  checkSameChunk(c, prior, cat);
+  if (c.new === true) prior.new = true;
+  if (c.pack !== undefined) prior.pack ??= c.pack;
 }
 
 /** A chunk recorded twice has the same size, stored size and codec both times. */
-export function checkSameChunk(c: ChunkRecord, prior: Pick<ChunkRecord, "size" | "storedSize" | "codec">, cat: string): void {
+export function checkSameChunk(c: ChunkRecord, prior: Pick<ChunkRecord, "size" | "storedSize" | "codec" | "pack">, cat: string): void {
   if (prior.size !== c.size || prior.storedSize !== c.storedSize || prior.codec !== c.codec) {
     throw invalid(
       cat,
       `chunk ${c.sha256} is recorded as ${c.size} bytes, ${c.storedSize} stored, codec ${c.codec}, ` +
         `but elsewhere as ${prior.size} bytes, ${prior.storedSize} stored, codec ${prior.codec}`,
     );
+  }
+  if (c.pack !== undefined && prior.pack !== undefined && c.pack !== prior.pack) {
+    throw invalid(`${cat}.pack`, `chunk ${c.sha256} is in pack ${c.pack} here but in pack ${prior.pack} elsewhere`);
   }
 }
 
@@ -778,7 +807,7 @@ export function validateManifest(input: unknown, expect: ManifestExpectations = 
   if (!parsed.success) throw schemaError(parsed.error);
   const m = parsed.data;
   checkManifestHeader(m, expect);
-  const analysis = analyseFiles(m.files, m.chunker.maxSize, m.blocks?.blockSize);
+  const analysis = analyseFiles(m.files, m.chunker.maxSize, m.blocks?.blockSize, m.packs?.length);
   if (m.kind === "postgres") checkPostgresFiles(m.postgres, (path) => analysis.byPath.get(path)?.type);
   checkTotals(m.totals, analysis.totals, Object.keys(analysis.totals) as Array<keyof SnapshotTotals>);
   if (m.packs !== undefined) checkPacks(m.packs, analysis.totals.newChunks);
@@ -1026,7 +1055,7 @@ export class SnapshotBuilder {
       });
     }
     const files = [...this.entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    const { totals } = analyseFiles(files, Number.MAX_SAFE_INTEGER, meta.blocks?.blockSize);
+    const { totals } = analyseFiles(files, Number.MAX_SAFE_INTEGER, meta.blocks?.blockSize, undefined);
     const manifest = { formatVersion: SNAPSHOT_FORMAT_VERSION, ...manifestFieldsOf(meta), totals, files } as SnapshotManifest;
     validateManifest(manifest);
     return manifest;

@@ -11,7 +11,7 @@ import { seededRandom } from "../support/random.js";
 const digest = (i: number): string => createHash("sha256").update(`chunk ${i}`).digest("hex");
 
 describe("ChunkTable", () => {
-  it("holds what a Map holds over 10,000 chunks added, replaced and looked up, through its growths", () => {
+  it("holds what a Map holds over 10,000 chunks added, replaced and looked up, through its growths (pack numbers included)", () => {
     // Prepare
     const random = seededRandom(11);
     const table = new ChunkTable();
@@ -25,6 +25,7 @@ describe("ChunkTable", () => {
         codec: CODEC_NAMES[Math.floor(random() * CODEC_NAMES.length)]!,
         isNew: random() < 0.5,
         seen: random() < 0.7,
+        ...(random() < 0.4 ? { pack: Math.floor(random() * 100_000) } : {}),
       };
       table.set(sha, e);
       model.set(sha, e);

@@ -269,6 +269,63 @@ describe("ManifestPageWriter fed in runs", () => {
   });
 });
 
+describe("a new chunk's pack", () => {
+  /** data/f of seven references, 2 a page: z (new, in pack 1) six times around y (new, in pack 0); the header lists two packs. */
+  function packedPages(): Paged {
+    const b = new SnapshotBuilder();
+    b.addDirectory("data", 0o700, MTIME);
+    const m: SnapshotManifest = { ...genericOf(b), packs: [sha("p0"), sha("p1")] };
+    const z = { sha256: sha("z"), size: 100, storedSize: 20, codec: "zstd" as const, new: true as const, pack: 1 };
+    const y = { sha256: sha("y"), size: 100, storedSize: 30, codec: "zstd" as const, new: true as const, pack: 0 };
+    const writer = new ManifestPageWriter(m, { chunks: 2, bytes: 1024 * 1024 });
+    const pages: WrittenPage[] = [...writer.add(m.files[0]!)];
+    pages.push(...writer.startFile({ path: "data/f", type: "file", mode: 0o600, mtime: MTIME.toISOString(), size: 700, sha256: sha("whole"), chunks: [] }));
+    pages.push(...writer.addChunks([z, z, z, y, z, z, z]), ...writer.finish());
+    const header = pagedHeaderOf(m, pages.map((p) => p.ref));
+    header.totals = { ...header.totals, ...writer.totals, files: 1, logicalBytes: 700, uniqueChunks: 2, storedBytes: 50 };
+    return { header, texts: pages.map((p) => p.text) };
+  }
+  const refs = (p: Paged): string[][] =>
+    p.texts.map((t) =>
+      (JSON.parse(t) as { entries: PageEntry[] }).entries.flatMap((e) => (e.type === "file" ? e.chunks.map((c) => `${c.sha256 === sha("z") ? "z" : "y"}${c.new ? "!" : ""}${c.pack ?? ""}`) : [])),
+    );
+
+  it("is written with the flag, on a page's first reference only, and the pages validate", () => {
+    // Act
+    const p = packedPages();
+    // Assess
+    expect(refs(p)).toEqual([["z!1", "z"], ["z!1", "y!0"], ["z!1", "z"], ["z!1"]]);
+    expect(() => validateAll(p)).not.toThrow();
+    expect(parsePage(p.header, 1, bytesOf(p.texts[1]!)).chunks.map((c) => c.pack)).toEqual([1, 0]);
+  });
+
+  it("is refused on a reference not flagged new, past the manifest's packs, in a manifest without packs, or differing between references", () => {
+    // Prepare
+    const p = packedPages();
+    const setChunk = (page: number, j: number, change: Record<string, unknown>): Paged =>
+      resign(p, page, (pg) => {
+        const f = pg.entries.find((e) => Array.isArray(e.chunks))!;
+        Object.assign((f.chunks as Array<Record<string, unknown>>)[j]!, change);
+      });
+    const noPacks = structuredClone(p);
+    delete noPacks.header.packs;
+    // Act
+    const unflagged = failure(() => validateAll(setChunk(0, 1, { pack: 1 })));
+    const past = failure(() => validateAll(setChunk(1, 1, { pack: 2 })));
+    const without = failure(() => validateAll(noPacks));
+    const differing = failure(() => {
+      const q = setChunk(0, 1, { new: true, pack: 0 });
+      parsePage(q.header, 0, bytesOf(q.texts[0]!));
+    });
+    // Assess
+    expect(unflagged).toBeInstanceOf(ManifestInvalidError);
+    expect(unflagged.message).toMatch(/names a pack but is not flagged new/);
+    expect(past.message).toMatch(/names pack 2, but the manifest lists 2 pack\(s\)/);
+    expect(without.message).toMatch(/names pack 1, but the manifest lists no packs/);
+    expect(differing.message).toMatch(/is in pack 0 here but in pack 1 elsewhere/);
+  });
+});
+
 describe("validatePagedHeader", () => {
   it("refuses a page reference of more chunks than a page may hold", () => {
     // Prepare
