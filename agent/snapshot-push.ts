@@ -627,6 +627,8 @@ interface ChunkResult {
   storedSize: number;
   codec: CodecName;
   isNew: boolean;
+  /** Packed: the sequence number of the pack it went into (its index in packNames; settled() turns it into its place in the manifest's sorted `packs`). */
+  pack?: number;
 }
 
 /**
@@ -686,6 +688,13 @@ interface PipelineDeps {
   packs?: { targetSize: number; uploads: number };
 }
 
+/** For each name of `names`, by its index there, its index in the sorted list. */
+export function sortedPlaces(names: readonly string[]): number[] {
+  const places = new Array<number>(names.length);
+  [...names.keys()].sort((a, b) => (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0)).forEach((seq, place) => (places[seq] = place));
+  return places;
+}
+
 /**
  * Decides for each chunk whether it must be uploaded, and uploads it. `add`
  * waits (backpressure) while too many bytes or chunks are held; the first
@@ -709,8 +718,11 @@ class ChunkPipeline {
   vaultHeads = 0;
   catalogRecords = 0;
   uploadedStoredBytes = 0;
-  /** Packed pushes: names of the packs uploaded so far (undefined: one object per chunk). */
+  /** Packed pushes: names of the packs sealed so far, in the order they were sealed (undefined: one object per chunk); all uploaded once finish() resolves. */
   readonly packNames: string[] | undefined;
+  private packsUploaded = 0;
+  /** After finish(): each pack's place in the sorted list of packNames, by sequence number. */
+  private packPlaces: number[] | undefined;
   private readonly builder: PackBuilder | undefined;
   /** Buffers of uploaded packs, reused for the next ones: memory is (uploads + 1) packs, whatever the garbage collector does. */
   private readonly packPool: Buffer[] = [];
@@ -795,8 +807,12 @@ class ChunkPipeline {
   settled(sha256: string, size: number): ChunkRecord {
     const r = this.d.chunks.get(sha256);
     if (!r?.seen || r.size !== size) throw new Error(`internal error: chunk ${sha256} (${size} bytes) was never settled`);
-    const { storedSize, codec, isNew } = r;
-    return isNew ? { sha256, size, storedSize, codec, new: true } : { sha256, size, storedSize, codec };
+    const { storedSize, codec, isNew, pack } = r;
+    if (!isNew) return { sha256, size, storedSize, codec };
+    if (pack === undefined) return { sha256, size, storedSize, codec, new: true };
+    // The manifest lists the packs sorted (core/snapshot.ts): a chunk names its pack's place there.
+    this.packPlaces ??= sortedPlaces(this.packNames!);
+    return { sha256, size, storedSize, codec, new: true, pack: this.packPlaces[pack]! };
   }
 
   /** After finish(): the distinct chunks of this push and their stored bytes (the manifest's uniqueChunks and storedBytes). */
@@ -951,27 +967,32 @@ class ChunkPipeline {
     const rawSize = slot.size;
     const encoded = slot.bytes!;
     slot.bytes = undefined;
+    let pack: number;
     try {
-      await this.addToPack({ sha256: slot.sha256, rawSize, codec: codec.name, stored: encoded });
+      pack = await this.addToPack({ sha256: slot.sha256, rawSize, codec: codec.name, stored: encoded });
     } finally {
       this.heldBytes -= encoded.length;
       this.heldChunks--;
       this.wake();
     }
-    this.settleChunk(slot, { storedSize: encoded.length, codec: codec.name, isNew: true });
+    this.settleChunk(slot, { storedSize: encoded.length, codec: codec.name, isNew: true, pack });
     stats.newBytes += rawSize;
     stats.newChunks++;
     this.d.onChange();
   }
 
-  /** Adds a chunk's stored bytes to the pack being filled (one at a time), sealing the pack first when it is full. */
-  private addToPack(chunk: { sha256: string; rawSize: number; codec: CodecName; stored: Uint8Array }): Promise<void> {
+  /** Adds a chunk's stored bytes to the pack being filled (one at a time), sealing the pack first when it is full; resolves the pack's sequence number. */
+  private addToPack(chunk: { sha256: string; rawSize: number; codec: CodecName; stored: Uint8Array }): Promise<number> {
     const next = this.packChain.then(async () => {
       this.check();
       if (!this.builder!.fits(chunk.stored.byteLength)) await this.sealPack();
       this.builder!.add(chunk);
+      return this.packNames!.length; // the pack being filled is sealed next
     });
-    this.packChain = next.catch(() => undefined);
+    this.packChain = next.then(
+      () => undefined,
+      () => undefined,
+    );
     return next;
   }
 
@@ -982,6 +1003,7 @@ class ChunkPipeline {
       this.check();
     }
     const pack = this.builder!.finish();
+    this.packNames!.push(pack.name);
     this.packsInFlight++;
     this.track(this.uploadPack(pack));
   }
@@ -1000,9 +1022,9 @@ class ChunkPipeline {
           { cause },
         );
       }
-      this.packNames!.push(pack.name);
+      this.packsUploaded++;
       this.uploadedStoredBytes += pack.bytes.length;
-      stats.phase = `${this.packNames!.length} pack${this.packNames!.length === 1 ? "" : "s"} uploaded`;
+      stats.phase = `${this.packsUploaded} pack${this.packsUploaded === 1 ? "" : "s"} uploaded`;
       this.d.onChange();
     } finally {
       this.packsInFlight--;
