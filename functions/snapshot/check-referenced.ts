@@ -23,7 +23,14 @@
  *
  * A packed push (manifest `packs`): every chunk flagged new must also be
  * recorded with the manifest's size, stored size and codec (PromotePacks
- * recorded them from the packs' indexes).
+ * recorded them from the packs' indexes). A new chunk that names its pack
+ * (`pack`, the index in `packs`; what this agent writes) is checked against
+ * that pack instead of its record (checkInPacks): the pack's record must
+ * exist, and its index must hold the chunk with the manifest's sizes and
+ * codec. PromotePacks writes a pack's record only after the record of every
+ * chunk in its index, so the chunk's record is there too, without reading
+ * it: one ranged read of each pack's index per invocation instead of a
+ * catalog read per chunk (12,817 reads at pgbench scale 100, ~4 indexes).
  *
  * PostgreSQL: the backup_label file is rebuilt from its chunks in the vault
  * (each read where its catalog record says: its own object, or a range of a
@@ -50,7 +57,8 @@ import { StoreManifestObjects } from "../../store/manifest-pages.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import type { Catalog } from "../../store/catalog.js";
-import type { ChunkItem } from "../../core/schemas.js";
+import type { ChunkItem, PackItem } from "../../core/schemas.js";
+import { parsePackIndex, type PackEntry } from "../../core/pack.js";
 import { filesUsing, missingChunksError, rereadManifest, validatedSnapshotSchema, type ManifestFiles, type ValidatedSnapshot } from "./common.js";
 import { headerAsManifest, mayTakePage, pageBudget, readCheckedPage, rereadPagedHeader } from "./pages.js";
 
@@ -145,7 +153,11 @@ export async function checkReusedPacks(catalog: Catalog, manifest: ManifestFiles
  * must still be there (checkPacksOf); a packed push's new chunk must be
  * recorded as the manifest says (checkPackedRecord).
  */
-async function checkChunks(deps: Deps, files: ManifestFiles, chunks: readonly UniqueChunk[], packed: boolean): Promise<void> {
+async function checkChunks(deps: Deps, files: ManifestFiles, allChunks: readonly UniqueChunk[], packs: PackIndexes | undefined): Promise<void> {
+  const packed = packs !== undefined;
+  const inPacks = packed ? allChunks.filter((c) => c.new && c.pack !== undefined) : [];
+  if (inPacks.length > 0) await checkInPacks(deps, files, inPacks, packs!);
+  const chunks = inPacks.length === 0 ? allChunks : allChunks.filter((c) => !(c.new && c.pack !== undefined));
   for (let i = 0; i < chunks.length; i += CHECK_RECORDS_BATCH) {
     const slice = chunks.slice(i, i + CHECK_RECORDS_BATCH);
     const records = new Map((await deps.catalog.getChunks(files.databaseId, slice.map((c) => c.sha256))).map((r) => [r.sha256, r]));
@@ -153,6 +165,83 @@ async function checkChunks(deps: Deps, files: ManifestFiles, chunks: readonly Un
     if (missing.length > 0) throw missingChunksError(files, missing, new Set(slice.filter((c) => c.new).map((c) => c.sha256)));
     await checkPacksOf(deps.catalog, files, slice.filter((c) => !c.new).map((c) => records.get(c.sha256)!));
     if (packed) for (const c of slice) if (c.new) checkPackedRecord(files, c, records.get(c.sha256)!);
+  }
+}
+
+/** Pack indexes kept per invocation (a page's new chunks lie in a few consecutive packs; each index is at most ~200 KB). */
+const KEPT_PACK_INDEXES = 8;
+
+/**
+ * The indexes of a packed push's packs (manifest `packs`), read from the
+ * vault as needed (one ranged read each) and kept for the invocation, the
+ * KEPT_PACK_INDEXES used last. `names` is the manifest's list: a chunk's
+ * `pack` is an index into it.
+ */
+class PackIndexes {
+  private readonly kept = new Map<number, { pack: PackItem; entries: Map<string, PackEntry> }>();
+  constructor(
+    private readonly deps: Pick<Deps, "catalog" | "vault" | "vaultBucket">,
+    private readonly databaseId: string,
+    readonly names: readonly string[],
+  ) {}
+
+  /** Pack `i`'s record (undefined: not recorded) and index. */
+  async get(i: number): Promise<{ pack: PackItem; entries: Map<string, PackEntry> } | undefined> {
+    const hit = this.kept.get(i);
+    if (hit) {
+      this.kept.delete(i);
+      this.kept.set(i, hit);
+      return hit;
+    }
+    const name = this.names[i];
+    if (name === undefined) throw new ManifestInvalidError(`a chunk names pack ${i}, but the manifest lists ${this.names.length} pack(s)`, { field: "packs" });
+    const pack = await this.deps.catalog.getPack(this.databaseId, name);
+    if (!pack) return undefined;
+    const what = `pack ${pack.vaultKey}`;
+    const tail = await this.deps.vault.getRange(this.deps.vaultBucket, pack.vaultKey, pack.dataLength, pack.size - 1);
+    if (!tail) throw new NotFoundError(`${what} is recorded but missing from the vault`);
+    const { entries } = parsePackIndex(tail, { what, packSize: pack.size });
+    const read = { pack, entries: new Map(entries.map((e) => [e.sha256, e])) };
+    this.kept.set(i, read);
+    if (this.kept.size > KEPT_PACK_INDEXES) this.kept.delete(this.kept.keys().next().value!);
+    return read;
+  }
+}
+
+/**
+ * New chunks that name their pack: the pack is recorded (one marked by
+ * retention is unmarked, as for reused chunks), and its index holds each
+ * chunk with the manifest's size, stored size and codec. Else NotFoundError
+ * (not promoted) or ChecksumMismatchError (another chunk than the manifest
+ * says), naming the chunk, a file using it and the pack.
+ */
+async function checkInPacks(deps: Deps, files: ManifestFiles, chunks: readonly UniqueChunk[], packs: PackIndexes): Promise<void> {
+  const byPack = new Map<number, UniqueChunk[]>();
+  for (const c of chunks) {
+    const list = byPack.get(c.pack!);
+    if (list) list.push(c);
+    else byPack.set(c.pack!, [c]);
+  }
+  const where = (c: UniqueChunk): string => {
+    const file = filesUsing(files, [c.sha256]).get(c.sha256) ?? "?";
+    return `snapshot ${files.snapshotId} of database ${files.databaseId}: chunk ${c.sha256} used by file ${JSON.stringify(file)}`;
+  };
+  for (const [i, list] of byPack) {
+    const read = await packs.get(i);
+    const name = packs.names[i]!;
+    if (!read) throw new NotFoundError(`${where(list[0]!)} is not in the vault: it is flagged new in pack ${name}, which was not promoted`);
+    if (read.pack.orphanedAt !== undefined && !(await deps.catalog.clearPackOrphaned(files.databaseId, name))) {
+      throw new NotFoundError(`${where(list[0]!)} is not in the vault: it is in pack ${name}, which retention has deleted (the next push uploads it again)`);
+    }
+    for (const c of list) {
+      const e = read.entries.get(c.sha256);
+      if (!e) throw new NotFoundError(`${where(c)} is not in the vault: the manifest places it in pack ${name}, whose index does not hold it`);
+      if (e.rawSize !== c.size || e.storedLength !== c.storedSize || e.codec !== c.codec) {
+        throw new ChecksumMismatchError(
+          `${where(c)} is held by pack ${name} as ${e.rawSize} bytes, ${e.storedLength} stored, codec ${e.codec}, but the manifest records ${c.size} bytes, ${c.storedSize} stored, codec ${c.codec}`,
+        );
+      }
+    }
   }
 }
 
@@ -182,10 +271,11 @@ async function checkPages(deps: Deps, snapshot: ValidatedSnapshot, progress: z.i
   const objects = new StoreManifestObjects(deps.incoming, deps.incomingBucket);
   const budget = pageBudget(stepsOf("snapshot-ingest").checkReferenced.timeoutSeconds);
   let { next, uniqueChunks, checkedBackupLabel } = progress;
+  const packs = header.packs === undefined ? undefined : new PackIndexes(deps, snapshot.databaseId, header.packs);
   for (let taken = 0; next < header.pages.length && mayTakePage(budget, taken); taken++) {
     const read = await readCheckedPage(objects, snapshot.incoming.key, header, next, (body) => parsePage(header, next, body));
     const files = { databaseId: snapshot.databaseId, snapshotId: snapshot.snapshotId, files: read.page.entries };
-    await checkChunks(deps, files, read.chunks, header.packs !== undefined);
+    await checkChunks(deps, files, read.chunks, packs);
     const label = read.page.entries.find((e) => e.path === "backup_label");
     if (header.kind === "postgres" && label !== undefined) {
       checkBackupLabel(headerAsManifest(header) as PostgresSnapshotManifest, await readBackupLabel(deps, snapshot.databaseId, label));
@@ -207,7 +297,7 @@ export async function handler(input: unknown): Promise<CheckReferencedOutput> {
   }
   const { validated } = await rereadManifest(deps, snapshot);
   const { manifest, chunks } = validated;
-  await checkChunks(deps, manifest, chunks, manifest.packs !== undefined);
+  await checkChunks(deps, manifest, chunks, manifest.packs === undefined ? undefined : new PackIndexes(deps, manifest.databaseId, manifest.packs));
   if (manifest.kind === "postgres") {
     checkBackupLabel(manifest, await readBackupLabel(deps, manifest.databaseId, manifest.files.find((e) => e.path === "backup_label")));
   }

@@ -1,7 +1,9 @@
 /**
  * CheckReferenced (functions/snapshot/check-referenced.ts) reads each chunk
- * record of a snapshot once: presence, the reused chunks' packs and a packed
- * push's new chunks are all checked on one getChunks read. The handler runs
+ * record of a snapshot at most once: presence, the reused chunks' packs and
+ * a packed push's new chunks are all checked on one getChunks read, and new
+ * chunks that name their pack (format 2, as this agent writes) are checked
+ * against the pack's index instead of their records. The handler runs
  * in this process over the local stack's stores, for a snapshot the agent
  * pushed and the workflow ingested (both manifest formats), with the catalog
  * wrapped to count what it is asked.
@@ -14,6 +16,12 @@ import { snapshotPush, type SnapshotPushResult } from "../../agent/snapshot-push
 import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { handler as checkReferenced, type CheckReferencedOutput } from "../../functions/snapshot/check-referenced.js";
 import { handler as validateManifest } from "../../functions/snapshot/validate-manifest.js";
+import { NotFoundError } from "../../core/errors.js";
+import { sha256Hex } from "../../core/hash.js";
+import { incomingSnapshotKey, snapshotPageKey } from "../../core/keys.js";
+import { META_DATABASE } from "../../core/schemas.js";
+import { objectMeta } from "../../core/verify.js";
+import type { ChunkRecord } from "../../core/snapshot.js";
 import { recordingCalls, stackClients, stackDeps, tempDir, type StackClients } from "../support/harness.js";
 import { seededBytes } from "../support/retention.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
@@ -46,8 +54,8 @@ function tree(name: string, files: number, seed: number): string {
   return dir;
 }
 
-async function checkAgain(pushed: SnapshotPushResult): Promise<{ out: CheckReferencedOutput; getChunks: string[]; missingChunks: string[] }> {
-  const counting = recordingCalls(clients.catalog, ["getChunks", "missingChunks"]);
+async function checkAgain(pushed: { manifestKey: string }): Promise<{ out: CheckReferencedOutput; getChunks: string[]; missingChunks: string[]; getPack: string[] }> {
+  const counting = recordingCalls(clients.catalog, ["getChunks", "missingChunks", "getPack"]);
   // Every dependency is replaced; the environment is the stack's own (startLocalStack sets it), as the handlers' is.
   overrideDeps(stackDeps(stack, clients, counting.proxy));
   const event = {
@@ -58,16 +66,51 @@ async function checkAgain(pushed: SnapshotPushResult): Promise<{ out: CheckRefer
   const { snapshot } = await validateManifest({ event });
   counting.calls.getChunks.length = 0;
   counting.calls.missingChunks.length = 0;
+  counting.calls.getPack.length = 0;
   let out: CheckReferencedOutput = { uniqueChunks: 0, checkedBackupLabel: false, next: 0, done: false };
   while (!out.done) out = await checkReferenced({ snapshot, progress: { next: out.next, uniqueChunks: out.uniqueChunks, checkedBackupLabel: out.checkedBackupLabel } });
   /** The hashes each lookup was asked for (the second argument of each call). */
   const hashes = (c: unknown[][]): string[] => c.flatMap((args) => args[1] as string[]);
-  return { out, getChunks: hashes(counting.calls.getChunks), missingChunks: hashes(counting.calls.missingChunks) };
+  return {
+    out,
+    getChunks: hashes(counting.calls.getChunks),
+    missingChunks: hashes(counting.calls.missingChunks),
+    getPack: counting.calls.getPack.map((args) => args[1] as string),
+  };
+}
+
+/**
+ * A copy of a pushed one-page format-2 manifest under another snapshot id
+ * (the last hex digit changed), its page changed by `mutate` and bound
+ * again by the header: what a faulty or hostile agent could upload.
+ */
+async function tamperedCopy(pushed: SnapshotPushResult, mutate: (chunks: ChunkRecord[], packs: string[]) => void): Promise<string> {
+  const bucket = stack.config.incomingBucket;
+  const read = async (key: string): Promise<Record<string, unknown>> => JSON.parse((await clients.store.get(bucket, key))!.body.toString("utf8")) as Record<string, unknown>;
+  const header = (await read(pushed.manifestKey)) as { snapshotId: string; packs: string[]; pages: Array<{ sha256: string; bytes: number }> };
+  expect(header.pages).toHaveLength(1);
+  const page = (await read(snapshotPageKey(pushed.manifestKey, 0))) as { snapshotId: string; entries: Array<{ type: string; chunks?: ChunkRecord[] }> };
+  const snapshotId = pushed.snapshotId.slice(0, -1) + (pushed.snapshotId.endsWith("f") ? "e" : "f");
+  const key = incomingSnapshotKey(GEN, snapshotId);
+  mutate(
+    page.entries.flatMap((e) => e.chunks ?? []),
+    header.packs,
+  );
+  const put = async (k: string, body: Buffer): Promise<unknown> =>
+    clients.store.put(bucket, k, body, { ...objectMeta({ sha256: sha256Hex(body), codec: "none", size: body.length }), [META_DATABASE]: GEN });
+  const pageBody = Buffer.from(`${JSON.stringify({ ...page, snapshotId })}\n`);
+  await put(snapshotPageKey(key, 0), pageBody);
+  await put(key, Buffer.from(JSON.stringify({ ...header, snapshotId, pages: [{ ...header.pages[0]!, sha256: sha256Hex(pageBody), bytes: pageBody.length }] })));
+  return key;
 }
 
 describe("CheckReferenced", () => {
   for (const format of [1, 2] as const) {
-    it(`reads each chunk record of a packed snapshot once, new chunks and reused ones alike (format ${format})`, async () => {
+    const what =
+      format === 1
+        ? "reads each chunk record of a packed snapshot once, new chunks and reused ones alike (format 1)"
+        : "reads each reused chunk's record once and no new chunk's: those are checked against their packs' indexes, each pack's record read once (format 2)";
+    it(what, async () => {
       // Prepare: a first push, then one that reuses half its files' chunks
       const config = { ...stack.config, databaseId: GEN };
       await snapshotPush({ kind: "generic", dir: tree(`a${format}`, 12, 1000 * format), streams: STREAMS }, config, clients, { packs: true, manifestPages: format === 2, timeoutMs: 120_000 });
@@ -79,12 +122,42 @@ describe("CheckReferenced", () => {
       expect(second.totals.newChunks).toBeGreaterThan(0);
       expect(second.totals.newChunks).toBeLessThan(second.totals.uniqueChunks);
       // Act
-      const { out, getChunks, missingChunks } = await checkAgain(second);
+      const { out, getChunks, missingChunks, getPack } = await checkAgain(second);
       // Assess
       expect(out.done).toBe(true);
       expect(missingChunks).toEqual([]);
-      expect(getChunks).toHaveLength(second.totals.uniqueChunks);
       expect(new Set(getChunks).size).toBe(getChunks.length);
+      if (format === 1) {
+        expect(getChunks).toHaveLength(second.totals.uniqueChunks);
+        expect(getPack).toEqual([]);
+      } else {
+        expect(getChunks).toHaveLength(second.totals.uniqueChunks - second.totals.newChunks);
+        expect([...getPack].sort()).toEqual(second.packs!.names);
+      }
     }, 180_000);
   }
+
+  it("refuses a new chunk the manifest places in a pack whose index does not hold it, naming the chunk, a file using it and the pack", async () => {
+    // Prepare: a push in several small packs, and a copy of its manifest with one new chunk moved to the next pack
+    const config = { ...stack.config, databaseId: GEN };
+    const pushed = await snapshotPush({ kind: "generic", dir: tree("c", 12, 3000), streams: STREAMS }, config, clients, {
+      packs: true,
+      packTargetSize: 64 * 1024,
+      timeoutMs: 120_000,
+    });
+    expect(pushed.packs!.uploaded).toBeGreaterThan(1);
+    let moved: { sha256: string; to: string } | undefined;
+    const key = await tamperedCopy(pushed, (chunks, packs) => {
+      const c = chunks.find((x) => x.pack !== undefined)!;
+      c.pack = (c.pack! + 1) % packs.length;
+      moved = { sha256: c.sha256, to: packs[c.pack]! };
+    });
+    // Act
+    const checked = checkAgain({ manifestKey: key });
+    // Assess
+    await expect(checked).rejects.toThrow(NotFoundError);
+    await expect(checked).rejects.toThrow(
+      new RegExp(`chunk ${moved!.sha256} used by file "f\\d+" is not in the vault: the manifest places it in pack ${moved!.to}, whose index does not hold it`),
+    );
+  }, 180_000);
 });
