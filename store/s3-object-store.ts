@@ -116,6 +116,31 @@ function copySourceOf(bucket: string, key: string, versionId?: string): string {
   return versionId === undefined ? path : `${path}?versionId=${encodeURIComponent(versionId)}`;
 }
 
+/**
+ * A GetObject body's bytes. With its length known (ContentLength, or the
+ * range asked for), they are copied into one buffer of that size as they
+ * arrive: transformToByteArray keeps every piece and then copies them into
+ * one array, so a 16 MiB pack or an 8 MiB coalesced restore read briefly
+ * took twice its size (and the copy's CPU). A body of another length comes
+ * back whole as it arrived, for the caller's check to name.
+ */
+async function readBody(body: unknown, expected: number | undefined): Promise<Uint8Array> {
+  if (body === undefined || body === null) return new Uint8Array(0);
+  const b = body as { transformToByteArray(): Promise<Uint8Array>; [Symbol.asyncIterator]?: () => AsyncIterator<Uint8Array> };
+  if (expected === undefined || typeof b[Symbol.asyncIterator] !== "function") return b.transformToByteArray();
+  const out = Buffer.allocUnsafeSlow(expected);
+  let n = 0;
+  let more: Uint8Array[] | undefined;
+  for await (const piece of b as AsyncIterable<Uint8Array>) {
+    if (more === undefined && n + piece.byteLength <= expected) {
+      out.set(piece, n);
+      n += piece.byteLength;
+    } else (more ??= []).push(piece);
+  }
+  if (more !== undefined) return Buffer.concat([out.subarray(0, n), ...more]);
+  return n === expected ? out : out.subarray(0, n);
+}
+
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
@@ -209,7 +234,7 @@ export class S3ObjectStore implements ObjectStore {
       const out = await this.client.send(
         new GetObjectCommand({ Bucket: bucket, Key: key, ...(versionId === undefined ? {} : { VersionId: versionId }) }),
       );
-      const bytes = out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray();
+      const bytes = await readBody(out.Body, out.ContentLength);
       if (out.ContentLength !== undefined && bytes.byteLength !== out.ContentLength) {
         throw new ServiceUnavailableError(
           `S3 GetObject of ${target} at ${this.where} returned ${bytes.byteLength} of ${out.ContentLength} bytes`,
@@ -239,7 +264,7 @@ export class S3ObjectStore implements ObjectStore {
     const want = end - start + 1;
     try {
       const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end}` }));
-      const bytes = out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray();
+      const bytes = await readBody(out.Body, want);
       if (bytes.byteLength !== want) {
         // S3 shortens a range that runs past the end; a body of any other length is a fault.
         const total = /\/(\d+)$/.exec(out.ContentRange ?? "")?.[1];

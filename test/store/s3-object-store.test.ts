@@ -6,7 +6,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { objectCreatedEventSchema } from "../../core/schemas.js";
 import { LOCAL_CREDENTIALS, freePort, startS3, type S3Emulator, type S3ObjectCreatedEvent } from "../../local/emulators.js";
 import { S3ObjectStore } from "../../store/s3-object-store.js";
@@ -187,3 +188,40 @@ async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe("S3ObjectStore reading a body of a known length", () => {
+  /** A store whose client answers every GetObject with `pieces` as the body, announcing `contentLength` bytes. */
+  function answering(pieces: Buffer[], contentLength: number): S3ObjectStore {
+    const s = store(closedEndpoint);
+    vi.spyOn(s.client, "send").mockImplementation(async () => ({ Body: Readable.from(pieces), ContentLength: contentLength, $metadata: {} }) as never);
+    return s;
+  }
+
+  it("assembles the pieces of a range and of a whole object into exactly their bytes", async () => {
+    // Prepare
+    const pieces = [Buffer.from("walvault "), Buffer.from("reads "), Buffer.from("ranges")];
+    const whole = Buffer.concat(pieces);
+    // Act
+    const range = await answering(pieces, whole.length).getRange(BUCKETS[1], "k", 10, 10 + whole.length - 1);
+    const object = await answering(pieces, whole.length).get(BUCKETS[1], "k");
+    // Assess
+    expect(range?.equals(whole)).toBe(true);
+    expect(object?.body.equals(whole)).toBe(true);
+  });
+
+  it("names a range whose body is longer or shorter than asked, with both lengths", async () => {
+    // Prepare
+    const longer = answering([Buffer.alloc(6), Buffer.alloc(6)], 12);
+    const shorter = answering([Buffer.alloc(4)], 4);
+    // Act + Assess
+    await expect(longer.getRange(BUCKETS[1], "k", 0, 9)).rejects.toThrow(/returned 12 of 10 bytes/);
+    await expect(shorter.getRange(BUCKETS[1], "k", 0, 9)).rejects.toThrow(/returned 4 of 10 bytes/);
+  });
+
+  it("names a whole object whose body is not the length announced", async () => {
+    // Prepare
+    const s = answering([Buffer.alloc(3)], 8);
+    // Act + Assess
+    await expect(s.get(BUCKETS[1], "k")).rejects.toThrow(/returned 3 of 8 bytes/);
+  });
+});
