@@ -102,7 +102,7 @@ export const inThreadDecoder: ChunkDecoder = {
 };
 
 /** A worker holds one chunk at a time (its bytes are outside the heap): a small heap keeps each worker's memory to a few MB. */
-const WORKER_LIMITS = { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 };
+const WORKER_LIMITS = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
 
 /** Requests queued per worker before a dispatch waits (keeps both sides busy without holding much). */
 const PER_WORKER_QUEUE = 8;

@@ -157,9 +157,12 @@ export const DEFAULT_RESTORE_PARALLEL = 32;
  * (agent/decode-pool.ts): one worker decodes, verifies and writes each chunk
  * used once (ChunkSource.get `into`), the main thread reads and dispatches.
  * Measured at scale 20 (docs/packs.md, "Restore speed"): 1 worker 2.7 s of
- * CPU and 248 MB, 2 workers 2.6 s and 305 MB and no faster on 2 cores.
+ * CPU and 248 MB, 2 workers 2.6 s and 305 MB and no faster on 2 cores. At
+ * scale 100 (stop 26), where each worker's writes into the page cache cost
+ * more system time than its decode and hash, 2 workers restore in 8.2–9.8 s
+ * instead of 12.0 (docs/decisions.md, "Two decode workers").
  */
-export const RESTORE_DECODE_THREADS = 1;
+export const RESTORE_DECODE_THREADS = 2;
 /** Raw bytes of the chunks being downloaded, decoded and written at once (at least one chunk). */
 export const IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 /** WAL segments in memory at once while laying out a generic restore (bytes, at least one segment). */
