@@ -689,7 +689,7 @@ interface PipelineDeps {
 }
 
 /** For each name of `names`, by its index there, its index in the sorted list. */
-export function sortedPlaces(names: readonly string[]): number[] {
+function sortedPlaces(names: readonly string[]): number[] {
   const places = new Array<number>(names.length);
   [...names.keys()].sort((a, b) => (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0)).forEach((seq, place) => (places[seq] = place));
   return places;
