@@ -45,13 +45,23 @@
  * pg_basebackup's, not the stack's); pgBackRest = GNU time's maximum RSS,
  * i.e. its largest single process (with process-max 2 there are 3).
  *
+ * Before each restore (walvault's and pgBackRest's alike) the same number of
+ * bytes, 1.25x the data directory (2 GB at least), is written to a scratch
+ * file and deleted, untimed (warmFreePages). On this VM a page the kernel has
+ * not used for a while costs ~13x more to fill than one freed recently (the
+ * host backs guest memory lazily: measured 3.3 GB/s for the first ~2 GB of
+ * new page cache, then 210-580 MB/s, sys time 1.9 s per 512 MB), so
+ * whichever restore ran right after another one's tree was deleted wrote
+ * into warm pages and the other into cold ones. A database host's memory is
+ * backed; both restores now start from the same warm free memory.
+ *
  * Usage: npm run build && node dist/bench/snapshot-restore.js [--scale 100]
  *        [--concurrency 32] [--parallel 32] [--block-size BYTES] [--source direct|basebackup] [--pgbr-process-max 2]
  *        [--pgbr-compress-level N] [--pgbr-repo s3|posix] [--no-pgbackrest]
  *        [--no-verify] [--out bench/results/snapshot-restore.json]
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, lstatSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, lstatSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -208,6 +218,19 @@ function treeBytes(dir: string): number {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Writes `bytes` to a scratch file in `dir` and deletes it, so that the next restore's page cache comes from recently freed (warm) pages; see the header. */
+function warmFreePages(dir: string, bytes: number): void {
+  const path = join(dir, "warm-free-pages.tmp");
+  const block = Buffer.alloc(1024 * 1024, 0x5a);
+  const fd = openSync(path, "w");
+  try {
+    for (let n = 0; n < bytes; n += block.length) writeSync(fd, block);
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+}
 
 /** Waits until the archiver has no .ready segment left (lib.sh's wait_archived). */
 async function waitArchived(pg: ScratchPostgres, timeoutMs = 900_000): Promise<void> {
@@ -506,6 +529,9 @@ async function main(): Promise<void> {
     log(`push: ${JSON.stringify(pushRow)}`);
 
     await stack.idle();
+    const warmBytes = Math.max(2e9, Math.round(dataDirBytes * 1.25));
+    log(`before each restore, untimed: ${mb(warmBytes)} MB written to a scratch file and deleted (warm free pages, see the header)`);
+    warmFreePages(work, warmBytes);
     spawnSync("sync");
     markLoad("walvault restore");
     const wvDir = join(work, "restore-walvault");
@@ -579,6 +605,7 @@ async function main(): Promise<void> {
       const pbDir = join(work, "restore-pgbackrest");
       mkdirSync(pbDir, { mode: 0o700 });
       chownTree(pbDir, user);
+      warmFreePages(work, warmBytes);
       spawnSync("sync");
       markLoad("pgbackrest restore");
       log("pgbackrest restore --type=immediate ...");
