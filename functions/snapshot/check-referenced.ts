@@ -113,6 +113,11 @@ function checkPackedRecord(manifest: ManifestFiles, c: UniqueChunk, r: ChunkItem
   );
 }
 
+/** Whether a pack a snapshot uses is still there: recorded, and unmarked now if retention had marked it (false: retention's delete came first). */
+async function packStillThere(catalog: Catalog, databaseId: string, pack: PackItem | undefined): Promise<boolean> {
+  return pack !== undefined && (pack.orphanedAt === undefined || (await catalog.clearPackOrphaned(databaseId, pack.name)));
+}
+
 /**
  * Reused chunks that live in a pack (`records`: theirs): each pack's record
  * must exist (else NotFoundError, as for a missing chunk, naming the chunk, a
@@ -126,9 +131,7 @@ async function checkPacksOf(catalog: Catalog, manifest: ManifestFiles, records: 
   const names = [...chunkOf.keys()].map((k) => k.slice(k.lastIndexOf("/") + 1));
   const packs = new Map((await catalog.getPacks(databaseId, names)).map((p) => [p.vaultKey, p]));
   for (const [vaultKey, sha] of chunkOf) {
-    const pack = packs.get(vaultKey);
-    const present = pack !== undefined && (pack.orphanedAt === undefined || (await catalog.clearPackOrphaned(databaseId, pack.name)));
-    if (!present) {
+    if (!(await packStillThere(catalog, databaseId, packs.get(vaultKey)))) {
       const file = filesUsing(manifest, [sha]).get(sha) ?? "?";
       throw new NotFoundError(
         `snapshot ${manifest.snapshotId} of database ${databaseId}: chunk ${sha} used by file ${JSON.stringify(file)} is not in the vault: ` +
@@ -155,9 +158,11 @@ export async function checkReusedPacks(catalog: Catalog, manifest: ManifestFiles
  */
 async function checkChunks(deps: Deps, files: ManifestFiles, allChunks: readonly UniqueChunk[], packs: PackIndexes | undefined): Promise<void> {
   const packed = packs !== undefined;
-  const inPacks = packed ? allChunks.filter((c) => c.new && c.pack !== undefined) : [];
+  // A packed push's new chunks that name their pack are checked against it; the rest by their records.
+  const inPacks: UniqueChunk[] = [];
+  const chunks: UniqueChunk[] = [];
+  for (const c of allChunks) (packed && c.new && c.pack !== undefined ? inPacks : chunks).push(c);
   if (inPacks.length > 0) await checkInPacks(deps, files, inPacks, packs!);
-  const chunks = inPacks.length === 0 ? allChunks : allChunks.filter((c) => !(c.new && c.pack !== undefined));
   for (let i = 0; i < chunks.length; i += CHECK_RECORDS_BATCH) {
     const slice = chunks.slice(i, i + CHECK_RECORDS_BATCH);
     const records = new Map((await deps.catalog.getChunks(files.databaseId, slice.map((c) => c.sha256))).map((r) => [r.sha256, r]));
@@ -230,7 +235,7 @@ async function checkInPacks(deps: Deps, files: ManifestFiles, chunks: readonly U
     const read = await packs.get(i);
     const name = packs.names[i]!;
     if (!read) throw new NotFoundError(`${where(list[0]!)} is not in the vault: it is flagged new in pack ${name}, which was not promoted`);
-    if (read.pack.orphanedAt !== undefined && !(await deps.catalog.clearPackOrphaned(files.databaseId, name))) {
+    if (!(await packStillThere(deps.catalog, files.databaseId, read.pack))) {
       throw new NotFoundError(`${where(list[0]!)} is not in the vault: it is in pack ${name}, which retention has deleted (the next push uploads it again)`);
     }
     for (const c of list) {

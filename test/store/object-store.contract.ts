@@ -189,6 +189,21 @@ export function objectStoreContract(name: string, factory: ObjectStoreFactory): 
         expect(one).toEqual(body.subarray(4999));
       });
 
+      it("returns exactly the bytes of a range and of a whole object of several MiB (a body that arrives in many pieces)", async () => {
+        // Prepare
+        const key = `${prefix}large`;
+        const body = randomBytes(3 * 1024 * 1024 + 17);
+        await f.store.put(f.bucket, key, body, {});
+
+        // Act
+        const range = await f.store.getRange(f.bucket, key, 100, body.length - 101);
+        const whole = await f.store.get(f.bucket, key);
+
+        // Assess
+        expect(range?.equals(body.subarray(100, body.length - 100))).toBe(true);
+        expect(whole?.body.equals(body)).toBe(true);
+      });
+
       it("resolves undefined for a key that does not exist", async () => {
         // Act
         const got = await f.store.getRange(f.bucket, `${prefix}never-written`, 0, 9);

@@ -189,6 +189,7 @@ async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
   }
 }
 
+/** Error paths only: a body of the wrong length cannot be made on s3rver (the contract suite reads large bodies from it). */
 describe("S3ObjectStore reading a body of a known length", () => {
   /** A store whose client answers every GetObject with `pieces` as the body, announcing `contentLength` bytes. */
   function answering(pieces: Buffer[], contentLength: number): S3ObjectStore {
@@ -196,18 +197,6 @@ describe("S3ObjectStore reading a body of a known length", () => {
     vi.spyOn(s.client, "send").mockImplementation(async () => ({ Body: Readable.from(pieces), ContentLength: contentLength, $metadata: {} }) as never);
     return s;
   }
-
-  it("assembles the pieces of a range and of a whole object into exactly their bytes", async () => {
-    // Prepare
-    const pieces = [Buffer.from("walvault "), Buffer.from("reads "), Buffer.from("ranges")];
-    const whole = Buffer.concat(pieces);
-    // Act
-    const range = await answering(pieces, whole.length).getRange(BUCKETS[1], "k", 10, 10 + whole.length - 1);
-    const object = await answering(pieces, whole.length).get(BUCKETS[1], "k");
-    // Assess
-    expect(range?.equals(whole)).toBe(true);
-    expect(object?.body.equals(whole)).toBe(true);
-  });
 
   it("names a range whose body is longer or shorter than asked, with both lengths", async () => {
     // Prepare
