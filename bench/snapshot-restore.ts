@@ -410,8 +410,13 @@ interface PgbrInfoBackup {
 // ---------------------------------------------------------------------------
 // Main
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
+const USAGE = `usage: node dist/bench/snapshot-restore.js [--scale 100] [--concurrency N] [--parallel N] [--block-size BYTES]
+       [--source direct|basebackup] [--pgbr-process-max 2] [--pgbr-compress-level N] [--pgbr-repo s3|posix]
+       [--no-pgbackrest] [--no-verify] [--out bench/results/snapshot-restore.json]
+Snapshot push and restore of a pgbench cluster on the local stack, against pgBackRest in the same run (bench/README.md).`;
+
+function parseOptions() {
+  return parseArgs({
     options: {
       scale: { type: "string", default: "100" },
       concurrency: { type: "string", default: String(DEFAULT_CONCURRENCY) },
@@ -426,6 +431,22 @@ async function main(): Promise<void> {
       out: { type: "string", default: "bench/results/snapshot-restore.json" },
     },
   });
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes("--help") || process.argv.includes("-h")) {
+    console.log(USAGE);
+    return;
+  }
+  let parsed: ReturnType<typeof parseOptions>;
+  try {
+    parsed = parseOptions();
+  } catch (e) {
+    console.error(`bench:snapshot-restore: ${(e as Error).message} (--help lists the options)`);
+    process.exitCode = 2;
+    return;
+  }
+  const { values } = parsed;
 
   const scale = Number(values.scale);
   const concurrency = Number(values.concurrency);
