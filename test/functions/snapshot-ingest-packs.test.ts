@@ -138,6 +138,18 @@ async function uploadPack(databaseId: string, p: BuiltPack, body: Buffer = Buffe
   await clients.store.put(stack.config.incomingBucket, incomingPackKey(databaseId, p.name), body, meta);
 }
 
+/**
+ * Uploads packs and waits for their pack-ingest executions to end: each
+ * upload's object-created event reaches the stack a moment after the PUT
+ * returns, so `idle()` alone can return before the last one has started.
+ */
+async function uploadPacksLanded(databaseId: string, packs: readonly BuiltPack[]): Promise<void> {
+  const before = stack.workflowStats["pack-ingest"].started;
+  for (const p of packs) await uploadPack(databaseId, p);
+  await poll(() => stack.workflowStats["pack-ingest"].started >= before + packs.length, 15_000, "pack ingest to start for every upload");
+  await stack.idle();
+}
+
 async function putManifest(s: Built): Promise<void> {
   await stack.idle();
   const before = stack.workflowStats["snapshot-ingest"].started;
@@ -235,8 +247,7 @@ describe("snapshot ingest of a packed push", () => {
     const landing = await buildPacked(GEN, [{ path: "early.dat", content: bytes(77, 30 * 1024) }]);
     const before = { ...stack.workflowStats["pack-ingest"] };
     // Act: the packs only, no manifest.
-    for (const p of landing.packs) await uploadPack(GEN, p);
-    await stack.idle();
+    await uploadPacksLanded(GEN, landing.packs);
     // Assess
     expect(stack.workflowStats["pack-ingest"]).toMatchObject({ started: before.started + landing.packs.length, succeeded: before.succeeded + landing.packs.length, failed: before.failed });
     const recorded = await clients.catalog.getPacks(GEN, landing.packs.map((p) => p.name));
@@ -249,8 +260,7 @@ describe("snapshot ingest of a packed push", () => {
   it("records a snapshot whose packs were promoted as they landed, without promoting them again", async () => {
     // Prepare: packs promoted as they land; then the vault copy replaced by other bytes, which a second promotion would overwrite.
     const landing = await buildPacked(GEN, [{ path: "early-2.dat", content: bytes(78, 30 * 1024) }]);
-    for (const p of landing.packs) await uploadPack(GEN, p);
-    await stack.idle();
+    await uploadPacksLanded(GEN, landing.packs);
     const marker = Buffer.from("not promoted twice");
     const first = landing.packs[0]!;
     await clients.store.put(stack.config.vaultBucket, vaultPackKey(GEN, first.name), marker, {});
@@ -270,8 +280,7 @@ describe("snapshot ingest of a packed push", () => {
     const stray = await buildPacked("not-registered", [{ path: "x", content: bytes(79, 6 * 1024) }]);
     const before = { ...stack.workflowStats["pack-ingest"] };
     // Act
-    await uploadPack("not-registered", stray.packs[0]!);
-    await stack.idle();
+    await uploadPacksLanded("not-registered", [stray.packs[0]!]);
     // Assess: the execution ends without failing (NotPromoted) and writes nothing.
     expect(stack.workflowStats["pack-ingest"]).toMatchObject({ succeeded: before.succeeded + 1, failed: before.failed });
     expect(await clients.store.head(stack.config.vaultBucket, vaultPackKey("not-registered", stray.packs[0]!.name))).toBeUndefined();
