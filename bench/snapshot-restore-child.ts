@@ -7,13 +7,16 @@
  * restore child ~0.6 s of CPU before its first request.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { constants, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 import type { RestoreResult } from "../agent/restore.js";
 import type { SnapshotPushOptions, SnapshotPushResult, SnapshotSource } from "../agent/snapshot-push.js";
 
-export type ChildSpec =
+/** `nodeFlags`: the child's Node flags instead of bin/walvault's for the command (the parent uses them to start it). */
+export type ChildSpec = (
   | { op: "push"; configPath: string; databaseId: string; source: SnapshotSource; opts: SnapshotPushOptions }
-  | { op: "restore"; configPath: string; databaseId: string; snapshotId: string; toDir: string; parallel: number };
+  | { op: "restore"; configPath: string; databaseId: string; snapshotId: string; toDir: string; parallel: number }
+) & { nodeFlags?: string[] };
 
 export interface Usage {
   maxRssBytes: number;
@@ -38,7 +41,68 @@ function childrenCpuSeconds(): number {
   }
 }
 
+/**
+ * WALVAULT_BENCH_MEM=1: on stderr, each time the process's high-water RSS
+ * (VmHWM) grows by 4 MB, when and with how much of it anonymous; at the end,
+ * the sample with the highest RSS (with V8's heap and ArrayBuffer figures)
+ * and the number of major GCs. Sampled every 20 ms, so the peak sample can be
+ * a few MB below the reported maxRSS.
+ */
+function memSampler(): () => void {
+  if (process.env["WALVAULT_BENCH_MEM"] === undefined) return () => {};
+  const mb = (b: number): string => (b / 1048576).toFixed(1);
+  const t0 = performance.now();
+  let peak = 0;
+  let lastHwm = 0;
+  let atPeak = "";
+  let majors = 0;
+  const timer = setInterval(() => {
+    const st = readFileSync("/proc/self/status", "utf8");
+    const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? 0) * 1024;
+    const [rss, hwm, anon] = [kb("VmRSS"), kb("VmHWM"), kb("RssAnon")];
+    if (hwm > lastHwm + 4 * 1048576) {
+      process.stderr.write(`[mem] t=${((performance.now() - t0) / 1000).toFixed(2)} s: high-water ${mb(hwm)} MB, rss ${mb(rss)} (anon ${mb(anon)})\n`);
+      lastHwm = hwm;
+    }
+    if (rss > peak) {
+      peak = rss;
+      const m = process.memoryUsage();
+      atPeak = `rss ${mb(rss)} MB: anon ${mb(anon)}, file ${mb(kb("RssFile"))}; V8 heap ${mb(m.heapUsed)} used of ${mb(m.heapTotal)}, ArrayBuffers ${mb(m.arrayBuffers)}`;
+    }
+  }, 20);
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majors++;
+  });
+  gc.observe({ entryTypes: ["gc"] });
+  return () => {
+    clearInterval(timer);
+    gc.disconnect();
+    process.stderr.write(`[mem] highest sample: ${atPeak}; ${majors} major GCs\n`);
+  };
+}
+
+/**
+ * WALVAULT_BENCH_HEAPPROF=FILE: V8's sampling heap profile of the command,
+ * objects later freed by a major GC included (what was promoted to old space
+ * and then became garbage: what grows the heap between major GCs), written
+ * to FILE (.heapprofile, for Chrome DevTools).
+ */
+async function heapProfile<T>(run: () => Promise<T>): Promise<T> {
+  const file = process.env["WALVAULT_BENCH_HEAPPROF"];
+  if (file === undefined) return run();
+  const { Session } = await import("node:inspector/promises");
+  const session = new Session();
+  session.connect();
+  await session.post("HeapProfiler.startSampling", { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true });
+  const out = await run();
+  const { profile } = await session.post("HeapProfiler.stopSampling");
+  writeFileSync(file, JSON.stringify(profile));
+  session.disconnect();
+  return out;
+}
+
 async function child(spec: ChildSpec): Promise<void> {
+  const stopMem = memSampler();
   const { agentClients } = await import("../agent/clients.js");
   const { loadConfig } = await import("../agent/config.js");
   const cfg = loadConfig({ config: spec.configPath, database: spec.databaseId });
@@ -50,19 +114,22 @@ async function child(spec: ChildSpec): Promise<void> {
   };
   if (spec.op === "push") {
     const { snapshotPush } = await import("../agent/snapshot-push.js");
-    const result = await snapshotPush(spec.source, { ...cfg, databaseId: spec.databaseId }, clients, { ...spec.opts, progress: false });
+    const result = await heapProfile(() => snapshotPush(spec.source, { ...cfg, databaseId: spec.databaseId }, clients, { ...spec.opts, progress: false }));
     out = { op: "push", result, ...usage() };
   } else {
     const { restore } = await import("../agent/restore.js");
-    const r = await restore(clients, cfg, {
-      databaseId: spec.databaseId,
-      target: { kind: "snapshot", id: spec.snapshotId },
-      toDir: spec.toDir,
-      parallel: spec.parallel,
-    });
+    const r = await heapProfile(() =>
+      restore(clients, cfg, {
+        databaseId: spec.databaseId,
+        target: { kind: "snapshot", id: spec.snapshotId },
+        toDir: spec.toDir,
+        parallel: spec.parallel,
+      }),
+    );
     const { plan: _plan, ...result } = r; // the plan holds bigints
     out = { op: "restore", result, ...usage() };
   }
+  stopMem();
   process.stdout.write(JSON.stringify(out));
 }
 

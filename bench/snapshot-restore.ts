@@ -55,6 +55,15 @@
  * into warm pages and the other into cold ones. A database host's memory is
  * backed; both restores now start from the same warm free memory.
  *
+ * The push and restore children run with the Node flags bin/walvault gives
+ * those commands (launcherFlags reads them from the launcher). Diagnostics,
+ * by environment: WALVAULT_BENCH_CPU_PROF=DIR (V8 CPU profiles of every
+ * thread), WALVAULT_BENCH_MEM=1 and WALVAULT_BENCH_HEAPPROF=FILE (the child's
+ * memory over time, its sampling heap profile: bench/snapshot-restore-child.ts),
+ * WALVAULT_BENCH_RESTORE_AB="FLAGS|FLAGS" (after the timed restore, three
+ * rounds of the restore with each set of Node flags in turn, each after the
+ * same warm-up: an A/B of V8 settings within one run).
+ *
  * Usage: npm run build && node dist/bench/snapshot-restore.js [--scale 100]
  *        [--concurrency 32] [--parallel 32] [--block-size BYTES] [--source direct|basebackup] [--pgbr-process-max 2]
  *        [--pgbr-compress-level N] [--pgbr-repo s3|posix] [--no-pgbackrest]
@@ -160,14 +169,24 @@ function anchorS3rverCpu(): number {
   return existsSync(f) ? procCpu(Number(readFileSync(f, "utf8").trim())) : 0;
 }
 
+/** The Node flags bin/walvault runs `command` with: the words between "$node" and "$root on its `  command)` line. */
+function launcherFlags(command: "snapshot" | "restore"): string[] {
+  const launcher = readFileSync(fileURLToPath(new URL("../../bin/walvault", import.meta.url)), "utf8");
+  const line = launcher.split("\n").find((l) => l.startsWith(`  ${command}) `));
+  const m = line === undefined ? null : /"\$node"((?: --[\w-]+(?:=\S+)?)*) "\$root/.exec(line);
+  if (m === null) throw new Error(`bin/walvault has no '${command})' line that starts "$node" with flags`);
+  return m[1]!.split(" ").filter((f) => f !== "");
+}
+
 /** Runs the child module (bench/snapshot-restore-child.ts: agent modules only, as the CLI loads them); resolves with its output and the wall time from spawn to exit. */
 function runChild(spec: ChildSpec): Promise<{ out: ChildOutput; wallS: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     // WALVAULT_BENCH_CPU_PROF=DIR: a V8 CPU profile of every walvault command, in DIR (as bench/snapshot.ts).
     const prof = process.env["WALVAULT_BENCH_CPU_PROF"];
-    // The V8 flag bin/walvault starts the agent with (its young-generation size counts in the peak RSS).
-    const node = ["--max-semi-space-size=4", ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : [])];
+    // The V8 flags bin/walvault starts the command with (heap sizing counts in the peak RSS), or those of spec.nodeFlags.
+    const flags = spec.nodeFlags ?? launcherFlags(spec.op === "push" ? "snapshot" : "restore");
+    const node = [...flags, ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : [])];
     const c = spawn(process.execPath, [...node, CHILD, JSON.stringify(spec)], { stdio: ["ignore", "pipe", "inherit"] });
     let text = "";
     c.stdout.on("data", (d: Buffer) => (text += d.toString()));
@@ -581,6 +600,22 @@ async function main(): Promise<void> {
       warnings: r.warnings,
     };
     log(`restore: ${JSON.stringify(restoreRow)}`);
+    // WALVAULT_BENCH_RESTORE_AB="FLAGS|FLAGS...": the restore again, 3 rounds of each set of Node flags in turn (see the header).
+    const ab = process.env["WALVAULT_BENCH_RESTORE_AB"];
+    if (ab !== undefined) {
+      if (!verify) rmSync(wvDir, { recursive: true, force: true });
+      const abDir = join(work, "restore-ab");
+      for (let i = 0; i < 3; i++) {
+        for (const set of ab.split("|")) {
+          const nodeFlags = set.split(" ").filter((f) => f !== "");
+          warmFreePages(work, warmBytes);
+          spawnSync("sync");
+          const x = await runChild({ op: "restore", configPath: stack.configPath, databaseId: DB_ID, snapshotId: p.snapshotId, toDir: abDir, parallel, nodeFlags });
+          log(`restore A/B round ${i + 1} [${nodeFlags.join(" ")}]: ${round(x.wallS, 2)} s, ${round(x.out.cpuSeconds, 2)} CPU-s, peak RSS ${Math.round(x.out.maxRssBytes / 1e6)} MB`);
+          rmSync(abDir, { recursive: true, force: true });
+        }
+      }
+    }
     let wvVerified: Verified | undefined;
     if (verify) {
       log("starting the walvault-restored cluster (wal-fetch, recovery to the consistent point) ...");
