@@ -31,10 +31,11 @@ import { decodeWith } from "../core/codec.js";
 import { ChecksumMismatchError, CorruptPackError, InvalidInputError, NotFoundError, describeError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 import { vaultPackKey } from "../core/keys.js";
-import { chunkOfRead, coalescePackReads, PackBuilder, parsePackIndex, type BuiltPack, type PackEntry } from "../core/pack.js";
+import { chunkOfRead, coalescePackReads, PackBuilder, type BuiltPack, type PackEntry } from "../core/pack.js";
 import type { ChunkItem, PackItem } from "../core/schemas.js";
 import { packObjectMeta } from "../core/snapshot.js";
 import type { Catalog } from "./catalog.js";
+import { readPackIndex } from "./pack-index.js";
 import type { RegionVault } from "./prune.js";
 
 /** Old packs one repack call rewrites at most. */
@@ -108,14 +109,13 @@ export async function repackPacks(
   for (const old of packs) {
     const what = `pack ${old.name}`;
     const result = results.get(old.name)!;
-    const tail = await primary.store.getRange(primary.bucket, old.vaultKey, old.dataLength, old.size - 1);
-    if (tail === undefined) throw new NotFoundError(`${what} is recorded but missing from the vault (${old.vaultKey}): not repacked`);
     // Read and verify the index and every live chunk of this pack before any of it is moved.
     let live: PackEntry[];
     let here: Map<string, ChunkItem>;
     const stored = new Map<string, Buffer>();
     try {
-      const { entries } = parsePackIndex(tail, { what, packSize: old.size });
+      const entries = await readPackIndex(primary.store, primary.bucket, old);
+      if (entries === undefined) throw new NotFoundError(`${what} is recorded but missing from the vault (${old.vaultKey}): not repacked`);
       const records = await catalog.getChunks(databaseId, entries.map((e) => e.sha256));
       here = new Map(records.filter((r) => r.vaultKey === old.vaultKey).map((r) => [r.sha256, r]));
       live = entries.filter((e) => here.has(e.sha256) && referenced.has(e.sha256));

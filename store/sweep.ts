@@ -49,16 +49,17 @@
  */
 import { z } from "zod";
 import { forEachLimit } from "../core/concurrency.js";
-import { ConfigError } from "../core/errors.js";
+import { ConfigError, CorruptPackError } from "../core/errors.js";
 import { SortedHashSet } from "../core/hash-set.js";
 import { vaultChunkKey } from "../core/keys.js";
-import { parsePackIndex } from "../core/pack.js";
+import type { PackEntry } from "../core/pack.js";
 import { decidePack, DEFAULT_PACK_THRESHOLDS } from "../core/pack-retention.js";
 import { planChunkSweep } from "../core/retention.js";
 import type { AuditRecord, ChunkItem, DatabaseRecord, PackItem, SnapshotRecord } from "../core/schemas.js";
 import type { Catalog } from "./catalog.js";
 import { openVaultManifest } from "./manifest-read.js";
 import type { ObjectStore } from "./object-store.js";
+import { readPackIndex } from "./pack-index.js";
 import type { PruneOptions, PruneSummary, RegionVault } from "./prune.js";
 import { REPACK_MAX_PACKS, repackPacks } from "./repack.js";
 import { WORK_PREFIX } from "./work-objects.js";
@@ -417,10 +418,10 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
 
   /** Deletes a candidate pack unless a push unmarked it since it was read; true when deleted. */
   const sweepPack = async (p: PackItem): Promise<boolean> => {
-    // The index names the chunk records to delete; read it while the pack is surely there.
-    const tail = await primary.store.getRange(primary.bucket, p.vaultKey, p.dataLength, p.size - 1);
+    // The index names the chunk records to delete; read it while the pack is surely there (a damaged one stops the sweep before anything is deleted).
+    const entries = await readPackIndex(primary.store, primary.bucket, p);
     if (!(await catalog.deletePackIfOrphaned(databaseId, p.name, p.orphanedAt!))) return false;
-    const hashes = tail === undefined ? [] : parsePackIndex(tail, { what: `pack ${p.name}`, packSize: p.size }).entries.map((e) => e.sha256);
+    const hashes = (entries ?? []).map((e) => e.sha256);
     await catalog.deleteChunksInPack(databaseId, hashes, p.vaultKey);
     const where = await ctx.deleteEverywhere(p.vaultKey, () => undefined);
     ctx.note("sweep-pack", p.name, where, `no kept snapshot references a chunk of it; a deletion candidate since ${p.orphanedAt}, more than ${graceHours}, and no push reused it`);
@@ -506,13 +507,16 @@ async function repackChosen(ctx: SweepContext, scratch: SweepScratch, c: SweepCu
   // The hashes of the chosen packs (their indexes: at most REPACK_MAX_PACKS), then which of them the mark holds.
   const hashes = new Set<string>();
   for (const p of packs) {
-    const tail = await primary.store.getRange(primary.bucket, p.vaultKey, p.dataLength, p.size - 1);
-    if (tail === undefined) continue; // repackPacks names the missing pack
+    let entries: PackEntry[] | undefined;
     try {
-      for (const e of parsePackIndex(tail, { what: `pack ${p.name}`, packSize: p.size }).entries) hashes.add(e.sha256);
-    } catch {
+      entries = await readPackIndex(primary.store, primary.bucket, p);
+    } catch (e) {
       // A damaged index: repackPacks reads it again, leaves the pack as it is and says why.
+      if (e instanceof CorruptPackError) continue;
+      throw e;
     }
+    // A missing pack: repackPacks names it.
+    for (const e of entries ?? []) hashes.add(e.sha256);
   }
   const live = new Set<string>();
   for (let partition = 0; partition < SWEEP_PARTITIONS; partition++) {

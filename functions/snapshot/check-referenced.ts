@@ -54,11 +54,12 @@ import { parsePage, type PageEntry } from "../../core/manifest-pages.js";
 import { checkBackupLabel, type PostgresSnapshotManifest, type UniqueChunk } from "../../core/snapshot.js";
 import { stepsOf } from "../../core/workflows.js";
 import { StoreManifestObjects } from "../../store/manifest-pages.js";
+import { PackIndexCache } from "../../store/pack-index.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import type { Catalog } from "../../store/catalog.js";
 import type { ChunkItem, PackItem } from "../../core/schemas.js";
-import { parsePackIndex, type PackEntry } from "../../core/pack.js";
+import type { PackEntry } from "../../core/pack.js";
 import { filesUsing, missingChunksError, rereadManifest, validatedSnapshotSchema, type ManifestFiles, type ValidatedSnapshot } from "./common.js";
 import { headerAsManifest, mayTakePage, pageBudget, readCheckedPage, rereadPagedHeader } from "./pages.js";
 
@@ -173,43 +174,29 @@ async function checkChunks(deps: Deps, files: ManifestFiles, allChunks: readonly
   }
 }
 
-/** Pack indexes kept per invocation (a page's new chunks lie in a few consecutive packs; each index is at most ~200 KB). */
-const KEPT_PACK_INDEXES = 8;
-
 /**
- * The indexes of a packed push's packs (manifest `packs`), read from the
- * vault as needed (one ranged read each) and kept for the invocation, the
- * KEPT_PACK_INDEXES used last. `names` is the manifest's list: a chunk's
- * `pack` is an index into it.
+ * The indexes of a packed push's packs (manifest `packs`), read as needed
+ * and the last few kept for the invocation (store/pack-index.ts). `names` is
+ * the manifest's list: a chunk's `pack` is an index into it.
  */
 class PackIndexes {
-  private readonly kept = new Map<number, { pack: PackItem; entries: Map<string, PackEntry> }>();
+  private readonly cache: PackIndexCache;
   constructor(
-    private readonly deps: Pick<Deps, "catalog" | "vault" | "vaultBucket">,
-    private readonly databaseId: string,
+    deps: Pick<Deps, "catalog" | "vault" | "vaultBucket">,
+    databaseId: string,
     readonly names: readonly string[],
-  ) {}
+  ) {
+    this.cache = new PackIndexCache(deps.catalog, deps.vault, deps.vaultBucket, databaseId);
+  }
 
   /** Pack `i`'s record (undefined: not recorded) and index. */
   async get(i: number): Promise<{ pack: PackItem; entries: Map<string, PackEntry> } | undefined> {
-    const hit = this.kept.get(i);
-    if (hit) {
-      this.kept.delete(i);
-      this.kept.set(i, hit);
-      return hit;
-    }
     const name = this.names[i];
     if (name === undefined) throw new ManifestInvalidError(`a chunk names pack ${i}, but the manifest lists ${this.names.length} pack(s)`, { field: "packs" });
-    const pack = await this.deps.catalog.getPack(this.databaseId, name);
-    if (!pack) return undefined;
-    const what = `pack ${pack.vaultKey}`;
-    const tail = await this.deps.vault.getRange(this.deps.vaultBucket, pack.vaultKey, pack.dataLength, pack.size - 1);
-    if (!tail) throw new NotFoundError(`${what} is recorded but missing from the vault`);
-    const { entries } = parsePackIndex(tail, { what, packSize: pack.size });
-    const read = { pack, entries: new Map(entries.map((e) => [e.sha256, e])) };
-    this.kept.set(i, read);
-    if (this.kept.size > KEPT_PACK_INDEXES) this.kept.delete(this.kept.keys().next().value!);
-    return read;
+    const read = await this.cache.get(name);
+    if (!read) return undefined;
+    if (!read.entries) throw new NotFoundError(`pack ${read.pack.vaultKey} is recorded but missing from the vault`);
+    return { pack: read.pack, entries: read.entries };
   }
 }
 

@@ -1,0 +1,74 @@
+/**
+ * A recorded pack's index, read from the vault (docs/packs.md; the layout is
+ * core/pack.ts's): one ranged GET of [dataLength, size), the index entries
+ * and the footer, parsed and checked against the recorded size. Every reader
+ * of a recorded pack's index goes through readPackIndex: CheckReferenced
+ * (new chunks checked against their pack), restore (new chunks located by
+ * their pack, not by one catalog record each), the sweep (the chunk records
+ * a deleted pack takes with it) and repack. `catalog rebuild` reads packs
+ * without records and finds the index from the footer instead
+ * (store/catalog-rebuild.ts).
+ */
+import { parsePackIndex, type PackEntry } from "../core/pack.js";
+import type { PackItem } from "../core/schemas.js";
+import type { Catalog } from "./catalog.js";
+import type { ObjectStore } from "./object-store.js";
+
+/** What reading a pack's index needs from its record. */
+export type RecordedPack = Pick<PackItem, "name" | "vaultKey" | "dataLength" | "size">;
+
+/**
+ * Pack `pack`'s index entries (offset order), or undefined when its object is
+ * not in `bucket`. An index that does not parse, or does not end where the
+ * record says the pack ends, throws CorruptPackError naming the pack.
+ */
+export async function readPackIndex(store: ObjectStore, bucket: string, pack: RecordedPack): Promise<PackEntry[] | undefined> {
+  const tail = await store.getRange(bucket, pack.vaultKey, pack.dataLength, pack.size - 1);
+  if (tail === undefined) return undefined;
+  return parsePackIndex(tail, { what: `pack ${pack.vaultKey}`, packSize: pack.size }).entries;
+}
+
+/** A pack's record and its index by chunk hash (`entries` undefined: recorded, but its object is not in the vault). */
+export interface ReadPack {
+  pack: PackItem;
+  entries: Map<string, PackEntry> | undefined;
+}
+
+/** Indexes kept by default (a 16 MiB pack's index is ~50 bytes per chunk: at most a few hundred KB). */
+export const KEPT_PACK_INDEXES = 8;
+
+/**
+ * One database's recorded packs and their indexes by name, each read once
+ * when first asked for (Catalog.getPack, then readPackIndex) and the `keep`
+ * used last kept: for a walk over a snapshot's chunks in manifest order,
+ * whose new chunks lie in a few consecutive packs. Memory is bounded by
+ * `keep`, never by the snapshot.
+ */
+export class PackIndexCache {
+  /** null: the catalog has no record of the pack. */
+  private readonly kept = new Map<string, ReadPack | null>();
+
+  constructor(
+    private readonly catalog: Pick<Catalog, "getPack">,
+    private readonly store: ObjectStore,
+    private readonly bucket: string,
+    private readonly databaseId: string,
+    private readonly keep = KEPT_PACK_INDEXES,
+  ) {}
+
+  /** Pack `name`'s record and index; undefined when the catalog has no record of it. */
+  async get(name: string): Promise<ReadPack | undefined> {
+    const hit = this.kept.get(name);
+    if (hit !== undefined) {
+      this.kept.delete(name);
+      this.kept.set(name, hit);
+      return hit ?? undefined;
+    }
+    const pack = await this.catalog.getPack(this.databaseId, name);
+    const entries = pack === undefined ? undefined : await readPackIndex(this.store, this.bucket, pack);
+    const read: ReadPack | null = pack === undefined ? null : { pack, entries: entries === undefined ? undefined : new Map(entries.map((e) => [e.sha256, e])) };
+    this.kept.set(name, read);
+    if (this.kept.size > this.keep) this.kept.delete(this.kept.keys().next().value!);
+    return read ?? undefined;
+  }
+}
