@@ -1,15 +1,16 @@
 /**
- * Reading snapshot chunks from where the catalog says they are (docs/packs.md):
- * inside a pack (`offset` set: the chunk's stored bytes are
+ * Reading snapshot chunks from where the catalog, or for a packed push's new
+ * chunks their pack's index, says they are (docs/packs.md): inside a pack (`offset` set: the chunk's stored bytes are
  * [offset, offset + storedSize) of the pack object `vaultKey`) or as an
  * object of its own (db/<id>/chunks/<sha256>, every snapshot before packs).
  * Restore (agent/restore.ts) and verification L1/L2 (agent/verify.ts) share it.
  *
- * - locateChunks(): the catalog's records, in batches (Catalog.getChunks,
- *   BatchGetItem of 100): never one round trip per chunk. A chunk the
- *   catalog does not know is looked for as an object of its own (vaults
- *   written before chunk records carried locations; a missing one is then
- *   named with both facts).
+ * - locateChunks(): a new chunk of a packed push from its pack's index
+ *   (store/pack-index.ts), the others from the catalog's records, in
+ *   batches (Catalog.getChunks, BatchGetItem of 100): never one round trip
+ *   per chunk. A chunk the catalog does not know is looked for as an object
+ *   of its own (vaults written before chunk records carried locations; a
+ *   missing one is then named with both facts).
  * - ChunkReads.schedule(): the reads for located chunks: one GET per chunk
  *   object; per pack, coalescePackReads (1 MiB gap, 8 MiB at most) and one
  *   explicit ranged GET per read (core/pack.ts: s3rver misreads suffix
@@ -20,11 +21,12 @@
  *   file that uses it and where it was read (pack key and bytes, or object key).
  */
 import type { CodecName } from "../core/codec.js";
-import { ChecksumMismatchError, CodecError } from "../core/errors.js";
+import { ChecksumMismatchError, CodecError, CorruptPackError } from "../core/errors.js";
 import { vaultChunkKey } from "../core/keys.js";
 import { chunkOfRead, coalescePackReads } from "../core/pack.js";
 import type { Catalog } from "../store/catalog.js";
 import type { ObjectStore } from "../store/object-store.js";
+import type { PackIndexCache, ReadPack } from "../store/pack-index.js";
 import { inThreadDecoder, type ChunkDecoder } from "./decode-pool.js";
 
 /** A chunk a manifest references, with a file that uses it (for messages). */
@@ -36,6 +38,8 @@ export interface WantedChunk {
   storedSize: number;
   codec: CodecName;
   file: string;
+  /** The pack the manifest places it in (a new chunk of a packed push): located from that pack's index when it still holds it. */
+  pack?: string;
 }
 
 /** Where a chunk's stored bytes are. */
@@ -59,14 +63,23 @@ export function describeLocation(loc: ChunkLocation): string {
 }
 
 /**
- * The locations of these chunks (distinct hashes), LOCATE_BATCH at a time.
- * The record's storedSize and codec describe the stored bytes; a chunk
- * without a record gets its own key and the manifest's storedSize and codec.
+ * The locations of these chunks (distinct hashes). With `packs`, a chunk the
+ * manifest places in a pack (`pack`) is located from that pack's index when
+ * the pack is still recorded and its index holds the chunk: one record and
+ * one ranged read per pack (kept for the next windows) instead of one
+ * catalog record per chunk. Every other chunk, and one whose pack is gone
+ * (repacked, swept) or no longer holds it or has a damaged index, is looked
+ * up in the catalog, LOCATE_BATCH at a time: the record's storedSize and
+ * codec describe the stored bytes; a chunk without a record gets its own
+ * key and the manifest's storedSize and codec. Either way the bytes read
+ * must decode to the chunk's SHA-256 (decodeChunk), so a location is only
+ * ever a place to look.
  */
-export async function locateChunks(catalog: Catalog, databaseId: string, wanted: readonly WantedChunk[]): Promise<Map<string, ChunkLocation>> {
+export async function locateChunks(catalog: Catalog, databaseId: string, wanted: readonly WantedChunk[], packs?: PackIndexCache): Promise<Map<string, ChunkLocation>> {
   const out = new Map<string, ChunkLocation>();
-  for (let i = 0; i < wanted.length; i += LOCATE_BATCH) {
-    const batch = wanted.slice(i, i + LOCATE_BATCH);
+  const rest = packs === undefined ? wanted : await locateInPacks(packs, wanted, out);
+  for (let i = 0; i < rest.length; i += LOCATE_BATCH) {
+    const batch = rest.slice(i, i + LOCATE_BATCH);
     for (const r of await catalog.getChunks(databaseId, batch.map((w) => w.sha256))) {
       out.set(r.sha256, { key: r.vaultKey, ...(r.offset === undefined ? {} : { offset: r.offset }), storedSize: r.storedSize, codec: r.codec, recorded: true });
     }
@@ -75,6 +88,35 @@ export async function locateChunks(catalog: Catalog, databaseId: string, wanted:
     }
   }
   return out;
+}
+
+/** Sets in `out` the location of every chunk of `wanted` its named pack holds; returns the others. */
+async function locateInPacks(packs: PackIndexCache, wanted: readonly WantedChunk[], out: Map<string, ChunkLocation>): Promise<WantedChunk[]> {
+  const rest: WantedChunk[] = [];
+  const byPack = new Map<string, WantedChunk[]>();
+  for (const w of wanted) {
+    if (w.pack === undefined) rest.push(w);
+    else {
+      const list = byPack.get(w.pack);
+      if (list) list.push(w);
+      else byPack.set(w.pack, [w]);
+    }
+  }
+  for (const [name, list] of byPack) {
+    let read: ReadPack | undefined;
+    try {
+      read = await packs.get(name);
+    } catch (e) {
+      // A damaged index: the catalog's records say where the chunks are (and their reads say what is wrong).
+      if (!(e instanceof CorruptPackError)) throw e;
+    }
+    for (const w of list) {
+      const e = read?.entries?.get(w.sha256);
+      if (e === undefined) rest.push(w);
+      else out.set(w.sha256, { key: read!.pack.vaultKey, offset: e.offset, storedSize: e.storedLength, codec: e.codec, recorded: true });
+    }
+  }
+  return rest;
 }
 
 function missing(want: WantedChunk, loc: ChunkLocation): ChecksumMismatchError {

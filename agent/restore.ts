@@ -139,6 +139,7 @@ import { inThreadDecoder, openDecoder, writeError, type ChunkDecoder } from "./d
 import { loadPlanningState, mapLimit } from "../store/catalog-state.js";
 import type { OpenedManifest } from "../store/manifest-pages.js";
 import { entryBatches, openVaultManifest, reverseTreeOrdered, treeOrdered } from "../store/manifest-read.js";
+import { PackIndexCache } from "../store/pack-index.js";
 import type { AgentClients } from "./clients.js";
 import { RESTORE_MARKER } from "./restore-marker.js";
 import { downloadVerified } from "./wal-fetch.js";
@@ -709,6 +710,8 @@ class ChunkSource {
     parallel: number,
     /** The restore's decode pool (opened once per restore), or undefined: this source opens its own for start()..stop(). */
     private readonly shared?: ChunkDecoder,
+    /** The restore's pack indexes (a packed push's snapshot): its new chunks are located there first. */
+    private readonly packs?: PackIndexCache,
     private readonly budget = CHUNK_CACHE_BYTES,
   ) {
     for (const op of ops) if (op.op === "writeFile") for (const c of op.chunks) this.remaining.set(c.sha256, (this.remaining.get(c.sha256) ?? 0) + 1);
@@ -785,7 +788,7 @@ class ChunkSource {
       window.forEach(({ chunk, file }, i) => {
         let entry = this.live.get(chunk.sha256);
         if (entry === undefined && !this.cache.has(chunk.sha256)) {
-          const want: WantedChunk = { sha256: chunk.sha256, size: chunk.size, storedSize: chunk.storedSize, codec: chunk.codec, file };
+          const want: WantedChunk = { sha256: chunk.sha256, size: chunk.size, storedSize: chunk.storedSize, codec: chunk.codec, file, ...(chunk.pack === undefined ? {} : { pack: chunk.pack }) };
           fresh.push(want);
           const stored = Promise.all([located, scheduled]).then(async ([locs, m]) => {
             const read = m.get(want.sha256);
@@ -804,7 +807,7 @@ class ChunkSource {
       this.plannedThrough = seq;
       this.wake();
       try {
-        settle(await locateChunks(this.clients.catalog, this.databaseId, fresh));
+        settle(await locateChunks(this.clients.catalog, this.databaseId, fresh, this.packs));
       } catch (e) {
         fail(e);
         located.catch(() => undefined);
@@ -1331,6 +1334,8 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   let walBytes = 0;
   let walDownloaded = 0;
   let decoder: ChunkDecoder = inThreadDecoder;
+  // A packed push's new chunks are located in their packs' indexes, kept across batches (store/pack-index.ts).
+  const packIndexes = header.packs === undefined ? undefined : new PackIndexCache(clients.catalog, clients.store, cfg.vaultBucket, planned.databaseId);
   try {
     // 5. Batch by batch (a page's worth of chunk references, in tree order,
     // so a directory comes before what it holds): directories, files,
@@ -1343,7 +1348,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
       const ops: RestoreOperation[] = [];
       for (const e of batch.entries) {
         if (e.type !== "file") {
-          ops.push(entryLayout(e, partial, header.databaseId, 0));
+          ops.push(entryLayout(e, partial, header.databaseId, 0, header.packs));
           continue;
         }
         const continued = e.part !== undefined;
@@ -1353,7 +1358,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
         }
         const offset = carry?.offset ?? 0;
         const end = offset + e.chunks.reduce((n, c) => n + c.size, 0);
-        const op = { ...(entryLayout(e, partial, header.databaseId, offset) as WriteOp), continued, continues: end < e.size };
+        const op = { ...(entryLayout(e, partial, header.databaseId, offset, header.packs) as WriteOp), continued, continues: end < e.size };
         const prev = ops.at(-1) as WriteOp | undefined;
         // A part whose file is already in this batch: one op (writeFiles takes a file once per batch).
         if (continued && prev?.op === "writeFile" && prev.relativePath === e.path) {
@@ -1365,7 +1370,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
       for (const op of ops) if (op.op === "mkdir") await mkdir(op.path, { mode: op.mode });
       // One decode pool for the whole restore (workers start once), opened with the first batch that has enough chunks for it.
       if (decoder === inThreadDecoder) decoder = openDecoder({ chunks: batch.chunks.length, defaultThreads: RESTORE_DECODE_THREADS });
-      const source = new ChunkSource(clients, cfg.vaultBucket, planned.databaseId, ops, parallel, decoder);
+      const source = new ChunkSource(clients, cfg.vaultBucket, planned.databaseId, ops, parallel, decoder, packIndexes);
       try {
         carryState = await writeFiles(ops, source, { parallel, durable, fileHashes: opts.fileHashes === true, signal: opts.signal, counters, progress: () => emit("files"), carry: carryState });
       } finally {

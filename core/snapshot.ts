@@ -1140,6 +1140,8 @@ export interface RestoreChunk {
   codec: CodecName;
   /** Its vault key. */
   key: string;
+  /** The pack a packed push put it in when it was new (the manifest's `pack`, by name): where a restore looks first, the catalog's record deciding when the pack no longer holds it. */
+  pack?: string;
 }
 
 export type RestoreOperation =
@@ -1225,8 +1227,10 @@ export function restoreLayout(manifest: SnapshotManifest, targetDir: string): Re
  * restoreLayout): mkdir, writeFile (its chunks from `offset` on: a file
  * continued from a page before starts where that part ended) or symlink.
  * For readers that lay a snapshot out a page at a time (agent/restore.ts).
+ * `packs`: the manifest's pack names, so that a new chunk's `pack` (an index
+ * into them) reaches the restore as the pack's name.
  */
-export function entryLayout(e: FileEntry, targetDir: string, databaseId: string, offset: number): RestoreOperation {
+export function entryLayout(e: FileEntry, targetDir: string, databaseId: string, offset: number, packs?: readonly string[]): RestoreOperation {
   const base = restoreTarget(targetDir);
   const where = { path: resolveUnder(base, e.path), relativePath: e.path };
   if (e.type === "directory") return { op: "mkdir", ...where, mode: RESTORE_DIR_MODE };
@@ -1238,6 +1242,8 @@ export function entryLayout(e: FileEntry, targetDir: string, databaseId: string,
   let at = offset;
   const chunks = e.chunks.map((c) => {
     const rc: RestoreChunk = { offset: at, sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, key: vaultChunkKey(databaseId, c.sha256) };
+    const pack = c.pack === undefined ? undefined : packs?.[c.pack];
+    if (pack !== undefined) rc.pack = pack;
     at += c.size;
     return rc;
   });

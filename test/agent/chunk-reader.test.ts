@@ -9,10 +9,13 @@ import { describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
 import { ChecksumMismatchError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
-import { vaultPackKey } from "../../core/keys.js";
+import { vaultChunkKey, vaultPackKey } from "../../core/keys.js";
 import { PackBuilder } from "../../core/pack.js";
-import { ChunkReads, decodeChunk, type ChunkLocation, type WantedChunk } from "../../agent/chunk-reader.js";
+import { ChunkReads, decodeChunk, locateChunks, type ChunkLocation, type WantedChunk } from "../../agent/chunk-reader.js";
+import type { ChunkItem, PackItem } from "../../core/schemas.js";
+import type { Catalog } from "../../store/catalog.js";
 import type { ObjectStore } from "../../store/object-store.js";
+import { PackIndexCache } from "../../store/pack-index.js";
 
 const DB = "gen-reader";
 
@@ -163,5 +166,44 @@ describe("ChunkReads", () => {
     expect(eb2).toBeInstanceOf(ChecksumMismatchError);
     expect(eb2.message).toContain(`chunk ${b!.sha256} of file "base/2" cannot be read from the vault (pack ${key}, bytes ${eb.offset}-`);
     expect(s.requests).toHaveLength(2);
+  });
+});
+
+describe("locateChunks with the manifest's packs", () => {
+  it("takes a chunk's place from its named pack's index, and asks the catalog for those the pack does not hold, an unrecorded pack's and unnamed ones", async () => {
+    // Prepare: pack P holds a and b; c names P but is not in it; d names an unrecorded pack; e names none.
+    const codec = getCodec("zstd");
+    const chunk = async (seed: string) => {
+      const raw = Buffer.from(seed.repeat(500));
+      return { sha256: sha256Hex(raw), raw, stored: await codec.encode(raw) };
+    };
+    const [a, b, c, d, e] = await Promise.all(["a", "b", "c", "d", "e"].map(chunk));
+    const builder = new PackBuilder({ targetSize: 1024 * 1024 });
+    for (const x of [a!, b!]) builder.add({ sha256: x.sha256, rawSize: x.raw.length, codec: "zstd", stored: x.stored });
+    const pack = builder.finish();
+    const key = vaultPackKey(DB, pack.name);
+    const objects = new Map([[key, pack.bytes]]);
+    const store = { getRange: async (_b: string, k: string, s: number, en: number) => objects.get(k)?.subarray(s, en + 1) } as unknown as ObjectStore;
+    const asked: string[] = [];
+    const catalog = {
+      async getPack(_db: string, name: string): Promise<PackItem | undefined> {
+        return name === pack.name ? { databaseId: DB, name, size: pack.bytes.length, entries: 2, dataLength: pack.dataLength, vaultKey: key, recordedAt: "2026-12-01T00:00:00.000Z" } : undefined;
+      },
+      async getChunks(_db: string, hashes: readonly string[]): Promise<ChunkItem[]> {
+        asked.push(...hashes);
+        return [];
+      },
+    };
+    const want = (x: { sha256: string; raw: Buffer; stored: Buffer }, p?: string): WantedChunk => ({ sha256: x.sha256, size: x.raw.length, storedSize: x.stored.length, codec: "zstd", file: "f", ...(p === undefined ? {} : { pack: p }) });
+
+    // Act
+    const located = await locateChunks(catalog as unknown as Catalog, DB, [want(a!, pack.name), want(b!, pack.name), want(c!, pack.name), want(d!, "0".repeat(64)), want(e!)], new PackIndexCache(catalog, store, "vault", DB));
+
+    // Assess
+    const inPack = pack.entries.find((x) => x.sha256 === b!.sha256)!;
+    expect(located.get(b!.sha256)).toEqual({ key, offset: inPack.offset, storedSize: inPack.storedLength, codec: "zstd", recorded: true });
+    expect(located.get(a!.sha256)?.key).toBe(key);
+    expect(asked.sort()).toEqual([c!.sha256, d!.sha256, e!.sha256].sort());
+    expect(located.get(c!.sha256)).toMatchObject({ key: vaultChunkKey(DB, c!.sha256), recorded: false });
   });
 });

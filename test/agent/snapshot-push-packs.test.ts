@@ -18,7 +18,7 @@ import { sha256Hex } from "../../core/hash.js";
 import { incomingPackKey } from "../../core/keys.js";
 import { DEFAULT_PACK_TARGET_SIZE, verifyPack } from "../../core/pack.js";
 import type { ObjectStore } from "../../store/object-store.js";
-import { listKeys, stackClients, tempDir, type StackClients } from "../support/harness.js";
+import { listKeys, recordingCalls, stackClients, tempDir, type StackClients } from "../support/harness.js";
 import { readPushedManifest, type PushedManifest } from "../support/pushed-manifest.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
@@ -157,14 +157,31 @@ describe("a packed snapshot push", () => {
     expect(await listKeys(clients.store, stack.config.vaultBucket, `db/${GEN}/chunks/`)).toEqual([]);
   });
 
-  it("restores byte-identical from its packs (push with packs, ingest, restore)", async () => {
+  it("restores byte-identical from its packs (push with packs, ingest, restore), locating every new chunk from its pack's index, none by its catalog record", async () => {
     // Prepare
     const to = join(work, "restored");
+    const { proxy: catalog, calls } = recordingCalls(clients.catalog, ["getChunks", "getPack"]);
+    const m = await manifestOf(first);
     // Act
-    const r = await restore(clients, { ...stack.config }, { databaseId: GEN, target: { kind: "snapshot", id: first.snapshotId }, toDir: to, durable: false });
-    // Assess
+    const r = await restore({ ...clients, catalog }, { ...stack.config }, { databaseId: GEN, target: { kind: "snapshot", id: first.snapshotId }, toDir: to, durable: false });
+    // Assess: one pack record read per pack, no chunk record.
     expect(r.snapshotId).toBe(first.snapshotId);
     expect(fileHashes(to)).toEqual(fileHashes(dir));
+    expect(calls.getChunks.flatMap((c) => c[1] as string[])).toEqual([]);
+    expect(calls.getPack.map((c) => c[1]).sort()).toEqual([...m.packs!].sort());
+    rmSync(to, { recursive: true, force: true });
+  }, 180_000);
+
+  it("restores byte-identical through the catalog's records when the packs its manifest names are no longer recorded (repacked and swept)", async () => {
+    // Prepare: the catalog knows no pack record (the chunk records still say where each chunk is).
+    const to = join(work, "restored-records");
+    const { proxy: catalog, calls } = recordingCalls(clients.catalog, ["getChunks"]);
+    const noPacks = new Proxy(catalog, { get: (t, prop, rc) => (prop === "getPack" ? async () => undefined : (Reflect.get(t, prop, rc) as unknown)) });
+    // Act
+    await restore({ ...clients, catalog: noPacks }, { ...stack.config }, { databaseId: GEN, target: { kind: "snapshot", id: first.snapshotId }, toDir: to, durable: false });
+    // Assess: every distinct chunk was looked up in the catalog instead.
+    expect(fileHashes(to)).toEqual(fileHashes(dir));
+    expect(new Set(calls.getChunks.flatMap((c) => c[1] as string[])).size).toBe(first.totals.uniqueChunks);
     rmSync(to, { recursive: true, force: true });
   }, 180_000);
 
