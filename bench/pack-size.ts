@@ -55,6 +55,7 @@ import {
 } from "../core/pack.js";
 import { LOCAL_CREDENTIALS, startS3 } from "../local/emulators.js";
 import { S3ObjectStore } from "../store/s3-object-store.js";
+import { ownPeakRssBytes } from "./peak-rss.js";
 
 const SELF = fileURLToPath(import.meta.url);
 const KiB = 1024;
@@ -264,7 +265,7 @@ async function readPhase(spec: Extract<ChildSpec, { phase: "read" }>): Promise<C
 
 function usage(): { maxRssBytes: number; baseRssBytes: number; cpuSeconds: number } {
   const cpu = process.cpuUsage();
-  return { maxRssBytes: process.resourceUsage().maxRSS * 1024, baseRssBytes, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+  return { maxRssBytes: ownPeakRssBytes(), baseRssBytes, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 
 function runChild(spec: ChildSpec): Promise<ChildOutput> {

@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { constants, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 import type { RestoreResult } from "../agent/restore.js";
 import type { SnapshotPushOptions, SnapshotPushResult, SnapshotSource } from "../agent/snapshot-push.js";
+import { ownPeakRssBytes } from "./peak-rss.js";
 
 /** `nodeFlags`: the child's Node flags instead of bin/walvault's for the command (the parent uses them to start it). */
 export type ChildSpec = (
@@ -110,7 +111,7 @@ async function child(spec: ChildSpec): Promise<void> {
   let out: ChildOutput;
   const usage = (): Usage => {
     const cpu = process.cpuUsage();
-    return { maxRssBytes: process.resourceUsage().maxRSS * 1024, cpuSeconds: (cpu.user + cpu.system) / 1e6, childCpuSeconds: childrenCpuSeconds() };
+    return { maxRssBytes: ownPeakRssBytes(), cpuSeconds: (cpu.user + cpu.system) / 1e6, childCpuSeconds: childrenCpuSeconds() };
   };
   if (spec.op === "push") {
     const { snapshotPush } = await import("../agent/snapshot-push.js");

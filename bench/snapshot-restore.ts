@@ -41,8 +41,9 @@
  * the tool's logical bytes (walvault: the snapshot's logicalBytes;
  * pgBackRest: `info` size) / that wall; restore MB/s = bytes written / wall.
  * MB = 10^6 bytes. The ratios (walvault / pgBackRest, >1 = walvault faster)
- * come from this run only. Peak RSS: walvault = the child's maxRSS (not
- * pg_basebackup's, not the stack's); pgBackRest = GNU time's maximum RSS,
+ * come from this run only. Peak RSS: walvault = the child's own high-water
+ * RSS (VmHWM, bench/peak-rss.ts; not pg_basebackup's, not the stack's, not
+ * the bench's that getrusage would report); pgBackRest = GNU time's maximum RSS,
  * i.e. its largest single process (with process-max 2 there are 3).
  *
  * Before each restore (walvault's and pgBackRest's alike) the same number of

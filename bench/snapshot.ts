@@ -35,6 +35,7 @@ import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, snapshotPush, type SnapshotPus
 import { ScratchPostgres } from "../agent/postgres.js";
 import { startLocalStack } from "../local/stack.js";
 import type { ObjectStore } from "../store/object-store.js";
+import { ownPeakRssBytes } from "./peak-rss.js";
 
 const MiB = 1024 * 1024;
 const SELF = fileURLToPath(import.meta.url);
@@ -64,7 +65,7 @@ async function child(spec: ChildSpec): Promise<void> {
   }
   const result = await snapshotPush(spec.source, { ...cfg, databaseId: spec.databaseId }, clients, { ...spec.opts, progress: false });
   const cpu = process.cpuUsage();
-  const out: ChildOutput = { result, maxRssBytes: process.resourceUsage().maxRSS * 1024, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+  const out: ChildOutput = { result, maxRssBytes: ownPeakRssBytes(), cpuSeconds: (cpu.user + cpu.system) / 1e6 };
   process.stdout.write(JSON.stringify(out));
 }
 
