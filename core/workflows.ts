@@ -202,3 +202,28 @@ export function placeholdersOf(workflow: WorkflowId): string[] {
   const w: WorkflowDefinition = WORKFLOW_DEFINITIONS[workflow];
   return [...Object.values(w.steps).map((s) => s.placeholder), ...w.borrows];
 }
+
+/**
+ * How a step's handler module is bundled for Lambda (esbuild, one ESM file
+ * with the SDK the lockfile pins): infra/handler-function.ts passes these to
+ * NodejsFunction, and `npm run build` bundles every step the same way for the
+ * local stack (local/bundle-handlers.ts), so the local sandboxes run the code
+ * CDK deploys, not the module graph tsc leaves in dist/.
+ */
+export const HANDLER_BUNDLE = {
+  format: "esm",
+  target: "node22",
+  mainFields: ["module", "main"],
+  /** ESM has no `require`: the CommonJS parts of the SDK get one. */
+  banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
+  minify: true,
+  // Step Functions' Retry/Catch match error names, and core/errors.ts
+  // names each error after its class: minified class names would break both.
+  keepNames: true,
+  sourceMap: true,
+} as const;
+
+/** Where `npm run build` puts a step's bundle, relative to the repository root. */
+export function bundleOf(def: Pick<StepDefinition, "module">): string {
+  return `dist/bundles/${def.module}.mjs`;
+}

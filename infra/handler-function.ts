@@ -11,7 +11,7 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
-import { stepsOf, type StepDefinition, type StepName, type WorkflowId } from "../core/workflows.js";
+import { HANDLER_BUNDLE, stepsOf, type StepDefinition, type StepName, type WorkflowId } from "../core/workflows.js";
 
 export interface StepConfig {
   readonly description: string;
@@ -82,15 +82,14 @@ export function createHandlerFunction(
     tracing: lambda.Tracing.ACTIVE,
     environment,
     bundling: {
-      format: OutputFormat.ESM,
-      target: "node22",
-      mainFields: ["module", "main"],
-      banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
-      minify: true,
-      // Step Functions' Retry/Catch match error names, and core/errors.ts
-      // names each error after its class: minified class names would break both.
-      keepNames: true,
-      sourceMap: true,
+      // core/workflows.ts HANDLER_BUNDLE: the local stack's sandboxes run bundles built the same way.
+      format: HANDLER_BUNDLE.format === "esm" ? OutputFormat.ESM : OutputFormat.CJS,
+      target: HANDLER_BUNDLE.target,
+      mainFields: [...HANDLER_BUNDLE.mainFields],
+      banner: HANDLER_BUNDLE.banner,
+      minify: HANDLER_BUNDLE.minify,
+      keepNames: HANDLER_BUNDLE.keepNames,
+      sourceMap: HANDLER_BUNDLE.sourceMap,
       // Ship the SDK version the lockfile pins (and the tests ran), not
       // whatever the runtime happens to include.
       bundleAwsSDK: true,

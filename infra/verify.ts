@@ -82,6 +82,8 @@ export const VERIFY_IMAGE_CONTEXT_EXCLUDE: readonly string[] = [
   "dist/infra",
   "dist/bench",
   "dist/test",
+  // The handlers' Lambda bundles for the local stack (npm run build): the task runs the agent, not them.
+  "dist/bundles",
   "!tasks/verify/Dockerfile",
 ];
 

@@ -6,7 +6,8 @@
  *
  * Two runtimes:
  * - "worker" (the default): each function gets sandboxes of its own, worker
- *   threads running the built module (dist/), reused between invocations
+ *   threads running the step's bundle (dist/bundles/, built as CDK bundles
+ *   it for Lambda: core/workflows.ts HANDLER_BUNDLE), reused between invocations
  *   like warm Lambda containers, at most SANDBOXES_PER_FUNCTION at once
  *   (further invocations wait: Lambda's concurrency, scaled to one machine).
  *   A sandbox's V8 heap is capped at the step's memory; what it holds
@@ -25,7 +26,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { SHARE_ENV, Worker } from "node:worker_threads";
 import { ConfigError } from "../core/errors.js";
-import type { StepDefinition } from "../core/workflows.js";
+import { bundleOf, type StepDefinition } from "../core/workflows.js";
 import type { ResultMessage } from "./lambda-worker.js";
 import { PACKAGE_ROOT } from "./paths.js";
 
@@ -152,23 +153,31 @@ async function importHandler(step: StepDefinition): Promise<Handler> {
   return fn as Handler;
 }
 
-/** The modules' built copies, checked once per runtime: a dist/ older than the sources would run yesterday's handlers. */
+/**
+ * The handlers' built copies, checked once per runtime: the sandbox (dist/)
+ * and each step's bundle (dist/bundles/, core/workflows.ts bundleOf: what
+ * CDK deploys, built by `npm run build`). One older than the sources would
+ * run yesterday's handlers.
+ */
 function builtPaths(modulesRoot?: string): { worker: string; moduleOf(step: StepDefinition): string } {
   const dist = join(PACKAGE_ROOT, "dist");
   const worker = join(dist, "local", "lambda-worker.js");
   if (!existsSync(worker)) throw new ConfigError(`the local Lambda sandbox is not built (${worker}): run \`npm run build\``);
-  const builtAt = statSync(worker).mtimeMs;
+  let newest: { path: string; mtimeMs: number } | undefined;
   for (const dir of ["functions", "store", "core"]) {
     const newer = newestSource(join(PACKAGE_ROOT, dir));
-    if (newer && newer.mtimeMs > builtAt + 1000) {
-      throw new ConfigError(`dist/ is older than ${newer.path}: run \`npm run build\` (the local stack runs the built handlers)`);
-    }
+    if (newer && (!newest || newer.mtimeMs > newest.mtimeMs)) newest = newer;
   }
+  const olderThanSources = (path: string): boolean => newest !== undefined && newest.mtimeMs > statSync(path).mtimeMs + 1000;
+  if (olderThanSources(worker)) throw new ConfigError(`dist/ is older than ${newest!.path}: run \`npm run build\` (the local stack runs the built handlers)`);
   return {
     worker,
     moduleOf(step) {
-      const path = join(modulesRoot ?? dist, `${step.module}.js`);
+      const path = modulesRoot === undefined ? join(PACKAGE_ROOT, bundleOf(step)) : join(modulesRoot, `${step.module}.js`);
       if (!existsSync(path)) throw new ConfigError(`handler module ${step.module} is not built (${path}): run \`npm run build\``);
+      if (modulesRoot === undefined && olderThanSources(path)) {
+        throw new ConfigError(`${path} is older than ${newest!.path}: run \`npm run build\` (the local stack runs the bundled handlers)`);
+      }
       return path;
     },
   };
