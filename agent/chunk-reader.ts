@@ -1,8 +1,9 @@
 /**
  * Reading snapshot chunks from where the catalog, or for a packed push's new
- * chunks their pack's index, says they are (docs/packs.md): inside a pack (`offset` set: the chunk's stored bytes are
- * [offset, offset + storedSize) of the pack object `vaultKey`) or as an
- * object of its own (db/<id>/chunks/<sha256>, every snapshot before packs).
+ * chunks their pack's index, says they are (docs/packs.md): inside a pack
+ * (`offset` set: the chunk's stored bytes are [offset, offset + storedSize)
+ * of the pack object `vaultKey`) or as an object of its own
+ * (db/<id>/chunks/<sha256>, every snapshot before packs).
  * Restore (agent/restore.ts) and verification L1/L2 (agent/verify.ts) share it.
  *
  * - locateChunks(): a new chunk of a packed push from its pack's index

@@ -49,7 +49,7 @@
  */
 import { z } from "zod";
 import { forEachLimit } from "../core/concurrency.js";
-import { ConfigError, CorruptPackError } from "../core/errors.js";
+import { ConfigError, CorruptPackError, describeError } from "../core/errors.js";
 import { SortedHashSet } from "../core/hash-set.js";
 import { vaultChunkKey } from "../core/keys.js";
 import type { PackEntry } from "../core/pack.js";
@@ -418,13 +418,21 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
 
   /** Deletes a candidate pack unless a push unmarked it since it was read; true when deleted. */
   const sweepPack = async (p: PackItem): Promise<boolean> => {
-    // The index names the chunk records to delete; read it while the pack is surely there (a damaged one stops the sweep before anything is deleted).
-    const entries = await readPackIndex(primary.store, primary.bucket, p);
+    // The index names the chunk records to delete; read it while the pack is surely there.
+    let entries: PackEntry[] | undefined;
+    let damaged: string | undefined;
+    try {
+      entries = await readPackIndex(primary.store, primary.bucket, p);
+    } catch (e) {
+      if (!(e instanceof CorruptPackError)) throw e;
+      damaged = describeError(e);
+    }
     if (!(await catalog.deletePackIfOrphaned(databaseId, p.name, p.orphanedAt!))) return false;
-    const hashes = (entries ?? []).map((e) => e.sha256);
-    await catalog.deleteChunksInPack(databaseId, hashes, p.vaultKey);
+    // A damaged index names none: the next sweep's tallies find them pointing at a pack with no record (sweepDangling).
+    await catalog.deleteChunksInPack(databaseId, (entries ?? []).map((e) => e.sha256), p.vaultKey);
     const where = await ctx.deleteEverywhere(p.vaultKey, () => undefined);
-    ctx.note("sweep-pack", p.name, where, `no kept snapshot references a chunk of it; a deletion candidate since ${p.orphanedAt}, more than ${graceHours}, and no push reused it`);
+    const why = `no kept snapshot references a chunk of it; a deletion candidate since ${p.orphanedAt}, more than ${graceHours}, and no push reused it`;
+    ctx.note("sweep-pack", p.name, where, damaged === undefined ? why : `${why} (its index is damaged, ${damaged}: the next sweep deletes its chunk records as dangling ones)`);
     return true;
   };
 

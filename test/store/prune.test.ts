@@ -366,6 +366,31 @@ describe("executePrune with packs", () => {
     expect(audit.filter((a) => a.action === "sweep-pack").map((a) => [a.subject, a.regions])).toEqual([[deadPack!.name, ["r1"]]]);
   });
 
+  it("deletes a candidate pack whose index is damaged, saying so, and the next sweep the chunk records it could not name", async () => {
+    // Prepare: a pruned snapshot's pack, marked by run 1; then its index is damaged in the vault.
+    const f = await newFixture();
+    const gone = await Promise.all([0, 1, 2].map((i) => makeChunk(`damaged index ${i}`)));
+    const [deadPack] = await storePacks(f.v, gone);
+    const old = await snapshotOf(f, gone, new Date("2026-01-01T00:00:00Z"));
+    const deadKey = vaultPackKey(GDB, deadPack!.name);
+    await run(f, deleting(old), [old], RUN1, "run-1");
+    f.vault.objects.get(deadKey)![deadPack!.dataLength + 3]! ^= 0xff;
+
+    // Act: run 2 deletes the pack; run 3, a grace period later, its chunk records.
+    const second = await run(f, nothing, [], RUN2, "run-2");
+    const recordsAfterSecond = await f.catalog.getChunks(GDB, gone.map((c) => c.sha256));
+    await run(f, nothing, [], new Date(RUN2.getTime() + GRACE), "run-3");
+
+    // Assess
+    expect(second.packsSwept).toBe(1);
+    expect(await f.catalog.getPack(GDB, deadPack!.name)).toBeUndefined();
+    expect(f.vault.objects.has(deadKey)).toBe(false);
+    expect(recordsAfterSecond).toHaveLength(3);
+    expect(await f.catalog.getChunks(GDB, gone.map((c) => c.sha256))).toEqual([]);
+    const notes = (await f.catalog.listAudit(GDB)).filter((a) => a.action === "sweep-pack" && a.subject === deadPack!.name).map((a) => a.reason);
+    expect(notes).toEqual([expect.stringMatching(/its index is damaged/), expect.stringMatching(/stopped after its record: 3 chunk record/)]);
+  });
+
   it("format 2: keeps a pack only the third page of a kept snapshot references, and deletes a pruned snapshot's pages with its header", async () => {
     // Prepare: the kept snapshot's 12 chunks on pages of 4; its last 4 (page 2) alone in a pack. The pruned one is paged too.
     const f = await newFixture();
