@@ -68,6 +68,7 @@ import { LOCAL_REGION, startLocalStack, type ExecutionStats, type LocalStack, ty
 import { rebuildCatalog, openCatalogTable } from "../store/catalog-rebuild.js";
 import { BATCH_WRITE_MAX_ITEMS, databasePk, walSk, type DynamoCatalog } from "../store/dynamo-catalog.js";
 import { createCatalog, createObjectStore } from "../store/factory.js";
+import { launcherFlags } from "./launcher-flags.js";
 
 const SELF = fileURLToPath(import.meta.url);
 const STAND_IN = Buffer.from("bench:scale stand-in for a WAL segment nothing reads\n");
@@ -490,8 +491,8 @@ async function pushChild(spec: PushSpec): Promise<void> {
 
 /** Runs pushChild in a child process (this file, --push-child) and resolves its result; its stderr passes through. */
 async function pushInChild(spec: PushSpec): Promise<SnapshotPushResult> {
-  // The V8 flag bin/walvault starts `snapshot push` with (its young generation counts in the peak RSS).
-  const child = spawn(process.execPath, ["--max-semi-space-size=4", fileURLToPath(import.meta.url), "--push-child"], {
+  // The V8 flags bin/walvault starts `snapshot push` with (its heap sizing counts in the peak RSS).
+  const child = spawn(process.execPath, [...launcherFlags("snapshot"), fileURLToPath(import.meta.url), "--push-child"], {
     env: { ...process.env, SCALE_PUSH: JSON.stringify(spec) },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -57,7 +57,7 @@
  * backed; both restores now start from the same warm free memory.
  *
  * The push and restore children run with the Node flags bin/walvault gives
- * those commands (launcherFlags reads them from the launcher). Diagnostics,
+ * those commands (bench/launcher-flags.ts reads them from the launcher). Diagnostics,
  * by environment: WALVAULT_BENCH_CPU_PROF=DIR (V8 CPU profiles of every
  * thread), WALVAULT_BENCH_MEM=1 and WALVAULT_BENCH_HEAPPROF=FILE (the child's
  * memory over time, its sampling heap profile: bench/snapshot-restore-child.ts),
@@ -83,6 +83,7 @@ import { ScratchPostgres } from "../agent/postgres.js";
 import { startLocalStack, type LocalStack } from "../local/stack.js";
 import type { ChildOutput, ChildSpec } from "./snapshot-restore-child.js";
 import { anchorScriptsDir } from "./anchor.js";
+import { launcherFlags } from "./launcher-flags.js";
 
 const CHILD = fileURLToPath(new URL("./snapshot-restore-child.js", import.meta.url));
 const DB_ID = "bench-pg";
@@ -168,15 +169,6 @@ function stackCpuSince(stack: LocalStack, before: StackCpu): StackCpu {
 function anchorS3rverCpu(): number {
   const f = join(ANCHORS_DIR, "s3rver-https.pid");
   return existsSync(f) ? procCpu(Number(readFileSync(f, "utf8").trim())) : 0;
-}
-
-/** The Node flags bin/walvault runs `command` with: the words between "$node" and "$root on its `  command)` line. */
-function launcherFlags(command: "snapshot" | "restore"): string[] {
-  const launcher = readFileSync(fileURLToPath(new URL("../../bin/walvault", import.meta.url)), "utf8");
-  const line = launcher.split("\n").find((l) => l.startsWith(`  ${command}) `));
-  const m = line === undefined ? null : /"\$node"((?: --[\w-]+(?:=\S+)?)*) "\$root/.exec(line);
-  if (m === null) throw new Error(`bin/walvault has no '${command})' line that starts "$node" with flags`);
-  return m[1]!.split(" ").filter((f) => f !== "");
 }
 
 /** Runs the child module (bench/snapshot-restore-child.ts: agent modules only, as the CLI loads them); resolves with its output and the wall time from spawn to exit. */
