@@ -415,6 +415,34 @@ export interface ValidatedPage {
   chunks: UniqueChunk[];
 }
 
+/** Page `index`'s bytes checked against the header's reference (length and SHA-256), parsed as JSON (not yet checked against the schema). */
+function boundPageJson(header: PagedManifestHeader, index: number, bytes: Uint8Array): unknown {
+  const at = `pages[${index}]`;
+  const ref = header.pages[index];
+  if (ref === undefined) throw manifestInvalid(at, `the manifest has ${header.pages.length} page(s)`);
+  if (bytes.byteLength !== ref.bytes) throw manifestInvalid(at, `the page object has ${bytes.byteLength} bytes, but the manifest binds ${ref.bytes}`);
+  const digest = sha256Hex(bytes);
+  if (digest !== ref.sha256) throw manifestInvalid(`${at}.sha256`, `the page object's SHA-256 is ${digest}, but the manifest binds ${ref.sha256}`);
+  try {
+    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));
+  } catch (e) {
+    throw manifestInvalid(at, `is not JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Page `index` of a manifest whose every page this process has already
+ * validated (validatePage through finishPagedValidation, the same header):
+ * its bytes are checked against the header's length and SHA-256, which makes
+ * them the bytes validated, and parsed without the schema and the rules
+ * across pages again (the schemas are strict and transform nothing, so the
+ * parsed JSON is what validation returned). For a second walk of the same
+ * manifest (restore: the refusal pass, then the writing pass).
+ */
+export function revalidatedPage(header: PagedManifestHeader, index: number, bytes: Uint8Array): ManifestPage {
+  return boundPageJson(header, index, bytes) as ManifestPage;
+}
+
 /**
  * Checks page `index` on its own: its bytes against the header's reference
  * (length and SHA-256, before parsing), the schema, its ids and index, its
@@ -424,17 +452,8 @@ export interface ValidatedPage {
  */
 export function parsePage(header: PagedManifestHeader, index: number, bytes: Uint8Array): ValidatedPage {
   const at = `pages[${index}]`;
-  const ref = header.pages[index];
-  if (ref === undefined) throw manifestInvalid(at, `the manifest has ${header.pages.length} page(s)`);
-  if (bytes.byteLength !== ref.bytes) throw manifestInvalid(at, `the page object has ${bytes.byteLength} bytes, but the manifest binds ${ref.bytes}`);
-  const digest = sha256Hex(bytes);
-  if (digest !== ref.sha256) throw manifestInvalid(`${at}.sha256`, `the page object's SHA-256 is ${digest}, but the manifest binds ${ref.sha256}`);
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));
-  } catch (e) {
-    throw manifestInvalid(at, `is not JSON: ${(e as Error).message}`);
-  }
+  const json = boundPageJson(header, index, bytes);
+  const ref = header.pages[index]!;
   const parsed = manifestPageSchema.safeParse(json);
   if (!parsed.success) {
     throw manifestSchemaError(new z.ZodError(parsed.error.issues.map((i) => ({ ...i, path: ["pages", index, ...i.path] }))));

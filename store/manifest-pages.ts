@@ -31,7 +31,11 @@
  *   checks the totals against the header (finishPagedValidation). A problem
  *   rejects the iteration at the page where it is found: entries already
  *   yielded came from verified pages, but the manifest as a whole is proven
- *   only once the iteration ends without error.
+ *   only once the iteration ends without error. Once one walk has ended so,
+ *   a later entries() of the same opened manifest checks each page's bytes
+ *   against the header's length and SHA-256 only (revalidatedPage): they are
+ *   the bytes validated, and the schema and the rules across pages are not
+ *   run again.
  * Errors are ManifestInvalidError or UnsafePathError (core/errors.ts), one
  * line naming the field (`pages[3].entries[10].path: ...`).
  */
@@ -43,6 +47,7 @@ import {
   finishPagedValidation,
   manifestFormatOf,
   parsePage,
+  revalidatedPage,
   startPagedValidation,
   validatePage,
   validatePagedHeader,
@@ -177,6 +182,8 @@ export async function readPageObject(objects: ManifestObjects, manifestKey: stri
 function pagedManifest(objects: ManifestObjects, key: string, h: PagedManifestHeader): OpenedManifest {
   const { pages, formatVersion: _v, ...header } = h;
   const read = async (index: number): Promise<Uint8Array> => (await readPageObject(objects, key, pages, index)).body;
+  /** Set when entries() has validated every page and the manifest's end. */
+  let validatedToEnd = false;
   return {
     format: 2,
     header,
@@ -186,6 +193,11 @@ function pagedManifest(objects: ManifestObjects, key: string, h: PagedManifestHe
       return { entries: page.entries, chunks };
     },
     async *entries() {
+      // A walk after one that validated every page: each page's bytes are checked against the header's SHA-256 only (revalidatedPage).
+      if (validatedToEnd) {
+        for (let i = 0; i < pages.length; i++) yield* revalidatedPage(h, i, await read(i)).entries;
+        return;
+      }
       let state = startPagedValidation();
       for (let i = 0; i < pages.length; i++) {
         const v = validatePage(h, state, await read(i));
@@ -193,6 +205,7 @@ function pagedManifest(objects: ManifestObjects, key: string, h: PagedManifestHe
         yield* v.page.entries;
       }
       finishPagedValidation(h, state);
+      validatedToEnd = true;
     },
   };
 }

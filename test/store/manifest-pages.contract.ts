@@ -5,13 +5,13 @@
  * raw objects where they read. Each test works under its own random prefix.
  */
 import { randomUUID } from "node:crypto";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { getCodec } from "../../core/codec.js";
 import { ManifestInvalidError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { objectMeta } from "../../core/verify.js";
 import { snapshotPageKey } from "../../core/keys.js";
-import { compareTreePaths, pageManifest, serializePagedHeader, type PageEntry } from "../../core/manifest-pages.js";
+import { compareTreePaths, manifestPageSchema, pageManifest, serializePagedHeader, type PageEntry } from "../../core/manifest-pages.js";
 import { serializeManifest, validateManifest } from "../../core/snapshot.js";
 import { openManifest, type ManifestObjects } from "../../store/manifest-pages.js";
 import { SNAP_ID, joinParts, pgManifest } from "../support/manifests.js";
@@ -146,6 +146,38 @@ export function manifestPagesContract(name: string, factory: ManifestObjectsFact
         expect(afterOpen).toEqual([key]);
         expect(reads.slice(1)).toEqual(texts.map((_, i) => snapshotPageKey(key, i)));
         expect(joinParts(entries)).toEqual([...m.files].sort((a, b) => compareTreePaths(a.path, b.path)));
+      });
+
+      it("walks a manifest it validated to the end again from the same pages, checking their bytes but not the schema again", async () => {
+        // Prepare: one full walk (every page validated).
+        await putPaged();
+        const opened = (await openManifest(counted, key))!;
+        const first = await collect(opened.entries());
+        const schemaCalls = vi.spyOn(manifestPageSchema, "safeParse");
+
+        // Act
+        const second = await collect(opened.entries());
+
+        // Assess
+        expect(second).toEqual(first);
+        expect(schemaCalls).not.toHaveBeenCalled();
+        expect(reads.filter((k) => k !== key)).toHaveLength(2 * opened.pageCount);
+        schemaCalls.mockRestore();
+      });
+
+      it("refuses, on a second walk, a page whose object changed since the first one validated it", async () => {
+        // Prepare: a full walk, then page 1 replaced by bytes of the same length.
+        const texts = await putPaged();
+        const opened = (await openManifest(counted, key))!;
+        await collect(opened.entries());
+        await f.putRaw(snapshotPageKey(key, 1), Buffer.from(texts[1]!.replace('"mode":384', '"mode":416')));
+
+        // Act
+        const err = await rejection(collect(opened.entries()));
+
+        // Assess
+        expect(err).toBeInstanceOf(ManifestInvalidError);
+        expect(err.message).toMatch(/^snapshot manifest pages\[1\]\.sha256: the page object's SHA-256 is [0-9a-f]{64}, but the manifest binds [0-9a-f]{64}$/);
       });
 
       it("reads any one page of a format 2 manifest, verified", async () => {
