@@ -1348,7 +1348,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
       const ops: RestoreOperation[] = [];
       for (const e of batch.entries) {
         if (e.type !== "file") {
-          ops.push(entryLayout(e, partial, header.databaseId, 0, header.packs));
+          ops.push(entryLayout(e, partial, header.databaseId, 0));
           continue;
         }
         const continued = e.part !== undefined;

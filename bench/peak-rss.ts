@@ -11,12 +11,20 @@
  */
 import { readFileSync } from "node:fs";
 
-export function ownPeakRssBytes(): number {
+/** Fields of /proc/self/status given in kB (VmHWM, VmRSS, RssAnon, RssFile...), in bytes; empty where there is no /proc. */
+export function procStatusBytes(): Map<string, number> {
+  const out = new Map<string, number>();
+  let text: string;
   try {
-    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/status", "utf8"));
-    if (m) return Number(m[1]) * 1024;
+    text = readFileSync("/proc/self/status", "utf8");
   } catch {
-    // not Linux: getrusage is all there is
+    return out;
   }
-  return process.resourceUsage().maxRSS * 1024;
+  for (const m of text.matchAll(/^(\w+):\s+(\d+) kB$/gm)) out.set(m[1]!, Number(m[2]) * 1024);
+  return out;
+}
+
+export function ownPeakRssBytes(): number {
+  // Not Linux: getrusage is all there is.
+  return procStatusBytes().get("VmHWM") ?? process.resourceUsage().maxRSS * 1024;
 }

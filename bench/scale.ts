@@ -506,21 +506,37 @@ async function pushInChild(spec: PushSpec): Promise<SnapshotPushResult> {
 /** Phases `--skip` can leave out (a run measuring the others sooner; the summary lists only what ran). */
 const SKIPPABLE = ["verify", "rebuild"];
 
+const USAGE = `usage: npm run bench:scale [-- --logical-gb 100 --wal 1000000 --regions 2 --out bench/results/scale.json --skip verify,rebuild --keep]
+       npm run bench:scale -- --quick   (= --logical-gb 1 --wal 20000, --out bench/results/scale-quick.json)
+A database fabricated on the local stack with AWS's limits enforced: each workflow step's duration, memory and state against its limits, requests and cost (bench/README.md).`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      "fake-pg-basebackup": { type: "boolean", default: false },
-      "push-child": { type: "boolean", default: false },
-      "logical-gb": { type: "string" },
-      wal: { type: "string" },
-      regions: { type: "string", default: "2" },
-      quick: { type: "boolean", default: false },
-      out: { type: "string" },
-      keep: { type: "boolean", default: false },
-      skip: { type: "string", default: "" },
-    },
-    allowPositionals: true,
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        help: { type: "boolean", short: "h", default: false },
+        "fake-pg-basebackup": { type: "boolean", default: false },
+        "push-child": { type: "boolean", default: false },
+        "logical-gb": { type: "string" },
+        wal: { type: "string" },
+        regions: { type: "string", default: "2" },
+        quick: { type: "boolean", default: false },
+        out: { type: "string" },
+        keep: { type: "boolean", default: false },
+        skip: { type: "string", default: "" },
+      },
+      allowPositionals: true,
+    });
+  } catch (e) {
+    console.error(`bench:scale: ${(e as Error).message} (--help lists the options)`);
+    process.exit(2);
+  }
+  const { values } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
   if (values["fake-pg-basebackup"]) {
     await fakePgBasebackup(JSON.parse(process.env.SCALE_FAKE_BACKUP ?? "{}") as FakeBackupSpec);
     return;

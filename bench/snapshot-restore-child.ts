@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { constants, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 import type { RestoreResult } from "../agent/restore.js";
 import type { SnapshotPushOptions, SnapshotPushResult, SnapshotSource } from "../agent/snapshot-push.js";
-import { ownPeakRssBytes } from "./peak-rss.js";
+import { ownPeakRssBytes, procStatusBytes } from "./peak-rss.js";
 
 /** `nodeFlags`: the child's Node flags instead of bin/walvault's for the command (the parent uses them to start it). */
 export type ChildSpec = (
@@ -58,9 +58,9 @@ function memSampler(): () => void {
   let atPeak = "";
   let majors = 0;
   const timer = setInterval(() => {
-    const st = readFileSync("/proc/self/status", "utf8");
-    const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? 0) * 1024;
-    const [rss, hwm, anon] = [kb("VmRSS"), kb("VmHWM"), kb("RssAnon")];
+    const st = procStatusBytes();
+    const field = (k: string): number => st.get(k) ?? 0;
+    const [rss, hwm, anon] = [field("VmRSS"), field("VmHWM"), field("RssAnon")];
     if (hwm > lastHwm + 4 * 1048576) {
       process.stderr.write(`[mem] t=${((performance.now() - t0) / 1000).toFixed(2)} s: high-water ${mb(hwm)} MB, rss ${mb(rss)} (anon ${mb(anon)})\n`);
       lastHwm = hwm;
@@ -68,7 +68,7 @@ function memSampler(): () => void {
     if (rss > peak) {
       peak = rss;
       const m = process.memoryUsage();
-      atPeak = `rss ${mb(rss)} MB: anon ${mb(anon)}, file ${mb(kb("RssFile"))}; V8 heap ${mb(m.heapUsed)} used of ${mb(m.heapTotal)}, ArrayBuffers ${mb(m.arrayBuffers)}`;
+      atPeak = `rss ${mb(rss)} MB: anon ${mb(anon)}, file ${mb(field("RssFile"))}; V8 heap ${mb(m.heapUsed)} used of ${mb(m.heapTotal)}, ArrayBuffers ${mb(m.arrayBuffers)}`;
     }
   }, 20);
   const gc = new PerformanceObserver((list) => {

@@ -415,8 +415,8 @@ export interface ValidatedPage {
   chunks: UniqueChunk[];
 }
 
-/** Page `index`'s bytes checked against the header's reference (length and SHA-256), parsed as JSON (not yet checked against the schema). */
-function boundPageJson(header: PagedManifestHeader, index: number, bytes: Uint8Array): unknown {
+/** Page `index`'s bytes checked against the header's reference (length and SHA-256), parsed as JSON (not yet checked against the schema); with the reference. */
+function boundPageJson(header: PagedManifestHeader, index: number, bytes: Uint8Array): { json: unknown; ref: PageRef } {
   const at = `pages[${index}]`;
   const ref = header.pages[index];
   if (ref === undefined) throw manifestInvalid(at, `the manifest has ${header.pages.length} page(s)`);
@@ -424,7 +424,7 @@ function boundPageJson(header: PagedManifestHeader, index: number, bytes: Uint8A
   const digest = sha256Hex(bytes);
   if (digest !== ref.sha256) throw manifestInvalid(`${at}.sha256`, `the page object's SHA-256 is ${digest}, but the manifest binds ${ref.sha256}`);
   try {
-    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));
+    return { json: JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")) as unknown, ref };
   } catch (e) {
     throw manifestInvalid(at, `is not JSON: ${(e as Error).message}`);
   }
@@ -440,7 +440,7 @@ function boundPageJson(header: PagedManifestHeader, index: number, bytes: Uint8A
  * manifest (restore: the refusal pass, then the writing pass).
  */
 export function revalidatedPage(header: PagedManifestHeader, index: number, bytes: Uint8Array): ManifestPage {
-  return boundPageJson(header, index, bytes) as ManifestPage;
+  return boundPageJson(header, index, bytes).json as ManifestPage;
 }
 
 /**
@@ -452,8 +452,7 @@ export function revalidatedPage(header: PagedManifestHeader, index: number, byte
  */
 export function parsePage(header: PagedManifestHeader, index: number, bytes: Uint8Array): ValidatedPage {
   const at = `pages[${index}]`;
-  const json = boundPageJson(header, index, bytes);
-  const ref = header.pages[index]!;
+  const { json, ref } = boundPageJson(header, index, bytes);
   const parsed = manifestPageSchema.safeParse(json);
   if (!parsed.success) {
     throw manifestSchemaError(new z.ZodError(parsed.error.issues.map((i) => ({ ...i, path: ["pages", index, ...i.path] }))));

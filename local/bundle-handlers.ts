@@ -15,6 +15,16 @@ import { build } from "esbuild";
 import { HANDLER_BUNDLE, STEPS_BY_PLACEHOLDER } from "../core/workflows.js";
 import { PACKAGE_ROOT } from "./paths.js";
 
+const args = process.argv.slice(2);
+if (args.includes("--help") || args.includes("-h")) {
+  console.log("usage: node dist/local/bundle-handlers.js\nBundles every workflow step's handler into dist/bundles/ as CDK bundles it for Lambda (npm run build runs it).");
+  process.exit(0);
+}
+if (args.length > 0) {
+  console.error(`bundle-handlers: takes no arguments, got ${JSON.stringify(args[0])} (--help says what it does)`);
+  process.exit(2);
+}
+
 const modules = [...new Set([...STEPS_BY_PLACEHOLDER.values()].map((s) => s.module))].sort();
 const started = performance.now();
 await build({
