@@ -79,6 +79,11 @@ export class ChunkTable {
     return e;
   }
 
+  /** Calls `fn` with the first two 32-bit words (native byte order) of every digest held: what a KnownFilter keeps. */
+  forEachPrefix(fn: (w0: number, w1: number) => void): void {
+    for (let i = 0; i < this.capacity; i++) if (this.meta[i] !== 0) fn(this.keys[i * KEY_WORDS]!, this.keys[i * KEY_WORDS + 1]!);
+  }
+
   /** The chunk as get() gives it, flagged seen from now on (one probe); undefined when the table does not hold it. */
   markSeen(sha256: string): ChunkTableEntry | undefined {
     const i = this.find(sha256);

@@ -126,38 +126,72 @@ function openReusedZstd(): ReusedZstd | false {
   }
 }
 
-/** One zstd frame of `raw` at level 1 on the reused context; undefined when there is none (then use the one-shot call). */
-function zstdCompressReused(raw: Uint8Array): Buffer | undefined {
+/**
+ * Writes one zstd frame of `raw` at level 1 on the reused context into
+ * `dest` from `offset`, growing it (through `grow`, which must keep what is
+ * written) while the frame does not fit; returns the frame's length, or
+ * undefined when there is no reused context (then use the one-shot call).
+ */
+function zstdFrameInto(raw: Uint8Array, dest: { buf: Uint8Array }, offset: number, grow: (buf: Uint8Array, used: number) => Uint8Array): number | undefined {
   if (reusedZstd === undefined) reusedZstd = openReusedZstd();
   const z = reusedZstd;
   if (z === false) return undefined;
   try {
-    if (z.scratch.length < encodeChunkSize(raw.length)) z.scratch = Buffer.allocUnsafeSlow(encodeChunkSize(raw.length));
     let inOff = 0;
-    let outLen = 0;
+    let outLen = offset;
     for (;;) {
-      z.handle.writeSync(zlib.constants.ZSTD_e_end, raw, inOff, raw.length - inOff, z.scratch, outLen, z.scratch.length - outLen);
+      z.handle.writeSync(zlib.constants.ZSTD_e_end, raw, inOff, raw.length - inOff, dest.buf, outLen, dest.buf.length - outLen);
       if (z.stream.destroyed) throw z.stream.errored ?? new Error("zstd context closed");
       const availOut = z.state[0]!;
       const availIn = z.state[1]!;
       inOff = raw.length - availIn;
-      outLen = z.scratch.length - availOut;
+      outLen = dest.buf.length - availOut;
       // As Node's own sync loop: output room left means the frame is complete.
       if (availOut > 0) break;
-      const bigger = Buffer.allocUnsafeSlow(z.scratch.length * 2);
-      z.scratch.copy(bigger, 0, 0, outLen);
-      z.scratch = bigger;
+      dest.buf = grow(dest.buf, outLen);
     }
     if (inOff !== raw.length) throw new Error(`zstd left ${raw.length - inOff} input bytes`);
-    const out = Buffer.allocUnsafe(outLen);
-    z.scratch.copy(out, 0, 0, outLen);
-    return out;
+    return outLen - offset;
   } catch {
     // A context in an unknown state is never reused: this call and the next ones go one-shot.
     z.stream.destroy();
     reusedZstd = false;
     return undefined;
   }
+}
+
+/** Doubles a buffer, keeping its first `used` bytes. */
+function doubled(buf: Uint8Array, used: number): Buffer {
+  const bigger = Buffer.allocUnsafeSlow(Math.max(buf.length * 2, 4096));
+  bigger.set(buf.subarray(0, used));
+  return bigger;
+}
+
+/** One zstd frame of `raw` at level 1 on the reused context; undefined when there is none (then use the one-shot call). */
+function zstdCompressReused(raw: Uint8Array): Buffer | undefined {
+  if (reusedZstd === undefined) reusedZstd = openReusedZstd();
+  const z = reusedZstd;
+  if (z === false) return undefined;
+  if (z.scratch.length < encodeChunkSize(raw.length)) z.scratch = Buffer.allocUnsafeSlow(encodeChunkSize(raw.length));
+  const into = { buf: z.scratch as Uint8Array };
+  const n = zstdFrameInto(raw, into, 0, doubled);
+  if (n === undefined) return undefined;
+  z.scratch = into.buf as Buffer;
+  const out = Buffer.allocUnsafe(n);
+  z.scratch.copy(out, 0, 0, n);
+  return out;
+}
+
+/**
+ * The zstd frame of `raw` at level 1 (byte for byte zstd's encode) written
+ * into `out.buf` from `offset`, on this thread's reused context: no
+ * allocation per call (an encode worker writes a batch's chunks back to back
+ * into one buffer, agent/encode-worker.ts). `out.buf` is replaced by a
+ * larger copy when the frame does not fit. Returns the frame's length, or
+ * undefined when this Node offers no reused context (then encode and copy).
+ */
+export function zstdEncodeInto(raw: Uint8Array, out: { buf: Uint8Array }, offset: number): number | undefined {
+  return zstdFrameInto(raw, out, offset, doubled);
 }
 
 /** Whether synchronous zstd encodes run on the reused context (false: this Node lacks the internals, or a call failed). */

@@ -8,6 +8,7 @@
 import { randomBytes, randomFillSync } from "node:crypto";
 import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packsEnabled } from "../../agent/config.js";
 import { restore } from "../../agent/restore.js";
@@ -25,6 +26,11 @@ import { startTestStack, type TestStack } from "../support/stack.js";
 const GEN = "gen-packed";
 /** A database of its own for the first-push tests (its catalog starts empty). */
 const FIRST = "gen-packed-first";
+/** And two for pushes on encode workers and the same push on one thread. */
+const WORKERS = "gen-packed-workers";
+const ONE_THREAD = "gen-packed-one-thread";
+/** The compiled encode worker: `npm test` builds dist/ first. */
+const ENCODE_WORKER = fileURLToPath(new URL("../../dist/agent/encode-worker.js", import.meta.url));
 const STREAMS = [{ id: "wal", lastSegment: "wal/00000042.wal", lastSegno: 42 }];
 const MiB = 1024 * 1024;
 
@@ -36,6 +42,8 @@ beforeAll(async () => {
   stack = await startTestStack([
     { id: GEN, kind: "generic" },
     { id: FIRST, kind: "generic" },
+    { id: WORKERS, kind: "generic" },
+    { id: ONE_THREAD, kind: "generic" },
   ]);
   clients = stackClients(stack);
   work = tempDir("walvault-packs-");
@@ -212,6 +220,32 @@ describe("a packed snapshot push", () => {
     expect(again.packs!.uploaded).toBe(0);
     expect(again.outcome).toBe("recorded");
   }, 240_000);
+});
+
+describe("a packed push on encode workers", () => {
+  it("writes the packs and manifest a push on one thread writes, skips what the previous manifest holds, and restores byte-identical", async () => {
+    // Prepare
+    const dir = makeTree("workers-tree", 9, 80);
+    const wcfg = (): PushConfig => ({ ...stack.config, databaseId: WORKERS });
+    const one = await snapshotPush(source(dir), { ...stack.config, databaseId: ONE_THREAD }, clients, { packs: true, encodeThreads: 0, timeoutMs: 180_000 });
+    // Act: the same tree on two workers, then again after one file changed
+    const two = await snapshotPush(source(dir), wcfg(), clients, { packs: true, encodeThreads: 2, encodeWorkerFile: ENCODE_WORKER, timeoutMs: 180_000 });
+    const fd = openSync(join(dir, "big-1.sst"), "r+");
+    writeSync(fd, randomBytes(4096), 0, 4096, 1024 * 1024);
+    closeSync(fd);
+    const three = await snapshotPush(source(dir), wcfg(), clients, { packs: true, encodeThreads: 2, encodeWorkerFile: ENCODE_WORKER, timeoutMs: 180_000 });
+    // Assess: same packs (first pushes of two databases), same chunk references
+    expect(two.packs!.names).toEqual(one.packs!.names);
+    const refs = async (r: SnapshotPushResult) => (await manifestOf(r)).files.map((f) => (f.type === "file" ? f.chunks.map((c) => [c.sha256, c.storedSize]) : f.path));
+    expect(await refs(two)).toEqual(await refs(one));
+    // ...the changed file's new chunk alone is new, and the snapshot restores as the tree is now
+    expect(three.totals.newChunks).toBeGreaterThan(0);
+    expect(three.totals.newChunks).toBeLessThanOrEqual(3);
+    const to = join(work, "workers-restored");
+    await restore(clients, { ...stack.config }, { databaseId: WORKERS, target: { kind: "snapshot", id: three.snapshotId }, toDir: to, durable: false });
+    expect(fileHashes(to)).toEqual(fileHashes(dir));
+    rmSync(to, { recursive: true, force: true });
+  }, 300_000);
 });
 
 describe("a database's first push", () => {

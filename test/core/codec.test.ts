@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { constants as zlibConstants, zstdCompressSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { CODEC_NAMES, DEFAULT_CODEC, decodeWith, getCodec, isCodecName, zstdContextReused } from "../../core/codec.js";
+import { CODEC_NAMES, DEFAULT_CODEC, decodeWith, getCodec, isCodecName, zstdContextReused, zstdEncodeInto } from "../../core/codec.js";
 import { CodecError } from "../../core/errors.js";
 
 /** Bytes that look a little like WAL: a repeating record with a counter. */
@@ -222,5 +222,26 @@ describe("decodeWith and the recorded size", () => {
     const raw = Buffer.alloc(3 * 1024 * 1024 + 7, 9);
     const out = await decodeWith(name, await getCodec(name).encode(raw), "object Y", raw.length);
     expect(out.equals(raw)).toBe(true);
+  });
+});
+
+describe("zstdEncodeInto", () => {
+  it("writes frames back to back that are byte for byte zstd's encode, growing the output (its bytes kept) when one does not fit", async () => {
+    // Prepare: a compressible chunk, then an incompressible one larger than the room left
+    const soft = Buffer.concat([randomBytes(1000), Buffer.alloc(127 * 1024, 3)]);
+    const hard = randomBytes(64 * 1024);
+    const out = { buf: new Uint8Array(8 * 1024) };
+    const first = new Uint8Array(out.buf.buffer);
+    // Act
+    const a = zstdEncodeInto(soft, out, 0);
+    const b = zstdEncodeInto(hard, out, a!);
+    // Assess
+    expect(zstdContextReused()).toBe(true);
+    const zstd = getCodec("zstd");
+    const [sa, sb] = [await zstd.encode(soft), await zstd.encode(hard)];
+    expect(Buffer.from(out.buf.subarray(0, a)).equals(sa)).toBe(true);
+    expect(Buffer.from(out.buf.subarray(a, a! + b!)).equals(sb)).toBe(true);
+    expect(out.buf.buffer).not.toBe(first.buffer); // grown: 8 KiB could not hold the second frame
+    expect((await zstd.decode(out.buf.subarray(a, a! + b!))).equals(hard)).toBe(true);
   });
 });

@@ -1,0 +1,242 @@
+/**
+ * Chunk hashing and compression on worker threads, for packed snapshot
+ * pushes (agent/snapshot-push.ts).
+ *
+ * A push's main thread read, cut, hashed (SHA-256 of every chunk, and of
+ * every whole file) and compressed every chunk: measured at pgbench scale
+ * 100 (bench:snapshot-restore, packed, 1.59 GB) ~6.5 s of CPU on one thread,
+ * busy the whole push phase while the other core served the local stack.
+ * With a pool the main thread reads, cuts, hashes whole files and packs;
+ * the workers hash each chunk (its name) and compress the ones the previous
+ * manifest does not hold (core/known-filter.ts, shared with them).
+ *
+ * Chunks travel in batches (BATCH_BYTES of raw bytes, copied back to back
+ * into a buffer the batch owns, transferred both ways, reused): one message
+ * each way per batch rather than per chunk. `inOrder` gives each file's
+ * chunks back in the order they were read, so the pipeline, the packs and
+ * the manifest are byte for byte what a push on one thread produces.
+ *
+ * The pool needs the compiled worker (dist/agent/encode-worker.js, next to
+ * the compiled pool). Run from the TypeScript sources (tests), there is
+ * none: `openEncoder` then returns undefined and the push hashes and
+ * compresses on its own thread, as before.
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { CodecName } from "../core/codec.js";
+import type { KnownFilter } from "../core/known-filter.js";
+
+/** Raw bytes per batch: 8 blocks of 128 KiB (a larger chunk goes alone, in a buffer of its own). */
+export const BATCH_BYTES = 1024 * 1024;
+/** Encoded bytes a batch's output holds: a whole batch that does not compress, with zstd's and deflate's margins. */
+export const OUT_BYTES = BATCH_BYTES + 64 * 1024;
+
+/** Worker threads of a push by default (WALVAULT_ENCODE_THREADS=N overrides; 0: on the push's own thread). */
+export const PUSH_ENCODE_THREADS = 1;
+
+/** What the worker gets at start. */
+export interface EncodeWorkerData {
+  codec: CodecName;
+  /** KnownFilter.buffer: chunks held by the previous manifest (not compressed); absent: compress every chunk. */
+  known?: SharedArrayBuffer;
+}
+
+export interface EncodeRequest {
+  id: number;
+  /** The batch's chunks, back to back from offset 0. */
+  raw: ArrayBuffer;
+  lengths: number[];
+  /** Where the worker writes the encoded bytes, back to back (OUT_BYTES; a batch that needs more gets a larger one back). */
+  out: ArrayBuffer;
+}
+
+export type EncodeReply =
+  | {
+      id: number;
+      /** The request's buffer, back for reuse, and its chunk lengths. */
+      raw: ArrayBuffer;
+      lengths: number[];
+      /** Hex SHA-256 of each chunk. */
+      sha256: string[];
+      /** Each chunk's encoded bytes, back to back in `out` (-1: not encoded, the filter holds the chunk). */
+      storedLengths: number[];
+      out: ArrayBuffer;
+    }
+  | { id: number; error: string };
+
+/** One chunk of a file, hashed and (unless the previous manifest holds it) encoded. */
+export interface EncodedChunk {
+  sha256: string;
+  /** The raw bytes: borrowed, valid until the next chunk is asked for. */
+  raw: Uint8Array;
+  /** The encoded bytes (the push's codec; the caller's to keep), or undefined when the worker's filter holds the chunk. */
+  stored: Buffer | undefined;
+}
+
+/** A worker holds a batch or two (outside its heap): a small heap keeps each worker's memory to a few MB. */
+const WORKER_LIMITS = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
+
+/** Batches in flight per file being read: enough to keep every worker busy with one queued behind. */
+const IN_FLIGHT_PER_THREAD = 2;
+
+export class EncodePool {
+  private readonly workers: { worker: Worker; pending: number }[] = [];
+  private readonly calls = new Map<number, { resolve: (r: Extract<EncodeReply, { raw: ArrayBuffer }>) => void; reject: (e: Error) => void }>();
+  /** Batch buffers (BATCH_BYTES) and output buffers (OUT_BYTES) back from the workers, for the next batches. */
+  private readonly spare: ArrayBuffer[] = [];
+  private readonly spareOut: ArrayBuffer[] = [];
+  private nextId = 0;
+  private failure: Error | undefined;
+
+  constructor(workerFile: string | URL, threads: number, codec: CodecName, known: KnownFilter | undefined) {
+    const data: EncodeWorkerData = { codec, ...(known === undefined ? {} : { known: known.buffer as SharedArrayBuffer }) };
+    if (known !== undefined && !(known.buffer instanceof SharedArrayBuffer)) throw new TypeError("the encode pool's known-chunk filter must be shared");
+    for (let i = 0; i < threads; i++) {
+      const worker = new Worker(workerFile, { workerData: data, resourceLimits: WORKER_LIMITS });
+      const slot = { worker, pending: 0 };
+      worker.on("message", (m: EncodeReply) => {
+        slot.pending--;
+        const call = this.calls.get(m.id);
+        this.calls.delete(m.id);
+        if (!call) return;
+        if ("error" in m) call.reject(new Error(`a push encode worker failed: ${m.error}`));
+        else call.resolve(m);
+      });
+      worker.on("error", (e) => this.fail(e));
+      worker.on("exit", (code) => {
+        if (code !== 0) this.fail(new Error(`a push encode worker exited with code ${code}`));
+      });
+      this.workers.push(slot);
+    }
+  }
+
+  get threads(): number {
+    return this.workers.length;
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    for (const call of this.calls.values()) call.reject(e);
+    this.calls.clear();
+  }
+
+  private buffer(size: number): ArrayBuffer {
+    if (size <= BATCH_BYTES) return this.spare.pop() ?? new ArrayBuffer(BATCH_BYTES);
+    return new ArrayBuffer(size);
+  }
+
+  /** Keeps a reply's buffers for later batches: as many as can be in flight at once, at most (more files may be read at once: they allocate). */
+  private recycle(reply: { raw: ArrayBuffer; out: ArrayBuffer }): void {
+    const keep = this.workers.length * IN_FLIGHT_PER_THREAD + 1;
+    if (reply.raw.byteLength === BATCH_BYTES && this.spare.length < keep) this.spare.push(reply.raw);
+    if (reply.out.byteLength === OUT_BYTES && this.spareOut.length < keep) this.spareOut.push(reply.out);
+  }
+
+  private run(raw: ArrayBuffer, lengths: number[]): Promise<Extract<EncodeReply, { raw: ArrayBuffer }>> {
+    if (this.failure) return Promise.reject(this.failure);
+    let slot = this.workers[0]!;
+    for (const w of this.workers) if (w.pending < slot.pending) slot = w;
+    const id = this.nextId++;
+    const out = this.spareOut.pop() ?? new ArrayBuffer(OUT_BYTES);
+    slot.pending++;
+    return new Promise((resolve, reject) => {
+      this.calls.set(id, { resolve, reject });
+      slot.worker.postMessage({ id, raw, lengths, out } satisfies EncodeRequest, [raw, out]);
+    });
+  }
+
+  /**
+   * The chunks of one file, hashed and encoded by the workers, in the order
+   * `source` gives them. `onRaw` sees each chunk's raw bytes first, in order,
+   * on this thread (the file's own SHA-256). A chunk from `source` is
+   * borrowed (copied into a batch before the next one is asked for); a
+   * yielded chunk's `raw` is valid until the next one is asked for, its
+   * `stored` is a copy of its own (the batch's buffers go to the next batch).
+   */
+  async *inOrder(source: AsyncIterable<Uint8Array>, onRaw: (chunk: Uint8Array) => void): AsyncGenerator<EncodedChunk, void, undefined> {
+    const inFlight: Promise<Extract<EncodeReply, { raw: ArrayBuffer }>>[] = [];
+    const limit = this.workers.length * IN_FLIGHT_PER_THREAD;
+    let buf: ArrayBuffer | undefined;
+    let filled = 0;
+    let lengths: number[] = [];
+    const send = (): void => {
+      const p = this.run(buf!, lengths);
+      p.catch(() => undefined);
+      inFlight.push(p);
+      buf = undefined;
+      filled = 0;
+      lengths = [];
+    };
+    const self = this;
+    async function* take(reply: Extract<EncodeReply, { raw: ArrayBuffer }>): AsyncGenerator<EncodedChunk, void, undefined> {
+      let off = 0;
+      let storedOff = 0;
+      const raw = new Uint8Array(reply.raw);
+      const out = Buffer.from(reply.out);
+      for (let i = 0; i < reply.sha256.length; i++) {
+        const n = reply.storedLengths[i]!;
+        const len = reply.lengths[i]!;
+        // The encoded bytes are copied out at their size (a few KB on pgbench), as the one-thread encode gives them: the pipeline holds them until they are packed.
+        let stored: Buffer | undefined;
+        if (n >= 0) {
+          stored = Buffer.allocUnsafe(n);
+          out.copy(stored, 0, storedOff, storedOff + n);
+          storedOff += n;
+        }
+        yield { sha256: reply.sha256[i]!, raw: raw.subarray(off, off + len), stored };
+        off += len;
+      }
+      self.recycle(reply);
+    }
+    try {
+      for await (const chunk of source) {
+        onRaw(chunk);
+        if (buf !== undefined && filled + chunk.length > buf.byteLength) send();
+        buf ??= this.buffer(chunk.length);
+        new Uint8Array(buf, filled, chunk.length).set(chunk);
+        filled += chunk.length;
+        lengths.push(chunk.length);
+        while (inFlight.length >= limit) yield* take(await inFlight.shift()!);
+      }
+      if (buf !== undefined && lengths.length > 0) send();
+      while (inFlight.length > 0) yield* take(await inFlight.shift()!);
+    } finally {
+      // Stopped early (a failure, or the consumer stopped): let the batches in flight end, keep their buffers.
+      for (const p of inFlight) {
+        const r = await p.catch(() => undefined);
+        if (r) this.recycle(r);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    this.fail(new Error("the push encode pool is closed"));
+  }
+}
+
+/** The compiled worker next to this module, when there is one (not when run from the TypeScript sources). */
+export function defaultEncodeWorkerFile(): string | undefined {
+  if (!import.meta.url.endsWith(".js")) return undefined;
+  const path = fileURLToPath(new URL("./encode-worker.js", import.meta.url));
+  return existsSync(path) ? path : undefined;
+}
+
+/** WALVAULT_ENCODE_THREADS: a push's encode workers (0: none); unset or not a whole number: undefined. */
+function encodeThreadsFromEnv(): number | undefined {
+  const v = process.env["WALVAULT_ENCODE_THREADS"];
+  return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+}
+
+/**
+ * A pool of `threads` encode workers (default WALVAULT_ENCODE_THREADS, else
+ * PUSH_ENCODE_THREADS), or undefined when that is 0 or the compiled worker
+ * is not there.
+ */
+export function openEncoder(opts: { codec: CodecName; known?: KnownFilter; threads?: number; workerFile?: string | URL }): EncodePool | undefined {
+  const threads = opts.threads ?? encodeThreadsFromEnv() ?? PUSH_ENCODE_THREADS;
+  const file = opts.workerFile ?? defaultEncodeWorkerFile();
+  if (threads <= 0 || file === undefined) return undefined;
+  return new EncodePool(file, threads, opts.codec, opts.known);
+}
