@@ -84,6 +84,8 @@
  *    vaults): SnapshotBuilder.build, one document. With `wait` (the
  *    default) the push then polls catalog.getSnapshot until ingest records
  *    it; a quarantine record for the manifest fails the push with its reason.
+ *    The direct source's stop segment is awaited at the same time
+ *    (waitArchived: pg_backup_stop no longer waits for it).
  *
  * PostgreSQL fields: backup_label (the first tar member) gives the start,
  * backup_manifest's WAL-Ranges (the last member; only its tail is kept) the
@@ -455,6 +457,8 @@ export async function snapshotPush(
     // The pack names are known once the pipeline has finished: `meta` gets them then.
     const withPacks = <M extends SnapshotMeta>(m: M): M => (pipeline.packNames ? { ...m, packs: pipeline.packNames } : m);
     let pgSummary: SnapshotPushResult["postgres"];
+    /** The direct source: where PostgreSQL marks the stop segment archived (the wait below watches it). */
+    let stopSegment: { archiveStatus: string; name: string } | undefined;
     try {
       if (source.kind === "generic") {
         await walkGeneric(source.dir, files, source.exclude, source.mayChange);
@@ -462,10 +466,12 @@ export async function snapshotPush(
         meta = withPacks({ ...common, kind: "generic", finishedAt: now(), generic: { streams: source.streams } });
       } else {
         const label = opts.label ?? `walvault ${snapshotId}`;
-        const pg =
-          source.pgbasebackup.method === "direct"
-            ? await pushPostgresDirect(source.pgbasebackup, db.walSegmentSize, files, opts.blockSize ?? DEFAULT_BLOCK_SIZE, label, warnings)
-            : await pushPostgres(source.pgbasebackup, db.walSegmentSize, files, pipeline, label);
+        let pg: Awaited<ReturnType<typeof pushPostgres>>;
+        if (source.pgbasebackup.method === "direct") {
+          const direct = await pushPostgresDirect(source.pgbasebackup, db.walSegmentSize, files, opts.blockSize ?? DEFAULT_BLOCK_SIZE, label, warnings);
+          pg = direct.fields;
+          stopSegment = direct.stopSegment;
+        } else pg = await pushPostgres(source.pgbasebackup, db.walSegmentSize, files, pipeline, label);
         await pipeline.finish();
         meta = withPacks({
           ...common,
@@ -517,10 +523,15 @@ export async function snapshotPush(
     if (opts.wait !== false) {
       const timeoutMs = opts.timeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS;
       const note = { store: clients.store, bucket: cfg.incomingBucket, key: manifestKey, since: manifestUploadedAt };
-      record = await waitRecorded(clients.catalog, databaseId, snapshotId, manifestSha256, manifestKey, timeoutMs, (s) => {
+      const recorded = waitRecorded(clients.catalog, databaseId, snapshotId, manifestSha256, manifestKey, timeoutMs, (s) => {
         stats.phase = `waiting for ingest ${Math.round(s)} s`;
         progress?.update(stats);
       }, note);
+      // The direct source stops the backup without waiting for its WAL: the stop segment is awaited here, beside the ingest.
+      const archived = stopSegment ? waitArchived(stopSegment.archiveStatus, stopSegment.name, timeoutMs) : undefined;
+      archived?.catch(() => undefined);
+      record = await recorded;
+      await archived;
     }
     const tEnd = performance.now();
     stats.phase = record ? "recorded" : "uploaded";
@@ -1538,7 +1549,7 @@ async function pushPostgresDirect(
   blockSize: number,
   label: string,
   warnings: string[],
-): Promise<ReturnType<typeof postgresFieldsFromBackupLabel>> {
+): Promise<{ fields: ReturnType<typeof postgresFieldsFromBackupLabel>; stopSegment: { archiveStatus: string; name: string } }> {
   const session = PsqlSession.open(
     { binDir: src.binDir, host: src.host, port: src.port, user: src.user, database: src.database ?? "postgres", asOsUser: src.asOsUser, env: src.env },
     "psql (the direct snapshot source's session)",
@@ -1610,9 +1621,10 @@ async function pushPostgresDirect(
     if (fileSysid !== systemIdentifier) {
       throw new InvalidInputError(`${dataDir} is not the data directory of the server at ${src.host}:${src.port} (system identifier ${fileSysid}, the server's ${systemIdentifier})`);
     }
+    // wait_for_archive false, as WAL-G and pgBackRest stop: the stop segment is awaited beside the ingest (snapshotPush, waitArchived).
     const stopSql = v15
-      ? "SELECT lsn, encode(convert_to(labelfile, 'UTF8'), 'hex'), encode(convert_to(coalesce(spcmapfile, ''), 'UTF8'), 'hex') FROM pg_backup_stop(true)"
-      : "SELECT lsn, encode(convert_to(labelfile, 'UTF8'), 'hex'), encode(convert_to(coalesce(spcmapfile, ''), 'UTF8'), 'hex') FROM pg_stop_backup(false, true)";
+      ? "SELECT lsn, encode(convert_to(labelfile, 'UTF8'), 'hex'), encode(convert_to(coalesce(spcmapfile, ''), 'UTF8'), 'hex') FROM pg_backup_stop(false)"
+      : "SELECT lsn, encode(convert_to(labelfile, 'UTF8'), 'hex'), encode(convert_to(coalesce(spcmapfile, ''), 'UTF8'), 'hex') FROM pg_stop_backup(false, false)";
     const [lsnText, labelHex, mapHex] = (await session.query(stopSql)).trim().split("|");
     if (lsnText === undefined || labelHex === undefined || mapHex === undefined) throw new InvalidInputError("unexpected answer from the server to pg_backup_stop");
     const now = new Date();
@@ -1624,16 +1636,42 @@ async function pushPostgresDirect(
     // What pg_basebackup would have sent with the files, so pg_verifybackup checks a restore of this snapshot too.
     const manifest = backupManifestTextOfLines(manifestLines, [{ timeline: parsed.startTimeline, startLsn: parsed.startLsn, endLsn: stopLsn }]);
     await files.file("backup_manifest", 0o600, now, once(Buffer.from(manifest, "utf8")), false);
-    return postgresFieldsFromBackupLabel(parsed, {
-      stopLsn,
-      walSegmentSize,
-      version,
-      systemIdentifier,
-      stopWalFile: segmentName(parsed.startTimeline, lsnToSegno(stopLsn, walSegmentSize), walSegmentSize),
-      tablespaces: [],
-    });
+    const stopWalFile = segmentName(parsed.startTimeline, lsnToSegno(stopLsn, walSegmentSize), walSegmentSize);
+    const fields = postgresFieldsFromBackupLabel(parsed, { stopLsn, walSegmentSize, version, systemIdentifier, stopWalFile, tablespaces: [] });
+    return { fields, stopSegment: { archiveStatus: join(dataDir, "pg_wal", "archive_status"), name: stopWalFile } };
   } finally {
     await session.close();
+  }
+}
+
+/** How often waitArchived looks at archive_status (ms). */
+const ARCHIVED_POLL_MS = 100;
+
+/**
+ * Waits until PostgreSQL has archived WAL segment `name`, as pg_backup_stop
+ * with wait_for_archive does (XLogArchiveIsBusy): its `.ready` file in
+ * `archiveStatus` is gone (archive_command succeeded: `.done` instead, or
+ * the segment already recycled). No `.ready` at all (archive_mode off) is
+ * not waited for either, as pg_backup_stop then returns at once. Past
+ * `timeoutMs`: TimeoutError naming the segment and where to look.
+ */
+export async function waitArchived(archiveStatus: string, name: string, timeoutMs: number): Promise<void> {
+  const deadline = deadlineIn(timeoutMs);
+  const ready = join(archiveStatus, `${name}.ready`);
+  for (;;) {
+    try {
+      await stat(ready);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw new FileAccessError(`cannot read ${ready} (${(e as NodeJS.ErrnoException).code ?? describeError(e)}) to see whether PostgreSQL archived the snapshot's stop segment`, { cause: e });
+    }
+    if (deadline.passed()) {
+      throw new TimeoutError(
+        `PostgreSQL did not archive WAL segment ${name}, the snapshot's stop segment, within ${Math.round(timeoutMs / 1000)} s: ` +
+          "the snapshot is not restorable without it; check archive_command (pg_stat_archiver.last_failed_wal and the server log)",
+      );
+    }
+    await new Promise((r) => setTimeout(r, Math.min(ARCHIVED_POLL_MS, Math.max(1, deadline.left()))));
   }
 }
 

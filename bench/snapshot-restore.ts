@@ -13,9 +13,9 @@
  *      with the CLI's default source (direct: pg_backup_start, the data
  *      directory read by the agent, pg_backup_stop; `--source basebackup`:
  *      pg_basebackup -X none): chunk, compress (zstd-1), upload, then wait
- *      until ingest records the snapshot. pg_backup_stop (or pg_basebackup)
- *      waits until the backup's stop segment is archived (by walvault
- *      wal-push), so the snapshot is restorable when the push returns;
+ *      until ingest records the snapshot and (direct) PostgreSQL has archived
+ *      the stop segment (by walvault wal-push; pg_basebackup waits for it
+ *      itself), so the snapshot is restorable when the push returns;
  *   3. `restore` (agent/restore.ts, the executor behind `walvault restore`)
  *      of that snapshot (`--snapshot ID`: recovery_target = 'immediate', WAL
  *      from the start to the stop segment, all archived in step 2) into an

@@ -9,7 +9,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes, randomFillSync } from "node:crypto";
-import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -30,6 +30,7 @@ import {
   isRelationFile,
   snapshotPush,
   stopFromBackupManifest,
+  waitArchived,
   type PgBaseBackupSource,
   type PushConfig,
   type SnapshotPushResult,
@@ -122,6 +123,30 @@ describe("pieces", () => {
     expect(new Set(fast)).toEqual(new Set([FAST_POLL_MS]));
     expect(delays.slice(-3)).toEqual([1_000, 1_000, 1_000]);
     for (let i = 1; i < delays.length; i++) expect(delays[i]!).toBeGreaterThanOrEqual(delays[i - 1]!);
+  });
+
+  it("waits for the stop segment's .ready to go as pg_backup_stop would, and names the segment when it stays", async () => {
+    // Prepare: an archive_status directory with the segment not yet archived
+    const dir = tempDir("walvault-archive-status-");
+    try {
+      const seg = "000000010000000000000050";
+      writeFileSync(join(dir, `${seg}.ready`), "");
+      // Act: archive_command succeeds 300 ms later (PostgreSQL renames .ready to .done)
+      const started = Date.now();
+      setTimeout(() => renameSync(join(dir, `${seg}.ready`), join(dir, `${seg}.done`)), 300);
+      await waitArchived(dir, seg, 10_000);
+      // Assess
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      // Act: no .ready at all (archived long ago, or archive_mode off): no wait; one that stays: a timeout naming it
+      await waitArchived(dir, "000000010000000000000099", 0);
+      writeFileSync(join(dir, "000000010000000000000051.ready"), "");
+      const e = await waitArchived(dir, "000000010000000000000051", 200).catch((x: unknown) => x);
+      // Assess
+      expect(e).toBeInstanceOf(TimeoutError);
+      expect((e as Error).message).toMatch(/^PostgreSQL did not archive WAL segment 000000010000000000000051, the snapshot's stop segment, within 0 s: .*archive_command/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("cuts fixed blocks at block boundaries however the input is split, the last block shorter", async () => {
