@@ -7,11 +7,11 @@
 import { readFileSync } from "node:fs";
 import { WALVAULT_BIN } from "../agent/paths.js";
 
-/** The words between "$node" and "$root on the launcher's `  command)` line. */
+/** The words between "$node" and "$cli" (the script it runs) on the launcher's `  command)` line. */
 export function launcherFlags(command: "snapshot" | "restore"): string[] {
   const launcher = readFileSync(WALVAULT_BIN, "utf8");
   const line = launcher.split("\n").find((l) => l.startsWith(`  ${command}) `));
-  const m = line === undefined ? null : /"\$node"((?: --[\w-]+(?:=\S+)?)*) "\$root/.exec(line);
+  const m = line === undefined ? null : /"\$node"((?: --[\w-]+(?:=\S+)?)*) "\$cli"/.exec(line);
   if (m === null) throw new Error(`bin/walvault has no '${command})' line that starts "$node" with flags`);
   return m[1]!.split(" ").filter((f) => f !== "");
 }

@@ -71,21 +71,29 @@
  *        [--no-verify] [--out bench/results/snapshot-restore.json]
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, lstatSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, lstatSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULT_RESTORE_PARALLEL } from "../agent/restore.js";
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, type SnapshotSource } from "../agent/snapshot-push.js";
-import { WALVAULT_BIN } from "../local/paths.js";
+import { BENCH_BUNDLE_DIR, PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js";
 import { ScratchPostgres } from "../agent/postgres.js";
 import { startLocalStack, type LocalStack } from "../local/stack.js";
 import type { ChildOutput, ChildSpec } from "./snapshot-restore-child.js";
 import { anchorScriptsDir } from "./anchor.js";
 import { launcherFlags } from "./launcher-flags.js";
 
-const CHILD = fileURLToPath(new URL("./snapshot-restore-child.js", import.meta.url));
+/**
+ * The child: bundled as the CLI is (local/bundle-handlers.ts), so its start
+ * loads what `walvault` loads; the compiled module when tsc ran alone since.
+ */
+const CHILD = ((): string => {
+  const compiled = fileURLToPath(new URL("./snapshot-restore-child.js", import.meta.url));
+  const bundled = join(PACKAGE_ROOT, BENCH_BUNDLE_DIR, "snapshot-restore-child.js");
+  return existsSync(bundled) && statSync(bundled).mtimeMs > statSync(compiled).mtimeMs ? bundled : compiled;
+})();
 const DB_ID = "bench-pg";
 const STANZA = "walvault-bench";
 const ANCHORS_DIR = process.env["ANCHORS_DIR"] || "/tmp/anchors";

@@ -1,5 +1,4 @@
 /** `walvault wal-fetch <name> <dest>`: PostgreSQL's restore_command. */
-import { fileURLToPath } from "node:url";
 import { describeError, NotFoundError } from "../../core/errors.js";
 import { commonOptions, defineCommand, jsonOption } from "../command.js";
 import { GROUPS, regionalSetup, print, REGION_HELP } from "./shared.js";
@@ -35,7 +34,8 @@ export default defineCommand({
       const { markRestoredFrom } = await import("../restore-marker.js");
       const r = await walFetch(name!, dest!, { ...cfg, databaseId }, agentClients(cfg));
       markRestoredFrom(process.cwd(), databaseId);
-      if (!values["no-prefetch"]) spawnPrefetch(name!, dest!, cfg, fileURLToPath(new URL("../cli.js", import.meta.url)));
+      // The script running this command (the agent's bundle, or dist/agent/cli.js): the prefetcher is the same CLI.
+      if (!values["no-prefetch"]) spawnPrefetch(name!, dest!, cfg, process.argv[1]!);
       if (values.json) print(true, r, () => "");
       return 0;
     } catch (e) {

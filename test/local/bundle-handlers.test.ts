@@ -6,12 +6,12 @@
  * step's handler.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { bundleOf, HANDLER_BUNDLE, STEPS_BY_PLACEHOLDER } from "../../core/workflows.js";
-import { PACKAGE_ROOT } from "../../local/paths.js";
+import { AGENT_BUNDLE_DIR, PACKAGE_ROOT } from "../../local/paths.js";
 
 const steps = [...new Map([...STEPS_BY_PLACEHOLDER.values()].map((s) => [s.module, s])).values()];
 
@@ -41,5 +41,22 @@ describe("the handler bundles npm run build writes", () => {
     const types = exportedTypes();
     // Assess
     expect(types).toEqual(Object.fromEntries(steps.map((s) => [s.module, "function"])));
+  });
+});
+
+describe("the agent bundle npm run build writes", () => {
+  const dir = join(PACKAGE_ROOT, AGENT_BUNDLE_DIR);
+
+  it("runs the CLI on its own, its worker threads beside it, and leaves the local stack's modules outside", () => {
+    // Prepare
+    for (const f of ["walvault.js", "decode-worker.js", "encode-worker.js"]) expect(existsSync(join(dir, f)), `${join(dir, f)} (run npm run build)`).toBe(true);
+    // Act
+    const version = execFileSync(process.execPath, [join(dir, "walvault.js"), "--version"], { encoding: "utf8" }).trim();
+    const code = readdirSync(dir).filter((f) => f.endsWith(".js")).map((f) => readFileSync(join(dir, f), "utf8"));
+    // Assess: the version from package.json, no emulator inside, the local stack imported from dist/local/
+    expect(version).toBe(`walvault ${(JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }).version}`);
+    expect(code.some((t) => t.includes("s3rver"))).toBe(false);
+    expect(code.some((t) => t.includes('"../local/cli.js"'))).toBe(true);
+    expect(existsSync(join(PACKAGE_ROOT, "dist", "local", "cli.js"))).toBe(true);
   });
 });
