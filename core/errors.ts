@@ -13,6 +13,14 @@ export interface WalvaultErrorOptions {
   cause?: unknown;
 }
 
+/**
+ * Marks a WalvaultError whichever copy of this module made it: the agent's
+ * bundle (local/bundle-handlers.ts) has its own, and `walvault local up`'s
+ * errors come from the compiled local stack's, so `instanceof` alone would
+ * send them to the CLI as unknown failures (exit 2 instead of theirs).
+ */
+const BRAND = Symbol.for("walvault.error");
+
 export abstract class WalvaultError extends Error {
   /** Stable machine-readable code, e.g. "segment_conflict". */
   abstract readonly code: string;
@@ -22,6 +30,7 @@ export abstract class WalvaultError extends Error {
   constructor(message: string, options: WalvaultErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
+    Object.defineProperty(this, BRAND, { value: true });
   }
 }
 
@@ -143,7 +152,7 @@ export class WalGapError extends WalvaultError {
 
 /** Type guard usable on anything caught. */
 export function isWalvaultError(e: unknown): e is WalvaultError {
-  return e instanceof WalvaultError;
+  return e instanceof WalvaultError || (typeof e === "object" && e !== null && (e as Record<symbol, unknown>)[BRAND] === true);
 }
 
 /** Longest description describeError returns (characters, after escaping). */

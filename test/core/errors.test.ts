@@ -148,6 +148,17 @@ describe("isWalvaultError", () => {
   ])("is false for %s", (_label, value) => {
     expect(isWalvaultError(value)).toBe(false);
   });
+
+  it("is true, exit code kept, for an error made by another copy of the catalogue (the agent's bundle meets the local stack's)", async () => {
+    // Prepare: a second instance of the catalogue (the compiled one, `npm test` builds dist/ first), as the compiled local stack beside the agent's bundle holds
+    const compiled = new URL("../../dist/core/errors.js", import.meta.url).href;
+    const other = (await import(/* @vite-ignore */ compiled)) as typeof import("../../core/errors.js");
+    const e = new other.ServiceUnavailableError("no local stack is running");
+    // Act + Assess
+    expect(e instanceof ServiceUnavailableError).toBe(false);
+    expect(isWalvaultError(e)).toBe(true);
+    expect(isWalvaultError(e) && e.exitCode).toBe(4);
+  });
 });
 
 describe("describeError", () => {
