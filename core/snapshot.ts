@@ -218,7 +218,7 @@ export function assertSafeRelativePath(path: string, what = "path"): string {
 }
 
 /** Why a symlink target is unusable, or undefined. Targets are data (never joined or followed here). */
-function linkTargetProblem(target: string): string | undefined {
+export function linkTargetProblem(target: string): string | undefined {
   if (target === "") return "is empty";
   if (target.includes("\0")) return "contains a NUL byte";
   if (byteLength(target) > MAX_PATH_BYTES) return `is longer than ${MAX_PATH_BYTES} bytes`;
