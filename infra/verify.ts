@@ -81,6 +81,7 @@ export const VERIFY_IMAGE_CONTEXT_EXCLUDE: readonly string[] = [
   "!dist",
   "dist/infra",
   "dist/bench",
+  "dist/bench-bundle",
   "dist/test",
   // The handlers' Lambda bundles for the local stack (npm run build): the task runs the agent, not them.
   "dist/bundles",

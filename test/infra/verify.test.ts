@@ -366,7 +366,7 @@ describe("Fargate task definition", () => {
     expect(files).toEqual(expect.arrayContaining(["package.json", "package-lock.json", "tasks/verify/Dockerfile", "statemachines/verify.asl.json"]));
     for (const f of files) {
       expect(f, f).toMatch(/^(package\.json|package-lock\.json|bin\/|dist\/|statemachines\/|tasks\/verify\/Dockerfile$)/);
-      expect(f, f).not.toMatch(/^dist\/(infra|bench|test)\//);
+      expect(f, f).not.toMatch(/^dist\/(infra|bench|bench-bundle|bundles|test)\//);
     }
     expect(bytes).toBeLessThan(20 * 1024 * 1024);
     const image = render((resource(defaultStack, defaultTemplate, defaultStack.verification.taskDefinition).Properties?.ContainerDefinitions as { Image: unknown }[])[0]!.Image);
