@@ -25,12 +25,11 @@
  * none: `openDecoder` then decodes on the calling thread, as before — same
  * checks, same messages.
  */
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { decodeWith, type CodecName } from "../core/codec.js";
 import { CodecError, describeError, FileAccessError, isWalvaultError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
+import { compiledWorkerBeside, threadsFromEnv } from "./worker-threads.js";
 
 export interface DecodeRequest {
   id: number;
@@ -183,16 +182,7 @@ export class DecodePool implements ChunkDecoder {
 
 /** The compiled worker next to this module, when there is one (not when run from the TypeScript sources). */
 export function defaultWorkerFile(): string | undefined {
-  const url = new URL("./decode-worker.js", import.meta.url);
-  if (!import.meta.url.endsWith(".js")) return undefined;
-  const path = fileURLToPath(url);
-  return existsSync(path) ? path : undefined;
-}
-
-/** WALVAULT_DECODE_THREADS: decode workers of a restore (0: decode on the main thread); unset or not a whole number: the default. */
-function decodeThreadsFromEnv(): number | undefined {
-  const v = process.env["WALVAULT_DECODE_THREADS"];
-  return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+  return compiledWorkerBeside(import.meta.url, "decode-worker.js");
 }
 
 /**
@@ -202,7 +192,7 @@ function decodeThreadsFromEnv(): number | undefined {
  * costs more than it saves).
  */
 export function openDecoder(opts: { threads?: number; defaultThreads?: number; chunks: number; workerFile?: string | URL }): ChunkDecoder {
-  const threads = opts.threads ?? decodeThreadsFromEnv() ?? opts.defaultThreads ?? 0;
+  const threads = opts.threads ?? threadsFromEnv("WALVAULT_DECODE_THREADS") ?? opts.defaultThreads ?? 0;
   const file = opts.workerFile ?? defaultWorkerFile();
   if (threads <= 0 || file === undefined || opts.chunks < 64) return inThreadDecoder;
   return new DecodePool(file, threads);

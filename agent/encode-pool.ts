@@ -21,11 +21,10 @@
  * none: `openEncoder` then returns undefined and the push hashes and
  * compresses on its own thread, as before.
  */
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { CodecName } from "../core/codec.js";
 import type { KnownFilter } from "../core/known-filter.js";
+import { compiledWorkerBeside, threadsFromEnv } from "./worker-threads.js";
 
 /** Raw bytes per batch: 8 blocks of 128 KiB (a larger chunk goes alone, in a buffer of its own). */
 export const BATCH_BYTES = 1024 * 1024;
@@ -65,6 +64,9 @@ export type EncodeReply =
     }
   | { id: number; error: string };
 
+/** A batch done: its buffers back, each chunk's hash and encoding. */
+type EncodeResult = Extract<EncodeReply, { raw: ArrayBuffer }>;
+
 /** One chunk of a file, hashed and (unless the previous manifest holds it) encoded. */
 export interface EncodedChunk {
   sha256: string;
@@ -82,7 +84,7 @@ const IN_FLIGHT_PER_THREAD = 2;
 
 export class EncodePool {
   private readonly workers: { worker: Worker; pending: number }[] = [];
-  private readonly calls = new Map<number, { resolve: (r: Extract<EncodeReply, { raw: ArrayBuffer }>) => void; reject: (e: Error) => void }>();
+  private readonly calls = new Map<number, { resolve: (r: EncodeResult) => void; reject: (e: Error) => void }>();
   /** Batch buffers (BATCH_BYTES) and output buffers (OUT_BYTES) back from the workers, for the next batches. */
   private readonly spare: ArrayBuffer[] = [];
   private readonly spareOut: ArrayBuffer[] = [];
@@ -133,7 +135,7 @@ export class EncodePool {
     if (reply.out.byteLength === OUT_BYTES && this.spareOut.length < keep) this.spareOut.push(reply.out);
   }
 
-  private run(raw: ArrayBuffer, lengths: number[]): Promise<Extract<EncodeReply, { raw: ArrayBuffer }>> {
+  private run(raw: ArrayBuffer, lengths: number[]): Promise<EncodeResult> {
     if (this.failure) return Promise.reject(this.failure);
     let slot = this.workers[0]!;
     for (const w of this.workers) if (w.pending < slot.pending) slot = w;
@@ -155,7 +157,7 @@ export class EncodePool {
    * `stored` is a copy of its own (the batch's buffers go to the next batch).
    */
   async *inOrder(source: AsyncIterable<Uint8Array>, onRaw: (chunk: Uint8Array) => void): AsyncGenerator<EncodedChunk, void, undefined> {
-    const inFlight: Promise<Extract<EncodeReply, { raw: ArrayBuffer }>>[] = [];
+    const inFlight: Promise<EncodeResult>[] = [];
     const limit = this.workers.length * IN_FLIGHT_PER_THREAD;
     let buf: ArrayBuffer | undefined;
     let filled = 0;
@@ -169,7 +171,7 @@ export class EncodePool {
       lengths = [];
     };
     const self = this;
-    async function* take(reply: Extract<EncodeReply, { raw: ArrayBuffer }>): AsyncGenerator<EncodedChunk, void, undefined> {
+    async function* take(reply: EncodeResult): AsyncGenerator<EncodedChunk, void, undefined> {
       let off = 0;
       let storedOff = 0;
       const raw = new Uint8Array(reply.raw);
@@ -218,15 +220,7 @@ export class EncodePool {
 
 /** The compiled worker next to this module, when there is one (not when run from the TypeScript sources). */
 export function defaultEncodeWorkerFile(): string | undefined {
-  if (!import.meta.url.endsWith(".js")) return undefined;
-  const path = fileURLToPath(new URL("./encode-worker.js", import.meta.url));
-  return existsSync(path) ? path : undefined;
-}
-
-/** WALVAULT_ENCODE_THREADS: a push's encode workers (0: none); unset or not a whole number: undefined. */
-function encodeThreadsFromEnv(): number | undefined {
-  const v = process.env["WALVAULT_ENCODE_THREADS"];
-  return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+  return compiledWorkerBeside(import.meta.url, "encode-worker.js");
 }
 
 /**
@@ -235,7 +229,7 @@ function encodeThreadsFromEnv(): number | undefined {
  * is not there.
  */
 export function openEncoder(opts: { codec: CodecName; known?: KnownFilter; threads?: number; workerFile?: string | URL }): EncodePool | undefined {
-  const threads = opts.threads ?? encodeThreadsFromEnv() ?? PUSH_ENCODE_THREADS;
+  const threads = opts.threads ?? threadsFromEnv("WALVAULT_ENCODE_THREADS") ?? PUSH_ENCODE_THREADS;
   const file = opts.workerFile ?? defaultEncodeWorkerFile();
   if (threads <= 0 || file === undefined) return undefined;
   return new EncodePool(file, threads, opts.codec, opts.known);

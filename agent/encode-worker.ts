@@ -11,7 +11,7 @@
  */
 import { hash } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
-import { getCodec, SYNC_MAX_BYTES, zstdEncodeInto } from "../core/codec.js";
+import { getCodec, grown, SYNC_MAX_BYTES, zstdEncodeInto } from "../core/codec.js";
 import { firstWords, KnownFilter } from "../core/known-filter.js";
 import type { EncodeReply, EncodeRequest, EncodeWorkerData } from "./encode-pool.js";
 
@@ -27,7 +27,7 @@ async function encodeBatch(m: EncodeRequest): Promise<{ reply: EncodeReply; tran
   const storedLengths: number[] = [];
   // The encoded bytes go back to back into the request's output buffer (the pool reuses it), nothing allocated per
   // chunk: a worker that allocated each chunk's output left tens of MB of dead buffers between its collections.
-  const out = { buf: new Uint8Array(m.out) };
+  const out: { buf: Uint8Array } = { buf: new Uint8Array(m.out) };
   let at = 0;
   let off = 0;
   for (const len of m.lengths) {
@@ -45,11 +45,7 @@ async function encodeBatch(m: EncodeRequest): Promise<{ reply: EncodeReply; tran
     if (n === undefined) {
       // Another codec, a larger chunk, or no kept zstd context: encode, then copy (growing the output when it does not fit).
       const enc = await codec.encode(chunk);
-      if (out.buf.length - at < enc.length) {
-        const bigger = new Uint8Array(Math.max(out.buf.length * 2, at + enc.length));
-        bigger.set(out.buf.subarray(0, at));
-        out.buf = bigger;
-      }
+      if (out.buf.length - at < enc.length) out.buf = grown(out.buf, at, enc.length);
       out.buf.set(enc, at);
       n = enc.length;
     }

@@ -160,9 +160,9 @@ function zstdFrameInto(raw: Uint8Array, dest: { buf: Uint8Array }, offset: numbe
   }
 }
 
-/** Doubles a buffer, keeping its first `used` bytes. */
-function doubled(buf: Uint8Array, used: number): Buffer {
-  const bigger = Buffer.allocUnsafeSlow(Math.max(buf.length * 2, 4096));
+/** A larger copy of `buf` (twice its size, or room for `need` more bytes after `used` if that is more), keeping its first `used` bytes. */
+export function grown(buf: Uint8Array, used: number, need = 0): Buffer {
+  const bigger = Buffer.allocUnsafeSlow(Math.max(buf.length * 2, used + need, 4096));
   bigger.set(buf.subarray(0, used));
   return bigger;
 }
@@ -174,7 +174,7 @@ function zstdCompressReused(raw: Uint8Array): Buffer | undefined {
   if (z === false) return undefined;
   if (z.scratch.length < encodeChunkSize(raw.length)) z.scratch = Buffer.allocUnsafeSlow(encodeChunkSize(raw.length));
   const into = { buf: z.scratch as Uint8Array };
-  const n = zstdFrameInto(raw, into, 0, doubled);
+  const n = zstdFrameInto(raw, into, 0, grown);
   if (n === undefined) return undefined;
   z.scratch = into.buf as Buffer;
   const out = Buffer.allocUnsafe(n);
@@ -191,7 +191,7 @@ function zstdCompressReused(raw: Uint8Array): Buffer | undefined {
  * undefined when this Node offers no reused context (then encode and copy).
  */
 export function zstdEncodeInto(raw: Uint8Array, out: { buf: Uint8Array }, offset: number): number | undefined {
-  return zstdFrameInto(raw, out, offset, doubled);
+  return zstdFrameInto(raw, out, offset, grown);
 }
 
 /** Whether synchronous zstd encodes run on the reused context (false: this Node lacks the internals, or a call failed). */
