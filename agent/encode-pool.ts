@@ -150,13 +150,14 @@ export class EncodePool {
 
   /**
    * The chunks of one file, hashed and encoded by the workers, in the order
-   * `source` gives them. `onRaw` sees each chunk's raw bytes first, in order,
-   * on this thread (the file's own SHA-256). A chunk from `source` is
+   * `source` gives them. `onRaw`, if given, sees each chunk's raw bytes
+   * first, in order, on this thread (the file's own SHA-256, when the push
+   * hashes whole files). A chunk from `source` is
    * borrowed (copied into a batch before the next one is asked for); a
    * yielded chunk's `raw` is valid until the next one is asked for, its
    * `stored` is a copy of its own (the batch's buffers go to the next batch).
    */
-  async *inOrder(source: AsyncIterable<Uint8Array>, onRaw: (chunk: Uint8Array) => void): AsyncGenerator<EncodedChunk, void, undefined> {
+  async *inOrder(source: AsyncIterable<Uint8Array>, onRaw?: (chunk: Uint8Array) => void): AsyncGenerator<EncodedChunk, void, undefined> {
     const inFlight: Promise<EncodeResult>[] = [];
     const limit = this.workers.length * IN_FLIGHT_PER_THREAD;
     let buf: ArrayBuffer | undefined;
@@ -193,7 +194,7 @@ export class EncodePool {
     }
     try {
       for await (const chunk of source) {
-        onRaw(chunk);
+        onRaw?.(chunk);
         if (buf !== undefined && filled + chunk.length > buf.byteLength) send();
         buf ??= this.buffer(chunk.length);
         new Uint8Array(buf, filled, chunk.length).set(chunk);

@@ -498,8 +498,9 @@ export interface RestoreOptions {
   durable?: boolean;
   /**
    * Also hash each whole file as it is written and compare with the manifest's
-   * SHA-256 (default false: every chunk is already verified against its name,
-   * and the manifest's chunks tile each file; see writeFiles).
+   * SHA-256, where the manifest records one (default false: every chunk is
+   * already verified against its name, and the manifest's chunks tile each
+   * file; see writeFiles).
    */
   fileHashes?: boolean;
   onProgress?: (p: RestoreProgress) => void;
@@ -916,7 +917,7 @@ function checkFile(op: WriteOp, sha256: string | undefined, hashed: number, onDi
   if ((sha256 !== undefined && sha256 !== op.sha256) || hashed !== op.size || onDisk !== op.size) {
     throw new ChecksumMismatchError(
       `restored file ${JSON.stringify(op.relativePath)} does not match the snapshot: ${onDisk} bytes (${hashed} written)${sha256 === undefined ? "" : ` hashing to ${sha256.slice(0, 12)}…`}, ` +
-        `manifest says ${op.size} bytes, ${op.sha256.slice(0, 12)}…`,
+        `manifest says ${op.size} bytes${op.sha256 === undefined ? "" : `, ${op.sha256.slice(0, 12)}…`}`,
     );
   }
 }
@@ -989,9 +990,11 @@ async function writeFiles(
     wakeups = [];
     for (const f of w) f();
   };
+  /** Whether this file's whole SHA-256 is computed: asked for, and the manifest records one to compare with (core/snapshot.ts fileSha256Of). */
+  const hashed = (op: WriteOp): boolean => opts.fileHashes && op.sha256 !== undefined;
   /** Feeds a written chunk to its file's hash, in offset order. */
   const hashInOrder = (state: FileState, offset: number, buf: Buffer): void => {
-    if (!opts.fileHashes) {
+    if (!hashed(state.op)) {
       state.hashed += buf.length;
       return;
     }
@@ -1015,7 +1018,7 @@ async function writeFiles(
   const finish = async (state: FileState): Promise<void> => {
     const fh = await state.handle!;
     try {
-      checkFile(state.op, opts.fileHashes ? state.hash.digest("hex") : undefined, state.hashed, (await fh.stat()).size);
+      checkFile(state.op, hashed(state.op) ? state.hash.digest("hex") : undefined, state.hashed, (await fh.stat()).size);
       if (opts.durable) await fh.datasync();
     } finally {
       await fh.close();
@@ -1046,7 +1049,7 @@ async function writeFiles(
           if (failure !== undefined) return;
           inFlightBytes += chunk.size;
           held = chunk.size;
-          const buf = await source.get(chunk, state.op.relativePath, seq, opts.fileHashes ? undefined : { fd: fh.fd, position: chunk.offset });
+          const buf = await source.get(chunk, state.op.relativePath, seq, hashed(state.op) ? undefined : { fd: fh.fd, position: chunk.offset });
           if (buf === undefined) state.hashed += chunk.size;
           else {
             await writeFully(fh, buf, chunk.offset).catch((e: unknown) => {

@@ -121,6 +121,7 @@ import { META_DATABASE, type SnapshotRecord } from "../core/schemas.js";
 import {
   directoryEntryOf,
   fileEntryOf,
+  fileSha256Of,
   fixedBlocksDescriptor,
   manifestFieldsOf,
   packObjectMeta,
@@ -295,6 +296,14 @@ export interface SnapshotPushOptions {
    */
   encodeThreads?: number;
   encodeWorkerFile?: string;
+  /**
+   * Also hash each whole file, for the manifest's `sha256` and, direct
+   * source, backup_manifest's SHA256 checksums (default false: each chunk's
+   * SHA-256 already names its bytes, and a second hash of every byte costs
+   * ~1 CPU-s per GB; a file of one chunk or none gets its SHA-256 either
+   * way). docs/decisions.md "No whole-file SHA-256 by default".
+   */
+  fileHashes?: boolean;
   /** Fixed block size for PostgreSQL relation files (default DEFAULT_BLOCK_SIZE, 128 KiB). */
   blockSize?: number;
   /** Content-defined chunking parameters (default DEFAULT_CHUNKER). */
@@ -444,6 +453,7 @@ export async function snapshotPush(
     const files = new FileCollector(spool ?? new SnapshotBuilder(), pipeline, stats, () => progress?.update(stats), {
       blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE,
       chunker: opts.chunker ?? DEFAULT_CHUNKER,
+      fileHashes: opts.fileHashes === true,
     }, encoder);
 
     let meta: SnapshotMeta;
@@ -1107,7 +1117,7 @@ class ChunkPipeline {
 interface PendingFile {
   handle: SnapshotFileHandle;
   slots: Slot[];
-  sha256: string;
+  sha256: string | undefined;
   size: number;
 }
 
@@ -1126,7 +1136,8 @@ class FileCollector {
     private readonly pipeline: ChunkPipeline,
     private readonly stats: TransferStats,
     private readonly onChange: () => void,
-    private readonly cut: { blockSize: number; chunker: ChunkerParams },
+    /** How files are cut, and whether each whole file is hashed too (SnapshotPushOptions.fileHashes). */
+    private readonly cut: { blockSize: number; chunker: ChunkerParams; fileHashes: boolean },
     /** Packed pushes: the workers that hash and encode chunks (none: this thread does). */
     private readonly encoder?: EncodePool,
   ) {}
@@ -1141,19 +1152,27 @@ class FileCollector {
     else this.sink.entry(symlinkEntryOf(path, target, mtime));
   }
 
-  /** Reads one file into the push; resolves its size and the SHA-256 of its bytes (as the manifest records them). */
-  async file(path: string, mode: number, mtime: Date, body: AsyncIterable<Uint8Array>, blocks: boolean): Promise<{ size: number; sha256: string }> {
+  /**
+   * Reads one file into the push; resolves its size and the SHA-256 the
+   * manifest records for it: of its whole content with `fileHashes`, else
+   * only what its chunks say (core/snapshot.ts fileSha256Of: none for a file
+   * of two or more chunks).
+   */
+  async file(path: string, mode: number, mtime: Date, body: AsyncIterable<Uint8Array>, blocks: boolean): Promise<{ size: number; sha256: string | undefined }> {
     const options = blocks ? { chunking: "blocks" as const } : {};
     const sink = this.sink;
     const handle = sink instanceof SnapshotBuilder ? sink.startFile(path, mode, mtime, options) : undefined;
     const head = sink instanceof SnapshotBuilder ? undefined : fileEntryOf(path, mode, mtime, options);
     const spooled = sink instanceof SnapshotBuilder ? undefined : sink.startFile();
-    const whole = createHash("sha256");
+    const whole = this.cut.fileHashes ? createHash("sha256") : undefined;
     const slots: Slot[] = [];
     let size = 0;
+    let count = 0;
+    let first: string | undefined;
     const chunks = blocks ? fixedBlocks(body, this.cut.blockSize) : chunkStream(body, this.cut.chunker);
     const take = async (sha256: string, chunk: Uint8Array, encoded?: Uint8Array): Promise<void> => {
       size += chunk.length;
+      if (count++ === 0) first = sha256;
       const slot = await this.pipeline.add(sha256, chunk, encoded);
       if (spooled) spooled.add(slot.sha256, chunk.length);
       else slots.push(slot);
@@ -1162,17 +1181,20 @@ class FileCollector {
       this.onChange();
     };
     if (this.encoder) {
-      // Hashed and encoded by the workers, in order; this thread hashes the whole file as the chunks go out.
-      for await (const c of this.encoder.inOrder(chunks, (chunk) => whole.update(chunk))) await take(c.sha256, c.raw, c.stored);
+      // Hashed and encoded by the workers, in order; with fileHashes this thread hashes the whole file as the chunks go out.
+      for await (const c of this.encoder.inOrder(chunks, whole && ((chunk) => whole.update(chunk)))) await take(c.sha256, c.raw, c.stored);
     } else {
       for await (const chunk of chunks) {
-        whole.update(chunk);
+        whole?.update(chunk);
         await take(hash("sha256", chunk, "hex"), chunk);
       }
     }
-    const sha256 = whole.digest("hex");
+    const sha256 = fileSha256Of(count, first, whole?.digest("hex"));
     if (handle) this.files.push({ handle, slots, sha256, size });
-    else spooled!.finish({ ...head!, size, sha256 });
+    else {
+      const { sha256: _empty, ...entry } = head!;
+      spooled!.finish({ ...entry, size, ...(sha256 === undefined ? {} : { sha256 }) });
+    }
     return { size, sha256 };
   }
 

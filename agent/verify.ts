@@ -16,7 +16,8 @@
  *      uses it and where it was read (pack and bytes, or object key).
  *   L3 structure: WAL continuity to the target (the restore plan: a gap is
  *      named by the segments around it); the files rebuilt into a scratch
- *      directory (every file's SHA-256 proven); PostgreSQL: pg_verifybackup.
+ *      directory (every chunk's SHA-256 proven, and every whole file's the
+ *      manifest records); PostgreSQL: pg_verifybackup.
  *   L4 restore and start: PostgreSQL recovers to the target and promotes,
  *      then pg_amcheck and the user's SQL checks; generic: the user's check
  *      command runs in the restored directory (exit 0 = pass).

@@ -8,8 +8,12 @@
  * and WAL range with `--manifest-checksums=SHA256`: one line per file
  * (`Path`, `Size`, `Last-Modified` in GMT, `Checksum-Algorithm` "SHA256",
  * `Checksum`), the WAL ranges, and `Manifest-Checksum`: the SHA-256 of every
- * byte before that key. The file checksums are the SHA-256 of each file's
- * bytes that the push computes anyway (no second pass).
+ * byte before that key. A file's checksum is the SHA-256 the push recorded
+ * for it (core/snapshot.ts fileSha256Of): an empty file's and a one-chunk
+ * file's always, a larger file's only when the push hashed whole files
+ * (`--file-hashes`); a file without one gets the line pg_basebackup writes
+ * with `--manifest-checksums=NONE` (pg_verifybackup checks its presence and
+ * size; walvault's restore has checked each of its chunks' SHA-256).
  *
  * Pure: no I/O.
  */
@@ -21,8 +25,8 @@ export interface BackupManifestFile {
   path: string;
   size: number;
   mtime: Date;
-  /** Lowercase hex SHA-256 of the file's bytes. */
-  sha256: string;
+  /** Lowercase hex SHA-256 of the file's bytes; absent: no checksum (as `--manifest-checksums=NONE` writes the line). */
+  sha256?: string | undefined;
 }
 
 export interface BackupManifestWalRange {
@@ -38,7 +42,8 @@ function gmt(d: Date): string {
 
 /** One file's line (without the separator before it). */
 export function backupManifestFileLine(f: BackupManifestFile): string {
-  return `{ "Path": ${JSON.stringify(f.path)}, "Size": ${f.size}, "Last-Modified": "${gmt(f.mtime)}", "Checksum-Algorithm": "SHA256", "Checksum": "${f.sha256}" }`;
+  const checksum = f.sha256 === undefined ? "" : `, "Checksum-Algorithm": "SHA256", "Checksum": "${f.sha256}"`;
+  return `{ "Path": ${JSON.stringify(f.path)}, "Size": ${f.size}, "Last-Modified": "${gmt(f.mtime)}"${checksum} }`;
 }
 
 /** The whole backup_manifest for these files (in the order given) and WAL ranges. */

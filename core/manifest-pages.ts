@@ -374,7 +374,8 @@ interface OpenFile {
   mode: number;
   mtime: string;
   size: number;
-  sha256: string;
+  /** Absent when the manifest records none (core/snapshot.ts fileSha256Of). */
+  sha256?: string | undefined;
   blocks: boolean;
   /** The part last seen (0: the first). */
   part: number;

@@ -74,7 +74,7 @@ function isEntry(e: unknown): boolean {
   if (!isObject(e)) return false;
   switch (e["type"]) {
     case "file": {
-      if (!onlyKeys(e, FILE_KEYS) || !isPath(e["path"]) || !isMode(e["mode"]) || !isTime(e["mtime"]) || !isCount(e["size"]) || !isSha256(e["sha256"])) return false;
+      if (!onlyKeys(e, FILE_KEYS) || !isPath(e["path"]) || !isMode(e["mode"]) || !isTime(e["mtime"]) || !isCount(e["size"]) || ("sha256" in e && !isSha256(e["sha256"]))) return false;
       if ("chunking" in e && e["chunking"] !== "blocks") return false;
       if ("part" in e && !isPositive(e["part"])) return false;
       const chunks = e["chunks"];

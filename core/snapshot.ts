@@ -50,7 +50,13 @@
  *    directory entry, so nothing can lie under a symlink. A file's `chunks`
  *    are in file order and carry no offsets: chunk i starts at the sum of the
  *    sizes of chunks 0..i-1, and the sizes add up to the file's `size`. The
- *    file's `sha256` is of its whole content. A chunk record is
+ *    file's `sha256`, when present, is of its whole content: always for an
+ *    empty file (EMPTY_SHA256) and a file of one chunk (that chunk's name);
+ *    for a file of two or more chunks only when the push was asked for it
+ *    (`fileHashes`): the chunks' names and sizes already determine every
+ *    byte, so a second SHA-256 of each byte proves nothing more
+ *    (fileSha256Of; docs/decisions.md "No whole-file SHA-256 by default").
+ *    Manifests written before 2026-12-05 have it on every file. A chunk record is
  *    { sha256, size (raw bytes), storedSize (encoded bytes in the vault),
  *    codec, new? }: `new: true` marks a chunk this snapshot's push uploaded
  *    (see totals); it is set on one occurrence at most in a manifest the
@@ -303,7 +309,8 @@ export const regularFileEntrySchema = z
     mode: modeSchema,
     mtime: isoTime,
     size: count,
-    sha256: sha256Schema,
+    /** The whole file's SHA-256; absent for a file of two or more chunks pushed without `fileHashes` (fileSha256Of). */
+    sha256: sha256Schema.optional(),
     /** Cut in fixed blocks (`blocks`); absent: content-defined (`chunker`). */
     chunking: z.literal("blocks").optional(),
     chunks: z.array(chunkRecordSchema),
@@ -674,11 +681,24 @@ export function checkSameChunk(c: ChunkRecord, prior: Pick<ChunkRecord, "size" |
   }
 }
 
-/** A file's chunks (`count` of them adding up to `sum` bytes, the first `firstSha256`) agree with its size and SHA-256. */
-export function checkFileEnd(at: string, e: { path: string; size: number; sha256: string }, sum: number, count: number, firstSha256: string | undefined): void {
+/**
+ * The `sha256` a manifest records for a file of `count` chunks, the first
+ * named `first`: the whole file's SHA-256 when the push computed one
+ * (`whole`), else what the chunks already say: the SHA-256 of no bytes for
+ * an empty file, the chunk's name for a file of one chunk, nothing for more.
+ */
+export function fileSha256Of(count: number, first: string | undefined, whole?: string): string | undefined {
+  if (whole !== undefined) return whole;
+  if (count === 0) return EMPTY_SHA256;
+  return count === 1 ? first : undefined;
+}
+
+/** A file's chunks (`count` of them adding up to `sum` bytes, the first `firstSha256`) agree with its size and, when recorded, its SHA-256. */
+export function checkFileEnd(at: string, e: { path: string; size: number; sha256?: string | undefined }, sum: number, count: number, firstSha256: string | undefined): void {
   if (sum !== e.size) {
     throw invalid(`${at}.size`, `the chunks of ${JSON.stringify(e.path)} add up to ${sum} bytes, but its size is ${e.size}`);
   }
+  if (e.sha256 === undefined) return;
   if (count === 0 && e.sha256 !== EMPTY_SHA256) {
     throw invalid(`${at}.sha256`, `${JSON.stringify(e.path)} is empty, so its sha256 must be the SHA-256 of no bytes (${EMPTY_SHA256})`);
   }
@@ -905,10 +925,11 @@ export interface SnapshotFileHandle {
   /** Appends the next chunk of the file. */
   addChunk(chunk: ChunkInput): void;
   /**
-   * Closes the file with the SHA-256 of its whole content; `size`, when
+   * Closes the file with the SHA-256 of its whole content, if the push
+   * computed one (else what its chunks say: fileSha256Of); `size`, when
    * given (the bytes read), must equal the sum of the chunk sizes.
    */
-  finish(sha256: string, size?: number): void;
+  finish(sha256: string | undefined, size?: number): void;
 }
 
 interface MetaCommon {
@@ -1108,19 +1129,21 @@ export class SnapshotBuilder {
         entry.chunks.push(record);
         entry.size += c.size;
       },
-      finish(sha256: string, size?: number): void {
+      finish(whole: string | undefined, size?: number): void {
         if (finished) throw fail("finished twice");
-        if (typeof sha256 !== "string" || !SHA256_RE.test(sha256)) throw fail(`'${String(sha256)}' is not a lowercase hex SHA-256`);
+        if (whole !== undefined && (typeof whole !== "string" || !SHA256_RE.test(whole))) throw fail(`'${String(whole)}' is not a lowercase hex SHA-256`);
         if (size !== undefined && size !== entry.size) {
           throw fail(`${size} bytes were read, but its chunks add up to ${entry.size}`);
         }
-        if (entry.chunks.length === 0 && sha256 !== EMPTY_SHA256) {
-          throw fail(`it has no chunks, so its SHA-256 must be that of no bytes, not ${sha256}`);
+        if (entry.chunks.length === 0 && whole !== undefined && whole !== EMPTY_SHA256) {
+          throw fail(`it has no chunks, so its SHA-256 must be that of no bytes, not ${whole}`);
         }
-        if (entry.chunks.length === 1 && entry.chunks[0]!.sha256 !== sha256) {
-          throw fail(`it is one chunk (${entry.chunks[0]!.sha256}), so its SHA-256 cannot be ${sha256}`);
+        if (entry.chunks.length === 1 && whole !== undefined && entry.chunks[0]!.sha256 !== whole) {
+          throw fail(`it is one chunk (${entry.chunks[0]!.sha256}), so its SHA-256 cannot be ${whole}`);
         }
-        entry.sha256 = sha256;
+        const sha256 = fileSha256Of(entry.chunks.length, entry.chunks[0]?.sha256, whole);
+        if (sha256 === undefined) delete entry.sha256;
+        else entry.sha256 = sha256;
         finished = true;
         builder.open.delete(path);
       },
@@ -1146,7 +1169,7 @@ export interface RestoreChunk {
 
 export type RestoreOperation =
   | { op: "mkdir"; path: string; relativePath: string; mode: number }
-  | { op: "writeFile"; path: string; relativePath: string; mode: number; size: number; sha256: string; chunks: RestoreChunk[] }
+  | { op: "writeFile"; path: string; relativePath: string; mode: number; size: number; sha256: string | undefined; chunks: RestoreChunk[] }
   | {
       op: "symlink";
       path: string;

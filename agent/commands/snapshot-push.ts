@@ -61,6 +61,10 @@ export default defineCommand({
       description: "generic database: a WAL stream and the last segment the snapshot includes (at least one)",
       check: (v) => (STREAM.test(v) ? undefined : `--stream '${shown(v)}' is not ID=LAST_SEGMENT_PATH:SEGNO`),
     },
+    "file-hashes": {
+      type: "boolean",
+      description: "also hash each whole file into the manifest and, PostgreSQL direct, backup_manifest (for pg_verifybackup; ~1 CPU-s per GB); every chunk is hashed either way",
+    },
     "no-wait": { type: "boolean", description: "return once the manifest is uploaded (PostgreSQL archives the stop segment on its own)" },
     timeout: { type: "seconds", description: "how long to wait for the catalog to record the snapshot and, direct, for PostgreSQL to archive its stop segment", excludes: "no-wait" },
     ...commonOptions,
@@ -80,6 +84,7 @@ export default defineCommand({
     const timeoutS = values.timeout === undefined ? undefined : Number(values.timeout);
     const r = await snapshotPush(source, { ...cfg, databaseId }, agentClients(cfg), {
       wait: !values["no-wait"],
+      fileHashes: values["file-hashes"] === true,
       ...(timeoutS ? { timeoutMs: timeoutS * 1000 } : {}),
     });
     const { formatBytes } = await import("../status.js");

@@ -34,6 +34,8 @@ const GEN_MULTI = "gen-multi";
 const GEN_WALFAIL = "gen-walfail";
 const GEN_PAGED = "gen-paged";
 const GEN_PAGED_BAD = "gen-paged-bad";
+const GEN_HASH_BAD = "gen-hash-bad";
+const GEN_HASH_NONE = "gen-hash-none";
 /** Small page limits: the snapshot's manifest in format 2 on many pages, its multi-chunk file cut across several. */
 const SMALL_PAGES = { chunks: 8, bytes: 1024 };
 const PG = "pg-main";
@@ -152,7 +154,7 @@ function partialsBeside(dir: string): string[] {
 const chunkGets = (): string[] => store.gets.filter((k) => k.includes("/chunks/"));
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: PG }, { id: GEN, kind: "generic" }, { id: GEN_CORRUPT, kind: "generic" }, { id: GEN_GAP, kind: "generic" }, { id: GEN_LINKS, kind: "generic" }, { id: GEN_MULTI, kind: "generic" }, { id: GEN_WALFAIL, kind: "generic" }, { id: GEN_PAGED, kind: "generic" }, { id: GEN_PAGED_BAD, kind: "generic" }]);
+  stack = await startTestStack([{ id: PG }, { id: GEN, kind: "generic" }, { id: GEN_CORRUPT, kind: "generic" }, { id: GEN_GAP, kind: "generic" }, { id: GEN_LINKS, kind: "generic" }, { id: GEN_MULTI, kind: "generic" }, { id: GEN_WALFAIL, kind: "generic" }, { id: GEN_PAGED, kind: "generic" }, { id: GEN_PAGED_BAD, kind: "generic" }, { id: GEN_HASH_BAD, kind: "generic" }, { id: GEN_HASH_NONE, kind: "generic" }]);
   const base = stackClients(stack);
   store = countingStore(base.store);
   clients = { store, catalog: base.catalog };
@@ -297,6 +299,32 @@ describe("restore of a generic database", () => {
     for (const [path, e] of want) if (e.type === "file" && !path.startsWith("wal/")) expect(got.get(path)?.sha256, path).toBe(e.sha256);
     expect(r.files).toBe(10);
     expect(partialsBeside(to)).toEqual([]);
+  });
+
+  it("with fileHashes, checks each whole file's SHA-256 the manifest records and names the file that does not match; a file that records none restores on its chunks' proof", async () => {
+    // Prepare: the same tree twice; one manifest records a wrong SHA-256 for a file of many chunks, the other none for any such file.
+    const generic = { streams: [{ id: "wal", lastSegment: `wal/${seg(3)}`, lastSegno: 3 }] };
+    const common = { dir: source, kind: "generic" as const, generic, startedAt: at(30), finishedAt: at(31), chunker: SMALL_CHUNKER };
+    const wrong = "0".repeat(64);
+    await uploadSnapshotDir(clients, cfg, { ...common, databaseId: GEN_HASH_BAD, fileSha256: (path, whole) => (path === "sst/000001.sst" ? wrong : whole) });
+    const none = await uploadSnapshotDir(clients, cfg, { ...common, databaseId: GEN_HASH_NONE, fileSha256: () => undefined });
+    const wanted = { target: { kind: "latest" as const }, fileHashes: true };
+
+    // Act
+    const refused = await restore(clients, cfg, { ...wanted, databaseId: GEN_HASH_BAD, toDir: join(work, "hash-bad", "data") }).then(() => undefined, (e: unknown) => e);
+    const unhashed = await restore(clients, cfg, { ...wanted, fileHashes: false, databaseId: GEN_HASH_BAD, toDir: join(work, "hash-bad-unhashed", "data") });
+    const restored = await restore(clients, cfg, { ...wanted, databaseId: GEN_HASH_NONE, toDir: join(work, "hash-none", "data") });
+
+    // Assess
+    expect(refused).toBeInstanceOf(ChecksumMismatchError);
+    expect((refused as Error).message).toMatch(/restored file "sst\/000001\.sst" does not match the snapshot: .* hashing to .*manifest says 300000 bytes, 000000000000…/);
+    expect(existsSync(join(work, "hash-bad", "data"))).toBe(false);
+    expect(unhashed.files).toBe(10);
+    expect(none.manifest.files.find((f) => f.path === "sst/000001.sst")).not.toHaveProperty("sha256");
+    expect(restored.files).toBe(10);
+    const want = treeOf(source);
+    const got = treeOf(join(work, "hash-none", "data"));
+    for (const [path, e] of want) if (e.type === "file" && !path.startsWith("wal/")) expect(got.get(path)?.sha256, path).toBe(e.sha256);
   });
 
   it("restores to a time with only the segments closed by then, and plans the same without downloading a chunk", async () => {

@@ -216,6 +216,7 @@ describe("direct snapshot push of PostgreSQL 15", () => {
     await stack.idle();
     const dir = join(work, "restored");
     await restore(clients, stack.config, { databaseId: DB, target: { kind: "snapshot", id: r.snapshotId }, toDir: dir });
+    const manifestLines = readFileSync(join(dir, "backup_manifest"), "utf8").split("\n").filter((l) => l.startsWith('{ "Path"'));
     const restored = await ScratchPostgres.fromDataDir(dir, { env: { WALVAULT_CONFIG: stack.configPath }, ownDataDir: true });
     let balances: string;
     let accounts: string;
@@ -239,6 +240,11 @@ describe("direct snapshot push of PostgreSQL 15", () => {
     expect(r.postgres?.startWalFile).toMatch(/^[0-9A-F]{24}$/);
     expect(r.postgres?.stopWalFile).toBeDefined();
     expect(r.totals.files).toBeGreaterThan(500);
+    // Without fileHashes: SHA256 for files of one chunk or none, no checksum (as --manifest-checksums=NONE) for larger ones; pg_verifybackup takes both.
+    expect(manifestLines.filter((l) => l.includes('"Checksum-Algorithm": "SHA256"')).length).toBeGreaterThan(100);
+    const unchecked = manifestLines.filter((l) => !l.includes("Checksum")).map((l) => JSON.parse(l.replace(/,$/, "")) as { Path: string; Size: number });
+    expect(unchecked.length).toBeGreaterThan(0);
+    expect(unchecked.filter((f) => f.Size <= 131072)).toEqual([]);
     expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stdout).toContain("backup successfully verified");
     expect(balances).toBe("t");
@@ -266,12 +272,12 @@ describe("direct snapshot push of PostgreSQL 15", () => {
     rmSync(dir, { recursive: true, force: true });
   }, 300_000);
 
-  it("a paged push of small pages, its files arriving out of tree order (4 readers, pg_control and backup_label last), is recorded and restores every file as pushed", async () => {
+  it("a paged push of small pages with fileHashes, its files arriving out of tree order (4 readers, pg_control and backup_label last), is recorded and restores every file as pushed", async () => {
     // Prepare: pages of 64 chunk references or 8 KiB, so the cluster's manifest is many pages.
     const limits = { chunks: 64, bytes: 8 * 1024 };
 
     // Act
-    const r = await snapshotPush({ kind: "postgres", pgbasebackup: src }, cfg(), clients, { timeoutMs: 300_000, progress: false, manifestPages: true, manifestPageLimits: limits });
+    const r = await snapshotPush({ kind: "postgres", pgbasebackup: src }, cfg(), clients, { timeoutMs: 300_000, progress: false, manifestPages: true, manifestPageLimits: limits, fileHashes: true });
     const m = await readPushedManifest(clients.store, stack.config.incomingBucket, r);
     await switchAndWaitArchived(pg);
     await stack.idle();
@@ -287,10 +293,16 @@ describe("direct snapshot push of PostgreSQL 15", () => {
     let files = 0;
     for (const f of m.files) {
       if (f.type !== "file" || f.path === "postgresql.auto.conf") continue;
+      // fileHashes: every file records its whole SHA-256, a file of many chunks too.
       expect(sha256Hex(readFileSync(join(dir, f.path))), f.path).toBe(f.sha256);
       files++;
     }
     expect(files).toBe(r.totals.files - (paths.includes("postgresql.auto.conf") ? 1 : 0));
+    expect(m.files.some((f) => f.type === "file" && f.chunks.length > 1)).toBe(true);
+    // ... and backup_manifest has a SHA256 checksum on every file's line.
+    const lines = readFileSync(join(dir, "backup_manifest"), "utf8").split("\n").filter((l) => l.startsWith('{ "Path"'));
+    expect(lines.length).toBeGreaterThan(500);
+    expect(lines.filter((l) => !l.includes('"Checksum-Algorithm": "SHA256"'))).toEqual([]);
     rmSync(dir, { recursive: true, force: true });
   }, 600_000);
 

@@ -261,7 +261,9 @@ describe("generic snapshot push", () => {
     expect(fileEntry(m, "LOCK")).toMatchObject({ size: 0, sha256: EMPTY_SHA256, chunks: [] });
     const sst = fileEntry(m, "sst/level-1/000123.sst");
     expect(sst.size).toBe(big.length);
-    expect(sst.sha256).toBe(sha256Hex(big));
+    // Without fileHashes a file of several chunks records no whole-file SHA-256 (its chunks name its bytes); one chunk: that chunk's.
+    expect("sha256" in sst).toBe(false);
+    expect(fileEntry(m, "CURRENT").sha256).toBe(fileEntry(m, "CURRENT").chunks[0]!.sha256);
     expect(sst.chunking).toBeUndefined();
     expect(sst.chunks.length).toBeGreaterThanOrEqual(2);
     expect(m.files.find((f) => f.path === "latest.sst")).toMatchObject({ linkTarget: "sst/level-1/000123.sst" });
@@ -288,16 +290,19 @@ describe("generic snapshot push", () => {
     }
   }, 120_000);
 
-  it("a second push of the same tree uploads no chunk, only the manifest", async (ctx) => {
+  it("a second push of the same tree uploads no chunk, only the manifest; with fileHashes it records each whole file's SHA-256", async (ctx) => {
     if (!ingest) ctx.skip(); // dedup needs the first snapshot recorded (previous manifest, catalog chunk items)
     // Prepare
     const before = await chunkKeys(GEN);
 
     // Act
-    const second = await snapshotPush({ kind: "generic", dir, streams: STREAMS }, cfg(GEN), clients, { ...PER_CHUNK, timeoutMs: 120_000 });
+    const second = await snapshotPush({ kind: "generic", dir, streams: STREAMS }, cfg(GEN), clients, { ...PER_CHUNK, fileHashes: true, timeoutMs: 120_000 });
     console.log("generic push 2", JSON.stringify(summary(second)));
 
     // Assess
+    const m = await readManifest(second);
+    expect(fileEntry(m, "sst/level-1/000123.sst").sha256).toBe(sha256Hex(big));
+    expect(fileEntry(m, "LOCK").sha256).toBe(EMPTY_SHA256);
     expect(second.previousSnapshotId).toBe(first.snapshotId);
     expect(second.totals.newChunks).toBe(0);
     expect(second.totals.newStoredBytes).toBe(0);

@@ -18,6 +18,13 @@ describe("backupManifestText", () => {
     expect(line).toBe(real);
   });
 
+  it("writes a file without a SHA-256 as pg_basebackup --manifest-checksums=NONE does: no checksum keys", () => {
+    // The shape of PostgreSQL 15's AddFileToBackupManifest with CHECKSUM_TYPE_NONE.
+    const line = backupManifestFileLine({ path: "base/1/1259", size: 262144, mtime: new Date("2026-12-03T10:57:38Z") });
+    expect(line).toBe('{ "Path": "base/1/1259", "Size": 262144, "Last-Modified": "2026-12-03 10:57:38 GMT" }');
+    expect(JSON.parse(line)).toEqual({ Path: "base/1/1259", Size: 262144, "Last-Modified": "2026-12-03 10:57:38 GMT" });
+  });
+
   it("lists files and WAL ranges, escapes paths as JSON, and ends with the SHA-256 of everything before Manifest-Checksum", () => {
     // Prepare
     const files = [

@@ -59,6 +59,12 @@ describe("isPageShape", () => {
     expect(parsed.success && parsed.data).toEqual(page);
   });
 
+  it("accepts, as the schema does, a file without sha256 (a push without whole-file hashes)", () => {
+    const page = withValue(validPage(), ["entries", 1, "sha256"], undefined);
+    expect(zodAccepts(page)).toBe(true);
+    expect(isPageShape(page, PAGED_FORMAT_VERSION)).toBe(true);
+  });
+
   it("refuses, as the schema does, each field out of its schema", () => {
     const cases: [string, (string | number)[], unknown][] = [
       ["another format", ["formatVersion"], 1],
@@ -75,6 +81,7 @@ describe("isPageShape", () => {
       ["February 30th", ["entries", 1, "mtime"], "2026-02-30T07:30:00Z"],
       ["a mode past 07777", ["entries", 1, "mode"], 0o10000],
       ["an upper-case SHA-256", ["entries", 1, "sha256"], SHA("A")],
+      ["a null SHA-256", ["entries", 1, "sha256"], null],
       ["other chunking", ["entries", 1, "chunking"], "cdc"],
       ["part 0", ["entries", 2, "part"], 0],
       ["an extra file field", ["entries", 2, "owner"], "root"],

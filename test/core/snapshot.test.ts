@@ -25,6 +25,7 @@ import {
   assertSafeRelativePath,
   assertSnapshotId,
   checkBackupLabel,
+  fileSha256Of,
   fixedBlocksDescriptor,
   parseBackupLabel,
   parseManifest,
@@ -45,7 +46,7 @@ import {
   type SnapshotManifest,
 } from "../../core/snapshot.js";
 import { segmentName } from "../../core/wal.js";
-import { DB, FINISHED, MTIME, MiB, REAL_LABEL, SNAP_ID, STARTED, chunk, genericManifest, pgBuilder, pgFields, pgManifest, sha } from "../support/manifests.js";
+import { DB, FINISHED, MTIME, MiB, REAL_LABEL, SNAP_ID, STARTED, buildGeneric, chunk, genericManifest, pgBuilder, pgFields, pgManifest, sha } from "../support/manifests.js";
 
 // --- fixtures ---------------------------------------------------------------
 
@@ -345,6 +346,33 @@ describe("SnapshotBuilder", () => {
     expect(chunks.find((c) => c.sha256 === sha("b"))).toEqual({ sha256: sha("b"), size: 2 * MiB, storedSize: 512 * 1024, codec: "zstd", new: false });
   });
 
+  it("records a whole-file SHA-256 only where the push gave one or the chunks say it: none for a file of two chunks finished without one", () => {
+    // Prepare
+    const b = new SnapshotBuilder();
+    b.addDirectory("wal", 0o700, MTIME);
+    const empty = b.startFile("empty", 0o600, MTIME);
+    const one = b.startFile("one", 0o600, MTIME);
+    const two = b.startFile("two", 0o600, MTIME);
+    const hashed = b.startFile("hashed", 0o600, MTIME);
+    one.addChunk(chunk("o", 10, 5, true));
+    for (const f of [two, hashed]) {
+      f.addChunk(chunk("t1", 10, 5, true));
+      f.addChunk(chunk("t2", 10, 5, true));
+    }
+    // Act
+    empty.finish(undefined, 0);
+    one.finish(undefined, 10);
+    two.finish(undefined, 20);
+    hashed.finish(sha("t1t2"), 20);
+    const m = buildGeneric(b, { streams: [{ id: "wal", lastSegment: "wal/1", lastSegno: 1 }] });
+    // Assess
+    expect(fileAt(m, "empty").sha256).toBe(EMPTY_SHA256);
+    expect(fileAt(m, "one").sha256).toBe(sha("o"));
+    expect("sha256" in fileAt(m, "two")).toBe(false);
+    expect(fileAt(m, "hashed").sha256).toBe(sha("t1t2"));
+    expect(() => parseManifest(serializeManifest(m), { kind: "generic" })).not.toThrow();
+  });
+
   describe("refuses what would make a wrong manifest, naming the file", () => {
     it("a path added twice", () => {
       const b = new SnapshotBuilder();
@@ -547,6 +575,20 @@ describe("validateManifest", () => {
     // Assess
     expect(v.chunks).toHaveLength(6);
     expect(v.chunks.filter((c) => c.new)).toHaveLength(4);
+  });
+
+  it("accepts a file without sha256 (its chunks name its bytes), and still checks one that is recorded against what its chunks say", () => {
+    // Prepare: base/1/1259 has three chunks, PG_VERSION one
+    const m = clone(pgManifest());
+    const many = m.files.find((f) => f.path === "base/1/1259") as Extract<SnapshotManifest["files"][number], { type: "file" }>;
+    const single = m.files.find((f) => f.path === "PG_VERSION") as Extract<SnapshotManifest["files"][number], { type: "file" }>;
+    // Act + Assess
+    delete many.sha256;
+    expect(() => validateManifest(m)).not.toThrow();
+    delete single.sha256;
+    expect(() => validateManifest(m)).not.toThrow();
+    single.sha256 = sha("not the chunk");
+    expect(() => validateManifest(m)).toThrow(/PG_VERSION.*is one chunk, so its sha256 must be that chunk's/);
   });
 
   it("accepts a stop WAL file named either way PostgreSQL names it at a segment boundary", () => {
@@ -1129,5 +1171,14 @@ describe("manifest packs (the packs a push uploaded)", () => {
     expect(e).toBeInstanceOf(ManifestInvalidError);
     expect((e as ManifestInvalidError).field).toBe(field);
     expect(e.message).toMatch(message);
+  });
+});
+
+describe("fileSha256Of", () => {
+  it("is the whole file's SHA-256 when given, else the empty SHA-256, the one chunk's name, or nothing for two or more chunks", () => {
+    expect(fileSha256Of(3, sha("a"), sha("whole"))).toBe(sha("whole"));
+    expect(fileSha256Of(0, undefined)).toBe(EMPTY_SHA256);
+    expect(fileSha256Of(1, sha("a"))).toBe(sha("a"));
+    expect(fileSha256Of(2, sha("a"))).toBeUndefined();
   });
 });

@@ -63,6 +63,8 @@ export interface UploadSnapshotOptions {
   codec?: CodecName;
   /** Store the manifest in format 2 with these page limits (small ones make several pages and files cut across them). */
   pages?: { chunks: number; bytes: number };
+  /** The whole-file SHA-256 a file's entry records (default: its bytes'; undefined: what its chunks say, as a push without fileHashes). */
+  fileSha256?: (path: string, whole: string) => string | undefined;
 }
 
 export interface UploadedSnapshot {
@@ -115,7 +117,7 @@ export async function uploadSnapshotDir(clients: VaultClients, cfg: AgentConfig,
         }
         handle.addChunk({ sha256: sha, size: known.size, storedSize: known.storedSize, codec: codec.name, isNew });
       }
-      handle.finish(whole.digest(), whole.size);
+      handle.finish(o.fileSha256 ? o.fileSha256(rel, whole.digest()) : whole.digest(), whole.size);
       chunksOf.set(rel, list);
     }
   }
