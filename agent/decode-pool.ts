@@ -25,11 +25,10 @@
  * none: `openDecoder` then decodes on the calling thread, as before — same
  * checks, same messages.
  */
-import { Worker } from "node:worker_threads";
 import { decodeWith, type CodecName } from "../core/codec.js";
 import { CodecError, describeError, FileAccessError, isWalvaultError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { compiledWorkerBeside, threadsFromEnv } from "./worker-threads.js";
+import { compiledWorkerBeside, threadsFromEnv, WorkerCalls } from "./worker-threads.js";
 
 export interface DecodeRequest {
   id: number;
@@ -107,76 +106,42 @@ const WORKER_LIMITS = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 
 const PER_WORKER_QUEUE = 8;
 
 export class DecodePool implements ChunkDecoder {
-  private readonly workers: { worker: Worker; pending: number }[] = [];
-  private readonly calls = new Map<number, { resolve: (v: { raw: Buffer | undefined; sha256: string; length: number }) => void; reject: (e: Error) => void }>();
-  private nextId = 0;
-  private failure: Error | undefined;
+  private readonly calls: WorkerCalls<DecodeReply, { raw: Buffer | undefined; sha256: string; length: number }>;
 
   constructor(workerFile: string | URL, size: number) {
-    for (let i = 0; i < size; i++) {
-      const worker = new Worker(workerFile, { resourceLimits: WORKER_LIMITS });
-      const slot = { worker, pending: 0 };
-      worker.on("message", (batch: DecodeReply[]) => {
-        for (const m of batch) {
-          slot.pending--;
-          const call = this.calls.get(m.id);
-          this.calls.delete(m.id);
-          if (!call) continue;
-          if ("error" in m) call.reject(replyError(m));
-          else call.resolve({ raw: m.raw && Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength), sha256: m.sha256, length: m.length });
-        }
-      });
-      worker.on("error", (e) => this.fail(e));
-      worker.on("exit", (code) => {
-        if (code !== 0) this.fail(new Error(`a decode worker exited with code ${code}`));
-      });
-      this.workers.push(slot);
-    }
-  }
-
-  private fail(e: Error): void {
-    this.failure ??= e;
-    for (const call of this.calls.values()) call.reject(e);
-    this.calls.clear();
+    this.calls = new WorkerCalls(workerFile, size, {
+      name: "a decode worker",
+      options: { resourceLimits: WORKER_LIMITS },
+      settle: (m) => ("error" in m ? replyError(m) : { raw: m.raw && Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength), sha256: m.sha256, length: m.length }),
+    });
   }
 
   async decode(codec: CodecName, stored: Uint8Array, size: number, what: string): Promise<{ raw: Buffer; sha256: string }> {
-    if (this.failure) throw this.failure;
-    let slot = this.workers[0]!;
-    for (const w of this.workers) if (w.pending < slot.pending) slot = w;
+    if (this.calls.failed) throw this.calls.failed;
     // Too many queued everywhere: decode here rather than queue without bound.
-    if (slot.pending >= PER_WORKER_QUEUE) return inThreadDecoder.decode(codec, stored, size, what);
-    const { raw, sha256 } = await this.post(slot, { codec, stored, size, what });
+    if (this.calls.leastPending >= PER_WORKER_QUEUE) return inThreadDecoder.decode(codec, stored, size, what);
+    const { raw, sha256 } = await this.post({ codec, stored, size, what });
     return { raw: raw!, sha256 };
   }
 
   async decodeInto(codec: CodecName, stored: Uint8Array, size: number, what: string, into: { fd: number; position: number; sha256: string }): Promise<{ sha256: string; length: number }> {
-    if (this.failure) throw this.failure;
-    let slot = this.workers[0]!;
-    for (const w of this.workers) if (w.pending < slot.pending) slot = w;
+    if (this.calls.failed) throw this.calls.failed;
     // No fallback to this thread: the callers (restore's writers) bound how many wait.
     try {
-      return await this.post(slot, { codec, stored, size, what, write: into });
+      return await this.post({ codec, stored, size, what, write: into });
     } catch (e) {
       throw writeError(what, into.position, e);
     }
   }
 
-  private post(slot: { worker: Worker; pending: number }, req: Omit<DecodeRequest, "id">): Promise<{ raw: Buffer | undefined; sha256: string; length: number }> {
+  private post(req: Omit<DecodeRequest, "id">): Promise<{ raw: Buffer | undefined; sha256: string; length: number }> {
     // Only the chunk's own bytes cross to the worker (a view would clone its whole ranged read).
     const own = new Uint8Array(req.stored);
-    const id = this.nextId++;
-    slot.pending++;
-    return new Promise((resolve, reject) => {
-      this.calls.set(id, { resolve, reject });
-      const msg: DecodeRequest = { ...req, id, stored: own };
-      slot.worker.postMessage(msg, [own.buffer]);
-    });
+    return this.calls.call((id) => ({ ...req, id, stored: own }) satisfies DecodeRequest, [own.buffer]);
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
-    this.fail(new Error("the decode pool is closed"));
+  close(): Promise<void> {
+    return this.calls.close("the decode pool is closed");
   }
 }
 

@@ -21,10 +21,9 @@
  * none: `openEncoder` then returns undefined and the push hashes and
  * compresses on its own thread, as before.
  */
-import { Worker } from "node:worker_threads";
 import type { CodecName } from "../core/codec.js";
 import type { KnownFilter } from "../core/known-filter.js";
-import { compiledWorkerBeside, threadsFromEnv } from "./worker-threads.js";
+import { compiledWorkerBeside, threadsFromEnv, WorkerCalls } from "./worker-threads.js";
 
 /** Raw bytes per batch: 8 blocks of 128 KiB (a larger chunk goes alone, in a buffer of its own). */
 export const BATCH_BYTES = 1024 * 1024;
@@ -83,44 +82,23 @@ const WORKER_LIMITS = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 
 const IN_FLIGHT_PER_THREAD = 2;
 
 export class EncodePool {
-  private readonly workers: { worker: Worker; pending: number }[] = [];
-  private readonly calls = new Map<number, { resolve: (r: EncodeResult) => void; reject: (e: Error) => void }>();
+  private readonly calls: WorkerCalls<EncodeReply, EncodeResult>;
   /** Batch buffers (BATCH_BYTES) and output buffers (OUT_BYTES) back from the workers, for the next batches. */
   private readonly spare: ArrayBuffer[] = [];
   private readonly spareOut: ArrayBuffer[] = [];
-  private nextId = 0;
-  private failure: Error | undefined;
 
   constructor(workerFile: string | URL, threads: number, codec: CodecName, known: KnownFilter | undefined) {
     const data: EncodeWorkerData = { codec, ...(known === undefined ? {} : { known: known.buffer as SharedArrayBuffer }) };
     if (known !== undefined && !(known.buffer instanceof SharedArrayBuffer)) throw new TypeError("the encode pool's known-chunk filter must be shared");
-    for (let i = 0; i < threads; i++) {
-      const worker = new Worker(workerFile, { workerData: data, resourceLimits: WORKER_LIMITS });
-      const slot = { worker, pending: 0 };
-      worker.on("message", (m: EncodeReply) => {
-        slot.pending--;
-        const call = this.calls.get(m.id);
-        this.calls.delete(m.id);
-        if (!call) return;
-        if ("error" in m) call.reject(new Error(`a push encode worker failed: ${m.error}`));
-        else call.resolve(m);
-      });
-      worker.on("error", (e) => this.fail(e));
-      worker.on("exit", (code) => {
-        if (code !== 0) this.fail(new Error(`a push encode worker exited with code ${code}`));
-      });
-      this.workers.push(slot);
-    }
+    this.calls = new WorkerCalls(workerFile, threads, {
+      name: "a push encode worker",
+      options: { workerData: data, resourceLimits: WORKER_LIMITS },
+      settle: (m) => ("error" in m ? new Error(`a push encode worker failed: ${m.error}`) : m),
+    });
   }
 
   get threads(): number {
-    return this.workers.length;
-  }
-
-  private fail(e: Error): void {
-    this.failure ??= e;
-    for (const call of this.calls.values()) call.reject(e);
-    this.calls.clear();
+    return this.calls.threads;
   }
 
   private buffer(size: number): ArrayBuffer {
@@ -130,22 +108,15 @@ export class EncodePool {
 
   /** Keeps a reply's buffers for later batches: as many as can be in flight at once, at most (more files may be read at once: they allocate). */
   private recycle(reply: { raw: ArrayBuffer; out: ArrayBuffer }): void {
-    const keep = this.workers.length * IN_FLIGHT_PER_THREAD + 1;
+    const keep = this.threads * IN_FLIGHT_PER_THREAD + 1;
     if (reply.raw.byteLength === BATCH_BYTES && this.spare.length < keep) this.spare.push(reply.raw);
     if (reply.out.byteLength === OUT_BYTES && this.spareOut.length < keep) this.spareOut.push(reply.out);
   }
 
   private run(raw: ArrayBuffer, lengths: number[]): Promise<EncodeResult> {
-    if (this.failure) return Promise.reject(this.failure);
-    let slot = this.workers[0]!;
-    for (const w of this.workers) if (w.pending < slot.pending) slot = w;
-    const id = this.nextId++;
+    if (this.calls.failed) return Promise.reject(this.calls.failed);
     const out = this.spareOut.pop() ?? new ArrayBuffer(OUT_BYTES);
-    slot.pending++;
-    return new Promise((resolve, reject) => {
-      this.calls.set(id, { resolve, reject });
-      slot.worker.postMessage({ id, raw, lengths, out } satisfies EncodeRequest, [raw, out]);
-    });
+    return this.calls.call((id) => ({ id, raw, lengths, out }) satisfies EncodeRequest, [raw, out]);
   }
 
   /**
@@ -159,7 +130,7 @@ export class EncodePool {
    */
   async *inOrder(source: AsyncIterable<Uint8Array>, onRaw?: (chunk: Uint8Array) => void): AsyncGenerator<EncodedChunk, void, undefined> {
     const inFlight: Promise<EncodeResult>[] = [];
-    const limit = this.workers.length * IN_FLIGHT_PER_THREAD;
+    const limit = this.threads * IN_FLIGHT_PER_THREAD;
     let buf: ArrayBuffer | undefined;
     let filled = 0;
     let lengths: number[] = [];
@@ -213,9 +184,8 @@ export class EncodePool {
     }
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
-    this.fail(new Error("the push encode pool is closed"));
+  close(): Promise<void> {
+    return this.calls.close("the push encode pool is closed");
   }
 }
 

@@ -1,10 +1,12 @@
 /**
  * What the agent's worker-thread pools share (agent/decode-pool.ts for
- * restore, agent/encode-pool.ts for push): where the compiled worker is, and
- * the environment variable that sets how many run.
+ * restore, agent/encode-pool.ts for push): where the compiled worker is, the
+ * environment variable that sets how many run, and the calls by id that
+ * they answer (WorkerCalls).
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { Worker, type Transferable, type WorkerOptions } from "node:worker_threads";
 
 /**
  * The compiled worker `file` next to the module at `moduleUrl` (the pool's
@@ -21,4 +23,89 @@ export function compiledWorkerBeside(moduleUrl: string, file: string): string | 
 export function threadsFromEnv(name: string): number | undefined {
   const v = process.env[name];
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+}
+
+/**
+ * Worker threads that answer requests by id: each call goes to the worker
+ * with the fewest pending and resolves with `settle` of its reply (an Error
+ * from `settle` rejects it). A worker may answer several requests in one
+ * message (an array of replies). A worker's error or non-zero exit fails
+ * every pending call and every later one with that error; so does close().
+ */
+export class WorkerCalls<Reply extends { id: number }, Result> {
+  private readonly workers: { worker: Worker; pending: number }[] = [];
+  private readonly calls = new Map<number, { resolve: (r: Result) => void; reject: (e: Error) => void }>();
+  private nextId = 0;
+  private failure: Error | undefined;
+
+  constructor(
+    file: string | URL,
+    threads: number,
+    private readonly o: {
+      /** For messages: "a decode worker", "a push encode worker". */
+      name: string;
+      options: WorkerOptions;
+      settle: (reply: Reply) => Result | Error;
+    },
+  ) {
+    for (let i = 0; i < threads; i++) {
+      const worker = new Worker(file, o.options);
+      const slot = { worker, pending: 0 };
+      worker.on("message", (m: Reply | Reply[]) => {
+        for (const reply of Array.isArray(m) ? m : [m]) {
+          slot.pending--;
+          const call = this.calls.get(reply.id);
+          this.calls.delete(reply.id);
+          if (!call) continue;
+          const out = o.settle(reply);
+          if (out instanceof Error) call.reject(out);
+          else call.resolve(out);
+        }
+      });
+      worker.on("error", (e) => this.fail(e));
+      worker.on("exit", (code) => {
+        if (code !== 0) this.fail(new Error(`${o.name} exited with code ${code}`));
+      });
+      this.workers.push(slot);
+    }
+  }
+
+  get threads(): number {
+    return this.workers.length;
+  }
+
+  /** The first failure (a worker's error or exit, or close()), if any: every call since rejects with it. */
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
+  /** Requests pending on the least busy worker. */
+  get leastPending(): number {
+    return Math.min(...this.workers.map((w) => w.pending));
+  }
+
+  /** Sends the request `make(id)` to the least busy worker, transferring `transfer`. */
+  call(make: (id: number) => unknown, transfer: Transferable[]): Promise<Result> {
+    if (this.failure) return Promise.reject(this.failure);
+    let slot = this.workers[0]!;
+    for (const w of this.workers) if (w.pending < slot.pending) slot = w;
+    const id = this.nextId++;
+    slot.pending++;
+    return new Promise((resolve, reject) => {
+      this.calls.set(id, { resolve, reject });
+      slot.worker.postMessage(make(id), transfer);
+    });
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    for (const call of this.calls.values()) call.reject(e);
+    this.calls.clear();
+  }
+
+  /** Stops the workers; pending and later calls reject with `Error(closed)`. */
+  async close(closed: string): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    this.fail(new Error(closed));
+  }
 }
