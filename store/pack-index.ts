@@ -9,6 +9,7 @@
  * without records and finds the index from the footer instead
  * (store/catalog-rebuild.ts).
  */
+import { CorruptPackError } from "../core/errors.js";
 import { parsePackIndex, type PackEntry } from "../core/pack.js";
 import type { PackItem } from "../core/schemas.js";
 import type { Catalog } from "./catalog.js";
@@ -42,11 +43,13 @@ export const KEPT_PACK_INDEXES = 8;
  * when first asked for (Catalog.getPack, then readPackIndex) and the `keep`
  * used last kept: for a walk over a snapshot's chunks in manifest order,
  * whose new chunks lie in a few consecutive packs. Memory is bounded by
- * `keep`, never by the snapshot.
+ * `keep`, never by the snapshot. A damaged index (CorruptPackError) is kept
+ * too and thrown again: a restore whose windows keep asking for that pack
+ * reads its tail once, not once per window.
  */
 export class PackIndexCache {
-  /** null: the catalog has no record of the pack. */
-  private readonly kept = new Map<string, ReadPack | null>();
+  /** null: the catalog has no record of the pack; `damaged`: its index did not parse. */
+  private readonly kept = new Map<string, ReadPack | null | { damaged: CorruptPackError }>();
 
   constructor(
     private readonly catalog: Pick<Catalog, "getPack">,
@@ -58,17 +61,21 @@ export class PackIndexCache {
 
   /** Pack `name`'s record and index; undefined when the catalog has no record of it. */
   async get(name: string): Promise<ReadPack | undefined> {
-    const hit = this.kept.get(name);
-    if (hit !== undefined) {
-      this.kept.delete(name);
-      this.kept.set(name, hit);
-      return hit ?? undefined;
+    let read = this.kept.get(name);
+    if (read !== undefined) this.kept.delete(name);
+    else {
+      const pack = await this.catalog.getPack(this.databaseId, name);
+      try {
+        const entries = pack === undefined ? undefined : await readPackIndex(this.store, this.bucket, pack);
+        read = pack === undefined ? null : { pack, entries: entries === undefined ? undefined : new Map(entries.map((e) => [e.sha256, e])) };
+      } catch (e) {
+        if (!(e instanceof CorruptPackError)) throw e;
+        read = { damaged: e };
+      }
     }
-    const pack = await this.catalog.getPack(this.databaseId, name);
-    const entries = pack === undefined ? undefined : await readPackIndex(this.store, this.bucket, pack);
-    const read: ReadPack | null = pack === undefined ? null : { pack, entries: entries === undefined ? undefined : new Map(entries.map((e) => [e.sha256, e])) };
     this.kept.set(name, read);
     if (this.kept.size > this.keep) this.kept.delete(this.kept.keys().next().value!);
+    if (read !== null && "damaged" in read) throw read.damaged;
     return read ?? undefined;
   }
 }

@@ -112,6 +112,32 @@ describe("PackIndexCache", () => {
     expect(catalog.calls).toEqual([packs[0]!.name, packs[1]!.name, packs[2]!.name, packs[1]!.name]);
   });
 
+  it("reads a damaged index once and throws its CorruptPackError again each time the pack is asked for", async () => {
+    // Prepare: the pack's tail overwritten, so its index does not parse.
+    const p = await packOf("damaged");
+    const { vault, records, catalog } = await vaultWith([p]);
+    const key = records.get(p.name)!.vaultKey;
+    const bytes = Buffer.from(p.bytes);
+    bytes[bytes.length - 40]! ^= 0xff;
+    await vault.put("vault", key, bytes, {});
+    let tailReads = 0;
+    const counting = Object.create(vault) as typeof vault;
+    counting.getRange = (...args: Parameters<typeof vault.getRange>) => {
+      tailReads++;
+      return vault.getRange(...args);
+    };
+    const cache = new PackIndexCache(catalog, counting, "vault", DB);
+
+    // Act
+    const errors = [await cache.get(p.name).catch((e: unknown) => e), await cache.get(p.name).catch((e: unknown) => e)];
+
+    // Assess
+    for (const e of errors) expect(e).toBeInstanceOf(CorruptPackError);
+    expect(errors[1]).toBe(errors[0]);
+    expect(tailReads).toBe(1);
+    expect(catalog.calls).toEqual([p.name]);
+  });
+
   it("says a recorded pack whose object is gone has no entries", async () => {
     // Prepare
     const p = await packOf("lost");
