@@ -7,9 +7,11 @@
  *
  *  - ValidatePages (validatePages): the pages in order through the
  *    incremental validator (validatePage, then finishPagedValidation after
- *    the last); each page's reused chunks must be in the catalog (one
- *    missingChunks call per page, as format 1 does for the whole manifest);
- *    each page's new chunks (unpacked pushes) are appended to work/ batch
+ *    the last); an unpacked push's reused chunks must be in the catalog
+ *    (one missingChunks call per page, as format 1 does for the whole
+ *    manifest; a packed push's are read once, by CheckReferenced:
+ *    validate-manifest.ts says why); each page's new chunks (unpacked
+ *    pushes) are appended to work/ batch
  *    objects of pagedBatchSize(totals.newChunks) chunks, so that the Map has
  *    at most MAX_BATCHES items, bare indexes. The batch being filled when an
  *    invocation stops is written as it is and read back by the next one: the
@@ -231,11 +233,11 @@ export async function validatePages(
   for (let taken = 0; state.next < header.pages.length && mayTakePage(budget, taken); taken++) {
     const v = await readCheckedPage(io.pages, ref.manifestKey, header, state.next, (body) => validatePage(header, state, body));
     const files = { databaseId: ref.databaseId, snapshotId: ref.snapshotId, files: v.page.entries };
-    // Chunks taken as already stored must be in the catalog: refused before anything is promoted.
-    const reused = v.chunks.filter((c) => !c.new).map((c) => c.sha256);
-    const missing = reused.length > 0 ? await io.catalog.missingChunks(ref.databaseId, reused) : [];
-    if (missing.length > 0) throw missingChunksError(files, missing, new Set());
     if (!ref.packed) {
+      // Chunks taken as already stored must be in the catalog: refused before any chunk object is promoted.
+      const reused = v.chunks.filter((c) => !c.new).map((c) => c.sha256);
+      const missing = reused.length > 0 ? await io.catalog.missingChunks(ref.databaseId, reused) : [];
+      if (missing.length > 0) throw missingChunksError(files, missing, new Set());
       const fresh = v.chunks.filter((c) => c.new);
       const using = filesUsing(files, fresh.map((c) => c.sha256));
       for (const c of fresh) {

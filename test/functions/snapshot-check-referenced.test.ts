@@ -16,6 +16,7 @@ import { snapshotPush, type SnapshotPushResult } from "../../agent/snapshot-push
 import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { handler as checkReferenced, type CheckReferencedOutput } from "../../functions/snapshot/check-referenced.js";
 import { handler as validateManifest } from "../../functions/snapshot/validate-manifest.js";
+import { handler as validatePages } from "../../functions/snapshot/validate-pages.js";
 import { NotFoundError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { incomingSnapshotKey, snapshotPageKey } from "../../core/keys.js";
@@ -54,7 +55,7 @@ function tree(name: string, files: number, seed: number): string {
   return dir;
 }
 
-async function checkAgain(pushed: { manifestKey: string }): Promise<{ out: CheckReferencedOutput; getChunks: string[]; missingChunks: string[]; getPack: string[] }> {
+async function checkAgain(pushed: { manifestKey: string }): Promise<{ out: CheckReferencedOutput; getChunks: string[]; missingChunks: string[]; getPack: string[]; validationLookups: number }> {
   const counting = recordingCalls(clients.catalog, ["getChunks", "missingChunks", "getPack"]);
   // Every dependency is replaced; the environment is the stack's own (startLocalStack sets it), as the handlers' is.
   overrideDeps(stackDeps(stack, clients, counting.proxy));
@@ -63,7 +64,15 @@ async function checkAgain(pushed: { manifestKey: string }): Promise<{ out: Check
     source: "aws.s3",
     detail: { bucket: { name: stack.config.incomingBucket }, object: { key: pushed.manifestKey } },
   };
-  const { snapshot } = await validateManifest({ event });
+  const validated = await validateManifest({ event });
+  const { snapshot } = validated;
+  // Format 2: ValidatePages until done, as the workflow calls it.
+  if (validated.progress !== undefined) {
+    let pages: { snapshot: unknown; batches: unknown[]; progress: { done: boolean } } = { ...validated, progress: validated.progress };
+    while (!pages.progress.done) pages = await validatePages(pages);
+  }
+  /** Chunk records validation read (ValidateManifest, ValidatePages). */
+  const validationLookups = counting.calls.getChunks.length + counting.calls.missingChunks.length;
   counting.calls.getChunks.length = 0;
   counting.calls.missingChunks.length = 0;
   counting.calls.getPack.length = 0;
@@ -73,6 +82,7 @@ async function checkAgain(pushed: { manifestKey: string }): Promise<{ out: Check
   const hashes = (c: unknown[][]): string[] => c.flatMap((args) => args[1] as string[]);
   return {
     out,
+    validationLookups,
     getChunks: hashes(counting.calls.getChunks),
     missingChunks: hashes(counting.calls.missingChunks),
     getPack: counting.calls.getPack.map((args) => args[1] as string),
@@ -84,17 +94,18 @@ async function checkAgain(pushed: { manifestKey: string }): Promise<{ out: Check
  * (the last hex digit changed), its page changed by `mutate` and bound
  * again by the header: what a faulty or hostile agent could upload.
  */
-async function tamperedCopy(pushed: SnapshotPushResult, mutate: (chunks: ChunkRecord[], packs: string[]) => void): Promise<string> {
+async function tamperedCopy(pushed: SnapshotPushResult, mutate: (chunks: ChunkRecord[], packs: string[], files: Array<{ path: string; sha256?: string; chunks: ChunkRecord[] }>) => void): Promise<string> {
   const bucket = stack.config.incomingBucket;
   const read = async (key: string): Promise<Record<string, unknown>> => JSON.parse((await clients.store.get(bucket, key))!.body.toString("utf8")) as Record<string, unknown>;
   const header = (await read(pushed.manifestKey)) as { snapshotId: string; packs: string[]; pages: Array<{ sha256: string; bytes: number }> };
   expect(header.pages).toHaveLength(1);
-  const page = (await read(snapshotPageKey(pushed.manifestKey, 0))) as { snapshotId: string; entries: Array<{ type: string; chunks?: ChunkRecord[] }> };
+  const page = (await read(snapshotPageKey(pushed.manifestKey, 0))) as { snapshotId: string; entries: Array<{ type: string; path: string; sha256?: string; chunks?: ChunkRecord[] }> };
   const snapshotId = pushed.snapshotId.slice(0, -1) + (pushed.snapshotId.endsWith("f") ? "e" : "f");
   const key = incomingSnapshotKey(GEN, snapshotId);
   mutate(
     page.entries.flatMap((e) => e.chunks ?? []),
     header.packs,
+    page.entries.flatMap((e) => (e.type === "file" ? [e as { path: string; sha256?: string; chunks: ChunkRecord[] }] : [])),
   );
   const put = async (k: string, body: Buffer): Promise<unknown> =>
     clients.store.put(bucket, k, body, { ...objectMeta({ sha256: sha256Hex(body), codec: "none", size: body.length }), [META_DATABASE]: GEN });
@@ -122,8 +133,9 @@ describe("CheckReferenced", () => {
       expect(second.totals.newChunks).toBeGreaterThan(0);
       expect(second.totals.newChunks).toBeLessThan(second.totals.uniqueChunks);
       // Act
-      const { out, getChunks, missingChunks, getPack } = await checkAgain(second);
-      // Assess
+      const { out, getChunks, missingChunks, getPack, validationLookups } = await checkAgain(second);
+      // Assess: validation read no chunk record; CheckReferenced read each reused one once.
+      expect(validationLookups).toBe(0);
       expect(out.done).toBe(true);
       expect(missingChunks).toEqual([]);
       expect(new Set(getChunks).size).toBe(getChunks.length);
@@ -159,5 +171,24 @@ describe("CheckReferenced", () => {
     await expect(checked).rejects.toThrow(
       new RegExp(`chunk ${moved!.sha256} used by file "f\\d+" is not in the vault: the manifest places it in pack ${moved!.to}, whose index does not hold it`),
     );
+  }, 180_000);
+
+  it("still refuses a reused chunk the catalog does not have (now at CheckReferenced), naming it and a file using it", async () => {
+    // Prepare: two packed pushes sharing half their files, and a copy of the second's manifest where one reused chunk has a name nobody stored.
+    const config = { ...stack.config, databaseId: GEN };
+    await snapshotPush({ kind: "generic", dir: tree("d1", 12, 7000), streams: STREAMS }, config, clients, { packs: true, timeoutMs: 120_000 });
+    const pushed = await snapshotPush({ kind: "generic", dir: tree("d2", 12, 8000), streams: STREAMS }, config, clients, { packs: true, timeoutMs: 120_000 });
+    const unknown = sha256Hex(Buffer.from("a chunk nobody stored"));
+    const key = await tamperedCopy(pushed, (chunks, _packs, files) => {
+      // A file of one reused chunk (its sha256 is that chunk's, so it changes with it).
+      const f = files.find((x) => x.chunks.length === 1 && x.chunks[0]!.new !== true && chunks.filter((y) => y.sha256 === x.chunks[0]!.sha256).length === 1)!;
+      f.chunks[0]!.sha256 = unknown;
+      f.sha256 = unknown;
+    });
+    // Act
+    const checked = checkAgain({ manifestKey: key });
+    // Assess
+    await expect(checked).rejects.toThrow(NotFoundError);
+    await expect(checked).rejects.toThrow(new RegExp(`${unknown}.*"f\\d+"`));
   }, 180_000);
 });

@@ -181,6 +181,17 @@ describe("ValidatePages over a paged manifest", () => {
     expect(batched.some((s) => f.lookups.flat().includes(s))).toBe(false);
   });
 
+  it("asks the catalog nothing for a packed push, even of a reused chunk it lacks: CheckReferenced reads those records once", async () => {
+    // Prepare: reused chunks, one of them missing from the catalog.
+    const stored = new Set(["data/f00#0", "data/f01#1", "data/f03#2"]);
+    const f = fixture(manifestOf(4, 10, stored), { packed: true, inCatalog: new Set([sha("data/f00#0"), sha("data/f01#1")]) });
+    // Act
+    const { batchCount } = await runToDone(f, onePage);
+    // Assess
+    expect(f.lookups).toEqual([]);
+    expect(batchCount).toBe(0);
+  });
+
   it("writes no batches for a packed push (its packs are batched from the header)", async () => {
     // Prepare
     const f = fixture(manifestOf(4, 10), { packed: true });
