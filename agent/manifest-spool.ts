@@ -18,10 +18,10 @@
  * The temporary directory (under os.tmpdir(): TMPDIR) is removed by
  * close(), whatever happened.
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
+import { readSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { FileAccessError, InvalidInputError, describeError } from "../core/errors.js";
+import { TempFile } from "./temp-file.js";
 import { compareTreePaths, type ManifestPageWriter, type WrittenPage } from "../core/manifest-pages.js";
 import type { ChunkRecord, FileEntry, RegularFileEntry } from "../core/snapshot.js";
 
@@ -45,21 +45,14 @@ export interface SpooledFile {
 }
 
 export class ManifestSpool {
-  private readonly dir: string;
-  private readonly fd: number;
+  private readonly file: TempFile;
   private offset = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private readonly index: Located[] = [];
-  private closed = false;
 
   constructor(base = tmpdir()) {
-    try {
-      this.dir = mkdtempSync(join(base, "walvault-manifest-"));
-      this.fd = openSync(join(this.dir, "entries.ndjson"), "w+", 0o600);
-    } catch (cause) {
-      throw new FileAccessError(`cannot create the manifest spool under ${base} (${(cause as NodeJS.ErrnoException).code ?? describeError(cause)})`, { cause });
-    }
+    this.file = new TempFile("the manifest spool", "walvault-manifest-", "entries.ndjson", base);
   }
 
   /** Entries spooled so far. */
@@ -134,13 +127,7 @@ export class ManifestSpool {
 
   /** Removes the spool (idempotent). */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    try {
-      closeSync(this.fd);
-    } finally {
-      rmSync(this.dir, { recursive: true, force: true });
-    }
+    this.file.close();
   }
 
   /** Appends `text` and a newline; returns [offset, length] of `text`. */
@@ -161,9 +148,9 @@ export class ManifestSpool {
     this.pendingBytes = 0;
     let done = 0;
     try {
-      while (done < all.length) done += writeSync(this.fd, all, done, all.length - done);
+      while (done < all.length) done += writeSync(this.file.fd, all, done, all.length - done);
     } catch (cause) {
-      throw new FileAccessError(`cannot write the manifest spool in ${this.dir} (${(cause as NodeJS.ErrnoException).code ?? describeError(cause)})`, { cause });
+      throw new FileAccessError(`cannot write the manifest spool in ${this.file.dir} (${(cause as NodeJS.ErrnoException).code ?? describeError(cause)})`, { cause });
     }
   }
 
@@ -171,8 +158,8 @@ export class ManifestSpool {
     const buf = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
-      const n = readSync(this.fd, buf, done, length - done, offset + done);
-      if (n === 0) throw new FileAccessError(`the manifest spool in ${this.dir} is shorter than written`);
+      const n = readSync(this.file.fd, buf, done, length - done, offset + done);
+      if (n === 0) throw new FileAccessError(`the manifest spool in ${this.file.dir} is shorter than written`);
       done += n;
     }
     return buf.toString("utf8");

@@ -137,7 +137,8 @@ import {
   type SnapshotTotals,
 } from "../core/snapshot.js";
 import { readTar } from "../core/tar.js";
-import { backupManifestFileLine, backupManifestTextOfLines } from "../core/backup-manifest.js";
+import { backupManifestFileLine, backupManifestPieces } from "../core/backup-manifest.js";
+import { LineSpool } from "./line-spool.js";
 import { PsqlSession, quoteConn, readDataDirectory, sqlLiteral } from "./pg-direct.js";
 import { openEncoder, type EncodePool } from "./encode-pool.js";
 import { KnownFilter } from "../core/known-filter.js";
@@ -1576,6 +1577,7 @@ async function pushPostgresDirect(
     { binDir: src.binDir, host: src.host, port: src.port, user: src.user, database: src.database ?? "postgres", asOsUser: src.asOsUser, env: src.env },
     "psql (the direct snapshot source's session)",
   );
+  let manifestLines: LineSpool | undefined;
   // A role short of what the direct source needs: one line saying what to grant, or to use the other source.
   const privileged = async (query: Promise<string>): Promise<string> => {
     try {
@@ -1620,11 +1622,12 @@ async function pushPostgresDirect(
     const v15 = version >= 150000;
     await privileged(session.query(v15 ? `SELECT pg_backup_start(${sqlLiteral(label)}, true)` : `SELECT pg_start_backup(${sqlLiteral(label)}, true, false)`));
     const pgControl = { bytes: Buffer.alloc(0), total: 0 };
-    // backup_manifest's lines, one per file read (~170 B each: 17 MB for 100,000 files).
-    const manifestLines: string[] = [];
+    // backup_manifest's lines, one per file read (~170 B each), on disk until the last file is read: memory does not grow with the file count.
+    manifestLines = new LineSpool("backup_manifest's lines");
+    const lines = manifestLines;
     const addFile = async (path: string, mode: number, mtime: Date, body: AsyncIterable<Uint8Array>, blocks: boolean): Promise<void> => {
       const { size, sha256 } = await files.file(path, mode, mtime, body, blocks);
-      manifestLines.push(backupManifestFileLine({ path, size, mtime, sha256 }));
+      lines.add(backupManifestFileLine({ path, size, mtime, sha256 }));
     };
     const walk = await readDataDirectory(
       dataDir,
@@ -1656,12 +1659,12 @@ async function pushPostgresDirect(
     const parsed = parseBackupLabel(labelBytes.toString("utf8"), walSegmentSize);
     const stopLsn = parseLsn(lsnText.toUpperCase());
     // What pg_basebackup would have sent with the files, so pg_verifybackup checks a restore of this snapshot too.
-    const manifest = backupManifestTextOfLines(manifestLines, [{ timeline: parsed.startTimeline, startLsn: parsed.startLsn, endLsn: stopLsn }]);
-    await files.file("backup_manifest", 0o600, now, once(Buffer.from(manifest, "utf8")), false);
+    await files.file("backup_manifest", 0o600, now, backupManifestPieces(lines.lines(), [{ timeline: parsed.startTimeline, startLsn: parsed.startLsn, endLsn: stopLsn }]), false);
     const stopWalFile = segmentName(parsed.startTimeline, lsnToSegno(stopLsn, walSegmentSize), walSegmentSize);
     const fields = postgresFieldsFromBackupLabel(parsed, { stopLsn, walSegmentSize, version, systemIdentifier, stopWalFile, tablespaces: [] });
     return { fields, stopSegment: { archiveStatus: join(dataDir, "pg_wal", "archive_status"), name: stopWalFile } };
   } finally {
+    manifestLines?.close();
     await session.close();
   }
 }

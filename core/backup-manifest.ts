@@ -51,13 +51,52 @@ export function backupManifestText(files: Iterable<BackupManifestFile>, ranges: 
   return backupManifestTextOfLines([...files].map(backupManifestFileLine), ranges);
 }
 
+/** What comes before the first file's line. */
+const HEAD = '{ "PostgreSQL-Backup-Manifest-Version": 1,\n"Files": [';
+
+/** What comes after the last file's line, up to the checksum. */
+function tail(ranges: readonly BackupManifestWalRange[]): string {
+  const lines = ranges.map((r) => `{ "Timeline": ${r.timeline}, "Start-LSN": "${formatLsn(r.startLsn)}", "End-LSN": "${formatLsn(r.endLsn)}" }`);
+  return `\n],\n"WAL-Ranges": [\n${lines.join(",\n")}\n],\n`;
+}
+
+/** The last line: the SHA-256 (hex) of every byte before it. */
+function checksumLine(hex: string): string {
+  return `"Manifest-Checksum": "${hex}"}\n`;
+}
+
 /** The same from the files' lines (backupManifestFileLine), kept as each file was read. */
 export function backupManifestTextOfLines(lines: readonly string[], ranges: readonly BackupManifestWalRange[]): string {
-  const body =
-    '{ "PostgreSQL-Backup-Manifest-Version": 1,\n"Files": [' +
-    (lines.length === 0 ? "" : `\n${lines.join(",\n")}`) +
-    '\n],\n"WAL-Ranges": [\n' +
-    ranges.map((r) => `{ "Timeline": ${r.timeline}, "Start-LSN": "${formatLsn(r.startLsn)}", "End-LSN": "${formatLsn(r.endLsn)}" }`).join(",\n") +
-    "\n],\n";
-  return `${body}"Manifest-Checksum": "${createHash("sha256").update(body, "utf8").digest("hex")}"}\n`;
+  const body = HEAD + (lines.length === 0 ? "" : `\n${lines.join(",\n")}`) + tail(ranges);
+  return body + checksumLine(createHash("sha256").update(body, "utf8").digest("hex"));
+}
+
+/** Bytes per piece backupManifestPieces yields (about; a line is never split). */
+const PIECE_BYTES = 64 * 1024;
+
+/**
+ * backupManifestTextOfLines's bytes, in pieces of about PIECE_BYTES, from
+ * lines that arrive one at a time (read back from a spool on disk: a
+ * cluster of a million files has ~170 MB of them), the checksum computed as
+ * the pieces go: memory is one piece, whatever the number of files.
+ */
+export async function* backupManifestPieces(lines: AsyncIterable<string>, ranges: readonly BackupManifestWalRange[]): AsyncGenerator<Buffer, void, undefined> {
+  const hash = createHash("sha256");
+  const piece = (text: string): Buffer => {
+    const b = Buffer.from(text, "utf8");
+    hash.update(b);
+    return b;
+  };
+  let pending = HEAD;
+  let sep = "\n";
+  for await (const line of lines) {
+    pending += sep + line;
+    sep = ",\n";
+    if (pending.length >= PIECE_BYTES) {
+      yield piece(pending);
+      pending = "";
+    }
+  }
+  yield piece(pending + tail(ranges));
+  yield Buffer.from(checksumLine(hash.digest("hex")), "utf8");
 }

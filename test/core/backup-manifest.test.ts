@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { backupManifestFileLine, backupManifestText } from "../../core/backup-manifest.js";
+import { backupManifestFileLine, backupManifestPieces, backupManifestText, backupManifestTextOfLines } from "../../core/backup-manifest.js";
 
 describe("backupManifestText", () => {
   it("writes a file line exactly as PostgreSQL 15's pg_basebackup --manifest-checksums=SHA256 does", () => {
@@ -43,5 +43,24 @@ describe("backupManifestText", () => {
     expect(text.slice(at)).toBe(`"Manifest-Checksum": "${createHash("sha256").update(text.slice(0, at)).digest("hex")}"}\n`);
     const parsed = JSON.parse(text) as { Files: { Path: string }[] };
     expect(parsed.Files.map((f) => f.Path)).toEqual(files.map((f) => f.path));
+  });
+
+  it("in pieces from lines that arrive one at a time, gives the same bytes as the whole text: no file, a few, and pieces of many lines", async () => {
+    // Prepare
+    const ranges = [{ timeline: 2, startLsn: 0x5000028n, endLsn: 0x5000100n }];
+    const line = (i: number): string =>
+      backupManifestFileLine({ path: `base/5/${16384 + i}_ü`, size: i * 8192, mtime: new Date(Date.UTC(2026, 11, 5, 1, 2, i % 60)), ...(i % 3 === 0 ? {} : { sha256: createHash("sha256").update(String(i)).digest("hex") }) });
+    async function* arriving(lines: string[]): AsyncGenerator<string> {
+      for (const l of lines) yield l;
+    }
+    for (const count of [0, 3, 2000]) {
+      const lines = Array.from({ length: count }, (_, i) => line(i));
+      // Act
+      const pieces: Buffer[] = [];
+      for await (const p of backupManifestPieces(arriving(lines), ranges)) pieces.push(p);
+      // Assess
+      expect(Buffer.concat(pieces).toString("utf8"), `${count} lines`).toBe(backupManifestTextOfLines(lines, ranges));
+      if (count === 2000) expect(pieces.length).toBeGreaterThan(3);
+    }
   });
 });
