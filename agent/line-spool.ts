@@ -8,7 +8,7 @@
  */
 import { readSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { FileAccessError } from "../core/errors.js";
+import { FileAccessError, describeError } from "../core/errors.js";
 import { TempFile } from "./temp-file.js";
 
 /** Bytes buffered before a write, and read at once. */
@@ -20,25 +20,38 @@ export class LineSpool {
   private pendingBytes = 0;
   private written = 0;
 
-  constructor(what: string, base = tmpdir()) {
+  /** `what`: the lines, for messages ("backup_manifest's lines"). */
+  constructor(
+    private readonly what: string,
+    base = tmpdir(),
+  ) {
     this.file = new TempFile(`a spool for ${what}`, "walvault-lines-", "lines", base);
   }
 
+  private added = 0;
+
   /** Lines added so far. */
-  count = 0;
+  get count(): number {
+    return this.added;
+  }
 
   add(line: string): void {
     if (line.includes("\n")) throw new Error("internal error: a spooled line holds a newline");
     this.pending.push(line);
     this.pendingBytes += line.length + 1;
-    this.count++;
+    this.added++;
     if (this.pendingBytes >= BLOCK) this.flush();
   }
 
   private flush(): void {
     if (this.pending.length === 0) return;
     const bytes = Buffer.from(`${this.pending.join("\n")}\n`, "utf8");
-    for (let off = 0; off < bytes.length; ) off += writeSync(this.file.fd, bytes, off, bytes.length - off, this.written + off);
+    try {
+      for (let off = 0; off < bytes.length; ) off += writeSync(this.file.fd, bytes, off, bytes.length - off, this.written + off);
+    } catch (cause) {
+      // ENOSPC in TMPDIR, most likely: one line that says where.
+      throw new FileAccessError(`cannot write ${this.what} to ${this.file.dir} (${(cause as NodeJS.ErrnoException).code ?? describeError(cause)}): free space there or set TMPDIR`, { cause });
+    }
     this.written += bytes.length;
     this.pending = [];
     this.pendingBytes = 0;

@@ -6,6 +6,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { LineSpool } from "../../agent/line-spool.js";
+import { FileAccessError } from "../../core/errors.js";
 import { tempDir } from "../support/harness.js";
 
 const base = tempDir("walvault-line-spool-");
@@ -47,5 +48,21 @@ describe("LineSpool", () => {
     expect(() => spool.add("two\nlines")).toThrow(/newline/);
     spool.close();
     expect(existsSync(base)).toBe(true);
+  });
+
+  it("reports a write that fails in one FileAccessError naming the lines, the directory and the code", () => {
+    // Prepare: a spool whose file is gone (closed), so its next write fails as a full TMPDIR would.
+    const spool = new LineSpool("a test's lines", base);
+    spool.close();
+    // Act
+    let failure: unknown;
+    try {
+      for (let i = 0; i < 1000; i++) spool.add("x".repeat(1000));
+    } catch (e) {
+      failure = e;
+    }
+    // Assess
+    expect(failure).toBeInstanceOf(FileAccessError);
+    expect((failure as Error).message).toMatch(/^cannot write a test's lines to .*walvault-lines-.* \(EBADF\): free space there or set TMPDIR$/);
   });
 });
