@@ -125,7 +125,6 @@ export class DecodePool implements ChunkDecoder {
   }
 
   async decodeInto(codec: CodecName, stored: Uint8Array, size: number, what: string, into: { fd: number; position: number; sha256: string }): Promise<{ sha256: string; length: number }> {
-    if (this.calls.failed) throw this.calls.failed;
     // No fallback to this thread: the callers (restore's writers) bound how many wait.
     try {
       return await this.post({ codec, stored, size, what, write: into });

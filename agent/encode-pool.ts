@@ -114,7 +114,6 @@ export class EncodePool {
   }
 
   private run(raw: ArrayBuffer, lengths: number[]): Promise<EncodeResult> {
-    if (this.calls.failed) return Promise.reject(this.calls.failed);
     const out = this.spareOut.pop() ?? new ArrayBuffer(OUT_BYTES);
     return this.calls.call((id) => ({ id, raw, lengths, out }) satisfies EncodeRequest, [raw, out]);
   }

@@ -19,6 +19,7 @@ export class LineSpool {
   private pending: string[] = [];
   private pendingBytes = 0;
   private written = 0;
+  private added = 0;
 
   /** `what`: the lines, for messages ("backup_manifest's lines"). */
   constructor(
@@ -27,8 +28,6 @@ export class LineSpool {
   ) {
     this.file = new TempFile(`a spool for ${what}`, "walvault-lines-", "lines", base);
   }
-
-  private added = 0;
 
   /** Lines added so far. */
   get count(): number {

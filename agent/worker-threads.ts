@@ -79,16 +79,22 @@ export class WorkerCalls<Reply extends { id: number }, Result> {
     return this.failure;
   }
 
-  /** Requests pending on the least busy worker. */
-  get leastPending(): number {
-    return Math.min(...this.workers.map((w) => w.pending));
-  }
-
-  /** Sends the request `make(id)` to the least busy worker, transferring `transfer`. */
-  call(make: (id: number) => unknown, transfer: Transferable[]): Promise<Result> {
-    if (this.failure) return Promise.reject(this.failure);
+  /** The worker with the fewest requests pending. */
+  private leastBusy(): { worker: Worker; pending: number } {
     let slot = this.workers[0]!;
     for (const w of this.workers) if (w.pending < slot.pending) slot = w;
+    return slot;
+  }
+
+  /** Requests pending on the least busy worker. */
+  get leastPending(): number {
+    return this.leastBusy().pending;
+  }
+
+  /** Sends the request `make(id)` to the least busy worker, transferring `transfer`; rejects at once after a failure. */
+  call(make: (id: number) => unknown, transfer: Transferable[]): Promise<Result> {
+    if (this.failure) return Promise.reject(this.failure);
+    const slot = this.leastBusy();
     const id = this.nextId++;
     slot.pending++;
     return new Promise((resolve, reject) => {

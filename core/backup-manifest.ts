@@ -46,11 +46,6 @@ export function backupManifestFileLine(f: BackupManifestFile): string {
   return `{ "Path": ${JSON.stringify(f.path)}, "Size": ${f.size}, "Last-Modified": "${gmt(f.mtime)}"${checksum} }`;
 }
 
-/** The whole backup_manifest for these files (in the order given) and WAL ranges. */
-export function backupManifestText(files: Iterable<BackupManifestFile>, ranges: readonly BackupManifestWalRange[]): string {
-  return backupManifestTextOfLines([...files].map(backupManifestFileLine), ranges);
-}
-
 /** What comes before the first file's line. */
 const HEAD = '{ "PostgreSQL-Backup-Manifest-Version": 1,\n"Files": [';
 
@@ -60,27 +55,18 @@ function tail(ranges: readonly BackupManifestWalRange[]): string {
   return `\n],\n"WAL-Ranges": [\n${lines.join(",\n")}\n],\n`;
 }
 
-/** The last line: the SHA-256 (hex) of every byte before it. */
-function checksumLine(hex: string): string {
-  return `"Manifest-Checksum": "${hex}"}\n`;
-}
-
-/** The same from the files' lines (backupManifestFileLine), kept as each file was read. */
-export function backupManifestTextOfLines(lines: readonly string[], ranges: readonly BackupManifestWalRange[]): string {
-  const body = HEAD + (lines.length === 0 ? "" : `\n${lines.join(",\n")}`) + tail(ranges);
-  return body + checksumLine(createHash("sha256").update(body, "utf8").digest("hex"));
-}
-
 /** Bytes per piece backupManifestPieces yields (about; a line is never split). */
 const PIECE_BYTES = 64 * 1024;
 
 /**
- * backupManifestTextOfLines's bytes, in pieces of about PIECE_BYTES, from
- * lines that arrive one at a time (read back from a spool on disk: a
- * cluster of a million files has ~170 MB of them), the checksum computed as
- * the pieces go: memory is one piece, whatever the number of files.
+ * The backup_manifest of these files' lines (backupManifestFileLine, in the
+ * order given) and WAL ranges, in pieces of about PIECE_BYTES, the lines
+ * taken one at a time (the push reads them back from a spool on disk: a
+ * cluster of a million files has ~170 MB of them) and the
+ * Manifest-Checksum computed as the pieces go: memory is one piece,
+ * whatever the number of files.
  */
-export async function* backupManifestPieces(lines: AsyncIterable<string>, ranges: readonly BackupManifestWalRange[]): AsyncGenerator<Buffer, void, undefined> {
+export async function* backupManifestPieces(lines: AsyncIterable<string> | Iterable<string>, ranges: readonly BackupManifestWalRange[]): AsyncGenerator<Buffer, void, undefined> {
   const hash = createHash("sha256");
   const piece = (text: string): Buffer => {
     const b = Buffer.from(text, "utf8");
@@ -98,5 +84,12 @@ export async function* backupManifestPieces(lines: AsyncIterable<string>, ranges
     }
   }
   yield piece(pending + tail(ranges));
-  yield Buffer.from(checksumLine(hash.digest("hex")), "utf8");
+  yield Buffer.from(`"Manifest-Checksum": "${hash.digest("hex")}"}\n`, "utf8");
+}
+
+/** The whole backup_manifest for these files (in the order given) and WAL ranges, as one text: backupManifestPieces joined. */
+export async function backupManifestText(files: Iterable<BackupManifestFile>, ranges: readonly BackupManifestWalRange[]): Promise<string> {
+  const pieces: Buffer[] = [];
+  for await (const p of backupManifestPieces([...files].map(backupManifestFileLine), ranges)) pieces.push(p);
+  return Buffer.concat(pieces).toString("utf8");
 }

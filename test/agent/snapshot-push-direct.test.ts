@@ -253,7 +253,7 @@ describe("direct snapshot push of PostgreSQL 15", () => {
     expect(await pg.psql("select pg_backup_start('probe', true) is not null")).toBe("t");
   }, 600_000);
 
-  it("writes backup_manifest as pg_basebackup does: pg_basebackup's own manifest, rebuilt from its entries, is byte-identical", async () => {
+  it("writes backup_manifest as pg_basebackup does: pg_basebackup's own manifest, rebuilt from its entries in pieces as a push streams it, is byte-identical", async () => {
     // Prepare: a real pg_basebackup of the same cluster, with SHA-256 file checksums.
     const dir = join(work, "basebackup");
     await pg.basebackup(dir, ["-X", "none", "--manifest-checksums=SHA256"]);
@@ -261,7 +261,7 @@ describe("direct snapshot push of PostgreSQL 15", () => {
     const parsed = JSON.parse(real) as { Files: { Path: string; Size: number; "Last-Modified": string; Checksum: string }[]; "WAL-Ranges": { Timeline: number; "Start-LSN": string; "End-LSN": string }[] };
 
     // Act
-    const rebuilt = backupManifestText(
+    const rebuilt = await backupManifestText(
       parsed.Files.map((f) => ({ path: f.Path, size: f.Size, mtime: new Date(f["Last-Modified"].replace(" GMT", "Z").replace(" ", "T")), sha256: f.Checksum })),
       parsed["WAL-Ranges"].map((r) => ({ timeline: r.Timeline, startLsn: parseLsn(r["Start-LSN"]), endLsn: parseLsn(r["End-LSN"]) })),
     );

@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { backupManifestFileLine, backupManifestPieces, backupManifestText, backupManifestTextOfLines } from "../../core/backup-manifest.js";
+import { backupManifestFileLine, backupManifestPieces, backupManifestText } from "../../core/backup-manifest.js";
 
 describe("backupManifestText", () => {
   it("writes a file line exactly as PostgreSQL 15's pg_basebackup --manifest-checksums=SHA256 does", () => {
@@ -25,14 +25,14 @@ describe("backupManifestText", () => {
     expect(JSON.parse(line)).toEqual({ Path: "base/1/1259", Size: 262144, "Last-Modified": "2026-12-03 10:57:38 GMT" });
   });
 
-  it("lists files and WAL ranges, escapes paths as JSON, and ends with the SHA-256 of everything before Manifest-Checksum", () => {
+  it("lists files and WAL ranges, escapes paths as JSON, and ends with the SHA-256 of everything before Manifest-Checksum", async () => {
     // Prepare
     const files = [
       { path: "PG_VERSION", size: 3, mtime: new Date("2026-01-02T03:04:05Z"), sha256: "a".repeat(64) },
       { path: 'odd "name"\\x', size: 0, mtime: new Date("2026-01-02T03:04:05Z"), sha256: "b".repeat(64) },
     ];
     // Act
-    const text = backupManifestText(files, [{ timeline: 3, startLsn: 0x1_0200_0028n, endLsn: 0x1_0200_0100n }]);
+    const text = await backupManifestText(files, [{ timeline: 3, startLsn: 0x1_0200_0028n, endLsn: 0x1_0200_0100n }]);
     // Assess
     const at = text.lastIndexOf('"Manifest-Checksum"');
     expect(text.slice(0, at)).toBe(
@@ -45,7 +45,7 @@ describe("backupManifestText", () => {
     expect(parsed.Files.map((f) => f.Path)).toEqual(files.map((f) => f.path));
   });
 
-  it("in pieces from lines that arrive one at a time, gives the same bytes as the whole text: no file, a few, and pieces of many lines", async () => {
+  it("in pieces from lines that arrive one at a time, gives the whole text pg_basebackup's format spells: no file, a few, and pieces of many lines", async () => {
     // Prepare
     const ranges = [{ timeline: 2, startLsn: 0x5000028n, endLsn: 0x5000100n }];
     const line = (i: number): string =>
@@ -59,7 +59,10 @@ describe("backupManifestText", () => {
       const pieces: Buffer[] = [];
       for await (const p of backupManifestPieces(arriving(lines), ranges)) pieces.push(p);
       // Assess
-      expect(Buffer.concat(pieces).toString("utf8"), `${count} lines`).toBe(backupManifestTextOfLines(lines, ranges));
+      // The format spelled out here, independently of the module: head, the lines, WAL-Ranges, the checksum of all that.
+      const body = `{ "PostgreSQL-Backup-Manifest-Version": 1,\n"Files": [${count === 0 ? "" : `\n${lines.join(",\n")}`}\n],\n"WAL-Ranges": [\n{ "Timeline": 2, "Start-LSN": "0/5000028", "End-LSN": "0/5000100" }\n],\n`;
+      const whole = `${body}"Manifest-Checksum": "${createHash("sha256").update(body, "utf8").digest("hex")}"}\n`;
+      expect(Buffer.concat(pieces).toString("utf8"), `${count} lines`).toBe(whole);
       if (count === 2000) expect(pieces.length).toBeGreaterThan(3);
     }
   });
