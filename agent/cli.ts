@@ -1,104 +1,12 @@
 #!/usr/bin/env node
 /**
- * walvault — the agent beside the database.
- * Errors are one line on stderr (`walvault: …`) and a non-zero exit code.
+ * walvault — the agent beside the database: the installed agent's entry
+ * (local/build-agent.ts packages it; this repository's bin/walvault runs
+ * local/dev-cli.ts, the same commands plus `local up|down`).
  *
- * Every command is declared once in agent/commands/ (name, summary,
- * positionals, options, run); this file only finds the command, answers
- * --help/--version before anything else, parses, and runs it.
+ * The Node.js version is checked first, before anything that needs it is
+ * loaded: on an unsupported Node the one line says so and what to do.
  */
-// Only light modules are imported statically: with a resident agent running,
-// `wal-push` is this file, the command table, agent/locate.ts,
-// agent/push-client.ts and a socket round trip. Everything that loads the
-// AWS SDK or zod is imported on demand inside a command's `run`.
-import { readFileSync } from "node:fs";
-import { describeError, InvalidInputError, isWalvaultError } from "../core/errors.js";
-import { commandUsage, overviewUsage, parseCommandArgs, resolveCommand, type Command } from "./command.js";
-import { COMMANDS } from "./commands/index.js";
+import { startIfSupported } from "./node-version.js";
 
-export { RESTORE_FATAL_EXIT } from "./commands/wal-fetch.js";
-
-const isHelp = (a: string): boolean => a === "--help" || a === "-h";
-
-/** Asked for help: any --help/-h before a `--`. */
-function wantsHelp(argv: readonly string[]): boolean {
-  const end = argv.indexOf("--");
-  return (end < 0 ? argv : argv.slice(0, end)).some(isHelp);
-}
-
-function version(): string {
-  for (const rel of ["../../package.json", "../package.json"]) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as { name?: unknown; version?: unknown };
-      if (pkg.name === "walvault" && typeof pkg.version === "string") return pkg.version;
-    } catch {
-      // try the next
-    }
-  }
-  return "unknown";
-}
-
-/** Exit code when `cmd` is given bad input (wal-fetch: recovery must stop, not end). */
-let badInputExit: number | undefined;
-
-async function main(argv: string[]): Promise<number> {
-  const [first] = argv;
-  if (first === undefined || isHelp(first)) {
-    process.stdout.write(overviewUsage(COMMANDS));
-    return 0;
-  }
-  if (first === "--version" || first === "-V") {
-    if (argv.length > 1) throw new InvalidInputError(`--version takes no arguments, got '${argv[1]}'`);
-    process.stdout.write(`walvault ${version()}\n`);
-    return 0;
-  }
-  if (first === "help") {
-    const rest = argv.slice(1).filter((a) => !isHelp(a));
-    if (rest.length === 0) {
-      process.stdout.write(overviewUsage(COMMANDS));
-      return 0;
-    }
-    const r = resolveCommand(COMMANDS, rest);
-    if (r.kind === "group") {
-      process.stdout.write(overviewUsage(COMMANDS, r.word));
-      return 0;
-    }
-    if (r.rest.length > 0) throw new InvalidInputError(`help takes a command, got '${rest.join(" ")}'`);
-    process.stdout.write(commandUsage(r.command));
-    return 0;
-  }
-  const r = resolveCommand(COMMANDS, argv);
-  if (r.kind === "group") {
-    if (wantsHelp(r.rest)) {
-      process.stdout.write(overviewUsage(COMMANDS, r.word));
-      return 0;
-    }
-    const subs = r.commands.filter((c) => !c.hidden).map((c) => `'${c.name}'`);
-    throw new InvalidInputError(`'${r.word}' needs a subcommand: ${subs.join(", ")}`);
-  }
-  const cmd: Command = r.command;
-  // Help first, before anything is read, checked, requested or written.
-  if (wantsHelp(r.rest)) {
-    process.stdout.write(commandUsage(cmd));
-    return 0;
-  }
-  badInputExit = cmd.badInputExit;
-  const databaseOpt = (cmd.options as Record<string, { multiple?: boolean }>).database;
-  if (databaseOpt && !databaseOpt.multiple && process.env.WALVAULT_DATABASE === "") {
-    throw new InvalidInputError("WALVAULT_DATABASE must not be empty (unset it, or name a database)");
-  }
-  const parsed = parseCommandArgs(cmd, r.rest);
-  badInputExit = undefined;
-  return cmd.run(parsed as Parameters<Command["run"]>[0]);
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.stderr.write(`walvault: ${describeError(e)}\n`);
-    if (process.env.WALVAULT_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-    process.exitCode = badInputExit ?? (isWalvaultError(e) ? e.exitCode : 2);
-  },
-);
+startIfSupported(() => import("./run-cli.js").then(({ runCli }) => runCli(process.argv.slice(2))));

@@ -38,7 +38,7 @@ import { createWorkflowRunner, FINAL_STATUSES, type ExecutionState, type Workflo
 import { assertLocalStackAlive, loadConfig, requireDatabase } from "./config.js";
 import { targetFromFlags } from "./restore.js";
 
-/** The flags of `restore` (agent/cli.ts parses them). */
+/** The flags of `restore` (agent/run-cli.ts parses them). */
 export interface RemoteRestoreFlags {
   database?: string | undefined;
   config?: string | undefined;

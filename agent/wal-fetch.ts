@@ -129,7 +129,8 @@ export function followingSegments(name: string, count: number, segmentSize = DEF
 }
 
 /** Starts a detached prefetcher for the segments after `name`; never blocks or fails the fetch. */
-export function spawnPrefetch(name: string, dest: string, cfg: AgentConfig & { replicaRegion?: string }, cliPath: string): void {
+/** `self`: how to run this CLI (agent/paths.ts selfCommand). */
+export function spawnPrefetch(name: string, dest: string, cfg: AgentConfig & { replicaRegion?: string }, self: { file: string; args: readonly string[] }): void {
   const count = cfg.prefetch ?? 8;
   if (count === 0) return;
   try {
@@ -138,11 +139,11 @@ export function spawnPrefetch(name: string, dest: string, cfg: AgentConfig & { r
   } catch {
     return;
   }
-  const args = [cliPath, "wal-prefetch", name, join(dirname(dest), PREFETCH_DIR), "--count", String(count)];
+  const args = [...self.args, "wal-prefetch", name, join(dirname(dest), PREFETCH_DIR), "--count", String(count)];
   if (cfg.databaseId) args.push("--database", cfg.databaseId);
   if ("path" in cfg && typeof cfg.path === "string") args.push("--config", cfg.path);
   if (cfg.replicaRegion) args.push("--region", cfg.replicaRegion);
-  const child = spawn(process.execPath, args, { detached: true, stdio: "ignore" });
+  const child = spawn(self.file, args, { detached: true, stdio: "ignore" });
   child.unref();
 }
 

@@ -1,11 +1,12 @@
 /**
  * `npm run build`'s last step, two bundles.
  *
- * The agent: agent/cli.ts and its worker threads (decode, encode) into
+ * The agent: this repository's CLI (local/dev-cli.ts: the agent's commands
+ * plus `local up|down`; local/agent-bundle.ts) and its worker threads (decode, encode) into
  * dist/agent-bundle/ (AGENT_BUNDLE_DIR), one ESM file each with the modules
  * a command imports on demand split into chunks beside them, so `wal-push`
  * still loads only what it needs. bin/walvault runs it when it is newer
- * than dist/agent/cli.js: a command then loads a few files instead of ~300
+  * than dist/local/dev-cli.js: a command then loads a few files instead of ~300
  * modules of the SDK and zod (measured here: 280 -> 150 ms of CPU to load
  * what a restore uses; every archive_command call pays its start). The
  * local stack's modules, which `walvault local up` loads, stay outside
@@ -22,10 +23,10 @@
  *
  * Usage: node dist/local/bundle-handlers.js
  */
-import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { build, type BuildOptions } from "esbuild";
-import { HANDLER_BUNDLE, STEPS_BY_PLACEHOLDER } from "../core/workflows.js";
+import { build } from "esbuild";
+import { STEPS_BY_PLACEHOLDER } from "../core/workflows.js";
+import { AS_LAMBDA, bundleAgent } from "./agent-bundle.js";
 import { AGENT_BUNDLE_DIR, BENCH_BUNDLE_DIR, PACKAGE_ROOT } from "./paths.js";
 
 const args = process.argv.slice(2);
@@ -40,20 +41,6 @@ if (args.length > 0) {
   process.exit(2);
 }
 
-/** esbuild's options as CDK bundles a handler (core/workflows.ts HANDLER_BUNDLE): the agent is bundled the same way. */
-const AS_LAMBDA = {
-  bundle: true,
-  platform: "node",
-  format: HANDLER_BUNDLE.format,
-  target: HANDLER_BUNDLE.target,
-  mainFields: [...HANDLER_BUNDLE.mainFields],
-  banner: { js: HANDLER_BUNDLE.banner },
-  minify: HANDLER_BUNDLE.minify,
-  keepNames: HANDLER_BUNDLE.keepNames,
-  sourcemap: HANDLER_BUNDLE.sourceMap,
-  logLevel: "warning",
-} as const satisfies BuildOptions;
-
 const modules = [...new Set([...STEPS_BY_PLACEHOLDER.values()].map((s) => s.module))].sort();
 const started = performance.now();
 await build({
@@ -65,30 +52,8 @@ await build({
 });
 console.log(`bundled ${modules.length} handler modules into dist/bundles/ in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
-/** The agent's entry points bundled into `dir` (emptied first: chunks are named by content, last build's would stay). */
-async function bundleAgent(dir: string, entryPoints: Record<string, string>): Promise<void> {
-  rmSync(join(PACKAGE_ROOT, dir), { recursive: true, force: true });
-  await build({
-    // The worker threads beside the entry: the pools find them next to themselves (agent/decode-pool.ts, agent/encode-pool.ts).
-    entryPoints: { ...entryPoints, "decode-worker": join(PACKAGE_ROOT, "agent", "decode-worker.ts"), "encode-worker": join(PACKAGE_ROOT, "agent", "encode-worker.ts") },
-    outdir: join(PACKAGE_ROOT, dir),
-    ...AS_LAMBDA,
-    splitting: true,
-    chunkNames: "chunk-[hash]",
-    plugins: [
-      {
-        // The local stack (emulators, `walvault local up`) is not the agent's: its compiled modules are imported from dist/local/ as they are.
-        name: "local-stack-outside",
-        setup(b) {
-          b.onResolve({ filter: /\/local\/[^/]+\.js$/ }, (a) => ({ path: `../local/${a.path.split("/").pop()!}`, external: true }));
-        },
-      },
-    ],
-  });
-}
-
 const agentStarted = performance.now();
-await bundleAgent(AGENT_BUNDLE_DIR, { walvault: join(PACKAGE_ROOT, "agent", "cli.ts") });
+await bundleAgent(join(PACKAGE_ROOT, AGENT_BUNDLE_DIR), { walvault: join(PACKAGE_ROOT, "local", "dev-cli.ts") }, { kind: "developer" });
 // bench:snapshot-restore's child (push and restore as the CLI runs them), loaded as the CLI's bundle loads.
-await bundleAgent(BENCH_BUNDLE_DIR, { "snapshot-restore-child": join(PACKAGE_ROOT, "bench", "snapshot-restore-child.ts") });
+await bundleAgent(join(PACKAGE_ROOT, BENCH_BUNDLE_DIR), { "snapshot-restore-child": join(PACKAGE_ROOT, "bench", "snapshot-restore-child.ts") }, { kind: "developer" });
 console.log(`bundled the agent into ${AGENT_BUNDLE_DIR}/ (and the benchmark's child into ${BENCH_BUNDLE_DIR}/) in ${((performance.now() - agentStarted) / 1000).toFixed(1)} s`);

@@ -1,13 +1,13 @@
 /**
- * The command table: every command, in the order the overview lists them.
- * Cheap to import (each module imports its heavy parts only inside `run`).
+ * The agent's command table: every command, in the order the overview lists
+ * them. Cheap to import (each module imports its heavy parts only inside
+ * `run`). This repository's bin/walvault adds the developer commands
+ * `local up|down` (local/dev-cli.ts); the installed agent has none.
  */
-import { registerTable, type Command } from "../command.js";
+import type { Command } from "../command.js";
 import agent from "./agent.js";
 import catalogRebuild from "./catalog-rebuild.js";
 import dbAdd from "./db-add.js";
-import localDown from "./local-down.js";
-import localUp from "./local-up.js";
 import prune from "./prune.js";
 import replicate from "./replicate.js";
 import restore from "./restore.js";
@@ -42,8 +42,4 @@ export const COMMANDS: readonly Command[] = [
   verifyHistory,
   dbAdd,
   catalogRebuild,
-  localUp,
-  localDown,
 ];
-
-registerTable(COMMANDS);

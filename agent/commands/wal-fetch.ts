@@ -34,8 +34,8 @@ export default defineCommand({
       const { markRestoredFrom } = await import("../restore-marker.js");
       const r = await walFetch(name!, dest!, { ...cfg, databaseId }, agentClients(cfg));
       markRestoredFrom(process.cwd(), databaseId);
-      // The script running this command (the agent's bundle, or dist/agent/cli.js): the prefetcher is the same CLI.
-      if (!values["no-prefetch"]) spawnPrefetch(name!, dest!, cfg, process.argv[1]!);
+      // The prefetcher is this same CLI (the bundle or compiled script Node runs now, or the single-file executable).
+      if (!values["no-prefetch"]) spawnPrefetch(name!, dest!, cfg, (await import("../paths.js")).selfCommand());
       if (values.json) print(true, r, () => "");
       return 0;
     } catch (e) {

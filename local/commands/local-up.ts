@@ -1,7 +1,7 @@
 /** `walvault local up`: run the embedded stack in the foreground. */
-import { defineCommand } from "../command.js";
-import { defaultLocalStateDir } from "../locate.js";
-import { GROUPS } from "./shared.js";
+import { defineCommand } from "../../agent/command.js";
+import { defaultLocalStateDir } from "../../agent/locate.js";
+import { GROUPS } from "../../agent/commands/shared.js";
 
 export default defineCommand({
   name: "local up",
@@ -19,7 +19,7 @@ export default defineCommand({
     // Checked before any emulator starts: a bad id must not leave a stack half up.
     const { assertDatabaseId } = await import("../../core/keys.js");
     databases.forEach((id) => assertDatabaseId(id));
-    const { localUp } = await import("../../local/cli.js");
+    const { localUp } = await import("../cli.js");
     return localUp(values["state-dir"] ?? defaultLocalStateDir(), databases, values["replica-region"] ?? []);
   },
 });

@@ -1,7 +1,7 @@
 /** `walvault local down`: stop the embedded stack. */
-import { defineCommand } from "../command.js";
-import { defaultLocalStateDir } from "../locate.js";
-import { GROUPS } from "./shared.js";
+import { defineCommand } from "../../agent/command.js";
+import { defaultLocalStateDir } from "../../agent/locate.js";
+import { GROUPS } from "../../agent/commands/shared.js";
 
 export default defineCommand({
   name: "local down",
@@ -12,7 +12,7 @@ export default defineCommand({
     "state-dir": { type: "string", value: "DIR", description: "the stack's state directory (default $WALVAULT_LOCAL_DIR, else <tmp>/walvault-local)" },
   },
   async run({ values }) {
-    const { localDown } = await import("../../local/cli.js");
+    const { localDown } = await import("../cli.js");
     return localDown(values["state-dir"] ?? defaultLocalStateDir());
   },
 });
