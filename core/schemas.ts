@@ -174,6 +174,8 @@ export const databaseRecordSchema = z.object({
       minSnapshots: z.number().int().positive().optional(),
     })
     .optional(),
+  /** The archive lag (seconds since the newest recorded WAL) the rpo-watch workflow alarms on (core/rpo.ts); absent: DEFAULT_RPO_SECONDS. */
+  rpoSeconds: z.number().int().positive().optional(),
 });
 export type DatabaseRecord = z.infer<typeof databaseRecordSchema>;
 

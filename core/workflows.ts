@@ -172,6 +172,17 @@ export const WORKFLOW_DEFINITIONS = {
     },
     borrows: [],
   },
+  // The archive lag (RPO) of every database as a metric, every minute (core/rpo.ts, infra/rpo-watch.ts). Express:
+  // a page of 200 databases per invocation, seconds each, runs every minute (Standard would bill every state).
+  "rpo-watch": {
+    asl: "rpo-watch.asl.json",
+    type: "EXPRESS",
+    trigger: { kind: "schedule" },
+    steps: {
+      measure: step("MeasureRpoFunctionArn", "functions/rpo/measure", 256, 60, "walvault rpo-watch: each database's archive lag against its RPO, as metrics"),
+    },
+    borrows: [],
+  },
 } as const satisfies Record<string, WorkflowDefinition>;
 
 export type WorkflowId = keyof typeof WORKFLOW_DEFINITIONS;

@@ -10,6 +10,8 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
+import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import { HANDLER_BUNDLE, stepsOf, type StepDefinition, type StepName, type WorkflowId } from "../core/workflows.js";
 
@@ -97,4 +99,19 @@ export function createHandlerFunction(
       forceDockerBundling: false,
     },
   });
+}
+
+/** cdk-nag IAM5 on a state machine's role: its log delivery and X-Ray statements must name Resource "*". */
+export function suppressWorkflowRoleWildcards(machine: sfn.StateMachine): void {
+  NagSuppressions.addResourceSuppressions(
+    machine.role,
+    [
+      {
+        id: "AwsSolutions-IAM5",
+        reason: "Step Functions' CloudWatch Logs delivery (logs:CreateLogDelivery etc.) and X-Ray (xray:PutTraceSegments etc.) support no resource-level permissions.",
+        appliesTo: ["Resource::*"],
+      },
+    ],
+    true,
+  );
 }

@@ -50,9 +50,10 @@ import { parseThawSetting, thawByDefaultSubstitution, type ThawSetting } from ".
 import { WORKFLOW_DEFINITIONS, stepNames } from "../core/workflows.js";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
-import { createHandlerFunction, stepConfigs, stepSources, type StepConfig } from "./handler-function.js";
+import { createHandlerFunction, stepConfigs, stepSources, suppressWorkflowRoleWildcards, type StepConfig } from "./handler-function.js";
 import { Verification, type VerifySettings, verifySettingsFromContext } from "./verify.js";
 import { Retention, type RetentionSettings, retentionSettingsFromContext } from "./retention.js";
+import { RpoWatch } from "./rpo-watch.js";
 import {
   AGENT_DB_TAG,
   AGENT_DB_VARIABLE,
@@ -299,6 +300,8 @@ export class PrimaryStack extends Stack {
   public readonly verification: Verification;
   /** The retention workflow, its two functions and schedule (infra/retention.ts). */
   public readonly retention: Retention;
+  /** The rpo-watch workflow, its schedule, the RPO alarm and the dashboard (infra/rpo-watch.ts). */
+  public readonly rpoWatch: RpoWatch;
   /** What every database's agent may do, scoped by its principal tag walvault-db (attach it to the database hosts' roles). */
   public readonly agentPolicy: iam.ManagedPolicy;
   /** Per-database roles of `agentRolesPerDatabase` (deprecated; empty by default), by database id. */
@@ -771,6 +774,13 @@ export class PrimaryStack extends Stack {
       catalog: this.catalog,
       replicas,
       handlerEnvironment: environment,
+    });
+
+    this.rpoWatch = new RpoWatch(this, "RpoWatch", {
+      projectRoot: root,
+      catalog: this.catalog,
+      handlerEnvironment: environment,
+      topic: this.verification.topic,
     });
 
     // ---------------------------------------------------------------- agents
@@ -1527,18 +1537,7 @@ export class PrimaryStack extends Stack {
       this.restoreStateMachine,
       this.replicateStateMachine,
     ]) {
-      NagSuppressions.addResourceSuppressions(
-        machine.role,
-        [
-          {
-            id: "AwsSolutions-IAM5",
-            reason:
-              "Step Functions' CloudWatch Logs delivery (logs:CreateLogDelivery etc.) and X-Ray (xray:PutTraceSegments etc.) support no resource-level permissions.",
-            appliesTo: ["Resource::*"],
-          },
-        ],
-        true,
-      );
+      suppressWorkflowRoleWildcards(machine);
     }
     for (const machine of [this.ingestStateMachine, this.walRecordStateMachine, this.snapshotIngestStateMachine]) {
       NagSuppressions.addResourceSuppressions(

@@ -37,7 +37,7 @@ import { NagSuppressions } from "cdk-nag";
 import { Construct, type Node } from "constructs";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
-import { createHandlerFunction, stepConfigs, stepSources } from "./handler-function.js";
+import { createHandlerFunction, stepConfigs, stepSources, suppressWorkflowRoleWildcards } from "./handler-function.js";
 import { stepNames } from "../core/workflows.js";
 import type { VaultLifecycle } from "./vault.js";
 
@@ -306,16 +306,6 @@ export class Retention extends Construct {
         },
       ]);
     }
-    NagSuppressions.addResourceSuppressions(
-      this.stateMachine.role,
-      [
-        {
-          id: "AwsSolutions-IAM5",
-          reason: "Step Functions' CloudWatch Logs delivery (logs:CreateLogDelivery etc.) and X-Ray (xray:PutTraceSegments etc.) support no resource-level permissions.",
-          appliesTo: ["Resource::*"],
-        },
-      ],
-      true,
-    );
+    suppressWorkflowRoleWildcards(this.stateMachine);
   }
 }

@@ -72,7 +72,7 @@ function functions(workflow: WorkflowId): Record<string, LocalFunction> {
 export type WorkflowName = "ingest" | "snapshot-ingest" | "pack-ingest";
 
 /** The local ARN of a workflow's state machine, as the Step Functions endpoint knows it. */
-export const localStateMachineArn = (workflow: WorkflowName | "wal-record" | "restore" | "replicate" | "verify" | "retention"): string =>
+export const localStateMachineArn = (workflow: WorkflowName | "wal-record" | "restore" | "replicate" | "verify" | "retention" | "rpo-watch"): string =>
   `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:walvault-${workflow}`;
 
 /**
@@ -102,7 +102,7 @@ export interface OnDemandWorkflow<N extends string> {
   functions: Record<string, LocalFunction>;
 }
 
-function onDemand<N extends "wal-record" | "restore" | "replicate" | "verify" | "retention">(name: N): OnDemandWorkflow<N> {
+function onDemand<N extends "wal-record" | "restore" | "replicate" | "verify" | "retention" | "rpo-watch">(name: N): OnDemandWorkflow<N> {
   return { name, file: WORKFLOW_DEFINITIONS[name].asl, functions: functions(name) };
 }
 
@@ -134,6 +134,12 @@ export const VERIFY_WORKFLOW = onDemand("verify");
  * fired like its EventBridge schedule (`startRetention`, `walvault prune --workflow`).
  */
 export const RETENTION_WORKFLOW = onDemand("retention");
+/**
+ * The rpo-watch workflow (statemachines/rpo-watch.asl.json, Express): fired
+ * like its EventBridge schedule (`startRpoWatch`), and every
+ * `rpoWatchEveryMs` when the stack is started with it.
+ */
+export const RPO_WATCH_WORKFLOW = onDemand("rpo-watch");
 /** Local stand-ins for the verify workflow's other substitutions. */
 export const VERIFY_SUBSTITUTIONS = {
   ClusterArn: `arn:aws:ecs:${LOCAL_REGION}:000000000000:cluster/walvault-verify`,
@@ -190,6 +196,8 @@ export interface LocalDatabase {
   id: string;
   kind?: "postgres" | "generic";
   walSegmentSize?: number;
+  /** Its RPO threshold in seconds (core/rpo.ts; default DEFAULT_RPO_SECONDS). */
+  rpoSeconds?: number;
 }
 
 export interface LocalStackOptions {
@@ -255,6 +263,13 @@ export interface LocalStackOptions {
    * overrideDeps), which a sandbox would not see.
    */
   lambdaRuntime?: LambdaRuntimeKind;
+  /**
+   * Runs the rpo-watch workflow every this many milliseconds, as its
+   * EventBridge schedule does every minute in AWS (infra/rpo-watch.ts); a
+   * tick while one is still running is skipped. Default: never (started
+   * with `startRpoWatch` only).
+   */
+  rpoWatchEveryMs?: number;
   /**
    * Count every S3 and DynamoDB request (local/request-meter.ts): each
    * region's s3rver and DynamoDB Local are reached through a metering proxy,
@@ -341,6 +356,11 @@ export interface LocalStack {
   /** Runs retention.asl.json as its schedule would (`{}`), or with { databaseId?, dryRun?, policy? }; rejects like startRestore. */
   startRetention(input: unknown): Promise<unknown>;
   retentionStats: ExecutionStats;
+  /** Runs rpo-watch.asl.json as its schedule does (`{}`): every database's archive lag into the metrics file (`metricsFile`). */
+  startRpoWatch(input?: unknown): Promise<unknown>;
+  rpoWatchStats: ExecutionStats;
+  /** Where the handlers' CloudWatch metrics (EMF lines, functions/metrics.ts) go, one JSON line each. */
+  metricsFile: string;
   /** What the verify workflow's SNS publish state sent, oldest first. */
   notifications: { subject: string; message: string; at: string }[];
   /** Per Lambda step (by ASL placeholder): invocations, the longest, and the most memory one held, against the step's limits. */
@@ -425,6 +445,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     credentials: LOCAL_CREDENTIALS,
   };
 
+  const metricsFile = join(stateDir, "metrics.log");
   // The handlers read the same variables as in Lambda.
   Object.assign(process.env, {
     AWS_REGION: LOCAL_REGION,
@@ -433,7 +454,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     WALVAULT_INCOMING_BUCKET: INCOMING_BUCKET,
     WALVAULT_VAULT_BUCKET: VAULT_BUCKET,
     WALVAULT_TABLE: table,
-    WALVAULT_METRICS_FILE: join(stateDir, "metrics.log"),
+    WALVAULT_METRICS_FILE: metricsFile,
     WALVAULT_S3_ENDPOINT: s3.endpoint,
     WALVAULT_DYNAMODB_ENDPOINT: dynamoEndpoint,
     WALVAULT_REPLICAS: JSON.stringify(regions.slice(1).map((r) => ({ region: r.region, bucket: r.vaultBucket, endpoint: r.endpoint }))),
@@ -453,6 +474,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         kind: db.kind ?? "postgres",
         walSegmentSize: db.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE,
         createdAt: new Date().toISOString(),
+        ...(db.rpoSeconds === undefined ? {} : { rpoSeconds: db.rpoSeconds }),
       },
     );
   }
@@ -562,6 +584,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const verifyMachine = build(VERIFY_WORKFLOW, VERIFY_SUBSTITUTIONS);
   const retentionMachine = build(RETENTION_WORKFLOW);
   const walRecordMachine = build(WAL_RECORD_WORKFLOW);
+  const rpoWatchMachine = build(RPO_WATCH_WORKFLOW);
 
   const newStats = (): ExecutionStats => ({ started: 0, succeeded: 0, failed: 0, inFlight: 0 });
   const stats = newStats();
@@ -572,8 +595,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const verifyStats = newStats();
   const retentionStats = newStats();
   const walRecordStats = newStats();
+  const rpoWatchStats = newStats();
   const quiet = (): boolean =>
-    stats.inFlight === 0 && restoreStats.inFlight === 0 && replicateStats.inFlight === 0 && verifyStats.inFlight === 0 && retentionStats.inFlight === 0;
+    stats.inFlight === 0 && restoreStats.inFlight === 0 && replicateStats.inFlight === 0 && verifyStats.inFlight === 0 && retentionStats.inFlight === 0 && rpoWatchStats.inFlight === 0;
   const settle = (): void => {
     if (quiet()) {
       const w = idleWaiters;
@@ -669,6 +693,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const startReplicate = (input: unknown, started?: Started): Promise<unknown> => runOnDemand(replicateMachine, replicateStats, "replicate", input, started);
   const startVerify = (input: unknown, started?: Started): Promise<unknown> => runOnDemand(verifyMachine, verifyStats, "verify", input, started);
   const startRetention = (input: unknown, started?: Started): Promise<unknown> => runOnDemand(retentionMachine, retentionStats, "retention", input, started);
+  const startRpoWatch = (input: unknown = {}, started?: Started): Promise<unknown> => runOnDemand(rpoWatchMachine, rpoWatchStats, "rpo-watch", input, started);
 
   const stateMachineArns = {
     ...(Object.fromEntries(WORKFLOWS.map((w) => [w.name, localStateMachineArn(w.name)])) as Record<WorkflowName, string>),
@@ -677,6 +702,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     replicate: localStateMachineArn("replicate"),
     verify: localStateMachineArn("verify"),
     retention: localStateMachineArn("retention"),
+    "rpo-watch": localStateMachineArn("rpo-watch"),
   };
   let sfn: Awaited<ReturnType<typeof startSfnEndpoint>>;
   try {
@@ -692,12 +718,21 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         { stateMachineArn: stateMachineArns.replicate, run: startReplicate },
         { stateMachineArn: stateMachineArns.verify, run: startVerify },
         { stateMachineArn: stateMachineArns.retention, run: startRetention },
+        { stateMachineArn: stateMachineArns["rpo-watch"], run: startRpoWatch, express: true },
       ],
     });
   } catch (e) {
     await Promise.allSettled([...regions.map((r) => r.stop()), dynamo.stop(), meter?.close()]);
     throw e;
   }
+
+  const rpoTimer =
+    opts.rpoWatchEveryMs === undefined
+      ? undefined
+      : setInterval(() => {
+          if (rpoWatchStats.inFlight === 0) startRpoWatch({}).catch(() => undefined); // a failure is logged by runOnDemand
+        }, opts.rpoWatchEveryMs);
+  rpoTimer?.unref();
 
   const config: AgentConfig = {
     region: LOCAL_REGION,
@@ -736,6 +771,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     verifyStats,
     startRetention,
     retentionStats,
+    startRpoWatch,
+    rpoWatchStats,
+    metricsFile,
     notifications,
     stepUsage: lambda.usage,
     resetStepUsage: () => lambda.resetUsage(),
@@ -746,6 +784,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     resetRequests: () => meter?.reset(),
     idle: () => (quiet() ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
     async stop() {
+      clearInterval(rpoTimer);
       await Promise.allSettled([sfn.stop(), lambda.stop(), ...regions.map((r) => r.stop()), dynamo.stop(), meter?.close()]);
     },
   };

@@ -9,22 +9,15 @@
  * workflow whether to notify.
  * Input: { candidate, error?: { Error, Cause } }. Output: RecordedResult.
  */
-import { appendFileSync } from "node:fs";
 import { z } from "zod";
 import { stepErrorSchema, type VerificationRecord } from "../../core/schemas.js";
 import { verifyCandidateSchema, type RecordedResult } from "../../core/verify-workflow.js";
 import { causeMessage } from "../ingest/quarantine.js";
 import { getDeps } from "../deps.js";
+import { emitMetric } from "../metrics.js";
 import { parseInput } from "../parse.js";
 
 const inputSchema = z.object({ candidate: verifyCandidateSchema, error: stepErrorSchema.optional() });
-
-/** EMF lines go to stdout (Lambda's log, which CloudWatch reads); the local stack collects them in a file instead. */
-function emitMetric(line: string): void {
-  const file = process.env.WALVAULT_METRICS_FILE;
-  if (file) appendFileSync(file, line + "\n");
-  else console.log(line);
-}
 
 export async function handler(input: unknown): Promise<RecordedResult> {
   const { candidate: c, error } = parseInput(inputSchema, input, "record verification result input");
@@ -50,19 +43,15 @@ export async function handler(input: unknown): Promise<RecordedResult> {
     await deps.catalog.recordVerification(rec);
   }
   // One metric per result (EMF: CloudWatch turns this log line into metrics; no API call, no extra permission).
-  emitMetric(
-    JSON.stringify({
-      _aws: {
-        Timestamp: Date.now(),
-        CloudWatchMetrics: [{ Namespace: "walvault/Verification", Dimensions: [["DatabaseId", "Outcome"]], Metrics: [{ Name: "Runs", Unit: "Count" }, { Name: "RestoreSeconds", Unit: "Seconds" }] }],
-      },
-      DatabaseId: c.databaseId,
-      Outcome: rec.outcome,
-      Runs: 1,
-      RestoreSeconds: rec.restoreSeconds ?? 0,
-      RunId: c.runId,
-    }),
-  );
+  emitMetric({
+    namespace: "walvault/Verification",
+    dimensions: ["DatabaseId", "Outcome"],
+    metrics: [
+      { name: "Runs", unit: "Count" },
+      { name: "RestoreSeconds", unit: "Seconds" },
+    ],
+    values: { DatabaseId: c.databaseId, Outcome: rec.outcome, Runs: 1, RestoreSeconds: rec.restoreSeconds ?? 0, RunId: c.runId },
+  });
   const failedAt = rec.failedLevel ? ` at L${rec.failedLevel}` : "";
   return {
     databaseId: c.databaseId,

@@ -551,8 +551,8 @@ describe("ingest workflow", () => {
     // Act
     const rule = defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.ingestRule)] as CfnResource;
     // Assess
-    // The three upload rules and the verify and retention workflows' schedules (test/infra/verify.test.ts, retention.test.ts).
-    expect(Object.values(defaultTemplate.findResources("AWS::Events::Rule"))).toHaveLength(5);
+    // The three upload rules and the verify, retention and rpo-watch workflows' schedules (test/infra/verify.test.ts, retention.test.ts, rpo-watch.test.ts).
+    expect(Object.values(defaultTemplate.findResources("AWS::Events::Rule"))).toHaveLength(6);
     expect(rule.Properties).toMatchObject({
       EventPattern: {
         source: ["aws.s3"],
@@ -955,6 +955,7 @@ describe("functions of every workflow", () => {
       ["replicate", defaultStack.replicateFunctions],
       ["verify", defaultStack.verification.functions],
       ["retention", defaultStack.retention.functions],
+      ["rpo-watch", defaultStack.rpoWatch.functions],
     ];
     for (const [workflow, fns] of deployed) {
       const steps = WORKFLOW_DEFINITIONS[workflow].steps as Record<string, StepDefinition>;

@@ -216,7 +216,7 @@ describe("replicate workflow", () => {
     // Act
     const definitions = machines.map((m) => deployedDefinition(m, assembly.directory));
     // Assess
-    expect(machines).toHaveLength(8); // ingest, wal-record, snapshot ingest, pack ingest, restore, replicate, verify, retention
+    expect(machines).toHaveLength(9); // ingest, wal-record, snapshot ingest, pack ingest, restore, replicate, verify, retention, rpo-watch
     for (const definition of definitions) {
       expect(definition).not.toMatch(/\$\{/);
       expect(() => JSON.parse(definition) as unknown).not.toThrow();

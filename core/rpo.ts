@@ -1,0 +1,49 @@
+/**
+ * The recovery point a database is at: how long ago its newest WAL was
+ * recorded (its archive lag), against the lag its owner accepts (its RPO
+ * threshold). The rpo-watch workflow (functions/rpo/measure.ts) measures
+ * every database on a schedule and emits both as metrics; the deployed
+ * alarm fires when any database's lag passes its threshold (docs/alarms.md).
+ *
+ * A database that never archived counts from its registration. An idle
+ * PostgreSQL writes no WAL and so archives nothing: set `archive_timeout`
+ * (a segment switch at least that often while anything is written) below
+ * the threshold, and expect the lag of a database nobody writes to grow.
+ * Pure.
+ */
+import type { DatabaseRecord, HeadRecord } from "./schemas.js";
+
+/** The CloudWatch namespace of the readings (functions/rpo/measure.ts emits them; infra/rpo-watch.ts alarms on them). */
+export const ARCHIVE_NAMESPACE = "walvault/Archive";
+
+/** The threshold when a registration names none: 5 minutes (Engram's RPO, issue #12). */
+export const DEFAULT_RPO_SECONDS = 300;
+
+export interface RpoReading {
+  databaseId: string;
+  /** Whole seconds since `since` (0 if it is in the future: clocks differ). */
+  lagSeconds: number;
+  thresholdSeconds: number;
+  /** The lag is over the threshold. */
+  breached: boolean;
+  /** The newest recorded WAL's archivedAt, or the registration's createdAt when none was recorded. */
+  since: string;
+  /** The newest recorded WAL file's name, when there is one. */
+  lastWal?: string;
+}
+
+/** The reading of database `db` whose head (newest recorded WAL) is `head`, at `now`. */
+export function rpoReading(db: Pick<DatabaseRecord, "databaseId" | "createdAt" | "rpoSeconds">, head: Pick<HeadRecord, "lastName" | "lastArchivedAt"> | undefined, now: Date): RpoReading {
+  const since = head?.lastArchivedAt ?? db.createdAt;
+  const at = Date.parse(since);
+  const lagSeconds = Number.isFinite(at) ? Math.max(0, Math.floor((now.getTime() - at) / 1000)) : 0;
+  const thresholdSeconds = db.rpoSeconds ?? DEFAULT_RPO_SECONDS;
+  return {
+    databaseId: db.databaseId,
+    lagSeconds,
+    thresholdSeconds,
+    breached: lagSeconds > thresholdSeconds,
+    since,
+    ...(head ? { lastWal: head.lastName } : {}),
+  };
+}
