@@ -13,9 +13,6 @@
  */
 import type { DatabaseRecord, HeadRecord } from "./schemas.js";
 
-/** The CloudWatch namespace of the readings (functions/rpo/measure.ts emits them; infra/rpo-watch.ts alarms on them). */
-export const ARCHIVE_NAMESPACE = "walvault/Archive";
-
 /** The threshold when a registration names none: 5 minutes (Engram's RPO, issue #12). */
 export const DEFAULT_RPO_SECONDS = 300;
 

@@ -6,6 +6,8 @@
  * read them.
  */
 import { appendFileSync } from "node:fs";
+import { INGEST_NAMESPACE } from "../core/metrics.js";
+import type { QuarantineRecord } from "../core/schemas.js";
 
 export interface MetricRecord {
   namespace: string;
@@ -33,4 +35,14 @@ export function emitMetric(r: MetricRecord): void {
   const file = process.env.WALVAULT_METRICS_FILE;
   if (file) appendFileSync(file, line + "\n");
   else console.log(line);
+}
+
+/** One rejected upload (`kind`: which path refused it), as the quarantine steps record it. */
+export function quarantineMetric(r: QuarantineRecord, kind: "wal" | "wal-direct" | "snapshot"): MetricRecord {
+  return {
+    namespace: INGEST_NAMESPACE,
+    dimensions: ["DatabaseId"],
+    metrics: [{ name: "Quarantined", unit: "Count" }],
+    values: { DatabaseId: r.databaseId, Quarantined: 1, Kind: kind, Name: r.name, Error: r.error, Reason: r.reason.slice(0, 500) },
+  };
 }

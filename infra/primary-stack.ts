@@ -47,13 +47,14 @@ import type { Construct, Node } from "constructs";
 import { DATABASE_ID_RE, FAILED_PREFIX, INCOMING_PREFIX, QUARANTINE_PREFIX } from "../core/keys.js";
 import { CATALOG_TTL_ATTRIBUTE, REPLICA_INDEX_PROJECTION, REPLICA_KEY_ATTRIBUTE, replicaIndexName, replicaPendingAttribute } from "../store/dynamo-catalog.js";
 import { parseThawSetting, thawByDefaultSubstitution, type ThawSetting } from "../core/thaw.js";
-import { WORKFLOW_DEFINITIONS, stepNames } from "../core/workflows.js";
+import { WORKFLOW_DEFINITIONS, stepNames, type WorkflowId } from "../core/workflows.js";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
 import { createHandlerFunction, stepConfigs, stepSources, suppressWorkflowRoleWildcards, type StepConfig } from "./handler-function.js";
 import { Verification, type VerifySettings, verifySettingsFromContext } from "./verify.js";
 import { Retention, type RetentionSettings, retentionSettingsFromContext } from "./retention.js";
 import { RpoWatch } from "./rpo-watch.js";
+import { Monitoring } from "./monitoring.js";
 import {
   AGENT_DB_TAG,
   AGENT_DB_VARIABLE,
@@ -302,6 +303,8 @@ export class PrimaryStack extends Stack {
   public readonly retention: Retention;
   /** The rpo-watch workflow, its schedule, the RPO alarm and the dashboard (infra/rpo-watch.ts). */
   public readonly rpoWatch: RpoWatch;
+  /** The other alarms (quarantines, workflow failures, the dead-letter queue, verification failures) and the dashboard (infra/monitoring.ts). */
+  public readonly monitoring: Monitoring;
   /** What every database's agent may do, scoped by its principal tag walvault-db (attach it to the database hosts' roles). */
   public readonly agentPolicy: iam.ManagedPolicy;
   /** Per-database roles of `agentRolesPerDatabase` (deprecated; empty by default), by database id. */
@@ -781,6 +784,22 @@ export class PrimaryStack extends Stack {
       catalog: this.catalog,
       handlerEnvironment: environment,
       topic: this.verification.topic,
+    });
+    this.monitoring = new Monitoring(this, "Monitoring", {
+      topic: this.verification.topic,
+      stateMachines: {
+        ingest: this.ingestStateMachine,
+        "wal-record": this.walRecordStateMachine,
+        "snapshot-ingest": this.snapshotIngestStateMachine,
+        "pack-ingest": this.packIngestStateMachine,
+        restore: this.restoreStateMachine,
+        replicate: this.replicateStateMachine,
+        verify: this.verification.stateMachine,
+        retention: this.retention.stateMachine,
+        "rpo-watch": this.rpoWatch.stateMachine,
+      } satisfies Record<WorkflowId, sfn.StateMachine>,
+      ingestDeadLetterQueue: this.ingestDeadLetterQueue,
+      alarms: [this.rpoWatch.alarm],
     });
 
     // ---------------------------------------------------------------- agents

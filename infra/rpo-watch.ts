@@ -13,9 +13,9 @@
  * 1 for two minutes, notifies the encrypted topic (the verification
  * topic: one place to subscribe to) and again when it clears. Missing data
  * is breaching: a watch that stopped measuring is itself an alarm. Which
- * database it is: the dashboard's lag per database (a Metrics Insights graph
- * grouped by DatabaseId, one line each) and the function's log (each
- * reading, with Since and LastWal). docs/alarms.md.
+ * database it is: the dashboard's lag per database (infra/monitoring.ts: a
+ * Metrics Insights graph grouped by DatabaseId, one line each) and the
+ * function's log (each reading, with Since and LastWal). docs/alarms.md.
  *
  * The function may Query the catalog's registry partition and GetItem each
  * database's head, nothing else.
@@ -34,7 +34,7 @@ import type * as sns from "aws-cdk-lib/aws-sns";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
-import { ARCHIVE_NAMESPACE } from "../core/rpo.js";
+import { ARCHIVE_NAMESPACE } from "../core/metrics.js";
 import { WORKFLOW_DEFINITIONS } from "../core/workflows.js";
 import { missingSubstitutions } from "./asl.js";
 import { createHandlerFunction, stepConfigs, suppressWorkflowRoleWildcards } from "./handler-function.js";
@@ -43,10 +43,6 @@ import { createHandlerFunction, stepConfigs, suppressWorkflowRoleWildcards } fro
 export const RPO_WATCH_SCHEDULE = "rate(1 minute)";
 /** The Metrics Insights query the alarm evaluates: 1 while any database is over its RPO. */
 export const RPO_ALARM_QUERY = `SELECT MAX(RpoBreached) FROM SCHEMA("${ARCHIVE_NAMESPACE}", DatabaseId)`;
-/** The dashboard's archive lag, one line per database. */
-export const ARCHIVE_LAG_QUERY = `SELECT MAX(ArchiveLagSeconds) FROM SCHEMA("${ARCHIVE_NAMESPACE}", DatabaseId) GROUP BY DatabaseId`;
-/** Failed verifications per database (walvault/Verification, functions/verify/record-result.ts). */
-export const VERIFICATION_FAILURES_QUERY = `SELECT SUM(Runs) FROM SCHEMA("walvault/Verification", DatabaseId, Outcome) WHERE Outcome != 'passed' GROUP BY DatabaseId`;
 
 export interface RpoWatchProps {
   /** Repository root (functions/, statemachines/). */
@@ -64,7 +60,6 @@ export class RpoWatch extends Construct {
   public readonly rule: events.Rule;
   /** Any database over its RPO (or no measurement at all). */
   public readonly alarm: cloudwatch.Alarm;
-  public readonly dashboard: cloudwatch.Dashboard;
   public readonly aslFile: string;
 
   constructor(scope: Construct, id: string, props: RpoWatchProps) {
@@ -124,25 +119,6 @@ export class RpoWatch extends Construct {
     });
     this.alarm.addAlarmAction(new cwActions.SnsAction(props.topic));
     this.alarm.addOkAction(new cwActions.SnsAction(props.topic));
-
-    this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", {
-      defaultInterval: Duration.hours(3),
-      widgets: [
-        [new cloudwatch.AlarmStatusWidget({ title: "walvault alarms", alarms: [this.alarm], width: 24, height: 3 })],
-        [
-          new cloudwatch.GraphWidget({
-            title: "Archive lag per database (seconds since the newest recorded WAL)",
-            left: [new cloudwatch.MathExpression({ expression: ARCHIVE_LAG_QUERY, period, label: "", usingMetrics: {} })],
-            width: 12,
-          }),
-          new cloudwatch.GraphWidget({
-            title: "Failed verifications per database",
-            left: [new cloudwatch.MathExpression({ expression: VERIFICATION_FAILURES_QUERY, period: Duration.hours(1), label: "", usingMetrics: {} })],
-            width: 12,
-          }),
-        ],
-      ],
-    });
 
     NagSuppressions.addResourceSuppressions(measure, [
       { id: "AwsSolutions-L1", reason: "Pinned to nodejs22.x on purpose: the handlers are built and tested on Node 22 (package.json engines), and node:zlib zstd needs it." },

@@ -11,6 +11,7 @@ import { describeError } from "../../core/errors.js";
 import { lambdaCauseMessage } from "../../core/text.js";
 import { objectCreatedEventSchema, stepErrorSchema, type QuarantineRecord } from "../../core/schemas.js";
 import { getDeps } from "../deps.js";
+import { emitMetric, quarantineMetric } from "../metrics.js";
 import { parseInput } from "../parse.js";
 
 const inputSchema = z.object({
@@ -58,6 +59,7 @@ export async function handler(input: unknown): Promise<{ quarantineKey?: string;
     at: at.toISOString(),
   };
   await deps.catalog.recordQuarantine(record);
+  emitMetric(quarantineMetric(record, "wal"));
   console.error(`walvault ingest: quarantined ${key}: ${describeError(new Error(reason))}`);
   return { ...(qKey ? { quarantineKey: qKey } : {}), reason };
 }

@@ -24,6 +24,7 @@ import { databaseIdSchema, sha256Schema, stepErrorSchema, type Promoted, type Qu
 import { parseObjectMeta } from "../../core/verify.js";
 import { parseWalFileName } from "../../core/wal.js";
 import { getDeps } from "../deps.js";
+import { emitMetric, quarantineMetric } from "../metrics.js";
 import { parseInput } from "../parse.js";
 import { causeMessage } from "./quarantine.js";
 import { recordValidatedWal } from "./record.js";
@@ -110,6 +111,7 @@ export async function quarantineHandler(input: unknown): Promise<{ reason: strin
     at: new Date().toISOString(),
   };
   await deps.catalog.recordQuarantine(record);
+  emitMetric(quarantineMetric(record, "wal-direct"));
   console.error(`walvault wal-record: rejected ${record.incomingKey} (left unreferenced in the vault): ${describeError(new Error(reason))}`);
   return { reason };
 }

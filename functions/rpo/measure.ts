@@ -13,7 +13,8 @@
  */
 import { z } from "zod";
 import { forEachLimit } from "../../core/concurrency.js";
-import { ARCHIVE_NAMESPACE, rpoReading, type RpoReading } from "../../core/rpo.js";
+import { ARCHIVE_NAMESPACE } from "../../core/metrics.js";
+import { rpoReading, type RpoReading } from "../../core/rpo.js";
 import { databaseIdSchema } from "../../core/schemas.js";
 import { getDeps } from "../deps.js";
 import { emitMetric } from "../metrics.js";

@@ -12,6 +12,7 @@ import { describeError } from "../../core/errors.js";
 import { DATABASE_ID_RE, INCOMING_PREFIX, parseIncomingSnapshotKey, quarantineKey } from "../../core/keys.js";
 import { objectCreatedEventSchema, stepErrorSchema, type QuarantineRecord } from "../../core/schemas.js";
 import { getDeps } from "../deps.js";
+import { emitMetric, quarantineMetric } from "../metrics.js";
 import { causeMessage } from "../ingest/quarantine.js";
 import { parseInput } from "../parse.js";
 import { snapshotQuarantineName } from "./common.js";
@@ -61,6 +62,7 @@ export async function handler(input: unknown): Promise<{ quarantineKey?: string;
     at: at.toISOString(),
   };
   await deps.catalog.recordQuarantine(record);
+  emitMetric(quarantineMetric(record, "snapshot"));
   console.error(`walvault snapshot ingest: quarantined ${key}: ${describeError(new Error(reason))}`);
   return { ...(qKey ? { quarantineKey: qKey } : {}), reason };
 }

@@ -15,6 +15,7 @@ import { verifyCandidateSchema, type RecordedResult } from "../../core/verify-wo
 import { causeMessage } from "../ingest/quarantine.js";
 import { getDeps } from "../deps.js";
 import { emitMetric } from "../metrics.js";
+import { VERIFICATION_NAMESPACE } from "../../core/metrics.js";
 import { parseInput } from "../parse.js";
 
 const inputSchema = z.object({ candidate: verifyCandidateSchema, error: stepErrorSchema.optional() });
@@ -44,7 +45,7 @@ export async function handler(input: unknown): Promise<RecordedResult> {
   }
   // One metric per result (EMF: CloudWatch turns this log line into metrics; no API call, no extra permission).
   emitMetric({
-    namespace: "walvault/Verification",
+    namespace: VERIFICATION_NAMESPACE,
     dimensions: ["DatabaseId", "Outcome"],
     metrics: [
       { name: "Runs", unit: "Count" },

@@ -105,8 +105,9 @@ describe("suggestions and the table", () => {
     const { dirname, resolve } = await import("node:path");
     const { fileURLToPath } = await import("node:url");
     const agent = fileURLToPath(new URL("../../agent/", import.meta.url));
-    const light = new Set(["command.ts", "locate.ts", "push-client.ts", "cli.ts"].map((f) => resolve(agent, f)));
-    const files = [resolve(agent, "cli.ts"), resolve(agent, "command.ts"), ...readdirSync(resolve(agent, "commands")).map((f) => resolve(agent, "commands", f))];
+    const light = new Set(["command.ts", "locate.ts", "push-client.ts", "cli.ts", "run-cli.ts", "node-version.ts"].map((f) => resolve(agent, f)));
+    const entries = ["cli.ts", "run-cli.ts", "node-version.ts", "command.ts"].map((f) => resolve(agent, f));
+    const files = [...entries, ...readdirSync(resolve(agent, "commands")).map((f) => resolve(agent, "commands", f))];
     // Act: every static (non-type) import of those files
     const heavy = files.flatMap((file) =>
       [...readFileSync(file, "utf8").matchAll(/^import\s(?!type\b)[^;]*?from\s+"([^"]+)"/gms)]

@@ -7,6 +7,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChecksumMismatchError } from "../../core/errors.js";
+import { INGEST_NAMESPACE } from "../../core/metrics.js";
 import { sha256Hex } from "../../core/hash.js";
 import { incomingWalKey, vaultWalKey } from "../../core/keys.js";
 import type { WalRecord } from "../../core/schemas.js";
@@ -153,7 +154,7 @@ describe("wal-push of a new segment", () => {
     expect(list.find((x) => x.name === backup)).toMatchObject({ kind: "backup", size: Buffer.byteLength(backupText) });
   });
 
-  it("an upload that ingest rejects: exits non-zero at once with the quarantine reason, not at the timeout", async () => {
+  it("an upload that ingest rejects: exits non-zero at once with the quarantine reason, not at the timeout, and counts in the Quarantined metric", async () => {
     // Prepare: a segment the agent accepts, whose bytes ingest finds corrupted (the stack's injected fault).
     const name = CORRUPTED_IN_TRANSIT;
     const path = writeWal(dir, name, syntheticSegment(name, 0x40));
@@ -169,6 +170,9 @@ describe("wal-push of a new segment", () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(new RegExp(`^walvault: ${name} was rejected by ingest and quarantined: .*SHA-256`));
     expect(await clients.catalog.getWal(DB, name)).toBeUndefined();
+    // The metric the quarantine alarm reads (infra/monitoring.ts), naming the database, the file and why
+    const metrics = readFileSync(stack.metricsFile, "utf8").split("\n").filter((l) => l.includes(INGEST_NAMESPACE)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(metrics.find((m) => m.Name === name)).toMatchObject({ DatabaseId: DB, Quarantined: 1, Kind: "wal", Error: "ChecksumMismatchError" });
   });
 
   it.each([

@@ -5,7 +5,7 @@
  * core/workflows.ts declares and only the catalog reads it needs; one alarm
  * for every database (a Metrics Insights query over walvault/Archive
  * RpoBreached), missing data breaching, notifying the encrypted topic on
- * alarm and on OK; a dashboard with the lag per database; cdk-nag clean.
+ * alarm and on OK; cdk-nag clean.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,7 +15,7 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { WORKFLOW_DEFINITIONS } from "../../core/workflows.js";
 import { findProjectRoot, PrimaryStack, walvaultSettingsFromContext } from "../../infra/primary-stack.js";
-import { ARCHIVE_LAG_QUERY, RPO_ALARM_QUERY, RPO_WATCH_SCHEDULE } from "../../infra/rpo-watch.js";
+import { RPO_ALARM_QUERY, RPO_WATCH_SCHEDULE } from "../../infra/rpo-watch.js";
 import { type CfnResource, logicalId, NO_BUNDLING, render, roleStatements } from "./cfn.js";
 
 const root = findProjectRoot();
@@ -87,16 +87,6 @@ describe("the RPO alarm", () => {
     const alarms = template.findResources("AWS::CloudWatch::Alarm");
     expect(Object.keys(alarms)).toContain(logicalId(stack, stack.rpoWatch.alarm));
     expect(JSON.stringify(alarms)).not.toMatch(/pg-main/);
-  });
-});
-
-describe("the dashboard", () => {
-  it("shows the alarm and the archive lag per database", () => {
-    // Act
-    const body = render(resources[logicalId(stack, stack.rpoWatch.dashboard)]!.Properties!.DashboardBody);
-    // Assess
-    expect(body).toContain(JSON.stringify(ARCHIVE_LAG_QUERY).slice(1, -1));
-    expect(body).toContain('"type":"alarm"');
   });
 });
 

@@ -7,7 +7,7 @@
  */
 import { readFileSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ARCHIVE_NAMESPACE } from "../../../core/rpo.js";
+import { ARCHIVE_NAMESPACE } from "../../../core/metrics.js";
 import { poll, tempDir, writeWal } from "../../support/harness.js";
 import { startTestStack, type TestStack } from "../../support/stack.js";
 import { syntheticSegment } from "../../support/wal.js";

@@ -1,0 +1,12 @@
+/**
+ * The CloudWatch namespaces walvault's handlers emit metrics in (EMF,
+ * functions/metrics.ts) and the deployed alarms and dashboard read
+ * (infra/rpo-watch.ts, infra/monitoring.ts; docs/alarms.md). Pure.
+ */
+
+/** Archive lag per database (functions/rpo/measure.ts): ArchiveLagSeconds, RpoSeconds, RpoBreached; dimension DatabaseId. */
+export const ARCHIVE_NAMESPACE = "walvault/Archive";
+/** Rejected uploads (the quarantine steps): Quarantined; dimension DatabaseId. */
+export const INGEST_NAMESPACE = "walvault/Ingest";
+/** Verification results (functions/verify/record-result.ts): Runs, RestoreSeconds; dimensions DatabaseId, Outcome. */
+export const VERIFICATION_NAMESPACE = "walvault/Verification";
