@@ -5,6 +5,9 @@
  * ever written: logs and `--json` output stay clean.
  *
  *   snapshot 20261121T073000Z-ab12cd  1.21 GB read  84.2 MB/s  new 96.0 MB  reused 1.11 GB  chunks 18 433 (1 530 new)
+ *   restore pg-main 20261121T073000Z-ab12cd  412 MB of 1.59 GB (26%)  384.1 MB/s  files 310/979  ETA 3 s
+ *
+ * One unit system on every screen: decimal bytes (kB, MB, GB: 10^3) and MB/s.
  */
 
 export interface TransferStats {
@@ -133,4 +136,38 @@ export function createProgress(options: ProgressOptions): Progress {
     update: (stats) => line.update(text(stats)),
     done: (stats) => line.done(stats === undefined ? undefined : text(stats)),
   };
+}
+
+/** What a restore has done so far (agent/restore.ts RestoreProgress, structurally: this module loads nothing heavy). */
+export interface RestoreFigures {
+  phase: "planned" | "files" | "wal" | "finishing" | "done";
+  filesDone: number;
+  filesTotal: number;
+  /** Raw bytes written to files so far / in the snapshot. */
+  bytesDone: number;
+  bytesTotal: number;
+  /** WAL segments laid out (generic databases; PostgreSQL fetches its WAL during recovery). */
+  walDone: number;
+  walTotal: number;
+}
+
+/** 75 -> "1 min 15 s", 9 -> "9 s". */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${s % 60} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/** A restore's status line (exported for tests): bytes of the total, rate, files, ETA from the rate so far, WAL when there is any. */
+export function restoreProgressLine(label: string, p: RestoreFigures, elapsedSeconds: number): string {
+  const pct = p.bytesTotal > 0 ? Math.floor((p.bytesDone / p.bytesTotal) * 100) : 100;
+  const parts = [label, `${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)} (${pct}%)`, formatRate(p.bytesDone, elapsedSeconds), `files ${group(p.filesDone)}/${group(p.filesTotal)}`];
+  const rate = elapsedSeconds > 0 ? p.bytesDone / elapsedSeconds : 0;
+  if (p.phase === "files" && rate > 0 && p.bytesDone < p.bytesTotal) parts.push(`ETA ${formatDuration((p.bytesTotal - p.bytesDone) / rate)}`);
+  if (p.walTotal > 0) parts.push(`WAL ${group(p.walDone)}/${group(p.walTotal)}`);
+  if (p.phase === "planned") parts.push("planned, reading the manifest");
+  if (p.phase === "finishing") parts.push("syncing and renaming into place");
+  return parts.join("  ");
 }

@@ -37,6 +37,7 @@ import { readRestorePlan, StoreWorkObjects, type WorkObjects } from "../store/wo
 import { createWorkflowRunner, FINAL_STATUSES, type ExecutionState, type WorkflowRunner } from "../store/workflows.js";
 import { assertLocalStackAlive, loadConfig, requireDatabase } from "./config.js";
 import { targetFromFlags } from "./restore.js";
+import { formatBytes } from "./progress.js";
 
 /** The flags of `restore` (agent/run-cli.ts parses them). */
 export interface RemoteRestoreFlags {
@@ -256,9 +257,8 @@ export function formatRemotePlan(p: RestorePlanOutput, executionId: string): str
     `  target     ${describeTarget(p)}`,
   ];
   if (p.kind === "postgres") {
-    const mib = ((p.wal.length * p.walSegmentSize) / 2 ** 20).toFixed(0);
     lines.push(`  timelines  ${p.timelinePath.join(" -> ")}`);
-    lines.push(`  WAL        ${walLine(p.wal.map((w) => w.name), ` (${mib} MiB)`)}, fetched by restore_command during recovery`);
+    lines.push(`  WAL        ${walLine(p.wal.map((w) => w.name), ` (${formatBytes(p.wal.length * p.walSegmentSize)})`)}, fetched by restore_command during recovery`);
     if (p.endLsn !== null) lines.push(`  replays to ${p.endLsn} at most`);
     for (const [k, v] of Object.entries(p.recoveryTarget ?? {})) lines.push(`  ${k} = '${v}'`);
   } else {

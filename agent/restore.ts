@@ -143,6 +143,7 @@ import { PackIndexCache } from "../store/pack-index.js";
 import type { AgentClients } from "./clients.js";
 import { RESTORE_MARKER } from "./restore-marker.js";
 import { downloadVerified } from "./wal-fetch.js";
+import { formatBytes, type RestoreFigures } from "./progress.js";
 
 /** Decoded chunks kept for later references to the same chunk (bytes). */
 export const CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
@@ -363,7 +364,7 @@ function walLine(kind: DatabaseKind, plan: RestorePlan, segmentSize: number): st
   if (plan.wal.length === 0) return "none";
   const first = plan.wal[0]!.name;
   const last = plan.wal.at(-1)!.name;
-  const size = kind === "postgres" ? ` (${((plan.wal.length * segmentSize) / 2 ** 20).toFixed(0)} MiB)` : "";
+  const size = kind === "postgres" ? ` (${formatBytes(plan.wal.length * segmentSize)})` : "";
   return `${plan.wal.length} segment${plan.wal.length === 1 ? "" : "s"}, ${first}${plan.wal.length > 1 ? ` .. ${last}` : ""}${size}`;
 }
 
@@ -472,16 +473,8 @@ export function targetFromFlags(flags: {
 // ---------------------------------------------------------------------------
 // Restore
 
-export interface RestoreProgress {
-  phase: "planned" | "files" | "wal" | "finishing" | "done";
-  filesDone: number;
-  filesTotal: number;
-  /** Raw bytes written to files so far / in the snapshot. */
-  bytesDone: number;
-  bytesTotal: number;
-  walDone: number;
-  walTotal: number;
-}
+/** What a restore has done so far (onProgress): the figures its status line shows (agent/progress.ts). */
+export type RestoreProgress = RestoreFigures;
 
 export interface RestoreOptions {
   databaseId: string;

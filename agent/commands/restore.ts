@@ -62,7 +62,23 @@ export default defineCommand({
       print(values.json, planToJson(planned), () => formatPlan(planned));
       return 0;
     }
-    const r = await restore(clients, cfg, { databaseId, target, toDir: resolve(values.to!), force: values.force, parallel });
+    // On a terminal, one status line on stderr (bytes, rate, files, ETA); nothing otherwise.
+    const { createStatusLine, restoreProgressLine } = await import("../progress.js");
+    const status = createStatusLine({});
+    const started = Date.now();
+    let r: Awaited<ReturnType<typeof restore>>;
+    try {
+      r = await restore(clients, cfg, {
+        databaseId,
+        target,
+        toDir: resolve(values.to!),
+        force: values.force,
+        parallel,
+        onProgress: (p) => status.update(() => restoreProgressLine(`restore ${databaseId}`, p, (Date.now() - started) / 1000)),
+      });
+    } finally {
+      status.done();
+    }
     print(values.json, { ...r, plan: planToJson(r.plan) }, () => formatRestoreResult(r));
     return 0;
   },

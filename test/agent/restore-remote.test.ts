@@ -360,7 +360,7 @@ describe("progress and output", () => {
     expect(text).toContain("1 chunk, manifest");
     expect(text).toContain("target     time 2026-03-01 10:35:00+00 on timeline 2");
     expect(text).toContain("timelines  1 -> 2");
-    expect(text).toContain("WAL        2 segments, 000000010000000000000002 .. 000000020000000000000003 (32 MiB)");
+    expect(text).toContain("WAL        2 segments, 000000010000000000000002 .. 000000020000000000000003 (33.6 MB)");
     expect(text).toContain("recovery_target_time = '2026-03-01 10:35:00+00'");
     expect(text).toContain("warning: a warning");
   });
