@@ -10,3 +10,5 @@ export const ARCHIVE_NAMESPACE = "walvault/Archive";
 export const INGEST_NAMESPACE = "walvault/Ingest";
 /** Verification results (functions/verify/record-result.ts): Runs, RestoreSeconds; dimensions DatabaseId, Outcome. */
 export const VERIFICATION_NAMESPACE = "walvault/Verification";
+/** Replication lag per database and replica region (functions/rpo/measure.ts): ReplicationLagSeconds; dimensions DatabaseId, Region. */
+export const REPLICATION_NAMESPACE = "walvault/Replication";

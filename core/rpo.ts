@@ -44,3 +44,18 @@ export function rpoReading(db: Pick<DatabaseRecord, "databaseId" | "createdAt" |
     ...(head ? { lastWal: head.lastName } : {}),
   };
 }
+
+/** The replication lag past which the deployed alarm fires (seconds): copies run within seconds; 15 minutes of backlog is a region in trouble. */
+export const REPLICATION_LAG_ALARM_SECONDS = 900;
+
+/**
+ * A database's replication lag in one replica region, at `now`: how long
+ * ago the oldest record still pending there (`pendingSince`: a WAL file's
+ * archivedAt, a snapshot's recordedAt) was recorded; 0 when nothing is
+ * pending. Whole seconds, never negative.
+ */
+export function replicationLagSeconds(pendingSince: string | undefined, now: Date): number {
+  if (pendingSince === undefined) return 0;
+  const at = Date.parse(pendingSince);
+  return Number.isFinite(at) ? Math.max(0, Math.floor((now.getTime() - at) / 1000)) : 0;
+}

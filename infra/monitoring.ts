@@ -16,6 +16,9 @@
  *    workflow (a visible message).
  *  - Verification failures: a verification run whose outcome is not
  *    "passed" (walvault/Verification Runs), any database.
+ *  - Replication lag: a record of any database pending in a replica region
+ *    for longer than REPLICATION_LAG_ALARM_SECONDS, two minutes running
+ *    (walvault/Replication ReplicationLagSeconds, measured by rpo-watch).
  */
 import { Duration } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
@@ -24,7 +27,8 @@ import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { ARCHIVE_NAMESPACE, INGEST_NAMESPACE, VERIFICATION_NAMESPACE } from "../core/metrics.js";
+import { ARCHIVE_NAMESPACE, INGEST_NAMESPACE, REPLICATION_NAMESPACE, VERIFICATION_NAMESPACE } from "../core/metrics.js";
+import { REPLICATION_LAG_ALARM_SECONDS } from "../core/rpo.js";
 
 const FIVE_MINUTES = Duration.minutes(5);
 
@@ -32,6 +36,9 @@ const FIVE_MINUTES = Duration.minutes(5);
 export const QUARANTINE_ALARM_QUERY = `SELECT SUM(Quarantined) FROM SCHEMA("${INGEST_NAMESPACE}", DatabaseId)`;
 /** Verification runs that did not pass, any database. */
 export const VERIFICATION_ALARM_QUERY = `SELECT SUM(Runs) FROM SCHEMA("${VERIFICATION_NAMESPACE}", DatabaseId, Outcome) WHERE Outcome != 'passed'`;
+/** The largest replication lag of any database in any replica region. */
+export const REPLICATION_ALARM_QUERY = `SELECT MAX(ReplicationLagSeconds) FROM SCHEMA("${REPLICATION_NAMESPACE}", DatabaseId, Region)`;
+export const REPLICATION_LAG_BY_REGION_QUERY = `${REPLICATION_ALARM_QUERY} GROUP BY Region`;
 /** The dashboard's graphs, one line per database. */
 export const ARCHIVE_LAG_QUERY = `SELECT MAX(ArchiveLagSeconds) FROM SCHEMA("${ARCHIVE_NAMESPACE}", DatabaseId) GROUP BY DatabaseId`;
 export const QUARANTINES_BY_DATABASE_QUERY = `${QUARANTINE_ALARM_QUERY} GROUP BY DatabaseId`;
@@ -53,6 +60,7 @@ export class Monitoring extends Construct {
   public readonly workflowFailureAlarms: Record<string, cloudwatch.Alarm>;
   public readonly deadLetterAlarm: cloudwatch.Alarm;
   public readonly verificationAlarm: cloudwatch.Alarm;
+  public readonly replicationAlarm: cloudwatch.Alarm;
   public readonly dashboard: cloudwatch.Dashboard;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
@@ -106,7 +114,21 @@ export class Monitoring extends Construct {
       query(VERIFICATION_ALARM_QUERY, FIVE_MINUTES, "verifications not passed"),
     );
 
-    const alarms = [...props.alarms, this.quarantineAlarm, this.deadLetterAlarm, this.verificationAlarm, ...Object.values(this.workflowFailureAlarms)];
+    this.replicationAlarm = notify(
+      new cloudwatch.Alarm(this, "ReplicationLagAlarm", {
+        alarmDescription:
+          `walvault: a record has waited more than ${REPLICATION_LAG_ALARM_SECONDS} s to be copied to a replica region (a region down, or its copies failing). ` +
+          "The dashboard's 'Replication lag per region' names the region; `walvault status` shows each region's window and lag, `walvault replicate --region R` catches up.",
+        metric: query(REPLICATION_ALARM_QUERY, Duration.minutes(1), "largest replication lag (s)"),
+        threshold: REPLICATION_LAG_ALARM_SECONDS,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 2,
+        datapointsToAlarm: 2,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
+
+    const alarms = [...props.alarms, this.quarantineAlarm, this.deadLetterAlarm, this.verificationAlarm, this.replicationAlarm, ...Object.values(this.workflowFailureAlarms)];
     this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", {
       defaultInterval: Duration.hours(3),
       widgets: [
@@ -117,6 +139,7 @@ export class Monitoring extends Construct {
         ],
         [
           new cloudwatch.GraphWidget({ title: "Verifications not passed per database", left: [query(VERIFICATION_FAILURES_QUERY, Duration.hours(1), "")], width: 12 }),
+          new cloudwatch.GraphWidget({ title: "Replication lag per region (seconds, the largest of any database)", left: [query(REPLICATION_LAG_BY_REGION_QUERY, Duration.minutes(1), "")], width: 12 }),
           new cloudwatch.GraphWidget({
             title: "Workflow executions failed or timed out",
             left: Object.entries(props.stateMachines).map(([name, m]) => m.metricFailed({ period: FIVE_MINUTES, label: name })),

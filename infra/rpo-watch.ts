@@ -17,11 +17,12 @@
  * Metrics Insights graph grouped by DatabaseId, one line each) and the
  * function's log (each reading, with Since and LastWal). docs/alarms.md.
  *
- * The function may Query the catalog's registry partition and GetItem each
- * database's head, nothing else.
+ * The function may Query the catalog (the registry partition) and its
+ * replication indexes, and GetItem each database's head and its oldest
+ * pending record, nothing else.
  */
 import { join } from "node:path";
-import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import { type CfnElement, Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as cwActions from "aws-cdk-lib/aws-cloudwatch-actions";
 import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
@@ -76,6 +77,8 @@ export class RpoWatch extends Construct {
       root,
     );
     measure.addToRolePolicy(new iam.PolicyStatement({ sid: "ReadRegistryAndHeads", actions: ["dynamodb:Query", "dynamodb:GetItem"], resources: [props.catalog.tableArn] }));
+    // Replication lag: the oldest pending record of each database in each replica region's sparse index.
+    measure.addToRolePolicy(new iam.PolicyStatement({ sid: "ReadReplicationIndexes", actions: ["dynamodb:Query"], resources: [`${props.catalog.tableArn}/index/*`] }));
     this.functions = { measure };
 
     this.aslFile = join(root, "statemachines", def.asl);
@@ -123,9 +126,18 @@ export class RpoWatch extends Construct {
     NagSuppressions.addResourceSuppressions(measure, [
       { id: "AwsSolutions-L1", reason: "Pinned to nodejs22.x on purpose: the handlers are built and tested on Node 22 (package.json engines), and node:zlib zstd needs it." },
     ]);
+    const catalogId = Stack.of(this).getLogicalId(props.catalog.node.defaultChild as CfnElement);
     NagSuppressions.addResourceSuppressions(
       measure.role!,
-      [{ id: "AwsSolutions-IAM5", reason: "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.", appliesTo: ["Resource::*"] }],
+      [
+        {
+          id: "AwsSolutions-IAM5",
+          reason:
+            "The function Queries the catalog's indexes (index/*: one sparse index of pending records per replica region, named after it, which replica regions add); " +
+            "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
+          appliesTo: ["Resource::*", `Resource::<${catalogId}.Arn>/index/*`],
+        },
+      ],
       true,
     );
     NagSuppressions.addResourceSuppressions(this.stateMachine, [

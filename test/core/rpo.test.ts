@@ -1,6 +1,6 @@
 /** core/rpo.ts: a database's archive lag against its RPO threshold. */
 import { describe, expect, it } from "vitest";
-import { DEFAULT_RPO_SECONDS, rpoReading } from "../../core/rpo.js";
+import { DEFAULT_RPO_SECONDS, replicationLagSeconds, rpoReading } from "../../core/rpo.js";
 
 const db = { databaseId: "pg-main", createdAt: "2026-12-05T10:00:00.000Z" };
 const at = (iso: string): Date => new Date(iso);
@@ -31,5 +31,14 @@ describe("rpoReading", () => {
 
   it("reads a head from a clock ahead of this one as no lag", () => {
     expect(rpoReading(db, { lastName: "x", lastArchivedAt: "2026-12-05T12:00:00.000Z" }, at("2026-12-05T11:59:00.000Z")).lagSeconds).toBe(0);
+  });
+});
+
+describe("replicationLagSeconds", () => {
+  it("is the age of the oldest pending record, 0 when nothing is pending or the clock is behind", () => {
+    const now = at("2026-12-05T11:00:00.000Z");
+    expect(replicationLagSeconds("2026-12-05T10:45:00.500Z", now)).toBe(899);
+    expect(replicationLagSeconds(undefined, now)).toBe(0);
+    expect(replicationLagSeconds("2026-12-05T11:00:05.000Z", now)).toBe(0);
   });
 });

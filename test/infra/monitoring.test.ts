@@ -14,7 +14,8 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { WORKFLOW_IDS } from "../../core/workflows.js";
-import { ARCHIVE_LAG_QUERY, QUARANTINE_ALARM_QUERY, VERIFICATION_ALARM_QUERY } from "../../infra/monitoring.js";
+import { REPLICATION_LAG_ALARM_SECONDS } from "../../core/rpo.js";
+import { ARCHIVE_LAG_QUERY, QUARANTINE_ALARM_QUERY, REPLICATION_ALARM_QUERY, VERIFICATION_ALARM_QUERY } from "../../infra/monitoring.js";
 import { findProjectRoot, PrimaryStack, walvaultSettingsFromContext } from "../../infra/primary-stack.js";
 import { type CfnResource, logicalId, NO_BUNDLING, render } from "./cfn.js";
 
@@ -42,7 +43,7 @@ describe("the alarms", () => {
   it("every one notifies the encrypted topic when it fires and when it clears", () => {
     // Prepare
     const m = stack.monitoring;
-    const all = [stack.rpoWatch.alarm, m.quarantineAlarm, m.deadLetterAlarm, m.verificationAlarm, ...Object.values(m.workflowFailureAlarms)];
+    const all = [stack.rpoWatch.alarm, m.quarantineAlarm, m.deadLetterAlarm, m.verificationAlarm, m.replicationAlarm, ...Object.values(m.workflowFailureAlarms)];
     const topic = ref(stack.verification.topic);
     // Act
     const alarms = Object.entries(resources).filter(([, r]) => r.Type === "AWS::CloudWatch::Alarm");
@@ -84,6 +85,14 @@ describe("the alarms", () => {
     expect((a.Metrics as Array<{ Expression: string }>)[0]!.Expression).toBe(VERIFICATION_ALARM_QUERY);
     expect(VERIFICATION_ALARM_QUERY).toBe(`SELECT SUM(Runs) FROM SCHEMA("walvault/Verification", DatabaseId, Outcome) WHERE Outcome != 'passed'`);
     expect(a).toMatchObject({ Threshold: 1, ComparisonOperator: "GreaterThanOrEqualToThreshold" });
+  });
+
+  it("replication lag: any database's oldest pending record in any replica region older than 15 minutes, two minutes running", () => {
+    const a = props(stack.monitoring.replicationAlarm);
+    expect((a.Metrics as Array<{ Expression: string; Period: number }>)[0]).toMatchObject({ Expression: REPLICATION_ALARM_QUERY, Period: 60 });
+    expect(REPLICATION_ALARM_QUERY).toBe('SELECT MAX(ReplicationLagSeconds) FROM SCHEMA("walvault/Replication", DatabaseId, Region)');
+    expect(a).toMatchObject({ Threshold: REPLICATION_LAG_ALARM_SECONDS, ComparisonOperator: "GreaterThanThreshold", EvaluationPeriods: 2, DatapointsToAlarm: 2, TreatMissingData: "notBreaching" });
+    expect(REPLICATION_LAG_ALARM_SECONDS).toBe(900);
   });
 
   it("none is per database: no alarm names one", () => {

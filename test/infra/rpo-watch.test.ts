@@ -49,7 +49,7 @@ describe("the rpo-watch workflow", () => {
     expect(JSON.parse(target.Input)).toEqual({});
   });
 
-  it("runs one function with its declared memory and timeout, which may only Query and GetItem the catalog", () => {
+  it("runs one function with its declared memory and timeout, which may only Query and GetItem the catalog and Query its replication indexes", () => {
     // Prepare
     const fn = stack.rpoWatch.functions.measure;
     const props = resources[logicalId(stack, fn)]!.Properties!;
@@ -61,6 +61,8 @@ describe("the rpo-watch workflow", () => {
     expect(statements).toHaveLength(1);
     expect([...(statements[0]!.Action as string[])].sort()).toEqual(["dynamodb:GetItem", "dynamodb:Query"]);
     expect(render(statements[0]!.Resource)).toBe(`<${logicalId(stack, stack.catalog)}.Arn>`);
+    const indexes = roleStatements(template, logicalId(stack, fn.role!)).filter((s) => s.Sid === "ReadReplicationIndexes");
+    expect(indexes.map((s) => [s.Action, render(s.Resource)])).toEqual([["dynamodb:Query", `<${logicalId(stack, stack.catalog)}.Arn>/index/*`]]);
   });
 });
 
