@@ -90,6 +90,17 @@ export function selectCandidates(snapshots: readonly SnapshotVerifyState[], now:
 }
 
 /**
+ * The snapshots the policy's promise missed: not verified (never verified:
+ * not since they finished) for longer than `periodDays` at `now`. The verify
+ * workflow counts them each run (functions/verify/select.ts), and the
+ * deployed alarm fires on any (docs/alarms.md).
+ */
+export function pastVerifyPeriod(snapshots: readonly SnapshotVerifyState[], now: Date, policy: Pick<VerifyPolicy, "periodDays">): SnapshotVerifyState[] {
+  const limit = policy.periodDays * DAY;
+  return snapshots.filter((s) => now.getTime() - (s.lastVerifiedAt ?? s.finishedAt).getTime() > limit);
+}
+
+/**
  * A random target time for a level-4 verification of the snapshot finished
  * at `from`: uniform in [from, to), where `to` is the next snapshot's end or
  * the end of the restorable window, whichever comes first. Undefined when the

@@ -16,6 +16,9 @@
  *    workflow (a visible message).
  *  - Verification failures: a verification run whose outcome is not
  *    "passed" (walvault/Verification Runs), any database.
+ *  - Verification overdue: a retained snapshot of any database not verified
+ *    within the verification period (walvault/Verification
+ *    SnapshotsPastVerifyPeriod, counted by each scheduled run).
  *  - Replication lag: a record of any database pending in a replica region
  *    for longer than REPLICATION_LAG_ALARM_SECONDS, two minutes running
  *    (walvault/Replication ReplicationLagSeconds, measured by rpo-watch).
@@ -61,6 +64,7 @@ export class Monitoring extends Construct {
   public readonly deadLetterAlarm: cloudwatch.Alarm;
   public readonly verificationAlarm: cloudwatch.Alarm;
   public readonly replicationAlarm: cloudwatch.Alarm;
+  public readonly verificationOverdueAlarm: cloudwatch.Alarm;
   public readonly dashboard: cloudwatch.Dashboard;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
@@ -128,7 +132,22 @@ export class Monitoring extends Construct {
       }),
     );
 
-    const alarms = [...props.alarms, this.quarantineAlarm, this.deadLetterAlarm, this.verificationAlarm, this.replicationAlarm, ...Object.values(this.workflowFailureAlarms)];
+    this.verificationOverdueAlarm = atLeastOne(
+      "VerificationOverdueAlarm",
+      "walvault: a retained snapshot has not been verified within the verification period (the verify policy's periodDays, default 7): runs are failing, or too few fit. " +
+        "The verify selection's log line names the databases; `walvault verify history` shows each snapshot's last verification.",
+      new cloudwatch.Metric({ namespace: VERIFICATION_NAMESPACE, metricName: "SnapshotsPastVerifyPeriod", statistic: "Maximum", period: Duration.days(1) }),
+    );
+
+    const alarms = [
+      ...props.alarms,
+      this.quarantineAlarm,
+      this.deadLetterAlarm,
+      this.verificationAlarm,
+      this.verificationOverdueAlarm,
+      this.replicationAlarm,
+      ...Object.values(this.workflowFailureAlarms),
+    ];
     this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", {
       defaultInterval: Duration.hours(3),
       widgets: [

@@ -20,7 +20,9 @@
  * `pagesPrefix` when not all are), outcomes counted over all of them.
  */
 import { randomInt } from "node:crypto";
-import { postgresTargetEnd, randomTarget, selectCandidates, DEFAULT_VERIFY_POLICY, type VerifyLevel, type VerifyPolicy } from "../../core/verify-policy.js";
+import { pastVerifyPeriod, postgresTargetEnd, randomTarget, selectCandidates, DEFAULT_VERIFY_POLICY, type VerifyLevel, type VerifyPolicy } from "../../core/verify-policy.js";
+import { VERIFICATION_NAMESPACE } from "../../core/metrics.js";
+import { emitMetric } from "../metrics.js";
 import { verifyWorkflowInputSchema, type VerifyCandidate } from "../../core/verify-workflow.js";
 import { restorableWindows } from "../../core/regions.js";
 import { buildPlanInput, streamsOf, type CatalogState } from "../../core/restore-input.js";
@@ -145,6 +147,29 @@ async function summary({ execution, cursor }: z.infer<typeof summaryInputSchema>
 }
 
 /** SelectCandidates: one page's candidates (the handler's default step). */
+/** Databases named per metric record (the count covers every one). */
+const MAX_NAMED_OVERDUE = 20;
+
+/**
+ * One record per selected page, with no dimension (a fleet-wide figure: the
+ * alarm reads it, and its absence for a day means verification stopped):
+ * how many retained snapshots of the page's databases are past the
+ * verification period, and which databases (at most MAX_NAMED_OVERDUE).
+ */
+export function overdueMetric(overdue: ReadonlyMap<string, number>, periodDays: number): Parameters<typeof emitMetric>[0] {
+  const ids = [...overdue.keys()].sort();
+  return {
+    namespace: VERIFICATION_NAMESPACE,
+    dimensions: [],
+    metrics: [{ name: "SnapshotsPastVerifyPeriod", unit: "Count" }],
+    values: {
+      SnapshotsPastVerifyPeriod: [...overdue.values()].reduce((a, b) => a + b, 0),
+      PeriodDays: periodDays,
+      Databases: ids.slice(0, MAX_NAMED_OVERDUE).map((id) => `${id}:${overdue.get(id)}`).join(","),
+    },
+  };
+}
+
 export async function selectPage(input: unknown): Promise<SelectOutput> {
   const { request: req, cursor } = parseInput(selectInputSchema, input, "verify workflow input");
   const deps = getDeps();
@@ -160,6 +185,8 @@ export async function selectPage(input: unknown): Promise<SelectOutput> {
   }
   const first = cursor?.count ?? 0;
   const candidates: VerifyCandidate[] = [];
+  /** Retained snapshots past the verification period, per database of this page (scheduled selections only). */
+  const overdue = new Map<string, number>();
   for (const databaseId of ids) {
     const [database, records, history] = await Promise.all([deps.catalog.getDatabase(databaseId), deps.catalog.listSnapshots(databaseId), deps.catalog.listVerifications(databaseId)]);
     if (!database || records.length === 0) continue;
@@ -173,6 +200,8 @@ export async function selectPage(input: unknown): Promise<SelectOutput> {
     } else {
       const states = records.map((r) => ({ snapshotId: r.snapshotId, finishedAt: new Date(r.finishedAt), ...(last.has(r.snapshotId) ? { lastVerifiedAt: last.get(r.snapshotId)! } : {}) }));
       picked = selectCandidates(states, now, { ...pol, ...(req.level ? { level: req.level as VerifyLevel } : {}) }, random);
+      const past = pastVerifyPeriod(states, now, pol).length;
+      if (past > 0) overdue.set(databaseId, past);
     }
     // Level-4 targets: random inside what each snapshot restores (up to the next snapshot or the window's end).
     const sorted = [...records].sort((a, b) => (a.finishedAt < b.finishedAt ? -1 : 1));
@@ -212,6 +241,7 @@ export async function selectPage(input: unknown): Promise<SelectOutput> {
       });
     }
   }
+  if (!req.snapshotId) emitMetric(overdueMetric(overdue, pol.periodDays));
   const list = (v: string | undefined): string[] => (v ? v.split(",").map((x) => x.trim()).filter(Boolean) : []);
   return {
     candidates,

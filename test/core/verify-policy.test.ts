@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_VERIFY_POLICY, postgresTargetEnd, randomTarget, runSize, selectCandidates, type SnapshotVerifyState, type VerifyPolicy } from "../../core/verify-policy.js";
+import { DEFAULT_VERIFY_POLICY, postgresTargetEnd, randomTarget, runSize, selectCandidates, type SnapshotVerifyState, type VerifyPolicy, pastVerifyPeriod } from "../../core/verify-policy.js";
 import { seededRandom } from "../support/random.js";
 
 const DAY = 86_400_000;
@@ -132,5 +132,23 @@ describe("postgresTargetEnd", () => {
     expect(postgresTargetEnd(at(10), at(20), at(20), [seg(5, 4), seg(12), seg(14)])).toBeUndefined();
     expect(postgresTargetEnd(at(10), at(20), at(20), [seg(12, 9)])).toBeUndefined();
     expect(postgresTargetEnd(at(10), at(20), at(20), [])).toBeUndefined();
+  });
+});
+
+describe("pastVerifyPeriod", () => {
+  it("names the snapshots not verified (never verified: not since they finished) for longer than the period", () => {
+    // Prepare
+    const now = new Date("2026-12-05T00:00:00.000Z");
+    const ago = (days: number): Date => new Date(now.getTime() - days * 86_400_000);
+    const snapshots = [
+      { snapshotId: "a", finishedAt: ago(30), lastVerifiedAt: ago(2) },
+      { snapshotId: "b", finishedAt: ago(30), lastVerifiedAt: ago(7.5) },
+      { snapshotId: "c", finishedAt: ago(8) },
+      { snapshotId: "d", finishedAt: ago(7) },
+    ];
+    // Act
+    const past = pastVerifyPeriod(snapshots, now, { periodDays: 7 });
+    // Assess: exactly 7 days is still within it
+    expect(past.map((s) => s.snapshotId)).toEqual(["b", "c"]);
   });
 });

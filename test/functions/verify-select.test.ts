@@ -5,6 +5,9 @@
  * every WAL record of the database: a fake catalog refuses listWal and
  * counts the WAL items it returns.
  */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { segmentName } from "../../core/wal.js";
@@ -79,5 +82,46 @@ describe("verify SelectCandidates", () => {
     expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
     expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
     expect(read).toBeLessThanOrEqual(2000);
+  });
+});
+
+describe("verify SelectCandidates counts the snapshots past the verification period", () => {
+  it("emits one fleet-wide record per page: the count and the databases, 0 when every snapshot is within the period", async () => {
+    // Prepare: a fake catalog of one page of two databases; the metrics go to a file
+    const dir = mkdtempSync(join(tmpdir(), "walvault-select-metrics-"));
+    const file = join(dir, "metrics.log");
+    process.env.WALVAULT_METRICS_FILE = file;
+    const now = Date.now();
+    const day = 86_400_000;
+    const days = (n: number): string => new Date(now - n * day).toISOString();
+    const snaps: Record<string, SnapshotRecord[]> = {
+      "pg-late": [pgSnapshotRecord("pg-late", "20260101T000000Z-aaaaaa", 1n, days(30), SIZE), pgSnapshotRecord("pg-late", "20260102T000000Z-bbbbbb", 2n, days(9), SIZE), pgSnapshotRecord("pg-late", "20260103T000000Z-cccccc", 3n, days(1), SIZE)],
+      "pg-fine": [pgSnapshotRecord("pg-fine", "20260104T000000Z-dddddd", 1n, days(30), SIZE)],
+    };
+    const verified: Record<string, Array<{ snapshotId: string; outcome: string; finishedAt: string }>> = {
+      "pg-late": [{ snapshotId: "20260101T000000Z-aaaaaa", outcome: "passed", finishedAt: days(2) }],
+      "pg-fine": [{ snapshotId: "20260104T000000Z-dddddd", outcome: "passed", finishedAt: days(3) }],
+    };
+    const catalog = {
+      listDatabasePage: async () => ({ databases: [{ ...database, databaseId: "pg-fine" }, { ...database, databaseId: "pg-late" }] }),
+      getDatabase: async (id: string) => ({ ...database, databaseId: id }),
+      listSnapshots: async (id: string) => snaps[id]!,
+      listVerifications: async (id: string) => verified[id]!,
+      listWal: async () => [],
+      listWalRange: async () => [],
+    } as unknown as Catalog;
+    overrideDeps({ catalog });
+    try {
+      // Act: a scheduled selection (level 1: no targets to draw)
+      await selectPage({ request: { level: 1 } });
+      // Assess: pg-late's snapshot of 9 days ago was never verified (7-day period); nothing else is past it
+      const lines = readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Dimensions: string[][] }> } });
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ SnapshotsPastVerifyPeriod: 1, PeriodDays: 7, Databases: "pg-late:1" });
+      expect(lines[0]!._aws.CloudWatchMetrics[0]!.Dimensions).toEqual([[]]);
+    } finally {
+      delete process.env.WALVAULT_METRICS_FILE;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -43,7 +43,7 @@ describe("the alarms", () => {
   it("every one notifies the encrypted topic when it fires and when it clears", () => {
     // Prepare
     const m = stack.monitoring;
-    const all = [stack.rpoWatch.alarm, m.quarantineAlarm, m.deadLetterAlarm, m.verificationAlarm, m.replicationAlarm, ...Object.values(m.workflowFailureAlarms)];
+    const all = [stack.rpoWatch.alarm, m.quarantineAlarm, m.deadLetterAlarm, m.verificationAlarm, m.verificationOverdueAlarm, m.replicationAlarm, ...Object.values(m.workflowFailureAlarms)];
     const topic = ref(stack.verification.topic);
     // Act
     const alarms = Object.entries(resources).filter(([, r]) => r.Type === "AWS::CloudWatch::Alarm");
@@ -93,6 +93,12 @@ describe("the alarms", () => {
     expect(REPLICATION_ALARM_QUERY).toBe('SELECT MAX(ReplicationLagSeconds) FROM SCHEMA("walvault/Replication", DatabaseId, Region)');
     expect(a).toMatchObject({ Threshold: REPLICATION_LAG_ALARM_SECONDS, ComparisonOperator: "GreaterThanThreshold", EvaluationPeriods: 2, DatapointsToAlarm: 2, TreatMissingData: "notBreaching" });
     expect(REPLICATION_LAG_ALARM_SECONDS).toBe(900);
+  });
+
+  it("verification overdue: any retained snapshot past the verification period, counted by the day's run", () => {
+    const a = props(stack.monitoring.verificationOverdueAlarm);
+    expect(a).toMatchObject({ Namespace: "walvault/Verification", MetricName: "SnapshotsPastVerifyPeriod", Statistic: "Maximum", Period: 86400, Threshold: 1, ComparisonOperator: "GreaterThanOrEqualToThreshold" });
+    expect(a.Dimensions).toBeUndefined();
   });
 
   it("none is per database: no alarm names one", () => {
