@@ -10,6 +10,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { spawn } from "node:child_process";
 import { startLocalStack } from "./stack.js";
 import { ScratchPostgres } from "../agent/postgres.js";
@@ -120,6 +121,11 @@ async function main(): Promise<void> {
     process.stdout.write(await walvault(["verify", "history"], env));
     step("walvault prune --dry-run  (the retention plan: GFS slots, the recovery window, what could go; nothing is deleted)");
     process.stdout.write(await walvault(["prune", "--dry-run"], env));
+    // Outside the state directory, which goes when the demo ends: the page is self-contained and stays.
+    const report = join(tmpdir(), "walvault-demo-report.html");
+    step("walvault report --html  (per database and region: the restorable windows, the snapshots and their verification, WAL coverage and gaps)");
+    process.stdout.write(await walvault(["report", "--html", report], env));
+    process.stdout.write(`open it in a browser: ${pathToFileURL(report).href}\n`);
     process.stdout.write(
       `\ningest executions: ${stack.stats.succeeded} succeeded, ${stack.stats.failed} failed\n` +
         `\nNext: point your own PostgreSQL at it — see README.md.\n`,

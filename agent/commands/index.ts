@@ -9,6 +9,7 @@ import agent from "./agent.js";
 import catalogRebuild from "./catalog-rebuild.js";
 import dbAdd from "./db-add.js";
 import prune from "./prune.js";
+import report from "./report.js";
 import replicate from "./replicate.js";
 import restore from "./restore.js";
 import snapshotList from "./snapshot-list.js";
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   agent,
   walList,
   status,
+  report,
   replicate,
   watch,
   snapshotPush,

@@ -215,7 +215,14 @@ function offlineRows(): Row[] {
     r(["verify", "history", "x"], 2, /^walvault: verify history takes no arguments, got 'x'$/),
     r(["verify", "history", "--snapshot", ""], 2, /^walvault: --snapshot must not be empty$/),
     r(["verify", "history", "--level", "2"], 2, /^walvault: unknown option '--level' for verify history/),
+    // --- report
+    r(["report"], 2, /^walvault: report needs --html FILE \(where to write the page\)$/),
+    r(["report", "--html", ""], 2, /^walvault: --html must not be empty$/),
+    r(["report", "--html", "/nonexistent-dir/r.html"], 2, /^walvault: --html \/nonexistent-dir\/r\.html: the directory \/nonexistent-dir does not exist$/),
+    r(["report", "--html", "r.html", "--database", "BAD"], 2, /^walvault: database id 'BAD' is invalid/),
+    r(["report", "extra", "--html", "r.html"], 2, /^walvault: report takes no arguments, got 'extra'$/),
     // --- db add, catalog rebuild
+    r(["db", "add", "good-db", "--rpo", "0"], 2, /^walvault: --rpo must be a positive integer, not '0'$/),
     r(["db", "add"], 2, /^walvault: db add takes <id>, got nothing$/),
     r(["db", "add", "Bad_Id"], 2, /^walvault: database id 'Bad_Id' is invalid/),
     r(["db", "add", "x"], 2, /^walvault: database id 'x' is invalid/),

@@ -1,0 +1,66 @@
+/**
+ * `walvault report --html FILE`: gathers, per database, what `status` says
+ * (archive lag, WAL ranges and gaps per timeline or stream) and what each
+ * region can restore (agent/regions.ts regionStatus: the same windows
+ * `status --json` prints), with the snapshots and their latest
+ * verification, and renders the page (core/report-html.ts). docs/report.md.
+ */
+import { writeFile, rename } from "node:fs/promises";
+import { dirname, basename, join } from "node:path";
+import type { AgentConfig } from "../core/config.js";
+import type { ReportData, ReportDatabase, ReportWalLine } from "../core/report-html.js";
+import { reportHtml } from "../core/report-html.js";
+import type { AgentClients } from "./clients.js";
+import { regionStatus } from "./regions.js";
+import { status, type StatusReport } from "./status.js";
+
+/** The WAL lines of a status report, each range and gap placed in time by its segments' archive times. */
+function walLines(s: StatusReport, archivedAt: ReadonlyMap<string, string>, fallback: string): ReportWalLine[] {
+  const when = (name: string): string => archivedAt.get(name) ?? fallback;
+  const lines = [
+    ...s.timelines.map((t) => ({ line: `timeline ${t.timeline}`, ranges: t.ranges, gaps: t.gaps })),
+    ...(s.streams ?? []).map((t) => ({ line: `stream ${t.stream}`, ranges: t.ranges, gaps: t.gaps })),
+  ];
+  return lines.map((l) => ({
+    line: l.line,
+    ranges: l.ranges.map((r) => ({ ...r, from: when(r.first), to: when(r.last) })),
+    gaps: l.gaps.map((g) => ({ ...g, from: when(g.after), to: when(g.before) })),
+  }));
+}
+
+/** Everything the page draws for `databaseIds`, at `now`. */
+export async function gatherReport(clients: AgentClients, cfg: AgentConfig, databaseIds: readonly string[], now = new Date()): Promise<ReportData> {
+  const databases: ReportDatabase[] = [];
+  for (const databaseId of databaseIds) {
+    const [database, s, regions, snapshots, wal] = await Promise.all([
+      clients.catalog.getDatabase(databaseId),
+      status(clients, databaseId, now),
+      regionStatus(clients.catalog, cfg, databaseId, undefined, now),
+      clients.catalog.listSnapshots(databaseId),
+      clients.catalog.listWal(databaseId),
+    ]);
+    const archivedAt = new Map(wal.map((w) => [w.name, w.archivedAt]));
+    databases.push({
+      databaseId,
+      kind: database?.kind ?? "postgres",
+      ...(s.lastArchived ? { lastArchived: s.lastArchived } : {}),
+      ...(s.archiveLagSeconds === undefined ? {} : { archiveLagSeconds: s.archiveLagSeconds }),
+      quarantined: s.quarantined,
+      regions: regions.map((r) => ({ region: r.region, primary: r.primary, windows: r.windows, missingWal: r.missingWal, missingSnapshots: r.missingSnapshots, lagSeconds: r.lagSeconds })),
+      snapshots: snapshots.map((x) => ({
+        snapshotId: x.snapshotId,
+        finishedAt: x.finishedAt,
+        ...(x.verification ? { verification: { outcome: x.verification.outcome, level: x.verification.level, at: x.verification.at } } : {}),
+      })),
+      wal: walLines(s, archivedAt, now.toISOString()),
+    });
+  }
+  return { generatedAt: now.toISOString(), databases };
+}
+
+/** Writes the page to `file` whole (a temporary file beside it, renamed into place). */
+export async function writeReport(file: string, data: ReportData): Promise<void> {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  await writeFile(tmp, reportHtml(data));
+  await rename(tmp, file);
+}
