@@ -3,7 +3,9 @@
  * (archive lag, WAL ranges and gaps per timeline or stream) and what each
  * region can restore (agent/regions.ts regionStatus: the same windows
  * `status --json` prints), with the snapshots and their latest
- * verification, and renders the page (core/report-html.ts). docs/report.md.
+ * verification and what retention's next run would delete (store/prune.ts
+ * prunePlan, as `prune --dry-run`), and renders the page
+ * (core/report-html.ts). docs/report.md.
  */
 import { writeFile, rename } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
@@ -11,6 +13,9 @@ import type { AgentConfig } from "../core/config.js";
 import type { ReportData, ReportDatabase, ReportWalLine } from "../core/report-html.js";
 import { reportHtml } from "../core/report-html.js";
 import type { AgentClients } from "./clients.js";
+import { effectivePolicy } from "../core/retention.js";
+import { describeError } from "../core/errors.js";
+import { prunePlan } from "../store/prune.js";
 import { regionStatus } from "./regions.js";
 import { status, type StatusReport } from "./status.js";
 
@@ -40,12 +45,26 @@ export async function gatherReport(clients: AgentClients, cfg: AgentConfig, data
       clients.catalog.listWal(databaseId),
     ]);
     const archivedAt = new Map(wal.map((w) => [w.name, w.archivedAt]));
+    // Retention's next run, as `walvault prune --dry-run` plans it under the database's policy (no WAL file listed: ranges only).
+    let nextDeletions: ReportDatabase["nextDeletions"];
+    const warnings: string[] = [];
+    try {
+      const view = await prunePlan(clients.catalog, databaseId, effectivePolicy(database?.retention), now, { listed: 0 });
+      nextDeletions = {
+        snapshots: view.plan.deleteSnapshots.map((d) => d.snapshotId),
+        walRanges: view.walRanges.map((r) => `${r.timeline === undefined ? `stream ${r.stream}` : `timeline ${r.timeline}`} ${r.from} .. ${r.through}`),
+      };
+    } catch (e) {
+      warnings.push(`retention's next deletions unknown: ${describeError(e)}`);
+    }
     databases.push({
       databaseId,
       kind: database?.kind ?? "postgres",
       ...(s.lastArchived ? { lastArchived: s.lastArchived } : {}),
       ...(s.archiveLagSeconds === undefined ? {} : { archiveLagSeconds: s.archiveLagSeconds }),
       quarantined: s.quarantined,
+      ...(nextDeletions ? { nextDeletions } : {}),
+      ...(warnings.length > 0 ? { warnings } : {}),
       regions: regions.map((r) => ({ region: r.region, primary: r.primary, windows: r.windows, missingWal: r.missingWal, missingSnapshots: r.missingSnapshots, lagSeconds: r.lagSeconds })),
       snapshots: snapshots.map((x) => ({
         snapshotId: x.snapshotId,

@@ -5,6 +5,7 @@ import { genericSegno, streamOfRecord } from "../core/restore-input.js";
 import type { WalRecord } from "../core/schemas.js";
 import { parseWalFileName, segmentName } from "../core/wal.js";
 import type { AgentClients } from "./clients.js";
+import { formatBytes } from "./progress.js";
 
 export interface StatusReport {
   databaseId: string;
@@ -99,16 +100,8 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
   };
 }
 
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
+/** Sizes in decimal units, as every other screen of the agent (agent/progress.ts): not MiB here and MB there. */
+export { formatBytes };
 
 export function formatStatus(s: StatusReport): string {
   const lines = [`database ${s.databaseId}`];

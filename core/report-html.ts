@@ -2,8 +2,9 @@
  * `walvault report --html`: a self-contained page (no network, no external
  * file) that draws, per database and region, what point-in-time recovery
  * can reach (docs/report.md): the restorable windows of each region, the
- * snapshots (coloured by their latest verification), the WAL coverage per
- * timeline or stream with its gaps, on one time axis per database.
+ * snapshots (coloured by their latest verification; dashed red: retention's
+ * next run deletes them), the WAL coverage per timeline or stream with its
+ * gaps, on one time axis per database.
  *
  * The data is embedded as JSON (ReportData) and the page's own script draws
  * SVG from it when the browser loads it, so what a browser shows is what
@@ -42,8 +43,19 @@ export interface ReportSnapshot {
   verification?: { outcome: "passed" | "failed" | "error"; level: number; at: string };
 }
 
+/** What retention's next run would delete (store/prune.ts prunePlan under the database's policy). */
+export interface ReportDeletions {
+  snapshots: string[];
+  /** WAL deletion ranges: "timeline 1 000000010000000000000001 .. 000000010000000000000007" or "stream wal 1 .. 7". */
+  walRanges: string[];
+}
+
 export interface ReportDatabase {
   databaseId: string;
+  /** Absent: the plan could not be made (the reason is in `warnings`). */
+  nextDeletions?: ReportDeletions;
+  /** Things the page says in red beside the drawing (e.g. why the retention plan is missing). */
+  warnings?: string[];
   kind: "postgres" | "generic";
   lastArchived?: { name: string; archivedAt: string };
   archiveLagSeconds?: number;
@@ -69,7 +81,7 @@ h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 28px 0 4p
 .meta { color: #5b6475; margin: 0 0 8px; } .warn { color: #b42318; font-weight: 600; }
 svg { display: block; max-width: 100%; } text { font-size: 11px; fill: #3a4254; }
 .window { fill: #2e9e5b; } .wal { fill: #3b73d9; } .gap { fill: #d92d20; } .axis { stroke: #c4c9d4; }
-.snapshot { stroke: #1d2330; stroke-width: 1; } .passed { fill: #2e9e5b; } .failed, .error { fill: #d92d20; } .unverified { fill: #fff; }
+.snapshot { stroke: #1d2330; stroke-width: 1; } .snapshot.to-delete { stroke: #d92d20; stroke-width: 2; stroke-dasharray: 2 2; } .passed { fill: #2e9e5b; } .failed, .error { fill: #d92d20; } .unverified { fill: #fff; }
 .legend span { display: inline-block; margin-right: 14px; } .legend i { display: inline-block; width: 12px; height: 10px; margin-right: 4px; vertical-align: -1px; }
 `;
 
@@ -99,9 +111,10 @@ const SCRIPT = `
     var y = 4;
     label(svg, y, "snapshots");
     db.snapshots.forEach(function (s) {
-      var v = s.verification, cls = "snapshot " + (v ? v.outcome : "unverified");
-      el("circle", { cx: x(s.finishedAt), cy: y + 10, r: 5, class: cls, "data-snapshot": s.snapshotId, "data-at": s.finishedAt, "data-outcome": v ? v.outcome : "unverified" }, svg,
-        s.snapshotId + " finished " + s.finishedAt + (v ? "; verified L" + v.level + " " + v.outcome + " at " + v.at : "; never verified"));
+      var v = s.verification, goes = !!db.nextDeletions && db.nextDeletions.snapshots.indexOf(s.snapshotId) >= 0;
+      var cls = "snapshot " + (v ? v.outcome : "unverified") + (goes ? " to-delete" : "");
+      el("circle", { cx: x(s.finishedAt), cy: y + 10, r: 5, class: cls, "data-snapshot": s.snapshotId, "data-at": s.finishedAt, "data-outcome": v ? v.outcome : "unverified", "data-next-delete": String(goes) }, svg,
+        s.snapshotId + " finished " + s.finishedAt + (v ? "; verified L" + v.level + " " + v.outcome + " at " + v.at : "; never verified") + (goes ? "; retention's next run deletes it" : ""));
     });
     y += ROW;
     db.regions.forEach(function (r) {
@@ -146,13 +159,23 @@ export function reportHtml(data: ReportData): string {
         db.lastArchived ? `last archived ${db.lastArchived.name} at ${db.lastArchived.archivedAt} (${db.archiveLagSeconds ?? "?"} s before this report)` : "nothing archived yet",
         `${db.snapshots.length} snapshot(s)`,
       ];
+      const next = db.nextDeletions;
+      const deletions =
+        next === undefined
+          ? ""
+          : next.snapshots.length + next.walRanges.length === 0
+            ? `<p class="meta">retention's next run deletes nothing</p>\n`
+            : `<p class="meta">retention's next run deletes ${next.snapshots.length ? `${next.snapshots.length} snapshot(s) (${escapeHtml(next.snapshots.join(", "))}, dashed red below)` : "no snapshot"}` +
+              `${next.walRanges.length ? ` and the WAL of ${escapeHtml(next.walRanges.join("; "))}` : ""}</p>\n`;
       const warnings = [
+        ...(db.warnings ?? []),
         ...(gaps > 0 ? [`${gaps} WAL gap(s): point-in-time recovery cannot cross them`] : []),
         ...(db.quarantined > 0 ? [`${db.quarantined} upload(s) quarantined`] : []),
         ...db.regions.filter((r) => !r.primary && r.missingWal + r.missingSnapshots > 0).map((r) => `${r.region} is ${r.missingWal} WAL file(s) and ${r.missingSnapshots} snapshot(s) behind (lag ${r.lagSeconds} s)`),
       ];
       return (
         `<h2>${escapeHtml(db.databaseId)}</h2>\n<p class="meta">${escapeHtml(facts.join(" · "))}</p>\n` +
+        deletions +
         warnings.map((w) => `<p class="warn">${escapeHtml(w)}</p>\n`).join("") +
         `<div id="db-${escapeHtml(db.databaseId)}"></div>`
       );

@@ -16,6 +16,8 @@ import { archiveGenericSegment, SMALL_CHUNKER, uploadSnapshotDir } from "../supp
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const DB = "gen-report";
+/** A database whose policy keeps one snapshot: retention's next run deletes its older one. */
+const RETIRING = "gen-retire";
 const REPLICA = "local-2";
 const T0 = Date.now() - 3_600_000;
 const at = (minutes: number): Date => new Date(T0 + minutes * 60_000);
@@ -49,7 +51,7 @@ function elements(dom: string, tag: string, cls: string): Array<Record<string, s
 
 beforeAll(async () => {
   expect(existsSync(CHROMIUM), `${CHROMIUM} (apt-get install chromium; .ci/run installs it)`).toBe(true);
-  stack = await startTestStack([{ id: DB, kind: "generic" }], { replicaRegions: [REPLICA] });
+  stack = await startTestStack([{ id: DB, kind: "generic" }, { id: RETIRING, kind: "generic" }], { replicaRegions: [REPLICA] });
   const clients = stackClients(stack);
   work = tempDir("walvault-report-");
   const source = join(work, "source");
@@ -68,6 +70,20 @@ beforeAll(async () => {
   // Segments 4, 5, then 7, 8: segment 6 never archived (a gap)
   for (const n of [4, 5, 7, 8]) {
     await archiveGenericSegment(clients, stack.config, { databaseId: DB, stream: "wal", name: seg(n), segno: BigInt(n), bytes: Buffer.from(`segment ${n}\n`.repeat(100)), archivedAt: at(30 + n * 3) });
+  }
+  const db = await clients.catalog.getDatabase(RETIRING);
+  await clients.catalog.putDatabase({ ...db!, retention: { daily: 1, weekly: 0, monthly: 0, recoveryWindowDays: 0, minSnapshots: 1 } });
+  for (const [i, minute] of [10, 20].entries()) {
+    await uploadSnapshotDir(clients, stack.config, {
+      databaseId: RETIRING,
+      dir: source,
+      kind: "generic",
+      generic: { streams: [{ id: "wal", lastSegment: `wal/${seg(3)}`, lastSegno: 3 }] },
+      startedAt: at(minute),
+      finishedAt: at(minute + 1),
+      idSuffix: `00000${i}`,
+      chunker: SMALL_CHUNKER,
+    });
   }
   file = join(work, "report.html");
 }, 120_000);
@@ -98,18 +114,39 @@ describe("walvault report --html, in a browser", () => {
     const gaps = elements(dom, "rect", "gap").map((a) => ({ after: a["data-after"], before: a["data-before"], missing: Number(a["data-missing"]) }));
     expect(status.streams[0]!.gaps).toEqual([{ after: seg(5), before: seg(7), missing: 1 }]);
     expect(gaps).toEqual(status.streams[0]!.gaps);
-    // The snapshot, never verified
-    expect(elements(dom, "circle", "snapshot").map((a) => a["data-outcome"])).toEqual(["unverified"]);
+    // The snapshot, never verified, and not going
+    expect(elements(dom, "circle", "snapshot").map((a) => [a["data-outcome"], a["data-next-delete"]])).toEqual([["unverified", "false"]]);
+    expect(dom.match(/<p class="(meta|warn)">[^<]*retention[^<]*<\/p>/)?.[0]).toMatch(/^<p class="meta">retention's next run deletes no snapshot/);
   });
 
-  it("renders to a screenshot a person can look at (test-results/report.png)", () => {
-    // Prepare
+  it("marks the snapshots retention's next run deletes, as prune --dry-run plans them", async () => {
+    // Act
+    const r = await stack.cli(["report", "--html", file, "--database", RETIRING]);
+    const plan = await stack.cli(["prune", "--dry-run", "--json", "--database", RETIRING]);
+    const dom = chromium(["--virtual-time-budget=5000", "--dump-dom", pathToFileURL(file).href]);
+    // Assess: the older snapshot goes, the newer stays, in the drawing and in words
+    expect(r.code, r.stderr).toBe(0);
+    expect(plan.code, plan.stderr).toBe(0);
+    const going = (JSON.parse(plan.stdout) as { deleteSnapshots: Array<{ snapshotId: string }> }).deleteSnapshots.map((d) => d.snapshotId);
+    expect(going).toHaveLength(1);
+    const marked = elements(dom, "circle", "snapshot").filter((a) => a["data-next-delete"] === "true").map((a) => a["data-snapshot"]);
+    expect(marked).toEqual(going);
+    expect(elements(dom, "circle", "to-delete")).toHaveLength(1);
+    expect(dom).toContain(`retention's next run deletes 1 snapshot(s) (${going[0]}, dashed red below)`);
+    expect(dom).not.toContain("retention's next deletions unknown");
+  });
+
+  it("renders every registered database to a screenshot a person can look at (test-results/report.png)", async () => {
+    // Prepare: the page of every database (no --database)
+    const r = await stack.cli(["report", "--html", file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(`wrote ${file} (2 databases)`);
     const dir = join(PACKAGE_ROOT, "test-results");
     mkdirSync(dir, { recursive: true });
     const png = join(dir, "report.png");
     rmSync(png, { force: true });
     // Act
-    chromium(["--virtual-time-budget=5000", "--window-size=1200,700", `--screenshot=${png}`, pathToFileURL(file).href]);
+    chromium(["--virtual-time-budget=5000", "--window-size=1200,900", `--screenshot=${png}`, pathToFileURL(file).href]);
     // Assess
     expect(statSync(png).size).toBeGreaterThan(10_000);
   });
