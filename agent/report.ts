@@ -33,6 +33,18 @@ function walLines(s: StatusReport, archivedAt: ReadonlyMap<string, string>, fall
   }));
 }
 
+/** Every registered database's id, a registry page at a time (a Query each, never a Scan). */
+export async function allDatabaseIds(clients: Pick<AgentClients, "catalog">): Promise<string[]> {
+  const ids: string[] = [];
+  let after: string | undefined;
+  do {
+    const page = await clients.catalog.listDatabasePage(after);
+    ids.push(...page.databases.map((d) => d.databaseId));
+    after = page.next;
+  } while (after !== undefined);
+  return ids;
+}
+
 /** Everything the page draws for `databaseIds`, at `now`. */
 export async function gatherReport(clients: AgentClients, cfg: AgentConfig, databaseIds: readonly string[], now = new Date()): Promise<ReportData> {
   const databases: ReportDatabase[] = [];

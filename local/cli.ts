@@ -6,6 +6,7 @@ import { ServiceUnavailableError } from "../core/errors.js";
 import { assertDatabaseId } from "../core/keys.js";
 import { onEmulatorFailure, stopAllEmulators, type EmulatorFailure } from "./emulators.js";
 import { startLocalStack, type LocalStack } from "./stack.js";
+import { startReportServer } from "./report-server.js";
 
 export async function localUp(stateDir: string, databases: string[], replicaRegions: string[] = []): Promise<number> {
   // Checked before anything starts: a bad id must not leave emulators behind.
@@ -26,6 +27,7 @@ export async function localUp(stateDir: string, databases: string[], replicaRegi
     await stopAllEmulators();
     throw e;
   }
+  const report = await startReportServer(stack.config);
   process.stdout.write(
     `walvault local stack is up (Ctrl-C or \`walvault local down\` stops it)\n` +
       `  S3        ${stack.config.s3Endpoint}  buckets ${stack.config.incomingBucket}, ${stack.config.vaultBucket}\n` +
@@ -34,7 +36,8 @@ export async function localUp(stateDir: string, databases: string[], replicaRegi
       `  ingest    statemachines/ingest.asl.json on aws-local-stepfunctions\n` +
       `  workflows ${stack.config.stepFunctionsEndpoint} (Step Functions API), restore: ${stack.config.restoreStateMachineArn}\n` +
       `  databases ${databases.join(", ")}\n` +
-      `  config    ${stack.configPath} (the agent finds it by itself)\n`,
+      `  config    ${stack.configPath} (the agent finds it by itself)\n` +
+      `  report    ${report.url} (what can be restored, per database and region; drawn again on each load)\n`,
   );
   await new Promise<void>((resolve) => {
     wake = resolve;
@@ -43,6 +46,7 @@ export async function localUp(stateDir: string, databases: string[], replicaRegi
     process.once("SIGTERM", () => resolve());
   });
   unsubscribe();
+  await report.close();
   await stack.stop();
   await stopAllEmulators();
   rmSync(stack.configPath, { force: true });

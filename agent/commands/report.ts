@@ -28,15 +28,8 @@ export default defineCommand({
     const { loadConfig, agentClients } = await heavy();
     const cfg = loadConfig({ config: values.config });
     const clients = agentClients(cfg);
-    let ids = values.database ?? [];
-    if (ids.length === 0) {
-      for (let after: string | undefined, first = true; first || after !== undefined; first = false) {
-        const page = await clients.catalog.listDatabasePage(after);
-        ids = [...ids, ...page.databases.map((d) => d.databaseId)];
-        after = page.next;
-      }
-    }
-    const { gatherReport, writeReport } = await import("../report.js");
+    const { allDatabaseIds, gatherReport, writeReport } = await import("../report.js");
+    const ids = values.database?.length ? values.database : await allDatabaseIds(clients);
     const data = await gatherReport(clients, cfg, ids);
     await writeReport(file, data);
     print(values.json, { file, databases: ids }, () => `wrote ${file} (${ids.length} database${ids.length === 1 ? "" : "s"})`);

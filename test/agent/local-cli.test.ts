@@ -56,6 +56,20 @@ describe("walvault local up / down", () => {
     expect(push.code, push.stderr).toBe(0);
     expect((JSON.parse(list.stdout) as { name: string }[]).map((r) => r.name)).toEqual([name]);
 
+    // Act: the report it serves, drawn from the catalog as it is now
+    const url = /^ {2}report {4}(http:\/\/127\.0\.0\.1:\d+\/) /m.exec(out)?.[1];
+    expect(url, out).toBeDefined();
+    const page = await fetch(url!);
+    const html = await page.text();
+    const missing = await fetch(`${url}nothing-here`);
+    // Assess: the page of every registered database, its data embedded
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(html).toContain("<h1>walvault: what can be restored</h1>");
+    expect(html).toContain('<div id="db-pg-main"></div>');
+    expect(html).toContain(`"lastArchived":{"name":"${name}"`);
+    expect(missing.status).toBe(404);
+
     // Act: stop it.
     const down = await runCli(["local", "down"], { env: env });
 
