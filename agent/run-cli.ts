@@ -47,10 +47,10 @@ function version(): string {
 /** Exit code when `cmd` is given bad input (wal-fetch: recovery must stop, not end). */
 let badInputExit: number | undefined;
 
-async function main(COMMANDS: readonly Command[], argv: string[]): Promise<number> {
+async function main(commands: readonly Command[], argv: string[]): Promise<number> {
   const [first] = argv;
   if (first === undefined || isHelp(first)) {
-    process.stdout.write(overviewUsage(COMMANDS));
+    process.stdout.write(overviewUsage(commands));
     return 0;
   }
   if (first === "--version" || first === "-V") {
@@ -61,22 +61,22 @@ async function main(COMMANDS: readonly Command[], argv: string[]): Promise<numbe
   if (first === "help") {
     const rest = argv.slice(1).filter((a) => !isHelp(a));
     if (rest.length === 0) {
-      process.stdout.write(overviewUsage(COMMANDS));
+      process.stdout.write(overviewUsage(commands));
       return 0;
     }
-    const r = resolveCommand(COMMANDS, rest);
+    const r = resolveCommand(commands, rest);
     if (r.kind === "group") {
-      process.stdout.write(overviewUsage(COMMANDS, r.word));
+      process.stdout.write(overviewUsage(commands, r.word));
       return 0;
     }
     if (r.rest.length > 0) throw new InvalidInputError(`help takes a command, got '${rest.join(" ")}'`);
     process.stdout.write(commandUsage(r.command));
     return 0;
   }
-  const r = resolveCommand(COMMANDS, argv);
+  const r = resolveCommand(commands, argv);
   if (r.kind === "group") {
     if (wantsHelp(r.rest)) {
-      process.stdout.write(overviewUsage(COMMANDS, r.word));
+      process.stdout.write(overviewUsage(commands, r.word));
       return 0;
     }
     const subs = r.commands.filter((c) => !c.hidden).map((c) => `'${c.name}'`);
@@ -106,13 +106,13 @@ export function runCli(argv: string[], extra: readonly Command[] = []): Promise<
   const commands = [...COMMANDS, ...extra];
   registerTable(commands);
   return main(commands, argv).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.stderr.write(`walvault: ${describeError(e)}\n`);
-    if (process.env.WALVAULT_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-    process.exitCode = badInputExit ?? (isWalvaultError(e) ? e.exitCode : 2);
-  },
-);
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`walvault: ${describeError(e)}\n`);
+      if (process.env.WALVAULT_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+      process.exitCode = badInputExit ?? (isWalvaultError(e) ? e.exitCode : 2);
+    },
+  );
 }

@@ -12,7 +12,7 @@ export default defineCommand({
   ],
   positionals: [],
   options: {
-    html: { type: "string", value: "FILE", description: "where to write the page (replaced whole; its directory must exist)" },
+    html: { type: "string", value: "FILE", description: "where to write the page (required; replaced whole; its directory must exist)" },
     database: { type: "string", value: "ID", multiple: true, description: "databases to draw (default: every registered database)" },
     config: configOption,
     json: jsonOption,
