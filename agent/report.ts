@@ -19,17 +19,16 @@ import { prunePlan } from "../store/prune.js";
 import { regionStatus } from "./regions.js";
 import { status, type StatusReport } from "./status.js";
 
-/** The WAL lines of a status report, each range and gap placed in time by its segments' archive times. */
-function walLines(s: StatusReport, archivedAt: ReadonlyMap<string, string>, fallback: string): ReportWalLine[] {
-  const when = (name: string): string => archivedAt.get(name) ?? fallback;
+/** The WAL lines of a status report, each range and gap placed in time by its segments' archive times (status gives them; `fallback` where it has none). */
+function walLines(s: StatusReport, fallback: string): ReportWalLine[] {
   const lines = [
     ...s.timelines.map((t) => ({ line: `timeline ${t.timeline}`, ranges: t.ranges, gaps: t.gaps })),
     ...(s.streams ?? []).map((t) => ({ line: `stream ${t.stream}`, ranges: t.ranges, gaps: t.gaps })),
   ];
   return lines.map((l) => ({
     line: l.line,
-    ranges: l.ranges.map((r) => ({ ...r, from: when(r.first), to: when(r.last) })),
-    gaps: l.gaps.map((g) => ({ ...g, from: when(g.after), to: when(g.before) })),
+    ranges: l.ranges.map((r) => ({ ...r, from: r.from ?? fallback, to: r.to ?? fallback })),
+    gaps: l.gaps.map((g) => ({ ...g, from: g.from ?? fallback, to: g.to ?? fallback })),
   }));
 }
 
@@ -49,14 +48,12 @@ export async function allDatabaseIds(clients: Pick<AgentClients, "catalog">): Pr
 export async function gatherReport(clients: AgentClients, cfg: AgentConfig, databaseIds: readonly string[], now = new Date()): Promise<ReportData> {
   const databases: ReportDatabase[] = [];
   for (const databaseId of databaseIds) {
-    const [database, s, regions, snapshots, wal] = await Promise.all([
+    const [database, s, regions, snapshots] = await Promise.all([
       clients.catalog.getDatabase(databaseId),
       status(clients, databaseId, now),
       regionStatus(clients.catalog, cfg, databaseId, undefined, now),
       clients.catalog.listSnapshots(databaseId),
-      clients.catalog.listWal(databaseId),
     ]);
-    const archivedAt = new Map(wal.map((w) => [w.name, w.archivedAt]));
     // Retention's next run, as `walvault prune --dry-run` plans it under the database's policy (no WAL file listed: ranges only).
     let nextDeletions: ReportDatabase["nextDeletions"];
     const warnings: string[] = [];
@@ -83,7 +80,7 @@ export async function gatherReport(clients: AgentClients, cfg: AgentConfig, data
         finishedAt: x.finishedAt,
         ...(x.verification ? { verification: { outcome: x.verification.outcome, level: x.verification.level, at: x.verification.at } } : {}),
       })),
-      wal: walLines(s, archivedAt, now.toISOString()),
+      wal: walLines(s, now.toISOString()),
     });
   }
   return { generatedAt: now.toISOString(), databases };

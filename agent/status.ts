@@ -7,6 +7,24 @@ import { parseWalFileName, segmentName } from "../core/wal.js";
 import type { AgentClients } from "./clients.js";
 import { formatBytes } from "./progress.js";
 
+/** Archived segments `first` .. `last`, with when the first and the last were archived (`from`, `to`; absent for a name the catalog does not hold). */
+export interface WalRange {
+  first: string;
+  last: string;
+  segments: number;
+  from?: string;
+  to?: string;
+}
+
+/** Segments missing between `after` and `before`, with when those two were archived (`from`, `to`). */
+export interface WalGap {
+  after: string;
+  before: string;
+  missing: number;
+  from?: string;
+  to?: string;
+}
+
 export interface StatusReport {
   databaseId: string;
   segments: number;
@@ -18,14 +36,14 @@ export interface StatusReport {
   archiveLagSeconds?: number;
   timelines: {
     timeline: number;
-    ranges: { first: string; last: string; segments: number }[];
-    gaps: { after: string; before: string; missing: number }[];
+    ranges: WalRange[];
+    gaps: WalGap[];
   }[];
   /** Generic databases: per WAL stream, the same by segment position. */
   streams?: {
     stream: string;
-    ranges: { first: string; last: string; segments: number }[];
-    gaps: { after: string; before: string; missing: number }[];
+    ranges: WalRange[];
+    gaps: WalGap[];
   }[];
   /** Generic: every segment closed before this is archived (the last complete watch scan): time targets reach up to it. */
   archivedThrough?: string;
@@ -46,6 +64,13 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
   ]);
   const segSize = db?.walSegmentSize;
   const segments = records.filter((r) => r.kind === "segment");
+  const archivedAt = new Map(segments.map((r) => [r.name, r.archivedAt]));
+  /** A range or gap between two named segments, with their archive times when the catalog holds them. */
+  const span = <T extends object>(o: T, a: string, b: string): T & { from?: string; to?: string } => {
+    const from = archivedAt.get(a);
+    const to = archivedAt.get(b);
+    return { ...o, ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) };
+  };
   let timelines: StatusReport["timelines"] = [];
   let streams: StatusReport["streams"];
   const generic = db?.kind === "generic";
@@ -62,8 +87,14 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
     const name = (tl: number, segno: bigint): string => byKey.get(`${tl}:${segno}`) ?? `${ids[tl - 1]}@${segno}`;
     streams = analyzeContinuity(points).map((c) => ({
       stream: ids[c.timeline - 1]!,
-      ranges: c.ranges.map((r) => ({ first: name(r.timeline, r.first), last: name(r.timeline, r.last), segments: Number(r.last - r.first + 1n) })),
-      gaps: c.gaps.map((g) => ({ after: name(g.timeline, g.after), before: name(g.timeline, g.before), missing: Number(g.missing) })),
+      ranges: c.ranges.map((r) => {
+        const [first, last] = [name(r.timeline, r.first), name(r.timeline, r.last)];
+        return span({ first, last, segments: Number(r.last - r.first + 1n) }, first, last);
+      }),
+      gaps: c.gaps.map((g) => {
+        const [after, before] = [name(g.timeline, g.after), name(g.timeline, g.before)];
+        return span({ after, before, missing: Number(g.missing) }, after, before);
+      }),
     }));
   } else {
     const continuity = analyzeContinuity(
@@ -75,8 +106,14 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
     const name = (tl: number, segno: bigint): string => segmentName(tl, segno, segSize);
     timelines = continuity.map((c) => ({
       timeline: c.timeline,
-      ranges: c.ranges.map((r) => ({ first: name(r.timeline, r.first), last: name(r.timeline, r.last), segments: Number(r.last - r.first + 1n) })),
-      gaps: c.gaps.map((g) => ({ after: name(g.timeline, g.after), before: name(g.timeline, g.before), missing: Number(g.missing) })),
+      ranges: c.ranges.map((r) => {
+        const [first, last] = [name(r.timeline, r.first), name(r.timeline, r.last)];
+        return span({ first, last, segments: Number(r.last - r.first + 1n) }, first, last);
+      }),
+      gaps: c.gaps.map((g) => {
+        const [after, before] = [name(g.timeline, g.after), name(g.timeline, g.before)];
+        return span({ after, before, missing: Number(g.missing) }, after, before);
+      }),
     }));
   }
   const through = generic ? archivedThrough(segments) : undefined;

@@ -132,7 +132,7 @@ const SCRIPT = `
           l.line + ": " + g.first + " .. " + g.last + " (" + g.segments + " segments)");
       });
       l.gaps.forEach(function (g) {
-        el("rect", { x: x(g.from), y: y + 2, width: wide(g.from, g.to), height: ROW - 6, class: "gap", "data-line": l.line, "data-after": g.after, "data-before": g.before, "data-missing": g.missing }, svg,
+        el("rect", { x: x(g.from), y: y + 2, width: wide(g.from, g.to), height: ROW - 6, class: "gap", "data-line": l.line, "data-after": g.after, "data-before": g.before, "data-missing": g.missing, "data-from": g.from, "data-to": g.to }, svg,
           "GAP: " + g.missing + " segment(s) missing after " + g.after + ", before " + g.before);
       });
       y += ROW;

@@ -13,6 +13,12 @@
  */
 import type { DatabaseRecord, HeadRecord } from "./schemas.js";
 
+/** Whole seconds from `iso` to `now`: 0 for a time in the future (clocks differ) or one that does not parse. */
+function secondsSince(iso: string, now: Date): number {
+  const at = Date.parse(iso);
+  return Number.isFinite(at) ? Math.max(0, Math.floor((now.getTime() - at) / 1000)) : 0;
+}
+
 /** The threshold when a registration names none: 5 minutes (Engram's RPO, issue #12). */
 export const DEFAULT_RPO_SECONDS = 300;
 
@@ -32,8 +38,7 @@ export interface RpoReading {
 /** The reading of database `db` whose head (newest recorded WAL) is `head`, at `now`. */
 export function rpoReading(db: Pick<DatabaseRecord, "databaseId" | "createdAt" | "rpoSeconds">, head: Pick<HeadRecord, "lastName" | "lastArchivedAt"> | undefined, now: Date): RpoReading {
   const since = head?.lastArchivedAt ?? db.createdAt;
-  const at = Date.parse(since);
-  const lagSeconds = Number.isFinite(at) ? Math.max(0, Math.floor((now.getTime() - at) / 1000)) : 0;
+  const lagSeconds = secondsSince(since, now);
   const thresholdSeconds = db.rpoSeconds ?? DEFAULT_RPO_SECONDS;
   return {
     databaseId: db.databaseId,
@@ -55,7 +60,5 @@ export const REPLICATION_LAG_ALARM_SECONDS = 900;
  * pending. Whole seconds, never negative.
  */
 export function replicationLagSeconds(pendingSince: string | undefined, now: Date): number {
-  if (pendingSince === undefined) return 0;
-  const at = Date.parse(pendingSince);
-  return Number.isFinite(at) ? Math.max(0, Math.floor((now.getTime() - at) / 1000)) : 0;
+  return pendingSince === undefined ? 0 : secondsSince(pendingSince, now);
 }

@@ -19,6 +19,8 @@ export interface ReportServer {
 }
 
 export async function startReportServer(cfg: AgentConfig): Promise<ReportServer> {
+  // One set of clients for every load (their connections stay warm).
+  const clients = agentClients(cfg);
   const server: Server = createServer((req, res) => {
     if (req.method !== "GET" || (req.url !== "/" && req.url !== "/report")) {
       res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("walvault local stack: the report is at /\n");
@@ -26,7 +28,6 @@ export async function startReportServer(cfg: AgentConfig): Promise<ReportServer>
     }
     void (async () => {
       try {
-        const clients = agentClients(cfg);
         const html = reportHtml(await gatherReport(clients, cfg, await allDatabaseIds(clients)));
         res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(html);
       } catch (e) {

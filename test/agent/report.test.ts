@@ -29,7 +29,7 @@ let work: string;
 let file: string;
 
 interface StatusJson {
-  streams: Array<{ stream: string; gaps: Array<{ after: string; before: string; missing: number }> }>;
+  streams: Array<{ stream: string; gaps: Array<{ after: string; before: string; missing: number; from?: string; to?: string }> }>;
   regions: Array<{ region: string; windows: Array<{ from: string; to: string }> }>;
 }
 
@@ -111,8 +111,8 @@ describe("walvault report --html, in a browser", () => {
     expect(expected.length).toBeGreaterThan(0);
     expect(drawn).toEqual(expected);
     // The gap after segment 5, before segment 7
-    const gaps = elements(dom, "rect", "gap").map((a) => ({ after: a["data-after"], before: a["data-before"], missing: Number(a["data-missing"]) }));
-    expect(status.streams[0]!.gaps).toEqual([{ after: seg(5), before: seg(7), missing: 1 }]);
+    const gaps = elements(dom, "rect", "gap").map((a) => ({ after: a["data-after"], before: a["data-before"], missing: Number(a["data-missing"]), from: a["data-from"], to: a["data-to"] }));
+    expect(status.streams[0]!.gaps).toEqual([{ after: seg(5), before: seg(7), missing: 1, from: at(45).toISOString(), to: at(51).toISOString() }]);
     expect(gaps).toEqual(status.streams[0]!.gaps);
     // The snapshot, never verified, and not going
     expect(elements(dom, "circle", "snapshot").map((a) => [a["data-outcome"], a["data-next-delete"]])).toEqual([["unverified", "false"]]);

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import type { CfnElement, Stack } from "aws-cdk-lib";
-import type { Template } from "aws-cdk-lib/assertions";
+import { Annotations, Match, type Template } from "aws-cdk-lib/assertions";
 import type { IConstruct } from "constructs";
 
 export interface Statement {
@@ -193,4 +193,11 @@ export async function bundledHandlerOutcomes(outdir: string, logicalIds: readonl
     "console.log(JSON.stringify(names));";
   const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script, JSON.stringify([bundles, input])], { encoding: "utf8" });
   return JSON.parse(stdout) as string[];
+}
+
+/** The cdk-nag AwsSolutions errors and warnings left on constructs whose path contains `part`, as "path: finding" lines. */
+export function nagFindingsUnder(stack: Stack, part: string): string[] {
+  const annotations = Annotations.fromStack(stack);
+  const pick = (xs: Array<{ id: string; entry: { data?: unknown } }>): string[] => xs.filter((x) => x.id.includes(part)).map((x) => `${x.id}: ${String(x.entry.data)}`);
+  return [...pick(annotations.findError("*", Match.stringLikeRegexp("AwsSolutions-.*"))), ...pick(annotations.findWarning("*", Match.stringLikeRegexp("AwsSolutions-.*")))];
 }
