@@ -1,5 +1,5 @@
 /** `walvault wal list` and `walvault status`: what the catalog says about one database. */
-import { analyzeContinuity } from "../core/continuity.js";
+import { analyzeContinuity, type TimelineContinuity } from "../core/continuity.js";
 import { archivedThrough } from "../core/generic-wal.js";
 import { genericSegno, streamOfRecord } from "../core/restore-input.js";
 import type { WalRecord } from "../core/schemas.js";
@@ -65,11 +65,23 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
   const segSize = db?.walSegmentSize;
   const segments = records.filter((r) => r.kind === "segment");
   const archivedAt = new Map(segments.map((r) => [r.name, r.archivedAt]));
-  /** A range or gap between two named segments, with their archive times when the catalog holds them. */
-  const span = <T extends object>(o: T, a: string, b: string): T & { from?: string; to?: string } => {
-    const from = archivedAt.get(a);
-    const to = archivedAt.get(b);
-    return { ...o, ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) };
+  /** One timeline's (or stream's) continuity as named ranges and gaps, each with its end segments' archive times when the catalog holds them. */
+  const named = (c: TimelineContinuity, name: (tl: number, segno: bigint) => string): { ranges: WalRange[]; gaps: WalGap[] } => {
+    const times = (a: string, b: string): { from?: string; to?: string } => {
+      const from = archivedAt.get(a);
+      const to = archivedAt.get(b);
+      return { ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) };
+    };
+    return {
+      ranges: c.ranges.map((r) => {
+        const [first, last] = [name(r.timeline, r.first), name(r.timeline, r.last)];
+        return { first, last, segments: Number(r.last - r.first + 1n), ...times(first, last) };
+      }),
+      gaps: c.gaps.map((g) => {
+        const [after, before] = [name(g.timeline, g.after), name(g.timeline, g.before)];
+        return { after, before, missing: Number(g.missing), ...times(after, before) };
+      }),
+    };
   };
   let timelines: StatusReport["timelines"] = [];
   let streams: StatusReport["streams"];
@@ -85,17 +97,7 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
       return { timeline, segno };
     });
     const name = (tl: number, segno: bigint): string => byKey.get(`${tl}:${segno}`) ?? `${ids[tl - 1]}@${segno}`;
-    streams = analyzeContinuity(points).map((c) => ({
-      stream: ids[c.timeline - 1]!,
-      ranges: c.ranges.map((r) => {
-        const [first, last] = [name(r.timeline, r.first), name(r.timeline, r.last)];
-        return span({ first, last, segments: Number(r.last - r.first + 1n) }, first, last);
-      }),
-      gaps: c.gaps.map((g) => {
-        const [after, before] = [name(g.timeline, g.after), name(g.timeline, g.before)];
-        return span({ after, before, missing: Number(g.missing) }, after, before);
-      }),
-    }));
+    streams = analyzeContinuity(points).map((c) => ({ stream: ids[c.timeline - 1]!, ...named(c, name) }));
   } else {
     const continuity = analyzeContinuity(
       segments.map((r) => {
@@ -104,17 +106,7 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
       }),
     );
     const name = (tl: number, segno: bigint): string => segmentName(tl, segno, segSize);
-    timelines = continuity.map((c) => ({
-      timeline: c.timeline,
-      ranges: c.ranges.map((r) => {
-        const [first, last] = [name(r.timeline, r.first), name(r.timeline, r.last)];
-        return span({ first, last, segments: Number(r.last - r.first + 1n) }, first, last);
-      }),
-      gaps: c.gaps.map((g) => {
-        const [after, before] = [name(g.timeline, g.after), name(g.timeline, g.before)];
-        return span({ after, before, missing: Number(g.missing) }, after, before);
-      }),
-    }));
+    timelines = continuity.map((c) => ({ timeline: c.timeline, ...named(c, name) }));
   }
   const through = generic ? archivedThrough(segments) : undefined;
   return {
