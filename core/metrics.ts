@@ -1,8 +1,11 @@
 /**
  * The CloudWatch namespaces walvault's handlers emit metrics in (EMF,
- * functions/metrics.ts) and the deployed alarms and dashboard read
+ * functions/observability.ts) and the deployed alarms and dashboard read
  * (infra/rpo-watch.ts, infra/monitoring.ts; docs/alarms.md). Pure.
  */
+
+/** The handlers' Powertools service: every log line's `service`, the traces' Service annotation (POWERTOOLS_SERVICE_NAME). */
+export const SERVICE_NAME = "walvault";
 
 /** Archive lag per database (functions/rpo/measure.ts): ArchiveLagSeconds, RpoSeconds, RpoBreached; dimension DatabaseId. */
 export const ARCHIVE_NAMESPACE = "walvault/Archive";

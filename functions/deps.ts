@@ -11,6 +11,7 @@ import type { Catalog } from "../store/catalog.js";
 import { withDatabaseCache } from "../store/cached-catalog.js";
 import { createCatalog, createObjectStore, type Endpoints } from "../store/factory.js";
 import type { ObjectStore } from "../store/object-store.js";
+import { traceClient } from "./observability.js";
 
 const replicaSchema = z.object({ region: z.string().min(1), bucket: z.string().min(1), endpoint: z.string().optional() });
 
@@ -42,6 +43,8 @@ function build(): Deps {
     region,
     s3Endpoint: process.env.WALVAULT_S3_ENDPOINT,
     dynamodbEndpoint: process.env.WALVAULT_DYNAMODB_ENDPOINT,
+    // Every S3 and DynamoDB call an X-Ray subsegment (off outside Lambda).
+    instrument: traceClient,
   };
   let replicasRaw: unknown;
   try {
@@ -61,7 +64,7 @@ function build(): Deps {
     replicas: replicas.map((r) => ({
       region: r.region,
       bucket: r.bucket,
-      store: createObjectStore({ region: r.region, name: r.region, s3Endpoint: r.endpoint ?? endpoints.s3Endpoint }),
+      store: createObjectStore({ region: r.region, name: r.region, s3Endpoint: r.endpoint ?? endpoints.s3Endpoint, instrument: traceClient }),
     })),
   };
 }

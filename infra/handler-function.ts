@@ -13,6 +13,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
+import { SERVICE_NAME } from "../core/metrics.js";
 import { HANDLER_BUNDLE, stepsOf, type StepDefinition, type StepName, type WorkflowId } from "../core/workflows.js";
 
 export interface StepConfig {
@@ -82,7 +83,8 @@ export function createHandlerFunction(
     logGroup,
     loggingFormat: lambda.LoggingFormat.JSON,
     tracing: lambda.Tracing.ACTIVE,
-    environment,
+    // functions/observability.ts: Powertools' service (log lines, trace annotations).
+    environment: { POWERTOOLS_SERVICE_NAME: SERVICE_NAME, ...environment },
     bundling: {
       // core/workflows.ts HANDLER_BUNDLE: the local stack's sandboxes run bundles built the same way.
       format: HANDLER_BUNDLE.format === "esm" ? OutputFormat.ESM : OutputFormat.CJS,

@@ -17,17 +17,21 @@
  *   "Runtime exited ... out of memory") and the sandbox is discarded. Past
  *   its timeout the invocation fails with `Sandbox.Timedout` and the sandbox
  *   is terminated: like AWS, the handler does not go on in the background.
+ *   Each invocation gets a Lambda context object and the execution's trace
+ *   header; what the handler writes goes to `onLog` line by line, each
+ *   before its invocation's result (Lambda's log stream).
  * - "in-process": the handler runs in this process, raced against its
  *   timeout (a handler that loses the race keeps running); memory is not
  *   enforced. Only for tests that swap a handler's dependencies in this
  *   process (functions/deps.ts overrideDeps): a worker would not see them.
  */
+import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { SHARE_ENV, Worker } from "node:worker_threads";
+import { Worker } from "node:worker_threads";
 import { ConfigError } from "../core/errors.js";
 import { bundleOf, type StepDefinition } from "../core/workflows.js";
-import type { ResultMessage } from "./lambda-worker.js";
+import type { InvocationContext, InvokeMessage, LogMessage, ResultMessage } from "./lambda-worker.js";
 import { PACKAGE_ROOT } from "./paths.js";
 
 export type LambdaRuntimeKind = "worker" | "in-process";
@@ -80,8 +84,12 @@ class HandlerError extends Error {
 
 export interface LambdaRuntime {
   readonly kind: LambdaRuntimeKind;
-  /** Runs the step's handler on `input` within `timeoutMs`; `state` names the Task state in messages. */
-  invoke(step: StepDefinition, state: string, input: unknown, timeoutMs: number): Promise<unknown>;
+  /**
+   * Runs the step's handler on `input` within `timeoutMs`; `state` names the
+   * Task state in messages; `traceRoot` is the execution's X-Ray trace root
+   * (the handler's `_X_AMZN_TRACE_ID`, in the worker runtime).
+   */
+  invoke(step: StepDefinition, state: string, input: unknown, timeoutMs: number, traceRoot?: string): Promise<unknown>;
   /** Usage by placeholder, for the steps invoked so far. */
   readonly usage: ReadonlyMap<string, StepUsage>;
   /** Forgets the usage so far (a benchmark measures its phases apart). */
@@ -205,7 +213,7 @@ interface Sandbox {
  * default). `modulesRoot`: where the handler modules are (default dist/; tests
  * point it at handlers of their own).
  */
-export function workerRuntime(options: { modulesRoot?: string } = {}): LambdaRuntime {
+export function workerRuntime(options: { modulesRoot?: string; onLog?: (line: string, step: StepDefinition) => void } = {}): LambdaRuntime {
   const paths = builtPaths(options.modulesRoot);
   const usage = new Map<string, StepUsage>();
   const pools = new Map<string, { sandboxes: Sandbox[]; waiting: Array<() => void> }>();
@@ -215,14 +223,17 @@ export function workerRuntime(options: { modulesRoot?: string } = {}): LambdaRun
   const spawn = async (step: StepDefinition): Promise<Worker> => {
     const worker = new Worker(paths.worker, {
       workerData: { modulePath: paths.moduleOf(step), handler: step.handler, memoryBytes: step.memoryMiB * 2 ** 20 },
-      // The handlers read the same variables as in Lambda, set by the local stack in this process.
-      env: SHARE_ENV,
+      // The handlers read the same variables as in Lambda, set by the local stack in this process before
+      // the first invocation: a copy, as a Lambda function's environment is fixed when its sandbox starts,
+      // and each sandbox sets its own invocation's _X_AMZN_TRACE_ID.
+      env: { ...process.env },
       resourceLimits: { maxOldGenerationSizeMb: step.memoryMiB },
       stdout: false,
       stderr: false,
     });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: { ready?: boolean; loadError?: { name: string; message: string } }): void => {
+        if (!m.ready && !m.loadError) return; // a line the module wrote while loading
         cleanup();
         if (m.loadError) reject(new ConfigError(`${step.module}: ${m.loadError.message}`));
         else resolve();
@@ -237,6 +248,10 @@ export function workerRuntime(options: { modulesRoot?: string } = {}): LambdaRun
       };
       worker.on("message", onMessage);
       worker.on("error", onError);
+    });
+    // Lambda's log stream: what the handler wrote, each line before its invocation's result (same port, listened to first).
+    worker.on("message", (m: Partial<LogMessage>) => {
+      if (typeof m.log === "string") options.onLog?.(m.log, step);
     });
     worker.unref();
     return worker;
@@ -292,9 +307,17 @@ export function workerRuntime(options: { modulesRoot?: string } = {}): LambdaRun
     kind: "worker",
     usage,
     resetUsage: () => usage.clear(),
-    async invoke(step, state, input, timeoutMs) {
+    async invoke(step, state, input, timeoutMs, traceRoot) {
       const s = await acquire(step);
       const id = nextId++;
+      const context: InvocationContext = {
+        awsRequestId: randomUUID(),
+        functionName: state,
+        invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${state}`,
+        memoryLimitInMB: String(step.memoryMiB),
+        deadlineMs: Date.now() + timeoutMs,
+        traceHeader: `Root=${traceRoot ?? newTraceRoot()};Parent=${randomBytes(8).toString("hex")};Sampled=0`,
+      };
       const started = performance.now();
       let discard = false;
       let peak: number | undefined;
@@ -305,8 +328,8 @@ export function workerRuntime(options: { modulesRoot?: string } = {}): LambdaRun
             cleanup();
             reject(new LambdaTimeoutError(state, timeoutMs));
           }, timeoutMs);
-          const onMessage = (m: ResultMessage): void => {
-            if (m.id !== id) return;
+          const onMessage = (m: ResultMessage | LogMessage): void => {
+            if ("log" in m || m.id !== id) return;
             cleanup();
             peak = m.peakBytes;
             if (m.ok) resolve(m.output);
@@ -336,7 +359,7 @@ export function workerRuntime(options: { modulesRoot?: string } = {}): LambdaRun
           s.worker.on("error", onError);
           s.worker.on("exit", onExit);
           s.worker.ref();
-          s.worker.postMessage({ id, input });
+          s.worker.postMessage({ id, input, context } satisfies InvokeMessage);
         });
       } finally {
         record(usage, step, timeoutMs, performance.now() - started, peak);
@@ -354,7 +377,17 @@ export function workerRuntime(options: { modulesRoot?: string } = {}): LambdaRun
   };
 }
 
-export function lambdaRuntime(kind: LambdaRuntimeKind): LambdaRuntime {
-  return kind === "worker" ? workerRuntime() : inProcessRuntime();
+/**
+ * An X-Ray trace root as Step Functions gives each execution
+ * (`1-<epoch seconds, 8 hex>-<24 hex>`): the local stack draws one per
+ * execution, so the steps' log lines share a correlation id as in AWS.
+ */
+export function newTraceRoot(now = Date.now()): string {
+  return `1-${Math.floor(now / 1000).toString(16).padStart(8, "0")}-${randomBytes(12).toString("hex")}`;
+}
+
+/** `onLog`: each line the worker runtime's handlers write (the in-process runtime's go to this process's stdout). */
+export function lambdaRuntime(kind: LambdaRuntimeKind, onLog?: (line: string, step: StepDefinition) => void): LambdaRuntime {
+  return kind === "worker" ? workerRuntime(onLog === undefined ? {} : { onLog }) : inProcessRuntime();
 }
 

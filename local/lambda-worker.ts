@@ -2,7 +2,13 @@
  * One local Lambda sandbox (a worker thread started by local/lambda-pool.ts):
  * loads one handler module once, like a Lambda container, then runs one
  * invocation at a time and reports its output or error and the most memory
- * it held. The thread's V8 heap is capped at the step's memory
+ * it held. Each invocation gets a Lambda context object and, as Lambda's
+ * runtime sets it, `_X_AMZN_TRACE_ID` (the execution's trace: the sandbox's
+ * environment is its own copy). What the handler writes to stdout and stderr
+ * goes to the pool as `log` messages on the same port as the result, so
+ * every line of an invocation arrives before its result (Lambda's log
+ * stream; the pool writes it to the stack's Lambda log and the EMF lines to
+ * its metrics file). The thread's V8 heap is capped at the step's memory
  * (resourceLimits, set by the pool); the memory this thread holds outside
  * the heap (Buffers of object bodies) is sampled here and counted too, since
  * Lambda counts everything the sandbox holds.
@@ -19,9 +25,27 @@ interface WorkerData {
   memoryBytes: number;
 }
 
+/** What Lambda tells a handler about its invocation (the context object's fields, and the trace header). */
+export interface InvocationContext {
+  awsRequestId: string;
+  functionName: string;
+  invokedFunctionArn: string;
+  memoryLimitInMB: string;
+  /** Epoch ms at which the invocation times out. */
+  deadlineMs: number;
+  /** `Root=…;Parent=…;Sampled=0`: the execution's trace. */
+  traceHeader: string;
+}
+
 export interface InvokeMessage {
   id: number;
   input: unknown;
+  context: InvocationContext;
+}
+
+/** A line the handler wrote (stdout or stderr), before the invocation's result. */
+export interface LogMessage {
+  log: string;
 }
 
 export type ResultMessage =
@@ -42,8 +66,42 @@ function held(): number {
 
 const SAMPLE_MS = 10;
 
+/** The context object Lambda passes as a handler's second argument. */
+function lambdaContext(c: InvocationContext): Record<string, unknown> {
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: c.functionName,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: c.invokedFunctionArn,
+    memoryLimitInMB: c.memoryLimitInMB,
+    awsRequestId: c.awsRequestId,
+    logGroupName: `/aws/lambda/${c.functionName}`,
+    logStreamName: "local",
+    getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()),
+  };
+}
+
+/** Sends what the module writes to stdout and stderr to the pool, line by line. */
+function captureOutput(port: NonNullable<typeof parentPort>): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    let pending = "";
+    stream.write = ((chunk: string | Uint8Array, encoding?: unknown, cb?: unknown): boolean => {
+      pending += typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
+      let nl: number;
+      while ((nl = pending.indexOf("\n")) >= 0) {
+        port.postMessage({ log: pending.slice(0, nl) } satisfies LogMessage);
+        pending = pending.slice(nl + 1);
+      }
+      const done = typeof encoding === "function" ? encoding : cb;
+      if (typeof done === "function") (done as () => void)();
+      return true;
+    }) as typeof stream.write;
+  }
+}
+
 async function main(): Promise<void> {
   const data = workerData as WorkerData;
+  captureOutput(parentPort!);
   const mod = (await import(pathToFileURL(data.modulePath).href)) as Record<string, unknown>;
   const fn = mod[data.handler];
   if (typeof fn !== "function") throw new Error(`${data.modulePath} exports no function ${data.handler}`);
@@ -58,7 +116,11 @@ async function main(): Promise<void> {
     };
     const timer = setInterval(sample, SAMPLE_MS);
     Promise.resolve()
-      .then(() => (fn as (input: unknown) => unknown)(msg.input))
+      .then(() => {
+        process.env._X_AMZN_TRACE_ID = msg.context.traceHeader;
+        process.env.AWS_LAMBDA_FUNCTION_NAME = msg.context.functionName;
+        return (fn as (input: unknown, context: unknown) => unknown)(msg.input, lambdaContext(msg.context));
+      })
       .then(
         (output) => {
           clearInterval(timer);

@@ -31,7 +31,7 @@ import { LOCAL_ACCOUNT, startDynamo, startS3, type S3Emulator, type S3ObjectCrea
 import { startSfnEndpoint } from "./sfn-endpoint.js";
 import { ExecutionGuard, guardTask, runGuarded } from "./limits.js";
 import { parseThawSetting, thawByDefaultSubstitution } from "../core/thaw.js";
-import { LambdaTimeoutError, lambdaRuntime, type LambdaRuntimeKind, type StepUsage } from "./lambda-pool.js";
+import { LambdaTimeoutError, lambdaRuntime, newTraceRoot, type LambdaRuntimeKind, type StepUsage } from "./lambda-pool.js";
 import { RequestMeter, type RequestCounts } from "./request-meter.js";
 
 export const LOCAL_REGION = "local-1";
@@ -42,7 +42,7 @@ export const VAULT_BUCKET = "walvault-vault";
 export const replicaVaultBucket = (region: string): string => `walvault-vault-${region}`;
 export const CATALOG_TABLE = "walvault-catalog";
 
-type Handler = (input: unknown, attempt?: number) => Promise<unknown>;
+type Handler = (input: unknown, attempt?: number, traceRoot?: string) => Promise<unknown>;
 
 const localArn = (fn: string): string => `arn:aws:lambda:${LOCAL_REGION}:000000000000:function:walvault-${fn}`;
 
@@ -359,8 +359,10 @@ export interface LocalStack {
   /** Runs rpo-watch.asl.json as its schedule does (`{}`): every database's archive lag into the metrics file (`metricsFile`). */
   startRpoWatch(input?: unknown): Promise<unknown>;
   rpoWatchStats: ExecutionStats;
-  /** Where the handlers' CloudWatch metrics (EMF lines, functions/metrics.ts) go, one JSON line each. */
+  /** Where the handlers' CloudWatch metrics go (their EMF lines, functions/observability.ts), one JSON line each (worker runtime). */
   metricsFile: string;
+  /** Every line the handlers wrote (their structured logs, the EMF lines too), as CloudWatch Logs would keep it (worker runtime). */
+  lambdaLogFile: string;
   /** What the verify workflow's SNS publish state sent, oldest first. */
   notifications: { subject: string; message: string; at: string }[];
   /** Per Lambda step (by ASL placeholder): invocations, the longest, and the most memory one held, against the step's limits. */
@@ -387,8 +389,19 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   if (new Set([LOCAL_REGION, ...replicaNames]).size !== replicaNames.length + 1) {
     throw new ConfigError(`replica regions ${replicaNames.join(", ")} must be distinct and differ from the primary ${LOCAL_REGION}`);
   }
+  const metricsFile = join(stateDir, "metrics.log");
+  const lambdaLogFile = join(stateDir, "lambda.log");
+  /**
+   * CloudWatch Logs, locally: every line a handler writes into lambda.log,
+   * and the Embedded Metric Format lines (functions/observability.ts) into
+   * metrics.log too, where CloudWatch would make them metrics.
+   */
+  const onLambdaLog = (line: string): void => {
+    appendFileSync(lambdaLogFile, line + "\n");
+    if (line.startsWith("{") && line.includes('"CloudWatchMetrics"')) appendFileSync(metricsFile, line + "\n");
+  };
   // First: a worker runtime refuses to start on a dist/ older than the sources.
-  const lambda = lambdaRuntime(opts.lambdaRuntime ?? "worker");
+  const lambda = lambdaRuntime(opts.lambdaRuntime ?? "worker", onLambdaLog);
   const objectCreated: Array<(event: S3ObjectCreatedEvent) => void> = [];
   const regions: LocalRegion[] = [];
   const shared = opts.sharedDynamodbEndpoint;
@@ -445,7 +458,6 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     credentials: LOCAL_CREDENTIALS,
   };
 
-  const metricsFile = join(stateDir, "metrics.log");
   // The handlers read the same variables as in Lambda.
   Object.assign(process.env, {
     AWS_REGION: LOCAL_REGION,
@@ -454,7 +466,6 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     WALVAULT_INCOMING_BUCKET: INCOMING_BUCKET,
     WALVAULT_VAULT_BUCKET: VAULT_BUCKET,
     WALVAULT_TABLE: table,
-    WALVAULT_METRICS_FILE: metricsFile,
     WALVAULT_S3_ENDPOINT: s3.endpoint,
     WALVAULT_DYNAMODB_ENDPOINT: dynamoEndpoint,
     WALVAULT_REPLICAS: JSON.stringify(regions.slice(1).map((r) => ({ region: r.region, bucket: r.vaultBucket, endpoint: r.endpoint }))),
@@ -507,7 +518,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
    * handler in its runtime (local/lambda-pool.ts) under the step's timeout
    * and memory.
    */
-  const invokeLambda = async (workflow: string, state: string, timeoutMs: number, step: StepDefinition, attempt: number, input: unknown): Promise<unknown> => {
+  const invokeLambda = async (workflow: string, state: string, timeoutMs: number, step: StepDefinition, attempt: number, input: unknown, traceRoot: string): Promise<unknown> => {
     const fault = opts.injectFault?.({ workflow, state, attempt, input });
     if (fault instanceof Error) throw fault;
     if (fault === "timeout") {
@@ -515,16 +526,16 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       throw new LambdaTimeoutError(state, timeoutMs);
     }
     if (fault !== undefined) {
-      await lambda.invoke(step, state, input, timeoutMs);
+      await lambda.invoke(step, state, input, timeoutMs, traceRoot);
       throw new LambdaTimeoutError(state, timeoutMs);
     }
-    return lambda.invoke(step, state, input, timeoutMs);
+    return lambda.invoke(step, state, input, timeoutMs, traceRoot);
   };
-  /** A Lambda Task state's local invocation (the service integrations ignore `attempt`). */
+  /** A Lambda Task state's local invocation, in the execution's trace (the service integrations ignore `attempt` and the trace). */
   const lambdaTask =
     (workflow: string, state: string, step: StepDefinition) =>
-    (input: unknown, attempt = 1): Promise<unknown> =>
-      invokeLambda(workflow, state, timeoutMsOf(state, step), step, attempt, input);
+    (input: unknown, attempt = 1, traceRoot = newTraceRoot()): Promise<unknown> =>
+      invokeLambda(workflow, state, timeoutMsOf(state, step), step, attempt, input, traceRoot);
   const build = (
     w: { name: string; file: string; standard?: boolean; functions: Record<string, LocalFunction> },
     substitutions: Record<string, string> = {},
@@ -553,12 +564,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     /** Fresh per execution: each counts its own attempts, under its own limits (local/limits.ts). */
     const overrides = (guard: ExecutionGuard) => {
       const attempts = new Map<string, number>();
+      // The execution's X-Ray trace, which every Lambda step of it runs in (its log lines' correlation id).
+      const traceRoot = newTraceRoot();
       const localHandlers: Record<string, Handler> = {};
       for (const t of tasks) {
         const invoke: Handler = (input) => {
           const attempt = (attempts.get(t.state) ?? 0) + 1;
           attempts.set(t.state, attempt);
-          return t.run(input, attempt);
+          return t.run(input, attempt, traceRoot);
         };
         localHandlers[t.state] = guardTask(guard, t.state, invoke);
       }
@@ -774,6 +787,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     startRpoWatch,
     rpoWatchStats,
     metricsFile,
+    lambdaLogFile,
     notifications,
     stepUsage: lambda.usage,
     resetStepUsage: () => lambda.resetUsage(),

@@ -257,6 +257,8 @@ export interface DynamoCatalogOptions {
   /** Query/Scan Limit per page (default: DynamoDB's 1 MB pages); small values exercise paging. */
   pageSize?: number;
   batchRetry?: BatchRetryOptions;
+  /** Called once with the new SDK client, before any call; the client it returns is used (a tracer's capture). */
+  instrument?: <C extends object>(client: C) => C;
 }
 
 /**
@@ -329,13 +331,14 @@ export class DynamoCatalog implements Catalog {
       this.client = opts.client;
       this.where = opts.where ?? "DynamoDB";
     } else {
-      this.client = new DynamoDBClient({
+      const client = new DynamoDBClient({
         region: opts.region,
         logger: SDK_LOGGER,
         ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint }),
         ...(opts.credentials === undefined ? {} : { credentials: opts.credentials }),
         ...(opts.maxAttempts === undefined ? {} : { maxAttempts: opts.maxAttempts }),
       });
+      this.client = opts.instrument ? opts.instrument(client) : client;
       this.where = opts.endpoint ?? `region ${opts.region}`;
     }
     this.doc = DynamoDBDocumentClient.from(this.client, { marshallOptions: { removeUndefinedValues: true } });

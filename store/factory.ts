@@ -10,6 +10,8 @@ export interface Endpoints {
   s3Endpoint?: string | undefined;
   dynamodbEndpoint?: string | undefined;
   credentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
+  /** Called once with each SDK client the store builds, before any call; the client it returns is used (the handlers' tracer, functions/observability.ts). */
+  instrument?: (<C extends object>(client: C) => C) | undefined;
 }
 
 export function createObjectStore(e: Endpoints & { name?: string }): ObjectStore {
@@ -18,6 +20,7 @@ export function createObjectStore(e: Endpoints & { name?: string }): ObjectStore
     region: e.region,
     ...(e.s3Endpoint ? { endpoint: e.s3Endpoint, forcePathStyle: true } : {}),
     ...(e.credentials ? { credentials: e.credentials } : {}),
+    ...(e.instrument ? { instrument: e.instrument } : {}),
   });
 }
 
@@ -27,5 +30,6 @@ export function createCatalog(e: Endpoints & { table: string }): Catalog {
     region: e.region,
     ...(e.dynamodbEndpoint ? { endpoint: e.dynamodbEndpoint } : {}),
     ...(e.credentials ? { credentials: e.credentials } : {}),
+    ...(e.instrument ? { instrument: e.instrument } : {}),
   });
 }

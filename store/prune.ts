@@ -296,6 +296,8 @@ export interface PruneOptions {
   sweep?: { scratch: SweepScratch; cursor?: SweepCursor; budget?: Partial<SweepBudget> };
   /** Packs: when one is sparse (default DEFAULT_PACK_THRESHOLDS) and the target size of the packs a repack writes. */
   packs?: { thresholds?: PackThresholds; targetSize?: number };
+  /** Where the sweep says what it leaves alone and an operator may want to look at (default: stderr; the retention handler: its logger). */
+  warn?: (message: string) => void;
 }
 
 export interface PruneSummary {

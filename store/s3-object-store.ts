@@ -48,6 +48,8 @@ export interface S3ObjectStoreOptions {
   maxAttempts?: number;
   /** ListObjectsV2 MaxKeys per page (default: S3's 1000). */
   listPageSize?: number;
+  /** Called once with the new SDK client, before any call; the client it returns is used (a tracer's capture). */
+  instrument?: <C extends object>(client: C) => C;
 }
 
 export interface S3ObjectStoreFromClient {
@@ -59,7 +61,7 @@ export interface S3ObjectStoreFromClient {
 }
 
 /** The S3Client configuration walvault uses everywhere (agent, functions, local stack). */
-export function s3ClientConfig(opts: Omit<S3ObjectStoreOptions, "name" | "listPageSize">): S3ClientConfig {
+export function s3ClientConfig(opts: Omit<S3ObjectStoreOptions, "name" | "listPageSize" | "instrument">): S3ClientConfig {
   return {
     region: opts.region,
     ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint }),
@@ -159,7 +161,8 @@ export class S3ObjectStore implements ObjectStore {
       this.client = opts.client;
       this.where = opts.where ?? opts.name;
     } else {
-      this.client = createS3Client(opts);
+      const client = createS3Client(opts);
+      this.client = opts.instrument ? opts.instrument(client) : client;
       this.where = opts.endpoint ?? `region ${opts.region}`;
     }
   }

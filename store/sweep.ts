@@ -489,7 +489,7 @@ async function sweepDangling(ctx: SweepContext, tallies: ReadonlyMap<string, Tal
   for (const [key, t] of tallies) {
     if (!t.unrecorded || t.fresh) continue;
     if (t.liveChunks === 0) dangling.set(key, t.hashes ?? []);
-    else console.error(`walvault retention: ${databaseId}: ${t.liveChunks} chunk record(s) that kept snapshots use point at ${key}, which has no pack record: left as they are`);
+    else (ctx.opts.warn ?? console.error)(`walvault retention: ${databaseId}: ${t.liveChunks} chunk record(s) that kept snapshots use point at ${key}, which has no pack record: left as they are`);
   }
   if (dangling.size === 0) return 0;
   // Recorded since the chunk phase read them: a push under way, not an interrupted deletion.
@@ -536,7 +536,6 @@ async function repackChosen(ctx: SweepContext, scratch: SweepScratch, c: SweepCu
   const repacked = await repackPacks(databaseId, packs, live, catalog, regions, { now: opts.now, ...(opts.packs?.targetSize === undefined ? {} : { targetSize: opts.packs.targetSize }) });
   for (const r of repacked) {
     if (r.error !== undefined) {
-      console.error(`walvault retention: ${databaseId}: pack ${r.name} not repacked: ${r.error}`);
       note("repack", r.name, [], `sparse, but left as it is: ${r.error}`);
       continue;
     }

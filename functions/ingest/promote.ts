@@ -18,10 +18,11 @@ import { META_DATABASE, META_SHA256, validatedWalSchema, type Promoted } from ".
 import { objectMeta } from "../../core/verify.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
+import { lambdaHandler } from "../observability.js";
 
 const inputSchema = z.object({ ingest: validatedWalSchema });
 
-export async function handler(input: unknown): Promise<Promoted> {
+async function handle(input: unknown): Promise<Promoted> {
   const { ingest } = parseInput(inputSchema, input, "promote input");
   const deps = getDeps();
   const existing = await deps.vault.head(deps.vaultBucket, ingest.vaultKey);
@@ -62,3 +63,6 @@ export async function handler(input: unknown): Promise<Promoted> {
   });
   return { vaultBucket: deps.vaultBucket, vaultKey: ingest.vaultKey, ...(put.versionId ? { versionId: put.versionId } : {}), copied: true };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

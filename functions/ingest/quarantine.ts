@@ -11,8 +11,8 @@ import { describeError } from "../../core/errors.js";
 import { lambdaCauseMessage } from "../../core/text.js";
 import { objectCreatedEventSchema, stepErrorSchema, type QuarantineRecord } from "../../core/schemas.js";
 import { getDeps } from "../deps.js";
-import { emitMetric, quarantineMetric } from "../metrics.js";
 import { parseInput } from "../parse.js";
+import { emitMetric, quarantineMetric, lambdaHandler, logger } from "../observability.js";
 
 const inputSchema = z.object({
   state: objectCreatedEventSchema.partial().passthrough().extend({ error: stepErrorSchema }),
@@ -33,7 +33,7 @@ function identify(key: string): { databaseId: string; name: string } {
   };
 }
 
-export async function handler(input: unknown): Promise<{ quarantineKey?: string; reason: string }> {
+async function handle(input: unknown): Promise<{ quarantineKey?: string; reason: string }> {
   const { state } = parseInput(inputSchema, input, "quarantine input");
   const deps = getDeps();
   const reason = causeMessage(state.error.Cause);
@@ -60,6 +60,9 @@ export async function handler(input: unknown): Promise<{ quarantineKey?: string;
   };
   await deps.catalog.recordQuarantine(record);
   emitMetric(quarantineMetric(record, "wal"));
-  console.error(`walvault ingest: quarantined ${key}: ${describeError(new Error(reason))}`);
+  logger.warn(`quarantined ${key}: ${describeError(new Error(reason))}`, { databaseId, key, quarantineKey: qKey, error: state.error.Error });
   return { ...(qKey ? { quarantineKey: qKey } : {}), reason };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

@@ -10,10 +10,11 @@ import { headSortKey, pendingReplicas } from "../../core/catalog-records.js";
 import { promotedSchema, validatedWalSchema, type Promoted, type ValidatedWal, type WalRecord } from "../../core/schemas.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
+import { lambdaHandler } from "../observability.js";
 
 const inputSchema = z.object({ ingest: validatedWalSchema, promoted: promotedSchema });
 
-export async function handler(input: unknown): Promise<{ outcome: "created" | "duplicate"; name: string; archivedAt: string }> {
+async function handle(input: unknown): Promise<{ outcome: "created" | "duplicate"; name: string; archivedAt: string }> {
   const { ingest, promoted } = parseInput(inputSchema, input, "record input");
   return recordValidatedWal(getDeps(), ingest, promoted);
 }
@@ -54,3 +55,6 @@ export async function recordValidatedWal(
   }
   return { outcome: result.outcome, name: ingest.name, archivedAt: result.record.archivedAt };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

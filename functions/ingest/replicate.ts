@@ -11,8 +11,9 @@ import { replicateItemSchema } from "../../core/schemas.js";
 import { replicateObject } from "../../store/replication.js";
 import { getDeps, replicaOf } from "../deps.js";
 import { parseInput } from "../parse.js";
+import { lambdaHandler } from "../observability.js";
 
-export async function handler(input: unknown): Promise<{ region: string; status: "replicated" }> {
+async function handle(input: unknown): Promise<{ region: string; status: "replicated" }> {
   const { region, ingest, promoted } = parseInput(replicateItemSchema, input, "replicate input");
   const deps = getDeps();
   const replica = replicaOf(deps, region);
@@ -30,3 +31,6 @@ export async function handler(input: unknown): Promise<{ region: string; status:
   });
   return { region, status: "replicated" };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

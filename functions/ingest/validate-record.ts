@@ -24,11 +24,11 @@ import { databaseIdSchema, sha256Schema, stepErrorSchema, type Promoted, type Qu
 import { parseObjectMeta } from "../../core/verify.js";
 import { parseWalFileName } from "../../core/wal.js";
 import { getDeps } from "../deps.js";
-import { emitMetric, quarantineMetric } from "../metrics.js";
 import { parseInput } from "../parse.js";
 import { causeMessage } from "./quarantine.js";
 import { recordValidatedWal } from "./record.js";
 import { validateWalObject } from "./validate.js";
+import { emitMetric, quarantineMetric, lambdaHandler, logger } from "../observability.js";
 
 /** What the agent starts the workflow with (agent/wal-push.ts). */
 export const walRecordRequestSchema = z.object({
@@ -48,7 +48,7 @@ export interface WalRecordOutput {
   outcome: "created" | "duplicate";
 }
 
-export async function handler(input: unknown): Promise<WalRecordOutput> {
+async function handle(input: unknown): Promise<WalRecordOutput> {
   const { request } = parseInput(inputSchema, input, "wal-record input");
   const deps = getDeps();
   const { databaseId, name, key } = request;
@@ -96,7 +96,7 @@ const quarantineInputSchema = z.object({
  * rejected vault object (in `incomingKey`: where the rejected bytes are).
  * Nothing is copied or deleted: the object stays unreferenced in the vault.
  */
-export async function quarantineHandler(input: unknown): Promise<{ reason: string }> {
+async function handleQuarantine(input: unknown): Promise<{ reason: string }> {
   const { request, error } = parseInput(quarantineInputSchema, input, "wal-record quarantine input");
   const deps = getDeps();
   const reason = causeMessage(error.Cause);
@@ -112,6 +112,11 @@ export async function quarantineHandler(input: unknown): Promise<{ reason: strin
   };
   await deps.catalog.recordQuarantine(record);
   emitMetric(quarantineMetric(record, "wal-direct"));
-  console.error(`walvault wal-record: rejected ${record.incomingKey} (left unreferenced in the vault): ${describeError(new Error(reason))}`);
+  logger.warn(`rejected ${record.incomingKey} (left unreferenced in the vault): ${describeError(new Error(reason))}`, { databaseId: record.databaseId, key: record.incomingKey, error: record.error });
   return { reason };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);
+/** QuarantineDirect's Lambda handler. */
+export const quarantineHandler = lambdaHandler(handleQuarantine);

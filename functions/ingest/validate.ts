@@ -17,10 +17,11 @@ import { parseWalFileName, segmentStartLsn } from "../../core/wal.js";
 import type { StoredObject } from "../../store/object-store.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
+import { lambdaHandler } from "../observability.js";
 
 const inputSchema = z.object({ event: objectCreatedEventSchema });
 
-export async function handler(input: unknown): Promise<ValidatedWal> {
+async function handle(input: unknown): Promise<ValidatedWal> {
   const { event } = parseInput(inputSchema, input, "ingest event");
   const deps = getDeps();
   const { name: bucket } = event.detail.bucket;
@@ -149,3 +150,6 @@ function conflict(name: string, databaseId: string, archived: string, uploaded: 
       `(archived sha256 ${archived.slice(0, 12)}…, uploaded ${uploaded.slice(0, 12)}…); the archived copy was kept`,
   );
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

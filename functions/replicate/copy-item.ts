@@ -24,6 +24,7 @@ import { DEFAULT_REPLICATE_PACKS, replicateObject, replicateSnapshotBatch } from
 import { getDeps, replicaOf } from "../deps.js";
 import { parseInput } from "../parse.js";
 import { replicationItemSchema, type ReplicationItem } from "./common.js";
+import { lambdaHandler } from "../observability.js";
 
 /**
  * Chunks per invocation. At the measured ~45 chunks/s of a first copy
@@ -81,7 +82,7 @@ export type CopyItemOutput =
       copiedPacks?: number;
     };
 
-export async function handler(input: unknown): Promise<CopyItemOutput> {
+async function handle(input: unknown): Promise<CopyItemOutput> {
   const { region, item, cursor, copiedChunks, copiedPacks } = parseInput(inputSchema, input, "copy item input");
   const maxChunks = replicateBatchChunks();
   const maxPacks = replicateBatchPacks();
@@ -132,3 +133,6 @@ export async function handler(input: unknown): Promise<CopyItemOutput> {
   });
   return { region, status: "replicated", done: true, copied: b.manifest.copied || copiedSoFar > 0 || packsSoFar > 0, chunks: b.chunks, ...packCounts };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

@@ -21,6 +21,7 @@ import { databaseIdSchema } from "../../core/schemas.js";
 import { getDeps, replicaOf } from "../deps.js";
 import { parseInput } from "../parse.js";
 import { replicationResultSchema, type ReplicationItem } from "./common.js";
+import { lambdaHandler } from "../observability.js";
 
 /** Items per round: one Map of this many iterations stays far below Standard's 25,000 history events. */
 export const ROUND_ITEMS = 100;
@@ -31,7 +32,7 @@ const inputSchema = z.object({
   previous: z.array(replicationResultSchema),
 });
 
-export async function handler(input: unknown): Promise<{
+async function handle(input: unknown): Promise<{
   items: ReplicationItem[];
   count: number;
   remaining: number;
@@ -50,3 +51,6 @@ export async function handler(input: unknown): Promise<{
   const items = page.items.map((i): ReplicationItem => (i.name !== undefined ? { databaseId: i.databaseId, name: i.name } : { databaseId: i.databaseId, snapshotId: i.snapshotId }));
   return { items, count: items.length, remaining: items.length + (page.next === undefined ? 0 : 1), round: round + 1, stalled, complete: items.length === 0 };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

@@ -12,10 +12,11 @@ import { replicationItemSchema } from "./common.js";
 import { causeMessage } from "../ingest/quarantine.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
+import { lambdaHandler, logger } from "../observability.js";
 
 const inputSchema = z.object({ region: z.string().min(1), item: replicationItemSchema, error: stepErrorSchema });
 
-export async function handler(input: unknown): Promise<{ region: string; status: "failed"; error: string }> {
+async function handle(input: unknown): Promise<{ region: string; status: "failed"; error: string }> {
   const { region, item, error } = parseInput(inputSchema, input, "record replica failure input");
   const { databaseId, name, snapshotId } = item;
   const deps = getDeps();
@@ -24,6 +25,9 @@ export async function handler(input: unknown): Promise<{ region: string; status:
   if (name !== undefined) await deps.catalog.setReplicaStatus(databaseId, name, region, status);
   else if (snapshotId !== undefined) await deps.catalog.setSnapshotReplicaStatus(databaseId, snapshotId, region, status);
   else throw new InvalidInputError("record replica failure input names neither a WAL file nor a snapshot");
-  console.error(`walvault replicate: ${databaseId} ${name ?? snapshotId} to ${region} failed: ${message}`);
+  logger.error(`replicating ${databaseId} ${name ?? snapshotId} to ${region} failed: ${message}`, { databaseId, region });
   return { region, status: "failed", error: message };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

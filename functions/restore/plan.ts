@@ -38,6 +38,7 @@ import { formatLsn, parseLsn } from "../../core/wal.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import { buildPlanInput, loadPlanningState, segmentsOf } from "./common.js";
+import { lambdaHandler } from "../observability.js";
 
 export const planInputSchema = restoreWorkflowInputSchema.extend({ execution: z.string().min(1).optional() });
 export type { PlannedWal, RestorePlanOutput, RestorePlanSummary };
@@ -66,7 +67,7 @@ function toTarget(t: RestoreWorkflowTarget): RestoreTarget {
   }
 }
 
-export async function handler(input: unknown): Promise<RestorePlanSummary> {
+async function handle(input: unknown): Promise<RestorePlanSummary> {
   const parsed = parseInput(planInputSchema, input, "restore plan input");
   const target = toTarget(parsed.target);
   const deps = getDeps();
@@ -138,3 +139,6 @@ export async function handler(input: unknown): Promise<RestorePlanSummary> {
     endLsn: out.endLsn,
   };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

@@ -70,6 +70,7 @@ import { openVaultManifest, pageKeysOf } from "../../store/manifest-read.js";
 import { isReadable, type ObjectStore } from "../../store/object-store.js";
 import { readRestorePlanHeader, readRestorePlanPage, RESTORE_PLAN_PAGE_SIZE, StoreWorkObjects, type RestorePlanHeader, type WorkObjects } from "../../store/work-objects.js";
 import { getDeps } from "../deps.js";
+import { lambdaHandler } from "../observability.js";
 import { parseInput } from "../parse.js";
 
 const HEAD_CONCURRENCY = 16;
@@ -302,7 +303,7 @@ function handlerDeps(): ThawDeps {
 }
 
 /** Thaw: request restores of every archived object the plan needs. */
-export const handler = (input: unknown): Promise<ThawOutput> => thawPass(handlerDeps(), input);
+export const handler = lambdaHandler((input): Promise<ThawOutput> => thawPass(handlerDeps(), input));
 
 /** CheckThaw: count what is still being restored (requesting any restore still missing). */
-export const checkHandler = (input: unknown): Promise<ThawOutput> => thawPass(handlerDeps(), input);
+export const checkHandler = lambdaHandler((input): Promise<ThawOutput> => thawPass(handlerDeps(), input));

@@ -45,6 +45,7 @@ import {
   type PlanLists,
   type RetentionDatabaseSummary,
 } from "./common.js";
+import { lambdaHandler, logger } from "../observability.js";
 
 const inputSchema = z.object({ plan: plannedDatabaseSchema, execution: z.string().min(1), now: z.string().datetime(), progress: progressSchema });
 
@@ -82,7 +83,7 @@ function regionsOf(deps: Deps): RegionVault[] {
   ];
 }
 
-export async function handler(input: unknown): Promise<RetentionDatabaseSummary> {
+async function handle(input: unknown): Promise<RetentionDatabaseSummary> {
   const { plan, execution, now, progress } = parseInput(inputSchema, input, "retention execute input");
   const deps = getDeps();
   const databaseId = plan.databaseId;
@@ -112,13 +113,14 @@ export async function handler(input: unknown): Promise<RetentionDatabaseSummary>
       graceMs: graceMsFromEnv(),
       by: `retention workflow ${execution}`,
       sweepChunks: last,
+      warn: (message) => logger.warn(message, { databaseId }),
       sweep: { scratch: new StoreSweepScratch(deps.incoming, deps.incomingBucket, sweepScratchPrefix(execution, databaseId)), ...(progress.sweep === undefined ? {} : { cursor: progress.sweep }), budget: SWEEP_ROUND_BUDGET },
     },
     journalOf(deps, journalKey(execution, databaseId)),
   );
   const locked = [...(progress.locked ?? []), ...summary.locked];
   if (summary.locked.length > 0) {
-    console.error(`walvault retention: ${databaseId}: ${summary.locked.length} object(s) still under Object Lock left in place, e.g. ${summary.locked[0]!.region}:${summary.locked[0]!.key}`);
+    logger.warn(`${summary.locked.length} object(s) still under Object Lock left in place, e.g. ${summary.locked[0]!.region}:${summary.locked[0]!.key}`, { databaseId });
   }
   const after = batch.after;
   return {
@@ -143,3 +145,6 @@ export async function handler(input: unknown): Promise<RetentionDatabaseSummary>
     remaining: { snapshots: snapshots.length - round.snapshots.length, walRanges: walDone ? 0 : database.kind === "postgres" ? ranges.filter((r) => r.through > after!).length : ranges.length },
   };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

@@ -46,6 +46,7 @@ import {
   type RetentionPlanOutput,
   type RetentionSummaryOutput,
 } from "./common.js";
+import { lambdaHandler } from "../observability.js";
 
 const planInputSchema = z.object({ request: retentionInputSchema, execution: z.string().min(1), cursor: cursorSchema.optional() });
 const collectInputSchema = z.object({
@@ -57,7 +58,7 @@ const collectInputSchema = z.object({
 });
 const summaryInputSchema = z.object({ step: z.literal("summary"), execution: z.string().min(1), cursor: cursorSchema });
 
-export async function handler(input: unknown): Promise<RetentionPlanOutput | RetentionCursor | RetentionSummaryOutput> {
+async function handle(input: unknown): Promise<RetentionPlanOutput | RetentionCursor | RetentionSummaryOutput> {
   const step = typeof input === "object" && input !== null ? (input as { step?: unknown }).step : undefined;
   if (step === "collect") return collect(parseInput(collectInputSchema, input, "retention collect input"));
   if (step === "summary") return summary(parseInput(summaryInputSchema, input, "retention summary input"));
@@ -140,3 +141,6 @@ async function summary({ execution, cursor }: z.infer<typeof summaryInputSchema>
     ...more,
   };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

@@ -24,8 +24,8 @@ import { replicationLagSeconds, rpoReading, type RpoReading } from "../../core/r
 import type { Catalog } from "../../store/catalog.js";
 import { databaseIdSchema } from "../../core/schemas.js";
 import { getDeps } from "../deps.js";
-import { emitMetric } from "../metrics.js";
 import { parseInput } from "../parse.js";
+import { emitMetric, lambdaHandler } from "../observability.js";
 
 /** Databases measured per invocation. */
 export const RPO_PAGE = 200;
@@ -83,7 +83,7 @@ export function replicationMetric(databaseId: string, region: string, lagSeconds
   };
 }
 
-export async function handler(input: unknown): Promise<MeasureOutput> {
+async function handle(input: unknown): Promise<MeasureOutput> {
   const { after } = parseInput(inputSchema, input ?? {}, "rpo-watch input");
   const { catalog, replicas } = getDeps();
   const page = await catalog.listDatabasePage(after, RPO_PAGE);
@@ -100,3 +100,6 @@ export async function handler(input: unknown): Promise<MeasureOutput> {
   });
   return { ...(page.next === undefined ? {} : { next: page.next }), measured: page.databases.length, breached: breached.sort() };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

@@ -62,6 +62,7 @@ import type { ChunkItem, PackItem } from "../../core/schemas.js";
 import type { PackEntry } from "../../core/pack.js";
 import { filesUsing, missingChunksError, rereadManifest, validatedSnapshotSchema, type ManifestFiles, type ValidatedSnapshot } from "./common.js";
 import { headerAsManifest, mayTakePage, pageBudget, readCheckedPage, rereadPagedHeader } from "./pages.js";
+import { lambdaHandler } from "../observability.js";
 
 /** backup_label is a few hundred bytes; anything this large is not one. */
 const MAX_BACKUP_LABEL_BYTES = 64 * 1024;
@@ -282,7 +283,7 @@ async function checkPages(deps: Deps, snapshot: ValidatedSnapshot, progress: z.i
   return { uniqueChunks, checkedBackupLabel, next, done };
 }
 
-export async function handler(input: unknown): Promise<CheckReferencedOutput> {
+async function handle(input: unknown): Promise<CheckReferencedOutput> {
   const { snapshot, progress } = parseInput(inputSchema, input, "check referenced input");
   const deps = getDeps();
   if (snapshot.paged !== undefined) {
@@ -296,3 +297,6 @@ export async function handler(input: unknown): Promise<CheckReferencedOutput> {
   }
   return { uniqueChunks: chunks.length, checkedBackupLabel: manifest.kind === "postgres", next: 1, done: true };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

@@ -35,6 +35,7 @@ import {
   type BatchChunk,
   type ValidatedSnapshot,
 } from "./common.js";
+import { lambdaHandler } from "../observability.js";
 
 const inputSchema = z.object({ snapshot: validatedSnapshotSchema, batch: batchItemSchema });
 
@@ -91,7 +92,7 @@ async function promoteChunk(deps: Deps, databaseId: string, c: BatchChunk): Prom
   return true;
 }
 
-export async function handler(input: unknown): Promise<{ index: number; promoted: number; present: number }> {
+async function handle(input: unknown): Promise<{ index: number; promoted: number; present: number }> {
   const { snapshot, batch } = parseInput(inputSchema, input, "promote chunks input");
   const deps = getDeps();
   const chunks = await batchChunks(deps, snapshot, batch.index, batch.chunks);
@@ -112,3 +113,6 @@ export async function handler(input: unknown): Promise<{ index: number; promoted
   if (items.length > 0) await deps.catalog.recordChunks(items);
   return { index: batch.index, promoted, present: chunks.length - promoted };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

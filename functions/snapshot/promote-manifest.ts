@@ -29,6 +29,7 @@ import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import { rereadManifest, validatedSnapshotSchema, type ValidatedSnapshot } from "./common.js";
 import { mayTakePage, pageBudget, readPage, rereadPagedManifest } from "./pages.js";
+import { lambdaHandler } from "../observability.js";
 
 const inputSchema = z.object({ snapshot: validatedSnapshotSchema, progress: z.object({ next: z.number().int().nonnegative() }).partial().optional() });
 
@@ -84,7 +85,7 @@ async function promotePaged(deps: Deps, snapshot: ValidatedSnapshot, from: numbe
   return { ...(await putOnce(deps, snapshot, snapshot.vaultKey, async () => headerBody, { sha256, codec, size }, "manifest")), next, done: true };
 }
 
-export async function handler(input: unknown): Promise<PromoteManifestOutput> {
+async function handle(input: unknown): Promise<PromoteManifestOutput> {
   const { snapshot, progress } = parseInput(inputSchema, input, "promote manifest input");
   const deps = getDeps();
   if (snapshot.paged !== undefined) return promotePaged(deps, snapshot, progress?.next ?? 0);
@@ -92,3 +93,6 @@ export async function handler(input: unknown): Promise<PromoteManifestOutput> {
   const body = async (): Promise<Uint8Array> => (await rereadManifest(deps, snapshot)).body;
   return { ...(await putOnce(deps, snapshot, snapshot.vaultKey, body, { sha256, codec, size }, "manifest")), next: 1, done: true };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

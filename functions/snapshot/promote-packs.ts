@@ -77,6 +77,7 @@ import {
   readBatchFile,
   validatedSnapshotSchema,
 } from "./common.js";
+import { lambdaHandler } from "../observability.js";
 
 const batchInputSchema = z.object({ snapshot: validatedSnapshotSchema, batch: packBatchItemSchema });
 const landedInputSchema = z.object({ landed: objectCreatedEventSchema });
@@ -205,7 +206,7 @@ export type PromotePacksOutput =
   /** A pack as it landed. */
   | { pack: string; promoted: boolean; present: boolean };
 
-export async function handler(input: unknown): Promise<PromotePacksOutput> {
+async function handle(input: unknown): Promise<PromotePacksOutput> {
   const parsed = parseInput(inputSchema, input, "promote packs input");
   const deps = getDeps();
   if ("landed" in parsed) return promoteLanded(deps, parsed.landed);
@@ -221,3 +222,6 @@ export async function handler(input: unknown): Promise<PromotePacksOutput> {
   }
   return { index: batch.index, promoted, present: packs.length - promoted, chunks };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

@@ -12,10 +12,10 @@ import { describeError } from "../../core/errors.js";
 import { DATABASE_ID_RE, INCOMING_PREFIX, parseIncomingSnapshotKey, quarantineKey } from "../../core/keys.js";
 import { objectCreatedEventSchema, stepErrorSchema, type QuarantineRecord } from "../../core/schemas.js";
 import { getDeps } from "../deps.js";
-import { emitMetric, quarantineMetric } from "../metrics.js";
 import { causeMessage } from "../ingest/quarantine.js";
 import { parseInput } from "../parse.js";
 import { snapshotQuarantineName } from "./common.js";
+import { emitMetric, quarantineMetric, lambdaHandler, logger } from "../observability.js";
 
 const inputSchema = z.object({
   state: objectCreatedEventSchema.partial().passthrough().extend({ error: stepErrorSchema }),
@@ -36,7 +36,7 @@ function identify(key: string): { databaseId: string; name: string } {
   }
 }
 
-export async function handler(input: unknown): Promise<{ quarantineKey?: string; reason: string }> {
+async function handle(input: unknown): Promise<{ quarantineKey?: string; reason: string }> {
   const { state } = parseInput(inputSchema, input, "quarantine snapshot input");
   const deps = getDeps();
   const reason = causeMessage(state.error.Cause);
@@ -63,6 +63,9 @@ export async function handler(input: unknown): Promise<{ quarantineKey?: string;
   };
   await deps.catalog.recordQuarantine(record);
   emitMetric(quarantineMetric(record, "snapshot"));
-  console.error(`walvault snapshot ingest: quarantined ${key}: ${describeError(new Error(reason))}`);
+  logger.warn(`quarantined ${key}: ${describeError(new Error(reason))}`, { databaseId, key, quarantineKey: qKey, error: state.error.Error });
   return { ...(qKey ? { quarantineKey: qKey } : {}), reason };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

@@ -13,10 +13,11 @@ import { promotedSchema } from "../../core/schemas.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import { validatedSnapshotSchema } from "./common.js";
+import { lambdaHandler } from "../observability.js";
 
 const inputSchema = z.object({ snapshot: validatedSnapshotSchema, promoted: promotedSchema });
 
-export async function handler(
+async function handle(
   input: unknown,
 ): Promise<{ outcome: "created" | "duplicate"; snapshotId: string; recordedAt: string; replicaRegions: string[] }> {
   const { snapshot, promoted } = parseInput(inputSchema, input, "record snapshot input");
@@ -36,3 +37,6 @@ export async function handler(
   const result = await deps.catalog.recordSnapshot(record);
   return { outcome: result.outcome, snapshotId: snapshot.snapshotId, recordedAt: result.record.recordedAt, replicaRegions };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

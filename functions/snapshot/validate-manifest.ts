@@ -60,10 +60,11 @@ import {
   type ValidatedSnapshot,
 } from "./common.js";
 import { headerAsManifest, startPagedProgress, type PagedProgress } from "./pages.js";
+import { lambdaHandler } from "../observability.js";
 
 const inputSchema = z.object({ event: objectCreatedEventSchema });
 
-export async function handler(
+async function handle(
   input: unknown,
 ): Promise<{ snapshot: ValidatedSnapshot; batches: BatchItem[] | PackBatchItem[]; progress?: PagedProgress }> {
   const { event } = parseInput(inputSchema, input, "snapshot ingest event");
@@ -200,3 +201,6 @@ async function packBatches(
   });
   return { snapshot: { ...counted, batchesPrefix: prefix }, batches: groups.map((_, index) => ({ index })) };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

@@ -18,10 +18,11 @@ import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import { batchesPrefix, validatedSnapshotSchema, type BatchItem, type ValidatedSnapshot } from "./common.js";
 import { pageBudget, pagedProgressSchema, rereadPagedHeader, validatePages, type PagedProgress } from "./pages.js";
+import { lambdaHandler } from "../observability.js";
 
 const inputSchema = z.object({ snapshot: validatedSnapshotSchema, batches: z.array(z.unknown()), progress: pagedProgressSchema });
 
-export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnapshot; batches: unknown[]; progress: PagedProgress }> {
+async function handle(input: unknown): Promise<{ snapshot: ValidatedSnapshot; batches: unknown[]; progress: PagedProgress }> {
   const { snapshot, batches, progress } = parseInput(inputSchema, input, "validate pages input");
   if (snapshot.paged === undefined) throw new InvalidInputError(`snapshot ${snapshot.snapshotId}: its manifest is not paged (format 1 is validated whole by ValidateManifest)`);
   const deps = getDeps();
@@ -48,3 +49,6 @@ export async function handler(input: unknown): Promise<{ snapshot: ValidatedSnap
     progress: out.progress,
   };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

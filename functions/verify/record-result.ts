@@ -14,13 +14,13 @@ import { stepErrorSchema, type VerificationRecord } from "../../core/schemas.js"
 import { verifyCandidateSchema, type RecordedResult } from "../../core/verify-workflow.js";
 import { causeMessage } from "../ingest/quarantine.js";
 import { getDeps } from "../deps.js";
-import { emitMetric } from "../metrics.js";
 import { VERIFICATION_NAMESPACE } from "../../core/metrics.js";
 import { parseInput } from "../parse.js";
+import { emitMetric, lambdaHandler } from "../observability.js";
 
 const inputSchema = z.object({ candidate: verifyCandidateSchema, error: stepErrorSchema.optional() });
 
-export async function handler(input: unknown): Promise<RecordedResult> {
+async function handle(input: unknown): Promise<RecordedResult> {
   const { candidate: c, error } = parseInput(inputSchema, input, "record verification result input");
   const deps = getDeps();
   let rec: VerificationRecord | undefined = (await deps.catalog.listVerifications(c.databaseId, c.snapshotId)).find((v) => v.runId === c.runId);
@@ -68,3 +68,6 @@ export async function handler(input: unknown): Promise<RecordedResult> {
     message: `Verification ${c.runId} of ${c.databaseId} snapshot ${c.snapshotId} at level ${c.level}${c.targetTime ? ` to ${c.targetTime}` : ""}: ${rec.outcome}${failedAt}${rec.failure ? `: ${rec.failure}` : ""}`,
   };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

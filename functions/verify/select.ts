@@ -22,7 +22,6 @@
 import { randomInt } from "node:crypto";
 import { pastVerifyPeriod, postgresTargetEnd, randomTarget, selectCandidates, DEFAULT_VERIFY_POLICY, type VerifyLevel, type VerifyPolicy } from "../../core/verify-policy.js";
 import { VERIFICATION_NAMESPACE } from "../../core/metrics.js";
-import { emitMetric } from "../metrics.js";
 import { verifyWorkflowInputSchema, type VerifyCandidate } from "../../core/verify-workflow.js";
 import { restorableWindows } from "../../core/regions.js";
 import { buildPlanInput, streamsOf, type CatalogState } from "../../core/restore-input.js";
@@ -36,6 +35,7 @@ import type { Catalog } from "../../store/catalog.js";
 import { walRecordsFrom } from "../../store/wal-from.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
+import { emitMetric, lambdaHandler } from "../observability.js";
 
 const random = (): number => randomInt(0, 2 ** 32) / 2 ** 32;
 
@@ -115,7 +115,7 @@ export interface VerifySummary {
   pagesPrefix?: string;
 }
 
-export async function handler(input: unknown): Promise<SelectOutput | VerifyCursor | VerifySummary> {
+async function handle(input: unknown): Promise<SelectOutput | VerifyCursor | VerifySummary> {
   const step = typeof input === "object" && input !== null ? (input as { step?: unknown }).step : undefined;
   if (step === "collect") return collect(parseInput(collectInputSchema, input, "verify collect input"));
   if (step === "summary") return summary(parseInput(summaryInputSchema, input, "verify summary input"));
@@ -250,3 +250,6 @@ export async function selectPage(input: unknown): Promise<SelectOutput> {
     next,
   };
 }
+
+/** The step's Lambda handler (functions/observability.ts). */
+export const handler = lambdaHandler(handle);

@@ -342,6 +342,34 @@ describe("ingest of a valid upload", () => {
   });
 });
 
+describe("the handlers' logs (CloudWatch Logs, locally: the stack's lambda.log)", () => {
+  it("are structured lines, and every step of one execution logs under that execution's trace as correlation id", async () => {
+    // Prepare: two uploads the ingest rejects, each its own execution
+    const keys = [incomingWalKey(DB, seg(0x98)), incomingWalKey(DB, seg(0x99))];
+    const uploads = await Promise.all([agentUpload(seg(0x98), 98), agentUpload(seg(0x99), 99)]);
+
+    // Act
+    for (const [i, key] of keys.entries()) {
+      await drop(key, uploads[i]!.body, { ...uploads[i]!.meta, "walvault-sha256": "0".repeat(64) });
+    }
+
+    // Assess: per execution, Validate's failure (ERROR) and Quarantine's record of it (WARN), under one correlation id
+    type Line = { level: string; message: string; function_name: string; function_request_id: string; correlation_id?: string; error?: { name: string }; key?: string };
+    const lines = readFileSync(stack.lambdaLogFile, "utf8").split("\n").filter((l) => l.startsWith('{"level"')).map((l) => JSON.parse(l) as Line);
+    const ids = keys.map((key) => {
+      const warn = lines.find((l) => l.level === "WARN" && l.function_name === "Quarantine" && l.key === key);
+      expect(warn?.message).toMatch(/^quarantined .*SHA-256/);
+      const id = warn!.correlation_id!;
+      expect(id).toMatch(/^1-[0-9a-f]{8}-[0-9a-f]{24}$/);
+      const failed = lines.filter((l) => l.correlation_id === id && l.level === "ERROR");
+      expect(failed.map((l) => [l.function_name, l.error?.name])).toEqual([["Validate", "ChecksumMismatchError"]]);
+      expect(failed[0]!.function_request_id).not.toBe(warn!.function_request_id);
+      return id;
+    });
+    expect(new Set(ids).size).toBe(2);
+  });
+});
+
 describe("execution statistics", () => {
   it("count started, succeeded and failed runs and log each failure", async () => {
     // Prepare

@@ -5,9 +5,6 @@
  * every WAL record of the database: a fake catalog refuses listWal and
  * counts the WAL items it returns.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { segmentName } from "../../core/wal.js";
@@ -15,6 +12,7 @@ import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { selectPage } from "../../functions/verify/select.js";
 import type { Catalog } from "../../store/catalog.js";
 import { pgSnapshotRecord } from "../support/pg-records.js";
+import { emfRecords, outputLinesOf } from "../support/output-lines.js";
 
 const DB = "pg-select";
 const SIZE = 16 * 1024 * 1024;
@@ -87,10 +85,7 @@ describe("verify SelectCandidates", () => {
 
 describe("verify SelectCandidates counts the snapshots past the verification period", () => {
   it("emits one fleet-wide record per page: the count and the databases, 0 when every snapshot is within the period", async () => {
-    // Prepare: a fake catalog of one page of two databases; the metrics go to a file
-    const dir = mkdtempSync(join(tmpdir(), "walvault-select-metrics-"));
-    const file = join(dir, "metrics.log");
-    process.env.WALVAULT_METRICS_FILE = file;
+    // Prepare: a fake catalog of one page of two databases
     const now = Date.now();
     const day = 86_400_000;
     const days = (n: number): string => new Date(now - n * day).toISOString();
@@ -113,15 +108,13 @@ describe("verify SelectCandidates counts the snapshots past the verification per
     overrideDeps({ catalog });
     try {
       // Act: a scheduled selection (level 1: no targets to draw)
-      await selectPage({ request: { level: 1 } });
+      const lines = emfRecords(await outputLinesOf(() => selectPage({ request: { level: 1 } })));
       // Assess: pg-late's snapshot of 9 days ago was never verified (7-day period); nothing else is past it
-      const lines = readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown> & { _aws: { CloudWatchMetrics: Array<{ Dimensions: string[][] }> } });
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatchObject({ SnapshotsPastVerifyPeriod: 1, PeriodDays: 7, Databases: "pg-late:1" });
+      expect(lines[0]).toMatchObject({ SnapshotsPastVerifyPeriod: 1, PeriodDays: "7", Databases: "pg-late:1" });
       expect(lines[0]!._aws.CloudWatchMetrics[0]!.Dimensions).toEqual([[]]);
     } finally {
-      delete process.env.WALVAULT_METRICS_FILE;
-      rmSync(dir, { recursive: true, force: true });
+      resetDeps();
     }
   });
 });

@@ -13,7 +13,8 @@ import { Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { WORKFLOW_IDS } from "../../core/workflows.js";
+import { SERVICE_NAME } from "../../core/metrics.js";
+import { STEPS_BY_PLACEHOLDER, WORKFLOW_IDS } from "../../core/workflows.js";
 import { REPLICATION_LAG_ALARM_SECONDS } from "../../core/rpo.js";
 import { ARCHIVE_LAG_QUERY, QUARANTINE_ALARM_QUERY, REPLICATION_ALARM_QUERY, VERIFICATION_ALARM_QUERY } from "../../infra/monitoring.js";
 import { findProjectRoot, PrimaryStack, walvaultSettingsFromContext } from "../../infra/primary-stack.js";
@@ -115,6 +116,18 @@ describe("the dashboard", () => {
     expect(body).toContain(JSON.stringify(ARCHIVE_LAG_QUERY).slice(1, -1));
     expect(body).toContain('"type":"alarm"');
     for (const a of [stack.rpoWatch.alarm, stack.monitoring.quarantineAlarm, stack.monitoring.deadLetterAlarm]) expect(body).toContain(`<${logicalId(stack, a)}.Arn>`);
+  });
+});
+
+describe("every workflow step's function", () => {
+  it("traces with X-Ray, logs JSON and names Powertools' service, so its logs, metrics and traces come out as functions/observability.ts writes them", () => {
+    // Prepare: the functions that run a step (the handlers' environment names the catalog)
+    const fns = Object.values(resources).filter((r) => r.Type === "AWS::Lambda::Function" && (r.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables?.WALVAULT_TABLE !== undefined);
+    // Act
+    const settings = new Set(fns.map((f) => JSON.stringify([f.Properties!.TracingConfig, f.Properties!.LoggingConfig && (f.Properties!.LoggingConfig as { LogFormat?: string }).LogFormat, (f.Properties!.Environment as { Variables: Record<string, unknown> }).Variables.POWERTOOLS_SERVICE_NAME])));
+    // Assess: every step is deployed once, and each one the same way
+    expect(fns).toHaveLength(STEPS_BY_PLACEHOLDER.size);
+    expect([...settings]).toEqual([JSON.stringify([{ Mode: "Active" }, "JSON", SERVICE_NAME])]);
   });
 });
 

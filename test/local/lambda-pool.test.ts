@@ -35,6 +35,12 @@ const HANDLERS: Record<string, string> = {
   "hang.js": `globalThis.calls = 0;
   export async function handler() { globalThis.calls++; return new Promise(() => {}); }
   export async function count() { return { calls: globalThis.calls }; }`,
+  // Writes a line to each stream, with what Lambda gives it about its invocation, then returns.
+  "context.js": `export async function handler(input, context) {
+    console.log(JSON.stringify({ trace: process.env._X_AMZN_TRACE_ID, requestId: context.awsRequestId, fn: context.functionName, mb: context.memoryLimitInMB, left: context.getRemainingTimeInMillis() }));
+    process.stderr.write("to stderr\\n");
+    return { done: true };
+  }`,
   "fails.js": `export async function handler() {
     const e = new Error("chunk 1234 is corrupt");
     e.name = "ChecksumMismatchError";
@@ -88,6 +94,32 @@ describe("the worker runtime", () => {
     expect(used.maxBytes).toBeGreaterThanOrEqual(32 * MiB);
     expect(used.maxBytes).toBeLessThan(256 * MiB);
     expect(used.memoryBytes).toBe(256 * MiB);
+  });
+
+  it("gives each invocation a Lambda context and the execution's trace header, and delivers what it wrote before its result", async () => {
+    // Prepare: the lines the sandbox writes, as the local stack's CloudWatch Logs takes them
+    const logged: string[] = [];
+    runtime = workerRuntime({ modulesRoot: root, onLog: (line) => logged.push(line) });
+    const s = step("context", 128);
+    const root1 = "1-675219a0-0123456789abcdef01234567";
+
+    // Act: two invocations of one sandbox, in two executions
+    await runtime.invoke(s, "Describe", {}, 30_000, root1);
+    const linesOfFirst = logged.length;
+    await runtime.invoke(s, "Describe", {}, 30_000);
+
+    // Assess: both lines of the first invocation arrived before it returned
+    expect(linesOfFirst).toBe(2);
+    const [first, second] = logged.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { trace: string; requestId: string; fn: string; mb: string; left: number });
+    expect(first!.trace).toMatch(new RegExp(`^Root=${root1};Parent=[0-9a-f]{16};Sampled=0$`));
+    expect(first).toMatchObject({ fn: "Describe", mb: "128" });
+    expect(first!.left).toBeGreaterThan(20_000);
+    expect(first!.left).toBeLessThanOrEqual(30_000);
+    expect(logged).toContain("to stderr");
+    // A new execution, a new trace; each invocation its own request id
+    expect(second!.trace).toMatch(/^Root=1-[0-9a-f]{8}-[0-9a-f]{24};/);
+    expect(second!.trace).not.toContain(root1);
+    expect(second!.requestId).not.toBe(first!.requestId);
   });
 
   it("fails a handler that holds Buffers past its memory as an out-of-memory Lambda, naming the step and the limit", async () => {
