@@ -5,10 +5,11 @@ import { agentConfigSchema } from "../core/config.js";
 import { ServiceUnavailableError } from "../core/errors.js";
 import { assertDatabaseId } from "../core/keys.js";
 import { onEmulatorFailure, stopAllEmulators, type EmulatorFailure } from "./emulators.js";
+import { describeLatency, NO_LATENCY, type CloudLatency } from "./latency.js";
 import { startLocalStack, type LocalStack } from "./stack.js";
 import { startReportServer } from "./report-server.js";
 
-export async function localUp(stateDir: string, databases: string[], replicaRegions: string[] = []): Promise<number> {
+export async function localUp(stateDir: string, databases: string[], replicaRegions: string[] = [], latency: CloudLatency = NO_LATENCY): Promise<number> {
   // Checked before anything starts: a bad id must not leave emulators behind.
   databases.forEach((id) => assertDatabaseId(id));
   // An emulator that crashed and could not be restarted takes the stack down, non-zero, naming it.
@@ -20,7 +21,7 @@ export async function localUp(stateDir: string, databases: string[], replicaRegi
   });
   let stack: LocalStack;
   try {
-    stack = await startLocalStack({ stateDir, databases: databases.map((id) => ({ id })), verbose: true, replicaRegions });
+    stack = await startLocalStack({ stateDir, databases: databases.map((id) => ({ id })), verbose: true, replicaRegions, latency });
   } catch (e) {
     // Whatever had started (emulators, a half-registered catalog) stops with the failed start.
     unsubscribe();
@@ -36,6 +37,7 @@ export async function localUp(stateDir: string, databases: string[], replicaRegi
       `  ingest    statemachines/ingest.asl.json on aws-local-stepfunctions\n` +
       `  workflows ${stack.config.stepFunctionsEndpoint} (Step Functions API), restore: ${stack.config.restoreStateMachineArn}\n` +
       `  databases ${databases.join(", ")}\n` +
+      `  latency   ${describeLatency(latency)}\n` +
       `  config    ${stack.configPath} (the agent finds it by itself)\n` +
       `  report    ${report.url} (what can be restored, per database and region; drawn again on each load)\n`,
   );

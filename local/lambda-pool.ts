@@ -32,6 +32,7 @@ import { Worker } from "node:worker_threads";
 import { ConfigError } from "../core/errors.js";
 import { bundleOf, type StepDefinition } from "../core/workflows.js";
 import type { InvocationContext, InvokeMessage, LogMessage, ResultMessage } from "./lambda-worker.js";
+import { delay, NO_LATENCY, type CloudLatency } from "./latency.js";
 import { PACKAGE_ROOT } from "./paths.js";
 
 export type LambdaRuntimeKind = "worker" | "in-process";
@@ -50,6 +51,8 @@ export interface StepUsage {
   maxBytes: number;
   timeoutMs: number;
   memoryBytes: number;
+  /** Sandboxes started for the step (worker runtime): each a cold start. */
+  coldStarts?: number;
 }
 
 /**
@@ -100,8 +103,11 @@ export interface LambdaRuntime {
 
 type Handler = (input: unknown) => Promise<unknown>;
 
+const newUsage = (step: StepDefinition, timeoutMs: number): StepUsage => ({ invocations: 0, maxMs: 0, totalMs: 0, maxBytes: 0, timeoutMs, memoryBytes: step.memoryMiB * 2 ** 20 });
+
 function record(usage: Map<string, StepUsage>, step: StepDefinition, timeoutMs: number, ms: number, bytes: number | undefined): void {
-  const u = usage.get(step.placeholder) ?? { invocations: 0, maxMs: 0, totalMs: 0, maxBytes: 0, timeoutMs, memoryBytes: step.memoryMiB * 2 ** 20 };
+  const u = usage.get(step.placeholder) ?? newUsage(step, timeoutMs);
+  u.timeoutMs = timeoutMs;
   u.invocations++;
   u.totalMs += ms;
   u.maxMs = Math.max(u.maxMs, ms);
@@ -206,6 +212,8 @@ function newestSource(dir: string): { path: string; mtimeMs: number } | undefine
 interface Sandbox {
   worker: Worker;
   busy: boolean;
+  /** When its last invocation ended (Date.now()): idle longer than latency.idleReclaimMs, it is reclaimed. */
+  lastUsed: number;
 }
 
 /**
@@ -213,7 +221,10 @@ interface Sandbox {
  * default). `modulesRoot`: where the handler modules are (default dist/; tests
  * point it at handlers of their own).
  */
-export function workerRuntime(options: { modulesRoot?: string; onLog?: (line: string, step: StepDefinition) => void } = {}): LambdaRuntime {
+export function workerRuntime(
+  options: { modulesRoot?: string; onLog?: (line: string, step: StepDefinition) => void; latency?: Pick<CloudLatency, "coldStartMs" | "idleReclaimMs"> } = {},
+): LambdaRuntime {
+  const latency = options.latency ?? NO_LATENCY;
   const paths = builtPaths(options.modulesRoot);
   const usage = new Map<string, StepUsage>();
   const pools = new Map<string, { sandboxes: Sandbox[]; waiting: Array<() => void> }>();
@@ -221,6 +232,11 @@ export function workerRuntime(options: { modulesRoot?: string; onLog?: (line: st
   let stopped = false;
 
   const spawn = async (step: StepDefinition): Promise<Worker> => {
+    const u = usage.get(step.placeholder) ?? newUsage(step, step.timeoutSeconds * 1000);
+    u.coldStarts = (u.coldStarts ?? 0) + 1;
+    usage.set(step.placeholder, u);
+    // Lambda provisioning the sandbox; loading the bundle below is the rest of the cold start, for real.
+    await delay(latency.coldStartMs);
     const worker = new Worker(paths.worker, {
       workerData: { modulePath: paths.moduleOf(step), handler: step.handler, memoryBytes: step.memoryMiB * 2 ** 20 },
       // The handlers read the same variables as in Lambda, set by the local stack in this process before
@@ -271,13 +287,19 @@ export function workerRuntime(options: { modulesRoot?: string; onLog?: (line: st
     const p = pool(step);
     for (;;) {
       if (stopped) throw new ConfigError("the local stack is stopping");
+      // Lambda reclaims sandboxes left idle: the next invocation is cold.
+      const now = Date.now();
+      for (const s of p.sandboxes.filter((x) => !x.busy && now - x.lastUsed >= latency.idleReclaimMs)) {
+        p.sandboxes.splice(p.sandboxes.indexOf(s), 1);
+        void s.worker.terminate();
+      }
       const idle = p.sandboxes.find((s) => !s.busy);
       if (idle) {
         idle.busy = true;
         return idle;
       }
       if (p.sandboxes.length < SANDBOXES_PER_FUNCTION) {
-        const s: Sandbox = { worker: undefined as unknown as Worker, busy: true };
+        const s: Sandbox = { worker: undefined as unknown as Worker, busy: true, lastUsed: Date.now() };
         p.sandboxes.push(s);
         try {
           s.worker = await spawn(step);
@@ -299,6 +321,7 @@ export function workerRuntime(options: { modulesRoot?: string; onLog?: (line: st
       void s.worker.terminate();
     } else {
       s.busy = false;
+      s.lastUsed = Date.now();
     }
     p.waiting.shift()?.();
   };
@@ -386,8 +409,12 @@ export function newTraceRoot(now = Date.now()): string {
   return `1-${Math.floor(now / 1000).toString(16).padStart(8, "0")}-${randomBytes(12).toString("hex")}`;
 }
 
-/** `onLog`: each line the worker runtime's handlers write (the in-process runtime's go to this process's stdout). */
-export function lambdaRuntime(kind: LambdaRuntimeKind, onLog?: (line: string, step: StepDefinition) => void): LambdaRuntime {
-  return kind === "worker" ? workerRuntime(onLog === undefined ? {} : { onLog }) : inProcessRuntime();
+/**
+ * `onLog`: each line the worker runtime's handlers write (the in-process
+ * runtime's go to this process's stdout). `latency`: the worker runtime's
+ * cold starts and idle reclaim (the in-process runtime has no sandboxes).
+ */
+export function lambdaRuntime(kind: LambdaRuntimeKind, onLog?: (line: string, step: StepDefinition) => void, latency?: CloudLatency): LambdaRuntime {
+  return kind === "worker" ? workerRuntime({ ...(onLog === undefined ? {} : { onLog }), ...(latency === undefined ? {} : { latency }) }) : inProcessRuntime();
 }
 

@@ -31,6 +31,7 @@ import { LOCAL_ACCOUNT, startDynamo, startS3, type S3Emulator, type S3ObjectCrea
 import { startSfnEndpoint } from "./sfn-endpoint.js";
 import { ExecutionGuard, guardTask, runGuarded } from "./limits.js";
 import { parseThawSetting, thawByDefaultSubstitution } from "../core/thaw.js";
+import { delay, NO_LATENCY, type CloudLatency } from "./latency.js";
 import { LambdaTimeoutError, lambdaRuntime, newTraceRoot, type LambdaRuntimeKind, type StepUsage } from "./lambda-pool.js";
 import { RequestMeter, type RequestCounts } from "./request-meter.js";
 
@@ -277,6 +278,13 @@ export interface LocalStackOptions {
    * `regions[].endpoint`. Read with `requests()`. Default off.
    */
   meterRequests?: boolean;
+  /**
+   * What AWS takes time for that the emulators do at once (local/latency.ts):
+   * event delivery, StartExecution, each Lambda invoke, cold starts and
+   * idle sandboxes reclaimed. Default NO_LATENCY (nothing added);
+   * AWS_LATENCY for published figures (bench:wal-live, `local up --latency aws`).
+   */
+  latency?: CloudLatency;
 }
 
 /** What LocalStackOptions.injectFault is told about the invocation about to run. */
@@ -401,7 +409,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     if (line.startsWith("{") && line.includes('"CloudWatchMetrics"')) appendFileSync(metricsFile, line + "\n");
   };
   // First: a worker runtime refuses to start on a dist/ older than the sources.
-  const lambda = lambdaRuntime(opts.lambdaRuntime ?? "worker", onLambdaLog);
+  const latency = opts.latency ?? NO_LATENCY;
+  const lambda = lambdaRuntime(opts.lambdaRuntime ?? "worker", onLambdaLog, latency);
   const objectCreated: Array<(event: S3ObjectCreatedEvent) => void> = [];
   const regions: LocalRegion[] = [];
   const shared = opts.sharedDynamodbEndpoint;
@@ -519,6 +528,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
    * and memory.
    */
   const invokeLambda = async (workflow: string, state: string, timeoutMs: number, step: StepDefinition, attempt: number, input: unknown, traceRoot: string): Promise<unknown> => {
+    await delay(latency.invokeMs);
     const fault = opts.injectFault?.({ workflow, state, attempt, input });
     if (fault instanceof Error) throw fault;
     if (fault === "timeout") {
@@ -609,7 +619,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const retentionStats = newStats();
   const walRecordStats = newStats();
   const rpoWatchStats = newStats();
+  /** Object Created events on their way to the workflows they start (latency.eventDeliveryMs): idle() waits for them too. */
+  let delivering = 0;
   const quiet = (): boolean =>
+    delivering === 0 &&
     stats.inFlight === 0 && restoreStats.inFlight === 0 && replicateStats.inFlight === 0 && verifyStats.inFlight === 0 && retentionStats.inFlight === 0 && rpoWatchStats.inFlight === 0;
   const settle = (): void => {
     if (quiet()) {
@@ -623,14 +636,17 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const runEventWorkflow = (m: (typeof machines)[number], input: unknown, what: string): Promise<unknown> =>
     runCounted(m, [stats, workflowStats[m.name]], m.name, input, what);
   /** One execution counted in each of `counters`; a failure is logged and rejects with a RestoreExecutionError. */
-  const runCounted = (m: ReturnType<typeof build>, counters: ExecutionStats[], name: string, input: unknown, what: string): Promise<unknown> => {
+  const runCounted = (m: ReturnType<typeof build>, counters: ExecutionStats[], name: string, input: unknown, what: string, startDelayMs = 0): Promise<unknown> => {
     for (const c of counters) {
       c.started++;
       c.inFlight++;
     }
-    const t0 = performance.now();
-    return m
-      .run(input, undefined, counters)
+    let t0 = performance.now();
+    return delay(startDelayMs)
+      .then(() => {
+        t0 = performance.now();
+        return m.run(input, undefined, counters);
+      })
       .then(
         (output: unknown) => {
           for (const c of counters) c.succeeded++;
@@ -658,9 +674,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     // The EventBridge rules: Object Created in the incoming bucket, key matching a workflow's pattern.
     if (event.detail.bucket.name !== INCOMING_BUCKET) return;
     const key = event.detail.object.key;
-    for (const m of machines) {
-      if (matchesWildcard(m.keyPattern, key)) runEventWorkflow(m, event, key).catch(() => undefined); // logged above
-    }
+    const started = machines.filter((m) => matchesWildcard(m.keyPattern, key));
+    if (started.length === 0) return;
+    delivering++;
+    void delay(latency.eventDeliveryMs).then(() => {
+      delivering--;
+      for (const m of started) runEventWorkflow(m, event, key).catch(() => undefined); // logged above
+      settle();
+    });
   });
 
   /** One execution of an on-demand workflow, counted in its own stats; rejects with a RestoreExecutionError. */
@@ -674,6 +695,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     counters.started++;
     counters.inFlight++;
     try {
+      await delay(latency.startExecutionMs);
       // The context object's execution name and ARN ($$.Execution.Name / Id): StartExecution's, or made up here.
       const name = started?.name ?? `${what.replace(/[^A-Za-z0-9_-]/g, "-")}-${Date.now()}-${randomBytes(3).toString("hex")}`;
       const Id = started?.executionArn ?? `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:execution:walvault-${what}:${name}`;
@@ -700,7 +722,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   type Started = { name: string; executionArn: string };
   /** A wal-record execution (StartExecution by the agent): counted with the event-started ones, so `idle()` waits for it. */
   const startWalRecord = (input: unknown): Promise<unknown> =>
-    runCounted(walRecordMachine, [stats, walRecordStats], "wal-record", input, JSON.stringify(input).slice(0, 300));
+    runCounted(walRecordMachine, [stats, walRecordStats], "wal-record", input, JSON.stringify(input).slice(0, 300), latency.startExecutionMs);
 
   const startRestore = (input: unknown, started?: Started): Promise<unknown> => runOnDemand(restoreMachine, restoreStats, "restore", input, started);
   const startReplicate = (input: unknown, started?: Started): Promise<unknown> => runOnDemand(replicateMachine, replicateStats, "replicate", input, started);
