@@ -316,3 +316,55 @@ export async function runPgbackrestArchiveAnchor(options: PgbackrestArchiveAncho
     rmSync(res, { recursive: true, force: true });
   }
 }
+
+/** One JSON line as printed by shared/anchors/live_archive.py (10_archive_live.sh). */
+export interface LiveArchiveRecord {
+  test: "archive_live";
+  label: string;
+  pgbench_s: number;
+  tps: number | null;
+  wal_mb: number;
+  segments_archived: number;
+  max_backlog_segs: number;
+  backlog_at_pgbench_end: number;
+  drain_after_pgbench_s: number;
+  kept_up: boolean;
+  failed: number;
+  archive_cmd_cpu_s: number;
+  s3rver_cpu_s: number;
+  machine_busy_cpu_s: number;
+  cmd: string;
+}
+
+/**
+ * Runs `shared/anchors/10_archive_live.sh 1 <variants...>` (pgbench on the
+ * anchor's own cluster with archive_command set to each variant, sampled
+ * every 0.5 s by live_archive.py) and returns its records, one per variant.
+ * Call `anchorAvailable()` first.
+ */
+export async function runLiveArchiveAnchor(variants: readonly string[], log: (line: string) => void = (l) => process.stderr.write(`[anchor] ${l}\n`)): Promise<LiveArchiveRecord[]> {
+  const scripts = anchorScriptsDir();
+  if (!scripts) throw new Error("shared/anchors not found next to the repository (or WALVAULT_ANCHOR_SCRIPTS)");
+  const res = mkdtempSync(path.join(os.tmpdir(), "walvault-anchor-live-"));
+  try {
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn("bash", [path.join(scripts, "10_archive_live.sh"), "1", ...variants], { env: { ...process.env, ANCHORS_RES: res }, stdio: ["ignore", "ignore", "pipe"] });
+      let pending = "";
+      child.stderr.setEncoding("utf8").on("data", (d: string) => {
+        pending += d;
+        const lines = pending.split("\n");
+        pending = lines.pop() ?? "";
+        for (const l of lines) if (l.trim()) log(l);
+      });
+      child.on("close", resolve);
+    });
+    const file = path.join(res, "archive_live.jsonl");
+    const records = existsSync(file)
+      ? readFileSync(file, "utf8").split("\n").filter((l) => l.trim().startsWith("{")).map((l) => JSON.parse(l) as LiveArchiveRecord).filter((r) => r.test === "archive_live")
+      : [];
+    if (code !== 0 && records.length === 0) throw new Error(`10_archive_live.sh ${variants.join(" ")} failed (exit ${code})`);
+    return records;
+  } finally {
+    rmSync(res, { recursive: true, force: true });
+  }
+}
