@@ -6,24 +6,34 @@
  */
 import { createConnection } from "node:net";
 import { QuarantinedError, SegmentConflictError } from "../core/errors.js";
-import type { ResidentRequest, ResidentResponse } from "./resident.js";
+import type { AgentStatus, PushRequest, ResidentRequest, ResidentResponse } from "./resident.js";
 
-export type ResidentAnswer = Exclude<ResidentResponse, { decline: string }>;
+export type ResidentAnswer = Exclude<ResidentResponse, { decline: string } | { status: AgentStatus }>;
 
 /** The agent's answer, or undefined when the caller must push by itself (no agent, gone, or declined). */
-export function askResidentAgent(socketPath: string, req: ResidentRequest): Promise<ResidentAnswer | undefined> {
+export function askResidentAgent(socketPath: string, req: PushRequest): Promise<ResidentAnswer | undefined> {
+  return ask(socketPath, req, req.timeoutMs + 10_000) as Promise<ResidentAnswer | undefined>;
+}
+
+/** The running agent's own view of `databaseId` (backlog, pushes ahead), or undefined when none answers within 2 s. */
+export async function askAgentStatus(socketPath: string, databaseId: string): Promise<AgentStatus | undefined> {
+  const r = await ask(socketPath, { op: "status", databaseId }, 2000);
+  return r?.ok && "status" in r ? r.status : undefined;
+}
+
+function ask(socketPath: string, req: ResidentRequest, timeoutMs: number): Promise<Exclude<ResidentResponse, { decline: string }> | undefined> {
   return new Promise((resolve) => {
     let answered = false;
     let buf = "";
     const sock = createConnection(socketPath);
-    const done = (r: ResidentAnswer | undefined): void => {
+    const done = (r: Exclude<ResidentResponse, { decline: string }> | undefined): void => {
       if (answered) return;
       answered = true;
       sock.destroy();
       resolve(r);
     };
     sock.setEncoding("utf8");
-    sock.setTimeout(req.timeoutMs + 10_000, () => done(undefined));
+    sock.setTimeout(timeoutMs, () => done(undefined));
     sock.on("connect", () => sock.write(JSON.stringify(req) + "\n"));
     sock.on("data", (d: string) => {
       buf += d;
@@ -60,7 +70,7 @@ const DEFINITIVE_ERRORS: ReadonlySet<string> = new Set([SegmentConflictError.nam
  */
 export async function pushThroughAgent(
   socketPath: string,
-  req: ResidentRequest,
+  req: PushRequest,
 ): Promise<{ exitCode: number; result?: unknown; message?: string } | undefined> {
   const answer = await askResidentAgent(socketPath, req);
   if (!answer) return undefined;

@@ -21,7 +21,30 @@ import { isNetworkError } from "../store/aws-errors.js";
 import { followConfigFile, type AgentClients, type FollowedClients } from "./clients.js";
 import { walPush, type WaitLevel, type WalPushResult } from "./wal-push.js";
 
-export interface ResidentRequest {
+export type ResidentRequest = PushRequest | StatusRequest;
+
+/** What `walvault status` asks: the agent's backlog and what it has done. */
+export interface StatusRequest {
+  op: "status";
+  databaseId: string;
+}
+
+/** The resident agent's own view (`walvault status`, its `agent` field). */
+export interface AgentStatus {
+  databaseId: string;
+  /** The data directory it pushes ahead from (absent: it only answers wal-push). */
+  pgdata?: string;
+  /** .ready segments PostgreSQL has not had archived yet: the archiver's backlog. */
+  backlog?: { segments: number; oldest?: string; oldestReadySeconds?: number };
+  /** Pushes ahead running now (at most `concurrency`). */
+  pushingAhead: number;
+  concurrency: number;
+  stats: ResidentAgent["stats"];
+  /** Moving average of upload to catalog record (ms): how long "stored" takes. */
+  storeMs?: number;
+}
+
+export interface PushRequest {
   op: "push";
   /** The database the caller means; an agent for another database declines. */
   databaseId: string;
@@ -33,6 +56,7 @@ export interface ResidentRequest {
 
 export type ResidentResponse =
   | { ok: true; result: WalPushResult }
+  | { ok: true; status: AgentStatus }
   | { ok: false; error: { name: string; message: string; exitCode: number } }
   /** Not this agent's business (another database): the caller pushes by itself. */
   | { ok: false; decline: string };
@@ -253,6 +277,37 @@ export async function startResidentAgent(
     }
   };
 
+  /** The archiver's backlog: the .ready files of the data directory, the oldest first. */
+  const backlog = (): AgentStatus["backlog"] => {
+    if (!opts.pgdata) return undefined;
+    const statusDir = join(opts.pgdata, "pg_wal", "archive_status");
+    try {
+      const ready = readdirSync(statusDir).filter((f) => f.endsWith(".ready")).sort();
+      if (ready.length === 0) return { segments: 0 };
+      let oldestReadySeconds: number | undefined;
+      try {
+        oldestReadySeconds = Math.max(0, Math.round((Date.now() - statSync(join(statusDir, ready[0]!)).mtimeMs) / 1000));
+      } catch {
+        // archived meanwhile
+      }
+      return { segments: ready.length, oldest: ready[0]!.slice(0, -".ready".length), ...(oldestReadySeconds === undefined ? {} : { oldestReadySeconds }) };
+    } catch {
+      return undefined;
+    }
+  };
+  const agentStatus = (): AgentStatus => {
+    const b = backlog();
+    return {
+      databaseId: cfg.databaseId,
+      ...(opts.pgdata ? { pgdata: opts.pgdata } : {}),
+      ...(b === undefined ? {} : { backlog: b }),
+      pushingAhead: ahead.size,
+      concurrency: opts.concurrency,
+      stats: { ...stats },
+      ...(storeMsAvg === undefined ? {} : { storeMs: Math.round(storeMsAvg) }),
+    };
+  };
+
   const handle = (sock: Socket): void => {
     let buf = "";
     sock.setEncoding("utf8");
@@ -266,11 +321,12 @@ export async function startResidentAgent(
       void (async (): Promise<ResidentResponse> => {
         try {
           const req = JSON.parse(line) as ResidentRequest;
-          if (req.op !== "push" || typeof req.path !== "string" || !req.path.startsWith("/")) {
-            throw new Error("malformed request");
-          }
           if (req.databaseId !== cfg.databaseId) {
             return { ok: false, decline: `this agent archives database ${cfg.databaseId}, not ${String(req.databaseId)}` };
+          }
+          if (req.op === "status") return { ok: true, status: agentStatus() };
+          if (req.op !== "push" || typeof req.path !== "string" || !req.path.startsWith("/")) {
+            throw new Error("malformed request");
           }
           return { ok: true, result: await push(req.path, req.wait === "none" ? "none" : "stored", req.timeoutMs, req.cwd, false) };
         } catch (e) {

@@ -5,6 +5,7 @@ import { genericSegno, streamOfRecord } from "../core/restore-input.js";
 import type { WalRecord } from "../core/schemas.js";
 import { parseWalFileName, segmentName } from "../core/wal.js";
 import type { AgentClients } from "./clients.js";
+import type { AgentStatus } from "./resident.js";
 import { formatBytes } from "./progress.js";
 
 /** Archived segments `first` .. `last`, with when the first and the last were archived (`from`, `to`; absent for a name the catalog does not hold). */
@@ -152,6 +153,20 @@ export function formatStatus(s: StatusReport): string {
   lines.push(`  gaps            ${s.gaps === 0 ? "none" : s.gaps}`);
   if (s.quarantined > 0) lines.push(`  quarantined     ${s.quarantined} upload(s) rejected by ingest`);
   return lines.join("\n");
+}
+
+/** The resident agent's line of `status`: its backlog and what it pushed ahead, or that none answers. */
+export function formatAgentStatus(a: AgentStatus | undefined): string {
+  if (a === undefined) return "  agent           not running here (each wal-push pushes by itself; `walvault agent --pgdata DIR` pushes ahead)";
+  const b = a.backlog;
+  const backlog =
+    b === undefined
+      ? "no data directory to watch"
+      : b.segments === 0
+        ? "backlog 0"
+        : `backlog ${b.segments} segment(s), oldest ${b.oldest}${b.oldestReadySeconds === undefined ? "" : ` ready ${b.oldestReadySeconds} s ago`}`;
+  const stored = a.storeMs === undefined ? "" : `, stored in ~${(a.storeMs / 1000).toFixed(1)} s`;
+  return `  agent           running: ${backlog}; ${a.pushingAhead}/${a.concurrency} pushing ahead; ${a.stats.aheadPushed} pushed ahead, ${a.stats.aheadFailed} failed${stored}`;
 }
 
 export function formatWalList(records: WalRecord[]): string {

@@ -401,6 +401,46 @@ describe("wal-push without a working agent", () => {
   });
 });
 
+describe("walvault status and the resident agent", () => {
+  it("shows the agent's backlog (the .ready segments not yet archived, the oldest first) in text and --json", async () => {
+    // Prepare: two .ready files whose segments are not there yet (the agent cannot push them ahead), none pushed
+    const pgdata = dataDir([]);
+    const waiting = [seg(0x61), seg(0x60)];
+    for (const name of waiting) writeFileSync(join(pgdata, "pg_wal", "archive_status", `${name}.ready`), "");
+    const agent = await startAgent(pgdata);
+    const env = { WALVAULT_AGENT_SOCKET: agent.socketPath };
+
+    // Act
+    const json = await stack.cli(["status", "--json", "--database", DB], { env });
+    const text = await stack.cli(["status", "--database", DB], { env });
+
+    // Assess
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout).agent).toMatchObject({
+      databaseId: DB,
+      pgdata,
+      backlog: { segments: 2, oldest: seg(0x60), oldestReadySeconds: expect.any(Number) },
+      pushingAhead: 0,
+      concurrency: expect.any(Number),
+      stats: { aheadPushed: 0, aheadFailed: 0 },
+    });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(new RegExp(`\\n  agent {11}running: backlog 2 segment\\(s\\), oldest ${seg(0x60)} ready \\d+ s ago; 0/\\d+ pushing ahead; 0 pushed ahead, 0 failed\\n`));
+  });
+
+  it("says no agent runs here when none answers, with agent null in --json", async () => {
+    // Act: a socket path nothing listens on
+    const env = { WALVAULT_AGENT_SOCKET: join(scratch, "nobody.sock") };
+    const json = await stack.cli(["status", "--json", "--database", DB], { env });
+    const text = await stack.cli(["status", "--database", DB], { env });
+
+    // Assess
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout).agent).toBeNull();
+    expect(text.stdout).toContain("\n  agent           not running here (each wal-push pushes by itself; `walvault agent --pgdata DIR` pushes ahead)\n");
+  });
+});
+
 describe("walvault agent refuses bad input with one line and does not listen", () => {
   it("--pgdata naming a directory that does not exist: names the directory", async () => {
     // Prepare

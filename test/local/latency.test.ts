@@ -37,7 +37,8 @@ describe("parseLatency", () => {
 });
 
 const DB = "pg-main";
-const LATENCY: CloudLatency = { eventDeliveryMs: 700, startExecutionMs: 0, invokeMs: 0, coldStartMs: 300, idleReclaimMs: 2_000 };
+// The reclaim time far above what separates two back-to-back uploads' uses of a step (delivery and the other steps), even on a loaded machine.
+const LATENCY: CloudLatency = { eventDeliveryMs: 700, startExecutionMs: 0, invokeMs: 0, coldStartMs: 300, idleReclaimMs: 8_000 };
 const seg = (n: number): string => `00000001000000000000${n.toString(16).toUpperCase().padStart(4, "0")}`;
 
 let stack: TestStack;
