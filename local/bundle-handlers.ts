@@ -12,6 +12,9 @@
  * local stack's modules, which `walvault local up` loads, stay outside
  * (dist/local/).
  *
+ * And wal-push's native fast path (local/build-native.ts) into
+ * dist/native/, when a C compiler is there.
+ *
  * The handlers: every workflow step's handler module bundled
  * as infra/handler-function.ts has CDK bundle it for Lambda (core/workflows.ts
  * HANDLER_BUNDLE: one minified ESM file each, the SDK inside), written to
@@ -27,6 +30,7 @@ import { join } from "node:path";
 import { build } from "esbuild";
 import { STEPS_BY_PLACEHOLDER } from "../core/workflows.js";
 import { AS_LAMBDA, bundleAgent } from "./agent-bundle.js";
+import { buildNativeWalPush, NATIVE_WAL_PUSH } from "./build-native.js";
 import { AGENT_BUNDLE_DIR, BENCH_BUNDLE_DIR, PACKAGE_ROOT } from "./paths.js";
 
 const args = process.argv.slice(2);
@@ -57,3 +61,5 @@ await bundleAgent(join(PACKAGE_ROOT, AGENT_BUNDLE_DIR), { walvault: join(PACKAGE
 // bench:snapshot-restore's child (push and restore as the CLI runs them), loaded as the CLI's bundle loads.
 await bundleAgent(join(PACKAGE_ROOT, BENCH_BUNDLE_DIR), { "snapshot-restore-child": join(PACKAGE_ROOT, "bench", "snapshot-restore-child.ts") }, { kind: "developer" });
 console.log(`bundled the agent into ${AGENT_BUNDLE_DIR}/ (and the benchmark's child into ${BENCH_BUNDLE_DIR}/) in ${((performance.now() - agentStarted) / 1000).toFixed(1)} s`);
+const native = buildNativeWalPush(join(PACKAGE_ROOT, NATIVE_WAL_PUSH));
+console.log(native.built ? `built wal-push's native fast path into ${NATIVE_WAL_PUSH}` : `wal-push's native fast path not built (${native.reason}): bin/walvault runs Node for every call`);
