@@ -22,14 +22,14 @@
  * measures `pgbackrest archive-push` sync and async with
  * 10_archive_live.sh on the anchor's own cluster and prints it beside.
  *
- * `--host-nice -10` runs the database host's processes (PostgreSQL, pgbench,
+ * `--host-nice=-10` runs the database host's processes (PostgreSQL, pgbench,
  * the agent) at that nice value and the emulated cloud at 0 (see hostNice).
  *
  * Usage: npm run bench:wal-live [-- --variants true,agent,direct --tx 45000
  *        --scale 100 --latency aws --concurrency 4 --no-anchor]
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -38,6 +38,7 @@ import { describeLatency, parseLatency } from "../local/latency.js";
 import { PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js";
 import { startLocalStack } from "../local/stack.js";
 import { anchorAvailable, runLiveArchiveAnchor, type LiveArchiveRecord } from "./anchor.js";
+import { osUser, parentPid, pidsMatching, procCpu } from "./processes.js";
 
 const SAMPLE_MS = 500;
 const DRAIN_TIMEOUT_MS = 15 * 60_000;
@@ -67,17 +68,6 @@ interface VariantResult {
   samples: Sample[];
 }
 
-/** user+sys CPU seconds of a process from /proc (`children`: its waited-for children's). */
-function procCpu(pid: number, children = false): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    const [u, s] = children ? [f[13], f[14]] : [f[11], f[12]];
-    return (Number(u) + Number(s)) / 100;
-  } catch {
-    return 0;
-  }
-}
-
 /**
  * `--host-nice N` (default 0: nothing changed): the database host's
  * processes (PostgreSQL and what it forks, pgbench, the agent) run at nice
@@ -102,26 +92,14 @@ function renice(pid: number | undefined): void {
 function reniceCluster(pg: ScratchPostgres): void {
   const postmaster = Number(readFileSync(join(pg.dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
   renice(postmaster);
-  for (const d of readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
-    try {
-      if (Number(readFileSync(`/proc/${d}/stat`, "utf8").split(") ")[1]!.split(" ")[1]) === postmaster) renice(Number(d));
-    } catch {
-      // gone
-    }
-  }
+  for (const pid of pidsMatching()) if (parentPid(pid) === postmaster) renice(pid);
 }
 
-/** pgbench's pid once it runs (spawned by ScratchPostgres, so found by its command line). */
+/** pgbench once it runs (spawned by ScratchPostgres, so found by its command line). */
 async function renicePgbench(): Promise<void> {
   for (let i = 0; i < 50; i++) {
-    for (const d of readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
-      try {
-        const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
-        if (cmd.includes("pgbench") && cmd.includes("-c")) return renice(Number(d));
-      } catch {
-        // gone
-      }
-    }
+    const [pid] = pidsMatching("pgbench", "-c");
+    if (pid !== undefined) return renice(pid);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -142,17 +120,10 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs: num
   }
 }
 
-/** uid/gid of the OS user PostgreSQL runs as when this process is root (ScratchPostgres's rule): the agent's socket must be its. */
-function postgresUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const user = process.env.WALVAULT_PG_OS_USER ?? "postgres";
-  const id = (flag: string): number => Number(spawnSync("id", [flag, user], { encoding: "utf8" }).stdout.trim());
-  return { uid: id("-u"), gid: id("-g") };
-}
-
 async function startAgent(pg: ScratchPostgres, configPath: string, databaseId: string, socket: string, concurrency: string, home: string): Promise<ChildProcess> {
   rmSync(socket, { force: true });
-  const user = postgresUser();
+  // As PostgreSQL's OS user: the agent's socket is 0600, and archive_command runs as that user.
+  const user = osUser();
   const child = spawn(WALVAULT_BIN, ["agent", "--database", databaseId, "--socket", socket, "--pgdata", pg.dataDir, "--concurrency", concurrency], {
     env: { ...process.env, WALVAULT_CONFIG: configPath, HOME: home },
     cwd: home,

@@ -14,8 +14,8 @@
  * the pgBackRest archive-push anchor is measured in the same run and the
  * ratios printed. Usage: npm run bench:wal-push [-- --modes direct,agent --segments 64]
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, existsSync, readFileSync, linkSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, existsSync, linkSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -23,35 +23,10 @@ import { startLocalStack, type LocalStack } from "../local/stack.js";
 import { PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js";
 import { createCatalog } from "../store/factory.js";
 import { collectWalSegments } from "./collect-wal.js";
+import { osUser, pidsMatching, procCpu } from "./processes.js";
 import { anchorAvailable, runPgbackrestArchiveAnchor, segmentsDir, type AnchorResult } from "./anchor.js";
 
 const MiB = 1024 * 1024;
-
-/** CPU seconds (user+sys) of a process from /proc; with `children`, of its waited-for children. */
-function procCpu(pid: number, children = false): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    const [u, s] = children ? [f[13], f[14]] : [f[11], f[12]];
-    return (Number(u) + Number(s)) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-/** Pids whose command line contains every needle. */
-function pidsMatching(...needles: string[]): number[] {
-  return readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
-        return needles.every((n) => cmd.includes(n));
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 interface CpuSample {
   ingest: number;
@@ -88,13 +63,6 @@ interface ModeResult {
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-function osUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const u = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
-  const g = spawnSync("id", ["-g", "postgres"], { encoding: "utf8" });
-  return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
 }
 
 /** A fake data directory: pg_wal with the segments (hard links) and a .ready for each. */

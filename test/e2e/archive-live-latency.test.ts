@@ -8,7 +8,7 @@
  * contiguous and byte-identical to what PostgreSQL wrote, and a base backup
  * recovered with wal-fetch reaches the primary's row counts.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,9 +18,8 @@ import type { WalRecord } from "../../core/schemas.js";
 import { isWalFileName, parseWalFileName } from "../../core/wal.js";
 import { AWS_LATENCY } from "../../local/latency.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
-import { mapLimit } from "../support/cli-run.js";
 import { startPgAgent, type PgAgent } from "../support/pg-agent.js";
-import { switchAndWaitArchived } from "../support/postgres.js";
+import { expectFetchedIdentical, pgbenchCounts, switchAndWaitArchived } from "../support/postgres.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const DB = "pg-live";
@@ -37,11 +36,6 @@ let backupDir: string;
 let expected: { history: string; balance: string };
 /** archive_command calls that failed (pg_stat_archiver), before the primary stopped. */
 let failedCalls: number;
-
-async function counts(pg: ScratchPostgres): Promise<{ history: string; balance: string }> {
-  const [history, balance] = (await pg.psql("select count(*) from pgbench_history; select sum(abalance) from pgbench_accounts;")).split("\n");
-  return { history: history!, balance: balance! };
-}
 
 const archivedHere = (): string[] => readdirSync(originals).filter((f) => isWalFileName(f) && parseWalFileName(f).kind === "segment");
 
@@ -72,7 +66,7 @@ beforeAll(async () => {
     if (parseWalFileName(now).kind === "segment" && (parseWalFileName(now) as { segno: bigint }).segno - (parseWalFileName(start) as { segno: bigint }).segno >= BigInt(MIN_SEGMENTS)) break;
   }
   await switchAndWaitArchived(primary, 300_000);
-  expected = await counts(primary);
+  expected = await pgbenchCounts(primary);
   failedCalls = Number(await primary.psql("select failed_count from pg_stat_archiver"));
   await primary.stop({ mode: "fast" });
   await stack.idle();
@@ -104,21 +98,8 @@ describe("archiving a busy PostgreSQL through the resident agent at AWS's latenc
   });
 
   it("holds every segment byte-identical to what PostgreSQL wrote", async () => {
-    // Prepare
-    const dest = mkdtempSync(join(tmpdir(), "walvault-live-fetch-"));
-    const names = readdirSync(originals).filter((f) => isWalFileName(f));
-    try {
-      // Act
-      const results = await mapLimit(names, 3, (name) => stack.cli(["wal-fetch", name, join(dest, name), "--no-prefetch", "--database", DB]));
-
-      // Assess
-      for (const [i, name] of names.entries()) {
-        expect(results[i]!.code, results[i]!.stderr).toBe(0);
-        expect(readFileSync(join(dest, name)).equals(readFileSync(join(originals, name))), name).toBe(true);
-      }
-    } finally {
-      rmSync(dest, { recursive: true, force: true });
-    }
+    // Act and Assess
+    await expectFetchedIdentical((args) => stack.cli(args), originals, ["--database", DB]);
   }, 300_000);
 
   it("recovers a base backup to the latest archived segment with the primary's row counts", async () => {
@@ -135,7 +116,7 @@ describe("archiving a busy PostgreSQL through the resident agent at AWS's latenc
     await restored.waitForRecoveryEnd(300_000);
 
     // Assess
-    expect(await counts(restored)).toEqual(expected);
+    expect(await pgbenchCounts(restored)).toEqual(expected);
     expect(existsSync(join(backupDir, "walvault.restored-from"))).toBe(true);
   }, 400_000);
 });

@@ -17,8 +17,7 @@ import { isWalFileName, parseWalFileName } from "../../core/wal.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
 import { ScratchPostgres } from "../../agent/postgres.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
-import { switchAndWaitArchived } from "../support/postgres.js";
-import { mapLimit } from "../support/cli-run.js";
+import { expectFetchedIdentical, pgbenchCounts, switchAndWaitArchived } from "../support/postgres.js";
 
 const MIN_SEGMENTS = 16;
 
@@ -34,11 +33,6 @@ let lastRunStarted: Date;
 
 /** Closes the current segment and waits until PostgreSQL reports it archived. */
 
-async function counts(pg: ScratchPostgres): Promise<{ history: string; balance: string }> {
-  const out = await pg.psql("select count(*) from pgbench_history; select sum(abalance) from pgbench_accounts;");
-  const [history, balance] = out.split("\n");
-  return { history: history!, balance: balance! };
-}
 
 beforeAll(async () => {
   // Prepare: the local stack, and a primary whose archive_command pushes through walvault
@@ -67,7 +61,7 @@ beforeAll(async () => {
   }
   await primary.psql("checkpoint");
   await switchAndWaitArchived(primary);
-  expected = await counts(primary);
+  expected = await pgbenchCounts(primary);
   // A clean shutdown archives whatever is left; after it, the archive no longer moves.
   await primary.stop({ mode: "fast" });
   await stack.idle();
@@ -120,20 +114,8 @@ describe("archive_command = walvault wal-push on PostgreSQL 15", () => {
   });
 
   it("fetches every archived segment byte-identical to what PostgreSQL wrote", async () => {
-    // Prepare
-    const dest = mkdtempSync(join(tmpdir(), "walvault-fetch-"));
-    const names = readdirSync(originals).filter((f) => isWalFileName(f));
-    try {
-      // Act: one wal-fetch process per segment, as restore_command runs them, three at a time.
-      const results = await mapLimit(names, 3, (name) => stack.cli(["wal-fetch", name, join(dest, name), "--no-prefetch"]));
-      // Assess
-      for (const [i, name] of names.entries()) {
-        expect(results[i]!.code, results[i]!.stderr).toBe(0);
-        expect(readFileSync(join(dest, name)).equals(readFileSync(join(originals, name))), name).toBe(true);
-      }
-    } finally {
-      rmSync(dest, { recursive: true, force: true });
-    }
+    // Act and Assess: one wal-fetch process per segment, as restore_command runs them, three at a time.
+    await expectFetchedIdentical((args) => stack.cli(args), originals);
   }, 300_000);
 
   it("recovers a base backup to the end of the archive with restore_command = walvault wal-fetch, and keeps the copy out of the source's stream", async () => {
@@ -148,7 +130,7 @@ describe("archive_command = walvault wal-push on PostgreSQL 15", () => {
     // Act
     await restored.start();
     await restored.waitForRecoveryEnd(300_000);
-    const got = await counts(restored);
+    const got = await pgbenchCounts(restored);
 
     // Assess: exactly the primary's rows.
     expect(got).toEqual(expected);

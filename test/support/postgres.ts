@@ -1,5 +1,38 @@
 /** Test support for suites that drive a real PostgreSQL (local/postgres.ts). */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "vitest";
 import type { ScratchPostgres } from "../../agent/postgres.js";
+import { isWalFileName } from "../../core/wal.js";
+import { mapLimit } from "./cli-run.js";
+import type { CliResult } from "./stack.js";
+
+/** What pgbench wrote, to compare a restored copy with its primary: pgbench_history's rows and the accounts' total balance. */
+export async function pgbenchCounts(pg: ScratchPostgres): Promise<{ history: string; balance: string }> {
+  const [history, balance] = (await pg.psql("select count(*) from pgbench_history; select sum(abalance) from pgbench_accounts;")).split("\n");
+  return { history: history!, balance: balance! };
+}
+
+/**
+ * Fetches every WAL file of `originals` (what archive_command kept of each
+ * file it reported archived) with one `wal-fetch` process each, as
+ * restore_command runs them, three at a time, and expects each to exit 0
+ * with the same bytes.
+ */
+export async function expectFetchedIdentical(cli: (args: string[]) => Promise<CliResult>, originals: string, extraArgs: string[] = []): Promise<void> {
+  const dest = mkdtempSync(join(tmpdir(), "walvault-fetch-"));
+  const names = readdirSync(originals).filter((f) => isWalFileName(f));
+  try {
+    const results = await mapLimit(names, 3, (name) => cli(["wal-fetch", name, join(dest, name), "--no-prefetch", ...extraArgs]));
+    for (const [i, name] of names.entries()) {
+      expect(results[i]!.code, results[i]!.stderr).toBe(0);
+      expect(readFileSync(join(dest, name)).equals(readFileSync(join(originals, name))), name).toBe(true);
+    }
+  } finally {
+    rmSync(dest, { recursive: true, force: true });
+  }
+}
 
 /** Closes the current WAL segment and waits until PostgreSQL reports it archived; returns its name. */
 export async function switchAndWaitArchived(pg: ScratchPostgres, timeoutMs = 120_000): Promise<string> {

@@ -1,0 +1,46 @@
+/** What the benchmarks read of processes: CPU from /proc, pids by command line, and the OS user PostgreSQL runs as. */
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+
+/** CPU seconds (user+sys) of a process from /proc; with `children`, of its waited-for children. 0 when it is gone. */
+export function procCpu(pid: number, children = false): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    const [u, s] = children ? [f[13], f[14]] : [f[11], f[12]];
+    return (Number(u) + Number(s)) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Pids whose command line contains every needle (every pid, given none). */
+export function pidsMatching(...needles: string[]): number[] {
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
+        return needles.every((n) => cmd.includes(n));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** The parent pid of a process (/proc), undefined when it is gone. */
+export function parentPid(pid: number): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** uid/gid of the OS user PostgreSQL runs as when this process is root (ScratchPostgres's rule: WALVAULT_PG_OS_USER, else postgres); undefined otherwise. */
+export function osUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const user = process.env.WALVAULT_PG_OS_USER ?? "postgres";
+  const id = (flag: string): number => Number(spawnSync("id", [flag, user], { encoding: "utf8" }).stdout.trim());
+  return { uid: id("-u"), gid: id("-g") };
+}
