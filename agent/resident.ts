@@ -13,12 +13,13 @@
  */
 import { deadlineIn } from "../core/deadline.js";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
-import { existsSync, readdirSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
+import { existsSync, rmSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, join } from "node:path";
 import { ConfigError, describeError, FileAccessError, isWalvaultError } from "../core/errors.js";
 import type { AgentConfig } from "../core/config.js";
 import { isNetworkError } from "../store/aws-errors.js";
 import { followConfigFile, type AgentClients, type FollowedClients } from "./clients.js";
+import { archiveBacklog, archiveStatusDir, readyFiles, type ArchiveBacklog } from "./archive-status.js";
 import { walPush, type WaitLevel, type WalPushResult } from "./wal-push.js";
 
 export type ResidentRequest = PushRequest | StatusRequest;
@@ -35,7 +36,7 @@ export interface AgentStatus {
   /** The data directory it pushes ahead from (absent: it only answers wal-push). */
   pgdata?: string;
   /** .ready segments PostgreSQL has not had archived yet: the archiver's backlog. */
-  backlog?: { segments: number; oldest?: string; oldestReadySeconds?: number };
+  backlog?: ArchiveBacklog;
   /** Pushes ahead running now (at most `concurrency`). */
   pushingAhead: number;
   concurrency: number;
@@ -244,13 +245,8 @@ export async function startResidentAgent(
   let closed = false;
   const scan = (): void => {
     if (!opts.pgdata || closed) return;
-    const statusDir = join(opts.pgdata, "pg_wal", "archive_status");
-    let ready: string[];
-    try {
-      ready = readdirSync(statusDir).filter((f) => f.endsWith(".ready")).map((f) => f.slice(0, -6)).sort();
-    } catch {
-      return;
-    }
+    const ready = readyFiles(archiveStatusDir(opts.pgdata));
+    if (ready === undefined) return;
     for (const name of ready) {
       if (ahead.size >= opts.concurrency) break;
       if (ahead.has(name) || stored.has(name) || inFlight.has(name)) continue;
@@ -278,23 +274,7 @@ export async function startResidentAgent(
   };
 
   /** The archiver's backlog: the .ready files of the data directory, the oldest first. */
-  const backlog = (): AgentStatus["backlog"] => {
-    if (!opts.pgdata) return undefined;
-    const statusDir = join(opts.pgdata, "pg_wal", "archive_status");
-    try {
-      const ready = readdirSync(statusDir).filter((f) => f.endsWith(".ready")).sort();
-      if (ready.length === 0) return { segments: 0 };
-      let oldestReadySeconds: number | undefined;
-      try {
-        oldestReadySeconds = Math.max(0, Math.round((Date.now() - statSync(join(statusDir, ready[0]!)).mtimeMs) / 1000));
-      } catch {
-        // archived meanwhile
-      }
-      return { segments: ready.length, oldest: ready[0]!.slice(0, -".ready".length), ...(oldestReadySeconds === undefined ? {} : { oldestReadySeconds }) };
-    } catch {
-      return undefined;
-    }
-  };
+  const backlog = (): AgentStatus["backlog"] => (opts.pgdata ? archiveBacklog(archiveStatusDir(opts.pgdata)) : undefined);
   const agentStatus = (): AgentStatus => {
     const b = backlog();
     return {
@@ -367,7 +347,7 @@ export async function startResidentAgent(
   // Push-ahead starts only once this agent owns the socket: a refused second
   // agent must neither push nor linger.
   if (opts.pgdata) {
-    const statusDir = join(opts.pgdata, "pg_wal", "archive_status");
+    const statusDir = archiveStatusDir(opts.pgdata);
     try {
       watcher = watch(statusDir, () => scan());
     } catch (e) {

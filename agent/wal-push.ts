@@ -46,7 +46,7 @@ import type { Deadline } from "../core/deadline.js";
 import { sha256Hex } from "../core/hash.js";
 import { failedMarkerKey, incomingWalKey, vaultWalDirectKey } from "../core/keys.js";
 import { lambdaCauseMessage, safeText } from "../core/text.js";
-import { META_DATABASE } from "../core/schemas.js";
+import { META_BACKLOG, META_DATABASE } from "../core/schemas.js";
 import { checkPgWalHeader, checkWalSize, objectMeta } from "../core/verify.js";
 import { parseHistoryFile } from "../core/timeline.js";
 import { parseWalFileName } from "../core/wal.js";
@@ -56,6 +56,7 @@ import type { WalRecord } from "../core/schemas.js";
 import type { AgentClients } from "./clients.js";
 import type { AgentConfig } from "../core/config.js";
 import type { ExecutionState, WorkflowRunner } from "../store/workflows.js";
+import { backlogBeside } from "./archive-status.js";
 import { walDirectEnabled } from "./config.js";
 import { assertMayArchiveInto } from "./restore-marker.js";
 import { PREFETCH_DIR } from "./wal-fetch.js";
@@ -159,7 +160,13 @@ export async function walPush(
   const limit = deadlineIn(opts.timeoutMs);
   const t0 = performance.now();
   const key = incomingWalKey(databaseId, name);
-  const meta = { ...objectMeta({ sha256, codec: codec.name, size: content.length }), [META_DATABASE]: databaseId };
+  // The archiver's queue as this file leaves it: ingest publishes it (ArchiveBacklogSegments), no request of its own.
+  const backlog = db.kind === "postgres" ? backlogBeside(path, opts.cwd) : undefined;
+  const meta = {
+    ...objectMeta({ sha256, codec: codec.name, size: content.length }),
+    [META_DATABASE]: databaseId,
+    ...(backlog === undefined ? {} : { [META_BACKLOG]: String(backlog) }),
+  };
   // Both paths: a failed execution leaves failed/incoming/db/<id>/wal/<name>.json (wal-record.asl.json writes the same key).
   const note = { store: clients.store, bucket: cfg.incomingBucket, key };
   const replicaRegions = (cfg.replicas ?? []).map((r) => r.region);

@@ -37,6 +37,14 @@ export const META_SHA256 = "walvault-sha256";
 export const META_CODEC = "walvault-codec";
 export const META_SIZE = "walvault-size";
 export const META_DATABASE = "walvault-database";
+/**
+ * The archiver's backlog on the database host when a PostgreSQL WAL file was
+ * uploaded: the `.ready` files in its pg_wal/archive_status, this one
+ * included (agent/wal-push.ts archiveBacklog). Telemetry only: ingest
+ * publishes it as ArchiveBacklogSegments and never rejects an upload over it
+ * (core/verify.ts parseBacklogMeta).
+ */
+export const META_BACKLOG = "walvault-backlog";
 
 export const objectMetaSchema = z.object({
   [META_SHA256]: sha256Schema,
@@ -99,6 +107,8 @@ export const validatedWalSchema = z.object({
   /** True when the catalog already holds this exact file: nothing more to do. */
   duplicate: z.boolean(),
   replicaRegions: z.array(z.string()),
+  /** The host's archive backlog the upload carried (META_BACKLOG), when it carried one. */
+  hostBacklog: z.number().int().nonnegative().optional(),
 });
 export type ValidatedWal = z.infer<typeof validatedWalSchema>;
 

@@ -6,7 +6,7 @@
 import { decodeWith } from "./codec.js";
 import { ChecksumMismatchError, InvalidInputError } from "./errors.js";
 import { sha256Hex } from "./hash.js";
-import { objectMetaSchema, META_CODEC, META_SHA256, META_SIZE } from "./schemas.js";
+import { objectMetaSchema, META_BACKLOG, META_CODEC, META_SHA256, META_SIZE } from "./schemas.js";
 import type { CodecName } from "./codec.js";
 import { parseHistoryFile } from "./timeline.js";
 import { formatLsn, segmentStartLsn, type WalFileName } from "./wal.js";
@@ -27,6 +27,21 @@ export function parseObjectMeta(metadata: Record<string, string>, what: string):
     );
   }
   return { sha256: r.data[META_SHA256], codec: r.data[META_CODEC], size: Number(r.data[META_SIZE]) };
+}
+
+/** The largest backlog META_BACKLOG may report: more .ready files than a host could hold is not a reading. */
+export const MAX_BACKLOG = 10_000_000;
+
+/**
+ * The archive backlog an upload reports (META_BACKLOG), or undefined when it
+ * reports none or something that is not a count: telemetry, so a malformed
+ * value is ignored rather than held against the WAL it rides on.
+ */
+export function parseBacklogMeta(metadata: Readonly<Record<string, string>>): number | undefined {
+  const v = metadata[META_BACKLOG];
+  if (v === undefined || !/^\d{1,8}$/.test(v)) return undefined;
+  const n = Number(v);
+  return n <= MAX_BACKLOG ? n : undefined;
 }
 
 /** Metadata to write on an object. */

@@ -28,7 +28,7 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { Tracer } from "@aws-lambda-powertools/tracer";
 import type { Context } from "aws-lambda";
-import { INGEST_NAMESPACE, SERVICE_NAME } from "../core/metrics.js";
+import { ARCHIVE_NAMESPACE, INGEST_NAMESPACE, SERVICE_NAME } from "../core/metrics.js";
 import type { QuarantineRecord } from "../core/schemas.js";
 
 export const logger = new Logger({ serviceName: SERVICE_NAME });
@@ -86,6 +86,21 @@ export function quarantineMetric(r: QuarantineRecord, kind: "wal" | "wal-direct"
     dimensions: ["DatabaseId"],
     metrics: [{ name: "Quarantined", unit: "Count" }],
     values: { DatabaseId: r.databaseId, Quarantined: 1, Kind: kind, Name: r.name, Error: r.error, Reason: r.reason.slice(0, 500) },
+  };
+}
+
+/**
+ * The archiver's backlog on a database's host, as an upload reported it
+ * (core/schemas.ts META_BACKLOG: the .ready files when it was uploaded, itself
+ * included): ArchiveBacklogSegments, dimension DatabaseId; the file it rode on
+ * as metadata.
+ */
+export function backlogMetric(databaseId: string, segments: number, name: string): MetricRecord {
+  return {
+    namespace: ARCHIVE_NAMESPACE,
+    dimensions: ["DatabaseId"],
+    metrics: [{ name: "ArchiveBacklogSegments", unit: "Count" }],
+    values: { DatabaseId: databaseId, ArchiveBacklogSegments: segments, Name: name },
   };
 }
 

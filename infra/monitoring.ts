@@ -44,6 +44,8 @@ export const REPLICATION_ALARM_QUERY = `SELECT MAX(ReplicationLagSeconds) FROM S
 export const REPLICATION_LAG_BY_REGION_QUERY = `${REPLICATION_ALARM_QUERY} GROUP BY Region`;
 /** The dashboard's graphs, one line per database. */
 export const ARCHIVE_LAG_QUERY = `SELECT MAX(ArchiveLagSeconds) FROM SCHEMA("${ARCHIVE_NAMESPACE}", DatabaseId) GROUP BY DatabaseId`;
+/** The archiver's backlog on each database's host, as its uploads report it (functions/observability.ts backlogMetric). */
+export const ARCHIVE_BACKLOG_QUERY = `SELECT MAX(ArchiveBacklogSegments) FROM SCHEMA("${ARCHIVE_NAMESPACE}", DatabaseId) GROUP BY DatabaseId`;
 export const QUARANTINES_BY_DATABASE_QUERY = `${QUARANTINE_ALARM_QUERY} GROUP BY DatabaseId`;
 export const VERIFICATION_FAILURES_QUERY = `${VERIFICATION_ALARM_QUERY} GROUP BY DatabaseId`;
 
@@ -155,6 +157,13 @@ export class Monitoring extends Construct {
         [
           new cloudwatch.GraphWidget({ title: "Archive lag per database (seconds since the newest recorded WAL)", left: [query(ARCHIVE_LAG_QUERY, Duration.minutes(1), "")], width: 12 }),
           new cloudwatch.GraphWidget({ title: "Quarantined uploads per database", left: [query(QUARANTINES_BY_DATABASE_QUERY, FIVE_MINUTES, "")], width: 12 }),
+        ],
+        [
+          new cloudwatch.GraphWidget({
+            title: "Archive backlog per database (WAL files waiting on the host, as each upload reports it; 1 is the file being archived)",
+            left: [query(ARCHIVE_BACKLOG_QUERY, Duration.minutes(1), "")],
+            width: 12,
+          }),
         ],
         [
           new cloudwatch.GraphWidget({ title: "Verifications not passed per database", left: [query(VERIFICATION_FAILURES_QUERY, Duration.hours(1), "")], width: 12 }),

@@ -1,6 +1,8 @@
 /** `walvault wal-push <path>`: PostgreSQL's archive_command. */
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { backlogBeside, dueOnce, fallingBehindHint, HINT_EVERY_MS } from "../archive-status.js";
 import { commonOptions, defineCommand, jsonOption, shown } from "../command.js";
 import { agentSocketPath, findConfigFile, quickSettings } from "../locate.js";
 import { pushThroughAgent } from "../push-client.js";
@@ -60,6 +62,18 @@ export default defineCommand({
       cwd: process.cwd(),
     });
     if (values.json) print(true, r, () => "");
+    if (!values["no-agent"]) hintIfFallingBehind(path!, databaseId);
     return 0;
   },
 });
+
+/**
+ * A push no agent answered: when PostgreSQL's queue grows behind it, one line
+ * (at most every HINT_EVERY_MS for this database and OS user) saying so and
+ * what to run; the push itself already succeeded.
+ */
+function hintIfFallingBehind(path: string, databaseId: string): void {
+  const walPath = resolve(path);
+  const hint = fallingBehindHint(backlogBeside(walPath, process.cwd()), performance.now() / 1000, databaseId, dirname(dirname(walPath)));
+  if (hint && dueOnce(join(tmpdir(), `walvault-${process.getuid?.() ?? "user"}-${databaseId}.hint`), HINT_EVERY_MS)) process.stderr.write(`walvault: ${hint}\n`);
+}

@@ -27,7 +27,7 @@ import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import { causeMessage } from "./quarantine.js";
 import { recordValidatedWal } from "./record.js";
-import { validateWalObject } from "./validate.js";
+import { emitBacklog, validateWalObject } from "./validate.js";
 import { emitMetric, quarantineMetric, lambdaHandler, logger } from "../observability.js";
 
 /** What the agent starts the workflow with (agent/wal-push.ts). */
@@ -79,6 +79,7 @@ async function handle(input: unknown): Promise<WalRecordOutput> {
   }
   const location = { bucket: deps.vaultBucket, key, ...(obj.versionId ? { versionId: obj.versionId } : {}) };
   const ingest = await validateWalObject(deps, { databaseId, db, parsed: { walName: name }, obj, location, vaultKey: key, recorded: { record } });
+  emitBacklog(ingest);
   const promoted: Promoted = { vaultBucket: deps.vaultBucket, vaultKey: key, ...(obj.versionId ? { versionId: obj.versionId } : {}), copied: false };
   if (ingest.duplicate) return { ingest, promoted, outcome: "duplicate" };
   const recorded = await recordValidatedWal(deps, ingest, promoted);

@@ -12,12 +12,12 @@ import { parseIncomingKey, vaultGenericWalKey, vaultWalKey, type IncomingWalKey 
 import { pageLayout, restorePointsInSegment } from "../../core/restore-point.js";
 import { lastXactTimeInSegment } from "../../core/xact-time.js";
 import { objectCreatedEventSchema, type DatabaseRecord, type ValidatedWal, type WalRecord } from "../../core/schemas.js";
-import { parseObjectMeta, verifyEncodedBytes, verifyWalBytes } from "../../core/verify.js";
+import { parseBacklogMeta, parseObjectMeta, verifyEncodedBytes, verifyWalBytes } from "../../core/verify.js";
 import { parseWalFileName, segmentStartLsn } from "../../core/wal.js";
 import type { StoredObject } from "../../store/object-store.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
-import { lambdaHandler } from "../observability.js";
+import { backlogMetric, emitMetric, lambdaHandler } from "../observability.js";
 
 const inputSchema = z.object({ event: objectCreatedEventSchema });
 
@@ -45,13 +45,20 @@ async function handle(input: unknown): Promise<ValidatedWal> {
 
   const obj = await deps.incoming.get(bucket, key, versionId);
   if (!obj) throw new NotFoundError(`incoming object ${key} no longer exists`);
-  return validateWalObject(deps, {
+  const validated = await validateWalObject(deps, {
     databaseId,
     db,
     parsed,
     obj,
     location: { bucket, key, ...(versionId ? { versionId } : {}) },
   });
+  emitBacklog(validated);
+  return validated;
+}
+
+/** ArchiveBacklogSegments for the database, when the validated upload reported its host's backlog. */
+export function emitBacklog(v: Pick<ValidatedWal, "databaseId" | "name" | "hostBacklog">): void {
+  if (v.hostBacklog !== undefined) emitMetric(backlogMetric(v.databaseId, v.hostBacklog, v.name));
 }
 
 export interface WalObjectToValidate {
@@ -85,6 +92,7 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
   const { bucket, key, versionId } = location;
   const what = `upload ${key}`;
   const claimed = parseObjectMeta(obj.metadata, what);
+  const hostBacklog = parseBacklogMeta(obj.metadata);
   // What every validated upload carries; `name` is the catalog name (generic: <stream>/<file>).
   const proven = async (name: string): Promise<Omit<ValidatedWal, "kind" | "timeline" | "vaultKey">> => {
     const existing = input.recorded && parsed.generic === undefined ? input.recorded.record : await deps.catalog.getWal(databaseId, name);
@@ -100,6 +108,7 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
       incoming: { bucket, key, ...(versionId ? { versionId } : {}) },
       duplicate: existing !== undefined,
       replicaRegions: deps.replicas.map((r) => r.region),
+      ...(hostBacklog === undefined ? {} : { hostBacklog }),
     };
   };
   if (parsed.generic !== undefined) {

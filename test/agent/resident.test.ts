@@ -145,6 +145,14 @@ describe("push-ahead of .ready segments", () => {
     expect(listed.code, listed.stderr).toBe(0);
     expect((JSON.parse(listed.stdout) as WalRecord[]).map((r) => r.name)).toEqual(expect.arrayContaining(names));
     expect(agent.stderr).toBe("");
+    // Each upload reported the archiver's backlog (4 .ready files, none marked done), and ingest published it per database.
+    const backlog = readFileSync(stack.metricsFile, "utf8")
+      .split("\n")
+      .filter((l) => l.includes("ArchiveBacklogSegments"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((m) => names.includes(m.Name as string));
+    expect(backlog.map((m) => m.Name).sort()).toEqual(names);
+    for (const m of backlog) expect(m).toMatchObject({ DatabaseId: DB, ArchiveBacklogSegments: 4 });
   });
 
   it("answers archive_command for a segment it pushed ahead with already-archived, without another ingest run", async () => {

@@ -3,11 +3,11 @@
  * the real local stack (s3rver + DynamoDB Local + the ingest state machine).
  * Needs `npm run build` first.
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChecksumMismatchError } from "../../core/errors.js";
-import { INGEST_NAMESPACE } from "../../core/metrics.js";
+import { ARCHIVE_NAMESPACE, INGEST_NAMESPACE } from "../../core/metrics.js";
 import { sha256Hex } from "../../core/hash.js";
 import { incomingWalKey, vaultWalKey } from "../../core/keys.js";
 import type { WalRecord } from "../../core/schemas.js";
@@ -173,6 +173,80 @@ describe("wal-push of a new segment", () => {
     // The metric the quarantine alarm reads (infra/monitoring.ts), naming the database, the file and why
     const metrics = readFileSync(stack.metricsFile, "utf8").split("\n").filter((l) => l.includes(INGEST_NAMESPACE)).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(metrics.find((m) => m.Name === name)).toMatchObject({ DatabaseId: DB, Quarantined: 1, Kind: "wal", Error: "ChecksumMismatchError" });
+  });
+
+  it("reports the archiver's backlog with the upload (the .ready files beside it, itself included), which ingest publishes as ArchiveBacklogSegments", async () => {
+    // Prepare: a data directory where PostgreSQL left three files to archive and one already archived
+    const name = "000000010000000000000044";
+    const pgdata = join(dir, "pgdata-backlog");
+    mkdirSync(join(pgdata, "pg_wal", "archive_status"), { recursive: true });
+    writeWal(join(pgdata, "pg_wal"), name, syntheticSegment(name, 0x44));
+    for (const f of [name, "000000010000000000000045", "000000010000000000000046"]) writeFileSync(join(pgdata, "pg_wal", "archive_status", `${f}.ready`), "");
+    writeFileSync(join(pgdata, "pg_wal", "archive_status", "000000010000000000000043.done"), "");
+
+    // Act: as archive_command runs it, %p relative to the data directory
+    const r = await stack.cli(["wal-push", "--no-agent", join("pg_wal", name)], { cwd: pgdata });
+
+    // Assess
+    expect(r.code, r.stderr).toBe(0);
+    const published = readFileSync(stack.metricsFile, "utf8")
+      .split("\n")
+      .filter((l) => l.includes(ARCHIVE_NAMESPACE))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((m) => m.Name === name);
+    expect(published).toEqual([expect.objectContaining({ DatabaseId: DB, ArchiveBacklogSegments: 3 })]);
+  });
+
+  it("without a resident agent, hints once in one line that archiving is falling behind when PostgreSQL's queue grows, and not again for a while", async () => {
+    // Prepare: a queue of 4 (the file pushed included), and one of 2; the hint's stamp in a temp dir of this test
+    const queued = (first: number, ready: number): { pgdata: string; name: string } => {
+      const names = Array.from({ length: ready }, (_, i) => `0000000100000000000000${(first + i).toString(16).toUpperCase().padStart(2, "0")}`);
+      const pgdata = join(dir, `pgdata-hint-${first}`);
+      mkdirSync(join(pgdata, "pg_wal", "archive_status"), { recursive: true });
+      for (const [i, n] of names.entries()) {
+        writeWal(join(pgdata, "pg_wal"), n, syntheticSegment(n, first + i));
+        writeFileSync(join(pgdata, "pg_wal", "archive_status", `${n}.ready`), "");
+      }
+      return { pgdata, name: names[0]! };
+    };
+    const long = queued(0x50, 4);
+    const short = queued(0x58, 2);
+    const stamps = join(dir, "hint-stamps");
+    mkdirSync(stamps);
+    const env = { TMPDIR: stamps, WALVAULT_AGENT_SOCKET: join(dir, "no-agent.sock") };
+    const push = (q: { pgdata: string; name: string }, name = q.name) => stack.cli(["wal-push", join("pg_wal", name)], { cwd: q.pgdata, env });
+
+    // Act
+    const shortQueue = await push(short);
+    const first = await push(long);
+    const again = await push(long, "000000010000000000000051");
+
+    // Assess: every push archived; only the first with a long queue hints, naming the queue and what to run
+    for (const r of [shortQueue, first, again]) expect(r.code, r.stderr).toBe(0);
+    expect(stderrLines(shortQueue.stderr)).toEqual([]);
+    const lines = stderrLines(first.stderr);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^walvault: hint: archiving is falling behind: 4 WAL files wait in pg_wal/archive_status and this push took \\d+\\.\\d s without a resident agent; ` +
+          `start one beside PostgreSQL \\(walvault agent --database ${DB} --pgdata ${long.pgdata}\\) to push them ahead in parallel$`,
+      ),
+    );
+    expect(stderrLines(again.stderr)).toEqual([]);
+  });
+
+  it("reports no backlog for a file outside a PostgreSQL pg_wal (nothing to count beside it)", async () => {
+    // Prepare
+    const name = "000000010000000000000047";
+    const path = writeWal(dir, name, syntheticSegment(name, 0x47));
+
+    // Act
+    const r = await stack.cli(["wal-push", "--no-agent", path]);
+
+    // Assess
+    expect(r.code, r.stderr).toBe(0);
+    expect(await clients.catalog.getWal(DB, name)).toMatchObject({ status: "stored" });
+    expect(readFileSync(stack.metricsFile, "utf8").split("\n").filter((l) => l.includes("ArchiveBacklogSegments") && l.includes(name))).toEqual([]);
   });
 
   it.each([

@@ -16,7 +16,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { SERVICE_NAME } from "../../core/metrics.js";
 import { STEPS_BY_PLACEHOLDER, WORKFLOW_IDS } from "../../core/workflows.js";
 import { REPLICATION_LAG_ALARM_SECONDS } from "../../core/rpo.js";
-import { ARCHIVE_LAG_QUERY, QUARANTINE_ALARM_QUERY, REPLICATION_ALARM_QUERY, VERIFICATION_ALARM_QUERY } from "../../infra/monitoring.js";
+import { ARCHIVE_BACKLOG_QUERY, ARCHIVE_LAG_QUERY, QUARANTINE_ALARM_QUERY, REPLICATION_ALARM_QUERY, VERIFICATION_ALARM_QUERY } from "../../infra/monitoring.js";
 import { findProjectRoot, PrimaryStack, walvaultSettingsFromContext } from "../../infra/primary-stack.js";
 import { type CfnResource, logicalId, nagFindingsUnder, NO_BUNDLING, render } from "./cfn.js";
 
@@ -109,11 +109,12 @@ describe("the alarms", () => {
 });
 
 describe("the dashboard", () => {
-  it("shows every alarm's state and the archive lag per database", () => {
+  it("shows every alarm's state, the archive lag and the hosts' archive backlog per database", () => {
     // Act
     const body = render(props(stack.monitoring.dashboard).DashboardBody);
     // Assess
     expect(body).toContain(JSON.stringify(ARCHIVE_LAG_QUERY).slice(1, -1));
+    expect(body).toContain(JSON.stringify(ARCHIVE_BACKLOG_QUERY).slice(1, -1));
     expect(body).toContain('"type":"alarm"');
     for (const a of [stack.rpoWatch.alarm, stack.monitoring.quarantineAlarm, stack.monitoring.deadLetterAlarm]) expect(body).toContain(`<${logicalId(stack, a)}.Arn>`);
   });
