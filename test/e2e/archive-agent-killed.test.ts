@@ -10,7 +10,7 @@
  * every segment PostgreSQL archived is in the catalog, contiguous and
  * byte-identical to what PostgreSQL wrote.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -64,6 +64,8 @@ const seen = {
   /** `walvault status --json`'s agent once everything was archived. */
   statusAfter: undefined as AgentStatus | null | undefined,
   failedAtEnd: 0,
+  /** The lines wal-push wrote into PostgreSQL's log with a hint. */
+  hints: [] as string[],
 };
 
 const statusDir = (): string => join(primary.dataDir, "pg_wal", "archive_status");
@@ -105,6 +107,10 @@ beforeAll(async () => {
   mkdirSync(originals, { mode: 0o777 });
   chmodSync(originals, 0o777);
   socket = join(workDir, "agent.sock");
+  // Where wal-push keeps the stamp of its falling-behind hint (os.tmpdir()): this test's own, so the hint's once-per-5-minutes starts fresh.
+  const stamps = join(workDir, "tmp");
+  mkdirSync(stamps, { mode: 0o777 });
+  chmodSync(stamps, 0o777);
   primary = await ScratchPostgres.create({
     settings: {
       archive_mode: "on",
@@ -112,7 +118,7 @@ beforeAll(async () => {
       // No checkpoint triggered by the burst's WAL (it would recycle archived segments under a push ahead).
       max_wal_size: "1GB",
     },
-    env: { WALVAULT_CONFIG: stack.configPath, WALVAULT_DATABASE: DB, WALVAULT_AGENT_SOCKET: socket },
+    env: { WALVAULT_CONFIG: stack.configPath, WALVAULT_DATABASE: DB, WALVAULT_AGENT_SOCKET: socket, TMPDIR: stamps },
   });
   await primary.start();
   await primary.psql("create table t (id int primary key, at timestamptz default now())");
@@ -159,6 +165,7 @@ beforeAll(async () => {
   seen.statusAfter = (JSON.parse(status.stdout) as { agent: AgentStatus | null }).agent;
   seen.failedAtEnd = (await archiver()).failed;
   await primary.stop({ mode: "fast" });
+  seen.hints = readFileSync(primary.logFile, "utf8").split("\n").filter((l) => l.includes("walvault: hint:"));
   await stack.idle();
   console.log(
     `archive-agent-killed: ${seen.readyAtKill} .ready at the kill (agent: backlog ${seen.atKill?.backlog?.segments}, ${seen.atKill?.pushingAhead} pushing ahead, ` +
@@ -196,6 +203,13 @@ describe("the resident agent killed mid-backlog at AWS's latency", () => {
     // still running) is idempotent with the same bytes. A failure would make PostgreSQL retry, late.
     expect(seen.archiverAtRestart.failed).toBe(0);
     expect(seen.failedAtEnd).toBe(0);
+  });
+
+  it("tells PostgreSQL's log once, in one line, that archiving fell behind without the agent, and what to run", () => {
+    // Assess: the calls that pushed by themselves left 3 or more segments waiting; the hint is written once in 5 minutes
+    expect(seen.hints).toHaveLength(1);
+    expect(seen.hints[0]).toMatch(/walvault: hint: archiving is falling behind: \d+ WAL files wait in pg_wal\/archive_status and this push took \d+\.\d s without a resident agent; /);
+    expect(seen.hints[0]).toContain(`(walvault agent --database ${DB} --pgdata ${primary.dataDir})`);
   });
 
   it("has the restarted agent pick up the backlog it finds and push it ahead", () => {
