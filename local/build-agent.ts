@@ -8,7 +8,11 @@
  *    bundled: the AWS SDK clients, zod and fflate inside, nothing of local/,
  *    the handlers, the CDK app, the benchmarks or the tasks, which fails the
  *    build), the systemd unit and a README (agent/package/). No dependencies:
- *    `npm install -g` of it installs nothing else.
+ *    `npm install -g` of it installs nothing else. native/: wal-push's fast
+ *    path (agent/native/wal-push.c) as source and statically linked for the
+ *    packing host's platform-arch; the package's postinstall
+ *    (agent/package/install-native.cjs) puts at lib/ the one that runs on
+ *    the installing host (that build, else one compiled there), or none.
  *  - `<out>/walvault-linux-x64` (unless --no-executable): the same agent as a
  *    single file that needs no Node.js on the host, built with Node's single
  *    executable applications (the Node 22 this repository runs, with the
@@ -24,6 +28,7 @@ import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { bundleAgent, bundleAgentScript } from "./agent-bundle.js";
+import { buildNativeWalPush, NATIVE_WAL_PUSH_SOURCE } from "./build-native.js";
 import { PACKAGE_ROOT } from "./paths.js";
 
 const USAGE = `usage: node dist/local/build-agent.js [--out DIR] [--no-executable]
@@ -42,6 +47,8 @@ export interface BuiltAgent {
   tarball: string;
   executable?: string;
   version: string;
+  /** The platform-arch of the static wal-push fast path packed in native/ (undefined: none could be built here; installs compile it or go without). */
+  nativePrebuilt: string | undefined;
 }
 
 interface RootPackage {
@@ -62,6 +69,11 @@ export async function buildAgent(out: string, opts: { executable?: boolean } = {
   copyFileSync(join(PACKAGE_ROOT, "bin", "walvault"), join(packageDir, "bin", "walvault"));
   chmodSync(join(packageDir, "bin", "walvault"), 0o755);
   for (const f of readdirSync(join(PACKAGE_ROOT, "agent", "package"))) copyFileSync(join(PACKAGE_ROOT, "agent", "package", f), join(packageDir, f));
+  // wal-push's native fast path: its source, and a static build for this host's platform and architecture;
+  // install-native.cjs (postinstall) installs whichever runs on the installing host, or none.
+  mkdirSync(join(packageDir, "native"), { recursive: true });
+  copyFileSync(NATIVE_WAL_PUSH_SOURCE, join(packageDir, "native", "wal-push.c"));
+  const prebuilt = buildNativeWalPush(join(packageDir, "native", `${process.platform}-${process.arch}`, "walvault-wal-push"), { static: true });
   const manifest = {
     name: "walvault-agent",
     version,
@@ -71,14 +83,15 @@ export async function buildAgent(out: string, opts: { executable?: boolean } = {
     bin: { walvault: "bin/walvault" },
     engines: root.engines ?? { node: ">=22.15" },
     os: ["linux"],
-    files: ["bin/", "lib/", "README.md", "walvault-agent@.service"],
+    files: ["bin/", "lib/", "native/", "install-native.cjs", "README.md", "walvault-agent@.service"],
+    scripts: { postinstall: "node install-native.cjs" },
   };
   writeFileSync(join(packageDir, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
-  // npm pack prints the tarball's name last; --ignore-scripts: the package has none, and nothing should run.
+  // npm pack prints the tarball's name last; --ignore-scripts: packing runs nothing of the package's.
   const printed = execFileSync("npm", ["pack", "--ignore-scripts", "--pack-destination", resolve(out)], { cwd: packageDir, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   const tarball = join(out, printed.trim().split("\n").at(-1)!);
   statSync(tarball);
-  const built: BuiltAgent = { packageDir, tarball, version };
+  const built: BuiltAgent = { packageDir, tarball, version, nativePrebuilt: prebuilt.built ? `${process.platform}-${process.arch}` : undefined };
   if (opts.executable !== false) built.executable = await buildExecutable(out, version);
   return built;
 }

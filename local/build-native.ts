@@ -12,14 +12,19 @@ import { PACKAGE_ROOT } from "./paths.js";
 
 /** Where `npm run build` puts it in this repository (bin/walvault looks there after lib/). */
 export const NATIVE_WAL_PUSH = join("dist", "native", "walvault-wal-push");
-const SOURCE = join(PACKAGE_ROOT, "agent", "native", "wal-push.c");
+export const NATIVE_WAL_PUSH_SOURCE = join(PACKAGE_ROOT, "agent", "native", "wal-push.c");
 
-/** Compiles the fast path into `out`; `{ built: false, reason }` when no compiler works. */
-export function buildNativeWalPush(out: string): { built: true } | { built: false; reason: string } {
+/**
+ * Compiles the fast path into `out`; `{ built: false, reason }` when no
+ * compiler works. `static`: linked statically (the installable package's
+ * prebuilt binary, which must run on any Linux of its architecture whatever
+ * its C library).
+ */
+export function buildNativeWalPush(out: string, opts: { static?: boolean } = {}): { built: true } | { built: false; reason: string } {
   mkdirSync(dirname(out), { recursive: true });
   let last = "no C compiler (cc or gcc) on PATH";
   for (const cc of ["cc", "gcc"]) {
-    const r = spawnSync(cc, ["-O2", "-Wall", "-Wextra", "-Werror", "-o", out, SOURCE], { encoding: "utf8" });
+    const r = spawnSync(cc, ["-O2", "-Wall", "-Wextra", "-Werror", ...(opts.static ? ["-static", "-s"] : []), "-o", out, NATIVE_WAL_PUSH_SOURCE], { encoding: "utf8" });
     if (r.error) continue; // not installed
     if (r.status === 0) return { built: true };
     last = `${cc} failed: ${(r.stderr || r.stdout).trim().split("\n").slice(0, 3).join(" | ")}`;

@@ -6,8 +6,8 @@
  * archives one with no Node.js on PATH; on an old Node the installed
  * launcher refuses in one line. Needs `npm run build` first.
  */
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -160,6 +160,93 @@ describe("the agent's npm package", () => {
     if (r.kind !== "command") return;
     expect(r.command.name).toBe("agent");
     expect(() => parseCommandArgs(r.command, r.rest)).not.toThrow();
+  });
+});
+
+describe("wal-push's native fast path in the package", () => {
+  /** A copy of the packed package directory to run install-native.cjs in, with `prebuilt` (bytes) in place of the packed build. */
+  function packageCopy(prebuilt?: Buffer): string {
+    const dir = tempDir("walvault-agent-native-");
+    cpSync(built.packageDir, dir, { recursive: true });
+    rmSync(join(dir, "lib", "walvault-wal-push"), { force: true });
+    if (prebuilt) {
+      const bin = join(dir, "native", `${process.platform}-${process.arch}`, "walvault-wal-push");
+      mkdirSync(dirname(bin), { recursive: true });
+      writeFileSync(bin, prebuilt, { mode: 0o755 });
+    }
+    return dir;
+  }
+  /** The installed binary runs on this host: with no launcher around it, it says it cannot fall back (its own line, exit 2). */
+  const runsHere = (bin: string) => spawnSync(bin, ["wal-push", "x"], { env: {}, encoding: "utf8" });
+
+  it("packs the source and a statically linked build for this host's platform and architecture", () => {
+    // Assess
+    expect(built.nativePrebuilt).toBe(`${process.platform}-${process.arch}`);
+    expect(readFileSync(join(built.packageDir, "native", "wal-push.c"), "utf8")).toBe(readFileSync(join(PACKAGE_ROOT, "agent", "native", "wal-push.c"), "utf8"));
+    const elf = readFileSync(join(built.packageDir, "native", built.nativePrebuilt!, "walvault-wal-push"));
+    expect(elf.subarray(0, 4)).toEqual(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+    // Statically linked: no program header asks for a program interpreter (PT_INTERP = 3, the dynamic loader).
+    const phoff = Number(elf.readBigUInt64LE(0x20));
+    const types = Array.from({ length: elf.readUInt16LE(0x38) }, (_, i) => elf.readUInt32LE(phoff + i * elf.readUInt16LE(0x36)));
+    expect(types.length).toBeGreaterThan(0);
+    expect(types).not.toContain(3);
+  });
+
+  it("npm install -g runs its postinstall, which installs the packed build at lib/, where bin/walvault runs it for wal-push", async () => {
+    // Prepare: installed with scripts, as a DBA runs it
+    const withScripts = tempDir("walvault-agent-prefix-scripts-");
+    try {
+      execFileSync("npm", ["install", "-g", "--prefix", withScripts, "--offline", "--no-audit", "--no-fund", built.tarball], { stdio: ["ignore", "pipe", "pipe"] });
+      const installed = join(withScripts, "lib", "node_modules", "walvault-agent");
+      const env = { PATH: `${join(withScripts, "bin")}:${dirname(process.execPath)}:/usr/bin:/bin`, WALVAULT_CONFIG: stack.configPath, HOME: out };
+      const name = "000000010000000000000003";
+      // Act: no agent runs, so the fast path hands the call to Node, which pushes by itself
+      const push = await run("walvault", ["wal-push", writeWal(wal, name, syntheticSegment(name, 13)), "--timeout", "30", "--json"], env);
+      // Assess
+      expect(readFileSync(join(installed, "lib", "walvault-wal-push"))).toEqual(readFileSync(join(built.packageDir, "native", built.nativePrebuilt!, "walvault-wal-push")));
+      expect(runsHere(join(installed, "lib", "walvault-wal-push")).stderr).toMatch(/^walvault: the fast wal-push path cannot fall back/);
+      expect(push.code, push.stderr).toBe(0);
+      expect(JSON.parse(push.stdout)).toMatchObject({ name, outcome: "stored" });
+    } finally {
+      rmSync(withScripts, { recursive: true, force: true });
+    }
+  });
+
+  it("installed with --ignore-scripts, has no fast path and wal-push runs on Node (the round trip above)", () => {
+    expect(existsSync(join(prefix, "lib", "node_modules", "walvault-agent", "lib", "walvault-wal-push"))).toBe(false);
+  });
+
+  it("a packed build that does not run here (another architecture) is not installed: compiled here with cc instead", () => {
+    // Prepare: an ELF header of an aarch64 binary, nothing that runs on this host
+    const foreign = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), Buffer.alloc(8), Buffer.from([2, 0, 0xb7, 0]), Buffer.alloc(48)]);
+    const dir = packageCopy(foreign);
+    try {
+      // Act
+      const r = spawnSync(process.execPath, [join(dir, "install-native.cjs")], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, encoding: "utf8" });
+      // Assess
+      expect(r.status).toBe(0);
+      expect(r.stdout.trim()).toBe("walvault-agent: installed wal-push's native fast path (compiled on this host)");
+      expect(runsHere(join(dir, "lib", "walvault-wal-push")).stderr).toMatch(/^walvault: the fast wal-push path cannot fall back/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("with neither a build that runs nor a C compiler, installs nothing, says so in one line, and never fails the install", () => {
+    // Prepare: the foreign build, and a PATH without cc or gcc
+    const dir = packageCopy(Buffer.from("#!/nonexistent/interpreter\n"));
+    try {
+      // Act
+      const r = spawnSync(process.execPath, [join(dir, "install-native.cjs")], { env: { PATH: join(out, "nothing-here") }, encoding: "utf8" });
+      // Assess
+      expect(r.status).toBe(0);
+      expect(existsSync(join(dir, "lib", "walvault-wal-push"))).toBe(false);
+      expect(r.stderr.trim().split("\n")).toEqual([
+        `walvault-agent: no native wal-push for ${process.platform}-${process.arch} and no C compiler (cc, gcc) to build one: archive_command's calls run on Node (they work; each costs ~40 ms more CPU)`,
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
