@@ -179,7 +179,7 @@ export async function walPush(
     // Waiting on the execution itself (Express, run to its end in one call) replaces polling the catalog,
     // when its end is what the wait needs: no replica region (it ends at the record), or a wait for the replicas.
     if (opts.wait !== "none" && (replicaRegions.length === 0 || opts.wait !== "stored")) {
-      const ended = await callWalRecord(cfg, opts.workflows, (runner, arn) => runner.runSync(arn, input, { signal: AbortSignal.timeout(opts.timeoutMs) })).catch(
+      const ended = await callWalRecord(cfg, opts.workflows, (runner, arn) => runner.runSync(arn, input, { signal: AbortSignal.timeout(Math.ceil(opts.timeoutMs)) })).catch(
         (e: unknown) => {
           if (!(e instanceof TimeoutError)) throw e;
           throw new TimeoutError(

@@ -78,8 +78,8 @@ function seg(n: number): string {
   return `00000001000000000000${n.toString(16).toUpperCase().padStart(4, "0")}`;
 }
 
-async function startAgent(pgdata: string, extra: string[] = []): Promise<AgentProcess> {
-  const agent = await spawnAgent(stack, uniqueSocketPath(), ["--database", DB, "--pgdata", pgdata, ...extra]);
+async function startAgent(pgdata: string, extra: string[] = [], env: Record<string, string> = {}): Promise<AgentProcess> {
+  const agent = await spawnAgent(stack, uniqueSocketPath(), ["--database", DB, "--pgdata", pgdata, ...extra], undefined, env);
   agents.push(agent);
   return agent;
 }
@@ -174,6 +174,23 @@ describe("push-ahead of .ready segments", () => {
     await quietPeriod();
     expect(stack.stats.started).toBe(startedBefore);
     expect(await clients.catalog.getWal(DB, name)).toEqual(recordBefore);
+  });
+});
+
+describe("push-ahead with direct WAL (WALVAULT_WAL_DIRECT=1)", () => {
+  it("writes each .ready segment straight into the vault and records it there, with no failed push", async () => {
+    // Prepare
+    const name = seg(0x38);
+    const pgdata = dataDir([{ name, seed: 0x38, ready: true }]);
+
+    // Act
+    const agent = await startAgent(pgdata, [], { WALVAULT_WAL_DIRECT: "1" });
+
+    // Assess: recorded at its content-addressed vault key (core/keys.ts vaultWalDirectKey), nothing logged as failed
+    const record = await waitArchived(name);
+    expect(record).toMatchObject({ status: "stored", sha256: sha256Hex(syntheticSegment(name, 0x38)) });
+    expect(record.vaultKey).toMatch(new RegExp(`/${name}\\.[0-9a-f]{16}$`));
+    expect(agent.stderr).toBe("");
   });
 });
 

@@ -187,6 +187,20 @@ describe("wal-push with direct WAL", () => {
     expect(result.storedSize).toBe((await clients.catalog.getWal(DB, n))?.storedSize);
   });
 
+  it("takes a timeout that is not a whole number of milliseconds (the resident agent's, from its deadline)", async () => {
+    // Prepare
+    const n = "00000001000000000000000A";
+    const raw = syntheticSegment(n, 10);
+    const cfg = { ...(stack.config as AgentConfig), databaseId: DB, replicas: [] };
+
+    // Act
+    const result = await walPush(writeWal(dir, n, raw), cfg, clients, { wait: "stored", timeoutMs: 29_999.978, cwd: dir, direct: true });
+
+    // Assess
+    expect(result.outcome).toBe("stored");
+    expect((await clients.catalog.getWal(DB, n))?.sha256).toBe(sha256Hex(raw));
+  });
+
   it("a bad object's run ends in QuarantinedError with the quarantine record's reason", async () => {
     // Prepare: a segment whose vault object the runner swaps for other bytes at the same key before the run
     const n = "000000010000000000000009";

@@ -79,9 +79,9 @@ export interface AgentProcess {
  * resolves once it says it is listening and the socket file exists; rejects
  * (with its stderr) if it exits or takes longer than timeoutMs first.
  */
-export async function spawnAgent(stack: TestStack, socketPath: string, args: string[], timeoutMs = 20_000): Promise<AgentProcess> {
+export async function spawnAgent(stack: TestStack, socketPath: string, args: string[], timeoutMs = 20_000, env: Record<string, string> = {}): Promise<AgentProcess> {
   const child = spawn(WALVAULT_BIN, ["agent", "--socket", socketPath, ...args], {
-    env: { ...process.env, WALVAULT_CONFIG: stack.configPath },
+    env: { ...process.env, WALVAULT_CONFIG: stack.configPath, ...env },
     cwd: tmpdir(),
     stdio: ["ignore", "pipe", "pipe"],
   });
