@@ -13,6 +13,8 @@
  *   agent     'walvault wal-push %p' with a resident `walvault agent --pgdata`
  *             pushing .ready segments ahead (the call waits for "stored")
  *   direct    'walvault wal-push --no-agent %p': each call pushes by itself
+ *   agent-direct-wal  as agent, with direct WAL (WALVAULT_WAL_DIRECT=1, docs/wal.md):
+ *             one PUT into the vault and the wal-record workflow's one step
  *
  * It prints, per variant: tps (and against `true`), the largest backlog, the
  * backlog when pgbench ended, the drain time after it, segments archived,
@@ -25,7 +27,7 @@
  * `--host-nice=-10` runs the database host's processes (PostgreSQL, pgbench,
  * the agent) at that nice value and the emulated cloud at 0 (see hostNice).
  *
- * Usage: npm run bench:wal-live [-- --variants true,agent,direct --tx 45000
+ * Usage: npm run bench:wal-live [-- --variants true,agent,direct,agent-direct-wal --tx 45000
  *        --scale 100 --latency aws --concurrency 4 --no-anchor]
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -120,12 +122,12 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs: num
   }
 }
 
-async function startAgent(pg: ScratchPostgres, configPath: string, databaseId: string, socket: string, concurrency: string, home: string): Promise<ChildProcess> {
+async function startAgent(pg: ScratchPostgres, configPath: string, databaseId: string, socket: string, concurrency: string, home: string, walDirect: boolean): Promise<ChildProcess> {
   rmSync(socket, { force: true });
   // As PostgreSQL's OS user: the agent's socket is 0600, and archive_command runs as that user.
   const user = osUser();
   const child = spawn(WALVAULT_BIN, ["agent", "--database", databaseId, "--socket", socket, "--pgdata", pg.dataDir, "--concurrency", concurrency], {
-    env: { ...process.env, WALVAULT_CONFIG: configPath, HOME: home },
+    env: { ...process.env, WALVAULT_CONFIG: configPath, HOME: home, WALVAULT_WAL_DIRECT: walDirect ? "1" : "0" },
     cwd: home,
     stdio: ["ignore", "ignore", "inherit"],
     ...(user ?? {}),
@@ -199,7 +201,7 @@ async function runVariant(pg: ScratchPostgres, variant: string, command: string,
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      variants: { type: "string", default: "true,agent" },
+      variants: { type: "string", default: "true,agent,agent-direct-wal" },
       tx: { type: "string", default: "45000" },
       clients: { type: "string", default: "4" },
       threads: { type: "string", default: "2" },
@@ -212,14 +214,14 @@ async function main(): Promise<void> {
     },
   });
   if (values.help) {
-    console.log("usage: npm run bench:wal-live [-- --variants true,agent,direct --tx 45000 --clients 4 --threads 2 --scale 100 --latency aws --concurrency 4 --host-nice 0 --no-anchor]");
+    console.log("usage: npm run bench:wal-live [-- --variants true,agent,direct,agent-direct-wal --tx 45000 --clients 4 --threads 2 --scale 100 --latency aws --concurrency 4 --host-nice 0 --no-anchor]");
     return;
   }
   const latency = parseLatency(values.latency);
   hostNice = Number(values["host-nice"]);
   if (!Number.isInteger(hostNice) || hostNice < -20 || hostNice > 19) throw new Error(`--host-nice must be an integer from -20 to 19, not '${values["host-nice"]}'`);
   const variants = values.variants.split(",");
-  for (const v of variants) if (!["true", "agent", "direct"].includes(v)) throw new Error(`unknown variant '${v}' (true, agent or direct)`);
+  for (const v of variants) if (!["true", "agent", "direct", "agent-direct-wal"].includes(v)) throw new Error(`unknown variant '${v}' (true, agent, direct or agent-direct-wal)`);
 
   const stateDir = mkdtempSync(join(tmpdir(), "walvault-bench-live-"));
   chmodSync(stateDir, 0o755);
@@ -241,8 +243,9 @@ async function main(): Promise<void> {
     for (const v of variants) {
       const databaseId = `live-${v}`;
       const socket = join(home, `agent-${v}.sock`);
-      const agent = v === "agent" ? await startAgent(pg, stack.configPath, databaseId, socket, values.concurrency, home) : undefined;
-      const env = `WALVAULT_DATABASE=${databaseId} WALVAULT_AGENT_SOCKET='${socket}'`;
+      const walDirect = v === "agent-direct-wal";
+      const agent = v.startsWith("agent") ? await startAgent(pg, stack.configPath, databaseId, socket, values.concurrency, home, walDirect) : undefined;
+      const env = `WALVAULT_DATABASE=${databaseId} WALVAULT_AGENT_SOCKET='${socket}' WALVAULT_WAL_DIRECT=${walDirect ? 1 : 0}`;
       const command = v === "true" ? "/bin/true" : `${env} '${WALVAULT_BIN}' wal-push${v === "direct" ? " --no-agent" : ""} %p`;
       try {
         process.stderr.write(`variant ${v}: pgbench -c ${values.clients} -j ${values.threads} -t ${values.tx} with archive_command = ${command}\n`);

@@ -6,13 +6,16 @@
  * every call waits for the whole ingest workflow (`--wait stored`).
  *
  * Modes:
- *   direct  each call pushes by itself (Node start, SDK load, push, wait)
- *   agent   a resident `walvault agent --pgdata` pushes .ready segments ahead
- *           and archive_command asks it over its Unix socket
+ *   direct            each call pushes by itself (Node start, SDK load, push, wait)
+ *   agent             a resident `walvault agent --pgdata` pushes .ready segments ahead
+ *                     and archive_command asks it over its Unix socket (incoming/ path:
+ *                     upload, EventBridge, ingest's Validate, Promote, Record)
+ *   agent-direct-wal  the same with direct WAL (WALVAULT_WAL_DIRECT=1, docs/wal.md): one
+ *                     PUT into the vault and the wal-record workflow's one step
  *
  * Where pgBackRest and the anchor scripts are set up (bench/anchor-setup.sh),
  * the pgBackRest archive-push anchor is measured in the same run and the
- * ratios printed. Usage: npm run bench:wal-push [-- --modes direct,agent --segments 64]
+ * ratios printed. Usage: npm run bench:wal-push [-- --modes direct,agent,agent-direct-wal --segments 64]
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, existsSync, linkSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -27,6 +30,7 @@ import { osUser, pidsMatching, procCpu } from "./processes.js";
 import { anchorAvailable, runPgbackrestArchiveAnchor, segmentsDir, type AnchorResult } from "./anchor.js";
 
 const MiB = 1024 * 1024;
+const MODES = ["direct", "agent", "agent-direct-wal"];
 
 interface CpuSample {
   ingest: number;
@@ -146,9 +150,14 @@ async function storedMiB(stack: LocalStack, databaseId: string): Promise<number>
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { modes: { type: "string", default: "direct,agent" }, segments: { type: "string", default: "64" }, concurrency: { type: "string", default: "4" }, anchor: { type: "boolean", default: true }, "no-anchor": { type: "boolean", default: false } } });
+  const { values } = parseArgs({ options: { modes: { type: "string", default: "direct,agent,agent-direct-wal" }, segments: { type: "string", default: "64" }, concurrency: { type: "string", default: "4" }, anchor: { type: "boolean", default: true }, "no-anchor": { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } } });
+  if (values.help) {
+    console.log("usage: npm run bench:wal-push [-- --modes direct,agent,agent-direct-wal --segments 64 --concurrency 4 --no-anchor]");
+    return;
+  }
   const count = Number(values.segments);
   const modes = values.modes.split(",");
+  for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode '${m}' (${MODES.join(", ")})`);
   const anchor = anchorAvailable();
   let segDir = segmentsDir();
   if (!existsSync(segDir) || readdirSync(segDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).length < count) {
@@ -165,9 +174,10 @@ async function main(): Promise<void> {
     for (const mode of modes) {
       const databaseId = `bench-${mode}`;
       const pgdata = fakePgdata(segDir, names, user);
-      const env = { WALVAULT_CONFIG: stack.configPath, WALVAULT_DATABASE: databaseId, HOME: pgdata };
+      // Each mode says which WAL path it measures, whatever this shell's WALVAULT_WAL_DIRECT.
+      const env = { WALVAULT_CONFIG: stack.configPath, WALVAULT_DATABASE: databaseId, HOME: pgdata, WALVAULT_WAL_DIRECT: mode === "agent-direct-wal" ? "1" : "0" };
       const socket = join(tmpdir(), `walvault-bench-${process.pid}-${mode}.sock`);
-      const agent = mode === "agent" ? await startAgent(pgdata, env, user, socket, values.concurrency) : undefined;
+      const agent = mode.startsWith("agent") ? await startAgent(pgdata, env, user, socket, values.concurrency) : undefined;
       try {
         process.stderr.write(`mode ${mode}: pushing ${names.length} segments ...\n`);
         const cpu0 = sampleCpu(stack, agent?.pid);
@@ -197,16 +207,16 @@ async function main(): Promise<void> {
   }
 
   console.log(`\nwal-push --wait stored, ${names.length} x 16 MiB real WAL segments, sequential archive_command calls`);
-  console.log("mode      p50 ms  p95 ms  max ms  wall s  seg/s   MiB/s   stored MiB  failed");
+  console.log("mode              p50 ms  p95 ms  max ms  wall s  seg/s   MiB/s   stored MiB  failed");
   for (const r of results) {
-    console.log(`${r.mode.padEnd(8)}  ${String(r.p50Ms).padStart(6)}  ${String(r.p95Ms).padStart(6)}  ${String(r.maxMs).padStart(6)}  ${r.wallS.toFixed(2).padStart(6)}  ${r.segPerS.toFixed(2).padStart(5)}  ${r.mbPerS.toFixed(1).padStart(6)}  ${r.storedMiB.toFixed(1).padStart(10)}  ${r.failed}`);
+    console.log(`${r.mode.padEnd(16)}  ${String(r.p50Ms).padStart(6)}  ${String(r.p95Ms).padStart(6)}  ${String(r.maxMs).padStart(6)}  ${r.wallS.toFixed(2).padStart(6)}  ${r.segPerS.toFixed(2).padStart(5)}  ${r.mbPerS.toFixed(1).padStart(6)}  ${r.storedMiB.toFixed(1).padStart(10)}  ${r.failed}`);
   }
   for (const r of results) {
-    if (r.cpuPerSegmentMs) console.log(`${r.mode.padEnd(8)}  CPU ms per segment: ${Object.entries(r.cpuPerSegmentMs).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+    if (r.cpuPerSegmentMs) console.log(`${r.mode.padEnd(16)}  CPU ms per segment: ${Object.entries(r.cpuPerSegmentMs).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   }
   if (anchorResult) {
     const a = anchorResult;
-    console.log(`pgbackrest ${String(Math.round(a.latencyMedianS * 1000)).padStart(6)}  p90 ${Math.round(a.latencyP90S * 1000)}        ${a.wallS.toFixed(2).padStart(6)}  ${a.segPerS.toFixed(2).padStart(5)}  ${a.mbPerS.toFixed(1).padStart(6)}  ${String(a.storedMiB ?? "-").padStart(10)}   (pgbr-s3-sync-zst, acks when in S3)`);
+    console.log(`pgbackrest         ${String(Math.round(a.latencyMedianS * 1000)).padStart(6)}  p90 ${Math.round(a.latencyP90S * 1000)}        ${a.wallS.toFixed(2).padStart(6)}  ${a.segPerS.toFixed(2).padStart(5)}  ${a.mbPerS.toFixed(1).padStart(6)}  ${String(a.storedMiB ?? "-").padStart(10)}   (pgbr-s3-sync-zst, acks when in S3)`);
     for (const r of results) {
       console.log(`ratio ${r.mode}/pgbackrest: throughput ${(r.mbPerS / a.mbPerS).toFixed(2)}x, p50 latency ${(r.p50Ms / (a.latencyMedianS * 1000)).toFixed(2)}x`);
     }
