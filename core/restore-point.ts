@@ -32,6 +32,8 @@ const XLP_LONG_HEADER = 0x0002;
 const SHORT_PHD = 24;
 const LONG_PHD = 40;
 const DEFAULT_BLCKSZ = 8192;
+/** Where the long page header keeps xlp_xlog_blcksz (xlog_internal.h XLogLongPageHeaderData). */
+const XLP_XLOG_BLCKSZ_OFFSET = 36;
 const RECORD_HEADER = 24;
 const RP_TOT_LEN = RECORD_HEADER + 2 + 72;
 /** MAXALIGN(RP_TOT_LEN) on every platform PostgreSQL 15 builds on with 8-byte alignment. */
@@ -59,7 +61,8 @@ export function pageLayout(segment: Uint8Array): PageLayout {
   const buf = Buffer.from(segment.buffer, segment.byteOffset, segment.byteLength);
   let blcksz = DEFAULT_BLCKSZ;
   if (buf.length >= LONG_PHD && (buf.readUInt16LE(2) & XLP_LONG_HEADER) !== 0) {
-    const b = buf.readUInt32LE(28);
+    // XLogLongPageHeaderData: the short header (24 bytes), xlp_sysid (8), xlp_seg_size (4), xlp_xlog_blcksz (4).
+    const b = buf.readUInt32LE(XLP_XLOG_BLCKSZ_OFFSET);
     if (b >= 1024 && b <= 65536 && (b & (b - 1)) === 0) blcksz = b;
   }
   const parts: Buffer[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RestorePointScanner, restorePointsInSegment, walPageBodies } from "../../core/restore-point.js";
+import { pageLayout, RestorePointScanner, restorePointsInSegment, walPageBodies } from "../../core/restore-point.js";
 
 const BLCKSZ = 8192;
 
@@ -28,7 +28,7 @@ function segment(body: Buffer, pages = 4): Buffer {
     seg.writeUInt16LE(0xd110, off); // xlp_magic
     const long = p === 0;
     seg.writeUInt16LE(long ? 0x0002 : 0x0001, off + 2);
-    if (long) seg.writeUInt32LE(BLCKSZ, off + 28);
+    if (long) seg.writeUInt32LE(BLCKSZ, off + 36); // xlp_xlog_blcksz
     const header = long ? 40 : 24;
     src += body.copy(seg, off + header, src, Math.min(body.length, src + BLCKSZ - header));
   }
@@ -106,5 +106,32 @@ describe("restorePointsInSegment", () => {
     // Act / Assess
     expect(restorePointsInSegment(cut, START)).toEqual([]);
     expect(restorePointsInSegment(other, START)).toEqual([]);
+  });
+});
+
+describe("pageLayout", () => {
+  /** A segment of `pages` pages of `blcksz` bytes whose long header says so, with a system identifier as initdb makes one (its upper half is a Unix time). */
+  function segmentOf(blcksz: number, pages: number): Buffer {
+    const seg = Buffer.alloc(pages * blcksz);
+    for (let p = 0; p < pages; p++) {
+      seg.writeUInt16LE(0xd110, p * blcksz);
+      seg.writeUInt16LE(p === 0 ? 0x0002 : 0, p * blcksz + 2);
+    }
+    seg.writeBigUInt64LE((0x6570_1a2bn << 32n) | 0x1234n, 24); // xlp_sysid
+    seg.writeUInt32LE(pages * blcksz, 32); // xlp_seg_size
+    seg.writeUInt32LE(blcksz, 36); // xlp_xlog_blcksz
+    return seg;
+  }
+
+  it("cuts pages at the block size the long page header names (xlp_xlog_blcksz), not at the system identifier's bytes", () => {
+    // Act
+    const big = pageLayout(segmentOf(16384, 3));
+    const usual = pageLayout(segmentOf(8192, 3));
+    // Assess
+    expect(big.blcksz).toBe(16384);
+    expect(big.bodyStarts).toEqual([0, 16384 - 40, 2 * 16384 - 40 - 24]);
+    expect(big.body.length).toBe(3 * 16384 - 40 - 2 * 24);
+    expect(usual.blcksz).toBe(8192);
+    expect(usual.body.length).toBe(3 * 8192 - 40 - 2 * 24);
   });
 });
