@@ -57,7 +57,18 @@ export interface PageLayout {
   headers: number[];
 }
 
-export function pageLayout(segment: Uint8Array): PageLayout {
+/**
+ * Where pageLayout may write a segment's bodies instead of allocating a new
+ * buffer per segment: a caller that lays out one segment after another (a
+ * Lambda container validating WAL) keeps one and saves a segment-sized
+ * allocation, and the garbage collections it brings, per segment. The body
+ * returned is then a view of `buf`, valid until the next call with it.
+ */
+export interface LayoutScratch {
+  buf: Buffer;
+}
+
+export function pageLayout(segment: Uint8Array, scratch?: LayoutScratch): PageLayout {
   const buf = Buffer.from(segment.buffer, segment.byteOffset, segment.byteLength);
   let blcksz = DEFAULT_BLCKSZ;
   if (buf.length >= LONG_PHD && (buf.readUInt16LE(2) & XLP_LONG_HEADER) !== 0) {
@@ -65,20 +76,20 @@ export function pageLayout(segment: Uint8Array): PageLayout {
     const b = buf.readUInt32LE(XLP_XLOG_BLCKSZ_OFFSET);
     if (b >= 1024 && b <= 65536 && (b & (b - 1)) === 0) blcksz = b;
   }
-  const parts: Buffer[] = [];
+  if (scratch && scratch.buf.length < buf.length) scratch.buf = Buffer.allocUnsafe(buf.length);
+  const out = scratch ? scratch.buf : Buffer.allocUnsafe(buf.length);
   const bodyStarts: number[] = [];
   const headers: number[] = [];
   let at = 0;
   for (let off = 0; off < buf.length; off += blcksz) {
-    const page = buf.subarray(off, Math.min(off + blcksz, buf.length));
-    if (page.length < SHORT_PHD) break;
-    const header = (page.readUInt16LE(2) & XLP_LONG_HEADER) !== 0 ? LONG_PHD : SHORT_PHD;
-    parts.push(page.subarray(header));
+    const pageEnd = Math.min(off + blcksz, buf.length);
+    if (pageEnd - off < SHORT_PHD) break;
+    const header = (buf.readUInt16LE(off + 2) & XLP_LONG_HEADER) !== 0 ? LONG_PHD : SHORT_PHD;
     bodyStarts.push(at);
     headers.push(header);
-    at += page.length - header;
+    at += buf.copy(out, at, Math.min(off + header, pageEnd), pageEnd);
   }
-  return { body: Buffer.concat(parts), blcksz, bodyStarts, headers };
+  return { body: out.subarray(0, at), blcksz, bodyStarts, headers };
 }
 
 /** Body offsets `p` of the 0xFF byte of every restore point record header in `body` whose name fits before its end. */

@@ -78,7 +78,7 @@ async function handle(input: unknown): Promise<WalRecordOutput> {
     );
   }
   const location = { bucket: deps.vaultBucket, key, ...(obj.versionId ? { versionId: obj.versionId } : {}) };
-  const ingest = await validateWalObject(deps, { databaseId, db, parsed: { walName: name }, obj, location, vaultKey: key, recorded: { record } });
+  const ingest = await validateWalObject(deps, { databaseId, db, parsed: { walName: name }, obj, location, vaultKey: key, recorded: { record }, encodedSha256: stored });
   emitBacklog(ingest);
   const promoted: Promoted = { vaultBucket: deps.vaultBucket, vaultKey: key, ...(obj.versionId ? { versionId: obj.versionId } : {}), copied: false };
   if (ingest.duplicate) return { ingest, promoted, outcome: "duplicate" };

@@ -9,7 +9,7 @@ import { lastXactField, restorePointFields, walFileLsns } from "../../core/catal
 import { sha256Hex } from "../../core/hash.js";
 import { parseGenericSegmentMeta } from "../../core/generic-wal.js";
 import { parseIncomingKey, vaultGenericWalKey, vaultWalKey, type IncomingWalKey } from "../../core/keys.js";
-import { pageLayout, restorePointsInSegment } from "../../core/restore-point.js";
+import { pageLayout, restorePointsInSegment, type LayoutScratch } from "../../core/restore-point.js";
 import { lastXactTimeInSegment } from "../../core/xact-time.js";
 import { objectCreatedEventSchema, type DatabaseRecord, type ValidatedWal, type WalRecord } from "../../core/schemas.js";
 import { parseBacklogMeta, parseObjectMeta, verifyEncodedBytes, verifyWalBytes } from "../../core/verify.js";
@@ -78,6 +78,8 @@ export interface WalObjectToValidate {
    * catalog name is known after the metadata is read).
    */
   recorded?: { record: WalRecord | undefined };
+  /** SHA-256 of `obj.body`, when the caller hashed it already (the direct path checks it against the key). */
+  encodedSha256?: string;
 }
 
 /**
@@ -103,7 +105,7 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
       size: claimed.size,
       storedSize: obj.body.length,
       sha256: claimed.sha256,
-      encodedSha256: sha256Hex(obj.body),
+      encodedSha256: input.encodedSha256 ?? sha256Hex(obj.body),
       codec: claimed.codec,
       incoming: { bucket, key, ...(versionId ? { versionId } : {}) },
       duplicate: existing !== undefined,
@@ -139,6 +141,16 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
 }
 
 /**
+ * The page bodies of the segment being validated, reused from one invocation
+ * to the next of this container (a Lambda container runs one at a time, and
+ * the layout is used and dropped inside segmentFields, which is synchronous,
+ * so even handlers run concurrently in one process cannot share it): a 16 MiB allocation
+ * less per segment, and the full garbage collections its external memory
+ * brought on (core/restore-point.ts LayoutScratch).
+ */
+const LAYOUT_SCRATCH: LayoutScratch = { buf: Buffer.alloc(0) };
+
+/**
  * What a PostgreSQL segment's record carries from its bytes, over one page
  * layout (the bodies without page headers, built once): the restore points in
  * it, so restore --target-name knows them without reading WAL, and its latest
@@ -146,7 +158,7 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
  * can stop.
  */
 function segmentFields(raw: Uint8Array, segno: bigint | undefined, walSegmentSize: number): Partial<ValidatedWal> {
-  const layout = pageLayout(raw);
+  const layout = pageLayout(raw, LAYOUT_SCRATCH);
   return {
     ...(segno !== undefined ? restorePointFields(restorePointsInSegment(raw, segmentStartLsn(segno, walSegmentSize), layout)) : {}),
     ...lastXactField(lastXactTimeInSegment(raw, layout)),

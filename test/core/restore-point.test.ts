@@ -134,4 +134,27 @@ describe("pageLayout", () => {
     expect(usual.blcksz).toBe(8192);
     expect(usual.body.length).toBe(3 * 8192 - 40 - 2 * 24);
   });
+
+  it("with a scratch buffer, lays out the same bodies into it, and reuses it for the next segment instead of allocating", () => {
+    // Prepare: two segments of different contents, and a scratch too small for the first
+    const a = segmentOf(8192, 4);
+    const b = segmentOf(8192, 4);
+    for (let i = 40; i < a.length; i += 97) a[i] = i & 0xff;
+    for (let i = 40; i < b.length; i += 89) b[i] = (i >> 3) & 0xff;
+    for (const seg of [a, b]) for (let p = 1; p < 4; p++) seg.writeUInt16LE(0xd110, p * 8192), seg.writeUInt16LE(0, p * 8192 + 2);
+    const scratch = { buf: Buffer.alloc(16) };
+
+    // Act
+    const first = pageLayout(a, scratch);
+    const firstBody = Buffer.from(first.body);
+    const held = scratch.buf;
+    const second = pageLayout(b, scratch);
+
+    // Assess
+    expect(firstBody).toEqual(pageLayout(a).body);
+    expect(second.body).toEqual(pageLayout(b).body);
+    expect({ ...second, body: undefined }).toEqual({ ...pageLayout(b), body: undefined });
+    expect(scratch.buf).toBe(held);
+    expect(second.body.buffer).toBe(held.buffer);
+  });
 });
