@@ -86,6 +86,21 @@ export function vaultWalDirectKey(databaseId: string, file: WalFileName, storedS
   return `${vaultWalKey(databaseId, file)}.${walKeyDigest(storedSha256)}`;
 }
 
+/**
+ * What the wal-record workflow's quarantine step writes beside a direct WAL
+ * object it rejected: `<key>.rejected` (a small JSON of the error and the
+ * reason). The object itself stays (it may be under Object Lock, and it is
+ * evidence); the marker is what tells catalog rebuild, which has only the
+ * bucket, never to take it for an archived file.
+ */
+export const REJECTED_SUFFIX = ".rejected";
+
+export function rejectedMarkerKey(directKey: string): string {
+  const k = parseVaultWalKey(directKey);
+  if (k?.digest === undefined) throw new InvalidInputError(`'${directKey}' is not a direct WAL key (db/<id>/wal/<timeline>/<name>.<16 hex>)`);
+  return directKey + REJECTED_SUFFIX;
+}
+
 /** A vault WAL key taken apart (PostgreSQL layout); `digest` only for content-addressed keys. */
 export interface VaultWalKey {
   databaseId: string;

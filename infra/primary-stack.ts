@@ -44,7 +44,7 @@ import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct, Node } from "constructs";
-import { DATABASE_ID_RE, FAILED_PREFIX, INCOMING_PREFIX, QUARANTINE_PREFIX } from "../core/keys.js";
+import { DATABASE_ID_RE, FAILED_PREFIX, INCOMING_PREFIX, QUARANTINE_PREFIX, REJECTED_SUFFIX } from "../core/keys.js";
 import { CATALOG_TTL_ATTRIBUTE, REPLICA_INDEX_PROJECTION, REPLICA_KEY_ATTRIBUTE, replicaIndexName, replicaPendingAttribute } from "../store/dynamo-catalog.js";
 import { parseThawSetting, thawByDefaultSubstitution, type ThawSetting } from "../core/thaw.js";
 import { WORKFLOW_DEFINITIONS, stepNames, type WorkflowId } from "../core/workflows.js";
@@ -940,6 +940,18 @@ export class PrimaryStack extends Stack {
       new iam.PolicyStatement({ sid: "WriteCatalog", actions: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources: [table] }),
     );
     fns.quarantine.addToRolePolicy(new iam.PolicyStatement({ sid: "RecordQuarantine", actions: ["dynamodb:PutItem"], resources: [table] }));
+    // The `.rejected` marker beside a rejected direct object (core/keys.ts rejectedMarkerKey), which catalog rebuild reads.
+    fns.quarantine.addToRolePolicy(
+      new iam.PolicyStatement({ sid: "MarkRejectedWal", actions: ["s3:PutObject"], resources: [this.vaultBucket.arnForObjects(`db/*/wal/*${REJECTED_SUFFIX}`)] }),
+    );
+    fns.quarantine.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "EncryptVaultObjects",
+        actions: ["kms:GenerateDataKey"],
+        resources: [this.vaultKey.keyArn],
+        conditions: { StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` } },
+      }),
+    );
     for (const step of WAL_RECORD_STEPS) {
       NagSuppressions.addResourceSuppressions(
         fns[step].role!,
@@ -948,8 +960,12 @@ export class PrimaryStack extends Stack {
             id: "AwsSolutions-IAM5",
             reason:
               "ValidateRecord reads any database's WAL objects (db/*/wal/*, one object per WAL file): the agent names the key, which it checks against the database and file name; " +
+              "QuarantineDirect writes only the `.rejected` marker beside a rejected one (db/*/wal/*.rejected), for whichever database it was; " +
               "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').",
-            appliesTo: step === "validateRecord" ? ["Resource::*", this.nagArn(this.vaultBucket, "/db/*/wal/*")] : ["Resource::*"],
+            appliesTo:
+              step === "validateRecord"
+                ? ["Resource::*", this.nagArn(this.vaultBucket, "/db/*/wal/*")]
+                : ["Resource::*", this.nagArn(this.vaultBucket, `/db/*/wal/*${REJECTED_SUFFIX}`)],
           },
         ],
         true,

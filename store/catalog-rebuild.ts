@@ -78,6 +78,7 @@ import {
   SNAPSHOT_PAGES_DIR,
   assertDatabaseId,
   parseVaultWalKey,
+  REJECTED_SUFFIX,
   vaultGenericWalKey,
   vaultWalKey,
   walKeyDigest,
@@ -86,7 +87,7 @@ import { PACK_TAIL_READ_BYTES, parsePackFooter, parsePackIndex, type PackEntry, 
 import type { DatabaseKind } from "../core/restore-plan.js";
 import { META_DATABASE, type ChunkItem, type DatabaseRecord, type PackItem, type SnapshotRecord, type SnapshotSummary, type WalRecord } from "../core/schemas.js";
 import type { ManifestExpectations } from "../core/snapshot.js";
-import { checkWalSize, parseObjectMeta, type ClaimedMeta } from "../core/verify.js";
+import { checkWalSize, parseObjectMeta, verifyWalBytes, type ClaimedMeta } from "../core/verify.js";
 import { DEFAULT_WAL_SEGMENT_SIZE, assertSegmentSize, parseWalFileName } from "../core/wal.js";
 import { isNetworkError } from "./aws-errors.js";
 import type { Catalog } from "./catalog.js";
@@ -320,9 +321,15 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
   const manifestKeys: { key: string; snapshotId: string; listed: ListedObject }[] = [];
   /** Format-2 page objects by snapshot: read through their manifest, never taken for one. */
   const pageKeys = new Map<string, string[]>();
+  /** Direct WAL objects the wal-record workflow rejected (their `.rejected` marker is listed): read and verified before any is recorded. */
+  const rejected = new Set<string>();
   for (const o of listed) {
     const parts = o.key.slice(prefix.length).split("/");
     const [area, a, b] = parts;
+    if (area === "wal" && parts.length === 3 && o.key.endsWith(REJECTED_SUFFIX) && parseVaultWalKey(o.key.slice(0, -REJECTED_SUFFIX.length))?.digest !== undefined) {
+      rejected.add(o.key.slice(0, -REJECTED_SUFFIX.length));
+      continue;
+    }
     const direct = area === "wal" && parts.length === 3 ? parseVaultWalKey(o.key) : undefined;
     if (direct?.digest !== undefined) walKeys.push({ key: o.key, area: "wal", dir: direct.dir, file: direct.name, digest: direct.digest });
     else if (area === "wal" && parts.length === 3 && a && b) walKeys.push({ key: o.key, area: "wal", dir: a, file: b });
@@ -446,7 +453,7 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
     }
   }
   const head: { best?: { sortKey: string; record: WalRecord } } = {};
-  await mapLimit(await onePerName(ctx, records, skip), ctx.concurrency, async (record) => {
+  await mapLimit(await onePerName(ctx, records, rejected, walSegmentSize, skip), ctx.concurrency, async (record) => {
     let stored: WalRecord;
     try {
       const r = await target.recordWal(record);
@@ -695,13 +702,24 @@ async function snapshotsUsing(ctx: Context, databaseId: string, manifests: reado
  * each direct object is read and kept as a candidate only when its bytes hash
  * to its key's digest; of the candidates the earliest written wins (ingest
  * recorded the first good one; a later one of other bytes was a conflict).
+ * A direct object the wal-record workflow rejected (its `.rejected` marker is
+ * in `rejected`) is read even when it is the only one of its name, and kept
+ * only if it passes the checks ingest makes of the bytes (digest, decoding,
+ * size, SHA-256): a rejection for a reason that has since gone (its database
+ * registered later) leaves a marker beside an object that was then recorded.
  */
-async function onePerName(ctx: Context, records: WalRecord[], skip: (key: string, reason: string) => void): Promise<WalRecord[]> {
+async function onePerName(
+  ctx: Context,
+  records: WalRecord[],
+  rejected: ReadonlySet<string>,
+  segmentSize: number,
+  skip: (key: string, reason: string) => void,
+): Promise<WalRecord[]> {
   const byName = new Map<string, WalRecord[]>();
   for (const r of records) byName.set(r.name, [...(byName.get(r.name) ?? []), r]);
   const out: WalRecord[] = [];
   for (const [name, group] of byName) {
-    if (group.length === 1) {
+    if (group.length === 1 && !rejected.has(group[0]!.vaultKey)) {
       out.push(group[0]!);
       continue;
     }
@@ -713,8 +731,18 @@ async function onePerName(ctx: Context, records: WalRecord[], skip: (key: string
         continue;
       }
       const obj = await ctx.source.store.get(ctx.source.bucket, r.vaultKey);
-      if (obj && walKeyDigest(sha256Hex(obj.body)) === digest) good.push(r);
-      else skip(r.vaultKey, `its bytes do not match the digest in its key (a rejected direct write of ${name})`);
+      if (!obj || walKeyDigest(sha256Hex(obj.body)) !== digest) {
+        skip(r.vaultKey, `its bytes do not match the digest in its key (a rejected direct write of ${name})`);
+        continue;
+      }
+      if (rejected.has(r.vaultKey)) {
+        const problem = await bytesProblem(r, obj.body, segmentSize);
+        if (problem !== undefined) {
+          skip(r.vaultKey, `rejected by ingest (${r.vaultKey}${REJECTED_SUFFIX}), and its bytes fail ingest's checks: ${problem}`);
+          continue;
+        }
+      }
+      good.push(r);
     }
     good.sort((a, b) => (a.archivedAt < b.archivedAt ? -1 : a.archivedAt > b.archivedAt ? 1 : a.vaultKey < b.vaultKey ? -1 : 1));
     const [first, ...rest] = good;
@@ -722,6 +750,18 @@ async function onePerName(ctx: Context, records: WalRecord[], skip: (key: string
     for (const r of rest) skip(r.vaultKey, `another object of ${name} was written earlier (${first!.vaultKey}); this one was never recorded`);
   }
   return out;
+}
+
+/** What ingest would refuse in a PostgreSQL WAL object's bytes (core/verify.ts verifyWalBytes), or undefined. */
+async function bytesProblem(r: WalRecord, body: Uint8Array, segmentSize: number): Promise<string | undefined> {
+  try {
+    const file = parseWalFileName(r.name, segmentSize);
+    await verifyWalBytes(file, body, { sha256: r.sha256, codec: r.codec, size: r.size }, segmentSize, `vault object ${r.vaultKey}`, { postgres: true });
+    return undefined;
+  } catch (e) {
+    if (!isObjectProblem(e)) throw e;
+    return e.message;
+  }
 }
 
 /** What a WAL key looks like: PostgreSQL's timeline directories and file names, or a generic stream. */

@@ -19,8 +19,8 @@
 import { z } from "zod";
 import { ChecksumMismatchError, InvalidInputError, NotFoundError, UnknownDatabaseError, describeError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
-import { DATABASE_ID_RE, parseVaultWalKey, vaultWalDirectKey } from "../../core/keys.js";
-import { databaseIdSchema, sha256Schema, stepErrorSchema, type Promoted, type QuarantineRecord, type ValidatedWal } from "../../core/schemas.js";
+import { DATABASE_ID_RE, parseVaultWalKey, rejectedMarkerKey, vaultWalDirectKey } from "../../core/keys.js";
+import { databaseIdSchema, META_DATABASE, sha256Schema, stepErrorSchema, type Promoted, type QuarantineRecord, type ValidatedWal } from "../../core/schemas.js";
 import { parseObjectMeta } from "../../core/verify.js";
 import { parseWalFileName } from "../../core/wal.js";
 import { getDeps } from "../deps.js";
@@ -112,9 +112,23 @@ async function handleQuarantine(input: unknown): Promise<{ reason: string }> {
     at: new Date().toISOString(),
   };
   await deps.catalog.recordQuarantine(record);
+  await markRejected(deps, record);
   emitMetric(quarantineMetric(record, "wal-direct"));
   logger.warn(`rejected ${record.incomingKey} (left unreferenced in the vault): ${describeError(new Error(reason))}`, { databaseId: record.databaseId, key: record.incomingKey, error: record.error });
   return { reason };
+}
+
+/**
+ * `<key>.rejected` beside a rejected direct object of the database's own WAL
+ * area (core/keys.ts rejectedMarkerKey), so that catalog rebuild, which reads
+ * only the bucket, does not take it for an archived file. Nothing for a key
+ * that is not such an object (a malformed request names no object to mark).
+ */
+async function markRejected(deps: ReturnType<typeof getDeps>, record: QuarantineRecord): Promise<void> {
+  const parsed = parseVaultWalKey(record.incomingKey);
+  if (parsed?.digest === undefined || parsed.databaseId !== record.databaseId) return;
+  const body = Buffer.from(JSON.stringify({ name: record.name, error: record.error, reason: record.reason, at: record.at }) + "\n");
+  await deps.vault.put(deps.vaultBucket, rejectedMarkerKey(record.incomingKey), body, { [META_DATABASE]: record.databaseId });
 }
 
 /** The step's Lambda handler (functions/observability.ts). */

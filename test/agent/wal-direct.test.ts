@@ -266,6 +266,9 @@ describe("the wal-record workflow", () => {
     expect(q[0]!.reason).toMatch(/does not hold the bytes its key names/);
     expect(await clients.catalog.getWal(DB, n)).toBeUndefined();
     expect(await clients.store.head(stack.config.vaultBucket, key)).toBeDefined();
+    // Beside it, the marker that tells catalog rebuild (which has only the bucket) it was rejected, and why.
+    const marker = await clients.store.get(stack.config.vaultBucket, `${key}.rejected`);
+    expect(JSON.parse(marker!.body.toString())).toMatchObject({ name: n, error: "ChecksumMismatchError", reason: expect.stringMatching(/does not hold the bytes its key names/) });
   });
 
   it("catalog rebuild parses content-addressed keys and skips the rejected object of a recorded name", async () => {
@@ -288,5 +291,49 @@ describe("the wal-record workflow", () => {
     expect(rebuilt).toEqual(original);
     expect(rebuilt.find((w) => w[0] === n)?.[1]).toBe((await directKeyOf(n, raw)).key);
     expect(summary.databases[0]!.skipped).toEqual([{ key: rejected, reason: expect.stringMatching(/do not match the digest/) }]);
+  });
+
+  it("catalog rebuild does not record a rejected direct object that is the only one of its name (its marker has it read and checked)", async () => {
+    // Prepare: a key naming other bytes than those written there, rejected by wal-record, and no good copy after it
+    const n = "00000001000000000000000B";
+    const raw = syntheticSegment(n, 11);
+    const { key } = await directKeyOf(n, syntheticSegment(n, 111));
+    await clients.store.put(stack.config.vaultBucket, key, Buffer.from(await getCodec("zstd").encode(syntheticSegment(n, 112))), {
+      ...objectMeta({ sha256: sha256Hex(raw), codec: "zstd", size: raw.length }),
+      [META_DATABASE]: DB,
+    });
+    const failedBefore = stack.walRecordStats.failed;
+    await runner().start(stack.config.walRecordStateMachineArn!, { databaseId: DB, name: n, key, sha256: sha256Hex(raw) });
+    await poll(() => stack.walRecordStats.failed > failedBefore, 15_000, "the wal-record execution to end");
+    await poll(() => clients.store.head(stack.config.vaultBucket, `${key}.rejected`), 15_000, "the rejected marker");
+    const c = stack.config;
+    const { catalog: target } = await openCatalogTable({ region: c.region, dynamodbEndpoint: c.dynamodbEndpoint, credentials: c.credentials, table: "walvault-rebuilt-lone" });
+
+    // Act
+    const summary = await rebuildCatalog({ store: clients.store, bucket: c.vaultBucket }, target, { databaseIds: [DB] });
+
+    // Assess: not recorded, named as skipped; the marker itself is not reported as a stray key
+    expect(await target.getWal(DB, n)).toBeUndefined();
+    const skipped = summary.databases[0]!.skipped;
+    expect(skipped.filter((x) => x.key.includes(n))).toEqual([{ key, reason: expect.stringMatching(/do not match the digest/) }]);
+  });
+
+  it("catalog rebuild records a direct object whose marker is from a rejection that no longer holds (its bytes pass ingest's checks)", async () => {
+    // Prepare: a good direct push, and a marker beside it as a rejection for a passing reason would leave (its database not yet registered)
+    const n = "00000001000000000000000C";
+    const raw = syntheticSegment(n, 12);
+    const r = await stack.cli(["wal-push", writeWal(dir, n, raw), "--timeout", "30"], { env: DIRECT });
+    expect(r.code, r.stderr).toBe(0);
+    const { key } = await directKeyOf(n, raw);
+    await clients.store.put(stack.config.vaultBucket, `${key}.rejected`, Buffer.from('{"error":"UnknownDatabaseError"}\n'), {});
+    const c = stack.config;
+    const { catalog: target } = await openCatalogTable({ region: c.region, dynamodbEndpoint: c.dynamodbEndpoint, credentials: c.credentials, table: "walvault-rebuilt-marked-good" });
+
+    // Act
+    const summary = await rebuildCatalog({ store: clients.store, bucket: c.vaultBucket }, target, { databaseIds: [DB] });
+
+    // Assess
+    expect(await target.getWal(DB, n)).toMatchObject({ vaultKey: key, sha256: sha256Hex(raw) });
+    expect(summary.databases[0]!.skipped.filter((x) => x.key.includes(n))).toEqual([]);
   });
 });

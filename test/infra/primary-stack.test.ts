@@ -944,6 +944,18 @@ describe("restore workflow", () => {
   });
 });
 
+describe("the wal-record workflow's quarantine step", () => {
+  it("may write only the .rejected marker beside a rejected direct WAL object (and the quarantine record), nothing else in the vault", () => {
+    // Prepare
+    const vault = `<${logicalId(defaultStack, defaultStack.vaultBucket)}.Arn>`;
+    // Act
+    const statements = roleStatements(defaultTemplate, logicalId(defaultStack, defaultStack.walRecordFunctions.quarantine.role!));
+    const writes = statements.flatMap((st) => list(st.Action).filter((a) => /^s3:|^dynamodb:/.test(a)).map((a) => `${a} ${list(st.Resource).map(render).join(",")}`));
+    // Assess
+    expect(writes.sort()).toEqual([`dynamodb:PutItem <${logicalId(defaultStack, defaultStack.catalog)}.Arn>`, `s3:PutObject ${vault}/db/*/wal/*.rejected`].sort());
+  });
+});
+
 describe("functions of every workflow", () => {
   it("are deployed with the memory, timeout and description core/workflows.ts declares for their step", () => {
     // Prepare
