@@ -928,14 +928,7 @@ export class PrimaryStack extends Stack {
     );
     // Without s3:ListBucket a GetObject of a missing key is a 403 the store cannot tell from a denial.
     fns.validateRecord.addToRolePolicy(new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [this.vaultBucket.bucketArn] }));
-    fns.validateRecord.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: "DecryptVaultObjects",
-        actions: ["kms:Decrypt"],
-        resources: [this.vaultKey.keyArn],
-        conditions: { StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` } },
-      }),
-    );
+    fns.validateRecord.addToRolePolicy(this.vaultKeyUse("DecryptVaultObjects", "Decrypt"));
     fns.validateRecord.addToRolePolicy(
       new iam.PolicyStatement({ sid: "WriteCatalog", actions: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources: [table] }),
     );
@@ -944,14 +937,8 @@ export class PrimaryStack extends Stack {
     fns.quarantine.addToRolePolicy(
       new iam.PolicyStatement({ sid: "MarkRejectedWal", actions: ["s3:PutObject"], resources: [this.vaultBucket.arnForObjects(`db/*/wal/*${REJECTED_SUFFIX}`)] }),
     );
-    fns.quarantine.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: "EncryptVaultObjects",
-        actions: ["kms:GenerateDataKey"],
-        resources: [this.vaultKey.keyArn],
-        conditions: { StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` } },
-      }),
-    );
+    // SSE-KMS writes need GenerateDataKey (S3 never calls kms:Encrypt).
+    fns.quarantine.addToRolePolicy(this.vaultKeyUse("EncryptVaultObjects", "GenerateDataKey"));
     for (const step of WAL_RECORD_STEPS) {
       NagSuppressions.addResourceSuppressions(
         fns[step].role!,
@@ -1020,7 +1007,6 @@ export class PrimaryStack extends Stack {
     const quarantined = this.incomingBucket.arnForObjects(`${QUARANTINE_PREFIX}*`);
     const vaultObjects = this.vaultBucket.arnForObjects("db/*");
     const table = this.catalog.tableArn;
-    const s3ViaHere = `s3.${Aws.REGION}.amazonaws.com`;
     const readUploads = new iam.PolicyStatement({
       sid: "ReadUploads",
       actions: ["s3:GetObject", "s3:GetObjectVersion"],
@@ -1038,13 +1024,6 @@ export class PrimaryStack extends Stack {
     };
     const catalog = (sid: string, ...actions: string[]): iam.PolicyStatement =>
       new iam.PolicyStatement({ sid, actions: actions.map((a) => `dynamodb:${a}`), resources: [table] });
-    const vaultKeyUse = (sid: string, ...actions: string[]): iam.PolicyStatement =>
-      new iam.PolicyStatement({
-        sid,
-        actions: actions.map((a) => `kms:${a}`),
-        resources: [this.vaultKey.keyArn],
-        conditions: { StringEquals: { "kms:ViaService": s3ViaHere } },
-      });
 
     // validate: read the upload, read the catalog.
     add(validate, readUploads, listUploads, catalog("ReadCatalog", "GetItem", "Query"));
@@ -1062,7 +1041,7 @@ export class PrimaryStack extends Stack {
       }),
       new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [this.vaultBucket.bucketArn] }),
       // SSE-KMS writes need GenerateDataKey (S3 never calls kms:Encrypt), reads Decrypt.
-      vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
+      this.vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
       catalog("ReadCatalog", "GetItem"),
     );
 
@@ -1075,7 +1054,7 @@ export class PrimaryStack extends Stack {
       replicate,
       new iam.PolicyStatement({ sid: "ReadVault", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [vaultObjects] }),
       new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [this.vaultBucket.bucketArn] }),
-      vaultKeyUse("DecryptVaultObjects", "Decrypt"),
+      this.vaultKeyUse("DecryptVaultObjects", "Decrypt"),
       catalog("UpdateCatalog", "GetItem", "UpdateItem"),
       ...this.replicaVaultStatements(replicas),
     );
@@ -1172,7 +1151,6 @@ export class PrimaryStack extends Stack {
    */
   private grantSnapshotPermissions(): void {
     const f = this.snapshotFunctions;
-    const s3ViaHere = `s3.${Aws.REGION}.amazonaws.com`;
     const read = (sid: string, ...resources: string[]): iam.PolicyStatement =>
       new iam.PolicyStatement({ sid, actions: ["s3:GetObject", "s3:GetObjectVersion"], resources });
     const manifests = this.incomingBucket.arnForObjects(`${INCOMING_PREFIX}*/snapshots/*`);
@@ -1188,13 +1166,6 @@ export class PrimaryStack extends Stack {
     const listVault = new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [this.vaultBucket.bucketArn] });
     const catalog = (sid: string, ...actions: string[]): iam.PolicyStatement =>
       new iam.PolicyStatement({ sid, actions: actions.map((a) => `dynamodb:${a}`), resources: [this.catalog.tableArn] });
-    const vaultKeyUse = (sid: string, ...actions: string[]): iam.PolicyStatement =>
-      new iam.PolicyStatement({
-        sid,
-        actions: actions.map((a) => `kms:${a}`),
-        resources: [this.vaultKey.keyArn],
-        conditions: { StringEquals: { "kms:ViaService": s3ViaHere } },
-      });
     const add = (fn: NodejsFunction, ...statements: iam.PolicyStatement[]): void => {
       for (const st of statements) fn.addToRolePolicy(st);
     };
@@ -1224,7 +1195,7 @@ export class PrimaryStack extends Stack {
       new iam.PolicyStatement({ sid: "WriteVaultChunks", actions: ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"], resources: [vaultChunks] }),
       listVault,
       // SSE-KMS writes need GenerateDataKey (S3 never calls kms:Encrypt), reads Decrypt.
-      vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
+      this.vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
       catalog("RecordChunks", "BatchWriteItem"),
     );
     // promotePacks (snapshot ingest's Map, and pack ingest as each pack lands): read pack uploads and batch
@@ -1235,7 +1206,7 @@ export class PrimaryStack extends Stack {
       listIncoming,
       new iam.PolicyStatement({ sid: "WriteVaultPacks", actions: ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"], resources: [vaultPacks] }),
       listVault,
-      vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
+      this.vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
       catalog("RecordPacks", "BatchWriteItem"),
       // Skip packs already recorded (BatchGetItem); a landed pack's database must be registered (GetItem).
       catalog("ReadPackRecords", "BatchGetItem", "GetItem"),
@@ -1249,7 +1220,7 @@ export class PrimaryStack extends Stack {
       listIncoming,
       read("ReadVaultChunks", vaultChunks, vaultPacks),
       listVault,
-      vaultKeyUse("DecryptVaultObjects", "Decrypt"),
+      this.vaultKeyUse("DecryptVaultObjects", "Decrypt"),
       catalog("ReadChunkRecords", "BatchGetItem"),
       // Unmark the packs of reused chunks that retention marked for deletion (conditional UpdateItem; GetItem tells a gone record apart).
       catalog("UnmarkPacks", "UpdateItem", "GetItem"),
@@ -1265,7 +1236,7 @@ export class PrimaryStack extends Stack {
         resources: [vaultManifests],
       }),
       listVault,
-      vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
+      this.vaultKeyUse("EncryptVaultObjects", "GenerateDataKey", "Decrypt"),
     );
     // recordSnapshot: conditional create of the snapshot item (and a read when it exists).
     add(f.recordSnapshot, catalog("WriteCatalog", "PutItem", "GetItem"));
@@ -1422,6 +1393,16 @@ export class PrimaryStack extends Stack {
   }
 
   /** How cdk-nag prints `Fn::GetAtt [<bucket>, Arn]` followed by `suffix`: for granular `appliesTo`. */
+  /** Use of the vault's KMS key through S3 only (SSE-KMS: writes need GenerateDataKey, S3 never calls kms:Encrypt; reads Decrypt). */
+  private vaultKeyUse(sid: string, ...actions: string[]): iam.PolicyStatement {
+    return new iam.PolicyStatement({
+      sid,
+      actions: actions.map((a) => `kms:${a}`),
+      resources: [this.vaultKey.keyArn],
+      conditions: { StringEquals: { "kms:ViaService": `s3.${Aws.REGION}.amazonaws.com` } },
+    });
+  }
+
   private nagArn(resource: s3.Bucket | dynamodb.TableV2, suffix: string): string {
     return `Resource::<${this.getLogicalId(resource.node.defaultChild as CfnElement)}.Arn>${suffix}`;
   }
