@@ -2,7 +2,6 @@
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { backlogBeside, dueOnce, fallingBehindHint, HINT_EVERY_MS } from "../archive-status.js";
 import { commonOptions, defineCommand, jsonOption, shown } from "../command.js";
 import { agentSocketPath, findConfigFile, quickSettings } from "../locate.js";
 import { pushThroughAgent } from "../push-client.js";
@@ -62,7 +61,7 @@ export default defineCommand({
       cwd: process.cwd(),
     });
     if (values.json) print(true, r, () => "");
-    if (!values["no-agent"]) hintIfFallingBehind(path!, databaseId);
+    if (!values["no-agent"]) await hintIfFallingBehind(path!, databaseId);
     return 0;
   },
 });
@@ -72,7 +71,9 @@ export default defineCommand({
  * (at most every HINT_EVERY_MS for this database and OS user) saying so and
  * what to run; the push itself already succeeded.
  */
-function hintIfFallingBehind(path: string, databaseId: string): void {
+async function hintIfFallingBehind(path: string, databaseId: string): Promise<void> {
+  // Loaded here, not with the command table (which stays light for the agent's fast path).
+  const { backlogBeside, dueOnce, fallingBehindHint, HINT_EVERY_MS } = await import("../archive-status.js");
   const walPath = resolve(path);
   const hint = fallingBehindHint(backlogBeside(walPath, process.cwd()), performance.now() / 1000, databaseId, dirname(dirname(walPath)));
   if (hint && dueOnce(join(tmpdir(), `walvault-${process.getuid?.() ?? "user"}-${databaseId}.hint`), HINT_EVERY_MS)) process.stderr.write(`walvault: ${hint}\n`);
