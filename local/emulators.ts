@@ -473,8 +473,13 @@ async function launchDynamo(port: number, opts: StartDynamoOptions): Promise<Dyn
       if (exited) {
         throw new ServiceUnavailableError(`DynamoDB Local exited before answering on port ${port}: ${output.trim()}`);
       }
+      // Its main thread dies on a port taken since it was picked, but the JVM lives on: say so now (startDynamo tries another port).
+      if (/BindException|Address already in use/i.test(output)) {
+        throw new ServiceUnavailableError(`DynamoDB Local could not bind port ${port} (address already in use): ${output.trim()}`);
+      }
       try {
-        await client.send(new ListTablesCommand({ Limit: 1 }));
+        // Bounded: whatever holds the port may accept and never answer, and the loop must get back to the checks above.
+        await client.send(new ListTablesCommand({ Limit: 1 }), { abortSignal: AbortSignal.timeout(2000) });
         break;
       } catch (e) {
         if (deadline.passed()) {
