@@ -157,7 +157,12 @@ async function main(): Promise<void> {
   }
   const count = Number(values.segments);
   const modes = values.modes.split(",");
-  for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode '${m}' (${MODES.join(", ")})`);
+  const unknown = modes.find((m) => !MODES.includes(m));
+  if (unknown !== undefined) {
+    console.error(`bench wal-push: unknown mode '${unknown}' (${MODES.join(", ")})`);
+    process.exitCode = 2;
+    return;
+  }
   const anchor = anchorAvailable();
   let segDir = segmentsDir();
   if (!existsSync(segDir) || readdirSync(segDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).length < count) {
