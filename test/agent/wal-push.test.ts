@@ -62,6 +62,14 @@ async function archiveSnapshot() {
   };
 }
 
+/**
+ * `walvault wal-push ARGS` on the incoming/ path (upload, event, ingest's Validate, Promote, Record), which
+ * this file tests whatever the default path is; direct WAL has test/agent/wal-direct.test.ts.
+ */
+function pushIncoming(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): ReturnType<TestStack["cli"]> {
+  return stack.cli(["wal-push", ...args], { ...opts, env: { WALVAULT_WAL_DIRECT: "0", ...opts.env } });
+}
+
 function stderrLines(stderr: string): string[] {
   return stderr.split("\n").filter((l) => l.length > 0);
 }
@@ -74,7 +82,7 @@ describe("wal-push of a new segment", () => {
     const path = writeWal(dir, name, bytes);
 
     // Act
-    const r = await stack.cli(["wal-push", path, "--timeout", "30"]);
+    const r = await pushIncoming([path, "--timeout", "30"]);
 
     // Assess
     expect(r.code, r.stderr).toBe(0);
@@ -105,7 +113,7 @@ describe("wal-push of a new segment", () => {
     const path = writeWal(dir, name, bytes);
 
     // Act
-    const r = await stack.cli(["wal-push", path, "--wait", "none", "--json"]);
+    const r = await pushIncoming([path, "--wait", "none", "--json"]);
 
     // Assess
     expect(r.code, r.stderr).toBe(0);
@@ -122,7 +130,7 @@ describe("wal-push of a new segment", () => {
     const path = writeWal(dir, name, content);
 
     // Act
-    const r = await stack.cli(["wal-push", path, "--timeout", "30"]);
+    const r = await pushIncoming([path, "--timeout", "30"]);
 
     // Assess
     expect(r.code, r.stderr).toBe(0);
@@ -142,8 +150,8 @@ describe("wal-push of a new segment", () => {
 
     // Act
     const [p, b] = await Promise.all([
-      stack.cli(["wal-push", writeWal(dir, partial, partialBytes), "--timeout", "30"]),
-      stack.cli(["wal-push", writeWal(dir, backup, backupText), "--timeout", "30"]),
+      pushIncoming([writeWal(dir, partial, partialBytes), "--timeout", "30"]),
+      pushIncoming([writeWal(dir, backup, backupText), "--timeout", "30"]),
     ]);
 
     // Assess
@@ -161,7 +169,7 @@ describe("wal-push of a new segment", () => {
     const t0 = Date.now();
 
     // Act
-    const r = await stack.cli(["wal-push", path, "--timeout", "30"]);
+    const r = await pushIncoming([path, "--timeout", "30"]);
 
     // Assess
     expect(r.code).toBe(3);
@@ -185,7 +193,7 @@ describe("wal-push of a new segment", () => {
     writeFileSync(join(pgdata, "pg_wal", "archive_status", "000000010000000000000043.done"), "");
 
     // Act: as archive_command runs it, %p relative to the data directory
-    const r = await stack.cli(["wal-push", "--no-agent", join("pg_wal", name)], { cwd: pgdata });
+    const r = await pushIncoming(["--no-agent", join("pg_wal", name)], { cwd: pgdata });
 
     // Assess
     expect(r.code, r.stderr).toBe(0);
@@ -214,7 +222,7 @@ describe("wal-push of a new segment", () => {
     const stamps = join(dir, "hint-stamps");
     mkdirSync(stamps);
     const env = { TMPDIR: stamps, WALVAULT_AGENT_SOCKET: join(dir, "no-agent.sock") };
-    const push = (q: { pgdata: string; name: string }, name = q.name) => stack.cli(["wal-push", join("pg_wal", name)], { cwd: q.pgdata, env });
+    const push = (q: { pgdata: string; name: string }, name = q.name) => pushIncoming([join("pg_wal", name)], { cwd: q.pgdata, env });
 
     // Act
     const shortQueue = await push(short);
@@ -241,7 +249,7 @@ describe("wal-push of a new segment", () => {
     const path = writeWal(dir, name, syntheticSegment(name, 0x47));
 
     // Act
-    const r = await stack.cli(["wal-push", "--no-agent", path]);
+    const r = await pushIncoming(["--no-agent", path]);
 
     // Assess
     expect(r.code, r.stderr).toBe(0);
@@ -265,7 +273,7 @@ describe("wal-push of a new segment", () => {
     const before = await archiveSnapshot();
 
     // Act
-    const r = await stack.cli(["wal-push", path, "--timeout", "30"]);
+    const r = await pushIncoming([path, "--timeout", "30"]);
 
     // Assess
     expect(stderrLines(r.stderr)).toEqual([expect.stringMatching(line)]);
@@ -281,7 +289,7 @@ describe("wal-push of a name already archived", () => {
   const original = syntheticSegment(name, 4);
 
   beforeAll(async () => {
-    const r = await stack.cli(["wal-push", writeWal(dir, name, original), "--timeout", "30"]);
+    const r = await pushIncoming([writeWal(dir, name, original), "--timeout", "30"]);
     expect(r.code, r.stderr).toBe(0);
   });
 
@@ -297,7 +305,7 @@ describe("wal-push of a name already archived", () => {
     const path = writeWal(again, name, original);
 
     // Act
-    const r = await stack.cli(["wal-push", path, "--json"]);
+    const r = await pushIncoming([path, "--json"]);
 
     // Assess
     expect(r.code, r.stderr).toBe(0);
@@ -321,7 +329,7 @@ describe("wal-push of a name already archived", () => {
     const startedBefore = stack.stats.started;
 
     // Act
-    const r = await stack.cli(["wal-push", path]);
+    const r = await pushIncoming([path]);
 
     // Assess
     expect(r.code).not.toBe(0);

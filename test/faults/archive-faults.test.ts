@@ -41,6 +41,8 @@ const DB = "pg-faults";
 const SEGMENT_SIZE = 1 << 20;
 const SEED = 0x5eed_0010;
 const DRAIN_TIMEOUT_MS = 180_000;
+/** The faults go into the incoming/ path's steps (ingest's Validate, Promote, Record, its events): its WAL goes that way, whatever the default. */
+const INCOMING_PATH = { WALVAULT_WAL_DIRECT: "0" };
 
 type Kind = "agent-killed" | "s3-down" | "catalog-down" | "handler-timeout" | "duplicate-event" | "stack-killed";
 const KINDS: Kind[] = ["agent-killed", "s3-down", "catalog-down", "handler-timeout", "duplicate-event", "stack-killed"];
@@ -173,7 +175,7 @@ function archivedCopies(): string[] {
 }
 
 async function startAgent(): Promise<PgAgent> {
-  return startPgAgent({ configPath: stack.configPath, socket, dataDir: pg.dataDir, database: DB, home: workDir, timeoutSeconds: 30 });
+  return startPgAgent({ configPath: stack.configPath, socket, dataDir: pg.dataDir, database: DB, home: workDir, timeoutSeconds: 30, env: INCOMING_PATH });
 }
 
 // ------------------------------------------------------------ rounds
@@ -303,7 +305,7 @@ beforeAll(async () => {
       archive_command: `'${WALVAULT_BIN}' wal-push --timeout 20 %p && cp %p '${originals}/%f'`,
       wal_recycle: "off",
     },
-    env: { WALVAULT_CONFIG: stack.configPath, WALVAULT_AGENT_SOCKET: socket },
+    env: { WALVAULT_CONFIG: stack.configPath, WALVAULT_AGENT_SOCKET: socket, ...INCOMING_PATH },
   });
   await pg.start();
   await pg.psql("create table t(id int, v text)");

@@ -77,7 +77,8 @@ function writeSegment(name: string, seed: number): { path: string; bytes: Buffer
 }
 
 async function push(path: string): Promise<{ code: number; stderr: string }> {
-  const r = await stack.cli(["wal-push", path, "--database", DB, "--no-agent", "--timeout", "30"], { cwd: dir });
+  // The incoming/ path, whose ingest steps this file puts faults into (whatever the default path is).
+  const r = await stack.cli(["wal-push", path, "--database", DB, "--no-agent", "--timeout", "30"], { cwd: dir, env: { WALVAULT_WAL_DIRECT: "0" } });
   await stack.idle();
   return r;
 }

@@ -30,7 +30,7 @@ export interface PgAgent {
  * does not listen within timeoutMs.
  */
 export async function startPgAgent(
-  opts: { configPath: string; socket: string; dataDir: string; database: string; home: string; timeoutSeconds?: number },
+  opts: { configPath: string; socket: string; dataDir: string; database: string; home: string; timeoutSeconds?: number; env?: Record<string, string> },
   timeoutMs = 30_000,
 ): Promise<PgAgent> {
   const user = postgresOsUser();
@@ -38,7 +38,7 @@ export async function startPgAgent(
     WALVAULT_BIN,
     ["agent", "--database", opts.database, "--socket", opts.socket, "--pgdata", opts.dataDir, "--timeout", String(opts.timeoutSeconds ?? 30)],
     {
-      env: { ...process.env, WALVAULT_CONFIG: opts.configPath, HOME: opts.home },
+      env: { ...process.env, WALVAULT_CONFIG: opts.configPath, HOME: opts.home, ...opts.env },
       cwd: opts.home,
       stdio: ["ignore", "pipe", "pipe"],
       ...(user ?? {}),
