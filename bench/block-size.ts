@@ -35,6 +35,7 @@ import { getCodec } from "../core/codec.js";
 import { readTar } from "../core/tar.js";
 import { fixedBlocks, isRelationFile } from "../agent/snapshot-push.js";
 import { ScratchPostgres } from "../agent/postgres.js";
+import { osUser } from "./processes.js";
 
 interface Cut {
   logicalBytes: number;
@@ -42,12 +43,6 @@ interface Cut {
   chunks: number;
   /** Distinct chunks: sha256 -> [raw size, stored size]. */
   unique: Map<string, [number, number]>;
-}
-
-function osUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const id = (f: string): number => Number(execFileSync("id", [f, "postgres"], { encoding: "utf8" }).trim());
-  return { uid: id("-u"), gid: id("-g") };
 }
 
 async function basebackupTo(pg: ScratchPostgres, path: string): Promise<void> {
@@ -110,8 +105,13 @@ async function main(): Promise<void> {
       scale: { type: "string", default: "20" },
       sizes: { type: "string", default: "65536,131072,262144,524288,1048576" },
       out: { type: "string", default: "bench/results/block-size.json" },
+      help: { type: "boolean", short: "h", default: false },
     },
   });
+  if (values.help) {
+    console.log("usage: node dist/bench/block-size.js [--scale 20] [--sizes 65536,131072,262144,524288,1048576] [--out bench/results/block-size.json]");
+    return;
+  }
   const scale = Number(values.scale);
   const sizes = values.sizes.split(",").map(Number);
   const log = (s: string): void => console.error(`[bench] ${s}`);

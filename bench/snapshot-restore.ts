@@ -70,7 +70,7 @@
  *        [--pgbr-compress-level N] [--pgbr-repo s3|posix] [--no-pgbackrest]
  *        [--no-verify] [--out bench/results/snapshot-restore.json]
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, lstatSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -84,6 +84,7 @@ import { startLocalStack, type LocalStack } from "../local/stack.js";
 import type { ChildOutput, ChildSpec } from "./snapshot-restore-child.js";
 import { anchorScriptsDir } from "./anchor.js";
 import { launcherFlags } from "./launcher-flags.js";
+import { osUser, pidsMatching, procCpu, ticksPerSecond } from "./processes.js";
 
 /**
  * The child: bundled as the CLI is (local/bundle-handlers.ts), so its start
@@ -101,18 +102,6 @@ const ANCHORS_DIR = process.env["ANCHORS_DIR"] || "/tmp/anchors";
 // ---------------------------------------------------------------------------
 // Child processes (one per walvault command, for its own peak RSS)
 
-let clockTicks: number | undefined;
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    try {
-      clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-    } catch {
-      clockTicks = 100;
-    }
-  }
-  return clockTicks;
-}
-
 /** Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait). */
 function machineBusySeconds(): number {
   try {
@@ -123,32 +112,6 @@ function machineBusySeconds(): number {
   } catch {
     return 0;
   }
-}
-
-/** CPU seconds (user + system) of a process, from /proc/<pid>/stat. */
-function procCpu(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / ticksPerSecond();
-  } catch {
-    return 0;
-  }
-}
-
-/** Pids whose command line contains every needle. */
-function pidsMatching(...needles: string[]): number[] {
-  return readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
-        return needles.every((n) => cmd.includes(n));
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 }
 
 /** CPU seconds so far of the local stack's parts: ingest (this process: handlers + ASL interpreter), s3rver, DynamoDB Local. */
@@ -203,16 +166,7 @@ function runChild(spec: ChildSpec): Promise<{ out: ChildOutput; wallS: number }>
 // ---------------------------------------------------------------------------
 // Helpers
 
-interface OsUser {
-  uid: number;
-  gid: number;
-}
-
-function osUser(): OsUser | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const id = (f: string): number => Number(execFileSync("id", [f, "postgres"], { encoding: "utf8" }).trim());
-  return { uid: id("-u"), gid: id("-g") };
-}
+type OsUser = NonNullable<ReturnType<typeof osUser>>;
 
 function chownTree(path: string, user: OsUser | undefined): void {
   if (!user) return;

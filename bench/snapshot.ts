@@ -22,7 +22,7 @@
  * Usage: npm run build && node dist/bench/snapshot.js [--scale 20] [--generic-mib 1024]
  *        [--concurrency 32] [--block-size BYTES] [--out bench/results/snapshot.json]
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomFillSync } from "node:crypto";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync } from "node:fs";
@@ -36,6 +36,7 @@ import { ScratchPostgres } from "../agent/postgres.js";
 import { startLocalStack } from "../local/stack.js";
 import type { ObjectStore } from "../store/object-store.js";
 import { ownPeakRssBytes } from "./peak-rss.js";
+import { osUser } from "./processes.js";
 
 const MiB = 1024 * 1024;
 const SELF = fileURLToPath(import.meta.url);
@@ -108,12 +109,6 @@ function row(name: string, o: ChildOutput): Record<string, unknown> {
   };
 }
 
-function osUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const id = (f: string): number => Number(execFileSync("id", [f, "postgres"], { encoding: "utf8" }).trim());
-  return { uid: id("-u"), gid: id("-g") };
-}
-
 async function basebackupAlone(pg: ScratchPostgres): Promise<{ seconds: number; bytes: number }> {
   const user = osUser();
   const t0 = performance.now();
@@ -150,8 +145,13 @@ async function main(): Promise<void> {
       concurrency: { type: "string", default: String(DEFAULT_CONCURRENCY) },
       "block-size": { type: "string" },
       out: { type: "string", default: "bench/results/snapshot.json" },
+      help: { type: "boolean", short: "h", default: false },
     },
   });
+  if (values.help) {
+    console.log("usage: node dist/bench/snapshot.js [--scale 20] [--generic-mib 1024] [--concurrency 32] [--block-size BYTES] [--out bench/results/snapshot.json]");
+    return;
+  }
   if (values.child !== undefined) return child(JSON.parse(values.child) as ChildSpec);
 
   const scale = Number(values.scale);

@@ -223,10 +223,10 @@ async function main(): Promise<void> {
     const a = anchorResult;
     console.log(`pgbackrest         ${String(Math.round(a.latencyMedianS * 1000)).padStart(6)}  p90 ${Math.round(a.latencyP90S * 1000)}        ${a.wallS.toFixed(2).padStart(6)}  ${a.segPerS.toFixed(2).padStart(5)}  ${a.mbPerS.toFixed(1).padStart(6)}  ${String(a.storedMiB ?? "-").padStart(10)}   (pgbr-s3-sync-zst, acks when in S3)`);
     // pgBackRest's own CPU (user + system of its archive-push processes) per segment: the host CPU walvault's agent and calls compare with.
-    const toolMs = a.toolCpuS !== undefined ? (a.toolCpuS * 1000) / a.segments : undefined;
-    if (toolMs !== undefined) console.log(`pgbackrest         tool CPU ms per segment: ${Math.round(toolMs)}`);
+    const toolMs = (a.toolCpuS * 1000) / a.segments;
+    console.log(`pgbackrest         tool CPU ms per segment: ${Math.round(toolMs)}`);
     for (const r of results) {
-      const host = r.cpuPerSegmentMs && toolMs ? `, host CPU per segment ${(r.cpuPerSegmentMs.agentAndClients / toolMs).toFixed(2)}x` : "";
+      const host = r.cpuPerSegmentMs ? `, host CPU per segment ${(r.cpuPerSegmentMs.agentAndClients / toolMs).toFixed(2)}x` : "";
       console.log(`ratio ${r.mode}/pgbackrest: throughput ${(r.mbPerS / a.mbPerS).toFixed(2)}x, p50 latency ${(r.p50Ms / (a.latencyMedianS * 1000)).toFixed(2)}x${host}`);
     }
   }
