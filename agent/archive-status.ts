@@ -55,7 +55,12 @@ export function archiveBacklog(statusDir: string, now = Date.now()): ArchiveBack
  * in a PostgreSQL pg_wal (no archive_status beside it).
  */
 export function backlogBeside(path: string, cwd: string): number | undefined {
-  return readyFiles(join(dirname(resolve(cwd, path)), "archive_status"))?.length;
+  // Once per push: a count, without the names readyFiles sorts.
+  try {
+    return readdirSync(join(dirname(resolve(cwd, path)), "archive_status")).filter((f) => f.endsWith(READY)).length;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The backlog (the file being pushed included) at which a push without the agent says archiving is falling behind. */

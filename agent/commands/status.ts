@@ -17,11 +17,10 @@ export default defineCommand({
     const cfg = loadConfig(values);
     const databaseId = requireDatabase(cfg);
     const clients = agentClients(cfg);
-    const { status, formatStatus } = await import("../status.js");
+    const { status, formatStatus, formatAgentStatus } = await import("../status.js");
     const { regionStatus, formatRegionStatus } = await import("../regions.js");
     const { askAgentStatus } = await import("../push-client.js");
     const { agentSocketPath } = await import("../locate.js");
-    const { formatAgentStatus } = await import("../status.js");
     const [report, regions, agent] = await Promise.all([
       status(clients, databaseId),
       regionStatus(clients.catalog, cfg, databaseId, values.region),

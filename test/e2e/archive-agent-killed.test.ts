@@ -10,8 +10,7 @@
  * every segment PostgreSQL archived is in the catalog, contiguous and
  * byte-identical to what PostgreSQL wrote.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ScratchPostgres } from "../../agent/postgres.js";
@@ -21,9 +20,8 @@ import { analyzeContinuity } from "../../core/continuity.js";
 import type { WalRecord } from "../../core/schemas.js";
 import { isWalFileName, parseWalFileName } from "../../core/wal.js";
 import { AWS_LATENCY } from "../../local/latency.js";
-import { WALVAULT_BIN } from "../../local/paths.js";
 import { startPgAgent, type PgAgent } from "../support/pg-agent.js";
-import { expectFetchedIdentical, switchAndWaitArchived } from "../support/postgres.js";
+import { archiveCommandKeeping, archivedSegments, archiveWorkDir, expectFetchedIdentical, switchAndWaitArchived } from "../support/postgres.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const DB = "pg-killed";
@@ -75,7 +73,6 @@ const readySegments = (): string[] =>
     .filter((f) => f.endsWith(".ready"))
     .map((f) => f.slice(0, -".ready".length))
     .filter((n) => isWalFileName(n) && parseWalFileName(n).kind === "segment");
-const archivedHere = (): string[] => readdirSync(originals).filter((f) => isWalFileName(f) && parseWalFileName(f).kind === "segment");
 
 async function archiver(): Promise<{ archived: number; failed: number; last: string }> {
   const [archived, failed, last] = (await primary.psql("select archived_count, failed_count, coalesce(last_archived_wal, '') from pg_stat_archiver")).split("|");
@@ -101,11 +98,7 @@ async function pollUntil<T>(what: string, probe: () => Promise<T>, done: (v: T) 
 beforeAll(async () => {
   // Prepare: the stack at AWS's latency; a primary archiving through the agent's socket (keeping a copy of what each call reported archived)
   stack = await startTestStack([{ id: DB }], { latency: AWS_LATENCY });
-  workDir = mkdtempSync(join(tmpdir(), "walvault-killed-"));
-  chmodSync(workDir, 0o777);
-  originals = join(workDir, "originals");
-  mkdirSync(originals, { mode: 0o777 });
-  chmodSync(originals, 0o777);
+  ({ workDir, originals } = archiveWorkDir("walvault-killed-"));
   socket = join(workDir, "agent.sock");
   // Where wal-push keeps the stamp of its falling-behind hint (os.tmpdir()): this test's own, so the hint's once-per-5-minutes starts fresh.
   const stamps = join(workDir, "tmp");
@@ -114,7 +107,7 @@ beforeAll(async () => {
   primary = await ScratchPostgres.create({
     settings: {
       archive_mode: "on",
-      archive_command: `'${WALVAULT_BIN}' wal-push %p && cp %p '${originals}/%f'`,
+      archive_command: archiveCommandKeeping(originals),
       // No checkpoint triggered by the burst's WAL (it would recycle archived segments under a push ahead).
       max_wal_size: "1GB",
     },
@@ -228,8 +221,8 @@ describe("the resident agent killed mid-backlog at AWS's latency", () => {
     // Assess
     expect(list.code, list.stderr).toBe(0);
     const segments = (JSON.parse(list.stdout) as WalRecord[]).filter((x) => x.kind === "segment");
-    expect(archivedHere()).toEqual(expect.arrayContaining(burst));
-    expect(segments.map((s) => s.name)).toEqual(expect.arrayContaining(archivedHere()));
+    expect(archivedSegments(originals)).toEqual(expect.arrayContaining(burst));
+    expect(segments.map((s) => s.name)).toEqual(expect.arrayContaining(archivedSegments(originals)));
     const continuity = analyzeContinuity(segments.map((s) => parseWalFileName(s.name) as { timeline: number; segno: bigint }));
     expect(continuity).toHaveLength(1);
     expect(continuity[0]!.gaps).toEqual([]);

@@ -8,18 +8,17 @@
  * contiguous and byte-identical to what PostgreSQL wrote, and a base backup
  * recovered with wal-fetch reaches the primary's row counts.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ScratchPostgres } from "../../agent/postgres.js";
 import { analyzeContinuity } from "../../core/continuity.js";
 import type { WalRecord } from "../../core/schemas.js";
-import { isWalFileName, parseWalFileName } from "../../core/wal.js";
+import { parseWalFileName } from "../../core/wal.js";
 import { AWS_LATENCY } from "../../local/latency.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
 import { startPgAgent, type PgAgent } from "../support/pg-agent.js";
-import { expectFetchedIdentical, pgbenchCounts, switchAndWaitArchived } from "../support/postgres.js";
+import { archiveCommandKeeping, archivedSegments, archiveWorkDir, expectFetchedIdentical, pgbenchCounts, switchAndWaitArchived } from "../support/postgres.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const DB = "pg-live";
@@ -37,20 +36,15 @@ let expected: { history: string; balance: string };
 /** archive_command calls that failed (pg_stat_archiver), before the primary stopped. */
 let failedCalls: number;
 
-const archivedHere = (): string[] => readdirSync(originals).filter((f) => isWalFileName(f) && parseWalFileName(f).kind === "segment");
 
 beforeAll(async () => {
   // Prepare: the stack at AWS's latency, a primary archiving through the agent (keeping a copy of what each call reported archived)
   stack = await startTestStack([{ id: DB }], { latency: AWS_LATENCY });
-  workDir = mkdtempSync(join(tmpdir(), "walvault-live-"));
-  chmodSync(workDir, 0o777);
-  originals = join(workDir, "originals");
-  mkdirSync(originals, { mode: 0o777 });
-  chmodSync(originals, 0o777);
+  ({ workDir, originals } = archiveWorkDir("walvault-live-"));
   backupDir = join(workDir, "backup");
   const socket = join(workDir, "agent.sock");
   primary = await ScratchPostgres.create({
-    settings: { archive_mode: "on", archive_command: `'${WALVAULT_BIN}' wal-push %p && cp %p '${originals}/%f'` },
+    settings: { archive_mode: "on", archive_command: archiveCommandKeeping(originals) },
     env: { WALVAULT_CONFIG: stack.configPath, WALVAULT_DATABASE: DB, WALVAULT_AGENT_SOCKET: socket },
   });
   await primary.start();
@@ -88,8 +82,8 @@ describe("archiving a busy PostgreSQL through the resident agent at AWS's latenc
     // Assess
     expect(list.code, list.stderr).toBe(0);
     const segments = (JSON.parse(list.stdout) as WalRecord[]).filter((x) => x.kind === "segment");
-    expect(archivedHere().length).toBeGreaterThanOrEqual(MIN_SEGMENTS);
-    expect(segments.map((s) => s.name)).toEqual(expect.arrayContaining(archivedHere()));
+    expect(archivedSegments(originals).length).toBeGreaterThanOrEqual(MIN_SEGMENTS);
+    expect(segments.map((s) => s.name)).toEqual(expect.arrayContaining(archivedSegments(originals)));
     const continuity = analyzeContinuity(segments.map((s) => parseWalFileName(s.name) as { timeline: number; segno: bigint }));
     expect(continuity).toHaveLength(1);
     expect(continuity[0]!.gaps).toEqual([]);

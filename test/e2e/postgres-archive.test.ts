@@ -5,19 +5,18 @@
  * wal-fetch of every segment, and a base backup recovered with
  * restore_command = walvault wal-fetch to the end of the archive.
  */
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { analyzeContinuity } from "../../core/continuity.js";
 import { lastXactField } from "../../core/catalog-records.js";
 import { lastXactTimeInSegment } from "../../core/xact-time.js";
 import type { WalRecord } from "../../core/schemas.js";
-import { isWalFileName, parseWalFileName } from "../../core/wal.js";
+import { parseWalFileName } from "../../core/wal.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
 import { ScratchPostgres } from "../../agent/postgres.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
-import { expectFetchedIdentical, pgbenchCounts, switchAndWaitArchived } from "../support/postgres.js";
+import { archiveCommandKeeping, archivedSegments, archiveWorkDir, expectFetchedIdentical, pgbenchCounts, switchAndWaitArchived } from "../support/postgres.js";
 
 const MIN_SEGMENTS = 16;
 
@@ -31,22 +30,17 @@ let expected: { history: string; balance: string };
 /** Just before the last pgbench run: it commits after this. */
 let lastRunStarted: Date;
 
-/** Closes the current segment and waits until PostgreSQL reports it archived. */
-
-
 beforeAll(async () => {
   // Prepare: the local stack, and a primary whose archive_command pushes through walvault
   // (and keeps a copy of each archived file to compare against).
   stack = await startTestStack([{ id: "pg-main" }]);
-  workDir = mkdtempSync(join(tmpdir(), "walvault-e2e-"));
-  chmodSync(workDir, 0o777);
-  originals = join(workDir, "originals");
+  ({ workDir, originals } = archiveWorkDir("walvault-e2e-"));
   backupDir = join(workDir, "backup");
   const env = { WALVAULT_CONFIG: stack.configPath };
   primary = await ScratchPostgres.create({
     settings: {
       archive_mode: "on",
-      archive_command: `'${WALVAULT_BIN}' wal-push %p && mkdir -p '${originals}' && cp %p '${originals}/%f'`,
+      archive_command: archiveCommandKeeping(originals),
     },
     env,
   });
@@ -77,7 +71,7 @@ afterAll(async () => {
 describe("archive_command = walvault wal-push on PostgreSQL 15", () => {
   it("archives every segment, contiguous with no gap, and lists them with --json", async () => {
     // Prepare: what archive_command reported archived (copied only after wal-push exited 0).
-    const archivedHere = readdirSync(originals).filter((f) => isWalFileName(f) && parseWalFileName(f).kind === "segment");
+    const archivedHere = archivedSegments(originals);
 
     // Act
     const r = await stack.cli(["wal", "list", "--json"]);

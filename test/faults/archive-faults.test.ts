@@ -19,16 +19,16 @@
  * byte-identical in the vault to the copy archive_command kept; nothing is
  * quarantined. Prints `faults: N injected, N survived, 0 segments lost`.
  */
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { analyzeContinuity } from "../../core/continuity.js";
-import { isWalFileName, parseWalFileName } from "../../core/wal.js";
+import { parseWalFileName } from "../../core/wal.js";
 import { downloadVerified } from "../../agent/wal-fetch.js";
 import type { FaultContext, InjectedFault, LocalStackOptions } from "../../local/stack.js";
-import { WALVAULT_BIN } from "../../local/paths.js";
 import { ScratchPostgres } from "../../agent/postgres.js";
+import { archiveCommandKeeping, archivedSegments, archiveWorkDir } from "../support/postgres.js";
 import { createWorkflowRunner } from "../../store/workflows.js";
 import { listKeys, poll, stackClients, tempDir } from "../support/harness.js";
 import { startPgAgent, type PgAgent } from "../support/pg-agent.js";
@@ -169,9 +169,7 @@ async function drain(what: string): Promise<void> {
 }
 
 function archivedCopies(): string[] {
-  return readdirSync(originals)
-    .filter((f) => isWalFileName(f) && parseWalFileName(f, SEGMENT_SIZE).kind === "segment")
-    .sort();
+  return archivedSegments(originals, SEGMENT_SIZE);
 }
 
 async function startAgent(): Promise<PgAgent> {
@@ -291,18 +289,14 @@ async function stackKilledRound(): Promise<void> {
 beforeAll(async () => {
   stateDir = tempDir("walvault-faults-");
   stack = await startTestStackIn(stateDir, databases, stackOptions);
-  workDir = tempDir("walvault-faults-work-");
-  chmodSync(workDir, 0o777);
-  originals = join(workDir, "originals");
-  mkdirSync(originals);
-  chmodSync(originals, 0o777);
+  ({ workDir, originals } = archiveWorkDir("walvault-faults-work-"));
   socket = join(tmpdir(), `wvf-${process.pid}.sock`);
   pg = await ScratchPostgres.create({
     initdbArgs: [`--wal-segsize=${SEGMENT_SIZE >> 20}`],
     settings: {
       archive_mode: "on",
       // The copy is taken only once wal-push said yes: these are the segments PostgreSQL considers archived.
-      archive_command: `'${WALVAULT_BIN}' wal-push --timeout 20 %p && cp %p '${originals}/%f'`,
+      archive_command: archiveCommandKeeping(originals, "--timeout 20"),
       wal_recycle: "off",
     },
     env: { WALVAULT_CONFIG: stack.configPath, WALVAULT_AGENT_SOCKET: socket, ...INCOMING_PATH },

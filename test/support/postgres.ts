@@ -1,10 +1,11 @@
 /** Test support for suites that drive a real PostgreSQL (local/postgres.ts). */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
 import type { ScratchPostgres } from "../../agent/postgres.js";
-import { isWalFileName } from "../../core/wal.js";
+import { isWalFileName, parseWalFileName } from "../../core/wal.js";
+import { WALVAULT_BIN } from "../../local/paths.js";
 import { mapLimit } from "./cli-run.js";
 import type { CliResult } from "./stack.js";
 
@@ -44,4 +45,34 @@ export async function switchAndWaitArchived(pg: ScratchPostgres, timeoutMs = 120
     if (Date.now() > deadline) throw new Error(`${closed} was not archived (last ${last})\n${await pg.logTail(20)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A work directory PostgreSQL's OS user can write (the suites run as root,
+ * the server as postgres), with `originals/` in it: where archive_command
+ * keeps a copy of each file wal-push reported archived (archiveCommandKeeping).
+ */
+export function archiveWorkDir(prefix: string): { workDir: string; originals: string } {
+  const workDir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(workDir, 0o777);
+  const originals = join(workDir, "originals");
+  mkdirSync(originals);
+  chmodSync(originals, 0o777);
+  return { workDir, originals };
+}
+
+/**
+ * archive_command = `walvault wal-push [pushArgs] %p`, then a copy of the file
+ * into `originals`, taken only once wal-push exited 0: the files PostgreSQL
+ * considers archived, to compare the vault with.
+ */
+export function archiveCommandKeeping(originals: string, pushArgs = ""): string {
+  return `'${WALVAULT_BIN}' wal-push ${pushArgs ? `${pushArgs} ` : ""}%p && cp %p '${originals}/%f'`;
+}
+
+/** The WAL segments (no history, partial or backup files) archive_command kept in `originals`, in name order. */
+export function archivedSegments(originals: string, walSegmentSize?: number): string[] {
+  return readdirSync(originals)
+    .filter((f) => isWalFileName(f) && parseWalFileName(f, walSegmentSize).kind === "segment")
+    .sort();
 }
