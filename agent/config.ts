@@ -57,13 +57,16 @@ export function packsEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
  * Whether wal-push writes WAL straight into the vault and starts the
  * wal-record workflow (docs/wal.md, "Direct WAL"): WALVAULT_WAL_DIRECT=1/0
  * (true/yes/on, false/no/off) when set, else the config's `walDirect`, else
- * off (the incoming/ upload). Anything else is a ConfigError.
+ * on whenever the configuration names the workflow (`walRecordStateMachineArn`):
+ * the default since stop 33. A configuration written before that workflow
+ * existed names none and stays on the incoming/ upload. Anything else is a
+ * ConfigError.
  */
-export function walDirectEnabled(cfg: Pick<AgentConfig, "walDirect">, env: NodeJS.ProcessEnv = process.env): boolean {
+export function walDirectEnabled(cfg: Pick<AgentConfig, "walDirect" | "walRecordStateMachineArn">, env: NodeJS.ProcessEnv = process.env): boolean {
   const v = env.WALVAULT_WAL_DIRECT?.trim().toLowerCase();
   if (v === "0" || v === "false" || v === "no" || v === "off") return false;
   if (v === "1" || v === "true" || v === "yes" || v === "on") return true;
-  if (v === undefined || v === "") return cfg.walDirect ?? false;
+  if (v === undefined || v === "") return cfg.walDirect ?? cfg.walRecordStateMachineArn !== undefined;
   throw new ConfigError(`WALVAULT_WAL_DIRECT='${env.WALVAULT_WAL_DIRECT}' is not 1 or 0 (direct WAL on or off)`);
 }
 
