@@ -8,13 +8,15 @@
  * starts). Every 0.5 s it samples pg_stat_archiver and the .ready backlog,
  * until pgbench has ended and the backlog has drained.
  *
- * Variants:
- *   true      archive_command = /bin/true: the WAL rate with no archiving cost
- *   agent     'walvault wal-push %p' with a resident `walvault agent --pgdata`
- *             pushing .ready segments ahead (the call waits for "stored")
- *   direct    'walvault wal-push --no-agent %p': each call pushes by itself
- *   agent-direct-wal  as agent, with direct WAL (WALVAULT_WAL_DIRECT=1, docs/wal.md):
- *             one PUT into the vault and the wal-record workflow's one step
+ * Variants (each sets the WAL path it measures, whatever the shell's WALVAULT_WAL_DIRECT):
+ *   true            archive_command = /bin/true: the WAL rate with no archiving cost
+ *   agent           'walvault wal-push %p' with a resident `walvault agent --pgdata`
+ *                   pushing .ready segments ahead (the call waits for "stored"); direct
+ *                   WAL, the default (docs/wal.md): one PUT into the vault and the
+ *                   wal-record workflow's one step
+ *   agent-incoming  as agent, on the incoming/ path (WALVAULT_WAL_DIRECT=0): upload,
+ *                   EventBridge, ingest's Validate, Promote, Record
+ *   no-agent        'walvault wal-push --no-agent %p': each call pushes by itself (direct WAL)
  *
  * It prints, per variant: tps (and against `true`), the largest backlog, the
  * backlog when pgbench ended, the drain time after it, segments archived,
@@ -27,7 +29,7 @@
  * `--host-nice=-10` runs the database host's processes (PostgreSQL, pgbench,
  * the agent) at that nice value and the emulated cloud at 0 (see hostNice).
  *
- * Usage: npm run bench:wal-live [-- --variants true,agent,direct,agent-direct-wal --tx 45000
+ * Usage: npm run bench:wal-live [-- --variants true,agent,agent-incoming,no-agent --tx 45000
  *        --scale 100 --latency aws --concurrency 4 --no-anchor]
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -80,6 +82,14 @@ interface VariantResult {
  * not have). The truth is between; the bench prints which it ran.
  */
 let hostNice = 0;
+
+/** Each variant (`true` archives nothing): whether a resident agent runs, and whether WAL goes direct to the vault (WALVAULT_WAL_DIRECT). */
+const VARIANTS: Record<string, { agent: boolean; walDirect: boolean }> = {
+  true: { agent: false, walDirect: false },
+  agent: { agent: true, walDirect: true },
+  "agent-incoming": { agent: true, walDirect: false },
+  "no-agent": { agent: false, walDirect: true },
+};
 
 function renice(pid: number | undefined): void {
   if (pid === undefined || hostNice === 0) return;
@@ -201,7 +211,7 @@ async function runVariant(pg: ScratchPostgres, variant: string, command: string,
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      variants: { type: "string", default: "true,agent,agent-direct-wal" },
+      variants: { type: "string", default: "true,agent,agent-incoming" },
       tx: { type: "string", default: "45000" },
       clients: { type: "string", default: "4" },
       threads: { type: "string", default: "2" },
@@ -214,14 +224,14 @@ async function main(): Promise<void> {
     },
   });
   if (values.help) {
-    console.log("usage: npm run bench:wal-live [-- --variants true,agent,direct,agent-direct-wal --tx 45000 --clients 4 --threads 2 --scale 100 --latency aws --concurrency 4 --host-nice 0 --no-anchor]");
+    console.log("usage: npm run bench:wal-live [-- --variants true,agent,agent-incoming,no-agent --tx 45000 --clients 4 --threads 2 --scale 100 --latency aws --concurrency 4 --host-nice 0 --no-anchor]");
     return;
   }
   const latency = parseLatency(values.latency);
   hostNice = Number(values["host-nice"]);
   if (!Number.isInteger(hostNice) || hostNice < -20 || hostNice > 19) throw new Error(`--host-nice must be an integer from -20 to 19, not '${values["host-nice"]}'`);
   const variants = values.variants.split(",");
-  for (const v of variants) if (!["true", "agent", "direct", "agent-direct-wal"].includes(v)) throw new Error(`unknown variant '${v}' (true, agent, direct or agent-direct-wal)`);
+  for (const v of variants) if (!Object.hasOwn(VARIANTS, v)) throw new Error(`unknown variant '${v}' (${Object.keys(VARIANTS).join(", ")})`);
 
   const stateDir = mkdtempSync(join(tmpdir(), "walvault-bench-live-"));
   chmodSync(stateDir, 0o755);
@@ -243,10 +253,10 @@ async function main(): Promise<void> {
     for (const v of variants) {
       const databaseId = `live-${v}`;
       const socket = join(home, `agent-${v}.sock`);
-      const walDirect = v === "agent-direct-wal";
-      const agent = v.startsWith("agent") ? await startAgent(pg, stack.configPath, databaseId, socket, values.concurrency, home, walDirect) : undefined;
+      const { agent: withAgent, walDirect } = VARIANTS[v]!;
+      const agent = withAgent ? await startAgent(pg, stack.configPath, databaseId, socket, values.concurrency, home, walDirect) : undefined;
       const env = `WALVAULT_DATABASE=${databaseId} WALVAULT_AGENT_SOCKET='${socket}' WALVAULT_WAL_DIRECT=${walDirect ? 1 : 0}`;
-      const command = v === "true" ? "/bin/true" : `${env} '${WALVAULT_BIN}' wal-push${v === "direct" ? " --no-agent" : ""} %p`;
+      const command = v === "true" ? "/bin/true" : `${env} '${WALVAULT_BIN}' wal-push${withAgent ? "" : " --no-agent"} %p`;
       try {
         process.stderr.write(`variant ${v}: pgbench -c ${values.clients} -j ${values.threads} -t ${values.tx} with archive_command = ${command}\n`);
         results.push(await runVariant(pg, v, command, values, agent?.pid));

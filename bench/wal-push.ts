@@ -5,17 +5,17 @@
  * exactly like PostgreSQL's archiver — against the embedded local stack, so
  * every call waits for the whole ingest workflow (`--wait stored`).
  *
- * Modes:
- *   direct            each call pushes by itself (Node start, SDK load, push, wait)
- *   agent             a resident `walvault agent --pgdata` pushes .ready segments ahead
- *                     and archive_command asks it over its Unix socket (incoming/ path:
- *                     upload, EventBridge, ingest's Validate, Promote, Record)
- *   agent-direct-wal  the same with direct WAL (WALVAULT_WAL_DIRECT=1, docs/wal.md): one
- *                     PUT into the vault and the wal-record workflow's one step
+ * Modes (each sets the WAL path it measures, whatever the shell's WALVAULT_WAL_DIRECT):
+ *   no-agent        each call pushes by itself (`--no-agent`: Node start, SDK load, push, wait), direct WAL
+ *   agent           a resident `walvault agent --pgdata` pushes .ready segments ahead and
+ *                   archive_command asks it over its Unix socket; direct WAL, the default
+ *                   (docs/wal.md): one PUT into the vault and the wal-record workflow's one step
+ *   agent-incoming  the same on the incoming/ path (WALVAULT_WAL_DIRECT=0): upload,
+ *                   EventBridge, ingest's Validate, Promote, Record
  *
  * Where pgBackRest and the anchor scripts are set up (bench/anchor-setup.sh),
  * the pgBackRest archive-push anchor is measured in the same run and the
- * ratios printed. Usage: npm run bench:wal-push [-- --modes direct,agent,agent-direct-wal --segments 64]
+ * ratios printed. Usage: npm run bench:wal-push [-- --modes no-agent,agent,agent-incoming --segments 64]
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, existsSync, linkSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -30,7 +30,12 @@ import { osUser, pidsMatching, procCpu } from "./processes.js";
 import { anchorAvailable, runPgbackrestArchiveAnchor, segmentsDir, type AnchorResult } from "./anchor.js";
 
 const MiB = 1024 * 1024;
-const MODES = ["direct", "agent", "agent-direct-wal"];
+/** Each mode: whether a resident agent runs, and whether WAL goes direct to the vault (WALVAULT_WAL_DIRECT). */
+const MODES: Record<string, { agent: boolean; walDirect: boolean }> = {
+  "no-agent": { agent: false, walDirect: true },
+  agent: { agent: true, walDirect: true },
+  "agent-incoming": { agent: true, walDirect: false },
+};
 
 interface CpuSample {
   ingest: number;
@@ -114,7 +119,7 @@ function runLoop(pgdata: string, names: string[], command: string, env: Record<s
 }
 
 async function archiveLoop(mode: string, pgdata: string, names: string[], env: Record<string, string>, user: ReturnType<typeof osUser>): Promise<Omit<ModeResult, "storedMiB">> {
-  const { latenciesMs: lat, failed, wallMs } = await runLoop(pgdata, names, `'${WALVAULT_BIN}' wal-push${mode === "direct" ? " --no-agent" : ""} pg_wal/{name}`, env, user);
+  const { latenciesMs: lat, failed, wallMs } = await runLoop(pgdata, names, `'${WALVAULT_BIN}' wal-push${MODES[mode]!.agent ? "" : " --no-agent"} pg_wal/{name}`, env, user);
   const wallS = wallMs / 1000;
   const sorted = [...lat].sort((a, b) => a - b);
   const bytes = names.reduce((a, n) => a + statSync(join(pgdata, "pg_wal", n)).size, 0);
@@ -150,16 +155,16 @@ async function storedMiB(stack: LocalStack, databaseId: string): Promise<number>
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { modes: { type: "string", default: "direct,agent,agent-direct-wal" }, segments: { type: "string", default: "64" }, concurrency: { type: "string", default: "4" }, anchor: { type: "boolean", default: true }, "no-anchor": { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } } });
+  const { values } = parseArgs({ options: { modes: { type: "string", default: Object.keys(MODES).join(",") }, segments: { type: "string", default: "64" }, concurrency: { type: "string", default: "4" }, anchor: { type: "boolean", default: true }, "no-anchor": { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } } });
   if (values.help) {
-    console.log("usage: npm run bench:wal-push [-- --modes direct,agent,agent-direct-wal --segments 64 --concurrency 4 --no-anchor]");
+    console.log(`usage: npm run bench:wal-push [-- --modes ${Object.keys(MODES).join(",")} --segments 64 --concurrency 4 --no-anchor]`);
     return;
   }
   const count = Number(values.segments);
   const modes = values.modes.split(",");
-  const unknown = modes.find((m) => !MODES.includes(m));
+  const unknown = modes.find((m) => !Object.hasOwn(MODES, m));
   if (unknown !== undefined) {
-    console.error(`bench wal-push: unknown mode '${unknown}' (${MODES.join(", ")})`);
+    console.error(`bench wal-push: unknown mode '${unknown}' (${Object.keys(MODES).join(", ")})`);
     process.exitCode = 2;
     return;
   }
@@ -180,9 +185,9 @@ async function main(): Promise<void> {
       const databaseId = `bench-${mode}`;
       const pgdata = fakePgdata(segDir, names, user);
       // Each mode says which WAL path it measures, whatever this shell's WALVAULT_WAL_DIRECT.
-      const env = { WALVAULT_CONFIG: stack.configPath, WALVAULT_DATABASE: databaseId, HOME: pgdata, WALVAULT_WAL_DIRECT: mode === "agent-direct-wal" ? "1" : "0" };
+      const env = { WALVAULT_CONFIG: stack.configPath, WALVAULT_DATABASE: databaseId, HOME: pgdata, WALVAULT_WAL_DIRECT: MODES[mode]!.walDirect ? "1" : "0" };
       const socket = join(tmpdir(), `walvault-bench-${process.pid}-${mode}.sock`);
-      const agent = mode.startsWith("agent") ? await startAgent(pgdata, env, user, socket, values.concurrency) : undefined;
+      const agent = MODES[mode]!.agent ? await startAgent(pgdata, env, user, socket, values.concurrency) : undefined;
       try {
         process.stderr.write(`mode ${mode}: pushing ${names.length} segments ...\n`);
         const cpu0 = sampleCpu(stack, agent?.pid);
