@@ -473,7 +473,8 @@ async function rebuildDatabase(ctx: Context, id: string, listed: ListedObject[])
     const sortKey = headSortKey(stored);
     if (sortKey !== undefined && (head.best === undefined || sortKey > head.best.sortKey)) head.best = { sortKey, record: stored };
   });
-  // The head ingest would have left: the record with the greatest sort key (advanceHead only moves forward).
+  // The head item generic ingest leaves: the record with the greatest sort key (advanceHead only moves forward).
+  // A PostgreSQL database's head is read from its records (Catalog.getHead), so the item is only a spare there.
   if (head.best) await target.advanceHead(id, head.best.record.name, head.best.sortKey, head.best.record.archivedAt);
 
   // 6. Packs (before the chunk locations that name them), then chunks: those the target lacks are recorded, in rounds.

@@ -65,8 +65,16 @@
  *   it resolves how many it examined and marked, and `next` when more may
  *   follow. Idempotent: for catalogs written before the index, or a region
  *   added later (docs/replication.md).
- * - advanceHead() moves the database head forward only: a record older than
- *   the current head leaves it unchanged; never rejects for that.
+ * - getHead() resolves the database's newest archived segment. For
+ *   PostgreSQL it is read from the WAL records themselves: the segment with
+ *   the greatest timeline, then position (history files, backup labels and
+ *   `.partial` files are passed over), whether or not advanceHead() was
+ *   called, so recording a segment costs one write. Otherwise (generic
+ *   databases, whose order is the segments' close time, which their keys do
+ *   not hold) it is what advanceHead() left.
+ * - advanceHead() moves the stored head forward only: a record older than
+ *   the current head leaves it unchanged; never rejects for that. Ingest
+ *   calls it for generic WAL only.
  * - recordQuarantine() appends; listQuarantine() returns newest last, and
  *   filters by file name when given one.
  * - putDatabase() creates or replaces the registration; getDatabase() resolves

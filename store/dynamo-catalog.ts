@@ -103,6 +103,7 @@ import {
   type AuditRecord,
   type WalRecord,
 } from "../core/schemas.js";
+import { headSortKey } from "../core/catalog-records.js";
 import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
 import type { Catalog, ChunkPage, DatabasePage, MarkUnreplicatedPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedItem, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
@@ -220,6 +221,9 @@ function walSkOfName(name: string): string | undefined {
 
 /** Greatest timeline number (8 hex digits). */
 const MAX_TIMELINE = 0xffffffff;
+/** getHead's newest-first read of PostgreSQL WAL records: records a page, and most records read before giving up on finding a segment. */
+const NEWEST_SEGMENT_PAGE = 8;
+const NEWEST_SEGMENT_READS = 64;
 
 /** A bound after every sort key of a timeline's WAL records (`$` follows `#`). */
 function walTimelineEnd(timeline: number): string {
@@ -786,8 +790,34 @@ export class DynamoCatalog implements Catalog {
   }
 
   async getHead(databaseId: string): Promise<HeadRecord | undefined> {
+    const newest = await this.newestPostgresSegment(databaseId);
+    const sortKey = newest === undefined ? undefined : headSortKey(newest);
+    if (newest && sortKey !== undefined) return { databaseId, lastName: newest.name, lastSortKey: sortKey, lastArchivedAt: newest.archivedAt };
     const item = await this.getItem(databasePk(databaseId), CATALOG_SORT_KEYS.head, "GetItem (head)");
     return item === undefined ? undefined : this.parse(headRecordSchema, item, "head");
+  }
+
+  /**
+   * The PostgreSQL segment with the greatest sort key (timeline, then
+   * position): the records themselves, read newest first a page of
+   * NEWEST_SEGMENT_PAGE at a time past the history files, backup labels and
+   * `.partial` files that may sort above it, at most NEWEST_SEGMENT_READS
+   * records. Undefined for a database with none (or a generic one).
+   */
+  private async newestPostgresSegment(databaseId: string): Promise<WalRecord | undefined> {
+    const range = { from: walSk(0, ""), to: walTimelineEnd(MAX_TIMELINE) };
+    let start: Item | undefined;
+    for (let read = 0; read < NEWEST_SEGMENT_READS; ) {
+      const out = await this.queryOnce(databasePk(databaseId), range, start, NEWEST_SEGMENT_PAGE, false, "Query (newest WAL segment)");
+      for (const item of out.items) {
+        const record = this.parse(walRecordSchema, item, "WAL record");
+        if (record.kind === "segment" && !isGenericWalName(record.name) && headSortKey(record) !== undefined) return record;
+      }
+      read += out.items.length;
+      if (out.start === undefined) return undefined;
+      start = out.start;
+    }
+    return undefined;
   }
 
   // --------------------------------------------------------- quarantine

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { headSortKey, pendingReplicas } from "../../core/catalog-records.js";
+import { isGenericWalName } from "../../core/generic-wal.js";
 import { promotedSchema, validatedWalSchema, type Promoted, type ValidatedWal, type WalRecord } from "../../core/schemas.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";
@@ -19,9 +20,9 @@ async function handle(input: unknown): Promise<{ outcome: "created" | "duplicate
   return recordValidatedWal(getDeps(), ingest, promoted);
 }
 
-/** The conditional catalog write of a validated WAL file kept at `promoted` (and the head, when it is new). */
+/** The conditional catalog write of a validated WAL file kept at `promoted` (and, for generic WAL, the head when it is new). */
 export async function recordValidatedWal(
-  deps: Deps,
+  deps: Pick<Deps, "catalog">,
   ingest: ValidatedWal,
   promoted: Promoted,
 ): Promise<{ outcome: "created" | "duplicate"; name: string; archivedAt: string }> {
@@ -49,7 +50,8 @@ export async function recordValidatedWal(
     replicas: pendingReplicas(ingest.replicaRegions, archivedAt),
   };
   const result = await deps.catalog.recordWal(record);
-  const sortKey = headSortKey(record);
+  // A PostgreSQL database's head is its newest segment record (Catalog.getHead): only generic WAL, ordered by close time, keeps a head item.
+  const sortKey = isGenericWalName(record.name) ? headSortKey(record) : undefined;
   if (result.outcome === "created" && sortKey !== undefined) {
     await deps.catalog.advanceHead(ingest.databaseId, ingest.name, sortKey, record.archivedAt);
   }

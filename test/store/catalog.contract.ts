@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
+import { headSortKey } from "../../core/catalog-records.js";
 import { InvalidInputError, NotFoundError, SegmentConflictError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
 import type { ChunkItem, DatabaseRecord, PackItem, QuarantineRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import type { Catalog } from "../../store/catalog.js";
@@ -829,7 +830,52 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
       });
     });
 
-    describe("advanceHead", () => {
+    describe("getHead of a PostgreSQL database (read from its records)", () => {
+      /** A segment record as ingest writes it: with its start LSN (16 MiB segments), which orders the head. */
+      const segment = (timeline: number, segno: number, archivedAt: string): WalRecord =>
+        wal(segmentName(timeline, segno), { startLsn: `${(segno >> 8).toString(16).toUpperCase()}/${((segno % 256) << 24).toString(16).toUpperCase()}`, archivedAt });
+
+      it("names the newest segment record, by timeline then position, without advanceHead", async () => {
+        // Prepare
+        for (const r of [segment(1, 1, "2025-01-01T00:01:00.000Z"), segment(1, 3, "2025-01-01T00:03:00.000Z"), segment(2, 2, "2025-01-01T00:02:00.000Z"), segment(1, 2, "2025-01-01T00:04:00.000Z")]) {
+          await catalog.recordWal(r);
+        }
+
+        // Act
+        const head = await catalog.getHead(DB);
+
+        // Assess
+        expect(head).toEqual({ databaseId: DB, lastName: segmentName(2, 2), lastSortKey: headSortKey(segment(2, 2, "")), lastArchivedAt: "2025-01-01T00:02:00.000Z" });
+      });
+
+      it("passes over the history files, backup labels and .partial files that sort above the newest segment", async () => {
+        // Prepare: more of them than one page of the newest-first read.
+        await catalog.recordWal(segment(1, 3, "2025-01-01T00:03:00.000Z"));
+        for (let i = 1; i <= 10; i++) {
+          await catalog.recordWal(wal(`${segmentName(1, 3)}.${hex8(i * 0x28)}.backup`, { kind: "backup", size: 300, archivedAt: "2025-01-01T00:05:00.000Z" }));
+        }
+        await catalog.recordWal(wal(`${segmentName(1, 4)}.partial`, { archivedAt: "2025-01-01T00:06:00.000Z" }));
+        await catalog.recordWal(wal("00000002.history", { kind: "history", size: 42, archivedAt: "2025-01-01T00:07:00.000Z" }));
+
+        // Act
+        const head = await catalog.getHead(DB);
+
+        // Assess
+        expect(head?.lastName).toBe(segmentName(1, 3));
+        expect(head?.lastArchivedAt).toBe("2025-01-01T00:03:00.000Z");
+      });
+
+      it("prefers the records to an older stored head", async () => {
+        // Prepare
+        await catalog.advanceHead(DB, segmentName(1, 1), "0000000100000001", "2025-01-01T00:00:00.000Z");
+        await catalog.recordWal(segment(1, 5, "2025-01-01T00:05:00.000Z"));
+
+        // Act + Assess
+        expect((await catalog.getHead(DB))?.lastName).toBe(segmentName(1, 5));
+      });
+    });
+
+    describe("advanceHead (the stored head: generic databases, and a PostgreSQL database with no segment record)", () => {
       it("getHead resolves undefined before anything was archived", async () => {
         // Act + Assess
         expect(await catalog.getHead(DB)).toBeUndefined();
