@@ -1,9 +1,11 @@
 /**
  * Retention of packs (docs/retention.md, "Packs"): what to do with each pack
- * once the sweep has tallied the chunk records pointing at it.
+ * once the sweep has tallied its chunks (those its index lists; for a
+ * repacked pack, or one whose index could not be read, the chunk records
+ * pointing at it: store/sweep.ts).
  *
- * A chunk recorded in a pack is *live* when a kept snapshot's manifest
- * references it, *dead* otherwise. Per pack:
+ * A chunk of a pack is *live* when a kept snapshot's manifest references
+ * it, *dead* otherwise. Per pack:
  *
  * - keep     nothing to do (live enough, or recorded within the grace period,
  *            or a candidate for less than the grace period);
@@ -33,10 +35,10 @@ export interface PackTally {
   dataLength: number;
   recordedAt: Date;
   orphanedAt?: Date | undefined;
-  /** Chunk records pointing at this pack that a kept snapshot references, and their stored bytes. */
+  /** Its chunks (as tallied: store/sweep.ts) that a kept snapshot references, and their stored bytes. */
   liveChunks: number;
   liveBytes: number;
-  /** Chunk records pointing at this pack that no kept snapshot references, and their stored bytes. */
+  /** Its chunks (as tallied) that no kept snapshot references, and their stored bytes. */
   deadChunks: number;
   deadBytes: number;
 }

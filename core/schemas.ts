@@ -315,6 +315,16 @@ export const packItemSchema = z.object({
    * its chunks. Absent: not a candidate.
    */
   orphanedAt: z.string().optional(),
+  /**
+   * Retention (docs/packs.md, "The sweep tallies packs from their indexes"):
+   * when a repack began copying its live chunks out (store/repack.ts). From
+   * then on its index no longer says what it serves: the sweep counts only
+   * the chunk records still pointing at it (deleted a grace period after the
+   * move whatever its index lists), and CheckReferenced never accepts a chunk
+   * by it, only by the chunk's record. Absent: the index decides. A record
+   * written again (PromotePacks promoting the same pack anew) has none.
+   */
+  repackedAt: z.string().optional(),
 });
 export type PackItem = z.infer<typeof packItemSchema>;
 

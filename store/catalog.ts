@@ -130,7 +130,10 @@
  *   true when the record exists (marked or not), false when there is none.
  *   deletePackIfOrphaned(db, name, orphanedAt) deletes the record only when
  *   it carries exactly that orphanedAt (so a clear or a new mark since wins)
- *   and resolves whether it did. Each is one conditional write per pack.
+ *   and resolves whether it did. markPacksRepacked(db, names, at) sets
+ *   repackedAt = at the same way (existing records only, the names marked);
+ *   neither clearPackOrphaned nor a later mark removes it (a record written
+ *   again by recordPacks has none). Each is one conditional write per pack.
  * - deleteChunksInPack(db, hashes, vaultKey) deletes each chunk record only
  *   while it points at `vaultKey` (a chunk recorded elsewhere since stays),
  *   resolving the hashes deleted. movePackedChunks(records, fromVaultKey)
@@ -271,6 +274,8 @@ export interface Catalog {
   releasePackPromotion(databaseId: string, name: string, owner: string): Promise<void>;
   /** Marks existing packs as deletion candidates at `at`; resolves the names marked. */
   markPacksOrphaned(databaseId: string, names: readonly string[], at: string): Promise<string[]>;
+  /** Records that a repack is copying these packs' live chunks out (repackedAt = at); resolves the names marked. */
+  markPacksRepacked(databaseId: string, names: readonly string[], at: string): Promise<string[]>;
   /** Unmarks a pack; false when its record is gone. */
   clearPackOrphaned(databaseId: string, name: string): Promise<boolean>;
   /** Deletes a pack record only while it carries this orphanedAt; whether it did. */

@@ -1068,11 +1068,20 @@ export class DynamoCatalog implements Catalog {
   }
 
   async markPacksOrphaned(databaseId: string, names: readonly string[], at: string): Promise<string[]> {
+    return this.markPacks(databaseId, names, "orphanedAt", at, "UpdateItem (mark pack)");
+  }
+
+  async markPacksRepacked(databaseId: string, names: readonly string[], at: string): Promise<string[]> {
+    return this.markPacks(databaseId, names, "repackedAt", at, "UpdateItem (mark pack repacked)");
+  }
+
+  /** Sets one time attribute on each existing pack record (never creates one); the names set, in input order. */
+  private async markPacks(databaseId: string, names: readonly string[], attribute: "orphanedAt" | "repackedAt", at: string, op: string): Promise<string[]> {
     const unique = this.uniqueHashes(databaseId, names);
     const marked = new Set<string>();
     await inParallel(unique, BATCH_CONCURRENCY, async (name) => {
       const key = { pk: databasePk(databaseId), sk: packSk(name) };
-      if (await this.conditional(() => this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: key, UpdateExpression: "SET orphanedAt = :at", ConditionExpression: "attribute_exists(pk)", ExpressionAttributeValues: { ":at": at } })), "UpdateItem (mark pack)")) {
+      if (await this.conditional(() => this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: key, UpdateExpression: `SET ${attribute} = :at`, ConditionExpression: "attribute_exists(pk)", ExpressionAttributeValues: { ":at": at } })), op)) {
         marked.add(name);
       }
     });

@@ -18,7 +18,9 @@
  *   the chunk records a page at a time: a chunk stored as its own object
  *   that is unmarked and recorded longer ago than the grace period is swept
  *   (planChunkSweep; record, then object); a chunk in a pack only adds to its
- *   pack's tally. A push in progress whose chunks are younger than the grace
+ *   pack's record tally. Then each pack's own index is read and tallied
+ *   against the mark: that index decides whether a pack is live, but for a
+ *   repacked pack (its records decide). A push in progress whose chunks are younger than the grace
  *   survives; one that reuses an old chunk swept meanwhile is refused by
  *   snapshot ingest (CheckReferenced), never recorded half-present.
  * - Packs, two phases (core/pack-retention.ts decides): a run marks an
@@ -28,7 +30,7 @@
  *   then the chunk records still pointing at it, then the object in every
  *   region ("sweep-pack"). A sparse pack's live chunks are moved to new
  *   packs (store/repack.ts, at most REPACK_MAX_PACKS per run, "repack"), and
- *   the old pack marked, to be deleted like any other. Chunk records left
+ *   the old pack marked repacked and a candidate, to be deleted like any other. Chunk records left
  *   pointing at a pack with no record (a deletion interrupted after it) are
  *   finished off when no kept snapshot uses them (sweepDangling).
  * - One audit item per deletion: what, why, when, which run, where.

@@ -19,6 +19,13 @@
  *   their records, then the live chunk records are re-pointed, each only
  *   while it still points at its old pack (movePackedChunks). Both copies are
  *   valid throughout: a reader following either record gets the same bytes.
+ * - Each old pack is marked repacked (markPacksRepacked, repackedAt = now)
+ *   once its live chunks are verified and before any of its records moves:
+ *   from then on the sweep counts only the records still pointing at it, not
+ *   its index (which keeps listing the moved chunks), and CheckReferenced
+ *   never accepts a chunk by it (docs/packs.md, "The sweep tallies packs
+ *   from their indexes"). Stopped between the two, the pack is kept while a
+ *   record it still serves is referenced, and repacked again.
  * - Then each old pack is marked a deletion candidate now
  *   (markPacksOrphaned). It is never deleted here: the sweep deletes it in a
  *   later run, a grace period after this mark, with the two-phase protocol
@@ -131,6 +138,7 @@ export async function repackPacks(
       continue;
     }
     result.left = here.size - live.length;
+    await catalog.markPacksRepacked(databaseId, [old.name], at);
     for (const e of live) {
       const bytes = stored.get(e.sha256)!;
       if (builder.has(e.sha256)) continue;

@@ -22,28 +22,43 @@
  *      merged) is held at a time. A chunk stored as its own object that no
  *      kept snapshot references and was recorded longer ago than the grace
  *      period is swept (record, then object); a chunk in a pack adds to its
- *      pack's tally, one entry per pack, kept in the scratch between rounds
+ *      pack's record tally, one entry per pack, kept in the scratch between rounds
  *      under a new name each round (a retried round reads the tallies it
  *      started from). A pack first seen is looked up (getPacks, per page):
  *      a chunk record pointing at a pack with no record (a pack deletion
  *      interrupted after the record) is remembered in its tally.
- *   3. packs: the pack records in name order from `packAfter`, at most
- *      `packs` a round, each decided on its tally (core/pack-retention.ts):
- *      marked, unmarked, deleted (two phases) or chosen for a repack (at most
- *      REPACK_MAX_PACKS names, in the cursor).
- *   4. finish: packs with no record whose chunk records no kept snapshot
+ *   3. indexes: the pack records in name order from `indexAfter`, pages of
+ *      at most INDEX_PAGE; each pack not repacked has its index read (one
+ *      ranged GET, readPackIndex) and its entries (chunk, pack, stored
+ *      length) go into SWEEP_PARTITIONS index runs by the chunk's first hex
+ *      digit, written to the scratch every INDEX_RUN_ENTRIES entries and at
+ *      the end of the round. An index that cannot be read (damaged, object
+ *      missing) is noted in the pack's tally: its records decide for it.
+ *   4. tally: first, late snapshots are marked (as in 2); then partition by
+ *      partition from `tallied`, one partition's mark and that partition's
+ *      part of each index run, one run at a time: each entry adds to its
+ *      pack's index tally, live when the mark holds the chunk.
+ *   5. packs: the pack records in name order from `packAfter`, each decided
+ *      (core/pack-retention.ts) on its index tally, or on its record tally
+ *      when it is repacked (`repackedAt`: the index still lists what was
+ *      moved out) or its index was not read: marked, unmarked, deleted (two
+ *      phases) or chosen for a repack (at most REPACK_MAX_PACKS names, in
+ *      the cursor). Phases 3 and 5 together read at most `packs` pack
+ *      records a round.
+ *   6. finish: packs with no record whose chunk records no kept snapshot
  *      uses, all older than the grace period, still unrecorded: their chunk
  *      records (conditional on the pack) and object go ("sweep-pack"); then
  *      the chosen packs are repacked, their live chunks known from the mark;
  *      then the scratch is cleared (but for DONE).
  * - A round interrupted and run again with the same cursor does the same
  *   work: what it had deleted is gone from the listings, marks are set to
- *   the same time, the mark runs and tallies it writes replace its own. The finish clears
+ *   the same time, the mark runs, index runs and tallies it writes replace its own. The finish clears
  *   the scratch and leaves one empty DONE object in it: a round run again
  *   after its first attempt finished does nothing more.
- * - A mark run or tallies object missing from the scratch (expired, deleted)
- *   stops the round with ConfigError before anything is swept: without its
- *   mark every chunk would look unreferenced.
+ * - A mark run, index run or tallies object missing from the scratch
+ *   (expired, deleted) stops the round with ConfigError before anything is
+ *   swept: without its mark every chunk would look unreferenced, without an
+ *   index run a pack's live chunks would go uncounted.
  * - The budget's `ms` ends a round at the next page boundary once spent, so
  *   a slow catalog makes more rounds, never a timeout.
  */
@@ -51,7 +66,7 @@ import { z } from "zod";
 import { forEachLimit } from "../core/concurrency.js";
 import { ConfigError, CorruptPackError, describeError } from "../core/errors.js";
 import { SortedHashSet } from "../core/hash-set.js";
-import { vaultChunkKey } from "../core/keys.js";
+import { vaultChunkKey, vaultPackKey } from "../core/keys.js";
 import type { PackEntry } from "../core/pack.js";
 import { decidePack, DEFAULT_PACK_THRESHOLDS } from "../core/pack-retention.js";
 import { planChunkSweep } from "../core/retention.js";
@@ -70,6 +85,12 @@ export const SWEEP_PAGE = 1000;
 export const SWEEP_PARTITIONS = 16;
 /** Distinct hashes the mark holds before it writes them out as a run (32 MB). */
 export const MARK_RUN_HASHES = 1_000_000;
+/** Pack records whose indexes the index phase reads per page (a page's entries are held: at most 64 × 4,096). */
+export const INDEX_PAGE = 64;
+/** Index entries the index phase holds before it writes them out as a run (68 B each: 17 MB). */
+export const INDEX_RUN_ENTRIES = 262_144;
+/** One index run entry: the chunk's SHA-256, the pack's name (both binary), its stored length (u32 LE). */
+const INDEX_ENTRY_BYTES = 68;
 /** Snapshots recorded during a sweep that its cursor remembers as marked. */
 export const LATE_LISTED = 100;
 /** Chunk hashes of a manifest merged into the mark at once (each merge copies a partition). */
@@ -81,7 +102,7 @@ export interface SweepBudget {
   markRefs: number;
   /** Chunk records read. */
   chunkItems: number;
-  /** Pack records read. */
+  /** Pack records read (the index and pack phases together). */
   packs: number;
   /** Wall time after which the round stops at the next page boundary. */
   ms: number;
@@ -96,7 +117,7 @@ export const DEFAULT_SWEEP_BUDGET: SweepBudget = { markRefs: 8_000_000, chunkIte
 
 export const sweepCursorSchema = z
   .object({
-    phase: z.enum(["mark", "chunks", "packs", "finish", "done"]),
+    phase: z.enum(["mark", "chunks", "indexes", "tally", "packs", "finish", "done"]),
     /** When the mark began (the control plane's clock). */
     markStarted: z.string().datetime().optional(),
     /** The last kept snapshot marked (snapshot ids in order). */
@@ -107,8 +128,14 @@ export const sweepCursorSchema = z
     runs: z.number().int().nonnegative(),
     /** The last chunk record read. */
     chunkAfter: z.string().optional(),
-    /** Chunk rounds done: the generation of the tallies in the scratch. */
+    /** Rounds that wrote tallies (chunks, indexes, tally): the generation of the tallies in the scratch. */
     tallies: z.number().int().nonnegative(),
+    /** The last pack record whose index was read. */
+    indexAfter: z.string().optional(),
+    /** Index runs written (absent: none). */
+    indexRuns: z.number().int().nonnegative().optional(),
+    /** Partitions whose index entries are tallied (absent: none). */
+    tallied: z.number().int().min(0).max(SWEEP_PARTITIONS).optional(),
     /** The last pack record read. */
     packAfter: z.string().optional(),
     /** Packs chosen for a repack in the finish phase. */
@@ -182,12 +209,20 @@ export interface SweepContext {
 
 export type SweepCounts = Pick<PruneSummary, "sweptChunks" | "freshChunks" | "packsSwept" | "packsMarked" | "packsRepacked">;
 
-/** One pack's chunk records as the chunk phase found them. */
-interface Tally {
+/** Live and dead chunks of a pack, and their stored bytes. */
+interface Liveness {
   liveChunks: number;
   liveBytes: number;
   deadChunks: number;
   deadBytes: number;
+}
+
+/** One pack's chunk records as the chunk phase found them, and its index as the index and tally phases did. */
+interface Tally extends Liveness {
+  /** Its index's entries (phases indexes and tally); absent: not read (repacked, recorded since, or unreadable). */
+  index?: Liveness;
+  /** Why its index could not be read: its records decide for it. */
+  unreadable?: string;
   /** The pack had no record when its first chunk was read. */
   unrecorded?: true;
   /** Unrecorded, and a chunk pointing at it is younger than the grace period (a push under way). */
@@ -196,13 +231,12 @@ interface Tally {
   hashes?: string[];
 }
 
+const livenessSchema = z.object({ liveChunks: z.number(), liveBytes: z.number(), deadChunks: z.number(), deadBytes: z.number() });
 const talliesSchema = z.record(
   z.string(),
-  z.object({
-    liveChunks: z.number(),
-    liveBytes: z.number(),
-    deadChunks: z.number(),
-    deadBytes: z.number(),
+  livenessSchema.extend({
+    index: livenessSchema.optional(),
+    unreadable: z.string().optional(),
     unrecorded: z.literal(true).optional(),
     fresh: z.literal(true).optional(),
     hashes: z.array(z.string()).optional(),
@@ -213,6 +247,17 @@ const talliesSchema = z.record(
 export const DONE = "done";
 const runName = (run: number, partition: number): string => `mark-${String(run).padStart(6, "0")}-${partition.toString(16)}`;
 const talliesName = (generation: number): string => `tallies-${String(generation).padStart(6, "0")}.json`;
+const indexRunName = (run: number, partition: number): string => `index-${String(run).padStart(6, "0")}-${partition.toString(16)}`;
+const noLiveness = (): Liveness => ({ liveChunks: 0, liveBytes: 0, deadChunks: 0, deadBytes: 0 });
+const add = (l: Liveness, live: boolean, storedBytes: number): void => {
+  if (live) {
+    l.liveChunks++;
+    l.liveBytes += storedBytes;
+  } else {
+    l.deadChunks++;
+    l.deadBytes += storedBytes;
+  }
+};
 const partitionOf = (sha256: string): number => parseInt(sha256[0]!, 16);
 const packName = (key: string): string => key.slice(key.lastIndexOf("/") + 1);
 
@@ -221,6 +266,22 @@ async function readTallies(scratch: SweepScratch, generation: number): Promise<M
   const body = await scratch.get(talliesName(generation));
   if (body === undefined) throw new ConfigError(`the sweep's ${talliesName(generation)} is gone from its scratch (work/ objects expire after a day): start the run again`);
   return new Map(Object.entries(talliesSchema.parse(JSON.parse(body.toString("utf8")))) as [string, Tally][]);
+}
+
+/** Writes the tallies as the next generation (a retried round still reads the one it started from). */
+async function writeTallies(scratch: SweepScratch, c: SweepCursor, tallies: ReadonlyMap<string, Tally>): Promise<void> {
+  c.tallies++;
+  await scratch.put(talliesName(c.tallies), Buffer.from(JSON.stringify(Object.fromEntries(tallies))));
+}
+
+/**
+ * What decides a pack's fate: its own index (a pack is live while any chunk
+ * it lists is referenced, whichever pack the chunk's record names), but for
+ * a repacked pack, whose index still lists the chunks moved out, and one
+ * whose index was not read: the chunk records pointing at it.
+ */
+function livenessOf(p: PackItem, t: Tally): Liveness {
+  return p.repackedAt === undefined && t.index !== undefined ? t.index : t;
 }
 
 /** The mark of one partition: every run's part of it, merged. */
@@ -237,6 +298,14 @@ async function markOf(scratch: SweepScratch, runs: number, partition: number): P
 
 const zero = (): SweepCounts => ({ sweptChunks: 0, freshChunks: 0, packsSwept: 0, packsMarked: 0, packsRepacked: 0 });
 
+/** The phases in order. */
+const NEXT: Record<Exclude<SweepCursor["phase"], "done">, SweepCursor["phase"]> = { mark: "chunks", chunks: "indexes", indexes: "tally", tally: "packs", packs: "finish", finish: "done" };
+
+/** What a round has spent of the budgets its phases share. */
+interface Spent {
+  packs: number;
+}
+
 /** The next part of a sweep (module contract). */
 export async function sweepRound(
   ctx: SweepContext,
@@ -248,17 +317,20 @@ export async function sweepRound(
   const timeUp = (): boolean => Date.now() - started >= budget.ms;
   let c: SweepCursor = { ...(cursor ?? START), repack: [...(cursor ?? START).repack], late: [...(cursor ?? START).late] };
   const counts = zero();
+  const spent: Spent = { packs: 0 };
   // A retried round whose first attempt finished the sweep: nothing is left to do (and its scratch is gone).
   if (cursor !== undefined && (await scratch.get(DONE)) !== undefined) return { cursor: { ...c, phase: "done" }, counts };
   for (;;) {
     let finished: boolean;
     if (c.phase === "mark") finished = await markPhase(ctx, scratch, c, budget, timeUp);
     else if (c.phase === "chunks") finished = await chunkPhase(ctx, scratch, c, budget, timeUp, counts);
-    else if (c.phase === "packs") finished = await packPhase(ctx, scratch, c, budget, timeUp, counts);
+    else if (c.phase === "indexes") finished = await indexPhase(ctx, scratch, c, budget, spent, timeUp);
+    else if (c.phase === "tally") finished = await tallyPhase(ctx, scratch, c, timeUp);
+    else if (c.phase === "packs") finished = await packPhase(ctx, scratch, c, budget, spent, timeUp, counts);
     else if (c.phase === "finish") finished = await finishPhase(ctx, scratch, c, counts);
     else break;
     if (!finished) break;
-    c = { ...c, phase: c.phase === "mark" ? "chunks" : c.phase === "chunks" ? "packs" : c.phase === "packs" ? "finish" : "done" };
+    c = { ...c, phase: NEXT[c.phase] };
     if (c.phase !== "done" && timeUp()) break;
   }
   return { cursor: c, counts };
@@ -372,16 +444,10 @@ async function chunkPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurs
       }
       let t = tallies.get(x.vaultKey);
       if (t === undefined) {
-        t = { liveChunks: 0, liveBytes: 0, deadChunks: 0, deadBytes: 0, ...(recorded.has(x.vaultKey) ? {} : { unrecorded: true as const }) };
+        t = { ...noLiveness(), ...(recorded.has(x.vaultKey) ? {} : { unrecorded: true as const }) };
         tallies.set(x.vaultKey, t);
       }
-      if (live) {
-        t.liveChunks++;
-        t.liveBytes += x.storedSize;
-      } else {
-        t.deadChunks++;
-        t.deadBytes += x.storedSize;
-      }
+      add(t, live, x.storedSize);
       if (t.unrecorded) {
         if (opts.now.getTime() - Date.parse(x.recordedAt) < opts.graceMs) t.fresh = true;
         else (t.hashes ??= []).push(x.sha256);
@@ -398,15 +464,139 @@ async function chunkPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurs
     read += page.chunks.length;
     after = page.next;
   } while (after !== undefined && read < budget.chunkItems && !timeUp());
-  c.tallies++;
-  await scratch.put(talliesName(c.tallies), Buffer.from(JSON.stringify(Object.fromEntries(tallies))));
+  await writeTallies(scratch, c, tallies);
   if (after === undefined) delete c.chunkAfter;
   else c.chunkAfter = after;
   return after === undefined;
 }
 
+/** The entries of the index runs a round writes: per partition, the buffers of the packs read since the last run. */
+class IndexRunWriter {
+  private parts: Buffer[][] = Array.from({ length: SWEEP_PARTITIONS }, () => []);
+  entries = 0;
+
+  /** A pack's entries, each to its chunk's partition. */
+  add(pack: string, entries: readonly PackEntry[]): void {
+    const name = Buffer.from(pack, "hex");
+    const counts = new Array<number>(SWEEP_PARTITIONS).fill(0);
+    for (const e of entries) counts[partitionOf(e.sha256)]!++;
+    const bufs = counts.map((n) => Buffer.allocUnsafe(n * INDEX_ENTRY_BYTES));
+    const at = new Array<number>(SWEEP_PARTITIONS).fill(0);
+    for (const e of entries) {
+      const i = partitionOf(e.sha256);
+      const buf = bufs[i]!;
+      const o = at[i]!;
+      buf.write(e.sha256, o, "hex");
+      name.copy(buf, o + 32);
+      buf.writeUInt32LE(e.storedLength, o + 64);
+      at[i] = o + INDEX_ENTRY_BYTES;
+    }
+    bufs.forEach((b, i) => b.length > 0 && this.parts[i]!.push(b));
+    this.entries += entries.length;
+  }
+
+  /** Writes what it holds as run `c.indexRuns` (every partition, empty ones too: a part missing later means the scratch was lost). */
+  async flush(scratch: SweepScratch, c: SweepCursor): Promise<void> {
+    if (this.entries === 0) return;
+    const run = c.indexRuns ?? 0;
+    for (let i = 0; i < SWEEP_PARTITIONS; i++) await scratch.put(indexRunName(run, i), Buffer.concat(this.parts[i]!));
+    c.indexRuns = run + 1;
+    this.parts = Array.from({ length: SWEEP_PARTITIONS }, () => []);
+    this.entries = 0;
+  }
+}
+
+/**
+ * Reads the indexes of pack records (not repacked) until the budget's, into
+ * index runs; true when the last pack record has been read. An index that
+ * cannot be read is noted in its pack's tally.
+ */
+async function indexPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCursor, budget: SweepBudget, spent: Spent, timeUp: () => boolean): Promise<boolean> {
+  if (spent.packs >= budget.packs) return false;
+  const databaseId = ctx.database.databaseId;
+  const primary = ctx.regions.find((r) => r.primary) ?? ctx.regions[0]!;
+  const tallies = await readTallies(scratch, c.tallies);
+  const writer = new IndexRunWriter();
+  let after = c.indexAfter;
+  do {
+    const limit = Math.min(INDEX_PAGE, budget.packs - spent.packs);
+    const page = await ctx.catalog.listPackPage(databaseId, after, limit);
+    const read = new Map<string, PackEntry[]>();
+    await forEachLimit(
+      page.packs.filter((p) => p.repackedAt === undefined),
+      ctx.opts.concurrency ?? 8,
+      async (p) => {
+        let t = tallies.get(p.vaultKey);
+        if (t === undefined) tallies.set(p.vaultKey, (t = noLiveness()));
+        delete t.index;
+        delete t.unreadable;
+        try {
+          const entries = await readPackIndex(primary.store, primary.bucket, p);
+          if (entries === undefined) t.unreadable = `its object is missing from ${primary.region}`;
+          else read.set(p.name, entries);
+        } catch (e) {
+          if (!(e instanceof CorruptPackError)) throw e;
+          t.unreadable = describeError(e);
+        }
+      },
+    );
+    // In page order, so that a retried round writes the same runs.
+    for (const p of page.packs) {
+      const entries = read.get(p.name);
+      if (entries === undefined) continue;
+      tallies.get(p.vaultKey)!.index = noLiveness();
+      writer.add(p.name, entries);
+    }
+    if (writer.entries >= INDEX_RUN_ENTRIES) await writer.flush(scratch, c);
+    // What was asked for, not what came: a round never asks for more than its budget.
+    spent.packs += limit;
+    after = page.next;
+  } while (after !== undefined && spent.packs < budget.packs && !timeUp());
+  await writer.flush(scratch, c);
+  await writeTallies(scratch, c, tallies);
+  if (after === undefined) delete c.indexAfter;
+  else c.indexAfter = after;
+  return after === undefined;
+}
+
+/**
+ * Tallies the index runs partition by partition (one partition's mark and
+ * one run's part of it held at a time) until the time is up; true when every
+ * partition is tallied.
+ */
+async function tallyPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCursor, timeUp: () => boolean): Promise<boolean> {
+  const databaseId = ctx.database.databaseId;
+  await markLate(ctx, scratch, c);
+  const tallies = await readTallies(scratch, c.tallies);
+  let partition = c.tallied ?? 0;
+  while (partition < SWEEP_PARTITIONS) {
+    const mark = await markOf(scratch, c.runs, partition);
+    for (let run = 0; run < (c.indexRuns ?? 0); run++) {
+      const body = await scratch.get(indexRunName(run, partition));
+      // Without them a pack's live chunks would go uncounted: stop rather than delete what kept snapshots use.
+      if (body === undefined) throw new ConfigError(`the sweep's index run ${indexRunName(run, partition)} is gone from its scratch (work/ objects expire after a day): start the run again`);
+      let pack = "";
+      let index: Liveness | undefined;
+      for (let o = 0; o < body.length; o += INDEX_ENTRY_BYTES) {
+        const name = body.toString("hex", o + 32, o + 64);
+        if (name !== pack) {
+          pack = name;
+          index = tallies.get(vaultPackKey(databaseId, name))?.index;
+        }
+        if (index !== undefined) add(index, mark.has(body.toString("hex", o, o + 32)), body.readUInt32LE(o + 64));
+      }
+    }
+    partition++;
+    if (timeUp()) break;
+  }
+  c.tallied = partition;
+  await writeTallies(scratch, c, tallies);
+  return partition === SWEEP_PARTITIONS;
+}
+
 /** Decides pack records until the budget's; true when the last has been decided. */
-async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCursor, budget: SweepBudget, timeUp: () => boolean, counts: SweepCounts): Promise<boolean> {
+async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCursor, budget: SweepBudget, spent: Spent, timeUp: () => boolean, counts: SweepCounts): Promise<boolean> {
+  if (spent.packs >= budget.packs) return false;
   const { catalog, opts } = ctx;
   const databaseId = ctx.database.databaseId;
   const conc = opts.concurrency ?? 8;
@@ -436,16 +626,20 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
     return true;
   };
 
-  let read = 0;
   let after = c.packAfter;
   do {
-    const page = await catalog.listPackPage(databaseId, after, Math.min(SWEEP_PAGE, budget.packs));
+    const limit = Math.min(SWEEP_PAGE, budget.packs - spent.packs);
+    const page = await catalog.listPackPage(databaseId, after, limit);
     const toMark: string[] = [];
     const toDelete: PackItem[] = [];
     for (const p of page.packs) {
-      const t = tallies.get(p.vaultKey) ?? { liveChunks: 0, liveBytes: 0, deadChunks: 0, deadBytes: 0 };
+      const t: Tally = tallies.get(p.vaultKey) ?? noLiveness();
+      const l = livenessOf(p, t);
+      if (t.unreadable !== undefined && p.repackedAt === undefined) {
+        (opts.warn ?? console.error)(`walvault retention: ${databaseId}: the index of pack ${p.name} could not be read (${t.unreadable}): decided on the ${t.liveChunks + t.deadChunks} chunk record(s) pointing at it`);
+      }
       const orphanedAt = p.orphanedAt === undefined ? undefined : new Date(p.orphanedAt);
-      const d = decidePack({ ...p, liveChunks: t.liveChunks, liveBytes: t.liveBytes, deadChunks: t.deadChunks, deadBytes: t.deadBytes, recordedAt: new Date(p.recordedAt), orphanedAt }, opts.now, opts.graceMs, thresholds);
+      const d = decidePack({ ...p, liveChunks: l.liveChunks, liveBytes: l.liveBytes, deadChunks: l.deadChunks, deadBytes: l.deadBytes, recordedAt: new Date(p.recordedAt), orphanedAt }, opts.now, opts.graceMs, thresholds);
       if (d.action === "mark") toMark.push(p.name);
       else if (d.action === "unmark") await catalog.clearPackOrphaned(databaseId, p.name);
       else if (d.action === "delete") toDelete.push(p);
@@ -455,9 +649,10 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
     await forEachLimit(toDelete, conc, async (p) => {
       if (await sweepPack(p)) counts.packsSwept++;
     });
-    read += page.packs.length;
+    // What was asked for, not what came: a round never asks for more than its budget.
+    spent.packs += limit;
     after = page.next;
-  } while (after !== undefined && read < budget.packs && !timeUp());
+  } while (after !== undefined && spent.packs < budget.packs && !timeUp());
   if (after === undefined) delete c.packAfter;
   else c.packAfter = after;
   return after === undefined;

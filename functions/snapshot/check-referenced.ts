@@ -31,6 +31,11 @@
  * chunk in its index, so the chunk's record is there too, without reading
  * it: one ranged read of each pack's index per invocation instead of a
  * catalog read per chunk (12,817 reads at pgbench scale 100, ~4 indexes).
+ * Never by a repacked pack (its record has `repackedAt`: a repack copied
+ * its live chunks out, and the sweep no longer keeps it for what its index
+ * lists, docs/packs.md "The sweep tallies packs from their indexes"): such
+ * a chunk is checked by its record instead, as a reused chunk is, the pack
+ * its record names kept as for reused chunks (checkPacksOf).
  *
  * PostgreSQL: the backup_label file is rebuilt from its chunks in the vault
  * (each read where its catalog record says: its own object, or a range of a
@@ -159,21 +164,36 @@ export async function checkReusedPacks(catalog: Catalog, manifest: ManifestFiles
  * must still be there (checkPacksOf); a packed push's new chunk must be
  * recorded as the manifest says (checkPackedRecord).
  */
-async function checkChunks(deps: Deps, files: ManifestFiles, allChunks: readonly UniqueChunk[], packs: PackIndexes | undefined): Promise<void> {
+async function checkChunks(deps: PackDeps, files: ManifestFiles, allChunks: readonly UniqueChunk[], packs: PackIndexes | undefined): Promise<void> {
   const packed = packs !== undefined;
   // A packed push's new chunks that name their pack are checked against it; the rest by their records.
   const inPacks: UniqueChunk[] = [];
   const chunks: UniqueChunk[] = [];
   for (const c of allChunks) (packed && c.new && c.pack !== undefined ? inPacks : chunks).push(c);
-  if (inPacks.length > 0) await checkInPacks(deps, files, inPacks, packs!);
+  // Those whose pack is repacked are checked by their records, their packs as reused chunks' are.
+  const byRecord = new Set(inPacks.length > 0 ? await checkInPacks(deps, files, inPacks, packs!) : []);
+  for (const c of inPacks) if (byRecord.has(c.sha256)) chunks.push(c);
   for (let i = 0; i < chunks.length; i += CHECK_RECORDS_BATCH) {
     const slice = chunks.slice(i, i + CHECK_RECORDS_BATCH);
     const records = new Map((await deps.catalog.getChunks(files.databaseId, slice.map((c) => c.sha256))).map((r) => [r.sha256, r]));
     const missing = slice.filter((c) => !records.has(c.sha256)).map((c) => c.sha256);
     if (missing.length > 0) throw missingChunksError(files, missing, new Set(slice.filter((c) => c.new).map((c) => c.sha256)));
-    await checkPacksOf(deps.catalog, files, slice.filter((c) => !c.new).map((c) => records.get(c.sha256)!));
+    await checkPacksOf(deps.catalog, files, slice.filter((c) => !c.new || byRecord.has(c.sha256)).map((c) => records.get(c.sha256)!));
     if (packed) for (const c of slice) if (c.new) checkPackedRecord(files, c, records.get(c.sha256)!);
   }
+}
+
+/** What checking chunks needs: the catalog and the vault. */
+type PackDeps = Pick<Deps, "catalog" | "vault" | "vaultBucket">;
+
+/**
+ * A packed push's chunks (`chunks`: distinct, of `files`; `packNames`: the
+ * manifest's `packs`) checked as CheckReferenced checks them (checkChunks),
+ * for callers that hold them already (tests of the sweep's side of the
+ * protocol).
+ */
+export async function checkPackedChunks(deps: PackDeps, files: ManifestFiles, chunks: readonly UniqueChunk[], packNames: readonly string[]): Promise<void> {
+  await checkChunks(deps, files, chunks, new PackIndexes(deps, files.databaseId, packNames));
 }
 
 /**
@@ -184,7 +204,7 @@ async function checkChunks(deps: Deps, files: ManifestFiles, allChunks: readonly
 class PackIndexes {
   private readonly cache: PackIndexCache;
   constructor(
-    deps: Pick<Deps, "catalog" | "vault" | "vaultBucket">,
+    deps: PackDeps,
     databaseId: string,
     readonly names: readonly string[],
   ) {
@@ -207,9 +227,12 @@ class PackIndexes {
  * retention is unmarked, as for reused chunks), and its index holds each
  * chunk with the manifest's size, stored size and codec. Else NotFoundError
  * (not promoted) or ChecksumMismatchError (another chunk than the manifest
- * says), naming the chunk, a file using it and the pack.
+ * says), naming the chunk, a file using it and the pack. Resolves the hashes
+ * of those in a repacked pack, left unchecked and its mark untouched: their
+ * records decide.
  */
-async function checkInPacks(deps: Deps, files: ManifestFiles, chunks: readonly UniqueChunk[], packs: PackIndexes): Promise<void> {
+async function checkInPacks(deps: PackDeps, files: ManifestFiles, chunks: readonly UniqueChunk[], packs: PackIndexes): Promise<string[]> {
+  const byRecord: string[] = [];
   const byPack = new Map<number, UniqueChunk[]>();
   for (const c of chunks) {
     const list = byPack.get(c.pack!);
@@ -224,6 +247,10 @@ async function checkInPacks(deps: Deps, files: ManifestFiles, chunks: readonly U
     const read = await packs.get(i);
     const name = packs.names[i]!;
     if (!read) throw new NotFoundError(`${where(list[0]!)} is not in the vault: it is flagged new in pack ${name}, which was not promoted`);
+    if (read.pack.repackedAt !== undefined) {
+      byRecord.push(...list.map((c) => c.sha256));
+      continue;
+    }
     if (!(await packStillThere(deps.catalog, files.databaseId, read.pack))) {
       throw new NotFoundError(`${where(list[0]!)} is not in the vault: it is in pack ${name}, which retention has deleted (the next push uploads it again)`);
     }
@@ -237,6 +264,7 @@ async function checkInPacks(deps: Deps, files: ManifestFiles, chunks: readonly U
       }
     }
   }
+  return byRecord;
 }
 
 const progressSchema = z.object({

@@ -1302,6 +1302,29 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect((await catalog.getPack(DB, b.name))?.orphanedAt).toBe(at);
       });
 
+      it("markPacksRepacked sets repackedAt on existing packs only; unmarking and marking again keep it, recording the pack again drops it", async () => {
+        // Prepare
+        const a = pack(sha("a"));
+        await catalog.recordPacks([a]);
+        const repacked = "2025-02-01T00:00:00.000Z";
+        const marked = "2025-02-02T00:00:00.000Z";
+
+        // Act
+        const names = await catalog.markPacksRepacked(DB, [sha("never"), a.name, a.name], repacked);
+        await catalog.markPacksOrphaned(DB, [a.name], marked);
+        const bothMarks = await catalog.getPack(DB, a.name);
+        await catalog.clearPackOrphaned(DB, a.name);
+        const afterClear = await catalog.getPack(DB, a.name);
+        await catalog.recordPacks([a]);
+
+        // Assess
+        expect(names).toEqual([a.name]);
+        expect(bothMarks).toEqual({ ...a, repackedAt: repacked, orphanedAt: marked });
+        expect(afterClear).toEqual({ ...a, repackedAt: repacked });
+        expect(await catalog.getPack(DB, a.name)).toEqual(a);
+        expect(await catalog.getPack(DB, sha("never"))).toBeUndefined();
+      });
+
       it("claimPackPromotion gives a pack to one owner until its claim expires or is released; claims are not pack records", async () => {
         // Prepare
         const name = sha("claimed");

@@ -15,14 +15,17 @@ import type { RetentionPlan } from "../../core/retention.js";
 import type { AuditRecord, DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { segmentName } from "../../core/wal.js";
 import { parseManifest, type SnapshotManifest, type UniqueChunk } from "../../core/snapshot.js";
-import { checkReusedPacks } from "../../functions/snapshot/check-referenced.js";
+import { decodeWith } from "../../core/codec.js";
+import { checkPackedChunks, checkReusedPacks } from "../../functions/snapshot/check-referenced.js";
 import type { Catalog } from "../../store/catalog.js";
 import type { DynamoCatalog } from "../../store/dynamo-catalog.js";
 import type { ObjectInfo, ObjectStore } from "../../store/object-store.js";
+import { readPackIndex } from "../../store/pack-index.js";
 import { executePlan, executePrune, executePruneJournaled, nextWalBatch, prunePlan, WAL_LISTED, type PruneJournal, type RegionVault } from "../../store/prune.js";
 import { deleting, GDB, genericDb, GRACE, nothing, packedFixtures, packOpts, restoreFile, run, RUN1, RUN2, snapshotOf, type PackedFixture } from "./pack-retention-fixture.js";
 import { makeChunk, putPackedManifest, storePacks, type Chunk } from "./packed-vault.js";
 import { pgSnapshotRecord } from "../support/pg-records.js";
+import { recordingCalls } from "../support/harness.js";
 
 const DB = "pg-unit";
 const database: DatabaseRecord = { databaseId: DB, kind: "postgres", walSegmentSize: 16 * 1024 * 1024, createdAt: "2026-01-01T00:00:00.000Z" };
@@ -333,6 +336,13 @@ describe("retention by WAL range, generic streams", () => {
 // vault in memory.
 
 const newFixture = packedFixtures();
+/** A chunk as a manifest references it: reused, or new in the manifest's pack `pack`. */
+const reused = (c: Chunk): UniqueChunk => ({ sha256: c.sha256, size: c.raw.length, storedSize: c.stored.length, codec: "zstd", new: false });
+const newIn = (c: Chunk, pack: number): UniqueChunk => ({ ...reused(c), new: true, pack });
+const RUN3 = new Date(RUN2.getTime() + GRACE);
+const RUN4 = new Date(RUN3.getTime() + GRACE);
+/** The manifest of a recorded snapshot, parsed. */
+const manifestOf = (f: PackedFixture, s: { manifestKey: string }): SnapshotManifest => parseManifest(f.vault.objects.get(s.manifestKey)!, { databaseId: GDB, kind: "generic" }).manifest;
 
 describe("executePrune with packs", () => {
   it("marks a pack no kept snapshot references, and deletes it a grace period later: record, chunk records, object", async () => {
@@ -511,10 +521,9 @@ describe("executePrune with packs", () => {
       await run(f, deleting(old), [old], RUN1, "run-1");
       // A new push reuses the first chunk (not yet recorded: CheckReferenced runs before RecordSnapshot).
       const { manifestKey } = await putPackedManifest(f.v, [{ c: chunks[0]!, isNew: false }], [], new Date("2026-01-03T00:00:00Z"));
-      const reusing = parseManifest(f.vault.objects.get(manifestKey)!, { databaseId: GDB, kind: "generic" }).manifest;
+      const reusing = manifestOf(f, { manifestKey });
       return { f, chunks, pack: pack!, reusing };
     }
-    const reused = (c: Chunk): UniqueChunk => ({ sha256: c.sha256, size: c.raw.length, storedSize: c.stored.length, codec: "zstd", new: false });
 
     it("CheckReferenced between the sweep's read and its delete: it unmarks the pack, the conditional delete fails and the pack stays whole", async () => {
       // Prepare
@@ -560,5 +569,124 @@ describe("executePrune with packs", () => {
       expect(String(refused)).toContain('"data.bin"');
       expect(String(refused)).toContain(pack.name);
     });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Liveness from the packs' own indexes (docs/packs.md, "The sweep tallies
+// packs from their indexes"): a pack is kept while a kept snapshot
+// references a chunk its index lists, whichever pack the chunk's record
+// names; a repacked pack is judged by the records still pointing at it.
+
+describe("the sweep tallies packs from their indexes", () => {
+  /** A pack of six chunks a pruned snapshot used whole and a kept one uses one of, repacked by run 1. */
+  async function repackedAtRun1(tag: string): Promise<{ f: PackedFixture; chunks: Chunk[]; pack: BuiltPack; keep: SnapshotRecord }> {
+    const f = await newFixture();
+    const chunks = await Promise.all(Array.from({ length: 6 }, (_, i) => makeChunk(`${tag} ${i}`)));
+    const [pack] = await storePacks(f.v, chunks);
+    const pruned = await snapshotOf(f, chunks, new Date("2026-01-01T00:00:00Z"));
+    const keep = await snapshotOf(f, [chunks[1]!], new Date("2026-01-02T00:00:00Z"));
+    expect((await run(f, deleting(pruned), [pruned], RUN1, "run-1")).packsRepacked).toBe(1);
+    return { f, chunks, pack: pack!, keep };
+  }
+
+  it("keeps a pack whose chunk's record names another pack while a kept snapshot references the chunk (the losing sequence)", async () => {
+    // Prepare: chunk c in pack P, uploaded again beside e in pack A (two pushes racing the lookup): c's record names A.
+    const f = await newFixture();
+    const [c, e] = await Promise.all([makeChunk("uploaded twice"), makeChunk("beside it")]);
+    const [P] = await storePacks(f.v, [c!]);
+    const [A] = await storePacks(f.v, [c!, e!]);
+    const pKey = vaultPackKey(GDB, P!.name);
+    expect((await f.catalog.getChunks(GDB, [c!.sha256]))[0]?.vaultKey).toBe(vaultPackKey(GDB, A!.name));
+    // Nothing kept references c or e: run 1 marks both packs.
+    const old = await snapshotOf(f, [c!, e!], new Date("2026-01-01T00:00:00Z"));
+    await run(f, deleting(old), [old], RUN1, "run-1");
+    // A push names P for c; its CheckReferenced unmarks P, not A. Run 2 deletes A, c's record with it, before the push is recorded.
+    await f.catalog.clearPackOrphaned(GDB, P!.name);
+    const second = await run(f, nothing, [], RUN2, "run-2");
+    const recordAfterSecond = await f.catalog.getChunks(GDB, [c!.sha256]);
+    await snapshotOf(f, [c!], new Date("2026-01-03T00:00:00Z"));
+
+    // Act: the next runs, a grace period apart.
+    const third = await run(f, nothing, [], RUN3, "run-3");
+    const fourth = await run(f, nothing, [], RUN4, "run-4");
+
+    // Assess: A went with c's record; P, which no record names, is kept and unmarked, and still holds c.
+    expect(second.packsSwept).toBe(1);
+    expect(await f.catalog.getPack(GDB, A!.name)).toBeUndefined();
+    expect(recordAfterSecond).toEqual([]);
+    expect([third.packsSwept, third.packsMarked, fourth.packsSwept, fourth.packsMarked]).toEqual([0, 0, 0, 0]);
+    const kept = await f.catalog.getPack(GDB, P!.name);
+    expect(kept).toBeDefined();
+    expect(kept?.orphanedAt).toBeUndefined();
+    const entry = (await readPackIndex(f.vault, "vault", kept!))!.find((x) => x.sha256 === c!.sha256)!;
+    const stored = await f.vault.getRange("vault", pKey, entry.offset, entry.offset + entry.storedLength - 1);
+    expect(await decodeWith(entry.codec, stored!, c!.sha256, entry.rawSize)).toEqual(c!.raw);
+  });
+
+  it("deletes a repacked pack a grace period after the move, though its index still lists a chunk a kept snapshot uses", async () => {
+    // Prepare
+    const { f, chunks, pack, keep } = await repackedAtRun1("moved out");
+    const record = await f.catalog.getPack(GDB, pack.name);
+    const listed = (await readPackIndex(f.vault, "vault", record!))!.map((e) => e.sha256);
+
+    // Act
+    const second = await run(f, nothing, [], RUN2, "run-2");
+
+    // Assess
+    expect(record?.repackedAt).toBe(RUN1.toISOString());
+    expect(listed).toContain(chunks[1]!.sha256);
+    expect(second.packsSwept).toBe(1);
+    expect(await f.catalog.getPack(GDB, pack.name)).toBeUndefined();
+    expect(f.vault.objects.has(vaultPackKey(GDB, pack.name))).toBe(false);
+    expect(await restoreFile(f, keep)).toEqual(chunks[1]!.raw);
+  });
+
+  it("keeps a repacked pack while a snapshot reuses, through its record, a chunk the repack left in it, and moves that chunk out next", async () => {
+    // Prepare: a push reuses chunk 3, dead when run 1 repacked the pack (so left in it); CheckReferenced reads its record and unmarks the pack.
+    const { f, chunks, pack, keep } = await repackedAtRun1("left behind");
+    const late = await snapshotOf(f, [chunks[3]!], new Date("2026-01-03T00:00:00Z"));
+    await checkReusedPacks(f.catalog, manifestOf(f, late), [reused(chunks[3]!)]);
+    const key = vaultPackKey(GDB, pack.name);
+
+    // Act
+    const second = await run(f, nothing, [], RUN2, "run-2");
+    const afterSecond = { record: await f.catalog.getPack(GDB, pack.name), object: f.vault.objects.has(key), restored: await restoreFile(f, late) };
+    const third = await run(f, nothing, [], RUN3, "run-3");
+
+    // Assess: run 2 kept it (a record it serves is live) and repacked it again; run 3 deleted it; both snapshots restore.
+    expect([second.packsSwept, second.packsRepacked]).toEqual([0, 1]);
+    expect(afterSecond.record?.orphanedAt).toBe(RUN2.toISOString());
+    expect(afterSecond.object).toBe(true);
+    expect(afterSecond.restored).toEqual(chunks[3]!.raw);
+    expect(third.packsSwept).toBe(1);
+    expect(f.vault.objects.has(key)).toBe(false);
+    expect(await restoreFile(f, late)).toEqual(chunks[3]!.raw);
+    expect(await restoreFile(f, keep)).toEqual(chunks[1]!.raw);
+  });
+
+  it("CheckReferenced never accepts a chunk through a repacked pack: it reads the chunk's record, and refuses the chunk once that is gone", async () => {
+    // Prepare: a manifest that places a moved chunk, flagged new, in the repacked pack.
+    const { f, chunks, pack } = await repackedAtRun1("named pack");
+    const moved = chunks[1]!;
+    const { manifestKey } = await putPackedManifest(f.v, [{ c: moved, isNew: true }], [pack], new Date("2026-01-03T00:00:00Z"));
+    const manifest = manifestOf(f, { manifestKey });
+    const { proxy, calls } = recordingCalls(f.catalog, ["getChunks"]);
+    const deps = { catalog: proxy, vault: f.vault, vaultBucket: "vault" };
+
+    // Act: once with the chunk's record (it names the pack the repack moved it to), once without.
+    await checkPackedChunks(deps, manifest, [newIn(moved, 0)], [pack.name]);
+    const afterAccepted = await f.catalog.getPack(GDB, pack.name);
+    await f.catalog.deleteChunks(GDB, [moved.sha256]);
+    const refused = await checkPackedChunks(deps, manifest, [newIn(moved, 0)], [pack.name]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    // Assess: the record was read both times; the repacked pack stayed marked; without the record the chunk is missing.
+    expect(calls.getChunks.map((args) => args[1])).toEqual([[moved.sha256], [moved.sha256]]);
+    expect(afterAccepted?.orphanedAt).toBe(RUN1.toISOString());
+    expect(refused).toBeInstanceOf(NotFoundError);
+    expect(String(refused)).toContain(moved.sha256);
   });
 });

@@ -25,7 +25,7 @@ async function sparsePack(f: Awaited<ReturnType<typeof newFixture>>, tag: string
 }
 
 describe("repackPacks", () => {
-  it("moves the live chunks of two packs into one new pack in every region, marks the old ones, and leaves a damaged one as it was", async () => {
+  it("moves the live chunks of two packs into one new pack in every region, marks the old ones repacked and candidates, and leaves a damaged one as it was", async () => {
     // Prepare: three sparse packs; a live chunk of the third is damaged in the vault. A second region.
     const f = await newFixture();
     const replica = memoryVault();
@@ -52,9 +52,10 @@ describe("repackPacks", () => {
     expect((await f.catalog.getPack(GDB, newName))?.entries).toBe(4);
     const moved = await f.catalog.getChunks(GDB, [...a!.live, ...b!.live].map((c) => c.sha256));
     expect(moved.map((r) => r.vaultKey)).toEqual([newKey, newKey, newKey, newKey]);
-    // The old packs are candidates now, still whole; the damaged one is untouched and not marked.
+    // The old packs are repacked candidates now, still whole; the damaged one is untouched and not marked.
     for (const p of [a!, b!]) {
       expect((await f.catalog.getPack(GDB, p.item.name))?.orphanedAt).toBe(NOW.toISOString());
+      expect((await f.catalog.getPack(GDB, p.item.name))?.repackedAt).toBe(NOW.toISOString());
       expect(f.vault.objects.has(p.item.vaultKey)).toBe(true);
     }
     expect(await f.catalog.getPack(GDB, damaged!.item.name)).toEqual(damaged!.item);

@@ -188,6 +188,34 @@ describe("the chunk sweep in rounds", () => {
     expect(await outcome(w.f)).toEqual(before);
   });
 
+  it("stops before deciding any pack when a part of its index runs is gone from the scratch, naming it", async () => {
+    // Prepare: rounds of one page each (no time budget) until the indexes are read; then one index run object disappears.
+    const w = await buildWorld(await makeChunks());
+    const scratch = new MemorySweepScratch();
+    const budget: SweepBudget = { markRefs: 1_000_000, chunkItems: 1000, packs: 1000, ms: 0 };
+    const sweep = (i: number, cursor?: SweepCursor): Promise<PruneSummary> =>
+      executePrune(genericDb, i === 0 ? deleting(w.old) : nothing, { snapshots: i === 0 ? [w.old] : [], wal: [] }, w.f.catalog, w.f.regions, {
+        ...options,
+        runId: `r${i}`,
+        sweep: { scratch, ...(cursor === undefined ? {} : { cursor }), budget },
+      });
+    let cursor = (await sweep(0)).sweep!;
+    for (let i = 1; i < 20 && cursor.phase !== "tally"; i++) cursor = (await sweep(i, cursor)).sweep!;
+    const before = await outcome(w.f);
+    const lost = [...scratch.names.keys()].find((k) => k.startsWith("index-"))!;
+    scratch.names.delete(lost);
+
+    // Act
+    const next = sweep(20, cursor);
+
+    // Assess
+    expect(cursor.phase).toBe("tally");
+    expect(cursor.indexRuns).toBeGreaterThan(0);
+    await expect(next).rejects.toThrow(ConfigError);
+    await expect(next).rejects.toThrow(lost);
+    expect(await outcome(w.f)).toEqual(before);
+  });
+
   it("marks a snapshot recorded while it runs, though its id sorts before those marked, and keeps the old chunk it reuses", async () => {
     // Prepare: rounds that stop at every phase boundary (no time budget), up to the chunk phase.
     const chunks = await makeChunks();
