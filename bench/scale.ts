@@ -56,6 +56,7 @@ import { agentClients } from "../agent/clients.js";
 import { snapshotPush, type PushConfig, type SnapshotPushResult } from "../agent/snapshot-push.js";
 import { verifySnapshot } from "../agent/verify.js";
 import { walPush } from "../agent/wal-push.js";
+import { lambdaCost, PRICES } from "./prices.js";
 import { walDirectEnabled } from "../agent/config.js";
 import { headSortKey } from "../core/catalog-records.js";
 import { describeError } from "../core/errors.js";
@@ -94,21 +95,6 @@ const PLAN_SEGMENTS = 5_000;
 const CHANGE_EVERY = 20;
 
 // ---------------------------------------------------------------------------
-// Prices (us-east-1 list prices, 2025), and where each count comes from.
-
-export const PRICES = {
-  s3PutTierPer1k: 0.005, // PUT, COPY, POST (multi-delete, restore, multipart), LIST
-  s3GetTierPer1k: 0.0004, // GET, ranged GET, HEAD
-  dynamoWriteUnitPerM: 0.625, // on-demand write request units
-  dynamoReadUnitPerM: 0.125, // on-demand read request units
-  sfnStandardTransitionPer1k: 0.025,
-  sfnExpressRequestPerM: 1.0,
-  sfnExpressGbSecond: 0.00001667, // first tier; 64 MB billed per execution here
-  lambdaGbSecond: 0.0000166667,
-  lambdaRequestPerM: 0.2,
-  eventBridgePerM: 1.0, // S3 Object Created events delivered to a rule's target (upload-triggered workflows)
-  logsIngestPerGb: 0.5, // CloudWatch Logs ingestion (Express workflows' execution logs)
-} as const;
 
 /**
  * The log level infra/ deploys each Express workflow with: ERROR writes only
@@ -376,7 +362,7 @@ function costOf(p: PhaseResult): Cost {
       : (s.transitions / 1000) * PRICES.sfnStandardTransitionPer1k;
   }
   let lambda = 0;
-  for (const r of p.steps) lambda += (r.totalMs / 1000) * (r.memoryBytes / GiB) * PRICES.lambdaGbSecond + (r.invocations / 1e6) * PRICES.lambdaRequestPerM;
+  for (const r of p.steps) lambda += lambdaCost(r.invocations, r.totalMs, r.memoryBytes);
   return { s3, dynamodb, stepFunctions, lambda, eventBridge, logs, total: s3 + dynamodb + stepFunctions + lambda + eventBridge + logs };
 }
 

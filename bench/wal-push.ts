@@ -27,6 +27,7 @@ import { PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js";
 import { createCatalog } from "../store/factory.js";
 import { collectWalSegments } from "./collect-wal.js";
 import { osUser, pidsMatching, procCpu } from "./processes.js";
+import { lambdaCost } from "./prices.js";
 import { anchorAvailable, runPgbackrestArchiveAnchor, segmentsDir, type AnchorResult } from "./anchor.js";
 
 const MiB = 1024 * 1024;
@@ -68,6 +69,17 @@ interface ModeResult {
   failed: number;
   /** CPU seconds per segment by component (ingest = the local stack's handlers and interpreter). */
   cpuPerSegmentMs?: Record<keyof CpuSample, number>;
+  /** The Lambda steps the mode's segments ran (by ASL placeholder), and what their measured durations cost per 1M segments. */
+  lambda?: { steps: { step: string; invocations: number; avgMs: number; memoryMiB: number }[]; per1M: number };
+}
+
+/** What the local stack's Lambda steps did since its usage was reset, for `segments` segments, priced as Lambda bills it. */
+function lambdaUsage(stack: LocalStack, segments: number): NonNullable<ModeResult["lambda"]> {
+  const steps = [...stack.stepUsage.entries()]
+    .filter(([, u]) => u.invocations > 0)
+    .map(([placeholder, u]) => ({ step: placeholder.replace(/FunctionArn$/, ""), invocations: u.invocations, avgMs: Math.round(u.totalMs / u.invocations), memoryMiB: u.memoryBytes / MiB, totalMs: u.totalMs, memoryBytes: u.memoryBytes }));
+  const per1M = (steps.reduce((a, s) => a + lambdaCost(s.invocations, s.totalMs, s.memoryBytes), 0) / segments) * 1e6;
+  return { steps: steps.map(({ step, invocations, avgMs, memoryMiB }) => ({ step, invocations, avgMs, memoryMiB })), per1M };
 }
 
 function pct(sorted: number[], p: number): number {
@@ -190,6 +202,7 @@ async function main(): Promise<void> {
       const agent = MODES[mode]!.agent ? await startAgent(pgdata, env, user, socket, values.concurrency) : undefined;
       try {
         process.stderr.write(`mode ${mode}: pushing ${names.length} segments ...\n`);
+        stack.resetStepUsage();
         const cpu0 = sampleCpu(stack, agent?.pid);
         const r = await archiveLoop(mode, pgdata, names, { ...env, WALVAULT_AGENT_SOCKET: socket }, user);
         await stack.idle();
@@ -197,7 +210,7 @@ async function main(): Promise<void> {
         const per = Object.fromEntries(
           (Object.keys(cpu0) as (keyof CpuSample)[]).map((k) => [k, Math.round(((cpu1[k] - cpu0[k]) * 1000) / names.length)]),
         ) as Record<keyof CpuSample, number>;
-        results.push({ ...r, storedMiB: await storedMiB(stack, databaseId), cpuPerSegmentMs: per });
+        results.push({ ...r, storedMiB: await storedMiB(stack, databaseId), cpuPerSegmentMs: per, lambda: lambdaUsage(stack, names.length) });
       } finally {
         agent?.kill("SIGTERM");
         rmSync(pgdata, { recursive: true, force: true });
@@ -223,6 +236,11 @@ async function main(): Promise<void> {
   }
   for (const r of results) {
     if (r.cpuPerSegmentMs) console.log(`${r.mode.padEnd(16)}  CPU ms per segment: ${Object.entries(r.cpuPerSegmentMs).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  }
+  for (const r of results) {
+    if (!r.lambda) continue;
+    const steps = r.lambda.steps.map((s) => `${s.step} ${s.invocations} x ${s.avgMs} ms at ${s.memoryMiB} MB`).join(", ");
+    console.log(`${r.mode.padEnd(16)}  Lambda: ${steps}; $${r.lambda.per1M.toFixed(2)} per 1M segments at list price (durations measured on this machine)`);
   }
   if (anchorResult) {
     const a = anchorResult;
