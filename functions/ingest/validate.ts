@@ -12,7 +12,8 @@ import { parseIncomingKey, vaultGenericWalKey, vaultWalKey, type IncomingWalKey 
 import { pageLayout, restorePointsInSegment, type LayoutScratch } from "../../core/restore-point.js";
 import { lastXactTimeInSegment } from "../../core/xact-time.js";
 import { objectCreatedEventSchema, type DatabaseRecord, type ValidatedWal, type WalRecord } from "../../core/schemas.js";
-import { parseBacklogMeta, parseObjectMeta, verifyEncodedBytes, verifyWalBytes } from "../../core/verify.js";
+import { parseBacklogMeta, parseObjectMeta, verifyEncodedBytes, withVerifiedWalBytes } from "../../core/verify.js";
+import { ZstdInto } from "../../core/zstd-into.js";
 import { parseWalFileName, segmentStartLsn } from "../../core/wal.js";
 import type { StoredObject } from "../../store/object-store.js";
 import { getDeps, type Deps } from "../deps.js";
@@ -129,16 +130,29 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
     };
   }
   const file = parseWalFileName(parsed.walName!, db.walSegmentSize);
-  const raw = await verifyWalBytes(file, obj.body, claimed, db.walSegmentSize, what, { postgres: db.kind === "postgres" });
+  const postgres = db.kind === "postgres";
+  // What the record carries from the bytes is read from them before anything else runs (they may be KEPT_ZSTD's reused output).
+  const fromBytes = await withVerifiedWalBytes(file, obj.body, claimed, db.walSegmentSize, what, { postgres, kept: KEPT_ZSTD }, (raw) =>
+    file.kind === "segment" && postgres ? segmentFields(raw, file.segno, db.walSegmentSize) : {},
+  );
   return {
     ...(await proven(file.name)),
     kind: file.kind,
     timeline: file.timeline,
     ...walFileLsns(file, db.walSegmentSize),
-    ...(file.kind === "segment" && db.kind === "postgres" ? segmentFields(raw, file.segno, db.walSegmentSize) : {}),
+    ...fromBytes,
     vaultKey: input.vaultKey ?? vaultWalKey(databaseId, file),
   };
 }
+
+/**
+ * The zstd context and output WAL objects are decoded on, kept from one
+ * invocation to the next of this container (core/verify.ts
+ * withVerifiedWalBytes): a segment-sized allocation less per segment, and
+ * the full garbage collection of the heap its external memory brought on
+ * about once per segment.
+ */
+const KEPT_ZSTD = new ZstdInto();
 
 /**
  * The page bodies of the segment being validated, reused from one invocation
