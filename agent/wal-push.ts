@@ -173,8 +173,10 @@ export async function walPush(
   let record: WalRecord | undefined;
   if ((opts.direct ?? walDirectEnabled(cfg)) && file.kind !== "history") {
     // Same bytes, same key: a push run again re-puts (or, with S3's create-only write, keeps) the same object.
-    const vaultKey = vaultWalDirectKey(databaseId, file, sha256Hex(encoded));
-    await clients.store.put(cfg.vaultBucket, vaultKey, encoded, meta, { createOnly: true });
+    // The key's digest is also the put's checksum and its signed payload hash (S3 checks both; the SDK does not hash the body again).
+    const encodedSha256 = sha256Hex(encoded);
+    const vaultKey = vaultWalDirectKey(databaseId, file, encodedSha256);
+    await clients.store.put(cfg.vaultBucket, vaultKey, encoded, meta, { createOnly: true, sha256: encodedSha256 });
     const input = { databaseId, name, key: vaultKey, sha256 };
     // Waiting on the execution itself (Express, run to its end in one call) replaces polling the catalog,
     // when its end is what the wait needs: no replica region (it ends at the record), or a wait for the replicas.
