@@ -75,10 +75,13 @@ export interface WalObjectToValidate {
   /**
    * The catalog's record of this name, when the caller read it already (in
    * parallel with the object): the duplicate-or-conflict decision uses it
-   * instead of reading again. Only for a PostgreSQL file name (the generic
-   * catalog name is known after the metadata is read).
+   * instead of reading again. Or "at-write": the caller records the file
+   * with recordValidatedWal next, whose conditional write makes that
+   * decision (a record of the same bytes: duplicate; of others:
+   * SegmentConflictError), so nothing is read here. Only for a PostgreSQL
+   * file name (the generic catalog name is known after the metadata is read).
    */
-  recorded?: { record: WalRecord | undefined };
+  recorded?: { record: WalRecord | undefined } | "at-write";
   /** SHA-256 of `obj.body`, when the caller hashed it already (the direct path checks it against the key). */
   encodedSha256?: string;
 }
@@ -98,7 +101,7 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
   const hostBacklog = parseBacklogMeta(obj.metadata);
   // What every validated upload carries; `name` is the catalog name (generic: <stream>/<file>).
   const proven = async (name: string): Promise<Omit<ValidatedWal, "kind" | "timeline" | "vaultKey">> => {
-    const existing = input.recorded && parsed.generic === undefined ? input.recorded.record : await deps.catalog.getWal(databaseId, name);
+    const existing = await recordedBefore(deps, input, name);
     if (existing && existing.sha256 !== claimed.sha256) throw conflict(name, databaseId, existing.sha256, claimed.sha256);
     return {
       databaseId,
@@ -153,6 +156,12 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
  * about once per segment.
  */
 const KEPT_ZSTD = new ZstdInto();
+
+/** The catalog's record of `name` as the duplicate-or-conflict decision before the write sees it (WalObjectToValidate.recorded). */
+async function recordedBefore(deps: Deps, input: WalObjectToValidate, name: string): Promise<WalRecord | undefined> {
+  if (input.recorded === undefined || input.parsed.generic !== undefined) return deps.catalog.getWal(input.databaseId, name);
+  return input.recorded === "at-write" ? undefined : input.recorded.record;
+}
 
 /**
  * The page bodies of the segment being validated, reused from one invocation
