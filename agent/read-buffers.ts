@@ -1,14 +1,15 @@
 /**
- * Whole-file reads into buffers kept from one read to the next: wal-push
- * reads one 16 MiB WAL segment after another (a resident agent, several at
- * once). readFile allocates a fresh segment-sized Buffer per read, whose
- * pages the kernel faults in as the read fills them (measured ~7 ms of CPU
- * per 16 MiB segment vs ~3.5 ms into a kept buffer), and whose external
- * memory brought the agent's heap a full garbage collection every few
- * segments. A kept buffer is lent to one read at a time (`release` gives it
- * back): pushes running at once each have their own.
+ * Whole-file reads into buffers kept from one read to the next (core/buffer-pool.ts):
+ * wal-push reads one 16 MiB WAL segment after another (a resident agent,
+ * several at once). readFile allocates a fresh segment-sized Buffer per
+ * read, whose pages the kernel faults in as the read fills them (measured
+ * ~7 ms of CPU per 16 MiB segment vs ~3.5 ms into a kept buffer), and whose
+ * external memory brought the agent's heap a full garbage collection every
+ * few segments. A kept buffer is lent to one read at a time (`release`
+ * gives it back): pushes running at once each have their own.
  */
 import { open } from "node:fs/promises";
+import { BufferPool } from "../core/buffer-pool.js";
 
 /** Files smaller than this are read into a fresh buffer of their size, never kept (history files, backup labels). */
 export const KEPT_MIN_BYTES = 1 << 20;
@@ -21,14 +22,16 @@ export interface FileRead {
 }
 
 export class ReadBuffers {
-  private readonly free: Buffer[] = [];
+  private readonly pool: BufferPool;
 
   /** `keep`: how many buffers are kept for reuse at most (the reads expected at once). */
-  constructor(private readonly keep: number) {}
+  constructor(keep: number) {
+    this.pool = new BufferPool(keep);
+  }
 
   /** Buffers kept now (not lent). */
   get kept(): number {
-    return this.free.length;
+    return this.pool.kept;
   }
 
   /**
@@ -41,7 +44,7 @@ export class ReadBuffers {
     try {
       const { size } = await fh.stat();
       const kept = size >= KEPT_MIN_BYTES;
-      let buf = kept ? this.take(size) : Buffer.allocUnsafeSlow(size);
+      let buf = kept ? this.pool.take(size) : Buffer.allocUnsafeSlow(size);
       let n = 0;
       for (;;) {
         if (n === buf.length) {
@@ -52,7 +55,7 @@ export class ReadBuffers {
           const bigger = Buffer.allocUnsafeSlow(2 * buf.length + probe.length);
           buf.copy(bigger, 0, 0, n);
           probe.copy(bigger, n, 0, bytesRead);
-          if (kept) this.give(buf);
+          if (kept) this.pool.give(buf);
           buf = bigger;
           n += bytesRead;
           continue;
@@ -68,20 +71,11 @@ export class ReadBuffers {
         release: () => {
           if (released || lent === undefined) return;
           released = true;
-          this.give(lent);
+          this.pool.give(lent);
         },
       };
     } finally {
       await fh.close();
     }
-  }
-
-  private take(size: number): Buffer {
-    const i = this.free.findIndex((b) => b.length >= size);
-    return i >= 0 ? this.free.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(size);
-  }
-
-  private give(buf: Buffer): void {
-    if (this.free.length < this.keep) this.free.push(buf);
   }
 }

@@ -106,6 +106,26 @@ describe("S3ObjectStore on s3rver, beyond the contract", () => {
     expect(withoutDigest?.["x-amz-checksum-sha256"]).toBeUndefined();
   });
 
+  it("reads a body into the buffer its caller lends, and into its own when the lent one is too small", async () => {
+    // Prepare
+    const s = store(s3.endpoint);
+    const body = Buffer.alloc(300_000, 0x5a);
+    body.write("first bytes", 0);
+    await s.put(BUCKETS[0], "lent/body", body, {});
+    const lent = Buffer.alloc(400_000);
+    const asked: number[] = [];
+
+    // Act
+    const into = await s.get(BUCKETS[0], "lent/body", undefined, { bodyBuffer: (size) => (asked.push(size), lent) });
+    const tooSmall = await s.get(BUCKETS[0], "lent/body", undefined, { bodyBuffer: () => Buffer.alloc(10) });
+
+    // Assess
+    expect(asked).toEqual([body.length]);
+    expect(into?.body.equals(body)).toBe(true);
+    expect(into?.body.buffer).toBe(lent.buffer);
+    expect(tooSmall?.body.equals(body)).toBe(true);
+  });
+
   it("names the endpoint and suggests `walvault local up` when a loopback endpoint is down", async () => {
     // Act
     const err = await store(closedEndpoint).get(BUCKETS[0], "x").catch((e: unknown) => e);
