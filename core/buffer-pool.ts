@@ -7,11 +7,17 @@
  * collection every one or two segments. Users running at once each get a
  * buffer of their own (`take` hands a kept buffer to one user only).
  */
+/** The largest buffer a pool keeps by default: a 64 MiB WAL segment's; larger ones (1 GiB segments) are left to the collector. */
+export const KEEP_MAX_BYTES = 64 << 20;
+
 export class BufferPool {
   private readonly free: Buffer[] = [];
 
-  /** `keep`: how many buffers are kept at most (the users expected at once). */
-  constructor(private readonly keep: number) {}
+  /** `keep`: how many buffers are kept at most (the users expected at once); none larger than `maxBytes`. */
+  constructor(
+    private readonly keep: number,
+    private readonly maxBytes = KEEP_MAX_BYTES,
+  ) {}
 
   /** Buffers kept now (not lent). */
   get kept(): number {
@@ -28,9 +34,9 @@ export class BufferPool {
     return best >= 0 ? this.free.splice(best, 1)[0]! : Buffer.allocUnsafeSlow(size);
   }
 
-  /** Keeps `buf` for a later take (its user must not touch it again); when `keep` are kept, it replaces the smallest if larger. */
+  /** Keeps `buf` for a later take (its user must not touch it again); when `keep` are kept, it replaces the smallest if larger. Not one over `maxBytes`. */
   give(buf: Buffer): void {
-    if (this.free.includes(buf)) return;
+    if (buf.length > this.maxBytes || this.free.includes(buf)) return;
     if (this.free.length < this.keep) {
       this.free.push(buf);
       return;

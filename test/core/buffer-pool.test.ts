@@ -83,4 +83,17 @@ describe("BufferPool", () => {
     // Assess
     expect(pool.kept).toBe(1);
   });
+
+  it("does not keep a buffer larger than its largest", () => {
+    // Prepare
+    const pool = new BufferPool(2, 1000);
+    const large = pool.take(1001);
+
+    // Act
+    pool.give(large);
+
+    // Assess
+    expect(pool.kept).toBe(0);
+    expect(pool.take(1001)).not.toBe(large);
+  });
 });
