@@ -26,7 +26,6 @@
  */
 import { existsSync, rmSync } from "node:fs";
 import { z } from "zod";
-import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { getCodec, DEFAULT_CODEC } from "../core/codec.js";
 import {
@@ -52,7 +51,7 @@ import { parseHistoryFile } from "../core/timeline.js";
 import { parseWalFileName } from "../core/wal.js";
 import type { Catalog } from "../store/catalog.js";
 import type { ObjectStore } from "../store/object-store.js";
-import type { WalRecord } from "../core/schemas.js";
+import type { DatabaseRecord, WalRecord } from "../core/schemas.js";
 import type { AgentClients } from "./clients.js";
 import type { AgentConfig } from "../core/config.js";
 import type { ExecutionState, WorkflowRunner } from "../store/workflows.js";
@@ -60,6 +59,7 @@ import { backlogBeside } from "./archive-status.js";
 import { walDirectEnabled } from "./config.js";
 import { assertMayArchiveInto } from "./restore-marker.js";
 import { PREFETCH_DIR } from "./wal-fetch.js";
+import { ReadBuffers } from "./read-buffers.js";
 
 export type WaitLevel = "none" | "stored" | "replicated" | { quorum: number };
 
@@ -117,6 +117,13 @@ function conflict(name: string, databaseId: string, archived: string, pushed: st
   );
 }
 
+/**
+ * The buffers WAL files are read into, kept from one push to the next
+ * (agent/read-buffers.ts): as many as a resident agent pushes at once by
+ * default, plus the one archive_command's own push may need.
+ */
+const WAL_READS = new ReadBuffers(3);
+
 export async function walPush(
   path: string,
   cfg: AgentConfig & { databaseId: string },
@@ -125,13 +132,33 @@ export async function walPush(
 ): Promise<WalPushResult> {
   const { databaseId } = cfg;
   const name = basename(path);
-  const [content, db, existing] = await Promise.all([
-    readFile(path).catch((cause: NodeJS.ErrnoException) => {
-      throw new FileAccessError(`cannot read WAL file ${path}: ${cause.code === "ENOENT" ? "no such file" : cause.message}`, { cause });
-    }),
-    clients.catalog.getDatabase(databaseId),
-    clients.catalog.getWal(databaseId, name),
-  ]);
+  const reading = WAL_READS.read(path).catch((cause: NodeJS.ErrnoException) => {
+    throw new FileAccessError(`cannot read WAL file ${path}: ${cause.code === "ENOENT" ? "no such file" : cause.message}`, { cause });
+  });
+  const [read, db, existing] = await Promise.all([reading, clients.catalog.getDatabase(databaseId), clients.catalog.getWal(databaseId, name)]).catch((e: unknown) => {
+    void reading.then((r) => r.release(), () => undefined);
+    throw e;
+  });
+  try {
+    return await pushContent(path, name, read.bytes, db, existing, cfg, clients, opts);
+  } finally {
+    // The bytes are encoded, hashed and uploaded by now (or refused): the buffer goes to the next segment.
+    read.release();
+  }
+}
+
+/** The rest of walPush once the file and the catalog's records are read (`content` is only valid until walPush returns). */
+async function pushContent(
+  path: string,
+  name: string,
+  content: Buffer,
+  db: DatabaseRecord | undefined,
+  existing: WalRecord | undefined,
+  cfg: AgentConfig & { databaseId: string },
+  clients: AgentClients,
+  opts: WalPushOptions,
+): Promise<WalPushResult> {
+  const { databaseId } = cfg;
   if (!db) {
     throw new UnknownDatabaseError(
       `database '${databaseId}' is not registered in the catalog: register it with \`walvault db add ${databaseId}\` or fix --database`,
@@ -173,8 +200,10 @@ export async function walPush(
   let record: WalRecord | undefined;
   if ((opts.direct ?? walDirectEnabled(cfg)) && file.kind !== "history") {
     // Same bytes, same key: a push run again re-puts (or, with S3's create-only write, keeps) the same object.
-    const vaultKey = vaultWalDirectKey(databaseId, file, sha256Hex(encoded));
-    await clients.store.put(cfg.vaultBucket, vaultKey, encoded, meta, { createOnly: true });
+    // The key's digest is also the put's checksum and its signed payload hash (S3 checks both; the SDK does not hash the body again).
+    const encodedSha256 = sha256Hex(encoded);
+    const vaultKey = vaultWalDirectKey(databaseId, file, encodedSha256);
+    await clients.store.put(cfg.vaultBucket, vaultKey, encoded, meta, { createOnly: true, sha256: encodedSha256 });
     const input = { databaseId, name, key: vaultKey, sha256 };
     // Waiting on the execution itself (Express, run to its end in one call) replaces polling the catalog,
     // when its end is what the wait needs: no replica region (it ends at the record), or a wait for the replicas.

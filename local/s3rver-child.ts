@@ -19,12 +19,9 @@
  * 1048576 it claims", a fault test's s3rver-down round).
  */
 import { createHash, randomUUID } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, rename, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
-import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 
 interface S3rverOptions {
   address: string;
@@ -64,6 +61,9 @@ interface FilesystemStoreLike {
   putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>;
 }
 
+/** How much of a PUT's body s3rver holds before writing it (a pack: 16 MiB at most in memory). */
+const WRITE_BATCH_BYTES = 8 << 20;
+
 /**
  * s3rver's FilesystemStore.putObject, writing the body to a temporary file
  * beside the object (a name s3rver does not list) and renaming it into place
@@ -85,15 +85,28 @@ function atomicPuts(require: NodeJS.Require): void {
         size = object.content.length;
         await writeFile(temporary, object.content);
       } else {
-        const count = new Transform({
-          transform(chunk: Buffer, _encoding, callback) {
-            md5.update(chunk);
-            size += chunk.length;
-            callback(null, chunk);
-          },
-        });
-        // pipeline rejects when the request ends early (aborted, closed): nothing is renamed into place.
-        await pipeline(object.content, count, createWriteStream(temporary));
+        // The body's pieces are written WRITE_BATCH_BYTES at a time, each batch with one writev: a write stream
+        // wrote each 64 KiB piece as it came (~25 writes, each a thread-pool round trip, per 1.5 MiB WAL segment).
+        // The iteration rejects when the request ends early (aborted, closed): nothing is renamed into place.
+        const file = await open(temporary, "w");
+        try {
+          let batch: Buffer[] = [];
+          let batched = 0;
+          for await (const piece of object.content as AsyncIterable<Buffer>) {
+            md5.update(piece);
+            size += piece.length;
+            batch.push(piece);
+            batched += piece.length;
+            if (batched >= WRITE_BATCH_BYTES) {
+              await file.writev(batch);
+              batch = [];
+              batched = 0;
+            }
+          }
+          if (batch.length > 0) await file.writev(batch);
+        } finally {
+          await file.close();
+        }
       }
       await rename(temporary, objectPath);
     } catch (e) {

@@ -90,6 +90,16 @@ export interface PutOptions {
   createOnly?: boolean;
 }
 
+export interface GetOptions {
+  /**
+   * Where the body goes: called with its length once it is known, returns a
+   * buffer at least that long, and the body read into it is a view of it (a
+   * caller that reads one large object after another lends a kept buffer,
+   * core/buffer-pool.ts). A store may not call it: the body is then its own.
+   */
+  bodyBuffer?: (size: number) => Buffer;
+}
+
 export interface StoredObject extends ObjectInfo {
   body: Buffer;
 }
@@ -112,7 +122,7 @@ export interface ObjectStore {
   /** A name for messages: region or endpoint. */
   readonly name: string;
   put(bucket: string, key: string, body: Uint8Array, metadata: Record<string, string>, options?: PutOptions): Promise<PutResult>;
-  get(bucket: string, key: string, versionId?: string): Promise<StoredObject | undefined>;
+  get(bucket: string, key: string, versionId?: string, options?: GetOptions): Promise<StoredObject | undefined>;
   /** Bytes [start, end] (inclusive) of the object; undefined when it does not exist. */
   getRange(bucket: string, key: string, start: number, end: number): Promise<Buffer | undefined>;
   head(bucket: string, key: string, versionId?: string, options?: { checksum?: boolean }): Promise<ObjectInfo | undefined>;

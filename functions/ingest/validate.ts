@@ -12,7 +12,8 @@ import { parseIncomingKey, vaultGenericWalKey, vaultWalKey, type IncomingWalKey 
 import { pageLayout, restorePointsInSegment, type LayoutScratch } from "../../core/restore-point.js";
 import { lastXactTimeInSegment } from "../../core/xact-time.js";
 import { objectCreatedEventSchema, type DatabaseRecord, type ValidatedWal, type WalRecord } from "../../core/schemas.js";
-import { parseBacklogMeta, parseObjectMeta, verifyEncodedBytes, verifyWalBytes } from "../../core/verify.js";
+import { parseBacklogMeta, parseObjectMeta, verifyEncodedBytes, withVerifiedWalBytes } from "../../core/verify.js";
+import { ZstdInto } from "../../core/zstd-into.js";
 import { parseWalFileName, segmentStartLsn } from "../../core/wal.js";
 import type { StoredObject } from "../../store/object-store.js";
 import { getDeps, type Deps } from "../deps.js";
@@ -74,10 +75,13 @@ export interface WalObjectToValidate {
   /**
    * The catalog's record of this name, when the caller read it already (in
    * parallel with the object): the duplicate-or-conflict decision uses it
-   * instead of reading again. Only for a PostgreSQL file name (the generic
-   * catalog name is known after the metadata is read).
+   * instead of reading again. Or "at-write": the caller records the file
+   * with recordValidatedWal next, whose conditional write makes that
+   * decision (a record of the same bytes: duplicate; of others:
+   * SegmentConflictError), so nothing is read here. Only for a PostgreSQL
+   * file name (the generic catalog name is known after the metadata is read).
    */
-  recorded?: { record: WalRecord | undefined };
+  recorded?: { record: WalRecord | undefined } | "at-write";
   /** SHA-256 of `obj.body`, when the caller hashed it already (the direct path checks it against the key). */
   encodedSha256?: string;
 }
@@ -97,7 +101,7 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
   const hostBacklog = parseBacklogMeta(obj.metadata);
   // What every validated upload carries; `name` is the catalog name (generic: <stream>/<file>).
   const proven = async (name: string): Promise<Omit<ValidatedWal, "kind" | "timeline" | "vaultKey">> => {
-    const existing = input.recorded && parsed.generic === undefined ? input.recorded.record : await deps.catalog.getWal(databaseId, name);
+    const existing = await recordedBefore(deps, input, name);
     if (existing && existing.sha256 !== claimed.sha256) throw conflict(name, databaseId, existing.sha256, claimed.sha256);
     return {
       databaseId,
@@ -129,15 +133,34 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
     };
   }
   const file = parseWalFileName(parsed.walName!, db.walSegmentSize);
-  const raw = await verifyWalBytes(file, obj.body, claimed, db.walSegmentSize, what, { postgres: db.kind === "postgres" });
+  const postgres = db.kind === "postgres";
+  // What the record carries from the bytes is read from them before anything else runs (they may be KEPT_ZSTD's reused output).
+  const fromBytes = await withVerifiedWalBytes(file, obj.body, claimed, db.walSegmentSize, what, { postgres, kept: KEPT_ZSTD }, (raw) =>
+    file.kind === "segment" && postgres ? segmentFields(raw, file.segno, db.walSegmentSize) : {},
+  );
   return {
     ...(await proven(file.name)),
     kind: file.kind,
     timeline: file.timeline,
     ...walFileLsns(file, db.walSegmentSize),
-    ...(file.kind === "segment" && db.kind === "postgres" ? segmentFields(raw, file.segno, db.walSegmentSize) : {}),
+    ...fromBytes,
     vaultKey: input.vaultKey ?? vaultWalKey(databaseId, file),
   };
+}
+
+/**
+ * The zstd context and output WAL objects are decoded on, kept from one
+ * invocation to the next of this container (core/verify.ts
+ * withVerifiedWalBytes): a segment-sized allocation less per segment, and
+ * the full garbage collection of the heap its external memory brought on
+ * about once per segment.
+ */
+const KEPT_ZSTD = new ZstdInto();
+
+/** The catalog's record of `name` as the duplicate-or-conflict decision before the write sees it (WalObjectToValidate.recorded). */
+async function recordedBefore(deps: Deps, input: WalObjectToValidate, name: string): Promise<WalRecord | undefined> {
+  if (input.recorded === undefined || input.parsed.generic !== undefined) return deps.catalog.getWal(input.databaseId, name);
+  return input.recorded === "at-write" ? undefined : input.recorded.record;
 }
 
 /**

@@ -336,4 +336,47 @@ describe("the wal-record workflow", () => {
     expect(await target.getWal(DB, n)).toMatchObject({ vaultKey: key, sha256: sha256Hex(raw) });
     expect(summary.databases[0]!.skipped.filter((x) => x.key.includes(n))).toEqual([]);
   });
+
+  /** `raw` of WAL file `n` written to the vault at its direct key, as wal-push writes it; the wal-record input naming it. */
+  async function writtenDirect(n: string, raw: Buffer): Promise<{ databaseId: string; name: string; key: string; sha256: string }> {
+    const { key, encoded } = await directKeyOf(n, raw);
+    await clients.store.put(stack.config.vaultBucket, key, encoded, { ...objectMeta({ sha256: sha256Hex(raw), codec: "zstd", size: raw.length }), [META_DATABASE]: DB });
+    return { databaseId: DB, name: n, key, sha256: sha256Hex(raw) };
+  }
+
+  it("runs for a name recorded with the same bytes as a duplicate: it succeeds and the record stays as it was", async () => {
+    // Prepare
+    const n = "000000010000000000000011";
+    const input = await writtenDirect(n, syntheticSegment(n, 11));
+    const first = await runner().runSync(stack.config.walRecordStateMachineArn!, input);
+    const recorded = await clients.catalog.getWal(DB, n);
+
+    // Act
+    const again = await runner().runSync(stack.config.walRecordStateMachineArn!, input);
+
+    // Assess
+    expect(first).toMatchObject({ status: "SUCCEEDED", output: { validated: { outcome: "created" } } });
+    expect(again).toMatchObject({ status: "SUCCEEDED", output: { validated: { outcome: "duplicate", ingest: { duplicate: true } } } });
+    expect(await clients.catalog.getWal(DB, n)).toEqual(recorded);
+  });
+
+  it("quarantines an object of a name recorded with other bytes as a SegmentConflictError, and the record stays as it was", async () => {
+    // Prepare
+    const n = "000000010000000000000012";
+    await runner().runSync(stack.config.walRecordStateMachineArn!, await writtenDirect(n, syntheticSegment(n, 12)));
+    const recorded = await clients.catalog.getWal(DB, n);
+    const other = await writtenDirect(n, syntheticSegment(n, 120));
+
+    // Act
+    const run = await runner().runSync(stack.config.walRecordStateMachineArn!, other);
+
+    // Assess
+    expect(recorded).toBeDefined();
+    expect(run.status).not.toBe("SUCCEEDED");
+    const q = await clients.catalog.listQuarantine(DB, n);
+    expect(q).toHaveLength(1);
+    expect(q[0]).toMatchObject({ name: n, incomingKey: other.key, error: "SegmentConflictError" });
+    expect(q[0]!.reason).toMatch(/already archived .* with different contents/);
+    expect(await clients.catalog.getWal(DB, n)).toEqual(recorded);
+  });
 });

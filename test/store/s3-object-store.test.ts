@@ -3,7 +3,10 @@
  * shared ObjectStore contract, plus the emulator's object-created events.
  * Needs dist/local/s3rver-child.js: `npm run build` first (npm test does).
  */
+import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -29,6 +32,23 @@ afterAll(async () => {
   await s3?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
+
+/** The headers of each PUT `run` makes through a store whose endpoint answers every request 200. */
+async function headersOfPuts(run: (s: S3ObjectStore) => Promise<void>): Promise<IncomingHttpHeaders[]> {
+  const seen: IncomingHttpHeaders[] = [];
+  const server = createServer((req, res) => {
+    if (req.method === "PUT") seen.push(req.headers);
+    req.resume();
+    req.on("end", () => res.writeHead(200, { etag: '"0"' }).end());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  try {
+    await run(store(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+  return seen;
+}
 
 function store(endpoint: string, listPageSize?: number): S3ObjectStore {
   return new S3ObjectStore({
@@ -64,6 +84,46 @@ describe("S3ObjectStore on s3rver, beyond the contract", () => {
     expect(await s.client.config.requestChecksumCalculation()).toBe("WHEN_REQUIRED");
     expect(await s.client.config.responseChecksumValidation()).toBe("WHEN_REQUIRED");
     expect(got?.body.equals(body)).toBe(true);
+  });
+
+  it("signs a put with the body's SHA-256 the caller gives, without hashing the body again, and sends it as the object's checksum", async () => {
+    // Prepare: a digest that is not the body's shows which one was signed (S3 would refuse this put; the stand-in endpoint does not check)
+    const body = Buffer.from("a body whose digest the caller knows");
+    const given = createHash("sha256").update("another body").digest("hex");
+    const own = createHash("sha256").update(body).digest("hex");
+
+    // Act
+    const [withDigest, withoutDigest] = await headersOfPuts(async (s) => {
+      await s.put(BUCKETS[0], "given/digest", body, {}, { sha256: given });
+      await s.put(BUCKETS[0], "no/digest", body, {});
+    });
+
+    // Assess
+    expect(withDigest?.["x-amz-content-sha256"]).toBe(given);
+    expect(withDigest?.["x-amz-checksum-sha256"]).toBe(Buffer.from(given, "hex").toString("base64"));
+    expect(withDigest?.authorization).toMatch(/x-amz-content-sha256/);
+    expect(withoutDigest?.["x-amz-content-sha256"]).toBe(own);
+    expect(withoutDigest?.["x-amz-checksum-sha256"]).toBeUndefined();
+  });
+
+  it("reads a body into the buffer its caller lends, and into its own when the lent one is too small", async () => {
+    // Prepare
+    const s = store(s3.endpoint);
+    const body = Buffer.alloc(300_000, 0x5a);
+    body.write("first bytes", 0);
+    await s.put(BUCKETS[0], "lent/body", body, {});
+    const lent = Buffer.alloc(400_000);
+    const asked: number[] = [];
+
+    // Act
+    const into = await s.get(BUCKETS[0], "lent/body", undefined, { bodyBuffer: (size) => (asked.push(size), lent) });
+    const tooSmall = await s.get(BUCKETS[0], "lent/body", undefined, { bodyBuffer: () => Buffer.alloc(10) });
+
+    // Assess
+    expect(asked).toEqual([body.length]);
+    expect(into?.body.equals(body)).toBe(true);
+    expect(into?.body.buffer).toBe(lent.buffer);
+    expect(tooSmall?.body.equals(body)).toBe(true);
   });
 
   it("names the endpoint and suggests `walvault local up` when a loopback endpoint is down", async () => {
