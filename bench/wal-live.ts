@@ -229,9 +229,20 @@ async function main(): Promise<void> {
   }
   const latency = parseLatency(values.latency);
   hostNice = Number(values["host-nice"]);
-  if (!Number.isInteger(hostNice) || hostNice < -20 || hostNice > 19) throw new Error(`--host-nice must be an integer from -20 to 19, not '${values["host-nice"]}'`);
   const variants = values.variants.split(",");
-  for (const v of variants) if (!Object.hasOwn(VARIANTS, v)) throw new Error(`unknown variant '${v}' (${Object.keys(VARIANTS).join(", ")})`);
+  const unknown = variants.find((v) => !Object.hasOwn(VARIANTS, v));
+  const usage =
+    !Number.isInteger(hostNice) || hostNice < -20 || hostNice > 19
+      ? `--host-nice must be an integer from -20 to 19, not '${values["host-nice"]}'`
+      : unknown !== undefined
+        ? `unknown variant '${unknown}' (${Object.keys(VARIANTS).join(", ")})`
+        : undefined;
+  if (usage !== undefined) {
+    // A mistyped option, as bench:wal-push says it: one line, exit 2, nothing started.
+    console.error(`bench wal-live: ${usage}`);
+    process.exitCode = 2;
+    return;
+  }
 
   const stateDir = mkdtempSync(join(tmpdir(), "walvault-bench-live-"));
   chmodSync(stateDir, 0o755);
