@@ -150,6 +150,11 @@ export function nextSegmentName(name: string, segmentSize = DEFAULT_WAL_SEGMENT_
 
 const LSN_RE = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
 
+/** Whether `text` is an LSN as parseLsn reads it (a generic record's position, a decimal, is not). */
+export function isLsn(text: string | undefined): boolean {
+  return text !== undefined && LSN_RE.test(text.trim());
+}
+
 export function parseLsn(text: string): bigint {
   const m = LSN_RE.exec(text.trim());
   if (!m) throw new InvalidInputError(`'${text}' is not an LSN (expected the form 0/16B3748)`);

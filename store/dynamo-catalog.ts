@@ -106,6 +106,7 @@ import {
 import { headSortKey } from "../core/catalog-records.js";
 import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
+import { isLsn } from "../core/wal.js";
 import type { Catalog, ChunkPage, DatabasePage, MarkUnreplicatedPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedItem, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
 import { SDK_LOGGER } from "./sdk-logger.js";
 
@@ -802,7 +803,8 @@ export class DynamoCatalog implements Catalog {
    * position): the records themselves, read newest first a page of
    * NEWEST_SEGMENT_PAGE at a time past the history files, backup labels and
    * `.partial` files that may sort above it, at most NEWEST_SEGMENT_READS
-   * records. Undefined for a database with none (or a generic one).
+   * records. Undefined for a database with none, or whose newest such
+   * segment has no LSN (a generic one).
    */
   private async newestPostgresSegment(databaseId: string): Promise<WalRecord | undefined> {
     const range = { from: walSk(0, ""), to: walTimelineEnd(MAX_TIMELINE) };
@@ -811,7 +813,10 @@ export class DynamoCatalog implements Catalog {
       const out = await this.queryOnce(databasePk(databaseId), range, start, NEWEST_SEGMENT_PAGE, false, "Query (newest WAL segment)");
       for (const item of out.items) {
         const record = this.parse(walRecordSchema, item, "WAL record");
-        if (record.kind === "segment" && !isGenericWalName(record.name) && headSortKey(record) !== undefined) return record;
+        if (record.kind !== "segment" || isGenericWalName(record.name)) continue;
+        // A generic database's records written before `<stream>/<file>` names have PostgreSQL-like names but a
+        // position, not an LSN: its head is the stored item.
+        return isLsn(record.startLsn) ? record : undefined;
       }
       read += out.items.length;
       if (out.start === undefined) return undefined;

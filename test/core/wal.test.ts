@@ -5,6 +5,7 @@ import {
   assertSegmentSize,
   formatLsn,
   historyName,
+  isLsn,
   isWalFileName,
   lsnSortKey,
   lsnToSegno,
@@ -64,6 +65,13 @@ describe("WAL segment names with the default 16 MB segments", () => {
     // Assess
     expect(name).toBe("0000000100000016000000B3");
     expect(parseWalFileName(name).segno).toBe(0x16b3n);
+  });
+
+  it("tells an LSN from a generic record's decimal position", () => {
+    expect(isLsn("16/B374D848")).toBe(true);
+    expect(isLsn("0/0")).toBe(true);
+    expect(isLsn("8")).toBe(false);
+    expect(isLsn(undefined)).toBe(false);
   });
 
   it("reads the timeline as hexadecimal", () => {

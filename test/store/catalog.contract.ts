@@ -865,6 +865,18 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect(head?.lastArchivedAt).toBe("2025-01-01T00:03:00.000Z");
       });
 
+      it("is the stored head for a generic database whose records have PostgreSQL-like names and positions, not LSNs", async () => {
+        // Prepare: records as generic ingest wrote them before <stream>/<file> names (the stream in the vault key).
+        await catalog.recordWal(wal(segmentName(1, 8), { startLsn: "8", vaultKey: `db/${DB}/wal/wal/${segmentName(1, 8)}` }));
+        await catalog.advanceHead(DB, segmentName(1, 8), "2025-01-01T00:08:00.000Z#wal", "2025-01-01T00:08:00.000Z");
+
+        // Act
+        const head = await catalog.getHead(DB);
+
+        // Assess
+        expect(head).toEqual({ databaseId: DB, lastName: segmentName(1, 8), lastSortKey: "2025-01-01T00:08:00.000Z#wal", lastArchivedAt: "2025-01-01T00:08:00.000Z" });
+      });
+
       it("prefers the records to an older stored head", async () => {
         // Prepare
         await catalog.advanceHead(DB, segmentName(1, 1), "0000000100000001", "2025-01-01T00:00:00.000Z");
