@@ -792,8 +792,8 @@ export class DynamoCatalog implements Catalog {
 
   async getHead(databaseId: string): Promise<HeadRecord | undefined> {
     const newest = await this.newestPostgresSegment(databaseId);
-    const sortKey = newest === undefined ? undefined : headSortKey(newest);
-    if (newest && sortKey !== undefined) return { databaseId, lastName: newest.name, lastSortKey: sortKey, lastArchivedAt: newest.archivedAt };
+    // A segment with an LSN (newestPostgresSegment's rule) always has a head sort key.
+    if (newest) return { databaseId, lastName: newest.name, lastSortKey: headSortKey(newest)!, lastArchivedAt: newest.archivedAt };
     const item = await this.getItem(databasePk(databaseId), CATALOG_SORT_KEYS.head, "GetItem (head)");
     return item === undefined ? undefined : this.parse(headRecordSchema, item, "head");
   }

@@ -95,10 +95,10 @@ async function handleInto(bodyBuffer: (size: number) => Buffer, input: unknown):
     );
   }
   const location = { bucket: deps.vaultBucket, key, ...(obj.versionId ? { versionId: obj.versionId } : {}) };
-  const ingest = await validateWalObject(deps, { databaseId, db, parsed: { walName: name }, obj, location, vaultKey: key, recorded: "at-write", encodedSha256: stored });
+  const ingest = await validateWalObject(deps, { databaseId, db, parsed: { walName: name }, obj, location, vaultKey: key, decidedAtWrite: true, encodedSha256: stored });
   emitBacklog(ingest);
   const promoted: Promoted = { vaultBucket: deps.vaultBucket, vaultKey: key, ...(obj.versionId ? { versionId: obj.versionId } : {}), copied: false };
-  if (ingest.duplicate) return { ingest, promoted, outcome: "duplicate" };
+  // ingest.duplicate is false here (decidedAtWrite): the conditional write below decides.
   const recorded = await recordValidatedWal(deps, ingest, promoted);
   // Recorded meanwhile by another execution of the same bytes: nothing more to do here.
   return { ingest: recorded.outcome === "duplicate" ? { ...ingest, duplicate: true } : ingest, promoted, outcome: recorded.outcome };

@@ -73,15 +73,13 @@ export interface WalObjectToValidate {
   /** The vault key it is (or will be) kept at; default the plain key (Promote writes it). */
   vaultKey?: string;
   /**
-   * The catalog's record of this name, when the caller read it already (in
-   * parallel with the object): the duplicate-or-conflict decision uses it
-   * instead of reading again. Or "at-write": the caller records the file
-   * with recordValidatedWal next, whose conditional write makes that
-   * decision (a record of the same bytes: duplicate; of others:
-   * SegmentConflictError), so nothing is read here. Only for a PostgreSQL
-   * file name (the generic catalog name is known after the metadata is read).
+   * True when the caller records the file with recordValidatedWal next, whose
+   * conditional write makes the duplicate-or-conflict decision (a record of
+   * the same bytes: duplicate; of others: SegmentConflictError): the record
+   * is then not read here. Only for a PostgreSQL file name (the generic
+   * catalog name is known after the metadata is read).
    */
-  recorded?: { record: WalRecord | undefined } | "at-write";
+  decidedAtWrite?: true;
   /** SHA-256 of `obj.body`, when the caller hashed it already (the direct path checks it against the key). */
   encodedSha256?: string;
 }
@@ -157,10 +155,9 @@ export async function validateWalObject(deps: Deps, input: WalObjectToValidate):
  */
 const KEPT_ZSTD = new ZstdInto();
 
-/** The catalog's record of `name` as the duplicate-or-conflict decision before the write sees it (WalObjectToValidate.recorded). */
+/** The catalog's record of `name` as the duplicate-or-conflict decision before the write sees it (WalObjectToValidate.decidedAtWrite). */
 async function recordedBefore(deps: Deps, input: WalObjectToValidate, name: string): Promise<WalRecord | undefined> {
-  if (input.recorded === undefined || input.parsed.generic !== undefined) return deps.catalog.getWal(input.databaseId, name);
-  return input.recorded === "at-write" ? undefined : input.recorded.record;
+  return input.decidedAtWrite && input.parsed.generic === undefined ? undefined : deps.catalog.getWal(input.databaseId, name);
 }
 
 /**
