@@ -436,6 +436,7 @@ export async function snapshotPush(
       vaultBucket: cfg.vaultBucket,
       codec,
       chunks: previous?.known ?? new ChunkTable(),
+      ...(previous ? { knownPacks: previous.knownPacks } : {}),
       catalogEmpty,
       concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
       maxQueuedBytes: opts.maxQueuedBytes ?? (packing ? DEFAULT_PACKED_MAX_QUEUED_BYTES : DEFAULT_MAX_QUEUED_BYTES),
@@ -467,6 +468,11 @@ export async function snapshotPush(
     };
     // The pack names are known once the pipeline has finished: `meta` gets them then.
     const withPacks = <M extends SnapshotMeta>(m: M): M => (pipeline.packNames ? { ...m, packs: pipeline.packNames } : m);
+    // Paged manifests (format 2) name the packs reused chunks were found in (format 1's builder writes no pack).
+    const withReusedPacks = (m: SnapshotMeta): SnapshotMeta => {
+      const { names } = pipeline.reusedPacks();
+      return names.length === 0 ? m : { ...m, reusedPacks: names };
+    };
     let pgSummary: SnapshotPushResult["postgres"];
     /** The direct source: where PostgreSQL marks the stop segment archived (the wait below watches it). */
     let stopSegment: { archiveStatus: string; name: string } | undefined;
@@ -515,7 +521,7 @@ export async function snapshotPush(
     if (spool) {
       const from = spool;
       uploaded = await uploadPagedManifest(clients.store, cfg.incomingBucket, {
-        fields: manifestFieldsOf(meta),
+        fields: manifestFieldsOf(withReusedPacks(meta)),
         write: (writer, emit) => from.writeTo(writer, (sha256, size) => pipeline.settled(sha256, size), emit),
         distinct: () => pipeline.distinct(),
         ...(opts.manifestPageLimits === undefined ? {} : { pageLimits: opts.manifestPageLimits }),
@@ -620,6 +626,8 @@ interface Previous {
   /** The previous manifest's chunks (not seen): the push's chunk table starts from them. */
   known: ChunkTable;
   knownCount: number;
+  /** Names of the packs the previous manifest places its chunks in, by the number `known` gives them (ChunkTableEntry.pack). */
+  knownPacks: string[];
 }
 
 /**
@@ -648,8 +656,8 @@ async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warn
       warnings.push(`${what} does not match the SHA-256 the catalog recorded; not used for dedup`);
       return undefined;
     }
-    const known = await previousChunks(clients, cfg, latest, body);
-    return { snapshotId: latest.snapshotId, known, knownCount: known.size };
+    const { known, knownPacks } = await previousChunks(clients, cfg, latest, body);
+    return { snapshotId: latest.snapshotId, known, knownCount: known.size, knownPacks };
   } catch (e) {
     if (e instanceof ServiceUnavailableError) throw e;
     warnings.push(`${what} is unusable (${describeError(e)}); every chunk is looked up in the catalog instead`);
@@ -657,8 +665,13 @@ async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warn
   }
 }
 
-/** The distinct chunks of a previous manifest (its verified bytes `body`): format 1 parsed whole, format 2 a page at a time. */
-async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: SnapshotRecord, body: Buffer): Promise<ChunkTable> {
+/**
+ * The distinct chunks of a previous manifest (its verified bytes `body`):
+ * format 1 parsed whole, format 2 a page at a time; with the pack the
+ * manifest places each in (its `pack` or `reusedPack`), numbered by their
+ * place in `knownPacks`.
+ */
+async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: SnapshotRecord, body: Buffer): Promise<{ known: ChunkTable; knownPacks: string[] }> {
   const ids = { databaseId: cfg.databaseId, snapshotId: latest.snapshotId };
   const vault = new StoreManifestObjects(clients.store, cfg.vaultBucket);
   // The header read and checked above is the one whose pages are read.
@@ -666,10 +679,26 @@ async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: Sn
   const opened = await openManifest(objects, latest.manifestKey, ids);
   if (!opened) throw new InvalidInputError(`manifest ${latest.manifestKey} is missing`);
   const known = new ChunkTable();
+  const { packs, reusedPacks } = opened.header;
+  const knownPacks: string[] = [];
+  const numbers = new Map<string, number>();
+  const numberOf = (name: string | undefined): number | undefined => {
+    if (name === undefined) return undefined;
+    let n = numbers.get(name);
+    if (n === undefined) {
+      n = knownPacks.push(name) - 1;
+      numbers.set(name, n);
+    }
+    return n;
+  };
   for (let i = 0; i < opened.pageCount; i++) {
-    for (const c of (await opened.page(i)).chunks) known.set(c.sha256, { size: c.size, storedSize: c.storedSize, codec: c.codec, isNew: false, seen: false });
+    for (const c of (await opened.page(i)).chunks) {
+      // A page names the pack on its first reference to a chunk: one on a later page without it keeps what an earlier one said.
+      const pack = numberOf(c.pack !== undefined ? packs?.[c.pack] : c.reusedPack !== undefined ? reusedPacks?.[c.reusedPack] : undefined) ?? known.get(c.sha256)?.pack;
+      known.set(c.sha256, { size: c.size, storedSize: c.storedSize, codec: c.codec, isNew: false, seen: false, ...(pack === undefined ? {} : { pack }) });
+    }
   }
-  return known;
+  return { known, knownPacks };
 }
 
 // ---------------------------------------------------------------------------
@@ -679,7 +708,12 @@ interface ChunkResult {
   storedSize: number;
   codec: CodecName;
   isNew: boolean;
-  /** Packed: the sequence number of the pack it went into (its index in packNames; settled() turns it into its place in the manifest's sorted `packs`). */
+  /**
+   * Packed: a new chunk's pack, by the sequence number of the pack it went
+   * into (its index in packNames; settled() turns it into its place in the
+   * manifest's sorted `packs`); a reused one's, by its known pack number
+   * (settled() turns it into its place in `reusedPacks`).
+   */
   pack?: number;
 }
 
@@ -728,6 +762,8 @@ interface PipelineDeps {
   codec: Codec;
   /** The previous manifest's chunks (not seen); the pipeline adds every chunk of this push as it settles. */
   chunks: ChunkTable;
+  /** Names of the packs of earlier pushes `chunks` places chunks in, by their number there (Previous.knownPacks); the pipeline adds those it finds in catalog records. */
+  knownPacks?: string[];
   /** The catalog had no chunk of this database when the push began: every chunk this push has not met is new, none is looked up. */
   catalogEmpty: boolean;
   concurrency: number;
@@ -775,6 +811,11 @@ class ChunkPipeline {
   private packsUploaded = 0;
   /** After finish(): each pack's place in the sorted list of packNames, by sequence number. */
   private packPlaces: number[] | undefined;
+  /** Packs of earlier pushes holding chunks of this one, by number (ChunkTableEntry.pack of a chunk not new), and the number of each name. */
+  private readonly knownPacks: string[];
+  private readonly knownPackNumbers = new Map<string, number>();
+  /** After finish(): the sorted names of the known packs holding chunks this push references, and each one's place there by number. */
+  private reused: { names: string[]; places: Map<number, number> } | undefined;
   private readonly builder: PackBuilder | undefined;
   /** Buffers of uploaded packs, reused for the next ones: memory is (uploads + 1) packs, whatever the garbage collector does. */
   private readonly packPool: Buffer[] = [];
@@ -788,6 +829,8 @@ class ChunkPipeline {
       throw new InvalidInputError(`lookup batch size must be between 1 and 10000, got ${d.lookupBatchSize}`);
     }
     this.uploads = new Limiter(d.concurrency);
+    this.knownPacks = d.knownPacks ?? [];
+    this.knownPacks.forEach((name, n) => this.knownPackNumbers.set(name, n));
     this.maxBatchBytes = Math.max(1, Math.floor(d.maxQueuedBytes / 4));
     if (d.packs) {
       const { uploads, targetSize } = d.packs;
@@ -862,11 +905,38 @@ class ChunkPipeline {
     const r = this.d.chunks.get(sha256);
     if (!r?.seen || r.size !== size) throw new Error(`internal error: chunk ${sha256} (${size} bytes) was never settled`);
     const { storedSize, codec, isNew, pack } = r;
-    if (!isNew) return { sha256, size, storedSize, codec };
+    if (!isNew) {
+      const place = pack === undefined ? undefined : this.reusedPacks().places.get(pack);
+      return { sha256, size, storedSize, codec, ...(place === undefined ? {} : { reusedPack: place }) };
+    }
     if (pack === undefined) return { sha256, size, storedSize, codec, new: true };
     // The manifest lists the packs sorted (core/snapshot.ts): a chunk names its pack's place there.
     this.packPlaces ??= sortedPlaces(this.packNames!);
     return { sha256, size, storedSize, codec, new: true, pack: this.packPlaces[pack]! };
+  }
+
+  /**
+   * After finish(): the packs of earlier pushes the reused chunks of this
+   * push were found in (the previous manifest's, or the catalog's records),
+   * as the manifest's `reusedPacks` lists them (sorted), and each one's place
+   * there by its number.
+   */
+  reusedPacks(): { names: string[]; places: Map<number, number> } {
+    if (this.reused === undefined) {
+      const numbers = [...this.d.chunks.seenReusedPacks()].sort((a, b) => (this.knownPacks[a]! < this.knownPacks[b]! ? -1 : this.knownPacks[a]! > this.knownPacks[b]! ? 1 : 0));
+      this.reused = { names: numbers.map((n) => this.knownPacks[n]!), places: new Map(numbers.map((n, place) => [n, place])) };
+    }
+    return this.reused;
+  }
+
+  /** A known pack's number, numbering it when it is new. */
+  private knownPackNumber(name: string): number {
+    let n = this.knownPackNumbers.get(name);
+    if (n === undefined) {
+      n = this.knownPacks.push(name) - 1;
+      this.knownPackNumbers.set(name, n);
+    }
+    return n;
   }
 
   /** After finish(): the distinct chunks of this push and their stored bytes (the manifest's uniqueChunks and storedBytes). */
@@ -981,7 +1051,9 @@ class ChunkPipeline {
       if (r.size !== slot.size) {
         throw new InvalidInputError(`the catalog records chunk ${slot.sha256} as ${r.size} bytes; this push read ${slot.size} bytes with that SHA-256`);
       }
-      this.settleChunk(slot, { storedSize: r.storedSize, codec: r.codec, isNew: false });
+      // A record in a pack names it (vaultKey, with the chunk's offset in it): where this manifest says the chunk is.
+      const pack = r.offset === undefined ? undefined : this.knownPackNumber(r.vaultKey.slice(r.vaultKey.lastIndexOf("/") + 1));
+      this.settleChunk(slot, { storedSize: r.storedSize, codec: r.codec, isNew: false, ...(pack === undefined ? {} : { pack }) });
       this.d.stats.reusedBytes += slot.size;
       this.release(slot);
     }

@@ -19,7 +19,13 @@ export interface ChunkTableEntry {
   isNew: boolean;
   /** Referenced by this push (a chunk only the previous manifest holds is not). */
   seen: boolean;
-  /** A new chunk of a packed push: the sequence number of the pack it went into (packs in the order they were sealed). */
+  /**
+   * The pack it is in, as the caller numbers packs: for a new chunk of a
+   * packed push, the sequence number of the pack it went into (packs in the
+   * order they were sealed); for another, the number the caller gave the
+   * pack it found the chunk in (agent/snapshot-push.ts: its list of packs
+   * of earlier pushes).
+   */
   pack?: number;
 }
 
@@ -77,6 +83,16 @@ export class ChunkTable {
     const e: ChunkTableEntry = { size: this.sizes[i]!, storedSize: this.stored[i]!, codec: CODEC_NAMES[(m & CODEC_MASK) - 1]!, isNew: (m & NEW) !== 0, seen: (m & SEEN) !== 0 };
     if (this.packs[i] !== 0) e.pack = this.packs[i]! - 1;
     return e;
+  }
+
+  /** The distinct `pack` numbers of the chunks referenced by this push that it did not upload (seen, not new). */
+  seenReusedPacks(): Set<number> {
+    const out = new Set<number>();
+    for (let i = 0; i < this.capacity; i++) {
+      const m = this.meta[i]!;
+      if (m !== 0 && (m & SEEN) !== 0 && (m & NEW) === 0 && this.packs[i] !== 0) out.add(this.packs[i]! - 1);
+    }
+    return out;
   }
 
   /** Calls `fn` with the first two 32-bit words (native byte order) of every digest held: what a KnownFilter keeps. */

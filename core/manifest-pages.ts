@@ -55,6 +55,7 @@ import {
   checkFileEnd,
   checkManifestHeader,
   checkPacks,
+  checkReusedPacks,
   checkPostgresFiles,
   checkSafeTotals,
   mergeSameChunk,
@@ -515,7 +516,7 @@ export function validatePage(header: PagedManifestHeader, state: PagedValidation
         s.open = { ...fields, blocks: chunking === "blocks", part: 0, count: 0, sum: 0, field: at };
       }
     }
-    if (e.type === "file") addChunks(s, e.chunks, at, { blockSize, maxChunkSize: header.chunker.maxSize, packs: header.packs?.length });
+    if (e.type === "file") addChunks(s, e.chunks, at, { blockSize, maxChunkSize: header.chunker.maxSize, packs: header.packs?.length, reusedPacks: header.reusedPacks?.length });
   });
   for (const c of validated.chunks) {
     if (!c.new) continue;
@@ -574,7 +575,12 @@ function enterPath(s: PagedValidationState, e: PageEntry, at: string): void {
   s.last = { path: e.path, type: e.type };
 }
 
-function addChunks(s: PagedValidationState, chunks: readonly ChunkRecord[], at: string, cut: { blockSize: number | undefined; maxChunkSize: number; packs: number | undefined }): void {
+function addChunks(
+  s: PagedValidationState,
+  chunks: readonly ChunkRecord[],
+  at: string,
+  cut: { blockSize: number | undefined; maxChunkSize: number; packs: number | undefined; reusedPacks: number | undefined },
+): void {
   const o = s.open!;
   chunks.forEach((c, j) => {
     const field = `${at}.chunks[${j}]`;
@@ -606,6 +612,7 @@ export function finishPagedValidation(header: PagedManifestHeader, state: PagedV
   }
   if (header.kind === "postgres") checkPostgresFiles(header.postgres, (path) => s.required[path]);
   if (header.packs !== undefined) checkPacks(header.packs, s.totals.newChunks);
+  if (header.reusedPacks !== undefined) checkReusedPacks(header.reusedPacks);
 }
 
 /** The manifest format of parsed manifest.json content: 2 for a paged header, else 1 (validateManifest judges it). */

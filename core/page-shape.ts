@@ -28,7 +28,7 @@ const PAGE_KEYS = new Set(["formatVersion", "databaseId", "snapshotId", "page", 
 const FILE_KEYS = new Set(["path", "type", "mode", "mtime", "size", "sha256", "chunking", "chunks", "part"]);
 const DIRECTORY_KEYS = new Set(["path", "type", "mode", "mtime"]);
 const SYMLINK_KEYS = new Set(["path", "type", "mtime", "linkTarget"]);
-const CHUNK_KEYS = new Set(["sha256", "size", "storedSize", "codec", "new", "pack"]);
+const CHUNK_KEYS = new Set(["sha256", "size", "storedSize", "codec", "new", "pack", "reusedPack"]);
 
 type Json = Record<string, unknown>;
 
@@ -66,7 +66,8 @@ function isChunk(c: unknown): boolean {
   if (!isObject(c) || !onlyKeys(c, CHUNK_KEYS)) return false;
   if (!isSha256(c["sha256"]) || !isPositive(c["size"]) || !isPositive(c["storedSize"]) || !CODECS.has(c["codec"])) return false;
   if ("new" in c && c["new"] !== true) return false;
-  return !("pack" in c) || isCount(c["pack"]);
+  if ("pack" in c && !isCount(c["pack"])) return false;
+  return !("reusedPack" in c) || isCount(c["reusedPack"]);
 }
 
 /** pageEntrySchema: a file (pagedFileEntrySchema), a directory or a symlink. */

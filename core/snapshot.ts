@@ -41,9 +41,16 @@
  *    exactly the chunks flagged `new`, so there are at most `newChunks` of
  *    them and at least one when any chunk is new. Ingest promotes them pack
  *    by pack without listing. Absent: the push uploaded one object per new
- *    chunk (`incoming/db/<id>/chunks/<sha256>`), as before packs. Chunk
- *    records do not say where a chunk is stored: the catalog does (a chunk
- *    may move from pack to pack without its manifests changing).
+ *    chunk (`incoming/db/<id>/chunks/<sha256>`), as before packs. Where a
+ *    chunk is stored is the catalog's to say (a chunk may move from pack to
+ *    pack without its manifests changing); a chunk reference may name the
+ *    pack it was in when the push wrote the manifest, as a hint readers
+ *    look at first: `pack` for a new chunk, `reusedPack` for a reused one.
+ *  - `reusedPacks` (optional): the names of the packs of earlier pushes the
+ *    push found its reused chunks in (the previous manifest's, or the
+ *    catalog's records), sorted and unique; a reused chunk's `reusedPack`
+ *    indexes them. Absent: written before 2026-12-06, or nothing reused was
+ *    in a pack.
  *  - `files`: one entry per directory, regular file and symlink under the
  *    snapshot root (the root itself is not an entry). Paths are relative
  *    POSIX paths (see `pathProblem`), unique, and every entry's parent is a
@@ -299,6 +306,15 @@ export const chunkRecordSchema = z
      * "Checked against the pack"). Absent: the record is read.
      */
     pack: z.number().int().nonnegative().optional(),
+    /**
+     * A chunk this push did not upload: the index in the manifest's
+     * `reusedPacks` of the pack the push found it in (the previous
+     * manifest's pack for it, or its catalog record's). Where a reader looks
+     * first; the catalog's record stays the authority, so a chunk since
+     * repacked or swept is found there (docs/packs.md, "Chunk references
+     * that name their pack").
+     */
+    reusedPack: z.number().int().nonnegative().optional(),
   })
   .strict();
 
@@ -417,6 +433,8 @@ export const manifestCommonFields = {
   codec: codecSchema,
   /** Pack objects this push uploaded (core/pack.ts names), sorted and unique; absent: one object per new chunk. */
   packs: z.array(sha256Schema).optional(),
+  /** Packs of earlier pushes holding this manifest's reused chunks, as the push found them, sorted and unique (a reused chunk's `reusedPack` indexes them). */
+  reusedPacks: z.array(sha256Schema).optional(),
 };
 const tail = { totals: snapshotTotalsSchema, files: z.array(fileEntrySchema) };
 
@@ -491,6 +509,8 @@ export interface UniqueChunk {
   new: boolean;
   /** The index in the manifest's `packs` of the pack it was uploaded in, when the manifest says. */
   pack?: number;
+  /** A reused chunk: the index in the manifest's `reusedPacks` of the pack the push found it in, when the manifest says. */
+  reusedPack?: number;
 }
 
 export interface ValidatedManifest {
@@ -530,7 +550,7 @@ interface Analysis {
  * chunks (sizes add up, a repeated SHA-256 always has the same size, stored
  * size and codec), and computes the totals.
  */
-function analyseFiles(files: readonly FileEntry[], maxChunkSize: number, blockSize: number | undefined, packs: number | undefined): Analysis {
+function analyseFiles(files: readonly FileEntry[], maxChunkSize: number, blockSize: number | undefined, packs: number | undefined, reusedPacks: number | undefined): Analysis {
   const index = new Map<string, number>();
   files.forEach((e, i) => {
     const first = index.get(e.path);
@@ -588,7 +608,7 @@ function analyseFiles(files: readonly FileEntry[], maxChunkSize: number, blockSi
     let sum = 0;
     e.chunks.forEach((c, j) => {
       const cat = `${at}.chunks[${j}]`;
-      checkChunkRecord(c, cat, e.path, j, { blocks, blockSize, maxChunkSize, last: j === e.chunks.length - 1, packs });
+      checkChunkRecord(c, cat, e.path, j, { blocks, blockSize, maxChunkSize, last: j === e.chunks.length - 1, packs, reusedPacks });
       const prior = unique.get(c.sha256);
       if (prior === undefined) unique.set(c.sha256, uniqueChunkOf(c));
       else mergeSameChunk(c, prior, cat);
@@ -629,6 +649,8 @@ export interface ChunkCut {
   last: boolean;
   /** How many packs the manifest lists (undefined: none, so no chunk may name one). */
   packs: number | undefined;
+  /** How many reused packs the manifest lists (undefined: none, so no chunk may name one). */
+  reusedPacks: number | undefined;
 }
 
 /** The rules one chunk record (chunk `j` of `path`, at field `cat`) obeys on its own: its size for how its file is cut, and codec none stores it raw. */
@@ -651,12 +673,20 @@ export function checkChunkRecord(c: ChunkRecord, cat: string, path: string, j: n
     if (cut.packs === undefined) throw invalid(`${cat}.pack`, `chunk ${c.sha256} names pack ${c.pack}, but the manifest lists no packs`);
     if (c.pack >= cut.packs) throw invalid(`${cat}.pack`, `chunk ${c.sha256} names pack ${c.pack}, but the manifest lists ${cut.packs} pack(s)`);
   }
+  if (c.reusedPack !== undefined) {
+    if (c.new === true) throw invalid(`${cat}.reusedPack`, `chunk ${c.sha256} is flagged new but names a reused pack: a new chunk is in a pack of this push`);
+    if (cut.reusedPacks === undefined) throw invalid(`${cat}.reusedPack`, `chunk ${c.sha256} names reused pack ${c.reusedPack}, but the manifest lists no reused packs`);
+    if (c.reusedPack >= cut.reusedPacks) {
+      throw invalid(`${cat}.reusedPack`, `chunk ${c.sha256} names reused pack ${c.reusedPack}, but the manifest lists ${cut.reusedPacks} reused pack(s)`);
+    }
+  }
 }
 
 /** A manifest's chunk reference as the first of its distinct chunk. */
 export function uniqueChunkOf(c: ChunkRecord): UniqueChunk {
   const u: UniqueChunk = { sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, new: c.new === true };
   if (c.pack !== undefined) u.pack = c.pack;
+  if (c.reusedPack !== undefined) u.reusedPack = c.reusedPack;
   return u;
 }
 
@@ -665,10 +695,14 @@ export function mergeSameChunk(c: ChunkRecord, prior: UniqueChunk, cat: string):
   checkSameChunk(c, prior, cat);
   if (c.new === true) prior.new = true;
   if (c.pack !== undefined) prior.pack ??= c.pack;
+  if (c.reusedPack !== undefined) prior.reusedPack ??= c.reusedPack;
+  if (prior.new && prior.reusedPack !== undefined) {
+    throw invalid(`${cat}.reusedPack`, `chunk ${c.sha256} is flagged new on one reference and names a reused pack on another: a new chunk is in a pack of this push`);
+  }
 }
 
 /** A chunk recorded twice has the same size, stored size and codec both times. */
-export function checkSameChunk(c: ChunkRecord, prior: Pick<ChunkRecord, "size" | "storedSize" | "codec" | "pack">, cat: string): void {
+export function checkSameChunk(c: ChunkRecord, prior: Pick<ChunkRecord, "size" | "storedSize" | "codec" | "pack" | "reusedPack">, cat: string): void {
   if (prior.size !== c.size || prior.storedSize !== c.storedSize || prior.codec !== c.codec) {
     throw invalid(
       cat,
@@ -678,6 +712,9 @@ export function checkSameChunk(c: ChunkRecord, prior: Pick<ChunkRecord, "size" |
   }
   if (c.pack !== undefined && prior.pack !== undefined && c.pack !== prior.pack) {
     throw invalid(`${cat}.pack`, `chunk ${c.sha256} is in pack ${c.pack} here but in pack ${prior.pack} elsewhere`);
+  }
+  if (c.reusedPack !== undefined && prior.reusedPack !== undefined && c.reusedPack !== prior.reusedPack) {
+    throw invalid(`${cat}.reusedPack`, `chunk ${c.sha256} is in reused pack ${c.reusedPack} here but in reused pack ${prior.reusedPack} elsewhere`);
   }
 }
 
@@ -809,6 +846,15 @@ export function checkPacks(packs: readonly string[], newChunks: number): void {
   }
 }
 
+/** `reusedPacks`: each name once (which chunks name them is checked per reference). */
+export function checkReusedPacks(reusedPacks: readonly string[]): void {
+  const seen = new Set<string>();
+  reusedPacks.forEach((name, i) => {
+    if (seen.has(name)) throw invalid(`reusedPacks[${i}]`, `pack ${name} is listed twice`);
+    seen.add(name);
+  });
+}
+
 /** A generic stream's WAL directory relative to the snapshot root ("." for the root itself). */
 export function streamDirOf(s: GenericSnapshotFields["streams"][number]): string {
   return s.dir ?? posix.dirname(s.lastSegment!);
@@ -827,10 +873,11 @@ export function validateManifest(input: unknown, expect: ManifestExpectations = 
   if (!parsed.success) throw schemaError(parsed.error);
   const m = parsed.data;
   checkManifestHeader(m, expect);
-  const analysis = analyseFiles(m.files, m.chunker.maxSize, m.blocks?.blockSize, m.packs?.length);
+  const analysis = analyseFiles(m.files, m.chunker.maxSize, m.blocks?.blockSize, m.packs?.length, m.reusedPacks?.length);
   if (m.kind === "postgres") checkPostgresFiles(m.postgres, (path) => analysis.byPath.get(path)?.type);
   checkTotals(m.totals, analysis.totals, Object.keys(analysis.totals) as Array<keyof SnapshotTotals>);
   if (m.packs !== undefined) checkPacks(m.packs, analysis.totals.newChunks);
+  if (m.reusedPacks !== undefined) checkReusedPacks(m.reusedPacks);
   return { manifest: m, chunks: analysis.chunks };
 }
 
@@ -945,6 +992,8 @@ interface MetaCommon {
   codec?: CodecName;
   /** Names of the packs the push uploaded (written sorted and unique); absent: one object per new chunk. */
   packs?: readonly string[];
+  /** Names of the packs holding the reused chunks, as the push found them (written sorted and unique; chunk references index that order). */
+  reusedPacks?: readonly string[];
 }
 
 export type SnapshotMeta =
@@ -992,6 +1041,7 @@ export function manifestFieldsOf(meta: SnapshotMeta): ManifestFields {
     ...(meta.blocks === undefined ? {} : { blocks: { algorithm: meta.blocks.algorithm, blockSize: meta.blocks.blockSize } }),
     codec: meta.codec ?? DEFAULT_CODEC,
     ...(meta.packs === undefined ? {} : { packs: [...new Set(meta.packs)].sort() }),
+    ...(meta.reusedPacks === undefined ? {} : { reusedPacks: [...new Set(meta.reusedPacks)].sort() }),
   };
   return meta.kind === "postgres" ? { ...common, kind: "postgres", ...times, postgres: meta.postgres } : { ...common, kind: "generic", ...times, generic: meta.generic };
 }
@@ -1076,7 +1126,7 @@ export class SnapshotBuilder {
       });
     }
     const files = [...this.entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    const { totals } = analyseFiles(files, Number.MAX_SAFE_INTEGER, meta.blocks?.blockSize, undefined);
+    const { totals } = analyseFiles(files, Number.MAX_SAFE_INTEGER, meta.blocks?.blockSize, undefined, undefined);
     const manifest = { formatVersion: SNAPSHOT_FORMAT_VERSION, ...manifestFieldsOf(meta), totals, files } as SnapshotManifest;
     validateManifest(manifest);
     return manifest;
@@ -1163,7 +1213,7 @@ export interface RestoreChunk {
   codec: CodecName;
   /** Its vault key. */
   key: string;
-  /** The pack a packed push put it in when it was new (the manifest's `pack`, by name): where a restore looks first, the catalog's record deciding when the pack no longer holds it. */
+  /** The pack the manifest names for it (a new chunk's `pack`, a reused one's `reusedPack`), by name: where a restore looks first, the catalog's record deciding when the pack no longer holds it. */
   pack?: string;
 }
 
@@ -1250,10 +1300,18 @@ export function restoreLayout(manifest: SnapshotManifest, targetDir: string): Re
  * restoreLayout): mkdir, writeFile (its chunks from `offset` on: a file
  * continued from a page before starts where that part ended) or symlink.
  * For readers that lay a snapshot out a page at a time (agent/restore.ts).
- * `packs`: the manifest's pack names, so that a new chunk's `pack` (an index
- * into them) reaches the restore as the pack's name.
+ * `packs` and `reusedPacks`: the manifest's lists, so that a new chunk's
+ * `pack` and a reused chunk's `reusedPack` (indexes into them) reach the
+ * restore as the pack's name.
  */
-export function entryLayout(e: FileEntry, targetDir: string, databaseId: string, offset: number, packs?: readonly string[]): RestoreOperation {
+export function entryLayout(
+  e: FileEntry,
+  targetDir: string,
+  databaseId: string,
+  offset: number,
+  packs?: readonly string[],
+  reusedPacks?: readonly string[],
+): RestoreOperation {
   const base = restoreTarget(targetDir);
   const where = { path: resolveUnder(base, e.path), relativePath: e.path };
   if (e.type === "directory") return { op: "mkdir", ...where, mode: RESTORE_DIR_MODE };
@@ -1265,7 +1323,7 @@ export function entryLayout(e: FileEntry, targetDir: string, databaseId: string,
   let at = offset;
   const chunks = e.chunks.map((c) => {
     const rc: RestoreChunk = { offset: at, sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, key: vaultChunkKey(databaseId, c.sha256) };
-    const pack = c.pack === undefined ? undefined : packs?.[c.pack];
+    const pack = c.pack !== undefined ? packs?.[c.pack] : c.reusedPack !== undefined ? reusedPacks?.[c.reusedPack] : undefined;
     if (pack !== undefined) rc.pack = pack;
     at += c.size;
     return rc;

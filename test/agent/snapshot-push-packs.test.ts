@@ -107,6 +107,8 @@ describe("WALVAULT_PACKS", () => {
 describe("a packed snapshot push", () => {
   let dir: string;
   let first: SnapshotPushResult;
+  /** The same tree pushed again (set by its test). */
+  let secondPush: SnapshotPushResult;
 
   beforeAll(async () => {
     dir = makeTree("tree", 45, 600);
@@ -202,6 +204,28 @@ describe("a packed snapshot push", () => {
     expect(second.packs).toEqual({ uploaded: 0, bytes: 0, names: [] });
     expect((await manifestOf(second)).packs).toEqual([]);
     expect(second.outcome).toBe("recorded");
+    secondPush = second;
+  }, 180_000);
+
+  it("names, for every chunk it reused, the pack the previous manifest placed it in, and restores from them without one chunk record", async () => {
+    // Prepare
+    const before = await manifestOf(first);
+    const packOf = new Map<string, string>();
+    for (const f of before.files) if (f.type === "file") for (const c of f.chunks) if (c.pack !== undefined) packOf.set(c.sha256, before.packs![c.pack]!);
+    const m = await manifestOf(secondPush);
+    const to = join(work, "restored-second");
+    const { proxy: catalog, calls } = recordingCalls(clients.catalog, ["getChunks", "getPack"]);
+    // Act
+    const named = m.files.flatMap((f) => (f.type === "file" ? f.chunks.map((c) => [c.sha256, c.reusedPack === undefined ? undefined : m.reusedPacks?.[c.reusedPack]] as const) : []));
+    await restore({ ...clients, catalog }, { ...stack.config }, { databaseId: GEN, target: { kind: "snapshot", id: secondPush.snapshotId }, toDir: to, durable: false });
+    // Assess
+    expect(m.reusedPacks).toEqual([...first.packs!.names].sort());
+    expect(named.length).toBe(first.totals.chunks);
+    for (const [sha, pack] of named) expect(pack, sha).toBe(packOf.get(sha));
+    expect(fileHashes(to)).toEqual(fileHashes(dir));
+    expect(calls.getChunks.flatMap((c) => c[1] as string[])).toEqual([]);
+    expect(new Set(calls.getPack.map((c) => c[1]))).toEqual(new Set(first.packs!.names));
+    rmSync(to, { recursive: true, force: true });
   }, 180_000);
 
   it("chunks the catalog has but the previous manifest lacks are taken from their catalog records, not HEADs nor uploads", async () => {
@@ -219,6 +243,13 @@ describe("a packed snapshot push", () => {
     expect(again.totals.storedBytes).toBe(first.totals.storedBytes);
     expect(again.packs!.uploaded).toBe(0);
     expect(again.outcome).toBe("recorded");
+    // Each reused chunk names the pack its catalog record (or, for the WAL file, the previous manifest) placed it in.
+    const m = await manifestOf(again);
+    const records = new Map((await clients.catalog.getChunks(GEN, m.files.flatMap((f) => (f.type === "file" ? f.chunks.map((c) => c.sha256) : [])))).map((r) => [r.sha256, r.vaultKey]));
+    for (const f of m.files) {
+      if (f.type !== "file") continue;
+      for (const c of f.chunks) expect(`db/${GEN}/packs/${m.reusedPacks![c.reusedPack!]}`, c.sha256).toBe(records.get(c.sha256));
+    }
   }, 240_000);
 });
 
@@ -266,6 +297,13 @@ describe("a database's first push", () => {
     expect(again.totals.newChunks).toBe(0);
     expect(again.packs!.uploaded).toBe(0);
     expect(again.outcome).toBe("recorded");
+    // Each reused chunk names the pack its catalog record placed it in.
+    const m = await manifestOf(again);
+    const records = new Map((await clients.catalog.getChunks(FIRST, m.files.flatMap((f) => (f.type === "file" ? f.chunks.map((c) => c.sha256) : [])))).map((r) => [r.sha256, r.vaultKey]));
+    for (const f of m.files) {
+      if (f.type !== "file") continue;
+      for (const c of f.chunks) expect(`db/${FIRST}/packs/${m.reusedPacks![c.reusedPack!]}`, c.sha256).toBe(records.get(c.sha256));
+    }
   }, 240_000);
 });
 

@@ -64,6 +64,23 @@ describe("ChunkTable", () => {
     expect(table.seenTotals()).toEqual({ chunks: seen.length, storedBytes: seen.reduce((a, e) => a + e.storedSize, 0) });
   });
 
+  it("seenReusedPacks gives the packs of the chunks seen and not new, each once, and none of unseen, new or pack-less ones", () => {
+    // Prepare
+    const t = new ChunkTable();
+    const d = (i: number): string => createHash("sha256").update(`reused-${i}`).digest("hex");
+    t.set(d(1), { size: 1, storedSize: 1, codec: "zstd", isNew: false, seen: false, pack: 7 }); // previous manifest, seen below
+    t.set(d(2), { size: 1, storedSize: 1, codec: "zstd", isNew: false, seen: false, pack: 7 }); // seen below: same pack
+    t.set(d(3), { size: 1, storedSize: 1, codec: "zstd", isNew: false, seen: false, pack: 9 }); // never seen
+    t.set(d(4), { size: 1, storedSize: 1, codec: "zstd", isNew: true, seen: true, pack: 2 }); // new: a pack of this push
+    t.set(d(5), { size: 1, storedSize: 1, codec: "zstd", isNew: false, seen: true, pack: 0 }); // from a catalog record
+    t.set(d(6), { size: 1, storedSize: 1, codec: "zstd", isNew: false, seen: true }); // no pack known
+    // Act
+    t.markSeen(d(1));
+    t.markSeen(d(2));
+    // Assess
+    expect([...t.seenReusedPacks()].sort()).toEqual([0, 7]);
+  });
+
   it("tells apart digests that share their first 32 bits (one probe chain)", () => {
     // Prepare
     const a = "00000001" + "a".repeat(56);

@@ -326,6 +326,69 @@ describe("a new chunk's pack", () => {
   });
 });
 
+describe("a reused chunk's pack", () => {
+  /** data/f of five references, 2 a page: r (reused, found in reused pack 1) four times around n (new, in pack 0). */
+  function reusedPages(): Paged {
+    const b = new SnapshotBuilder();
+    b.addDirectory("data", 0o700, MTIME);
+    const m: SnapshotManifest = { ...genericOf(b), packs: [sha("p0")], reusedPacks: [sha("q0"), sha("q1")] };
+    const r = { sha256: sha("r"), size: 100, storedSize: 20, codec: "zstd" as const, reusedPack: 1 };
+    const n = { sha256: sha("n"), size: 100, storedSize: 30, codec: "zstd" as const, new: true as const, pack: 0 };
+    const writer = new ManifestPageWriter(m, { chunks: 2, bytes: 1024 * 1024 });
+    const pages: WrittenPage[] = [...writer.add(m.files[0]!)];
+    pages.push(...writer.startFile({ path: "data/f", type: "file", mode: 0o600, mtime: MTIME.toISOString(), size: 500, sha256: sha("whole"), chunks: [] }));
+    pages.push(...writer.addChunks([r, r, n, r, r]), ...writer.finish());
+    const header = pagedHeaderOf(m, pages.map((p) => p.ref));
+    header.totals = { ...header.totals, ...writer.totals, files: 1, logicalBytes: 500, uniqueChunks: 2, storedBytes: 50 };
+    return { header, texts: pages.map((p) => p.text) };
+  }
+
+  it("is written on every reference of the chunk, and the pages validate and read it back", () => {
+    // Act
+    const p = reusedPages();
+    // Assess
+    const refs = p.texts.map((t) =>
+      (JSON.parse(t) as { entries: PageEntry[] }).entries.flatMap((e) => (e.type === "file" ? e.chunks.map((c) => `${c.sha256 === sha("r") ? "r" : "n"}${c.reusedPack ?? ""}`) : [])),
+    );
+    expect(refs).toEqual([["r1", "r1"], ["n", "r1"], ["r1"]]);
+    expect(() => validateAll(p)).not.toThrow();
+    expect(parsePage(p.header, 1, bytesOf(p.texts[1]!)).chunks.map((c) => [c.sha256 === sha("r") ? "r" : "n", c.reusedPack, c.pack])).toEqual([
+      ["n", undefined, 0],
+      ["r", 1, undefined],
+    ]);
+  });
+
+  it("is refused on a chunk flagged new, past the manifest's reused packs, in a manifest without them, differing between references, or listed twice", () => {
+    // Prepare
+    const p = reusedPages();
+    const setChunk = (page: number, j: number, change: Record<string, unknown>): Paged =>
+      resign(p, page, (pg) => {
+        const f = pg.entries.find((e) => Array.isArray(e.chunks))!;
+        Object.assign((f.chunks as Array<Record<string, unknown>>)[j]!, change);
+      });
+    const without = structuredClone(p);
+    delete without.header.reusedPacks;
+    const twice = structuredClone(p);
+    twice.header.reusedPacks = [sha("q0"), sha("q0")];
+    // Act
+    const flaggedNew = failure(() => validateAll(setChunk(1, 0, { reusedPack: 0 })));
+    const past = failure(() => validateAll(setChunk(2, 0, { reusedPack: 2 })));
+    const none = failure(() => validateAll(without));
+    const differing = failure(() => {
+      const q = setChunk(0, 1, { reusedPack: 0 });
+      parsePage(q.header, 0, bytesOf(q.texts[0]!));
+    });
+    const listedTwice = failure(() => validateAll(twice));
+    // Assess
+    expect(flaggedNew).toBeInstanceOf(ManifestInvalidError);
+    expect(flaggedNew.message).toMatch(/is flagged new but names a reused pack/);
+    expect(past.message).toMatch(/names reused pack 2, but the manifest lists 2 reused pack\(s\)/);
+    expect(none.message).toMatch(/names reused pack 1, but the manifest lists no reused packs/);
+    expect(differing.message).toMatch(/is in reused pack 0 here but in reused pack 1 elsewhere/);
+    expect(listedTwice.message).toMatch(/reusedPacks\[1\]: pack .* is listed twice/);
+  });
+});
+
 describe("validatePagedHeader", () => {
   it("refuses a page reference of more chunks than a page may hold", () => {
     // Prepare

@@ -24,12 +24,13 @@ function validPage(): Record<string, unknown> {
         type: "file",
         mode: 0o600,
         mtime: "2026-11-21T07:30:00Z",
-        size: 262144,
+        size: 393216,
         sha256: SHA("a"),
         chunking: "blocks",
         chunks: [
           { sha256: SHA("b"), size: 131072, storedSize: 4096, codec: "zstd", new: true, pack: 0 },
           { sha256: SHA("c"), size: 131072, storedSize: 131100, codec: "none" },
+          { sha256: SHA("e"), size: 131072, storedSize: 5000, codec: "zstd", reusedPack: 1 },
         ],
       },
       { path: "big", type: "file", mode: 0o644, mtime: "2024-02-29T23:59:59.5Z", size: 0, sha256: SHA("d"), chunks: [], part: 2 },
@@ -40,11 +41,15 @@ function validPage(): Record<string, unknown> {
 
 const zodAccepts = (v: unknown): boolean => manifestPageSchema.safeParse(v).success;
 
-/** Sets `value` at `path` of a copy (undefined: deletes the key). */
+/** Sets `value` at `path` of a copy (undefined: deletes the key); the copy unchanged when `path` no longer leads anywhere. */
 function withValue(page: Record<string, unknown>, path: (string | number)[], value: unknown): Record<string, unknown> {
   const copy = structuredClone(page);
   let o = copy as Record<string | number, unknown>;
-  for (const k of path.slice(0, -1)) o = o[k] as Record<string | number, unknown>;
+  for (const k of path.slice(0, -1)) {
+    const next = o[k];
+    if (typeof next !== "object" || next === null) return copy; // a place an earlier change removed: nothing to set
+    o = next as Record<string | number, unknown>;
+  }
   const last = path.at(-1)!;
   if (value === undefined) delete o[last];
   else o[last] = value;
@@ -92,6 +97,8 @@ describe("isPageShape", () => {
       ["an unknown codec", ["entries", 1, "chunks", 0, "codec"], "lz4"],
       ["new: false", ["entries", 1, "chunks", 0, "new"], false],
       ["a negative pack", ["entries", 1, "chunks", 0, "pack"], -1],
+      ["a fractional reused pack", ["entries", 1, "chunks", 2, "reusedPack"], 0.5],
+      ["a reused pack given as text", ["entries", 1, "chunks", 2, "reusedPack"], "1"],
       ["an extra chunk field", ["entries", 1, "chunks", 1, "offset"], 7],
       ["a chunk without its stored size", ["entries", 1, "chunks", 1, "storedSize"], undefined],
       ["a size past 2^53", ["entries", 1, "size"], 2 ** 53],
