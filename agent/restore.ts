@@ -1330,8 +1330,10 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   let walBytes = 0;
   let walDownloaded = 0;
   let decoder: ChunkDecoder = inThreadDecoder;
-  // A packed push's new chunks are located in their packs' indexes, kept across batches (store/pack-index.ts).
-  const packIndexes = header.packs === undefined ? undefined : new PackIndexCache(clients.catalog, clients.store, cfg.vaultBucket, planned.databaseId);
+  // Chunks the manifest places in packs (a packed push's new ones, any push's reused ones) are located in those packs'
+  // indexes, kept across batches (store/pack-index.ts).
+  const packIndexes =
+    header.packs === undefined && header.reusedPacks === undefined ? undefined : new PackIndexCache(clients.catalog, clients.store, cfg.vaultBucket, planned.databaseId);
   try {
     // 5. Batch by batch (a page's worth of chunk references, in tree order,
     // so a directory comes before what it holds): directories, files,

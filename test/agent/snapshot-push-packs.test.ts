@@ -228,6 +228,23 @@ describe("a packed snapshot push", () => {
     rmSync(to, { recursive: true, force: true });
   }, 180_000);
 
+  it("a push without packs after packed ones still names the packs of the chunks it reused, and its restore reads them there", async () => {
+    // Act
+    const unpacked = await snapshotPush(source(dir), cfg(), clients, { packs: false, timeoutMs: 120_000 });
+    const m = await manifestOf(unpacked);
+    const to = join(work, "restored-unpacked");
+    const { proxy: catalog, calls } = recordingCalls(clients.catalog, ["getChunks"]);
+    await restore({ ...clients, catalog }, { ...stack.config }, { databaseId: GEN, target: { kind: "snapshot", id: unpacked.snapshotId }, toDir: to, durable: false });
+    // Assess
+    expect(unpacked.outcome).toBe("recorded");
+    expect(unpacked.totals.newChunks).toBe(0);
+    expect(m.packs).toBeUndefined();
+    expect(m.reusedPacks).toEqual([...first.packs!.names].sort());
+    expect(fileHashes(to)).toEqual(fileHashes(dir));
+    expect(calls.getChunks.flatMap((c) => c[1] as string[])).toEqual([]);
+    rmSync(to, { recursive: true, force: true });
+  }, 180_000);
+
   it("chunks the catalog has but the previous manifest lacks are taken from their catalog records, not HEADs nor uploads", async () => {
     // Prepare: another tree becomes the latest snapshot; then the first tree again.
     const other = makeTree("other", 1, 3);
