@@ -20,10 +20,14 @@
  *   the replica) while work remains. Only a call that reaches the end writes
  *   the manifest, last (the commit point, as in the primary), proven as
  *   above, and returns { done: true, manifest }.
- *   - A snapshot from before packs (its manifest has no `packs`): positions
- *     are the manifest's ordered list of distinct chunks, each its own object
+ *   - A snapshot whose push wrote no packs (its manifest has no `packs`:
+ *     from before packs, or pushed with them off): positions are the
+ *     manifest's ordered list of distinct chunks, each its own object
  *     db/<id>/chunks/<sha>, at most `maxChunks` per call, each copied and
- *     proven with replicateObject (HEAD first, `concurrency` at a time).
+ *     proven with replicateObject (HEAD first, `concurrency` at a time). A
+ *     reused chunk with no object in the primary (one an earlier packed push
+ *     stored in a pack) is looked up in the catalog and its pack replicated
+ *     instead, once per call (replicatePack).
  *   - A packed snapshot (its manifest lists the packs its push uploaded):
  *     positions [0, P) are those P packs, at most `maxPacks` per call, each
  *     copied whole and proven without reading it back (replicatePack); then
@@ -288,13 +292,41 @@ export async function replicateSnapshotBatch(
   };
 
   if (packs === undefined) {
-    // A snapshot from before packs: each chunk is its own object.
+    // A push without packs: each new chunk is its own object, and so is every chunk of a snapshot from before packs.
+    // A reused chunk may live in a pack (the push came after packed ones): no object of its own in the primary, its
+    // catalog record names the pack, which is replicated instead (once per call).
     const end = Math.min(chunks.length, opts.cursor + opts.maxChunks);
     const group = concurrency * 4;
+    const packed = new Map<string, Promise<void>>();
+    const copyInPack = async (c: { sha256: string }, missing: NotFoundError): Promise<void> => {
+      const [item] = opts.catalog === undefined ? [] : await opts.catalog.getChunks(db, [c.sha256]);
+      if (item?.offset === undefined) throw missing;
+      const name = item.vaultKey.slice(item.vaultKey.lastIndexOf("/") + 1);
+      if (vaultPackKeyOrUndefined(db, name) !== item.vaultKey) {
+        throw new InvalidInputError(`chunk ${c.sha256} is recorded at offset ${item.offset} of ${item.vaultKey}, which is not a pack of database ${db}`);
+      }
+      let copy = packed.get(name);
+      if (copy === undefined) {
+        copy = (async () => {
+          const pack = await opts.catalog!.getPack(db, name);
+          if (!pack) throw new NotFoundError(`pack ${name}, where chunk ${c.sha256} of snapshot ${manifest.snapshotId} is recorded, is not recorded in the catalog of database ${db}`);
+          if ((await replicatePack(primary, replica, pack, { region: opts.region })).copied) copiedPacks++;
+        })();
+        packed.set(name, copy);
+      }
+      await copy;
+    };
     while (cursor < end) {
       const to = Math.min(end, cursor + group);
       const part = await chunks.slice(cursor, to);
-      await forEachLimit(part, concurrency, (c) => copyChunkObject(vaultChunkKey(db, c.sha256), c));
+      await forEachLimit(part, concurrency, async (c) => {
+        try {
+          await copyChunkObject(vaultChunkKey(db, c.sha256), c);
+        } catch (e) {
+          if (!(e instanceof NotFoundError) || c.new) throw e;
+          await copyInPack(c, e);
+        }
+      });
       cursor = to;
       if (overBudget()) break;
     }
@@ -387,7 +419,12 @@ export async function replicateSnapshotBatch(
     });
     cursor = end;
   }
-  const counts = { chunks: chunks.length, copiedChunks: copied, ...(packs === undefined ? {} : { packs: packs.length, copiedPacks }), ...(pages.length === 0 ? {} : { pages: pages.length }) };
+  const counts = {
+    chunks: chunks.length,
+    copiedChunks: copied,
+    ...(packs === undefined ? (copiedPacks === 0 ? {} : { copiedPacks }) : { packs: packs.length, copiedPacks }),
+    ...(pages.length === 0 ? {} : { pages: pages.length }),
+  };
   if (cursor < positions) return { done: false, cursor, ...counts };
   const m = await replicateObject(primary, replica, manifestKey, { sha256: manifestSha256, size: raw.length }, { region: opts.region });
   return { done: true, cursor, ...counts, manifest: m };

@@ -79,7 +79,7 @@ export async function storeChunkObject(v: PackedVault, c: Chunk): Promise<void> 
 export async function putPackedManifest(
   v: PackedVault,
   chunks: readonly { c: Chunk; isNew: boolean }[],
-  packs: readonly BuiltPack[],
+  packs: readonly BuiltPack[] | undefined,
   at = new Date(),
   pages?: { chunks: number; bytes: number },
 ): Promise<{ snapshotId: string; manifestKey: string; manifestSha256: string }> {
@@ -98,7 +98,7 @@ export async function putPackedManifest(
     codec: "zstd",
     kind: "generic",
     generic: { streams: [{ id: "wal", lastSegment: "wal/1", lastSegno: 1 }] },
-    packs: packs.map((p) => p.name),
+    ...(packs === undefined ? {} : { packs: packs.map((p) => p.name) }),
   });
   const manifestKey = vaultSnapshotManifestKey(v.databaseId, snapshotId);
   let text = serializeManifest(manifest);

@@ -151,6 +151,27 @@ describe("replicateSnapshotBatch with packs", () => {
     expect((await replicaStore.get(replicaBucket, s.manifestKey))?.body).toEqual((await primary.store.get(primary.bucket, s.manifestKey))?.body);
   });
 
+  it("a push without packs after packed ones: copies its new chunk objects, and the pack its reused chunks are recorded in, once, manifest last", async () => {
+    // Prepare: three reused chunks in an older pack, one reused chunk object, two new chunk objects; the manifest lists no packs.
+    const v = vault();
+    const reused = await Promise.all([0, 1, 2].map((i) => makeChunk(`unpacked old ${i}`)));
+    const [older] = await storePacks(v, reused);
+    const loose = await makeChunk("unpacked loose");
+    const fresh = await Promise.all([0, 1].map((i) => makeChunk(`unpacked new ${i}`)));
+    for (const c of [loose, ...fresh]) await storeChunkObject(v, c);
+    const order = [...reused.map((c) => ({ c, isNew: false })), { c: loose, isNew: false }, ...fresh.map((c) => ({ c, isNew: true }))];
+    const s = await putPackedManifest(v, order, undefined, new Date(), { chunks: 4, bytes: 1024 * 1024 });
+    const replica = { store: countedStore(replicaStore), bucket: replicaBucket };
+    // Act
+    const b = await replicateSnapshotBatch(primary, replica, s.manifestKey, s.manifestSha256, { region: REGION, cursor: 0, maxChunks: 1000, catalog });
+    // Assess
+    expect(b).toMatchObject({ done: true, chunks: 6, copiedChunks: 3, copiedPacks: 1 });
+    expect(replica.store.count("put", "packs")).toBe(1);
+    expect((await replicaStore.get(replicaBucket, vaultPackKey(DB, older!.name)))?.body.equals(older!.bytes)).toBe(true);
+    for (const c of [loose, ...fresh]) expect((await replicaStore.get(replicaBucket, vaultChunkKey(DB, c.sha256)))?.body.equals(c.stored)).toBe(true);
+    expect(await replicaStore.head(replicaBucket, s.manifestKey)).toBeDefined();
+  });
+
   it("format 2: copies every page, proven, before the header, and the replica opens the snapshot and reads its pages", async () => {
     // Prepare: 24 chunk references on pages of 5 (5 pages)
     const s = await packedSnapshot("paged", 20, { chunks: 5, bytes: 1 << 20 });
