@@ -9,8 +9,10 @@
  *      scope exists in the vault with its recorded stored size (HEAD only; a
  *      chunk in a pack: the pack exists, once per pack, and the chunk's range
  *      lies within it).
- *   L2 every checksum: every chunk read from where the catalog locates it
- *      (coalesced ranged GETs of packs, or its own object; agent/chunk-reader.ts),
+ *   L2 every checksum: every chunk read from where a restore reads it (the
+ *      pack the manifest names for it when that pack is recorded and its
+ *      index holds it, else where its catalog record says: coalesced ranged
+ *      GETs of packs, or its own object; agent/chunk-reader.ts),
  *      decoded and hashed (its name is its SHA-256); every WAL file in scope
  *      likewise against the catalog. A corrupt chunk is named with a file that
  *      uses it and where it was read (pack and bytes, or object key).
@@ -50,6 +52,7 @@ import type { OpenedManifest } from "../store/manifest-pages.js";
 import { entryBatches, openVaultManifest, type BatchChunk } from "../store/manifest-read.js";
 import { walRecordsFrom } from "../store/wal-from.js";
 import { ChunkReads, decodeChunk, describeLocation, LOCATE_BATCH, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
+import { PackIndexCache } from "../store/pack-index.js";
 import type { AgentClients } from "./clients.js";
 import { planFor, restore, type RestoreConfig } from "./restore.js";
 
@@ -144,7 +147,7 @@ export async function verifySnapshot(clients: AgentClients, cfg: RestoreConfig, 
       // pack (HEAD of the pack, once: the range must lie within it).
       const packSizes = new Map<string, Promise<number | undefined>>();
       let located = 0;
-      for await (const window of locatedWindows(clients, req.databaseId, chunks)) {
+      for await (const window of locatedWindows(clients, cfg.vaultBucket, req.databaseId, chunks)) {
         located += window.length;
         await forEachLimit(window, CONCURRENCY, async ({ want, loc }) => {
           const what = `chunk ${want.sha256} of file ${want.file}`;
@@ -183,7 +186,7 @@ export async function verifySnapshot(clients: AgentClients, cfg: RestoreConfig, 
         // Read from where each chunk is (coalesced ranged GETs of packs), window by window; decoded and hashed.
         const reads = new ChunkReads(clients.store, cfg.vaultBucket, { parallel: CONCURRENCY, bytesInFlight: L2_WINDOW_STORED_BYTES });
         try {
-          for await (const window of locatedWindows(clients, req.databaseId, chunks)) {
+          for await (const window of locatedWindows(clients, cfg.vaultBucket, req.databaseId, chunks)) {
             const stored = reads.schedule(window);
             await forEachLimit(window, CONCURRENCY, async ({ want, loc }) => {
               try {
@@ -349,18 +352,25 @@ const L2_WINDOW_STORED_BYTES = 32 * 1024 * 1024;
  * two pages is checked twice, so memory stays one page), in windows of at
  * most LOCATE_BATCH chunks and L2_WINDOW_STORED_BYTES stored bytes (a larger
  * chunk makes a window of its own), each chunk with its location
- * (agent/chunk-reader.ts): one catalog lookup per window, never one per
- * chunk, and never every location at once.
+ * (agent/chunk-reader.ts), found as a restore finds it: in the pack the
+ * manifest names for it (a new chunk's `pack`, a reused one's
+ * `reusedPack`) when that pack is recorded and its index holds it, else by
+ * its catalog record; one catalog lookup per window, never one per chunk,
+ * and never every location at once.
  */
 async function* locatedWindows(
   clients: AgentClients,
+  vaultBucket: string,
   databaseId: string,
   manifest: OpenedManifest,
 ): AsyncGenerator<{ want: WantedChunk; loc: ChunkLocation }[]> {
   let window: WantedChunk[] = [];
   let bytes = 0;
+  const { packs, reusedPacks } = manifest.header;
+  const packIndexes = packs === undefined && reusedPacks === undefined ? undefined : new PackIndexCache(clients.catalog, clients.store, vaultBucket, databaseId);
+  const packOf = (c: BatchChunk): string | undefined => (c.pack !== undefined ? packs?.[c.pack] : c.reusedPack !== undefined ? reusedPacks?.[c.reusedPack] : undefined);
   const emit = async (): Promise<{ want: WantedChunk; loc: ChunkLocation }[]> => {
-    const locs = await locateChunks(clients.catalog, databaseId, window);
+    const locs = await locateChunks(clients.catalog, databaseId, window, packIndexes);
     const out = window.map((want) => ({ want, loc: locs.get(want.sha256)! }));
     window = [];
     bytes = 0;
@@ -369,7 +379,8 @@ async function* locatedWindows(
   for await (const batch of entryBatches(manifest)) {
     for (const c of batch.chunks) {
       if (window.length > 0 && (window.length >= LOCATE_BATCH || bytes + c.storedSize > L2_WINDOW_STORED_BYTES)) yield await emit();
-      window.push(wantedOf(c));
+      const pack = packOf(c);
+      window.push({ ...wantedOf(c), ...(pack === undefined ? {} : { pack }) });
       bytes += c.storedSize;
     }
   }

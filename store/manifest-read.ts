@@ -77,7 +77,7 @@ export function pageKeysOf(manifestKey: string, m: Pick<OpenedManifest, "format"
   return Array.from({ length: m.pageCount }, (_, i) => snapshotPageKey(manifestKey, i));
 }
 
-/** A distinct chunk of a batch with the first file that uses it (for messages). */
+/** A distinct chunk of a batch with the first file that uses it (for messages), and the pack the manifest names for it (`pack`, `reusedPack`). */
 export type BatchChunk = UniqueChunk & { file: string };
 
 export interface EntryBatch {
@@ -117,8 +117,16 @@ export async function* entryBatches(m: OpenedManifest, maxChunks = PAGE_CHUNKS):
       entries.push(piece);
       for (const c of piece.chunks) {
         const prior = chunks.get(c.sha256);
-        if (prior === undefined) chunks.set(c.sha256, { sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, new: c.new === true, file: e.path });
-        else if (c.new === true) prior.new = true;
+        if (prior === undefined) {
+          const b: BatchChunk = { sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, new: c.new === true, file: e.path };
+          if (c.pack !== undefined) b.pack = c.pack;
+          if (c.reusedPack !== undefined) b.reusedPack = c.reusedPack;
+          chunks.set(c.sha256, b);
+        } else {
+          // The flag and a new chunk's pack are on a page's first reference only.
+          if (c.new === true) prior.new = true;
+          if (c.pack !== undefined) prior.pack ??= c.pack;
+        }
       }
       refs += to - from;
       from = to;

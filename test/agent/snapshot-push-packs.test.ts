@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packsEnabled } from "../../agent/config.js";
 import { restore } from "../../agent/restore.js";
+import { verifySnapshot } from "../../agent/verify.js";
 import { snapshotPush, type PushConfig, type SnapshotPushResult, type SnapshotSource } from "../../agent/snapshot-push.js";
 import { getCodec } from "../../core/codec.js";
 import { ConfigError, ServiceUnavailableError } from "../../core/errors.js";
@@ -226,6 +227,17 @@ describe("a packed snapshot push", () => {
     expect(calls.getChunks.flatMap((c) => c[1] as string[])).toEqual([]);
     expect(new Set(calls.getPack.map((c) => c[1]))).toEqual(new Set(first.packs!.names));
     rmSync(to, { recursive: true, force: true });
+  }, 180_000);
+
+  it("verifies (L2) the incremental snapshot from the packs its manifest names, without one chunk record", async () => {
+    // Prepare
+    const { proxy: catalog, calls } = recordingCalls(clients.catalog, ["getChunks", "getPack"]);
+    // Act
+    const run = await verifySnapshot({ ...clients, catalog }, { ...stack.config }, { databaseId: GEN, snapshotId: secondPush.snapshotId, level: 2, workDir: join(work, "verify"), log: () => undefined });
+    // Assess
+    expect(run).toMatchObject({ outcome: "passed", level: 2 });
+    expect(calls.getChunks.flatMap((c) => c[1] as string[])).toEqual([]);
+    expect(new Set(calls.getPack.map((c) => c[1]))).toEqual(new Set(first.packs!.names));
   }, 180_000);
 
   it("a push without packs after packed ones still names the packs of the chunks it reused, and its restore reads them there", async () => {
