@@ -32,7 +32,12 @@
  *     positions [0, P) are those P packs, at most `maxPacks` per call, each
  *     copied whole and proven without reading it back (replicatePack); then
  *     positions P + i are the manifest's distinct chunks i. Its new chunks
- *     live in its own packs and cost nothing more; each reused chunk is looked
+ *     live in its own packs and cost nothing more; a reused chunk is in the
+ *     pack the manifest names for it (`reusedPack`) when that pack is
+ *     recorded, not repacked, and its index (read from the primary once per
+ *     pack, kept across the call: store/pack-index.ts) holds it with the
+ *     manifest's sizes and codec: that pack is replicated as below, with no
+ *     catalog read for the chunk. Any other reused chunk is looked
  *     up in the catalog (getChunks, at most `maxLookups` per call): one inside
  *     another pack (an older snapshot's, or a repack's) makes that pack
  *     replicated too (HEAD, copied only when the replica lacks it; counted in
@@ -68,7 +73,7 @@
  * - Service failures reject with ServiceUnavailableError naming the endpoint.
  */
 import { forEachLimit } from "../core/concurrency.js";
-import { ChecksumMismatchError, InvalidInputError, NotFoundError } from "../core/errors.js";
+import { ChecksumMismatchError, CorruptPackError, InvalidInputError, NotFoundError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 import { vaultChunkKey, vaultPackKey, vaultPacksPrefix } from "../core/keys.js";
 import { META_SHA256, type ChunkItem, type PackItem } from "../core/schemas.js";
@@ -79,6 +84,7 @@ import { parseManifest, validateManifest, type UniqueChunk } from "../core/snaps
 import { StoreManifestObjects } from "./manifest-pages.js";
 import { parseObjectMeta, verifyEncodedBytes } from "../core/verify.js";
 import type { Catalog } from "./catalog.js";
+import { PackIndexCache } from "./pack-index.js";
 import type { ObjectInfo, ObjectStore } from "./object-store.js";
 
 export interface VaultRef {
@@ -360,8 +366,26 @@ export async function replicateSnapshotBatch(
       cursor += part.length;
       if (overBudget()) break;
     }
-    // 2. Its reused chunks: where each lives, from the catalog.
+    // 2. Its reused chunks: where each lives, from the pack the manifest names for it when that pack is recorded, not
+    // repacked, and its index holds the chunk as the manifest describes it (the primary's index, read once per pack and
+    // kept: no catalog read per chunk); else from the chunk's catalog record.
     const packPrefix = vaultPacksPrefix(db);
+    const reusedNames = manifest.reusedPacks;
+    const indexes = reusedNames === undefined ? undefined : new PackIndexCache(catalog, primary.store, primary.bucket, db);
+    const inNamedPack = async (c: UniqueChunk): Promise<string | undefined> => {
+      const name = c.reusedPack === undefined ? undefined : reusedNames?.[c.reusedPack];
+      if (name === undefined || indexes === undefined) return undefined;
+      let read;
+      try {
+        read = await indexes.get(name);
+      } catch (e) {
+        if (e instanceof CorruptPackError) return undefined; // its record decides (and the sweep reports the pack)
+        throw e;
+      }
+      const e = read?.entries?.get(c.sha256);
+      if (read === undefined || read.pack.repackedAt !== undefined || e === undefined) return undefined;
+      return e.rawSize === c.size && e.storedLength === c.storedSize && e.codec === c.codec ? name : undefined;
+    };
     let lookups = 0;
     let objects = 0;
     while (cursor >= packs.length && cursor < chunkEnd && packCalls < maxPacks && lookups < maxLookups && objects < opts.maxChunks && !overBudget()) {
@@ -369,9 +393,14 @@ export async function replicateSnapshotBatch(
       const take = Math.min(LOOKUP_GROUP, maxLookups - lookups);
       let to = from;
       const reused: string[] = [];
-      while (to < chunks.length && reused.length < take) {
+      const named = new Map<string, string>();
+      while (to < chunks.length && reused.length < take && to - from < LOOKUP_GROUP * 8) {
         const c = await chunks.at(to);
-        if (c !== undefined && !c.new) reused.push(c.sha256);
+        if (c !== undefined && !c.new) {
+          const name = await inNamedPack(c);
+          if (name !== undefined) named.set(c.sha256, name);
+          else reused.push(c.sha256);
+        }
         to++;
       }
       const found = new Map<string, ChunkItem>((reused.length === 0 ? [] : await catalog.getChunks(db, reused)).map((c) => [c.sha256, c]));
@@ -382,6 +411,16 @@ export async function replicateSnapshotBatch(
       for (let i = from; i < to; i++) {
         const c = await chunks.at(i);
         if (c === undefined || c.new) continue; // a repeat on its page, or uploaded with this snapshot: in its own packs
+        const inPack = named.get(c.sha256);
+        if (inPack !== undefined) {
+          if (own.has(inPack) || done.has(inPack) || toPacks.includes(inPack)) continue;
+          if (packCalls + toPacks.length >= maxPacks) {
+            stop = i;
+            break;
+          }
+          toPacks.push(inPack);
+          continue;
+        }
         const item = found.get(c.sha256);
         if (!item) throw new NotFoundError(`chunk ${c.sha256} of snapshot ${manifest.snapshotId} is not recorded in the catalog of database ${db}`);
         if (item.offset === undefined) {

@@ -13,7 +13,7 @@ import { snapshotPageKey, vaultChunkKey, vaultPackKey, vaultSnapshotManifestKey 
 import { pageManifest, serializePagedHeader } from "../../core/manifest-pages.js";
 import { PackBuilder, type BuiltPack } from "../../core/pack.js";
 import { META_DATABASE, type ChunkItem, type PackItem } from "../../core/schemas.js";
-import { serializeManifest, SnapshotBuilder, snapshotIdFor } from "../../core/snapshot.js";
+import { serializeManifest, SnapshotBuilder, snapshotIdFor, validateManifest } from "../../core/snapshot.js";
 import { objectMeta } from "../../core/verify.js";
 import type { Catalog } from "../../store/catalog.js";
 import type { ObjectStore } from "../../store/object-store.js";
@@ -82,6 +82,8 @@ export async function putPackedManifest(
   packs: readonly BuiltPack[] | undefined,
   at = new Date(),
   pages?: { chunks: number; bytes: number },
+  /** Reused chunks' packs as the manifest names them (`reusedPacks`, `reusedPack`), by chunk SHA-256. */
+  reusedIn?: ReadonlyMap<string, string>,
 ): Promise<{ snapshotId: string; manifestKey: string; manifestSha256: string }> {
   const builder = new SnapshotBuilder();
   const f = builder.startFile("data.bin", 0o600, new Date(0));
@@ -100,6 +102,18 @@ export async function putPackedManifest(
     generic: { streams: [{ id: "wal", lastSegment: "wal/1", lastSegno: 1 }] },
     ...(packs === undefined ? {} : { packs: packs.map((p) => p.name) }),
   });
+  if (reusedIn !== undefined && reusedIn.size > 0) {
+    const names = [...new Set(reusedIn.values())].sort();
+    manifest.reusedPacks = names;
+    for (const f of manifest.files) {
+      if (f.type !== "file") continue;
+      for (const c of f.chunks) {
+        const name = reusedIn.get(c.sha256);
+        if (name !== undefined && c.new !== true) c.reusedPack = names.indexOf(name);
+      }
+    }
+    validateManifest(manifest);
+  }
   const manifestKey = vaultSnapshotManifestKey(v.databaseId, snapshotId);
   let text = serializeManifest(manifest);
   if (pages !== undefined) {

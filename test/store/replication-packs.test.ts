@@ -17,7 +17,7 @@ import { createObjectStore } from "../../store/factory.js";
 import { openManifest, StoreManifestObjects } from "../../store/manifest-pages.js";
 import type { ObjectStore } from "../../store/object-store.js";
 import { replicateSnapshotBatch, type SnapshotBatch } from "../../store/replication.js";
-import { stackClients } from "../support/harness.js";
+import { recordingCalls, stackClients } from "../support/harness.js";
 import { makeChunk, putPackedManifest, storeChunkObject, storePacks, type Chunk, type PackedVault } from "./packed-vault.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
@@ -149,6 +149,35 @@ describe("replicateSnapshotBatch with packs", () => {
     }
     expect((await replicaStore.get(replicaBucket, vaultChunkKey(DB, s.loose.sha256)))?.body.equals(s.loose.stored)).toBe(true);
     expect((await replicaStore.get(replicaBucket, s.manifestKey))?.body).toEqual((await primary.store.get(primary.bucket, s.manifestKey))?.body);
+  });
+
+  it("takes a reused chunk's pack from the manifest (its index read once), with no catalog lookup; by the chunk's record when the named pack is repacked or does not hold it", async () => {
+    // Prepare: reused chunks in two older packs A and B; the manifest names A for a0-a2, B for b0 and (wrongly) for b1, which is in C.
+    const v = vault();
+    const a = await Promise.all([0, 1, 2].map((i) => makeChunk(`named a ${i}`)));
+    const b = await Promise.all([0].map((i) => makeChunk(`named b ${i}`)));
+    const cChunk = await makeChunk("named c 0");
+    const [packA] = await storePacks(v, a);
+    const [packB] = await storePacks(v, b);
+    const [packC] = await storePacks(v, [cChunk]);
+    const fresh = await Promise.all([0, 1].map((i) => makeChunk(`named new ${i}`)));
+    const own = await storePacks(v, fresh);
+    const order = [...a, ...b, cChunk].map((c) => ({ c, isNew: false })).concat(fresh.map((c) => ({ c, isNew: true })));
+    const names = new Map<string, string>([...a.map((c) => [c.sha256, packA!.name] as const), [b[0]!.sha256, packB!.name], [cChunk.sha256, packB!.name]]);
+    const s = await putPackedManifest(v, order, own, new Date(), { chunks: 3, bytes: 1024 * 1024 }, names);
+    const { proxy, calls } = recordingCalls(catalog, ["getChunks", "getPack"]);
+    // Act
+    const first = await replicateSnapshotBatch(primary, { store: replicaStore, bucket: replicaBucket }, s.manifestKey, s.manifestSha256, { region: REGION, cursor: 0, maxChunks: 1000, catalog: proxy });
+    // B is repacked since: the same snapshot again (in another region's terms, a fresh copy) looks b0 up by its record.
+    const firstLookups = calls.getChunks.splice(0).flatMap((c) => c[1] as string[]);
+    await catalog.markPacksRepacked(DB, [packB!.name], new Date().toISOString());
+    const again = await replicateSnapshotBatch(primary, { store: replicaStore, bucket: replicaBucket }, s.manifestKey, s.manifestSha256, { region: REGION, cursor: 0, maxChunks: 1000, catalog: proxy });
+    // Assess: only c0 (named B, which does not hold it) was looked up; then b0 too, B being repacked.
+    expect(first).toMatchObject({ done: true });
+    expect(firstLookups).toEqual([cChunk.sha256]);
+    expect(again).toMatchObject({ done: true, copiedPacks: 0 });
+    for (const p of [packA!, packB!, packC!, ...own]) expect((await replicaStore.get(replicaBucket, vaultPackKey(DB, p.name)))?.body.equals(p.bytes)).toBe(true);
+    expect(calls.getChunks.flatMap((c) => c[1] as string[]).sort()).toEqual([b[0]!.sha256, cChunk.sha256].sort());
   });
 
   it("a push without packs after packed ones: copies its new chunk objects, and the pack its reused chunks are recorded in, once, manifest last", async () => {
