@@ -150,7 +150,7 @@ import type { AgentClients } from "./clients.js";
 import { packsEnabled } from "./config.js";
 import { ManifestSpool } from "./manifest-spool.js";
 import { manifestPagesEnabled, uploadManifest, uploadPagedManifest, type PageLimits, type UploadedManifest } from "./manifest-upload.js";
-import { ChunkTable } from "../core/chunk-table.js";
+import { ChunkTable, PackNumbering } from "../core/chunk-table.js";
 import { StoreManifestObjects, openManifest } from "../store/manifest-pages.js";
 import { createProgress, type Progress, type TransferStats } from "./progress.js";
 import { readFailureNote, type FailureNoteSource } from "./wal-push.js";
@@ -626,8 +626,8 @@ interface Previous {
   /** The previous manifest's chunks (not seen): the push's chunk table starts from them. */
   known: ChunkTable;
   knownCount: number;
-  /** Names of the packs the previous manifest places its chunks in, by the number `known` gives them (ChunkTableEntry.pack). */
-  knownPacks: string[];
+  /** The packs the previous manifest places its chunks in, by the number `known` gives them (ChunkTableEntry.pack). */
+  knownPacks: PackNumbering;
 }
 
 /**
@@ -671,7 +671,7 @@ async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warn
  * manifest places each in (its `pack` or `reusedPack`), numbered by their
  * place in `knownPacks`.
  */
-async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: SnapshotRecord, body: Buffer): Promise<{ known: ChunkTable; knownPacks: string[] }> {
+async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: SnapshotRecord, body: Buffer): Promise<{ known: ChunkTable; knownPacks: PackNumbering }> {
   const ids = { databaseId: cfg.databaseId, snapshotId: latest.snapshotId };
   const vault = new StoreManifestObjects(clients.store, cfg.vaultBucket);
   // The header read and checked above is the one whose pages are read.
@@ -680,21 +680,12 @@ async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: Sn
   if (!opened) throw new InvalidInputError(`manifest ${latest.manifestKey} is missing`);
   const known = new ChunkTable();
   const { packs, reusedPacks } = opened.header;
-  const knownPacks: string[] = [];
-  const numbers = new Map<string, number>();
-  const numberOf = (name: string | undefined): number | undefined => {
-    if (name === undefined) return undefined;
-    let n = numbers.get(name);
-    if (n === undefined) {
-      n = knownPacks.push(name) - 1;
-      numbers.set(name, n);
-    }
-    return n;
-  };
+  const knownPacks = new PackNumbering();
   for (let i = 0; i < opened.pageCount; i++) {
     for (const c of (await opened.page(i)).chunks) {
       // A page names the pack on its first reference to a chunk: one on a later page without it keeps what an earlier one said.
-      const pack = numberOf(c.pack !== undefined ? packs?.[c.pack] : c.reusedPack !== undefined ? reusedPacks?.[c.reusedPack] : undefined) ?? known.get(c.sha256)?.pack;
+      const name = c.pack !== undefined ? packs?.[c.pack] : c.reusedPack !== undefined ? reusedPacks?.[c.reusedPack] : undefined;
+      const pack = name === undefined ? known.get(c.sha256)?.pack : knownPacks.numberOf(name);
       known.set(c.sha256, { size: c.size, storedSize: c.storedSize, codec: c.codec, isNew: false, seen: false, ...(pack === undefined ? {} : { pack }) });
     }
   }
@@ -762,8 +753,8 @@ interface PipelineDeps {
   codec: Codec;
   /** The previous manifest's chunks (not seen); the pipeline adds every chunk of this push as it settles. */
   chunks: ChunkTable;
-  /** Names of the packs of earlier pushes `chunks` places chunks in, by their number there (Previous.knownPacks); the pipeline adds those it finds in catalog records. */
-  knownPacks?: string[];
+  /** The packs of earlier pushes `chunks` places chunks in, by their number there (Previous.knownPacks); the pipeline numbers those it finds in catalog records too. */
+  knownPacks?: PackNumbering;
   /** The catalog had no chunk of this database when the push began: every chunk this push has not met is new, none is looked up. */
   catalogEmpty: boolean;
   concurrency: number;
@@ -811,9 +802,8 @@ class ChunkPipeline {
   private packsUploaded = 0;
   /** After finish(): each pack's place in the sorted list of packNames, by sequence number. */
   private packPlaces: number[] | undefined;
-  /** Packs of earlier pushes holding chunks of this one, by number (ChunkTableEntry.pack of a chunk not new), and the number of each name. */
-  private readonly knownPacks: string[];
-  private readonly knownPackNumbers = new Map<string, number>();
+  /** Packs of earlier pushes holding chunks of this one, by number (ChunkTableEntry.pack of a chunk not new). */
+  private readonly knownPacks: PackNumbering;
   /** After finish(): the sorted names of the known packs holding chunks this push references, and each one's place there by number. */
   private reused: { names: string[]; places: Map<number, number> } | undefined;
   private readonly builder: PackBuilder | undefined;
@@ -829,8 +819,7 @@ class ChunkPipeline {
       throw new InvalidInputError(`lookup batch size must be between 1 and 10000, got ${d.lookupBatchSize}`);
     }
     this.uploads = new Limiter(d.concurrency);
-    this.knownPacks = d.knownPacks ?? [];
-    this.knownPacks.forEach((name, n) => this.knownPackNumbers.set(name, n));
+    this.knownPacks = d.knownPacks ?? new PackNumbering();
     this.maxBatchBytes = Math.max(1, Math.floor(d.maxQueuedBytes / 4));
     if (d.packs) {
       const { uploads, targetSize } = d.packs;
@@ -923,20 +912,11 @@ class ChunkPipeline {
    */
   reusedPacks(): { names: string[]; places: Map<number, number> } {
     if (this.reused === undefined) {
-      const numbers = [...this.d.chunks.seenReusedPacks()].sort((a, b) => (this.knownPacks[a]! < this.knownPacks[b]! ? -1 : this.knownPacks[a]! > this.knownPacks[b]! ? 1 : 0));
-      this.reused = { names: numbers.map((n) => this.knownPacks[n]!), places: new Map(numbers.map((n, place) => [n, place])) };
+      const names = this.knownPacks.names;
+      const numbers = [...this.d.chunks.seenReusedPacks()].sort((a, b) => (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0));
+      this.reused = { names: numbers.map((n) => names[n]!), places: new Map(numbers.map((n, place) => [n, place])) };
     }
     return this.reused;
-  }
-
-  /** A known pack's number, numbering it when it is new. */
-  private knownPackNumber(name: string): number {
-    let n = this.knownPackNumbers.get(name);
-    if (n === undefined) {
-      n = this.knownPacks.push(name) - 1;
-      this.knownPackNumbers.set(name, n);
-    }
-    return n;
   }
 
   /** After finish(): the distinct chunks of this push and their stored bytes (the manifest's uniqueChunks and storedBytes). */
@@ -1052,7 +1032,7 @@ class ChunkPipeline {
         throw new InvalidInputError(`the catalog records chunk ${slot.sha256} as ${r.size} bytes; this push read ${slot.size} bytes with that SHA-256`);
       }
       // A record in a pack names it (vaultKey, with the chunk's offset in it): where this manifest says the chunk is.
-      const pack = r.offset === undefined ? undefined : this.knownPackNumber(r.vaultKey.slice(r.vaultKey.lastIndexOf("/") + 1));
+      const pack = r.offset === undefined ? undefined : this.knownPacks.numberOf(r.vaultKey.slice(r.vaultKey.lastIndexOf("/") + 1));
       this.settleChunk(slot, { storedSize: r.storedSize, codec: r.codec, isNew: false, ...(pack === undefined ? {} : { pack }) });
       this.d.stats.reusedBytes += slot.size;
       this.release(slot);

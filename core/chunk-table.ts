@@ -191,3 +191,23 @@ export class ChunkTable {
     this.meta = meta;
   }
 }
+
+/**
+ * Numbers for pack names, as a ChunkTable's `pack` of a chunk not new
+ * refers to them: the first name asked for is 0, the next new one 1, and a
+ * name asked for again keeps its number.
+ */
+export class PackNumbering {
+  /** The names, by number. */
+  readonly names: string[] = [];
+  private readonly numbers = new Map<string, number>();
+
+  numberOf(name: string): number {
+    let n = this.numbers.get(name);
+    if (n === undefined) {
+      n = this.names.push(name) - 1;
+      this.numbers.set(name, n);
+    }
+    return n;
+  }
+}

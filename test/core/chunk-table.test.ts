@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ChunkTable, type ChunkTableEntry } from "../../core/chunk-table.js";
+import { ChunkTable, PackNumbering, type ChunkTableEntry } from "../../core/chunk-table.js";
 import { CODEC_NAMES } from "../../core/codec.js";
 import { seededRandom } from "../support/random.js";
 
@@ -100,5 +100,17 @@ describe("ChunkTable", () => {
     expect(() => table.get("ABC")).toThrow("'ABC' is not a hex SHA-256");
     expect(() => table.get("g".repeat(64))).toThrow("is not a hex SHA-256");
     expect(() => table.set(digest(1), { size: 2 ** 32, storedSize: 1, codec: "zstd", isNew: true, seen: true })).toThrow(/size 4294967296 is not a 32-bit size/);
+  });
+});
+
+describe("PackNumbering", () => {
+  it("numbers names in the order first asked for, and gives a name asked for again its number", () => {
+    // Prepare
+    const n = new PackNumbering();
+    // Act
+    const got = ["b", "a", "b", "c", "a"].map((name) => n.numberOf(name));
+    // Assess
+    expect(got).toEqual([0, 1, 0, 2, 1]);
+    expect(n.names).toEqual(["b", "a", "c"]);
   });
 });
