@@ -29,13 +29,13 @@ import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, rmSync, wr
 import { hash } from "node:crypto";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { chunkStream, DEFAULT_CHUNKER } from "../core/chunking.js";
 import { getCodec } from "../core/codec.js";
 import { readTar } from "../core/tar.js";
 import { fixedBlocks, isRelationFile } from "../agent/snapshot-push.js";
 import { ScratchPostgres } from "../agent/postgres.js";
 import { osUser } from "./processes.js";
+import { benchArgs } from "./args.js";
 
 interface Cut {
   logicalBytes: number;
@@ -100,7 +100,7 @@ function newAgainst(prev: Cut, next: Cut): { newBytes: number; newStored: number
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs("block-size", {
     options: {
       scale: { type: "string", default: "20" },
       sizes: { type: "string", default: "65536,131072,262144,524288,1048576" },

@@ -33,7 +33,6 @@ import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, write
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { randomFillSync } from "node:crypto";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { decodeWith, getCodec } from "../core/codec.js";
@@ -56,6 +55,7 @@ import {
 import { LOCAL_CREDENTIALS, startS3 } from "../local/emulators.js";
 import { S3ObjectStore } from "../store/s3-object-store.js";
 import { ownPeakRssBytes } from "./peak-rss.js";
+import { benchArgs } from "./args.js";
 
 const SELF = fileURLToPath(import.meta.url);
 const KiB = 1024;
@@ -286,7 +286,7 @@ function runChild(spec: ChildSpec): Promise<ChildOutput> {
 const mibPerS = (bytes: number, s: number): number => +(bytes / MiB / s).toFixed(1);
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs("pack-size", {
     options: {
       child: { type: "string" },
       gib: { type: "string", default: "1" },

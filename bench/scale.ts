@@ -50,7 +50,6 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { BatchWriteCommand, DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { agentClients } from "../agent/clients.js";
 import { snapshotPush, type PushConfig, type SnapshotPushResult } from "../agent/snapshot-push.js";
@@ -70,6 +69,7 @@ import { rebuildCatalog, openCatalogTable } from "../store/catalog-rebuild.js";
 import { BATCH_WRITE_MAX_ITEMS, databasePk, walSk, type DynamoCatalog } from "../store/dynamo-catalog.js";
 import { createCatalog, createObjectStore } from "../store/factory.js";
 import { launcherFlags } from "./launcher-flags.js";
+import { benchArgs } from "./args.js";
 
 const SELF = fileURLToPath(import.meta.url);
 const STAND_IN = Buffer.from("bench:scale stand-in for a WAL segment nothing reads\n");
@@ -497,9 +497,7 @@ const USAGE = `usage: npm run bench:scale [-- --logical-gb 100 --wal 1000000 --r
 A database fabricated on the local stack with AWS's limits enforced: each workflow step's duration, memory and state against its limits, requests and cost (bench/README.md).`;
 
 async function main(): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const parsed = benchArgs("scale", {
       options: {
         help: { type: "boolean", short: "h", default: false },
         "fake-pg-basebackup": { type: "boolean", default: false },
@@ -514,10 +512,6 @@ async function main(): Promise<void> {
       },
       allowPositionals: true,
     });
-  } catch (e) {
-    console.error(`bench:scale: ${(e as Error).message} (--help lists the options)`);
-    process.exit(2);
-  }
   const { values } = parsed;
   if (values.help) {
     console.log(USAGE);

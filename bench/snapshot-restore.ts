@@ -75,7 +75,6 @@ import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, op
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { DEFAULT_RESTORE_PARALLEL } from "../agent/restore.js";
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, type SnapshotSource } from "../agent/snapshot-push.js";
 import { BENCH_BUNDLE_DIR, PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js";
@@ -85,6 +84,7 @@ import type { ChildOutput, ChildSpec } from "./snapshot-restore-child.js";
 import { anchorScriptsDir } from "./anchor.js";
 import { launcherFlags } from "./launcher-flags.js";
 import { osUser, pidsMatching, procCpu, ticksPerSecond } from "./processes.js";
+import { benchArgs } from "./args.js";
 
 /**
  * The child: bundled as the CLI is (local/bundle-handlers.ts), so its start
@@ -390,7 +390,7 @@ const USAGE = `usage: node dist/bench/snapshot-restore.js [--scale 100] [--concu
 Snapshot push and restore of a pgbench cluster on the local stack, against pgBackRest in the same run (bench/README.md).`;
 
 function parseOptions() {
-  return parseArgs({
+  return benchArgs("snapshot-restore", {
     options: {
       scale: { type: "string", default: "100" },
       concurrency: { type: "string", default: String(DEFAULT_CONCURRENCY) },

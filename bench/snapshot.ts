@@ -28,7 +28,6 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { agentClients } from "../agent/clients.js";
 import { loadConfig } from "../agent/config.js";
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, snapshotPush, type SnapshotPushOptions, type SnapshotPushResult, type SnapshotSource } from "../agent/snapshot-push.js";
@@ -37,6 +36,7 @@ import { startLocalStack } from "../local/stack.js";
 import type { ObjectStore } from "../store/object-store.js";
 import { ownPeakRssBytes } from "./peak-rss.js";
 import { osUser } from "./processes.js";
+import { benchArgs } from "./args.js";
 
 const MiB = 1024 * 1024;
 const SELF = fileURLToPath(import.meta.url);
@@ -137,7 +137,7 @@ function writeRandomTree(dir: string, mib: number): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs("snapshot", {
     options: {
       child: { type: "string" },
       scale: { type: "string", default: "20" },

@@ -36,13 +36,13 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { ScratchPostgres } from "../agent/postgres.js";
 import { describeLatency, parseLatency } from "../local/latency.js";
 import { PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js";
 import { startLocalStack } from "../local/stack.js";
 import { anchorAvailable, runLiveArchiveAnchor, type LiveArchiveRecord } from "./anchor.js";
 import { osUser, parentPid, pidsMatching, procCpu } from "./processes.js";
+import { benchArgs } from "./args.js";
 
 const SAMPLE_MS = 500;
 const DRAIN_TIMEOUT_MS = 15 * 60_000;
@@ -209,7 +209,7 @@ async function runVariant(pg: ScratchPostgres, variant: string, command: string,
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs("wal-live", {
     options: {
       variants: { type: "string", default: "true,agent,agent-incoming" },
       tx: { type: "string", default: "45000" },

@@ -21,7 +21,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, existsSync, linkSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { startLocalStack, type LocalStack } from "../local/stack.js";
 import { PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js";
 import { createCatalog } from "../store/factory.js";
@@ -29,6 +28,7 @@ import { collectWalSegments } from "./collect-wal.js";
 import { osUser, pidsMatching, procCpu } from "./processes.js";
 import { lambdaCost } from "./prices.js";
 import { anchorAvailable, runPgbackrestArchiveAnchor, segmentsDir, type AnchorResult } from "./anchor.js";
+import { benchArgs } from "./args.js";
 
 const MiB = 1024 * 1024;
 /** Each mode: whether a resident agent runs, and whether WAL goes direct to the vault (WALVAULT_WAL_DIRECT). */
@@ -167,7 +167,7 @@ async function storedMiB(stack: LocalStack, databaseId: string): Promise<number>
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { modes: { type: "string", default: Object.keys(MODES).join(",") }, segments: { type: "string", default: "64" }, concurrency: { type: "string", default: "4" }, anchor: { type: "boolean", default: true }, "no-anchor": { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } } });
+  const { values } = benchArgs("wal-push", { options: { modes: { type: "string", default: Object.keys(MODES).join(",") }, segments: { type: "string", default: "64" }, concurrency: { type: "string", default: "4" }, anchor: { type: "boolean", default: true }, "no-anchor": { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } } });
   if (values.help) {
     console.log(`usage: npm run bench:wal-push [-- --modes ${Object.keys(MODES).join(",")} --segments 64 --concurrency 4 --no-anchor]`);
     return;
