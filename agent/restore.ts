@@ -138,6 +138,7 @@ import { ChunkReads, decodeChunk, decodeChunkInto, locateChunks, type ChunkLocat
 import { inThreadDecoder, openDecoder, writeError, type ChunkDecoder } from "./decode-pool.js";
 import { loadPlanningState, mapLimit } from "../store/catalog-state.js";
 import type { OpenedManifest } from "../store/manifest-pages.js";
+import type { PageEntry } from "../core/manifest-pages.js";
 import { entryBatches, openVaultManifest, reverseTreeOrdered, treeOrdered } from "../store/manifest-read.js";
 import { PackIndexCache } from "../store/pack-index.js";
 import type { AgentClients } from "./clients.js";
@@ -169,6 +170,9 @@ export const RESTORE_DECODE_THREADS = 2;
 export const IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 /** WAL segments in memory at once while laying out a generic restore (bytes, at least one segment). */
 const WAL_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
+/** Files whose recorded times and modes are set at once at the end of a restore, and how many are held for it at most. */
+const FINISH_PARALLEL = 16;
+const FINISH_BATCH = 1024;
 
 /** `replicaRegion`: plan and read from that replica region's vault (agent/regions.ts regionalConfig). */
 export type RestoreConfig = AgentConfig & { path?: string; replicaRegion?: string };
@@ -1383,11 +1387,15 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
 
     // 6/7. Database specifics, before recorded modes close anything.
     // Recorded mtimes and modes, deepest first (reverse tree order: every
-    // directory after what it holds), before the steps below add, change or
-    // remove files (tablespace_map, recovery settings, WAL). Each directory's
-    // entries are synced once it is done.
-    for await (const e of reverseTreeOrdered(manifest)) {
-      if (e.type === "file" && e.part !== undefined) continue;
+    // directory after what it holds, so a recorded mode without search
+    // permission never blocks its children), before the steps below add,
+    // change or remove files (tablespace_map, recovery settings, WAL). Each
+    // directory's entries are synced once it is done. Setting a file's times
+    // or mode does not change its directory's mtime, so the files between two
+    // directories are finished FINISH_PARALLEL at a time (each one's own ops
+    // in order): ~1,000 files' utimes and chmod one after the other cost
+    // ~0.1-0.2 s of a restore's end.
+    const finishEntry = async (e: PageEntry): Promise<void> => {
       for (const op of entryFinish(e, partial)) {
         if (op.op === "utimes") {
           // Seconds aimed so libuv sets exactly the recorded time (to its microsecond); a Date came back 1 µs early half the time.
@@ -1396,7 +1404,23 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
         } else if (op.op === "chmod") await chmod(op.path, op.mode);
       }
       if (durable && e.type === "directory") await syncDir(resolveUnder(partial, e.path));
+    };
+    let files: PageEntry[] = [];
+    const finishFiles = async (): Promise<void> => {
+      await mapLimit(files, FINISH_PARALLEL, finishEntry);
+      files = [];
+    };
+    for await (const e of reverseTreeOrdered(manifest)) {
+      if (e.type === "file" && e.part !== undefined) continue;
+      if (e.type === "directory") {
+        await finishFiles(); // everything under it first
+        await finishEntry(e);
+        continue;
+      }
+      files.push(e);
+      if (files.length >= FINISH_BATCH) await finishFiles();
     }
+    await finishFiles();
     if (planned.kind === "postgres") {
       await preparePostgres(partial, planned, cfg, header, warnings);
       if (durable) for (const f of ["postgresql.auto.conf", "recovery.signal", RESTORE_MARKER]) await syncFile(join(partial, f));
