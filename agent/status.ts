@@ -52,10 +52,6 @@ export interface StatusReport {
   quarantined: number;
 }
 
-export async function listWal(clients: AgentClients, databaseId: string): Promise<WalRecord[]> {
-  return clients.catalog.listWal(databaseId);
-}
-
 export async function status(clients: AgentClients, databaseId: string, now = new Date()): Promise<StatusReport> {
   const [db, records, head, quarantined] = await Promise.all([
     clients.catalog.getDatabase(databaseId),
@@ -169,9 +165,51 @@ export function formatAgentStatus(a: AgentStatus | undefined): string {
   return `  agent           running: ${backlog}; ${a.pushingAhead}/${a.concurrency} pushing ahead; ${a.stats.aheadPushed} pushed ahead, ${a.stats.aheadFailed} failed${stored}`;
 }
 
+const WAL_LIST_HEADER = ["NAME", "KIND", "TL", "START LSN", "SIZE", "STORED", "CODEC", "ARCHIVED"];
+const walListRow = (r: WalRecord): string[] => [r.name, r.kind, String(r.timeline), r.startLsn ?? "-", formatBytes(r.size), formatBytes(r.storedSize), r.codec, r.archivedAt];
+const walListLine = (cells: readonly string[], widths: readonly number[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+
 export function formatWalList(records: WalRecord[]): string {
-  const header = ["NAME", "KIND", "TL", "START LSN", "SIZE", "STORED", "CODEC", "ARCHIVED"];
-  const rows = records.map((r) => [r.name, r.kind, String(r.timeline), r.startLsn ?? "-", formatBytes(r.size), formatBytes(r.storedSize), r.codec, r.archivedAt]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  const rows = records.map(walListRow);
+  const widths = WAL_LIST_HEADER.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [WAL_LIST_HEADER, ...rows].map((r) => walListLine(r, widths)).join("\n");
+}
+
+/** WAL records read from the catalog a page at a time (Catalog.listWalPage): memory is one page, whatever the archive holds. */
+export async function* walPages(clients: AgentClients, databaseId: string): AsyncGenerator<WalRecord[]> {
+  let after: string | undefined;
+  do {
+    const page = await clients.catalog.listWalPage(databaseId, after);
+    if (page.records.length > 0) yield page.records;
+    after = page.next;
+  } while (after !== undefined);
+}
+
+/**
+ * `wal list` as it reads the pages (`walPages`), never the whole list in
+ * memory (1M segments would be ~0.7 GB of records, and their JSON past V8's
+ * longest string): `json`, the array `JSON.stringify(records, null, 2)`
+ * would print, item by item; else the table, its columns as wide as the
+ * first page needs (a longer value later pushes its row's next columns).
+ */
+export async function writeWalList(pages: AsyncIterable<WalRecord[]>, json: boolean, write: (text: string) => Promise<void>): Promise<void> {
+  let widths: number[] | undefined;
+  let first = true;
+  for await (const records of pages) {
+    if (json) {
+      const items = records.map((r) => JSON.stringify(r, null, 2).replace(/^/gm, "  "));
+      await write(`${first ? "[\n" : ",\n"}${items.join(",\n")}`);
+    } else {
+      const rows = records.map(walListRow);
+      if (widths === undefined) {
+        widths = WAL_LIST_HEADER.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+        await write(`${walListLine(WAL_LIST_HEADER, widths)}\n`);
+      }
+      const w = widths;
+      await write(rows.map((r) => `${walListLine(r, w)}\n`).join(""));
+    }
+    first = false;
+  }
+  if (json) await write(first ? "[]\n" : "\n]\n");
+  else if (widths === undefined) await write(`${walListLine(WAL_LIST_HEADER, WAL_LIST_HEADER.map((h) => h.length))}\n`);
 }

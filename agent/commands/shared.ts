@@ -10,6 +10,14 @@ export const print: Print = (json, value, human) => {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + "\n" : human() + "\n");
 };
 
+/** Writes to stdout, waiting while its buffer is full (a long listing piped to a slow reader never piles up in memory). */
+export function writeOut(text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (process.stdout.write(text, (e) => (e ? reject(e) : undefined))) resolve();
+    else process.stdout.once("drain", resolve);
+  });
+}
+
 export const GROUPS = {
   archiving: "archiving (PostgreSQL)",
   generic: "generic databases",
