@@ -121,6 +121,7 @@ import type { SnapshotHeader } from "../core/manifest-header.js";
 import {
   entryFinish,
   entryLayout,
+  namesPacks,
   pathProblem,
   resolveUnder,
   streamDirOf,
@@ -1336,8 +1337,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   let decoder: ChunkDecoder = inThreadDecoder;
   // Chunks the manifest places in packs (a packed push's new ones, any push's reused ones) are located in those packs'
   // indexes, kept across batches (store/pack-index.ts).
-  const packIndexes =
-    header.packs === undefined && header.reusedPacks === undefined ? undefined : new PackIndexCache(clients.catalog, clients.store, cfg.vaultBucket, planned.databaseId);
+  const packIndexes = namesPacks(header) ? new PackIndexCache(clients.catalog, clients.store, cfg.vaultBucket, planned.databaseId) : undefined;
   try {
     // 5. Batch by batch (a page's worth of chunk references, in tree order,
     // so a directory comes before what it holds): directories, files,

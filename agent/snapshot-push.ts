@@ -124,6 +124,7 @@ import {
   fileSha256Of,
   fixedBlocksDescriptor,
   manifestFieldsOf,
+  namedPackOf,
   packObjectMeta,
   parseBackupLabel,
   postgresFieldsFromBackupLabel,
@@ -679,12 +680,11 @@ async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: Sn
   const opened = await openManifest(objects, latest.manifestKey, ids);
   if (!opened) throw new InvalidInputError(`manifest ${latest.manifestKey} is missing`);
   const known = new ChunkTable();
-  const { packs, reusedPacks } = opened.header;
   const knownPacks = new PackNumbering();
   for (let i = 0; i < opened.pageCount; i++) {
     for (const c of (await opened.page(i)).chunks) {
       // A page names the pack on its first reference to a chunk: one on a later page without it keeps what an earlier one said.
-      const name = c.pack !== undefined ? packs?.[c.pack] : c.reusedPack !== undefined ? reusedPacks?.[c.reusedPack] : undefined;
+      const name = namedPackOf(c, opened.header);
       const pack = name === undefined ? known.get(c.sha256)?.pack : knownPacks.numberOf(name);
       known.set(c.sha256, { size: c.size, storedSize: c.storedSize, codec: c.codec, isNew: false, seen: false, ...(pack === undefined ? {} : { pack }) });
     }

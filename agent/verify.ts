@@ -53,6 +53,7 @@ import { entryBatches, openVaultManifest, type BatchChunk } from "../store/manif
 import { walRecordsFrom } from "../store/wal-from.js";
 import { ChunkReads, decodeChunk, describeLocation, LOCATE_BATCH, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import { PackIndexCache } from "../store/pack-index.js";
+import { namedPackOf, namesPacks, type PackNames } from "../core/snapshot.js";
 import type { AgentClients } from "./clients.js";
 import { planFor, restore, type RestoreConfig } from "./restore.js";
 
@@ -366,9 +367,7 @@ async function* locatedWindows(
 ): AsyncGenerator<{ want: WantedChunk; loc: ChunkLocation }[]> {
   let window: WantedChunk[] = [];
   let bytes = 0;
-  const { packs, reusedPacks } = manifest.header;
-  const packIndexes = packs === undefined && reusedPacks === undefined ? undefined : new PackIndexCache(clients.catalog, clients.store, vaultBucket, databaseId);
-  const packOf = (c: BatchChunk): string | undefined => (c.pack !== undefined ? packs?.[c.pack] : c.reusedPack !== undefined ? reusedPacks?.[c.reusedPack] : undefined);
+  const packIndexes = namesPacks(manifest.header) ? new PackIndexCache(clients.catalog, clients.store, vaultBucket, databaseId) : undefined;
   const emit = async (): Promise<{ want: WantedChunk; loc: ChunkLocation }[]> => {
     const locs = await locateChunks(clients.catalog, databaseId, window, packIndexes);
     const out = window.map((want) => ({ want, loc: locs.get(want.sha256)! }));
@@ -379,16 +378,17 @@ async function* locatedWindows(
   for await (const batch of entryBatches(manifest)) {
     for (const c of batch.chunks) {
       if (window.length > 0 && (window.length >= LOCATE_BATCH || bytes + c.storedSize > L2_WINDOW_STORED_BYTES)) yield await emit();
-      const pack = packOf(c);
-      window.push({ ...wantedOf(c), ...(pack === undefined ? {} : { pack }) });
+      window.push(wantedOf(c, manifest.header));
       bytes += c.storedSize;
     }
   }
   if (window.length > 0) yield await emit();
 }
 
-function wantedOf(c: BatchChunk): WantedChunk {
-  return { sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, file: c.file };
+/** A chunk to locate, with the pack its manifest names for it (looked at first). */
+function wantedOf(c: BatchChunk, names: PackNames): WantedChunk {
+  const pack = namedPackOf(c, names);
+  return { sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, file: c.file, ...(pack === undefined ? {} : { pack }) };
 }
 
 /**

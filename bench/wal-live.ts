@@ -42,7 +42,7 @@ import { PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js";
 import { startLocalStack } from "../local/stack.js";
 import { anchorAvailable, runLiveArchiveAnchor, type LiveArchiveRecord } from "./anchor.js";
 import { osUser, parentPid, pidsMatching, procCpu } from "./processes.js";
-import { benchArgs } from "./args.js";
+import { benchArgs, refuseOption, WAL_PATHS } from "./args.js";
 
 const SAMPLE_MS = 500;
 const DRAIN_TIMEOUT_MS = 15 * 60_000;
@@ -83,13 +83,8 @@ interface VariantResult {
  */
 let hostNice = 0;
 
-/** Each variant (`true` archives nothing): whether a resident agent runs, and whether WAL goes direct to the vault (WALVAULT_WAL_DIRECT). */
-const VARIANTS: Record<string, { agent: boolean; walDirect: boolean }> = {
-  true: { agent: false, walDirect: false },
-  agent: { agent: true, walDirect: true },
-  "agent-incoming": { agent: true, walDirect: false },
-  "no-agent": { agent: false, walDirect: true },
-};
+/** Each variant: bench:wal-push's WAL paths, and `true`, which archives nothing. */
+const VARIANTS: Readonly<Record<string, { agent: boolean; walDirect: boolean }>> = { true: { agent: false, walDirect: false }, ...WAL_PATHS };
 
 function renice(pid: number | undefined): void {
   if (pid === undefined || hostNice === 0) return;
@@ -224,25 +219,15 @@ async function main(): Promise<void> {
     },
   });
   if (values.help) {
-    console.log("usage: npm run bench:wal-live [-- --variants true,agent,agent-incoming,no-agent --tx 45000 --clients 4 --threads 2 --scale 100 --latency aws --concurrency 4 --host-nice 0 --no-anchor]");
+    console.log("usage: npm run bench:wal-live [-- --variants true,agent,agent-incoming,no-agent --tx 45000 --clients 4 --threads 2 --scale 100 --latency aws --concurrency 4 --host-nice=0 --no-anchor]");
     return;
   }
   const latency = parseLatency(values.latency);
   hostNice = Number(values["host-nice"]);
   const variants = values.variants.split(",");
   const unknown = variants.find((v) => !Object.hasOwn(VARIANTS, v));
-  const usage =
-    !Number.isInteger(hostNice) || hostNice < -20 || hostNice > 19
-      ? `--host-nice must be an integer from -20 to 19, not '${values["host-nice"]}'`
-      : unknown !== undefined
-        ? `unknown variant '${unknown}' (${Object.keys(VARIANTS).join(", ")})`
-        : undefined;
-  if (usage !== undefined) {
-    // A mistyped option, as bench:wal-push says it: one line, exit 2, nothing started.
-    console.error(`bench wal-live: ${usage}`);
-    process.exitCode = 2;
-    return;
-  }
+  if (!Number.isInteger(hostNice) || hostNice < -20 || hostNice > 19) refuseOption("wal-live", `--host-nice must be an integer from -20 to 19, not '${values["host-nice"]}'`);
+  if (unknown !== undefined) refuseOption("wal-live", `unknown variant '${unknown}' (${Object.keys(VARIANTS).join(", ")})`);
 
   const stateDir = mkdtempSync(join(tmpdir(), "walvault-bench-live-"));
   chmodSync(stateDir, 0o755);

@@ -28,15 +28,10 @@ import { collectWalSegments } from "./collect-wal.js";
 import { osUser, pidsMatching, procCpu } from "./processes.js";
 import { lambdaCost } from "./prices.js";
 import { anchorAvailable, runPgbackrestArchiveAnchor, segmentsDir, type AnchorResult } from "./anchor.js";
-import { benchArgs } from "./args.js";
+import { benchArgs, refuseOption, WAL_PATHS } from "./args.js";
 
 const MiB = 1024 * 1024;
-/** Each mode: whether a resident agent runs, and whether WAL goes direct to the vault (WALVAULT_WAL_DIRECT). */
-const MODES: Record<string, { agent: boolean; walDirect: boolean }> = {
-  "no-agent": { agent: false, walDirect: true },
-  agent: { agent: true, walDirect: true },
-  "agent-incoming": { agent: true, walDirect: false },
-};
+const MODES = WAL_PATHS;
 
 interface CpuSample {
   ingest: number;
@@ -175,11 +170,7 @@ async function main(): Promise<void> {
   const count = Number(values.segments);
   const modes = values.modes.split(",");
   const unknown = modes.find((m) => !Object.hasOwn(MODES, m));
-  if (unknown !== undefined) {
-    console.error(`bench wal-push: unknown mode '${unknown}' (${Object.keys(MODES).join(", ")})`);
-    process.exitCode = 2;
-    return;
-  }
+  if (unknown !== undefined) refuseOption("wal-push", `unknown mode '${unknown}' (${Object.keys(MODES).join(", ")})`);
   const anchor = anchorAvailable();
   let segDir = segmentsDir();
   if (!existsSync(segDir) || readdirSync(segDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).length < count) {

@@ -1295,6 +1295,19 @@ export function restoreLayout(manifest: SnapshotManifest, targetDir: string): Re
   return ops;
 }
 
+/** The manifest's lists of pack names (`packs`: this push's; `reusedPacks`: earlier pushes'), as a chunk reference indexes them. */
+export type PackNames = { packs?: readonly string[] | undefined; reusedPacks?: readonly string[] | undefined };
+
+/** Whether a manifest names any pack, so that a reader may look chunks up in packs' indexes first. */
+export function namesPacks(m: PackNames): boolean {
+  return m.packs !== undefined || m.reusedPacks !== undefined;
+}
+
+/** The pack a chunk reference names (a new chunk's `pack`, a reused chunk's `reusedPack`), by name; undefined when it names none. */
+export function namedPackOf(c: Pick<ChunkRecord, "pack" | "reusedPack">, m: PackNames): string | undefined {
+  return c.pack !== undefined ? m.packs?.[c.pack] : c.reusedPack !== undefined ? m.reusedPacks?.[c.reusedPack] : undefined;
+}
+
 /**
  * The operation that creates one entry under `targetDir` (validated, see
  * restoreLayout): mkdir, writeFile (its chunks from `offset` on: a file
@@ -1323,7 +1336,7 @@ export function entryLayout(
   let at = offset;
   const chunks = e.chunks.map((c) => {
     const rc: RestoreChunk = { offset: at, sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, key: vaultChunkKey(databaseId, c.sha256) };
-    const pack = c.pack !== undefined ? packs?.[c.pack] : c.reusedPack !== undefined ? reusedPacks?.[c.reusedPack] : undefined;
+    const pack = namedPackOf(c, { packs, reusedPacks });
     if (pack !== undefined) rc.pack = pack;
     at += c.size;
     return rc;

@@ -80,7 +80,7 @@ import { META_SHA256, type ChunkItem, type PackItem } from "../core/schemas.js";
 import { snapshotPageKey } from "../core/keys.js";
 import type { SnapshotHeader } from "../core/manifest-header.js";
 import { manifestFormatOf, MAX_PAGE_BYTES, parsePage, validatePagedHeader, type PagedManifestHeader } from "../core/manifest-pages.js";
-import { parseManifest, validateManifest, type UniqueChunk } from "../core/snapshot.js";
+import { namedPackOf, parseManifest, validateManifest, type UniqueChunk } from "../core/snapshot.js";
 import { StoreManifestObjects } from "./manifest-pages.js";
 import { parseObjectMeta, verifyEncodedBytes } from "../core/verify.js";
 import type { Catalog } from "./catalog.js";
@@ -370,10 +370,9 @@ export async function replicateSnapshotBatch(
     // repacked, and its index holds the chunk as the manifest describes it (the primary's index, read once per pack and
     // kept: no catalog read per chunk); else from the chunk's catalog record.
     const packPrefix = vaultPacksPrefix(db);
-    const reusedNames = manifest.reusedPacks;
-    const indexes = reusedNames === undefined ? undefined : new PackIndexCache(catalog, primary.store, primary.bucket, db);
+    const indexes = manifest.reusedPacks === undefined ? undefined : new PackIndexCache(catalog, primary.store, primary.bucket, db);
     const inNamedPack = async (c: UniqueChunk): Promise<string | undefined> => {
-      const name = c.reusedPack === undefined ? undefined : reusedNames?.[c.reusedPack];
+      const name = namedPackOf(c, manifest);
       if (name === undefined || indexes === undefined) return undefined;
       let read;
       try {

@@ -1,6 +1,7 @@
 /**
- * bench/args.ts: every benchmark answers an option it does not know with
- * one line naming the benchmark and the option, exit code 2 and nothing
+ * bench/args.ts: every benchmark answers an option it does not know, and
+ * the WAL benchmarks a mode, variant or nice value they cannot take, with
+ * one line naming the benchmark and what was wrong, exit code 2 and nothing
  * started, as walvault's commands answer bad input (not a stack trace).
  * Runs the compiled benchmarks (`npm test` builds dist/ first).
  */
@@ -22,5 +23,22 @@ describe("a benchmark given an unknown option", () => {
     const lines = r.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(new RegExp(`^bench:${bench}: Unknown option '--no-such-option'.* \\(--help lists the options\\)$`));
+  });
+});
+
+describe("a benchmark given a value it cannot take", () => {
+  it.each([
+    ["wal-push", ["--modes", "agent,direct"], /^bench:wal-push: unknown mode 'direct' \(no-agent, agent, agent-incoming\)$/],
+    ["wal-live", ["--variants", "true,agent-direct-wal"], /^bench:wal-live: unknown variant 'agent-direct-wal' \(true, no-agent, agent, agent-incoming\)$/],
+    ["wal-live", ["--host-nice=-30"], /^bench:wal-live: --host-nice must be an integer from -20 to 19, not '-30'$/],
+  ] as const)("%s %s: one line naming it, exit 2, nothing started", (bench, args, message) => {
+    // Prepare
+    const script = fileURLToPath(new URL(`../../dist/bench/${bench}.js`, import.meta.url));
+    // Act
+    const r = spawnSync(process.execPath, [script, ...args], { encoding: "utf8", timeout: 60_000 });
+    // Assess
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr.trim()).toMatch(message);
   });
 });
