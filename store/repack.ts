@@ -6,23 +6,32 @@
  * Contract:
  * - At most REPACK_MAX_PACKS old packs per call (the caller passes at most
  *   that many; more are refused): a run's work is bounded whatever the vault.
- * - Per old pack: its index is read from its tail (one ranged GET), the chunk
- *   records pointing at it are read (getChunks), and the live ones (in
- *   `referenced`) are read by ranged GETs and verified (decoded, SHA-256 =
- *   name) before they are copied. A pack whose index or live chunk fails
+ * - Per old pack: its index is read from its tail (one ranged GET), and its
+ *   live chunks are the entries `referenced` holds, whichever pack their
+ *   chunk records name, as the sweep judges a pack by its index (a manifest
+ *   may name this pack for a chunk whose record names another pack, or has
+ *   none: docs/packs.md "Repack takes liveness from the index"). The live
+ *   ones are read by ranged GETs and verified (decoded, SHA-256 = name)
+ *   before they are copied. A pack whose index or live chunk fails
  *   verification (CorruptPackError, ChecksumMismatchError) is left exactly
  *   as it is — nothing of it moved, not marked — and reported with the
  *   reason (`error`), so one damaged pack does not stop retention; the other
  *   packs are repacked.
  * - New packs (core/pack.ts PackBuilder, several old packs' live chunks
- *   share them) go to every region's vault (put with their SHA-256), then
- *   their records, then the live chunk records are re-pointed, each only
- *   while it still points at its old pack (movePackedChunks). Both copies are
- *   valid throughout: a reader following either record gets the same bytes.
+ *   share them; a chunk live in two of them is copied once) go to every
+ *   region's vault (put with their SHA-256), then their records, then every
+ *   moved chunk is recorded at its new pack, with the sizes and codec of the
+ *   bytes copied: a record pointing at one of the old packs is re-pointed
+ *   only while it still does (movePackedChunks), any other (pointing at a
+ *   pack outside this call, or none) is written (recordChunks), so that no
+ *   chunk a kept snapshot uses is left findable only through an old pack.
+ *   Both copies are valid throughout: a reader following either gets the
+ *   same bytes.
  * - Each old pack is marked repacked (markPacksRepacked, repackedAt = now)
  *   once its live chunks are verified and before any of its records moves:
- *   from then on the sweep counts only the records still pointing at it, not
- *   its index (which keeps listing the moved chunks), and CheckReferenced
+ *   from then on the sweep counts the records still pointing at it and the
+ *   entries of its index no record places, not the rest of its index (which
+ *   keeps listing the moved chunks), and CheckReferenced
  *   never accepts a chunk by it (docs/packs.md, "The sweep tallies packs
  *   from their indexes"). Stopped between the two, the pack is kept while a
  *   record it still serves is referenced, and repacked again.
@@ -67,10 +76,11 @@ export interface RepackedPack {
   error?: string;
 }
 
-/** Where a live chunk is now and where it goes. */
+/** A live chunk on its way to a new pack: the old pack it is copied from, and the record it had (if any). */
 interface Moving {
   from: PackItem;
-  record: ChunkItem;
+  entry: PackEntry;
+  record: ChunkItem | undefined;
 }
 
 export async function repackPacks(
@@ -87,6 +97,10 @@ export async function repackPacks(
   const builder = new PackBuilder(opts.targetSize === undefined ? {} : { targetSize: opts.targetSize });
   const at = opts.now.toISOString();
   const results = new Map<string, RepackedPack>(packs.map((p) => [p.name, { name: p.name, moved: 0, left: 0, into: [] }]));
+  /** The old packs of this call, by vault key: a record pointing at one of them is re-pointed conditionally. */
+  const olds = new Set(packs.map((p) => p.vaultKey));
+  /** Chunks copied (or being copied) by this call: one copy each, whichever old packs list it. */
+  const copied = new Set<string>();
   let inBuilder: Moving[] = [];
 
   const flush = async (): Promise<void> => {
@@ -98,16 +112,36 @@ export async function repackPacks(
     for (const r of regions) await r.store.put(r.bucket, vaultKey, built.bytes, meta, { sha256: built.name });
     await catalog.recordPacks([item]);
     const offsets = new Map(built.entries.map((e) => [e.sha256, e.offset]));
-    const byOld = new Map<string, Moving[]>();
-    for (const m of inBuilder) byOld.set(m.from.vaultKey, [...(byOld.get(m.from.vaultKey) ?? []), m]);
-    for (const [from, moving] of byOld) {
-      const moved = await catalog.movePackedChunks(
-        moving.map((m) => ({ ...m.record, vaultKey, offset: offsets.get(m.record.sha256)! })),
-        from,
-      );
-      const result = results.get(moving[0]!.from.name)!;
-      result.moved += moved.length;
-      if (!result.into.includes(built.name)) result.into.push(built.name);
+    // The record of the bytes copied (sizes and codec from the old pack's index, which the copy keeps).
+    const recordOf = (m: Moving): ChunkItem => ({
+      databaseId,
+      sha256: m.entry.sha256,
+      size: m.entry.rawSize,
+      storedSize: m.entry.storedLength,
+      codec: m.entry.codec,
+      vaultKey,
+      offset: offsets.get(m.entry.sha256)!,
+      recordedAt: m.record?.recordedAt ?? at,
+    });
+    const byFrom = new Map<string | undefined, Moving[]>();
+    for (const m of inBuilder) {
+      const from = m.record !== undefined && olds.has(m.record.vaultKey) ? m.record.vaultKey : undefined;
+      byFrom.set(from, [...(byFrom.get(from) ?? []), m]);
+    }
+    for (const [from, moving] of byFrom) {
+      // Pointing at an old pack: only while it still does. Elsewhere or nowhere: written, so the chunk is found at its copy.
+      let moved: Set<string>;
+      if (from !== undefined) moved = new Set(await catalog.movePackedChunks(moving.map(recordOf), from));
+      else {
+        await catalog.recordChunks(moving.map(recordOf));
+        moved = new Set(moving.map((m) => m.entry.sha256));
+      }
+      for (const m of moving) {
+        if (!moved.has(m.entry.sha256)) continue;
+        const result = results.get(m.from.name)!;
+        result.moved++;
+        if (!result.into.includes(built.name)) result.into.push(built.name);
+      }
     }
     inBuilder = [];
   };
@@ -118,14 +152,13 @@ export async function repackPacks(
     const result = results.get(old.name)!;
     // Read and verify the index and every live chunk of this pack before any of it is moved.
     let live: PackEntry[];
-    let here: Map<string, ChunkItem>;
+    let records: Map<string, ChunkItem>;
     const stored = new Map<string, Buffer>();
     try {
       const entries = await readPackIndex(primary.store, primary.bucket, old);
       if (entries === undefined) throw new NotFoundError(`${what} is recorded but missing from the vault (${old.vaultKey}): not repacked`);
-      const records = await catalog.getChunks(databaseId, entries.map((e) => e.sha256));
-      here = new Map(records.filter((r) => r.vaultKey === old.vaultKey).map((r) => [r.sha256, r]));
-      live = entries.filter((e) => here.has(e.sha256) && referenced.has(e.sha256));
+      records = new Map((await catalog.getChunks(databaseId, entries.map((e) => e.sha256))).map((r) => [r.sha256, r]));
+      live = entries.filter((e) => referenced.has(e.sha256) && !copied.has(e.sha256));
       await forEachLimit(coalescePackReads(live), 4, async (read) => {
         const body = await primary.store.getRange(primary.bucket, old.vaultKey, read.start, read.end - 1);
         if (body === undefined) throw new NotFoundError(`${what} disappeared from the vault while it was repacked`);
@@ -137,14 +170,15 @@ export async function repackPacks(
       damaged.add(old.name);
       continue;
     }
-    result.left = here.size - live.length;
+    // Dead chunks whose records point at it: left with it (deleted with it by the sweep).
+    for (const r of records.values()) if (r.vaultKey === old.vaultKey && !referenced.has(r.sha256)) result.left++;
     await catalog.markPacksRepacked(databaseId, [old.name], at);
     for (const e of live) {
       const bytes = stored.get(e.sha256)!;
-      if (builder.has(e.sha256)) continue;
       if (!builder.fits(bytes.length)) await flush();
       builder.add({ sha256: e.sha256, rawSize: e.rawSize, codec: e.codec, stored: bytes });
-      inBuilder.push({ from: old, record: here.get(e.sha256)! });
+      inBuilder.push({ from: old, entry: e, record: records.get(e.sha256) });
+      copied.add(e.sha256);
     }
   }
   await flush();

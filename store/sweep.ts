@@ -28,20 +28,26 @@
  *      a chunk record pointing at a pack with no record (a pack deletion
  *      interrupted after the record) is remembered in its tally.
  *   3. indexes: the pack records in name order from `indexAfter`, pages of
- *      at most INDEX_PAGE; each pack not repacked has its index read (one
- *      ranged GET, readPackIndex) and its entries (chunk, pack, stored
- *      length) go into SWEEP_PARTITIONS index runs by the chunk's first hex
- *      digit, written to the scratch every INDEX_RUN_ENTRIES entries and at
- *      the end of the round. An index that cannot be read (damaged, object
- *      missing) is noted in the pack's tally: its records decide for it.
+ *      at most INDEX_PAGE; each pack has its index read (one ranged GET,
+ *      readPackIndex) and its entries (chunk, pack, stored length) go into
+ *      SWEEP_PARTITIONS index runs by the chunk's first hex digit, written to
+ *      the scratch every INDEX_RUN_ENTRIES entries and at the end of the
+ *      round. Of a repacked pack only the entries no chunk record places
+ *      (getChunks: none found) go in, "unplaced": a chunk a manifest names
+ *      this pack for whose record went with another pack, which the repack
+ *      did not copy (it read the mark before that manifest was committed).
+ *      An index that cannot be read (damaged, object missing) is noted in
+ *      the pack's tally: its records decide for it.
  *   4. tally: first, late snapshots are marked (as in 2); then partition by
  *      partition from `tallied`, one partition's mark and that partition's
  *      part of each index run, one run at a time: each entry adds to its
- *      pack's index tally, live when the mark holds the chunk.
+ *      pack's index tally (a repacked pack's: its unplaced tally), live
+ *      when the mark holds the chunk.
  *   5. packs: the pack records in name order from `packAfter`, each decided
  *      (core/pack-retention.ts) on its index tally, or on its record tally
  *      when it is repacked (`repackedAt`: the index still lists what was
- *      moved out) or its index was not read: marked, unmarked, deleted (two
+ *      moved out; its unplaced tally is added) or its index was not read:
+ *      marked, unmarked, deleted (two
  *      phases) or chosen for a repack (at most REPACK_MAX_PACKS names, in
  *      the cursor). Phases 3 and 5 together read at most `packs` pack
  *      records a round.
@@ -221,6 +227,8 @@ interface Liveness {
 interface Tally extends Liveness {
   /** Its index's entries (phases indexes and tally); absent: not read (repacked, recorded since, or unreadable). */
   index?: Liveness;
+  /** A repacked pack: the entries of its index no chunk record places (phases indexes and tally). */
+  unplaced?: Liveness;
   /** Why its index could not be read: its records decide for it. */
   unreadable?: string;
   /** The pack had no record when its first chunk was read. */
@@ -236,6 +244,7 @@ const talliesSchema = z.record(
   z.string(),
   livenessSchema.extend({
     index: livenessSchema.optional(),
+    unplaced: livenessSchema.optional(),
     unreadable: z.string().optional(),
     unrecorded: z.literal(true).optional(),
     fresh: z.literal(true).optional(),
@@ -277,11 +286,14 @@ async function writeTallies(scratch: SweepScratch, c: SweepCursor, tallies: Read
 /**
  * What decides a pack's fate: its own index (a pack is live while any chunk
  * it lists is referenced, whichever pack the chunk's record names), but for
- * a repacked pack, whose index still lists the chunks moved out, and one
- * whose index was not read: the chunk records pointing at it.
+ * a repacked pack, whose index still lists the chunks moved out: the chunk
+ * records pointing at it and the entries of its index no record places; for
+ * one whose index was not read: the chunk records pointing at it.
  */
 function livenessOf(p: PackItem, t: Tally): Liveness {
-  return p.repackedAt === undefined && t.index !== undefined ? t.index : t;
+  if (p.repackedAt === undefined) return t.index ?? t;
+  const u = t.unplaced ?? noLiveness();
+  return { liveChunks: t.liveChunks + u.liveChunks, liveBytes: t.liveBytes + u.liveBytes, deadChunks: t.deadChunks + u.deadChunks, deadBytes: t.deadBytes + u.deadBytes };
 }
 
 /** The mark of one partition: every run's part of it, merged. */
@@ -507,9 +519,10 @@ class IndexRunWriter {
 }
 
 /**
- * Reads the indexes of pack records (not repacked) until the budget's, into
- * index runs; true when the last pack record has been read. An index that
- * cannot be read is noted in its pack's tally.
+ * Reads the indexes of pack records until the budget's, into index runs (a
+ * repacked pack's entries no chunk record places only); true when the last
+ * pack record has been read. An index that cannot be read is noted in its
+ * pack's tally.
  */
 async function indexPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCursor, budget: SweepBudget, spent: Spent, timeUp: () => boolean): Promise<boolean> {
   if (spent.packs >= budget.packs) return false;
@@ -522,29 +535,28 @@ async function indexPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurs
     const limit = Math.min(INDEX_PAGE, budget.packs - spent.packs);
     const page = await ctx.catalog.listPackPage(databaseId, after, limit);
     const read = new Map<string, PackEntry[]>();
-    await forEachLimit(
-      page.packs.filter((p) => p.repackedAt === undefined),
-      ctx.opts.concurrency ?? 8,
-      async (p) => {
-        let t = tallies.get(p.vaultKey);
-        if (t === undefined) tallies.set(p.vaultKey, (t = noLiveness()));
-        delete t.index;
-        delete t.unreadable;
-        try {
-          const entries = await readPackIndex(primary.store, primary.bucket, p);
-          if (entries === undefined) t.unreadable = `its object is missing from ${primary.region}`;
-          else read.set(p.name, entries);
-        } catch (e) {
-          if (!(e instanceof CorruptPackError)) throw e;
-          t.unreadable = describeError(e);
-        }
-      },
-    );
+    await forEachLimit(page.packs, ctx.opts.concurrency ?? 8, async (p) => {
+      let t = tallies.get(p.vaultKey);
+      if (t === undefined) tallies.set(p.vaultKey, (t = noLiveness()));
+      delete t.index;
+      delete t.unplaced;
+      delete t.unreadable;
+      try {
+        const entries = await readPackIndex(primary.store, primary.bucket, p);
+        if (entries === undefined) t.unreadable = `its object is missing from ${primary.region}`;
+        else read.set(p.name, p.repackedAt === undefined ? entries : await unplaced(ctx, entries));
+      } catch (e) {
+        if (!(e instanceof CorruptPackError)) throw e;
+        t.unreadable = describeError(e);
+      }
+    });
     // In page order, so that a retried round writes the same runs.
     for (const p of page.packs) {
       const entries = read.get(p.name);
       if (entries === undefined) continue;
-      tallies.get(p.vaultKey)!.index = noLiveness();
+      const t = tallies.get(p.vaultKey)!;
+      if (p.repackedAt === undefined) t.index = noLiveness();
+      else t.unplaced = noLiveness();
       writer.add(p.name, entries);
     }
     if (writer.entries >= INDEX_RUN_ENTRIES) await writer.flush(scratch, c);
@@ -557,6 +569,12 @@ async function indexPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurs
   if (after === undefined) delete c.indexAfter;
   else c.indexAfter = after;
   return after === undefined;
+}
+
+/** Of a repacked pack's index, the entries no chunk record places (a repack copies and records every live one: usually none). */
+async function unplaced(ctx: SweepContext, entries: readonly PackEntry[]): Promise<PackEntry[]> {
+  const placed = new Set((await ctx.catalog.getChunks(ctx.database.databaseId, entries.map((e) => e.sha256))).map((r) => r.sha256));
+  return entries.filter((e) => !placed.has(e.sha256));
 }
 
 /**
@@ -581,7 +599,8 @@ async function tallyPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurs
         const name = body.toString("hex", o + 32, o + 64);
         if (name !== pack) {
           pack = name;
-          index = tallies.get(vaultPackKey(databaseId, name))?.index;
+          const t = tallies.get(vaultPackKey(databaseId, name));
+          index = t?.index ?? t?.unplaced;
         }
         if (index !== undefined) add(index, mark.has(body.toString("hex", o, o + 32)), body.readUInt32LE(o + 64));
       }

@@ -665,6 +665,34 @@ describe("the sweep tallies packs from their indexes", () => {
     expect(await restoreFile(f, keep)).toEqual(chunks[1]!.raw);
   });
 
+  it("keeps a repacked pack that alone holds a chunk a kept snapshot uses and no record places, and copies that chunk out, recording it, in the next repack", async () => {
+    // Prepare: chunk 3, dead when run 1 repacked the pack (so left in it), loses its record (it went with another pack),
+    // and a snapshot committed since uses it through the pack its manifest names (CheckReferenced accepted it before the repack).
+    const { f, chunks, pack, keep } = await repackedAtRun1("unplaced");
+    await f.catalog.deleteChunks(GDB, [chunks[3]!.sha256]);
+    const late = await snapshotOf(f, [chunks[3]!], new Date("2026-01-03T00:00:00Z"));
+    const key = vaultPackKey(GDB, pack.name);
+
+    // Act
+    const second = await run(f, nothing, [], RUN2, "run-2");
+    const afterSecond = await f.catalog.getPack(GDB, pack.name);
+    const third = await run(f, nothing, [], RUN3, "run-3");
+    const recordAfterThird = (await f.catalog.getChunks(GDB, [chunks[3]!.sha256]))[0];
+    const fourth = await run(f, nothing, [], RUN4, "run-4");
+
+    // Assess: run 2 kept the pack (an unplaced entry is live: unmarked), run 3 repacked it again, creating the chunk's
+    // record at its copy; run 4 deleted it; both snapshots restore from the copies.
+    expect(second.packsSwept).toBe(0);
+    expect(afterSecond?.orphanedAt).toBeUndefined();
+    expect([third.packsSwept, third.packsRepacked]).toEqual([0, 1]);
+    expect(recordAfterThird?.vaultKey).not.toBe(key);
+    expect(recordAfterThird?.offset).toBeDefined();
+    expect(fourth.packsSwept).toBe(1);
+    expect(f.vault.objects.has(key)).toBe(false);
+    expect(await restoreFile(f, late)).toEqual(chunks[3]!.raw);
+    expect(await restoreFile(f, keep)).toEqual(chunks[1]!.raw);
+  });
+
   it("CheckReferenced never accepts a chunk through a repacked pack: it reads the chunk's record, and refuses the chunk once that is gone", async () => {
     // Prepare: a manifest that places a moved chunk, flagged new, in the repacked pack.
     const { f, chunks, pack } = await repackedAtRun1("named pack");

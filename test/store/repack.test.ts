@@ -10,6 +10,7 @@ import { InvalidInputError } from "../../core/errors.js";
 import { vaultPackKey } from "../../core/keys.js";
 import { verifyPack } from "../../core/pack.js";
 import type { PackItem } from "../../core/schemas.js";
+import { readPackIndex } from "../../store/pack-index.js";
 import { REPACK_MAX_PACKS, repackPacks } from "../../store/repack.js";
 import { GDB, memoryVault, packedFixtures } from "./pack-retention-fixture.js";
 import { makeChunk, storePacks, type Chunk } from "./packed-vault.js";
@@ -60,6 +61,42 @@ describe("repackPacks", () => {
     }
     expect(await f.catalog.getPack(GDB, damaged!.item.name)).toEqual(damaged!.item);
     expect((await f.catalog.getChunks(GDB, damaged!.live.map((c) => c.sha256))).map((r) => r.vaultKey)).toEqual([damaged!.item.vaultKey, damaged!.item.vaultKey]);
+  });
+
+  it("copies every live chunk its index lists, whichever pack the chunk's record names, and records each at the new pack (creating a missing record)", async () => {
+    // Prepare: pack P of six chunks; live: 1 (record names P), 2 (record names pack A, uploaded again), 3 (no record). Dead: 4 (record names A).
+    const f = await newFixture();
+    const chunks = await Promise.all(Array.from({ length: 6 }, (_, i) => makeChunk(`p ${i}`)));
+    const [built] = await storePacks(f.v, chunks);
+    const P = (await f.catalog.getPack(GDB, built!.name))!;
+    const entries = (await readPackIndex(f.vault, "vault", P))!;
+    const [c1, c2, c3, c4] = [1, 2, 3, 4].map((i) => chunks[i]!.sha256);
+    const [A] = await storePacks(f.v, [chunks[2]!, chunks[4]!]);
+    const aKey = vaultPackKey(GDB, A!.name);
+    await f.catalog.deleteChunks(GDB, [c3!]);
+    const before = new Map((await f.catalog.getChunks(GDB, [c1!, c2!, c4!])).map((r) => [r.sha256, r.vaultKey]));
+
+    // Act
+    const [result] = await repackPacks(GDB, [P], new Set([c1!, c2!, c3!]), f.catalog, f.regions, { now: NOW, targetSize: 64 * 1024 });
+
+    // Assess: all three live chunks copied and recorded at the new pack, with the sizes and codec its index gives; the dead one's record is untouched.
+    expect(before.get(c2!)).toBe(aKey);
+    expect(entries.map((e) => e.sha256)).toEqual(expect.arrayContaining([c1, c2, c3]));
+    expect([result!.moved, result!.left, result!.error]).toEqual([3, 2, undefined]);
+    const newKey = vaultPackKey(GDB, result!.into[0]!);
+    const newEntries = verifyPack(f.vault.objects.get(newKey)!, result!.into[0]!).entries;
+    expect(newEntries.map((e) => e.sha256).sort()).toEqual([c1, c2, c3].sort());
+    const after = await f.catalog.getChunks(GDB, [c1!, c2!, c3!, c4!]);
+    expect(after.map((r) => [r.sha256, r.vaultKey])).toEqual([
+      [c1, newKey],
+      [c2, newKey],
+      [c3, newKey],
+      [c4, aKey],
+    ]);
+    for (const r of after.slice(0, 3)) {
+      const e = newEntries.find((x) => x.sha256 === r.sha256)!;
+      expect([r.offset, r.storedSize, r.size, r.codec]).toEqual([e.offset, e.storedLength, e.rawSize, e.codec]);
+    }
   });
 
   it("refuses more than REPACK_MAX_PACKS packs in one call", async () => {
