@@ -37,6 +37,20 @@
  * a chunk is checked by its record instead, as a reused chunk is, the pack
  * its record names kept as for reused chunks (checkPacksOf).
  *
+ * A reused chunk that names the pack the push found it in (format 2's
+ * `reusedPack`, an index in `reusedPacks`) is accepted by that pack the same
+ * way (checkReusedInPacks), without reading its record: the pack is
+ * recorded, not repacked, unmarked if retention had marked it, and its index
+ * holds the chunk with the manifest's sizes and codec. The sweep keeps such
+ * a pack while a kept snapshot references a chunk its index lists, and a
+ * repack copies every such chunk out and records it (docs/packs.md "Step 2,
+ * second part"), so the pack is as safe a home as the record's. The name is
+ * a hint: a pack not recorded, repacked, unreadable or not holding the chunk
+ * so sends the check to the chunk's record, as before (one read per chunk
+ * then, in batches). At 100 GB an incremental snapshot's ~780,000 reused
+ * chunks cost ~200 pack records and index reads instead of as many chunk
+ * reads.
+ *
  * PostgreSQL: the backup_label file is rebuilt from its chunks in the vault
  * (each read where its catalog record says: its own object, or a range of a
  * pack; each verified) and its fields must agree with the manifest's postgres
@@ -52,7 +66,7 @@
  */
 import { z } from "zod";
 import { decodeWith } from "../../core/codec.js";
-import { ChecksumMismatchError, ManifestInvalidError, NotFoundError } from "../../core/errors.js";
+import { ChecksumMismatchError, CorruptPackError, ManifestInvalidError, NotFoundError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey } from "../../core/keys.js";
 import { parsePage, type PageEntry } from "../../core/manifest-pages.js";
@@ -164,15 +178,23 @@ export async function checkReusedPacks(catalog: Catalog, manifest: ManifestFiles
  * must still be there (checkPacksOf); a packed push's new chunk must be
  * recorded as the manifest says (checkPackedRecord).
  */
-async function checkChunks(deps: PackDeps, files: ManifestFiles, allChunks: readonly UniqueChunk[], packs: PackIndexes | undefined): Promise<void> {
+async function checkChunks(deps: PackDeps, files: ManifestFiles, allChunks: readonly UniqueChunk[], packs: PackIndexes | undefined, reusedPacks?: PackIndexes): Promise<void> {
   const packed = packs !== undefined;
-  // A packed push's new chunks that name their pack are checked against it; the rest by their records.
+  // A packed push's new chunks that name their pack are checked against it, reused ones that name one too; the rest by their records.
   const inPacks: UniqueChunk[] = [];
+  const reusedIn: UniqueChunk[] = [];
   const chunks: UniqueChunk[] = [];
-  for (const c of allChunks) (packed && c.new && c.pack !== undefined ? inPacks : chunks).push(c);
+  for (const c of allChunks) {
+    if (packed && c.new && c.pack !== undefined) inPacks.push(c);
+    else if (reusedPacks !== undefined && !c.new && c.reusedPack !== undefined) reusedIn.push(c);
+    else chunks.push(c);
+  }
   // Those whose pack is repacked are checked by their records, their packs as reused chunks' are.
   const byRecord = new Set(inPacks.length > 0 ? await checkInPacks(deps, files, inPacks, packs!) : []);
   for (const c of inPacks) if (byRecord.has(c.sha256)) chunks.push(c);
+  // Reused chunks their named pack does not vouch for: by their records, as before.
+  const notInNamed = new Set(reusedIn.length > 0 ? await checkReusedInPacks(deps, reusedIn, reusedPacks!) : []);
+  for (const c of reusedIn) if (notInNamed.has(c.sha256)) chunks.push(c);
   for (let i = 0; i < chunks.length; i += CHECK_RECORDS_BATCH) {
     const slice = chunks.slice(i, i + CHECK_RECORDS_BATCH);
     const records = new Map((await deps.catalog.getChunks(files.databaseId, slice.map((c) => c.sha256))).map((r) => [r.sha256, r]));
@@ -192,14 +214,16 @@ type PackDeps = Pick<Deps, "catalog" | "vault" | "vaultBucket">;
  * for callers that hold them already (tests of the sweep's side of the
  * protocol).
  */
-export async function checkPackedChunks(deps: PackDeps, files: ManifestFiles, chunks: readonly UniqueChunk[], packNames: readonly string[]): Promise<void> {
-  await checkChunks(deps, files, chunks, new PackIndexes(deps, files.databaseId, packNames));
+export async function checkPackedChunks(deps: PackDeps, files: ManifestFiles, chunks: readonly UniqueChunk[], packNames: readonly string[], reusedPackNames?: readonly string[]): Promise<void> {
+  const reused = reusedPackNames === undefined ? undefined : new PackIndexes(deps, files.databaseId, reusedPackNames, "reusedPacks");
+  await checkChunks(deps, files, chunks, new PackIndexes(deps, files.databaseId, packNames), reused);
 }
 
 /**
- * The indexes of a packed push's packs (manifest `packs`), read as needed
- * and the last few kept for the invocation (store/pack-index.ts). `names` is
- * the manifest's list: a chunk's `pack` is an index into it.
+ * The indexes of the packs a manifest names (its `packs`, or its
+ * `reusedPacks`), read as needed and the last few kept for the invocation
+ * (store/pack-index.ts). `names` is the manifest's list: a chunk's `pack`
+ * (or `reusedPack`) is an index into it.
  */
 class PackIndexes {
   private readonly cache: PackIndexCache;
@@ -207,19 +231,70 @@ class PackIndexes {
     deps: PackDeps,
     databaseId: string,
     readonly names: readonly string[],
+    private readonly field: "packs" | "reusedPacks" = "packs",
   ) {
     this.cache = new PackIndexCache(deps.catalog, deps.vault, deps.vaultBucket, databaseId);
   }
 
+  /** Pack `i`'s name (a chunk naming one past the list: ManifestInvalidError; validation refuses it first). */
+  name(i: number): string {
+    const name = this.names[i];
+    const what = this.field === "packs" ? "pack" : "reused pack";
+    if (name === undefined) throw new ManifestInvalidError(`a chunk names ${what} ${i}, but the manifest lists ${this.names.length} ${what}(s)`, { field: this.field });
+    return name;
+  }
+
   /** Pack `i`'s record (undefined: not recorded) and index. */
   async get(i: number): Promise<{ pack: PackItem; entries: Map<string, PackEntry> } | undefined> {
-    const name = this.names[i];
-    if (name === undefined) throw new ManifestInvalidError(`a chunk names pack ${i}, but the manifest lists ${this.names.length} pack(s)`, { field: "packs" });
-    const read = await this.cache.get(name);
+    const read = await this.cache.get(this.name(i));
     if (!read) return undefined;
     if (!read.entries) throw new NotFoundError(`pack ${read.pack.vaultKey} is recorded but missing from the vault`);
     return { pack: read.pack, entries: read.entries };
   }
+
+  /** As get, but undefined also for a pack recorded and missing from the vault, or whose index is damaged: for a hint. */
+  async find(i: number): Promise<{ pack: PackItem; entries: Map<string, PackEntry> } | undefined> {
+    try {
+      return await this.get(i);
+    } catch (e) {
+      if (e instanceof NotFoundError || e instanceof CorruptPackError) return undefined;
+      throw e;
+    }
+  }
+}
+
+/** Chunks by the index of the pack they name (`key`), in first-seen order. */
+function byPackIndex(chunks: readonly UniqueChunk[], key: (c: UniqueChunk) => number): Map<number, UniqueChunk[]> {
+  const by = new Map<number, UniqueChunk[]>();
+  for (const c of chunks) {
+    const list = by.get(key(c));
+    if (list) list.push(c);
+    else by.set(key(c), [c]);
+  }
+  return by;
+}
+
+/**
+ * Reused chunks that name the pack the push found them in: accepted when
+ * that pack is recorded, not repacked, still there (unmarked if retention
+ * had marked it) and its index holds the chunk with the manifest's sizes and
+ * codec. Resolves the hashes it does not vouch for (the name is a hint):
+ * their records decide, as for any reused chunk.
+ */
+async function checkReusedInPacks(deps: PackDeps, chunks: readonly UniqueChunk[], packs: PackIndexes): Promise<string[]> {
+  const byRecord: string[] = [];
+  for (const [i, list] of byPackIndex(chunks, (c) => c.reusedPack!)) {
+    const read = await packs.find(i);
+    if (!read || read.pack.repackedAt !== undefined || !(await packStillThere(deps.catalog, read.pack.databaseId, read.pack))) {
+      byRecord.push(...list.map((c) => c.sha256));
+      continue;
+    }
+    for (const c of list) {
+      const e = read.entries.get(c.sha256);
+      if (!e || e.rawSize !== c.size || e.storedLength !== c.storedSize || e.codec !== c.codec) byRecord.push(c.sha256);
+    }
+  }
+  return byRecord;
 }
 
 /**
@@ -233,17 +308,11 @@ class PackIndexes {
  */
 async function checkInPacks(deps: PackDeps, files: ManifestFiles, chunks: readonly UniqueChunk[], packs: PackIndexes): Promise<string[]> {
   const byRecord: string[] = [];
-  const byPack = new Map<number, UniqueChunk[]>();
-  for (const c of chunks) {
-    const list = byPack.get(c.pack!);
-    if (list) list.push(c);
-    else byPack.set(c.pack!, [c]);
-  }
   const where = (c: UniqueChunk): string => {
     const file = filesUsing(files, [c.sha256]).get(c.sha256) ?? "?";
     return `snapshot ${files.snapshotId} of database ${files.databaseId}: chunk ${c.sha256} used by file ${JSON.stringify(file)}`;
   };
-  for (const [i, list] of byPack) {
+  for (const [i, list] of byPackIndex(chunks, (c) => c.pack!)) {
     const read = await packs.get(i);
     const name = packs.names[i]!;
     if (!read) throw new NotFoundError(`${where(list[0]!)} is not in the vault: it is flagged new in pack ${name}, which was not promoted`);
@@ -294,10 +363,11 @@ async function checkPages(deps: Deps, snapshot: ValidatedSnapshot, progress: z.i
   const budget = pageBudget(stepsOf("snapshot-ingest").checkReferenced.timeoutSeconds);
   let { next, uniqueChunks, checkedBackupLabel } = progress;
   const packs = header.packs === undefined ? undefined : new PackIndexes(deps, snapshot.databaseId, header.packs);
+  const reusedPacks = header.reusedPacks === undefined ? undefined : new PackIndexes(deps, snapshot.databaseId, header.reusedPacks, "reusedPacks");
   for (let taken = 0; next < header.pages.length && mayTakePage(budget, taken); taken++) {
     const read = await readCheckedPage(objects, snapshot.incoming.key, header, next, (body) => parsePage(header, next, body));
     const files = { databaseId: snapshot.databaseId, snapshotId: snapshot.snapshotId, files: read.page.entries };
-    await checkChunks(deps, files, read.chunks, packs);
+    await checkChunks(deps, files, read.chunks, packs, reusedPacks);
     const label = read.page.entries.find((e) => e.path === "backup_label");
     if (header.kind === "postgres" && label !== undefined) {
       checkBackupLabel(headerAsManifest(header) as PostgresSnapshotManifest, await readBackupLabel(deps, snapshot.databaseId, label));

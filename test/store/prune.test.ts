@@ -693,6 +693,49 @@ describe("the sweep tallies packs from their indexes", () => {
     expect(await restoreFile(f, keep)).toEqual(chunks[1]!.raw);
   });
 
+  it("CheckReferenced accepts a reused chunk by the pack its manifest names, reading no chunk record and unmarking that pack; a wrong, unrecorded or repacked pack sends it to its record", async () => {
+    // Prepare: chunks 0-2 in pack P (a deletion candidate), chunk 3 in pack Q. The manifest names P for 0, Q for 1 (wrong), an unrecorded pack for 2.
+    const f = await newFixture();
+    const chunks = await Promise.all(Array.from({ length: 4 }, (_, i) => makeChunk(`named ${i}`)));
+    const [P] = await storePacks(f.v, chunks.slice(0, 3));
+    const [Q] = await storePacks(f.v, [chunks[3]!]);
+    const nowhere = "f".repeat(64);
+    await f.catalog.markPacksOrphaned(GDB, [P!.name], RUN1.toISOString());
+    const named = new Map([
+      [chunks[0]!.sha256, P!.name],
+      [chunks[1]!.sha256, Q!.name],
+      [chunks[2]!.sha256, nowhere],
+    ]);
+    const { manifestKey } = await putPackedManifest(f.v, chunks.slice(0, 3).map((c) => ({ c, isNew: false })), [], new Date("2026-01-03T00:00:00Z"), undefined, named);
+    const manifest = manifestOf(f, { manifestKey });
+    const names = manifest.reusedPacks!;
+    const refs = chunks.slice(0, 3).map((c) => ({ ...reused(c), reusedPack: names.indexOf(named.get(c.sha256)!) }));
+    const { proxy, calls } = recordingCalls(f.catalog, ["getChunks"]);
+    const deps = { catalog: proxy, vault: f.vault, vaultBucket: "vault" };
+
+    // Act: as pushed; then with P repacked; then with chunk 1's record gone.
+    await checkPackedChunks(deps, manifest, refs, [], names);
+    const afterFirst = { read: calls.getChunks.map((args) => args[1] as string[]), pack: await f.catalog.getPack(GDB, P!.name) };
+    calls.getChunks.length = 0;
+    await f.catalog.markPacksRepacked(GDB, [P!.name], RUN2.toISOString());
+    await checkPackedChunks(deps, manifest, refs, [], names);
+    const afterRepacked = calls.getChunks.map((args) => args[1] as string[]);
+    await f.catalog.deleteChunks(GDB, [chunks[1]!.sha256]);
+    const refused = await checkPackedChunks(deps, manifest, refs, [], names).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(afterFirst.read).toHaveLength(1);
+    expect([...afterFirst.read[0]!].sort()).toEqual([chunks[1]!.sha256, chunks[2]!.sha256].sort());
+    expect(afterFirst.pack?.orphanedAt).toBeUndefined();
+    expect(afterRepacked).toHaveLength(1);
+    expect([...afterRepacked[0]!].sort()).toEqual(chunks.slice(0, 3).map((c) => c.sha256).sort());
+    expect(refused).toBeInstanceOf(NotFoundError);
+    expect(String(refused)).toContain(chunks[1]!.sha256);
+  });
+
   it("CheckReferenced never accepts a chunk through a repacked pack: it reads the chunk's record, and refuses the chunk once that is gone", async () => {
     // Prepare: a manifest that places a moved chunk, flagged new, in the repacked pack.
     const { f, chunks, pack } = await repackedAtRun1("named pack");
