@@ -418,7 +418,7 @@ export async function snapshotPush(
     }
 
     const codec = getCodec(cfg.codec ?? DEFAULT_CODEC);
-    const previous = await loadPreviousManifest(clients, cfg, warnings);
+    const previous = await loadPreviousManifest(clients, cfg, warnings, { nameUnnamed: opts.manifestPages ?? manifestPagesEnabled() });
     const catalogEmpty = previous === undefined && (await clients.catalog.listChunkPage(databaseId, undefined, 1)).chunks.length === 0;
     const stats: TransferStats = { bytesRead: 0, newBytes: 0, reusedBytes: 0, chunks: 0, newChunks: 0 };
     const startedAt = now();
@@ -636,7 +636,7 @@ interface Previous {
  * the vault: all of them are there. Anything wrong with it only costs dedup
  * (the catalog is asked instead) and is reported as a warning.
  */
-async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warnings: string[]): Promise<Previous | undefined> {
+async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warnings: string[], opts: { nameUnnamed: boolean }): Promise<Previous | undefined> {
   const snapshots = await clients.catalog.listSnapshots(cfg.databaseId);
   const latest = snapshots.at(-1);
   if (!latest) return undefined;
@@ -657,7 +657,7 @@ async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warn
       warnings.push(`${what} does not match the SHA-256 the catalog recorded; not used for dedup`);
       return undefined;
     }
-    const { known, knownPacks } = await previousChunks(clients, cfg, latest, body);
+    const { known, knownPacks } = await previousChunks(clients, cfg, latest, body, opts);
     return { snapshotId: latest.snapshotId, known, knownCount: known.size, knownPacks };
   } catch (e) {
     if (e instanceof ServiceUnavailableError) throw e;
@@ -666,13 +666,33 @@ async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warn
   }
 }
 
+/** Chunk records the agent reads per catalog call while naming the packs of a previous manifest's unnamed chunks. */
+const NAMING_BATCH = 1000;
+
 /**
  * The distinct chunks of a previous manifest (its verified bytes `body`):
  * format 1 parsed whole, format 2 a page at a time; with the pack the
  * manifest places each in (its `pack` or `reusedPack`), numbered by their
  * place in `knownPacks`.
+ *
+ * `nameUnnamed` (this push writes format 2, whose references can name a
+ * reused chunk's pack): a manifest with packs but no `reusedPacks` (written
+ * before reused chunks named their pack, or in format 1) leaves the chunks
+ * it reused unnamed, and every later manifest would too (a chunk is named
+ * from the previous manifest, or from the catalog only when that manifest
+ * lacks it), so CheckReferenced would read their records on every snapshot.
+ * Their records are read here, once, a page's unnamed chunks at a time in
+ * batches of NAMING_BATCH, and a record in a pack names it; from this push
+ * on, the manifests carry the names. A chunk stored as its own object stays
+ * unnamed.
  */
-async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: SnapshotRecord, body: Buffer): Promise<{ known: ChunkTable; knownPacks: PackNumbering }> {
+async function previousChunks(
+  clients: AgentClients,
+  cfg: PushConfig,
+  latest: SnapshotRecord,
+  body: Buffer,
+  opts: { nameUnnamed: boolean },
+): Promise<{ known: ChunkTable; knownPacks: PackNumbering }> {
   const ids = { databaseId: cfg.databaseId, snapshotId: latest.snapshotId };
   const vault = new StoreManifestObjects(clients.store, cfg.vaultBucket);
   // The header read and checked above is the one whose pages are read.
@@ -681,13 +701,27 @@ async function previousChunks(clients: AgentClients, cfg: PushConfig, latest: Sn
   if (!opened) throw new InvalidInputError(`manifest ${latest.manifestKey} is missing`);
   const known = new ChunkTable();
   const knownPacks = new PackNumbering();
+  const naming = opts.nameUnnamed && opened.header.packs !== undefined && opened.header.reusedPacks === undefined;
+  const unnamed = new Set<string>();
+  const nameFromRecords = async (hashes: string[]): Promise<void> => {
+    for (let i = 0; i < hashes.length; i += NAMING_BATCH) {
+      for (const r of await clients.catalog.getChunks(cfg.databaseId, hashes.slice(i, i + NAMING_BATCH))) {
+        const e = known.get(r.sha256);
+        if (e === undefined || r.offset === undefined || r.size !== e.size || r.storedSize !== e.storedSize || r.codec !== e.codec) continue;
+        known.set(r.sha256, { ...e, pack: knownPacks.numberOf(r.vaultKey.slice(r.vaultKey.lastIndexOf("/") + 1)) });
+      }
+    }
+  };
   for (let i = 0; i < opened.pageCount; i++) {
     for (const c of (await opened.page(i)).chunks) {
       // A page names the pack on its first reference to a chunk: one on a later page without it keeps what an earlier one said.
       const name = namedPackOf(c, opened.header);
       const pack = name === undefined ? known.get(c.sha256)?.pack : knownPacks.numberOf(name);
       known.set(c.sha256, { size: c.size, storedSize: c.storedSize, codec: c.codec, isNew: false, seen: false, ...(pack === undefined ? {} : { pack }) });
+      if (pack === undefined && naming) unnamed.add(c.sha256);
     }
+    if (unnamed.size > 0) await nameFromRecords([...unnamed]);
+    unnamed.clear();
   }
   return { known, knownPacks };
 }

@@ -280,6 +280,31 @@ describe("a packed snapshot push", () => {
       for (const c of f.chunks) expect(`db/${GEN}/packs/${m.reusedPacks![c.reusedPack!]}`, c.sha256).toBe(records.get(c.sha256));
     }
   }, 240_000);
+
+  it("names, once, the packs of reused chunks a previous manifest left unnamed (format 1), so later manifests carry them and no push looks them up again", async () => {
+    // Prepare: a format-1 push of the same tree: its reused chunks name no pack.
+    const unnamed = await snapshotPush(source(dir), cfg(), clients, { packs: true, manifestPages: false, timeoutMs: 120_000 });
+    const f1 = await manifestOf(unnamed);
+    const { proxy: catalog, calls } = recordingCalls(clients.catalog, ["getChunks"]);
+
+    // Act: two format-2 pushes of it.
+    const named = await snapshotPush(source(dir), cfg(), { ...clients, catalog }, { packs: true, timeoutMs: 120_000 });
+    const lookedUp = calls.getChunks.flatMap((c) => c[1] as string[]);
+    calls.getChunks.length = 0;
+    const after = await snapshotPush(source(dir), cfg(), { ...clients, catalog }, { packs: true, timeoutMs: 120_000 });
+
+    // Assess
+    expect(f1.reusedPacks).toBeUndefined();
+    expect(f1.files.some((f) => f.type === "file" && f.chunks.some((c) => c.reusedPack !== undefined))).toBe(false);
+    expect(new Set(lookedUp).size).toBe(first.totals.uniqueChunks);
+    for (const push of [named, after]) {
+      const m = await manifestOf(push);
+      expect(push.totals.newChunks).toBe(0);
+      expect(m.reusedPacks).toEqual([...first.packs!.names].sort());
+      for (const f of m.files) if (f.type === "file") for (const c of f.chunks) expect(c.reusedPack, c.sha256).toBeDefined();
+    }
+    expect(calls.getChunks).toEqual([]);
+  }, 240_000);
 });
 
 describe("a packed push on encode workers", () => {
