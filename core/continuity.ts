@@ -45,26 +45,33 @@ export function analyzeContinuity(segments: readonly SegmentRef[]): TimelineCont
   }
   return [...byTimeline.keys()]
     .sort((a, b) => a - b)
-    .map((timeline) => {
-      const sorted = byTimeline.get(timeline)!.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-      const ranges: SegmentRange[] = [];
-      const gaps: Gap[] = [];
-      const duplicates: bigint[] = [];
-      let current: SegmentRange | undefined;
-      for (const segno of sorted) {
-        if (current === undefined) {
-          current = { timeline, first: segno, last: segno };
-        } else if (segno === current.last) {
-          duplicates.push(segno);
-        } else if (segno === current.last + 1n) {
-          current.last = segno;
-        } else {
-          gaps.push({ timeline, after: current.last, before: segno, missing: segno - current.last - 1n });
-          ranges.push(current);
-          current = { timeline, first: segno, last: segno };
-        }
-      }
-      if (current) ranges.push(current);
-      return { timeline, ranges, gaps, duplicates, count: sorted.length - duplicates.length };
-    });
+    .map((timeline) => continuityOfSorted(timeline, byTimeline.get(timeline)!.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))));
+}
+
+/**
+ * One timeline's contiguous ranges and gaps from its segment numbers in
+ * ascending order (repeats allowed: counted as duplicates). For callers that
+ * hold them compactly (a sorted BigUint64Array: 8 bytes a segment).
+ */
+export function continuityOfSorted(timeline: number, sorted: ArrayLike<bigint>): TimelineContinuity {
+  const ranges: SegmentRange[] = [];
+  const gaps: Gap[] = [];
+  const duplicates: bigint[] = [];
+  let current: SegmentRange | undefined;
+  for (let i = 0; i < sorted.length; i++) {
+    const segno = sorted[i]!;
+    if (current === undefined) {
+      current = { timeline, first: segno, last: segno };
+    } else if (segno === current.last) {
+      duplicates.push(segno);
+    } else if (segno === current.last + 1n) {
+      current.last = segno;
+    } else {
+      gaps.push({ timeline, after: current.last, before: segno, missing: segno - current.last - 1n });
+      ranges.push(current);
+      current = { timeline, first: segno, last: segno };
+    }
+  }
+  if (current) ranges.push(current);
+  return { timeline, ranges, gaps, duplicates, count: sorted.length - duplicates.length };
 }

@@ -144,20 +144,33 @@ export function genericSegmentMeta(meta: GenericSegmentMeta): Record<string, str
  * metadata prove nothing about the ones not pushed).
  */
 export function archivedThrough(records: ReadonlyArray<{ scanAt?: string | undefined; scanCount?: number | undefined }>): Date | undefined {
-  const seen = new Map<string, { count: number; have: number }>();
-  for (const r of records) {
-    if (r.scanAt === undefined || r.scanCount === undefined) continue;
-    const s = seen.get(r.scanAt) ?? { count: r.scanCount, have: 0 };
-    s.have++;
-    seen.set(r.scanAt, s);
+  const t = new ArchivedThrough();
+  t.add(records);
+  return t.result();
+}
+
+/** archivedThrough over records given a page at a time (memory: one entry per watch scan, not per record). */
+export class ArchivedThrough {
+  private readonly seen = new Map<string, { count: number; have: number }>();
+
+  add(records: ReadonlyArray<{ scanAt?: string | undefined; scanCount?: number | undefined }>): void {
+    for (const r of records) {
+      if (r.scanAt === undefined || r.scanCount === undefined) continue;
+      const s = this.seen.get(r.scanAt) ?? { count: r.scanCount, have: 0 };
+      s.have++;
+      this.seen.set(r.scanAt, s);
+    }
   }
-  let best: Date | undefined;
-  for (const [at, s] of seen) {
-    if (s.have < s.count) continue;
-    const d = new Date(at);
-    if (best === undefined || d > best) best = d;
+
+  result(): Date | undefined {
+    let best: Date | undefined;
+    for (const [at, s] of this.seen) {
+      if (s.have < s.count) continue;
+      const d = new Date(at);
+      if (best === undefined || d > best) best = d;
+    }
+    return best;
   }
-  return best;
 }
 
 // ---------------------------------------------------------------------------

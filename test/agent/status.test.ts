@@ -1,11 +1,14 @@
 /**
  * agent/status.ts writeWalList: `wal list` written a page at a time prints
  * what printing the whole list at once printed (the JSON array byte for
- * byte, the same table rows), for any split into pages.
+ * byte, the same table rows), for any split into pages. status(): ranges,
+ * gaps, totals and archive times from the catalog's WAL read a page at a
+ * time, never the whole list.
  */
 import { describe, expect, it } from "vitest";
-import { formatWalList, writeWalList } from "../../agent/status.js";
-import type { WalRecord } from "../../core/schemas.js";
+import type { AgentClients } from "../../agent/clients.js";
+import { formatWalList, status, writeWalList } from "../../agent/status.js";
+import type { DatabaseRecord, WalRecord } from "../../core/schemas.js";
 import { segmentName } from "../../core/wal.js";
 
 const MIB16 = 16 * 1024 * 1024;
@@ -58,5 +61,89 @@ describe("writeWalList", () => {
     for (const o of outs) expect(o.trimEnd().split("\n").map((l) => l.split(/\s+/))).toEqual(formatWalList(all).split("\n").map((l) => l.split(/\s+/)));
     expect(outs[0]).toBe(`${formatWalList(all)}\n`);
     expect((await written([], false)).trim()).toBe("NAME  KIND  TL  START LSN  SIZE  STORED  CODEC  ARCHIVED");
+  });
+});
+
+/** An agent's clients whose catalog serves `records` two to a page; listWal (the whole list) fails. */
+function pagedClients(db: DatabaseRecord, records: WalRecord[]): { clients: AgentClients; pagesRead: () => number } {
+  let pagesRead = 0;
+  const catalog = {
+    getDatabase: async () => db,
+    getHead: async () => undefined,
+    listQuarantine: async () => [],
+    listWal: async () => {
+      throw new Error("status read the whole WAL list");
+    },
+    listWalPage: async (_id: string, after?: string) => {
+      pagesRead++;
+      const from = after === undefined ? 0 : Number(after);
+      return { records: records.slice(from, from + 2), ...(from + 2 < records.length ? { next: String(from + 2) } : {}) };
+    },
+  };
+  return { clients: { catalog } as unknown as AgentClients, pagesRead: () => pagesRead };
+}
+
+describe("status", () => {
+  it("PostgreSQL: ranges and gaps per timeline, totals, and the archive times of the segments at their ends, reading the WAL a page at a time", async () => {
+    // Prepare: timeline 1 has 1-3 and 5-6 (4 missing), timeline 2 has 7-8, and a history file.
+    const onTl = (tl: number, segno: number): WalRecord => {
+      const r = record(segno);
+      const name = segmentName(tl, BigInt(segno), MIB16);
+      return { ...r, timeline: tl, name, vaultKey: `db/pg-main/wal/${name}` };
+    };
+    const history = { ...record(0), name: "00000002.history", kind: "history", size: 40, storedSize: 40 } as WalRecord;
+    const records = [...[1, 2, 3, 5, 6].map((n) => onTl(1, n)), history, onTl(2, 7), onTl(2, 8)];
+    const { clients, pagesRead } = pagedClients({ databaseId: "pg-main", kind: "postgres", walSegmentSize: MIB16, createdAt: "2026-01-01T00:00:00.000Z" }, records);
+
+    // Act
+    const s = await status(clients, "pg-main");
+
+    // Assess
+    const seg = (tl: number, n: number): string => segmentName(tl, BigInt(n), MIB16);
+    const at = (n: number): string => record(n).archivedAt;
+    expect(s.timelines).toEqual([
+      {
+        timeline: 1,
+        ranges: [
+          { first: seg(1, 1), last: seg(1, 3), segments: 3, from: at(1), to: at(3) },
+          { first: seg(1, 5), last: seg(1, 6), segments: 2, from: at(5), to: at(6) },
+        ],
+        gaps: [{ after: seg(1, 3), before: seg(1, 5), missing: 1, from: at(3), to: at(5) }],
+      },
+      { timeline: 2, ranges: [{ first: seg(2, 7), last: seg(2, 8), segments: 2, from: at(7), to: at(8) }], gaps: [] },
+    ]);
+    expect([s.segments, s.historyFiles, s.gaps]).toEqual([7, 1, 1]);
+    expect(s.storedBytes).toBe(records.reduce((a, r) => a + r.storedSize, 0));
+    expect(s.streams).toBeUndefined();
+    expect(pagesRead()).toBe(2 * Math.ceil(records.length / 2));
+  });
+
+  it("generic: streams by position, though names do not sort by it, with the records' names at the ends and how far the archive is complete", async () => {
+    // Prepare: stream a has positions 9, 10, 12 (11 missing), stream b has 1; a's three came from one complete watch scan.
+    const scanAt = "2026-12-06T01:00:00.000Z";
+    const gen = (name: string, n: number, scanned: boolean): WalRecord =>
+      ({ ...record(n), databaseId: "gen", name, startLsn: undefined, vaultKey: `db/gen/wal/${name}`, ...(scanned ? { scanAt, scanCount: 3 } : {}) }) as WalRecord;
+    const records = [gen("a/wal-10.log", 10, true), gen("a/wal-12.log", 12, true), gen("a/wal-9.log", 9, true), gen("b/x-1.log", 1, false)];
+    const { clients } = pagedClients({ databaseId: "gen", kind: "generic", walSegmentSize: MIB16, createdAt: "2026-01-01T00:00:00.000Z" }, records);
+
+    // Act
+    const s = await status(clients, "gen");
+
+    // Assess
+    const at = (n: number): string => record(n).archivedAt;
+    expect(s.streams).toEqual([
+      {
+        stream: "a",
+        ranges: [
+          { first: "a/wal-9.log", last: "a/wal-10.log", segments: 2, from: at(9), to: at(10) },
+          { first: "a/wal-12.log", last: "a/wal-12.log", segments: 1, from: at(12), to: at(12) },
+        ],
+        gaps: [{ after: "a/wal-10.log", before: "a/wal-12.log", missing: 1, from: at(10), to: at(12) }],
+      },
+      { stream: "b", ranges: [{ first: "b/x-1.log", last: "b/x-1.log", segments: 1, from: at(1), to: at(1) }], gaps: [] },
+    ]);
+    expect(s.timelines).toEqual([]);
+    expect(s.archivedThrough).toBe(scanAt);
+    expect([s.segments, s.gaps]).toEqual([4, 1]);
   });
 });
