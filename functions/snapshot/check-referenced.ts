@@ -190,10 +190,10 @@ async function checkChunks(deps: PackDeps, files: ManifestFiles, allChunks: read
     else chunks.push(c);
   }
   // Those whose pack is repacked are checked by their records, their packs as reused chunks' are.
-  const byRecord = new Set(inPacks.length > 0 ? await checkInPacks(deps, files, inPacks, packs!) : []);
+  const byRecord = new Set(inPacks.length > 0 ? await checkInPacks(files, inPacks, packs!) : []);
   for (const c of inPacks) if (byRecord.has(c.sha256)) chunks.push(c);
   // Reused chunks their named pack does not vouch for: by their records, as before.
-  const notInNamed = new Set(reusedIn.length > 0 ? await checkReusedInPacks(deps, reusedIn, reusedPacks!) : []);
+  const notInNamed = new Set(reusedIn.length > 0 ? await checkReusedInPacks(reusedIn, reusedPacks!) : []);
   for (const c of reusedIn) if (notInNamed.has(c.sha256)) chunks.push(c);
   for (let i = 0; i < chunks.length; i += CHECK_RECORDS_BATCH) {
     const slice = chunks.slice(i, i + CHECK_RECORDS_BATCH);
@@ -227,13 +227,23 @@ export async function checkPackedChunks(deps: PackDeps, files: ManifestFiles, ch
  */
 class PackIndexes {
   private readonly cache: PackIndexCache;
+  /** Packs found still there by this invocation (a retention mark cleared once, not once per page). */
+  private readonly there = new Set<string>();
   constructor(
-    deps: PackDeps,
+    private readonly deps: PackDeps,
     databaseId: string,
     readonly names: readonly string[],
     private readonly field: "packs" | "reusedPacks" = "packs",
   ) {
     this.cache = new PackIndexCache(deps.catalog, deps.vault, deps.vaultBucket, databaseId);
+  }
+
+  /** packStillThere, once per pack for the invocation (the cached record keeps the mark it was read with). */
+  async stillThere(pack: PackItem): Promise<boolean> {
+    if (this.there.has(pack.name)) return true;
+    const there = await packStillThere(this.deps.catalog, pack.databaseId, pack);
+    if (there) this.there.add(pack.name);
+    return there;
   }
 
   /** Pack `i`'s name (a chunk naming one past the list: ManifestInvalidError; validation refuses it first). */
@@ -281,11 +291,11 @@ function byPackIndex(chunks: readonly UniqueChunk[], key: (c: UniqueChunk) => nu
  * codec. Resolves the hashes it does not vouch for (the name is a hint):
  * their records decide, as for any reused chunk.
  */
-async function checkReusedInPacks(deps: PackDeps, chunks: readonly UniqueChunk[], packs: PackIndexes): Promise<string[]> {
+async function checkReusedInPacks(chunks: readonly UniqueChunk[], packs: PackIndexes): Promise<string[]> {
   const byRecord: string[] = [];
   for (const [i, list] of byPackIndex(chunks, (c) => c.reusedPack!)) {
     const read = await packs.find(i);
-    if (!read || read.pack.repackedAt !== undefined || !(await packStillThere(deps.catalog, read.pack.databaseId, read.pack))) {
+    if (!read || read.pack.repackedAt !== undefined || !(await packs.stillThere(read.pack))) {
       byRecord.push(...list.map((c) => c.sha256));
       continue;
     }
@@ -306,7 +316,7 @@ async function checkReusedInPacks(deps: PackDeps, chunks: readonly UniqueChunk[]
  * of those in a repacked pack, left unchecked and its mark untouched: their
  * records decide.
  */
-async function checkInPacks(deps: PackDeps, files: ManifestFiles, chunks: readonly UniqueChunk[], packs: PackIndexes): Promise<string[]> {
+async function checkInPacks(files: ManifestFiles, chunks: readonly UniqueChunk[], packs: PackIndexes): Promise<string[]> {
   const byRecord: string[] = [];
   const where = (c: UniqueChunk): string => {
     const file = filesUsing(files, [c.sha256]).get(c.sha256) ?? "?";
@@ -320,7 +330,7 @@ async function checkInPacks(deps: PackDeps, files: ManifestFiles, chunks: readon
       byRecord.push(...list.map((c) => c.sha256));
       continue;
     }
-    if (!(await packStillThere(deps.catalog, files.databaseId, read.pack))) {
+    if (!(await packs.stillThere(read.pack))) {
       throw new NotFoundError(`${where(list[0]!)} is not in the vault: it is in pack ${name}, which retention has deleted (the next push uploads it again)`);
     }
     for (const c of list) {
