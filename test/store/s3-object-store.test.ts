@@ -86,7 +86,7 @@ describe("S3ObjectStore on s3rver, beyond the contract", () => {
     expect(got?.body.equals(body)).toBe(true);
   });
 
-  it("signs a put with the body's SHA-256 the caller gives, without hashing the body again, and sends it as the object's checksum", async () => {
+  it("signs a put with the body's SHA-256 (the caller's, or computed once) and sends it as the object's checksum, with no Content-MD5", async () => {
     // Prepare: a digest that is not the body's shows which one was signed (S3 would refuse this put; the stand-in endpoint does not check)
     const body = Buffer.from("a body whose digest the caller knows");
     const given = createHash("sha256").update("another body").digest("hex");
@@ -103,7 +103,12 @@ describe("S3ObjectStore on s3rver, beyond the contract", () => {
     expect(withDigest?.["x-amz-checksum-sha256"]).toBe(Buffer.from(given, "hex").toString("base64"));
     expect(withDigest?.authorization).toMatch(/x-amz-content-sha256/);
     expect(withoutDigest?.["x-amz-content-sha256"]).toBe(own);
-    expect(withoutDigest?.["x-amz-checksum-sha256"]).toBeUndefined();
+    expect(withoutDigest?.["x-amz-checksum-sha256"]).toBe(Buffer.from(own, "hex").toString("base64"));
+    // The checksum header is S3's integrity header for Object Lock buckets: no MD5 of the body as well.
+    expect(withDigest?.["content-md5"]).toBeUndefined();
+    for (const h of [withDigest, withoutDigest]) expect(h?.["x-amz-sdk-checksum-algorithm"]).toBe("SHA256");
+    for (const h of [withDigest, withoutDigest]) expect([h?.["content-encoding"], h?.["x-amz-trailer"]]).toEqual([undefined, undefined]);
+    expect(withoutDigest?.["content-md5"]).toBeUndefined();
   });
 
   it("reads a body into the buffer its caller lends, and into its own when the lent one is too small", async () => {
