@@ -419,6 +419,28 @@ describe("DynamoCatalog snapshots and chunks on DynamoDB Local", () => {
     expect(await catalog.missingChunks("pg-main", records.map((r) => r.sha256))).toEqual([]);
   });
 
+  it("sends flat records (chunks) in DynamoDB's wire form and others (audit, with a list) through the DocumentClient; both read back as written", async () => {
+    // Prepare
+    const table = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, table);
+    const watch = probe(catalog, table);
+    const chunk = chunkItem(hash(1), { vaultKey: `db/pg-main/packs/${hash(2)}`, offset: 7 });
+    const audit = { databaseId: "pg-main", runId: "run-1", seq: 0, at: "2026-12-06T00:00:00.000Z", action: "repack" as const, subject: hash(2), regions: ["r1", "r2"], reason: "sparse", by: "test" };
+
+    // Act
+    await catalog.recordChunks([chunk]);
+    await catalog.recordAudit([audit]);
+    const readChunk = await catalog.getChunks("pg-main", [chunk.sha256]);
+    const readAudit = await catalog.listAudit("pg-main");
+
+    // Assess
+    const [chunkPut, auditPut] = watch.calls.filter((c) => c.command === "BatchWriteItemCommand").map((c) => (c.input as unknown as [{ PutRequest: { Item: Record<string, unknown> } }])[0].PutRequest.Item);
+    expect(chunkPut).toMatchObject({ sha256: { S: chunk.sha256 }, offset: { N: "7" }, size: { N: String(chunk.size) } });
+    expect(auditPut).toMatchObject({ regions: ["r1", "r2"], seq: 0 });
+    expect(readChunk).toEqual([chunk]);
+    expect(readAudit).toEqual([audit]);
+  });
+
   it("retries the keys and items DynamoDB leaves unprocessed until every one is answered", async () => {
     // Prepare: each request is only half processed
     const table = await freshTable();
