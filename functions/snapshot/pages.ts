@@ -10,7 +10,10 @@
  *    the last); an unpacked push's reused chunks must be in the catalog
  *    (one missingChunks call per page, as format 1 does for the whole
  *    manifest; a packed push's are read once, by CheckReferenced:
- *    validate-manifest.ts says why); each page's new chunks (unpacked
+ *    validate-manifest.ts says why), but those that name the pack the push
+ *    found them in (`reusedPack`): CheckReferenced checks them against that
+ *    pack's index, reading their records only when it does not hold them;
+ *    each page's new chunks (unpacked
  *    pushes) are appended to work/ batch
  *    objects of pagedBatchSize(totals.newChunks) chunks, so that the Map has
  *    at most MAX_BATCHES items, bare indexes. The batch being filled when an
@@ -235,7 +238,8 @@ export async function validatePages(
     const files = { databaseId: ref.databaseId, snapshotId: ref.snapshotId, files: v.page.entries };
     if (!ref.packed) {
       // Chunks taken as already stored must be in the catalog: refused before any chunk object is promoted.
-      const reused = v.chunks.filter((c) => !c.new).map((c) => c.sha256);
+      // (Those that name their pack: by CheckReferenced, against the pack's index.)
+      const reused = v.chunks.filter((c) => !c.new && c.reusedPack === undefined).map((c) => c.sha256);
       const missing = reused.length > 0 ? await io.catalog.missingChunks(ref.databaseId, reused) : [];
       if (missing.length > 0) throw missingChunksError(files, missing, new Set());
       const fresh = v.chunks.filter((c) => c.new);

@@ -55,7 +55,15 @@ function tree(name: string, files: number, seed: number, shared = 0): string {
   return dir;
 }
 
-async function checkAgain(pushed: { manifestKey: string }): Promise<{ out: CheckReferencedOutput; getChunks: string[]; missingChunks: string[]; getPack: string[]; validationLookups: number }> {
+async function checkAgain(pushed: { manifestKey: string }): Promise<{
+  out: CheckReferencedOutput;
+  getChunks: string[];
+  missingChunks: string[];
+  getPack: string[];
+  validationLookups: number;
+  /** The chunk hashes validation looked up. */
+  validationHashes: string[];
+}> {
   const counting = recordingCalls(clients.catalog, ["getChunks", "missingChunks", "getPack"]);
   // Every dependency is replaced; the environment is the stack's own (startLocalStack sets it), as the handlers' is.
   overrideDeps(stackDeps(stack, clients, counting.proxy));
@@ -73,6 +81,7 @@ async function checkAgain(pushed: { manifestKey: string }): Promise<{ out: Check
   }
   /** Chunk records validation read (ValidateManifest, ValidatePages). */
   const validationLookups = counting.calls.getChunks.length + counting.calls.missingChunks.length;
+  const validationHashes = [...counting.calls.getChunks, ...counting.calls.missingChunks].flatMap((args) => args[1] as string[]);
   counting.calls.getChunks.length = 0;
   counting.calls.missingChunks.length = 0;
   counting.calls.getPack.length = 0;
@@ -83,6 +92,7 @@ async function checkAgain(pushed: { manifestKey: string }): Promise<{ out: Check
   return {
     out,
     validationLookups,
+    validationHashes,
     getChunks: hashes(counting.calls.getChunks),
     missingChunks: hashes(counting.calls.missingChunks),
     getPack: counting.calls.getPack.map((args) => args[1] as string),
@@ -116,15 +126,19 @@ async function tamperedCopy(pushed: SnapshotPushResult, mutate: (chunks: ChunkRe
 }
 
 /** A format-2 manifest as pushed to incoming: its header's pack lists, and the reused chunks that name no pack. */
-async function readPaged(key: string): Promise<{ packs?: string[]; reusedPacks?: string[]; unnamed: string[] }> {
+async function readPaged(key: string): Promise<{ packs?: string[]; reusedPacks?: string[]; unnamed: string[]; fresh: string[] }> {
   const read = async (k: string): Promise<unknown> => JSON.parse((await clients.store.get(stack.config.incomingBucket, k))!.body.toString("utf8"));
   const header = (await read(key)) as { packs?: string[]; reusedPacks?: string[]; pages: unknown[] };
   const unnamed = new Set<string>();
+  const fresh = new Set<string>();
   for (let i = 0; i < header.pages.length; i++) {
     const page = (await read(snapshotPageKey(key, i))) as { entries: Array<{ chunks?: ChunkRecord[] }> };
-    for (const c of page.entries.flatMap((e) => e.chunks ?? [])) if (c.new !== true && c.reusedPack === undefined) unnamed.add(c.sha256);
+    for (const c of page.entries.flatMap((e) => e.chunks ?? [])) {
+      if (c.new === true) fresh.add(c.sha256);
+      else if (c.reusedPack === undefined) unnamed.add(c.sha256);
+    }
   }
-  return { ...header, unnamed: [...unnamed].sort() };
+  return { ...header, unnamed: [...unnamed].sort(), fresh: [...fresh].sort() };
 }
 
 describe("CheckReferenced", () => {
@@ -165,6 +179,25 @@ describe("CheckReferenced", () => {
       }
     }, 180_000);
   }
+
+  it("an unpacked push after a packed one: validation and CheckReferenced read the records only of reused chunks that name no pack", async () => {
+    // Prepare: a packed push, then an unpacked one sharing half its files (format 2: its reused chunks name their packs).
+    const config = { ...stack.config, databaseId: GEN };
+    await snapshotPush({ kind: "generic", dir: tree("u1", 12, 5000, 300), streams: STREAMS }, config, clients, { packs: true, timeoutMs: 120_000 });
+    const unpacked = await snapshotPush({ kind: "generic", dir: tree("u2", 12, 6000, 300), streams: STREAMS }, config, clients, { packs: false, timeoutMs: 120_000 });
+
+    // Act
+    const { out, validationHashes, getChunks } = await checkAgain(unpacked);
+
+    // Assess
+    const m = await readPaged(unpacked.manifestKey);
+    expect(out.done).toBe(true);
+    expect(m.packs).toBeUndefined();
+    expect(m.reusedPacks?.length).toBeGreaterThan(0);
+    expect([...new Set(validationHashes)].sort()).toEqual(m.unnamed);
+    // CheckReferenced reads the new chunks' records too: stored as their own objects, nothing else says they are there.
+    expect([...new Set(getChunks)].sort()).toEqual([...m.unnamed, ...m.fresh].sort());
+  }, 180_000);
 
   it("refuses a new chunk the manifest places in a pack whose index does not hold it, naming the chunk, a file using it and the pack", async () => {
     // Prepare: a push in several small packs, and a copy of its manifest with one new chunk moved to the next pack
