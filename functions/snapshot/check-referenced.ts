@@ -52,8 +52,9 @@
  * reads.
  *
  * PostgreSQL: the backup_label file is rebuilt from its chunks in the vault
- * (each read where its catalog record says: its own object, or a range of a
- * pack; each verified) and its fields must agree with the manifest's postgres
+ * (format 2: each read from the pack its reference names when that pack's
+ * index holds it so, else where its catalog record says: its own object, or
+ * a range of a pack; each verified) and its fields must agree with the manifest's postgres
  * section (checkBackupLabel), so a restore never starts recovery from a label
  * the catalog contradicts.
  *
@@ -70,7 +71,7 @@ import { ChecksumMismatchError, CorruptPackError, ManifestInvalidError, NotFound
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey } from "../../core/keys.js";
 import { parsePage, type PageEntry } from "../../core/manifest-pages.js";
-import { checkBackupLabel, type PostgresSnapshotManifest, type UniqueChunk } from "../../core/snapshot.js";
+import { checkBackupLabel, type ChunkRecord, type PostgresSnapshotManifest, type UniqueChunk } from "../../core/snapshot.js";
 import { stepsOf } from "../../core/workflows.js";
 import { StoreManifestObjects } from "../../store/manifest-pages.js";
 import { PackIndexCache } from "../../store/pack-index.js";
@@ -86,16 +87,30 @@ import { lambdaHandler } from "../observability.js";
 /** backup_label is a few hundred bytes; anything this large is not one. */
 const MAX_BACKUP_LABEL_BYTES = 64 * 1024;
 
-async function readBackupLabel(deps: Deps, databaseId: string, entry: PageEntry | undefined): Promise<string> {
+/** Where a chunk's stored bytes are: its own object, or `storedSize` bytes at `offset` of a pack. */
+type ChunkPlace = Pick<ChunkItem, "vaultKey" | "offset" | "storedSize">;
+
+/**
+ * Rebuilds backup_label from its chunks in the vault. `named`: where the
+ * pack its reference names holds a chunk (format 2; undefined when it names
+ * none or the pack does not hold it so); the others by their catalog records.
+ */
+async function readBackupLabel(deps: Deps, databaseId: string, entry: PageEntry | undefined, named?: (c: ChunkRecord) => Promise<ChunkPlace | undefined>): Promise<string> {
   if (entry?.type !== "file") throw new ManifestInvalidError("snapshot manifest files: backup_label is missing", { field: "files" });
   if (entry.size > MAX_BACKUP_LABEL_BYTES) {
     throw new ManifestInvalidError(`snapshot manifest backup_label: ${entry.size} bytes is not a backup_label file`, { field: "backup_label" });
   }
   const parts: Buffer[] = [];
-  // Where each chunk is stored: its own object, or a range of a pack (the catalog's record says which).
-  const records = new Map((await deps.catalog.getChunks(databaseId, [...new Set(entry.chunks.map((c) => c.sha256))])).map((r) => [r.sha256, r]));
+  // Where each chunk is stored: in the pack its reference names, else where its catalog record says (its own object, or a range of a pack).
+  const places = new Map<string, ChunkPlace>();
   for (const c of entry.chunks) {
-    const rec = records.get(c.sha256);
+    const place = named === undefined ? undefined : await named(c);
+    if (place !== undefined) places.set(c.sha256, place);
+  }
+  const unplaced = [...new Set(entry.chunks.map((c) => c.sha256))].filter((h) => !places.has(h));
+  if (unplaced.length > 0) for (const r of await deps.catalog.getChunks(databaseId, unplaced)) places.set(r.sha256, r);
+  for (const c of entry.chunks) {
+    const rec = places.get(c.sha256);
     const key = rec?.vaultKey ?? vaultChunkKey(databaseId, c.sha256);
     const inPack = rec?.offset !== undefined;
     const where = inPack ? `bytes ${rec.offset}-${rec.offset! + rec.storedSize - 1} of vault object ${key}` : `vault object ${key}`;
@@ -380,7 +395,13 @@ async function checkPages(deps: Deps, snapshot: ValidatedSnapshot, progress: z.i
     await checkChunks(deps, files, read.chunks, packs, reusedPacks);
     const label = read.page.entries.find((e) => e.path === "backup_label");
     if (header.kind === "postgres" && label !== undefined) {
-      checkBackupLabel(headerAsManifest(header) as PostgresSnapshotManifest, await readBackupLabel(deps, snapshot.databaseId, label));
+      const named = async (c: ChunkRecord): Promise<ChunkPlace | undefined> => {
+        const [list, i] = c.pack !== undefined ? [packs, c.pack] : c.reusedPack !== undefined ? [reusedPacks, c.reusedPack] : [undefined, undefined];
+        const found = list === undefined || i === undefined ? undefined : await list.find(i);
+        const e = found?.pack.repackedAt === undefined ? found?.entries.get(c.sha256) : undefined;
+        return e !== undefined && e.storedLength === c.storedSize && e.codec === c.codec && e.rawSize === c.size ? { vaultKey: found!.pack.vaultKey, offset: e.offset, storedSize: e.storedLength } : undefined;
+      };
+      checkBackupLabel(headerAsManifest(header) as PostgresSnapshotManifest, await readBackupLabel(deps, snapshot.databaseId, label, named));
       checkedBackupLabel = true;
     }
     uniqueChunks += read.chunks.length;

@@ -9,7 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getCodec, type CodecName } from "../../core/codec.js";
 import { sha256Hex } from "../../core/hash.js";
-import { incomingPackKey, incomingSnapshotKey, vaultPackKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { incomingPackKey, incomingSnapshotKey, snapshotPageKey, vaultPackKey, vaultSnapshotManifestKey } from "../../core/keys.js";
+import { pageManifest, serializePagedHeader } from "../../core/manifest-pages.js";
 import { MIN_PACK_TARGET_SIZE, PackBuilder, parsePackFooter, type BuiltPack } from "../../core/pack.js";
 import { META_DATABASE, type SnapshotRecord } from "../../core/schemas.js";
 import {
@@ -63,6 +64,8 @@ interface Built {
   packs: BuiltPack[];
   /** Chunks flagged new (all in `packs`). */
   fresh: Chunk[];
+  /** Format 2: `bytes` is the header, these its pages (put before it). */
+  pages?: Buffer[];
 }
 
 type Entry = { path: string; content: Buffer; chunkSize?: number } | { path: string; dir: true };
@@ -82,7 +85,7 @@ function nextStart(): Date {
 async function buildPacked(
   databaseId: string,
   entries: Entry[],
-  options: { stored?: ReadonlySet<string>; postgres?: { label: string }; codec?: CodecName; chunksPerPack?: number } = {},
+  options: { stored?: ReadonlySet<string>; postgres?: { label: string }; codec?: CodecName; chunksPerPack?: number; paged?: boolean } = {},
 ): Promise<Built> {
   const startedAt = nextStart();
   const snapshotId = snapshotIdFor(startedAt, "0b0c0d");
@@ -130,6 +133,14 @@ async function buildPacked(
         }),
       })
     : b.build({ ...common, kind: "generic", generic: { streams: [{ id: "wal", lastSegment: "wal/000042.wal", lastSegno: 42 }] } });
+  if (options.paged) {
+    // As the agent writes it: each new chunk names its pack (an index in the manifest's list).
+    const packOf = new Map(packs.flatMap((p) => p.entries.map((e) => [e.sha256, manifest.packs!.indexOf(p.name)] as const)));
+    for (const f of manifest.files) if (f.type === "file") for (const c of f.chunks) if (c.new === true) c.pack = packOf.get(c.sha256)!;
+    const paged = pageManifest(manifest);
+    const pages = paged.pages.map((p) => Buffer.from(p.text, "utf8"));
+    return { databaseId, snapshotId, manifest, bytes: Buffer.from(serializePagedHeader(paged.header)), pages, packs, fresh: [...fresh.values()] };
+  }
   return { databaseId, snapshotId, manifest, bytes: Buffer.from(serializeManifest(manifest)), packs, fresh: [...fresh.values()] };
 }
 
@@ -153,8 +164,10 @@ async function uploadPacksLanded(databaseId: string, packs: readonly BuiltPack[]
 async function putManifest(s: Built): Promise<void> {
   await stack.idle();
   const before = stack.workflowStats["snapshot-ingest"].started;
-  const meta = { ...objectMeta({ sha256: sha256Hex(s.bytes), codec: "none", size: s.bytes.length }), [META_DATABASE]: s.databaseId };
-  await clients.store.put(stack.config.incomingBucket, incomingSnapshotKey(s.databaseId, s.snapshotId), s.bytes, meta);
+  const metaOf = (body: Buffer): Record<string, string> => ({ ...objectMeta({ sha256: sha256Hex(body), codec: "none", size: body.length }), [META_DATABASE]: s.databaseId });
+  const key = incomingSnapshotKey(s.databaseId, s.snapshotId);
+  for (const [i, page] of (s.pages ?? []).entries()) await clients.store.put(stack.config.incomingBucket, snapshotPageKey(key, i), page, metaOf(page));
+  await clients.store.put(stack.config.incomingBucket, key, s.bytes, metaOf(s.bytes));
   await poll(() => stack.workflowStats["snapshot-ingest"].started >= before + 1, 15_000, "snapshot ingest to start");
   await stack.idle();
 }
@@ -408,7 +421,42 @@ describe("a packed push with too many packs to carry their batches in the workfl
   }, 300_000);
 });
 
+const PG_LABEL = [
+  "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)",
+  "CHECKPOINT LOCATION: 0/2000060",
+  "BACKUP METHOD: streamed",
+  "BACKUP FROM: primary",
+  "START TIME: 2026-11-22 09:00:00 UTC",
+  "LABEL: walvault packs",
+  "START TIMELINE: 1",
+  "",
+].join("\n");
+
 describe("a packed PostgreSQL base backup", () => {
+  it("format 2: CheckReferenced rebuilds backup_label from the pack its reference names, without its chunk record", async () => {
+    // Prepare: the packs land and are promoted; then the label chunk's record goes (as if never written).
+    const s = await buildPacked(
+      PG,
+      [
+        { path: "backup_label", content: Buffer.from(PG_LABEL) },
+        { path: "global", dir: true },
+        { path: "global/pg_control", content: bytes(1201, 8192), chunkSize: 8192 },
+      ],
+      { postgres: { label: PG_LABEL }, paged: true },
+    );
+    await uploadPacksLanded(PG, s.packs);
+    const labelSha = sha256Hex(Buffer.from(PG_LABEL));
+    const before = await clients.catalog.getChunks(PG, [labelSha]);
+    await clients.catalog.deleteChunks(PG, [labelSha]);
+
+    // Act
+    const rec = await putManifestAndWait(s);
+
+    // Assess
+    expect(before).toHaveLength(1);
+    expect(rec).toMatchObject({ kind: "postgres", startLsn: "0/2000028", status: "restorable" });
+  });
+
   it("is recorded: CheckReferenced reads backup_label's chunks from their pack by range", async () => {
     // Prepare
     const label = [
