@@ -459,16 +459,7 @@ describe("a packed PostgreSQL base backup", () => {
 
   it("is recorded: CheckReferenced reads backup_label's chunks from their pack by range", async () => {
     // Prepare
-    const label = [
-      "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)",
-      "CHECKPOINT LOCATION: 0/2000060",
-      "BACKUP METHOD: streamed",
-      "BACKUP FROM: primary",
-      "START TIME: 2026-11-22 09:00:00 UTC",
-      "LABEL: walvault packs",
-      "START TIMELINE: 1",
-      "",
-    ].join("\n");
+    const label = PG_LABEL;
     const s = await buildPacked(
       PG,
       [
