@@ -52,13 +52,19 @@ export interface StatusReport {
   quarantined: number;
 }
 
-/** Segment positions of one timeline or stream: 8 bytes each (a plain list only past 2^64, which no real position reaches). */
+/**
+ * Segment positions of one timeline or stream, with each one's archive time
+ * (epoch ms): 16 bytes a segment (a plain list only past 2^64, which no real
+ * position reaches; times are then not kept).
+ */
 class Positions {
   private typed = new BigUint64Array(1024);
+  private times = new Float64Array(1024);
   private n = 0;
   private big: bigint[] | undefined;
+  private order: { positions: BigUint64Array; times: Float64Array } | undefined;
 
-  push(v: bigint): void {
+  push(v: bigint, archivedAtMs: number): void {
     if (this.big !== undefined) this.big.push(v);
     else if (v > 0xffff_ffff_ffff_ffffn) this.big = [...this.typed.subarray(0, this.n), v];
     else {
@@ -66,23 +72,51 @@ class Positions {
         const grown = new BigUint64Array(this.typed.length * 2);
         grown.set(this.typed);
         this.typed = grown;
+        const t = new Float64Array(this.times.length * 2);
+        t.set(this.times);
+        this.times = t;
       }
+      this.times[this.n] = archivedAtMs;
       this.typed[this.n++] = v;
     }
   }
 
+  /** The positions in ascending order (repeats kept). */
   sorted(): ArrayLike<bigint> {
-    return this.big !== undefined ? this.big.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) : this.typed.subarray(0, this.n).sort();
+    if (this.big !== undefined) return this.big.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const pos = this.typed.subarray(0, this.n);
+    const idx = new Uint32Array(this.n).map((_, i) => i);
+    // Already in order when the catalog lists them so (PostgreSQL names): one check, no sort.
+    let inOrder = true;
+    for (let i = 1; i < this.n && inOrder; i++) inOrder = pos[i - 1]! <= pos[i]!;
+    if (!inOrder) idx.sort((a, b) => (pos[a]! < pos[b]! ? -1 : pos[a]! > pos[b]! ? 1 : a - b));
+    this.order = { positions: BigUint64Array.from(idx, (i) => pos[i]!), times: Float64Array.from(idx, (i) => this.times[i]!) };
+    return this.order.positions;
+  }
+
+  /** After sorted(): the archive time of the last segment listed at `segno` (ISO), when kept. */
+  archivedAt(segno: bigint): string | undefined {
+    const o = this.order;
+    if (o === undefined) return undefined;
+    let lo = 0;
+    let hi = o.positions.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (o.positions[mid]! <= segno) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo > 0 && o.positions[lo - 1] === segno ? new Date(o.times[lo - 1]!).toISOString() : undefined;
   }
 }
 
 /**
- * `walvault status`: the catalog's WAL read twice a page at a time
- * (walPages), never whole: first the totals and every segment's position
- * (8 bytes each, by timeline or stream), from which the ranges and gaps come
- * (core/continuity.ts); then the names and archive times of the segments at
- * their ends only. At 1M segments that is ~8 MB instead of ~0.7 GB of
- * records.
+ * `walvault status`: the catalog's WAL read a page at a time (walPages),
+ * never whole: the totals and every segment's position and archive time (16
+ * bytes each, by timeline or stream), from which the ranges and gaps come
+ * (core/continuity.ts), and their ends' names (PostgreSQL: from the
+ * position) and times. A generic database's names are its records': they
+ * are read in a second pass, for the segments at the ends only. At 1M
+ * segments that is ~16 MB instead of ~0.7 GB of records.
  */
 export async function status(clients: AgentClients, databaseId: string, now = new Date()): Promise<StatusReport> {
   const [db, head, quarantined] = await Promise.all([clients.catalog.getDatabase(databaseId), clients.catalog.getHead(databaseId), clients.catalog.listQuarantine(databaseId)]);
@@ -109,21 +143,27 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
       const { group, segno } = placeOf(r);
       let list = positions.get(group);
       if (list === undefined) positions.set(group, (list = new Positions()));
-      list.push(segno);
+      list.push(segno, Date.parse(r.archivedAt));
     }
     through?.add(records.filter((r) => r.kind === "segment"));
   }
   // Streams take the timeline's place in continuity (numbered in name order); timelines in ascending order.
   const groups = generic ? [...positions.keys()].sort() : [...positions.keys()].sort((a, b) => Number(a) - Number(b));
   const continuity = groups.map((g, i) => ({ group: g, c: continuityOfSorted(generic ? i + 1 : Number(g), positions.get(g)!.sorted()) }));
-  positions.clear();
 
-  // Pass 2: the names (generic: the records') and archive times of the segments at the ends of ranges and gaps.
+  // Generic, pass 2: the records' names and archive times of the segments at the ends of ranges and gaps.
   const ends = new Set<string>();
   for (const { group, c } of continuity) for (const x of [...c.ranges.flatMap((r) => [r.first, r.last]), ...c.gaps.flatMap((g) => [g.after, g.before])]) ends.add(`${group}:${x}`);
   const nameAt = new Map<string, string>();
   const archivedAt = new Map<string, string>();
-  if (ends.size > 0) {
+  if (!generic) {
+    for (const { group, c } of continuity) {
+      for (const x of [...c.ranges.flatMap((r) => [r.first, r.last]), ...c.gaps.flatMap((g) => [g.after, g.before])]) {
+        const at = positions.get(group)!.archivedAt(x);
+        if (at !== undefined) archivedAt.set(segmentName(c.timeline, x, segSize), at);
+      }
+    }
+  } else if (ends.size > 0) {
     for await (const records of walPages(clients, databaseId)) {
       for (const r of records) {
         if (r.kind !== "segment") continue;
@@ -135,6 +175,8 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
       }
     }
   }
+
+  positions.clear();
 
   /** One timeline's (or stream's) continuity as named ranges and gaps, each with its end segments' archive times when the catalog holds them. */
   const named = (group: string, c: TimelineContinuity, name: (segno: bigint) => string): { ranges: WalRange[]; gaps: WalGap[] } => {

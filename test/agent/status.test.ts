@@ -85,14 +85,14 @@ function pagedClients(db: DatabaseRecord, records: WalRecord[]): { clients: Agen
 
 describe("status", () => {
   it("PostgreSQL: ranges and gaps per timeline, totals, and the archive times of the segments at their ends, reading the WAL a page at a time", async () => {
-    // Prepare: timeline 1 has 1-3 and 5-6 (4 missing), timeline 2 has 7-8, and a history file.
+    // Prepare: timeline 1 has 1-3 and 5-6 (4 missing; listed out of order), timeline 2 has 7-8, and a history file.
     const onTl = (tl: number, segno: number): WalRecord => {
       const r = record(segno);
       const name = segmentName(tl, BigInt(segno), MIB16);
       return { ...r, timeline: tl, name, vaultKey: `db/pg-main/wal/${name}` };
     };
     const history = { ...record(0), name: "00000002.history", kind: "history", size: 40, storedSize: 40 } as WalRecord;
-    const records = [...[1, 2, 3, 5, 6].map((n) => onTl(1, n)), history, onTl(2, 7), onTl(2, 8)];
+    const records = [...[2, 1, 5, 3, 6].map((n) => onTl(1, n)), history, onTl(2, 7), onTl(2, 8)];
     const { clients, pagesRead } = pagedClients({ databaseId: "pg-main", kind: "postgres", walSegmentSize: MIB16, createdAt: "2026-01-01T00:00:00.000Z" }, records);
 
     // Act
@@ -115,7 +115,7 @@ describe("status", () => {
     expect([s.segments, s.historyFiles, s.gaps]).toEqual([7, 1, 1]);
     expect(s.storedBytes).toBe(records.reduce((a, r) => a + r.storedSize, 0));
     expect(s.streams).toBeUndefined();
-    expect(pagesRead()).toBe(2 * Math.ceil(records.length / 2));
+    expect(pagesRead()).toBe(Math.ceil(records.length / 2)); // one pass: names come from positions
   });
 
   it("generic: streams by position, though names do not sort by it, with the records' names at the ends and how far the archive is complete", async () => {
@@ -124,7 +124,7 @@ describe("status", () => {
     const gen = (name: string, n: number, scanned: boolean): WalRecord =>
       ({ ...record(n), databaseId: "gen", name, startLsn: undefined, vaultKey: `db/gen/wal/${name}`, ...(scanned ? { scanAt, scanCount: 3 } : {}) }) as WalRecord;
     const records = [gen("a/wal-10.log", 10, true), gen("a/wal-12.log", 12, true), gen("a/wal-9.log", 9, true), gen("b/x-1.log", 1, false)];
-    const { clients } = pagedClients({ databaseId: "gen", kind: "generic", walSegmentSize: MIB16, createdAt: "2026-01-01T00:00:00.000Z" }, records);
+    const { clients, pagesRead } = pagedClients({ databaseId: "gen", kind: "generic", walSegmentSize: MIB16, createdAt: "2026-01-01T00:00:00.000Z" }, records);
 
     // Act
     const s = await status(clients, "gen");
@@ -145,5 +145,6 @@ describe("status", () => {
     expect(s.timelines).toEqual([]);
     expect(s.archivedThrough).toBe(scanAt);
     expect([s.segments, s.gaps]).toEqual([4, 1]);
+    expect(pagesRead()).toBe(2 * Math.ceil(records.length / 2)); // a second pass for the records' names at the ends
   });
 });
