@@ -16,10 +16,13 @@
  *   them (store/catalog.ts markUnreplicated), a page at a time.
  */
 import type { AgentConfig } from "../core/config.js";
-import { ConfigError } from "../core/errors.js";
-import { archivedThrough } from "../core/generic-wal.js";
-import { regionLag, restorableWindows, snapshotInRegion, walInRegion, type RegionLag, type RestorableWindow } from "../core/regions.js";
-import { buildPlanInput, streamsOf, type CatalogState } from "../core/restore-input.js";
+import { ConfigError, InvalidInputError } from "../core/errors.js";
+import { ArchivedThrough } from "../core/generic-wal.js";
+import { RegionLagTally, restorableWindowsOf, snapshotInRegion, walInRegion, WalLineIndex, type RegionLag, type RestorableWindow } from "../core/regions.js";
+import { genericSegno, snapshotInfoOf, streamOfRecord, streamsOf, type CatalogState } from "../core/restore-input.js";
+import type { SnapshotInfo } from "../core/restore-plan.js";
+import type { SnapshotRecord } from "../core/schemas.js";
+import { parseWalFileName } from "../core/wal.js";
 import type { Catalog } from "../store/catalog.js";
 import { createWorkflowRunner, type ExecutionState } from "../store/workflows.js";
 import { executionError, waitForExecution } from "./restore-remote.js";
@@ -91,40 +94,92 @@ function intersect(a: RestorableWindow[], b: RestorableWindow[]): RestorableWind
   return out;
 }
 
+/** What regionStatus gathers for one region while it reads the WAL a page at a time. */
+interface RegionTally {
+  info: RegionInfo;
+  /** undefined: the primary (holds everything recorded). */
+  key: string | undefined;
+  snapshots: SnapshotRecord[];
+  streams: string[];
+  /** WAL files the region holds. */
+  held: number;
+  /** The segments it holds, per WAL line: "" (PostgreSQL, or a database with one stream) or the stream. */
+  lines: Map<string, WalLineIndex>;
+  through: ArchivedThrough;
+  lag: RegionLagTally | undefined;
+}
+
+/**
+ * Per region: what it holds, its lag and its restorable windows
+ * (core/regions.ts), from the catalog's WAL read a page at a time (walPages)
+ * into each region's positions and times (~20 bytes a segment it holds,
+ * core/wal-positions.ts), never the records: at 1M segments the whole list
+ * was ~0.7 GB in the agent's CLI.
+ */
 export async function regionStatus(catalog: Catalog, cfg: AgentConfig, databaseId: string, only: string | undefined, now = new Date()): Promise<RegionStatus[]> {
   const regions = only === undefined ? regionsOf(cfg) : [findRegion(cfg, only)];
-  const [database, records, wal] = await Promise.all([catalog.getDatabase(databaseId), catalog.listSnapshots(databaseId), catalog.listWal(databaseId)]);
+  const [database, records] = await Promise.all([catalog.getDatabase(databaseId), catalog.listSnapshots(databaseId)]);
   if (!database) throw new ConfigError(`database '${databaseId}' is not registered in the catalog`);
-  return regions.map((r) => {
+  const size = database.walSegmentSize;
+  const tallies: RegionTally[] = regions.map((r) => {
     const key = r.primary ? undefined : r.region;
-    const held = wal.flatMap((w) => walInRegion(w, key) ?? []);
-    const snaps = records.flatMap((s) => snapshotInRegion(s, key) ?? []);
-    const state: CatalogState = {
-      database,
-      records: snaps,
-      segments: held.filter((w) => w.kind === "segment"),
-      histories: new Map(),
-      streams: streamsOf(database, snaps, new Map()),
-      manifests: new Map(),
-    };
+    const snapshots = records.flatMap((x) => snapshotInRegion(x, key) ?? []);
+    return { info: r, key, snapshots, streams: streamsOf(database, snapshots, new Map()), held: 0, lines: new Map(), through: new ArchivedThrough(), lag: r.primary ? undefined : new RegionLagTally(r.region) };
+  });
+  let after: string | undefined;
+  do {
+    const page = await catalog.listWalPage(databaseId, after);
+    for (const t of tallies) {
+      t.lag?.add(page.records);
+      const held = page.records.flatMap((w) => walInRegion(w, t.key) ?? []);
+      t.held += held.length;
+      const segments = held.filter((w) => w.kind === "segment");
+      if (database.kind === "generic") t.through.add(segments);
+      for (const w of segments) {
+        // As the planner reads them (core/restore-input.ts walOf, segmentsOf).
+        if (database.kind === "postgres") {
+          const p = parseWalFileName(w.name, size);
+          if (p.kind === "segment" && p.segno !== undefined) lineOf(t, "").add(w.timeline, p.segno, Date.parse(w.archivedAt));
+          continue;
+        }
+        // Only the lines of the streams its snapshots have are planned (none: no window).
+        const key = t.streams.length > 1 ? streamOfRecord(w) : "";
+        if (t.streams.length === 0 || key === undefined || (t.streams.length > 1 && !t.streams.includes(key))) continue;
+        const segno = genericSegno(w, size);
+        if (segno === undefined) throw new InvalidInputError(`WAL segment '${w.name}' of database ${w.databaseId} has no position (no decimal startLsn, no number in its name)`);
+        lineOf(t, key).add(1, segno, Date.parse(w.closedAt ?? w.archivedAt));
+      }
+    }
+    after = page.next;
+  } while (after !== undefined);
+
+  return tallies.map((t) => {
+    const state: CatalogState = { database, records: t.snapshots, segments: [], histories: new Map(), streams: t.streams, manifests: new Map() };
+    const infos = (stream: string | undefined): SnapshotInfo[] => t.snapshots.flatMap((x) => snapshotInfoOf(state, x, stream) ?? []);
     let windows: RestorableWindow[];
-    if (database.kind === "generic" && state.streams.length > 0) {
-      const through = archivedThrough(state.segments);
-      const per = state.streams.map((s) => restorableWindows({ ...buildPlanInput(state, { kind: "latest" }, s), ...(through ? { archivedThrough: through } : {}) }));
+    if (database.kind === "generic" && t.streams.length > 0) {
+      const through = t.through.result();
+      const per = t.streams.map((s) => restorableWindowsOf(infos(s), t.lines.get(t.streams.length > 1 ? s : "") ?? new WalLineIndex(), size, through));
       windows = per.reduce((acc, w) => intersect(acc, w));
     } else {
-      windows = database.kind === "postgres" ? restorableWindows(buildPlanInput(state, { kind: "latest" }, undefined)) : [];
+      windows = database.kind === "postgres" ? restorableWindowsOf(infos(undefined), t.lines.get("") ?? new WalLineIndex(), size) : [];
     }
-    const lag: RegionLag = r.primary ? { missingWal: 0, missingSnapshots: 0, failed: 0, lagSeconds: 0 } : regionLag(wal, records, r.region, now);
+    const lag: RegionLag = t.lag === undefined ? { missingWal: 0, missingSnapshots: 0, failed: 0, lagSeconds: 0 } : t.lag.result(records, now);
     return {
-      region: r.region,
-      primary: r.primary,
-      wal: held.length,
-      snapshots: snaps.length,
+      region: t.info.region,
+      primary: t.info.primary,
+      wal: t.held,
+      snapshots: t.snapshots.length,
       ...lag,
       windows: windows.map((w) => ({ from: w.from.toISOString(), to: w.to.toISOString(), snapshots: w.snapshots })),
     };
   });
+}
+
+function lineOf(t: RegionTally, key: string): WalLineIndex {
+  let line = t.lines.get(key);
+  if (line === undefined) t.lines.set(key, (line = new WalLineIndex()));
+  return line;
 }
 
 export function formatRegionStatus(list: RegionStatus[]): string {

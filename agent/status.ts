@@ -1,6 +1,7 @@
 /** `walvault wal list` and `walvault status`: what the catalog says about one database. */
 import { continuityOfSorted, type TimelineContinuity } from "../core/continuity.js";
 import { ArchivedThrough } from "../core/generic-wal.js";
+import { PositionList } from "../core/wal-positions.js";
 import { genericSegno, streamOfRecord } from "../core/restore-input.js";
 import type { WalRecord } from "../core/schemas.js";
 import { parseWalFileName, segmentName } from "../core/wal.js";
@@ -53,63 +54,6 @@ export interface StatusReport {
 }
 
 /**
- * Segment positions of one timeline or stream, with each one's archive time
- * (epoch ms): 16 bytes a segment (a plain list only past 2^64, which no real
- * position reaches; times are then not kept).
- */
-class Positions {
-  private typed = new BigUint64Array(1024);
-  private times = new Float64Array(1024);
-  private n = 0;
-  private big: bigint[] | undefined;
-  private order: { positions: BigUint64Array; times: Float64Array } | undefined;
-
-  push(v: bigint, archivedAtMs: number): void {
-    if (this.big !== undefined) this.big.push(v);
-    else if (v > 0xffff_ffff_ffff_ffffn) this.big = [...this.typed.subarray(0, this.n), v];
-    else {
-      if (this.n === this.typed.length) {
-        const grown = new BigUint64Array(this.typed.length * 2);
-        grown.set(this.typed);
-        this.typed = grown;
-        const t = new Float64Array(this.times.length * 2);
-        t.set(this.times);
-        this.times = t;
-      }
-      this.times[this.n] = archivedAtMs;
-      this.typed[this.n++] = v;
-    }
-  }
-
-  /** The positions in ascending order (repeats kept). */
-  sorted(): ArrayLike<bigint> {
-    if (this.big !== undefined) return this.big.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const pos = this.typed.subarray(0, this.n);
-    const idx = new Uint32Array(this.n).map((_, i) => i);
-    // Already in order when the catalog lists them so (PostgreSQL names): one check, no sort.
-    let inOrder = true;
-    for (let i = 1; i < this.n && inOrder; i++) inOrder = pos[i - 1]! <= pos[i]!;
-    if (!inOrder) idx.sort((a, b) => (pos[a]! < pos[b]! ? -1 : pos[a]! > pos[b]! ? 1 : a - b));
-    this.order = { positions: BigUint64Array.from(idx, (i) => pos[i]!), times: Float64Array.from(idx, (i) => this.times[i]!) };
-    return this.order.positions;
-  }
-
-  /** After sorted(): the archive time of the last segment listed at `segno` (ISO), when kept. */
-  archivedAt(segno: bigint): string | undefined {
-    const o = this.order;
-    if (o === undefined) return undefined;
-    let lo = 0;
-    let hi = o.positions.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (o.positions[mid]! <= segno) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo > 0 && o.positions[lo - 1] === segno ? new Date(o.times[lo - 1]!).toISOString() : undefined;
-  }
-}
-
-/**
  * `walvault status`: the catalog's WAL read a page at a time (walPages),
  * never whole: the totals and every segment's position and archive time (16
  * bytes each, by timeline or stream), from which the ranges and gaps come
@@ -131,7 +75,7 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
 
   // Pass 1: totals and positions.
   const totals = { segments: 0, historyFiles: 0, storedBytes: 0, rawBytes: 0 };
-  const positions = new Map<string, Positions>();
+  const positions = new Map<string, PositionList>();
   const through = generic ? new ArchivedThrough() : undefined;
   for await (const records of walPages(clients, databaseId)) {
     for (const r of records) {
@@ -142,14 +86,14 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
       totals.segments++;
       const { group, segno } = placeOf(r);
       let list = positions.get(group);
-      if (list === undefined) positions.set(group, (list = new Positions()));
+      if (list === undefined) positions.set(group, (list = new PositionList()));
       list.push(segno, Date.parse(r.archivedAt));
     }
     through?.add(records.filter((r) => r.kind === "segment"));
   }
   // Streams take the timeline's place in continuity (numbered in name order); timelines in ascending order.
   const groups = generic ? [...positions.keys()].sort() : [...positions.keys()].sort((a, b) => Number(a) - Number(b));
-  const continuity = groups.map((g, i) => ({ group: g, c: continuityOfSorted(generic ? i + 1 : Number(g), positions.get(g)!.sorted()) }));
+  const continuity = groups.map((g, i) => ({ group: g, c: continuityOfSorted(generic ? i + 1 : Number(g), positions.get(g)!.sorted().pos) }));
 
   // Generic, pass 2: the records' names and archive times of the segments at the ends of ranges and gaps.
   const ends = new Set<string>();
@@ -159,8 +103,8 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
   if (!generic) {
     for (const { group, c } of continuity) {
       for (const x of [...c.ranges.flatMap((r) => [r.first, r.last]), ...c.gaps.flatMap((g) => [g.after, g.before])]) {
-        const at = positions.get(group)!.archivedAt(x);
-        if (at !== undefined) archivedAt.set(segmentName(c.timeline, x, segSize), at);
+        const at = positions.get(group)!.timeAt(x);
+        if (at !== undefined) archivedAt.set(segmentName(c.timeline, x, segSize), new Date(at).toISOString());
       }
     }
   } else if (ends.size > 0) {
