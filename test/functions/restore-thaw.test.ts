@@ -14,7 +14,7 @@ import { NotFoundError } from "../../core/errors.js";
 import { snapshotPageKey, vaultChunkKey, vaultPackKey } from "../../core/keys.js";
 import type { BuiltPack } from "../../core/pack.js";
 import type { RestorePlanOutput } from "../../core/restore-workflow.js";
-import type { ChunkItem } from "../../core/schemas.js";
+import type { ChunkItem, PackItem } from "../../core/schemas.js";
 import { thawChunkPageKey, thawPass, type ThawOutput } from "../../functions/restore/thaw.js";
 import { payloadBytes } from "../../local/limits.js";
 import type { Catalog } from "../../store/catalog.js";
@@ -87,14 +87,17 @@ function fakeVault(): FakeVault {
   };
 }
 
-/** The chunk records storePacks and storeChunkObject write, and the getChunks batches asked for. */
-function fakeCatalog(): Pick<Catalog, "getChunks" | "recordChunks" | "recordPacks"> & { batches: number[] } {
+/** The chunk and pack records storePacks and storeChunkObject write, and the getChunks batches asked for. */
+function fakeCatalog(): Pick<Catalog, "getChunks" | "recordChunks" | "recordPacks" | "getPacks"> & { batches: number[]; packs: Map<string, PackItem> } {
   const records = new Map<string, ChunkItem>();
+  const packs = new Map<string, PackItem>();
   const batches: number[] = [];
   return {
     batches,
+    packs,
     recordChunks: async (items) => void items.forEach((r) => records.set(r.sha256, r)),
-    recordPacks: async () => undefined,
+    recordPacks: async (items) => void items.forEach((p) => packs.set(p.name, p)),
+    getPacks: async (_db, names) => [...new Set(names)].flatMap((n) => packs.get(n) ?? []),
     getChunks: async (_db, hashes) => {
       batches.push(hashes.length);
       return [...new Set(hashes)].flatMap((h) => records.get(h) ?? []);
@@ -116,7 +119,7 @@ interface Fixture {
  * A snapshot of `chunkCount` chunks in packs (9 a pack) plus one chunk object from before packs, 2 WAL segments, and its plan;
  * with `pages`, its manifest in format 2 with those page limits.
  */
-async function packedSnapshot(chunkCount: number, pages?: { chunks: number; bytes: number }): Promise<Fixture> {
+async function packedSnapshot(chunkCount: number, pages?: { chunks: number; bytes: number }, named = false): Promise<Fixture> {
   const vault = fakeVault();
   const catalog = fakeCatalog();
   const work = new MemoryWorkObjects();
@@ -125,8 +128,10 @@ async function packedSnapshot(chunkCount: number, pages?: { chunks: number; byte
   const packs = await storePacks(v, chunks);
   const legacy = await makeChunk("legacy");
   await storeChunkObject(v, legacy);
-  const listed = [...chunks, legacy, chunks[0]!].map((c, i) => ({ c, isNew: i < chunkCount + 1 }));
-  const { snapshotId, manifestKey, manifestSha256 } = await putPackedManifest(v, listed, packs, new Date(), pages);
+  // `named`: every packed chunk reused, naming its pack (format 2's reusedPack), as an incremental push writes them.
+  const listed = [...chunks, legacy, chunks[0]!].map((c, i) => ({ c, isNew: !named && i < chunkCount + 1 }));
+  const packOf = new Map(packs.flatMap((p) => p.entries.map((e) => [e.sha256, p.name] as const)));
+  const { snapshotId, manifestKey, manifestSha256 } = await putPackedManifest(v, listed, named ? [] : packs, new Date(), pages, named ? packOf : undefined);
   const walKeys = [1, 2].map((n) => `db/${DB}/wal/wal/seg-${n}`);
   for (const k of walKeys) await vault.put(BUCKET, k, Buffer.from("wal"), {});
   const plan: RestorePlanOutput = {
@@ -301,6 +306,22 @@ describe("thaw over a packed snapshot", () => {
     const later = new Set(f.vault.heads.slice(headsBefore));
     for (const k of [...pageKeys, ...f.packs.map(packKey), vaultChunkKey(DB, f.legacy.sha256)]) expect(later).toContain(k);
     expect(f.vault.gets.filter((k) => k.includes("/pages/"))).toEqual(pageKeys);
+  });
+
+  it("format 2: heads the pack a chunk's reference names, reading no record for it; a pack no longer recorded and an unnamed chunk go by their records", async () => {
+    // Prepare: 30 reused chunks naming their 4 packs, one chunk from before packs; the last pack's record is gone (swept after a repack).
+    const f = await packedSnapshot(30, { chunks: 8, bytes: 1 << 20 }, true);
+    const gone = f.packs.at(-1)!;
+    f.catalog.packs.delete(gone.name);
+    const goneChunks = gone.entries.length;
+
+    // Act
+    await wholePass(f, 1_000);
+
+    // Assess: every pack headed; records read only for the legacy chunk and the chunks of the pack no longer recorded.
+    for (const p of f.packs) expect(f.vault.heads).toContain(packKey(p));
+    expect(f.vault.heads).toContain(vaultChunkKey(DB, f.legacy.sha256));
+    expect(f.catalog.batches.reduce((a, b) => a + b, 0)).toBe(goneChunks + 1);
   });
 
   it("fails with NotFoundError naming a pack that is missing from the vault", async () => {
