@@ -104,7 +104,8 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
     for (const { group, c } of continuity) {
       for (const x of [...c.ranges.flatMap((r) => [r.first, r.last]), ...c.gaps.flatMap((g) => [g.after, g.before])]) {
         const at = positions.get(group)!.timeAt(x);
-        if (at !== undefined) archivedAt.set(segmentName(c.timeline, x, segSize), new Date(at).toISOString());
+        // (A time that is not one, from a hand-made record, is left out, as a name the catalog does not hold.)
+        if (at !== undefined && Number.isFinite(at)) archivedAt.set(segmentName(c.timeline, x, segSize), new Date(at).toISOString());
       }
     }
   } else if (ends.size > 0) {
