@@ -16,13 +16,12 @@
  *   them (store/catalog.ts markUnreplicated), a page at a time.
  */
 import type { AgentConfig } from "../core/config.js";
-import { ConfigError, InvalidInputError } from "../core/errors.js";
+import { ConfigError } from "../core/errors.js";
 import { ArchivedThrough } from "../core/generic-wal.js";
-import { RegionLagTally, restorableWindowsOf, snapshotInRegion, walInRegion, WalLineIndex, type RegionLag, type RestorableWindow } from "../core/regions.js";
-import { genericSegno, snapshotInfoOf, streamOfRecord, streamsOf, type CatalogState } from "../core/restore-input.js";
+import { RegionLagTally, restorableWindowsOf, snapshotInRegion, walInRegion, WalLines, type RegionLag, type RestorableWindow } from "../core/regions.js";
+import { snapshotInfoOf, streamsOf, type CatalogState } from "../core/restore-input.js";
 import type { SnapshotInfo } from "../core/restore-plan.js";
 import type { SnapshotRecord } from "../core/schemas.js";
-import { parseWalFileName } from "../core/wal.js";
 import type { Catalog } from "../store/catalog.js";
 import { createWorkflowRunner, type ExecutionState } from "../store/workflows.js";
 import { executionError, waitForExecution } from "./restore-remote.js";
@@ -103,8 +102,8 @@ interface RegionTally {
   streams: string[];
   /** WAL files the region holds. */
   held: number;
-  /** The segments it holds, per WAL line: "" (PostgreSQL, or a database with one stream) or the stream. */
-  lines: Map<string, WalLineIndex>;
+  /** The segments it holds, per WAL line. */
+  lines: WalLines;
   through: ArchivedThrough;
   lag: RegionLagTally | undefined;
 }
@@ -124,7 +123,8 @@ export async function regionStatus(catalog: Catalog, cfg: AgentConfig, databaseI
   const tallies: RegionTally[] = regions.map((r) => {
     const key = r.primary ? undefined : r.region;
     const snapshots = records.flatMap((x) => snapshotInRegion(x, key) ?? []);
-    return { info: r, key, snapshots, streams: streamsOf(database, snapshots, new Map()), held: 0, lines: new Map(), through: new ArchivedThrough(), lag: r.primary ? undefined : new RegionLagTally(r.region) };
+    const streams = streamsOf(database, snapshots, new Map());
+    return { info: r, key, snapshots, streams, held: 0, lines: new WalLines(database, streams), through: new ArchivedThrough(), lag: r.primary ? undefined : new RegionLagTally(r.region) };
   });
   let after: string | undefined;
   do {
@@ -135,20 +135,8 @@ export async function regionStatus(catalog: Catalog, cfg: AgentConfig, databaseI
       t.held += held.length;
       const segments = held.filter((w) => w.kind === "segment");
       if (database.kind === "generic") t.through.add(segments);
-      for (const w of segments) {
-        // As the planner reads them (core/restore-input.ts walOf, segmentsOf).
-        if (database.kind === "postgres") {
-          const p = parseWalFileName(w.name, size);
-          if (p.kind === "segment" && p.segno !== undefined) lineOf(t, "").add(w.timeline, p.segno, Date.parse(w.archivedAt));
-          continue;
-        }
-        // Only the lines of the streams its snapshots have are planned (none: no window).
-        const key = t.streams.length > 1 ? streamOfRecord(w) : "";
-        if (t.streams.length === 0 || key === undefined || (t.streams.length > 1 && !t.streams.includes(key))) continue;
-        const segno = genericSegno(w, size);
-        if (segno === undefined) throw new InvalidInputError(`WAL segment '${w.name}' of database ${w.databaseId} has no position (no decimal startLsn, no number in its name)`);
-        lineOf(t, key).add(1, segno, Date.parse(w.closedAt ?? w.archivedAt));
-      }
+      // Generic: only the lines of the streams its snapshots have are planned (none: no window).
+      if (database.kind === "postgres" || t.streams.length > 0) t.lines.add(segments);
     }
     after = page.next;
   } while (after !== undefined);
@@ -159,10 +147,10 @@ export async function regionStatus(catalog: Catalog, cfg: AgentConfig, databaseI
     let windows: RestorableWindow[];
     if (database.kind === "generic" && t.streams.length > 0) {
       const through = t.through.result();
-      const per = t.streams.map((s) => restorableWindowsOf(infos(s), t.lines.get(t.streams.length > 1 ? s : "") ?? new WalLineIndex(), size, through));
+      const per = t.streams.map((s) => restorableWindowsOf(infos(s), t.lines.of(s), size, through));
       windows = per.reduce((acc, w) => intersect(acc, w));
     } else {
-      windows = database.kind === "postgres" ? restorableWindowsOf(infos(undefined), t.lines.get("") ?? new WalLineIndex(), size) : [];
+      windows = database.kind === "postgres" ? restorableWindowsOf(infos(undefined), t.lines.of(undefined), size) : [];
     }
     const lag: RegionLag = t.lag === undefined ? { missingWal: 0, missingSnapshots: 0, failed: 0, lagSeconds: 0 } : t.lag.result(records, now);
     return {
@@ -174,12 +162,6 @@ export async function regionStatus(catalog: Catalog, cfg: AgentConfig, databaseI
       windows: windows.map((w) => ({ from: w.from.toISOString(), to: w.to.toISOString(), snapshots: w.snapshots })),
     };
   });
-}
-
-function lineOf(t: RegionTally, key: string): WalLineIndex {
-  let line = t.lines.get(key);
-  if (line === undefined) t.lines.set(key, (line = new WalLineIndex()));
-  return line;
 }
 
 export function formatRegionStatus(list: RegionStatus[]): string {

@@ -10,7 +10,8 @@
  * region holds, with the same rules the restore planner uses.
  */
 import type { RestorePlanInput, SnapshotInfo } from "./restore-plan.js";
-import type { SnapshotRecord, WalRecord } from "./schemas.js";
+import { segmentPlace, streamOfRecord } from "./restore-input.js";
+import type { DatabaseRecord, SnapshotRecord, WalRecord } from "./schemas.js";
 import { PositionList } from "./wal-positions.js";
 import { lsnToSegno } from "./wal.js";
 
@@ -88,6 +89,42 @@ export class WalLineIndex {
   anyAfter(timeline: number, segno: bigint): boolean {
     const line = this.runsOf(timeline);
     return line !== undefined && line.pos.length > 0 && line.pos[line.pos.length - 1]! > segno;
+  }
+}
+
+/**
+ * A database's WAL lines as planning reads them (core/restore-input.ts
+ * segmentsOf, segmentPlace), fed a page of records at a time: PostgreSQL one
+ * line; generic one per stream when its snapshots name several (a record of
+ * another stream is left out), else one. Only segments are kept, ~20 bytes
+ * each. `streams`: the generic database's (streamsOf).
+ */
+export class WalLines {
+  private readonly lines = new Map<string, WalLineIndex>();
+
+  constructor(
+    private readonly database: DatabaseRecord,
+    private readonly streams: readonly string[],
+  ) {}
+
+  add(records: readonly WalRecord[]): void {
+    const several = this.database.kind === "generic" && this.streams.length > 1;
+    for (const w of records) {
+      if (w.kind !== "segment") continue;
+      const key = several ? streamOfRecord(w) : "";
+      if (key === undefined || (several && !this.streams.includes(key))) continue;
+      const place = segmentPlace(this.database, w);
+      if (place === undefined) continue;
+      let line = this.lines.get(key);
+      if (line === undefined) this.lines.set(key, (line = new WalLineIndex()));
+      line.add(place.timeline, place.segno, place.at.getTime());
+    }
+  }
+
+  /** The line restorableWindowsOf reads for `stream` (PostgreSQL: undefined). */
+  of(stream: string | undefined): WalLineIndex {
+    const key = this.database.kind === "generic" && this.streams.length > 1 ? (stream ?? "") : "";
+    return this.lines.get(key) ?? new WalLineIndex();
   }
 }
 

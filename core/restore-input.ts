@@ -123,22 +123,31 @@ export function segmentsOf(state: CatalogState, stream: string | undefined): Wal
 
 /** WAL segment records as planning sees them for `stream`. */
 export function walOf(state: CatalogState, stream: string | undefined): WalSegmentInfo[] {
-  const size = state.database.walSegmentSize;
   const out: WalSegmentInfo[] = [];
   for (const w of segmentsOf(state, stream)) {
-    if (state.database.kind === "postgres") {
-      const p = parseWalFileName(w.name, size);
-      if (p.kind !== "segment" || p.segno === undefined) continue;
-      out.push({ timeline: w.timeline, segno: p.segno, name: w.name, archivedAt: new Date(w.archivedAt) });
-      continue;
-    }
-    const segno = genericSegno(w, size);
-    if (segno === undefined) {
-      throw new InvalidInputError(`WAL segment '${w.name}' of database ${w.databaseId} has no position (no decimal startLsn, no number in its name)`);
-    }
-    out.push({ timeline: 1, segno, name: w.name, archivedAt: new Date(w.closedAt ?? w.archivedAt) });
+    const place = segmentPlace(state.database, w);
+    if (place !== undefined) out.push({ timeline: place.timeline, segno: place.segno, name: w.name, archivedAt: place.at });
   }
   return out;
+}
+
+/**
+ * Where planning places a WAL segment record: its line's timeline (generic:
+ * 1), its position and its time (generic: when it closed, else when it was
+ * archived). Undefined for a PostgreSQL record whose name is not a segment's;
+ * InvalidInputError for a generic one without a position.
+ */
+export function segmentPlace(database: DatabaseRecord, w: WalRecord): { timeline: number; segno: bigint; at: Date } | undefined {
+  const size = database.walSegmentSize;
+  if (database.kind === "postgres") {
+    const p = parseWalFileName(w.name, size);
+    return p.kind !== "segment" || p.segno === undefined ? undefined : { timeline: w.timeline, segno: p.segno, at: new Date(w.archivedAt) };
+  }
+  const segno = genericSegno(w, size);
+  if (segno === undefined) {
+    throw new InvalidInputError(`WAL segment '${w.name}' of database ${w.databaseId} has no position (no decimal startLsn, no number in its name)`);
+  }
+  return { timeline: 1, segno, at: new Date(w.closedAt ?? w.archivedAt) };
 }
 
 /**

@@ -23,9 +23,9 @@ import { randomInt } from "node:crypto";
 import { pastVerifyPeriod, postgresTargetEnd, randomTarget, selectCandidates, DEFAULT_VERIFY_POLICY, type VerifyLevel, type VerifyPolicy } from "../../core/verify-policy.js";
 import { VERIFICATION_NAMESPACE } from "../../core/metrics.js";
 import { verifyWorkflowInputSchema, type VerifyCandidate } from "../../core/verify-workflow.js";
-import { restorableWindows } from "../../core/regions.js";
-import { buildPlanInput, streamsOf, type CatalogState } from "../../core/restore-input.js";
-import { archivedThrough } from "../../core/generic-wal.js";
+import { restorableWindows, restorableWindowsOf, WalLines, type RestorableWindow } from "../../core/regions.js";
+import { buildPlanInput, snapshotInfoOf, streamsOf, type CatalogState } from "../../core/restore-input.js";
+import { ArchivedThrough } from "../../core/generic-wal.js";
 import { UnknownSnapshotError } from "../../core/errors.js";
 import { readPagesWithin, StoreWorkObjects } from "../../store/work-objects.js";
 import { z } from "zod";
@@ -41,6 +41,26 @@ const random = (): number => randomInt(0, 2 ** 32) / 2 ** 32;
 
 /** WAL records one level-4 target reads at most: past it the window ends where the reading stopped. */
 const WAL_TARGET_MAX = 50_000;
+
+/**
+ * A generic database's WAL as restorableWindowsOf reads it, from the
+ * catalog a page at a time: each segment's position and time (~20 bytes,
+ * core/regions.ts WalLines) and how far the archive is complete, never the
+ * records (1M segments were ~0.7 GB in this Lambda).
+ */
+async function genericWalLine(catalog: Catalog, database: DatabaseRecord, streams: readonly string[]): Promise<{ lines: WalLines; through: Date | undefined }> {
+  const lines = new WalLines(database, streams);
+  const through = new ArchivedThrough();
+  let after: string | undefined;
+  do {
+    const page = await catalog.listWalPage(database.databaseId, after);
+    const segments = page.records.filter((w) => w.kind === "segment");
+    lines.add(segments);
+    through.add(segments);
+    after = page.next;
+  } while (after !== undefined);
+  return { lines, through: through.result() };
+}
 
 /**
  * The WAL records a PostgreSQL snapshot's level-4 target is drawn from: its
@@ -206,22 +226,23 @@ export async function selectPage(input: unknown): Promise<SelectOutput> {
     // Level-4 targets: random inside what each snapshot restores (up to the next snapshot or the window's end).
     const sorted = [...records].sort((a, b) => (a.finishedAt < b.finishedAt ? -1 : 1));
     const streams = streamsOf(database, records, new Map());
-    let genericWal: WalRecord[] | undefined;
+    let genericLine: { lines: WalLines; through: Date | undefined } | undefined;
     for (const p of picked) {
       let targetTime = req.snapshotId && req.targetTime ? req.targetTime : undefined;
       if (!targetTime && p.level === 4) {
         const rec = sorted.find((r) => r.snapshotId === p.snapshotId)!;
         const next = sorted[sorted.indexOf(rec) + 1];
-        // PostgreSQL: the WAL from this snapshot's start to just past the next one (walForTarget); generic: the whole catalog.
-        const wal = database.kind === "postgres" ? await walForTarget(deps.catalog, database, rec, next === undefined ? undefined : new Date(next.finishedAt)) : (genericWal ??= await deps.catalog.listWal(databaseId));
+        // PostgreSQL: the WAL from this snapshot's start to just past the next one (walForTarget); generic, one stream: its
+        // positions and times, a page at a time (genericWalLine), once per database; several streams: no target.
+        const wal = database.kind === "postgres" ? await walForTarget(deps.catalog, database, rec, next === undefined ? undefined : new Date(next.finishedAt)) : [];
         const state: CatalogState = { database, records, segments: wal.filter((w) => w.kind === "segment"), histories: new Map(), streams, manifests: new Map() };
-        const through = archivedThrough(state.segments);
-        const windows =
-          database.kind === "postgres"
-            ? restorableWindows(buildPlanInput(state, { kind: "latest" }, undefined, rec.snapshotId))
-            : state.streams.length === 1
-              ? restorableWindows({ ...buildPlanInput(state, { kind: "latest" }, state.streams[0]), ...(through ? { archivedThrough: through } : {}) })
-              : [];
+        let windows: RestorableWindow[] = [];
+        if (database.kind === "postgres") windows = restorableWindows(buildPlanInput(state, { kind: "latest" }, undefined, rec.snapshotId));
+        else if (streams.length === 1) {
+          genericLine ??= await genericWalLine(deps.catalog, database, streams);
+          const infos = records.flatMap((r) => snapshotInfoOf(state, r, streams[0]) ?? []);
+          windows = restorableWindowsOf(infos, genericLine.lines.of(streams[0]), database.walSegmentSize, genericLine.through);
+        }
         const w = windows.find((x) => x.snapshots.includes(p.snapshotId));
         if (w) {
           const from = new Date(rec.finishedAt);

@@ -83,6 +83,49 @@ describe("verify SelectCandidates", () => {
   });
 });
 
+describe("verify SelectCandidates, generic database", () => {
+  it("draws a level-4 target from its one stream's WAL read a page at a time, never the whole list", async () => {
+    // Prepare: stream "wal" positions 1..3,000 (closed at minute n); snapshots at positions 100 and 1,100.
+    const GDB = "gen-select";
+    const generic: DatabaseRecord = { ...database, databaseId: GDB, kind: "generic" };
+    const wal = Array.from({ length: 3_000 }, (_, i): WalRecord => {
+      const n = i + 1;
+      const name = `wal/${String(n).padStart(6, "0")}.wal`;
+      const at = new Date(T0 + n * MINUTE).toISOString();
+      return { databaseId: GDB, name, kind: "segment", timeline: 1, startLsn: String(n), size: 100, storedSize: 1, sha256: "a".repeat(64), codec: "zstd", status: "stored", vaultKey: `db/${GDB}/wal/${name}`, archivedAt: at, closedAt: at, replicas: {} };
+    });
+    const genericSnapshot = (id: string, n: number): SnapshotRecord => {
+      const { timeline: _t, startLsn: _s, stopLsn: _p, ...rest } = pgSnapshotRecord(GDB, id, BigInt(n), new Date(T0 + (n + 1) * MINUTE).toISOString(), SIZE);
+      return { ...rest, kind: "generic", streams: { wal: String(n) } };
+    };
+    const snaps = [genericSnapshot("g0100", 100), genericSnapshot("g1100", 1100)];
+    let pages = 0;
+    const catalog = {
+      getDatabase: async () => generic,
+      listSnapshots: async () => snaps,
+      listVerifications: async () => [],
+      listWal: async () => {
+        throw new Error("listWal reads every WAL record of the database");
+      },
+      listWalPage: async (_db: string, after?: string) => {
+        pages++;
+        const from = after === undefined ? 0 : Number(after);
+        return { records: wal.slice(from, from + 1000), ...(from + 1000 < wal.length ? { next: String(from + 1000) } : {}) };
+      },
+    } as unknown as Catalog;
+    overrideDeps({ catalog });
+
+    // Act
+    const out = await selectPage({ request: { databaseId: GDB, snapshotId: "g0100", level: 4 } });
+
+    // Assess
+    const target = Date.parse(out.candidates[0]!.targetTime!);
+    expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
+    expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
+    expect(pages).toBe(3);
+  });
+});
+
 describe("verify SelectCandidates counts the snapshots past the verification period", () => {
   it("emits one fleet-wide record per page: the count and the databases, 0 when every snapshot is within the period", async () => {
     // Prepare: a fake catalog of one page of two databases
