@@ -10,6 +10,7 @@ import type { AgentClients } from "../../agent/clients.js";
 import { formatWalList, status, writeWalList } from "../../agent/status.js";
 import type { DatabaseRecord, WalRecord } from "../../core/schemas.js";
 import { segmentName } from "../../core/wal.js";
+import { pagedWal } from "../support/paged-wal.js";
 
 const MIB16 = 16 * 1024 * 1024;
 
@@ -66,21 +67,9 @@ describe("writeWalList", () => {
 
 /** An agent's clients whose catalog serves `records` two to a page; listWal (the whole list) fails. */
 function pagedClients(db: DatabaseRecord, records: WalRecord[]): { clients: AgentClients; pagesRead: () => number } {
-  let pagesRead = 0;
-  const catalog = {
-    getDatabase: async () => db,
-    getHead: async () => undefined,
-    listQuarantine: async () => [],
-    listWal: async () => {
-      throw new Error("status read the whole WAL list");
-    },
-    listWalPage: async (_id: string, after?: string) => {
-      pagesRead++;
-      const from = after === undefined ? 0 : Number(after);
-      return { records: records.slice(from, from + 2), ...(from + 2 < records.length ? { next: String(from + 2) } : {}) };
-    },
-  };
-  return { clients: { catalog } as unknown as AgentClients, pagesRead: () => pagesRead };
+  const wal = pagedWal(records, 2);
+  const catalog = { getDatabase: async () => db, getHead: async () => undefined, listQuarantine: async () => [], ...wal };
+  return { clients: { catalog } as unknown as AgentClients, pagesRead: wal.pagesRead };
 }
 
 describe("status", () => {

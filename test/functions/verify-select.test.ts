@@ -11,6 +11,7 @@ import { segmentName } from "../../core/wal.js";
 import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { selectPage } from "../../functions/verify/select.js";
 import type { Catalog } from "../../store/catalog.js";
+import { pagedWal } from "../support/paged-wal.js";
 import { pgSnapshotRecord } from "../support/pg-records.js";
 import { emfRecords, outputLinesOf } from "../support/output-lines.js";
 
@@ -99,20 +100,8 @@ describe("verify SelectCandidates, generic database", () => {
       return { ...rest, kind: "generic", streams: { wal: String(n) } };
     };
     const snaps = [genericSnapshot("g0100", 100), genericSnapshot("g1100", 1100)];
-    let pages = 0;
-    const catalog = {
-      getDatabase: async () => generic,
-      listSnapshots: async () => snaps,
-      listVerifications: async () => [],
-      listWal: async () => {
-        throw new Error("listWal reads every WAL record of the database");
-      },
-      listWalPage: async (_db: string, after?: string) => {
-        pages++;
-        const from = after === undefined ? 0 : Number(after);
-        return { records: wal.slice(from, from + 1000), ...(from + 1000 < wal.length ? { next: String(from + 1000) } : {}) };
-      },
-    } as unknown as Catalog;
+    const paged = pagedWal(wal, 1000);
+    const catalog = { getDatabase: async () => generic, listSnapshots: async () => snaps, listVerifications: async () => [], ...paged } as unknown as Catalog;
     overrideDeps({ catalog });
 
     // Act
@@ -122,7 +111,7 @@ describe("verify SelectCandidates, generic database", () => {
     const target = Date.parse(out.candidates[0]!.targetTime!);
     expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
     expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
-    expect(pages).toBe(3);
+    expect(paged.pagesRead()).toBe(3);
   });
 });
 
