@@ -39,6 +39,12 @@ export interface CatalogState {
   streams: string[];
   /** Manifest headers read because their records lack what planning needs (keyed by snapshot id; never the files). */
   manifests: Map<string, SnapshotHeader>;
+  /**
+   * Generic: how far the archive is known complete, when the state holds
+   * only part of the segments (store/catalog-state.ts, bounded planning):
+   * computed over all of them. Absent: computed from `segments`.
+   */
+  archivedThrough?: Date | undefined;
 }
 
 /**
@@ -170,7 +176,7 @@ export function buildPlanInput(state: CatalogState, target: RestoreTarget, strea
     const info = snapshotInfoOf(state, r, stream);
     if (info) snapshots.push(info);
   }
-  const through = state.database.kind === "generic" ? archivedThrough(state.segments) : undefined;
+  const through = state.database.kind !== "generic" ? undefined : "archivedThrough" in state ? state.archivedThrough : archivedThrough(state.segments);
   const restorePoints = restorePointsOf(state);
   return {
     snapshots,

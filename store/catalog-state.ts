@@ -15,7 +15,8 @@ import { mapLimit } from "../core/concurrency.js";
 import { decodeWith } from "../core/codec.js";
 import { ChecksumMismatchError, InvalidInputError, TargetAfterArchiveEndError, UnknownDatabaseError, WalGapError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { buildPlanInput, recordIsIncomplete, streamsOf, type CatalogState } from "../core/restore-input.js";
+import { ArchivedThrough } from "../core/generic-wal.js";
+import { buildPlanInput, recordIsIncomplete, segmentPlace, snapshotInfoOf, streamOfRecord, streamsOf, type CatalogState } from "../core/restore-input.js";
 import { planRestore, restoreCandidates, type RestoreTarget, type SnapshotInfo } from "../core/restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
 import type { SnapshotHeader } from "../core/manifest-header.js";
@@ -287,9 +288,10 @@ class WalWindow {
  * error) planning on loadCatalogState's gives. When a look for a timeline's
  * nearest segment passes LOOK_BACK_MAX_PAGES pages of other records (a
  * replica region far behind), it reads the whole catalog as
- * loadCatalogState does. A generic database or a
- * restore point name target (whose restore points may be recorded on any
- * segment) are loaded whole, as loadCatalogState does.
+ * loadCatalogState does. A restore point name target (whose restore points
+ * may be recorded on any segment) is loaded whole, as loadCatalogState does.
+ * A generic database: loadGenericPlanningState (its WAL read a page at a
+ * time, only the segments from the snapshots tried on kept).
  */
 export async function loadPlanningState(
   catalog: Catalog,
@@ -300,6 +302,7 @@ export async function loadPlanningState(
   options: LoadCatalogStateOptions = {},
 ): Promise<CatalogState> {
   const database = await catalog.getDatabase(databaseId);
+  if (database?.kind === "generic") return loadGenericPlanningState(catalog, vault, vaultBucket, database, target, options);
   if (!database || database.kind !== "postgres" || target.kind === "name") return loadCatalogState(catalog, vault, vaultBucket, databaseId, options);
   const [allRecords, timelines] = await Promise.all([catalog.listSnapshots(databaseId), catalog.listWalTimelines(databaseId)]);
   const records = allRecords.flatMap((r) => snapshotInRegion(r, options.region) ?? []);
@@ -347,6 +350,82 @@ export async function loadPlanningState(
 }
 
 const bigMin = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+
+/**
+ * A generic database's planning state without its whole WAL in memory: its
+ * names do not sort by position, so the catalog cannot be read by range, but
+ * the WAL is read a page at a time and only the segments the planner can use
+ * are kept: for each stream, those from the position of the oldest snapshot
+ * tried on. The snapshots tried are restoreCandidates' newest 1, then 2 and
+ * 4, then all (as for PostgreSQL, PLANNING_WINDOWS attempts, each a pass
+ * over the pages); how far the archive is complete is counted over every
+ * segment. So memory holds the WAL from the chosen snapshot on (what the
+ * restore replays), not the archive's. Planning on it gives the plan, or
+ * the error, planning on loadCatalogState's gives.
+ */
+async function loadGenericPlanningState(
+  catalog: Catalog,
+  vault: ObjectStore,
+  vaultBucket: string,
+  database: DatabaseRecord,
+  target: RestoreTarget,
+  options: LoadCatalogStateOptions,
+): Promise<CatalogState> {
+  const databaseId = database.databaseId;
+  const records = (await catalog.listSnapshots(databaseId)).flatMap((r) => snapshotInRegion(r, options.region) ?? []);
+  const manifests = await readManifests(vault, vaultBucket, database, records);
+  const streams = streamsOf(database, records, manifests);
+  const base: CatalogState = { database, records, segments: [], histories: new Map(), streams, manifests };
+  let candidates: SnapshotInfo[];
+  try {
+    candidates = restoreCandidates(buildPlanInput(base, target, streams[0]));
+  } catch {
+    candidates = [];
+  }
+  const byId = new Map(records.map((r) => [r.snapshotId, r]));
+  /** One pass: the segments of each stream from `from` on (every one when `from` is undefined), and archivedThrough over all. */
+  const read = async (from: Map<string, bigint> | undefined): Promise<CatalogState> => {
+    const segments: WalRecord[] = [];
+    const through = new ArchivedThrough();
+    let after: string | undefined;
+    do {
+      const page = await catalog.listWalPage(databaseId, after);
+      const held = page.records.flatMap((w) => (w.kind === "segment" ? (walInRegion(w, options.region) ?? []) : []));
+      through.add(held);
+      for (const w of held) {
+        const cut = from?.get(streams.length > 1 ? (streamOfRecord(w) ?? "") : (streams[0] ?? ""));
+        if (from !== undefined && (cut === undefined || (segmentPlace(database, w)?.segno ?? -1n) < cut)) continue;
+        segments.push(w);
+      }
+      after = page.next;
+    } while (after !== undefined);
+    return { ...base, segments, archivedThrough: through.result() };
+  };
+  // Nothing to try (or the target fails before any WAL is read): the planner says so from the full read's state.
+  if (candidates.length === 0) return read(undefined);
+  for (let attempt = 1, tried = 1; ; attempt++, tried = attempt > PLANNING_WINDOWS ? candidates.length : tried * 2) {
+    const using = candidates.slice(0, tried);
+    if (tried >= candidates.length) return read(undefined);
+    // Each stream's cut: the oldest position a snapshot tried starts from there (a stream a snapshot lacks: all of it).
+    const from = new Map<string, bigint>();
+    for (const stream of streams) {
+      for (const s of using) {
+        const rec = byId.get(s.id);
+        const info = rec === undefined ? undefined : snapshotInfoOf(base, rec, stream);
+        const pos = info?.stopLsn ?? 0n;
+        from.set(stream, from.has(stream) ? bigMin(from.get(stream)!, pos) : pos);
+      }
+    }
+    const state = await read(from);
+    try {
+      const plan = planRestore(buildPlanInput(state, target, streams[0]));
+      if (using.some((s) => s.id === plan.snapshot.id)) return state;
+    } catch (e) {
+      // Only a snapshot's WAL failing can come out differently with older snapshots in range.
+      if (!(e instanceof WalGapError) && !(e instanceof TargetAfterArchiveEndError)) return state;
+    }
+  }
+}
 
 /** The segment a snapshot is consistent in (holding stopLsn - 1), as core/restore-plan.ts reads it. */
 function consistentSegno(s: SnapshotInfo, segmentSize: number): bigint {

@@ -19,6 +19,10 @@
  * snapshot, every other stream must reach the target from the same one.
  * PostgreSQL: the catalog is read for this target only (loadPlanningState:
  * the WAL records from the chosen snapshot's start on, not the whole archive).
+ * Generic: its WAL is read a page at a time and only the segments from the
+ * chosen snapshot on are kept (its names do not sort by position, so it
+ * cannot be read by range: the work still grows with the archive, the
+ * memory with what the restore replays).
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";

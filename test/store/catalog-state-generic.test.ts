@@ -1,0 +1,105 @@
+/**
+ * loadPlanningState of a generic database (store/catalog-state.ts): its WAL
+ * names do not sort by position, so it is read a page at a time and only the
+ * segments from the snapshots tried on are kept, never the whole list (the
+ * fake catalog refuses listWal there); planning on it gives the plan, or the
+ * error, planning on loadCatalogState's full read gives, for random archives
+ * of one or two streams with gaps, scans and every kind of target.
+ */
+import { describe, expect, it } from "vitest";
+import { buildPlanInput, type CatalogState } from "../../core/restore-input.js";
+import { planRestore, type RestoreTarget } from "../../core/restore-plan.js";
+import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
+import type { Catalog } from "../../store/catalog.js";
+import { loadCatalogState, loadPlanningState } from "../../store/catalog-state.js";
+import type { ObjectStore } from "../../store/object-store.js";
+import { pagedWal } from "../support/paged-wal.js";
+import { pgSnapshotRecord } from "../support/pg-records.js";
+import { seededRandom } from "../support/random.js";
+
+const T0 = Date.parse("2026-03-01T00:00:00.000Z");
+const at = (minutes: number): string => new Date(T0 + minutes * 60_000).toISOString();
+const noVault = {} as ObjectStore;
+
+function segment(databaseId: string, stream: string, n: number, extra: Partial<WalRecord> = {}): WalRecord {
+  // Names that do not sort by position: no zero padding.
+  const name = `${stream}/seg-${n}.log`;
+  return { databaseId, name, kind: "segment", timeline: 1, size: 100, storedSize: 10, sha256: "c".repeat(64), codec: "zstd", status: "stored", vaultKey: `db/${databaseId}/wal/${name}`, archivedAt: at(n + 0.5), closedAt: at(n), replicas: {}, ...extra };
+}
+
+function snapshot(databaseId: string, i: number, positions: Record<string, number>, finishedMinute: number): SnapshotRecord {
+  const { timeline: _t, startLsn: _s, stopLsn: _p, ...rest } = pgSnapshotRecord(databaseId, `20260301T${String(i).padStart(6, "0")}Z-00000${i}`, 1n, at(finishedMinute), 16);
+  return { ...rest, kind: "generic", streams: Object.fromEntries(Object.entries(positions).map(([s, p]) => [s, String(p)])) };
+}
+
+/** The plans plan.ts makes: the first stream picks the snapshot, every other stream from the same one; or the error. */
+function outcome(state: CatalogState, target: RestoreTarget): unknown {
+  try {
+    const first = planRestore(buildPlanInput(state, target, state.streams[0]));
+    const rest = state.streams.slice(1).map((s) => planRestore(buildPlanInput(state, target, s, first.snapshot.id)));
+    return JSON.parse(JSON.stringify([first, ...rest], (_, v: unknown) => (typeof v === "bigint" ? v.toString() : v)));
+  } catch (e) {
+    return { error: `${(e as Error).name}: ${(e as Error).message}` };
+  }
+}
+
+describe("planning state of a generic database", () => {
+  it("keeps the WAL from the newest snapshot on, read a page at a time, and plans as the full read does", async () => {
+    // Prepare: one stream, positions 1..3,000; snapshots at 100 and 2,900.
+    const db: DatabaseRecord = { databaseId: "gen-bounded", kind: "generic", walSegmentSize: 16, createdAt: at(0) };
+    const wal = Array.from({ length: 3_000 }, (_, i) => segment(db.databaseId, "s", i + 1));
+    const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 2_900 }, 2_900.5)];
+    const paged = pagedWal(wal, 500);
+    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, ...paged } as unknown as Catalog;
+    const full = { ...catalog, listWal: async () => wal } as unknown as Catalog;
+
+    // Act
+    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+
+    // Assess
+    expect(state.segments.length).toBeLessThanOrEqual(101);
+    expect(paged.pagesRead()).toBe(6);
+    expect(outcome(state, { kind: "latest" })).toEqual(outcome(await loadCatalogState(full, noVault, "vault", db.databaseId), { kind: "latest" }));
+  });
+
+  it("gives the plan, or the error, the full read gives, for random archives and every target", async () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      // Prepare: one or two streams, positions 1..N with gaps, some segments from complete or incomplete scans, 1-4 snapshots.
+      const rnd = seededRandom(seed);
+      const int = (lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
+      const db: DatabaseRecord = { databaseId: `gen-rand-${seed}`, kind: "generic", walSegmentSize: 16, createdAt: at(0) };
+      const streams = rnd() < 0.5 ? ["a"] : ["a", "b"];
+      const wal: WalRecord[] = [];
+      const end = int(20, 60);
+      for (const s of streams) {
+        const scanAt = at(end + 1);
+        const scanned = rnd() < 0.5;
+        for (let n = 1; n <= end; n++) if (rnd() > 0.05) wal.push(segment(db.databaseId, s, n, scanned && n > end - 3 ? { scanAt, scanCount: 3 } : {}));
+      }
+      // Listed in name order, as the catalog lists them (not position order).
+      wal.sort((x, y) => (x.name < y.name ? -1 : 1));
+      const snaps: SnapshotRecord[] = [];
+      for (let i = 1; i <= int(1, 4); i++) {
+        const p = int(1, end);
+        snaps.push(snapshot(db.databaseId, i, Object.fromEntries(streams.map((s) => [s, s === "a" ? p : Math.max(1, p + int(-2, 2))])), p + 0.75));
+      }
+      const paged = pagedWal(wal, int(3, 20));
+      const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, ...paged } as unknown as Catalog;
+      const full = { ...catalog, listWal: async () => wal } as unknown as Catalog;
+      const targets: RestoreTarget[] = [
+        { kind: "latest" },
+        { kind: "time", time: new Date(T0 + int(1, end + 5) * 60_000 + 20_000) },
+        { kind: "snapshot", id: snaps[int(0, snaps.length - 1)]!.snapshotId },
+        ...(streams.length === 1 ? [{ kind: "lsn" as const, lsn: BigInt(int(1, end + 3)) }] : []),
+      ];
+
+      // Act + Assess
+      const whole = await loadCatalogState(full, noVault, "vault", db.databaseId);
+      for (const target of targets) {
+        const bounded = await loadPlanningState(catalog, noVault, "vault", db.databaseId, target);
+        const what = `seed ${seed}, target ${JSON.stringify(target, (_, v: unknown) => (typeof v === "bigint" ? v.toString() : v))}`;
+        expect(outcome(bounded, target), what).toEqual(outcome(whole, target));
+      }
+    }
+  });
+});
