@@ -90,7 +90,7 @@ describe("planning state of a generic database", () => {
         { kind: "latest" },
         { kind: "time", time: new Date(T0 + int(1, end + 5) * 60_000 + 20_000) },
         { kind: "snapshot", id: snaps[int(0, snaps.length - 1)]!.snapshotId },
-        ...(streams.length === 1 ? [{ kind: "lsn" as const, lsn: BigInt(int(1, end + 3)) }] : []),
+        ...(streams.length === 1 ? [{ kind: "lsn" as const, lsn: BigInt(int(1, end + 3)) }, { kind: "name" as const, name: "no-such-point" }] : []),
       ];
 
       // Act + Assess
