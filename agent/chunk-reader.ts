@@ -22,12 +22,12 @@
  *   file that uses it and where it was read (pack key and bytes, or object key).
  */
 import type { CodecName } from "../core/codec.js";
-import { ChecksumMismatchError, CodecError, CorruptPackError } from "../core/errors.js";
+import { ChecksumMismatchError, CodecError } from "../core/errors.js";
 import { vaultChunkKey } from "../core/keys.js";
 import { chunkOfRead, coalescePackReads } from "../core/pack.js";
 import type { Catalog } from "../store/catalog.js";
 import type { ObjectStore } from "../store/object-store.js";
-import type { PackIndexCache, ReadPack } from "../store/pack-index.js";
+import type { PackIndexCache } from "../store/pack-index.js";
 import { inThreadDecoder, type ChunkDecoder } from "./decode-pool.js";
 
 /** A chunk a manifest references, with a file that uses it (for messages). */
@@ -39,7 +39,7 @@ export interface WantedChunk {
   storedSize: number;
   codec: CodecName;
   file: string;
-  /** The pack the manifest places it in (a new chunk of a packed push): located from that pack's index when it still holds it. */
+  /** The pack the manifest names for it (a new chunk's `pack`, a reused one's `reusedPack`): located from that pack's index when it holds it as the manifest describes it. */
   pack?: string;
 }
 
@@ -104,17 +104,11 @@ async function locateInPacks(packs: PackIndexCache, wanted: readonly WantedChunk
     }
   }
   for (const [name, list] of byPack) {
-    let read: ReadPack | undefined;
-    try {
-      read = await packs.get(name);
-    } catch (e) {
-      // A damaged index: the catalog's records say where the chunks are (and their reads say what is wrong).
-      if (!(e instanceof CorruptPackError)) throw e;
-    }
     for (const w of list) {
-      const e = read?.entries?.get(w.sha256);
-      if (e === undefined) rest.push(w);
-      else out.set(w.sha256, { key: read!.pack.vaultKey, offset: e.offset, storedSize: e.storedLength, codec: e.codec, recorded: true });
+      // A repacked pack still holds its bytes until the sweep deletes it; otherwise (damaged index, other sizes, gone) the record decides.
+      const held = await packs.holding(name, w, { repacked: true });
+      if (held === undefined) rest.push(w);
+      else out.set(w.sha256, { key: held.pack.vaultKey, offset: held.entry.offset, storedSize: held.entry.storedLength, codec: held.entry.codec, recorded: true });
     }
   }
   return rest;

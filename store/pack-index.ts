@@ -78,4 +78,27 @@ export class PackIndexCache {
     if (read !== null && "damaged" in read) throw read.damaged;
     return read ?? undefined;
   }
+  /**
+   * Where pack `name` holds `chunk` as a manifest describes it: the pack is
+   * recorded (and, unless `repacked`, not repacked), its object is there, its
+   * index parses and lists the chunk with the same raw size, stored size and
+   * codec. Undefined otherwise, for any of those reasons: a name a manifest
+   * gives is a hint, and the chunk's catalog record decides then
+   * (docs/packs.md, "It is a hint"). The one test every reader that goes to
+   * a named pack first applies (restore and verification, CheckReferenced,
+   * replication).
+   */
+  async holding(name: string, chunk: Pick<PackEntry, "sha256"> & { size: number; storedSize: number; codec: string }, opts: { repacked?: boolean } = {}): Promise<{ pack: PackItem; entry: PackEntry } | undefined> {
+    let read: ReadPack | undefined;
+    try {
+      read = await this.get(name);
+    } catch (e) {
+      if (e instanceof CorruptPackError) return undefined;
+      throw e;
+    }
+    if (read === undefined || (read.pack.repackedAt !== undefined && opts.repacked !== true)) return undefined;
+    const entry = read.entries?.get(chunk.sha256);
+    if (entry === undefined || entry.rawSize !== chunk.size || entry.storedLength !== chunk.storedSize || entry.codec !== chunk.codec) return undefined;
+    return { pack: read.pack, entry };
+  }
 }

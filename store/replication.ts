@@ -73,7 +73,7 @@
  * - Service failures reject with ServiceUnavailableError naming the endpoint.
  */
 import { forEachLimit } from "../core/concurrency.js";
-import { ChecksumMismatchError, CorruptPackError, InvalidInputError, NotFoundError } from "../core/errors.js";
+import { ChecksumMismatchError, InvalidInputError, NotFoundError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 import { vaultChunkKey, vaultPackKey, vaultPacksPrefix } from "../core/keys.js";
 import { META_SHA256, type ChunkItem, type PackItem } from "../core/schemas.js";
@@ -374,16 +374,7 @@ export async function replicateSnapshotBatch(
     const inNamedPack = async (c: UniqueChunk): Promise<string | undefined> => {
       const name = namedPackOf(c, manifest);
       if (name === undefined || indexes === undefined) return undefined;
-      let read;
-      try {
-        read = await indexes.get(name);
-      } catch (e) {
-        if (e instanceof CorruptPackError) return undefined; // its record decides (and the sweep reports the pack)
-        throw e;
-      }
-      const e = read?.entries?.get(c.sha256);
-      if (read === undefined || read.pack.repackedAt !== undefined || e === undefined) return undefined;
-      return e.rawSize === c.size && e.storedLength === c.storedSize && e.codec === c.codec ? name : undefined;
+      return (await indexes.holding(name, c)) === undefined ? undefined : name;
     };
     let lookups = 0;
     let objects = 0;

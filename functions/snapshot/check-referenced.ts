@@ -67,7 +67,7 @@
  */
 import { z } from "zod";
 import { decodeWith } from "../../core/codec.js";
-import { ChecksumMismatchError, CorruptPackError, ManifestInvalidError, NotFoundError } from "../../core/errors.js";
+import { ChecksumMismatchError, ManifestInvalidError, NotFoundError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey } from "../../core/keys.js";
 import { parsePage, type PageEntry } from "../../core/manifest-pages.js";
@@ -277,14 +277,9 @@ class PackIndexes {
     return { pack: read.pack, entries: read.entries };
   }
 
-  /** As get, but undefined also for a pack recorded and missing from the vault, or whose index is damaged: for a hint. */
-  async find(i: number): Promise<{ pack: PackItem; entries: Map<string, PackEntry> } | undefined> {
-    try {
-      return await this.get(i);
-    } catch (e) {
-      if (e instanceof NotFoundError || e instanceof CorruptPackError) return undefined;
-      throw e;
-    }
+  /** Where pack `i` holds `chunk` as the manifest describes it, not repacked (PackIndexCache.holding); undefined otherwise: for a hint. */
+  holding(i: number, chunk: Pick<UniqueChunk, "sha256" | "size" | "storedSize" | "codec">): Promise<{ pack: PackItem; entry: PackEntry } | undefined> {
+    return this.cache.holding(this.name(i), chunk);
   }
 }
 
@@ -309,14 +304,11 @@ function byPackIndex(chunks: readonly UniqueChunk[], key: (c: UniqueChunk) => nu
 async function checkReusedInPacks(chunks: readonly UniqueChunk[], packs: PackIndexes): Promise<string[]> {
   const byRecord: string[] = [];
   for (const [i, list] of byPackIndex(chunks, (c) => c.reusedPack!)) {
-    const read = await packs.find(i);
-    if (!read || read.pack.repackedAt !== undefined || !(await packs.stillThere(read.pack))) {
-      byRecord.push(...list.map((c) => c.sha256));
-      continue;
-    }
+    let there: boolean | undefined;
     for (const c of list) {
-      const e = read.entries.get(c.sha256);
-      if (!e || e.rawSize !== c.size || e.storedLength !== c.storedSize || e.codec !== c.codec) byRecord.push(c.sha256);
+      const held = await packs.holding(i, c);
+      if (held !== undefined && (there ??= await packs.stillThere(held.pack))) continue;
+      byRecord.push(c.sha256);
     }
   }
   return byRecord;
@@ -397,9 +389,8 @@ async function checkPages(deps: Deps, snapshot: ValidatedSnapshot, progress: z.i
     if (header.kind === "postgres" && label !== undefined) {
       const named = async (c: ChunkRecord): Promise<ChunkPlace | undefined> => {
         const [list, i] = c.pack !== undefined ? [packs, c.pack] : c.reusedPack !== undefined ? [reusedPacks, c.reusedPack] : [undefined, undefined];
-        const found = list === undefined || i === undefined ? undefined : await list.find(i);
-        const e = found?.pack.repackedAt === undefined ? found?.entries.get(c.sha256) : undefined;
-        return e !== undefined && e.storedLength === c.storedSize && e.codec === c.codec && e.rawSize === c.size ? { vaultKey: found!.pack.vaultKey, offset: e.offset, storedSize: e.storedLength } : undefined;
+        const held = list === undefined || i === undefined ? undefined : await list.holding(i, c);
+        return held && { vaultKey: held.pack.vaultKey, offset: held.entry.offset, storedSize: held.entry.storedLength };
       };
       checkBackupLabel(headerAsManifest(header) as PostgresSnapshotManifest, await readBackupLabel(deps, snapshot.databaseId, label, named));
       checkedBackupLabel = true;

@@ -151,4 +151,36 @@ describe("PackIndexCache", () => {
     expect(read?.pack.name).toBe(p.name);
     expect(read?.entries).toBeUndefined();
   });
+
+  it("holding: finds a chunk its named pack holds as the manifest describes it, and answers undefined for other sizes, a repacked, unknown, lost or damaged pack", async () => {
+    // Prepare: four packs; one repacked, one lost, one with a damaged index.
+    const [ok, repacked, lost, damaged] = await Promise.all(["ok", "repacked", "lost", "damaged"].map((t) => packOf(t)));
+    const { vault, records, catalog } = await vaultWith([ok!, repacked!, lost!, damaged!]);
+    records.set(repacked!.name, { ...records.get(repacked!.name)!, repackedAt: "2026-12-02T00:00:00.000Z" });
+    await vault.delete("vault", records.get(lost!.name)!.vaultKey);
+    vault.objects.get(records.get(damaged!.name)!.vaultKey)![damaged!.dataLength + 3]! ^= 0xff;
+    const as = (p: BuiltPack, i = 0) => {
+      const e = p.entries[i]!;
+      return { sha256: e.sha256, size: e.rawSize, storedSize: e.storedLength, codec: e.codec };
+    };
+    const cache = new PackIndexCache(catalog, vault, "vault", DB);
+
+    // Act
+    const found = await cache.holding(ok!.name, as(ok!));
+    const others = [
+      await cache.holding(ok!.name, { ...as(ok!), storedSize: as(ok!).storedSize + 1 }),
+      await cache.holding(ok!.name, as(repacked!)),
+      await cache.holding(repacked!.name, as(repacked!)),
+      await cache.holding("0".repeat(64), as(ok!)),
+      await cache.holding(lost!.name, as(lost!)),
+      await cache.holding(damaged!.name, as(damaged!)),
+    ];
+    const repackedAllowed = await cache.holding(repacked!.name, as(repacked!), { repacked: true });
+
+    // Assess
+    expect(found?.pack.name).toBe(ok!.name);
+    expect(found?.entry).toEqual(ok!.entries[0]);
+    expect(others).toEqual([undefined, undefined, undefined, undefined, undefined, undefined]);
+    expect(repackedAllowed?.entry).toEqual(repacked!.entries[0]);
+  });
 });
