@@ -1360,7 +1360,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
         }
         const offset = carry?.offset ?? 0;
         const end = offset + e.chunks.reduce((n, c) => n + c.size, 0);
-        const op = { ...(entryLayout(e, partial, header.databaseId, offset, header.packs, header.reusedPacks) as WriteOp), continued, continues: end < e.size };
+        const op = { ...(entryLayout(e, partial, header.databaseId, offset, header) as WriteOp), continued, continues: end < e.size };
         const prev = ops.at(-1) as WriteOp | undefined;
         // A part whose file is already in this batch: one op (writeFiles takes a file once per batch).
         if (continued && prev?.op === "writeFile" && prev.relativePath === e.path) {

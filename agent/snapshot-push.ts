@@ -115,7 +115,7 @@ import {
   describeError,
 } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { incomingChunkKey, incomingPackKey, vaultChunkKey } from "../core/keys.js";
+import { incomingChunkKey, incomingPackKey, packNameOfKey, vaultChunkKey } from "../core/keys.js";
 import { DEFAULT_PACK_TARGET_SIZE, PackBuilder, type BuiltPack } from "../core/pack.js";
 import { META_DATABASE, type SnapshotRecord } from "../core/schemas.js";
 import {
@@ -708,7 +708,7 @@ async function previousChunks(
       for (const r of await clients.catalog.getChunks(cfg.databaseId, hashes.slice(i, i + NAMING_BATCH))) {
         const e = known.get(r.sha256);
         if (e === undefined || r.offset === undefined || r.size !== e.size || r.storedSize !== e.storedSize || r.codec !== e.codec) continue;
-        known.set(r.sha256, { ...e, pack: knownPacks.numberOf(r.vaultKey.slice(r.vaultKey.lastIndexOf("/") + 1)) });
+        known.set(r.sha256, { ...e, pack: knownPacks.numberOf(packNameOfKey(r.vaultKey)) });
       }
     }
   };
@@ -1066,7 +1066,7 @@ class ChunkPipeline {
         throw new InvalidInputError(`the catalog records chunk ${slot.sha256} as ${r.size} bytes; this push read ${slot.size} bytes with that SHA-256`);
       }
       // A record in a pack names it (vaultKey, with the chunk's offset in it): where this manifest says the chunk is.
-      const pack = r.offset === undefined ? undefined : this.knownPacks.numberOf(r.vaultKey.slice(r.vaultKey.lastIndexOf("/") + 1));
+      const pack = r.offset === undefined ? undefined : this.knownPacks.numberOf(packNameOfKey(r.vaultKey));
       this.settleChunk(slot, { storedSize: r.storedSize, codec: r.codec, isNew: false, ...(pack === undefined ? {} : { pack }) });
       this.d.stats.reusedBytes += slot.size;
       this.release(slot);

@@ -95,20 +95,22 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
   const groups = generic ? [...positions.keys()].sort() : [...positions.keys()].sort((a, b) => Number(a) - Number(b));
   const continuity = groups.map((g, i) => ({ group: g, c: continuityOfSorted(generic ? i + 1 : Number(g), positions.get(g)!.sorted().pos) }));
 
-  // Generic, pass 2: the records' names and archive times of the segments at the ends of ranges and gaps.
-  const ends = new Set<string>();
-  for (const { group, c } of continuity) for (const x of [...c.ranges.flatMap((r) => [r.first, r.last]), ...c.gaps.flatMap((g) => [g.after, g.before])]) ends.add(`${group}:${x}`);
+  // The names and archive times of the segments at the ends of ranges and gaps: PostgreSQL's from the positions,
+  // a generic database's from its records, in a second pass.
+  const endsOf = (c: TimelineContinuity): bigint[] => [...c.ranges.flatMap((r) => [r.first, r.last]), ...c.gaps.flatMap((g) => [g.after, g.before])];
   const nameAt = new Map<string, string>();
   const archivedAt = new Map<string, string>();
   if (!generic) {
     for (const { group, c } of continuity) {
-      for (const x of [...c.ranges.flatMap((r) => [r.first, r.last]), ...c.gaps.flatMap((g) => [g.after, g.before])]) {
+      for (const x of endsOf(c)) {
         const at = positions.get(group)!.timeAt(x);
         // (A time that is not one, from a hand-made record, is left out, as a name the catalog does not hold.)
         if (at !== undefined && Number.isFinite(at)) archivedAt.set(segmentName(c.timeline, x, segSize), new Date(at).toISOString());
       }
     }
-  } else if (ends.size > 0) {
+  }
+  const ends = new Set(generic ? continuity.flatMap(({ group, c }) => endsOf(c).map((x) => `${group}:${x}`)) : []);
+  if (ends.size > 0) {
     for await (const records of walPages(clients, databaseId)) {
       for (const r of records) {
         if (r.kind !== "segment") continue;

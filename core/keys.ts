@@ -239,6 +239,11 @@ export function vaultPackKey(databaseId: string, name: string): string {
   return `db/${assertDatabaseId(databaseId)}/packs/${assertPackName(name)}`;
 }
 
+/** A pack's name from its vault key (vaultPackKey's last part; what a chunk record in a pack names it by). */
+export function packNameOfKey(vaultKey: string): string {
+  return vaultKey.slice(vaultKey.lastIndexOf("/") + 1);
+}
+
 /** Prefix under which a database's packs live (list it to rebuild the catalog from pack indexes). */
 export function vaultPacksPrefix(databaseId: string): string {
   return `db/${assertDatabaseId(databaseId)}/packs/`;

@@ -1313,18 +1313,11 @@ export function namedPackOf(c: Pick<ChunkRecord, "pack" | "reusedPack">, m: Pack
  * restoreLayout): mkdir, writeFile (its chunks from `offset` on: a file
  * continued from a page before starts where that part ended) or symlink.
  * For readers that lay a snapshot out a page at a time (agent/restore.ts).
- * `packs` and `reusedPacks`: the manifest's lists, so that a new chunk's
+ * `names`: the manifest's `packs` and `reusedPacks`, so that a new chunk's
  * `pack` and a reused chunk's `reusedPack` (indexes into them) reach the
  * restore as the pack's name.
  */
-export function entryLayout(
-  e: FileEntry,
-  targetDir: string,
-  databaseId: string,
-  offset: number,
-  packs?: readonly string[],
-  reusedPacks?: readonly string[],
-): RestoreOperation {
+export function entryLayout(e: FileEntry, targetDir: string, databaseId: string, offset: number, names: PackNames = {}): RestoreOperation {
   const base = restoreTarget(targetDir);
   const where = { path: resolveUnder(base, e.path), relativePath: e.path };
   if (e.type === "directory") return { op: "mkdir", ...where, mode: RESTORE_DIR_MODE };
@@ -1336,7 +1329,7 @@ export function entryLayout(
   let at = offset;
   const chunks = e.chunks.map((c) => {
     const rc: RestoreChunk = { offset: at, sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec, key: vaultChunkKey(databaseId, c.sha256) };
-    const pack = namedPackOf(c, { packs, reusedPacks });
+    const pack = namedPackOf(c, names);
     if (pack !== undefined) rc.pack = pack;
     at += c.size;
     return rc;

@@ -75,7 +75,7 @@
 import { forEachLimit } from "../core/concurrency.js";
 import { ChecksumMismatchError, InvalidInputError, NotFoundError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { vaultChunkKey, vaultPackKey, vaultPacksPrefix } from "../core/keys.js";
+import { packNameOfKey, vaultChunkKey, vaultPackKey, vaultPacksPrefix } from "../core/keys.js";
 import { META_SHA256, type ChunkItem, type PackItem } from "../core/schemas.js";
 import { snapshotPageKey } from "../core/keys.js";
 import type { SnapshotHeader } from "../core/manifest-header.js";
@@ -307,7 +307,7 @@ export async function replicateSnapshotBatch(
     const copyInPack = async (c: { sha256: string }, missing: NotFoundError): Promise<void> => {
       const [item] = opts.catalog === undefined ? [] : await opts.catalog.getChunks(db, [c.sha256]);
       if (item?.offset === undefined) throw missing;
-      const name = item.vaultKey.slice(item.vaultKey.lastIndexOf("/") + 1);
+      const name = packNameOfKey(item.vaultKey);
       if (vaultPackKeyOrUndefined(db, name) !== item.vaultKey) {
         throw new InvalidInputError(`chunk ${c.sha256} is recorded at offset ${item.offset} of ${item.vaultKey}, which is not a pack of database ${db}`);
       }

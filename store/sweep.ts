@@ -72,7 +72,7 @@ import { z } from "zod";
 import { forEachLimit } from "../core/concurrency.js";
 import { ConfigError, CorruptPackError, describeError } from "../core/errors.js";
 import { SortedHashSet } from "../core/hash-set.js";
-import { vaultChunkKey, vaultPackKey } from "../core/keys.js";
+import { packNameOfKey, vaultChunkKey, vaultPackKey } from "../core/keys.js";
 import type { PackEntry } from "../core/pack.js";
 import { decidePack, DEFAULT_PACK_THRESHOLDS } from "../core/pack-retention.js";
 import { planChunkSweep } from "../core/retention.js";
@@ -268,7 +268,6 @@ const add = (l: Liveness, live: boolean, storedBytes: number): void => {
   }
 };
 const partitionOf = (sha256: string): number => parseInt(sha256[0]!, 16);
-const packName = (key: string): string => key.slice(key.lastIndexOf("/") + 1);
 
 async function readTallies(scratch: SweepScratch, generation: number): Promise<Map<string, Tally>> {
   if (generation === 0) return new Map();
@@ -442,7 +441,7 @@ async function chunkPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurs
   do {
     const page = await catalog.listChunkPage(databaseId, after, Math.min(SWEEP_PAGE, budget.chunkItems));
     const firstSeen = [...new Set(page.chunks.flatMap((x) => (x.offset !== undefined && !tallies.has(x.vaultKey) ? [x.vaultKey] : [])))];
-    const recorded = new Set(firstSeen.length === 0 ? [] : (await catalog.getPacks(databaseId, firstSeen.map(packName))).map((p) => p.vaultKey));
+    const recorded = new Set(firstSeen.length === 0 ? [] : (await catalog.getPacks(databaseId, firstSeen.map(packNameOfKey))).map((p) => p.vaultKey));
     const loose: ChunkItem[] = [];
     for (const x of page.chunks) {
       if (partitionOf(x.sha256) !== partition) {
@@ -707,13 +706,13 @@ async function sweepDangling(ctx: SweepContext, tallies: ReadonlyMap<string, Tal
   }
   if (dangling.size === 0) return 0;
   // Recorded since the chunk phase read them: a push under way, not an interrupted deletion.
-  const recorded = new Set((await ctx.catalog.getPacks(databaseId, [...dangling.keys()].map(packName))).map((p) => p.vaultKey));
+  const recorded = new Set((await ctx.catalog.getPacks(databaseId, [...dangling.keys()].map(packNameOfKey))).map((p) => p.vaultKey));
   let swept = 0;
   for (const [key, hashes] of dangling) {
     if (recorded.has(key)) continue;
     await ctx.catalog.deleteChunksInPack(databaseId, hashes, key);
     const where = await ctx.deleteEverywhere(key, () => undefined);
-    ctx.note("sweep-pack", packName(key), where, `an earlier deletion of this pack stopped after its record: ${hashes.length} chunk record(s), none used by a kept snapshot, still pointed at it`);
+    ctx.note("sweep-pack", packNameOfKey(key), where, `an earlier deletion of this pack stopped after its record: ${hashes.length} chunk record(s), none used by a kept snapshot, still pointed at it`);
     swept++;
   }
   return swept;

@@ -69,7 +69,7 @@ import { z } from "zod";
 import { decodeWith } from "../../core/codec.js";
 import { ChecksumMismatchError, ManifestInvalidError, NotFoundError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
-import { vaultChunkKey } from "../../core/keys.js";
+import { packNameOfKey, vaultChunkKey } from "../../core/keys.js";
 import { parsePage, type PageEntry } from "../../core/manifest-pages.js";
 import { checkBackupLabel, type ChunkRecord, type PostgresSnapshotManifest, type UniqueChunk } from "../../core/snapshot.js";
 import { stepsOf } from "../../core/workflows.js";
@@ -165,7 +165,7 @@ async function checkPacksOf(catalog: Catalog, manifest: ManifestFiles, records: 
   const databaseId = manifest.databaseId;
   const chunkOf = new Map(records.filter((r) => r.offset !== undefined).map((r) => [r.vaultKey, r.sha256]));
   if (chunkOf.size === 0) return;
-  const names = [...chunkOf.keys()].map((k) => k.slice(k.lastIndexOf("/") + 1));
+  const names = [...chunkOf.keys()].map(packNameOfKey);
   const packs = new Map((await catalog.getPacks(databaseId, names)).map((p) => [p.vaultKey, p]));
   for (const [vaultKey, sha] of chunkOf) {
     if (!(await packStillThere(catalog, databaseId, packs.get(vaultKey)))) {

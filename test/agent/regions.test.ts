@@ -7,32 +7,18 @@ import { describe, expect, it } from "vitest";
 import { regionStatus } from "../../agent/regions.js";
 import type { AgentConfig } from "../../core/config.js";
 import type { DatabaseRecord, WalRecord } from "../../core/schemas.js";
-import { segmentName } from "../../core/wal.js";
 import type { Catalog } from "../../store/catalog.js";
 import { pagedWal } from "../support/paged-wal.js";
-import { pgSnapshotRecord } from "../support/pg-records.js";
+import { pgSegmentRecord, pgSnapshotRecord } from "../support/pg-records.js";
 
 const MIB16 = 16 * 1024 * 1024;
 const DB = "pg-regions";
 const at = (n: number): string => new Date(Date.UTC(2026, 11, 6, 1, 0, n)).toISOString();
 
 function segment(segno: number, inReplica: "replicated" | "pending" | "failed"): WalRecord {
-  const name = segmentName(1, BigInt(segno), MIB16);
-  return {
-    databaseId: DB,
-    name,
-    kind: "segment",
-    timeline: 1,
-    startLsn: `0/${(segno * MIB16).toString(16).toUpperCase()}`,
-    sha256: "ab".repeat(32),
-    size: MIB16,
-    storedSize: 1000,
-    codec: "zstd",
-    vaultKey: `db/${DB}/wal/00000001/${name}`,
-    status: "stored",
-    archivedAt: at(segno),
+  return pgSegmentRecord(DB, segno, at(segno), MIB16, {
     replicas: { r2: { status: inReplica, at: at(segno + 100), ...(inReplica === "failed" ? { error: `copy ${segno} failed` } : {}) } },
-  };
+  });
 }
 
 describe("regionStatus", () => {

@@ -92,6 +92,15 @@ function fileHashes(dir: string, rel = ""): Record<string, string> {
   return out;
 }
 
+/** Every chunk reference of `m` names, as its reused pack, the pack its catalog record places it in. */
+async function expectEachNamesItsRecordsPack(databaseId: string, m: PushedManifest): Promise<void> {
+  const records = new Map((await clients.catalog.getChunks(databaseId, m.files.flatMap((f) => (f.type === "file" ? f.chunks.map((c) => c.sha256) : [])))).map((r) => [r.sha256, r.vaultKey]));
+  for (const f of m.files) {
+    if (f.type !== "file") continue;
+    for (const c of f.chunks) expect(`db/${databaseId}/packs/${m.reusedPacks![c.reusedPack!]}`, c.sha256).toBe(records.get(c.sha256));
+  }
+}
+
 describe("WALVAULT_PACKS", () => {
   it("is on unless set to 0/false/no/off, and refuses anything else in one line", () => {
     // Act + Assess
@@ -274,11 +283,7 @@ describe("a packed snapshot push", () => {
     expect(again.outcome).toBe("recorded");
     // Each reused chunk names the pack its catalog record (or, for the WAL file, the previous manifest) placed it in.
     const m = await manifestOf(again);
-    const records = new Map((await clients.catalog.getChunks(GEN, m.files.flatMap((f) => (f.type === "file" ? f.chunks.map((c) => c.sha256) : [])))).map((r) => [r.sha256, r.vaultKey]));
-    for (const f of m.files) {
-      if (f.type !== "file") continue;
-      for (const c of f.chunks) expect(`db/${GEN}/packs/${m.reusedPacks![c.reusedPack!]}`, c.sha256).toBe(records.get(c.sha256));
-    }
+    await expectEachNamesItsRecordsPack(GEN, m);
   }, 240_000);
 
   it("names, once, the packs of reused chunks a previous manifest left unnamed (format 1), so later manifests carry them and no push looks them up again", async () => {
@@ -353,11 +358,7 @@ describe("a database's first push", () => {
     expect(again.outcome).toBe("recorded");
     // Each reused chunk names the pack its catalog record placed it in.
     const m = await manifestOf(again);
-    const records = new Map((await clients.catalog.getChunks(FIRST, m.files.flatMap((f) => (f.type === "file" ? f.chunks.map((c) => c.sha256) : [])))).map((r) => [r.sha256, r.vaultKey]));
-    for (const f of m.files) {
-      if (f.type !== "file") continue;
-      for (const c of f.chunks) expect(`db/${FIRST}/packs/${m.reusedPacks![c.reusedPack!]}`, c.sha256).toBe(records.get(c.sha256));
-    }
+    await expectEachNamesItsRecordsPack(FIRST, m);
   }, 240_000);
 });
 

@@ -11,24 +11,12 @@ import { formatWalList, status, writeWalList } from "../../agent/status.js";
 import type { DatabaseRecord, WalRecord } from "../../core/schemas.js";
 import { segmentName } from "../../core/wal.js";
 import { pagedWal } from "../support/paged-wal.js";
+import { pgSegmentRecord } from "../support/pg-records.js";
 
 const MIB16 = 16 * 1024 * 1024;
 
 function record(segno: number): WalRecord {
-  return {
-    databaseId: "pg-main",
-    name: segmentName(1, BigInt(segno), MIB16),
-    kind: "segment",
-    timeline: 1,
-    startLsn: `0/${(segno * MIB16).toString(16).toUpperCase()}`,
-    sha256: "ab".repeat(32),
-    size: MIB16,
-    storedSize: 1_000_000 + segno,
-    codec: "zstd",
-    vaultKey: `db/pg-main/wal/00000001/${segmentName(1, BigInt(segno), MIB16)}`,
-    archivedAt: new Date(Date.UTC(2026, 11, 6, 0, 0, segno)).toISOString(),
-    replicas: {},
-  } as WalRecord;
+  return pgSegmentRecord("pg-main", segno, new Date(Date.UTC(2026, 11, 6, 0, 0, segno)).toISOString(), MIB16, { storedSize: 1_000_000 + segno });
 }
 
 async function written(pages: WalRecord[][], json: boolean): Promise<string> {

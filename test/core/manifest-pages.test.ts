@@ -66,6 +66,14 @@ function resign(p: Paged, index: number, mutate: (page: { entries: Array<Record<
   return { header, texts };
 }
 
+/** `p` with chunk reference `j` of the first file of page `page` changed by `change`, the page signed again. */
+function withChunk(p: Paged, page: number, j: number, change: Record<string, unknown>): Paged {
+  return resign(p, page, (pg) => {
+    const f = pg.entries.find((e) => Array.isArray(e.chunks))!;
+    Object.assign((f.chunks as Array<Record<string, unknown>>)[j]!, change);
+  });
+}
+
 const genericOf = (b: SnapshotBuilder, blocks?: FixedBlocksDescriptor): SnapshotManifest => buildGeneric(b, { streams: [{ id: "wal", dir: "wal", lastSegno: 0 }] }, blocks);
 
 function failure(fn: () => unknown): Error {
@@ -302,11 +310,7 @@ describe("a new chunk's pack", () => {
   it("is refused on a reference not flagged new, past the manifest's packs, in a manifest without packs, or differing between references", () => {
     // Prepare
     const p = packedPages();
-    const setChunk = (page: number, j: number, change: Record<string, unknown>): Paged =>
-      resign(p, page, (pg) => {
-        const f = pg.entries.find((e) => Array.isArray(e.chunks))!;
-        Object.assign((f.chunks as Array<Record<string, unknown>>)[j]!, change);
-      });
+    const setChunk = (page: number, j: number, change: Record<string, unknown>): Paged => withChunk(p, page, j, change);
     const noPacks = structuredClone(p);
     delete noPacks.header.packs;
     // Act
@@ -361,11 +365,7 @@ describe("a reused chunk's pack", () => {
   it("is refused on a chunk flagged new, past the manifest's reused packs, in a manifest without them, differing between references, or listed twice", () => {
     // Prepare
     const p = reusedPages();
-    const setChunk = (page: number, j: number, change: Record<string, unknown>): Paged =>
-      resign(p, page, (pg) => {
-        const f = pg.entries.find((e) => Array.isArray(e.chunks))!;
-        Object.assign((f.chunks as Array<Record<string, unknown>>)[j]!, change);
-      });
+    const setChunk = (page: number, j: number, change: Record<string, unknown>): Paged => withChunk(p, page, j, change);
     const without = structuredClone(p);
     delete without.header.reusedPacks;
     const twice = structuredClone(p);

@@ -12,7 +12,7 @@ import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { selectPage } from "../../functions/verify/select.js";
 import type { Catalog } from "../../store/catalog.js";
 import { pagedWal } from "../support/paged-wal.js";
-import { pgSnapshotRecord } from "../support/pg-records.js";
+import { pgSegmentRecord, pgSnapshotRecord } from "../support/pg-records.js";
 import { emfRecords, outputLinesOf } from "../support/output-lines.js";
 
 const DB = "pg-select";
@@ -23,22 +23,7 @@ const database: DatabaseRecord = { databaseId: DB, kind: "postgres", walSegmentS
 
 /** Segment n is archived at minute n, its last transaction a second before. */
 function segment(n: number): WalRecord {
-  const name = segmentName(1, BigInt(n), SIZE);
-  return {
-    databaseId: DB,
-    name,
-    kind: "segment",
-    timeline: 1,
-    size: SIZE,
-    storedSize: 1,
-    sha256: "a".repeat(64),
-    codec: "zstd",
-    status: "stored",
-    vaultKey: `db/${DB}/wal/00000001/${name}`,
-    archivedAt: new Date(T0 + n * MINUTE).toISOString(),
-    lastXactAt: new Date(T0 + n * MINUTE - 1000).toISOString(),
-    replicas: {},
-  };
+  return pgSegmentRecord(DB, n, new Date(T0 + n * MINUTE).toISOString(), SIZE, { storedSize: 1, sha256: "a".repeat(64), lastXactAt: new Date(T0 + n * MINUTE - 1000).toISOString() });
 }
 
 /** A snapshot starting in segment n, finished at minute n + 1. */

@@ -2,8 +2,8 @@
  * Catalog records of PostgreSQL snapshots for tests that plan over the
  * catalog alone (no manifest in any vault).
  */
-import type { SnapshotRecord } from "../../core/schemas.js";
-import { formatLsn, segmentStartLsn } from "../../core/wal.js";
+import type { SnapshotRecord, WalRecord } from "../../core/schemas.js";
+import { formatLsn, segmentName, segmentStartLsn } from "../../core/wal.js";
 
 /** A snapshot of timeline 1 whose backup starts and ends inside segment `segno`, finished at `finishedAt`. */
 export function pgSnapshotRecord(databaseId: string, snapshotId: string, segno: bigint, finishedAt: string, segmentSize: number): SnapshotRecord {
@@ -24,5 +24,26 @@ export function pgSnapshotRecord(databaseId: string, snapshotId: string, segno: 
     status: "restorable",
     recordedAt: finishedAt,
     replicas: {},
+  };
+}
+
+/** The record of WAL segment `segno` of timeline 1, stored, archived at `archivedAt`; `extra` overrides any field. */
+export function pgSegmentRecord(databaseId: string, segno: number, archivedAt: string, segmentSize: number, extra: Partial<WalRecord> = {}): WalRecord {
+  const name = segmentName(1, BigInt(segno), segmentSize);
+  return {
+    databaseId,
+    name,
+    kind: "segment",
+    timeline: 1,
+    startLsn: formatLsn(segmentStartLsn(BigInt(segno), segmentSize)),
+    sha256: "ab".repeat(32),
+    size: segmentSize,
+    storedSize: 1000,
+    codec: "zstd",
+    status: "stored",
+    vaultKey: `db/${databaseId}/wal/00000001/${name}`,
+    archivedAt,
+    replicas: {},
+    ...extra,
   };
 }
