@@ -105,6 +105,16 @@
  *   harmless (a pack is content-addressed). getPack() resolves the record, or
  *   undefined for a pack never recorded. Pack records are not chunk records:
  *   listChunks() and missingChunks() never see them.
+ * - Every pack recordPacks() writes is also entered in the database's pack
+ *   log under its recordedAt. listPacksRecordedSince(db, since, after,
+ *   limit) returns the entries recorded at or after `since` (ISO times,
+ *   compared as strings), oldest first and by name within one time, at most
+ *   `limit` (default and most: 1000), and `next` when more may follow: pass
+ *   it as `after`. One Query, never a Scan. An entry is a hint: it outlives a
+ *   pack deleted since (callers read the pack record), a pack recorded again
+ *   at another time has two, and entries expire some weeks after their time
+ *   (dynamo-catalog.ts PACK_LOG_TTL_DAYS). A `since` or `after` that is not
+ *   what this returns rejects with InvalidInputError.
  * - getPacks() returns, of the given names, the pack records found, each once,
  *   in input order, in batches (BatchGetItem, <= 100 keys per request).
  * - listChunkPage(db, after, limit) / listPackPage(db, after, limit) return a
@@ -166,6 +176,18 @@ export interface ChunkPage {
 /** One page of pack records; `next` is absent on the last. */
 export interface PackPage {
   packs: PackItem[];
+  next?: string;
+}
+
+/** A pack entered in the pack log: its name and when it was recorded. */
+export interface PackLogEntry {
+  name: string;
+  recordedAt: string;
+}
+
+/** One page of the pack log; `next` is absent on the last. */
+export interface PackLogPage {
+  packs: PackLogEntry[];
   next?: string;
 }
 
@@ -268,6 +290,8 @@ export interface Catalog {
   /** One page of chunk records (retention: memory bounded by the page, not the database). */
   listChunkPage(databaseId: string, after?: string, limit?: number): Promise<ChunkPage>;
   listPackPage(databaseId: string, after?: string, limit?: number): Promise<PackPage>;
+  /** The packs recorded at or after `since`, oldest first, a page at a time (see the contract above). */
+  listPacksRecordedSince(databaseId: string, since: string, after?: string, limit?: number): Promise<PackLogPage>;
   /** Takes the claim to promote a pack (see the contract above): undefined when taken, else the holder's `until`. */
   claimPackPromotion(databaseId: string, name: string, owner: string, until: string, now: string): Promise<string | undefined>;
   /** Gives a claim up, if `owner` still holds it. */

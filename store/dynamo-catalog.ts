@@ -12,6 +12,8 @@
  *        chunk#<sha256>                            one chunk in the vault (its own object, or
  *                                                  `offset` into the pack named by vaultKey)
  *        pack#<sha256>                             one pack in the vault (db/<id>/packs/<sha256>)
+ *        packlog#<iso recordedAt>#<sha256>         the same pack in the order packs were recorded
+ *                                                  (listPacksRecordedSince; expires PACK_LOG_TTL_DAYS later)
  *        verify#<iso start>#<runId>                one verification run
  *        audit#<iso>#<runId>#<seq>                 one retention deletion (what, why, when, which run)
  *   pk = registry
@@ -110,7 +112,7 @@ import { headSortKey } from "../core/catalog-records.js";
 import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
 import { isLsn } from "../core/wal.js";
-import type { Catalog, ChunkPage, DatabasePage, MarkUnreplicatedPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedItem, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
+import type { Catalog, ChunkPage, DatabasePage, MarkUnreplicatedPage, PackLogPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedItem, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
 import { SDK_LOGGER } from "./sdk-logger.js";
 
 /** Key schema of the catalog table; infra/ mirrors it in the CDK stack. */
@@ -127,6 +129,8 @@ export const CATALOG_SORT_KEYS = {
   snapshotPrefix: "snap#",
   chunkPrefix: "chunk#",
   packPrefix: "pack#",
+  /** The pack log: one item per recorded pack, by time (not a pack record: `pack#` prefixes never match it). */
+  packLogPrefix: "packlog#",
   /** A pack being promoted (claimPackPromotion): not a pack record. */
   promotingPrefix: "promoting#",
   verifyPrefix: "verify#",
@@ -134,11 +138,22 @@ export const CATALOG_SORT_KEYS = {
 } as const;
 
 /**
- * The table's TTL attribute (infra/primary-stack.ts), epoch seconds: only a
- * pack's promotion claim carries it, an hour after the claim's end, so claims
- * do not pile up (DynamoDB deletes expired items by itself, at no cost).
+ * The table's TTL attribute (infra/primary-stack.ts), epoch seconds: a pack's
+ * promotion claim carries it, an hour after the claim's end, and a pack log
+ * item, PACK_LOG_TTL_DAYS after its pack was recorded, so neither piles up
+ * (DynamoDB deletes expired items by itself, at no cost).
  */
 export const CATALOG_TTL_ATTRIBUTE = "expiresAt";
+/**
+ * How long a pack log item is kept: the log serves a push's dedup with packs
+ * recorded since the previous snapshot (docs/packs.md, "Step 3"); a push more
+ * than this after its previous snapshot re-uploads what an interrupted push
+ * left, which costs space, never a chunk.
+ */
+export const PACK_LOG_TTL_DAYS = 45;
+const packLogEntrySchema = packItemSchema.pick({ name: true, recordedAt: true });
+/** A pack log cursor or start: an ISO time, then `#<sha256>` for a cursor. */
+const PACK_LOG_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 /** What a released claim's `until` becomes: before any time, so the next claim takes it at once. */
 const RELEASED = "1970-01-01T00:00:00.000Z";
 
@@ -207,6 +222,10 @@ export function chunkSk(sha256: string): string {
 
 export function packSk(name: string): string {
   return `${CATALOG_SORT_KEYS.packPrefix}${name}`;
+}
+
+export function packLogSk(recordedAt: string, name: string): string {
+  return `${CATALOG_SORT_KEYS.packLogPrefix}${recordedAt}#${name}`;
 }
 
 /** Sort key of a WAL record by its name: generic `<stream>/<file>`, else by the timeline its name starts with. */
@@ -1081,7 +1100,43 @@ export class DynamoCatalog implements Catalog {
   // ------------------------------------------------------------- packs
 
   async recordPacks(records: readonly PackItem[]): Promise<void> {
-    await this.putEach(records, packItemSchema, "pack record", (r) => packSk(r.name));
+    const byKey = new Map<string, PackItem>();
+    for (const record of records) {
+      const r = this.check(packItemSchema, record, "pack record");
+      byKey.set(`${r.databaseId} ${r.name} ${r.recordedAt}`, r);
+    }
+    // Each pack's record and its log item, in the same batches (the log item is a hint: a pack recorded without it is only not found by the log).
+    await this.batchWriteAll(
+      [...byKey.values()].flatMap((r) => {
+        const pk = databasePk(r.databaseId);
+        const expiresAt = Math.ceil(Date.parse(r.recordedAt) / 1000) + PACK_LOG_TTL_DAYS * 86_400;
+        return [
+          { PutRequest: { Item: { ...r, pk, sk: packSk(r.name) } } },
+          { PutRequest: { Item: { pk, sk: packLogSk(r.recordedAt, r.name), databaseId: r.databaseId, name: r.name, recordedAt: r.recordedAt, [CATALOG_TTL_ATTRIBUTE]: expiresAt } } },
+        ];
+      }),
+      "pack records",
+    );
+  }
+
+  async listPacksRecordedSince(databaseId: string, since: string, after?: string, limit?: number): Promise<PackLogPage> {
+    if (!PACK_LOG_TIME_RE.test(since)) throw new InvalidInputError(`pack log start '${String(since)}' is not an ISO time (YYYY-MM-DDTHH:MM:SS.sssZ)`);
+    if (after !== undefined) {
+      const [time, name] = after.split("#");
+      if (time === undefined || name === undefined || !PACK_LOG_TIME_RE.test(time)) throw new InvalidInputError(`pack log cursor '${after}' is not <ISO time>#<pack name>`);
+      this.check(sha256Schema, name, "pack log cursor");
+    }
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > RECORD_PAGE_MAX)) {
+      throw new InvalidInputError(`pack log page size ${limit} is not an integer from 1 to ${RECORD_PAGE_MAX}`);
+    }
+    const pk = databasePk(databaseId);
+    const prefix = CATALOG_SORT_KEYS.packLogPrefix;
+    const start = after === undefined ? undefined : { pk, sk: `${prefix}${after}` };
+    // "~" sorts after every ISO time character: the range is every item from `since` on.
+    const out = await this.queryOnce(pk, { from: `${prefix}${since}`, to: `${prefix}~` }, start, limit ?? RECORD_PAGE_MAX, true, "Query (pack log)");
+    const packs = out.items.map((item) => this.parse(packLogEntrySchema, item, "pack log item"));
+    const last = out.items.at(-1)?.sk;
+    return out.start === undefined || typeof last !== "string" ? { packs } : { packs, next: last.slice(prefix.length) };
   }
 
   async getPack(databaseId: string, name: string): Promise<PackItem | undefined> {

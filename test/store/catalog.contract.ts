@@ -1289,6 +1289,46 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect(await rejection(catalog.listChunkPage(DB, undefined, 0))).toBeInstanceOf(InvalidInputError);
       });
 
+      it("listPacksRecordedSince pages through the packs recorded from a time on, oldest first, each database its own", async () => {
+        // Prepare: five packs a minute apart (two at the same minute), one of another database, and a pack recorded again later
+        const at = (minute: number): string => `2025-03-01T10:0${minute}:00.000Z`;
+        const names = Array.from({ length: 5 }, (_, i) => sha(`logged ${i}`));
+        await catalog.recordPacks([pack(names[3]!, { recordedAt: at(3) }), pack(names[0]!, { recordedAt: at(0) }), pack(names[1]!, { recordedAt: at(1) })]);
+        await catalog.recordPacks([pack(names[2]!, { recordedAt: at(3) }), pack(names[4]!, { recordedAt: at(4) })]);
+        await catalog.recordPacks([pack(sha("elsewhere"), { databaseId: "pg-other", recordedAt: at(2) })]);
+        await catalog.recordPacks([pack(names[0]!, { recordedAt: at(5) })]);
+
+        // Act
+        const pages: { name: string; recordedAt: string }[][] = [];
+        let after: string | undefined;
+        do {
+          const page = await catalog.listPacksRecordedSince(DB, at(1), after, 2);
+          pages.push(page.packs);
+          after = page.next;
+        } while (after !== undefined);
+        const all = await catalog.listPacksRecordedSince(DB, "2025-01-01T00:00:00.000Z");
+        const none = await catalog.listPacksRecordedSince(DB, at(6));
+
+        // Assess
+        const sameMinute = [names[2]!, names[3]!].sort();
+        expect(pages.flat()).toEqual([
+          { name: names[1], recordedAt: at(1) },
+          { name: sameMinute[0], recordedAt: at(3) },
+          { name: sameMinute[1], recordedAt: at(3) },
+          { name: names[4], recordedAt: at(4) },
+          { name: names[0], recordedAt: at(5) },
+        ]);
+        expect(pages[0]).toHaveLength(2);
+        expect(all.packs.map((p) => p.name)).toEqual([names[0], names[1], ...sameMinute, names[4], names[0]]);
+        expect(none).toEqual({ packs: [] });
+        // The log is not a pack listing: pack records are still one per pack.
+        expect((await catalog.listPackPage(DB)).packs.map((p) => p.name)).toEqual([...names].sort());
+        expect(await catalog.getPack(DB, names[0]!)).toEqual(pack(names[0]!, { recordedAt: at(5) }));
+        expect(await rejection(catalog.listPacksRecordedSince(DB, "yesterday"))).toBeInstanceOf(InvalidInputError);
+        expect(await rejection(catalog.listPacksRecordedSince(DB, at(0), "not-a-cursor"))).toBeInstanceOf(InvalidInputError);
+        expect(await rejection(catalog.listPacksRecordedSince(DB, at(0), undefined, 0))).toBeInstanceOf(InvalidInputError);
+      });
+
       it("markPacksOrphaned marks existing packs only; clearPackOrphaned unmarks and tells a missing record apart", async () => {
         // Prepare
         const a = pack(sha("a"));
