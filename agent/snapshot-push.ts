@@ -105,6 +105,7 @@ import { decodeWith, DEFAULT_CODEC, getCodec, type Codec, type CodecName } from 
 import type { AgentConfig } from "../core/config.js";
 import {
   ConfigError,
+  CorruptPackError,
   FileAccessError,
   InvalidInputError,
   QuarantinedError,
@@ -153,6 +154,7 @@ import { ManifestSpool } from "./manifest-spool.js";
 import { manifestPagesEnabled, uploadManifest, uploadPagedManifest, type PageLimits, type UploadedManifest } from "./manifest-upload.js";
 import { ChunkTable, PackNumbering } from "../core/chunk-table.js";
 import { StoreManifestObjects, openManifest } from "../store/manifest-pages.js";
+import { readPackIndex } from "../store/pack-index.js";
 import { createProgress, type Progress, type TransferStats } from "./progress.js";
 import { readFailureNote, type FailureNoteSource } from "./wal-push.js";
 
@@ -349,6 +351,13 @@ export interface SnapshotPushResult {
   lookups: {
     /** Distinct chunks the previous manifest made known. */
     previousManifestChunks: number;
+    /**
+     * Packs recorded since the previous snapshot began that its manifest
+     * does not name (an interrupted or concurrent push's), read from the pack
+     * log, and the chunks their indexes made known (format 2 only).
+     */
+    packLogPacks: number;
+    packLogChunks: number;
     /** Catalog missingChunks calls, and the chunks they asked about. */
     catalogBatches: number;
     catalogChunks: number;
@@ -418,7 +427,13 @@ export async function snapshotPush(
     }
 
     const codec = getCodec(cfg.codec ?? DEFAULT_CODEC);
-    const previous = await loadPreviousManifest(clients, cfg, warnings, { nameUnnamed: opts.manifestPages ?? manifestPagesEnabled() });
+    // Format 2 (the default): entries go to a temporary spool as they finish, never into memory.
+    const paged = opts.manifestPages ?? manifestPagesEnabled();
+    const previous = await loadPreviousManifest(clients, cfg, warnings, { paged });
+    const known = previous?.known ?? new ChunkTable();
+    const knownPacks = previous?.knownPacks ?? new PackNumbering();
+    // Only format 2 can name the pack of a chunk it reuses, which is how ingest checks a chunk found this way.
+    const fromLog = paged ? await knownFromPackLog(clients, cfg, previous?.startedAt, known, knownPacks) : { packs: 0, chunks: 0 };
     const catalogEmpty = previous === undefined && (await clients.catalog.listChunkPage(databaseId, undefined, 1)).chunks.length === 0;
     const stats: TransferStats = { bytesRead: 0, newBytes: 0, reusedBytes: 0, chunks: 0, newChunks: 0 };
     const startedAt = now();
@@ -436,8 +451,8 @@ export async function snapshotPush(
       incomingBucket: cfg.incomingBucket,
       vaultBucket: cfg.vaultBucket,
       codec,
-      chunks: previous?.known ?? new ChunkTable(),
-      ...(previous ? { knownPacks: previous.knownPacks } : {}),
+      chunks: known,
+      knownPacks,
       catalogEmpty,
       concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
       maxQueuedBytes: opts.maxQueuedBytes ?? (packing ? DEFAULT_PACKED_MAX_QUEUED_BYTES : DEFAULT_MAX_QUEUED_BYTES),
@@ -449,10 +464,8 @@ export async function snapshotPush(
         ? { packs: { targetSize: opts.packTargetSize ?? DEFAULT_PACK_TARGET_SIZE, uploads: opts.packUploads ?? DEFAULT_PACK_UPLOADS } }
         : {}),
     });
-    // Format 2 (the default): entries go to a temporary spool as they finish, never into memory.
-    const paged = opts.manifestPages ?? manifestPagesEnabled();
     spool = paged ? new ManifestSpool() : undefined;
-    if (packing) encoder = openEncoder({ codec: codec.name, ...knownFilterOf(previous?.known), ...(opts.encodeThreads === undefined ? {} : { threads: opts.encodeThreads }), ...(opts.encodeWorkerFile === undefined ? {} : { workerFile: opts.encodeWorkerFile }) });
+    if (packing) encoder = openEncoder({ codec: codec.name, ...knownFilterOf(known), ...(opts.encodeThreads === undefined ? {} : { threads: opts.encodeThreads }), ...(opts.encodeWorkerFile === undefined ? {} : { workerFile: opts.encodeWorkerFile }) });
     const files = new FileCollector(spool ?? new SnapshotBuilder(), pipeline, stats, () => progress?.update(stats), {
       blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE,
       chunker: opts.chunker ?? DEFAULT_CHUNKER,
@@ -571,6 +584,8 @@ export async function snapshotPush(
       ...(pipeline.packNames ? { packs: { uploaded: pipeline.packNames.length, bytes: pipeline.uploadedStoredBytes, names: [...pipeline.packNames].sort() } } : {}),
       lookups: {
         previousManifestChunks: previous?.knownCount ?? 0,
+        packLogPacks: fromLog.packs,
+        packLogChunks: fromLog.chunks,
         catalogBatches: pipeline.catalogBatches,
         catalogChunks: pipeline.catalogChunks,
         vaultHeads: pipeline.vaultHeads,
@@ -624,6 +639,8 @@ function startRssSampler(): { peak(): number; stop(): void } {
 
 interface Previous {
   snapshotId: string;
+  /** When the previous snapshot began: packs recorded since may hold chunks its manifest lacks. */
+  startedAt: string;
   /** The previous manifest's chunks (not seen): the push's chunk table starts from them. */
   known: ChunkTable;
   knownCount: number;
@@ -636,7 +653,7 @@ interface Previous {
  * the vault: all of them are there. Anything wrong with it only costs dedup
  * (the catalog is asked instead) and is reported as a warning.
  */
-async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warnings: string[], opts: { nameUnnamed: boolean }): Promise<Previous | undefined> {
+async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warnings: string[], opts: { paged: boolean }): Promise<Previous | undefined> {
   const snapshots = await clients.catalog.listSnapshots(cfg.databaseId);
   const latest = snapshots.at(-1);
   if (!latest) return undefined;
@@ -658,7 +675,7 @@ async function loadPreviousManifest(clients: AgentClients, cfg: PushConfig, warn
       return undefined;
     }
     const { known, knownPacks } = await previousChunks(clients, cfg, latest, body, opts);
-    return { snapshotId: latest.snapshotId, known, knownCount: known.size, knownPacks };
+    return { snapshotId: latest.snapshotId, startedAt: latest.startedAt, known, knownCount: known.size, knownPacks };
   } catch (e) {
     if (e instanceof ServiceUnavailableError) throw e;
     warnings.push(`${what} is unusable (${describeError(e)}); every chunk is looked up in the catalog instead`);
@@ -675,8 +692,9 @@ const NAMING_BATCH = 1000;
  * manifest places each in (its `pack` or `reusedPack`), numbered by their
  * place in `knownPacks`.
  *
- * `nameUnnamed` (this push writes format 2, whose references can name a
- * reused chunk's pack): a manifest with packs but no `reusedPacks` (written
+ * `paged` (this push writes format 2, whose references can name a reused
+ * chunk's pack; format 1 pushes leave out the chunks the manifest places in
+ * a pack, below): a manifest with packs but no `reusedPacks` (written
  * before reused chunks named their pack, or in format 1) leaves the chunks
  * it reused unnamed, and every later manifest would too (a chunk is named
  * from the previous manifest, or from the catalog only when that manifest
@@ -691,7 +709,7 @@ async function previousChunks(
   cfg: PushConfig,
   latest: SnapshotRecord,
   body: Buffer,
-  opts: { nameUnnamed: boolean },
+  opts: { paged: boolean },
 ): Promise<{ known: ChunkTable; knownPacks: PackNumbering }> {
   const ids = { databaseId: cfg.databaseId, snapshotId: latest.snapshotId };
   const vault = new StoreManifestObjects(clients.store, cfg.vaultBucket);
@@ -701,7 +719,7 @@ async function previousChunks(
   if (!opened) throw new InvalidInputError(`manifest ${latest.manifestKey} is missing`);
   const known = new ChunkTable();
   const knownPacks = new PackNumbering();
-  const naming = opts.nameUnnamed && opened.header.packs !== undefined && opened.header.reusedPacks === undefined;
+  const naming = opts.paged && opened.header.packs !== undefined && opened.header.reusedPacks === undefined;
   const unnamed = new Set<string>();
   const nameFromRecords = async (hashes: string[]): Promise<void> => {
     for (let i = 0; i < hashes.length; i += NAMING_BATCH) {
@@ -712,10 +730,18 @@ async function previousChunks(
       }
     }
   };
+  // Format 1 (this push writes it) names no reused chunk's pack, and ingest checks such a chunk by its record, which
+  // a chunk in a pack has only once a repack moved it (docs/packs.md, "Step 3"): those are not reused from the
+  // manifest but looked up like any chunk it lacks (reused when a record has them, else uploaded).
+  const unvouched = new Set<string>();
   for (let i = 0; i < opened.pageCount; i++) {
     for (const c of (await opened.page(i)).chunks) {
       // A page names the pack on its first reference to a chunk: one on a later page without it keeps what an earlier one said.
       const name = namedPackOf(c, opened.header);
+      if (!opts.paged && (name !== undefined || unvouched.has(c.sha256))) {
+        unvouched.add(c.sha256);
+        continue;
+      }
       const pack = name === undefined ? known.get(c.sha256)?.pack : knownPacks.numberOf(name);
       known.set(c.sha256, { size: c.size, storedSize: c.storedSize, codec: c.codec, isNew: false, seen: false, ...(pack === undefined ? {} : { pack }) });
       if (pack === undefined && naming) unnamed.add(c.sha256);
@@ -724,6 +750,63 @@ async function previousChunks(
     unnamed.clear();
   }
   return { known, knownPacks };
+}
+
+/** When the pack log is read from without a previous snapshot: every entry it still holds. */
+const PACK_LOG_ORIGIN = "1970-01-01T00:00:00.000Z";
+/** Pack records the agent reads per getPacks call while reading the pack log. */
+const PACK_LOG_BATCH = 100;
+
+/**
+ * The chunks of packs recorded since the previous snapshot began (`since`;
+ * none: every pack the log holds) that neither its manifest nor anything
+ * else in `known` names: packs an interrupted or concurrent push landed
+ * (ingest promotes a pack as it arrives). PromotePacks writes no chunk
+ * record (docs/packs.md, "Step 3"), so without this a retried push would
+ * upload again every chunk its first attempt landed. Each pack is taken from
+ * its record (gone or repacked: skipped) and its index (one ranged GET;
+ * missing or damaged: skipped), and its entries join `known` named by it,
+ * where `known` lacks them. A hint like any reused chunk's: CheckReferenced
+ * checks the pack again when the snapshot is ingested. Resolves the packs
+ * read and the chunks they added.
+ */
+async function knownFromPackLog(
+  clients: AgentClients,
+  cfg: PushConfig,
+  since: string | undefined,
+  known: ChunkTable,
+  knownPacks: PackNumbering,
+): Promise<{ packs: number; chunks: number }> {
+  let packs = 0;
+  let chunks = 0;
+  let after: string | undefined;
+  do {
+    const page = await clients.catalog.listPacksRecordedSince(cfg.databaseId, since ?? PACK_LOG_ORIGIN, after);
+    const names = [...new Set(page.packs.map((p) => p.name))].filter((n) => !knownPacks.has(n));
+    for (let i = 0; i < names.length; i += PACK_LOG_BATCH) {
+      const records = await clients.catalog.getPacks(cfg.databaseId, names.slice(i, i + PACK_LOG_BATCH));
+      for (const p of records) {
+        if (p.repackedAt !== undefined || knownPacks.has(p.name)) continue;
+        let entries;
+        try {
+          entries = await readPackIndex(clients.store, cfg.vaultBucket, p);
+        } catch (e) {
+          if (e instanceof CorruptPackError) continue;
+          throw e;
+        }
+        if (entries === undefined) continue;
+        const number = knownPacks.numberOf(p.name);
+        packs++;
+        for (const e of entries) {
+          if (known.get(e.sha256) !== undefined) continue;
+          known.set(e.sha256, { size: e.rawSize, storedSize: e.storedLength, codec: e.codec, isNew: false, seen: false, pack: number });
+          chunks++;
+        }
+      }
+    }
+    after = page.next;
+  } while (after !== undefined);
+  return { packs, chunks };
 }
 
 // ---------------------------------------------------------------------------

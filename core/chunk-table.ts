@@ -202,6 +202,11 @@ export class PackNumbering {
   readonly names: string[] = [];
   private readonly numbers = new Map<string, number>();
 
+  /** Whether `name` has a number already. */
+  has(name: string): boolean {
+    return this.numbers.has(name);
+  }
+
   numberOf(name: string): number {
     let n = this.numbers.get(name);
     if (n === undefined) {

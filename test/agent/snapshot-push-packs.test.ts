@@ -30,6 +30,8 @@ const FIRST = "gen-packed-first";
 /** And two for pushes on encode workers and the same push on one thread. */
 const WORKERS = "gen-packed-workers";
 const ONE_THREAD = "gen-packed-one-thread";
+/** And one whose first push is interrupted after its packs landed. */
+const RETRY = "gen-packed-retry";
 /** The compiled encode worker: `npm test` builds dist/ first. */
 const ENCODE_WORKER = fileURLToPath(new URL("../../dist/agent/encode-worker.js", import.meta.url));
 const STREAMS = [{ id: "wal", lastSegment: "wal/00000042.wal", lastSegno: 42 }];
@@ -45,6 +47,7 @@ beforeAll(async () => {
     { id: FIRST, kind: "generic" },
     { id: WORKERS, kind: "generic" },
     { id: ONE_THREAD, kind: "generic" },
+    { id: RETRY, kind: "generic" },
   ]);
   clients = stackClients(stack);
   work = tempDir("walvault-packs-");
@@ -339,26 +342,69 @@ describe("a packed push on encode workers", () => {
 });
 
 describe("a database's first push", () => {
-  it("looks no chunk up when the catalog has none of the database; once it has some, looks them up though no snapshot is left", async () => {
+  it("looks no chunk up when the catalog has none of the database; once its packs are recorded, finds them by the pack log though no snapshot is left", async () => {
     // Prepare
     const dir = makeTree("first-push", 2, 5);
     const config: PushConfig = { ...stack.config, databaseId: FIRST };
-    // Act: the first push; then its snapshot record deleted (its chunks stay recorded) and the same tree pushed again.
+    // Act: the first push; then its snapshot record deleted (its packs stay recorded) and the same tree pushed again.
     const first = await snapshotPush(source(dir), config, clients, { packs: true, timeoutMs: 120_000 });
     await clients.catalog.deleteSnapshot(FIRST, first.snapshotId);
     const again = await snapshotPush(source(dir), config, clients, { packs: true, timeoutMs: 120_000 });
-    // Assess: the first asked nothing and uploaded every chunk; the second found every chunk through the catalog and uploaded none.
+    // Assess: the first asked nothing and uploaded every chunk; the second found every chunk in the packs the log lists and uploaded none.
     expect(first.outcome).toBe("recorded");
-    expect(first.lookups).toMatchObject({ catalogEmpty: true, catalogBatches: 0, catalogChunks: 0, catalogRecords: 0 });
+    expect(first.lookups).toMatchObject({ catalogEmpty: true, catalogBatches: 0, catalogChunks: 0, catalogRecords: 0, packLogPacks: 0 });
     expect(first.totals.newChunks).toBe(first.totals.uniqueChunks);
     expect(again.previousSnapshotId).toBeUndefined();
-    expect(again.lookups).toMatchObject({ catalogEmpty: false, catalogChunks: first.totals.uniqueChunks, catalogRecords: first.totals.uniqueChunks });
+    expect(again.lookups).toMatchObject({ catalogChunks: 0, catalogRecords: 0, packLogPacks: first.packs!.uploaded, packLogChunks: first.totals.uniqueChunks });
     expect(again.totals.newChunks).toBe(0);
     expect(again.packs!.uploaded).toBe(0);
     expect(again.outcome).toBe("recorded");
-    // Each reused chunk names the pack its catalog record placed it in.
+    // Each reused chunk names the pack the first push put it in.
     const m = await manifestOf(again);
-    await expectEachNamesItsRecordsPack(FIRST, m);
+    expect(m.reusedPacks).toEqual(first.packs!.names);
+    for (const f of m.files) if (f.type === "file") for (const c of f.chunks) expect(c.reusedPack, c.sha256).toBeDefined();
+  }, 240_000);
+});
+
+describe("a push retried after an interrupted one", () => {
+  it("reuses every chunk the interrupted push landed, found by the pack log (no chunk looked up), names those packs, and restores from them", async () => {
+    // Prepare: a first push that dies after its packs are uploaded (its manifest header cannot be written).
+    const dir = makeTree("retried", 6, 40);
+    const config: PushConfig = { ...stack.config, databaseId: RETRY };
+    const landed: string[] = [];
+    const dying: ObjectStore = Object.create(clients.store) as ObjectStore;
+    dying.put = async (bucket, key, ...rest) => {
+      if (key.endsWith("/manifest.json")) throw new ServiceUnavailableError(`PutObject s3://${bucket}/${key}: connection reset`);
+      if (key.includes("/packs/")) landed.push(key.slice(key.lastIndexOf("/") + 1));
+      return clients.store.put(bucket, key, ...rest);
+    };
+    const died = await snapshotPush(source(dir), config, { ...clients, store: dying }, { packs: true, timeoutMs: 120_000 }).catch((e: unknown) => e);
+    expect(died).toBeInstanceOf(ServiceUnavailableError);
+    expect(landed.length).toBeGreaterThan(0);
+    // Ingest promotes each pack as it lands: wait until all are recorded.
+    const deadline = Date.now() + 60_000;
+    while ((await clients.catalog.getPacks(RETRY, landed)).length < landed.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const { proxy: catalog, calls } = recordingCalls(clients.catalog, ["missingChunks", "getChunks"]);
+
+    // Act
+    const retried = await snapshotPush(source(dir), config, { ...clients, catalog }, { packs: true, timeoutMs: 120_000 });
+
+    // Assess: nothing uploaded again, nothing asked of chunk records
+    expect(retried.outcome).toBe("recorded");
+    expect(retried.previousSnapshotId).toBeUndefined();
+    expect(retried.lookups.packLogPacks).toBe(landed.length);
+    expect(retried.lookups.packLogChunks).toBe(retried.totals.uniqueChunks);
+    expect(retried.totals.newChunks).toBe(0);
+    expect(retried.packs!.uploaded).toBe(0);
+    expect(calls.missingChunks.flatMap((c) => c[1] as string[])).toEqual([]);
+    expect(calls.getChunks.flatMap((c) => c[1] as string[])).toEqual([]);
+    const m = await manifestOf(retried);
+    expect(m.reusedPacks).toEqual([...landed].sort());
+    for (const f of m.files) if (f.type === "file") for (const c of f.chunks) expect(c.reusedPack, c.sha256).toBeDefined();
+    const to = join(work, "retried-restored");
+    await restore(clients, { ...stack.config }, { databaseId: RETRY, target: { kind: "snapshot", id: retried.snapshotId }, toDir: to, durable: false });
+    expect(fileHashes(to)).toEqual(fileHashes(dir));
+    rmSync(to, { recursive: true, force: true });
   }, 240_000);
 });
 
