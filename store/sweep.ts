@@ -37,7 +37,7 @@
  *      this pack for whose record went with another pack, which the repack
  *      did not copy (it read the mark before that manifest was committed).
  *      An index that cannot be read (damaged, object missing) is noted in
- *      the pack's tally: its records decide for it.
+ *      the pack's tally: the pack is kept and reported (phase 5).
  *   4. tally: first, late snapshots are marked (as in 2); then partition by
  *      partition from `tallied`, one partition's mark and that partition's
  *      part of each index run, one run at a time: each entry adds to its
@@ -46,7 +46,8 @@
  *   5. packs: the pack records in name order from `packAfter`, each decided
  *      (core/pack-retention.ts) on its index tally, or on its record tally
  *      when it is repacked (`repackedAt`: the index still lists what was
- *      moved out; its unplaced tally is added) or its index was not read:
+ *      moved out; its unplaced tally is added); one whose index could not be
+ *      read (not repacked) is kept and reported, every run; the rest are
  *      marked, unmarked, deleted (two
  *      phases) or chosen for a repack (at most REPACK_MAX_PACKS names, in
  *      the cursor). Phases 3 and 5 together read at most `packs` pack
@@ -624,23 +625,35 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
   const thresholds = opts.packs?.thresholds ?? DEFAULT_PACK_THRESHOLDS;
   const at = opts.now.toISOString();
 
-  /** Deletes a candidate pack unless a push unmarked it since it was read; true when deleted. */
+  /**
+   * A pack (not repacked) whose index cannot be read is kept, whatever its
+   * tally, and reported on every run: PromotePacks records no chunk of a pack
+   * (docs/packs.md, "Step 3"), so nothing else says which chunks it holds,
+   * and deleting it could lose chunks kept snapshots use. Verification (L2)
+   * names the snapshots that do.
+   */
+  const keepUnreadable = (p: PackItem, why: string): void => {
+    (opts.warn ?? console.error)(
+      `walvault retention: ${databaseId}: the index of pack ${p.name} could not be read (${why}): kept, as nothing else says which chunks it holds; \`walvault verify --level 2\` names the snapshots that use it`,
+    );
+  };
+
+  /** Deletes a candidate pack unless a push unmarked it since it was read, or its index cannot be read now; true when deleted. */
   const sweepPack = async (p: PackItem): Promise<boolean> => {
     // The index names the chunk records to delete; read it while the pack is surely there.
     let entries: PackEntry[] | undefined;
-    let damaged: string | undefined;
     try {
       entries = await readPackIndex(primary.store, primary.bucket, p);
     } catch (e) {
       if (!(e instanceof CorruptPackError)) throw e;
-      damaged = describeError(e);
+      // Damaged since the index phase read it: kept, as the pack phase keeps one it could not read.
+      keepUnreadable(p, describeError(e));
+      return false;
     }
     if (!(await catalog.deletePackIfOrphaned(databaseId, p.name, p.orphanedAt!))) return false;
-    // A damaged index names none: the next sweep's tallies find them pointing at a pack with no record (sweepDangling).
     await catalog.deleteChunksInPack(databaseId, (entries ?? []).map((e) => e.sha256), p.vaultKey);
     const where = await ctx.deleteEverywhere(p.vaultKey, () => undefined);
-    const why = `no kept snapshot references a chunk of it; a deletion candidate since ${p.orphanedAt}, more than ${graceHours}, and no push reused it`;
-    ctx.note("sweep-pack", p.name, where, damaged === undefined ? why : `${why} (its index is damaged, ${damaged}: the next sweep deletes its chunk records as dangling ones)`);
+    ctx.note("sweep-pack", p.name, where, `no kept snapshot references a chunk of it; a deletion candidate since ${p.orphanedAt}, more than ${graceHours}, and no push reused it`);
     return true;
   };
 
@@ -652,10 +665,11 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
     const toDelete: PackItem[] = [];
     for (const p of page.packs) {
       const t: Tally = tallies.get(p.vaultKey) ?? noLiveness();
-      const l = livenessOf(p, t);
       if (t.unreadable !== undefined && p.repackedAt === undefined) {
-        (opts.warn ?? console.error)(`walvault retention: ${databaseId}: the index of pack ${p.name} could not be read (${t.unreadable}): decided on the ${t.liveChunks + t.deadChunks} chunk record(s) pointing at it`);
+        keepUnreadable(p, t.unreadable);
+        continue;
       }
+      const l = livenessOf(p, t);
       const orphanedAt = p.orphanedAt === undefined ? undefined : new Date(p.orphanedAt);
       const d = decidePack({ ...p, liveChunks: l.liveChunks, liveBytes: l.liveBytes, deadChunks: l.deadChunks, deadBytes: l.deadBytes, recordedAt: new Date(p.recordedAt), orphanedAt }, opts.now, opts.graceMs, thresholds);
       if (d.action === "mark") toMark.push(p.name);
