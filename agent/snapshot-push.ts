@@ -1375,7 +1375,9 @@ class FileCollector {
       for (const s of f.slots) {
         const r = s.result;
         if (!r) throw new Error(`internal error: chunk ${s.sha256} of ${f.handle.path} was never settled`);
-        f.handle.addChunk({ sha256: s.sha256, size: s.size, storedSize: r.storedSize, codec: r.codec, isNew: r.isNew });
+        // A new chunk names its pack (its place in the manifest's sorted `packs`), as format 2 does: CheckReferenced finds it there.
+        const pack = r.isNew && r.pack !== undefined ? this.pipeline.settled(s.sha256, s.size).pack : undefined;
+        f.handle.addChunk({ sha256: s.sha256, size: s.size, storedSize: r.storedSize, codec: r.codec, isNew: r.isNew, ...(pack === undefined ? {} : { pack }) });
       }
       f.handle.finish(f.sha256, f.size);
     }

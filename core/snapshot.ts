@@ -963,6 +963,8 @@ export interface ChunkInput {
   codec: CodecName;
   /** True when the pipeline uploaded it because the vault does not have it. */
   isNew: boolean;
+  /** A new chunk in a pack: the pack's place in the manifest's sorted `packs` (written on its first reference flagged new). */
+  pack?: number;
 }
 
 export interface SnapshotFileHandle {
@@ -1126,8 +1128,9 @@ export class SnapshotBuilder {
       });
     }
     const files = [...this.entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    const { totals } = analyseFiles(files, Number.MAX_SAFE_INTEGER, meta.blocks?.blockSize, undefined, undefined);
-    const manifest = { formatVersion: SNAPSHOT_FORMAT_VERSION, ...manifestFieldsOf(meta), totals, files } as SnapshotManifest;
+    const fields = manifestFieldsOf(meta);
+    const { totals } = analyseFiles(files, Number.MAX_SAFE_INTEGER, meta.blocks?.blockSize, fields.packs?.length, undefined);
+    const manifest = { formatVersion: SNAPSHOT_FORMAT_VERSION, ...fields, totals, files } as SnapshotManifest;
     validateManifest(manifest);
     return manifest;
   }
@@ -1173,7 +1176,10 @@ export class SnapshotBuilder {
           );
         }
         const record: ChunkRecord = { sha256: c.sha256, size: c.size, storedSize: c.storedSize, codec: c.codec };
-        if (c.isNew && prior?.new !== true) record.new = true;
+        if (c.isNew && prior?.new !== true) {
+          record.new = true;
+          if (c.pack !== undefined) record.pack = c.pack;
+        }
         if (prior === undefined) builder.chunks.set(c.sha256, { size: c.size, storedSize: c.storedSize, codec: c.codec, new: c.isNew });
         else if (c.isNew) prior.new = true;
         entry.chunks.push(record);

@@ -21,16 +21,14 @@
  * whose pack is gone, whatever produced the manifest (an unpacked push may
  * reuse packed chunks).
  *
- * A packed push (manifest `packs`): every chunk flagged new must also be
- * recorded with the manifest's size, stored size and codec (PromotePacks
- * recorded them from the packs' indexes). A new chunk that names its pack
- * (`pack`, the index in `packs`; what this agent writes) is checked against
- * that pack instead of its record (checkInPacks): the pack's record must
- * exist, and its index must hold the chunk with the manifest's sizes and
- * codec. PromotePacks writes a pack's record only after the record of every
- * chunk in its index, so the chunk's record is there too, without reading
- * it: one ranged read of each pack's index per invocation instead of a
- * catalog read per chunk (12,817 reads at pgbench scale 100, ~4 indexes).
+ * A packed push (manifest `packs`): a new chunk names its pack (`pack`,
+ * the index in `packs`) and is checked against that pack (checkInPacks):
+ * the pack's record must exist, and its index must hold the chunk with the
+ * manifest's sizes and codec. PromotePacks writes a pack's record only
+ * after its object, and no record per chunk (docs/packs.md, "Step 3"): one
+ * ranged read of each pack's index per invocation, no catalog read per
+ * chunk. A new chunk naming no pack (a manifest of an older agent) must
+ * be recorded with the manifest's size, stored size and codec.
  * Never by a repacked pack (its record has `repackedAt`: a repack copied
  * its live chunks out, and the sweep no longer keeps it for what its index
  * lists, docs/packs.md "The sweep tallies packs from their indexes"): such
@@ -52,9 +50,9 @@
  * reads.
  *
  * PostgreSQL: the backup_label file is rebuilt from its chunks in the vault
- * (format 2: each read from the pack its reference names when that pack's
- * index holds it so, else where its catalog record says: its own object, or
- * a range of a pack; each verified) and its fields must agree with the manifest's postgres
+ * (each read from the pack its reference names when that pack's index holds
+ * it so, else where its catalog record says: its own object, or a range of
+ * a pack; each verified) and its fields must agree with the manifest's postgres
  * section (checkBackupLabel), so a restore never starts recovery from a label
  * the catalog contradicts.
  *
@@ -92,8 +90,8 @@ type ChunkPlace = Pick<ChunkItem, "vaultKey" | "offset" | "storedSize">;
 
 /**
  * Rebuilds backup_label from its chunks in the vault. `named`: where the
- * pack its reference names holds a chunk (format 2; undefined when it names
- * none or the pack does not hold it so); the others by their catalog records.
+ * pack its reference names holds a chunk (undefined when it names none or
+ * the pack does not hold it so); the others by their catalog records.
  */
 async function readBackupLabel(deps: Deps, databaseId: string, entry: PageEntry | undefined, named?: (c: ChunkRecord) => Promise<ChunkPlace | undefined>): Promise<string> {
   if (entry?.type !== "file") throw new ManifestInvalidError("snapshot manifest files: backup_label is missing", { field: "files" });
@@ -200,6 +198,7 @@ async function checkChunks(deps: PackDeps, files: ManifestFiles, allChunks: read
   const reusedIn: UniqueChunk[] = [];
   const chunks: UniqueChunk[] = [];
   for (const c of allChunks) {
+    if (packed && c.new && c.pack === undefined) throw unnamedNewChunkError(files, c);
     if (packed && c.new && c.pack !== undefined) inPacks.push(c);
     else if (reusedPacks !== undefined && !c.new && c.reusedPack !== undefined) reusedIn.push(c);
     else chunks.push(c);
@@ -218,6 +217,21 @@ async function checkChunks(deps: PackDeps, files: ManifestFiles, allChunks: read
     await checkPacksOf(deps.catalog, files, slice.filter((c) => !c.new || byRecord.has(c.sha256)).map((c) => records.get(c.sha256)!));
     if (packed) for (const c of slice) if (c.new) checkPackedRecord(files, c, records.get(c.sha256)!);
   }
+}
+
+/**
+ * A packed push's new chunk that names no pack: written by an agent from
+ * before references named their pack, when PromotePacks still recorded every
+ * chunk. Nothing records where it is now (docs/packs.md, "Step 3"), so the
+ * manifest is refused, saying what to do.
+ */
+function unnamedNewChunkError(files: ManifestFiles, c: UniqueChunk): ManifestInvalidError {
+  const file = filesUsing(files, [c.sha256]).get(c.sha256) ?? "?";
+  return new ManifestInvalidError(
+    `snapshot ${files.snapshotId} of database ${files.databaseId}: chunk ${c.sha256} used by file ${JSON.stringify(file)} is flagged new but names no pack: ` +
+      `the manifest was written by an older walvault agent, whose packed pushes this control plane no longer accepts; upgrade walvault on the database host and push again`,
+    { field: "files" },
+  );
 }
 
 /** What checking chunks needs: the catalog and the vault. */
@@ -353,6 +367,15 @@ async function checkInPacks(files: ManifestFiles, chunks: readonly UniqueChunk[]
   return byRecord;
 }
 
+/** Where the pack a chunk reference names (a new chunk's `pack`, a reused one's `reusedPack`) holds it as the manifest says; undefined: not so. */
+function namedPlace(packs: PackIndexes | undefined, reusedPacks: PackIndexes | undefined): (c: ChunkRecord) => Promise<ChunkPlace | undefined> {
+  return async (c) => {
+    const [list, i] = c.pack !== undefined ? [packs, c.pack] : c.reusedPack !== undefined ? [reusedPacks, c.reusedPack] : [undefined, undefined];
+    const held = list === undefined || i === undefined ? undefined : await list.holding(i, c);
+    return held && { vaultKey: held.pack.vaultKey, offset: held.entry.offset, storedSize: held.entry.storedLength };
+  };
+}
+
 const progressSchema = z.object({
   next: z.number().int().nonnegative(),
   uniqueChunks: z.number().int().nonnegative(),
@@ -387,12 +410,7 @@ async function checkPages(deps: Deps, snapshot: ValidatedSnapshot, progress: z.i
     await checkChunks(deps, files, read.chunks, packs, reusedPacks);
     const label = read.page.entries.find((e) => e.path === "backup_label");
     if (header.kind === "postgres" && label !== undefined) {
-      const named = async (c: ChunkRecord): Promise<ChunkPlace | undefined> => {
-        const [list, i] = c.pack !== undefined ? [packs, c.pack] : c.reusedPack !== undefined ? [reusedPacks, c.reusedPack] : [undefined, undefined];
-        const held = list === undefined || i === undefined ? undefined : await list.holding(i, c);
-        return held && { vaultKey: held.pack.vaultKey, offset: held.entry.offset, storedSize: held.entry.storedLength };
-      };
-      checkBackupLabel(headerAsManifest(header) as PostgresSnapshotManifest, await readBackupLabel(deps, snapshot.databaseId, label, named));
+      checkBackupLabel(headerAsManifest(header) as PostgresSnapshotManifest, await readBackupLabel(deps, snapshot.databaseId, label, namedPlace(packs, reusedPacks)));
       checkedBackupLabel = true;
     }
     uniqueChunks += read.chunks.length;
@@ -411,9 +429,10 @@ async function handle(input: unknown): Promise<CheckReferencedOutput> {
   }
   const { validated } = await rereadManifest(deps, snapshot);
   const { manifest, chunks } = validated;
-  await checkChunks(deps, manifest, chunks, manifest.packs === undefined ? undefined : new PackIndexes(deps, manifest.databaseId, manifest.packs));
+  const packs = manifest.packs === undefined ? undefined : new PackIndexes(deps, manifest.databaseId, manifest.packs);
+  await checkChunks(deps, manifest, chunks, packs);
   if (manifest.kind === "postgres") {
-    checkBackupLabel(manifest, await readBackupLabel(deps, manifest.databaseId, manifest.files.find((e) => e.path === "backup_label")));
+    checkBackupLabel(manifest, await readBackupLabel(deps, manifest.databaseId, manifest.files.find((e) => e.path === "backup_label"), namedPlace(packs, undefined)));
   }
   return { uniqueChunks: chunks.length, checkedBackupLabel: manifest.kind === "postgres", next: 1, done: true };
 }

@@ -1,9 +1,9 @@
 /**
  * Snapshot ingest step 2, packed pushes — PromotePacks (one Map iteration):
- * put one batch of the manifest's packs into the vault and record them and
- * the chunks they hold (docs/packs.md, "Ingest per pack").
+ * put one batch of the manifest's packs into the vault and record them
+ * (docs/packs.md, "Ingest per pack"; no record per chunk: "Step 3").
  * Input: { snapshot: ValidatedSnapshot, batch: PackBatchItem }.
- * Output: { index, promoted, present, chunks }.
+ * Output: { index, promoted, present }.
  *
  * Per pack, one at a time (memory: one pack, at most MAX_INGEST_PACK_BYTES,
  * plus PROMOTE_CONCURRENCY decoded chunks):
@@ -19,20 +19,25 @@
  *     checksum, unless the vault already has an object of that name and size
  *     (content-addressed: same name, same bytes; Object Lock: no needless
  *     version);
- *  6. record, for every entry, the chunk's location in the pack
- *     (recordChunks: vaultKey = the pack's key, offset = the entry's), then
- *     the pack itself (recordPacks), both batched by the catalog: the pack's
- *     record is written last, so it says the pack is promoted whole.
+ *  6. record the pack (recordPacks, which also enters it in the pack log):
+ *     its record says the pack is promoted whole. No chunk record is
+ *     written (docs/packs.md, "Step 3"): a manifest names the pack of each
+ *     of its chunks and every reader goes there, the pack's index (in the
+ *     object) says where in it each chunk is, and a push finds the chunks
+ *     of packs recorded since its previous snapshot through the pack log.
+ *     Chunk records remain for chunks stored as their own objects and for
+ *     chunks a repack moved (the forwarding address of the pack a manifest
+ *     names).
  * Checking, decoding and writing happen on the same bytes in memory, so
- * nothing can be swapped in between; a record is written only after its
- * bytes are in the vault. Records are idempotent: a retried batch repairs
- * one lost after its put. Whether the chunks are the ones the manifest
- * expects (sizes, codec) is CheckReferenced's to prove, from the records.
- * No object is touched per chunk.
+ * nothing can be swapped in between; the record is written only after the
+ * bytes are in the vault, and is idempotent: a retried batch repairs one
+ * lost after its put. Whether the chunks are the ones the manifest expects
+ * (sizes, codec) is CheckReferenced's to prove, from the pack's index.
+ * Neither an object nor a catalog item is written per chunk.
  *
  * A pack already recorded and not marked by retention (promoted as it
  * landed, below, or by an earlier run) is skipped: its record is written
- * after its object and every chunk record. One marked is promoted again,
+ * after its object. One marked is promoted again,
  * which writes its record anew without the mark (docs/retention.md "Packs").
  *
  * A pack is promoted by one invocation at a time: its upload and its
@@ -42,8 +47,7 @@
  * another waits, polling the pack's record every CLAIM_POLL_MS, and skips
  * the pack once it is recorded, or takes the claim when it is released or
  * has expired (a promoter that failed or died) and looks at the record once
- * more before promoting. Without it both verified the pack and wrote every
- * chunk record twice (+50% catalog writes for a first snapshot).
+ * more before promoting. Without it both read and verified the whole pack.
  *
  * The same function promotes a pack **as it lands** (the pack-ingest
  * workflow, started by the upload: input { landed: EventBridge Object
@@ -61,7 +65,7 @@ import { ChecksumMismatchError, CodecError, InvalidInputError, NotFoundError, Un
 import { sha256Hex } from "../../core/hash.js";
 import { incomingPackKey, parseIncomingSnapshotKey, vaultPackKey } from "../../core/keys.js";
 import { parsePackIndex, verifyPack, type PackEntry } from "../../core/pack.js";
-import { objectCreatedEventSchema, type ChunkItem, type PackItem } from "../../core/schemas.js";
+import { objectCreatedEventSchema, type PackItem } from "../../core/schemas.js";
 import { packObjectMeta } from "../../core/snapshot.js";
 import { stepsOf } from "../../core/workflows.js";
 import { ZstdInto } from "../../core/zstd-into.js";
@@ -112,7 +116,7 @@ async function verifyChunk(what: string, body: Buffer, e: PackEntry): Promise<vo
 }
 
 /** Verifies, promotes and records one pack; true when it was written, false when the vault had it. */
-async function promotePack(deps: Deps, databaseId: string, name: string): Promise<{ written: boolean; chunks: number }> {
+async function promotePack(deps: Deps, databaseId: string, name: string): Promise<{ written: boolean }> {
   const key = incomingPackKey(databaseId, name);
   const what = `pack ${name}`;
   const info = await deps.incoming.head(deps.incomingBucket, key);
@@ -138,22 +142,10 @@ async function promotePack(deps: Deps, databaseId: string, name: string): Promis
     const meta = packObjectMeta(databaseId, { name, size: body.length, entries: entries.length, dataLength: footer.dataLength });
     await deps.vault.put(deps.vaultBucket, vaultKey, body, meta, { sha256: name });
   }
-  const recordedAt = new Date().toISOString();
-  const chunks: ChunkItem[] = entries.map((e) => ({
-    databaseId,
-    sha256: e.sha256,
-    size: e.rawSize,
-    storedSize: e.storedLength,
-    codec: e.codec,
-    vaultKey,
-    offset: e.offset,
-    recordedAt,
-  }));
-  await deps.catalog.recordChunks(chunks);
-  // Last: a pack record means the pack and every chunk record are in place (skipped when met again).
-  const pack: PackItem = { databaseId, name, size: body.length, entries: entries.length, dataLength: footer.dataLength, vaultKey, recordedAt };
+  // After the object: a pack record means the pack is in place (skipped when met again).
+  const pack: PackItem = { databaseId, name, size: body.length, entries: entries.length, dataLength: footer.dataLength, vaultKey, recordedAt: new Date().toISOString() };
   await deps.catalog.recordPacks([pack]);
-  return { written, chunks: chunks.length };
+  return { written };
 }
 
 /** How long a pack's claim lasts: the step's timeout (an invocation cannot hold it longer). */
@@ -164,12 +156,12 @@ export const CLAIM_POLL_MS = 250;
 /**
  * Promotes a pack unless it is (or gets) recorded meanwhile, one promoter at
  * a time (see the header); resolves whether this invocation wrote it to the
- * vault and how many chunk records it wrote.
+ * vault.
  */
-async function promoteOnce(deps: Deps, databaseId: string, name: string): Promise<{ written: boolean; chunks: number }> {
+async function promoteOnce(deps: Deps, databaseId: string, name: string): Promise<{ written: boolean }> {
   const owner = randomUUID();
   for (;;) {
-    if ((await promotedPacks(deps.catalog, databaseId, [name])).has(name)) return { written: false, chunks: 0 };
+    if ((await promotedPacks(deps.catalog, databaseId, [name])).has(name)) return { written: false };
     const now = Date.now();
     const held = await deps.catalog.claimPackPromotion(databaseId, name, owner, new Date(now + CLAIM_MS).toISOString(), new Date(now).toISOString());
     if (held === undefined) break;
@@ -178,7 +170,7 @@ async function promoteOnce(deps: Deps, databaseId: string, name: string): Promis
   try {
     // Read again under the claim: a holder writes the record before it lets the claim go, so a claim taken after
     // its release (between this invocation's last look and its claim) finds the record here (reads are consistent).
-    if ((await promotedPacks(deps.catalog, databaseId, [name])).has(name)) return { written: false, chunks: 0 };
+    if ((await promotedPacks(deps.catalog, databaseId, [name])).has(name)) return { written: false };
     return await promotePack(deps, databaseId, name);
   } finally {
     await deps.catalog.releasePackPromotion(databaseId, name, owner).catch(() => undefined); // it expires anyway
@@ -201,8 +193,8 @@ async function promoteLanded(deps: Deps, event: z.infer<typeof objectCreatedEven
 }
 
 export type PromotePacksOutput =
-  /** A batch of the manifest's packs: `promoted` written to the vault, `present` already there or already recorded, `chunks` recorded now. */
-  | { index: number; promoted: number; present: number; chunks: number }
+  /** A batch of the manifest's packs: `promoted` written to the vault, `present` already there or already recorded. */
+  | { index: number; promoted: number; present: number }
   /** A pack as it landed. */
   | { pack: string; promoted: boolean; present: boolean };
 
@@ -214,13 +206,10 @@ async function handle(input: unknown): Promise<PromotePacksOutput> {
   const packs = batch.packs ?? (await readBatchFile(deps, snapshot, batch.index, packBatchFileSchema)).packs;
   // ValidateManifest left out the packs recorded by then; one promoted as it landed since is skipped by promoteOnce.
   let promoted = 0;
-  let chunks = 0;
   for (const name of packs) {
-    const r = await promoteOnce(deps, snapshot.databaseId, name);
-    if (r.written) promoted++;
-    chunks += r.chunks;
+    if ((await promoteOnce(deps, snapshot.databaseId, name)).written) promoted++;
   }
-  return { index: batch.index, promoted, present: packs.length - promoted, chunks };
+  return { index: batch.index, promoted, present: packs.length - promoted };
 }
 
 /** The step's Lambda handler (functions/observability.ts). */

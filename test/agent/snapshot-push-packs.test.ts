@@ -17,7 +17,9 @@ import { snapshotPush, type PushConfig, type SnapshotPushResult, type SnapshotSo
 import { getCodec } from "../../core/codec.js";
 import { ConfigError, ServiceUnavailableError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
-import { incomingPackKey } from "../../core/keys.js";
+import { incomingPackKey, packNameOfKey } from "../../core/keys.js";
+import type { ChunkItem } from "../../core/schemas.js";
+import { readPackIndex } from "../../store/pack-index.js";
 import { DEFAULT_PACK_TARGET_SIZE, verifyPack } from "../../core/pack.js";
 import type { ObjectStore } from "../../store/object-store.js";
 import { listKeys, recordingCalls, stackClients, tempDir, type StackClients } from "../support/harness.js";
@@ -95,13 +97,40 @@ function fileHashes(dir: string, rel = ""): Record<string, string> {
   return out;
 }
 
-/** Every chunk reference of `m` names, as its reused pack, the pack its catalog record places it in. */
-async function expectEachNamesItsRecordsPack(databaseId: string, m: PushedManifest): Promise<void> {
+/** Every chunk reference of `m` names, as its reused pack, the pack its catalog record placed it in (`only`: the chunks that had one). */
+async function expectEachNamesItsRecordsPack(databaseId: string, m: PushedManifest, only?: readonly string[]): Promise<void> {
   const records = new Map((await clients.catalog.getChunks(databaseId, m.files.flatMap((f) => (f.type === "file" ? f.chunks.map((c) => c.sha256) : [])))).map((r) => [r.sha256, r.vaultKey]));
+  let named = 0;
   for (const f of m.files) {
     if (f.type !== "file") continue;
-    for (const c of f.chunks) expect(`db/${databaseId}/packs/${m.reusedPacks![c.reusedPack!]}`, c.sha256).toBe(records.get(c.sha256));
+    for (const c of f.chunks) {
+      if (only !== undefined && !only.includes(c.sha256)) continue;
+      expect(c.reusedPack, c.sha256).toBeDefined();
+      named++;
+      if (only === undefined) expect(`db/${databaseId}/packs/${m.reusedPacks![c.reusedPack!]}`, c.sha256).toBe(records.get(c.sha256));
+    }
   }
+  if (only !== undefined) expect(named).toBeGreaterThanOrEqual(only.length);
+}
+
+/**
+ * Records, for every chunk of every pack of `databaseId` in the vault (`only`: these chunks), where it is: what a
+ * repack leaves for the chunks it moves, or PromotePacks wrote before docs/packs.md step 3. Resolves the hashes recorded.
+ */
+async function recordEveryPackedChunk(databaseId: string, only?: ReadonlySet<string>): Promise<string[]> {
+  const keys = await listKeys(clients.store, stack.config.vaultBucket, `db/${databaseId}/packs/`);
+  const packs = await clients.catalog.getPacks(databaseId, keys.map(packNameOfKey));
+  const records: ChunkItem[] = [];
+  const seen = new Set<string>();
+  for (const p of packs) {
+    for (const e of (await readPackIndex(clients.store, stack.config.vaultBucket, p))!) {
+      if ((only !== undefined && !only.has(e.sha256)) || seen.has(e.sha256)) continue;
+      seen.add(e.sha256);
+      records.push({ databaseId, sha256: e.sha256, size: e.rawSize, storedSize: e.storedLength, codec: e.codec, vaultKey: p.vaultKey, offset: e.offset, recordedAt: p.recordedAt });
+    }
+  }
+  await clients.catalog.recordChunks(records);
+  return records.map((r) => r.sha256);
 }
 
 describe("WALVAULT_PACKS", () => {
@@ -164,19 +193,24 @@ describe("a packed snapshot push", () => {
     expect(recorded.size).toBe(first.totals.newChunks);
   });
 
-  it("is recorded by ingest, every chunk located in a promoted pack", async () => {
+  it("is recorded by ingest, its packs promoted and recorded, every chunk in the index of the pack it names, no chunk record written", async () => {
     // Prepare
     const m = await manifestOf(first);
-    const shas = [...new Set(m.files.flatMap((f) => (f.type === "file" ? f.chunks.map((c) => c.sha256) : [])))];
+    const named = new Map<string, string>();
+    for (const f of m.files) if (f.type === "file") for (const c of f.chunks) if (c.pack !== undefined) named.set(c.sha256, m.packs![c.pack]!);
     // Act
-    const records = await clients.catalog.getChunks(GEN, shas);
+    const records = await clients.catalog.getChunks(GEN, [...named.keys()]);
+    const packs = await clients.catalog.getPacks(GEN, m.packs!);
     const vaultPacks = await listKeys(clients.store, stack.config.vaultBucket, `db/${GEN}/packs/`);
     // Assess
     expect(first.outcome).toBe("recorded");
     expect(first.record).toMatchObject({ snapshotId: first.snapshotId, status: "restorable" });
-    expect(records).toHaveLength(shas.length);
-    expect(new Set(records.map((r) => r.vaultKey))).toEqual(new Set(vaultPacks));
-    expect(records.every((r) => r.offset !== undefined)).toBe(true);
+    expect(named.size).toBe(first.totals.uniqueChunks);
+    expect(records).toEqual([]);
+    expect(new Set(packs.map((p) => p.vaultKey))).toEqual(new Set(vaultPacks));
+    const held = new Map<string, string>();
+    for (const p of packs) for (const e of (await readPackIndex(clients.store, stack.config.vaultBucket, p))!) held.set(e.sha256, p.name);
+    for (const [sha, pack] of named) expect(held.get(sha), sha).toBe(pack);
     expect(await listKeys(clients.store, stack.config.vaultBucket, `db/${GEN}/chunks/`)).toEqual([]);
   });
 
@@ -196,12 +230,15 @@ describe("a packed snapshot push", () => {
   }, 180_000);
 
   it("restores byte-identical through the catalog's records when the packs its manifest names are no longer recorded (repacked and swept)", async () => {
-    // Prepare: the catalog knows no pack record (the chunk records still say where each chunk is).
+    // Prepare: the catalog knows no pack record, and each chunk has the record a repack leaves where it moved a chunk.
     const to = join(work, "restored-records");
+    const forwarded = await recordEveryPackedChunk(GEN);
     const { proxy: catalog, calls } = recordingCalls(clients.catalog, ["getChunks"]);
     const noPacks = new Proxy(catalog, { get: (t, prop, rc) => (prop === "getPack" ? async () => undefined : (Reflect.get(t, prop, rc) as unknown)) });
     // Act
-    await restore({ ...clients, catalog: noPacks }, { ...stack.config }, { databaseId: GEN, target: { kind: "snapshot", id: first.snapshotId }, toDir: to, durable: false });
+    await restore({ ...clients, catalog: noPacks }, { ...stack.config }, { databaseId: GEN, target: { kind: "snapshot", id: first.snapshotId }, toDir: to, durable: false }).finally(() =>
+      clients.catalog.deleteChunks(GEN, forwarded),
+    );
     // Assess: every distinct chunk was looked up in the catalog instead.
     expect(fileHashes(to)).toEqual(fileHashes(dir));
     expect(new Set(calls.getChunks.flatMap((c) => c[1] as string[])).size).toBe(first.totals.uniqueChunks);
@@ -269,30 +306,38 @@ describe("a packed snapshot push", () => {
     rmSync(to, { recursive: true, force: true });
   }, 180_000);
 
-  it("chunks the catalog has but the previous manifest lacks are taken from their catalog records, not HEADs nor uploads", async () => {
-    // Prepare: another tree becomes the latest snapshot; then the first tree again.
+  it("uploads again the chunks only an older snapshot has, but takes those a record places (moved by a repack) from their records, not HEADs", async () => {
+    // Prepare: another tree becomes the latest snapshot; a tenth of the first tree's chunks get the records a repack leaves.
     const other = makeTree("other", 1, 3);
     const between = await snapshotPush(source(other), cfg(), clients, { packs: true, timeoutMs: 120_000 });
     expect(between.outcome).toBe("recorded");
-    // Act
-    const again = await snapshotPush(source(dir), cfg(), clients, { packs: true, timeoutMs: 120_000 });
-    // Assess
+    const m1 = await manifestOf(first);
+    const moved = new Set(m1.files.flatMap((f) => (f.type === "file" && !f.path.startsWith("wal/") ? f.chunks.map((c) => c.sha256) : [])).filter((_, i) => i % 10 === 3));
+    const forwarded = await recordEveryPackedChunk(GEN, moved);
+    // Act: the first tree again.
+    const again = await snapshotPush(source(dir), cfg(), clients, { packs: true, timeoutMs: 120_000 }).finally(() => clients.catalog.deleteChunks(GEN, forwarded));
+    // Assess: the WAL file (the same in both trees) is known from the previous manifest; the moved chunks from their
+    // records; the rest is uploaded again (pgBackRest's rule: no dedup with snapshots before the previous one).
     expect(again.previousSnapshotId).toBe(between.snapshotId);
-    expect(again.totals.newChunks).toBe(0);
+    expect(forwarded).toHaveLength(moved.size);
     expect(again.lookups.vaultHeads).toBe(0);
-    expect(again.lookups.catalogRecords).toBe(first.totals.uniqueChunks - 1); // the WAL file, the same in both trees, is known from the previous manifest
-    expect(again.totals.storedBytes).toBe(first.totals.storedBytes);
-    expect(again.packs!.uploaded).toBe(0);
+    expect(again.lookups.catalogRecords).toBe(moved.size);
+    expect(again.totals.newChunks).toBe(first.totals.uniqueChunks - 1 - moved.size);
+    expect(again.packs!.uploaded).toBeGreaterThan(0);
     expect(again.outcome).toBe("recorded");
-    // Each reused chunk names the pack its catalog record (or, for the WAL file, the previous manifest) placed it in.
+    // Each moved chunk names the pack its record places it in.
     const m = await manifestOf(again);
-    await expectEachNamesItsRecordsPack(GEN, m);
+    const reusedFromRecords: PushedManifest = { ...m, files: m.files.map((f) => (f.type === "file" ? { ...f, chunks: f.chunks.filter((c) => moved.has(c.sha256)) } : f)) };
+    await expectEachNamesItsRecordsPack(GEN, reusedFromRecords, forwarded);
   }, 240_000);
 
   it("names, once, the packs of reused chunks a previous manifest left unnamed (format 1), so later manifests carry them and no push looks them up again", async () => {
-    // Prepare: a format-1 push of the same tree: its reused chunks name no pack.
+    // Prepare: a vault from before step 3 (every packed chunk recorded); a format-1 push of the same tree reuses them by
+    // their records, naming no pack.
+    const recorded = await recordEveryPackedChunk(GEN);
     const unnamed = await snapshotPush(source(dir), cfg(), clients, { packs: true, manifestPages: false, timeoutMs: 120_000 });
     const f1 = await manifestOf(unnamed);
+    expect(unnamed.totals.newChunks).toBe(0);
     const { proxy: catalog, calls } = recordingCalls(clients.catalog, ["getChunks"]);
 
     // Act: two format-2 pushes of it.
@@ -308,10 +353,11 @@ describe("a packed snapshot push", () => {
     for (const push of [named, after]) {
       const m = await manifestOf(push);
       expect(push.totals.newChunks).toBe(0);
-      expect(m.reusedPacks).toEqual([...first.packs!.names].sort());
+      expect((await clients.catalog.getPacks(GEN, m.reusedPacks!)).length).toBe(m.reusedPacks!.length);
       for (const f of m.files) if (f.type === "file") for (const c of f.chunks) expect(c.reusedPack, c.sha256).toBeDefined();
     }
     expect(calls.getChunks).toEqual([]);
+    await clients.catalog.deleteChunks(GEN, recorded);
   }, 240_000);
 });
 

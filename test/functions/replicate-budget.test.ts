@@ -27,7 +27,7 @@ import type { FaultContext, InjectedFault } from "../../local/stack.js";
 import { poll, stackClients, tempDir, type StackClients } from "../support/harness.js";
 import { SMALL_CHUNKER, uploadSnapshotDir, type UploadedSnapshot } from "../support/snapshots.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
-import { makeChunk, putPackedManifest, storeChunkObject, storePacks, type PackedVault } from "../store/packed-vault.js";
+import { makeChunk, putPackedManifest, storeChunkObject, storeRecordedPacks, type PackedVault } from "../store/packed-vault.js";
 
 const DB = "gen-big";
 const REGION = "local-2";
@@ -186,11 +186,11 @@ describe("replication of a snapshot larger than one invocation's budget", () => 
     const replica = getDeps().replicas[0]!;
     const v: PackedVault = { store: clients.store, bucket: stack.config.vaultBucket, catalog: clients.catalog, databaseId: DB };
     const reused = await Promise.all([0, 1, 2].map((i) => makeChunk(`old ${i}`)));
-    const older = await storePacks(v, reused);
+    const older = await storeRecordedPacks(v, reused);
     const loose = await makeChunk("loose");
     await storeChunkObject(v, loose);
     const fresh = await Promise.all(Array.from({ length: 20 }, (_, i) => makeChunk(`new ${i}`)));
-    const own = await storePacks(v, fresh);
+    const own = await storeRecordedPacks(v, fresh);
     const order = [...reused.map((c) => ({ c, isNew: false })), { c: loose, isNew: false }, ...fresh.map((c) => ({ c, isNew: true }))];
     const put = await putPackedManifest(v, order, own, new Date(Date.now() + 60_000));
     const manifestBytes = (await clients.store.get(stack.config.vaultBucket, put.manifestKey))!.body;

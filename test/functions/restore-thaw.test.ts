@@ -2,7 +2,7 @@
  * functions/restore/thaw.ts over a packed snapshot, without a stack: the
  * vault is an in-memory ObjectStore (function fields) that reports storage
  * classes and records every head, get and restore request; the catalog
- * holds the chunk records storePacks writes (packs with offsets) and one
+ * holds the chunk records storeRecordedPacks writes (packs with offsets) and one
  * chunk from before packs. The pass must head the vault objects that hold
  * the chunks (packs, not chunk keys), one head per distinct pack per window,
  * request restores only for archived objects never restored, count the
@@ -20,7 +20,7 @@ import { payloadBytes } from "../../local/limits.js";
 import type { Catalog } from "../../store/catalog.js";
 import type { ObjectInfo, ObjectRestore, ObjectStore, StoredObject } from "../../store/object-store.js";
 import { MemoryWorkObjects, writeRestorePlan } from "../../store/work-objects.js";
-import { makeChunk, putPackedManifest, storeChunkObject, storePacks, type Chunk, type PackedVault } from "../store/packed-vault.js";
+import { makeChunk, putPackedManifest, storeChunkObject, storeRecordedPacks, type Chunk, type PackedVault } from "../store/packed-vault.js";
 
 const DB = "gen-thaw";
 const BUCKET = "vault";
@@ -87,7 +87,7 @@ function fakeVault(): FakeVault {
   };
 }
 
-/** The chunk and pack records storePacks and storeChunkObject write, and the getChunks batches asked for. */
+/** The chunk and pack records storeRecordedPacks and storeChunkObject write, and the getChunks batches asked for. */
 function fakeCatalog(): Pick<Catalog, "getChunks" | "recordChunks" | "recordPacks" | "getPacks"> & { batches: number[]; packs: Map<string, PackItem> } {
   const records = new Map<string, ChunkItem>();
   const packs = new Map<string, PackItem>();
@@ -125,7 +125,7 @@ async function packedSnapshot(chunkCount: number, pages?: { chunks: number; byte
   const work = new MemoryWorkObjects();
   const v: PackedVault = { store: vault, bucket: BUCKET, catalog: catalog as unknown as Catalog, databaseId: DB };
   const chunks = await Promise.all(Array.from({ length: chunkCount }, (_, i) => makeChunk(`c${i}`)));
-  const packs = await storePacks(v, chunks);
+  const packs = await storeRecordedPacks(v, chunks);
   const legacy = await makeChunk("legacy");
   await storeChunkObject(v, legacy);
   // `named`: every packed chunk reused, naming its pack (format 2's reusedPack), as an incremental push writes them.

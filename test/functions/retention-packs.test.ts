@@ -35,7 +35,7 @@ let stack: TestStack;
 let clients: StackClients;
 let work: string;
 const dirs: Record<string, string> = {};
-/** s1's big file: dead once s1 is pruned, until s4 reuses it. */
+/** s1's big file: dead once s1 is pruned, until s4 has it again. */
 let y: Buffer;
 const pushed: Record<string, SnapshotPushResult> = {};
 
@@ -129,7 +129,7 @@ afterAll(async () => {
 });
 
 describe("retention workflow with packs", () => {
-  it("marks the unreferenced pack and repacks the sparse one; a grace period later deletes the first and keeps the second, whose dead chunk a push reused meanwhile; kept snapshots restore byte-identical throughout", async () => {
+  it("marks the unreferenced pack and repacks the sparse one; a grace period later deletes the first and keeps the second, whose dead chunks a push has again meanwhile; kept snapshots restore byte-identical throughout", async () => {
     // Prepare
     const packsBefore = await allPacks();
     expect(packsBefore).toHaveLength(4);
@@ -159,11 +159,13 @@ describe("retention workflow with packs", () => {
     const s1PackAfterPush = await clients.catalog.getPack(DB, s1Pack);
     const second = (await stack.startRetention({ databaseId: DB, policy: POLICY })) as { results: Summary[] };
 
-    // Assess: CheckReferenced unmarked s1's pack, so run 2 kept it (whole); s0's pack is deleted (record, chunk records,
-    // object); s3, pruned now (s4 is the newest), has its pack marked; the kept snapshots still restore.
-    expect(pushed.s4!.packs!.uploaded).toBe(1); // only its WAL file is new
-    expect(s1PackAfterPush).toBeDefined();
-    expect(s1PackAfterPush?.orphanedAt).toBeUndefined();
+    // Assess: the push uploaded y.db again (its chunks are in no pack the previous manifest or the pack log names,
+    // and no record places them: docs/packs.md "Step 3"), so s1's pack stayed marked; but its index lists y.db's
+    // chunks, live again and placed by no record, so run 2 unmarked it and kept it (whole); s0's pack is deleted
+    // (record, object); s3, pruned now (s4 is the newest), has its pack marked; the kept snapshots still restore.
+    expect(pushed.s4!.totals.newChunks).toBe(pushed.s4!.totals.uniqueChunks);
+    expect(pushed.s4!.packs!.uploaded).toBe(1);
+    expect(s1PackAfterPush?.orphanedAt).toBeDefined();
     expect(second.results[0]).toMatchObject({ complete: true, packsMarked: 1, packsRepacked: 0, packsSwept: 1, lockedCount: 0 });
     expect(second.results[0]!.deletedSnapshots).toEqual([pushed.s3!.snapshotId]);
     const left = new Map((await allPacks()).map((p) => [p.name, p]));

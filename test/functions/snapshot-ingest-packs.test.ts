@@ -85,7 +85,7 @@ function nextStart(): Date {
 async function buildPacked(
   databaseId: string,
   entries: Entry[],
-  options: { stored?: ReadonlySet<string>; postgres?: { label: string }; codec?: CodecName; chunksPerPack?: number; paged?: boolean } = {},
+  options: { stored?: ReadonlySet<string>; postgres?: { label: string }; codec?: CodecName; chunksPerPack?: number; paged?: boolean; unnamed?: boolean } = {},
 ): Promise<Built> {
   const startedAt = nextStart();
   const snapshotId = snapshotIdFor(startedAt, "0b0c0d");
@@ -133,10 +133,12 @@ async function buildPacked(
         }),
       })
     : b.build({ ...common, kind: "generic", generic: { streams: [{ id: "wal", lastSegment: "wal/000042.wal", lastSegno: 42 }] } });
-  if (options.paged) {
-    // As the agent writes it: each new chunk names its pack (an index in the manifest's list).
+  // As the agent writes it: each new chunk names its pack (an index in the manifest's list), unless told to leave them unnamed (an older agent).
+  if (!options.unnamed) {
     const packOf = new Map(packs.flatMap((p) => p.entries.map((e) => [e.sha256, manifest.packs!.indexOf(p.name)] as const)));
     for (const f of manifest.files) if (f.type === "file") for (const c of f.chunks) if (c.new === true) c.pack = packOf.get(c.sha256)!;
+  }
+  if (options.paged) {
     const paged = pageManifest(manifest);
     const pages = paged.pages.map((p) => Buffer.from(p.text, "utf8"));
     return { databaseId, snapshotId, manifest, bytes: Buffer.from(serializePagedHeader(paged.header)), pages, packs, fresh: [...fresh.values()] };
@@ -240,22 +242,26 @@ describe("snapshot ingest of a packed push", () => {
     }
   });
 
-  it("records every chunk at its pack's key and offset: a ranged read there decodes to the chunk", async () => {
+  it("records each pack (its record and pack log entry) and no chunk: the pack's index locates every chunk, a ranged read there decoding to it", async () => {
     // Act
     const records = await clients.catalog.getChunks(GEN, s.fresh.map((c) => c.sha256));
+    const packs = await clients.catalog.getPacks(GEN, s.packs.map((p) => p.name));
+    const logged = await clients.catalog.listPacksRecordedSince(GEN, record.startedAt);
     // Assess
-    expect(records).toHaveLength(s.fresh.length);
-    const packOf = new Map(s.packs.flatMap((p) => p.entries.map((e) => [e.sha256, { p, e }] as const)));
-    for (const r of records) {
-      const { p, e } = packOf.get(r.sha256)!;
-      expect(r).toMatchObject({ vaultKey: vaultPackKey(GEN, p.name), offset: e.offset, storedSize: e.storedLength, size: e.rawSize, codec: "zstd" });
-      const stored = await clients.store.getRange(stack.config.vaultBucket, r.vaultKey, r.offset!, r.offset! + r.storedSize - 1);
-      const raw = await getCodec(r.codec).decode(stored!, r.size);
-      expect(sha256Hex(raw)).toBe(r.sha256);
+    expect(records).toEqual([]);
+    expect(packs.map((p) => p.name).sort()).toEqual(s.packs.map((p) => p.name).sort());
+    expect(new Set(logged.packs.map((p) => p.name))).toEqual(new Set(s.packs.map((p) => p.name)));
+    for (const p of s.packs) {
+      for (const e of p.entries) {
+        const stored = await clients.store.getRange(stack.config.vaultBucket, vaultPackKey(GEN, p.name), e.offset, e.offset + e.storedLength - 1);
+        const raw = await getCodec(e.codec).decode(stored!, e.rawSize);
+        expect(sha256Hex(raw)).toBe(e.sha256);
+      }
     }
+    expect(s.packs.flatMap((p) => p.entries.map((e) => e.sha256)).sort()).toEqual(s.fresh.map((c) => c.sha256).sort());
   });
 
-  it("promotes each pack as its upload lands, before any manifest: pack, object and chunk records (pack ingest)", async () => {
+  it("promotes each pack as its upload lands, before any manifest: pack record and object, no chunk record (pack ingest)", async () => {
     // Prepare
     const landing = await buildPacked(GEN, [{ path: "early.dat", content: bytes(77, 30 * 1024) }]);
     const before = { ...stack.workflowStats["pack-ingest"] };
@@ -266,26 +272,24 @@ describe("snapshot ingest of a packed push", () => {
     const recorded = await clients.catalog.getPacks(GEN, landing.packs.map((p) => p.name));
     expect(recorded.map((r) => r.name).sort()).toEqual(landing.packs.map((p) => p.name).sort());
     for (const p of landing.packs) expect((await clients.store.head(stack.config.vaultBucket, vaultPackKey(GEN, p.name)))?.size).toBe(p.bytes.length);
-    expect(await clients.catalog.getChunks(GEN, landing.fresh.map((c) => c.sha256))).toHaveLength(landing.fresh.length);
+    expect(await clients.catalog.getChunks(GEN, landing.fresh.map((c) => c.sha256))).toEqual([]);
     expect(await clients.catalog.getSnapshot(GEN, landing.snapshotId)).toBeUndefined();
   });
 
   it("records a snapshot whose packs were promoted as they landed, without promoting them again", async () => {
-    // Prepare: packs promoted as they land; then the vault copy replaced by other bytes, which a second promotion would overwrite.
+    // Prepare: packs promoted as they land.
     const landing = await buildPacked(GEN, [{ path: "early-2.dat", content: bytes(78, 30 * 1024) }]);
     await uploadPacksLanded(GEN, landing.packs);
-    const marker = Buffer.from("not promoted twice");
-    const first = landing.packs[0]!;
-    await clients.store.put(stack.config.vaultBucket, vaultPackKey(GEN, first.name), marker, {});
+    const recorded = await clients.catalog.getPacks(GEN, landing.packs.map((p) => p.name));
     stack.resetStepUsage();
     // Act
     const rec = await putManifestAndWait(landing);
-    // Assess: recorded without a PromotePacks invocation (no Map item), and the vault object is still the one written after the first promotion.
+    // Assess: recorded without a PromotePacks invocation (no Map item), the pack records as the first promotion wrote them.
     expect(rec).toMatchObject({ status: "restorable", totals: { newChunks: landing.fresh.length } });
     expect(stack.stepUsage.get("PromotePacksFunctionArn")?.invocations ?? 0).toBe(0);
     expect(stack.stepUsage.get("CheckReferencedFunctionArn")?.invocations).toBe(1);
-    expect((await clients.store.get(stack.config.vaultBucket, vaultPackKey(GEN, first.name)))!.body).toEqual(marker);
-    await clients.store.put(stack.config.vaultBucket, vaultPackKey(GEN, first.name), Buffer.from(first.bytes), packObjectMeta(GEN, { name: first.name, size: first.bytes.length, entries: first.entries.length, dataLength: first.dataLength }));
+    expect(recorded).toHaveLength(landing.packs.length);
+    expect(await clients.catalog.getPacks(GEN, landing.packs.map((p) => p.name))).toEqual(recorded);
   });
 
   it("promotes no pack of an unregistered database as it lands", async () => {
@@ -304,6 +308,12 @@ describe("snapshot ingest of a packed push", () => {
     // Prepare
     const entries = genericEntries(1).map((e) => ("content" in e && e.path === "sst/000002.sst" ? { ...e, content: Buffer.concat([e.content, bytes(99, 5000)]) } : e));
     const stored = new Set(s.fresh.map((c) => c.sha256));
+    // A format-1 manifest names no reused chunk's pack: these are found by the records a vault from before step 3 has.
+    await clients.catalog.recordChunks(
+      s.packs.flatMap((p) =>
+        p.entries.map((e) => ({ databaseId: GEN, sha256: e.sha256, size: e.rawSize, storedSize: e.storedLength, codec: e.codec, vaultKey: vaultPackKey(GEN, p.name), offset: e.offset, recordedAt: new Date().toISOString() })),
+      ),
+    );
     const second = await buildPacked(GEN, entries, { stored });
     const before = await listKeys(clients.store, stack.config.vaultBucket, `db/${GEN}/packs/`);
     // Act
@@ -319,7 +329,7 @@ describe("snapshot ingest of a packed push", () => {
 describe("snapshot ingest of a packed push refuses and quarantines, recording nothing", () => {
   /** Nothing of the pushed packs reached the vault or the catalog. */
   async function nothingRecorded(s: Built): Promise<void> {
-    expect(await clients.catalog.getChunks(s.databaseId, s.fresh.map((c) => c.sha256))).toEqual([]);
+    expect(await clients.catalog.getPacks(s.databaseId, s.packs.map((p) => p.name))).toEqual([]);
     for (const p of s.packs) expect(await clients.store.head(stack.config.vaultBucket, vaultPackKey(s.databaseId, p.name))).toBeUndefined();
   }
 
@@ -376,7 +386,7 @@ describe("snapshot ingest of a packed push refuses and quarantines, recording no
     expect(reason).toContain(`pack ${s.packs[0]!.name} is listed by the manifest`);
   });
 
-  it("a manifest whose chunk records disagree with the pack's index (codec): refused at CheckReferenced", async () => {
+  it("a manifest whose chunks the pack's index holds otherwise (codec): refused at CheckReferenced", async () => {
     // Prepare: the packs hold the chunks uncompressed (codec none), the manifest says zstd.
     const content = bytes(506, 8 * 1024);
     const truth = await buildPacked(GEN, [{ path: "data", content }], { codec: "none" });
@@ -389,7 +399,18 @@ describe("snapshot ingest of a packed push refuses and quarantines, recording no
       for (const p of truth.packs) await uploadPack(GEN, p);
     });
     // Assess
-    expect(reason).toMatch(new RegExp(`chunk ${s.fresh[0]!.sha256} used by file "data" is recorded as .* codec none.* but the manifest records .* codec zstd`));
+    expect(reason).toMatch(new RegExp(`chunk ${s.fresh[0]!.sha256} used by file "data" is held by pack [0-9a-f]{64} as .* codec none, but the manifest records .* codec zstd`));
+  });
+
+  it("a packed manifest of an older agent, whose new chunks name no pack: refused, saying to upgrade the agent", async () => {
+    // Prepare
+    const s = await buildPacked(GEN, [{ path: "old-agent", content: bytes(507, 8 * 1024) }], { unnamed: true });
+    // Act
+    const reason = await rejected(s, async () => {
+      for (const p of s.packs) await uploadPack(GEN, p);
+    });
+    // Assess
+    expect(reason).toMatch(new RegExp(`chunk ${s.fresh[0]!.sha256} used by file "old-agent" is flagged new but names no pack: .*upgrade walvault on the database host and push again`));
   });
 });
 
@@ -417,7 +438,7 @@ describe("a packed push with too many packs to carry their batches in the workfl
     expect(work).toHaveLength(Math.ceil(920 / BATCH_PACKS));
     const inVault = new Set(await listKeys(clients.store, stack.config.vaultBucket, `db/${GEN}/packs/`));
     for (const p of s.packs) expect(inVault.has(vaultPackKey(GEN, p.name))).toBe(true);
-    expect(await clients.catalog.getChunks(GEN, s.fresh.map((c) => c.sha256))).toHaveLength(920);
+    expect(await clients.catalog.getPacks(GEN, names)).toHaveLength(920);
   }, 300_000);
 });
 
@@ -433,8 +454,8 @@ const PG_LABEL = [
 ].join("\n");
 
 describe("a packed PostgreSQL base backup", () => {
-  it("format 2: CheckReferenced rebuilds backup_label from the pack its reference names, without its chunk record", async () => {
-    // Prepare: the packs land and are promoted; then the label chunk's record goes (as if never written).
+  it("format 2: CheckReferenced rebuilds backup_label from the pack its reference names (no chunk record is written)", async () => {
+    // Prepare: the packs land and are promoted.
     const s = await buildPacked(
       PG,
       [
@@ -446,18 +467,16 @@ describe("a packed PostgreSQL base backup", () => {
     );
     await uploadPacksLanded(PG, s.packs);
     const labelSha = sha256Hex(Buffer.from(PG_LABEL));
-    const before = await clients.catalog.getChunks(PG, [labelSha]);
-    await clients.catalog.deleteChunks(PG, [labelSha]);
 
     // Act
     const rec = await putManifestAndWait(s);
 
     // Assess
-    expect(before).toHaveLength(1);
+    expect(await clients.catalog.getChunks(PG, [labelSha])).toEqual([]);
     expect(rec).toMatchObject({ kind: "postgres", startLsn: "0/2000028", status: "restorable" });
   });
 
-  it("is recorded: CheckReferenced reads backup_label's chunks from their pack by range", async () => {
+  it("format 1: is recorded, CheckReferenced reading backup_label's chunks from the pack each names, by range", async () => {
     // Prepare
     const label = PG_LABEL;
     const s = await buildPacked(
@@ -476,7 +495,6 @@ describe("a packed PostgreSQL base backup", () => {
     const rec = await push(s);
     // Assess
     expect(rec).toMatchObject({ kind: "postgres", startLsn: "0/2000028", status: "restorable" });
-    const [labelRecord] = await clients.catalog.getChunks(PG, [sha256Hex(Buffer.from(label))]);
-    expect(labelRecord?.offset).toBeDefined();
+    expect(await clients.catalog.getChunks(PG, [sha256Hex(Buffer.from(label))])).toEqual([]);
   });
 });

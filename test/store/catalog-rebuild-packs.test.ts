@@ -17,7 +17,7 @@ import type { Catalog } from "../../store/catalog.js";
 import { openCatalogTable, rebuildCatalog } from "../../store/catalog-rebuild.js";
 import type { ObjectStore } from "../../store/object-store.js";
 import { stackClients } from "../support/harness.js";
-import { makeChunk, packItem, putPackedManifest, storeChunkObject, storePacks, type PackedVault } from "./packed-vault.js";
+import { makeChunk, packItem, putPackedManifest, storeChunkObject, storeRecordedPacks, type PackedVault } from "./packed-vault.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const DB = "gen-packs";
@@ -49,16 +49,16 @@ describe("catalog rebuild from pack indexes", () => {
     const loose = await makeChunk("loose");
     await storeChunkObject(vault(), loose);
     const first = await Promise.all(Array.from({ length: 12 }, (_, i) => makeChunk(`s1 ${i}`)));
-    const firstPacks = await storePacks(vault(), first);
+    const firstPacks = await storeRecordedPacks(vault(), first);
     const { snapshotId: s1 } = await putPackedManifest(vault(), [{ c: loose, isNew: false }, ...first.map((c) => ({ c, isNew: true }))], firstPacks, new Date("2026-11-01T00:00:00Z"));
     // S2: reuses 3 chunks of S1, 5 new ones, one of which a repack also wrote into a second pack.
     const second = await Promise.all(Array.from({ length: 5 }, (_, i) => makeChunk(`s2 ${i}`)));
-    const secondPacks = await storePacks(vault(), second);
-    const repacked = await storePacks(vault(), [second[0]!, await makeChunk("repack filler")]);
+    const secondPacks = await storeRecordedPacks(vault(), second);
+    const repacked = await storeRecordedPacks(vault(), [second[0]!, await makeChunk("repack filler")]);
     const { snapshotId: s2 } = await putPackedManifest(vault(), [...first.slice(0, 3).map((c) => ({ c, isNew: false })), ...second.map((c) => ({ c, isNew: true }))], secondPacks, new Date("2026-11-02T00:00:00Z"));
     // S3: its own pack, whose index is then damaged in the vault.
     const third = await Promise.all(Array.from({ length: 3 }, (_, i) => makeChunk(`s3 ${i}`)));
-    const [broken] = await storePacks(vault(), third);
+    const [broken] = await storeRecordedPacks(vault(), third);
     const { snapshotId: s3 } = await putPackedManifest(vault(), third.map((c) => ({ c, isNew: true })), [broken!], new Date("2026-11-03T00:00:00Z"));
     const brokenKey = vaultPackKey(DB, broken!.name);
     const damaged = Buffer.from(broken!.bytes);
@@ -116,9 +116,9 @@ describe("catalog rebuild from pack indexes", () => {
     const v: PackedVault = { ...vault(), databaseId: db };
     const pages = { chunks: 4, bytes: 1 << 20 };
     const a = await Promise.all(Array.from({ length: 14 }, (_, i) => makeChunk(`paged a ${i}`)));
-    const { snapshotId: good, manifestKey: goodKey, manifestSha256 } = await putPackedManifest(v, a.map((c) => ({ c, isNew: true })), await storePacks(v, a), new Date("2026-11-04T00:00:00Z"), pages);
+    const { snapshotId: good, manifestKey: goodKey, manifestSha256 } = await putPackedManifest(v, a.map((c) => ({ c, isNew: true })), await storeRecordedPacks(v, a), new Date("2026-11-04T00:00:00Z"), pages);
     const b = await Promise.all(Array.from({ length: 14 }, (_, i) => makeChunk(`paged b ${i}`)));
-    const { manifestKey: badKey } = await putPackedManifest(v, b.map((c) => ({ c, isNew: true })), await storePacks(v, b), new Date("2026-11-05T00:00:00Z"), pages);
+    const { manifestKey: badKey } = await putPackedManifest(v, b.map((c) => ({ c, isNew: true })), await storeRecordedPacks(v, b), new Date("2026-11-05T00:00:00Z"), pages);
     await store.delete(bucket, snapshotPageKey(badKey, 2));
     const target = (await openCatalogTable({ region: stack.config.region, dynamodbEndpoint: stack.config.dynamodbEndpoint, credentials: stack.config.credentials, table: "rebuilt-paged" })).catalog;
 

@@ -12,7 +12,9 @@ import { ObjectLockedError } from "../../core/errors.js";
 import type { RetentionPlan } from "../../core/retention.js";
 import type { DatabaseRecord, SnapshotRecord } from "../../core/schemas.js";
 import { LOCAL_CREDENTIALS, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
+import { namedPackOf } from "../../core/snapshot.js";
 import { openVaultManifest } from "../../store/manifest-read.js";
+import { PackIndexCache } from "../../store/pack-index.js";
 import { DynamoCatalog, createTable } from "../../store/dynamo-catalog.js";
 import type { ObjectInfo, ObjectStore } from "../../store/object-store.js";
 import { executePrune, type PruneSummary, type RegionVault } from "../../store/prune.js";
@@ -104,9 +106,20 @@ async function packedFixture(ddb: DynamoEmulator, ddbClient: DynamoDBClient): Pr
   return { v: { store: vault, bucket: "vault", catalog, databaseId: GDB }, vault, catalog, regions: [{ region: "r1", store: vault, bucket: "vault", primary: true }] };
 }
 
-/** Records a snapshot of one file made of these chunks (all reused: their packs are already stored); with `pages`, its manifest in format 2; recorded at `at` unless `recordedAt` says otherwise. */
-export async function snapshotOf(f: PackedFixture, chunks: readonly Chunk[], at: Date, pages?: { chunks: number; bytes: number }, recordedAt = at): Promise<SnapshotRecord> {
-  const { snapshotId, manifestKey, manifestSha256 } = await putPackedManifest(f.v, chunks.map((c) => ({ c, isNew: false })), [], at, pages);
+/**
+ * Records a snapshot of one file made of these chunks (all reused: their packs are already stored); with `pages`, its
+ * manifest in format 2; recorded at `at` unless `recordedAt` says otherwise; `named`: the pack the manifest names for
+ * each chunk (by SHA-256), as the agent writes it.
+ */
+export async function snapshotOf(
+  f: PackedFixture,
+  chunks: readonly Chunk[],
+  at: Date,
+  pages?: { chunks: number; bytes: number },
+  recordedAt = at,
+  named?: ReadonlyMap<string, string>,
+): Promise<SnapshotRecord> {
+  const { snapshotId, manifestKey, manifestSha256 } = await putPackedManifest(f.v, chunks.map((c) => ({ c, isNew: false })), [], at, pages, named);
   const record: SnapshotRecord = {
     databaseId: GDB,
     snapshotId,
@@ -126,16 +139,19 @@ export async function snapshotOf(f: PackedFixture, chunks: readonly Chunk[], at:
   return record;
 }
 
-/** Rebuilds the snapshot's file where the catalog says each chunk is now, as a restore does. */
+/** Rebuilds the snapshot's file as a restore does: each chunk from the pack its manifest names when that pack holds it, else where its catalog record says. */
 export async function restoreFile(f: PackedFixture, s: SnapshotRecord): Promise<Buffer> {
   const m = await openVaultManifest(f.vault, "vault", s, genericDb);
   const file = (await m.page(0)).entries.find((x) => x.type === "file");
   if (file?.type !== "file") throw new Error("no file");
   const records = new Map((await f.catalog.getChunks(GDB, file.chunks.map((c) => c.sha256))).map((r) => [r.sha256, r]));
+  const named = new PackIndexCache(f.catalog, f.vault, "vault", GDB);
   const parts: Buffer[] = [];
   for (const c of file.chunks) {
-    const r = records.get(c.sha256);
-    if (r?.offset === undefined) throw new Error(`chunk ${c.sha256} has no packed record`);
+    const name = namedPackOf(c, m.header);
+    const held = name === undefined ? undefined : await named.holding(name, c, { repacked: true });
+    const r = held !== undefined ? { vaultKey: held.pack.vaultKey, offset: held.entry.offset, storedSize: held.entry.storedLength } : records.get(c.sha256);
+    if (r?.offset === undefined) throw new Error(`chunk ${c.sha256} is in no pack its manifest names and has no packed record`);
     const stored = await f.vault.getRange("vault", r.vaultKey, r.offset, r.offset + r.storedSize - 1);
     if (!stored) throw new Error(`pack ${r.vaultKey} is gone`);
     parts.push(await decodeWith(c.codec, stored, c.sha256, c.size));

@@ -2,7 +2,8 @@
  * Test support for the replication and catalog rebuild suites: a vault with
  * packs, put straight into the bucket and the catalog the way snapshot
  * ingest leaves them (packs at db/<id>/packs/<name> with their SHA-256
- * checksum, pack records, chunk records with offsets), chunk objects from
+ * checksum, pack records; chunk records with offsets only when asked, as
+ * ingest wrote them before docs/packs.md step 3), chunk objects from
  * before packs, and generic snapshot manifests listing their own packs.
  */
 import { randomBytes } from "node:crypto";
@@ -43,8 +44,11 @@ export function packItem(databaseId: string, p: BuiltPack, recordedAt: string): 
   return { databaseId, name: p.name, size: p.bytes.length, entries: p.entries.length, dataLength: p.dataLength, vaultKey, recordedAt };
 }
 
-/** Packs the chunks in order (64 KiB-target packs), puts them in the vault and records packs and chunk locations. */
-export async function storePacks(v: PackedVault, chunks: readonly Chunk[], targetSize = 64 * 1024): Promise<BuiltPack[]> {
+/**
+ * Packs the chunks in order (64 KiB-target packs), puts them in the vault and records the packs, as snapshot ingest does
+ * (no chunk record: docs/packs.md "Step 3"); `chunkRecords`: the chunk locations too, as ingest wrote them before.
+ */
+export async function storePacks(v: PackedVault, chunks: readonly Chunk[], targetSize = 64 * 1024, opts: { chunkRecords?: boolean } = {}): Promise<BuiltPack[]> {
   const b = new PackBuilder({ targetSize });
   const packs: BuiltPack[] = [];
   for (const c of chunks) {
@@ -56,6 +60,7 @@ export async function storePacks(v: PackedVault, chunks: readonly Chunk[], targe
   const db = v.databaseId;
   for (const p of packs) await v.store.put(v.bucket, vaultPackKey(db, p.name), p.bytes, { [META_DATABASE]: db }, { sha256: p.name });
   await v.catalog.recordPacks(packs.map((p) => packItem(db, p, now)));
+  if (!opts.chunkRecords) return packs;
   await v.catalog.recordChunks(
     packs.flatMap((p) =>
       p.entries.map(
@@ -64,6 +69,15 @@ export async function storePacks(v: PackedVault, chunks: readonly Chunk[], targe
     ),
   );
   return packs;
+}
+
+/**
+ * storePacks with every chunk's location recorded too: a vault from before docs/packs.md step 3, or the records a
+ * repack leaves for the chunks it moves. The suites of the record-based paths (reused chunks a manifest names no
+ * pack for; records pointing at another pack) build their vaults so.
+ */
+export function storeRecordedPacks(v: PackedVault, chunks: readonly Chunk[], targetSize = 64 * 1024): Promise<BuiltPack[]> {
+  return storePacks(v, chunks, targetSize, { chunkRecords: true });
 }
 
 /** A chunk stored as its own object and recorded so, as before packs. */

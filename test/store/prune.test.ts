@@ -23,7 +23,7 @@ import type { ObjectInfo, ObjectStore } from "../../store/object-store.js";
 import { readPackIndex } from "../../store/pack-index.js";
 import { executePlan, executePrune, executePruneJournaled, nextWalBatch, prunePlan, WAL_LISTED, type PruneJournal, type RegionVault } from "../../store/prune.js";
 import { deleting, GDB, genericDb, GRACE, nothing, packedFixtures, packOpts, restoreFile, run, RUN1, RUN2, snapshotOf, type PackedFixture } from "./pack-retention-fixture.js";
-import { makeChunk, putPackedManifest, storePacks, type Chunk } from "./packed-vault.js";
+import { makeChunk, putPackedManifest, storePacks, storeRecordedPacks, type Chunk } from "./packed-vault.js";
 import { pgSnapshotRecord } from "../support/pg-records.js";
 import { recordingCalls } from "../support/harness.js";
 
@@ -350,8 +350,8 @@ describe("executePrune with packs", () => {
     const f = await newFixture();
     const gone = await Promise.all([0, 1, 2].map((i) => makeChunk(`gone ${i}`)));
     const kept = await Promise.all([0, 1, 2].map((i) => makeChunk(`kept ${i}`)));
-    const [deadPack] = await storePacks(f.v, gone);
-    const [livePack] = await storePacks(f.v, kept);
+    const [deadPack] = await storeRecordedPacks(f.v, gone);
+    const [livePack] = await storeRecordedPacks(f.v, kept);
     const old = await snapshotOf(f, gone, new Date("2026-01-01T00:00:00Z"));
     const keep = await snapshotOf(f, kept, new Date("2026-01-02T00:00:00Z"));
     const deadKey = vaultPackKey(GDB, deadPack!.name);
@@ -376,11 +376,53 @@ describe("executePrune with packs", () => {
     expect(audit.filter((a) => a.action === "sweep-pack").map((a) => [a.subject, a.regions])).toEqual([[deadPack!.name, ["r1"]]]);
   });
 
+  it("with no chunk record (ingest since docs/packs.md step 3): deletes a pack only pruned snapshots name, keeps one a push reused by name meanwhile (then repacks it, recording the chunk it moves), and the kept snapshots restore", async () => {
+    // Prepare: packs G (pruned snapshot), M (pruned snapshot, a chunk reused later) and K (kept), no chunk records;
+    // every manifest names the pack of each of its chunks, as the agent writes it.
+    const f = await newFixture();
+    const [gone, mid, kept] = await Promise.all(["g", "m", "k"].map((t) => Promise.all([0, 1, 2].map((i) => makeChunk(`unrecorded ${t} ${i}`)))));
+    const [G] = await storePacks(f.v, gone!);
+    const [M] = await storePacks(f.v, mid!);
+    const [K] = await storePacks(f.v, kept!);
+    const namedIn = (chunks: readonly Chunk[], pack: string): Map<string, string> => new Map(chunks.map((c) => [c.sha256, pack]));
+    const old = await snapshotOf(f, gone!, new Date("2026-01-01T00:00:00Z"), undefined, undefined, namedIn(gone!, G!.name));
+    const middle = await snapshotOf(f, mid!, new Date("2026-01-01T12:00:00Z"), undefined, undefined, namedIn(mid!, M!.name));
+    const keep = await snapshotOf(f, kept!, new Date("2026-01-02T00:00:00Z"), undefined, undefined, namedIn(kept!, K!.name));
+    expect((await f.catalog.listChunkPage(GDB)).chunks).toEqual([]);
+
+    // Act: run 1 prunes old and middle (G and M marked); a push reusing M's first chunk by name is checked
+    // (CheckReferenced unmarks M) and recorded; run 2, a grace period later.
+    const first = await run(f, { ...deleting(old), deleteSnapshots: [...deleting(old).deleteSnapshots, ...deleting(middle).deleteSnapshots] }, [old, middle, keep], RUN1, "run-1");
+    const marked = await f.catalog.getPacks(GDB, [G!.name, M!.name]);
+    const reuse = [mid![0]!];
+    const later = await snapshotOf(f, reuse, new Date("2026-01-03T00:00:00Z"), undefined, undefined, namedIn(reuse, M!.name));
+    const laterManifest = manifestOf(f, later);
+    await checkPackedChunks({ catalog: f.catalog, vault: f.vault, vaultBucket: "vault" }, laterManifest, [{ ...reused(mid![0]!), reusedPack: 0 }], [], laterManifest.reusedPacks);
+    const second = await run(f, nothing, [keep, later], RUN2, "run-2");
+
+    // Assess
+    expect(first).toMatchObject({ packsMarked: 2, packsSwept: 0 });
+    expect(marked.map((p) => p.orphanedAt)).toEqual([RUN1.toISOString(), RUN1.toISOString()]);
+    // G deleted; M (one live chunk of three) unmarked by the push, then repacked: its live chunk copied out and recorded
+    // there (the forwarding address of the pack the later manifest names), M kept a grace period more.
+    expect(second).toMatchObject({ packsSwept: 1, packsRepacked: 1 });
+    expect(await f.catalog.getPack(GDB, G!.name)).toBeUndefined();
+    expect(f.vault.objects.has(vaultPackKey(GDB, G!.name))).toBe(false);
+    expect((await f.catalog.getPack(GDB, M!.name))?.repackedAt).toBe(RUN2.toISOString());
+    expect(f.vault.objects.has(vaultPackKey(GDB, M!.name))).toBe(true);
+    expect((await f.catalog.getPack(GDB, K!.name))?.orphanedAt).toBeUndefined();
+    const records = (await f.catalog.listChunkPage(GDB)).chunks;
+    expect(records.map((r) => r.sha256)).toEqual([mid![0]!.sha256]);
+    expect(records[0]!.vaultKey).not.toBe(vaultPackKey(GDB, M!.name));
+    expect(await restoreFile(f, keep)).toEqual(Buffer.concat(kept!.map((c) => c.raw)));
+    expect(await restoreFile(f, later)).toEqual(mid![0]!.raw);
+  });
+
   it("keeps a candidate pack whose index is damaged, whatever its tally, and says so on every run", async () => {
     // Prepare: a pruned snapshot's pack, marked by run 1; then its index is damaged in the vault.
     const f = await newFixture();
     const gone = await Promise.all([0, 1, 2].map((i) => makeChunk(`damaged index ${i}`)));
-    const [deadPack] = await storePacks(f.v, gone);
+    const [deadPack] = await storeRecordedPacks(f.v, gone);
     const old = await snapshotOf(f, gone, new Date("2026-01-01T00:00:00Z"));
     const deadKey = vaultPackKey(GDB, deadPack!.name);
     await run(f, deleting(old), [old], RUN1, "run-1");
@@ -409,9 +451,9 @@ describe("executePrune with packs", () => {
     const pages = { chunks: 4, bytes: 1 << 20 };
     const kept = await Promise.all(Array.from({ length: 12 }, (_, i) => makeChunk(`paged kept ${i}`)));
     const gone = await Promise.all([0, 1, 2].map((i) => makeChunk(`paged gone ${i}`)));
-    await storePacks(f.v, kept.slice(0, 8));
-    const [lastPagePack] = await storePacks(f.v, kept.slice(8));
-    const [deadPack] = await storePacks(f.v, gone);
+    await storeRecordedPacks(f.v, kept.slice(0, 8));
+    const [lastPagePack] = await storeRecordedPacks(f.v, kept.slice(8));
+    const [deadPack] = await storeRecordedPacks(f.v, gone);
     const old = await snapshotOf(f, gone, new Date("2026-01-01T00:00:00Z"), pages);
     const keep = await snapshotOf(f, kept, new Date("2026-01-02T00:00:00Z"), pages);
     const oldPages = [0].map((i) => snapshotPageKey(old.manifestKey, i));
@@ -433,7 +475,7 @@ describe("executePrune with packs", () => {
     // Prepare: one pack of 9 chunks; the kept snapshot uses 2, the pruned one all 9.
     const f = await newFixture();
     const chunks = await Promise.all(Array.from({ length: 9 }, (_, i) => makeChunk(`c ${i}`)));
-    const [oldPack] = await storePacks(f.v, chunks);
+    const [oldPack] = await storeRecordedPacks(f.v, chunks);
     expect(oldPack!.entries).toHaveLength(9);
     const all = await snapshotOf(f, chunks, new Date("2026-01-01T00:00:00Z"));
     const keptChunks = [chunks[7]!, chunks[2]!];
@@ -471,7 +513,7 @@ describe("executePrune with packs", () => {
     // Prepare
     const f = await newFixture();
     const gone = await Promise.all([0, 1].map((i) => makeChunk(`locked ${i}`)));
-    const [pack] = await storePacks(f.v, gone);
+    const [pack] = await storeRecordedPacks(f.v, gone);
     const old = await snapshotOf(f, gone, new Date("2026-01-01T00:00:00Z"));
     const key = vaultPackKey(GDB, pack!.name);
     f.vault.locked.add(key);
@@ -494,8 +536,8 @@ describe("executePrune with packs", () => {
     const f = await newFixture();
     const dead = await Promise.all([0, 1].map((i) => makeChunk(`dangling ${i}`)));
     const used = await Promise.all([0, 1].map((i) => makeChunk(`still used ${i}`)));
-    const [deadPack] = await storePacks(f.v, dead);
-    const [usedPack] = await storePacks(f.v, used);
+    const [deadPack] = await storeRecordedPacks(f.v, dead);
+    const [usedPack] = await storeRecordedPacks(f.v, used);
     const keep = await snapshotOf(f, used, new Date("2026-01-02T00:00:00Z"));
     for (const p of [deadPack!, usedPack!]) {
       await f.catalog.markPacksOrphaned(GDB, [p.name], "2026-01-01T00:00:00.000Z");
@@ -518,7 +560,7 @@ describe("executePrune with packs", () => {
     async function candidate(): Promise<{ f: PackedFixture; chunks: Chunk[]; pack: BuiltPack; reusing: SnapshotManifest }> {
       const f = await newFixture();
       const chunks = await Promise.all([0, 1].map((i) => makeChunk(`reused ${i}`)));
-      const [pack] = await storePacks(f.v, chunks);
+      const [pack] = await storeRecordedPacks(f.v, chunks);
       const old = await snapshotOf(f, chunks, new Date("2026-01-01T00:00:00Z"));
       await run(f, deleting(old), [old], RUN1, "run-1");
       // A new push reuses the first chunk (not yet recorded: CheckReferenced runs before RecordSnapshot).
@@ -585,7 +627,7 @@ describe("the sweep tallies packs from their indexes", () => {
   async function repackedAtRun1(tag: string): Promise<{ f: PackedFixture; chunks: Chunk[]; pack: BuiltPack; keep: SnapshotRecord }> {
     const f = await newFixture();
     const chunks = await Promise.all(Array.from({ length: 6 }, (_, i) => makeChunk(`${tag} ${i}`)));
-    const [pack] = await storePacks(f.v, chunks);
+    const [pack] = await storeRecordedPacks(f.v, chunks);
     const pruned = await snapshotOf(f, chunks, new Date("2026-01-01T00:00:00Z"));
     const keep = await snapshotOf(f, [chunks[1]!], new Date("2026-01-02T00:00:00Z"));
     expect((await run(f, deleting(pruned), [pruned], RUN1, "run-1")).packsRepacked).toBe(1);
@@ -596,8 +638,8 @@ describe("the sweep tallies packs from their indexes", () => {
     // Prepare: chunk c in pack P, uploaded again beside e in pack A (two pushes racing the lookup): c's record names A.
     const f = await newFixture();
     const [c, e] = await Promise.all([makeChunk("uploaded twice"), makeChunk("beside it")]);
-    const [P] = await storePacks(f.v, [c!]);
-    const [A] = await storePacks(f.v, [c!, e!]);
+    const [P] = await storeRecordedPacks(f.v, [c!]);
+    const [A] = await storeRecordedPacks(f.v, [c!, e!]);
     const pKey = vaultPackKey(GDB, P!.name);
     expect((await f.catalog.getChunks(GDB, [c!.sha256]))[0]?.vaultKey).toBe(vaultPackKey(GDB, A!.name));
     // Nothing kept references c or e: run 1 marks both packs.
@@ -699,8 +741,8 @@ describe("the sweep tallies packs from their indexes", () => {
     // Prepare: chunks 0-2 in pack P (a deletion candidate), chunk 3 in pack Q. The manifest names P for 0, Q for 1 (wrong), an unrecorded pack for 2.
     const f = await newFixture();
     const chunks = await Promise.all(Array.from({ length: 4 }, (_, i) => makeChunk(`named ${i}`)));
-    const [P] = await storePacks(f.v, chunks.slice(0, 3));
-    const [Q] = await storePacks(f.v, [chunks[3]!]);
+    const [P] = await storeRecordedPacks(f.v, chunks.slice(0, 3));
+    const [Q] = await storeRecordedPacks(f.v, [chunks[3]!]);
     const nowhere = "f".repeat(64);
     await f.catalog.markPacksOrphaned(GDB, [P!.name], RUN1.toISOString());
     const named = new Map([

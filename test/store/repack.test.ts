@@ -13,14 +13,14 @@ import type { PackItem } from "../../core/schemas.js";
 import { readPackIndex } from "../../store/pack-index.js";
 import { REPACK_MAX_PACKS, repackPacks } from "../../store/repack.js";
 import { GDB, memoryVault, packedFixtures } from "./pack-retention-fixture.js";
-import { makeChunk, storePacks, type Chunk } from "./packed-vault.js";
+import { makeChunk, storeRecordedPacks, type Chunk } from "./packed-vault.js";
 
 const newFixture = packedFixtures();
 const NOW = new Date("2026-06-01T00:00:00.000Z");
 
 async function sparsePack(f: Awaited<ReturnType<typeof newFixture>>, tag: string): Promise<{ item: PackItem; live: Chunk[] }> {
   const chunks = await Promise.all(Array.from({ length: 6 }, (_, i) => makeChunk(`${tag} ${i}`)));
-  const [built] = await storePacks(f.v, chunks);
+  const [built] = await storeRecordedPacks(f.v, chunks);
   const item = (await f.catalog.getPack(GDB, built!.name))!;
   return { item, live: [chunks[1]!, chunks[4]!] };
 }
@@ -67,11 +67,11 @@ describe("repackPacks", () => {
     // Prepare: pack P of six chunks; live: 1 (record names P), 2 (record names pack A, uploaded again), 3 (no record). Dead: 4 (record names A).
     const f = await newFixture();
     const chunks = await Promise.all(Array.from({ length: 6 }, (_, i) => makeChunk(`p ${i}`)));
-    const [built] = await storePacks(f.v, chunks);
+    const [built] = await storeRecordedPacks(f.v, chunks);
     const P = (await f.catalog.getPack(GDB, built!.name))!;
     const entries = (await readPackIndex(f.vault, "vault", P))!;
     const [c1, c2, c3, c4] = [1, 2, 3, 4].map((i) => chunks[i]!.sha256);
-    const [A] = await storePacks(f.v, [chunks[2]!, chunks[4]!]);
+    const [A] = await storeRecordedPacks(f.v, [chunks[2]!, chunks[4]!]);
     const aKey = vaultPackKey(GDB, A!.name);
     await f.catalog.deleteChunks(GDB, [c3!]);
     const before = new Map((await f.catalog.getChunks(GDB, [c1!, c2!, c4!])).map((r) => [r.sha256, r.vaultKey]));

@@ -18,7 +18,7 @@ import { openManifest, StoreManifestObjects } from "../../store/manifest-pages.j
 import type { ObjectStore } from "../../store/object-store.js";
 import { replicateSnapshotBatch, type SnapshotBatch } from "../../store/replication.js";
 import { recordingCalls, stackClients } from "../support/harness.js";
-import { makeChunk, putPackedManifest, storeChunkObject, storePacks, type Chunk, type PackedVault } from "./packed-vault.js";
+import { makeChunk, putPackedManifest, storeChunkObject, storeRecordedPacks, type Chunk, type PackedVault } from "./packed-vault.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 const REGION = "local-2";
@@ -65,12 +65,12 @@ interface PackedSnapshot {
 async function packedSnapshot(tag: string, newCount: number, pages?: { chunks: number; bytes: number }): Promise<PackedSnapshot> {
   const v = vault();
   const reused = await Promise.all([0, 1, 2].map((i) => makeChunk(`${tag} old ${i}`)));
-  const older = await storePacks(v, reused);
+  const older = await storeRecordedPacks(v, reused);
   const loose = await makeChunk(`${tag} loose`);
   await storeChunkObject(v, loose);
   // A 64 KiB-target pack holds 9 chunks of ~7 KiB stored: 20 new chunks make 3 packs, 12 make 2.
   const fresh = await Promise.all(Array.from({ length: newCount }, (_, i) => makeChunk(`${tag} new ${i}`)));
-  const own = await storePacks(v, fresh);
+  const own = await storeRecordedPacks(v, fresh);
   const order = [...reused.map((c) => ({ c, isNew: false })), { c: loose, isNew: false }, ...fresh.map((c) => ({ c, isNew: true }))];
   const { manifestKey, manifestSha256 } = await putPackedManifest(v, order, own, new Date(), pages);
   return { manifestKey, manifestSha256, own, older, loose };
@@ -157,11 +157,11 @@ describe("replicateSnapshotBatch with packs", () => {
     const a = await Promise.all([0, 1, 2].map((i) => makeChunk(`named a ${i}`)));
     const b = await Promise.all([0].map((i) => makeChunk(`named b ${i}`)));
     const cChunk = await makeChunk("named c 0");
-    const [packA] = await storePacks(v, a);
-    const [packB] = await storePacks(v, b);
-    const [packC] = await storePacks(v, [cChunk]);
+    const [packA] = await storeRecordedPacks(v, a);
+    const [packB] = await storeRecordedPacks(v, b);
+    const [packC] = await storeRecordedPacks(v, [cChunk]);
     const fresh = await Promise.all([0, 1].map((i) => makeChunk(`named new ${i}`)));
-    const own = await storePacks(v, fresh);
+    const own = await storeRecordedPacks(v, fresh);
     const order = [...a, ...b, cChunk].map((c) => ({ c, isNew: false })).concat(fresh.map((c) => ({ c, isNew: true })));
     const names = new Map<string, string>([...a.map((c) => [c.sha256, packA!.name] as const), [b[0]!.sha256, packB!.name], [cChunk.sha256, packB!.name]]);
     const s = await putPackedManifest(v, order, own, new Date(), { chunks: 3, bytes: 1024 * 1024 }, names);
@@ -184,7 +184,7 @@ describe("replicateSnapshotBatch with packs", () => {
     // Prepare: three reused chunks in an older pack, one reused chunk object, two new chunk objects; the manifest lists no packs.
     const v = vault();
     const reused = await Promise.all([0, 1, 2].map((i) => makeChunk(`unpacked old ${i}`)));
-    const [older] = await storePacks(v, reused);
+    const [older] = await storeRecordedPacks(v, reused);
     const loose = await makeChunk("unpacked loose");
     const fresh = await Promise.all([0, 1].map((i) => makeChunk(`unpacked new ${i}`)));
     for (const c of [loose, ...fresh]) await storeChunkObject(v, c);

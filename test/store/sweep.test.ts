@@ -14,7 +14,7 @@ import { executePrune, type PruneSummary } from "../../store/prune.js";
 import { DONE, MemorySweepScratch, SWEEP_PARTITIONS, type SweepBudget, type SweepCursor } from "../../store/sweep.js";
 import { recordingCalls } from "../support/harness.js";
 import { deleting, GDB, genericDb, GRACE, nothing, packedFixtures, packOpts, RUN1, snapshotOf, type PackedFixture } from "./pack-retention-fixture.js";
-import { makeChunk, storeChunkObject, storePacks, type Chunk } from "./packed-vault.js";
+import { makeChunk, storeChunkObject, storeRecordedPacks, type Chunk } from "./packed-vault.js";
 
 const newFixture = packedFixtures();
 
@@ -45,10 +45,10 @@ async function makeChunks(): Promise<Chunks> {
  */
 async function buildWorld(c: Chunks): Promise<World> {
   const f = await newFixture();
-  await storePacks(f.v, c.kept);
-  await storePacks(f.v, c.sparse);
-  await storePacks(f.v, c.dead);
-  const [danglingPack] = await storePacks(f.v, c.dangling);
+  await storeRecordedPacks(f.v, c.kept);
+  await storeRecordedPacks(f.v, c.sparse);
+  await storeRecordedPacks(f.v, c.dead);
+  const [danglingPack] = await storeRecordedPacks(f.v, c.dangling);
   await f.catalog.markPacksOrphaned(GDB, [danglingPack!.name], "2026-01-01T00:00:00.000Z");
   await f.catalog.deletePackIfOrphaned(GDB, danglingPack!.name, "2026-01-01T00:00:00.000Z");
   await storeChunkObject(f.v, c.looseLive);
