@@ -786,7 +786,7 @@ async function knownFromPackLog(
     for (let i = 0; i < names.length; i += PACK_LOG_BATCH) {
       const records = await clients.catalog.getPacks(cfg.databaseId, names.slice(i, i + PACK_LOG_BATCH));
       for (const p of records) {
-        if (p.repackedAt !== undefined || knownPacks.has(p.name)) continue;
+        if (p.repackedAt !== undefined || p.deletingAt !== undefined || knownPacks.has(p.name)) continue;
         let entries;
         try {
           entries = await readPackIndex(clients.store, cfg.vaultBucket, p);

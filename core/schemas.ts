@@ -325,6 +325,14 @@ export const packItemSchema = z.object({
    * written again (PromotePacks promoting the same pack anew) has none.
    */
   repackedAt: z.string().optional(),
+  /**
+   * Retention (docs/retention.md, "Packs"): when a sweep condemned it, the
+   * first step of deleting it (conditional on the orphanedAt it had read).
+   * From then on no reader takes a chunk from it and no push can unmark it;
+   * the sweep deletes its chunk records, its object everywhere and last this
+   * record, and a later sweep finishes a deletion interrupted in between.
+   */
+  deletingAt: z.string().optional(),
 });
 export type PackItem = z.infer<typeof packItemSchema>;
 

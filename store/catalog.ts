@@ -137,10 +137,13 @@
  *   that exists (replacing an earlier value) and resolves the names it
  *   marked; a name without a record is skipped, never created.
  *   clearPackOrphaned(db, name) removes orphanedAt when present and resolves
- *   true when the record exists (marked or not), false when there is none.
- *   deletePackIfOrphaned(db, name, orphanedAt) deletes the record only when
- *   it carries exactly that orphanedAt (so a clear or a new mark since wins)
- *   and resolves whether it did. markPacksRepacked(db, names, at) sets
+ *   true when the record exists (marked or not) and is not condemned, false
+ *   when there is none or it is condemned. condemnPack(db, name, orphanedAt,
+ *   at) sets deletingAt = at only when the record carries exactly that
+ *   orphanedAt and no deletingAt (so a clear or a new mark since wins), and
+ *   resolves whether it did; deleteCondemnedPack(db, name) deletes the
+ *   record only while it carries a deletingAt, resolving whether it did.
+ *   markPacksRepacked(db, names, at) sets
  *   repackedAt = at the same way (existing records only, the names marked);
  *   neither clearPackOrphaned nor a later mark removes it (a record written
  *   again by recordPacks has none). Each is one conditional write per pack.
@@ -302,8 +305,10 @@ export interface Catalog {
   markPacksRepacked(databaseId: string, names: readonly string[], at: string): Promise<string[]>;
   /** Unmarks a pack; false when its record is gone. */
   clearPackOrphaned(databaseId: string, name: string): Promise<boolean>;
-  /** Deletes a pack record only while it carries this orphanedAt; whether it did. */
-  deletePackIfOrphaned(databaseId: string, name: string, orphanedAt: string): Promise<boolean>;
+  /** Condemns a pack (deletingAt = at) only while it carries this orphanedAt and is not condemned yet; whether it did. */
+  condemnPack(databaseId: string, name: string, orphanedAt: string, at: string): Promise<boolean>;
+  /** Deletes a pack record only while it is condemned; whether it did. */
+  deleteCondemnedPack(databaseId: string, name: string): Promise<boolean>;
   /** Deletes chunk records only while they point at `vaultKey`; the hashes deleted. */
   deleteChunksInPack(databaseId: string, sha256s: readonly string[], vaultKey: string): Promise<string[]>;
   /** Rewrites chunk records only while they point at `fromVaultKey` (a repack); the hashes moved. */

@@ -1238,17 +1238,39 @@ export class DynamoCatalog implements Catalog {
     const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
     const key = { pk: databasePk(databaseId), sk: packSk(checked) };
     const cleared = await this.conditional(
-      () => this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: key, UpdateExpression: "REMOVE orphanedAt", ConditionExpression: "attribute_exists(orphanedAt)" })),
+      () =>
+        this.doc.send(
+          new UpdateCommand({ TableName: this.tableName, Key: key, UpdateExpression: "REMOVE orphanedAt", ConditionExpression: "attribute_exists(orphanedAt) AND attribute_not_exists(deletingAt)" }),
+        ),
       "UpdateItem (unmark pack)",
     );
-    // The condition also fails on a record that is there without a mark (cleared meanwhile): only a missing record is "gone".
-    return cleared || (await this.getItem(key.pk, key.sk, "GetItem (pack)")) !== undefined;
+    if (cleared) return true;
+    // The condition also fails on a record that is there without a mark (cleared meanwhile): only a missing or condemned record is "gone".
+    const item = await this.getItem(key.pk, key.sk, "GetItem (pack)");
+    return item !== undefined && item["deletingAt"] === undefined;
   }
 
-  async deletePackIfOrphaned(databaseId: string, name: string, orphanedAt: string): Promise<boolean> {
+  async condemnPack(databaseId: string, name: string, orphanedAt: string, at: string): Promise<boolean> {
     const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
     return this.conditional(
-      () => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: databasePk(databaseId), sk: packSk(checked) }, ConditionExpression: "orphanedAt = :o", ExpressionAttributeValues: { ":o": orphanedAt } })),
+      () =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: databasePk(databaseId), sk: packSk(checked) },
+            UpdateExpression: "SET deletingAt = :at",
+            ConditionExpression: "orphanedAt = :o AND attribute_not_exists(deletingAt)",
+            ExpressionAttributeValues: { ":o": orphanedAt, ":at": at },
+          }),
+        ),
+      "UpdateItem (condemn pack)",
+    );
+  }
+
+  async deleteCondemnedPack(databaseId: string, name: string): Promise<boolean> {
+    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
+    return this.conditional(
+      () => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: databasePk(databaseId), sk: packSk(checked) }, ConditionExpression: "attribute_exists(deletingAt)" })),
       "DeleteItem (pack)",
     );
   }

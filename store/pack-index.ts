@@ -64,7 +64,9 @@ export class PackIndexCache {
     let read = this.kept.get(name);
     if (read !== undefined) this.kept.delete(name);
     else {
-      const pack = await this.catalog.getPack(this.databaseId, name);
+      const recorded = await this.catalog.getPack(this.databaseId, name);
+      // A condemned pack (retention is deleting it) is as good as gone: no reader takes a chunk from it.
+      const pack = recorded?.deletingAt === undefined ? recorded : undefined;
       try {
         const entries = pack === undefined ? undefined : await readPackIndex(this.store, this.bucket, pack);
         read = pack === undefined ? null : { pack, entries: entries === undefined ? undefined : new Map(entries.map((e) => [e.sha256, e])) };

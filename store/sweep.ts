@@ -541,6 +541,8 @@ async function indexPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurs
       delete t.index;
       delete t.unplaced;
       delete t.unreadable;
+      // Condemned: the pack phase finishes its deletion whatever its index says.
+      if (p.deletingAt !== undefined) return;
       try {
         const entries = await readPackIndex(primary.store, primary.bucket, p);
         if (entries === undefined) t.unreadable = `its object is missing from ${primary.region}`;
@@ -638,6 +640,30 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
     );
   };
 
+  /**
+   * Deletes a condemned pack: the chunk records its index names that still
+   * point at it (a vault from before docs/packs.md step 3), its object in
+   * every region, then its record (last: a deletion interrupted before it
+   * is found condemned by the next sweep and finished).
+   */
+  const finishDeletion = async (p: PackItem, entries: readonly PackEntry[] | undefined, why: string): Promise<void> => {
+    await catalog.deleteChunksInPack(databaseId, (entries ?? []).map((e) => e.sha256), p.vaultKey);
+    const where = await ctx.deleteEverywhere(p.vaultKey, () => undefined);
+    await catalog.deleteCondemnedPack(databaseId, p.name);
+    ctx.note("sweep-pack", p.name, where, why);
+  };
+
+  /** A deletion a run condemned the pack for and did not finish: finished now, whatever the pack's index (or object) says. */
+  const finishCondemned = async (p: PackItem): Promise<void> => {
+    let entries: PackEntry[] | undefined;
+    try {
+      entries = await readPackIndex(primary.store, primary.bucket, p);
+    } catch (e) {
+      if (!(e instanceof CorruptPackError)) throw e;
+    }
+    await finishDeletion(p, entries, `an earlier deletion of this pack stopped after condemning it at ${p.deletingAt}: finished`);
+  };
+
   /** Deletes a candidate pack unless a push unmarked it since it was read, or its index cannot be read now; true when deleted. */
   const sweepPack = async (p: PackItem): Promise<boolean> => {
     // The index names the chunk records to delete; read it while the pack is surely there.
@@ -650,10 +676,9 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
       keepUnreadable(p, describeError(e));
       return false;
     }
-    if (!(await catalog.deletePackIfOrphaned(databaseId, p.name, p.orphanedAt!))) return false;
-    await catalog.deleteChunksInPack(databaseId, (entries ?? []).map((e) => e.sha256), p.vaultKey);
-    const where = await ctx.deleteEverywhere(p.vaultKey, () => undefined);
-    ctx.note("sweep-pack", p.name, where, `no kept snapshot references a chunk of it; a deletion candidate since ${p.orphanedAt}, more than ${graceHours}, and no push reused it`);
+    // Condemned first (conditional on the mark this run read): from then on no push can unmark it nor reader use it.
+    if (!(await catalog.condemnPack(databaseId, p.name, p.orphanedAt!, at))) return false;
+    await finishDeletion(p, entries, `no kept snapshot references a chunk of it; a deletion candidate since ${p.orphanedAt}, more than ${graceHours}, and no push reused it`);
     return true;
   };
 
@@ -663,7 +688,12 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
     const page = await catalog.listPackPage(databaseId, after, limit);
     const toMark: string[] = [];
     const toDelete: PackItem[] = [];
+    const toFinish: PackItem[] = [];
     for (const p of page.packs) {
+      if (p.deletingAt !== undefined) {
+        toFinish.push(p);
+        continue;
+      }
       const t: Tally = tallies.get(p.vaultKey) ?? noLiveness();
       if (t.unreadable !== undefined && p.repackedAt === undefined) {
         keepUnreadable(p, t.unreadable);
@@ -680,6 +710,10 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
     counts.packsMarked += (await catalog.markPacksOrphaned(databaseId, toMark, at)).length;
     await forEachLimit(toDelete, conc, async (p) => {
       if (await sweepPack(p)) counts.packsSwept++;
+    });
+    await forEachLimit(toFinish, conc, async (p) => {
+      await finishCondemned(p);
+      counts.packsSwept++;
     });
     // What was asked for, not what came: a round never asks for more than its budget.
     spent.packs += limit;

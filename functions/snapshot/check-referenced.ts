@@ -148,9 +148,9 @@ function checkPackedRecord(manifest: ManifestFiles, c: UniqueChunk, r: ChunkItem
   );
 }
 
-/** Whether a pack a snapshot uses is still there: recorded, and unmarked now if retention had marked it (false: retention's delete came first). */
+/** Whether a pack a snapshot uses is still there: recorded, not condemned, and unmarked now if retention had marked it (false: retention's delete came first). */
 async function packStillThere(catalog: Catalog, databaseId: string, pack: PackItem | undefined): Promise<boolean> {
-  return pack !== undefined && (pack.orphanedAt === undefined || (await catalog.clearPackOrphaned(databaseId, pack.name)));
+  return pack !== undefined && pack.deletingAt === undefined && (pack.orphanedAt === undefined || (await catalog.clearPackOrphaned(databaseId, pack.name)));
 }
 
 /**

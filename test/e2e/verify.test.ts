@@ -16,6 +16,7 @@ import type { VerificationRecord } from "../../core/schemas.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
 import { ScratchPostgres } from "../../agent/postgres.js";
 import { databasePk, walSk, type DynamoCatalog } from "../../store/dynamo-catalog.js";
+import { readPackIndex } from "../../store/pack-index.js";
 import { stackClients, type StackClients } from "../support/harness.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { switchAndWaitArchived } from "../support/postgres.js";
@@ -99,9 +100,16 @@ describe("verification of a PostgreSQL snapshot", () => {
   }, 600_000);
 
   it("one flipped byte in one chunk fails L2 naming the chunk and the file; the failure is recorded and notified", async () => {
-    // Prepare: flip a byte of one chunk's stored bytes in the vault (keeping the object's metadata):
-    // in its pack, or its own object in a vault written before packs.
-    const recs = (await clients.catalog.listChunks(DB)).filter((r) => r.storedSize > 16).sort((a, b) => a.sha256.localeCompare(b.sha256));
+    // Prepare: flip a byte of one chunk's stored bytes in the vault (keeping the object's metadata): in its pack, found
+    // by the pack's index (ingest records no chunk), or its own object in a vault written before packs.
+    const packs = (await clients.catalog.listPackPage(DB)).packs;
+    const recs =
+      packs.length > 0
+        ? (await Promise.all(packs.map(async (p) => (await readPackIndex(clients.store, stack.config.vaultBucket, p))!.map((e) => ({ sha256: e.sha256, vaultKey: p.vaultKey, offset: e.offset as number | undefined, storedSize: e.storedLength })))))
+            .flat()
+            .filter((r) => r.storedSize > 16)
+            .sort((a, b) => a.sha256.localeCompare(b.sha256))
+        : (await clients.catalog.listChunks(DB)).filter((r) => r.storedSize > 16).sort((a, b) => a.sha256.localeCompare(b.sha256));
     const rec = recs[Math.floor(recs.length / 2)]!;
     const key = rec.vaultKey;
     const original = (await clients.store.get(stack.config.vaultBucket, key))!;

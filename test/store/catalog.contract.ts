@@ -1402,21 +1402,28 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect(await rejection(catalog.claimPackPromotion(DB, "not-a-hash", "o", t(1), t(0)))).toBeInstanceOf(InvalidInputError);
       });
 
-      it("deletePackIfOrphaned deletes only a record carrying exactly that orphanedAt", async () => {
+      it("condemnPack condemns only a record carrying exactly that orphanedAt, once; a condemned pack cannot be unmarked; deleteCondemnedPack deletes only a condemned record", async () => {
         // Prepare
         const a = pack(sha("a"));
         const unmarked = pack(sha("b"));
         await catalog.recordPacks([a, unmarked]);
         await catalog.markPacksOrphaned(DB, [a.name], "2025-02-01T00:00:00.000Z");
+        const at = "2025-02-03T00:00:00.000Z";
 
         // Act
-        const wrongTime = await catalog.deletePackIfOrphaned(DB, a.name, "2025-01-31T00:00:00.000Z");
-        const notMarked = await catalog.deletePackIfOrphaned(DB, unmarked.name, "2025-02-01T00:00:00.000Z");
-        const right = await catalog.deletePackIfOrphaned(DB, a.name, "2025-02-01T00:00:00.000Z");
-        const again = await catalog.deletePackIfOrphaned(DB, a.name, "2025-02-01T00:00:00.000Z");
+        const wrongTime = await catalog.condemnPack(DB, a.name, "2025-01-31T00:00:00.000Z", at);
+        const notMarked = await catalog.condemnPack(DB, unmarked.name, "2025-02-01T00:00:00.000Z", at);
+        const notCondemned = await catalog.deleteCondemnedPack(DB, unmarked.name);
+        const right = await catalog.condemnPack(DB, a.name, "2025-02-01T00:00:00.000Z", at);
+        const again = await catalog.condemnPack(DB, a.name, "2025-02-01T00:00:00.000Z", at);
+        const condemned = await catalog.getPack(DB, a.name);
+        const cleared = await catalog.clearPackOrphaned(DB, a.name);
+        const deleted = await catalog.deleteCondemnedPack(DB, a.name);
+        const deletedAgain = await catalog.deleteCondemnedPack(DB, a.name);
 
         // Assess
-        expect([wrongTime, notMarked, right, again]).toEqual([false, false, true, false]);
+        expect([wrongTime, notMarked, notCondemned, right, again, cleared, deleted, deletedAgain]).toEqual([false, false, false, true, false, false, true, false]);
+        expect(condemned).toEqual({ ...a, orphanedAt: "2025-02-01T00:00:00.000Z", deletingAt: at });
         expect(await catalog.getPack(DB, a.name)).toBeUndefined();
         expect(await catalog.getPack(DB, unmarked.name)).toEqual(unmarked);
       });

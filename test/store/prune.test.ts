@@ -531,7 +531,36 @@ describe("executePrune with packs", () => {
     expect(audit.filter((a) => a.action === "sweep-pack").map((a) => [a.subject, a.regions])).toEqual([[pack!.name, []]]);
   });
 
-  it("finishes a pack deletion interrupted after the pack record: the chunk records left pointing at it and its object go; a pack a kept snapshot uses stays", async () => {
+  it("finishes a pack deletion interrupted after condemning it (no chunk records): its object and record go, and no reader takes a chunk from it meanwhile", async () => {
+    // Prepare: a pruned snapshot's pack, marked by run 1, then condemned by a run that stopped there.
+    const f = await newFixture();
+    const chunks = await Promise.all([0, 1].map((i) => makeChunk(`condemned ${i}`)));
+    const [pack] = await storePacks(f.v, chunks);
+    const old = await snapshotOf(f, chunks, new Date("2026-01-01T00:00:00Z"), undefined, undefined, new Map(chunks.map((c) => [c.sha256, pack!.name])));
+    await run(f, deleting(old), [old], RUN1, "run-1");
+    expect(await f.catalog.condemnPack(GDB, pack!.name, RUN1.toISOString(), RUN2.toISOString())).toBe(true);
+    const { manifestKey } = await putPackedManifest(f.v, [{ c: chunks[0]!, isNew: false }], [], new Date("2026-01-03T00:00:00Z"), undefined, new Map([[chunks[0]!.sha256, pack!.name]]));
+    const reusing = manifestOf(f, { manifestKey });
+
+    // Act: a push reusing a chunk of it by name is checked; then the next run.
+    const refused = await checkPackedChunks({ catalog: f.catalog, vault: f.vault, vaultBucket: "vault" }, reusing, [{ ...reused(chunks[0]!), reusedPack: 0 }], [], reusing.reusedPacks).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const unmarked = await f.catalog.clearPackOrphaned(GDB, pack!.name);
+    const summary = await run(f, nothing, [], RUN3, "run-3");
+
+    // Assess
+    expect(refused).toBeInstanceOf(NotFoundError);
+    expect(String(refused)).toContain(chunks[0]!.sha256);
+    expect(unmarked).toBe(false);
+    expect(summary.packsSwept).toBe(1);
+    expect(await f.catalog.getPack(GDB, pack!.name)).toBeUndefined();
+    expect(f.vault.objects.has(vaultPackKey(GDB, pack!.name))).toBe(false);
+    expect((await f.catalog.listAudit(GDB)).filter((a) => a.action === "sweep-pack").map((a) => a.reason)).toEqual([expect.stringMatching(/stopped after condemning it at .*: finished$/)]);
+  });
+
+  it("finishes a pack deletion an older sweep interrupted after the pack record: the chunk records left pointing at it and its object go; a pack a kept snapshot uses stays", async () => {
     // Prepare: two packs whose records are gone (an interrupted deletion): one no snapshot uses, one a kept snapshot uses.
     const f = await newFixture();
     const dead = await Promise.all([0, 1].map((i) => makeChunk(`dangling ${i}`)));
@@ -541,7 +570,8 @@ describe("executePrune with packs", () => {
     const keep = await snapshotOf(f, used, new Date("2026-01-02T00:00:00Z"));
     for (const p of [deadPack!, usedPack!]) {
       await f.catalog.markPacksOrphaned(GDB, [p.name], "2026-01-01T00:00:00.000Z");
-      await f.catalog.deletePackIfOrphaned(GDB, p.name, "2026-01-01T00:00:00.000Z");
+      await f.catalog.condemnPack(GDB, p.name, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z");
+      await f.catalog.deleteCondemnedPack(GDB, p.name);
     }
 
     // Act
@@ -569,15 +599,15 @@ describe("executePrune with packs", () => {
       return { f, chunks, pack: pack!, reusing };
     }
 
-    it("CheckReferenced between the sweep's read and its delete: it unmarks the pack, the conditional delete fails and the pack stays whole", async () => {
+    it("CheckReferenced between the sweep's read and its condemning: it unmarks the pack, the conditional condemning fails and the pack stays whole", async () => {
       // Prepare
       const { f, chunks, pack, reusing } = await candidate();
 
       // The push's CheckReferenced runs after the sweep read the mark, before its conditional delete.
       const racing = Object.create(f.catalog) as DynamoCatalog;
-      racing.deletePackIfOrphaned = async (db, name, orphanedAt) => {
+      racing.condemnPack = async (db, name, orphanedAt, at) => {
         await checkReusedPacks(f.catalog, reusing, [reused(chunks[0]!)]);
-        return f.catalog.deletePackIfOrphaned(db, name, orphanedAt);
+        return f.catalog.condemnPack(db, name, orphanedAt, at);
       };
 
       // Act

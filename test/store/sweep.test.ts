@@ -50,7 +50,9 @@ async function buildWorld(c: Chunks): Promise<World> {
   await storeRecordedPacks(f.v, c.dead);
   const [danglingPack] = await storeRecordedPacks(f.v, c.dangling);
   await f.catalog.markPacksOrphaned(GDB, [danglingPack!.name], "2026-01-01T00:00:00.000Z");
-  await f.catalog.deletePackIfOrphaned(GDB, danglingPack!.name, "2026-01-01T00:00:00.000Z");
+  // (A sweep from before packs were condemned first deleted the record, then the chunk records.)
+  await f.catalog.condemnPack(GDB, danglingPack!.name, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z");
+  await f.catalog.deleteCondemnedPack(GDB, danglingPack!.name);
   await storeChunkObject(f.v, c.looseLive);
   await storeChunkObject(f.v, c.looseDead);
   const old = await snapshotOf(f, [...c.sparse, ...c.dead, c.looseDead], new Date("2026-01-01T00:00:00Z"));
