@@ -31,8 +31,11 @@
  *    append-mostly or immutable files resynchronise after an insertion.
  *  - Known? A chunk is reused without asking anyone when the latest
  *    snapshot's manifest references it (fetched from the vault, checked
- *    against the catalog's manifestSha256 and validated) or when this push has
- *    already met it (each chunk is uploaded once per push). The rest is asked
+ *    against the catalog's manifestSha256 and validated), when a pack
+ *    recorded since that snapshot began holds it (the catalog's pack log;
+ *    each such pack's index read once: an interrupted push's packs, so a
+ *    retry uploads nothing it landed; knownFromPackLog), or when this push
+ *    has already met it (each chunk is uploaded once per push). The rest is asked
  *    from the catalog in batches of `lookupBatchSize` (missingChunks, never a
  *    round trip per chunk). A chunk the catalog has but the previous manifest
  *    does not (shared with an older snapshot only) needs its stored size and
