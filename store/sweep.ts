@@ -543,14 +543,10 @@ async function indexPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurs
       delete t.unreadable;
       // Condemned: the pack phase finishes its deletion whatever its index says.
       if (p.deletingAt !== undefined) return;
-      try {
-        const entries = await readPackIndex(primary.store, primary.bucket, p);
-        if (entries === undefined) t.unreadable = `its object is missing from ${primary.region}`;
-        else read.set(p.name, p.repackedAt === undefined ? entries : await unplaced(ctx, entries));
-      } catch (e) {
-        if (!(e instanceof CorruptPackError)) throw e;
-        t.unreadable = describeError(e);
-      }
+      const { entries, damaged } = await indexOrDamage(primary, p);
+      if (damaged !== undefined) t.unreadable = damaged;
+      else if (entries === undefined) t.unreadable = `its object is missing from ${primary.region}`;
+      else read.set(p.name, p.repackedAt === undefined ? entries : await unplaced(ctx, entries));
     });
     // In page order, so that a retried round writes the same runs.
     for (const p of page.packs) {
@@ -655,25 +651,17 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
 
   /** A deletion a run condemned the pack for and did not finish: finished now, whatever the pack's index (or object) says. */
   const finishCondemned = async (p: PackItem): Promise<void> => {
-    let entries: PackEntry[] | undefined;
-    try {
-      entries = await readPackIndex(primary.store, primary.bucket, p);
-    } catch (e) {
-      if (!(e instanceof CorruptPackError)) throw e;
-    }
+    const { entries } = await indexOrDamage(primary, p);
     await finishDeletion(p, entries, `an earlier deletion of this pack stopped after condemning it at ${p.deletingAt}: finished`);
   };
 
   /** Deletes a candidate pack unless a push unmarked it since it was read, or its index cannot be read now; true when deleted. */
   const sweepPack = async (p: PackItem): Promise<boolean> => {
     // The index names the chunk records to delete; read it while the pack is surely there.
-    let entries: PackEntry[] | undefined;
-    try {
-      entries = await readPackIndex(primary.store, primary.bucket, p);
-    } catch (e) {
-      if (!(e instanceof CorruptPackError)) throw e;
+    const { entries, damaged } = await indexOrDamage(primary, p);
+    if (damaged !== undefined) {
       // Damaged since the index phase read it: kept, as the pack phase keeps one it could not read.
-      keepUnreadable(p, describeError(e));
+      keepUnreadable(p, damaged);
       return false;
     }
     // Condemned first (conditional on the mark this run read): from then on no push can unmark it nor reader use it.
@@ -722,6 +710,17 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
   if (after === undefined) delete c.packAfter;
   else c.packAfter = after;
   return after === undefined;
+}
+
+/** A pack's index entries (undefined: its object is missing), or why they cannot be read (a CorruptPackError's message). */
+async function indexOrDamage(region: { store: ObjectStore; bucket: string }, p: PackItem): Promise<{ entries?: PackEntry[]; damaged?: string }> {
+  try {
+    const entries = await readPackIndex(region.store, region.bucket, p);
+    return entries === undefined ? {} : { entries };
+  } catch (e) {
+    if (!(e instanceof CorruptPackError)) throw e;
+    return { damaged: describeError(e) };
+  }
 }
 
 /** Interrupted pack deletions finished, chosen packs repacked, the scratch cleared; always true. */
@@ -776,15 +775,8 @@ async function repackChosen(ctx: SweepContext, scratch: SweepScratch, c: SweepCu
   // The hashes of the chosen packs (their indexes: at most REPACK_MAX_PACKS), then which of them the mark holds.
   const hashes = new Set<string>();
   for (const p of packs) {
-    let entries: PackEntry[] | undefined;
-    try {
-      entries = await readPackIndex(primary.store, primary.bucket, p);
-    } catch (e) {
-      // A damaged index: repackPacks reads it again, leaves the pack as it is and says why.
-      if (e instanceof CorruptPackError) continue;
-      throw e;
-    }
-    // A missing pack: repackPacks names it.
+    // A damaged index or a missing pack: repackPacks reads it again, leaves the pack as it is and says why.
+    const { entries } = await indexOrDamage(primary, p);
     for (const e of entries ?? []) hashes.add(e.sha256);
   }
   const live = new Set<string>();
