@@ -783,8 +783,10 @@ async function knownFromPackLog(
   let packs = 0;
   let chunks = 0;
   let after: string | undefined;
+  // The log is keyed by ISO times (toISOString's form): a start time written otherwise is read from the log's beginning.
+  const start = since !== undefined && !Number.isNaN(Date.parse(since)) ? new Date(since).toISOString() : PACK_LOG_ORIGIN;
   do {
-    const page = await clients.catalog.listPacksRecordedSince(cfg.databaseId, since ?? PACK_LOG_ORIGIN, after);
+    const page = await clients.catalog.listPacksRecordedSince(cfg.databaseId, start, after);
     const names = [...new Set(page.packs.map((p) => p.name))].filter((n) => !knownPacks.has(n));
     for (let i = 0; i < names.length; i += PACK_LOG_BATCH) {
       const records = await clients.catalog.getPacks(cfg.databaseId, names.slice(i, i + PACK_LOG_BATCH));
