@@ -108,7 +108,6 @@ import { decodeWith, DEFAULT_CODEC, getCodec, type Codec, type CodecName } from 
 import type { AgentConfig } from "../core/config.js";
 import {
   ConfigError,
-  CorruptPackError,
   FileAccessError,
   InvalidInputError,
   QuarantinedError,
@@ -157,7 +156,7 @@ import { ManifestSpool } from "./manifest-spool.js";
 import { manifestPagesEnabled, uploadManifest, uploadPagedManifest, type PageLimits, type UploadedManifest } from "./manifest-upload.js";
 import { ChunkTable, PackNumbering } from "../core/chunk-table.js";
 import { StoreManifestObjects, openManifest } from "../store/manifest-pages.js";
-import { readPackIndex } from "../store/pack-index.js";
+import { readPackIndexOrDamage } from "../store/pack-index.js";
 import { createProgress, type Progress, type TransferStats } from "./progress.js";
 import { readFailureNote, type FailureNoteSource } from "./wal-push.js";
 
@@ -792,14 +791,8 @@ async function knownFromPackLog(
       const records = await clients.catalog.getPacks(cfg.databaseId, names.slice(i, i + PACK_LOG_BATCH));
       for (const p of records) {
         if (p.repackedAt !== undefined || p.deletingAt !== undefined || knownPacks.has(p.name)) continue;
-        let entries;
-        try {
-          entries = await readPackIndex(clients.store, cfg.vaultBucket, p);
-        } catch (e) {
-          if (e instanceof CorruptPackError) continue;
-          throw e;
-        }
-        if (entries === undefined) continue;
+        const { entries } = await readPackIndexOrDamage(clients.store, cfg.vaultBucket, p);
+        if (entries === undefined) continue; // missing or damaged: its chunks are uploaded again if met
         const number = knownPacks.numberOf(p.name);
         packs++;
         for (const e of entries) {

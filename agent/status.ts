@@ -126,7 +126,7 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
   positions.clear();
 
   /** One timeline's (or stream's) continuity as named ranges and gaps, each with its end segments' archive times when the catalog holds them. */
-  const named = (group: string, c: TimelineContinuity, name: (segno: bigint) => string): { ranges: WalRange[]; gaps: WalGap[] } => {
+  const named = (c: TimelineContinuity, name: (segno: bigint) => string): { ranges: WalRange[]; gaps: WalGap[] } => {
     const times = (a: string, b: string): { from?: string; to?: string } => {
       const from = archivedAt.get(a);
       const to = archivedAt.get(b);
@@ -143,9 +143,9 @@ export async function status(clients: AgentClients, databaseId: string, now = ne
       }),
     };
   };
-  const timelines: StatusReport["timelines"] = generic ? [] : continuity.map(({ group, c }) => ({ timeline: c.timeline, ...named(group, c, (segno) => segmentName(c.timeline, segno, segSize)) }));
+  const timelines: StatusReport["timelines"] = generic ? [] : continuity.map(({ c }) => ({ timeline: c.timeline, ...named(c, (segno) => segmentName(c.timeline, segno, segSize)) }));
   const streams: StatusReport["streams"] = generic
-    ? continuity.map(({ group, c }) => ({ stream: group, ...named(group, c, (segno) => nameAt.get(`${group}:${segno}`) ?? `${group}@${segno}`) }))
+    ? continuity.map(({ group, c }) => ({ stream: group, ...named(c, (segno) => nameAt.get(`${group}:${segno}`) ?? `${group}@${segno}`) }))
     : undefined;
   const complete = through?.result();
   return {

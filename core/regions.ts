@@ -12,7 +12,7 @@
 import type { RestorePlanInput, SnapshotInfo } from "./restore-plan.js";
 import { segmentPlace, streamOfRecord } from "./restore-input.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "./schemas.js";
-import { PositionList } from "./wal-positions.js";
+import { lastIndexOf, PositionList } from "./wal-positions.js";
 import { lsnToSegno } from "./wal.js";
 
 /** The record as that region holds it (its own version id), or undefined when the region does not hold it. */
@@ -79,7 +79,7 @@ export class WalLineIndex {
   runFrom(timeline: number, segno: bigint): { segno: bigint; archivedAt: Date } | undefined {
     const line = this.runsOf(timeline);
     if (line === undefined) return undefined;
-    const i = indexOf(line.pos, segno);
+    const i = lastIndexOf(line.pos, segno);
     if (i < 0) return undefined;
     const e = line.runEnd[i]!;
     return { segno: line.pos[e]!, archivedAt: new Date(line.at[e]!) };
@@ -126,17 +126,6 @@ export class WalLines {
     const key = this.database.kind === "generic" && this.streams.length > 1 ? (stream ?? "") : "";
     return this.lines.get(key) ?? new WalLineIndex();
   }
-}
-
-function indexOf(sorted: ArrayLike<bigint>, v: bigint): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid]! < v) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < sorted.length && sorted[lo] === v ? lo : -1;
 }
 
 /**

@@ -52,14 +52,20 @@ export class PositionList {
   /** The time listed last for position `v`; undefined when it is not listed. */
   timeAt(v: bigint): number | undefined {
     const { pos, at } = this.sorted();
-    // The first index past `v`: the one before it is the last listing of `v`, if any.
-    let lo = 0;
-    let hi = pos.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (pos[mid]! <= v) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo > 0 && pos[lo - 1] === v ? at[lo - 1] : undefined;
+    const i = lastIndexOf(pos, v);
+    return i < 0 ? undefined : at[i];
   }
+}
+
+/** In ascending `sorted`, the index of the last element equal to `v`, or -1 (a binary search). */
+export function lastIndexOf(sorted: ArrayLike<bigint>, v: bigint): number {
+  // The first index past `v`: the one before it is the last listing of `v`, if any.
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! <= v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo > 0 && sorted[lo - 1] === v ? lo - 1 : -1;
 }

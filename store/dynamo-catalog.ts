@@ -1139,9 +1139,15 @@ export class DynamoCatalog implements Catalog {
     return out.start === undefined || typeof last !== "string" ? { packs } : { packs, next: last.slice(prefix.length) };
   }
 
-  async getPack(databaseId: string, name: string): Promise<PackItem | undefined> {
+  /** The key of a pack's record (or, with `prefix`, its promotion claim), its name checked first (InvalidInputError). */
+  private packKey(databaseId: string, name: string, prefix: string = CATALOG_SORT_KEYS.packPrefix): { pk: string; sk: string } {
     const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
-    const item = await this.getItem(databasePk(databaseId), packSk(checked), "GetItem (pack)");
+    return { pk: databasePk(databaseId), sk: `${prefix}${checked}` };
+  }
+
+  async getPack(databaseId: string, name: string): Promise<PackItem | undefined> {
+    const key = this.packKey(databaseId, name);
+    const item = await this.getItem(key.pk, key.sk, "GetItem (pack)");
     return item === undefined ? undefined : this.parse(packItemSchema, item, "pack record");
   }
 
@@ -1191,8 +1197,7 @@ export class DynamoCatalog implements Catalog {
   }
 
   async claimPackPromotion(databaseId: string, name: string, owner: string, until: string, now: string): Promise<string | undefined> {
-    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
-    const key = { pk: databasePk(databaseId), sk: `${CATALOG_SORT_KEYS.promotingPrefix}${checked}` };
+    const key = this.packKey(databaseId, name, CATALOG_SORT_KEYS.promotingPrefix);
     // A claim released between the refused put and the read: try once more; still contested, report it as ending now.
     for (let attempt = 0; attempt < 2; attempt++) {
       const taken = await this.conditional(
@@ -1200,7 +1205,7 @@ export class DynamoCatalog implements Catalog {
           this.doc.send(
             new PutCommand({
               TableName: this.tableName,
-              Item: { ...key, databaseId, name: checked, owner, until, [CATALOG_TTL_ATTRIBUTE]: Math.ceil(Date.parse(until) / 1000) + 3600 },
+              Item: { ...key, databaseId, name, owner, until, [CATALOG_TTL_ATTRIBUTE]: Math.ceil(Date.parse(until) / 1000) + 3600 },
               ConditionExpression: "attribute_not_exists(pk) OR #owner = :owner OR #until < :now",
               ExpressionAttributeNames: { "#owner": "owner", "#until": "until" },
               ExpressionAttributeValues: { ":owner": owner, ":now": now },
@@ -1216,14 +1221,14 @@ export class DynamoCatalog implements Catalog {
   }
 
   async releasePackPromotion(databaseId: string, name: string, owner: string): Promise<void> {
-    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
+    const key = this.packKey(databaseId, name, CATALOG_SORT_KEYS.promotingPrefix);
     // Ended, not deleted (snapshot ingest deletes nothing); the TTL removes the item later.
     await this.conditional(
       () =>
         this.doc.send(
           new UpdateCommand({
             TableName: this.tableName,
-            Key: { pk: databasePk(databaseId), sk: `${CATALOG_SORT_KEYS.promotingPrefix}${checked}` },
+            Key: key,
             UpdateExpression: "SET #until = :released",
             ConditionExpression: "#owner = :owner",
             ExpressionAttributeNames: { "#owner": "owner", "#until": "until" },
@@ -1235,8 +1240,7 @@ export class DynamoCatalog implements Catalog {
   }
 
   async clearPackOrphaned(databaseId: string, name: string): Promise<boolean> {
-    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
-    const key = { pk: databasePk(databaseId), sk: packSk(checked) };
+    const key = this.packKey(databaseId, name);
     const cleared = await this.conditional(
       () =>
         this.doc.send(
@@ -1251,13 +1255,13 @@ export class DynamoCatalog implements Catalog {
   }
 
   async condemnPack(databaseId: string, name: string, orphanedAt: string, at: string): Promise<boolean> {
-    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
+    const key = this.packKey(databaseId, name);
     return this.conditional(
       () =>
         this.doc.send(
           new UpdateCommand({
             TableName: this.tableName,
-            Key: { pk: databasePk(databaseId), sk: packSk(checked) },
+            Key: key,
             UpdateExpression: "SET deletingAt = :at",
             ConditionExpression: "orphanedAt = :o AND attribute_not_exists(deletingAt)",
             ExpressionAttributeValues: { ":o": orphanedAt, ":at": at },
@@ -1268,9 +1272,9 @@ export class DynamoCatalog implements Catalog {
   }
 
   async deleteCondemnedPack(databaseId: string, name: string): Promise<boolean> {
-    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
+    const key = this.packKey(databaseId, name);
     return this.conditional(
-      () => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: databasePk(databaseId), sk: packSk(checked) }, ConditionExpression: "attribute_exists(deletingAt)" })),
+      () => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: key, ConditionExpression: "attribute_exists(deletingAt)" })),
       "DeleteItem (pack)",
     );
   }

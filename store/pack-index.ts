@@ -9,7 +9,7 @@
  * without records and finds the index from the footer instead
  * (store/catalog-rebuild.ts).
  */
-import { CorruptPackError } from "../core/errors.js";
+import { CorruptPackError, describeError } from "../core/errors.js";
 import { parsePackIndex, type PackEntry } from "../core/pack.js";
 import type { PackItem } from "../core/schemas.js";
 import type { Catalog } from "./catalog.js";
@@ -27,6 +27,21 @@ export async function readPackIndex(store: ObjectStore, bucket: string, pack: Re
   const tail = await store.getRange(bucket, pack.vaultKey, pack.dataLength, pack.size - 1);
   if (tail === undefined) return undefined;
   return parsePackIndex(tail, { what: `pack ${pack.vaultKey}`, packSize: pack.size }).entries;
+}
+
+/**
+ * readPackIndex for callers that go on without a damaged index: its entries
+ * (none: the object is missing), or why it cannot be read (the
+ * CorruptPackError's message); other failures reject.
+ */
+export async function readPackIndexOrDamage(store: ObjectStore, bucket: string, pack: RecordedPack): Promise<{ entries?: PackEntry[]; damaged?: string }> {
+  try {
+    const entries = await readPackIndex(store, bucket, pack);
+    return entries === undefined ? {} : { entries };
+  } catch (e) {
+    if (!(e instanceof CorruptPackError)) throw e;
+    return { damaged: describeError(e) };
+  }
 }
 
 /** A pack's record and its index by chunk hash (`entries` undefined: recorded, but its object is not in the vault). */

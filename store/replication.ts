@@ -75,7 +75,7 @@
 import { forEachLimit } from "../core/concurrency.js";
 import { ChecksumMismatchError, InvalidInputError, NotFoundError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { packNameOfKey, vaultChunkKey, vaultPackKey, vaultPacksPrefix } from "../core/keys.js";
+import { packNameOfKey, vaultChunkKey, vaultPackKey } from "../core/keys.js";
 import { META_SHA256, type ChunkItem, type PackItem } from "../core/schemas.js";
 import { snapshotPageKey } from "../core/keys.js";
 import type { SnapshotHeader } from "../core/manifest-header.js";
@@ -307,10 +307,7 @@ export async function replicateSnapshotBatch(
     const copyInPack = async (c: { sha256: string }, missing: NotFoundError): Promise<void> => {
       const [item] = opts.catalog === undefined ? [] : await opts.catalog.getChunks(db, [c.sha256]);
       if (item?.offset === undefined) throw missing;
-      const name = packNameOfKey(item.vaultKey);
-      if (vaultPackKeyOrUndefined(db, name) !== item.vaultKey) {
-        throw new InvalidInputError(`chunk ${c.sha256} is recorded at offset ${item.offset} of ${item.vaultKey}, which is not a pack of database ${db}`);
-      }
+      const name = recordedPackOf(db, item);
       let copy = packed.get(name);
       if (copy === undefined) {
         copy = (async () => {
@@ -369,7 +366,6 @@ export async function replicateSnapshotBatch(
     // 2. Its reused chunks: where each lives, from the pack the manifest names for it when that pack is recorded, not
     // repacked, and its index holds the chunk as the manifest describes it (the primary's index, read once per pack and
     // kept: no catalog read per chunk); else from the chunk's catalog record.
-    const packPrefix = vaultPacksPrefix(db);
     const indexes = manifest.reusedPacks === undefined ? undefined : new PackIndexCache(catalog, primary.store, primary.bucket, db);
     const inNamedPack = async (c: UniqueChunk): Promise<string | undefined> => {
       const name = namedPackOf(c, manifest);
@@ -421,10 +417,7 @@ export async function replicateSnapshotBatch(
           toObjects.push(item);
           continue;
         }
-        const name = item.vaultKey.startsWith(packPrefix) ? item.vaultKey.slice(packPrefix.length) : "";
-        if (vaultPackKeyOrUndefined(db, name) !== item.vaultKey) {
-          throw new InvalidInputError(`chunk ${c.sha256} is recorded at offset ${item.offset} of ${item.vaultKey}, which is not a pack of database ${db}`);
-        }
+        const name = recordedPackOf(db, item);
         if (own.has(name) || done.has(name) || toPacks.includes(name)) continue;
         if (packCalls + toPacks.length >= maxPacks) {
           stop = i;
@@ -542,10 +535,17 @@ function chunkRefsOf(primary: VaultRef, manifestKey: string, raw: Uint8Array): {
   };
 }
 
-function vaultPackKeyOrUndefined(databaseId: string, name: string): string | undefined {
+/** The pack a chunk record in a pack (`offset` set) names; InvalidInputError when its key is not one of the database's packs. */
+function recordedPackOf(databaseId: string, item: ChunkItem): string {
+  const name = packNameOfKey(item.vaultKey);
+  let key: string | undefined;
   try {
-    return vaultPackKey(databaseId, name);
+    key = vaultPackKey(databaseId, name);
   } catch {
-    return undefined;
+    key = undefined;
   }
+  if (key !== item.vaultKey) {
+    throw new InvalidInputError(`chunk ${item.sha256} is recorded at offset ${item.offset} of ${item.vaultKey}, which is not a pack of database ${databaseId}`);
+  }
+  return name;
 }

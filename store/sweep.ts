@@ -71,7 +71,7 @@
  */
 import { z } from "zod";
 import { forEachLimit } from "../core/concurrency.js";
-import { ConfigError, CorruptPackError, describeError } from "../core/errors.js";
+import { ConfigError } from "../core/errors.js";
 import { SortedHashSet } from "../core/hash-set.js";
 import { packNameOfKey, vaultChunkKey, vaultPackKey } from "../core/keys.js";
 import type { PackEntry } from "../core/pack.js";
@@ -81,7 +81,7 @@ import type { AuditRecord, ChunkItem, DatabaseRecord, PackItem, SnapshotRecord }
 import type { Catalog } from "./catalog.js";
 import { openVaultManifest } from "./manifest-read.js";
 import type { ObjectStore } from "./object-store.js";
-import { readPackIndex } from "./pack-index.js";
+import { readPackIndexOrDamage } from "./pack-index.js";
 import type { PruneOptions, PruneSummary, RegionVault } from "./prune.js";
 import { REPACK_MAX_PACKS, repackPacks } from "./repack.js";
 import { WORK_PREFIX } from "./work-objects.js";
@@ -543,7 +543,7 @@ async function indexPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurs
       delete t.unreadable;
       // Condemned: the pack phase finishes its deletion whatever its index says.
       if (p.deletingAt !== undefined) return;
-      const { entries, damaged } = await indexOrDamage(primary, p);
+      const { entries, damaged } = await readPackIndexOrDamage(primary.store, primary.bucket, p);
       if (damaged !== undefined) t.unreadable = damaged;
       else if (entries === undefined) t.unreadable = `its object is missing from ${primary.region}`;
       else read.set(p.name, p.repackedAt === undefined ? entries : await unplaced(ctx, entries));
@@ -651,14 +651,14 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
 
   /** A deletion a run condemned the pack for and did not finish: finished now, whatever the pack's index (or object) says. */
   const finishCondemned = async (p: PackItem): Promise<void> => {
-    const { entries } = await indexOrDamage(primary, p);
+    const { entries } = await readPackIndexOrDamage(primary.store, primary.bucket, p);
     await finishDeletion(p, entries, `an earlier deletion of this pack stopped after condemning it at ${p.deletingAt}: finished`);
   };
 
   /** Deletes a candidate pack unless a push unmarked it since it was read, or its index cannot be read now; true when deleted. */
   const sweepPack = async (p: PackItem): Promise<boolean> => {
     // The index names the chunk records to delete; read it while the pack is surely there.
-    const { entries, damaged } = await indexOrDamage(primary, p);
+    const { entries, damaged } = await readPackIndexOrDamage(primary.store, primary.bucket, p);
     if (damaged !== undefined) {
       // Damaged since the index phase read it: kept, as the pack phase keeps one it could not read.
       keepUnreadable(p, damaged);
@@ -710,17 +710,6 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
   if (after === undefined) delete c.packAfter;
   else c.packAfter = after;
   return after === undefined;
-}
-
-/** A pack's index entries (undefined: its object is missing), or why they cannot be read (a CorruptPackError's message). */
-async function indexOrDamage(region: { store: ObjectStore; bucket: string }, p: PackItem): Promise<{ entries?: PackEntry[]; damaged?: string }> {
-  try {
-    const entries = await readPackIndex(region.store, region.bucket, p);
-    return entries === undefined ? {} : { entries };
-  } catch (e) {
-    if (!(e instanceof CorruptPackError)) throw e;
-    return { damaged: describeError(e) };
-  }
 }
 
 /** Interrupted pack deletions finished, chosen packs repacked, the scratch cleared; always true. */
@@ -776,7 +765,7 @@ async function repackChosen(ctx: SweepContext, scratch: SweepScratch, c: SweepCu
   const hashes = new Set<string>();
   for (const p of packs) {
     // A damaged index or a missing pack: repackPacks reads it again, leaves the pack as it is and says why.
-    const { entries } = await indexOrDamage(primary, p);
+    const { entries } = await readPackIndexOrDamage(primary.store, primary.bucket, p);
     for (const e of entries ?? []) hashes.add(e.sha256);
   }
   const live = new Set<string>();

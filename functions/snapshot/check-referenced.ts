@@ -27,8 +27,9 @@
  * manifest's sizes and codec. PromotePacks writes a pack's record only
  * after its object, and no record per chunk (docs/packs.md, "Step 3"): one
  * ranged read of each pack's index per invocation, no catalog read per
- * chunk. A new chunk naming no pack (a manifest of an older agent) must
- * be recorded with the manifest's size, stored size and codec.
+ * chunk. A new chunk naming no pack (a manifest of an agent from before
+ * references named their pack) is refused, saying to upgrade the agent:
+ * nothing records where it is (unnamedNewChunkError).
  * Never by a repacked pack (its record has `repackedAt`: a repack copied
  * its live chunks out, and the sweep no longer keeps it for what its index
  * lists, docs/packs.md "The sweep tallies packs from their indexes"): such
@@ -134,10 +135,10 @@ async function readBackupLabel(deps: Deps, databaseId: string, entry: PageEntry 
 export const CHECK_RECORDS_BATCH = 1000;
 
 /**
- * A packed push: PromotePacks recorded each chunk from its pack's index, so
- * every chunk the manifest flags new must be recorded with the manifest's
- * size, stored size and codec (a restore reads the record's bytes and decodes
- * them as the manifest says).
+ * A packed push's new chunk whose pack was repacked before the snapshot was
+ * recorded (checkInPacks sends it here): the repack recorded it at its copy,
+ * so it must be recorded with the manifest's size, stored size and codec (a
+ * restore reads the record's bytes and decodes them as the manifest says).
  */
 function checkPackedRecord(manifest: ManifestFiles, c: UniqueChunk, r: ChunkItem): void {
   if (r.size === c.size && r.storedSize === c.storedSize && r.codec === c.codec) return;
@@ -188,8 +189,10 @@ export async function checkReusedPacks(catalog: Catalog, manifest: ManifestFiles
  * one page), each chunk's record read once, in batches of
  * CHECK_RECORDS_BATCH: a chunk without one is missing (chunk records are
  * written only after their bytes are in the vault); a reused chunk's pack
- * must still be there (checkPacksOf); a packed push's new chunk must be
- * recorded as the manifest says (checkPackedRecord).
+ * must still be there (checkPacksOf); a packed push's new chunk in a
+ * repacked pack must be recorded as the manifest says (checkPackedRecord).
+ * New chunks checked against their packs (checkInPacks) and reused ones
+ * their named pack vouches for (checkReusedInPacks) read no record.
  */
 async function checkChunks(deps: PackDeps, files: ManifestFiles, allChunks: readonly UniqueChunk[], packs: PackIndexes | undefined, reusedPacks?: PackIndexes): Promise<void> {
   const packed = packs !== undefined;
