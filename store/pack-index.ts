@@ -65,6 +65,8 @@ export const KEPT_PACK_INDEXES = 8;
 export class PackIndexCache {
   /** null: the catalog has no record of the pack; `damaged`: its index did not parse. */
   private readonly kept = new Map<string, ReadPack | null | { damaged: CorruptPackError }>();
+  /** Reads under way, by pack name. */
+  private readonly loading = new Map<string, Promise<ReadPack | null | { damaged: CorruptPackError }>>();
 
   constructor(
     private readonly catalog: Pick<Catalog, "getPack">,
@@ -79,22 +81,33 @@ export class PackIndexCache {
     let read = this.kept.get(name);
     if (read !== undefined) this.kept.delete(name);
     else {
-      const recorded = await this.catalog.getPack(this.databaseId, name);
-      // A condemned pack (retention is deleting it) is as good as gone: no reader takes a chunk from it.
-      const pack = recorded?.deletingAt === undefined ? recorded : undefined;
-      try {
-        const entries = pack === undefined ? undefined : await readPackIndex(this.store, this.bucket, pack);
-        read = pack === undefined ? null : { pack, entries: entries === undefined ? undefined : new Map(entries.map((e) => [e.sha256, e])) };
-      } catch (e) {
-        if (!(e instanceof CorruptPackError)) throw e;
-        read = { damaged: e };
+      // Callers at once (a restore's planners, one batch ahead of the other) share one record and index read.
+      let loading = this.loading.get(name);
+      if (loading === undefined) {
+        loading = this.load(name).finally(() => this.loading.delete(name));
+        this.loading.set(name, loading);
       }
+      read = await loading;
     }
     this.kept.set(name, read);
     if (this.kept.size > this.keep) this.kept.delete(this.kept.keys().next().value!);
     if (read !== null && "damaged" in read) throw read.damaged;
     return read ?? undefined;
   }
+  private async load(name: string): Promise<ReadPack | null | { damaged: CorruptPackError }> {
+    const recorded = await this.catalog.getPack(this.databaseId, name);
+    // A condemned pack (retention is deleting it) is as good as gone: no reader takes a chunk from it.
+    const pack = recorded?.deletingAt === undefined ? recorded : undefined;
+    if (pack === undefined) return null;
+    try {
+      const entries = await readPackIndex(this.store, this.bucket, pack);
+      return { pack, entries: entries === undefined ? undefined : new Map(entries.map((e) => [e.sha256, e])) };
+    } catch (e) {
+      if (!(e instanceof CorruptPackError)) throw e;
+      return { damaged: e };
+    }
+  }
+
   /**
    * Where pack `name` holds `chunk` as a manifest describes it: the pack is
    * recorded (and, unless `repacked`, not repacked), its object is there, its

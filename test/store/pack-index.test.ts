@@ -99,6 +99,22 @@ describe("PackIndexCache", () => {
     expect(catalog.calls).toEqual([a.name, b.name, "f".repeat(64)]);
   });
 
+  it("reads a pack asked for by several callers at once once, and gives each the same index", async () => {
+    // Prepare
+    const [a] = [await packOf("cc")];
+    const { vault, catalog } = await vaultWith([a]);
+    const cache = new PackIndexCache(catalog, vault, "vault", DB);
+
+    // Act: three callers before the first read is back.
+    const reads = await Promise.all([cache.get(a.name), cache.get(a.name), cache.get(a.name)]);
+
+    // Assess
+    expect(catalog.calls).toEqual([a.name]);
+    expect(reads[1]).toBe(reads[0]);
+    expect(reads[2]).toBe(reads[0]);
+    expect(reads[0]?.entries?.size).toBe(3);
+  });
+
   it("keeps only the packs used last, reading an evicted one again", async () => {
     // Prepare: room for two.
     const packs = [await packOf("k1"), await packOf("k2"), await packOf("k3")];
