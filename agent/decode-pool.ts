@@ -113,6 +113,8 @@ export class DecodePool implements ChunkDecoder {
       name: "a decode worker",
       options: { resourceLimits: WORKER_LIMITS },
       settle: (m) => ("error" in m ? replyError(m) : { raw: m.raw && Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength), sha256: m.sha256, length: m.length }),
+      // A restore asks for thousands of chunks of ~128 KiB: one message per turn, not per chunk.
+      batch: true,
     });
   }
 

@@ -1,7 +1,7 @@
 /**
  * A decode worker of agent/decode-pool.ts: decodes one chunk's stored bytes
  * with its codec and hashes the raw bytes, off the restore's main thread.
- * Message in: DecodeRequest; out: DecodeReply[] (the raw bytes transferred,
+ * Message in: DecodeRequest[] (the requests of one turn); out: DecodeReply[] (the raw bytes transferred,
  * never copied back).
  *
  * zstd chunks decode on one kept context (core/zstd-into.ts) into a reused
@@ -80,31 +80,41 @@ function send(reply: DecodeReply, transfer: ArrayBuffer[] = []): void {
   });
 }
 
-port.on("message", (m: DecodeRequest) => {
-  void (async (): Promise<void> => {
-    let reply: DecodeReply;
-    let transfer: ArrayBuffer[] = [];
-    try {
-      if (m.write) {
-        const raw = await decode(m, true);
-        // Written only once verified; only the hash and length go back.
-        const sha256 = hash("sha256", raw, "hex");
-        if (sha256 === m.write.sha256 && raw.length === m.size) writeAll(m.write.fd, raw, m.write.position);
-        send({ id: m.id, raw: undefined, sha256, length: raw.length });
-        return;
-      }
-      let raw = await decode(m, false);
-      // Transfer the raw bytes' own buffer; a view of a larger one (a decoder's output block) is copied first.
-      if (raw.byteOffset !== 0 || raw.buffer.byteLength > raw.byteLength + 1) {
-        const own = Buffer.allocUnsafeSlow(raw.length);
-        raw.copy(own);
-        raw = own;
-      }
-      reply = { id: m.id, raw, sha256: hash("sha256", raw, "hex"), length: raw.length };
-      transfer = [raw.buffer as ArrayBuffer];
-    } catch (e) {
-      reply = errorReply(m.id, e);
-    }
-    send(reply, transfer);
-  })();
+/**
+ * One request at a time, in the order sent: a `write` request decodes into
+ * the kept context's one reused buffer, which the next request overwrites,
+ * so each is hashed and written before the next starts.
+ */
+let queue: Promise<void> = Promise.resolve();
+port.on("message", (batch: DecodeRequest[]) => {
+  queue = queue.then(async () => {
+    for (const m of batch) await answer(m);
+  });
 });
+
+async function answer(m: DecodeRequest): Promise<void> {
+  let reply: DecodeReply;
+  let transfer: ArrayBuffer[] = [];
+  try {
+    if (m.write) {
+      const raw = await decode(m, true);
+      // Written only once verified; only the hash and length go back.
+      const sha256 = hash("sha256", raw, "hex");
+      if (sha256 === m.write.sha256 && raw.length === m.size) writeAll(m.write.fd, raw, m.write.position);
+      send({ id: m.id, raw: undefined, sha256, length: raw.length });
+      return;
+    }
+    let raw = await decode(m, false);
+    // Transfer the raw bytes' own buffer; a view of a larger one (a decoder's output block) is copied first.
+    if (raw.byteOffset !== 0 || raw.buffer.byteLength > raw.byteLength + 1) {
+      const own = Buffer.allocUnsafeSlow(raw.length);
+      raw.copy(own);
+      raw = own;
+    }
+    reply = { id: m.id, raw, sha256: hash("sha256", raw, "hex"), length: raw.length };
+    transfer = [raw.buffer as ArrayBuffer];
+  } catch (e) {
+    reply = errorReply(m.id, e);
+  }
+  send(reply, transfer);
+}

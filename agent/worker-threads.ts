@@ -25,6 +25,14 @@ export function threadsFromEnv(name: string): number | undefined {
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
 }
 
+interface Slot {
+  worker: Worker;
+  pending: number;
+  /** Requests not yet sent (`batch`), and what they transfer. */
+  outbox: unknown[];
+  transfer: Transferable[];
+}
+
 /**
  * Worker threads that answer requests by id: each call goes to the worker
  * with the fewest pending and resolves with `settle` of its reply (an Error
@@ -33,7 +41,7 @@ export function threadsFromEnv(name: string): number | undefined {
  * every pending call and every later one with that error; so does close().
  */
 export class WorkerCalls<Reply extends { id: number }, Result> {
-  private readonly workers: { worker: Worker; pending: number }[] = [];
+  private readonly workers: Slot[] = [];
   private readonly calls = new Map<number, { resolve: (r: Result) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private failure: Error | undefined;
@@ -46,11 +54,17 @@ export class WorkerCalls<Reply extends { id: number }, Result> {
       name: string;
       options: WorkerOptions;
       settle: (reply: Reply) => Result | Error;
+      /**
+       * Send the requests made in one turn of the event loop to each worker
+       * as one message (an array; its worker must take arrays): for many
+       * small requests, one message each costs more than the work.
+       */
+      batch?: boolean;
     },
   ) {
     for (let i = 0; i < threads; i++) {
       const worker = new Worker(file, o.options);
-      const slot = { worker, pending: 0 };
+      const slot: Slot = { worker, pending: 0, outbox: [], transfer: [] };
       worker.on("message", (m: Reply | Reply[]) => {
         for (const reply of Array.isArray(m) ? m : [m]) {
           slot.pending--;
@@ -80,7 +94,7 @@ export class WorkerCalls<Reply extends { id: number }, Result> {
   }
 
   /** The worker with the fewest requests pending. */
-  private leastBusy(): { worker: Worker; pending: number } {
+  private leastBusy(): Slot {
     let slot = this.workers[0]!;
     for (const w of this.workers) if (w.pending < slot.pending) slot = w;
     return slot;
@@ -99,8 +113,22 @@ export class WorkerCalls<Reply extends { id: number }, Result> {
     slot.pending++;
     return new Promise((resolve, reject) => {
       this.calls.set(id, { resolve, reject });
-      slot.worker.postMessage(make(id), transfer);
+      if (this.o.batch !== true) {
+        slot.worker.postMessage(make(id), transfer);
+        return;
+      }
+      if (slot.outbox.length === 0) setImmediate(() => this.flush(slot));
+      slot.outbox.push(make(id));
+      slot.transfer.push(...transfer);
     });
+  }
+
+  private flush(slot: Slot): void {
+    const batch = slot.outbox;
+    const transfer = slot.transfer;
+    slot.outbox = [];
+    slot.transfer = [];
+    if (this.failure === undefined) slot.worker.postMessage(batch, transfer);
   }
 
   private fail(e: Error): void {

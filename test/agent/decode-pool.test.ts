@@ -89,6 +89,28 @@ describe("DecodePool", () => {
     }
   });
 
+  it("takes the chunks asked for in one turn as one message and writes each whole at its offset, one after the other", async () => {
+    // Prepare: 12 distinct zstd chunks of 64 KiB for consecutive offsets of an empty file, asked for together
+    pool = new DecodePool(WORKER, 1);
+    const dir = mkdtempSync(join(tmpdir(), "decode-into-batch-"));
+    const path = join(dir, "f");
+    writeFileSync(path, Buffer.alloc(0));
+    const fh = await open(path, "r+");
+    const size = 64 * 1024;
+    const raws = Array.from({ length: 12 }, (_, i) => Buffer.concat([seededBytes(200 + i, 4096), Buffer.alloc(size - 4096, i + 1)]));
+    const enc = await Promise.all(raws.map((r) => getCodec("zstd").encode(r)));
+    try {
+      // Act
+      const got = await Promise.all(raws.map((r, i) => pool!.decodeInto!("zstd", enc[i]!, r.length, `chunk ${i}`, { fd: fh.fd, position: i * size, sha256: sha256Hex(r) })));
+      // Assess: each verified against its own bytes (the worker's one reused output buffer is never shared by two at once)
+      expect(got).toEqual(raws.map((r) => ({ sha256: sha256Hex(r), length: size })));
+      expect(readFileSync(path).equals(Buffer.concat(raws))).toBe(true);
+    } finally {
+      await fh.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("turns a write the worker cannot make into a FileAccessError naming the chunk, with the fs error's code as its cause", async () => {
     // Prepare: a file open read-only, so the worker's pwrite fails (EBADF)
     pool = new DecodePool(WORKER, 1);
