@@ -727,7 +727,9 @@ class ChunkSource {
     return this.reads.downloaded;
   }
 
+  /** Starts planning and reading (once; writeFiles starts a source nobody started ahead). */
   start(): void {
+    if (this.planner !== undefined) return;
     this.decoder = this.shared ?? openDecoder({ chunks: this.remaining.size, defaultThreads: RESTORE_DECODE_THREADS });
     this.planner = this.plan().catch((e: unknown) => {
       this.failure ??= { error: e };
@@ -1343,9 +1345,19 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     // so a directory comes before what it holds): directories, files,
     // symlinks. A file cut between batches stays open, its hash running.
     emit("files");
+    // One batch is looked ahead (prepareNext): while a batch's chunks are
+    // written, the next page is read, its directories made, its chunks
+    // located and their reads started, so the writers do not wait at each
+    // batch's start for the page, the pack indexes and the first reads
+    // (measured ~0.15 s of idle decode workers per 8,192 references).
     /** The file cut at the end of the batch before: where its next part starts, and its open state. */
     let carry: { path: string; offset: number } | undefined;
-    for await (const batch of entryBatches(manifest)) {
+    const batches = entryBatches(manifest)[Symbol.asyncIterator]();
+    /** The next batch's operations, its directories made and its chunk source started; undefined after the last. */
+    const prepareNext = async (): Promise<{ ops: RestoreOperation[]; source: ChunkSource } | undefined> => {
+      const step = await batches.next();
+      if (step.done === true) return undefined;
+      const batch = step.value;
       throwIfAborted(opts.signal);
       const ops: RestoreOperation[] = [];
       for (const e of batch.entries) {
@@ -1373,13 +1385,28 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
       // One decode pool for the whole restore (workers start once), opened with the first batch that has enough chunks for it.
       if (decoder === inThreadDecoder) decoder = openDecoder({ chunks: batch.chunks.length, defaultThreads: RESTORE_DECODE_THREADS });
       const source = new ChunkSource(clients, cfg.vaultBucket, planned.databaseId, ops, parallel, decoder, packIndexes);
-      try {
-        carryState = await writeFiles(ops, source, { parallel, durable, fileHashes: opts.fileHashes === true, signal: opts.signal, counters, progress: () => emit("files"), carry: carryState });
-      } finally {
-        reads.fetched += source.fetched;
-        reads.downloaded += source.downloaded;
+      source.start();
+      return { ops, source };
+    };
+    let next = prepareNext();
+    try {
+      for (let cur = await next; cur !== undefined; cur = await next) {
+        next = prepareNext();
+        next.catch(() => undefined); // awaited by the next round, or below
+        const { ops, source } = cur;
+        try {
+          carryState = await writeFiles(ops, source, { parallel, durable, fileHashes: opts.fileHashes === true, signal: opts.signal, counters, progress: () => emit("files"), carry: carryState });
+        } finally {
+          reads.fetched += source.fetched;
+          reads.downloaded += source.downloaded;
+        }
+        for (const op of ops) if (op.op === "symlink") await symlink(op.target, op.path);
       }
-      for (const op of ops) if (op.op === "symlink") await symlink(op.target, op.path);
+    } finally {
+      // After a failure: the batch looked ahead reads nothing more, and no page is read.
+      const ahead = await next.catch(() => undefined);
+      if (ahead !== undefined) await ahead.source.stop();
+      await batches.return(undefined).catch(() => undefined);
     }
     if (carry !== undefined) throw new ManifestInvalidError(`snapshot ${header.snapshotId}: ${JSON.stringify(carry.path)} ends before all its chunks are listed`, { field: "pages" });
     await decoder.close();

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChecksumMismatchError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey, vaultPackKey } from "../../core/keys.js";
+import { PAGE_CHUNKS } from "../../core/manifest-pages.js";
 import { PLAN_WINDOW_CHUNKS, PLAN_WINDOW_STORED_BYTES, restore, type RestoreConfig } from "../../agent/restore.js";
 import type { Catalog } from "../../store/catalog.js";
 import { stackClients, tempDir } from "../support/harness.js";
@@ -27,6 +28,7 @@ const MIXED = "gen-mixed";
 const FLIPPED = "gen-flipped";
 const UNRECORDED = "gen-unrecorded";
 const MANY = "gen-many";
+const BATCHES = "gen-batches";
 
 let stack: TestStack;
 let cfg: RestoreConfig;
@@ -102,7 +104,7 @@ const upload = (databaseId: string, dir = source, chunker = SMALL_CHUNKER): Prom
   });
 
 beforeAll(async () => {
-  stack = await startTestStack([PACKED, MIXED, FLIPPED, UNRECORDED, MANY].map((id) => ({ id, kind: "generic" as const })));
+  stack = await startTestStack([PACKED, MIXED, FLIPPED, UNRECORDED, MANY, BATCHES].map((id) => ({ id, kind: "generic" as const })));
   const base = stackClients(stack);
   store = countingStore(base.store);
   catalog = base.catalog;
@@ -187,6 +189,38 @@ describe("restore of a snapshot whose chunks are in packs", () => {
     expect(existsSync(to)).toBe(false);
     expect(existsSync(dirname(to)) ? partialsBeside(to) : []).toEqual([]);
   });
+
+  it("restores a snapshot of more chunk references than one batch with the next batch read ahead, and a corrupt chunk in the first batch stops both and leaves no directory", async () => {
+    // Prepare: a file of a few chunks first in tree order, then more one-line files than a batch has references (all one chunk)
+    const dir = join(work, "batches-source");
+    mkdirSync(join(dir, "many"), { recursive: true });
+    writeFileSync(join(dir, "MANIFEST-000001"), "generation 1\n");
+    writeFileSync(join(dir, "a-first.db"), seededBytes(4242, 50_000));
+    for (let i = 0; i < PAGE_CHUNKS + 100; i++) writeFileSync(join(dir, "many", `f${String(i).padStart(5, "0")}`), "same line\n");
+    const snap = await upload(BATCHES, dir);
+    const { packs } = await packChunks(BATCHES, allChunks(snap), 1024 * 1024);
+    const good = join(work, "batches", "good");
+    const bad = join(work, "batches", "bad");
+
+    // Act: restore it whole; then flip a stored byte of a-first.db's second chunk and restore again
+    const r = await restore({ store, catalog }, cfg, { databaseId: BATCHES, target: { kind: "latest" }, toDir: good, parallel: 8, durable: false });
+    const victim = snap.chunksOf.get("a-first.db")![1]!;
+    const pack = packs.find((p) => p.entries.some((e) => e.sha256 === victim))!;
+    const entry = pack.entries.find((e) => e.sha256 === victim)!;
+    const bytes = Buffer.from(pack.bytes);
+    bytes[entry.offset + Math.floor(entry.storedLength / 2)]! ^= 0x40;
+    await store.put(cfg.vaultBucket, vaultPackKey(BATCHES, pack.name), bytes, {});
+    const err = await restore({ store, catalog }, cfg, { databaseId: BATCHES, target: { kind: "latest" }, toDir: bad, parallel: 8, durable: false }).catch((e: unknown) => e);
+
+    // Assess
+    expect(snap.manifest.totals.chunks).toBeGreaterThan(PAGE_CHUNKS);
+    expect(r.files).toBe(PAGE_CHUNKS + 102);
+    expect(fileHashes(good)).toEqual(fileHashes(dir));
+    expect(err).toBeInstanceOf(ChecksumMismatchError);
+    expect((err as Error).message).toContain(`chunk ${victim} of file "a-first.db"`);
+    expect(existsSync(bad)).toBe(false);
+    expect(partialsBeside(bad)).toEqual([]);
+  }, 180_000);
 
   it("reads a chunk the catalog has no record of from its own object (old vaults), and names it clearly when that is missing too", async () => {
     // Prepare: one chunk's record removed (its object stays)
