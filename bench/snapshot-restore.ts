@@ -63,7 +63,10 @@
  * memory over time, its sampling heap profile: bench/snapshot-restore-child.ts),
  * WALVAULT_BENCH_RESTORE_AB="FLAGS|FLAGS" (after the timed restore, three
  * rounds of the restore with each set of Node flags in turn, each after the
- * same warm-up: an A/B of V8 settings within one run).
+ * same warm-up: an A/B of V8 settings within one run; a NAME=VALUE word is
+ * set in that child's environment instead, and WALVAULT_BENCH_CHILD=FILE
+ * runs another build's child, e.g. a worktree of the commit before: an A/B
+ * of two versions of the code within one run).
  *
  * Usage: npm run build && node dist/bench/snapshot-restore.js [--scale 100]
  *        [--concurrency 32] [--parallel 32] [--block-size BYTES] [--source direct|basebackup] [--pgbr-process-max 2]
@@ -143,7 +146,7 @@ function anchorS3rverCpu(): number {
 }
 
 /** Runs the child module (bench/snapshot-restore-child.ts: agent modules only, as the CLI loads them); resolves with its output and the wall time from spawn to exit. */
-function runChild(spec: ChildSpec): Promise<{ out: ChildOutput; wallS: number }> {
+function runChild(spec: ChildSpec, env: Record<string, string> = {}): Promise<{ out: ChildOutput; wallS: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     // WALVAULT_BENCH_CPU_PROF=DIR: a V8 CPU profile of every walvault command, in DIR (as bench/snapshot.ts).
@@ -151,7 +154,7 @@ function runChild(spec: ChildSpec): Promise<{ out: ChildOutput; wallS: number }>
     // The V8 flags bin/walvault starts the command with (heap sizing counts in the peak RSS), or those of spec.nodeFlags.
     const flags = spec.nodeFlags ?? launcherFlags(spec.op === "push" ? "snapshot" : "restore");
     const node = [...flags, ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : [])];
-    const c = spawn(process.execPath, [...node, CHILD, JSON.stringify(spec)], { stdio: ["ignore", "pipe", "inherit"] });
+    const c = spawn(process.execPath, [...node, env["WALVAULT_BENCH_CHILD"] ?? CHILD, JSON.stringify(spec)], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
     let text = "";
     c.stdout.on("data", (d: Buffer) => (text += d.toString()));
     c.on("error", reject);
@@ -562,11 +565,14 @@ async function main(): Promise<void> {
       const abDir = join(work, "restore-ab");
       for (let i = 0; i < 3; i++) {
         for (const set of ab.split("|")) {
-          const nodeFlags = set.split(" ").filter((f) => f !== "");
+          const words = set.split(" ").filter((f) => f !== "");
+          // NAME=VALUE words are the child's environment for this set (WALVAULT_BENCH_CHILD=FILE: another build's child), the rest Node flags.
+          const env = words.filter((w) => /^[A-Z][A-Z0-9_]*=/.test(w));
+          const nodeFlags = words.filter((w) => !env.includes(w));
           warmFreePages(work, warmBytes);
           spawnSync("sync");
-          const x = await runChild({ op: "restore", configPath: stack.configPath, databaseId: DB_ID, snapshotId: p.snapshotId, toDir: abDir, parallel, nodeFlags });
-          log(`restore A/B round ${i + 1} [${nodeFlags.join(" ")}]: ${round(x.wallS, 2)} s, ${round(x.out.cpuSeconds, 2)} CPU-s, peak RSS ${Math.round(x.out.maxRssBytes / 1e6)} MB`);
+          const x = await runChild({ op: "restore", configPath: stack.configPath, databaseId: DB_ID, snapshotId: p.snapshotId, toDir: abDir, parallel, ...(nodeFlags.length > 0 ? { nodeFlags } : {}) }, Object.fromEntries(env.map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)])));
+          log(`restore A/B round ${i + 1} [${words.join(" ")}]: ${round(x.wallS, 2)} s, ${round(x.out.cpuSeconds, 2)} CPU-s, peak RSS ${Math.round(x.out.maxRssBytes / 1e6)} MB`);
           rmSync(abDir, { recursive: true, force: true });
         }
       }
