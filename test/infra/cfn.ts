@@ -13,7 +13,18 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import type { CfnElement, Stack } from "aws-cdk-lib";
 import { Annotations, Match, type Template } from "aws-cdk-lib/assertions";
+import { CloudAssembly } from "aws-cdk-lib/cx-api";
 import type { IConstruct } from "constructs";
+import { afterAll } from "vitest";
+
+/*
+ * Every App made without an outdir makes a temporary directory for its cloud
+ * assembly (/tmp/cdk.outXXXXXX); CDK removes them on process exit, which a
+ * vitest worker does not reach. Registered once per test file that imports
+ * this module (each file has its own module graph), after its last test;
+ * without it, every App of every CI run stayed in /tmp.
+ */
+afterAll(() => CloudAssembly.cleanupTemporaryDirectories());
 
 export interface Statement {
   Sid?: string;

@@ -3,10 +3,11 @@
  * pointed at the stack, WAL files on disk, polling, and "was this object
  * written again?" stamps.
  */
-import { mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
+import { afterAll } from "vitest";
 import type { Deps } from "../../functions/deps.js";
 import type { Catalog } from "../../store/catalog.js";
 import { createCatalog, createObjectStore } from "../../store/factory.js";
@@ -42,9 +43,26 @@ export function handlerEnvironment(dynamodbEndpoint: string): Record<string, str
   };
 }
 
-/** A fresh temporary directory. */
+/** The directories tempDir() made in this test file, removed after its last test. */
+const madeDirs: string[] = [];
+
+/*
+ * Registered when a test file first imports this module (vitest runs each
+ * file in a fresh module graph: once per file), on the file's root suite, so
+ * it runs after the file's own afterAll hooks (vitest runs after-hooks in
+ * reverse order): the stacks, agents and servers writing into these
+ * directories have stopped by then. Without it, each CI run left about 20
+ * directories in /tmp.
+ */
+afterAll(() => {
+  for (const dir of madeDirs.splice(0)) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+});
+
+/** A fresh temporary directory, removed with its contents after the test file's last test. */
 export function tempDir(prefix = "walvault-t-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
 }
 
 /** Writes bytes to dir/name and returns the path. */

@@ -1,11 +1,11 @@
 /** Test support: a local stack per suite, and the real CLI run as a child process. */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { startLocalStack, type ExecutionStats, type LocalDatabase, type LocalStack, type LocalStackOptions } from "../../local/stack.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
 import { inject } from "vitest";
+import { tempDir } from "./harness.js";
 
 export interface TestStack extends LocalStack {
   stateDir: string;
@@ -38,7 +38,8 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
 
 /** `opts`: any stack option but the state directory and the databases (replica regions, Lambda timeouts, fault injection...). */
 export async function startTestStack(databases: LocalDatabase[] = [{ id: "pg-main" }], opts: Omit<LocalStackOptions, "stateDir" | "databases"> = {}): Promise<TestStack> {
-  const stateDir = mkdtempSync(join(tmpdir(), "walvault-test-"));
+  // Removed by destroy(), or after the test file if the stack fails to start (e.g. dist/ older than the sources).
+  const stateDir = tempDir("walvault-test-");
   // In memory: on the run's one DynamoDB Local (test/support/shared-dynamodb.ts), in a table of its own.
   const inMemory = (opts.persistent ?? false) === false;
   const shared = inMemory ? { sharedDynamodbEndpoint: inject("sharedDynamodbEndpoint") } : {};
