@@ -17,10 +17,14 @@ export class TempFile {
 
   /** `what` names it in the one-line error when it cannot be created ("the manifest spool"). */
   constructor(what: string, prefix: string, name: string, base = tmpdir()) {
+    let dir: string | undefined;
     try {
-      this.dir = mkdtempSync(join(base, prefix));
-      this.fd = openSync(join(this.dir, name), "w+", 0o600);
+      dir = mkdtempSync(join(base, prefix));
+      this.fd = openSync(join(dir, name), "w+", 0o600);
+      this.dir = dir;
     } catch (cause) {
+      // A directory made for a file that could not be opened is not left behind.
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
       throw new FileAccessError(`cannot create ${what} under ${base} (${(cause as NodeJS.ErrnoException).code ?? describeError(cause)})`, { cause });
     }
   }
