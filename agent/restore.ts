@@ -1294,53 +1294,55 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     opts.onProgress?.({ phase, filesDone: counters.filesDone, filesTotal, bytesDone: counters.bytesDone, bytesTotal, walDone: counters.walDone, walTotal });
   emit("planned");
 
-  // 4. Refusals before any download: one pass over the entries (every page
-  // read and validated, one at a time) for the totals, symlinks pointing out
-  // of the tree and the paths the generic WAL goes to.
   const partial = `${target.dir}${PARTIAL_TAG}${process.pid}`;
-  const walPaths = new Set<string>();
-  placeGenericWal(planned, header, state.segments, partial, { get: (path) => void walPaths.add(path) });
-  const walTypes = new Map<string, FileEntry["type"]>();
-  let outside = 0;
-  let firstOutside: Extract<RestoreOperation, { op: "symlink" }> | undefined;
-  for await (const e of treeOrdered(manifest)) {
-    throwIfAborted(opts.signal);
-    if (walPaths.has(e.path)) walTypes.set(e.path, e.type);
-    if (e.type === "file" && e.part === undefined) {
-      filesTotal++;
-      bytesTotal += e.size;
-    } else if (e.type === "symlink") {
-      const op = entryLayout(e, partial, header.databaseId, 0);
-      if (op.op === "symlink" && op.outside) {
-        outside++;
-        firstOutside ??= op;
-      }
-    }
-  }
-  if (firstOutside !== undefined && opts.outsideSymlinks !== "keep") {
-    const o = firstOutside;
-    throw new UnsafePathError(
-      `snapshot ${header.snapshotId} has ${outside} symlink(s) pointing out of the restored tree, e.g. ${JSON.stringify(o.relativePath)} -> ${JSON.stringify(o.target)}: ` +
-        `the restored database would write there; move them into the tree or allow them explicitly (outsideSymlinks "keep")`,
-      { path: o.relativePath },
-    );
-  }
-  const walPlacements = placeGenericWal(planned, header, state.segments, partial, walTypes);
-
-  await mkdir(dirname(target.dir), { recursive: true });
-  await removeStalePartials(target.dir);
-  await rm(partial, { recursive: true, force: true });
-  await mkdir(partial, { mode: 0o700 });
   const reads = { fetched: 0, downloaded: 0 };
   /** The open file of a `carry` (see below). */
   let carryState: FileState | undefined;
   let walBytes = 0;
   let walDownloaded = 0;
-  let decoder: ChunkDecoder = inThreadDecoder;
-  // Chunks the manifest places in packs (a packed push's new ones, any push's reused ones) are located in those packs'
-  // indexes, kept across batches (store/pack-index.ts).
-  const packIndexes = namesPacks(header) ? new PackIndexCache(clients.catalog, clients.store, cfg.vaultBucket, planned.databaseId) : undefined;
+  // The decode workers start now (their start is ~0.1-0.2 s of CPU each), while the refusals below read the manifest;
+  // one pool serves the whole restore. Small restores decode on this thread (openDecoder).
+  let decoder: ChunkDecoder = openDecoder({ chunks: header.totals.chunks, defaultThreads: RESTORE_DECODE_THREADS });
   try {
+    // 4. Refusals before any download: one pass over the entries (every page
+    // read and validated, one at a time) for the totals, symlinks pointing out
+    // of the tree and the paths the generic WAL goes to.
+    const walPaths = new Set<string>();
+    placeGenericWal(planned, header, state.segments, partial, { get: (path) => void walPaths.add(path) });
+    const walTypes = new Map<string, FileEntry["type"]>();
+    let outside = 0;
+    let firstOutside: Extract<RestoreOperation, { op: "symlink" }> | undefined;
+    for await (const e of treeOrdered(manifest)) {
+      throwIfAborted(opts.signal);
+      if (walPaths.has(e.path)) walTypes.set(e.path, e.type);
+      if (e.type === "file" && e.part === undefined) {
+        filesTotal++;
+        bytesTotal += e.size;
+      } else if (e.type === "symlink") {
+        const op = entryLayout(e, partial, header.databaseId, 0);
+        if (op.op === "symlink" && op.outside) {
+          outside++;
+          firstOutside ??= op;
+        }
+      }
+    }
+    if (firstOutside !== undefined && opts.outsideSymlinks !== "keep") {
+      const o = firstOutside;
+      throw new UnsafePathError(
+        `snapshot ${header.snapshotId} has ${outside} symlink(s) pointing out of the restored tree, e.g. ${JSON.stringify(o.relativePath)} -> ${JSON.stringify(o.target)}: ` +
+          `the restored database would write there; move them into the tree or allow them explicitly (outsideSymlinks "keep")`,
+        { path: o.relativePath },
+      );
+    }
+    const walPlacements = placeGenericWal(planned, header, state.segments, partial, walTypes);
+
+    await mkdir(dirname(target.dir), { recursive: true });
+    await removeStalePartials(target.dir);
+    await rm(partial, { recursive: true, force: true });
+    await mkdir(partial, { mode: 0o700 });
+    // Chunks the manifest places in packs (a packed push's new ones, any push's reused ones) are located in those packs'
+    // indexes, kept across batches (store/pack-index.ts).
+    const packIndexes = namesPacks(header) ? new PackIndexCache(clients.catalog, clients.store, cfg.vaultBucket, planned.databaseId) : undefined;
     // 5. Batch by batch (a page's worth of chunk references, in tree order,
     // so a directory comes before what it holds): directories, files,
     // symlinks. A file cut between batches stays open, its hash running.
@@ -1382,8 +1384,6 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
         carry = op.continues ? { path: e.path, offset: end } : undefined;
       }
       for (const op of ops) if (op.op === "mkdir") await mkdir(op.path, { mode: op.mode });
-      // One decode pool for the whole restore (workers start once), opened with the first batch that has enough chunks for it.
-      if (decoder === inThreadDecoder) decoder = openDecoder({ chunks: batch.chunks.length, defaultThreads: RESTORE_DECODE_THREADS });
       const source = new ChunkSource(clients, cfg.vaultBucket, planned.databaseId, ops, parallel, decoder, packIndexes);
       source.start();
       return { ops, source };
