@@ -49,6 +49,31 @@ export interface ErrnoInfo {
   syscall?: string;
 }
 
+/**
+ * What a worker receives: the requests of one turn, their stored bytes
+ * copied into one buffer (one allocation and one transfer per message, not
+ * one per chunk); request i's bytes are bytes[at, at + length).
+ */
+export interface DecodeBatch {
+  bytes: Uint8Array;
+  requests: (Omit<DecodeRequest, "stored"> & { at: number; length: number })[];
+}
+
+/** The requests of one turn as one DecodeBatch (only the chunks' own bytes are copied, never the reads they are views of). */
+export function packDecodeRequests(requests: readonly DecodeRequest[]): { message: DecodeBatch; transfer: ArrayBuffer[] } {
+  let total = 0;
+  for (const r of requests) total += r.stored.byteLength;
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  const packed = requests.map(({ stored, ...r }) => {
+    bytes.set(stored, at);
+    const m = { ...r, at, length: stored.byteLength };
+    at += stored.byteLength;
+    return m;
+  });
+  return { message: { bytes, requests: packed }, transfer: [bytes.buffer] };
+}
+
 export type DecodeReply =
   | { id: number; raw: Buffer | undefined; sha256: string; length: number }
   | { id: number; error: string; codecError: boolean; errno?: ErrnoInfo };
@@ -114,7 +139,7 @@ export class DecodePool implements ChunkDecoder {
       options: { resourceLimits: WORKER_LIMITS },
       settle: (m) => ("error" in m ? replyError(m) : { raw: m.raw && Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength), sha256: m.sha256, length: m.length }),
       // A restore asks for thousands of chunks of ~128 KiB: one message per turn, not per chunk.
-      batch: true,
+      batch: (requests) => packDecodeRequests(requests as DecodeRequest[]),
     });
   }
 
@@ -136,9 +161,8 @@ export class DecodePool implements ChunkDecoder {
   }
 
   private post(req: Omit<DecodeRequest, "id">): Promise<{ raw: Buffer | undefined; sha256: string; length: number }> {
-    // Only the chunk's own bytes cross to the worker (a view would clone its whole ranged read).
-    const own = new Uint8Array(req.stored);
-    return this.calls.call((id) => ({ ...req, id, stored: own }) satisfies DecodeRequest, [own.buffer]);
+    // The stored bytes are copied when the turn's requests are sent (packDecodeRequests): the view is read then.
+    return this.calls.call((id) => ({ ...req, id }) satisfies DecodeRequest, []);
   }
 
   close(): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * A decode worker of agent/decode-pool.ts: decodes one chunk's stored bytes
  * with its codec and hashes the raw bytes, off the restore's main thread.
- * Message in: DecodeRequest[] (the requests of one turn); out: DecodeReply[] (the raw bytes transferred,
+ * Message in: DecodeBatch (the requests of one turn, their bytes in one buffer); out: DecodeReply[] (the raw bytes transferred,
  * never copied back).
  *
  * zstd chunks decode on one kept context (core/zstd-into.ts) into a reused
@@ -15,7 +15,7 @@ import { writeSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
 import { decodeWith } from "../core/codec.js";
 import { CodecError } from "../core/errors.js";
-import type { DecodeReply, DecodeRequest } from "./decode-pool.js";
+import type { DecodeBatch, DecodeReply, DecodeRequest } from "./decode-pool.js";
 import { KEPT_MAX_BYTES, ZstdInto } from "../core/zstd-into.js";
 
 if (!parentPort) throw new Error("agent/decode-worker.js runs only as a worker thread (agent/decode-pool.ts)");
@@ -86,9 +86,9 @@ function send(reply: DecodeReply, transfer: ArrayBuffer[] = []): void {
  * so each is hashed and written before the next starts.
  */
 let queue: Promise<void> = Promise.resolve();
-port.on("message", (batch: DecodeRequest[]) => {
+port.on("message", (batch: DecodeBatch) => {
   queue = queue.then(async () => {
-    for (const m of batch) await answer(m);
+    for (const { at, length, ...r } of batch.requests) await answer({ ...r, stored: batch.bytes.subarray(at, at + length) });
   });
 });
 

@@ -56,10 +56,12 @@ export class WorkerCalls<Reply extends { id: number }, Result> {
       settle: (reply: Reply) => Result | Error;
       /**
        * Send the requests made in one turn of the event loop to each worker
-       * as one message (an array; its worker must take arrays): for many
-       * small requests, one message each costs more than the work.
+       * as one message: for many small requests, one message each costs more
+       * than the work. `true`: an array of the requests, transferring what
+       * each call named; a function: the message and transfer list it makes
+       * of them (its worker must take what it makes).
        */
-      batch?: boolean;
+      batch?: boolean | ((requests: unknown[]) => { message: unknown; transfer: Transferable[] });
     },
   ) {
     for (let i = 0; i < threads; i++) {
@@ -113,7 +115,7 @@ export class WorkerCalls<Reply extends { id: number }, Result> {
     slot.pending++;
     return new Promise((resolve, reject) => {
       this.calls.set(id, { resolve, reject });
-      if (this.o.batch !== true) {
+      if (this.o.batch === undefined || this.o.batch === false) {
         slot.worker.postMessage(make(id), transfer);
         return;
       }
@@ -128,7 +130,9 @@ export class WorkerCalls<Reply extends { id: number }, Result> {
     const transfer = slot.transfer;
     slot.outbox = [];
     slot.transfer = [];
-    if (this.failure === undefined) slot.worker.postMessage(batch, transfer);
+    if (this.failure !== undefined) return;
+    const made = typeof this.o.batch === "function" ? this.o.batch(batch) : { message: batch, transfer };
+    slot.worker.postMessage(made.message, made.transfer);
   }
 
   private fail(e: Error): void {
