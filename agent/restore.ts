@@ -97,7 +97,7 @@ import {
   writeFile,
   type FileHandle,
 } from "node:fs/promises";
-import { basename, dirname, join, posix, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { AgentConfig } from "../core/config.js";
 import {

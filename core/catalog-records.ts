@@ -11,7 +11,6 @@ import { isGenericWalName } from "./generic-wal.js";
 import { timelineDir } from "./keys.js";
 import { MAX_RECORDED_RESTORE_POINTS, type FoundRestorePoint } from "./restore-point.js";
 import type { SnapshotRecord, SnapshotSummary, WalRecord } from "./schemas.js";
-import type { SnapshotManifest } from "./snapshot.js";
 import { formatTime, timeFromNs } from "./time.js";
 import { formatLsn, lsnSortKey, parseLsn, segmentEndLsn, segmentStartLsn, type WalFileName } from "./wal.js";
 

@@ -45,7 +45,7 @@
  * Pure: no I/O (callers stream their bytes into chunkStream).
  */
 import { createHash } from "node:crypto";
-import { FileAccessError, InvalidInputError } from "./errors.js";
+import { InvalidInputError } from "./errors.js";
 
 export interface ChunkerParams {
   /** No chunk is shorter, except the last chunk of an input. */

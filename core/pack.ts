@@ -60,7 +60,6 @@ import { createHash, type Hash } from "node:crypto";
 import { CODEC_NAMES, type CodecName } from "./codec.js";
 import { CorruptPackError, InvalidInputError, type PackProblem } from "./errors.js";
 import { SHA256_RE } from "./hash.js";
-import { assertDatabaseId } from "./keys.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -21,7 +21,6 @@ import { StateMachine } from "aws-local-stepfunctions";
 import { ConfigError, describeError } from "../core/errors.js";
 import type { AgentConfig } from "../core/config.js";
 import { DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
-import { INCOMING_PREFIX } from "../core/keys.js";
 import { WORKFLOW_DEFINITIONS, STEPS_BY_PLACEHOLDER, placeholdersOf, type StepDefinition, type WorkflowId } from "../core/workflows.js";
 import { createCatalog, createObjectStore } from "../store/factory.js";
 import { createTable, deleteTable, DynamoCatalog } from "../store/dynamo-catalog.js";

@@ -58,7 +58,7 @@ import {
 import type { SnapshotHeader } from "../core/manifest-header.js";
 import { META_CODEC } from "../core/schemas.js";
 import { parseObjectMeta } from "../core/verify.js";
-import { validateManifest, type ManifestExpectations, type SnapshotManifest, type UniqueChunk } from "../core/snapshot.js";
+import { validateManifest, type ManifestExpectations, type UniqueChunk } from "../core/snapshot.js";
 import type { ObjectStore } from "./object-store.js";
 
 /** Largest manifest.json read: format 1 manifests are one JSON document, and V8 strings stop near 512 MiB. */

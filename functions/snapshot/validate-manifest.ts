@@ -38,7 +38,7 @@ import { sha256Hex } from "../../core/hash.js";
 import { parseIncomingSnapshotKey, vaultSnapshotManifestKey } from "../../core/keys.js";
 import { objectCreatedEventSchema } from "../../core/schemas.js";
 import { manifestFormatOf, validatePagedHeader } from "../../core/manifest-pages.js";
-import { validateManifest, type SnapshotManifest } from "../../core/snapshot.js";
+import { validateManifest } from "../../core/snapshot.js";
 import { parseObjectMeta } from "../../core/verify.js";
 import { getDeps, type Deps } from "../deps.js";
 import { parseInput } from "../parse.js";

@@ -1,8 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import {
   CHUNKER_VERSION,
   DEFAULT_CHUNKER,
@@ -15,7 +12,7 @@ import {
   validateChunkerParams,
 } from "../../core/chunking.js";
 import type { ChunkRange, ChunkerParams } from "../../core/chunking.js";
-import { FileAccessError, InvalidInputError } from "../../core/errors.js";
+import { InvalidInputError } from "../../core/errors.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

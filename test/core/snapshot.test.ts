@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CHUNKER_VERSION, chunkerDescriptor } from "../../core/chunking.js";
@@ -30,7 +29,6 @@ import {
   parseBackupLabel,
   parseManifest,
   pathProblem,
-  postgresFieldsFromBackupLabel,
   resolveUnder,
   restoreLayout,
   serializeManifest,
