@@ -28,9 +28,8 @@ export function threadsFromEnv(name: string): number | undefined {
 interface Slot {
   worker: Worker;
   pending: number;
-  /** Requests not yet sent (`batch`), and what they transfer. */
+  /** Requests not yet sent (`batch`). */
   outbox: unknown[];
-  transfer: Transferable[];
 }
 
 /**
@@ -56,17 +55,16 @@ export class WorkerCalls<Reply extends { id: number }, Result> {
       settle: (reply: Reply) => Result | Error;
       /**
        * Send the requests made in one turn of the event loop to each worker
-       * as one message: for many small requests, one message each costs more
-       * than the work. `true`: an array of the requests, transferring what
-       * each call named; a function: the message and transfer list it makes
-       * of them (its worker must take what it makes).
+       * as one message, the one this makes of them (its worker must take
+       * it): for many small requests, one message each costs more than the
+       * work. Without it, each call is a message of its own.
        */
-      batch?: boolean | ((requests: unknown[]) => { message: unknown; transfer: Transferable[] });
+      batch?: (requests: unknown[]) => { message: unknown; transfer: Transferable[] };
     },
   ) {
     for (let i = 0; i < threads; i++) {
       const worker = new Worker(file, o.options);
-      const slot: Slot = { worker, pending: 0, outbox: [], transfer: [] };
+      const slot: Slot = { worker, pending: 0, outbox: [] };
       worker.on("message", (m: Reply | Reply[]) => {
         for (const reply of Array.isArray(m) ? m : [m]) {
           slot.pending--;
@@ -107,7 +105,7 @@ export class WorkerCalls<Reply extends { id: number }, Result> {
     return this.leastBusy().pending;
   }
 
-  /** Sends the request `make(id)` to the least busy worker, transferring `transfer`; rejects at once after a failure. */
+  /** Sends the request `make(id)` to the least busy worker, transferring `transfer` (with `batch`: what it makes of the turn's requests); rejects at once after a failure. */
   call(make: (id: number) => unknown, transfer: Transferable[]): Promise<Result> {
     if (this.failure) return Promise.reject(this.failure);
     const slot = this.leastBusy();
@@ -115,23 +113,20 @@ export class WorkerCalls<Reply extends { id: number }, Result> {
     slot.pending++;
     return new Promise((resolve, reject) => {
       this.calls.set(id, { resolve, reject });
-      if (this.o.batch === undefined || this.o.batch === false) {
+      if (this.o.batch === undefined) {
         slot.worker.postMessage(make(id), transfer);
         return;
       }
       if (slot.outbox.length === 0) setImmediate(() => this.flush(slot));
       slot.outbox.push(make(id));
-      slot.transfer.push(...transfer);
     });
   }
 
   private flush(slot: Slot): void {
     const batch = slot.outbox;
-    const transfer = slot.transfer;
     slot.outbox = [];
-    slot.transfer = [];
-    if (this.failure !== undefined) return;
-    const made = typeof this.o.batch === "function" ? this.o.batch(batch) : { message: batch, transfer };
+    if (this.failure !== undefined || this.o.batch === undefined) return;
+    const made = this.o.batch(batch);
     slot.worker.postMessage(made.message, made.transfer);
   }
 
