@@ -698,8 +698,6 @@ class ChunkSource {
   private stopped = false;
   private waiters: Array<() => void> = [];
   private planner: Promise<void> | undefined;
-  /** Decodes and hashes chunks on worker threads from start() to stop() (agent/decode-pool.ts). */
-  private decoder: ChunkDecoder = inThreadDecoder;
 
   constructor(
     private readonly clients: AgentClients,
@@ -707,8 +705,8 @@ class ChunkSource {
     private readonly databaseId: string,
     private readonly ops: readonly RestoreOperation[],
     parallel: number,
-    /** The restore's decode pool (opened once per restore), or undefined: this source opens its own for start()..stop(). */
-    private readonly shared?: ChunkDecoder,
+    /** The restore's decode pool (agent/decode-pool.ts: opened once per restore, closed by it), or the in-thread decoder. */
+    private readonly decoder: ChunkDecoder,
     /** The restore's pack indexes (a packed push's snapshot): its new chunks are located there first. */
     private readonly packs?: PackIndexCache,
     private readonly budget = CHUNK_CACHE_BYTES,
@@ -730,7 +728,6 @@ class ChunkSource {
   /** Starts planning and reading (once; writeFiles starts a source nobody started ahead). */
   start(): void {
     if (this.planner !== undefined) return;
-    this.decoder = this.shared ?? openDecoder({ chunks: this.remaining.size, defaultThreads: RESTORE_DECODE_THREADS });
     this.planner = this.plan().catch((e: unknown) => {
       this.failure ??= { error: e };
       this.wake();
@@ -743,7 +740,6 @@ class ChunkSource {
     this.wake();
     await this.planner;
     await this.reads.stop();
-    if (this.shared === undefined) await this.decoder.close();
   }
 
   private sleep(): Promise<void> {

@@ -9,7 +9,7 @@
  * without records and finds the index from the footer instead
  * (store/catalog-rebuild.ts).
  */
-import { CorruptPackError, describeError } from "../core/errors.js";
+import { CorruptPackError } from "../core/errors.js";
 import { parsePackIndex, type PackEntry } from "../core/pack.js";
 import type { PackItem } from "../core/schemas.js";
 import type { Catalog } from "./catalog.js";
@@ -31,16 +31,16 @@ export async function readPackIndex(store: ObjectStore, bucket: string, pack: Re
 
 /**
  * readPackIndex for callers that go on without a damaged index: its entries
- * (none: the object is missing), or why it cannot be read (the
- * CorruptPackError's message); other failures reject.
+ * (none: the object is missing), or the CorruptPackError saying why it
+ * cannot be read; other failures reject.
  */
-export async function readPackIndexOrDamage(store: ObjectStore, bucket: string, pack: RecordedPack): Promise<{ entries?: PackEntry[]; damaged?: string }> {
+export async function readPackIndexOrDamage(store: ObjectStore, bucket: string, pack: RecordedPack): Promise<{ entries?: PackEntry[]; damaged?: CorruptPackError }> {
   try {
     const entries = await readPackIndex(store, bucket, pack);
     return entries === undefined ? {} : { entries };
   } catch (e) {
     if (!(e instanceof CorruptPackError)) throw e;
-    return { damaged: describeError(e) };
+    return { damaged: e };
   }
 }
 
@@ -94,18 +94,14 @@ export class PackIndexCache {
     if (read !== null && "damaged" in read) throw read.damaged;
     return read ?? undefined;
   }
+
   private async load(name: string): Promise<ReadPack | null | { damaged: CorruptPackError }> {
     const recorded = await this.catalog.getPack(this.databaseId, name);
     // A condemned pack (retention is deleting it) is as good as gone: no reader takes a chunk from it.
     const pack = recorded?.deletingAt === undefined ? recorded : undefined;
     if (pack === undefined) return null;
-    try {
-      const entries = await readPackIndex(this.store, this.bucket, pack);
-      return { pack, entries: entries === undefined ? undefined : new Map(entries.map((e) => [e.sha256, e])) };
-    } catch (e) {
-      if (!(e instanceof CorruptPackError)) throw e;
-      return { damaged: e };
-    }
+    const { entries, damaged } = await readPackIndexOrDamage(this.store, this.bucket, pack);
+    return damaged !== undefined ? { damaged } : { pack, entries: entries === undefined ? undefined : new Map(entries.map((e) => [e.sha256, e])) };
   }
 
   /**

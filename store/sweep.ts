@@ -71,7 +71,7 @@
  */
 import { z } from "zod";
 import { forEachLimit } from "../core/concurrency.js";
-import { ConfigError } from "../core/errors.js";
+import { ConfigError, describeError } from "../core/errors.js";
 import { SortedHashSet } from "../core/hash-set.js";
 import { packNameOfKey, vaultChunkKey, vaultPackKey } from "../core/keys.js";
 import type { PackEntry } from "../core/pack.js";
@@ -544,7 +544,7 @@ async function indexPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurs
       // Condemned: the pack phase finishes its deletion whatever its index says.
       if (p.deletingAt !== undefined) return;
       const { entries, damaged } = await readPackIndexOrDamage(primary.store, primary.bucket, p);
-      if (damaged !== undefined) t.unreadable = damaged;
+      if (damaged !== undefined) t.unreadable = describeError(damaged);
       else if (entries === undefined) t.unreadable = `its object is missing from ${primary.region}`;
       else read.set(p.name, p.repackedAt === undefined ? entries : await unplaced(ctx, entries));
     });
@@ -661,7 +661,7 @@ async function packPhase(ctx: SweepContext, scratch: SweepScratch, c: SweepCurso
     const { entries, damaged } = await readPackIndexOrDamage(primary.store, primary.bucket, p);
     if (damaged !== undefined) {
       // Damaged since the index phase read it: kept, as the pack phase keeps one it could not read.
-      keepUnreadable(p, damaged);
+      keepUnreadable(p, describeError(damaged));
       return false;
     }
     // Condemned first (conditional on the mark this run read): from then on no push can unmark it nor reader use it.
