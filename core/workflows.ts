@@ -39,6 +39,52 @@ export interface StepDefinition {
   readonly timeoutSeconds: number;
   /** The deployed function's description. */
   readonly description: string;
+  /**
+   * The shared function (SHARED_FUNCTIONS) this step runs in, with the steps
+   * its chain runs next to it; absent: a function of its own. A shared step's
+   * module and memory are the shared function's, its timeout is its own: its
+   * Task state's `TimeoutSeconds` (the function's timeout is the longest of
+   * its steps'), and the Task passes `"step": "<step name>"` beside the input
+   * (functions/chain.ts dispatches on it).
+   */
+  readonly fn?: SharedFunctionName;
+}
+
+/**
+ * Lambda functions several steps of one workflow share, so that a chain of
+ * steps run one after the other meets one cold sandbox, not one per step
+ * (docs/decisions.md "One cold start per snapshot ingest, not five").
+ * Memory is the largest its steps need; the timeout, the longest of theirs.
+ */
+export const SHARED_FUNCTIONS = {
+  SnapshotIngestChain: {
+    module: "functions/snapshot/chain",
+    memoryMiB: 2048,
+    timeoutSeconds: 10 * 60,
+    description: "walvault snapshot ingest: validate a manifest and its pages, check its references, promote and record it (one function for the chain)",
+  },
+} as const satisfies Record<string, { module: string; memoryMiB: number; timeoutSeconds: number; description: string }>;
+
+export type SharedFunctionName = keyof typeof SHARED_FUNCTIONS;
+
+/** What one deployed Lambda function runs: a step's own, or a shared function (SHARED_FUNCTIONS). */
+export interface FunctionDefinition {
+  /** The function's key: the step's placeholder, or the shared function's name. */
+  readonly key: string;
+  readonly module: string;
+  readonly handler: string;
+  readonly memoryMiB: number;
+  readonly timeoutSeconds: number;
+  readonly description: string;
+}
+
+/** The function a step is deployed as (infra/) and runs in (local/lambda-pool.ts). */
+export function functionOf(step: StepDefinition): FunctionDefinition {
+  if (step.fn === undefined) {
+    return { key: step.placeholder, module: step.module, handler: step.handler, memoryMiB: step.memoryMiB, timeoutSeconds: step.timeoutSeconds, description: step.description };
+  }
+  const f = SHARED_FUNCTIONS[step.fn];
+  return { key: step.fn, module: f.module, handler: "handler", memoryMiB: f.memoryMiB, timeoutSeconds: f.timeoutSeconds, description: f.description };
 }
 
 export type WorkflowTrigger =
@@ -69,6 +115,17 @@ const step = (placeholder: string, module: string, memoryMiB: number, timeoutSec
   memoryMiB,
   timeoutSeconds,
   description,
+});
+
+/** A step of shared function `fn`: its module and memory are the function's, its timeout its own (its Task's TimeoutSeconds). */
+const sharedStep = (fn: SharedFunctionName, placeholder: string, timeoutSeconds: number, description: string): StepDefinition => ({
+  placeholder,
+  module: SHARED_FUNCTIONS[fn].module,
+  handler: "handler",
+  memoryMiB: SHARED_FUNCTIONS[fn].memoryMiB,
+  timeoutSeconds,
+  description,
+  fn,
 });
 
 export const WORKFLOW_DEFINITIONS = {
@@ -105,15 +162,15 @@ export const WORKFLOW_DEFINITIONS = {
     type: "STANDARD",
     trigger: { kind: "upload", keyPattern: `${INCOMING}*/snapshots/*/manifest.json` },
     steps: {
-      validateManifest: step("ValidateManifestFunctionArn", "functions/snapshot/validate-manifest", 2048, 5 * 60, "walvault snapshot ingest: validate a manifest and batch its new chunks"),
+      validateManifest: sharedStep("SnapshotIngestChain", "ValidateManifestFunctionArn", 5 * 60, "walvault snapshot ingest: validate a manifest and batch its new chunks"),
       // Format-2 manifests: a bounded number of pages per invocation (functions/snapshot/pages.ts), called again until done.
-      validatePages: step("ValidatePagesFunctionArn", "functions/snapshot/validate-pages", 1024, 5 * 60, "walvault snapshot ingest: validate a paged manifest's pages and batch their new chunks"),
+      validatePages: sharedStep("SnapshotIngestChain", "ValidatePagesFunctionArn", 5 * 60, "walvault snapshot ingest: validate a paged manifest's pages and batch their new chunks"),
       promoteChunks: step("PromoteChunksFunctionArn", "functions/snapshot/promote-chunks", 1024, 5 * 60, "walvault snapshot ingest: verify and promote one batch of chunks"),
       // One pack at a time: at most MAX_INGEST_PACK_BYTES (256 MiB; the agent writes 32 MiB) and 4 decoded chunks; a batch is 4 packs.
       promotePacks: step("PromotePacksFunctionArn", "functions/snapshot/promote-packs", 1024, 5 * 60, "walvault snapshot ingest: verify and promote one batch of packs"),
-      checkReferenced: step("CheckReferencedFunctionArn", "functions/snapshot/check-referenced", 2048, 10 * 60, "walvault snapshot ingest: check that every referenced chunk is in the vault"),
-      promoteManifest: step("PromoteManifestFunctionArn", "functions/snapshot/promote-manifest", 2048, 2 * 60, "walvault snapshot ingest: put a validated manifest into the vault"),
-      recordSnapshot: step("RecordSnapshotFunctionArn", "functions/snapshot/record-snapshot", 256, 20, "walvault snapshot ingest: record a snapshot in the catalog"),
+      checkReferenced: sharedStep("SnapshotIngestChain", "CheckReferencedFunctionArn", 10 * 60, "walvault snapshot ingest: check that every referenced chunk is in the vault"),
+      promoteManifest: sharedStep("SnapshotIngestChain", "PromoteManifestFunctionArn", 2 * 60, "walvault snapshot ingest: put a validated manifest into the vault"),
+      recordSnapshot: sharedStep("SnapshotIngestChain", "RecordSnapshotFunctionArn", 20, "walvault snapshot ingest: record a snapshot in the catalog"),
       quarantineSnapshot: step("QuarantineSnapshotFunctionArn", "functions/snapshot/quarantine", 2048, 2 * 60, "walvault snapshot ingest: keep a rejected manifest and record why"),
     },
     borrows: ["CopyItemFunctionArn", "RecordReplicaFailureFunctionArn"],
@@ -233,6 +290,11 @@ export const HANDLER_BUNDLE = {
   keepNames: true,
   sourceMap: true,
 } as const;
+
+/** The names of the steps that run in shared function `fn`, across every workflow. */
+export function stepsOfShared(fn: SharedFunctionName): string[] {
+  return [...STEPS_BY_PLACEHOLDER.values()].filter((s) => s.fn === fn).map((s) => s.name);
+}
 
 /** Where `npm run build` puts a step's bundle, relative to the repository root. */
 export function bundleOf(def: Pick<StepDefinition, "module">): string {

@@ -28,6 +28,7 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { Tracer } from "@aws-lambda-powertools/tracer";
 import type { Context } from "aws-lambda";
+import { ConfigError } from "../core/errors.js";
 import { ARCHIVE_NAMESPACE, INGEST_NAMESPACE, SERVICE_NAME } from "../core/metrics.js";
 import type { QuarantineRecord } from "../core/schemas.js";
 
@@ -164,6 +165,31 @@ export function lambdaHandler<O>(run: (input: unknown) => Promise<O>): LambdaHan
   const traced = decorate(inner, tracer.captureLambdaHandler({ captureResponse: false }) as Decorator);
   const logged = decorate(traced, logger.injectLambdaContext({ resetKeys: true }) as Decorator);
   const handler: LambdaHandler<O> = (input, context) => logged(input, context ?? directContext());
+  Object.defineProperty(handler, INSTRUMENTED, { value: true });
+  return handler;
+}
+
+/**
+ * The handler of a function several steps share (core/workflows.ts
+ * SHARED_FUNCTIONS): the Task passes `"step": "<step name>"` beside the
+ * input, and the step's own handler (each a lambdaHandler: its log context,
+ * trace and ERROR line) gets the rest of the input. `steps` must be exactly
+ * the steps the workflows declare for the function (checked when the module
+ * loads, so a function missing a step fails its first cold start, not one
+ * execution in a hundred); a `step` it does not know is a ConfigError naming
+ * it, before any step runs.
+ */
+export function chainHandler(fn: string, declared: readonly string[], steps: Readonly<Record<string, LambdaHandler<unknown>>>): LambdaHandler<unknown> {
+  const have = Object.keys(steps).sort();
+  const want = [...declared].sort();
+  if (have.join() !== want.join()) throw new ConfigError(`${fn} handles steps ${have.join(", ")} but its workflows declare ${want.join(", ")}`);
+  for (const [name, h] of Object.entries(steps)) if (!isLambdaHandler(h)) throw new ConfigError(`${fn}: the handler of step ${name} is not a lambdaHandler`);
+  const handler: LambdaHandler<unknown> = async (input, context) => {
+    const { step, ...rest } = (typeof input === "object" && input !== null ? input : {}) as { step?: unknown };
+    const run = typeof step === "string" && Object.hasOwn(steps, step) ? steps[step] : undefined;
+    if (run === undefined) throw new ConfigError(`${fn} has no step ${JSON.stringify(step)} (its steps: ${have.join(", ")}): the Task state must pass "step" in its Parameters`);
+    return run(rest, context);
+  };
   Object.defineProperty(handler, INSTRUMENTED, { value: true });
   return handler;
 }

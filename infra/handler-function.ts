@@ -14,7 +14,7 @@ import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import { SERVICE_NAME } from "../core/metrics.js";
-import { HANDLER_BUNDLE, stepsOf, type StepDefinition, type StepName, type WorkflowId } from "../core/workflows.js";
+import { functionOf, HANDLER_BUNDLE, stepsOf, type FunctionDefinition, type StepDefinition, type StepName, type WorkflowId } from "../core/workflows.js";
 
 export interface StepConfig {
   readonly description: string;
@@ -22,15 +22,15 @@ export interface StepConfig {
   readonly timeout: Duration;
 }
 
-/** A step's function settings as core/workflows.ts declares them. */
-export function stepConfig(def: StepDefinition): StepConfig {
+/** A function's settings as core/workflows.ts declares them. */
+export function stepConfig(def: Pick<FunctionDefinition, "description" | "memoryMiB" | "timeoutSeconds">): StepConfig {
   return { description: def.description, memorySize: def.memoryMiB, timeout: CdkDuration.seconds(def.timeoutSeconds) };
 }
 
-/** The function settings of every step a workflow deploys, by step name. */
+/** The settings of the function each step of a workflow runs in (a shared function's for a shared step), by step name. */
 export function stepConfigs<W extends WorkflowId>(workflow: W): Record<StepName<W>, StepConfig> {
   const steps: Record<string, StepDefinition> = stepsOf(workflow);
-  return Object.fromEntries(Object.entries(steps).map(([name, d]) => [name, stepConfig(d)])) as Record<StepName<W>, StepConfig>;
+  return Object.fromEntries(Object.entries(steps).map(([name, d]) => [name, stepConfig(functionOf(d))])) as Record<StepName<W>, StepConfig>;
 }
 
 /** Handler module file (functions/<dir>/<file>.ts), exported handler and ASL placeholder of a workflow's steps. */

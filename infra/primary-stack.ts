@@ -47,7 +47,7 @@ import type { Construct, Node } from "constructs";
 import { DATABASE_ID_RE, FAILED_PREFIX, INCOMING_PREFIX, QUARANTINE_PREFIX, REJECTED_SUFFIX } from "../core/keys.js";
 import { CATALOG_TTL_ATTRIBUTE, REPLICA_INDEX_PROJECTION, REPLICA_KEY_ATTRIBUTE, replicaIndexName, replicaPendingAttribute } from "../store/dynamo-catalog.js";
 import { parseThawSetting, thawByDefaultSubstitution, type ThawSetting } from "../core/thaw.js";
-import { WORKFLOW_DEFINITIONS, stepNames, type WorkflowId } from "../core/workflows.js";
+import { WORKFLOW_DEFINITIONS, functionOf, stepNames, stepsOf, type WorkflowId } from "../core/workflows.js";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
 import { createHandlerFunction, stepConfigs, stepSources, suppressWorkflowRoleWildcards, type StepConfig } from "./handler-function.js";
@@ -448,16 +448,24 @@ export class PrimaryStack extends Stack {
     this.functions = fns as Record<IngestStep, NodejsFunction>;
     this.grantIngestPermissions(replicas);
 
+    // The chain's steps share one function (core/workflows.ts SHARED_FUNCTIONS): one per function key.
     const snapshotFns: Partial<Record<SnapshotStep, NodejsFunction>> = {};
+    const snapshotByFunction = new Map<string, NodejsFunction>();
     for (const step of SNAPSHOT_STEPS) {
-      snapshotFns[step] = this.handlerFunction(
-        `Snapshot${pascal(SNAPSHOT_STEP_SOURCES[step].file)}`,
-        join(root, "functions", "snapshot", `${SNAPSHOT_STEP_SOURCES[step].file}.ts`),
-        SNAPSHOT_STEP_CONFIG[step],
-        `walvault snapshot ingest ${step} function`,
-        environment,
-        root,
-      );
+      const key = functionOf(stepsOf("snapshot-ingest")[step]).key;
+      let fn = snapshotByFunction.get(key);
+      if (fn === undefined) {
+        fn = this.handlerFunction(
+          `Snapshot${pascal(SNAPSHOT_STEP_SOURCES[step].file)}`,
+          join(root, "functions", "snapshot", `${SNAPSHOT_STEP_SOURCES[step].file}.ts`),
+          SNAPSHOT_STEP_CONFIG[step],
+          `walvault snapshot ingest ${key === stepsOf("snapshot-ingest")[step].placeholder ? step : key} function`,
+          environment,
+          root,
+        );
+        snapshotByFunction.set(key, fn);
+      }
+      snapshotFns[step] = fn;
     }
     this.snapshotFunctions = snapshotFns as Record<SnapshotStep, NodejsFunction>;
     this.grantSnapshotPermissions();
@@ -617,7 +625,7 @@ export class PrimaryStack extends Stack {
         sid: "InvokeSnapshotIngestSteps",
         actions: ["lambda:InvokeFunction"],
         resources: [
-          ...SNAPSHOT_STEPS.map((s) => this.snapshotFunctions[s].functionArn),
+          ...new Set(SNAPSHOT_STEPS.map((s) => this.snapshotFunctions[s].functionArn)),
           ...snapshotReplicateSteps.map((s) => this.replicateFunctions[s].functionArn),
         ],
       }),
@@ -1166,8 +1174,21 @@ export class PrimaryStack extends Stack {
     const listVault = new iam.PolicyStatement({ sid: "ListVault", actions: ["s3:ListBucket"], resources: [this.vaultBucket.bucketArn] });
     const catalog = (sid: string, ...actions: string[]): iam.PolicyStatement =>
       new iam.PolicyStatement({ sid, actions: actions.map((a) => `dynamodb:${a}`), resources: [this.catalog.tableArn] });
+    // The steps of a shared function (core/workflows.ts SHARED_FUNCTIONS) share its role: a statement two of
+    // them need is added once; two different statements under one Sid would be an invalid policy.
+    const added = new Map<NodejsFunction, Map<string, string>>();
     const add = (fn: NodejsFunction, ...statements: iam.PolicyStatement[]): void => {
-      for (const st of statements) fn.addToRolePolicy(st);
+      const sids = added.get(fn) ?? new Map<string, string>();
+      added.set(fn, sids);
+      for (const st of statements) {
+        const json = JSON.stringify(this.resolve(st.toStatementJson()));
+        const sid = st.sid ?? json;
+        const before = sids.get(sid);
+        if (before === json) continue;
+        if (before !== undefined) throw new Error(`snapshot ingest: two statements named ${sid} for one function's role`);
+        sids.set(sid, json);
+        fn.addToRolePolicy(st);
+      }
     };
 
     // validateManifest: read the manifest, write the batch lists, read the
@@ -1468,9 +1489,16 @@ export class PrimaryStack extends Stack {
       recordSnapshot: [xray],
       quarantineSnapshot: [xray, this.nagArn(this.incomingBucket, `/${INCOMING_PREFIX}*/snapshots/*`), quarantined],
     };
+    // One suppression per function: a shared function's role holds the wildcards of all its steps.
+    const snapshotFunctionWildcards = new Map<NodejsFunction, Set<string>>();
     for (const step of SNAPSHOT_STEPS) {
+      const all = snapshotFunctionWildcards.get(this.snapshotFunctions[step]) ?? new Set<string>();
+      for (const w of snapshotWildcards[step]) all.add(w);
+      snapshotFunctionWildcards.set(this.snapshotFunctions[step], all);
+    }
+    for (const [fn, wildcards] of snapshotFunctionWildcards) {
       NagSuppressions.addResourceSuppressions(
-        this.snapshotFunctions[step].role!,
+        fn.role!,
         [
           {
             id: "AwsSolutions-IAM5",
@@ -1478,12 +1506,12 @@ export class PrimaryStack extends Stack {
               "Object wildcards end one key family of every database: manifests (incoming/db/*/snapshots/*), chunk uploads (incoming/db/*/chunks/*), " +
               "the workflow's own batch lists (work/*), quarantine/db/*, or the vault's db/*/chunks/* and db/*/snapshots/* (one object per chunk or manifest); " +
               "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource '*').",
-            appliesTo: snapshotWildcards[step],
+            appliesTo: [...wildcards],
           },
         ],
         true,
       );
-      NagSuppressions.addResourceSuppressions(this.snapshotFunctions[step], [
+      NagSuppressions.addResourceSuppressions(fn, [
         {
           id: "AwsSolutions-L1",
           reason: "Pinned to nodejs22.x on purpose: the handlers are built and tested on Node 22 (package.json engines), and node:zlib zstd needs it.",

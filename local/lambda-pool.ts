@@ -5,8 +5,9 @@
  * (what `npm run bench:scale` reports against the limits).
  *
  * Two runtimes:
- * - "worker" (the default): each function gets sandboxes of its own, worker
- *   threads running the step's bundle (dist/bundles/, built as CDK bundles
+ * - "worker" (the default): each function gets sandboxes of its own (the
+ *   steps of a shared function, core/workflows.ts SHARED_FUNCTIONS, share
+ *   them, as in AWS), worker threads running the step's bundle (dist/bundles/, built as CDK bundles
  *   it for Lambda: core/workflows.ts HANDLER_BUNDLE), reused between invocations
  *   like warm Lambda containers, at most SANDBOXES_PER_FUNCTION at once
  *   (further invocations wait: Lambda's concurrency, scaled to one machine).
@@ -30,7 +31,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { ConfigError } from "../core/errors.js";
-import { bundleOf, type StepDefinition } from "../core/workflows.js";
+import { bundleOf, functionOf, type StepDefinition } from "../core/workflows.js";
 import type { InvocationContext, InvokeMessage, LogMessage, ResultMessage } from "./lambda-worker.js";
 import { delay, NO_LATENCY, type CloudLatency } from "./latency.js";
 import { PACKAGE_ROOT } from "./paths.js";
@@ -273,11 +274,13 @@ export function workerRuntime(
     return worker;
   };
 
+  // One pool per deployed function: the steps of a shared function (core/workflows.ts SHARED_FUNCTIONS) reuse each other's sandboxes.
   const pool = (step: StepDefinition) => {
-    let p = pools.get(step.placeholder);
+    const key = functionOf(step).key;
+    let p = pools.get(key);
     if (!p) {
       p = { sandboxes: [], waiting: [] };
-      pools.set(step.placeholder, p);
+      pools.set(key, p);
     }
     return p;
   };

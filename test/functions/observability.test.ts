@@ -12,8 +12,9 @@ import { createSocket } from "node:dgram";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ARCHIVE_NAMESPACE } from "../../core/metrics.js";
+import { ConfigError } from "../../core/errors.js";
 import { bundleOf, STEPS_BY_PLACEHOLDER } from "../../core/workflows.js";
-import { emitMetric, isLambdaHandler, lambdaHandler, traceRoot } from "../../functions/observability.js";
+import { chainHandler, emitMetric, isLambdaHandler, lambdaHandler, traceRoot } from "../../functions/observability.js";
 import { PACKAGE_ROOT } from "../../local/paths.js";
 import { emfRecords, outputLinesOf } from "../support/output-lines.js";
 
@@ -235,5 +236,34 @@ describe("the deployed bundles, traced as in Lambda", () => {
     expect(errors.map((e) => e.message)).toEqual(["MeasureRpo failed", "Quarantine failed"]);
     expect(errors.every((e) => e.correlation_id === TRACE_ROOT && e.xray_trace_id === TRACE_ROOT)).toBe(true);
     expect(errors[0]!.error!.name).toBe("ServiceUnavailableError");
+  });
+});
+
+describe("chainHandler", () => {
+  const echo = (name: string) => lambdaHandler(async (input: unknown) => ({ ran: name, input }));
+
+  it("runs the step the Task names with the rest of its input, and refuses a step it does not have before running any", async () => {
+    // Prepare
+    const chain = chainHandler("Chain", ["first", "second"], { first: echo("first"), second: echo("second") });
+
+    // Act
+    const second = await chain({ step: "second", snapshot: { id: "s1" } }, context("req-1"));
+    const unknown = await chain({ step: "third", snapshot: {} }, context("req-2")).catch((e: unknown) => e);
+    const missing = await chain({ snapshot: {} }, context("req-3")).catch((e: unknown) => e);
+
+    // Assess
+    expect(isLambdaHandler(chain)).toBe(true);
+    expect(second).toEqual({ ran: "second", input: { snapshot: { id: "s1" } } });
+    expect(unknown).toBeInstanceOf(ConfigError);
+    expect((unknown as Error).message).toContain('Chain has no step "third" (its steps: first, second)');
+    expect(missing).toBeInstanceOf(ConfigError);
+  });
+
+  it("refuses, when its module loads, a set of steps other than the workflows declare", () => {
+    // Act
+    const built = () => chainHandler("Chain", ["first", "second"], { first: echo("first") });
+
+    // Assess
+    expect(built).toThrow(/Chain handles steps first but its workflows declare first, second/);
   });
 });

@@ -17,7 +17,7 @@ import type { IConstruct } from "constructs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { aslPlaceholders } from "../../infra/asl.js";
-import { WORKFLOW_DEFINITIONS, type StepDefinition, type WorkflowId } from "../../core/workflows.js";
+import { WORKFLOW_DEFINITIONS, functionOf, stepsOf, type StepDefinition, type WorkflowId } from "../../core/workflows.js";
 import { replicaIndexDefinition } from "../../store/dynamo-catalog.js";
 import {
   findProjectRoot,
@@ -60,10 +60,10 @@ function functionStatements(stack: PrimaryStack, template: Template): Record<str
   );
 }
 
-/** The same for the snapshot ingest functions. */
+/** The same for the snapshot ingest functions, by step, or by shared function (core/workflows.ts SHARED_FUNCTIONS) for the steps that share one. */
 function snapshotFunctionStatements(stack: PrimaryStack, template: Template): Record<string, Statement[]> {
   return Object.fromEntries(
-    SNAPSHOT_STEPS.map((step) => [step, roleStatements(template, logicalId(stack, stack.snapshotFunctions[step].role!))]),
+    SNAPSHOT_STEPS.map((step) => [stepsOf("snapshot-ingest")[step].fn ?? step, roleStatements(template, logicalId(stack, stack.snapshotFunctions[step].role!))]),
   );
 }
 
@@ -625,7 +625,7 @@ describe("snapshot ingest workflow", () => {
     expect(parsed.States.PromoteChunks).toMatchObject({ Type: "Map", MaxConcurrency: 4 });
   });
 
-  it("may invoke exactly the six snapshot ingest functions and the two replica copy steps", () => {
+  it("may invoke exactly the four snapshot ingest functions and the two replica copy steps", () => {
     // Prepare
     const roleId = logicalId(defaultStack, defaultStack.snapshotIngestStateMachine.role);
     // Act
@@ -634,7 +634,7 @@ describe("snapshot ingest workflow", () => {
     expect(invoke).toHaveLength(1);
     expect(list(invoke[0]!.Resource).map(render).sort()).toEqual(
       [
-        ...SNAPSHOT_STEPS.map((s) => defaultStack.snapshotFunctions[s]),
+        ...new Set(SNAPSHOT_STEPS.map((s) => defaultStack.snapshotFunctions[s])),
         defaultStack.replicateFunctions.copyItem,
         defaultStack.replicateFunctions.recordFailure,
       ]
@@ -746,14 +746,22 @@ describe("ingest functions", () => {
     // Prepare: the app as `cdk synth` builds it (handlers bundled by esbuild), in a child process.
     const outdir = await synthBundledApp(findProjectRoot(), cdkJson.context);
     const all = [
-      ...INGEST_STEPS.map((s) => defaultStack.functions[s]),
-      ...SNAPSHOT_STEPS.map((s) => defaultStack.snapshotFunctions[s]),
-      ...REPLICATE_STEPS.map((s) => defaultStack.replicateFunctions[s]),
+      ...new Set([
+        ...INGEST_STEPS.map((s) => defaultStack.functions[s]),
+        ...SNAPSHOT_STEPS.map((s) => defaultStack.snapshotFunctions[s]),
+        ...REPLICATE_STEPS.map((s) => defaultStack.replicateFunctions[s]),
+      ]),
     ];
-    // Act: each bundle loaded as Lambda loads it, its handler given malformed input.
+    const chain = defaultStack.snapshotFunctions.validateManifest;
+    const chainSteps = SNAPSHOT_STEPS.filter((s) => defaultStack.snapshotFunctions[s] === chain);
+    // Act: each bundle loaded as Lambda loads it, its handler given malformed input; the shared function
+    // (core/workflows.ts SHARED_FUNCTIONS) once per step it runs, and once naming none.
     const outcomes = await bundledHandlerOutcomes(outdir, all.map((f) => logicalId(defaultStack, f)), {});
-    // Assess: malformed input is rejected before any AWS call, under its class name.
-    expect(outcomes).toEqual(all.map(() => "InvalidInputError"));
+    const chainOutcomes = await Promise.all(chainSteps.map((step) => bundledHandlerOutcomes(outdir, [logicalId(defaultStack, chain)], { step })));
+    // Assess: malformed input is rejected before any AWS call, under its class name; a Task that names no step is a configuration fault.
+    expect(outcomes).toEqual(all.map((f) => (f === chain ? "ConfigError" : "InvalidInputError")));
+    expect(chainSteps.length).toBeGreaterThan(1);
+    expect(chainOutcomes.flat()).toEqual(chainSteps.map(() => "InvalidInputError"));
   }, 600_000);
 
   it("tell the handlers where each replica vault is", () => {
@@ -798,7 +806,7 @@ describe("ingest functions", () => {
 });
 
 describe("snapshot ingest functions", () => {
-  it("delete nothing; only the promote steps write the vault, each its own key family; incoming writes only work/ and quarantine/", () => {
+  it("delete nothing; only the promote steps (and the chain, for manifests) write the vault, each its own key family; incoming writes only work/ and quarantine/", () => {
     for (const [stack, template] of [
       [defaultStack, defaultTemplate],
       [multiStack, multiTemplate],
@@ -806,12 +814,11 @@ describe("snapshot ingest functions", () => {
       // Prepare
       const vault = `<${logicalId(stack, stack.vaultBucket)}.Arn>`;
       const incoming = `<${logicalId(stack, stack.incomingBucket)}.Arn>`;
+      // The chain (ValidateManifest, ValidatePages, CheckReferenced, PromoteManifest, RecordSnapshot) shares one role.
       const allowedWrites: Record<string, string[]> = {
-        validateManifest: [`${incoming}/work/*`],
-        validatePages: [`${incoming}/work/*`],
+        SnapshotIngestChain: [`${incoming}/work/*`, `${vault}/db/*/snapshots/*`],
         promoteChunks: [`${vault}/db/*/chunks/*`],
         promotePacks: [`${vault}/db/*/packs/*`],
-        promoteManifest: [`${vault}/db/*/snapshots/*`],
         quarantineSnapshot: [`${incoming}/quarantine/db/*`],
       };
       // Act
@@ -836,18 +843,15 @@ describe("snapshot ingest functions", () => {
     const ddb = Object.fromEntries(
       Object.entries(byStep).map(([step, statements]) => [
         step,
-        statements.flatMap((s) => list(s.Action)).filter((a) => a.startsWith("dynamodb:")).sort(),
+        [...new Set(statements.flatMap((s) => list(s.Action)).filter((a) => a.startsWith("dynamodb:")))].sort(),
       ]),
     );
     // Assess
     expect(ddb).toEqual({
-      validateManifest: ["dynamodb:BatchGetItem", "dynamodb:GetItem"],
-      validatePages: ["dynamodb:BatchGetItem"],
+      // validateManifest, validatePages: BatchGetItem, GetItem; checkReferenced: UpdateItem, GetItem; recordSnapshot: PutItem, GetItem.
+      SnapshotIngestChain: ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
       promoteChunks: ["dynamodb:BatchWriteItem"],
       promotePacks: ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
-      checkReferenced: ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
-      promoteManifest: [],
-      recordSnapshot: ["dynamodb:GetItem", "dynamodb:PutItem"],
       quarantineSnapshot: ["dynamodb:PutItem"],
     });
   });
@@ -957,7 +961,7 @@ describe("the wal-record workflow's quarantine step", () => {
 });
 
 describe("functions of every workflow", () => {
-  it("are deployed with the memory, timeout and description core/workflows.ts declares for their step", () => {
+  it("are deployed with the memory, timeout and description core/workflows.ts declares for their step, or for the function steps share", () => {
     // Prepare
     const deployed: Array<[WorkflowId, Record<string, IConstruct>]> = [
       ["ingest", defaultStack.functions],
@@ -975,12 +979,15 @@ describe("functions of every workflow", () => {
       expect(Object.keys(fns).sort(), workflow).toEqual(Object.keys(steps).sort());
       for (const [name, step] of Object.entries(steps)) {
         const props = defaultTemplate.toJSON().Resources[logicalId(defaultStack, fns[name]!)].Properties as Record<string, unknown>;
+        const declared = functionOf(step);
         expect({ memory: props.MemorySize, timeout: props.Timeout, description: props.Description }, `${workflow} ${name}`).toEqual({
-          memory: step.memoryMiB,
-          timeout: step.timeoutSeconds,
-          description: step.description,
+          memory: declared.memoryMiB,
+          timeout: declared.timeoutSeconds,
+          description: declared.description,
         });
       }
+      // Steps that share a function are one function; the others one each.
+      expect(new Set(Object.values(fns)).size, workflow).toBe(new Set(Object.values(steps).map((s) => functionOf(s).key)).size);
     }
   });
 });

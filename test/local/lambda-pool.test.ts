@@ -41,6 +41,9 @@ const HANDLERS: Record<string, string> = {
     process.stderr.write("to stderr\\n");
     return { done: true };
   }`,
+  // Counts the invocations its sandbox served, by the step each named.
+  "shared.js": `globalThis.served = [];
+  export async function handler({ step }) { globalThis.served.push(step); return { served: globalThis.served }; }`,
   "fails.js": `export async function handler() {
     const e = new Error("chunk 1234 is corrupt");
     e.name = "ChecksumMismatchError";
@@ -187,6 +190,22 @@ describe("the worker runtime", () => {
     // Assess
     expect(runtime.usage.get(s.placeholder)!.invocations).toBe(3);
     expect(counted).toEqual({ calls: 0 });
+  });
+  it("runs the steps of one shared function in one warm sandbox: the chain meets one cold start, not one per step", async () => {
+    // Prepare: two steps of a shared function (core/workflows.ts SHARED_FUNCTIONS), as the chain runs them
+    runtime = workerRuntime({ modulesRoot: root });
+    const first: StepDefinition = { ...step("shared", 256), placeholder: "FirstFunctionArn", fn: "SnapshotIngestChain" };
+    const second: StepDefinition = { ...step("shared", 256), placeholder: "SecondFunctionArn", fn: "SnapshotIngestChain" };
+
+    // Act
+    await runtime.invoke(first, "First", { step: "first" }, 30_000);
+    const out = await runtime.invoke(second, "Second", { step: "second" }, 30_000);
+
+    // Assess: the second step ran in the sandbox the first started, and each step's usage is its own
+    expect(out).toEqual({ served: ["first", "second"] });
+    expect(runtime.usage.get("FirstFunctionArn")).toMatchObject({ invocations: 1, coldStarts: 1 });
+    expect(runtime.usage.get("SecondFunctionArn")).toMatchObject({ invocations: 1 });
+    expect(runtime.usage.get("SecondFunctionArn")!.coldStarts ?? 0).toBe(0);
   });
 });
 
