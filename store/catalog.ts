@@ -12,6 +12,9 @@
  *   with the same sha256 it changes nothing and resolves "duplicate" with the
  *   existing record; when one exists with a different sha256 it changes
  *   nothing and rejects with SegmentConflictError naming both hashes.
+ *   A generic segment's record (core/generic-wal.ts gposOfRecord: a
+ *   `<stream>/<file>` segment with a position) is written with its position
+ *   key, so listGenericWalRange() finds it; every other record without.
  * - getWal() resolves undefined for a name never recorded.
  * - listWal() returns every WAL record of a database ordered by timeline, then
  *   name (so segments come in LSN order within a timeline), across pages;
@@ -29,6 +32,23 @@
  *   through the timeline's last), in name order (newestFirst: reversed), at
  *   most `limit` of them (default: all, across pages). It reads only that
  *   range (a Query on the sort-key range), never the rest of the archive.
+ * - listGenericWalRange(databaseId, stream, fromPosition, toPosition, { limit, after })
+ *   returns the generic segment records of one stream whose position
+ *   (core/generic-wal.ts genericRecordPosition) lies from fromPosition through
+ *   toPosition, both included (toPosition undefined: through the stream's
+ *   last), in position order (records at one position: in no given order),
+ *   at most `limit` (default and most: 1000), and `next` when more may
+ *   follow: pass it as `after`. Following `next` yields every such record
+ *   once. It reads only that range (a Query on the sparse position index,
+ *   never a Scan, never the rest of the archive): its cost grows with the
+ *   range, not with the archive. The index is eventually consistent: a record
+ *   recorded a moment ago may be missing for a moment (readers that must not
+ *   miss it read the newest records too: store/catalog-state.ts). Records
+ *   written before the index (no position key) are not listed: use it for a
+ *   database only while its registration says walIndex "complete". A stream
+ *   that is not a stream id, a limit out of range, or an `after` this did
+ *   not return for the stream, rejects with InvalidInputError; a catalog
+ *   without the index, with ConfigError.
  * - listWalTimelines() returns, in ascending order, every PostgreSQL timeline
  *   holding at least one WAL record, each with its history file record
  *   (`<timeline>.history`) when one is archived. It reads one item per
@@ -80,6 +100,13 @@
  * - putDatabase() creates or replaces the registration; getDatabase() resolves
  *   undefined for an unknown id. Once putDatabase() resolves, the
  *   registration is listed too (one write: never registered but unlisted).
+ *   A registration's `walIndex` is the catalog's, not the caller's (a value
+ *   passed in is not taken as such): a generic database's registration says
+ *   walIndex "complete" when putDatabase() finds it registered so already
+ *   (a re-registration keeps it), or finds no WAL record of the database yet
+ *   (every record it will have carries its position key); otherwise it is
+ *   left out. A PostgreSQL registration never has it (its names sort by
+ *   position already).
  * - listDatabasePage(after, limit) returns registrations with ids after
  *   `after` (none: from the first), in id order, at most `limit` of them
  *   (default: one service page), and `next` when more may follow: pass it as
@@ -208,6 +235,14 @@ export interface WalRangeOptions {
   newestFirst?: boolean;
 }
 
+/** Options of listGenericWalRange(). */
+export interface GenericWalRangeOptions {
+  /** At most this many records (1 to 1000; default 1000). */
+  limit?: number;
+  /** The `next` of the previous page. */
+  after?: string;
+}
+
 /** A PostgreSQL timeline with archived WAL, and its history file record when archived. */
 export interface WalTimeline {
   timeline: number;
@@ -261,6 +296,8 @@ export interface Catalog {
   listWalPage(databaseId: string, after?: string, limit?: number): Promise<WalPage>;
   /** PostgreSQL WAL records of one timeline by name range, for planning without reading the whole archive (see the contract above). */
   listWalRange(databaseId: string, timeline: number, fromName: string, toName: string | undefined, options?: WalRangeOptions): Promise<WalRecord[]>;
+  /** One stream's generic segment records by position range, a page at a time, from the position index (see the contract above). */
+  listGenericWalRange(databaseId: string, stream: string, fromPosition: bigint, toPosition: bigint | undefined, options?: GenericWalRangeOptions): Promise<WalPage>;
   /** Every PostgreSQL timeline with a WAL record, with its history file record (see the contract above). */
   listWalTimelines(databaseId: string): Promise<WalTimeline[]>;
   /** Sets the replica status of one region on an existing record. */

@@ -6,13 +6,13 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, InvalidInputError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
 import type { ChunkItem, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { LOCAL_CREDENTIALS, freePort, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
-import { CATALOG_KEY_SCHEMA, DynamoCatalog, createTable, type BatchRetryOptions } from "../../store/dynamo-catalog.js";
+import { CATALOG_KEY_SCHEMA, DynamoCatalog, GENERIC_WAL_INDEX, GPOS_ATTRIBUTE, createTable, genericWalIndexDefinition, type BatchRetryOptions } from "../../store/dynamo-catalog.js";
 import { CONTRACT_REPLICA_REGIONS, catalogContract } from "./catalog.contract.js";
 
 let ddb: DynamoEmulator;
@@ -97,6 +97,83 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
     );
   });
 
+  it("createTable adds the position index of generic segments to a table from before it, and it lists what recordWal writes", async () => {
+    // Prepare: a table as createTable made it before the index.
+    const name = `walvault-test-${randomUUID()}`;
+    await client.send(
+      new CreateTableCommand({
+        TableName: name,
+        KeySchema: [
+          { AttributeName: "pk", KeyType: "HASH" },
+          { AttributeName: "sk", KeyType: "RANGE" },
+        ],
+        AttributeDefinitions: [
+          { AttributeName: "pk", AttributeType: "S" },
+          { AttributeName: "sk", AttributeType: "S" },
+        ],
+        BillingMode: "PAY_PER_REQUEST",
+      }),
+    );
+
+    // Act
+    await createTable(client, name);
+    const described = await client.send(new DescribeTableCommand({ TableName: name }));
+    const catalog = catalogAt(ddb.endpoint, name);
+    await catalog.recordWal(record({ name: "wal/000007.log", startLsn: "7", vaultKey: "db/pg-main/wal/wal/000007.log" }));
+    const listed = await catalog.listGenericWalRange("pg-main", "wal", 0n, undefined);
+
+    // Assess
+    const index = described.Table?.GlobalSecondaryIndexes?.find((i) => i.IndexName === GENERIC_WAL_INDEX);
+    expect(index?.KeySchema).toEqual(genericWalIndexDefinition().KeySchema);
+    expect(index?.Projection?.ProjectionType).toBe("ALL");
+    expect(listed.records.map((r) => r.name)).toEqual(["wal/000007.log"]);
+  });
+
+  it("records a generic segment with its position key and PostgreSQL WAL without one (the index stays sparse)", async () => {
+    // Prepare
+    const name = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, name);
+
+    // Act
+    await catalog.recordWal(record({ name: "wal/000007.log", startLsn: "7", vaultKey: "db/pg-main/wal/wal/000007.log" }));
+    await catalog.recordWal(record());
+    const generic = await catalog.doc.send(new GetCommand({ TableName: name, Key: { pk: "db#pg-main", sk: "wal#wal#000007.log" } }));
+    const pg = await catalog.doc.send(new GetCommand({ TableName: name, Key: { pk: "db#pg-main", sk: `wal#00000001#${SEG}` } }));
+
+    // Assess
+    expect(generic.Item?.[GPOS_ATTRIBUTE]).toBe("wal#00000000000000000007");
+    expect(pg.Item).toBeDefined();
+    expect(pg.Item?.[GPOS_ATTRIBUTE]).toBeUndefined();
+  });
+
+  it("listGenericWalRange on a table without the position index rejects with ConfigError", async () => {
+    // Prepare
+    const name = `walvault-test-${randomUUID()}`;
+    await client.send(
+      new CreateTableCommand({
+        TableName: name,
+        KeySchema: [
+          { AttributeName: "pk", KeyType: "HASH" },
+          { AttributeName: "sk", KeyType: "RANGE" },
+        ],
+        AttributeDefinitions: [
+          { AttributeName: "pk", AttributeType: "S" },
+          { AttributeName: "sk", AttributeType: "S" },
+        ],
+        BillingMode: "PAY_PER_REQUEST",
+      }),
+    );
+
+    // Act
+    const e = await catalogAt(ddb.endpoint, name).listGenericWalRange("pg-main", "wal", 0n, undefined).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+
+    // Assess
+    expect(e).toBeInstanceOf(ConfigError);
+  });
+
   it("createTable adds the replication index of each region an existing table lacks", async () => {
     // Prepare: a table from before the replication indexes.
     const name = `walvault-test-${randomUUID()}`;
@@ -109,6 +186,7 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
     // Assess
     const indexes = described.Table?.GlobalSecondaryIndexes ?? [];
     expect(indexes.map((i) => [i.IndexName, i.IndexStatus]).sort()).toEqual([
+      ["gpos", "ACTIVE"],
       ["pending-eu-west-1", "ACTIVE"],
       ["pending-us-west-2", "ACTIVE"],
     ]);
