@@ -15,7 +15,7 @@ import { mapLimit } from "../core/concurrency.js";
 import { decodeWith } from "../core/codec.js";
 import { ChecksumMismatchError, InvalidInputError, TargetAfterArchiveEndError, UnknownDatabaseError, WalGapError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { ArchivedThrough } from "../core/generic-wal.js";
+import { ArchivedThrough, isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { buildPlanInput, recordIsIncomplete, segmentPlace, snapshotInfoOf, streamOfRecord, streamsOf, type CatalogState } from "../core/restore-input.js";
 import { planRestore, restoreCandidates, type RestoreTarget, type SnapshotInfo } from "../core/restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
@@ -362,6 +362,18 @@ const bigMin = (a: bigint, b: bigint): bigint => (a < b ? a : b);
  * segment. So memory holds the WAL from the chosen snapshot on (what the
  * restore replays), not the archive's. Planning on it gives the plan, or
  * the error, planning on loadCatalogState's gives.
+ *
+ * A database whose registration says walIndex "complete" (every segment
+ * record carries its position key) reads the same segments by range instead
+ * (readIndexed: Catalog.listGenericWalRange, each stream from its cut on):
+ * the work grows with the WAL from the snapshots tried on, not with the
+ * archive; the last attempt too (every candidate's range). Two things still
+ * take the pass over the pages: a plan that fails on the last attempt (so
+ * every failing plan, gap or archive end, is reported from the consistent
+ * full read, never from the eventually consistent index), and a time target
+ * later than what the range proves complete (archivedThrough counted over
+ * the range's scans only, which can be earlier than the full count: the
+ * pass decides).
  */
 async function loadGenericPlanningState(
   catalog: Catalog,
@@ -383,6 +395,7 @@ async function loadGenericPlanningState(
     candidates = [];
   }
   const byId = new Map(records.map((r) => [r.snapshotId, r]));
+  const indexed = database.walIndex === "complete";
   /** One pass: the segments of each stream from `from` on (every one when `from` is undefined), and archivedThrough over all. */
   const read = async (from: Map<string, bigint> | undefined): Promise<CatalogState> => {
     const segments: WalRecord[] = [];
@@ -405,7 +418,8 @@ async function loadGenericPlanningState(
   if (candidates.length === 0) return read(undefined);
   for (let attempt = 1, tried = 1; ; attempt++, tried = attempt > PLANNING_WINDOWS ? candidates.length : tried * 2) {
     const using = candidates.slice(0, tried);
-    if (tried >= candidates.length) return read(undefined);
+    const last = tried >= candidates.length;
+    if (last && !indexed) return read(undefined);
     // Each stream's cut: the oldest position a snapshot tried starts from there (a stream a snapshot lacks: all of it).
     const from = new Map<string, bigint>();
     for (const stream of streams) {
@@ -416,15 +430,67 @@ async function loadGenericPlanningState(
         from.set(stream, from.has(stream) ? bigMin(from.get(stream)!, pos) : pos);
       }
     }
-    const state = await read(from);
+    let state: CatalogState;
+    if (indexed) {
+      state = { ...base, ...(await readIndexed(catalog, database, streams, from, options.region)) };
+      // A time target past what the range proves complete: the pass counts every scan.
+      if (target.kind === "time" && (state.archivedThrough === undefined || target.time > state.archivedThrough)) {
+        if (last) return read(undefined);
+        state = await read(from);
+      }
+    } else state = await read(from);
     try {
       const plan = planRestore(buildPlanInput(state, target, streams[0]));
       if (using.some((s) => s.id === plan.snapshot.id)) return state;
     } catch (e) {
+      // Every candidate in range and still no plan: the consistent full read says why (never a lagging index).
+      if (last) return read(undefined);
       // Only a snapshot's WAL failing can come out differently with older snapshots in range.
       if (!(e instanceof WalGapError) && !(e instanceof TargetAfterArchiveEndError)) return state;
     }
   }
+}
+
+/**
+ * One pass of loadGenericPlanningState through the position index: each
+ * stream's segments from its cut on (Catalog.listGenericWalRange, a page at
+ * a time), with archivedThrough counted over them. With one stream named by
+ * the snapshots, that stream's (the pass takes every record as that
+ * stream's). The index is eventually consistent: the database's head (its
+ * newest segment, read consistently before the ranges) is added from its
+ * record when the index does not list it yet, so a segment archived a moment
+ * before the restore is planned with; one the index lags on before it is a
+ * gap, which the caller's last attempt reports from the consistent pass only
+ * if it is real (docs/decisions.md, "Generic WAL by position").
+ */
+async function readIndexed(catalog: Catalog, database: DatabaseRecord, streams: readonly string[], from: ReadonlyMap<string, bigint>, region: string | undefined): Promise<{ segments: WalRecord[]; archivedThrough: Date | undefined }> {
+  const databaseId = database.databaseId;
+  const head = await catalog.getHead(databaseId);
+  const segments: WalRecord[] = [];
+  const names = new Set<string>();
+  const keep = (w: WalRecord): void => {
+    const held = w.kind === "segment" ? walInRegion(w, region) : undefined;
+    if (held === undefined || names.has(held.name)) return;
+    names.add(held.name);
+    segments.push(held);
+  };
+  await mapLimit(streams, FETCH_CONCURRENCY, async (stream) => {
+    let after: string | undefined;
+    do {
+      const page = await catalog.listGenericWalRange(databaseId, stream, from.get(stream) ?? 0n, undefined, after === undefined ? {} : { after });
+      page.records.forEach(keep);
+      after = page.next;
+    } while (after !== undefined);
+  });
+  const headStream = head !== undefined && isGenericWalName(head.lastName) ? parseGenericWalName(head.lastName).stream : undefined;
+  if (head !== undefined && headStream !== undefined && streams.includes(headStream) && !names.has(head.lastName)) {
+    const w = await catalog.getWal(databaseId, head.lastName);
+    const cut = from.get(headStream) ?? 0n;
+    if (w !== undefined && (segmentPlace(database, w)?.segno ?? -1n) >= cut) keep(w);
+  }
+  const through = new ArchivedThrough();
+  through.add(segments);
+  return { segments, archivedThrough: through.result() };
 }
 
 /** The segment a snapshot is consistent in (holding stopLsn - 1), as core/restore-plan.ts reads it. */
