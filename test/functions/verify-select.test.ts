@@ -10,6 +10,7 @@ import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schem
 import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { selectPage } from "../../functions/verify/select.js";
 import type { Catalog } from "../../store/catalog.js";
+import { indexedWal } from "../support/indexed-wal.js";
 import { pagedWal } from "../support/paged-wal.js";
 import { pgSegmentRecord, pgSnapshotRecord } from "../support/pg-records.js";
 import { emfRecords, outputLinesOf } from "../support/output-lines.js";
@@ -96,6 +97,38 @@ describe("verify SelectCandidates, generic database", () => {
     expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
     expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
     expect(paged.pagesRead()).toBe(3);
+  });
+
+  it("reads a database marked walIndex complete by position range, from its oldest snapshot on, never a page of the whole WAL", async () => {
+    // Prepare: stream "wal" positions 1..3,000 (closed at minute n); snapshots at positions 2,500 and 2,800; listWalPage refuses.
+    const GDB = "gen-select-indexed";
+    const generic: DatabaseRecord = { ...database, databaseId: GDB, kind: "generic", walIndex: "complete" };
+    const wal = Array.from({ length: 3_000 }, (_, i): WalRecord => {
+      const n = i + 1;
+      const name = `wal/seg-${n}.wal`;
+      const at = new Date(T0 + n * MINUTE).toISOString();
+      return { databaseId: GDB, name, kind: "segment", timeline: 1, startLsn: String(n), size: 100, storedSize: 1, sha256: "a".repeat(64), codec: "zstd", status: "stored", vaultKey: `db/${GDB}/wal/${name}`, archivedAt: at, closedAt: at, replicas: {} };
+    });
+    const genericSnapshot = (id: string, n: number): SnapshotRecord => {
+      const { timeline: _t, startLsn: _s, stopLsn: _p, ...rest } = pgSnapshotRecord(GDB, id, BigInt(n), new Date(T0 + (n + 1) * MINUTE).toISOString(), SIZE);
+      return { ...rest, kind: "generic", streams: { wal: String(n) } };
+    };
+    const snaps = [genericSnapshot("g2500", 2500), genericSnapshot("g2800", 2800)];
+    const index = indexedWal(wal, 200);
+    const refuse = async (): Promise<never> => {
+      throw new Error("the WAL was read page by page (Catalog.listWalPage / listWal)");
+    };
+    const catalog = { getDatabase: async () => generic, listSnapshots: async () => snaps, listVerifications: async () => [], listWalPage: refuse, listWal: refuse, ...index } as unknown as Catalog;
+    overrideDeps({ catalog });
+
+    // Act
+    const out = await selectPage({ request: { databaseId: GDB, snapshotId: "g2500", level: 4 } });
+
+    // Assess: positions 2,500..3,000 read, not 3,000 records.
+    const target = Date.parse(out.candidates[0]!.targetTime!);
+    expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
+    expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
+    expect(index.recordsRead()).toBe(501);
   });
 });
 
