@@ -13,7 +13,7 @@
 import { snapshotInRegion, walInRegion } from "../core/regions.js";
 import { mapLimit } from "../core/concurrency.js";
 import { decodeWith } from "../core/codec.js";
-import { ChecksumMismatchError, InvalidInputError, TargetAfterArchiveEndError, UnknownDatabaseError, WalGapError } from "../core/errors.js";
+import { ChecksumMismatchError, ConfigError, InvalidInputError, TargetAfterArchiveEndError, UnknownDatabaseError, WalGapError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 import { ArchivedThrough, isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { buildPlanInput, recordIsIncomplete, segmentPlace, snapshotInfoOf, streamOfRecord, streamsOf, type CatalogState } from "../core/restore-input.js";
@@ -395,7 +395,7 @@ async function loadGenericPlanningState(
     candidates = [];
   }
   const byId = new Map(records.map((r) => [r.snapshotId, r]));
-  const indexed = database.walIndex === "complete";
+  let indexed = database.walIndex === "complete";
   /** One pass: the segments of each stream from `from` on (every one when `from` is undefined), and archivedThrough over all. */
   const read = async (from: Map<string, bigint> | undefined): Promise<CatalogState> => {
     const segments: WalRecord[] = [];
@@ -430,9 +430,19 @@ async function loadGenericPlanningState(
         from.set(stream, from.has(stream) ? bigMin(from.get(stream)!, pos) : pos);
       }
     }
-    let state: CatalogState;
+    let byRange: Awaited<ReturnType<typeof readIndexed>> | undefined;
     if (indexed) {
-      state = { ...base, ...(await readIndexed(catalog, database, streams, from, options.region)) };
+      // A catalog that cannot read the index (a table without it, a role not granted it: ConfigError) is read by pages.
+      byRange = await readIndexed(catalog, database, streams, from, options.region).catch((e: unknown) => {
+        if (e instanceof ConfigError) return undefined;
+        throw e;
+      });
+      indexed = byRange !== undefined;
+      if (!indexed && last) return read(undefined);
+    }
+    let state: CatalogState;
+    if (byRange !== undefined) {
+      state = { ...base, ...byRange };
       // A time target past what the range proves complete: the pass counts every scan.
       if (target.kind === "time" && (state.archivedThrough === undefined || target.time > state.archivedThrough)) {
         if (last) return read(undefined);

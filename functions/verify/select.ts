@@ -26,7 +26,7 @@ import { verifyWorkflowInputSchema, type VerifyCandidate } from "../../core/veri
 import { restorableWindows, restorableWindowsOf, WalLines, type RestorableWindow } from "../../core/regions.js";
 import { buildPlanInput, snapshotInfoOf, streamsOf, type CatalogState } from "../../core/restore-input.js";
 import { ArchivedThrough } from "../../core/generic-wal.js";
-import { UnknownSnapshotError } from "../../core/errors.js";
+import { ConfigError, UnknownSnapshotError } from "../../core/errors.js";
 import { readPagesWithin, StoreWorkObjects } from "../../store/work-objects.js";
 import { z } from "zod";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
@@ -69,13 +69,19 @@ async function genericWalLine(catalog: Catalog, database: DatabaseRecord, stream
     const state: CatalogState = { database, records: [...records], segments: [], histories: new Map(), streams: [...streams], manifests: new Map() };
     const stops = records.flatMap((r) => snapshotInfoOf(state, r, stream)?.stopLsn ?? []);
     const from = stops.reduce((min, p) => (p < min ? p : min), stops[0] ?? 0n);
-    let after: string | undefined;
-    do {
-      const page = await catalog.listGenericWalRange(database.databaseId, stream, from, undefined, after === undefined ? {} : { after });
-      add(page.records);
-      after = page.next;
-    } while (after !== undefined);
-    return { lines, through: through.result() };
+    try {
+      let after: string | undefined;
+      do {
+        const page = await catalog.listGenericWalRange(database.databaseId, stream, from, undefined, after === undefined ? {} : { after });
+        add(page.records);
+        after = page.next;
+      } while (after !== undefined);
+      return { lines, through: through.result() };
+    } catch (e) {
+      // A catalog that cannot read the index (a table without it, a role not granted it): read by pages.
+      if (!(e instanceof ConfigError)) throw e;
+      return genericWalLine(catalog, { ...database, walIndex: undefined }, streams, records);
+    }
   }
   let after: string | undefined;
   do {

@@ -9,6 +9,7 @@
  * (Catalog.listGenericWalRange), not by pages.
  */
 import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../core/errors.js";
 import { buildPlanInput, type CatalogState } from "../../core/restore-input.js";
 import { planRestore, type RestoreTarget } from "../../core/restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
@@ -188,5 +189,25 @@ describe("planning state of a generic database", () => {
     expect(state.segments).toHaveLength(51);
     expect(paged.pagesRead()).toBe(3);
     expect(index.rangesRead()).toBe(0);
+  });
+
+  it("reads a marked database page by page when the catalog cannot read the index (no index, or no grant: ConfigError)", async () => {
+    // Prepare
+    const db: DatabaseRecord = { databaseId: "gen-no-grant", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };
+    const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
+    const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
+    const paged = pagedWal(wal, 100);
+    const denied = async (): Promise<never> => {
+      throw new ConfigError("DynamoDB denied Query on the index");
+    };
+    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, ...paged, ...indexedWal(wal, 100), listGenericWalRange: denied } as unknown as Catalog;
+
+    // Act
+    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+
+    // Assess
+    expect(state.segments).toHaveLength(51);
+    expect(paged.pagesRead()).toBe(3);
+    expect(planRestore(buildPlanInput(state, { kind: "latest" }, "s")).endLsn).toBe(300n);
   });
 });
