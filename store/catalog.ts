@@ -49,6 +49,21 @@
  *   that is not a stream id, a limit out of range, or an `after` this did
  *   not return for the stream, rejects with InvalidInputError; a catalog
  *   without the index, with ConfigError.
+ * - backfillWalIndex(databaseId, after?, limit?) gives the generic segment
+ *   records of a database registered before the position index their
+ *   position key (idempotent: a record that has it is left), examining at
+ *   most `limit` WAL records (default and most: 1000) in listWal order after
+ *   the cursor `after`; it resolves how many it examined and updated, and
+ *   `next` when more may follow. The call that examines the last record marks
+ *   the registration walIndex "complete" (`marked`), unless a segment record
+ *   cannot carry a key (a name not `<stream>/<file>`, written before those
+ *   names; no position): then it resolves `refused` saying which, marks
+ *   nothing, and the database stays read by pages. A database that is
+ *   marked already resolves at once; an unknown one rejects with
+ *   NotFoundError, a PostgreSQL one (its names sort by position) or a cursor
+ *   it did not return with InvalidInputError. Run it after every writer
+ *   writes the key (ingest from this version on): a record written without
+ *   it behind the cursor would be missed by the index.
  * - listWalTimelines() returns, in ascending order, every PostgreSQL timeline
  *   holding at least one WAL record, each with its history file record
  *   (`<timeline>.history`) when one is archived. It reads one item per
@@ -275,6 +290,17 @@ export interface MarkUnreplicatedPage {
   next?: string;
 }
 
+/** What one backfillWalIndex() call did; `next` is absent once every record was examined. */
+export interface WalIndexBackfillPage {
+  examined: number;
+  updated: number;
+  next?: string;
+  /** The registration was marked walIndex "complete" (by this call, or before it). */
+  marked?: boolean;
+  /** Why the database cannot be marked (a record that cannot carry a position key). */
+  refused?: string;
+}
+
 /** One page of registrations; `next` is absent on the last. */
 export interface DatabasePage {
   databases: DatabaseRecord[];
@@ -298,6 +324,8 @@ export interface Catalog {
   listWalRange(databaseId: string, timeline: number, fromName: string, toName: string | undefined, options?: WalRangeOptions): Promise<WalRecord[]>;
   /** One stream's generic segment records by position range, a page at a time, from the position index (see the contract above). */
   listGenericWalRange(databaseId: string, stream: string, fromPosition: bigint, toPosition: bigint | undefined, options?: GenericWalRangeOptions): Promise<WalPage>;
+  /** Gives older generic segment records their position key, a page at a time, and marks the registration at the end (see the contract above). */
+  backfillWalIndex(databaseId: string, after?: string, limit?: number): Promise<WalIndexBackfillPage>;
   /** Every PostgreSQL timeline with a WAL record, with its history file record (see the contract above). */
   listWalTimelines(databaseId: string): Promise<WalTimeline[]>;
   /** Sets the replica status of one region on an existing record. */

@@ -122,7 +122,7 @@ import { headSortKey } from "../core/catalog-records.js";
 import { GPOS_DIGITS, gposOfRecord, gposRange, isGenericWalName, parseGenericWalName, SEGMENT_FILE_RE, STREAM_ID_RE } from "../core/generic-wal.js";
 import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
 import { isLsn } from "../core/wal.js";
-import type { Catalog, ChunkPage, DatabasePage, GenericWalRangeOptions, MarkUnreplicatedPage, PackLogPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedItem, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
+import type { Catalog, ChunkPage, DatabasePage, GenericWalRangeOptions, WalIndexBackfillPage, MarkUnreplicatedPage, PackLogPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedItem, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
 import { SDK_LOGGER } from "./sdk-logger.js";
 
 /** Key schema of the catalog table; infra/ mirrors it in the CDK stack. */
@@ -721,6 +721,75 @@ export class DynamoCatalog implements Catalog {
     const gpos = String(last[GPOS_ATTRIBUTE]);
     const sk = String(last.sk);
     return { records, next: `${gpos.slice(-GPOS_DIGITS)}#${sk.slice(sk.lastIndexOf("#") + 1)}` };
+  }
+
+  async backfillWalIndex(databaseId: string, after?: string, limit?: number): Promise<WalIndexBackfillPage> {
+    const max = this.checkPageLimit(limit, "WAL records to index");
+    const walEnd = "wal$";
+    if (after !== undefined && (!after.startsWith(CATALOG_SORT_KEYS.walPrefix) || after > walEnd)) {
+      throw new InvalidInputError(`WAL index backfill cursor '${after}' of database ${databaseId} is not one backfillWalIndex returned`);
+    }
+    const database = await this.getDatabase(databaseId);
+    if (database === undefined) throw new NotFoundError(`database '${databaseId}' is not registered: no WAL index to build`);
+    if (database.kind !== "generic") throw new InvalidInputError(`database '${databaseId}' is a PostgreSQL database: its WAL names sort by position, it has no position index`);
+    if (database.walIndex === "complete") return { examined: 0, updated: 0, marked: true };
+    const pk = databasePk(databaseId);
+    let examined = 0;
+    let updated = 0;
+    let cursor = after;
+    let start: Item | undefined = after === undefined ? undefined : { pk, sk: after };
+    do {
+      const out = await this.queryOnce(pk, { from: CATALOG_SORT_KEYS.walPrefix, to: walEnd }, start, Math.min(max - examined, this.pageSize ?? max), true, "Query (WAL to index)");
+      examined += out.items.length;
+      const missing: { sk: string; gpos: string }[] = [];
+      for (const item of out.items) {
+        const record = this.parse(walRecordSchema, item, "WAL record");
+        if (record.kind !== "segment") continue;
+        const gpos = gposOfRecord(record);
+        if (gpos === undefined) {
+          return { examined, updated, refused: `WAL record ${record.name} of database ${databaseId} cannot carry a position key (not a <stream>/<file> name with a position): the database stays read by pages` };
+        }
+        if (item[GPOS_ATTRIBUTE] !== gpos) missing.push({ sk: String(item.sk), gpos });
+      }
+      await inParallel(missing, BATCH_CONCURRENCY, async ({ sk, gpos }) => {
+        const done = await this.conditional(
+          () =>
+            this.doc.send(
+              new UpdateCommand({
+                TableName: this.tableName,
+                Key: { pk, sk },
+                UpdateExpression: "SET #gpos = :gpos",
+                ConditionExpression: "attribute_exists(pk)",
+                ExpressionAttributeNames: { "#gpos": GPOS_ATTRIBUTE },
+                ExpressionAttributeValues: { ":gpos": gpos },
+              }),
+            ),
+          "UpdateItem (WAL position key)",
+        );
+        if (done) updated++;
+      });
+      const last = out.items.at(-1)?.sk;
+      if (typeof last === "string") cursor = last;
+      start = out.start;
+    } while (start !== undefined && examined < max);
+    if (start !== undefined && cursor !== undefined) return { examined, updated, next: cursor };
+    // Every WAL record examined carries its key: the registration (and its registry copy) says so, unless it changed kind meanwhile.
+    try {
+      const mark = (key: Item) => ({
+        Update: {
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: "SET walIndex = :complete",
+          ConditionExpression: "attribute_exists(pk) AND kind = :generic",
+          ExpressionAttributeValues: { ":complete": "complete", ":generic": "generic" },
+        },
+      });
+      await this.doc.send(new TransactWriteCommand({ TransactItems: [mark({ pk, sk: CATALOG_SORT_KEYS.meta }), mark({ pk: REGISTRY_PK, sk: registrySk(databaseId) })] }));
+    } catch (e) {
+      if (errorName(e) === "TransactionCanceledException") return { examined, updated, refused: `the registration of database '${databaseId}' changed while its WAL index was built, or is not listed in the registry (register it again): run it again` };
+      throw this.fail("TransactWriteItems (mark WAL index complete)", e);
+    }
+    return { examined, updated, marked: true };
   }
 
   async listWalTimelines(databaseId: string): Promise<WalTimeline[]> {

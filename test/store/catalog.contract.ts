@@ -642,6 +642,58 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         for (const e of rejected) expect(e).toBeInstanceOf(InvalidInputError);
       });
 
+      it("backfillWalIndex goes through a database registered after its WAL a bounded page at a time, then marks it walIndex complete", async () => {
+        // Prepare: WAL first (so the registration is not marked), 7 records with a history-like partial among them.
+        const paged = (await factory({ pageSize: 3 })).catalog;
+        for (const n of [1, 2, 3, 9, 10, 11]) await paged.recordWal(genericSegment("wal", `seg-${n}.log`, n));
+        await paged.recordWal(genericSegment("wal", "seg-4.partial", 4, { kind: "partial" }));
+        await paged.putDatabase(database(DB, { kind: "generic" }));
+        const before = await paged.getDatabase(DB);
+
+        // Act
+        const calls = [];
+        let after: string | undefined;
+        do {
+          const page = await paged.backfillWalIndex(DB, after, 2);
+          calls.push(page);
+          after = page.next;
+        } while (after !== undefined);
+        const again = await paged.backfillWalIndex(DB);
+
+        // Assess
+        expect(before?.walIndex).toBeUndefined();
+        expect(calls.every((c) => c.examined <= 2)).toBe(true);
+        expect(calls.reduce((n, c) => n + c.examined, 0)).toBe(7);
+        expect(calls.at(-1)).toMatchObject({ marked: true });
+        expect(calls.slice(0, -1).every((c) => c.marked === undefined)).toBe(true);
+        expect((await paged.getDatabase(DB))?.walIndex).toBe("complete");
+        expect((await paged.listDatabases()).map((d) => d.walIndex)).toEqual(["complete"]);
+        expect(again).toEqual({ examined: 0, updated: 0, marked: true });
+        expect((await paged.listGenericWalRange(DB, "wal", 0n, undefined)).records.map((r) => r.name)).toEqual(["wal/seg-1.log", "wal/seg-2.log", "wal/seg-3.log", "wal/seg-9.log", "wal/seg-10.log", "wal/seg-11.log"]);
+      });
+
+      it("backfillWalIndex refuses to mark a database with a segment record that cannot carry a position key, and rejects what has no index to build", async () => {
+        // Prepare: a generic database whose older segments have PostgreSQL-like names (the stream in the vault key).
+        await catalog.recordWal(genericSegment("wal", "seg-1.log", 1));
+        await catalog.recordWal(wal(segmentName(1, 2), { startLsn: "2", vaultKey: `db/${DB}/wal/wal/${segmentName(1, 2)}` }));
+        await catalog.putDatabase(database(DB, { kind: "generic" }));
+        await catalog.putDatabase(database("pg-plain"));
+
+        // Act
+        const page = await catalog.backfillWalIndex(DB);
+        const pg = await rejection(catalog.backfillWalIndex("pg-plain"));
+        const unknown = await rejection(catalog.backfillWalIndex("never-registered"));
+        const badCursor = await rejection(catalog.backfillWalIndex(DB, "snap#x"));
+
+        // Assess
+        expect(page.refused).toMatch(new RegExp(segmentName(1, 2)));
+        expect(page.marked).toBeUndefined();
+        expect((await catalog.getDatabase(DB))?.walIndex).toBeUndefined();
+        expect(pg).toBeInstanceOf(InvalidInputError);
+        expect(unknown).toBeInstanceOf(NotFoundError);
+        expect(badCursor).toBeInstanceOf(InvalidInputError);
+      });
+
       it("listWalTimelines lists every timeline with WAL in order, each with its history file record, and nothing of other databases", async () => {
         // Prepare
         const paged = await archive();

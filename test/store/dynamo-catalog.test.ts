@@ -7,7 +7,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, InvalidInputError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
 import type { ChunkItem, SnapshotRecord, WalRecord } from "../../core/schemas.js";
@@ -144,6 +144,33 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
     expect(generic.Item?.[GPOS_ATTRIBUTE]).toBe("wal#00000000000000000007");
     expect(pg.Item).toBeDefined();
     expect(pg.Item?.[GPOS_ATTRIBUTE]).toBeUndefined();
+  });
+
+  it("backfillWalIndex gives records written before the index their position key, so the index lists them, and marks the database", async () => {
+    // Prepare: generic segments whose items lack gpos, as code before the index wrote them.
+    const name = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, name, 2);
+    const files = [7, 8, 9, 10, 11].map((n) => `seg-${n}.log`);
+    for (const [i, f] of files.entries()) await catalog.recordWal(record({ name: `wal/${f}`, startLsn: String(7 + i), vaultKey: `db/pg-main/wal/wal/${f}` }));
+    for (const f of files) await catalog.doc.send(new UpdateCommand({ TableName: name, Key: { pk: "db#pg-main", sk: `wal#wal#${f}` }, UpdateExpression: "REMOVE gpos" }));
+    await catalog.putDatabase({ databaseId: "pg-main", kind: "generic", walSegmentSize: 16, createdAt: "2025-01-01T00:00:00.000Z" });
+    const before = await catalog.listGenericWalRange("pg-main", "wal", 0n, undefined);
+
+    // Act
+    let updated = 0;
+    let after: string | undefined;
+    do {
+      const page = await catalog.backfillWalIndex("pg-main", after, 2);
+      updated += page.updated;
+      after = page.next;
+    } while (after !== undefined);
+    const listed = await catalog.listGenericWalRange("pg-main", "wal", 8n, 10n);
+
+    // Assess
+    expect(before.records).toEqual([]);
+    expect(updated).toBe(5);
+    expect(listed.records.map((r) => r.name)).toEqual(["wal/seg-8.log", "wal/seg-9.log", "wal/seg-10.log"]);
+    expect((await catalog.getDatabase("pg-main"))?.walIndex).toBe("complete");
   });
 
   it("listGenericWalRange on a table without the position index rejects with ConfigError", async () => {
