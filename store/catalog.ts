@@ -15,6 +15,9 @@
  *   A generic segment's record (core/generic-wal.ts gposOfRecord: a
  *   `<stream>/<file>` segment with a position) is written with its position
  *   key, so listGenericWalRange() finds it; every other record without.
+ *   A created segment record the index cannot hold (a PostgreSQL-like name
+ *   whose startLsn is not an LSN: a generic database's older naming) removes
+ *   its database's walIndex mark, if any (see putDatabase below).
  * - getWal() resolves undefined for a name never recorded.
  * - listWal() returns every WAL record of a database ordered by timeline, then
  *   name (so segments come in LSN order within a timeline), across pages;

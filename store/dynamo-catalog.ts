@@ -210,6 +210,16 @@ function gposMark(record: WalRecord): Item {
   return gpos === undefined ? {} : { [GPOS_ATTRIBUTE]: gpos };
 }
 
+/**
+ * Whether a record is a generic database's segment the position index cannot
+ * hold: a PostgreSQL-like name whose startLsn is a position, not an LSN (what
+ * generic ingest wrote before `<stream>/<file>` names, and still writes for
+ * an upload under such a key). Its database cannot stay walIndex "complete".
+ */
+function outsideWalIndex(record: WalRecord): boolean {
+  return record.kind === "segment" && !isGenericWalName(record.name) && !isLsn(record.startLsn);
+}
+
 /** DynamoDB's limits per BatchGetItem / BatchWriteItem request. */
 export const BATCH_GET_MAX_KEYS = 100;
 export const BATCH_WRITE_MAX_ITEMS = 25;
@@ -570,6 +580,30 @@ export class DynamoCatalog implements Catalog {
     return wal.items.length === 0;
   }
 
+  /**
+   * Removes a registration's walIndex mark (and its registry copy's), if it
+   * has one: a record the index cannot hold was written (recordWal). A read,
+   * then one transaction only when marked.
+   */
+  private async unmarkWalIndex(databaseId: string): Promise<void> {
+    const pk = databasePk(databaseId);
+    const existing = await this.getItem(pk, CATALOG_SORT_KEYS.meta, "GetItem (database)");
+    if (existing?.walIndex === undefined) return;
+    const unmark = (key: Item) => ({ Update: { TableName: this.tableName, Key: key, UpdateExpression: "REMOVE walIndex", ConditionExpression: "attribute_exists(pk)" } });
+    try {
+      await this.doc.send(new TransactWriteCommand({ TransactItems: [unmark({ pk, sk: CATALOG_SORT_KEYS.meta }), unmark({ pk: REGISTRY_PK, sk: registrySk(databaseId) })] }));
+    } catch (e) {
+      if (errorName(e) === "TransactionCanceledException") {
+        // No registry copy (a catalog from before the registry): the registration itself must not stay marked.
+        await this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk, sk: CATALOG_SORT_KEYS.meta }, UpdateExpression: "REMOVE walIndex" })).catch((e2: unknown) => {
+          throw this.fail("UpdateItem (unmark WAL index)", e2);
+        });
+        return;
+      }
+      throw this.fail("TransactWriteItems (unmark WAL index)", e);
+    }
+  }
+
   async getDatabase(databaseId: string): Promise<DatabaseRecord | undefined> {
     const item = await this.getItem(databasePk(databaseId), CATALOG_SORT_KEYS.meta, "GetItem (database)");
     return item === undefined ? undefined : this.parse(databaseRecordSchema, item, "database record");
@@ -618,6 +652,7 @@ export class DynamoCatalog implements Catalog {
             ConditionExpression: "attribute_not_exists(pk)",
           }),
         );
+        if (outsideWalIndex(r)) await this.unmarkWalIndex(r.databaseId);
         return { outcome: "created", record: r };
       } catch (e) {
         if (!isConditionFailed(e)) throw this.fail("PutItem (WAL)", e);

@@ -206,6 +206,25 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect(await catalog.getDatabase("pg-new")).toEqual(database("pg-new"));
       });
 
+      it("recordWal of a segment the position index cannot hold (a PostgreSQL-like name with a position) removes the walIndex mark; PostgreSQL WAL does not", async () => {
+        // Prepare: two marked generic databases.
+        await catalog.putDatabase(database(DB, { kind: "generic" }));
+        await catalog.putDatabase(database("gen-other", { kind: "generic" }));
+        await catalog.recordWal(genericSegment("wal", "seg-1.log", 1));
+
+        // Act: an upload under a PostgreSQL-like key to one, a PostgreSQL segment (an LSN) to the other.
+        await catalog.recordWal(wal(segmentName(1, 2), { startLsn: "2", vaultKey: `db/${DB}/wal/00000001/${segmentName(1, 2)}` }));
+        await catalog.recordWal(wal(segmentName(1, 2), { databaseId: "gen-other", startLsn: "0/2000000" }));
+
+        // Assess
+        expect((await catalog.getDatabase(DB))?.walIndex).toBeUndefined();
+        expect((await catalog.getDatabase("gen-other"))?.walIndex).toBe("complete");
+        expect((await catalog.listDatabases()).map((d) => [d.databaseId, d.walIndex])).toEqual([
+          ["gen-other", "complete"],
+          [DB, undefined],
+        ]);
+      });
+
       it("listDatabases returns every registration across pages, and none of the other items", async () => {
         // Prepare: five databases with WAL and heads beside them, listed two per page
         const paged = (await factory({ pageSize: 2 })).catalog;
