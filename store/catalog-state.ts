@@ -467,11 +467,14 @@ async function loadGenericPlanningState(
  * a time), with archivedThrough counted over them. With one stream named by
  * the snapshots, that stream's (the pass takes every record as that
  * stream's). The index is eventually consistent: the database's head (its
- * newest segment, read consistently before the ranges) is added from its
- * record when the index does not list it yet, so a segment archived a moment
- * before the restore is planned with; one the index lags on before it is a
- * gap, which the caller's last attempt reports from the consistent pass only
- * if it is real (docs/decisions.md, "Generic WAL by position").
+ * newest segment by close time, read consistently before the ranges) and
+ * each stream's INDEX_TAIL records with the greatest names (read
+ * consistently from the record keys: the newest segments when names sort by
+ * position) are added when the index does not list them yet, so a segment
+ * archived a moment before the restore is planned with; one the index lags
+ * on before them is a gap, which the caller's last attempt reports from the
+ * consistent pass only if it is real (docs/decisions.md, "Generic WAL by
+ * position").
  */
 async function readIndexed(catalog: Catalog, database: DatabaseRecord, streams: readonly string[], from: ReadonlyMap<string, bigint>, region: string | undefined): Promise<{ segments: WalRecord[]; archivedThrough: Date | undefined }> {
   const databaseId = database.databaseId;
@@ -485,12 +488,15 @@ async function readIndexed(catalog: Catalog, database: DatabaseRecord, streams: 
     segments.push(held);
   };
   await mapLimit(streams, FETCH_CONCURRENCY, async (stream) => {
+    const cut = from.get(stream) ?? 0n;
     let after: string | undefined;
     do {
-      const page = await catalog.listGenericWalRange(databaseId, stream, from.get(stream) ?? 0n, undefined, after === undefined ? {} : { after });
+      const page = await catalog.listGenericWalRange(databaseId, stream, cut, undefined, after === undefined ? {} : { after });
       page.records.forEach(keep);
       after = page.next;
     } while (after !== undefined);
+    // The stream's newest records by name, from the record keys (consistent): what the index may not list yet.
+    for (const w of await catalog.listGenericWalNewest(databaseId, stream, INDEX_TAIL)) if ((segmentPlace(database, w)?.segno ?? -1n) >= cut) keep(w);
   });
   const headStream = head !== undefined && isGenericWalName(head.lastName) ? parseGenericWalName(head.lastName).stream : undefined;
   if (head !== undefined && headStream !== undefined && streams.includes(headStream) && !names.has(head.lastName)) {
@@ -502,6 +508,9 @@ async function readIndexed(catalog: Catalog, database: DatabaseRecord, streams: 
   through.add(segments);
   return { segments, archivedThrough: through.result() };
 }
+
+/** Records per stream read from the record keys beside an index read (Catalog.listGenericWalNewest): a moment's worth of segments. */
+const INDEX_TAIL = 8;
 
 /** The segment a snapshot is consistent in (holding stopLsn - 1), as core/restore-plan.ts reads it. */
 function consistentSegno(s: SnapshotInfo, segmentSize: number): bigint {

@@ -52,6 +52,15 @@
  *   that is not a stream id, a limit out of range, or an `after` this did
  *   not return for the stream, rejects with InvalidInputError; a catalog
  *   without the index, with ConfigError.
+ * - listGenericWalNewest(databaseId, stream, limit) returns the WAL records
+ *   of one generic stream whose file names sort last, greatest first, at most
+ *   `limit` (1 to 100), read consistently from the record keys (one Query,
+ *   not the index). For names that sort by position (fixed-width numbers,
+ *   the usual case) these are the newest segments: readers add them to a
+ *   listGenericWalRange read, so a segment recorded a moment ago, which the
+ *   eventually consistent index may not list yet, is not missed. A stream
+ *   that is not a stream id or a limit out of range rejects with
+ *   InvalidInputError.
  * - backfillWalIndex(databaseId, after?, limit?) gives the generic segment
  *   records of a database registered before the position index their
  *   position key (idempotent: a record that has it is left), examining at
@@ -327,6 +336,8 @@ export interface Catalog {
   listWalRange(databaseId: string, timeline: number, fromName: string, toName: string | undefined, options?: WalRangeOptions): Promise<WalRecord[]>;
   /** One stream's generic segment records by position range, a page at a time, from the position index (see the contract above). */
   listGenericWalRange(databaseId: string, stream: string, fromPosition: bigint, toPosition: bigint | undefined, options?: GenericWalRangeOptions): Promise<WalPage>;
+  /** One stream's records with the greatest file names, consistently (see the contract above). */
+  listGenericWalNewest(databaseId: string, stream: string, limit: number): Promise<WalRecord[]>;
   /** Gives older generic segment records their position key, a page at a time, and marks the registration at the end (see the contract above). */
   backfillWalIndex(databaseId: string, after?: string, limit?: number): Promise<WalIndexBackfillPage>;
   /** Every PostgreSQL timeline with a WAL record, with its history file record (see the contract above). */

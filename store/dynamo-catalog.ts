@@ -758,6 +758,13 @@ export class DynamoCatalog implements Catalog {
     return { records, next: `${gpos.slice(-GPOS_DIGITS)}#${sk.slice(sk.lastIndexOf("#") + 1)}` };
   }
 
+  async listGenericWalNewest(databaseId: string, stream: string, limit: number): Promise<WalRecord[]> {
+    if (!STREAM_ID_RE.test(stream)) throw new InvalidInputError(`newest generic WAL of database ${databaseId}: '${stream}' is not a WAL stream id`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new InvalidInputError(`newest generic WAL of database ${databaseId}: limit ${String(limit)} is not an integer from 1 to 100`);
+    const items = await this.queryItems(databasePk(databaseId), { prefix: `${CATALOG_SORT_KEYS.walPrefix}${stream}#` }, "Query (newest generic WAL)", { limit, forward: false });
+    return items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
+  }
+
   async backfillWalIndex(databaseId: string, after?: string, limit?: number): Promise<WalIndexBackfillPage> {
     const max = this.checkPageLimit(limit, "WAL records to index");
     const walEnd = "wal$";

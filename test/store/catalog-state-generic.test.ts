@@ -155,6 +155,26 @@ describe("planning state of a generic database", () => {
     expect(plan.endLsn).toBe(300n);
   });
 
+  it("plans with another stream's segments archived a moment before the restore that the index does not list yet (the newest by name, from the record keys)", async () => {
+    // Prepare: streams a and b, positions 1..300 with fixed-width names; the index lags on b's newest two (a's 300 is the head).
+    const db: DatabaseRecord = { databaseId: "gen-lag-streams", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };
+    const padded = (stream: string, n: number, closed: number): WalRecord => ({ ...segment(db.databaseId, stream, n, { startLsn: String(n), closedAt: at(closed) }), name: `${stream}/${String(n).padStart(6, "0")}.log` });
+    const wal = [...Array.from({ length: 300 }, (_, i) => padded("a", i + 1, i + 1)), ...Array.from({ length: 300 }, (_, i) => padded("b", i + 1, i + 0.5))];
+    const snaps = [snapshot(db.databaseId, 1, { a: 100, b: 100 }, 100.75), snapshot(db.databaseId, 2, { a: 250, b: 250 }, 250.75)];
+    const refuse = async (): Promise<never> => {
+      throw new Error("the WAL was read page by page");
+    };
+    const index = indexedWal(wal, 100, new Set(["b/000299.log", "b/000300.log"]));
+    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, listWalPage: refuse, listWal: refuse, ...index } as unknown as Catalog;
+
+    // Act
+    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+    const plans = outcome(state, { kind: "latest" }) as { endLsn: string }[];
+
+    // Assess
+    expect(plans.map((p) => p.endLsn)).toEqual(["300", "300"]);
+  });
+
   it("reports a gap the index shows only from the consistent pass over the pages: a segment the index lags on is no gap", async () => {
     // Prepare: positions 1..300; the index lags on 260, which the pages hold.
     const db: DatabaseRecord = { databaseId: "gen-lag-gap", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };

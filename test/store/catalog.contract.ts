@@ -661,6 +661,23 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         for (const e of rejected) expect(e).toBeInstanceOf(InvalidInputError);
       });
 
+      it("listGenericWalNewest returns one stream's records with the greatest file names, greatest first, consistently", async () => {
+        // Prepare
+        const paged = await genericArchive();
+
+        // Act
+        const newest = await paged.listGenericWalNewest(DB, "wal", 3);
+        const other = await paged.listGenericWalNewest(DB, "wal-2", 100);
+        const none = await paged.listGenericWalNewest(DB, "wal-3", 5);
+        const rejected = await Promise.all([rejection(paged.listGenericWalNewest(DB, "no/stream", 1)), rejection(paged.listGenericWalNewest(DB, "wal", 0)), rejection(paged.listGenericWalNewest(DB, "wal", 101))]);
+
+        // Assess: name order, not position order (seg-9 sorts after seg-101).
+        expect(newest.map((r) => r.name)).toEqual(["wal/seg-9.log", "wal/seg-4.partial", "wal/seg-3.log"]);
+        expect(other.map((r) => r.name)).toEqual(["wal-2/seg-7.log", "wal-2/seg-6.log", "wal-2/seg-5.log"]);
+        expect(none).toEqual([]);
+        for (const e of rejected) expect(e).toBeInstanceOf(InvalidInputError);
+      });
+
       it("backfillWalIndex goes through a database registered after its WAL a bounded page at a time, then marks it walIndex complete", async () => {
         // Prepare: WAL first (so the registration is not marked), 7 records with a history-like partial among them.
         const paged = (await factory({ pageSize: 3 })).catalog;

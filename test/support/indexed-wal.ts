@@ -4,7 +4,8 @@
  * with the consistent reads beside it (getWal, getHead: the newest segment by
  * close time, as ingest's advanceHead leaves it), for tests of readers that
  * must read by range: the ranges and records read are counted. `lagging`
- * names records the index does not list yet (eventual consistency).
+ * names records the index does not list yet (eventual consistency); the
+ * consistent reads (getWal, listGenericWalNewest) list them.
  */
 import { headSortKey } from "../../core/catalog-records.js";
 import { genericRecordPosition, gposOfRecord } from "../../core/generic-wal.js";
@@ -17,6 +18,7 @@ export function indexedWal(
   lagging: ReadonlySet<string> = new Set(),
 ): {
   listGenericWalRange: (databaseId: string, stream: string, from: bigint, to: bigint | undefined, options?: GenericWalRangeOptions) => Promise<WalPage>;
+  listGenericWalNewest: (databaseId: string, stream: string, limit: number) => Promise<WalRecord[]>;
   getWal: (databaseId: string, name: string) => Promise<WalRecord | undefined>;
   getHead: (databaseId: string) => Promise<HeadRecord | undefined>;
   rangesRead: () => number;
@@ -43,6 +45,11 @@ export function indexedWal(
       const end = start + page.length;
       return end < inRange.length ? { records: page, next: String(end) } : { records: page };
     },
+    listGenericWalNewest: async (_db, stream, limit) =>
+      records
+        .filter((w) => w.name.startsWith(`${stream}/`))
+        .sort((a, b) => (a.name < b.name ? 1 : a.name > b.name ? -1 : 0))
+        .slice(0, limit),
     getWal: async (_db, name) => records.find((w) => w.name === name),
     getHead: async (databaseId) => {
       let best: { key: string; w: WalRecord } | undefined;
