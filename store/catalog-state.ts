@@ -15,7 +15,7 @@ import { mapLimit } from "../core/concurrency.js";
 import { decodeWith } from "../core/codec.js";
 import { ChecksumMismatchError, ConfigError, InvalidInputError, TargetAfterArchiveEndError, UnknownDatabaseError, WalGapError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { ArchivedThrough, isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
+import { ArchivedThrough, genericRecordPosition, isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { buildPlanInput, recordIsIncomplete, segmentPlace, snapshotInfoOf, streamOfRecord, streamsOf, type CatalogState } from "../core/restore-input.js";
 import { planRestore, restoreCandidates, type RestoreTarget, type SnapshotInfo } from "../core/restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
@@ -395,7 +395,8 @@ async function loadGenericPlanningState(
     candidates = [];
   }
   const byId = new Map(records.map((r) => [r.snapshotId, r]));
-  let indexed = database.walIndex === "complete";
+  // By range only when the index holds every segment and the snapshots name the streams to read.
+  let indexed = database.walIndex === "complete" && streams.length > 0;
   /** One pass: the segments of each stream from `from` on (every one when `from` is undefined), and archivedThrough over all. */
   const read = async (from: Map<string, bigint> | undefined): Promise<CatalogState> => {
     const segments: WalRecord[] = [];
@@ -496,13 +497,13 @@ async function readIndexed(catalog: Catalog, database: DatabaseRecord, streams: 
       after = page.next;
     } while (after !== undefined);
     // The stream's newest records by name, from the record keys (consistent): what the index may not list yet.
-    for (const w of await catalog.listGenericWalNewest(databaseId, stream, INDEX_TAIL)) if ((segmentPlace(database, w)?.segno ?? -1n) >= cut) keep(w);
+    for (const w of await catalog.listGenericWalNewest(databaseId, stream, INDEX_TAIL)) if (w.kind === "segment" && (genericRecordPosition(w) ?? -1n) >= cut) keep(w);
   });
   const headStream = head !== undefined && isGenericWalName(head.lastName) ? parseGenericWalName(head.lastName).stream : undefined;
   if (head !== undefined && headStream !== undefined && streams.includes(headStream) && !names.has(head.lastName)) {
     const w = await catalog.getWal(databaseId, head.lastName);
     const cut = from.get(headStream) ?? 0n;
-    if (w !== undefined && (segmentPlace(database, w)?.segno ?? -1n) >= cut) keep(w);
+    if (w !== undefined && w.kind === "segment" && (genericRecordPosition(w) ?? -1n) >= cut) keep(w);
   }
   const through = new ArchivedThrough();
   through.add(segments);
