@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mapLimit } from "../../core/concurrency.js";
 import { ConfigError, InvalidInputError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
 import type { ChunkItem, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { LOCAL_CREDENTIALS, freePort, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
@@ -172,6 +173,38 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
     expect(listed.records.map((r) => r.name)).toEqual(["wal/seg-8.log", "wal/seg-9.log", "wal/seg-10.log"]);
     expect((await catalog.getDatabase("pg-main"))?.walIndex).toBe("complete");
   });
+
+  it("listGenericWalRange reads only the range: Queries on the index whose items scanned are the records returned, however large the archive", async () => {
+    // Prepare: 600 generic segments of two streams and 100 PostgreSQL records beside them, counted from here.
+    const name = await freshTable();
+    const client2 = new DynamoDBClient({ endpoint: ddb.endpoint, region: "us-east-1", credentials: LOCAL_CREDENTIALS });
+    const catalog = new DynamoCatalog({ tableName: name, client: client2, where: ddb.endpoint });
+    for (const stream of ["wal", "wal-2"]) {
+      await mapLimit(Array.from({ length: 300 }, (_, i) => i + 1), 16, (n) => catalog.recordWal(record({ name: `${stream}/seg-${n}.log`, startLsn: String(n), vaultKey: `db/pg-main/wal/${stream}/seg-${n}.log` })));
+    }
+    const pgName = (n: number): string => `0000000100000000${n.toString(16).toUpperCase().padStart(8, "0")}`;
+    await mapLimit(Array.from({ length: 100 }, (_, i) => i + 1), 16, (n) => catalog.recordWal(record({ name: pgName(n), vaultKey: `db/pg-main/wal/00000001/${pgName(n)}` })));
+    const sent: { name: string; index?: string; scanned?: number }[] = [];
+    client2.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        const input = args.input as { IndexName?: string };
+        const output = out.output as { ScannedCount?: number };
+        sent.push({ name: String(context.commandName), ...(input.IndexName === undefined ? {} : { index: input.IndexName }), ...(output.ScannedCount === undefined ? {} : { scanned: output.ScannedCount }) });
+        return out;
+      },
+      { step: "initialize", name: "walvaultTestRangeLog" },
+    );
+
+    // Act
+    const page = await catalog.listGenericWalRange("pg-main", "wal", 101n, 120n);
+
+    // Assess
+    expect(page.records.map((r) => r.name)).toEqual(Array.from({ length: 20 }, (_, i) => `wal/seg-${101 + i}.log`));
+    expect(page.next).toBeUndefined();
+    expect(sent).toEqual([{ name: "QueryCommand", index: GENERIC_WAL_INDEX, scanned: 20 }]);
+    client2.destroy();
+  }, 60_000);
 
   it("listGenericWalRange on a table without the position index rejects with ConfigError", async () => {
     // Prepare
