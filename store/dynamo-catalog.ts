@@ -213,8 +213,9 @@ function gposMark(record: WalRecord): Item {
 /**
  * Whether a record is a generic database's segment the position index cannot
  * hold: a PostgreSQL-like name whose startLsn is a position, not an LSN (what
- * generic ingest wrote before `<stream>/<file>` names, and still writes for
- * an upload under such a key). Its database cannot stay walIndex "complete".
+ * generic ingest wrote before `<stream>/<file>` names; written straight to the
+ * catalog by older tools and test fixtures). Its database cannot stay
+ * walIndex "complete".
  */
 function outsideWalIndex(record: WalRecord): boolean {
   return record.kind === "segment" && !isGenericWalName(record.name) && !isLsn(record.startLsn);
