@@ -75,6 +75,76 @@ export function parseGenericWalName(name: string): GenericWalName {
   return { stream: assertStreamId(stream), file: assertSegmentFile(file), name };
 }
 
+// ---------------------------------------------------------------------------
+// Position-ordered key (the catalog's sparse `gpos` index; docs/decisions.md,
+// "Generic WAL by position")
+
+/** Digits of a position in a `gpos` value (zero-padded: string order is position order). */
+export const GPOS_DIGITS = 20;
+/** The greatest position a `gpos` value holds (20 nines; an agent's position is at most 20 digits). */
+export const GPOS_MAX_POSITION = 10n ** BigInt(GPOS_DIGITS) - 1n;
+
+/**
+ * The `gpos` value of a generic segment: `<stream>#<position, 20 digits
+ * zero-padded>`, so one stream's segments sort by position, and a range of
+ * positions is a range of values. InvalidInputError for a stream that is not
+ * a stream id, or a position below 0 or above GPOS_MAX_POSITION.
+ */
+export function gposValue(stream: string, position: bigint): string {
+  if (!STREAM_ID_RE.test(stream)) throw new InvalidInputError(`'${stream}' is not a WAL stream id`);
+  if (position < 0n || position > GPOS_MAX_POSITION) throw new InvalidInputError(`WAL position ${position} of stream '${stream}' is not from 0 to ${GPOS_MAX_POSITION}`);
+  return `${stream}#${position.toString().padStart(GPOS_DIGITS, "0")}`;
+}
+
+/** The stream and position of a `gpos` value; InvalidInputError for anything gposValue does not make. */
+export function parseGpos(value: string): { stream: string; position: bigint } {
+  const m = /^([^#]+)#(\d{20})$/.exec(value);
+  if (!m || !STREAM_ID_RE.test(m[1]!)) throw new InvalidInputError(`'${value}' is not a generic WAL position key <stream>#<20 digits>`);
+  return { stream: m[1]!, position: BigInt(m[2]!) };
+}
+
+/**
+ * The position of a generic segment record (name `<stream>/<file>`), as
+ * planning reads it (core/restore-input.ts genericSegno): its decimal
+ * startLsn, else the last number in its name; undefined when it has neither.
+ */
+export function genericRecordPosition(rec: { name: string; startLsn?: string | undefined }): bigint | undefined {
+  if (rec.startLsn !== undefined && /^\d{1,20}$/.test(rec.startLsn)) return BigInt(rec.startLsn);
+  const last = rec.name.match(/\d+/g)?.at(-1);
+  return last === undefined ? undefined : BigInt(last);
+}
+
+/**
+ * The `gpos` attribute a catalog WAL record carries: a generic segment's
+ * (`<stream>/<file>` name, kind "segment") stream and position; undefined for
+ * every other record (PostgreSQL WAL, history files, a generic record with no
+ * position or one past GPOS_MAX_POSITION: none ingest writes), so the index
+ * holds generic segments only.
+ */
+export function gposOfRecord(rec: { name: string; kind: string; startLsn?: string | undefined }): string | undefined {
+  if (rec.kind !== "segment" || !isGenericWalName(rec.name)) return undefined;
+  let stream: string;
+  try {
+    stream = parseGenericWalName(rec.name).stream;
+  } catch {
+    return undefined;
+  }
+  const position = genericRecordPosition(rec);
+  return position === undefined || position > GPOS_MAX_POSITION ? undefined : gposValue(stream, position);
+}
+
+/**
+ * The `gpos` values bounding one stream's positions from `from` through `to`
+ * (undefined: through the stream's last), both included; undefined when the
+ * range is empty (to < from). Negative bounds are 0; bounds past
+ * GPOS_MAX_POSITION are GPOS_MAX_POSITION.
+ */
+export function gposRange(stream: string, from: bigint, to: bigint | undefined): { from: string; to: string } | undefined {
+  const clamp = (p: bigint): bigint => (p < 0n ? 0n : p > GPOS_MAX_POSITION ? GPOS_MAX_POSITION : p);
+  if (from > GPOS_MAX_POSITION || (to !== undefined && (to < from || to < 0n))) return undefined;
+  return { from: gposValue(stream, clamp(from)), to: gposValue(stream, clamp(to ?? GPOS_MAX_POSITION)) };
+}
+
 /**
  * A segment's close time in whole milliseconds, from its mtime: rounded UP.
  * The catalog keeps milliseconds, and a segment counts for a time target T

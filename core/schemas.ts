@@ -186,6 +186,13 @@ export const databaseRecordSchema = z.object({
     .optional(),
   /** The archive lag (seconds since the newest recorded WAL) the rpo-watch workflow alarms on (core/rpo.ts); absent: DEFAULT_RPO_SECONDS. */
   rpoSeconds: z.number().int().positive().optional(),
+  /**
+   * Generic databases: "complete" when every generic segment record of the
+   * database carries its position key (`gpos`), so readers may read WAL by
+   * position from the catalog's index (store/catalog.ts listGenericWalRange).
+   * The catalog's to set (putDatabase, backfillWalIndex), never the caller's.
+   */
+  walIndex: z.literal("complete").optional(),
 });
 export type DatabaseRecord = z.infer<typeof databaseRecordSchema>;
 

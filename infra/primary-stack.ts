@@ -45,7 +45,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct, Node } from "constructs";
 import { DATABASE_ID_RE, FAILED_PREFIX, INCOMING_PREFIX, QUARANTINE_PREFIX, REJECTED_SUFFIX } from "../core/keys.js";
-import { CATALOG_TTL_ATTRIBUTE, REPLICA_INDEX_PROJECTION, REPLICA_KEY_ATTRIBUTE, replicaIndexName, replicaPendingAttribute } from "../store/dynamo-catalog.js";
+import { CATALOG_TTL_ATTRIBUTE, GENERIC_WAL_INDEX, GPOS_ATTRIBUTE, REPLICA_INDEX_PROJECTION, REPLICA_KEY_ATTRIBUTE, replicaIndexName, replicaPendingAttribute } from "../store/dynamo-catalog.js";
 import { parseThawSetting, thawByDefaultSubstitution, type ThawSetting } from "../core/thaw.js";
 import { WORKFLOW_DEFINITIONS, functionOf, stepNames, stepsOf, type WorkflowId } from "../core/workflows.js";
 import { missingSubstitutions } from "./asl.js";
@@ -424,13 +424,23 @@ export class PrimaryStack extends Stack {
       // What each replica region lacks (store/dynamo-catalog.ts, docs/replication.md): a sparse index per
       // region, so the replicate workflow's FindMissing reads only pending records. CloudFormation adds or
       // removes one global secondary index per update: add replica regions one deployment at a time.
-      globalSecondaryIndexes: replicas.map((r) => ({
-        indexName: replicaIndexName(r.region),
-        partitionKey: { name: replicaPendingAttribute(r.region), type: dynamodb.AttributeType.STRING },
-        sortKey: { name: REPLICA_KEY_ATTRIBUTE, type: dynamodb.AttributeType.STRING },
-        projectionType: dynamodb.ProjectionType.INCLUDE,
-        nonKeyAttributes: [...REPLICA_INDEX_PROJECTION],
-      })),
+      // Generic WAL by position (store/dynamo-catalog.ts genericWalIndexDefinition): a sparse index of generic
+      // segments (only they carry `gpos`), so a range of positions is one Query. Add it in a deployment of its own.
+      globalSecondaryIndexes: [
+        {
+          indexName: GENERIC_WAL_INDEX,
+          partitionKey: { name: "pk", type: dynamodb.AttributeType.STRING },
+          sortKey: { name: GPOS_ATTRIBUTE, type: dynamodb.AttributeType.STRING },
+          projectionType: dynamodb.ProjectionType.ALL,
+        },
+        ...replicas.map((r) => ({
+          indexName: replicaIndexName(r.region),
+          partitionKey: { name: replicaPendingAttribute(r.region), type: dynamodb.AttributeType.STRING },
+          sortKey: { name: REPLICA_KEY_ATTRIBUTE, type: dynamodb.AttributeType.STRING },
+          projectionType: dynamodb.ProjectionType.INCLUDE,
+          nonKeyAttributes: [...REPLICA_INDEX_PROJECTION],
+        })),
+      ],
     });
 
     // ---------------------------------------------------------------- handlers

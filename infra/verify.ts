@@ -48,6 +48,7 @@ import { NagSuppressions } from "cdk-nag";
 import { Construct, type IConstruct, type Node } from "constructs";
 import { z } from "zod";
 import { DATABASE_ID_RE } from "../core/keys.js";
+import { GENERIC_WAL_INDEX } from "../store/dynamo-catalog.js";
 import type { VerifyPolicy } from "../core/verify-policy.js";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";
@@ -482,6 +483,10 @@ export class Verification extends Construct {
       new iam.PolicyStatement({ sid, actions: actions.map((a) => `dynamodb:${a}`), resources: [props.catalog.tableArn] });
     // select: registrations (Query of the registry partition), one registration (GetItem), snapshot, WAL and verification records (Query). No Scan.
     this.functions.selectCandidates.addToRolePolicy(catalogGrant("ReadCatalog", "Query", "GetItem"));
+    // select reads a walIndex-complete generic database's WAL by position range: Query on that one index.
+    this.functions.selectCandidates.addToRolePolicy(
+      new iam.PolicyStatement({ sid: "ReadGenericWalIndex", actions: ["dynamodb:Query"], resources: [`${props.catalog.tableArn}/index/${GENERIC_WAL_INDEX}`] }),
+    );
     // select also collects each page's results under work/verify/ of the incoming bucket and reads them for the summary.
     this.functions.selectCandidates.addToRolePolicy(
       new iam.PolicyStatement({ sid: "PageResults", actions: ["s3:GetObject", "s3:PutObject"], resources: [props.incomingBucket.arnForObjects(`${VERIFY_WORK_PREFIX}*`)] }),

@@ -13,9 +13,9 @@
 import { snapshotInRegion, walInRegion } from "../core/regions.js";
 import { mapLimit } from "../core/concurrency.js";
 import { decodeWith } from "../core/codec.js";
-import { ChecksumMismatchError, InvalidInputError, TargetAfterArchiveEndError, UnknownDatabaseError, WalGapError } from "../core/errors.js";
+import { ChecksumMismatchError, ConfigError, InvalidInputError, TargetAfterArchiveEndError, UnknownDatabaseError, WalGapError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
-import { ArchivedThrough } from "../core/generic-wal.js";
+import { ArchivedThrough, genericRecordPosition, isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
 import { buildPlanInput, recordIsIncomplete, segmentPlace, snapshotInfoOf, streamOfRecord, streamsOf, type CatalogState } from "../core/restore-input.js";
 import { planRestore, restoreCandidates, type RestoreTarget, type SnapshotInfo } from "../core/restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../core/schemas.js";
@@ -362,6 +362,18 @@ const bigMin = (a: bigint, b: bigint): bigint => (a < b ? a : b);
  * segment. So memory holds the WAL from the chosen snapshot on (what the
  * restore replays), not the archive's. Planning on it gives the plan, or
  * the error, planning on loadCatalogState's gives.
+ *
+ * A database whose registration says walIndex "complete" (every segment
+ * record carries its position key) reads the same segments by range instead
+ * (readIndexed: Catalog.listGenericWalRange, each stream from its cut on):
+ * the work grows with the WAL from the snapshots tried on, not with the
+ * archive; the last attempt too (every candidate's range). Two things still
+ * take the pass over the pages: a plan that fails on the last attempt (so
+ * every failing plan, gap or archive end, is reported from the consistent
+ * full read, never from the eventually consistent index), and a time target
+ * later than what the range proves complete (archivedThrough counted over
+ * the range's scans only, which can be earlier than the full count: the
+ * pass decides).
  */
 async function loadGenericPlanningState(
   catalog: Catalog,
@@ -383,6 +395,8 @@ async function loadGenericPlanningState(
     candidates = [];
   }
   const byId = new Map(records.map((r) => [r.snapshotId, r]));
+  // By range only when the index holds every segment and the snapshots name the streams to read.
+  let indexed = database.walIndex === "complete" && streams.length > 0;
   /** One pass: the segments of each stream from `from` on (every one when `from` is undefined), and archivedThrough over all. */
   const read = async (from: Map<string, bigint> | undefined): Promise<CatalogState> => {
     const segments: WalRecord[] = [];
@@ -405,7 +419,8 @@ async function loadGenericPlanningState(
   if (candidates.length === 0) return read(undefined);
   for (let attempt = 1, tried = 1; ; attempt++, tried = attempt > PLANNING_WINDOWS ? candidates.length : tried * 2) {
     const using = candidates.slice(0, tried);
-    if (tried >= candidates.length) return read(undefined);
+    const last = tried >= candidates.length;
+    if (last && !indexed) return read(undefined);
     // Each stream's cut: the oldest position a snapshot tried starts from there (a stream a snapshot lacks: all of it).
     const from = new Map<string, bigint>();
     for (const stream of streams) {
@@ -416,16 +431,87 @@ async function loadGenericPlanningState(
         from.set(stream, from.has(stream) ? bigMin(from.get(stream)!, pos) : pos);
       }
     }
-    const state = await read(from);
+    let byRange: Awaited<ReturnType<typeof readIndexed>> | undefined;
+    if (indexed) {
+      // A catalog that cannot read the index (a table without it, a role not granted it: ConfigError) is read by pages.
+      byRange = await readIndexed(catalog, database, streams, from, options.region).catch((e: unknown) => {
+        if (e instanceof ConfigError) return undefined;
+        throw e;
+      });
+      indexed = byRange !== undefined;
+      if (!indexed && last) return read(undefined);
+    }
+    let state: CatalogState;
+    if (byRange !== undefined) {
+      state = { ...base, ...byRange };
+      // A time target past what the range proves complete: the pass counts every scan.
+      if (target.kind === "time" && (state.archivedThrough === undefined || target.time > state.archivedThrough)) {
+        if (last) return read(undefined);
+        state = await read(from);
+      }
+    } else state = await read(from);
     try {
       const plan = planRestore(buildPlanInput(state, target, streams[0]));
       if (using.some((s) => s.id === plan.snapshot.id)) return state;
     } catch (e) {
+      // Every candidate in range and still no plan: the consistent full read says why (never a lagging index).
+      if (last) return read(undefined);
       // Only a snapshot's WAL failing can come out differently with older snapshots in range.
       if (!(e instanceof WalGapError) && !(e instanceof TargetAfterArchiveEndError)) return state;
     }
   }
 }
+
+/**
+ * One pass of loadGenericPlanningState through the position index: each
+ * stream's segments from its cut on (Catalog.listGenericWalRange, a page at
+ * a time), with archivedThrough counted over them. With one stream named by
+ * the snapshots, that stream's (the pass takes every record as that
+ * stream's). The index is eventually consistent: the database's head (its
+ * newest segment by close time, read consistently before the ranges) and
+ * each stream's INDEX_TAIL records with the greatest names (read
+ * consistently from the record keys: the newest segments when names sort by
+ * position) are added when the index does not list them yet, so a segment
+ * archived a moment before the restore is planned with; one the index lags
+ * on before them is a gap, which the caller's last attempt reports from the
+ * consistent pass only if it is real (docs/decisions.md, "Generic WAL by
+ * position").
+ */
+async function readIndexed(catalog: Catalog, database: DatabaseRecord, streams: readonly string[], from: ReadonlyMap<string, bigint>, region: string | undefined): Promise<{ segments: WalRecord[]; archivedThrough: Date | undefined }> {
+  const databaseId = database.databaseId;
+  const head = await catalog.getHead(databaseId);
+  const segments: WalRecord[] = [];
+  const names = new Set<string>();
+  const keep = (w: WalRecord): void => {
+    const held = w.kind === "segment" ? walInRegion(w, region) : undefined;
+    if (held === undefined || names.has(held.name)) return;
+    names.add(held.name);
+    segments.push(held);
+  };
+  await mapLimit(streams, FETCH_CONCURRENCY, async (stream) => {
+    const cut = from.get(stream) ?? 0n;
+    let after: string | undefined;
+    do {
+      const page = await catalog.listGenericWalRange(databaseId, stream, cut, undefined, after === undefined ? {} : { after });
+      page.records.forEach(keep);
+      after = page.next;
+    } while (after !== undefined);
+    // The stream's newest records by name, from the record keys (consistent): what the index may not list yet.
+    for (const w of await catalog.listGenericWalNewest(databaseId, stream, INDEX_TAIL)) if (w.kind === "segment" && (genericRecordPosition(w) ?? -1n) >= cut) keep(w);
+  });
+  const headStream = head !== undefined && isGenericWalName(head.lastName) ? parseGenericWalName(head.lastName).stream : undefined;
+  if (head !== undefined && headStream !== undefined && streams.includes(headStream) && !names.has(head.lastName)) {
+    const w = await catalog.getWal(databaseId, head.lastName);
+    const cut = from.get(headStream) ?? 0n;
+    if (w !== undefined && w.kind === "segment" && (genericRecordPosition(w) ?? -1n) >= cut) keep(w);
+  }
+  const through = new ArchivedThrough();
+  through.add(segments);
+  return { segments, archivedThrough: through.result() };
+}
+
+/** Records per stream read from the record keys beside an index read (Catalog.listGenericWalNewest): a moment's worth of segments. */
+const INDEX_TAIL = 8;
 
 /** The segment a snapshot is consistent in (holding stopLsn - 1), as core/restore-plan.ts reads it. */
 function consistentSegno(s: SnapshotInfo, segmentSize: number): bigint {

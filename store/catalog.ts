@@ -12,6 +12,12 @@
  *   with the same sha256 it changes nothing and resolves "duplicate" with the
  *   existing record; when one exists with a different sha256 it changes
  *   nothing and rejects with SegmentConflictError naming both hashes.
+ *   A generic segment's record (core/generic-wal.ts gposOfRecord: a
+ *   `<stream>/<file>` segment with a position) is written with its position
+ *   key, so listGenericWalRange() finds it; every other record without.
+ *   A created segment record the index cannot hold (a PostgreSQL-like name
+ *   whose startLsn is not an LSN: a generic database's older naming) removes
+ *   its database's walIndex mark, if any (see putDatabase below).
  * - getWal() resolves undefined for a name never recorded.
  * - listWal() returns every WAL record of a database ordered by timeline, then
  *   name (so segments come in LSN order within a timeline), across pages;
@@ -29,6 +35,47 @@
  *   through the timeline's last), in name order (newestFirst: reversed), at
  *   most `limit` of them (default: all, across pages). It reads only that
  *   range (a Query on the sort-key range), never the rest of the archive.
+ * - listGenericWalRange(databaseId, stream, fromPosition, toPosition, { limit, after })
+ *   returns the generic segment records of one stream whose position
+ *   (core/generic-wal.ts genericRecordPosition) lies from fromPosition through
+ *   toPosition, both included (toPosition undefined: through the stream's
+ *   last), in position order (records at one position: in no given order),
+ *   at most `limit` (default and most: 1000), and `next` when more may
+ *   follow: pass it as `after`. Following `next` yields every such record
+ *   once. It reads only that range (a Query on the sparse position index,
+ *   never a Scan, never the rest of the archive): its cost grows with the
+ *   range, not with the archive. The index is eventually consistent: a record
+ *   recorded a moment ago may be missing for a moment (readers that must not
+ *   miss it read the newest records too: store/catalog-state.ts). Records
+ *   written before the index (no position key) are not listed: use it for a
+ *   database only while its registration says walIndex "complete". A stream
+ *   that is not a stream id, a limit out of range, or an `after` this did
+ *   not return for the stream, rejects with InvalidInputError; a catalog
+ *   without the index, with ConfigError.
+ * - listGenericWalNewest(databaseId, stream, limit) returns the WAL records
+ *   of one generic stream whose file names sort last, greatest first, at most
+ *   `limit` (1 to 100), read consistently from the record keys (one Query,
+ *   not the index). For names that sort by position (fixed-width numbers,
+ *   the usual case) these are the newest segments: readers add them to a
+ *   listGenericWalRange read, so a segment recorded a moment ago, which the
+ *   eventually consistent index may not list yet, is not missed. A stream
+ *   that is not a stream id or a limit out of range rejects with
+ *   InvalidInputError.
+ * - backfillWalIndex(databaseId, after?, limit?) gives the generic segment
+ *   records of a database registered before the position index their
+ *   position key (idempotent: a record that has it is left), examining at
+ *   most `limit` WAL records (default and most: 1000) in listWal order after
+ *   the cursor `after`; it resolves how many it examined and updated, and
+ *   `next` when more may follow. The call that examines the last record marks
+ *   the registration walIndex "complete" (`marked`), unless a segment record
+ *   cannot carry a key (a name not `<stream>/<file>`, written before those
+ *   names; no position): then it resolves `refused` saying which, marks
+ *   nothing, and the database stays read by pages. A database that is
+ *   marked already resolves at once; an unknown one rejects with
+ *   NotFoundError, a PostgreSQL one (its names sort by position) or a cursor
+ *   it did not return with InvalidInputError. Run it after every writer
+ *   writes the key (ingest from this version on): a record written without
+ *   it behind the cursor would be missed by the index.
  * - listWalTimelines() returns, in ascending order, every PostgreSQL timeline
  *   holding at least one WAL record, each with its history file record
  *   (`<timeline>.history`) when one is archived. It reads one item per
@@ -80,6 +127,13 @@
  * - putDatabase() creates or replaces the registration; getDatabase() resolves
  *   undefined for an unknown id. Once putDatabase() resolves, the
  *   registration is listed too (one write: never registered but unlisted).
+ *   A registration's `walIndex` is the catalog's, not the caller's (a value
+ *   passed in is not taken as such): a generic database's registration says
+ *   walIndex "complete" when putDatabase() finds it registered so already
+ *   (a re-registration keeps it), or finds no WAL record of the database yet
+ *   (every record it will have carries its position key); otherwise it is
+ *   left out. A PostgreSQL registration never has it (its names sort by
+ *   position already).
  * - listDatabasePage(after, limit) returns registrations with ids after
  *   `after` (none: from the first), in id order, at most `limit` of them
  *   (default: one service page), and `next` when more may follow: pass it as
@@ -208,6 +262,14 @@ export interface WalRangeOptions {
   newestFirst?: boolean;
 }
 
+/** Options of listGenericWalRange(). */
+export interface GenericWalRangeOptions {
+  /** At most this many records (1 to 1000; default 1000). */
+  limit?: number;
+  /** The `next` of the previous page. */
+  after?: string;
+}
+
 /** A PostgreSQL timeline with archived WAL, and its history file record when archived. */
 export interface WalTimeline {
   timeline: number;
@@ -240,6 +302,17 @@ export interface MarkUnreplicatedPage {
   next?: string;
 }
 
+/** What one backfillWalIndex() call did; `next` is absent once every record was examined. */
+export interface WalIndexBackfillPage {
+  examined: number;
+  updated: number;
+  next?: string;
+  /** The registration was marked walIndex "complete" (by this call, or before it). */
+  marked?: boolean;
+  /** Why the database cannot be marked (a record that cannot carry a position key). */
+  refused?: string;
+}
+
 /** One page of registrations; `next` is absent on the last. */
 export interface DatabasePage {
   databases: DatabaseRecord[];
@@ -261,6 +334,12 @@ export interface Catalog {
   listWalPage(databaseId: string, after?: string, limit?: number): Promise<WalPage>;
   /** PostgreSQL WAL records of one timeline by name range, for planning without reading the whole archive (see the contract above). */
   listWalRange(databaseId: string, timeline: number, fromName: string, toName: string | undefined, options?: WalRangeOptions): Promise<WalRecord[]>;
+  /** One stream's generic segment records by position range, a page at a time, from the position index (see the contract above). */
+  listGenericWalRange(databaseId: string, stream: string, fromPosition: bigint, toPosition: bigint | undefined, options?: GenericWalRangeOptions): Promise<WalPage>;
+  /** One stream's records with the greatest file names, consistently (see the contract above). */
+  listGenericWalNewest(databaseId: string, stream: string, limit: number): Promise<WalRecord[]>;
+  /** Gives older generic segment records their position key, a page at a time, and marks the registration at the end (see the contract above). */
+  backfillWalIndex(databaseId: string, after?: string, limit?: number): Promise<WalIndexBackfillPage>;
   /** Every PostgreSQL timeline with a WAL record, with its history file record (see the contract above). */
   listWalTimelines(databaseId: string): Promise<WalTimeline[]>;
   /** Sets the replica status of one region on an existing record. */

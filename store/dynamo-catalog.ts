@@ -43,6 +43,16 @@
  * batches (BatchGetItem / BatchWriteItem), so the agent role needs
  * dynamodb:BatchGetItem and ingest dynamodb:BatchWriteItem. Items hold the record fields
  * plus pk/sk; reads strip the keys and parse with core/schemas.ts.
+ *
+ * Generic WAL by position (docs/decisions.md, "Generic WAL by position"): a
+ * generic segment's name does not sort by position, so its item carries one
+ * more attribute, `gpos` = `<stream>#<position, 20 digits>` (core/generic-wal.ts
+ * gposOfRecord), and the sparse index `gpos` (partition key pk, sort key
+ * gpos, projection ALL) holds those items only: one stream's range of
+ * positions is one Query (listGenericWalRange). One more write unit per
+ * generic segment, none for PostgreSQL WAL. A database registered before any
+ * WAL (putDatabase) is marked walIndex "complete"; older ones keep the pass
+ * over their WAL pages until a backfill marks them.
  */
 import { deadlineIn } from "../core/deadline.js";
 import { isNetworkError } from "./aws-errors.js";
@@ -109,10 +119,10 @@ import {
   type WalRecord,
 } from "../core/schemas.js";
 import { headSortKey } from "../core/catalog-records.js";
-import { isGenericWalName, parseGenericWalName } from "../core/generic-wal.js";
+import { GPOS_DIGITS, gposOfRecord, gposRange, isGenericWalName, parseGenericWalName, SEGMENT_FILE_RE, STREAM_ID_RE } from "../core/generic-wal.js";
 import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
 import { isLsn } from "../core/wal.js";
-import type { Catalog, ChunkPage, DatabasePage, MarkUnreplicatedPage, PackLogPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedItem, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
+import type { Catalog, ChunkPage, DatabasePage, GenericWalRangeOptions, WalIndexBackfillPage, MarkUnreplicatedPage, PackLogPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedItem, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
 import { SDK_LOGGER } from "./sdk-logger.js";
 
 /** Key schema of the catalog table; infra/ mirrors it in the CDK stack. */
@@ -183,6 +193,32 @@ function replicaMarks(databaseId: string, sk: string, replicas: WalRecord["repli
   const marks: Item = { [REPLICA_KEY_ATTRIBUTE]: `${databaseId}#${sk}` };
   for (const [region, st] of Object.entries(replicas)) if (st.status !== "replicated") marks[replicaPendingAttribute(region)] = REPLICA_PENDING;
   return marks;
+}
+
+/** The attribute a generic segment's item carries as the position index's sort key (core/generic-wal.ts gposOfRecord). */
+export const GPOS_ATTRIBUTE = "gpos";
+/** The sparse index of generic segments by stream and position (partition key pk, sort key gpos, projection ALL). */
+export const GENERIC_WAL_INDEX = "gpos";
+/** Most records one listGenericWalRange call returns. */
+export const GENERIC_WAL_PAGE_MAX = 1000;
+/** A listGenericWalRange cursor: the last record's position (20 digits) and file name. */
+const GPOS_CURSOR_RE = /^(\d{20})#(.+)$/;
+
+/** The position-index attribute a new WAL item carries: `gpos` for a generic segment, nothing otherwise. */
+function gposMark(record: WalRecord): Item {
+  const gpos = gposOfRecord(record);
+  return gpos === undefined ? {} : { [GPOS_ATTRIBUTE]: gpos };
+}
+
+/**
+ * Whether a record is a generic database's segment the position index cannot
+ * hold: a PostgreSQL-like name whose startLsn is a position, not an LSN (what
+ * generic ingest wrote before `<stream>/<file>` names; written straight to the
+ * catalog by older tools and test fixtures). Its database cannot stay
+ * walIndex "complete".
+ */
+function outsideWalIndex(record: WalRecord): boolean {
+  return record.kind === "segment" && !isGenericWalName(record.name) && !isLsn(record.startLsn);
 }
 
 /** DynamoDB's limits per BatchGetItem / BatchWriteItem request. */
@@ -516,7 +552,11 @@ export class DynamoCatalog implements Catalog {
   // ---------------------------------------------------------- databases
 
   async putDatabase(record: DatabaseRecord): Promise<void> {
-    const r = this.check(databaseRecordSchema, record, "database record");
+    const { walIndex: _asked, ...checked } = this.check(databaseRecordSchema, record, "database record");
+    // walIndex is the catalog's: kept from the stored registration, or set for a generic database with no WAL yet
+    // (two reads, generic registrations only). A backfill's mark racing a re-registration can be lost: the backfill
+    // then runs again (its writes are idempotent), never a flag on a database whose records lack the key.
+    const r: DatabaseRecord = checked.kind === "generic" && (await this.walIndexComplete(checked.databaseId)) ? { ...checked, walIndex: "complete" } : checked;
     try {
       // One transaction: the registration and its registry entry are written together or not at all.
       await this.doc.send(
@@ -529,6 +569,39 @@ export class DynamoCatalog implements Catalog {
       );
     } catch (e) {
       throw this.fail("TransactWriteItems (database registration)", e);
+    }
+  }
+
+  /** Whether a generic registration of the database may say walIndex "complete": it says so already, or there is no WAL yet. */
+  private async walIndexComplete(databaseId: string): Promise<boolean> {
+    const pk = databasePk(databaseId);
+    const existing = await this.getItem(pk, CATALOG_SORT_KEYS.meta, "GetItem (database)");
+    if (existing?.walIndex === "complete") return true;
+    const wal = await this.queryOnce(pk, { prefix: CATALOG_SORT_KEYS.walPrefix }, undefined, 1, true, "Query (any WAL)");
+    return wal.items.length === 0;
+  }
+
+  /**
+   * Removes a registration's walIndex mark (and its registry copy's), if it
+   * has one: a record the index cannot hold was written (recordWal). A read,
+   * then one transaction only when marked.
+   */
+  private async unmarkWalIndex(databaseId: string): Promise<void> {
+    const pk = databasePk(databaseId);
+    const existing = await this.getItem(pk, CATALOG_SORT_KEYS.meta, "GetItem (database)");
+    if (existing?.walIndex === undefined) return;
+    const unmark = (key: Item) => ({ Update: { TableName: this.tableName, Key: key, UpdateExpression: "REMOVE walIndex", ConditionExpression: "attribute_exists(pk)" } });
+    try {
+      await this.doc.send(new TransactWriteCommand({ TransactItems: [unmark({ pk, sk: CATALOG_SORT_KEYS.meta }), unmark({ pk: REGISTRY_PK, sk: registrySk(databaseId) })] }));
+    } catch (e) {
+      if (errorName(e) === "TransactionCanceledException") {
+        // No registry copy (a catalog from before the registry): the registration itself must not stay marked.
+        await this.doc.send(new UpdateCommand({ TableName: this.tableName, Key: { pk, sk: CATALOG_SORT_KEYS.meta }, UpdateExpression: "REMOVE walIndex" })).catch((e2: unknown) => {
+          throw this.fail("UpdateItem (unmark WAL index)", e2);
+        });
+        return;
+      }
+      throw this.fail("TransactWriteItems (unmark WAL index)", e);
     }
   }
 
@@ -576,10 +649,11 @@ export class DynamoCatalog implements Catalog {
         await this.doc.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: { ...r, ...replicaMarks(r.databaseId, sk, r.replicas), pk, sk },
+            Item: { ...r, ...replicaMarks(r.databaseId, sk, r.replicas), ...gposMark(r), pk, sk },
             ConditionExpression: "attribute_not_exists(pk)",
           }),
         );
+        if (outsideWalIndex(r)) await this.unmarkWalIndex(r.databaseId);
         return { outcome: "created", record: r };
       } catch (e) {
         if (!isConditionFailed(e)) throw this.fail("PutItem (WAL)", e);
@@ -633,6 +707,132 @@ export class DynamoCatalog implements Catalog {
     const to = toName === undefined ? walTimelineEnd(timeline) : walSk(timeline, toName);
     const items = await this.queryItems(databasePk(databaseId), { from: walSk(timeline, fromName), to }, "Query (WAL range)", { ...(limit === undefined ? {} : { limit }), forward: !newestFirst });
     return items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
+  }
+
+  async listGenericWalRange(databaseId: string, stream: string, fromPosition: bigint, toPosition: bigint | undefined, options: GenericWalRangeOptions = {}): Promise<WalPage> {
+    const what = `generic WAL range of database ${databaseId}`;
+    if (!STREAM_ID_RE.test(stream)) throw new InvalidInputError(`${what}: '${stream}' is not a WAL stream id`);
+    const { limit = GENERIC_WAL_PAGE_MAX, after } = options;
+    if (!Number.isInteger(limit) || limit < 1 || limit > GENERIC_WAL_PAGE_MAX) {
+      throw new InvalidInputError(`${what}: page size ${String(limit)} is not an integer from 1 to ${GENERIC_WAL_PAGE_MAX}`);
+    }
+    const pk = databasePk(databaseId);
+    let start: Item | undefined;
+    if (after !== undefined) {
+      const m = GPOS_CURSOR_RE.exec(after);
+      if (!m || !SEGMENT_FILE_RE.test(m[2]!)) throw new InvalidInputError(`${what}: cursor '${after}' is not one this listing returned`);
+      start = { pk, sk: `${CATALOG_SORT_KEYS.walPrefix}${stream}#${m[2]!}`, [GPOS_ATTRIBUTE]: `${stream}#${m[1]!}` };
+    }
+    const range = gposRange(stream, fromPosition, toPosition);
+    if (range === undefined) return { records: [] };
+    const records: WalRecord[] = [];
+    let last: Item | undefined;
+    do {
+      let out;
+      try {
+        out = await this.doc.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: GENERIC_WAL_INDEX,
+            KeyConditionExpression: "pk = :pk AND #gpos BETWEEN :from AND :to",
+            ExpressionAttributeNames: { "#gpos": GPOS_ATTRIBUTE },
+            ExpressionAttributeValues: { ":pk": pk, ":from": range.from, ":to": range.to },
+            ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+            Limit: Math.min(limit - records.length, this.pageSize ?? limit),
+          }),
+        );
+      } catch (e) {
+        if (errorName(e) === "ValidationException" && /index/i.test(firstLine(e))) {
+          throw new ConfigError(`catalog table '${this.tableName}' at ${this.where} has no index ${GENERIC_WAL_INDEX} (generic WAL by position): createTable adds it, the stack defines it`, { cause: e });
+        }
+        throw this.fail("Query (generic WAL range)", e);
+      }
+      for (const item of out.Items ?? []) {
+        records.push(this.parse(walRecordSchema, item, "WAL record"));
+        last = item;
+      }
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined && records.length < limit);
+    if (start === undefined || last === undefined) return { records };
+    const gpos = String(last[GPOS_ATTRIBUTE]);
+    const sk = String(last.sk);
+    return { records, next: `${gpos.slice(-GPOS_DIGITS)}#${sk.slice(sk.lastIndexOf("#") + 1)}` };
+  }
+
+  async listGenericWalNewest(databaseId: string, stream: string, limit: number): Promise<WalRecord[]> {
+    if (!STREAM_ID_RE.test(stream)) throw new InvalidInputError(`newest generic WAL of database ${databaseId}: '${stream}' is not a WAL stream id`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new InvalidInputError(`newest generic WAL of database ${databaseId}: limit ${String(limit)} is not an integer from 1 to 100`);
+    const items = await this.queryItems(databasePk(databaseId), { prefix: `${CATALOG_SORT_KEYS.walPrefix}${stream}#` }, "Query (newest generic WAL)", { limit, forward: false });
+    return items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
+  }
+
+  async backfillWalIndex(databaseId: string, after?: string, limit?: number): Promise<WalIndexBackfillPage> {
+    const max = this.checkPageLimit(limit, "WAL records to index");
+    const walEnd = "wal$";
+    if (after !== undefined && (!after.startsWith(CATALOG_SORT_KEYS.walPrefix) || after > walEnd)) {
+      throw new InvalidInputError(`WAL index backfill cursor '${after}' of database ${databaseId} is not one backfillWalIndex returned`);
+    }
+    const database = await this.getDatabase(databaseId);
+    if (database === undefined) throw new NotFoundError(`database '${databaseId}' is not registered: no WAL index to build`);
+    if (database.kind !== "generic") throw new InvalidInputError(`database '${databaseId}' is a PostgreSQL database: its WAL names sort by position, it has no position index`);
+    if (database.walIndex === "complete") return { examined: 0, updated: 0, marked: true };
+    const pk = databasePk(databaseId);
+    let examined = 0;
+    let updated = 0;
+    let cursor = after;
+    let start: Item | undefined = after === undefined ? undefined : { pk, sk: after };
+    do {
+      const out = await this.queryOnce(pk, { from: CATALOG_SORT_KEYS.walPrefix, to: walEnd }, start, Math.min(max - examined, this.pageSize ?? max), true, "Query (WAL to index)");
+      examined += out.items.length;
+      const missing: { sk: string; gpos: string }[] = [];
+      for (const item of out.items) {
+        const record = this.parse(walRecordSchema, item, "WAL record");
+        if (record.kind !== "segment") continue;
+        const gpos = gposOfRecord(record);
+        if (gpos === undefined) {
+          return { examined, updated, refused: `WAL record ${record.name} of database ${databaseId} cannot carry a position key (not a <stream>/<file> name with a position): the database stays read by pages` };
+        }
+        if (item[GPOS_ATTRIBUTE] !== gpos) missing.push({ sk: String(item.sk), gpos });
+      }
+      await inParallel(missing, BATCH_CONCURRENCY, async ({ sk, gpos }) => {
+        const done = await this.conditional(
+          () =>
+            this.doc.send(
+              new UpdateCommand({
+                TableName: this.tableName,
+                Key: { pk, sk },
+                UpdateExpression: "SET #gpos = :gpos",
+                ConditionExpression: "attribute_exists(pk)",
+                ExpressionAttributeNames: { "#gpos": GPOS_ATTRIBUTE },
+                ExpressionAttributeValues: { ":gpos": gpos },
+              }),
+            ),
+          "UpdateItem (WAL position key)",
+        );
+        if (done) updated++;
+      });
+      const last = out.items.at(-1)?.sk;
+      if (typeof last === "string") cursor = last;
+      start = out.start;
+    } while (start !== undefined && examined < max);
+    if (start !== undefined && cursor !== undefined) return { examined, updated, next: cursor };
+    // Every WAL record examined carries its key: the registration (and its registry copy) says so, unless it changed kind meanwhile.
+    try {
+      const mark = (key: Item) => ({
+        Update: {
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: "SET walIndex = :complete",
+          ConditionExpression: "attribute_exists(pk) AND kind = :generic",
+          ExpressionAttributeValues: { ":complete": "complete", ":generic": "generic" },
+        },
+      });
+      await this.doc.send(new TransactWriteCommand({ TransactItems: [mark({ pk, sk: CATALOG_SORT_KEYS.meta }), mark({ pk: REGISTRY_PK, sk: registrySk(databaseId) })] }));
+    } catch (e) {
+      if (errorName(e) === "TransactionCanceledException") return { examined, updated, refused: `the registration of database '${databaseId}' changed while its WAL index was built, or is not listed in the registry (register it again): run it again` };
+      throw this.fail("TransactWriteItems (mark WAL index complete)", e);
+    }
+    return { examined, updated, marked: true };
   }
 
   async listWalTimelines(databaseId: string): Promise<WalTimeline[]> {
@@ -1477,6 +1677,18 @@ function compareTime(a: string, b: string): number {
 
 // ------------------------------------------------------------------ table
 
+/** The position index of generic segments, as createTable() and infra/ define it. */
+export function genericWalIndexDefinition(): GlobalSecondaryIndex {
+  return {
+    IndexName: GENERIC_WAL_INDEX,
+    KeySchema: [
+      { AttributeName: CATALOG_KEY_SCHEMA.partitionKey.name, KeyType: "HASH" },
+      { AttributeName: GPOS_ATTRIBUTE, KeyType: "RANGE" },
+    ],
+    Projection: { ProjectionType: "ALL" },
+  };
+}
+
 /** What createTable() makes. */
 export interface CreateTableOptions {
   /** One replication index per region (replicaIndexName); added to an existing table that lacks one. */
@@ -1498,6 +1710,7 @@ export function replicaIndexDefinition(region: string): GlobalSecondaryIndex {
 
 /**
  * Creates the catalog table (on-demand capacity) unless it exists, adds the
+ * position index of generic segments (genericWalIndexDefinition) and the
  * replication index of each region it lacks (one UpdateTable each), and
  * waits until the table and its indexes are ACTIVE. Safe to call on every start.
  */
@@ -1513,9 +1726,11 @@ export async function createTable(client: DynamoDBClient, tableName: string, opt
     rs.length === 0
       ? []
       : [{ AttributeName: REPLICA_KEY_ATTRIBUTE, AttributeType: "S" }, ...rs.map((r): AttributeDefinition => ({ AttributeName: replicaPendingAttribute(r), AttributeType: "S" }))];
+  const gposAttribute: AttributeDefinition = { AttributeName: GPOS_ATTRIBUTE, AttributeType: "S" };
   const attributes: AttributeDefinition[] = [
     { AttributeName: CATALOG_KEY_SCHEMA.partitionKey.name, AttributeType: CATALOG_KEY_SCHEMA.partitionKey.type },
     { AttributeName: CATALOG_KEY_SCHEMA.sortKey.name, AttributeType: CATALOG_KEY_SCHEMA.sortKey.type },
+    gposAttribute,
     ...indexAttributes(regions),
   ];
   const where = await describeEndpoint(client);
@@ -1526,7 +1741,7 @@ export async function createTable(client: DynamoDBClient, tableName: string, opt
         KeySchema: keySchema,
         AttributeDefinitions: attributes,
         BillingMode: "PAY_PER_REQUEST",
-        ...(regions.length === 0 ? {} : { GlobalSecondaryIndexes: regions.map(replicaIndexDefinition) }),
+        GlobalSecondaryIndexes: [genericWalIndexDefinition(), ...regions.map(replicaIndexDefinition)],
       }),
     );
   } catch (e) {
@@ -1534,6 +1749,7 @@ export async function createTable(client: DynamoDBClient, tableName: string, opt
   }
   const deadline = deadlineIn(timeoutMs);
   const added = new Set<string>();
+  let addedGpos = false;
   for (;;) {
     let table: TableDescription | undefined;
     try {
@@ -1543,8 +1759,19 @@ export async function createTable(client: DynamoDBClient, tableName: string, opt
     }
     const indexes = table?.GlobalSecondaryIndexes ?? [];
     const ready = table?.TableStatus === "ACTIVE" && indexes.every((i) => i.IndexStatus === "ACTIVE");
+    const lackingGpos = !indexes.some((i) => i.IndexName === GENERIC_WAL_INDEX);
     const lacking = regions.filter((r) => !indexes.some((i) => i.IndexName === replicaIndexName(r)));
-    if (ready && lacking.length === 0) return;
+    if (ready && lacking.length === 0 && !lackingGpos) return;
+    if (ready && lackingGpos && !addedGpos) {
+      // A table from before the position index.
+      try {
+        await client.send(new UpdateTableCommand({ TableName: tableName, AttributeDefinitions: [gposAttribute], GlobalSecondaryIndexUpdates: [{ Create: genericWalIndexDefinition() }] }));
+      } catch (e) {
+        throw tableError(`add index ${GENERIC_WAL_INDEX} to table '${tableName}'`, where, e);
+      }
+      addedGpos = true;
+      continue;
+    }
     const r = lacking.find((x) => !added.has(x));
     if (ready && r !== undefined) {
       // A table from before the index, or a region added since: one index per UpdateTable.

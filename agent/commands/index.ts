@@ -6,6 +6,7 @@
  */
 import type { Command } from "../command.js";
 import agent from "./agent.js";
+import catalogIndexWal from "./catalog-index-wal.js";
 import catalogRebuild from "./catalog-rebuild.js";
 import dbAdd from "./db-add.js";
 import prune from "./prune.js";
@@ -44,4 +45,5 @@ export const COMMANDS: readonly Command[] = [
   verifyHistory,
   dbAdd,
   catalogRebuild,
+  catalogIndexWal,
 ];

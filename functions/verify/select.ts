@@ -26,7 +26,7 @@ import { verifyWorkflowInputSchema, type VerifyCandidate } from "../../core/veri
 import { restorableWindows, restorableWindowsOf, WalLines, type RestorableWindow } from "../../core/regions.js";
 import { buildPlanInput, snapshotInfoOf, streamsOf, type CatalogState } from "../../core/restore-input.js";
 import { ArchivedThrough } from "../../core/generic-wal.js";
-import { UnknownSnapshotError } from "../../core/errors.js";
+import { ConfigError, UnknownSnapshotError } from "../../core/errors.js";
 import { readPagesWithin, StoreWorkObjects } from "../../store/work-objects.js";
 import { z } from "zod";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
@@ -46,17 +46,47 @@ const WAL_TARGET_MAX = 50_000;
  * A generic database's WAL as restorableWindowsOf reads it, from the
  * catalog a page at a time: each segment's position and time (~20 bytes,
  * core/regions.ts WalLines) and how far the archive is complete, never the
- * records (1M segments were ~0.7 GB in this Lambda).
+ * records (1M segments were ~0.7 GB in this Lambda). A database marked
+ * walIndex "complete" is read by position range (Catalog.listGenericWalRange):
+ * its one stream from the oldest snapshot's last segment on, which is all a
+ * window reads (each starts after its snapshot's last segment), so the work
+ * grows with the retained snapshots' WAL, not with the archive. How far the
+ * archive is complete is then counted over that range's scans, which can only
+ * be earlier than over all of them (a window ends no later: a target drawn
+ * from it is still restorable); so does a segment the eventually consistent
+ * index does not list yet (a window ends before it).
  */
-async function genericWalLine(catalog: Catalog, database: DatabaseRecord, streams: readonly string[]): Promise<{ lines: WalLines; through: Date | undefined }> {
+async function genericWalLine(catalog: Catalog, database: DatabaseRecord, streams: readonly string[], records: readonly SnapshotRecord[]): Promise<{ lines: WalLines; through: Date | undefined }> {
   const lines = new WalLines(database, streams);
   const through = new ArchivedThrough();
+  const add = (page: readonly WalRecord[]): void => {
+    const segments = page.filter((w) => w.kind === "segment");
+    lines.add(segments);
+    through.add(segments);
+  };
+  const stream = streams[0];
+  if (database.walIndex === "complete" && streams.length === 1 && stream !== undefined) {
+    const state: CatalogState = { database, records: [...records], segments: [], histories: new Map(), streams: [...streams], manifests: new Map() };
+    const stops = records.flatMap((r) => snapshotInfoOf(state, r, stream)?.stopLsn ?? []);
+    const from = stops.reduce((min, p) => (p < min ? p : min), stops[0] ?? 0n);
+    try {
+      let after: string | undefined;
+      do {
+        const page = await catalog.listGenericWalRange(database.databaseId, stream, from, undefined, after === undefined ? {} : { after });
+        add(page.records);
+        after = page.next;
+      } while (after !== undefined);
+      return { lines, through: through.result() };
+    } catch (e) {
+      // A catalog that cannot read the index (a table without it, a role not granted it): read by pages.
+      if (!(e instanceof ConfigError)) throw e;
+      return genericWalLine(catalog, { ...database, walIndex: undefined }, streams, records);
+    }
+  }
   let after: string | undefined;
   do {
     const page = await catalog.listWalPage(database.databaseId, after);
-    const segments = page.records.filter((w) => w.kind === "segment");
-    lines.add(segments);
-    through.add(segments);
+    add(page.records);
     after = page.next;
   } while (after !== undefined);
   return { lines, through: through.result() };
@@ -239,7 +269,7 @@ export async function selectPage(input: unknown): Promise<SelectOutput> {
         let windows: RestorableWindow[] = [];
         if (database.kind === "postgres") windows = restorableWindows(buildPlanInput(state, { kind: "latest" }, undefined, rec.snapshotId));
         else if (streams.length === 1) {
-          genericLine ??= await genericWalLine(deps.catalog, database, streams);
+          genericLine ??= await genericWalLine(deps.catalog, database, streams, records);
           const infos = records.flatMap((r) => snapshotInfoOf(state, r, streams[0]) ?? []);
           windows = restorableWindowsOf(infos, genericLine.lines.of(streams[0]), database.walSegmentSize, genericLine.through);
         }

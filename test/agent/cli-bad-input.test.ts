@@ -61,7 +61,7 @@ function offlineRows(): Row[] {
     r(["snapshot"], 2, /^walvault: 'snapshot' needs a subcommand: 'snapshot push', 'snapshot list', 'snapshot pin', 'snapshot unpin'$/),
     r(["wal"], 2, /^walvault: 'wal' needs a subcommand: 'wal list'$/),
     r(["db"], 2, /^walvault: 'db' needs a subcommand: 'db add'$/),
-    r(["catalog"], 2, /^walvault: 'catalog' needs a subcommand: 'catalog rebuild'$/),
+    r(["catalog"], 2, /^walvault: 'catalog' needs a subcommand: 'catalog rebuild', 'catalog index-wal'$/),
     r(["local"], 2, /^walvault: 'local' needs a subcommand: 'local up', 'local down'$/),
     r(["local", "sideways"], 2, /^walvault: unknown command 'local sideways': use 'local up' or 'local down'$/),
     r(["db", "ad", "x"], 2, /^walvault: unknown command 'db ad': did you mean 'db add'\?$/),
@@ -236,6 +236,8 @@ function offlineRows(): Row[] {
     r(["catalog", "rebuild", "--database", ""], 2, /^walvault: --database must not be empty$/),
     r(["catalog", "rebuild", "--database", "BAD"], 2, /^walvault: database id 'BAD' is invalid/),
     r(["catalog", "rebuild", "--table", ""], 2, /^walvault: --table must not be empty$/),
+    r(["catalog", "index-wal"], 2, /^walvault: catalog index-wal takes <id>, got nothing$/),
+    r(["catalog", "index-wal", "Bad_Id"], 2, /^walvault: database id 'Bad_Id' is invalid/),
     // --- local up, local down
     r(["local", "up", "x"], 2, /^walvault: local up takes no arguments, got 'x'$/),
     r(["local", "up", "--database", "BAD_ID"], 2, /^walvault: database id 'BAD_ID' is invalid/),
@@ -265,6 +267,8 @@ function onlineRows(): Row[] {
     { args: ["prune", "--dry-run", "--database", "nope-db"], exit: 2, line: /^walvault: .*'nope-db' is not registered/ },
     { args: ["verify", "--snapshot", "no-such-snapshot"], exit: 1, line: /^walvault: snapshot no-such-snapshot of database pg-main is not in the catalog$/ },
     { args: ["restore", "--plan-only", "--snapshot", "no-such-snapshot"], exit: 2, line: /^walvault: .*no-such-snapshot/ },
+    { args: ["catalog", "index-wal", "nope-db"], exit: 1, line: /^walvault: database 'nope-db' is not registered: no WAL index to build$/ },
+    { args: ["catalog", "index-wal", "pg-main"], exit: 2, line: /^walvault: database 'pg-main' is a PostgreSQL database: its WAL names sort by position/ },
   ];
 }
 

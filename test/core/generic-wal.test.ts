@@ -3,6 +3,12 @@ import { ConfigError, InvalidInputError, InvalidWalNameError } from "../../core/
 import {
   archivedThrough,
   compileWatchConfig,
+  genericRecordPosition,
+  GPOS_MAX_POSITION,
+  gposOfRecord,
+  gposRange,
+  gposValue,
+  parseGpos,
   genericSegmentMeta,
   genericWalName,
   globToRegExp,
@@ -14,6 +20,7 @@ import {
   streamSegments,
   type DirEntry,
 } from "../../core/generic-wal.js";
+import { genericSegno } from "../../core/restore-input.js";
 
 const spec = (stream: Record<string, unknown>) => compileWatchConfig({ dataDir: "/d", streams: [{ id: "wal", dir: "wal", pattern: "(\\d+)\\.wal", ...stream }] }).streams[0]!;
 const files = (...e: [string, number, number?][]): DirEntry[] => e.map(([name, size, mtimeMs]) => ({ name, size, mtimeMs: mtimeMs ?? 1 }));
@@ -139,5 +146,65 @@ describe("snapshotStreamEntry", () => {
     expect(snapshotStreamEntry("wal", "wal", segs, { rule: "marker", suffix: ".done" })).toEqual({ id: "wal", dir: "wal", lastSegment: "wal/3.wal", lastSegno: 3, closedMarker: ".done" });
     expect(snapshotStreamEntry("wal", "wal", segs, { rule: "size", bytes: 4096 })).not.toHaveProperty("closedMarker");
     expect(snapshotStreamEntry("wal", "wal", segs, { rule: "newest-open" })).not.toHaveProperty("closedMarker");
+  });
+});
+
+describe("generic WAL position keys (gpos)", () => {
+  it("zero-pads positions to 20 digits, so string order is position order", () => {
+    // Prepare
+    const positions = [0n, 9n, 10n, 99n, 100n, 123456789012n, GPOS_MAX_POSITION];
+
+    // Act
+    const values = positions.map((p) => gposValue("wal", p));
+
+    // Assess
+    expect(values[1]).toBe("wal#00000000000000000009");
+    expect([...values].reverse().sort()).toEqual(values);
+    expect(values.map((v) => parseGpos(v))).toEqual(positions.map((position) => ({ stream: "wal", position })));
+  });
+
+  it.each([
+    ["wal", -1n],
+    ["wal", GPOS_MAX_POSITION + 1n],
+    ["bad stream", 1n],
+    ["a#b", 1n],
+  ])("rejects stream %j at position %s with InvalidInputError", (stream, position) => {
+    expect(() => gposValue(stream, position)).toThrow(InvalidInputError);
+  });
+
+  it.each(["wal#1", "wal#000000000000000000001", "#00000000000000000001", "s p#00000000000000000001", "wal00000000000000000001"])("parseGpos rejects %j", (value) => {
+    expect(() => parseGpos(value)).toThrow(InvalidInputError);
+  });
+
+  it("gives a generic segment record its stream and position (decimal startLsn first, else the name's last number)", () => {
+    // Act / Assess
+    expect(gposOfRecord({ name: "stripe-1/000042.wal", kind: "segment", startLsn: "7" })).toBe("stripe-1#00000000000000000007");
+    expect(gposOfRecord({ name: "stripe-1/000042.wal", kind: "segment" })).toBe("stripe-1#00000000000000000042");
+    expect(gposOfRecord({ name: "stripe-1/000042.wal", kind: "segment", startLsn: "0/2A000000" })).toBe("stripe-1#00000000000000000042");
+  });
+
+  it("gives no value to PostgreSQL WAL, non-segments, and generic records without a position that fits", () => {
+    // Act / Assess
+    expect(gposOfRecord({ name: "000000010000000000000003", kind: "segment", startLsn: "0/3000000" })).toBeUndefined();
+    expect(gposOfRecord({ name: "00000002.history", kind: "history" })).toBeUndefined();
+    expect(gposOfRecord({ name: "wal/seg.wal", kind: "segment" })).toBeUndefined();
+    expect(gposOfRecord({ name: "wal/seg-123456789012345678901.wal", kind: "segment" })).toBeUndefined();
+  });
+
+  it("reads a record's position as planning does (genericSegno)", () => {
+    // Prepare
+    const records = [{ name: "w/00012.seg" }, { name: "w/a1b22", startLsn: "5" }, { name: "w/x-7.log", startLsn: "not a number" }, { name: "w/none" }];
+
+    // Act / Assess
+    expect(records.map(genericRecordPosition)).toEqual(records.map((r) => genericSegno(r)));
+  });
+
+  it("bounds a range of one stream's positions, both ends included; none when it is empty", () => {
+    // Act / Assess
+    expect(gposRange("wal", 5n, 9n)).toEqual({ from: "wal#00000000000000000005", to: "wal#00000000000000000009" });
+    expect(gposRange("wal", 5n, undefined)).toEqual({ from: "wal#00000000000000000005", to: `wal#${GPOS_MAX_POSITION}` });
+    expect(gposRange("wal", -3n, 2n)?.from).toBe("wal#00000000000000000000");
+    expect(gposRange("wal", 9n, 5n)).toBeUndefined();
+    expect(gposRange("wal", GPOS_MAX_POSITION + 1n, undefined)).toBeUndefined();
   });
 });

@@ -6,10 +6,12 @@
  * counts the WAL items it returns.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError } from "../../core/errors.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { selectPage } from "../../functions/verify/select.js";
 import type { Catalog } from "../../store/catalog.js";
+import { indexedWal } from "../support/indexed-wal.js";
 import { pagedWal } from "../support/paged-wal.js";
 import { pgSegmentRecord, pgSnapshotRecord } from "../support/pg-records.js";
 import { emfRecords, outputLinesOf } from "../support/output-lines.js";
@@ -90,6 +92,70 @@ describe("verify SelectCandidates, generic database", () => {
 
     // Act
     const out = await selectPage({ request: { databaseId: GDB, snapshotId: "g0100", level: 4 } });
+
+    // Assess
+    const target = Date.parse(out.candidates[0]!.targetTime!);
+    expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
+    expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
+    expect(paged.pagesRead()).toBe(3);
+  });
+
+  it("reads a database marked walIndex complete by position range, from its oldest snapshot on, never a page of the whole WAL", async () => {
+    // Prepare: stream "wal" positions 1..3,000 (closed at minute n); snapshots at positions 2,500 and 2,800; listWalPage refuses.
+    const GDB = "gen-select-indexed";
+    const generic: DatabaseRecord = { ...database, databaseId: GDB, kind: "generic", walIndex: "complete" };
+    const wal = Array.from({ length: 3_000 }, (_, i): WalRecord => {
+      const n = i + 1;
+      const name = `wal/seg-${n}.wal`;
+      const at = new Date(T0 + n * MINUTE).toISOString();
+      return { databaseId: GDB, name, kind: "segment", timeline: 1, startLsn: String(n), size: 100, storedSize: 1, sha256: "a".repeat(64), codec: "zstd", status: "stored", vaultKey: `db/${GDB}/wal/${name}`, archivedAt: at, closedAt: at, replicas: {} };
+    });
+    const genericSnapshot = (id: string, n: number): SnapshotRecord => {
+      const { timeline: _t, startLsn: _s, stopLsn: _p, ...rest } = pgSnapshotRecord(GDB, id, BigInt(n), new Date(T0 + (n + 1) * MINUTE).toISOString(), SIZE);
+      return { ...rest, kind: "generic", streams: { wal: String(n) } };
+    };
+    const snaps = [genericSnapshot("g2500", 2500), genericSnapshot("g2800", 2800)];
+    const index = indexedWal(wal, 200);
+    const refuse = async (): Promise<never> => {
+      throw new Error("the WAL was read page by page (Catalog.listWalPage / listWal)");
+    };
+    const catalog = { getDatabase: async () => generic, listSnapshots: async () => snaps, listVerifications: async () => [], listWalPage: refuse, listWal: refuse, ...index } as unknown as Catalog;
+    overrideDeps({ catalog });
+
+    // Act
+    const out = await selectPage({ request: { databaseId: GDB, snapshotId: "g2500", level: 4 } });
+
+    // Assess: positions 2,500..3,000 read, not 3,000 records.
+    const target = Date.parse(out.candidates[0]!.targetTime!);
+    expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
+    expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
+    expect(index.recordsRead()).toBe(501);
+  });
+
+  it("reads a marked database page by page when the catalog cannot read the index (ConfigError: no index, or no grant)", async () => {
+    // Prepare: stream "wal" positions 1..300; snapshots at 100 and 200; the index Query is denied.
+    const GDB = "gen-select-denied";
+    const generic: DatabaseRecord = { ...database, databaseId: GDB, kind: "generic", walIndex: "complete" };
+    const wal = Array.from({ length: 300 }, (_, i): WalRecord => {
+      const n = i + 1;
+      const name = `wal/seg-${n}.wal`;
+      const at = new Date(T0 + n * MINUTE).toISOString();
+      return { databaseId: GDB, name, kind: "segment", timeline: 1, startLsn: String(n), size: 100, storedSize: 1, sha256: "a".repeat(64), codec: "zstd", status: "stored", vaultKey: `db/${GDB}/wal/${name}`, archivedAt: at, closedAt: at, replicas: {} };
+    });
+    const genericSnapshot = (id: string, n: number): SnapshotRecord => {
+      const { timeline: _t, startLsn: _s, stopLsn: _p, ...rest } = pgSnapshotRecord(GDB, id, BigInt(n), new Date(T0 + (n + 1) * MINUTE).toISOString(), SIZE);
+      return { ...rest, kind: "generic", streams: { wal: String(n) } };
+    };
+    const snaps = [genericSnapshot("g100", 100), genericSnapshot("g200", 200)];
+    const paged = pagedWal(wal, 100);
+    const denied = async (): Promise<never> => {
+      throw new ConfigError("DynamoDB denied Query on the index");
+    };
+    const catalog = { getDatabase: async () => generic, listSnapshots: async () => snaps, listVerifications: async () => [], ...paged, listGenericWalRange: denied } as unknown as Catalog;
+    overrideDeps({ catalog });
+
+    // Act
+    const out = await selectPage({ request: { databaseId: GDB, snapshotId: "g100", level: 4 } });
 
     // Assess
     const target = Date.parse(out.candidates[0]!.targetTime!);

@@ -18,7 +18,7 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { aslPlaceholders } from "../../infra/asl.js";
 import { WORKFLOW_DEFINITIONS, functionOf, stepsOf, type StepDefinition, type WorkflowId } from "../../core/workflows.js";
-import { replicaIndexDefinition } from "../../store/dynamo-catalog.js";
+import { GENERIC_WAL_INDEX, genericWalIndexDefinition, replicaIndexDefinition } from "../../store/dynamo-catalog.js";
 import {
   findProjectRoot,
   INGEST_STEPS,
@@ -454,14 +454,30 @@ describe("catalog table", () => {
     const indexes = table(multiStack, multiTemplate).Properties?.GlobalSecondaryIndexes as Record<string, unknown>[];
     const attributes = table(multiStack, multiTemplate).Properties?.AttributeDefinitions as Record<string, unknown>[];
     // Assess
-    expect(indexes).toEqual(
+    expect(indexes.filter((i) => i.IndexName !== GENERIC_WAL_INDEX)).toEqual(
       ["eu-central-1"].map((region) => {
         const d = replicaIndexDefinition(region);
         return expect.objectContaining({ IndexName: d.IndexName, KeySchema: d.KeySchema, Projection: expect.objectContaining({ ProjectionType: "INCLUDE", NonKeyAttributes: d.Projection?.NonKeyAttributes }) });
       }),
     );
     expect(attributes).toEqual(expect.arrayContaining([{ AttributeName: "replicaKey", AttributeType: "S" }, { AttributeName: "pending:eu-central-1", AttributeType: "S" }]));
-    expect(table(defaultStack, defaultTemplate).Properties?.GlobalSecondaryIndexes ?? []).toEqual([]);
+    expect(((table(defaultStack, defaultTemplate).Properties?.GlobalSecondaryIndexes ?? []) as Record<string, unknown>[]).map((i) => i.IndexName)).toEqual([GENERIC_WAL_INDEX]);
+  });
+
+  it("has the sparse position index of generic segments, as the catalog code defines it, with or without replicas", () => {
+    // Prepare
+    const table = (stack: PrimaryStack, template: Template): CfnResource => template.toJSON().Resources[logicalId(stack, stack.catalog)] as CfnResource;
+    const d = genericWalIndexDefinition();
+    // Act
+    const found = [table(defaultStack, defaultTemplate), table(multiStack, multiTemplate)].map((t) => ({
+      index: (t.Properties?.GlobalSecondaryIndexes as Record<string, unknown>[]).find((i) => i.IndexName === GENERIC_WAL_INDEX),
+      attributes: t.Properties?.AttributeDefinitions as Record<string, unknown>[],
+    }));
+    // Assess
+    for (const { index, attributes } of found) {
+      expect(index).toEqual(expect.objectContaining({ KeySchema: d.KeySchema, Projection: { ProjectionType: "ALL" } }));
+      expect(attributes).toEqual(expect.arrayContaining([{ AttributeName: "gpos", AttributeType: "S" }]));
+    }
   });
 });
 

@@ -603,6 +603,9 @@ describe("least privilege", () => {
       // select's objects are its own page results under work/verify/ of the incoming bucket, nothing else
       const selectObjects = roleStatements(template, id(stack, v.functions.selectCandidates.role!)).filter((s) => list(s.Action).some((a) => a.startsWith("s3:")));
       expect(selectObjects.flatMap((s) => list(s.Resource).map((r) => render(r)))).toEqual([`<${id(stack, stack.incomingBucket)}.Arn>/work/verify/*`]);
+      // select Queries the table and, of its indexes, only the position index of generic WAL
+      const selectCatalog = roleStatements(template, id(stack, v.functions.selectCandidates.role!)).filter((s) => list(s.Action).some((a) => a.startsWith("dynamodb:")));
+      expect(selectCatalog.flatMap((s) => list(s.Resource).map((r) => render(r))).filter((r) => r.includes("/index/"))).toEqual([expect.stringMatching(/\.Arn>\/index\/gpos$/)]);
       const execution = actionsOf(roleStatements(template, id(stack, v.executionRole)));
       expect(execution.every((a) => /^(ecr|logs):/.test(a)), execution.join(", ")).toBe(true);
     }

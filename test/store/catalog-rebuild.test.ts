@@ -292,6 +292,12 @@ describe("catalog rebuild from a vault bucket", () => {
     }
     // The generic segments keep position, close time and watch scan; PostgreSQL partials and history too.
     expect((await rebuilt.getWal(GEN, "stripe-2/000003.wal"))).toMatchObject({ startLsn: "3", timeline: 1, scanCount: 4 });
+    // Each generic segment is rebuilt with its position key, as ingest writes it: the index lists every one, by stream.
+    const genSegments = (await rebuilt.listWal(GEN)).filter((w) => w.kind === "segment").map((w) => w.name);
+    const streams = [...new Set(genSegments.map((n) => n.split("/")[0]!))];
+    const byRange = await Promise.all(streams.map((s) => rebuilt.listGenericWalRange(GEN, s, 0n, undefined)));
+    expect(byRange.flatMap((p) => p.records.map((w) => w.name)).sort()).toEqual([...genSegments].sort());
+    expect((await rebuilt.getDatabase(GEN))?.walIndex).toBe("complete");
     expect(await rebuilt.getWal(PGT, "000000010000000000000004.partial")).toMatchObject({ kind: "partial", startLsn: "0/400000", endLsn: "0/500000" });
   });
 

@@ -4,15 +4,19 @@
  * segments from the snapshots tried on are kept, never the whole list (the
  * fake catalog refuses listWal there); planning on it gives the plan, or the
  * error, planning on loadCatalogState's full read gives, for random archives
- * of one or two streams with gaps, scans and every kind of target.
+ * of one or two streams with gaps, scans and every kind of target. A
+ * database marked walIndex "complete" reads the same by position range
+ * (Catalog.listGenericWalRange), not by pages.
  */
 import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../core/errors.js";
 import { buildPlanInput, type CatalogState } from "../../core/restore-input.js";
 import { planRestore, type RestoreTarget } from "../../core/restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import type { Catalog } from "../../store/catalog.js";
 import { loadCatalogState, loadPlanningState } from "../../store/catalog-state.js";
 import type { ObjectStore } from "../../store/object-store.js";
+import { indexedWal } from "../support/indexed-wal.js";
 import { pagedWal } from "../support/paged-wal.js";
 import { pgSnapshotRecord } from "../support/pg-records.js";
 import { seededRandom } from "../support/random.js";
@@ -95,11 +99,135 @@ describe("planning state of a generic database", () => {
 
       // Act + Assess
       const whole = await loadCatalogState(full, noVault, "vault", db.databaseId);
+      const flagged = { ...db, walIndex: "complete" as const };
+      const byRange = { ...catalog, getDatabase: async () => flagged, ...indexedWal(wal, int(3, 20)) } as unknown as Catalog;
       for (const target of targets) {
         const bounded = await loadPlanningState(catalog, noVault, "vault", db.databaseId, target);
+        const ranged = await loadPlanningState(byRange, noVault, "vault", db.databaseId, target);
         const what = `seed ${seed}, target ${JSON.stringify(target, (_, v: unknown) => (typeof v === "bigint" ? v.toString() : v))}`;
         expect(outcome(bounded, target), what).toEqual(outcome(whole, target));
+        expect(outcome({ ...ranged, database: db }, target), `${what}, by range`).toEqual(outcome(whole, target));
       }
     }
+  });
+
+  it("reads a database marked walIndex complete by position range, never a page of its WAL, and plans as the full read does", async () => {
+    // Prepare: one stream, positions 1..3,000, each shipped by a watch scan of its own; snapshots at 100 and 2,900; listWalPage and listWal refuse.
+    const db: DatabaseRecord = { databaseId: "gen-indexed", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };
+    const wal = Array.from({ length: 3_000 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1), scanAt: at(i + 1.25), scanCount: 1 }));
+    const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 2_900 }, 2_900.5)];
+    const index = indexedWal(wal, 50);
+    const refuse = async (): Promise<never> => {
+      throw new Error("the WAL was read page by page (Catalog.listWalPage / listWal)");
+    };
+    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, listWalPage: refuse, listWal: refuse, ...index } as unknown as Catalog;
+    const full = { getDatabase: async () => db, listSnapshots: async () => snaps, listWal: async () => wal } as unknown as Catalog;
+
+    // Act
+    const latest = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+    const time = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "time", time: new Date(T0 + 2_950 * 60_000) });
+
+    // Assess: the range from the newest snapshot's position (2,900) on, 101 records, not 3,000.
+    expect(latest.segments).toHaveLength(101);
+    expect(index.recordsRead()).toBeLessThanOrEqual(2 * 101);
+    const whole = await loadCatalogState(full, noVault, "vault", db.databaseId);
+    expect(outcome(latest, { kind: "latest" })).toEqual(outcome(whole, { kind: "latest" }));
+    const t = { kind: "time" as const, time: new Date(T0 + 2_950 * 60_000) };
+    expect(outcome(time, t)).toEqual(outcome(whole, t));
+  });
+
+  it("plans with a segment archived a moment before the restore that the index does not list yet (the head, read from its record)", async () => {
+    // Prepare: positions 1..300, the newest (300: the head) not in the index yet.
+    const db: DatabaseRecord = { databaseId: "gen-lag", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };
+    const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
+    const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
+    const refuse = async (): Promise<never> => {
+      throw new Error("the WAL was read page by page");
+    };
+    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, listWalPage: refuse, listWal: refuse, ...indexedWal(wal, 100, new Set(["s/seg-300.log"])) } as unknown as Catalog;
+
+    // Act
+    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+    const plan = planRestore(buildPlanInput(state, { kind: "latest" }, "s"));
+
+    // Assess
+    expect(plan.snapshot.id).toBe(snaps[1]!.snapshotId);
+    expect(plan.endLsn).toBe(300n);
+  });
+
+  it("plans with another stream's segments archived a moment before the restore that the index does not list yet (the newest by name, from the record keys)", async () => {
+    // Prepare: streams a and b, positions 1..300 with fixed-width names; the index lags on b's newest two (a's 300 is the head).
+    const db: DatabaseRecord = { databaseId: "gen-lag-streams", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };
+    const padded = (stream: string, n: number, closed: number): WalRecord => ({ ...segment(db.databaseId, stream, n, { startLsn: String(n), closedAt: at(closed) }), name: `${stream}/${String(n).padStart(6, "0")}.log` });
+    const wal = [...Array.from({ length: 300 }, (_, i) => padded("a", i + 1, i + 1)), ...Array.from({ length: 300 }, (_, i) => padded("b", i + 1, i + 0.5))];
+    const snaps = [snapshot(db.databaseId, 1, { a: 100, b: 100 }, 100.75), snapshot(db.databaseId, 2, { a: 250, b: 250 }, 250.75)];
+    const refuse = async (): Promise<never> => {
+      throw new Error("the WAL was read page by page");
+    };
+    const index = indexedWal(wal, 100, new Set(["b/000299.log", "b/000300.log"]));
+    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, listWalPage: refuse, listWal: refuse, ...index } as unknown as Catalog;
+
+    // Act
+    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+    const plans = outcome(state, { kind: "latest" }) as { endLsn: string }[];
+
+    // Assess
+    expect(plans.map((p) => p.endLsn)).toEqual(["300", "300"]);
+  });
+
+  it("reports a gap the index shows only from the consistent pass over the pages: a segment the index lags on is no gap", async () => {
+    // Prepare: positions 1..300; the index lags on 260, which the pages hold.
+    const db: DatabaseRecord = { databaseId: "gen-lag-gap", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };
+    const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
+    const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
+    const paged = pagedWal(wal, 100);
+    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, ...paged, ...indexedWal(wal, 100, new Set(["s/seg-260.log"])) } as unknown as Catalog;
+
+    // Act
+    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+    const plan = planRestore(buildPlanInput(state, { kind: "latest" }, "s"));
+
+    // Assess
+    expect(plan.snapshot.id).toBe(snaps[1]!.snapshotId);
+    expect(plan.endLsn).toBe(300n);
+    expect(paged.pagesRead()).toBe(3);
+  });
+
+  it("reads a database not marked walIndex complete page by page, as before (its older records have no position key)", async () => {
+    // Prepare
+    const db: DatabaseRecord = { databaseId: "gen-unmarked", kind: "generic", walSegmentSize: 16, createdAt: at(0) };
+    const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
+    const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
+    const paged = pagedWal(wal, 100);
+    const index = indexedWal([], 100);
+    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, ...paged, ...index } as unknown as Catalog;
+
+    // Act
+    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+
+    // Assess
+    expect(state.segments).toHaveLength(51);
+    expect(paged.pagesRead()).toBe(3);
+    expect(index.rangesRead()).toBe(0);
+  });
+
+  it("reads a marked database page by page when the catalog cannot read the index (no index, or no grant: ConfigError)", async () => {
+    // Prepare
+    const db: DatabaseRecord = { databaseId: "gen-no-grant", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };
+    const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
+    const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
+    const paged = pagedWal(wal, 100);
+    const denied = async (): Promise<never> => {
+      throw new ConfigError("DynamoDB denied Query on the index");
+    };
+    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, ...paged, ...indexedWal(wal, 100), listGenericWalRange: denied } as unknown as Catalog;
+
+    // Act
+    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+
+    // Assess
+    expect(state.segments).toHaveLength(51);
+    expect(paged.pagesRead()).toBe(3);
+    expect(planRestore(buildPlanInput(state, { kind: "latest" }, "s")).endLsn).toBe(300n);
   });
 });

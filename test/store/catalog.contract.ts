@@ -61,6 +61,12 @@ function wal(name: string, overrides: Partial<WalRecord> = {}): WalRecord {
   };
 }
 
+/** A generic segment `<stream>/<file>` at `position` (decimal startLsn, as ingest records it). */
+function genericSegment(stream: string, file: string, position: number, overrides: Partial<WalRecord> = {}): WalRecord {
+  const name = `${stream}/${file}`;
+  return wal(name, { timeline: 1, startLsn: String(position), vaultKey: `db/${DB}/wal/${name}`, closedAt: "2025-01-01T00:00:00.000Z", ...overrides });
+}
+
 function database(databaseId: string, overrides: Partial<DatabaseRecord> = {}): DatabaseRecord {
   return { databaseId, kind: "postgres", walSegmentSize: 16 * 1024 * 1024, createdAt: "2025-01-01T00:00:00.000Z", ...overrides };
 }
@@ -169,9 +175,54 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         // Act
         await catalog.putDatabase(database(DB, { kind: "generic", walSegmentSize: 64 * 1024 * 1024 }));
 
-        // Assess
-        expect(await catalog.getDatabase(DB)).toEqual(database(DB, { kind: "generic", walSegmentSize: 64 * 1024 * 1024 }));
+        // Assess: a generic database with no WAL is marked walIndex "complete" (see "walIndex" below).
+        expect(await catalog.getDatabase(DB)).toEqual(database(DB, { kind: "generic", walSegmentSize: 64 * 1024 * 1024, walIndex: "complete" }));
         expect(await catalog.listDatabases()).toHaveLength(1);
+      });
+
+      it("putDatabase marks a generic database registered before any WAL walIndex complete, and a re-registration without the mark keeps it", async () => {
+        // Prepare
+        await catalog.putDatabase(database(DB, { kind: "generic" }));
+        await catalog.recordWal(genericSegment("wal", "000001.log", 1));
+
+        // Act: registered again as a caller that read no mark would write it (a new RPO threshold).
+        await catalog.putDatabase(database(DB, { kind: "generic", rpoSeconds: 60 }));
+
+        // Assess
+        expect(await catalog.getDatabase(DB)).toEqual(database(DB, { kind: "generic", rpoSeconds: 60, walIndex: "complete" }));
+        expect((await catalog.listDatabases()).map((d) => d.walIndex)).toEqual(["complete"]);
+      });
+
+      it("putDatabase does not mark a generic database whose WAL was recorded before, even when the record passed says so, nor a PostgreSQL one", async () => {
+        // Prepare: WAL recorded before the registration (a catalog from before the index looks so).
+        await catalog.recordWal(genericSegment("wal", "000001.log", 1));
+
+        // Act
+        await catalog.putDatabase(database(DB, { kind: "generic", walIndex: "complete" }));
+        await catalog.putDatabase(database("pg-new", { walIndex: "complete" }));
+
+        // Assess
+        expect(await catalog.getDatabase(DB)).toEqual(database(DB, { kind: "generic" }));
+        expect(await catalog.getDatabase("pg-new")).toEqual(database("pg-new"));
+      });
+
+      it("recordWal of a segment the position index cannot hold (a PostgreSQL-like name with a position) removes the walIndex mark; PostgreSQL WAL does not", async () => {
+        // Prepare: two marked generic databases.
+        await catalog.putDatabase(database(DB, { kind: "generic" }));
+        await catalog.putDatabase(database("gen-other", { kind: "generic" }));
+        await catalog.recordWal(genericSegment("wal", "seg-1.log", 1));
+
+        // Act: an upload under a PostgreSQL-like key to one, a PostgreSQL segment (an LSN) to the other.
+        await catalog.recordWal(wal(segmentName(1, 2), { startLsn: "2", vaultKey: `db/${DB}/wal/00000001/${segmentName(1, 2)}` }));
+        await catalog.recordWal(wal(segmentName(1, 2), { databaseId: "gen-other", startLsn: "0/2000000" }));
+
+        // Assess
+        expect((await catalog.getDatabase(DB))?.walIndex).toBeUndefined();
+        expect((await catalog.getDatabase("gen-other"))?.walIndex).toBe("complete");
+        expect((await catalog.listDatabases()).map((d) => [d.databaseId, d.walIndex])).toEqual([
+          ["gen-other", "complete"],
+          [DB, undefined],
+        ]);
       });
 
       it("listDatabases returns every registration across pages, and none of the other items", async () => {
@@ -205,7 +256,7 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
 
         // Assess
         expect(before).toEqual([database("db-a")]);
-        expect(after).toEqual([database("db-a", { kind: "generic", walSegmentSize: 64 * 1024 * 1024 }), database("db-b")]);
+        expect(after).toEqual([database("db-a", { kind: "generic", walSegmentSize: 64 * 1024 * 1024, walIndex: "complete" }), database("db-b")]);
       });
 
       it("listDatabasePage pages through many registrations in id order, each exactly once, beside their other items", async () => {
@@ -534,6 +585,149 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         // Assess
         expect(badTimeline).toBeInstanceOf(InvalidInputError);
         expect(badLimit).toBeInstanceOf(InvalidInputError);
+      });
+
+      /**
+       * Generic segments of streams `wal` and `wal-2` whose file names do not sort by position (seg-9 after seg-10),
+       * written shuffled, 3 per page; PostgreSQL WAL, a generic history-like record and another database beside them.
+       */
+      async function genericArchive(): Promise<Catalog> {
+        const paged = (await factory({ pageSize: 3 })).catalog;
+        const records = [
+          ...[1, 2, 3, 9, 10, 11, 100, 101].map((n) => genericSegment("wal", `seg-${n}.log`, n)),
+          ...[5, 6, 7].map((n) => genericSegment("wal-2", `seg-${n}.log`, n)),
+          wal(segmentName(1, 5)),
+          genericSegment("wal", "seg-4.partial", 4, { kind: "partial" }),
+          genericSegment("wal", "seg-5.log", 5, { databaseId: "pg-other", vaultKey: "db/pg-other/wal/wal/seg-5.log" }),
+        ];
+        for (const r of [...records].sort(() => Math.random() - 0.5)) await paged.recordWal(r);
+        return paged;
+      }
+
+      it("listGenericWalRange returns one stream's segments from one position through another, in position order, whatever their names", async () => {
+        // Prepare
+        const paged = await genericArchive();
+
+        // Act
+        const range = await paged.listGenericWalRange(DB, "wal", 3n, 100n);
+        const toEnd = await paged.listGenericWalRange(DB, "wal", 10n, undefined);
+        const other = await paged.listGenericWalRange(DB, "wal-2", 0n, undefined);
+
+        // Assess
+        expect(range.records.map((r) => r.name)).toEqual(["wal/seg-3.log", "wal/seg-9.log", "wal/seg-10.log", "wal/seg-11.log", "wal/seg-100.log"]);
+        expect(range.records[0]).toEqual(genericSegment("wal", "seg-3.log", 3));
+        expect(range.next).toBeUndefined();
+        expect(toEnd.records.map((r) => r.name)).toEqual(["wal/seg-10.log", "wal/seg-11.log", "wal/seg-100.log", "wal/seg-101.log"]);
+        expect(other.records.map((r) => r.name)).toEqual(["wal-2/seg-5.log", "wal-2/seg-6.log", "wal-2/seg-7.log"]);
+        expect([...range.records, ...toEnd.records, ...other.records].every((r) => r.databaseId === DB)).toBe(true);
+      });
+
+      it("listGenericWalRange pages by `limit` with `next`, each record once, and is empty for a range with no segments", async () => {
+        // Prepare
+        const paged = await genericArchive();
+
+        // Act
+        const seen: string[] = [];
+        let after: string | undefined;
+        let pages = 0;
+        do {
+          const page = await paged.listGenericWalRange(DB, "wal", 2n, 101n, { limit: 2, ...(after === undefined ? {} : { after }) });
+          expect(page.records.length).toBeLessThanOrEqual(2);
+          seen.push(...page.records.map((r) => r.name));
+          after = page.next;
+          pages++;
+        } while (after !== undefined);
+        const empty = await paged.listGenericWalRange(DB, "wal", 12n, 99n);
+        const reversed = await paged.listGenericWalRange(DB, "wal", 10n, 9n);
+        const none = await paged.listGenericWalRange(DB, "wal-3", 0n, undefined);
+        const pg = await paged.listGenericWalRange(DB, "00000001", 0n, undefined);
+
+        // Assess
+        expect(seen).toEqual(["wal/seg-2.log", "wal/seg-3.log", "wal/seg-9.log", "wal/seg-10.log", "wal/seg-11.log", "wal/seg-100.log", "wal/seg-101.log"]);
+        expect(pages).toBeLessThanOrEqual(5);
+        expect([empty, reversed, none, pg]).toEqual([{ records: [] }, { records: [] }, { records: [] }, { records: [] }]);
+      });
+
+      it("listGenericWalRange rejects a stream that is not a stream id, a page size out of range, or a cursor it did not return, with InvalidInputError", async () => {
+        // Act
+        const rejected = await Promise.all([
+          rejection(catalog.listGenericWalRange(DB, "no/stream", 0n, undefined)),
+          rejection(catalog.listGenericWalRange(DB, "wal", 0n, undefined, { limit: 0 })),
+          rejection(catalog.listGenericWalRange(DB, "wal", 0n, undefined, { limit: 1001 })),
+          rejection(catalog.listGenericWalRange(DB, "wal", 0n, undefined, { after: "wal/seg-1.log" })),
+        ]);
+
+        // Assess
+        for (const e of rejected) expect(e).toBeInstanceOf(InvalidInputError);
+      });
+
+      it("listGenericWalNewest returns one stream's records with the greatest file names, greatest first, consistently", async () => {
+        // Prepare
+        const paged = await genericArchive();
+
+        // Act
+        const newest = await paged.listGenericWalNewest(DB, "wal", 3);
+        const other = await paged.listGenericWalNewest(DB, "wal-2", 100);
+        const none = await paged.listGenericWalNewest(DB, "wal-3", 5);
+        const rejected = await Promise.all([rejection(paged.listGenericWalNewest(DB, "no/stream", 1)), rejection(paged.listGenericWalNewest(DB, "wal", 0)), rejection(paged.listGenericWalNewest(DB, "wal", 101))]);
+
+        // Assess: name order, not position order (seg-9 sorts after seg-101).
+        expect(newest.map((r) => r.name)).toEqual(["wal/seg-9.log", "wal/seg-4.partial", "wal/seg-3.log"]);
+        expect(other.map((r) => r.name)).toEqual(["wal-2/seg-7.log", "wal-2/seg-6.log", "wal-2/seg-5.log"]);
+        expect(none).toEqual([]);
+        for (const e of rejected) expect(e).toBeInstanceOf(InvalidInputError);
+      });
+
+      it("backfillWalIndex goes through a database registered after its WAL a bounded page at a time, then marks it walIndex complete", async () => {
+        // Prepare: WAL first (so the registration is not marked), 7 records with a history-like partial among them.
+        const paged = (await factory({ pageSize: 3 })).catalog;
+        for (const n of [1, 2, 3, 9, 10, 11]) await paged.recordWal(genericSegment("wal", `seg-${n}.log`, n));
+        await paged.recordWal(genericSegment("wal", "seg-4.partial", 4, { kind: "partial" }));
+        await paged.putDatabase(database(DB, { kind: "generic" }));
+        const before = await paged.getDatabase(DB);
+
+        // Act
+        const calls = [];
+        let after: string | undefined;
+        do {
+          const page = await paged.backfillWalIndex(DB, after, 2);
+          calls.push(page);
+          after = page.next;
+        } while (after !== undefined);
+        const again = await paged.backfillWalIndex(DB);
+
+        // Assess
+        expect(before?.walIndex).toBeUndefined();
+        expect(calls.every((c) => c.examined <= 2)).toBe(true);
+        expect(calls.reduce((n, c) => n + c.examined, 0)).toBe(7);
+        expect(calls.at(-1)).toMatchObject({ marked: true });
+        expect(calls.slice(0, -1).every((c) => c.marked === undefined)).toBe(true);
+        expect((await paged.getDatabase(DB))?.walIndex).toBe("complete");
+        expect((await paged.listDatabases()).map((d) => d.walIndex)).toEqual(["complete"]);
+        expect(again).toEqual({ examined: 0, updated: 0, marked: true });
+        expect((await paged.listGenericWalRange(DB, "wal", 0n, undefined)).records.map((r) => r.name)).toEqual(["wal/seg-1.log", "wal/seg-2.log", "wal/seg-3.log", "wal/seg-9.log", "wal/seg-10.log", "wal/seg-11.log"]);
+      });
+
+      it("backfillWalIndex refuses to mark a database with a segment record that cannot carry a position key, and rejects what has no index to build", async () => {
+        // Prepare: a generic database whose older segments have PostgreSQL-like names (the stream in the vault key).
+        await catalog.recordWal(genericSegment("wal", "seg-1.log", 1));
+        await catalog.recordWal(wal(segmentName(1, 2), { startLsn: "2", vaultKey: `db/${DB}/wal/wal/${segmentName(1, 2)}` }));
+        await catalog.putDatabase(database(DB, { kind: "generic" }));
+        await catalog.putDatabase(database("pg-plain"));
+
+        // Act
+        const page = await catalog.backfillWalIndex(DB);
+        const pg = await rejection(catalog.backfillWalIndex("pg-plain"));
+        const unknown = await rejection(catalog.backfillWalIndex("never-registered"));
+        const badCursor = await rejection(catalog.backfillWalIndex(DB, "snap#x"));
+
+        // Assess
+        expect(page.refused).toMatch(new RegExp(segmentName(1, 2)));
+        expect(page.marked).toBeUndefined();
+        expect((await catalog.getDatabase(DB))?.walIndex).toBeUndefined();
+        expect(pg).toBeInstanceOf(InvalidInputError);
+        expect(unknown).toBeInstanceOf(NotFoundError);
+        expect(badCursor).toBeInstanceOf(InvalidInputError);
       });
 
       it("listWalTimelines lists every timeline with WAL in order, each with its history file record, and nothing of other databases", async () => {

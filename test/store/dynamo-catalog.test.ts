@@ -6,13 +6,14 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { GetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mapLimit } from "../../core/concurrency.js";
 import { ConfigError, InvalidInputError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
 import type { ChunkItem, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { LOCAL_CREDENTIALS, freePort, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
-import { CATALOG_KEY_SCHEMA, DynamoCatalog, createTable, type BatchRetryOptions } from "../../store/dynamo-catalog.js";
+import { CATALOG_KEY_SCHEMA, DynamoCatalog, GENERIC_WAL_INDEX, GPOS_ATTRIBUTE, createTable, genericWalIndexDefinition, type BatchRetryOptions } from "../../store/dynamo-catalog.js";
 import { CONTRACT_REPLICA_REGIONS, catalogContract } from "./catalog.contract.js";
 
 let ddb: DynamoEmulator;
@@ -97,6 +98,142 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
     );
   });
 
+  it("createTable adds the position index of generic segments to a table from before it, and it lists what recordWal writes", async () => {
+    // Prepare: a table as createTable made it before the index.
+    const name = `walvault-test-${randomUUID()}`;
+    await client.send(
+      new CreateTableCommand({
+        TableName: name,
+        KeySchema: [
+          { AttributeName: "pk", KeyType: "HASH" },
+          { AttributeName: "sk", KeyType: "RANGE" },
+        ],
+        AttributeDefinitions: [
+          { AttributeName: "pk", AttributeType: "S" },
+          { AttributeName: "sk", AttributeType: "S" },
+        ],
+        BillingMode: "PAY_PER_REQUEST",
+      }),
+    );
+
+    // Act
+    await createTable(client, name);
+    const described = await client.send(new DescribeTableCommand({ TableName: name }));
+    const catalog = catalogAt(ddb.endpoint, name);
+    await catalog.recordWal(record({ name: "wal/000007.log", startLsn: "7", vaultKey: "db/pg-main/wal/wal/000007.log" }));
+    const listed = await catalog.listGenericWalRange("pg-main", "wal", 0n, undefined);
+
+    // Assess
+    const index = described.Table?.GlobalSecondaryIndexes?.find((i) => i.IndexName === GENERIC_WAL_INDEX);
+    expect(index?.KeySchema).toEqual(genericWalIndexDefinition().KeySchema);
+    expect(index?.Projection?.ProjectionType).toBe("ALL");
+    expect(listed.records.map((r) => r.name)).toEqual(["wal/000007.log"]);
+  });
+
+  it("records a generic segment with its position key and PostgreSQL WAL without one (the index stays sparse)", async () => {
+    // Prepare
+    const name = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, name);
+
+    // Act
+    await catalog.recordWal(record({ name: "wal/000007.log", startLsn: "7", vaultKey: "db/pg-main/wal/wal/000007.log" }));
+    await catalog.recordWal(record());
+    const generic = await catalog.doc.send(new GetCommand({ TableName: name, Key: { pk: "db#pg-main", sk: "wal#wal#000007.log" } }));
+    const pg = await catalog.doc.send(new GetCommand({ TableName: name, Key: { pk: "db#pg-main", sk: `wal#00000001#${SEG}` } }));
+
+    // Assess
+    expect(generic.Item?.[GPOS_ATTRIBUTE]).toBe("wal#00000000000000000007");
+    expect(pg.Item).toBeDefined();
+    expect(pg.Item?.[GPOS_ATTRIBUTE]).toBeUndefined();
+  });
+
+  it("backfillWalIndex gives records written before the index their position key, so the index lists them, and marks the database", async () => {
+    // Prepare: generic segments whose items lack gpos, as code before the index wrote them.
+    const name = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, name, 2);
+    const files = [7, 8, 9, 10, 11].map((n) => `seg-${n}.log`);
+    for (const [i, f] of files.entries()) await catalog.recordWal(record({ name: `wal/${f}`, startLsn: String(7 + i), vaultKey: `db/pg-main/wal/wal/${f}` }));
+    for (const f of files) await catalog.doc.send(new UpdateCommand({ TableName: name, Key: { pk: "db#pg-main", sk: `wal#wal#${f}` }, UpdateExpression: "REMOVE gpos" }));
+    await catalog.putDatabase({ databaseId: "pg-main", kind: "generic", walSegmentSize: 16, createdAt: "2025-01-01T00:00:00.000Z" });
+    const before = await catalog.listGenericWalRange("pg-main", "wal", 0n, undefined);
+
+    // Act
+    let updated = 0;
+    let after: string | undefined;
+    do {
+      const page = await catalog.backfillWalIndex("pg-main", after, 2);
+      updated += page.updated;
+      after = page.next;
+    } while (after !== undefined);
+    const listed = await catalog.listGenericWalRange("pg-main", "wal", 8n, 10n);
+
+    // Assess
+    expect(before.records).toEqual([]);
+    expect(updated).toBe(5);
+    expect(listed.records.map((r) => r.name)).toEqual(["wal/seg-8.log", "wal/seg-9.log", "wal/seg-10.log"]);
+    expect((await catalog.getDatabase("pg-main"))?.walIndex).toBe("complete");
+  });
+
+  it("listGenericWalRange reads only the range: Queries on the index whose items scanned are the records returned, however large the archive", async () => {
+    // Prepare: 600 generic segments of two streams and 100 PostgreSQL records beside them, counted from here.
+    const name = await freshTable();
+    const client2 = new DynamoDBClient({ endpoint: ddb.endpoint, region: "us-east-1", credentials: LOCAL_CREDENTIALS });
+    const catalog = new DynamoCatalog({ tableName: name, client: client2, where: ddb.endpoint });
+    for (const stream of ["wal", "wal-2"]) {
+      await mapLimit(Array.from({ length: 300 }, (_, i) => i + 1), 16, (n) => catalog.recordWal(record({ name: `${stream}/seg-${n}.log`, startLsn: String(n), vaultKey: `db/pg-main/wal/${stream}/seg-${n}.log` })));
+    }
+    const pgName = (n: number): string => `0000000100000000${n.toString(16).toUpperCase().padStart(8, "0")}`;
+    await mapLimit(Array.from({ length: 100 }, (_, i) => i + 1), 16, (n) => catalog.recordWal(record({ name: pgName(n), vaultKey: `db/pg-main/wal/00000001/${pgName(n)}` })));
+    const sent: { name: string; index?: string; scanned?: number }[] = [];
+    client2.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        const input = args.input as { IndexName?: string };
+        const output = out.output as { ScannedCount?: number };
+        sent.push({ name: String(context.commandName), ...(input.IndexName === undefined ? {} : { index: input.IndexName }), ...(output.ScannedCount === undefined ? {} : { scanned: output.ScannedCount }) });
+        return out;
+      },
+      { step: "initialize", name: "walvaultTestRangeLog" },
+    );
+
+    // Act
+    const page = await catalog.listGenericWalRange("pg-main", "wal", 101n, 120n);
+
+    // Assess
+    expect(page.records.map((r) => r.name)).toEqual(Array.from({ length: 20 }, (_, i) => `wal/seg-${101 + i}.log`));
+    expect(page.next).toBeUndefined();
+    expect(sent).toEqual([{ name: "QueryCommand", index: GENERIC_WAL_INDEX, scanned: 20 }]);
+    client2.destroy();
+  }, 60_000);
+
+  it("listGenericWalRange on a table without the position index rejects with ConfigError", async () => {
+    // Prepare
+    const name = `walvault-test-${randomUUID()}`;
+    await client.send(
+      new CreateTableCommand({
+        TableName: name,
+        KeySchema: [
+          { AttributeName: "pk", KeyType: "HASH" },
+          { AttributeName: "sk", KeyType: "RANGE" },
+        ],
+        AttributeDefinitions: [
+          { AttributeName: "pk", AttributeType: "S" },
+          { AttributeName: "sk", AttributeType: "S" },
+        ],
+        BillingMode: "PAY_PER_REQUEST",
+      }),
+    );
+
+    // Act
+    const e = await catalogAt(ddb.endpoint, name).listGenericWalRange("pg-main", "wal", 0n, undefined).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+
+    // Assess
+    expect(e).toBeInstanceOf(ConfigError);
+  });
+
   it("createTable adds the replication index of each region an existing table lacks", async () => {
     // Prepare: a table from before the replication indexes.
     const name = `walvault-test-${randomUUID()}`;
@@ -109,6 +246,7 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
     // Assess
     const indexes = described.Table?.GlobalSecondaryIndexes ?? [];
     expect(indexes.map((i) => [i.IndexName, i.IndexStatus]).sort()).toEqual([
+      ["gpos", "ACTIVE"],
       ["pending-eu-west-1", "ACTIVE"],
       ["pending-us-west-2", "ACTIVE"],
     ]);

@@ -1,0 +1,28 @@
+/** `walvault catalog index-wal <id>`: index a generic database's older WAL records by position, then mark it (agent/wal-index.ts). */
+import { commonOptions, defineCommand, jsonOption } from "../command.js";
+import { GROUPS, heavy, print } from "./shared.js";
+
+export default defineCommand({
+  name: "catalog index-wal",
+  summary: "index a generic database's WAL by position (catalogs from before the index), so restores read only the range they need (exit 1 when it cannot be)",
+  group: GROUPS.admin,
+  positionals: [{ name: "id", description: "the generic database's id" }],
+  options: {
+    config: commonOptions.config,
+    json: jsonOption,
+  },
+  async run({ values, positionals: [id] }) {
+    const { assertDatabaseId } = await import("../../core/keys.js");
+    assertDatabaseId(id!);
+    const { loadConfig, agentClients } = await heavy();
+    const { catalog } = agentClients(loadConfig(values));
+    const { indexWal } = await import("../wal-index.js");
+    const s = await indexWal(catalog, id!);
+    print(values.json, s, () =>
+      s.refused !== undefined
+        ? `database ${id} stays read page by page: ${s.refused} (${s.updated} of ${s.examined} WAL record(s) indexed)`
+        : `database ${id}: ${s.updated} of ${s.examined} WAL record(s) given their position key; restores read its WAL by position range`,
+    );
+    return s.marked ? 0 : 1;
+  },
+});
