@@ -1304,6 +1304,8 @@ export class PrimaryStack extends Stack {
     const restorePlans = this.incomingBucket.arnForObjects(`${RESTORE_WORK_PREFIX}*`);
     for (const st of [
       new iam.PolicyStatement({ sid: "ReadCatalog", actions: ["dynamodb:GetItem", "dynamodb:Query"], resources: [this.catalog.tableArn] }),
+      // A walIndex-complete generic database's WAL is planned by position range (store/catalog-state.ts): Query on that one index.
+      new iam.PolicyStatement({ sid: "ReadGenericWalIndex", actions: ["dynamodb:Query"], resources: [`${this.catalog.tableArn}/index/${GENERIC_WAL_INDEX}`] }),
       new iam.PolicyStatement({ sid: "ReadVaultWalAndManifests", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [vaultWal, vaultManifests] }),
       new iam.PolicyStatement({ sid: "WriteRestorePlans", actions: ["s3:PutObject"], resources: [restorePlans] }),
       listVault,
@@ -1380,6 +1382,14 @@ export class PrimaryStack extends Stack {
           sid: "ReadOwnCatalogItems",
           actions: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"],
           resources: [this.catalog.tableArn],
+          conditions: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`db#${db}`] } },
+        }),
+        // A CLI restore or status of a walIndex-complete generic database reads its WAL by position range: the
+        // index's partition key is the table's, so LeadingKeys holds the caller to its own items there too.
+        statement({
+          sid: "QueryOwnGenericWalIndex",
+          actions: ["dynamodb:Query"],
+          resources: [`${this.catalog.tableArn}/index/${GENERIC_WAL_INDEX}`],
           conditions: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`db#${db}`] } },
         }),
       ],

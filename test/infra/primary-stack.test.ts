@@ -250,18 +250,22 @@ describe("agent policy", () => {
     }
   });
 
-  it("reads the catalog only with the LeadingKeys condition on the tagged database's db#<id> items", () => {
+  it("reads the catalog, and Queries its generic WAL position index, only with the LeadingKeys condition on the tagged database's db#<id> items", () => {
     for (const { stack, template } of cases()) {
       // Act
       const ddb = policyStatements(stack, template).filter((s) => list(s.Action).some((a) => a.startsWith("dynamodb:")));
       // Assess
-      expect(ddb).toHaveLength(1);
+      expect(ddb).toHaveLength(2);
       expect(new Set(list(ddb[0]!.Action))).toEqual(new Set(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"]));
       expect(list(ddb[0]!.Resource).map(render)).toEqual([`<${logicalId(stack, stack.catalog)}.Arn>`]);
-      expect(ddb[0]!.Condition).toEqual({
-        Null: { "aws:PrincipalTag/walvault-db": "false" },
-        "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`db#${TAG}`] },
-      });
+      expect(list(ddb[1]!.Action)).toEqual(["dynamodb:Query"]);
+      expect(list(ddb[1]!.Resource).map(render)).toEqual([`<${logicalId(stack, stack.catalog)}.Arn>/index/${GENERIC_WAL_INDEX}`]);
+      for (const st of ddb) {
+        expect(st.Condition).toEqual({
+          Null: { "aws:PrincipalTag/walvault-db": "false" },
+          "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [`db#${TAG}`] },
+        });
+      }
     }
   });
 
@@ -874,6 +878,14 @@ describe("snapshot ingest functions", () => {
 });
 
 describe("restore workflow", () => {
+  it("plans a walIndex-complete generic database by position: its Plan function may Query the gpos index, and no other index", () => {
+    // Act
+    const statements = roleStatements(defaultTemplate, logicalId(defaultStack, defaultStack.restoreFunctions.plan.role!));
+    const onIndexes = statements.flatMap((st) => list(st.Resource).map(render)).filter((r) => r.includes("/index/"));
+    // Assess
+    expect(onIndexes).toEqual([`<${logicalId(defaultStack, defaultStack.catalog)}.Arn>/index/${GENERIC_WAL_INDEX}`]);
+  });
+
   const machineOf = (): CfnResource =>
     defaultTemplate.toJSON().Resources[logicalId(defaultStack, defaultStack.restoreStateMachine)] as CfnResource;
   const fnResource = (step: (typeof RESTORE_STEPS)[number]): CfnResource =>
