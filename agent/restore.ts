@@ -141,7 +141,7 @@ import { loadPlanningState, mapLimit } from "../store/catalog-state.js";
 import type { OpenedManifest } from "../store/manifest-pages.js";
 import type { PageEntry } from "../core/manifest-pages.js";
 import { entryBatches, openVaultManifest, reverseTreeOrdered, treeOrdered } from "../store/manifest-read.js";
-import { PackIndexCache } from "../store/pack-index.js";
+import { KEPT_PACK_INDEXES, PackIndexCache } from "../store/pack-index.js";
 import type { AgentClients } from "./clients.js";
 import { RESTORE_MARKER } from "./restore-marker.js";
 import { downloadVerified } from "./wal-fetch.js";
@@ -1299,6 +1299,14 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   // The decode workers start now (their start is ~0.1-0.2 s of CPU each), while the refusals below read the manifest;
   // one pool serves the whole restore. Small restores decode on this thread (openDecoder).
   let decoder: ChunkDecoder = openDecoder({ chunks: header.totals.chunks, defaultThreads: RESTORE_DECODE_THREADS });
+  // Chunks the manifest places in packs (a packed push's new ones, any push's reused ones) are located in those packs'
+  // indexes, kept across batches (store/pack-index.ts). The first packs' indexes (a record and a tail read each, as
+  // many as the cache keeps) are read while the refusals below read the pages, so the first batch's reads start at
+  // once; a refused restore has read those few KiB of indexes and nothing else.
+  const packIndexes = namesPacks(header) ? new PackIndexCache(clients.catalog, clients.store, cfg.vaultBucket, planned.databaseId) : undefined;
+  if (packIndexes !== undefined) {
+    for (const name of [...(header.packs ?? []), ...(header.reusedPacks ?? [])].slice(0, KEPT_PACK_INDEXES)) void packIndexes.get(name).catch(() => undefined);
+  }
   try {
     // 4. Refusals before any download: one pass over the entries (every page
     // read and validated, one at a time) for the totals, symlinks pointing out
@@ -1336,9 +1344,6 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     await removeStalePartials(target.dir);
     await rm(partial, { recursive: true, force: true });
     await mkdir(partial, { mode: 0o700 });
-    // Chunks the manifest places in packs (a packed push's new ones, any push's reused ones) are located in those packs'
-    // indexes, kept across batches (store/pack-index.ts).
-    const packIndexes = namesPacks(header) ? new PackIndexCache(clients.catalog, clients.store, cfg.vaultBucket, planned.databaseId) : undefined;
     // 5. Batch by batch (a page's worth of chunk references, in tree order,
     // so a directory comes before what it holds): directories, files,
     // symlinks. A file cut between batches stays open, its hash running.
