@@ -8,7 +8,7 @@
  * chunk records with the pack key and offset, pack records; the chunk
  * objects are deleted, so a read of one would fail.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChecksumMismatchError } from "../../core/errors.js";
@@ -29,6 +29,7 @@ const FLIPPED = "gen-flipped";
 const UNRECORDED = "gen-unrecorded";
 const MANY = "gen-many";
 const BATCHES = "gen-batches";
+const SPANS = "gen-spans";
 
 let stack: TestStack;
 let cfg: RestoreConfig;
@@ -104,7 +105,7 @@ const upload = (databaseId: string, dir = source, chunker = SMALL_CHUNKER): Prom
   });
 
 beforeAll(async () => {
-  stack = await startTestStack([PACKED, MIXED, FLIPPED, UNRECORDED, MANY, BATCHES].map((id) => ({ id, kind: "generic" as const })));
+  stack = await startTestStack([PACKED, MIXED, FLIPPED, UNRECORDED, MANY, BATCHES, SPANS].map((id) => ({ id, kind: "generic" as const })));
   const base = stackClients(stack);
   store = countingStore(base.store);
   catalog = base.catalog;
@@ -220,6 +221,36 @@ describe("restore of a snapshot whose chunks are in packs", () => {
     expect((err as Error).message).toContain(`chunk ${victim} of file "a-first.db"`);
     expect(existsSync(bad)).toBe(false);
     expect(partialsBeside(bad)).toEqual([]);
+  }, 180_000);
+
+  it("sets the recorded mtime and mode of a file cut between two batches, as of any file", async () => {
+    // Prepare: one-line files filling the first batch but for 9 references, then a file of many chunks the batch boundary cuts
+    const dir = join(work, "spans-source");
+    mkdirSync(join(dir, "a-many"), { recursive: true });
+    writeFileSync(join(dir, "MANIFEST-000001"), "generation 1\n");
+    for (let i = 0; i < PAGE_CHUNKS - 10; i++) writeFileSync(join(dir, "a-many", `f${String(i).padStart(5, "0")}`), "same line\n");
+    const spans = join(dir, "z-spans.db");
+    const first = join(dir, "a-many", "f00000");
+    writeFileSync(spans, seededBytes(777, 200_000));
+    const times = { [spans]: new Date("2025-01-02T03:04:05.678Z"), [first]: new Date("2024-06-07T08:09:10.111Z") };
+    chmodSync(spans, 0o640);
+    chmodSync(first, 0o444);
+    for (const [path, t] of Object.entries(times)) utimesSync(path, t, t);
+    const snap = await upload(SPANS, dir);
+    await packChunks(SPANS, allChunks(snap), 1024 * 1024);
+    const to = join(work, "spans", "restored");
+
+    // Act
+    await restore({ store, catalog }, cfg, { databaseId: SPANS, target: { kind: "latest" }, toDir: to, parallel: 8, durable: false });
+
+    // Assess: the boundary (PAGE_CHUNKS references) falls inside z-spans.db, and both files come back as recorded
+    expect(snap.chunksOf.get("z-spans.db")!.length).toBeGreaterThan(9);
+    for (const [rel, mode] of [["z-spans.db", 0o640], ["a-many/f00000", 0o444]] as const) {
+      const got = statSync(join(to, rel));
+      expect(got.mode & 0o7777, rel).toBe(mode);
+      expect(got.mtime.getTime(), rel).toBe(times[join(dir, rel)]!.getTime());
+    }
+    expect(readFileSync(join(to, "z-spans.db")).equals(readFileSync(spans))).toBe(true);
   }, 180_000);
 
   it("reads a chunk the catalog has no record of from its own object (old vaults), and names it clearly when that is missing too", async () => {
