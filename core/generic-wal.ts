@@ -105,8 +105,9 @@ export function parseGpos(value: string): { stream: string; position: bigint } {
 
 /**
  * The position of a generic segment record (name `<stream>/<file>`), as
- * planning reads it (core/restore-input.ts genericSegno): its decimal
- * startLsn, else the last number in its name; undefined when it has neither.
+ * planning reads it (core/restore-input.ts genericSegno, which reads a
+ * PostgreSQL-style name first and this otherwise): its decimal startLsn,
+ * else the last number in its name; undefined when it has neither.
  */
 export function genericRecordPosition(rec: { name: string; startLsn?: string | undefined }): bigint | undefined {
   if (rec.startLsn !== undefined && /^\d{1,20}$/.test(rec.startLsn)) return BigInt(rec.startLsn);

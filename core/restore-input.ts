@@ -17,7 +17,7 @@
  */
 import { posix } from "node:path";
 import { InvalidInputError } from "./errors.js";
-import { archivedThrough, isGenericWalName } from "./generic-wal.js";
+import { archivedThrough, genericRecordPosition, isGenericWalName } from "./generic-wal.js";
 import type { RestorePlanInput, RestorePointInfo, RestoreTarget, SnapshotInfo, WalSegmentInfo } from "./restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "./schemas.js";
 import type { SnapshotHeader } from "./manifest-header.js";
@@ -53,15 +53,17 @@ export interface CatalogState {
  * digits in the name. Undefined when none applies.
  */
 export function genericSegno(rec: { name: string; startLsn?: string | undefined }, segmentSize?: number): bigint | undefined {
-  if (rec.startLsn !== undefined && /^\d{1,20}$/.test(rec.startLsn)) return BigInt(rec.startLsn);
-  try {
-    const p = parseWalFileName(rec.name, segmentSize);
-    if (p.kind === "segment" && p.segno !== undefined) return p.segno;
-  } catch {
-    // not a PostgreSQL-style name
+  // A decimal startLsn first, and the name's last number last: core/generic-wal.ts genericRecordPosition (the catalog's position key).
+  const explicit = rec.startLsn !== undefined && /^\d{1,20}$/.test(rec.startLsn);
+  if (!explicit) {
+    try {
+      const p = parseWalFileName(rec.name, segmentSize);
+      if (p.kind === "segment" && p.segno !== undefined) return p.segno;
+    } catch {
+      // not a PostgreSQL-style name
+    }
   }
-  const last = rec.name.match(/\d+/g)?.at(-1);
-  return last === undefined ? undefined : BigInt(last);
+  return genericRecordPosition(rec);
 }
 
 /** The stream a generic WAL record belongs to: the directory of its vault key db/<id>/wal/<stream>/<name>. */

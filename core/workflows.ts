@@ -45,7 +45,7 @@ export interface StepDefinition {
    * module and memory are the shared function's, its timeout is its own: its
    * Task state's `TimeoutSeconds` (the function's timeout is the longest of
    * its steps'), and the Task passes `"step": "<step name>"` beside the input
-   * (functions/chain.ts dispatches on it).
+   * (functions/observability.ts chainHandler dispatches on it).
    */
   readonly fn?: SharedFunctionName;
 }

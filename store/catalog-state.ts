@@ -26,6 +26,7 @@ import { lsnToSegno, segmentName } from "../core/wal.js";
 import type { Catalog } from "./catalog.js";
 import type { ObjectStore } from "./object-store.js";
 import { readVaultHeader } from "./manifest-read.js";
+import { genericWalRecordsFrom } from "./wal-from.js";
 
 export type { CatalogState } from "../core/restore-input.js";
 export { mapLimit };
@@ -490,12 +491,7 @@ async function readIndexed(catalog: Catalog, database: DatabaseRecord, streams: 
   };
   await mapLimit(streams, FETCH_CONCURRENCY, async (stream) => {
     const cut = from.get(stream) ?? 0n;
-    let after: string | undefined;
-    do {
-      const page = await catalog.listGenericWalRange(databaseId, stream, cut, undefined, after === undefined ? {} : { after });
-      page.records.forEach(keep);
-      after = page.next;
-    } while (after !== undefined);
+    for await (const w of genericWalRecordsFrom(catalog, databaseId, stream, cut)) keep(w);
     // The stream's newest records by name, from the record keys (consistent): what the index may not list yet.
     for (const w of await catalog.listGenericWalNewest(databaseId, stream, INDEX_TAIL)) if (w.kind === "segment" && (genericRecordPosition(w) ?? -1n) >= cut) keep(w);
   });

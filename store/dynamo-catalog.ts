@@ -82,6 +82,8 @@ import {
   TransactWriteCommand,
   UpdateCommand,
   type BatchWriteCommandInput,
+  type QueryCommandInput,
+  type QueryCommandOutput,
 } from "@aws-sdk/lib-dynamodb";
 import { randomBytes } from "node:crypto";
 import type { z } from "zod";
@@ -728,25 +730,18 @@ export class DynamoCatalog implements Catalog {
     const records: WalRecord[] = [];
     let last: Item | undefined;
     do {
-      let out;
-      try {
-        out = await this.doc.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            IndexName: GENERIC_WAL_INDEX,
-            KeyConditionExpression: "pk = :pk AND #gpos BETWEEN :from AND :to",
-            ExpressionAttributeNames: { "#gpos": GPOS_ATTRIBUTE },
-            ExpressionAttributeValues: { ":pk": pk, ":from": range.from, ":to": range.to },
-            ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-            Limit: Math.min(limit - records.length, this.pageSize ?? limit),
-          }),
-        );
-      } catch (e) {
-        if (errorName(e) === "ValidationException" && /index/i.test(firstLine(e))) {
-          throw new ConfigError(`catalog table '${this.tableName}' at ${this.where} has no index ${GENERIC_WAL_INDEX} (generic WAL by position): createTable adds it, the stack defines it`, { cause: e });
-        }
-        throw this.fail("Query (generic WAL range)", e);
-      }
+      const out = await this.queryIndexPage(
+        {
+          IndexName: GENERIC_WAL_INDEX,
+          KeyConditionExpression: "pk = :pk AND #gpos BETWEEN :from AND :to",
+          ExpressionAttributeNames: { "#gpos": GPOS_ATTRIBUTE },
+          ExpressionAttributeValues: { ":pk": pk, ":from": range.from, ":to": range.to },
+          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+          Limit: Math.min(limit - records.length, this.pageSize ?? limit),
+        },
+        "Query (generic WAL range)",
+        `catalog table '${this.tableName}' at ${this.where} has no index ${GENERIC_WAL_INDEX} (generic WAL by position): createTable adds it, the stack defines it`,
+      );
       for (const item of out.Items ?? []) {
         records.push(this.parse(walRecordSchema, item, "WAL record"));
         last = item;
@@ -929,29 +924,19 @@ export class DynamoCatalog implements Catalog {
     const items: UnreplicatedItem[] = [];
     let lastKey: string | undefined;
     do {
-      let out;
-      try {
-        out = await this.doc.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            IndexName: replicaIndexName(region),
-            KeyConditionExpression: databaseId === undefined ? "#pend = :pending" : "#pend = :pending AND begins_with(#rk, :prefix)",
-            ExpressionAttributeNames: { "#pend": pend, ...(databaseId === undefined ? {} : { "#rk": REPLICA_KEY_ATTRIBUTE }) },
-            ExpressionAttributeValues: { ":pending": REPLICA_PENDING, ...(databaseId === undefined ? {} : { ":prefix": `${databaseId}#` }) },
-            ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-            Limit: Math.min(limit - items.length, this.pageSize ?? limit),
-          }),
-        );
-      } catch (e) {
-        if (errorName(e) === "ValidationException" && /index/i.test(firstLine(e))) {
-          throw new ConfigError(
-            `catalog table '${this.tableName}' at ${this.where} has no index ${replicaIndexName(region)}: is ${region} a configured replica region? ` +
-              `(the stacks create one per replica region; the local stack at start)`,
-            { cause: e },
-          );
-        }
-        throw this.fail("Query (unreplicated records)", e);
-      }
+      const out = await this.queryIndexPage(
+        {
+          IndexName: replicaIndexName(region),
+          KeyConditionExpression: databaseId === undefined ? "#pend = :pending" : "#pend = :pending AND begins_with(#rk, :prefix)",
+          ExpressionAttributeNames: { "#pend": pend, ...(databaseId === undefined ? {} : { "#rk": REPLICA_KEY_ATTRIBUTE }) },
+          ExpressionAttributeValues: { ":pending": REPLICA_PENDING, ...(databaseId === undefined ? {} : { ":prefix": `${databaseId}#` }) },
+          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+          Limit: Math.min(limit - items.length, this.pageSize ?? limit),
+        },
+        "Query (unreplicated records)",
+        `catalog table '${this.tableName}' at ${this.where} has no index ${replicaIndexName(region)}: is ${region} a configured replica region? ` +
+          `(the stacks create one per replica region; the local stack at start)`,
+      );
       for (const item of out.Items ?? []) {
         const sk = String(item.sk);
         const db = String(item.databaseId);
@@ -961,6 +946,16 @@ export class DynamoCatalog implements Catalog {
       start = out.LastEvaluatedKey;
     } while (start !== undefined && items.length < limit);
     return start === undefined || lastKey === undefined ? { items } : { items, next: lastKey };
+  }
+
+  /** One Query page of a secondary index; a table without that index is a ConfigError saying `missing`, any other failure as fail(`what`). */
+  private async queryIndexPage(input: Omit<QueryCommandInput, "TableName">, what: string, missing: string): Promise<QueryCommandOutput> {
+    try {
+      return await this.doc.send(new QueryCommand({ TableName: this.tableName, ...input }));
+    } catch (e) {
+      if (errorName(e) === "ValidationException" && /index/i.test(firstLine(e))) throw new ConfigError(missing, { cause: e });
+      throw this.fail(what, e);
+    }
   }
 
   async markUnreplicated(databaseId: string, region: string, after?: string, limit?: number): Promise<MarkUnreplicatedPage> {

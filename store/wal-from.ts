@@ -52,3 +52,20 @@ export async function* walRecordsFrom(
     }
   }
 }
+
+/**
+ * A generic database's WAL records of one stream from position `from` on, in
+ * position order, read through the catalog's position index a page at a time
+ * (Catalog.listGenericWalRange): its reads grow with the WAL from `from` on,
+ * never with the rest of the archive. For a database whose registration says
+ * walIndex "complete" (otherwise the index may lack records); a catalog that
+ * cannot read the index rejects with ConfigError.
+ */
+export async function* genericWalRecordsFrom(catalog: Pick<Catalog, "listGenericWalRange">, databaseId: string, stream: string, from: bigint): AsyncGenerator<WalRecord> {
+  let after: string | undefined;
+  do {
+    const page = await catalog.listGenericWalRange(databaseId, stream, from, undefined, after === undefined ? {} : { after });
+    yield* page.records;
+    after = page.next;
+  } while (after !== undefined);
+}

@@ -32,7 +32,7 @@ import { z } from "zod";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { lsnToSegno, parseLsn } from "../../core/wal.js";
 import type { Catalog } from "../../store/catalog.js";
-import { walRecordsFrom } from "../../store/wal-from.js";
+import { genericWalRecordsFrom, walRecordsFrom } from "../../store/wal-from.js";
 import { getDeps } from "../deps.js";
 import { parseInput } from "../parse.js";
 import { emitMetric, lambdaHandler } from "../observability.js";
@@ -70,12 +70,7 @@ async function genericWalLine(catalog: Catalog, database: DatabaseRecord, stream
     const stops = records.flatMap((r) => snapshotInfoOf(state, r, stream)?.stopLsn ?? []);
     const from = stops.reduce((min, p) => (p < min ? p : min), stops[0] ?? 0n);
     try {
-      let after: string | undefined;
-      do {
-        const page = await catalog.listGenericWalRange(database.databaseId, stream, from, undefined, after === undefined ? {} : { after });
-        add(page.records);
-        after = page.next;
-      } while (after !== undefined);
+      for await (const w of genericWalRecordsFrom(catalog, database.databaseId, stream, from)) add([w]);
       return { lines, through: through.result() };
     } catch (e) {
       // A catalog that cannot read the index (a table without it, a role not granted it): read by pages.

@@ -70,21 +70,29 @@ describe("verify SelectCandidates", () => {
   });
 });
 
+/** Stream "wal" of a generic database: positions 1..count, position n closed at minute n (name `wal/seg-<n>.wal` unless told). */
+function genericWal(databaseId: string, count: number, nameOf = (n: number): string => `wal/seg-${n}.wal`): WalRecord[] {
+  return Array.from({ length: count }, (_, i): WalRecord => {
+    const n = i + 1;
+    const name = nameOf(n);
+    const at = new Date(T0 + n * MINUTE).toISOString();
+    return { databaseId, name, kind: "segment", timeline: 1, startLsn: String(n), size: 100, storedSize: 1, sha256: "a".repeat(64), codec: "zstd", status: "stored", vaultKey: `db/${databaseId}/wal/${name}`, archivedAt: at, closedAt: at, replicas: {} };
+  });
+}
+
+/** A generic snapshot whose stream "wal" ends at position n, finished at minute n + 1. */
+function genericSnapshotRecord(databaseId: string, id: string, n: number): SnapshotRecord {
+  const { timeline: _t, startLsn: _s, stopLsn: _p, ...rest } = pgSnapshotRecord(databaseId, id, BigInt(n), new Date(T0 + (n + 1) * MINUTE).toISOString(), SIZE);
+  return { ...rest, kind: "generic", streams: { wal: String(n) } };
+}
+
 describe("verify SelectCandidates, generic database", () => {
   it("draws a level-4 target from its one stream's WAL read a page at a time, never the whole list", async () => {
     // Prepare: stream "wal" positions 1..3,000 (closed at minute n); snapshots at positions 100 and 1,100.
     const GDB = "gen-select";
     const generic: DatabaseRecord = { ...database, databaseId: GDB, kind: "generic" };
-    const wal = Array.from({ length: 3_000 }, (_, i): WalRecord => {
-      const n = i + 1;
-      const name = `wal/${String(n).padStart(6, "0")}.wal`;
-      const at = new Date(T0 + n * MINUTE).toISOString();
-      return { databaseId: GDB, name, kind: "segment", timeline: 1, startLsn: String(n), size: 100, storedSize: 1, sha256: "a".repeat(64), codec: "zstd", status: "stored", vaultKey: `db/${GDB}/wal/${name}`, archivedAt: at, closedAt: at, replicas: {} };
-    });
-    const genericSnapshot = (id: string, n: number): SnapshotRecord => {
-      const { timeline: _t, startLsn: _s, stopLsn: _p, ...rest } = pgSnapshotRecord(GDB, id, BigInt(n), new Date(T0 + (n + 1) * MINUTE).toISOString(), SIZE);
-      return { ...rest, kind: "generic", streams: { wal: String(n) } };
-    };
+    const wal = genericWal(GDB, 3_000, (n) => `wal/${String(n).padStart(6, "0")}.wal`);
+    const genericSnapshot = (id: string, n: number): SnapshotRecord => genericSnapshotRecord(GDB, id, n);
     const snaps = [genericSnapshot("g0100", 100), genericSnapshot("g1100", 1100)];
     const paged = pagedWal(wal, 1000);
     const catalog = { getDatabase: async () => generic, listSnapshots: async () => snaps, listVerifications: async () => [], ...paged } as unknown as Catalog;
@@ -104,16 +112,8 @@ describe("verify SelectCandidates, generic database", () => {
     // Prepare: stream "wal" positions 1..3,000 (closed at minute n); snapshots at positions 2,500 and 2,800; listWalPage refuses.
     const GDB = "gen-select-indexed";
     const generic: DatabaseRecord = { ...database, databaseId: GDB, kind: "generic", walIndex: "complete" };
-    const wal = Array.from({ length: 3_000 }, (_, i): WalRecord => {
-      const n = i + 1;
-      const name = `wal/seg-${n}.wal`;
-      const at = new Date(T0 + n * MINUTE).toISOString();
-      return { databaseId: GDB, name, kind: "segment", timeline: 1, startLsn: String(n), size: 100, storedSize: 1, sha256: "a".repeat(64), codec: "zstd", status: "stored", vaultKey: `db/${GDB}/wal/${name}`, archivedAt: at, closedAt: at, replicas: {} };
-    });
-    const genericSnapshot = (id: string, n: number): SnapshotRecord => {
-      const { timeline: _t, startLsn: _s, stopLsn: _p, ...rest } = pgSnapshotRecord(GDB, id, BigInt(n), new Date(T0 + (n + 1) * MINUTE).toISOString(), SIZE);
-      return { ...rest, kind: "generic", streams: { wal: String(n) } };
-    };
+    const wal = genericWal(GDB, 3_000);
+    const genericSnapshot = (id: string, n: number): SnapshotRecord => genericSnapshotRecord(GDB, id, n);
     const snaps = [genericSnapshot("g2500", 2500), genericSnapshot("g2800", 2800)];
     const index = indexedWal(wal, 200);
     const refuse = async (): Promise<never> => {
@@ -136,16 +136,8 @@ describe("verify SelectCandidates, generic database", () => {
     // Prepare: stream "wal" positions 1..300; snapshots at 100 and 200; the index Query is denied.
     const GDB = "gen-select-denied";
     const generic: DatabaseRecord = { ...database, databaseId: GDB, kind: "generic", walIndex: "complete" };
-    const wal = Array.from({ length: 300 }, (_, i): WalRecord => {
-      const n = i + 1;
-      const name = `wal/seg-${n}.wal`;
-      const at = new Date(T0 + n * MINUTE).toISOString();
-      return { databaseId: GDB, name, kind: "segment", timeline: 1, startLsn: String(n), size: 100, storedSize: 1, sha256: "a".repeat(64), codec: "zstd", status: "stored", vaultKey: `db/${GDB}/wal/${name}`, archivedAt: at, closedAt: at, replicas: {} };
-    });
-    const genericSnapshot = (id: string, n: number): SnapshotRecord => {
-      const { timeline: _t, startLsn: _s, stopLsn: _p, ...rest } = pgSnapshotRecord(GDB, id, BigInt(n), new Date(T0 + (n + 1) * MINUTE).toISOString(), SIZE);
-      return { ...rest, kind: "generic", streams: { wal: String(n) } };
-    };
+    const wal = genericWal(GDB, 300);
+    const genericSnapshot = (id: string, n: number): SnapshotRecord => genericSnapshotRecord(GDB, id, n);
     const snaps = [genericSnapshot("g100", 100), genericSnapshot("g200", 200)];
     const paged = pagedWal(wal, 100);
     const denied = async (): Promise<never> => {

@@ -72,6 +72,26 @@ function record(overrides: Partial<WalRecord> = {}): WalRecord {
   };
 }
 
+/** A catalog table as createTable made it before any secondary index: the keys only. */
+async function tableWithoutIndexes(): Promise<string> {
+  const name = `walvault-test-${randomUUID()}`;
+  await client.send(
+    new CreateTableCommand({
+      TableName: name,
+      KeySchema: [
+        { AttributeName: "pk", KeyType: "HASH" },
+        { AttributeName: "sk", KeyType: "RANGE" },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: "pk", AttributeType: "S" },
+        { AttributeName: "sk", AttributeType: "S" },
+      ],
+      BillingMode: "PAY_PER_REQUEST",
+    }),
+  );
+  return name;
+}
+
 describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
   it("createTable makes a pay-per-request table with the published key schema, and is idempotent", async () => {
     // Prepare
@@ -100,21 +120,7 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
 
   it("createTable adds the position index of generic segments to a table from before it, and it lists what recordWal writes", async () => {
     // Prepare: a table as createTable made it before the index.
-    const name = `walvault-test-${randomUUID()}`;
-    await client.send(
-      new CreateTableCommand({
-        TableName: name,
-        KeySchema: [
-          { AttributeName: "pk", KeyType: "HASH" },
-          { AttributeName: "sk", KeyType: "RANGE" },
-        ],
-        AttributeDefinitions: [
-          { AttributeName: "pk", AttributeType: "S" },
-          { AttributeName: "sk", AttributeType: "S" },
-        ],
-        BillingMode: "PAY_PER_REQUEST",
-      }),
-    );
+    const name = await tableWithoutIndexes();
 
     // Act
     await createTable(client, name);
@@ -208,21 +214,7 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
 
   it("listGenericWalRange on a table without the position index rejects with ConfigError", async () => {
     // Prepare
-    const name = `walvault-test-${randomUUID()}`;
-    await client.send(
-      new CreateTableCommand({
-        TableName: name,
-        KeySchema: [
-          { AttributeName: "pk", KeyType: "HASH" },
-          { AttributeName: "sk", KeyType: "RANGE" },
-        ],
-        AttributeDefinitions: [
-          { AttributeName: "pk", AttributeType: "S" },
-          { AttributeName: "sk", AttributeType: "S" },
-        ],
-        BillingMode: "PAY_PER_REQUEST",
-      }),
-    );
+    const name = await tableWithoutIndexes();
 
     // Act
     const e = await catalogAt(ddb.endpoint, name).listGenericWalRange("pg-main", "wal", 0n, undefined).then(

@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import type { WalRecord } from "../../core/schemas.js";
 import { historyName, parseWalFileName, segmentName } from "../../core/wal.js";
 import type { Catalog, WalRangeOptions } from "../../store/catalog.js";
-import { WAL_FROM_PAGE, walRecordsFrom } from "../../store/wal-from.js";
+import { genericWalRecordsFrom, WAL_FROM_PAGE, walRecordsFrom } from "../../store/wal-from.js";
+import { indexedWal } from "../support/indexed-wal.js";
 
 const DB = "pg-main";
 const SIZE = 16 * 1024 * 1024;
@@ -84,3 +85,36 @@ describe("walRecordsFrom", () => {
     expect(counted.read.length).toBeLessThanOrEqual(WAL_FROM_PAGE + tl3.length);
   });
 });
+
+describe("genericWalRecordsFrom", () => {
+  it("yields one stream's segments from a position on, in position order, following the index's pages to the end, never those before", async () => {
+    // Prepare: stream "wal" positions 1..25 and stream "aux" 1..5, interleaved; the index answers 4 records a page
+    const seg = (stream: string, n: number): WalRecord => ({
+      databaseId: "g",
+      name: `${stream}/seg-${n}.log`,
+      kind: "segment",
+      timeline: 1,
+      startLsn: String(n),
+      size: 1,
+      storedSize: 1,
+      sha256: "a".repeat(64),
+      codec: "none",
+      status: "stored",
+      vaultKey: `db/g/wal/${stream}/seg-${n}.log`,
+      archivedAt: "2026-01-01T00:00:00.000Z",
+      replicas: {},
+    });
+    const records = [...Array.from({ length: 25 }, (_, i) => seg("wal", 25 - i)), ...Array.from({ length: 5 }, (_, i) => seg("aux", i + 1))];
+    const index = indexedWal(records, 4);
+
+    // Act
+    const got: string[] = [];
+    for await (const w of genericWalRecordsFrom(index, "g", "wal", 10n)) got.push(w.name);
+
+    // Assess
+    expect(got).toEqual(Array.from({ length: 16 }, (_, i) => `wal/seg-${10 + i}.log`));
+    expect(index.rangesRead()).toBe(4);
+    expect(index.recordsRead()).toBe(16);
+  });
+});
+
