@@ -1295,19 +1295,27 @@ export class DynamoCatalog implements Catalog {
   // ------------------------------------------------------------- packs
 
   async recordPacks(records: readonly PackItem[]): Promise<void> {
-    const byKey = new Map<string, PackItem>();
+    // One record per pack (the last given: BatchWriteItem refuses a request naming one key twice), one log item per
+    // pack and time (a pack given at two times is logged at both).
+    const byPack = new Map<string, { record: PackItem; logged: Map<string, PackItem> }>();
     for (const record of records) {
       const r = this.check(packItemSchema, record, "pack record");
-      byKey.set(`${r.databaseId} ${r.name} ${r.recordedAt}`, r);
+      const key = `${r.databaseId} ${r.name}`;
+      const entry = byPack.get(key) ?? { record: r, logged: new Map<string, PackItem>() };
+      entry.record = r;
+      entry.logged.set(r.recordedAt, r);
+      byPack.set(key, entry);
     }
-    // Each pack's record and its log item, in the same batches (the log item is a hint: a pack recorded without it is only not found by the log).
+    // Each pack's record and its log items, in the same batches (a log item is a hint: a pack recorded without it is only not found by the log).
     await this.batchWriteAll(
-      [...byKey.values()].flatMap((r) => {
-        const pk = databasePk(r.databaseId);
-        const expiresAt = Math.ceil(Date.parse(r.recordedAt) / 1000) + PACK_LOG_TTL_DAYS * 86_400;
+      [...byPack.values()].flatMap(({ record, logged }) => {
+        const pk = databasePk(record.databaseId);
         return [
-          { PutRequest: { Item: { ...r, pk, sk: packSk(r.name) } } },
-          { PutRequest: { Item: { pk, sk: packLogSk(r.recordedAt, r.name), databaseId: r.databaseId, name: r.name, recordedAt: r.recordedAt, [CATALOG_TTL_ATTRIBUTE]: expiresAt } } },
+          { PutRequest: { Item: { ...record, pk, sk: packSk(record.name) } } },
+          ...[...logged.values()].map((r) => {
+            const expiresAt = Math.ceil(Date.parse(r.recordedAt) / 1000) + PACK_LOG_TTL_DAYS * 86_400;
+            return { PutRequest: { Item: { pk, sk: packLogSk(r.recordedAt, r.name), databaseId: r.databaseId, name: r.name, recordedAt: r.recordedAt, [CATALOG_TTL_ATTRIBUTE]: expiresAt } } };
+          }),
         ];
       }),
       "pack records",

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
 import { headSortKey } from "../../core/catalog-records.js";
-import { InvalidInputError, NotFoundError, SegmentConflictError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
+import { CatalogFaultError, InvalidInputError, NotFoundError, SegmentConflictError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
 import type { ChunkItem, DatabaseRecord, PackItem, QuarantineRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import type { Catalog } from "../../store/catalog.js";
 
@@ -1523,6 +1523,20 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
         expect(await rejection(catalog.listPacksRecordedSince(DB, at(0), undefined, 0))).toBeInstanceOf(InvalidInputError);
       });
 
+      it("recordPacks given one pack at two times in one call records it once, as the last given, and logs it at both times", async () => {
+        // Prepare
+        const name = sha("given twice");
+        const at = (minute: number): string => `2025-03-01T10:0${minute}:00.000Z`;
+
+        // Act
+        await catalog.recordPacks([pack(name, { recordedAt: at(1) }), pack(sha("other"), { recordedAt: at(1) }), pack(name, { recordedAt: at(2) })]);
+
+        // Assess
+        expect(await catalog.getPack(DB, name)).toEqual(pack(name, { recordedAt: at(2) }));
+        expect((await catalog.listPacksRecordedSince(DB, at(0))).packs).toEqual([...[{ name, recordedAt: at(1) }, { name: sha("other"), recordedAt: at(1) }].sort((a, b) => (a.name < b.name ? -1 : 1)), { name, recordedAt: at(2) }]);
+        expect((await catalog.listPackPage(DB)).packs.map((p) => p.name).sort()).toEqual([name, sha("other")].sort());
+      });
+
       it("markPacksOrphaned marks existing packs only; clearPackOrphaned unmarks and tells a missing record apart", async () => {
         // Prepare
         const a = pack(sha("a"));
@@ -1792,6 +1806,68 @@ export function catalogContract(name: string, factory: CatalogFactory): void {
 
         // Assess
         expect(listed).toEqual([]);
+      });
+    });
+
+    describe("DynamoDB's limits (refused as CatalogFaultError: a walvault fault, never a bad upload)", () => {
+      const T = "2025-01-01T00:00:00.000Z";
+      const faults = (errors: [string, unknown][], said: RegExp): void => {
+        for (const [op, e] of errors) {
+          expect(e, op).toBeInstanceOf(CatalogFaultError);
+          expect((e as Error).message, op).toContain(op);
+          expect((e as Error).message, op).toMatch(said);
+        }
+      };
+
+      it("refuses a record whose item would exceed 400 KB, naming the operation, and keeps nothing of it", async () => {
+        // Prepare
+        const big = "x".repeat(420_000);
+
+        // Act
+        const errors: [string, unknown][] = [
+          ["PutItem (quarantine)", await rejection(catalog.recordQuarantine(quarantine(segmentName(1, 1), T, { reason: big })))],
+          ["PutItem (WAL)", await rejection(catalog.recordWal(wal(segmentName(1, 2), { vaultVersionId: big })))],
+          ["BatchWriteItem (audit records)", await rejection(catalog.recordAudit([{ databaseId: DB, runId: "r1", seq: 0, at: T, action: "delete-wal", subject: "s", regions: ["r"], reason: big, by: "test" }]))],
+          ["BatchWriteItem (chunk records)", await rejection(catalog.recordChunks([chunk(chunkHash(1), { vaultKey: big })]))],
+          ["UpdateItem (head)", await rejection(catalog.advanceHead(DB, big, "0000000100000001", T))],
+          ["TransactWriteItems (database registration)", await rejection(catalog.putDatabase(database(DB, { createdAt: big })))],
+        ];
+
+        // Assess
+        faults(errors, /Item size (to update )?has exceeded the maximum allowed size/);
+        expect(await catalog.listQuarantine(DB)).toEqual([]);
+        expect(await catalog.getWal(DB, segmentName(1, 2))).toBeUndefined();
+        expect(await catalog.listAudit(DB)).toEqual([]);
+        expect(await catalog.missingChunks(DB, [chunkHash(1)])).toEqual([chunkHash(1)]);
+        expect(await catalog.getHead(DB)).toBeUndefined();
+        expect(await catalog.getDatabase(DB)).toBeUndefined();
+        expect(await catalog.listDatabases()).toEqual([]);
+      });
+
+      it("counts UTF-8 bytes toward the 400 KB, not characters", async () => {
+        // Act: 140,000 three-byte characters (420 KB), then 190,000 two-byte ones (380 KB).
+        const over = await rejection(catalog.recordQuarantine(quarantine(segmentName(1, 1), T, { reason: "€".repeat(140_000) })));
+        const under = quarantine(segmentName(1, 1), "2025-01-01T00:00:01.000Z", { reason: "é".repeat(190_000) });
+        await catalog.recordQuarantine(under);
+
+        // Assess
+        expect(over).toBeInstanceOf(CatalogFaultError);
+        expect(await catalog.listQuarantine(DB)).toEqual([under]);
+      });
+
+      it("refuses a key longer than DynamoDB holds (a sort key over 1024 bytes) on writes, reads and listings", async () => {
+        // Prepare: a snapshot id of 1100 bytes, a quarantine name as long.
+        const id = "s".repeat(1100);
+
+        // Act
+        const errors: [string, unknown][] = [
+          ["PutItem (snapshot)", await rejection(catalog.recordSnapshot(snapshot(id)))],
+          ["GetItem (snapshot)", await rejection(catalog.getSnapshot(DB, id))],
+          ["Query (quarantine)", await rejection(catalog.listQuarantine(DB, "q".repeat(1100)))],
+        ];
+
+        // Assess
+        faults(errors, /1024 bytes/);
       });
     });
 
