@@ -36,6 +36,11 @@
  *   against the header's length and SHA-256 only (revalidatedPage): they are
  *   the bytes validated, and the schema and the rules across pages are not
  *   run again.
+ * - An opened manifest keeps two pages parsed, page 0 and the last other page
+ *   parsed, and serves later reads of them from memory (a two-page manifest
+ *   is read once however often it is walked). Pages and entries are shared
+ *   between reads: kept pages' arrays are frozen, and no reader changes an
+ *   entry.
  * Errors are ManifestInvalidError or UnsafePathError (core/errors.ts), one
  * line naming the field (`pages[3].entries[10].path: ...`).
  */
@@ -121,10 +126,10 @@ export class MemoryManifestObjects implements ManifestObjects {
 /** A manifest of either format without its files (`kind` narrows it). */
 export type ManifestHeader = SnapshotHeader;
 
-/** One page: its entries and the distinct chunks they reference (in order of first reference). */
+/** One page: its entries and the distinct chunks they reference (in order of first reference). Shared with later reads of the same opened manifest: never changed by its reader. */
 export interface ReadPage {
-  entries: PageEntry[];
-  chunks: UniqueChunk[];
+  readonly entries: readonly PageEntry[];
+  readonly chunks: readonly UniqueChunk[];
 }
 
 export interface OpenedManifest {
@@ -179,9 +184,40 @@ export async function readPageObject(objects: ManifestObjects, manifestKey: stri
   return { key, body };
 }
 
+/**
+ * A page kept parsed by an opened manifest (see pagedManifest): its entries,
+ * and its distinct chunks when it was parsed whole (page(); a revalidating
+ * walk parses entries only).
+ */
+interface KeptPage {
+  entries: readonly PageEntry[];
+  chunks?: readonly UniqueChunk[];
+}
+
 function pagedManifest(objects: ManifestObjects, key: string, h: PagedManifestHeader): OpenedManifest {
   const { pages, formatVersion: _v, ...header } = h;
   const read = async (index: number): Promise<Uint8Array> => (await readPageObject(objects, key, pages, index)).body;
+  /**
+   * Pages kept parsed, two at most: page 0 and the last other page parsed. A
+   * restore walks the pages three times (its refusals, the writing, the
+   * recorded modes last page first), each walk starting where one of these
+   * is: a manifest of one or two pages (a snapshot of up to ~2 GB in 128 KiB
+   * chunks) is read and parsed once, a longer one twice less per walk. Two
+   * pages' entries (PAGE_CHUNKS references each) are all a walk holds more.
+   */
+  const kept = new Map<number, KeptPage>();
+  const keep = (index: number, page: KeptPage): void => {
+    if (index !== 0) for (const k of kept.keys()) if (k !== 0) kept.delete(k);
+    // Shared by later walks: frozen, so that a caller that would reorder or change them fails at once.
+    kept.set(index, { entries: Object.freeze(page.entries), ...(page.chunks === undefined ? {} : { chunks: Object.freeze(page.chunks) }) });
+  };
+  /** Page `i`'s bytes, and the read of page `i + 1` started (a walk's next page) unless that page is kept. */
+  const readAhead = (i: number, ahead: Promise<Uint8Array> | undefined): { bytes: Promise<Uint8Array>; ahead: Promise<Uint8Array> | undefined } => {
+    const bytes = ahead ?? read(i);
+    const next = i + 1 < pages.length && !kept.has(i + 1) ? read(i + 1) : undefined;
+    next?.catch(() => undefined); // awaited by the next step of the walk, or dropped with it
+    return { bytes, ahead: next };
+  };
   /** Set when entries() has validated every page and the manifest's end. */
   let validatedToEnd = false;
   return {
@@ -189,19 +225,37 @@ function pagedManifest(objects: ManifestObjects, key: string, h: PagedManifestHe
     header,
     pageCount: pages.length,
     async page(index) {
+      const k = kept.get(index);
+      if (k?.chunks !== undefined) return { entries: k.entries, chunks: k.chunks };
       const { page, chunks } = parsePage(h, index, await read(index));
+      keep(index, { entries: page.entries, chunks });
       return { entries: page.entries, chunks };
     },
     async *entries() {
+      let ahead: Promise<Uint8Array> | undefined;
       // A walk after one that validated every page: each page's bytes are checked against the header's SHA-256 only (revalidatedPage).
       if (validatedToEnd) {
-        for (let i = 0; i < pages.length; i++) yield* revalidatedPage(h, i, await read(i)).entries;
+        for (let i = 0; i < pages.length; i++) {
+          const k = kept.get(i);
+          if (k !== undefined) {
+            yield* k.entries;
+            continue;
+          }
+          const r = readAhead(i, ahead);
+          ahead = r.ahead;
+          const { entries } = revalidatedPage(h, i, await r.bytes);
+          keep(i, { entries });
+          yield* entries;
+        }
         return;
       }
       let state = startPagedValidation();
       for (let i = 0; i < pages.length; i++) {
-        const v = validatePage(h, state, await read(i));
+        const r = readAhead(i, ahead);
+        ahead = r.ahead;
+        const v = validatePage(h, state, await r.bytes);
         state = v.state;
+        keep(i, { entries: v.page.entries, chunks: v.chunks });
         yield* v.page.entries;
       }
       finishPagedValidation(h, state);

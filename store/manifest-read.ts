@@ -160,6 +160,16 @@ export function reverseTreeOrdered(m: OpenedManifest): AsyncIterable<PageEntry> 
       yield* all.reverse();
       return;
     }
-    for (let i = m.pageCount - 1; i >= 0; i--) yield* (await m.page(i)).entries.reverse();
+    if (m.pageCount === 0) return;
+    // The page before is read while this one's entries are taken.
+    let next = m.page(m.pageCount - 1);
+    for (let i = m.pageCount - 1; i >= 0; i--) {
+      const { entries } = await next;
+      if (i > 0) {
+        next = m.page(i - 1);
+        next.catch(() => undefined); // awaited next round, or dropped with the walk
+      }
+      for (let j = entries.length - 1; j >= 0; j--) yield entries[j]!;
+    }
   })();
 }
