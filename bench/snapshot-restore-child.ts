@@ -28,7 +28,20 @@ export interface Usage {
 }
 
 export type RestoreSummary = Omit<RestoreResult, "plan">;
-export type ChildOutput = ({ op: "push"; result: SnapshotPushResult } | { op: "restore"; result: RestoreSummary }) & Usage;
+/**
+ * When a restore reached each point, in seconds since its process started
+ * (Node's time origin): restore() called, planned, its first file bytes
+ * written, returned. What comes before the first byte is start-up the decode
+ * workers wait through.
+ */
+export interface RestoreMilestones {
+  calledS: number;
+  plannedS?: number;
+  firstByteS?: number;
+  doneS: number;
+}
+
+export type ChildOutput = ({ op: "push"; result: SnapshotPushResult } | { op: "restore"; result: RestoreSummary; milestones: RestoreMilestones }) & Usage;
 
 /** CPU seconds of the waited-for children of this process (/proc/self/stat cutime + cstime). */
 function childrenCpuSeconds(): number {
@@ -119,16 +132,23 @@ async function child(spec: ChildSpec): Promise<void> {
     out = { op: "push", result, ...usage() };
   } else {
     const { restore } = await import("../agent/restore.js");
+    const at = (): number => Math.round(performance.now()) / 1000;
+    const milestones: RestoreMilestones = { calledS: at(), doneS: 0 };
     const r = await heapProfile(() =>
       restore(clients, cfg, {
         databaseId: spec.databaseId,
         target: { kind: "snapshot", id: spec.snapshotId },
         toDir: spec.toDir,
         parallel: spec.parallel,
+        onProgress: (p) => {
+          if (p.phase === "planned") milestones.plannedS ??= at();
+          if (p.bytesDone > 0) milestones.firstByteS ??= at();
+        },
       }),
     );
+    milestones.doneS = at();
     const { plan: _plan, ...result } = r; // the plan holds bigints
-    out = { op: "restore", result, ...usage() };
+    out = { op: "restore", result, milestones, ...usage() };
   }
   stopMem();
   process.stdout.write(JSON.stringify(out));

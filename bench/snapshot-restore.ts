@@ -554,6 +554,7 @@ async function main(): Promise<void> {
       stackCpuS: restoreStackCpu,
       executorS: round(r.seconds, 2),
       executorMbPerS: round(r.mbPerSecond, 1),
+      milestonesS: rst.out.milestones,
       restoredTreeMB: mb(treeBytes(wvDir)),
       warnings: r.warnings,
     };
