@@ -560,7 +560,7 @@ async function main(): Promise<void> {
     };
     log(`restore: ${JSON.stringify(restoreRow)}`);
     // WALVAULT_BENCH_RESTORE_AB="FLAGS|FLAGS...": the restore again, 3 rounds of each set of Node flags in turn (see the header).
-    let restoreAb: { round: number; set: string; wallS: number; cpuS: number; peakRssMB: number }[] | undefined;
+    let restoreAb: { round: number; set: string; wallS: number; firstByteS?: number; cpuS: number; peakRssMB: number }[] | undefined;
     const ab = process.env["WALVAULT_BENCH_RESTORE_AB"];
     if (ab !== undefined) {
       restoreAb = [];
@@ -575,8 +575,10 @@ async function main(): Promise<void> {
           warmFreePages(work, warmBytes);
           spawnSync("sync");
           const x = await runChild({ op: "restore", configPath: stack.configPath, databaseId: DB_ID, snapshotId: p.snapshotId, toDir: abDir, parallel, ...(nodeFlags.length > 0 ? { nodeFlags } : {}) }, Object.fromEntries(env.map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)])));
-          log(`restore A/B round ${i + 1} [${words.join(" ")}]: ${round(x.wallS, 2)} s, ${round(x.out.cpuSeconds, 2)} CPU-s, peak RSS ${Math.round(x.out.maxRssBytes / 1e6)} MB`);
-          restoreAb.push({ round: i + 1, set, wallS: round(x.wallS, 2), cpuS: round(x.out.cpuSeconds, 2), peakRssMB: Math.round(x.out.maxRssBytes / 1e6) });
+          // A child of a build before milestones has none.
+          const firstByteS = x.out.op === "restore" ? x.out.milestones?.firstByteS : undefined;
+          log(`restore A/B round ${i + 1} [${words.join(" ")}]: ${round(x.wallS, 2)} s${firstByteS === undefined ? "" : ` (first byte at ${firstByteS} s)`}, ${round(x.out.cpuSeconds, 2)} CPU-s, peak RSS ${Math.round(x.out.maxRssBytes / 1e6)} MB`);
+          restoreAb.push({ round: i + 1, set, wallS: round(x.wallS, 2), ...(firstByteS === undefined ? {} : { firstByteS }), cpuS: round(x.out.cpuSeconds, 2), peakRssMB: Math.round(x.out.maxRssBytes / 1e6) });
           rmSync(abDir, { recursive: true, force: true });
         }
       }
