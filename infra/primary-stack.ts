@@ -45,7 +45,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct, Node } from "constructs";
 import { DATABASE_ID_RE, FAILED_PREFIX, INCOMING_PREFIX, QUARANTINE_PREFIX, REJECTED_SUFFIX } from "../core/keys.js";
-import { CATALOG_TTL_ATTRIBUTE, GENERIC_WAL_INDEX, GPOS_ATTRIBUTE, REPLICA_INDEX_PROJECTION, REPLICA_KEY_ATTRIBUTE, replicaIndexName, replicaPendingAttribute } from "../store/dynamo-catalog.js";
+import { CATALOG_TTL_ATTRIBUTE, GENERIC_WAL_INDEX, GPOS_ATTRIBUTE, REPLICA_INDEX_PROJECTION, REPLICA_KEY_ATTRIBUTE, replicaIndexName, replicaPendingAttribute } from "../store/catalog-layout.js";
 import { parseThawSetting, thawByDefaultSubstitution, type ThawSetting } from "../core/thaw.js";
 import { WORKFLOW_DEFINITIONS, functionOf, stepNames, stepsOf, type WorkflowId } from "../core/workflows.js";
 import { missingSubstitutions } from "./asl.js";
@@ -418,10 +418,10 @@ export class PrimaryStack extends Stack {
       encryption: dynamodb.TableEncryptionV2.awsManagedKey(),
       deletionProtection: true,
       removalPolicy: RemovalPolicy.RETAIN,
-      // Only packs' promotion claims carry it (store/dynamo-catalog.ts CATALOG_TTL_ATTRIBUTE): they expire by themselves.
+      // Only packs' promotion claims carry it (store/catalog-layout.ts CATALOG_TTL_ATTRIBUTE): they expire by themselves.
       timeToLiveAttribute: CATALOG_TTL_ATTRIBUTE,
       replicas: replicas.map((r) => ({ region: r.region })),
-      // What each replica region lacks (store/dynamo-catalog.ts, docs/replication.md): a sparse index per
+      // What each replica region lacks (store/catalog-layout.ts, docs/replication.md): a sparse index per
       // region, so the replicate workflow's FindMissing reads only pending records. CloudFormation adds or
       // removes one global secondary index per update: add replica regions one deployment at a time.
       // Generic WAL by position (store/dynamo-catalog.ts genericWalIndexDefinition): a sparse index of generic

@@ -48,7 +48,7 @@ import { NagSuppressions } from "cdk-nag";
 import { Construct, type IConstruct, type Node } from "constructs";
 import { z } from "zod";
 import { DATABASE_ID_RE } from "../core/keys.js";
-import { GENERIC_WAL_INDEX } from "../store/dynamo-catalog.js";
+import { GENERIC_WAL_INDEX } from "../store/catalog-layout.js";
 import type { VerifyPolicy } from "../core/verify-policy.js";
 import { missingSubstitutions } from "./asl.js";
 import { contextValue } from "./context.js";

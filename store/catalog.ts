@@ -167,7 +167,7 @@
  *   it as `after`. One Query, never a Scan. An entry is a hint: it outlives a
  *   pack deleted since (callers read the pack record), a pack recorded again
  *   at another time has two, and entries expire some weeks after their time
- *   (dynamo-catalog.ts PACK_LOG_TTL_DAYS). A `since` or `after` that is not
+ *   (catalog-layout.ts PACK_LOG_TTL_DAYS). A `since` or `after` that is not
  *   what this returns rejects with InvalidInputError.
  * - getPacks() returns, of the given names, the pack records found, each once,
  *   in input order, in batches (BatchGetItem, <= 100 keys per request).

@@ -1,58 +1,29 @@
 /**
  * Catalog on one DynamoDB table (DynamoDB Local on the local stack).
  *
- * Item layout (string keys pk, sk):
- *   pk = db#<databaseId>
- *   sk = meta                                      the database registration
- *        head                                      last archived position
- *        wal#<timeline 8 upper hex>#<name>         one archived WAL file (PostgreSQL)
- *        wal#<stream>#<file>                       one generic segment (name <stream>/<file>)
- *        quarantine#<name>#<iso time>#<random>     one rejected upload
- *        snap#<snapshotId>                         one restorable snapshot
- *        chunk#<sha256>                            one chunk in the vault (its own object, or
- *                                                  `offset` into the pack named by vaultKey)
- *        pack#<sha256>                             one pack in the vault (db/<id>/packs/<sha256>)
- *        packlog#<iso recordedAt>#<sha256>         the same pack in the order packs were recorded
- *                                                  (listPacksRecordedSince; expires PACK_LOG_TTL_DAYS later)
- *        verify#<iso start>#<runId>                one verification run
- *        audit#<iso>#<runId>#<seq>                 one retention deletion (what, why, when, which run)
- *   pk = registry
- *   sk = db#<databaseId>                           the registration again, for listing databases
- * so one Query per database answers every listing, and IAM LeadingKeys on
- * pk can confine an agent to its own database. The registry partition lists
- * the databases by Query, page by page (a Scan would read every WAL, chunk
- * and snapshot item of every database to find them): putDatabase writes the
- * registration and its registry copy in one transaction, so a database is
- * never registered without being listed, nor listed with other contents.
- * Catalogs written before the registry get it from `walvault catalog
- * rebuild` (docs/decisions.md, "Databases are listed from a registry").
+ * The table's layout (keys, attributes, sparse indexes, limits) and the pure
+ * logic over it are store/catalog-layout.ts, which MemoryCatalog shares; this
+ * module is what talks to DynamoDB. One Query per database answers every
+ * listing, and IAM LeadingKeys on pk can confine an agent to its own
+ * database. The registry partition lists the databases by Query, page by
+ * page (a Scan would read every WAL, chunk and snapshot item of every
+ * database to find them): putDatabase writes the registration and its
+ * registry copy in one transaction, so a database is never registered
+ * without being listed, nor listed with other contents. Catalogs written
+ * before the registry get it from `walvault catalog rebuild`
+ * (docs/decisions.md, "Databases are listed from a registry").
  *
  * What a replica region lacks (docs/replication.md, "What a region lacks"):
- * a sparse index per replica region R, `pending-<R>` (partition key
- * `pending:<R>`, sort key `replicaKey`; projects databaseId, name,
- * snapshotId). A WAL or snapshot item carries `replicaKey` =
- * `<databaseId>#<sk>` (written once, never changed) and `pending:<R>` =
- * "pending" exactly while replicas[R] exists and is not "replicated": set by
- * the create (recordWal/recordSnapshot, from the record's replicas) or by a
- * pending/failed status, removed by the UpdateItem that sets "replicated".
- * So the index holds only what R lacks; listUnreplicated() Queries it and
+ * listUnreplicated() Queries the region's sparse index `pending-<R>` and
  * reads nothing else. Index writes: one when a record enters it, one when it
  * leaves (status updates in between change no indexed or projected
- * attribute). Items written before the index carry no marker:
- * markUnreplicated() adds them, page by page. Chunk lookups and writes go in
- * batches (BatchGetItem / BatchWriteItem), so the agent role needs
- * dynamodb:BatchGetItem and ingest dynamodb:BatchWriteItem. Items hold the record fields
- * plus pk/sk; reads strip the keys and parse with core/schemas.ts.
+ * attribute). Chunk lookups and writes go in batches (BatchGetItem /
+ * BatchWriteItem), so the agent role needs dynamodb:BatchGetItem and ingest
+ * dynamodb:BatchWriteItem.
  *
- * Generic WAL by position (docs/decisions.md, "Generic WAL by position"): a
- * generic segment's name does not sort by position, so its item carries one
- * more attribute, `gpos` = `<stream>#<position, 20 digits>` (core/generic-wal.ts
- * gposOfRecord), and the sparse index `gpos` (partition key pk, sort key
- * gpos, projection ALL) holds those items only: one stream's range of
- * positions is one Query (listGenericWalRange). One more write unit per
- * generic segment, none for PostgreSQL WAL. A database registered before any
- * WAL (putDatabase) is marked walIndex "complete"; older ones keep the pass
- * over their WAL pages until a backfill marks them.
+ * Generic WAL by position (docs/decisions.md, "Generic WAL by position"): the
+ * sparse index `gpos` costs one more write unit per generic segment, none for
+ * PostgreSQL WAL.
  */
 import { deadlineIn } from "../core/deadline.js";
 import { isNetworkError } from "./aws-errors.js";
@@ -83,22 +54,9 @@ import {
   UpdateCommand,
   type BatchWriteCommandInput,
   type QueryCommandInput,
-  type QueryCommandOutput,
 } from "@aws-sdk/lib-dynamodb";
-import { randomBytes } from "node:crypto";
 import type { z } from "zod";
-import {
-  ConcurrentUpdateError,
-  CatalogFaultError,
-  ConfigError,
-  InvalidInputError,
-  NotFoundError,
-  SegmentConflictError,
-  ServiceUnavailableError,
-  SnapshotConflictError,
-  TimeoutError,
-  type WalvaultError,
-} from "../core/errors.js";
+import { ConfigError, NotFoundError, ServiceUnavailableError, TimeoutError, type WalvaultError } from "../core/errors.js";
 import {
   chunkItemSchema,
   databaseRecordSchema,
@@ -120,190 +78,98 @@ import {
   type AuditRecord,
   type WalRecord,
 } from "../core/schemas.js";
-import { headSortKey } from "../core/catalog-records.js";
-import { GPOS_DIGITS, gposOfRecord, gposRange, isGenericWalName, parseGenericWalName, SEGMENT_FILE_RE, STREAM_ID_RE } from "../core/generic-wal.js";
-import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
-import { isLsn } from "../core/wal.js";
+import { gposRange } from "../core/generic-wal.js";
 import type { Catalog, ChunkPage, DatabasePage, GenericWalRangeOptions, WalIndexBackfillPage, MarkUnreplicatedPage, PackLogPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedItem, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
+import {
+  auditSk,
+  BATCH_CONCURRENCY,
+  BATCH_GET_MAX_KEYS,
+  BATCH_WRITE_MAX_ITEMS,
+  CATALOG_KEY_SCHEMA,
+  CATALOG_SORT_KEYS,
+  catalogRequestError,
+  checkBackfillCursor,
+  checkDatabaseCursor,
+  checkGenericWalNewest,
+  checkInput,
+  checkPackLogPage,
+  checkPageSize,
+  checkReplicaRegion,
+  checkSnapshotId,
+  checkWalRecordName,
+  chunkItems,
+  chunkSk,
+  DATABASE_PAGE_MAX,
+  databasePk,
+  errorName,
+  existingSnapshotOutcome,
+  existingWalOutcome,
+  firstLine,
+  GENERIC_WAL_INDEX,
+  genericWalCursor,
+  genericWalRangeStart,
+  GPOS_ATTRIBUTE,
+  headOf,
+  headValues,
+  listAllDatabases,
+  markUnreplicatedStart,
+  markUnreplicatedValues,
+  missingReplicaIndex,
+  newestPostgresHead,
+  outsideWalIndex,
+  packItems,
+  packKey,
+  packLogEntrySchema,
+  packLogRange,
+  packSk,
+  pageCursor,
+  parseItem,
+  promotionClaimItem,
+  quarantineInOrder,
+  quarantinePrefix,
+  quarantineSk,
+  queryItems,
+  queryPages,
+  RECORD_PAGE_MAX,
+  REGISTRY_PK,
+  REGISTRY_SK_PREFIX,
+  registrySk,
+  RELEASED,
+  REPLICA_INDEX_PROJECTION,
+  REPLICA_KEY_ATTRIBUTE,
+  REPLICA_PENDING,
+  replicaIndexName,
+  replicaPendingAttribute,
+  replicaStatusValues,
+  replicaTargetMissing,
+  snapshotChangedError,
+  snapshotItem,
+  snapshotSk,
+  uniqueHashes,
+  UNREPLICATED_PAGE_MAX,
+  unreplicatedItem,
+  unreplicatedStart,
+  verificationSk,
+  walChangedError,
+  walIndexMarked,
+  walItem,
+  walkPositionKeys,
+  walkReplicaMarks,
+  walPage,
+  walPageStart,
+  walRangeQuery,
+  walSkOfName,
+  walStreamPrefix,
+  walTimelines,
+  type CatalogItem,
+  type PartitionQuery,
+  type QueryPage,
+  type SortKeyCondition,
+} from "./catalog-layout.js";
 import { SDK_LOGGER } from "./sdk-logger.js";
 
-/** Key schema of the catalog table; infra/ mirrors it in the CDK stack. */
-export const CATALOG_KEY_SCHEMA = {
-  partitionKey: { name: "pk", type: "S" },
-  sortKey: { name: "sk", type: "S" },
-} as const;
-
-export const CATALOG_SORT_KEYS = {
-  meta: "meta",
-  head: "head",
-  walPrefix: "wal#",
-  quarantinePrefix: "quarantine#",
-  snapshotPrefix: "snap#",
-  chunkPrefix: "chunk#",
-  packPrefix: "pack#",
-  /** The pack log: one item per recorded pack, by time (not a pack record: `pack#` prefixes never match it). */
-  packLogPrefix: "packlog#",
-  /** A pack being promoted (claimPackPromotion): not a pack record. */
-  promotingPrefix: "promoting#",
-  verifyPrefix: "verify#",
-  auditPrefix: "audit#",
-} as const;
-
-/**
- * The table's TTL attribute (infra/primary-stack.ts), epoch seconds: a pack's
- * promotion claim carries it, an hour after the claim's end, and a pack log
- * item, PACK_LOG_TTL_DAYS after its pack was recorded, so neither piles up
- * (DynamoDB deletes expired items by itself, at no cost).
- */
-export const CATALOG_TTL_ATTRIBUTE = "expiresAt";
-/**
- * How long a pack log item is kept: the log serves a push's dedup with packs
- * recorded since the previous snapshot (docs/packs.md, "Step 3"); a push more
- * than this after its previous snapshot re-uploads what an interrupted push
- * left, which costs space, never a chunk.
- */
-export const PACK_LOG_TTL_DAYS = 45;
-const packLogEntrySchema = packItemSchema.pick({ name: true, recordedAt: true });
-/** A pack log cursor or start: an ISO time, then `#<sha256>` for a cursor. */
-const PACK_LOG_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-/** What a released claim's `until` becomes: before any time, so the next claim takes it at once. */
-const RELEASED = "1970-01-01T00:00:00.000Z";
-
-/** The attribute every WAL and snapshot item carries as the replication indexes' sort key: `<databaseId>#<sk>`. */
-export const REPLICA_KEY_ATTRIBUTE = "replicaKey";
-/** The attributes the replication indexes carry besides their keys (never changed once written: no index writes on updates). */
-export const REPLICA_INDEX_PROJECTION = ["databaseId", "name", "snapshotId"] as const;
-/** The value of a `pending:<region>` marker. */
-export const REPLICA_PENDING = "pending";
-/** Most records one listUnreplicated / markUnreplicated call returns or examines. */
-export const UNREPLICATED_PAGE_MAX = 1000;
-/** Region names the replication indexes accept (an index name allows [A-Za-z0-9_.-]). */
-const REPLICA_REGION_RE = /^[a-z0-9][a-z0-9-]{0,49}$/;
-
-/** The marker attribute of a region: present while the record is not replicated there. */
-export function replicaPendingAttribute(region: string): string {
-  return `pending:${region}`;
-}
-
-/** The sparse index of what `region` lacks. */
-export function replicaIndexName(region: string): string {
-  return `pending-${region}`;
-}
-
-/** The marker attributes a new WAL / snapshot item carries: replicaKey, and pending:<R> for each region not replicated. */
-function replicaMarks(databaseId: string, sk: string, replicas: WalRecord["replicas"]): Item {
-  const marks: Item = { [REPLICA_KEY_ATTRIBUTE]: `${databaseId}#${sk}` };
-  for (const [region, st] of Object.entries(replicas)) if (st.status !== "replicated") marks[replicaPendingAttribute(region)] = REPLICA_PENDING;
-  return marks;
-}
-
-/** The attribute a generic segment's item carries as the position index's sort key (core/generic-wal.ts gposOfRecord). */
-export const GPOS_ATTRIBUTE = "gpos";
-/** The sparse index of generic segments by stream and position (partition key pk, sort key gpos, projection ALL). */
-export const GENERIC_WAL_INDEX = "gpos";
-/** Most records one listGenericWalRange call returns. */
-export const GENERIC_WAL_PAGE_MAX = 1000;
-/** A listGenericWalRange cursor: the last record's position (20 digits) and file name. */
-const GPOS_CURSOR_RE = /^(\d{20})#(.+)$/;
-
-/** The position-index attribute a new WAL item carries: `gpos` for a generic segment, nothing otherwise. */
-function gposMark(record: WalRecord): Item {
-  const gpos = gposOfRecord(record);
-  return gpos === undefined ? {} : { [GPOS_ATTRIBUTE]: gpos };
-}
-
-/**
- * Whether a record is a generic database's segment the position index cannot
- * hold: a PostgreSQL-like name whose startLsn is a position, not an LSN (what
- * generic ingest wrote before `<stream>/<file>` names; written straight to the
- * catalog by older tools and test fixtures). Its database cannot stay
- * walIndex "complete".
- */
-function outsideWalIndex(record: WalRecord): boolean {
-  return record.kind === "segment" && !isGenericWalName(record.name) && !isLsn(record.startLsn);
-}
-
-/** DynamoDB's limits per BatchGetItem / BatchWriteItem request. */
-export const BATCH_GET_MAX_KEYS = 100;
-export const BATCH_WRITE_MAX_ITEMS = 25;
-/** Batch requests one call keeps in flight. */
-export const BATCH_CONCURRENCY = 4;
-
-export function databasePk(databaseId: string): string {
-  return `db#${databaseId}`;
-}
-
-/** The partition listing every registered database (no database id can make `db#<id>` equal it). */
-export const REGISTRY_PK = "registry";
-export const REGISTRY_SK_PREFIX = "db#";
-
-export function registrySk(databaseId: string): string {
-  return `${REGISTRY_SK_PREFIX}${databaseId}`;
-}
-
-/** Most registrations one listDatabasePage call returns. */
-export const DATABASE_PAGE_MAX = 1000;
-/** Most chunk or pack records one listChunkPage / listPackPage call returns. */
-export const RECORD_PAGE_MAX = 1000;
-
-export function walSk(timeline: number, name: string): string {
-  return `${CATALOG_SORT_KEYS.walPrefix}${timelineDir(timeline)}#${name}`;
-}
-
-export function snapshotSk(snapshotId: string): string {
-  return `${CATALOG_SORT_KEYS.snapshotPrefix}${snapshotId}`;
-}
-
-export function chunkSk(sha256: string): string {
-  return `${CATALOG_SORT_KEYS.chunkPrefix}${sha256}`;
-}
-
-export function packSk(name: string): string {
-  return `${CATALOG_SORT_KEYS.packPrefix}${name}`;
-}
-
-export function packLogSk(recordedAt: string, name: string): string {
-  return `${CATALOG_SORT_KEYS.packLogPrefix}${recordedAt}#${name}`;
-}
-
-/** Sort key of a WAL record by its name: generic `<stream>/<file>`, else by the timeline its name starts with. */
-function walSkOfName(name: string): string | undefined {
-  if (isGenericWalName(name)) {
-    try {
-      const g = parseGenericWalName(name);
-      return `${CATALOG_SORT_KEYS.walPrefix}${g.stream}#${g.file}`;
-    } catch {
-      return undefined; // not a valid name: it can never have been recorded
-    }
-  }
-  const timeline = timelineOfName(name);
-  return timeline === undefined ? undefined : walSk(timeline, name);
-}
-
-/** Greatest timeline number (8 hex digits). */
-const MAX_TIMELINE = 0xffffffff;
-/** getHead's newest-first read of PostgreSQL WAL records: records a page, and most records read before giving up on finding a segment. */
-const NEWEST_SEGMENT_PAGE = 8;
-const NEWEST_SEGMENT_READS = 64;
-
-/** A bound after every sort key of a timeline's WAL records (`$` follows `#`). */
-function walTimelineEnd(timeline: number): string {
-  return `${CATALOG_SORT_KEYS.walPrefix}${timelineDir(timeline)}$`;
-}
-
-/** The timeline of a PostgreSQL WAL record's sort key, wal#<8 upper hex>#<name>. */
-function timelineOfSk(sk: string): number | undefined {
-  const m = /^wal#([0-9A-F]{8})#/.exec(sk);
-  return m?.[1] === undefined ? undefined : Number.parseInt(m[1], 16);
-}
-
-/** Timeline of a WAL file name (the first 8 hex digits of every kind walvault archives). */
-function timelineOfName(name: string): number | undefined {
-  const m = /^([0-9A-F]{8})/.exec(name);
-  if (!m?.[1]) return undefined;
-  const tli = Number.parseInt(m[1], 16);
-  return tli > 0 ? tli : undefined;
-}
+/** Re-exported for bench/scale.ts, which imports them from here; everything else imports them from store/catalog-layout.ts. */
+export { BATCH_WRITE_MAX_ITEMS, databasePk, walSk } from "./catalog-layout.js";
 
 export interface DynamoCredentials {
   accessKeyId: string;
@@ -347,24 +213,11 @@ export interface DynamoCatalogFromClient {
 }
 
 
-function errorName(e: unknown): string | undefined {
-  if (typeof e !== "object" || e === null) return undefined;
-  const name = (e as { name?: unknown }).name;
-  return typeof name === "string" ? name : undefined;
-}
-
-function firstLine(e: unknown): string {
-  if (e instanceof Error) return (e.message.split("\n")[0] ?? "").trim() || e.name;
-  return String(e);
-}
-
 function isConditionFailed(e: unknown): boolean {
   return e instanceof ConditionalCheckFailedException || errorName(e) === "ConditionalCheckFailedException";
 }
 
-type Item = Record<string, unknown>;
-/** A Query key condition on the sort key: a prefix, or a range with both ends included. */
-type SortKeyCondition = { prefix: string } | { from: string; to: string };
+type Item = CatalogItem;
 type WriteRequests = NonNullable<BatchWriteCommandInput["RequestItems"]>[string];
 
 /** A flat item (strings, finite numbers, booleans; undefined left out) in DynamoDB's wire form; undefined for anything else. */
@@ -406,15 +259,6 @@ function flatWireRequests(all: WriteRequests): WireWriteRequest[] | undefined {
   return out;
 }
 
-function stripKeys(item: Item): Item {
-  const { pk: _pk, sk: _sk, ...rest } = item;
-  return rest;
-}
-
-function short(sha256: string): string {
-  return `${sha256.slice(0, 12)}…`;
-}
-
 export class DynamoCatalog implements Catalog {
   readonly tableName: string;
   /** Low-level client (createTable, DescribeTable...). */
@@ -451,51 +295,11 @@ export class DynamoCatalog implements Catalog {
   // ------------------------------------------------------------- errors
 
   private fail(op: string, e: unknown): WalvaultError {
-    if (isNetworkError(e)) {
-      const local = this.where.startsWith("http://127.0.0.1") || this.where.startsWith("http://localhost");
-      const hint = local ? " (is the local stack running? `walvault local up`)" : "";
-      return new ServiceUnavailableError(`cannot reach DynamoDB at ${this.where}${hint}: ${firstLine(e)}`, { cause: e });
-    }
-    const name = errorName(e);
-    if (name === "ResourceNotFoundException") {
-      return new ConfigError(`DynamoDB table '${this.tableName}' does not exist at ${this.where}: ${firstLine(e)}`, { cause: e });
-    }
-    if (name === "CredentialsProviderError" || name === "UnrecognizedClientException" || name === "InvalidSignatureException") {
-      return new ConfigError(`DynamoDB at ${this.where} rejected the credentials (${op}): ${firstLine(e)}`, { cause: e });
-    }
-    if (name === "AccessDeniedException") {
-      return new ConfigError(`DynamoDB at ${this.where} denied ${op} on table '${this.tableName}': ${firstLine(e)}`, { cause: e });
-    }
-    if (name === "ValidationException") {
-      return new CatalogFaultError(`DynamoDB rejected ${op} on table '${this.tableName}' as malformed (a walvault fault, not bad input): ${firstLine(e)}`, { cause: e });
-    }
-    return new ServiceUnavailableError(`DynamoDB ${op} on table '${this.tableName}' failed at ${this.where}: ${name ?? "error"}: ${firstLine(e)}`, {
-      cause: e,
-    });
+    return catalogRequestError(op, e, this.tableName, this.where);
   }
 
   private parse<S extends z.ZodTypeAny>(schema: S, item: Item, what: string): z.infer<S> {
-    const result = schema.safeParse(stripKeys(item));
-    if (!result.success) {
-      throw new CatalogFaultError(
-        `catalog item ${String(item.pk)} ${String(item.sk)} in table '${this.tableName}' is not a valid ${what}: ${result.error.issues
-          .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
-          .join("; ")}`,
-        { cause: result.error },
-      );
-    }
-    return result.data as z.infer<S>;
-  }
-
-  private check<S extends z.ZodTypeAny>(schema: S, value: unknown, what: string): z.infer<S> {
-    const result = schema.safeParse(value);
-    if (!result.success) {
-      throw new InvalidInputError(
-        `invalid ${what}: ${result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`,
-        { cause: result.error },
-      );
-    }
-    return result.data as z.infer<S>;
+    return parseItem(this.tableName, schema, item, what);
   }
 
   private async getItem(pk: string, sk: string, op: string): Promise<Item | undefined> {
@@ -513,16 +317,13 @@ export class DynamoCatalog implements Catalog {
   }
 
   /** Items of `pk` matching `cond`, in sort-key order (or reversed), at most `limit`, across pages. */
-  private async queryItems(pk: string, cond: SortKeyCondition, op: string, opts: { limit?: number; forward: boolean }): Promise<Item[]> {
-    const items: Item[] = [];
-    let start: Item | undefined;
-    do {
-      const left = opts.limit === undefined ? undefined : opts.limit - items.length;
-      const out = await this.queryOnce(pk, cond, start, left === undefined ? this.pageSize : Math.min(left, this.pageSize ?? left), opts.forward, op);
-      items.push(...out.items);
-      start = out.start;
-    } while (start !== undefined && (opts.limit === undefined || items.length < opts.limit));
-    return items;
+  private queryItems(pk: string, cond: SortKeyCondition, op: string, opts: { limit?: number; forward: boolean }): Promise<Item[]> {
+    return queryItems(this.partition(pk), this.pageSize, cond, op, opts);
+  }
+
+  /** queryOnce on one partition, for the shared page walks (store/catalog-layout.ts). */
+  private partition(pk: string): PartitionQuery {
+    return (cond, start, limit, forward, op) => this.queryOnce(pk, cond, start, limit, forward, op);
   }
 
   /**
@@ -554,7 +355,7 @@ export class DynamoCatalog implements Catalog {
   // ---------------------------------------------------------- databases
 
   async putDatabase(record: DatabaseRecord): Promise<void> {
-    const { walIndex: _asked, ...checked } = this.check(databaseRecordSchema, record, "database record");
+    const { walIndex: _asked, ...checked } = checkInput(databaseRecordSchema, record, "database record");
     // walIndex is the catalog's: kept from the stored registration, or set for a generic database with no WAL yet
     // (two reads, generic registrations only). A backfill's mark racing a re-registration can be lost: the backfill
     // then runs again (its writes are idempotent), never a flag on a database whose records lack the key.
@@ -613,20 +414,11 @@ export class DynamoCatalog implements Catalog {
   }
 
   async listDatabases(): Promise<DatabaseRecord[]> {
-    const records: DatabaseRecord[] = [];
-    let after: string | undefined;
-    do {
-      const page = await this.listDatabasePage(after, this.pageSize === undefined ? undefined : Math.min(this.pageSize, DATABASE_PAGE_MAX));
-      records.push(...page.databases);
-      after = page.next;
-    } while (after !== undefined);
-    return records;
+    return listAllDatabases(this.pageSize, (after, limit) => this.listDatabasePage(after, limit));
   }
 
   async listDatabasePage(after?: string, limit?: number): Promise<DatabasePage> {
-    if (after !== undefined && !DATABASE_ID_RE.test(after)) {
-      throw new InvalidInputError(`database listing cursor '${after}' is not a database id`);
-    }
+    checkDatabaseCursor(after);
     const page = await this.queryPage(REGISTRY_PK, REGISTRY_SK_PREFIX, after, limit, DATABASE_PAGE_MAX, "database");
     // Sort keys are db#<id>, ids of [a-z0-9-]: the Query's byte order is the ids' order.
     const databases = page.items.map((item) => this.parse(databaseRecordSchema, item, "database registry entry"));
@@ -636,13 +428,8 @@ export class DynamoCatalog implements Catalog {
   // ---------------------------------------------------------------- WAL
 
   async recordWal(record: WalRecord): Promise<RecordOutcome> {
-    const r = this.check(walRecordSchema, record, "WAL record");
-    if (isGenericWalName(r.name)) {
-      parseGenericWalName(r.name);
-      if (r.timeline !== 1) throw new InvalidInputError(`generic WAL record ${r.name} for database ${r.databaseId} claims timeline ${r.timeline}; generic streams have timeline 1`);
-    } else if (timelineOfName(r.name) !== r.timeline) {
-      throw new InvalidInputError(`WAL record ${r.name} for database ${r.databaseId} claims timeline ${r.timeline}, which its name does not start with`);
-    }
+    const r = checkInput(walRecordSchema, record, "WAL record");
+    checkWalRecordName(r);
     const pk = databasePk(r.databaseId);
     const sk = walSkOfName(r.name)!;
     // A write that loses to a concurrent writer reads the winner; if the winner vanished in between, try again once.
@@ -651,7 +438,7 @@ export class DynamoCatalog implements Catalog {
         await this.doc.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: { ...r, ...replicaMarks(r.databaseId, sk, r.replicas), ...gposMark(r), pk, sk },
+            Item: walItem(r, sk),
             ConditionExpression: "attribute_not_exists(pk)",
           }),
         );
@@ -662,16 +449,9 @@ export class DynamoCatalog implements Catalog {
       }
       const existingItem = await this.getItem(pk, sk, "GetItem (WAL)");
       if (existingItem === undefined) continue;
-      const existing = this.parse(walRecordSchema, existingItem, "WAL record");
-      if (existing.sha256 === r.sha256) return { outcome: "duplicate", record: existing };
-      throw new SegmentConflictError(
-        `${r.name} is already archived for database ${r.databaseId} with different contents ` +
-          `(archived sha256 ${short(existing.sha256)}, pushed sha256 ${short(r.sha256)}); the archived copy was kept`,
-      );
+      return existingWalOutcome(r, this.parse(walRecordSchema, existingItem, "WAL record"));
     }
-    throw new ConcurrentUpdateError(
-      `${r.name} for database ${r.databaseId} changed while it was being recorded; retry the push`,
-    );
+    throw walChangedError(r);
   }
 
   async getWal(databaseId: string, name: string): Promise<WalRecord | undefined> {
@@ -687,162 +467,102 @@ export class DynamoCatalog implements Catalog {
   }
 
   async listWalPage(databaseId: string, after?: string, limit?: number): Promise<WalPage> {
-    const sk = after === undefined ? undefined : walSkOfName(after);
-    if (after !== undefined && sk === undefined) throw new InvalidInputError(`WAL listing cursor '${after}' of database ${databaseId} is not a WAL name`);
-    const prefix = CATALOG_SORT_KEYS.walPrefix;
-    const { items, last } = await this.queryPage(databasePk(databaseId), prefix, sk?.slice(prefix.length), limit, RECORD_PAGE_MAX, "WAL record");
-    const records = items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
-    return last === undefined || records.length === 0 ? { records } : { records, next: records.at(-1)!.name };
+    const start = walPageStart(databaseId, after);
+    const { items, last } = await this.queryPage(databasePk(databaseId), CATALOG_SORT_KEYS.walPrefix, start, limit, RECORD_PAGE_MAX, "WAL record");
+    return walPage(items.map((item) => this.parse(walRecordSchema, item, "WAL record")), last);
   }
 
   // WAL ranges for planning (store/catalog-state.ts loadPlanningState): Queries on a sort-key range of one timeline.
 
   async listWalRange(databaseId: string, timeline: number, fromName: string, toName: string | undefined, options: WalRangeOptions = {}): Promise<WalRecord[]> {
-    if (!Number.isInteger(timeline) || timeline < 1 || timeline > MAX_TIMELINE) {
-      throw new InvalidInputError(`WAL range of database ${databaseId}: timeline ${String(timeline)} is not a timeline number`);
-    }
-    const { limit, newestFirst = false } = options;
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
-      throw new InvalidInputError(`WAL range of database ${databaseId}: limit ${String(limit)} is not a positive integer`);
-    }
-    if (toName !== undefined && toName < fromName) return [];
-    const to = toName === undefined ? walTimelineEnd(timeline) : walSk(timeline, toName);
-    const items = await this.queryItems(databasePk(databaseId), { from: walSk(timeline, fromName), to }, "Query (WAL range)", { ...(limit === undefined ? {} : { limit }), forward: !newestFirst });
+    const query = walRangeQuery(databaseId, timeline, fromName, toName, options);
+    if (query === undefined) return [];
+    const items = await this.queryItems(databasePk(databaseId), query.range, "Query (WAL range)", query.opts);
     return items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
   }
 
   async listGenericWalRange(databaseId: string, stream: string, fromPosition: bigint, toPosition: bigint | undefined, options: GenericWalRangeOptions = {}): Promise<WalPage> {
-    const what = `generic WAL range of database ${databaseId}`;
-    if (!STREAM_ID_RE.test(stream)) throw new InvalidInputError(`${what}: '${stream}' is not a WAL stream id`);
-    const { limit = GENERIC_WAL_PAGE_MAX, after } = options;
-    if (!Number.isInteger(limit) || limit < 1 || limit > GENERIC_WAL_PAGE_MAX) {
-      throw new InvalidInputError(`${what}: page size ${String(limit)} is not an integer from 1 to ${GENERIC_WAL_PAGE_MAX}`);
-    }
+    const { limit, start } = genericWalRangeStart(databaseId, stream, options);
     const pk = databasePk(databaseId);
-    let start: Item | undefined;
-    if (after !== undefined) {
-      const m = GPOS_CURSOR_RE.exec(after);
-      if (!m || !SEGMENT_FILE_RE.test(m[2]!)) throw new InvalidInputError(`${what}: cursor '${after}' is not one this listing returned`);
-      start = { pk, sk: `${CATALOG_SORT_KEYS.walPrefix}${stream}#${m[2]!}`, [GPOS_ATTRIBUTE]: `${stream}#${m[1]!}` };
-    }
     const range = gposRange(stream, fromPosition, toPosition);
     if (range === undefined) return { records: [] };
     const records: WalRecord[] = [];
     let last: Item | undefined;
-    do {
-      const out = await this.queryIndexPage(
-        {
-          IndexName: GENERIC_WAL_INDEX,
-          KeyConditionExpression: "pk = :pk AND #gpos BETWEEN :from AND :to",
-          ExpressionAttributeNames: { "#gpos": GPOS_ATTRIBUTE },
-          ExpressionAttributeValues: { ":pk": pk, ":from": range.from, ":to": range.to },
-          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-          Limit: Math.min(limit - records.length, this.pageSize ?? limit),
-        },
-        "Query (generic WAL range)",
-        `catalog table '${this.tableName}' at ${this.where} has no index ${GENERIC_WAL_INDEX} (generic WAL by position): createTable adds it, the stack defines it`,
-      );
-      for (const item of out.Items ?? []) {
+    const more = await queryPages(
+      (from, pageLimit) =>
+        this.queryIndexPage(
+          {
+            IndexName: GENERIC_WAL_INDEX,
+            KeyConditionExpression: "pk = :pk AND #gpos BETWEEN :from AND :to",
+            ExpressionAttributeNames: { "#gpos": GPOS_ATTRIBUTE },
+            ExpressionAttributeValues: { ":pk": pk, ":from": range.from, ":to": range.to },
+            ...(from === undefined ? {} : { ExclusiveStartKey: from }),
+            ...(pageLimit === undefined ? {} : { Limit: pageLimit }),
+          },
+          "Query (generic WAL range)",
+          `catalog table '${this.tableName}' at ${this.where} has no index ${GENERIC_WAL_INDEX} (generic WAL by position): createTable adds it, the stack defines it`,
+        ),
+      this.pageSize,
+      limit,
+      start,
+      (item) => {
         records.push(this.parse(walRecordSchema, item, "WAL record"));
         last = item;
-      }
-      start = out.LastEvaluatedKey;
-    } while (start !== undefined && records.length < limit);
-    if (start === undefined || last === undefined) return { records };
-    const gpos = String(last[GPOS_ATTRIBUTE]);
-    const sk = String(last.sk);
-    return { records, next: `${gpos.slice(-GPOS_DIGITS)}#${sk.slice(sk.lastIndexOf("#") + 1)}` };
+      },
+    );
+    return more === undefined || last === undefined ? { records } : { records, next: genericWalCursor(last) };
   }
 
   async listGenericWalNewest(databaseId: string, stream: string, limit: number): Promise<WalRecord[]> {
-    if (!STREAM_ID_RE.test(stream)) throw new InvalidInputError(`newest generic WAL of database ${databaseId}: '${stream}' is not a WAL stream id`);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new InvalidInputError(`newest generic WAL of database ${databaseId}: limit ${String(limit)} is not an integer from 1 to 100`);
-    const items = await this.queryItems(databasePk(databaseId), { prefix: `${CATALOG_SORT_KEYS.walPrefix}${stream}#` }, "Query (newest generic WAL)", { limit, forward: false });
+    checkGenericWalNewest(databaseId, stream, limit);
+    const items = await this.queryItems(databasePk(databaseId), { prefix: walStreamPrefix(stream) }, "Query (newest generic WAL)", { limit, forward: false });
     return items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
   }
 
   async backfillWalIndex(databaseId: string, after?: string, limit?: number): Promise<WalIndexBackfillPage> {
-    const max = this.checkPageLimit(limit, "WAL records to index");
-    const walEnd = "wal$";
-    if (after !== undefined && (!after.startsWith(CATALOG_SORT_KEYS.walPrefix) || after > walEnd)) {
-      throw new InvalidInputError(`WAL index backfill cursor '${after}' of database ${databaseId} is not one backfillWalIndex returned`);
-    }
-    const database = await this.getDatabase(databaseId);
-    if (database === undefined) throw new NotFoundError(`database '${databaseId}' is not registered: no WAL index to build`);
-    if (database.kind !== "generic") throw new InvalidInputError(`database '${databaseId}' is a PostgreSQL database: its WAL names sort by position, it has no position index`);
-    if (database.walIndex === "complete") return { examined: 0, updated: 0, marked: true };
+    const max = checkPageSize(limit, UNREPLICATED_PAGE_MAX, "WAL records to index");
+    checkBackfillCursor(databaseId, after);
+    if (walIndexMarked(databaseId, await this.getDatabase(databaseId))) return { examined: 0, updated: 0, marked: true };
     const pk = databasePk(databaseId);
-    let examined = 0;
-    let updated = 0;
-    let cursor = after;
-    let start: Item | undefined = after === undefined ? undefined : { pk, sk: after };
-    do {
-      const out = await this.queryOnce(pk, { from: CATALOG_SORT_KEYS.walPrefix, to: walEnd }, start, Math.min(max - examined, this.pageSize ?? max), true, "Query (WAL to index)");
-      examined += out.items.length;
-      const missing: { sk: string; gpos: string }[] = [];
-      for (const item of out.items) {
-        const record = this.parse(walRecordSchema, item, "WAL record");
-        if (record.kind !== "segment") continue;
-        const gpos = gposOfRecord(record);
-        if (gpos === undefined) {
-          return { examined, updated, refused: `WAL record ${record.name} of database ${databaseId} cannot carry a position key (not a <stream>/<file> name with a position): the database stays read by pages` };
-        }
-        if (item[GPOS_ATTRIBUTE] !== gpos) missing.push({ sk: String(item.sk), gpos });
+    const setKeys = (missing: { sk: string; gpos: string }[]): Promise<number> =>
+      this.conditionalEach(
+        missing,
+        ({ sk, gpos }) =>
+          this.doc.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: { pk, sk },
+              UpdateExpression: "SET #gpos = :gpos",
+              ConditionExpression: "attribute_exists(pk)",
+              ExpressionAttributeNames: { "#gpos": GPOS_ATTRIBUTE },
+              ExpressionAttributeValues: { ":gpos": gpos },
+            }),
+          ),
+        "UpdateItem (WAL position key)",
+      );
+    const markComplete = async (): Promise<boolean> => {
+      try {
+        const mark = (key: Item) => ({
+          Update: {
+            TableName: this.tableName,
+            Key: key,
+            UpdateExpression: "SET walIndex = :complete",
+            ConditionExpression: "attribute_exists(pk) AND kind = :generic",
+            ExpressionAttributeValues: { ":complete": "complete", ":generic": "generic" },
+          },
+        });
+        await this.doc.send(new TransactWriteCommand({ TransactItems: [mark({ pk, sk: CATALOG_SORT_KEYS.meta }), mark({ pk: REGISTRY_PK, sk: registrySk(databaseId) })] }));
+        return true;
+      } catch (e) {
+        if (errorName(e) === "TransactionCanceledException") return false;
+        throw this.fail("TransactWriteItems (mark WAL index complete)", e);
       }
-      await inParallel(missing, BATCH_CONCURRENCY, async ({ sk, gpos }) => {
-        const done = await this.conditional(
-          () =>
-            this.doc.send(
-              new UpdateCommand({
-                TableName: this.tableName,
-                Key: { pk, sk },
-                UpdateExpression: "SET #gpos = :gpos",
-                ConditionExpression: "attribute_exists(pk)",
-                ExpressionAttributeNames: { "#gpos": GPOS_ATTRIBUTE },
-                ExpressionAttributeValues: { ":gpos": gpos },
-              }),
-            ),
-          "UpdateItem (WAL position key)",
-        );
-        if (done) updated++;
-      });
-      const last = out.items.at(-1)?.sk;
-      if (typeof last === "string") cursor = last;
-      start = out.start;
-    } while (start !== undefined && examined < max);
-    if (start !== undefined && cursor !== undefined) return { examined, updated, next: cursor };
-    // Every WAL record examined carries its key: the registration (and its registry copy) says so, unless it changed kind meanwhile.
-    try {
-      const mark = (key: Item) => ({
-        Update: {
-          TableName: this.tableName,
-          Key: key,
-          UpdateExpression: "SET walIndex = :complete",
-          ConditionExpression: "attribute_exists(pk) AND kind = :generic",
-          ExpressionAttributeValues: { ":complete": "complete", ":generic": "generic" },
-        },
-      });
-      await this.doc.send(new TransactWriteCommand({ TransactItems: [mark({ pk, sk: CATALOG_SORT_KEYS.meta }), mark({ pk: REGISTRY_PK, sk: registrySk(databaseId) })] }));
-    } catch (e) {
-      if (errorName(e) === "TransactionCanceledException") return { examined, updated, refused: `the registration of database '${databaseId}' changed while its WAL index was built, or is not listed in the registry (register it again): run it again` };
-      throw this.fail("TransactWriteItems (mark WAL index complete)", e);
-    }
-    return { examined, updated, marked: true };
+    };
+    return walkPositionKeys(databaseId, after, max, this.pageSize, this.partition(pk), (item) => this.parse(walRecordSchema, item, "WAL record"), setKeys, markComplete);
   }
 
   async listWalTimelines(databaseId: string): Promise<WalTimeline[]> {
-    // A skip scan: the first item at or after each timeline's sort keys. `<tl>.history` sorts before every other
-    // name of its timeline ('.' < '0'), so that item is the history file when one is archived.
-    const out: WalTimeline[] = [];
-    for (let next = 1; next <= MAX_TIMELINE; ) {
-      const [item] = await this.queryItems(databasePk(databaseId), { from: `${CATALOG_SORT_KEYS.walPrefix}${timelineDir(next)}#`, to: walTimelineEnd(MAX_TIMELINE) }, "Query (WAL timelines)", { limit: 1, forward: true });
-      const timeline = item === undefined ? undefined : timelineOfSk(String(item.sk));
-      if (item === undefined || timeline === undefined) break; // no more timelines (or a generic stream's key: no timelines there)
-      const record = this.parse(walRecordSchema, item, "WAL record");
-      out.push(record.kind === "history" ? { timeline, history: record } : { timeline });
-      next = timeline + 1;
-    }
-    return out;
+    return walTimelines(this.partition(databasePk(databaseId)), this.pageSize, (item) => this.parse(walRecordSchema, item, "WAL record"));
   }
 
   async setReplicaStatus(
@@ -864,10 +584,8 @@ export class DynamoCatalog implements Catalog {
    * The same write keeps the region's marker: removed with "replicated", set (with replicaKey) otherwise.
    */
   private async updateReplica(databaseId: string, sk: string | undefined, region: string, status: WalRecord["replicas"][string], what: string): Promise<void> {
-    const missing = (cause?: unknown): NotFoundError =>
-      new NotFoundError(`no ${what} for database ${databaseId} to set the ${region} replica status on`, { cause });
-    if (sk === undefined) throw missing();
-    const value = this.check(walRecordSchema.shape.replicas.element, status, "replica status");
+    if (sk === undefined) throw replicaTargetMissing(what, databaseId, region);
+    const value = checkInput(walRecordSchema.shape.replicas.element, status, "replica status");
     const keep = value.status !== "replicated";
     try {
       await this.doc.send(
@@ -879,79 +597,54 @@ export class DynamoCatalog implements Catalog {
             ? "attribute_exists(pk) AND (attribute_not_exists(replicas.#region) OR replicas.#region.#st <> :replicated)"
             : "attribute_exists(pk)",
           ExpressionAttributeNames: { "#region": region, "#pend": replicaPendingAttribute(region), ...(keep ? { "#st": "status", "#rk": REPLICA_KEY_ATTRIBUTE } : {}) },
-          ExpressionAttributeValues: {
-            ":status": value,
-            ...(keep ? { ":replicated": "replicated", ":pending": REPLICA_PENDING, ":rk": `${databaseId}#${sk}` } : {}),
-          },
+          ExpressionAttributeValues: replicaStatusValues(databaseId, sk, value),
         }),
       );
     } catch (e) {
       if (!isConditionFailed(e)) throw this.fail("UpdateItem (replica status)", e);
       // Either the item does not exist, or it is already replicated there (and stays so).
       const item = await this.getItem(databasePk(databaseId), sk, "GetItem (replica status)");
-      if (item === undefined) throw missing(e);
+      if (item === undefined) throw replicaTargetMissing(what, databaseId, region, e);
     }
   }
 
   // -------------------------------------------------- what a region lacks
 
-  private checkReplicaRegion(region: string): string {
-    if (!REPLICA_REGION_RE.test(region)) throw new InvalidInputError(`'${region}' is not a replica region name`);
-    return region;
-  }
-
-  private checkPageLimit(limit: number | undefined, what: string): number {
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > UNREPLICATED_PAGE_MAX)) {
-      throw new InvalidInputError(`${what} page size ${limit} is not an integer from 1 to ${UNREPLICATED_PAGE_MAX}`);
-    }
-    return limit ?? UNREPLICATED_PAGE_MAX;
-  }
-
   async listUnreplicated(region: string, options: UnreplicatedOptions = {}): Promise<UnreplicatedPage> {
-    this.checkReplicaRegion(region);
-    const limit = this.checkPageLimit(options.limit, "unreplicated records");
-    const { databaseId, after } = options;
-    if (databaseId !== undefined && !DATABASE_ID_RE.test(databaseId)) throw new InvalidInputError(`'${databaseId}' is not a database id`);
+    const { limit, databaseId, start } = unreplicatedStart(region, options);
     const pend = replicaPendingAttribute(region);
-    let start: Item | undefined;
-    if (after !== undefined) {
-      const m = /^([a-z0-9-]+)#((?:wal|snap)#.+)$/.exec(after);
-      if (!m || !DATABASE_ID_RE.test(m[1]!) || (databaseId !== undefined && m[1] !== databaseId)) {
-        throw new InvalidInputError(`unreplicated records cursor '${after}' is not one this listing returned`);
-      }
-      start = { [pend]: REPLICA_PENDING, [REPLICA_KEY_ATTRIBUTE]: after, pk: databasePk(m[1]!), sk: m[2]! };
-    }
     const items: UnreplicatedItem[] = [];
     let lastKey: string | undefined;
-    do {
-      const out = await this.queryIndexPage(
-        {
-          IndexName: replicaIndexName(region),
-          KeyConditionExpression: databaseId === undefined ? "#pend = :pending" : "#pend = :pending AND begins_with(#rk, :prefix)",
-          ExpressionAttributeNames: { "#pend": pend, ...(databaseId === undefined ? {} : { "#rk": REPLICA_KEY_ATTRIBUTE }) },
-          ExpressionAttributeValues: { ":pending": REPLICA_PENDING, ...(databaseId === undefined ? {} : { ":prefix": `${databaseId}#` }) },
-          ...(start === undefined ? {} : { ExclusiveStartKey: start }),
-          Limit: Math.min(limit - items.length, this.pageSize ?? limit),
-        },
-        "Query (unreplicated records)",
-        `catalog table '${this.tableName}' at ${this.where} has no index ${replicaIndexName(region)}: is ${region} a configured replica region? ` +
-          `(the stacks create one per replica region; the local stack at start)`,
-      );
-      for (const item of out.Items ?? []) {
-        const sk = String(item.sk);
-        const db = String(item.databaseId);
-        items.push(sk.startsWith(CATALOG_SORT_KEYS.snapshotPrefix) ? { databaseId: db, snapshotId: String(item.snapshotId) } : { databaseId: db, name: String(item.name) });
+    const more = await queryPages(
+      (from, pageLimit) =>
+        this.queryIndexPage(
+          {
+            IndexName: replicaIndexName(region),
+            KeyConditionExpression: databaseId === undefined ? "#pend = :pending" : "#pend = :pending AND begins_with(#rk, :prefix)",
+            ExpressionAttributeNames: { "#pend": pend, ...(databaseId === undefined ? {} : { "#rk": REPLICA_KEY_ATTRIBUTE }) },
+            ExpressionAttributeValues: { ":pending": REPLICA_PENDING, ...(databaseId === undefined ? {} : { ":prefix": `${databaseId}#` }) },
+            ...(from === undefined ? {} : { ExclusiveStartKey: from }),
+            ...(pageLimit === undefined ? {} : { Limit: pageLimit }),
+          },
+          "Query (unreplicated records)",
+          missingReplicaIndex(this.tableName, this.where, region),
+        ),
+      this.pageSize,
+      limit,
+      start,
+      (item) => {
+        items.push(unreplicatedItem(item));
         lastKey = String(item[REPLICA_KEY_ATTRIBUTE]);
-      }
-      start = out.LastEvaluatedKey;
-    } while (start !== undefined && items.length < limit);
-    return start === undefined || lastKey === undefined ? { items } : { items, next: lastKey };
+      },
+    );
+    return more === undefined || lastKey === undefined ? { items } : { items, next: lastKey };
   }
 
   /** One Query page of a secondary index; a table without that index is a ConfigError saying `missing`, any other failure as fail(`what`). */
-  private async queryIndexPage(input: Omit<QueryCommandInput, "TableName">, what: string, missing: string): Promise<QueryCommandOutput> {
+  private async queryIndexPage(input: Omit<QueryCommandInput, "TableName">, what: string, missing: string): Promise<QueryPage> {
     try {
-      return await this.doc.send(new QueryCommand({ TableName: this.tableName, ...input }));
+      const out = await this.doc.send(new QueryCommand({ TableName: this.tableName, ...input }));
+      return out.LastEvaluatedKey === undefined ? { items: out.Items ?? [] } : { items: out.Items ?? [], start: out.LastEvaluatedKey };
     } catch (e) {
       if (errorName(e) === "ValidationException" && /index/i.test(firstLine(e))) throw new ConfigError(missing, { cause: e });
       throw this.fail(what, e);
@@ -959,72 +652,32 @@ export class DynamoCatalog implements Catalog {
   }
 
   async markUnreplicated(databaseId: string, region: string, after?: string, limit?: number): Promise<MarkUnreplicatedPage> {
-    this.checkReplicaRegion(region);
-    const max = this.checkPageLimit(limit, "records to mark");
-    if (after !== undefined && !after.startsWith(CATALOG_SORT_KEYS.snapshotPrefix) && !after.startsWith(CATALOG_SORT_KEYS.walPrefix)) {
-      throw new InvalidInputError(`marking cursor '${after}' is not one markUnreplicated returned`);
-    }
+    const max = markUnreplicatedStart(region, after, limit);
     const pk = databasePk(databaseId);
     const pend = replicaPendingAttribute(region);
-    // Snapshot items, then WAL items: two sort-key ranges ('$' follows '#'), nothing else of the database.
-    const ranges: [string, string][] = [
-      [CATALOG_SORT_KEYS.snapshotPrefix, "snap$"],
-      [CATALOG_SORT_KEYS.walPrefix, "wal$"],
-    ];
-    let examined = 0;
-    let marked = 0;
-    let cursor = after;
-    for (const [i, [from, to]] of ranges.entries()) {
-      if (cursor !== undefined && cursor > to) continue;
-      let start: Item | undefined = cursor !== undefined && cursor >= from ? { pk, sk: cursor } : undefined;
-      do {
-        const out = await this.queryOnce(pk, { from, to }, start, Math.min(max - examined, this.pageSize ?? max), true, "Query (records to mark)");
-        const page = out.items;
-        examined += page.length;
-        const unmarked = page.filter((item) => item[pend] === undefined && (item.replicas as WalRecord["replicas"] | undefined)?.[region]?.status !== "replicated");
-        await inParallel(unmarked, BATCH_CONCURRENCY, async (item) => {
-          const sk = String(item.sk);
-          const done = await this.conditional(
-            () =>
-              this.doc.send(
-                new UpdateCommand({
-                  TableName: this.tableName,
-                  Key: { pk, sk },
-                  UpdateExpression: "SET replicas.#region = if_not_exists(replicas.#region, :status), #pend = :pending, #rk = :rk",
-                  ConditionExpression: "attribute_exists(pk) AND (attribute_not_exists(replicas.#region) OR replicas.#region.#st <> :replicated)",
-                  ExpressionAttributeNames: { "#region": region, "#pend": pend, "#st": "status", "#rk": REPLICA_KEY_ATTRIBUTE },
-                  ExpressionAttributeValues: {
-                    ":status": { status: "pending", at: new Date().toISOString() },
-                    ":pending": REPLICA_PENDING,
-                    ":replicated": "replicated",
-                    ":rk": `${databaseId}#${sk}`,
-                  },
-                }),
-              ),
-            "UpdateItem (mark unreplicated)",
-          );
-          if (done) marked++;
-        });
-        const last = page.at(-1)?.sk;
-        if (typeof last === "string") cursor = last;
-        start = out.start;
-      } while (start !== undefined && examined < max);
-      if (examined >= max) {
-        const more = start !== undefined || i < ranges.length - 1;
-        return more && cursor !== undefined ? { examined, marked, next: cursor } : { examined, marked };
-      }
-    }
-    return { examined, marked };
+    const mark = (unmarked: Item[]): Promise<number> =>
+      this.conditionalEach(
+        unmarked.map((item) => String(item.sk)),
+        (sk) =>
+          this.doc.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: { pk, sk },
+              UpdateExpression: "SET replicas.#region = if_not_exists(replicas.#region, :status), #pend = :pending, #rk = :rk",
+              ConditionExpression: "attribute_exists(pk) AND (attribute_not_exists(replicas.#region) OR replicas.#region.#st <> :replicated)",
+              ExpressionAttributeNames: { "#region": region, "#pend": pend, "#st": "status", "#rk": REPLICA_KEY_ATTRIBUTE },
+              ExpressionAttributeValues: markUnreplicatedValues(databaseId, sk),
+            }),
+          ),
+        "UpdateItem (mark unreplicated)",
+      );
+    return walkReplicaMarks(databaseId, region, after, max, this.pageSize, this.partition(pk), mark);
   }
 
   // --------------------------------------------------------------- head
 
   async advanceHead(databaseId: string, name: string, sortKey: string, archivedAt: string): Promise<void> {
-    const head = this.check(
-      headRecordSchema,
-      { databaseId, lastName: name, lastSortKey: sortKey, lastArchivedAt: archivedAt },
-      "head",
-    );
+    const head = headOf(databaseId, name, sortKey, archivedAt);
     try {
       await this.doc.send(
         new UpdateCommand({
@@ -1032,12 +685,7 @@ export class DynamoCatalog implements Catalog {
           Key: { pk: databasePk(databaseId), sk: CATALOG_SORT_KEYS.head },
           UpdateExpression: "SET databaseId = :db, lastName = :name, lastSortKey = :sk, lastArchivedAt = :at",
           ConditionExpression: "attribute_not_exists(lastSortKey) OR lastSortKey < :sk",
-          ExpressionAttributeValues: {
-            ":db": head.databaseId,
-            ":name": head.lastName,
-            ":sk": head.lastSortKey,
-            ":at": head.lastArchivedAt,
-          },
+          ExpressionAttributeValues: headValues(head),
         }),
       );
     } catch (e) {
@@ -1047,45 +695,17 @@ export class DynamoCatalog implements Catalog {
   }
 
   async getHead(databaseId: string): Promise<HeadRecord | undefined> {
-    const newest = await this.newestPostgresSegment(databaseId);
-    // A segment with an LSN (newestPostgresSegment's rule) always has a head sort key.
-    if (newest) return { databaseId, lastName: newest.name, lastSortKey: headSortKey(newest)!, lastArchivedAt: newest.archivedAt };
+    const newest = await newestPostgresHead(databaseId, this.partition(databasePk(databaseId)), (item) => this.parse(walRecordSchema, item, "WAL record"));
+    if (newest) return newest;
     const item = await this.getItem(databasePk(databaseId), CATALOG_SORT_KEYS.head, "GetItem (head)");
     return item === undefined ? undefined : this.parse(headRecordSchema, item, "head");
-  }
-
-  /**
-   * The PostgreSQL segment with the greatest sort key (timeline, then
-   * position): the records themselves, read newest first a page of
-   * NEWEST_SEGMENT_PAGE at a time past the history files, backup labels and
-   * `.partial` files that may sort above it, at most NEWEST_SEGMENT_READS
-   * records. Undefined for a database with none, or whose newest such
-   * segment has no LSN (a generic one).
-   */
-  private async newestPostgresSegment(databaseId: string): Promise<WalRecord | undefined> {
-    const range = { from: walSk(0, ""), to: walTimelineEnd(MAX_TIMELINE) };
-    let start: Item | undefined;
-    for (let read = 0; read < NEWEST_SEGMENT_READS; ) {
-      const out = await this.queryOnce(databasePk(databaseId), range, start, NEWEST_SEGMENT_PAGE, false, "Query (newest WAL segment)");
-      for (const item of out.items) {
-        const record = this.parse(walRecordSchema, item, "WAL record");
-        if (record.kind !== "segment" || isGenericWalName(record.name)) continue;
-        // A generic database's records written before `<stream>/<file>` names have PostgreSQL-like names but a
-        // position, not an LSN: its head is the stored item.
-        return isLsn(record.startLsn) ? record : undefined;
-      }
-      read += out.items.length;
-      if (out.start === undefined) return undefined;
-      start = out.start;
-    }
-    return undefined;
   }
 
   // --------------------------------------------------------- quarantine
 
   async recordQuarantine(record: QuarantineRecord): Promise<void> {
-    const r = this.check(quarantineRecordSchema, record, "quarantine record");
-    const sk = `${CATALOG_SORT_KEYS.quarantinePrefix}${r.name}#${r.at}#${randomBytes(6).toString("hex")}`;
+    const r = checkInput(quarantineRecordSchema, record, "quarantine record");
+    const sk = quarantineSk(r);
     try {
       await this.doc.send(
         new PutCommand({
@@ -1100,14 +720,8 @@ export class DynamoCatalog implements Catalog {
   }
 
   async listQuarantine(databaseId: string, name?: string): Promise<QuarantineRecord[]> {
-    const prefix = `${CATALOG_SORT_KEYS.quarantinePrefix}${name === undefined ? "" : `${name}#`}`;
-    const items = await this.queryAll(databasePk(databaseId), prefix, "Query (quarantine)");
-    const keyed = items.map((item) => ({ sk: String(item.sk), record: this.parse(quarantineRecordSchema, item, "quarantine record") }));
-    // A name containing '#' could share a prefix with another name: keep exact matches only.
-    const matching = name === undefined ? keyed : keyed.filter((k) => k.record.name === name);
-    // Newest last: by time, then by key for a stable order within one instant.
-    matching.sort((a, b) => compareTime(a.record.at, b.record.at) || (a.sk < b.sk ? -1 : a.sk > b.sk ? 1 : 0));
-    return matching.map((k) => k.record);
+    const items = await this.queryAll(databasePk(databaseId), quarantinePrefix(name), "Query (quarantine)");
+    return quarantineInOrder(items.map((item) => ({ sk: String(item.sk), record: this.parse(quarantineRecordSchema, item, "quarantine record") })), name);
   }
 
   // ------------------------------------------------------------- chunks
@@ -1117,18 +731,6 @@ export class DynamoCatalog implements Catalog {
     const ceiling = Math.min(2_000, this.batchBaseDelayMs * 2 ** (retry - 1));
     const ms = Math.random() * ceiling;
     if (ms > 0) await new Promise((r) => setTimeout(r, ms));
-  }
-
-  /** Distinct hashes in input order (of first appearance), each checked to be a SHA-256. */
-  private uniqueHashes(databaseId: string, sha256s: readonly string[]): string[] {
-    const unique: string[] = [];
-    const seen = new Set<string>();
-    for (const h of sha256s) {
-      if (seen.has(h)) continue;
-      seen.add(h);
-      unique.push(this.check(sha256Schema, h, `chunk hash '${String(h)}' for database ${databaseId}`));
-    }
-    return unique;
   }
 
   /**
@@ -1176,7 +778,7 @@ export class DynamoCatalog implements Catalog {
   }
 
   async missingChunks(databaseId: string, sha256s: readonly string[]): Promise<string[]> {
-    const unique = this.uniqueHashes(databaseId, sha256s);
+    const unique = uniqueHashes(databaseId, sha256s);
     if (unique.length === 0) return [];
     const present = new Set<string>();
     await this.batchGetChunks(databaseId, unique, true, (item) => {
@@ -1189,7 +791,7 @@ export class DynamoCatalog implements Catalog {
   }
 
   async getChunks(databaseId: string, sha256s: readonly string[]): Promise<ChunkItem[]> {
-    const unique = this.uniqueHashes(databaseId, sha256s);
+    const unique = uniqueHashes(databaseId, sha256s);
     if (unique.length === 0) return [];
     const found = new Map<string, ChunkItem>();
     await this.batchGetChunks(databaseId, unique, false, (item) => {
@@ -1203,20 +805,10 @@ export class DynamoCatalog implements Catalog {
   }
 
   async recordChunks(records: readonly ChunkItem[]): Promise<void> {
-    await this.putEach(records, chunkItemSchema, "chunk record", (r) => chunkSk(r.sha256));
-  }
-
-  /** Puts content-addressed items in batches; BatchWriteItem rejects a request naming one key twice, so the last record per key is kept. */
-  private async putEach<T extends { databaseId: string }>(records: readonly T[], schema: z.ZodType<T>, what: string, sk: (r: T) => string): Promise<void> {
-    const byKey = new Map<string, { pk: string; sk: string; record: T }>();
-    for (const record of records) {
-      const r = this.check(schema, record, what);
-      const key = { pk: databasePk(r.databaseId), sk: sk(r) };
-      byKey.set(`${key.pk} ${key.sk}`, { ...key, record: r });
-    }
+    const checked = records.map((r) => checkInput(chunkItemSchema, r, "chunk record"));
     await this.batchWriteAll(
-      [...byKey.values()].map(({ pk, sk: s, record }) => ({ PutRequest: { Item: { ...record, pk, sk: s } } })),
-      `${what}s`,
+      chunkItems(checked).map((item) => ({ PutRequest: { Item: item } })),
+      "chunk records",
     );
   }
 
@@ -1238,23 +830,20 @@ export class DynamoCatalog implements Catalog {
    * prefix when more may follow.
    */
   private async queryPage(pk: string, prefix: string, after: string | undefined, limit: number | undefined, max: number, what: string): Promise<{ items: Item[]; last?: string }> {
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > max)) {
-      throw new InvalidInputError(`${what} page size ${limit} is not an integer from 1 to ${max}`);
-    }
-    const out = await this.queryOnce(pk, { prefix }, after === undefined ? undefined : { pk, sk: `${prefix}${after}` }, limit ?? max, true, `Query (${what}s)`);
-    const items = out.items;
-    const lastSk = items.at(-1)?.sk;
-    return out.start === undefined || typeof lastSk !== "string" ? { items } : { items, last: lastSk.slice(prefix.length) };
+    const size = checkPageSize(limit, max, what);
+    const out = await this.queryOnce(pk, { prefix }, after === undefined ? undefined : { pk, sk: `${prefix}${after}` }, size, true, `Query (${what}s)`);
+    const last = pageCursor(out.items, out.start !== undefined, prefix);
+    return last === undefined ? { items: out.items } : { items: out.items, last };
   }
 
   /** One page of a database's content-addressed records (chunks, packs), after the hash `after`. */
   private async recordPage(databaseId: string, prefix: string, after: string | undefined, limit: number | undefined, what: string): Promise<{ items: Item[]; last?: string }> {
-    if (after !== undefined) this.check(sha256Schema, after, `${what} listing cursor`);
+    if (after !== undefined) checkInput(sha256Schema, after, `${what} listing cursor`);
     return this.queryPage(databasePk(databaseId), prefix, after, limit, RECORD_PAGE_MAX, what);
   }
 
   async movePackedChunks(records: readonly ChunkItem[], fromVaultKey: string): Promise<string[]> {
-    const checked = records.map((r) => this.check(chunkItemSchema, r, "chunk record"));
+    const checked = records.map((r) => checkInput(chunkItemSchema, r, "chunk record"));
     const moved: string[] = [];
     await inParallel(checked, BATCH_CONCURRENCY, async (r) => {
       if (await this.conditional(() => this.doc.send(new PutCommand({ TableName: this.tableName, Item: { ...r, pk: databasePk(r.databaseId), sk: chunkSk(r.sha256) }, ConditionExpression: "vaultKey = :from", ExpressionAttributeValues: { ":from": fromVaultKey } })), "PutItem (move chunk)")) {
@@ -1266,7 +855,7 @@ export class DynamoCatalog implements Catalog {
 
   async deleteChunksInPack(databaseId: string, sha256s: readonly string[], vaultKey: string): Promise<string[]> {
     const deleted: string[] = [];
-    await inParallel(this.uniqueHashes(databaseId, sha256s), BATCH_CONCURRENCY, async (h) => {
+    await inParallel(uniqueHashes(databaseId, sha256s), BATCH_CONCURRENCY, async (h) => {
       if (await this.conditional(() => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: databasePk(databaseId), sk: chunkSk(h) }, ConditionExpression: "vaultKey = :k", ExpressionAttributeValues: { ":k": vaultKey } })), "DeleteItem (chunk in pack)")) {
         deleted.push(h);
       }
@@ -1285,6 +874,15 @@ export class DynamoCatalog implements Catalog {
     }
   }
 
+  /** One conditional write per item, BATCH_CONCURRENCY in flight: how many were done (the others' conditions failed). */
+  private async conditionalEach<T>(items: readonly T[], send: (item: T) => Promise<unknown>, op: string): Promise<number> {
+    let done = 0;
+    await inParallel(items, BATCH_CONCURRENCY, async (item) => {
+      if (await this.conditional(() => send(item), op)) done++;
+    });
+    return done;
+  }
+
   async deleteChunks(databaseId: string, sha256s: readonly string[]): Promise<void> {
     await this.batchWriteAll(
       [...new Set(sha256s)].map((h) => ({ DeleteRequest: { Key: { pk: databasePk(databaseId), sk: chunkSk(h) } } })),
@@ -1295,67 +893,32 @@ export class DynamoCatalog implements Catalog {
   // ------------------------------------------------------------- packs
 
   async recordPacks(records: readonly PackItem[]): Promise<void> {
-    // One record per pack (the last given: BatchWriteItem refuses a request naming one key twice), one log item per
-    // pack and time (a pack given at two times is logged at both).
-    const byPack = new Map<string, { record: PackItem; logged: Map<string, PackItem> }>();
-    for (const record of records) {
-      const r = this.check(packItemSchema, record, "pack record");
-      const key = `${r.databaseId} ${r.name}`;
-      const entry = byPack.get(key) ?? { record: r, logged: new Map<string, PackItem>() };
-      entry.record = r;
-      entry.logged.set(r.recordedAt, r);
-      byPack.set(key, entry);
-    }
-    // Each pack's record and its log items, in the same batches (a log item is a hint: a pack recorded without it is only not found by the log).
+    const checked = records.map((r) => checkInput(packItemSchema, r, "pack record"));
     await this.batchWriteAll(
-      [...byPack.values()].flatMap(({ record, logged }) => {
-        const pk = databasePk(record.databaseId);
-        return [
-          { PutRequest: { Item: { ...record, pk, sk: packSk(record.name) } } },
-          ...[...logged.values()].map((r) => {
-            const expiresAt = Math.ceil(Date.parse(r.recordedAt) / 1000) + PACK_LOG_TTL_DAYS * 86_400;
-            return { PutRequest: { Item: { pk, sk: packLogSk(r.recordedAt, r.name), databaseId: r.databaseId, name: r.name, recordedAt: r.recordedAt, [CATALOG_TTL_ATTRIBUTE]: expiresAt } } };
-          }),
-        ];
-      }),
+      packItems(checked).map((item) => ({ PutRequest: { Item: item } })),
       "pack records",
     );
   }
 
   async listPacksRecordedSince(databaseId: string, since: string, after?: string, limit?: number): Promise<PackLogPage> {
-    if (!PACK_LOG_TIME_RE.test(since)) throw new InvalidInputError(`pack log start '${String(since)}' is not an ISO time (YYYY-MM-DDTHH:MM:SS.sssZ)`);
-    if (after !== undefined) {
-      const [time, name] = after.split("#");
-      if (time === undefined || name === undefined || !PACK_LOG_TIME_RE.test(time)) throw new InvalidInputError(`pack log cursor '${after}' is not <ISO time>#<pack name>`);
-      this.check(sha256Schema, name, "pack log cursor");
-    }
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > RECORD_PAGE_MAX)) {
-      throw new InvalidInputError(`pack log page size ${limit} is not an integer from 1 to ${RECORD_PAGE_MAX}`);
-    }
+    const size = checkPackLogPage(since, after, limit);
     const pk = databasePk(databaseId);
     const prefix = CATALOG_SORT_KEYS.packLogPrefix;
     const start = after === undefined ? undefined : { pk, sk: `${prefix}${after}` };
-    // "~" sorts after every ISO time character: the range is every item from `since` on.
-    const out = await this.queryOnce(pk, { from: `${prefix}${since}`, to: `${prefix}~` }, start, limit ?? RECORD_PAGE_MAX, true, "Query (pack log)");
+    const out = await this.queryOnce(pk, packLogRange(since), start, size, true, "Query (pack log)");
     const packs = out.items.map((item) => this.parse(packLogEntrySchema, item, "pack log item"));
-    const last = out.items.at(-1)?.sk;
-    return out.start === undefined || typeof last !== "string" ? { packs } : { packs, next: last.slice(prefix.length) };
-  }
-
-  /** The key of a pack's record (or, with `prefix`, its promotion claim), its name checked first (InvalidInputError). */
-  private packKey(databaseId: string, name: string, prefix: string = CATALOG_SORT_KEYS.packPrefix): { pk: string; sk: string } {
-    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
-    return { pk: databasePk(databaseId), sk: `${prefix}${checked}` };
+    const next = pageCursor(out.items, out.start !== undefined, prefix);
+    return next === undefined ? { packs } : { packs, next };
   }
 
   async getPack(databaseId: string, name: string): Promise<PackItem | undefined> {
-    const key = this.packKey(databaseId, name);
+    const key = packKey(databaseId, name);
     const item = await this.getItem(key.pk, key.sk, "GetItem (pack)");
     return item === undefined ? undefined : this.parse(packItemSchema, item, "pack record");
   }
 
   async getPacks(databaseId: string, names: readonly string[]): Promise<PackItem[]> {
-    const unique = this.uniqueHashes(databaseId, names);
+    const unique = uniqueHashes(databaseId, names);
     if (unique.length === 0) return [];
     const found = new Map<string, PackItem>();
     await this.batchGetChunks(
@@ -1388,7 +951,7 @@ export class DynamoCatalog implements Catalog {
 
   /** Sets one time attribute on each existing pack record (never creates one); the names set, in input order. */
   private async markPacks(databaseId: string, names: readonly string[], attribute: "orphanedAt" | "repackedAt", at: string, op: string): Promise<string[]> {
-    const unique = this.uniqueHashes(databaseId, names);
+    const unique = uniqueHashes(databaseId, names);
     const marked = new Set<string>();
     await inParallel(unique, BATCH_CONCURRENCY, async (name) => {
       const key = { pk: databasePk(databaseId), sk: packSk(name) };
@@ -1400,7 +963,7 @@ export class DynamoCatalog implements Catalog {
   }
 
   async claimPackPromotion(databaseId: string, name: string, owner: string, until: string, now: string): Promise<string | undefined> {
-    const key = this.packKey(databaseId, name, CATALOG_SORT_KEYS.promotingPrefix);
+    const key = packKey(databaseId, name, CATALOG_SORT_KEYS.promotingPrefix);
     // A claim released between the refused put and the read: try once more; still contested, report it as ending now.
     for (let attempt = 0; attempt < 2; attempt++) {
       const taken = await this.conditional(
@@ -1408,7 +971,7 @@ export class DynamoCatalog implements Catalog {
           this.doc.send(
             new PutCommand({
               TableName: this.tableName,
-              Item: { ...key, databaseId, name, owner, until, [CATALOG_TTL_ATTRIBUTE]: Math.ceil(Date.parse(until) / 1000) + 3600 },
+              Item: promotionClaimItem(key, databaseId, name, owner, until),
               ConditionExpression: "attribute_not_exists(pk) OR #owner = :owner OR #until < :now",
               ExpressionAttributeNames: { "#owner": "owner", "#until": "until" },
               ExpressionAttributeValues: { ":owner": owner, ":now": now },
@@ -1424,7 +987,7 @@ export class DynamoCatalog implements Catalog {
   }
 
   async releasePackPromotion(databaseId: string, name: string, owner: string): Promise<void> {
-    const key = this.packKey(databaseId, name, CATALOG_SORT_KEYS.promotingPrefix);
+    const key = packKey(databaseId, name, CATALOG_SORT_KEYS.promotingPrefix);
     // Ended, not deleted (snapshot ingest deletes nothing); the TTL removes the item later.
     await this.conditional(
       () =>
@@ -1443,7 +1006,7 @@ export class DynamoCatalog implements Catalog {
   }
 
   async clearPackOrphaned(databaseId: string, name: string): Promise<boolean> {
-    const key = this.packKey(databaseId, name);
+    const key = packKey(databaseId, name);
     const cleared = await this.conditional(
       () =>
         this.doc.send(
@@ -1458,7 +1021,7 @@ export class DynamoCatalog implements Catalog {
   }
 
   async condemnPack(databaseId: string, name: string, orphanedAt: string, at: string): Promise<boolean> {
-    const key = this.packKey(databaseId, name);
+    const key = packKey(databaseId, name);
     return this.conditional(
       () =>
         this.doc.send(
@@ -1475,7 +1038,7 @@ export class DynamoCatalog implements Catalog {
   }
 
   async deleteCondemnedPack(databaseId: string, name: string): Promise<boolean> {
-    const key = this.packKey(databaseId, name);
+    const key = packKey(databaseId, name);
     return this.conditional(
       () => this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: key, ConditionExpression: "attribute_exists(deletingAt)" })),
       "DeleteItem (pack)",
@@ -1499,9 +1062,9 @@ export class DynamoCatalog implements Catalog {
   }
 
   async recordAudit(records: readonly AuditRecord[]): Promise<void> {
-    const checked = records.map((r) => this.check(auditRecordSchema, r, "audit record"));
+    const checked = records.map((r) => checkInput(auditRecordSchema, r, "audit record"));
     await this.batchWriteAll(
-      checked.map((r) => ({ PutRequest: { Item: { ...r, pk: databasePk(r.databaseId), sk: `${CATALOG_SORT_KEYS.auditPrefix}${r.at}#${r.runId}#${String(r.seq).padStart(6, "0")}` } } })),
+      checked.map((r) => ({ PutRequest: { Item: { ...r, pk: databasePk(r.databaseId), sk: auditSk(r) } } })),
       "audit records",
     );
   }
@@ -1548,10 +1111,8 @@ export class DynamoCatalog implements Catalog {
   // ---------------------------------------------------------- snapshots
 
   async recordSnapshot(record: SnapshotRecord): Promise<SnapshotOutcome> {
-    const r = this.check(snapshotRecordSchema, record, "snapshot record");
-    if (r.snapshotId.length === 0) {
-      throw new InvalidInputError(`snapshot record for database ${r.databaseId} has an empty snapshotId`);
-    }
+    const r = checkInput(snapshotRecordSchema, record, "snapshot record");
+    checkSnapshotId(r);
     const pk = databasePk(r.databaseId);
     const sk = snapshotSk(r.snapshotId);
     // As recordWal: a write that loses to a concurrent writer reads the winner; if it vanished in between, try again once.
@@ -1560,7 +1121,7 @@ export class DynamoCatalog implements Catalog {
         await this.doc.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: { ...r, ...replicaMarks(r.databaseId, sk, r.replicas), pk, sk },
+            Item: snapshotItem(r, sk),
             ConditionExpression: "attribute_not_exists(pk)",
           }),
         );
@@ -1570,17 +1131,9 @@ export class DynamoCatalog implements Catalog {
       }
       const existingItem = await this.getItem(pk, sk, "GetItem (snapshot)");
       if (existingItem === undefined) continue;
-      const existing = this.parse(snapshotRecordSchema, existingItem, "snapshot record");
-      if (existing.manifestSha256 === r.manifestSha256) return { outcome: "duplicate", record: existing };
-      throw new SnapshotConflictError(
-        `snapshot ${r.snapshotId} is already recorded for database ${r.databaseId} with a different manifest ` +
-          `(recorded manifest sha256 ${short(existing.manifestSha256)}, new manifest sha256 ${short(r.manifestSha256)}); ` +
-          `the recorded snapshot was kept`,
-      );
+      return existingSnapshotOutcome(r, this.parse(snapshotRecordSchema, existingItem, "snapshot record"));
     }
-    throw new ConcurrentUpdateError(
-      `snapshot ${r.snapshotId} for database ${r.databaseId} changed while it was being recorded; retry`,
-    );
+    throw snapshotChangedError(r);
   }
 
   async getSnapshot(databaseId: string, snapshotId: string): Promise<SnapshotRecord | undefined> {
@@ -1598,12 +1151,12 @@ export class DynamoCatalog implements Catalog {
   // --------------------------------------------------------------- verification
 
   async recordVerification(record: VerificationRecord): Promise<void> {
-    const r = this.check(verificationRecordSchema, record, "verification record");
+    const r = checkInput(verificationRecordSchema, record, "verification record");
     try {
       await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { ...r, pk: databasePk(r.databaseId), sk: `${CATALOG_SORT_KEYS.verifyPrefix}${r.startedAt}#${r.runId}` },
+          Item: { ...r, pk: databasePk(r.databaseId), sk: verificationSk(r) },
         }),
       );
     } catch (e) {
@@ -1635,7 +1188,7 @@ export class DynamoCatalog implements Catalog {
   }
 
   async setSnapshotVerification(databaseId: string, snapshotId: string, v: NonNullable<SnapshotRecord["verification"]>): Promise<void> {
-    const value = this.check(snapshotRecordSchema.shape.verification.unwrap(), v, "snapshot verification");
+    const value = checkInput(snapshotRecordSchema.shape.verification.unwrap(), v, "snapshot verification");
     try {
       await this.doc.send(
         new UpdateCommand({
@@ -1669,13 +1222,6 @@ async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) =
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, () => worker()));
   if (failure !== undefined) throw failure.error;
-}
-
-function compareTime(a: string, b: string): number {
-  const ta = Date.parse(a);
-  const tb = Date.parse(b);
-  if (Number.isFinite(ta) && Number.isFinite(tb) && ta !== tb) return ta - tb;
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 // ------------------------------------------------------------------ table
@@ -1720,7 +1266,7 @@ export function replicaIndexDefinition(region: string): GlobalSecondaryIndex {
 export async function createTable(client: DynamoDBClient, tableName: string, opts: CreateTableOptions = {}): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const regions = [...new Set(opts.replicaRegions ?? [])];
-  for (const r of regions) if (!REPLICA_REGION_RE.test(r)) throw new InvalidInputError(`'${r}' is not a replica region name`);
+  for (const r of regions) checkReplicaRegion(r);
   const keySchema: KeySchemaElement[] = [
     { AttributeName: CATALOG_KEY_SCHEMA.partitionKey.name, KeyType: "HASH" },
     { AttributeName: CATALOG_KEY_SCHEMA.sortKey.name, KeyType: "RANGE" },

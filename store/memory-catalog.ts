@@ -18,6 +18,10 @@
  * messages (table 'memory'; DynamoDB's part in DynamoDB Local's words, which
  * the contract suite runs on). So a test that passes here fails where
  * DynamoDB would, and listings come out in DynamoDB's order, page by page.
+ * The layout, its limits, the checks, cursors and outcomes, and the page
+ * walks are not copies: both import them from store/catalog-layout.ts (which
+ * loads no AWS SDK); what is here is the emulated table and each method's
+ * requests to it.
  *
  * What it does not do: persist anything (the catalog lives as long as the
  * object), share anything between processes or workers (one process, one
@@ -32,22 +36,9 @@
  * Stored items are copies: nothing a caller passes in or gets back aliases
  * what the catalog holds.
  */
-import { randomBytes } from "node:crypto";
 import type { z } from "zod";
-import { headSortKey } from "../core/catalog-records.js";
-import {
-  CatalogFaultError,
-  ConcurrentUpdateError,
-  ConfigError,
-  InvalidInputError,
-  NotFoundError,
-  SegmentConflictError,
-  ServiceUnavailableError,
-  SnapshotConflictError,
-  type WalvaultError,
-} from "../core/errors.js";
-import { GPOS_DIGITS, gposOfRecord, gposRange, isGenericWalName, parseGenericWalName, SEGMENT_FILE_RE, STREAM_ID_RE } from "../core/generic-wal.js";
-import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
+import { ConfigError, NotFoundError, type WalvaultError } from "../core/errors.js";
+import { gposRange } from "../core/generic-wal.js";
 import {
   auditRecordSchema,
   chunkItemSchema,
@@ -69,7 +60,6 @@ import {
   type VerificationRecord,
   type WalRecord,
 } from "../core/schemas.js";
-import { isLsn } from "../core/wal.js";
 import type {
   Catalog,
   ChunkPage,
@@ -88,6 +78,92 @@ import type {
   WalRangeOptions,
   WalTimeline,
 } from "./catalog.js";
+import {
+  auditSk,
+  BATCH_CONCURRENCY,
+  BATCH_GET_MAX_KEYS,
+  BATCH_WRITE_MAX_ITEMS,
+  CATALOG_SORT_KEYS,
+  catalogRequestError,
+  checkBackfillCursor,
+  checkDatabaseCursor,
+  checkGenericWalNewest,
+  checkInput,
+  checkPackLogPage,
+  checkPageSize,
+  checkReplicaRegion,
+  checkSnapshotId,
+  checkWalRecordName,
+  chunkItems,
+  chunkSk,
+  DATABASE_PAGE_MAX,
+  databasePk,
+  existingSnapshotOutcome,
+  existingWalOutcome,
+  genericWalCursor,
+  genericWalRangeStart,
+  GPOS_ATTRIBUTE,
+  headOf,
+  headValues,
+  listAllDatabases,
+  markUnreplicatedStart,
+  markUnreplicatedValues,
+  missingReplicaIndex,
+  newestPostgresHead,
+  outsideWalIndex,
+  packItems,
+  packKey,
+  packLogEntrySchema,
+  packLogRange,
+  packSk,
+  pageCursor,
+  parseItem,
+  promotionClaimItem,
+  quarantineInOrder,
+  quarantinePrefix,
+  quarantineSk,
+  queryItems,
+  queryPages,
+  RECORD_PAGE_MAX,
+  REGISTRY_PK,
+  REGISTRY_SK_PREFIX,
+  registrySk,
+  RELEASED,
+  REPLICA_INDEX_PROJECTION,
+  REPLICA_KEY_ATTRIBUTE,
+  REPLICA_PENDING,
+  REPLICA_PENDING_PREFIX,
+  replicaIndexName,
+  replicaKey,
+  replicaPendingAttribute,
+  replicaStatusValues,
+  replicaTargetMissing,
+  snapshotChangedError,
+  snapshotItem,
+  snapshotSk,
+  uniqueHashes,
+  unreachableError,
+  UNREPLICATED_PAGE_MAX,
+  unreplicatedItem,
+  unreplicatedStart,
+  verificationSk,
+  walChangedError,
+  walIndexMarked,
+  walItem,
+  walkPositionKeys,
+  walkReplicaMarks,
+  walPage,
+  walPageStart,
+  walRangeQuery,
+  walSkOfName,
+  walStreamPrefix,
+  walTimelines,
+  type CatalogItem,
+  type ItemKey,
+  type PartitionQuery,
+  type QueryPage,
+  type SortKeyCondition,
+} from "./catalog-layout.js";
 
 export interface MemoryCatalogOptions {
   /** Query Limit per page, as DynamoCatalog's (default: pages end at 1 MB only); small values exercise paging. A Limit DynamoDB refuses is refused per Query, as there. */
@@ -111,88 +187,8 @@ const QUERY_PAGE_BYTES = 1024 * 1024;
 const NUMBER_MIN_MAGNITUDE = 1e-130;
 const NUMBER_MAX_MAGNITUDE = 9.9999999999999999999999999999999999999e125;
 
-/** DynamoCatalog's limits and page sizes (store/dynamo-catalog.ts). */
-const BATCH_GET_MAX_KEYS = 100;
-const BATCH_WRITE_MAX_ITEMS = 25;
-const BATCH_CONCURRENCY = 4;
-const DATABASE_PAGE_MAX = 1000;
-const RECORD_PAGE_MAX = 1000;
-const GENERIC_WAL_PAGE_MAX = 1000;
-const UNREPLICATED_PAGE_MAX = 1000;
-const PACK_LOG_TTL_DAYS = 45;
-const NEWEST_SEGMENT_PAGE = 8;
-const NEWEST_SEGMENT_READS = 64;
-const MAX_TIMELINE = 0xffffffff;
-
-/** The item layout of store/dynamo-catalog.ts: key order is listing order, so it is the same here. */
-const SK = {
-  meta: "meta",
-  head: "head",
-  wal: "wal#",
-  quarantine: "quarantine#",
-  snapshot: "snap#",
-  chunk: "chunk#",
-  pack: "pack#",
-  packLog: "packlog#",
-  promoting: "promoting#",
-  verify: "verify#",
-  audit: "audit#",
-} as const;
-const REGISTRY_PK = "registry";
-const REGISTRY_SK_PREFIX = "db#";
-const GPOS_ATTRIBUTE = "gpos";
-const REPLICA_KEY_ATTRIBUTE = "replicaKey";
-const REPLICA_INDEX_PROJECTION = ["databaseId", "name", "snapshotId"] as const;
-const REPLICA_PENDING = "pending";
-const TTL_ATTRIBUTE = "expiresAt";
-const RELEASED = "1970-01-01T00:00:00.000Z";
-const REPLICA_REGION_RE = /^[a-z0-9][a-z0-9-]{0,49}$/;
-const GPOS_CURSOR_RE = /^(\d{20})#(.+)$/;
-const PACK_LOG_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-
-const databasePk = (databaseId: string): string => `db#${databaseId}`;
-const registrySk = (databaseId: string): string => `${REGISTRY_SK_PREFIX}${databaseId}`;
-const walSk = (timeline: number, name: string): string => `${SK.wal}${timelineDir(timeline)}#${name}`;
-const walTimelineEnd = (timeline: number): string => `${SK.wal}${timelineDir(timeline)}$`;
-const snapshotSk = (snapshotId: string): string => `${SK.snapshot}${snapshotId}`;
-const chunkSk = (sha256: string): string => `${SK.chunk}${sha256}`;
-const packSk = (name: string): string => `${SK.pack}${name}`;
-const packLogSk = (recordedAt: string, name: string): string => `${SK.packLog}${recordedAt}#${name}`;
-const pendingAttribute = (region: string): string => `pending:${region}`;
-const replicaIndexName = (region: string): string => `pending-${region}`;
-
-function timelineOfName(name: string): number | undefined {
-  const m = /^([0-9A-F]{8})/.exec(name);
-  if (!m?.[1]) return undefined;
-  const tli = Number.parseInt(m[1], 16);
-  return tli > 0 ? tli : undefined;
-}
-
-function timelineOfSk(sk: string): number | undefined {
-  const m = /^wal#([0-9A-F]{8})#/.exec(sk);
-  return m?.[1] === undefined ? undefined : Number.parseInt(m[1], 16);
-}
-
-function walSkOfName(name: string): string | undefined {
-  if (isGenericWalName(name)) {
-    try {
-      const g = parseGenericWalName(name);
-      return `${SK.wal}${g.stream}#${g.file}`;
-    } catch {
-      return undefined;
-    }
-  }
-  const timeline = timelineOfName(name);
-  return timeline === undefined ? undefined : walSk(timeline, name);
-}
-
-function outsideWalIndex(record: WalRecord): boolean {
-  return record.kind === "segment" && !isGenericWalName(record.name) && !isLsn(record.startLsn);
-}
-
-type Item = Record<string, unknown>;
-type Key = { pk: string; sk: string };
-type SortKeyCondition = { prefix: string } | { from: string; to: string };
+type Item = CatalogItem;
+type Key = ItemKey;
 type Condition = (existing: Item | undefined) => boolean;
 
 /**
@@ -269,10 +265,6 @@ function answer(name: string, message: string): Error {
 
 const conditionFailed = (): Error => answer("ConditionalCheckFailedException", "The conditional request failed");
 
-function firstLine(e: Error): string {
-  return (e.message.split("\n")[0] ?? "").trim() || e.name;
-}
-
 /** Items of one partition, in sort-key order. */
 class Partition {
   readonly order: string[] = [];
@@ -326,20 +318,13 @@ function inRounds<T>(items: readonly T[], fn: (item: T) => void): void {
   }
 }
 
-function compareTime(a: string, b: string): number {
-  const ta = Date.parse(a);
-  const tb = Date.parse(b);
-  if (Number.isFinite(ta) && Number.isFinite(tb) && ta !== tb) return ta - tb;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function short(sha256: string): string {
-  return `${sha256.slice(0, 12)}…`;
-}
-
-function stripKeys(item: Item): Item {
-  const { pk: _pk, sk: _sk, ...rest } = item;
-  return rest;
+/** inRounds of a conditional write per item: how many were done (the others' conditions failed). */
+function countInRounds<T>(items: readonly T[], fn: (item: T) => boolean): number {
+  let done = 0;
+  inRounds(items, (item) => {
+    if (fn(item)) done++;
+  });
+  return done;
 }
 
 export class MemoryCatalog implements Catalog {
@@ -352,7 +337,7 @@ export class MemoryCatalog implements Catalog {
   private readonly table = new Map<string, Partition>();
 
   constructor(opts: MemoryCatalogOptions = {}) {
-    for (const r of opts.replicaRegions ?? []) if (!REPLICA_REGION_RE.test(r)) throw new InvalidInputError(`'${r}' is not a replica region name`);
+    for (const r of opts.replicaRegions ?? []) checkReplicaRegion(r);
     this.pageSize = opts.pageSize;
     this.replicaRegions = new Set(opts.replicaRegions ?? []);
     this.unavailable = opts.unavailable;
@@ -363,10 +348,7 @@ export class MemoryCatalog implements Catalog {
 
   /** DynamoCatalog's error for a service answer (its fail()). */
   private fail(op: string, e: Error): WalvaultError {
-    if (e.name === "ValidationException") {
-      return new CatalogFaultError(`DynamoDB rejected ${op} on table '${this.tableName}' as malformed (a walvault fault, not bad input): ${firstLine(e)}`, { cause: e });
-    }
-    return new ServiceUnavailableError(`DynamoDB ${op} on table '${this.tableName}' failed at ${this.where}: ${e.name}: ${firstLine(e)}`, { cause: e });
+    return catalogRequestError(op, e, this.tableName, this.where);
   }
 
   private refuse(op: string, message: string): WalvaultError {
@@ -376,31 +358,11 @@ export class MemoryCatalog implements Catalog {
   /** Every request starts here: an unavailable catalog fails it as DynamoCatalog does when nothing listens at its endpoint. */
   private reach(): void {
     if (this.unavailable === undefined) return;
-    const e = answer("Error", `nothing answers at ${this.unavailable} (a MemoryCatalog made unavailable)`);
-    const local = this.where.startsWith("http://127.0.0.1") || this.where.startsWith("http://localhost");
-    const hint = local ? " (is the local stack running? `walvault local up`)" : "";
-    throw new ServiceUnavailableError(`cannot reach DynamoDB at ${this.where}${hint}: ${firstLine(e)}`, { cause: e });
+    throw unreachableError(this.where, answer("Error", `nothing answers at ${this.unavailable} (a MemoryCatalog made unavailable)`));
   }
 
   private parse<S extends z.ZodTypeAny>(schema: S, item: Item, what: string): z.infer<S> {
-    const result = schema.safeParse(stripKeys(item));
-    if (!result.success) {
-      throw new CatalogFaultError(
-        `catalog item ${String(item.pk)} ${String(item.sk)} in table '${this.tableName}' is not a valid ${what}: ${result.error.issues
-          .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
-          .join("; ")}`,
-        { cause: result.error },
-      );
-    }
-    return result.data as z.infer<S>;
-  }
-
-  private check<S extends z.ZodTypeAny>(schema: S, value: unknown, what: string): z.infer<S> {
-    const result = schema.safeParse(value);
-    if (!result.success) {
-      throw new InvalidInputError(`invalid ${what}: ${result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`, { cause: result.error });
-    }
-    return result.data as z.infer<S>;
+    return parseItem(this.tableName, schema, item, what);
   }
 
   // ---------------------------------------------------- the emulated table
@@ -473,7 +435,7 @@ export class MemoryCatalog implements Catalog {
   private checkItem(item: Item, op: string, update = false): void {
     this.checkKey({ pk: String(item.pk), sk: String(item.sk) }, op);
     for (const [name, v] of Object.entries(item)) {
-      const max = name === GPOS_ATTRIBUTE || name === REPLICA_KEY_ATTRIBUTE ? SORT_KEY_MAX_BYTES : name.startsWith("pending:") ? PARTITION_KEY_MAX_BYTES : undefined;
+      const max = name === GPOS_ATTRIBUTE || name === REPLICA_KEY_ATTRIBUTE ? SORT_KEY_MAX_BYTES : name.startsWith(REPLICA_PENDING_PREFIX) ? PARTITION_KEY_MAX_BYTES : undefined;
       if (max !== undefined && typeof v === "string" && utf8Bytes(v) > max) throw this.refuse(op, "One or more parameter values were invalid: Size limit exceeded");
     }
     if (dynamoItemSize(item) > DYNAMODB_ITEM_MAX_BYTES) {
@@ -677,31 +639,26 @@ export class MemoryCatalog implements Catalog {
   }
 
   /** Every item of `pk` under `prefix`, across pages (DynamoCatalog's queryAll). */
-  private queryAll(pk: string, prefix: string, op: string): Item[] {
+  private queryAll(pk: string, prefix: string, op: string): Promise<Item[]> {
     return this.queryItems(pk, { prefix }, op, { forward: true });
   }
 
   /** Items of `pk` matching `cond`, at most `limit`, across pages (DynamoCatalog's queryItems). */
-  private queryItems(pk: string, cond: SortKeyCondition, op: string, opts: { limit?: number; forward: boolean }): Item[] {
-    const items: Item[] = [];
-    let start: Item | undefined;
-    do {
-      const left = opts.limit === undefined ? undefined : opts.limit - items.length;
-      const out = this.query(pk, cond, start, left === undefined ? this.pageSize : Math.min(left, this.pageSize ?? left), opts.forward, op);
-      items.push(...out.items);
-      start = out.start;
-    } while (start !== undefined && (opts.limit === undefined || items.length < opts.limit));
-    return items;
+  private queryItems(pk: string, cond: SortKeyCondition, op: string, opts: { limit?: number; forward: boolean }): Promise<Item[]> {
+    return queryItems(this.partition(pk), this.pageSize, cond, op, opts);
+  }
+
+  /** query on one partition, for the shared page walks (store/catalog-layout.ts). */
+  private partition(pk: string): PartitionQuery {
+    return (cond, start, limit, forward, op) => this.query(pk, cond, start, limit, forward, op);
   }
 
   /** DynamoCatalog's queryPage: one page under `prefix` after `after`, `last` (after the prefix) when more may follow. */
   private queryPage(pk: string, prefix: string, after: string | undefined, limit: number | undefined, max: number, what: string): { items: Item[]; last?: string } {
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > max)) {
-      throw new InvalidInputError(`${what} page size ${limit} is not an integer from 1 to ${max}`);
-    }
-    const out = this.query(pk, { prefix }, after === undefined ? undefined : { pk, sk: `${prefix}${after}` }, limit ?? max, true, `Query (${what}s)`);
-    const lastSk = out.items.at(-1)?.sk;
-    return out.start === undefined || typeof lastSk !== "string" ? { items: out.items } : { items: out.items, last: lastSk.slice(prefix.length) };
+    const size = checkPageSize(limit, max, what);
+    const out = this.query(pk, { prefix }, after === undefined ? undefined : { pk, sk: `${prefix}${after}` }, size, true, `Query (${what}s)`);
+    const last = pageCursor(out.items, out.start !== undefined, prefix);
+    return last === undefined ? { items: out.items } : { items: out.items, last };
   }
 
   /**
@@ -709,7 +666,7 @@ export class MemoryCatalog implements Catalog {
    * ALL) between two gpos values, after `start` ({pk, sk, gpos}); one
    * position's items in sort-key order (DynamoDB gives them in no stated order).
    */
-  private queryGpos(pk: string, range: { from: string; to: string }, start: Item | undefined, limit: number, op: string): { items: Item[]; start?: Item } {
+  private queryGpos(pk: string, range: { from: string; to: string }, start: Item | undefined, limit: number | undefined, op: string): QueryPage {
     this.reach();
     this.checkLimit(limit, op);
     const gposOf = (item: Item): string => String(item[GPOS_ATTRIBUTE]);
@@ -726,11 +683,11 @@ export class MemoryCatalog implements Catalog {
    * "pending", sort key replicaKey; projecting databaseId, name,
    * snapshotId), replicaKeys under `prefix`, after `start`.
    */
-  private queryPending(region: string, prefix: string | undefined, start: Item | undefined, limit: number, op: string, missing: string): { items: Item[]; start?: Item } {
+  private queryPending(region: string, prefix: string | undefined, start: Item | undefined, limit: number | undefined, op: string, missing: string): QueryPage {
     this.reach();
     if (!this.replicaRegions.has(region)) throw new ConfigError(missing, { cause: answer("ValidationException", `The table does not have the specified index: ${replicaIndexName(region)}`) });
     this.checkLimit(limit, op);
-    const pend = pendingAttribute(region);
+    const pend = replicaPendingAttribute(region);
     const rk = (item: Item): string => String(item[REPLICA_KEY_ATTRIBUTE]);
     if (start !== undefined && prefix !== undefined && !rk(start).startsWith(prefix)) throw this.refuse(op, "The provided starting key does not match the range key predicate");
     const indexed: Item[] = [];
@@ -754,53 +711,46 @@ export class MemoryCatalog implements Catalog {
   // ---------------------------------------------------------- databases
 
   async putDatabase(record: DatabaseRecord): Promise<void> {
-    const { walIndex: _asked, ...checked } = this.check(databaseRecordSchema, record, "database record");
+    const { walIndex: _asked, ...checked } = checkInput(databaseRecordSchema, record, "database record");
     const r: DatabaseRecord = checked.kind === "generic" && this.walIndexComplete(checked.databaseId) ? { ...checked, walIndex: "complete" } : checked;
     // Puts without conditions: the transaction is never canceled, only refused.
     this.transact(
-      [{ put: { ...r, pk: databasePk(r.databaseId), sk: SK.meta } }, { put: { ...r, pk: REGISTRY_PK, sk: registrySk(r.databaseId) } }],
+      [{ put: { ...r, pk: databasePk(r.databaseId), sk: CATALOG_SORT_KEYS.meta } }, { put: { ...r, pk: REGISTRY_PK, sk: registrySk(r.databaseId) } }],
       "TransactWriteItems (database registration)",
     );
   }
 
   private walIndexComplete(databaseId: string): boolean {
     const pk = databasePk(databaseId);
-    const existing = this.getItem(pk, SK.meta, "GetItem (database)");
+    const existing = this.getItem(pk, CATALOG_SORT_KEYS.meta, "GetItem (database)");
     if (existing?.walIndex === "complete") return true;
-    return this.query(pk, { prefix: SK.wal }, undefined, 1, true, "Query (any WAL)").items.length === 0;
+    return this.query(pk, { prefix: CATALOG_SORT_KEYS.walPrefix }, undefined, 1, true, "Query (any WAL)").items.length === 0;
   }
 
   private unmarkWalIndex(databaseId: string): void {
     const pk = databasePk(databaseId);
-    const existing = this.getItem(pk, SK.meta, "GetItem (database)");
+    const existing = this.getItem(pk, CATALOG_SORT_KEYS.meta, "GetItem (database)");
     if (existing?.walIndex === undefined) return;
     const unmark = (key: Key): TransactWrite => ({
       update: key,
       condition: (item) => item !== undefined,
       apply: ({ walIndex: _w, ...rest }) => rest,
     });
-    const outcome = this.transact([unmark({ pk, sk: SK.meta }), unmark({ pk: REGISTRY_PK, sk: registrySk(databaseId) })], "TransactWriteItems (unmark WAL index)");
-    if (outcome === "canceled") this.updateItem({ pk, sk: SK.meta }, "UpdateItem (unmark WAL index)", {}, ({ walIndex: _w, ...rest }) => rest);
+    const outcome = this.transact([unmark({ pk, sk: CATALOG_SORT_KEYS.meta }), unmark({ pk: REGISTRY_PK, sk: registrySk(databaseId) })], "TransactWriteItems (unmark WAL index)");
+    if (outcome === "canceled") this.updateItem({ pk, sk: CATALOG_SORT_KEYS.meta }, "UpdateItem (unmark WAL index)", {}, ({ walIndex: _w, ...rest }) => rest);
   }
 
   async getDatabase(databaseId: string): Promise<DatabaseRecord | undefined> {
-    const item = this.getItem(databasePk(databaseId), SK.meta, "GetItem (database)");
+    const item = this.getItem(databasePk(databaseId), CATALOG_SORT_KEYS.meta, "GetItem (database)");
     return item === undefined ? undefined : this.parse(databaseRecordSchema, item, "database record");
   }
 
   async listDatabases(): Promise<DatabaseRecord[]> {
-    const records: DatabaseRecord[] = [];
-    let after: string | undefined;
-    do {
-      const page = await this.listDatabasePage(after, this.pageSize === undefined ? undefined : Math.min(this.pageSize, DATABASE_PAGE_MAX));
-      records.push(...page.databases);
-      after = page.next;
-    } while (after !== undefined);
-    return records;
+    return listAllDatabases(this.pageSize, (after, limit) => this.listDatabasePage(after, limit));
   }
 
   async listDatabasePage(after?: string, limit?: number): Promise<DatabasePage> {
-    if (after !== undefined && !DATABASE_ID_RE.test(after)) throw new InvalidInputError(`database listing cursor '${after}' is not a database id`);
+    checkDatabaseCursor(after);
     const page = this.queryPage(REGISTRY_PK, REGISTRY_SK_PREFIX, after, limit, DATABASE_PAGE_MAX, "database");
     const databases = page.items.map((item) => this.parse(databaseRecordSchema, item, "database registry entry"));
     return page.last === undefined ? { databases } : { databases, next: page.last };
@@ -809,172 +759,85 @@ export class MemoryCatalog implements Catalog {
   // ---------------------------------------------------------------- WAL
 
   async recordWal(record: WalRecord): Promise<RecordOutcome> {
-    const r = this.check(walRecordSchema, record, "WAL record");
-    if (isGenericWalName(r.name)) {
-      parseGenericWalName(r.name);
-      if (r.timeline !== 1) throw new InvalidInputError(`generic WAL record ${r.name} for database ${r.databaseId} claims timeline ${r.timeline}; generic streams have timeline 1`);
-    } else if (timelineOfName(r.name) !== r.timeline) {
-      throw new InvalidInputError(`WAL record ${r.name} for database ${r.databaseId} claims timeline ${r.timeline}, which its name does not start with`);
-    }
+    const r = checkInput(walRecordSchema, record, "WAL record");
+    checkWalRecordName(r);
     const pk = databasePk(r.databaseId);
     const sk = walSkOfName(r.name)!;
-    const gpos = gposOfRecord(r);
     for (let attempt = 0; attempt < 2; attempt++) {
-      const item = { ...r, ...this.replicaMarks(r.databaseId, sk, r.replicas), ...(gpos === undefined ? {} : { [GPOS_ATTRIBUTE]: gpos }), pk, sk };
-      if (this.putItem(item, "PutItem (WAL)", (existing) => existing === undefined)) {
+      if (this.putItem(walItem(r, sk), "PutItem (WAL)", (existing) => existing === undefined)) {
         if (outsideWalIndex(r)) this.unmarkWalIndex(r.databaseId);
         return { outcome: "created", record: r };
       }
       const existingItem = this.getItem(pk, sk, "GetItem (WAL)");
       if (existingItem === undefined) continue;
-      const existing = this.parse(walRecordSchema, existingItem, "WAL record");
-      if (existing.sha256 === r.sha256) return { outcome: "duplicate", record: existing };
-      throw new SegmentConflictError(
-        `${r.name} is already archived for database ${r.databaseId} with different contents ` +
-          `(archived sha256 ${short(existing.sha256)}, pushed sha256 ${short(r.sha256)}); the archived copy was kept`,
-      );
+      return existingWalOutcome(r, this.parse(walRecordSchema, existingItem, "WAL record"));
     }
-    throw new ConcurrentUpdateError(`${r.name} for database ${r.databaseId} changed while it was being recorded; retry the push`);
-  }
-
-  /** The replication markers a new WAL / snapshot item carries (DynamoCatalog's replicaMarks). */
-  private replicaMarks(databaseId: string, sk: string, replicas: WalRecord["replicas"]): Item {
-    const marks: Item = { [REPLICA_KEY_ATTRIBUTE]: `${databaseId}#${sk}` };
-    for (const [region, st] of Object.entries(replicas)) if (st.status !== "replicated") marks[pendingAttribute(region)] = REPLICA_PENDING;
-    return marks;
+    throw walChangedError(r);
   }
 
   async getWal(databaseId: string, name: string): Promise<WalRecord | undefined> {
     const sk = walSkOfName(name);
-    if (sk === undefined) return undefined;
+    if (sk === undefined) return undefined; // not a WAL file name: it can never have been recorded
     const item = this.getItem(databasePk(databaseId), sk, "GetItem (WAL)");
     return item === undefined ? undefined : this.parse(walRecordSchema, item, "WAL record");
   }
 
   async listWal(databaseId: string): Promise<WalRecord[]> {
-    return this.queryAll(databasePk(databaseId), SK.wal, "Query (WAL)").map((item) => this.parse(walRecordSchema, item, "WAL record"));
+    return (await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.walPrefix, "Query (WAL)")).map((item) => this.parse(walRecordSchema, item, "WAL record"));
   }
 
   async listWalPage(databaseId: string, after?: string, limit?: number): Promise<WalPage> {
-    const sk = after === undefined ? undefined : walSkOfName(after);
-    if (after !== undefined && sk === undefined) throw new InvalidInputError(`WAL listing cursor '${after}' of database ${databaseId} is not a WAL name`);
-    const { items, last } = this.queryPage(databasePk(databaseId), SK.wal, sk?.slice(SK.wal.length), limit, RECORD_PAGE_MAX, "WAL record");
-    const records = items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
-    return last === undefined || records.length === 0 ? { records } : { records, next: records.at(-1)!.name };
+    const start = walPageStart(databaseId, after);
+    const { items, last } = this.queryPage(databasePk(databaseId), CATALOG_SORT_KEYS.walPrefix, start, limit, RECORD_PAGE_MAX, "WAL record");
+    return walPage(items.map((item) => this.parse(walRecordSchema, item, "WAL record")), last);
   }
 
   async listWalRange(databaseId: string, timeline: number, fromName: string, toName: string | undefined, options: WalRangeOptions = {}): Promise<WalRecord[]> {
-    if (!Number.isInteger(timeline) || timeline < 1 || timeline > MAX_TIMELINE) {
-      throw new InvalidInputError(`WAL range of database ${databaseId}: timeline ${String(timeline)} is not a timeline number`);
-    }
-    const { limit, newestFirst = false } = options;
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
-      throw new InvalidInputError(`WAL range of database ${databaseId}: limit ${String(limit)} is not a positive integer`);
-    }
-    if (toName !== undefined && toName < fromName) return [];
-    const to = toName === undefined ? walTimelineEnd(timeline) : walSk(timeline, toName);
-    const items = this.queryItems(databasePk(databaseId), { from: walSk(timeline, fromName), to }, "Query (WAL range)", { ...(limit === undefined ? {} : { limit }), forward: !newestFirst });
+    const query = walRangeQuery(databaseId, timeline, fromName, toName, options);
+    if (query === undefined) return [];
+    const items = await this.queryItems(databasePk(databaseId), query.range, "Query (WAL range)", query.opts);
     return items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
   }
 
   async listGenericWalRange(databaseId: string, stream: string, fromPosition: bigint, toPosition: bigint | undefined, options: GenericWalRangeOptions = {}): Promise<WalPage> {
-    const what = `generic WAL range of database ${databaseId}`;
-    if (!STREAM_ID_RE.test(stream)) throw new InvalidInputError(`${what}: '${stream}' is not a WAL stream id`);
-    const { limit = GENERIC_WAL_PAGE_MAX, after } = options;
-    if (!Number.isInteger(limit) || limit < 1 || limit > GENERIC_WAL_PAGE_MAX) {
-      throw new InvalidInputError(`${what}: page size ${String(limit)} is not an integer from 1 to ${GENERIC_WAL_PAGE_MAX}`);
-    }
+    const { limit, start } = genericWalRangeStart(databaseId, stream, options);
     const pk = databasePk(databaseId);
-    let start: Item | undefined;
-    if (after !== undefined) {
-      const m = GPOS_CURSOR_RE.exec(after);
-      if (!m || !SEGMENT_FILE_RE.test(m[2]!)) throw new InvalidInputError(`${what}: cursor '${after}' is not one this listing returned`);
-      start = { pk, sk: `${SK.wal}${stream}#${m[2]!}`, [GPOS_ATTRIBUTE]: `${stream}#${m[1]!}` };
-    }
     const range = gposRange(stream, fromPosition, toPosition);
     if (range === undefined) return { records: [] };
     const records: WalRecord[] = [];
     let last: Item | undefined;
-    do {
-      const out = this.queryGpos(pk, range, start, Math.min(limit - records.length, this.pageSize ?? limit), "Query (generic WAL range)");
-      for (const item of out.items) {
-        records.push(this.parse(walRecordSchema, item, "WAL record"));
-        last = item;
-      }
-      start = out.start;
-    } while (start !== undefined && records.length < limit);
-    if (start === undefined || last === undefined) return { records };
-    const gpos = String(last[GPOS_ATTRIBUTE]);
-    const sk = String(last.sk);
-    return { records, next: `${gpos.slice(-GPOS_DIGITS)}#${sk.slice(sk.lastIndexOf("#") + 1)}` };
+    const more = await queryPages((from, pageLimit) => this.queryGpos(pk, range, from, pageLimit, "Query (generic WAL range)"), this.pageSize, limit, start, (item) => {
+      records.push(this.parse(walRecordSchema, item, "WAL record"));
+      last = item;
+    });
+    return more === undefined || last === undefined ? { records } : { records, next: genericWalCursor(last) };
   }
 
   async listGenericWalNewest(databaseId: string, stream: string, limit: number): Promise<WalRecord[]> {
-    if (!STREAM_ID_RE.test(stream)) throw new InvalidInputError(`newest generic WAL of database ${databaseId}: '${stream}' is not a WAL stream id`);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new InvalidInputError(`newest generic WAL of database ${databaseId}: limit ${String(limit)} is not an integer from 1 to 100`);
-    const items = this.queryItems(databasePk(databaseId), { prefix: `${SK.wal}${stream}#` }, "Query (newest generic WAL)", { limit, forward: false });
+    checkGenericWalNewest(databaseId, stream, limit);
+    const items = await this.queryItems(databasePk(databaseId), { prefix: walStreamPrefix(stream) }, "Query (newest generic WAL)", { limit, forward: false });
     return items.map((item) => this.parse(walRecordSchema, item, "WAL record"));
   }
 
   async backfillWalIndex(databaseId: string, after?: string, limit?: number): Promise<WalIndexBackfillPage> {
-    const max = this.checkPageLimit(limit, "WAL records to index");
-    const walEnd = "wal$";
-    if (after !== undefined && (!after.startsWith(SK.wal) || after > walEnd)) {
-      throw new InvalidInputError(`WAL index backfill cursor '${after}' of database ${databaseId} is not one backfillWalIndex returned`);
-    }
-    const database = await this.getDatabase(databaseId);
-    if (database === undefined) throw new NotFoundError(`database '${databaseId}' is not registered: no WAL index to build`);
-    if (database.kind !== "generic") throw new InvalidInputError(`database '${databaseId}' is a PostgreSQL database: its WAL names sort by position, it has no position index`);
-    if (database.walIndex === "complete") return { examined: 0, updated: 0, marked: true };
+    const max = checkPageSize(limit, UNREPLICATED_PAGE_MAX, "WAL records to index");
+    checkBackfillCursor(databaseId, after);
+    if (walIndexMarked(databaseId, await this.getDatabase(databaseId))) return { examined: 0, updated: 0, marked: true };
     const pk = databasePk(databaseId);
-    let examined = 0;
-    let updated = 0;
-    let cursor = after;
-    let start: Item | undefined = after === undefined ? undefined : { pk, sk: after };
-    do {
-      const out = this.query(pk, { from: SK.wal, to: walEnd }, start, Math.min(max - examined, this.pageSize ?? max), true, "Query (WAL to index)");
-      examined += out.items.length;
-      const missing: { sk: string; gpos: string }[] = [];
-      for (const item of out.items) {
-        const record = this.parse(walRecordSchema, item, "WAL record");
-        if (record.kind !== "segment") continue;
-        const gpos = gposOfRecord(record);
-        if (gpos === undefined) {
-          return { examined, updated, refused: `WAL record ${record.name} of database ${databaseId} cannot carry a position key (not a <stream>/<file> name with a position): the database stays read by pages` };
-        }
-        if (item[GPOS_ATTRIBUTE] !== gpos) missing.push({ sk: String(item.sk), gpos });
-      }
-      inRounds(missing, ({ sk, gpos }) => {
-        if (this.updateItem({ pk, sk }, "UpdateItem (WAL position key)", { ":gpos": gpos }, (item) => ({ ...item, [GPOS_ATTRIBUTE]: gpos }), (item) => item !== undefined)) updated++;
-      });
-      const last = out.items.at(-1)?.sk;
-      if (typeof last === "string") cursor = last;
-      start = out.start;
-    } while (start !== undefined && examined < max);
-    if (start !== undefined && cursor !== undefined) return { examined, updated, next: cursor };
+    const setKeys = (missing: { sk: string; gpos: string }[]): number =>
+      countInRounds(missing, ({ sk, gpos }) => this.updateItem({ pk, sk }, "UpdateItem (WAL position key)", { ":gpos": gpos }, (item) => ({ ...item, [GPOS_ATTRIBUTE]: gpos }), (item) => item !== undefined));
     const mark = (key: Key): TransactWrite => ({
       update: key,
       condition: (item) => item !== undefined && item.kind === "generic",
       apply: (item) => ({ ...item, walIndex: "complete" }),
     });
-    const outcome = this.transact([mark({ pk, sk: SK.meta }), mark({ pk: REGISTRY_PK, sk: registrySk(databaseId) })], "TransactWriteItems (mark WAL index complete)");
-    if (outcome === "canceled") {
-      return { examined, updated, refused: `the registration of database '${databaseId}' changed while its WAL index was built, or is not listed in the registry (register it again): run it again` };
-    }
-    return { examined, updated, marked: true };
+    const markComplete = (): boolean =>
+      this.transact([mark({ pk, sk: CATALOG_SORT_KEYS.meta }), mark({ pk: REGISTRY_PK, sk: registrySk(databaseId) })], "TransactWriteItems (mark WAL index complete)") === "done";
+    return walkPositionKeys(databaseId, after, max, this.pageSize, this.partition(pk), (item) => this.parse(walRecordSchema, item, "WAL record"), setKeys, markComplete);
   }
 
   async listWalTimelines(databaseId: string): Promise<WalTimeline[]> {
-    const out: WalTimeline[] = [];
-    for (let next = 1; next <= MAX_TIMELINE; ) {
-      const [item] = this.queryItems(databasePk(databaseId), { from: `${SK.wal}${timelineDir(next)}#`, to: walTimelineEnd(MAX_TIMELINE) }, "Query (WAL timelines)", { limit: 1, forward: true });
-      const timeline = item === undefined ? undefined : timelineOfSk(String(item.sk));
-      if (item === undefined || timeline === undefined) break;
-      const record = this.parse(walRecordSchema, item, "WAL record");
-      out.push(record.kind === "history" ? { timeline, history: record } : { timeline });
-      next = timeline + 1;
-    }
-    return out;
+    return walTimelines(this.partition(databasePk(databaseId)), this.pageSize, (item) => this.parse(walRecordSchema, item, "WAL record"));
   }
 
   async setReplicaStatus(databaseId: string, name: string, region: string, status: WalRecord["replicas"][string]): Promise<void> {
@@ -987,20 +850,19 @@ export class MemoryCatalog implements Catalog {
 
   /** Sets replicas[region] on an existing item; "failed"/"pending" never replace "replicated"; the region's marker follows. */
   private updateReplica(databaseId: string, sk: string | undefined, region: string, status: WalRecord["replicas"][string], what: string): void {
-    const missing = (cause?: unknown): NotFoundError => new NotFoundError(`no ${what} for database ${databaseId} to set the ${region} replica status on`, { cause });
-    if (sk === undefined) throw missing();
-    const value = this.check(walRecordSchema.shape.replicas.element, status, "replica status");
+    if (sk === undefined) throw replicaTargetMissing(what, databaseId, region);
+    const value = checkInput(walRecordSchema.shape.replicas.element, status, "replica status");
     const keep = value.status !== "replicated";
     const op = "UpdateItem (replica status)";
     const pk = databasePk(databaseId);
-    const pend = pendingAttribute(region);
+    const pend = replicaPendingAttribute(region);
     const done = this.updateItem(
       { pk, sk },
       op,
-      keep ? { ":status": value, ":replicated": "replicated", ":pending": REPLICA_PENDING, ":rk": `${databaseId}#${sk}` } : { ":status": value },
+      replicaStatusValues(databaseId, sk, value),
       (item) => {
         const next: Item = { ...item, replicas: { ...this.replicasOf(item, op), [region]: value } };
-        if (keep) return { ...next, [pend]: REPLICA_PENDING, [REPLICA_KEY_ATTRIBUTE]: `${databaseId}#${sk}` };
+        if (keep) return { ...next, [pend]: REPLICA_PENDING, [REPLICA_KEY_ATTRIBUTE]: replicaKey(databaseId, sk) };
         delete next[pend];
         return next;
       },
@@ -1008,7 +870,7 @@ export class MemoryCatalog implements Catalog {
     );
     if (done) return;
     const item = this.getItem(pk, sk, "GetItem (replica status)");
-    if (item === undefined) throw missing(conditionFailed());
+    if (item === undefined) throw replicaTargetMissing(what, databaseId, region, conditionFailed());
   }
 
   /**
@@ -1025,185 +887,100 @@ export class MemoryCatalog implements Catalog {
 
   // -------------------------------------------------- what a region lacks
 
-  private checkReplicaRegion(region: string): string {
-    if (!REPLICA_REGION_RE.test(region)) throw new InvalidInputError(`'${region}' is not a replica region name`);
-    return region;
-  }
-
-  private checkPageLimit(limit: number | undefined, what: string): number {
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > UNREPLICATED_PAGE_MAX)) {
-      throw new InvalidInputError(`${what} page size ${limit} is not an integer from 1 to ${UNREPLICATED_PAGE_MAX}`);
-    }
-    return limit ?? UNREPLICATED_PAGE_MAX;
-  }
-
   async listUnreplicated(region: string, options: UnreplicatedOptions = {}): Promise<UnreplicatedPage> {
-    this.checkReplicaRegion(region);
-    const limit = this.checkPageLimit(options.limit, "unreplicated records");
-    const { databaseId, after } = options;
-    if (databaseId !== undefined && !DATABASE_ID_RE.test(databaseId)) throw new InvalidInputError(`'${databaseId}' is not a database id`);
-    const pend = pendingAttribute(region);
-    let start: Item | undefined;
-    if (after !== undefined) {
-      const m = /^([a-z0-9-]+)#((?:wal|snap)#.+)$/.exec(after);
-      if (!m || !DATABASE_ID_RE.test(m[1]!) || (databaseId !== undefined && m[1] !== databaseId)) {
-        throw new InvalidInputError(`unreplicated records cursor '${after}' is not one this listing returned`);
-      }
-      start = { [pend]: REPLICA_PENDING, [REPLICA_KEY_ATTRIBUTE]: after, pk: databasePk(m[1]!), sk: m[2]! };
-    }
+    const { limit, databaseId, start } = unreplicatedStart(region, options);
     const items: UnreplicatedItem[] = [];
     let lastKey: string | undefined;
-    do {
-      const out = this.queryPending(
-        region,
-        databaseId === undefined ? undefined : `${databaseId}#`,
-        start,
-        Math.min(limit - items.length, this.pageSize ?? limit),
-        "Query (unreplicated records)",
-        `catalog table '${this.tableName}' at ${this.where} has no index ${replicaIndexName(region)}: is ${region} a configured replica region? ` +
-          `(the stacks create one per replica region; the local stack at start)`,
-      );
-      for (const item of out.items) {
-        const sk = String(item.sk);
-        const db = String(item.databaseId);
-        items.push(sk.startsWith(SK.snapshot) ? { databaseId: db, snapshotId: String(item.snapshotId) } : { databaseId: db, name: String(item.name) });
+    const more = await queryPages(
+      (from, pageLimit) =>
+        this.queryPending(
+          region,
+          databaseId === undefined ? undefined : `${databaseId}#`,
+          from,
+          pageLimit,
+          "Query (unreplicated records)",
+          missingReplicaIndex(this.tableName, this.where, region),
+        ),
+      this.pageSize,
+      limit,
+      start,
+      (item) => {
+        items.push(unreplicatedItem(item));
         lastKey = String(item[REPLICA_KEY_ATTRIBUTE]);
-      }
-      start = out.start;
-    } while (start !== undefined && items.length < limit);
-    return start === undefined || lastKey === undefined ? { items } : { items, next: lastKey };
+      },
+    );
+    return more === undefined || lastKey === undefined ? { items } : { items, next: lastKey };
   }
 
   async markUnreplicated(databaseId: string, region: string, after?: string, limit?: number): Promise<MarkUnreplicatedPage> {
-    this.checkReplicaRegion(region);
-    const max = this.checkPageLimit(limit, "records to mark");
-    if (after !== undefined && !after.startsWith(SK.snapshot) && !after.startsWith(SK.wal)) {
-      throw new InvalidInputError(`marking cursor '${after}' is not one markUnreplicated returned`);
-    }
+    const max = markUnreplicatedStart(region, after, limit);
     const pk = databasePk(databaseId);
-    const pend = pendingAttribute(region);
-    const ranges: [string, string][] = [
-      [SK.snapshot, "snap$"],
-      [SK.wal, "wal$"],
-    ];
-    let examined = 0;
-    let marked = 0;
-    let cursor = after;
-    for (const [i, [from, to]] of ranges.entries()) {
-      if (cursor !== undefined && cursor > to) continue;
-      let start: Item | undefined = cursor !== undefined && cursor >= from ? { pk, sk: cursor } : undefined;
-      do {
-        const out = this.query(pk, { from, to }, start, Math.min(max - examined, this.pageSize ?? max), true, "Query (records to mark)");
-        const page = out.items;
-        examined += page.length;
-        const unmarked = page.filter((item) => item[pend] === undefined && (item.replicas as WalRecord["replicas"] | undefined)?.[region]?.status !== "replicated");
-        inRounds(unmarked, (item) => {
-          const status = { status: "pending", at: new Date().toISOString() };
-          const sk = String(item.sk);
-          const rk = `${databaseId}#${sk}`;
-          const op = "UpdateItem (mark unreplicated)";
-          const done = this.updateItem(
-            { pk, sk },
-            op,
-            { ":status": status, ":pending": REPLICA_PENDING, ":replicated": "replicated", ":rk": rk },
-            (existing) => {
-              const replicas = this.replicasOf(existing, op);
-              return { ...existing, replicas: { ...replicas, [region]: replicas[region] ?? status }, [pend]: REPLICA_PENDING, [REPLICA_KEY_ATTRIBUTE]: rk };
-            },
-            (existing) => existing !== undefined && notReplicated(existing, region),
-          );
-          if (done) marked++;
-        });
-        const last = page.at(-1)?.sk;
-        if (typeof last === "string") cursor = last;
-        start = out.start;
-      } while (start !== undefined && examined < max);
-      if (examined >= max) {
-        const more = start !== undefined || i < ranges.length - 1;
-        return more && cursor !== undefined ? { examined, marked, next: cursor } : { examined, marked };
-      }
-    }
-    return { examined, marked };
+    const pend = replicaPendingAttribute(region);
+    const op = "UpdateItem (mark unreplicated)";
+    const mark = (unmarked: Item[]): number =>
+      countInRounds(unmarked, (item) => {
+        const sk = String(item.sk);
+        const values = markUnreplicatedValues(databaseId, sk);
+        return this.updateItem(
+          { pk, sk },
+          op,
+          values,
+          (existing) => {
+            const replicas = this.replicasOf(existing, op);
+            return { ...existing, replicas: { ...replicas, [region]: replicas[region] ?? values[":status"] }, [pend]: REPLICA_PENDING, [REPLICA_KEY_ATTRIBUTE]: values[":rk"] };
+          },
+          (existing) => existing !== undefined && notReplicated(existing, region),
+        );
+      });
+    return walkReplicaMarks(databaseId, region, after, max, this.pageSize, this.partition(pk), mark);
   }
 
   // --------------------------------------------------------------- head
 
   async advanceHead(databaseId: string, name: string, sortKey: string, archivedAt: string): Promise<void> {
-    const head = this.check(headRecordSchema, { databaseId, lastName: name, lastSortKey: sortKey, lastArchivedAt: archivedAt }, "head");
+    const head = headOf(databaseId, name, sortKey, archivedAt);
     this.updateItem(
-      { pk: databasePk(databaseId), sk: SK.head },
+      { pk: databasePk(databaseId), sk: CATALOG_SORT_KEYS.head },
       "UpdateItem (head)",
-      { ":db": head.databaseId, ":name": head.lastName, ":sk": head.lastSortKey, ":at": head.lastArchivedAt },
+      headValues(head),
       (item) => ({ ...item, databaseId: head.databaseId, lastName: head.lastName, lastSortKey: head.lastSortKey, lastArchivedAt: head.lastArchivedAt }),
       (item) => item?.lastSortKey === undefined || (typeof item.lastSortKey === "string" && compareUtf8(item.lastSortKey, head.lastSortKey) < 0),
     );
   }
 
   async getHead(databaseId: string): Promise<HeadRecord | undefined> {
-    const newest = this.newestPostgresSegment(databaseId);
-    if (newest) return { databaseId, lastName: newest.name, lastSortKey: headSortKey(newest)!, lastArchivedAt: newest.archivedAt };
-    const item = this.getItem(databasePk(databaseId), SK.head, "GetItem (head)");
+    const newest = await newestPostgresHead(databaseId, this.partition(databasePk(databaseId)), (item) => this.parse(walRecordSchema, item, "WAL record"));
+    if (newest) return newest;
+    const item = this.getItem(databasePk(databaseId), CATALOG_SORT_KEYS.head, "GetItem (head)");
     return item === undefined ? undefined : this.parse(headRecordSchema, item, "head");
-  }
-
-  private newestPostgresSegment(databaseId: string): WalRecord | undefined {
-    const range = { from: walSk(0, ""), to: walTimelineEnd(MAX_TIMELINE) };
-    let start: Item | undefined;
-    for (let read = 0; read < NEWEST_SEGMENT_READS; ) {
-      const out = this.query(databasePk(databaseId), range, start, NEWEST_SEGMENT_PAGE, false, "Query (newest WAL segment)");
-      for (const item of out.items) {
-        const record = this.parse(walRecordSchema, item, "WAL record");
-        if (record.kind !== "segment" || isGenericWalName(record.name)) continue;
-        return isLsn(record.startLsn) ? record : undefined;
-      }
-      read += out.items.length;
-      if (out.start === undefined) return undefined;
-      start = out.start;
-    }
-    return undefined;
   }
 
   // --------------------------------------------------------- quarantine
 
   async recordQuarantine(record: QuarantineRecord): Promise<void> {
-    const r = this.check(quarantineRecordSchema, record, "quarantine record");
-    const sk = `${SK.quarantine}${r.name}#${r.at}#${randomBytes(6).toString("hex")}`;
+    const r = checkInput(quarantineRecordSchema, record, "quarantine record");
+    const sk = quarantineSk(r);
     const op = "PutItem (quarantine)";
     if (!this.putItem({ ...r, pk: databasePk(r.databaseId), sk }, op, (existing) => existing === undefined)) throw this.fail(op, conditionFailed());
   }
 
   async listQuarantine(databaseId: string, name?: string): Promise<QuarantineRecord[]> {
-    const prefix = `${SK.quarantine}${name === undefined ? "" : `${name}#`}`;
-    const items = this.queryAll(databasePk(databaseId), prefix, "Query (quarantine)");
-    const keyed = items.map((item) => ({ sk: String(item.sk), record: this.parse(quarantineRecordSchema, item, "quarantine record") }));
-    const matching = name === undefined ? keyed : keyed.filter((k) => k.record.name === name);
-    matching.sort((a, b) => compareTime(a.record.at, b.record.at) || (a.sk < b.sk ? -1 : a.sk > b.sk ? 1 : 0));
-    return matching.map((k) => k.record);
+    const items = await this.queryAll(databasePk(databaseId), quarantinePrefix(name), "Query (quarantine)");
+    return quarantineInOrder(items.map((item) => ({ sk: String(item.sk), record: this.parse(quarantineRecordSchema, item, "quarantine record") })), name);
   }
 
   // ------------------------------------------------------------- chunks
 
-  private uniqueHashes(databaseId: string, sha256s: readonly string[]): string[] {
-    const unique: string[] = [];
-    const seen = new Set<string>();
-    for (const h of sha256s) {
-      if (seen.has(h)) continue;
-      seen.add(h);
-      unique.push(this.check(sha256Schema, h, `chunk hash '${String(h)}' for database ${databaseId}`));
-    }
-    return unique;
-  }
-
   async missingChunks(databaseId: string, sha256s: readonly string[]): Promise<string[]> {
-    const unique = this.uniqueHashes(databaseId, sha256s);
+    const unique = uniqueHashes(databaseId, sha256s);
     if (unique.length === 0) return [];
     const pk = databasePk(databaseId);
-    const present = new Set(this.batchGet(unique.map((h) => ({ pk, sk: chunkSk(h) })), "BatchGetItem (chunks)").map((item) => String(item.sk).slice(SK.chunk.length)));
+    const present = new Set(this.batchGet(unique.map((h) => ({ pk, sk: chunkSk(h) })), "BatchGetItem (chunks)").map((item) => String(item.sk).slice(CATALOG_SORT_KEYS.chunkPrefix.length)));
     return unique.filter((h) => !present.has(h));
   }
 
   async getChunks(databaseId: string, sha256s: readonly string[]): Promise<ChunkItem[]> {
-    const unique = this.uniqueHashes(databaseId, sha256s);
+    const unique = uniqueHashes(databaseId, sha256s);
     if (unique.length === 0) return [];
     const pk = databasePk(databaseId);
     const found = new Map<string, ChunkItem>();
@@ -1215,32 +992,27 @@ export class MemoryCatalog implements Catalog {
   }
 
   async recordChunks(records: readonly ChunkItem[]): Promise<void> {
-    const byKey = new Map<string, Item>();
-    for (const record of records) {
-      const r = this.check(chunkItemSchema, record, "chunk record");
-      const key = { pk: databasePk(r.databaseId), sk: chunkSk(r.sha256) };
-      byKey.set(`${key.pk} ${key.sk}`, { ...r, ...key });
-    }
-    this.batchWrite([...byKey.values()].map((item) => ({ put: item })), "chunk records");
+    const checked = records.map((r) => checkInput(chunkItemSchema, r, "chunk record"));
+    this.batchWrite(chunkItems(checked).map((item) => ({ put: item })), "chunk records");
   }
 
   async listChunks(databaseId: string): Promise<ChunkItem[]> {
-    return this.queryAll(databasePk(databaseId), SK.chunk, "Query (chunks)").map((item) => this.parse(chunkItemSchema, item, "chunk record"));
+    return (await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.chunkPrefix, "Query (chunks)")).map((item) => this.parse(chunkItemSchema, item, "chunk record"));
   }
 
   async listChunkPage(databaseId: string, after?: string, limit?: number): Promise<ChunkPage> {
-    const { items, last } = this.recordPage(databaseId, SK.chunk, after, limit, "chunk");
+    const { items, last } = this.recordPage(databaseId, CATALOG_SORT_KEYS.chunkPrefix, after, limit, "chunk");
     const chunks = items.map((item) => this.parse(chunkItemSchema, item, "chunk record"));
     return last === undefined ? { chunks } : { chunks, next: last };
   }
 
   private recordPage(databaseId: string, prefix: string, after: string | undefined, limit: number | undefined, what: string): { items: Item[]; last?: string } {
-    if (after !== undefined) this.check(sha256Schema, after, `${what} listing cursor`);
+    if (after !== undefined) checkInput(sha256Schema, after, `${what} listing cursor`);
     return this.queryPage(databasePk(databaseId), prefix, after, limit, RECORD_PAGE_MAX, what);
   }
 
   async movePackedChunks(records: readonly ChunkItem[], fromVaultKey: string): Promise<string[]> {
-    const checked = records.map((r) => this.check(chunkItemSchema, r, "chunk record"));
+    const checked = records.map((r) => checkInput(chunkItemSchema, r, "chunk record"));
     const moved: string[] = [];
     inRounds(checked, (r) => {
       if (this.putItem({ ...r, pk: databasePk(r.databaseId), sk: chunkSk(r.sha256) }, "PutItem (move chunk)", (existing) => existing?.vaultKey === fromVaultKey)) moved.push(r.sha256);
@@ -1250,7 +1022,7 @@ export class MemoryCatalog implements Catalog {
 
   async deleteChunksInPack(databaseId: string, sha256s: readonly string[], vaultKey: string): Promise<string[]> {
     const deleted: string[] = [];
-    inRounds(this.uniqueHashes(databaseId, sha256s), (h) => {
+    inRounds(uniqueHashes(databaseId, sha256s), (h) => {
       if (this.deleteItem({ pk: databasePk(databaseId), sk: chunkSk(h) }, "DeleteItem (chunk in pack)", (existing) => existing?.vaultKey === vaultKey)) deleted.push(h);
     });
     return deleted;
@@ -1266,63 +1038,32 @@ export class MemoryCatalog implements Catalog {
   // ------------------------------------------------------------- packs
 
   async recordPacks(records: readonly PackItem[]): Promise<void> {
-    // One record per pack (the last given), one log item per pack and time, each pack's side by side in the batches.
-    const byPack = new Map<string, { record: PackItem; logged: Map<string, PackItem> }>();
-    for (const record of records) {
-      const r = this.check(packItemSchema, record, "pack record");
-      const key = `${r.databaseId} ${r.name}`;
-      const entry = byPack.get(key) ?? { record: r, logged: new Map<string, PackItem>() };
-      entry.record = r;
-      entry.logged.set(r.recordedAt, r);
-      byPack.set(key, entry);
-    }
+    const checked = records.map((r) => checkInput(packItemSchema, r, "pack record"));
     this.batchWrite(
-      [...byPack.values()].flatMap(({ record, logged }): BatchWrite[] => {
-        const pk = databasePk(record.databaseId);
-        return [
-          { put: { ...record, pk, sk: packSk(record.name) } },
-          ...[...logged.values()].map((r): BatchWrite => {
-            const expiresAt = Math.ceil(Date.parse(r.recordedAt) / 1000) + PACK_LOG_TTL_DAYS * 86_400;
-            return { put: { pk, sk: packLogSk(r.recordedAt, r.name), databaseId: r.databaseId, name: r.name, recordedAt: r.recordedAt, [TTL_ATTRIBUTE]: expiresAt } };
-          }),
-        ];
-      }),
+      packItems(checked).map((item) => ({ put: item })),
       "pack records",
     );
   }
 
   async listPacksRecordedSince(databaseId: string, since: string, after?: string, limit?: number): Promise<PackLogPage> {
-    if (!PACK_LOG_TIME_RE.test(since)) throw new InvalidInputError(`pack log start '${String(since)}' is not an ISO time (YYYY-MM-DDTHH:MM:SS.sssZ)`);
-    if (after !== undefined) {
-      const [time, name] = after.split("#");
-      if (time === undefined || name === undefined || !PACK_LOG_TIME_RE.test(time)) throw new InvalidInputError(`pack log cursor '${after}' is not <ISO time>#<pack name>`);
-      this.check(sha256Schema, name, "pack log cursor");
-    }
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > RECORD_PAGE_MAX)) {
-      throw new InvalidInputError(`pack log page size ${limit} is not an integer from 1 to ${RECORD_PAGE_MAX}`);
-    }
+    const size = checkPackLogPage(since, after, limit);
     const pk = databasePk(databaseId);
-    const prefix = SK.packLog;
+    const prefix = CATALOG_SORT_KEYS.packLogPrefix;
     const start = after === undefined ? undefined : { pk, sk: `${prefix}${after}` };
-    const out = this.query(pk, { from: `${prefix}${since}`, to: `${prefix}~` }, start, limit ?? RECORD_PAGE_MAX, true, "Query (pack log)");
-    const packs = out.items.map((item) => this.parse(packItemSchema.pick({ name: true, recordedAt: true }), item, "pack log item"));
-    const last = out.items.at(-1)?.sk;
-    return out.start === undefined || typeof last !== "string" ? { packs } : { packs, next: last.slice(prefix.length) };
-  }
-
-  private packKey(databaseId: string, name: string, prefix: string = SK.pack): Key {
-    const checked = this.check(sha256Schema, name, `pack name '${String(name)}' for database ${databaseId}`);
-    return { pk: databasePk(databaseId), sk: `${prefix}${checked}` };
+    const out = this.query(pk, packLogRange(since), start, size, true, "Query (pack log)");
+    const packs = out.items.map((item) => this.parse(packLogEntrySchema, item, "pack log item"));
+    const next = pageCursor(out.items, out.start !== undefined, prefix);
+    return next === undefined ? { packs } : { packs, next };
   }
 
   async getPack(databaseId: string, name: string): Promise<PackItem | undefined> {
-    const key = this.packKey(databaseId, name);
+    const key = packKey(databaseId, name);
     const item = this.getItem(key.pk, key.sk, "GetItem (pack)");
     return item === undefined ? undefined : this.parse(packItemSchema, item, "pack record");
   }
 
   async getPacks(databaseId: string, names: readonly string[]): Promise<PackItem[]> {
-    const unique = this.uniqueHashes(databaseId, names);
+    const unique = uniqueHashes(databaseId, names);
     if (unique.length === 0) return [];
     const pk = databasePk(databaseId);
     const found = new Map<string, PackItem>();
@@ -1334,7 +1075,7 @@ export class MemoryCatalog implements Catalog {
   }
 
   async listPackPage(databaseId: string, after?: string, limit?: number): Promise<PackPage> {
-    const { items, last } = this.recordPage(databaseId, SK.pack, after, limit, "pack");
+    const { items, last } = this.recordPage(databaseId, CATALOG_SORT_KEYS.packPrefix, after, limit, "pack");
     const packs = items.map((item) => this.parse(packItemSchema, item, "pack record"));
     return last === undefined ? { packs } : { packs, next: last };
   }
@@ -1348,7 +1089,7 @@ export class MemoryCatalog implements Catalog {
   }
 
   private markPacks(databaseId: string, names: readonly string[], attribute: "orphanedAt" | "repackedAt", at: string, op: string): string[] {
-    const unique = this.uniqueHashes(databaseId, names);
+    const unique = uniqueHashes(databaseId, names);
     const marked = new Set<string>();
     inRounds(unique, (name) => {
       if (this.updateItem({ pk: databasePk(databaseId), sk: packSk(name) }, op, { ":at": at }, (item) => ({ ...item, [attribute]: at }), (item) => item !== undefined)) marked.add(name);
@@ -1357,10 +1098,10 @@ export class MemoryCatalog implements Catalog {
   }
 
   async claimPackPromotion(databaseId: string, name: string, owner: string, until: string, now: string): Promise<string | undefined> {
-    const key = this.packKey(databaseId, name, SK.promoting);
+    const key = packKey(databaseId, name, CATALOG_SORT_KEYS.promotingPrefix);
     for (let attempt = 0; attempt < 2; attempt++) {
       const taken = this.putItem(
-        { ...key, databaseId, name, owner, until, [TTL_ATTRIBUTE]: Math.ceil(Date.parse(until) / 1000) + 3600 },
+        promotionClaimItem(key, databaseId, name, owner, until),
         "PutItem (claim pack promotion)",
         (existing) => existing === undefined || existing.owner === owner || (typeof existing.until === "string" && compareUtf8(existing.until, now) < 0),
       );
@@ -1372,12 +1113,12 @@ export class MemoryCatalog implements Catalog {
   }
 
   async releasePackPromotion(databaseId: string, name: string, owner: string): Promise<void> {
-    const key = this.packKey(databaseId, name, SK.promoting);
+    const key = packKey(databaseId, name, CATALOG_SORT_KEYS.promotingPrefix);
     this.updateItem(key, "UpdateItem (release pack promotion)", { ":owner": owner, ":released": RELEASED }, (item) => ({ ...item, until: RELEASED }), (item) => item?.owner === owner);
   }
 
   async clearPackOrphaned(databaseId: string, name: string): Promise<boolean> {
-    const key = this.packKey(databaseId, name);
+    const key = packKey(databaseId, name);
     const cleared = this.updateItem(
       key,
       "UpdateItem (unmark pack)",
@@ -1391,12 +1132,12 @@ export class MemoryCatalog implements Catalog {
   }
 
   async condemnPack(databaseId: string, name: string, orphanedAt: string, at: string): Promise<boolean> {
-    const key = this.packKey(databaseId, name);
+    const key = packKey(databaseId, name);
     return this.updateItem(key, "UpdateItem (condemn pack)", { ":o": orphanedAt, ":at": at }, (item) => ({ ...item, deletingAt: at }), (item) => item?.orphanedAt === orphanedAt && item.deletingAt === undefined);
   }
 
   async deleteCondemnedPack(databaseId: string, name: string): Promise<boolean> {
-    const key = this.packKey(databaseId, name);
+    const key = packKey(databaseId, name);
     return this.deleteItem(key, "DeleteItem (pack)", (item) => item?.deletingAt !== undefined);
   }
 
@@ -1413,39 +1154,33 @@ export class MemoryCatalog implements Catalog {
   }
 
   async recordAudit(records: readonly AuditRecord[]): Promise<void> {
-    const checked = records.map((r) => this.check(auditRecordSchema, r, "audit record"));
+    const checked = records.map((r) => checkInput(auditRecordSchema, r, "audit record"));
     this.batchWrite(
-      checked.map((r) => ({ put: { ...r, pk: databasePk(r.databaseId), sk: `${SK.audit}${r.at}#${r.runId}#${String(r.seq).padStart(6, "0")}` } })),
+      checked.map((r) => ({ put: { ...r, pk: databasePk(r.databaseId), sk: auditSk(r) } })),
       "audit records",
     );
   }
 
   async listAudit(databaseId: string): Promise<AuditRecord[]> {
-    return this.queryAll(databasePk(databaseId), SK.audit, "Query (audit)").map((item) => this.parse(auditRecordSchema, item, "audit record"));
+    return (await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.auditPrefix, "Query (audit)")).map((item) => this.parse(auditRecordSchema, item, "audit record"));
   }
 
   // ---------------------------------------------------------- snapshots
 
   async recordSnapshot(record: SnapshotRecord): Promise<SnapshotOutcome> {
-    const r = this.check(snapshotRecordSchema, record, "snapshot record");
-    if (r.snapshotId.length === 0) throw new InvalidInputError(`snapshot record for database ${r.databaseId} has an empty snapshotId`);
+    const r = checkInput(snapshotRecordSchema, record, "snapshot record");
+    checkSnapshotId(r);
     const pk = databasePk(r.databaseId);
     const sk = snapshotSk(r.snapshotId);
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (this.putItem({ ...r, ...this.replicaMarks(r.databaseId, sk, r.replicas), pk, sk }, "PutItem (snapshot)", (existing) => existing === undefined)) {
+      if (this.putItem(snapshotItem(r, sk), "PutItem (snapshot)", (existing) => existing === undefined)) {
         return { outcome: "created", record: r };
       }
       const existingItem = this.getItem(pk, sk, "GetItem (snapshot)");
       if (existingItem === undefined) continue;
-      const existing = this.parse(snapshotRecordSchema, existingItem, "snapshot record");
-      if (existing.manifestSha256 === r.manifestSha256) return { outcome: "duplicate", record: existing };
-      throw new SnapshotConflictError(
-        `snapshot ${r.snapshotId} is already recorded for database ${r.databaseId} with a different manifest ` +
-          `(recorded manifest sha256 ${short(existing.manifestSha256)}, new manifest sha256 ${short(r.manifestSha256)}); ` +
-          `the recorded snapshot was kept`,
-      );
+      return existingSnapshotOutcome(r, this.parse(snapshotRecordSchema, existingItem, "snapshot record"));
     }
-    throw new ConcurrentUpdateError(`snapshot ${r.snapshotId} for database ${r.databaseId} changed while it was being recorded; retry`);
+    throw snapshotChangedError(r);
   }
 
   async getSnapshot(databaseId: string, snapshotId: string): Promise<SnapshotRecord | undefined> {
@@ -1455,18 +1190,18 @@ export class MemoryCatalog implements Catalog {
   }
 
   async listSnapshots(databaseId: string): Promise<SnapshotRecord[]> {
-    return this.queryAll(databasePk(databaseId), SK.snapshot, "Query (snapshots)").map((item) => this.parse(snapshotRecordSchema, item, "snapshot record"));
+    return (await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.snapshotPrefix, "Query (snapshots)")).map((item) => this.parse(snapshotRecordSchema, item, "snapshot record"));
   }
 
   // ------------------------------------------------------- verification
 
   async recordVerification(record: VerificationRecord): Promise<void> {
-    const r = this.check(verificationRecordSchema, record, "verification record");
-    this.putItem({ ...r, pk: databasePk(r.databaseId), sk: `${SK.verify}${r.startedAt}#${r.runId}` }, "PutItem (verification)");
+    const r = checkInput(verificationRecordSchema, record, "verification record");
+    this.putItem({ ...r, pk: databasePk(r.databaseId), sk: verificationSk(r) }, "PutItem (verification)");
   }
 
   async listVerifications(databaseId: string, snapshotId?: string): Promise<VerificationRecord[]> {
-    const all = this.queryAll(databasePk(databaseId), SK.verify, "Query (verifications)").map((item) => this.parse(verificationRecordSchema, item, "verification record"));
+    const all = (await this.queryAll(databasePk(databaseId), CATALOG_SORT_KEYS.verifyPrefix, "Query (verifications)")).map((item) => this.parse(verificationRecordSchema, item, "verification record"));
     return snapshotId === undefined ? all : all.filter((v) => v.snapshotId === snapshotId);
   }
 
@@ -1476,7 +1211,7 @@ export class MemoryCatalog implements Catalog {
   }
 
   async setSnapshotVerification(databaseId: string, snapshotId: string, v: NonNullable<SnapshotRecord["verification"]>): Promise<void> {
-    const value = this.check(snapshotRecordSchema.shape.verification.unwrap(), v, "snapshot verification");
+    const value = checkInput(snapshotRecordSchema.shape.verification.unwrap(), v, "snapshot verification");
     const done = this.updateItem(
       { pk: databasePk(databaseId), sk: snapshotSk(snapshotId) },
       "UpdateItem (snapshot verification)",

@@ -18,7 +18,8 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { aslPlaceholders } from "../../infra/asl.js";
 import { WORKFLOW_DEFINITIONS, functionOf, stepsOf, type StepDefinition, type WorkflowId } from "../../core/workflows.js";
-import { GENERIC_WAL_INDEX, genericWalIndexDefinition, replicaIndexDefinition } from "../../store/dynamo-catalog.js";
+import { GENERIC_WAL_INDEX } from "../../store/catalog-layout.js";
+import { genericWalIndexDefinition, replicaIndexDefinition } from "../../store/dynamo-catalog.js";
 import {
   findProjectRoot,
   INGEST_STEPS,

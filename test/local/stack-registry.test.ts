@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, describe, expect, it } from "vitest";
 import { startLocalStack, type LocalStack } from "../../local/stack.js";
-import { DynamoCatalog, REGISTRY_PK, registrySk } from "../../store/dynamo-catalog.js";
+import { REGISTRY_PK, registrySk } from "../../store/catalog-layout.js";
+import { DynamoCatalog } from "../../store/dynamo-catalog.js";
 
 const stateDir = mkdtempSync(join(tmpdir(), "walvault-registry-"));
 let stack: LocalStack | undefined;

@@ -22,7 +22,7 @@ import { genericManifest } from "../support/manifests.js";
 import { formatLsn, historyName, parseWalFileName, segmentName, segmentStartLsn } from "../../core/wal.js";
 import type { Catalog } from "../../store/catalog.js";
 import { loadCatalogState, loadPlanningState } from "../../store/catalog-state.js";
-import { databasePk, walSk } from "../../store/dynamo-catalog.js";
+import { databasePk, walSk } from "../../store/catalog-layout.js";
 import { stackClients, type StackClients } from "../support/harness.js";
 import { countingStore } from "../support/snapshots.js";
 import { seededRandom } from "../support/random.js";

@@ -18,7 +18,8 @@ import { handler as findMissing } from "../../functions/replicate/find-missing.j
 import { planPage as retentionPlan } from "../../functions/retention/plan.js";
 import { selectPage as selectCandidates } from "../../functions/verify/select.js";
 import { LOCAL_CREDENTIALS, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
-import { DynamoCatalog, REGISTRY_PK, createTable } from "../../store/dynamo-catalog.js";
+import { REGISTRY_PK } from "../../store/catalog-layout.js";
+import { DynamoCatalog, createTable } from "../../store/dynamo-catalog.js";
 import { createObjectStore } from "../../store/factory.js";
 import { handlerEnvironment } from "../support/harness.js";
 

@@ -13,7 +13,8 @@ import { mapLimit } from "../../core/concurrency.js";
 import { ConfigError, InvalidInputError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
 import type { ChunkItem, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import { LOCAL_CREDENTIALS, freePort, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
-import { CATALOG_KEY_SCHEMA, DynamoCatalog, GENERIC_WAL_INDEX, GPOS_ATTRIBUTE, createTable, genericWalIndexDefinition, type BatchRetryOptions } from "../../store/dynamo-catalog.js";
+import { CATALOG_KEY_SCHEMA, GENERIC_WAL_INDEX, GPOS_ATTRIBUTE } from "../../store/catalog-layout.js";
+import { DynamoCatalog, createTable, genericWalIndexDefinition, type BatchRetryOptions } from "../../store/dynamo-catalog.js";
 import { CONTRACT_REPLICA_REGIONS, catalogContract } from "./catalog.contract.js";
 
 let ddb: DynamoEmulator;

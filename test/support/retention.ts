@@ -15,7 +15,8 @@ import { vaultChunkKey } from "../../core/keys.js";
 import type { WalRecord } from "../../core/schemas.js";
 import { objectMeta } from "../../core/verify.js";
 import { segmentName } from "../../core/wal.js";
-import { databasePk, type DynamoCatalog } from "../../store/dynamo-catalog.js";
+import { databasePk } from "../../store/catalog-layout.js";
+import type { DynamoCatalog } from "../../store/dynamo-catalog.js";
 import { archiveGenericSegment, SMALL_CHUNKER, uploadSnapshotDir, type VaultClients } from "./snapshots.js";
 
 export const DAY = 86_400_000;
