@@ -66,7 +66,8 @@ import { WORKFLOW_DEFINITIONS, type StepDefinition } from "../core/workflows.js"
 import type { RequestCounts } from "../local/request-meter.js";
 import { LOCAL_REGION, startLocalStack, type ExecutionStats, type LocalStack, type StepUsage } from "../local/stack.js";
 import { rebuildCatalog, openCatalogTable } from "../store/catalog-rebuild.js";
-import { BATCH_WRITE_MAX_ITEMS, databasePk, walSk, type DynamoCatalog } from "../store/dynamo-catalog.js";
+import { BATCH_WRITE_MAX_ITEMS, databasePk, walSk } from "../store/catalog-layout.js";
+import type { DynamoCatalog } from "../store/dynamo-catalog.js";
 import { createCatalog, createObjectStore } from "../store/factory.js";
 import { launcherFlags } from "./launcher-flags.js";
 import { benchArgs } from "./args.js";

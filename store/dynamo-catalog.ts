@@ -168,9 +168,6 @@ import {
 } from "./catalog-layout.js";
 import { SDK_LOGGER } from "./sdk-logger.js";
 
-/** Re-exported for bench/scale.ts, which imports them from here; everything else imports them from store/catalog-layout.ts. */
-export { BATCH_WRITE_MAX_ITEMS, databasePk, walSk } from "./catalog-layout.js";
-
 export interface DynamoCredentials {
   accessKeyId: string;
   secretAccessKey: string;
