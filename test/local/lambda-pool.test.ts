@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { StepDefinition } from "../../core/workflows.js";
 import { inProcessRuntime, workerRuntime, type LambdaRuntime } from "../../local/lambda-pool.js";
+import { rejection } from "../support/rejection.js";
 
 let root: string;
 let runtime: LambdaRuntime | undefined;
@@ -59,15 +60,6 @@ const step = (module: string, memoryMiB: number, handler = "handler"): StepDefin
   timeoutSeconds: 60,
   description: "test",
 });
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected a rejection");
-}
 
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), "walvault-lambda-"));

@@ -9,6 +9,7 @@ import { headSortKey } from "../../core/catalog-records.js";
 import { CatalogFaultError, InvalidInputError, NotFoundError, SegmentConflictError, ServiceUnavailableError, SnapshotConflictError } from "../../core/errors.js";
 import type { ChunkItem, DatabaseRecord, PackItem, QuarantineRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import type { Catalog } from "../../store/catalog.js";
+import { rejection } from "../support/rejection.js";
 
 export interface CatalogFixture {
   /** A fresh, empty catalog. */
@@ -127,15 +128,6 @@ function chunk(sha256: string, overrides: Partial<ChunkItem> = {}): ChunkItem {
     recordedAt: "2025-01-01T00:00:00.000Z",
     ...overrides,
   };
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 export function catalogContract(name: string, factory: CatalogFactory): void {

@@ -15,6 +15,7 @@ import { compareTreePaths, manifestPageSchema, pageManifest, serializePagedHeade
 import { serializeManifest, validateManifest } from "../../core/snapshot.js";
 import { openManifest, type ManifestObjects } from "../../store/manifest-pages.js";
 import { SNAP_ID, joinParts, pgManifest } from "../support/manifests.js";
+import { rejection } from "../support/rejection.js";
 
 export interface ManifestObjectsFixture {
   objects: ManifestObjects;
@@ -30,15 +31,6 @@ async function collect(entries: AsyncIterable<PageEntry>): Promise<PageEntry[]> 
   const out: PageEntry[] = [];
   for await (const e of entries) out.push(e);
   return out;
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 export function manifestPagesContract(name: string, factory: ManifestObjectsFactory): void {

@@ -12,6 +12,7 @@ import type { AuditRecord, DatabaseRecord, QuarantineRecord, SnapshotRecord, Ver
 import type { Catalog } from "../../store/catalog.js";
 import { compareUtf8, dynamoItemSize, MemoryCatalog } from "../../store/memory-catalog.js";
 import { CONTRACT_REPLICA_REGIONS, catalogContract } from "./catalog.contract.js";
+import { rejection } from "../support/rejection.js";
 
 const DOWN = "http://127.0.0.1:9";
 
@@ -83,15 +84,6 @@ function audit(overrides: Partial<AuditRecord> = {}): AuditRecord {
 
 function pack(name: string, recordedAt = T) {
   return { databaseId: DB, name, size: 1220, entries: 3, dataLength: 1000, vaultKey: `db/${DB}/packs/${name}`, recordedAt };
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 describe("MemoryCatalog: DynamoDB's item size", () => {

@@ -10,6 +10,7 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
 import { InvalidInputError, NotFoundError, ServiceUnavailableError, WalvaultError } from "../../core/errors.js";
 import { isReadable, type ObjectStore } from "../../store/object-store.js";
+import { rejection } from "../support/rejection.js";
 
 export interface ObjectStoreFixture {
   store: ObjectStore;
@@ -35,15 +36,6 @@ async function collect(iterable: AsyncIterable<{ key: string; size: number }>): 
   const out: { key: string; size: number }[] = [];
   for await (const item of iterable) out.push(item);
   return out;
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 export function objectStoreContract(name: string, factory: ObjectStoreFactory): void {
