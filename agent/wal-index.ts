@@ -4,7 +4,9 @@
  * position"): Catalog.backfillWalIndex a bounded page at a time, following
  * its cursor to the end, where the catalog marks the registration walIndex
  * "complete". Idempotent: run again after an interruption, it only examines
- * what is already done (records that carry their key are left alone).
+ * what is already done (records that carry their key are left alone); run
+ * on a marked database, it gives a record written without its key since (by
+ * ingest from before the key) its key.
  */
 import type { Catalog } from "../store/catalog.js";
 

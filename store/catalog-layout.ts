@@ -504,11 +504,15 @@ export function checkBackfillCursor(databaseId: string, after: string | undefine
   }
 }
 
-/** Whether a database's WAL index is complete already; NotFoundError / InvalidInputError when it can have none. */
-export function walIndexMarked(databaseId: string, database: DatabaseRecord | undefined): boolean {
+/**
+ * A database backfillWalIndex can walk: a registered generic one, marked or
+ * not (a marked one is walked all the same, so that a record written without
+ * its key after the mark, by ingest from before the key, gets it);
+ * NotFoundError / InvalidInputError when it can have no index.
+ */
+export function checkBackfillTarget(databaseId: string, database: DatabaseRecord | undefined): void {
   if (database === undefined) throw new NotFoundError(`database '${databaseId}' is not registered: no WAL index to build`);
   if (database.kind !== "generic") throw new InvalidInputError(`database '${databaseId}' is a PostgreSQL database: its WAL names sort by position, it has no position index`);
-  return database.walIndex === "complete";
 }
 
 /**

@@ -70,8 +70,10 @@
  *   the registration walIndex "complete" (`marked`), unless a segment record
  *   cannot carry a key (a name not `<stream>/<file>`, written before those
  *   names; no position): then it resolves `refused` saying which, marks
- *   nothing, and the database stays read by pages. A database that is
- *   marked already resolves at once; an unknown one rejects with
+ *   nothing, and the database stays read by pages. A database marked
+ *   already is walked all the same (its mark stays): a record written
+ *   without its key after the mark, by ingest from before the key, gets it
+ *   (the repair `walvault catalog index-wal` makes). An unknown one rejects with
  *   NotFoundError, a PostgreSQL one (its names sort by position) or a cursor
  *   it did not return with InvalidInputError. Run it after every writer
  *   writes the key (ingest from this version on): a record written without

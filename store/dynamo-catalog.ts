@@ -151,7 +151,7 @@ import {
   unreplicatedStart,
   verificationSk,
   walChangedError,
-  walIndexMarked,
+  checkBackfillTarget,
   walItem,
   walkPositionKeys,
   walkReplicaMarks,
@@ -519,7 +519,7 @@ export class DynamoCatalog implements Catalog {
   async backfillWalIndex(databaseId: string, after?: string, limit?: number): Promise<WalIndexBackfillPage> {
     const max = checkPageSize(limit, UNREPLICATED_PAGE_MAX, "WAL records to index");
     checkBackfillCursor(databaseId, after);
-    if (walIndexMarked(databaseId, await this.getDatabase(databaseId))) return { examined: 0, updated: 0, marked: true };
+    checkBackfillTarget(databaseId, await this.getDatabase(databaseId));
     const pk = databasePk(databaseId);
     const setKeys = (missing: { sk: string; gpos: string }[]): Promise<number> =>
       this.conditionalEach(

@@ -148,7 +148,7 @@ import {
   unreplicatedStart,
   verificationSk,
   walChangedError,
-  walIndexMarked,
+  checkBackfillTarget,
   walItem,
   walkPositionKeys,
   walkReplicaMarks,
@@ -822,7 +822,7 @@ export class MemoryCatalog implements Catalog {
   async backfillWalIndex(databaseId: string, after?: string, limit?: number): Promise<WalIndexBackfillPage> {
     const max = checkPageSize(limit, UNREPLICATED_PAGE_MAX, "WAL records to index");
     checkBackfillCursor(databaseId, after);
-    if (walIndexMarked(databaseId, await this.getDatabase(databaseId))) return { examined: 0, updated: 0, marked: true };
+    checkBackfillTarget(databaseId, await this.getDatabase(databaseId));
     const pk = databasePk(databaseId);
     const setKeys = (missing: { sk: string; gpos: string }[]): number =>
       countInRounds(missing, ({ sk, gpos }) => this.updateItem({ pk, sk }, "UpdateItem (WAL position key)", { ":gpos": gpos }, (item) => ({ ...item, [GPOS_ATTRIBUTE]: gpos }), (item) => item !== undefined));

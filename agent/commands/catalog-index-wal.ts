@@ -4,7 +4,7 @@ import { GROUPS, heavy, print } from "./shared.js";
 
 export default defineCommand({
   name: "catalog index-wal",
-  summary: "index a generic database's WAL by position (catalogs from before the index), so restores read only the range they need (exit 1 when it cannot be)",
+  summary: "index a generic database's WAL by position (a catalog from before the index, or after upgrading ingest), so restores read only the range they need (exit 1 when it cannot be)",
   group: GROUPS.admin,
   positionals: [{ name: "id", description: "the generic database's id" }],
   options: {

@@ -181,6 +181,34 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
     expect((await catalog.getDatabase("pg-main"))?.walIndex).toBe("complete");
   });
 
+  it("backfillWalIndex of a marked database gives a record written without its key after the mark (ingest from before the key) its key, and keeps the mark", async () => {
+    // Prepare: a generic database marked from its registration, then segments of which one lost its key, as older ingest wrote it.
+    const name = await freshTable();
+    const catalog = catalogAt(ddb.endpoint, name, 2);
+    await catalog.putDatabase({ databaseId: "pg-main", kind: "generic", walSegmentSize: 16, createdAt: "2025-01-01T00:00:00.000Z" });
+    for (const n of [7, 8, 9]) await catalog.recordWal(record({ name: `wal/seg-${n}.log`, startLsn: String(n), vaultKey: `db/pg-main/wal/wal/seg-${n}.log` }));
+    await catalog.doc.send(new UpdateCommand({ TableName: name, Key: { pk: "db#pg-main", sk: "wal#wal#seg-8.log" }, UpdateExpression: "REMOVE gpos" }));
+    const marked = (await catalog.getDatabase("pg-main"))?.walIndex;
+    const before = await catalog.listGenericWalRange("pg-main", "wal", 7n, 9n);
+
+    // Act
+    let updated = 0;
+    let after: string | undefined;
+    do {
+      const page = await catalog.backfillWalIndex("pg-main", after, 2);
+      updated += page.updated;
+      after = page.next;
+    } while (after !== undefined);
+    const listed = await catalog.listGenericWalRange("pg-main", "wal", 7n, 9n);
+
+    // Assess
+    expect(marked).toBe("complete");
+    expect(before.records.map((r) => r.name)).toEqual(["wal/seg-7.log", "wal/seg-9.log"]);
+    expect(updated).toBe(1);
+    expect(listed.records.map((r) => r.name)).toEqual(["wal/seg-7.log", "wal/seg-8.log", "wal/seg-9.log"]);
+    expect((await catalog.getDatabase("pg-main"))?.walIndex).toBe("complete");
+  });
+
   it("listGenericWalRange reads only the range: Queries on the index whose items scanned are the records returned, however large the archive", async () => {
     // Prepare: 600 generic segments of two streams and 100 PostgreSQL records beside them, counted from here.
     const name = await freshTable();
