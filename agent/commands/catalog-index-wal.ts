@@ -17,7 +17,12 @@ export default defineCommand({
     const { loadConfig, agentClients } = await heavy();
     const { catalog } = agentClients(loadConfig(values));
     const { indexWal } = await import("../wal-index.js");
-    const s = await indexWal(catalog, id!);
+    const { createStatusLine } = await import("../progress.js");
+    // A million records are a thousand calls: a status line on a terminal (nothing when stderr is not one).
+    const status = createStatusLine({});
+    const line = (p: { examined: number; updated: number }) => (): string => `index-wal ${id}: ${p.examined} WAL record(s) examined, ${p.updated} given their key`;
+    const s = await indexWal(catalog, id!, { onPage: (p) => status.update(line(p)) });
+    status.done(line(s));
     print(values.json, s, () =>
       s.refused !== undefined
         ? `database ${id} stays read page by page: ${s.refused} (${s.updated} of ${s.examined} WAL record(s) indexed)`
