@@ -59,7 +59,7 @@ import { randomBytes } from "node:crypto";
 import type { z } from "zod";
 import { headSortKey } from "../core/catalog-records.js";
 import { ConcurrentUpdateError, CatalogFaultError, ConfigError, InvalidInputError, NotFoundError, SegmentConflictError, ServiceUnavailableError, SnapshotConflictError, type WalvaultError } from "../core/errors.js";
-import { GPOS_DIGITS, gposOfRecord, isGenericWalName, parseGenericWalName, SEGMENT_FILE_RE, STREAM_ID_RE } from "../core/generic-wal.js";
+import { GPOS_DIGITS, gposOfRecord, gposValue, isGenericWalName, parseGenericWalName, parseGpos, SEGMENT_FILE_RE, STREAM_ID_RE } from "../core/generic-wal.js";
 import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
 import { headRecordSchema, packItemSchema, sha256Schema, type ChunkItem, type DatabaseRecord, type HeadRecord, type PackItem, type SnapshotRecord, type WalRecord } from "../core/schemas.js";
 import { isLsn } from "../core/wal.js";
@@ -483,14 +483,14 @@ export function genericWalRangeStart(databaseId: string, stream: string, options
   if (after === undefined) return { limit };
   const m = GPOS_CURSOR_RE.exec(after);
   if (!m || !SEGMENT_FILE_RE.test(m[2]!)) throw new InvalidInputError(`${what}: cursor '${after}' is not one this listing returned`);
-  return { limit, start: { pk: databasePk(databaseId), sk: `${walStreamPrefix(stream)}${m[2]!}`, [GPOS_ATTRIBUTE]: `${stream}#${m[1]!}` } };
+  return { limit, start: { pk: databasePk(databaseId), sk: `${walStreamPrefix(stream)}${m[2]!}`, [GPOS_ATTRIBUTE]: gposValue(stream, BigInt(m[1]!)) } };
 }
 
-/** A listGenericWalRange cursor after the item `last`: its position and file name. */
+/** A listGenericWalRange cursor after the item `last`: its position (20 digits) and file name. */
 export function genericWalCursor(last: CatalogItem): string {
-  const gpos = String(last[GPOS_ATTRIBUTE]);
+  const { position } = parseGpos(String(last[GPOS_ATTRIBUTE]));
   const sk = String(last.sk);
-  return `${gpos.slice(-GPOS_DIGITS)}#${sk.slice(sk.lastIndexOf("#") + 1)}`;
+  return `${position.toString().padStart(GPOS_DIGITS, "0")}#${sk.slice(sk.lastIndexOf("#") + 1)}`;
 }
 
 export function checkGenericWalNewest(databaseId: string, stream: string, limit: number): void {

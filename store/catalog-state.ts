@@ -489,17 +489,18 @@ async function readIndexed(catalog: Catalog, database: DatabaseRecord, streams: 
     names.add(held.name);
     segments.push(held);
   };
+  /** A record read consistently beside the index (newest by name, the head): kept when it is a segment of `stream` from its cut on. */
+  const keepFromCut = (w: WalRecord | undefined, stream: string): void => {
+    if (w !== undefined && w.kind === "segment" && (genericRecordPosition(w) ?? -1n) >= (from.get(stream) ?? 0n)) keep(w);
+  };
   await mapLimit(streams, FETCH_CONCURRENCY, async (stream) => {
-    const cut = from.get(stream) ?? 0n;
-    for await (const w of genericWalRecordsFrom(catalog, databaseId, stream, cut)) keep(w);
+    for await (const w of genericWalRecordsFrom(catalog, databaseId, stream, from.get(stream) ?? 0n)) keep(w);
     // The stream's newest records by name, from the record keys (consistent): what the index may not list yet.
-    for (const w of await catalog.listGenericWalNewest(databaseId, stream, INDEX_TAIL)) if (w.kind === "segment" && (genericRecordPosition(w) ?? -1n) >= cut) keep(w);
+    for (const w of await catalog.listGenericWalNewest(databaseId, stream, INDEX_TAIL)) keepFromCut(w, stream);
   });
   const headStream = head !== undefined && isGenericWalName(head.lastName) ? parseGenericWalName(head.lastName).stream : undefined;
   if (head !== undefined && headStream !== undefined && streams.includes(headStream) && !names.has(head.lastName)) {
-    const w = await catalog.getWal(databaseId, head.lastName);
-    const cut = from.get(headStream) ?? 0n;
-    if (w !== undefined && w.kind === "segment" && (genericRecordPosition(w) ?? -1n) >= cut) keep(w);
+    keepFromCut(await catalog.getWal(databaseId, head.lastName), headStream);
   }
   const through = new ArchivedThrough();
   through.add(segments);

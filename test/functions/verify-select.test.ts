@@ -3,7 +3,8 @@
  * PostgreSQL snapshot restores up to the next snapshot, reading only that
  * stretch of its timeline (Catalog.listWalRange, a page at a time), never
  * every WAL record of the database: a fake catalog refuses listWal and
- * counts the WAL items it returns.
+ * counts the WAL items it returns. The generic database marked walIndex
+ * "complete" is read from the in-memory catalog (store/memory-catalog.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError } from "../../core/errors.js";
@@ -11,7 +12,7 @@ import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schem
 import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { selectPage } from "../../functions/verify/select.js";
 import type { Catalog } from "../../store/catalog.js";
-import { indexedWal } from "../support/indexed-wal.js";
+import { MemoryCatalog } from "../../store/memory-catalog.js";
 import { pagedWal } from "../support/paged-wal.js";
 import { pgSegmentRecord, pgSnapshotRecord } from "../support/pg-records.js";
 import { emfRecords, outputLinesOf } from "../support/output-lines.js";
@@ -109,27 +110,44 @@ describe("verify SelectCandidates, generic database", () => {
   });
 
   it("reads a database marked walIndex complete by position range, from its oldest snapshot on, never a page of the whole WAL", async () => {
-    // Prepare: stream "wal" positions 1..3,000 (closed at minute n); snapshots at positions 2,500 and 2,800; listWalPage refuses.
+    // Prepare: an in-memory catalog (store/memory-catalog.ts) registering the database before its WAL, so it is marked;
+    // stream "wal" positions 1..3,000 (closed at minute n); snapshots at positions 2,500 and 2,800; listWalPage refuses.
     const GDB = "gen-select-indexed";
-    const generic: DatabaseRecord = { ...database, databaseId: GDB, kind: "generic", walIndex: "complete" };
-    const wal = genericWal(GDB, 3_000);
-    const genericSnapshot = (id: string, n: number): SnapshotRecord => genericSnapshotRecord(GDB, id, n);
-    const snaps = [genericSnapshot("g2500", 2500), genericSnapshot("g2800", 2800)];
-    const index = indexedWal(wal, 200);
-    const refuse = async (): Promise<never> => {
-      throw new Error("the WAL was read page by page (Catalog.listWalPage / listWal)");
-    };
-    const catalog = { getDatabase: async () => generic, listSnapshots: async () => snaps, listVerifications: async () => [], listWalPage: refuse, listWal: refuse, ...index } as unknown as Catalog;
+    const memory = new MemoryCatalog();
+    await memory.putDatabase({ ...database, databaseId: GDB, kind: "generic" });
+    for (const w of genericWal(GDB, 3_000)) await memory.recordWal(w);
+    const snaps = [genericSnapshotRecord(GDB, "g2500", 2500), genericSnapshotRecord(GDB, "g2800", 2800)];
+    for (const snap of snaps) await memory.recordSnapshot(snap);
+    let recordsRead = 0;
+    const catalog = new Proxy(memory, {
+      get(target, prop) {
+        if (prop === "listWalPage" || prop === "listWal") {
+          return async (): Promise<never> => {
+            throw new Error("the WAL was read page by page (Catalog.listWalPage / listWal)");
+          };
+        }
+        if (prop === "listGenericWalRange") {
+          return async (...args: Parameters<Catalog["listGenericWalRange"]>) => {
+            const page = await target.listGenericWalRange(...args);
+            recordsRead += page.records.length;
+            return page;
+          };
+        }
+        const v: unknown = Reflect.get(target, prop);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
     overrideDeps({ catalog });
 
     // Act
     const out = await selectPage({ request: { databaseId: GDB, snapshotId: "g2500", level: 4 } });
 
     // Assess: positions 2,500..3,000 read, not 3,000 records.
+    expect((await memory.getDatabase(GDB))?.walIndex).toBe("complete");
     const target = Date.parse(out.candidates[0]!.targetTime!);
     expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
     expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
-    expect(index.recordsRead()).toBe(501);
+    expect(recordsRead).toBe(501);
   });
 
   it("reads a marked database page by page when the catalog cannot read the index (ConfigError: no index, or no grant)", async () => {

@@ -15,6 +15,7 @@ import type { ChunkItem, SnapshotRecord, WalRecord } from "../../core/schemas.js
 import { LOCAL_CREDENTIALS, freePort, startDynamo, type DynamoEmulator } from "../../local/emulators.js";
 import { CATALOG_KEY_SCHEMA, GENERIC_WAL_INDEX, GPOS_ATTRIBUTE } from "../../store/catalog-layout.js";
 import { DynamoCatalog, createTable, genericWalIndexDefinition, type BatchRetryOptions } from "../../store/dynamo-catalog.js";
+import { indexWal } from "../../agent/wal-index.js";
 import { CONTRACT_REPLICA_REGIONS, catalogContract } from "./catalog.contract.js";
 
 let ddb: DynamoEmulator;
@@ -165,13 +166,7 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
     const before = await catalog.listGenericWalRange("pg-main", "wal", 0n, undefined);
 
     // Act
-    let updated = 0;
-    let after: string | undefined;
-    do {
-      const page = await catalog.backfillWalIndex("pg-main", after, 2);
-      updated += page.updated;
-      after = page.next;
-    } while (after !== undefined);
+    const { updated } = await indexWal(catalog, "pg-main", { pageSize: 2 });
     const listed = await catalog.listGenericWalRange("pg-main", "wal", 8n, 10n);
 
     // Assess
@@ -192,13 +187,7 @@ describe("DynamoCatalog on DynamoDB Local, beyond the contract", () => {
     const before = await catalog.listGenericWalRange("pg-main", "wal", 7n, 9n);
 
     // Act
-    let updated = 0;
-    let after: string | undefined;
-    do {
-      const page = await catalog.backfillWalIndex("pg-main", after, 2);
-      updated += page.updated;
-      after = page.next;
-    } while (after !== undefined);
+    const { updated } = await indexWal(catalog, "pg-main", { pageSize: 2 });
     const listed = await catalog.listGenericWalRange("pg-main", "wal", 7n, 9n);
 
     // Assess
