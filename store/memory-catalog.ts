@@ -172,6 +172,14 @@ export interface MemoryCatalogOptions {
   replicaRegions?: readonly string[];
   /** An endpoint-like text: every request fails as DynamoCatalog's do when nothing answers there (ServiceUnavailableError naming it). */
   unavailable?: string;
+  /**
+   * Items the sparse indexes do not list yet (DynamoDB's global secondary
+   * indexes are eventually consistent: an item written a moment ago may be
+   * missing from a Query of an index while reads of the table see it).
+   * Queries of the position and replication indexes skip the items this
+   * returns true for; nothing else changes. Default: none.
+   */
+  lagging?: (item: Readonly<Record<string, unknown>>) => boolean;
 }
 
 // ------------------------------------------------------------- DynamoDB
@@ -334,6 +342,7 @@ export class MemoryCatalog implements Catalog {
   private readonly unavailable: string | undefined;
   private readonly pageSize: number | undefined;
   private readonly replicaRegions: ReadonlySet<string>;
+  private readonly lagging: (item: Readonly<Record<string, unknown>>) => boolean;
   private readonly table = new Map<string, Partition>();
 
   constructor(opts: MemoryCatalogOptions = {}) {
@@ -342,6 +351,7 @@ export class MemoryCatalog implements Catalog {
     this.replicaRegions = new Set(opts.replicaRegions ?? []);
     this.unavailable = opts.unavailable;
     this.where = opts.unavailable ?? "memory";
+    this.lagging = opts.lagging ?? (() => false);
   }
 
   // ------------------------------------------------------------- errors
@@ -673,7 +683,9 @@ export class MemoryCatalog implements Catalog {
     const inRange = (g: string): boolean => compareUtf8(g, range.from) >= 0 && compareUtf8(g, range.to) <= 0;
     if (start !== undefined && !inRange(gposOf(start))) throw this.refuse(op, "The provided starting key does not match the range key predicate");
     const order = (a: Item, b: Item): number => compareUtf8(gposOf(a), gposOf(b)) || compareUtf8(String(a.sk), String(b.sk));
-    const indexed = [...(this.table.get(pk)?.items.values() ?? [])].filter((item) => typeof item[GPOS_ATTRIBUTE] === "string" && inRange(gposOf(item)) && (start === undefined || order(item, start) > 0));
+    const indexed = [...(this.table.get(pk)?.items.values() ?? [])].filter(
+      (item) => typeof item[GPOS_ATTRIBUTE] === "string" && inRange(gposOf(item)) && (start === undefined || order(item, start) > 0) && !this.lagging(item),
+    );
     indexed.sort(order);
     return this.page(indexed, limit, (item) => ({ pk: item.pk, sk: item.sk, [GPOS_ATTRIBUTE]: item[GPOS_ATTRIBUTE] }), op);
   }
@@ -693,7 +705,7 @@ export class MemoryCatalog implements Catalog {
     const indexed: Item[] = [];
     for (const partition of this.table.values()) {
       for (const item of partition.items.values()) {
-        if (item[pend] !== REPLICA_PENDING || typeof item[REPLICA_KEY_ATTRIBUTE] !== "string") continue;
+        if (item[pend] !== REPLICA_PENDING || typeof item[REPLICA_KEY_ATTRIBUTE] !== "string" || this.lagging(item)) continue;
         if (prefix !== undefined && !rk(item).startsWith(prefix)) continue;
         if (start !== undefined && compareUtf8(rk(item), rk(start)) <= 0) continue;
         indexed.push(item);

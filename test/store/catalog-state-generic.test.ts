@@ -6,18 +6,22 @@
  * error, planning on loadCatalogState's full read gives, for random archives
  * of one or two streams with gaps, scans and every kind of target. A
  * database marked walIndex "complete" reads the same by position range
- * (Catalog.listGenericWalRange), not by pages.
+ * (Catalog.listGenericWalRange), not by pages. The catalog is the
+ * in-memory one (store/memory-catalog.ts: DynamoDB's pages, sparse index
+ * and, where a test asks, an index that lags on a few records); the reader
+ * sees it through a view that counts what it reads and refuses the whole
+ * WAL list.
  */
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../core/errors.js";
+import { headSortKey } from "../../core/catalog-records.js";
 import { buildPlanInput, type CatalogState } from "../../core/restore-input.js";
 import { planRestore, type RestoreTarget } from "../../core/restore-plan.js";
 import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import type { Catalog } from "../../store/catalog.js";
 import { loadCatalogState, loadPlanningState } from "../../store/catalog-state.js";
+import { MemoryCatalog } from "../../store/memory-catalog.js";
 import type { ObjectStore } from "../../store/object-store.js";
-import { indexedWal } from "../support/indexed-wal.js";
-import { pagedWal } from "../support/paged-wal.js";
 import { pgSnapshotRecord } from "../support/pg-records.js";
 import { seededRandom } from "../support/random.js";
 
@@ -34,6 +38,74 @@ function segment(databaseId: string, stream: string, n: number, extra: Partial<W
 function snapshot(databaseId: string, i: number, positions: Record<string, number>, finishedMinute: number): SnapshotRecord {
   const { timeline: _t, startLsn: _s, stopLsn: _p, ...rest } = pgSnapshotRecord(databaseId, `20260301T${String(i).padStart(6, "0")}Z-00000${i}`, 1n, at(finishedMinute), 16);
   return { ...rest, kind: "generic", streams: Object.fromEntries(Object.entries(positions).map(([s, p]) => [s, String(p)])) };
+}
+
+/**
+ * A MemoryCatalog holding `db`'s registration, its snapshots and WAL, a Query
+ * page of `pageSize` items; `marked`: walIndex "complete" (the WAL walked by
+ * backfillWalIndex, as \`walvault catalog index-wal\` does); `lagging`: WAL
+ * names the position index does not list yet.
+ */
+async function catalogOf(db: DatabaseRecord, snaps: readonly SnapshotRecord[], wal: readonly WalRecord[], opts: { pageSize: number; marked?: boolean; lagging?: ReadonlySet<string> }): Promise<MemoryCatalog> {
+  const lagging = opts.lagging;
+  const catalog = new MemoryCatalog({ pageSize: opts.pageSize, ...(lagging === undefined ? {} : { lagging: (item) => lagging.has(String(item["name"])) }) });
+  // The WAL before the registration (a database registered after its WAL is not marked until it is walked), each
+  // segment advancing the head as ingest's record step does (functions/ingest/record.ts).
+  for (const w of wal) {
+    await catalog.recordWal(w);
+    const key = headSortKey(w);
+    if (key !== undefined) await catalog.advanceHead(w.databaseId, w.name, key, w.archivedAt);
+  }
+  const { walIndex: _w, ...registration } = db;
+  await catalog.putDatabase(registration);
+  for (const snap of snaps) await catalog.recordSnapshot(snap);
+  if (opts.marked === true) {
+    let after: string | undefined;
+    do after = (await catalog.backfillWalIndex(db.databaseId, after)).next;
+    while (after !== undefined);
+  }
+  expect((await catalog.getDatabase(db.databaseId))?.walIndex).toBe(opts.marked === true ? "complete" : undefined);
+  return catalog;
+}
+
+/** listWalPage calls a walk of the database's whole WAL takes (each page once). */
+async function wholeWalPages(catalog: Catalog, databaseId: string): Promise<number> {
+  let n = 0;
+  let after: string | undefined;
+  do {
+    n++;
+    after = (await catalog.listWalPage(databaseId, after)).next;
+  } while (after !== undefined);
+  return n;
+}
+
+/**
+ * The reader's view of `catalog`: the whole WAL list (listWal) refused, pages
+ * and position ranges counted; `pages: false` refuses pages too, `index:
+ * "denied"` answers a range read as a table without the index or the grant
+ * does (ConfigError).
+ */
+function counted(catalog: Catalog, opts: { pages?: false; index?: "denied" } = {}): { catalog: Catalog; pagesRead: () => number; rangesRead: () => number; recordsRead: () => number } {
+  let pages = 0;
+  let ranges = 0;
+  let records = 0;
+  const view = Object.create(catalog) as Catalog;
+  view.listWal = async () => {
+    throw new Error("the whole WAL list was read (Catalog.listWal)");
+  };
+  view.listWalPage = async (...args) => {
+    if (opts.pages === false) throw new Error("the WAL was read page by page (Catalog.listWalPage)");
+    pages++;
+    return catalog.listWalPage(...args);
+  };
+  view.listGenericWalRange = async (...args) => {
+    if (opts.index === "denied") throw new ConfigError("DynamoDB denied Query on the index");
+    ranges++;
+    const page = await catalog.listGenericWalRange(...args);
+    records += page.records.length;
+    return page;
+  };
+  return { catalog: view, pagesRead: () => pages, rangesRead: () => ranges, recordsRead: () => records };
 }
 
 /** The plans plan.ts makes: the first stream picks the snapshot, every other stream from the same one; or the error. */
@@ -53,16 +125,16 @@ describe("planning state of a generic database", () => {
     const db: DatabaseRecord = { databaseId: "gen-bounded", kind: "generic", walSegmentSize: 16, createdAt: at(0) };
     const wal = Array.from({ length: 3_000 }, (_, i) => segment(db.databaseId, "s", i + 1));
     const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 2_900 }, 2_900.5)];
-    const paged = pagedWal(wal, 500);
-    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, ...paged } as unknown as Catalog;
-    const full = { ...catalog, listWal: async () => wal } as unknown as Catalog;
+    const full = await catalogOf(db, snaps, wal, { pageSize: 500 });
+    const paged = counted(full);
 
     // Act
-    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+    const state = await loadPlanningState(paged.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
 
     // Assess
     expect(state.segments.length).toBeLessThanOrEqual(101);
-    expect(paged.pagesRead()).toBe(6);
+    // Every page once (names do not sort by position: the whole list is walked), never more.
+    expect(paged.pagesRead()).toBe(await wholeWalPages(full, db.databaseId));
     expect(outcome(state, { kind: "latest" })).toEqual(outcome(await loadCatalogState(full, noVault, "vault", db.databaseId), { kind: "latest" }));
   });
 
@@ -87,9 +159,9 @@ describe("planning state of a generic database", () => {
         const p = int(1, end);
         snaps.push(snapshot(db.databaseId, i, Object.fromEntries(streams.map((s) => [s, s === "a" ? p : Math.max(1, p + int(-2, 2))])), p + 0.75));
       }
-      const paged = pagedWal(wal, int(3, 20));
-      const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, ...paged } as unknown as Catalog;
-      const full = { ...catalog, listWal: async () => wal } as unknown as Catalog;
+      const full = await catalogOf(db, snaps, wal, { pageSize: int(3, 20) });
+      const catalog = counted(full).catalog;
+      const byRange = counted(await catalogOf(db, snaps, wal, { pageSize: int(3, 20), marked: true })).catalog;
       const targets: RestoreTarget[] = [
         { kind: "latest" },
         { kind: "time", time: new Date(T0 + int(1, end + 5) * 60_000 + 20_000) },
@@ -99,8 +171,6 @@ describe("planning state of a generic database", () => {
 
       // Act + Assess
       const whole = await loadCatalogState(full, noVault, "vault", db.databaseId);
-      const flagged = { ...db, walIndex: "complete" as const };
-      const byRange = { ...catalog, getDatabase: async () => flagged, ...indexedWal(wal, int(3, 20)) } as unknown as Catalog;
       for (const target of targets) {
         const bounded = await loadPlanningState(catalog, noVault, "vault", db.databaseId, target);
         const ranged = await loadPlanningState(byRange, noVault, "vault", db.databaseId, target);
@@ -116,16 +186,12 @@ describe("planning state of a generic database", () => {
     const db: DatabaseRecord = { databaseId: "gen-indexed", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };
     const wal = Array.from({ length: 3_000 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1), scanAt: at(i + 1.25), scanCount: 1 }));
     const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 2_900 }, 2_900.5)];
-    const index = indexedWal(wal, 50);
-    const refuse = async (): Promise<never> => {
-      throw new Error("the WAL was read page by page (Catalog.listWalPage / listWal)");
-    };
-    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, listWalPage: refuse, listWal: refuse, ...index } as unknown as Catalog;
-    const full = { getDatabase: async () => db, listSnapshots: async () => snaps, listWal: async () => wal } as unknown as Catalog;
+    const full = await catalogOf(db, snaps, wal, { pageSize: 50, marked: true });
+    const index = counted(full, { pages: false });
 
     // Act
-    const latest = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
-    const time = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "time", time: new Date(T0 + 2_950 * 60_000) });
+    const latest = await loadPlanningState(index.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+    const time = await loadPlanningState(index.catalog, noVault, "vault", db.databaseId, { kind: "time", time: new Date(T0 + 2_950 * 60_000) });
 
     // Assess: the range from the newest snapshot's position (2,900) on, 101 records, not 3,000.
     expect(latest.segments).toHaveLength(101);
@@ -141,13 +207,10 @@ describe("planning state of a generic database", () => {
     const db: DatabaseRecord = { databaseId: "gen-lag", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };
     const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
     const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
-    const refuse = async (): Promise<never> => {
-      throw new Error("the WAL was read page by page");
-    };
-    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, listWalPage: refuse, listWal: refuse, ...indexedWal(wal, 100, new Set(["s/seg-300.log"])) } as unknown as Catalog;
+    const catalog = counted(await catalogOf(db, snaps, wal, { pageSize: 100, marked: true, lagging: new Set(["s/seg-300.log"]) }), { pages: false });
 
     // Act
-    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+    const state = await loadPlanningState(catalog.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
     const plan = planRestore(buildPlanInput(state, { kind: "latest" }, "s"));
 
     // Assess
@@ -161,14 +224,10 @@ describe("planning state of a generic database", () => {
     const padded = (stream: string, n: number, closed: number): WalRecord => ({ ...segment(db.databaseId, stream, n, { startLsn: String(n), closedAt: at(closed) }), name: `${stream}/${String(n).padStart(6, "0")}.log` });
     const wal = [...Array.from({ length: 300 }, (_, i) => padded("a", i + 1, i + 1)), ...Array.from({ length: 300 }, (_, i) => padded("b", i + 1, i + 0.5))];
     const snaps = [snapshot(db.databaseId, 1, { a: 100, b: 100 }, 100.75), snapshot(db.databaseId, 2, { a: 250, b: 250 }, 250.75)];
-    const refuse = async (): Promise<never> => {
-      throw new Error("the WAL was read page by page");
-    };
-    const index = indexedWal(wal, 100, new Set(["b/000299.log", "b/000300.log"]));
-    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, listWalPage: refuse, listWal: refuse, ...index } as unknown as Catalog;
+    const catalog = counted(await catalogOf(db, snaps, wal, { pageSize: 100, marked: true, lagging: new Set(["b/000299.log", "b/000300.log"]) }), { pages: false });
 
     // Act
-    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+    const state = await loadPlanningState(catalog.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
     const plans = outcome(state, { kind: "latest" }) as { endLsn: string }[];
 
     // Assess
@@ -180,17 +239,17 @@ describe("planning state of a generic database", () => {
     const db: DatabaseRecord = { databaseId: "gen-lag-gap", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };
     const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
     const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
-    const paged = pagedWal(wal, 100);
-    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, ...paged, ...indexedWal(wal, 100, new Set(["s/seg-260.log"])) } as unknown as Catalog;
+    const full = await catalogOf(db, snaps, wal, { pageSize: 100, marked: true, lagging: new Set(["s/seg-260.log"]) });
+    const paged = counted(full);
 
     // Act
-    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+    const state = await loadPlanningState(paged.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
     const plan = planRestore(buildPlanInput(state, { kind: "latest" }, "s"));
 
     // Assess
     expect(plan.snapshot.id).toBe(snaps[1]!.snapshotId);
     expect(plan.endLsn).toBe(300n);
-    expect(paged.pagesRead()).toBe(3);
+    expect(paged.pagesRead()).toBe(await wholeWalPages(full, db.databaseId));
   });
 
   it("reads a database not marked walIndex complete page by page, as before (its older records have no position key)", async () => {
@@ -198,17 +257,16 @@ describe("planning state of a generic database", () => {
     const db: DatabaseRecord = { databaseId: "gen-unmarked", kind: "generic", walSegmentSize: 16, createdAt: at(0) };
     const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
     const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
-    const paged = pagedWal(wal, 100);
-    const index = indexedWal([], 100);
-    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, ...paged, ...index } as unknown as Catalog;
+    const full = await catalogOf(db, snaps, wal, { pageSize: 100 });
+    const paged = counted(full);
 
     // Act
-    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+    const state = await loadPlanningState(paged.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
 
     // Assess
     expect(state.segments).toHaveLength(51);
-    expect(paged.pagesRead()).toBe(3);
-    expect(index.rangesRead()).toBe(0);
+    expect(paged.pagesRead()).toBe(await wholeWalPages(full, db.databaseId));
+    expect(paged.rangesRead()).toBe(0);
   });
 
   it("reads a marked database page by page when the catalog cannot read the index (no index, or no grant: ConfigError)", async () => {
@@ -216,18 +274,15 @@ describe("planning state of a generic database", () => {
     const db: DatabaseRecord = { databaseId: "gen-no-grant", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };
     const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
     const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
-    const paged = pagedWal(wal, 100);
-    const denied = async (): Promise<never> => {
-      throw new ConfigError("DynamoDB denied Query on the index");
-    };
-    const catalog = { getDatabase: async () => db, listSnapshots: async () => snaps, ...paged, ...indexedWal(wal, 100), listGenericWalRange: denied } as unknown as Catalog;
+    const full = await catalogOf(db, snaps, wal, { pageSize: 100, marked: true });
+    const paged = counted(full, { index: "denied" });
 
     // Act
-    const state = await loadPlanningState(catalog, noVault, "vault", db.databaseId, { kind: "latest" });
+    const state = await loadPlanningState(paged.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
 
     // Assess
     expect(state.segments).toHaveLength(51);
-    expect(paged.pagesRead()).toBe(3);
+    expect(paged.pagesRead()).toBe(await wholeWalPages(full, db.databaseId));
     expect(planRestore(buildPlanInput(state, { kind: "latest" }, "s")).endLsn).toBe(300n);
   });
 });

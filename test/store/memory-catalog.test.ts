@@ -242,6 +242,27 @@ describe("MemoryCatalog: DynamoDB's answers", () => {
     expect(none).toBeInstanceOf(ConfigError);
   });
 
+  it("leaves out of its index queries the items it is told the indexes lag on, and nowhere else, as a DynamoDB index a moment behind its table", async () => {
+    // Prepare: generic segments 1..3 of stream "wal", the index a moment behind on 3; a snapshot pending in eu-west-1, the index behind on it too
+    const lag = new Set(["wal/seg-3.log", "snap-2"]);
+    const catalog = new MemoryCatalog({ replicaRegions: ["eu-west-1"], lagging: (item) => lag.has(String(item["name"] ?? item["snapshotId"])) });
+    const gen = (n: number): WalRecord => wal(`wal/seg-${n}.log`, { databaseId: "gen-a", startLsn: String(n), vaultKey: `db/gen-a/wal/wal/seg-${n}.log` });
+    for (const n of [1, 2, 3]) await catalog.recordWal(gen(n));
+    for (const id of ["snap-1", "snap-2"]) await catalog.recordSnapshot(snapshot(id, { replicas: { "eu-west-1": { status: "pending", at: T } } }));
+
+    // Act
+    const range = await catalog.listGenericWalRange("gen-a", "wal", 0n, undefined);
+    const page = await catalog.listWalPage("gen-a");
+    const got = await catalog.getWal("gen-a", "wal/seg-3.log");
+    const pending = await catalog.listUnreplicated("eu-west-1");
+
+    // Assess
+    expect(range.records.map((r) => r.name)).toEqual(["wal/seg-1.log", "wal/seg-2.log"]);
+    expect(page.records.map((r) => r.name)).toEqual(["wal/seg-1.log", "wal/seg-2.log", "wal/seg-3.log"]);
+    expect(got?.name).toBe("wal/seg-3.log");
+    expect(pending.items).toEqual([{ databaseId: DB, snapshotId: "snap-1" }]);
+  });
+
   it("refuses a replica region that cannot be one when made, as createTable does, and a page size DynamoDB refuses when it queries, as DynamoCatalog's", async () => {
     // Act
     const limit = await rejection(new MemoryCatalog({ pageSize: 0 }).listWal(DB));

@@ -8,7 +8,8 @@ import type { WalRecord } from "../../core/schemas.js";
 import { historyName, parseWalFileName, segmentName } from "../../core/wal.js";
 import type { Catalog, WalRangeOptions } from "../../store/catalog.js";
 import { genericWalRecordsFrom, WAL_FROM_PAGE, walRecordsFrom } from "../../store/wal-from.js";
-import { indexedWal } from "../support/indexed-wal.js";
+import { RECORD_PAGE_MAX } from "../../store/catalog-layout.js";
+import { MemoryCatalog } from "../../store/memory-catalog.js";
 
 const DB = "pg-main";
 const SIZE = 16 * 1024 * 1024;
@@ -88,9 +89,9 @@ describe("walRecordsFrom", () => {
 
 describe("genericWalRecordsFrom", () => {
   it("yields one stream's segments from a position on, in position order, following the index's pages to the end, never those before", async () => {
-    // Prepare: stream "wal" positions 1..25 and stream "aux" 1..5, interleaved; the index answers 4 records a page
+    // Prepare: stream "wal" positions 1..2,500 and stream "aux" 1..5, in the in-memory catalog (a range read answers RECORD_PAGE_MAX records at most, its Query pages 250 items each)
     const seg = (stream: string, n: number): WalRecord => ({
-      databaseId: "g",
+      databaseId: "gen-g",
       name: `${stream}/seg-${n}.log`,
       kind: "segment",
       timeline: 1,
@@ -100,21 +101,32 @@ describe("genericWalRecordsFrom", () => {
       sha256: "a".repeat(64),
       codec: "none",
       status: "stored",
-      vaultKey: `db/g/wal/${stream}/seg-${n}.log`,
+      vaultKey: `db/gen-g/wal/${stream}/seg-${n}.log`,
       archivedAt: "2026-01-01T00:00:00.000Z",
       replicas: {},
     });
-    const records = [...Array.from({ length: 25 }, (_, i) => seg("wal", 25 - i)), ...Array.from({ length: 5 }, (_, i) => seg("aux", i + 1))];
-    const index = indexedWal(records, 4);
+    const records = [...Array.from({ length: 2_500 }, (_, i) => seg("wal", 2_500 - i)), ...Array.from({ length: 5 }, (_, i) => seg("aux", i + 1))];
+    const catalog = new MemoryCatalog({ pageSize: 250 });
+    for (const r of records) await catalog.recordWal(r);
+    let ranges = 0;
+    let read = 0;
+    const index: Pick<Catalog, "listGenericWalRange"> = {
+      listGenericWalRange: async (...args) => {
+        ranges++;
+        const page = await catalog.listGenericWalRange(...args);
+        read += page.records.length;
+        return page;
+      },
+    };
 
     // Act
     const got: string[] = [];
-    for await (const w of genericWalRecordsFrom(index, "g", "wal", 10n)) got.push(w.name);
+    for await (const w of genericWalRecordsFrom(index, "gen-g", "wal", 10n)) got.push(w.name);
 
-    // Assess
-    expect(got).toEqual(Array.from({ length: 16 }, (_, i) => `wal/seg-${10 + i}.log`));
-    expect(index.rangesRead()).toBe(4);
-    expect(index.recordsRead()).toBe(16);
+    // Assess: 2,491 records over three range reads, none of another stream or before 10 read
+    expect(got).toEqual(Array.from({ length: 2_491 }, (_, i) => `wal/seg-${10 + i}.log`));
+    expect(read).toBe(2_491);
+    expect(ranges).toBe(Math.ceil(2_491 / RECORD_PAGE_MAX));
   });
 });
 
