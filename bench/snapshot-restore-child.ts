@@ -7,7 +7,7 @@
  * restore child ~0.6 s of CPU before its first request.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { constants, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 import type { RestoreResult } from "../agent/restore.js";
 import type { SnapshotPushOptions, SnapshotPushResult, SnapshotSource } from "../agent/snapshot-push.js";
@@ -134,6 +134,7 @@ async function child(spec: ChildSpec): Promise<void> {
     const { restore } = await import("../agent/restore.js");
     const at = (): number => Math.round(performance.now()) / 1000;
     const milestones: RestoreMilestones = { calledS: at(), doneS: 0 };
+    const threads = process.env["WALVAULT_BENCH_THREAD_CPU"] === "1" ? sampleThreads() : undefined;
     const r = await heapProfile(() =>
       restore(clients, cfg, {
         databaseId: spec.databaseId,
@@ -147,11 +148,47 @@ async function child(spec: ChildSpec): Promise<void> {
       }),
     );
     milestones.doneS = at();
+    if (threads) process.stderr.write(`[bench] restore CPU by thread (s): ${JSON.stringify(threads.stop())}\n`);
     const { plan: _plan, ...result } = r; // the plan holds bigints
     out = { op: "restore", result, milestones, ...usage() };
   }
   stopMem();
   process.stdout.write(JSON.stringify(out));
+}
+
+/**
+ * WALVAULT_BENCH_THREAD_CPU=1: the restore's CPU per thread of this process
+ * (/proc/self/task/<tid>/stat user + system time, sampled every 50 ms so a
+ * worker that has exited still counts), summed by thread name: the main
+ * thread (node), the decode workers, libuv's threadpool (libuv-worker),
+ * V8's helpers. Linux only.
+ */
+function sampleThreads(): { stop(): Record<string, number> } {
+  const seen = new Map<string, { name: string; ticks: number }>();
+  const sample = (): void => {
+    for (const tid of readdirSync("/proc/self/task")) {
+      try {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+        const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        seen.set(tid, { name, ticks: Number(f[11]) + Number(f[12]) });
+      } catch {
+        // the thread has just exited: its last sample stands
+      }
+    }
+  };
+  sample();
+  const base = new Map([...seen].map(([tid, v]) => [tid, v.ticks]));
+  const timer = setInterval(sample, 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      const out: Record<string, number> = {};
+      for (const [tid, v] of seen) out[v.name] = Math.round(((out[v.name] ?? 0) * 100 + v.ticks - (base.get(tid) ?? 0))) / 100;
+      return out;
+    },
+  };
 }
 
 await child(JSON.parse(process.argv[2]!) as ChildSpec);

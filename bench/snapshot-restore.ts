@@ -61,6 +61,7 @@
  * by environment: WALVAULT_BENCH_CPU_PROF=DIR (V8 CPU profiles of every
  * thread), WALVAULT_BENCH_MEM=1 and WALVAULT_BENCH_HEAPPROF=FILE (the child's
  * memory over time, its sampling heap profile: bench/snapshot-restore-child.ts),
+ * WALVAULT_BENCH_THREAD_CPU=1 (the restore's CPU per thread name),
  * WALVAULT_BENCH_RESTORE_AB="FLAGS|FLAGS" (after the timed restore, three
  * rounds of the restore with each set of Node flags in turn, each after the
  * same warm-up: an A/B of V8 settings within one run; a NAME=VALUE word is
