@@ -1,4 +1,5 @@
 /** Test support for suites that drive a real PostgreSQL (local/postgres.ts). */
+import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,6 +36,29 @@ export async function expectFetchedIdentical(cli: (args: string[]) => Promise<Cl
   }
 }
 
+/**
+ * What the archiver was doing, for a test that waited too long: its counters
+ * and last failure (pg_stat_archiver), the segments still waiting
+ * (archive_status/*.ready), and the archive_command calls running now.
+ */
+async function archiverState(pg: ScratchPostgres): Promise<string> {
+  const stats = await pg
+    .psql("select format('archived %s, last %s at %s; failed %s, last failed %s at %s', archived_count, last_archived_wal, last_archived_time, failed_count, last_failed_wal, last_failed_time) from pg_stat_archiver")
+    .catch((e: unknown) => `pg_stat_archiver unreadable: ${(e as Error).message}`);
+  let ready: string;
+  try {
+    ready = readdirSync(join(pg.dataDir, "pg_wal", "archive_status")).filter((f) => f.endsWith(".ready")).join(", ") || "none";
+  } catch (e) {
+    ready = `unreadable: ${(e as Error).message}`;
+  }
+  const running = spawnSync("ps", ["-eo", "pid,etimes,args"], { encoding: "utf8" })
+    .stdout.split("\n")
+    .filter((l) => l.includes("wal-push") && !l.includes("ps -eo"))
+    .map((l) => l.trim())
+    .join("; ");
+  return `archiver: ${stats}; .ready: ${ready}; wal-push running: ${running || "none"}`;
+}
+
 /** Closes the current WAL segment and waits until PostgreSQL reports it archived; returns its name. */
 export async function switchAndWaitArchived(pg: ScratchPostgres, timeoutMs = 120_000): Promise<string> {
   const closed = await pg.psql("select pg_walfile_name(pg_switch_wal())");
@@ -42,7 +66,7 @@ export async function switchAndWaitArchived(pg: ScratchPostgres, timeoutMs = 120
   for (;;) {
     const last = await pg.psql("select coalesce(last_archived_wal, '') from pg_stat_archiver");
     if (last >= closed) return closed;
-    if (Date.now() > deadline) throw new Error(`${closed} was not archived (last ${last})\n${await pg.logTail(20)}`);
+    if (Date.now() > deadline) throw new Error(`${closed} was not archived (last ${last})\n${await archiverState(pg)}\n${await pg.logTail(20)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
