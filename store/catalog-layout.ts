@@ -59,7 +59,7 @@ import { randomBytes } from "node:crypto";
 import type { z } from "zod";
 import { headSortKey } from "../core/catalog-records.js";
 import { ConcurrentUpdateError, CatalogFaultError, ConfigError, InvalidInputError, NotFoundError, SegmentConflictError, ServiceUnavailableError, SnapshotConflictError, type WalvaultError } from "../core/errors.js";
-import { GPOS_DIGITS, gposOfRecord, gposValue, isGenericWalName, parseGenericWalName, parseGpos, SEGMENT_FILE_RE, STREAM_ID_RE } from "../core/generic-wal.js";
+import { GPOS_DIGITS, gposOfRecord, gposRange, gposValue, isGenericWalName, parseGenericWalName, parseGpos, SEGMENT_FILE_RE, STREAM_ID_RE } from "../core/generic-wal.js";
 import { DATABASE_ID_RE, timelineDir } from "../core/keys.js";
 import { headRecordSchema, packItemSchema, sha256Schema, type ChunkItem, type DatabaseRecord, type HeadRecord, type PackItem, type SnapshotRecord, type WalRecord } from "../core/schemas.js";
 import { isLsn } from "../core/wal.js";
@@ -72,6 +72,7 @@ import type {
   SnapshotOutcome,
   UnreplicatedItem,
   UnreplicatedOptions,
+  UnreplicatedPage,
   WalIndexBackfillPage,
   WalPage,
   WalRangeOptions,
@@ -796,6 +797,52 @@ export async function queryPages(
     next = out.start;
   } while (next !== undefined && (limit === undefined || count < limit));
   return next;
+}
+
+/**
+ * listGenericWalRange, either catalog: its checks and cursor
+ * (genericWalRangeStart), then pages of the position index (`pageOf`: one
+ * Query of partition `pk` between the range's two gpos keys, after a start
+ * key) until `limit` records, each parsed by `parse`; a cursor after the
+ * last when more may follow.
+ */
+export async function genericWalRangePage(
+  databaseId: string,
+  stream: string,
+  fromPosition: bigint,
+  toPosition: bigint | undefined,
+  options: GenericWalRangeOptions,
+  pageSize: number | undefined,
+  pageOf: (pk: string, range: { from: string; to: string }) => PageQuery,
+  parse: (item: CatalogItem) => WalRecord,
+): Promise<WalPage> {
+  const { limit, start } = genericWalRangeStart(databaseId, stream, options);
+  const range = gposRange(stream, fromPosition, toPosition);
+  if (range === undefined) return { records: [] };
+  const records: WalRecord[] = [];
+  let last: CatalogItem | undefined;
+  const more = await queryPages(pageOf(databasePk(databaseId), range), pageSize, limit, start, (item) => {
+    records.push(parse(item));
+    last = item;
+  });
+  return more === undefined || last === undefined ? { records } : { records, next: genericWalCursor(last) };
+}
+
+/**
+ * listUnreplicated, either catalog: its checks and cursor
+ * (unreplicatedStart), then pages of the region's replication index
+ * (`pageOf`: one Query of the pending items whose replicaKey starts with
+ * `prefix`, all of them for undefined, after a start key) until `limit`.
+ */
+export async function unreplicatedPage(region: string, options: UnreplicatedOptions, pageSize: number | undefined, pageOf: (prefix: string | undefined) => PageQuery): Promise<UnreplicatedPage> {
+  const { limit, databaseId, start } = unreplicatedStart(region, options);
+  const items: UnreplicatedItem[] = [];
+  let lastKey: string | undefined;
+  const more = await queryPages(pageOf(databaseId === undefined ? undefined : `${databaseId}#`), pageSize, limit, start, (item) => {
+    items.push(unreplicatedItem(item));
+    lastKey = String(item[REPLICA_KEY_ATTRIBUTE]);
+  });
+  return more === undefined || lastKey === undefined ? { items } : { items, next: lastKey };
 }
 
 /** The items of a partition matching `cond`, in sort-key order (or reversed), at most `limit`, across pages of at most `pageSize`. */

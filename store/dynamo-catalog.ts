@@ -78,8 +78,7 @@ import {
   type AuditRecord,
   type WalRecord,
 } from "../core/schemas.js";
-import { gposRange } from "../core/generic-wal.js";
-import type { Catalog, ChunkPage, DatabasePage, GenericWalRangeOptions, WalIndexBackfillPage, MarkUnreplicatedPage, PackLogPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedItem, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
+import type { Catalog, ChunkPage, DatabasePage, GenericWalRangeOptions, WalIndexBackfillPage, MarkUnreplicatedPage, PackLogPage, PackPage, RecordOutcome, SnapshotOutcome, UnreplicatedOptions, UnreplicatedPage, WalPage, WalRangeOptions, WalTimeline } from "./catalog.js";
 import {
   auditSk,
   BATCH_CONCURRENCY,
@@ -106,8 +105,7 @@ import {
   existingWalOutcome,
   firstLine,
   GENERIC_WAL_INDEX,
-  genericWalCursor,
-  genericWalRangeStart,
+  genericWalRangePage,
   GPOS_ATTRIBUTE,
   headOf,
   headValues,
@@ -129,7 +127,6 @@ import {
   quarantinePrefix,
   quarantineSk,
   queryItems,
-  queryPages,
   RECORD_PAGE_MAX,
   REGISTRY_PK,
   REGISTRY_SK_PREFIX,
@@ -147,8 +144,7 @@ import {
   snapshotSk,
   uniqueHashes,
   UNREPLICATED_PAGE_MAX,
-  unreplicatedItem,
-  unreplicatedStart,
+  unreplicatedPage,
   verificationSk,
   walChangedError,
   checkBackfillTarget,
@@ -479,14 +475,14 @@ export class DynamoCatalog implements Catalog {
   }
 
   async listGenericWalRange(databaseId: string, stream: string, fromPosition: bigint, toPosition: bigint | undefined, options: GenericWalRangeOptions = {}): Promise<WalPage> {
-    const { limit, start } = genericWalRangeStart(databaseId, stream, options);
-    const pk = databasePk(databaseId);
-    const range = gposRange(stream, fromPosition, toPosition);
-    if (range === undefined) return { records: [] };
-    const records: WalRecord[] = [];
-    let last: Item | undefined;
-    const more = await queryPages(
-      (from, pageLimit) =>
+    return genericWalRangePage(
+      databaseId,
+      stream,
+      fromPosition,
+      toPosition,
+      options,
+      this.pageSize,
+      (pk, range) => (from, pageLimit) =>
         this.queryIndexPage(
           {
             IndexName: GENERIC_WAL_INDEX,
@@ -499,16 +495,10 @@ export class DynamoCatalog implements Catalog {
           "Query (generic WAL range)",
           `catalog table '${this.tableName}' at ${this.where} has no index ${GENERIC_WAL_INDEX} (generic WAL by position): createTable adds it, the stack defines it`,
         ),
-      this.pageSize,
-      limit,
-      start,
-      (item) => {
-        records.push(this.parse(walRecordSchema, item, "WAL record"));
-        last = item;
-      },
+      (item) => this.parse(walRecordSchema, item, "WAL record"),
     );
-    return more === undefined || last === undefined ? { records } : { records, next: genericWalCursor(last) };
   }
+
 
   async listGenericWalNewest(databaseId: string, stream: string, limit: number): Promise<WalRecord[]> {
     checkGenericWalNewest(databaseId, stream, limit);
@@ -608,34 +598,23 @@ export class DynamoCatalog implements Catalog {
   // -------------------------------------------------- what a region lacks
 
   async listUnreplicated(region: string, options: UnreplicatedOptions = {}): Promise<UnreplicatedPage> {
-    const { limit, databaseId, start } = unreplicatedStart(region, options);
     const pend = replicaPendingAttribute(region);
-    const items: UnreplicatedItem[] = [];
-    let lastKey: string | undefined;
-    const more = await queryPages(
-      (from, pageLimit) =>
-        this.queryIndexPage(
-          {
-            IndexName: replicaIndexName(region),
-            KeyConditionExpression: databaseId === undefined ? "#pend = :pending" : "#pend = :pending AND begins_with(#rk, :prefix)",
-            ExpressionAttributeNames: { "#pend": pend, ...(databaseId === undefined ? {} : { "#rk": REPLICA_KEY_ATTRIBUTE }) },
-            ExpressionAttributeValues: { ":pending": REPLICA_PENDING, ...(databaseId === undefined ? {} : { ":prefix": `${databaseId}#` }) },
-            ...(from === undefined ? {} : { ExclusiveStartKey: from }),
-            ...(pageLimit === undefined ? {} : { Limit: pageLimit }),
-          },
-          "Query (unreplicated records)",
-          missingReplicaIndex(this.tableName, this.where, region),
-        ),
-      this.pageSize,
-      limit,
-      start,
-      (item) => {
-        items.push(unreplicatedItem(item));
-        lastKey = String(item[REPLICA_KEY_ATTRIBUTE]);
-      },
+    return unreplicatedPage(region, options, this.pageSize, (prefix) => (from, pageLimit) =>
+      this.queryIndexPage(
+        {
+          IndexName: replicaIndexName(region),
+          KeyConditionExpression: prefix === undefined ? "#pend = :pending" : "#pend = :pending AND begins_with(#rk, :prefix)",
+          ExpressionAttributeNames: { "#pend": pend, ...(prefix === undefined ? {} : { "#rk": REPLICA_KEY_ATTRIBUTE }) },
+          ExpressionAttributeValues: { ":pending": REPLICA_PENDING, ...(prefix === undefined ? {} : { ":prefix": prefix }) },
+          ...(from === undefined ? {} : { ExclusiveStartKey: from }),
+          ...(pageLimit === undefined ? {} : { Limit: pageLimit }),
+        },
+        "Query (unreplicated records)",
+        missingReplicaIndex(this.tableName, this.where, region),
+      ),
     );
-    return more === undefined || lastKey === undefined ? { items } : { items, next: lastKey };
   }
+
 
   /** One Query page of a secondary index; a table without that index is a ConfigError saying `missing`, any other failure as fail(`what`). */
   private async queryIndexPage(input: Omit<QueryCommandInput, "TableName">, what: string, missing: string): Promise<QueryPage> {

@@ -38,7 +38,6 @@
  */
 import type { z } from "zod";
 import { ConfigError, NotFoundError, type WalvaultError } from "../core/errors.js";
-import { gposRange } from "../core/generic-wal.js";
 import {
   auditRecordSchema,
   chunkItemSchema,
@@ -70,7 +69,6 @@ import type {
   PackPage,
   RecordOutcome,
   SnapshotOutcome,
-  UnreplicatedItem,
   UnreplicatedOptions,
   UnreplicatedPage,
   WalIndexBackfillPage,
@@ -100,8 +98,7 @@ import {
   databasePk,
   existingSnapshotOutcome,
   existingWalOutcome,
-  genericWalCursor,
-  genericWalRangeStart,
+  genericWalRangePage,
   GPOS_ATTRIBUTE,
   headOf,
   headValues,
@@ -123,7 +120,6 @@ import {
   quarantinePrefix,
   quarantineSk,
   queryItems,
-  queryPages,
   RECORD_PAGE_MAX,
   REGISTRY_PK,
   REGISTRY_SK_PREFIX,
@@ -144,8 +140,7 @@ import {
   uniqueHashes,
   unreachableError,
   UNREPLICATED_PAGE_MAX,
-  unreplicatedItem,
-  unreplicatedStart,
+  unreplicatedPage,
   verificationSk,
   walChangedError,
   checkBackfillTarget,
@@ -812,18 +807,18 @@ export class MemoryCatalog implements Catalog {
   }
 
   async listGenericWalRange(databaseId: string, stream: string, fromPosition: bigint, toPosition: bigint | undefined, options: GenericWalRangeOptions = {}): Promise<WalPage> {
-    const { limit, start } = genericWalRangeStart(databaseId, stream, options);
-    const pk = databasePk(databaseId);
-    const range = gposRange(stream, fromPosition, toPosition);
-    if (range === undefined) return { records: [] };
-    const records: WalRecord[] = [];
-    let last: Item | undefined;
-    const more = await queryPages((from, pageLimit) => this.queryGpos(pk, range, from, pageLimit, "Query (generic WAL range)"), this.pageSize, limit, start, (item) => {
-      records.push(this.parse(walRecordSchema, item, "WAL record"));
-      last = item;
-    });
-    return more === undefined || last === undefined ? { records } : { records, next: genericWalCursor(last) };
+    return genericWalRangePage(
+      databaseId,
+      stream,
+      fromPosition,
+      toPosition,
+      options,
+      this.pageSize,
+      (pk, range) => (from, pageLimit) => this.queryGpos(pk, range, from, pageLimit, "Query (generic WAL range)"),
+      (item) => this.parse(walRecordSchema, item, "WAL record"),
+    );
   }
+
 
   async listGenericWalNewest(databaseId: string, stream: string, limit: number): Promise<WalRecord[]> {
     checkGenericWalNewest(databaseId, stream, limit);
@@ -900,29 +895,11 @@ export class MemoryCatalog implements Catalog {
   // -------------------------------------------------- what a region lacks
 
   async listUnreplicated(region: string, options: UnreplicatedOptions = {}): Promise<UnreplicatedPage> {
-    const { limit, databaseId, start } = unreplicatedStart(region, options);
-    const items: UnreplicatedItem[] = [];
-    let lastKey: string | undefined;
-    const more = await queryPages(
-      (from, pageLimit) =>
-        this.queryPending(
-          region,
-          databaseId === undefined ? undefined : `${databaseId}#`,
-          from,
-          pageLimit,
-          "Query (unreplicated records)",
-          missingReplicaIndex(this.tableName, this.where, region),
-        ),
-      this.pageSize,
-      limit,
-      start,
-      (item) => {
-        items.push(unreplicatedItem(item));
-        lastKey = String(item[REPLICA_KEY_ATTRIBUTE]);
-      },
+    return unreplicatedPage(region, options, this.pageSize, (prefix) => (from, pageLimit) =>
+      this.queryPending(region, prefix, from, pageLimit, "Query (unreplicated records)", missingReplicaIndex(this.tableName, this.where, region)),
     );
-    return more === undefined || lastKey === undefined ? { items } : { items, next: lastKey };
   }
+
 
   async markUnreplicated(databaseId: string, region: string, after?: string, limit?: number): Promise<MarkUnreplicatedPage> {
     const max = markUnreplicatedStart(region, after, limit);
