@@ -13,6 +13,7 @@ import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { selectPage } from "../../functions/verify/select.js";
 import type { Catalog } from "../../store/catalog.js";
 import { MemoryCatalog } from "../../store/memory-catalog.js";
+import { countingCatalog } from "../support/counting-catalog.js";
 import { pagedWal } from "../support/paged-wal.js";
 import { pgSegmentRecord, pgSnapshotRecord } from "../support/pg-records.js";
 import { emfRecords, outputLinesOf } from "../support/output-lines.js";
@@ -118,25 +119,8 @@ describe("verify SelectCandidates, generic database", () => {
     for (const w of genericWal(GDB, 3_000)) await memory.recordWal(w);
     const snaps = [genericSnapshotRecord(GDB, "g2500", 2500), genericSnapshotRecord(GDB, "g2800", 2800)];
     for (const snap of snaps) await memory.recordSnapshot(snap);
-    let recordsRead = 0;
-    const catalog = new Proxy(memory, {
-      get(target, prop) {
-        if (prop === "listWalPage" || prop === "listWal") {
-          return async (): Promise<never> => {
-            throw new Error("the WAL was read page by page (Catalog.listWalPage / listWal)");
-          };
-        }
-        if (prop === "listGenericWalRange") {
-          return async (...args: Parameters<Catalog["listGenericWalRange"]>) => {
-            const page = await target.listGenericWalRange(...args);
-            recordsRead += page.records.length;
-            return page;
-          };
-        }
-        const v: unknown = Reflect.get(target, prop);
-        return typeof v === "function" ? v.bind(target) : v;
-      },
-    });
+    const counted = countingCatalog(memory, { pages: false });
+    const catalog = counted.catalog;
     overrideDeps({ catalog });
 
     // Act
@@ -147,7 +131,7 @@ describe("verify SelectCandidates, generic database", () => {
     const target = Date.parse(out.candidates[0]!.targetTime!);
     expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
     expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
-    expect(recordsRead).toBe(501);
+    expect(counted.recordsRead()).toBe(501);
   });
 
   it("reads a marked database page by page when the catalog cannot read the index (ConfigError: no index, or no grant)", async () => {

@@ -10,10 +10,9 @@
  * in-memory one (store/memory-catalog.ts: DynamoDB's pages, sparse index
  * and, where a test asks, an index that lags on a few records); the reader
  * sees it through a view that counts what it reads and refuses the whole
- * WAL list.
+ * WAL list (test/support/counting-catalog.ts).
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../core/errors.js";
 import { headSortKey } from "../../core/catalog-records.js";
 import { buildPlanInput, type CatalogState } from "../../core/restore-input.js";
 import { planRestore, type RestoreTarget } from "../../core/restore-plan.js";
@@ -21,6 +20,7 @@ import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schem
 import type { Catalog } from "../../store/catalog.js";
 import { loadCatalogState, loadPlanningState } from "../../store/catalog-state.js";
 import { MemoryCatalog } from "../../store/memory-catalog.js";
+import { countingCatalog } from "../support/counting-catalog.js";
 import type { ObjectStore } from "../../store/object-store.js";
 import { pgSnapshotRecord } from "../support/pg-records.js";
 import { seededRandom } from "../support/random.js";
@@ -79,35 +79,6 @@ async function wholeWalPages(catalog: Catalog, databaseId: string): Promise<numb
   return n;
 }
 
-/**
- * The reader's view of `catalog`: the whole WAL list (listWal) refused, pages
- * and position ranges counted; `pages: false` refuses pages too, `index:
- * "denied"` answers a range read as a table without the index or the grant
- * does (ConfigError).
- */
-function counted(catalog: Catalog, opts: { pages?: false; index?: "denied" } = {}): { catalog: Catalog; pagesRead: () => number; rangesRead: () => number; recordsRead: () => number } {
-  let pages = 0;
-  let ranges = 0;
-  let records = 0;
-  const view = Object.create(catalog) as Catalog;
-  view.listWal = async () => {
-    throw new Error("the whole WAL list was read (Catalog.listWal)");
-  };
-  view.listWalPage = async (...args) => {
-    if (opts.pages === false) throw new Error("the WAL was read page by page (Catalog.listWalPage)");
-    pages++;
-    return catalog.listWalPage(...args);
-  };
-  view.listGenericWalRange = async (...args) => {
-    if (opts.index === "denied") throw new ConfigError("DynamoDB denied Query on the index");
-    ranges++;
-    const page = await catalog.listGenericWalRange(...args);
-    records += page.records.length;
-    return page;
-  };
-  return { catalog: view, pagesRead: () => pages, rangesRead: () => ranges, recordsRead: () => records };
-}
-
 /** The plans plan.ts makes: the first stream picks the snapshot, every other stream from the same one; or the error. */
 function outcome(state: CatalogState, target: RestoreTarget): unknown {
   try {
@@ -126,7 +97,7 @@ describe("planning state of a generic database", () => {
     const wal = Array.from({ length: 3_000 }, (_, i) => segment(db.databaseId, "s", i + 1));
     const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 2_900 }, 2_900.5)];
     const full = await catalogOf(db, snaps, wal, { pageSize: 500 });
-    const paged = counted(full);
+    const paged = countingCatalog(full);
 
     // Act
     const state = await loadPlanningState(paged.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
@@ -160,8 +131,8 @@ describe("planning state of a generic database", () => {
         snaps.push(snapshot(db.databaseId, i, Object.fromEntries(streams.map((s) => [s, s === "a" ? p : Math.max(1, p + int(-2, 2))])), p + 0.75));
       }
       const full = await catalogOf(db, snaps, wal, { pageSize: int(3, 20) });
-      const catalog = counted(full).catalog;
-      const byRange = counted(await catalogOf(db, snaps, wal, { pageSize: int(3, 20), marked: true })).catalog;
+      const catalog = countingCatalog(full).catalog;
+      const byRange = countingCatalog(await catalogOf(db, snaps, wal, { pageSize: int(3, 20), marked: true })).catalog;
       const targets: RestoreTarget[] = [
         { kind: "latest" },
         { kind: "time", time: new Date(T0 + int(1, end + 5) * 60_000 + 20_000) },
@@ -187,7 +158,7 @@ describe("planning state of a generic database", () => {
     const wal = Array.from({ length: 3_000 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1), scanAt: at(i + 1.25), scanCount: 1 }));
     const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 2_900 }, 2_900.5)];
     const full = await catalogOf(db, snaps, wal, { pageSize: 50, marked: true });
-    const index = counted(full, { pages: false });
+    const index = countingCatalog(full, { pages: false });
 
     // Act
     const latest = await loadPlanningState(index.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
@@ -207,7 +178,7 @@ describe("planning state of a generic database", () => {
     const db: DatabaseRecord = { databaseId: "gen-lag", kind: "generic", walSegmentSize: 16, createdAt: at(0), walIndex: "complete" };
     const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
     const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
-    const catalog = counted(await catalogOf(db, snaps, wal, { pageSize: 100, marked: true, lagging: new Set(["s/seg-300.log"]) }), { pages: false });
+    const catalog = countingCatalog(await catalogOf(db, snaps, wal, { pageSize: 100, marked: true, lagging: new Set(["s/seg-300.log"]) }), { pages: false });
 
     // Act
     const state = await loadPlanningState(catalog.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
@@ -224,7 +195,7 @@ describe("planning state of a generic database", () => {
     const padded = (stream: string, n: number, closed: number): WalRecord => ({ ...segment(db.databaseId, stream, n, { startLsn: String(n), closedAt: at(closed) }), name: `${stream}/${String(n).padStart(6, "0")}.log` });
     const wal = [...Array.from({ length: 300 }, (_, i) => padded("a", i + 1, i + 1)), ...Array.from({ length: 300 }, (_, i) => padded("b", i + 1, i + 0.5))];
     const snaps = [snapshot(db.databaseId, 1, { a: 100, b: 100 }, 100.75), snapshot(db.databaseId, 2, { a: 250, b: 250 }, 250.75)];
-    const catalog = counted(await catalogOf(db, snaps, wal, { pageSize: 100, marked: true, lagging: new Set(["b/000299.log", "b/000300.log"]) }), { pages: false });
+    const catalog = countingCatalog(await catalogOf(db, snaps, wal, { pageSize: 100, marked: true, lagging: new Set(["b/000299.log", "b/000300.log"]) }), { pages: false });
 
     // Act
     const state = await loadPlanningState(catalog.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
@@ -240,7 +211,7 @@ describe("planning state of a generic database", () => {
     const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
     const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
     const full = await catalogOf(db, snaps, wal, { pageSize: 100, marked: true, lagging: new Set(["s/seg-260.log"]) });
-    const paged = counted(full);
+    const paged = countingCatalog(full);
 
     // Act
     const state = await loadPlanningState(paged.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
@@ -258,7 +229,7 @@ describe("planning state of a generic database", () => {
     const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
     const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
     const full = await catalogOf(db, snaps, wal, { pageSize: 100 });
-    const paged = counted(full);
+    const paged = countingCatalog(full);
 
     // Act
     const state = await loadPlanningState(paged.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
@@ -275,7 +246,7 @@ describe("planning state of a generic database", () => {
     const wal = Array.from({ length: 300 }, (_, i) => segment(db.databaseId, "s", i + 1, { startLsn: String(i + 1) }));
     const snaps = [snapshot(db.databaseId, 1, { s: 100 }, 100.5), snapshot(db.databaseId, 2, { s: 250 }, 250.5)];
     const full = await catalogOf(db, snaps, wal, { pageSize: 100, marked: true });
-    const paged = counted(full, { index: "denied" });
+    const paged = countingCatalog(full, { index: "denied" });
 
     // Act
     const state = await loadPlanningState(paged.catalog, noVault, "vault", db.databaseId, { kind: "latest" });
