@@ -137,15 +137,22 @@ export async function decodeChunk(want: WantedChunk, loc: ChunkLocation, stored:
  * decodeChunk, but the pool's worker writes the verified bytes at `position`
  * of `fd` itself (ChunkDecoder.decodeInto): nothing is written unless they
  * hash to the chunk's name with its size, and the same errors name it.
+ * Resolves true when the bytes went to disk with direct I/O (a run).
  */
 export async function decodeChunkInto(
   want: WantedChunk,
   loc: ChunkLocation,
   stored: Uint8Array,
   decoder: Required<Pick<ChunkDecoder, "decodeInto">>,
-  into: { fd: number; position: number },
-): Promise<void> {
-  await checkedDecode(want, loc, (what) => decoder.decodeInto(loc.codec, stored, want.size, what, { ...into, sha256: want.sha256 }));
+  into: { fd: number; position: number; directFd?: number },
+): Promise<boolean> {
+  let direct = false;
+  await checkedDecode(want, loc, async (what) => {
+    const got = await decoder.decodeInto(loc.codec, stored, want.size, what, { ...into, sha256: want.sha256 });
+    direct = got.direct === true;
+    return got;
+  });
+  return direct;
 }
 
 async function checkedDecode(want: WantedChunk, loc: ChunkLocation, decode: (what: string) => Promise<{ sha256: string; length: number }>): Promise<void> {

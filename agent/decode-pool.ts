@@ -28,6 +28,7 @@
 import { decodeWith, type CodecName } from "../core/codec.js";
 import { CodecError, describeError, FileAccessError, isWalvaultError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
+import { RUN_BYTES } from "./direct-runs.js";
 import { compiledWorkerBeside, threadsFromEnv, WorkerCalls } from "./worker-threads.js";
 
 export interface DecodeRequest {
@@ -39,7 +40,7 @@ export interface DecodeRequest {
   /** For messages: which chunk of which file. */
   what: string;
   /** Write the raw bytes at `position` of the open file `fd` (from this process) if they hash to `sha256` and have `size` bytes; do not send them back. */
-  write?: { fd: number; position: number; sha256: string };
+  write?: { fd: number; position: number; sha256: string; directFd?: number };
 }
 
 /** An fs error's identity, kept across the thread boundary (a write the worker made). */
@@ -74,8 +75,16 @@ export function packDecodeRequests(requests: readonly DecodeRequest[]): { messag
   return { message: { bytes, requests: packed }, transfer: [bytes.buffer] };
 }
 
+/** A decode's outcome on this thread: the raw bytes (not for decodeInto), their hash and length, `direct` when written with direct I/O. */
+export interface DecodeResult {
+  raw: Buffer | undefined;
+  sha256: string;
+  length: number;
+  direct?: boolean;
+}
+
 export type DecodeReply =
-  | { id: number; raw: Buffer | undefined; sha256: string; length: number }
+  | { id: number; raw: Buffer | undefined; sha256: string; length: number; direct?: boolean }
   | { id: number; error: string; codecError: boolean; errno?: ErrnoInfo };
 
 /** The worker's failure as an Error on this thread: a CodecError, or an Error with the fs error's code, errno and syscall. */
@@ -109,10 +118,24 @@ export interface ChunkDecoder {
    * Decodes and hashes, and only when the bytes hash to `into.sha256` with
    * `size` bytes writes them at `into.position` of file descriptor `into.fd`
    * (on the worker: the raw bytes never come back). Resolves with the hash
-   * and length found either way. Only a pool offers it.
+   * and length found either way, and `direct` when the bytes went to disk
+   * with direct I/O (in a run, agent/direct-runs.ts). Only a pool offers it.
    */
-  decodeInto?(codec: CodecName, stored: Uint8Array, size: number, what: string, into: { fd: number; position: number; sha256: string }): Promise<{ sha256: string; length: number }>;
+  decodeInto?(codec: CodecName, stored: Uint8Array, size: number, what: string, into: WriteInto): Promise<{ sha256: string; length: number; direct?: boolean }>;
   close(): Promise<void>;
+}
+
+/**
+ * Where decodeInto writes: `position` of the open file `fd`; with
+ * `directFd` (the same file opened with O_DIRECT), consecutive chunks of the
+ * file are gathered and written in runs (agent/direct-runs.ts), and the chunks
+ * of one run go to the same worker.
+ */
+export interface WriteInto {
+  fd: number;
+  position: number;
+  sha256: string;
+  directFd?: number;
 }
 
 /** On the calling thread. */
@@ -131,13 +154,14 @@ const WORKER_LIMITS = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 
 const PER_WORKER_QUEUE = 8;
 
 export class DecodePool implements ChunkDecoder {
-  private readonly calls: WorkerCalls<DecodeReply, { raw: Buffer | undefined; sha256: string; length: number }>;
+  private readonly calls: WorkerCalls<DecodeReply, DecodeResult>;
 
   constructor(workerFile: string | URL, size: number) {
-    this.calls = new WorkerCalls(workerFile, size, {
+    this.calls = new WorkerCalls<DecodeReply, DecodeResult>(workerFile, size, {
       name: "a decode worker",
       options: { resourceLimits: WORKER_LIMITS },
-      settle: (m) => ("error" in m ? replyError(m) : { raw: m.raw && Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength), sha256: m.sha256, length: m.length }),
+      settle: (m) =>
+        "error" in m ? replyError(m) : { raw: m.raw && Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength), sha256: m.sha256, length: m.length, ...(m.direct === true ? { direct: true } : {}) },
       // A restore asks for thousands of chunks of ~128 KiB: one message per turn, not per chunk.
       batch: (requests) => packDecodeRequests(requests as DecodeRequest[]),
     });
@@ -151,18 +175,20 @@ export class DecodePool implements ChunkDecoder {
     return { raw: raw!, sha256 };
   }
 
-  async decodeInto(codec: CodecName, stored: Uint8Array, size: number, what: string, into: { fd: number; position: number; sha256: string }): Promise<{ sha256: string; length: number }> {
+  async decodeInto(codec: CodecName, stored: Uint8Array, size: number, what: string, into: WriteInto): Promise<{ sha256: string; length: number; direct?: boolean }> {
     // No fallback to this thread: the callers (restore's writers) bound how many wait.
     try {
-      return await this.post({ codec, stored, size, what, write: into });
+      // A run's chunks (agent/direct-runs.ts) to one worker: the file and the run's place in it choose which.
+      const affinity = into.directFd === undefined ? undefined : into.directFd + Math.floor(into.position / RUN_BYTES);
+      return await this.post({ codec, stored, size, what, write: into }, affinity);
     } catch (e) {
       throw writeError(what, into.position, e);
     }
   }
 
-  private post(req: Omit<DecodeRequest, "id">): Promise<{ raw: Buffer | undefined; sha256: string; length: number }> {
+  private post(req: Omit<DecodeRequest, "id">, affinity?: number): Promise<DecodeResult> {
     // The stored bytes are copied when the turn's requests are sent (packDecodeRequests): the view is read then.
-    return this.calls.call((id) => ({ ...req, id }) satisfies DecodeRequest, []);
+    return this.calls.call((id) => ({ ...req, id }) satisfies DecodeRequest, [], affinity);
   }
 
   close(): Promise<void> {

@@ -11,17 +11,20 @@
  * errors).
  */
 import { hash } from "node:crypto";
-import { writeSync } from "node:fs";
+import { write, writeSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
 import { decodeWith } from "../core/codec.js";
 import { CodecError } from "../core/errors.js";
 import type { DecodeBatch, DecodeReply, DecodeRequest } from "./decode-pool.js";
 import { KEPT_MAX_BYTES, ZstdInto } from "../core/zstd-into.js";
+import { DirectRuns } from "./direct-runs.js";
 
 if (!parentPort) throw new Error("agent/decode-worker.js runs only as a worker thread (agent/decode-pool.ts)");
 const port = parentPort;
 
 const zstd = new ZstdInto();
+/** Runs open at once (agent/direct-runs.ts): files being written by this worker at the same time. */
+const RUN_SLOTS = 8;
 /** The raw bytes of a chunk: a view of the kept decoder's reused output (`reused`: written here, not sent back) or a buffer of its own. */
 async function decode(m: DecodeRequest, reused: boolean): Promise<Buffer> {
   if (m.codec === "zstd" && m.size <= KEPT_MAX_BYTES) {
@@ -38,12 +41,26 @@ async function decode(m: DecodeRequest, reused: boolean): Promise<Buffer> {
 }
 
 /** Writes all of `raw` at `position` of `fd`; an fs error keeps its code, errno and syscall. */
-function writeAll(fd: number, raw: Buffer, position: number): void {
+function writeAll(fd: number, raw: Uint8Array, position: number): void {
   for (let off = 0; off < raw.length; ) {
     const n = writeSync(fd, raw, off, raw.length - off, position + off);
     if (n <= 0) throw Object.assign(new Error(`short write at offset ${position + off}`), { code: "EIO", syscall: "write" });
     off += n;
   }
+}
+
+/** writeAll on libuv's pool: this thread goes on decoding meanwhile. */
+function writeAllAsync(fd: number, bytes: Uint8Array, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const from = (off: number): void =>
+      write(fd, bytes, off, bytes.length - off, position + off, (err, n) => {
+        if (err) reject(err);
+        else if (n <= 0) reject(Object.assign(new Error(`short write at offset ${position + off}`), { code: "EIO", syscall: "write" }));
+        else if (off + n < bytes.length) from(off + n);
+        else resolve();
+      });
+    from(0);
+  });
 }
 
 function errorReply(id: number, e: unknown): DecodeReply {
@@ -68,15 +85,27 @@ let flushing = false;
 function send(reply: DecodeReply, transfer: ArrayBuffer[] = []): void {
   replies.push(reply);
   transfers.push(...transfer);
+  endOfTurn();
+}
+
+/** Chunks of `write` requests with a direct descriptor, gathered into runs (agent/direct-runs.ts); written at the end of each turn at the latest. */
+const runs = new DirectRuns<DecodeReply>(RUN_SLOTS, writeAllAsync, (answers) => {
+  replies.push(...answers);
+  endOfTurn();
+}, (answer, e) => errorReply(answer.id, e));
+
+/** Once this turn's requests are done: the open runs written, then every answer sent. */
+function endOfTurn(): void {
   if (flushing) return;
   flushing = true;
   setImmediate(() => {
+    runs.flush();
     const batch = replies;
     const t = transfers;
     replies = [];
     transfers = [];
     flushing = false;
-    port.postMessage(batch, t);
+    if (batch.length > 0) port.postMessage(batch, t);
   });
 }
 
@@ -97,6 +126,21 @@ async function answer(m: DecodeRequest): Promise<void> {
   let transfer: ArrayBuffer[] = [];
   try {
     if (m.write) {
+      const w = m.write;
+      // A zstd chunk of a file with a direct descriptor: decoded straight into its run, answered when the run is written.
+      const place = w.directFd !== undefined && m.codec === "zstd" ? runs.place(w.fd, w.directFd, w.position, m.size) : undefined;
+      if (place !== undefined) {
+        const n = zstd.decode(m.stored, m.size, place.view);
+        if (n !== undefined) {
+          const raw = place.view.subarray(0, n);
+          const sha256 = hash("sha256", raw, "hex");
+          if (sha256 === w.sha256 && n === m.size) {
+            place.commit({ id: m.id, raw: undefined, sha256, length: n, direct: true });
+            endOfTurn();
+          } else send({ id: m.id, raw: undefined, sha256, length: n });
+          return;
+        }
+      }
       const raw = await decode(m, true);
       // Written only once verified; only the hash and length go back.
       const sha256 = hash("sha256", raw, "hex");

@@ -137,6 +137,7 @@ import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "./paths.js";
 import { ChunkReads, decodeChunk, decodeChunkInto, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import { inThreadDecoder, openDecoder, writeError, type ChunkDecoder } from "./decode-pool.js";
+import { RUN_BYTES } from "./direct-runs.js";
 import { loadPlanningState, mapLimit } from "../store/catalog-state.js";
 import type { OpenedManifest } from "../store/manifest-pages.js";
 import type { PageEntry } from "../core/manifest-pages.js";
@@ -523,6 +524,8 @@ export interface RestoreResult {
   chunksFetched: number;
   /** Encoded bytes downloaded for chunks and WAL. */
   downloadedBytes: number;
+  /** Raw bytes of snapshot files written with direct I/O, bypassing the page cache (agent/direct-runs.ts). */
+  directBytes: number;
   seconds: number;
   /** Raw MB (10^6 bytes) written per second of the whole restore, planning included. */
   mbPerSecond: number;
@@ -716,6 +719,9 @@ class ChunkSource {
   }
 
   /** GET requests for chunks (a coalesced ranged read of a pack counts once). */
+  /** Raw bytes the decode workers wrote with direct I/O (agent/direct-runs.ts). */
+  directBytes = 0;
+
   get fetched(): number {
     return this.reads.fetched;
   }
@@ -819,7 +825,12 @@ class ChunkSource {
    * a chunk used only this once is verified and written there by the pool's
    * worker (resolves undefined: the caller writes nothing).
    */
-  async get(chunk: RestoreChunk, file: string, seq: number, into?: { fd: number; position: number }): Promise<Buffer | undefined> {
+  /** Whether chunks used once are decoded and written by a pool's workers (`get` with `into`). */
+  get writesInWorkers(): boolean {
+    return this.decoder.decodeInto !== undefined;
+  }
+
+  async get(chunk: RestoreChunk, file: string, seq: number, into?: { fd: number; position: number; directFd?: number }): Promise<Buffer | undefined> {
     while (this.plannedThrough <= seq && this.failure === undefined && !this.stopped) await this.sleep();
     if (this.failure !== undefined) throw this.failure.error;
     if (this.plannedThrough <= seq) throw new InvalidInputError("restore stopped");
@@ -832,7 +843,7 @@ class ChunkSource {
       const decoder = this.decoder;
       if (into !== undefined && decoder.decodeInto !== undefined && (this.remaining.get(chunk.sha256) ?? 0) <= 1 && !this.inflight.has(chunk.sha256)) {
         const { loc, bytes } = await entry.stored;
-        await decodeChunkInto(entry.want, loc, bytes, { decodeInto: decoder.decodeInto.bind(decoder) }, into);
+        if (await decodeChunkInto(entry.want, loc, bytes, { decodeInto: decoder.decodeInto.bind(decoder) }, into)) this.directBytes += chunk.size;
         return undefined;
       }
       let p = this.inflight.get(chunk.sha256);
@@ -890,9 +901,34 @@ interface FileState {
   hashed: number;
   /** Written chunks waiting for an earlier one to be hashed, by offset. */
   waiting: Map<number, Buffer>;
+  /** The same file opened with O_DIRECT, for the decode workers' runs (openDirect); undefined when it is not used. */
+  direct: Promise<FileHandle | undefined> | undefined;
 }
 
 const CREATE_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
+
+/**
+ * Files at least this large are also opened with O_DIRECT (where the platform
+ * has it) for the decode workers' runs of chunks (agent/direct-runs.ts):
+ * writes that bypass the page cache cost a fraction of the CPU and reach the
+ * disk as they are made, so the file's fdatasync has almost nothing left to
+ * do. Smaller files are written as before.
+ */
+export const DIRECT_MIN_BYTES = 4 * RUN_BYTES;
+/** False once a filesystem refused O_DIRECT (tmpfs, some FUSE): not tried again in this process. */
+let directOpens = fsc.O_DIRECT !== undefined && process.env["WALVAULT_RESTORE_DIRECT"] !== "0";
+
+/** The file just created at `path`, opened again with O_DIRECT for writing, or undefined where that is refused. */
+async function openDirect(path: string): Promise<FileHandle | undefined> {
+  if (!directOpens) return undefined;
+  try {
+    return await open(path, fsc.O_WRONLY | fsc.O_DIRECT | fsc.O_NOFOLLOW);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EINVAL") throw e;
+    directOpens = false;
+    return undefined;
+  }
+}
 
 async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
   let off = 0;
@@ -964,7 +1000,7 @@ async function writeFiles(
         state = carry;
         state.op = op;
         state.left = op.chunks.length;
-      } else state = { op, left: op.chunks.length, handle: undefined, hash: createHash("sha256"), hashed: 0, waiting: new Map() };
+      } else state = { op, left: op.chunks.length, handle: undefined, hash: createHash("sha256"), hashed: 0, waiting: new Map(), direct: undefined };
       if (op.chunks.length === 0) yield { state, chunk: undefined, seq: -1 };
       for (const chunk of op.chunks) yield { state, chunk, seq: seq++ };
     }
@@ -974,8 +1010,16 @@ async function writeFiles(
     if (!state.handle) {
       open_.add(state);
       state.handle = open(state.op.path, CREATE_FLAGS, 0o600);
+      if (state.op.size >= DIRECT_MIN_BYTES && !hashed(state.op) && source.writesInWorkers) {
+        state.direct = state.handle.then(() => openDirect(state.op.path));
+        state.direct.catch(() => undefined);
+      }
     }
     return state.handle;
+  };
+  /** Both descriptors of a file closed (a failure: the open handle is awaited, errors ignored). */
+  const closeFile = async (state: FileState): Promise<void> => {
+    await Promise.all([state.handle, state.direct].map(async (h) => (await h?.catch(() => undefined))?.close().catch(() => undefined)));
   };
   let waitingBytes = 0;
   let inFlightBytes = 0;
@@ -1015,9 +1059,11 @@ async function writeFiles(
     const fh = await state.handle!;
     try {
       checkFile(state.op, hashed(state.op) ? state.hash.digest("hex") : undefined, state.hashed, (await fh.stat()).size);
+      // The direct descriptor's writes are the same file's: one fdatasync makes both durable.
       if (opts.durable) await fh.datasync();
     } finally {
       await fh.close();
+      await (await state.direct?.catch(() => undefined))?.close();
       open_.delete(state);
     }
     opts.counters.filesDone++;
@@ -1045,7 +1091,9 @@ async function writeFiles(
           if (failure !== undefined) return;
           inFlightBytes += chunk.size;
           held = chunk.size;
-          const buf = await source.get(chunk, state.op.relativePath, seq, hashed(state.op) ? undefined : { fd: fh.fd, position: chunk.offset });
+          const direct = await state.direct;
+          const into = hashed(state.op) ? undefined : { fd: fh.fd, position: chunk.offset, ...(direct === undefined ? {} : { directFd: direct.fd }) };
+          const buf = await source.get(chunk, state.op.relativePath, seq, into);
           if (buf === undefined) state.hashed += chunk.size;
           else {
             await writeFully(fh, buf, chunk.offset).catch((e: unknown) => {
@@ -1078,7 +1126,7 @@ async function writeFiles(
   }
   // Close whatever a failure left open (the partial directory is removed next); a file that continues stays open.
   if (failure === undefined && carryOut !== undefined) open_.delete(carryOut);
-  await Promise.all([...open_].map(async (s) => (await s.handle!.catch(() => undefined))?.close().catch(() => undefined)));
+  await Promise.all([...open_].map(closeFile));
   if (failure !== undefined) throw failure;
   return carryOut;
 }
@@ -1291,7 +1339,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   emit("planned");
 
   const partial = `${target.dir}${PARTIAL_TAG}${process.pid}`;
-  const reads = { fetched: 0, downloaded: 0 };
+  const reads = { fetched: 0, downloaded: 0, direct: 0 };
   /** The open file of a `carry` (see below). */
   let carryState: FileState | undefined;
   let walBytes = 0;
@@ -1400,6 +1448,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
         } finally {
           reads.fetched += source.fetched;
           reads.downloaded += source.downloaded;
+          reads.direct += source.directBytes;
         }
         for (const op of ops) if (op.op === "symlink") await symlink(op.target, op.path);
       }
@@ -1520,6 +1569,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     walSegments: counters.walDone,
     walBytes,
     chunksFetched: reads.fetched,
+    directBytes: reads.direct,
     downloadedBytes: reads.downloaded + walDownloaded,
     seconds,
     mbPerSecond: seconds > 0 ? bytes / 1e6 / seconds : 0,

@@ -105,10 +105,15 @@ export class WorkerCalls<Reply extends { id: number }, Result> {
     return this.leastBusy().pending;
   }
 
-  /** Sends the request `make(id)` to the least busy worker, transferring `transfer` (with `batch`: what it makes of the turn's requests); rejects at once after a failure. */
-  call(make: (id: number) => unknown, transfer: Transferable[]): Promise<Result> {
+  /**
+   * Sends the request `make(id)` to the least busy worker (with `affinity`, a
+   * whole number: always the same worker for the same value), transferring
+   * `transfer` (with `batch`: what it makes of the turn's requests); rejects
+   * at once after a failure.
+   */
+  call(make: (id: number) => unknown, transfer: Transferable[], affinity?: number): Promise<Result> {
     if (this.failure) return Promise.reject(this.failure);
-    const slot = this.leastBusy();
+    const slot = affinity === undefined ? this.leastBusy() : this.workers[affinity % this.workers.length]!;
     const id = this.nextId++;
     slot.pending++;
     return new Promise((resolve, reject) => {

@@ -135,6 +135,9 @@ async function child(spec: ChildSpec): Promise<void> {
     const at = (): number => Math.round(performance.now()) / 1000;
     const milestones: RestoreMilestones = { calledS: at(), doneS: 0 };
     const threads = process.env["WALVAULT_BENCH_THREAD_CPU"] === "1" ? sampleThreads() : undefined;
+    // WALVAULT_BENCH_TL=1: files and MB done every 0.1 s (progress events), printed at the end.
+    const tl: string[] | undefined = process.env["WALVAULT_BENCH_TL"] === "1" ? [] : undefined;
+    let tlLast = 0;
     const r = await heapProfile(() =>
       restore(clients, cfg, {
         databaseId: spec.databaseId,
@@ -142,12 +145,17 @@ async function child(spec: ChildSpec): Promise<void> {
         toDir: spec.toDir,
         parallel: spec.parallel,
         onProgress: (p) => {
+          if (tl !== undefined && at() - tlLast >= 0.1) {
+            tlLast = at();
+            tl.push(`${tlLast.toFixed(2)} s: ${p.filesDone} files, ${(p.bytesDone / 1e6).toFixed(0)} MB`);
+          }
           if (p.phase === "planned") milestones.plannedS ??= at();
           if (p.bytesDone > 0) milestones.firstByteS ??= at();
         },
       }),
     );
     milestones.doneS = at();
+    if (tl !== undefined) process.stderr.write(`[bench] restore timeline: ${tl.join(" | ")}\n`);
     if (threads) process.stderr.write(`[bench] restore CPU by thread (s): ${JSON.stringify(threads.stop())}\n`);
     const { plan: _plan, ...result } = r; // the plan holds bigints
     out = { op: "restore", result, milestones, ...usage() };

@@ -62,6 +62,8 @@
  * thread), WALVAULT_BENCH_MEM=1 and WALVAULT_BENCH_HEAPPROF=FILE (the child's
  * memory over time, its sampling heap profile: bench/snapshot-restore-child.ts),
  * WALVAULT_BENCH_THREAD_CPU=1 (the restore's CPU per thread name),
+ * WALVAULT_BENCH_TL=1 (the restore's files and MB done every 0.1 s: where it
+ * waits, e.g. on the disk at the end),
  * WALVAULT_BENCH_RESTORE_AB="FLAGS|FLAGS" (after the timed restore, three
  * rounds of the restore with each set of Node flags in turn, each after the
  * same warm-up: an A/B of V8 settings within one run; a NAME=VALUE word is
@@ -547,6 +549,8 @@ async function main(): Promise<void> {
       bytesMB: mb(r.bytes),
       mbPerS: round(r.bytes / 1e6 / rst.wallS, 1),
       downloadedMB: round(r.downloadedBytes / 1e6, 2),
+      // Written with direct I/O (agent/direct-runs.ts); a child built before it reports none.
+      directMB: round((r.directBytes ?? 0) / 1e6, 1),
       chunksFetched: r.chunksFetched,
       files: r.files,
       peakRssMB: Math.round(rst.out.maxRssBytes / 1e6),

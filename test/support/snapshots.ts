@@ -26,6 +26,7 @@ import { snapshotPageKey, vaultChunkKey, vaultSnapshotManifestKey } from "../../
 import { pageManifest, serializePagedHeader } from "../../core/manifest-pages.js";
 import type { SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import {
+  fixedBlocksDescriptor,
   parseBackupLabel,
   postgresFieldsFromBackupLabel,
   serializeManifest,
@@ -60,6 +61,8 @@ export interface UploadSnapshotOptions {
   /** Six hex digits of the snapshot id (default random). */
   idSuffix?: string;
   chunker?: ChunkerParams;
+  /** Cut every file into fixed blocks of this many bytes (the last one the remainder), as a PostgreSQL push cuts relation files, instead of content-defined chunks. */
+  blockSize?: number;
   codec?: CodecName;
   /** Store the manifest in format 2 with these page limits (small ones make several pages and files cut across them). */
   pages?: { chunks: number; bytes: number };
@@ -72,6 +75,10 @@ export interface UploadedSnapshot {
   record: SnapshotRecord;
   /** Chunk SHA-256s per file path, in file order. */
   chunksOf: Map<string, string[]>;
+}
+
+function* blocksOf(bytes: Buffer, size: number): Generator<Buffer> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
 }
 
 async function walk(root: string, rel = ""): Promise<string[]> {
@@ -100,10 +107,11 @@ export async function uploadSnapshotDir(clients: VaultClients, cfg: AgentConfig,
     if (st.isDirectory()) builder.addDirectory(rel, st.mode & 0o7777, st.mtime);
     else if (st.isSymbolicLink()) builder.addSymlink(rel, await readlink(abs), st.mtime);
     else if (st.isFile()) {
-      const handle = builder.startFile(rel, st.mode & 0o7777, st.mtime);
+      const handle = builder.startFile(rel, st.mode & 0o7777, st.mtime, o.blockSize === undefined ? {} : { chunking: "blocks" });
       const whole = new Sha256Stream();
       const list: string[] = [];
-      for await (const chunk of chunkStream(createReadStream(abs, { highWaterMark: 2 * params.maxSize }) as AsyncIterable<Buffer>, params)) {
+      const pieces = o.blockSize === undefined ? chunkStream(createReadStream(abs, { highWaterMark: 2 * params.maxSize }) as AsyncIterable<Buffer>, params) : blocksOf(await readFile(abs), o.blockSize);
+      for await (const chunk of pieces) {
         whole.update(chunk);
         const sha = sha256Hex(chunk);
         list.push(sha);
@@ -122,7 +130,15 @@ export async function uploadSnapshotDir(clients: VaultClients, cfg: AgentConfig,
     }
   }
   const finishedAt = o.finishedAt ?? new Date(Math.max(Date.now(), startedAt.getTime()));
-  const common = { databaseId: o.databaseId, snapshotId, startedAt, finishedAt, chunker: chunkerDescriptor(params), codec: codec.name };
+  const common = {
+    databaseId: o.databaseId,
+    snapshotId,
+    startedAt,
+    finishedAt,
+    chunker: chunkerDescriptor(params),
+    codec: codec.name,
+    ...(o.blockSize === undefined ? {} : { blocks: fixedBlocksDescriptor(o.blockSize) }),
+  };
   const manifest =
     o.kind === "postgres"
       ? builder.build({ ...common, kind: "postgres", postgres: o.postgres! })
