@@ -56,6 +56,13 @@
  * into warm pages and the other into cold ones. A database host's memory is
  * backed; both restores now start from the same warm free memory.
  *
+ * `--restore-pairs N` (with pgBackRest): after both timed restores, N more
+ * pairs of restores into scratch directories, walvault's and pgBackRest's
+ * alternately first, each after the same warm-up; prints each pair's ratio
+ * and their median (JSON `restorePairs`). On a shared machine whose speed
+ * moves by tens of percent within minutes, one pair is one sample; the
+ * median of a few adjacent pairs is the figure to quote.
+ *
  * The push and restore children run with the Node flags bin/walvault gives
  * those commands (bench/launcher-flags.ts reads them from the launcher). Diagnostics,
  * by environment: WALVAULT_BENCH_CPU_PROF=DIR (V8 CPU profiles of every
@@ -392,7 +399,7 @@ interface PgbrInfoBackup {
 
 const USAGE = `usage: node dist/bench/snapshot-restore.js [--scale 100] [--concurrency N] [--parallel N] [--block-size BYTES]
        [--source direct|basebackup] [--pgbr-process-max 2] [--pgbr-compress-level N] [--pgbr-repo s3|posix]
-       [--no-pgbackrest] [--no-verify] [--out bench/results/snapshot-restore.json]
+       [--no-pgbackrest] [--no-verify] [--restore-pairs N] [--out bench/results/snapshot-restore.json]
 Snapshot push and restore of a pgbench cluster on the local stack, against pgBackRest in the same run (bench/README.md).`;
 
 function parseOptions() {
@@ -408,9 +415,17 @@ function parseOptions() {
       "pgbr-repo": { type: "string", default: "s3" },
       "no-pgbackrest": { type: "boolean", default: false },
       "no-verify": { type: "boolean", default: false },
+      "restore-pairs": { type: "string", default: "0" },
       out: { type: "string", default: "bench/results/snapshot-restore.json" },
     },
   });
+}
+
+/** The median of `xs` (the mean of the middle two for an even count). */
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return round(s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2, 2);
 }
 
 async function main(): Promise<void> {
@@ -436,6 +451,8 @@ async function main(): Promise<void> {
   const compressLevel = values["pgbr-compress-level"];
   const repo = values["pgbr-repo"];
   const verify = !values["no-verify"];
+  const restorePairs = Number(values["restore-pairs"]);
+  if (!Number.isInteger(restorePairs) || restorePairs < 0) throw new Error("--restore-pairs must be a whole number");
   for (const [name, v] of [["--scale", scale], ["--concurrency", concurrency], ["--parallel", parallel], ["--pgbr-process-max", processMax]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
   }
@@ -600,6 +617,7 @@ async function main(): Promise<void> {
 
     // --- pgBackRest -------------------------------------------------------
     let pgbrResult: Record<string, unknown> | null = null;
+    const restorePairRows: { round: number; first: string; walvaultS: number; pgbackrestS: number; ratio: number }[] = [];
     let ratios: Record<string, number> | null = null;
     if (pgbrCheck.ok) {
       pgbr = setupPgbr(pg, work, repo === "posix" ? "posix" : "s3", pgbrCheck.scripts, processMax, compressLevel, user);
@@ -662,6 +680,32 @@ async function main(): Promise<void> {
       } else {
         rmSync(pbDir, { recursive: true, force: true });
       }
+      // --restore-pairs N: N more restores of each, alternating which goes first, each after the same warm-up (see the header).
+      const pgNow = pg;
+      const pgbrNow = pgbr;
+      for (let i = 0; i < restorePairs; i++) {
+        const one = async (tool: "walvault" | "pgbackrest"): Promise<number> => {
+          const dir = join(work, `restore-pair-${tool}`);
+          warmFreePages(work, warmBytes);
+          spawnSync("sync");
+          let wallS: number;
+          if (tool === "walvault") {
+            wallS = (await runChild({ op: "restore", configPath: stack.configPath, databaseId: DB_ID, snapshotId: p.snapshotId, toDir: dir, parallel })).wallS;
+          } else {
+            mkdirSync(dir, { mode: 0o700 });
+            chownTree(dir, user);
+            wallS = (await pgbackrest(pgNow, pgbrNow, [`--pg1-path=${dir}`, `--set=${last.label}`, "--type=immediate", "--target-action=promote", "restore"])).wallS;
+          }
+          rmSync(dir, { recursive: true, force: true });
+          return round(wallS, 2);
+        };
+        const order = i % 2 === 0 ? (["pgbackrest", "walvault"] as const) : (["walvault", "pgbackrest"] as const);
+        const got: Record<string, number> = {};
+        for (const tool of order) got[tool] = await one(tool);
+        const pair = { round: i + 1, first: order[0], walvaultS: got["walvault"]!, pgbackrestS: got["pgbackrest"]!, ratio: round(got["pgbackrest"]! / got["walvault"]!, 2) };
+        log(`restore pair ${pair.round} (${pair.first} first): walvault ${pair.walvaultS} s, pgBackRest ${pair.pgbackrestS} s, ratio ${pair.ratio}x`);
+        restorePairRows.push(pair);
+      }
       await setArchiveCommand(pg, "/bin/true");
       const version = spawnSync("pgbackrest", ["version"], { encoding: "utf8" }).stdout.trim();
       pgbrResult = {
@@ -710,6 +754,7 @@ async function main(): Promise<void> {
       ratios,
       table: rows,
       ...(restoreAb === undefined ? {} : { restoreAb }),
+      ...(restorePairRows.length === 0 ? {} : { restorePairs: { pairs: restorePairRows, medianRatio: median(restorePairRows.map((r) => r.ratio)) } }),
     };
     mkdirSync(join(values.out, ".."), { recursive: true });
     writeFileSync(values.out, JSON.stringify(out, null, 2) + "\n");
@@ -729,6 +774,9 @@ async function main(): Promise<void> {
           `MB per tool CPU-second: backup ${ratios["backupMbPerToolCpuS"] ?? "-"}x, restore ${ratios["restoreMbPerToolCpuS"] ?? "-"}x; ` +
           `stored bytes ${ratios["storedBytes"]}x (>1 = walvault stores more)`,
       );
+    }
+    if (restorePairRows.length > 0) {
+      console.log(`restore pairs (same warm-up, alternating order): ratios ${restorePairRows.map((r) => `${r.ratio}x`).join(", ")}; median ${median(restorePairRows.map((r) => r.ratio))}x`);
     }
     console.log(`loadavg (1/5/15 min) at each step: ${loads.map((l) => `${l.at} ${l.loadavg.join("/")}`).join("; ")}`);
     log(`written ${values.out}`);
