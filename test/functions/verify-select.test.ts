@@ -2,19 +2,16 @@
  * functions/verify/select.ts draws a level-4 target from the WAL a
  * PostgreSQL snapshot restores up to the next snapshot, reading only that
  * stretch of its timeline (Catalog.listWalRange, a page at a time), never
- * every WAL record of the database: a fake catalog refuses listWal and
- * counts the WAL items it returns. The generic database marked walIndex
- * "complete" is read from the in-memory catalog (store/memory-catalog.ts).
+ * every WAL record of the database: on the in-memory catalog
+ * (store/memory-catalog.ts) behind a view that refuses listWal and counts
+ * what the reader reads (test/support/counting-catalog.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError } from "../../core/errors.js";
-import type { DatabaseRecord, SnapshotRecord, WalRecord } from "../../core/schemas.js";
+import type { DatabaseRecord, SnapshotRecord, VerificationRecord, WalRecord } from "../../core/schemas.js";
 import { overrideDeps, resetDeps } from "../../functions/deps.js";
 import { selectPage } from "../../functions/verify/select.js";
-import type { Catalog } from "../../store/catalog.js";
 import { MemoryCatalog } from "../../store/memory-catalog.js";
 import { countingCatalog } from "../support/counting-catalog.js";
-import { pagedWal } from "../support/paged-wal.js";
 import { pgSegmentRecord, pgSnapshotRecord } from "../support/pg-records.js";
 import { emfRecords, outputLinesOf } from "../support/output-lines.js";
 
@@ -41,24 +38,14 @@ afterAll(() => resetDeps());
 
 describe("verify SelectCandidates", () => {
   it("draws a level-4 target between the snapshot and the next one, reading that stretch of WAL and not the other 18,000 records", async () => {
-    // Prepare: segments 1..20,000; snapshots in segments 100 and 1,100 and 19,000.
-    const names = Array.from({ length: 20_000 }, (_, i) => segment(i + 1));
+    // Prepare: an in-memory catalog with segments 1..20,000; snapshots in segments 100 and 1,100 and 19,000.
+    const memory = new MemoryCatalog();
+    await memory.putDatabase(database);
+    for (let n = 1; n <= 20_000; n++) await memory.recordWal(segment(n));
     const snaps = [snapshot("s0100", 100), snapshot("s1100", 1100), snapshot("s19000", 19_000)];
-    let read = 0;
-    const catalog = {
-      getDatabase: async () => database,
-      listSnapshots: async () => snaps,
-      listVerifications: async () => [],
-      listWal: async () => {
-        throw new Error("listWal reads every WAL record of the database");
-      },
-      listWalRange: async (_db: string, _tl: number, from: string, to: string | undefined, o: { limit?: number } = {}) => {
-        const page = names.filter((w) => w.name >= from && (to === undefined || w.name <= to)).slice(0, o.limit ?? names.length);
-        read += page.length;
-        return page;
-      },
-    } as unknown as Catalog;
-    overrideDeps({ catalog });
+    for (const snap of snaps) await memory.recordSnapshot(snap);
+    const counted = countingCatalog(memory, { pages: false });
+    overrideDeps({ catalog: counted.catalog });
 
     // Act
     const out = await selectPage({ request: { databaseId: DB, snapshotId: "s0100", level: 4 } });
@@ -68,7 +55,8 @@ describe("verify SelectCandidates", () => {
     expect(out.candidates).toHaveLength(1);
     expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
     expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
-    expect(read).toBeLessThanOrEqual(2000);
+    expect(counted.walRangeRecordsRead()).toBeGreaterThan(0);
+    expect(counted.walRangeRecordsRead()).toBeLessThanOrEqual(2000);
   });
 });
 
@@ -90,24 +78,27 @@ function genericSnapshotRecord(databaseId: string, id: string, n: number): Snaps
 
 describe("verify SelectCandidates, generic database", () => {
   it("draws a level-4 target from its one stream's WAL read a page at a time, never the whole list", async () => {
-    // Prepare: stream "wal" positions 1..3,000 (closed at minute n); snapshots at positions 100 and 1,100.
+    // Prepare: an in-memory catalog (1,000 records a page, as DynamoDB) with stream "wal" positions 1..3,000 (closed at
+    // minute n) recorded before the database is registered (so it is not marked as indexed); snapshots at 100 and 1,100.
     const GDB = "gen-select";
-    const generic: DatabaseRecord = { ...database, databaseId: GDB, kind: "generic" };
-    const wal = genericWal(GDB, 3_000, (n) => `wal/${String(n).padStart(6, "0")}.wal`);
-    const genericSnapshot = (id: string, n: number): SnapshotRecord => genericSnapshotRecord(GDB, id, n);
-    const snaps = [genericSnapshot("g0100", 100), genericSnapshot("g1100", 1100)];
-    const paged = pagedWal(wal, 1000);
-    const catalog = { getDatabase: async () => generic, listSnapshots: async () => snaps, listVerifications: async () => [], ...paged } as unknown as Catalog;
-    overrideDeps({ catalog });
+    const memory = new MemoryCatalog();
+    for (const w of genericWal(GDB, 3_000, (n) => `wal/${String(n).padStart(6, "0")}.wal`)) await memory.recordWal(w);
+    await memory.putDatabase({ ...database, databaseId: GDB, kind: "generic" });
+    const snaps = [genericSnapshotRecord(GDB, "g0100", 100), genericSnapshotRecord(GDB, "g1100", 1100)];
+    for (const snap of snaps) await memory.recordSnapshot(snap);
+    const paged = countingCatalog(memory);
+    overrideDeps({ catalog: paged.catalog });
 
     // Act
     const out = await selectPage({ request: { databaseId: GDB, snapshotId: "g0100", level: 4 } });
 
     // Assess
+    expect((await memory.getDatabase(GDB))?.walIndex).toBeUndefined();
     const target = Date.parse(out.candidates[0]!.targetTime!);
     expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
     expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
-    expect(paged.pagesRead()).toBe(3);
+    // Three full pages and DynamoDB's empty fourth: a full page names its last key even at the end.
+    expect(paged.pagesRead()).toBe(4);
   });
 
   it("reads a database marked walIndex complete by position range, from its oldest snapshot on, never a page of the whole WAL", async () => {
@@ -135,23 +126,22 @@ describe("verify SelectCandidates, generic database", () => {
   });
 
   it("reads a marked database page by page when the catalog cannot read the index (ConfigError: no index, or no grant)", async () => {
-    // Prepare: stream "wal" positions 1..300; snapshots at 100 and 200; the index Query is denied.
+    // Prepare: an in-memory catalog, the database registered first (marked); stream "wal" positions 1..2,100 (three
+    // pages); snapshots at 100 and 200; the index Query is denied (ConfigError, as DynamoCatalog names AccessDenied).
     const GDB = "gen-select-denied";
-    const generic: DatabaseRecord = { ...database, databaseId: GDB, kind: "generic", walIndex: "complete" };
-    const wal = genericWal(GDB, 300);
-    const genericSnapshot = (id: string, n: number): SnapshotRecord => genericSnapshotRecord(GDB, id, n);
-    const snaps = [genericSnapshot("g100", 100), genericSnapshot("g200", 200)];
-    const paged = pagedWal(wal, 100);
-    const denied = async (): Promise<never> => {
-      throw new ConfigError("DynamoDB denied Query on the index");
-    };
-    const catalog = { getDatabase: async () => generic, listSnapshots: async () => snaps, listVerifications: async () => [], ...paged, listGenericWalRange: denied } as unknown as Catalog;
-    overrideDeps({ catalog });
+    const memory = new MemoryCatalog();
+    await memory.putDatabase({ ...database, databaseId: GDB, kind: "generic" });
+    for (const w of genericWal(GDB, 2_100)) await memory.recordWal(w);
+    const snaps = [genericSnapshotRecord(GDB, "g100", 100), genericSnapshotRecord(GDB, "g200", 200)];
+    for (const snap of snaps) await memory.recordSnapshot(snap);
+    const paged = countingCatalog(memory, { index: "denied" });
+    overrideDeps({ catalog: paged.catalog });
 
     // Act
     const out = await selectPage({ request: { databaseId: GDB, snapshotId: "g100", level: 4 } });
 
     // Assess
+    expect((await memory.getDatabase(GDB))?.walIndex).toBe("complete");
     const target = Date.parse(out.candidates[0]!.targetTime!);
     expect(target).toBeGreaterThan(Date.parse(snaps[0]!.finishedAt));
     expect(target).toBeLessThan(Date.parse(snaps[1]!.finishedAt));
@@ -161,7 +151,7 @@ describe("verify SelectCandidates, generic database", () => {
 
 describe("verify SelectCandidates counts the snapshots past the verification period", () => {
   it("emits one fleet-wide record per page: the count and the databases, 0 when every snapshot is within the period", async () => {
-    // Prepare: a fake catalog of one page of two databases
+    // Prepare: an in-memory catalog of two databases (one page)
     const now = Date.now();
     const day = 86_400_000;
     const days = (n: number): string => new Date(now - n * day).toISOString();
@@ -169,19 +159,20 @@ describe("verify SelectCandidates counts the snapshots past the verification per
       "pg-late": [pgSnapshotRecord("pg-late", "20260101T000000Z-aaaaaa", 1n, days(30), SIZE), pgSnapshotRecord("pg-late", "20260102T000000Z-bbbbbb", 2n, days(9), SIZE), pgSnapshotRecord("pg-late", "20260103T000000Z-cccccc", 3n, days(1), SIZE)],
       "pg-fine": [pgSnapshotRecord("pg-fine", "20260104T000000Z-dddddd", 1n, days(30), SIZE)],
     };
-    const verified: Record<string, Array<{ snapshotId: string; outcome: string; finishedAt: string }>> = {
+    const verified: Record<string, Array<{ snapshotId: string; outcome: "passed"; finishedAt: string }>> = {
       "pg-late": [{ snapshotId: "20260101T000000Z-aaaaaa", outcome: "passed", finishedAt: days(2) }],
       "pg-fine": [{ snapshotId: "20260104T000000Z-dddddd", outcome: "passed", finishedAt: days(3) }],
     };
-    const catalog = {
-      listDatabasePage: async () => ({ databases: [{ ...database, databaseId: "pg-fine" }, { ...database, databaseId: "pg-late" }] }),
-      getDatabase: async (id: string) => ({ ...database, databaseId: id }),
-      listSnapshots: async (id: string) => snaps[id]!,
-      listVerifications: async (id: string) => verified[id]!,
-      listWal: async () => [],
-      listWalRange: async () => [],
-    } as unknown as Catalog;
-    overrideDeps({ catalog });
+    const memory = new MemoryCatalog();
+    for (const id of ["pg-fine", "pg-late"]) {
+      await memory.putDatabase({ ...database, databaseId: id });
+      for (const snap of snaps[id]!) await memory.recordSnapshot(snap);
+      for (const v of verified[id]!) {
+        const record: VerificationRecord = { databaseId: id, runId: `run-${v.snapshotId}`, level: 1, startedAt: v.finishedAt, checks: [], ...v };
+        await memory.recordVerification(record);
+      }
+    }
+    overrideDeps({ catalog: memory });
     try {
       // Act: a scheduled selection (level 1: no targets to draw)
       const lines = emfRecords(await outputLinesOf(() => selectPage({ request: { level: 1 } })));
