@@ -168,7 +168,7 @@ async function child(spec: ChildSpec): Promise<void> {
  * WALVAULT_BENCH_THREAD_CPU=1: the restore's CPU per thread of this process
  * (/proc/self/task/<tid>/stat user + system time, sampled every 50 ms so a
  * worker that has exited still counts), summed by thread name: the main
- * thread (node), the decode workers, libuv's threadpool (libuv-worker),
+ * thread (main), the decode workers (node), libuv's threadpool (libuv-worker),
  * V8's helpers. Linux only.
  */
 function sampleThreads(): { stop(): Record<string, number> } {
@@ -177,7 +177,8 @@ function sampleThreads(): { stop(): Record<string, number> } {
     for (const tid of readdirSync("/proc/self/task")) {
       try {
         const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-        const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        // The main thread's id is the process's; workers and V8's helpers go by their thread names.
+        const name = tid === String(process.pid) ? "main" : stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
         const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
         seen.set(tid, { name, ticks: Number(f[11]) + Number(f[12]) });
       } catch {
@@ -193,6 +194,7 @@ function sampleThreads(): { stop(): Record<string, number> } {
       clearInterval(timer);
       sample();
       const out: Record<string, number> = {};
+      // utime + stime are in clock ticks: USER_HZ, 100 on Linux (sysconf(_SC_CLK_TCK); not readable from Node).
       for (const [tid, v] of seen) out[v.name] = Math.round(((out[v.name] ?? 0) * 100 + v.ticks - (base.get(tid) ?? 0))) / 100;
       return out;
     },
