@@ -2,8 +2,8 @@
  * Restored chunks written to disk in runs with direct I/O, by a decode worker
  * (agent/decode-worker.ts) of a restore (agent/restore.ts).
  *
- * Why: on this project's reference machine (2 vCPUs, virtio disk, docs/packs.md
- * "Restore speed: direct I/O") writing 1.6 GB through the page cache cost
+ * Why: on this project's reference machine (2 vCPUs, virtio disk; docs/decisions.md
+ * "Restore writes large files with direct I/O") writing 1.6 GB through the page cache cost
  * ~1.3 CPU-s of two threads' `write()` and then ~0.5–0.9 s of fdatasync at the
  * end of each large file, while the same bytes written with O_DIRECT in
  * 1 MiB writes took ~0.3 CPU-s and went to the disk as they were written.

@@ -75,7 +75,9 @@
  * directory is fsync'ed before the rename, the target's parent after it.
  * Files are never read back (see writeFiles: a read back comes from the page
  * cache, so it never proved more than that; the bytes reach the disk by
- * fdatasync).
+ * fdatasync). Large files' chunks mostly bypass the page cache: the decode
+ * workers write them in 1 MiB runs with O_DIRECT (agent/direct-runs.ts,
+ * DIRECT_MIN_BYTES), and the same fdatasync covers them.
  */
 import { createHash, type Hash } from "node:crypto";
 import { constants as fsc } from "node:fs";
@@ -915,17 +917,26 @@ const CREATE_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
  * do. Smaller files are written as before.
  */
 export const DIRECT_MIN_BYTES = 4 * RUN_BYTES;
-/** False once a filesystem refused O_DIRECT (tmpfs, some FUSE): not tried again in this process. */
+/**
+ * False once a filesystem refused O_DIRECT (tmpfs, some FUSE): not tried
+ * again in this process. WALVAULT_RESTORE_DIRECT=0 turns direct writes off
+ * (an escape hatch, and the bench's A/B).
+ */
 let directOpens = fsc.O_DIRECT !== undefined && process.env["WALVAULT_RESTORE_DIRECT"] !== "0";
 
-/** The file just created at `path`, opened again with O_DIRECT for writing, or undefined where that is refused. */
+/**
+ * The file just created at `path`, opened again with O_DIRECT for writing,
+ * or undefined when that is refused: the file is then written through the
+ * page cache, as it would have been (a second descriptor is an
+ * optimisation, never a reason to fail). EINVAL (no direct I/O on this
+ * filesystem) stops further tries.
+ */
 async function openDirect(path: string): Promise<FileHandle | undefined> {
   if (!directOpens) return undefined;
   try {
     return await open(path, fsc.O_WRONLY | fsc.O_DIRECT | fsc.O_NOFOLLOW);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EINVAL") throw e;
-    directOpens = false;
+    if ((e as NodeJS.ErrnoException).code === "EINVAL") directOpens = false;
     return undefined;
   }
 }

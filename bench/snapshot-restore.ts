@@ -452,11 +452,21 @@ async function main(): Promise<void> {
   const repo = values["pgbr-repo"];
   const verify = !values["no-verify"];
   const restorePairs = Number(values["restore-pairs"]);
-  if (!Number.isInteger(restorePairs) || restorePairs < 0) throw new Error("--restore-pairs must be a whole number");
-  for (const [name, v] of [["--scale", scale], ["--concurrency", concurrency], ["--parallel", parallel], ["--pgbr-process-max", processMax]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
+  // Bad values: one line and exit 2, as for an unknown option.
+  const bad = (what: string): void => {
+    console.error(`bench:snapshot-restore: ${what} (--help lists the options)`);
+    process.exitCode = 2;
+  };
+  if (!Number.isInteger(restorePairs) || restorePairs < 0) return bad(`--restore-pairs must be a whole number, not ${JSON.stringify(values["restore-pairs"])}`);
+  for (const [name, v, given] of [
+    ["--scale", scale, values.scale],
+    ["--concurrency", concurrency, values.concurrency],
+    ["--parallel", parallel, values.parallel],
+    ["--pgbr-process-max", processMax, values["pgbr-process-max"]],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1) return bad(`${name} must be a positive integer, not ${JSON.stringify(given)}`);
   }
-  if (values.source !== "basebackup" && values.source !== "direct") throw new Error("--source must be basebackup or direct");
+  if (values.source !== "basebackup" && values.source !== "direct") return bad(`--source must be basebackup or direct, not ${JSON.stringify(values.source)}`);
   const log = (s: string): void => console.error(`[bench] ${s}`);
   const loads: { at: string; loadavg: number[] }[] = [];
   const markLoad = (at: string): void => {
