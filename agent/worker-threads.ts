@@ -27,6 +27,8 @@ export function threadsFromEnv(name: string): number | undefined {
 
 interface Slot {
   worker: Worker;
+  /** The worker's uncaught error, kept until it has exited (see the constructor). */
+  error?: Error;
   pending: number;
   /** Requests not yet sent (`batch`). */
   outbox: unknown[];
@@ -36,8 +38,9 @@ interface Slot {
  * Worker threads that answer requests by id: each call goes to the worker
  * with the fewest pending and resolves with `settle` of its reply (an Error
  * from `settle` rejects it). A worker may answer several requests in one
- * message (an array of replies). A worker's error or non-zero exit fails
- * every pending call and every later one with that error; so does close().
+ * message (an array of replies). A worker's error (once it has exited) or
+ * non-zero exit fails every pending call and every later one with that
+ * error; so does close().
  */
 export class WorkerCalls<Reply extends { id: number }, Result> {
   private readonly workers: Slot[] = [];
@@ -76,9 +79,16 @@ export class WorkerCalls<Reply extends { id: number }, Result> {
           else call.resolve(out);
         }
       });
-      worker.on("error", (e) => this.fail(e));
+      // A worker's uncaught error fails the calls only once it has exited: Node
+      // lets a dying worker's requests on libuv's pool (a decode worker's
+      // writes into the restore's files) finish first, and the callers close
+      // those files as soon as their calls fail.
+      worker.on("error", (e) => {
+        slot.error ??= e;
+      });
       worker.on("exit", (code) => {
-        if (code !== 0) this.fail(new Error(`${o.name} exited with code ${code}`));
+        if (slot.error !== undefined) this.fail(slot.error);
+        else if (code !== 0) this.fail(new Error(`${o.name} exited with code ${code}`));
       });
       this.workers.push(slot);
     }

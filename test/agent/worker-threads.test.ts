@@ -5,14 +5,26 @@
  * Error rejects only its call, and a worker that dies fails what is pending
  * and everything after.
  */
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { WorkerCalls } from "../../agent/worker-threads.js";
 
-/** A worker that answers {id, n}: n < 0 dies; n = 0 replies with an error; n >= 1000 never replies; else n * 2, the replies of one turn together and in reverse. */
+/**
+ * A worker that answers {id, n}: n < 0 dies; n = 0 replies with an error; n >= 1000 never replies; else n * 2, the
+ * replies of one turn together and in reverse. {path}: starts writing 64 MiB to that file on libuv's pool and throws.
+ */
 const WORKER = `
 const { parentPort } = require("node:worker_threads");
+const fs = require("node:fs");
 let queued = [];
 parentPort.on("message", (m) => {
+  if (m.path !== undefined) {
+    const fd = fs.openSync(m.path, "w");
+    fs.write(fd, Buffer.alloc(64 * 1024 * 1024, 1), () => undefined);
+    throw new Error("worker failed while writing");
+  }
   if (m.n < 0) process.exit(3);
   if (m.n >= 1000) return;
   queued.push(m.n === 0 ? { id: m.id, error: "zero" } : { id: m.id, value: m.n * 2 });
@@ -26,6 +38,22 @@ function calls(threads = 2): WorkerCalls<Reply, number> {
 }
 
 describe("WorkerCalls", () => {
+  it("fails the calls of a worker that threw only once it has exited, after its writes in flight have finished", async () => {
+    // Prepare
+    const dir = mkdtempSync(join(tmpdir(), "worker-calls-"));
+    const path = join(dir, "f");
+    const w = calls(1);
+    try {
+      // Act
+      const failed = await w.call((id) => ({ id, path }), []).catch((e: unknown) => e);
+      // Assess: the worker's error, and the whole write on disk by then
+      expect((failed as Error).message).toBe("worker failed while writing");
+      expect(statSync(path).size).toBe(64 * 1024 * 1024);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("settles each call with its own reply, replies grouped and out of order, spread over the workers", async () => {
     // Prepare
     const w = calls(2);
