@@ -720,10 +720,10 @@ class ChunkSource {
     this.reads = new ChunkReads(clients.store, bucket, { parallel, bytesInFlight: READ_BYTES_IN_FLIGHT });
   }
 
-  /** GET requests for chunks (a coalesced ranged read of a pack counts once). */
   /** Raw bytes the decode workers wrote with direct I/O (agent/direct-runs.ts). */
   directBytes = 0;
 
+  /** GET requests for chunks (a coalesced ranged read of a pack counts once). */
   get fetched(): number {
     return this.reads.fetched;
   }
@@ -821,17 +821,18 @@ class ChunkSource {
     }
   }
 
-  /**
-   * The chunk of reference `seq` (its `chunk` and `file`), decoded and verified.
-   * With `into` (an open file and the chunk's offset in it) and a decode pool,
-   * a chunk used only this once is verified and written there by the pool's
-   * worker (resolves undefined: the caller writes nothing).
-   */
   /** Whether chunks used once are decoded and written by a pool's workers (`get` with `into`). */
   get writesInWorkers(): boolean {
     return this.decoder.decodeInto !== undefined;
   }
 
+  /**
+   * The chunk of reference `seq` (its `chunk` and `file`), decoded and verified.
+   * With `into` (an open file and the chunk's offset in it) and a decode pool,
+   * a chunk used only this once is verified and written there by the pool's
+   * worker (resolves undefined: the caller writes nothing); with
+   * `into.directFd` too, in a run with direct I/O (agent/direct-runs.ts).
+   */
   async get(chunk: RestoreChunk, file: string, seq: number, into?: { fd: number; position: number; directFd?: number }): Promise<Buffer | undefined> {
     while (this.plannedThrough <= seq && this.failure === undefined && !this.stopped) await this.sleep();
     if (this.failure !== undefined) throw this.failure.error;
