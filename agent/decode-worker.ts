@@ -24,7 +24,7 @@ const port = parentPort;
 
 const zstd = new ZstdInto();
 /** Runs open at once (agent/direct-runs.ts): files being written by this worker at the same time. */
-const RUN_SLOTS = 8;
+const RUN_SLOTS = 4;
 /** The raw bytes of a chunk: a view of the kept decoder's reused output (`reused`: written here, not sent back) or a buffer of its own. */
 async function decode(m: DecodeRequest, reused: boolean): Promise<Buffer> {
   if (m.codec === "zstd" && m.size <= KEPT_MAX_BYTES) {
