@@ -196,7 +196,8 @@ export function anchorAvailable(): { ok: boolean; reason?: string } {
   return { ok: true };
 }
 
-function median(xs: number[]): number {
+/** The median of `xs` (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((x, y) => x - y);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;

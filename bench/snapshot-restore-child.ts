@@ -12,6 +12,7 @@ import { constants, PerformanceObserver, type PerformanceEntry } from "node:perf
 import type { RestoreResult } from "../agent/restore.js";
 import type { SnapshotPushOptions, SnapshotPushResult, SnapshotSource } from "../agent/snapshot-push.js";
 import { ownPeakRssBytes, procStatusBytes } from "./peak-rss.js";
+import { ticksPerSecond } from "./processes.js";
 
 /** `nodeFlags`: the child's Node flags instead of bin/walvault's for the command (the parent uses them to start it). */
 export type ChildSpec = (
@@ -194,8 +195,9 @@ function sampleThreads(): { stop(): Record<string, number> } {
       clearInterval(timer);
       sample();
       const out: Record<string, number> = {};
-      // utime + stime are in clock ticks: USER_HZ, 100 on Linux (sysconf(_SC_CLK_TCK); not readable from Node).
-      for (const [tid, v] of seen) out[v.name] = Math.round(((out[v.name] ?? 0) * 100 + v.ticks - (base.get(tid) ?? 0))) / 100;
+      // utime + stime are in clock ticks (getconf CLK_TCK).
+      const hz = ticksPerSecond();
+      for (const [tid, v] of seen) out[v.name] = Math.round((((out[v.name] ?? 0) * hz + v.ticks - (base.get(tid) ?? 0)) / hz) * 100) / 100;
       return out;
     },
   };

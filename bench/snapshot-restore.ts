@@ -94,7 +94,7 @@ import { BENCH_BUNDLE_DIR, PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js"
 import { ScratchPostgres } from "../agent/postgres.js";
 import { startLocalStack, type LocalStack } from "../local/stack.js";
 import type { ChildOutput, ChildSpec } from "./snapshot-restore-child.js";
-import { anchorScriptsDir } from "./anchor.js";
+import { anchorScriptsDir, median } from "./anchor.js";
 import { launcherFlags } from "./launcher-flags.js";
 import { osUser, pidsMatching, procCpu, ticksPerSecond } from "./processes.js";
 import { benchArgs } from "./args.js";
@@ -419,13 +419,6 @@ function parseOptions() {
       out: { type: "string", default: "bench/results/snapshot-restore.json" },
     },
   });
-}
-
-/** The median of `xs` (the mean of the middle two for an even count). */
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return round(s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2, 2);
 }
 
 async function main(): Promise<void> {
@@ -764,7 +757,7 @@ async function main(): Promise<void> {
       ratios,
       table: rows,
       ...(restoreAb === undefined ? {} : { restoreAb }),
-      ...(restorePairRows.length === 0 ? {} : { restorePairs: { pairs: restorePairRows, medianRatio: median(restorePairRows.map((r) => r.ratio)) } }),
+      ...(restorePairRows.length === 0 ? {} : { restorePairs: { pairs: restorePairRows, medianRatio: round(median(restorePairRows.map((r) => r.ratio)), 2) } }),
     };
     mkdirSync(join(values.out, ".."), { recursive: true });
     writeFileSync(values.out, JSON.stringify(out, null, 2) + "\n");
@@ -786,7 +779,7 @@ async function main(): Promise<void> {
       );
     }
     if (restorePairRows.length > 0) {
-      console.log(`restore pairs (same warm-up, alternating order): ratios ${restorePairRows.map((r) => `${r.ratio}x`).join(", ")}; median ${median(restorePairRows.map((r) => r.ratio))}x`);
+      console.log(`restore pairs (same warm-up, alternating order): ratios ${restorePairRows.map((r) => `${r.ratio}x`).join(", ")}; median ${round(median(restorePairRows.map((r) => r.ratio)), 2)}x`);
     }
     console.log(`loadavg (1/5/15 min) at each step: ${loads.map((l) => `${l.at} ${l.loadavg.join("/")}`).join("; ")}`);
     log(`written ${values.out}`);

@@ -499,7 +499,6 @@ export class DynamoCatalog implements Catalog {
     );
   }
 
-
   async listGenericWalNewest(databaseId: string, stream: string, limit: number): Promise<WalRecord[]> {
     checkGenericWalNewest(databaseId, stream, limit);
     const items = await this.queryItems(databasePk(databaseId), { prefix: walStreamPrefix(stream) }, "Query (newest generic WAL)", { limit, forward: false });

@@ -819,7 +819,6 @@ export class MemoryCatalog implements Catalog {
     );
   }
 
-
   async listGenericWalNewest(databaseId: string, stream: string, limit: number): Promise<WalRecord[]> {
     checkGenericWalNewest(databaseId, stream, limit);
     const items = await this.queryItems(databasePk(databaseId), { prefix: walStreamPrefix(stream) }, "Query (newest generic WAL)", { limit, forward: false });
@@ -899,7 +898,6 @@ export class MemoryCatalog implements Catalog {
       this.queryPending(region, prefix, from, pageLimit, "Query (unreplicated records)", missingReplicaIndex(this.tableName, this.where, region)),
     );
   }
-
 
   async markUnreplicated(databaseId: string, region: string, after?: string, limit?: number): Promise<MarkUnreplicatedPage> {
     const max = markUnreplicatedStart(region, after, limit);
