@@ -72,8 +72,10 @@
  * WALVAULT_BENCH_TL=1 (the restore's files and MB done every 0.1 s: where it
  * waits, e.g. on the disk at the end),
  * WALVAULT_BENCH_RESTORE_AB="FLAGS|FLAGS" (after the timed restore, three
- * rounds of the restore with each set of Node flags in turn, each after the
- * same warm-up: an A/B of V8 settings within one run; a NAME=VALUE word is
+ * rounds, or WALVAULT_BENCH_AB_ROUNDS, of the restore with each set of Node
+ * flags in turn, each round starting with the next set, each restore after
+ * the same warm-up; then each set's median: an A/B of V8 settings within one
+ * run; a NAME=VALUE word is
  * set in that child's environment instead, and WALVAULT_BENCH_CHILD=FILE
  * runs another build's child, e.g. a worktree of the commit before: an A/B
  * of two versions of the code within one run).
@@ -591,8 +593,11 @@ async function main(): Promise<void> {
       restoreAb = [];
       if (!verify) rmSync(wvDir, { recursive: true, force: true });
       const abDir = join(work, "restore-ab");
-      for (let i = 0; i < 3; i++) {
-        for (const set of ab.split("|")) {
+      const sets = ab.split("|");
+      const rounds = Number(process.env["WALVAULT_BENCH_AB_ROUNDS"] ?? 3);
+      for (let i = 0; i < rounds; i++) {
+        // Each round starts with the next set: a restore runs slower after another (the disk's writeback), so no set is always first.
+        for (const set of [...sets.slice(i % sets.length), ...sets.slice(0, i % sets.length)]) {
           const words = set.split(" ").filter((f) => f !== "");
           // NAME=VALUE words are the child's environment for this set (WALVAULT_BENCH_CHILD=FILE: another build's child), the rest Node flags.
           const env = words.filter((w) => /^[A-Z][A-Z0-9_]*=/.test(w));
@@ -607,6 +612,7 @@ async function main(): Promise<void> {
           rmSync(abDir, { recursive: true, force: true });
         }
       }
+      for (const set of sets) log(`restore A/B median [${set}]: ${median(restoreAb.filter((r) => r.set === set).map((r) => r.wallS))} s`);
     }
     let wvVerified: Verified | undefined;
     if (verify) {
