@@ -29,14 +29,15 @@ export function agentSocketPath(databaseId: string): string {
 }
 
 /**
- * Database id (flag, environment, config file) and the configured wait
- * timeout, without validating the file: the slow path does that.
+ * Database id (flag, environment, config file), the configured wait
+ * timeout and prefetch count, without validating the file: the slow path
+ * does that.
  */
 export function quickSettings(
   flag: string | undefined,
   configPath: string | undefined,
-): { databaseId?: string; waitTimeoutSeconds?: number } {
-  let raw: { databaseId?: unknown; waitTimeoutSeconds?: unknown } = {};
+): { databaseId?: string; waitTimeoutSeconds?: number; prefetch?: number } {
+  let raw: { databaseId?: unknown; waitTimeoutSeconds?: unknown; prefetch?: unknown } = {};
   if (configPath) {
     try {
       raw = JSON.parse(readFileSync(configPath, "utf8")) as typeof raw;
@@ -46,5 +47,6 @@ export function quickSettings(
   }
   const databaseId = flag ?? process.env.WALVAULT_DATABASE ?? (typeof raw.databaseId === "string" ? raw.databaseId : undefined);
   const timeout = typeof raw.waitTimeoutSeconds === "number" ? raw.waitTimeoutSeconds : undefined;
-  return { ...(databaseId ? { databaseId } : {}), ...(timeout ? { waitTimeoutSeconds: timeout } : {}) };
+  const prefetch = typeof raw.prefetch === "number" && Number.isInteger(raw.prefetch) && raw.prefetch >= 0 ? raw.prefetch : undefined;
+  return { ...(databaseId ? { databaseId } : {}), ...(timeout ? { waitTimeoutSeconds: timeout } : {}), ...(prefetch !== undefined ? { prefetch } : {}) };
 }

@@ -8,66 +8,31 @@
  * "not found" there would end recovery early at the wrong point.
  *
  * Prefetch: after serving a segment, a detached `walvault wal-prefetch`
- * downloads and verifies the next segments into pg_wal/.walvault-prefetch/;
- * the next wal-fetch takes its file from there after re-hashing it.
+ * downloads and verifies the next segments into pg_wal/.walvault-prefetch/,
+ * each with a note of what the catalog said of it; the next wal-fetch serves
+ * its file from there (agent/wal-fetch-spool.ts takeVerified: re-hashed
+ * against the note, without the catalog), or here after re-hashing it
+ * against the catalog's record.
  */
 import { walInRegion } from "../core/regions.js";
-import { spawn } from "node:child_process";
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
-import { InvalidInputError, NotFoundError, UnknownDatabaseError } from "../core/errors.js";
+import { join, resolve } from "node:path";
+import { NotFoundError, UnknownDatabaseError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
 import type { WalRecord } from "../core/schemas.js";
-import { nextSegmentName, walFileShape, DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
 import type { AgentConfig } from "../core/config.js";
 import { fetchVerifiedWal } from "../store/catalog-state.js";
 import type { AgentClients } from "./clients.js";
+import { DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
+import { checkFetchDestination, checkFetchName, dropSpooled, followingSegments, spoolDirOf, VERIFIED_SUFFIX, writeAtomic, writeVerifiedNote } from "./wal-fetch-spool.js";
 
-export const PREFETCH_DIR = ".walvault-prefetch";
+export { checkFetchDestination, followingSegments, PREFETCH_DIR, spawnPrefetch } from "./wal-fetch-spool.js";
 
 export interface FetchResult {
   name: string;
   size: number;
   source: "vault" | "prefetch";
-}
-
-/** Writes dest through a temporary file beside it; on any failure the temporary file is removed. */
-async function writeAtomic(dest: string, data: Uint8Array): Promise<void> {
-  const tmp = join(dirname(dest), `.${basename(dest)}.walvault-tmp-${process.pid}`);
-  const fh = await open(tmp, "w", 0o600);
-  try {
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, dest);
-  } catch (e) {
-    await rm(tmp, { force: true }).catch(() => undefined);
-    throw e;
-  }
-}
-
-/**
- * The destination of a fetch must be a file path in an existing directory,
- * and not a directory itself: checked before anything is downloaded. An
- * InvalidInputError, so restore_command exits fatally (126), never "not
- * archived" (1).
- */
-export async function checkFetchDestination(dest: string): Promise<void> {
-  const shown = JSON.stringify(dest);
-  if (dest === "") throw new InvalidInputError("wal-fetch: the destination is empty: give the path PostgreSQL passes as %p");
-  const kind = async (p: string): Promise<"dir" | "other" | undefined> => {
-    try {
-      return (await stat(p)).isDirectory() ? "dir" : "other";
-    } catch {
-      return undefined;
-    }
-  };
-  if ((await kind(dest)) === "dir") throw new InvalidInputError(`wal-fetch: destination ${shown} is a directory, not a file path`);
-  if ((await kind(dirname(resolve(dest)))) !== "dir") throw new InvalidInputError(`wal-fetch: destination ${shown}: its directory ${JSON.stringify(dirname(dest))} does not exist`);
 }
 
 /** Downloads a recorded file from the vault and proves it against the catalog record. */
@@ -80,7 +45,7 @@ async function takePrefetched(dir: string, rec: WalRecord): Promise<Buffer | und
   if (!existsSync(file)) return undefined;
   try {
     const data = await readFile(file);
-    await rm(file, { force: true });
+    await dropSpooled(dir, rec.name);
     return sha256Hex(data) === rec.sha256 ? data : undefined;
   } catch {
     return undefined;
@@ -93,9 +58,7 @@ export async function walFetch(
   cfg: AgentConfig & { databaseId: string; replicaRegion?: string },
   clients: AgentClients,
 ): Promise<FetchResult> {
-  if (name.includes("/") || name === "" || name.startsWith(".")) {
-    throw new InvalidInputError(`'${name}' is not a WAL file name`);
-  }
+  checkFetchName(name);
   await checkFetchDestination(dest);
   const recorded = await clients.catalog.getWal(cfg.databaseId, name);
   const rec = recorded && walInRegion(recorded, cfg.replicaRegion);
@@ -110,41 +73,10 @@ export async function walFetch(
     }
     throw new NotFoundError(`${name} is not in the archive of database ${cfg.databaseId}`);
   }
-  const prefetchDir = join(dirname(dest), PREFETCH_DIR);
-  const pre = await takePrefetched(prefetchDir, rec);
+  const pre = await takePrefetched(spoolDirOf(dest), rec);
   const data = pre ?? (await downloadVerified(clients, cfg, rec));
   await writeAtomic(dest, data);
   return { name, size: data.length, source: pre ? "prefetch" : "vault" };
-}
-
-/** Names of the segments after `name` on its timeline. */
-export function followingSegments(name: string, count: number, segmentSize = DEFAULT_WAL_SEGMENT_SIZE): string[] {
-  const out: string[] = [];
-  let cur = name;
-  for (let i = 0; i < count; i++) {
-    cur = nextSegmentName(cur, segmentSize);
-    out.push(cur);
-  }
-  return out;
-}
-
-/** Starts a detached prefetcher for the segments after `name`; never blocks or fails the fetch. */
-/** `self`: how to run this CLI (agent/paths.ts selfCommand). */
-export function spawnPrefetch(name: string, dest: string, cfg: AgentConfig & { replicaRegion?: string }, self: { file: string; args: readonly string[] }): void {
-  const count = cfg.prefetch ?? 8;
-  if (count === 0) return;
-  try {
-    // The name's shape only: the prefetcher reads the database's segment size (a 1 MiB database's 257th segment is no 16 MiB name).
-    if (walFileShape(name) !== "segment") return;
-  } catch {
-    return;
-  }
-  const args = [...self.args, "wal-prefetch", name, join(dirname(dest), PREFETCH_DIR), "--count", String(count)];
-  if (cfg.databaseId) args.push("--database", cfg.databaseId);
-  if ("path" in cfg && typeof cfg.path === "string") args.push("--config", cfg.path);
-  if (cfg.replicaRegion) args.push("--region", cfg.replicaRegion);
-  const child = spawn(self.file, args, { detached: true, stdio: "ignore" });
-  child.unref();
 }
 
 /**
@@ -160,8 +92,14 @@ export async function walPrefetch(
   cfg: AgentConfig & { databaseId: string; replicaRegion?: string },
   clients: AgentClients,
 ): Promise<number> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const lock = join(dir, ".lock");
+  // The spool only, in the pg_wal PostgreSQL writes %p into: a data directory removed meanwhile (a restore given up)
+  // is not made again. An absolute path: Node's recursive mkdir of a relative path whose working directory was
+  // removed never returns, and a detached prefetcher spun on it at full CPU.
+  const spool = resolve(dir);
+  await mkdir(spool, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== "EEXIST") throw e;
+  });
+  const lock = join(spool, ".lock");
   try {
     await writeFile(lock, String(process.pid), { flag: "wx" });
   } catch {
@@ -172,12 +110,20 @@ export async function walPrefetch(
     const names = followingSegments(after, count, db?.walSegmentSize);
     const results = await Promise.all(
       names.map(async (n) => {
-        if (existsSync(join(dir, n))) return true;
+        if (existsSync(join(spool, n + VERIFIED_SUFFIX))) return true;
         const recorded = await clients.catalog.getWal(cfg.databaseId, n);
         const rec = recorded && walInRegion(recorded, cfg.replicaRegion);
         if (!rec) return false;
         const data = await downloadVerified(clients, cfg, rec);
-        await writeAtomic(join(dir, n), data);
+        await writeAtomic(join(spool, n), data);
+        // What the record proved, for the next wal-fetch to serve it without the catalog (agent/wal-fetch-spool.ts).
+        await writeVerifiedNote(spool, n, {
+          databaseId: cfg.databaseId,
+          ...(cfg.replicaRegion ? { region: cfg.replicaRegion } : {}),
+          sha256: rec.sha256,
+          size: data.length,
+          segmentSize: db?.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE,
+        });
         return true;
       }),
     );

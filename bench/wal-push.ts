@@ -18,17 +18,17 @@
  * ratios printed. Usage: npm run bench:wal-push [-- --modes no-agent,agent,agent-incoming --segments 64]
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, existsSync, linkSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, linkSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startLocalStack, type LocalStack } from "../local/stack.js";
 import { PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js";
 import { createCatalog } from "../store/factory.js";
-import { collectWalSegments } from "./collect-wal.js";
 import { osUser, pidsMatching, procCpu } from "./processes.js";
 import { lambdaCost } from "./prices.js";
-import { anchorAvailable, runPgbackrestArchiveAnchor, segmentsDir, type AnchorResult } from "./anchor.js";
+import { anchorAvailable, runPgbackrestArchiveAnchor, type AnchorResult } from "./anchor.js";
 import { benchArgs, refuseOption, WAL_PATHS } from "./args.js";
+import { benchSegments, pct, runLoop } from "./archive-loop.js";
 
 const MiB = 1024 * 1024;
 const MODES = WAL_PATHS;
@@ -77,10 +77,6 @@ function lambdaUsage(stack: LocalStack, segments: number): NonNullable<ModeResul
   return { steps: steps.map(({ step, invocations, avgMs, memoryMiB }) => ({ step, invocations, avgMs, memoryMiB })), per1M };
 }
 
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 /** A fake data directory: pg_wal with the segments (hard links) and a .ready for each. */
 function fakePgdata(segDir: string, names: string[], user: { uid: number; gid: number } | undefined): string {
   const dir = mkdtempSync(join(tmpdir(), "walvault-bench-pgdata-"));
@@ -101,28 +97,6 @@ function fakePgdata(segDir: string, names: string[], user: { uid: number; gid: n
     }
   }
   return dir;
-}
-
-/**
- * The archiver's loop in a small process of its own (bench/archive-loop-child.ts,
- * as the anchor's archive_loop.py): forking each call from this process, which
- * holds the local stack, cost ~42 ms of CPU per call (profiled in stop 31).
- */
-function runLoop(pgdata: string, names: string[], command: string, env: Record<string, string>, user: ReturnType<typeof osUser>): Promise<{ latenciesMs: number[]; failed: number; wallMs: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(PACKAGE_ROOT, "dist", "bench", "archive-loop-child.js")], { stdio: ["pipe", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-    child.on("close", (code) => {
-      try {
-        if (code !== 0) throw new Error(`the archive loop exited ${code}`);
-        resolve(JSON.parse(out) as { latenciesMs: number[]; failed: number; wallMs: number });
-      } catch (e) {
-        reject(e as Error);
-      }
-    });
-    child.stdin.end(JSON.stringify({ names, pgdata, env, ...(user ? { user } : {}), command }));
-  });
 }
 
 async function archiveLoop(mode: string, pgdata: string, names: string[], env: Record<string, string>, user: ReturnType<typeof osUser>): Promise<Omit<ModeResult, "storedMiB">> {
@@ -172,13 +146,7 @@ async function main(): Promise<void> {
   const unknown = modes.find((m) => !Object.hasOwn(MODES, m));
   if (unknown !== undefined) refuseOption("wal-push", `unknown mode '${unknown}' (${Object.keys(MODES).join(", ")})`);
   const anchor = anchorAvailable();
-  let segDir = segmentsDir();
-  if (!existsSync(segDir) || readdirSync(segDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).length < count) {
-    segDir = "/tmp/walvault-bench/wal";
-    process.stderr.write(`collecting ${count} real segments into ${segDir} ...\n`);
-    await collectWalSegments(count, segDir);
-  }
-  const names = readdirSync(segDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort().slice(0, count);
+  const { segDir, names } = await benchSegments(count);
   const user = osUser();
   const stateDir = mkdtempSync(join(tmpdir(), "walvault-bench-stack-"));
   const stack = await startLocalStack({ stateDir, databases: modes.map((m) => ({ id: `bench-${m}` })), persistent: false });

@@ -28,14 +28,36 @@ export default defineCommand({
   badInputExit: RESTORE_FATAL_EXIT,
   async run({ values, positionals: [name, dest] }) {
     try {
+      const { markRestoredFrom } = await import("../restore-marker.js");
+      // The prefetcher is this same CLI (the bundle or compiled script Node runs now, or the single-file executable).
+      const self = async (): Promise<{ file: string; args: string[] }> => (await import("../paths.js")).selfCommand();
+      // A segment the prefetcher spooled and proved: served without the catalog or the SDK (agent/wal-fetch-spool.ts).
+      const spool = await import("../wal-fetch-spool.js");
+      const { findConfigFile, quickSettings } = await import("../locate.js");
+      const configPath = findConfigFile(values.config).path;
+      const quick = quickSettings(values.database, configPath);
+      if (quick.databaseId !== undefined) {
+        spool.checkFetchName(name!);
+        await spool.checkFetchDestination(dest!);
+        const taken = await spool.takeVerified(name!, dest!, quick.databaseId, values.region);
+        if (taken !== undefined) {
+          markRestoredFrom(process.cwd(), quick.databaseId);
+          const count = quick.prefetch ?? spool.DEFAULT_PREFETCH;
+          if (!values["no-prefetch"] && spool.spoolRunningLow(spool.spoolDirOf(dest!), name!, count, taken.note.segmentSize)) {
+            spool.spawnPrefetch(name!, dest!, { self: await self(), count, databaseId: quick.databaseId, configPath, region: values.region });
+          }
+          if (values.json) print(true, { name, size: taken.size, source: "prefetch" }, () => "");
+          return 0;
+        }
+      }
       const { cfg, requireDatabase, agentClients } = await regionalSetup(values, values.region);
       const databaseId = requireDatabase(cfg);
-      const { walFetch, spawnPrefetch } = await import("../wal-fetch.js");
-      const { markRestoredFrom } = await import("../restore-marker.js");
+      const { walFetch } = await import("../wal-fetch.js");
       const r = await walFetch(name!, dest!, { ...cfg, databaseId }, agentClients(cfg));
       markRestoredFrom(process.cwd(), databaseId);
-      // The prefetcher is this same CLI (the bundle or compiled script Node runs now, or the single-file executable).
-      if (!values["no-prefetch"]) spawnPrefetch(name!, dest!, cfg, (await import("../paths.js")).selfCommand());
+      if (!values["no-prefetch"]) {
+        spool.spawnPrefetch(name!, dest!, { self: await self(), count: cfg.prefetch ?? spool.DEFAULT_PREFETCH, databaseId: cfg.databaseId, configPath: cfg.path, region: cfg.replicaRegion });
+      }
       if (values.json) print(true, r, () => "");
       return 0;
     } catch (e) {

@@ -295,8 +295,8 @@ describe("wal-fetch prefetch", () => {
       "the following segments in .walvault-prefetch",
     );
     for (const n of rest) expect(readFileSync(join(prefetchDir, n)).equals(archived.get(n)!)).toBe(true);
-    // Only what is archived, and no temporary files.
-    expect(readdirSync(prefetchDir).sort()).toEqual([...rest].sort());
+    // Only what is archived, each with the note of what the catalog said of it, and no temporary files.
+    expect(readdirSync(prefetchDir).sort()).toEqual([...rest, ...rest.map((n) => `${n}.verified`)].sort());
 
     // Act: PostgreSQL asks for the next one
     const next = await stack.cli(["wal-fetch", rest[0]!, join(d, "RECOVERYXLOG"), "--database", DB, "--no-prefetch", "--json"]);
@@ -306,6 +306,21 @@ describe("wal-fetch prefetch", () => {
     expect(JSON.parse(next.stdout)).toMatchObject({ name: rest[0], source: "prefetch" });
     expect(readFileSync(join(d, "RECOVERYXLOG")).equals(archived.get(rest[0]!)!)).toBe(true);
     expect(existsSync(join(prefetchDir, rest[0]!))).toBe(false);
+
+    // Prepare: a configuration whose S3 and DynamoDB endpoints answer nothing
+    const deadConfig = join(dir, "dead-endpoints.json");
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    writeFileSync(deadConfig, JSON.stringify({ ...JSON.parse(readFileSync(stack.configPath, "utf8")), s3Endpoint: dead, dynamodbEndpoint: dead }));
+
+    // Act: the segment after, proved when it was prefetched, is served from the spool without the catalog or the vault
+    const offline = await stack.cli(["wal-fetch", rest[1]!, join(d, "RECOVERYXLOG"), "--database", DB, "--no-prefetch", "--json"], { env: { WALVAULT_CONFIG: deadConfig } });
+
+    // Assess
+    expect(offline.code, offline.stderr).toBe(0);
+    expect(JSON.parse(offline.stdout)).toMatchObject({ name: rest[1], source: "prefetch" });
+    expect(readFileSync(join(d, "RECOVERYXLOG")).equals(archived.get(rest[1]!)!)).toBe(true);
+    expect(existsSync(join(prefetchDir, rest[1]!))).toBe(false);
+    expect(existsSync(join(prefetchDir, `${rest[1]}.verified`))).toBe(false);
   });
 
   it("does not serve a prefetched file whose bytes no longer match the catalog: fetches from the vault instead", async () => {
