@@ -79,11 +79,49 @@ export async function walFetch(
   return { name, size: data.length, source: pre ? "prefetch" : "vault" };
 }
 
+/** Creates the prefetcher's lock file with this process's id; false while a live process holds it (a dead one's is taken over). */
+async function takeLock(lock: string): Promise<boolean> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: "wx" });
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const text = (await readFile(lock, "utf8").catch(() => "")).trim();
+      const pid = Number(text);
+      // Empty: being written by a prefetcher starting now.
+      if (!/^\d+$/.test(text) || pid === process.pid || processAlive(pid)) return false;
+      await rm(lock, { force: true });
+    }
+  }
+  return false;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** How long a prefetcher waits for recovery to take the next spooled segment before it exits. */
+export const PREFETCH_IDLE_MS = 10_000;
+const PREFETCH_POLL_MS = 25;
+
 /**
- * `walvault wal-prefetch <after> <dir>`: fetch and verify the next segments in
- * parallel into dir, each written atomically; stops at the end of the archive.
- * One prefetcher per directory at a time (a lock file), so a fast recovery does
- * not pile them up.
+ * `walvault wal-prefetch <after> <dir>`: keeps the `count` segments after the
+ * one recovery took last spooled in dir, each downloaded, proved against its
+ * catalog record and written atomically with its note
+ * (agent/wal-fetch-spool.ts), in parallel. It stays while recovery takes
+ * them (after each one taken, the `count` after it), drops those recovery
+ * went past (it fetched them itself before they were spooled), and
+ * exits at the end of the archive (a segment not archived), when recovery
+ * has taken nothing for `idleMs` (it went elsewhere: a timeline switch, or
+ * its end), or when the spool is gone. One per spool at a time (a lock
+ * file): one process for a whole recovery, not a Node start and SDK load per
+ * refill on the cores recovery replays on. Resolves with how many it spooled.
  */
 export async function walPrefetch(
   after: string,
@@ -91,6 +129,7 @@ export async function walPrefetch(
   count: number,
   cfg: AgentConfig & { databaseId: string; replicaRegion?: string },
   clients: AgentClients,
+  opts: { idleMs?: number } = {},
 ): Promise<number> {
   // The spool only, in the pg_wal PostgreSQL writes %p into: a data directory removed meanwhile (a restore given up)
   // is not made again. An absolute path: Node's recursive mkdir of a relative path whose working directory was
@@ -100,34 +139,46 @@ export async function walPrefetch(
     if (e.code !== "EEXIST") throw e;
   });
   const lock = join(spool, ".lock");
-  try {
-    await writeFile(lock, String(process.pid), { flag: "wx" });
-  } catch {
-    return 0; // another prefetcher is running
-  }
+  if (!(await takeLock(lock))) return 0; // another prefetcher is running
   try {
     const db = await clients.catalog.getDatabase(cfg.databaseId);
-    const names = followingSegments(after, count, db?.walSegmentSize);
-    const results = await Promise.all(
-      names.map(async (n) => {
-        if (existsSync(join(spool, n + VERIFIED_SUFFIX))) return true;
-        const recorded = await clients.catalog.getWal(cfg.databaseId, n);
-        const rec = recorded && walInRegion(recorded, cfg.replicaRegion);
-        if (!rec) return false;
-        const data = await downloadVerified(clients, cfg, rec);
-        await writeAtomic(join(spool, n), data);
-        // What the record proved, for the next wal-fetch to serve it without the catalog (agent/wal-fetch-spool.ts).
-        await writeVerifiedNote(spool, n, {
-          databaseId: cfg.databaseId,
-          ...(cfg.replicaRegion ? { region: cfg.replicaRegion } : {}),
-          sha256: rec.sha256,
-          size: data.length,
-          segmentSize: db?.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE,
-        });
-        return true;
-      }),
-    );
-    return results.filter(Boolean).length;
+    const segmentSize = db?.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE;
+    const spooled = (n: string): boolean => existsSync(join(spool, n + VERIFIED_SUFFIX));
+    /** Spools `n`; false when it is not archived (in this region). */
+    const fetchOne = async (n: string): Promise<boolean> => {
+      const recorded = await clients.catalog.getWal(cfg.databaseId, n);
+      const rec = recorded && walInRegion(recorded, cfg.replicaRegion);
+      if (!rec) return false;
+      const data = await downloadVerified(clients, cfg, rec);
+      await writeAtomic(join(spool, n), data);
+      // What the record proved, for the next wal-fetch to serve it without the catalog (agent/wal-fetch-spool.ts).
+      await writeVerifiedNote(spool, n, {
+        databaseId: cfg.databaseId,
+        ...(cfg.replicaRegion ? { region: cfg.replicaRegion } : {}),
+        sha256: rec.sha256,
+        size: data.length,
+        segmentSize,
+      });
+      return true;
+    };
+    const idleMs = opts.idleMs ?? PREFETCH_IDLE_MS;
+    let window = followingSegments(after, count, segmentSize);
+    let fetched = 0;
+    for (;;) {
+      const got = await Promise.all(window.filter((n) => !spooled(n)).map(fetchOne));
+      fetched += got.filter(Boolean).length;
+      if (got.includes(false)) return fetched; // the end of the archive, for now: the next wal-fetch starts another
+      // Until recovery takes one of them (all are spooled now: one missing was taken).
+      for (const until = Date.now() + idleMs; window.every(spooled); ) {
+        if (Date.now() > until || !existsSync(spool)) return fetched;
+        await new Promise((r) => setTimeout(r, PREFETCH_POLL_MS));
+      }
+      // Recovery is at the last one taken; those before it it had fetched itself, before they were spooled: dropped.
+      let at = window.length - 1;
+      while (spooled(window[at]!)) at--;
+      for (const n of window.slice(0, at)) await dropSpooled(spool, n);
+      window = followingSegments(window[at]!, count, segmentSize);
+    }
   } finally {
     await rm(lock, { force: true });
   }
