@@ -11,6 +11,7 @@ import { agentConfigSchema, type AgentConfig } from "../core/config.js";
 import { ConfigError, ServiceUnavailableError } from "../core/errors.js";
 import { assertDatabaseId } from "../core/keys.js";
 import { findConfigFile } from "./locate.js";
+import { pidAlive } from "./pid.js";
 
 export { configCandidates, defaultLocalStateDir } from "./locate.js";
 
@@ -79,15 +80,10 @@ export function requireDatabase(cfg: AgentConfig): string {
 
 /** A config written by the local stack names its process; fail fast and clearly when it is gone. */
 export function assertLocalStackAlive(cfg: AgentConfig): void {
-  if (!cfg.local) return;
-  try {
-    process.kill(cfg.local.pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EPERM") return; // alive, another user's process
-    throw new ServiceUnavailableError(
-      `the local stack is not running (pid ${cfg.local.pid} from ${cfg.local.stateDir} has exited): start it with \`walvault local up\``,
-    );
-  }
+  if (!cfg.local || pidAlive(cfg.local.pid)) return;
+  throw new ServiceUnavailableError(
+    `the local stack is not running (pid ${cfg.local.pid} from ${cfg.local.stateDir} has exited): start it with \`walvault local up\``,
+  );
 }
 
 /** What tells one version of a file from the next without reading it (undefined: no file). */

@@ -140,6 +140,7 @@ import { WALVAULT_BIN } from "./paths.js";
 import { ChunkReads, decodeChunk, decodeChunkInto, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import { inThreadDecoder, openDecoder, writeError, type ChunkDecoder } from "./decode-pool.js";
 import { RUN_BYTES } from "./direct-runs.js";
+import { pidAlive } from "./pid.js";
 import { loadPlanningState, mapLimit } from "../store/catalog-state.js";
 import type { OpenedManifest } from "../store/manifest-pages.js";
 import type { PageEntry } from "../core/manifest-pages.js";
@@ -545,15 +546,6 @@ export function formatRestoreResult(r: RestoreResult): string {
 
 const PARTIAL_TAG = ".walvault-partial-";
 const OLD_TAG = ".walvault-old-";
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 interface TargetState {
   /** toDir, symlinks in its parent path resolved. */

@@ -24,6 +24,8 @@ import type { WalRecord } from "../core/schemas.js";
 import type { AgentConfig } from "../core/config.js";
 import { fetchVerifiedWal } from "../store/catalog-state.js";
 import type { AgentClients } from "./clients.js";
+import { pidAlive } from "./pid.js";
+import { mapLimit } from "../core/concurrency.js";
 import { DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
 import { checkFetchDestination, checkFetchName, dropSpooled, followingSegments, spoolDirOf, VERIFIED_SUFFIX, writeAtomic, writeVerifiedNote } from "./wal-fetch-spool.js";
 
@@ -90,25 +92,18 @@ async function takeLock(lock: string): Promise<boolean> {
       const text = (await readFile(lock, "utf8").catch(() => "")).trim();
       const pid = Number(text);
       // Empty: being written by a prefetcher starting now.
-      if (!/^\d+$/.test(text) || pid === process.pid || processAlive(pid)) return false;
+      if (!/^\d+$/.test(text) || pid === process.pid || pidAlive(pid)) return false;
       await rm(lock, { force: true });
     }
   }
   return false;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** How long a prefetcher waits for recovery to take the next spooled segment before it exits. */
 export const PREFETCH_IDLE_MS = 10_000;
 const PREFETCH_POLL_MS = 25;
+/** Segment bytes a prefetcher holds at once (at least one segment): 16 of 16 MiB, one of 1 GiB. */
+const PREFETCH_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
 
 /**
  * `walvault wal-prefetch <after> <dir>`: keeps the `count` segments after the
@@ -165,7 +160,7 @@ export async function walPrefetch(
     let window = followingSegments(after, count, segmentSize);
     let fetched = 0;
     for (;;) {
-      const got = await Promise.all(window.filter((n) => !spooled(n)).map(fetchOne));
+      const got = await mapLimit(window.filter((n) => !spooled(n)), Math.max(1, Math.floor(PREFETCH_BYTES_IN_FLIGHT / segmentSize)), fetchOne);
       fetched += got.filter(Boolean).length;
       if (got.includes(false)) return fetched; // the end of the archive, for now: the next wal-fetch starts another
       // Until recovery takes one of them (all are spooled now: one missing was taken).

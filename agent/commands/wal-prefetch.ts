@@ -4,7 +4,7 @@ import { GROUPS, regionalSetup, REGION_HELP } from "./shared.js";
 
 export default defineCommand({
   name: "wal-prefetch",
-  summary: "fetch the segments after <after> into <dir> (internal: wal-fetch starts it)",
+  summary: "keep the segments after <after> spooled in <dir> while recovery takes them (internal: wal-fetch starts it)",
   group: GROUPS.archiving,
   hidden: true,
   positionals: [
