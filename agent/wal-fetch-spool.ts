@@ -18,16 +18,18 @@
  * re-hashes the file against the record or downloads the segment again.
  */
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { open, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { InvalidInputError } from "../core/errors.js";
+import { sha256Hex } from "../core/hash.js";
 import { DEFAULT_WAL_SEGMENT_SIZE, nextSegmentName, walFileShape } from "../core/wal.js";
 
 export const PREFETCH_DIR = ".walvault-prefetch";
 /** The prefetcher's note beside a spooled segment: `<name>` + this. */
 export const VERIFIED_SUFFIX = ".verified";
+/** The running prefetcher's lock in the spool (its process id). */
+export const PREFETCH_LOCK = ".lock";
 /** Segments prefetched ahead unless the configuration's `prefetch` says otherwise. */
 export const DEFAULT_PREFETCH = 8;
 
@@ -117,10 +119,12 @@ export async function dropSpooled(dir: string, name: string): Promise<void> {
  * and `region` and the file hashes to the note (see the file comment), then
  * removes it from the spool. Undefined (nothing written, nothing removed)
  * when it cannot: the caller goes through the catalog. A name that is no file
- * name is refused (InvalidInputError), as walFetch refuses it.
+ * name, or a destination that cannot be one, is refused (InvalidInputError)
+ * as walFetch refuses it.
  */
 export async function takeVerified(name: string, dest: string, databaseId: string, region: string | undefined): Promise<{ size: number; note: VerifiedNote } | undefined> {
   checkFetchName(name);
+  await checkFetchDestination(dest);
   const dir = spoolDirOf(dest);
   const note = readNote(join(dir, name + VERIFIED_SUFFIX));
   if (note === undefined || note.databaseId !== databaseId || note.region !== region) return undefined;
@@ -130,7 +134,7 @@ export async function takeVerified(name: string, dest: string, databaseId: strin
   } catch {
     return undefined;
   }
-  if (data.length !== note.size || createHash("sha256").update(data).digest("hex") !== note.sha256) return undefined;
+  if (data.length !== note.size || sha256Hex(data) !== note.sha256) return undefined;
   // The spooled file is already durable (the prefetcher's writeAtomic): moved into place in the same directory, not
   // copied and synced again; copied only where a rename cannot do it.
   try {
@@ -160,8 +164,8 @@ export function followingSegments(name: string, count: number, segmentSize = DEF
  * ~0.5 s to start and fill the gap, so waiting until half the spool was gone
  * left recovery asking for segments not there yet (bench:wal-fetch).
  */
-export function spoolRunningLow(dir: string, name: string, count: number, segmentSize: number): boolean {
-  if (count === 0 || existsSync(join(dir, ".lock"))) return false;
+export function spoolNeedsPrefetcher(dir: string, name: string, count: number, segmentSize: number): boolean {
+  if (count === 0 || existsSync(join(dir, PREFETCH_LOCK))) return false;
   let spooled = 0;
   try {
     for (const n of followingSegments(name, count, segmentSize)) if (existsSync(join(dir, n + VERIFIED_SUFFIX))) spooled++;

@@ -27,7 +27,7 @@ import type { AgentClients } from "./clients.js";
 import { pidAlive } from "./pid.js";
 import { mapLimit } from "../core/concurrency.js";
 import { DEFAULT_WAL_SEGMENT_SIZE } from "../core/wal.js";
-import { checkFetchDestination, checkFetchName, dropSpooled, followingSegments, spoolDirOf, VERIFIED_SUFFIX, writeAtomic, writeVerifiedNote } from "./wal-fetch-spool.js";
+import { checkFetchDestination, checkFetchName, dropSpooled, followingSegments, PREFETCH_LOCK, spoolDirOf, VERIFIED_SUFFIX, writeAtomic, writeVerifiedNote } from "./wal-fetch-spool.js";
 
 export { checkFetchDestination, followingSegments, PREFETCH_DIR, spawnPrefetch } from "./wal-fetch-spool.js";
 
@@ -133,7 +133,7 @@ export async function walPrefetch(
   await mkdir(spool, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
     if (e.code !== "EEXIST") throw e;
   });
-  const lock = join(spool, ".lock");
+  const lock = join(spool, PREFETCH_LOCK);
   if (!(await takeLock(lock))) return 0; // another prefetcher is running
   try {
     const db = await clients.catalog.getDatabase(cfg.databaseId);

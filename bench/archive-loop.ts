@@ -23,8 +23,14 @@ export async function benchSegments(count: number): Promise<{ segDir: string; na
 }
 
 /** The p-th percentile of ascending `sorted` (nearest rank). */
-export function pct(sorted: number[], p: number): number {
+function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** A loop's call latencies in whole milliseconds: median, 90th and 95th percentile, slowest. */
+export function latencySummary(latenciesMs: readonly number[]): { p50Ms: number; p90Ms: number; p95Ms: number; maxMs: number } {
+  const sorted = [...latenciesMs].sort((a, b) => a - b);
+  return { p50Ms: Math.round(pct(sorted, 50)), p90Ms: Math.round(pct(sorted, 90)), p95Ms: Math.round(pct(sorted, 95)), maxMs: Math.round(sorted.at(-1)!) };
 }
 
 /**

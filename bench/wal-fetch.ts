@@ -25,7 +25,7 @@ import { PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js";
 import { osUser } from "./processes.js";
 import { anchorAvailable, anchorScriptsDir } from "./anchor.js";
 import { benchArgs, refuseOption } from "./args.js";
-import { benchSegments, pct, runLoop } from "./archive-loop.js";
+import { benchSegments, latencySummary, runLoop } from "./archive-loop.js";
 
 const DB = "bench-fetch";
 
@@ -41,13 +41,13 @@ interface FetchResult {
 }
 
 function summary(tool: string, latenciesMs: number[], failed: number): FetchResult {
-  const sorted = [...latenciesMs].sort((a, b) => a - b);
+  const { p50Ms, p90Ms, maxMs } = latencySummary(latenciesMs);
   return {
     tool,
     segments: latenciesMs.length,
-    p50Ms: Math.round(pct(sorted, 50)),
-    p90Ms: Math.round(pct(sorted, 90)),
-    maxMs: Math.round(sorted.at(-1)!),
+    p50Ms,
+    p90Ms,
+    maxMs,
     totalS: Number((latenciesMs.reduce((a, b) => a + b, 0) / 1000).toFixed(2)),
     failed,
   };

@@ -28,7 +28,7 @@ import { osUser, pidsMatching, procCpu } from "./processes.js";
 import { lambdaCost } from "./prices.js";
 import { anchorAvailable, runPgbackrestArchiveAnchor, type AnchorResult } from "./anchor.js";
 import { benchArgs, refuseOption, WAL_PATHS } from "./args.js";
-import { benchSegments, pct, runLoop } from "./archive-loop.js";
+import { benchSegments, latencySummary, runLoop } from "./archive-loop.js";
 
 const MiB = 1024 * 1024;
 const MODES = WAL_PATHS;
@@ -102,14 +102,14 @@ function fakePgdata(segDir: string, names: string[], user: { uid: number; gid: n
 async function archiveLoop(mode: string, pgdata: string, names: string[], env: Record<string, string>, user: ReturnType<typeof osUser>): Promise<Omit<ModeResult, "storedMiB">> {
   const { latenciesMs: lat, failed, wallMs } = await runLoop(pgdata, names, `'${WALVAULT_BIN}' wal-push${MODES[mode]!.agent ? "" : " --no-agent"} pg_wal/{name}`, env, user);
   const wallS = wallMs / 1000;
-  const sorted = [...lat].sort((a, b) => a - b);
+  const { p50Ms, p95Ms, maxMs } = latencySummary(lat);
   const bytes = names.reduce((a, n) => a + statSync(join(pgdata, "pg_wal", n)).size, 0);
   return {
     mode,
     segments: names.length,
-    p50Ms: Math.round(pct(sorted, 50)),
-    p95Ms: Math.round(pct(sorted, 95)),
-    maxMs: Math.round(sorted.at(-1)!),
+    p50Ms,
+    p95Ms,
+    maxMs,
     wallS: Number(wallS.toFixed(2)),
     segPerS: Number((names.length / wallS).toFixed(2)),
     mbPerS: Number((bytes / MiB / wallS).toFixed(1)),

@@ -37,13 +37,11 @@ export default defineCommand({
       const configPath = findConfigFile(values.config).path;
       const quick = quickSettings(values.database, configPath);
       if (quick.databaseId !== undefined) {
-        spool.checkFetchName(name!);
-        await spool.checkFetchDestination(dest!);
         const taken = await spool.takeVerified(name!, dest!, quick.databaseId, values.region);
         if (taken !== undefined) {
           markRestoredFrom(process.cwd(), quick.databaseId);
           const count = quick.prefetch ?? spool.DEFAULT_PREFETCH;
-          if (!values["no-prefetch"] && spool.spoolRunningLow(spool.spoolDirOf(dest!), name!, count, taken.note.segmentSize)) {
+          if (!values["no-prefetch"] && spool.spoolNeedsPrefetcher(spool.spoolDirOf(dest!), name!, count, taken.note.segmentSize)) {
             spool.spawnPrefetch(name!, dest!, { self: await self(), count, databaseId: quick.databaseId, configPath, region: values.region });
           }
           if (values.json) print(true, { name, size: taken.size, source: "prefetch" }, () => "");

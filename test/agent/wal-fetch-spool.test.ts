@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
-import { followingSegments, PREFETCH_DIR, spoolRunningLow, takeVerified, VERIFIED_SUFFIX, writeVerifiedNote, type VerifiedNote } from "../../agent/wal-fetch-spool.js";
+import { followingSegments, PREFETCH_DIR, spoolNeedsPrefetcher, takeVerified, VERIFIED_SUFFIX, writeVerifiedNote, type VerifiedNote } from "../../agent/wal-fetch-spool.js";
 import { seededBytes } from "../support/retention.js";
 import { pgSegmentRecord } from "../support/pg-records.js";
 import { deadPid, poll } from "../support/harness.js";
@@ -110,19 +110,19 @@ describe("takeVerified", () => {
   });
 });
 
-describe("spoolRunningLow", () => {
+describe("spoolNeedsPrefetcher", () => {
   it("asks for a prefetcher once one of the next segments is not spooled, and not while one runs", async () => {
     // Prepare: all of the next 8 spooled
     const next = followingSegments(NAME, 8, SEGMENT_SIZE);
     for (const n of next) await spooled(n, seededBytes(5, 16));
 
     // Act / Assess
-    expect(spoolRunningLow(spool, NAME, 8, SEGMENT_SIZE)).toBe(false);
+    expect(spoolNeedsPrefetcher(spool, NAME, 8, SEGMENT_SIZE)).toBe(false);
     await takeVerified(next[3]!, dest, "pg-main", undefined);
-    expect(spoolRunningLow(spool, NAME, 8, SEGMENT_SIZE)).toBe(true);
+    expect(spoolNeedsPrefetcher(spool, NAME, 8, SEGMENT_SIZE)).toBe(true);
     writeFileSync(join(spool, ".lock"), "123");
-    expect(spoolRunningLow(spool, NAME, 8, SEGMENT_SIZE)).toBe(false);
-    expect(spoolRunningLow(spool, NAME, 0, SEGMENT_SIZE)).toBe(false);
+    expect(spoolNeedsPrefetcher(spool, NAME, 8, SEGMENT_SIZE)).toBe(false);
+    expect(spoolNeedsPrefetcher(spool, NAME, 0, SEGMENT_SIZE)).toBe(false);
   });
 });
 
