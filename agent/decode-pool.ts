@@ -41,6 +41,8 @@ export interface DecodeRequest {
   what: string;
   /** Write the raw bytes at `position` of the open file `fd` (from this process) if they hash to `sha256` and have `size` bytes; do not send them back. */
   write?: { fd: number; position: number; sha256: string; directFd?: number };
+  /** No chunk (`stored` empty): answer once every run of the file with this direct descriptor (-1: of every file) placed before is written (agent/direct-runs.ts drain). */
+  drain?: number;
 }
 
 /** An fs error's identity, kept across the thread boundary (a write the worker made). */
@@ -85,12 +87,13 @@ export interface DecodeResult {
 
 export type DecodeReply =
   | { id: number; raw: Buffer | undefined; sha256: string; length: number; direct?: boolean }
-  | { id: number; error: string; codecError: boolean; errno?: ErrnoInfo };
+  | { id: number; error: string; codecError: boolean; errno?: ErrnoInfo; position?: number };
 
-/** The worker's failure as an Error on this thread: a CodecError, or an Error with the fs error's code, errno and syscall. */
-export function replyError(m: { error: string; codecError: boolean; errno?: ErrnoInfo }): Error {
+/** The worker's failure as an Error on this thread: a CodecError, or an Error with the fs error's code, errno and syscall (and `position`, a failed run's offset in its file). */
+export function replyError(m: { error: string; codecError: boolean; errno?: ErrnoInfo; position?: number }): Error {
   if (m.codecError) return new CodecError(m.error);
-  const e = new Error(m.error) as NodeJS.ErrnoException;
+  const e = new Error(m.error) as NodeJS.ErrnoException & { position?: number };
+  if (m.position !== undefined) e.position = m.position;
   if (m.errno) {
     e.code = m.errno.code;
     if (m.errno.errno !== undefined) e.errno = m.errno.errno;
@@ -118,10 +121,21 @@ export interface ChunkDecoder {
    * Decodes and hashes, and only when the bytes hash to `into.sha256` with
    * `size` bytes writes them at `into.position` of file descriptor `into.fd`
    * (on the worker: the raw bytes never come back). Resolves with the hash
-   * and length found either way, and `direct` when the bytes went to disk
-   * with direct I/O (in a run, agent/direct-runs.ts). Only a pool offers it.
+   * and length found either way, and `direct` when the bytes joined a run
+   * written with direct I/O (agent/direct-runs.ts): written by the time
+   * drainWrites of their file resolves, not necessarily before. Only a pool
+   * offers it.
    */
   decodeInto?(codec: CodecName, stored: Uint8Array, size: number, what: string, into: WriteInto): Promise<{ sha256: string; length: number; direct?: boolean }>;
+  /**
+   * Resolves once every chunk decodeInto answered `direct` for the file with
+   * this direct descriptor (undefined: for every file) is written; rejects
+   * with a FileAccessError naming `what` and the offset when a write failed.
+   * A `direct` answer means the chunk is verified and in a run, not yet that
+   * it is on disk: the file is drained before it is checked, synced or
+   * closed. Only a pool offers it (with decodeInto).
+   */
+  drainWrites?(directFd: number | undefined, what: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -146,6 +160,8 @@ export const inThreadDecoder: ChunkDecoder = {
   },
   async close() {},
 };
+
+const NO_BYTES = new Uint8Array(0);
 
 /** A worker holds one chunk at a time (its bytes are outside the heap): a small heap keeps each worker's memory to a few MB. */
 const WORKER_LIMITS = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
@@ -183,6 +199,16 @@ export class DecodePool implements ChunkDecoder {
       return await this.post({ codec, stored, size, what, write: into }, affinity);
     } catch (e) {
       throw writeError(what, into.position, e);
+    }
+  }
+
+  async drainWrites(directFd: number | undefined, what: string): Promise<void> {
+    // Every worker: a file's runs go to either, by their place in it.
+    const drained = await Promise.allSettled(Array.from({ length: this.calls.threads }, (_, i) => this.post({ codec: "zstd", stored: NO_BYTES, size: 0, what, drain: directFd ?? -1 }, i)));
+    const failed = drained.find((d) => d.status === "rejected");
+    if (failed !== undefined) {
+      const e: unknown = failed.reason;
+      throw writeError(what, (e as { position?: number }).position ?? 0, e);
     }
   }
 

@@ -63,10 +63,11 @@ function writeAllAsync(fd: number, bytes: Uint8Array, position: number): Promise
   });
 }
 
-function errorReply(id: number, e: unknown): DecodeReply {
+function errorReply(id: number, e: unknown, position?: number): DecodeReply {
   const err = e as NodeJS.ErrnoException;
   return {
     id,
+    ...(position === undefined ? {} : { position }),
     error: e instanceof Error ? e.message : String(e),
     codecError: e instanceof CodecError,
     ...(typeof err?.code === "string" ? { errno: { code: err.code, ...(err.errno === undefined ? {} : { errno: err.errno }), ...(err.syscall === undefined ? {} : { syscall: err.syscall }) } } : {}),
@@ -88,18 +89,14 @@ function send(reply: DecodeReply, transfer: ArrayBuffer[] = []): void {
   endOfTurn();
 }
 
-/** Chunks of `write` requests with a direct descriptor, gathered into runs (agent/direct-runs.ts); written at the end of each turn at the latest. */
-const runs = new DirectRuns<DecodeReply>(RUN_SLOTS, writeAllAsync, (answers) => {
-  replies.push(...answers);
-  endOfTurn();
-}, (answer, e) => errorReply(answer.id, e));
+/** Chunks of `write` requests with a direct descriptor, gathered into runs (agent/direct-runs.ts); a `drain` request proves their writes. */
+const runs = new DirectRuns(RUN_SLOTS, writeAllAsync);
 
-/** Once this turn's requests are done: the open runs written, then every answer sent. */
+/** Once this turn's requests are done: every answer sent, in one message. */
 function endOfTurn(): void {
   if (flushing) return;
   flushing = true;
   setImmediate(() => {
-    runs.flush();
     const batch = replies;
     const t = transfers;
     replies = [];
@@ -125,18 +122,25 @@ async function answer(m: DecodeRequest): Promise<void> {
   let reply: DecodeReply;
   let transfer: ArrayBuffer[] = [];
   try {
+    if (m.drain !== undefined) {
+      // After every request sent before it (they were placed in order); answered once the file's runs are written, without holding up the next requests.
+      void runs.drain(m.drain < 0 ? undefined : m.drain).then((failed) =>
+        send(failed === undefined ? { id: m.id, raw: undefined, sha256: "", length: 0 } : errorReply(m.id, failed.error, failed.position)),
+      );
+      return;
+    }
     if (m.write) {
       const w = m.write;
-      // A zstd chunk of a file with a direct descriptor: decoded straight into its run, answered when the run is written.
-      const place = w.directFd !== undefined && m.codec === "zstd" ? runs.place(w.fd, w.directFd, w.position, m.size) : undefined;
+      // A zstd chunk of a file with a direct descriptor: decoded straight into its run and answered at once; a drain of its file proves the write.
+      const place = w.directFd !== undefined && m.codec === "zstd" ? await runs.placeWhenFree(w.fd, w.directFd, w.position, m.size) : undefined;
       if (place !== undefined) {
         const n = zstd.decode(m.stored, m.size, place.view);
         if (n !== undefined) {
           const raw = place.view.subarray(0, n);
           const sha256 = hash("sha256", raw, "hex");
           if (sha256 === w.sha256 && n === m.size) {
-            place.commit({ id: m.id, raw: undefined, sha256, length: n, direct: true });
-            endOfTurn();
+            place.commit();
+            send({ id: m.id, raw: undefined, sha256, length: n, direct: true });
           } else send({ id: m.id, raw: undefined, sha256, length: n });
           return;
         }

@@ -861,6 +861,16 @@ class ChunkSource {
     }
   }
 
+  /**
+   * Resolves once the decode workers' direct writes into the file with
+   * direct descriptor `directFd` (undefined: every file) are done; rejects
+   * naming the file when one failed (ChunkDecoder.drainWrites). Nothing to
+   * wait for without a pool.
+   */
+  drainWrites(directFd: number | undefined, file: string): Promise<void> {
+    return this.decoder.drainWrites?.(directFd, `file ${JSON.stringify(file)}`) ?? Promise.resolve();
+  }
+
   /** One reference of `sha256` is written: drop it from the cache after its last. */
   release(sha256: string): void {
     const left = (this.remaining.get(sha256) ?? 1) - 1;
@@ -1062,6 +1072,9 @@ async function writeFiles(
   const finish = async (state: FileState): Promise<void> => {
     const fh = await state.handle!;
     try {
+      // The workers' runs of this file written (their chunks were answered once verified and placed).
+      const direct = await state.direct?.catch(() => undefined);
+      if (direct !== undefined) await source.drainWrites(direct.fd, state.op.relativePath);
       checkFile(state.op, hashed(state.op) ? state.hash.digest("hex") : undefined, state.hashed, (await fh.stat()).size);
       // The direct descriptor's writes are the same file's: one fdatasync makes both durable.
       if (opts.durable) await fh.datasync();
@@ -1129,6 +1142,8 @@ async function writeFiles(
     await source.stop();
   }
   // Close whatever a failure left open (the partial directory is removed next); a file that continues stays open.
+  // No worker's write may still be in flight on a descriptor closed here (its number could be reused).
+  if (failure !== undefined) await source.drainWrites(undefined, "the restored files").catch(() => undefined);
   if (failure === undefined && carryOut !== undefined) open_.delete(carryOut);
   await Promise.all([...open_].map(closeFile));
   if (failure !== undefined) throw failure;
@@ -1549,7 +1564,9 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     }
     if (durable) await syncDir(dirname(target.dir));
   } catch (e) {
-    // Every step above has settled (mapLimit and writeFiles wait for their work in flight), so nothing writes here any more.
+    // Every step above has settled (mapLimit and writeFiles wait for their work in flight, and drain the workers'
+    // writes after a failure); the file carried across batches may still have runs being written: drained first.
+    await decoder.drainWrites?.(undefined, "the restored files").catch(() => undefined);
     await decoder.close().catch(() => undefined);
     await (await carryState?.handle?.catch(() => undefined))?.close().catch(() => undefined);
     const left = await removePartial(partial);

@@ -141,6 +141,62 @@ describe("DecodePool", () => {
     }
   });
 
+  it("answers a chunk of a direct run once it is verified, and drainWrites resolves once the run is in the file", async () => {
+    // Prepare: a file and a second descriptor on it standing in for the O_DIRECT one (what is tested is the drain, not the page cache)
+    pool = new DecodePool(WORKER, 2);
+    const dir = mkdtempSync(join(tmpdir(), "decode-into-drain-"));
+    const path = join(dir, "f");
+    writeFileSync(path, Buffer.alloc(0));
+    const fh = await open(path, "r+");
+    const direct = await open(path, "r+");
+    const raws = Array.from({ length: 4 }, (_, i) => seededBytes(40 + i, 128 * 1024));
+    const encs = await Promise.all(raws.map((r) => getCodec("zstd").encode(r)));
+    try {
+      // Act
+      const answers = await Promise.all(
+        raws.map((raw, i) => pool!.decodeInto!("zstd", encs[i]!, raw.length, `chunk c${i}`, { fd: fh.fd, directFd: direct.fd, position: i * raw.length, sha256: sha256Hex(raw) })),
+      );
+      await pool.drainWrites!(direct.fd, 'file "base/1/2"');
+      // Assess
+      expect(answers.every((a) => a.direct === true && a.length === 128 * 1024)).toBe(true);
+      expect(readFileSync(path).equals(Buffer.concat(raws))).toBe(true);
+    } finally {
+      await fh.close();
+      await direct.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("reports a direct run's failed write at the file's drain, as a FileAccessError naming the file and the run's offset", async () => {
+    // Prepare: the "direct" descriptor open read-only, so the run's pwrite fails (EBADF) after the chunk was answered
+    pool = new DecodePool(WORKER, 2);
+    const dir = mkdtempSync(join(tmpdir(), "decode-into-drain-fail-"));
+    const path = join(dir, "f");
+    writeFileSync(path, Buffer.alloc(0));
+    const fh = await open(path, "r+");
+    const readOnly = await open(path, "r");
+    const raw = seededBytes(50, 128 * 1024);
+    const enc = await getCodec("zstd").encode(raw);
+    try {
+      // Act
+      const answer = await pool.decodeInto!("zstd", enc, raw.length, "chunk c1", { fd: fh.fd, directFd: readOnly.fd, position: 2 * 1024 * 1024, sha256: sha256Hex(raw) });
+      const e = await pool.drainWrites!(readOnly.fd, 'file "base/1/2"').then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      // Assess
+      expect(answer.direct).toBe(true);
+      expect(e).toBeInstanceOf(FileAccessError);
+      expect((e as Error).message).toMatch(/cannot write file "base\/1\/2" at offset 2097152: EBADF/);
+      expect(((e as Error).cause as NodeJS.ErrnoException).code).toBe("EBADF");
+      expect(readFileSync(path).length).toBe(0);
+    } finally {
+      await fh.close();
+      await readOnly.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("decodes many chunks in a row on its kept zstd context, and a corrupt one between them neither passes nor spoils the next", async () => {
     // Prepare: good, corrupt (a flipped byte mid-frame), good again, and one whose recorded size is one byte short
     pool = new DecodePool(WORKER, 1);

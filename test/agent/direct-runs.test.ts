@@ -30,77 +30,76 @@ function recorder(opts: { hold?: boolean; fail?: (w: Write) => NodeJS.ErrnoExcep
   return { writes, held, write };
 }
 
-function collector() {
-  const answers: string[] = [];
-  return { answers, settled: (a: string[]) => answers.push(...a), failed: (a: string, e: unknown) => `${a} failed: ${(e as Error).message}` };
-}
-
 /** Places and commits a chunk of `bytes` at `position`; false when it cannot join a run. */
-function put(runs: DirectRuns<string>, position: number, bytes: Uint8Array, answer: string): boolean {
+function put(runs: DirectRuns, position: number, bytes: Uint8Array): boolean {
   const p = runs.place(FD, DIRECT, position, bytes.length);
   if (p === undefined) return false;
   expect(p.view.length).toBe(bytes.length + 1);
   p.view.set(bytes);
-  p.commit(answer);
+  p.commit();
   return true;
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
 
 describe("DirectRuns", () => {
-  it("gathers consecutive chunks of a file into one direct write of RUN_BYTES, and answers only once it is written", async () => {
+  it("gathers consecutive chunks of a file into one direct write of RUN_BYTES, and drains the file only once it is written", async () => {
     // Prepare
     const w = recorder({ hold: true });
-    const c = collector();
-    const runs = new DirectRuns<string>(2, w.write, c.settled, c.failed);
+    const runs = new DirectRuns(2, w.write);
     const chunks = Array.from({ length: RUN_BYTES / KiB128 }, (_, i) => seededBytes(i, KiB128));
     // Act
-    chunks.forEach((b, i) => expect(put(runs, 4 * RUN_BYTES + i * KiB128, b, `c${i}`)).toBe(true));
+    chunks.forEach((b, i) => expect(put(runs, 4 * RUN_BYTES + i * KiB128, b)).toBe(true));
+    let drained = false;
+    const drain = runs.drain(DIRECT).then((f) => {
+      drained = true;
+      return f;
+    });
     await settle();
-    const answeredBeforeWrite = [...c.answers];
+    const drainedBeforeWrite = drained;
     w.held.forEach((r) => r());
-    await settle();
+    const failure = await drain;
     // Assess
     expect(w.writes).toHaveLength(1);
     expect(w.writes[0]!.fd).toBe(DIRECT);
     expect(w.writes[0]!.position).toBe(4 * RUN_BYTES);
     expect(w.writes[0]!.bytes.equals(Buffer.concat(chunks))).toBe(true);
-    expect(answeredBeforeWrite).toEqual([]);
-    expect(c.answers).toEqual(chunks.map((_, i) => `c${i}`));
+    expect(drainedBeforeWrite).toBe(false);
+    expect(failure).toBeUndefined();
+    expect(runs.busy).toBe(0);
   });
 
-  it("writes the aligned part of a run directly and its unaligned tail on the ordinary descriptor", async () => {
+  it("keeps a run open until it is full or its file is drained, and writes the aligned part directly and the unaligned tail on the ordinary descriptor", async () => {
     // Prepare: a file's last two chunks, the last one not a multiple of DIRECT_ALIGN
     const w = recorder();
-    const c = collector();
-    const runs = new DirectRuns<string>(2, w.write, c.settled, c.failed);
+    const runs = new DirectRuns(2, w.write);
     const a = seededBytes(1, KiB128);
     const b = seededBytes(2, 3 * DIRECT_ALIGN + 100);
     // Act
-    put(runs, 0, a, "a");
-    put(runs, KiB128, b, "b");
-    runs.flush();
+    put(runs, 0, a);
+    put(runs, KiB128, b);
     await settle();
+    const writesBeforeDrain = w.writes.length;
+    const failure = await runs.drain(DIRECT);
     // Assess
+    expect(writesBeforeDrain).toBe(0);
+    expect(failure).toBeUndefined();
     expect(w.writes.map((x) => [x.fd, x.position, x.bytes.length])).toEqual([
       [DIRECT, 0, KiB128 + 3 * DIRECT_ALIGN],
       [FD, KiB128 + 3 * DIRECT_ALIGN, 100],
     ]);
     expect(Buffer.concat(w.writes.map((x) => x.bytes)).equals(Buffer.concat([a, b]))).toBe(true);
-    expect(c.answers).toEqual(["a", "b"]);
   });
 
   it("cuts a run at a chunk that does not follow it, and places no run at an unaligned offset", async () => {
     // Prepare
     const w = recorder();
-    const c = collector();
-    const runs = new DirectRuns<string>(4, w.write, c.settled, c.failed);
+    const runs = new DirectRuns(4, w.write);
     // Act
-    put(runs, 0, seededBytes(1, KiB128), "first");
-    const jumped = put(runs, 3 * KiB128, seededBytes(2, KiB128), "jumped");
-    const unaligned = put(runs, 5 * KiB128 + 512, seededBytes(3, KiB128), "unaligned");
-    runs.flush();
-    await settle();
+    put(runs, 0, seededBytes(1, KiB128));
+    const jumped = put(runs, 3 * KiB128, seededBytes(2, KiB128));
+    const unaligned = put(runs, 5 * KiB128 + 512, seededBytes(3, KiB128));
+    await runs.drain(DIRECT);
     // Assess: the first run was written when the jump came; the unaligned chunk is the caller's to write
     expect(jumped).toBe(true);
     expect(unaligned).toBe(false);
@@ -108,57 +107,79 @@ describe("DirectRuns", () => {
       [DIRECT, 0],
       [DIRECT, 3 * KiB128],
     ]);
-    expect(c.answers).toEqual(["first", "jumped"]);
   });
 
-  it("places nothing while every slot is being written, and again once one is free", async () => {
+  it("places nothing while every slot is being written, and placeWhenFree waits for the slot instead", async () => {
     // Prepare: one slot, its run being written
     const w = recorder({ hold: true });
-    const c = collector();
-    const runs = new DirectRuns<string>(1, w.write, c.settled, c.failed);
-    put(runs, 0, seededBytes(1, KiB128), "a");
+    const runs = new DirectRuns(1, w.write);
+    put(runs, 0, seededBytes(1, KiB128));
     runs.flush();
     // Act
     const whileBusy = runs.place(FD, DIRECT, RUN_BYTES, KiB128);
-    w.held.forEach((r) => r());
+    let waited: unknown = "pending";
+    const waiting = runs.placeWhenFree(FD, DIRECT, RUN_BYTES, KiB128).then((p) => (waited = p));
     await settle();
-    const afterwards = runs.place(FD, DIRECT, RUN_BYTES, KiB128);
+    const beforeWrite = waited;
+    w.held.forEach((r) => r());
+    await waiting;
     // Assess
     expect(whileBusy).toBeUndefined();
-    expect(afterwards).toBeDefined();
+    expect(beforeWrite).toBe("pending");
+    expect(waited).toBeDefined();
     expect(runs.busy).toBe(1);
   });
 
   it("rewrites a run on the ordinary descriptor when direct I/O is refused (EINVAL), and places nothing after", async () => {
     // Prepare
     const w = recorder({ fail: (x) => (x.fd === DIRECT ? Object.assign(new Error("EINVAL: invalid argument, write"), { code: "EINVAL" }) : undefined) });
-    const c = collector();
-    const runs = new DirectRuns<string>(2, w.write, c.settled, c.failed);
+    const runs = new DirectRuns(2, w.write);
     const a = seededBytes(1, KiB128);
     // Act
-    put(runs, 0, a, "a");
-    runs.flush();
-    await settle();
+    put(runs, 0, a);
+    const failure = await runs.drain(DIRECT);
     // Assess
+    expect(failure).toBeUndefined();
     expect(w.writes.map((x) => x.fd)).toEqual([DIRECT, FD]);
     expect(w.writes[1]!.bytes.equals(a)).toBe(true);
-    expect(c.answers).toEqual(["a"]);
     expect(runs.usingDirect).toBe(false);
     expect(runs.place(FD, DIRECT, RUN_BYTES, KiB128)).toBeUndefined();
   });
 
-  it("turns every answer of a run whose write failed into its failure", async () => {
+  it("drains a file whose run failed to write with the error and the run's offset, and forgets the failure once reported", async () => {
     // Prepare
     const w = recorder({ fail: () => Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }) });
-    const c = collector();
-    const runs = new DirectRuns<string>(2, w.write, c.settled, c.failed);
+    const runs = new DirectRuns(2, w.write);
     // Act
-    put(runs, 0, seededBytes(1, KiB128), "a");
-    put(runs, KiB128, seededBytes(2, KiB128), "b");
-    runs.flush();
-    await settle();
+    put(runs, 2 * RUN_BYTES, seededBytes(1, KiB128));
+    put(runs, 2 * RUN_BYTES + KiB128, seededBytes(2, KiB128));
+    const failure = await runs.drain(DIRECT);
+    const again = await runs.drain(DIRECT);
     // Assess
-    expect(c.answers).toEqual(["a failed: ENOSPC: no space left on device, write", "b failed: ENOSPC: no space left on device, write"]);
+    expect((failure?.error as NodeJS.ErrnoException).code).toBe("ENOSPC");
+    expect(failure?.position).toBe(2 * RUN_BYTES);
+    expect(again).toBeUndefined();
+    expect(runs.busy).toBe(0);
+  });
+
+  it("drains every file at once: each open run written, resolved once no write is in flight", async () => {
+    // Prepare: runs of two files, their writes held
+    const w = recorder({ hold: true });
+    const runs = new DirectRuns(4, w.write);
+    put(runs, 0, seededBytes(1, KiB128));
+    const other = runs.place(FD + 10, DIRECT + 10, 0, KiB128)!;
+    other.view.set(seededBytes(2, KiB128));
+    other.commit();
+    // Act
+    let drained = false;
+    const all = runs.drain().then(() => (drained = true));
+    await settle();
+    const beforeWrites = drained;
+    w.held.forEach((r) => r());
+    await all;
+    // Assess
+    expect(beforeWrites).toBe(false);
+    expect(w.writes.map((x) => x.fd).sort()).toEqual([DIRECT, DIRECT + 10]);
     expect(runs.busy).toBe(0);
   });
 });
@@ -185,30 +206,27 @@ describe("DirectRuns on a real file", () => {
     const writeAt: WriteAt = async (fd, bytes, position) => {
       for (let off = 0; off < bytes.length; ) off += (await (fd === fh.fd ? fh : direct ?? fh).write(bytes, off, bytes.length - off, position + off)).bytesWritten;
     };
-    const c = collector();
-    const runs = new DirectRuns<string>(2, writeAt, c.settled, c.failed);
+    const runs = new DirectRuns(2, writeAt);
     // Act: the second half first, then the first half
     const order = [...chunks.keys()].slice(10).concat([...chunks.keys()].slice(0, 10));
     let placed = 0;
     for (const i of order) {
       const p = runs.place(fh.fd, direct?.fd ?? fh.fd, i * KiB128, chunks[i]!.length);
       if (p === undefined) {
-        // No slot free (both runs still being written): written by the caller, as the decode worker does.
+        // No slot free (both runs still being written): written by the caller, as the decode worker does for a chunk that joins no run.
         await writeAt(fh.fd, chunks[i]!, i * KiB128);
-        c.answers.push(`c${i}`);
         continue;
       }
       placed++;
       p.view.set(chunks[i]!);
-      p.commit(`c${i}`);
+      p.commit();
     }
-    runs.flush();
-    while (c.answers.length < chunks.length) await settle();
+    const failure = await runs.drain(direct?.fd ?? fh.fd);
     await fh.close();
     await direct?.close();
     // Assess
     expect(readFileSync(path).equals(Buffer.concat(chunks))).toBe(true);
+    expect(failure).toBeUndefined();
     expect(placed).toBeGreaterThanOrEqual(10);
-    expect([...c.answers].sort()).toEqual(chunks.map((_, i) => `c${i}`).sort());
   });
 });
