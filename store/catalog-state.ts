@@ -302,10 +302,11 @@ export async function loadPlanningState(
   target: RestoreTarget,
   options: LoadCatalogStateOptions = {},
 ): Promise<CatalogState> {
-  const database = await catalog.getDatabase(databaseId);
-  if (database?.kind === "generic") return loadGenericPlanningState(catalog, vault, vaultBucket, database, target, options);
+  // The registration and the first two reads at once (one round trip, not two: ~20 ms of a restore's start on
+  // DynamoDB Local); for a generic database the snapshot records are used, the timelines (one small Query) not.
+  const [database, allRecords, timelines] = await Promise.all([catalog.getDatabase(databaseId), catalog.listSnapshots(databaseId), catalog.listWalTimelines(databaseId)]);
+  if (database?.kind === "generic") return loadGenericPlanningState(catalog, vault, vaultBucket, database, target, options, allRecords);
   if (!database || database.kind !== "postgres" || target.kind === "name") return loadCatalogState(catalog, vault, vaultBucket, databaseId, options);
-  const [allRecords, timelines] = await Promise.all([catalog.listSnapshots(databaseId), catalog.listWalTimelines(databaseId)]);
   const records = allRecords.flatMap((r) => snapshotInRegion(r, options.region) ?? []);
   const files = timelines.flatMap((t) => (t.history === undefined ? [] : (walInRegion(t.history, options.region) ?? [])));
   const window = new WalWindow(catalog, databaseId, timelines.map((t) => t.timeline), database.walSegmentSize, options.region);
@@ -383,9 +384,11 @@ async function loadGenericPlanningState(
   database: DatabaseRecord,
   target: RestoreTarget,
   options: LoadCatalogStateOptions,
+  /** The database's snapshot records, read already (all regions). */
+  allRecords: readonly SnapshotRecord[],
 ): Promise<CatalogState> {
   const databaseId = database.databaseId;
-  const records = (await catalog.listSnapshots(databaseId)).flatMap((r) => snapshotInRegion(r, options.region) ?? []);
+  const records = allRecords.flatMap((r) => snapshotInRegion(r, options.region) ?? []);
   const manifests = await readManifests(vault, vaultBucket, database, records);
   const streams = streamsOf(database, records, manifests);
   const base: CatalogState = { database, records, segments: [], histories: new Map(), streams, manifests };
