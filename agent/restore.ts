@@ -154,12 +154,17 @@ import { formatBytes, type RestoreFigures } from "./progress.js";
 /** Decoded chunks kept for later references to the same chunk (bytes). */
 export const CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
 /**
- * Chunks downloaded at once by default. Object stores answer each GET after
- * tens of milliseconds, so with 128 KiB blocks eight at a time cap a restore
- * at a few tens of MB/s; on the local stack 32 is as fast as 8 or slightly
- * faster (docs/decisions.md, "Snapshot speed").
+ * Chunks downloaded, and chunks (files) being written, at once by default.
+ * Object stores answer each GET after tens of milliseconds, so with 128 KiB
+ * blocks eight at a time cap a restore at a few tens of MB/s; on the local
+ * stack 32 was as fast as 8 or slightly faster (docs/decisions.md,
+ * "Snapshot speed"). 64 since stop 43: a small file is a chain of waits
+ * (create, a worker's write, fstat, fdatasync, close), so the ~600 small
+ * files before pgbench's tables were written ~32 at a time at ~2,000 a
+ * second while the decode workers idled; A/B at scale 100, four rounds:
+ * 2.47/2.76/3.54/3.34 s at 64 against 2.55/3.2/3.9/4.04 at 32.
  */
-export const DEFAULT_RESTORE_PARALLEL = 32;
+export const DEFAULT_RESTORE_PARALLEL = 64;
 /**
  * Decode workers of a restore unless WALVAULT_DECODE_THREADS says otherwise
  * (agent/decode-pool.ts): one worker decodes, verifies and writes each chunk

@@ -26,7 +26,7 @@ export default defineCommand({
     timeline: { type: "string", value: "N|latest", description: "timeline to recover along (default: the latest)" },
     "plan-only": { type: "boolean", description: "print the plan and stop (with --json: as JSON)" },
     force: { type: "boolean", description: "replace a non-empty DIR once the restore is complete" },
-    parallel: { type: "positive-int", description: "chunks downloaded at once (default 32)" },
+    parallel: { type: "positive-int", description: "chunks downloaded and written at once (default 64)" },
     region: { type: "string", value: "R", description: "restore from replica region R's vault (only what it holds; the primary untouched)" },
     remote: { type: "boolean", description: "run the restore workflow instead (plans and thaws; restores nothing here)" },
     "state-machine": { type: "string", value: "ARN", requires: "remote", description: "default: restoreStateMachineArn in the config (stack output RestoreStateMachineArn)" },
