@@ -612,7 +612,7 @@ async function main(): Promise<void> {
           rmSync(abDir, { recursive: true, force: true });
         }
       }
-      for (const set of sets) log(`restore A/B median [${set}]: ${median(restoreAb.filter((r) => r.set === set).map((r) => r.wallS))} s`);
+      for (const set of sets) log(`restore A/B median [${set}]: ${median(restoreAb.filter((r) => r.set === set).map((r) => r.wallS)).toFixed(2)} s`);
     }
     let wvVerified: Verified | undefined;
     if (verify) {
