@@ -331,6 +331,8 @@ async function settlePlan(
   state: CatalogState,
   target: RestoreTarget,
   verify: boolean,
+  /** The caller walks the manifest's pages next (restore): page 0 is read with the header. */
+  walk = false,
 ): Promise<{ planned: PlannedRestore; manifest: OpenedManifest | undefined }> {
   for (;;) {
     const planned = planFromState(state, target);
@@ -338,7 +340,7 @@ async function settlePlan(
     const record = planned.snapshotRecord;
     const known = state.manifests.get(record.snapshotId);
     // The header only (store/manifest-read.ts); the files are read page by page by whoever restores them.
-    const manifest = await openVaultManifest(clients.store, cfg.vaultBucket, record, state.database);
+    const manifest = await openVaultManifest(clients.store, cfg.vaultBucket, record, state.database, { readFirstPage: walk });
     const header = manifest.header;
     const why = disagreement(planned, header);
     if (why === undefined) return { planned, manifest };
@@ -1349,7 +1351,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   throwIfAborted(opts.signal);
 
   // 3. The manifest, checked against the record the plan came from.
-  const settled = await settlePlan(clients, cfg, state, opts.target, true);
+  const settled = await settlePlan(clients, cfg, state, opts.target, true, true);
   const planned = settled.planned;
   const manifest = settled.manifest!;
   const header = manifest.header;

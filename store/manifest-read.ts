@@ -23,7 +23,7 @@ import type { SnapshotHeader } from "../core/manifest-header.js";
 import { PAGE_CHUNKS, compareTreePaths, type PageEntry } from "../core/manifest-pages.js";
 import type { DatabaseRecord, SnapshotRecord } from "../core/schemas.js";
 import type { ManifestExpectations, UniqueChunk } from "../core/snapshot.js";
-import { openManifest, StoreManifestObjects, type ManifestObjects, type OpenedManifest } from "./manifest-pages.js";
+import { openManifest, StoreManifestObjects, type ManifestObjects, type OpenedManifest, type OpenOptions } from "./manifest-pages.js";
 import type { ObjectStore } from "./object-store.js";
 
 /** What a catalog record says of its manifest. */
@@ -60,10 +60,10 @@ export function expectationsOf(record: ManifestRecord, database?: DatabaseRecord
 }
 
 /** Opens the manifest of a catalog record in a vault; its bytes must hash to the record's manifestSha256 (ChecksumMismatchError). */
-export async function openVaultManifest(vault: ObjectStore, vaultBucket: string, record: ManifestRecord, database?: DatabaseRecord): Promise<OpenedManifest> {
+export async function openVaultManifest(vault: ObjectStore, vaultBucket: string, record: ManifestRecord, database?: DatabaseRecord, opts: OpenOptions = {}): Promise<OpenedManifest> {
   const objects = checkedManifestObjects(new StoreManifestObjects(vault, vaultBucket), record);
   // checkedManifestObjects throws for a missing manifest, so openManifest never resolves undefined here.
-  return (await openManifest(objects, record.manifestKey, expectationsOf(record, database)))!;
+  return (await openManifest(objects, record.manifestKey, expectationsOf(record, database), opts))!;
 }
 
 /** The header fields of a record's manifest (format 2: the header object alone). */

@@ -140,6 +140,51 @@ export function manifestPagesContract(name: string, factory: ManifestObjectsFact
         expect(joinParts(entries)).toEqual([...m.files].sort((a, b) => compareTreePaths(a.path, b.path)));
       });
 
+      it("with readFirstPage, reads page 0 together with the header and not again on the walk", async () => {
+        // Prepare: the header's read held until page 0's has started
+        const m = pgManifest();
+        const texts = await putPaged();
+        let headerRead!: () => void;
+        const headerHeld = new Promise<void>((r) => (headerRead = r));
+        const held: ManifestObjects = {
+          get: async (k, max) => {
+            reads.push(k);
+            if (k === key) await headerHeld;
+            else headerRead();
+            return f.objects.get(k, max);
+          },
+        };
+
+        // Act
+        const opened = (await openManifest(held, key, { snapshotId: SNAP_ID }, { readFirstPage: true }))!;
+        const entries = await collect(opened.entries());
+
+        // Assess: page 0 was asked for while the header was still being read; every page once
+        expect(reads.slice(0, 2)).toEqual([snapshotPageKey(key, 0), key]);
+        expect(reads.slice(2)).toEqual(texts.slice(1).map((_, i) => snapshotPageKey(key, i + 1)));
+        expect(joinParts(entries)).toEqual([...m.files].sort((a, b) => compareTreePaths(a.path, b.path)));
+      });
+
+      it("with readFirstPage, opens a format 1 manifest as before (the page read finds nothing) and still refuses a tampered page 0 of format 2", async () => {
+        // Prepare
+        const m = pgManifest();
+        await f.putRaw(key, Buffer.from(serializeManifest(m)));
+
+        // Act
+        const one = (await openManifest(counted, key, { snapshotId: SNAP_ID }, { readFirstPage: true }))!;
+        const entries = await collect(one.entries());
+        const texts = await putPaged();
+        await f.putRaw(snapshotPageKey(key, 0), Buffer.from(texts[0]!.replace(/"mode":/, '"mode": ')));
+        const two = (await openManifest(counted, key, { snapshotId: SNAP_ID }, { readFirstPage: true }))!;
+        const refused = await rejection(collect(two.entries()));
+
+        // Assess
+        expect(one.format).toBe(1);
+        expect(entries).toEqual(m.files);
+        expect(refused).toBeInstanceOf(ManifestInvalidError);
+        expect((refused as Error).message).toContain("pages[0]");
+      });
+
       it("walks a manifest it validated to the end again from the same pages, checking their bytes but not the schema again", async () => {
         // Prepare: one full walk (every page validated).
         await putPaged();
