@@ -155,21 +155,55 @@ export async function decodeChunkInto(
   return direct;
 }
 
-async function checkedDecode(want: WantedChunk, loc: ChunkLocation, decode: (what: string) => Promise<{ sha256: string; length: number }>): Promise<void> {
-  const what = `chunk ${want.sha256} of file ${JSON.stringify(want.file)}`;
-  const where = describeLocation(loc);
-  let got: { sha256: string; length: number };
-  try {
-    got = await decode(what);
-  } catch (e) {
-    if (!(e instanceof CodecError)) throw e;
-    throw new ChecksumMismatchError(`${what} is corrupt in the vault (${where}): ${e.message}`, { cause: e });
+/**
+ * decodeChunkInto for consecutive chunks of one file (one run of
+ * agent/direct-runs.ts) in one request (ChunkDecoder.decodeIntoMany):
+ * each chunk is checked, and the first that fails stops it with the error
+ * decodeChunkInto gives. Resolves, per chunk, whether it went to disk with
+ * direct I/O.
+ */
+export async function decodeChunksInto(
+  chunks: readonly { want: WantedChunk; loc: ChunkLocation; stored: Uint8Array; position: number }[],
+  decoder: Required<Pick<ChunkDecoder, "decodeIntoMany">>,
+  into: { fd: number; directFd?: number },
+): Promise<boolean[]> {
+  const got = await decoder.decodeIntoMany(
+    chunks.map((c) => ({ codec: c.loc.codec, stored: c.stored, size: c.want.size, what: chunkWhat(c.want), into: { ...into, position: c.position, sha256: c.want.sha256 } })),
+  );
+  return got.map((g, i) => {
+    const c = chunks[i]!;
+    checkDecoded(c.want, c.loc, g);
+    return !(g instanceof Error) && g.direct === true;
+  });
+}
+
+/** How messages name a wanted chunk. */
+function chunkWhat(want: WantedChunk): string {
+  return `chunk ${want.sha256} of file ${JSON.stringify(want.file)}`;
+}
+
+/** A decode's outcome (or its failure) checked against the chunk's name and raw size: a corrupt chunk is a ChecksumMismatchError naming it and where it is. */
+function checkDecoded(want: WantedChunk, loc: ChunkLocation, got: { sha256: string; length: number } | Error): void {
+  if (got instanceof Error) {
+    if (!(got instanceof CodecError)) throw got;
+    throw new ChecksumMismatchError(`${chunkWhat(want)} is corrupt in the vault (${describeLocation(loc)}): ${got.message}`, { cause: got });
   }
   if (got.sha256 !== want.sha256 || got.length !== want.size) {
     throw new ChecksumMismatchError(
-      `${what} is corrupt in the vault (${where}): its ${got.length} bytes hash to ${got.sha256.slice(0, 12)}…, expected ${want.size} bytes`,
+      `${chunkWhat(want)} is corrupt in the vault (${describeLocation(loc)}): its ${got.length} bytes hash to ${got.sha256.slice(0, 12)}…, expected ${want.size} bytes`,
     );
   }
+}
+
+async function checkedDecode(want: WantedChunk, loc: ChunkLocation, decode: (what: string) => Promise<{ sha256: string; length: number }>): Promise<void> {
+  let got: { sha256: string; length: number } | Error;
+  try {
+    got = await decode(chunkWhat(want));
+  } catch (e) {
+    if (!(e instanceof CodecError)) throw e;
+    got = e;
+  }
+  checkDecoded(want, loc, got);
 }
 
 export interface ChunkReadsOptions {

@@ -43,7 +43,15 @@ export interface DecodeRequest {
   write?: { fd: number; position: number; sha256: string; directFd?: number };
   /** No chunk (`stored` empty): answer once every run of the file with this direct descriptor (-1: of every file) placed before is written (agent/direct-runs.ts drain). */
   drain?: number;
+  /** No chunk of its own (`stored` empty): these chunks, each decoded, verified and written as a `write` request is, in order, answered together (`parts` of the reply, one each). */
+  parts?: DecodePart[];
 }
+
+/** One chunk of a request with `parts`: consecutive chunks of one file, one run (agent/direct-runs.ts). */
+export type DecodePart = Omit<DecodeRequest, "id" | "drain" | "parts"> & { write: WriteInto };
+
+/** A part as sent: its stored bytes are the batch's bytes[at, at + length]. */
+export type PackedPart = Omit<DecodePart, "stored"> & { at: number; length: number };
 
 /** An fs error's identity, kept across the thread boundary (a write the worker made). */
 export interface ErrnoInfo {
@@ -59,20 +67,26 @@ export interface ErrnoInfo {
  */
 export interface DecodeBatch {
   bytes: Uint8Array;
-  requests: (Omit<DecodeRequest, "stored"> & { at: number; length: number })[];
+  requests: (Omit<DecodeRequest, "stored" | "parts"> & { at: number; length: number; parts?: PackedPart[] })[];
 }
 
 /** The requests of one turn as one DecodeBatch (only the chunks' own bytes are copied, never the reads they are views of). */
 export function packDecodeRequests(requests: readonly DecodeRequest[]): { message: DecodeBatch; transfer: ArrayBuffer[] } {
   let total = 0;
-  for (const r of requests) total += r.stored.byteLength;
+  for (const r of requests) {
+    total += r.stored.byteLength;
+    for (const p of r.parts ?? []) total += p.stored.byteLength;
+  }
   const bytes = new Uint8Array(total);
   let at = 0;
-  const packed = requests.map(({ stored, ...r }) => {
+  const place = (stored: Uint8Array): { at: number; length: number } => {
     bytes.set(stored, at);
-    const m = { ...r, at, length: stored.byteLength };
     at += stored.byteLength;
-    return m;
+    return { at: at - stored.byteLength, length: stored.byteLength };
+  };
+  const packed = requests.map(({ stored, parts, ...r }) => {
+    const m = { ...r, ...place(stored) };
+    return parts === undefined ? m : { ...m, parts: parts.map(({ stored: s, ...p }) => ({ ...p, ...place(s) })) };
   });
   return { message: { bytes, requests: packed }, transfer: [bytes.buffer] };
 }
@@ -83,11 +97,21 @@ export interface DecodeResult {
   sha256: string;
   length: number;
   direct?: boolean;
+  /** A request with `parts`: each part's outcome (a failed one as its Error, replyError). */
+  parts?: (DecodeResult | Error)[];
+}
+
+/** A reply on this thread: its result, or its failure as an Error (replyError). */
+function settleReply(m: DecodeReply): DecodeResult | Error {
+  if ("error" in m) return replyError(m);
+  if ("parts" in m) return { raw: undefined, sha256: "", length: 0, parts: m.parts.map(settleReply) };
+  return { raw: m.raw && Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength), sha256: m.sha256, length: m.length, ...(m.direct === true ? { direct: true } : {}) };
 }
 
 export type DecodeReply =
   | { id: number; raw: Buffer | undefined; sha256: string; length: number; direct?: boolean }
-  | { id: number; error: string; codecError: boolean; errno?: ErrnoInfo; position?: number };
+  | { id: number; error: string; codecError: boolean; errno?: ErrnoInfo; position?: number }
+  | { id: number; parts: DecodeReply[] };
 
 /** The worker's failure as an Error on this thread: a CodecError, or an Error with the fs error's code, errno and syscall (and `position`, a failed run's offset in its file). */
 export function replyError(m: { error: string; codecError: boolean; errno?: ErrnoInfo; position?: number }): Error {
@@ -128,6 +152,13 @@ export interface ChunkDecoder {
    */
   decodeInto?(codec: CodecName, stored: Uint8Array, size: number, what: string, into: WriteInto): Promise<{ sha256: string; length: number; direct?: boolean }>;
   /**
+   * decodeInto of several chunks in one request (consecutive chunks of one
+   * file, one run of agent/direct-runs.ts): each outcome in order, a failed
+   * one as its Error (CodecError, or a FileAccessError naming the chunk).
+   * Only a pool offers it.
+   */
+  decodeIntoMany?(parts: readonly IntoPart[]): Promise<(DecodedInto | Error)[]>;
+  /**
    * Resolves once every chunk decodeInto answered `direct` for the file with
    * this direct descriptor (undefined: for every file) is written; rejects
    * with a FileAccessError naming `what` and the offset when a write failed.
@@ -137,6 +168,22 @@ export interface ChunkDecoder {
    */
   drainWrites?(directFd: number | undefined, what: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What decodeInto resolves with. */
+export interface DecodedInto {
+  sha256: string;
+  length: number;
+  direct?: boolean;
+}
+
+/** One chunk of decodeIntoMany: decodeInto's arguments. */
+export interface IntoPart {
+  codec: CodecName;
+  stored: Uint8Array;
+  size: number;
+  what: string;
+  into: WriteInto;
 }
 
 /**
@@ -176,8 +223,7 @@ export class DecodePool implements ChunkDecoder {
     this.calls = new WorkerCalls<DecodeReply, DecodeResult>(workerFile, size, {
       name: "a decode worker",
       options: { resourceLimits: WORKER_LIMITS },
-      settle: (m) =>
-        "error" in m ? replyError(m) : { raw: m.raw && Buffer.from(m.raw.buffer, m.raw.byteOffset, m.raw.byteLength), sha256: m.sha256, length: m.length, ...(m.direct === true ? { direct: true } : {}) },
+      settle: settleReply,
       // A restore asks for thousands of chunks of ~128 KiB: one message per turn, not per chunk.
       batch: (requests) => packDecodeRequests(requests as DecodeRequest[]),
     });
@@ -200,6 +246,18 @@ export class DecodePool implements ChunkDecoder {
     } catch (e) {
       throw writeError(what, into.position, e);
     }
+  }
+
+  async decodeIntoMany(parts: readonly IntoPart[]): Promise<(DecodedInto | Error)[]> {
+    const first = parts[0];
+    if (first === undefined) return [];
+    // The run's chunks to one worker, as decodeInto sends each of them.
+    const affinity = first.into.directFd === undefined ? undefined : first.into.directFd + Math.floor(first.into.position / RUN_BYTES);
+    const out = await this.post(
+      { codec: first.codec, stored: NO_BYTES, size: 0, what: first.what, parts: parts.map((p) => ({ codec: p.codec, stored: p.stored, size: p.size, what: p.what, write: p.into })) },
+      affinity,
+    );
+    return (out.parts ?? []).map((r, i) => (r instanceof Error ? (writeError(parts[i]!.what, parts[i]!.into.position, r) as Error) : r));
   }
 
   async drainWrites(directFd: number | undefined, what: string): Promise<void> {

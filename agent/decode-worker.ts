@@ -113,22 +113,36 @@ function endOfTurn(): void {
  */
 let queue: Promise<void> = Promise.resolve();
 port.on("message", (batch: DecodeBatch) => {
+  const bytesOf = (at: number, length: number): Uint8Array => batch.bytes.subarray(at, at + length);
   queue = queue.then(async () => {
-    for (const { at, length, ...r } of batch.requests) await answer({ ...r, stored: batch.bytes.subarray(at, at + length) });
+    for (const { at, length, parts, ...r } of batch.requests) {
+      await answer({ ...r, stored: bytesOf(at, length), ...(parts === undefined ? {} : { parts: parts.map(({ at: a, length: l, ...p }) => ({ ...p, stored: bytesOf(a, l) })) }) });
+    }
   });
 });
 
 async function answer(m: DecodeRequest): Promise<void> {
-  let reply: DecodeReply;
-  let transfer: ArrayBuffer[] = [];
+  if (m.drain !== undefined) {
+    // After every request sent before it (they were placed in order); answered once the file's runs are written, without holding up the next requests.
+    void runs.drain(m.drain < 0 ? undefined : m.drain).then((failed) =>
+      send(failed === undefined ? { id: m.id, raw: undefined, sha256: "", length: 0 } : errorReply(m.id, failed.error, failed.position)),
+    );
+    return;
+  }
+  if (m.parts !== undefined) {
+    // A run's chunks, one after the other as if sent one by one, answered together.
+    const parts: DecodeReply[] = [];
+    for (const p of m.parts) parts.push((await outcome({ ...p, id: m.id })).reply);
+    send({ id: m.id, parts });
+    return;
+  }
+  const { reply, transfer } = await outcome(m);
+  send(reply, transfer);
+}
+
+/** One chunk's answer (decoded, verified, written or sent back), or its failure as a reply. */
+async function outcome(m: DecodeRequest): Promise<{ reply: DecodeReply; transfer: ArrayBuffer[] }> {
   try {
-    if (m.drain !== undefined) {
-      // After every request sent before it (they were placed in order); answered once the file's runs are written, without holding up the next requests.
-      void runs.drain(m.drain < 0 ? undefined : m.drain).then((failed) =>
-        send(failed === undefined ? { id: m.id, raw: undefined, sha256: "", length: 0 } : errorReply(m.id, failed.error, failed.position)),
-      );
-      return;
-    }
     if (m.write) {
       const w = m.write;
       // A zstd chunk of a file with a direct descriptor: decoded straight into its run and answered at once; a drain of its file proves the write.
@@ -138,19 +152,16 @@ async function answer(m: DecodeRequest): Promise<void> {
         if (n !== undefined) {
           const raw = place.view.subarray(0, n);
           const sha256 = hash("sha256", raw, "hex");
-          if (sha256 === w.sha256 && n === m.size) {
-            place.commit();
-            send({ id: m.id, raw: undefined, sha256, length: n, direct: true });
-          } else send({ id: m.id, raw: undefined, sha256, length: n });
-          return;
+          if (sha256 !== w.sha256 || n !== m.size) return { reply: { id: m.id, raw: undefined, sha256, length: n }, transfer: [] };
+          place.commit();
+          return { reply: { id: m.id, raw: undefined, sha256, length: n, direct: true }, transfer: [] };
         }
       }
       const raw = await decode(m, true);
       // Written only once verified; only the hash and length go back.
       const sha256 = hash("sha256", raw, "hex");
-      if (sha256 === m.write.sha256 && raw.length === m.size) writeAll(m.write.fd, raw, m.write.position);
-      send({ id: m.id, raw: undefined, sha256, length: raw.length });
-      return;
+      if (sha256 === w.sha256 && raw.length === m.size) writeAll(w.fd, raw, w.position);
+      return { reply: { id: m.id, raw: undefined, sha256, length: raw.length }, transfer: [] };
     }
     let raw = await decode(m, false);
     // Transfer the raw bytes' own buffer; a view of a larger one (a decoder's output block) is copied first.
@@ -159,10 +170,8 @@ async function answer(m: DecodeRequest): Promise<void> {
       raw.copy(own);
       raw = own;
     }
-    reply = { id: m.id, raw, sha256: hash("sha256", raw, "hex"), length: raw.length };
-    transfer = [raw.buffer as ArrayBuffer];
+    return { reply: { id: m.id, raw, sha256: hash("sha256", raw, "hex"), length: raw.length }, transfer: [raw.buffer as ArrayBuffer] };
   } catch (e) {
-    reply = errorReply(m.id, e);
+    return { reply: errorReply(m.id, e), transfer: [] };
   }
-  send(reply, transfer);
 }

@@ -137,7 +137,7 @@ import { parseTime, utimeSeconds } from "../core/time.js";
 import { formatLsn, lsnToSegno, parseLsn } from "../core/wal.js";
 import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "./paths.js";
-import { ChunkReads, decodeChunk, decodeChunkInto, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
+import { ChunkReads, decodeChunk, decodeChunkInto, decodeChunksInto, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import { inThreadDecoder, openDecoder, writeError, type ChunkDecoder } from "./decode-pool.js";
 import { RUN_BYTES } from "./direct-runs.js";
 import { pidAlive } from "./pid.js";
@@ -869,6 +869,52 @@ class ChunkSource {
   }
 
   /**
+   * The chunks of references `items` (consecutive chunks of one file in
+   * reference order, one run of agent/direct-runs.ts), each used only this
+   * once, decoded, verified and written by a worker of the pool in one
+   * request (decodeChunksInto) into `into`, the file's two descriptors: one
+   * message and one promise instead of one per chunk. Resolves false, taking
+   * nothing, when any of them is not such a chunk (cached, used again,
+   * being decoded for another reference) or there is no pool: the caller
+   * takes them one by one (get). A corrupt chunk rejects as get does.
+   */
+  async getRun(items: readonly { chunk: RestoreChunk; seq: number }[], file: string, into: { fd: number; directFd: number }): Promise<boolean> {
+    const decoder = this.decoder;
+    const last = items.at(-1);
+    if (decoder.decodeIntoMany === undefined || last === undefined) return false;
+    while (this.plannedThrough <= last.seq && this.failure === undefined && !this.stopped) await this.sleep();
+    if (this.failure !== undefined) throw this.failure.error;
+    if (this.plannedThrough <= last.seq) throw new InvalidInputError("restore stopped");
+    const entries: PlannedChunk[] = [];
+    for (const { chunk, seq } of items) {
+      const entry = this.bySeq.get(seq);
+      if (entry === undefined || this.cache.has(chunk.sha256) || (this.remaining.get(chunk.sha256) ?? 0) > 1 || this.inflight.has(chunk.sha256)) return false;
+      entries.push(entry);
+    }
+    for (const { seq } of items) this.bySeq.delete(seq);
+    try {
+      const stored = await Promise.all(entries.map((e) => e.stored));
+      const direct = await decodeChunksInto(
+        entries.map((e, i) => ({ want: e.want, loc: stored[i]!.loc, stored: stored[i]!.bytes, position: items[i]!.chunk.offset })),
+        { decodeIntoMany: decoder.decodeIntoMany.bind(decoder) },
+        into,
+      );
+      direct.forEach((d, i) => {
+        if (d) this.directBytes += items[i]!.chunk.size;
+      });
+      return true;
+    } finally {
+      for (const entry of entries) {
+        if (--entry.refs === 0) {
+          this.held -= entry.want.storedSize;
+          if (this.live.get(entry.want.sha256) === entry) this.live.delete(entry.want.sha256);
+        }
+      }
+      this.wake();
+    }
+  }
+
+  /**
    * Resolves once the decode workers' direct writes into the file with
    * direct descriptor `directFd` (undefined: every file) are done; rejects
    * naming the file when one failed (ChunkDecoder.drainWrites). Nothing to
@@ -1095,6 +1141,50 @@ async function writeFiles(
   };
 
   const iter = tasks();
+  /** A task taken and given back: the writer gathering a run stopped at it (take returns it next). */
+  let givenBack: Task | undefined;
+  const take = (): Task | undefined => {
+    const t = givenBack ?? iter.next().value;
+    givenBack = undefined;
+    return t ?? undefined;
+  };
+  /**
+   * The task `first` and the tasks right after it that continue its run: the
+   * next chunks of the same file, contiguous, within one RUN_BYTES stretch
+   * (one run of agent/direct-runs.ts, one decode worker), for a file the
+   * workers write with direct I/O. Taken at once, so no other writer gets
+   * one of them in between.
+   */
+  const runOf = (first: Task): Task[] => {
+    const run = [first];
+    const c = first.chunk;
+    if (c === undefined || first.state.op.size < DIRECT_MIN_BYTES || hashed(first.state.op) || !source.writesInWorkers) return run;
+    const stretch = Math.floor(c.offset / RUN_BYTES);
+    let end = c.offset + c.size;
+    for (let t = take(); t !== undefined; t = take()) {
+      const n = t.chunk;
+      if (t.state !== first.state || n === undefined || n.offset !== end || Math.floor(n.offset / RUN_BYTES) !== stretch || n.offset + n.size - c.offset > RUN_BYTES) {
+        givenBack = t;
+        break;
+      }
+      run.push(t);
+      end += n.size;
+    }
+    return run;
+  };
+  /** One chunk: decoded and written by a worker (get with `into`) or here (a chunk of the cache, or whole-file hashing). */
+  const writeChunk = async (state: FileState, fh: FileHandle, direct: FileHandle | undefined, chunk: RestoreChunk, seq: number): Promise<void> => {
+    const into = hashed(state.op) ? undefined : { fd: fh.fd, position: chunk.offset, ...(direct === undefined ? {} : { directFd: direct.fd }) };
+    const buf = await source.get(chunk, state.op.relativePath, seq, into);
+    if (buf === undefined) state.hashed += chunk.size;
+    else {
+      await writeFully(fh, buf, chunk.offset).catch((e: unknown) => {
+        throw writeError(`chunk ${chunk.sha256} of file ${JSON.stringify(state.op.relativePath)}`, chunk.offset, e);
+      });
+      hashInOrder(state, chunk.offset, buf);
+    }
+    source.release(chunk.sha256);
+  };
   let failure: unknown;
   const worker = async (): Promise<void> => {
     while (failure === undefined) {
@@ -1102,35 +1192,36 @@ async function writeFiles(
       // each file is in another worker, which drains them when it is done.
       while (waitingBytes > REORDER_BYTES && failure === undefined) await sleep();
       if (failure !== undefined) return;
-      const next = iter.next();
-      if (next.done) return;
-      const { state, chunk, seq } = next.value;
+      const next = take();
+      if (next === undefined) return;
+      const { state, chunk } = next;
+      const run = runOf(next);
       let held = 0;
       try {
         throwIfAborted(opts.signal);
         const fh = await openFile(state);
         if (chunk !== undefined) {
+          const bytes = run.reduce((n, t) => n + t.chunk!.size, 0);
           // Bounded memory whatever `parallel` and the chunk sizes (FastCDC chunks reach 8 MiB).
-          while (inFlightBytes > 0 && inFlightBytes + chunk.size > IN_FLIGHT_BYTES && failure === undefined) await sleep();
+          while (inFlightBytes > 0 && inFlightBytes + bytes > IN_FLIGHT_BYTES && failure === undefined) await sleep();
           if (failure !== undefined) return;
-          inFlightBytes += chunk.size;
-          held = chunk.size;
+          inFlightBytes += bytes;
+          held = bytes;
           const direct = await state.direct;
-          const into = hashed(state.op) ? undefined : { fd: fh.fd, position: chunk.offset, ...(direct === undefined ? {} : { directFd: direct.fd }) };
-          const buf = await source.get(chunk, state.op.relativePath, seq, into);
-          if (buf === undefined) state.hashed += chunk.size;
-          else {
-            await writeFully(fh, buf, chunk.offset).catch((e: unknown) => {
-              throw writeError(`chunk ${chunk.sha256} of file ${JSON.stringify(state.op.relativePath)}`, chunk.offset, e);
-            });
-            hashInOrder(state, chunk.offset, buf);
-          }
-          source.release(chunk.sha256);
+          // A run of chunks used once, in one request to a decode worker; else (or when one of them is not such a chunk) one by one.
+          const whole =
+            run.length > 1 && direct !== undefined && (await source.getRun(run.map((t) => ({ chunk: t.chunk!, seq: t.seq })), state.op.relativePath, { fd: fh.fd, directFd: direct.fd }));
+          if (whole) {
+            for (const t of run) {
+              state.hashed += t.chunk!.size;
+              source.release(t.chunk!.sha256);
+            }
+          } else for (const t of run) await writeChunk(state, fh, direct, t.chunk!, t.seq);
           inFlightBytes -= held;
           held = 0;
           wake();
-          opts.counters.bytesDone += chunk.size;
-          state.left--;
+          opts.counters.bytesDone += bytes;
+          state.left -= run.length;
         }
         if (state.left === 0 && state.op.continues === true) carryOut = state;
         else if (state.left === 0) await finish(state);

@@ -167,6 +167,38 @@ describe("DecodePool", () => {
     }
   });
 
+  it("decodes a run of chunks sent as one request, each answered in order, and a corrupt one answered as its own failure without stopping the others", async () => {
+    // Prepare: four consecutive chunks of a file, the third's stored bytes not zstd
+    pool = new DecodePool(WORKER, 2);
+    const dir = mkdtempSync(join(tmpdir(), "decode-into-many-"));
+    const path = join(dir, "f");
+    writeFileSync(path, Buffer.alloc(0));
+    const fh = await open(path, "r+");
+    const direct = await open(path, "r+");
+    const raws = Array.from({ length: 4 }, (_, i) => seededBytes(60 + i, 128 * 1024));
+    const encs = await Promise.all(raws.map((r) => getCodec("zstd").encode(r)));
+    encs[2] = Buffer.from("not zstd at all");
+    try {
+      // Act
+      const out = await pool.decodeIntoMany!(
+        raws.map((raw, i) => ({ codec: "zstd" as const, stored: encs[i]!, size: raw.length, what: `chunk c${i}`, into: { fd: fh.fd, directFd: direct.fd, position: i * raw.length, sha256: sha256Hex(raw) } })),
+      );
+      await pool.drainWrites!(direct.fd, 'file "f"');
+      // Assess
+      expect(out).toHaveLength(4);
+      expect(out[2]).toBeInstanceOf(CodecError);
+      expect((out[2] as Error).message).toContain("chunk c2");
+      for (const i of [0, 1, 3]) expect(out[i]).toMatchObject({ sha256: sha256Hex(raws[i]!), length: 128 * 1024, direct: true });
+      const written = readFileSync(path);
+      for (const i of [0, 1, 3]) expect(written.subarray(i * 128 * 1024, (i + 1) * 128 * 1024).equals(raws[i]!)).toBe(true);
+      expect(written.subarray(2 * 128 * 1024, 3 * 128 * 1024).equals(raws[2]!)).toBe(false);
+    } finally {
+      await fh.close();
+      await direct.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("reports a direct run's failed write at the file's drain, as a FileAccessError naming the file and the run's offset", async () => {
     // Prepare: the "direct" descriptor open read-only, so the run's pwrite fails (EBADF) after the chunk was answered
     pool = new DecodePool(WORKER, 2);

@@ -25,6 +25,7 @@ const DIST_POOL = fileURLToPath(new URL("../../dist/agent/decode-pool.js", impor
 const GOOD = "gen-worker-good";
 const BAD = "gen-worker-bad";
 const DIRECT = "gen-worker-direct";
+const DIRECT_BAD = "gen-worker-direct-bad";
 const KiB128 = 128 * 1024;
 
 let stack: TestStack;
@@ -53,7 +54,7 @@ function partialsBeside(dir: string): string[] {
 beforeAll(async () => {
   expect(existsSync(DIST_RESTORE), "dist/agent/restore.js (run npm run build)").toBe(true);
   compiled = (await import(DIST_RESTORE)) as typeof RestoreModule;
-  stack = await startTestStack([GOOD, BAD, DIRECT].map((id) => ({ id, kind: "generic" as const })));
+  stack = await startTestStack([GOOD, BAD, DIRECT, DIRECT_BAD].map((id) => ({ id, kind: "generic" as const })));
   work = tempDir("walvault-restore-worker-");
   source = join(work, "source");
   mkdirSync(source);
@@ -86,6 +87,28 @@ async function uploadPacked(databaseId: string) {
   return { clients, cfg, snap, packs };
 }
 
+/** A generic snapshot of one large file in 128 KiB blocks, packed: 10 MiB + 5,000 bytes, every block distinct (half compressible). */
+async function uploadBig(databaseId: string) {
+  const src = join(work, `${databaseId}-source`);
+  mkdirSync(src);
+  writeFileSync(join(src, "MANIFEST-000001"), "generation 1\n");
+  const big = Buffer.concat([...Array.from({ length: 80 }, (_, i) => Buffer.concat([seededBytes(900 + i, KiB128 / 2), Buffer.alloc(KiB128 / 2, i)])), seededBytes(999, 5000)]);
+  writeFileSync(join(src, "big.db"), big);
+  const clients = stackClients(stack);
+  const cfg = { ...stack.config, path: stack.configPath };
+  const snap = await uploadSnapshotDir(clients, cfg, {
+    databaseId,
+    dir: src,
+    kind: "generic",
+    generic: { streams: [{ id: "wal", lastSegment: "MANIFEST-000001", lastSegno: 0 }] },
+    startedAt: new Date("2026-03-01T10:30:00.000Z"),
+    finishedAt: new Date("2026-03-01T10:31:00.000Z"),
+    blockSize: KiB128,
+  });
+  const { packs } = await packChunks(clients, cfg, databaseId, [...snap.chunksOf.values()].flat(), 4 * 1024 * 1024);
+  return { clients, cfg, snap, packs, big };
+}
+
 describe("restore through the decode worker (compiled)", () => {
   it("has the compiled worker beside the compiled pool, so a restore of 64 chunks or more uses it", async () => {
     // Prepare
@@ -111,23 +134,7 @@ describe("restore through the decode worker (compiled)", () => {
 
   it("writes a large file of 128 KiB blocks in runs with direct I/O where the filesystem allows it, byte-identical to its unaligned end", async () => {
     // Prepare: 10 MiB + 5,000 bytes in 128 KiB blocks (a pool serves restores of 64 chunks or more), every block distinct (half compressible), packed
-    const src = join(work, "direct-source");
-    mkdirSync(src);
-    writeFileSync(join(src, "MANIFEST-000001"), "generation 1\n");
-    const big = Buffer.concat([...Array.from({ length: 80 }, (_, i) => Buffer.concat([seededBytes(900 + i, KiB128 / 2), Buffer.alloc(KiB128 / 2, i)])), seededBytes(999, 5000)]);
-    writeFileSync(join(src, "big.db"), big);
-    const clients = stackClients(stack);
-    const cfg = { ...stack.config, path: stack.configPath };
-    const snap = await uploadSnapshotDir(clients, cfg, {
-      databaseId: DIRECT,
-      dir: src,
-      kind: "generic",
-      generic: { streams: [{ id: "wal", lastSegment: "MANIFEST-000001", lastSegno: 0 }] },
-      startedAt: new Date("2026-03-01T10:30:00.000Z"),
-      finishedAt: new Date("2026-03-01T10:31:00.000Z"),
-      blockSize: KiB128,
-    });
-    await packChunks(clients, cfg, DIRECT, [...snap.chunksOf.values()].flat(), 4 * 1024 * 1024);
+    const { clients, cfg, snap, big } = await uploadBig(DIRECT);
     const to = join(work, "direct", "data");
     mkdirSync(dirname(to), { recursive: true });
     const directAllowed = await canOpenDirect(dirname(to));
@@ -138,6 +145,26 @@ describe("restore through the decode worker (compiled)", () => {
     expect(readFileSync(join(to, "big.db")).equals(big)).toBe(true);
     if (directAllowed) expect(r.directBytes).toBe(big.length);
     else expect(r.directBytes).toBe(0);
+  });
+
+  it("stops on a corrupt chunk in the middle of a large file's run of chunks (asked of a worker together) with a ChecksumMismatchError naming it, and renames nothing into place", async () => {
+    // Prepare: one stored byte flipped in the 21st block of big.db (its run: blocks 17-24)
+    const { clients, cfg, snap, packs } = await uploadBig(DIRECT_BAD);
+    const victim = snap.chunksOf.get("big.db")![20]!;
+    const pack = packs.find((p) => p.entries.some((e) => e.sha256 === victim))!;
+    const entry = pack.entries.find((e) => e.sha256 === victim)!;
+    const key = vaultPackKey(DIRECT_BAD, pack.name);
+    const bytes = Buffer.from(pack.bytes);
+    bytes[entry.offset + Math.floor(entry.storedLength / 2)]! ^= 0x40;
+    await clients.store.put(cfg.vaultBucket, key, bytes, {});
+    const to = join(work, "direct-bad", "data");
+    // Act
+    const err = await compiled.restore(clients, cfg, { databaseId: DIRECT_BAD, target: { kind: "latest" }, toDir: to, parallel: 8 }).catch((e: unknown) => e);
+    // Assess
+    expect((err as Error).name).toBe("ChecksumMismatchError");
+    expect((err as Error).message).toContain(`chunk ${victim} of file "big.db" is corrupt in the vault (pack ${key}, bytes ${entry.offset}-`);
+    expect(existsSync(to)).toBe(false);
+    expect(partialsBeside(to)).toEqual([]);
   });
 
   it("stops on one corrupt chunk in a pack with a ChecksumMismatchError naming it, and renames nothing into place", async () => {
