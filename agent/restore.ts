@@ -176,8 +176,16 @@ export const DEFAULT_RESTORE_PARALLEL = 64;
  * instead of 12.0 (docs/decisions.md, "Two decode workers").
  */
 export const RESTORE_DECODE_THREADS = 2;
-/** Raw bytes of the chunks being downloaded, decoded and written at once (at least one chunk). */
-export const IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+/**
+ * Raw bytes of the chunks being downloaded, decoded and written at once (at
+ * least one chunk). 32 MiB since stop 43 (64 before): with a run of chunks
+ * asked of a worker at once (ChunkSource.getRun) 64 writers could claim
+ * 64 MiB of runs, whose stored bytes wait at the workers; A/B at scale 100,
+ * four rounds: peak RSS 233-235 MB at 32 MiB and 225-240 at 16 against
+ * 241-243 at 64 (the limit is 256), no slower (medians 3.13 and 2.96 s
+ * against 3.19).
+ */
+export const IN_FLIGHT_BYTES = 32 * 1024 * 1024;
 /** WAL segments in memory at once while laying out a generic restore (bytes, at least one segment). */
 const WAL_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
 /** Files whose recorded times and modes are set at once at the end of a restore, and how many are held for it at most. */
