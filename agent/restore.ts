@@ -839,8 +839,12 @@ class ChunkSource {
    * a chunk used only this once is verified and written there by the pool's
    * worker (resolves undefined: the caller writes nothing); with
    * `into.directFd` too, in a run with direct I/O (agent/direct-runs.ts).
+   * `ready` is awaited once the chunk's stored bytes are here, before it is
+   * decoded (the writers' bound on raw bytes in flight: a writer waiting for
+   * the planner holds none of it, so it cannot starve the references the
+   * planner waits on).
    */
-  async get(chunk: RestoreChunk, file: string, seq: number, into?: { fd: number; position: number; directFd?: number }): Promise<Buffer | undefined> {
+  async get(chunk: RestoreChunk, file: string, seq: number, into?: { fd: number; position: number; directFd?: number }, ready?: () => Promise<void>): Promise<Buffer | undefined> {
     while (this.plannedThrough <= seq && this.failure === undefined && !this.stopped) await this.sleep();
     if (this.failure !== undefined) throw this.failure.error;
     if (this.plannedThrough <= seq) throw new InvalidInputError("restore stopped");
@@ -848,14 +852,20 @@ class ChunkSource {
     this.bySeq.delete(seq);
     try {
       const hit = this.cache.get(chunk.sha256);
-      if (hit) return hit;
+      if (hit) {
+        await ready?.();
+        return hit;
+      }
       if (entry === undefined) throw new Error(`chunk ${chunk.sha256} of file ${JSON.stringify(file)} was planned from the cache but is not in it`);
       const decoder = this.decoder;
       if (into !== undefined && decoder.decodeInto !== undefined && (this.remaining.get(chunk.sha256) ?? 0) <= 1 && !this.inflight.has(chunk.sha256)) {
         const { loc, bytes } = await entry.stored;
+        await ready?.();
         if (await decodeChunkInto(entry.want, loc, bytes, { decodeInto: decoder.decodeInto.bind(decoder) }, into)) this.directBytes += chunk.size;
         return undefined;
       }
+      await entry.stored;
+      await ready?.();
       let p = this.inflight.get(chunk.sha256);
       if (!p) {
         p = entry.stored.then(({ loc, bytes }) => decodeChunk(entry.want, loc, bytes, this.decoder)).finally(() => this.inflight.delete(chunk.sha256));
@@ -884,9 +894,10 @@ class ChunkSource {
    * message and one promise instead of one per chunk. Resolves false, taking
    * nothing, when any of them is not such a chunk (cached, used again,
    * being decoded for another reference) or there is no pool: the caller
-   * takes them one by one (get). A corrupt chunk rejects as get does.
+   * takes them one by one (get). A corrupt chunk rejects as get does;
+   * `ready` is awaited as get awaits it.
    */
-  async getRun(items: readonly { chunk: RestoreChunk; seq: number }[], file: string, into: { fd: number; directFd: number }): Promise<boolean> {
+  async getRun(items: readonly { chunk: RestoreChunk; seq: number }[], file: string, into: { fd: number; directFd: number }, ready?: () => Promise<void>): Promise<boolean> {
     const decoder = this.decoder;
     const last = items.at(-1);
     if (decoder.decodeIntoMany === undefined || last === undefined) return false;
@@ -902,6 +913,7 @@ class ChunkSource {
     for (const { seq } of items) this.bySeq.delete(seq);
     try {
       const stored = await Promise.all(entries.map((e) => e.stored));
+      await ready?.();
       const direct = await decodeChunksInto(
         entries.map((e, i) => ({ want: e.want, loc: stored[i]!.loc, stored: stored[i]!.bytes, position: items[i]!.chunk.offset })),
         { decodeIntoMany: decoder.decodeIntoMany.bind(decoder) },
@@ -1181,9 +1193,9 @@ async function writeFiles(
     return run;
   };
   /** One chunk: decoded and written by a worker (get with `into`) or here (a chunk of the cache, or whole-file hashing). */
-  const writeChunk = async (state: FileState, fh: FileHandle, direct: FileHandle | undefined, chunk: RestoreChunk, seq: number): Promise<void> => {
+  const writeChunk = async (state: FileState, fh: FileHandle, direct: FileHandle | undefined, chunk: RestoreChunk, seq: number, ready: () => Promise<void>): Promise<void> => {
     const into = hashed(state.op) ? undefined : { fd: fh.fd, position: chunk.offset, ...(direct === undefined ? {} : { directFd: direct.fd }) };
-    const buf = await source.get(chunk, state.op.relativePath, seq, into);
+    const buf = await source.get(chunk, state.op.relativePath, seq, into, ready);
     if (buf === undefined) state.hashed += chunk.size;
     else {
       await writeFully(fh, buf, chunk.offset).catch((e: unknown) => {
@@ -1204,30 +1216,43 @@ async function writeFiles(
       if (next === undefined) return;
       const { state, chunk } = next;
       const run = runOf(next);
+      /** Raw bytes this writer counts in flight (IN_FLIGHT_BYTES): taken by `reserve` once a chunk's stored bytes are here, given back by `release`. */
       let held = 0;
+      // Bounded memory whatever `parallel` and the chunk sizes (FastCDC chunks reach 8 MiB).
+      const reserve = (bytes: number) => async (): Promise<void> => {
+        while (inFlightBytes > 0 && inFlightBytes + bytes > IN_FLIGHT_BYTES && failure === undefined) await sleep();
+        inFlightBytes += bytes;
+        held += bytes;
+      };
+      const release = (): void => {
+        inFlightBytes -= held;
+        held = 0;
+        wake();
+      };
       try {
         throwIfAborted(opts.signal);
         const fh = await openFile(state);
         if (chunk !== undefined) {
           const bytes = run.reduce((n, t) => n + t.chunk!.size, 0);
-          // Bounded memory whatever `parallel` and the chunk sizes (FastCDC chunks reach 8 MiB).
-          while (inFlightBytes > 0 && inFlightBytes + bytes > IN_FLIGHT_BYTES && failure === undefined) await sleep();
-          if (failure !== undefined) return;
-          inFlightBytes += bytes;
-          held = bytes;
           const direct = await state.direct;
           // A run of chunks used once, in one request to a decode worker; else (or when one of them is not such a chunk) one by one.
           const whole =
-            run.length > 1 && direct !== undefined && (await source.getRun(run.map((t) => ({ chunk: t.chunk!, seq: t.seq })), state.op.relativePath, { fd: fh.fd, directFd: direct.fd }));
+            run.length > 1 &&
+            direct !== undefined &&
+            (await source.getRun(run.map((t) => ({ chunk: t.chunk!, seq: t.seq })), state.op.relativePath, { fd: fh.fd, directFd: direct.fd }, reserve(bytes)));
           if (whole) {
             for (const t of run) {
               state.hashed += t.chunk!.size;
               source.release(t.chunk!.sha256);
             }
-          } else for (const t of run) await writeChunk(state, fh, direct, t.chunk!, t.seq);
-          inFlightBytes -= held;
-          held = 0;
-          wake();
+            release();
+          } else {
+            for (const t of run) {
+              await writeChunk(state, fh, direct, t.chunk!, t.seq, reserve(t.chunk!.size));
+              release();
+            }
+          }
+          if (failure !== undefined) return;
           opts.counters.bytesDone += bytes;
           state.left -= run.length;
         }
@@ -1236,8 +1261,7 @@ async function writeFiles(
         else opts.progress();
       } catch (e) {
         failure ??= e;
-        inFlightBytes -= held;
-        wake();
+        release();
       }
     }
   };
