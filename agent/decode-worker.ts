@@ -2,7 +2,9 @@
  * A decode worker of agent/decode-pool.ts: decodes one chunk's stored bytes
  * with its codec and hashes the raw bytes, off the restore's main thread.
  * Message in: DecodeBatch (the requests of one turn, their bytes in one buffer); out: DecodeReply[] (the raw bytes transferred,
- * never copied back).
+ * never copied back). A request with `parts` is a run of chunks handled
+ * one after the other and answered together; a `drain` request is answered
+ * once the runs of its file (agent/direct-runs.ts) are written.
  *
  * zstd chunks decode on one kept context (core/zstd-into.ts) into a reused
  * output buffer when the worker writes them itself (`write`): nothing is

@@ -8,10 +8,27 @@ import { getCodec } from "../../core/codec.js";
 import { CodecError, FileAccessError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { DecodePool, inThreadDecoder, openDecoder, type ChunkDecoder } from "../../agent/decode-pool.js";
+import { rejection } from "../support/rejection.js";
 import { seededBytes } from "../support/retention.js";
 
 // The compiled worker: `npm test` builds dist/ first.
 const WORKER = fileURLToPath(new URL("../../dist/agent/decode-worker.js", import.meta.url));
+
+/** An empty file opened twice, read-write and with `second`'s flags (standing in for the O_DIRECT descriptor), for the body; closed and removed after. */
+async function withTwoDescriptors(second: "r+" | "r", body: (f: { path: string; fd: number; secondFd: number }) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "decode-into-runs-"));
+  const path = join(dir, "f");
+  writeFileSync(path, Buffer.alloc(0));
+  const fh = await open(path, "r+");
+  const other = await open(path, second);
+  try {
+    await body({ path, fd: fh.fd, secondFd: other.fd });
+  } finally {
+    await fh.close();
+    await other.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 describe("DecodePool", () => {
   let pool: ChunkDecoder | undefined;
@@ -142,48 +159,34 @@ describe("DecodePool", () => {
   });
 
   it("answers a chunk of a direct run once it is verified, and drainWrites resolves once the run is in the file", async () => {
-    // Prepare: a file and a second descriptor on it standing in for the O_DIRECT one (what is tested is the drain, not the page cache)
+    // Prepare: a second descriptor standing in for the O_DIRECT one (what is tested is the drain, not the page cache)
     pool = new DecodePool(WORKER, 2);
-    const dir = mkdtempSync(join(tmpdir(), "decode-into-drain-"));
-    const path = join(dir, "f");
-    writeFileSync(path, Buffer.alloc(0));
-    const fh = await open(path, "r+");
-    const direct = await open(path, "r+");
     const raws = Array.from({ length: 4 }, (_, i) => seededBytes(40 + i, 128 * 1024));
     const encs = await Promise.all(raws.map((r) => getCodec("zstd").encode(r)));
-    try {
+    await withTwoDescriptors("r+", async ({ path, fd, secondFd }) => {
       // Act
       const answers = await Promise.all(
-        raws.map((raw, i) => pool!.decodeInto!("zstd", encs[i]!, raw.length, `chunk c${i}`, { fd: fh.fd, directFd: direct.fd, position: i * raw.length, sha256: sha256Hex(raw) })),
+        raws.map((raw, i) => pool!.decodeInto!("zstd", encs[i]!, raw.length, `chunk c${i}`, { fd, directFd: secondFd, position: i * raw.length, sha256: sha256Hex(raw) })),
       );
-      await pool.drainWrites!(direct.fd, 'file "base/1/2"');
+      await pool!.drainWrites!(secondFd, 'file "base/1/2"');
       // Assess
       expect(answers.every((a) => a.direct === true && a.length === 128 * 1024)).toBe(true);
       expect(readFileSync(path).equals(Buffer.concat(raws))).toBe(true);
-    } finally {
-      await fh.close();
-      await direct.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("decodes a run of chunks sent as one request, each answered in order, and a corrupt one answered as its own failure without stopping the others", async () => {
     // Prepare: four consecutive chunks of a file, the third's stored bytes not zstd
     pool = new DecodePool(WORKER, 2);
-    const dir = mkdtempSync(join(tmpdir(), "decode-into-many-"));
-    const path = join(dir, "f");
-    writeFileSync(path, Buffer.alloc(0));
-    const fh = await open(path, "r+");
-    const direct = await open(path, "r+");
     const raws = Array.from({ length: 4 }, (_, i) => seededBytes(60 + i, 128 * 1024));
     const encs = await Promise.all(raws.map((r) => getCodec("zstd").encode(r)));
     encs[2] = Buffer.from("not zstd at all");
-    try {
+    await withTwoDescriptors("r+", async ({ path, fd, secondFd }) => {
       // Act
-      const out = await pool.decodeIntoMany!(
-        raws.map((raw, i) => ({ codec: "zstd" as const, stored: encs[i]!, size: raw.length, what: `chunk c${i}`, into: { fd: fh.fd, directFd: direct.fd, position: i * raw.length, sha256: sha256Hex(raw) } })),
+      const out = await pool!.decodeIntoMany!(
+        raws.map((raw, i) => ({ codec: "zstd" as const, stored: encs[i]!, size: raw.length, what: `chunk c${i}`, into: { fd, directFd: secondFd, position: i * raw.length, sha256: sha256Hex(raw) } })),
       );
-      await pool.drainWrites!(direct.fd, 'file "f"');
+      await pool!.drainWrites!(secondFd, 'file "f"');
       // Assess
       expect(out).toHaveLength(4);
       expect(out[2]).toBeInstanceOf(CodecError);
@@ -192,41 +195,25 @@ describe("DecodePool", () => {
       const written = readFileSync(path);
       for (const i of [0, 1, 3]) expect(written.subarray(i * 128 * 1024, (i + 1) * 128 * 1024).equals(raws[i]!)).toBe(true);
       expect(written.subarray(2 * 128 * 1024, 3 * 128 * 1024).equals(raws[2]!)).toBe(false);
-    } finally {
-      await fh.close();
-      await direct.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("reports a direct run's failed write at the file's drain, as a FileAccessError naming the file and the run's offset", async () => {
     // Prepare: the "direct" descriptor open read-only, so the run's pwrite fails (EBADF) after the chunk was answered
     pool = new DecodePool(WORKER, 2);
-    const dir = mkdtempSync(join(tmpdir(), "decode-into-drain-fail-"));
-    const path = join(dir, "f");
-    writeFileSync(path, Buffer.alloc(0));
-    const fh = await open(path, "r+");
-    const readOnly = await open(path, "r");
     const raw = seededBytes(50, 128 * 1024);
     const enc = await getCodec("zstd").encode(raw);
-    try {
+    await withTwoDescriptors("r", async ({ path, fd, secondFd }) => {
       // Act
-      const answer = await pool.decodeInto!("zstd", enc, raw.length, "chunk c1", { fd: fh.fd, directFd: readOnly.fd, position: 2 * 1024 * 1024, sha256: sha256Hex(raw) });
-      const e = await pool.drainWrites!(readOnly.fd, 'file "base/1/2"').then(
-        () => undefined,
-        (x: unknown) => x,
-      );
+      const answer = await pool!.decodeInto!("zstd", enc, raw.length, "chunk c1", { fd, directFd: secondFd, position: 2 * 1024 * 1024, sha256: sha256Hex(raw) });
+      const e = await rejection(pool!.drainWrites!(secondFd, 'file "base/1/2"'));
       // Assess
       expect(answer.direct).toBe(true);
       expect(e).toBeInstanceOf(FileAccessError);
-      expect((e as Error).message).toMatch(/cannot write file "base\/1\/2" at offset 2097152: EBADF/);
-      expect(((e as Error).cause as NodeJS.ErrnoException).code).toBe("EBADF");
+      expect(e.message).toMatch(/cannot write file "base\/1\/2" at offset 2097152: EBADF/);
+      expect((e.cause as NodeJS.ErrnoException).code).toBe("EBADF");
       expect(readFileSync(path).length).toBe(0);
-    } finally {
-      await fh.close();
-      await readOnly.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("decodes many chunks in a row on its kept zstd context, and a corrupt one between them neither passes nor spoils the next", async () => {

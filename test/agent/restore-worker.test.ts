@@ -109,6 +109,23 @@ async function uploadBig(databaseId: string) {
   return { clients, cfg, snap, packs, big };
 }
 
+/** Flips one stored byte in the middle of chunk `victim` in its pack (the pack's index untouched); the pack's key and the chunk's index entry. */
+async function flipStoredByte(
+  clients: ReturnType<typeof stackClients>,
+  cfg: { vaultBucket: string },
+  databaseId: string,
+  packs: Awaited<ReturnType<typeof packChunks>>["packs"],
+  victim: string,
+) {
+  const pack = packs.find((p) => p.entries.some((e) => e.sha256 === victim))!;
+  const entry = pack.entries.find((e) => e.sha256 === victim)!;
+  const key = vaultPackKey(databaseId, pack.name);
+  const bytes = Buffer.from(pack.bytes);
+  bytes[entry.offset + Math.floor(entry.storedLength / 2)]! ^= 0x40;
+  await clients.store.put(cfg.vaultBucket, key, bytes, {});
+  return { key, entry };
+}
+
 describe("restore through the decode worker (compiled)", () => {
   it("has the compiled worker beside the compiled pool, so a restore of 64 chunks or more uses it", async () => {
     // Prepare
@@ -151,12 +168,7 @@ describe("restore through the decode worker (compiled)", () => {
     // Prepare: one stored byte flipped in the 21st block of big.db (its run: blocks 17-24)
     const { clients, cfg, snap, packs } = await uploadBig(DIRECT_BAD);
     const victim = snap.chunksOf.get("big.db")![20]!;
-    const pack = packs.find((p) => p.entries.some((e) => e.sha256 === victim))!;
-    const entry = pack.entries.find((e) => e.sha256 === victim)!;
-    const key = vaultPackKey(DIRECT_BAD, pack.name);
-    const bytes = Buffer.from(pack.bytes);
-    bytes[entry.offset + Math.floor(entry.storedLength / 2)]! ^= 0x40;
-    await clients.store.put(cfg.vaultBucket, key, bytes, {});
+    const { key, entry } = await flipStoredByte(clients, cfg, DIRECT_BAD, packs, victim);
     const to = join(work, "direct-bad", "data");
     // Act
     const err = await compiled.restore(clients, cfg, { databaseId: DIRECT_BAD, target: { kind: "latest" }, toDir: to, parallel: 8 }).catch((e: unknown) => e);
@@ -171,12 +183,7 @@ describe("restore through the decode worker (compiled)", () => {
     // Prepare: one stored byte flipped in the middle of the 70th chunk (the pack's index untouched)
     const { clients, cfg, snap, packs } = await uploadPacked(BAD);
     const victim = snap.chunksOf.get("data.db")![70]!;
-    const pack = packs.find((p) => p.entries.some((e) => e.sha256 === victim))!;
-    const entry = pack.entries.find((e) => e.sha256 === victim)!;
-    const key = vaultPackKey(BAD, pack.name);
-    const bytes = Buffer.from(pack.bytes);
-    bytes[entry.offset + Math.floor(entry.storedLength / 2)]! ^= 0x40;
-    await clients.store.put(cfg.vaultBucket, key, bytes, {});
+    const { key, entry } = await flipStoredByte(clients, cfg, BAD, packs, victim);
     const to = join(work, "bad", "data");
     // Act
     const err = await compiled.restore(clients, cfg, { databaseId: BAD, target: { kind: "latest" }, toDir: to, parallel: 8 }).catch((e: unknown) => e);
