@@ -168,7 +168,7 @@ export async function decodeChunksInto(
   into: { fd: number; directFd?: number },
 ): Promise<boolean[]> {
   const got = await decoder.decodeIntoMany(
-    chunks.map((c) => ({ codec: c.loc.codec, stored: c.stored, size: c.want.size, what: chunkWhat(c.want), into: { ...into, position: c.position, sha256: c.want.sha256 } })),
+    chunks.map((c) => ({ codec: c.loc.codec, stored: c.stored, size: c.want.size, what: chunkWhat(c.want), write: { ...into, position: c.position, sha256: c.want.sha256 } })),
   );
   return got.map((g, i) => {
     const c = chunks[i]!;

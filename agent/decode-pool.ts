@@ -40,14 +40,14 @@ export interface DecodeRequest {
   /** For messages: which chunk of which file. */
   what: string;
   /** Write the raw bytes at `position` of the open file `fd` (from this process) if they hash to `sha256` and have `size` bytes; do not send them back. */
-  write?: { fd: number; position: number; sha256: string; directFd?: number };
+  write?: WriteInto;
   /** No chunk (`stored` empty): answer once every run of the file with this direct descriptor (-1: of every file) placed before is written (agent/direct-runs.ts drain). */
   drain?: number;
   /** No chunk of its own (`stored` empty): these chunks, each decoded, verified and written as a `write` request is, in order, answered together (`parts` of the reply, one each). */
   parts?: DecodePart[];
 }
 
-/** One chunk of a request with `parts`: consecutive chunks of one file, one run (agent/direct-runs.ts). */
+/** One chunk of a request with `parts` (decodeIntoMany: decodeInto's arguments): consecutive chunks of one file, one run (agent/direct-runs.ts). */
 export type DecodePart = Omit<DecodeRequest, "id" | "drain" | "parts"> & { write: WriteInto };
 
 /** A part as sent: its stored bytes are the batch's bytes[at, at + length]. */
@@ -150,14 +150,14 @@ export interface ChunkDecoder {
    * drainWrites of their file resolves, not necessarily before. Only a pool
    * offers it.
    */
-  decodeInto?(codec: CodecName, stored: Uint8Array, size: number, what: string, into: WriteInto): Promise<{ sha256: string; length: number; direct?: boolean }>;
+  decodeInto?(codec: CodecName, stored: Uint8Array, size: number, what: string, into: WriteInto): Promise<DecodedInto>;
   /**
    * decodeInto of several chunks in one request (consecutive chunks of one
    * file, one run of agent/direct-runs.ts): each outcome in order, a failed
    * one as its Error (CodecError, or a FileAccessError naming the chunk).
    * Only a pool offers it.
    */
-  decodeIntoMany?(parts: readonly IntoPart[]): Promise<(DecodedInto | Error)[]>;
+  decodeIntoMany?(parts: readonly DecodePart[]): Promise<(DecodedInto | Error)[]>;
   /**
    * Resolves once every chunk decodeInto answered `direct` for the file with
    * this direct descriptor (undefined: for every file) is written; rejects
@@ -175,15 +175,6 @@ export interface DecodedInto {
   sha256: string;
   length: number;
   direct?: boolean;
-}
-
-/** One chunk of decodeIntoMany: decodeInto's arguments. */
-export interface IntoPart {
-  codec: CodecName;
-  stored: Uint8Array;
-  size: number;
-  what: string;
-  into: WriteInto;
 }
 
 /**
@@ -209,6 +200,11 @@ export const inThreadDecoder: ChunkDecoder = {
 };
 
 const NO_BYTES = new Uint8Array(0);
+
+/** A run's chunks (agent/direct-runs.ts) go to one worker: the file and the run's place in it choose which (none without a direct descriptor). */
+function runAffinity(into: WriteInto): number | undefined {
+  return into.directFd === undefined ? undefined : into.directFd + Math.floor(into.position / RUN_BYTES);
+}
 
 /** A worker holds one chunk at a time (its bytes are outside the heap): a small heap keeps each worker's memory to a few MB. */
 const WORKER_LIMITS = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
@@ -237,27 +233,21 @@ export class DecodePool implements ChunkDecoder {
     return { raw: raw!, sha256 };
   }
 
-  async decodeInto(codec: CodecName, stored: Uint8Array, size: number, what: string, into: WriteInto): Promise<{ sha256: string; length: number; direct?: boolean }> {
+  async decodeInto(codec: CodecName, stored: Uint8Array, size: number, what: string, into: WriteInto): Promise<DecodedInto> {
     // No fallback to this thread: the callers (restore's writers) bound how many wait.
     try {
-      // A run's chunks (agent/direct-runs.ts) to one worker: the file and the run's place in it choose which.
-      const affinity = into.directFd === undefined ? undefined : into.directFd + Math.floor(into.position / RUN_BYTES);
-      return await this.post({ codec, stored, size, what, write: into }, affinity);
+      return await this.post({ codec, stored, size, what, write: into }, runAffinity(into));
     } catch (e) {
       throw writeError(what, into.position, e);
     }
   }
 
-  async decodeIntoMany(parts: readonly IntoPart[]): Promise<(DecodedInto | Error)[]> {
+  async decodeIntoMany(parts: readonly DecodePart[]): Promise<(DecodedInto | Error)[]> {
     const first = parts[0];
     if (first === undefined) return [];
-    // The run's chunks to one worker, as decodeInto sends each of them.
-    const affinity = first.into.directFd === undefined ? undefined : first.into.directFd + Math.floor(first.into.position / RUN_BYTES);
-    const out = await this.post(
-      { codec: first.codec, stored: NO_BYTES, size: 0, what: first.what, parts: parts.map((p) => ({ codec: p.codec, stored: p.stored, size: p.size, what: p.what, write: p.into })) },
-      affinity,
-    );
-    return (out.parts ?? []).map((r, i) => (r instanceof Error ? (writeError(parts[i]!.what, parts[i]!.into.position, r) as Error) : r));
+    // The run's chunks to one worker, the one decodeInto sends each of them to.
+    const out = await this.post({ codec: first.codec, stored: NO_BYTES, size: 0, what: first.what, parts: [...parts] }, runAffinity(first.write));
+    return (out.parts ?? []).map((r, i) => (r instanceof Error ? (writeError(parts[i]!.what, parts[i]!.write.position, r) as Error) : r));
   }
 
   async drainWrites(directFd: number | undefined, what: string): Promise<void> {

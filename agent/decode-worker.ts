@@ -148,7 +148,7 @@ async function outcome(m: DecodeRequest): Promise<{ reply: DecodeReply; transfer
     if (m.write) {
       const w = m.write;
       // A zstd chunk of a file with a direct descriptor: decoded straight into its run and answered at once; a drain of its file proves the write.
-      const place = w.directFd !== undefined && m.codec === "zstd" ? await runs.placeWhenFree(w.fd, w.directFd, w.position, m.size) : undefined;
+      const place = w.directFd !== undefined && m.codec === "zstd" ? await runs.place(w.fd, w.directFd, w.position, m.size) : undefined;
       if (place !== undefined) {
         const n = zstd.decode(m.stored, m.size, place.view);
         if (n !== undefined) {

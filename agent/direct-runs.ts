@@ -20,7 +20,7 @@
  * file is not the one right after it, when its slot is needed, and when its
  * file is drained. Runs are written asynchronously (libuv's pool): the
  * worker decodes the next chunks into other slots meanwhile; with no slot
- * free, placing waits for one (`placeWhenFree`).
+ * free, placing waits for one.
  *
  * A chunk placed in a run is answered at once (it is decoded and verified;
  * its bytes are in the run); that it reached the file is proven by `drain`,
@@ -114,16 +114,11 @@ export class DirectRuns {
    * Where the chunk of `size` bytes at `position` of the file (`fd`, and
    * `directFd` opened on it with O_DIRECT) goes: the end of the file's open
    * run when it is the next byte of it and fits, else a new run if
-   * `position` is aligned and a slot is free; undefined when it cannot join
-   * a run (the caller writes it as before). Placing may start writing runs.
+   * `position` is aligned (waiting for a slot while every slot's run is
+   * being written); undefined when it cannot join a run (the caller writes
+   * it as before). Placing may start writing runs.
    */
-  place(fd: number, directFd: number, position: number, size: number): Placement | undefined {
-    const p = this.tryPlace(fd, directFd, position, size);
-    return p === "wait" ? undefined : p;
-  }
-
-  /** place, but when only a free slot is missing, waits for one (every slot's run is being written) instead of giving up. */
-  async placeWhenFree(fd: number, directFd: number, position: number, size: number): Promise<Placement | undefined> {
+  async place(fd: number, directFd: number, position: number, size: number): Promise<Placement | undefined> {
     for (;;) {
       const p = this.tryPlace(fd, directFd, position, size);
       if (p !== "wait") return p;

@@ -845,9 +845,7 @@ class ChunkSource {
    * planner waits on).
    */
   async get(chunk: RestoreChunk, file: string, seq: number, into?: { fd: number; position: number; directFd?: number }, ready?: () => Promise<void>): Promise<Buffer | undefined> {
-    while (this.plannedThrough <= seq && this.failure === undefined && !this.stopped) await this.sleep();
-    if (this.failure !== undefined) throw this.failure.error;
-    if (this.plannedThrough <= seq) throw new InvalidInputError("restore stopped");
+    await this.plannedTo(seq);
     const entry = this.bySeq.get(seq);
     this.bySeq.delete(seq);
     try {
@@ -878,12 +876,23 @@ class ChunkSource {
       }
       return buf;
     } finally {
-      if (entry !== undefined && --entry.refs === 0) {
-        this.held -= entry.want.storedSize;
-        if (this.live.get(chunk.sha256) === entry) this.live.delete(chunk.sha256);
-        this.wake();
-      }
+      if (entry !== undefined) this.referenceTaken(entry);
     }
+  }
+
+  /** Until reference `seq` is planned; the planner's failure, or the source's stop, rejects. */
+  private async plannedTo(seq: number): Promise<void> {
+    while (this.plannedThrough <= seq && this.failure === undefined && !this.stopped) await this.sleep();
+    if (this.failure !== undefined) throw this.failure.error;
+    if (this.plannedThrough <= seq) throw new InvalidInputError("restore stopped");
+  }
+
+  /** One planned reference of `entry` is done with: after its last, its stored bytes no longer count against the planner's budget. */
+  private referenceTaken(entry: PlannedChunk): void {
+    if (--entry.refs > 0) return;
+    this.held -= entry.want.storedSize;
+    if (this.live.get(entry.want.sha256) === entry) this.live.delete(entry.want.sha256);
+    this.wake();
   }
 
   /**
@@ -901,9 +910,7 @@ class ChunkSource {
     const decoder = this.decoder;
     const last = items.at(-1);
     if (decoder.decodeIntoMany === undefined || last === undefined) return false;
-    while (this.plannedThrough <= last.seq && this.failure === undefined && !this.stopped) await this.sleep();
-    if (this.failure !== undefined) throw this.failure.error;
-    if (this.plannedThrough <= last.seq) throw new InvalidInputError("restore stopped");
+    await this.plannedTo(last.seq);
     const entries: PlannedChunk[] = [];
     for (const { chunk, seq } of items) {
       const entry = this.bySeq.get(seq);
@@ -924,13 +931,7 @@ class ChunkSource {
       });
       return true;
     } finally {
-      for (const entry of entries) {
-        if (--entry.refs === 0) {
-          this.held -= entry.want.storedSize;
-          if (this.live.get(entry.want.sha256) === entry) this.live.delete(entry.want.sha256);
-        }
-      }
-      this.wake();
+      for (const entry of entries) this.referenceTaken(entry);
     }
   }
 
@@ -1097,7 +1098,7 @@ async function writeFiles(
     if (!state.handle) {
       open_.add(state);
       state.handle = open(state.op.path, CREATE_FLAGS, 0o600);
-      if (state.op.size >= DIRECT_MIN_BYTES && !hashed(state.op) && source.writesInWorkers) {
+      if (writtenDirect(state.op)) {
         state.direct = state.handle.then(() => openDirect(state.op.path));
         state.direct.catch(() => undefined);
       }
@@ -1119,6 +1120,8 @@ async function writeFiles(
   };
   /** Whether this file's whole SHA-256 is computed: asked for, and the manifest records one to compare with (core/snapshot.ts fileSha256Of). */
   const hashed = (op: WriteOp): boolean => opts.fileHashes && op.sha256 !== undefined;
+  /** Whether the decode workers write this file's chunks with direct I/O too (a second, O_DIRECT descriptor; runs of chunks). */
+  const writtenDirect = (op: WriteOp): boolean => op.size >= DIRECT_MIN_BYTES && !hashed(op) && source.writesInWorkers;
   /** Feeds a written chunk to its file's hash, in offset order. */
   const hashInOrder = (state: FileState, offset: number, buf: Buffer): void => {
     if (!hashed(state.op)) {
@@ -1178,7 +1181,7 @@ async function writeFiles(
   const runOf = (first: Task): Task[] => {
     const run = [first];
     const c = first.chunk;
-    if (c === undefined || first.state.op.size < DIRECT_MIN_BYTES || hashed(first.state.op) || !source.writesInWorkers) return run;
+    if (c === undefined || !writtenDirect(first.state.op)) return run;
     const stretch = Math.floor(c.offset / RUN_BYTES);
     let end = c.offset + c.size;
     for (let t = take(); t !== undefined; t = take()) {

@@ -77,8 +77,14 @@ export async function loadCatalogState(
   vaultBucket: string,
   databaseId: string,
   options: LoadCatalogStateOptions = {},
+  /** The registration and snapshot records, when the caller has read them already (loadPlanningState): not read again. */
+  read?: { database: DatabaseRecord | undefined; allRecords: readonly SnapshotRecord[] },
 ): Promise<CatalogState> {
-  const [database, allRecords, allWal] = await Promise.all([catalog.getDatabase(databaseId), catalog.listSnapshots(databaseId), catalog.listWal(databaseId)]);
+  const [database, allRecords, allWal] = await Promise.all([
+    read ? read.database : catalog.getDatabase(databaseId),
+    read ? read.allRecords : catalog.listSnapshots(databaseId),
+    catalog.listWal(databaseId),
+  ]);
   const records = allRecords.flatMap((r) => snapshotInRegion(r, options.region) ?? []);
   const wal = allWal.flatMap((w) => walInRegion(w, options.region) ?? []);
   if (!database) {
@@ -306,7 +312,8 @@ export async function loadPlanningState(
   // DynamoDB Local); for a generic database the snapshot records are used, the timelines (one small Query) not.
   const [database, allRecords, timelines] = await Promise.all([catalog.getDatabase(databaseId), catalog.listSnapshots(databaseId), catalog.listWalTimelines(databaseId)]);
   if (database?.kind === "generic") return loadGenericPlanningState(catalog, vault, vaultBucket, database, target, options, allRecords);
-  if (!database || database.kind !== "postgres" || target.kind === "name") return loadCatalogState(catalog, vault, vaultBucket, databaseId, options);
+  const read = { database, allRecords };
+  if (!database || database.kind !== "postgres" || target.kind === "name") return loadCatalogState(catalog, vault, vaultBucket, databaseId, options, read);
   const records = allRecords.flatMap((r) => snapshotInRegion(r, options.region) ?? []);
   const files = timelines.flatMap((t) => (t.history === undefined ? [] : (walInRegion(t.history, options.region) ?? [])));
   const window = new WalWindow(catalog, databaseId, timelines.map((t) => t.timeline), database.walSegmentSize, options.region);
@@ -317,7 +324,7 @@ export async function loadPlanningState(
   ]);
   const size = database.walSegmentSize;
   await window.switchEdges([...histories.values()].flatMap((entries) => entries.map((e) => lsnToSegno(e.switchLsn, size))));
-  const whole = (): Promise<CatalogState> => loadCatalogState(catalog, vault, vaultBucket, databaseId, options);
+  const whole = (): Promise<CatalogState> => loadCatalogState(catalog, vault, vaultBucket, databaseId, options, read);
   if (window.tooFar) return whole();
   const stateOf = (segments: WalRecord[]): CatalogState => ({ database, records, segments, histories, unreadableHistories, streams: [], manifests });
 

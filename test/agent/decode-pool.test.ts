@@ -184,7 +184,7 @@ describe("DecodePool", () => {
     await withTwoDescriptors("r+", async ({ path, fd, secondFd }) => {
       // Act
       const out = await pool!.decodeIntoMany!(
-        raws.map((raw, i) => ({ codec: "zstd" as const, stored: encs[i]!, size: raw.length, what: `chunk c${i}`, into: { fd, directFd: secondFd, position: i * raw.length, sha256: sha256Hex(raw) } })),
+        raws.map((raw, i) => ({ codec: "zstd" as const, stored: encs[i]!, size: raw.length, what: `chunk c${i}`, write: { fd, directFd: secondFd, position: i * raw.length, sha256: sha256Hex(raw) } })),
       );
       await pool!.drainWrites!(secondFd, 'file "f"');
       // Assess

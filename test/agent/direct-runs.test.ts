@@ -31,8 +31,8 @@ function recorder(opts: { hold?: boolean; fail?: (w: Write) => NodeJS.ErrnoExcep
 }
 
 /** Places and commits a chunk of `bytes` at `position`; false when it cannot join a run. */
-function put(runs: DirectRuns, position: number, bytes: Uint8Array): boolean {
-  const p = runs.place(FD, DIRECT, position, bytes.length);
+async function put(runs: DirectRuns, position: number, bytes: Uint8Array): Promise<boolean> {
+  const p = await runs.place(FD, DIRECT, position, bytes.length);
   if (p === undefined) return false;
   expect(p.view.length).toBe(bytes.length + 1);
   p.view.set(bytes);
@@ -49,7 +49,7 @@ describe("DirectRuns", () => {
     const runs = new DirectRuns(2, w.write);
     const chunks = Array.from({ length: RUN_BYTES / KiB128 }, (_, i) => seededBytes(i, KiB128));
     // Act
-    chunks.forEach((b, i) => expect(put(runs, 4 * RUN_BYTES + i * KiB128, b)).toBe(true));
+    for (const [i, b] of chunks.entries()) expect(await put(runs, 4 * RUN_BYTES + i * KiB128, b)).toBe(true);
     let drained = false;
     const drain = runs.drain(DIRECT).then((f) => {
       drained = true;
@@ -76,8 +76,8 @@ describe("DirectRuns", () => {
     const a = seededBytes(1, KiB128);
     const b = seededBytes(2, 3 * DIRECT_ALIGN + 100);
     // Act
-    put(runs, 0, a);
-    put(runs, KiB128, b);
+    await put(runs, 0, a);
+    await put(runs, KiB128, b);
     await settle();
     const writesBeforeDrain = w.writes.length;
     const failure = await runs.drain(DIRECT);
@@ -96,9 +96,9 @@ describe("DirectRuns", () => {
     const w = recorder();
     const runs = new DirectRuns(4, w.write);
     // Act
-    put(runs, 0, seededBytes(1, KiB128));
-    const jumped = put(runs, 3 * KiB128, seededBytes(2, KiB128));
-    const unaligned = put(runs, 5 * KiB128 + 512, seededBytes(3, KiB128));
+    await put(runs, 0, seededBytes(1, KiB128));
+    const jumped = await put(runs, 3 * KiB128, seededBytes(2, KiB128));
+    const unaligned = await put(runs, 5 * KiB128 + 512, seededBytes(3, KiB128));
     await runs.drain(DIRECT);
     // Assess: the first run was written when the jump came; the unaligned chunk is the caller's to write
     expect(jumped).toBe(true);
@@ -109,23 +109,21 @@ describe("DirectRuns", () => {
     ]);
   });
 
-  it("places nothing while every slot is being written, and placeWhenFree waits for the slot instead", async () => {
+  it("places nothing while every slot is being written: it waits for the slot, and places once the write has ended", async () => {
     // Prepare: one slot, its run being written
     const w = recorder({ hold: true });
     const runs = new DirectRuns(1, w.write);
-    put(runs, 0, seededBytes(1, KiB128));
+    await put(runs, 0, seededBytes(1, KiB128));
     runs.flush();
     // Act
-    const whileBusy = runs.place(FD, DIRECT, RUN_BYTES, KiB128);
     let waited: unknown = "pending";
-    const waiting = runs.placeWhenFree(FD, DIRECT, RUN_BYTES, KiB128).then((p) => (waited = p));
+    const waiting = runs.place(FD, DIRECT, RUN_BYTES, KiB128).then((p) => (waited = p));
     await settle();
-    const beforeWrite = waited;
+    const whileBusy = waited;
     w.held.forEach((r) => r());
     await waiting;
     // Assess
-    expect(whileBusy).toBeUndefined();
-    expect(beforeWrite).toBe("pending");
+    expect(whileBusy).toBe("pending");
     expect(waited).toBeDefined();
     expect(runs.busy).toBe(1);
   });
@@ -136,14 +134,14 @@ describe("DirectRuns", () => {
     const runs = new DirectRuns(2, w.write);
     const a = seededBytes(1, KiB128);
     // Act
-    put(runs, 0, a);
+    await put(runs, 0, a);
     const failure = await runs.drain(DIRECT);
     // Assess
     expect(failure).toBeUndefined();
     expect(w.writes.map((x) => x.fd)).toEqual([DIRECT, FD]);
     expect(w.writes[1]!.bytes.equals(a)).toBe(true);
     expect(runs.usingDirect).toBe(false);
-    expect(runs.place(FD, DIRECT, RUN_BYTES, KiB128)).toBeUndefined();
+    expect(await runs.place(FD, DIRECT, RUN_BYTES, KiB128)).toBeUndefined();
   });
 
   it("drains a file whose run failed to write with the error and the run's offset, and forgets the failure once reported", async () => {
@@ -151,8 +149,8 @@ describe("DirectRuns", () => {
     const w = recorder({ fail: () => Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }) });
     const runs = new DirectRuns(2, w.write);
     // Act
-    put(runs, 2 * RUN_BYTES, seededBytes(1, KiB128));
-    put(runs, 2 * RUN_BYTES + KiB128, seededBytes(2, KiB128));
+    await put(runs, 2 * RUN_BYTES, seededBytes(1, KiB128));
+    await put(runs, 2 * RUN_BYTES + KiB128, seededBytes(2, KiB128));
     const failure = await runs.drain(DIRECT);
     const again = await runs.drain(DIRECT);
     // Assess
@@ -166,8 +164,8 @@ describe("DirectRuns", () => {
     // Prepare: runs of two files, their writes held
     const w = recorder({ hold: true });
     const runs = new DirectRuns(4, w.write);
-    put(runs, 0, seededBytes(1, KiB128));
-    const other = runs.place(FD + 10, DIRECT + 10, 0, KiB128)!;
+    await put(runs, 0, seededBytes(1, KiB128));
+    const other = (await runs.place(FD + 10, DIRECT + 10, 0, KiB128))!;
     other.view.set(seededBytes(2, KiB128));
     other.commit();
     // Act
@@ -211,9 +209,9 @@ describe("DirectRuns on a real file", () => {
     const order = [...chunks.keys()].slice(10).concat([...chunks.keys()].slice(0, 10));
     let placed = 0;
     for (const i of order) {
-      const p = runs.place(fh.fd, direct?.fd ?? fh.fd, i * KiB128, chunks[i]!.length);
+      const p = await runs.place(fh.fd, direct?.fd ?? fh.fd, i * KiB128, chunks[i]!.length);
       if (p === undefined) {
-        // No slot free (both runs still being written): written by the caller, as the decode worker does for a chunk that joins no run.
+        // A chunk that joins no run (direct I/O refused): written by the caller, as the decode worker does.
         await writeAt(fh.fd, chunks[i]!, i * KiB128);
         continue;
       }

@@ -71,20 +71,26 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-async function uploadPacked(databaseId: string) {
+/** A generic snapshot of `dir` (cut as `cut` says), its chunks packed in 4 MiB packs. */
+async function uploadGeneric(databaseId: string, dir: string, cut: { chunker: { minSize: number; avgSize: number; maxSize: number } } | { blockSize: number }) {
   const clients = stackClients(stack);
   const cfg = { ...stack.config, path: stack.configPath };
   const snap = await uploadSnapshotDir(clients, cfg, {
     databaseId,
-    dir: source,
+    dir,
     kind: "generic",
     generic: { streams: [{ id: "wal", lastSegment: "MANIFEST-000001", lastSegno: 0 }] },
     startedAt: new Date("2026-03-01T10:30:00.000Z"),
     finishedAt: new Date("2026-03-01T10:31:00.000Z"),
-    chunker: { minSize: 4096, avgSize: 8192, maxSize: 16384 },
+    ...cut,
   });
   const { packs } = await packChunks(clients, cfg, databaseId, [...snap.chunksOf.values()].flat(), 4 * 1024 * 1024);
   return { clients, cfg, snap, packs };
+}
+
+/** The shared source (data.db, ~200 distinct chunks of ~8 KiB), packed. */
+function uploadPacked(databaseId: string) {
+  return uploadGeneric(databaseId, source, { chunker: { minSize: 4096, avgSize: 8192, maxSize: 16384 } });
 }
 
 /** A generic snapshot of one large file in 128 KiB blocks, packed: 10 MiB + 5,000 bytes, every block distinct (half compressible). */
@@ -94,19 +100,7 @@ async function uploadBig(databaseId: string) {
   writeFileSync(join(src, "MANIFEST-000001"), "generation 1\n");
   const big = Buffer.concat([...Array.from({ length: 80 }, (_, i) => Buffer.concat([seededBytes(900 + i, KiB128 / 2), Buffer.alloc(KiB128 / 2, i)])), seededBytes(999, 5000)]);
   writeFileSync(join(src, "big.db"), big);
-  const clients = stackClients(stack);
-  const cfg = { ...stack.config, path: stack.configPath };
-  const snap = await uploadSnapshotDir(clients, cfg, {
-    databaseId,
-    dir: src,
-    kind: "generic",
-    generic: { streams: [{ id: "wal", lastSegment: "MANIFEST-000001", lastSegno: 0 }] },
-    startedAt: new Date("2026-03-01T10:30:00.000Z"),
-    finishedAt: new Date("2026-03-01T10:31:00.000Z"),
-    blockSize: KiB128,
-  });
-  const { packs } = await packChunks(clients, cfg, databaseId, [...snap.chunksOf.values()].flat(), 4 * 1024 * 1024);
-  return { clients, cfg, snap, packs, big };
+  return { ...(await uploadGeneric(databaseId, src, { blockSize: KiB128 })), big };
 }
 
 /** Flips one stored byte in the middle of chunk `victim` in its pack (the pack's index untouched); the pack's key and the chunk's index entry. */
