@@ -21,9 +21,11 @@
  *    restore renamed in, then the old one deleted (if the second rename fails
  *    the old one is put back).
  * 5. The manifest is read a page at a time (store/manifest-read.ts; either
- *    format): a first pass validates every page and finds what is refused
- *    (symlinks out of the tree, WAL paths) before any download; then, batch
- *    by batch of at most a page's chunk references in tree order,
+ *    format). When the header counts symlinks, a first pass validates every
+ *    page and refuses symlinks out of the tree before any download; with
+ *    none (nothing to refuse) the totals are the header's and the writing
+ *    pass validates each page as it reads it. Then, batch by batch of at
+ *    most a page's chunk references in tree order,
  *    core/snapshot.ts entryLayout gives the operations: mkdir, then files
  *    (chunks located in the catalog window by window and read from where
  *    they are: coalesced ranged GETs of packs, or a GET of a chunk's own
@@ -1303,7 +1305,7 @@ interface WalPlacement {
   segments: { rec: WalRecord; dest: string; marker?: string }[];
 }
 
-/** Where each planned generic WAL segment goes; checked before anything is downloaded. */
+/** Where each planned generic WAL segment goes, given the types of the snapshot's paths it goes through; checked before any WAL is downloaded. */
 function placeGenericWal(
   planned: PlannedRestore,
   manifest: SnapshotHeader,
@@ -1459,6 +1461,17 @@ async function checkRestorePoint(clients: AgentClients, cfg: RestoreConfig, stat
  * created; any later failure removes the partial directory and leaves
  * `toDir` as it was.
  */
+type SymlinkOp = Extract<RestoreOperation, { op: "symlink" }>;
+
+/** The refusal of symlinks pointing out of the restored tree (`what`: how many), naming one of them. */
+function outsideSymlinksError(snapshotId: string, o: SymlinkOp, what: string): UnsafePathError {
+  return new UnsafePathError(
+    `snapshot ${snapshotId} has ${what} pointing out of the restored tree, e.g. ${JSON.stringify(o.relativePath)} -> ${JSON.stringify(o.target)}: ` +
+      `the restored database would write there; move them into the tree or allow them explicitly (outsideSymlinks "keep")`,
+    { path: o.relativePath },
+  );
+}
+
 export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
   const parallel = opts.parallel ?? DEFAULT_RESTORE_PARALLEL;
@@ -1509,36 +1522,40 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   }
   try {
     // 4. Refusals before any download: one pass over the entries (every page
-    // read and validated, one at a time) for the totals, symlinks pointing out
-    // of the tree and the paths the generic WAL goes to.
+    // read and validated, one at a time) for symlinks pointing out of the
+    // tree. A snapshot whose header counts no symlink (a PostgreSQL cluster
+    // without tablespaces, most generic ones) has nothing to refuse: no such
+    // pass, whose time grows with the manifest (~30 ms a page, seconds before
+    // the first byte at 100 GB); its totals are the header's, and the writing
+    // pass validates each page as it reads it (a bad page fails the restore
+    // there, before anything is put in place; the totals are checked at its
+    // end). The types of the paths the generic WAL goes to are taken as the
+    // writing pass meets them, and checked (placeGenericWal) before any WAL
+    // is downloaded.
     const walPaths = new Set<string>();
     placeGenericWal(planned, header, state.segments, partial, { get: (path) => void walPaths.add(path) });
     const walTypes = new Map<string, FileEntry["type"]>();
-    let outside = 0;
-    let firstOutside: Extract<RestoreOperation, { op: "symlink" }> | undefined;
-    for await (const e of treeOrdered(manifest)) {
-      throwIfAborted(opts.signal);
-      if (walPaths.has(e.path)) walTypes.set(e.path, e.type);
-      if (e.type === "file" && e.part === undefined) {
-        filesTotal++;
-        bytesTotal += e.size;
-      } else if (e.type === "symlink") {
-        const op = entryLayout(e, partial, header.databaseId, 0);
-        if (op.op === "symlink" && op.outside) {
-          outside++;
-          firstOutside ??= op;
+    if (header.totals.symlinks === 0) {
+      filesTotal = header.totals.files;
+      bytesTotal = header.totals.logicalBytes;
+    } else {
+      let outside = 0;
+      let firstOutside: SymlinkOp | undefined;
+      for await (const e of treeOrdered(manifest)) {
+        throwIfAborted(opts.signal);
+        if (e.type === "file" && e.part === undefined) {
+          filesTotal++;
+          bytesTotal += e.size;
+        } else if (e.type === "symlink") {
+          const op = entryLayout(e, partial, header.databaseId, 0);
+          if (op.op === "symlink" && op.outside) {
+            outside++;
+            firstOutside ??= op;
+          }
         }
       }
+      if (firstOutside !== undefined && opts.outsideSymlinks !== "keep") throw outsideSymlinksError(header.snapshotId, firstOutside, `${outside} symlink(s)`);
     }
-    if (firstOutside !== undefined && opts.outsideSymlinks !== "keep") {
-      const o = firstOutside;
-      throw new UnsafePathError(
-        `snapshot ${header.snapshotId} has ${outside} symlink(s) pointing out of the restored tree, e.g. ${JSON.stringify(o.relativePath)} -> ${JSON.stringify(o.target)}: ` +
-          `the restored database would write there; move them into the tree or allow them explicitly (outsideSymlinks "keep")`,
-        { path: o.relativePath },
-      );
-    }
-    const walPlacements = placeGenericWal(planned, header, state.segments, partial, walTypes);
 
     await mkdir(dirname(target.dir), { recursive: true });
     await removeStalePartials(target.dir);
@@ -1564,6 +1581,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
       throwIfAborted(opts.signal);
       const ops: RestoreOperation[] = [];
       for (const e of batch.entries) {
+        if (walPaths.has(e.path)) walTypes.set(e.path, e.type);
         if (e.type !== "file") {
           ops.push(entryLayout(e, partial, header.databaseId, 0));
           continue;
@@ -1602,7 +1620,12 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
           reads.downloaded += source.downloaded;
           reads.direct += source.directBytes;
         }
-        for (const op of ops) if (op.op === "symlink") await symlink(op.target, op.path);
+        for (const op of ops) {
+          if (op.op !== "symlink") continue;
+          // The refusal pass found none, or did not run (the header counts no symlink): a manifest that says otherwise stops here.
+          if (op.outside && opts.outsideSymlinks !== "keep") throw outsideSymlinksError(header.snapshotId, op, "a symlink");
+          await symlink(op.target, op.path);
+        }
       }
     } finally {
       // After a failure: the batch looked ahead reads nothing more, and no page is read.
@@ -1611,6 +1634,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
       await batches.return(undefined).catch(() => undefined);
     }
     if (carry !== undefined) throw new ManifestInvalidError(`snapshot ${header.snapshotId}: ${JSON.stringify(carry.path)} ends before all its chunks are listed`, { field: "pages" });
+    const walPlacements = placeGenericWal(planned, header, state.segments, partial, walTypes);
     await decoder.close();
     decoder = inThreadDecoder;
 

@@ -7,7 +7,7 @@
  * with --latest and starts it.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -36,6 +36,8 @@ const GEN_PAGED = "gen-paged";
 const GEN_PAGED_BAD = "gen-paged-bad";
 const GEN_HASH_BAD = "gen-hash-bad";
 const GEN_HASH_NONE = "gen-hash-none";
+const GEN_PLAIN = "gen-paged-plain";
+const GEN_PLAIN_BAD = "gen-paged-plain-bad";
 /** Small page limits: the snapshot's manifest in format 2 on many pages, its multi-chunk file cut across several. */
 const SMALL_PAGES = { chunks: 8, bytes: 1024 };
 const PG = "pg-main";
@@ -49,6 +51,10 @@ let source: string;
 let snap: UploadedSnapshot;
 let pagedSnap: UploadedSnapshot;
 let pagedBadSnap: UploadedSnapshot;
+/** GEN_PLAIN's and GEN_PLAIN_BAD's paged snapshot of the source without its symlinks (nothing a restore refuses). */
+let plainSnap: UploadedSnapshot;
+let plainBadSnap: UploadedSnapshot;
+let plainSource: string;
 let corruptSnap: UploadedSnapshot;
 
 const seg = (n: number): string => `00000001000000000000000${n}`;
@@ -147,6 +153,11 @@ function treeOf(dir: string, rel = ""): Map<string, Entry> {
   return out;
 }
 
+/** A tree with mtimes in milliseconds: the test upload records lstat's Date, which Node rounds to the nearest millisecond (not down). */
+function treeToMs(m: Map<string, Entry>): Map<string, Entry> {
+  return new Map([...m].map(([k, v]) => [k, { ...v, mtimeNs: (v.mtimeNs! + 500_000n) / 1_000_000n }]));
+}
+
 function partialsBeside(dir: string): string[] {
   return readdirSync(dirname(dir)).filter((n) => n.includes(".walvault-partial-") || n.includes(".walvault-old-"));
 }
@@ -154,7 +165,7 @@ function partialsBeside(dir: string): string[] {
 const chunkGets = (): string[] => store.gets.filter((k) => k.includes("/chunks/"));
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: PG }, { id: GEN, kind: "generic" }, { id: GEN_CORRUPT, kind: "generic" }, { id: GEN_GAP, kind: "generic" }, { id: GEN_LINKS, kind: "generic" }, { id: GEN_MULTI, kind: "generic" }, { id: GEN_WALFAIL, kind: "generic" }, { id: GEN_PAGED, kind: "generic" }, { id: GEN_PAGED_BAD, kind: "generic" }, { id: GEN_HASH_BAD, kind: "generic" }, { id: GEN_HASH_NONE, kind: "generic" }]);
+  stack = await startTestStack([{ id: PG }, { id: GEN, kind: "generic" }, { id: GEN_CORRUPT, kind: "generic" }, { id: GEN_GAP, kind: "generic" }, { id: GEN_LINKS, kind: "generic" }, { id: GEN_MULTI, kind: "generic" }, { id: GEN_WALFAIL, kind: "generic" }, { id: GEN_PAGED, kind: "generic" }, { id: GEN_PAGED_BAD, kind: "generic" }, { id: GEN_HASH_BAD, kind: "generic" }, { id: GEN_HASH_NONE, kind: "generic" }, { id: GEN_PLAIN, kind: "generic" }, { id: GEN_PLAIN_BAD, kind: "generic" }]);
   const base = stackClients(stack);
   store = countingStore(base.store);
   clients = { store, catalog: base.catalog };
@@ -179,6 +190,11 @@ beforeAll(async () => {
   const paged = { databaseId: GEN_PAGED, dir: source, kind: "generic" as const, generic, startedAt: at(30), finishedAt: at(31), chunker: SMALL_CHUNKER, pages: SMALL_PAGES };
   pagedSnap = await uploadSnapshotDir(clients, cfg, paged);
   pagedBadSnap = await uploadSnapshotDir(clients, cfg, { ...paged, databaseId: GEN_PAGED_BAD });
+  plainSource = join(work, "plain-source");
+  cpSync(source, plainSource, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  for (const link of ["current", "sst-link"]) rmSync(join(plainSource, link));
+  plainSnap = await uploadSnapshotDir(clients, cfg, { ...paged, dir: plainSource, databaseId: GEN_PLAIN });
+  plainBadSnap = await uploadSnapshotDir(clients, cfg, { ...paged, dir: plainSource, databaseId: GEN_PLAIN_BAD });
   // WAL: segments 1-3 were closed before the snapshot; 4, 5 and 6 after it (archived at minutes 40, 50, 60).
   for (const n of [1, 2, 3, 4, 5, 6]) {
     await archiveGenericSegment(clients, cfg, { databaseId: GEN, stream: "wal", name: seg(n), segno: BigInt(n), bytes: walBytes(n), archivedAt: at(n * 10) });
@@ -617,9 +633,7 @@ describe("restore of a format-2 (paged) snapshot", () => {
     const r = await restore(clients, cfg, { databaseId: GEN_PAGED, target: { kind: "latest" }, toDir: to, parallel: 4 });
 
     // Assess: every entry (type, mode, mtime to the millisecond the test upload records, content or link target) as in the source.
-    // The upload records lstat's Date, which Node rounds to the nearest millisecond (not down).
-    const toMs = (m: Map<string, Entry>): Map<string, Entry> => new Map([...m].map(([k, v]) => [k, { ...v, mtimeNs: (v.mtimeNs! + 500_000n) / 1_000_000n }]));
-    expect(toMs(treeOf(to))).toEqual(toMs(treeOf(source)));
+    expect(treeToMs(treeOf(to))).toEqual(treeToMs(treeOf(source)));
     expect(r).toMatchObject({ snapshotId: pagedSnap.record.snapshotId, files: pagedSnap.manifest.totals.files, symlinks: 2, walSegments: 0 });
     expect(r.fileBytes).toBe(pagedSnap.manifest.totals.logicalBytes);
     expect(partialsBeside(to)).toEqual([]);
@@ -643,6 +657,56 @@ describe("restore of a format-2 (paged) snapshot", () => {
     expect((err as Error).message).toContain("pages[2]");
     expect(chunkGets()).toEqual([]);
     expect(existsSync(dirname(to))).toBe(false);
+  });
+
+  it("reads each page once while it writes a snapshot whose header counts no symlink (nothing to refuse), its totals from the header", async () => {
+    // Prepare
+    expect(plainSnap.manifest.totals.symlinks).toBe(0);
+    const pages = (JSON.parse((await clients.store.get(cfg.vaultBucket, plainSnap.record.manifestKey))!.body.toString("utf8")) as { pages: unknown[] }).pages.length;
+    expect(pages).toBeGreaterThan(3);
+    const to = join(work, "gen-plain", "data");
+    const pageDir = dirname(snapshotPageKey(plainSnap.record.manifestKey, 0));
+    const pageGets = (): number => store.gets.filter((k) => dirname(k) === pageDir).length;
+    store.reset();
+    let firstTotals: { filesTotal: number; bytesTotal: number } | undefined;
+    let pagesWhenWritten = 0;
+
+    // Act
+    await restore(clients, cfg, {
+      databaseId: GEN_PLAIN,
+      target: { kind: "latest" },
+      toDir: to,
+      onProgress: (p) => {
+        if (p.phase !== "files") return;
+        firstTotals ??= { filesTotal: p.filesTotal, bytesTotal: p.bytesTotal };
+        pagesWhenWritten = pageGets();
+      },
+    });
+
+    // Assess: the writing pass read every page once (no refusal pass before it), and the tree is the source's.
+    expect(pagesWhenWritten).toBe(pages);
+    expect(firstTotals).toEqual({ filesTotal: plainSnap.manifest.totals.files, bytesTotal: plainSnap.manifest.totals.logicalBytes });
+    expect(treeToMs(treeOf(to))).toEqual(treeToMs(treeOf(plainSource)));
+    expect(partialsBeside(to)).toEqual([]);
+  });
+
+  it("fails at a page that does not match its digest when there is nothing to refuse (no refusal pass), putting nothing in place", async () => {
+    // Prepare: one byte of page 2 changed.
+    const key = snapshotPageKey(plainBadSnap.record.manifestKey, 2);
+    const page = (await clients.store.get(cfg.vaultBucket, key))!;
+    const body = Buffer.from(page.body);
+    body[body.length - 3] = body[body.length - 3] === 0x5d ? 0x7d : 0x5d;
+    await clients.store.put(cfg.vaultBucket, key, body, page.metadata);
+    const to = join(work, "gen-plain-bad", "data");
+
+    // Act
+    const err = await restore(clients, cfg, { databaseId: GEN_PLAIN_BAD, target: { kind: "latest" }, toDir: to }).catch((e: unknown) => e);
+
+    // Assess
+    expect(err).toBeInstanceOf(ManifestInvalidError);
+    expect((err as Error).message).toContain("pages[2]");
+    expect(existsSync(to)).toBe(false);
+    expect(partialsBeside(to)).toEqual([]);
   });
 });
 
