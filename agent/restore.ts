@@ -190,7 +190,7 @@ export const RESTORE_DECODE_THREADS = 2;
 export const IN_FLIGHT_BYTES = 32 * 1024 * 1024;
 /** WAL segments in memory at once while laying out a generic restore (bytes, at least one segment). */
 const WAL_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
-/** Files whose recorded times and modes are set at once at the end of a restore, and how many are held for it at most. */
+/** Symlinks whose recorded times are set at once at the end of a restore, and how many are held for it at most (files get theirs as each is completed). */
 const FINISH_PARALLEL = 16;
 const FINISH_BATCH = 1024;
 
@@ -961,8 +961,24 @@ class ChunkSource {
   }
 }
 
-/** A file's chunks in one batch: `continued` from the batch before (its file is open), or it `continues` in the next one. */
-type WriteOp = Extract<RestoreOperation, { op: "writeFile" }> & { continued?: boolean; continues?: boolean };
+/**
+ * A file's chunks in one batch: `continued` from the batch before (its file
+ * is open), or it `continues` in the next one; `recorded`, the file's
+ * recorded mtime and mode (core/snapshot.ts entryFinish), set on its open
+ * descriptor once it is complete.
+ */
+type WriteOp = Extract<RestoreOperation, { op: "writeFile" }> & { continued?: boolean; continues?: boolean; recorded?: readonly RestoreOperation[] };
+
+/** Sets a complete file's recorded mtime and mode on its open descriptor (utimes and chmod ops of entryFinish). */
+async function applyRecorded(fh: FileHandle, recorded: readonly RestoreOperation[]): Promise<void> {
+  await Promise.all(
+    recorded.map((op) => {
+      // Seconds aimed so libuv sets exactly the recorded time (to its microsecond); a Date came back 1 µs early half the time.
+      if (op.op === "utimes") return fh.utimes(utimeSeconds(op.mtimeNs), utimeSeconds(op.mtimeNs));
+      return op.op === "chmod" ? fh.chmod(op.mode) : undefined;
+    }),
+  );
+}
 
 /**
  * Raw chunk bytes held, at most, after they are written while they wait for
@@ -1154,6 +1170,8 @@ async function writeFiles(
       const direct = await state.direct?.catch(() => undefined);
       if (direct !== undefined) await source.drainWrites(direct.fd, state.op.relativePath);
       checkFile(state.op, hashed(state.op) ? state.hash.digest("hex") : undefined, state.hashed, (await fh.stat()).size);
+      // Its recorded mtime and mode now, on the open descriptor, not by path in a pass over every file at the end.
+      if (state.op.recorded !== undefined) await applyRecorded(fh, state.op.recorded);
       // The direct descriptor's writes are the same file's: one fdatasync makes both durable.
       if (opts.durable) await fh.datasync();
     } finally {
@@ -1593,7 +1611,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
         }
         const offset = carry?.offset ?? 0;
         const end = offset + e.chunks.reduce((n, c) => n + c.size, 0);
-        const op = { ...(entryLayout(e, partial, header.databaseId, offset, header) as WriteOp), continued, continues: end < e.size };
+        const op: WriteOp = { ...(entryLayout(e, partial, header.databaseId, offset, header) as WriteOp), continued, continues: end < e.size, recorded: entryFinish(e, partial) };
         const prev = ops.at(-1) as WriteOp | undefined;
         // A part whose file is already in this batch: one op (writeFiles takes a file once per batch).
         if (continued && prev?.op === "writeFile" && prev.relativePath === e.path) {
@@ -1639,41 +1657,40 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     decoder = inThreadDecoder;
 
     // 6/7. Database specifics, before recorded modes close anything.
-    // Recorded mtimes and modes, deepest first (reverse tree order: every
-    // directory after what it holds, so a recorded mode without search
-    // permission never blocks its children), before the steps below add,
-    // change or remove files (tablespace_map, recovery settings, WAL). Each
-    // directory's entries are synced once it is done. Setting a file's times
-    // or mode does not change its directory's mtime, so the files between two
-    // directories are finished FINISH_PARALLEL at a time (each one's own ops
-    // in order): ~1,000 files' utimes and chmod one after the other cost
-    // ~0.1-0.2 s of a restore's end.
+    // Files got their recorded mtime and mode as each was completed (on its
+    // descriptor, in writeFiles). Directories and symlinks get theirs here,
+    // deepest first (reverse tree order: every directory after what it
+    // holds, so a recorded mode without search permission never blocks its
+    // children; creating a file or link changes its directory's mtime),
+    // before the steps below add, change or remove files (tablespace_map,
+    // recovery settings, WAL). Each directory's entries are synced once it is
+    // done. The symlinks between two directories are finished FINISH_PARALLEL
+    // at a time.
     const finishEntry = async (e: PageEntry): Promise<void> => {
       for (const op of entryFinish(e, partial)) {
         if (op.op === "utimes") {
-          // Seconds aimed so libuv sets exactly the recorded time (to its microsecond); a Date came back 1 µs early half the time.
           const t = utimeSeconds(op.mtimeNs);
           await (op.noFollow ? lutimes(op.path, t, t) : utimes(op.path, t, t));
         } else if (op.op === "chmod") await chmod(op.path, op.mode);
       }
       if (durable && e.type === "directory") await syncDir(resolveUnder(partial, e.path));
     };
-    let files: PageEntry[] = [];
-    const finishFiles = async (): Promise<void> => {
-      await mapLimit(files, FINISH_PARALLEL, finishEntry);
-      files = [];
+    let links: PageEntry[] = [];
+    const finishLinks = async (): Promise<void> => {
+      await mapLimit(links, FINISH_PARALLEL, finishEntry);
+      links = [];
     };
     for await (const e of reverseTreeOrdered(manifest)) {
-      if (e.type === "file" && e.part !== undefined) continue;
+      if (e.type === "file") continue;
       if (e.type === "directory") {
-        await finishFiles(); // everything under it first
+        await finishLinks(); // everything under it first
         await finishEntry(e);
         continue;
       }
-      files.push(e);
-      if (files.length >= FINISH_BATCH) await finishFiles();
+      links.push(e);
+      if (links.length >= FINISH_BATCH) await finishLinks();
     }
-    await finishFiles();
+    await finishLinks();
     if (planned.kind === "postgres") {
       await preparePostgres(partial, planned, cfg, header, warnings);
       if (durable) for (const f of ["postgresql.auto.conf", "recovery.signal", RESTORE_MARKER]) await syncFile(join(partial, f));
