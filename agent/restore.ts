@@ -128,6 +128,7 @@ import {
   namesPacks,
   pathProblem,
   resolveUnder,
+  RESTORE_FILE_MODE,
   streamDirOf,
   toSnapshotInfo,
   type FileEntry,
@@ -970,14 +971,25 @@ class ChunkSource {
 type WriteOp = Extract<RestoreOperation, { op: "writeFile" }> & { continued?: boolean; continues?: boolean; recorded?: readonly RestoreOperation[] };
 
 /** Sets a complete file's recorded mtime and mode on its open descriptor (utimes and chmod ops of entryFinish). */
-async function applyRecorded(fh: FileHandle, recorded: readonly RestoreOperation[]): Promise<void> {
+async function applyRecorded(fh: FileHandle, recorded: readonly RestoreOperation[], mode: number): Promise<void> {
   await Promise.all(
     recorded.map((op) => {
       // Seconds aimed so libuv sets exactly the recorded time (to its microsecond); a Date came back 1 µs early half the time.
       if (op.op === "utimes") return fh.utimes(utimeSeconds(op.mtimeNs), utimeSeconds(op.mtimeNs));
-      return op.op === "chmod" ? fh.chmod(op.mode) : undefined;
+      return op.op === "chmod" && (mode & 0o7777) !== op.mode ? fh.chmod(op.mode) : undefined;
     }),
   );
+}
+
+/**
+ * The mode a file is created with: its recorded one (entryFinish's chmod),
+ * with owner read and write so that its own descriptors can write it (a
+ * second one opens it for direct I/O); the partial directory is the owner's
+ * alone. When the umask leaves it as recorded, no chmod follows.
+ */
+function creationMode(recorded: readonly RestoreOperation[]): number {
+  const chmod = recorded.find((op) => op.op === "chmod");
+  return chmod === undefined ? RESTORE_FILE_MODE : (chmod.mode | 0o600) & 0o777;
 }
 
 /**
@@ -1115,7 +1127,7 @@ async function writeFiles(
   const openFile = (state: FileState): Promise<FileHandle> => {
     if (!state.handle) {
       open_.add(state);
-      state.handle = open(state.op.path, CREATE_FLAGS, 0o600);
+      state.handle = open(state.op.path, CREATE_FLAGS, state.op.mode);
       if (writtenDirect(state.op)) {
         state.direct = state.handle.then(() => openDirect(state.op.path));
         state.direct.catch(() => undefined);
@@ -1169,9 +1181,10 @@ async function writeFiles(
       // The workers' runs of this file written (their chunks were answered once verified and placed).
       const direct = await state.direct?.catch(() => undefined);
       if (direct !== undefined) await source.drainWrites(direct.fd, state.op.relativePath);
-      checkFile(state.op, hashed(state.op) ? state.hash.digest("hex") : undefined, state.hashed, (await fh.stat()).size);
+      const st = await fh.stat();
+      checkFile(state.op, hashed(state.op) ? state.hash.digest("hex") : undefined, state.hashed, st.size);
       // Its recorded mtime and mode now, on the open descriptor, not by path in a pass over every file at the end.
-      if (state.op.recorded !== undefined) await applyRecorded(fh, state.op.recorded);
+      if (state.op.recorded !== undefined) await applyRecorded(fh, state.op.recorded, st.mode);
       // The direct descriptor's writes are the same file's: one fdatasync makes both durable.
       if (opts.durable) await fh.datasync();
     } finally {
@@ -1611,7 +1624,8 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
         }
         const offset = carry?.offset ?? 0;
         const end = offset + e.chunks.reduce((n, c) => n + c.size, 0);
-        const op: WriteOp = { ...(entryLayout(e, partial, header.databaseId, offset, header) as WriteOp), continued, continues: end < e.size, recorded: entryFinish(e, partial) };
+        const recorded = entryFinish(e, partial);
+        const op: WriteOp = { ...(entryLayout(e, partial, header.databaseId, offset, header) as WriteOp), mode: creationMode(recorded), continued, continues: end < e.size, recorded };
         const prev = ops.at(-1) as WriteOp | undefined;
         // A part whose file is already in this batch: one op (writeFiles takes a file once per batch).
         if (continued && prev?.op === "writeFile" && prev.relativePath === e.path) {
