@@ -54,7 +54,16 @@
  * new page cache, then 210-580 MB/s, sys time 1.9 s per 512 MB), so
  * whichever restore ran right after another one's tree was deleted wrote
  * into warm pages and the other into cold ones. A database host's memory is
- * backed; both restores now start from the same warm free memory.
+ * backed; both restores now start from the same warm free memory. Before
+ * the warm-up, SETTLE_S seconds of nothing (settleBeforeRestore): the
+ * kernel finishes in the background what the deletion of the restore
+ * before left (measured: walvault restores one right after another spent
+ * 0.2, 0.27, 0.36 ... 0.65 CPU-s in file-system calls over seven rounds,
+ * each ~0.05 s slower than the one before; with 8 s between them 0.17-0.32
+ * CPU-s and no drift), so that no restore pays for the one before it. The
+ * pause comes before the warm-up, not after it: 8 s after it the host had
+ * taken the warm pages back, and pgBackRest's restore (through the page
+ * cache) took 4.2-4.5 s instead of 2.7-2.9 (5.0 CPU-s instead of 1.9).
  *
  * `--restore-pairs N` (with pgBackRest): after both timed restores, N more
  * pairs of restores into scratch directories, walvault's and pgBackRest's
@@ -207,6 +216,16 @@ function treeBytes(dir: string): number {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Seconds between the warm-up and a timed restore (see the header). */
+const SETTLE_S = 8;
+
+/** Before each timed restore, walvault's or pgBackRest's: SETTLE_S seconds, warm free pages, sync (see the header). */
+async function settleBeforeRestore(dir: string, warmBytes: number): Promise<void> {
+  await sleep(SETTLE_S * 1000);
+  warmFreePages(dir, warmBytes);
+  spawnSync("sync");
+}
 
 /** Writes `bytes` to a scratch file in `dir` and deletes it, so that the next restore's page cache comes from recently freed (warm) pages; see the header. */
 function warmFreePages(dir: string, bytes: number): void {
@@ -553,9 +572,8 @@ async function main(): Promise<void> {
 
     await stack.idle();
     const warmBytes = Math.max(2e9, Math.round(dataDirBytes * 1.25));
-    log(`before each restore, untimed: ${mb(warmBytes)} MB written to a scratch file and deleted (warm free pages, see the header)`);
-    warmFreePages(work, warmBytes);
-    spawnSync("sync");
+    log(`before each restore, untimed: ${mb(warmBytes)} MB written to a scratch file and deleted (warm free pages) after ${SETTLE_S} s, then sync (see the header)`);
+    await settleBeforeRestore(work, warmBytes);
     markLoad("walvault restore");
     const wvDir = join(work, "restore-walvault");
     log("walvault restore --snapshot ...");
@@ -602,8 +620,7 @@ async function main(): Promise<void> {
           // NAME=VALUE words are the child's environment for this set (WALVAULT_BENCH_CHILD=FILE: another build's child), the rest Node flags.
           const env = words.filter((w) => /^[A-Z][A-Z0-9_]*=/.test(w));
           const nodeFlags = words.filter((w) => !env.includes(w));
-          warmFreePages(work, warmBytes);
-          spawnSync("sync");
+          await settleBeforeRestore(work, warmBytes);
           const x = await runChild({ op: "restore", configPath: stack.configPath, databaseId: DB_ID, snapshotId: p.snapshotId, toDir: abDir, parallel, ...(nodeFlags.length > 0 ? { nodeFlags } : {}) }, Object.fromEntries(env.map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)])));
           // A child of a build before milestones has none.
           const firstByteS = x.out.op === "restore" ? x.out.milestones?.firstByteS : undefined;
@@ -660,8 +677,7 @@ async function main(): Promise<void> {
       const pbDir = join(work, "restore-pgbackrest");
       mkdirSync(pbDir, { mode: 0o700 });
       chownTree(pbDir, user);
-      warmFreePages(work, warmBytes);
-      spawnSync("sync");
+      await settleBeforeRestore(work, warmBytes);
       markLoad("pgbackrest restore");
       log("pgbackrest restore --type=immediate ...");
       busy0 = machineBusySeconds();
@@ -695,8 +711,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < restorePairs; i++) {
         const one = async (tool: "walvault" | "pgbackrest"): Promise<number> => {
           const dir = join(work, `restore-pair-${tool}`);
-          warmFreePages(work, warmBytes);
-          spawnSync("sync");
+          await settleBeforeRestore(work, warmBytes);
           let wallS: number;
           if (tool === "walvault") {
             wallS = (await runChild({ op: "restore", configPath: stack.configPath, databaseId: DB_ID, snapshotId: p.snapshotId, toDir: dir, parallel })).wallS;
@@ -785,7 +800,7 @@ async function main(): Promise<void> {
       );
     }
     if (restorePairRows.length > 0) {
-      console.log(`restore pairs (same warm-up, alternating order): ratios ${restorePairRows.map((r) => `${r.ratio}x`).join(", ")}; median ${round(median(restorePairRows.map((r) => r.ratio)), 2)}x`);
+      console.log(`restore pairs (same warm-up and settling, alternating order): ratios ${restorePairRows.map((r) => `${r.ratio}x`).join(", ")}; median ${round(median(restorePairRows.map((r) => r.ratio)), 2)}x`);
     }
     console.log(`loadavg (1/5/15 min) at each step: ${loads.map((l) => `${l.at} ${l.loadavg.join("/")}`).join("; ")}`);
     log(`written ${values.out}`);
