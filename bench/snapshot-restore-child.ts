@@ -6,7 +6,6 @@
  * tooling the bench itself needs: measured, importing those cost the
  * restore child ~0.6 s of CPU before its first request.
  */
-import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { constants, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 import type { RestoreResult } from "../agent/restore.js";
@@ -44,13 +43,17 @@ export interface RestoreMilestones {
 
 export type ChildOutput = ({ op: "push"; result: SnapshotPushResult } | { op: "restore"; result: RestoreSummary; milestones: RestoreMilestones }) & Usage;
 
-/** CPU seconds of the waited-for children of this process (/proc/self/stat cutime + cstime). */
-function childrenCpuSeconds(): number {
+/**
+ * CPU seconds of the waited-for children of this process (/proc/self/stat
+ * cutime + cstime). Only a push has any (pg_basebackup, psql); a restore
+ * reports 0 without asking (getconf is a process start inside the timed wall).
+ */
+function childrenCpuSeconds(op: ChildSpec["op"]): number {
+  if (op !== "push") return 0;
   try {
     const stat = readFileSync("/proc/self/stat", "utf8");
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3 (state)
-    const ticks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-    return (Number(f[13]) + Number(f[14])) / ticks;
+    return (Number(f[13]) + Number(f[14])) / ticksPerSecond();
   } catch {
     return 0;
   }
@@ -125,7 +128,7 @@ async function child(spec: ChildSpec): Promise<void> {
   let out: ChildOutput;
   const usage = (): Usage => {
     const cpu = process.cpuUsage();
-    return { maxRssBytes: ownPeakRssBytes(), cpuSeconds: (cpu.user + cpu.system) / 1e6, childCpuSeconds: childrenCpuSeconds() };
+    return { maxRssBytes: ownPeakRssBytes(), cpuSeconds: (cpu.user + cpu.system) / 1e6, childCpuSeconds: childrenCpuSeconds(spec.op) };
   };
   if (spec.op === "push") {
     const { snapshotPush } = await import("../agent/snapshot-push.js");
