@@ -33,8 +33,9 @@
  *    `parallel` reads in flight (see ChunkSource); each chunk decoded and its
  *    SHA-256 compared with its name, written at its offset with positioned writes;
  *    the size on disk must be the manifest's once the file is complete, and
- *    with `fileHashes` the whole file's SHA-256 too), then
- *    symlinks (a file cut between batches stays open), then mtimes and modes
+ *    with `fileHashes` the whole file's SHA-256 too; then its recorded mtime
+ *    and mode are set on its descriptor), then symlinks (a file cut between
+ *    batches stays open), then directories' and symlinks' mtimes and modes
  *    deepest first (reverse tree order). A missing, undecodable or
  *    corrupt chunk stops the restore with a ChecksumMismatchError naming the
  *    chunk, the file and where it was read (pack and bytes, or object key).
