@@ -153,6 +153,15 @@ function treeOf(dir: string, rel = ""): Map<string, Entry> {
   return out;
 }
 
+/** Changes one byte of page `index` of `snap`'s manifest in the vault (its digest in the header no longer matches). */
+async function tamperPage(snap: UploadedSnapshot, index: number): Promise<void> {
+  const key = snapshotPageKey(snap.record.manifestKey, index);
+  const page = (await clients.store.get(cfg.vaultBucket, key))!;
+  const body = Buffer.from(page.body);
+  body[body.length - 3] = body[body.length - 3] === 0x5d ? 0x7d : 0x5d;
+  await clients.store.put(cfg.vaultBucket, key, body, page.metadata);
+}
+
 /** A tree with mtimes in milliseconds: the test upload records lstat's Date, which Node rounds to the nearest millisecond (not down). */
 function treeToMs(m: Map<string, Entry>): Map<string, Entry> {
   return new Map([...m].map(([k, v]) => [k, { ...v, mtimeNs: (v.mtimeNs! + 500_000n) / 1_000_000n }]));
@@ -640,12 +649,8 @@ describe("restore of a format-2 (paged) snapshot", () => {
   });
 
   it("refuses a page that does not match its digest in the header before writing anything", async () => {
-    // Prepare: one byte of page 2 changed.
-    const key = snapshotPageKey(pagedBadSnap.record.manifestKey, 2);
-    const page = (await clients.store.get(cfg.vaultBucket, key))!;
-    const body = Buffer.from(page.body);
-    body[body.length - 3] = body[body.length - 3] === 0x5d ? 0x7d : 0x5d;
-    await clients.store.put(cfg.vaultBucket, key, body, page.metadata);
+    // Prepare
+    await tamperPage(pagedBadSnap, 2);
     const to = join(work, "gen-paged-bad", "data");
     store.reset();
 
@@ -691,12 +696,8 @@ describe("restore of a format-2 (paged) snapshot", () => {
   });
 
   it("fails at a page that does not match its digest when there is nothing to refuse (no refusal pass), putting nothing in place", async () => {
-    // Prepare: one byte of page 2 changed.
-    const key = snapshotPageKey(plainBadSnap.record.manifestKey, 2);
-    const page = (await clients.store.get(cfg.vaultBucket, key))!;
-    const body = Buffer.from(page.body);
-    body[body.length - 3] = body[body.length - 3] === 0x5d ? 0x7d : 0x5d;
-    await clients.store.put(cfg.vaultBucket, key, body, page.metadata);
+    // Prepare
+    await tamperPage(plainBadSnap, 2);
     const to = join(work, "gen-plain-bad", "data");
 
     // Act
