@@ -1487,12 +1487,6 @@ async function checkRestorePoint(clients: AgentClients, cfg: RestoreConfig, stat
   );
 }
 
-/**
- * Restores a database into `toDir` (see the file comment for the steps and
- * guarantees). Planning errors are thrown before anything is downloaded or
- * created; any later failure removes the partial directory and leaves
- * `toDir` as it was.
- */
 type SymlinkOp = Extract<RestoreOperation, { op: "symlink" }>;
 
 /** The refusal of symlinks pointing out of the restored tree (`what`: how many), naming one of them. */
@@ -1504,6 +1498,12 @@ function outsideSymlinksError(snapshotId: string, o: SymlinkOp, what: string): U
   );
 }
 
+/**
+ * Restores a database into `toDir` (see the file comment for the steps and
+ * guarantees). Planning errors are thrown before anything is downloaded or
+ * created; any later failure removes the partial directory and leaves
+ * `toDir` as it was.
+ */
 export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
   const parallel = opts.parallel ?? DEFAULT_RESTORE_PARALLEL;
@@ -1684,7 +1684,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     const finishEntry = async (e: PageEntry): Promise<void> => {
       for (const op of entryFinish(e, partial)) {
         if (op.op === "utimes") {
-          const t = utimeSeconds(op.mtimeNs);
+          const t = utimeSeconds(op.mtimeNs); // as applyRecorded
           await (op.noFollow ? lutimes(op.path, t, t) : utimes(op.path, t, t));
         } else if (op.op === "chmod") await chmod(op.path, op.mode);
       }
