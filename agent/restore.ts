@@ -329,6 +329,14 @@ function disagreement(planned: PlannedRestore, manifest: SnapshotHeader): string
   return undefined;
 }
 
+/** How settlePlan reads the chosen snapshot's manifest. */
+interface SettleOptions {
+  /** Read the manifest and check it against the record (a restore always; a plan only for a generic database). */
+  verify: boolean;
+  /** The caller walks the manifest's pages next (restore): page 0 is read with the header. */
+  walk?: boolean;
+}
+
 /**
  * Plans, then (with `verify`) reads the chosen snapshot's manifest and checks
  * that it agrees with the record the plan came from. For a generic database
@@ -342,9 +350,7 @@ async function settlePlan(
   cfg: RestoreConfig,
   state: CatalogState,
   target: RestoreTarget,
-  verify: boolean,
-  /** The caller walks the manifest's pages next (restore): page 0 is read with the header. */
-  walk = false,
+  { verify, walk = false }: SettleOptions,
 ): Promise<{ planned: PlannedRestore; manifest: OpenedManifest | undefined }> {
   for (;;) {
     const planned = planFromState(state, target);
@@ -370,7 +376,7 @@ async function settlePlan(
  */
 export async function planFor(clients: AgentClients, cfg: RestoreConfig, databaseId: string, target: RestoreTarget): Promise<PlannedRestore> {
   const state = await loadState(clients, cfg, databaseId, target);
-  return (await settlePlan(clients, cfg, state, target, state.database.kind === "generic")).planned;
+  return (await settlePlan(clients, cfg, state, target, { verify: state.database.kind === "generic" })).planned;
 }
 
 // ---------------------------------------------------------------------------
@@ -1522,7 +1528,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   throwIfAborted(opts.signal);
 
   // 3. The manifest, checked against the record the plan came from.
-  const settled = await settlePlan(clients, cfg, state, opts.target, true, true);
+  const settled = await settlePlan(clients, cfg, state, opts.target, { verify: true, walk: true });
   const planned = settled.planned;
   const manifest = settled.manifest!;
   const header = manifest.header;
