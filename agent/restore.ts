@@ -148,7 +148,7 @@ import { pidAlive } from "./pid.js";
 import { loadPlanningState, mapLimit } from "../store/catalog-state.js";
 import type { OpenedManifest } from "../store/manifest-pages.js";
 import type { PageEntry } from "../core/manifest-pages.js";
-import { entryBatches, openVaultManifest, reverseTreeOrdered, treeOrdered } from "../store/manifest-read.js";
+import { DirsAndLinks, entryBatches, openVaultManifest, treeOrdered } from "../store/manifest-read.js";
 import { KEPT_PACK_INDEXES, PackIndexCache } from "../store/pack-index.js";
 import type { AgentClients } from "./clients.js";
 import { RESTORE_MARKER } from "./restore-marker.js";
@@ -1611,6 +1611,8 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     /** The file cut at the end of the batch before: where its next part starts, and its open state. */
     let carry: { path: string; offset: number } | undefined;
     const batches = entryBatches(manifest)[Symbol.asyncIterator]();
+    /** What the recorded times and modes at the end take, met by the writing pass (kept, when few: no page read again). */
+    const dirsAndLinks = new DirsAndLinks();
     /** The next batch's operations, its directories made and its chunk source started; undefined after the last. */
     const prepareNext = async (): Promise<{ ops: RestoreOperation[]; source: ChunkSource } | undefined> => {
       const step = await batches.next();
@@ -1620,6 +1622,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
       const ops: RestoreOperation[] = [];
       for (const e of batch.entries) {
         if (walPaths.has(e.path)) walTypes.set(e.path, e.type);
+        dirsAndLinks.add(e);
         if (e.type !== "file") {
           ops.push(entryLayout(e, partial, header.databaseId, 0));
           continue;
@@ -1679,7 +1682,8 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
 
     // 6/7. Database specifics, before recorded modes close anything.
     // Files got their recorded mtime and mode as each was completed (on its
-    // descriptor, in writeFiles). Directories and symlinks get theirs here,
+    // descriptor, in writeFiles). Directories and symlinks get theirs here
+    // (those the writing pass kept, or the pages read again: DirsAndLinks),
     // deepest first (reverse tree order: every directory after what it
     // holds, so a recorded mode without search permission never blocks its
     // children; creating a file or link changes its directory's mtime),
@@ -1701,8 +1705,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
       await mapLimit(links, FINISH_PARALLEL, finishEntry);
       links = [];
     };
-    for await (const e of reverseTreeOrdered(manifest)) {
-      if (e.type === "file") continue;
+    for await (const e of dirsAndLinks.reversed(manifest)) {
       if (e.type === "directory") {
         await finishLinks(); // everything under it first
         await finishEntry(e);

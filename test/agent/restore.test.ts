@@ -664,7 +664,7 @@ describe("restore of a format-2 (paged) snapshot", () => {
     expect(existsSync(dirname(to))).toBe(false);
   });
 
-  it("reads each page once while it writes a snapshot whose header counts no symlink (nothing to refuse), its totals from the header", async () => {
+  it("reads each page once in a restore of a snapshot whose header counts no symlink (nothing to refuse), its totals from the header", async () => {
     // Prepare
     expect(plainSnap.manifest.totals.symlinks).toBe(0);
     const pages = (JSON.parse((await clients.store.get(cfg.vaultBucket, plainSnap.record.manifestKey))!.body.toString("utf8")) as { pages: unknown[] }).pages.length;
@@ -688,8 +688,10 @@ describe("restore of a format-2 (paged) snapshot", () => {
       },
     });
 
-    // Assess: the writing pass read every page once (no refusal pass before it), and the tree is the source's.
+    // Assess: the writing pass read every page once (no refusal pass before it), the recorded times and modes at the
+    // end none (the directories it met were kept), and the tree is the source's.
     expect(pagesWhenWritten).toBe(pages);
+    expect(pageGets()).toBe(pages);
     expect(firstTotals).toEqual({ filesTotal: plainSnap.manifest.totals.files, bytesTotal: plainSnap.manifest.totals.logicalBytes });
     expect(treeToMs(treeOf(to))).toEqual(treeToMs(treeOf(plainSource)));
     expect(partialsBeside(to)).toEqual([]);

@@ -14,6 +14,7 @@ import { snapshotPageKey } from "../../core/keys.js";
 import { compareTreePaths, manifestPageSchema, pageManifest, serializePagedHeader, type PageEntry } from "../../core/manifest-pages.js";
 import { serializeManifest, validateManifest } from "../../core/snapshot.js";
 import { openManifest, type ManifestObjects } from "../../store/manifest-pages.js";
+import { DirsAndLinks } from "../../store/manifest-read.js";
 import { SNAP_ID, joinParts, pgManifest } from "../support/manifests.js";
 import { rejection } from "../support/rejection.js";
 
@@ -316,6 +317,35 @@ export function manifestPagesContract(name: string, factory: ManifestObjectsFact
         // Assess
         expect(err).toBeInstanceOf(ManifestInvalidError);
         expect(reads).toEqual([key]);
+      });
+    });
+
+    describe("DirsAndLinks", () => {
+      it("takes the directories and symlinks a walk met in reverse tree order without reading a page; past its limit, from the pages read again", async () => {
+        // Prepare: one full walk, each entry added (as restore's writing pass does)
+        await putPaged();
+        const opened = (await openManifest(counted, key))!;
+        const kept = new DirsAndLinks();
+        const few = new DirsAndLinks(2);
+        const walked = await collect(opened.entries());
+        for (const e of walked) {
+          kept.add(e);
+          few.add(e);
+        }
+        const expected = walked.filter((e) => e.type !== "file").reverse();
+        expect(expected.length).toBeGreaterThan(2);
+        reads.splice(0);
+
+        // Act
+        const fromMemory = await collect(kept.reversed(opened));
+        const readsFromMemory = reads.length;
+        const fromPages = await collect(few.reversed(opened));
+
+        // Assess
+        expect(fromMemory).toEqual(expected);
+        expect(readsFromMemory).toBe(0);
+        expect(fromPages).toEqual(expected);
+        expect(reads.length).toBeGreaterThan(0);
       });
     });
   });
