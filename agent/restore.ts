@@ -982,7 +982,10 @@ async function applyRecorded(fh: FileHandle, recorded: readonly RestoreOperation
   await Promise.all(
     recorded.map((op) => {
       // Seconds aimed so libuv sets exactly the recorded time (to its microsecond); a Date came back 1 µs early half the time.
-      if (op.op === "utimes") return fh.utimes(utimeSeconds(op.mtimeNs), utimeSeconds(op.mtimeNs));
+      if (op.op === "utimes") {
+        const t = utimeSeconds(op.mtimeNs);
+        return fh.utimes(t, t);
+      }
       return op.op === "chmod" && (mode & 0o7777) !== op.mode ? fh.chmod(op.mode) : undefined;
     }),
   );
@@ -1534,8 +1537,9 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   const header = manifest.header;
   if (opts.target.kind === "name" && planned.kind === "postgres") await checkRestorePoint(clients, cfg, state, planned, opts.target.name, opts.signal);
   const counters = { filesDone: 0, bytesDone: 0, walDone: 0 };
-  let filesTotal = 0;
-  let bytesTotal = 0;
+  // The header's totals (checked against the pages when they have all been validated, before anything is put in place).
+  const filesTotal = header.totals.files;
+  const bytesTotal = header.totals.logicalBytes;
   const walTotal = planned.kind === "generic" ? planned.streams.reduce((n, sp) => n + sp.plan.wal.length, 0) : 0;
   const emit = (phase: RestoreProgress["phase"]): void =>
     opts.onProgress?.({ phase, filesDone: counters.filesDone, filesTotal, bytesDone: counters.bytesDone, bytesTotal, walDone: counters.walDone, walTotal });
@@ -1564,32 +1568,24 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     // tree. A snapshot whose header counts no symlink (a PostgreSQL cluster
     // without tablespaces, most generic ones) has nothing to refuse: no such
     // pass, whose time grows with the manifest (~30 ms a page, seconds before
-    // the first byte at 100 GB); its totals are the header's, and the writing
-    // pass validates each page as it reads it (a bad page fails the restore
-    // there, before anything is put in place; the totals are checked at its
-    // end). The types of the paths the generic WAL goes to are taken as the
+    // the first byte at 100 GB): the writing pass validates each page as it
+    // reads it (a bad page fails the restore there, before anything is put
+    // in place; the totals are checked at its end). The types of the paths the generic WAL goes to are taken as the
     // writing pass meets them, and checked (placeGenericWal) before any WAL
     // is downloaded.
     const walPaths = new Set<string>();
     placeGenericWal(planned, header, state.segments, partial, { get: (path) => void walPaths.add(path) });
     const walTypes = new Map<string, FileEntry["type"]>();
-    if (header.totals.symlinks === 0) {
-      filesTotal = header.totals.files;
-      bytesTotal = header.totals.logicalBytes;
-    } else {
+    if (header.totals.symlinks > 0) {
       let outside = 0;
       let firstOutside: SymlinkOp | undefined;
       for await (const e of treeOrdered(manifest)) {
         throwIfAborted(opts.signal);
-        if (e.type === "file" && e.part === undefined) {
-          filesTotal++;
-          bytesTotal += e.size;
-        } else if (e.type === "symlink") {
-          const op = entryLayout(e, partial, header.databaseId, 0);
-          if (op.op === "symlink" && op.outside) {
-            outside++;
-            firstOutside ??= op;
-          }
+        if (e.type !== "symlink") continue;
+        const op = entryLayout(e, partial, header.databaseId, 0);
+        if (op.op === "symlink" && op.outside) {
+          outside++;
+          firstOutside ??= op;
         }
       }
       if (firstOutside !== undefined && opts.outsideSymlinks !== "keep") throw outsideSymlinksError(header.snapshotId, firstOutside, `${outside} symlink(s)`);

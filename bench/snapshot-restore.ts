@@ -217,7 +217,7 @@ function treeBytes(dir: string): number {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Seconds between the warm-up and a timed restore (see the header). */
+/** Seconds of nothing before each timed restore's warm-up (see the header). */
 const SETTLE_S = 8;
 
 /** Before each timed restore, walvault's or pgBackRest's: SETTLE_S seconds, warm free pages, sync (see the header). */
