@@ -16,6 +16,7 @@ import { utimeSeconds } from "../../core/time.js";
 import { ChecksumMismatchError, InvalidInputError, ManifestInvalidError, NoSnapshotBeforeTargetError, NotFoundError, UnsafePathError, WalGapError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { snapshotPageKey, vaultChunkKey } from "../../core/keys.js";
+import { PAGE_CHUNKS } from "../../core/manifest-pages.js";
 import { lsnToSegno, parseLsn, segmentName } from "../../core/wal.js";
 import { WALVAULT_BIN } from "../../local/paths.js";
 import { ScratchPostgres } from "../../agent/postgres.js";
@@ -30,6 +31,8 @@ const GEN = "gen-main";
 const GEN_CORRUPT = "gen-corrupt";
 const GEN_GAP = "gen-gap";
 const GEN_LINKS = "gen-links";
+/** A paged snapshot with a symlink out of the tree whose header counts no symlink (no refusal pass runs). */
+const GEN_LINKS_UNCOUNTED = "gen-links-uncounted";
 const GEN_MULTI = "gen-multi";
 const GEN_WALFAIL = "gen-walfail";
 const GEN_PAGED = "gen-paged";
@@ -174,7 +177,7 @@ function partialsBeside(dir: string): string[] {
 const chunkGets = (): string[] => store.gets.filter((k) => k.includes("/chunks/"));
 
 beforeAll(async () => {
-  stack = await startTestStack([{ id: PG }, { id: GEN, kind: "generic" }, { id: GEN_CORRUPT, kind: "generic" }, { id: GEN_GAP, kind: "generic" }, { id: GEN_LINKS, kind: "generic" }, { id: GEN_MULTI, kind: "generic" }, { id: GEN_WALFAIL, kind: "generic" }, { id: GEN_PAGED, kind: "generic" }, { id: GEN_PAGED_BAD, kind: "generic" }, { id: GEN_HASH_BAD, kind: "generic" }, { id: GEN_HASH_NONE, kind: "generic" }, { id: GEN_PLAIN, kind: "generic" }, { id: GEN_PLAIN_BAD, kind: "generic" }]);
+  stack = await startTestStack([{ id: PG }, { id: GEN, kind: "generic" }, { id: GEN_CORRUPT, kind: "generic" }, { id: GEN_GAP, kind: "generic" }, { id: GEN_LINKS, kind: "generic" }, { id: GEN_MULTI, kind: "generic" }, { id: GEN_WALFAIL, kind: "generic" }, { id: GEN_PAGED, kind: "generic" }, { id: GEN_PAGED_BAD, kind: "generic" }, { id: GEN_HASH_BAD, kind: "generic" }, { id: GEN_HASH_NONE, kind: "generic" }, { id: GEN_PLAIN, kind: "generic" }, { id: GEN_PLAIN_BAD, kind: "generic" }, { id: GEN_LINKS_UNCOUNTED, kind: "generic" }]);
   const base = stackClients(stack);
   store = countingStore(base.store);
   clients = { store, catalog: base.catalog };
@@ -204,6 +207,23 @@ beforeAll(async () => {
   for (const link of ["current", "sst-link"]) rmSync(join(plainSource, link));
   plainSnap = await uploadSnapshotDir(clients, cfg, { ...paged, dir: plainSource, databaseId: GEN_PLAIN });
   plainBadSnap = await uploadSnapshotDir(clients, cfg, { ...paged, dir: plainSource, databaseId: GEN_PLAIN_BAD });
+  // The symlink in the first of two writing batches (PAGE_CHUNKS references each; one zero block stored once): the
+  // writing pass meets it before the last page's totals check could find the lie.
+  const uncounted = join(work, "uncounted-source");
+  mkdirSync(uncounted);
+  symlinkSync("/var/lib/elsewhere/wal", join(uncounted, "a-wal"));
+  writeFileSync(join(uncounted, "b-data"), Buffer.alloc((PAGE_CHUNKS + 8) * 4096));
+  await uploadSnapshotDir(clients, cfg, {
+    databaseId: GEN_LINKS_UNCOUNTED,
+    dir: uncounted,
+    kind: "generic",
+    generic: { streams: [{ id: "wal", lastSegment: "b-data", lastSegno: 0 }] },
+    startedAt: at(30),
+    finishedAt: at(31),
+    blockSize: 4096,
+    pages: { chunks: PAGE_CHUNKS / 2, bytes: 16 << 20 },
+    header: (h) => ({ ...h, totals: { ...h.totals, symlinks: 0 } }),
+  });
   // WAL: segments 1-3 were closed before the snapshot; 4, 5 and 6 after it (archived at minutes 40, 50, 60).
   for (const n of [1, 2, 3, 4, 5, 6]) {
     await archiveGenericSegment(clients, cfg, { databaseId: GEN, stream: "wal", name: seg(n), segno: BigInt(n), bytes: walBytes(n), archivedAt: at(n * 10) });
@@ -542,6 +562,20 @@ describe("restore of a generic database", () => {
     // Assess
     expect(readlinkSync(join(to, "wal"))).toBe("/var/lib/elsewhere/wal");
     expect(readFileSync(join(to, "data.db"), "utf8")).toBe("rows\n");
+  });
+
+  it("refuses a symlink out of the tree in the writing pass when the header counts none (no refusal pass ran), putting nothing in place", async () => {
+    // Prepare
+    const to = join(work, "gen-links-uncounted");
+
+    // Act
+    const err = await restore(clients, cfg, { databaseId: GEN_LINKS_UNCOUNTED, target: { kind: "latest" }, toDir: to }).catch((e: unknown) => e);
+
+    // Assess
+    expect(err).toBeInstanceOf(UnsafePathError);
+    expect((err as Error).message).toContain('has a symlink pointing out of the restored tree, e.g. "a-wal" -> "/var/lib/elsewhere/wal"');
+    expect(existsSync(to)).toBe(false);
+    expect(partialsBeside(to)).toEqual([]);
   });
 
   it("refuses a non-empty target without force, before downloading anything, and replaces it with force", async () => {

@@ -23,7 +23,7 @@ import { getCodec, type CodecName } from "../../core/codec.js";
 import type { AgentConfig } from "../../core/config.js";
 import { sha256Hex, Sha256Stream } from "../../core/hash.js";
 import { snapshotPageKey, vaultChunkKey, vaultSnapshotManifestKey } from "../../core/keys.js";
-import { pageManifest, serializePagedHeader } from "../../core/manifest-pages.js";
+import { pageManifest, serializePagedHeader, type PagedManifestHeader } from "../../core/manifest-pages.js";
 import type { SnapshotRecord, WalRecord } from "../../core/schemas.js";
 import {
   fixedBlocksDescriptor,
@@ -66,6 +66,8 @@ export interface UploadSnapshotOptions {
   codec?: CodecName;
   /** Store the manifest in format 2 with these page limits (small ones make several pages and files cut across them). */
   pages?: { chunks: number; bytes: number };
+  /** With `pages`: the header as stored and recorded (its digest in the record), e.g. one whose totals lie about its pages. */
+  header?: (h: PagedManifestHeader) => PagedManifestHeader;
   /** The whole-file SHA-256 a file's entry records (default: its bytes'; undefined: what its chunks say, as a push without fileHashes). */
   fileSha256?: (path: string, whole: string) => string | undefined;
 }
@@ -151,7 +153,7 @@ export async function uploadSnapshotDir(clients: VaultClients, cfg: AgentConfig,
       const body = Buffer.from(p.text, "utf8");
       await clients.store.put(cfg.vaultBucket, snapshotPageKey(manifestKey, p.index), body, objectMeta({ sha256: p.ref.sha256, codec: "none", size: body.length }));
     }
-    text = serializePagedHeader(paged.header);
+    text = serializePagedHeader(o.header ? o.header(paged.header) : paged.header);
   }
   const bytes = Buffer.from(text, "utf8");
   const manifestSha256 = sha256Hex(bytes);
