@@ -15,7 +15,11 @@
  * - Traces: the handler as a subsegment of the execution's trace, and every
  *   AWS SDK client functions/deps.ts builds captured (`traceClient`), so each
  *   S3 and DynamoDB call shows in X-Ray. Off outside Lambda (Powertools
- *   checks AWS_EXECUTION_ENV), so the local stack and tests run untraced.
+ *   checks AWS_EXECUTION_ENV), so the local stack and tests run untraced;
+ *   there the Tracer is not even loaded (`tracingPossible`): loading it
+ *   loads the X-Ray SDK, whose cls-hooked namespace enables an async hook
+ *   with destroy tracking on every promise and callback of the sandbox,
+ *   traced or not (~6% of PromotePacks' CPU, docs/observability.md).
  *
  * The local stack collects the sandboxes' stdout as CloudWatch Logs would
  * (local/lambda-pool.ts): every line into its Lambda log, the EMF lines into
@@ -26,18 +30,32 @@
  */
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
-import { Tracer } from "@aws-lambda-powertools/tracer";
+import type { Tracer } from "@aws-lambda-powertools/tracer";
 import type { Context } from "aws-lambda";
 import { ConfigError } from "../core/errors.js";
 import { ARCHIVE_NAMESPACE, INGEST_NAMESPACE, SERVICE_NAME } from "../core/metrics.js";
 import type { QuarantineRecord } from "../core/schemas.js";
 
 export const logger = new Logger({ serviceName: SERVICE_NAME });
-export const tracer = new Tracer({ serviceName: SERVICE_NAME });
+
+/**
+ * Whether Powertools could turn tracing on here: in a Lambda execution
+ * environment (AWS_EXECUTION_ENV, not SAM's or Amplify's local mocks), not
+ * switched off by POWERTOOLS_TRACE_ENABLED=false. Where it could not, the
+ * Tracer (and the X-Ray SDK under it) is never loaded.
+ */
+export function tracingPossible(env: NodeJS.ProcessEnv = process.env): boolean {
+  const execution = env.AWS_EXECUTION_ENV ?? "";
+  if (execution === "" || execution === "AWS_Lambda_amplify-mock" || (env.AWS_SAM_LOCAL ?? "") !== "") return false;
+  return (env.POWERTOOLS_TRACE_ENABLED ?? "").toLowerCase() !== "false";
+}
+
+/** The module's Tracer, in a Lambda sandbox that may trace; undefined elsewhere. */
+const tracer: Tracer | undefined = tracingPossible() ? new (await import("@aws-lambda-powertools/tracer")).Tracer({ serviceName: SERVICE_NAME }) : undefined;
 
 /** `client` with its calls traced as X-Ray subsegments (the same client when tracing is off). */
 export function traceClient<C>(client: C): C {
-  return tracer.captureAWSv3Client(client as Parameters<Tracer["captureAWSv3Client"]>[0]) as C;
+  return tracer === undefined ? client : (tracer.captureAWSv3Client(client as Parameters<Tracer["captureAWSv3Client"]>[0]) as C);
 }
 
 export interface MetricRecord {
@@ -162,7 +180,7 @@ export function lambdaHandler<O>(run: (input: unknown) => Promise<O>): LambdaHan
       throw err;
     }
   };
-  const traced = decorate(inner, tracer.captureLambdaHandler({ captureResponse: false }) as Decorator);
+  const traced = tracer === undefined ? inner : decorate(inner, tracer.captureLambdaHandler({ captureResponse: false }) as Decorator);
   const logged = decorate(traced, logger.injectLambdaContext({ resetKeys: true }) as Decorator);
   const handler: LambdaHandler<O> = (input, context) => logged(input, context ?? directContext());
   Object.defineProperty(handler, INSTRUMENTED, { value: true });

@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ARCHIVE_NAMESPACE } from "../../core/metrics.js";
 import { ConfigError } from "../../core/errors.js";
 import { bundleOf, STEPS_BY_PLACEHOLDER } from "../../core/workflows.js";
-import { chainHandler, emitMetric, isLambdaHandler, lambdaHandler, traceRoot } from "../../functions/observability.js";
+import { chainHandler, emitMetric, isLambdaHandler, lambdaHandler, traceRoot, tracingPossible } from "../../functions/observability.js";
 import { PACKAGE_ROOT } from "../../local/paths.js";
 import { emfRecords, outputLinesOf } from "../support/output-lines.js";
 
@@ -205,6 +205,46 @@ async function inTracedSandbox(script: string): Promise<{ segments: Segment[]; o
     daemon.close();
   }
 }
+
+describe("tracingPossible", () => {
+  it("is true only in a Lambda execution environment that does not switch tracing off, as Powertools decides", () => {
+    const lambda = { AWS_EXECUTION_ENV: "AWS_Lambda_nodejs22.x" };
+    expect(tracingPossible(lambda)).toBe(true);
+    expect(tracingPossible({ ...lambda, POWERTOOLS_TRACE_ENABLED: "true" })).toBe(true);
+    expect(tracingPossible({})).toBe(false);
+    expect(tracingPossible({ ...lambda, POWERTOOLS_TRACE_ENABLED: "FALSE" })).toBe(false);
+    expect(tracingPossible({ ...lambda, AWS_SAM_LOCAL: "true" })).toBe(false);
+    expect(tracingPossible({ AWS_EXECUTION_ENV: "AWS_Lambda_amplify-mock" })).toBe(false);
+  });
+});
+
+/** The cls-hooked namespaces (the X-Ray SDK's is AWSXRay) in a child that imported the deployed PromotePacks bundle with `env`. */
+async function namespacesAfterImport(env: Record<string, string>): Promise<string[]> {
+  const bundle = join(PACKAGE_ROOT, bundleOf({ module: "functions/snapshot/promote-packs" }));
+  const script = `await import(${JSON.stringify(bundle)}); console.log(JSON.stringify(Object.keys(process.namespaces ?? {})));`;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+    env: { PATH: process.env.PATH, AWS_REGION: "us-east-1", WALVAULT_INCOMING_BUCKET: "walvault-incoming", WALVAULT_VAULT_BUCKET: "walvault-vault", WALVAULT_TABLE: "walvault-catalog", ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  expect(await new Promise<number | null>((r) => child.on("exit", r))).toBe(0);
+  return JSON.parse(out.trim().split("\n").at(-1)!) as string[];
+}
+
+describe("the deployed bundles, untraced", () => {
+  it("load no X-Ray SDK outside Lambda or with tracing off (no async hook on every promise), and do in a Lambda sandbox", async () => {
+    // Act
+    const local = await namespacesAfterImport({});
+    const off = await namespacesAfterImport({ AWS_EXECUTION_ENV: "AWS_Lambda_nodejs22.x", POWERTOOLS_TRACE_ENABLED: "false" });
+    const lambda = await namespacesAfterImport({ AWS_EXECUTION_ENV: "AWS_Lambda_nodejs22.x" });
+
+    // Assess
+    expect(local).toEqual([]);
+    expect(off).toEqual([]);
+    expect(lambda).toEqual(["AWSXRay"]);
+  });
+});
 
 describe("the deployed bundles, traced as in Lambda", () => {
   it("record each S3 and DynamoDB call and the handler itself as subsegments of the execution's trace, and log the failure with it", async () => {
