@@ -32,7 +32,7 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { ConfigError } from "../core/errors.js";
 import { bundleOf, functionOf, type StepDefinition } from "../core/workflows.js";
-import type { InvocationContext, InvokeMessage, LogMessage, ResultMessage } from "./lambda-worker.js";
+import type { InvocationContext, InvokeMessage, LogMessage, ResultMessage, WorkerData } from "./lambda-worker.js";
 import { delay, NO_LATENCY, type CloudLatency } from "./latency.js";
 import { PACKAGE_ROOT } from "./paths.js";
 
@@ -220,10 +220,11 @@ interface Sandbox {
 /**
  * Handlers in worker-thread sandboxes under their memory and timeout (the
  * default). `modulesRoot`: where the handler modules are (default dist/; tests
- * point it at handlers of their own).
+ * point it at handlers of their own). `nice`: the sandboxes' threads run at
+ * this nice value (Linux; LocalStackOptions.lambdaNice).
  */
 export function workerRuntime(
-  options: { modulesRoot?: string; onLog?: (line: string, step: StepDefinition) => void; latency?: Pick<CloudLatency, "coldStartMs" | "idleReclaimMs"> } = {},
+  options: { modulesRoot?: string; onLog?: (line: string, step: StepDefinition) => void; latency?: Pick<CloudLatency, "coldStartMs" | "idleReclaimMs">; nice?: number } = {},
 ): LambdaRuntime {
   const latency = options.latency ?? NO_LATENCY;
   const paths = builtPaths(options.modulesRoot);
@@ -239,7 +240,7 @@ export function workerRuntime(
     // Lambda provisioning the sandbox; loading the bundle below is the rest of the cold start, for real.
     await delay(latency.coldStartMs);
     const worker = new Worker(paths.worker, {
-      workerData: { modulePath: paths.moduleOf(step), handler: step.handler, memoryBytes: step.memoryMiB * 2 ** 20 },
+      workerData: { modulePath: paths.moduleOf(step), handler: step.handler, memoryBytes: step.memoryMiB * 2 ** 20, nice: options.nice ?? 0 } satisfies WorkerData,
       // The handlers read the same variables as in Lambda, set by the local stack in this process before
       // the first invocation: a copy, as a Lambda function's environment is fixed when its sandbox starts,
       // and each sandbox sets its own invocation's _X_AMZN_TRACE_ID.
@@ -416,8 +417,11 @@ export function newTraceRoot(now = Date.now()): string {
  * `onLog`: each line the worker runtime's handlers write (the in-process
  * runtime's go to this process's stdout). `latency`: the worker runtime's
  * cold starts and idle reclaim (the in-process runtime has no sandboxes).
+ * `nice`: the worker runtime's sandbox threads' nice value.
  */
-export function lambdaRuntime(kind: LambdaRuntimeKind, onLog?: (line: string, step: StepDefinition) => void, latency?: CloudLatency): LambdaRuntime {
-  return kind === "worker" ? workerRuntime({ ...(onLog === undefined ? {} : { onLog }), ...(latency === undefined ? {} : { latency }) }) : inProcessRuntime();
+export function lambdaRuntime(kind: LambdaRuntimeKind, onLog?: (line: string, step: StepDefinition) => void, latency?: CloudLatency, nice?: number): LambdaRuntime {
+  return kind === "worker"
+    ? workerRuntime({ ...(onLog === undefined ? {} : { onLog }), ...(latency === undefined ? {} : { latency }), ...(nice === undefined ? {} : { nice }) })
+    : inProcessRuntime();
 }
 

@@ -13,16 +13,37 @@
  * the heap (Buffers of object bodies) is sampled here and counted too, since
  * Lambda counts everything the sandbox holds.
  */
+import { readlinkSync } from "node:fs";
+import { getPriority, setPriority } from "node:os";
 import { getHeapStatistics } from "node:v8";
 import { parentPort, workerData } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
 
-interface WorkerData {
+export interface WorkerData {
   /** Absolute path of the built handler module (.js). */
   modulePath: string;
   handler: string;
   /** The step's memory (bytes): an invocation that holds more is reported as out of memory. */
   memoryBytes: number;
+  /** The nice value of this sandbox's thread (LocalStackOptions.lambdaNice); 0 leaves it as it is. */
+  nice: number;
+}
+
+/**
+ * This thread at nice `n`, or left nicer if it already is (raising a
+ * priority needs privileges). Linux keeps a nice value per thread, and
+ * setpriority(PRIO_PROCESS) given a thread id sets that thread's alone
+ * (os.setPriority passes the id through); /proc/thread-self names it.
+ * Where there is no /proc, the sandbox runs at the process's priority.
+ */
+function niceThisThread(n: number): void {
+  let tid: number;
+  try {
+    tid = Number(readlinkSync("/proc/thread-self").split("/").at(-1));
+  } catch {
+    return;
+  }
+  if (n > getPriority(tid)) setPriority(tid, n);
 }
 
 /** What Lambda tells a handler about its invocation (the context object's fields, and the trace header). */
@@ -101,6 +122,7 @@ function captureOutput(port: NonNullable<typeof parentPort>): void {
 
 async function main(): Promise<void> {
   const data = workerData as WorkerData;
+  if (data.nice !== 0) niceThisThread(data.nice);
   captureOutput(parentPort!);
   const mod = (await import(pathToFileURL(data.modulePath).href)) as Record<string, unknown>;
   const fn = mod[data.handler];

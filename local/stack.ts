@@ -284,6 +284,17 @@ export interface LocalStackOptions {
    * AWS_LATENCY for published figures (bench:wal-live, `local up --latency aws`).
    */
   latency?: CloudLatency;
+  /**
+   * The Lambda sandboxes' threads at this nice value (Linux; default 0, as
+   * the process). In AWS no handler runs on the database host; on one
+   * machine beside it they take the same cores as the agent and the
+   * database. At 10 they get about a tenth of a core's share against work
+   * at 0 when both want it, and all of an idle one: the benchmarks that
+   * time the agent beside pgBackRest set it (bench/README, "The emulated
+   * Lambdas' priority"). Tests keep 0: a starved sandbox would time out
+   * where AWS would not.
+   */
+  lambdaNice?: number;
 }
 
 /** What LocalStackOptions.injectFault is told about the invocation about to run. */
@@ -409,7 +420,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   };
   // First: a worker runtime refuses to start on a dist/ older than the sources.
   const latency = opts.latency ?? NO_LATENCY;
-  const lambda = lambdaRuntime(opts.lambdaRuntime ?? "worker", onLambdaLog, latency);
+  const lambda = lambdaRuntime(opts.lambdaRuntime ?? "worker", onLambdaLog, latency, opts.lambdaNice);
   const objectCreated: Array<(event: S3ObjectCreatedEvent) => void> = [];
   const regions: LocalRegion[] = [];
   const shared = opts.sharedDynamodbEndpoint;

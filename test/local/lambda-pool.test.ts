@@ -6,7 +6,7 @@
  * used is kept against its limits.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { getPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { StepDefinition } from "../../core/workflows.js";
@@ -45,6 +45,10 @@ const HANDLERS: Record<string, string> = {
   // Counts the invocations its sandbox served, by the step each named.
   "shared.js": `globalThis.served = [];
   export async function handler({ step }) { globalThis.served.push(step); return { served: globalThis.served }; }`,
+  // The nice value of the thread the handler runs on (field 19 of its stat), and of the process's main thread.
+  "nice.js": `import { readFileSync } from "node:fs";
+  const niceOf = (path) => Number(readFileSync(path, "utf8").split(") ")[1].split(" ")[16]);
+  export async function handler() { return { sandbox: niceOf("/proc/thread-self/stat"), main: niceOf("/proc/" + process.pid + "/stat") }; }`,
   "fails.js": `export async function handler() {
     const e = new Error("chunk 1234 is corrupt");
     e.name = "ChecksumMismatchError";
@@ -115,6 +119,19 @@ describe("the worker runtime", () => {
     expect(second!.trace).toMatch(/^Root=1-[0-9a-f]{8}-[0-9a-f]{24};/);
     expect(second!.trace).not.toContain(root1);
     expect(second!.requestId).not.toBe(first!.requestId);
+  });
+
+  it("runs the sandboxes' threads at the nice value it is given, and leaves the rest of the process as it was", async () => {
+    // Prepare
+    const before = getPriority();
+    runtime = workerRuntime({ modulesRoot: root, nice: 7 });
+
+    // Act
+    const out = (await runtime.invoke(step("nice", 128), "Nice", {}, 30_000)) as { sandbox: number; main: number };
+
+    // Assess
+    expect(out).toEqual({ sandbox: Math.max(before, 7), main: before });
+    expect(getPriority()).toBe(before);
   });
 
   it("fails a handler that holds Buffers past its memory as an out-of-memory Lambda, naming the step and the limit", async () => {
