@@ -227,6 +227,8 @@ export function workerRuntime(
   options: { modulesRoot?: string; onLog?: (line: string, step: StepDefinition) => void; latency?: Pick<CloudLatency, "coldStartMs" | "idleReclaimMs">; nice?: number } = {},
 ): LambdaRuntime {
   const latency = options.latency ?? NO_LATENCY;
+  const nice = options.nice ?? 0;
+  if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new ConfigError(`the Lambda sandboxes' nice value must be a whole number from 0 to 19, not ${nice}`);
   const paths = builtPaths(options.modulesRoot);
   const usage = new Map<string, StepUsage>();
   const pools = new Map<string, { sandboxes: Sandbox[]; waiting: Array<() => void> }>();
@@ -240,7 +242,7 @@ export function workerRuntime(
     // Lambda provisioning the sandbox; loading the bundle below is the rest of the cold start, for real.
     await delay(latency.coldStartMs);
     const worker = new Worker(paths.worker, {
-      workerData: { modulePath: paths.moduleOf(step), handler: step.handler, memoryBytes: step.memoryMiB * 2 ** 20, nice: options.nice ?? 0 } satisfies WorkerData,
+      workerData: { modulePath: paths.moduleOf(step), handler: step.handler, memoryBytes: step.memoryMiB * 2 ** 20, nice } satisfies WorkerData,
       // The handlers read the same variables as in Lambda, set by the local stack in this process before
       // the first invocation: a copy, as a Lambda function's environment is fixed when its sandbox starts,
       // and each sandbox sets its own invocation's _X_AMZN_TRACE_ID.

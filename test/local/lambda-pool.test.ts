@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { getPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError } from "../../core/errors.js";
 import type { StepDefinition } from "../../core/workflows.js";
 import { inProcessRuntime, workerRuntime, type LambdaRuntime } from "../../local/lambda-pool.js";
 import { rejection } from "../support/rejection.js";
@@ -132,6 +133,10 @@ describe("the worker runtime", () => {
     // Assess
     expect(out).toEqual({ sandbox: Math.max(before, 7), main: before });
     expect(getPriority()).toBe(before);
+  });
+
+  it("refuses a nice value outside 0 to 19, naming it", () => {
+    for (const nice of [-1, 20, 2.5]) expect(() => workerRuntime({ modulesRoot: root, nice })).toThrow(new ConfigError(`the Lambda sandboxes' nice value must be a whole number from 0 to 19, not ${nice}`));
   });
 
   it("fails a handler that holds Buffers past its memory as an out-of-memory Lambda, naming the step and the limit", async () => {
