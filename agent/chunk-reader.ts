@@ -104,9 +104,10 @@ async function locateInPacks(packs: PackIndexCache, wanted: readonly WantedChunk
     }
   }
   for (const [name, list] of byPack) {
+    // A repacked pack still holds its bytes until the sweep deletes it; otherwise (damaged index, other sizes, gone) the record decides.
+    const holds = await packs.holder(name, { repacked: true });
     for (const w of list) {
-      // A repacked pack still holds its bytes until the sweep deletes it; otherwise (damaged index, other sizes, gone) the record decides.
-      const held = await packs.holding(name, w, { repacked: true });
+      const held = holds(w);
       if (held === undefined) rest.push(w);
       else out.set(w.sha256, { key: held.pack.vaultKey, offset: held.entry.offset, storedSize: held.entry.storedLength, codec: held.entry.codec, recorded: true });
     }

@@ -680,11 +680,26 @@ export const PLANNED_STORED_BYTES = 8 * 1024 * 1024;
 /** Bytes of chunk reads in flight at once (a single larger read still goes alone). */
 export const READ_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
 
-/** A chunk located and its read scheduled, with the references planned against it not yet written. */
+/** A window's new chunks located, and their reads scheduled (by hash). */
+type PlannedWindow = Promise<[Map<string, ChunkLocation>, Map<string, Promise<Buffer>>]>;
+
+/**
+ * A chunk located and its read scheduled (`window`: its window's, shared by
+ * all its chunks: no promise is made per chunk until one is taken), with the
+ * references planned against it not yet written.
+ */
 interface PlannedChunk {
   want: WantedChunk;
-  stored: Promise<{ loc: ChunkLocation; bytes: Buffer }>;
+  window: PlannedWindow;
   refs: number;
+}
+
+/** The location and stored bytes of a planned chunk, once its window is located and its read is done. */
+async function storedOf(entry: PlannedChunk): Promise<{ loc: ChunkLocation; bytes: Buffer }> {
+  const [locs, reads] = await entry.window;
+  const read = reads.get(entry.want.sha256);
+  if (read === undefined) throw new Error(`chunk ${entry.want.sha256} of file ${JSON.stringify(entry.want.file)} was located but no read was scheduled for it`);
+  return { loc: locs.get(entry.want.sha256)!, bytes: await read };
 }
 
 /**
@@ -805,20 +820,14 @@ class ChunkSource {
         settle = res;
         fail = rej;
       });
-      const scheduled = located.then((locs) => this.reads.schedule(fresh.map((want) => ({ want, loc: locs.get(want.sha256)! }))));
-      scheduled.catch(() => undefined);
+      const planned: PlannedWindow = located.then((locs) => [locs, this.reads.schedule(fresh.map((want) => ({ want, loc: locs.get(want.sha256)! })))]);
+      planned.catch(() => undefined);
       window.forEach(({ chunk, file }, i) => {
         let entry = this.live.get(chunk.sha256);
         if (entry === undefined && !this.cache.has(chunk.sha256)) {
           const want: WantedChunk = { sha256: chunk.sha256, size: chunk.size, storedSize: chunk.storedSize, codec: chunk.codec, file, ...(chunk.pack === undefined ? {} : { pack: chunk.pack }) };
           fresh.push(want);
-          const stored = Promise.all([located, scheduled]).then(async ([locs, m]) => {
-            const read = m.get(want.sha256);
-            if (read === undefined) throw new Error(`chunk ${want.sha256} of file ${JSON.stringify(file)} was located but no read was scheduled for it`);
-            return { loc: locs.get(want.sha256)!, bytes: await read };
-          });
-          stored.catch(() => undefined);
-          entry = { want, stored, refs: 0 };
+          entry = { want, window: planned, refs: 0 };
           this.live.set(chunk.sha256, entry);
           this.held += chunk.storedSize;
         }
@@ -867,16 +876,16 @@ class ChunkSource {
       if (entry === undefined) throw new Error(`chunk ${chunk.sha256} of file ${JSON.stringify(file)} was planned from the cache but is not in it`);
       const decoder = this.decoder;
       if (into !== undefined && decoder.decodeInto !== undefined && (this.remaining.get(chunk.sha256) ?? 0) <= 1 && !this.inflight.has(chunk.sha256)) {
-        const { loc, bytes } = await entry.stored;
+        const { loc, bytes } = await storedOf(entry);
         await ready?.();
         if (await decodeChunkInto(entry.want, loc, bytes, { decodeInto: decoder.decodeInto.bind(decoder) }, into)) this.directBytes += chunk.size;
         return undefined;
       }
-      await entry.stored;
+      const stored = await storedOf(entry);
       await ready?.();
       let p = this.inflight.get(chunk.sha256);
       if (!p) {
-        p = entry.stored.then(({ loc, bytes }) => decodeChunk(entry.want, loc, bytes, this.decoder)).finally(() => this.inflight.delete(chunk.sha256));
+        p = decodeChunk(entry.want, stored.loc, stored.bytes, this.decoder).finally(() => this.inflight.delete(chunk.sha256));
         this.inflight.set(chunk.sha256, p);
       }
       const buf = await p;
@@ -929,7 +938,7 @@ class ChunkSource {
     }
     for (const { seq } of items) this.bySeq.delete(seq);
     try {
-      const stored = await Promise.all(entries.map((e) => e.stored));
+      const stored = await Promise.all(entries.map(storedOf));
       await ready?.();
       const direct = await decodeChunksInto(
         entries.map((e, i) => ({ want: e.want, loc: stored[i]!.loc, stored: stored[i]!.bytes, position: items[i]!.chunk.offset })),

@@ -114,17 +114,32 @@ export class PackIndexCache {
    * a named pack first applies (restore and verification, CheckReferenced,
    * replication).
    */
-  async holding(name: string, chunk: Pick<PackEntry, "sha256"> & { size: number; storedSize: number; codec: string }, opts: { repacked?: boolean } = {}): Promise<{ pack: PackItem; entry: PackEntry } | undefined> {
+  async holding(name: string, chunk: HeldChunk, opts: { repacked?: boolean } = {}): Promise<{ pack: PackItem; entry: PackEntry } | undefined> {
+    return (await this.holder(name, opts))(chunk);
+  }
+
+  /**
+   * holding's test for many chunks of one pack: the pack read once (one
+   * await), then each chunk looked up in its index synchronously (a
+   * restore locates thousands of a pack's chunks per window).
+   */
+  async holder(name: string, opts: { repacked?: boolean } = {}): Promise<(chunk: HeldChunk) => { pack: PackItem; entry: PackEntry } | undefined> {
     let read: ReadPack | undefined;
     try {
       read = await this.get(name);
     } catch (e) {
-      if (e instanceof CorruptPackError) return undefined;
+      if (e instanceof CorruptPackError) return () => undefined;
       throw e;
     }
-    if (read === undefined || (read.pack.repackedAt !== undefined && opts.repacked !== true)) return undefined;
-    const entry = read.entries?.get(chunk.sha256);
-    if (entry === undefined || entry.rawSize !== chunk.size || entry.storedLength !== chunk.storedSize || entry.codec !== chunk.codec) return undefined;
-    return { pack: read.pack, entry };
+    if (read === undefined || (read.pack.repackedAt !== undefined && opts.repacked !== true)) return () => undefined;
+    const { pack, entries } = read;
+    return (chunk) => {
+      const entry = entries?.get(chunk.sha256);
+      if (entry === undefined || entry.rawSize !== chunk.size || entry.storedLength !== chunk.storedSize || entry.codec !== chunk.codec) return undefined;
+      return { pack, entry };
+    };
   }
 }
+
+/** What holding compares with a pack's index entry: the chunk as a manifest describes it. */
+export type HeldChunk = Pick<PackEntry, "sha256"> & { size: number; storedSize: number; codec: string };
