@@ -1579,9 +1579,10 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
     // pass, whose time grows with the manifest (~30 ms a page, seconds before
     // the first byte at 100 GB): the writing pass validates each page as it
     // reads it (a bad page fails the restore there, before anything is put
-    // in place; the totals are checked at its end). The types of the paths the generic WAL goes to are taken as the
-    // writing pass meets them, and checked (placeGenericWal) before any WAL
-    // is downloaded.
+    // in place; the totals are checked at its end), and refuses a symlink
+    // out of the tree before its batch's reads start. The types of the
+    // paths the generic WAL goes to are taken as the writing pass meets
+    // them, and checked (placeGenericWal) before any WAL is downloaded.
     const walPaths = new Set<string>();
     placeGenericWal(planned, header, state.segments, partial, { get: (path) => void walPaths.add(path) });
     const walTypes = new Map<string, FileEntry["type"]>();
@@ -1629,7 +1630,11 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
         if (walPaths.has(e.path)) walTypes.set(e.path, e.type);
         dirsAndLinks.add(e);
         if (e.type !== "file") {
-          ops.push(entryLayout(e, partial, header.databaseId, 0));
+          const op = entryLayout(e, partial, header.databaseId, 0);
+          // The refusal pass found none, or did not run (the header counts no symlink): a manifest that says
+          // otherwise stops here, before this batch's reads start.
+          if (op.op === "symlink" && op.outside && opts.outsideSymlinks !== "keep") throw outsideSymlinksError(header.snapshotId, op, "a symlink");
+          ops.push(op);
           continue;
         }
         const continued = e.part !== undefined;
@@ -1667,12 +1672,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
           reads.downloaded += source.downloaded;
           reads.direct += source.directBytes;
         }
-        for (const op of ops) {
-          if (op.op !== "symlink") continue;
-          // The refusal pass found none, or did not run (the header counts no symlink): a manifest that says otherwise stops here.
-          if (op.outside && opts.outsideSymlinks !== "keep") throw outsideSymlinksError(header.snapshotId, op, "a symlink");
-          await symlink(op.target, op.path);
-        }
+        for (const op of ops) if (op.op === "symlink") await symlink(op.target, op.path);
       }
     } finally {
       // After a failure: the batch looked ahead reads nothing more, and no page is read.

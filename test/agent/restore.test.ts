@@ -564,9 +564,10 @@ describe("restore of a generic database", () => {
     expect(readFileSync(join(to, "data.db"), "utf8")).toBe("rows\n");
   });
 
-  it("refuses a symlink out of the tree in the writing pass when the header counts none (no refusal pass ran), putting nothing in place", async () => {
+  it("refuses a symlink out of the tree in the writing pass when the header counts none (no refusal pass ran), before its batch reads a chunk, putting nothing in place", async () => {
     // Prepare
     const to = join(work, "gen-links-uncounted");
+    store.reset();
 
     // Act
     const err = await restore(clients, cfg, { databaseId: GEN_LINKS_UNCOUNTED, target: { kind: "latest" }, toDir: to }).catch((e: unknown) => e);
@@ -574,6 +575,7 @@ describe("restore of a generic database", () => {
     // Assess
     expect(err).toBeInstanceOf(UnsafePathError);
     expect((err as Error).message).toContain('has a symlink pointing out of the restored tree, e.g. "a-wal" -> "/var/lib/elsewhere/wal"');
+    expect(chunkGets()).toEqual([]); // refused before the symlink's batch read anything
     expect(existsSync(to)).toBe(false);
     expect(partialsBeside(to)).toEqual([]);
   });
