@@ -298,6 +298,11 @@ class PackIndexes {
   holding(i: number, chunk: Pick<UniqueChunk, "sha256" | "size" | "storedSize" | "codec">): Promise<{ pack: PackItem; entry: PackEntry } | undefined> {
     return this.cache.holding(this.name(i), chunk);
   }
+
+  /** holding for many chunks of pack `i`: the pack read once, each chunk then looked up synchronously (PackIndexCache.holder). */
+  holder(i: number): ReturnType<PackIndexCache["holder"]> {
+    return this.cache.holder(this.name(i));
+  }
 }
 
 /** Chunks by the index of the pack they name (`key`), in first-seen order. */
@@ -322,8 +327,9 @@ async function checkReusedInPacks(chunks: readonly UniqueChunk[], packs: PackInd
   const byRecord: string[] = [];
   for (const [i, list] of byPackIndex(chunks, (c) => c.reusedPack!)) {
     let there: boolean | undefined;
+    const holds = await packs.holder(i);
     for (const c of list) {
-      const held = await packs.holding(i, c);
+      const held = holds(c);
       if (held !== undefined && (there ??= await packs.stillThere(held.pack))) continue;
       byRecord.push(c.sha256);
     }
