@@ -181,12 +181,9 @@ async function inTracedSandbox(script: string): Promise<{ segments: Segment[]; o
         _HANDLER: "index.handler",
         AWS_XRAY_DAEMON_ADDRESS: `127.0.0.1:${daemon.address().port}`,
         _X_AMZN_TRACE_ID: `Root=${TRACE_ROOT};Parent=53995c3f42cd8ad8;Sampled=1`,
-        AWS_REGION: "us-east-1",
+        ...BUNDLE_ENV,
         AWS_ACCESS_KEY_ID: "test",
         AWS_SECRET_ACCESS_KEY: "test",
-        WALVAULT_INCOMING_BUCKET: "walvault-incoming",
-        WALVAULT_VAULT_BUCKET: "walvault-vault",
-        WALVAULT_TABLE: "walvault-catalog",
         WALVAULT_S3_ENDPOINT: closed,
         WALVAULT_DYNAMODB_ENDPOINT: closed,
       },
@@ -218,12 +215,20 @@ describe("tracingPossible", () => {
   });
 });
 
+/** What every handler bundle reads from its environment when it loads (the stores' names and region). */
+const BUNDLE_ENV = {
+  AWS_REGION: "us-east-1",
+  WALVAULT_INCOMING_BUCKET: "walvault-incoming",
+  WALVAULT_VAULT_BUCKET: "walvault-vault",
+  WALVAULT_TABLE: "walvault-catalog",
+};
+
 /** The cls-hooked namespaces (the X-Ray SDK's is AWSXRay) in a child that imported the deployed PromotePacks bundle with `env`. */
 async function namespacesAfterImport(env: Record<string, string>): Promise<string[]> {
   const bundle = join(PACKAGE_ROOT, bundleOf({ module: "functions/snapshot/promote-packs" }));
   const script = `await import(${JSON.stringify(bundle)}); console.log(JSON.stringify(Object.keys(process.namespaces ?? {})));`;
   const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
-    env: { PATH: process.env.PATH, AWS_REGION: "us-east-1", WALVAULT_INCOMING_BUCKET: "walvault-incoming", WALVAULT_VAULT_BUCKET: "walvault-vault", WALVAULT_TABLE: "walvault-catalog", ...env },
+    env: { PATH: process.env.PATH, ...BUNDLE_ENV, ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";
