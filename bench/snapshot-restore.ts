@@ -423,16 +423,7 @@ interface PgbrInfoBackup {
 // ---------------------------------------------------------------------------
 // Main
 
-/**
- * The local stack's Lambda sandboxes run at this nice value (LocalStackOptions.lambdaNice).
- * In AWS the ingest runs in Lambda, not on the database host; here it shares
- * the two cores with the agent's push. At nice 10 it takes the cores the
- * agent leaves and yields when the agent wants them (stop 45, bench/README
- * "The emulated Lambdas' priority"): the push phase times the agent, while
- * the end-to-end figure (until the snapshot is recorded restorable) still
- * pays for every CPU-second of the ingest. pgBackRest has no server side;
- * both tools' s3rvers stay at the default priority.
- */
+/** `--lambda-nice`'s default (see the header; docs/decisions.md, stop 45): both tools' s3rvers stay at the default priority. */
 const LAMBDA_NICE = 10;
 
 const USAGE = `usage: node dist/bench/snapshot-restore.js [--scale 100] [--concurrency N] [--parallel N] [--block-size BYTES]
