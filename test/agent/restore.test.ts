@@ -176,6 +176,14 @@ function partialsBeside(dir: string): string[] {
 
 const chunkGets = (): string[] => store.gets.filter((k) => k.includes("/chunks/"));
 
+/** A restore into `to` refused for a symlink out of the tree (`named` in the message): no chunk read, `to` not made. */
+function expectRefusedUnread(err: unknown, to: string, named: string): void {
+  expect(err).toBeInstanceOf(UnsafePathError);
+  expect((err as Error).message).toContain(named);
+  expect(chunkGets()).toEqual([]);
+  expect(existsSync(to)).toBe(false);
+}
+
 beforeAll(async () => {
   stack = await startTestStack([{ id: PG }, { id: GEN, kind: "generic" }, { id: GEN_CORRUPT, kind: "generic" }, { id: GEN_GAP, kind: "generic" }, { id: GEN_LINKS, kind: "generic" }, { id: GEN_MULTI, kind: "generic" }, { id: GEN_WALFAIL, kind: "generic" }, { id: GEN_PAGED, kind: "generic" }, { id: GEN_PAGED_BAD, kind: "generic" }, { id: GEN_HASH_BAD, kind: "generic" }, { id: GEN_HASH_NONE, kind: "generic" }, { id: GEN_PLAIN, kind: "generic" }, { id: GEN_PLAIN_BAD, kind: "generic" }, { id: GEN_LINKS_UNCOUNTED, kind: "generic" }]);
   const base = stackClients(stack);
@@ -551,10 +559,7 @@ describe("restore of a generic database", () => {
     const err = await restore(clients, cfg, { databaseId: GEN_LINKS, target: { kind: "latest" }, toDir: to }).catch((e: unknown) => e);
 
     // Assess
-    expect(err).toBeInstanceOf(UnsafePathError);
-    expect((err as Error).message).toContain('"wal" -> "/var/lib/elsewhere/wal"');
-    expect(chunkGets()).toEqual([]);
-    expect(existsSync(to)).toBe(false);
+    expectRefusedUnread(err, to, '"wal" -> "/var/lib/elsewhere/wal"');
 
     // Act: allowed explicitly
     await restore(clients, cfg, { databaseId: GEN_LINKS, target: { kind: "latest" }, toDir: to, outsideSymlinks: "keep" });
@@ -572,11 +577,8 @@ describe("restore of a generic database", () => {
     // Act
     const err = await restore(clients, cfg, { databaseId: GEN_LINKS_UNCOUNTED, target: { kind: "latest" }, toDir: to }).catch((e: unknown) => e);
 
-    // Assess
-    expect(err).toBeInstanceOf(UnsafePathError);
-    expect((err as Error).message).toContain('has a symlink pointing out of the restored tree, e.g. "a-wal" -> "/var/lib/elsewhere/wal"');
-    expect(chunkGets()).toEqual([]); // refused before the symlink's batch read anything
-    expect(existsSync(to)).toBe(false);
+    // Assess: refused before the symlink's batch read anything
+    expectRefusedUnread(err, to, 'has a symlink pointing out of the restored tree, e.g. "a-wal" -> "/var/lib/elsewhere/wal"');
     expect(partialsBeside(to)).toEqual([]);
   });
 
