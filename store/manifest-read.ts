@@ -11,8 +11,9 @@
  * - readVaultHeader: the same, header fields only (no page is read).
  * - entryBatches: the entries in batches of at most a page's worth of chunk
  *   references, with each batch's distinct chunks, validated across pages as
- *   they come (OpenedManifest.entries()). Memory: the page being read plus
- *   one batch, whatever the snapshot's size.
+ *   they come (OpenedManifest.entries()); a full batch is yielded before the
+ *   next page is read. Memory: the page being read plus one batch, whatever
+ *   the snapshot's size.
  * - pageKeysOf: the page objects of a format-2 manifest (none for format 1),
  *   for whoever copies, deletes or thaws the objects of a snapshot.
  */
@@ -111,7 +112,6 @@ export async function* entryBatches(m: OpenedManifest, maxChunks = PAGE_CHUNKS):
     let from = 0;
     let part = e.part ?? 0;
     do {
-      if (refs >= maxChunks) yield flush();
       const to = Math.min(e.chunks.length, from + maxChunks - refs);
       const piece = from === 0 && to === e.chunks.length ? e : { ...e, chunks: e.chunks.slice(from, to), ...(part === 0 ? {} : { part }) };
       entries.push(piece);
@@ -131,6 +131,9 @@ export async function* entryBatches(m: OpenedManifest, maxChunks = PAGE_CHUNKS):
       refs += to - from;
       from = to;
       part++;
+      // Out as soon as it is full: waiting for the next entry would read (and validate) the next page first, when a
+      // page ends where the batch does (a restore's first batch waited ~0.1 s for page 2 before its first chunk).
+      if (refs >= maxChunks) yield flush();
     } while (from < e.chunks.length);
   }
   if (entries.length > 0) yield flush();
