@@ -87,7 +87,9 @@
  * waits, e.g. on the disk at the end),
  * WALVAULT_BENCH_RESTORE_AB="FLAGS|FLAGS" (after the timed restore, three
  * rounds, or WALVAULT_BENCH_AB_ROUNDS, of the restore with each set of Node
- * flags in turn, each round starting with the next set, each restore after
+ * flags in turn; a set with flags replaces bin/walvault's, which only a set
+ * without any keeps, so a set that adds one flag repeats the launcher's
+ * too; each round starting with the next set, each restore after
  * the same warm-up; then each set's median: an A/B of V8 settings within one
  * run; a NAME=VALUE word is
  * set in that child's environment instead, and WALVAULT_BENCH_CHILD=FILE
