@@ -214,7 +214,16 @@ export interface ChunkReadsOptions {
   bytesInFlight: number;
   maxGap?: number;
   maxReadSize?: number;
+  /**
+   * Coalesced reads land in memory shared with worker threads
+   * (SharedArrayBuffer): a chunk's stored bytes then go to a decode worker
+   * without a copy (agent/decode-pool.ts packDecodeRequests).
+   */
+  sharedBodies?: boolean;
 }
+
+/** A body buffer of its own in shared memory (ChunkReadsOptions.sharedBodies). */
+const sharedBody = (size: number): Buffer => Buffer.from(new SharedArrayBuffer(size), 0, size);
 
 interface Slot {
   bytes: number;
@@ -297,7 +306,7 @@ export class ChunkReads {
       }
       for (const read of coalescePackReads(ranges, { ...(this.opts.maxGap === undefined ? {} : { maxGap: this.opts.maxGap }), ...(this.opts.maxReadSize === undefined ? {} : { maxReadSize: this.opts.maxReadSize }) })) {
         const body = this.read(read.end - read.start, async () => {
-          const b = await this.store.getRange(this.bucket, key, read.start, read.end - 1);
+          const b = await this.store.getRange(this.bucket, key, read.start, read.end - 1, this.opts.sharedBodies === true ? { bodyBuffer: sharedBody } : {});
           if (b) this.downloaded += b.length;
           return b;
         });

@@ -50,8 +50,8 @@ export interface DecodeRequest {
 /** One chunk of a request with `parts` (decodeIntoMany: decodeInto's arguments): consecutive chunks of one file, one run (agent/direct-runs.ts). */
 export type DecodePart = Omit<DecodeRequest, "id" | "drain" | "parts"> & { write: WriteInto };
 
-/** A part as sent: its stored bytes are the batch's bytes[at, at + length]. */
-export type PackedPart = Omit<DecodePart, "stored"> & { at: number; length: number };
+/** A part as sent: its stored bytes are bytes[at, at + length] of the batch's `bytes`, or of `shared[src]` when `src` is given. */
+export type PackedPart = Omit<DecodePart, "stored"> & { at: number; length: number; src?: number };
 
 /** An fs error's identity, kept across the thread boundary (a write the worker made). */
 export interface ErrnoInfo {
@@ -61,25 +61,43 @@ export interface ErrnoInfo {
 }
 
 /**
- * What a worker receives: the requests of one turn, their stored bytes
- * copied into one buffer (one allocation and one transfer per message, not
- * one per chunk); request i's bytes are bytes[at, at + length).
+ * What a worker receives: the requests of one turn. Stored bytes in shared
+ * memory (a restore's reads, agent/chunk-reader.ts sharedBodies) stay where
+ * they are: request i's bytes are shared[src][at, at + length). Any others
+ * are copied into one buffer (one allocation and one transfer per message,
+ * not one per chunk): bytes[at, at + length).
  */
 export interface DecodeBatch {
   bytes: Uint8Array;
-  requests: (Omit<DecodeRequest, "stored" | "parts"> & { at: number; length: number; parts?: PackedPart[] })[];
+  shared: SharedArrayBuffer[];
+  requests: (Omit<DecodeRequest, "stored" | "parts"> & { at: number; length: number; src?: number; parts?: PackedPart[] })[];
 }
 
-/** The requests of one turn as one DecodeBatch (only the chunks' own bytes are copied, never the reads they are views of). */
+/**
+ * The requests of one turn as one DecodeBatch: views of shared memory are
+ * sent as they are (the memory is shared, not copied); only the other
+ * chunks' own bytes are copied, never the reads they are views of.
+ */
 export function packDecodeRequests(requests: readonly DecodeRequest[]): { message: DecodeBatch; transfer: ArrayBuffer[] } {
+  const isShared = (stored: Uint8Array): boolean => stored.buffer instanceof SharedArrayBuffer;
   let total = 0;
   for (const r of requests) {
-    total += r.stored.byteLength;
-    for (const p of r.parts ?? []) total += p.stored.byteLength;
+    if (!isShared(r.stored)) total += r.stored.byteLength;
+    for (const p of r.parts ?? []) if (!isShared(p.stored)) total += p.stored.byteLength;
   }
   const bytes = new Uint8Array(total);
+  const shared: SharedArrayBuffer[] = [];
+  const sharedIndex = new Map<SharedArrayBuffer, number>();
   let at = 0;
-  const place = (stored: Uint8Array): { at: number; length: number } => {
+  const place = (stored: Uint8Array): { at: number; length: number; src?: number } => {
+    if (stored.buffer instanceof SharedArrayBuffer) {
+      let src = sharedIndex.get(stored.buffer);
+      if (src === undefined) {
+        src = shared.push(stored.buffer) - 1;
+        sharedIndex.set(stored.buffer, src);
+      }
+      return { at: stored.byteOffset, length: stored.byteLength, src };
+    }
     bytes.set(stored, at);
     at += stored.byteLength;
     return { at: at - stored.byteLength, length: stored.byteLength };
@@ -88,7 +106,7 @@ export function packDecodeRequests(requests: readonly DecodeRequest[]): { messag
     const m = { ...r, ...place(stored) };
     return parts === undefined ? m : { ...m, parts: parts.map(({ stored: s, ...p }) => ({ ...p, ...place(s) })) };
   });
-  return { message: { bytes, requests: packed }, transfer: [bytes.buffer] };
+  return { message: { bytes, shared, requests: packed }, transfer: [bytes.buffer] };
 }
 
 /** A decode's outcome on this thread: the raw bytes (not for decodeInto), their hash and length, `direct` when written with direct I/O. */

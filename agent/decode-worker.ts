@@ -115,10 +115,11 @@ function endOfTurn(): void {
  */
 let queue: Promise<void> = Promise.resolve();
 port.on("message", (batch: DecodeBatch) => {
-  const bytesOf = (at: number, length: number): Uint8Array => batch.bytes.subarray(at, at + length);
+  const bytesOf = (at: number, length: number, src: number | undefined): Uint8Array =>
+    src === undefined ? batch.bytes.subarray(at, at + length) : new Uint8Array(batch.shared[src]!, at, length);
   queue = queue.then(async () => {
-    for (const { at, length, parts, ...r } of batch.requests) {
-      await answer({ ...r, stored: bytesOf(at, length), ...(parts === undefined ? {} : { parts: parts.map(({ at: a, length: l, ...p }) => ({ ...p, stored: bytesOf(a, l) })) }) });
+    for (const { at, length, src, parts, ...r } of batch.requests) {
+      await answer({ ...r, stored: bytesOf(at, length, src), ...(parts === undefined ? {} : { parts: parts.map(({ at: a, length: l, src: s, ...p }) => ({ ...p, stored: bytesOf(a, l, s) })) }) });
     }
   });
 });

@@ -749,7 +749,8 @@ class ChunkSource {
     private readonly budget = CHUNK_CACHE_BYTES,
   ) {
     for (const op of ops) if (op.op === "writeFile") for (const c of op.chunks) this.remaining.set(c.sha256, (this.remaining.get(c.sha256) ?? 0) + 1);
-    this.reads = new ChunkReads(clients.store, bucket, { parallel, bytesInFlight: READ_BYTES_IN_FLIGHT });
+    // Into shared memory when a pool's workers decode: their stored bytes cross without a copy.
+    this.reads = new ChunkReads(clients.store, bucket, { parallel, bytesInFlight: READ_BYTES_IN_FLIGHT, sharedBodies: decoder.decodeInto !== undefined });
   }
 
   /** Raw bytes the decode workers wrote with direct I/O (agent/direct-runs.ts). */

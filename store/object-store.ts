@@ -123,8 +123,8 @@ export interface ObjectStore {
   readonly name: string;
   put(bucket: string, key: string, body: Uint8Array, metadata: Record<string, string>, options?: PutOptions): Promise<PutResult>;
   get(bucket: string, key: string, versionId?: string, options?: GetOptions): Promise<StoredObject | undefined>;
-  /** Bytes [start, end] (inclusive) of the object; undefined when it does not exist. */
-  getRange(bucket: string, key: string, start: number, end: number): Promise<Buffer | undefined>;
+  /** Bytes [start, end] (inclusive) of the object; undefined when it does not exist. `options.bodyBuffer` as for get. */
+  getRange(bucket: string, key: string, start: number, end: number, options?: GetOptions): Promise<Buffer | undefined>;
   head(bucket: string, key: string, versionId?: string, options?: { checksum?: boolean }): Promise<ObjectInfo | undefined>;
   copy(
     from: { bucket: string; key: string; versionId?: string },

@@ -283,7 +283,7 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async getRange(bucket: string, key: string, start: number, end: number): Promise<Buffer | undefined> {
+  async getRange(bucket: string, key: string, start: number, end: number, options: GetOptions = {}): Promise<Buffer | undefined> {
     const target = `s3://${bucket}/${key}`;
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
       throw new InvalidInputError(`byte range ${start}-${end} of ${target} is not a range`);
@@ -291,7 +291,7 @@ export class S3ObjectStore implements ObjectStore {
     const want = end - start + 1;
     try {
       const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end}` }));
-      const bytes = await readBody(out.Body, want);
+      const bytes = await readBody(out.Body, want, options.bodyBuffer);
       if (bytes.byteLength !== want) {
         // S3 shortens a range that runs past the end; a body of any other length is a fault.
         const total = /\/(\d+)$/.exec(out.ContentRange ?? "")?.[1];

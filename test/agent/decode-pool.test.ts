@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { getCodec } from "../../core/codec.js";
 import { CodecError, FileAccessError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
-import { DecodePool, inThreadDecoder, openDecoder, type ChunkDecoder } from "../../agent/decode-pool.js";
+import { DecodePool, inThreadDecoder, openDecoder, packDecodeRequests, type ChunkDecoder } from "../../agent/decode-pool.js";
 import { rejection } from "../support/rejection.js";
 import { seededBytes } from "../support/retention.js";
 
@@ -67,6 +67,28 @@ describe("DecodePool", () => {
     expect(out.raw.equals(raw)).toBe(true);
     expect(read.length).toBe(enc.length + 2000);
     expect(view.equals(enc)).toBe(true);
+  });
+
+  it("decodes chunks that are views of a shared read (a restore's coalesced read) and leaves the read intact", async () => {
+    // Prepare: three chunks back to back in one SharedArrayBuffer, as ChunkReads' sharedBodies lands them
+    pool = new DecodePool(WORKER, 2);
+    const raws = [seededBytes(11, 70_000), seededBytes(12, 90_000), seededBytes(13, 50_000)];
+    const encs = await Promise.all(raws.map((r) => getCodec("zstd").encode(r)));
+    const read = Buffer.from(new SharedArrayBuffer(encs.reduce((n, e) => n + e.length, 0)));
+    let at = 0;
+    const views = encs.map((e) => {
+      read.set(e, at);
+      at += e.length;
+      return read.subarray(at - e.length, at);
+    });
+    // Act
+    const out = await Promise.all(views.map((v, i) => pool!.decode("zstd", v, raws[i]!.length, `chunk ${i}`)));
+    // Assess
+    out.forEach((o, i) => {
+      expect(o.raw.equals(raws[i]!)).toBe(true);
+      expect(o.sha256).toBe(sha256Hex(raws[i]!));
+    });
+    expect(Buffer.concat(views).equals(Buffer.concat(encs))).toBe(true);
   });
 
   it("rejects a chunk that does not decode with a CodecError naming it", async () => {
@@ -253,6 +275,32 @@ describe("DecodePool", () => {
     const attempt = closed.decode("none", Buffer.from("x"), 1, "chunk");
     // Assess
     await expect(attempt).rejects.toThrow(/closed/);
+  });
+});
+
+describe("packDecodeRequests", () => {
+  it("sends views of shared memory as they are and copies only the other chunks' bytes", () => {
+    // Prepare: one chunk in a shared read, one in an ordinary buffer, one run whose parts are in the shared read
+    const shared = Buffer.from(new SharedArrayBuffer(100));
+    shared.fill(7);
+    const own = Buffer.from([1, 2, 3, 4, 5]);
+    const write = { fd: 3, position: 0, sha256: "0".repeat(64) };
+    const base = { codec: "zstd" as const, size: 10, what: "chunk" };
+    // Act
+    const { message, transfer } = packDecodeRequests([
+      { ...base, id: 1, stored: shared.subarray(10, 30) },
+      { ...base, id: 2, stored: own.subarray(1, 4) },
+      { ...base, id: 3, stored: new Uint8Array(0), parts: [{ ...base, stored: shared.subarray(40, 50), write }, { ...base, stored: own, write }] },
+    ]);
+    // Assess: shared bytes are referenced (no copy), the rest copied into the one transferred buffer
+    expect(message.shared).toEqual([shared.buffer]);
+    expect(message.requests[0]).toMatchObject({ id: 1, src: 0, at: 10, length: 20 });
+    expect(message.requests[1]).toMatchObject({ id: 2, at: 0, length: 3 });
+    expect(message.requests[1]!.src).toBeUndefined();
+    expect(message.requests[2]!.parts![0]).toMatchObject({ src: 0, at: 40, length: 10 });
+    expect(message.requests[2]!.parts![1]).toMatchObject({ at: 3, length: 5 });
+    expect(Buffer.from(message.bytes).equals(Buffer.from([2, 3, 4, 1, 2, 3, 4, 5]))).toBe(true);
+    expect(transfer).toEqual([message.bytes.buffer]);
   });
 });
 
