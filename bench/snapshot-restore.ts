@@ -4,6 +4,9 @@
  *
  * One scratch PostgreSQL 15 (`ScratchPostgres`, as user postgres when root),
  * loaded with `pgbench -i -s <scale>` (100: ~1.5 GB) and CHECKPOINTed, then:
+ * (pgbench's tables compress ~21x with zstd-1; `--random-mb N` adds a table
+ * of N MB of hex digests, which compress ~2x as most real data does, so the
+ * restore moves many more stored bytes per byte written)
  *
  *   walvault (embedded local stack: s3rver + DynamoDB Local + the ingest
  *   workflows in this process)
@@ -430,9 +433,10 @@ const LAMBDA_NICE = 10;
 
 const USAGE = `usage: node dist/bench/snapshot-restore.js [--scale 100] [--concurrency N] [--parallel N] [--block-size BYTES]
        [--source direct|basebackup] [--pgbr-process-max 2] [--pgbr-compress-level N] [--pgbr-repo s3|posix]
-       [--no-pgbackrest] [--no-verify] [--restore-pairs N] [--lambda-nice 10] [--out bench/results/snapshot-restore.json]
+       [--no-pgbackrest] [--no-verify] [--restore-pairs N] [--lambda-nice 10] [--random-mb 0] [--out bench/results/snapshot-restore.json]
 Snapshot push and restore of a pgbench cluster on the local stack, against pgBackRest in the same run (bench/README.md).
---lambda-nice N: the local stack's Lambda sandboxes at nice N (0 to 19; default 10), as Lambda is not on the database host.`;
+--lambda-nice N: the local stack's Lambda sandboxes at nice N (0 to 19; default 10), as Lambda is not on the database host.
+--random-mb N: also load a table of about N MB of hex digests (compresses ~2x, as real data; pgbench's ~21x).`;
 
 function parseOptions() {
   return benchArgs("snapshot-restore", {
@@ -449,6 +453,7 @@ function parseOptions() {
       "no-verify": { type: "boolean", default: false },
       "restore-pairs": { type: "string", default: "0" },
       "lambda-nice": { type: "string", default: String(LAMBDA_NICE) },
+      "random-mb": { type: "string", default: "0" },
       out: { type: "string", default: "bench/results/snapshot-restore.json" },
     },
   });
@@ -479,12 +484,14 @@ async function main(): Promise<void> {
   const verify = !values["no-verify"];
   const restorePairs = Number(values["restore-pairs"]);
   const lambdaNice = Number(values["lambda-nice"]);
+  const randomMB = Number(values["random-mb"]);
   // Bad values: one line and exit 2, as for an unknown option.
   const bad = (what: string): void => {
     console.error(`bench:snapshot-restore: ${what} (--help lists the options)`);
     process.exitCode = 2;
   };
   if (!Number.isInteger(restorePairs) || restorePairs < 0) return bad(`--restore-pairs must be a whole number, not ${JSON.stringify(values["restore-pairs"])}`);
+  if (!Number.isInteger(randomMB) || randomMB < 0) return bad(`--random-mb must be a whole number, not ${JSON.stringify(values["random-mb"])}`);
   if (!Number.isInteger(lambdaNice) || lambdaNice < 0 || lambdaNice > 19) return bad(`--lambda-nice must be a whole number from 0 to 19, not ${JSON.stringify(values["lambda-nice"])}`);
   for (const [name, v, given] of [
     ["--scale", scale, values.scale],
@@ -522,6 +529,14 @@ async function main(): Promise<void> {
     log(`pgbench -i -s ${scale}`);
     const tLoad = performance.now();
     await pg.pgbench(["-i", "-s", String(scale), "-q"]);
+    if (randomMB > 0) {
+      // ~160 bytes a row on disk (four 32-character digests, the row and item headers): N MB of text zstd-1 halves.
+      log(`bench_random: ~${randomMB} MB of hex digests`);
+      const rows = Math.round((randomMB * 1e6) / 160);
+      await pg.psql(
+        `create table bench_random as select g as id, md5(g::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) as v from generate_series(1, ${rows}) g`,
+      );
+    }
     await pg.psql("checkpoint");
     const loadS = (performance.now() - tLoad) / 1000;
     const fingerprint = await pg.psql(FINGERPRINT_SQL);
@@ -786,7 +801,7 @@ async function main(): Promise<void> {
     const out = {
       when: new Date().toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model, memGB: round(totalmem() / 2 ** 30, 1), node: process.version, loadavg: loads },
-      cluster: { postgres: pgVersion, scale, loadS: round(loadS, 1), databaseMB: mb(dbBytes), dataDirWithoutWalMB: mb(dataDirBytes), fingerprint },
+      cluster: { postgres: pgVersion, scale, ...(randomMB > 0 ? { randomMB } : {}), loadS: round(loadS, 1), databaseMB: mb(dbBytes), dataDirWithoutWalMB: mb(dataDirBytes), fingerprint },
       walvault: { source: values.source, concurrency, parallel, blockSize: blockSize ?? DEFAULT_BLOCK_SIZE, lambdaNice, push: pushRow, restore: restoreRow, verified: wvVerified ?? null },
       pgbackrest: pgbrResult ?? { skipped: pgbrCheck.ok ? "not run" : pgbrCheck.reason },
       ratios,
