@@ -215,15 +215,55 @@ export interface ChunkReadsOptions {
   maxGap?: number;
   maxReadSize?: number;
   /**
-   * Coalesced reads land in memory shared with worker threads
-   * (SharedArrayBuffer): a chunk's stored bytes then go to a decode worker
-   * without a copy (agent/decode-pool.ts packDecodeRequests).
+   * Coalesced reads land in these buffers of memory shared with worker
+   * threads (SharedArrayBuffer): a chunk's stored bytes then go to a decode
+   * worker without a copy (agent/decode-pool.ts packDecodeRequests), and a
+   * read's buffer is used again once `release` was called for each of its
+   * chunks.
    */
-  sharedBodies?: boolean;
+  sharedBodies?: SharedBodies;
 }
 
-/** A body buffer of its own in shared memory (ChunkReadsOptions.sharedBodies). */
-const sharedBody = (size: number): Buffer => Buffer.from(new SharedArrayBuffer(size), 0, size);
+/**
+ * Buffers of shared memory for coalesced reads, used again: a restore reads
+ * its whole stored size (588 MB for 1.59 GB of data compressing 2.7x), and a
+ * fresh buffer per read was external memory that drove the main thread's
+ * full collections (35-37 in one restore) and held tens of MB of garbage at
+ * the peak (docs/decisions.md, stop 46). Keeps at most `keepBytes` free.
+ */
+export class SharedBodies {
+  private readonly free: Buffer[] = [];
+  private freeBytes = 0;
+  /** Buffers made (not taken from the free ones): for tests and figures. */
+  made = 0;
+
+  constructor(private readonly keepBytes: number) {}
+
+  /** A buffer of at least `size` bytes: a free one, else a new one (whole MiBs, so it fits later reads too). */
+  take(size: number): Buffer {
+    const i = this.free.findIndex((b) => b.length >= size);
+    if (i >= 0) {
+      const [b] = this.free.splice(i, 1);
+      this.freeBytes -= b!.length;
+      return b!;
+    }
+    this.made++;
+    return Buffer.from(new SharedArrayBuffer(Math.max(1, Math.ceil(size / 1048576)) * 1048576));
+  }
+
+  /** `b` (from take) is no longer read by anyone: it may be taken again. */
+  give(b: Buffer): void {
+    if (this.freeBytes + b.length > this.keepBytes) return;
+    this.free.push(b);
+    this.freeBytes += b.length;
+  }
+}
+
+/** A read into a buffer of SharedBodies: its chunks not yet released. */
+interface LentRead {
+  pending: number;
+  buffer: Buffer | undefined;
+}
 
 interface Slot {
   bytes: number;
@@ -241,6 +281,8 @@ export class ChunkReads {
   private readonly queue: Slot[] = [];
   private readonly running = new Set<Promise<unknown>>();
   private stopped = false;
+  /** Chunks read into a buffer of `sharedBodies`, by hash: the read whose buffer goes back once all its chunks are released. */
+  private readonly lent = new Map<string, LentRead>();
 
   constructor(
     private readonly store: ObjectStore,
@@ -305,15 +347,21 @@ export class ChunkReads {
         }
       }
       for (const read of coalescePackReads(ranges, { ...(this.opts.maxGap === undefined ? {} : { maxGap: this.opts.maxGap }), ...(this.opts.maxReadSize === undefined ? {} : { maxReadSize: this.opts.maxReadSize }) })) {
+        const used = read.chunks.reduce((n, c) => n + c.storedLength, 0);
+        const gaps = used !== read.end - read.start;
+        const chunks = read.chunks.flatMap((r) => sameBytes.get(`${r.offset}:${r.storedLength}`)!);
+        // A read with gaps hands out copies of its chunks (below): its buffer is not lent.
+        const bodies = gaps ? undefined : this.opts.sharedBodies;
+        const lent: LentRead | undefined = bodies === undefined ? undefined : { pending: chunks.length, buffer: undefined };
+        if (lent !== undefined) for (const c of chunks) this.lent.set(c.want.sha256, lent);
         const body = this.read(read.end - read.start, async () => {
-          const b = await this.store.getRange(this.bucket, key, read.start, read.end - 1, this.opts.sharedBodies === true ? { bodyBuffer: sharedBody } : {});
+          const options = bodies === undefined || lent === undefined ? {} : { bodyBuffer: (size: number) => (lent.buffer = bodies.take(size)) };
+          const b = await this.store.getRange(this.bucket, key, read.start, read.end - 1, options);
           if (b) this.downloaded += b.length;
           return b;
         });
         body.catch(() => undefined);
-        const used = read.chunks.reduce((n, c) => n + c.storedLength, 0);
-        const gaps = used !== read.end - read.start;
-        for (const c of read.chunks.flatMap((r) => sameBytes.get(`${r.offset}:${r.storedLength}`)!)) {
+        for (const c of chunks) {
           settle(
             c.want.sha256,
             body.then((b) => {
@@ -335,6 +383,18 @@ export class ChunkReads {
       }
     }
     return out;
+  }
+
+  /**
+   * The caller is done with the stored bytes of chunk `sha256` (every decode
+   * of them answered): once every chunk of its read is, the read's buffer of
+   * `sharedBodies` is used again. Nothing for a chunk not read into one.
+   */
+  release(sha256: string): void {
+    const lent = this.lent.get(sha256);
+    if (lent === undefined) return;
+    this.lent.delete(sha256);
+    if (--lent.pending === 0 && lent.buffer !== undefined) this.opts.sharedBodies?.give(lent.buffer);
   }
 
   /** Starts no more reads and waits for the ones in flight. */

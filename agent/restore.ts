@@ -141,7 +141,7 @@ import { parseTime, utimeSeconds } from "../core/time.js";
 import { formatLsn, lsnToSegno, parseLsn } from "../core/wal.js";
 import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "./paths.js";
-import { ChunkReads, decodeChunk, decodeChunkInto, decodeChunksInto, locateChunks, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
+import { ChunkReads, decodeChunk, decodeChunkInto, decodeChunksInto, locateChunks, SharedBodies, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
 import { inThreadDecoder, openDecoder, writeError, type ChunkDecoder } from "./decode-pool.js";
 import { RUN_BYTES } from "./direct-runs.js";
 import { pidAlive } from "./pid.js";
@@ -746,11 +746,12 @@ class ChunkSource {
     private readonly decoder: ChunkDecoder,
     /** The restore's pack indexes (a packed push's snapshot): its new chunks are located there first. */
     private readonly packs?: PackIndexCache,
+    /** The restore's buffers for reads its decode workers take without a copy (none: each read its own, not shared). */
+    bodies?: SharedBodies,
     private readonly budget = CHUNK_CACHE_BYTES,
   ) {
     for (const op of ops) if (op.op === "writeFile") for (const c of op.chunks) this.remaining.set(c.sha256, (this.remaining.get(c.sha256) ?? 0) + 1);
-    // Into shared memory when a pool's workers decode: their stored bytes cross without a copy.
-    this.reads = new ChunkReads(clients.store, bucket, { parallel, bytesInFlight: READ_BYTES_IN_FLIGHT, sharedBodies: decoder.decodeInto !== undefined });
+    this.reads = new ChunkReads(clients.store, bucket, { parallel, bytesInFlight: READ_BYTES_IN_FLIGHT, ...(bodies === undefined ? {} : { sharedBodies: bodies }) });
   }
 
   /** Raw bytes the decode workers wrote with direct I/O (agent/direct-runs.ts). */
@@ -910,6 +911,8 @@ class ChunkSource {
   /** One planned reference of `entry` is done with: after its last, its stored bytes no longer count against the planner's budget. */
   private referenceTaken(entry: PlannedChunk): void {
     if (--entry.refs > 0) return;
+    // Its last reference was decoded (or failed): its read's buffer may be used again once its other chunks are done too.
+    this.reads.release(entry.want.sha256);
     this.held -= entry.want.storedSize;
     if (this.live.get(entry.want.sha256) === entry) this.live.delete(entry.want.sha256);
     this.wake();
@@ -1568,6 +1571,9 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   // indexes, kept across batches (store/pack-index.ts). The first packs' indexes (a record and a tail read each, as
   // many as the cache keeps) are read while the refusals below read the pages, so the first batch's reads start at
   // once; a refused restore has read those few KiB of indexes and nothing else.
+  // With a pool, reads land in shared memory its workers decode from without a copy, in buffers used again
+  // (what two batches' reads and read-ahead hold at once); without one, each read has its own.
+  const bodies = decoder.decodeInto !== undefined ? new SharedBodies(2 * (READ_BYTES_IN_FLIGHT + PLANNED_STORED_BYTES)) : undefined;
   const packIndexes = namesPacks(header) ? new PackIndexCache(clients.catalog, clients.store, cfg.vaultBucket, planned.databaseId) : undefined;
   if (packIndexes !== undefined) {
     for (const name of [...(header.packs ?? []), ...(header.reusedPacks ?? [])].slice(0, KEPT_PACK_INDEXES)) void packIndexes.get(name).catch(() => undefined);
@@ -1662,7 +1668,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
         carry = op.continues ? { path: e.path, offset: end } : undefined;
       }
       for (const op of ops) if (op.op === "mkdir") await mkdir(op.path, { mode: op.mode });
-      const source = new ChunkSource(clients, cfg.vaultBucket, planned.databaseId, ops, parallel, decoder, packIndexes);
+      const source = new ChunkSource(clients, cfg.vaultBucket, planned.databaseId, ops, parallel, decoder, packIndexes, bodies);
       source.start();
       return { ops, source };
     };

@@ -11,7 +11,7 @@ import { ChecksumMismatchError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey, vaultPackKey } from "../../core/keys.js";
 import { PackBuilder } from "../../core/pack.js";
-import { ChunkReads, decodeChunk, locateChunks, type ChunkLocation, type WantedChunk } from "../../agent/chunk-reader.js";
+import { ChunkReads, decodeChunk, locateChunks, SharedBodies, type ChunkLocation, type WantedChunk } from "../../agent/chunk-reader.js";
 import type { ChunkItem, PackItem } from "../../core/schemas.js";
 import type { Catalog } from "../../store/catalog.js";
 import type { ObjectStore } from "../../store/object-store.js";
@@ -73,6 +73,85 @@ async function chunk(n: number, size = 4096): Promise<{ raw: Buffer; stored: Buf
   raw.writeUInt32LE(n, 0);
   return { raw, stored: await getCodec("zstd").encode(raw), sha256: sha256Hex(raw) };
 }
+
+/** A store whose ranged reads land in the buffer the caller lends (GetOptions.bodyBuffer), as S3ObjectStore's do. */
+function lendingStore(objects: Map<string, Buffer>): ObjectStore {
+  return {
+    name: "memory",
+    getRange: async (_b: string, key: string, start: number, end: number, options?: { bodyBuffer?: (size: number) => Buffer }) => {
+      const bytes = objects.get(key)?.subarray(start, end + 1);
+      if (bytes === undefined) return undefined;
+      const into = options?.bodyBuffer?.(bytes.length);
+      if (into === undefined) return Buffer.from(bytes);
+      into.set(bytes);
+      return into.subarray(0, bytes.length);
+    },
+  } as unknown as ObjectStore;
+}
+
+/** One pack of `n` chunks in `objects`, and the located items of those at `picked` indexes (all by default). */
+async function packOf(objects: Map<string, Buffer>, first: number, n: number, picked?: number[]): Promise<{ want: WantedChunk; loc: ChunkLocation }[]> {
+  const b = new PackBuilder();
+  const cs = await Promise.all(Array.from({ length: n }, (_, i) => chunk(first + i)));
+  for (const c of cs) b.add({ sha256: c.sha256, rawSize: c.raw.length, codec: "zstd", stored: c.stored });
+  const pack = b.finish();
+  const key = vaultPackKey(DB, pack.name);
+  objects.set(key, pack.bytes);
+  return pack.entries
+    .filter((_, i) => picked === undefined || picked.includes(i))
+    .map((e) => ({ want: { sha256: e.sha256, size: e.rawSize, storedSize: e.storedLength, codec: "zstd" as const, file: "f" }, loc: { key, offset: e.offset, storedSize: e.storedLength, codec: "zstd" as const, recorded: true } }));
+}
+
+describe("ChunkReads with SharedBodies", () => {
+  it("reads into shared memory and uses a read's buffer again only once every chunk of it is released", async () => {
+    // Prepare: two packs of three chunks, each read whole, one read at a time
+    const objects = new Map<string, Buffer>();
+    const first = await packOf(objects, 100, 3);
+    const second = await packOf(objects, 200, 3);
+    const bodies = new SharedBodies(64 * 1024 * 1024);
+    const reads = new ChunkReads(lendingStore(objects), "vault", { parallel: 1, bytesInFlight: 1 << 20, sharedBodies: bodies });
+
+    // Act: the first pack's chunks read; all but one released; then the rest, and the second pack read
+    const out1 = reads.schedule(first);
+    const views1 = await Promise.all(first.map((it) => out1.get(it.want.sha256)!));
+    const decoded1 = await Promise.all(first.map((it, i) => decodeChunk(it.want, it.loc, views1[i]!)));
+    reads.release(first[0]!.want.sha256);
+    reads.release(first[1]!.want.sha256);
+    const reusedTooSoon = bodies.take(1);
+    reads.release(first[2]!.want.sha256);
+    reads.release(first[2]!.want.sha256); // a second release of the same chunk changes nothing
+    const out2 = reads.schedule(second);
+    const views2 = await Promise.all(second.map((it) => out2.get(it.want.sha256)!));
+
+    // Assess: views of shared memory; the second read took the first's buffer (only one more was made: reusedTooSoon)
+    expect(decoded1.map((d) => sha256Hex(d))).toEqual(first.map((it) => it.want.sha256));
+    expect(views1.every((v) => v.buffer instanceof SharedArrayBuffer)).toBe(true);
+    expect(reusedTooSoon.buffer).not.toBe(views1[0]!.buffer);
+    expect(views2[0]!.buffer).toBe(views1[0]!.buffer);
+    expect(bodies.made).toBe(2);
+    const decoded2 = await Promise.all(second.map((it, i) => decodeChunk(it.want, it.loc, views2[i]!)));
+    expect(decoded2.map((d) => sha256Hex(d))).toEqual(second.map((it) => it.want.sha256));
+  });
+
+  it("lends no buffer to a read spanning unwanted bytes: its chunks are copies, and releasing them gives nothing back", async () => {
+    // Prepare: chunks 0 and 2 of a pack of three (one read over the gap of chunk 1)
+    const objects = new Map<string, Buffer>();
+    const items = await packOf(objects, 300, 3, [0, 2]);
+    const bodies = new SharedBodies(64 * 1024 * 1024);
+    const reads = new ChunkReads(lendingStore(objects), "vault", { parallel: 1, bytesInFlight: 1 << 20, sharedBodies: bodies });
+
+    // Act
+    const out = reads.schedule(items);
+    const views = await Promise.all(items.map((it) => out.get(it.want.sha256)!));
+    for (const it of items) reads.release(it.want.sha256);
+    const after = bodies.take(1);
+
+    // Assess
+    expect(views.every((v) => !(v.buffer instanceof SharedArrayBuffer))).toBe(true);
+    expect(bodies.made).toBe(1);
+    expect(after.length).toBe(1024 * 1024);
+  });
+});
 
 describe("ChunkReads", () => {
   it("keeps at most `parallel` reads and `bytesInFlight` bytes in flight, one ranged read per run of adjacent chunks", async () => {
