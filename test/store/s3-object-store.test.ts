@@ -131,6 +131,23 @@ describe("S3ObjectStore on s3rver, beyond the contract", () => {
     expect(tooSmall?.body.equals(body)).toBe(true);
   });
 
+  it("reads a byte range into the buffer its caller lends (shared memory, as a restore's reads), with the range's length asked", async () => {
+    // Prepare
+    const s = store(s3.endpoint);
+    const body = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 13) % 251));
+    await s.put(BUCKETS[0], "lent/ranged", body, {});
+    const lent = Buffer.from(new SharedArrayBuffer(1024 * 1024));
+    const asked: number[] = [];
+
+    // Act
+    const range = await s.getRange(BUCKETS[0], "lent/ranged", 1000, 150_999, { bodyBuffer: (size) => (asked.push(size), lent) });
+
+    // Assess
+    expect(asked).toEqual([150_000]);
+    expect(range?.equals(body.subarray(1000, 151_000))).toBe(true);
+    expect(range?.buffer).toBe(lent.buffer);
+  });
+
   it("names the endpoint and suggests `walvault local up` when a loopback endpoint is down", async () => {
     // Act
     const err = await store(closedEndpoint).get(BUCKETS[0], "x").catch((e: unknown) => e);
