@@ -90,11 +90,12 @@ export function packDecodeRequests(requests: readonly DecodeRequest[]): { messag
   const sharedIndex = new Map<SharedArrayBuffer, number>();
   let at = 0;
   const place = (stored: Uint8Array): { at: number; length: number; src?: number } => {
-    if (stored.buffer instanceof SharedArrayBuffer) {
-      let src = sharedIndex.get(stored.buffer);
+    if (isShared(stored)) {
+      const sab = stored.buffer as SharedArrayBuffer;
+      let src = sharedIndex.get(sab);
       if (src === undefined) {
-        src = shared.push(stored.buffer) - 1;
-        sharedIndex.set(stored.buffer, src);
+        src = shared.push(sab) - 1;
+        sharedIndex.set(sab, src);
       }
       return { at: stored.byteOffset, length: stored.byteLength, src };
     }

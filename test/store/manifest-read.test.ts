@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { snapshotPageKey } from "../../core/keys.js";
-import { pageManifest, serializePagedHeader } from "../../core/manifest-pages.js";
+import { pageManifest, serializePagedHeader, type PageEntry } from "../../core/manifest-pages.js";
 import { MemoryManifestObjects, openManifest, type ManifestObjects } from "../../store/manifest-pages.js";
 import { entryBatches, type EntryBatch } from "../../store/manifest-read.js";
 import { DB, MiB, SNAP_ID, joinParts, pgManifest } from "../support/manifests.js";
@@ -47,7 +47,9 @@ describe("entryBatches", () => {
     const batches = entryBatches(opened, REFS)[Symbol.asyncIterator]();
 
     // Act
-    const first = await Promise.race([batches.next(), new Promise<"waited for page 1">((r) => setTimeout(() => r("waited for page 1"), 2000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const first = await Promise.race([batches.next(), new Promise<"waited for page 1">((r) => (timer = setTimeout(() => r("waited for page 1"), 2000)))]);
+    clearTimeout(timer);
     release();
 
     // Assess
@@ -63,11 +65,9 @@ describe("entryBatches", () => {
     // Prepare
     const { objects, pageCount } = pagedFixture();
     const opened = (await openManifest(objects, KEY))!;
-    const expected = (await (async () => {
-      const all = [];
-      for await (const e of opened.entries()) all.push(e);
-      return joinParts(all);
-    })());
+    const all: PageEntry[] = [];
+    for await (const e of opened.entries()) all.push(e);
+    const expected = joinParts(all);
 
     // Act
     const batches: EntryBatch[] = [];
