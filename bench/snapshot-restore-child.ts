@@ -25,6 +25,18 @@ export interface Usage {
   cpuSeconds: number;
   /** CPU seconds of its waited-for children (pg_basebackup, psql). */
   childCpuSeconds: number;
+  /** Major (mark-compact) GCs of the main thread during the command (a restore's ran 37-38 with the heap growth before stop 47: docs/decisions.md); absent from a child built before. */
+  majorGcs?: number;
+}
+
+/** Counts the main thread's major GCs from now on (a PerformanceObserver of gc entries); the function returns the count so far. */
+function majorGcCounter(): () => number {
+  let majors = 0;
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majors++;
+  });
+  gc.observe({ entryTypes: ["gc"] });
+  return () => majors;
 }
 
 export type RestoreSummary = Omit<RestoreResult, "plan">;
@@ -73,7 +85,7 @@ function memSampler(): () => void {
   let peak = 0;
   let lastHwm = 0;
   let atPeak = "";
-  let majors = 0;
+  const majors = majorGcCounter();
   const timer = setInterval(() => {
     const st = procStatusBytes();
     const field = (k: string): number => st.get(k) ?? 0;
@@ -88,14 +100,9 @@ function memSampler(): () => void {
       atPeak = `rss ${mb(rss)} MB: anon ${mb(anon)}, file ${mb(field("RssFile"))}; V8 heap ${mb(m.heapUsed)} used of ${mb(m.heapTotal)}, ArrayBuffers ${mb(m.arrayBuffers)}`;
     }
   }, 20);
-  const gc = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majors++;
-  });
-  gc.observe({ entryTypes: ["gc"] });
   return () => {
     clearInterval(timer);
-    gc.disconnect();
-    process.stderr.write(`[mem] highest sample: ${atPeak}; ${majors} major GCs\n`);
+    process.stderr.write(`[mem] highest sample: ${atPeak}; ${majors()} major GCs\n`);
   };
 }
 
@@ -120,6 +127,7 @@ async function heapProfile<T>(run: () => Promise<T>): Promise<T> {
 }
 
 async function child(spec: ChildSpec): Promise<void> {
+  const majorGcs = majorGcCounter();
   const stopMem = memSampler();
   const { agentClients } = await import("../agent/clients.js");
   const { loadConfig } = await import("../agent/config.js");
@@ -128,7 +136,7 @@ async function child(spec: ChildSpec): Promise<void> {
   let out: ChildOutput;
   const usage = (): Usage => {
     const cpu = process.cpuUsage();
-    return { maxRssBytes: ownPeakRssBytes(), cpuSeconds: (cpu.user + cpu.system) / 1e6, childCpuSeconds: childrenCpuSeconds(spec.op) };
+    return { maxRssBytes: ownPeakRssBytes(), cpuSeconds: (cpu.user + cpu.system) / 1e6, childCpuSeconds: childrenCpuSeconds(spec.op), majorGcs: majorGcs() };
   };
   if (spec.op === "push") {
     const { snapshotPush } = await import("../agent/snapshot-push.js");

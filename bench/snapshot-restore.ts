@@ -581,6 +581,8 @@ async function main(): Promise<void> {
       manifestMB: round(p.manifestSize / 1e6, 2),
       peakRssMB: Math.round(push.out.maxRssBytes / 1e6),
       toolCpuS: round(push.out.cpuSeconds, 2),
+      // The main thread's major GCs; a child built before stop 47 reports none.
+      majorGcs: push.out.majorGcs ?? null,
       pgBasebackupCpuS: round(push.out.childCpuSeconds, 2),
       machineCpuS: round(pushBusy, 1),
       stackCpuS: pushStackCpu,
@@ -624,6 +626,7 @@ async function main(): Promise<void> {
       files: r.files,
       peakRssMB: Math.round(rst.out.maxRssBytes / 1e6),
       toolCpuS: round(rst.out.cpuSeconds, 2),
+      majorGcs: rst.out.majorGcs ?? null,
       machineCpuS: round(restoreBusy, 1),
       stackCpuS: restoreStackCpu,
       executorS: round(r.seconds, 2),
@@ -634,7 +637,7 @@ async function main(): Promise<void> {
     };
     log(`restore: ${JSON.stringify(restoreRow)}`);
     // WALVAULT_BENCH_RESTORE_AB="FLAGS|FLAGS...": the restore again, 3 rounds of each set of Node flags in turn (see the header).
-    let restoreAb: { round: number; set: string; wallS: number; firstByteS?: number; cpuS: number; peakRssMB: number }[] | undefined;
+    let restoreAb: { round: number; set: string; wallS: number; firstByteS?: number; cpuS: number; peakRssMB: number; majorGcs?: number }[] | undefined;
     const ab = process.env["WALVAULT_BENCH_RESTORE_AB"];
     if (ab !== undefined) {
       restoreAb = [];
@@ -653,8 +656,8 @@ async function main(): Promise<void> {
           const x = await runChild({ op: "restore", configPath: stack.configPath, databaseId: DB_ID, snapshotId: p.snapshotId, toDir: abDir, parallel, ...(nodeFlags.length > 0 ? { nodeFlags } : {}) }, Object.fromEntries(env.map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)])));
           // A child of a build before milestones has none.
           const firstByteS = x.out.op === "restore" ? x.out.milestones?.firstByteS : undefined;
-          log(`restore A/B round ${i + 1} [${words.join(" ")}]: ${round(x.wallS, 2)} s${firstByteS === undefined ? "" : ` (first byte at ${firstByteS} s)`}, ${round(x.out.cpuSeconds, 2)} CPU-s, peak RSS ${Math.round(x.out.maxRssBytes / 1e6)} MB`);
-          restoreAb.push({ round: i + 1, set, wallS: round(x.wallS, 2), ...(firstByteS === undefined ? {} : { firstByteS }), cpuS: round(x.out.cpuSeconds, 2), peakRssMB: Math.round(x.out.maxRssBytes / 1e6) });
+          log(`restore A/B round ${i + 1} [${words.join(" ")}]: ${round(x.wallS, 2)} s${firstByteS === undefined ? "" : ` (first byte at ${firstByteS} s)`}, ${round(x.out.cpuSeconds, 2)} CPU-s, peak RSS ${Math.round(x.out.maxRssBytes / 1e6)} MB${x.out.majorGcs === undefined ? "" : `, ${x.out.majorGcs} major GCs`}`);
+          restoreAb.push({ round: i + 1, set, wallS: round(x.wallS, 2), ...(firstByteS === undefined ? {} : { firstByteS }), cpuS: round(x.out.cpuSeconds, 2), peakRssMB: Math.round(x.out.maxRssBytes / 1e6), ...(x.out.majorGcs === undefined ? {} : { majorGcs: x.out.majorGcs }) });
           rmSync(abDir, { recursive: true, force: true });
         }
       }
