@@ -86,6 +86,11 @@ export class EncodePool {
   /** Batch buffers (BATCH_BYTES) and output buffers (OUT_BYTES) back from the workers, for the next batches. */
   private readonly spare: ArrayBuffer[] = [];
   private readonly spareOut: ArrayBuffer[] = [];
+  /** Batches handed out and not yet back (`buffer` to `recycle`), and the most there have been at once: how many buffers are kept. */
+  private lent = 0;
+  private mostLent = 0;
+  /** Batch and output buffers allocated (not taken from the spare ones): for tests and figures. */
+  made = 0;
 
   constructor(workerFile: string | URL, threads: number, codec: CodecName, known: KnownFilter | undefined) {
     const data: EncodeWorkerData = { codec, ...(known === undefined ? {} : { known: known.buffer as SharedArrayBuffer }) };
@@ -101,20 +106,38 @@ export class EncodePool {
     return this.calls.threads;
   }
 
+  /** A batch's buffer: a spare one, else a new one (a larger chunk gets one of its size). */
   private buffer(size: number): ArrayBuffer {
-    if (size <= BATCH_BYTES) return this.spare.pop() ?? new ArrayBuffer(BATCH_BYTES);
-    return new ArrayBuffer(size);
+    this.mostLent = Math.max(this.mostLent, ++this.lent);
+    if (size <= BATCH_BYTES) {
+      const kept = this.spare.pop();
+      if (kept !== undefined) return kept;
+    }
+    this.made++;
+    return new ArrayBuffer(Math.max(size, BATCH_BYTES));
   }
 
-  /** Keeps a reply's buffers for later batches: as many as can be in flight at once, at most (more files may be read at once: they allocate). */
+  /**
+   * Keeps a reply's buffers for later batches: as many as have been in use
+   * at once, so no more than the push's busiest moment held anyway. Each
+   * file read at once has batches of its own (a small file one 1 MiB batch,
+   * plus its output), so a fixed few per worker was too few: the push
+   * allocated ~2 MiB per small file, garbage until the next collection
+   * (docs/decisions.md, stop 47: with the read buffers below, peak RSS 208-211
+   * MB against 221-227 at pgbench scale 100).
+   */
   private recycle(reply: { raw: ArrayBuffer; out: ArrayBuffer }): void {
-    const keep = this.threads * IN_FLIGHT_PER_THREAD + 1;
-    if (reply.raw.byteLength === BATCH_BYTES && this.spare.length < keep) this.spare.push(reply.raw);
-    if (reply.out.byteLength === OUT_BYTES && this.spareOut.length < keep) this.spareOut.push(reply.out);
+    this.lent = Math.max(0, this.lent - 1);
+    if (reply.raw.byteLength === BATCH_BYTES && this.spare.length < this.mostLent) this.spare.push(reply.raw);
+    if (reply.out.byteLength === OUT_BYTES && this.spareOut.length < this.mostLent) this.spareOut.push(reply.out);
   }
 
   private run(raw: ArrayBuffer, lengths: number[]): Promise<EncodeResult> {
-    const out = this.spareOut.pop() ?? new ArrayBuffer(OUT_BYTES);
+    let out = this.spareOut.pop();
+    if (out === undefined) {
+      this.made++;
+      out = new ArrayBuffer(OUT_BYTES);
+    }
     return this.calls.call((id) => ({ id, raw, lengths, out }) satisfies EncodeRequest, [raw, out]);
   }
 
@@ -175,11 +198,12 @@ export class EncodePool {
       if (buf !== undefined && lengths.length > 0) send();
       while (inFlight.length > 0) yield* take(await inFlight.shift()!);
     } finally {
-      // Stopped early (a failure, or the consumer stopped): let the batches in flight end, keep their buffers.
+      // Stopped early (a failure, or the consumer stopped): let the batches in flight end, keep their buffers (and the one being filled).
       for (const p of inFlight) {
         const r = await p.catch(() => undefined);
         if (r) this.recycle(r);
       }
+      if (buf !== undefined) this.recycle({ raw: buf, out: new ArrayBuffer(0) });
     }
   }
 

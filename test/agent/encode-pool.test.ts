@@ -88,6 +88,29 @@ describe("EncodePool", () => {
     expect(again).toEqual(chunks.slice(0, 5).map((c) => sha256Hex(c)));
   });
 
+  it("reuses its buffers when many small files are encoded at once, round after round: none made after the first round", async () => {
+    // Prepare: the push reads small files four at a time, each its own batch (a 1 MiB buffer and its output).
+    pool = new EncodePool(WORKER, 1, "zstd", undefined);
+    const files = Array.from({ length: 4 }, (_, i) => chunksOf(1, 8192 + i * 1000));
+    const encodeAll = async (): Promise<string[][]> =>
+      Promise.all(
+        files.map(async (chunks) => {
+          const names: string[] = [];
+          for await (const c of pool!.inOrder(borrowed(chunks), () => undefined)) names.push(c.sha256);
+          return names;
+        }),
+      );
+    await encodeAll();
+    const afterFirst = pool.made;
+    // Act
+    const rounds: string[][][] = [];
+    for (let i = 0; i < 5; i++) rounds.push(await encodeAll());
+    // Assess
+    expect(afterFirst).toBeGreaterThanOrEqual(2 * files.length);
+    expect(pool.made).toBe(afterFirst);
+    for (const r of rounds) expect(r).toEqual(files.map((chunks) => chunks.map((c) => sha256Hex(c))));
+  });
+
   it("rejects what is asked of it once closed", async () => {
     // Prepare
     const closed = new EncodePool(WORKER, 1, "zstd", undefined);
