@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { open, readdir, lstat, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { FileAccessError, InvalidInputError, ServiceUnavailableError, describeError } from "../core/errors.js";
+import { BufferPool } from "../core/buffer-pool.js";
 
 // ---------------------------------------------------------------------------
 // psql session
@@ -229,6 +230,9 @@ export interface WalkResult {
  */
 export async function readDataDirectory(root: string, sink: DataDirSink, opts: WalkOptions): Promise<WalkResult> {
   const readBytes = opts.readSize * Math.max(1, Math.floor(READ_BYTES / opts.readSize));
+  // Two per file read at once, kept from file to file: a fresh pair per file was 2 MiB of garbage for every file
+  // of 1 MiB or more and its size for each smaller one, until the next collection (docs/decisions.md, stop 47).
+  const buffers = new BufferPool(2 * opts.readers, readBytes);
   const vanished: string[] = [];
   const running = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
@@ -260,9 +264,10 @@ export async function readDataDirectory(root: string, sink: DataDirSink, opts: W
         return n;
       };
       const body = async function* (): AsyncGenerator<Uint8Array> {
-        // Small files (most of a cluster's files) get a buffer of their size, not a whole read's.
+        // Small files (most of a cluster's files) read into the start of a kept buffer, as many bytes as they have.
         const size = Math.max(1, Math.min(readBytes, st.size + 1));
-        let buf: Buffer = Buffer.allocUnsafeSlow(size);
+        const taken = [buffers.take(readBytes)];
+        let buf: Buffer = taken[0]!.subarray(0, size);
         let spare: Buffer | undefined;
         let pending = fill(buf);
         try {
@@ -273,7 +278,10 @@ export async function readDataDirectory(root: string, sink: DataDirSink, opts: W
               yield buf.subarray(0, n);
               return;
             }
-            spare ??= Buffer.allocUnsafeSlow(size);
+            if (spare === undefined) {
+              taken.push(buffers.take(readBytes));
+              spare = taken[1]!.subarray(0, size);
+            }
             const next = spare;
             spare = buf;
             pending = fill(next);
@@ -283,6 +291,8 @@ export async function readDataDirectory(root: string, sink: DataDirSink, opts: W
         } finally {
           // A consumer that stops early (a failure) leaves a read in flight: let it end before the file is closed.
           await pending.catch(() => undefined);
+          // The consumer is done with every piece (each is borrowed until the next is asked for): the buffers go to the next file.
+          for (const b of taken) buffers.give(b);
         }
       };
       try {

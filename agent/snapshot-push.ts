@@ -103,6 +103,7 @@ import { lstat, readdir, readlink, stat } from "node:fs/promises";
 import { endianness } from "node:os";
 import { join } from "node:path";
 import { deadlineIn } from "../core/deadline.js";
+import { BufferPool } from "../core/buffer-pool.js";
 import { chunkStream, chunkerDescriptor, DEFAULT_CHUNKER, type ChunkerParams } from "../core/chunking.js";
 import { decodeWith, DEFAULT_CODEC, getCodec, type Codec, type CodecName } from "../core/codec.js";
 import type { AgentConfig } from "../core/config.js";
@@ -1289,6 +1290,9 @@ interface PendingFile {
   size: number;
 }
 
+/** Cutting buffers FileCollector keeps for later files: the direct source reads 4 files at once; a few more cost ~128 KiB each. */
+const FILES_AT_ONCE_KEPT = 8;
+
 /**
  * Feeds files to the pipeline and records the tree. Format 1: per file, its
  * chunks in order; they go into the builder at the end, once every chunk's
@@ -1298,6 +1302,8 @@ interface PendingFile {
  */
 class FileCollector {
   private readonly files: PendingFile[] = [];
+  /** fixedBlocks' buffers, kept from file to file (a fresh 128 KiB per file was garbage for the main thread's collector: docs/decisions.md, stop 47). At most one per file read at once is in use. */
+  private readonly blockScratch = new BufferPool(FILES_AT_ONCE_KEPT);
 
   constructor(
     private readonly sink: SnapshotBuilder | ManifestSpool,
@@ -1337,7 +1343,7 @@ class FileCollector {
     let size = 0;
     let count = 0;
     let first: string | undefined;
-    const chunks = blocks ? fixedBlocks(body, this.cut.blockSize) : chunkStream(body, this.cut.chunker);
+    const chunks = blocks ? fixedBlocks(body, this.cut.blockSize, this.blockScratch) : chunkStream(body, this.cut.chunker);
     const take = async (sha256: string, chunk: Uint8Array, encoded?: Uint8Array): Promise<void> => {
       size += chunk.length;
       if (count++ === 0) first = sha256;
@@ -1393,28 +1399,34 @@ class FileCollector {
  * shorter block is a copy of its own. The pipeline never keeps a block past
  * ChunkPipeline.add.
  */
-export async function* fixedBlocks(source: AsyncIterable<Uint8Array>, blockSize: number): AsyncGenerator<Uint8Array, void, undefined> {
-  const block = Buffer.allocUnsafeSlow(blockSize);
-  let n = 0;
-  for await (const piece of source) {
-    let off = 0;
-    while (off < piece.length) {
-      if (n === 0 && piece.length - off >= blockSize) {
-        yield piece.subarray(off, off + blockSize);
-        off += blockSize;
-        continue;
-      }
-      const take = Math.min(blockSize - n, piece.length - off);
-      block.set(piece.subarray(off, off + take), n);
-      n += take;
-      off += take;
-      if (n === blockSize) {
-        yield block;
-        n = 0;
+export async function* fixedBlocks(source: AsyncIterable<Uint8Array>, blockSize: number, scratch?: BufferPool): AsyncGenerator<Uint8Array, void, undefined> {
+  // The cutter's buffer comes from `scratch` when given (one per file read at once, kept from file to file) and goes back at the end.
+  const block = scratch?.take(blockSize).subarray(0, blockSize) ?? Buffer.allocUnsafeSlow(blockSize);
+  try {
+    let n = 0;
+    for await (const piece of source) {
+      let off = 0;
+      while (off < piece.length) {
+        if (n === 0 && piece.length - off >= blockSize) {
+          yield piece.subarray(off, off + blockSize);
+          off += blockSize;
+          continue;
+        }
+        const take = Math.min(blockSize - n, piece.length - off);
+        block.set(piece.subarray(off, off + take), n);
+        n += take;
+        off += take;
+        if (n === blockSize) {
+          yield block;
+          n = 0;
+        }
       }
     }
+    if (n > 0) yield new Uint8Array(block.subarray(0, n));
+  } finally {
+    // Every block is borrowed until the next is asked for: the consumer is done with this one.
+    scratch?.give(Buffer.from(block.buffer, block.byteOffset, block.byteLength));
   }
-  if (n > 0) yield new Uint8Array(block.subarray(0, n));
 }
 
 /** Passes pieces through, keeping a copy of the first `max` bytes (`head`) or of the last `max` bytes (`tail`). */

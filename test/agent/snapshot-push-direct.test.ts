@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BufferPool } from "../../core/buffer-pool.js";
 import { ConfigError, FileAccessError, InvalidInputError } from "../../core/errors.js";
 import { backupManifestText } from "../../core/backup-manifest.js";
 import { sha256Hex } from "../../core/hash.js";
@@ -78,6 +79,34 @@ describe("reading a data directory", () => {
     expect(Buffer.concat(out).equals(Buffer.concat([read, Buffer.alloc(6, 4)]))).toBe(true);
   });
 
+  it("cuts with a buffer from the pool it is given, and gives it back once the file is cut: the next file cuts with the same one", async () => {
+    // Prepare: a block straddling two pieces in each file (so the cutter's own buffer is used)
+    const pool = new BufferPool(2);
+    async function* pieces(fill: number): AsyncGenerator<Uint8Array> {
+      yield Buffer.alloc(5, fill);
+      yield Buffer.alloc(7, fill + 1);
+    }
+    const cut = async (fill: number): Promise<{ blocks: Buffer[]; own: Set<ArrayBufferLike> }> => {
+      const blocks: Buffer[] = [];
+      const own = new Set<ArrayBufferLike>();
+      for await (const b of fixedBlocks(pieces(fill), 8, pool)) {
+        if (b.length === 8) own.add(b.buffer);
+        blocks.push(Buffer.from(b));
+      }
+      return { blocks, own };
+    };
+    // Act
+    const first = await cut(1);
+    const keptAfterFirst = pool.kept;
+    const second = await cut(3);
+    // Assess
+    expect(first.blocks.map((b) => [...b])).toEqual([[1, 1, 1, 1, 1, 2, 2, 2], [2, 2, 2, 2]]);
+    expect(second.blocks.map((b) => [...b])).toEqual([[3, 3, 3, 3, 3, 4, 4, 4], [4, 4, 4, 4]]);
+    expect(keptAfterFirst).toBe(1);
+    expect([...second.own]).toEqual([...first.own]);
+    expect(pool.kept).toBe(1);
+  });
+
   it("reads a file into two reused buffers in turn: each piece is right when taken, even though later reads overwrite it", async () => {
     // Prepare: a file of 3 reads and a bit (2-byte blocks: each read is the largest multiple up to READ_BYTES)
     const dir = tempDir("walvault-direct-reuse-");
@@ -103,6 +132,37 @@ describe("reading a data directory", () => {
       expect(taken.map((b) => b.length)).toEqual([READ_BYTES, READ_BYTES, READ_BYTES, 1234]);
       expect(new Set(seen.map((p) => p.buffer)).size).toBe(2);
       expect(seen[2]!.buffer).toBe(seen[0]!.buffer);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("reads the next file into the buffers the last one used: three files, small and large, one reader, two buffers in all, every file's bytes right", async () => {
+    // Prepare: a small file between two of two reads and a bit
+    const dir = tempDir("walvault-direct-next-");
+    try {
+      const files = { a: randomBytes(2 * READ_BYTES + 10), b: randomBytes(3000), c: randomBytes(2 * READ_BYTES + 20) };
+      for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data);
+      const got = new Map<string, Buffer[]>();
+      const buffers = new Set<ArrayBufferLike>();
+      const sink = {
+        directory: () => undefined,
+        symlink: () => undefined,
+        file: async (path: string, _m: number, _t: Date, body: AsyncIterable<Uint8Array>) => {
+          const pieces: Buffer[] = [];
+          for await (const piece of body) {
+            buffers.add(piece.buffer);
+            pieces.push(Buffer.from(piece));
+          }
+          got.set(path, pieces);
+        },
+      };
+      // Act
+      await readDataDirectory(dir, sink, { readers: 1, readSize: 2, last: new Set() });
+      // Assess: each file whole; the small one read into the start of a kept buffer, not one of its size
+      for (const [name, data] of Object.entries(files)) expect(Buffer.concat(got.get(name)!).equals(data), name).toBe(true);
+      expect(buffers.size).toBe(2);
+      expect([...buffers].every((b) => b.byteLength === READ_BYTES)).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
