@@ -126,10 +126,10 @@ export class EncodePool {
    * (docs/decisions.md, stop 47: with the read buffers below, peak RSS 208-211
    * MB against 221-227 at pgbench scale 100).
    */
-  private recycle(reply: { raw: ArrayBuffer; out: ArrayBuffer }): void {
+  private recycle(reply: { raw: ArrayBuffer; out?: ArrayBuffer }): void {
     this.lent = Math.max(0, this.lent - 1);
     if (reply.raw.byteLength === BATCH_BYTES && this.spare.length < this.mostLent) this.spare.push(reply.raw);
-    if (reply.out.byteLength === OUT_BYTES && this.spareOut.length < this.mostLent) this.spareOut.push(reply.out);
+    if (reply.out?.byteLength === OUT_BYTES && this.spareOut.length < this.mostLent) this.spareOut.push(reply.out);
   }
 
   private run(raw: ArrayBuffer, lengths: number[]): Promise<EncodeResult> {
@@ -203,7 +203,7 @@ export class EncodePool {
         const r = await p.catch(() => undefined);
         if (r) this.recycle(r);
       }
-      if (buf !== undefined) this.recycle({ raw: buf, out: new ArrayBuffer(0) });
+      if (buf !== undefined) this.recycle({ raw: buf });
     }
   }
 

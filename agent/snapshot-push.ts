@@ -1401,7 +1401,8 @@ class FileCollector {
  */
 export async function* fixedBlocks(source: AsyncIterable<Uint8Array>, blockSize: number, scratch?: BufferPool): AsyncGenerator<Uint8Array, void, undefined> {
   // The cutter's buffer comes from `scratch` when given (one per file read at once, kept from file to file) and goes back at the end.
-  const block = scratch?.take(blockSize).subarray(0, blockSize) ?? Buffer.allocUnsafeSlow(blockSize);
+  const taken = scratch?.take(blockSize);
+  const block = taken?.subarray(0, blockSize) ?? Buffer.allocUnsafeSlow(blockSize);
   try {
     let n = 0;
     for await (const piece of source) {
@@ -1425,7 +1426,7 @@ export async function* fixedBlocks(source: AsyncIterable<Uint8Array>, blockSize:
     if (n > 0) yield new Uint8Array(block.subarray(0, n));
   } finally {
     // Every block is borrowed until the next is asked for: the consumer is done with this one.
-    scratch?.give(Buffer.from(block.buffer, block.byteOffset, block.byteLength));
+    if (taken !== undefined) scratch?.give(taken);
   }
 }
 
