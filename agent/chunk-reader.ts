@@ -21,12 +21,13 @@
  *   SHA-256. Every failure is a ChecksumMismatchError naming the chunk, a
  *   file that uses it and where it was read (pack key and bytes, or object key).
  */
+import { BufferPool, KEEP_MAX_BYTES } from "../core/buffer-pool.js";
 import type { CodecName } from "../core/codec.js";
 import { ChecksumMismatchError, CodecError } from "../core/errors.js";
 import { vaultChunkKey } from "../core/keys.js";
 import { chunkOfRead, coalescePackReads } from "../core/pack.js";
 import type { Catalog } from "../store/catalog.js";
-import type { ObjectStore } from "../store/object-store.js";
+import type { GetOptions, ObjectStore } from "../store/object-store.js";
 import type { PackIndexCache } from "../store/pack-index.js";
 import { inThreadDecoder, type ChunkDecoder } from "./decode-pool.js";
 
@@ -221,45 +222,24 @@ export interface ChunkReadsOptions {
    * read's buffer is used again once `release` was called for each of its
    * chunks.
    */
-  sharedBodies?: SharedBodies;
+  sharedBodies?: BufferPool;
 }
 
 /**
- * Buffers of shared memory for coalesced reads, used again: a restore reads
- * its whole stored size (588 MB for 1.59 GB of data compressing 2.7x), and a
- * fresh buffer per read was external memory that drove the main thread's
- * full collections (35-37 in one restore) and held tens of MB of garbage at
- * the peak (docs/decisions.md, stop 46). Keeps at most `keepBytes` free.
+ * Buffers of shared memory for coalesced reads, used again (core/buffer-pool.ts):
+ * a restore reads its whole stored size (588 MB for 1.59 GB of data
+ * compressing 2.7x), and a fresh buffer per read was external memory that
+ * held tens of MB of garbage at the peak (docs/decisions.md, stop 46). Keeps
+ * at most `keepBytes` free; each buffer is whole MiBs, so it fits later reads too.
  */
-export class SharedBodies {
-  private readonly free: Buffer[] = [];
-  private freeBytes = 0;
-  /** Buffers made (not taken from the free ones): for tests and figures. */
-  made = 0;
-
-  constructor(private readonly keepBytes: number) {}
-
-  /** A buffer of at least `size` bytes: a free one, else a new one (whole MiBs, so it fits later reads too). */
-  take(size: number): Buffer {
-    const i = this.free.findIndex((b) => b.length >= size);
-    if (i >= 0) {
-      const [b] = this.free.splice(i, 1);
-      this.freeBytes -= b!.length;
-      return b!;
-    }
-    this.made++;
-    return Buffer.from(new SharedArrayBuffer(Math.max(1, Math.ceil(size / 1048576)) * 1048576));
-  }
-
-  /** `b` (from take) is no longer read by anyone: it may be taken again. */
-  give(b: Buffer): void {
-    if (this.freeBytes + b.length > this.keepBytes) return;
-    this.free.push(b);
-    this.freeBytes += b.length;
-  }
+export function sharedBodies(keepBytes: number): BufferPool {
+  return new BufferPool(Number.MAX_SAFE_INTEGER, KEEP_MAX_BYTES, {
+    keepBytes,
+    allocate: (size) => Buffer.from(new SharedArrayBuffer(Math.max(1, Math.ceil(size / 1048576)) * 1048576)),
+  });
 }
 
-/** A read into a buffer of SharedBodies: its chunks not yet released. */
+/** A read into a buffer of `sharedBodies`: its chunks not yet released. */
 interface LentRead {
   pending: number;
   buffer: Buffer | undefined;
@@ -352,10 +332,13 @@ export class ChunkReads {
         const chunks = read.chunks.flatMap((r) => sameBytes.get(`${r.offset}:${r.storedLength}`)!);
         // A read with gaps hands out copies of its chunks (below): its buffer is not lent.
         const bodies = gaps ? undefined : this.opts.sharedBodies;
-        const lent: LentRead | undefined = bodies === undefined ? undefined : { pending: chunks.length, buffer: undefined };
-        if (lent !== undefined) for (const c of chunks) this.lent.set(c.want.sha256, lent);
+        let options: GetOptions = {};
+        if (bodies !== undefined) {
+          const lent: LentRead = { pending: chunks.length, buffer: undefined };
+          for (const c of chunks) this.lent.set(c.want.sha256, lent);
+          options = { bodyBuffer: (size) => (lent.buffer = bodies.take(size)) };
+        }
         const body = this.read(read.end - read.start, async () => {
-          const options = bodies === undefined || lent === undefined ? {} : { bodyBuffer: (size: number) => (lent.buffer = bodies.take(size)) };
           const b = await this.store.getRange(this.bucket, key, read.start, read.end - 1, options);
           if (b) this.downloaded += b.length;
           return b;

@@ -141,7 +141,8 @@ import { parseTime, utimeSeconds } from "../core/time.js";
 import { formatLsn, lsnToSegno, parseLsn } from "../core/wal.js";
 import { isGenericWalName } from "../core/generic-wal.js";
 import { WALVAULT_BIN } from "./paths.js";
-import { ChunkReads, decodeChunk, decodeChunkInto, decodeChunksInto, locateChunks, SharedBodies, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
+import { ChunkReads, decodeChunk, decodeChunkInto, decodeChunksInto, locateChunks, sharedBodies, type ChunkLocation, type WantedChunk } from "./chunk-reader.js";
+import type { BufferPool } from "../core/buffer-pool.js";
 import { inThreadDecoder, openDecoder, writeError, type ChunkDecoder } from "./decode-pool.js";
 import { RUN_BYTES } from "./direct-runs.js";
 import { pidAlive } from "./pid.js";
@@ -747,7 +748,7 @@ class ChunkSource {
     /** The restore's pack indexes (a packed push's snapshot): its new chunks are located there first. */
     private readonly packs?: PackIndexCache,
     /** The restore's buffers for reads its decode workers take without a copy (none: each read its own, not shared). */
-    bodies?: SharedBodies,
+    bodies?: BufferPool,
     private readonly budget = CHUNK_CACHE_BYTES,
   ) {
     for (const op of ops) if (op.op === "writeFile") for (const c of op.chunks) this.remaining.set(c.sha256, (this.remaining.get(c.sha256) ?? 0) + 1);
@@ -1573,7 +1574,7 @@ export async function restore(clients: AgentClients, cfg: RestoreConfig, opts: R
   // once; a refused restore has read those few KiB of indexes and nothing else.
   // With a pool, reads land in shared memory its workers decode from without a copy, in buffers used again
   // (what two batches' reads and read-ahead hold at once); without one, each read has its own.
-  const bodies = decoder.decodeInto !== undefined ? new SharedBodies(2 * (READ_BYTES_IN_FLIGHT + PLANNED_STORED_BYTES)) : undefined;
+  const bodies = decoder.decodeInto !== undefined ? sharedBodies(2 * (READ_BYTES_IN_FLIGHT + PLANNED_STORED_BYTES)) : undefined;
   const packIndexes = namesPacks(header) ? new PackIndexCache(clients.catalog, clients.store, cfg.vaultBucket, planned.databaseId) : undefined;
   if (packIndexes !== undefined) {
     for (const name of [...(header.packs ?? []), ...(header.reusedPacks ?? [])].slice(0, KEPT_PACK_INDEXES)) void packIndexes.get(name).catch(() => undefined);

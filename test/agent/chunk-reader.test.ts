@@ -11,7 +11,7 @@ import { ChecksumMismatchError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { vaultChunkKey, vaultPackKey } from "../../core/keys.js";
 import { PackBuilder } from "../../core/pack.js";
-import { ChunkReads, decodeChunk, locateChunks, SharedBodies, type ChunkLocation, type WantedChunk } from "../../agent/chunk-reader.js";
+import { ChunkReads, decodeChunk, locateChunks, sharedBodies, type ChunkLocation, type WantedChunk } from "../../agent/chunk-reader.js";
 import type { ChunkItem, PackItem } from "../../core/schemas.js";
 import type { Catalog } from "../../store/catalog.js";
 import type { ObjectStore } from "../../store/object-store.js";
@@ -102,13 +102,13 @@ async function packOf(objects: Map<string, Buffer>, first: number, n: number, pi
     .map((e) => ({ want: { sha256: e.sha256, size: e.rawSize, storedSize: e.storedLength, codec: "zstd" as const, file: "f" }, loc: { key, offset: e.offset, storedSize: e.storedLength, codec: "zstd" as const, recorded: true } }));
 }
 
-describe("ChunkReads with SharedBodies", () => {
+describe("ChunkReads with sharedBodies", () => {
   it("reads into shared memory and uses a read's buffer again only once every chunk of it is released", async () => {
     // Prepare: two packs of three chunks, each read whole, one read at a time
     const objects = new Map<string, Buffer>();
     const first = await packOf(objects, 100, 3);
     const second = await packOf(objects, 200, 3);
-    const bodies = new SharedBodies(64 * 1024 * 1024);
+    const bodies = sharedBodies(64 * 1024 * 1024);
     const reads = new ChunkReads(lendingStore(objects), "vault", { parallel: 1, bytesInFlight: 1 << 20, sharedBodies: bodies });
 
     // Act: the first pack's chunks read; all but one released; then the rest, and the second pack read
@@ -137,7 +137,7 @@ describe("ChunkReads with SharedBodies", () => {
     // Prepare: chunks 0 and 2 of a pack of three (one read over the gap of chunk 1)
     const objects = new Map<string, Buffer>();
     const items = await packOf(objects, 300, 3, [0, 2]);
-    const bodies = new SharedBodies(64 * 1024 * 1024);
+    const bodies = sharedBodies(64 * 1024 * 1024);
     const reads = new ChunkReads(lendingStore(objects), "vault", { parallel: 1, bytesInFlight: 1 << 20, sharedBodies: bodies });
 
     // Act

@@ -96,4 +96,22 @@ describe("BufferPool", () => {
     expect(pool.kept).toBe(0);
     expect(pool.take(1001)).not.toBe(large);
   });
+
+  it("keeps no more than keepBytes in all, makes buffers with its allocator, and counts what it made", () => {
+    // Prepare: buffers of shared memory, at most 3,000 bytes kept
+    const pool = new BufferPool(10, 1 << 20, { keepBytes: 3000, allocate: (size) => Buffer.from(new SharedArrayBuffer(size)) });
+    const [a, b, c] = [pool.take(1000), pool.take(1000), pool.take(1500)];
+
+    // Act
+    pool.give(a);
+    pool.give(b);
+    pool.give(c);
+    const again = pool.take(900);
+
+    // Assess: the third would pass 3,000 bytes, so two are kept; the smallest fit is taken again; nothing made for it
+    expect(a.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(pool.made).toBe(3);
+    expect(again === a || again === b).toBe(true);
+    expect(pool.kept).toBe(1);
+  });
 });
