@@ -78,14 +78,13 @@ function childrenCpuSeconds(op: ChildSpec["op"]): number {
  * and the number of major GCs. Sampled every 20 ms, so the peak sample can be
  * a few MB below the reported maxRSS.
  */
-function memSampler(): () => void {
+function memSampler(majors: () => number): () => void {
   if (process.env["WALVAULT_BENCH_MEM"] === undefined) return () => {};
   const mb = (b: number): string => (b / 1048576).toFixed(1);
   const t0 = performance.now();
   let peak = 0;
   let lastHwm = 0;
   let atPeak = "";
-  const majors = majorGcCounter();
   const timer = setInterval(() => {
     const st = procStatusBytes();
     const field = (k: string): number => st.get(k) ?? 0;
@@ -128,7 +127,7 @@ async function heapProfile<T>(run: () => Promise<T>): Promise<T> {
 
 async function child(spec: ChildSpec): Promise<void> {
   const majorGcs = majorGcCounter();
-  const stopMem = memSampler();
+  const stopMem = memSampler(majorGcs);
   const { agentClients } = await import("../agent/clients.js");
   const { loadConfig } = await import("../agent/config.js");
   const cfg = loadConfig({ config: spec.configPath, database: spec.databaseId });
