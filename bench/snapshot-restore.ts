@@ -20,6 +20,8 @@
  *      until ingest records the snapshot and (direct) PostgreSQL has archived
  *      the stop segment (by walvault wal-push; pg_basebackup waits for it
  *      itself), so the snapshot is restorable when the push returns;
+ *      then the vault is listed: its packs and the snapshot's manifest
+ *      objects, and objects per GB stored (issue 11's bound: 64);
  *   3. `restore` (agent/restore.ts, the executor behind `walvault restore`)
  *      of that snapshot (`--snapshot ID`: recovery_target = 'immediate', WAL
  *      from the start to the stop segment, all archived in step 2) into an
@@ -115,11 +117,30 @@ import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, type SnapshotSource } from "..
 import { BENCH_BUNDLE_DIR, PACKAGE_ROOT, WALVAULT_BIN } from "../local/paths.js";
 import { ScratchPostgres } from "../agent/postgres.js";
 import { startLocalStack, type LocalStack } from "../local/stack.js";
+import { vaultPacksPrefix, vaultSnapshotsPrefix } from "../core/keys.js";
+import { createObjectStore } from "../store/factory.js";
 import type { ChildOutput, ChildSpec } from "./snapshot-restore-child.js";
 import { anchorScriptsDir, median } from "./anchor.js";
 import { launcherFlags } from "./launcher-flags.js";
 import { osUser, pidsMatching, procCpu, ticksPerSecond } from "./processes.js";
 import { benchArgs } from "./args.js";
+
+/** The vault's packs and the snapshot's manifest objects after the push: how many, their bytes, objects per GB stored. */
+async function vaultObjects(stack: LocalStack, snapshotId: string): Promise<{ packs: number; manifestObjects: number; storedMB: number; objectsPerGbStored: number }> {
+  const store = createObjectStore({ ...stack.config, name: "vault" });
+  let packs = 0;
+  let manifestObjects = 0;
+  let bytes = 0;
+  for await (const o of store.list(stack.config.vaultBucket, vaultPacksPrefix(DB_ID))) {
+    packs++;
+    bytes += o.size;
+  }
+  for await (const o of store.list(stack.config.vaultBucket, `${vaultSnapshotsPrefix(DB_ID)}${snapshotId}/`)) {
+    manifestObjects++;
+    bytes += o.size;
+  }
+  return { packs, manifestObjects, storedMB: round(bytes / 1e6, 2), objectsPerGbStored: round((packs + manifestObjects) / (bytes / 1e9), 1) };
+}
 
 /**
  * The child: bundled as the CLI is (local/bundle-handlers.ts), so its start
@@ -598,6 +619,9 @@ async function main(): Promise<void> {
       snapshotId: p.snapshotId,
       files: p.totals.files,
       chunks: p.totals.chunks,
+      // What the snapshot left in the vault (its packs and manifest objects; the vault holds this one snapshot): the
+      // issue's bound is 64 objects per GB stored.
+      vault: await vaultObjects(stack, p.snapshotId),
       postgres: p.postgres,
     };
     log(`push: ${JSON.stringify(pushRow)}`);
@@ -819,7 +843,7 @@ async function main(): Promise<void> {
     console.log(
       `walvault push: ${pushRow.agent.pushS.toFixed(1)} s reading + chunking + uploading (${pushRow.agent.mbPerSPushPhase.toFixed(1)} MB/s), ` +
         `${pushRow.agent.manifestS.toFixed(1)} s manifest, ${pushRow.agent.waitS.toFixed(1)} s waiting for ingest to record the snapshot (local stack, same host); ` +
-        `${pushRow.newMB} MB new, ${pushRow.storedMB} MB stored + ${pushRow.manifestMB} MB manifest`,
+        `${pushRow.newMB} MB new, ${pushRow.storedMB} MB stored + ${pushRow.manifestMB} MB manifest; in the vault ${pushRow.vault.packs} packs + ${pushRow.vault.manifestObjects} manifest objects, ${pushRow.vault.objectsPerGbStored} objects per GB stored (issue 11: <= 64)`,
     );
     if (wvVerified) console.log(`walvault restore: started, recovered and promoted in ${wvVerified.startRecoverS} s; rows match the source: ${wvVerified.matches}`);
     const pv = pgbrResult?.["verified"] as Verified | null | undefined;
