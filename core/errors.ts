@@ -5,7 +5,8 @@
  * and what to do, and the underlying `cause` when there is one.
  *
  * Step Functions matches Catch `ErrorEquals` against the error's `name`, so
- * each class sets `name` to its class name and the ASL refers to those names.
+ * each class sets `name` to its class name (written out in ERROR_CLASSES, as
+ * the bundles are minified) and the ASL refers to those names.
  */
 import { safeText } from "./text.js";
 
@@ -372,3 +373,44 @@ export class IngestRetryableError extends WalvaultError {
   readonly code = "ingest_retryable";
   override readonly exitCode = 4;
 }
+
+/**
+ * Every error class by its name, which is written out here: the bundles
+ * (core/workflows.ts HANDLER_BUNDLE, the agent's) are minified without
+ * esbuild's keepNames, so a class's own name would be a minified letter
+ * (keepNames re-named every function of the SDK as a bundle loaded, ~25 ms
+ * of each Lambda cold start). Step Functions' Retry and Catch match these
+ * names, and WalvaultError's constructor takes its `name` from here.
+ */
+export const ERROR_CLASSES = {
+  InvalidInputError,
+  UnknownDatabaseError,
+  InvalidWalNameError,
+  ChecksumMismatchError,
+  CodecError,
+  SegmentConflictError,
+  NotFoundError,
+  FileAccessError,
+  ConfigError,
+  ObjectLockedError,
+  ObjectArchivedError,
+  ServiceUnavailableError,
+  TimeoutError,
+  WorkflowFailedError,
+  QuarantinedError,
+  CatalogFaultError,
+  ConcurrentUpdateError,
+  WalGapError,
+  NoSnapshotBeforeTargetError,
+  TargetAfterArchiveEndError,
+  AmbiguousTargetError,
+  UnknownSnapshotError,
+  TimelineNotFoundError,
+  TargetNotOnTimelineError,
+  ManifestInvalidError,
+  UnsafePathError,
+  SnapshotConflictError,
+  CorruptPackError,
+  IngestRetryableError,
+} as const;
+for (const [name, c] of Object.entries(ERROR_CLASSES)) Object.defineProperty(c, "name", { value: name });

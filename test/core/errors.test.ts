@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import * as errors from "../../core/errors.js";
 import {
@@ -78,6 +82,38 @@ describe("error classes", () => {
       .sort();
     // Assess: the table below tests them all
     expect(exported).toEqual(CLASSES.map((c) => c.name).sort());
+  });
+
+  it("are each written out in ERROR_CLASSES under their own name", () => {
+    // Prepare: every exported WalvaultError class, by its export name
+    const exported = Object.entries(errors).filter(([, v]) => typeof v === "function" && v.prototype instanceof WalvaultError);
+    // Assess: the catalogue names each one, and no other (a class missing there is a minified letter in the bundles)
+    expect(Object.keys(errors.ERROR_CLASSES).sort()).toEqual(exported.map(([k]) => k).sort());
+    for (const [k, v] of exported) expect(errors.ERROR_CLASSES[k as keyof typeof errors.ERROR_CLASSES]).toBe(v);
+  });
+
+  it("keep their names in a bundle minified as the Lambda handlers' and the agent's are (no keepNames)", async () => {
+    // Prepare: the catalogue bundled with the handlers' settings (core/workflows.ts HANDLER_BUNDLE), into a scratch file
+    const { build } = await import("esbuild");
+    const { AS_LAMBDA } = await import("../../local/agent-bundle.js");
+    const dir = mkdtempSync(join(tmpdir(), "walvault-errors-bundle-"));
+    const out = join(dir, "names.mjs");
+    const catalogue = fileURLToPath(new URL("../../core/errors.ts", import.meta.url));
+    try {
+      await build({
+        ...AS_LAMBDA,
+        stdin: { contents: `import { ERROR_CLASSES } from ${JSON.stringify(catalogue)};\nexport const names = Object.values(ERROR_CLASSES).map((c) => new c("x").name);`, resolveDir: dir, loader: "ts" },
+        outfile: out,
+        sourcemap: false,
+      });
+      // Act
+      const { names } = (await import(/* @vite-ignore */ pathToFileURL(out).href)) as { names: string[] };
+      // Assess: each error's name is its class's, as the ASL's Retry and Catch name it
+      expect(AS_LAMBDA.minify).toBe(true);
+      expect(names).toEqual(Object.keys(errors.ERROR_CLASSES));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("have distinct codes", () => {
