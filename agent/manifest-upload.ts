@@ -13,6 +13,9 @@
  * Pages are cut, checked and uploaded as the writer closes them
  * (PAGE_UPLOADS in flight): a push feeds them from agent/manifest-spool.ts
  * (uploadPagedManifest), so it never holds the manifest, only a few pages.
+ * Until they come to more than INLINE_PAGES_BYTES together they are held:
+ * a manifest whose pages never do goes as one object, the header carrying
+ * them (PageRef.text; docs/snapshots.md "Small manifests in one object").
  */
 import { ConfigError, ServiceUnavailableError, describeError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
@@ -20,9 +23,11 @@ import { incomingSnapshotKey, snapshotPageKey } from "../core/keys.js";
 import {
   ManifestPageWriter,
   PAGED_FORMAT_VERSION,
+  INLINE_PAGES_BYTES,
   PAGE_BYTES,
   PAGE_CHUNKS,
   compareTreePaths,
+  inlinePageRefs,
   finishPagedValidation,
   serializePagedHeader,
   startPagedValidation,
@@ -44,7 +49,12 @@ export const PAGE_UPLOADS = 4;
 export interface PageLimits {
   chunks: number;
   bytes: number;
+  /** Pages of at most this many bytes together go in the header (PageRef.text), not into objects of their own; absent: 0, never. */
+  inlineBytes?: number;
 }
+
+/** What a push uses unless told otherwise: a small manifest (INLINE_PAGES_BYTES) is one object, the header with its pages. */
+export const DEFAULT_PAGE_LIMITS: Required<PageLimits> = { chunks: PAGE_CHUNKS, bytes: PAGE_BYTES, inlineBytes: INLINE_PAGES_BYTES };
 
 /**
  * WALVAULT_MANIFEST_PAGES: unset, "1" (or true/yes/on) writes format 2 (the
@@ -68,8 +78,10 @@ export interface UploadedManifest {
   /** When the manifest object (the commit point) was put. */
   uploadedAt: Date;
   format: 1 | 2;
-  /** Format 2: pages uploaded. */
+  /** Format 2: its pages. */
   pages?: number;
+  /** Format 2: the pages uploaded as objects of their own (0 when the header carries them all). */
+  pageObjects?: number;
   /** Format 2: the header's totals (newChunks and newStoredBytes count a new chunk once per page it is on). */
   totals?: SnapshotTotals;
 }
@@ -130,7 +142,10 @@ export interface PagedManifestSource {
  * will validate it (validatePage, a state of a few hundred bytes) and
  * uploaded (PAGE_UPLOADS in flight); then the header, whose totals are the
  * writer's counts and `distinct()`, is validated (validatePagedHeader,
- * finishPagedValidation) and uploaded last. Memory: a few pages. Throws
+ * finishPagedValidation) and uploaded last. Pages that come to at most
+ * `inlineBytes` together (DEFAULT_PAGE_LIMITS: INLINE_PAGES_BYTES) are
+ * held until the end and go in the header instead. Memory: a few pages, or
+ * those held. Throws
  * ServiceUnavailableError (an upload failed, naming the object),
  * ManifestInvalidError / UnsafePathError / InvalidInputError (what ingest
  * would refuse: a bug), after which no header is uploaded.
@@ -139,28 +154,45 @@ export async function uploadPagedManifest(store: ObjectStore, bucket: string, so
   const { databaseId, snapshotId } = source.fields;
   const key = incomingSnapshotKey(databaseId, snapshotId);
   const what = `the manifest of snapshot ${snapshotId}`;
-  const writer = new ManifestPageWriter(source.fields, source.pageLimits ?? { chunks: PAGE_CHUNKS, bytes: PAGE_BYTES });
+  const limits = source.pageLimits ?? DEFAULT_PAGE_LIMITS;
+  const writer = new ManifestPageWriter(source.fields, limits);
   const refs: PageRef[] = [];
+  // Pages held while they may yet all go in the header (limits.inlineBytes); once they outgrow it, each is uploaded.
+  const inlineBytes = limits.inlineBytes ?? 0;
+  let held: WrittenPage[] | undefined = inlineBytes > 0 ? [] : undefined;
+  let heldBytes = 0;
   // validatePage reads the header's kind, cut and page references, not its totals (finishPagedValidation does, with the real header).
   const draft = { formatVersion: PAGED_FORMAT_VERSION, ...source.fields, totals: startPagedValidation().totals, pages: refs } as PagedManifestHeader;
   let state = startPagedValidation();
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
   let uploadedBytes = 0;
+  const upload = async (p: WrittenPage, body: Buffer): Promise<void> => {
+    uploadedBytes += p.ref.bytes;
+    const put = putJson(store, bucket, snapshotPageKey(key, p.index), databaseId, body, `page ${p.index} of ${what}`)
+      .catch((e: unknown) => {
+        failure ??= e;
+      })
+      .finally(() => inFlight.delete(put));
+    inFlight.add(put);
+    while (inFlight.size >= PAGE_UPLOADS) await Promise.race(inFlight);
+    if (failure !== undefined) throw failure;
+  };
   const emit = async (pages: WrittenPage[]): Promise<void> => {
     for (const p of pages) {
       refs[p.index] = p.ref;
       const body = Buffer.from(p.text, "utf8");
       state = validatePage(draft, state, body).state;
-      uploadedBytes += p.ref.bytes;
-      const put = putJson(store, bucket, snapshotPageKey(key, p.index), databaseId, body, `page ${p.index} of ${what}`)
-        .catch((e: unknown) => {
-          failure ??= e;
-        })
-        .finally(() => inFlight.delete(put));
-      inFlight.add(put);
-      while (inFlight.size >= PAGE_UPLOADS) await Promise.race(inFlight);
-      if (failure !== undefined) throw failure;
+      if (held !== undefined) {
+        held.push(p);
+        heldBytes += p.ref.bytes;
+        if (heldBytes <= inlineBytes) continue;
+        const all = held;
+        held = undefined;
+        for (const h of all) await upload(h, Buffer.from(h.text, "utf8"));
+        continue;
+      }
+      await upload(p, body);
     }
   };
   try {
@@ -169,12 +201,24 @@ export async function uploadPagedManifest(store: ObjectStore, bucket: string, so
     await Promise.all(inFlight);
   }
   if (failure !== undefined) throw failure;
-  const header = { ...draft, totals: { ...writer.totals, ...source.distinct() }, pages: [...refs] } as PagedManifestHeader;
+  // Every page still held fits the header: it carries them, and there is no page object.
+  const pageRefs = held === undefined ? [...refs] : inlinePageRefs(held);
+  const header = { ...draft, totals: { ...writer.totals, ...source.distinct() }, pages: pageRefs } as PagedManifestHeader;
   validatePagedHeader(header, { databaseId, snapshotId });
   finishPagedValidation(header, state);
   // The commit point, last: every page it binds is in incoming.
   const body = Buffer.from(serializePagedHeader(header), "utf8");
   const uploadedAt = new Date();
   await putJson(store, bucket, key, databaseId, body, what);
-  return { key, sha256: sha256Hex(body), size: body.length, uploadedBytes: uploadedBytes + body.length, uploadedAt, format: 2, pages: refs.length, totals: header.totals };
+  return {
+    key,
+    sha256: sha256Hex(body),
+    size: body.length,
+    uploadedBytes: uploadedBytes + body.length,
+    uploadedAt,
+    format: 2,
+    pages: refs.length,
+    pageObjects: held === undefined ? refs.length : 0,
+    totals: header.totals,
+  };
 }

@@ -107,12 +107,27 @@ export const manifestPageSchema = z
   })
   .strict();
 
+/**
+ * A small manifest's pages travel in its header: the agent puts every page's
+ * text in its reference (`text`) instead of an object of its own when the
+ * pages come to at most this many bytes together (agent/manifest-upload.ts).
+ * A snapshot then leaves one manifest object instead of 1 + pages (the
+ * pgbench scale-100 cluster: 2 pages, 76 MB stored; the issue bounds a
+ * snapshot at 64 objects per GB stored), and readers get the pages with the
+ * header. 4 MiB: ~25,000 chunk references, a snapshot of ~3 GB in 128 KiB
+ * blocks; the header is then at most ~5 MB of JSON, read whole by whoever
+ * reads the header (docs/snapshots.md, "Small manifests in one object").
+ */
+export const INLINE_PAGES_BYTES = 4 * 1024 * 1024;
+
 export const pageRefSchema = z
   .object({
     sha256: sha256Schema,
     bytes: positive.max(MAX_PAGE_BYTES, `a page is at most ${MAX_PAGE_BYTES} bytes`),
     entries: positive,
     chunks: count.max(PAGE_CHUNKS, `a page holds at most ${PAGE_CHUNKS} chunk references`),
+    /** The page itself, when it is in the header (INLINE_PAGES_BYTES): its text, whose UTF-8 bytes are `bytes` long and hash to `sha256`. Absent: the page is the object pages/<i>.json. */
+    text: z.string().optional(),
   })
   .strict();
 
@@ -336,6 +351,16 @@ export function pageManifest(manifest: SnapshotManifest, limits?: { chunks: numb
   return { header: pagedHeaderOf(manifest, pages.map((p) => p.ref)), pages };
 }
 
+/** The references of `pages` (every page, in order) with each page's text in it: a header that carries its pages (INLINE_PAGES_BYTES). */
+export function inlinePageRefs(pages: readonly WrittenPage[]): PageRef[] {
+  return pages.map((p) => ({ ...p.ref, text: p.text }));
+}
+
+/** The bytes of a page the header carries (its reference's `text`); undefined for a page stored as an object of its own. */
+export function inlinePageBytes(ref: PageRef): Uint8Array | undefined {
+  return ref.text === undefined ? undefined : Buffer.from(ref.text, "utf8");
+}
+
 /** The header as stored: compact JSON, one trailing newline. */
 export function serializePagedHeader(header: PagedManifestHeader): string {
   return `${JSON.stringify(header)}\n`;
@@ -352,10 +377,16 @@ export function validatePagedHeader(input: unknown, expect: ManifestExpectations
   checkManifestHeader(h, expect);
   let chunks = 0;
   let entries = 0;
-  for (const p of h.pages) {
+  let inline = 0;
+  for (const [i, p] of h.pages.entries()) {
     chunks += p.chunks;
     entries += p.entries;
+    if (p.text === undefined) continue;
+    const n = Buffer.byteLength(p.text, "utf8");
+    if (n !== p.bytes) throw manifestInvalid(`pages[${i}].text`, `has ${n} bytes, but the reference binds ${p.bytes}`);
+    inline += n;
   }
+  if (inline > INLINE_PAGES_BYTES) throw manifestInvalid("pages", `carry ${inline} bytes of pages in the header, more than the ${INLINE_PAGES_BYTES} allowed`);
   if (chunks !== h.totals.chunks) throw manifestInvalid("pages", `reference ${chunks} chunk(s), but totals.chunks states ${h.totals.chunks}`);
   const named = h.totals.files + h.totals.directories + h.totals.symlinks;
   if (entries < named) throw manifestInvalid("pages", `hold ${entries} entries, fewer than the ${named} files, directories and symlinks of the totals`);

@@ -50,6 +50,7 @@ import { snapshotPageKey } from "../core/keys.js";
 import {
   MAX_PAGE_BYTES,
   finishPagedValidation,
+  inlinePageBytes,
   manifestFormatOf,
   parsePage,
   revalidatedPage,
@@ -136,6 +137,8 @@ export interface OpenedManifest {
   readonly format: 1 | 2;
   readonly header: ManifestHeader;
   readonly pageCount: number;
+  /** The pages stored as objects of their own beside the manifest (`pages/<i>.json`), by index: format 1 has none, nor has a format-2 manifest that carries its pages in its header (PageRef.text). */
+  readonly pageObjects: readonly number[];
   page(index: number): Promise<ReadPage>;
   entries(): AsyncIterable<PageEntry>;
 }
@@ -176,6 +179,7 @@ export async function openManifest(
     format: 1,
     header: header as ManifestHeader,
     pageCount: 1,
+    pageObjects: [],
     async page(index) {
       if (index !== 0) throw new ManifestInvalidError(`snapshot manifest pages[${index}]: a format 1 manifest has one page, 0`, { field: `pages[${index}]` });
       return { entries: files, chunks };
@@ -187,16 +191,20 @@ export async function openManifest(
 }
 
 /**
- * Page `index` of the paged manifest at `manifestKey`, as stored: at most the
- * length the header binds (MAX_PAGE_BYTES at most); the caller checks its
- * bytes against the header. ManifestInvalidError when the header has no such
- * page or its object is missing; the store's errors otherwise.
+ * Page `index` of the paged manifest at `manifestKey`, as stored: its text in
+ * the header (PageRef.text: `key` then names the header and the page), or
+ * its object, at most the length the header binds (MAX_PAGE_BYTES at most);
+ * the caller checks its bytes against the header. ManifestInvalidError when
+ * the header has no such page or its object is missing; the store's errors
+ * otherwise.
  */
 export async function readPageObject(objects: ManifestObjects, manifestKey: string, pages: readonly PageRef[], index: number): Promise<{ key: string; body: Uint8Array }> {
   const ref = pages[index];
   if (ref === undefined) {
     throw new ManifestInvalidError(`snapshot manifest pages[${index}]: the manifest has ${pages.length} page(s)`, { field: `pages[${index}]` });
   }
+  const inline = inlinePageBytes(ref);
+  if (inline !== undefined) return { key: `${manifestKey} pages[${index}]`, body: inline };
   const key = snapshotPageKey(manifestKey, index);
   const body = await objects.get(key, Math.min(ref.bytes, MAX_PAGE_BYTES));
   if (body === undefined) throw new ManifestInvalidError(`snapshot manifest pages[${index}]: page object ${key} is missing`, { field: `pages[${index}]` });
@@ -219,7 +227,8 @@ function pagedManifest(objects: ManifestObjects, key: string, h: PagedManifestHe
   /** Page 0 read with the header (openManifest readFirstPage), taken once; missing or failed, it is read again as any page is (same checks, same errors). */
   let first = firstPage;
   const read = async (index: number): Promise<Uint8Array> => {
-    const early = index === 0 ? first : undefined;
+    // A page the header carries is not an object: a read of pages/000000.json made ahead finds nothing, or a stranger.
+    const early = index === 0 && pages[0]?.text === undefined ? first : undefined;
     if (early === undefined) return readObject(index);
     first = undefined;
     const body = await early.catch(() => undefined);
@@ -252,6 +261,7 @@ function pagedManifest(objects: ManifestObjects, key: string, h: PagedManifestHe
     format: 2,
     header,
     pageCount: pages.length,
+    pageObjects: pages.flatMap((p, i) => (p.text === undefined ? [i] : [])),
     async page(index) {
       const k = kept.get(index);
       if (k?.chunks !== undefined) return { entries: k.entries, chunks: k.chunks };

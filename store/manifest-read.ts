@@ -14,8 +14,9 @@
  *   they come (OpenedManifest.entries()); a full batch is yielded before the
  *   next page is read. Memory: the page being read plus one batch, whatever
  *   the snapshot's size.
- * - pageKeysOf: the page objects of a format-2 manifest (none for format 1),
- *   for whoever copies, deletes or thaws the objects of a snapshot.
+ * - pageKeysOf: the page objects of a format-2 manifest (none for format 1,
+ *   nor for pages the header carries), for whoever copies, deletes or thaws
+ *   the objects of a snapshot.
  */
 import { ChecksumMismatchError } from "../core/errors.js";
 import { sha256Hex } from "../core/hash.js";
@@ -72,10 +73,9 @@ export async function readVaultHeader(vault: ObjectStore, vaultBucket: string, r
   return (await openVaultManifest(vault, vaultBucket, record, database)).header;
 }
 
-/** The page object keys of an opened manifest at `manifestKey` (format 1: none). */
-export function pageKeysOf(manifestKey: string, m: Pick<OpenedManifest, "format" | "pageCount">): string[] {
-  if (m.format === 1) return [];
-  return Array.from({ length: m.pageCount }, (_, i) => snapshotPageKey(manifestKey, i));
+/** The page object keys of an opened manifest at `manifestKey` (format 1, and pages its header carries: none). */
+export function pageKeysOf(manifestKey: string, m: Pick<OpenedManifest, "pageObjects">): string[] {
+  return m.pageObjects.map((i) => snapshotPageKey(manifestKey, i));
 }
 
 /** A distinct chunk of a batch with the first file that uses it (for messages), and the pack the manifest names for it (`pack`, `reusedPack`). */

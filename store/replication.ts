@@ -51,7 +51,8 @@
  *     header's digest; after them come its P' page objects, at most
  *     `maxChunks` per call, each copied and proven (replicateObject with the
  *     header's SHA-256 and size): every page is in the replica before the
- *     header, which commits them.
+ *     header, which commits them. Pages the header carries (PageRef.text,
+ *     a small manifest) count as positions but have no object to copy.
  *   A call that fails (ChecksumMismatchError, a service fault) writes no
  *   manifest, so a partly copied snapshot is never visible as committed. A retry
  *   or a resumed cursor re-verifies, never re-writes, what is already there.
@@ -79,7 +80,7 @@ import { packNameOfKey, vaultChunkKey, vaultPackKey } from "../core/keys.js";
 import { META_SHA256, type ChunkItem, type PackItem } from "../core/schemas.js";
 import { snapshotPageKey } from "../core/keys.js";
 import type { SnapshotHeader } from "../core/manifest-header.js";
-import { manifestFormatOf, MAX_PAGE_BYTES, parsePage, validatePagedHeader, type PagedManifestHeader } from "../core/manifest-pages.js";
+import { inlinePageBytes, manifestFormatOf, MAX_PAGE_BYTES, parsePage, validatePagedHeader, type PagedManifestHeader } from "../core/manifest-pages.js";
 import { namedPackOf, parseManifest, validateManifest, type UniqueChunk } from "../core/snapshot.js";
 import { StoreManifestObjects } from "./manifest-pages.js";
 import { parseObjectMeta, verifyEncodedBytes } from "../core/verify.js";
@@ -437,6 +438,8 @@ export async function replicateSnapshotBatch(
     const end = Math.min(positions, cursor + opts.maxChunks);
     const part = pages.slice(cursor - chunkEnd, end - chunkEnd);
     await forEachLimit(part, concurrency, async (ref, i) => {
+      // A page the header carries (PageRef.text) is copied with the header.
+      if (ref.text !== undefined) return;
       await replicateObject(primary, replica, snapshotPageKey(manifestKey, cursor - chunkEnd + i), { sha256: ref.sha256, size: ref.bytes }, { region: opts.region });
     });
     cursor = end;
@@ -501,7 +504,7 @@ function chunkRefsOf(primary: VaultRef, manifestKey: string, raw: Uint8Array): {
     }
     if (current?.index !== lo) {
       const key = snapshotPageKey(manifestKey, lo);
-      const body = await objects.get(key, Math.min(header.pages[lo]!.bytes, MAX_PAGE_BYTES));
+      const body = inlinePageBytes(header.pages[lo]!) ?? (await objects.get(key, Math.min(header.pages[lo]!.bytes, MAX_PAGE_BYTES)));
       if (body === undefined) throw new NotFoundError(`page ${key} of snapshot manifest ${manifestKey} is missing in the primary vault`);
       const { page, chunks } = parsePage(header, lo, body);
       const byHash = new Map(chunks.map((c) => [c.sha256, c]));

@@ -13,8 +13,9 @@
  * step again until done): each is read from incoming, its length and SHA-256
  * checked against the header, and put beside the vault manifest key
  * (`pages/<i>.json`) unless the vault holds it already; a vault page with
- * other bytes is a conflict, never replaced. Then the header, last: a vault
- * header always finds all its pages.
+ * other bytes is a conflict, never replaced (pages the header carries,
+ * PageRef.text, have no object). Then the header, last: a vault header
+ * always finds all its pages.
  */
 import { z } from "zod";
 import type { CodecName } from "../../core/codec.js";
@@ -68,6 +69,11 @@ async function promotePaged(deps: Deps, snapshot: ValidatedSnapshot, from: numbe
   let next = from;
   for (let taken = 0; next < header.pages.length && mayTakePage(budget, taken); taken++) {
     const ref = header.pages[next]!;
+    // A page the header carries (PageRef.text) goes into the vault with the header.
+    if (ref.text !== undefined) {
+      next++;
+      continue;
+    }
     const { key, body } = await readPage(objects, snapshot.incoming.key, header, next);
     const digest = sha256Hex(body);
     if (body.byteLength !== ref.bytes || digest !== ref.sha256) {

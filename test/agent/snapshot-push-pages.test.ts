@@ -281,3 +281,62 @@ describe("format 1, as older agents wrote it (WALVAULT_MANIFEST_PAGES=0)", () =>
     expect(filesOf(to).get("data/big-2")).not.toBe(filesOf(dir).get("data/big-2"));
   }, 240_000);
 });
+
+describe("a small manifest is one object: the header carries its pages", () => {
+  const pagesUnder = (bucket: string, manifestKey: string): Promise<string[]> => listKeys(clients.store, bucket, manifestKey.replace(/manifest\.json$/, "pages/"));
+
+  it("with the default limits: no page object in incoming or the vault, recorded, restored byte for byte", async () => {
+    // Prepare
+    const dir = makeTree("inline-default");
+    // Act
+    const pushed = await snapshotPush(source(dir), cfg(), clients, { packs: true, chunker: SMALL_CHUNKER, timeoutMs: 180_000 });
+    // Assess
+    const vaultKey = vaultSnapshotManifestKey(GEN, pushed.snapshotId);
+    const header = await headerOf(pushed, stack.config.vaultBucket, vaultKey);
+    expect(pushed.outcome).toBe("recorded");
+    expect(header.pages.length).toBeGreaterThan(0);
+    expect(header.pages.every((r) => r.text !== undefined)).toBe(true);
+    expect(await pagesUnder(stack.config.incomingBucket, pushed.manifestKey)).toEqual([]);
+    expect(await pagesUnder(stack.config.vaultBucket, vaultKey)).toEqual([]);
+    const to = join(work, "restored-inline-default");
+    const restored = await restore(clients, { ...stack.config }, { databaseId: GEN, target: { kind: "snapshot", id: pushed.snapshotId }, toDir: to, parallel: 4 });
+    expect(restored.snapshotId).toBe(pushed.snapshotId);
+    expect(filesOf(to)).toEqual(filesOf(dir));
+  }, 240_000);
+
+  it("of many pages, while they fit: ingest still takes them a bounded number per invocation; past the bound, every page is an object again", async () => {
+    // Prepare: the same small pages, all of them fitting the header
+    const dir = makeTree("inline-pages");
+    const since = invocations.length;
+    // Act
+    const inline = await snapshotPush(source(dir), cfg(), clients, {
+      packs: true,
+      manifestPageLimits: { ...PAGE_LIMITS, inlineBytes: 1024 * KiB },
+      chunker: SMALL_CHUNKER,
+      timeoutMs: 180_000,
+    });
+    const rounds = countOf("ValidatePages", since);
+    const inlineKey = vaultSnapshotManifestKey(GEN, inline.snapshotId);
+    const h1 = await headerOf(inline, stack.config.vaultBucket, inlineKey);
+    // Act: a bound the first two pages fill; the third outgrows it
+    const outgrown = await snapshotPush(source(dir), cfg(), clients, {
+      packs: true,
+      manifestPageLimits: { ...PAGE_LIMITS, inlineBytes: h1.pages[0]!.bytes + h1.pages[1]!.bytes },
+      chunker: SMALL_CHUNKER,
+      timeoutMs: 180_000,
+    });
+    // Assess
+    expect(inline.outcome).toBe("recorded");
+    expect(h1.pages.length).toBeGreaterThanOrEqual(6);
+    expect(h1.pages.every((r) => r.text !== undefined)).toBe(true);
+    expect(await pagesUnder(stack.config.vaultBucket, inlineKey)).toEqual([]);
+    expect(rounds).toBe(Math.ceil(h1.pages.length / INGEST_PAGES));
+    const outgrownKey = vaultSnapshotManifestKey(GEN, outgrown.snapshotId);
+    const h2 = await headerOf(outgrown, stack.config.vaultBucket, outgrownKey);
+    expect(outgrown.outcome).toBe("recorded");
+    expect(h2.pages.length).toBe(h1.pages.length);
+    expect(h2.pages.some((r) => r.text !== undefined)).toBe(false);
+    expect(await pagesUnder(stack.config.incomingBucket, outgrown.manifestKey)).toEqual(h2.pages.map((_, i) => snapshotPageKey(outgrown.manifestKey, i)));
+    expect(await pagesUnder(stack.config.vaultBucket, outgrownKey)).toEqual(h2.pages.map((_, i) => snapshotPageKey(outgrownKey, i)));
+  }, 240_000);
+});

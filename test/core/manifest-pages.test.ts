@@ -2,15 +2,19 @@ import { describe, expect, it } from "vitest";
 import { InvalidInputError, ManifestInvalidError, UnsafePathError } from "../../core/errors.js";
 import { snapshotPageKey } from "../../core/keys.js";
 import {
+  INLINE_PAGES_BYTES,
   MAX_PAGE_BYTES,
   ManifestPageWriter,
   PAGE_CHUNKS,
   compareTreePaths,
   finishPagedValidation,
+  inlinePageBytes,
+  inlinePageRefs,
   manifestFormatOf,
   pageManifest,
   pagedHeaderOf,
   parsePage,
+  serializePagedHeader,
   startPagedValidation,
   validatePage,
   validatePagedHeader,
@@ -426,6 +430,48 @@ describe("validatePagedHeader", () => {
 
     // Assess
     expect(err.message).toContain("pages[0].bytes");
+  });
+
+  it("accepts pages carried in the header, their text as long as their references say", () => {
+    // Prepare
+    const { header, pages } = pageManifest(pgManifest(), SMALL);
+
+    // Act
+    const h = validatePagedHeader(JSON.parse(serializePagedHeader({ ...header, pages: inlinePageRefs(pages) })));
+
+    // Assess: each reference keeps its digest and length, and carries the page's text
+    expect(h.pages.map((r) => r.text)).toEqual(pages.map((p) => p.text));
+    expect(h.pages.map((r) => inlinePageBytes(r)!.length)).toEqual(pages.map((p) => p.ref.bytes));
+    expect(h.pages.map((r) => sha256Hex(inlinePageBytes(r)!))).toEqual(pages.map((p) => p.ref.sha256));
+  });
+
+  it("refuses a page carried in the header whose text is not as long as its reference binds", () => {
+    // Prepare
+    const { header, pages } = pageManifest(pgManifest(), SMALL);
+    const refs = inlinePageRefs(pages);
+    refs[1] = { ...refs[1]!, text: `${refs[1]!.text!} ` };
+
+    // Act
+    const err = failure(() => validatePagedHeader({ ...header, pages: refs }));
+
+    // Assess
+    expect(err).toBeInstanceOf(ManifestInvalidError);
+    expect(err.message).toBe(`snapshot manifest pages[1].text: has ${pages[1]!.ref.bytes + 1} bytes, but the reference binds ${pages[1]!.ref.bytes}`);
+  });
+
+  it("refuses more than INLINE_PAGES_BYTES of pages in the header", () => {
+    // Prepare: references that claim (and carry) a page of MAX_PAGE_BYTES each, two more than fit
+    const { header, pages } = pageManifest(pgManifest(), SMALL);
+    const big = "x".repeat(MAX_PAGE_BYTES);
+    const count = INLINE_PAGES_BYTES / MAX_PAGE_BYTES + 1;
+    const refs = Array.from({ length: count }, (_, i) => ({ ...pages[0]!.ref, chunks: i === 0 ? header.totals.chunks : 0, bytes: MAX_PAGE_BYTES, text: big }));
+
+    // Act
+    const err = failure(() => validatePagedHeader({ ...header, pages: refs }));
+
+    // Assess
+    expect(err).toBeInstanceOf(ManifestInvalidError);
+    expect(err.message).toBe(`snapshot manifest pages: carry ${count * MAX_PAGE_BYTES} bytes of pages in the header, more than the ${INLINE_PAGES_BYTES} allowed`);
   });
 
   it("checks the header as format 1 does (ids against the key)", () => {

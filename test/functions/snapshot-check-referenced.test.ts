@@ -107,9 +107,13 @@ async function checkAgain(pushed: { manifestKey: string }): Promise<{
 async function tamperedCopy(pushed: SnapshotPushResult, mutate: (chunks: ChunkRecord[], packs: string[], files: Array<{ path: string; sha256?: string; chunks: ChunkRecord[] }>) => void): Promise<string> {
   const bucket = stack.config.incomingBucket;
   const read = async (key: string): Promise<Record<string, unknown>> => JSON.parse((await clients.store.get(bucket, key))!.body.toString("utf8")) as Record<string, unknown>;
-  const header = (await read(pushed.manifestKey)) as { snapshotId: string; packs: string[]; pages: Array<{ sha256: string; bytes: number }> };
+  const header = (await read(pushed.manifestKey)) as { snapshotId: string; packs: string[]; pages: Array<{ sha256: string; bytes: number; text?: string }> };
   expect(header.pages).toHaveLength(1);
-  const page = (await read(snapshotPageKey(pushed.manifestKey, 0))) as { snapshotId: string; entries: Array<{ type: string; path: string; sha256?: string; chunks?: ChunkRecord[] }> };
+  // A small manifest's page is in its header (PageRef.text); the copy puts it in an object of its own.
+  const page = (header.pages[0]!.text !== undefined ? JSON.parse(header.pages[0]!.text) : await read(snapshotPageKey(pushed.manifestKey, 0))) as {
+    snapshotId: string;
+    entries: Array<{ type: string; path: string; sha256?: string; chunks?: ChunkRecord[] }>;
+  };
   const snapshotId = pushed.snapshotId.slice(0, -1) + (pushed.snapshotId.endsWith("f") ? "e" : "f");
   const key = incomingSnapshotKey(GEN, snapshotId);
   mutate(
@@ -121,18 +125,19 @@ async function tamperedCopy(pushed: SnapshotPushResult, mutate: (chunks: ChunkRe
     clients.store.put(bucket, k, body, { ...objectMeta({ sha256: sha256Hex(body), codec: "none", size: body.length }), [META_DATABASE]: GEN });
   const pageBody = Buffer.from(`${JSON.stringify({ ...page, snapshotId })}\n`);
   await put(snapshotPageKey(key, 0), pageBody);
-  await put(key, Buffer.from(JSON.stringify({ ...header, snapshotId, pages: [{ ...header.pages[0]!, sha256: sha256Hex(pageBody), bytes: pageBody.length }] })));
+  const { text: _text, ...ref } = header.pages[0]!;
+  await put(key, Buffer.from(JSON.stringify({ ...header, snapshotId, pages: [{ ...ref, sha256: sha256Hex(pageBody), bytes: pageBody.length }] })));
   return key;
 }
 
 /** A format-2 manifest as pushed to incoming: its header's pack lists, and the reused chunks that name no pack. */
 async function readPaged(key: string): Promise<{ packs?: string[]; reusedPacks?: string[]; unnamed: string[]; fresh: string[] }> {
   const read = async (k: string): Promise<unknown> => JSON.parse((await clients.store.get(stack.config.incomingBucket, k))!.body.toString("utf8"));
-  const header = (await read(key)) as { packs?: string[]; reusedPacks?: string[]; pages: unknown[] };
+  const header = (await read(key)) as { packs?: string[]; reusedPacks?: string[]; pages: Array<{ text?: string }> };
   const unnamed = new Set<string>();
   const fresh = new Set<string>();
-  for (let i = 0; i < header.pages.length; i++) {
-    const page = (await read(snapshotPageKey(key, i))) as { entries: Array<{ chunks?: ChunkRecord[] }> };
+  for (const [i, ref] of header.pages.entries()) {
+    const page = (ref.text !== undefined ? JSON.parse(ref.text) : await read(snapshotPageKey(key, i))) as { entries: Array<{ chunks?: ChunkRecord[] }> };
     for (const c of page.entries.flatMap((e) => e.chunks ?? [])) {
       if (c.new === true) fresh.add(c.sha256);
       else if (c.reusedPack === undefined) unnamed.add(c.sha256);

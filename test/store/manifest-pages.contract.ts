@@ -11,7 +11,7 @@ import { ManifestInvalidError } from "../../core/errors.js";
 import { sha256Hex } from "../../core/hash.js";
 import { objectMeta } from "../../core/verify.js";
 import { snapshotPageKey } from "../../core/keys.js";
-import { compareTreePaths, manifestPageSchema, pageManifest, serializePagedHeader, type PageEntry } from "../../core/manifest-pages.js";
+import { compareTreePaths, inlinePageRefs, manifestPageSchema, pageManifest, serializePagedHeader, type PageEntry } from "../../core/manifest-pages.js";
 import { serializeManifest, validateManifest } from "../../core/snapshot.js";
 import { openManifest, type ManifestObjects } from "../../store/manifest-pages.js";
 import { DirsAndLinks } from "../../store/manifest-read.js";
@@ -252,6 +252,42 @@ export function manifestPagesContract(name: string, factory: ManifestObjectsFact
         const err = await rejection(collect(opened.entries()));
 
         // Assess
+        expect(err).toBeInstanceOf(ManifestInvalidError);
+        expect(err.message).toMatch(/^snapshot manifest pages\[1\]\.sha256: the page object's SHA-256 is [0-9a-f]{64}, but the manifest binds [0-9a-f]{64}$/);
+      });
+
+      it("reads a header that carries its pages (PageRef.text) with no page object, every page verified, and names no page object", async () => {
+        // Prepare: the header alone, its pages in it; no object under pages/
+        const m = pgManifest();
+        const { header, pages } = pageManifest(m, SMALL);
+        await f.putRaw(key, Buffer.from(serializePagedHeader({ ...header, pages: inlinePageRefs(pages) })));
+
+        // Act
+        const opened = (await openManifest(counted, key, { snapshotId: SNAP_ID }, { readFirstPage: true }))!;
+        const entries = await collect(opened.entries());
+        const last = await opened.page(pages.length - 1);
+
+        // Assess: the header read, and page 0's object looked for ahead (it finds none); nothing else
+        expect(pages.length).toBeGreaterThan(1);
+        expect(opened.pageCount).toBe(pages.length);
+        expect(opened.pageObjects).toEqual([]);
+        expect(reads.sort()).toEqual([key, snapshotPageKey(key, 0)].sort());
+        expect(joinParts(entries)).toEqual([...m.files].sort((a, b) => compareTreePaths(a.path, b.path)));
+        expect(last.entries).toEqual((JSON.parse(pages.at(-1)!.text) as { entries: PageEntry[] }).entries);
+      });
+
+      it("refuses a page the header carries whose text does not hash to its reference, naming the page", async () => {
+        // Prepare: page 1's text changed in the header, its length kept
+        const { header, pages } = pageManifest(pgManifest(), SMALL);
+        const refs = inlinePageRefs(pages);
+        refs[1] = { ...refs[1]!, text: refs[1]!.text!.replace('"mode":384', '"mode":416') };
+        await f.putRaw(key, Buffer.from(serializePagedHeader({ ...header, pages: refs })));
+
+        // Act
+        const err = await rejection(collect((await openManifest(counted, key))!.entries()));
+
+        // Assess
+        expect(refs[1]!.text).not.toBe(pages[1]!.text);
         expect(err).toBeInstanceOf(ManifestInvalidError);
         expect(err.message).toMatch(/^snapshot manifest pages\[1\]\.sha256: the page object's SHA-256 is [0-9a-f]{64}, but the manifest binds [0-9a-f]{64}$/);
       });

@@ -11,7 +11,7 @@ import { chunkerDescriptor } from "../../core/chunking.js";
 import { getCodec } from "../../core/codec.js";
 import { sha256Hex } from "../../core/hash.js";
 import { snapshotPageKey, vaultChunkKey, vaultPackKey, vaultSnapshotManifestKey } from "../../core/keys.js";
-import { pageManifest, serializePagedHeader } from "../../core/manifest-pages.js";
+import { inlinePageRefs, pageManifest, serializePagedHeader } from "../../core/manifest-pages.js";
 import { PackBuilder, type BuiltPack } from "../../core/pack.js";
 import { META_DATABASE, type ChunkItem, type PackItem } from "../../core/schemas.js";
 import { serializeManifest, SnapshotBuilder, snapshotIdFor, validateManifest } from "../../core/snapshot.js";
@@ -95,7 +95,8 @@ export async function putPackedManifest(
   chunks: readonly { c: Chunk; isNew: boolean }[],
   packs: readonly BuiltPack[] | undefined,
   at = new Date(),
-  pages?: { chunks: number; bytes: number },
+  /** Format 2 with these page limits; `inline`: the header carries the pages (PageRef.text), no page object is written. */
+  pages?: { chunks: number; bytes: number; inline?: boolean },
   /** Reused chunks' packs as the manifest names them (`reusedPacks`, `reusedPack`), by chunk SHA-256. */
   reusedIn?: ReadonlyMap<string, string>,
 ): Promise<{ snapshotId: string; manifestKey: string; manifestSha256: string }> {
@@ -133,11 +134,11 @@ export async function putPackedManifest(
   if (pages !== undefined) {
     // Format 2 (core/manifest-pages.ts): the pages, then the header.
     const paged = pageManifest(manifest, pages);
-    for (const p of paged.pages) {
+    for (const p of pages.inline === true ? [] : paged.pages) {
       const body = Buffer.from(p.text, "utf8");
       await v.store.put(v.bucket, snapshotPageKey(manifestKey, p.index), body, { ...objectMeta({ sha256: p.ref.sha256, codec: "none", size: body.length }), [META_DATABASE]: v.databaseId });
     }
-    text = serializePagedHeader(paged.header);
+    text = serializePagedHeader(pages.inline === true ? { ...paged.header, pages: inlinePageRefs(paged.pages) } : paged.header);
   }
   const bytes = Buffer.from(text, "utf8");
   const manifestSha256 = sha256Hex(bytes);

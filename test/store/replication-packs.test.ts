@@ -17,7 +17,7 @@ import { createObjectStore } from "../../store/factory.js";
 import { openManifest, StoreManifestObjects } from "../../store/manifest-pages.js";
 import type { ObjectStore } from "../../store/object-store.js";
 import { replicateSnapshotBatch, type SnapshotBatch } from "../../store/replication.js";
-import { recordingCalls, stackClients } from "../support/harness.js";
+import { listKeys, recordingCalls, stackClients } from "../support/harness.js";
 import { makeChunk, putPackedManifest, storeChunkObject, storeRecordedPacks, type Chunk, type PackedVault } from "./packed-vault.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
@@ -62,7 +62,7 @@ interface PackedSnapshot {
  * which reuses chunks in an older pack and one chunk object from before
  * packs: its manifest lists only its own packs.
  */
-async function packedSnapshot(tag: string, newCount: number, pages?: { chunks: number; bytes: number }): Promise<PackedSnapshot> {
+async function packedSnapshot(tag: string, newCount: number, pages?: { chunks: number; bytes: number; inline?: boolean }): Promise<PackedSnapshot> {
   const v = vault();
   const reused = await Promise.all([0, 1, 2].map((i) => makeChunk(`${tag} old ${i}`)));
   const older = await storeRecordedPacks(v, reused);
@@ -229,6 +229,24 @@ describe("replicateSnapshotBatch with packs", () => {
     expect([opened!.format, opened!.pageCount, refs]).toEqual([2, 5, 24]);
     for (const p of [...s.own, ...s.older]) expect(await replicaStore.head(replicaBucket, vaultPackKey(DB, p.name))).toBeDefined();
     expect(await replicaStore.head(replicaBucket, vaultChunkKey(DB, s.loose.sha256))).toBeDefined();
+  });
+
+  it("format 2 with its pages in the header: copies no page object, the header last, and the replica reads every page from it", async () => {
+    // Prepare: 24 chunk references on pages of 5 (5 pages), carried by the header
+    const s = await packedSnapshot("inline", 20, { chunks: 5, bytes: 1 << 20, inline: true });
+    const replica = { store: countedStore(replicaStore), bucket: replicaBucket };
+
+    // Act
+    const { last } = await replicateAll(s, replica, { maxPacks: 16 });
+
+    // Assess: the positions and pages counted as before, but only the header was put under snapshots/
+    expect(last).toMatchObject({ done: true, chunks: 24, pages: 5, packs: 3 });
+    expect(replica.store.count("put", "snapshots")).toBe(1);
+    expect(await listKeys(replicaStore, replicaBucket, s.manifestKey.replace(/manifest\.json$/, "pages/"))).toEqual([]);
+    const opened = await openManifest(new StoreManifestObjects(replicaStore, replicaBucket), s.manifestKey);
+    let refs = 0;
+    for await (const e of opened!.entries()) if (e.type === "file") refs += e.chunks.length;
+    expect([opened!.format, opened!.pageCount, opened!.pageObjects, refs]).toEqual([2, 5, [], 24]);
   });
 
   it("does not write or read again the packs a replica already holds", async () => {
