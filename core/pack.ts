@@ -97,17 +97,22 @@ export const MAX_PACK_TARGET_SIZE = 1024 * MiB;
 
 /**
  * Chunks per pack a PackBuilder puts in by default. It binds only for chunks
- * that compress below ~8 KiB (a 32 MiB pack of pgbench blocks, ~5.7 KiB
- * stored each, holds ~5,800 and is cut at 4,096, ~23 MiB). It bounds what
- * ingest does per pack whatever the data: PromotePacks decodes and hashes
- * every chunk of a pack and records each one, and a batch is BATCH_PACKS
- * packs. At 16,384 (the cap until bench:scale at 100 GB of highly
+ * that compress below ~5.5 KiB (pgbench blocks, ~5.7 KiB stored each, fill a
+ * 32 MiB pack by size at ~5,800). It bounds what ingest does per pack
+ * whatever the data: PromotePacks decodes and hashes every chunk of a pack,
+ * and takes a pack this full alone (functions/snapshot/common.ts
+ * packsPerBatch). At 16,384 (the cap until bench:scale at 100 GB of highly
  * compressible blocks) a pack held 2 GiB of raw bytes and a batch 8 GiB and
  * 65,536 chunk records: 92 s of the step's 300 s on a quiet machine, a
- * timeout on a loaded one. At 4,096: at most 512 MiB raw per pack of 128 KiB
- * blocks, 2 GiB and 16,384 records per batch. Its index is 208 KiB.
+ * timeout on a loaded one. At 4,096 (stops 33-47) pgbench's scale-100
+ * cluster took 4 packs of 13-33 MB and, with its manifest's header and 2
+ * pages, 92 objects per GB stored, over issue 11's 64 (bench:snapshot-restore
+ * counts them since stop 48). At 6,144: at most 768 MiB raw per pack of 128
+ * KiB blocks, no chunk records (packs are recorded whole), and that cluster
+ * is 3 packs and one manifest object (docs/packs.md "Chunks per pack").
+ * Its index is 312 KiB.
  */
-export const DEFAULT_MAX_PACK_ENTRIES = 4_096;
+export const DEFAULT_MAX_PACK_ENTRIES = 6_144;
 /** The format's own cap (parse refuses more): an index of at most 16 MiB, as restic's header. */
 export const MAX_PACK_ENTRIES = Math.floor((16 * MiB) / PACK_INDEX_ENTRY_SIZE);
 /** One ranged GET of this many bytes from the end reads the whole tail of a pack built with the default entry cap. */

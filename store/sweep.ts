@@ -92,7 +92,7 @@ export const SWEEP_PAGE = 1000;
 export const SWEEP_PARTITIONS = 16;
 /** Distinct hashes the mark holds before it writes them out as a run (32 MB). */
 export const MARK_RUN_HASHES = 1_000_000;
-/** Pack records whose indexes the index phase reads per page (a page's entries are held: at most 64 × 4,096). */
+/** Pack records whose indexes the index phase reads per page (a page's entries are held: at most 64 × 6,144, core/pack.ts DEFAULT_MAX_PACK_ENTRIES). */
 export const INDEX_PAGE = 64;
 /** Index entries the index phase holds before it writes them out as a run (68 B each: 17 MB). */
 export const INDEX_RUN_ENTRIES = 262_144;

@@ -41,7 +41,7 @@ export const BATCH_PACKS = 4;
 /**
  * New chunks a PromotePacks batch should hold at most, on average: a pack
  * of many chunks (highly compressible data fills one by entries, up to
- * 4,096, ~512 MiB raw) goes alone, so that the Map's iterations (4 at once)
+ * DEFAULT_MAX_PACK_ENTRIES, 6,144, ~768 MiB raw) goes alone, so that the Map's iterations (4 at once)
  * decode and hash the snapshot in parallel sandboxes instead of one
  * invocation doing 4 such packs one after the other.
  */
