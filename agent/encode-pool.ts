@@ -207,7 +207,10 @@ export class EncodePool {
     }
   }
 
+  /** Ends the workers and lets the kept buffers go (the push closes the pool once every chunk is encoded, before its manifest). */
   close(): Promise<void> {
+    this.spare.length = 0;
+    this.spareOut.length = 0;
     return this.calls.close("the push encode pool is closed");
   }
 }
