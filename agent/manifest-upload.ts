@@ -80,8 +80,6 @@ export interface UploadedManifest {
   format: 1 | 2;
   /** Format 2: its pages. */
   pages?: number;
-  /** Format 2: the pages uploaded as objects of their own (0 when the header carries them all). */
-  pageObjects?: number;
   /** Format 2: the header's totals (newChunks and newStoredBytes count a new chunk once per page it is on). */
   totals?: SnapshotTotals;
 }
@@ -218,7 +216,6 @@ export async function uploadPagedManifest(store: ObjectStore, bucket: string, so
     uploadedAt,
     format: 2,
     pages: refs.length,
-    pageObjects: held === undefined ? refs.length : 0,
     totals: header.totals,
   };
 }

@@ -529,11 +529,11 @@ export async function snapshotPush(
       throw e;
     }
     const tPushed = performance.now();
-    // Every chunk is encoded and every pack uploaded: the workers and the buffers kept for them go before the
-    // manifest is written, which holds its pages when they are few (agent/manifest-upload.ts). With them kept, the
-    // manifest's ~20 MB came on top of four 32 MiB pack buffers (peak RSS 256 MB on data that compresses 2-3x).
+    // Every chunk is encoded and every pack uploaded (pipeline.finish() let its pack buffers go): the workers and their
+    // buffers go too before the manifest is written, which holds its pages when they are few (agent/manifest-upload.ts).
+    // With them kept, the manifest's ~20 MB came on top of four 32 MiB pack buffers (peak RSS 256 MB on data that
+    // compresses 2-3x).
     await encoder?.close();
-    pipeline.releaseBuffers();
 
     // The commit point: the manifest, last.
     stats.phase = "uploading manifest";
@@ -1003,12 +1003,9 @@ class ChunkPipeline {
       if (this.builder.count > 0) await this.sealPack();
       await this.settle();
       this.check();
+      // Every pack is uploaded: the buffers kept for the next ones go (the manifest, written next, may hold its pages).
+      this.packPool.length = 0;
     }
-  }
-
-  /** After finish(): drops the pack buffers kept for the next packs (there are none). */
-  releaseBuffers(): void {
-    this.packPool.length = 0;
   }
 
   /**

@@ -128,17 +128,17 @@ import { benchArgs } from "./args.js";
 /** The vault's packs and the snapshot's manifest objects after the push: how many, their bytes, objects per GB stored. */
 async function vaultObjects(stack: LocalStack, snapshotId: string): Promise<{ packs: number; manifestObjects: number; storedMB: number; objectsPerGbStored: number }> {
   const store = createObjectStore({ ...stack.config, name: "vault" });
-  let packs = 0;
-  let manifestObjects = 0;
   let bytes = 0;
-  for await (const o of store.list(stack.config.vaultBucket, vaultPacksPrefix(DB_ID))) {
-    packs++;
-    bytes += o.size;
-  }
-  for await (const o of store.list(stack.config.vaultBucket, `${vaultSnapshotsPrefix(DB_ID)}${snapshotId}/`)) {
-    manifestObjects++;
-    bytes += o.size;
-  }
+  const count = async (prefix: string): Promise<number> => {
+    let n = 0;
+    for await (const o of store.list(stack.config.vaultBucket, prefix)) {
+      n++;
+      bytes += o.size;
+    }
+    return n;
+  };
+  const packs = await count(vaultPacksPrefix(DB_ID));
+  const manifestObjects = await count(`${vaultSnapshotsPrefix(DB_ID)}${snapshotId}/`);
   return { packs, manifestObjects, storedMB: round(bytes / 1e6, 2), objectsPerGbStored: round((packs + manifestObjects) / (bytes / 1e9), 1) };
 }
 
